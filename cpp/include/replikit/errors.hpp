@@ -1,0 +1,83 @@
+#pragma once
+/// \file errors.hpp
+/// The one exception hierarchy of replikit. Expected outcomes (a routing decision, a
+/// failover plan) are values; exceptions are for bad input and broken connections.
+/// The bindings map each class to a Python exception in one place (cpp/bindings/errors.cpp).
+
+#include <stdexcept>
+#include <string>
+
+namespace replikit {
+
+/// Base of every replikit error.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Bad input to a public function; `argument()` names the offending argument.
+class InvalidArgument : public Error {
+ public:
+  InvalidArgument(std::string argument, const std::string& message)
+      : Error(argument + ": " + message), argument_(std::move(argument)) {}
+  /// The name of the argument that was rejected.
+  const std::string& argument() const noexcept { return argument_; }
+
+ private:
+  std::string argument_;
+};
+
+/// A session token that is malformed, from an unknown version, or fails its signature.
+class TokenError : public InvalidArgument {
+ public:
+  using InvalidArgument::InvalidArgument;
+};
+
+/// A name (node, key, ...) that is not known.
+class NotFound : public InvalidArgument {
+ public:
+  using InvalidArgument::InvalidArgument;
+};
+
+/// A capacity bound of the library was reached (nodes per topology, queue length, ...).
+class CapacityExceeded : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A connection could not be made or broke.
+class ConnectionError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A bounded wait ran out.
+class TimeoutError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The server rejected a statement; keeps the SQLSTATE (five characters, may be empty).
+class QueryError : public Error {
+ public:
+  QueryError(const std::string& message, std::string sqlstate)
+      : Error(message), sqlstate_(std::move(sqlstate)) {}
+  /// The SQLSTATE the server reported, e.g. "42P01"; empty when unknown.
+  const std::string& sqlstate() const noexcept { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
+};
+
+/// The connection broke while a commit was in flight: it may or may not have committed.
+class CommitUnknown : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Throws InvalidArgument(argument, message) unless `condition` holds.
+inline void require(bool condition, const char* argument, const std::string& message) {
+  if (!condition) throw InvalidArgument(argument, message);
+}
+
+}  // namespace replikit
