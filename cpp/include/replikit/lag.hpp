@@ -1,0 +1,135 @@
+#pragma once
+/// \file lag.hpp
+/// Replica lag in bytes and in time, with thresholds and hysteresis.
+///
+/// Time lag is derived from the primary's LSN history: a replica that has replayed LSN L is
+/// behind by (now - the moment the primary first wrote past L). The history stores runs of
+/// equal LSNs as one entry, so an idle primary costs nothing, and it is bounded: the oldest
+/// entries are dropped first, and a replica older than the whole history is reported with
+/// the lag to the oldest entry (a lower bound, flagged in ReplicaLag::lag_is_lower_bound).
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "replikit/lsn.hpp"
+#include "replikit/topology.hpp"
+
+namespace replikit {
+
+/// Thresholds and bounds of a LagTracker.
+struct LagConfig {
+  double lag_ms_max = 1000.0;     ///< a replica turns LAGGING above this time lag
+  double recover_ms = 500.0;      ///< ... and OK again only below this (<= lag_ms_max)
+  std::int64_t lag_bytes_max = 0;   ///< also LAGGING above this many bytes (0: no byte threshold)
+  std::int64_t recover_bytes = 0;   ///< ... and OK again only below this (<= lag_bytes_max)
+  double stale_sample_ms = 1000.0;  ///< a replica silent this long is judged at the primary's time
+  std::size_t history_capacity = 8192;  ///< primary LSN history entries kept (>= 2)
+  std::size_t event_capacity = 1024;    ///< transition events kept (>= 1)
+};
+
+/// What a transition event says.
+enum class LagEventKind : std::uint8_t { BecameLagging = 0, Recovered = 1 };
+
+/// One OK <-> LAGGING transition.
+struct LagEvent {
+  std::uint64_t sequence = 0;  ///< 1, 2, 3, ... in order of occurrence
+  int node = kNoNode;
+  LagEventKind kind = LagEventKind::BecameLagging;
+  std::int64_t time_ns = 0;
+  std::int64_t lag_ns = 0;
+  std::int64_t lag_bytes = 0;
+};
+
+/// A replica's lag as last computed.
+struct ReplicaLag {
+  int node = kNoNode;
+  bool known = false;            ///< false until the first sample after construction or reset
+  Lsn receive_lsn;
+  Lsn replay_lsn;
+  std::int64_t lag_bytes = 0;    ///< primary's current LSN - replay LSN (>= 0)
+  std::int64_t receive_lag_bytes = 0;
+  std::int64_t lag_ns = 0;       ///< time lag of replay
+  bool lag_is_lower_bound = false;  ///< the replica is older than the kept history
+  LagState state = LagState::Ok;
+  std::int64_t sample_time_ns = 0;  ///< when the replica was last sampled
+};
+
+/// Tracks every replica's lag from samples and publishes it into the Topology for routing.
+/// Thread-safe: samples and queries may come from any thread.
+class LagTracker {
+ public:
+  /// A tracker feeding `topology`; throws InvalidArgument for inconsistent `config`.
+  LagTracker(std::shared_ptr<Topology> topology, LagConfig config = {});
+
+  /// The primary was at `current_lsn` at `now_ns`. Times and LSNs must not go backwards
+  /// (call reset() after a primary change).
+  void primary_sample(std::int64_t now_ns, Lsn current_lsn);
+  /// Replica `node` had received `receive_lsn` and replayed `replay_lsn` at `now_ns`.
+  void replica_sample(int node, std::int64_t now_ns, Lsn receive_lsn, Lsn replay_lsn);
+  /// The same, by node name.
+  void replica_sample(std::string_view name, std::int64_t now_ns, Lsn receive_lsn, Lsn replay_lsn);
+
+  /// Replica `node`'s lag as last computed.
+  ReplicaLag replica(int node) const;
+  /// Every current replica's lag.
+  std::vector<ReplicaLag> replicas() const;
+  /// Transition events with sequence > `after_sequence`, oldest first, at most `max_events`.
+  std::vector<LagEvent> events(std::uint64_t after_sequence = 0, std::size_t max_events = 1024) const;
+  /// Events dropped because the event buffer was full.
+  std::uint64_t events_dropped() const;
+  /// When the primary first wrote past `lsn` (interpolated between samples), or INT64_MIN
+  /// when it has not yet, per the kept history.
+  std::int64_t primary_time_past(Lsn lsn) const;
+  /// The primary's last sampled LSN.
+  Lsn primary_lsn() const;
+  /// Entries in the primary LSN history now.
+  std::size_t history_size() const;
+  /// Forgets the history and all replica lag (after a primary change).
+  void reset();
+
+  /// The configuration in force.
+  const LagConfig& config() const noexcept { return config_; }
+  /// The topology this tracker feeds.
+  const std::shared_ptr<Topology>& topology() const noexcept { return topology_; }
+
+ private:
+  struct HistoryEntry {
+    std::uint64_t lsn;
+    std::int64_t first_ns;  // first sample at this LSN
+    std::int64_t last_ns;   // last sample at this LSN
+  };
+  struct Replica {
+    bool known = false;
+    Lsn receive_lsn, replay_lsn;
+    std::int64_t sample_ns = 0;
+    std::int64_t lag_ns = 0, lag_bytes = 0, receive_lag_bytes = 0;
+    bool lower_bound = false;
+    bool lagging = false;
+  };
+
+  std::int64_t crossing_ns_locked(std::uint64_t lsn, bool* lower_bound) const;
+  void evaluate_locked(int node, std::int64_t at_ns);
+  void record_event_locked(int node, LagEventKind kind, std::int64_t time_ns, const Replica& r);
+  ReplicaLag view_locked(int node) const;
+
+  std::shared_ptr<Topology> topology_;
+  LagConfig config_;
+  std::int64_t lag_ns_max_, recover_ns_, stale_ns_;
+  mutable std::mutex mutex_;
+  std::deque<HistoryEntry> history_;
+  std::int64_t last_primary_ns_ = 0;
+  bool have_primary_ = false;
+  std::vector<Replica> replicas_;  // indexed by node, sized kMaxNodes
+  std::deque<LagEvent> events_;
+  std::uint64_t next_sequence_ = 1;
+  std::uint64_t dropped_ = 0;
+};
+
+/// Text names for enums.
+const char* to_string(LagEventKind kind) noexcept;
+
+}  // namespace replikit

@@ -1,0 +1,172 @@
+#pragma once
+/// \file router.hpp
+/// Where each query goes: writes to the primary, reads to a replica that satisfies the
+/// requested consistency, or to the primary with the reason no replica did.
+///
+/// The read path takes no lock and allocates nothing. Per-thread state (round-robin cursor,
+/// seeded generator, decision counters) lives in one of kRouterThreadSlots padded slots that a
+/// thread owns while it lives; threads beyond that share one overflow slot.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "replikit/session.hpp"
+#include "replikit/topology.hpp"
+
+namespace replikit {
+
+/// How reads are spread over the replicas that qualify.
+enum class Policy : std::uint8_t {
+  RoundRobin = 0,        ///< in turn
+  Weighted = 1,          ///< smooth weighted round-robin by NodeSpec::weight
+  LeastLag = 2,          ///< the replica with the smallest time lag
+  LeastOutstanding = 3,  ///< power of two choices over in-flight counts (Router::begin / end)
+  NearestRegion = 4,     ///< round-robin within the request's region, else anywhere
+};
+
+/// What a read must see.
+enum class Consistency : std::uint8_t {
+  Eventual = 0,          ///< any healthy replica
+  ReadYourWrites = 1,    ///< a replica that replayed the session's writes
+  Monotonic = 2,         ///< a replica at least as new as what the session already read
+  Causal = 3,            ///< both of the above, including merged tokens
+  BoundedStaleness = 4,  ///< a replica whose time lag is at most max_staleness_ms
+  Strong = 5,            ///< the primary
+};
+
+/// Why a request went where it went.
+enum class Reason : std::uint8_t {
+  Write = 0,               ///< a write: the primary
+  ReplicaAvailable = 1,    ///< eventual read served by a replica
+  ReplicaCaughtUp = 2,     ///< a replica covering the session's LSN
+  ReplicaFresh = 3,        ///< a replica within the staleness bound
+  StrongRead = 4,          ///< strong read: the primary
+  RecentWrite = 5,         ///< time-window rule: the session wrote recently and no LSN is known
+  AllReplicasLagging = 6,  ///< every up replica is LAGGING: the primary
+  NoReplicaCaughtUp = 7,   ///< no healthy replica covers the session's LSN: the primary
+  NoReplicaFresh = 8,      ///< no healthy replica is within the staleness bound: the primary
+  NoReplicaUp = 9,         ///< no replica is up (or there are none): the primary
+  PrimaryDown = 10,        ///< a write while the primary is down: no node
+};
+inline constexpr int kReasonCount = 11;
+
+/// Per-thread router state slots.
+inline constexpr int kRouterThreadSlots = 64;
+
+/// The outcome of routing one request. `node` is kNoNode when nothing can serve it (the primary
+/// is down and no replica qualifies); `reason` still says why no replica was chosen.
+struct Decision {
+  int node = kNoNode;
+  Reason reason = Reason::NoReplicaUp;
+  std::uint64_t epoch = 0;   ///< topology epoch the decision was made in
+  Lsn required_lsn;          ///< the LSN the chosen node had to cover (0/0: none)
+  /// True when the request goes to the primary.
+  bool to_primary() const noexcept {
+    return reason == Reason::Write || reason == Reason::StrongRead || reason == Reason::RecentWrite ||
+           reason == Reason::AllReplicasLagging || reason == Reason::NoReplicaCaughtUp ||
+           reason == Reason::NoReplicaFresh || reason == Reason::NoReplicaUp;
+  }
+};
+
+/// Per-read options.
+struct ReadOptions {
+  double max_staleness_ms = -1;  ///< required for BoundedStaleness (>= 0)
+  int region = kNoNode;          ///< Topology::region_id of the client (NearestRegion); kNoNode: router default
+};
+
+/// Router settings.
+struct RouterConfig {
+  Policy policy = Policy::RoundRobin;
+  double time_window_ms = 2000;  ///< after a write with no known LSN, reads go to the primary this long (0: off)
+  std::uint64_t seed = 0;        ///< seeds the per-thread generators (LeastOutstanding, Weighted fallback)
+  std::string region;            ///< default client region for NearestRegion
+};
+
+/// Decision counts, summed over threads.
+struct RouterCounters {
+  std::vector<std::uint64_t> by_node;                    ///< indexed by node index
+  std::array<std::uint64_t, kReasonCount> by_reason{};   ///< indexed by Reason
+  std::uint64_t total = 0;
+};
+
+/// Routes reads and writes over a Topology. Thread-safe; share one per application.
+class Router {
+ public:
+  /// A router over `topology`; throws InvalidArgument for a bad `config`.
+  Router(std::shared_ptr<Topology> topology, RouterConfig config = {});
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  /// Where a write goes: the primary (Reason::Write), or kNoNode (Reason::PrimaryDown).
+  Decision route_write() noexcept;
+  /// Where a read of `session` at `consistency` goes at time `now_ns`. Throws InvalidArgument
+  /// only for bad input (BoundedStaleness without a valid max_staleness_ms, negative now_ns).
+  Decision route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
+                      const ReadOptions& options = {});
+
+  /// Counts a request starting on `node` (for LeastOutstanding).
+  void begin(int node);
+  /// Counts a request on `node` finishing.
+  void end(int node);
+
+  /// Decision counts so far.
+  RouterCounters counters() const;
+  /// Zeroes the decision counters.
+  void reset_counters();
+
+  /// The topology routed over.
+  const std::shared_ptr<Topology>& topology() const noexcept { return topology_; }
+  /// The settings in force.
+  const RouterConfig& config() const noexcept { return config_; }
+
+  /// Starts a request on `node` and ends it when destroyed.
+  class InFlight {
+   public:
+    InFlight(Router& router, int node) : router_(&router), node_(node) { router.begin(node); }
+    ~InFlight() {
+      if (router_ != nullptr) router_->end(node_);
+    }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    InFlight(InFlight&& o) noexcept : router_(o.router_), node_(o.node_) { o.router_ = nullptr; }
+    InFlight& operator=(InFlight&&) = delete;
+
+   private:
+    Router* router_;
+    int node_;
+  };
+
+ private:
+  struct ThreadState;
+  ThreadState& thread_state() noexcept;
+  void count(ThreadState& ts, int node, Reason reason) noexcept;
+  int pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why) noexcept;
+  int pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
+                Reason* why) noexcept;
+  void refresh_schedule() noexcept;
+
+  std::shared_ptr<Topology> topology_;
+  RouterConfig config_;
+  std::int64_t time_window_ns_;
+  int default_region_;
+  std::unique_ptr<ThreadState[]> states_;  // kRouterThreadSlots + 1 (overflow)
+  // Smooth weighted round-robin schedule, rebuilt when Topology::weights_version changes.
+  static constexpr int kScheduleMax = 4096;
+  std::array<std::atomic<std::int16_t>, kScheduleMax> schedule_{};
+  std::atomic<int> schedule_length_{0};
+  std::atomic<std::uint64_t> schedule_version_{0};
+  std::mutex schedule_mutex_;
+};
+
+/// Text names for enums, as used in messages and Python reprs.
+const char* to_string(Policy policy) noexcept;
+const char* to_string(Consistency consistency) noexcept;
+const char* to_string(Reason reason) noexcept;
+
+}  // namespace replikit

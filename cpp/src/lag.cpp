@@ -1,0 +1,219 @@
+#include "replikit/lag.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "replikit/errors.hpp"
+
+namespace replikit {
+
+namespace {
+
+constexpr double kMaxMs = 1e10;  // about 115 days: keeps every ms -> ns conversion in range
+
+std::int64_t ms_to_ns(double ms, const char* argument) {
+  require(std::isfinite(ms), argument, "must be a finite number of milliseconds");
+  require(ms >= 0, argument, "must not be negative");
+  require(ms <= kMaxMs, argument, "must be at most 1e10 ms");
+  return static_cast<std::int64_t>(std::llround(ms * 1e6));
+}
+
+}  // namespace
+
+const char* to_string(LagEventKind kind) noexcept {
+  return kind == LagEventKind::BecameLagging ? "became_lagging" : "recovered";
+}
+
+LagTracker::LagTracker(std::shared_ptr<Topology> topology, LagConfig config)
+    : topology_(std::move(topology)), config_(config) {
+  require(topology_ != nullptr, "topology", "must not be null");
+  lag_ns_max_ = ms_to_ns(config_.lag_ms_max, "lag_ms_max");
+  recover_ns_ = ms_to_ns(config_.recover_ms, "recover_ms");
+  stale_ns_ = ms_to_ns(config_.stale_sample_ms, "stale_sample_ms");
+  require(config_.recover_ms <= config_.lag_ms_max, "recover_ms", "must not exceed lag_ms_max");
+  require(config_.lag_bytes_max >= 0, "lag_bytes_max", "must not be negative (0 disables it)");
+  require(config_.recover_bytes >= 0, "recover_bytes", "must not be negative");
+  require(config_.lag_bytes_max == 0 || config_.recover_bytes <= config_.lag_bytes_max, "recover_bytes",
+          "must not exceed lag_bytes_max");
+  require(config_.history_capacity >= 2 && config_.history_capacity <= (1u << 24), "history_capacity",
+          "must be in [2, 16777216]");
+  require(config_.event_capacity >= 1 && config_.event_capacity <= (1u << 20), "event_capacity",
+          "must be in [1, 1048576]");
+  replicas_.resize(kMaxNodes);
+}
+
+void LagTracker::primary_sample(std::int64_t now_ns, Lsn current_lsn) {
+  require(now_ns >= 0, "now_ns", "must not be negative");
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (have_primary_ && now_ns < last_primary_ns_) {
+    throw InvalidArgument("now_ns", "primary samples went back in time (" + std::to_string(now_ns) +
+                                        " < " + std::to_string(last_primary_ns_) + ")");
+  }
+  if (!history_.empty() && current_lsn.value < history_.back().lsn) {
+    throw InvalidArgument("current_lsn", "primary LSN went backwards (" + current_lsn.to_string() + " < " +
+                                             Lsn(history_.back().lsn).to_string() +
+                                             "); call reset() after a primary change");
+  }
+  if (!history_.empty() && current_lsn.value == history_.back().lsn) {
+    history_.back().last_ns = now_ns;
+  } else {
+    history_.push_back({current_lsn.value, now_ns, now_ns});
+    while (history_.size() > config_.history_capacity) history_.pop_front();
+  }
+  have_primary_ = true;
+  last_primary_ns_ = now_ns;
+  topology_->publish_primary_lsn(topology_->primary(), current_lsn);
+  // Byte lag moves with the primary; a silent replica is judged at the primary's time.
+  int n = topology_->size();
+  for (int i = 0; i < n; ++i) {
+    if (!replicas_[i].known || role_of(topology_->flags(i)) != Role::Replica) continue;
+    std::int64_t at = now_ns - replicas_[i].sample_ns > stale_ns_ ? now_ns : replicas_[i].sample_ns;
+    evaluate_locked(i, at);
+  }
+}
+
+void LagTracker::replica_sample(std::string_view name, std::int64_t now_ns, Lsn receive_lsn, Lsn replay_lsn) {
+  replica_sample(topology_->index_of(name, "name"), now_ns, receive_lsn, replay_lsn);
+}
+
+void LagTracker::replica_sample(int node, std::int64_t now_ns, Lsn receive_lsn, Lsn replay_lsn) {
+  topology_->check_index(node, "node");
+  require(role_of(topology_->flags(node)) == Role::Replica, "node",
+          "'" + topology_->name(node) + "' is not a replica");
+  require(now_ns >= 0, "now_ns", "must not be negative");
+  std::lock_guard<std::mutex> lock(mutex_);
+  Replica& r = replicas_[node];
+  if (r.known && now_ns < r.sample_ns) {
+    throw InvalidArgument("now_ns", "samples of '" + topology_->name(node) + "' went back in time");
+  }
+  r.known = true;
+  r.receive_lsn = receive_lsn;
+  r.replay_lsn = replay_lsn;
+  r.sample_ns = now_ns;
+  evaluate_locked(node, now_ns);
+}
+
+std::int64_t LagTracker::crossing_ns_locked(std::uint64_t lsn, bool* lower_bound) const {
+  *lower_bound = false;
+  auto it = std::upper_bound(history_.begin(), history_.end(), lsn,
+                             [](std::uint64_t v, const HistoryEntry& e) { return v < e.lsn; });
+  if (it == history_.end()) return std::numeric_limits<std::int64_t>::min();
+  if (it == history_.begin()) {
+    *lower_bound = true;
+    return it->first_ns;
+  }
+  const HistoryEntry& before = *(it - 1);
+  // The primary went from before.lsn (still there at before.last_ns) to it->lsn (first seen at
+  // it->first_ns); assume a steady WAL rate in between to place the moment it passed `lsn`.
+  long double span_bytes = static_cast<long double>(it->lsn - before.lsn);
+  long double frac = static_cast<long double>(lsn + 1 - before.lsn) / span_bytes;
+  long double span_ns = static_cast<long double>(it->first_ns - before.last_ns);
+  return before.last_ns + static_cast<std::int64_t>(frac * span_ns);
+}
+
+void LagTracker::evaluate_locked(int node, std::int64_t at_ns) {
+  Replica& r = replicas_[node];
+  std::uint64_t primary_lsn = history_.empty() ? 0 : history_.back().lsn;
+  r.lag_bytes = std::max<std::int64_t>(0, lsn_diff_bytes(Lsn(primary_lsn), r.replay_lsn));
+  r.receive_lag_bytes = std::max<std::int64_t>(0, lsn_diff_bytes(Lsn(primary_lsn), r.receive_lsn));
+  bool lower = false;
+  std::int64_t crossing = history_.empty() ? std::numeric_limits<std::int64_t>::min()
+                                           : crossing_ns_locked(r.replay_lsn.value, &lower);
+  r.lag_ns = crossing == std::numeric_limits<std::int64_t>::min() ? 0 : std::max<std::int64_t>(0, at_ns - crossing);
+  r.lower_bound = lower;
+
+  const bool bytes_on = config_.lag_bytes_max > 0;
+  bool lagging;
+  if (r.lagging) {
+    bool recovered = r.lag_ns < recover_ns_ && (!bytes_on || r.lag_bytes < config_.recover_bytes ||
+                                                 (config_.recover_bytes == 0 && r.lag_bytes == 0));
+    lagging = !recovered;
+  } else {
+    lagging = r.lag_ns > lag_ns_max_ || (bytes_on && r.lag_bytes > config_.lag_bytes_max);
+  }
+  if (lagging != r.lagging) {
+    r.lagging = lagging;
+    record_event_locked(node, lagging ? LagEventKind::BecameLagging : LagEventKind::Recovered, at_ns, r);
+  }
+  topology_->publish_lag(node, r.receive_lsn, r.replay_lsn, r.lag_bytes, r.lag_ns, r.lagging);
+}
+
+void LagTracker::record_event_locked(int node, LagEventKind kind, std::int64_t time_ns, const Replica& r) {
+  if (events_.size() >= config_.event_capacity) {
+    events_.pop_front();
+    ++dropped_;
+  }
+  events_.push_back({next_sequence_++, node, kind, time_ns, r.lag_ns, r.lag_bytes});
+}
+
+ReplicaLag LagTracker::view_locked(int node) const {
+  const Replica& r = replicas_[node];
+  ReplicaLag out;
+  out.node = node;
+  out.known = r.known;
+  out.receive_lsn = r.receive_lsn;
+  out.replay_lsn = r.replay_lsn;
+  out.lag_bytes = r.lag_bytes;
+  out.receive_lag_bytes = r.receive_lag_bytes;
+  out.lag_ns = r.lag_ns;
+  out.lag_is_lower_bound = r.lower_bound;
+  out.state = r.lagging ? LagState::Lagging : LagState::Ok;
+  out.sample_time_ns = r.sample_ns;
+  return out;
+}
+
+ReplicaLag LagTracker::replica(int node) const {
+  topology_->check_index(node, "node");
+  std::lock_guard<std::mutex> lock(mutex_);
+  return view_locked(node);
+}
+
+std::vector<ReplicaLag> LagTracker::replicas() const {
+  std::vector<ReplicaLag> out;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (int i : topology_->replicas()) out.push_back(view_locked(i));
+  return out;
+}
+
+std::vector<LagEvent> LagTracker::events(std::uint64_t after_sequence, std::size_t max_events) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<LagEvent> out;
+  for (const auto& e : events_) {
+    if (out.size() >= max_events) break;
+    if (e.sequence > after_sequence) out.push_back(e);
+  }
+  return out;
+}
+
+std::uint64_t LagTracker::events_dropped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return dropped_;
+}
+
+std::int64_t LagTracker::primary_time_past(Lsn lsn) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  bool lower = false;
+  return history_.empty() ? std::numeric_limits<std::int64_t>::min() : crossing_ns_locked(lsn.value, &lower);
+}
+
+Lsn LagTracker::primary_lsn() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return history_.empty() ? Lsn() : Lsn(history_.back().lsn);
+}
+
+std::size_t LagTracker::history_size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return history_.size();
+}
+
+void LagTracker::reset() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  history_.clear();
+  have_primary_ = false;
+  last_primary_ns_ = 0;
+  for (auto& r : replicas_) r = Replica{};
+  topology_->clear_lag();
+}
+
+}  // namespace replikit

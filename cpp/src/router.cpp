@@ -1,0 +1,417 @@
+#include "replikit/router.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "replikit/errors.hpp"
+#include "replikit/random.hpp"
+
+namespace replikit {
+
+namespace {
+
+// ---- thread slot registry: which of kRouterThreadSlots slots this thread owns ----
+std::atomic<std::uint64_t> g_slots_in_use{0};
+
+struct ThreadSlot {
+  int id = -1;  // -1: not yet assigned
+  ~ThreadSlot() {
+    if (id >= 0 && id < kRouterThreadSlots) {
+      g_slots_in_use.fetch_and(~(std::uint64_t{1} << id), std::memory_order_acq_rel);
+    }
+  }
+  int get() noexcept {
+    if (id >= 0) return id;
+    id = kRouterThreadSlots;  // overflow slot unless a free one is claimed below
+    std::uint64_t bits = g_slots_in_use.load(std::memory_order_acquire);
+    for (int attempt = 0; attempt < 256 && bits != ~std::uint64_t{0}; ++attempt) {
+      int free_bit = __builtin_ctzll(~bits);
+      if (g_slots_in_use.compare_exchange_weak(bits, bits | (std::uint64_t{1} << free_bit),
+                                               std::memory_order_acq_rel)) {
+        id = free_bit;
+        break;
+      }
+    }
+    return id;
+  }
+};
+
+thread_local ThreadSlot t_slot;
+
+constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+
+}  // namespace
+
+struct alignas(64) Router::ThreadState {
+  bool shared = false;  // the overflow slot: several threads, so read-modify-writes must be atomic
+  std::atomic<std::uint32_t> cursor{0};
+  std::atomic<std::uint64_t> draws{0};
+  std::uint64_t seed = 0;
+  std::array<std::atomic<std::uint64_t>, kMaxNodes> by_node{};
+  std::array<std::atomic<std::uint64_t>, kReasonCount> by_reason{};
+
+  template <typename T>
+  T bump(std::atomic<T>& v) noexcept {
+    if (shared) return v.fetch_add(1, std::memory_order_relaxed);
+    T old = v.load(std::memory_order_relaxed);
+    v.store(old + 1, std::memory_order_relaxed);
+    return old;
+  }
+  // The next position in [0, n) for round-robin.
+  std::uint32_t next_position(std::uint32_t n) noexcept {
+    if (shared) return cursor.fetch_add(1, std::memory_order_relaxed) % n;
+    std::uint32_t c = cursor.load(std::memory_order_relaxed);
+    if (c >= n) c = 0;
+    cursor.store(c + 1, std::memory_order_relaxed);
+    return c;
+  }
+  // A uniform integer in [0, n): counter-based, so the overflow slot needs no lock.
+  std::uint32_t random_below(std::uint32_t n) noexcept {
+    SplitMix64 mix(seed + bump(draws) * kGolden);
+    return static_cast<std::uint32_t>(((mix.next() >> 32) * n) >> 32);
+  }
+  double random_unit() noexcept {
+    SplitMix64 mix(seed + bump(draws) * kGolden);
+    return static_cast<double>(mix.next() >> 11) * 0x1.0p-53;
+  }
+};
+
+const char* to_string(Policy policy) noexcept {
+  switch (policy) {
+    case Policy::RoundRobin: return "round_robin";
+    case Policy::Weighted: return "weighted";
+    case Policy::LeastLag: return "least_lag";
+    case Policy::LeastOutstanding: return "least_outstanding";
+    case Policy::NearestRegion: return "nearest_region";
+  }
+  return "?";
+}
+
+const char* to_string(Consistency consistency) noexcept {
+  switch (consistency) {
+    case Consistency::Eventual: return "eventual";
+    case Consistency::ReadYourWrites: return "read_your_writes";
+    case Consistency::Monotonic: return "monotonic";
+    case Consistency::Causal: return "causal";
+    case Consistency::BoundedStaleness: return "bounded_staleness";
+    case Consistency::Strong: return "strong";
+  }
+  return "?";
+}
+
+const char* to_string(Reason reason) noexcept {
+  switch (reason) {
+    case Reason::Write: return "write";
+    case Reason::ReplicaAvailable: return "replica_available";
+    case Reason::ReplicaCaughtUp: return "replica_caught_up";
+    case Reason::ReplicaFresh: return "replica_fresh";
+    case Reason::StrongRead: return "strong_read";
+    case Reason::RecentWrite: return "recent_write";
+    case Reason::AllReplicasLagging: return "all_replicas_lagging";
+    case Reason::NoReplicaCaughtUp: return "no_replica_caught_up";
+    case Reason::NoReplicaFresh: return "no_replica_fresh";
+    case Reason::NoReplicaUp: return "no_replica_up";
+    case Reason::PrimaryDown: return "primary_down";
+  }
+  return "?";
+}
+
+Router::Router(std::shared_ptr<Topology> topology, RouterConfig config)
+    : topology_(std::move(topology)), config_(std::move(config)) {
+  require(topology_ != nullptr, "topology", "must not be null");
+  require(static_cast<int>(config_.policy) <= 4, "policy",
+          "unknown policy");
+  require(std::isfinite(config_.time_window_ms) && config_.time_window_ms >= 0, "time_window_ms",
+          "must be a finite, non-negative number of milliseconds");
+  require(config_.time_window_ms <= 1e10, "time_window_ms", "must be at most 1e10 ms");
+  time_window_ns_ = static_cast<std::int64_t>(std::llround(config_.time_window_ms * 1e6));
+  default_region_ = config_.region.empty() ? kNoNode : topology_->region_id(config_.region);
+  require(config_.region.empty() || default_region_ != kNoNode, "region",
+          "no node is in region '" + config_.region + "'");
+  states_.reset(new ThreadState[kRouterThreadSlots + 1]);
+  for (int i = 0; i <= kRouterThreadSlots; ++i) {
+    states_[i].seed = SplitMix64(config_.seed ^ (static_cast<std::uint64_t>(i) * kGolden)).next();
+  }
+  states_[kRouterThreadSlots].shared = true;
+  refresh_schedule();
+}
+
+Router::~Router() = default;
+
+Router::ThreadState& Router::thread_state() noexcept { return states_[t_slot.get()]; }
+
+void Router::count(ThreadState& ts, int node, Reason reason) noexcept {
+  if (node >= 0) ts.bump(ts.by_node[node]);
+  ts.bump(ts.by_reason[static_cast<int>(reason)]);
+}
+
+void Router::refresh_schedule() noexcept {
+  std::unique_lock<std::mutex> lock(schedule_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) return;  // another thread is rebuilding; keep using the old one
+  std::uint64_t version = topology_->weights_version();
+  std::vector<int> nodes = topology_->replicas();
+  std::vector<double> weights;
+  double total = 0;
+  bool integral = true;
+  for (int i : nodes) {
+    double w = topology_->weight(i);
+    weights.push_back(w);
+    total += w;
+    integral = integral && w == std::floor(w);
+  }
+  int length = 0;
+  if (total > 0) {
+    // Integer weights: one exact period; otherwise a long enough approximation.
+    length = (integral && total <= kScheduleMax) ? static_cast<int>(total)
+                                                 : std::min<int>(kScheduleMax, 64 * static_cast<int>(nodes.size()));
+    std::vector<double> current(nodes.size(), 0.0);
+    for (int step = 0; step < length; ++step) {
+      std::size_t best = 0;
+      for (std::size_t k = 0; k < nodes.size(); ++k) {
+        current[k] += weights[k];
+        if (current[k] > current[best]) best = k;
+      }
+      current[best] -= total;
+      schedule_[step].store(static_cast<std::int16_t>(nodes[best]), std::memory_order_relaxed);
+    }
+  }
+  schedule_length_.store(length, std::memory_order_release);
+  schedule_version_.store(version, std::memory_order_release);
+}
+
+Decision Router::route_write() noexcept {
+  ThreadState& ts = thread_state();
+  Decision d;
+  d.epoch = topology_->epoch();
+  int p = topology_->primary();
+  bool up = (topology_->flags(p) & detail::kUpBit) != 0;
+  d.node = up ? p : kNoNode;
+  d.reason = up ? Reason::Write : Reason::PrimaryDown;
+  count(ts, d.node, d.reason);
+  return d;
+}
+
+namespace {
+
+// Can replica `i` serve a read needing `required_lsn` within `max_lag_ns` (< 0: no bound)?
+inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std::int64_t max_lag_ns) noexcept {
+  std::uint32_t f = t.flags(i);
+  constexpr std::uint32_t mask = detail::kRoleMask | detail::kUpBit | detail::kLaggingBit;
+  if ((f & mask) != (static_cast<std::uint32_t>(Role::Replica) | detail::kUpBit)) return false;
+  if (required_lsn != 0 && t.replay_lsn(i) < required_lsn) return false;
+  if (max_lag_ns >= 0 && (!(f & detail::kLagKnownBit) || t.lag_ns(i) > max_lag_ns)) return false;
+  return true;
+}
+
+}  // namespace
+
+int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
+                 Reason* why) noexcept {
+  const Topology& t = *topology_;
+  const int n = t.replica_count();
+  if (n == 0) {
+    *why = Reason::NoReplicaUp;
+    return kNoNode;
+  }
+  const auto un = static_cast<std::uint32_t>(n);
+  // Fast paths: one or two probes; anything unusual goes to the fair, exhaustive pick.
+  switch (config_.policy) {
+    case Policy::RoundRobin: {
+      int i = t.replica_at(static_cast<int>(ts.next_position(un)));
+      if (qualifies(t, i, required_lsn, max_lag_ns)) return i;
+      break;
+    }
+    case Policy::Weighted: {
+      if (schedule_version_.load(std::memory_order_acquire) != t.weights_version()) refresh_schedule();
+      int length = schedule_length_.load(std::memory_order_acquire);
+      if (length > 0) {
+        int i = schedule_[ts.next_position(static_cast<std::uint32_t>(length))].load(std::memory_order_relaxed);
+        if (i >= 0 && i < t.size() && qualifies(t, i, required_lsn, max_lag_ns)) return i;
+      }
+      break;
+    }
+    case Policy::LeastOutstanding: {
+      if (n >= 2) {
+        std::uint32_t a = ts.random_below(un);
+        std::uint32_t b = ts.random_below(un - 1);
+        if (b >= a) ++b;
+        int ia = t.replica_at(static_cast<int>(a));
+        int ib = t.replica_at(static_cast<int>(b));
+        bool qa = qualifies(t, ia, required_lsn, max_lag_ns);
+        bool qb = qualifies(t, ib, required_lsn, max_lag_ns);
+        if (qa && qb) return t.outstanding(ib) < t.outstanding(ia) ? ib : ia;
+      }
+      break;
+    }
+    case Policy::NearestRegion:
+      if (region == kNoNode) {
+        int i = t.replica_at(static_cast<int>(ts.next_position(un)));
+        if (qualifies(t, i, required_lsn, max_lag_ns)) return i;
+      }
+      break;
+    case Policy::LeastLag:
+      break;
+  }
+  return pick_fair(ts, required_lsn, max_lag_ns, region, why);
+}
+
+int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
+                      Reason* why) noexcept {
+  const Topology& t = *topology_;
+  const int n = t.replica_count();
+  std::int16_t eligible[kMaxNodes];
+  std::int16_t local[kMaxNodes];
+  int m = 0, m_local = 0, up = 0, healthy = 0, covering = 0;
+  for (int k = 0; k < n; ++k) {
+    int i = t.replica_at(k);
+    std::uint32_t f = t.flags(i);
+    if (role_of(f) != Role::Replica || !(f & detail::kUpBit)) continue;
+    ++up;
+    if (f & detail::kLaggingBit) continue;
+    ++healthy;
+    if (required_lsn != 0 && t.replay_lsn(i) < required_lsn) continue;
+    ++covering;
+    if (max_lag_ns >= 0 && (!(f & detail::kLagKnownBit) || t.lag_ns(i) > max_lag_ns)) continue;
+    eligible[m++] = static_cast<std::int16_t>(i);
+    if (region != kNoNode && region_of(f) == region) local[m_local++] = static_cast<std::int16_t>(i);
+  }
+  if (m == 0) {
+    *why = up == 0        ? Reason::NoReplicaUp
+           : healthy == 0 ? Reason::AllReplicasLagging
+           : covering == 0 ? Reason::NoReplicaCaughtUp
+                           : Reason::NoReplicaFresh;
+    return kNoNode;
+  }
+  const auto um = static_cast<std::uint32_t>(m);
+  switch (config_.policy) {
+    case Policy::RoundRobin:
+      return eligible[ts.next_position(um)];
+    case Policy::NearestRegion:
+      if (m_local > 0) return local[ts.next_position(static_cast<std::uint32_t>(m_local))];
+      return eligible[ts.next_position(um)];
+    case Policy::Weighted: {
+      double total = 0;
+      for (int k = 0; k < m; ++k) total += t.weight(eligible[k]);
+      if (total <= 0) return eligible[ts.random_below(um)];
+      double x = ts.random_unit() * total;
+      for (int k = 0; k < m; ++k) {
+        x -= t.weight(eligible[k]);
+        if (x < 0) return eligible[k];
+      }
+      return eligible[m - 1];
+    }
+    case Policy::LeastLag: {
+      // Rotate the starting point so equal lags share the load.
+      std::uint32_t start = ts.next_position(um);
+      int best = eligible[start];
+      for (std::uint32_t k = 1; k < um; ++k) {
+        int i = eligible[(start + k) % um];
+        if (t.lag_ns(i) < t.lag_ns(best)) best = i;
+      }
+      return best;
+    }
+    case Policy::LeastOutstanding: {
+      if (m == 1) return eligible[0];
+      std::uint32_t a = ts.random_below(um);
+      std::uint32_t b = ts.random_below(um - 1);
+      if (b >= a) ++b;
+      int ia = eligible[a], ib = eligible[b];
+      return t.outstanding(ib) < t.outstanding(ia) ? ib : ia;
+    }
+  }
+  return eligible[0];
+}
+
+Decision Router::route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
+                            const ReadOptions& options) {
+  if (now_ns < 0) throw InvalidArgument("now_ns", "must not be negative");
+  Decision d;
+  d.epoch = topology_->epoch();
+  std::uint64_t required = 0;
+  std::int64_t max_lag_ns = -1;
+  bool replica_allowed = true;
+  Reason served = Reason::ReplicaAvailable;
+  switch (consistency) {
+    case Consistency::Strong:
+      replica_allowed = false;
+      d.reason = Reason::StrongRead;
+      break;
+    case Consistency::Eventual:
+      break;
+    case Consistency::ReadYourWrites:
+    case Consistency::Causal:
+      if (session.untracked_write_ns != kNever && time_window_ns_ > 0 &&
+          now_ns - session.untracked_write_ns < time_window_ns_) {
+        replica_allowed = false;
+        d.reason = Reason::RecentWrite;
+        break;
+      }
+      required = (consistency == Consistency::Causal ? session.causal_lsn() : session.write_lsn).value;
+      break;
+    case Consistency::Monotonic:
+      required = session.read_lsn.value;
+      break;
+    case Consistency::BoundedStaleness:
+      if (!(std::isfinite(options.max_staleness_ms) && options.max_staleness_ms >= 0 &&
+            options.max_staleness_ms <= 1e10)) {
+        throw InvalidArgument("max_staleness_ms",
+                              "BOUNDED_STALENESS needs a finite max_staleness_ms in [0, 1e10]");
+      }
+      max_lag_ns = static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
+      served = Reason::ReplicaFresh;
+      break;
+    default:
+      throw InvalidArgument("consistency", "unknown consistency level");
+  }
+  ThreadState& ts = thread_state();
+  if (replica_allowed) {
+    if (required != 0) served = Reason::ReplicaCaughtUp;
+    d.required_lsn = Lsn(required);
+    int region = options.region != kNoNode ? options.region : default_region_;
+    int node = pick(ts, required, max_lag_ns, region, &d.reason);
+    if (node != kNoNode) {
+      d.node = node;
+      d.reason = served;
+      count(ts, node, served);
+      return d;
+    }
+  }
+  int p = topology_->primary();
+  d.node = (topology_->flags(p) & detail::kUpBit) ? p : kNoNode;
+  count(ts, d.node, d.reason);
+  return d;
+}
+
+void Router::begin(int node) {
+  topology_->check_index(node, "node");
+  topology_->add_outstanding(node, 1);
+}
+
+void Router::end(int node) {
+  topology_->check_index(node, "node");
+  if (topology_->outstanding(node) <= 0) {
+    throw InvalidArgument("node", "end() without a matching begin() on node " + topology_->name(node));
+  }
+  topology_->add_outstanding(node, -1);
+}
+
+RouterCounters Router::counters() const {
+  RouterCounters out;
+  out.by_node.assign(static_cast<std::size_t>(topology_->size()), 0);
+  for (int s = 0; s <= kRouterThreadSlots; ++s) {
+    const ThreadState& ts = states_[s];
+    for (std::size_t i = 0; i < out.by_node.size(); ++i) out.by_node[i] += ts.by_node[i].load(std::memory_order_relaxed);
+    for (int r = 0; r < kReasonCount; ++r) out.by_reason[r] += ts.by_reason[r].load(std::memory_order_relaxed);
+  }
+  for (auto c : out.by_reason) out.total += c;
+  return out;
+}
+
+void Router::reset_counters() {
+  for (int s = 0; s <= kRouterThreadSlots; ++s) {
+    for (auto& c : states_[s].by_node) c.store(0, std::memory_order_relaxed);
+    for (auto& c : states_[s].by_reason) c.store(0, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace replikit

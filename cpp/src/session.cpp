@@ -1,0 +1,152 @@
+#include "replikit/session.hpp"
+
+#include "replikit/errors.hpp"
+
+namespace replikit {
+
+namespace {
+
+constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr std::size_t kMacBytes = 16;
+
+void append_hex(std::string& out, std::uint64_t v) {
+  static const char digits[] = "0123456789abcdef";
+  char buf[16];
+  int n = 0;
+  do {
+    buf[n++] = digits[v & 0xF];
+    v >>= 4;
+  } while (v != 0);
+  while (n > 0) out.push_back(buf[--n]);
+}
+
+std::string base64url(std::string_view bytes) {
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    auto b = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+             static_cast<unsigned char>(bytes[i + 2]);
+    out.push_back(kBase64Url[(b >> 18) & 63]);
+    out.push_back(kBase64Url[(b >> 12) & 63]);
+    out.push_back(kBase64Url[(b >> 6) & 63]);
+    out.push_back(kBase64Url[b & 63]);
+  }
+  std::size_t rest = bytes.size() - i;
+  if (rest > 0) {
+    unsigned b = static_cast<unsigned char>(bytes[i]) << 16;
+    if (rest == 2) b |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    out.push_back(kBase64Url[(b >> 18) & 63]);
+    out.push_back(kBase64Url[(b >> 12) & 63]);
+    if (rest == 2) out.push_back(kBase64Url[(b >> 6) & 63]);
+  }
+  return out;
+}
+
+std::string mac_text(const TokenSigner& signer, std::string_view payload) {
+  std::string mac = signer.mac(payload);
+  if (mac.size() < kMacBytes) throw Error("token signer returned fewer than 16 bytes");
+  return base64url(std::string_view(mac).substr(0, kMacBytes));
+}
+
+// Lower-case hex, 1 to 16 digits, no leading zeros except "0" itself (one spelling per value,
+// so a token cannot be altered without changing the signed text).
+std::uint64_t parse_hex_field(std::string_view field, const char* argument, const char* what) {
+  if (field.empty() || field.size() > 16 || (field.size() > 1 && field[0] == '0')) {
+    throw TokenError(argument, std::string("malformed token: bad ") + what + " field");
+  }
+  std::uint64_t v = 0;
+  for (char c : field) {
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else throw TokenError(argument, std::string("malformed token: bad ") + what + " field");
+    v = (v << 4) | static_cast<std::uint64_t>(d);
+  }
+  return v;
+}
+
+bool equal_constant_time(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+void Session::record_write(Lsn commit_lsn, std::int64_t now_ns) {
+  require(now_ns >= 0, "now_ns", "must not be negative");
+  if (commit_lsn.valid()) {
+    write_lsn = lsn_max(write_lsn, commit_lsn);
+  } else if (now_ns > untracked_write_ns) {
+    untracked_write_ns = now_ns;
+  }
+}
+
+void Session::merge(const Session& other) noexcept {
+  write_lsn = lsn_max(write_lsn, other.write_lsn);
+  read_lsn = lsn_max(read_lsn, other.read_lsn);
+  if (other.untracked_write_ns > untracked_write_ns) untracked_write_ns = other.untracked_write_ns;
+}
+
+std::string encode_token(const Session& session, const TokenSigner* signer) {
+  std::string out = "1.";
+  append_hex(out, session.write_lsn.value);
+  out.push_back('.');
+  append_hex(out, session.read_lsn.value);
+  out.push_back('.');
+  // Milliseconds are enough for a time window and keep the token short.
+  if (session.untracked_write_ns == kNever) out.push_back('x');
+  else append_hex(out, static_cast<std::uint64_t>(session.untracked_write_ns / 1000000));
+  if (signer != nullptr) {
+    std::string mac = mac_text(*signer, out);
+    out.push_back('.');
+    out += mac;
+  }
+  return out;
+}
+
+Session decode_token(std::string_view token, const TokenSigner* signer, const char* argument) {
+  if (token.size() > kMaxTokenLength) {
+    throw TokenError(argument, "token longer than " + std::to_string(kMaxTokenLength) + " characters");
+  }
+  if (token.empty()) throw TokenError(argument, "empty token");
+  std::string_view fields[5];
+  std::size_t count = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= token.size(); ++i) {
+    if (i == token.size() || token[i] == '.') {
+      if (count == 5) throw TokenError(argument, "malformed token: too many fields");
+      fields[count++] = token.substr(start, i - start);
+      start = i + 1;
+    }
+  }
+  if (fields[0] != "1") throw TokenError(argument, "unknown token version (expected 1)");
+  if (count != 4 && count != 5) throw TokenError(argument, "malformed token: expected 4 or 5 fields");
+  bool signed_token = count == 5;
+  if (signer != nullptr && !signed_token) throw TokenError(argument, "token is not signed");
+  if (signer == nullptr && signed_token) {
+    throw TokenError(argument, "token is signed but no signing key is configured");
+  }
+  if (signed_token) {
+    std::string_view payload = token.substr(0, token.size() - fields[4].size() - 1);
+    if (!equal_constant_time(mac_text(*signer, payload), fields[4])) {
+      throw TokenError(argument, "token signature does not verify (tampered, or signed with another key)");
+    }
+  }
+  Session s;
+  s.write_lsn = Lsn(parse_hex_field(fields[1], argument, "write LSN"));
+  s.read_lsn = Lsn(parse_hex_field(fields[2], argument, "read LSN"));
+  if (fields[3] == "x") {
+    s.untracked_write_ns = kNever;
+  } else {
+    std::uint64_t ms = parse_hex_field(fields[3], argument, "write time");
+    if (ms > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() / 1000000)) {
+      throw TokenError(argument, "malformed token: write time out of range");
+    }
+    s.untracked_write_ns = static_cast<std::int64_t>(ms) * 1000000;
+  }
+  return s;
+}
+
+}  // namespace replikit
