@@ -27,7 +27,7 @@ inline Lsn to_lsn(const py::handle& value, const char* argument) {
     return Lsn(i.cast<std::uint64_t>());
   }
   throw InvalidArgument(argument, std::string("expected an LSN (str like '16/B374D848' or int), got ") +
-                                      std::string(py::str(value.get_type().attr("__name__"))));
+                                      std::string(py::str(py::type::handle_of(value).attr("__name__"))));
 }
 
 /// A finite double, optionally required to be >= 0 or > 0.
