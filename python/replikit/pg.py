@@ -82,6 +82,7 @@ __all__ = [
     "LocalCluster",
     "Node",
     "parse_lsn",
+    "scratch_dir",
     "DEFAULT_PG_BIN_DIR",
     "MODES",
 ]
@@ -115,6 +116,27 @@ _TEMPLATE_SETTINGS: Dict[str, str] = {
 }
 _INITDB_ARGS = ("--no-sync", "-k", "-U", "postgres", "-A", "trust", "-E", "UTF8",
                 "--locale=C")
+
+
+def scratch_dir() -> str:
+    """Where a LocalCluster without a base_dir puts its directory.
+
+    ``$REPLIKIT_CLUSTER_TMPDIR`` if set; else /dev/shm when it is a writable tmpfs with
+    room to spare (copying three data directories to it takes about 0.1 s, versus about
+    2 s to the disk-backed /tmp measured here); else the system temp dir.
+    """
+    chosen = os.environ.get("REPLIKIT_CLUSTER_TMPDIR")
+    if chosen:
+        return chosen
+    shm = "/dev/shm"
+    try:
+        stats = os.statvfs(shm)
+        if (os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK)
+                and stats.f_bavail * stats.f_frsize >= 1 << 30):
+            return shm
+    except OSError:
+        pass
+    return tempfile.gettempdir()
 
 
 class ClusterError(RuntimeError):
@@ -171,35 +193,36 @@ def _log_tail(path: str, lines: int = _LOG_TAIL_LINES, offset: int = 0) -> str:
     return "\n".join(text[-lines:]) if text else "(server log is empty)"
 
 
-def _proc_group_members(pgid: int) -> List[int]:
-    """Live (non-zombie) PostgreSQL processes of process group ``pgid``.
+def _node_processes(data_dir: str, postmaster_pid: Optional[int] = None) -> List[int]:
+    """Live (non-zombie) PostgreSQL processes serving ``data_dir``.
 
-    Only processes whose executable name is ``postgres`` count, so a recycled process
-    group id never makes us touch an unrelated process.
+    Every PostgreSQL process (postmaster, backends, walsender/receiver, orphans of a
+    killed postmaster) runs with the data directory as its working directory, and
+    each child is its own process group, so the cwd is what ties them to a node.
+    Only executables named ``postgres`` count: a recycled pid is never touched.
     """
-    if not os.path.isdir("/proc/self"):
-        try:
-            os.killpg(pgid, 0)
-            return [pgid]
-        except (ProcessLookupError, PermissionError):
-            return []
-    members = []
+    if not os.path.isdir("/proc/self"):  # no procfs: only the postmaster is known
+        return [postmaster_pid] if postmaster_pid and _pid_alive(postmaster_pid) else []
+    want = os.path.realpath(data_dir)
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as handle:
                 stat = handle.read().decode("ascii", "replace")
+            # "pid (comm) state ...": comm is the executable name; PostgreSQL's
+            # rewriting of its ps display does not change it.
+            comm = stat[stat.find("(") + 1:stat.rfind(")")]
+            state = stat[stat.rfind(")") + 2:].split()[0]
+            if state == "Z" or not comm.startswith("postgres"):
+                continue
+            cwd = os.readlink(f"/proc/{entry}/cwd")
         except OSError:
             continue
-        # "pid (comm) state ppid pgrp ...": comm is the executable name, which the
-        # ps-display rewriting of PostgreSQL's children does not change.
-        comm = stat[stat.find("(") + 1:stat.rfind(")")]
-        fields = stat[stat.rfind(")") + 2:].split()
-        if (len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) == pgid
-                and comm.startswith("postgres")):
-            members.append(int(entry))
-    return members
+        if cwd == want or cwd == want + " (deleted)":
+            found.append(int(entry))
+    return sorted(found)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -218,6 +241,15 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode("ascii", "replace")
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].split()[0] == "Z"
 
 
 def _is_postmaster_of(pid: int, node: "Node") -> bool:
@@ -245,7 +277,8 @@ class LocalCluster:
 
     Parameters:
         base_dir: directory holding every node's data and log (created if missing);
-            default a fresh temporary directory, removed again by ``close()``.
+            default a fresh temporary directory (under ``scratch_dir()``), removed
+            again by ``close()``.
         replicas: number of streaming replicas, named ``r1``, ``r2``, ...
         mode: ``"async"``, ``"sync"`` (``synchronous_standby_names = 'ANY k (r1, ...)'``)
             or ``"remote_apply"`` (the same plus ``synchronous_commit = remote_apply``).
@@ -316,12 +349,12 @@ class LocalCluster:
         self.base_dir = os.path.abspath(base_dir) if base_dir is not None else None
         self._remove_dir = self._created_dir if remove_dir is None else bool(remove_dir)
         self.nodes: Dict[str, Node] = {}
-        self._pgids: set = set()  # every postmaster (= process group) we started
         self._lock = threading.RLock()
         self._closed = False
         self._atexit_registered = False
         self.startup_s: Optional[float] = None  # measured bring-up time
         self._initial_mode: Optional[Tuple[str, int]] = None
+        self._children: Dict[str, subprocess.Popen] = {}  # postmasters we started
         self._resolve_tools()
         if start:
             self.start_cluster()
@@ -412,7 +445,7 @@ class LocalCluster:
 
     def _prepare_base_dir(self) -> None:
         if self.base_dir is None:
-            self.base_dir = tempfile.mkdtemp(prefix="replikit-cluster-")
+            self.base_dir = tempfile.mkdtemp(prefix="replikit-cluster-", dir=scratch_dir())
         elif os.path.exists(self.base_dir):
             if not os.path.isdir(self.base_dir):
                 raise ClusterError(f"base_dir {self.base_dir} exists and is not a directory")
@@ -653,8 +686,8 @@ class LocalCluster:
                 offsets[node.name] = os.path.getsize(node.log_file) if os.path.exists(node.log_file) else 0
                 if not os.path.exists(node.log_file):
                     self._write_file(node.log_file, "", mode=0o644)
-                self._run_server_tool([self._pg_ctl, "-D", node.data_dir, "-l", node.log_file,
-                                       "-W", "start"], timeout_s=timeout_s)
+                self._clear_stale_pidfile(node)
+                self._spawn_postmaster(node)
             failures = self._wait_ready(pending, offsets, timeout_s)
             if not failures:
                 return
@@ -672,6 +705,45 @@ class LocalCluster:
                         f"last lines of {node.log_file}:\n{log}")
             pending = retry
 
+    def _spawn_postmaster(self, node: Node) -> None:
+        """Start ``postgres -D data_dir`` as our child, logging to the node's log file.
+
+        Like ``pg_ctl start`` (own session, stdin from /dev/null, output appended to the
+        log) but the postmaster stays our child, so we reap it at once when it dies: a
+        zombie postmaster would make its restart fail ("lock file already exists") on
+        machines whose init is slow to reap orphans.
+        """
+        kwargs = {}
+        if self._run_as is not None:
+            kwargs = dict(user=self._run_as[0], group=self._run_as[1], extra_groups=[])
+        with open(node.log_file, "ab") as log:
+            proc = subprocess.Popen([self._postgres, "-D", node.data_dir],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    cwd=node.data_dir, env=self._env(),
+                                    start_new_session=True, **kwargs)
+        self._children[node.name] = proc
+        self._reap_children()
+
+    def _reap_children(self) -> None:
+        """Collect the exit status of postmasters of ours that ended (no zombies)."""
+        for name, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[name]
+
+    def _clear_stale_pidfile(self, node: Node) -> None:
+        """Remove postmaster.pid left by a killed postmaster that is now a zombie.
+
+        PostgreSQL treats a pid that still exists (a zombie too) as a running
+        postmaster. Its children are gone (checked), so the lock file is stale.
+        """
+        info = self._read_pidfile(node)
+        if info is None or not _is_zombie(info[0]) or self._processes(node):
+            return
+        try:
+            os.unlink(os.path.join(node.data_dir, "postmaster.pid"))
+        except FileNotFoundError:
+            pass
+
     def _wait_ready(self, nodes: List[Node], offsets: Dict[str, int],
                     timeout_s: float) -> List[Tuple[Node, str]]:
         deadline = time.monotonic() + timeout_s
@@ -683,14 +755,15 @@ class LocalCluster:
                 if info is not None:
                     pid, status = info
                     if _is_postmaster_of(pid, node):
-                        self._pgids.add(pid)
                         node.pid = pid
                         if status in ("ready", "standby"):
                             del pending[name]
                         continue
                 new_log = _log_tail(node.log_file, offset=offsets.get(name, 0))
-                if re.search(r"\b(FATAL|PANIC):", new_log) and (
-                        info is None or not _is_postmaster_of(info[0], node)):
+                child = self._children.get(name)
+                if (child is not None and child.poll() is not None) or (
+                        re.search(r"\b(FATAL|PANIC):", new_log) and (
+                            info is None or not _is_postmaster_of(info[0], node))):
                     failures.append((node, new_log))
                     del pending[name]
             if not pending:
@@ -703,19 +776,42 @@ class LocalCluster:
             time.sleep(_POLL_S)
         return failures
 
-    def _wait_group_gone(self, pgid: int, timeout_s: float) -> bool:
+    def _processes(self, node: Node) -> List[int]:
+        return _node_processes(node.data_dir, node.pid)
+
+    def _wait_processes_gone(self, node: Node, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        while _proc_group_members(pgid):
+        while self._processes(node):
             if time.monotonic() > deadline:
                 return False
             time.sleep(_POLL_S)
+        self._reap_children()
         return True
 
-    def _kill_group(self, pgid: int) -> None:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    def _kill_processes(self, node: Node, timeout_s: float = 10.0) -> List[int]:
+        """SIGKILL every process of a node; return the survivors (normally none)."""
+        postmaster = self._live_pid(node)
+        if postmaster is not None:
+            try:  # freeze it first so it cannot fork while its children are killed
+                os.kill(postmaster, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout_s
+        while True:
+            victims = self._processes(node)
+            if postmaster is not None and _pid_alive(postmaster) and postmaster not in victims:
+                victims.append(postmaster)
+            if not victims:
+                self._reap_children()
+                return []
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if time.monotonic() > deadline:
+                return victims
+            time.sleep(_POLL_S)
 
     # ------------------------------------------------------------------ public: nodes
     def node(self, name: str) -> Node:
@@ -743,16 +839,10 @@ class LocalCluster:
         return self._live_pid(self.node(name))
 
     def pids(self, name: Optional[str] = None) -> List[int]:
-        """Every live process (postmaster and children) the cluster started, or one node's."""
-        if name is not None:
-            node = self.node(name)
-            groups = {node.pid} if node.pid else set()
-            live = self._live_pid(node)
-            if live:
-                groups.add(live)
-        else:
-            groups = set(self._pgids) | {n.pid for n in self.nodes.values() if n.pid}
-        return sorted(p for g in groups for p in _proc_group_members(g))
+        """Every live process (postmasters and their children) of the cluster, or of one
+        node."""
+        nodes = [self.node(name)] if name is not None else list(self.nodes.values())
+        return sorted(p for node in nodes for p in self._processes(node))
 
     def is_up(self, name: str) -> bool:
         return self._live_pid(self.node(name)) is not None
@@ -770,31 +860,24 @@ class LocalCluster:
             raise ValueError(f"mode: expected smart, fast or immediate, got {mode!r}")
         node = self.node(name)
         pid = self._live_pid(node)
-        if pid is None:
-            self._reap_orphans(node)
-            return
-        self._run_server_tool([self._pg_ctl, "-D", node.data_dir, "-m", mode, "-W", "stop"],
-                              check=False, timeout_s=timeout_s)
-        if not self._wait_group_gone(pid, timeout_s):
-            self._kill_group(pid)
-            if not self._wait_group_gone(pid, 10.0):
-                raise ClusterError(f"{name}: processes of pid group {pid} survive SIGKILL")
+        if pid is not None:
+            self._run_server_tool([self._pg_ctl, "-D", node.data_dir, "-m", mode, "-W",
+                                   "stop"], check=False, timeout_s=timeout_s)
+        if not self._wait_processes_gone(node, timeout_s if pid is not None else 0.0):
+            survivors = self._kill_processes(node)
+            if survivors:
+                raise ClusterError(f"{name}: processes {survivors} survive SIGKILL")
 
     def kill(self, name: str, timeout_s: float = 10.0) -> None:
-        """Crash a node: SIGKILL its postmaster and every child (kill -9 of the group)."""
+        """Crash a node: SIGKILL its postmaster and all its children at once (like a
+        power cut; a restart then runs crash recovery)."""
         node = self.node(name)
-        pid = self._live_pid(node)
-        if pid is None:
+        if self._live_pid(node) is None:
             raise ClusterError(f"kill: node {name} is not running")
-        self._kill_group(pid)
-        if not self._wait_group_gone(pid, timeout_s):
-            raise ClusterTimeoutError(f"kill: processes of {name} (pgid {pid}) still alive "
+        survivors = self._kill_processes(node, timeout_s)
+        if survivors:
+            raise ClusterTimeoutError(f"kill: processes {survivors} of {name} still alive "
                                       f"{timeout_s:g} s after SIGKILL")
-
-    def _reap_orphans(self, node: Node) -> None:
-        if node.pid and _proc_group_members(node.pid):
-            self._kill_group(node.pid)
-            self._wait_group_gone(node.pid, 10.0)
 
     # ------------------------------------------------------------------ SQL
     def psql_args(self, name: str, query: str, dbname: str = "postgres") -> List[str]:
@@ -802,6 +885,17 @@ class LocalCluster:
         return [self._psql, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
                 "-F", "\x1f", "-R", "\x1e", "-P", "null=\x1d",
                 "-d", self.dsn(name, dbname), "-c", query]
+
+    def client_env(self) -> Dict[str, str]:
+        """Environment for client programs (psql, pgbench) run against the cluster."""
+        return self._env()
+
+    def sql_background(self, name: str, query: str) -> subprocess.Popen:
+        """Start psql running ``query`` on a node and return at once (the caller waits
+        or kills it); e.g. a commit expected to block on synchronous replication."""
+        return subprocess.Popen(self.psql_args(name, query), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self._env())
 
     def sql(self, name: str, query: str, *, timeout_s: float = 30.0,
             dbname: str = "postgres") -> List[Tuple[Optional[str], ...]]:
@@ -984,7 +1078,7 @@ class LocalCluster:
         """
         for name in self.nodes:
             if not self.is_up(name):
-                self._reap_orphans(self.nodes[name])
+                self.stop(name)  # reaps any orphans of a killed postmaster
                 self.start(name, timeout_s=timeout_s)
         for name in self.replica_names:
             if self.replay_pause_state(name) != "not paused":
@@ -1079,8 +1173,6 @@ class LocalCluster:
             node = Node(**{k: item[k] for k in ("name", "role", "port", "data_dir",
                                                   "log_file", "pid")})
             self.nodes[node.name] = node
-            if node.pid:
-                self._pgids.add(node.pid)
         return self
 
     # ------------------------------------------------------------------ cleanup
@@ -1098,23 +1190,20 @@ class LocalCluster:
         away); whatever is still alive after ``timeout_s`` gets SIGKILL. Idempotent.
         """
         with self._lock:
-            groups = set(self._pgids) | {n.pid for n in self.nodes.values() if n.pid}
             for node in self.nodes.values():
-                live = self._live_pid(node)
-                if live is not None:
-                    groups.add(live)
-                    self._run_server_tool(
-                        [self._pg_ctl, "-D", node.data_dir, "-m", mode, "-W", "stop"],
-                        check=False, timeout_s=timeout_s)
+                if self._live_pid(node) is not None:
+                    try:
+                        self._run_server_tool(
+                            [self._pg_ctl, "-D", node.data_dir, "-m", mode, "-W", "stop"],
+                            check=False, timeout_s=timeout_s)
+                    except ClusterError:
+                        pass  # SIGKILL below
             deadline = time.monotonic() + timeout_s
-            for pgid in groups:
-                if not self._wait_group_gone(pgid, max(0.0, deadline - time.monotonic())):
-                    self._kill_group(pgid)
-            survivors = [p for g in groups for p in _proc_group_members(g)]
-            if survivors:
-                for pgid in groups:
-                    self._wait_group_gone(pgid, 5.0)
-                survivors = [p for g in groups for p in _proc_group_members(g)]
+            survivors = []
+            for node in self.nodes.values():
+                remaining = max(0.0, deadline - time.monotonic())
+                if not self._wait_processes_gone(node, remaining):
+                    survivors += self._kill_processes(node)
             if self._atexit_registered:
                 atexit.unregister(self.close)
                 self._atexit_registered = False

@@ -1,0 +1,53 @@
+"""Shared pytest fixtures for replikit's Python tests.
+
+Add fixtures in clearly marked sections; keep each section self-contained.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# =====================================================================================
+# Real PostgreSQL cluster (replikit.pg.LocalCluster): primary + 2 async replicas.
+#
+# `pg_cluster` is started once per test session and stopped at its end (and by
+# LocalCluster's atexit hook if the session dies). Tests that change the cluster
+# (stop/kill nodes, pause replay, delays, replication mode) should use
+# `pg_cluster_reset`, the same cluster put back to normal after the test.
+# Mark such tests with @pytest.mark.pg.
+
+PG_SERVER_BINARY = "/usr/lib/postgresql/15/bin/postgres"
+
+
+def require_pg_server() -> None:
+    """Skip the calling test when the PostgreSQL 15 server is not installed."""
+    if not os.path.exists(PG_SERVER_BINARY):
+        pytest.skip(f"PostgreSQL 15 server not installed ({PG_SERVER_BINARY} is missing; "
+                    "apt-get install postgresql-15)")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A running LocalCluster (primary, r1, r2; async) shared by the whole session."""
+    require_pg_server()
+    from replikit.pg import LocalCluster
+
+    cluster = LocalCluster(replicas=2, mode="async")
+    print(f"\n[pg_cluster] primary + 2 replicas up in {cluster.startup_s:.3f} s "
+          f"in {cluster.base_dir}")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def pg_cluster_reset(pg_cluster):
+    """The session cluster, restored afterwards (nodes started, replay resumed, no
+    apply delay, original replication mode, all replicas streaming)."""
+    yield pg_cluster
+    pg_cluster.reset()
+
+# ========================================================================= end of pg
