@@ -304,9 +304,14 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
       // Rotate the starting point so equal lags share the load.
       std::uint32_t start = ts.next_position(um);
       int best = eligible[start];
-      for (std::uint32_t k = 1; k < um; ++k) {
-        int i = eligible[(start + k) % um];
-        if (t.lag_ns(i) < t.lag_ns(best)) best = i;
+      std::int64_t best_lag = t.lag_ns(best);
+      for (std::uint32_t k = start + 1; k < start + um; ++k) {
+        int i = eligible[k < um ? k : k - um];
+        std::int64_t lag = t.lag_ns(i);
+        if (lag < best_lag) {
+          best = i;
+          best_lag = lag;
+        }
       }
       return best;
     }
