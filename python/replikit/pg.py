@@ -744,6 +744,35 @@ class LocalCluster:
         except FileNotFoundError:
             pass
 
+    def _release_crashed_shared_memory(self, node: Node, timeout_s: float = 5.0) -> None:
+        """Free the shared memory a SIGKILLed postmaster left behind (best effort).
+
+        Nobody removes the System V and /dev/shm segments of a postmaster killed with
+        SIGKILL until PostgreSQL starts again in the same data directory. So start it
+        once, and as soon as it has set up its own shared memory (having dropped the
+        old segments), stop it immediately (SIGQUIT; the postmaster frees its segments).
+        """
+        info = self._read_pidfile(node)
+        if info is None or self._live_pid(node) is not None or self._processes(node):
+            return  # cleanly stopped (no lock file) or still running
+        old_pid = info[0]
+        self._clear_stale_pidfile(node)
+        try:
+            self._spawn_postmaster(node)
+        except OSError:
+            return
+        child = self._children.get(node.name)
+        deadline = time.monotonic() + timeout_s
+        while child is not None and child.poll() is None and time.monotonic() < deadline:
+            info = self._read_pidfile(node)
+            if info is not None and info[0] != old_pid and info[1]:
+                break  # the status line is written after shared memory is set up
+            time.sleep(_POLL_S)
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGQUIT)
+        if not self._wait_processes_gone(node, timeout_s):
+            self._kill_processes(node)
+
     def _wait_ready(self, nodes: List[Node], offsets: Dict[str, int],
                     timeout_s: float) -> List[Tuple[Node, str]]:
         deadline = time.monotonic() + timeout_s
@@ -1204,6 +1233,9 @@ class LocalCluster:
                 remaining = max(0.0, deadline - time.monotonic())
                 if not self._wait_processes_gone(node, remaining):
                     survivors += self._kill_processes(node)
+            if not survivors:
+                for node in self.nodes.values():
+                    self._release_crashed_shared_memory(node)
             if self._atexit_registered:
                 atexit.unregister(self.close)
                 self._atexit_registered = False
