@@ -1,0 +1,625 @@
+#include "replikit/pg/database.hpp"
+
+#include <pqxx/except>
+#include <pqxx/nontransaction>
+#include <pqxx/prepared_statement>
+#include <pqxx/result>
+#include <pqxx/transaction>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+
+#include "conninfo.hpp"
+#include "pool.hpp"
+#include "prober.hpp"
+#include "replikit/errors.hpp"
+#include "watchdog.hpp"
+
+namespace replikit::pg {
+
+namespace {
+
+constexpr const char* kInsertLsnSql = "SELECT pg_current_wal_insert_lsn()";
+// On a replica the replay LSN (an upper bound of the snapshot a query that already ran used);
+// on a primary the insert LSN. COALESCE evaluates its second argument only when needed.
+constexpr const char* kObservedLsnSql = "SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_insert_lsn())";
+
+std::int64_t ms_to_ns(double ms) { return static_cast<std::int64_t>(std::llround(ms * 1e6)); }
+
+void check_range(double value, double low, double high, const char* argument) {
+  require(std::isfinite(value), argument, "must be a finite number");
+  require(value >= low && value <= high,
+          argument, "must be in [" + std::to_string(low) + ", " + std::to_string(high) + "], got " +
+                        std::to_string(value));
+}
+
+void check_options(const DatabaseOptions& o) {
+  check_range(o.probe_interval_ms, 1, 60000, "probe_interval_ms");
+  check_range(o.probe_timeout_ms, 1, 60000, "probe_timeout_ms");
+  require(o.pool_size >= 1 && o.pool_size <= 1024, "pool_size", "must be in [1, 1024]");
+  check_range(o.acquire_timeout_ms, 0, 3600000, "acquire_timeout_ms");
+  check_range(o.connect_timeout_ms, 1, 3600000, "connect_timeout_ms");
+  check_range(o.tcp_user_timeout_ms, 0, 3600000, "tcp_user_timeout_ms");
+  check_range(o.statement_timeout_ms, 1, 86400000, "statement_timeout_ms");
+  check_range(o.query_grace_ms, 0, 3600000, "query_grace_ms");
+  check_range(o.wait_for_replica_ms, 0, 60000, "wait_for_replica_ms");
+  require(o.read_retries >= 0 && o.read_retries <= 16, "read_retries", "must be in [0, 16]");
+}
+
+std::string trimmed(const std::string& text) {
+  std::string s = text;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The server's message for a QueryError: libpqxx's what() is libpq's "ERROR:  ..." text.
+QueryError to_query_error(const pqxx::sql_error& e) { return QueryError(trimmed(e.what()), e.sqlstate()); }
+
+// libpqxx 6.4 throws class-40 errors as transaction_rollback subclasses, not sql_error, and
+// without their SQLSTATE: restore it from the class.
+QueryError to_query_error(const pqxx::transaction_rollback& e) {
+  const char* state = dynamic_cast<const pqxx::serialization_failure*>(&e)          ? "40001"
+                      : dynamic_cast<const pqxx::deadlock_detected*>(&e)            ? "40P01"
+                      : dynamic_cast<const pqxx::statement_completion_unknown*>(&e) ? "40003"
+                                                                                   : "40000";
+  return QueryError(trimmed(e.what()), state);
+}
+
+pqxx::result run(pqxx::transaction_base& tx, const std::string& sql, const Params& params) {
+  if (params.empty()) return tx.exec(sql);  // simple protocol: several statements allowed
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);  // nullptr: SQL NULL
+  return tx.exec_params(sql, pqxx::prepare::make_dynamic_params(values));
+}
+
+void fill(QueryResult& out, const pqxx::result& r) {
+  const auto columns = r.columns();
+  out.columns.reserve(columns);
+  out.type_oids.reserve(columns);
+  for (pqxx::row::size_type c = 0; c < columns; ++c) {
+    out.columns.emplace_back(r.column_name(c));
+    out.type_oids.push_back(static_cast<std::uint32_t>(r.column_type(c)));
+  }
+  out.rows.reserve(r.size());
+  for (const auto& row : r) {
+    std::vector<std::optional<std::string>> values;
+    values.reserve(columns);
+    for (const auto& field : row) {
+      if (field.is_null()) {
+        values.emplace_back(std::nullopt);
+      } else {
+        values.emplace_back(std::string(field.c_str(), field.size()));
+      }
+    }
+    out.rows.push_back(std::move(values));
+  }
+  out.affected_rows = static_cast<std::int64_t>(r.affected_rows());
+}
+
+Lsn lsn_of(const pqxx::result& r) {
+  if (r.size() != 1 || r.columns() != 1 || r[0][0].is_null()) return Lsn();
+  return Lsn::parse(r[0][0].c_str(), "lsn");
+}
+
+}  // namespace
+
+struct ReplicatedDatabase::Impl {
+  DatabaseOptions options;
+  std::vector<NodeConfig> configs;  // by topology index
+  std::shared_ptr<Topology> topology;
+  std::shared_ptr<LagTracker> tracker;
+  std::shared_ptr<Router> router;
+  std::vector<std::unique_ptr<detail::Pool>> pools;  // by topology index
+  detail::Watchdog watchdog;
+  std::unique_ptr<detail::Prober> prober;
+  std::atomic<bool> open{true};
+
+  // Readers waiting for a replica to catch up sleep here; every probe wakes them.
+  std::mutex probe_mutex;
+  std::condition_variable probe_cv;
+  std::uint64_t probe_generation = 0;
+
+  struct Counters {
+    std::atomic<std::uint64_t> writes{0}, reads{0}, replica_reads{0}, primary_reads{0}, retries{0},
+        read_failures{0}, waits{0}, waits_served{0}, marked_down{0}, watchdog_fired{0};
+  } counters;
+
+  void check_open() const {
+    if (!open.load(std::memory_order_acquire)) throw ConnectionError("the database was closed");
+  }
+
+  // A query's client-side deadline, armed while the call blocks in libpq.
+  class Deadline {
+   public:
+    Deadline(Impl& impl, pqxx::connection& conn)
+        : impl_(impl),
+          id_(impl.watchdog.arm(conn.sock(), now_ns() + ms_to_ns(impl.options.statement_timeout_ms +
+                                                                 impl.options.query_grace_ms))) {}
+    ~Deadline() { disarm(); }
+    Deadline(const Deadline&) = delete;
+    Deadline& operator=(const Deadline&) = delete;
+    // True when the watchdog cut the connection.
+    bool disarm() {
+      if (id_ != 0) {
+        fired_ = impl_.watchdog.disarm(id_);
+        if (fired_) impl_.counters.watchdog_fired.fetch_add(1, std::memory_order_relaxed);
+        id_ = 0;
+      }
+      return fired_;
+    }
+
+   private:
+    Impl& impl_;
+    std::uint64_t id_;
+    bool fired_ = false;
+  };
+
+  void mark_down(int node) {
+    if (topology->flags(node) & ::replikit::detail::kUpBit) {
+      topology->set_up(topology->name(node), false);
+      counters.marked_down.fetch_add(1, std::memory_order_relaxed);
+    }
+    pools[static_cast<std::size_t>(node)]->drop_idle();
+  }
+
+  detail::Lease acquire(int node) {
+    return pools[static_cast<std::size_t>(node)]->acquire(now_ns() + ms_to_ns(options.acquire_timeout_ms),
+                                                          options.acquire_timeout_ms);
+  }
+
+  ReadOptions read_options(const QueryOptions& q) const {
+    ReadOptions ro;
+    ro.max_staleness_ms = q.max_staleness_ms;
+    if (!q.region.empty()) {
+      ro.region = topology->region_id(q.region);
+      require(ro.region != kNoNode, "region", "no node is in region '" + q.region + "'");
+    }
+    return ro;
+  }
+
+  // Routes a read; with NoReplicaCaughtUp waits (bounded) for a probe showing a replica that
+  // covers the session, then falls back to what the router says.
+  Decision route(const Session& session, const QueryOptions& q, double* waited_ms) {
+    const ReadOptions ro = read_options(q);
+    Decision d = router->route_read(session, q.consistency, now_ns(), ro);
+    const double wait_ms = q.wait_for_replica_ms >= 0 ? q.wait_for_replica_ms : options.wait_for_replica_ms;
+    if (d.reason != Reason::NoReplicaCaughtUp || wait_ms <= 0) return d;
+    counters.waits.fetch_add(1, std::memory_order_relaxed);
+    const std::int64_t start = now_ns();
+    const std::int64_t deadline = start + ms_to_ns(wait_ms);
+    std::unique_lock<std::mutex> lock(probe_mutex);
+    // Bounded by the deadline: each pass waits for the next probe or the deadline.
+    while (true) {
+      const std::int64_t now = now_ns();
+      if (now >= deadline || !open.load(std::memory_order_acquire)) break;
+      const std::uint64_t seen = probe_generation;
+      probe_cv.wait_for(lock, std::chrono::nanoseconds(deadline - now), [&] { return probe_generation != seen; });
+      lock.unlock();
+      d = router->route_read(session, q.consistency, now_ns(), ro);
+      lock.lock();
+      if (d.reason != Reason::NoReplicaCaughtUp) break;
+    }
+    *waited_ms = static_cast<double>(now_ns() - start) / 1e6;
+    if (!d.to_primary()) counters.waits_served.fetch_add(1, std::memory_order_relaxed);
+    return d;
+  }
+
+  void on_probe(int node, bool ok) {
+    if (!ok) pools[static_cast<std::size_t>(node)]->drop_idle();
+    {
+      std::lock_guard<std::mutex> lock(probe_mutex);
+      ++probe_generation;
+    }
+    probe_cv.notify_all();
+  }
+};
+
+ReplicatedDatabase::ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfig> replicas, DatabaseOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  check_options(options);
+  m.options = std::move(options);
+  auto spec = [](const NodeConfig& c) {
+    NodeSpec s;
+    s.name = c.name;
+    s.region = c.region;
+    s.weight = c.weight;
+    s.priority = c.priority;
+    s.up = true;
+    return s;
+  };
+  std::vector<NodeSpec> replica_specs;
+  for (const auto& r : replicas) replica_specs.push_back(spec(r));
+  m.topology = std::make_shared<Topology>(spec(primary), std::move(replica_specs));
+  m.tracker = std::make_shared<LagTracker>(m.topology, m.options.lag);
+  m.router = std::make_shared<Router>(m.topology, m.options.router);
+
+  m.configs.resize(static_cast<std::size_t>(m.topology->size()));
+  m.configs[static_cast<std::size_t>(m.topology->index_of(primary.name))] = primary;
+  for (const auto& r : replicas) m.configs[static_cast<std::size_t>(m.topology->index_of(r.name))] = r;
+
+  const long connect_s = std::max<long>(2, std::lround(std::ceil(m.options.connect_timeout_ms / 1000.0)));
+  const std::vector<std::pair<std::string, std::string>> defaults = {
+      {"connect_timeout", std::to_string(connect_s)},
+      {"tcp_user_timeout", std::to_string(std::llround(m.options.tcp_user_timeout_ms))},
+      {"keepalives", "1"},
+      {"keepalives_idle", "5"},
+      {"keepalives_interval", "1"},
+      {"keepalives_count", "3"},
+      {"application_name", "replikit"},
+  };
+  std::vector<std::string> probe_conninfos;
+  for (const auto& c : m.configs) {
+    require(!c.dsn.empty(), "dsn", "node '" + c.name + "' has an empty DSN");
+    std::string user = detail::build_conninfo(
+        c.name, c.dsn, defaults, "-c statement_timeout=" + std::to_string(std::llround(m.options.statement_timeout_ms)));
+    std::string probe = detail::build_conninfo(
+        c.name, c.dsn, {{"application_name", "replikit_prober"}},
+        "-c statement_timeout=" + std::to_string(std::llround(m.options.probe_timeout_ms)));
+    m.pools.push_back(std::make_unique<detail::Pool>(c.name, user, m.options.pool_size));
+    probe_conninfos.push_back(std::move(probe));
+  }
+  detail::ProberConfig pc;
+  pc.interval_ns = ms_to_ns(m.options.probe_interval_ms);
+  pc.probe_timeout_ns = ms_to_ns(m.options.probe_timeout_ms);
+  pc.connect_timeout_ns = ms_to_ns(m.options.connect_timeout_ms);
+  Impl* raw = impl_.get();
+  m.prober = std::make_unique<detail::Prober>(pc, m.topology, m.tracker, std::move(probe_conninfos), &m.watchdog,
+                                              [raw](int node, bool ok) { raw->on_probe(node, ok); });
+  m.prober->start();
+}
+
+ReplicatedDatabase::~ReplicatedDatabase() { close(); }
+
+void ReplicatedDatabase::close() {
+  Impl& m = *impl_;
+  m.open.store(false, std::memory_order_release);
+  if (m.prober) m.prober->stop();
+  {
+    std::lock_guard<std::mutex> lock(m.probe_mutex);
+    ++m.probe_generation;
+  }
+  m.probe_cv.notify_all();
+  for (auto& p : m.pools) p->close();
+}
+
+bool ReplicatedDatabase::is_open() const noexcept { return impl_->open.load(std::memory_order_acquire); }
+
+std::int64_t ReplicatedDatabase::now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql, const Params& params) {
+  Impl& m = *impl_;
+  m.check_open();
+  require(!sql.empty(), "sql", "must not be empty");
+  Decision d = m.router->route_write();
+  if (d.node == kNoNode) {
+    throw ConnectionError("primary '" + m.topology->name(m.topology->primary()) +
+                          "' is down: the write was not sent");
+  }
+  const std::string node = m.topology->name(d.node);
+  Router::InFlight in_flight(*m.router, d.node);
+  detail::Lease conn = [&] {
+    try {
+      return m.acquire(d.node);
+    } catch (const ConnectionError&) {
+      m.mark_down(d.node);
+      throw;  // nothing was sent
+    }
+  }();
+  QueryResult out;
+  out.node = node;
+  out.reason = Reason::Write;
+  m.counters.writes.fetch_add(1, std::memory_order_relaxed);
+  bool written = false;
+  Impl::Deadline deadline(m, *conn);
+  try {
+    pqxx::nontransaction tx(*conn);
+    fill(out, run(tx, sql, params));
+    written = true;  // autocommit: the statement committed when its result arrived
+    out.lsn = lsn_of(tx.exec(kInsertLsnSql));
+    session.record_write(out.lsn, now_ns());
+    conn.healthy();
+    return out;
+  } catch (const pqxx::sql_error& e) {
+    if (!deadline.disarm()) conn.healthy();
+    if (written) {  // the LSN query failed: the write stands, its LSN is unknown
+      session.record_write(Lsn(), now_ns());
+      return out;
+    }
+    throw to_query_error(e);
+  } catch (const pqxx::broken_connection& e) {
+    const bool cut = deadline.disarm();
+    m.mark_down(d.node);
+    if (written) {
+      session.record_write(Lsn(), now_ns());
+      return out;
+    }
+    throw CommitUnknown("node '" + node + "': " +
+                        (cut ? "no answer within statement_timeout_ms + query_grace_ms"
+                             : "connection lost during the write") +
+                        "; it may or may not have committed: " + trimmed(e.what()));
+  } catch (const pqxx::in_doubt_error& e) {
+    deadline.disarm();
+    m.mark_down(d.node);
+    throw CommitUnknown("node '" + node + "': " + trimmed(e.what()));
+  } catch (const pqxx::transaction_rollback& e) {
+    if (!deadline.disarm()) conn.healthy();
+    throw to_query_error(e);
+  } catch (const pqxx::failure& e) {
+    deadline.disarm();
+    throw Error("node '" + node + "': " + trimmed(e.what()));
+  } catch (const pqxx::usage_error& e) {
+    deadline.disarm();
+    throw InvalidArgument("sql", trimmed(e.what()));
+  } catch (const pqxx::argument_error& e) {
+    deadline.disarm();
+    throw InvalidArgument("params", trimmed(e.what()));
+  }
+}
+
+std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const std::vector<Statement>& statements) {
+  Impl& m = *impl_;
+  m.check_open();
+  require(!statements.empty(), "statements", "must not be empty");
+  for (const auto& s : statements) require(!s.sql.empty(), "statements", "a statement's sql is empty");
+  Decision d = m.router->route_write();
+  if (d.node == kNoNode) {
+    throw ConnectionError("primary '" + m.topology->name(m.topology->primary()) +
+                          "' is down: the transaction was not sent");
+  }
+  const std::string node = m.topology->name(d.node);
+  Router::InFlight in_flight(*m.router, d.node);
+  detail::Lease conn = [&] {
+    try {
+      return m.acquire(d.node);
+    } catch (const ConnectionError&) {
+      m.mark_down(d.node);
+      throw;
+    }
+  }();
+  m.counters.writes.fetch_add(1, std::memory_order_relaxed);
+  std::vector<QueryResult> out;
+  bool committed = false;
+  Impl::Deadline deadline(m, *conn);
+  try {
+    {
+      pqxx::work tx(*conn);
+      for (const auto& s : statements) {
+        QueryResult r;
+        r.node = node;
+        r.reason = Reason::Write;
+        fill(r, run(tx, s.sql, s.params));
+        out.push_back(std::move(r));
+      }
+      tx.commit();
+      committed = true;
+    }
+    pqxx::nontransaction tx(*conn);
+    Lsn lsn = lsn_of(tx.exec(kInsertLsnSql));
+    for (auto& r : out) r.lsn = lsn;
+    session.record_write(lsn, now_ns());
+    conn.healthy();
+    return out;
+  } catch (const pqxx::in_doubt_error& e) {
+    deadline.disarm();
+    m.mark_down(d.node);
+    throw CommitUnknown("node '" + node + "': connection lost during COMMIT; it may or may not have committed: " +
+                        trimmed(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    if (!deadline.disarm()) conn.healthy();
+    if (committed) {
+      session.record_write(Lsn(), now_ns());
+      return out;
+    }
+    throw to_query_error(e);
+  } catch (const pqxx::broken_connection& e) {
+    const bool cut = deadline.disarm();
+    m.mark_down(d.node);
+    if (committed) {
+      session.record_write(Lsn(), now_ns());
+      return out;
+    }
+    // Lost before COMMIT was sent: the server rolls the transaction back.
+    throw ConnectionError("node '" + node + "': " +
+                          (cut ? "no answer within statement_timeout_ms + query_grace_ms"
+                               : "connection lost before COMMIT") +
+                          "; the transaction was rolled back: " + trimmed(e.what()));
+  } catch (const pqxx::transaction_rollback& e) {
+    if (!deadline.disarm()) conn.healthy();
+    throw to_query_error(e);
+  } catch (const pqxx::failure& e) {
+    deadline.disarm();
+    throw Error("node '" + node + "': " + trimmed(e.what()));
+  } catch (const pqxx::usage_error& e) {
+    deadline.disarm();
+    throw InvalidArgument("statements", trimmed(e.what()));
+  } catch (const pqxx::argument_error& e) {
+    deadline.disarm();
+    throw InvalidArgument("params", trimmed(e.what()));
+  }
+}
+
+QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, const Params& params,
+                                      const QueryOptions& options) {
+  Impl& m = *impl_;
+  m.check_open();
+  require(!sql.empty(), "sql", "must not be empty");
+  require(options.wait_for_replica_ms < 0 || (std::isfinite(options.wait_for_replica_ms) &&
+                                              options.wait_for_replica_ms <= 60000),
+          "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");
+  const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;
+  m.counters.reads.fetch_add(1, std::memory_order_relaxed);
+  std::string last_error;
+  bool last_was_timeout = false;
+  double waited_ms = 0;
+  const int attempts = 1 + m.options.read_retries;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    double waited_now = 0;
+    Decision d = m.route(session, options, attempt == 1 ? &waited_now : &waited_now);
+    waited_ms += waited_now;
+    if (d.node == kNoNode) {
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      std::string why = std::string("no node can serve this read (") + to_string(d.reason) + ", primary '" +
+                        m.topology->name(m.topology->primary()) + "' down)";
+      if (!last_error.empty()) why += "; last error: " + last_error;
+      throw ConnectionError(why);
+    }
+    if (attempt > 1) m.counters.retries.fetch_add(1, std::memory_order_relaxed);
+    const std::string node = m.topology->name(d.node);
+    Router::InFlight in_flight(*m.router, d.node);
+    std::optional<detail::Lease> conn;
+    try {
+      conn.emplace(m.acquire(d.node));
+    } catch (const ConnectionError& e) {
+      m.mark_down(d.node);
+      last_error = e.what();
+      last_was_timeout = false;
+      continue;
+    }
+    Impl::Deadline deadline(m, **conn);
+    try {
+      QueryResult out;
+      out.node = node;
+      out.reason = d.reason;
+      out.attempts = attempt;
+      out.waited_ms = waited_ms;
+      pqxx::nontransaction tx(**conn);
+      fill(out, run(tx, sql, params));
+      if (observe) {
+        out.lsn = lsn_of(tx.exec(kObservedLsnSql));
+        session.observe(out.lsn);
+      }
+      deadline.disarm();
+      conn->healthy();
+      (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads).fetch_add(1, std::memory_order_relaxed);
+      return out;
+    } catch (const pqxx::sql_error& e) {
+      if (!deadline.disarm()) conn->healthy();
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      throw to_query_error(e);
+    } catch (const pqxx::broken_connection& e) {
+      last_was_timeout = deadline.disarm();
+      m.mark_down(d.node);
+      last_error = "node '" + node + "': " +
+                   (last_was_timeout ? std::string("no answer within statement_timeout_ms + query_grace_ms")
+                                     : trimmed(e.what()));
+      continue;
+    } catch (const pqxx::transaction_rollback& e) {
+      if (!deadline.disarm()) conn->healthy();
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      throw to_query_error(e);
+    } catch (const pqxx::failure& e) {
+      deadline.disarm();
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      throw Error("node '" + node + "': " + trimmed(e.what()));
+    } catch (const pqxx::usage_error& e) {
+      deadline.disarm();
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      throw InvalidArgument("sql", trimmed(e.what()));
+    } catch (const pqxx::argument_error& e) {
+      deadline.disarm();
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      throw InvalidArgument("params", trimmed(e.what()));
+    }
+  }
+  m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+  std::string message = "read failed on " + std::to_string(attempts) + " attempt(s); last error: " + last_error;
+  if (last_was_timeout) throw TimeoutError(message);
+  throw ConnectionError(message);
+}
+
+Route ReplicatedDatabase::route_read(const Session& session, const QueryOptions& options) {
+  Impl& m = *impl_;
+  m.check_open();
+  Route out;
+  Decision d = m.route(session, options, &out.waited_ms);
+  out.node = d.node;
+  out.node_name = d.node == kNoNode ? std::string() : m.topology->name(d.node);
+  out.reason = d.reason;
+  out.required_lsn = d.required_lsn;
+  return out;
+}
+
+void ReplicatedDatabase::record_write(Session& session, Lsn commit_lsn) const { session.record_write(commit_lsn, now_ns()); }
+
+void ReplicatedDatabase::mark_down(const std::string& name) { impl_->mark_down(impl_->topology->index_of(name, "name")); }
+
+NodeStatus ReplicatedDatabase::node(const std::string& name) const {
+  const Impl& m = *impl_;
+  const int i = m.topology->index_of(name, "name");
+  NodeInfo info = m.topology->info(i);
+  detail::ProbeState p = m.prober->state(i);
+  NodeStatus s;
+  s.name = info.name;
+  s.role = info.role;
+  s.up = info.up;
+  s.reachable = p.reachable;
+  s.in_recovery = p.in_recovery;
+  s.role_mismatch = p.role_mismatch;
+  s.timeline = p.timeline;
+  s.current_lsn = p.current_lsn;
+  s.receive_lsn = p.receive_lsn;
+  s.replay_lsn = p.replay_lsn;
+  if (info.role == Role::Replica) {
+    ReplicaLag lag = m.tracker->replica(i);
+    s.lag_ns = lag.lag_ns;
+    s.lag_bytes = lag.lag_bytes;
+    s.lag_state = lag.state;
+    s.lag_known = lag.known;
+  }
+  s.last_probe_ns = p.last_probe_ns;
+  s.probe_rtt_ms = p.rtt_ms;
+  s.probes_ok = p.probes_ok;
+  s.probes_failed = p.probes_failed;
+  s.last_error = p.last_error;
+  s.pool_open = m.pools[static_cast<std::size_t>(i)]->open_count();
+  s.pool_idle = m.pools[static_cast<std::size_t>(i)]->idle_count();
+  return s;
+}
+
+std::vector<NodeStatus> ReplicatedDatabase::nodes() const {
+  std::vector<NodeStatus> out;
+  for (const NodeInfo& info : impl_->topology->nodes()) out.push_back(node(info.name));
+  return out;
+}
+
+DatabaseStats ReplicatedDatabase::stats() const {
+  const auto& c = impl_->counters;
+  DatabaseStats s;
+  s.writes = c.writes.load();
+  s.reads = c.reads.load();
+  s.reads_on_replicas = c.replica_reads.load();
+  s.reads_on_primary = c.primary_reads.load();
+  s.read_retries = c.retries.load();
+  s.read_failures = c.read_failures.load();
+  s.waits = c.waits.load();
+  s.waits_served_by_replica = c.waits_served.load();
+  s.nodes_marked_down = c.marked_down.load();
+  s.watchdog_fired = c.watchdog_fired.load();
+  return s;
+}
+
+bool ReplicatedDatabase::wait_probes(int count, double timeout_ms) const {
+  require(count >= 1 && count <= 1000, "count", "must be in [1, 1000]");
+  check_range(timeout_ms, 0, 3600000, "timeout_ms");
+  return impl_->prober->wait_probes(count, ms_to_ns(timeout_ms));
+}
+
+std::string ReplicatedDatabase::dsn(const std::string& name) const {
+  return impl_->configs[static_cast<std::size_t>(impl_->topology->index_of(name, "name"))].dsn;
+}
+
+const std::shared_ptr<Topology>& ReplicatedDatabase::topology() const noexcept { return impl_->topology; }
+const std::shared_ptr<LagTracker>& ReplicatedDatabase::lag_tracker() const noexcept { return impl_->tracker; }
+const std::shared_ptr<Router>& ReplicatedDatabase::router() const noexcept { return impl_->router; }
+const DatabaseOptions& ReplicatedDatabase::options() const noexcept { return impl_->options; }
+
+}  // namespace replikit::pg

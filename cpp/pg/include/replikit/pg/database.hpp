@@ -1,0 +1,234 @@
+#pragma once
+/// \file database.hpp
+/// The PostgreSQL backend: a primary and its streaming replicas behind one object that runs
+/// SQL where the routing core says, keeps each Session's consistency promises, and watches
+/// every node from a background prober.
+///
+/// No libpqxx type appears here (pimpl), so the bindings never see libpqxx.
+///
+/// How the pieces fit:
+/// - Prober: one background thread, its own connection per node (libpq's asynchronous API,
+///   so every connect and probe has a client-side deadline and the nodes are probed in
+///   parallel). Every `probe_interval_ms` it reads `pg_is_in_recovery()`, the timeline, the
+///   primary's flushed LSN and a replica's receive/replay LSNs, feeds the LagTracker (which
+///   publishes lag into the Topology the Router reads), marks a node down after a failed
+///   probe and up after a good one, and flags a node whose role differs from the topology
+///   (a "replica" that is not in recovery is also taken out of routing; no failover here).
+///   The same thread is the watchdog of user queries: a query that outlives
+///   `statement_timeout_ms` + `query_grace_ms` has its socket shut down, so even a server
+///   that stopped answering cannot hang a call.
+/// - Pools: one per node, at most `pool_size` connections; acquire waits at most
+///   `acquire_timeout_ms` (TimeoutError). A connection that broke is discarded, never pooled;
+///   an idle one whose socket turned readable (the server closed it) is discarded on acquire.
+/// - Writes go to the primary in autocommit mode; afterwards `pg_current_wal_insert_lsn()`
+///   is read on the same connection (>= the end of the commit record, also under
+///   synchronous_commit = off) and recorded with Session::record_write. That is a second
+///   round trip: libpqxx 6.4 cannot pipeline a parameterised statement with another one
+///   (libpq's pipeline mode is not exposed), and folding both into one simple-query string
+///   would read the LSN before the implicit transaction commits. On loopback it costs
+///   about 50 microseconds.
+/// - Reads are routed by the Router with the call's consistency level. Monotonic and Causal
+///   reads record what they saw (Session::observe) with one more round trip on the same
+///   connection after the query: the replica's `pg_last_wal_replay_lsn()` (an upper bound of
+///   the snapshot the query used) or the primary's `pg_current_wal_insert_lsn()`. Eventual,
+///   ReadYourWrites and BoundedStaleness reads skip it, so monotonic guarantees hold among
+///   the reads that ask for them.
+/// - When no replica has caught up with the session (Reason::NoReplicaCaughtUp) a read may
+///   wait up to `wait_for_replica_ms` (woken by each probe) before going to the primary.
+/// - A connection error on a read marks the node down and retries elsewhere, at most
+///   `read_retries` times. Writes are never retried.
+///
+/// Errors (replikit/errors.hpp): ConnectionError (refused, bad DSN with libpq's message,
+/// broken connection, no node can serve), QueryError (the server's message and SQLSTATE),
+/// CommitUnknown (the connection broke while a write or COMMIT was in flight),
+/// TimeoutError (pool acquire, client-side query deadline), InvalidArgument (bad options).
+///
+/// Time: std::chrono::steady_clock nanoseconds (CLOCK_MONOTONIC, the clock of Python's
+/// time.monotonic_ns()), supplied to the core's route_read / record_write / lag samples.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replikit/lag.hpp"
+#include "replikit/lsn.hpp"
+#include "replikit/router.hpp"
+#include "replikit/session.hpp"
+#include "replikit/topology.hpp"
+
+namespace replikit::pg {
+
+/// One node: its name in the topology and its libpq connection string (key=value or URI,
+/// passed through to libpq; replikit adds connect_timeout, tcp_user_timeout, keepalives,
+/// statement_timeout and application_name only when the DSN does not set them).
+struct NodeConfig {
+  std::string name;
+  std::string dsn;
+  std::string region;
+  double weight = 1.0;
+  int priority = 0;
+};
+
+/// Settings of a ReplicatedDatabase (each validated; InvalidArgument names the field).
+struct DatabaseOptions {
+  double probe_interval_ms = 100;       ///< prober period, in [1, 60000]
+  double probe_timeout_ms = 1000;       ///< client-side bound of one probe, in [1, 60000]
+  int pool_size = 8;                    ///< connections per node, in [1, 1024]
+  double acquire_timeout_ms = 5000;     ///< wait for a free pooled connection, in [0, 3600000]
+  double connect_timeout_ms = 2000;     ///< libpq connect_timeout (whole seconds, at least 2 s)
+  double tcp_user_timeout_ms = 5000;    ///< libpq tcp_user_timeout (unacknowledged data), 0: off
+  double statement_timeout_ms = 30000;  ///< server-side statement_timeout of user queries, in [1, 86400000]
+  double query_grace_ms = 1000;         ///< client-side deadline = statement_timeout_ms + this
+  double wait_for_replica_ms = 0;       ///< default wait for a replica to catch up, in [0, 60000]
+  int read_retries = 2;                 ///< other nodes tried after a connection error, in [0, 16]
+  LagConfig lag;                        ///< thresholds of the LagTracker
+  RouterConfig router;                  ///< policy, time window, seed, region of the Router
+};
+
+/// Per-read options.
+struct QueryOptions {
+  Consistency consistency = Consistency::ReadYourWrites;
+  double max_staleness_ms = -1;     ///< for BoundedStaleness (>= 0)
+  std::string region;               ///< client region for NearestRegion ("" = router default)
+  double wait_for_replica_ms = -1;  ///< < 0: the database default
+};
+
+/// A statement parameter: text, or std::nullopt for SQL NULL. The server infers its type.
+using Param = std::optional<std::string>;
+/// The parameters of one statement ($1, $2, ...).
+using Params = std::vector<Param>;
+
+/// One statement of a transaction.
+struct Statement {
+  std::string sql;
+  Params params;
+};
+
+/// What a statement returned, and where it ran.
+struct QueryResult {
+  std::vector<std::string> columns;        ///< column names
+  std::vector<std::uint32_t> type_oids;    ///< PostgreSQL type OID of each column
+  std::vector<std::vector<std::optional<std::string>>> rows;  ///< text values; nullopt = NULL
+  std::int64_t affected_rows = 0;          ///< rows inserted/updated/deleted (0 for SELECT)
+  std::string node;                        ///< the node that served the statement
+  Reason reason = Reason::Write;           ///< why it went there
+  int attempts = 1;                        ///< nodes tried (reads retry after connection errors)
+  double waited_ms = 0;                    ///< time spent waiting for a replica to catch up
+  /// Writes: the LSN recorded into the session (0/0 if it could not be read after the
+  /// commit). Monotonic/Causal reads: the LSN observed. Otherwise 0/0.
+  Lsn lsn;
+};
+
+/// Where a read would go now (for adapters that run the SQL themselves).
+struct Route {
+  int node = kNoNode;
+  std::string node_name;  ///< "" when no node can serve
+  Reason reason = Reason::NoReplicaUp;
+  Lsn required_lsn;
+  double waited_ms = 0;
+};
+
+/// One node as the prober sees it.
+struct NodeStatus {
+  std::string name;
+  Role role = Role::Replica;       ///< role in the topology
+  bool up = false;                 ///< routable (topology)
+  bool reachable = false;          ///< the last probe succeeded
+  bool in_recovery = false;        ///< pg_is_in_recovery() of the last good probe
+  bool role_mismatch = false;      ///< the server's role differs from the topology's
+  std::uint32_t timeline = 0;      ///< 0: unknown
+  Lsn current_lsn;                 ///< primary: pg_current_wal_flush_lsn()
+  Lsn receive_lsn;                 ///< replica: pg_last_wal_receive_lsn()
+  Lsn replay_lsn;                  ///< replica: pg_last_wal_replay_lsn()
+  std::int64_t lag_ns = 0;         ///< replica: time lag (LagTracker)
+  std::int64_t lag_bytes = 0;      ///< replica: byte lag (LagTracker)
+  LagState lag_state = LagState::Ok;
+  bool lag_known = false;
+  std::int64_t last_probe_ns = 0;  ///< steady-clock time of the last completed probe (0: none)
+  double probe_rtt_ms = 0;         ///< round trip of the last good probe
+  std::uint64_t probes_ok = 0;
+  std::uint64_t probes_failed = 0;
+  std::string last_error;          ///< of the last failed probe ("" when the last one was good)
+  int pool_open = 0;               ///< user connections open to this node
+  int pool_idle = 0;               ///< ... of which idle in the pool
+};
+
+/// Counters since construction.
+struct DatabaseStats {
+  std::uint64_t writes = 0;
+  std::uint64_t reads = 0;
+  std::uint64_t reads_on_replicas = 0;
+  std::uint64_t reads_on_primary = 0;
+  std::uint64_t read_retries = 0;       ///< extra attempts after connection errors
+  std::uint64_t read_failures = 0;      ///< reads that failed after all attempts
+  std::uint64_t waits = 0;              ///< reads that waited for a replica to catch up
+  std::uint64_t waits_served_by_replica = 0;
+  std::uint64_t nodes_marked_down = 0;  ///< by query errors (the prober's are in NodeStatus)
+  std::uint64_t watchdog_fired = 0;     ///< queries cut off at the client-side deadline
+};
+
+/// A primary and its replicas, with routing, consistency tokens, pools and a prober.
+/// Thread-safe: call from any number of threads (a Session itself is not synchronised:
+/// one per user request chain).
+class ReplicatedDatabase {
+ public:
+  /// Builds the topology, lag tracker and router, checks every DSN with libpq (a malformed
+  /// one throws ConnectionError with libpq's message) and starts the prober. Connects lazily.
+  ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfig> replicas, DatabaseOptions options = {});
+  /// Stops the prober (joins its thread, bounded by one poll period) and closes connections.
+  ~ReplicatedDatabase();
+  ReplicatedDatabase(const ReplicatedDatabase&) = delete;
+  ReplicatedDatabase& operator=(const ReplicatedDatabase&) = delete;
+
+  /// Runs a write on the primary (autocommit) and records its commit LSN into `session`.
+  QueryResult execute(Session& session, const std::string& sql, const Params& params = {});
+  /// Runs `statements` in one transaction on the primary, commits, records the commit LSN.
+  std::vector<QueryResult> transaction(Session& session, const std::vector<Statement>& statements);
+  /// Runs a read where the router sends it for `options.consistency`; retries elsewhere
+  /// after a connection error (at most read_retries times).
+  QueryResult query(Session& session, const std::string& sql, const Params& params = {},
+                    const QueryOptions& options = {});
+
+  /// Routes a read (waiting for a replica like query() does) without running anything.
+  Route route_read(const Session& session, const QueryOptions& options = {});
+  /// Records a write of the caller's own at `commit_lsn` (0/0: unknown) into `session` at now.
+  void record_write(Session& session, Lsn commit_lsn) const;
+  /// Marks node `name` down (e.g. an adapter's connection to it broke); the prober marks it
+  /// up again after its next good probe.
+  void mark_down(const std::string& name);
+
+  /// Every node as the prober and the lag tracker see it.
+  std::vector<NodeStatus> nodes() const;
+  /// One node's status.
+  NodeStatus node(const std::string& name) const;
+  /// Counters since construction.
+  DatabaseStats stats() const;
+  /// Waits until every node has completed `count` more probes (good or failed) or
+  /// `timeout_ms` passed; true when they have.
+  bool wait_probes(int count, double timeout_ms) const;
+  /// The DSN of node `name` as given.
+  std::string dsn(const std::string& name) const;
+
+  /// Stops the prober and closes every connection; later calls throw ConnectionError.
+  void close();
+  /// False after close().
+  bool is_open() const noexcept;
+
+  /// The topology, lag tracker and router this database drives.
+  const std::shared_ptr<Topology>& topology() const noexcept;
+  const std::shared_ptr<LagTracker>& lag_tracker() const noexcept;
+  const std::shared_ptr<Router>& router() const noexcept;
+  /// The settings in force.
+  const DatabaseOptions& options() const noexcept;
+
+  /// The clock this layer uses: steady_clock nanoseconds.
+  static std::int64_t now_ns() noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace replikit::pg

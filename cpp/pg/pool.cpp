@@ -1,0 +1,130 @@
+#include "pool.hpp"
+
+#include <poll.h>
+
+#include <chrono>
+
+#include "replikit/errors.hpp"
+
+namespace replikit::pg::detail {
+
+namespace {
+
+std::int64_t clock_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// An idle connection has nothing to read; if its socket is readable the server closed it
+// (or sent something unexpected), and it is not worth the risk.
+bool looks_dead(const pqxx::connection& conn) {
+  if (!conn.is_open()) return true;
+  pollfd fd{conn.sock(), POLLIN, 0};
+  if (fd.fd < 0) return true;
+  return ::poll(&fd, 1, 0) != 0;
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+Lease::~Lease() {
+  if (pool_ != nullptr && conn_ != nullptr) pool_->give_back(std::move(conn_), healthy_);
+}
+
+Pool::Pool(std::string node, std::string conninfo, int size)
+    : node_(std::move(node)), conninfo_(std::move(conninfo)), size_(size) {}
+
+Pool::~Pool() { close(); }
+
+Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  // Bounded: each pass returns, throws, discards one idle connection (at most size_ of
+  // them), or waits no later than the deadline, after which it returns or throws.
+  while (true) {
+    if (closed_) throw ConnectionError("node '" + node_ + "': the database was closed");
+    if (!idle_.empty()) {
+      std::unique_ptr<pqxx::connection> conn = std::move(idle_.back());
+      idle_.pop_back();
+      if (!looks_dead(*conn)) return Lease(this, std::move(conn));
+      --open_;
+      lock.unlock();
+      conn.reset();  // close outside the lock
+      lock.lock();
+      continue;
+    }
+    if (open_ < size_) {
+      ++open_;
+      lock.unlock();
+      try {
+        auto conn = std::make_unique<pqxx::connection>(conninfo_);
+        // A broken connection must be discarded, not silently re-established by libpqxx.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+        conn->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+        return Lease(this, std::move(conn));
+      } catch (const std::exception& e) {
+        lock.lock();
+        --open_;
+        freed_.notify_one();
+        throw ConnectionError("node '" + node_ + "': cannot connect: " + trimmed(e.what()));
+      }
+    }
+    auto remaining = deadline_ns - clock_ns();
+    if (remaining <= 0 ||
+        freed_.wait_for(lock, std::chrono::nanoseconds(remaining)) == std::cv_status::timeout) {
+      if (!idle_.empty() || open_ < size_) continue;
+      throw TimeoutError("acquire_timeout_ms: no connection to node '" + node_ + "' became free within " +
+                         std::to_string(static_cast<long long>(acquire_timeout_ms)) + " ms (pool_size " +
+                         std::to_string(size_) + ")");
+    }
+  }
+}
+
+void Pool::give_back(std::unique_ptr<pqxx::connection> conn, bool healthy) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (healthy && !closed_ && conn->is_open()) {
+    idle_.push_back(std::move(conn));
+  } else {
+    --open_;
+    lock.unlock();
+    conn.reset();
+    lock.lock();
+  }
+  freed_.notify_one();
+}
+
+void Pool::drop_idle() {
+  std::vector<std::unique_ptr<pqxx::connection>> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    doomed.swap(idle_);
+    open_ -= static_cast<int>(doomed.size());
+  }
+  freed_.notify_all();
+}
+
+void Pool::close() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+  }
+  drop_idle();
+}
+
+int Pool::open_count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return open_;
+}
+
+int Pool::idle_count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int>(idle_.size());
+}
+
+}  // namespace replikit::pg::detail

@@ -1,0 +1,68 @@
+#pragma once
+// A bounded pool of libpqxx connections to one node (internal: includes libpqxx).
+#include <pqxx/connection>
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace replikit::pg::detail {
+
+class Pool;
+
+/// A connection on loan; goes back to its pool when destroyed unless it was marked broken
+/// (or was never marked healthy: an exception that escaped leaves it broken).
+class Lease {
+ public:
+  Lease(Pool* pool, std::unique_ptr<pqxx::connection> conn) : pool_(pool), conn_(std::move(conn)) {}
+  Lease(Lease&& other) noexcept = default;
+  Lease& operator=(Lease&&) = delete;
+  Lease(const Lease&) = delete;
+  ~Lease();
+  pqxx::connection& operator*() const { return *conn_; }
+  pqxx::connection* operator->() const { return conn_.get(); }
+  /// The connection is fine and may be reused.
+  void healthy() noexcept { healthy_ = true; }
+
+ private:
+  Pool* pool_;
+  std::unique_ptr<pqxx::connection> conn_;
+  bool healthy_ = false;
+};
+
+class Pool {
+ public:
+  Pool(std::string node, std::string conninfo, int size);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  /// A connection: an idle one (unless its socket shows the server closed it) or a new one
+  /// while fewer than `size` are open; else waits until `deadline_ns` (steady clock).
+  /// Throws TimeoutError when none frees up in time, ConnectionError when connecting fails.
+  Lease acquire(std::int64_t deadline_ns, double acquire_timeout_ms);
+  /// Closes every idle connection (after the node was seen down).
+  void drop_idle();
+  /// Closes idle connections and refuses new acquires.
+  void close();
+  int open_count() const;
+  int idle_count() const;
+
+ private:
+  friend class Lease;
+  void give_back(std::unique_ptr<pqxx::connection> conn, bool healthy);
+
+  std::string node_;
+  std::string conninfo_;
+  int size_;
+  mutable std::mutex mutex_;
+  std::condition_variable freed_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  int open_ = 0;  // idle + on loan + being opened
+  bool closed_ = false;
+};
+
+}  // namespace replikit::pg::detail

@@ -1,0 +1,370 @@
+#include "prober.hpp"
+
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <limits>
+
+#include "replikit/errors.hpp"
+
+namespace replikit::pg::detail {
+
+namespace {
+
+// One round trip reads everything. pg_current_wal_flush_lsn() is what a walsender can ship,
+// so a caught-up replica's replay LSN reaches it (the insert LSN may stay ahead of it).
+// The primary's timeline is the one of its current WAL file; a replica's is the one its WAL
+// receiver streams (NULL when not streaming). Every function here is executable by PUBLIC.
+constexpr const char* kProbeSql =
+    "SELECT pg_is_in_recovery(),"
+    " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END,"
+    " pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(),"
+    " CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver)"
+    " ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+
+constexpr std::int64_t kMaxPollNs = 20'000'000;  // the watchdog's resolution
+
+std::int64_t clock_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string trimmed(const char* text) {
+  std::string s = text != nullptr ? text : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+struct Prober::Slot {
+  enum class Phase { Disconnected, Connecting, Idle, Querying };
+  int node = kNoNode;
+  std::string conninfo;
+  PGconn* conn = nullptr;
+  Phase phase = Phase::Disconnected;
+  PostgresPollingStatusType connect_status = PGRES_POLLING_WRITING;
+  std::int64_t due_ns = 0;       // next connect (Disconnected) or probe (Idle)
+  std::int64_t deadline_ns = 0;  // of the connect or probe in flight
+  std::int64_t sent_ns = 0;
+  // The probe in flight.
+  bool have_row = false;
+  std::string query_error;
+  bool in_recovery = false;
+  Lsn current_lsn, receive_lsn, replay_lsn;
+  std::uint32_t timeline = 0;
+  // Guarded by Prober::mutex_.
+  ProbeState state;
+  std::uint64_t completed = 0;
+};
+
+Prober::Prober(ProberConfig config, std::shared_ptr<Topology> topology, std::shared_ptr<LagTracker> tracker,
+               std::vector<std::string> conninfos, Watchdog* watchdog, std::function<void(int, bool)> on_probe)
+    : config_(config),
+      topology_(std::move(topology)),
+      tracker_(std::move(tracker)),
+      watchdog_(watchdog),
+      on_probe_(std::move(on_probe)) {
+  for (std::size_t i = 0; i < conninfos.size(); ++i) {
+    auto s = std::make_unique<Slot>();
+    s->node = static_cast<int>(i);
+    s->conninfo = std::move(conninfos[i]);
+    slots_.push_back(std::move(s));
+  }
+  if (::pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
+    throw Error("prober: cannot create its wake-up pipe");
+  }
+}
+
+Prober::~Prober() {
+  stop();
+  for (int fd : wake_pipe_) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void Prober::start() {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Prober::stop() {
+  stop_.store(true, std::memory_order_release);
+  char byte = 1;
+  ssize_t ignored = ::write(wake_pipe_[1], &byte, 1);
+  (void)ignored;
+  if (thread_.joinable()) thread_.join();
+}
+
+ProbeState Prober::state(int node) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return slots_.at(static_cast<std::size_t>(node))->state;
+}
+
+std::uint64_t Prober::completed(int node) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return slots_.at(static_cast<std::size_t>(node))->completed;
+}
+
+bool Prober::wait_probes(int count, std::int64_t timeout_ns) const {
+  std::unique_lock<std::mutex> lock(mutex_);
+  std::vector<std::uint64_t> target;
+  for (const auto& s : slots_) target.push_back(s->completed + static_cast<std::uint64_t>(count));
+  auto done = [&] {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i]->completed < target[i]) return false;
+    }
+    return true;
+  };
+  return probed_.wait_for(lock, std::chrono::nanoseconds(timeout_ns), done);
+}
+
+void Prober::run() {
+  // Bounded by stop_: every iteration waits at most kMaxPollNs.
+  while (!stop_.load(std::memory_order_acquire)) {
+    std::int64_t now = clock_ns();
+    if (watchdog_ != nullptr) watchdog_->fire_expired(now);
+    step(now);
+
+    std::vector<pollfd> fds;
+    std::vector<Slot*> owners;
+    fds.push_back({wake_pipe_[0], POLLIN, 0});
+    owners.push_back(nullptr);
+    std::int64_t wake = now + kMaxPollNs;
+    if (watchdog_ != nullptr) wake = std::min(wake, watchdog_->next_deadline_ns());
+    for (auto& sp : slots_) {
+      Slot& s = *sp;
+      switch (s.phase) {
+        case Slot::Phase::Disconnected:
+        case Slot::Phase::Idle:
+          wake = std::min(wake, s.due_ns);
+          break;
+        case Slot::Phase::Connecting:
+          wake = std::min(wake, s.deadline_ns);
+          fds.push_back({PQsocket(s.conn),
+                         static_cast<short>(s.connect_status == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0});
+          owners.push_back(&s);
+          break;
+        case Slot::Phase::Querying:
+          wake = std::min(wake, s.deadline_ns);
+          fds.push_back({PQsocket(s.conn), POLLIN, 0});
+          owners.push_back(&s);
+          break;
+      }
+    }
+    std::int64_t wait_ns = std::max<std::int64_t>(0, wake - now);
+    int timeout_ms = static_cast<int>((wait_ns + 999'999) / 1'000'000);
+    int ready = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), timeout_ms);
+    if (ready <= 0) continue;
+    if (fds[0].revents != 0) {
+      char buffer[64];
+      while (::read(wake_pipe_[0], buffer, sizeof buffer) > 0) {
+      }
+    }
+    now = clock_ns();
+    for (std::size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents != 0) on_readable(*owners[i], fds[i].revents, now);
+    }
+  }
+  for (auto& s : slots_) {
+    if (s->conn != nullptr) PQfinish(s->conn);
+    s->conn = nullptr;
+  }
+}
+
+void Prober::step(std::int64_t now) {
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    switch (s.phase) {
+      case Slot::Phase::Disconnected:
+        if (now >= s.due_ns) start_connect(s, now);
+        break;
+      case Slot::Phase::Idle:
+        if (now >= s.due_ns) send_probe(s, now);
+        break;
+      case Slot::Phase::Connecting:
+        if (now >= s.deadline_ns) {
+          fail(s, "no connection within " + std::to_string(config_.connect_timeout_ns / 1'000'000) + " ms", now);
+        }
+        break;
+      case Slot::Phase::Querying:
+        if (now >= s.deadline_ns) {
+          fail(s, "no answer to the probe within " + std::to_string(config_.probe_timeout_ns / 1'000'000) + " ms",
+               now);
+        }
+        break;
+    }
+  }
+}
+
+void Prober::start_connect(Slot& s, std::int64_t now) {
+  s.conn = PQconnectStart(s.conninfo.c_str());
+  if (s.conn == nullptr) {
+    fail(s, "out of memory", now);
+    return;
+  }
+  if (PQstatus(s.conn) == CONNECTION_BAD) {
+    fail(s, trimmed(PQerrorMessage(s.conn)), now);
+    return;
+  }
+  s.phase = Slot::Phase::Connecting;
+  s.connect_status = PGRES_POLLING_WRITING;  // libpq: behave as if the last poll said WRITING
+  s.deadline_ns = now + config_.connect_timeout_ns;
+}
+
+void Prober::send_probe(Slot& s, std::int64_t now) {
+  s.have_row = false;
+  s.query_error.clear();
+  if (PQsendQuery(s.conn, kProbeSql) == 0) {
+    fail(s, trimmed(PQerrorMessage(s.conn)), now);
+    return;
+  }
+  s.phase = Slot::Phase::Querying;
+  s.sent_ns = now;
+  s.deadline_ns = now + config_.probe_timeout_ns;
+}
+
+void Prober::on_readable(Slot& s, short revents, std::int64_t now) {
+  (void)revents;
+  if (s.phase == Slot::Phase::Connecting) {
+    s.connect_status = PQconnectPoll(s.conn);
+    if (s.connect_status == PGRES_POLLING_OK) {
+      s.phase = Slot::Phase::Idle;
+      send_probe(s, now);
+    } else if (s.connect_status == PGRES_POLLING_FAILED) {
+      fail(s, trimmed(PQerrorMessage(s.conn)), now);
+    }
+    return;
+  }
+  if (s.phase != Slot::Phase::Querying) return;
+  if (PQconsumeInput(s.conn) == 0) {
+    fail(s, trimmed(PQerrorMessage(s.conn)), now);
+    return;
+  }
+  // Bounded: a simple query yields one result and then NULL.
+  for (int guard = 0; guard < 8 && PQisBusy(s.conn) == 0; ++guard) {
+    PGresult* r = PQgetResult(s.conn);
+    if (r == nullptr) {
+      if (s.have_row && s.query_error.empty()) {
+        succeed(s, now);
+      } else {
+        fail(s, s.query_error.empty() ? std::string("the probe returned no row") : s.query_error, now);
+      }
+      return;
+    }
+    ExecStatusType status = PQresultStatus(r);
+    if (status == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 5) {
+      try {
+        auto text = [&](int col) -> const char* { return PQgetisnull(r, 0, col) ? nullptr : PQgetvalue(r, 0, col); };
+        s.in_recovery = text(0) != nullptr && text(0)[0] == 't';
+        s.current_lsn = text(1) ? Lsn::parse(text(1), "current_lsn") : Lsn();
+        s.receive_lsn = text(2) ? Lsn::parse(text(2), "receive_lsn") : Lsn();
+        s.replay_lsn = text(3) ? Lsn::parse(text(3), "replay_lsn") : Lsn();
+        s.timeline = text(4) ? static_cast<std::uint32_t>(std::strtoul(text(4), nullptr, 10)) : 0;
+        s.have_row = true;
+      } catch (const std::exception& e) {
+        s.query_error = std::string("unexpected probe result: ") + e.what();
+      }
+    } else if (status != PGRES_TUPLES_OK) {
+      s.query_error = trimmed(PQresultErrorMessage(r));
+      if (s.query_error.empty()) s.query_error = PQresStatus(status);
+    }
+    PQclear(r);
+  }
+}
+
+void Prober::fail(Slot& s, const std::string& message, std::int64_t now) {
+  if (s.conn != nullptr) PQfinish(s.conn);
+  s.conn = nullptr;
+  s.phase = Slot::Phase::Disconnected;
+  s.due_ns = now + config_.interval_ns;
+  const std::string& name = topology_->name(s.node);
+  if (topology_->flags(s.node) & ::replikit::detail::kUpBit) {
+    try {
+      topology_->set_up(name, false);
+    } catch (const std::exception&) {
+      // A removed node: nothing to route around.
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    s.state.reachable = false;
+    s.state.last_error = message;
+    s.state.last_probe_ns = now;
+    ++s.state.probes_failed;
+  }
+  finish(s, false);
+}
+
+void Prober::succeed(Slot& s, std::int64_t now) {
+  s.phase = Slot::Phase::Idle;
+  s.due_ns = std::max(now, s.sent_ns + config_.interval_ns);  // keep the cadence
+  const int node = s.node;
+  const std::string& name = topology_->name(node);
+  const std::uint32_t flags = topology_->flags(node);
+  const Role role = role_of(flags);
+  bool mismatch = false;
+  std::string error;
+  try {
+    if (role == Role::Primary) {
+      mismatch = s.in_recovery;
+      if (!s.in_recovery && s.current_lsn.valid()) {
+        try {
+          tracker_->primary_sample(now, s.current_lsn);
+        } catch (const InvalidArgument&) {
+          // The primary's LSN went backwards: it is not the server it was (restored, or a
+          // different one behind the same address). Start the history afresh.
+          tracker_->reset();
+          tracker_->primary_sample(now, s.current_lsn);
+        }
+      }
+      // No failover here: a primary found in recovery stays routable and is flagged.
+      if (!(flags & ::replikit::detail::kUpBit)) topology_->set_up(name, true);
+    } else if (role == Role::Replica) {
+      mismatch = !s.in_recovery;
+      if (!mismatch) {
+        tracker_->replica_sample(node, now, lsn_max(s.receive_lsn, s.replay_lsn), s.replay_lsn);
+      }
+      // A "replica" that is not in recovery no longer follows the primary: keep reads off it.
+      bool up = !mismatch;
+      if (up != ((flags & ::replikit::detail::kUpBit) != 0)) topology_->set_up(name, up);
+    }
+  } catch (const std::exception& e) {
+    error = std::string("probe sample rejected: ") + e.what();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ProbeState& st = s.state;
+    st.reachable = true;
+    st.in_recovery = s.in_recovery;
+    st.role_mismatch = mismatch;
+    st.timeline = s.timeline;
+    st.current_lsn = s.current_lsn;
+    st.receive_lsn = s.receive_lsn;
+    st.replay_lsn = s.replay_lsn;
+    st.last_probe_ns = now;
+    st.rtt_ms = static_cast<double>(now - s.sent_ns) / 1e6;
+    ++st.probes_ok;
+    st.last_error = mismatch ? (s.in_recovery ? "role mismatch: the primary is in recovery"
+                                              : "role mismatch: this replica is not in recovery")
+                             : error;
+  }
+  finish(s, true);
+}
+
+void Prober::finish(Slot& s, bool ok) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++s.completed;
+  }
+  probed_.notify_all();
+  if (on_probe_) on_probe_(s.node, ok);
+}
+
+}  // namespace replikit::pg::detail

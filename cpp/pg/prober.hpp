@@ -1,0 +1,85 @@
+#pragma once
+// The node prober: one background thread, one libpq connection per node, driven with libpq's
+// asynchronous API so that every connect and every probe has a client-side deadline and all
+// nodes are probed in parallel (a node that stopped answering delays nobody else).
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "replikit/lag.hpp"
+#include "replikit/pg/database.hpp"
+#include "replikit/topology.hpp"
+#include "watchdog.hpp"
+
+namespace replikit::pg::detail {
+
+struct ProberConfig {
+  std::int64_t interval_ns = 100'000'000;
+  std::int64_t probe_timeout_ns = 1'000'000'000;
+  std::int64_t connect_timeout_ns = 2'000'000'000;
+};
+
+/// What one node looked like at its last probe (the prober's part of NodeStatus).
+struct ProbeState {
+  bool reachable = false;
+  bool in_recovery = false;
+  bool role_mismatch = false;
+  std::uint32_t timeline = 0;
+  Lsn current_lsn, receive_lsn, replay_lsn;
+  std::int64_t last_probe_ns = 0;
+  double rtt_ms = 0;
+  std::uint64_t probes_ok = 0, probes_failed = 0;
+  std::string last_error;
+};
+
+class Prober {
+ public:
+  /// `conninfos[i]` is the connection string of topology node i. `on_probe(node, ok)` runs on
+  /// the prober thread after every completed probe (it must not block).
+  Prober(ProberConfig config, std::shared_ptr<Topology> topology, std::shared_ptr<LagTracker> tracker,
+         std::vector<std::string> conninfos, Watchdog* watchdog, std::function<void(int, bool)> on_probe);
+  ~Prober();
+  Prober(const Prober&) = delete;
+  Prober& operator=(const Prober&) = delete;
+
+  void start();
+  /// Stops and joins the thread (it wakes at once through a pipe); idempotent.
+  void stop();
+
+  ProbeState state(int node) const;
+  /// Completed probes (good or failed) of node `node`.
+  std::uint64_t completed(int node) const;
+  /// Waits until every node completed `count` more probes, or until `timeout_ns` passed.
+  bool wait_probes(int count, std::int64_t timeout_ns) const;
+
+ private:
+  struct Slot;
+  void run();
+  void step(std::int64_t now_ns);
+  void start_connect(Slot& s, std::int64_t now_ns);
+  void send_probe(Slot& s, std::int64_t now_ns);
+  void on_readable(Slot& s, short revents, std::int64_t now_ns);
+  void fail(Slot& s, const std::string& message, std::int64_t now_ns);
+  void succeed(Slot& s, std::int64_t now_ns);
+  void finish(Slot& s, bool ok);
+
+  ProberConfig config_;
+  std::shared_ptr<Topology> topology_;
+  std::shared_ptr<LagTracker> tracker_;
+  Watchdog* watchdog_;
+  std::function<void(int, bool)> on_probe_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  mutable std::mutex mutex_;  // guards every Slot::state and Slot::completed
+  mutable std::condition_variable probed_;
+  std::atomic<bool> stop_{false};
+  int wake_pipe_[2] = {-1, -1};
+  std::thread thread_;
+};
+
+}  // namespace replikit::pg::detail
