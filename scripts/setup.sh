@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what replikit needs on a fresh Debian 12 machine and builds the package into .venv.
+# Idempotent: packages already present are not reinstalled. Used by scripts/test.sh and
+# scripts/demo.sh; source it or run it.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Debian packages: compilers and build tools, libpqxx 6.4 (+ libpq, OpenSSL headers), GoogleTest,
+# Google Benchmark, PostgreSQL 15 for the real-cluster tests, pgpool-II for the comparison benchmark.
+PACKAGES=(g++ cmake ninja-build pkg-config python3-venv python3-dev libpqxx-dev libssl-dev
+          libgtest-dev libbenchmark-dev postgresql-15 postgresql-client-15 pgpool2 procps)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# The machine's own python3 (pyenv) may already provide venv and headers: skip Debian's then.
+if python3 -c "import venv, sysconfig, os; assert os.path.exists(sysconfig.get_paths()['include'] + '/Python.h')" 2>/dev/null; then
+  missing=($(printf '%s\n' "${missing[@]}" | grep -v -x -e python3-venv -e python3-dev || true))
+fi
+# cmake/ninja from PyPI (on PATH) are fine too.
+command -v cmake >/dev/null 2>&1 && missing=($(printf '%s\n' "${missing[@]}" | grep -v -x cmake || true))
+command -v ninja >/dev/null 2>&1 && missing=($(printf '%s\n' "${missing[@]}" | grep -v -x ninja-build || true))
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python: a venv of our own with the package and the test/notebook dependencies.
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check \
+  pytest hypothesis numpy nbclient nbformat ipykernel matplotlib "psycopg[binary]" \
+  scikit-build-core pybind11
+# Warnings are errors in our own build; the wheel build reuses .venv's build tools.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
+  -Ccmake.define.REPLIKIT_WERROR=ON -Cbuild-dir=build/py .
