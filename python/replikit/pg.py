@@ -22,6 +22,22 @@ per-node settings (port, cluster_name, ...) go into ``postgresql.auto.conf``.
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
 # =====================================================================================
 # C++ PostgreSQL backend (libpqxx) -- re-exported from replikit._core when it was built.
 #
@@ -29,7 +45,10 @@ from __future__ import annotations
 # compiled module in _BACKEND_NAMES (or replace this block by explicit imports guarded
 # by ``_core.HAVE_PG``). When the module was built without libpqxx, looking one of these
 # names up raises ImportError with the instructions below; the harness keeps working.
-_BACKEND_NAMES: tuple = ("ReplicatedDatabase",)
+_BACKEND_NAMES: tuple = (
+    "ReplicatedDatabase", "DatabaseOptions", "NodeConfig", "QueryOptions", "QueryResult",
+    "Statement", "Route", "NodeStatus", "DatabaseStats",
+)
 _BACKEND_MISSING_HINT = (
     "replikit was built without its PostgreSQL backend (libpqxx was not found at build "
     "time). Install it with `apt-get install libpqxx-dev pkg-config`, then rebuild with "
@@ -58,22 +77,6 @@ def __getattr__(name: str):  # PEP 562: only called for names not defined below
 # =====================================================================================
 # Local cluster harness (pure Python, standard library only).
 
-import atexit
-import dataclasses
-import hashlib
-import json
-import os
-import random
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 __all__ = [
     "ClusterError",
@@ -582,6 +585,7 @@ class LocalCluster:
             self.close()
             raise
         self.startup_s = time.monotonic() - started
+        self._save_description()
         return self
 
     def _copy_template(self, template: str, nodes: List[Node]) -> None:
@@ -1104,6 +1108,8 @@ class LocalCluster:
 
         Starts stopped nodes, resumes replay, clears apply delays, restores the
         replication mode the cluster was created with, and waits until all stream.
+        It does not undo a promotion or a repointed replica: failover tests should
+        start a LocalCluster of their own.
         """
         for name in self.nodes:
             if not self.is_up(name):
