@@ -236,6 +236,8 @@ WarsModel WarsModel::lnkd_disk() {
 }
 
 WarsModel WarsModel::ymmr(double write_pareto_shape) {
+  require(std::isfinite(write_pareto_shape) && write_pareto_shape > 0, "write_pareto_shape",
+          "must be a positive finite number");
   const auto ars = LatencyDistribution::mixture(
       {0.982, 0.018}, {LatencyDistribution::pareto(1.5, 3.8), LatencyDistribution::exponential(0.0217)});
   WarsModel m = uniform(ars);
@@ -319,6 +321,16 @@ struct WarsSimulation::Sampler {
 };
 
 static_assert(52 - kCellBits == 45, "frac scaling assumes 45 fraction bits");
+
+std::vector<double> sample_latency(const LatencyDistribution& d, std::uint64_t count, std::uint64_t seed) {
+  require(count >= 1 && count <= kPbsMaxKeptSamples, "count",
+          "must be in [1, " + std::to_string(kPbsMaxKeptSamples) + "]");
+  const WarsSimulation::Sampler sampler(d);
+  Xoshiro256 rng(seed);
+  std::vector<double> out(count);
+  for (auto& x : out) x = sampler.sample(rng);
+  return out;
+}
 
 // ------------------------------------------------------------------ WARS simulation
 

@@ -108,6 +108,10 @@ double k_staleness_probability(int n, int w, int r, int k);
 /// Probability that a read returns one of the last k versions: 1 - k_staleness_probability.
 double k_consistency_probability(int n, int w, int r, int k);
 
+/// Draws `count` (<= kPbsMaxKeptSamples) samples of `d` with the compiled sampler the WARS
+/// simulation uses (an inverse-CDF table with constant relative resolution in the tail).
+std::vector<double> sample_latency(const LatencyDistribution& d, std::uint64_t count, std::uint64_t seed);
+
 /// Quantiles of operation latency in one WARS run.
 struct OperationLatency {
   double read_ms = 0;   ///< R-th fastest read response
