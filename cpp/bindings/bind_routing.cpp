@@ -5,8 +5,10 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <optional>
+#include <string_view>
 
 #include "bindings.hpp"
 #include "convert.hpp"
@@ -29,8 +31,10 @@ std::int64_t monotonic_ns() {
       .count();
 }
 
-std::int64_t now_or_clock(const std::optional<std::int64_t>& now_ns) {
-  return now_ns ? *now_ns : monotonic_ns();
+// now_ns as given (an int >= 0), or the clock when None.
+std::int64_t now_or_clock(const py::object& now_ns) {
+  if (now_ns.is_none()) return monotonic_ns();
+  return to_int64(now_ns, "now_ns", 0);
 }
 
 NodeSpec to_spec(const py::handle& value, const char* argument) {
@@ -46,8 +50,9 @@ NodeSpec to_spec(const py::handle& value, const char* argument) {
 // A node given as a name (str) or an index (int).
 int to_node(const Topology& t, const py::handle& value, const char* argument) {
   if (py::isinstance<py::str>(value)) return t.index_of(value.cast<std::string>(), argument);
-  if (py::isinstance<py::int_>(value) && !py::isinstance<py::bool_>(value)) {
-    long long i = value.cast<long long>();
+  // Any integer, including the numpy ints that route_reads returns.
+  if (!py::isinstance<py::bool_>(value) && PyIndex_Check(value.ptr())) {
+    std::int64_t i = to_int64(value, argument);
     if (i < 0 || i >= t.size()) {
       throw InvalidArgument(argument, "node index " + std::to_string(i) + " is out of range");
     }
@@ -74,7 +79,10 @@ class CallableSigner final : public TokenSigner {
     py::gil_scoped_acquire gil;
     py::object out = f_(py::bytes(payload.data(), payload.size()));
     if (!py::isinstance<py::bytes>(out)) throw InvalidArgument("signer", "signer must return bytes");
-    return out.cast<std::string>();
+    std::string mac = out.cast<std::string>();
+    // Checked here so the error names the signer (the core would raise a bare Error).
+    if (mac.size() < 16) throw InvalidArgument("signer", "signer must return at least 16 bytes");
+    return mac;
   }
 
  private:
@@ -95,6 +103,39 @@ Session session_from(const py::handle& value, const py::object& signer, const ch
     return decode_token(value.cast<std::string>(), s.get(), argument);
   }
   throw InvalidArgument(argument, "expected a replikit.Session or a token (str)");
+}
+
+using U64Array = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
+
+// A 1-D array of LSNs from a numpy array or sequence: unsigned or non-negative signed integers,
+// or (object / str arrays) anything to_lsn accepts. Floats, bools and negative values are refused
+// rather than silently cast (NaN or -1 would otherwise become arbitrary LSNs).
+U64Array to_lsn_array(const py::handle& value, const char* argument) {
+  py::array a;
+  try {
+    a = py::module_::import("numpy").attr("asarray")(value);
+  } catch (const py::error_already_set&) {
+    throw InvalidArgument(argument, "expected a 1-D array of LSNs");
+  }
+  if (a.ndim() != 1) throw InvalidArgument(argument, "must be a 1-D array");
+  if (a.size() == 0) return U64Array(0);
+  char kind = a.dtype().kind();
+  if (kind == 'u') return a.cast<U64Array>();
+  if (kind == 'i') {
+    if (py::cast<bool>(a.attr("__lt__")(0).attr("any")())) {
+      throw InvalidArgument(argument, "LSNs must not be negative");
+    }
+    return a.cast<U64Array>();
+  }
+  if (kind == 'O' || kind == 'U') {
+    U64Array out(a.size());
+    std::uint64_t* data = out.mutable_data();
+    py::ssize_t k = 0;
+    for (auto item : a.attr("tolist")()) data[k++] = to_lsn(item, argument).value;
+    return out;
+  }
+  throw InvalidArgument(argument, "expected integer LSNs, got an array of dtype " +
+                                      std::string(py::str(a.dtype())));
 }
 
 py::dict counters_dict(const Router& r) {
@@ -170,8 +211,11 @@ void bind_routing(py::module_& m) {
 
   // ---- nodes and topology ----
   py::class_<NodeSpec>(m, "Node", "How to declare a node: name, region, weight, priority, up.")
-      .def(py::init([](std::string name, std::string region, double weight, int priority, bool up) {
-             NodeSpec s{std::move(name), std::move(region), weight, priority, up};
+      .def(py::init([](std::string name, std::string region, double weight, const py::object& priority, bool up) {
+             NodeSpec s{std::move(name), std::move(region), weight,
+                        static_cast<int>(to_int64(priority, "priority", std::numeric_limits<int>::min(),
+                                                  std::numeric_limits<int>::max())),
+                        up};
              return s;
            }),
            py::arg("name"), py::arg("region") = "", py::arg("weight") = 1.0, py::arg("priority") = 0,
@@ -217,19 +261,35 @@ void bind_routing(py::module_& m) {
            }),
            py::arg("primary"), py::arg("replicas") = py::list(),
            "A topology from a primary and replicas, each a Node or a name.")
-      .def("add_replica", [](Topology& t, const py::object& node) { return t.add_replica(to_spec(node, "node")); },
+      .def("add_replica",
+           [](Topology& t, const py::object& node) {
+             try {
+               return t.add_replica(to_spec(node, "node"));
+             } catch (const InvalidArgument& e) {
+               // The core names its parameter "spec"; Python calls it "node".
+               if (e.argument() != "spec") throw;
+               std::string message = e.what();
+               throw InvalidArgument("node", message.substr(message.find(": ") + 2));
+             }
+           },
            py::arg("node"), "Adds a replica (Node or name); returns its index.")
       .def("remove_replica", &Topology::remove_replica, py::arg("name"), "Removes a replica for good.")
       .def("set_up", &Topology::set_up, py::arg("name"), py::arg("up"), "Marks a node up or down.")
       .def("set_weight", &Topology::set_weight, py::arg("name"), py::arg("weight"),
            "Sets a replica's routing weight (>= 0).")
-      .def("set_priority", &Topology::set_priority, py::arg("name"), py::arg("priority"),
+      .def("set_priority",
+           [](Topology& t, std::string_view name, const py::object& priority) {
+             t.set_priority(name, static_cast<int>(to_int64(priority, "priority", std::numeric_limits<int>::min(),
+                                                            std::numeric_limits<int>::max())));
+           },
+           py::arg("name"), py::arg("priority"),
            "Sets a node's failover priority.")
       .def("promote", &Topology::promote, py::arg("name"),
            "Makes a replica the primary (the old primary becomes a replica marked down); returns the new epoch.")
       .def("index_of", [](const Topology& t, const std::string& name) { return t.index_of(name, "name"); },
            py::arg("name"), "The index of a node; NotFound if unknown.")
-      .def("name", &Topology::name, py::arg("index"), "The name of node `index`.")
+      .def("name", [](const Topology& t, const py::object& index) { return t.name(static_cast<int>(to_int64(index, "index", std::numeric_limits<int>::min(), std::numeric_limits<int>::max()))); },
+           py::arg("index"), "The name of node `index`.")
       .def("region_id", &Topology::region_id, py::arg("region"), "The id of a region, or -1.")
       .def_property_readonly("primary", &Topology::primary, "The primary's index.")
       .def_property_readonly("primary_name", [](const Topology& t) { return t.name(t.primary()); },
@@ -282,30 +342,30 @@ void bind_routing(py::module_& m) {
       m, "LagTracker",
       "Replica lag in bytes and time from LSN samples, with a threshold and hysteresis; feeds the Topology.")
       .def(py::init([](std::shared_ptr<Topology> topology, double lag_ms_max, double recover_ms,
-                       std::int64_t lag_bytes_max, std::int64_t recover_bytes, double stale_sample_ms,
-                       std::size_t history_capacity, std::size_t event_capacity) {
+                       const py::object& lag_bytes_max, const py::object& recover_bytes, double stale_sample_ms,
+                       const py::object& history_capacity, const py::object& event_capacity) {
              LagConfig c;
              c.lag_ms_max = lag_ms_max;
              c.recover_ms = recover_ms;
-             c.lag_bytes_max = lag_bytes_max;
-             c.recover_bytes = recover_bytes;
+             c.lag_bytes_max = to_int64(lag_bytes_max, "lag_bytes_max");
+             c.recover_bytes = to_int64(recover_bytes, "recover_bytes");
              c.stale_sample_ms = stale_sample_ms;
-             c.history_capacity = history_capacity;
-             c.event_capacity = event_capacity;
+             c.history_capacity = static_cast<std::size_t>(to_int64(history_capacity, "history_capacity", 0));
+             c.event_capacity = static_cast<std::size_t>(to_int64(event_capacity, "event_capacity", 0));
              return std::make_shared<LagTracker>(std::move(topology), c);
            }),
            py::arg("topology"), py::arg("lag_ms_max") = 1000.0, py::arg("recover_ms") = 500.0,
            py::arg("lag_bytes_max") = 0, py::arg("recover_bytes") = 0, py::arg("stale_sample_ms") = 1000.0,
            py::arg("history_capacity") = 8192, py::arg("event_capacity") = 1024)
       .def("primary_sample",
-           [](LagTracker& l, const py::object& lsn, std::optional<std::int64_t> now_ns) {
+           [](LagTracker& l, const py::object& lsn, const py::object& now_ns) {
              l.primary_sample(now_or_clock(now_ns), to_lsn(lsn, "current_lsn"));
            },
            py::arg("current_lsn"), py::arg("now_ns") = py::none(),
            "The primary was at `current_lsn` at `now_ns` (default: time.monotonic_ns()).")
       .def("replica_sample",
            [](LagTracker& l, const py::object& node, const py::object& receive_lsn, const py::object& replay_lsn,
-              std::optional<std::int64_t> now_ns) {
+              const py::object& now_ns) {
              int i = to_node(*l.topology(), node, "node");
              l.replica_sample(i, now_or_clock(now_ns), to_lsn(receive_lsn, "receive_lsn"),
                               to_lsn(replay_lsn, "replay_lsn"));
@@ -316,7 +376,12 @@ void bind_routing(py::module_& m) {
              return l.replica(to_node(*l.topology(), node, "node"));
            }, py::arg("node"), "A replica's lag as last computed.")
       .def("replicas", &LagTracker::replicas, "Every replica's lag.")
-      .def("events", &LagTracker::events, py::arg("after_sequence") = 0, py::arg("max_events") = 1024,
+      .def("events",
+           [](const LagTracker& l, const py::object& after_sequence, const py::object& max_events) {
+             return l.events(to_uint64(after_sequence, "after_sequence"),
+                             static_cast<std::size_t>(to_int64(max_events, "max_events", 0)));
+           },
+           py::arg("after_sequence") = 0, py::arg("max_events") = 1024,
            "Transition events after a sequence number, oldest first.")
       .def_property_readonly("events_dropped", &LagTracker::events_dropped,
                              "Events dropped because the buffer was full.")
@@ -354,7 +419,7 @@ void bind_routing(py::module_& m) {
         return s.untracked_write_ns;
       }, "Time of the last write whose LSN was unknown (None: none).")
       .def("record_write",
-           [](Session& s, const py::object& commit_lsn, std::optional<std::int64_t> now_ns) {
+           [](Session& s, const py::object& commit_lsn, const py::object& now_ns) {
              s.record_write(commit_lsn.is_none() ? Lsn() : to_lsn(commit_lsn, "commit_lsn"), now_or_clock(now_ns));
            },
            py::arg("commit_lsn") = py::none(), py::arg("now_ns") = py::none(),
@@ -427,12 +492,12 @@ void bind_routing(py::module_& m) {
 
   py::class_<Router, std::shared_ptr<Router>>(m, "Router",
                                               "Routes writes to the primary and reads to qualifying replicas.")
-      .def(py::init([](std::shared_ptr<Topology> topology, Policy policy, double time_window_ms, std::uint64_t seed,
-                       std::string region) {
+      .def(py::init([](std::shared_ptr<Topology> topology, Policy policy, double time_window_ms,
+                       const py::object& seed, std::string region) {
              RouterConfig c;
              c.policy = policy;
              c.time_window_ms = time_window_ms;
-             c.seed = seed;
+             c.seed = to_uint64(seed, "seed");
              c.region = std::move(region);
              return std::make_shared<Router>(std::move(topology), std::move(c));
            }),
@@ -443,10 +508,11 @@ void bind_routing(py::module_& m) {
       .def("route_write", [](Router& r) { return with_name(*r.topology(), r.route_write()); },
            "Where a write goes: the primary, or node None with reason PRIMARY_DOWN.")
       .def("route_read",
-           [](Router& r, const Session& session, Consistency consistency, std::optional<std::int64_t> now_ns,
+           [](Router& r, const Session& session, Consistency consistency, const py::object& now_ns,
               std::optional<double> max_staleness_ms, std::optional<std::string> region) {
              ReadOptions o;
-             if (max_staleness_ms) o.max_staleness_ms = *max_staleness_ms;
+             // Checked whenever given, so a NaN is refused even where it would be ignored.
+             if (max_staleness_ms) o.max_staleness_ms = finite(*max_staleness_ms, "max_staleness_ms");
              if (region) {
                o.region = r.topology()->region_id(*region);
                if (o.region == kNoNode) throw InvalidArgument("region", "no node is in region '" + *region + "'");
@@ -457,13 +523,11 @@ void bind_routing(py::module_& m) {
            py::arg("max_staleness_ms") = py::none(), py::arg("region") = py::none(),
            "Where a read goes (now_ns defaults to time.monotonic_ns()).")
       .def("route_reads",
-           [](Router& r, py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast> write_lsns,
-              py::object read_lsns_obj, Consistency consistency, std::optional<std::int64_t> now_ns,
-              std::optional<double> max_staleness_ms) {
-             if (write_lsns.ndim() != 1) throw InvalidArgument("write_lsns", "must be a 1-D array");
+           [](Router& r, const py::object& write_lsns_obj, const py::object& read_lsns_obj, Consistency consistency,
+              const py::object& now_ns, std::optional<double> max_staleness_ms) {
+             U64Array write_lsns = to_lsn_array(write_lsns_obj, "write_lsns");
              auto w = write_lsns.unchecked<1>();
-             using U64Array = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
-             U64Array read_lsns = read_lsns_obj.is_none() ? U64Array(w.shape(0)) : read_lsns_obj.cast<U64Array>();
+             U64Array read_lsns = read_lsns_obj.is_none() ? U64Array(w.shape(0)) : to_lsn_array(read_lsns_obj, "read_lsns");
              if (read_lsns_obj.is_none()) std::fill_n(read_lsns.mutable_data(), w.shape(0), 0);
              if (read_lsns.ndim() != 1 || read_lsns.shape(0) != w.shape(0)) {
                throw InvalidArgument("read_lsns", "must be a 1-D array as long as write_lsns");
@@ -475,7 +539,11 @@ void bind_routing(py::module_& m) {
              auto out_nodes = nodes.mutable_unchecked<1>();
              auto out_reasons = reasons.mutable_unchecked<1>();
              ReadOptions o;
-             if (max_staleness_ms) o.max_staleness_ms = *max_staleness_ms;
+             if (max_staleness_ms) o.max_staleness_ms = finite(*max_staleness_ms, "max_staleness_ms");
+             // Checked before the loop, so an empty batch rejects the same input as a full one.
+             if (consistency == Consistency::BoundedStaleness && !max_staleness_ms) {
+               throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a max_staleness_ms");
+             }
              std::int64_t now = now_or_clock(now_ns);
              {
                py::gil_scoped_release release;
