@@ -45,9 +45,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 # compiled module in _BACKEND_NAMES (or replace this block by explicit imports guarded
 # by ``_core.HAVE_PG``). When the module was built without libpqxx, looking one of these
 # names up raises ImportError with the instructions below; the harness keeps working.
-_BACKEND_NAMES: tuple = (
-    "ReplicatedDatabase", "DatabaseOptions", "NodeConfig", "QueryOptions", "QueryResult",
-    "Statement", "Route", "NodeStatus", "DatabaseStats",
+_BACKEND_NAMES: tuple = (  # from replikit._pgdb (the compiled classes and Python helpers)
+    "ReplicatedDatabase", "Result", "Route", "NodeStatus", "PsycopgRouter",
+    "database_for_cluster",
 )
 _BACKEND_MISSING_HINT = (
     "replikit was built without its PostgreSQL backend (libpqxx was not found at build "
@@ -61,7 +61,9 @@ def _backend_attr(name: str):
     from . import _core
 
     if getattr(_core, "HAVE_PG", False):
-        for holder in (getattr(_core, "pg", None), _core):
+        from . import _pgdb
+
+        for holder in (_pgdb, getattr(_core, "pg", None), _core):
             if holder is not None and hasattr(holder, name):
                 return getattr(holder, name)
         raise AttributeError(f"replikit._core has no PostgreSQL backend name {name!r}")

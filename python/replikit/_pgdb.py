@@ -1,0 +1,224 @@
+"""Python helpers around the C++ PostgreSQL backend (``replikit._core.ReplicatedDatabase``).
+
+- ``database_for_cluster(cluster, **options)``: a ReplicatedDatabase over a
+  ``replikit.pg.LocalCluster`` (its primary and replicas, with their DSNs).
+- ``PsycopgRouter``: replikit routing for psycopg 3 connections. The ReplicatedDatabase keeps
+  probing the nodes and tracking lag (in C++, off the GIL); the router hands out psycopg
+  connections to the node each read or write should use, and records commit LSNs into the
+  session after writes, so an application keeps its psycopg code and gains read-your-writes,
+  monotonic and causal reads over replicas.
+
+Importing this module needs the compiled backend (``replikit._core.HAVE_PG``); psycopg is
+imported only when a PsycopgRouter is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from . import _core
+
+if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the build
+    raise ImportError(
+        "replikit was built without its PostgreSQL backend (libpqxx was not found at build "
+        "time): apt-get install libpqxx-dev pkg-config, then pip install . from the "
+        "repository root")
+
+ReplicatedDatabase = _core.ReplicatedDatabase
+Result = _core.Result
+Route = _core.Route
+NodeStatus = _core.NodeStatus
+
+__all__ = ["ReplicatedDatabase", "Result", "Route", "NodeStatus", "PsycopgRouter",
+           "database_for_cluster"]
+
+
+def database_for_cluster(cluster: Any, dbname: str = "postgres", **options: Any) -> "ReplicatedDatabase":
+    """A ReplicatedDatabase over a LocalCluster: its node ``primary`` and every replica.
+
+    ``options`` are ReplicatedDatabase's keyword options (probe_interval_ms, pool_size,
+    wait_for_replica_ms, lag_ms_max, ...).
+    """
+    replicas = [(name, cluster.dsn(name, dbname)) for name in cluster.replica_names]
+    return ReplicatedDatabase(("primary", cluster.dsn("primary", dbname)), replicas, **options)
+
+
+class PsycopgRouter:
+    """Routes psycopg 3 connections with replikit.
+
+    ``db`` supplies routing, lag tracking and node health; this class keeps a small bounded
+    pool of psycopg connections per node (autocommit, created lazily with ``connect``)::
+
+        router = PsycopgRouter(db)
+        with router.write(session) as conn:          # the primary, in a transaction
+            conn.execute("INSERT INTO t VALUES (%s)", (1,))
+        # committed; the commit LSN is now in `session`
+        with router.read(session) as conn:           # a replica that has the write
+            rows = conn.execute("SELECT * FROM t").fetchall()
+
+    Reads accept ``consistency`` like ``ReplicatedDatabase.query``. A read with
+    ``consistency="monotonic"`` or ``"causal"`` records what it saw (one extra round trip).
+    A psycopg ``OperationalError`` inside a block marks the node down (the prober brings it
+    back) and is re-raised; retrying is the caller's choice here.
+    """
+
+    def __init__(self, db: "ReplicatedDatabase", *, pool_size: int = 4,
+                 acquire_timeout_s: float = 5.0, connect: Optional[Callable[..., Any]] = None,
+                 **connect_kwargs: Any):
+        if not isinstance(pool_size, int) or isinstance(pool_size, bool) or not 1 <= pool_size <= 256:
+            raise ValueError(f"pool_size: expected an integer in [1, 256], got {pool_size!r}")
+        if not acquire_timeout_s > 0:
+            raise ValueError(f"acquire_timeout_s: must be > 0, got {acquire_timeout_s!r}")
+        if connect is None:
+            import psycopg  # only needed here
+
+            connect = psycopg.connect
+            self._operational_error: Tuple[type, ...] = (psycopg.OperationalError,)
+        else:
+            self._operational_error = (OSError,)
+            try:
+                import psycopg
+
+                self._operational_error = (psycopg.OperationalError, OSError)
+            except ImportError:  # pragma: no cover
+                pass
+        self._db = db
+        self._connect = connect
+        self._connect_kwargs = dict(connect_kwargs)
+        self._connect_kwargs.setdefault("autocommit", True)
+        self._connect_kwargs.setdefault("connect_timeout", 2)
+        self._pool_size = pool_size
+        self._acquire_timeout_s = float(acquire_timeout_s)
+        self._lock = threading.Lock()
+        self._idle: Dict[str, "queue.LifoQueue[Any]"] = {}
+        self._open: Dict[str, int] = {}
+        self._closed = False
+
+    # -------------------------------------------------------------- pool
+    def _take(self, node: str) -> Any:
+        deadline = time.monotonic() + self._acquire_timeout_s
+        with self._lock:
+            if self._closed:
+                raise _core.ConnectionError("PsycopgRouter is closed")
+            idle = self._idle.setdefault(node, queue.LifoQueue())
+            self._open.setdefault(node, 0)
+            if idle.empty() and self._open[node] < self._pool_size:
+                self._open[node] += 1
+                create = True
+            else:
+                create = False
+        if create:
+            try:
+                return self._connect(self._db.dsn(node), **self._connect_kwargs)
+            except BaseException as exc:
+                with self._lock:
+                    self._open[node] -= 1
+                if isinstance(exc, self._operational_error):
+                    self._db.mark_down(node)
+                    raise _core.ConnectionError(f"node '{node}': cannot connect: {exc}") from exc
+                raise
+        try:
+            conn = idle.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise _core.TimeoutError(
+                f"acquire_timeout_s: no psycopg connection to node '{node}' became free within "
+                f"{self._acquire_timeout_s:g} s (pool_size {self._pool_size})") from None
+        if conn.closed or conn.broken:
+            with self._lock:
+                self._open[node] -= 1
+            return self._take(node)
+        return conn
+
+    def _give(self, node: str, conn: Any, healthy: bool) -> None:
+        if healthy and not self._closed and not conn.closed and not conn.broken:
+            self._idle[node].put(conn)
+            return
+        with self._lock:
+            self._open[node] -= 1
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    @contextlib.contextmanager
+    def _lease(self, node: str) -> Iterator[Any]:
+        conn = self._take(node)
+        healthy = False
+        try:
+            yield conn
+            healthy = True
+        except self._operational_error:
+            if conn.broken or conn.closed:
+                self._db.mark_down(node)
+            else:
+                healthy = True
+            raise
+        except BaseException:
+            healthy = not (conn.broken or conn.closed)
+            raise
+        finally:
+            self._give(node, conn, healthy)
+
+    # -------------------------------------------------------------- routing
+    @contextlib.contextmanager
+    def write(self, session: Any) -> Iterator[Any]:
+        """A connection to the primary inside a transaction; after it commits, its commit
+        LSN is recorded into ``session``."""
+        primary = self._db.topology.primary_name
+        if not self._db.node(primary).up:
+            raise _core.ConnectionError(f"primary '{primary}' is down: nothing was sent")
+        with self._lease(primary) as conn:
+            with conn.transaction():
+                yield conn
+            try:
+                lsn = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+            except self._operational_error:
+                lsn = None  # committed, LSN unknown: the session's time-window rule applies
+            self._db.record_write(session, lsn)
+
+    @contextlib.contextmanager
+    def read(self, session: Any = None, *, consistency: Any = "read_your_writes",
+             max_staleness_ms: Optional[float] = None,
+             wait_for_replica_ms: Optional[float] = None) -> Iterator[Any]:
+        """A connection to the node replikit routes this read to (``.route`` of the
+        yielded connection's ``info`` is not touched; see ``last_route``)."""
+        route = self._db.route_read(session, consistency=consistency,
+                                    max_staleness_ms=max_staleness_ms,
+                                    wait_for_replica_ms=wait_for_replica_ms)
+        if route.node is None:
+            raise _core.ConnectionError(f"no node can serve this read ({route.reason})")
+        self.last_route = route
+        name = str(consistency).lower()
+        observe = session is not None and ("monotonic" in name or "causal" in name)
+        with self._lease(route.node) as conn:
+            yield conn
+            if observe:
+                lsn = conn.execute("SELECT COALESCE(pg_last_wal_replay_lsn(), "
+                                   "pg_current_wal_insert_lsn())").fetchone()[0]
+                session.observe(lsn)
+
+    def close(self) -> None:
+        """Closes every pooled psycopg connection (connections on loan close when returned)."""
+        with self._lock:
+            self._closed = True
+            idle = list(self._idle.items())
+        for node, q in idle:
+            while True:
+                try:
+                    conn = q.get_nowait()
+                except queue.Empty:
+                    break
+                with self._lock:
+                    self._open[node] -= 1
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def __enter__(self) -> "PsycopgRouter":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    last_route: Optional[Any] = None
