@@ -16,6 +16,10 @@ aid, `--clients` threads, `--seconds` each) with benchmarks/pg/pg_point_select.c
 - direct:   one libpqxx connection per client straight to replica r1 (the baseline);
 - replikit: ReplicatedDatabase routing every read over r1 and r2 (round-robin, eventual);
 - replikit_ryw: the same with read-your-writes consistency (sessions that never wrote);
+- replikit_sticky: ReplicatedDatabase over r1 and r2 with RouterConfig::sticky_reads = 100
+  (each client thread stays on one replica for 100 reads, then moves on);
+- replikit_r1: ReplicatedDatabase with r1 as its only replica: the same single server as
+  direct, so the ratio isolates what the client library costs;
 - pgpool:   one libpqxx connection per client to pgpool-II's port.
 
 It prints the median queries/s of each, the ratio replikit/direct (target >= 0.95: routing
@@ -162,6 +166,8 @@ def main() -> int:
         modes = {
             "direct": dict(dsn=cluster.dsn("r1")),
             "replikit": dict(primary=primary, replica=replicas, consistency="eventual"),
+            "replikit_r1": dict(primary=primary, replica=replicas[:1], consistency="eventual"),
+            "replikit_sticky": dict(primary=primary, replica=replicas, consistency="eventual", sticky="100"),
             "replikit_ryw": dict(primary=primary, replica=replicas, consistency="read_your_writes"),
         }
         try:
@@ -189,6 +195,8 @@ def main() -> int:
         print(f"  {m:<13} {q:>9,.0f}")
     print(f"replikit / direct       = {median['replikit'] / median['direct']:.3f}  (target >= 0.95)")
     print(f"replikit_ryw / direct   = {median['replikit_ryw'] / median['direct']:.3f}")
+    print(f"replikit_r1 / direct    = {median['replikit_r1'] / median['direct']:.3f}  (same single server as direct)")
+    print(f"replikit_sticky / direct = {median['replikit_sticky'] / median['direct']:.3f}  (sticky_reads=100)")
     if "pgpool" in median:
         print(f"replikit / pgpool       = {median['replikit'] / median['pgpool']:.2f}")
     for line in pgbench.stdout.splitlines():

@@ -43,13 +43,14 @@ struct Args {
   std::vector<std::pair<std::string, std::string>> replicas;
   std::string consistency = "eventual";
   std::string policy = "round_robin";
+  long sticky = 1;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "pg_point_select: " << why << "\n"
             << "usage: pg_point_select direct|replikit [--clients N] [--seconds S] [--rows R]\n"
             << "       [--dsn DSN] [--primary DSN] [--replica NAME=DSN]... [--consistency eventual|read_your_writes]\n"
-            << "       [--policy round_robin|least_outstanding]\n";
+            << "       [--policy round_robin|least_outstanding] [--sticky READS]\n";
   std::exit(2);
 }
 
@@ -69,6 +70,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--primary") a.primary = v;
     else if (k == "--consistency") a.consistency = v;
     else if (k == "--policy") a.policy = v;
+    else if (k == "--sticky") a.sticky = std::atol(v.c_str());
     else if (k == "--replica") {
       auto eq = v.find('=');
       if (eq == std::string::npos) usage("--replica takes NAME=DSN");
@@ -78,6 +80,7 @@ Args parse(int argc, char** argv) {
   if (a.clients < 1 || a.clients > 256) usage("--clients must be in [1, 256]");
   if (!(a.seconds > 0 && a.seconds <= 600)) usage("--seconds must be in (0, 600]");
   if (a.rows < 1) usage("--rows must be >= 1");
+  if (a.sticky < 1 || a.sticky > 1000000) usage("--sticky must be in [1, 1000000]");
   if (a.mode == "direct" && a.dsn.empty()) usage("direct needs --dsn");
   if (a.mode == "replikit" && (a.primary.empty() || a.replicas.empty())) usage("replikit needs --primary and --replica");
   return a;
@@ -140,6 +143,7 @@ int main(int argc, char** argv) {
     options.pool_size = a.clients;
     options.router.policy = a.policy == "least_outstanding" ? replikit::Policy::LeastOutstanding
                                                             : replikit::Policy::RoundRobin;
+    options.router.sticky_reads = static_cast<std::uint32_t>(a.sticky);
     replikit::pg::QueryOptions qo;
     qo.consistency = a.consistency == "read_your_writes" ? replikit::Consistency::ReadYourWrites
                                                          : replikit::Consistency::Eventual;

@@ -493,16 +493,22 @@ void bind_routing(py::module_& m) {
   py::class_<Router, std::shared_ptr<Router>>(m, "Router",
                                               "Routes writes to the primary and reads to qualifying replicas.")
       .def(py::init([](std::shared_ptr<Topology> topology, Policy policy, double time_window_ms,
-                       const py::object& seed, std::string region) {
+                       const py::object& seed, std::string region, long long sticky_reads) {
              RouterConfig c;
              c.policy = policy;
              c.time_window_ms = time_window_ms;
              c.seed = to_uint64(seed, "seed");
              c.region = std::move(region);
+             if (sticky_reads < 1 || sticky_reads > 1000000) {
+               throw InvalidArgument("sticky_reads", "must be in [1, 1000000]");
+             }
+             c.sticky_reads = static_cast<std::uint32_t>(sticky_reads);
              return std::make_shared<Router>(std::move(topology), std::move(c));
            }),
            py::arg("topology"), py::arg("policy") = Policy::RoundRobin, py::arg("time_window_ms") = 2000.0,
-           py::arg("seed") = 0, py::arg("region") = "")
+           py::arg("seed") = 0, py::arg("region") = "", py::arg("sticky_reads") = 1,
+           "A router. sticky_reads > 1 keeps a thread's consecutive reads on the replica it chose while "
+           "it qualifies (warm connections), re-balancing every sticky_reads reads.")
       .def_property_readonly("topology", &Router::topology)
       .def_property_readonly("policy", [](const Router& r) { return r.config().policy; })
       .def("route_write", [](Router& r) { return with_name(*r.topology(), r.route_write()); },

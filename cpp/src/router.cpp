@@ -47,6 +47,8 @@ struct alignas(64) Router::ThreadState {
   std::atomic<std::uint32_t> cursor{0};
   std::atomic<std::uint64_t> draws{0};
   std::uint64_t seed = 0;
+  int sticky_node = kNoNode;    // RouterConfig::sticky_reads: the replica this thread stays on
+  std::uint32_t sticky_left = 0;  // ... for this many more reads
   std::array<std::atomic<std::uint64_t>, kMaxNodes> by_node{};
   std::array<std::atomic<std::uint64_t>, kReasonCount> by_reason{};
 
@@ -124,6 +126,8 @@ Router::Router(std::shared_ptr<Topology> topology, RouterConfig config)
   require(std::isfinite(config_.time_window_ms) && config_.time_window_ms >= 0, "time_window_ms",
           "must be a finite, non-negative number of milliseconds");
   require(config_.time_window_ms <= 1e10, "time_window_ms", "must be at most 1e10 ms");
+  require(config_.sticky_reads >= 1 && config_.sticky_reads <= 1000000, "sticky_reads",
+          "must be in [1, 1000000]");
   time_window_ns_ = static_cast<std::int64_t>(std::llround(config_.time_window_ms * 1e6));
   default_region_ = config_.region.empty() ? kNoNode : topology_->region_id(config_.region);
   require(config_.region.empty() || default_region_ != kNoNode, "region",
@@ -373,7 +377,21 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
     if (required != 0) served = Reason::ReplicaCaughtUp;
     d.required_lsn = Lsn(required);
     int region = options.region != kNoNode ? options.region : default_region_;
-    int node = pick(ts, required, max_lag_ns, region, &d.reason);
+    int node = kNoNode;
+    if (config_.sticky_reads > 1 && !ts.shared) {
+      if (ts.sticky_left > 0 && qualifies(*topology_, ts.sticky_node, required, max_lag_ns) &&
+          (region == kNoNode || config_.policy != Policy::NearestRegion ||
+           region_of(topology_->flags(ts.sticky_node)) == region)) {
+        --ts.sticky_left;
+        node = ts.sticky_node;
+      } else {
+        node = pick(ts, required, max_lag_ns, region, &d.reason);
+        ts.sticky_node = node;
+        ts.sticky_left = node == kNoNode ? 0 : config_.sticky_reads - 1;
+      }
+    } else {
+      node = pick(ts, required, max_lag_ns, region, &d.reason);
+    }
     if (node != kNoNode) {
       d.node = node;
       d.reason = served;

@@ -85,6 +85,11 @@ struct RouterConfig {
   double time_window_ms = 2000;  ///< after a write with no known LSN, reads go to the primary this long (0: off)
   std::uint64_t seed = 0;        ///< seeds the per-thread generators (LeastOutstanding, Weighted fallback)
   std::string region;            ///< default client region for NearestRegion
+  /// Consecutive reads of one thread that stay on the replica it last chose while that replica
+  /// still qualifies (1: every read is balanced anew). Larger values keep a thread on one
+  /// replica's warm connection, as connection-pooled applications do, and still spread the load
+  /// over time; in [1, 1000000].
+  std::uint32_t sticky_reads = 1;
 };
 
 /// Decision counts, summed over threads.
