@@ -1,0 +1,649 @@
+// LagTracker: byte and time lag from the primary's LSN history, hysteresis, events, bounds
+// (issue 2). Exact values on hand-made histories, then random histories against a slow
+// reference written here.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "replikit/errors.hpp"
+#include "replikit/lag.hpp"
+#include "replikit/random.hpp"
+#include "replikit/router.hpp"
+
+using namespace replikit;
+
+namespace {
+
+constexpr std::int64_t kMs = 1000000;
+constexpr std::int64_t kNotYet = std::numeric_limits<std::int64_t>::min();
+
+std::shared_ptr<Topology> three_nodes() {
+  NodeSpec p, a, b;
+  p.name = "p";
+  a.name = "a";
+  b.name = "b";
+  return std::make_shared<Topology>(p, std::vector<NodeSpec>{a, b});
+}
+constexpr int kA = 1, kB = 2;
+
+template <typename E, typename F>
+void expect_invalid(F&& f, const std::string& argument) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an exception naming '" << argument << "'";
+  } catch (const E& e) {
+    EXPECT_EQ(e.argument(), argument) << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
+
+// A primary that writes 1000 bytes per ms, starting at LSN 1000 at t = 0.
+Lsn lsn_at_ms(std::int64_t ms) { return Lsn(static_cast<std::uint64_t>(1000 + ms * 1000)); }
+
+}  // namespace
+
+TEST(Lag, InterpolatesBetweenPrimarySamples) {
+  auto t = three_nodes();
+  LagTracker lag(t);
+  lag.primary_sample(0, Lsn(0x1000));
+  lag.primary_sample(100 * kMs, Lsn(0x2000));
+  EXPECT_EQ(lag.history_size(), 2u);
+  EXPECT_EQ(lag.primary_lsn(), Lsn(0x2000));
+
+  // "Past L" means the primary reached L + 1: halfway is 0/17FF -> exactly 50 ms.
+  EXPECT_EQ(lag.primary_time_past(Lsn(0x17FF)), 50 * kMs);
+  // 0/1800: (0x801 / 0x1000) * 100 ms = 50.0244140625 ms, truncated to whole ns.
+  EXPECT_EQ(lag.primary_time_past(Lsn(0x1800)), 50024414);
+  EXPECT_EQ(lag.primary_time_past(Lsn(0x1000)), 24414);       // just after the first sample
+  EXPECT_EQ(lag.primary_time_past(Lsn(0x1FFF)), 100 * kMs);   // the second sample itself
+  EXPECT_EQ(lag.primary_time_past(Lsn(0x2000)), kNotYet);     // the primary is not past it yet
+  EXPECT_EQ(lag.primary_time_past(Lsn(0x9000)), kNotYet);
+  EXPECT_EQ(lag.primary_time_past(Lsn(0x0FFF)), 0);           // older than the history: its start
+
+  lag.replica_sample(kA, 100 * kMs, Lsn(0x1C00), Lsn(0x1800));
+  ReplicaLag r = lag.replica(kA);
+  EXPECT_TRUE(r.known);
+  EXPECT_EQ(r.node, kA);
+  EXPECT_EQ(r.replay_lsn, Lsn(0x1800));
+  EXPECT_EQ(r.receive_lsn, Lsn(0x1C00));
+  EXPECT_EQ(r.lag_bytes, 0x800);
+  EXPECT_EQ(r.receive_lag_bytes, 0x400);
+  EXPECT_EQ(r.lag_ns, 100 * kMs - 50024414);  // 49.975586 ms: sub-millisecond resolution
+  EXPECT_FALSE(r.lag_is_lower_bound);
+  EXPECT_EQ(r.state, LagState::Ok);
+  EXPECT_EQ(r.sample_time_ns, 100 * kMs);
+
+  // Published to the topology for the router.
+  NodeInfo info = t->info(kA);
+  EXPECT_TRUE(info.lag_known);
+  EXPECT_EQ(info.lag_ns, r.lag_ns);
+  EXPECT_EQ(info.lag_bytes, 0x800);
+  EXPECT_EQ(info.replay_lsn, Lsn(0x1800));
+  EXPECT_EQ(info.receive_lsn, Lsn(0x1C00));
+  EXPECT_EQ(t->info(0).replay_lsn, Lsn(0x2000)) << "the primary's current LSN is published too";
+  EXPECT_FALSE(t->info(kB).lag_known);
+  EXPECT_FALSE(lag.replica(kB).known);
+
+  // A replica that has everything the primary has is not behind, whatever the time.
+  lag.replica_sample("b", 150 * kMs, Lsn(0x2000), Lsn(0x2000));
+  EXPECT_EQ(lag.replica(kB).lag_ns, 0);
+  EXPECT_EQ(lag.replica(kB).lag_bytes, 0);
+  // A replica ahead of the last primary sample is not behind either (no negative lag).
+  lag.replica_sample("b", 151 * kMs, Lsn(0x2100), Lsn(0x2100));
+  EXPECT_EQ(lag.replica(kB).lag_ns, 0);
+  EXPECT_EQ(lag.replica(kB).lag_bytes, 0);
+}
+
+TEST(Lag, IdlePrimaryCollapsesIntoOneEntry) {
+  auto t = three_nodes();
+  LagTracker lag(t);
+  for (int k = 0; k <= 10; ++k) lag.primary_sample(k * 100 * kMs, Lsn(0x5000));
+  EXPECT_EQ(lag.history_size(), 1u);
+  lag.replica_sample(kA, 1000 * kMs, Lsn(0x5000), Lsn(0x5000));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0) << "caught up with an idle primary: no lag however long idle";
+  EXPECT_EQ(lag.replica(kA).lag_bytes, 0);
+
+  // The primary moves on at 1100 ms; it was last seen at 0/5000 at 1000 ms, so the replica
+  // fell behind just after 1000 ms, not at t = 0 when 0/5000 was first seen.
+  lag.primary_sample(1100 * kMs, Lsn(0x6000));
+  EXPECT_EQ(lag.history_size(), 2u);
+  EXPECT_EQ(lag.primary_time_past(Lsn(0x5000)), 1000 * kMs + 24414);
+  lag.replica_sample(kA, 1100 * kMs, Lsn(0x5000), Lsn(0x5000));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 100 * kMs - 24414);
+  EXPECT_EQ(lag.replica(kA).lag_bytes, 0x1000);
+  EXPECT_FALSE(lag.replica(kA).lag_is_lower_bound);
+}
+
+TEST(Lag, LowerBoundWhenOlderThanTheKeptHistory) {
+  auto t = three_nodes();
+  LagConfig c;
+  c.history_capacity = 2;
+  c.lag_ms_max = 10000;
+  c.recover_ms = 10000;
+  LagTracker lag(t, c);
+  lag.primary_sample(0, Lsn(0x1000));
+  lag.primary_sample(100 * kMs, Lsn(0x2000));
+  lag.primary_sample(200 * kMs, Lsn(0x3000));
+  EXPECT_EQ(lag.history_size(), 2u);  // 0/1000 was dropped
+
+  lag.replica_sample(kA, 300 * kMs, Lsn(0x1800), Lsn(0x1800));
+  ReplicaLag r = lag.replica(kA);
+  EXPECT_TRUE(r.lag_is_lower_bound);
+  EXPECT_EQ(r.lag_ns, 200 * kMs) << "lag to the oldest kept entry (0/2000 at 100 ms)";
+  EXPECT_EQ(r.lag_bytes, 0x1800);
+
+  lag.replica_sample(kB, 300 * kMs, Lsn(0x27FF), Lsn(0x27FF));
+  EXPECT_FALSE(lag.replica(kB).lag_is_lower_bound);
+  EXPECT_EQ(lag.replica(kB).lag_ns, 150 * kMs);
+
+  // Catching up clears the flag.
+  lag.replica_sample(kA, 301 * kMs, Lsn(0x3000), Lsn(0x3000));
+  EXPECT_FALSE(lag.replica(kA).lag_is_lower_bound);
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+}
+
+TEST(Lag, HistoryAndEventsAreBounded) {
+  auto t = three_nodes();
+  LagConfig c;
+  c.history_capacity = 4;
+  c.event_capacity = 2;
+  c.lag_ms_max = 10;
+  c.recover_ms = 5;
+  LagTracker lag(t, c);
+  for (int k = 0; k < 100; ++k) lag.primary_sample(k * 10 * kMs, lsn_at_ms(k * 10));
+  EXPECT_EQ(lag.history_size(), 4u);  // 960, 970, 980 and 990 ms
+  EXPECT_EQ(lag.primary_lsn(), lsn_at_ms(990));
+
+  // Three transitions into a buffer of two: the oldest is dropped and counted.
+  std::int64_t now = 990 * kMs;
+  lag.replica_sample(kA, now, lsn_at_ms(800), lsn_at_ms(800));  // older than the history: >= 30 ms
+  EXPECT_EQ(lag.replica(kA).lag_ns, 30 * kMs);
+  lag.replica_sample(kA, now, lsn_at_ms(990), lsn_at_ms(990));  // caught up: recovered
+  lag.replica_sample(kA, now, lsn_at_ms(0), lsn_at_ms(0));      // far behind again
+  EXPECT_EQ(lag.events_dropped(), 1u);
+  auto events = lag.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].sequence, 2u);
+  EXPECT_EQ(events[0].kind, LagEventKind::Recovered);
+  EXPECT_EQ(events[1].sequence, 3u);
+  EXPECT_EQ(events[1].kind, LagEventKind::BecameLagging);
+  EXPECT_EQ(lag.events(2).size(), 1u);
+  EXPECT_EQ(lag.events(2)[0].sequence, 3u);
+  EXPECT_EQ(lag.events(3).size(), 0u);
+  ASSERT_EQ(lag.events(0, 1).size(), 1u);
+  EXPECT_EQ(lag.events(0, 1)[0].sequence, 2u);
+  EXPECT_TRUE(lag.replica(kA).lag_is_lower_bound);
+}
+
+TEST(Lag, HysteresisOnTimeLag) {
+  auto t = three_nodes();
+  LagConfig c;
+  c.lag_ms_max = 100;
+  c.recover_ms = 50;
+  LagTracker lag(t, c);
+  std::int64_t primary_ms = 0;
+  // Advances the primary to `ms` (a sample every 10 ms), then samples replica a as having
+  // replayed what the primary had just before `behind_of_ms`: its lag is exactly now - that.
+  auto step = [&](std::int64_t now_ms, std::int64_t replayed_ms) {
+    for (; primary_ms <= now_ms; primary_ms += 10) lag.primary_sample(primary_ms * kMs, lsn_at_ms(primary_ms));
+    Lsn replay(lsn_at_ms(replayed_ms).value - 1);
+    lag.replica_sample(kA, now_ms * kMs, replay, replay);
+    return lag.replica(kA);
+  };
+  struct Step {
+    std::int64_t now_ms, replayed_ms;
+    LagState expected;
+  };
+  const Step steps[] = {
+      {200, 150, LagState::Ok},       // 50 ms
+      {300, 200, LagState::Ok},       // exactly 100 ms: not above the maximum
+      {310, 200, LagState::Lagging},  // 110 ms
+      {400, 320, LagState::Lagging},  // 80 ms: below max, not below recover
+      {500, 450, LagState::Lagging},  // exactly 50 ms: not below recover
+      {600, 560, LagState::Ok},       // 40 ms: recovered
+      {700, 620, LagState::Ok},       // 80 ms: between the thresholds, stays OK
+  };
+  for (const Step& s : steps) {
+    SCOPED_TRACE("now_ms=" + std::to_string(s.now_ms));
+    ReplicaLag r = step(s.now_ms, s.replayed_ms);
+    EXPECT_EQ(r.lag_ns, (s.now_ms - s.replayed_ms) * kMs);
+    EXPECT_EQ(r.state, s.expected);
+    EXPECT_EQ(t->info(kA).lag_state, s.expected);
+    EXPECT_EQ((t->flags(kA) & detail::kLaggingBit) != 0, s.expected == LagState::Lagging);
+  }
+  auto events = lag.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].sequence, 1u);
+  EXPECT_EQ(events[0].node, kA);
+  EXPECT_EQ(events[0].kind, LagEventKind::BecameLagging);
+  EXPECT_EQ(events[0].time_ns, 310 * kMs);
+  EXPECT_EQ(events[0].lag_ns, 110 * kMs);
+  EXPECT_EQ(events[0].lag_bytes, 110 * 1000 + 1);
+  EXPECT_EQ(events[1].sequence, 2u);
+  EXPECT_EQ(events[1].kind, LagEventKind::Recovered);
+  EXPECT_EQ(events[1].time_ns, 600 * kMs);
+  EXPECT_EQ(events[1].lag_ns, 40 * kMs);
+  EXPECT_EQ(lag.events_dropped(), 0u);
+  EXPECT_STREQ(to_string(events[0].kind), "became_lagging");
+  EXPECT_STREQ(to_string(events[1].kind), "recovered");
+}
+
+TEST(Lag, HysteresisOnByteLag) {
+  auto t = three_nodes();
+  LagConfig c;
+  c.lag_ms_max = 1e9;
+  c.recover_ms = 1e9;
+  c.lag_bytes_max = 1000;
+  c.recover_bytes = 500;
+  LagTracker lag(t, c);
+  lag.primary_sample(0, Lsn(10000));
+  auto at = [&](std::uint64_t replay) {
+    lag.replica_sample(kA, 0, Lsn(replay), Lsn(replay));
+    return lag.replica(kA).state;
+  };
+  EXPECT_EQ(at(9000), LagState::Ok);        // exactly 1000 bytes: not above
+  EXPECT_EQ(at(8999), LagState::Lagging);   // 1001
+  EXPECT_EQ(at(9400), LagState::Lagging);   // 600: not below 500
+  EXPECT_EQ(at(9500), LagState::Lagging);   // exactly 500
+  EXPECT_EQ(at(9501), LagState::Ok);        // 499
+  EXPECT_EQ(at(9100), LagState::Ok);        // 900: between, stays OK
+  // The primary moving on raises byte lag without a replica sample.
+  lag.primary_sample(1, Lsn(20000));
+  EXPECT_EQ(lag.replica(kA).lag_bytes, 20000 - 9100);
+  EXPECT_EQ(lag.replica(kA).state, LagState::Lagging);
+  EXPECT_EQ(lag.events().size(), 3u);
+}
+
+TEST(Lag, ZeroRecoverThresholdsRecoverWhenFullyCaughtUp) {
+  // recover_ms = 0 (and recover_bytes = 0) mean "OK again only with no lag at all"; a replica
+  // that has replayed everything must then recover rather than stay LAGGING for ever.
+  auto t = three_nodes();
+  LagConfig c;
+  c.lag_ms_max = 0;
+  c.recover_ms = 0;
+  c.lag_bytes_max = 1;
+  c.recover_bytes = 0;
+  LagTracker lag(t, c);
+  lag.primary_sample(0, Lsn(0x1000));
+  lag.primary_sample(10 * kMs, Lsn(0x2000));
+  lag.replica_sample(kA, 10 * kMs, Lsn(0x1000), Lsn(0x1000));
+  EXPECT_EQ(lag.replica(kA).state, LagState::Lagging);
+  lag.replica_sample(kA, 11 * kMs, Lsn(0x2000), Lsn(0x2000));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+  EXPECT_EQ(lag.replica(kA).lag_bytes, 0);
+  EXPECT_EQ(lag.replica(kA).state, LagState::Ok);
+}
+
+TEST(Lag, StaleReplicaIsJudgedAtThePrimarysTime) {
+  auto t = three_nodes();
+  LagConfig c;
+  c.lag_ms_max = 100;
+  c.recover_ms = 50;
+  c.stale_sample_ms = 100;
+  LagTracker lag(t, c);
+  lag.primary_sample(0, Lsn(1000));
+  lag.replica_sample(kA, 0, Lsn(1000), Lsn(1000));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+
+  // 50 ms later the replica is not stale: judged at its own sample time (0), where it was
+  // not behind; its byte lag follows the primary.
+  lag.primary_sample(50 * kMs, Lsn(51000));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+  EXPECT_EQ(lag.replica(kA).lag_bytes, 50000);
+  EXPECT_EQ(lag.replica(kA).state, LagState::Ok);
+
+  // Exactly stale_sample_ms later: still judged at its sample time.
+  lag.primary_sample(100 * kMs, Lsn(101000));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+
+  // 101 ms of silence: judged at the primary's time. The primary passed 0/3E8 (1000) one byte
+  // later, at 1000 ns, so the replica is 101 ms - 1 us behind: LAGGING, without a new sample.
+  lag.primary_sample(101 * kMs, Lsn(102000));
+  ReplicaLag r = lag.replica(kA);
+  EXPECT_EQ(r.lag_ns, 101 * kMs - 1000);
+  EXPECT_EQ(r.state, LagState::Lagging);
+  EXPECT_EQ(r.sample_time_ns, 0);
+  auto events = lag.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].time_ns, 101 * kMs);
+  EXPECT_EQ(t->info(kA).lag_state, LagState::Lagging);
+  // Replica b was never sampled: it stays unknown and unjudged.
+  EXPECT_FALSE(lag.replica(kB).known);
+  EXPECT_FALSE(t->info(kB).lag_known);
+}
+
+TEST(Lag, BackwardsTimeAndLsnAreRejected) {
+  auto t = three_nodes();
+  LagTracker lag(t);
+  lag.primary_sample(10 * kMs, Lsn(0x2000));
+  expect_invalid<InvalidArgument>([&] { lag.primary_sample(9 * kMs, Lsn(0x3000)); }, "now_ns");
+  expect_invalid<InvalidArgument>([&] { lag.primary_sample(11 * kMs, Lsn(0x1FFF)); }, "current_lsn");
+  EXPECT_EQ(lag.history_size(), 1u);
+  EXPECT_EQ(lag.primary_lsn(), Lsn(0x2000));
+  EXPECT_NO_THROW(lag.primary_sample(10 * kMs, Lsn(0x2000)));  // same time, same LSN
+  EXPECT_NO_THROW(lag.primary_sample(10 * kMs, Lsn(0x2100)));  // same time, newer LSN
+  EXPECT_EQ(lag.history_size(), 2u);
+
+  lag.replica_sample(kA, 20 * kMs, Lsn(0x2000), Lsn(0x2000));
+  expect_invalid<InvalidArgument>([&] { lag.replica_sample(kA, 19 * kMs, Lsn(0x2000), Lsn(0x2000)); }, "now_ns");
+  EXPECT_EQ(lag.replica(kA).sample_time_ns, 20 * kMs);
+  // Another replica keeps its own clock.
+  EXPECT_NO_THROW(lag.replica_sample(kB, 1, Lsn(0x2000), Lsn(0x2000)));
+}
+
+TEST(Lag, ResetForgetsHistoryAndLag) {
+  auto t = three_nodes();
+  LagConfig c;
+  c.lag_ms_max = 10;
+  c.recover_ms = 5;
+  LagTracker lag(t, c);
+  lag.primary_sample(0, Lsn(0x1000));
+  lag.primary_sample(100 * kMs, Lsn(0x9000));
+  lag.replica_sample(kA, 100 * kMs, Lsn(0x1000), Lsn(0x1000));
+  ASSERT_EQ(lag.replica(kA).state, LagState::Lagging);
+  ASSERT_EQ(t->info(kA).lag_state, LagState::Lagging);
+
+  t->promote("b");
+  lag.reset();
+  EXPECT_EQ(lag.history_size(), 0u);
+  EXPECT_EQ(lag.primary_lsn(), Lsn());
+  EXPECT_EQ(lag.primary_time_past(Lsn(0x1000)), kNotYet);
+  EXPECT_FALSE(lag.replica(kA).known);
+  EXPECT_EQ(lag.replica(kA).state, LagState::Ok);
+  EXPECT_FALSE(t->info(kA).lag_known);
+  EXPECT_EQ(t->info(kA).lag_state, LagState::Ok);
+  EXPECT_EQ(lag.events().size(), 1u) << "events are a log and survive reset";
+
+  // The new primary's timeline may restart below the old LSN, and time restarts too.
+  EXPECT_NO_THROW(lag.primary_sample(0, Lsn(0x500)));
+  EXPECT_EQ(t->info(kB).replay_lsn, Lsn(0x500)) << "published to the new primary";
+  EXPECT_NO_THROW(lag.replica_sample(kA, 0, Lsn(0x500), Lsn(0x500)));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+  // The new primary cannot be sampled as a replica.
+  expect_invalid<InvalidArgument>([&] { lag.replica_sample(kB, 1, Lsn(0x500), Lsn(0x500)); }, "node");
+}
+
+TEST(Lag, NoPrimarySamplesYet) {
+  auto t = three_nodes();
+  LagTracker lag(t);
+  EXPECT_EQ(lag.history_size(), 0u);
+  EXPECT_EQ(lag.primary_time_past(Lsn(1)), kNotYet);
+  lag.replica_sample(kA, 5 * kMs, Lsn(0x100), Lsn(0x100));
+  EXPECT_TRUE(lag.replica(kA).known);
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+  EXPECT_EQ(lag.replica(kA).lag_bytes, 0);
+  auto all = lag.replicas();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].node, kA);
+  EXPECT_EQ(all[1].node, kB);
+}
+
+TEST(Lag, BadInputNamesTheArgument) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  auto t = three_nodes();
+  auto with = [&](auto edit) {
+    LagConfig c;
+    edit(c);
+    return [t, c] { LagTracker tracker(t, c); };
+  };
+  expect_invalid<InvalidArgument>([] { LagTracker tracker(nullptr); }, "topology");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_ms_max = nan; }), "lag_ms_max");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_ms_max = -1; }), "lag_ms_max");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_ms_max = inf; }), "lag_ms_max");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_ms_max = 1e11; }), "lag_ms_max");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_ms = nan; }), "recover_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_ms = -0.5; }), "recover_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_ms = 1001; }), "recover_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.stale_sample_ms = nan; }), "stale_sample_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.stale_sample_ms = -1; }), "stale_sample_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.stale_sample_ms = 1e300; }), "stale_sample_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_bytes_max = -1; }), "lag_bytes_max");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_bytes = -1; }), "recover_bytes");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_bytes_max = 100; c.recover_bytes = 101; }),
+                                  "recover_bytes");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.history_capacity = 0; }), "history_capacity");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.history_capacity = 1; }), "history_capacity");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.history_capacity = (1u << 24) + 1; }),
+                                  "history_capacity");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.event_capacity = 0; }), "event_capacity");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.event_capacity = (1u << 20) + 1; }), "event_capacity");
+  EXPECT_NO_THROW(with([&](LagConfig& c) { c.lag_ms_max = 0; c.recover_ms = 0; c.stale_sample_ms = 0; })());
+  EXPECT_NO_THROW(with([&](LagConfig& c) { c.history_capacity = 2; c.event_capacity = 1; })());
+
+  LagTracker lag(t);
+  expect_invalid<InvalidArgument>([&] { lag.primary_sample(-1, Lsn(1)); }, "now_ns");
+  expect_invalid<InvalidArgument>([&] { lag.replica_sample(kA, -1, Lsn(1), Lsn(1)); }, "now_ns");
+  expect_invalid<InvalidArgument>([&] { lag.replica_sample(-1, 0, Lsn(1), Lsn(1)); }, "node");
+  expect_invalid<InvalidArgument>([&] { lag.replica_sample(3, 0, Lsn(1), Lsn(1)); }, "node");
+  expect_invalid<InvalidArgument>([&] { lag.replica_sample(0, 0, Lsn(1), Lsn(1)); }, "node");  // the primary
+  expect_invalid<NotFound>([&] { lag.replica_sample("nobody", 0, Lsn(1), Lsn(1)); }, "name");
+  expect_invalid<InvalidArgument>([&] { lag.replica(3); }, "node");
+  expect_invalid<InvalidArgument>([&] { lag.replica(-1); }, "node");
+  t->remove_replica("b");
+  expect_invalid<InvalidArgument>([&] { lag.replica_sample(kB, 0, Lsn(1), Lsn(1)); }, "node");
+  expect_invalid<NotFound>([&] { lag.replica_sample("b", 0, Lsn(1), Lsn(1)); }, "name");
+  EXPECT_EQ(lag.history_size(), 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random histories against a slow reference. The reference keeps every raw primary sample and
+// recomputes each answer from scratch with exact integer arithmetic.
+
+namespace {
+
+__extension__ typedef __int128 Int128;  // reference arithmetic only
+
+struct RawSample {
+  std::int64_t t;
+  std::uint64_t lsn;
+};
+
+struct ReferenceLag {
+  std::int64_t lag_ns = 0;
+  bool lower_bound = false;
+};
+
+// When did the primary first pass `lsn`? Obvious scan over all raw samples; `capacity` emulates
+// the tracker keeping only the newest `capacity` distinct LSNs.
+ReferenceLag reference_lag(const std::vector<RawSample>& raw, std::size_t capacity, std::uint64_t lsn,
+                           std::int64_t at_ns) {
+  ReferenceLag out;
+  if (raw.empty()) return out;
+  std::vector<std::uint64_t> distinct;
+  for (const auto& s : raw) {
+    if (distinct.empty() || distinct.back() != s.lsn) distinct.push_back(s.lsn);
+  }
+  std::uint64_t oldest_kept = distinct.size() > capacity ? distinct[distinct.size() - capacity] : distinct.front();
+  const RawSample* after = nullptr;
+  const RawSample* before = nullptr;
+  for (const auto& s : raw) {
+    if (s.lsn < oldest_kept) continue;
+    if (s.lsn <= lsn) before = &s;  // the last sample still at or below lsn
+    if (s.lsn > lsn && after == nullptr) after = &s;
+  }
+  if (after == nullptr) return out;  // the primary has not passed lsn: no lag
+  std::int64_t crossing;
+  if (before == nullptr) {
+    out.lower_bound = true;
+    crossing = after->t;
+  } else {
+    Int128 num = static_cast<Int128>(lsn + 1 - before->lsn) * (after->t - before->t);
+    crossing = before->t + static_cast<std::int64_t>(num / static_cast<Int128>(after->lsn - before->lsn));
+  }
+  out.lag_ns = at_ns > crossing ? at_ns - crossing : 0;
+  return out;
+}
+
+std::uint64_t seed_from_env(std::uint64_t fallback, bool* replay) {
+  const char* env = std::getenv("REPLIKIT_TEST_SEED");
+  *replay = env != nullptr && *env != '\0';
+  return *replay ? std::strtoull(env, nullptr, 0) : fallback;
+}
+
+}  // namespace
+
+TEST(LagProperty, RandomHistoriesMatchTheReference) {
+  bool replay = false;
+  const std::uint64_t base = seed_from_env(0x1A6, &replay);
+  const int runs = replay ? 1 : 300;
+  std::uint64_t checked = 0;
+  for (int run = 0; run < runs; ++run) {
+    const std::uint64_t seed = replay ? base : SplitMix64(base + static_cast<std::uint64_t>(run)).next();
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay: REPLIKIT_TEST_SEED=" + std::to_string(seed) +
+                 " --gtest_filter=LagProperty.*)");
+    Xoshiro256 rng(seed);
+    const int n = 1 + static_cast<int>(rng.below(8));
+    NodeSpec p;
+    p.name = "p";
+    std::vector<NodeSpec> specs(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) specs[i].name = "r" + std::to_string(i);
+    auto t = std::make_shared<Topology>(p, specs);
+    LagConfig c;
+    c.lag_ms_max = 1 + rng.below(60);
+    c.recover_ms = c.lag_ms_max * rng.uniform();
+    c.stale_sample_ms = rng.below(80);
+    c.history_capacity = 2 + rng.below(40);
+    c.event_capacity = 1 + rng.below(8);
+    if (rng.below(3) == 0) {
+      c.lag_bytes_max = 1 + rng.below(200000);
+      c.recover_bytes = static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(c.lag_bytes_max) + 1));
+    }
+    LagTracker lag(t, c);
+    const std::int64_t lag_max_ns = std::llround(c.lag_ms_max * 1e6);
+    const std::int64_t recover_ns = std::llround(c.recover_ms * 1e6);
+    const std::int64_t stale_ns = std::llround(c.stale_sample_ms * 1e6);
+
+    std::vector<RawSample> raw;
+    struct Rep {
+      bool known = false;
+      std::uint64_t receive = 0, replay_lsn = 0;
+      std::int64_t sample_ns = 0;
+      bool lagging = false;
+    };
+    std::vector<Rep> reps(static_cast<std::size_t>(n) + 1);
+    std::uint64_t events = 0;
+    std::vector<LagEvent> expected_events;
+    std::int64_t now = 0;
+    std::uint64_t primary = 1 + rng.below(1000);
+
+    // Checks one replica against the reference judged at `at`, and advances the reference's
+    // hysteresis with the tracker's own (verified) lag.
+    auto verify = [&](int node, std::int64_t at, const char* what) {
+      Rep& r = reps[node];
+      ReplicaLag got = lag.replica(node);
+      SCOPED_TRACE(std::string(what) + " node=" + std::to_string(node) + " at=" + std::to_string(at));
+      ASSERT_TRUE(got.known);
+      ReferenceLag ref = reference_lag(raw, c.history_capacity, r.replay_lsn, at);
+      std::uint64_t plsn = raw.empty() ? 0 : raw.back().lsn;
+      std::int64_t bytes = plsn > r.replay_lsn ? static_cast<std::int64_t>(plsn - r.replay_lsn) : 0;
+      std::int64_t rbytes = plsn > r.receive ? static_cast<std::int64_t>(plsn - r.receive) : 0;
+      EXPECT_EQ(got.lag_bytes, bytes);
+      EXPECT_EQ(got.receive_lag_bytes, rbytes);
+      // The tracker interpolates in long double; allow one nanosecond of rounding.
+      EXPECT_LE(std::llabs(got.lag_ns - ref.lag_ns), 1) << "tracker " << got.lag_ns << " reference " << ref.lag_ns;
+      EXPECT_EQ(got.lag_is_lower_bound, ref.lower_bound);
+      bool was = r.lagging;
+      const bool bytes_on = c.lag_bytes_max > 0;
+      if (was) {
+        bool time_ok = got.lag_ns < recover_ns || (recover_ns == 0 && got.lag_ns == 0);
+        bool bytes_ok = !bytes_on || bytes < c.recover_bytes || (c.recover_bytes == 0 && bytes == 0);
+        r.lagging = !(time_ok && bytes_ok);
+      } else {
+        r.lagging = got.lag_ns > lag_max_ns || (bytes_on && bytes > c.lag_bytes_max);
+      }
+      EXPECT_EQ(got.state == LagState::Lagging, r.lagging);
+      EXPECT_EQ(t->info(node).lag_state == LagState::Lagging, r.lagging);
+      EXPECT_EQ(t->info(node).lag_ns, got.lag_ns);
+      if (was != r.lagging) {
+        LagEvent ev;
+        ev.sequence = ++events;
+        ev.node = node;
+        ev.kind = r.lagging ? LagEventKind::BecameLagging : LagEventKind::Recovered;
+        ev.time_ns = at;
+        ev.lag_ns = got.lag_ns;
+        ev.lag_bytes = got.lag_bytes;
+        expected_events.push_back(ev);
+      }
+      ++checked;
+    };
+    // The tracker keeps the newest event_capacity events of the reference's full log.
+    auto verify_events = [&] {
+      auto got = lag.events(0, 1u << 20);
+      std::size_t keep = std::min<std::size_t>(expected_events.size(), c.event_capacity);
+      ASSERT_EQ(got.size(), keep);
+      for (std::size_t k = 0; k < keep; ++k) {
+        const LagEvent& want = expected_events[expected_events.size() - keep + k];
+        EXPECT_EQ(got[k].sequence, want.sequence);
+        EXPECT_EQ(got[k].node, want.node);
+        EXPECT_EQ(got[k].kind, want.kind);
+        EXPECT_EQ(got[k].time_ns, want.time_ns);
+        EXPECT_EQ(got[k].lag_ns, want.lag_ns);
+        EXPECT_EQ(got[k].lag_bytes, want.lag_bytes);
+      }
+      EXPECT_EQ(lag.events_dropped(), expected_events.size() - keep);
+    };
+
+    for (int step = 0; step < 120 && !HasFatalFailure(); ++step) {
+      now += static_cast<std::int64_t>(rng.below(3)) * static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(20 * kMs)));
+      if (rng.below(2) == 0) {
+        if (rng.below(3) != 0) primary += rng.below(100000);  // else: idle, same LSN
+        lag.primary_sample(now, Lsn(primary));
+        raw.push_back({now, primary});
+        EXPECT_EQ(lag.primary_lsn(), Lsn(primary));
+        EXPECT_LE(lag.history_size(), c.history_capacity);
+        for (int i = 1; i <= n; ++i) {
+          if (!reps[i].known) continue;
+          verify(i, now - reps[i].sample_ns > stale_ns ? now : reps[i].sample_ns, "after primary sample");
+        }
+      } else {
+        int node = 1 + static_cast<int>(rng.below(static_cast<std::uint32_t>(n)));
+        Rep& r = reps[node];
+        // Replicas never go backwards; sometimes they run ahead of the last primary sample.
+        std::uint64_t lo = r.replay_lsn, hi = primary + (rng.below(8) == 0 ? rng.below(5000) : 0);
+        std::uint64_t replay_lsn = hi > lo ? lo + rng.next() % (hi - lo + 1) : lo;
+        std::uint64_t receive = replay_lsn + rng.below(3000);
+        std::int64_t at = now - static_cast<std::int64_t>(rng.below(3)) * kMs;  // replica clocks may trail
+        if (r.known && at < r.sample_ns) at = r.sample_ns;
+        if (at < 0) at = 0;
+        lag.replica_sample(node, at, Lsn(receive), Lsn(replay_lsn));
+        r.known = true;
+        r.receive = receive;
+        r.replay_lsn = replay_lsn;
+        r.sample_ns = at;
+        verify(node, at, "after replica sample");
+      }
+      verify_events();
+    }
+    EXPECT_EQ(lag.events_dropped(), events > c.event_capacity ? events - c.event_capacity : 0);
+  }
+  std::printf("[ LagProperty ] %llu replica judgements checked\n", static_cast<unsigned long long>(checked));
+}
+
+// Runs of equal LSNs: the reference keeps every raw sample, the tracker one entry per run.
+TEST(LagProperty, HistorySizeCountsDistinctLsns) {
+  auto t = three_nodes();
+  LagConfig c;
+  c.history_capacity = 1000;
+  LagTracker lag(t, c);
+  Xoshiro256 rng(5);
+  std::uint64_t lsn = 1;
+  std::size_t distinct = 0;
+  std::uint64_t last = 0;
+  for (int k = 0; k < 500; ++k) {
+    if (rng.below(3) == 0) lsn += 1 + rng.below(10);
+    lag.primary_sample(k, Lsn(lsn));
+    if (lsn != last) ++distinct;
+    last = lsn;
+    ASSERT_EQ(lag.history_size(), distinct);
+  }
+}
