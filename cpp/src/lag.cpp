@@ -126,8 +126,11 @@ void LagTracker::evaluate_locked(int node, std::int64_t at_ns) {
   const bool bytes_on = config_.lag_bytes_max > 0;
   bool lagging;
   if (r.lagging) {
-    bool recovered = r.lag_ns < recover_ns_ && (!bytes_on || r.lag_bytes < config_.recover_bytes ||
-                                                 (config_.recover_bytes == 0 && r.lag_bytes == 0));
+    // A zero recover threshold means "no lag at all" (lag is never negative, so "< 0" would
+    // keep a fully caught-up replica LAGGING for ever); same rule for time and bytes.
+    bool recovered = (r.lag_ns < recover_ns_ || (recover_ns_ == 0 && r.lag_ns == 0)) &&
+                     (!bytes_on || r.lag_bytes < config_.recover_bytes ||
+                      (config_.recover_bytes == 0 && r.lag_bytes == 0));
     lagging = !recovered;
   } else {
     lagging = r.lag_ns > lag_ns_max_ || (bytes_on && r.lag_bytes > config_.lag_bytes_max);
