@@ -67,6 +67,14 @@ struct alignas(64) Router::ThreadState {
     cursor.store(c + 1, std::memory_order_relaxed);
     return c;
   }
+  // After next_position(n) returned `pos`, moves the cursor `k` more turns (modulo n).
+  void skip(std::uint32_t pos, std::uint32_t k, std::uint32_t n) noexcept {
+    if (shared) {
+      cursor.fetch_add(k, std::memory_order_relaxed);  // read modulo n anyway
+    } else {
+      cursor.store((pos + k + 1) % n, std::memory_order_relaxed);
+    }
+  }
   // A uniform integer in [0, n): counter-based, so the overflow slot needs no lock.
   std::uint32_t random_below(std::uint32_t n) noexcept {
     SplitMix64 mix(seed + bump(draws) * kGolden);
@@ -220,10 +228,22 @@ int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_l
   const auto un = static_cast<std::uint32_t>(n);
   // Fast paths: one or two probes; anything unusual goes to the fair, exhaustive pick.
   switch (config_.policy) {
-    case Policy::RoundRobin: {
-      int i = t.replica_at(static_cast<int>(ts.next_position(un)));
-      if (qualifies(t, i, required_lsn, max_lag_ns)) return i;
-      break;
+    case Policy::RoundRobin:
+    case Policy::NearestRegion: {
+      if (config_.policy == Policy::NearestRegion && region != kNoNode) break;
+      // The replica whose turn it is, or else the next one after it that qualifies, and the
+      // turn moves past the one chosen. (Falling back to the fair pick with this same cursor
+      // taken modulo the eligible count locked into a short cycle: with r2 of r1..r3 down,
+      // every read went to r1 and r3 got none.)
+      const std::uint32_t pos = ts.next_position(un);
+      for (std::uint32_t k = 0; k < un; ++k) {
+        int i = t.replica_at(static_cast<int>(pos + k < un ? pos + k : pos + k - un));
+        if (qualifies(t, i, required_lsn, max_lag_ns)) {
+          if (k > 0) ts.skip(pos, k, un);
+          return i;
+        }
+      }
+      break;  // none qualifies: the exhaustive pick below says why
     }
     case Policy::Weighted: {
       if (schedule_version_.load(std::memory_order_acquire) != t.weights_version()) refresh_schedule();
@@ -247,12 +267,6 @@ int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_l
       }
       break;
     }
-    case Policy::NearestRegion:
-      if (region == kNoNode) {
-        int i = t.replica_at(static_cast<int>(ts.next_position(un)));
-        if (qualifies(t, i, required_lsn, max_lag_ns)) return i;
-      }
-      break;
     case Policy::LeastLag:
       break;
   }
@@ -305,13 +319,18 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
       return eligible[m - 1];
     }
     case Policy::LeastLag: {
+      // A replica that has not reported yet has lag_ns 0 but no known lag: rank it after every
+      // known lag, or one silent replica would draw all the reads.
+      auto lag_key = [&t](int i) {
+        return (t.flags(i) & detail::kLagKnownBit) ? t.lag_ns(i) : std::numeric_limits<std::int64_t>::max();
+      };
       // Rotate the starting point so equal lags share the load.
       std::uint32_t start = ts.next_position(um);
       int best = eligible[start];
-      std::int64_t best_lag = t.lag_ns(best);
+      std::int64_t best_lag = lag_key(best);
       for (std::uint32_t k = start + 1; k < start + um; ++k) {
         int i = eligible[k < um ? k : k - um];
-        std::int64_t lag = t.lag_ns(i);
+        std::int64_t lag = lag_key(i);
         if (lag < best_lag) {
           best = i;
           best_lag = lag;
@@ -334,6 +353,10 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
 Decision Router::route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
                             const ReadOptions& options) {
   if (now_ns < 0) throw InvalidArgument("now_ns", "must not be negative");
+  if (options.region < kNoNode || options.region >= kMaxRegions) {
+    throw InvalidArgument("region", "region id " + std::to_string(options.region) +
+                                        " is out of range (Topology::region_id, or -1 for the default)");
+  }
   Decision d;
   d.epoch = topology_->epoch();
   std::uint64_t required = 0;
