@@ -96,8 +96,13 @@ std::string encode_token(const Session& session, const TokenSigner* signer) {
   append_hex(out, session.read_lsn.value);
   out.push_back('.');
   // Milliseconds are enough for a time window and keep the token short.
-  if (session.untracked_write_ns == kNever) out.push_back('x');
-  else append_hex(out, static_cast<std::uint64_t>(session.untracked_write_ns / 1000000));
+  if (session.untracked_write_ns == kNever) {
+    out.push_back('x');
+  } else {
+    // A negative time would encode as a huge hex number that decode_token then refuses.
+    require(session.untracked_write_ns >= 0, "session", "untracked_write_ns must be kNever or >= 0");
+    append_hex(out, static_cast<std::uint64_t>(session.untracked_write_ns / 1000000));
+  }
   if (signer != nullptr) {
     std::string mac = mac_text(*signer, out);
     out.push_back('.');
