@@ -68,6 +68,13 @@ QueryError to_query_error(const pqxx::transaction_rollback& e) {
   return QueryError(trimmed(e.what()), state);
 }
 
+// A server error that ended the session (administrator or crash shutdown, a class-08 error,
+// or libpq now reports the connection bad) is a lost connection, not a query error.
+bool connection_lost(const pqxx::connection& conn, const pqxx::sql_error& e) {
+  const std::string& state = e.sqlstate();
+  return !conn.is_open() || state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0;
+}
+
 pqxx::result run(pqxx::transaction_base& tx, const std::string& sql, const Params& params) {
   if (params.empty()) return tx.exec(sql);  // simple protocol: several statements allowed
   std::vector<const char*> values;
@@ -197,6 +204,9 @@ struct ReplicatedDatabase::Impl {
       const std::int64_t now = now_ns();
       if (now >= deadline || !open.load(std::memory_order_acquire)) break;
       const std::uint64_t seen = probe_generation;
+      // Probe the replicas now instead of at their next period: catching up usually takes
+      // far less than a probe interval on a healthy replica.
+      if (prober) prober->expedite();
       probe_cv.wait_for(lock, std::chrono::nanoseconds(deadline - now), [&] { return probe_generation != seen; });
       lock.unlock();
       d = router->route_read(session, q.consistency, now_ns(), ro);
@@ -321,13 +331,18 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
   bool written = false;
   Impl::Deadline deadline(m, *conn);
   try {
-    pqxx::nontransaction tx(*conn);
-    fill(out, run(tx, sql, params));
-    written = true;  // autocommit: the statement committed when its result arrived
-    out.lsn = lsn_of(tx.exec(kInsertLsnSql));
-    session.record_write(out.lsn, now_ns());
-    conn.healthy();
-    return out;
+    try {
+      pqxx::nontransaction tx(*conn);
+      fill(out, run(tx, sql, params));
+      written = true;  // autocommit: the statement committed when its result arrived
+      out.lsn = lsn_of(tx.exec(kInsertLsnSql));
+      session.record_write(out.lsn, now_ns());
+      conn.healthy();
+      return out;
+    } catch (const pqxx::sql_error& e) {
+      if (connection_lost(*conn, e)) throw pqxx::broken_connection(e.what());
+      throw;
+    }
   } catch (const pqxx::sql_error& e) {
     if (!deadline.disarm()) conn.healthy();
     if (written) {  // the LSN query failed: the write stands, its LSN is unknown
@@ -337,7 +352,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
     throw to_query_error(e);
   } catch (const pqxx::broken_connection& e) {
     const bool cut = deadline.disarm();
-    m.mark_down(d.node);
+    if (!cut) m.mark_down(d.node);  // a cut query says nothing about the node's health
     if (written) {
       session.record_write(Lsn(), now_ns());
       return out;
@@ -390,24 +405,29 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
   bool committed = false;
   Impl::Deadline deadline(m, *conn);
   try {
-    {
-      pqxx::work tx(*conn);
-      for (const auto& s : statements) {
-        QueryResult r;
-        r.node = node;
-        r.reason = Reason::Write;
-        fill(r, run(tx, s.sql, s.params));
-        out.push_back(std::move(r));
+    try {
+      {
+        pqxx::work tx(*conn);
+        for (const auto& s : statements) {
+          QueryResult r;
+          r.node = node;
+          r.reason = Reason::Write;
+          fill(r, run(tx, s.sql, s.params));
+          out.push_back(std::move(r));
+        }
+        tx.commit();
+        committed = true;
       }
-      tx.commit();
-      committed = true;
+      pqxx::nontransaction tx(*conn);
+      Lsn lsn = lsn_of(tx.exec(kInsertLsnSql));
+      for (auto& r : out) r.lsn = lsn;
+      session.record_write(lsn, now_ns());
+      conn.healthy();
+      return out;
+    } catch (const pqxx::sql_error& e) {
+      if (connection_lost(*conn, e)) throw pqxx::broken_connection(e.what());
+      throw;
     }
-    pqxx::nontransaction tx(*conn);
-    Lsn lsn = lsn_of(tx.exec(kInsertLsnSql));
-    for (auto& r : out) r.lsn = lsn;
-    session.record_write(lsn, now_ns());
-    conn.healthy();
-    return out;
   } catch (const pqxx::in_doubt_error& e) {
     deadline.disarm();
     m.mark_down(d.node);
@@ -422,7 +442,7 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
     throw to_query_error(e);
   } catch (const pqxx::broken_connection& e) {
     const bool cut = deadline.disarm();
-    m.mark_down(d.node);
+    if (!cut) m.mark_down(d.node);  // a cut query says nothing about the node's health
     if (committed) {
       session.record_write(Lsn(), now_ns());
       return out;
@@ -458,7 +478,6 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;
   m.counters.reads.fetch_add(1, std::memory_order_relaxed);
   std::string last_error;
-  bool last_was_timeout = false;
   double waited_ms = 0;
   const int attempts = 1 + m.options.read_retries;
   for (int attempt = 1; attempt <= attempts; ++attempt) {
@@ -481,36 +500,46 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     } catch (const ConnectionError& e) {
       m.mark_down(d.node);
       last_error = e.what();
-      last_was_timeout = false;
       continue;
     }
     Impl::Deadline deadline(m, **conn);
     try {
-      QueryResult out;
-      out.node = node;
-      out.reason = d.reason;
-      out.attempts = attempt;
-      out.waited_ms = waited_ms;
-      pqxx::nontransaction tx(**conn);
-      fill(out, run(tx, sql, params));
-      if (observe) {
-        out.lsn = lsn_of(tx.exec(kObservedLsnSql));
-        session.observe(out.lsn);
+      try {
+        QueryResult out;
+        out.node = node;
+        out.reason = d.reason;
+        out.attempts = attempt;
+        out.waited_ms = waited_ms;
+        pqxx::nontransaction tx(**conn);
+        fill(out, run(tx, sql, params));
+        if (observe) {
+          out.lsn = lsn_of(tx.exec(kObservedLsnSql));
+          session.observe(out.lsn);
+        }
+        deadline.disarm();
+        conn->healthy();
+        (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads)
+            .fetch_add(1, std::memory_order_relaxed);
+        return out;
+      } catch (const pqxx::sql_error& e) {
+        if (connection_lost(**conn, e)) throw pqxx::broken_connection(e.what());
+        throw;
       }
-      deadline.disarm();
-      conn->healthy();
-      (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads).fetch_add(1, std::memory_order_relaxed);
-      return out;
     } catch (const pqxx::sql_error& e) {
       if (!deadline.disarm()) conn->healthy();
       m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
       throw to_query_error(e);
     } catch (const pqxx::broken_connection& e) {
-      last_was_timeout = deadline.disarm();
+      if (deadline.disarm()) {
+        // The watchdog cut a query that outran its deadline: a slow query would be as slow
+        // elsewhere, and a frozen server is the prober's to mark down. No retry.
+        m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+        throw TimeoutError("node '" + node + "': no answer within statement_timeout_ms + query_grace_ms (" +
+                           std::to_string(std::llround(m.options.statement_timeout_ms + m.options.query_grace_ms)) +
+                           " ms); the connection was closed");
+      }
       m.mark_down(d.node);
-      last_error = "node '" + node + "': " +
-                   (last_was_timeout ? std::string("no answer within statement_timeout_ms + query_grace_ms")
-                                     : trimmed(e.what()));
+      last_error = "node '" + node + "': " + trimmed(e.what());
       continue;
     } catch (const pqxx::transaction_rollback& e) {
       if (!deadline.disarm()) conn->healthy();
@@ -531,9 +560,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     }
   }
   m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
-  std::string message = "read failed on " + std::to_string(attempts) + " attempt(s); last error: " + last_error;
-  if (last_was_timeout) throw TimeoutError(message);
-  throw ConnectionError(message);
+  throw ConnectionError("read failed on " + std::to_string(attempts) + " attempt(s); last error: " + last_error);
 }
 
 Route ReplicatedDatabase::route_read(const Session& session, const QueryOptions& options) {

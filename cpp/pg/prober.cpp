@@ -94,6 +94,13 @@ void Prober::start() {
   thread_ = std::thread([this] { run(); });
 }
 
+void Prober::expedite() noexcept {
+  if (expedite_.exchange(true, std::memory_order_acq_rel)) return;  // already asked
+  char byte = 2;
+  ssize_t ignored = ::write(wake_pipe_[1], &byte, 1);
+  (void)ignored;
+}
+
 void Prober::stop() {
   stop_.store(true, std::memory_order_release);
   char byte = 1;
@@ -179,6 +186,14 @@ void Prober::run() {
 }
 
 void Prober::step(std::int64_t now) {
+  if (expedite_.exchange(false, std::memory_order_acq_rel)) {
+    for (auto& sp : slots_) {
+      Slot& s = *sp;
+      if (s.phase == Slot::Phase::Idle && role_of(topology_->flags(s.node)) == Role::Replica) {
+        s.due_ns = std::min(s.due_ns, std::max(now, s.sent_ns + kExpediteGapNs));
+      }
+    }
+  }
   for (auto& sp : slots_) {
     Slot& s = *sp;
     switch (s.phase) {

@@ -19,6 +19,9 @@
 
 namespace replikit::pg::detail {
 
+/// Minimum gap between two probes of one replica asked for by expedite().
+inline constexpr std::int64_t kExpediteGapNs = 5'000'000;
+
 struct ProberConfig {
   std::int64_t interval_ns = 100'000'000;
   std::int64_t probe_timeout_ns = 1'000'000'000;
@@ -52,6 +55,10 @@ class Prober {
   /// Stops and joins the thread (it wakes at once through a pipe); idempotent.
   void stop();
 
+  /// Asks for replicas to be probed now rather than at their next period (a reader is waiting
+  /// for one to catch up); a replica probed less than kExpediteGapNs ago is left alone.
+  void expedite() noexcept;
+
   ProbeState state(int node) const;
   /// Completed probes (good or failed) of node `node`.
   std::uint64_t completed(int node) const;
@@ -78,6 +85,7 @@ class Prober {
   mutable std::mutex mutex_;  // guards every Slot::state and Slot::completed
   mutable std::condition_variable probed_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> expedite_{false};
   int wake_pipe_[2] = {-1, -1};
   std::thread thread_;
 };

@@ -34,7 +34,13 @@
 ///   ReadYourWrites and BoundedStaleness reads skip it, so monotonic guarantees hold among
 ///   the reads that ask for them.
 /// - When no replica has caught up with the session (Reason::NoReplicaCaughtUp) a read may
-///   wait up to `wait_for_replica_ms` (woken by each probe) before going to the primary.
+///   wait up to `wait_for_replica_ms` before going to the primary. The waiting reader asks
+///   the prober to probe the replicas at once (at most one probe per replica per 5 ms while
+///   readers wait) and re-routes after every probe, so a replica that is a few milliseconds
+///   behind serves the read after a millisecond or two, not after a whole probe interval.
+/// - Monotonic reads under a steady write load drift to the primary (each read records an
+///   upper bound of what it saw, which the replicas' last probed positions trail); a
+///   `wait_for_replica_ms` of one probe interval keeps them on replicas.
 /// - A connection error on a read marks the node down and retries elsewhere, at most
 ///   `read_retries` times. Writes are never retried.
 ///

@@ -1,0 +1,515 @@
+"""The C++ PostgreSQL backend (replikit.pg.ReplicatedDatabase) against a real local cluster.
+
+Each scenario runs on the session's LocalCluster (primary, r1, r2; async streaming) through
+the `pg_cluster_reset` fixture, which starts killed nodes, resumes replay and clears apply
+delays afterwards. Measurements (stale reads, share of reads served by replicas, lag growth)
+are printed; run with `-s` to see them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+
+import replikit
+
+pytestmark = pytest.mark.pg
+
+_core = replikit._core
+if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the build
+    pytest.skip("replikit was built without the PostgreSQL backend (libpqxx)", allow_module_level=True)
+
+from replikit.pg import PsycopgRouter, ReplicatedDatabase, database_for_cluster  # noqa: E402
+
+PROBE_INTERVAL_MS = 100.0
+
+
+def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.01):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def reason_name(reason) -> str:
+    return getattr(reason, "name", str(reason)).lower()
+
+
+@pytest.fixture(scope="module")
+def tables(pg_cluster):
+    pg_cluster.sql("primary", """
+        CREATE TABLE IF NOT EXISTS rk_items (id bigserial PRIMARY KEY, owner int, v text);
+        CREATE TABLE IF NOT EXISTS rk_counter (id int PRIMARY KEY, v bigint NOT NULL);
+        INSERT INTO rk_counter VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+    """)
+    pg_cluster.wait_caught_up(timeout_s=10)
+    return pg_cluster
+
+
+@pytest.fixture
+def cluster(pg_cluster_reset, tables):
+    return pg_cluster_reset
+
+
+def open_db(cluster, **options) -> ReplicatedDatabase:
+    db = database_for_cluster(cluster, **options)
+    assert db.wait_probes(2, 5000), "the prober did not complete two probes of every node in 5 s"
+    for status in db.nodes():
+        assert status.up and status.reachable, status
+    return db
+
+
+class Writer:
+    """A steady write load on the primary (one UPDATE every `period_s`) in a thread."""
+
+    def __init__(self, db, period_s: float = 0.01):
+        self.db, self.period_s = db, period_s
+        self.stop = threading.Event()
+        self.errors: list = []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        session = replikit.Session()
+        while not self.stop.is_set():
+            try:
+                self.db.execute("UPDATE rk_counter SET v = v + 1 WHERE id = 1", session=session)
+            except replikit.Error as exc:  # pragma: no cover - reported by the test
+                self.errors.append(exc)
+            self.stop.wait(self.period_s)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+
+
+# --------------------------------------------------------------------------- basics
+def test_types_params_and_results(cluster):
+    with open_db(cluster) as db:
+        db.execute("DROP TABLE IF EXISTS rk_types")
+        db.execute("CREATE TABLE rk_types (b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, "
+                   "n numeric, t text, vc varchar(10), nm name, ts timestamp, by bytea, js jsonb)")
+        session = replikit.Session()
+        r = db.execute("INSERT INTO rk_types VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+                       [True, 2, 40000, 2**40, 1.5, 0.1, Decimal("12.345"), "héllo", "v", "nm",
+                        "2024-01-02 03:04:05", b"\x00\xff", '{"a": 1}'], session=session)
+        assert r.rowcount == 1 and r.node == "primary" and reason_name(r.reason) == "write"
+        assert r.lsn is not None and session.write_lsn == r.lsn
+        db.execute("INSERT INTO rk_types (b, t) VALUES ($1, $2)", [None, None], session=session)
+        q = db.query("SELECT * FROM rk_types ORDER BY b NULLS LAST", session=session,
+                     consistency="strong")
+        assert q.columns[:3] == ["b", "i2", "i4"]
+        assert q.type_oids[:4] == [16, 21, 23, 20]
+        first = q.rows[0]
+        assert first[:8] == (True, 2, 40000, 2**40, 1.5, 0.1, Decimal("12.345"), "héllo")
+        assert first[8:11] == ("v", "nm", "2024-01-02 03:04:05")
+        assert first[11] == "\\x00ff" and first[12] == '{"a": 1}'  # other types: PostgreSQL's text
+        assert all(v is None for v in q.rows[1])
+        assert q.dicts()[0]["n"] == Decimal("12.345") and len(q) == 2
+        d = db.query("SELECT 1 AS one, NULL::int AS nothing, 'NaN'::float8 AS nan", dicts=True,
+                     consistency="strong")
+        assert d.rows[0]["one"] == 1 and d.rows[0]["nothing"] is None and d.rows[0]["nan"] != d.rows[0]["nan"]
+        assert db.query("SELECT 42", consistency="strong").scalar() == 42
+        results = db.transaction(["DELETE FROM rk_types", ("INSERT INTO rk_types (i4) VALUES ($1)", [7])],
+                                 session=session)
+        assert [x.rowcount for x in results] == [2, 1] and results[1].lsn == session.write_lsn
+        assert db.query("SELECT i4 FROM rk_types", session=session, consistency="strong").rows == [(7,)]
+
+
+# --------------------------------------------------------------------------- read-your-writes
+def test_read_your_writes_with_a_paused_replica(cluster):
+    """Hundreds of sessions' write-then-read pairs while r1 does not replay: no stale read;
+    with a short wait allowed, most reads are served by the replica that caught up (r2)."""
+    threads, pairs = 8, 40
+    with open_db(cluster) as db:
+        cluster.pause_replay("r1")
+        wait_until(lambda: cluster.replay_pause_state("r1") == "paused", 5, "r1 paused")
+        report = {}
+        for wait_ms in (0, 400):
+            stale, served, errors, waited = [0], {}, [], []
+            lock = threading.Lock()
+
+            def worker(owner: int):
+                session = replikit.Session()
+                for k in range(pairs):
+                    token = f"{owner}:{k}:{wait_ms}"
+                    try:
+                        w = db.execute("INSERT INTO rk_items (owner, v) VALUES ($1, $2) RETURNING id",
+                                       [owner, token], session=session)
+                        r = db.query("SELECT v FROM rk_items WHERE id = $1", [w.rows[0][0]],
+                                     session=session, consistency="read_your_writes",
+                                     wait_for_replica_ms=wait_ms)
+                    except replikit.Error as exc:
+                        with lock:
+                            errors.append(exc)
+                        continue
+                    with lock:
+                        served[r.node] = served.get(r.node, 0) + 1
+                        waited.append(r.waited_ms)
+                        if r.rows != [(token,)]:
+                            stale[0] += 1
+
+            pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+            started = time.monotonic()
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join(60)
+            elapsed = time.monotonic() - started
+            total = sum(served.values())
+            share = (total - served.get("primary", 0)) / max(1, total)
+            report[wait_ms] = (total, stale[0], share, dict(served), elapsed)
+            print(f"\n[ryw] wait_for_replica_ms={wait_ms}: {total} write-then-read pairs in "
+                  f"{elapsed:.2f} s, stale reads {stale[0]}, served by replicas {share:.0%} {served}, "
+                  f"mean wait {sum(waited) / max(1, len(waited)):.2f} ms, max {max(waited):.2f} ms")
+            assert not errors, errors[:3]
+            assert total == threads * pairs
+            assert stale[0] == 0
+            assert served.get("r1", 0) == 0  # r1 replays nothing after the pause
+        # Allowed to wait up to 400 ms, reads go to r2 once a probe shows it caught up.
+        assert report[400][2] >= 0.5, report
+        stats = db.stats()
+        print(f"[ryw] stats: {stats}")
+        assert stats["waits"] > 0 and stats["waits_served_by_replica"] > 0
+
+
+def test_read_your_writes_through_psycopg(cluster):
+    """The psycopg 3 adapter keeps the same promise (psycopg connections, replikit routing)."""
+    pytest.importorskip("psycopg")
+    with open_db(cluster) as db, PsycopgRouter(db) as router:
+        cluster.pause_replay("r1")
+        stale = served_by_replica = 0
+        for k in range(60):
+            session = replikit.Session()
+            with router.write(session) as conn:
+                row_id = conn.execute("INSERT INTO rk_items (owner, v) VALUES (%s, %s) RETURNING id",
+                                      (-2, f"psycopg {k}")).fetchone()[0]
+            assert session.write_lsn.valid()
+            with router.read(session, wait_for_replica_ms=300) as conn:
+                rows = conn.execute("SELECT v FROM rk_items WHERE id = %s", (row_id,)).fetchall()
+            stale += rows != [(f"psycopg {k}",)]
+            served_by_replica += router.last_route.node != "primary"
+            assert router.last_route.node != "r1"
+        print(f"\n[psycopg] 60 write-then-read pairs: stale {stale}, served by replicas "
+              f"{served_by_replica}/60")
+        assert stale == 0
+
+
+# --------------------------------------------------------------------------- monotonic
+def test_monotonic_reads_survive_the_loss_of_their_replica(cluster):
+    """A session reading a steadily increasing counter with MONOTONIC never sees it go
+    backwards, including after the replica it was reading from is killed, while the other
+    replica is 800 ms behind; no read fails. (An EVENTUAL reader in another thread, for
+    comparison, does see the counter go backwards.)"""
+    with open_db(cluster, read_retries=2) as db:
+        cluster.set_apply_delay("r2", 800)
+        with Writer(db, period_s=0.005) as writer:
+            time.sleep(1.0)
+            stop = threading.Event()
+            eventual = {"reads": 0, "backwards": 0}
+
+            def eventual_reader():
+                last, session = -1, replikit.Session()
+                while not stop.is_set():
+                    v = db.query("SELECT v FROM rk_counter WHERE id = 1", session=session,
+                                 consistency="eventual").scalar()
+                    eventual["reads"] += 1
+                    eventual["backwards"] += v < last
+                    last = v
+                    time.sleep(0.005)
+
+            other = threading.Thread(target=eventual_reader)
+            other.start()
+            session = replikit.Session()
+            seen, failures, killed, kill_index = [], [], None, None
+            started = time.monotonic()
+            try:
+                while time.monotonic() - started < 3.0:
+                    try:
+                        r = db.query("SELECT v FROM rk_counter WHERE id = 1", session=session,
+                                     consistency="monotonic", wait_for_replica_ms=150)
+                        seen.append((r.node, r.rows[0][0]))
+                    except replikit.Error as exc:
+                        failures.append(exc)
+                    if killed is None and time.monotonic() - started > 1.0 and seen:
+                        killed = seen[-1][0] if seen[-1][0] != "primary" else "r1"
+                        kill_index = len(seen)
+                        cluster.kill(killed)
+            finally:
+                stop.set()
+                other.join(10)
+        assert not writer.errors
+        values = [v for _, v in seen]
+        backwards = sum(1 for a, b in zip(values, values[1:]) if b < a)
+        before = {n: sum(1 for x, _ in seen[:kill_index] if x == n) for n in ("primary", "r1", "r2")}
+        after = {n: sum(1 for x, _ in seen[kill_index:] if x == n) for n in ("primary", "r1", "r2")}
+        print(f"\n[monotonic] {len(seen)} monotonic reads, before killing {killed} {before}, after "
+              f"{after}; went backwards {backwards} times (eventual reader: "
+              f"{eventual['backwards']} of {eventual['reads']}); retries {db.stats()['read_retries']}")
+        assert not failures, failures[:3]
+        assert backwards == 0
+        assert killed in ("r1", "r2") and before[killed] > 0
+        assert not db.node(killed).up
+        assert after[killed] <= 1  # at most the read in flight when it died (then retried)
+
+
+# --------------------------------------------------------------------------- causal
+def test_causal_reads_after_merging_a_token(cluster):
+    """Session B, after merging A's token, sees A's write (r1 paused, so a replica that has
+    not replayed it exists); a session that did not merge may miss it."""
+    with open_db(cluster) as db:
+        cluster.pause_replay("r1")
+        missed_by_causal = missed_without_merge = 0
+        for k in range(100):
+            a = replikit.Session()
+            w = db.execute("INSERT INTO rk_items (owner, v) VALUES ($1, $2) RETURNING id",
+                           [-3, f"causal {k}"], session=a)
+            token = a.token()
+            b = replikit.Session()
+            b.merge(token)
+            assert b.causal_lsn() >= w.lsn
+            r = db.query("SELECT v FROM rk_items WHERE id = $1", [w.rows[0][0]], session=b,
+                         consistency="causal", wait_for_replica_ms=200)
+            missed_by_causal += r.rows != [(f"causal {k}",)]
+            assert r.lsn is not None and b.read_lsn >= r.lsn  # causal reads record what they saw
+            c = db.query("SELECT v FROM rk_items WHERE id = $1", [w.rows[0][0]],
+                         session=replikit.Session(), consistency="eventual")
+            missed_without_merge += c.rows == []
+        print(f"\n[causal] 100 handoffs: missed with the merged token {missed_by_causal}, "
+              f"missed by eventual reads without it {missed_without_merge} (those go round-robin, "
+              f"r1 is paused)")
+        assert missed_by_causal == 0
+
+
+# --------------------------------------------------------------------------- lag
+def test_lag_grows_at_wall_clock_speed_and_routing_follows_it(cluster):
+    lag_ms_max, recover_ms = 800.0, 400.0
+    tolerance_ms = PROBE_INTERVAL_MS + 50
+    with open_db(cluster, probe_interval_ms=PROBE_INTERVAL_MS, lag_ms_max=lag_ms_max,
+                 recover_ms=recover_ms) as db, Writer(db, period_s=0.01) as writer:
+        time.sleep(0.3)
+        assert db.node("r1").lag_ns / 1e6 < lag_ms_max / 2
+        before = time.monotonic_ns()
+        cluster.pause_replay("r1")
+        after = time.monotonic_ns()
+        samples = []
+        while time.monotonic_ns() - after < 1.6e9:
+            st = db.node("r1")
+            if not samples or st.last_probe_ns != samples[-1][0]:
+                samples.append((st.last_probe_ns, st.lag_ns))
+            time.sleep(0.02)
+        # Compare lag growth with the wall-clock time between the probes that measured it.
+        growing = [(t, lag) for t, lag in samples if t > after + 2e8]
+        (t1, lag1), (t2, lag2) = growing[0], growing[-1]
+        growth_error_ms = ((lag2 - lag1) - (t2 - t1)) / 1e6
+        # And each sample with the time since the pause (the pause took effect in [before, after]).
+        worst_ms = max(max(abs(lag - (t - before)), abs(lag - (t - after))) for t, lag in growing) / 1e6
+        print(f"\n[lag] replay of r1 paused: {len(growing)} probes over {(t2 - t1) / 1e6:.0f} ms; lag "
+              f"grew {(lag2 - lag1) / 1e6:.0f} ms (error {growth_error_ms:+.1f} ms); worst |lag - time "
+              f"since pause| {worst_ms:.1f} ms (pause call took {(after - before) / 1e6:.1f} ms)")
+        assert abs(growth_error_ms) <= tolerance_ms
+        assert worst_ms <= tolerance_ms + (after - before) / 1e6
+
+        # Past the threshold r1 turns LAGGING; eventual reads avoid it but still use r2.
+        wait_until(lambda: db.node("r1").lagging, 3, "r1 LAGGING")
+        assert db.node("r1").lag_ns / 1e6 > lag_ms_max
+        nodes = {db.query("SELECT 1", consistency="eventual").node for _ in range(40)}
+        assert nodes == {"r2"}, nodes
+
+        # Every replica lagging: reads go to the primary, and say why.
+        cluster.pause_replay("r2")
+        wait_until(lambda: db.node("r2").lagging, 3, "r2 LAGGING")
+        results = [db.query("SELECT 1", consistency="eventual") for _ in range(40)]
+        assert {r.node for r in results} == {"primary"}
+        assert {reason_name(r.reason) for r in results} == {"all_replicas_lagging"}
+
+        # Resumed, both catch up and turn OK again; reads go back to the replicas.
+        cluster.resume_replay("r1")
+        cluster.resume_replay("r2")
+        resumed = time.monotonic()
+        wait_until(lambda: not db.node("r1").lagging and not db.node("r2").lagging, 5, "both OK")
+        print(f"[lag] both replicas OK {time.monotonic() - resumed:.3f} s after resume")
+        nodes = {db.query("SELECT 1", consistency="eventual").node for _ in range(40)}
+        assert nodes == {"r1", "r2"}, nodes
+    assert not writer.errors
+    topology = db.topology
+    events = [(topology.name(e.node), reason_name(e.kind)) for e in db.lag_tracker.events()]
+    assert ("r1", "became_lagging") in events and ("r1", "recovered") in events
+    assert events.index(("r1", "became_lagging")) < events.index(("r1", "recovered"))
+
+
+# --------------------------------------------------------------------------- faults
+def test_replica_killed_mid_workload_costs_no_read(cluster):
+    with open_db(cluster, read_retries=2) as db:
+        stop = threading.Event()
+        counts = {"reads": 0, "failures": 0}
+        served = {}
+        lock = threading.Lock()
+
+        def reader(owner: int):
+            session = replikit.Session()
+            k = 0
+            while not stop.is_set():
+                k += 1
+                try:
+                    if k % 5 == 0:
+                        db.execute("INSERT INTO rk_items (owner, v) VALUES ($1, 'kill')", [owner],
+                                   session=session)
+                    # pg_sleep keeps reads in flight on r1 when it is killed.
+                    r = db.query("SELECT count(*) FROM rk_items, pg_sleep(0.01) WHERE owner = $1",
+                                 [owner], session=session,
+                                 consistency="eventual" if k % 2 else "read_your_writes")
+                    with lock:
+                        counts["reads"] += 1
+                        served[r.node] = served.get(r.node, 0) + 1
+                except replikit.Error as exc:
+                    with lock:
+                        counts["failures"] += 1
+                        counts.setdefault("errors", []).append(repr(exc))
+
+        threads = [threading.Thread(target=reader, args=(100 + i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.7)
+        killed_at = time.monotonic()
+        cluster.kill("r1")
+        time.sleep(1.3)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        status = db.node("r1")
+        stats = db.stats()
+        print(f"\n[kill] {counts['reads']} reads, {counts['failures']} failed, served {served}; "
+              f"retries {stats['read_retries']}; r1 up={status.up} last error: {status.last_error!r}")
+        assert counts["failures"] == 0, counts.get("errors", [])[:3]
+        assert stats["read_retries"] >= 1  # reads in flight on r1 went elsewhere
+        assert not status.up and not status.reachable and status.probes_failed > 0
+        # Back after a restart: the prober marks it up and reads reach it again.
+        cluster.start("r1")
+        wait_until(lambda: db.node("r1").up, 5, "r1 up again")
+        print(f"[kill] r1 routable again {time.monotonic() - killed_at:.2f} s after the kill")
+        nodes = {db.query("SELECT 1", consistency="eventual").node for _ in range(20)}
+        assert "r1" in nodes
+
+
+def test_bad_dsn_refused_connection_and_sql_errors_are_typed(cluster):
+    with pytest.raises(replikit.ConnectionError, match='missing "=" after "bogus"'):
+        ReplicatedDatabase(("primary", "host=127.0.0.1 bogus"))
+    with pytest.raises(replikit.ConnectionError, match='invalid connection option "nosuchoption"'):
+        ReplicatedDatabase(("primary", "nosuchoption=1"), [("r1", cluster.dsn("r1"))])
+
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    with ReplicatedDatabase(("primary", f"host=127.0.0.1 port={free_port} user=postgres")) as dead:
+        started = time.monotonic()
+        with pytest.raises(replikit.ConnectionError, match="(?i)refused"):
+            dead.execute("SELECT 1")
+        with pytest.raises(replikit.ConnectionError):
+            dead.query("SELECT 1", consistency="strong")
+        assert time.monotonic() - started < 3
+        assert dead.wait_probes(1, 3000)
+        assert "refused" in dead.node("primary").last_error.lower()
+        assert not dead.node("primary").up
+
+    with open_db(cluster) as db:
+        cases = [
+            ("SELECT * FROM rk_nope", "42P01", 'relation "rk_nope" does not exist'),
+            ("SELECT 1/0", "22012", "division by zero"),
+            ("SELEC 1", "42601", "syntax error"),
+        ]
+        for sql, sqlstate, message in cases:
+            with pytest.raises(replikit.QueryError, match=message) as info:
+                db.query(sql, consistency="eventual")
+            assert info.value.sqlstate == sqlstate
+        session = replikit.Session()
+        w = db.execute("INSERT INTO rk_items (owner, v) VALUES (-9, 'dup') RETURNING id", session=session)
+        with pytest.raises(replikit.QueryError, match="duplicate key") as info:
+            db.execute("INSERT INTO rk_items (id, owner) VALUES ($1, -9)", [w.rows[0][0]], session=session)
+        assert info.value.sqlstate == "23505"
+        with pytest.raises(replikit.QueryError) as info:
+            db.transaction(["INSERT INTO rk_items (owner) VALUES (-9)", "SELECT 1/0"], session=session)
+        assert info.value.sqlstate == "22012"
+        # The connections stay usable after server-side errors.
+        assert db.query("SELECT 7", consistency="strong").scalar() == 7
+        assert db.stats()["nodes_marked_down"] == 0
+
+        # Bad input: typed errors naming the argument (InvalidArgument is a ValueError).
+        with pytest.raises(ValueError, match="params"):
+            db.query("SELECT $1", "not a list")
+        with pytest.raises(replikit.InvalidArgument, match="consistency"):
+            db.query("SELECT 1", consistency="sometimes")
+        with pytest.raises(replikit.InvalidArgument, match="max_staleness_ms"):
+            db.query("SELECT 1", consistency="bounded_staleness")
+        with pytest.raises(replikit.InvalidArgument, match="session"):
+            db.query("SELECT 1", session="not a session")
+    with pytest.raises(replikit.InvalidArgument, match="probe_interval_ms"):
+        database_for_cluster(cluster, probe_interval_ms=0)
+    with pytest.raises(replikit.InvalidArgument, match="pool_size"):
+        database_for_cluster(cluster, pool_size=0)
+
+
+def test_no_call_hangs(cluster):
+    """Server-side statement timeout, the client-side watchdog, pool exhaustion and a
+    connection lost during a write each end in bounded time with a typed error."""
+    with open_db(cluster, statement_timeout_ms=300, query_grace_ms=200, pool_size=2,
+                 acquire_timeout_ms=200) as db:
+        started = time.monotonic()
+        with pytest.raises(replikit.QueryError, match="statement timeout") as info:
+            db.query("SELECT pg_sleep(3)", consistency="strong")
+        assert info.value.sqlstate == "57014" and time.monotonic() - started < 1.5
+
+        # The server's own timeout switched off: the watchdog cuts the call at 300 + 200 ms.
+        started = time.monotonic()
+        with pytest.raises(replikit.TimeoutError, match="no answer within"):
+            db.query("SET statement_timeout = 0; SELECT pg_sleep(3)", consistency="strong")
+        cut_s = time.monotonic() - started
+        assert 0.4 < cut_s < 1.5
+        assert db.stats()["watchdog_fired"] == 1 and db.node("primary").up
+        assert db.query("SELECT 1", consistency="strong").scalar() == 1
+
+        # Pool exhausted: the third caller waits at most acquire_timeout_ms.
+        blockers = [threading.Thread(target=lambda: db.query("SELECT pg_sleep(0.25)", consistency="strong"))
+                    for _ in range(2)]
+        for t in blockers:
+            t.start()
+        time.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(replikit.TimeoutError, match="acquire_timeout_ms"):
+            db.query("SELECT 1", consistency="strong")
+        assert time.monotonic() - started < 0.6
+        for t in blockers:
+            t.join(5)
+
+    # A connection killed while a write runs: the outcome is unknown, and says so.
+    with open_db(cluster) as db:
+        outcome = {}
+
+        def slow_write():
+            try:
+                db.execute("INSERT INTO rk_items (owner, v) SELECT -7, 'x' FROM pg_sleep(2)")
+                outcome["result"] = "ok"
+            except replikit.Error as exc:
+                outcome["error"] = exc
+
+        writer = threading.Thread(target=slow_write)
+        writer.start()
+        query = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'replikit' "
+                 "AND query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()")
+        pid = wait_until(lambda: cluster.sql("primary", query), 5, "the write's backend")[0][0]
+        cluster.sql("primary", f"SELECT pg_terminate_backend({pid})")
+        writer.join(5)
+        assert isinstance(outcome.get("error"), replikit.CommitUnknown), outcome
+        print(f"\n[faults] watchdog cut a 3 s query after {cut_s:.3f} s; killed write -> "
+              f"{type(outcome['error']).__name__}: {outcome['error']}")
