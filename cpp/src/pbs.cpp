@@ -220,6 +220,16 @@ std::string LatencyDistribution::describe() const {
   return out.str();
 }
 
+bool LatencyDistribution::same_as(const LatencyDistribution& other) const {
+  if (kind_ != other.kind_ || a_ != other.a_ || b_ != other.b_) return false;
+  if (kind_ == LatencyKind::Empirical) return samples_ == other.samples_;
+  if (weights_ != other.weights_ || components_.size() != other.components_.size()) return false;
+  for (std::size_t i = 0; i < components_.size(); ++i) {
+    if (!components_[i].same_as(other.components_[i])) return false;
+  }
+  return true;
+}
+
 // Fits published in the PBS paper (Bailis et al., VLDB 2012, table of production fits;
 // same table in the CACM 2014 version): Pareto bodies with exponential tails, in ms.
 WarsModel WarsModel::lnkd_ssd() {
@@ -339,10 +349,14 @@ WarsSimulation::WarsSimulation(int n, int w, int r, const WarsModel& model) : n_
           "must be in [1, " + std::to_string(kPbsMaxNodes) + "], got " + std::to_string(n));
   require(w >= 1 && w <= n, "w", "must be in [1, n=" + std::to_string(n) + "], got " + std::to_string(w));
   require(r >= 1 && r <= n, "r", "must be in [1, n=" + std::to_string(n) + "], got " + std::to_string(r));
-  samplers_[0] = std::make_unique<Sampler>(model.w);
-  samplers_[1] = std::make_unique<Sampler>(model.a);
-  samplers_[2] = std::make_unique<Sampler>(model.r);
-  samplers_[3] = std::make_unique<Sampler>(model.s);
+  // Compiling a mixture's table costs milliseconds; models often repeat a distribution.
+  const LatencyDistribution* ds[4] = {&model.w, &model.a, &model.r, &model.s};
+  for (std::size_t i = 0; i < 4; ++i) {
+    for (std::size_t j = 0; j < i && !samplers_[i]; ++j) {
+      if (ds[i]->same_as(*ds[j])) samplers_[i] = samplers_[j];
+    }
+    if (!samplers_[i]) samplers_[i] = std::make_shared<const Sampler>(*ds[i]);
+  }
 }
 
 WarsSimulation::~WarsSimulation() = default;

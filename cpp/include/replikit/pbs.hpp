@@ -71,6 +71,8 @@ class LatencyDistribution {
   double mean_ms() const;
   /// A short human-readable description.
   std::string describe() const;
+  /// Same kind and parameters (empirical: the same sample set object).
+  bool same_as(const LatencyDistribution& other) const;
 
  private:
   LatencyDistribution() = default;
@@ -153,7 +155,7 @@ class WarsSimulation {
 
  private:
   int n_, w_, r_;
-  std::array<std::unique_ptr<Sampler>, 4> samplers_;  // W, A, R, S
+  std::array<std::shared_ptr<const Sampler>, 4> samplers_;  // W, A, R, S (shared when equal)
 };
 
 }  // namespace replikit
