@@ -513,3 +513,22 @@ def test_no_call_hangs(cluster):
         assert isinstance(outcome.get("error"), replikit.CommitUnknown), outcome
         print(f"\n[faults] watchdog cut a 3 s query after {cut_s:.3f} s; killed write -> "
               f"{type(outcome['error']).__name__}: {outcome['error']}")
+
+
+def test_role_mismatch_is_detected_and_kept_out_of_routing(cluster):
+    """A 'replica' that is not in recovery (here: the primary under a second name) is flagged
+    and gets no reads; a 'primary' that is in recovery is flagged (no failover here)."""
+    primary, r1 = cluster.dsn("primary"), cluster.dsn("r1")
+    with ReplicatedDatabase(("primary", primary), [("r1", r1), ("impostor", primary)]) as db:
+        assert db.wait_probes(2, 5000)
+        impostor, good = db.node("impostor"), db.node("r1")
+        assert impostor.role_mismatch and not impostor.in_recovery and not impostor.up
+        assert "not in recovery" in impostor.last_error
+        assert not good.role_mismatch and good.in_recovery and good.up
+        assert db.node("primary").timeline >= 1 and good.timeline == db.node("primary").timeline
+        nodes = {db.query("SELECT 1", consistency="eventual").node for _ in range(20)}
+        assert nodes == {"r1"}
+    with ReplicatedDatabase(("primary", r1)) as db:
+        assert db.wait_probes(2, 5000)
+        status = db.node("primary")
+        assert status.role_mismatch and status.in_recovery and "in recovery" in status.last_error
