@@ -165,6 +165,15 @@ struct ReplicatedDatabase::Impl {
     bool fired_ = false;
   };
 
+  // "primary 'p' is down (last probe: <libpq's message>)".
+  std::string primary_down_message() const {
+    const int p = topology->primary();
+    std::string out = "primary '" + topology->name(p) + "' is down";
+    const std::string error = prober ? prober->state(p).last_error : std::string();
+    if (!error.empty()) out += " (last probe: " + trimmed(error) + ")";
+    return out;
+  }
+
   void mark_down(int node) {
     if (topology->flags(node) & ::replikit::detail::kUpBit) {
       topology->set_up(topology->name(node), false);
@@ -190,11 +199,11 @@ struct ReplicatedDatabase::Impl {
 
   // Routes a read; with NoReplicaCaughtUp waits (bounded) for a probe showing a replica that
   // covers the session, then falls back to what the router says.
-  Decision route(const Session& session, const QueryOptions& q, double* waited_ms) {
+  Decision route(const Session& session, const QueryOptions& q, double* waited_ms, bool may_wait = true) {
     const ReadOptions ro = read_options(q);
     Decision d = router->route_read(session, q.consistency, now_ns(), ro);
     const double wait_ms = q.wait_for_replica_ms >= 0 ? q.wait_for_replica_ms : options.wait_for_replica_ms;
-    if (d.reason != Reason::NoReplicaCaughtUp || wait_ms <= 0) return d;
+    if (d.reason != Reason::NoReplicaCaughtUp || wait_ms <= 0 || !may_wait) return d;
     counters.waits.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t start = now_ns();
     const std::int64_t deadline = start + ms_to_ns(wait_ms);
@@ -311,8 +320,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
   require(!sql.empty(), "sql", "must not be empty");
   Decision d = m.router->route_write();
   if (d.node == kNoNode) {
-    throw ConnectionError("primary '" + m.topology->name(m.topology->primary()) +
-                          "' is down: the write was not sent");
+    throw ConnectionError(m.primary_down_message() + ": the write was not sent");
   }
   const std::string node = m.topology->name(d.node);
   Router::InFlight in_flight(*m.router, d.node);
@@ -387,8 +395,7 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
   for (const auto& s : statements) require(!s.sql.empty(), "statements", "a statement's sql is empty");
   Decision d = m.router->route_write();
   if (d.node == kNoNode) {
-    throw ConnectionError("primary '" + m.topology->name(m.topology->primary()) +
-                          "' is down: the transaction was not sent");
+    throw ConnectionError(m.primary_down_message() + ": the transaction was not sent");
   }
   const std::string node = m.topology->name(d.node);
   Router::InFlight in_flight(*m.router, d.node);
@@ -482,12 +489,12 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   const int attempts = 1 + m.options.read_retries;
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     double waited_now = 0;
-    Decision d = m.route(session, options, attempt == 1 ? &waited_now : &waited_now);
+    Decision d = m.route(session, options, &waited_now, attempt == 1);  // retries do not wait again
     waited_ms += waited_now;
     if (d.node == kNoNode) {
       m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
-      std::string why = std::string("no node can serve this read (") + to_string(d.reason) + ", primary '" +
-                        m.topology->name(m.topology->primary()) + "' down)";
+      std::string why = std::string("no node can serve this read (") + to_string(d.reason) + "; " +
+                        m.primary_down_message() + ")";
       if (!last_error.empty()) why += "; last error: " + last_error;
       throw ConnectionError(why);
     }

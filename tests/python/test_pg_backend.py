@@ -396,7 +396,7 @@ def test_replica_killed_mid_workload_costs_no_read(cluster):
         assert not status.up and not status.reachable and status.probes_failed > 0
         # Back after a restart: the prober marks it up and reads reach it again.
         cluster.start("r1")
-        wait_until(lambda: db.node("r1").up, 5, "r1 up again")
+        wait_until(lambda: db.node("r1").up and not db.node("r1").lagging, 10, "r1 up and caught up")
         print(f"[kill] r1 routable again {time.monotonic() - killed_at:.2f} s after the kill")
         nodes = {db.query("SELECT 1", consistency="eventual").node for _ in range(20)}
         assert "r1" in nodes
