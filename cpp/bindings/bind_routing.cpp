@@ -255,6 +255,10 @@ void bind_routing(py::module_& m) {
       m, "Topology",
       "One primary and its replicas. Updates are safe while other threads route; routing takes no lock.")
       .def(py::init([](const py::object& primary, const py::iterable& replicas) {
+             // A str is iterable too: Topology("p", "r1") would declare replicas "r" and "1".
+             if (py::isinstance<py::str>(replicas) || py::isinstance<py::bytes>(replicas)) {
+               throw InvalidArgument("replicas", "expected a list of replicas (Node or name), got a single str");
+             }
              std::vector<NodeSpec> specs;
              for (auto r : replicas) specs.push_back(to_spec(r, "replicas"));
              return std::make_shared<Topology>(to_spec(primary, "primary"), std::move(specs));
@@ -399,7 +403,12 @@ void bind_routing(py::module_& m) {
 #ifdef REPLIKIT_HAVE_OPENSSL
   py::class_<HmacSha256Signer, TokenSigner, std::shared_ptr<HmacSha256Signer>>(
       m, "HmacSigner", "HMAC-SHA256 token signer (OpenSSL) under an application key of at least 16 bytes.")
-      .def(py::init([](const py::bytes& key) { return std::make_shared<HmacSha256Signer>(std::string(key)); }),
+      .def(py::init([](const py::object& key) {
+             if (!py::isinstance<py::bytes>(key)) {
+               throw InvalidArgument("key", "expected bytes (encode a str key first), got " + type_name(key));
+             }
+             return std::make_shared<HmacSha256Signer>(key.cast<std::string>());
+           }),
            py::arg("key"));
 #endif
 
@@ -493,16 +502,13 @@ void bind_routing(py::module_& m) {
   py::class_<Router, std::shared_ptr<Router>>(m, "Router",
                                               "Routes writes to the primary and reads to qualifying replicas.")
       .def(py::init([](std::shared_ptr<Topology> topology, Policy policy, double time_window_ms,
-                       const py::object& seed, std::string region, long long sticky_reads) {
+                       const py::object& seed, std::string region, const py::object& sticky_reads) {
              RouterConfig c;
              c.policy = policy;
              c.time_window_ms = time_window_ms;
              c.seed = to_uint64(seed, "seed");
              c.region = std::move(region);
-             if (sticky_reads < 1 || sticky_reads > 1000000) {
-               throw InvalidArgument("sticky_reads", "must be in [1, 1000000]");
-             }
-             c.sticky_reads = static_cast<std::uint32_t>(sticky_reads);
+             c.sticky_reads = static_cast<std::uint32_t>(to_int64(sticky_reads, "sticky_reads", 1, 1000000));
              return std::make_shared<Router>(std::move(topology), std::move(c));
            }),
            py::arg("topology"), py::arg("policy") = Policy::RoundRobin, py::arg("time_window_ms") = 2000.0,

@@ -1,6 +1,8 @@
 // All C++ -> Python error mapping lives here.
 #include <pybind11/pybind11.h>
 
+#include <cstring>
+
 #include "bindings.hpp"
 #include "replikit/errors.hpp"
 
@@ -34,7 +36,11 @@ PyObject* make_class(py::module_& m, const char* name, std::initializer_list<PyO
 // Raises `cls(message)` with extra attributes set on the instance.
 void raise(PyObject* cls, const char* message,
            std::initializer_list<std::pair<const char*, py::object>> attributes = {}) {
-  py::object instance = py::reinterpret_borrow<py::object>(cls)(py::str(message));
+  // Messages may quote user input cut at a byte (e.g. one byte of a multi-byte character in a
+  // malformed LSN): decode leniently, or the user would get a UnicodeDecodeError instead.
+  PyObject* text = PyUnicode_DecodeUTF8(message, static_cast<Py_ssize_t>(std::strlen(message)), "backslashreplace");
+  if (text == nullptr) throw py::error_already_set();
+  py::object instance = py::reinterpret_borrow<py::object>(cls)(py::reinterpret_steal<py::str>(text));
   for (auto& [key, value] : attributes) instance.attr(key) = value;
   PyErr_SetObject(cls, instance.ptr());
 }

@@ -430,10 +430,8 @@ class TestLagTracker:
         assert [e.sequence for e in lag.events()] == [4]
         assert lag.events_dropped == 3
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "core bug (reported): recovery needs lag_ns < recover_ns, so recover_ms=0 (accepted by the "
-        "constructor) makes LAGGING permanent even at zero lag; the byte threshold special-cases 0"))
     def test_recover_ms_zero_recovers_at_zero_lag(self):
+        # (Was a bug: recovery needed lag_ns < 0, so LAGGING was permanent.)
         t = Topology("p", ["r1"])
         lag = LagTracker(t, lag_ms_max=0, recover_ms=0)
         lag.primary_sample(1000, now_ns=0)
@@ -779,18 +777,32 @@ class TestRouter:
             counts[name] = counts.get(name, 0) + 1
         assert counts == {f"r{i}": 100 for i in range(5)}
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "core bug (reported): the round-robin fast path and the fair fallback share one cursor, "
-        "so with r2 down the cycle is r0, r1, r4, r4: r4 gets twice its share and r3 none"))
-    def test_round_robin_stays_even_with_a_replica_down(self):
-        t, router = make([f"r{i}" for i in range(5)])
-        t.set_up("r2", False)
-        router.reset_counters()
-        for k in range(400):
-            router.route_read(Session(), now_ns=k)
-        by_node = router.counters()["by_node"]
-        assert "r2" not in by_node
-        assert all(abs(v - 100) <= 25 for v in by_node.values()), by_node
+    @pytest.mark.parametrize("policy", [Policy.ROUND_ROBIN, Policy.NEAREST_REGION])
+    def test_round_robin_stays_even_with_replicas_down(self, policy):
+        # Every up/down pattern of 5 replicas: the up ones share reads evenly (+-1 per cycle).
+        # (Was a bug: a skipped replica's turn went to a fixed one, e.g. r4 twice, r3 never.)
+        names = [f"r{i}" for i in range(5)]
+        for pattern in range(1, 32):
+            t, router = make(names, policy=policy)
+            up = [n for i, n in enumerate(names) if pattern >> i & 1]
+            for n in names:
+                t.set_up(n, n in up)
+            for k in range(100 * len(up)):
+                router.route_read(Session(), now_ns=k)
+            by_node = router.counters()["by_node"]
+            assert set(by_node) == set(up), (pattern, by_node)
+            assert all(abs(v - 100) <= 1 for v in by_node.values()), (pattern, by_node)
+
+    def test_sticky_reads(self):
+        t, router = make(["r1", "r2", "r3"], sticky_reads=4)
+        seq = [router.route_read(Session(), now_ns=k).node_name for k in range(24)]
+        runs = [seq[i:i + 4] for i in range(0, 24, 4)]
+        assert all(len(set(run)) == 1 for run in runs), seq  # four reads in a row on one replica
+        assert {run[0] for run in runs} == {"r1", "r2", "r3"}  # re-balanced between runs
+        # A sticky replica that stops qualifying is left at once.
+        first = router.route_read(Session(), now_ns=0).node_name
+        t.set_up(first, False)
+        assert router.route_read(Session(), now_ns=0).node_name != first
 
     def test_weighted(self):
         t = Topology("p", [Node("a", weight=1), Node("b", weight=3), Node("z", weight=0)])
@@ -824,6 +836,16 @@ class TestRouter:
         assert {router.route_read(Session(), now_ns=k).node_name for k in range(20)} == {"r2"}
         t.set_up("r2", False)
         assert router.route_read(Session(), now_ns=0).node_name == "r1"
+
+    def test_least_lag_ranks_unknown_lag_last(self):
+        t, router = make(["r1", "r2"], policy=Policy.LEAST_LAG)
+        lag = LagTracker(t, lag_ms_max=10_000, recover_ms=5_000)
+        lag.primary_sample(1000, now_ns=0)
+        lag.primary_sample(2000, now_ns=1000 * MS)
+        lag.replica_sample("r2", 1500, 1500, now_ns=1000 * MS)  # ~500 ms behind; r1 never reported
+        assert {router.route_read(Session(), now_ns=k).node_name for k in range(10)} == {"r2"}
+        t.set_up("r2", False)
+        assert router.route_read(Session(), now_ns=0).node_name == "r1"  # unknown, but the only one
 
     def test_least_outstanding_and_in_flight(self):
         t, router = make(["r1", "r2"], policy=Policy.LEAST_OUTSTANDING, seed=3)

@@ -13,7 +13,8 @@ from the published node state which replicas qualify and why none did:
   level (read-your-writes, monotonic, causal), or whose lag exceeds the staleness bound;
 - the primary (or no node, when the primary is down) only when the reference finds no
   qualifying replica, or for STRONG / the time-window rule, with exactly the reference's reason;
-- policy rules: LEAST_LAG picks a least-lagged qualifying replica, NEAREST_REGION stays in the
+- policy rules (with sticky_reads = 1): LEAST_LAG picks a least-lagged qualifying replica
+  (known lag first), NEAREST_REGION stays in the
   client's region when it can, LEAST_OUTSTANDING never picks the unique busiest, WEIGHTED never
   picks a weight-0 replica while a qualifying one has weight.
 
@@ -183,7 +184,8 @@ class RefLag:
             assert got.lag_is_lower_bound == lower
             bytes_on = self.bytes_max > 0
             if r.lagging:
-                recovered = got.lag_ns < self.recover_ns and (
+                # A zero threshold means "recover at zero lag" (as for bytes).
+                recovered = (got.lag_ns < self.recover_ns or (self.recover_ns == 0 and got.lag_ns == 0)) and (
                     not bytes_on or got.lag_bytes < self.recover_bytes
                     or (self.recover_bytes == 0 and got.lag_bytes == 0))
                 lagging = not recovered
@@ -260,7 +262,7 @@ def reference_decision(nodes, lag_ns, session: RefSession, consistency, now, win
 
 
 def check_decision(d, exp: Expected, nodes, lag_ns, session: RefSession, consistency, policy,
-                   client_region, max_staleness_ms, epoch):
+                   client_region, max_staleness_ms, epoch, sticky_reads=1):
     node = d.node
     assert node in exp.allowed, (d, exp.reason, sorted(x for x in exp.allowed if x is not None))
     assert d.reason is exp.reason, (d, exp.reason)
@@ -279,8 +281,13 @@ def check_decision(d, exp: Expected, nodes, lag_ns, session: RefSession, consist
         if consistency is Consistency.BOUNDED_STALENESS:
             assert info.lag_known and lag_ns[node] <= llround(max_staleness_ms * 1e6)
         others = [i for i in exp.eligible if i.index != node]
-        if policy is Policy.LEAST_LAG:
-            assert lag_ns[node] == min(lag_ns[i.index] for i in exp.eligible)
+        if sticky_reads > 1 and policy is not Policy.NEAREST_REGION:
+            pass  # a thread stays on a qualifying replica: only the guarantees above hold
+        elif policy is Policy.LEAST_LAG:
+            # Least known lag; a replica that never reported ranks after every known one.
+            known = [lag_ns[i.index] for i in exp.eligible if i.lag_known]
+            if known:
+                assert info.lag_known and lag_ns[node] == min(known)
         elif policy is Policy.NEAREST_REGION and client_region:
             if any(i.region == client_region for i in exp.eligible):
                 assert info.region == client_region
@@ -339,8 +346,9 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
     window_ms = rng.choice([0.0, 30.0, 2000.0])
     regions_in_use = sorted({s.region for s in specs if s.region} | ({topology.info(0).region} - {""}))
     default_region = rng.choice(regions_in_use + [""]) if regions_in_use else ""
+    sticky = rng.choice([1, 1, 1, 2, 5])
     router = Router(topology, policy=policy, time_window_ms=window_ms, seed=rng.randrange(2**64),
-                    region=default_region)
+                    region=default_region, sticky_reads=sticky)
     signer = signer_for(signing)
 
     now = 10**9
@@ -363,7 +371,7 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
             d = router.route_read(s, consistency, now_ns=t, max_staleness_ms=staleness, region=region)
             exp = reference_decision(nodes, lag_ns, ref, consistency, t, llround(window_ms * 1e6), staleness)
             check_decision(d, exp, nodes, lag_ns, ref, consistency, policy, region or default_region,
-                           staleness, topology.epoch)
+                           staleness, topology.epoch, sticky)
             if d.node is not None and rng.random() < 0.5:
                 # The read saw data up to the serving node's replay LSN.
                 seen = nodes[d.node].replay_lsn
@@ -464,8 +472,10 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
 
     # Batch routing: twin routers, one batch vs one read at a time, both vs the reference.
     twin_seed = rng.randrange(2**64)
-    batch = Router(topology, policy=policy, time_window_ms=window_ms, seed=twin_seed, region=default_region)
-    single = Router(topology, policy=policy, time_window_ms=window_ms, seed=twin_seed, region=default_region)
+    batch = Router(topology, policy=policy, time_window_ms=window_ms, seed=twin_seed, region=default_region,
+                   sticky_reads=sticky)
+    single = Router(topology, policy=policy, time_window_ms=window_ms, seed=twin_seed, region=default_region,
+                    sticky_reads=sticky)
     consistency = rng.choice(CONSISTENCIES)
     staleness = rng.choice([0.0, 50.0, 3000.0]) if consistency is Consistency.BOUNDED_STALENESS else None
     n = rng.randrange(1, 64)
@@ -478,7 +488,8 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
         assert got_nodes[k] == (-1 if d.node is None else d.node)
         assert Reason(int(got_reasons[k])) is d.reason
         exp = reference_decision(nodes, lag_ns, ref, consistency, now, llround(window_ms * 1e6), staleness)
-        check_decision(d, exp, nodes, lag_ns, ref, consistency, policy, default_region, staleness, topology.epoch)
+        check_decision(d, exp, nodes, lag_ns, ref, consistency, policy, default_region, staleness, topology.epoch,
+                       sticky)
     assert batch.counters() == single.counters()
     CHECKED["examples"] += 1
 

@@ -1,0 +1,497 @@
+"""Bad input to every public routing function: a typed error naming the argument, never a crash.
+
+Each case says which call is made, which exception class must come out and which argument
+`.argument` must name. `InvalidArgument` (a `ValueError`) is expected wherever the bindings
+convert a value themselves; `TypeError` from pybind11 only for arguments of a truly wrong type
+(e.g. a str where a Session or an enum member is required).
+
+The last test throws random junk at every function (Hypothesis, derandomized): any outcome is
+allowed except a crash, a hang, or an exception outside replikit.Error / TypeError; and an
+InvalidArgument must name one of the function's own parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import replikit
+from replikit import Consistency, LagTracker, Lsn, Node, Policy, Router, Session, Topology
+
+IA = replikit.InvalidArgument
+TE = replikit.TokenError
+NF = replikit.NotFound
+NAN = math.nan
+INF = math.inf
+HAVE_HMAC = hasattr(replikit, "HmacSigner")
+
+
+def world():
+    t = Topology("p", [Node("r1", region="eu"), "r2"])
+    lag = LagTracker(t)
+    lag.primary_sample("0/100", now_ns=1000)
+    router = Router(t)
+    return t, lag, router
+
+
+def expect(fn, exc=IA, argument=None):
+    with pytest.raises(exc) as info:
+        fn()
+    if argument is not None:
+        assert info.value.argument == argument, (info.value.argument, str(info.value))
+        assert str(info.value).startswith(argument + ":"), str(info.value)
+    return info.value
+
+
+BAD_LSN_TEXT = ["", "0", "0/", "/0", "G/0", "0/G", "1/2/3", "123456789/0", "0/123456789", " 0/1", "0/1 ",
+                "-1/0", "+1/0", "0x1/0", "\uff11/0", "0/1\x00", "x" * 1_000_000]
+BAD_LSN_VALUES = BAD_LSN_TEXT + [-1, 2**64, -(2**70), True, False, 1.5, NAN, INF, None, b"0/1", [], {}, object()]
+
+
+# --------------------------------------------------------------------------- LSNs
+
+
+@pytest.mark.parametrize("value", BAD_LSN_VALUES, ids=repr)
+def test_lsn_rejects(value):
+    err = expect(lambda: Lsn(value), IA, "value")
+    assert len(str(err)) < 300  # a huge input is not echoed back in full
+    expect(lambda: replikit.lsn_diff_bytes(value, 0), IA, "a")
+    expect(lambda: replikit.lsn_diff_bytes(0, value), IA, "b")
+
+
+def test_lsn_operators_with_junk():
+    assert (Lsn(1) == "junk") is False
+    with pytest.raises(TypeError):
+        Lsn(1) < "junk"  # noqa: B015
+    with pytest.raises(TypeError):
+        Lsn(1) - -1  # noqa: B015
+    with pytest.raises(TypeError):
+        Lsn(1) - None  # noqa: B015
+
+
+# --------------------------------------------------------------------------- Node / Topology
+
+BAD_NAMES = ["", "a b", "tab\there", "x" * 64, "caf\u00e9", "new\nline", "x" * 1_000_000]
+BAD_NODES = [Node(n) for n in BAD_NAMES] + [
+    Node("w", weight=NAN), Node("w", weight=-1.0), Node("w", weight=INF), Node("w", weight=-INF),
+    Node("w", region="r" * 64), 123, None, 1.5, b"bytes", ["r1"],
+]
+
+
+def test_node_rejects():
+    expect(lambda: Node("n", priority=2**31), IA, "priority")
+    expect(lambda: Node("n", priority=-(2**31) - 1), IA, "priority")
+    expect(lambda: Node("n", priority="high"), IA, "priority")
+    expect(lambda: Node("n", priority=1.5), IA, "priority")
+    with pytest.raises(TypeError):
+        Node(None)
+    with pytest.raises(TypeError):
+        Node("n", weight="heavy")
+    with pytest.raises(TypeError):
+        Node("n", up="yes")
+
+
+@pytest.mark.parametrize("bad", BAD_NODES, ids=repr)
+def test_topology_rejects_bad_nodes(bad):
+    expect(lambda: Topology(bad, ["r1"]), IA, "primary")
+    expect(lambda: Topology("p", ["r1", bad]), IA, "replicas")
+    t = Topology("p", ["r1"])
+    expect(lambda: t.add_replica(bad), IA, "node")
+    assert t.replica_names() == ["r1"]  # nothing half-added
+
+
+def test_topology_rejects():
+    expect(lambda: Topology("p", ["p"]), IA, "replicas")
+    expect(lambda: Topology("p", ["a", "a"]), IA, "replicas")
+    expect(lambda: Topology("p", "r1"), IA, "replicas")  # a str is not a list of replicas
+    expect(lambda: Topology("p", [f"r{i}" for i in range(replikit.MAX_NODES)]), IA, "replicas")
+    with pytest.raises(TypeError):
+        Topology("p", 5)  # not iterable
+    with pytest.raises(replikit.CapacityExceeded):
+        Topology("p", [Node(f"r{i}", region=f"g{i}") for i in range(65)])  # at most 64 regions
+    t, _, _ = world()
+    expect(lambda: t.add_replica("r1"), IA, "node")
+    expect(lambda: t.add_replica("p"), IA, "node")
+    for fn in (t.remove_replica, t.promote, t.index_of, lambda n: t.set_up(n, True),
+               lambda n: t.set_weight(n, 1.0), lambda n: t.set_priority(n, 1)):
+        expect(lambda: fn("nope"), NF, "name")
+        expect(lambda: fn(""), NF, "name")
+    expect(lambda: t.remove_replica("p"), IA, "name")
+    expect(lambda: t.promote("p"), IA, "name")
+    t.add_replica("gone")
+    t.remove_replica("gone")
+    expect(lambda: t.remove_replica("gone"), NF, "name")
+    expect(lambda: t.add_replica("gone"), IA, "node")  # names of removed nodes are not reused
+    for w in (NAN, INF, -INF, -1.0, -1e-300):
+        expect(lambda: t.set_weight("r1", w), IA, "weight")
+    for p in (2**31, -(2**31) - 1, 2**64, "1", 1.5, None):
+        expect(lambda: t.set_priority("r1", p), IA, "priority")
+    for i in (-1, 4, 2**31, 2**64, -(2**70), "0", 1.5, None):
+        expect(lambda: t.name(i), IA, "index")
+    for node in ("nope", -1, 4, 2**63, 2**80, 1.5, None, True, b"r1", ["r1"]):
+        exc = NF if node == "nope" else IA
+        expect(lambda: t.info(node), exc, "node")
+    with pytest.raises(TypeError):
+        t.set_up("r1", "yes")
+    with pytest.raises(TypeError):
+        t.remove_replica(1)
+    assert t.region_id("nowhere") == -1  # an unknown region is an answer, not an error
+    assert t.replica_names() == ["r1", "r2"]
+
+
+# --------------------------------------------------------------------------- LagTracker
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"lag_ms_max": NAN}, "lag_ms_max"),
+        ({"lag_ms_max": -1.0}, "lag_ms_max"),
+        ({"lag_ms_max": INF}, "lag_ms_max"),
+        ({"lag_ms_max": 1e11}, "lag_ms_max"),
+        ({"recover_ms": NAN}, "recover_ms"),
+        ({"recover_ms": -1.0}, "recover_ms"),
+        ({"recover_ms": 2000.0}, "recover_ms"),  # above lag_ms_max (1000)
+        ({"lag_bytes_max": -1}, "lag_bytes_max"),
+        ({"lag_bytes_max": 2**63}, "lag_bytes_max"),
+        ({"lag_bytes_max": 1.5}, "lag_bytes_max"),
+        ({"recover_bytes": -1}, "recover_bytes"),
+        ({"lag_bytes_max": 10, "recover_bytes": 11}, "recover_bytes"),
+        ({"stale_sample_ms": NAN}, "stale_sample_ms"),
+        ({"stale_sample_ms": -5.0}, "stale_sample_ms"),
+        ({"history_capacity": 0}, "history_capacity"),
+        ({"history_capacity": 1}, "history_capacity"),
+        ({"history_capacity": -1}, "history_capacity"),
+        ({"history_capacity": 2**24 + 1}, "history_capacity"),
+        ({"history_capacity": 2**64}, "history_capacity"),
+        ({"history_capacity": "8192"}, "history_capacity"),
+        ({"event_capacity": 0}, "event_capacity"),
+        ({"event_capacity": -1}, "event_capacity"),
+        ({"event_capacity": 2**20 + 1}, "event_capacity"),
+        ({"event_capacity": None}, "event_capacity"),
+    ],
+    ids=lambda x: repr(x),
+)
+def test_lag_tracker_config_rejects(kwargs, argument):
+    expect(lambda: LagTracker(Topology("p", ["r1"]), **kwargs), IA, argument)
+
+
+def test_lag_tracker_rejects():
+    expect(lambda: LagTracker(None), IA, "topology")
+    with pytest.raises(TypeError):
+        LagTracker("p")
+    with pytest.raises(TypeError):
+        LagTracker(Topology("p"), lag_ms_max="fast")
+    t, lag, _ = world()
+    for v in BAD_LSN_VALUES:
+        expect(lambda: lag.primary_sample(v, now_ns=2000), IA, "current_lsn")
+        expect(lambda: lag.replica_sample("r1", v, "0/1", now_ns=2000), IA, "receive_lsn")
+        expect(lambda: lag.replica_sample("r1", "0/1", v, now_ns=2000), IA, "replay_lsn")
+        expect(lambda: lag.primary_time_past(v), IA, "lsn")
+    for now in (-1, 2**63, 2**64, -(2**63) - 1, 1.5, NAN, "1000", True):
+        expect(lambda: lag.primary_sample("0/200", now_ns=now), IA, "now_ns")
+        expect(lambda: lag.replica_sample("r1", "0/1", "0/1", now_ns=now), IA, "now_ns")
+    expect(lambda: lag.primary_sample("0/200", now_ns=999), IA, "now_ns")  # back in time
+    expect(lambda: lag.primary_sample("0/50", now_ns=2000), IA, "current_lsn")  # LSN backwards
+    for node in ("nope", "p", 0, -1, 3, 2**40, 1.5, None):
+        exc = NF if node == "nope" else IA
+        expect(lambda: lag.replica_sample(node, "0/1", "0/1", now_ns=2000), exc, "node")
+    for node in ("nope", -1, 3, 2**70, None):
+        exc = NF if node == "nope" else IA
+        expect(lambda: lag.replica(node), exc, "node")
+    for v in (-1, 2**64, 1.5, None):
+        expect(lambda: lag.events(after_sequence=v), IA, "after_sequence")
+    for v in (-1, 2**63, 1.5, None):
+        expect(lambda: lag.events(max_events=v), IA, "max_events")
+    assert lag.events(max_events=0) == []
+    # Nothing above changed the tracker.
+    assert lag.primary_lsn == Lsn("0/100") and not lag.replica("r1").known
+
+
+# --------------------------------------------------------------------------- sessions and tokens
+
+BAD_TOKENS = [
+    "", "1", "1.0.0", "1.0.0.x.sig.extra", "2.0.0.x", "0.0.0.x", "01.0.0.x", "1.00.0.x", "1.0.01.x",
+    "1.G.0.x", "1.-1.0.x", "1.+1.0.x", "1.A.0.x", "1.0.0.X", "1.0.0.", "1..0.x", "1.0..x",
+    "1.10000000000000000.0.x",  # 17 hex digits
+    "1.0.0.fffffffffffffff",   # write time beyond the int64 range in ns
+    "1.0.0.x.",                 # signed (5 fields) with no key configured
+    "1.0.0.x.AAAAAAAAAAAAAAAAAAAAAA",
+    " 1.0.0.x", "1.0.0.x ", "1.0.0.x\n", "1.\u0661.0.x", "1.0.0.x" + "\x00",
+    "1." + "f" * 200 + ".0.x",  # longer than 128 characters
+    "x" * 1_000_000,
+]
+
+
+@pytest.mark.parametrize("token", BAD_TOKENS, ids=lambda t: repr(t[:40]))
+def test_malformed_tokens(token):
+    expect(lambda: Session.from_token(token), TE, "token")
+    s = Session(write_lsn=5)
+    expect(lambda: s.merge(token), TE, "other")
+    assert s == Session(write_lsn=5)
+
+
+def test_token_type_errors():
+    for v in (None, 5, b"1.0.0.x", ["1.0.0.x"]):
+        expect(lambda: Session.from_token(v), TE, "token")
+    for v in (None, 5, b"1.0.0.x", 1.5):
+        expect(lambda: Session().merge(v), IA, "other")
+
+
+@pytest.mark.skipif(not HAVE_HMAC, reason="built without OpenSSL")
+def test_signed_token_errors():
+    signer = replikit.HmacSigner(b"k" * 16)
+    good = Session(write_lsn=9).token(signer=signer)
+    expect(lambda: Session.from_token(good), TE, "token")                        # no key configured
+    expect(lambda: Session.from_token("1.9.0.x", signer=signer), TE, "token")    # unsigned
+    expect(lambda: Session.from_token(good[:-1] + ("A" if good[-1] != "A" else "B"), signer=signer), TE, "token")
+    expect(lambda: Session.from_token(good, signer=replikit.HmacSigner(b"j" * 16)), TE, "token")
+    for key in (b"", b"short", b"k" * 15, b"k" * 4097):
+        expect(lambda: replikit.HmacSigner(key), IA, "key")
+    for key in ("a str key of 16+ chars", None, 12345678901234567890, bytearray(b"k" * 16)):
+        expect(lambda: replikit.HmacSigner(key), IA, "key")
+
+
+@pytest.mark.parametrize(
+    "signer, argument",
+    [
+        (5, "signer"),
+        ("not callable", "signer"),
+        (b"bytes", "signer"),
+        (lambda payload: "a str", "signer"),
+        (lambda payload: None, "signer"),
+        (lambda payload: b"", "signer"),
+        (lambda payload: b"15 bytes only!!"[:15], "signer"),
+    ],
+    ids=["int", "str", "bytes", "returns-str", "returns-None", "returns-empty", "returns-15-bytes"],
+)
+def test_bad_signers(signer, argument):
+    s = Session(write_lsn=3)
+    expect(lambda: s.token(signer=signer), IA, argument)
+    expect(lambda: Session.from_token("1.3.0.x.AAAAAAAAAAAAAAAAAAAAAA", signer=signer), IA, argument)
+    expect(lambda: s.merge("1.3.0.x.AAAAAAAAAAAAAAAAAAAAAA", signer=signer), IA, argument)
+
+
+def test_signer_with_wrong_arity_raises_type_error():
+    with pytest.raises(TypeError):
+        Session().token(signer=lambda: b"x" * 32)
+
+
+def test_session_rejects():
+    for v in BAD_LSN_VALUES:
+        if v is None:
+            continue  # None means "none known" for the constructor and commit_lsn
+        expect(lambda: Session(write_lsn=v), IA, "write_lsn")
+        expect(lambda: Session(read_lsn=v), IA, "read_lsn")
+        expect(lambda: Session().record_write(v, now_ns=1), IA, "commit_lsn")
+        expect(lambda: Session().observe(v), IA, "lsn")
+    expect(lambda: Session().observe(None), IA, "lsn")
+    for now in (-1, 2**63, 1.5, NAN, "1", True):
+        expect(lambda: Session().record_write("0/1", now_ns=now), IA, "now_ns")
+        expect(lambda: Session().record_write(None, now_ns=now), IA, "now_ns")
+    with pytest.raises(TypeError):
+        Session(5, 6, 7)
+
+
+# --------------------------------------------------------------------------- Router
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"time_window_ms": NAN}, "time_window_ms"),
+        ({"time_window_ms": -1.0}, "time_window_ms"),
+        ({"time_window_ms": INF}, "time_window_ms"),
+        ({"time_window_ms": 1e11}, "time_window_ms"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**64}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"seed": "42"}, "seed"),
+        ({"region": "mars"}, "region"),
+        ({"sticky_reads": 0}, "sticky_reads"),
+        ({"sticky_reads": -1}, "sticky_reads"),
+        ({"sticky_reads": 1_000_001}, "sticky_reads"),
+        ({"sticky_reads": 2**64}, "sticky_reads"),
+        ({"sticky_reads": 1.5}, "sticky_reads"),
+        ({"sticky_reads": "3"}, "sticky_reads"),
+    ],
+    ids=lambda x: repr(x),
+)
+def test_router_config_rejects(kwargs, argument):
+    expect(lambda: Router(Topology("p", ["r1"]), **kwargs), IA, argument)
+
+
+def test_router_rejects():
+    expect(lambda: Router(None), IA, "topology")
+    with pytest.raises(TypeError):
+        Router(Topology("p"), policy=0)  # an int is not a Policy
+    with pytest.raises(TypeError):
+        Router(Topology("p"), policy="ROUND_ROBIN")
+    t, _, router = world()
+    s = Session()
+    for now in (-1, 2**63, 2**64, 1.5, NAN, "0", True):
+        expect(lambda: router.route_read(s, now_ns=now), IA, "now_ns")
+        expect(lambda: router.route_reads([1], now_ns=now), IA, "now_ns")
+    for ms in (NAN, -1.0, INF, -INF):
+        for c in (Consistency.BOUNDED_STALENESS, Consistency.EVENTUAL):
+            expect(lambda: router.route_read(s, c, now_ns=0, max_staleness_ms=ms), IA, "max_staleness_ms")
+            expect(lambda: router.route_reads([1], consistency=c, now_ns=0, max_staleness_ms=ms), IA,
+                   "max_staleness_ms")
+    expect(lambda: router.route_read(s, Consistency.BOUNDED_STALENESS, now_ns=0, max_staleness_ms=1e11), IA,
+           "max_staleness_ms")
+    expect(lambda: router.route_read(s, Consistency.BOUNDED_STALENESS, now_ns=0), IA, "max_staleness_ms")
+    expect(lambda: router.route_reads([], consistency=Consistency.BOUNDED_STALENESS, now_ns=0), IA,
+           "max_staleness_ms")
+    expect(lambda: router.route_read(s, now_ns=0, region="mars"), IA, "region")
+    expect(lambda: router.route_read(s, now_ns=0, region=""), IA, "region")
+    for bad_session in (None, "1.0.0.x", 5):
+        with pytest.raises(TypeError):
+            router.route_read(bad_session, now_ns=0)
+    with pytest.raises(TypeError):
+        router.route_read(s, 1, now_ns=0)  # an int is not a Consistency
+    for node in ("nope", -1, 3, 2**40, 1.5, None, True):
+        exc = NF if node == "nope" else IA
+        expect(lambda: router.begin(node), exc, "node")
+        expect(lambda: router.end(node), exc, "node")
+        expect(lambda: router.in_flight(node), exc, "node")
+    expect(lambda: router.end("r1"), IA, "node")  # no matching begin
+    assert t.info("r1").outstanding == 0
+    assert router.counters()["total"] == 0  # no rejected call was counted
+
+
+BAD_ARRAYS = [
+    np.array([1.0, 2.0]),
+    np.array([NAN]),
+    np.array([INF]),
+    np.array([-1, 5]),
+    np.array([np.iinfo(np.int64).min]),
+    np.array([True, False]),
+    np.array([[1, 2], [3, 4]]),
+    np.zeros((2, 0), dtype=np.uint64),
+    np.array(5, dtype=np.uint64),  # 0-D
+    np.array([1 + 2j]),
+    np.array(["0/1", "junk"]),
+    np.array(["2020-01-01"], dtype="datetime64[D]"),
+    [1, -1],
+    [1.5],
+    ["0/1", "nope"],
+    [[1], [2, 3]],
+    [None],
+    [2**64],
+    "0/1",
+    5,
+    None,
+    object(),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_ARRAYS, ids=lambda a: repr(a)[:40])
+def test_route_reads_rejects_bad_arrays(bad):
+    _, _, router = world()
+    if bad is not None:
+        expect(lambda: router.route_reads(bad, now_ns=0), IA, "write_lsns")
+    expect(lambda: router.route_reads(np.zeros(1, dtype=np.uint64), bad if bad is not None else [[1]], now_ns=0),
+           IA, "read_lsns")
+    assert router.counters()["total"] == 0
+
+
+def test_route_reads_length_mismatch():
+    _, _, router = world()
+    expect(lambda: router.route_reads([1, 2, 3], [1, 2], now_ns=0), IA, "read_lsns")
+    expect(lambda: router.route_reads([], [1], now_ns=0), IA, "read_lsns")
+
+
+def test_route_reads_huge_batch_is_fine():
+    _, _, router = world()
+    n = 200_000
+    nodes, reasons = router.route_reads(np.zeros(n, dtype=np.uint64), now_ns=0)
+    assert nodes.shape == (n,) and set(np.unique(nodes).tolist()) == {1, 2}
+
+
+def test_objects_without_constructors():
+    for cls in (replikit.NodeInfo, replikit.ReplicaLag, replikit.LagEvent, replikit.Decision,
+                replikit.InFlight, replikit.TokenSigner):
+        with pytest.raises(TypeError):
+            cls()
+
+
+# --------------------------------------------------------------------------- random junk, nothing crashes
+
+JUNK = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40), st.binary(max_size=40),
+    st.sampled_from(["0/0", "0/1", "FFFFFFFF/FFFFFFFF", "r1", "r2", "p", "eu", "1.0.0.x", "1.5.6.x",
+                     "x" * 300, "\x00", "0/1\x00"]),
+    st.lists(st.integers(-5, 2**65), max_size=4), st.just(object()),
+    st.sampled_from([Lsn(5), Session(), Node("junk"), np.array([1, 2], dtype=np.int64), np.array([NAN]),
+                     np.uint64(3), np.int32(-1), Consistency.STRONG, Policy.WEIGHTED]),
+)
+
+
+def _calls():
+    """(name, parameter names, function taking those arguments), over a fresh world each time."""
+    t, lag, router = world()
+    s = Session(write_lsn=5)
+    return [
+        ("Lsn", ("value",), Lsn),
+        ("lsn_diff_bytes", ("a", "b"), replikit.lsn_diff_bytes),
+        ("Node", ("name", "region", "weight", "priority", "up"), Node),
+        ("Topology", ("primary", "replicas"), Topology),
+        ("Topology.add_replica", ("node",), t.add_replica),
+        ("Topology.remove_replica", ("name",), t.remove_replica),
+        ("Topology.set_up", ("name", "up"), t.set_up),
+        ("Topology.set_weight", ("name", "weight"), t.set_weight),
+        ("Topology.set_priority", ("name", "priority"), t.set_priority),
+        ("Topology.promote", ("name",), t.promote),
+        ("Topology.index_of", ("name",), t.index_of),
+        ("Topology.name", ("index",), t.name),
+        ("Topology.region_id", ("region",), t.region_id),
+        ("Topology.info", ("node",), t.info),
+        ("LagTracker", ("topology", "lag_ms_max", "recover_ms", "lag_bytes_max", "recover_bytes",
+                        "stale_sample_ms", "history_capacity", "event_capacity"),
+         lambda *a: LagTracker(t, *a[1:])),
+        ("LagTracker.primary_sample", ("current_lsn", "now_ns"), lag.primary_sample),
+        ("LagTracker.replica_sample", ("node", "receive_lsn", "replay_lsn", "now_ns"), lag.replica_sample),
+        ("LagTracker.replica", ("node",), lag.replica),
+        ("LagTracker.events", ("after_sequence", "max_events"), lag.events),
+        ("LagTracker.primary_time_past", ("lsn",), lag.primary_time_past),
+        ("HmacSigner", ("key",), getattr(replikit, "HmacSigner", Lsn)),
+        ("Session", ("write_lsn", "read_lsn"), Session),
+        ("Session.record_write", ("commit_lsn", "now_ns"), s.record_write),
+        ("Session.observe", ("lsn",), s.observe),
+        ("Session.merge", ("other", "signer"), s.merge),
+        ("Session.token", ("signer",), s.token),
+        ("Session.from_token", ("token", "signer"), Session.from_token),
+        ("Router", ("topology", "policy", "time_window_ms", "seed", "region", "sticky_reads"),
+         lambda *a: Router(t, *a[1:])),
+        ("Router.route_read", ("session", "consistency", "now_ns", "max_staleness_ms", "region"),
+         lambda *a: router.route_read(*a) if len(a) >= 3 else router.route_read(*a, now_ns=0)),
+        ("Router.route_reads", ("write_lsns", "read_lsns", "consistency", "now_ns", "max_staleness_ms"),
+         router.route_reads),
+        ("Router.begin", ("node",), router.begin),
+        ("Router.end", ("node",), router.end),
+        ("Router.in_flight", ("node",), router.in_flight),
+    ]
+
+
+CALL_NAMES = [c[0] for c in _calls()]
+
+
+@settings(max_examples=1500, derandomize=True, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(which=st.sampled_from(CALL_NAMES), data=st.data())
+def test_random_junk_never_crashes(which, data):
+    name, params, fn = next(c for c in _calls() if c[0] == which)
+    n = data.draw(st.integers(1, len(params)), label="positional arguments")
+    args = [data.draw(JUNK, label=p) for p in params[:n]]
+    try:
+        fn(*args)
+    except replikit.InvalidArgument as e:
+        assert e.argument in params + ("spec", "in_flight"), (name, e.argument, str(e))
+        assert isinstance(e, ValueError)
+    except (replikit.Error, TypeError):
+        pass
