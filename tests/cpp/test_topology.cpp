@@ -281,7 +281,14 @@ TEST(TopologyConcurrency, RoutingWhileUpdating) {
     return ever_replica[d.node].load();
   };
 
+  std::atomic<int> ready{0};
+  auto start_together = [&] {  // all three threads start at once, so the work overlaps
+    ready.fetch_add(1);
+    while (ready.load() < 3) std::this_thread::yield();
+  };
+
   auto reader = [&](int id) {
+    start_together();
     Xoshiro256 rng(kSeed * 31 + static_cast<std::uint64_t>(id));
     Session s;
     for (int k = 0; k < kReadsPerThread && !failed.load(std::memory_order_relaxed); ++k) {
@@ -316,6 +323,7 @@ TEST(TopologyConcurrency, RoutingWhileUpdating) {
   };
 
   auto updater = [&] {
+    start_together();
     Xoshiro256 rng(kSeed);
     std::int64_t now = 0;
     std::uint64_t primary_lsn = 0x1000;
