@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(PostgreSQL demo unavailable: {exc}; running the in-process demo)")
         else:
             if _demo_pg.available():
-                return _demo_pg.main(argv)
+                summary = _demo_pg.run(seed=args.seed)
+                return 0 if summary["violations"] == 0 else 1
             print("(PostgreSQL 15 or the libpqxx backend is not available here; running the in-process demo)")
     summary = run_in_process(seed=args.seed)
     return 0 if summary["violations"] == 0 else 1
