@@ -350,7 +350,9 @@ def test_lag_grows_at_wall_clock_speed_and_routing_follows_it(cluster):
 
 # --------------------------------------------------------------------------- faults
 def test_replica_killed_mid_workload_costs_no_read(cluster):
-    with open_db(cluster, read_retries=2) as db:
+    only_r1 = ReplicatedDatabase(("primary", cluster.dsn("primary")), [("r1", cluster.dsn("r1"))])
+    with open_db(cluster, read_retries=2) as db, only_r1:
+        assert only_r1.wait_probes(2, 5000)
         stop = threading.Event()
         counts = {"reads": 0, "failures": 0}
         served = {}
@@ -377,13 +379,28 @@ def test_replica_killed_mid_workload_costs_no_read(cluster):
                         counts["failures"] += 1
                         counts.setdefault("errors", []).append(repr(exc))
 
+        # A read that is certainly running on r1 when it dies: its only replica is r1.
+        in_flight = {}
+
+        def long_read():
+            try:
+                in_flight["result"] = only_r1.query("SELECT pg_sleep(0.6), 1", consistency="eventual")
+            except replikit.Error as exc:  # pragma: no cover - reported by the assertion
+                in_flight["error"] = exc
+
         threads = [threading.Thread(target=reader, args=(100 + i,)) for i in range(4)]
         for t in threads:
             t.start()
-        time.sleep(0.7)
+        time.sleep(0.5)
+        long_reader = threading.Thread(target=long_read)
+        long_reader.start()
+        wait_until(lambda: only_r1.node("r1").pool_open == 1 and only_r1.node("r1").pool_idle == 0, 5,
+                   "the long read running on r1")
+        time.sleep(0.1)
         killed_at = time.monotonic()
         cluster.kill("r1")
         time.sleep(1.3)
+        long_reader.join(10)
         stop.set()
         for t in threads:
             t.join(10)
@@ -392,7 +409,11 @@ def test_replica_killed_mid_workload_costs_no_read(cluster):
         print(f"\n[kill] {counts['reads']} reads, {counts['failures']} failed, served {served}; "
               f"retries {stats['read_retries']}; r1 up={status.up} last error: {status.last_error!r}")
         assert counts["failures"] == 0, counts.get("errors", [])[:3]
-        assert stats["read_retries"] >= 1  # reads in flight on r1 went elsewhere
+        # The read in flight on r1 was retried on the primary (its only other node).
+        long = in_flight.get("result")
+        assert long is not None, in_flight
+        assert long.node == "primary" and long.attempts == 2 and long.rows == [("", 1)]
+        assert only_r1.stats()["read_retries"] == 1
         assert not status.up and not status.reachable and status.probes_failed > 0
         # Back after a restart: the prober marks it up and reads reach it again.
         cluster.start("r1")
@@ -463,8 +484,7 @@ def test_bad_dsn_refused_connection_and_sql_errors_are_typed(cluster):
 def test_no_call_hangs(cluster):
     """Server-side statement timeout, the client-side watchdog, pool exhaustion and a
     connection lost during a write each end in bounded time with a typed error."""
-    with open_db(cluster, statement_timeout_ms=300, query_grace_ms=200, pool_size=2,
-                 acquire_timeout_ms=200) as db:
+    with open_db(cluster, statement_timeout_ms=300, query_grace_ms=200) as db:
         started = time.monotonic()
         with pytest.raises(replikit.QueryError, match="statement timeout") as info:
             db.query("SELECT pg_sleep(3)", consistency="strong")
@@ -479,16 +499,18 @@ def test_no_call_hangs(cluster):
         assert db.stats()["watchdog_fired"] == 1 and db.node("primary").up
         assert db.query("SELECT 1", consistency="strong").scalar() == 1
 
-        # Pool exhausted: the third caller waits at most acquire_timeout_ms.
-        blockers = [threading.Thread(target=lambda: db.query("SELECT pg_sleep(0.25)", consistency="strong"))
+    # Pool exhausted: the third caller waits at most acquire_timeout_ms.
+    with open_db(cluster, pool_size=2, acquire_timeout_ms=200) as db:
+        blockers = [threading.Thread(target=lambda: db.query("SELECT pg_sleep(1)", consistency="strong"))
                     for _ in range(2)]
         for t in blockers:
             t.start()
-        time.sleep(0.05)
+        wait_until(lambda: (lambda st: st.pool_open == 2 and st.pool_idle == 0)(db.node("primary")), 5,
+                   "both pooled connections of the primary on loan")
         started = time.monotonic()
         with pytest.raises(replikit.TimeoutError, match="acquire_timeout_ms"):
             db.query("SELECT 1", consistency="strong")
-        assert time.monotonic() - started < 0.6
+        assert time.monotonic() - started < 0.9
         for t in blockers:
             t.join(5)
 
