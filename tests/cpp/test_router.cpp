@@ -396,6 +396,15 @@ TEST(Router, ReadYourWrites) {
   auto counts = tally(r, 20, Consistency::ReadYourWrites, exact);
   EXPECT_EQ(counts[c.idx("r2")] + counts[c.idx("r3")], 20);
   EXPECT_GT(counts[c.idx("r3")], 0);
+  // One byte short is not enough.
+  Session one_more;
+  one_more.record_write(Lsn(Cluster::replay_behind(20).value + 1), kNow);
+  EXPECT_EQ(tally(r, 20, Consistency::ReadYourWrites, one_more), (std::map<int, int>{{c.idx("r2"), 20}}));
+  Session read_one_more;
+  read_one_more.observe(Lsn(Cluster::replay_behind(5).value + 1));
+  Decision mono = r.route_read(read_one_more, Consistency::Monotonic, kNow);
+  EXPECT_EQ(mono.node, 0);
+  EXPECT_EQ(mono.reason, Reason::NoReplicaCaughtUp);
 
   c.t->set_up("r2", false);
   Decision d = r.route_read(s, Consistency::ReadYourWrites, kNow);

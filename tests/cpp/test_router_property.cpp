@@ -206,6 +206,13 @@ void run_scenario(std::uint64_t seed, Totals& totals) {
       std::uint64_t lo = fed_replay[node];
       std::uint64_t replay = lo + (primary_lsn > lo ? rng.next() % (primary_lsn - lo + 1) : 0);
       if (below(3) == 0) replay = primary_lsn;  // often fully caught up
+      if (below(3) == 0) {
+        // Exactly at, or one byte short of, what some session needs: the boundary cases.
+        const Session& s = sessions[below(sessions.size())];
+        std::uint64_t target = (below(2) ? s.write_lsn : s.read_lsn).value;
+        if (target > 0 && below(2)) --target;
+        if (target >= lo && target <= primary_lsn) replay = target;
+      }
       tracker.replica_sample(node, now, Lsn(replay + below(2000)), Lsn(replay));
       fed_replay[node] = replay;
     } else if (kind == 6) {
