@@ -435,10 +435,12 @@ void Router::begin(int node) {
 
 void Router::end(int node) {
   topology_->check_index(node, "node");
-  if (topology_->outstanding(node) <= 0) {
+  // One atomic decrement, undone when there was nothing to end: two racing end() calls can
+  // never both succeed on a count of one.
+  if (topology_->add_outstanding(node, -1) <= 0) {
+    topology_->add_outstanding(node, 1);
     throw InvalidArgument("node", "end() without a matching begin() on node " + topology_->name(node));
   }
-  topology_->add_outstanding(node, -1);
 }
 
 RouterCounters Router::counters() const {

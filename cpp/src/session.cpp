@@ -1,5 +1,7 @@
 #include "replikit/session.hpp"
 
+#include <algorithm>
+
 #include "replikit/errors.hpp"
 
 namespace replikit {
@@ -95,13 +97,17 @@ std::string encode_token(const Session& session, const TokenSigner* signer) {
   out.push_back('.');
   append_hex(out, session.read_lsn.value);
   out.push_back('.');
-  // Milliseconds are enough for a time window and keep the token short.
+  // Milliseconds are enough for a time window and keep the token short. Rounded up (and
+  // clamped to what decodes), so a carried time window never ends earlier than the original.
   if (session.untracked_write_ns == kNever) {
     out.push_back('x');
   } else {
     // A negative time would encode as a huge hex number that decode_token then refuses.
     require(session.untracked_write_ns >= 0, "session", "untracked_write_ns must be kNever or >= 0");
-    append_hex(out, static_cast<std::uint64_t>(session.untracked_write_ns / 1000000));
+    std::int64_t ns = session.untracked_write_ns;
+    std::int64_t ms = ns / 1000000 + (ns % 1000000 != 0 ? 1 : 0);
+    ms = std::min<std::int64_t>(ms, std::numeric_limits<std::int64_t>::max() / 1000000);
+    append_hex(out, static_cast<std::uint64_t>(ms));
   }
   if (signer != nullptr) {
     std::string mac = mac_text(*signer, out);

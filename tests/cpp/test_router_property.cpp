@@ -36,6 +36,12 @@ namespace {
 
 constexpr std::int64_t kMs = 1000000;
 
+// What a token keeps of a write time: whole milliseconds, rounded up, clamped to what decodes.
+inline std::int64_t token_ms_ceil(std::int64_t ns) {
+  std::int64_t ms = ns / kMs + (ns % kMs != 0 ? 1 : 0);
+  return std::min<std::int64_t>(ms, std::numeric_limits<std::int64_t>::max() / kMs) * kMs;
+}
+
 // What the reference expects of one read.
 struct Expected {
   bool replica_allowed = true;
@@ -262,7 +268,7 @@ void run_scenario(std::uint64_t seed, Totals& totals) {
       EXPECT_EQ(carried.read_lsn, from.read_lsn);
       // Whole milliseconds in the token (truncated).
       if (from.untracked_write_ns != kNever) {
-        EXPECT_EQ(carried.untracked_write_ns, from.untracked_write_ns / kMs * kMs);
+        EXPECT_EQ(carried.untracked_write_ns, token_ms_ceil(from.untracked_write_ns));
       } else {
         EXPECT_EQ(carried.untracked_write_ns, kNever);
       }

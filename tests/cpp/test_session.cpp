@@ -22,6 +22,12 @@ namespace {
 
 constexpr std::int64_t kMs = 1000000;
 
+// What a token keeps of a write time: whole milliseconds, rounded up, clamped to what decodes.
+inline std::int64_t token_ms_ceil(std::int64_t ns) {
+  std::int64_t ms = ns / kMs + (ns % kMs != 0 ? 1 : 0);
+  return std::min<std::int64_t>(ms, std::numeric_limits<std::int64_t>::max() / kMs) * kMs;
+}
+
 Session make(std::uint64_t write, std::uint64_t read, std::int64_t untracked = kNever) {
   Session s;
   s.write_lsn = Lsn(write);
@@ -196,15 +202,15 @@ TEST(Token, RoundTripsAndMergeCommutesWithEncoding) {
 }
 
 TEST(Token, WriteTimeTravelsInWholeMilliseconds) {
-  // The token keeps whole milliseconds (truncated): a carried time window may end up to 1 ms
-  // earlier than the original session's, never later.
+  // The token keeps whole milliseconds, rounded up (clamped to the decodable range): a carried
+  // time window may end up to 1 ms later than the original session's, never earlier.
   for (std::int64_t ns : std::vector<std::int64_t>{0, 1, 999999, kMs, kMs + 1, 123456789012345,
                                                    std::numeric_limits<std::int64_t>::max() - 5,
                                                    std::numeric_limits<std::int64_t>::max()}) {
     SCOPED_TRACE(ns);
     Session s = make(1, 2, ns);
     Session back = decode_token(encode_token(s));
-    EXPECT_EQ(back.untracked_write_ns, ns / kMs * kMs);
+    EXPECT_EQ(back.untracked_write_ns, token_ms_ceil(ns));
     EXPECT_EQ(back.write_lsn, s.write_lsn);
     EXPECT_EQ(back.read_lsn, s.read_lsn);
   }

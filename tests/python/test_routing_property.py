@@ -104,8 +104,8 @@ class RefSession:
             self.untracked = other.untracked
 
     def through_token(self) -> "RefSession":
-        """What survives a token round trip: the unknown-write time in whole ms."""
-        u = None if self.untracked is None else (self.untracked // MS) * MS
+        """What survives a token round trip: the unknown-write time in whole ms, rounded up."""
+        u = None if self.untracked is None else min(-(-self.untracked // MS), (2**63 - 1) // MS) * MS
         return RefSession(self.write, self.read, u)
 
     def check(self, s: Session) -> None:

@@ -168,9 +168,10 @@ class Topology {
   void publish_primary_lsn(int index, Lsn current_lsn) noexcept;
   /// Forgets every replica's lag (after a primary change).
   void clear_lag() noexcept;
-  /// Adjusts node `index`'s in-flight count by `delta` (Router::begin / end).
-  void add_outstanding(int index, std::int32_t delta) noexcept {
-    outstanding_[index].value.fetch_add(delta, std::memory_order_relaxed);
+  /// Adjusts node `index`'s in-flight count by `delta` (Router::begin / end); returns the
+  /// count before.
+  std::int32_t add_outstanding(int index, std::int32_t delta) noexcept {
+    return outstanding_[index].value.fetch_add(delta, std::memory_order_relaxed);
   }
   /// The index-checked form of name lookups used by bindings.
   void check_index(int index, const char* argument) const;
