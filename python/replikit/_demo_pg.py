@@ -18,6 +18,7 @@ import sys
 import time
 
 from . import _core
+from .demo import summarize
 
 
 def available() -> bool:
@@ -94,12 +95,4 @@ def run(users: int = 200, seconds: float = 8.0, pause_at_s: float = 2.5, resume_
             events = [(e.time_ns / 1e9 - t0,
                        db.topology.name(e.node), e.kind.name, round(e.lag_ms))
                       for e in db.lag_tracker.events()]
-    total = sum(per_node.values())
-    print("lag events: " + ("; ".join(f"{t:.2f}s {n} {k} at {ms} ms" for t, n, k, ms in events) or "none"),
-          file=out)
-    print("reads per node: " + ", ".join(f"{k} {v} ({100 * v / total:.0f}%)" for k, v in sorted(per_node.items())),
-          file=out)
-    print("reads per reason: " + ", ".join(f"{k} {v}" for k, v in per_reason.most_common()), file=out)
-    print(f"read-your-writes violations: {violations} of {total} reads", file=out)
-    return {"violations": violations, "reads": total, "per_node": dict(per_node),
-            "per_reason": dict(per_reason), "events": events}
+    return summarize(per_node, per_reason, events, violations, out)

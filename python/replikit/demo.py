@@ -122,10 +122,17 @@ def run_in_process(users: int = 200, seconds: float = 6.0, seed: int = 7, out=sy
                   f"{r2.state.name:>7}  {spread}", file=out)
             window.clear()
     events = [(e.time_ns / 1e9, topology.name(e.node), e.kind.name, round(e.lag_ms)) for e in lag.events()]
+    return summarize(per_node, per_reason, events, violations, out)
+
+
+def summarize(per_node: collections.Counter, per_reason: collections.Counter, events: list,
+              violations: int, out) -> dict:
+    """Prints the end of a demo run (lag events, traffic, violations) and returns it as a dict."""
     total = sum(per_node.values())
-    print("lag events: " + "; ".join(f"{t:.2f}s {n} {k} at {ms} ms" for t, n, k, ms in events), file=out)
-    print("reads per node: " + ", ".join(f"{k} {v} ({100 * v / total:.0f}%)" for k, v in sorted(per_node.items())),
+    print("lag events: " + ("; ".join(f"{t:.2f}s {n} {k} at {ms} ms" for t, n, k, ms in events) or "none"),
           file=out)
+    print("reads per node: " + ", ".join(f"{k} {v} ({100 * v / max(total, 1):.0f}%)"
+                                         for k, v in sorted(per_node.items())), file=out)
     print("reads per reason: " + ", ".join(f"{k} {v}" for k, v in per_reason.most_common()), file=out)
     print(f"read-your-writes violations: {violations} of {total} reads", file=out)
     return {"violations": violations, "reads": total, "per_node": dict(per_node),
