@@ -18,7 +18,13 @@
 #include "replikit/random.hpp"
 #include "replikit/router.hpp"
 
+#include "testing.hpp"
+
 using namespace replikit;
+using replikit::testing::expect_invalid;
+using replikit::testing::node;
+using replikit::testing::replay_hint;
+using replikit::testing::run_seeds;
 
 namespace {
 
@@ -26,25 +32,9 @@ constexpr std::int64_t kMs = 1000000;
 constexpr std::int64_t kNotYet = std::numeric_limits<std::int64_t>::min();
 
 std::shared_ptr<Topology> three_nodes() {
-  NodeSpec p, a, b;
-  p.name = "p";
-  a.name = "a";
-  b.name = "b";
-  return std::make_shared<Topology>(p, std::vector<NodeSpec>{a, b});
+  return std::make_shared<Topology>(node("p"), std::vector<NodeSpec>{node("a"), node("b")});
 }
 constexpr int kA = 1, kB = 2;
-
-template <typename E, typename F>
-void expect_invalid(F&& f, const std::string& argument) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception naming '" << argument << "'";
-  } catch (const E& e) {
-    EXPECT_EQ(e.argument(), argument) << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
 
 // A primary that writes 1000 bytes per ms, starting at LSN 1000 at t = 0.
 Lsn lsn_at_ms(std::int64_t ms) { return Lsn(static_cast<std::uint64_t>(1000 + ms * 1000)); }
@@ -484,30 +474,19 @@ ReferenceLag reference_lag(const std::vector<RawSample>& raw, std::size_t capaci
   return out;
 }
 
-std::uint64_t seed_from_env(std::uint64_t fallback, bool* replay) {
-  const char* env = std::getenv("REPLIKIT_TEST_SEED");
-  *replay = env != nullptr && *env != '\0';
-  return *replay ? std::strtoull(env, nullptr, 0) : fallback;
-}
-
 }  // namespace
 
 TEST(LagProperty, RandomHistoriesMatchTheReference) {
-  bool replay = false;
-  const std::uint64_t base = seed_from_env(0x1A6, &replay);
-  const int runs = replay ? 1 : 300;
+  const auto seeds = run_seeds(0x1A6, 300);
   std::uint64_t checked = 0;
-  for (int run = 0; run < runs; ++run) {
-    const std::uint64_t seed = replay ? base : SplitMix64(base + static_cast<std::uint64_t>(run)).next();
-    SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay: REPLIKIT_TEST_SEED=" + std::to_string(seed) +
-                 " --gtest_filter=LagProperty.*)");
+  for (int run = 0; run < seeds.runs; ++run) {
+    const std::uint64_t seed = seeds.seed(run);
+    SCOPED_TRACE(replay_hint(seed, "LagProperty.*"));
     Xoshiro256 rng(seed);
     const int n = 1 + static_cast<int>(rng.below(8));
-    NodeSpec p;
-    p.name = "p";
-    std::vector<NodeSpec> specs(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) specs[i].name = "r" + std::to_string(i);
-    auto t = std::make_shared<Topology>(p, specs);
+    std::vector<NodeSpec> specs;
+    for (int i = 0; i < n; ++i) specs.push_back(node("r" + std::to_string(i)));
+    auto t = std::make_shared<Topology>(node("p"), specs);
     LagConfig c;
     c.lag_ms_max = 1 + rng.below(60);
     c.recover_ms = c.lag_ms_max * rng.uniform();

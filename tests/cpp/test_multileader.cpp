@@ -10,9 +10,12 @@
 #include "replikit/multileader.hpp"
 #include "replikit/random.hpp"
 
+#include "testing.hpp"
+
 namespace {
 
 using namespace replikit;
+using replikit::testing::expect_invalid;
 
 MultiLeaderOptions opts(int leaders, ConflictResolution res, double delay_ms = 50) {
   MultiLeaderOptions o;
@@ -144,16 +147,6 @@ TEST(MultiLeader, WorkloadReportsConflictsPerPair) {
   // The distant leader 2 conflicts more with each of the others than 0 and 1 with each other.
   EXPECT_GT(a.conflicts[0][2], a.conflicts[0][1]);
   EXPECT_GT(a.conflicts[1][2], a.conflicts[0][1]);
-}
-
-template <class F>
-void expect_invalid(const char* argument, F&& f) {
-  try {
-    f();
-    ADD_FAILURE() << "expected InvalidArgument(" << argument << ")";
-  } catch (const InvalidArgument& e) {
-    EXPECT_EQ(e.argument(), argument) << e.what();
-  }
 }
 
 TEST(MultiLeader, BadInputNamesTheArgument) {

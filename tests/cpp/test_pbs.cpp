@@ -26,24 +26,20 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <numeric>
 
 #include "replikit/errors.hpp"
 #include "replikit/pbs.hpp"
 
+#include "testing.hpp"
+
 namespace {
 
 using namespace replikit;
+using replikit::testing::expect_invalid;
 
-std::uint64_t test_seed() {
-  // Replay a failure with REPLIKIT_TEST_SEED=<printed seed>.
-  const char* env = std::getenv("REPLIKIT_TEST_SEED");
-  const std::uint64_t seed = env ? std::strtoull(env, nullptr, 10) : 20120827ull;
-  std::printf("[pbs] seed %llu\n", static_cast<unsigned long long>(seed));
-  return seed;
-}
+std::uint64_t test_seed() { return replikit::testing::printed_seed("pbs", 20120827ull); }
 
 TEST(PbsKStaleness, PaperClosedFormExamples) {
   // Section "PBS (K, p)-regular semantics": N=3, R=W=1 -> stale 2/3; within 2 versions
@@ -207,16 +203,6 @@ TEST(PbsPaper, OperationLatencies) {
     const OperationLatency lat = sim.operation_latency_ms(0.999, 400000, seed);
     EXPECT_NEAR(lat.read_ms, row.read_ms, 0.08 * row.read_ms);
     EXPECT_NEAR(lat.write_ms, row.write_ms, 0.08 * row.write_ms);
-  }
-}
-
-template <class F>
-void expect_invalid(const char* argument, F&& f) {
-  try {
-    f();
-    ADD_FAILURE() << "expected InvalidArgument(" << argument << ")";
-  } catch (const InvalidArgument& e) {
-    EXPECT_EQ(e.argument(), argument) << e.what();
   }
 }
 

@@ -8,9 +8,12 @@
 #include "replikit/errors.hpp"
 #include "replikit/quorum.hpp"
 
+#include "testing.hpp"
+
 namespace {
 
 using namespace replikit;
+using replikit::testing::expect_invalid;
 
 int popcount(unsigned x) {
   int c = 0;
@@ -164,16 +167,6 @@ TEST(QuorumMath, LargeNAvailabilityIsAProbability) {
   EXPECT_LT(a, 0.5);
   EXPECT_NEAR(at_least_k_up_probability(1024, 1, 0.999), 1.0, 1e-15);
   EXPECT_NEAR(at_least_k_up_probability(1024, 1024, 0.999), std::pow(0.999, 1024), 1e-12);
-}
-
-template <class F>
-void expect_invalid(const char* argument, F&& f) {
-  try {
-    f();
-    ADD_FAILURE() << "expected InvalidArgument(" << argument << ")";
-  } catch (const InvalidArgument& e) {
-    EXPECT_EQ(e.argument(), argument) << e.what();
-  }
 }
 
 TEST(QuorumMath, BadInputNamesTheArgument) {

@@ -1,8 +1,6 @@
 // Leaderless quorum store: behaviour tests and a randomised property test (seeded, replayable).
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <map>
 #include <string>
@@ -11,9 +9,12 @@
 #include "replikit/quorum_store.hpp"
 #include "replikit/random.hpp"
 
+#include "testing.hpp"
+
 namespace {
 
 using namespace replikit;
+using replikit::testing::expect_invalid;
 
 TEST(QuorumStore, ClockOrder) {
   EXPECT_EQ(compare_clocks({{"a", 1}}, {{"a", 1}}), ClockOrder::Equal);
@@ -218,12 +219,7 @@ void run_property(Versioning versioning, std::uint64_t seed) {
   }
 }
 
-std::uint64_t property_seed() {
-  const char* env = std::getenv("REPLIKIT_TEST_SEED");
-  const std::uint64_t seed = env ? std::strtoull(env, nullptr, 10) : 4242ull;
-  std::printf("[quorum store] seed %llu (replay with REPLIKIT_TEST_SEED)\n", static_cast<unsigned long long>(seed));
-  return seed;
-}
+std::uint64_t property_seed() { return replikit::testing::printed_seed("quorum store", 4242ull); }
 
 TEST(QuorumStore, StrongQuorumNeverReadsOlderThanAcknowledgedLww) {
   const std::uint64_t seed = property_seed();
@@ -233,16 +229,6 @@ TEST(QuorumStore, StrongQuorumNeverReadsOlderThanAcknowledgedLww) {
 TEST(QuorumStore, StrongQuorumNeverReadsOlderThanAcknowledgedVectorClocks) {
   const std::uint64_t seed = property_seed();
   for (std::uint64_t s = seed; s < seed + 5; ++s) run_property(Versioning::VectorClocks, s);
-}
-
-template <class F>
-void expect_invalid(const char* argument, F&& f) {
-  try {
-    f();
-    ADD_FAILURE() << "expected InvalidArgument(" << argument << ")";
-  } catch (const InvalidArgument& e) {
-    EXPECT_EQ(e.argument(), argument) << e.what();
-  }
 }
 
 TEST(QuorumStore, BadInputNamesTheArgument) {

@@ -16,7 +16,11 @@
 #include "replikit/lag.hpp"
 #include "replikit/router.hpp"
 
+#include "testing.hpp"
+
 using namespace replikit;
+using replikit::testing::expect_invalid;
+using replikit::testing::node;
 
 namespace {
 
@@ -40,18 +44,9 @@ struct Cluster {
   std::unique_ptr<LagTracker> lag;
 
   explicit Cluster(const std::vector<ReplicaDef>& defs, std::string primary_region = "") {
-    NodeSpec p;
-    p.name = "p";
-    p.region = std::move(primary_region);
     std::vector<NodeSpec> specs;
-    for (const auto& d : defs) {
-      NodeSpec s;
-      s.name = d.name;
-      s.region = d.region;
-      s.weight = d.weight;
-      specs.push_back(s);
-    }
-    t = std::make_shared<Topology>(p, specs);
+    for (const auto& d : defs) specs.push_back(node(d.name, d.region, d.weight));
+    t = std::make_shared<Topology>(node("p", std::move(primary_region)), specs);
     LagConfig c;
     c.lag_ms_max = 100;
     c.recover_ms = 50;
@@ -86,18 +81,6 @@ std::map<int, int> tally(Router& r, int reads, Consistency c = Consistency::Even
   std::map<int, int> out;
   for (int k = 0; k < reads; ++k) ++out[r.route_read(s, c, kNow, o).node];
   return out;
-}
-
-template <typename E, typename F>
-void expect_invalid(F&& f, const std::string& argument) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception naming '" << argument << "'";
-  } catch (const E& e) {
-    EXPECT_EQ(e.argument(), argument) << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
 }
 
 }  // namespace

@@ -20,7 +20,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <string>
@@ -30,17 +29,16 @@
 #include "replikit/random.hpp"
 #include "replikit/router.hpp"
 
+#include "testing.hpp"
+
 using namespace replikit;
+using replikit::testing::replay_hint;
+using replikit::testing::run_seeds;
+using replikit::testing::token_ms_ceil;
 
 namespace {
 
 constexpr std::int64_t kMs = 1000000;
-
-// What a token keeps of a write time: whole milliseconds, rounded up, clamped to what decodes.
-inline std::int64_t token_ms_ceil(std::int64_t ns) {
-  std::int64_t ms = ns / kMs + (ns % kMs != 0 ? 1 : 0);
-  return std::min<std::int64_t>(ms, std::numeric_limits<std::int64_t>::max() / kMs) * kMs;
-}
 
 // What the reference expects of one read.
 struct Expected {
@@ -97,12 +95,6 @@ Expected reference(const std::vector<NodeInfo>& nodes, const Session& s, Consist
   return e;
 }
 
-std::uint64_t seed_from_env(std::uint64_t fallback, bool* replay) {
-  const char* env = std::getenv("REPLIKIT_TEST_SEED");
-  *replay = env != nullptr && *env != '\0';
-  return *replay ? std::strtoull(env, nullptr, 0) : fallback;
-}
-
 // A deterministic test signer (not cryptographic): tokens in this test are sometimes signed.
 class TestSigner final : public TokenSigner {
  public:
@@ -125,8 +117,7 @@ struct Totals {
 const char* const kRegions[] = {"", "us", "eu", "ap"};
 
 void run_scenario(std::uint64_t seed, Totals& totals) {
-  SCOPED_TRACE("seed=" + std::to_string(seed) + "  (replay: REPLIKIT_TEST_SEED=" + std::to_string(seed) +
-               " ./replikit_tests --gtest_filter='RouterProperty.*')");
+  SCOPED_TRACE(replay_hint(seed, "RouterProperty.*"));
   Xoshiro256 rng(seed);
   auto below = [&](std::uint64_t n) { return rng.below(static_cast<std::uint32_t>(n)); };
 
@@ -409,13 +400,10 @@ void run_scenario(std::uint64_t seed, Totals& totals) {
 }  // namespace
 
 TEST(RouterProperty, RandomScenariosAgreeWithTheReference) {
-  bool replay = false;
-  const std::uint64_t base = seed_from_env(0x2E9117, &replay);
-  const int scenarios = replay ? 1 : 1200;
+  const auto seeds = run_seeds(0x2E9117, 1200);
   Totals totals;
-  for (int k = 0; k < scenarios; ++k) {
-    const std::uint64_t seed = replay ? base : SplitMix64(base + static_cast<std::uint64_t>(k)).next();
-    run_scenario(seed, totals);
+  for (int k = 0; k < seeds.runs; ++k) {
+    run_scenario(seeds.seed(k), totals);
     if (HasFailure()) break;  // one scenario's failures are enough to read; its seed is in each
   }
   std::printf("[ RouterProperty ] %llu scenarios, %llu decisions (%llu reads: %llu to a replica, %llu to the primary/no node)\n",
@@ -427,7 +415,7 @@ TEST(RouterProperty, RandomScenariosAgreeWithTheReference) {
     std::printf(" %s=%llu", to_string(static_cast<Reason>(k)), static_cast<unsigned long long>(totals.reasons[k]));
   }
   std::printf("\n");
-  if (!replay) {
+  if (!seeds.replay) {
     EXPECT_GE(totals.decisions, 10000u);
     // The generator must reach every outcome, or the property is checked on too little.
     for (int k = 0; k < kReasonCount; ++k) {

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -12,21 +11,20 @@
 #include "replikit/errors.hpp"
 #include "replikit/random.hpp"
 #include "replikit/session.hpp"
+
+#include "testing.hpp"
+
 #ifdef REPLIKIT_HAVE_OPENSSL
 #include "hmac_signer.hpp"
 #endif
 
 using namespace replikit;
+using replikit::testing::seed_from_env;
+using replikit::testing::token_ms_ceil;
 
 namespace {
 
 constexpr std::int64_t kMs = 1000000;
-
-// What a token keeps of a write time: whole milliseconds, rounded up, clamped to what decodes.
-inline std::int64_t token_ms_ceil(std::int64_t ns) {
-  std::int64_t ms = ns / kMs + (ns % kMs != 0 ? 1 : 0);
-  return std::min<std::int64_t>(ms, std::numeric_limits<std::int64_t>::max() / kMs) * kMs;
-}
 
 Session make(std::uint64_t write, std::uint64_t read, std::int64_t untracked = kNever) {
   Session s;
@@ -67,12 +65,6 @@ void expect_token_error(std::string_view token, const TokenSigner* signer, const
   } catch (const std::exception& e) {
     ADD_FAILURE() << "wrong exception type for '" << std::string(token) << "': " << e.what();
   }
-}
-
-std::uint64_t seed_from_env(std::uint64_t fallback, bool* replay) {
-  const char* env = std::getenv("REPLIKIT_TEST_SEED");
-  *replay = env != nullptr && *env != '\0';
-  return *replay ? std::strtoull(env, nullptr, 0) : fallback;
 }
 
 }  // namespace
@@ -140,8 +132,7 @@ TEST(Session, MergeIsFieldWiseMax) {
 }
 
 TEST(Session, RandomMergeIsACommutativeAssociativeIdempotentMax) {
-  bool replay = false;
-  const std::uint64_t seed = seed_from_env(0x5E55, &replay);
+  const std::uint64_t seed = seed_from_env(0x5E55);
   Xoshiro256 rng(seed);
   auto random_session = [&] {
     return make(rng.below(4) ? rng.next() >> rng.below(64) : 0, rng.below(4) ? rng.next() >> rng.below(64) : 0,
@@ -179,8 +170,7 @@ TEST(Token, KnownEncoding) {
 }
 
 TEST(Token, RoundTripsAndMergeCommutesWithEncoding) {
-  bool replay = false;
-  const std::uint64_t seed = seed_from_env(0x70C, &replay);
+  const std::uint64_t seed = seed_from_env(0x70C);
   Xoshiro256 rng(seed);
   for (int k = 0; k < 3000; ++k) {
     SCOPED_TRACE("seed=" + std::to_string(seed) + " k=" + std::to_string(k));
@@ -282,8 +272,7 @@ TEST(Token, MalformedTokensAreRejected) {
 }
 
 TEST(Token, RandomGarbageNeverCrashesAndOnlyTokenErrorEscapes) {
-  bool replay = false;
-  const std::uint64_t seed = seed_from_env(0x6A2B, &replay);
+  const std::uint64_t seed = seed_from_env(0x6A2B);
   Xoshiro256 rng(seed);
   const std::string alphabet = "0123456789abcdefxX.-_ /\x01\xff";
   int accepted = 0;

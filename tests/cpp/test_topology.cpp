@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "replikit/errors.hpp"
@@ -18,19 +19,12 @@
 #include "replikit/router.hpp"
 #include "replikit/topology.hpp"
 
+#include "testing.hpp"
+
 using namespace replikit;
+using replikit::testing::node;
 
 namespace {
-
-NodeSpec node(std::string name, std::string region = "", double weight = 1.0, int priority = 0, bool up = true) {
-  NodeSpec s;
-  s.name = std::move(name);
-  s.region = std::move(region);
-  s.weight = weight;
-  s.priority = priority;
-  s.up = up;
-  return s;
-}
 
 std::vector<NodeSpec> replica_specs(int n) {
   std::vector<NodeSpec> out;
@@ -38,18 +32,10 @@ std::vector<NodeSpec> replica_specs(int n) {
   return out;
 }
 
-// Runs `f` and checks it throws exactly `E` whose argument() is `argument`.
+// Topology's errors name the argument in their message too.
 template <typename E, typename F>
 void expect_invalid(F&& f, const std::string& argument) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception naming '" << argument << "'";
-  } catch (const E& e) {
-    EXPECT_EQ(e.argument(), argument) << e.what();
-    EXPECT_NE(std::string(e.what()).find(argument), std::string::npos) << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
+  replikit::testing::expect_invalid<E>(std::forward<F>(f), argument, replikit::testing::NameInMessage::Required);
 }
 
 }  // namespace
