@@ -75,6 +75,18 @@ bool connection_lost(const pqxx::connection& conn, const pqxx::sql_error& e) {
   return !conn.is_open() || state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0;
 }
 
+// Runs `body`, turning a server error that ended the session into the broken_connection it
+// is, so that the caller's handlers treat it as a lost connection.
+template <class F>
+auto lost_connection_as_broken(pqxx::connection& conn, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const pqxx::sql_error& e) {
+    if (connection_lost(conn, e)) throw pqxx::broken_connection(e.what());
+    throw;
+  }
+}
+
 pqxx::result run(pqxx::transaction_base& tx, const std::string& sql, const Params& params) {
   if (params.empty()) return tx.exec(sql);  // simple protocol: several statements allowed
   std::vector<const char*> values;
@@ -158,6 +170,11 @@ struct ReplicatedDatabase::Impl {
       }
       return fired_;
     }
+    // Disarms after the server answered (with an error, too): the connection may be reused
+    // unless the watchdog cut it.
+    void answered(detail::Lease& conn) {
+      if (!disarm()) conn.healthy();
+    }
 
    private:
     Impl& impl_;
@@ -182,9 +199,61 @@ struct ReplicatedDatabase::Impl {
     pools[static_cast<std::size_t>(node)]->drop_idle();
   }
 
+  // A pooled connection to `node`. A node that cannot be connected to is marked down (nothing
+  // was sent to it); a TimeoutError (the pool stayed exhausted) says nothing about the node.
   detail::Lease acquire(int node) {
-    return pools[static_cast<std::size_t>(node)]->acquire(now_ns() + ms_to_ns(options.acquire_timeout_ms),
-                                                          options.acquire_timeout_ms);
+    try {
+      return pools[static_cast<std::size_t>(node)]->acquire(now_ns() + ms_to_ns(options.acquire_timeout_ms),
+                                                            options.acquire_timeout_ms);
+    } catch (const ConnectionError&) {
+      mark_down(node);
+      throw;
+    }
+  }
+
+  // After a lost connection: disarms `deadline` and marks `node` down, unless the watchdog cut
+  // the connection (a query that outran its deadline says nothing about the node's health).
+  // True when the watchdog cut it.
+  bool lost(Deadline& deadline, int node) {
+    const bool cut = deadline.disarm();
+    if (!cut) mark_down(node);
+    return cut;
+  }
+
+  // Rethrows the pqxx exception being handled as its replikit error, for the failures that
+  // mean the same on every path: an error the server answered with (the connection stays
+  // usable), a rollback, any other libpqxx failure, and bad SQL (`sql_argument`) or
+  // parameters. Settles `deadline` first and counts each in `failures` when given. Lost
+  // connections and commits in doubt are the caller's to handle before this; any other
+  // exception is rethrown as it is. Call only from a catch block.
+  [[noreturn]] static void rethrow_mapped(Deadline& deadline, detail::Lease& conn, const std::string& node,
+                                          const char* sql_argument, std::atomic<std::uint64_t>* failures) {
+    const auto count = [failures] {
+      if (failures != nullptr) failures->fetch_add(1, std::memory_order_relaxed);
+    };
+    try {
+      throw;
+    } catch (const pqxx::sql_error& e) {
+      deadline.answered(conn);
+      count();
+      throw to_query_error(e);
+    } catch (const pqxx::transaction_rollback& e) {
+      deadline.answered(conn);
+      count();
+      throw to_query_error(e);
+    } catch (const pqxx::failure& e) {
+      deadline.disarm();
+      count();
+      throw Error("node '" + node + "': " + trimmed(e.what()));
+    } catch (const pqxx::usage_error& e) {
+      deadline.disarm();
+      count();
+      throw InvalidArgument(sql_argument, trimmed(e.what()));
+    } catch (const pqxx::argument_error& e) {
+      deadline.disarm();
+      count();
+      throw InvalidArgument("params", trimmed(e.what()));
+    }
   }
 
   ReadOptions read_options(const QueryOptions& q) const {
@@ -324,14 +393,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
   }
   const std::string node = m.topology->name(d.node);
   Router::InFlight in_flight(*m.router, d.node);
-  detail::Lease conn = [&] {
-    try {
-      return m.acquire(d.node);
-    } catch (const ConnectionError&) {
-      m.mark_down(d.node);
-      throw;  // nothing was sent
-    }
-  }();
+  detail::Lease conn = m.acquire(d.node);
   QueryResult out;
   out.node = node;
   out.reason = Reason::Write;
@@ -339,28 +401,21 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
   bool written = false;
   Impl::Deadline deadline(m, *conn);
   try {
-    try {
+    lost_connection_as_broken(*conn, [&] {
       pqxx::nontransaction tx(*conn);
       fill(out, run(tx, sql, params));
       written = true;  // autocommit: the statement committed when its result arrived
       out.lsn = lsn_of(tx.exec(kInsertLsnSql));
       session.record_write(out.lsn, now_ns());
       conn.healthy();
-      return out;
-    } catch (const pqxx::sql_error& e) {
-      if (connection_lost(*conn, e)) throw pqxx::broken_connection(e.what());
-      throw;
-    }
-  } catch (const pqxx::sql_error& e) {
-    if (!deadline.disarm()) conn.healthy();
-    if (written) {  // the LSN query failed: the write stands, its LSN is unknown
-      session.record_write(Lsn(), now_ns());
-      return out;
-    }
-    throw to_query_error(e);
+    });
+  } catch (const pqxx::sql_error&) {
+    if (!written) Impl::rethrow_mapped(deadline, conn, node, "sql", nullptr);
+    deadline.answered(conn);
+    session.record_write(Lsn(), now_ns());  // the LSN query failed: the write stands, its LSN is unknown
+    return out;
   } catch (const pqxx::broken_connection& e) {
-    const bool cut = deadline.disarm();
-    if (!cut) m.mark_down(d.node);  // a cut query says nothing about the node's health
+    const bool cut = m.lost(deadline, d.node);
     if (written) {
       session.record_write(Lsn(), now_ns());
       return out;
@@ -373,19 +428,10 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
     deadline.disarm();
     m.mark_down(d.node);
     throw CommitUnknown("node '" + node + "': " + trimmed(e.what()));
-  } catch (const pqxx::transaction_rollback& e) {
-    if (!deadline.disarm()) conn.healthy();
-    throw to_query_error(e);
-  } catch (const pqxx::failure& e) {
-    deadline.disarm();
-    throw Error("node '" + node + "': " + trimmed(e.what()));
-  } catch (const pqxx::usage_error& e) {
-    deadline.disarm();
-    throw InvalidArgument("sql", trimmed(e.what()));
-  } catch (const pqxx::argument_error& e) {
-    deadline.disarm();
-    throw InvalidArgument("params", trimmed(e.what()));
+  } catch (const pqxx::pqxx_exception&) {
+    Impl::rethrow_mapped(deadline, conn, node, "sql", nullptr);
   }
+  return out;
 }
 
 std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const std::vector<Statement>& statements) {
@@ -399,20 +445,13 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
   }
   const std::string node = m.topology->name(d.node);
   Router::InFlight in_flight(*m.router, d.node);
-  detail::Lease conn = [&] {
-    try {
-      return m.acquire(d.node);
-    } catch (const ConnectionError&) {
-      m.mark_down(d.node);
-      throw;
-    }
-  }();
+  detail::Lease conn = m.acquire(d.node);
   m.counters.writes.fetch_add(1, std::memory_order_relaxed);
   std::vector<QueryResult> out;
   bool committed = false;
   Impl::Deadline deadline(m, *conn);
   try {
-    try {
+    lost_connection_as_broken(*conn, [&] {
       {
         pqxx::work tx(*conn);
         for (const auto& s : statements) {
@@ -430,26 +469,19 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
       for (auto& r : out) r.lsn = lsn;
       session.record_write(lsn, now_ns());
       conn.healthy();
-      return out;
-    } catch (const pqxx::sql_error& e) {
-      if (connection_lost(*conn, e)) throw pqxx::broken_connection(e.what());
-      throw;
-    }
+    });
   } catch (const pqxx::in_doubt_error& e) {
     deadline.disarm();
     m.mark_down(d.node);
     throw CommitUnknown("node '" + node + "': connection lost during COMMIT; it may or may not have committed: " +
                         trimmed(e.what()));
-  } catch (const pqxx::sql_error& e) {
-    if (!deadline.disarm()) conn.healthy();
-    if (committed) {
-      session.record_write(Lsn(), now_ns());
-      return out;
-    }
-    throw to_query_error(e);
+  } catch (const pqxx::sql_error&) {
+    if (!committed) Impl::rethrow_mapped(deadline, conn, node, "statements", nullptr);
+    deadline.answered(conn);
+    session.record_write(Lsn(), now_ns());  // the LSN query failed: the commit stands, its LSN is unknown
+    return out;
   } catch (const pqxx::broken_connection& e) {
-    const bool cut = deadline.disarm();
-    if (!cut) m.mark_down(d.node);  // a cut query says nothing about the node's health
+    const bool cut = m.lost(deadline, d.node);
     if (committed) {
       session.record_write(Lsn(), now_ns());
       return out;
@@ -459,19 +491,10 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
                           (cut ? "no answer within statement_timeout_ms + query_grace_ms"
                                : "connection lost before COMMIT") +
                           "; the transaction was rolled back: " + trimmed(e.what()));
-  } catch (const pqxx::transaction_rollback& e) {
-    if (!deadline.disarm()) conn.healthy();
-    throw to_query_error(e);
-  } catch (const pqxx::failure& e) {
-    deadline.disarm();
-    throw Error("node '" + node + "': " + trimmed(e.what()));
-  } catch (const pqxx::usage_error& e) {
-    deadline.disarm();
-    throw InvalidArgument("statements", trimmed(e.what()));
-  } catch (const pqxx::argument_error& e) {
-    deadline.disarm();
-    throw InvalidArgument("params", trimmed(e.what()));
+  } catch (const pqxx::pqxx_exception&) {
+    Impl::rethrow_mapped(deadline, conn, node, "statements", nullptr);
   }
+  return out;
 }
 
 QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, const Params& params,
@@ -505,13 +528,12 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     try {
       conn.emplace(m.acquire(d.node));
     } catch (const ConnectionError& e) {
-      m.mark_down(d.node);
-      last_error = e.what();
+      last_error = e.what();  // the node was marked down: retry elsewhere
       continue;
     }
     Impl::Deadline deadline(m, **conn);
     try {
-      try {
+      return lost_connection_as_broken(**conn, [&] {
         QueryResult out;
         out.node = node;
         out.reason = d.reason;
@@ -528,16 +550,9 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
         (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads)
             .fetch_add(1, std::memory_order_relaxed);
         return out;
-      } catch (const pqxx::sql_error& e) {
-        if (connection_lost(**conn, e)) throw pqxx::broken_connection(e.what());
-        throw;
-      }
-    } catch (const pqxx::sql_error& e) {
-      if (!deadline.disarm()) conn->healthy();
-      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
-      throw to_query_error(e);
+      });
     } catch (const pqxx::broken_connection& e) {
-      if (deadline.disarm()) {
+      if (m.lost(deadline, d.node)) {
         // The watchdog cut a query that outran its deadline: a slow query would be as slow
         // elsewhere, and a frozen server is the prober's to mark down. No retry.
         m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
@@ -545,25 +560,10 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
                            std::to_string(std::llround(m.options.statement_timeout_ms + m.options.query_grace_ms)) +
                            " ms); the connection was closed");
       }
-      m.mark_down(d.node);
       last_error = "node '" + node + "': " + trimmed(e.what());
       continue;
-    } catch (const pqxx::transaction_rollback& e) {
-      if (!deadline.disarm()) conn->healthy();
-      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
-      throw to_query_error(e);
-    } catch (const pqxx::failure& e) {
-      deadline.disarm();
-      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
-      throw Error("node '" + node + "': " + trimmed(e.what()));
-    } catch (const pqxx::usage_error& e) {
-      deadline.disarm();
-      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
-      throw InvalidArgument("sql", trimmed(e.what()));
-    } catch (const pqxx::argument_error& e) {
-      deadline.disarm();
-      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
-      throw InvalidArgument("params", trimmed(e.what()));
+    } catch (const pqxx::pqxx_exception&) {
+      Impl::rethrow_mapped(deadline, *conn, node, "sql", &m.counters.read_failures);
     }
   }
   m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
