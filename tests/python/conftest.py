@@ -6,8 +6,28 @@ Add fixtures in clearly marked sections; keep each section self-contained.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
+
+# =====================================================================================
+# Bounded waits: plain helpers, not fixtures (`from conftest import wait_until`).
+
+
+def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.01):
+    """Polls ``predicate`` every ``poll_s`` until it returns something truthy and returns
+    that; fails the test with an AssertionError naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(poll_s)
+
+# ====================================================================== end of waits
+
 
 # =====================================================================================
 # Real PostgreSQL cluster (replikit.pg.LocalCluster): primary + 2 async replicas.

@@ -14,6 +14,8 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import wait_until
+
 import replikit
 
 pytestmark = pytest.mark.pg
@@ -25,17 +27,6 @@ if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the bu
 from replikit.pg import PsycopgRouter, ReplicatedDatabase, database_for_cluster  # noqa: E402
 
 PROBE_INTERVAL_MS = 100.0
-
-
-def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.01):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(poll_s)
 
 
 def reason_name(reason) -> str:

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import require_pg_server
+from conftest import require_pg_server, wait_until
 
 import replikit
 from replikit import pg
@@ -25,17 +25,6 @@ from replikit.pg import (ClusterError, ClusterTimeoutError, LocalCluster, format
                          parse_lsn)
 
 WAIT_S = 30.0  # generous bound for every wait: a slow machine must not fail a test
-
-
-def wait_until(predicate, timeout_s: float = WAIT_S, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def alive(pids):
@@ -170,7 +159,7 @@ def test_pause_replay_freezes_replica_and_resume_catches_up(pg_cluster_reset):
     c.pause_replay("r1")
     # The pause takes hold when the startup process sees the next record.
     c.sql("primary", "INSERT INTO harness_pause VALUES (0)")
-    wait_until(lambda: c.replay_pause_state("r1") == "paused", what="r1 replay paused")
+    wait_until(lambda: c.replay_pause_state("r1") == "paused", WAIT_S, what="r1 replay paused")
     frozen = c.replay_lsn("r1")
     before = count(c, "r1", "harness_pause")
     c.sql("primary", "INSERT INTO harness_pause SELECT generate_series(1, 1000)")
@@ -180,7 +169,7 @@ def test_pause_replay_freezes_replica_and_resume_catches_up(pg_cluster_reset):
     assert count(c, "r2", "harness_pause") == 1001
     # r1 still receives the WAL but does not apply it.
     wait_until(lambda: parse_lsn(c.sql("r1", "SELECT pg_last_wal_receive_lsn()")[0][0])
-               >= primary_lsn, what="r1 to receive the new WAL")
+               >= primary_lsn, WAIT_S, what="r1 to receive the new WAL")
     assert c.replay_lsn("r1") == frozen
     assert count(c, "r1", "harness_pause") == before
     c.resume_replay("r1")
@@ -206,7 +195,7 @@ def test_apply_delay_holds_commits_back_then_clears(pg_cluster_reset):
     checked_at = time.monotonic() - started
     if checked_at < delay_s:  # only meaningful while the delay cannot have elapsed
         assert seen_early == 0
-    wait_until(lambda: count(c, "r1", "harness_delay") == 1, what="delayed row on r1")
+    wait_until(lambda: count(c, "r1", "harness_delay") == 1, WAIT_S, what="delayed row on r1")
     visible_after = time.monotonic() - started
     print(f"\n[harness] row visible on r2 at once, on r1 after {visible_after:.2f} s "
           f"(delay {delay_s} s)")
@@ -227,7 +216,7 @@ def test_kill_9_replica_then_restart_recovers_and_streams(pg_cluster_reset):
     c.kill("r2")
     assert not c.is_up("r2") and c.pid("r2") is None
     assert alive(processes) == []
-    wait_until(lambda: "r2" not in c.replication(), what="primary to drop r2's walsender")
+    wait_until(lambda: "r2" not in c.replication(), WAIT_S, what="primary to drop r2's walsender")
     c.sql("primary", "INSERT INTO harness_kill VALUES (1)")
     log_size = os.path.getsize(c.nodes["r2"].log_file)
     c.start("r2")
@@ -260,14 +249,14 @@ def test_sync_any_1_commits_with_one_standby_and_blocks_with_none(pg_cluster_res
     c.set_replication_mode("sync", sync_count=1)
     assert c.sql("primary", "SHOW synchronous_standby_names") == [("ANY 1 (r1, r2)",)]
     wait_until(lambda: {i["sync_state"] for i in c.replication().values()} == {"quorum"},
-               what="both standbys in the quorum")
+               WAIT_S, what="both standbys in the quorum")
     c.sql("primary", "INSERT INTO harness_sync VALUES (1)")
     c.stop("r1")
     c.sql("primary", "INSERT INTO harness_sync VALUES (2)", timeout_s=WAIT_S)  # r2 suffices
     c.stop("r2")
     blocked = c.sql_background("primary", "INSERT INTO harness_sync VALUES (3)")
     try:
-        wait_until(lambda: sync_rep_waiters(c) >= 1, what="a commit waiting on SyncRep")
+        wait_until(lambda: sync_rep_waiters(c) >= 1, WAIT_S, what="a commit waiting on SyncRep")
         time.sleep(0.3)
         assert blocked.poll() is None, "the commit returned with no synchronous standby"
         with pytest.raises(ClusterTimeoutError):
@@ -277,7 +266,7 @@ def test_sync_any_1_commits_with_one_standby_and_blocks_with_none(pg_cluster_res
         c.start("r2")
         assert blocked.wait(timeout=WAIT_S) == 0, blocked.stderr.read()
         wait_until(lambda: count(c, "primary", "harness_sync") == 4,
-                   what="both held commits to complete once r2 is back")
+                   WAIT_S, what="both held commits to complete once r2 is back")
     finally:
         if blocked.poll() is None:
             blocked.kill()
@@ -323,7 +312,8 @@ def test_remote_apply_mode_makes_commits_visible_on_standbys():
         c.pause_replay("r1")
         held = c.sql_background("primary", "INSERT INTO ra VALUES (2)")
         try:
-            wait_until(lambda: sync_rep_waiters(c) >= 1, what="commit waiting for r1's apply")
+            wait_until(lambda: sync_rep_waiters(c) >= 1, WAIT_S,
+                       what="commit waiting for r1's apply")
             time.sleep(0.3)
             assert held.poll() is None, "remote_apply commit returned while r1 replay paused"
             c.resume_replay("r1")
