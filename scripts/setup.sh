@@ -35,7 +35,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check \
   pytest hypothesis numpy nbclient nbformat ipykernel matplotlib "psycopg[binary]" \
-  scikit-build-core pybind11
+  scikit-build-core "pybind11>=3.0"
 # Warnings are errors in our own build; the wheel build reuses .venv's build tools.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
   -Ccmake.define.REPLIKIT_WERROR=ON -Cbuild-dir=build/py .

@@ -24,16 +24,28 @@ namespace replikit::bindings {
 
 namespace {
 
-// The bindings supply the real clock: CLOCK_MONOTONIC, the same clock as time.monotonic_ns().
+// The bindings supply the real clocks. Lag samples: CLOCK_MONOTONIC, the clock of
+// time.monotonic_ns() (never jumps). Session times (record_write, route_read's time-window rule):
+// the wall clock, the clock of time.time_ns(), because tokens carry them to other hosts.
 std::int64_t monotonic_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+std::int64_t wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
-// now_ns as given (an int >= 0), or the clock when None.
+// now_ns as given (an int >= 0), or the monotonic clock when None (lag samples).
 std::int64_t now_or_clock(const py::object& now_ns) {
   if (now_ns.is_none()) return monotonic_ns();
+  return to_int64(now_ns, "now_ns", 0);
+}
+// now_ns as given (an int >= 0), or the wall clock when None (session times).
+std::int64_t now_or_wall(const py::object& now_ns) {
+  if (now_ns.is_none()) return wall_ns();
   return to_int64(now_ns, "now_ns", 0);
 }
 
@@ -429,10 +441,11 @@ void bind_routing(py::module_& m) {
       }, "Time of the last write whose LSN was unknown (None: none).")
       .def("record_write",
            [](Session& s, const py::object& commit_lsn, const py::object& now_ns) {
-             s.record_write(commit_lsn.is_none() ? Lsn() : to_lsn(commit_lsn, "commit_lsn"), now_or_clock(now_ns));
+             s.record_write(commit_lsn.is_none() ? Lsn() : to_lsn(commit_lsn, "commit_lsn"), now_or_wall(now_ns));
            },
            py::arg("commit_lsn") = py::none(), py::arg("now_ns") = py::none(),
-           "Records a committed write; commit_lsn None means unknown (the time-window rule applies).")
+           "Records a committed write at now_ns (wall-clock ns; default time.time_ns()); commit_lsn None "
+           "means unknown (the time-window rule applies).")
       .def("observe", [](Session& s, const py::object& lsn) { s.observe(to_lsn(lsn, "lsn")); }, py::arg("lsn"),
            "Records that a read saw data up to `lsn`.")
       .def("merge",
@@ -529,11 +542,11 @@ void bind_routing(py::module_& m) {
                o.region = r.topology()->region_id(*region);
                if (o.region == kNoNode) throw InvalidArgument("region", "no node is in region '" + *region + "'");
              }
-             return with_name(*r.topology(), r.route_read(session, consistency, now_or_clock(now_ns), o));
+             return with_name(*r.topology(), r.route_read(session, consistency, now_or_wall(now_ns), o));
            },
            py::arg("session"), py::arg("consistency") = Consistency::Eventual, py::arg("now_ns") = py::none(),
            py::arg("max_staleness_ms") = py::none(), py::arg("region") = py::none(),
-           "Where a read goes (now_ns defaults to time.monotonic_ns()).")
+           "Where a read goes (now_ns: wall-clock ns, the clock of record_write; default time.time_ns()).")
       .def("route_reads",
            [](Router& r, const py::object& write_lsns_obj, const py::object& read_lsns_obj, Consistency consistency,
               const py::object& now_ns, std::optional<double> max_staleness_ms) {
@@ -556,7 +569,7 @@ void bind_routing(py::module_& m) {
              if (consistency == Consistency::BoundedStaleness && !max_staleness_ms) {
                throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a max_staleness_ms");
              }
-             std::int64_t now = now_or_clock(now_ns);
+             std::int64_t now = now_or_wall(now_ns);
              {
                py::gil_scoped_release release;
                Session s;

@@ -19,6 +19,9 @@ struct ThreadSlot {
     if (id >= 0 && id < kRouterThreadSlots) {
       g_slots_in_use.fetch_and(~(std::uint64_t{1} << id), std::memory_order_acq_rel);
     }
+    // Routing from a later thread_local destructor of this thread must not use the slot just
+    // freed (another thread may own it now): it goes to the shared overflow slot.
+    id = kRouterThreadSlots;
   }
   int get() noexcept {
     if (id >= 0) return id;
@@ -161,25 +164,31 @@ void Router::refresh_schedule() noexcept {
   std::unique_lock<std::mutex> lock(schedule_mutex_, std::try_to_lock);
   if (!lock.owns_lock()) return;  // another thread is rebuilding; keep using the old one
   std::uint64_t version = topology_->weights_version();
-  std::vector<int> nodes = topology_->replicas();
-  std::vector<double> weights;
+  // Fixed-size scratch: this runs on the read path (when weights change), so it allocates nothing.
+  std::array<int, kMaxNodes> nodes;
+  std::array<double, kMaxNodes> weights;
+  std::array<double, kMaxNodes> current;
+  int count = 0;
   double total = 0;
   bool integral = true;
-  for (int i : nodes) {
+  const int slots = topology_->size();
+  for (int i = 0; i < slots && count < kMaxNodes; ++i) {
+    if (role_of(topology_->flags(i)) != Role::Replica) continue;
     double w = topology_->weight(i);
-    weights.push_back(w);
+    nodes[count] = i;
+    weights[count] = w;
+    current[count] = 0.0;
+    ++count;
     total += w;
     integral = integral && w == std::floor(w);
   }
   int length = 0;
   if (total > 0) {
     // Integer weights: one exact period; otherwise a long enough approximation.
-    length = (integral && total <= kScheduleMax) ? static_cast<int>(total)
-                                                 : std::min<int>(kScheduleMax, 64 * static_cast<int>(nodes.size()));
-    std::vector<double> current(nodes.size(), 0.0);
+    length = (integral && total <= kScheduleMax) ? static_cast<int>(total) : std::min<int>(kScheduleMax, 64 * count);
     for (int step = 0; step < length; ++step) {
-      std::size_t best = 0;
-      for (std::size_t k = 0; k < nodes.size(); ++k) {
+      int best = 0;
+      for (int k = 0; k < count; ++k) {
         current[k] += weights[k];
         if (current[k] > current[best]) best = k;
       }
@@ -372,8 +381,12 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
       break;
     case Consistency::ReadYourWrites:
     case Consistency::Causal:
+      // Wall-clock times from other hosts may be a little ahead of ours: a write time up to one
+      // window in the future counts as recent; one further ahead is not trusted (it would pin
+      // the session to the primary for as long as its clock says).
       if (session.untracked_write_ns != kNever && time_window_ns_ > 0 &&
-          now_ns - session.untracked_write_ns < time_window_ns_) {
+          now_ns - session.untracked_write_ns < time_window_ns_ &&
+          session.untracked_write_ns - now_ns <= time_window_ns_) {
         replica_allowed = false;
         d.reason = Reason::RecentWrite;
         break;
@@ -430,15 +443,16 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
 
 void Router::begin(int node) {
   topology_->check_index(node, "node");
-  topology_->add_outstanding(node, 1);
+  topology_->add_outstanding(node);
+}
+
+bool Router::end_noexcept(int node) noexcept {
+  return node >= 0 && node < topology_->size() && topology_->release_outstanding(node);
 }
 
 void Router::end(int node) {
   topology_->check_index(node, "node");
-  // One atomic decrement, undone when there was nothing to end: two racing end() calls can
-  // never both succeed on a count of one.
-  if (topology_->add_outstanding(node, -1) <= 0) {
-    topology_->add_outstanding(node, 1);
+  if (!topology_->release_outstanding(node)) {
     throw InvalidArgument("node", "end() without a matching begin() on node " + topology_->name(node));
   }
 }

@@ -544,8 +544,13 @@ TEST(Router, TimeWindowAfterAWriteWithUnknownLsn) {
     Decision d = r.route_read(s, level, written + 2000 * kMs);
     EXPECT_NE(d.node, 0);
     EXPECT_EQ(d.reason, Reason::ReplicaAvailable);
-    // A clock that reads earlier than the write (another machine's token) is still "recent".
+    // A clock that reads earlier than the write (another machine's token) is still "recent",
+    // up to one window ahead; a write time further in the future is not trusted.
     EXPECT_EQ(r.route_read(s, level, written - 5 * kMs).reason, Reason::RecentWrite);
+    Session ahead;
+    ahead.record_write(Lsn(), written + 5000 * kMs);
+    EXPECT_EQ(r.route_read(ahead, level, written + 3000 * kMs).reason, Reason::RecentWrite);
+    EXPECT_EQ(r.route_read(ahead, level, written + 3000 * kMs - 1).reason, Reason::ReplicaAvailable);
   }
   // Other levels ignore the window.
   EXPECT_EQ(r.route_read(s, Consistency::Eventual, written).reason, Reason::ReplicaAvailable);
@@ -672,4 +677,22 @@ TEST(Router, BadInputNamesTheArgument) {
     expect_invalid<InvalidArgument>([&] { r.route_read(s, Consistency::Eventual, kNow, o); }, "region");
   }
   EXPECT_EQ(r.counters().total, 0u) << "rejected requests are not counted";
+}
+
+TEST(Router, EndNeverDrivesTheInFlightCountNegative) {
+  Cluster c(2);
+  Router r(c.t);
+  const int r1 = c.t->index_of("r1");
+  EXPECT_FALSE(r.end_noexcept(r1));
+  EXPECT_FALSE(r.end_noexcept(kNoNode));
+  EXPECT_FALSE(r.end_noexcept(1000));
+  EXPECT_EQ(c.t->outstanding(r1), 0);
+  {
+    Router::InFlight guard(r, r1);
+    EXPECT_EQ(c.t->outstanding(r1), 1);
+    EXPECT_TRUE(r.end_noexcept(r1));  // a stray end() inside the guard ...
+  }                                   // ... and the guard's own end() does not throw
+  EXPECT_EQ(c.t->outstanding(r1), 0);
+  expect_invalid("node", [&] { r.end(r1); });
+  EXPECT_EQ(c.t->outstanding(r1), 0);
 }

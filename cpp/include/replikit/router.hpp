@@ -110,15 +110,19 @@ class Router {
 
   /// Where a write goes: the primary (Reason::Write), or kNoNode (Reason::PrimaryDown).
   Decision route_write() noexcept;
-  /// Where a read of `session` at `consistency` goes at time `now_ns`. Throws InvalidArgument
-  /// only for bad input (BoundedStaleness without a valid max_staleness_ms, negative now_ns).
+  /// Where a read of `session` at `consistency` goes at time `now_ns`: wall-clock nanoseconds
+  /// since the Unix epoch, the clock of Session::record_write (tokens carry such times between
+  /// hosts; only the time-window rule uses it). Throws InvalidArgument only for bad input
+  /// (BoundedStaleness without a valid max_staleness_ms, negative now_ns).
   Decision route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
                       const ReadOptions& options = {});
 
   /// Counts a request starting on `node` (for LeastOutstanding).
   void begin(int node);
-  /// Counts a request on `node` finishing.
+  /// Counts a request on `node` finishing; InvalidArgument when none was in flight.
   void end(int node);
+  /// The same without the error (for destructors); false when none was in flight.
+  bool end_noexcept(int node) noexcept;
 
   /// Decision counts so far.
   RouterCounters counters() const;
@@ -135,7 +139,7 @@ class Router {
    public:
     InFlight(Router& router, int node) : router_(&router), node_(node) { router.begin(node); }
     ~InFlight() {
-      if (router_ != nullptr) router_->end(node_);
+      if (router_ != nullptr) router_->end_noexcept(node_);
     }
     InFlight(const InFlight&) = delete;
     InFlight& operator=(const InFlight&) = delete;

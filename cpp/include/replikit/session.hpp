@@ -31,8 +31,8 @@ struct Session {
   /// sends this session's reads to the primary for a while after it.
   std::int64_t untracked_write_ns = kNever;
 
-  /// Records a committed write at `now_ns`; `commit_lsn` 0/0 means "unknown" (the time-window
-  /// rule then applies).
+  /// Records a committed write at `now_ns` (wall-clock ns since the Unix epoch, as tokens carry
+  /// it between hosts); `commit_lsn` 0/0 means "unknown" (the time-window rule then applies).
   void record_write(Lsn commit_lsn, std::int64_t now_ns);
   /// Records that a read saw data up to `lsn`.
   void observe(Lsn lsn) noexcept { read_lsn = lsn_max(read_lsn, lsn); }

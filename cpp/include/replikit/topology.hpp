@@ -168,10 +168,19 @@ class Topology {
   void publish_primary_lsn(int index, Lsn current_lsn) noexcept;
   /// Forgets every replica's lag (after a primary change).
   void clear_lag() noexcept;
-  /// Adjusts node `index`'s in-flight count by `delta` (Router::begin / end); returns the
-  /// count before.
-  std::int32_t add_outstanding(int index, std::int32_t delta) noexcept {
-    return outstanding_[index].value.fetch_add(delta, std::memory_order_relaxed);
+  /// Adds one to node `index`'s in-flight count (Router::begin).
+  void add_outstanding(int index) noexcept { outstanding_[index].value.fetch_add(1, std::memory_order_relaxed); }
+  /// Takes one from node `index`'s in-flight count unless it is zero (Router::end); false when
+  /// it was zero. Never makes the count negative, even with racing callers.
+  bool release_outstanding(int index) noexcept {
+    auto& v = outstanding_[index].value;
+    std::int32_t current = v.load(std::memory_order_relaxed);
+    // Lock-free: each failed exchange means another thread changed the count, and retries are
+    // bounded for safety (a count that changes 4096 times in one call is treated as busy).
+    for (int attempt = 0; attempt < 4096 && current > 0; ++attempt) {
+      if (v.compare_exchange_weak(current, current - 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
   }
   /// The index-checked form of name lookups used by bindings.
   void check_index(int index, const char* argument) const;
