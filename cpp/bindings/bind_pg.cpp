@@ -516,7 +516,11 @@ void bind_pg(py::module_& m) {
       .def_property_readonly("wait_for_replica_ms", [](const ReplicatedDatabase& db) {
         return db.options().wait_for_replica_ms;
       })
-      .def_static("now_ns", &ReplicatedDatabase::now_ns, "The backend's clock (= time.monotonic_ns()).");
+      .def_static("now_ns", &ReplicatedDatabase::now_ns,
+                  "The backend's clock of probes, lag samples and deadlines (= time.monotonic_ns()).")
+      .def_static("wall_clock_ns", &ReplicatedDatabase::wall_clock_ns,
+                  "The backend's clock of session time, passed to route_read and record_write "
+                  "(= time.time_ns(); tokens carry it between hosts).");
 #else
   m.attr("HAVE_PG") = false;
 #endif

@@ -29,6 +29,10 @@ constexpr const char* kObservedLsnSql = "SELECT COALESCE(pg_last_wal_replay_lsn(
 
 std::int64_t ms_to_ns(double ms) { return static_cast<std::int64_t>(std::llround(ms * 1e6)); }
 
+// Session time (the time-window rule of Session::record_write and Router::route_read): tokens
+// carry it between processes and hosts, so it is wall-clock time, unlike everything else here.
+std::int64_t session_now_ns() { return ReplicatedDatabase::wall_clock_ns(); }
+
 void check_range(double value, double low, double high, const char* argument) {
   require(std::isfinite(value), argument, "must be a finite number");
   require(value >= low && value <= high,
@@ -270,7 +274,7 @@ struct ReplicatedDatabase::Impl {
   // covers the session, then falls back to what the router says.
   Decision route(const Session& session, const QueryOptions& q, double* waited_ms, bool may_wait = true) {
     const ReadOptions ro = read_options(q);
-    Decision d = router->route_read(session, q.consistency, now_ns(), ro);
+    Decision d = router->route_read(session, q.consistency, session_now_ns(), ro);
     const double wait_ms = q.wait_for_replica_ms >= 0 ? q.wait_for_replica_ms : options.wait_for_replica_ms;
     if (d.reason != Reason::NoReplicaCaughtUp || wait_ms <= 0 || !may_wait) return d;
     counters.waits.fetch_add(1, std::memory_order_relaxed);
@@ -287,7 +291,7 @@ struct ReplicatedDatabase::Impl {
       if (prober) prober->expedite();
       probe_cv.wait_for(lock, std::chrono::nanoseconds(deadline - now), [&] { return probe_generation != seen; });
       lock.unlock();
-      d = router->route_read(session, q.consistency, now_ns(), ro);
+      d = router->route_read(session, q.consistency, session_now_ns(), ro);
       lock.lock();
       if (d.reason != Reason::NoReplicaCaughtUp) break;
     }
@@ -383,6 +387,12 @@ std::int64_t ReplicatedDatabase::now_ns() noexcept {
       .count();
 }
 
+std::int64_t ReplicatedDatabase::wall_clock_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql, const Params& params) {
   Impl& m = *impl_;
   m.check_open();
@@ -406,18 +416,18 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
       fill(out, run(tx, sql, params));
       written = true;  // autocommit: the statement committed when its result arrived
       out.lsn = lsn_of(tx.exec(kInsertLsnSql));
-      session.record_write(out.lsn, now_ns());
       conn.healthy();
+      session.record_write(out.lsn, session_now_ns());
     });
   } catch (const pqxx::sql_error&) {
     if (!written) Impl::rethrow_mapped(deadline, conn, node, "sql", nullptr);
     deadline.answered(conn);
-    session.record_write(Lsn(), now_ns());  // the LSN query failed: the write stands, its LSN is unknown
+    session.record_write(Lsn(), session_now_ns());  // the LSN query failed: the write stands, its LSN is unknown
     return out;
   } catch (const pqxx::broken_connection& e) {
     const bool cut = m.lost(deadline, d.node);
     if (written) {
-      session.record_write(Lsn(), now_ns());
+      session.record_write(Lsn(), session_now_ns());
       return out;
     }
     throw CommitUnknown("node '" + node + "': " +
@@ -467,8 +477,8 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
       pqxx::nontransaction tx(*conn);
       Lsn lsn = lsn_of(tx.exec(kInsertLsnSql));
       for (auto& r : out) r.lsn = lsn;
-      session.record_write(lsn, now_ns());
       conn.healthy();
+      session.record_write(lsn, session_now_ns());
     });
   } catch (const pqxx::in_doubt_error& e) {
     deadline.disarm();
@@ -478,12 +488,12 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
   } catch (const pqxx::sql_error&) {
     if (!committed) Impl::rethrow_mapped(deadline, conn, node, "statements", nullptr);
     deadline.answered(conn);
-    session.record_write(Lsn(), now_ns());  // the LSN query failed: the commit stands, its LSN is unknown
+    session.record_write(Lsn(), session_now_ns());  // the LSN query failed: the commit stands, its LSN is unknown
     return out;
   } catch (const pqxx::broken_connection& e) {
     const bool cut = m.lost(deadline, d.node);
     if (committed) {
-      session.record_write(Lsn(), now_ns());
+      session.record_write(Lsn(), session_now_ns());
       return out;
     }
     // Lost before COMMIT was sent: the server rolls the transaction back.
@@ -582,7 +592,9 @@ Route ReplicatedDatabase::route_read(const Session& session, const QueryOptions&
   return out;
 }
 
-void ReplicatedDatabase::record_write(Session& session, Lsn commit_lsn) const { session.record_write(commit_lsn, now_ns()); }
+void ReplicatedDatabase::record_write(Session& session, Lsn commit_lsn) const {
+  session.record_write(commit_lsn, session_now_ns());
+}
 
 void ReplicatedDatabase::mark_down(const std::string& name) { impl_->mark_down(impl_->topology->index_of(name, "name")); }
 

@@ -545,3 +545,30 @@ def test_role_mismatch_is_detected_and_kept_out_of_routing(cluster):
         assert db.wait_probes(2, 5000)
         status = db.node("primary")
         assert status.role_mismatch and status.in_recovery and "in recovery" in status.last_error
+
+
+# --------------------------------------------------------------------------- session time
+def test_session_time_is_wall_clock(cluster):
+    """B4: session times travel in tokens between hosts, so the backend records and routes
+    with wall-clock time (time.time_ns()), while probes keep the monotonic clock."""
+    with open_db(cluster) as db:
+        session = replikit.Session()
+        db.record_write(session, None)
+        assert abs(session.untracked_write_ns - time.time_ns()) < 5e9
+        assert abs(ReplicatedDatabase.wall_clock_ns() - time.time_ns()) < 5e9
+        assert abs(ReplicatedDatabase.now_ns() - time.monotonic_ns()) < 5e9
+        assert abs(db.node("primary").last_probe_ns - time.monotonic_ns()) < 5e9
+
+        # A token from another host whose write (LSN unknown) was just now: the time-window
+        # rule sends the read to the primary.
+        other_host = replikit.Session()
+        other_host.record_write(None, time.time_ns())
+        reader = replikit.Session()
+        reader.merge(other_host.token())
+        route = db.route_read(reader)
+        assert route.node == "primary" and reason_name(route.reason) == "recent_write", route
+        # One whose write was a minute ago (past the 2 s window): a replica serves it.
+        old = replikit.Session()
+        old.record_write(None, time.time_ns() - 60 * 10**9)
+        route = db.route_read(old)
+        assert route.node in ("r1", "r2"), route

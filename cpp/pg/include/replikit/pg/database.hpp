@@ -49,8 +49,14 @@
 /// CommitUnknown (the connection broke while a write or COMMIT was in flight),
 /// TimeoutError (pool acquire, client-side query deadline), InvalidArgument (bad options).
 ///
-/// Time: std::chrono::steady_clock nanoseconds (CLOCK_MONOTONIC, the clock of Python's
-/// time.monotonic_ns()), supplied to the core's route_read / record_write / lag samples.
+/// Time: two clocks.
+/// - Session time is wall-clock: std::chrono::system_clock nanoseconds since the Unix epoch
+///   (Python's time.time_ns()), passed to Router::route_read and Session::record_write.
+///   Session tokens carry the time of a write whose LSN is unknown between processes and
+///   hosts, and only a wall clock means the same on both ends (see wall_clock_ns()).
+/// - Everything else is std::chrono::steady_clock nanoseconds (CLOCK_MONOTONIC, Python's
+///   time.monotonic_ns()): lag samples, probe times (NodeStatus::last_probe_ns), deadlines,
+///   timeouts and waits, which must not jump with the wall clock (see now_ns()).
 
 #include <cstdint>
 #include <memory>
@@ -199,7 +205,8 @@ class ReplicatedDatabase {
 
   /// Routes a read (waiting for a replica like query() does) without running anything.
   Route route_read(const Session& session, const QueryOptions& options = {});
-  /// Records a write of the caller's own at `commit_lsn` (0/0: unknown) into `session` at now.
+  /// Records a write of the caller's own at `commit_lsn` (0/0: unknown) into `session` at
+  /// wall_clock_ns().
   void record_write(Session& session, Lsn commit_lsn) const;
   /// Marks node `name` down (e.g. an adapter's connection to it broke); the prober marks it
   /// up again after its next good probe.
@@ -229,8 +236,12 @@ class ReplicatedDatabase {
   /// The settings in force.
   const DatabaseOptions& options() const noexcept;
 
-  /// The clock this layer uses: steady_clock nanoseconds.
+  /// The clock of lag samples, probes, deadlines and waits (NodeStatus::last_probe_ns, the
+  /// lag tracker's events): steady_clock nanoseconds (CLOCK_MONOTONIC, time.monotonic_ns()).
   static std::int64_t now_ns() noexcept;
+  /// The clock of session time (route_read, record_write, token times): system_clock
+  /// nanoseconds since the Unix epoch (time.time_ns()).
+  static std::int64_t wall_clock_ns() noexcept;
 
  private:
   struct Impl;
