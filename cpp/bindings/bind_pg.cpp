@@ -416,7 +416,9 @@ void bind_pg(py::module_& m) {
            },
            py::arg("sql"), py::arg("params") = py::none(), py::arg("session") = py::none(),
            "Runs a write on the primary (autocommit) and records its commit LSN into `session`. Never retried; "
-           "CommitUnknown when the connection broke while it ran.")
+           "CommitUnknown when the connection broke while it ran. A statement that leaves a transaction open "
+           "(BEGIN) raises InvalidArgument and is rolled back: use transaction(). Session-level SET is not "
+           "supported on pooled connections (use SET LOCAL inside transaction()).")
       .def("transaction",
            [](ReplicatedDatabase& db, const py::object& statements, const py::object& session) {
              if (!py::isinstance<py::list>(statements) && !py::isinstance<py::tuple>(statements)) {

@@ -15,6 +15,7 @@
 #include "conninfo.hpp"
 #include "pool.hpp"
 #include "prober.hpp"
+#include "raw_connection.hpp"
 #include "replikit/errors.hpp"
 #include "watchdog.hpp"
 
@@ -32,6 +33,18 @@ std::int64_t ms_to_ns(double ms) { return static_cast<std::int64_t>(std::llround
 // Session time (the time-window rule of Session::record_write and Router::route_read): tokens
 // carry it between processes and hosts, so it is wall-clock time, unlike everything else here.
 std::int64_t session_now_ns() { return ReplicatedDatabase::wall_clock_ns(); }
+
+// A user statement that returned normally but left its connection inside a transaction block
+// (an explicit BEGIN, in execute() or query()): nothing it wrote is committed, and closing the
+// connection (its Lease is never marked healthy) rolls it back. Never report such a call as done.
+void require_no_open_transaction(const pqxx::connection_base& conn, const char* argument) {
+  const PGTransactionStatusType status = detail::transaction_status(conn);
+  if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR) {
+    throw InvalidArgument(argument,
+                          "left a transaction open; use transaction() for multi-statement transactions (the "
+                          "transaction was rolled back: nothing it did was committed)");
+  }
+}
 
 void check_range(double value, double low, double high, const char* argument) {
   require(std::isfinite(value), argument, "must be a finite number");
@@ -175,9 +188,10 @@ struct ReplicatedDatabase::Impl {
       return fired_;
     }
     // Disarms after the server answered (with an error, too): the connection may be reused
-    // unless the watchdog cut it.
+    // unless the watchdog cut it or it is not idle (a failed statement inside a transaction
+    // block leaves it in an aborted transaction: closing it rolls that back).
     void answered(detail::Lease& conn) {
-      if (!disarm()) conn.healthy();
+      if (!disarm() && conn.idle()) conn.healthy();
     }
 
    private:
@@ -414,11 +428,14 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
     lost_connection_as_broken(*conn, [&] {
       pqxx::nontransaction tx(*conn);
       fill(out, run(tx, sql, params));
-      written = true;  // autocommit: the statement committed when its result arrived
+      // Autocommit: the statement committed when its result arrived, unless it opened a
+      // transaction block (BEGIN) that it did not close.
+      require_no_open_transaction(*conn, "sql");
+      written = true;
       out.lsn = lsn_of(tx.exec(kInsertLsnSql));
-      conn.healthy();
       session.record_write(out.lsn, session_now_ns());
     });
+    deadline.answered(conn);
   } catch (const pqxx::sql_error&) {
     if (!written) Impl::rethrow_mapped(deadline, conn, node, "sql", nullptr);
     deadline.answered(conn);
@@ -464,12 +481,22 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
     lost_connection_as_broken(*conn, [&] {
       {
         pqxx::work tx(*conn);
-        for (const auto& s : statements) {
+        for (std::size_t k = 0; k < statements.size(); ++k) {
           QueryResult r;
           r.node = node;
           r.reason = Reason::Write;
-          fill(r, run(tx, s.sql, s.params));
+          fill(r, run(tx, statements[k].sql, statements[k].params));
           out.push_back(std::move(r));
+          // A statement that ended the block itself (COMMIT, ROLLBACK) would leave the rest to
+          // run in autocommit and our COMMIT to commit nothing: not one transaction any more.
+          if (detail::transaction_status(*conn) != PQTRANS_INTRANS) {
+            // What ran before it may have committed: keep the session's reads conservative.
+            session.record_write(Lsn(), session_now_ns());
+            throw InvalidArgument("statements", "statement " + std::to_string(k + 1) +
+                                                    " ended the transaction block (COMMIT, ROLLBACK, ...); "
+                                                    "transaction() commits by itself. The statements before "
+                                                    "it may have committed or rolled back; none after it ran");
+          }
         }
         tx.commit();
         committed = true;
@@ -477,9 +504,9 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
       pqxx::nontransaction tx(*conn);
       Lsn lsn = lsn_of(tx.exec(kInsertLsnSql));
       for (auto& r : out) r.lsn = lsn;
-      conn.healthy();
       session.record_write(lsn, session_now_ns());
     });
+    deadline.answered(conn);
   } catch (const pqxx::in_doubt_error& e) {
     deadline.disarm();
     m.mark_down(d.node);
@@ -551,16 +578,19 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
         out.waited_ms = waited_ms;
         pqxx::nontransaction tx(**conn);
         fill(out, run(tx, sql, params));
+        require_no_open_transaction(**conn, "sql");
         if (observe) {
           out.lsn = lsn_of(tx.exec(kObservedLsnSql));
           session.observe(out.lsn);
         }
-        deadline.disarm();
-        conn->healthy();
+        deadline.answered(*conn);
         (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads)
             .fetch_add(1, std::memory_order_relaxed);
         return out;
       });
+    } catch (const InvalidArgument&) {
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      throw;
     } catch (const pqxx::broken_connection& e) {
       if (m.lost(deadline, d.node)) {
         // The watchdog cut a query that outran its deadline: a slow query would be as slow

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "raw_connection.hpp"
 #include "replikit/errors.hpp"
 
 namespace replikit::pg::detail {
@@ -31,6 +32,8 @@ std::string trimmed(std::string s) {
 }
 
 }  // namespace
+
+bool Lease::idle() const noexcept { return conn_ != nullptr && transaction_status(*conn_) == PQTRANS_IDLE; }
 
 Lease::~Lease() {
   if (pool_ != nullptr && conn_ != nullptr) pool_->give_back(std::move(conn_), healthy_);
@@ -88,7 +91,10 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms) {
 
 void Pool::give_back(std::unique_ptr<pqxx::connection> conn, bool healthy) {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (healthy && !closed_ && conn->is_open()) {
+  // The last line of defence against a connection left inside a transaction block: pooled,
+  // it would hand the next user an open transaction whose writes vanish at disconnect.
+  // PQtransactionStatus is a local call (no round trip).
+  if (healthy && !closed_ && conn->is_open() && transaction_status(*conn) == PQTRANS_IDLE) {
     idle_.push_back(std::move(conn));
   } else {
     --open_;

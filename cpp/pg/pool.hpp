@@ -14,7 +14,9 @@ namespace replikit::pg::detail {
 class Pool;
 
 /// A connection on loan; goes back to its pool when destroyed unless it was marked broken
-/// (or was never marked healthy: an exception that escaped leaves it broken).
+/// (or was never marked healthy: an exception that escaped leaves it broken), or libpq says it
+/// is not idle (inside a transaction block, or worse): such a connection is closed, which
+/// rolls back on the server, and never reaches another user.
 class Lease {
  public:
   Lease(Pool* pool, std::unique_ptr<pqxx::connection> conn) : pool_(pool), conn_(std::move(conn)) {}
@@ -24,8 +26,10 @@ class Lease {
   ~Lease();
   pqxx::connection& operator*() const { return *conn_; }
   pqxx::connection* operator->() const { return conn_.get(); }
-  /// The connection is fine and may be reused.
+  /// The connection is fine and may be reused (still only when idle(), see give_back).
   void healthy() noexcept { healthy_ = true; }
+  /// libpq reports the connection idle: no transaction block open (PQTRANS_IDLE).
+  bool idle() const noexcept;
 
  private:
   Pool* pool_;
@@ -53,6 +57,7 @@ class Pool {
 
  private:
   friend class Lease;
+  /// Pools `conn` when `healthy`, the pool is open and libpq reports it idle; closes it otherwise.
   void give_back(std::unique_ptr<pqxx::connection> conn, bool healthy);
 
   std::string node_;

@@ -47,6 +47,18 @@ def database_for_cluster(cluster: Any, dbname: str = "postgres", **options: Any)
     return ReplicatedDatabase(("primary", cluster.dsn("primary", dbname)), replicas, **options)
 
 
+def _transaction_idle(conn: Any) -> bool:
+    """psycopg 3: libpq reports no transaction block open (TransactionStatus.IDLE); a local check."""
+    try:
+        from psycopg.pq import TransactionStatus
+    except ImportError:  # pragma: no cover - a custom `connect` without psycopg
+        return True
+    info = getattr(conn, "info", None)
+    if info is None:  # pragma: no cover - not a psycopg connection: nothing to ask
+        return True
+    return info.transaction_status == TransactionStatus.IDLE
+
+
 class PsycopgRouter:
     """Routes psycopg 3 connections with replikit.
 
@@ -63,7 +75,10 @@ class PsycopgRouter:
     Reads accept ``consistency`` like ``ReplicatedDatabase.query``. A read with
     ``consistency="monotonic"`` or ``"causal"`` records what it saw (one extra round trip).
     A psycopg ``OperationalError`` inside a block marks the node down (the prober brings it
-    back) and is re-raised; retrying is the caller's choice here.
+    back) and is re-raised; retrying is the caller's choice here. A connection that a block
+    leaves inside a transaction (``BEGIN`` without ``COMMIT``) is closed, not pooled, which
+    rolls that transaction back; session-level ``SET`` leaks to later users of the pooled
+    connection, so use ``SET LOCAL`` inside ``write()``.
     """
 
     def __init__(self, db: "ReplicatedDatabase", *, pool_size: int = 4,
@@ -134,7 +149,12 @@ class PsycopgRouter:
         return conn
 
     def _give(self, node: str, conn: Any, healthy: bool) -> None:
-        if healthy and not self._closed and not conn.closed and not conn.broken:
+        # Only an idle connection is pooled: one left inside a transaction block (a BEGIN in a
+        # read() block, an aborted transaction, or a non-autocommit connection) would hand the
+        # next user an open transaction whose writes vanish when it is closed. Closing it rolls
+        # the transaction back on the server.
+        if (healthy and not self._closed and not conn.closed and not conn.broken
+                and _transaction_idle(conn)):
             self._idle[node].put(conn)
             return
         with self._lock:

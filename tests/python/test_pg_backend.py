@@ -547,6 +547,102 @@ def test_role_mismatch_is_detected_and_kept_out_of_routing(cluster):
         assert status.role_mismatch and status.in_recovery and "in recovery" in status.last_error
 
 
+# --------------------------------------------------------------------------- pooled connections
+def backend_pid(db) -> int:
+    return db.query("SELECT pg_backend_pid()", consistency="strong").scalar()
+
+
+def primary_count(cluster, where: str) -> int:
+    return int(cluster.sql("primary", f"SELECT count(*) FROM rk_b1 WHERE {where}")[0][0])
+
+
+def test_a_statement_that_leaves_a_transaction_open_never_reaches_the_pool(cluster):
+    """B1: with one pooled connection, an execute() or query() that leaves a transaction
+    block open raises InvalidArgument ('sql'), records nothing into the session and is rolled
+    back (its connection is closed, not pooled), so the next write really commits and an
+    error cannot wedge the connection in an aborted transaction (25P02)."""
+    with open_db(cluster, pool_size=1) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS rk_b1 (v int)")
+        db.execute("TRUNCATE rk_b1")
+        session = replikit.Session()
+        pid = backend_pid(db)
+
+        with pytest.raises(replikit.InvalidArgument, match="sql: left a transaction open") as info:
+            db.execute("BEGIN", session=session)
+        assert isinstance(info.value, ValueError)
+        assert not session.write_lsn.valid() and session.untracked_write_ns is None
+        assert backend_pid(db) != pid  # the connection was closed, not pooled
+        w = db.execute("INSERT INTO rk_b1 VALUES (1)", session=session)
+        assert w.lsn is not None and session.write_lsn == w.lsn
+        assert primary_count(cluster, "v = 1") == 1  # autocommit again: it committed
+
+        before = session.write_lsn
+        with pytest.raises(replikit.InvalidArgument, match="left a transaction open"):
+            db.execute("BEGIN; INSERT INTO rk_b1 VALUES (2)", session=session)
+        assert session.write_lsn == before  # never reported as written
+        assert primary_count(cluster, "v = 2") == 0  # rolled back when the connection closed
+        with pytest.raises(replikit.InvalidArgument, match="left a transaction open"):
+            db.execute("INSERT INTO rk_b1 VALUES (22); BEGIN")  # BEGIN takes the INSERT into its block
+        assert primary_count(cluster, "v = 22") == 0
+
+        # query(): the same, and an error inside the open block does not wedge the pool.
+        with pytest.raises(replikit.InvalidArgument, match="left a transaction open"):
+            db.query("BEGIN", consistency="strong")
+        with pytest.raises(replikit.QueryError) as info:
+            db.query("BEGIN; SELECT 1/0", consistency="strong")
+        assert info.value.sqlstate == "22012"
+        assert db.query("SELECT 7", consistency="strong").scalar() == 7  # not 25P02
+        with pytest.raises(replikit.QueryError) as info:
+            db.execute("BEGIN; INSERT INTO rk_b1 VALUES (3); SELECT 1/0")
+        assert info.value.sqlstate == "22012"
+        assert db.execute("INSERT INTO rk_b1 VALUES (4)").rowcount == 1
+        assert primary_count(cluster, "v IN (3, 4)") == 1 and primary_count(cluster, "v = 4") == 1
+
+        # An autocommit statement that failed leaves the connection idle: it is kept.
+        pid = backend_pid(db)
+        with pytest.raises(replikit.QueryError):
+            db.query("SELECT 1/0", consistency="strong")
+        assert backend_pid(db) == pid
+
+        # A complete block in one call is fine (it ends idle).
+        db.execute("BEGIN; INSERT INTO rk_b1 VALUES (5); COMMIT", session=session)
+        assert primary_count(cluster, "v = 5") == 1 and session.write_lsn > before
+
+        # transaction(): a statement that ends the block itself is refused; nothing after it ran.
+        with pytest.raises(replikit.InvalidArgument, match="statements: statement 2 ended the transaction"):
+            db.transaction(["INSERT INTO rk_b1 VALUES (6)", "ROLLBACK", "INSERT INTO rk_b1 VALUES (7)"],
+                           session=session)
+        assert primary_count(cluster, "v IN (6, 7)") == 0
+        results = db.transaction(["INSERT INTO rk_b1 VALUES (8)", "INSERT INTO rk_b1 VALUES (9)"],
+                                 session=session)
+        assert results[1].lsn == session.write_lsn and primary_count(cluster, "v IN (8, 9)") == 2
+        assert db.node("primary").pool_open <= 1
+        assert db.stats()["nodes_marked_down"] == 0
+
+
+def test_psycopg_router_discards_a_connection_left_in_a_transaction(cluster):
+    """B1 in the psycopg adapter: a read() block that leaves a transaction open hands its
+    connection back; it is closed (rolled back), and the next write() commits for real."""
+    pytest.importorskip("psycopg")
+    with open_db(cluster) as db, PsycopgRouter(db, pool_size=1) as router:
+        db.execute("CREATE TABLE IF NOT EXISTS rk_b1 (v int)")
+        db.execute("DELETE FROM rk_b1 WHERE v IN (50, 51)")
+        with router.read(None, consistency="strong") as leaked:
+            leaked.execute("BEGIN")
+            leaked.execute("INSERT INTO rk_b1 VALUES (50)")
+        assert leaked.closed
+        session = replikit.Session()
+        with router.write(session) as conn:
+            assert conn is not leaked
+            conn.execute("INSERT INTO rk_b1 VALUES (51)")
+        assert session.write_lsn.valid()
+        assert primary_count(cluster, "v = 50") == 0 and primary_count(cluster, "v = 51") == 1
+        with router.read(None, consistency="strong") as conn:  # an idle one is pooled and reused
+            same = conn
+        with router.read(None, consistency="strong") as conn:
+            assert conn is same and not conn.closed
+
+
 # --------------------------------------------------------------------------- session time
 def test_session_time_is_wall_clock(cluster):
     """B4: session times travel in tokens between hosts, so the backend records and routes

@@ -20,13 +20,25 @@
 /// - Pools: one per node, at most `pool_size` connections; acquire waits at most
 ///   `acquire_timeout_ms` (TimeoutError). A connection that broke is discarded, never pooled;
 ///   an idle one whose socket turned readable (the server closed it) is discarded on acquire.
+///   A connection goes back to the pool only when libpq reports it idle (PQtransactionStatus
+///   is PQTRANS_IDLE, a local check): one left inside a transaction block, aborted or not, is
+///   closed, which rolls the transaction back on the server.
+/// - Pooled connections are shared by every caller: session-level state is not supported.
+///   A `SET` (or `SET SESSION`, a temporary table, a prepared statement, an advisory lock...)
+///   run through execute() or query() stays on that connection and leaks to whichever call
+///   uses it next (resetting each connection would cost a round trip per call). Use `SET LOCAL`
+///   inside transaction() instead, or settings in the DSN (`options='-c name=value'`).
 /// - Writes go to the primary in autocommit mode; afterwards `pg_current_wal_insert_lsn()`
 ///   is read on the same connection (>= the end of the commit record, also under
 ///   synchronous_commit = off) and recorded with Session::record_write. That is a second
 ///   round trip: libpqxx 6.4 cannot pipeline a parameterised statement with another one
 ///   (libpq's pipeline mode is not exposed), and folding both into one simple-query string
 ///   would read the LSN before the implicit transaction commits. On loopback it costs
-///   about 50 microseconds.
+///   about 50 microseconds. A write that leaves a transaction block open (a `BEGIN` without
+///   its `COMMIT`) has committed nothing: execute() throws InvalidArgument ("sql") and closes
+///   the connection, rolling it back; the session records nothing. The same holds for query().
+///   Multi-statement transactions go through transaction(), which also refuses a statement
+///   that ends its transaction block itself (COMMIT/ROLLBACK among the statements).
 /// - Reads are routed by the Router with the call's consistency level. Monotonic and Causal
 ///   reads record what they saw (Session::observe) with one more round trip on the same
 ///   connection after the query: the replica's `pg_last_wal_replay_lsn()` (an upper bound of
@@ -195,6 +207,7 @@ class ReplicatedDatabase {
   ReplicatedDatabase& operator=(const ReplicatedDatabase&) = delete;
 
   /// Runs a write on the primary (autocommit) and records its commit LSN into `session`.
+  /// InvalidArgument ("sql") when the statement left a transaction block open (rolled back).
   QueryResult execute(Session& session, const std::string& sql, const Params& params = {});
   /// Runs `statements` in one transaction on the primary, commits, records the commit LSN.
   std::vector<QueryResult> transaction(Session& session, const std::vector<Statement>& statements);
