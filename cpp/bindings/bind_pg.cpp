@@ -502,7 +502,8 @@ void bind_pg(py::module_& m) {
            "Waits until every node completed `count` more probes; False if `timeout_ms` passed first.")
       .def("dsn", &ReplicatedDatabase::dsn, py::arg("name"), "A node's DSN as given.")
       .def("close", &ReplicatedDatabase::close, py::call_guard<py::gil_scoped_release>(),
-           "Stops the prober and closes every connection.")
+           "Refuses new calls, waits for the calls in flight (each still bounded by its deadline), stops the "
+           "prober and closes every connection. Safe to call from several threads at once.")
       .def_property_readonly("is_open", &ReplicatedDatabase::is_open)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](ReplicatedDatabase& db, const py::args&) {

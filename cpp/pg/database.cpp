@@ -153,6 +153,8 @@ struct ReplicatedDatabase::Impl {
   detail::Watchdog watchdog;
   std::unique_ptr<detail::Prober> prober;
   std::atomic<bool> open{true};
+  std::mutex close_mutex;  // serialises close()
+  bool closed = false;     // guarded by close_mutex: close() has finished
 
   // Readers waiting for a replica to catch up sleep here; every probe wakes them.
   std::mutex probe_mutex;
@@ -224,7 +226,7 @@ struct ReplicatedDatabase::Impl {
       return pools[static_cast<std::size_t>(node)]->acquire(now_ns() + ms_to_ns(options.acquire_timeout_ms),
                                                             options.acquire_timeout_ms);
     } catch (const ConnectionError&) {
-      mark_down(node);
+      if (open.load(std::memory_order_acquire)) mark_down(node);  // a closed pool says nothing about the node
       throw;
     }
   }
@@ -383,14 +385,21 @@ ReplicatedDatabase::~ReplicatedDatabase() { close(); }
 
 void ReplicatedDatabase::close() {
   Impl& m = *impl_;
+  // One caller closes; concurrent callers wait here until it has, then return.
+  std::lock_guard<std::mutex> closing(m.close_mutex);
+  if (m.closed) return;
   m.open.store(false, std::memory_order_release);
-  if (m.prober) m.prober->stop();
+  // Refuse new connections and wake waiters first (acquire and the wait for a replica end with
+  // ConnectionError), then stop the prober: it keeps cutting the deadlines of calls in flight
+  // until the last one returned, so none of them can hang on a server that stopped answering.
+  for (auto& p : m.pools) p->close();
   {
     std::lock_guard<std::mutex> lock(m.probe_mutex);
     ++m.probe_generation;
   }
   m.probe_cv.notify_all();
-  for (auto& p : m.pools) p->close();
+  if (m.prober) m.prober->stop();
+  m.closed = true;
 }
 
 bool ReplicatedDatabase::is_open() const noexcept { return impl_->open.load(std::memory_order_acquire); }
@@ -548,6 +557,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   double waited_ms = 0;
   const int attempts = 1 + m.options.read_retries;
   for (int attempt = 1; attempt <= attempts; ++attempt) {
+    if (attempt > 1) m.check_open();
     double waited_now = 0;
     Decision d = m.route(session, options, &waited_now, attempt == 1);  // retries do not wait again
     waited_ms += waited_now;

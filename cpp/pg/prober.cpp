@@ -102,6 +102,10 @@ void Prober::expedite() noexcept {
 }
 
 void Prober::stop() {
+  std::lock_guard<std::mutex> lock(stop_mutex_);
+  // Closed before the thread may exit: a call can no longer arm a deadline that nobody
+  // would watch (arm() throws), and the ones armed keep being watched until disarmed.
+  if (watchdog_ != nullptr) watchdog_->close();
   stop_.store(true, std::memory_order_release);
   char byte = 1;
   ssize_t ignored = ::write(wake_pipe_[1], &byte, 1);
@@ -133,10 +137,31 @@ bool Prober::wait_probes(int count, std::int64_t timeout_ns) const {
 }
 
 void Prober::run() {
-  // Bounded by stop_: every iteration waits at most kMaxPollNs.
-  while (!stop_.load(std::memory_order_acquire)) {
+  // Every iteration waits at most kMaxPollNs. After stop() only the watchdog runs, until the
+  // last call in flight disarmed its deadline: each entry is disarmed by its call, and fires
+  // (so that call returns) at its deadline at the latest.
+  while (true) {
+    const bool stopping = stop_.load(std::memory_order_acquire);
+    if (stopping && (watchdog_ == nullptr || watchdog_->drained())) break;
     std::int64_t now = clock_ns();
     if (watchdog_ != nullptr) watchdog_->fire_expired(now);
+    if (stopping) {
+      for (auto& s : slots_) {
+        if (s->conn != nullptr) PQfinish(s->conn);
+        s->conn = nullptr;
+        s->phase = Slot::Phase::Disconnected;
+      }
+      const std::int64_t wake = std::min(now + kMaxPollNs, watchdog_->next_deadline_ns());
+      pollfd pipe_fd{wake_pipe_[0], POLLIN, 0};
+      const int timeout_ms = static_cast<int>((std::max<std::int64_t>(0, wake - now) + 999'999) / 1'000'000);
+      const int ready = ::poll(&pipe_fd, 1, timeout_ms);
+      if (ready > 0) {
+        char buffer[64];
+        while (::read(wake_pipe_[0], buffer, sizeof buffer) > 0) {
+        }
+      }
+      continue;
+    }
     step(now);
 
     std::vector<pollfd> fds;

@@ -52,7 +52,10 @@ class Prober {
   Prober& operator=(const Prober&) = delete;
 
   void start();
-  /// Stops and joins the thread (it wakes at once through a pipe); idempotent.
+  /// Stops probing, closes the watchdog to new entries, and joins the thread once the
+  /// watchdog has no armed entry left (it keeps cutting the deadlines of calls in flight until
+  /// then, so this returns within the longest deadline armed). Idempotent and safe to call
+  /// from several threads at once: one joins, the others wait until it has.
   void stop();
 
   /// Asks for replicas to be probed now rather than at their next period (a reader is waiting
@@ -85,6 +88,7 @@ class Prober {
   mutable std::mutex mutex_;  // guards every Slot::state and Slot::completed
   mutable std::condition_variable probed_;
   std::atomic<bool> stop_{false};
+  std::mutex stop_mutex_;  // serialises stop(): std::thread::join from two threads is undefined
   std::atomic<bool> expedite_{false};
   int wake_pipe_[2] = {-1, -1};
   std::thread thread_;

@@ -643,6 +643,77 @@ def test_psycopg_router_discards_a_connection_left_in_a_transaction(cluster):
             assert conn is same and not conn.closed
 
 
+# --------------------------------------------------------------------------- close()
+def test_close_keeps_a_call_on_a_frozen_server_bounded(cluster):
+    """B2: close() while a query waits on a backend that stopped answering (SIGSTOP): the
+    watchdog keeps running, so the query ends with TimeoutError at its deadline and close()
+    returns then; new calls are refused at once."""
+    import os
+    import signal
+
+    with open_db(cluster, pool_size=1, statement_timeout_ms=400, query_grace_ms=400) as db:
+        pid = backend_pid(db)
+        outcome = {}
+
+        def frozen_read():
+            started = time.monotonic()
+            try:
+                outcome["result"] = db.query("SELECT 1", consistency="strong")
+            except replikit.Error as exc:
+                outcome["error"] = exc
+            outcome["elapsed_s"] = time.monotonic() - started
+
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            reader = threading.Thread(target=frozen_read, daemon=True)
+            reader.start()
+            time.sleep(0.2)
+            started = time.monotonic()
+            closer = threading.Thread(target=db.close, daemon=True)
+            closer.start()
+            wait_until(lambda: not db.is_open, 2, "close() to refuse new calls")
+            with pytest.raises(replikit.ConnectionError, match="closed"):
+                db.query("SELECT 1", consistency="strong")
+            reader.join(5)
+            closer.join(5)
+            close_s = time.monotonic() - started
+            assert not reader.is_alive(), "the read hung after close()"
+            assert not closer.is_alive(), "close() hung"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        print(f"\n[close] read on a frozen backend -> {outcome.get('error')!r} after "
+              f"{outcome.get('elapsed_s', 0):.3f} s; close() took {close_s:.3f} s")
+        assert isinstance(outcome.get("error"), replikit.TimeoutError), outcome
+        assert 0.7 < outcome["elapsed_s"] < 2.5
+        assert close_s < 2.5
+
+
+def test_concurrent_close_calls_all_return(cluster):
+    """B3: eight threads calling close() at once all return, promptly."""
+    db = open_db(cluster)
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def closer():
+        try:
+            barrier.wait(5)
+            db.close()
+        except BaseException as exc:  # pragma: no cover - reported by the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=closer, daemon=True) for _ in range(8)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads), "a close() call hung"
+    assert not errors, errors
+    assert time.monotonic() - started < 3
+    assert not db.is_open
+    db.close()  # and once more, idempotent
+
+
 # --------------------------------------------------------------------------- session time
 def test_session_time_is_wall_clock(cluster):
     """B4: session times travel in tokens between hosts, so the backend records and routes

@@ -16,7 +16,9 @@
 ///   (a "replica" that is not in recovery is also taken out of routing; no failover here).
 ///   The same thread is the watchdog of user queries: a query that outlives
 ///   `statement_timeout_ms` + `query_grace_ms` has its socket shut down, so even a server
-///   that stopped answering cannot hang a call.
+///   that stopped answering cannot hang a call. (The watchdog holds a dup() of the socket
+///   while the call runs, so it never shuts down a descriptor number libpq closed and the
+///   process reused; if dup() fails, the call throws ConnectionError before sending anything.)
 /// - Pools: one per node, at most `pool_size` connections; acquire waits at most
 ///   `acquire_timeout_ms` (TimeoutError). A connection that broke is discarded, never pooled;
 ///   an idle one whose socket turned readable (the server closed it) is discarded on acquire.
@@ -55,6 +57,10 @@
 ///   `wait_for_replica_ms` of one probe interval keeps them on replicas.
 /// - A connection error on a read marks the node down and retries elsewhere, at most
 ///   `read_retries` times. Writes are never retried.
+/// - close() refuses new calls at once and returns when the calls in flight have returned:
+///   the watchdog keeps running until then, so close() takes at most statement_timeout_ms +
+///   query_grace_ms (plus a connect in progress, bounded by connect_timeout). Concurrent
+///   close() calls are safe: one closes, the others wait for it.
 ///
 /// Errors (replikit/errors.hpp): ConnectionError (refused, bad DSN with libpq's message,
 /// broken connection, no node can serve), QueryError (the server's message and SQLSTATE),
@@ -201,7 +207,7 @@ class ReplicatedDatabase {
   /// Builds the topology, lag tracker and router, checks every DSN with libpq (a malformed
   /// one throws ConnectionError with libpq's message) and starts the prober. Connects lazily.
   ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfig> replicas, DatabaseOptions options = {});
-  /// Stops the prober (joins its thread, bounded by one poll period) and closes connections.
+  /// close(): must not run while calls are in flight on other threads (they use this object).
   ~ReplicatedDatabase();
   ReplicatedDatabase(const ReplicatedDatabase&) = delete;
   ReplicatedDatabase& operator=(const ReplicatedDatabase&) = delete;
@@ -237,7 +243,9 @@ class ReplicatedDatabase {
   /// The DSN of node `name` as given.
   std::string dsn(const std::string& name) const;
 
-  /// Stops the prober and closes every connection; later calls throw ConnectionError.
+  /// Refuses new calls (they throw ConnectionError), waits for the calls in flight (each
+  /// bounded by its deadline, which the watchdog still enforces), stops the prober and closes
+  /// every connection. Idempotent; concurrent callers wait for the one that closes.
   void close();
   /// False after close().
   bool is_open() const noexcept;

@@ -1,0 +1,95 @@
+// Unit tests of the pg layer's internal helpers that need no server: the query watchdog
+// (dup()ed sockets, close/drain) and connection-string defaults.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "../../../cpp/pg/watchdog.hpp"
+#include "replikit/errors.hpp"
+
+namespace {
+
+using replikit::pg::detail::Watchdog;
+
+struct SocketPair {
+  int fd[2] = {-1, -1};
+  SocketPair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd), 0) << std::strerror(errno); }
+  ~SocketPair() {
+    for (int f : fd) {
+      if (f >= 0) ::close(f);
+    }
+  }
+};
+
+// Reads without blocking: 0 at end of stream, -1 with EAGAIN when nothing is there yet.
+ssize_t read_now(int fd, char* buffer, std::size_t size) { return ::recv(fd, buffer, size, MSG_DONTWAIT); }
+
+TEST(PgWatchdog, FiresOnTheQuerysSocketEvenAfterItsNumberWasReused) {
+  Watchdog w;
+  SocketPair query;
+  const int number = query.fd[0];
+  const std::uint64_t id = w.arm(number, /*deadline_ns=*/100);
+  // libpq drops its descriptor while the call is still running (pqDropConnection) ...
+  ASSERT_EQ(::close(query.fd[0]), 0);
+  query.fd[0] = -1;
+  // ... and the process reuses the number for something else.
+  SocketPair other;
+  ASSERT_EQ(other.fd[0], number) << "the lowest free descriptor number is reused";
+
+  EXPECT_EQ(w.next_deadline_ns(), 100);
+  EXPECT_EQ(w.fire_expired(/*now_ns=*/99), 0);
+  EXPECT_EQ(w.fire_expired(/*now_ns=*/100), 1);
+  EXPECT_EQ(w.fire_expired(/*now_ns=*/200), 0);  // fires once
+
+  char buffer[8];
+  // The query's socket was shut down: its peer sees the end of the stream.
+  EXPECT_EQ(read_now(query.fd[1], buffer, sizeof buffer), 0);
+  // The unrelated socket that now has the number is untouched.
+  ASSERT_EQ(::send(other.fd[0], "x", 1, MSG_NOSIGNAL), 1) << std::strerror(errno);
+  EXPECT_EQ(read_now(other.fd[1], buffer, sizeof buffer), 1);
+
+  EXPECT_TRUE(w.disarm(id));
+  EXPECT_FALSE(w.disarm(id));
+  EXPECT_EQ(w.armed(), 0u);
+}
+
+TEST(PgWatchdog, DisarmClosesTheDuplicateAndANotFiredEntryReportsFalse) {
+  Watchdog w;
+  SocketPair query;
+  const std::uint64_t id = w.arm(query.fd[0], 1'000'000'000);
+  ASSERT_EQ(::close(query.fd[0]), 0);
+  query.fd[0] = -1;
+  char buffer[8];
+  // The duplicate keeps the socket open while armed: no end of stream yet.
+  EXPECT_EQ(read_now(query.fd[1], buffer, sizeof buffer), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_FALSE(w.disarm(id));
+  // Disarmed: the last descriptor of the socket is closed.
+  EXPECT_EQ(read_now(query.fd[1], buffer, sizeof buffer), 0);
+}
+
+TEST(PgWatchdog, ASocketThatCannotBeDuplicatedIsRefusedNotLeftUnwatched) {
+  Watchdog w;
+  EXPECT_THROW(w.arm(-1, 100), replikit::ConnectionError);
+  EXPECT_EQ(w.armed(), 0u);
+}
+
+TEST(PgWatchdog, CloseRefusesNewEntriesAndIsDrainedWhenTheLastOneIsDisarmed) {
+  Watchdog w;
+  SocketPair query;
+  EXPECT_FALSE(w.drained());  // open
+  const std::uint64_t id = w.arm(query.fd[0], 100);
+  w.close();
+  w.close();  // idempotent
+  EXPECT_THROW(w.arm(query.fd[0], 100), replikit::ConnectionError);
+  EXPECT_FALSE(w.drained());  // one call still in flight, still watched
+  EXPECT_EQ(w.fire_expired(100), 1);
+  EXPECT_TRUE(w.disarm(id));
+  EXPECT_TRUE(w.drained());
+}
+
+}  // namespace
