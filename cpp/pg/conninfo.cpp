@@ -2,6 +2,8 @@
 
 #include <libpq-fe.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <memory>
 
 #include "replikit/errors.hpp"
@@ -22,11 +24,20 @@ void append_pair(std::string& out, const std::string& key, const std::string& va
   out.push_back('\'');
 }
 
+bool is_positive_integer(const char* text) {
+  errno = 0;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (end == text || errno != 0) return false;
+  while (*end == ' ' || *end == '\t') ++end;
+  return *end == '\0' && value > 0;
+}
+
 }  // namespace
 
 std::string build_conninfo(const std::string& node, const std::string& dsn,
                            const std::vector<std::pair<std::string, std::string>>& defaults,
-                           const std::string& extra_options) {
+                           const std::string& extra_options, const std::vector<std::string>& positive) {
   char* error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &error);
   if (parsed == nullptr) {
@@ -42,6 +53,9 @@ std::string build_conninfo(const std::string& node, const std::string& dsn,
   for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
     if (o->val == nullptr) continue;
     std::string key = o->keyword;
+    bool must_be_positive = false;
+    for (const auto& p : positive) must_be_positive = must_be_positive || p == key;
+    if (must_be_positive && !is_positive_integer(o->val)) continue;  // the default replaces it
     given.push_back(key);
     if (key == "options") {
       options = o->val;

@@ -363,8 +363,10 @@ ReplicatedDatabase::ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfi
   std::vector<std::string> probe_conninfos;
   for (const auto& c : m.configs) {
     require(!c.dsn.empty(), "dsn", "node '" + c.name + "' has an empty DSN");
+    // A DSN's connect_timeout=0 (libpq: forever) would let a pool connect hang: replaced.
     std::string user = detail::build_conninfo(
-        c.name, c.dsn, defaults, "-c statement_timeout=" + std::to_string(std::llround(m.options.statement_timeout_ms)));
+        c.name, c.dsn, defaults, "-c statement_timeout=" + std::to_string(std::llround(m.options.statement_timeout_ms)),
+        {"connect_timeout"});
     std::string probe = detail::build_conninfo(
         c.name, c.dsn, {{"application_name", "replikit_prober"}},
         "-c statement_timeout=" + std::to_string(std::llround(m.options.probe_timeout_ms)));

@@ -45,7 +45,9 @@ class Pool {
   Pool& operator=(const Pool&) = delete;
 
   /// A connection: an idle one (unless its socket shows the server closed it) or a new one
-  /// while fewer than `size` are open; else waits until `deadline_ns` (steady clock).
+  /// while fewer than `size` are open; else waits until `deadline_ns` (steady clock). A new
+  /// connection is bounded by the conninfo's connect_timeout (ReplicatedDatabase always sets a
+  /// positive one), except for host-name resolution, which libpq does synchronously.
   /// Throws TimeoutError when none frees up in time, ConnectionError when connecting fails.
   Lease acquire(std::int64_t deadline_ns, double acquire_timeout_ms);
   /// Closes every idle connection (after the node was seen down).

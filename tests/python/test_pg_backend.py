@@ -714,6 +714,37 @@ def test_concurrent_close_calls_all_return(cluster):
     db.close()  # and once more, idempotent
 
 
+# --------------------------------------------------------------------------- connect bounds
+def test_a_dsn_with_connect_timeout_zero_still_connects_in_bounded_time():
+    """R2: connect_timeout=0 in a DSN means 'wait forever' to libpq; replikit replaces it, so
+    a pool connect to a server that never answers the startup packet gives up in time."""
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        db = ReplicatedDatabase(("primary", f"host=127.0.0.1 port={port} user=postgres connect_timeout=0"),
+                                connect_timeout_ms=2000, probe_timeout_ms=500)
+        outcome = {}
+
+        def write():
+            started = time.monotonic()
+            try:
+                db.execute("SELECT 1")
+            except replikit.Error as exc:
+                outcome["error"] = exc
+            outcome["elapsed_s"] = time.monotonic() - started
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(8)
+        assert not writer.is_alive(), "a connect with connect_timeout=0 hung"
+        db.close()
+    assert isinstance(outcome.get("error"), replikit.ConnectionError), outcome
+    assert outcome["elapsed_s"] < 6
+
+
 # --------------------------------------------------------------------------- session time
 def test_session_time_is_wall_clock(cluster):
     """B4: session times travel in tokens between hosts, so the backend records and routes

@@ -8,11 +8,13 @@
 #include <cstring>
 #include <string>
 
+#include "../../../cpp/pg/conninfo.hpp"
 #include "../../../cpp/pg/watchdog.hpp"
 #include "replikit/errors.hpp"
 
 namespace {
 
+using replikit::pg::detail::build_conninfo;
 using replikit::pg::detail::Watchdog;
 
 struct SocketPair {
@@ -90,6 +92,24 @@ TEST(PgWatchdog, CloseRefusesNewEntriesAndIsDrainedWhenTheLastOneIsDisarmed) {
   EXPECT_EQ(w.fire_expired(100), 1);
   EXPECT_TRUE(w.disarm(id));
   EXPECT_TRUE(w.drained());
+}
+
+TEST(PgConninfo, ConnectTimeoutZeroIsReplacedAPositiveOneKept) {
+  const std::vector<std::pair<std::string, std::string>> defaults = {{"connect_timeout", "3"}};
+  auto build = [&](const std::string& dsn) { return build_conninfo("n", dsn, defaults, "", {"connect_timeout"}); };
+  for (const char* dsn : {"host=h connect_timeout=0", "host=h connect_timeout=-5", "host=h connect_timeout=' 0'",
+                          "postgresql://h/db?connect_timeout=0", "host=h"}) {
+    const std::string out = build(dsn);
+    EXPECT_NE(out.find("connect_timeout='3'"), std::string::npos) << dsn << " -> " << out;
+    EXPECT_EQ(out.find("connect_timeout='0'"), std::string::npos) << dsn << " -> " << out;
+    EXPECT_EQ(out.find("connect_timeout='-5'"), std::string::npos) << dsn << " -> " << out;
+  }
+  const std::string kept = build("host=h connect_timeout=10");
+  EXPECT_NE(kept.find("connect_timeout='10'"), std::string::npos) << kept;
+  EXPECT_EQ(kept.find("connect_timeout='3'"), std::string::npos) << kept;
+  // Without the keyword in `positive`, the DSN's value stands as before.
+  const std::string as_given = build_conninfo("n", "host=h connect_timeout=0", defaults, "");
+  EXPECT_NE(as_given.find("connect_timeout='0'"), std::string::npos) << as_given;
 }
 
 }  // namespace

@@ -30,6 +30,13 @@
 ///   run through execute() or query() stays on that connection and leaks to whichever call
 ///   uses it next (resetting each connection would cost a round trip per call). Use `SET LOCAL`
 ///   inside transaction() instead, or settings in the DSN (`options='-c name=value'`).
+/// - Connecting: replikit sets libpq's `connect_timeout` (whole seconds, from
+///   `connect_timeout_ms`) unless the DSN sets a positive one; a DSN's `connect_timeout=0`
+///   (libpq: wait forever) is replaced, so a pool connect is always bounded. One caveat that
+///   no libpq setting bounds: resolving a host *name* is synchronous inside libpq (getaddrinfo),
+///   in callers that connect and in the prober thread, which is also the watchdog; a resolver
+///   that hangs stalls both. Give nodes by address (`hostaddr=10.0.0.5`, optionally with `host`
+///   for TLS and Kerberos) where the resolver cannot be trusted to answer quickly.
 /// - Writes go to the primary in autocommit mode; afterwards `pg_current_wal_insert_lsn()`
 ///   is read on the same connection (>= the end of the commit record, also under
 ///   synchronous_commit = off) and recorded with Session::record_write. That is a second
