@@ -472,8 +472,9 @@ void bind_pg(py::module_& m) {
            py::arg("consistency") = "read_your_writes", py::arg("max_staleness_ms") = py::none(),
            py::arg("region") = py::none(), py::arg("wait_for_replica_ms") = py::none(), py::arg("dicts") = false,
            "Runs a read where the router sends it for `consistency` (a replikit.Consistency or its name). "
-           "Retries on another node after a connection error (read_retries). Monotonic and causal reads "
-           "record the LSN they saw into the session.")
+           "Retries on another node after a connection error (read_retries), so it is for reads only: writes "
+           "go through execute() or transaction(). Monotonic and causal reads record the LSN they saw into "
+           "the session.")
       .def("route_read",
            [](ReplicatedDatabase& db, const py::object& session, const py::object& consistency,
               const py::object& max_staleness_ms, const py::object& region, const py::object& wait_for_replica_ms) {

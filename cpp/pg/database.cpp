@@ -463,9 +463,10 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
                              : "connection lost during the write") +
                         "; it may or may not have committed: " + trimmed(e.what()));
   } catch (const pqxx::in_doubt_error& e) {
-    deadline.disarm();
-    m.mark_down(d.node);
-    throw CommitUnknown("node '" + node + "': " + trimmed(e.what()));
+    const bool cut = m.lost(deadline, d.node);
+    throw CommitUnknown("node '" + node + "': " +
+                        (cut ? "no answer within statement_timeout_ms + query_grace_ms; " : std::string()) +
+                        trimmed(e.what()));
   } catch (const pqxx::pqxx_exception&) {
     Impl::rethrow_mapped(deadline, conn, node, "sql", nullptr);
   }
@@ -519,10 +520,12 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
     });
     deadline.answered(conn);
   } catch (const pqxx::in_doubt_error& e) {
-    deadline.disarm();
-    m.mark_down(d.node);
-    throw CommitUnknown("node '" + node + "': connection lost during COMMIT; it may or may not have committed: " +
-                        trimmed(e.what()));
+    // As for a lost connection: a COMMIT the watchdog cut says nothing about the node's health.
+    const bool cut = m.lost(deadline, d.node);
+    throw CommitUnknown("node '" + node + "': " +
+                        (cut ? "no answer to COMMIT within statement_timeout_ms + query_grace_ms"
+                             : "connection lost during COMMIT") +
+                        "; it may or may not have committed: " + trimmed(e.what()));
   } catch (const pqxx::sql_error&) {
     if (!committed) Impl::rethrow_mapped(deadline, conn, node, "statements", nullptr);
     deadline.answered(conn);
@@ -558,11 +561,20 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   std::string last_error;
   double waited_ms = 0;
   const int attempts = 1 + m.options.read_retries;
+  bool lost_on_primary = false;
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     if (attempt > 1) m.check_open();
     double waited_now = 0;
     Decision d = m.route(session, options, &waited_now, attempt == 1);  // retries do not wait again
     waited_ms += waited_now;
+    if (lost_on_primary && d.to_primary()) {
+      // The statement may have run on the primary before the connection broke; a retry there
+      // could run it twice (query() is for reads, but a SELECT can call a function that writes).
+      // Replicas are read-only, so retrying on one is safe.
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      throw ConnectionError("read not retried on the primary after its connection was lost there; last error: " +
+                            last_error);
+    }
     if (d.node == kNoNode) {
       m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
       std::string why = std::string("no node can serve this read (") + to_string(d.reason) + "; " +
@@ -613,6 +625,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
                            " ms); the connection was closed");
       }
       last_error = "node '" + node + "': " + trimmed(e.what());
+      lost_on_primary = lost_on_primary || d.to_primary();
       continue;
     } catch (const pqxx::pqxx_exception&) {
       Impl::rethrow_mapped(deadline, *conn, node, "sql", &m.counters.read_failures);

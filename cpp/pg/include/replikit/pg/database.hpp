@@ -63,7 +63,11 @@
 ///   upper bound of what it saw, which the replicas' last probed positions trail); a
 ///   `wait_for_replica_ms` of one probe interval keeps them on replicas.
 /// - A connection error on a read marks the node down and retries elsewhere, at most
-///   `read_retries` times. Writes are never retried.
+///   `read_retries` times. Writes are never retried. query() is for reads only: its statement
+///   may run twice (on a replica, then elsewhere). Anything that writes goes through execute()
+///   or transaction(). As a safeguard for a SELECT that calls a writing function, a read whose
+///   connection to the primary was lost is not retried on the primary (replicas are read-only,
+///   so a retry there cannot repeat an effect).
 /// - close() refuses new calls at once and returns when the calls in flight have returned:
 ///   the watchdog keeps running until then, so close() takes at most statement_timeout_ms +
 ///   query_grace_ms (plus a connect in progress, bounded by connect_timeout). Concurrent
@@ -225,7 +229,8 @@ class ReplicatedDatabase {
   /// Runs `statements` in one transaction on the primary, commits, records the commit LSN.
   std::vector<QueryResult> transaction(Session& session, const std::vector<Statement>& statements);
   /// Runs a read where the router sends it for `options.consistency`; retries elsewhere
-  /// after a connection error (at most read_retries times).
+  /// after a connection error (at most read_retries times), so reads only: writes go through
+  /// execute() or transaction().
   QueryResult query(Session& session, const std::string& sql, const Params& params = {},
                     const QueryOptions& options = {});
 
