@@ -66,7 +66,7 @@ struct alignas(64) Router::ThreadState {
   std::uint32_t next_position(std::uint32_t n) noexcept {
     if (shared) return cursor.fetch_add(1, std::memory_order_relaxed) % n;
     std::uint32_t c = cursor.load(std::memory_order_relaxed);
-    if (c >= n) c = 0;
+    if (c >= n) c %= n;  // only at the wrap, or when the replica count shrank
     cursor.store(c + 1, std::memory_order_relaxed);
     return c;
   }
@@ -146,6 +146,9 @@ Router::Router(std::shared_ptr<Topology> topology, RouterConfig config)
   states_.reset(new ThreadState[kRouterThreadSlots + 1]);
   for (int i = 0; i <= kRouterThreadSlots; ++i) {
     states_[i].seed = SplitMix64(config_.seed ^ (static_cast<std::uint64_t>(i) * kGolden)).next();
+    // Threads start their turns at different replicas (slot i at the i-th), so concurrent
+    // threads do not move over the replicas in lockstep (and with sticky_reads they spread).
+    states_[i].cursor.store(static_cast<std::uint32_t>(i), std::memory_order_relaxed);
   }
   states_[kRouterThreadSlots].shared = true;
   refresh_schedule();
