@@ -149,8 +149,10 @@ struct ReplicatedDatabase::Impl {
   std::shared_ptr<Topology> topology;
   std::shared_ptr<LagTracker> tracker;
   std::shared_ptr<Router> router;
-  std::vector<std::unique_ptr<detail::Pool>> pools;  // by topology index
+  // Declared before the pools: destroyed after them, as every pooled connection detaches its
+  // watchdog entry when it is closed.
   detail::Watchdog watchdog;
+  std::vector<std::unique_ptr<detail::Pool>> pools;  // by topology index
   std::unique_ptr<detail::Prober> prober;
   std::atomic<bool> open{true};
   std::mutex close_mutex;  // serialises close()
@@ -173,19 +175,19 @@ struct ReplicatedDatabase::Impl {
   // A query's client-side deadline, armed while the call blocks in libpq.
   class Deadline {
    public:
-    Deadline(Impl& impl, pqxx::connection& conn)
-        : impl_(impl),
-          id_(impl.watchdog.arm(conn.sock(), now_ns() + ms_to_ns(impl.options.statement_timeout_ms +
-                                                                 impl.options.query_grace_ms))) {}
+    Deadline(Impl& impl, detail::Lease& conn) : impl_(impl), entry_(&conn.watch()) {
+      impl.watchdog.arm(*entry_, conn->sock(),
+                        now_ns() + ms_to_ns(impl.options.statement_timeout_ms + impl.options.query_grace_ms));
+    }
     ~Deadline() { disarm(); }
     Deadline(const Deadline&) = delete;
     Deadline& operator=(const Deadline&) = delete;
     // True when the watchdog cut the connection.
     bool disarm() {
-      if (id_ != 0) {
-        fired_ = impl_.watchdog.disarm(id_);
+      if (entry_ != nullptr) {
+        fired_ = impl_.watchdog.disarm(*entry_);
         if (fired_) impl_.counters.watchdog_fired.fetch_add(1, std::memory_order_relaxed);
-        id_ = 0;
+        entry_ = nullptr;
       }
       return fired_;
     }
@@ -198,7 +200,7 @@ struct ReplicatedDatabase::Impl {
 
    private:
     Impl& impl_;
-    std::uint64_t id_;
+    detail::Watchdog::Entry* entry_;  // armed; nullptr once disarmed
     bool fired_ = false;
   };
 
@@ -370,7 +372,7 @@ ReplicatedDatabase::ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfi
     std::string probe = detail::build_conninfo(
         c.name, c.dsn, {{"application_name", "replikit_prober"}},
         "-c statement_timeout=" + std::to_string(std::llround(m.options.probe_timeout_ms)));
-    m.pools.push_back(std::make_unique<detail::Pool>(c.name, user, m.options.pool_size));
+    m.pools.push_back(std::make_unique<detail::Pool>(c.name, user, m.options.pool_size, &m.watchdog));
     probe_conninfos.push_back(std::move(probe));
   }
   detail::ProberConfig pc;
@@ -434,7 +436,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
   out.reason = Reason::Write;
   m.counters.writes.fetch_add(1, std::memory_order_relaxed);
   bool written = false;
-  Impl::Deadline deadline(m, *conn);
+  Impl::Deadline deadline(m, conn);
   try {
     lost_connection_as_broken(*conn, [&] {
       pqxx::nontransaction tx(*conn);
@@ -488,7 +490,7 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
   m.counters.writes.fetch_add(1, std::memory_order_relaxed);
   std::vector<QueryResult> out;
   bool committed = false;
-  Impl::Deadline deadline(m, *conn);
+  Impl::Deadline deadline(m, conn);
   try {
     lost_connection_as_broken(*conn, [&] {
       {
@@ -592,7 +594,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       last_error = e.what();  // the node was marked down: retry elsewhere
       continue;
     }
-    Impl::Deadline deadline(m, **conn);
+    Impl::Deadline deadline(m, *conn);
     try {
       return lost_connection_as_broken(**conn, [&] {
         QueryResult out;

@@ -33,14 +33,16 @@ std::string trimmed(std::string s) {
 
 }  // namespace
 
-bool Lease::idle() const noexcept { return conn_ != nullptr && transaction_status(*conn_) == PQTRANS_IDLE; }
+bool Lease::idle() const noexcept { return conn_ != nullptr && transaction_status(*conn_->conn) == PQTRANS_IDLE; }
 
 Lease::~Lease() {
   if (pool_ != nullptr && conn_ != nullptr) pool_->give_back(std::move(conn_), healthy_);
 }
 
-Pool::Pool(std::string node, std::string conninfo, int size)
-    : node_(std::move(node)), conninfo_(std::move(conninfo)), size_(size) {}
+Pool::Pool(std::string node, std::string conninfo, int size, Watchdog* watchdog)
+    : node_(std::move(node)), conninfo_(std::move(conninfo)), size_(size), watchdog_(watchdog) {
+  idle_.reserve(static_cast<std::size_t>(size_));  // give_back never allocates
+}
 
 Pool::~Pool() { close(); }
 
@@ -51,9 +53,9 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms) {
   while (true) {
     if (closed_) throw ConnectionError("node '" + node_ + "': the database was closed");
     if (!idle_.empty()) {
-      std::unique_ptr<pqxx::connection> conn = std::move(idle_.back());
+      std::unique_ptr<PooledConnection> conn = std::move(idle_.back());
       idle_.pop_back();
-      if (!looks_dead(*conn)) return Lease(this, std::move(conn));
+      if (!looks_dead(*conn->conn)) return Lease(this, std::move(conn));
       --open_;
       lock.unlock();
       conn.reset();  // close outside the lock
@@ -65,12 +67,13 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms) {
       lock.unlock();
       try {
         auto conn = std::make_unique<pqxx::connection>(conninfo_);
-        // A broken connection must be discarded, not silently re-established by libpqxx.
+        // A broken connection must be discarded, not silently re-established by libpqxx (which
+        // would also give it a new socket, unknown to its watchdog entry's duplicate).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
         conn->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
-        return Lease(this, std::move(conn));
+        return Lease(this, std::make_unique<PooledConnection>(std::move(conn), watchdog_));
       } catch (const std::exception& e) {
         lock.lock();
         --open_;
@@ -89,12 +92,13 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms) {
   }
 }
 
-void Pool::give_back(std::unique_ptr<pqxx::connection> conn, bool healthy) {
-  std::unique_lock<std::mutex> lock(mutex_);
+void Pool::give_back(std::unique_ptr<PooledConnection> conn, bool healthy) {
   // The last line of defence against a connection left inside a transaction block: pooled,
   // it would hand the next user an open transaction whose writes vanish at disconnect.
   // PQtransactionStatus is a local call (no round trip).
-  if (healthy && !closed_ && conn->is_open() && transaction_status(*conn) == PQTRANS_IDLE) {
+  const bool reusable = healthy && conn->conn->is_open() && transaction_status(*conn->conn) == PQTRANS_IDLE;
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (reusable && !closed_) {
     idle_.push_back(std::move(conn));
   } else {
     --open_;
@@ -106,10 +110,12 @@ void Pool::give_back(std::unique_ptr<pqxx::connection> conn, bool healthy) {
 }
 
 void Pool::drop_idle() {
-  std::vector<std::unique_ptr<pqxx::connection>> doomed;
+  std::vector<std::unique_ptr<PooledConnection>> doomed;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    doomed.swap(idle_);
+    doomed.reserve(idle_.size());
+    for (auto& c : idle_) doomed.push_back(std::move(c));
+    idle_.clear();  // keeps its capacity: give_back never allocates
     open_ -= static_cast<int>(doomed.size());
   }
   freed_.notify_all();

@@ -9,9 +9,27 @@
 #include <string>
 #include <vector>
 
+#include "watchdog.hpp"
+
 namespace replikit::pg::detail {
 
 class Pool;
+
+/// One open connection of a pool with its watchdog entry, which holds a duplicate of the
+/// socket for the connection's life: the destructor detaches it (disarming it and closing the
+/// duplicate under the watchdog's mutex) before libpq closes the connection.
+struct PooledConnection {
+  PooledConnection(std::unique_ptr<pqxx::connection> c, Watchdog* w) : conn(std::move(c)), watchdog(w) {}
+  ~PooledConnection() {
+    if (watchdog != nullptr) watchdog->detach(watch);
+  }
+  PooledConnection(const PooledConnection&) = delete;
+  PooledConnection& operator=(const PooledConnection&) = delete;
+
+  std::unique_ptr<pqxx::connection> conn;
+  Watchdog::Entry watch;
+  Watchdog* watchdog;
+};
 
 /// A connection on loan; goes back to its pool when destroyed unless it was marked broken
 /// (or was never marked healthy: an exception that escaped leaves it broken), or libpq says it
@@ -19,13 +37,15 @@ class Pool;
 /// rolls back on the server, and never reaches another user.
 class Lease {
  public:
-  Lease(Pool* pool, std::unique_ptr<pqxx::connection> conn) : pool_(pool), conn_(std::move(conn)) {}
+  Lease(Pool* pool, std::unique_ptr<PooledConnection> conn) : pool_(pool), conn_(std::move(conn)) {}
   Lease(Lease&& other) noexcept = default;
   Lease& operator=(Lease&&) = delete;
   Lease(const Lease&) = delete;
   ~Lease();
-  pqxx::connection& operator*() const { return *conn_; }
-  pqxx::connection* operator->() const { return conn_.get(); }
+  pqxx::connection& operator*() const { return *conn_->conn; }
+  pqxx::connection* operator->() const { return conn_->conn.get(); }
+  /// The connection's watchdog entry (see Watchdog::arm).
+  Watchdog::Entry& watch() const { return conn_->watch; }
   /// The connection is fine and may be reused (still only when idle(), see give_back).
   void healthy() noexcept { healthy_ = true; }
   /// libpq reports the connection idle: no transaction block open (PQTRANS_IDLE).
@@ -33,13 +53,14 @@ class Lease {
 
  private:
   Pool* pool_;
-  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<PooledConnection> conn_;
   bool healthy_ = false;
 };
 
 class Pool {
  public:
-  Pool(std::string node, std::string conninfo, int size);
+  /// `watchdog` must outlive the pool (each connection detaches its entry when closed).
+  Pool(std::string node, std::string conninfo, int size, Watchdog* watchdog);
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -60,14 +81,15 @@ class Pool {
  private:
   friend class Lease;
   /// Pools `conn` when `healthy`, the pool is open and libpq reports it idle; closes it otherwise.
-  void give_back(std::unique_ptr<pqxx::connection> conn, bool healthy);
+  void give_back(std::unique_ptr<PooledConnection> conn, bool healthy);
 
   std::string node_;
   std::string conninfo_;
   int size_;
+  Watchdog* watchdog_;
   mutable std::mutex mutex_;
   std::condition_variable freed_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  std::vector<std::unique_ptr<PooledConnection>> idle_;
   int open_ = 0;  // idle + on loan + being opened
   bool closed_ = false;
 };

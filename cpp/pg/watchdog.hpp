@@ -1,30 +1,41 @@
 #pragma once
-// Client-side deadlines of user queries. A query arms an entry (a duplicate of its
-// connection's socket and a deadline); the prober thread calls fire_expired() every few
-// milliseconds and shuts down the socket of a query past its deadline, so the blocked libpq
-// call returns with a broken connection instead of hanging on a server that stopped answering.
+// Client-side deadlines of user queries. Every pooled connection owns a Watchdog::Entry; a
+// query arms its connection's entry with a deadline, and the prober thread calls
+// fire_expired() every few milliseconds and shuts down the socket of a query past its
+// deadline, so the blocked libpq call returns with a broken connection instead of hanging on a
+// server that stopped answering.
 //
-// The entry owns a dup() of the socket, taken at arm() and closed at disarm(): libpq may close
-// its own descriptor while the call is still inside libpq (pqDropConnection after an error),
-// and that number may then be reused by an unrelated file; the duplicate keeps the socket
-// itself open, so shutdown() always reaches the query's socket and nothing else. When dup()
-// fails (the process is out of descriptors) arm() throws ConnectionError before anything is
-// sent: an unwatched call could hang, and every call must stay bounded.
+// The entry owns a dup() of the connection's socket, taken by its first arm() (at the
+// connection's first query) and closed by detach() (when the connection is discarded), so the duplicate
+// lives exactly as long as the connection object: libpq may close its own descriptor while a
+// call is still inside libpq (pqDropConnection after an error), and that number may then be
+// reused by an unrelated file; the duplicate keeps the socket itself open, so shutdown() always
+// reaches the query's socket and nothing else. detach() disarms and closes the duplicate under
+// the watchdog's mutex, after which fire_expired() can no longer reach it. A connection never
+// changes its socket (libpqxx's reactivation is inhibited: a broken connection is discarded),
+// so one duplicate serves every query of the connection. When dup() fails (the process is out
+// of descriptors) arm() throws ConnectionError before anything is sent: an unwatched call
+// could hang, and every call must stay bounded.
 //
-// close() refuses new entries (arm() throws ConnectionError) while the entries already armed
+// Nothing here allocates: an armed entry is linked into an intrusive list (at most one entry
+// per open pooled connection, so fire_expired() and next_deadline_ns() are bounded by the
+// pools' sizes), and arm()/disarm() take the mutex once each.
+//
+// close() refuses new arms (arm() throws ConnectionError) while the entries already armed
 // keep their deadlines; drained() tells the prober thread when the last one was disarmed, so
 // it keeps firing deadlines until then and no call in flight is left unwatched.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "replikit/errors.hpp"
 
@@ -32,45 +43,81 @@ namespace replikit::pg::detail {
 
 class Watchdog {
  public:
+  /// The watch of one connection; owned by it, at a fixed address, and detach()ed before it is
+  /// destroyed.
+  /// Every field is guarded by the watchdog's mutex.
+  class Entry {
+   public:
+    Entry() = default;
+    Entry(const Entry&) = delete;
+    Entry& operator=(const Entry&) = delete;
+   private:
+    friend class Watchdog;
+    int fd_ = -1;  // our duplicate of the connection's socket, for the connection's life
+    std::int64_t deadline_ns_ = 0;
+    bool armed_ = false;
+    bool fired_ = false;
+    Entry* prev_ = nullptr;  // in the armed list
+    Entry* next_ = nullptr;
+  };
+
   Watchdog() = default;
-  ~Watchdog() {
-    for (auto& [id, e] : entries_) ::close(e.fd);
-  }
+  /// Every entry must have been detached (their connections are destroyed first).
+  ~Watchdog() { assert(attached_ == 0); }
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  /// Watches socket `fd` (through a duplicate) until disarm(); returns the entry's id.
-  /// Throws ConnectionError after close() or when the socket cannot be duplicated.
-  std::uint64_t arm(int fd, std::int64_t deadline_ns) {
+  /// Disarms `entry` and closes its duplicate (the connection is being discarded): under the
+  /// mutex, so fire_expired() can no longer shut it down. Idempotent.
+  void detach(Entry& entry) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (entry.armed_) unlink(entry);
+    if (entry.fd_ >= 0) {
+      ::close(entry.fd_);
+      entry.fd_ = -1;
+      --attached_;
+    }
+  }
+  /// Watches `entry`, the entry of the connection whose socket is `fd`, until disarm(). The
+  /// first arm() of an entry duplicates `fd` into it (once per connection). Throws
+  /// ConnectionError after close() or when the socket cannot be duplicated (nothing was sent).
+  void arm(Entry& entry, int fd, std::int64_t deadline_ns) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) throw ConnectionError("the database was closed");
-    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0) {
-      throw ConnectionError(std::string("cannot watch the query's socket (dup: ") + std::strerror(errno) +
-                            "); nothing was sent");
+    assert(!entry.armed_);
+    if (entry.fd_ < 0) {
+      const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (copy < 0) {
+        throw ConnectionError(std::string("cannot watch the query's socket (dup: ") + std::strerror(errno) +
+                              "); nothing was sent");
+      }
+      entry.fd_ = copy;
+      ++attached_;
     }
-    std::uint64_t id = next_id_++;
-    entries_[id] = Entry{copy, deadline_ns, false};
-    return id;
+    entry.deadline_ns_ = deadline_ns;
+    entry.fired_ = false;
+    entry.armed_ = true;
+    entry.prev_ = nullptr;
+    entry.next_ = head_;
+    if (head_ != nullptr) head_->prev_ = &entry;
+    head_ = &entry;
+    ++armed_;
   }
-  /// Stops watching entry `id` and closes its duplicate; true when its deadline fired.
-  bool disarm(std::uint64_t id) {
+  /// Stops watching `entry`; true when its deadline fired since arm() (false when not armed).
+  bool disarm(Entry& entry) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = entries_.find(id);
-    if (it == entries_.end()) return false;
-    bool fired = it->second.fired;
-    ::close(it->second.fd);
-    entries_.erase(it);
-    return fired;
+    if (!entry.armed_) return false;
+    unlink(entry);
+    return entry.fired_;
   }
-  /// Shuts down the socket of every entry past its deadline; returns how many fired now.
+  /// Shuts down the socket of every armed entry past its deadline; returns how many fired now.
   int fire_expired(std::int64_t now_ns) {
     std::lock_guard<std::mutex> lock(mutex_);
     int fired = 0;
-    for (auto& [id, e] : entries_) {
-      if (!e.fired && now_ns >= e.deadline_ns) {
-        ::shutdown(e.fd, SHUT_RDWR);
-        e.fired = true;
+    for (Entry* e = head_; e != nullptr; e = e->next_) {
+      if (!e->fired_ && now_ns >= e->deadline_ns_) {
+        ::shutdown(e->fd_, SHUT_RDWR);
+        e->fired_ = true;
         ++fired;
       }
     }
@@ -80,12 +127,12 @@ class Watchdog {
   std::int64_t next_deadline_ns() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::int64_t best = std::numeric_limits<std::int64_t>::max();
-    for (const auto& [id, e] : entries_) {
-      if (!e.fired && e.deadline_ns < best) best = e.deadline_ns;
+    for (const Entry* e = head_; e != nullptr; e = e->next_) {
+      if (!e->fired_ && e->deadline_ns_ < best) best = e->deadline_ns_;
     }
     return best;
   }
-  /// Refuses new entries from now on; the armed ones keep their deadlines. Idempotent.
+  /// Refuses new arms from now on; the armed entries keep their deadlines. Idempotent.
   void close() {
     std::lock_guard<std::mutex> lock(mutex_);
     closed_ = true;
@@ -93,23 +140,34 @@ class Watchdog {
   /// True after close() once every entry was disarmed: no call is left to watch.
   bool drained() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return closed_ && entries_.empty();
+    return closed_ && armed_ == 0;
   }
   /// Entries armed now.
   std::size_t armed() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return entries_.size();
+    return armed_;
+  }
+  /// Entries holding a duplicate now (open pooled connections that ran a query).
+  std::size_t attached() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return attached_;
   }
 
  private:
-  struct Entry {
-    int fd;  // our duplicate of the query's socket
-    std::int64_t deadline_ns;
-    bool fired;
-  };
+  // Caller holds mutex_ and `e` is armed.
+  void unlink(Entry& e) noexcept {
+    if (e.prev_ != nullptr) e.prev_->next_ = e.next_;
+    else head_ = e.next_;
+    if (e.next_ != nullptr) e.next_->prev_ = e.prev_;
+    e.prev_ = e.next_ = nullptr;
+    e.armed_ = false;
+    --armed_;
+  }
+
   mutable std::mutex mutex_;
-  std::unordered_map<std::uint64_t, Entry> entries_;
-  std::uint64_t next_id_ = 1;
+  Entry* head_ = nullptr;  // armed entries
+  std::size_t armed_ = 0;
+  std::size_t attached_ = 0;
   bool closed_ = false;
 };
 

@@ -1,11 +1,12 @@
 // Unit tests of the pg layer's internal helpers that need no server: the query watchdog
-// (dup()ed sockets, close/drain) and connection-string defaults.
+// (a dup()ed socket per connection, close/drain) and connection-string defaults.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "../../../cpp/pg/conninfo.hpp"
@@ -32,9 +33,10 @@ ssize_t read_now(int fd, char* buffer, std::size_t size) { return ::recv(fd, buf
 
 TEST(PgWatchdog, FiresOnTheQuerysSocketEvenAfterItsNumberWasReused) {
   Watchdog w;
+  Watchdog::Entry entry;
   SocketPair query;
   const int number = query.fd[0];
-  const std::uint64_t id = w.arm(number, /*deadline_ns=*/100);
+  w.arm(entry, number, /*deadline_ns=*/100);
   // libpq drops its descriptor while the call is still running (pqDropConnection) ...
   ASSERT_EQ(::close(query.fd[0]), 0);
   query.fd[0] = -1;
@@ -54,44 +56,95 @@ TEST(PgWatchdog, FiresOnTheQuerysSocketEvenAfterItsNumberWasReused) {
   ASSERT_EQ(::send(other.fd[0], "x", 1, MSG_NOSIGNAL), 1) << std::strerror(errno);
   EXPECT_EQ(read_now(other.fd[1], buffer, sizeof buffer), 1);
 
-  EXPECT_TRUE(w.disarm(id));
-  EXPECT_FALSE(w.disarm(id));
+  EXPECT_TRUE(w.disarm(entry));
+  EXPECT_FALSE(w.disarm(entry));
   EXPECT_EQ(w.armed(), 0u);
+  w.detach(entry);
+  EXPECT_EQ(w.attached(), 0u);
 }
 
-TEST(PgWatchdog, DisarmClosesTheDuplicateAndANotFiredEntryReportsFalse) {
+TEST(PgWatchdog, TheDuplicateLivesAsLongAsTheConnectionNotJustOneQuery) {
   Watchdog w;
+  Watchdog::Entry entry;
   SocketPair query;
-  const std::uint64_t id = w.arm(query.fd[0], 1'000'000'000);
+  const int number = query.fd[0];
+  w.arm(entry, number, 1'000'000'000);
+  EXPECT_EQ(w.attached(), 1u);
+  EXPECT_FALSE(w.disarm(entry));
+  // A second query of the same connection reuses the duplicate: no new descriptor.
+  w.arm(entry, number, 2'000'000'000);
+  EXPECT_EQ(w.attached(), 1u);
+  EXPECT_EQ(w.next_deadline_ns(), 2'000'000'000);
   ASSERT_EQ(::close(query.fd[0]), 0);
   query.fd[0] = -1;
   char buffer[8];
   // The duplicate keeps the socket open while armed: no end of stream yet.
   EXPECT_EQ(read_now(query.fd[1], buffer, sizeof buffer), -1);
   EXPECT_EQ(errno, EAGAIN);
-  EXPECT_FALSE(w.disarm(id));
-  // Disarmed: the last descriptor of the socket is closed.
+  EXPECT_FALSE(w.disarm(entry));
+  // ... and after the query, for as long as the connection lives.
+  EXPECT_EQ(read_now(query.fd[1], buffer, sizeof buffer), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  // The connection is discarded: the last descriptor of the socket is closed.
+  w.detach(entry);
+  EXPECT_EQ(w.attached(), 0u);
   EXPECT_EQ(read_now(query.fd[1], buffer, sizeof buffer), 0);
+  w.detach(entry);  // idempotent
+  EXPECT_EQ(w.attached(), 0u);
+}
+
+TEST(PgWatchdog, DetachDisarmsSoTheDeadlineCanNoLongerFireOnTheDuplicate) {
+  Watchdog w;
+  Watchdog::Entry entry, other_entry;
+  SocketPair query, other;
+  w.arm(entry, query.fd[0], 100);
+  w.arm(other_entry, other.fd[0], 100);
+  EXPECT_EQ(w.armed(), 2u);
+  w.detach(entry);  // e.g. the connection is destroyed while its call unwinds
+  EXPECT_EQ(w.armed(), 1u);
+  EXPECT_EQ(w.attached(), 1u);
+  EXPECT_EQ(w.fire_expired(100), 1);  // only the entry still armed
+  EXPECT_FALSE(w.disarm(entry));
+  char buffer[8];
+  ASSERT_EQ(::send(query.fd[0], "x", 1, MSG_NOSIGNAL), 1) << std::strerror(errno);
+  EXPECT_EQ(read_now(query.fd[1], buffer, sizeof buffer), 1);  // never shut down
+  EXPECT_EQ(read_now(other.fd[1], buffer, sizeof buffer), 0);
+  EXPECT_TRUE(w.disarm(other_entry));
+  // Re-armed, an entry starts unfired.
+  w.arm(other_entry, other.fd[0], 500);
+  EXPECT_EQ(w.next_deadline_ns(), 500);
+  EXPECT_FALSE(w.disarm(other_entry));
+  w.detach(other_entry);
+  EXPECT_EQ(w.attached(), 0u);
 }
 
 TEST(PgWatchdog, ASocketThatCannotBeDuplicatedIsRefusedNotLeftUnwatched) {
   Watchdog w;
-  EXPECT_THROW(w.arm(-1, 100), replikit::ConnectionError);
+  Watchdog::Entry entry;
+  EXPECT_THROW(w.arm(entry, -1, 100), replikit::ConnectionError);
   EXPECT_EQ(w.armed(), 0u);
+  EXPECT_EQ(w.attached(), 0u);
+  EXPECT_EQ(w.next_deadline_ns(), std::numeric_limits<std::int64_t>::max());
+  EXPECT_FALSE(w.disarm(entry));
 }
 
 TEST(PgWatchdog, CloseRefusesNewEntriesAndIsDrainedWhenTheLastOneIsDisarmed) {
   Watchdog w;
+  Watchdog::Entry entry, late;
   SocketPair query;
   EXPECT_FALSE(w.drained());  // open
-  const std::uint64_t id = w.arm(query.fd[0], 100);
+  w.arm(entry, query.fd[0], 100);
   w.close();
   w.close();  // idempotent
-  EXPECT_THROW(w.arm(query.fd[0], 100), replikit::ConnectionError);
-  EXPECT_FALSE(w.drained());  // one call still in flight, still watched
+  EXPECT_THROW(w.arm(late, query.fd[0], 100), replikit::ConnectionError);
+  EXPECT_EQ(w.attached(), 1u);  // the refused arm took no duplicate
+  EXPECT_FALSE(w.drained());    // one call still in flight, still watched
   EXPECT_EQ(w.fire_expired(100), 1);
-  EXPECT_TRUE(w.disarm(id));
+  EXPECT_TRUE(w.disarm(entry));
   EXPECT_TRUE(w.drained());
+  w.detach(entry);
+  w.detach(late);
+  EXPECT_EQ(w.attached(), 0u);
 }
 
 TEST(PgConninfo, ConnectTimeoutZeroIsReplacedAPositiveOneKept) {

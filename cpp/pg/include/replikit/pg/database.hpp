@@ -16,9 +16,11 @@
 ///   (a "replica" that is not in recovery is also taken out of routing; no failover here).
 ///   The same thread is the watchdog of user queries: a query that outlives
 ///   `statement_timeout_ms` + `query_grace_ms` has its socket shut down, so even a server
-///   that stopped answering cannot hang a call. (The watchdog holds a dup() of the socket
-///   while the call runs, so it never shuts down a descriptor number libpq closed and the
-///   process reused; if dup() fails, the call throws ConnectionError before sending anything.)
+///   that stopped answering cannot hang a call. (The watchdog holds a dup() of each pooled
+///   connection's socket, taken at its first query and closed when the connection is
+///   discarded, so it never shuts down a descriptor number libpq closed and the process
+///   reused; each open pooled connection thus uses two descriptors. If dup() fails, the call
+///   throws ConnectionError before sending anything.)
 /// - Pools: one per node, at most `pool_size` connections; acquire waits at most
 ///   `acquire_timeout_ms` (TimeoutError). A connection that broke is discarded, never pooled;
 ///   an idle one whose socket turned readable (the server closed it) is discarded on acquire.
