@@ -223,10 +223,18 @@ struct ReplicatedDatabase::Impl {
 
   // A pooled connection to `node`. A node that cannot be connected to is marked down (nothing
   // was sent to it); a TimeoutError (the pool stayed exhausted) says nothing about the node.
-  detail::Lease acquire(int node) {
+  // For a write, and for any call on the primary, every idle connection's socket is checked
+  // first: a write sent on a connection the server already closed would end in CommitUnknown,
+  // and a read that lost its connection to the primary marks the primary down (failing writes
+  // until its next probe) and is not retried there (R7). A read on a replica skips the check
+  // (a poll() per call) on connections idle for less than kReadIdleCheckNs: if one died since,
+  // the read fails over like after any lost connection.
+  detail::Lease acquire(int node, bool write) {
+    const bool check_all = write || node == topology->primary();
     try {
       return pools[static_cast<std::size_t>(node)]->acquire(now_ns() + ms_to_ns(options.acquire_timeout_ms),
-                                                            options.acquire_timeout_ms);
+                                                            options.acquire_timeout_ms,
+                                                            check_all ? 0 : detail::kReadIdleCheckNs);
     } catch (const ConnectionError&) {
       if (open.load(std::memory_order_acquire)) mark_down(node);  // a closed pool says nothing about the node
       throw;
@@ -430,7 +438,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
   }
   const std::string node = m.topology->name(d.node);
   Router::InFlight in_flight(*m.router, d.node);
-  detail::Lease conn = m.acquire(d.node);
+  detail::Lease conn = m.acquire(d.node, /*write=*/true);
   QueryResult out;
   out.node = node;
   out.reason = Reason::Write;
@@ -486,7 +494,7 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
   }
   const std::string node = m.topology->name(d.node);
   Router::InFlight in_flight(*m.router, d.node);
-  detail::Lease conn = m.acquire(d.node);
+  detail::Lease conn = m.acquire(d.node, /*write=*/true);
   m.counters.writes.fetch_add(1, std::memory_order_relaxed);
   std::vector<QueryResult> out;
   bool committed = false;
@@ -589,7 +597,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     Router::InFlight in_flight(*m.router, d.node);
     std::optional<detail::Lease> conn;
     try {
-      conn.emplace(m.acquire(d.node));
+      conn.emplace(m.acquire(d.node, /*write=*/false));
     } catch (const ConnectionError& e) {
       last_error = e.what();  // the node was marked down: retry elsewhere
       continue;

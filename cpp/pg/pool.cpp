@@ -46,7 +46,8 @@ Pool::Pool(std::string node, std::string conninfo, int size, Watchdog* watchdog)
 
 Pool::~Pool() { close(); }
 
-Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms) {
+Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::int64_t check_idle_ns) {
+  std::int64_t now = 0;  // read once, only when a connection's idle time matters
   std::unique_lock<std::mutex> lock(mutex_);
   // Bounded: each pass returns, throws, discards one idle connection (at most size_ of
   // them), or waits no later than the deadline, after which it returns or throws.
@@ -55,7 +56,12 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms) {
     if (!idle_.empty()) {
       std::unique_ptr<PooledConnection> conn = std::move(idle_.back());
       idle_.pop_back();
-      if (!looks_dead(*conn->conn)) return Lease(this, std::move(conn));
+      bool check = check_idle_ns <= 0 || !conn->conn->is_open();
+      if (!check) {
+        if (now == 0) now = clock_ns();
+        check = now - conn->idle_since_ns >= check_idle_ns;
+      }
+      if (!check || !looks_dead(*conn->conn)) return Lease(this, std::move(conn));
       --open_;
       lock.unlock();
       conn.reset();  // close outside the lock
@@ -97,6 +103,7 @@ void Pool::give_back(std::unique_ptr<PooledConnection> conn, bool healthy) {
   // it would hand the next user an open transaction whose writes vanish at disconnect.
   // PQtransactionStatus is a local call (no round trip).
   const bool reusable = healthy && conn->conn->is_open() && transaction_status(*conn->conn) == PQTRANS_IDLE;
+  if (reusable) conn->idle_since_ns = clock_ns();
   std::unique_lock<std::mutex> lock(mutex_);
   if (reusable && !closed_) {
     idle_.push_back(std::move(conn));

@@ -15,6 +15,11 @@ namespace replikit::pg::detail {
 
 class Pool;
 
+/// Connections idle in a replica's pool for less than this are handed to reads without
+/// checking their socket (a poll() per call); calls on the primary always check (see
+/// ReplicatedDatabase::Impl::acquire).
+inline constexpr std::int64_t kReadIdleCheckNs = 1'000'000'000;
+
 /// One open connection of a pool with its watchdog entry, which holds a duplicate of the
 /// socket for the connection's life: the destructor detaches it (disarming it and closing the
 /// duplicate under the watchdog's mutex) before libpq closes the connection.
@@ -29,6 +34,7 @@ struct PooledConnection {
   std::unique_ptr<pqxx::connection> conn;
   Watchdog::Entry watch;
   Watchdog* watchdog;
+  std::int64_t idle_since_ns = 0;  // steady clock, when it went back to the pool
 };
 
 /// A connection on loan; goes back to its pool when destroyed unless it was marked broken
@@ -65,12 +71,14 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  /// A connection: an idle one (unless its socket shows the server closed it) or a new one
-  /// while fewer than `size` are open; else waits until `deadline_ns` (steady clock). A new
-  /// connection is bounded by the conninfo's connect_timeout (ReplicatedDatabase always sets a
-  /// positive one), except for host-name resolution, which libpq does synchronously.
+  /// A connection: an idle one or a new one while fewer than `size` are open; else waits until
+  /// `deadline_ns` (steady clock). An idle connection idle for at least `check_idle_ns` whose
+  /// socket shows the server closed it (readable) is discarded and the next one tried; 0 checks
+  /// every idle connection (one poll() each). A new connection is bounded by the conninfo's
+  /// connect_timeout (ReplicatedDatabase always sets a positive one), except for host-name
+  /// resolution, which libpq does synchronously.
   /// Throws TimeoutError when none frees up in time, ConnectionError when connecting fails.
-  Lease acquire(std::int64_t deadline_ns, double acquire_timeout_ms);
+  Lease acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::int64_t check_idle_ns = 0);
   /// Closes every idle connection (after the node was seen down).
   void drop_idle();
   /// Closes idle connections and refuses new acquires.

@@ -643,6 +643,45 @@ def test_psycopg_router_discards_a_connection_left_in_a_transaction(cluster):
             assert conn is same and not conn.closed
 
 
+def test_a_pooled_connection_the_server_closed_is_not_used(cluster):
+    """A pooled connection whose backend ended while it was idle in the pool is discarded on
+    acquire and a fresh one is used: on the primary right away (a write sent on it would end
+    in CommitUnknown, a read would mark the primary down), on a replica once it was idle for
+    1 s or more. Nothing fails, nothing is retried, no node is marked down."""
+
+    def terminate(node: str, pid: int) -> None:
+        cluster.sql(node, f"SELECT pg_terminate_backend({pid})")
+        wait_until(lambda: not cluster.sql(node, f"SELECT 1 FROM pg_stat_activity WHERE pid = {pid}"), 5,
+                   f"backend {pid} on {node} gone")
+        time.sleep(0.05)  # its goodbye reached our socket
+
+    with open_db(cluster, pool_size=1) as db:
+        pid = backend_pid(db)
+        terminate("primary", pid)
+        w = db.execute("INSERT INTO rk_items (owner, v) VALUES (-11, 'fresh connection')")
+        assert w.node == "primary" and w.lsn.valid()
+        pid = backend_pid(db)  # the write's connection, pooled
+        terminate("primary", pid)
+        r = db.query("SELECT pg_backend_pid()", consistency="strong")
+        assert r.node == "primary" and r.attempts == 1 and r.scalar() != pid
+        stats = db.stats()
+        assert stats["nodes_marked_down"] == 0 and stats["read_retries"] == 0, stats
+        assert db.node("primary").up
+
+    with ReplicatedDatabase(("primary", cluster.dsn("primary")), [("r1", cluster.dsn("r1"))],
+                            pool_size=1) as db:
+        assert db.wait_probes(2, 5000)
+        first = db.query("SELECT pg_backend_pid()", consistency="eventual")
+        assert first.node == "r1"
+        terminate("r1", first.scalar())
+        time.sleep(1.1)  # idle for longer than the replica check's threshold
+        r = db.query("SELECT pg_backend_pid()", consistency="eventual")
+        assert r.node == "r1" and r.attempts == 1 and r.scalar() != first.scalar()
+        stats = db.stats()
+        assert stats["nodes_marked_down"] == 0 and stats["read_retries"] == 0, stats
+        assert db.node("r1").up
+
+
 # --------------------------------------------------------------------------- close()
 def test_close_keeps_a_call_on_a_frozen_server_bounded(cluster):
     """B2: close() while a query waits on a backend that stopped answering (SIGSTOP): the

@@ -23,7 +23,12 @@
 ///   throws ConnectionError before sending anything.)
 /// - Pools: one per node, at most `pool_size` connections; acquire waits at most
 ///   `acquire_timeout_ms` (TimeoutError). A connection that broke is discarded, never pooled;
-///   an idle one whose socket turned readable (the server closed it) is discarded on acquire.
+///   an idle one whose socket turned readable (the server closed it) is discarded on acquire:
+///   always on the primary (one poll(); a write sent on it would end in CommitUnknown), and on
+///   a replica when it was idle for 1 s or more. A replica read on a connection that died less
+///   than 1 s after its last use is handled like any lost connection (the replica is marked
+///   down until its next good probe and the read is retried elsewhere, see below): this saves
+///   a system call per replica read.
 ///   A connection goes back to the pool only when libpq reports it idle (PQtransactionStatus
 ///   is PQTRANS_IDLE, a local check): one left inside a transaction block, aborted or not, is
 ///   closed, which rolls the transaction back on the server.
