@@ -30,6 +30,12 @@ constexpr const char* kObservedLsnSql = "SELECT COALESCE(pg_last_wal_replay_lsn(
 
 std::int64_t ms_to_ns(double ms) { return static_cast<std::int64_t>(std::llround(ms * 1e6)); }
 
+// require() for the per-call checks: builds its message (a std::string, often a heap
+// allocation) only when the check fails, not on every call.
+inline void check_argument(bool condition, const char* argument, const char* message) {
+  if (!condition) require(false, argument, message);
+}
+
 // Session time (the time-window rule of Session::record_write and Router::route_read): tokens
 // carry it between processes and hosts, so it is wall-clock time, unlike everything else here.
 std::int64_t session_now_ns() { return ReplicatedDatabase::wall_clock_ns(); }
@@ -106,6 +112,12 @@ auto lost_connection_as_broken(pqxx::connection& conn, F&& body) -> decltype(bod
 
 pqxx::result run(pqxx::transaction_base& tx, const std::string& sql, const Params& params) {
   if (params.empty()) return tx.exec(sql);  // simple protocol: several statements allowed
+  constexpr std::size_t kOnStack = 8;
+  if (params.size() <= kOnStack) {  // the usual case: no allocation for the value pointers
+    const char* values[kOnStack];
+    for (std::size_t k = 0; k < params.size(); ++k) values[k] = params[k] ? params[k]->c_str() : nullptr;  // NULL
+    return tx.exec_params(sql, pqxx::prepare::make_dynamic_params(values + 0, values + params.size()));
+  }
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);  // nullptr: SQL NULL
@@ -145,6 +157,8 @@ Lsn lsn_of(const pqxx::result& r) {
 
 struct ReplicatedDatabase::Impl {
   DatabaseOptions options;
+  std::int64_t acquire_timeout_ns = 0;  // options.acquire_timeout_ms
+  std::int64_t query_timeout_ns = 0;    // options.statement_timeout_ms + query_grace_ms
   std::vector<NodeConfig> configs;  // by topology index
   std::shared_ptr<Topology> topology;
   std::shared_ptr<LagTracker> tracker;
@@ -177,7 +191,7 @@ struct ReplicatedDatabase::Impl {
    public:
     Deadline(Impl& impl, detail::Lease& conn) : impl_(impl), entry_(&conn.watch()) {
       impl.watchdog.arm(*entry_, conn->sock(),
-                        now_ns() + ms_to_ns(impl.options.statement_timeout_ms + impl.options.query_grace_ms));
+                        now_ns() + impl.query_timeout_ns);
     }
     ~Deadline() { disarm(); }
     Deadline(const Deadline&) = delete;
@@ -232,7 +246,7 @@ struct ReplicatedDatabase::Impl {
   detail::Lease acquire(int node, bool write) {
     const bool check_all = write || node == topology->primary();
     try {
-      return pools[static_cast<std::size_t>(node)]->acquire(now_ns() + ms_to_ns(options.acquire_timeout_ms),
+      return pools[static_cast<std::size_t>(node)]->acquire(now_ns() + acquire_timeout_ns,
                                                             options.acquire_timeout_ms,
                                                             check_all ? 0 : detail::kReadIdleCheckNs);
     } catch (const ConnectionError&) {
@@ -291,7 +305,7 @@ struct ReplicatedDatabase::Impl {
     ro.max_staleness_ms = q.max_staleness_ms;
     if (!q.region.empty()) {
       ro.region = topology->region_id(q.region);
-      require(ro.region != kNoNode, "region", "no node is in region '" + q.region + "'");
+      if (ro.region == kNoNode) require(false, "region", "no node is in region '" + q.region + "'");
     }
     return ro;
   }
@@ -341,6 +355,8 @@ ReplicatedDatabase::ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfi
   Impl& m = *impl_;
   check_options(options);
   m.options = std::move(options);
+  m.acquire_timeout_ns = ms_to_ns(m.options.acquire_timeout_ms);
+  m.query_timeout_ns = ms_to_ns(m.options.statement_timeout_ms + m.options.query_grace_ms);
   auto spec = [](const NodeConfig& c) {
     NodeSpec s;
     s.name = c.name;
@@ -431,7 +447,7 @@ std::int64_t ReplicatedDatabase::wall_clock_ns() noexcept {
 QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql, const Params& params) {
   Impl& m = *impl_;
   m.check_open();
-  require(!sql.empty(), "sql", "must not be empty");
+  check_argument(!sql.empty(), "sql", "must not be empty");
   Decision d = m.router->route_write();
   if (d.node == kNoNode) {
     throw ConnectionError(m.primary_down_message() + ": the write was not sent");
@@ -486,8 +502,8 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
 std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const std::vector<Statement>& statements) {
   Impl& m = *impl_;
   m.check_open();
-  require(!statements.empty(), "statements", "must not be empty");
-  for (const auto& s : statements) require(!s.sql.empty(), "statements", "a statement's sql is empty");
+  check_argument(!statements.empty(), "statements", "must not be empty");
+  for (const auto& s : statements) check_argument(!s.sql.empty(), "statements", "a statement's sql is empty");
   Decision d = m.router->route_write();
   if (d.node == kNoNode) {
     throw ConnectionError(m.primary_down_message() + ": the transaction was not sent");
@@ -562,10 +578,10 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
                                       const QueryOptions& options) {
   Impl& m = *impl_;
   m.check_open();
-  require(!sql.empty(), "sql", "must not be empty");
-  require(options.wait_for_replica_ms < 0 || (std::isfinite(options.wait_for_replica_ms) &&
-                                              options.wait_for_replica_ms <= 60000),
-          "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");
+  check_argument(!sql.empty(), "sql", "must not be empty");
+  check_argument(options.wait_for_replica_ms < 0 || (std::isfinite(options.wait_for_replica_ms) &&
+                                                     options.wait_for_replica_ms <= 60000),
+                 "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");
   const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;
   m.counters.reads.fetch_add(1, std::memory_order_relaxed);
   std::string last_error;
