@@ -93,18 +93,36 @@ struct Totals {
   std::map<std::string, long> per_node;
 };
 
-template <typename Body>
-void run_clients(const Args& a, Totals& totals, Body body) {
+// Runs a.clients threads for a.seconds; thread c calls make_client(c) once (a per-thread setup
+// returning `bool query(long aid)`, true when exactly one row came back) and then queries random
+// aids until the time is up. Counts queries and errors into `totals`.
+template <typename MakeClient>
+void run_clients(const Args& a, Totals& totals, MakeClient make_client) {
   std::atomic<bool> go{false}, stop{false};
   std::vector<std::thread> threads;
   for (int c = 0; c < a.clients; ++c) {
-    threads.emplace_back([&, c] { body(c, go, stop); });
+    threads.emplace_back([&, c] {
+      auto query = make_client(c);
+      std::mt19937_64 rng(static_cast<std::uint64_t>(c) + 1);
+      std::uniform_int_distribution<long> aid(1, a.rows);
+      while (!go.load()) std::this_thread::yield();
+      long n = 0, errors = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        try {
+          if (!query(aid(rng))) ++errors;
+          ++n;
+        } catch (const std::exception&) {
+          ++errors;
+        }
+      }
+      totals.queries += n;
+      totals.errors += errors;
+    });
   }
   go.store(true);
   std::this_thread::sleep_for(std::chrono::duration<double>(a.seconds));
   stop.store(true);
   for (auto& t : threads) t.join();
-  (void)totals;
 }
 
 }  // namespace
@@ -118,23 +136,11 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<pqxx::connection>> conns;
     for (int c = 0; c < a.clients; ++c) conns.push_back(std::make_unique<pqxx::connection>(a.dsn));
     start = std::chrono::steady_clock::now();
-    run_clients(a, totals, [&](int c, std::atomic<bool>& go, std::atomic<bool>& stop) {
-      std::mt19937_64 rng(static_cast<std::uint64_t>(c) + 1);
-      std::uniform_int_distribution<long> aid(1, a.rows);
-      while (!go.load()) std::this_thread::yield();
-      long n = 0, errors = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
-        try {
-          pqxx::nontransaction tx(*conns[c]);
-          pqxx::result r = tx.exec_params(kSql, std::to_string(aid(rng)));
-          if (r.size() != 1) ++errors;
-          ++n;
-        } catch (const std::exception& e) {
-          ++errors;
-        }
-      }
-      totals.queries += n;
-      totals.errors += errors;
+    run_clients(a, totals, [&](int c) {
+      return [&conn = *conns[c]](long aid) {
+        pqxx::nontransaction tx(conn);
+        return tx.exec_params(kSql, std::to_string(aid)).size() == 1;
+      };
     });
     end = std::chrono::steady_clock::now();
     totals.per_node["direct"] = totals.queries.load();
@@ -164,23 +170,10 @@ int main(int argc, char** argv) {
     }
     db.router()->reset_counters();
     start = std::chrono::steady_clock::now();
-    run_clients(a, totals, [&](int c, std::atomic<bool>& go, std::atomic<bool>& stop) {
-      std::mt19937_64 rng(static_cast<std::uint64_t>(c) + 1);
-      std::uniform_int_distribution<long> aid(1, a.rows);
-      replikit::Session session;
-      while (!go.load()) std::this_thread::yield();
-      long n = 0, errors = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
-        try {
-          replikit::pg::QueryResult r = db.query(session, kSql, {std::to_string(aid(rng))}, qo);
-          if (r.rows.size() != 1) ++errors;
-          ++n;
-        } catch (const std::exception& e) {
-          ++errors;
-        }
-      }
-      totals.queries += n;
-      totals.errors += errors;
+    run_clients(a, totals, [&](int) {
+      return [&db, &qo, session = replikit::Session()](long aid) mutable {
+        return db.query(session, kSql, {std::to_string(aid)}, qo).rows.size() == 1;
+      };
     });
     end = std::chrono::steady_clock::now();
     auto counters = db.router()->counters();
