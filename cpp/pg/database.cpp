@@ -9,6 +9,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <stdexcept>
 #include <condition_variable>
 #include <mutex>
 
@@ -151,6 +153,127 @@ void fill(QueryResult& out, const pqxx::result& r) {
 Lsn lsn_of(const pqxx::result& r) {
   if (r.size() != 1 || r.columns() != 1 || r[0][0].is_null()) return Lsn();
   return Lsn::parse(r[0][0].c_str(), "lsn");
+}
+
+// ---- the read path on libpq directly ----
+//
+// query() runs its statement (and the observed-LSN query of a Monotonic/Causal read) with
+// libpq's synchronous calls on the pooled connection's PGconn (detail::raw_connection), not
+// through a libpqxx transaction object: that setup and teardown, and converting a pqxx::result,
+// cost about a third of a point select's client time. Invariant: no libpqxx transaction object
+// is open on the connection while query() uses its PGconn (query() never creates one, and a
+// Lease is used by one call at a time), so libpqxx is not in the middle of anything on it; each
+// libpq call returns with the connection idle or broken (or, after a COPY, not idle: such a
+// connection is never pooled, see Deadline::answered), never with a query in progress. The
+// errors map exactly as libpqxx's did (see raw_exec). The watchdog cuts a blocked PQexec or
+// PQexecParams the same way it cut libpqxx's (which runs the same calls): shutdown() of the
+// socket makes libpq's recv() see end of file (or send() fail), libpq marks the connection
+// CONNECTION_BAD and the call returns, which raw_exec reports as a lost connection.
+
+// The connection was lost (libpq reports it bad, or the server's error ended the session):
+// handled like pqxx::broken_connection.
+struct RawLost : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// Any other libpq failure without a server error (no result: out of memory; an unexpected
+// result status): handled like pqxx::failure.
+struct RawFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Owns a PGresult: PQclear on every path.
+class PgResult {
+ public:
+  explicit PgResult(PGresult* r) noexcept : r_(r) {}
+  ~PgResult() {
+    if (r_ != nullptr) PQclear(r_);
+  }
+  PgResult(PgResult&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  PgResult& operator=(PgResult&&) = delete;
+  PgResult(const PgResult&) = delete;
+  PgResult& operator=(const PgResult&) = delete;
+  const PGresult* get() const noexcept { return r_; }
+
+ private:
+  PGresult* r_;
+};
+
+// Runs `sql` on `conn` (PQexec without parameters: simple protocol, several statements allowed,
+// as libpqxx's exec(); PQexecParams with text parameters otherwise, nullptr for NULL) and maps
+// the outcome as libpqxx 6.4 did: a connection libpq no longer reports OK is lost whatever the
+// result says (connection_base::check_result); no result is a failure; an error result throws
+// QueryError with the server's message and SQLSTATE (libpqxx's class-40 exceptions carried
+// the same SQLSTATE once restored by to_query_error), except a class-08 or 57P one, which ended
+// the session (lost_connection_as_broken). Empty query, command, tuples and COPY results pass.
+PgResult raw_exec(PGconn* conn, const std::string& sql, const Params& params) {
+  if (conn == nullptr) throw RawLost("no connection");
+  PGresult* r = nullptr;
+  if (params.empty()) {
+    r = PQexec(conn, sql.c_str());
+  } else {
+    constexpr std::size_t kOnStack = 8;
+    const char* on_stack[kOnStack];
+    std::vector<const char*> on_heap;
+    const char** values = on_stack;
+    if (params.size() > kOnStack) {
+      on_heap.resize(params.size());
+      values = on_heap.data();
+    }
+    for (std::size_t k = 0; k < params.size(); ++k) values[k] = params[k] ? params[k]->c_str() : nullptr;  // NULL
+    r = PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr, values, nullptr, nullptr, 0);
+  }
+  PgResult result(r);
+  if (PQstatus(conn) != CONNECTION_OK) throw RawLost(trimmed(PQerrorMessage(conn)));
+  if (r == nullptr) throw RawFailure(trimmed(PQerrorMessage(conn)));
+  switch (PQresultStatus(r)) {
+    case PGRES_EMPTY_QUERY:
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_COPY_OUT:
+    case PGRES_COPY_IN:
+      return result;
+    case PGRES_BAD_RESPONSE:
+    case PGRES_NONFATAL_ERROR:
+    case PGRES_FATAL_ERROR: {
+      const char* field = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      std::string state = field != nullptr ? field : "";
+      std::string message = trimmed(PQresultErrorMessage(r));
+      if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0) throw RawLost(message);
+      throw QueryError(message, std::move(state));
+    }
+    default:
+      throw RawFailure("unexpected result status " + std::string(PQresStatus(PQresultStatus(r))));
+  }
+}
+
+void fill(QueryResult& out, const PGresult* r) {
+  const int columns = PQnfields(r);
+  const int rows = PQntuples(r);
+  out.columns.reserve(static_cast<std::size_t>(columns));
+  out.type_oids.reserve(static_cast<std::size_t>(columns));
+  for (int c = 0; c < columns; ++c) {
+    out.columns.emplace_back(PQfname(r, c));
+    out.type_oids.push_back(static_cast<std::uint32_t>(PQftype(r, c)));
+  }
+  out.rows.resize(static_cast<std::size_t>(rows));
+  for (int t = 0; t < rows; ++t) {
+    auto& values = out.rows[static_cast<std::size_t>(t)];
+    values.reserve(static_cast<std::size_t>(columns));
+    for (int c = 0; c < columns; ++c) {
+      if (PQgetisnull(r, t, c)) {
+        values.emplace_back(std::nullopt);
+      } else {
+        values.emplace_back(std::in_place, PQgetvalue(r, t, c), static_cast<std::size_t>(PQgetlength(r, t, c)));
+      }
+    }
+  }
+  const char* affected = PQcmdTuples(const_cast<PGresult*>(r));  // as pqxx::result::affected_rows()
+  out.affected_rows = affected[0] != '\0' ? std::strtoll(affected, nullptr, 10) : 0;
+}
+
+Lsn lsn_of(const PGresult* r) {
+  if (PQntuples(r) != 1 || PQnfields(r) != 1 || PQgetisnull(r, 0, 0)) return Lsn();
+  return Lsn::parse(PQgetvalue(r, 0, 0), "lsn");
 }
 
 }  // namespace
@@ -609,7 +732,8 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       throw ConnectionError(why);
     }
     if (attempt > 1) m.counters.retries.fetch_add(1, std::memory_order_relaxed);
-    const std::string node = m.topology->name(d.node);
+    // Topology names live in fixed slots and never change: a reference, not a copy.
+    const std::string& node = m.topology->name(d.node);
     Router::InFlight in_flight(*m.router, d.node);
     std::optional<detail::Lease> conn;
     try {
@@ -618,30 +742,30 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       last_error = e.what();  // the node was marked down: retry elsewhere
       continue;
     }
+    // libpq directly (see raw_exec): no libpqxx transaction object is ever open on a leased
+    // connection in query(), so libpqxx is not in the middle of anything on it.
+    PGconn* const raw = detail::raw_connection(**conn);
     Impl::Deadline deadline(m, *conn);
     try {
-      return lost_connection_as_broken(**conn, [&] {
-        QueryResult out;
-        out.node = node;
-        out.reason = d.reason;
-        out.attempts = attempt;
-        out.waited_ms = waited_ms;
-        pqxx::nontransaction tx(**conn);
-        fill(out, run(tx, sql, params));
-        require_no_open_transaction(**conn, "sql");
-        if (observe) {
-          out.lsn = lsn_of(tx.exec(kObservedLsnSql));
-          session.observe(out.lsn);
-        }
-        deadline.answered(*conn);
-        (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads)
-            .fetch_add(1, std::memory_order_relaxed);
-        return out;
-      });
+      QueryResult out;
+      out.node = node;
+      out.reason = d.reason;
+      out.attempts = attempt;
+      out.waited_ms = waited_ms;
+      fill(out, raw_exec(raw, sql, params).get());
+      require_no_open_transaction(**conn, "sql");
+      if (observe) {
+        out.lsn = lsn_of(raw_exec(raw, kObservedLsnSql, {}).get());
+        session.observe(out.lsn);
+      }
+      deadline.answered(*conn);
+      (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads)
+          .fetch_add(1, std::memory_order_relaxed);
+      return out;
     } catch (const InvalidArgument&) {
       m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
       throw;
-    } catch (const pqxx::broken_connection& e) {
+    } catch (const RawLost& e) {
       if (m.lost(deadline, d.node)) {
         // The watchdog cut a query that outran its deadline: a slow query would be as slow
         // elsewhere, and a frozen server is the prober's to mark down. No retry.
@@ -650,11 +774,18 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
                            std::to_string(std::llround(m.options.statement_timeout_ms + m.options.query_grace_ms)) +
                            " ms); the connection was closed");
       }
-      last_error = "node '" + node + "': " + trimmed(e.what());
+      last_error = "node '" + node + "': " + e.what();
       lost_on_primary = lost_on_primary || d.to_primary();
       continue;
-    } catch (const pqxx::pqxx_exception&) {
-      Impl::rethrow_mapped(deadline, *conn, node, "sql", &m.counters.read_failures);
+    } catch (const QueryError&) {
+      // The server answered: the connection may be reused (when idle and not cut).
+      deadline.answered(*conn);
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      throw;
+    } catch (const RawFailure& e) {
+      deadline.disarm();
+      m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+      throw Error("node '" + node + "': " + e.what());
     }
   }
   m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);

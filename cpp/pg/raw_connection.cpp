@@ -43,8 +43,10 @@ template struct RawConnectionAccess<&pqxx::connection_base::raw_connection>;
 
 }  // namespace
 
+PGconn* raw_connection(const pqxx::connection_base& conn) noexcept { return (conn.*raw_connection_member())(); }
+
 PGTransactionStatusType transaction_status(const pqxx::connection_base& conn) noexcept {
-  PGconn* raw = (conn.*raw_connection_member())();
+  PGconn* raw = raw_connection(conn);
   return raw == nullptr ? PQTRANS_UNKNOWN : PQtransactionStatus(raw);
 }
 

@@ -809,3 +809,20 @@ def test_session_time_is_wall_clock(cluster):
         old.record_write(None, time.time_ns() - 60 * 10**9)
         route = db.route_read(old)
         assert route.node in ("r1", "r2"), route
+
+
+def test_parameterised_read_is_cut_by_the_watchdog(cluster):
+    """A read with parameters (libpq's PQexecParams on the pooled connection) blocked on a
+    server that will not answer in time returns at the client-side deadline with TimeoutError,
+    like one without; the connection is discarded and the next read works."""
+    with open_db(cluster, pool_size=1, statement_timeout_ms=300, query_grace_ms=200) as db:
+        # Leaks to the only pooled connection of the primary (documented): the server's own
+        # timeout is off for the next call, so only the watchdog can end it.
+        db.query("SET statement_timeout = 0", consistency="strong")
+        started = time.monotonic()
+        with pytest.raises(replikit.TimeoutError, match="no answer within"):
+            db.query("SELECT pg_sleep($1::float8)", ["3"], consistency="strong")
+        assert 0.4 < time.monotonic() - started < 1.5
+        assert db.stats()["watchdog_fired"] == 1 and db.node("primary").up
+        r = db.query("SELECT $1::int + 1, $2::text IS NULL", [41, None], consistency="strong")
+        assert r.rows == [(42, True)]

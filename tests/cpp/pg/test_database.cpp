@@ -11,7 +11,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "replikit/errors.hpp"
 #include "replikit/pg/database.hpp"
@@ -142,6 +144,83 @@ TEST(PgDatabaseCluster, WriteThenReadYourWrite) {
     EXPECT_EQ(e.sqlstate(), "42P01");
     EXPECT_NE(std::string(e.what()).find("rk_no_such_table"), std::string::npos);
   }
+}
+
+// The read path runs on libpq directly: columns, type OIDs, NULLs (values and parameters),
+// embedded newlines, the simple protocol without parameters, many parameters, the
+// observed LSN of a Monotonic read, server errors with their SQLSTATE (class 40 as libpqxx
+// 6.4 reported it), and a session ended by the server retried like a lost connection.
+TEST(PgDatabaseCluster, ReadPathResultsAndErrors) {
+  const char* primary = std::getenv("REPLIKIT_PG_PRIMARY_DSN");
+  if (primary == nullptr) GTEST_SKIP() << "REPLIKIT_PG_PRIMARY_DSN not set";
+  std::vector<replikit::pg::NodeConfig> replicas;
+  if (const char* r = std::getenv("REPLIKIT_PG_REPLICA_DSN")) replicas.push_back(node("r1", r));
+  ReplicatedDatabase db(node("primary", primary), replicas);
+  ASSERT_TRUE(db.wait_probes(2, 5000));
+  replikit::Session s;
+  replikit::pg::QueryOptions eventual;
+  eventual.consistency = replikit::Consistency::Eventual;
+
+  auto r = db.query(s, "SELECT $1::text AS a, $2::int4 AS b, NULL::text AS c, 'x' || chr(10) || 'y' AS d",
+                    {std::string("hello"), std::nullopt}, eventual);
+  ASSERT_EQ(r.columns, (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(r.type_oids, (std::vector<std::uint32_t>{25, 23, 25, 25}));
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0][0], std::optional<std::string>("hello"));
+  EXPECT_EQ(r.rows[0][1], std::nullopt);
+  EXPECT_EQ(r.rows[0][2], std::nullopt);
+  EXPECT_EQ(r.rows[0][3], std::optional<std::string>("x\ny"));
+  EXPECT_EQ(r.attempts, 1);
+  EXPECT_FALSE(r.node.empty());
+
+  auto many = db.query(s, "SELECT generate_series(1, 100)::text", {}, eventual);
+  ASSERT_EQ(many.rows.size(), 100u);
+  EXPECT_EQ(many.rows[99][0], std::optional<std::string>("100"));
+
+  auto multi = db.query(s, "SELECT 1; SELECT 2 AS two", {}, eventual);  // simple protocol: the last result
+  ASSERT_EQ(multi.columns, (std::vector<std::string>{"two"}));
+  EXPECT_EQ(multi.rows.at(0).at(0), std::optional<std::string>("2"));
+
+  replikit::pg::Params ten;
+  std::string sum_sql = "SELECT 0";
+  for (int k = 1; k <= 10; ++k) {
+    ten.emplace_back(std::to_string(k));
+    sum_sql += " + $" + std::to_string(k) + "::int";
+  }
+  EXPECT_EQ(db.query(s, sum_sql, ten, eventual).rows.at(0).at(0), std::optional<std::string>("55"));
+
+  replikit::pg::QueryOptions monotonic;
+  monotonic.consistency = replikit::Consistency::Monotonic;
+  auto m = db.query(s, "SELECT 1", {}, monotonic);
+  EXPECT_TRUE(m.lsn.valid());
+
+  const auto expect_error = [&](const std::string& sql, const std::string& sqlstate) {
+    try {
+      db.query(s, sql, {}, eventual);
+      ADD_FAILURE() << sql << ": no error";
+    } catch (const replikit::QueryError& e) {
+      EXPECT_EQ(e.sqlstate(), sqlstate) << sql;
+      EXPECT_EQ(std::string(e.what()).rfind("ERROR:", 0), 0u) << e.what();
+      EXPECT_NE(std::string(e.what()).back(), '\n');
+    }
+  };
+  expect_error("SELECT 1/0", "22012");
+  expect_error("SELEC 1", "42601");
+  expect_error("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END $$", "40001");
+  expect_error("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40002'; END $$", "40002");
+  expect_error("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40P01'; END $$", "40P01");
+  EXPECT_THROW(db.query(s, "BEGIN", {}, eventual), replikit::InvalidArgument);
+
+  // A server error that ends the session is a lost connection: the read is retried elsewhere
+  // (or fails with ConnectionError when nowhere is left), never reported as a QueryError.
+  const auto before = db.stats();
+  try {
+    auto after_kill = db.query(s, "SELECT pg_terminate_backend(pg_backend_pid())", {}, eventual);
+    EXPECT_GE(after_kill.attempts, 2);
+  } catch (const replikit::ConnectionError&) {
+  }
+  EXPECT_GT(db.stats().nodes_marked_down, before.nodes_marked_down);
+  EXPECT_EQ(db.stats().watchdog_fired, 0u);
 }
 
 }  // namespace
