@@ -289,7 +289,7 @@ void bind_pg(py::module_& m) {
       .def_property_readonly("type_oids", [](const PyResult& r) { return r.raw().type_oids; },
                              "PostgreSQL type OID of each column.")
       .def_property_readonly("rowcount", [](const PyResult& r) { return r.raw().affected_rows; },
-                             "Rows inserted, updated or deleted (0 for a SELECT).")
+                             "The command tag's row count: rows inserted, updated or deleted, or returned by a SELECT.")
       .def_property_readonly("node", [](const PyResult& r) { return r.raw().node; }, "The node that served it.")
       .def_property_readonly("reason", [](const PyResult& r) { return enum_object(r.raw().reason); },
                              "Why it went there (replikit.Reason).")

@@ -159,7 +159,7 @@ struct QueryResult {
   std::vector<std::string> columns;        ///< column names
   std::vector<std::uint32_t> type_oids;    ///< PostgreSQL type OID of each column
   std::vector<std::vector<std::optional<std::string>>> rows;  ///< text values; nullopt = NULL
-  std::int64_t affected_rows = 0;          ///< rows inserted/updated/deleted (0 for SELECT)
+  std::int64_t affected_rows = 0;          ///< the command tag's row count: rows inserted/updated/deleted, or returned by SELECT
   std::string node;                        ///< the node that served the statement
   Reason reason = Reason::Write;           ///< why it went there
   int attempts = 1;                        ///< nodes tried (reads retry after connection errors)
