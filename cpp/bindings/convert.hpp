@@ -13,24 +13,6 @@
 namespace replikit::bindings {
 namespace py = pybind11;
 
-/// An Lsn from an Lsn, a str in PostgreSQL's text form, or a non-negative int < 2**64.
-inline Lsn to_lsn(const py::handle& value, const char* argument) {
-  if (py::isinstance<Lsn>(value)) return value.cast<Lsn>();
-  if (py::isinstance<py::str>(value)) return Lsn::parse(value.cast<std::string>(), argument);
-  if (py::isinstance<py::bool_>(value)) {
-    throw InvalidArgument(argument, "expected an LSN (str like '16/B374D848' or int), got bool");
-  }
-  if (py::isinstance<py::int_>(value)) {
-    py::int_ i = py::reinterpret_borrow<py::int_>(value);
-    if (i < py::int_(0) || i >= py::int_(py::module_::import("builtins").attr("pow")(2, 64))) {
-      throw InvalidArgument(argument, "LSN integer must be in [0, 2**64)");
-    }
-    return Lsn(i.cast<std::uint64_t>());
-  }
-  throw InvalidArgument(argument, std::string("expected an LSN (str like '16/B374D848' or int), got ") +
-                                      std::string(py::str(py::type::handle_of(value).attr("__name__"))));
-}
-
 /// The Python type name of `value`, for messages.
 inline std::string type_name(const py::handle& value) {
   return std::string(py::str(py::type::handle_of(value).attr("__name__")));
@@ -64,10 +46,21 @@ inline std::uint64_t to_uint64(const py::handle& value, const char* argument) {
   }
   py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
   if (!i) throw py::error_already_set();
-  if (i < py::int_(0) || i >= py::int_(py::module_::import("builtins").attr("pow")(2, 64))) {
+  // CPython raises OverflowError for a negative or too large value: report it as bad input.
+  unsigned long long v = PyLong_AsUnsignedLongLong(i.ptr());
+  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
     throw InvalidArgument(argument, "must be an integer in [0, 2**64), got " + std::string(py::str(i)));
   }
-  return i.cast<std::uint64_t>();
+  return static_cast<std::uint64_t>(v);
+}
+
+/// An Lsn from an Lsn, a str in PostgreSQL's text form, or a non-negative int < 2**64.
+inline Lsn to_lsn(const py::handle& value, const char* argument) {
+  if (py::isinstance<Lsn>(value)) return value.cast<Lsn>();
+  if (py::isinstance<py::str>(value)) return Lsn::parse(value.cast<std::string>(), argument);
+  if (py::isinstance<py::int_>(value) && !py::isinstance<py::bool_>(value)) return Lsn(to_uint64(value, argument));
+  throw InvalidArgument(argument, "expected an LSN (str like '16/B374D848' or int), got " + type_name(value));
 }
 
 /// A finite double, optionally required to be >= 0 or > 0.

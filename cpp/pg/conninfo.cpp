@@ -41,9 +41,8 @@ std::string build_conninfo(const std::string& node, const std::string& dsn,
   char* error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &error);
   if (parsed == nullptr) {
-    std::string message = error != nullptr ? error : "out of memory";
+    std::string message = error != nullptr ? trimmed(error) : "out of memory";
     if (error != nullptr) PQfreemem(error);
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
     throw ConnectionError("node '" + node + "': invalid DSN: " + message);
   }
   std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> guard(parsed, PQconninfoFree);

@@ -6,6 +6,15 @@
 
 namespace replikit::pg::detail {
 
+/// `text` without trailing newlines and spaces (libpq's messages end in "\n"); null gives "".
+inline std::string trimmed(const char* text) {
+  std::string s = text != nullptr ? text : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+/// The same for a std::string.
+inline std::string trimmed(const std::string& text) { return trimmed(text.c_str()); }
+
 /// Parses `dsn` with libpq (key=value or URI) and returns an equivalent key=value string
 /// with each of `defaults` added unless the DSN sets that keyword itself; `extra_options`
 /// is appended to libpq's `options` keyword (server settings such as "-c statement_timeout=...").

@@ -25,18 +25,14 @@ namespace replikit::pg {
 
 namespace {
 
+using detail::trimmed;
+
 constexpr const char* kInsertLsnSql = "SELECT pg_current_wal_insert_lsn()";
 // On a replica the replay LSN (an upper bound of the snapshot a query that already ran used);
 // on a primary the insert LSN. COALESCE evaluates its second argument only when needed.
 constexpr const char* kObservedLsnSql = "SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_insert_lsn())";
 
 std::int64_t ms_to_ns(double ms) { return static_cast<std::int64_t>(std::llround(ms * 1e6)); }
-
-// require() for the per-call checks: builds its message (a std::string, often a heap
-// allocation) only when the check fails, not on every call.
-inline void check_argument(bool condition, const char* argument, const char* message) {
-  if (!condition) require(false, argument, message);
-}
 
 // Session time (the time-window rule of Session::record_write and Router::route_read): tokens
 // carry it between processes and hosts, so it is wall-clock time, unlike everything else here.
@@ -74,12 +70,6 @@ void check_options(const DatabaseOptions& o) {
   require(o.read_retries >= 0 && o.read_retries <= 16, "read_retries", "must be in [0, 16]");
 }
 
-std::string trimmed(const std::string& text) {
-  std::string s = text;
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 // The server's message for a QueryError: libpqxx's what() is libpq's "ERROR:  ..." text.
 QueryError to_query_error(const pqxx::sql_error& e) { return QueryError(trimmed(e.what()), e.sqlstate()); }
 
@@ -93,19 +83,24 @@ QueryError to_query_error(const pqxx::transaction_rollback& e) {
   return QueryError(trimmed(e.what()), state);
 }
 
-// A server error that ended the session (administrator or crash shutdown, a class-08 error,
-// or libpq now reports the connection bad) is a lost connection, not a query error.
+// SQLSTATEs of errors that ended the session: connection exceptions (class 08) and
+// administrator or crash shutdowns (57P..).
+bool ends_session(const std::string& sqlstate) {
+  return sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0;
+}
+
+// A server error that ended the session (or after which libpq reports the connection bad) is a
+// lost connection, not a query error.
 bool connection_lost(const pqxx::connection& conn, const pqxx::sql_error& e) {
-  const std::string& state = e.sqlstate();
-  return !conn.is_open() || state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0;
+  return !conn.is_open() || ends_session(e.sqlstate());
 }
 
 // Runs `body`, turning a server error that ended the session into the broken_connection it
 // is, so that the caller's handlers treat it as a lost connection.
 template <class F>
-auto lost_connection_as_broken(pqxx::connection& conn, F&& body) -> decltype(body()) {
+void lost_connection_as_broken(pqxx::connection& conn, F&& body) {
   try {
-    return body();
+    body();
   } catch (const pqxx::sql_error& e) {
     if (connection_lost(conn, e)) throw pqxx::broken_connection(e.what());
     throw;
@@ -238,7 +233,7 @@ PgResult raw_exec(PGconn* conn, const std::string& sql, const Params& params) {
       const char* field = PQresultErrorField(r, PG_DIAG_SQLSTATE);
       std::string state = field != nullptr ? field : "";
       std::string message = trimmed(PQresultErrorMessage(r));
-      if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0) throw RawLost(message);
+      if (ends_session(state)) throw RawLost(message);
       throw QueryError(message, std::move(state));
     }
     default:
@@ -332,7 +327,7 @@ struct ReplicatedDatabase::Impl {
     // unless the watchdog cut it or it is not idle (a failed statement inside a transaction
     // block leaves it in an aborted transaction: closing it rolls that back).
     void answered(detail::Lease& conn) {
-      if (!disarm() && conn.idle()) conn.healthy();
+      if (!disarm()) conn.healthy();  // Pool::give_back pools it only when libpq reports it idle
     }
 
    private:
@@ -346,7 +341,7 @@ struct ReplicatedDatabase::Impl {
     const int p = topology->primary();
     std::string out = "primary '" + topology->name(p) + "' is down";
     const std::string error = prober ? prober->state(p).last_error : std::string();
-    if (!error.empty()) out += " (last probe: " + trimmed(error) + ")";
+    if (!error.empty()) out += " (last probe: " + error + ")";  // the prober stores it trimmed
     return out;
   }
 
@@ -390,35 +385,27 @@ struct ReplicatedDatabase::Impl {
   // Rethrows the pqxx exception being handled as its replikit error, for the failures that
   // mean the same on every path: an error the server answered with (the connection stays
   // usable), a rollback, any other libpqxx failure, and bad SQL (`sql_argument`) or
-  // parameters. Settles `deadline` first and counts each in `failures` when given. Lost
+  // parameters. Settles `deadline` first. Lost
   // connections and commits in doubt are the caller's to handle before this; any other
   // exception is rethrown as it is. Call only from a catch block.
   [[noreturn]] static void rethrow_mapped(Deadline& deadline, detail::Lease& conn, const std::string& node,
-                                          const char* sql_argument, std::atomic<std::uint64_t>* failures) {
-    const auto count = [failures] {
-      if (failures != nullptr) failures->fetch_add(1, std::memory_order_relaxed);
-    };
+                                          const char* sql_argument) {
     try {
       throw;
     } catch (const pqxx::sql_error& e) {
       deadline.answered(conn);
-      count();
       throw to_query_error(e);
     } catch (const pqxx::transaction_rollback& e) {
       deadline.answered(conn);
-      count();
       throw to_query_error(e);
     } catch (const pqxx::failure& e) {
       deadline.disarm();
-      count();
       throw Error("node '" + node + "': " + trimmed(e.what()));
     } catch (const pqxx::usage_error& e) {
       deadline.disarm();
-      count();
       throw InvalidArgument(sql_argument, trimmed(e.what()));
     } catch (const pqxx::argument_error& e) {
       deadline.disarm();
-      count();
       throw InvalidArgument("params", trimmed(e.what()));
     }
   }
@@ -570,7 +557,7 @@ std::int64_t ReplicatedDatabase::wall_clock_ns() noexcept {
 QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql, const Params& params) {
   Impl& m = *impl_;
   m.check_open();
-  check_argument(!sql.empty(), "sql", "must not be empty");
+  require(!sql.empty(), "sql", "must not be empty");
   Decision d = m.router->route_write();
   if (d.node == kNoNode) {
     throw ConnectionError(m.primary_down_message() + ": the write was not sent");
@@ -597,7 +584,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
     });
     deadline.answered(conn);
   } catch (const pqxx::sql_error&) {
-    if (!written) Impl::rethrow_mapped(deadline, conn, node, "sql", nullptr);
+    if (!written) Impl::rethrow_mapped(deadline, conn, node, "sql");
     deadline.answered(conn);
     session.record_write(Lsn(), session_now_ns());  // the LSN query failed: the write stands, its LSN is unknown
     return out;
@@ -617,7 +604,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
                         (cut ? "no answer within statement_timeout_ms + query_grace_ms; " : std::string()) +
                         trimmed(e.what()));
   } catch (const pqxx::pqxx_exception&) {
-    Impl::rethrow_mapped(deadline, conn, node, "sql", nullptr);
+    Impl::rethrow_mapped(deadline, conn, node, "sql");
   }
   return out;
 }
@@ -625,8 +612,8 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
 std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const std::vector<Statement>& statements) {
   Impl& m = *impl_;
   m.check_open();
-  check_argument(!statements.empty(), "statements", "must not be empty");
-  for (const auto& s : statements) check_argument(!s.sql.empty(), "statements", "a statement's sql is empty");
+  require(!statements.empty(), "statements", "must not be empty");
+  for (const auto& s : statements) require(!s.sql.empty(), "statements", "a statement's sql is empty");
   Decision d = m.router->route_write();
   if (d.node == kNoNode) {
     throw ConnectionError(m.primary_down_message() + ": the transaction was not sent");
@@ -676,7 +663,7 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
                              : "connection lost during COMMIT") +
                         "; it may or may not have committed: " + trimmed(e.what()));
   } catch (const pqxx::sql_error&) {
-    if (!committed) Impl::rethrow_mapped(deadline, conn, node, "statements", nullptr);
+    if (!committed) Impl::rethrow_mapped(deadline, conn, node, "statements");
     deadline.answered(conn);
     session.record_write(Lsn(), session_now_ns());  // the LSN query failed: the commit stands, its LSN is unknown
     return out;
@@ -692,7 +679,7 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
                                : "connection lost before COMMIT") +
                           "; the transaction was rolled back: " + trimmed(e.what()));
   } catch (const pqxx::pqxx_exception&) {
-    Impl::rethrow_mapped(deadline, conn, node, "statements", nullptr);
+    Impl::rethrow_mapped(deadline, conn, node, "statements");
   }
   return out;
 }
@@ -701,8 +688,8 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
                                       const QueryOptions& options) {
   Impl& m = *impl_;
   m.check_open();
-  check_argument(!sql.empty(), "sql", "must not be empty");
-  check_argument(options.wait_for_replica_ms < 0 || (std::isfinite(options.wait_for_replica_ms) &&
+  require(!sql.empty(), "sql", "must not be empty");
+  require(options.wait_for_replica_ms < 0 || (std::isfinite(options.wait_for_replica_ms) &&
                                                      options.wait_for_replica_ms <= 60000),
                  "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");
   const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;

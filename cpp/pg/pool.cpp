@@ -4,18 +4,14 @@
 
 #include <chrono>
 
+#include "conninfo.hpp"
 #include "raw_connection.hpp"
+#include "replikit/pg/database.hpp"
 #include "replikit/errors.hpp"
 
 namespace replikit::pg::detail {
 
 namespace {
-
-std::int64_t clock_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // An idle connection has nothing to read; if its socket is readable the server closed it
 // (or sent something unexpected), and it is not worth the risk.
@@ -26,14 +22,7 @@ bool looks_dead(const pqxx::connection& conn) {
   return ::poll(&fd, 1, 0) != 0;
 }
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 }  // namespace
-
-bool Lease::idle() const noexcept { return conn_ != nullptr && transaction_status(*conn_->conn) == PQTRANS_IDLE; }
 
 Lease::~Lease() {
   if (pool_ != nullptr && conn_ != nullptr) pool_->give_back(std::move(conn_), healthy_);
@@ -58,7 +47,7 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::in
       idle_.pop_back();
       bool check = check_idle_ns <= 0 || !conn->conn->is_open();
       if (!check) {
-        if (now == 0) now = clock_ns();
+        if (now == 0) now = ReplicatedDatabase::now_ns();
         check = now - conn->idle_since_ns >= check_idle_ns;
       }
       if (!check || !looks_dead(*conn->conn)) return Lease(this, std::move(conn));
@@ -87,7 +76,7 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::in
         throw ConnectionError("node '" + node_ + "': cannot connect: " + trimmed(e.what()));
       }
     }
-    auto remaining = deadline_ns - clock_ns();
+    auto remaining = deadline_ns - ReplicatedDatabase::now_ns();
     if (remaining <= 0 ||
         freed_.wait_for(lock, std::chrono::nanoseconds(remaining)) == std::cv_status::timeout) {
       if (!idle_.empty() || open_ < size_) continue;
@@ -103,7 +92,7 @@ void Pool::give_back(std::unique_ptr<PooledConnection> conn, bool healthy) {
   // it would hand the next user an open transaction whose writes vanish at disconnect.
   // PQtransactionStatus is a local call (no round trip).
   const bool reusable = healthy && conn->conn->is_open() && transaction_status(*conn->conn) == PQTRANS_IDLE;
-  if (reusable) conn->idle_since_ns = clock_ns();
+  if (reusable) conn->idle_since_ns = ReplicatedDatabase::now_ns();
   std::unique_lock<std::mutex> lock(mutex_);
   if (reusable && !closed_) {
     idle_.push_back(std::move(conn));

@@ -52,10 +52,9 @@ class Lease {
   pqxx::connection* operator->() const { return conn_->conn.get(); }
   /// The connection's watchdog entry (see Watchdog::arm).
   Watchdog::Entry& watch() const { return conn_->watch; }
-  /// The connection is fine and may be reused (still only when idle(), see give_back).
+  /// The connection is fine and may be reused (give_back still pools it only when libpq
+  /// reports it idle: no transaction block open).
   void healthy() noexcept { healthy_ = true; }
-  /// libpq reports the connection idle: no transaction block open (PQTRANS_IDLE).
-  bool idle() const noexcept;
 
  private:
   Pool* pool_;

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <limits>
 
+#include "conninfo.hpp"
 #include "replikit/errors.hpp"
 
 namespace replikit::pg::detail {
@@ -29,17 +29,7 @@ constexpr const char* kProbeSql =
 
 constexpr std::int64_t kMaxPollNs = 20'000'000;  // the watchdog's resolution
 
-std::int64_t clock_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
-std::string trimmed(const char* text) {
-  std::string s = text != nullptr ? text : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 }  // namespace
 
@@ -118,11 +108,6 @@ ProbeState Prober::state(int node) const {
   return slots_.at(static_cast<std::size_t>(node))->state;
 }
 
-std::uint64_t Prober::completed(int node) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return slots_.at(static_cast<std::size_t>(node))->completed;
-}
-
 bool Prober::wait_probes(int count, std::int64_t timeout_ns) const {
   std::unique_lock<std::mutex> lock(mutex_);
   std::vector<std::uint64_t> target;
@@ -143,7 +128,7 @@ void Prober::run() {
   while (true) {
     const bool stopping = stop_.load(std::memory_order_acquire);
     if (stopping && (watchdog_ == nullptr || watchdog_->drained())) break;
-    std::int64_t now = clock_ns();
+    std::int64_t now = ReplicatedDatabase::now_ns();
     if (watchdog_ != nullptr) watchdog_->fire_expired(now);
     if (stopping) {
       for (auto& s : slots_) {
@@ -199,9 +184,9 @@ void Prober::run() {
       while (::read(wake_pipe_[0], buffer, sizeof buffer) > 0) {
       }
     }
-    now = clock_ns();
+    now = ReplicatedDatabase::now_ns();
     for (std::size_t i = 1; i < fds.size(); ++i) {
-      if (fds[i].revents != 0) on_readable(*owners[i], fds[i].revents, now);
+      if (fds[i].revents != 0) on_readable(*owners[i], now);
     }
   }
   for (auto& s : slots_) {
@@ -270,8 +255,7 @@ void Prober::send_probe(Slot& s, std::int64_t now) {
   s.deadline_ns = now + config_.probe_timeout_ns;
 }
 
-void Prober::on_readable(Slot& s, short revents, std::int64_t now) {
-  (void)revents;
+void Prober::on_readable(Slot& s, std::int64_t now) {
   if (s.phase == Slot::Phase::Connecting) {
     s.connect_status = PQconnectPoll(s.conn);
     if (s.connect_status == PGRES_POLLING_OK) {

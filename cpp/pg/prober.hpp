@@ -63,8 +63,6 @@ class Prober {
   void expedite() noexcept;
 
   ProbeState state(int node) const;
-  /// Completed probes (good or failed) of node `node`.
-  std::uint64_t completed(int node) const;
   /// Waits until every node completed `count` more probes, or until `timeout_ns` passed.
   bool wait_probes(int count, std::int64_t timeout_ns) const;
 
@@ -74,7 +72,7 @@ class Prober {
   void step(std::int64_t now_ns);
   void start_connect(Slot& s, std::int64_t now_ns);
   void send_probe(Slot& s, std::int64_t now_ns);
-  void on_readable(Slot& s, short revents, std::int64_t now_ns);
+  void on_readable(Slot& s, std::int64_t now_ns);
   void fail(Slot& s, const std::string& message, std::int64_t now_ns);
   void succeed(Slot& s, std::int64_t now_ns);
   void finish(Slot& s, bool ok);
