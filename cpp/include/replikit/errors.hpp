@@ -80,4 +80,9 @@ inline void require(bool condition, const char* argument, const std::string& mes
   if (!condition) throw InvalidArgument(argument, message);
 }
 
+/// The same for a literal message: builds no std::string unless the check fails (hot paths).
+inline void require(bool condition, const char* argument, const char* message) {
+  if (!condition) throw InvalidArgument(argument, message);
+}
+
 }  // namespace replikit
