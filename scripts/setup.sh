@@ -33,9 +33,9 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check \
-  pytest hypothesis numpy nbclient nbformat ipykernel matplotlib "psycopg[binary]" \
-  scikit-build-core "pybind11>=3.0"
-# Warnings are errors in our own build; the wheel build reuses .venv's build tools.
+# The build tools first (the wheel build below reuses them: --no-build-isolation), then the
+# package with its test extras (pyproject.toml lists them).
+.venv/bin/python -m pip install -q --disable-pip-version-check scikit-build-core "pybind11>=3.0"
+# Warnings are errors in our own build.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
-  -Ccmake.define.REPLIKIT_WERROR=ON -Cbuild-dir=build/py .
+  -Ccmake.define.REPLIKIT_WERROR=ON -Cbuild-dir=build/py ".[test]"

@@ -21,7 +21,7 @@ cmake --build build/asan -j2 --target replikit_tests
 
 echo "== Python tests =="
 set +e
-(cd "$ROOT" && .venv/bin/python -m pytest tests/python -q -p no:cacheprovider "$@")
+.venv/bin/python -m pytest tests/python -q -p no:cacheprovider "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -305,13 +305,13 @@ struct WarsSimulation::Sampler {
   }
 
   double sample(Xoshiro256& rng) const {
-    const std::uint64_t bits = rng.next();
     if (empirical) {
-      const double u = static_cast<double>(bits >> 11) * 0x1.0p-53;
+      const double u = rng.uniform();
       std::size_t i = static_cast<std::size_t>(u * static_cast<double>(values.size()));
       if (i >= values.size()) i = values.size() - 1;
       return values[i];
     }
+    const std::uint64_t bits = rng.next();
     // v = m / 2^53 with m uniform in [1, 2^53 - 1]; the double's exponent is the octave and
     // its top mantissa bits the cell.
     std::uint64_t m = (bits >> 11) + 1;

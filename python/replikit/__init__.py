@@ -18,6 +18,5 @@ except ImportError as exc:  # pragma: no cover - only hit on a broken install
     ) from exc
 
 from ._core import *  # noqa: F401,F403
-from ._core import __doc__ as _core_doc  # noqa: F401
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ exactly (numpy's own generators, no lookup table) and is meant as an independent
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
