@@ -36,11 +36,6 @@ using pg::ReplicatedDatabase;
 constexpr std::uint32_t kBoolOid = 16, kInt8Oid = 20, kInt2Oid = 21, kInt4Oid = 23, kOidOid = 26,
                         kFloat4Oid = 700, kFloat8Oid = 701, kNumericOid = 1700;
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 // An enum value as the routing bindings' Python enum, or its text name when that enum is not
 // registered (bind_routing builds without it).
 template <typename E>
@@ -52,28 +47,8 @@ py::object enum_object(E value) {
   }
 }
 
-// An enum from a member of its Python enum or from its name ("read_your_writes", case-insensitive).
-template <typename E, int N>
-E parse_enum(const py::handle& value, const char* argument) {
-  if (py::isinstance<py::str>(value)) {
-    std::string name = lower(value.cast<std::string>());
-    for (int i = 0; i < N; ++i) {
-      if (name == to_string(static_cast<E>(i))) return static_cast<E>(i);
-    }
-    std::string known;
-    for (int i = 0; i < N; ++i) known += std::string(i ? ", " : "") + to_string(static_cast<E>(i));
-    throw InvalidArgument(argument, "unknown value '" + value.cast<std::string>() + "' (expected one of " + known + ")");
-  }
-  try {
-    return value.cast<E>();
-  } catch (const py::cast_error&) {
-    throw InvalidArgument(argument, "expected a replikit enum member or its name as str, got " +
-                                        type_name(value));
-  }
-}
-
-Consistency to_consistency(const py::handle& v) { return parse_enum<Consistency, 6>(v, "consistency"); }
-Policy to_policy(const py::handle& v) { return parse_enum<Policy, 5>(v, "policy"); }
+Consistency to_consistency(const py::handle& v) { return to_enum<Consistency>(v, "consistency"); }
+Policy to_policy(const py::handle& v) { return to_enum<Policy>(v, "policy"); }
 
 // Statement parameters: a list or tuple; None -> NULL, bool -> true/false, bytes -> bytea hex,
 // anything else -> str(value) (int, float, Decimal, str, datetime ... all have PostgreSQL's
@@ -377,10 +352,10 @@ void bind_pg(py::module_& m) {
              o.query_grace_ms = query_grace_ms;
              o.wait_for_replica_ms = wait_for_replica_ms;
              o.read_retries = read_retries;
-             o.lag.lag_ms_max = lag_ms_max;
-             o.lag.recover_ms = recover_ms.is_none() ? lag_ms_max / 2 : recover_ms.cast<double>();
-             o.lag.lag_bytes_max = lag_bytes_max;
-             o.lag.recover_bytes = recover_bytes;
+             o.lag.max_lag_ms = lag_ms_max;
+             o.lag.recover_lag_ms = recover_ms.is_none() ? lag_ms_max / 2 : recover_ms.cast<double>();
+             o.lag.max_lag_bytes = lag_bytes_max;
+             o.lag.recover_lag_bytes = recover_bytes;
              o.router.policy = policy.is_none() ? Policy::RoundRobin : to_policy(policy);
              o.router.time_window_ms = time_window_ms;
              o.router.seed = seed;

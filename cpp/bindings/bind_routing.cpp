@@ -361,10 +361,10 @@ void bind_routing(py::module_& m) {
                        const py::object& lag_bytes_max, const py::object& recover_bytes, double stale_sample_ms,
                        const py::object& history_capacity, const py::object& event_capacity) {
              LagConfig c;
-             c.lag_ms_max = lag_ms_max;
-             c.recover_ms = recover_ms;
-             c.lag_bytes_max = to_int64(lag_bytes_max, "lag_bytes_max");
-             c.recover_bytes = to_int64(recover_bytes, "recover_bytes");
+             c.max_lag_ms = lag_ms_max;
+             c.recover_lag_ms = recover_ms;
+             c.max_lag_bytes = to_int64(lag_bytes_max, "max_lag_bytes");
+             c.recover_lag_bytes = to_int64(recover_bytes, "recover_lag_bytes");
              c.stale_sample_ms = stale_sample_ms;
              c.history_capacity = static_cast<std::size_t>(to_int64(history_capacity, "history_capacity", 0));
              c.event_capacity = static_cast<std::size_t>(to_int64(event_capacity, "event_capacity", 0));

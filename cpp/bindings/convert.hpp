@@ -1,14 +1,25 @@
 #pragma once
-// Argument conversions shared by the binding files: each names the argument in its error.
+// Every argument conversion of the bindings, in one place. Each names the argument in its error:
+// a wrong type raises ArgumentTypeError (Python: replikit.ArgumentTypeError, a TypeError), a wrong
+// value InvalidArgument (a ValueError).
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <initializer_list>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "replikit/errors.hpp"
+#include "replikit/lag.hpp"
 #include "replikit/lsn.hpp"
+#include "replikit/router.hpp"
+#include "replikit/topology.hpp"
 
 namespace replikit::bindings {
 namespace py = pybind11;
@@ -18,15 +29,31 @@ inline std::string type_name(const py::handle& value) {
   return std::string(py::str(py::type::handle_of(value).attr("__name__")));
 }
 
+/// Throws ArgumentTypeError: `argument` expected `what`, got the type of `value`.
+[[noreturn]] inline void wrong_type(const char* argument, const std::string& what, const py::handle& value) {
+  throw ArgumentTypeError(argument, "expected " + what + ", got " + type_name(value));
+}
+
+/// A str argument as UTF-8. A str that cannot be encoded (a lone surrogate such as "\ud800") is
+/// a wrong value; anything but a str is a wrong type.
+inline std::string to_str(const py::handle& value, const char* argument) {
+  if (!py::isinstance<py::str>(value)) wrong_type(argument, "a str", value);
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(value.ptr(), &size);
+  if (data == nullptr) {
+    PyErr_Clear();
+    throw InvalidArgument(argument, "is not valid text (it holds a lone surrogate and cannot be encoded as UTF-8)");
+  }
+  return std::string(data, static_cast<std::size_t>(size));
+}
+
 /// An integer argument (int or anything with __index__, e.g. numpy integers; not bool or float)
 /// in [lo, hi]. Replaces pybind11's int caster so that negative, huge or non-integer values
-/// raise InvalidArgument naming the argument instead of a TypeError listing overloads.
+/// raise errors naming the argument instead of a TypeError listing overloads.
 inline std::int64_t to_int64(const py::handle& value, const char* argument,
                              std::int64_t lo = std::numeric_limits<std::int64_t>::min(),
                              std::int64_t hi = std::numeric_limits<std::int64_t>::max()) {
-  if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) {
-    throw InvalidArgument(argument, "expected an int, got " + type_name(value));
-  }
+  if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) wrong_type(argument, "an int", value);
   py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr()));
   if (!index) throw py::error_already_set();
   int overflow = 0;
@@ -39,11 +66,15 @@ inline std::int64_t to_int64(const py::handle& value, const char* argument,
   return static_cast<std::int64_t>(v);
 }
 
+/// An int argument in [lo, hi] (defaults: the range of int).
+inline int to_int(const py::handle& value, const char* argument, int lo = std::numeric_limits<int>::min(),
+                  int hi = std::numeric_limits<int>::max()) {
+  return static_cast<int>(to_int64(value, argument, lo, hi));
+}
+
 /// An unsigned 64-bit integer argument (int or __index__; not bool or float) in [0, 2**64).
 inline std::uint64_t to_uint64(const py::handle& value, const char* argument) {
-  if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) {
-    throw InvalidArgument(argument, "expected an int, got " + type_name(value));
-  }
+  if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) wrong_type(argument, "an int", value);
   py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
   if (!i) throw py::error_already_set();
   // CPython raises OverflowError for a negative or too large value: report it as bad input.
@@ -55,19 +86,133 @@ inline std::uint64_t to_uint64(const py::handle& value, const char* argument) {
   return static_cast<std::uint64_t>(v);
 }
 
-/// An Lsn from an Lsn, a str in PostgreSQL's text form, or a non-negative int < 2**64.
-inline Lsn to_lsn(const py::handle& value, const char* argument) {
-  if (py::isinstance<Lsn>(value)) return value.cast<Lsn>();
-  if (py::isinstance<py::str>(value)) return Lsn::parse(value.cast<std::string>(), argument);
-  if (py::isinstance<py::int_>(value) && !py::isinstance<py::bool_>(value)) return Lsn(to_uint64(value, argument));
-  throw InvalidArgument(argument, "expected an LSN (str like '16/B374D848' or int), got " + type_name(value));
-}
-
-/// A finite double, optionally required to be >= 0 or > 0.
+/// A finite double, optionally required to be >= 0.
 inline double finite(double v, const char* argument, bool non_negative = true) {
   if (!std::isfinite(v)) throw InvalidArgument(argument, "must be a finite number");
   if (non_negative && v < 0) throw InvalidArgument(argument, "must not be negative");
   return v;
+}
+
+/// A real-number argument: a float, an int or anything with __float__ that is not a str, bytes
+/// or bool (numpy scalars pass). NaN and infinities pass through: check them with finite(), or
+/// let the core reject them with the argument's name.
+inline double to_double(const py::handle& value, const char* argument) {
+  if (py::isinstance<py::bool_>(value) || py::isinstance<py::str>(value) || py::isinstance<py::bytes>(value) ||
+      !PyNumber_Check(value.ptr())) {
+    wrong_type(argument, "a number", value);
+  }
+  double v = PyFloat_AsDouble(value.ptr());
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    // An int too large for a double, or an array of several values: a wrong value.
+    throw InvalidArgument(argument, "must be a single number that fits in a double");
+  }
+  return v;
+}
+
+/// A duration or other non-negative finite quantity in milliseconds (or any unit).
+inline double to_ms(const py::handle& value, const char* argument) {
+  return finite(to_double(value, argument), argument);
+}
+
+/// A 1-D sequence or array of numbers as a vector of doubles (values unchecked).
+inline std::vector<double> to_doubles(const py::handle& value, const char* argument) {
+  if (py::isinstance<py::str>(value) || py::isinstance<py::bytes>(value)) {
+    wrong_type(argument, "a sequence of numbers", value);
+  }
+  py::array_t<double> arr;
+  try {
+    arr = py::array_t<double>::ensure(value);
+  } catch (const py::error_already_set&) {
+    arr = py::array_t<double>();
+  }
+  if (!arr || (py::isinstance<py::array>(value) &&
+               py::array(py::reinterpret_borrow<py::object>(value)).dtype().kind() == 'O')) {
+    wrong_type(argument, "a sequence of numbers", value);
+  }
+  if (arr.ndim() != 1) throw InvalidArgument(argument, "expected a 1-D sequence of numbers");
+  const auto view = arr.unchecked<1>();
+  std::vector<double> out(static_cast<std::size_t>(view.shape(0)));
+  for (py::ssize_t i = 0; i < view.shape(0); ++i) out[static_cast<std::size_t>(i)] = view(i);
+  return out;
+}
+
+/// A bool argument: True or False only (not 0/1, which would hide a misplaced argument).
+inline bool to_bool(const py::handle& value, const char* argument) {
+  if (!py::isinstance<py::bool_>(value)) wrong_type(argument, "a bool", value);
+  return value.cast<bool>();
+}
+
+/// An Lsn from an Lsn, a str in PostgreSQL's text form, or a non-negative int < 2**64.
+inline Lsn to_lsn(const py::handle& value, const char* argument) {
+  if (py::isinstance<Lsn>(value)) return value.cast<Lsn>();
+  if (py::isinstance<py::str>(value)) return Lsn::parse(to_str(value, argument), argument);
+  if (PyIndex_Check(value.ptr()) && !py::isinstance<py::bool_>(value)) return Lsn(to_uint64(value, argument));
+  wrong_type(argument, "an LSN (str like '16/B374D848', int or replikit.Lsn)", value);
+}
+
+/// The one __repr__ style of every class: `Name(field=value, ...)`, each value as its Python
+/// repr(), so strings are quoted and enums show as members. Secrets never go in `fields`.
+inline std::string repr_of(const char* name, std::initializer_list<std::pair<const char*, py::object>> fields) {
+  std::string out = std::string(name) + "(";
+  bool first = true;
+  for (const auto& [key, value] : fields) {
+    out += (first ? "" : ", ") + std::string(key) + "=" + std::string(py::repr(value));
+    first = false;
+  }
+  return out + ")";
+}
+
+/// How many values each public enum has (they are dense, from 0).
+template <typename E>
+struct EnumCount;
+template <>
+struct EnumCount<Policy> {
+  static constexpr int value = 5;
+};
+template <>
+struct EnumCount<Consistency> {
+  static constexpr int value = 6;
+};
+template <>
+struct EnumCount<Reason> {
+  static constexpr int value = kReasonCount;
+};
+template <>
+struct EnumCount<Role> {
+  static constexpr int value = 3;
+};
+template <>
+struct EnumCount<LagState> {
+  static constexpr int value = 2;
+};
+template <>
+struct EnumCount<LagEventKind> {
+  static constexpr int value = 2;
+};
+
+/// The one enum converter: a member of the Python enum, or its name as a str (case-insensitive,
+/// "read_your_writes" or "READ_YOUR_WRITES"). An unknown name lists the valid ones.
+template <typename E>
+E to_enum(const py::handle& value, const char* argument) {
+  constexpr int n = EnumCount<E>::value;
+  if (py::isinstance<py::str>(value)) {
+    std::string name = to_str(value, argument);
+    std::string folded = name;
+    std::transform(folded.begin(), folded.end(), folded.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    for (int i = 0; i < n; ++i) {
+      if (folded == to_string(static_cast<E>(i))) return static_cast<E>(i);
+    }
+    std::string known;
+    for (int i = 0; i < n; ++i) known += std::string(i ? ", " : "") + "'" + to_string(static_cast<E>(i)) + "'";
+    throw InvalidArgument(argument, "unknown value '" + name + "' (expected one of " + known + ")");
+  }
+  try {
+    return value.cast<E>();
+  } catch (const py::cast_error&) {
+    wrong_type(argument, "a replikit enum member or its name as a str", value);
+  }
 }
 
 }  // namespace replikit::bindings

@@ -13,6 +13,7 @@ namespace {
 // Strong references kept for the life of the interpreter.
 PyObject* g_error = nullptr;
 PyObject* g_invalid_argument = nullptr;
+PyObject* g_argument_type = nullptr;
 PyObject* g_token_error = nullptr;
 PyObject* g_not_found = nullptr;
 PyObject* g_capacity = nullptr;
@@ -51,6 +52,8 @@ void bind_errors(py::module_& m) {
   g_error = make_class(m, "Error", {PyExc_Exception}, "Base of every replikit error.");
   g_invalid_argument = make_class(m, "InvalidArgument", {g_error, PyExc_ValueError},
                                   "Bad input; `.argument` names the rejected argument.");
+  g_argument_type = make_class(m, "ArgumentTypeError", {g_error, PyExc_TypeError},
+                                "An argument of the wrong type; `.argument` names it.");
   g_token_error = make_class(m, "TokenError", {g_invalid_argument},
                              "A session token that is malformed or fails its signature.");
   g_not_found = make_class(m, "NotFound", {g_invalid_argument, PyExc_LookupError},
@@ -73,6 +76,8 @@ void bind_errors(py::module_& m) {
       raise(g_token_error, e.what(), {{"argument", py::str(e.argument())}});
     } catch (const NotFound& e) {
       raise(g_not_found, e.what(), {{"argument", py::str(e.argument())}});
+    } catch (const ArgumentTypeError& e) {
+      raise(g_argument_type, e.what(), {{"argument", py::str(e.argument())}});
     } catch (const InvalidArgument& e) {
       raise(g_invalid_argument, e.what(), {{"argument", py::str(e.argument())}});
     } catch (const CapacityExceeded& e) {

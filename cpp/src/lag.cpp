@@ -28,14 +28,17 @@ const char* to_string(LagEventKind kind) noexcept {
 LagTracker::LagTracker(std::shared_ptr<Topology> topology, LagConfig config)
     : topology_(std::move(topology)), config_(config) {
   require(topology_ != nullptr, "topology", "must not be null");
-  lag_ns_max_ = ms_to_ns(config_.lag_ms_max, "lag_ms_max");
-  recover_ns_ = ms_to_ns(config_.recover_ms, "recover_ms");
+  // The recovery marks default to half the thresholds; resolved here so config() shows them.
+  max_lag_ns_ = ms_to_ns(config_.max_lag_ms, "max_lag_ms");
+  if (!config_.recover_lag_ms) config_.recover_lag_ms = config_.max_lag_ms / 2;
+  recover_lag_ns_ = ms_to_ns(*config_.recover_lag_ms, "recover_lag_ms");
   stale_ns_ = ms_to_ns(config_.stale_sample_ms, "stale_sample_ms");
-  require(config_.recover_ms <= config_.lag_ms_max, "recover_ms", "must not exceed lag_ms_max");
-  require(config_.lag_bytes_max >= 0, "lag_bytes_max", "must not be negative (0 disables it)");
-  require(config_.recover_bytes >= 0, "recover_bytes", "must not be negative");
-  require(config_.lag_bytes_max == 0 || config_.recover_bytes <= config_.lag_bytes_max, "recover_bytes",
-          "must not exceed lag_bytes_max");
+  require(*config_.recover_lag_ms <= config_.max_lag_ms, "recover_lag_ms", "must not exceed max_lag_ms");
+  require(config_.max_lag_bytes >= 0, "max_lag_bytes", "must not be negative (0 disables it)");
+  if (!config_.recover_lag_bytes) config_.recover_lag_bytes = config_.max_lag_bytes / 2;
+  require(*config_.recover_lag_bytes >= 0, "recover_lag_bytes", "must not be negative");
+  require(config_.max_lag_bytes == 0 || *config_.recover_lag_bytes <= config_.max_lag_bytes, "recover_lag_bytes",
+          "must not exceed max_lag_bytes");
   require(config_.history_capacity >= 2 && config_.history_capacity <= (1u << 24), "history_capacity",
           "must be in [2, 16777216]");
   require(config_.event_capacity >= 1 && config_.event_capacity <= (1u << 20), "event_capacity",
@@ -123,17 +126,17 @@ void LagTracker::evaluate_locked(int node, std::int64_t at_ns) {
   r.lag_ns = crossing == std::numeric_limits<std::int64_t>::min() ? 0 : std::max<std::int64_t>(0, at_ns - crossing);
   r.lower_bound = lower;
 
-  const bool bytes_on = config_.lag_bytes_max > 0;
+  const bool bytes_on = config_.max_lag_bytes > 0;
   bool lagging;
   if (r.lagging) {
     // A zero recover threshold means "no lag at all" (lag is never negative, so "< 0" would
     // keep a fully caught-up replica LAGGING for ever); same rule for time and bytes.
-    bool recovered = (r.lag_ns < recover_ns_ || (recover_ns_ == 0 && r.lag_ns == 0)) &&
-                     (!bytes_on || r.lag_bytes < config_.recover_bytes ||
-                      (config_.recover_bytes == 0 && r.lag_bytes == 0));
+    bool recovered = (r.lag_ns < recover_lag_ns_ || (recover_lag_ns_ == 0 && r.lag_ns == 0)) &&
+                     (!bytes_on || r.lag_bytes < *config_.recover_lag_bytes ||
+                      (*config_.recover_lag_bytes == 0 && r.lag_bytes == 0));
     lagging = !recovered;
   } else {
-    lagging = r.lag_ns > lag_ns_max_ || (bytes_on && r.lag_bytes > config_.lag_bytes_max);
+    lagging = r.lag_ns > max_lag_ns_ || (bytes_on && r.lag_bytes > config_.max_lag_bytes);
   }
   if (lagging != r.lagging) {
     r.lagging = lagging;

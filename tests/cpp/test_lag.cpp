@@ -117,8 +117,8 @@ TEST(Lag, LowerBoundWhenOlderThanTheKeptHistory) {
   auto t = three_nodes();
   LagConfig c;
   c.history_capacity = 2;
-  c.lag_ms_max = 10000;
-  c.recover_ms = 10000;
+  c.max_lag_ms = 10000;
+  c.recover_lag_ms = 10000;
   LagTracker lag(t, c);
   lag.primary_sample(0, Lsn(0x1000));
   lag.primary_sample(100 * kMs, Lsn(0x2000));
@@ -146,8 +146,8 @@ TEST(Lag, HistoryAndEventsAreBounded) {
   LagConfig c;
   c.history_capacity = 4;
   c.event_capacity = 2;
-  c.lag_ms_max = 10;
-  c.recover_ms = 5;
+  c.max_lag_ms = 10;
+  c.recover_lag_ms = 5;
   LagTracker lag(t, c);
   for (int k = 0; k < 100; ++k) lag.primary_sample(k * 10 * kMs, lsn_at_ms(k * 10));
   EXPECT_EQ(lag.history_size(), 4u);  // 960, 970, 980 and 990 ms
@@ -177,8 +177,8 @@ TEST(Lag, HistoryAndEventsAreBounded) {
 TEST(Lag, HysteresisOnTimeLag) {
   auto t = three_nodes();
   LagConfig c;
-  c.lag_ms_max = 100;
-  c.recover_ms = 50;
+  c.max_lag_ms = 100;
+  c.recover_lag_ms = 50;
   LagTracker lag(t, c);
   std::int64_t primary_ms = 0;
   // Advances the primary to `ms` (a sample every 10 ms), then samples replica a as having
@@ -230,10 +230,10 @@ TEST(Lag, HysteresisOnTimeLag) {
 TEST(Lag, HysteresisOnByteLag) {
   auto t = three_nodes();
   LagConfig c;
-  c.lag_ms_max = 1e9;
-  c.recover_ms = 1e9;
-  c.lag_bytes_max = 1000;
-  c.recover_bytes = 500;
+  c.max_lag_ms = 1e9;
+  c.recover_lag_ms = 1e9;
+  c.max_lag_bytes = 1000;
+  c.recover_lag_bytes = 500;
   LagTracker lag(t, c);
   lag.primary_sample(0, Lsn(10000));
   auto at = [&](std::uint64_t replay) {
@@ -258,10 +258,10 @@ TEST(Lag, ZeroRecoverThresholdsRecoverWhenFullyCaughtUp) {
   // that has replayed everything must then recover rather than stay LAGGING for ever.
   auto t = three_nodes();
   LagConfig c;
-  c.lag_ms_max = 0;
-  c.recover_ms = 0;
-  c.lag_bytes_max = 1;
-  c.recover_bytes = 0;
+  c.max_lag_ms = 0;
+  c.recover_lag_ms = 0;
+  c.max_lag_bytes = 1;
+  c.recover_lag_bytes = 0;
   LagTracker lag(t, c);
   lag.primary_sample(0, Lsn(0x1000));
   lag.primary_sample(10 * kMs, Lsn(0x2000));
@@ -276,8 +276,8 @@ TEST(Lag, ZeroRecoverThresholdsRecoverWhenFullyCaughtUp) {
 TEST(Lag, StaleReplicaIsJudgedAtThePrimarysTime) {
   auto t = three_nodes();
   LagConfig c;
-  c.lag_ms_max = 100;
-  c.recover_ms = 50;
+  c.max_lag_ms = 100;
+  c.recover_lag_ms = 50;
   c.stale_sample_ms = 100;
   LagTracker lag(t, c);
   lag.primary_sample(0, Lsn(1000));
@@ -333,8 +333,8 @@ TEST(Lag, BackwardsTimeAndLsnAreRejected) {
 TEST(Lag, ResetForgetsHistoryAndLag) {
   auto t = three_nodes();
   LagConfig c;
-  c.lag_ms_max = 10;
-  c.recover_ms = 5;
+  c.max_lag_ms = 10;
+  c.recover_lag_ms = 5;
   LagTracker lag(t, c);
   lag.primary_sample(0, Lsn(0x1000));
   lag.primary_sample(100 * kMs, Lsn(0x9000));
@@ -377,6 +377,19 @@ TEST(Lag, NoPrimarySamplesYet) {
   EXPECT_EQ(all[1].node, kB);
 }
 
+TEST(Lag, RecoveryMarksDefaultToHalfTheThresholds) {
+  auto t = three_nodes();
+  LagTracker defaults(t);
+  EXPECT_EQ(*defaults.config().recover_lag_ms, 500.0);
+  EXPECT_EQ(*defaults.config().recover_lag_bytes, 0);
+  LagConfig c;
+  c.max_lag_ms = 200;
+  c.max_lag_bytes = 1000;
+  LagTracker half(t, c);
+  EXPECT_EQ(*half.config().recover_lag_ms, 100.0);
+  EXPECT_EQ(*half.config().recover_lag_bytes, 500);
+}
+
 TEST(Lag, BadInputNamesTheArgument) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
@@ -387,27 +400,27 @@ TEST(Lag, BadInputNamesTheArgument) {
     return [t, c] { LagTracker tracker(t, c); };
   };
   expect_invalid<InvalidArgument>([] { LagTracker tracker(nullptr); }, "topology");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_ms_max = nan; }), "lag_ms_max");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_ms_max = -1; }), "lag_ms_max");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_ms_max = inf; }), "lag_ms_max");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_ms_max = 1e11; }), "lag_ms_max");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_ms = nan; }), "recover_ms");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_ms = -0.5; }), "recover_ms");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_ms = 1001; }), "recover_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.max_lag_ms = nan; }), "max_lag_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.max_lag_ms = -1; }), "max_lag_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.max_lag_ms = inf; }), "max_lag_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.max_lag_ms = 1e11; }), "max_lag_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_lag_ms = nan; }), "recover_lag_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_lag_ms = -0.5; }), "recover_lag_ms");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_lag_ms = 1001; }), "recover_lag_ms");
   expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.stale_sample_ms = nan; }), "stale_sample_ms");
   expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.stale_sample_ms = -1; }), "stale_sample_ms");
   expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.stale_sample_ms = 1e300; }), "stale_sample_ms");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_bytes_max = -1; }), "lag_bytes_max");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_bytes = -1; }), "recover_bytes");
-  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.lag_bytes_max = 100; c.recover_bytes = 101; }),
-                                  "recover_bytes");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.max_lag_bytes = -1; }), "max_lag_bytes");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.recover_lag_bytes = -1; }), "recover_lag_bytes");
+  expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.max_lag_bytes = 100; c.recover_lag_bytes = 101; }),
+                                  "recover_lag_bytes");
   expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.history_capacity = 0; }), "history_capacity");
   expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.history_capacity = 1; }), "history_capacity");
   expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.history_capacity = (1u << 24) + 1; }),
                                   "history_capacity");
   expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.event_capacity = 0; }), "event_capacity");
   expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.event_capacity = (1u << 20) + 1; }), "event_capacity");
-  EXPECT_NO_THROW(with([&](LagConfig& c) { c.lag_ms_max = 0; c.recover_ms = 0; c.stale_sample_ms = 0; })());
+  EXPECT_NO_THROW(with([&](LagConfig& c) { c.max_lag_ms = 0; c.recover_lag_ms = 0; c.stale_sample_ms = 0; })());
   EXPECT_NO_THROW(with([&](LagConfig& c) { c.history_capacity = 2; c.event_capacity = 1; })());
 
   LagTracker lag(t);
@@ -488,18 +501,18 @@ TEST(LagProperty, RandomHistoriesMatchTheReference) {
     for (int i = 0; i < n; ++i) specs.push_back(node("r" + std::to_string(i)));
     auto t = std::make_shared<Topology>(node("p"), specs);
     LagConfig c;
-    c.lag_ms_max = 1 + rng.below(60);
-    c.recover_ms = c.lag_ms_max * rng.uniform();
+    c.max_lag_ms = 1 + rng.below(60);
+    c.recover_lag_ms = c.max_lag_ms * rng.uniform();
     c.stale_sample_ms = rng.below(80);
     c.history_capacity = 2 + rng.below(40);
     c.event_capacity = 1 + rng.below(8);
     if (rng.below(3) == 0) {
-      c.lag_bytes_max = 1 + rng.below(200000);
-      c.recover_bytes = static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(c.lag_bytes_max) + 1));
+      c.max_lag_bytes = 1 + rng.below(200000);
+      c.recover_lag_bytes = static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(c.max_lag_bytes) + 1));
     }
     LagTracker lag(t, c);
-    const std::int64_t lag_max_ns = std::llround(c.lag_ms_max * 1e6);
-    const std::int64_t recover_ns = std::llround(c.recover_ms * 1e6);
+    const std::int64_t lag_max_ns = std::llround(c.max_lag_ms * 1e6);
+    const std::int64_t recover_ns = std::llround(*lag.config().recover_lag_ms * 1e6);
     const std::int64_t stale_ns = std::llround(c.stale_sample_ms * 1e6);
 
     std::vector<RawSample> raw;
@@ -532,13 +545,14 @@ TEST(LagProperty, RandomHistoriesMatchTheReference) {
       EXPECT_LE(std::llabs(got.lag_ns - ref.lag_ns), 1) << "tracker " << got.lag_ns << " reference " << ref.lag_ns;
       EXPECT_EQ(got.lag_is_lower_bound, ref.lower_bound);
       bool was = r.lagging;
-      const bool bytes_on = c.lag_bytes_max > 0;
+      const bool bytes_on = c.max_lag_bytes > 0;
       if (was) {
         bool time_ok = got.lag_ns < recover_ns || (recover_ns == 0 && got.lag_ns == 0);
-        bool bytes_ok = !bytes_on || bytes < c.recover_bytes || (c.recover_bytes == 0 && bytes == 0);
+        const std::int64_t recover_bytes = *lag.config().recover_lag_bytes;
+        bool bytes_ok = !bytes_on || bytes < recover_bytes || (recover_bytes == 0 && bytes == 0);
         r.lagging = !(time_ok && bytes_ok);
       } else {
-        r.lagging = got.lag_ns > lag_max_ns || (bytes_on && bytes > c.lag_bytes_max);
+        r.lagging = got.lag_ns > lag_max_ns || (bytes_on && bytes > c.max_lag_bytes);
       }
       EXPECT_EQ(got.state == LagState::Lagging, r.lagging);
       EXPECT_EQ(t->info(node).lag_state == LagState::Lagging, r.lagging);

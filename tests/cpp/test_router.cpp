@@ -48,8 +48,8 @@ struct Cluster {
     for (const auto& d : defs) specs.push_back(node(d.name, d.region, d.weight));
     t = std::make_shared<Topology>(node("p", std::move(primary_region)), specs);
     LagConfig c;
-    c.lag_ms_max = 100;
-    c.recover_ms = 50;
+    c.max_lag_ms = 100;
+    c.recover_lag_ms = 50;
     lag = std::make_unique<LagTracker>(t, c);
     for (std::int64_t ms = 0; ms <= kNowMs; ++ms) lag->primary_sample(ms * kMs, lsn_at_ms(ms));
   }

@@ -142,13 +142,13 @@ void run_scenario(std::uint64_t seed, Totals& totals) {
 
   // ---- lag tracking
   LagConfig lc;
-  lc.lag_ms_max = 20 + below(200);
-  lc.recover_ms = lc.lag_ms_max * rng.uniform();
+  lc.max_lag_ms = 20 + below(200);
+  lc.recover_lag_ms = lc.max_lag_ms * rng.uniform();
   lc.stale_sample_ms = static_cast<double>(below(300));
   lc.history_capacity = 2 + below(64);
   if (below(4) == 0) {
-    lc.lag_bytes_max = 1 + below(400000);
-    lc.recover_bytes = static_cast<std::int64_t>(below(static_cast<std::uint64_t>(lc.lag_bytes_max) + 1));
+    lc.max_lag_bytes = 1 + below(400000);
+    lc.recover_lag_bytes = static_cast<std::int64_t>(below(static_cast<std::uint64_t>(lc.max_lag_bytes) + 1));
   }
   LagTracker tracker(t, lc);
 

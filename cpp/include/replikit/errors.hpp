@@ -27,6 +27,19 @@ class InvalidArgument : public Error {
   std::string argument_;
 };
 
+/// An argument of the wrong type (raised by the language bindings, where types are dynamic);
+/// `argument()` names it. Python sees replikit.ArgumentTypeError, a TypeError.
+class ArgumentTypeError : public Error {
+ public:
+  ArgumentTypeError(std::string argument, const std::string& message)
+      : Error(argument + ": " + message), argument_(std::move(argument)) {}
+  /// The name of the argument that was rejected.
+  const std::string& argument() const noexcept { return argument_; }
+
+ private:
+  std::string argument_;
+};
+
 /// A session token that is malformed, from an unknown version, or fails its signature.
 class TokenError : public InvalidArgument {
  public:

@@ -12,6 +12,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -22,10 +23,10 @@ namespace replikit {
 
 /// Thresholds and bounds of a LagTracker.
 struct LagConfig {
-  double lag_ms_max = 1000.0;     ///< a replica turns LAGGING above this time lag
-  double recover_ms = 500.0;      ///< ... and OK again only below this (<= lag_ms_max)
-  std::int64_t lag_bytes_max = 0;   ///< also LAGGING above this many bytes (0: no byte threshold)
-  std::int64_t recover_bytes = 0;   ///< ... and OK again only below this (<= lag_bytes_max)
+  double max_lag_ms = 1000.0;      ///< a replica turns LAGGING above this time lag
+  std::optional<double> recover_lag_ms;  ///< ... and OK again only below this (<= max_lag_ms); unset: max_lag_ms / 2
+  std::int64_t max_lag_bytes = 0;  ///< also LAGGING above this many bytes (0: no byte threshold)
+  std::optional<std::int64_t> recover_lag_bytes;  ///< ... and OK again only below this (<= max_lag_bytes); unset: max_lag_bytes / 2
   double stale_sample_ms = 1000.0;  ///< a replica silent this long is judged at the primary's time
   std::size_t history_capacity = 8192;  ///< primary LSN history entries kept (>= 2)
   std::size_t event_capacity = 1024;    ///< transition events kept (>= 1)
@@ -91,7 +92,7 @@ class LagTracker {
   /// Forgets the history and all replica lag (after a primary change).
   void reset();
 
-  /// The configuration in force.
+  /// The configuration in force (defaults resolved: recover_lag_ms and recover_lag_bytes are set).
   const LagConfig& config() const noexcept { return config_; }
   /// The topology this tracker feeds.
   const std::shared_ptr<Topology>& topology() const noexcept { return topology_; }
@@ -118,7 +119,7 @@ class LagTracker {
 
   std::shared_ptr<Topology> topology_;
   LagConfig config_;
-  std::int64_t lag_ns_max_, recover_ns_, stale_ns_;
+  std::int64_t max_lag_ns_, recover_lag_ns_, stale_ns_;
   mutable std::mutex mutex_;
   std::deque<HistoryEntry> history_;
   std::int64_t last_primary_ns_ = 0;

@@ -82,7 +82,7 @@ TEST(PgDatabase, OptionsAreValidatedByName) {
   bad([](DatabaseOptions& o) { o.pool_size = 0; }, "pool_size");
   bad([](DatabaseOptions& o) { o.read_retries = -1; }, "read_retries");
   bad([](DatabaseOptions& o) { o.wait_for_replica_ms = 1e9; }, "wait_for_replica_ms");
-  bad([](DatabaseOptions& o) { o.lag.recover_ms = 5000; }, "recover_ms");
+  bad([](DatabaseOptions& o) { o.lag.recover_lag_ms = 5000; }, "recover_lag_ms");
 }
 
 TEST(PgDatabase, RefusedConnectionIsTypedBoundedAndMarksTheNodeDown) {
