@@ -15,10 +15,10 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Bad input to a public function; `argument()` names the offending argument.
-class InvalidArgument : public Error {
+/// Base of the errors that reject one argument; `argument()` names it.
+class ArgumentError : public Error {
  public:
-  InvalidArgument(std::string argument, const std::string& message)
+  ArgumentError(std::string argument, const std::string& message)
       : Error(argument + ": " + message), argument_(std::move(argument)) {}
   /// The name of the argument that was rejected.
   const std::string& argument() const noexcept { return argument_; }
@@ -27,17 +27,17 @@ class InvalidArgument : public Error {
   std::string argument_;
 };
 
-/// An argument of the wrong type (raised by the language bindings, where types are dynamic);
-/// `argument()` names it. Python sees replikit.ArgumentTypeError, a TypeError.
-class ArgumentTypeError : public Error {
+/// Bad input to a public function: a wrong value. Python sees replikit.InvalidArgument, a ValueError.
+class InvalidArgument : public ArgumentError {
  public:
-  ArgumentTypeError(std::string argument, const std::string& message)
-      : Error(argument + ": " + message), argument_(std::move(argument)) {}
-  /// The name of the argument that was rejected.
-  const std::string& argument() const noexcept { return argument_; }
+  using ArgumentError::ArgumentError;
+};
 
- private:
-  std::string argument_;
+/// An argument of the wrong type (raised by the language bindings, where types are dynamic).
+/// Python sees replikit.ArgumentTypeError, a TypeError.
+class ArgumentTypeError : public ArgumentError {
+ public:
+  using ArgumentError::ArgumentError;
 };
 
 /// A session token that is malformed, from an unknown version, or fails its signature.
