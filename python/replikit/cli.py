@@ -90,6 +90,7 @@ def _build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=_seconds, default=30.0, metavar="S",
                     help="seconds to wait for each step of the start-up, > 0 (default 30)")
     up.add_argument("--json", action="store_true", help="print the description as JSON")
+    up.set_defaults(parser=up)
 
     status = actions.add_parser("status", help="show each node's role, port, LSNs, state")
     add_dir(status)
@@ -103,16 +104,16 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _check_up(args: argparse.Namespace) -> None:
     """Cross-flag checks of ``cluster up``, naming the flags as typed."""
     replicas = 2 if args.replicas is None else args.replicas
     if args.mode in ("sync", "remote_apply"):
         if replicas == 0:
-            parser.error(f"argument --mode: {args.mode} needs at least one replica "
-                         "(--replicas 0)")
+            args.parser.error(f"argument --mode: {args.mode} needs at least one replica "
+                              "(got --replicas 0)")
         if args.sync_count is not None and args.sync_count > replicas:
-            parser.error(f"argument --sync-count: expected 1-{replicas} (--replicas), "
-                         f"got {args.sync_count}")
+            args.parser.error(f"argument --sync-count: expected an integer in 1-{replicas} "
+                              f"(at most --replicas), got {args.sync_count}")
 
 
 def _kept(args: argparse.Namespace) -> bool:
@@ -236,14 +237,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         from . import demo
 
         return demo.main(argv[1:], prog="replikit demo")
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    args = _build_parser().parse_args(argv)
     from .testing import ClusterError
 
     handlers: Dict[str, Callable[[argparse.Namespace], int]] = {
         "up": _cluster_up, "status": _cluster_status, "down": _cluster_down}
     if args.action == "up":
-        _check_up(parser, args)
+        _check_up(args)
     try:
         return handlers[args.action](args)
     except _UsageError as exc:
