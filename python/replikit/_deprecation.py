@@ -32,12 +32,14 @@ def renamed_keywords(**renames: Tuple[str, float]) -> Callable[[F], F]:
 def _convert(func: Callable[..., Any], kwargs: Dict[str, Any], old: str, new: str,
              factor: float) -> Any:
     value = kwargs.pop(old)
-    name = getattr(func, "__qualname__", "function")
+    name = getattr(func, "__name__", "function")
+    if name == "__init__":  # name the class being constructed
+        name = getattr(func, "__qualname__", name).rsplit(".", 1)[0]
     if new in kwargs:
         raise TypeError(f"{name}() got both {old} (deprecated) and {new}: pass only {new}")
     unit = " (milliseconds)" if new.endswith("_ms") else ""
     warnings.warn(f"{name}(): {old} is deprecated and will be removed in the next release; "
-                  f"use {new}{unit}", DeprecationWarning, stacklevel=4)
+                  f"use {new}{unit}", DeprecationWarning, stacklevel=3)  # the caller of wrapper()
     if factor == 1.0 or value is None:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):

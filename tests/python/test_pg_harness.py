@@ -100,8 +100,10 @@ def test_wrong_type_of_duration_is_a_type_error_naming_it():
 
 def test_durations_are_milliseconds_and_old_seconds_keywords_still_work():
     require_pg_server()
-    with pytest.warns(DeprecationWarning, match="startup_timeout_s.*startup_timeout_ms"):
+    with pytest.warns(DeprecationWarning,
+                      match=r"LocalCluster\(\): startup_timeout_s .*startup_timeout_ms") as record:
         cluster = LocalCluster(start=False, startup_timeout_s=2.5)
+    assert record[0].filename == __file__  # points at the caller
     assert cluster.startup_timeout_ms == 2500.0
     with pytest.raises(TypeError, match="startup_timeout_ms"):
         LocalCluster(start=False, startup_timeout_s=1, startup_timeout_ms=1000)
@@ -178,7 +180,7 @@ def test_write_on_primary_becomes_visible_on_replicas(pg_cluster):
                      "INSERT INTO harness_visible VALUES (1, 'hello')")
     target = c.wait_caught_up(timeout_ms=WAIT_MS)
     assert isinstance(target, Lsn) and c.current_lsn() >= target
-    with pytest.warns(DeprecationWarning, match="timeout_s.*timeout_ms"):
+    with pytest.warns(DeprecationWarning, match=r"wait_caught_up\(\): timeout_s .*timeout_ms"):
         assert c.wait_caught_up(timeout_s=WAIT_S) >= target  # the old keyword, in seconds
     for name in ("r1", "r2"):
         assert c.replay_lsn(name) >= target
