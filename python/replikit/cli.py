@@ -23,13 +23,14 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from . import __version__
+from .testing.cluster import MAX_REPLICAS
+from .testing.directory import DESCRIPTION_FILE
+from .testing.nodes import PORT_LIMITS
 
 if TYPE_CHECKING:
     from .testing import LocalCluster
 
 DEFAULT_DIR = ".replikit-cluster"
-MAX_REPLICAS = 10  # LocalCluster's bound (replikit.testing.cluster.MAX_REPLICAS)
-PORTS = (1024, 65000)
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -84,8 +85,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="replication mode (default async)")
     up.add_argument("--sync-count", type=_int_in(1, MAX_REPLICAS), default=None, metavar="K",
                     help="k in synchronous_standby_names = 'ANY k (...)', 1-N (default 1)")
-    up.add_argument("--base-port", type=_int_in(*PORTS), default=None, metavar="P",
-                    help=f"first port to try, {PORTS[0]}-{PORTS[1]} (default: a random port "
+    up.add_argument("--base-port", type=_int_in(*PORT_LIMITS), default=None, metavar="P",
+                    help=f"first port to try, {PORT_LIMITS[0]}-{PORT_LIMITS[1]} (default: a random port "
                          "in 20000-29999; 5432 is never used)")
     up.add_argument("--timeout", type=_seconds, default=30.0, metavar="S",
                     help="seconds to wait for each step of the start-up, > 0 (default 30)")
@@ -96,7 +97,8 @@ def _build_parser() -> argparse.ArgumentParser:
     add_dir(status)
     status.add_argument("--json", action="store_true", help="print JSON")
 
-    down = actions.add_parser("down", help="stop the cluster and remove its directory")
+    down = actions.add_parser("down", help="stop the cluster and remove its directory "
+                                           "(or keep it with --keep)")
     add_dir(down)
     down.add_argument("--keep", action="store_true",
                       help="keep the directory and its data (nodes are stopped cleanly, -m fast); "
@@ -118,7 +120,7 @@ def _check_up(args: argparse.Namespace) -> None:
 
 def _kept(args: argparse.Namespace) -> bool:
     """Does ``--dir`` hold a cluster description (a cluster kept by ``down --keep``)?"""
-    return os.path.exists(os.path.join(args.dir, "cluster.json"))
+    return os.path.exists(os.path.join(args.dir, DESCRIPTION_FILE))
 
 
 def _cluster_up(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from .._deprecation import renamed_keywords
 from . import directory as _directory
 from . import template as _template
 from .errors import ClusterError, invalid_argument, timeout_seconds
-from .nodes import MODES, Node, node_settings, write_node_config
+from .nodes import MODES, PORT_LIMITS, Node, node_settings, write_node_config
 from .processes import Supervisor
 from .replication import ReplicationControl
 from .tools import ServerTools
@@ -276,6 +276,7 @@ def check_arguments(replicas: int, mode: str, sync_count: int, base_port: Option
     if mode != "async" and not 1 <= sync_count <= replicas:
         raise invalid_argument("sync_count", f"expected 1..{replicas} (the replica count), "
                                              f"got {sync_count!r}")
-    if base_port is not None and not 1024 <= base_port <= 65000:
-        raise invalid_argument("base_port", f"expected a port in [1024, 65000], got {base_port!r}")
+    low, high = PORT_LIMITS
+    if base_port is not None and not low <= base_port <= high:
+        raise invalid_argument("base_port", f"expected a port in [{low}, {high}], got {base_port!r}")
 

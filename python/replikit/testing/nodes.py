@@ -16,6 +16,7 @@ from .tools import ServerTools
 MODES = ("async", "sync", "remote_apply")
 FORBIDDEN_PORT = 5432  # the distribution's default cluster: never ours
 PORT_RANGE = (20000, 30000)  # below Linux's ephemeral range (32768-60999)
+PORT_LIMITS = (1024, 65000)  # the ports a cluster may use at all
 
 
 @dataclasses.dataclass
@@ -71,8 +72,8 @@ def pick_ports(host: str, count: int, start: Optional[int], avoid: Iterable[int]
     ports: List[int] = []
     port = first
     for _ in range(5000):
-        if port > 65000:
-            port = 1024 + (port - 65000)
+        if port > PORT_LIMITS[1]:
+            port = PORT_LIMITS[0] + (port - PORT_LIMITS[1])
         if port != FORBIDDEN_PORT and port not in avoided and port_is_free(host, port):
             ports.append(port)
             if len(ports) == count:
