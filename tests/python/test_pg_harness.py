@@ -96,6 +96,8 @@ def test_wrong_type_of_duration_is_a_type_error_naming_it():
     with pytest.raises(TypeError, match="startup_timeout_ms") as info:
         LocalCluster(start=False, startup_timeout_ms="30")
     assert info.value.argument == "startup_timeout_ms"
+    with pytest.raises(TypeError, match="startup_timeout_s"), pytest.warns(DeprecationWarning):
+        LocalCluster(start=False, startup_timeout_s="30")  # not turned into "30" * 1000
 
 
 def test_durations_are_milliseconds_and_old_seconds_keywords_still_work():

@@ -52,8 +52,11 @@ class LocalCluster(ReplicationControl):
         startup_timeout_ms: bound on each wait of the bring-up, in milliseconds
             (``startup_timeout_s``, in seconds, is deprecated).
 
-    Every duration of this class is in milliseconds (``timeout_ms``); the old ``timeout_s``
-    keywords still work for one release, with a DeprecationWarning.
+    Every duration of this class is in milliseconds (``timeout_ms``, keyword-only); the old
+    ``timeout_s`` keywords still work for one release, with a DeprecationWarning. LSNs come
+    back as ``replikit.Lsn``; errors are ``ClusterError`` (a ``replikit.Error``),
+    ``ClusterTimeoutError`` (also a ``TimeoutError``) and ``ClusterSQLError``, and bad
+    arguments raise ``replikit.InvalidArgument`` / ``TypeError`` naming the argument.
     """
 
     @renamed_keywords(startup_timeout_s=("startup_timeout_ms", 1000.0))
