@@ -150,7 +150,7 @@ def main() -> int:
     if not 1 <= args.runs <= 20:
         parser.error("--runs must be in [1, 20]")
 
-    from replikit.pg import LocalCluster
+    from replikit.testing import LocalCluster
 
     exe = build()
     workdir = Path(tempfile.mkdtemp(prefix="replikit-pgbench-"))

@@ -19,4 +19,25 @@ except ImportError as exc:  # pragma: no cover - only hit on a broken install
 
 from ._core import *  # noqa: F401,F403
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version; pyproject.toml's in an uninstalled source tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("replikit")
+    except metadata.PackageNotFoundError:
+        pass
+    import os
+    import re
+
+    pyproject = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "pyproject.toml")
+    try:
+        with open(pyproject, encoding="utf-8") as handle:
+            found = re.search(r'^version\s*=\s*"([^"]+)"', handle.read(), re.MULTILINE)
+    except OSError:
+        found = None
+    return found.group(1) if found else "0+unknown"
+
+
+__version__ = _version()

@@ -1,6 +1,6 @@
 """The main demo against a real local PostgreSQL cluster (see replikit.demo).
 
-Starts a primary and two streaming replicas with replikit.pg.LocalCluster, then simulated
+Starts a primary and two streaming replicas with replikit.testing.LocalCluster, then simulated
 users write their own row and read it back with read-your-writes consistency through
 ReplicatedDatabase, while r2's WAL replay is paused for a few seconds and resumed. Every half
 second it prints each replica's lag as the prober measures it, its state, and where reads went;
@@ -23,9 +23,9 @@ from .demo import summarize
 
 def available() -> bool:
     """True when the backend was built and PostgreSQL 15's server binaries are installed."""
-    from .pg import DEFAULT_PG_BIN_DIR
+    from .testing.tools import pg_bin_dir
 
-    bin_dir = os.environ.get("REPLIKIT_PG_BIN_DIR") or DEFAULT_PG_BIN_DIR
+    bin_dir = pg_bin_dir()
     return bool(getattr(_core, "HAVE_PG", False)) and os.path.exists(os.path.join(bin_dir, "postgres"))
 
 
@@ -33,7 +33,7 @@ def run(users: int = 200, seconds: float = 8.0, pause_at_s: float = 2.5, resume_
         seed: int = 7, out=sys.stdout) -> dict:
     """Runs the demo and returns its summary (also printed to `out`)."""
     from ._pgdb import database_for_cluster
-    from .pg import LocalCluster
+    from .testing import LocalCluster
 
     rng = random.Random(seed)
     started = time.monotonic()
@@ -43,7 +43,7 @@ def run(users: int = 200, seconds: float = 8.0, pause_at_s: float = 2.5, resume_
               f"(read-your-writes); r2's replay is paused from {pause_at_s} s to {resume_at_s} s", file=out)
         cluster.sql("primary", "CREATE TABLE demo_users (id int PRIMARY KEY, value bigint NOT NULL)")
         cluster.sql("primary", f"INSERT INTO demo_users SELECT g, 0 FROM generate_series(0, {users - 1}) g")
-        cluster.wait_caught_up(timeout_s=30)
+        cluster.wait_caught_up(timeout_ms=30_000)
         with database_for_cluster(cluster, probe_interval_ms=50, lag_ms_max=300, recover_ms=100,
                                   wait_for_replica_ms=0) as db:
             db.wait_probes(2, 5000)

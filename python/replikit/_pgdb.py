@@ -1,7 +1,7 @@
 """Python helpers around the C++ PostgreSQL backend (``replikit._core.ReplicatedDatabase``).
 
 - ``database_for_cluster(cluster, **options)``: a ReplicatedDatabase over a
-  ``replikit.pg.LocalCluster`` (its primary and replicas, with their DSNs).
+  ``replikit.testing.LocalCluster`` (its primary and replicas, with their DSNs).
 - ``PsycopgRouter``: replikit routing for psycopg 3 connections. The ReplicatedDatabase keeps
   probing the nodes and tracking lag (in C++, off the GIL); the router hands out psycopg
   connections to the node each read or write should use, and records commit LSNs into the

@@ -1,5 +1,7 @@
 """The ``replikit`` command line.
 
+    replikit --version
+    replikit demo           [--in-process] [--seed N]
     replikit cluster up     [--dir DIR] [--replicas N] [--mode async|sync|remote_apply]
                             [--sync-count K] [--base-port P] [--timeout S] [--json]
     replikit cluster status [--dir DIR] [--json]
@@ -7,31 +9,61 @@
 
 ``cluster up`` starts a local PostgreSQL 15 primary with streaming replicas in DIR
 (default ./.replikit-cluster) and leaves it running; its description is kept in
-DIR/cluster.json, which ``status`` and ``down`` read.
+DIR/cluster.json, which ``status`` and ``down`` read. ``cluster down --keep`` stops it and
+keeps its data; ``cluster up`` on that directory starts it again with that data.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+
+from . import __version__
+from .testing.cluster import MAX_REPLICAS
+from .testing.directory import DESCRIPTION_FILE
+from .testing.nodes import PORT_LIMITS
+
+if TYPE_CHECKING:
+    from .testing import LocalCluster
 
 DEFAULT_DIR = ".replikit-cluster"
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in {low}-{high}, got {text}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text}")
     return value
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="replikit", description="replikit: client-side database replication tools")
+    parser.add_argument("--version", action="version", version=f"replikit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    commands.add_parser("demo", add_help=False,
+                        help="run the demo (options: see `replikit demo --help`)")
     cluster = commands.add_parser(
         "cluster", help="start, inspect and stop a local PostgreSQL cluster for testing",
         description="A local PostgreSQL 15 primary with streaming replicas on loopback.")
@@ -42,44 +74,83 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--dir", default=DEFAULT_DIR,
                          help=f"cluster directory (default ./{DEFAULT_DIR})")
 
-    up = actions.add_parser("up", help="start a cluster and leave it running")
+    up = actions.add_parser(
+        "up", help="start a cluster (or a stopped one again) and leave it running",
+        description="Start a cluster in DIR and leave it running. When DIR holds a cluster "
+                    "stopped with `down --keep`, start that one again with its data.")
     add_dir(up)
-    up.add_argument("--replicas", type=_positive_int, default=2,
-                    help="number of streaming replicas (default 2)")
-    up.add_argument("--mode", choices=("async", "sync", "remote_apply"), default="async",
+    up.add_argument("--replicas", type=_int_in(0, MAX_REPLICAS), default=None, metavar="N",
+                    help=f"number of streaming replicas, 0-{MAX_REPLICAS} (default 2)")
+    up.add_argument("--mode", choices=("async", "sync", "remote_apply"), default=None,
                     help="replication mode (default async)")
-    up.add_argument("--sync-count", type=_positive_int, default=1,
-                    help="k in synchronous_standby_names = 'ANY k (...)' (default 1)")
-    up.add_argument("--base-port", type=int, default=None,
-                    help="first port to try (default: a random port in 20000-29999)")
-    up.add_argument("--timeout", type=float, default=30.0,
-                    help="seconds to wait for each step of the start-up (default 30)")
+    up.add_argument("--sync-count", type=_int_in(1, MAX_REPLICAS), default=None, metavar="K",
+                    help="k in synchronous_standby_names = 'ANY k (...)', 1-N (default 1)")
+    up.add_argument("--base-port", type=_int_in(*PORT_LIMITS), default=None, metavar="P",
+                    help=f"first port to try, {PORT_LIMITS[0]}-{PORT_LIMITS[1]} (default: a random port "
+                         "in 20000-29999; 5432 is never used)")
+    up.add_argument("--timeout", type=_seconds, default=30.0, metavar="S",
+                    help="seconds to wait for each step of the start-up, > 0 (default 30)")
     up.add_argument("--json", action="store_true", help="print the description as JSON")
+    up.set_defaults(parser=up)
 
     status = actions.add_parser("status", help="show each node's role, port, LSNs, state")
     add_dir(status)
     status.add_argument("--json", action="store_true", help="print JSON")
 
-    down = actions.add_parser("down", help="stop the cluster and remove its directory")
+    down = actions.add_parser("down", help="stop the cluster and remove its directory "
+                                           "(or keep it with --keep)")
     add_dir(down)
     down.add_argument("--keep", action="store_true",
-                      help="keep the directory (nodes are stopped cleanly, -m fast)")
+                      help="keep the directory and its data (nodes are stopped cleanly, -m fast); "
+                           "`up` starts it again")
     return parser
 
 
-def _cluster_up(args: argparse.Namespace) -> int:
-    from .pg import LocalCluster
+def _check_up(args: argparse.Namespace) -> None:
+    """Cross-flag checks of ``cluster up``, naming the flags as typed."""
+    replicas = 2 if args.replicas is None else args.replicas
+    if args.mode in ("sync", "remote_apply"):
+        if replicas == 0:
+            args.parser.error(f"argument --mode: {args.mode} needs at least one replica "
+                              "(got --replicas 0)")
+        if args.sync_count is not None and args.sync_count > replicas:
+            args.parser.error(f"argument --sync-count: expected an integer in 1-{replicas} "
+                              f"(at most --replicas), got {args.sync_count}")
 
-    cluster = LocalCluster(args.dir, replicas=args.replicas, mode=args.mode,
-                           sync_count=args.sync_count, base_port=args.base_port,
-                           persistent=True, remove_dir=False,
-                           startup_timeout_s=args.timeout)
+
+def _kept(args: argparse.Namespace) -> bool:
+    """Does ``--dir`` hold a cluster description (a cluster kept by ``down --keep``)?"""
+    return os.path.exists(os.path.join(args.dir, DESCRIPTION_FILE))
+
+
+def _cluster_up(args: argparse.Namespace) -> int:
+    from .testing import LocalCluster
+
+    timeout_ms = args.timeout * 1000.0
+    if _kept(args):
+        cluster = LocalCluster.attach(args.dir)
+        running = [n for n in cluster.nodes if cluster.is_up(n)]
+        if running:
+            print(f"replikit: error: {cluster.base_dir} already holds a running cluster: "
+                  f"stop it first (`replikit cluster down --dir {cluster.base_dir}`)",
+                  file=sys.stderr)
+            return 1
+        _refuse_other_shape(cluster, args)
+        cluster.start_all(timeout_ms=timeout_ms)
+        verb = "started again (with its data)"
+    else:
+        mode = args.mode or "async"
+        cluster = LocalCluster(args.dir, replicas=2 if args.replicas is None else args.replicas,
+                               mode=mode, sync_count=args.sync_count or 1,
+                               base_port=args.base_port, persistent=True, remove_dir=False,
+                               startup_timeout_ms=timeout_ms)
+        verb = "up"
     if args.json:
         print(json.dumps({**cluster.description(), "dsns": cluster.dsns()}, indent=1))
         return 0
-    mode = args.mode if args.mode == "async" else f"{args.mode}, ANY {args.sync_count}"
-    print(f"replikit: cluster up in {cluster.startup_s:.2f} s in {cluster.base_dir} "
-          f"({mode})")
+    mode = cluster.mode if cluster.mode == "async" else f"{cluster.mode}, ANY {cluster.sync_count}"
+    print(f"replikit: cluster {verb} in {(cluster.startup_ms or 0.0) / 1000:.2f} s in "
+          f"{cluster.base_dir} ({mode})")
     width = max(len(n) for n in cluster.nodes)
     for name, dsn in cluster.dsns().items():
         print(f"{name:<{width}}  {dsn}")
@@ -87,7 +158,24 @@ def _cluster_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_status(rows: List[dict]) -> str:
+class _UsageError(Exception):
+    """A flag contradicts the cluster kept in --dir."""
+
+
+def _refuse_other_shape(cluster: "LocalCluster", args: argparse.Namespace) -> None:
+    """A kept cluster starts again as it was: flags asking for another shape are errors."""
+    wanted = {"--replicas": (args.replicas, len(cluster.replica_names)),
+              "--mode": (args.mode, cluster.mode),
+              "--sync-count": (args.sync_count, cluster.sync_count)}
+    for flag, (asked, kept) in wanted.items():
+        if asked is not None and asked != kept:
+            raise _UsageError(
+                f"argument {flag}: {args.dir} holds a stopped cluster with {flag} {kept}; it "
+                f"starts again as it was. Remove it first (`replikit cluster down --dir "
+                f"{args.dir}`) to make a new one")
+
+
+def _format_status(rows: List[Dict[str, Any]]) -> str:
     header = ("node", "role", "port", "pid", "state", "current_lsn", "receive_lsn",
               "replay_lsn", "replication")
     table = [header]
@@ -108,7 +196,7 @@ def _format_status(rows: List[dict]) -> str:
 
 
 def _cluster_status(args: argparse.Namespace) -> int:
-    from .pg import LocalCluster
+    from .testing import LocalCluster
 
     cluster = LocalCluster.attach(args.dir)
     rows = cluster.status()
@@ -122,7 +210,7 @@ def _cluster_status(args: argparse.Namespace) -> int:
 
 
 def _cluster_down(args: argparse.Namespace) -> int:
-    from .pg import LocalCluster
+    from .testing import LocalCluster
 
     cluster = LocalCluster.attach(args.dir)
     cluster.close(remove_dir=not args.keep, mode="fast" if args.keep else "immediate")
@@ -131,16 +219,40 @@ def _cluster_down(args: argparse.Namespace) -> int:
     return 0
 
 
+_FLAGS = {"replicas": "--replicas", "mode": "--mode", "sync_count": "--sync-count",
+          "base_port": "--base-port", "startup_timeout_ms": "--timeout"}
+
+
+def _flag_message(exc: Exception) -> str:
+    """An error of the library, its argument renamed to the flag that set it."""
+    argument = getattr(exc, "argument", None)
+    text = str(exc)
+    if argument in _FLAGS and text.startswith(f"{argument}:"):
+        return f"argument {_FLAGS[argument]}:{text[len(argument) + 1:]}"
+    return text
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``replikit`` command; returns the exit status."""
-    args = _build_parser().parse_args(argv)
-    from .pg import ClusterError
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:  # the demo parses its own options
+        from . import demo
 
-    handlers = {"up": _cluster_up, "status": _cluster_status, "down": _cluster_down}
+        return demo.main(argv[1:], prog="replikit demo")
+    args = _build_parser().parse_args(argv)
+    from .testing import ClusterError
+
+    handlers: Dict[str, Callable[[argparse.Namespace], int]] = {
+        "up": _cluster_up, "status": _cluster_status, "down": _cluster_down}
+    if args.action == "up":
+        _check_up(args)
     try:
         return handlers[args.action](args)
+    except _UsageError as exc:
+        print(f"replikit cluster up: error: {exc}", file=sys.stderr)
+        return 2
     except (ClusterError, ValueError) as exc:
-        print(f"replikit: error: {exc}", file=sys.stderr)
+        print(f"replikit: error: {_flag_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

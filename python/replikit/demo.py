@@ -1,7 +1,9 @@
 """The main demo: users writing and reading back their own data while a replica lags.
 
-    python -m replikit.demo                # a real local PostgreSQL cluster when available
-    python -m replikit.demo --in-process   # a simulated cluster in this process
+    replikit demo                # a real local PostgreSQL cluster when available
+    replikit demo --in-process   # a simulated cluster in this process
+
+(``python -m replikit.demo`` does the same.)
 
 The in-process demo drives the real Router, LagTracker and Sessions with a simulated cluster
 and a simulated clock: a primary that turns each write into WAL, two replicas that replay it a
@@ -139,8 +141,9 @@ def summarize(per_node: collections.Counter, per_reason: collections.Counter, ev
             "per_reason": dict(per_reason), "events": events}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m replikit.demo", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m replikit.demo") -> int:
+    """Runs the demo with command-line options ``argv``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--in-process", action="store_true",
                         help="simulate the cluster in this process instead of starting PostgreSQL")
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulated workload")

@@ -30,11 +30,12 @@ def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.01):
 
 
 # =====================================================================================
-# Real PostgreSQL cluster (replikit.pg.LocalCluster): primary + 2 async replicas.
+# Real PostgreSQL cluster (replikit.testing.LocalCluster): primary + 2 async replicas.
 #
-# `pg_cluster` is started once per test session and stopped at its end (and by
-# LocalCluster's atexit hook if the session dies). Tests that change the cluster
-# (stop/kill nodes, pause replay, delays, replication mode) should use
+# The cluster comes from replikit's pytest plugin (replikit.testing.pytest_plugin, loaded by
+# pytest through its entry point): `replikit_cluster` is started once per test session and
+# stopped at its end (and by LocalCluster's atexit hook if the session dies). Tests that
+# change the cluster (stop/kill nodes, pause replay, delays, replication mode) should use
 # `pg_cluster_reset`, the same cluster put back to normal after the test.
 # Mark such tests with @pytest.mark.pg.
 
@@ -49,25 +50,17 @@ def require_pg_server() -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster():
-    """A running LocalCluster (primary, r1, r2; async) shared by the whole session."""
-    require_pg_server()
-    from replikit.pg import LocalCluster
-
-    cluster = LocalCluster(replicas=2, mode="async")
-    print(f"\n[pg_cluster] primary + 2 replicas up in {cluster.startup_s:.3f} s "
-          f"in {cluster.base_dir}")
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+def pg_cluster(replikit_cluster):
+    """The plugin's session cluster (primary, r1, r2; async), under the name our tests use."""
+    print(f"\n[pg_cluster] primary + 2 replicas up in {replikit_cluster.startup_ms:.0f} ms "
+          f"in {replikit_cluster.base_dir}")
+    return replikit_cluster
 
 
 @pytest.fixture
-def pg_cluster_reset(pg_cluster):
+def pg_cluster_reset(replikit_cluster_reset):
     """The session cluster, restored afterwards (nodes started, replay resumed, no
     apply delay, original replication mode, all replicas streaming)."""
-    yield pg_cluster
-    pg_cluster.reset()
+    return replikit_cluster_reset
 
 # ========================================================================= end of pg

@@ -1,4 +1,4 @@
-"""Tests of the local PostgreSQL cluster harness (replikit.pg.LocalCluster) and its CLI.
+"""Tests of the local PostgreSQL cluster harness (replikit.testing.LocalCluster) and its CLI.
 
 Real-cluster tests are marked ``pg``; most share the session cluster of conftest.py and
 put it back in order afterwards (``pg_cluster_reset``). Every wait is bounded.
@@ -20,11 +20,12 @@ import pytest
 from conftest import require_pg_server, wait_until
 
 import replikit
-from replikit import pg
-from replikit.pg import (ClusterError, ClusterTimeoutError, LocalCluster, format_lsn,
-                         parse_lsn)
+from replikit import Lsn
+from replikit.testing import (ClusterError, ClusterSQLError, ClusterTimeoutError, LocalCluster,
+                              scratch_dir)
 
-WAIT_S = 30.0  # generous bound for every wait: a slow machine must not fail a test
+WAIT_MS = 30_000.0  # generous bound for every wait: a slow machine must not fail a test
+WAIT_S = WAIT_MS / 1000  # the same for the test's own waits
 
 
 def alive(pids):
@@ -65,13 +66,12 @@ def sync_rep_waiters(cluster):
 
 
 # ------------------------------------------------------------------ no server needed
-def test_lsn_text_round_trip():
-    assert parse_lsn("0/3000060") == 0x3000060
-    assert parse_lsn("16/B374D848") == (0x16 << 32) | 0xB374D848
-    assert format_lsn(parse_lsn("16/B374D848")) == "16/B374D848"
-    for bad in ("", "3000060", "0/", "x/1", "1/2/3", None):
-        with pytest.raises(ValueError, match="lsn"):
-            parse_lsn(bad)
+def test_errors_are_replikit_errors():
+    assert issubclass(ClusterError, replikit.Error) and issubclass(ClusterError, RuntimeError)
+    assert issubclass(ClusterSQLError, ClusterError)
+    assert issubclass(ClusterTimeoutError, ClusterError)
+    assert issubclass(ClusterTimeoutError, replikit.TimeoutError)
+    assert issubclass(ClusterTimeoutError, TimeoutError)
 
 
 @pytest.mark.parametrize("kwargs, argument", [
@@ -82,20 +82,57 @@ def test_lsn_text_round_trip():
     (dict(mode="sync", replicas=2, sync_count=3), "sync_count"),
     (dict(mode="remote_apply", replicas=2, sync_count=0), "sync_count"),
     (dict(base_port=80), "base_port"),
-    (dict(startup_timeout_s=0), "startup_timeout_s"),
+    (dict(startup_timeout_ms=0), "startup_timeout_ms"),
+    (dict(startup_timeout_ms=float("nan")), "startup_timeout_ms"),
     (dict(extra_settings={"bad name": "1"}), "extra_settings"),
 ])
 def test_bad_arguments_are_rejected_by_name(kwargs, argument):
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(replikit.InvalidArgument, match=argument) as info:
         LocalCluster(start=False, **kwargs)
+    assert info.value.argument == argument
 
 
-def test_backend_names_explain_how_to_get_the_backend(monkeypatch):
+def test_wrong_type_of_duration_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="startup_timeout_ms") as info:
+        LocalCluster(start=False, startup_timeout_ms="30")
+    assert info.value.argument == "startup_timeout_ms"
+    with pytest.raises(TypeError, match="startup_timeout_s"), pytest.warns(DeprecationWarning):
+        LocalCluster(start=False, startup_timeout_s="30")  # not turned into "30" * 1000
+
+
+def test_durations_are_milliseconds_and_old_seconds_keywords_still_work():
+    require_pg_server()
+    with pytest.warns(DeprecationWarning,
+                      match=r"LocalCluster\(\): startup_timeout_s .*startup_timeout_ms") as record:
+        cluster = LocalCluster(start=False, startup_timeout_s=2.5)
+    assert record[0].filename == __file__  # points at the caller
+    assert cluster.startup_timeout_ms == 2500.0
+    with pytest.raises(TypeError, match="startup_timeout_ms"):
+        LocalCluster(start=False, startup_timeout_s=1, startup_timeout_ms=1000)
+    with pytest.warns(DeprecationWarning, match="startup_ms"):
+        assert cluster.startup_s is None  # not started: nothing measured
+
+
+def test_import_of_the_backend_explains_how_to_get_it(monkeypatch):
+    import importlib
+
     monkeypatch.setattr(replikit._core, "HAVE_PG", False, raising=False)
+    for name in ("replikit.pg", "replikit._pgdb"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.delattr(replikit, "pg", raising=False)
     with pytest.raises(ImportError, match=r"apt-get install libpqxx-dev pkg-config.*pip install \."):
-        pg.ReplicatedDatabase  # noqa: B018
-    with pytest.raises(AttributeError):
-        pg.NoSuchThing  # noqa: B018
+        importlib.import_module("replikit.pg")
+
+
+def test_local_cluster_in_replikit_pg_is_a_deprecated_alias():
+    require_pg_server()
+    if not replikit._core.HAVE_PG:
+        pytest.skip("replikit was built without the PostgreSQL backend")
+    from replikit.pg import LocalCluster as Deprecated
+
+    with pytest.warns(DeprecationWarning, match="replikit.testing.LocalCluster"):
+        cluster = Deprecated(start=False)
+    assert isinstance(cluster, LocalCluster)
 
 
 def test_ports_skip_5432_and_are_free():
@@ -123,7 +160,7 @@ def test_bring_up_primary_and_two_streaming_replicas(pg_cluster):
         assert c.sql(name, "SHOW cluster_name") == [(name,)]
     # the data lives in the cluster's own directory, not /var/lib/postgresql
     assert c.sql("primary", "SHOW data_directory") == [(c.nodes["primary"].data_dir,)]
-    print(f"\n[harness] session cluster bring-up: {c.startup_s:.3f} s")
+    print(f"\n[harness] session cluster bring-up: {c.startup_ms:.0f} ms")
 
 
 @pytest.mark.pg
@@ -132,7 +169,7 @@ def test_sql_returns_rows_of_strings_with_none_for_null(pg_cluster):
                                      "E'line\\nbreak' ORDER BY 1")
     assert rows == [("1", None, "", "a|b"), ("2", "x", "y", "line\nbreak")]
     assert pg_cluster.sql("primary", "SELECT 1 WHERE false") == []
-    with pytest.raises(pg.ClusterSQLError, match="no_such_table") as info:
+    with pytest.raises(ClusterSQLError, match="no_such_table") as info:
         pg_cluster.sql("primary", "SELECT * FROM no_such_table")
     assert info.value.node == "primary"
 
@@ -143,11 +180,14 @@ def test_write_on_primary_becomes_visible_on_replicas(pg_cluster):
     c.sql("primary", "DROP TABLE IF EXISTS harness_visible; "
                      "CREATE TABLE harness_visible (id int PRIMARY KEY, note text); "
                      "INSERT INTO harness_visible VALUES (1, 'hello')")
-    target = c.wait_caught_up(timeout_s=WAIT_S)
+    target = c.wait_caught_up(timeout_ms=WAIT_MS)
+    assert isinstance(target, Lsn) and c.current_lsn() >= target
+    with pytest.warns(DeprecationWarning, match=r"wait_caught_up\(\): timeout_s .*timeout_ms"):
+        assert c.wait_caught_up(timeout_s=WAIT_S) >= target  # the old keyword, in seconds
     for name in ("r1", "r2"):
         assert c.replay_lsn(name) >= target
         assert c.sql(name, "SELECT note FROM harness_visible WHERE id = 1") == [("hello",)]
-        with pytest.raises(pg.ClusterSQLError, match="read-only transaction"):
+        with pytest.raises(ClusterSQLError, match="read-only transaction"):
             c.sql(name, "INSERT INTO harness_visible VALUES (2, 'no')")
 
 
@@ -155,7 +195,7 @@ def test_write_on_primary_becomes_visible_on_replicas(pg_cluster):
 def test_pause_replay_freezes_replica_and_resume_catches_up(pg_cluster_reset):
     c = pg_cluster_reset
     c.sql("primary", "DROP TABLE IF EXISTS harness_pause; CREATE TABLE harness_pause (id int)")
-    c.wait_caught_up(timeout_s=WAIT_S)
+    c.wait_caught_up(timeout_ms=WAIT_MS)
     c.pause_replay("r1")
     # The pause takes hold when the startup process sees the next record.
     c.sql("primary", "INSERT INTO harness_pause VALUES (0)")
@@ -165,15 +205,15 @@ def test_pause_replay_freezes_replica_and_resume_catches_up(pg_cluster_reset):
     c.sql("primary", "INSERT INTO harness_pause SELECT generate_series(1, 1000)")
     primary_lsn = c.current_lsn()
     assert primary_lsn > frozen
-    c.wait_caught_up(timeout_s=WAIT_S, replicas=["r2"])  # r2 keeps replaying
+    c.wait_caught_up(timeout_ms=WAIT_MS, replicas=["r2"])  # r2 keeps replaying
     assert count(c, "r2", "harness_pause") == 1001
     # r1 still receives the WAL but does not apply it.
-    wait_until(lambda: parse_lsn(c.sql("r1", "SELECT pg_last_wal_receive_lsn()")[0][0])
+    wait_until(lambda: Lsn(c.sql("r1", "SELECT pg_last_wal_receive_lsn()")[0][0])
                >= primary_lsn, WAIT_S, what="r1 to receive the new WAL")
     assert c.replay_lsn("r1") == frozen
     assert count(c, "r1", "harness_pause") == before
     c.resume_replay("r1")
-    assert c.wait_caught_up(timeout_s=WAIT_S) >= primary_lsn
+    assert c.wait_caught_up(timeout_ms=WAIT_MS) >= primary_lsn
     assert c.replay_lsn("r1") >= primary_lsn
     assert count(c, "r1", "harness_pause") == 1001
     assert c.replay_pause_state("r1") == "not paused"
@@ -184,12 +224,12 @@ def test_apply_delay_holds_commits_back_then_clears(pg_cluster_reset):
     c = pg_cluster_reset
     delay_s = 1.5
     c.sql("primary", "DROP TABLE IF EXISTS harness_delay; CREATE TABLE harness_delay (id int)")
-    c.wait_caught_up(timeout_s=WAIT_S)
+    c.wait_caught_up(timeout_ms=WAIT_MS)
     c.set_apply_delay("r1", int(delay_s * 1000))
     assert c.apply_delay_ms("r1") == 1500
     started = time.monotonic()
     c.sql("primary", "INSERT INTO harness_delay VALUES (1)")
-    c.wait_caught_up(timeout_s=WAIT_S, replicas=["r2"])
+    c.wait_caught_up(timeout_ms=WAIT_MS, replicas=["r2"])
     assert count(c, "r2", "harness_delay") == 1
     seen_early = count(c, "r1", "harness_delay")
     checked_at = time.monotonic() - started
@@ -203,7 +243,7 @@ def test_apply_delay_holds_commits_back_then_clears(pg_cluster_reset):
     c.clear_apply_delay("r1")
     assert c.apply_delay_ms("r1") == 0
     c.sql("primary", "INSERT INTO harness_delay VALUES (2)")
-    c.wait_caught_up(timeout_s=WAIT_S)
+    c.wait_caught_up(timeout_ms=WAIT_MS)
     assert count(c, "r1", "harness_delay") == 2
 
 
@@ -220,8 +260,8 @@ def test_kill_9_replica_then_restart_recovers_and_streams(pg_cluster_reset):
     c.sql("primary", "INSERT INTO harness_kill VALUES (1)")
     log_size = os.path.getsize(c.nodes["r2"].log_file)
     c.start("r2")
-    c.wait_streaming(timeout_s=WAIT_S)
-    c.wait_caught_up(timeout_s=WAIT_S)
+    c.wait_streaming(timeout_ms=WAIT_MS)
+    c.wait_caught_up(timeout_ms=WAIT_MS)
     assert count(c, "r2", "harness_kill") == 1
     with open(c.nodes["r2"].log_file, encoding="utf-8", errors="replace") as handle:
         handle.seek(log_size)
@@ -235,10 +275,10 @@ def test_stop_and_start_primary_replicas_reconnect(pg_cluster_reset):
     assert not c.is_up("primary")
     assert c.is_up("r1") and c.is_up("r2")
     c.start("primary")
-    c.wait_streaming(timeout_s=WAIT_S)
+    c.wait_streaming(timeout_ms=WAIT_MS)
     c.sql("primary", "DROP TABLE IF EXISTS harness_restart; CREATE TABLE harness_restart (id int);"
                      "INSERT INTO harness_restart VALUES (1)")
-    c.wait_caught_up(timeout_s=WAIT_S)
+    c.wait_caught_up(timeout_ms=WAIT_MS)
     assert count(c, "r1", "harness_restart") == 1
 
 
@@ -252,7 +292,7 @@ def test_sync_any_1_commits_with_one_standby_and_blocks_with_none(pg_cluster_res
                WAIT_S, what="both standbys in the quorum")
     c.sql("primary", "INSERT INTO harness_sync VALUES (1)")
     c.stop("r1")
-    c.sql("primary", "INSERT INTO harness_sync VALUES (2)", timeout_s=WAIT_S)  # r2 suffices
+    c.sql("primary", "INSERT INTO harness_sync VALUES (2)", timeout_ms=WAIT_MS)  # r2 suffices
     c.stop("r2")
     blocked = c.sql_background("primary", "INSERT INTO harness_sync VALUES (3)")
     try:
@@ -260,7 +300,7 @@ def test_sync_any_1_commits_with_one_standby_and_blocks_with_none(pg_cluster_res
         time.sleep(0.3)
         assert blocked.poll() is None, "the commit returned with no synchronous standby"
         with pytest.raises(ClusterTimeoutError):
-            c.sql("primary", "INSERT INTO harness_sync VALUES (4)", timeout_s=1.0)
+            c.sql("primary", "INSERT INTO harness_sync VALUES (4)", timeout_ms=1000.0)
         # Committed locally, but not acknowledged: invisible to other sessions so far.
         assert count(c, "primary", "harness_sync") == 2
         c.start("r2")
@@ -295,9 +335,9 @@ def test_bring_up_time_measured():
     for _ in range(5):
         with LocalCluster(replicas=2) as cluster:
             assert set(cluster.replication()) == {"r1", "r2"}
-            times.append(cluster.startup_s)
+            times.append(cluster.startup_ms)
     print(f"\n[harness] primary + 2 streaming replicas bring-up, 5 runs: "
-          f"{', '.join(f'{t:.3f}' for t in times)} s; median {statistics.median(times):.3f} s")
+          f"{', '.join(f'{t:.0f}' for t in times)} ms; median {statistics.median(times):.0f} ms")
 
 
 @pytest.mark.pg
@@ -344,7 +384,7 @@ def test_atexit_stops_a_cluster_the_process_forgot():
     require_pg_server()
     script = textwrap.dedent("""
         import json
-        from replikit.pg import LocalCluster
+        from replikit.testing import LocalCluster
         c = LocalCluster(replicas=1)
         print(json.dumps({"pids": c.pids(), "dir": c.base_dir}))
         # no close(): the atexit hook must stop everything
@@ -360,7 +400,7 @@ def test_atexit_stops_a_cluster_the_process_forgot():
 @pytest.mark.pg
 def test_startup_failure_raises_with_server_log_and_leaves_nothing():
     require_pg_server()
-    parent = tempfile.mkdtemp(prefix="replikit-fail-", dir=pg.scratch_dir())
+    parent = tempfile.mkdtemp(prefix="replikit-fail-", dir=scratch_dir())
     os.chmod(parent, 0o755)  # the postgres user must reach the cluster directory
     base_dir = os.path.join(parent, "cluster")
     try:
@@ -376,7 +416,7 @@ def test_startup_failure_raises_with_server_log_and_leaves_nothing():
 @pytest.mark.pg
 def test_cli_up_status_down_round_trip():
     require_pg_server()
-    parent = tempfile.mkdtemp(prefix="replikit-cli-", dir=pg.scratch_dir())
+    parent = tempfile.mkdtemp(prefix="replikit-cli-", dir=scratch_dir())
     os.chmod(parent, 0o755)  # the postgres user must reach the cluster directory
     cluster_dir = os.path.join(parent, "cluster")
 
