@@ -53,6 +53,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import pytest
+from conftest import node_name
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,14 +76,6 @@ CHECKED = {"decisions": 0, "lag_evaluations": 0, "session_ops": 0, "examples": 0
 REASONS_SEEN: Dict[Reason, int] = {}
 
 
-def node_name_of(decision) -> Optional[str]:
-    """The decision's node as a name, whether `Decision.node` is a name or an index."""
-    node = decision.node
-    if node is None or isinstance(node, str):
-        return node
-    return decision.node_name
-
-
 class CounterRecord:
     """What `router.counters()` must say: the decisions this test made, by node name and reason."""
 
@@ -92,7 +85,7 @@ class CounterRecord:
         self.total = 0
 
     def note(self, decision) -> None:
-        name = node_name_of(decision)
+        name = node_name(decision)
         if name is not None:
             self.by_node[name] = self.by_node.get(name, 0) + 1
         key = decision.reason.name.lower()
@@ -433,9 +426,9 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
             record.note(w)
             primary = next(i for i in topology.nodes() if i.role is Role.PRIMARY)
             if primary.up:
-                assert (node_name_of(w), w.reason, w.to_primary) == (primary.name, Reason.WRITE, True)
+                assert (node_name(w), w.reason, w.to_primary) == (primary.name, Reason.WRITE, True)
             else:
-                assert (node_name_of(w), w.reason, w.to_primary) == (None, Reason.PRIMARY_DOWN, False)
+                assert (node_name(w), w.reason, w.to_primary) == (None, Reason.PRIMARY_DOWN, False)
             assert w.epoch == topology.epoch
             lsn = rng.choice([0, random_lsn_near(rng, primary_lsn)])
             s.record_write(lsn or None, now_ns=now)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+from conftest import node_name
 
 from replikit import Consistency, LagTracker, Node, Policy, Reason, Router, Session, Topology
 
@@ -106,14 +107,6 @@ def parse_args(words):
         else:
             flags.append(w)
     return kv, flags, repeat
-
-
-def node_of(decision) -> Optional[str]:
-    """The decision's node as a name, whether `Decision.node` is a name or an index."""
-    node = decision.node
-    if node is None or isinstance(node, str):
-        return node
-    return decision.node_name
 
 
 # ---------------------------------------------------------------- one case
@@ -264,7 +257,7 @@ class CaseRun:
                     options["region"] = kv["region"]
                 now = parse_time(kv["at"]) if "at" in kv else NOW
                 d = self.router.route_read(self.session, Consistency[flags[0].upper()], now_ns=now, **options)
-            name = node_of(d) or NO_NODE
+            name = node_name(d) or NO_NODE
             got.append(name)
             self.check(d.reason is reason, f"read {k + 1} went to {name} with {d.reason.name}, expected {reason.name}")
             if "required" in after:
