@@ -135,7 +135,9 @@ std::int64_t parse_time(const std::string& s) {  // now[+-]<n>(ms|ns)...
   return t;
 }
 
-// key=value words and bare flags after the keyword; "xN" is a repeat count.
+// key=value words and bare flags after the keyword; "xN" is a repeat count. Anything not in
+// `allowed` (keys and flags; "xN" when it holds "x") is an error, so a typo cannot make a case
+// silently test less.
 struct Args {
   std::map<std::string, std::string> kv;
   std::vector<std::string> flags;
@@ -146,14 +148,18 @@ struct Args {
   }
 };
 
-Args parse_args(const std::vector<std::string>& words, std::size_t from, std::size_t to) {
+Args parse_args(const std::vector<std::string>& words, std::size_t from, std::size_t to,
+                const std::set<std::string>& allowed) {
   Args a;
   for (std::size_t k = from; k < to; ++k) {
     const std::string& w = words[k];
     const std::size_t eq = w.find('=');
+    const bool repeat = w.size() > 1 && w[0] == 'x' && std::isdigit(static_cast<unsigned char>(w[1]));
+    const std::string key = eq != std::string::npos ? w.substr(0, eq) : repeat ? "x" : w;
+    if (allowed.count(key) == 0) throw std::runtime_error("unexpected '" + w + "'");
     if (eq != std::string::npos) {
-      a.kv[w.substr(0, eq)] = w.substr(eq + 1);
-    } else if (w.size() > 1 && w[0] == 'x' && std::isdigit(static_cast<unsigned char>(w[1]))) {
+      a.kv[key] = w.substr(eq + 1);
+    } else if (repeat) {
       a.repeat = std::stoi(w.substr(1));
     } else {
       a.flags.push_back(w);
@@ -193,13 +199,13 @@ class CaseRun {
     const std::string& op = w[0];
     if (op == "primary" || op == "replica") return declare(w);
     if (op == "lag_config") {
-      Args a = parse_args(w, 1, w.size());
+      Args a = parse_args(w, 1, w.size(), {"max_lag_ms", "recover_lag_ms"});
       lag_config_.max_lag_ms = std::stod(a.get("max_lag_ms", "100"));
       lag_config_.recover_lag_ms = std::stod(a.get("recover_lag_ms", "50"));
       return;
     }
     if (op == "router") {
-      Args a = parse_args(w, 1, w.size());
+      Args a = parse_args(w, 1, w.size(), {"policy", "time_window_ms", "seed", "region", "sticky_reads"});
       router_config_ = RouterConfig{};
       router_config_.policy = enum_named<Policy, 5>(a.get("policy", "round_robin"), "policy");
       router_config_.time_window_ms = std::stod(a.get("time_window_ms", "2000"));
@@ -219,15 +225,15 @@ class CaseRun {
     } else if (op == "promote") {
       topology_->promote(node_name(w.at(1)));
     } else if (op == "sample") {
-      Args a = parse_args(w, 2, w.size());
+      Args a = parse_args(w, 2, w.size(), {"lag", "replay"});
       Lsn replay = a.kv.count("lag") ? Lsn(replay_behind(parse_ms(a.get("lag")))) : parse_lsn(a.get("replay"));
       tracker_->replica_sample(node_name(w.at(1)), kNow, replay, replay);
     } else if (op == "begin" || op == "end") {
-      Args a = parse_args(w, 2, w.size());
+      Args a = parse_args(w, 2, w.size(), {"x"});
       const int node = topology_->index_of(node_name(w.at(1)));
       for (int k = 0; k < a.repeat; ++k) op == "begin" ? router_->begin(node) : router_->end(node);
     } else if (op == "session") {
-      Args a = parse_args(w, 1, w.size());
+      Args a = parse_args(w, 1, w.size(), {"write", "read", "untracked", "token"});
       session_ = Session{};
       if (a.kv.count("write")) session_.write_lsn = parse_lsn(a.get("write"));
       if (a.kv.count("read")) session_.read_lsn = parse_lsn(a.get("read"));
@@ -242,7 +248,7 @@ class CaseRun {
 
   void declare(const std::vector<std::string>& w) {
     if (topology_) throw std::runtime_error("declarations must come before the first step");
-    Args a = parse_args(w, 2, w.size());
+    Args a = parse_args(w, 2, w.size(), {"region", "weight", "down", "lag"});
     NodeSpec spec;
     spec.name = w.at(1);
     spec.region = a.get("region");
@@ -295,8 +301,10 @@ class CaseRun {
       throw std::runtime_error("expected '-> <node> <reason>'");
     }
     const std::size_t at = static_cast<std::size_t>(arrow - w.begin());
-    Args a = parse_args(w, 1, at);
-    const Args after = parse_args(w, at + 3, w.size());
+    const bool read = w[0] == "read";
+    if (read && at < 2) throw std::runtime_error("expected 'read <consistency> ...'");
+    Args a = parse_args(w, read ? 2 : 1, at, {"max_staleness_ms", "region", "at", "x"});
+    const Args after = parse_args(w, at + 3, w.size(), {"required", "epoch"});
     const std::string expect = w[at + 1];
     const Reason reason = enum_named<Reason, kReasonCount>(w[at + 2], "reason");
     std::vector<std::string> got;
@@ -305,7 +313,7 @@ class CaseRun {
       if (w[0] == "write") {
         d = router_->route_write();
       } else {
-        const Consistency level = enum_named<Consistency, 6>(a.flags.at(0), "consistency");
+        const Consistency level = enum_named<Consistency, 6>(w[1], "consistency");
         ReadOptions o;
         if (a.kv.count("max_staleness_ms")) o.max_staleness_ms = std::stod(a.get("max_staleness_ms"));
         if (a.kv.count("region")) o.region = topology_->region_id(a.get("region"));

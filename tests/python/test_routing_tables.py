@@ -93,12 +93,15 @@ def parse_time(text: str) -> int:
     return t
 
 
-def parse_args(words):
-    """key=value words, bare flags, and an `xN` repeat count."""
+def parse_args(words, allowed):
+    """key=value words, bare flags, and an `xN` repeat count. Anything not in `allowed` (keys and
+    flags; "xN" when it holds "x") is an error, so a typo cannot make a case silently test less."""
     kv: Dict[str, str] = {}
     flags: List[str] = []
     repeat = 1
     for w in words:
+        key = w.split("=", 1)[0] if "=" in w else "x" if re.fullmatch(r"x\d+", w) else w
+        assert key in allowed, f"unexpected {w!r}"
         if "=" in w:
             k, v = w.split("=", 1)
             kv[k] = v
@@ -130,7 +133,10 @@ class CaseRun:
     def run(self) -> None:
         for number, words in self.case.steps:
             self.where = f"{self.case.file}:{number} (case {self.case.file}:{self.case.line} {self.case.title})"
-            self.step(words)
+            try:
+                self.step(words)
+            except Exception as e:  # a malformed line, or an error from the bindings
+                self.fail(f"{type(e).__name__}: {e}")
         self.build()
 
     def fail(self, message: str) -> None:
@@ -147,11 +153,11 @@ class CaseRun:
         if op in ("primary", "replica"):
             return self.declare(w)
         if op == "lag_config":
-            kv, _, _ = parse_args(w[1:])
+            kv, _, _ = parse_args(w[1:], {"max_lag_ms", "recover_lag_ms"})
             self.lag_config = (float(kv.get("max_lag_ms", 100)), float(kv.get("recover_lag_ms", 50)))
             return None
         if op == "router":
-            kv, _, _ = parse_args(w[1:])
+            kv, _, _ = parse_args(w[1:], {"policy", "time_window_ms", "seed", "region", "sticky_reads"})
             self.router_kwargs = dict(
                 policy=Policy[kv.get("policy", "round_robin").upper()],
                 time_window_ms=float(kv.get("time_window_ms", 2000)),
@@ -174,15 +180,15 @@ class CaseRun:
         elif op == "promote":
             t.promote(self.name(w[1]))
         elif op == "sample":
-            kv, _, _ = parse_args(w[2:])
+            kv, _, _ = parse_args(w[2:], {"lag", "replay"})
             replay = replay_behind(parse_ms(kv["lag"])) if "lag" in kv else parse_lsn(kv["replay"])
             self.tracker.replica_sample(self.name(w[1]), replay, replay, now_ns=NOW)
         elif op in ("begin", "end"):
-            _, _, repeat = parse_args(w[2:])
+            _, _, repeat = parse_args(w[2:], {"x"})
             for _ in range(repeat):
                 getattr(self.router, op)(self.name(w[1]))
         elif op == "session":
-            kv, flags, _ = parse_args(w[1:])
+            kv, flags, _ = parse_args(w[1:], {"write", "read", "untracked", "token"})
             s = Session(write_lsn=parse_lsn(kv.get("write", "0")), read_lsn=parse_lsn(kv.get("read", "0")))
             if "untracked" in kv:
                 s.record_write(None, now_ns=parse_time(kv["untracked"]))
@@ -197,7 +203,7 @@ class CaseRun:
 
     def declare(self, w) -> None:
         self.check(self.topology is None, "declarations must come before the first step")
-        kv, flags, _ = parse_args(w[2:])
+        kv, flags, _ = parse_args(w[2:], {"region", "weight", "down", "lag"})
         node = Node(w[1], region=kv.get("region", ""), weight=float(kv.get("weight", 1)), up="down" not in flags)
         if w[0] == "primary":
             self.primary = node
@@ -242,8 +248,10 @@ class CaseRun:
     def route(self, w) -> None:
         self.check("->" in w and len(w) - w.index("->") >= 3, "expected '-> <node> <reason>'")
         at = w.index("->")
-        kv, flags, repeat = parse_args(w[1:at])
-        after, _, _ = parse_args(w[at + 3:])
+        read = w[0] == "read"
+        self.check(not read or at >= 2, "expected 'read <consistency> ...'")
+        kv, _, repeat = parse_args(w[2 if read else 1:at], {"max_staleness_ms", "region", "at", "x"})
+        after, _, _ = parse_args(w[at + 3:], {"required", "epoch"})
         expect, reason = w[at + 1], Reason[w[at + 2].upper()]
         got = []
         for k in range(repeat):
@@ -256,7 +264,7 @@ class CaseRun:
                 if "region" in kv:
                     options["region"] = kv["region"]
                 now = parse_time(kv["at"]) if "at" in kv else NOW
-                d = self.router.route_read(self.session, Consistency[flags[0].upper()], now_ns=now, **options)
+                d = self.router.route_read(self.session, Consistency[w[1].upper()], now_ns=now, **options)
             name = node_name(d) or NO_NODE
             got.append(name)
             self.check(d.reason is reason, f"read {k + 1} went to {name} with {d.reason.name}, expected {reason.name}")
