@@ -26,6 +26,16 @@ def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.01):
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(poll_s)
 
+
+
+def node_name(decision):
+    """A routing decision's node as a name (None: no node), whether `Decision.node` holds the
+    name or, as in older builds, the index (`from conftest import node_name`)."""
+    node = decision.node
+    if node is None or isinstance(node, str):
+        return node
+    return decision.node_name
+
 # ====================================================================== end of waits
 
 

@@ -3,6 +3,24 @@
 /// Where each query goes: writes to the primary, reads to a replica that satisfies the
 /// requested consistency, or to the primary with the reason no replica did.
 ///
+/// The rules, stated once here; their executable specification is the routing tables,
+/// tests/testdata/routing/*.txt (run by both the C++ and the Python tests):
+/// 1. A write goes to the primary (Write), or to no node while it is down (PrimaryDown).
+/// 2. A STRONG read goes to the primary (StrongRead).
+/// 3. A READ_YOUR_WRITES or CAUSAL read of a session whose last write had an unknown commit LSN
+///    goes to the primary (RecentWrite) while that write is less than time_window_ms old, or
+///    ahead of the router's clock by at most one window (another host's clock); a write time
+///    further ahead is not trusted.
+/// 4. Otherwise a replica qualifies when it is up, not LAGGING, has replayed the LSN the level
+///    requires (READ_YOUR_WRITES: the session's write LSN; MONOTONIC: its read LSN; CAUSAL: the
+///    larger; EVENTUAL and BOUNDED_STALENESS: none) and, for BOUNDED_STALENESS, has a known time
+///    lag of at most max_staleness_ms. The Policy picks one of those: ReplicaFresh (a staleness
+///    bound), ReplicaCaughtUp (an LSN was required) or ReplicaAvailable.
+/// 5. When none qualifies the read goes to the primary, or to no node while it is down, with
+///    the first reason that holds of NoReplicaUp, AllReplicasLagging, NoReplicaCaughtUp,
+///    NoReplicaFresh (judged over the up replicas, then the healthy ones, then those covering
+///    the LSN).
+///
 /// The read path takes no lock and allocates nothing. Per-thread state (round-robin cursor,
 /// seeded generator, decision counters) lives in one of kRouterThreadSlots padded slots that a
 /// thread owns while it lives; threads beyond that share one overflow slot.
@@ -31,27 +49,27 @@ enum class Policy : std::uint8_t {
 
 /// What a read must see.
 enum class Consistency : std::uint8_t {
-  Eventual = 0,          ///< any healthy replica
-  ReadYourWrites = 1,    ///< a replica that replayed the session's writes
-  Monotonic = 2,         ///< a replica at least as new as what the session already read
-  Causal = 3,            ///< both of the above, including merged tokens
-  BoundedStaleness = 4,  ///< a replica whose time lag is at most max_staleness_ms
-  Strong = 5,            ///< the primary
+  Eventual = 0,          ///< no LSN required
+  ReadYourWrites = 1,    ///< the session's write LSN
+  Monotonic = 2,         ///< the session's read LSN
+  Causal = 3,            ///< the larger of both (tokens merge into them)
+  BoundedStaleness = 4,  ///< a known time lag of at most max_staleness_ms
+  Strong = 5,            ///< the primary only
 };
 
-/// Why a request went where it went.
+/// Why a request went where it went (rules 1-5 above).
 enum class Reason : std::uint8_t {
-  Write = 0,               ///< a write: the primary
-  ReplicaAvailable = 1,    ///< eventual read served by a replica
-  ReplicaCaughtUp = 2,     ///< a replica covering the session's LSN
-  ReplicaFresh = 3,        ///< a replica within the staleness bound
-  StrongRead = 4,          ///< strong read: the primary
-  RecentWrite = 5,         ///< time-window rule: the session wrote recently and no LSN is known
-  AllReplicasLagging = 6,  ///< every up replica is LAGGING: the primary
-  NoReplicaCaughtUp = 7,   ///< no healthy replica covers the session's LSN: the primary
-  NoReplicaFresh = 8,      ///< no healthy replica is within the staleness bound: the primary
-  NoReplicaUp = 9,         ///< no replica is up (or there are none): the primary
-  PrimaryDown = 10,        ///< a write while the primary is down: no node
+  Write = 0,
+  ReplicaAvailable = 1,
+  ReplicaCaughtUp = 2,
+  ReplicaFresh = 3,
+  StrongRead = 4,
+  RecentWrite = 5,
+  AllReplicasLagging = 6,
+  NoReplicaCaughtUp = 7,
+  NoReplicaFresh = 8,
+  NoReplicaUp = 9,
+  PrimaryDown = 10,
 };
 inline constexpr int kReasonCount = 11;
 
@@ -82,7 +100,7 @@ struct ReadOptions {
 /// Router settings.
 struct RouterConfig {
   Policy policy = Policy::RoundRobin;
-  double time_window_ms = 2000;  ///< after a write with no known LSN, reads go to the primary this long (0: off)
+  double time_window_ms = 2000;  ///< rule 3's window (0: off)
   std::uint64_t seed = 0;        ///< seeds the per-thread generators (LeastOutstanding, Weighted fallback)
   std::string region;            ///< default client region for NearestRegion
   /// Consecutive reads of one thread that stay on the replica it last chose while that replica
@@ -108,12 +126,12 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
-  /// Where a write goes: the primary (Reason::Write), or kNoNode (Reason::PrimaryDown).
+  /// Where a write goes (rule 1).
   Decision route_write() noexcept;
-  /// Where a read of `session` at `consistency` goes at time `now_ns`: wall-clock nanoseconds
-  /// since the Unix epoch, the clock of Session::record_write (tokens carry such times between
-  /// hosts; only the time-window rule uses it). Throws InvalidArgument only for bad input
-  /// (BoundedStaleness without a valid max_staleness_ms, negative now_ns).
+  /// Where a read of `session` at `consistency` goes at time `now_ns` (rules 2-5): wall-clock
+  /// nanoseconds since the Unix epoch, the clock of Session::record_write (only rule 3 uses it).
+  /// Throws InvalidArgument only for bad input (BoundedStaleness without a valid
+  /// max_staleness_ms, negative now_ns).
   Decision route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
                       const ReadOptions& options = {});
 
