@@ -38,6 +38,11 @@ from replikit import (
 )
 
 MS = 1_000_000  # ns per ms
+
+
+def ns(ms: float) -> int:
+    """A lag in ms back in ns (exact: lags are whole ns, well within a double's precision)."""
+    return round(ms * MS)
 KEY = b"0123456789abcdef-test-key"
 
 
@@ -244,7 +249,7 @@ class TestTopology:
         t, router = make(["r1", "r2"])
         t.remove_replica("r1")
         for k in range(20):
-            assert router.route_read(Session(), now_ns=k).node_name == "r2"
+            assert router.route_read(Session(), now_ns=k).node == "r2"
 
     def test_invalid_mutations(self):
         t = Topology("p", ["r1"])
@@ -263,7 +268,7 @@ class TestTopology:
 
     def test_promote(self):
         t, router = make(["r1", "r2"])
-        assert router.route_write().node_name == "p"
+        assert router.route_write().node == "p"
         assert t.promote("r1") == 2
         assert t.epoch == 2
         assert t.primary_name == "r1"
@@ -272,10 +277,10 @@ class TestTopology:
         assert old.role is Role.REPLICA and not old.up  # fenced until rejoined
         assert sorted(t.replica_names()) == ["p", "r2"]
         w = router.route_write()
-        assert (w.node_name, w.reason, w.epoch) == ("r1", Reason.WRITE, 2)
+        assert (w.node, w.reason, w.epoch) == ("r1", Reason.WRITE, 2)
         for k in range(10):
             d = router.route_read(Session(), now_ns=k)
-            assert d.node_name == "r2" and d.epoch == 2
+            assert d.node == "r2" and d.epoch == 2
 
     def test_capacity(self):
         replicas = [f"r{i}" for i in range(replikit.MAX_NODES - 1)]
@@ -301,24 +306,25 @@ class TestLagTracker:
         lag.replica_sample("r2", "0/200", "0/200", now_ns=1500 * MS)
         r1 = lag.replica("r1")
         assert isinstance(r1, replikit.ReplicaLag)
-        assert r1.known and r1.node == 1
+        assert r1.known and r1.node == "r1"
         assert (r1.receive_lsn, r1.replay_lsn) == (Lsn("0/200"), Lsn("0/100"))
         assert r1.lag_bytes == 0x100 and r1.receive_lag_bytes == 0
         # The primary passed 0/100 between its samples at 0 and 1 s; assuming a steady WAL
         # rate it wrote byte 0/101 at 1/256 of the way: lag = 1.5 s - 1 s / 256.
-        assert r1.lag_ns == 1500 * MS - 1000 * MS // 256
-        assert r1.lag_ms == pytest.approx(r1.lag_ns / 1e6)
+        assert ns(r1.lag_ms) == 1500 * MS - 1000 * MS // 256
+        with pytest.deprecated_call(match="use 'lag_ms'"):
+            assert r1.lag_ns == ns(r1.lag_ms)  # the deprecated ns alias
         assert r1.sample_time_ns == 1500 * MS
         assert not r1.lag_is_lower_bound
         assert r1.state is LagState.LAGGING  # > 1000 ms by default
         r2 = lag.replica(2)
-        assert r2.lag_bytes == 0 and r2.lag_ns == 0 and r2.state is LagState.OK
+        assert r2.lag_bytes == 0 and ns(r2.lag_ms) == 0 and r2.state is LagState.OK
         # Published into the topology for routing.
         info = t.info("r1")
         assert info.lag_known and info.lag_state is LagState.LAGGING
         assert info.replay_lsn == Lsn("0/100") and info.lag_bytes == 0x100
         assert info.lag_ms == pytest.approx(r1.lag_ms)
-        assert [x.node for x in lag.replicas()] == [1, 2]
+        assert [x.node for x in lag.replicas()] == ["r1", "r2"]
         assert lag.primary_lsn == Lsn("0/200")
         assert lag.history_size == 2
         assert "lag_ms" in repr(r1)
@@ -346,7 +352,7 @@ class TestLagTracker:
         # The primary writes 1000 bytes per ms; a replica `d` ms behind has replayed
         # 1000 * (now - d). Its time lag is then d ms less 1 us (interpolation).
         t = Topology("p", ["r1", "r2"])
-        lag = LagTracker(t, lag_ms_max=100, recover_ms=50)
+        lag = LagTracker(t, max_lag_ms=100, recover_lag_ms=50)
         states = []
         behind_ms = [0, 80, 99, 120, 90, 70, 51, 49, 30, 150, 10]
         now = 0
@@ -362,17 +368,17 @@ class TestLagTracker:
             lag.replica_sample("r2", 1000 * now + 1_000_000, 1000 * now + 1_000_000, now_ns=now * MS)
             r = lag.replica("r1")
             if d:  # within 1 ns: the interpolation is done in floating point
-                assert abs(r.lag_ns - (d * MS - 1000)) <= 1
+                assert abs(ns(r.lag_ms) - (d * MS - 1000)) <= 1
             states.append(r.state)
             assert t.info("r1").lag_state is r.state
         L, O = LagState.LAGGING, LagState.OK
         assert states == [O, O, O, L, L, L, L, O, O, L, O]
         events = lag.events()
         assert [(e.kind, e.node) for e in events] == [
-            (LagEventKind.BECAME_LAGGING, 1), (LagEventKind.RECOVERED, 1),
-            (LagEventKind.BECAME_LAGGING, 1), (LagEventKind.RECOVERED, 1)]
+            (LagEventKind.BECAME_LAGGING, "r1"), (LagEventKind.RECOVERED, "r1"),
+            (LagEventKind.BECAME_LAGGING, "r1"), (LagEventKind.RECOVERED, "r1")]
         assert [e.sequence for e in events] == [1, 2, 3, 4]
-        assert abs(events[0].lag_ns - (120 * MS - 1000)) <= 1
+        assert abs(ns(events[0].lag_ms) - (120 * MS - 1000)) <= 1
         assert events[0].lag_ms == pytest.approx(119.999)
         assert events[0].time_ns == 220 * MS
         assert events[0].lag_bytes == 120_000
@@ -384,7 +390,7 @@ class TestLagTracker:
 
     def test_byte_threshold_with_hysteresis(self):
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, lag_ms_max=1e9, recover_ms=1e9, lag_bytes_max=1000, recover_bytes=500)
+        lag = LagTracker(t, max_lag_ms=1e9, recover_lag_ms=1e9, max_lag_bytes=1000, recover_lag_bytes=500)
         lag.primary_sample(10_000, now_ns=0)
         seen = []
         for now, behind in enumerate([900, 1000, 1001, 700, 500, 499, 0]):
@@ -396,34 +402,34 @@ class TestLagTracker:
 
     def test_silent_replica_is_judged_at_the_primarys_time(self):
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, lag_ms_max=1000, recover_ms=500, stale_sample_ms=1000)
+        lag = LagTracker(t, max_lag_ms=1000, recover_lag_ms=500, stale_sample_ms=1000)
         lag.primary_sample(1000, now_ns=0)
         lag.replica_sample("r1", 1000, 1000, now_ns=0)
         lag.primary_sample(2000, now_ns=500 * MS)
         # A fresh sample: judged at its own time, when it was caught up.
-        assert lag.replica("r1").lag_ns == 0
+        assert ns(lag.replica("r1").lag_ms) == 0
         lag.primary_sample(3000, now_ns=1500 * MS)
         # Silent for 1.5 s (> stale_sample_ms): judged now; 0/3E8 was passed just after 0.
         r = lag.replica("r1")
-        assert r.lag_ns > 1400 * MS and r.state is LagState.LAGGING
+        assert ns(r.lag_ms) > 1400 * MS and r.state is LagState.LAGGING
         # Reads avoid it.
         router = Router(t)
         assert router.route_read(Session(), now_ns=1500 * MS).reason is Reason.ALL_REPLICAS_LAGGING
 
     def test_bounded_history_reports_a_lower_bound(self):
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, history_capacity=2, lag_ms_max=1e6, recover_ms=1e6)
+        lag = LagTracker(t, history_capacity=2, max_lag_ms=1e6, recover_lag_ms=1e6)
         for k in range(5):
             lag.primary_sample(100 * (k + 1), now_ns=k * 1000 * MS)
         assert lag.history_size == 2
         lag.replica_sample("r1", 100, 100, now_ns=5000 * MS)
         r = lag.replica("r1")
         assert r.lag_is_lower_bound
-        assert r.lag_ns == 5000 * MS - 3000 * MS  # the oldest kept entry is 0/190 at 3 s
+        assert ns(r.lag_ms) == 5000 * MS - 3000 * MS  # the oldest kept entry is 0/190 at 3 s
 
     def test_event_buffer_is_bounded(self):
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, lag_ms_max=1e6, recover_ms=1e6, lag_bytes_max=10, recover_bytes=5, event_capacity=1)
+        lag = LagTracker(t, max_lag_ms=1e6, recover_lag_ms=1e6, max_lag_bytes=10, recover_lag_bytes=5, event_capacity=1)
         lag.primary_sample(1000, now_ns=0)
         for now, behind in enumerate([20, 0, 20, 0]):
             lag.replica_sample("r1", 1000 - behind, 1000 - behind, now_ns=now)
@@ -433,13 +439,13 @@ class TestLagTracker:
     def test_recover_ms_zero_recovers_at_zero_lag(self):
         # (Was a bug: recovery needed lag_ns < 0, so LAGGING was permanent.)
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, lag_ms_max=0, recover_ms=0)
+        lag = LagTracker(t, max_lag_ms=0, recover_lag_ms=0)
         lag.primary_sample(1000, now_ns=0)
         lag.primary_sample(2000, now_ns=10 * MS)
         lag.replica_sample("r1", 1000, 1000, now_ns=10 * MS)
         assert lag.replica("r1").state is LagState.LAGGING
         lag.replica_sample("r1", 2000, 2000, now_ns=11 * MS)
-        assert lag.replica("r1").lag_ns == 0
+        assert ns(lag.replica("r1").lag_ms) == 0
         assert lag.replica("r1").state is LagState.OK
 
     def test_time_and_lsn_must_not_go_backwards_until_reset(self):
@@ -467,19 +473,19 @@ class TestLagTracker:
 
     def test_lagging_replica_is_avoided_and_recovers(self):
         t, router = make(["r1", "r2"])
-        lag = LagTracker(t, lag_ms_max=100, recover_ms=50)
+        lag = LagTracker(t, max_lag_ms=100, recover_lag_ms=50)
         lag.primary_sample(1000, now_ns=0)
         lag.primary_sample(2000, now_ns=1000 * MS)
         lag.replica_sample("r1", 1000, 1000, now_ns=1000 * MS)  # ~1 s behind
         lag.replica_sample("r2", 2000, 2000, now_ns=1000 * MS)
-        names = {router.route_read(Session(), now_ns=1000 * MS + k).node_name for k in range(20)}
+        names = {router.route_read(Session(), now_ns=1000 * MS + k).node for k in range(20)}
         assert names == {"r2"}
         lag.replica_sample("r2", 2000, 1000, now_ns=1001 * MS)
         d = router.route_read(Session(), now_ns=1001 * MS)
-        assert (d.node_name, d.reason) == ("p", Reason.ALL_REPLICAS_LAGGING)
+        assert (d.node, d.reason) == ("p", Reason.ALL_REPLICAS_LAGGING)
         lag.replica_sample("r1", 2000, 2000, now_ns=1002 * MS)
         d = router.route_read(Session(), now_ns=1002 * MS)
-        assert (d.node_name, d.reason) == ("r1", Reason.REPLICA_AVAILABLE)
+        assert (d.node, d.reason) == ("r1", Reason.REPLICA_AVAILABLE)
 
 
 # --------------------------------------------------------------------------- Session and tokens
@@ -644,22 +650,22 @@ class TestRouter:
         t, router = make()
         d = router.route_write()
         assert isinstance(d, replikit.Decision)
-        assert (d.node, d.node_name, d.reason, d.to_primary, d.epoch) == (0, "p", Reason.WRITE, True, 1)
+        assert (d.node, d.reason, d.to_primary, d.epoch) == ("p", Reason.WRITE, True, 1)
         assert d.required_lsn == Lsn(0)
         t.set_up("p", False)
         d = router.route_write()
-        assert (d.node, d.node_name, d.reason, d.to_primary) == (None, None, Reason.PRIMARY_DOWN, False)
+        assert (d.node, d.reason, d.to_primary) == (None, Reason.PRIMARY_DOWN, False)
         assert "PRIMARY_DOWN" in repr(d)
 
     def test_eventual_reads_and_fallbacks(self):
         t, router = make(["r1", "r2"])
         d = router.route_read(Session(), now_ns=0)
-        assert d.node_name in ("r1", "r2") and d.reason is Reason.REPLICA_AVAILABLE
+        assert d.node in ("r1", "r2") and d.reason is Reason.REPLICA_AVAILABLE
         assert not d.to_primary and d.required_lsn == Lsn(0)
         t.set_up("r1", False)
         t.set_up("r2", False)
         d = router.route_read(Session(), now_ns=0)
-        assert (d.node_name, d.reason, d.to_primary) == ("p", Reason.NO_REPLICA_UP, True)
+        assert (d.node, d.reason, d.to_primary) == ("p", Reason.NO_REPLICA_UP, True)
         t.set_up("p", False)
         d = router.route_read(Session(), now_ns=0)
         assert (d.node, d.reason) == (None, Reason.NO_REPLICA_UP)
@@ -669,7 +675,7 @@ class TestRouter:
     def test_strong_reads(self):
         t, router = make()
         d = router.route_read(Session(), Consistency.STRONG, now_ns=0)
-        assert (d.node_name, d.reason, d.to_primary) == ("p", Reason.STRONG_READ, True)
+        assert (d.node, d.reason, d.to_primary) == ("p", Reason.STRONG_READ, True)
         t.set_up("p", False)
         d = router.route_read(Session(), Consistency.STRONG, now_ns=0)
         assert (d.node, d.reason) == (None, Reason.STRONG_READ)
@@ -683,13 +689,13 @@ class TestRouter:
         s.record_write(0x180, now_ns=0)
         for k in range(10):
             d = router.route_read(s, Consistency.READ_YOUR_WRITES, now_ns=k)
-            assert (d.node_name, d.reason, d.required_lsn) == ("r2", Reason.REPLICA_CAUGHT_UP, Lsn(0x180))
+            assert (d.node, d.reason, d.required_lsn) == ("r2", Reason.REPLICA_CAUGHT_UP, Lsn(0x180))
         s.record_write(0x201, now_ns=0)
         d = router.route_read(s, Consistency.READ_YOUR_WRITES, now_ns=0)
-        assert (d.node_name, d.reason, d.required_lsn) == ("p", Reason.NO_REPLICA_CAUGHT_UP, Lsn(0x201))
+        assert (d.node, d.reason, d.required_lsn) == ("p", Reason.NO_REPLICA_CAUGHT_UP, Lsn(0x201))
         # Exactly at the replica's replay LSN is caught up.
         d = router.route_read(Session(write_lsn=0x200), Consistency.READ_YOUR_WRITES, now_ns=0)
-        assert d.node_name == "r2"
+        assert d.node == "r2"
 
     def test_monotonic_uses_the_read_lsn(self):
         t, router = make(["r1", "r2"])
@@ -698,7 +704,7 @@ class TestRouter:
         s.observe(0x150)
         for k in range(10):
             d = router.route_read(s, Consistency.MONOTONIC, now_ns=k)
-            assert (d.node_name, d.reason, d.required_lsn) == ("r2", Reason.REPLICA_CAUGHT_UP, Lsn(0x150))
+            assert (d.node, d.reason, d.required_lsn) == ("r2", Reason.REPLICA_CAUGHT_UP, Lsn(0x150))
         d = router.route_read(Session(write_lsn=0x1000), Consistency.MONOTONIC, now_ns=0)
         assert d.reason is Reason.REPLICA_AVAILABLE
 
@@ -711,17 +717,17 @@ class TestRouter:
         bob.observe(0x50)
         bob.merge(alice.token())  # bob read alice's comment
         d = router.route_read(bob, Consistency.CAUSAL, now_ns=0)
-        assert (d.node_name, d.reason, d.required_lsn) == ("r2", Reason.REPLICA_CAUGHT_UP, Lsn(0x180))
+        assert (d.node, d.reason, d.required_lsn) == ("r2", Reason.REPLICA_CAUGHT_UP, Lsn(0x180))
         bob.observe(0x250)
         d = router.route_read(bob, Consistency.CAUSAL, now_ns=0)
-        assert (d.node_name, d.reason) == ("p", Reason.NO_REPLICA_CAUGHT_UP)
+        assert (d.node, d.reason) == ("p", Reason.NO_REPLICA_CAUGHT_UP)
         # READ_YOUR_WRITES alone ignores what bob read.
         d = router.route_read(bob, Consistency.READ_YOUR_WRITES, now_ns=0)
-        assert d.node_name == "r2"
+        assert d.node == "r2"
 
     def test_bounded_staleness(self):
         t, router = make(["r1", "r2", "r3"])
-        lag = LagTracker(t, lag_ms_max=10_000, recover_ms=5_000)
+        lag = LagTracker(t, max_lag_ms=10_000, recover_lag_ms=5_000)
         lag.primary_sample(1000, now_ns=0)
         lag.primary_sample(2000, now_ns=1000 * MS)
         lag.replica_sample("r1", 2000, 2000, now_ns=1000 * MS)  # lag 0
@@ -730,13 +736,13 @@ class TestRouter:
         r2_ms = lag.replica("r2").lag_ms
         assert 400 < r2_ms < 600
         got = {router.route_read(Session(), Consistency.BOUNDED_STALENESS, now_ns=k,
-                                 max_staleness_ms=r2_ms).node_name for k in range(30)}
+                                 max_staleness_ms=r2_ms).node for k in range(30)}
         assert got == {"r1", "r2"}
         d = router.route_read(Session(), Consistency.BOUNDED_STALENESS, now_ns=0, max_staleness_ms=1)
-        assert (d.node_name, d.reason) == ("r1", Reason.REPLICA_FRESH)
+        assert (d.node, d.reason) == ("r1", Reason.REPLICA_FRESH)
         t.set_up("r1", False)
         d = router.route_read(Session(), Consistency.BOUNDED_STALENESS, now_ns=0, max_staleness_ms=1)
-        assert (d.node_name, d.reason) == ("p", Reason.NO_REPLICA_FRESH)
+        assert (d.node, d.reason) == ("p", Reason.NO_REPLICA_FRESH)
         with pytest.raises(replikit.InvalidArgument) as info:
             router.route_read(Session(), Consistency.BOUNDED_STALENESS, now_ns=0)
         assert info.value.argument == "max_staleness_ms"
@@ -748,23 +754,23 @@ class TestRouter:
         s.record_write(None, now_ns=10_000 * MS)
         for c in (Consistency.READ_YOUR_WRITES, Consistency.CAUSAL):
             d = router.route_read(s, c, now_ns=10_000 * MS + 1)
-            assert (d.node_name, d.reason, d.to_primary) == ("p", Reason.RECENT_WRITE, True)
+            assert (d.node, d.reason, d.to_primary) == ("p", Reason.RECENT_WRITE, True)
             d = router.route_read(s, c, now_ns=11_999 * MS)
             assert d.reason is Reason.RECENT_WRITE
             d = router.route_read(s, c, now_ns=12_000 * MS)  # the window has passed
-            assert (d.node_name, d.reason) == ("r1", Reason.REPLICA_AVAILABLE)
+            assert (d.node, d.reason) == ("r1", Reason.REPLICA_AVAILABLE)
         for c in (Consistency.EVENTUAL, Consistency.MONOTONIC):
-            assert router.route_read(s, c, now_ns=10_000 * MS + 1).node_name == "r1"
+            assert router.route_read(s, c, now_ns=10_000 * MS + 1).node == "r1"
         # The token carries the window to another process.
         back = Session.from_token(s.token())
         assert router.route_read(back, Consistency.READ_YOUR_WRITES, now_ns=11_000 * MS).reason is Reason.RECENT_WRITE
         # A known commit LSN needs no window.
         s2 = Session()
         s2.record_write(0x80, now_ns=10_000 * MS)
-        assert router.route_read(s2, Consistency.READ_YOUR_WRITES, now_ns=10_000 * MS + 1).node_name == "r1"
+        assert router.route_read(s2, Consistency.READ_YOUR_WRITES, now_ns=10_000 * MS + 1).node == "r1"
         # time_window_ms=0 turns the rule off.
         off = Router(t, time_window_ms=0)
-        assert off.route_read(s, Consistency.READ_YOUR_WRITES, now_ns=10_000 * MS + 1).node_name == "r1"
+        assert off.route_read(s, Consistency.READ_YOUR_WRITES, now_ns=10_000 * MS + 1).node == "r1"
         t.set_up("p", False)
         d = router.route_read(s, Consistency.READ_YOUR_WRITES, now_ns=10_000 * MS + 1)
         assert (d.node, d.reason) == (None, Reason.RECENT_WRITE)
@@ -773,7 +779,7 @@ class TestRouter:
         t, router = make([f"r{i}" for i in range(5)])
         counts = {}
         for k in range(500):
-            name = router.route_read(Session(), now_ns=k).node_name
+            name = router.route_read(Session(), now_ns=k).node
             counts[name] = counts.get(name, 0) + 1
         assert counts == {f"r{i}": 100 for i in range(5)}
 
@@ -795,14 +801,14 @@ class TestRouter:
 
     def test_sticky_reads(self):
         t, router = make(["r1", "r2", "r3"], sticky_reads=4)
-        seq = [router.route_read(Session(), now_ns=k).node_name for k in range(24)]
+        seq = [router.route_read(Session(), now_ns=k).node for k in range(24)]
         runs = [seq[i:i + 4] for i in range(0, 24, 4)]
         assert all(len(set(run)) == 1 for run in runs), seq  # four reads in a row on one replica
         assert {run[0] for run in runs} == {"r1", "r2", "r3"}  # re-balanced between runs
         # A sticky replica that stops qualifying is left at once.
-        first = router.route_read(Session(), now_ns=0).node_name
+        first = router.route_read(Session(), now_ns=0).node
         t.set_up(first, False)
-        assert router.route_read(Session(), now_ns=0).node_name != first
+        assert router.route_read(Session(), now_ns=0).node != first
 
     def test_weighted(self):
         t = Topology("p", [Node("a", weight=1), Node("b", weight=3), Node("z", weight=0)])
@@ -823,42 +829,42 @@ class TestRouter:
         # Weight 0 everywhere: still served, by any of them.
         for n in ("a", "b"):
             t.set_weight(n, 0)
-        assert router.route_read(Session(), now_ns=0).node_name in ("a", "b", "z")
+        assert router.route_read(Session(), now_ns=0).node in ("a", "b", "z")
 
     def test_least_lag(self):
         t, router = make(["r1", "r2", "r3"], policy=Policy.LEAST_LAG)
-        lag = LagTracker(t, lag_ms_max=10_000, recover_ms=5_000)
+        lag = LagTracker(t, max_lag_ms=10_000, recover_lag_ms=5_000)
         lag.primary_sample(1000, now_ns=0)
         lag.primary_sample(2000, now_ns=1000 * MS)
         lag.replica_sample("r1", 1500, 1500, now_ns=1000 * MS)
         lag.replica_sample("r2", 1900, 1900, now_ns=1000 * MS)
         lag.replica_sample("r3", 1200, 1200, now_ns=1000 * MS)
-        assert {router.route_read(Session(), now_ns=k).node_name for k in range(20)} == {"r2"}
+        assert {router.route_read(Session(), now_ns=k).node for k in range(20)} == {"r2"}
         t.set_up("r2", False)
-        assert router.route_read(Session(), now_ns=0).node_name == "r1"
+        assert router.route_read(Session(), now_ns=0).node == "r1"
 
     def test_least_lag_ranks_unknown_lag_last(self):
         t, router = make(["r1", "r2"], policy=Policy.LEAST_LAG)
-        lag = LagTracker(t, lag_ms_max=10_000, recover_ms=5_000)
+        lag = LagTracker(t, max_lag_ms=10_000, recover_lag_ms=5_000)
         lag.primary_sample(1000, now_ns=0)
         lag.primary_sample(2000, now_ns=1000 * MS)
         lag.replica_sample("r2", 1500, 1500, now_ns=1000 * MS)  # ~500 ms behind; r1 never reported
-        assert {router.route_read(Session(), now_ns=k).node_name for k in range(10)} == {"r2"}
+        assert {router.route_read(Session(), now_ns=k).node for k in range(10)} == {"r2"}
         t.set_up("r2", False)
-        assert router.route_read(Session(), now_ns=0).node_name == "r1"  # unknown, but the only one
+        assert router.route_read(Session(), now_ns=0).node == "r1"  # unknown, but the only one
 
     def test_least_outstanding_and_in_flight(self):
         t, router = make(["r1", "r2"], policy=Policy.LEAST_OUTSTANDING, seed=3)
         with router.in_flight("r1") as node:
-            assert node == 1
+            assert node == "r1"
             assert t.info("r1").outstanding == 1
             for k in range(20):
-                assert router.route_read(Session(), now_ns=k).node_name == "r2"
+                assert router.route_read(Session(), now_ns=k).node == "r2"
         assert t.info("r1").outstanding == 0
         router.begin("r2")
         router.begin(2)
         assert t.info("r2").outstanding == 2
-        assert {router.route_read(Session(), now_ns=k).node_name for k in range(20)} == {"r1"}
+        assert {router.route_read(Session(), now_ns=k).node for k in range(20)} == {"r1"}
         router.end("r2")
         router.end(np.int32(2))  # node indexes as returned by route_reads
         assert t.info("r2").outstanding == 0
@@ -880,11 +886,11 @@ class TestRouter:
     def test_nearest_region(self):
         t = Topology("p", [Node("eu1", region="eu"), Node("eu2", region="eu"), Node("us1", region="us")])
         router = Router(t, policy=Policy.NEAREST_REGION, region="eu")
-        assert {router.route_read(Session(), now_ns=k).node_name for k in range(20)} == {"eu1", "eu2"}
-        assert {router.route_read(Session(), now_ns=k, region="us").node_name for k in range(20)} == {"us1"}
+        assert {router.route_read(Session(), now_ns=k).node for k in range(20)} == {"eu1", "eu2"}
+        assert {router.route_read(Session(), now_ns=k, region="us").node for k in range(20)} == {"us1"}
         t.set_up("eu1", False)
         t.set_up("eu2", False)
-        assert router.route_read(Session(), now_ns=0).node_name == "us1"  # else anywhere
+        assert router.route_read(Session(), now_ns=0).node == "us1"  # else anywhere
         with pytest.raises(replikit.InvalidArgument) as info:
             router.route_read(Session(), now_ns=0, region="mars")
         assert info.value.argument == "region"
@@ -939,7 +945,7 @@ def test_route_reads_agrees_with_route_read(policy, consistency):
     print(f"seed={seed}")
     names = [f"r{i}" for i in range(9)]
     t = Topology("p", [Node(n, region=("eu" if i % 3 else "us"), weight=float(i % 4)) for i, n in enumerate(names)])
-    lag = LagTracker(t, lag_ms_max=400, recover_ms=200)
+    lag = LagTracker(t, max_lag_ms=400, recover_lag_ms=200)
     lag.primary_sample(0, now_ns=0)
     lag.primary_sample(1_000_000, now_ns=1000 * MS)
     for i, n in enumerate(names[:-1]):  # the last one stays unknown
@@ -957,7 +963,7 @@ def test_route_reads_agrees_with_route_read(policy, consistency):
     for k in range(500):
         d = single.route_read(Session(write_lsn=int(w[k]), read_lsn=int(r[k])), consistency,
                               now_ns=1000 * MS, **kwargs)
-        assert (nodes[k], Reason(int(reasons[k]))) == (d.node if d.node is not None else -1, d.reason), k
+        assert (nodes[k], Reason(int(reasons[k]))) == (t.index_of(d.node) if d.node is not None else -1, d.reason), k
     assert batch.counters() == single.counters()
     assert batch.counters()["total"] == 500
     batch.end("r1")
