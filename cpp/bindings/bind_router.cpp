@@ -17,6 +17,13 @@ namespace replikit::bindings {
 
 namespace {
 
+// `with router.in_flight(node):` for least-outstanding accounting.
+struct InFlightGuard {
+  std::shared_ptr<Router> router;
+  int node;
+  bool entered;
+};
+
 constexpr const char* kRouterFields[] = {"policy", "time_window_ms", "seed", "region", "sticky_reads"};
 
 // Sets one RouterConfig field from Python.
@@ -72,13 +79,6 @@ void bind_router_config(py::module_& m) {
    })
       .def("__repr__", &router_config_repr);
 }
-
-// `with router.in_flight(node):` for least-outstanding accounting.
-struct InFlightGuard {
-  std::shared_ptr<Router> router;
-  int node;
-  bool entered;
-};
 
 void bind_decision(py::module_& m) {
   py::class_<NamedDecision>(m, "Decision", "Where a request goes and why.")
