@@ -87,7 +87,10 @@ void bind_latency_distribution(py::module_& m) {
                   py::arg("samples_ms"),
                   "Resampling of measured latencies: a non-empty 1-D array of finite values >= 0 (numpy arrays welcome).")
       .def_static("mixture",
-                  [](const py::object& weights, const py::list& components) {
+                  [](const py::object& weights, const py::object& components) {
+                    if (!py::isinstance<py::sequence>(components) || py::isinstance<py::str>(components)) {
+                      wrong_type("components", "a sequence of LatencyDistribution", components);
+                    }
                     std::vector<LatencyDistribution> comps;
                     for (const auto& c : components) comps.push_back(to_distribution(c, "components"));
                     return LatencyDistribution::mixture(to_doubles(weights, "weights"), comps);

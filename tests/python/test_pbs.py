@@ -129,6 +129,7 @@ def test_bad_input_raises_typed_error_naming_argument(call, argument):
         (lambda: rk.WarsSimulation(3, 1, 1, None), "model"),
         (lambda: rk.WarsModel(1, 2, 3, 4), "w"),
         (lambda: rk.WarsSimulation(3, 1, 1, rk.WarsModel.lnkd_ssd()).t_visibility_ms(0.9, 2.5, 1), "trials"),
+        (lambda: rk.LatencyDistribution.mixture([1.0], rk.LatencyDistribution.constant(1)), "components"),
     ],
 )
 def test_wrong_type_raises_argument_type_error_naming_argument(call, argument):
