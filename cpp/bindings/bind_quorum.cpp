@@ -1,10 +1,10 @@
-// Python bindings of the quorum area: quorum math (this file), PBS, the leaderless quorum
-// store and multi-leader conflicts (bind_quorum_*.cpp).
+// Python bindings of the quorum math: ConsistencyGoal, QuorumAnalysis, QuorumChoice and the
+// closed-form functions.
 #include <pybind11/native_enum.h>
 #include <pybind11/pybind11.h>
 
 #include "bindings.hpp"
-#include "quorum_bindings.hpp"
+#include "convert.hpp"
 #include "replikit/quorum.hpp"
 
 namespace replikit::bindings {
@@ -27,9 +27,11 @@ py::dict analysis_dict(const QuorumAnalysis& a) {
   return d;
 }
 
+const int kBig = 1 << 30;
+
 }  // namespace
 
-void bind_quorum_math(py::module_& m) {
+void bind_quorum_analysis(py::module_& m) {
   py::native_enum<ConsistencyGoal>(m, "ConsistencyGoal", "enum.Enum", "The consistency minimum_quorum sizes for.")
       .value("STRONG", ConsistencyGoal::Strong, "Every read sees the latest acknowledged write (W + R > N).")
       .value("EVENTUAL", ConsistencyGoal::Eventual, "Reads may be stale; replicas converge.")
@@ -52,8 +54,8 @@ void bind_quorum_math(py::module_& m) {
                     "C(N-W,R)/C(N,R): a random read quorum misses a random write quorum.")
       .def("to_dict", &analysis_dict, "The fields as a dict (one DataFrame record).")
       .def("__repr__", [](const QuorumAnalysis& a) {
-        return "QuorumAnalysis(n=" + std::to_string(a.n) + ", w=" + std::to_string(a.w) + ", r=" + std::to_string(a.r) +
-               ", strong=" + (a.strong ? "True" : "False") + ")";
+        return repr_of("QuorumAnalysis", {{"n", py::int_(a.n)}, {"w", py::int_(a.w)}, {"r", py::int_(a.r)},
+                                          {"strong", py::bool_(a.strong)}});
       });
 
   py::class_<QuorumChoice>(m, "QuorumChoice", "The answer of minimum_quorum: a (W, R), or why none exists.")
@@ -64,12 +66,14 @@ void bind_quorum_math(py::module_& m) {
       .def_readonly("r", &QuorumChoice::r, "Smallest read quorum (0 when infeasible).")
       .def_readonly("reason", &QuorumChoice::reason, "Why not, when infeasible; empty otherwise.")
       .def("__repr__", [](const QuorumChoice& c) {
-        return c.feasible ? "QuorumChoice(n=" + std::to_string(c.n) + ", failed_nodes=" + std::to_string(c.failed_nodes) +
-                                ", w=" + std::to_string(c.w) + ", r=" + std::to_string(c.r) + ")"
-                          : "QuorumChoice(infeasible: " + c.reason + ")";
+        if (!c.feasible) return repr_of("QuorumChoice", {{"feasible", py::bool_(false)}, {"reason", py::str(c.reason)}});
+        return repr_of("QuorumChoice", {{"n", py::int_(c.n)}, {"failed_nodes", py::int_(c.failed_nodes)},
+                                        {"w", py::int_(c.w)}, {"r", py::int_(c.r)}});
       });
+}
 
-  const int big = 1 << 30;
+void bind_quorum_functions(py::module_& m) {
+  const int big = kBig;
   m.def("is_strong_quorum", [=](const py::object& n, const py::object& w, const py::object& r) {
         return is_strong_quorum(to_int(n, "n", -big, big), to_int(w, "w", -big, big), to_int(r, "r", -big, big));
       }, py::arg("n"), py::arg("w"), py::arg("r"), "True when W + R > N (every read quorum meets every write quorum).");
@@ -109,20 +113,10 @@ void bind_quorum_math(py::module_& m) {
       }, py::arg("n"), py::arg("p_up") = 0.99,
       "Every (W, R) for one N (<= 256) as a list of dict records (pandas.DataFrame(records) works).");
   m.def("minimum_quorum", [=](const py::object& n, const py::object& goal, const py::object& failed_nodes) {
-        if (!py::isinstance(goal, m.attr("ConsistencyGoal"))) {
-          throw InvalidArgument("goal", "expected a ConsistencyGoal, got " + type_name(goal));
-        }
-        return minimum_quorum(to_int(n, "n", -big, big), goal.cast<ConsistencyGoal>(),
+        return minimum_quorum(to_int(n, "n", -big, big), to_enum<ConsistencyGoal>(goal, "goal"),
                               to_int(failed_nodes, "failed_nodes", -big, big));
       }, py::arg("n"), py::arg("goal") = ConsistencyGoal::Strong, py::arg("failed_nodes") = 0,
-      "Smallest (W, R) for the goal with failed_nodes of N permanently down: least W + R, then balanced with W >= R.");
-}
-
-void bind_quorum(py::module_& m) {
-  bind_quorum_math(m);
-  bind_quorum_pbs(m);
-  bind_quorum_store(m);
-  bind_quorum_multileader(m);
+      "Smallest (W, R) for the goal (a ConsistencyGoal or its name) with failed_nodes of N permanently down: least W + R, then balanced with W >= R.");
 }
 
 }  // namespace replikit::bindings

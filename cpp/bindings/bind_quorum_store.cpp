@@ -1,4 +1,4 @@
-// Python bindings of the leaderless quorum store and the multi-leader conflict model.
+// Python bindings of the leaderless quorum store: vector clocks, results, QuorumStore, QuorumDatabase.
 #include <pybind11/native_enum.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -6,8 +6,7 @@
 #include <memory>
 
 #include "bindings.hpp"
-#include "quorum_bindings.hpp"
-#include "replikit/multileader.hpp"
+#include "convert.hpp"
 #include "replikit/quorum_store.hpp"
 
 namespace replikit::bindings {
@@ -17,7 +16,7 @@ namespace {
 VectorClock to_clock(const py::handle& value, const char* argument) {
   VectorClock clock;
   if (value.is_none()) return clock;
-  if (!py::isinstance<py::dict>(value)) throw InvalidArgument(argument, "expected a dict[str, int], got " + type_name(value));
+  if (!py::isinstance<py::dict>(value)) wrong_type(argument, "a dict[str, int]", value);
   for (const auto& [k, v] : py::reinterpret_borrow<py::dict>(value)) {
     clock[to_str(k, argument)] = to_uint64(v, argument);
   }
@@ -32,41 +31,9 @@ py::dict clock_dict(const VectorClock& c) {
 
 const int kBig = 1 << 30;
 
-std::vector<std::vector<double>> to_matrix(const py::handle& value, const char* argument) {
-  std::vector<std::vector<double>> out;
-  if (value.is_none()) return out;
-  if (!py::isinstance<py::sequence>(value) || py::isinstance<py::str>(value)) {
-    throw InvalidArgument(argument, "expected a square matrix (list of lists or 2-D array)");
-  }
-  for (const auto& row : py::reinterpret_borrow<py::sequence>(value)) out.push_back(to_doubles(row, argument));
-  return out;
-}
-
-MultiLeaderOptions leader_options(const py::object& leaders, const py::object& resolution, const py::object& default_delay_ms,
-                                  const py::object& replication_delay_ms, const py::object& clock_skew_ms,
-                                  const py::object& max_in_flight, const py::object& resolution_type) {
-  MultiLeaderOptions o;
-  o.leaders = to_int(leaders, "leaders", -kBig, kBig);
-  if (!py::isinstance(resolution, resolution_type)) {
-    throw InvalidArgument("resolution", "expected a ConflictResolution, got " + type_name(resolution));
-  }
-  o.resolution = resolution.cast<ConflictResolution>();
-  o.default_delay_ms = to_double(default_delay_ms, "default_delay_ms");
-  o.replication_delay_ms = to_matrix(replication_delay_ms, "replication_delay_ms");
-  if (!clock_skew_ms.is_none()) o.clock_skew_ms = to_doubles(clock_skew_ms, "clock_skew_ms");
-  o.max_in_flight = static_cast<std::size_t>(to_int64(max_in_flight, "max_in_flight", 1, 1LL << 40));
-  return o;
-}
-
-py::list matrix_list(const std::vector<std::vector<std::uint64_t>>& m) {
-  py::list out;
-  for (const auto& row : m) out.append(py::cast(row));
-  return out;
-}
-
 }  // namespace
 
-void bind_quorum_store(py::module_& m) {
+void bind_vector_clocks(py::module_& m) {
   py::native_enum<Versioning>(m, "Versioning", "enum.Enum", "How a QuorumStore orders versions of a key.")
       .value("LAST_WRITER_WINS", Versioning::LastWriterWins, "Highest (timestamp, writer) wins; concurrent writes are lost.")
       .value("VECTOR_CLOCKS", Versioning::VectorClocks, "Concurrent writes are kept and returned as siblings.")
@@ -86,15 +53,17 @@ void bind_quorum_store(py::module_& m) {
         py::arg("a"), py::arg("b"), "How vector clock a relates to b (BEFORE: a happened before b).");
   m.def("merge_clocks", [](const py::object& a, const py::object& b) { return clock_dict(merge_clocks(to_clock(a, "a"), to_clock(b, "b"))); },
         py::arg("a"), py::arg("b"), "The entry-wise maximum of two vector clocks.");
+}
 
+void bind_quorum_results(py::module_& m) {
   py::class_<StoredVersion>(m, "StoredVersion", "One stored version of a value.")
       .def_readonly("value", &StoredVersion::value, "The value.")
       .def_readonly("timestamp", &StoredVersion::timestamp, "Logical write time (orders last-writer-wins).")
       .def_readonly("writer", &StoredVersion::writer, "The client that wrote it.")
       .def_property_readonly("clock", [](const StoredVersion& v) { return clock_dict(v.clock); }, "Its vector clock.")
       .def("__repr__", [](const StoredVersion& v) {
-        return "StoredVersion(value=" + std::string(py::repr(py::str(v.value))) + ", timestamp=" + std::to_string(v.timestamp) +
-               ", writer=" + std::string(py::repr(py::str(v.writer))) + ")";
+        return repr_of("StoredVersion",
+                       {{"value", py::str(v.value)}, {"timestamp", py::int_(v.timestamp)}, {"writer", py::str(v.writer)}});
       });
 
   py::class_<WriteResult>(m, "WriteResult", "The result of a quorum write.")
@@ -108,7 +77,7 @@ void bind_quorum_store(py::module_& m) {
       .def_readonly("reason", &WriteResult::reason, "Why not, when not ok.")
       .def("__bool__", &WriteResult::ok)
       .def("__repr__", [](const WriteResult& w) {
-        return std::string("WriteResult(ok=") + (w.ok() ? "True" : "False") + ", acks=" + std::to_string(w.acks) + ")";
+        return repr_of("WriteResult", {{"ok", py::bool_(w.ok())}, {"acks", py::int_(w.acks)}});
       });
 
   py::class_<ReadResult>(m, "ReadResult", "The result of a quorum read.")
@@ -134,16 +103,21 @@ void bind_quorum_store(py::module_& m) {
       .def_readonly("replicas", &ReadResult::replicas, "Nodes whose responses were used, fastest first.")
       .def_readonly("reason", &ReadResult::reason, "Why not, when not ok.")
       .def("__repr__", [](const ReadResult& r) {
-        return std::string("ReadResult(ok=") + (r.ok() ? "True" : "False") + ", siblings=" + std::to_string(r.siblings.size()) + ")";
+        return repr_of("ReadResult", {{"ok", py::bool_(r.ok())}, {"siblings", py::int_(r.siblings.size())}});
       });
+}
 
-  py::object versioning_type = m.attr("Versioning");
-  py::class_<QuorumStore>(m, "QuorumStore",
+// The operations and inspection methods of a QuorumStore.
+void bind_quorum_store_methods(py::class_<QuorumStore>& c);
+
+void bind_quorum_store(py::module_& m) {
+  py::class_<QuorumStore> c(m, "QuorumStore",
                           "In-process leaderless quorum store: N replicas per key on a ring, injectable failures, "
                           "per-node latency, LWW or vector clocks with siblings, read repair, bounded hinted "
-                          "handoff, optional sloppy quorum. Logical time; deterministic.")
-      .def(py::init([versioning_type](const py::object& n, const py::object& w, const py::object& r, const py::object& nodes,
-                       const py::object& versioning, bool read_repair, bool hinted_handoff, bool sloppy_quorum,
+                          "handoff, optional sloppy quorum. Logical time; deterministic.");
+  c.def(py::init([](const py::object& n, const py::object& w, const py::object& r, const py::object& nodes,
+                       const py::object& versioning, const py::object& read_repair, const py::object& hinted_handoff,
+                       const py::object& sloppy_quorum,
                        const py::object& max_hints, const py::object& max_in_flight, const py::object& max_keys,
                        const py::object& max_siblings) {
              QuorumStoreOptions o;
@@ -151,13 +125,10 @@ void bind_quorum_store(py::module_& m) {
              o.w = to_int(w, "w", -kBig, kBig);
              o.r = to_int(r, "r", -kBig, kBig);
              o.nodes = nodes.is_none() ? 0 : to_int(nodes, "nodes", 1, kBig);
-             if (!py::isinstance(versioning, versioning_type)) {
-               throw InvalidArgument("versioning", "expected a Versioning, got " + type_name(versioning));
-             }
-             o.versioning = versioning.cast<Versioning>();
-             o.read_repair = read_repair;
-             o.hinted_handoff = hinted_handoff;
-             o.sloppy_quorum = sloppy_quorum;
+             o.versioning = to_enum<Versioning>(versioning, "versioning");
+             o.read_repair = to_bool(read_repair, "read_repair");
+             o.hinted_handoff = to_bool(hinted_handoff, "hinted_handoff");
+             o.sloppy_quorum = to_bool(sloppy_quorum, "sloppy_quorum");
              o.max_hints = static_cast<std::size_t>(to_int64(max_hints, "max_hints", 0, 1LL << 40));
              o.max_in_flight = static_cast<std::size_t>(to_int64(max_in_flight, "max_in_flight", 0, 1LL << 40));
              o.max_keys = static_cast<std::size_t>(to_int64(max_keys, "max_keys", 0, 1LL << 40));
@@ -168,8 +139,13 @@ void bind_quorum_store(py::module_& m) {
            py::arg("versioning") = Versioning::LastWriterWins, py::arg("read_repair") = true,
            py::arg("hinted_handoff") = false, py::arg("sloppy_quorum") = false, py::arg("max_hints") = 1024,
            py::arg("max_in_flight") = 100000, py::arg("max_keys") = 1000000, py::arg("max_siblings") = 64,
-           "A store with N replicas per key, W-acknowledged writes and R-response reads.")
-      .def_static("majority", [](const py::object& n) { return std::make_unique<QuorumStore>(QuorumStoreOptions::majority(to_int(n, "n", -kBig, kBig))); },
+           "A store with N replicas per key, W-acknowledged writes and R-response reads (versioning: a "
+           "Versioning or its name).");
+  bind_quorum_store_methods(c);
+}
+
+void bind_quorum_store_methods(py::class_<QuorumStore>& c) {
+  c.def_static("majority", [](const py::object& n) { return std::make_unique<QuorumStore>(QuorumStoreOptions::majority(to_int(n, "n", -kBig, kBig))); },
                   py::arg("n"), "Majority W and R, last-writer-wins: the original QuorumDatabase.")
       .def_property_readonly("n", [](const QuorumStore& s) { return s.options().n; }, "Replicas per key.")
       .def_property_readonly("w", [](const QuorumStore& s) { return s.options().w; }, "Write quorum.")
@@ -229,110 +205,13 @@ void bind_quorum_store(py::module_& m) {
         d["deliveries_lost"] = t.deliveries_lost;
         return d;
       }, "Counters as a dict.");
+}
 
+void bind_quorum_database(py::module_& m) {
   py::class_<QuorumDatabase, QuorumStore>(m, "QuorumDatabase",
                                           "The original design's QuorumDatabase: N replicas, majority W and R, newest wins.")
       .def(py::init([](const py::object& n) { return std::make_unique<QuorumDatabase>(to_int(n, "n", -kBig, kBig)); }),
            py::arg("n") = 3, "N replicas with W = R = N // 2 + 1.");
-}
-
-void bind_quorum_multileader(py::module_& m) {
-  py::native_enum<ConflictResolution>(m, "ConflictResolution", "enum.Enum", "How leaders resolve concurrent writes.")
-      .value("LAST_WRITER_WINS", ConflictResolution::LastWriterWins, "Highest (time + skew, leader) wins; others lost.")
-      .value("SIBLINGS", ConflictResolution::Siblings, "Keep every concurrent value.")
-      .value("COUNTER_MERGE", ConflictResolution::CounterMerge, "Values are counter increments, merged per leader.")
-      .value("SET_MERGE", ConflictResolution::SetMerge, "Values are set elements, merged by union.")
-      .finalize();
-
-  py::class_<MultiLeaderValue>(m, "MultiLeaderValue", "What one leader holds for one key.")
-      .def_readonly("values", &MultiLeaderValue::values, "LWW: the value; SIBLINGS: sorted siblings; SET_MERGE: elements.")
-      .def_readonly("counter", &MultiLeaderValue::counter, "COUNTER_MERGE: the total.")
-      .def("__repr__", [](const MultiLeaderValue& v) {
-        return "MultiLeaderValue(values=" + std::string(py::repr(py::cast(v.values))) + ", counter=" + std::to_string(v.counter) + ")";
-      });
-
-  py::object resolution_type = m.attr("ConflictResolution");
-  py::class_<MultiLeaderCluster>(m, "MultiLeaderCluster",
-                                 "2-8 leaders accepting writes to the same keys, replicating asynchronously with "
-                                 "per-pair delays; counts concurrent write pairs per leader pair.")
-      .def(py::init([resolution_type](const py::object& leaders, const py::object& resolution, const py::object& default_delay_ms,
-                                      const py::object& replication_delay_ms, const py::object& clock_skew_ms,
-                                      const py::object& max_in_flight) {
-             return std::make_unique<MultiLeaderCluster>(leader_options(leaders, resolution, default_delay_ms, replication_delay_ms,
-                                                                        clock_skew_ms, max_in_flight, resolution_type));
-           }),
-           py::arg("leaders") = 2, py::arg("resolution") = ConflictResolution::LastWriterWins, py::kw_only(),
-           py::arg("default_delay_ms") = 50.0, py::arg("replication_delay_ms") = py::none(),
-           py::arg("clock_skew_ms") = py::none(), py::arg("max_in_flight") = 1000000,
-           "replication_delay_ms: leaders x leaders matrix (None: default_delay_ms everywhere); clock_skew_ms: "
-           "per-leader offsets added to LWW timestamps.")
-      .def("write",
-           [](MultiLeaderCluster& c, const py::object& leader, const py::object& key, const py::object& value,
-              const py::object& at_ms, const py::object& delta) {
-             c.write(to_int(leader, "leader", -kBig, kBig), to_str(key, "key"), to_str(value, "value"), to_double(at_ms, "at_ms"),
-                     to_int64(delta, "delta", -(1LL << 62), 1LL << 62));
-           },
-           py::arg("leader"), py::arg("key"), py::arg("value") = "", py::arg("at_ms"), py::arg("delta") = 1,
-           "A local write at logical time at_ms (>= now): sets/inserts value, or adds delta (COUNTER_MERGE).")
-      .def("run_until", [](MultiLeaderCluster& c, const py::object& at_ms) { c.run_until(to_double(at_ms, "at_ms")); },
-           py::arg("at_ms"), "Deliver replication due by at_ms.")
-      .def("settle", &MultiLeaderCluster::settle, "Deliver everything in flight.")
-      .def_property_readonly("now_ms", &MultiLeaderCluster::now_ms, "Logical time.")
-      .def("read",
-           [](const MultiLeaderCluster& c, const py::object& leader, const py::object& key) {
-             return c.read(to_int(leader, "leader", -kBig, kBig), to_str(key, "key"));
-           },
-           py::arg("leader"), py::arg("key"), "What leader holds for key.")
-      .def("conflicts", [](const MultiLeaderCluster& c) { return matrix_list(c.conflicts()); },
-           "Concurrent write pairs per leader pair (symmetric matrix, list of lists).")
-      .def_property_readonly("total_conflicts", &MultiLeaderCluster::total_conflicts, "Total concurrent write pairs.")
-      .def_property_readonly("writes", &MultiLeaderCluster::writes, "Writes accepted.")
-      .def_property_readonly("in_flight", &MultiLeaderCluster::in_flight, "Messages in flight.")
-      .def("converged", &MultiLeaderCluster::converged, "Whether every leader holds the same value for every key.")
-      .def("keys_with_siblings", &MultiLeaderCluster::keys_with_siblings, "Keys with more than one sibling somewhere.");
-
-  m.def("run_multileader_workload",
-        [resolution_type](const py::object& writes_per_s, const py::object& resolution, const py::object& keys,
-                          const py::object& duration_ms, const py::object& seed, const py::object& default_delay_ms,
-                          const py::object& replication_delay_ms, const py::object& clock_skew_ms, const py::object& max_writes) {
-          const std::vector<double> rates = to_doubles(writes_per_s, "writes_per_s");
-          MultiLeaderOptions o = leader_options(py::int_(rates.size()), resolution, default_delay_ms, replication_delay_ms,
-                                                clock_skew_ms, py::int_(1000000), resolution_type);
-          MultiLeaderWorkload w;
-          w.writes_per_s = rates;
-          w.keys = to_int(keys, "keys", -kBig, kBig);
-          w.duration_ms = to_double(duration_ms, "duration_ms");
-          w.seed = to_uint64(seed, "seed");
-          w.max_writes = to_uint64(max_writes, "max_writes");
-          MultiLeaderReport r;
-          {
-            py::gil_scoped_release release;
-            r = run_multileader_workload(o, w);
-          }
-          py::dict out;
-          out["writes"] = r.writes;
-          out["conflicts"] = matrix_list(r.conflicts);
-          out["total_conflicts"] = r.total_conflicts;
-          out["keys_with_siblings"] = r.keys_with_siblings;
-          out["converged"] = r.converged;
-          py::list pairs;
-          for (std::size_t i = 0; i < r.conflicts.size(); ++i) {
-            for (std::size_t j = i + 1; j < r.conflicts.size(); ++j) {
-              py::dict rec;
-              rec["leader_a"] = i;
-              rec["leader_b"] = j;
-              rec["conflicts"] = r.conflicts[i][j];
-              pairs.append(rec);
-            }
-          }
-          out["pairs"] = pairs;
-          return out;
-        },
-        py::arg("writes_per_s"), py::arg("resolution") = ConflictResolution::LastWriterWins, py::kw_only(), py::arg("keys") = 100,
-        py::arg("duration_ms") = 1000.0, py::arg("seed") = 0, py::arg("default_delay_ms") = 50.0,
-        py::arg("replication_delay_ms") = py::none(), py::arg("clock_skew_ms") = py::none(), py::arg("max_writes") = 10000000,
-        "Seeded Poisson write mix (one rate per leader, uniform keys) on a fresh cluster, settled. Returns a dict with "
-        "writes, conflicts (matrix), total_conflicts, keys_with_siblings, converged and pairs (records per leader pair).");
 }
 
 }  // namespace replikit::bindings

@@ -2,10 +2,21 @@
 // Every argument conversion of the bindings, in one place. Each names the argument in its error:
 // a wrong type raises ArgumentTypeError (Python: replikit.ArgumentTypeError, a TypeError), a wrong
 // value InvalidArgument (a ValueError).
+//
+// Renamed keywords: a binding that renamed a keyword keeps the old name working for one release
+// by taking `py::kwargs` after its named parameters (whose defaults are None) and calling
+//   py::dict old = deprecated_keywords(kwargs, {{"lag_ms_max", "max_lag_ms"}, ...});
+//   max_lag_ms = renamed(max_lag_ms, old, "max_lag_ms");
+// deprecated_keywords() warns (DeprecationWarning naming the new keyword) for each old name used
+// and refuses unknown keywords; renamed() picks the value given under either name and refuses
+// both at once.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string_view>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -18,7 +29,11 @@
 #include "replikit/errors.hpp"
 #include "replikit/lag.hpp"
 #include "replikit/lsn.hpp"
+#include "replikit/multileader.hpp"
+#include "replikit/quorum.hpp"
+#include "replikit/quorum_store.hpp"
 #include "replikit/router.hpp"
+#include "replikit/session.hpp"
 #include "replikit/topology.hpp"
 
 namespace replikit::bindings {
@@ -190,6 +205,27 @@ template <>
 struct EnumCount<LagEventKind> {
   static constexpr int value = 2;
 };
+template <>
+struct EnumCount<ConsistencyGoal> {
+  static constexpr int value = 2;
+};
+template <>
+struct EnumCount<Versioning> {
+  static constexpr int value = 2;
+};
+template <>
+struct EnumCount<ConflictResolution> {
+  static constexpr int value = 4;
+};
+
+/// An enum member's Python name in lower case ("read_your_writes"), the form users write.
+template <typename E>
+std::string enum_label(E value) {
+  std::string name = py::str(py::cast(value).attr("name"));
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name;
+}
 
 /// The one enum converter: a member of the Python enum, or its name as a str (case-insensitive,
 /// "read_your_writes" or "READ_YOUR_WRITES"). An unknown name lists the valid ones.
@@ -202,10 +238,10 @@ E to_enum(const py::handle& value, const char* argument) {
     std::transform(folded.begin(), folded.end(), folded.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     for (int i = 0; i < n; ++i) {
-      if (folded == to_string(static_cast<E>(i))) return static_cast<E>(i);
+      if (folded == enum_label(static_cast<E>(i))) return static_cast<E>(i);
     }
     std::string known;
-    for (int i = 0; i < n; ++i) known += std::string(i ? ", " : "") + "'" + to_string(static_cast<E>(i)) + "'";
+    for (int i = 0; i < n; ++i) known += std::string(i ? ", " : "") + "'" + enum_label(static_cast<E>(i)) + "'";
     throw InvalidArgument(argument, "unknown value '" + name + "' (expected one of " + known + ")");
   }
   try {
@@ -213,6 +249,136 @@ E to_enum(const py::handle& value, const char* argument) {
   } catch (const py::cast_error&) {
     wrong_type(argument, "a replikit enum member or its name as a str", value);
   }
+}
+
+// ---- routing arguments ----
+
+/// CLOCK_MONOTONIC in ns, the clock of time.monotonic_ns() (lag samples: never jumps).
+inline std::int64_t monotonic_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// The wall clock in ns, the clock of time.time_ns() (session times: tokens carry them to other hosts).
+inline std::int64_t wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// now_ns as given (an int >= 0), or the monotonic clock when None (lag samples).
+inline std::int64_t now_or_clock(const py::object& now_ns) {
+  return now_ns.is_none() ? monotonic_ns() : to_int64(now_ns, "now_ns", 0);
+}
+
+/// now_ns as given (an int >= 0), or the wall clock when None (session times).
+inline std::int64_t now_or_wall(const py::object& now_ns) {
+  return now_ns.is_none() ? wall_ns() : to_int64(now_ns, "now_ns", 0);
+}
+
+/// A node declaration: a replikit.Node, or just its name.
+inline NodeSpec to_spec(const py::handle& value, const char* argument) {
+  if (py::isinstance<NodeSpec>(value)) return value.cast<NodeSpec>();
+  if (py::isinstance<py::str>(value)) {
+    NodeSpec s;
+    s.name = to_str(value, argument);
+    return s;
+  }
+  wrong_type(argument, "a replikit.Node or a node name (str)", value);
+}
+
+/// A Topology argument (shared, as the router and the tracker keep it).
+inline std::shared_ptr<Topology> to_topology(const py::handle& value, const char* argument) {
+  if (!py::isinstance<Topology>(value)) wrong_type(argument, "a replikit.Topology", value);
+  return value.cast<std::shared_ptr<Topology>>();
+}
+
+/// A node of `t` given as a name (str) or an index (any integer, numpy ones included).
+inline int to_node(const Topology& t, const py::handle& value, const char* argument) {
+  if (py::isinstance<py::str>(value)) return t.index_of(to_str(value, argument), argument);
+  if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) {
+    wrong_type(argument, "a node name (str) or index (int)", value);
+  }
+  const std::int64_t i = to_int64(value, argument);
+  if (i < 0 || i >= t.size()) throw InvalidArgument(argument, "node index " + std::to_string(i) + " is out of range");
+  return static_cast<int>(i);
+}
+
+/// A node's name as Python sees it: a str, or None for kNoNode.
+inline py::object node_name(const Topology& t, int node) {
+  if (node == kNoNode) return py::none();
+  return py::str(t.name(node));
+}
+
+/// A signer written in Python: any callable(bytes) -> bytes of at least 16 bytes.
+class CallableSigner final : public TokenSigner {
+ public:
+  explicit CallableSigner(py::function f) : f_(std::move(f)) {}
+  std::string mac(std::string_view payload) const override {
+    py::gil_scoped_acquire gil;
+    py::object out = f_(py::bytes(payload.data(), payload.size()));
+    if (!py::isinstance<py::bytes>(out)) wrong_type("signer", "a signer returning bytes", out);
+    std::string mac = out.cast<std::string>();
+    // Checked here so the error names the signer (the core would raise a bare Error).
+    if (mac.size() < 16) throw InvalidArgument("signer", "signer must return at least 16 bytes");
+    return mac;
+  }
+
+ private:
+  py::function f_;
+};
+
+/// A token signer: a replikit.HmacSigner, a callable(bytes) -> bytes, or None (unsigned).
+inline std::shared_ptr<TokenSigner> to_signer(const py::object& signer) {
+  if (signer.is_none()) return nullptr;
+  if (py::isinstance<TokenSigner>(signer)) return signer.cast<std::shared_ptr<TokenSigner>>();
+  if (py::isinstance<py::function>(signer)) return std::make_shared<CallableSigner>(signer.cast<py::function>());
+  wrong_type("signer", "a replikit.HmacSigner, a callable(bytes) -> bytes, or None", signer);
+}
+
+/// A Session, or a token (str) decoded with `signer`.
+inline Session to_session(const py::handle& value, const py::object& signer, const char* argument) {
+  if (py::isinstance<Session>(value)) return value.cast<Session>();
+  if (py::isinstance<py::str>(value)) {
+    auto s = to_signer(signer);
+    return decode_token(to_str(value, argument), s.get(), argument);
+  }
+  wrong_type(argument, "a replikit.Session or a token (str)", value);
+}
+
+// ---- renamed keywords (see the top of this file) ----
+
+/// A keyword renamed in the public API: `old_name` keeps working for one release.
+struct KeywordRename {
+  const char* old_name;
+  const char* new_name;
+};
+
+/// The values given under deprecated names in `kwargs`, keyed by their new names. Warns a
+/// DeprecationWarning naming the new keyword for each; an unknown keyword is an
+/// ArgumentTypeError (as Python's own "unexpected keyword argument").
+inline py::dict deprecated_keywords(const py::kwargs& kwargs, std::initializer_list<KeywordRename> renames) {
+  py::dict out;
+  for (const auto& [key, value] : kwargs) {
+    const std::string name = py::str(key);
+    const KeywordRename* found = nullptr;
+    for (const auto& r : renames) {
+      if (name == r.old_name) found = &r;
+    }
+    if (found == nullptr) throw ArgumentTypeError(name, "unexpected keyword argument");
+    const std::string message = std::string("keyword '") + found->old_name + "' is deprecated, use '" +
+                                found->new_name + "'";
+    if (PyErr_WarnEx(PyExc_DeprecationWarning, message.c_str(), 1) != 0) throw py::error_already_set();
+    out[found->new_name] = value;
+  }
+  return out;
+}
+
+/// The value of keyword `name`: as given (not None), or under its deprecated name in `old`
+/// (from deprecated_keywords), or None. Both at once is an ArgumentTypeError.
+inline py::object renamed(const py::object& value, const py::dict& old, const char* name) {
+  if (!old.contains(name)) return value;
+  if (!value.is_none()) throw ArgumentTypeError(name, "given twice (under its new and its deprecated name)");
+  return old[name];
 }
 
 }  // namespace replikit::bindings

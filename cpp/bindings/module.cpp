@@ -5,7 +5,29 @@ PYBIND11_MODULE(_core, m) {
   using namespace replikit::bindings;
   bind_errors(m);
   bind_lsn(m);
-  bind_routing(m);
-  bind_quorum(m);
+  // Enums and value classes first: later signatures show their defaults as members.
+  bind_routing_enums(m);
+  bind_node(m);
+  bind_topology(m);
+  bind_lag_config(m);
+  bind_lag_values(m);
+  bind_lag_tracker(m);
+  bind_signers(m);
+  bind_session(m);
+  bind_router_config(m);
+  bind_decision(m);
+  bind_router(m);
+  bind_quorum_analysis(m);
+  bind_quorum_functions(m);
+  bind_latency_distribution(m);
+  bind_wars_model(m);
+  bind_wars_simulation(m);
+  bind_pbs_functions(m);
+  bind_vector_clocks(m);
+  bind_quorum_results(m);
+  bind_quorum_store(m);
+  bind_quorum_database(m);
+  bind_multileader_cluster(m);
+  bind_multileader_workload(m);
   bind_pg(m);
 }

@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
 
-# ---- routing (issue 2) ----
+# ---- routing ----
 # LSNs (bind_lsn.cpp), the error classes (errors.cpp), and topology, lag tracking, sessions,
-# tokens and routing (bind_routing.cpp). HAVE_PG is typed in the pg section.
+# tokens and routing (bind_enums.cpp, bind_topology.cpp, bind_lag.cpp, bind_session.cpp,
+# bind_router.cpp). HAVE_PG is typed in the pg section.
+#
+# Vocabulary: an enum parameter takes the member or its name in any case ("read_your_writes");
+# a wrong type raises ArgumentTypeError (a TypeError), a wrong value InvalidArgument (a
+# ValueError), both naming the argument. Nodes are named by their names in every value a user
+# sees; only Router.route_reads answers with index arrays. Durations are ms (float), instants ns.
 import builtins
 from typing import Callable, ClassVar, Iterable, Tuple, TypedDict
 
@@ -17,9 +23,19 @@ _LsnLike = Union[Lsn, str, int]  # an Lsn, PostgreSQL's text form ('16/B374D848'
 _NodeRef = Union[str, int]  # a node's name, or its index (any integer, numpy ones included)
 _NodeLike = Union[Node, str]  # a Node, or just a name
 _Signer = Union[TokenSigner, Callable[[bytes], bytes], None]  # a callable returns >= 16 bytes of MAC
+_PolicyName = Literal["round_robin", "weighted", "least_lag", "least_outstanding", "nearest_region",
+                      "ROUND_ROBIN", "WEIGHTED", "LEAST_LAG", "LEAST_OUTSTANDING", "NEAREST_REGION"]
+_ConsistencyName = Literal["eventual", "read_your_writes", "monotonic", "causal", "bounded_staleness", "strong",
+                           "EVENTUAL", "READ_YOUR_WRITES", "MONOTONIC", "CAUSAL", "BOUNDED_STALENESS", "STRONG"]
+_PolicyLike = Union[Policy, _PolicyName]  # a Policy or its name (any case)
+_ConsistencyLike = Union[Consistency, _ConsistencyName]  # a Consistency or its name (any case)
 
 class Error(Exception):
     """Base of every replikit error."""
+
+class ArgumentTypeError(Error, TypeError):
+    """An argument of the wrong type; `.argument` names it."""
+    argument: str
 
 class InvalidArgument(Error, ValueError):
     """Bad input; `.argument` names the rejected argument."""
@@ -111,6 +127,7 @@ class Reason(enum.Enum):
 
 NO_NODE: int  # -1
 MAX_NODES: int  # 256
+DEFAULT_CONSISTENCY: Consistency  # READ_YOUR_WRITES: what route_read and every other door use when not told
 
 class Node:
     """How to declare a node: name, region, weight, priority, up."""
@@ -120,7 +137,8 @@ class Node:
     priority: int
     up: bool
     def __init__(self, name: str, region: str = "", weight: float = 1.0, priority: int = 0,
-                 up: bool = True) -> None: ...
+                 up: bool = True) -> None:
+        """Defaults are NodeSpec{}'s in C++."""
 
 class NodeInfo:
     """A copy of one node's state."""
@@ -177,10 +195,26 @@ class Topology:
     def nodes(self) -> List[NodeInfo]: ...
     def __len__(self) -> int: ...
 
+class LagConfig:
+    """Lag thresholds and buffer sizes of a LagTracker (a value; defaults are C++ LagConfig{}'s).
+    recover_lag_ms / recover_lag_bytes None: half of max_lag_ms / max_lag_bytes."""
+    max_lag_ms: float  # a replica turns LAGGING above this time lag
+    recover_lag_ms: Optional[float]  # ... and OK again only below this (<= max_lag_ms)
+    max_lag_bytes: int  # also LAGGING above this many bytes (0: no byte threshold)
+    recover_lag_bytes: Optional[int]  # ... and OK again only below this (<= max_lag_bytes)
+    stale_sample_ms: float  # a replica silent this long is judged at the primary's time
+    history_capacity: int  # primary LSN history entries kept (>= 2)
+    event_capacity: int  # transition events kept (>= 1)
+    def __init__(self, *, max_lag_ms: float = 1000.0, recover_lag_ms: Optional[float] = None,
+                 max_lag_bytes: int = 0, recover_lag_bytes: Optional[int] = None, stale_sample_ms: float = 1000.0,
+                 history_capacity: int = 8192, event_capacity: int = 1024) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
 class ReplicaLag:
     """A replica's lag as last computed."""
     @property
-    def node(self) -> int: ...
+    def node(self) -> str: ...  # the replica's name
     @property
     def known(self) -> bool: ...
     @property
@@ -192,7 +226,8 @@ class ReplicaLag:
     @property
     def receive_lag_bytes(self) -> int: ...
     @property
-    def lag_ns(self) -> int: ...
+    def lag_ns(self) -> int:
+        """Deprecated (DeprecationWarning): use lag_ms."""
     @property
     def lag_ms(self) -> float: ...
     @property
@@ -207,13 +242,14 @@ class LagEvent:
     @property
     def sequence(self) -> int: ...
     @property
-    def node(self) -> int: ...
+    def node(self) -> str: ...  # the replica's name
     @property
     def kind(self) -> LagEventKind: ...
     @property
     def time_ns(self) -> int: ...
     @property
-    def lag_ns(self) -> int: ...
+    def lag_ns(self) -> int:
+        """Deprecated (DeprecationWarning): use lag_ms."""
     @property
     def lag_ms(self) -> float: ...
     @property
@@ -221,9 +257,14 @@ class LagEvent:
 
 class LagTracker:
     """Replica lag in bytes and time from LSN samples, with a threshold and hysteresis."""
-    def __init__(self, topology: Topology, lag_ms_max: float = 1000.0, recover_ms: float = 500.0,
-                 lag_bytes_max: int = 0, recover_bytes: int = 0, stale_sample_ms: float = 1000.0,
-                 history_capacity: int = 8192, event_capacity: int = 1024) -> None: ...
+    def __init__(self, topology: Topology, max_lag_ms: Optional[float] = None,
+                 recover_lag_ms: Optional[float] = None, max_lag_bytes: Optional[int] = None,
+                 recover_lag_bytes: Optional[int] = None, stale_sample_ms: Optional[float] = None,
+                 history_capacity: Optional[int] = None, event_capacity: Optional[int] = None, *,
+                 config: Optional[LagConfig] = None, **kwargs: Any) -> None:
+        """Each keyword left None takes its value from `config` (default LagConfig()). The old
+        keywords lag_ms_max, recover_ms, lag_bytes_max, recover_bytes still work for one release
+        (DeprecationWarning naming the new one)."""
     def primary_sample(self, current_lsn: _LsnLike, now_ns: Optional[int] = None) -> None: ...
     def replica_sample(self, node: _NodeRef, receive_lsn: _LsnLike, replay_lsn: _LsnLike,
                        now_ns: Optional[int] = None) -> None: ...
@@ -237,6 +278,10 @@ class LagTracker:
     def primary_lsn(self) -> Lsn: ...
     @property
     def history_size(self) -> int: ...
+    @property
+    def config(self) -> LagConfig: ...  # in force, recovery marks resolved
+    @property
+    def topology(self) -> Topology: ...
     def reset(self) -> None: ...
 
 class TokenSigner:
@@ -272,9 +317,10 @@ class Session:
 class Decision:
     """Where a request goes and why."""
     @property
-    def node(self) -> Optional[int]: ...
+    def node(self) -> Optional[str]: ...  # the node's name; None when nothing can serve the request
     @property
-    def node_name(self) -> Optional[str]: ...
+    def node_name(self) -> Optional[str]:
+        """Deprecated (DeprecationWarning): use node, now the name."""
     @property
     def reason(self) -> Reason: ...
     @property
@@ -286,7 +332,7 @@ class Decision:
 
 class InFlight:
     """Context manager counting one request in flight on a node."""
-    def __enter__(self) -> int: ...
+    def __enter__(self) -> str: ...  # the node's name
     def __exit__(self, *args: object) -> bool: ...
 
 class _RouterCounters(TypedDict):
@@ -294,22 +340,43 @@ class _RouterCounters(TypedDict):
     by_reason: Dict[str, int]  # reason in lower case ('replica_available', ...) -> decisions
     total: int
 
+class RouterConfig:
+    """How a Router spreads reads (a value; defaults are C++ RouterConfig{}'s)."""
+    policy: Policy  # set with a Policy or its name
+    time_window_ms: float  # after a write with no known LSN, reads go to the primary this long (0: off)
+    seed: int  # seeds the per-thread generators
+    region: str  # default client region for NEAREST_REGION
+    sticky_reads: int  # consecutive reads of a thread kept on its replica, in [1, 1000000]
+    def __init__(self, *, policy: _PolicyLike = Policy.ROUND_ROBIN, time_window_ms: float = 2000.0, seed: int = 0,
+                 region: str = "", sticky_reads: int = 1) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
 class Router:
     """Routes writes to the primary and reads to qualifying replicas."""
-    def __init__(self, topology: Topology, policy: Policy = ..., time_window_ms: float = 2000.0, seed: int = 0,
-                 region: str = "", sticky_reads: int = 1) -> None: ...
+    def __init__(self, topology: Topology, policy: Optional[_PolicyLike] = None,
+                 time_window_ms: Optional[float] = None, seed: Optional[int] = None, region: Optional[str] = None,
+                 sticky_reads: Optional[int] = None, *, config: Optional[RouterConfig] = None) -> None:
+        """Each keyword left None takes its value from `config` (default RouterConfig())."""
     @property
     def topology(self) -> Topology: ...
     @property
     def policy(self) -> Policy: ...
+    @property
+    def config(self) -> RouterConfig: ...
     def route_write(self) -> Decision: ...
-    def route_read(self, session: Session, consistency: Consistency = ..., now_ns: Optional[int] = None,
-                   max_staleness_ms: Optional[float] = None, region: Optional[str] = None) -> Decision:
-        """now_ns: wall-clock ns, the clock of Session.record_write (default time.time_ns())."""
+    def route_read(self, session: Session, consistency: _ConsistencyLike = Consistency.READ_YOUR_WRITES,
+                   now_ns: Optional[int] = None, max_staleness_ms: Optional[float] = None,
+                   region: Optional[str] = None) -> Decision:
+        """consistency defaults to DEFAULT_CONSISTENCY (READ_YOUR_WRITES); now_ns: wall-clock ns, the
+        clock of Session.record_write (default time.time_ns())."""
     def route_reads(self, write_lsns: npt.ArrayLike, read_lsns: Optional[npt.ArrayLike] = None,
-                    consistency: Consistency = ..., now_ns: Optional[int] = None,
+                    consistency: _ConsistencyLike = Consistency.READ_YOUR_WRITES, now_ns: Optional[int] = None,
                     max_staleness_ms: Optional[float] = None,
-                    ) -> Tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]: ...
+                    ) -> Tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
+        """A batch API, so it answers with indexes: (nodes, reasons), node indexes (-1: no node)
+        and Reason values. Names: topology.name(i) for i >= 0, or
+        numpy.array([t.name(i) for i in range(len(t))])[nodes] for a whole batch."""
     def begin(self, node: _NodeRef) -> None: ...
     def end(self, node: _NodeRef) -> None: ...
     def in_flight(self, node: _NodeRef) -> InFlight: ...
@@ -317,8 +384,13 @@ class Router:
     def reset_counters(self) -> None: ...
 # ---- end routing ----
 
-# ---- quorum (issue 3) ----
+# ---- quorum ----
 _ArrayLike = Union[Sequence[float], npt.NDArray[np.float64]]
+# Enum parameters take the member or its name in any case, as in the routing section.
+_GoalLike = Union[ConsistencyGoal, Literal["strong", "eventual", "STRONG", "EVENTUAL"]]
+_VersioningLike = Union[Versioning, Literal["last_writer_wins", "vector_clocks", "LAST_WRITER_WINS", "VECTOR_CLOCKS"]]
+_ResolutionLike = Union[ConflictResolution, Literal["last_writer_wins", "siblings", "counter_merge", "set_merge",
+                                                    "LAST_WRITER_WINS", "SIBLINGS", "COUNTER_MERGE", "SET_MERGE"]]
 
 class ConsistencyGoal(enum.Enum):
     STRONG = ...
@@ -373,7 +445,7 @@ def write_availability(n: int, w: int, p_up: float) -> float: ...
 def stale_read_probability(n: int, w: int, r: int) -> float: ...
 def analyze_quorum(n: int, w: int, r: int, p_up: float = 0.99) -> QuorumAnalysis: ...
 def quorum_table(n: int, p_up: float = 0.99) -> List[Dict[str, Any]]: ...
-def minimum_quorum(n: int, goal: ConsistencyGoal = ..., failed_nodes: int = 0) -> QuorumChoice: ...
+def minimum_quorum(n: int, goal: _GoalLike = ConsistencyGoal.STRONG, failed_nodes: int = 0) -> QuorumChoice: ...
 
 class LatencyKind(enum.Enum):
     CONSTANT = ...
@@ -392,7 +464,7 @@ class LatencyDistribution:
     @staticmethod
     def empirical(samples_ms: _ArrayLike) -> LatencyDistribution: ...
     @staticmethod
-    def mixture(weights: _ArrayLike, components: List[LatencyDistribution]) -> LatencyDistribution: ...
+    def mixture(weights: _ArrayLike, components: Sequence[LatencyDistribution]) -> LatencyDistribution: ...
     @property
     def kind(self) -> LatencyKind: ...
     def to_dict(self) -> Dict[str, Any]: ...
@@ -518,7 +590,7 @@ class ReadResult:
 
 class QuorumStore:
     def __init__(self, n: int = 3, w: int = 2, r: int = 2, *, nodes: Optional[int] = None,
-                 versioning: Versioning = ..., read_repair: bool = True, hinted_handoff: bool = False,
+                 versioning: _VersioningLike = Versioning.LAST_WRITER_WINS, read_repair: bool = True, hinted_handoff: bool = False,
                  sloppy_quorum: bool = False, max_hints: int = 1024, max_in_flight: int = 100000,
                  max_keys: int = 1000000, max_siblings: int = 64) -> None: ...
     @staticmethod
@@ -568,7 +640,7 @@ class MultiLeaderValue:
     def counter(self) -> int: ...
 
 class MultiLeaderCluster:
-    def __init__(self, leaders: int = 2, resolution: ConflictResolution = ..., *, default_delay_ms: float = 50.0,
+    def __init__(self, leaders: int = 2, resolution: _ResolutionLike = ConflictResolution.LAST_WRITER_WINS, *, default_delay_ms: float = 50.0,
                  replication_delay_ms: Optional[Sequence[Sequence[float]]] = None,
                  clock_skew_ms: Optional[Sequence[float]] = None, max_in_flight: int = 1000000) -> None: ...
     def write(self, leader: int, key: str, value: str = "", *, at_ms: float, delta: int = 1) -> None: ...
@@ -587,7 +659,7 @@ class MultiLeaderCluster:
     def converged(self) -> bool: ...
     def keys_with_siblings(self) -> int: ...
 
-def run_multileader_workload(writes_per_s: _ArrayLike, resolution: ConflictResolution = ..., *, keys: int = 100,
+def run_multileader_workload(writes_per_s: _ArrayLike, resolution: _ResolutionLike = ConflictResolution.LAST_WRITER_WINS, *, keys: int = 100,
                              duration_ms: float = 1000.0, seed: int = 0, default_delay_ms: float = 50.0,
                              replication_delay_ms: Optional[Sequence[Sequence[float]]] = None,
                              clock_skew_ms: Optional[Sequence[float]] = None,

@@ -93,6 +93,6 @@ def run(users: int = 200, seconds: float = 8.0, pause_at_s: float = 2.5, resume_
                 cluster.resume_replay("r2")
             # Event times are steady-clock ns: the clock of time.monotonic().
             events = [(e.time_ns / 1e9 - t0,
-                       db.topology.name(e.node), e.kind.name, round(e.lag_ms))
+                       e.node, e.kind.name, round(e.lag_ms))
                       for e in db.lag_tracker.events()]
     return summarize(per_node, per_reason, events, violations, out)

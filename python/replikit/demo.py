@@ -73,7 +73,7 @@ def run_in_process(users: int = 200, seconds: float = 6.0, seed: int = 7, out=sy
           f"{users} users write then read their own data; r2's replay is paused from 2.0 s to 4.0 s",
           file=out)
     topology = rk.Topology("primary", ["r1", "r2"])
-    lag = rk.LagTracker(topology, lag_ms_max=200, recover_ms=50)
+    lag = rk.LagTracker(topology, max_lag_ms=200, recover_lag_ms=50)
     router = rk.Router(topology, policy=rk.Policy.ROUND_ROBIN)
     cluster = SimulatedCluster(["r1", "r2"], replay_delay_ms=5, seed=seed)
     rng = random.Random(seed)
@@ -110,7 +110,7 @@ def run_in_process(users: int = 200, seconds: float = 6.0, seed: int = 7, out=sy
                 session.record_write(commit_lsn, now_ns=now)
                 last_written[user] = value
             decision = router.route_read(session, rk.Consistency.READ_YOUR_WRITES, now_ns=now)
-            node = decision.node_name
+            node = decision.node
             seen = cluster.read(node, user)
             if user in last_written and seen != last_written[user]:
                 violations += 1
@@ -123,7 +123,7 @@ def run_in_process(users: int = 200, seconds: float = 6.0, seed: int = 7, out=sy
             print(f"{step / 1000:>5.1f}s  {r1.lag_ms:>6.0f}ms {r1.state.name:>7}  {r2.lag_ms:>6.0f}ms "
                   f"{r2.state.name:>7}  {spread}", file=out)
             window.clear()
-    events = [(e.time_ns / 1e9, topology.name(e.node), e.kind.name, round(e.lag_ms)) for e in lag.events()]
+    events = [(e.time_ns / 1e9, e.node, e.kind.name, round(e.lag_ms)) for e in lag.events()]
     return summarize(per_node, per_reason, events, violations, out)
 
 

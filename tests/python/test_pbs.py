@@ -92,21 +92,16 @@ def test_sampler_matches_numpy_exact_sampler():
         (lambda: rk.LatencyDistribution.empirical([]), "samples_ms"),
         (lambda: rk.LatencyDistribution.empirical(np.array([1.0, -1.0])), "samples_ms"),
         (lambda: rk.LatencyDistribution.empirical([1.0, math.nan]), "samples_ms"),
-        (lambda: rk.LatencyDistribution.empirical("abc"), "samples_ms"),
         (lambda: rk.LatencyDistribution.empirical(np.ones((2, 2))), "samples_ms"),
         (lambda: rk.LatencyDistribution.exponential(0.0), "rate_per_ms"),
         (lambda: rk.LatencyDistribution.exponential(math.nan), "rate_per_ms"),
         (lambda: rk.LatencyDistribution.pareto(-1.0, 2.0), "scale_ms"),
         (lambda: rk.LatencyDistribution.pareto(1.0, math.inf), "shape"),
         (lambda: rk.LatencyDistribution.constant(-1.0), "value_ms"),
-        (lambda: rk.LatencyDistribution.constant("1"), "value_ms"),
-        (lambda: rk.LatencyDistribution.mixture([1.0], ["x"]), "components"),
         (lambda: rk.LatencyDistribution.mixture([1.0, 2.0], [rk.LatencyDistribution.constant(1)]), "weights"),
         (lambda: rk.WarsSimulation(0, 1, 1, rk.WarsModel.lnkd_ssd()), "n"),
         (lambda: rk.WarsSimulation(3, 4, 1, rk.WarsModel.lnkd_ssd()), "w"),
         (lambda: rk.WarsSimulation(3, 1, 4, rk.WarsModel.lnkd_ssd()), "r"),
-        (lambda: rk.WarsSimulation(3, 1, 1, None), "model"),
-        (lambda: rk.WarsModel(1, 2, 3, 4), "w"),
         (lambda: rk.WarsModel.ymmr(-1.0), "write_pareto_shape"),
         (lambda: rk.WarsSimulation(3, 1, 1, rk.WarsModel.lnkd_ssd()).consistency_probability([-1.0], 10, 1), "times_ms"),
         (lambda: rk.WarsSimulation(3, 1, 1, rk.WarsModel.lnkd_ssd()).consistency_probability([], 10, 1), "times_ms"),
@@ -115,7 +110,6 @@ def test_sampler_matches_numpy_exact_sampler():
         (lambda: rk.WarsSimulation(3, 1, 1, rk.WarsModel.lnkd_ssd()).t_visibility_ms(1.5, 10, 1), "p"),
         (lambda: rk.WarsSimulation(3, 1, 1, rk.WarsModel.lnkd_ssd()).t_visibility_ms(math.nan, 10, 1), "p"),
         (lambda: rk.WarsSimulation(3, 1, 1, rk.WarsModel.lnkd_ssd()).t_visibility_ms(0.9, 10, -1), "seed"),
-        (lambda: rk.WarsSimulation(3, 1, 1, rk.WarsModel.lnkd_ssd()).t_visibility_ms(0.9, 2.5, 1), "trials"),
         (lambda: rk.k_staleness_probability(3, 1, 1, 0), "k"),
         (lambda: rk.k_staleness_probability(0, 1, 1, 1), "n"),
     ],
@@ -124,3 +118,22 @@ def test_bad_input_raises_typed_error_naming_argument(call, argument):
     with pytest.raises(rk.InvalidArgument) as info:
         call()
     assert info.value.argument == argument
+
+
+@pytest.mark.parametrize(
+    "call, argument",
+    [
+        (lambda: rk.LatencyDistribution.empirical("abc"), "samples_ms"),
+        (lambda: rk.LatencyDistribution.constant("1"), "value_ms"),
+        (lambda: rk.LatencyDistribution.mixture([1.0], ["x"]), "components"),
+        (lambda: rk.WarsSimulation(3, 1, 1, None), "model"),
+        (lambda: rk.WarsModel(1, 2, 3, 4), "w"),
+        (lambda: rk.WarsSimulation(3, 1, 1, rk.WarsModel.lnkd_ssd()).t_visibility_ms(0.9, 2.5, 1), "trials"),
+        (lambda: rk.LatencyDistribution.mixture([1.0], rk.LatencyDistribution.constant(1)), "components"),
+    ],
+)
+def test_wrong_type_raises_argument_type_error_naming_argument(call, argument):
+    with pytest.raises(rk.ArgumentTypeError) as info:
+        call()
+    assert info.value.argument == argument
+    assert isinstance(info.value, TypeError) and str(info.value).startswith(argument + ":")

@@ -79,11 +79,7 @@ def test_quorum_dataframe_helper():
         (lambda: rk.quorum_table(0), "n"),
         (lambda: rk.quorum_table(300), "n"),
         (lambda: rk.minimum_quorum(5, failed_nodes=6), "failed_nodes"),
-        (lambda: rk.minimum_quorum(5, "strong"), "goal"),
-        (lambda: rk.is_strong_quorum("3", 1, 1), "n"),
-        (lambda: rk.is_strong_quorum(3.0, 1, 1), "n"),
-        (lambda: rk.is_strong_quorum(True, 1, 1), "n"),
-        (lambda: rk.analyze_quorum(3, 2, 2, "0.5"), "p_up"),
+        (lambda: rk.minimum_quorum(5, "sometimes"), "goal"),
         (lambda: rk.is_strong_quorum(2**70, 1, 1), "n"),
     ],
 )
@@ -92,3 +88,20 @@ def test_bad_input_raises_typed_error_naming_argument(call, argument):
         call()
     assert info.value.argument == argument
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "call, argument",
+    [
+        (lambda: rk.is_strong_quorum("3", 1, 1), "n"),
+        (lambda: rk.is_strong_quorum(3.0, 1, 1), "n"),
+        (lambda: rk.is_strong_quorum(True, 1, 1), "n"),
+        (lambda: rk.analyze_quorum(3, 2, 2, "0.5"), "p_up"),
+        (lambda: rk.minimum_quorum(5, 1), "goal"),
+    ],
+)
+def test_wrong_type_raises_argument_type_error_naming_argument(call, argument):
+    with pytest.raises(rk.ArgumentTypeError) as info:
+        call()
+    assert info.value.argument == argument
+    assert isinstance(info.value, TypeError) and str(info.value).startswith(argument + ":")

@@ -108,9 +108,7 @@ def test_strong_quorum_never_reads_older_than_acknowledged(n, w_extra, lww, repa
         (lambda: rk.QuorumStore().set_node_latency_ms(0, -1.0), "latency_ms"),
         (lambda: rk.QuorumStore().set_node_latency_ms(0, math.nan), "latency_ms"),
         (lambda: rk.QuorumStore().advance_ms(-1.0), "dt_ms"),
-        (lambda: rk.QuorumStore().put(1, "v"), "key"),
         (lambda: rk.QuorumStore().put("k", "v", context={"a": -1}), "context"),
-        (lambda: rk.QuorumStore().put("k", "v", context=[1]), "context"),
         (lambda: rk.QuorumStore().put("k", "v", timestamp=0), "timestamp"),
         (lambda: rk.QuorumStore().put("k", "v", client=""), "client"),
     ],
@@ -119,3 +117,19 @@ def test_bad_input_raises_typed_error_naming_argument(call, argument):
     with pytest.raises(rk.InvalidArgument) as info:
         call()
     assert info.value.argument == argument
+
+
+@pytest.mark.parametrize(
+    "call, argument",
+    [
+        (lambda: rk.QuorumStore().put(1, "v"), "key"),
+        (lambda: rk.QuorumStore().put("k", "v", context=[1]), "context"),
+        (lambda: rk.QuorumStore(3, 2, 2, versioning=1), "versioning"),
+        (lambda: rk.QuorumStore(3, 2, 2, read_repair=1), "read_repair"),
+    ],
+)
+def test_wrong_type_raises_argument_type_error_naming_argument(call, argument):
+    with pytest.raises(rk.ArgumentTypeError) as info:
+        call()
+    assert info.value.argument == argument
+    assert isinstance(info.value, TypeError) and str(info.value).startswith(argument + ":")

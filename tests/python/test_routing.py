@@ -38,6 +38,11 @@ from replikit import (
 )
 
 MS = 1_000_000  # ns per ms
+
+
+def ns(ms: float) -> int:
+    """A lag in ms back in ns (exact: lags are whole ns, well within a double's precision)."""
+    return round(ms * MS)
 KEY = b"0123456789abcdef-test-key"
 
 
@@ -257,7 +262,7 @@ class TestTopology:
 
     def test_promote(self):
         t, router = make(["r1", "r2"])
-        assert router.route_write().node_name == "p"
+        assert router.route_write().node == "p"
         assert t.promote("r1") == 2
         assert t.epoch == 2
         assert t.primary_name == "r1"
@@ -266,10 +271,10 @@ class TestTopology:
         assert old.role is Role.REPLICA and not old.up  # fenced until rejoined
         assert sorted(t.replica_names()) == ["p", "r2"]
         w = router.route_write()
-        assert (w.node_name, w.reason, w.epoch) == ("r1", Reason.WRITE, 2)
+        assert (w.node, w.reason, w.epoch) == ("r1", Reason.WRITE, 2)
         for k in range(10):
             d = router.route_read(Session(), now_ns=k)
-            assert d.node_name == "r2" and d.epoch == 2
+            assert d.node == "r2" and d.epoch == 2
 
     def test_capacity(self):
         replicas = [f"r{i}" for i in range(replikit.MAX_NODES - 1)]
@@ -295,24 +300,25 @@ class TestLagTracker:
         lag.replica_sample("r2", "0/200", "0/200", now_ns=1500 * MS)
         r1 = lag.replica("r1")
         assert isinstance(r1, replikit.ReplicaLag)
-        assert r1.known and r1.node == 1
+        assert r1.known and r1.node == "r1"
         assert (r1.receive_lsn, r1.replay_lsn) == (Lsn("0/200"), Lsn("0/100"))
         assert r1.lag_bytes == 0x100 and r1.receive_lag_bytes == 0
         # The primary passed 0/100 between its samples at 0 and 1 s; assuming a steady WAL
         # rate it wrote byte 0/101 at 1/256 of the way: lag = 1.5 s - 1 s / 256.
-        assert r1.lag_ns == 1500 * MS - 1000 * MS // 256
-        assert r1.lag_ms == pytest.approx(r1.lag_ns / 1e6)
+        assert ns(r1.lag_ms) == 1500 * MS - 1000 * MS // 256
+        with pytest.deprecated_call(match="use 'lag_ms'"):
+            assert r1.lag_ns == ns(r1.lag_ms)  # the deprecated ns alias
         assert r1.sample_time_ns == 1500 * MS
         assert not r1.lag_is_lower_bound
         assert r1.state is LagState.LAGGING  # > 1000 ms by default
         r2 = lag.replica(2)
-        assert r2.lag_bytes == 0 and r2.lag_ns == 0 and r2.state is LagState.OK
+        assert r2.lag_bytes == 0 and ns(r2.lag_ms) == 0 and r2.state is LagState.OK
         # Published into the topology for routing.
         info = t.info("r1")
         assert info.lag_known and info.lag_state is LagState.LAGGING
         assert info.replay_lsn == Lsn("0/100") and info.lag_bytes == 0x100
         assert info.lag_ms == pytest.approx(r1.lag_ms)
-        assert [x.node for x in lag.replicas()] == [1, 2]
+        assert [x.node for x in lag.replicas()] == ["r1", "r2"]
         assert lag.primary_lsn == Lsn("0/200")
         assert lag.history_size == 2
         assert "lag_ms" in repr(r1)
@@ -340,7 +346,7 @@ class TestLagTracker:
         # The primary writes 1000 bytes per ms; a replica `d` ms behind has replayed
         # 1000 * (now - d). Its time lag is then d ms less 1 us (interpolation).
         t = Topology("p", ["r1", "r2"])
-        lag = LagTracker(t, lag_ms_max=100, recover_ms=50)
+        lag = LagTracker(t, max_lag_ms=100, recover_lag_ms=50)
         states = []
         behind_ms = [0, 80, 99, 120, 90, 70, 51, 49, 30, 150, 10]
         now = 0
@@ -356,17 +362,17 @@ class TestLagTracker:
             lag.replica_sample("r2", 1000 * now + 1_000_000, 1000 * now + 1_000_000, now_ns=now * MS)
             r = lag.replica("r1")
             if d:  # within 1 ns: the interpolation is done in floating point
-                assert abs(r.lag_ns - (d * MS - 1000)) <= 1
+                assert abs(ns(r.lag_ms) - (d * MS - 1000)) <= 1
             states.append(r.state)
             assert t.info("r1").lag_state is r.state
         L, O = LagState.LAGGING, LagState.OK
         assert states == [O, O, O, L, L, L, L, O, O, L, O]
         events = lag.events()
         assert [(e.kind, e.node) for e in events] == [
-            (LagEventKind.BECAME_LAGGING, 1), (LagEventKind.RECOVERED, 1),
-            (LagEventKind.BECAME_LAGGING, 1), (LagEventKind.RECOVERED, 1)]
+            (LagEventKind.BECAME_LAGGING, "r1"), (LagEventKind.RECOVERED, "r1"),
+            (LagEventKind.BECAME_LAGGING, "r1"), (LagEventKind.RECOVERED, "r1")]
         assert [e.sequence for e in events] == [1, 2, 3, 4]
-        assert abs(events[0].lag_ns - (120 * MS - 1000)) <= 1
+        assert abs(ns(events[0].lag_ms) - (120 * MS - 1000)) <= 1
         assert events[0].lag_ms == pytest.approx(119.999)
         assert events[0].time_ns == 220 * MS
         assert events[0].lag_bytes == 120_000
@@ -378,7 +384,7 @@ class TestLagTracker:
 
     def test_byte_threshold_with_hysteresis(self):
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, lag_ms_max=1e9, recover_ms=1e9, lag_bytes_max=1000, recover_bytes=500)
+        lag = LagTracker(t, max_lag_ms=1e9, recover_lag_ms=1e9, max_lag_bytes=1000, recover_lag_bytes=500)
         lag.primary_sample(10_000, now_ns=0)
         seen = []
         for now, behind in enumerate([900, 1000, 1001, 700, 500, 499, 0]):
@@ -390,34 +396,34 @@ class TestLagTracker:
 
     def test_silent_replica_is_judged_at_the_primarys_time(self):
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, lag_ms_max=1000, recover_ms=500, stale_sample_ms=1000)
+        lag = LagTracker(t, max_lag_ms=1000, recover_lag_ms=500, stale_sample_ms=1000)
         lag.primary_sample(1000, now_ns=0)
         lag.replica_sample("r1", 1000, 1000, now_ns=0)
         lag.primary_sample(2000, now_ns=500 * MS)
         # A fresh sample: judged at its own time, when it was caught up.
-        assert lag.replica("r1").lag_ns == 0
+        assert ns(lag.replica("r1").lag_ms) == 0
         lag.primary_sample(3000, now_ns=1500 * MS)
         # Silent for 1.5 s (> stale_sample_ms): judged now; 0/3E8 was passed just after 0.
         r = lag.replica("r1")
-        assert r.lag_ns > 1400 * MS and r.state is LagState.LAGGING
+        assert ns(r.lag_ms) > 1400 * MS and r.state is LagState.LAGGING
         # Reads avoid it.
         router = Router(t)
         assert router.route_read(Session(), now_ns=1500 * MS).reason is Reason.ALL_REPLICAS_LAGGING
 
     def test_bounded_history_reports_a_lower_bound(self):
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, history_capacity=2, lag_ms_max=1e6, recover_ms=1e6)
+        lag = LagTracker(t, history_capacity=2, max_lag_ms=1e6, recover_lag_ms=1e6)
         for k in range(5):
             lag.primary_sample(100 * (k + 1), now_ns=k * 1000 * MS)
         assert lag.history_size == 2
         lag.replica_sample("r1", 100, 100, now_ns=5000 * MS)
         r = lag.replica("r1")
         assert r.lag_is_lower_bound
-        assert r.lag_ns == 5000 * MS - 3000 * MS  # the oldest kept entry is 0/190 at 3 s
+        assert ns(r.lag_ms) == 5000 * MS - 3000 * MS  # the oldest kept entry is 0/190 at 3 s
 
     def test_event_buffer_is_bounded(self):
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, lag_ms_max=1e6, recover_ms=1e6, lag_bytes_max=10, recover_bytes=5, event_capacity=1)
+        lag = LagTracker(t, max_lag_ms=1e6, recover_lag_ms=1e6, max_lag_bytes=10, recover_lag_bytes=5, event_capacity=1)
         lag.primary_sample(1000, now_ns=0)
         for now, behind in enumerate([20, 0, 20, 0]):
             lag.replica_sample("r1", 1000 - behind, 1000 - behind, now_ns=now)
@@ -427,13 +433,13 @@ class TestLagTracker:
     def test_recover_ms_zero_recovers_at_zero_lag(self):
         # (Was a bug: recovery needed lag_ns < 0, so LAGGING was permanent.)
         t = Topology("p", ["r1"])
-        lag = LagTracker(t, lag_ms_max=0, recover_ms=0)
+        lag = LagTracker(t, max_lag_ms=0, recover_lag_ms=0)
         lag.primary_sample(1000, now_ns=0)
         lag.primary_sample(2000, now_ns=10 * MS)
         lag.replica_sample("r1", 1000, 1000, now_ns=10 * MS)
         assert lag.replica("r1").state is LagState.LAGGING
         lag.replica_sample("r1", 2000, 2000, now_ns=11 * MS)
-        assert lag.replica("r1").lag_ns == 0
+        assert ns(lag.replica("r1").lag_ms) == 0
         assert lag.replica("r1").state is LagState.OK
 
     def test_time_and_lsn_must_not_go_backwards_until_reset(self):
@@ -624,11 +630,11 @@ class TestRouter:
         t, router = make()
         d = router.route_write()
         assert isinstance(d, replikit.Decision)
-        assert (d.node, d.node_name, d.reason, d.to_primary, d.epoch) == (0, "p", Reason.WRITE, True, 1)
+        assert (d.node, d.reason, d.to_primary, d.epoch) == ("p", Reason.WRITE, True, 1)
         assert d.required_lsn == Lsn(0)
         t.set_up("p", False)
         d = router.route_write()
-        assert (d.node, d.node_name, d.reason, d.to_primary) == (None, None, Reason.PRIMARY_DOWN, False)
+        assert (d.node, d.reason, d.to_primary) == (None, Reason.PRIMARY_DOWN, False)
         assert "PRIMARY_DOWN" in repr(d)
 
     def test_bounded_staleness(self):
@@ -661,7 +667,7 @@ class TestRouter:
     def test_least_outstanding_and_in_flight(self):
         t, router = make(["r1", "r2"], policy=Policy.LEAST_OUTSTANDING, seed=3)
         with router.in_flight("r1") as node:
-            assert node == 1
+            assert node == "r1"
             assert t.info("r1").outstanding == 1
         assert t.info("r1").outstanding == 0
         router.begin("r2")
@@ -742,7 +748,7 @@ def test_route_reads_agrees_with_route_read(policy, consistency):
     print(f"seed={seed}")
     names = [f"r{i}" for i in range(9)]
     t = Topology("p", [Node(n, region=("eu" if i % 3 else "us"), weight=float(i % 4)) for i, n in enumerate(names)])
-    lag = LagTracker(t, lag_ms_max=400, recover_ms=200)
+    lag = LagTracker(t, max_lag_ms=400, recover_lag_ms=200)
     lag.primary_sample(0, now_ns=0)
     lag.primary_sample(1_000_000, now_ns=1000 * MS)
     for i, n in enumerate(names[:-1]):  # the last one stays unknown
@@ -760,7 +766,7 @@ def test_route_reads_agrees_with_route_read(policy, consistency):
     for k in range(500):
         d = single.route_read(Session(write_lsn=int(w[k]), read_lsn=int(r[k])), consistency,
                               now_ns=1000 * MS, **kwargs)
-        assert (nodes[k], Reason(int(reasons[k]))) == (d.node if d.node is not None else -1, d.reason), k
+        assert (nodes[k], Reason(int(reasons[k]))) == (t.index_of(d.node) if d.node is not None else -1, d.reason), k
     assert batch.counters() == single.counters()
     assert batch.counters()["total"] == 500
     batch.end("r1")

@@ -107,6 +107,11 @@ def llround(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
+def ns(ms: float) -> int:
+    """A lag in ms back in ns (exact: lags are whole ns, well within a double's precision)."""
+    return round(ms * MS)
+
+
 def diff_bytes(a: int, b: int) -> int:
     """lsn_diff_bytes: a - b saturated to int64."""
     return max(INT64_MIN, min(INT64_MAX, a - b))
@@ -203,27 +208,27 @@ class RefLag:
         for node, at in evaluated:
             r = self.replicas[node]
             got = tracker.replica(node)
-            assert got.known and got.node == node
+            assert got.known and got.node == topology.name(node)
             assert (got.replay_lsn.value, got.receive_lsn.value) == (r.replay, r.receive)
             assert got.lag_bytes == max(0, diff_bytes(primary_lsn, r.replay))
             assert got.receive_lag_bytes == max(0, diff_bytes(primary_lsn, r.receive))
             crossing, lower = self.crossing(r.replay) if self.history else (None, False)
             expected_ns = 0 if crossing is None else max(0, at - crossing)
             # Exact up to the floating-point interpolation in the core.
-            assert abs(got.lag_ns - expected_ns) <= 1, (got.lag_ns, expected_ns)
+            assert abs(ns(got.lag_ms) - expected_ns) <= 1, (ns(got.lag_ms), expected_ns)
             assert got.lag_is_lower_bound == lower
             bytes_on = self.bytes_max > 0
             if r.lagging:
                 # A zero threshold means "recover at zero lag" (as for bytes).
-                recovered = (got.lag_ns < self.recover_ns or (self.recover_ns == 0 and got.lag_ns == 0)) and (
+                recovered = (ns(got.lag_ms) < self.recover_ns or (self.recover_ns == 0 and ns(got.lag_ms) == 0)) and (
                     not bytes_on or got.lag_bytes < self.recover_bytes
                     or (self.recover_bytes == 0 and got.lag_bytes == 0))
                 lagging = not recovered
             else:
-                lagging = got.lag_ns > self.max_ns or (bytes_on and got.lag_bytes > self.bytes_max)
+                lagging = ns(got.lag_ms) > self.max_ns or (bytes_on and got.lag_bytes > self.bytes_max)
             if lagging != r.lagging:
                 kind = LagEventKind.BECAME_LAGGING if lagging else LagEventKind.RECOVERED
-                self.expected_events.append((node, kind, at, got.lag_ns, got.lag_bytes))
+                self.expected_events.append((node, kind, at, ns(got.lag_ms), got.lag_bytes))
             r.lagging = lagging
             assert got.state is (LagState.LAGGING if lagging else LagState.OK)
             info = topology.info(node)
@@ -238,7 +243,7 @@ def snapshot(topology, tracker):
     lag_ns = {}
     for idx, info in nodes.items():
         if info.role is Role.REPLICA:
-            lag_ns[idx] = tracker.replica(idx).lag_ns
+            lag_ns[idx] = ns(tracker.replica(idx).lag_ms)
             assert info.lag_ms == pytest.approx(lag_ns[idx] / 1e6, abs=1e-9)
     return nodes, lag_ns
 
@@ -295,7 +300,7 @@ def reference_decision(nodes, lag_ns, session: RefSession, consistency, now, win
 
 def check_decision(d, exp: Expected, nodes, lag_ns, session: RefSession, consistency, policy,
                    client_region, max_staleness_ms, epoch, sticky_reads=1):
-    node = d.node
+    node = None if d.node is None else next(i for i, info in nodes.items() if info.name == d.node)
     assert node in exp.allowed, (d, exp.reason, sorted(x for x in exp.allowed if x is not None))
     assert d.reason is exp.reason, (d, exp.reason)
     assert d.epoch == epoch
@@ -304,7 +309,7 @@ def check_decision(d, exp: Expected, nodes, lag_ns, session: RefSession, consist
     if exp.eligible:
         # On a replica: check the guarantees directly, not only membership in the reference set.
         info = nodes[node]
-        assert not d.to_primary and d.node_name == info.name
+        assert not d.to_primary and d.node == info.name
         assert info.role is Role.REPLICA and info.up and info.lag_state is LagState.OK
         if consistency in (Consistency.READ_YOUR_WRITES, Consistency.CAUSAL):
             assert info.replay_lsn.value >= session.write  # read-your-writes
@@ -371,8 +376,8 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
     recover_bytes = rng.choice([0, lag_bytes_max // 2, lag_bytes_max])
     stale_ms = rng.choice([10.0, 200.0, 1000.0])
     capacity = rng.choice([2, 5, 64, 8192])
-    tracker = LagTracker(topology, lag_ms_max=lag_ms_max, recover_ms=recover_ms, lag_bytes_max=lag_bytes_max,
-                         recover_bytes=recover_bytes, stale_sample_ms=stale_ms, history_capacity=capacity,
+    tracker = LagTracker(topology, max_lag_ms=lag_ms_max, recover_lag_ms=recover_ms, max_lag_bytes=lag_bytes_max,
+                         recover_lag_bytes=recover_bytes, stale_sample_ms=stale_ms, history_capacity=capacity,
                          event_capacity=1 << 16)
     ref_lag = RefLag(lag_ms_max, recover_ms, lag_bytes_max, recover_bytes, stale_ms, capacity)
     window_ms = rng.choice([0.0, 30.0, 2000.0])
@@ -412,7 +417,7 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
                            staleness, topology.epoch, sticky)
             if d.node is not None and rng.random() < 0.5:
                 # The read saw data up to the serving node's replay LSN.
-                seen = nodes[d.node].replay_lsn
+                seen = nodes[topology.index_of(d.node)].replay_lsn
                 s.observe(seen)
                 ref.observe(seen.value)
                 ref.check(s)
@@ -509,7 +514,8 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
             session_op()
 
         new_events = tracker.events(after_sequence=last_event)
-        assert [(e.node, e.kind, e.time_ns, e.lag_ns, e.lag_bytes) for e in new_events] == ref_lag.expected_events
+        index = {i.name: i.index for i in topology.nodes()}
+        assert [(index[e.node], e.kind, e.time_ns, ns(e.lag_ms), e.lag_bytes) for e in new_events] == ref_lag.expected_events
         assert [e.sequence for e in new_events] == list(range(last_event + 1, last_event + 1 + len(new_events)))
         last_event += len(new_events)
         ref_lag.expected_events.clear()
@@ -533,7 +539,7 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
     for k in range(n):
         ref = RefSession(int(w[k]), int(r[k]))
         d = single.route_read(Session(int(w[k]), int(r[k])), consistency, now_ns=now, max_staleness_ms=staleness)
-        assert got_nodes[k] == (-1 if d.node is None else d.node)
+        assert got_nodes[k] == (-1 if d.node is None else topology.index_of(d.node))
         assert Reason(int(got_reasons[k])) is d.reason
         exp = reference_decision(nodes, lag_ns, ref, consistency, now, llround(window_ms * 1e6), staleness)
         check_decision(d, exp, nodes, lag_ns, ref, consistency, policy, default_region, staleness, topology.epoch,

@@ -24,7 +24,7 @@ import replikit
 from replikit import _core
 
 STUB_PATH = Path(__file__).resolve().parents[2] / "python" / "replikit" / "_core.pyi"
-ROUTING_START, ROUTING_END = "# ---- routing (issue 2) ----", "# ---- end routing ----"
+ROUTING_START, ROUTING_END = "# ---- routing ----", "# ---- end routing ----"
 PG_START, PG_END = "# ---- pg (issue 4) ----", "# ---- end pg ----"
 
 # Protocol dunders that change how a class is used; the stub must declare them when present.
@@ -267,6 +267,7 @@ ROUTING_NAMES = {
     "Node", "NodeInfo", "Topology", "ReplicaLag", "LagEvent", "LagTracker", "TokenSigner", "HmacSigner",
     "Session", "Decision", "InFlight", "Router", "Error", "InvalidArgument", "TokenError", "NotFound",
     "CapacityExceeded", "ConnectionError", "TimeoutError", "QueryError", "CommitUnknown", "NO_NODE", "MAX_NODES",
+    "ArgumentTypeError", "LagConfig", "RouterConfig", "DEFAULT_CONSISTENCY",
 }
 
 
@@ -339,7 +340,8 @@ def pybind_parameter_names(fn) -> list:
     first = (fn.__doc__ or "").lstrip().splitlines()[0]
     m = re.match(r"^\s*\w+\((.*)\)\s*(->.*)?$", first)
     assert m, f"no signature in {fn!r}: {first!r}"
-    return [p.split(":")[0].split("=")[0].strip().lstrip("*") for p in split_top_level(m.group(1))]
+    names = [p.split(":")[0].split("=")[0].strip().lstrip("*") for p in split_top_level(m.group(1))]
+    return [n for n in names if n]  # a bare "*" (keyword-only marker) names nothing
 
 
 def stub_parameter_names(fn: ast.FunctionDef) -> list:

@@ -57,6 +57,11 @@ enum class Consistency : std::uint8_t {
   Strong = 5,            ///< the primary only
 };
 
+/// The consistency of a read that does not say: read-your-writes, the weakest level that still
+/// shows a user their own writes. Every door (Router.route_read, route_reads, the PostgreSQL
+/// backend, the adapters) defaults to it.
+inline constexpr Consistency kDefaultConsistency = Consistency::ReadYourWrites;
+
 /// Why a request went where it went (rules 1-5 above).
 enum class Reason : std::uint8_t {
   Write = 0,

@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "bindings.hpp"
-#include "quorum_bindings.hpp"
+#include "convert.hpp"
 #include "replikit/pbs.hpp"
 
 namespace replikit::bindings {
@@ -22,7 +22,7 @@ py::array_t<double> to_array(std::vector<double>&& values) {
 
 const LatencyDistribution& to_distribution(const py::handle& value, const char* argument) {
   if (!py::isinstance<LatencyDistribution>(value)) {
-    throw InvalidArgument(argument, "expected a LatencyDistribution, got " + type_name(value));
+    wrong_type(argument, "a LatencyDistribution", value);
   }
   return value.cast<const LatencyDistribution&>();
 }
@@ -61,7 +61,7 @@ py::dict distribution_dict(const LatencyDistribution& d) {
 
 }  // namespace
 
-void bind_quorum_pbs(py::module_& m) {
+void bind_latency_distribution(py::module_& m) {
   py::native_enum<LatencyKind>(m, "LatencyKind", "enum.Enum", "The kinds of latency distribution.")
       .value("CONSTANT", LatencyKind::Constant)
       .value("EXPONENTIAL", LatencyKind::Exponential)
@@ -87,7 +87,10 @@ void bind_quorum_pbs(py::module_& m) {
                   py::arg("samples_ms"),
                   "Resampling of measured latencies: a non-empty 1-D array of finite values >= 0 (numpy arrays welcome).")
       .def_static("mixture",
-                  [](const py::object& weights, const py::list& components) {
+                  [](const py::object& weights, const py::object& components) {
+                    if (!py::isinstance<py::sequence>(components) || py::isinstance<py::str>(components)) {
+                      wrong_type("components", "a sequence of LatencyDistribution", components);
+                    }
                     std::vector<LatencyDistribution> comps;
                     for (const auto& c : components) comps.push_back(to_distribution(c, "components"));
                     return LatencyDistribution::mixture(to_doubles(weights, "weights"), comps);
@@ -118,7 +121,9 @@ void bind_quorum_pbs(py::module_& m) {
            },
            py::arg("count"), py::arg("seed"), "count samples from the sampler the WARS simulation uses (numpy array).")
       .def("__repr__", &LatencyDistribution::describe);
+}
 
+void bind_wars_model(py::module_& m) {
   py::class_<WarsModel>(m, "WarsModel",
                         "The four WARS one-way delay distributions: w (write request), a (write ack), "
                         "r (read request), s (read response).")
@@ -142,13 +147,18 @@ void bind_quorum_pbs(py::module_& m) {
       .def("__repr__", [](const WarsModel& w) {
         return "WarsModel(w=" + w.w.describe() + ", a=" + w.a.describe() + ", r=" + w.r.describe() + ", s=" + w.s.describe() + ")";
       });
+}
 
-  py::class_<WarsSimulation>(m, "WarsSimulation",
+// The latency and margin queries of a WarsSimulation.
+void bind_wars_simulation_latency(py::class_<WarsSimulation>& c);
+
+void bind_wars_simulation(py::module_& m) {
+  py::class_<WarsSimulation> c(m, "WarsSimulation",
                              "A compiled WARS Monte Carlo for one (N, W, R, model). Seeded: the same seed gives "
-                             "the same answer. Releases the GIL while it runs.")
-      .def(py::init([](const py::object& n, const py::object& w, const py::object& r, const py::object& model) {
+                             "the same answer. Releases the GIL while it runs.");
+  c.def(py::init([](const py::object& n, const py::object& w, const py::object& r, const py::object& model) {
              if (!py::isinstance<WarsModel>(model)) {
-               throw InvalidArgument("model", "expected a WarsModel, got " + type_name(model));
+               wrong_type("model", "a WarsModel", model);
              }
              const int big = 1 << 30;
              return std::make_unique<WarsSimulation>(to_int(n, "n", -big, big), to_int(w, "w", -big, big),
@@ -181,8 +191,12 @@ void bind_quorum_pbs(py::module_& m) {
              return sim.t_visibility_ms(pp, t, s);
            },
            py::arg("p"), py::arg("trials"), py::arg("seed"),
-           "The smallest t >= 0 (ms after commit) with P(consistent read) >= p.")
-      .def("operation_latency_ms",
+           "The smallest t >= 0 (ms after commit) with P(consistent read) >= p.");
+  bind_wars_simulation_latency(c);
+}
+
+void bind_wars_simulation_latency(py::class_<WarsSimulation>& c) {
+  c.def("operation_latency_ms",
            [](const WarsSimulation& sim, const py::object& p, const py::object& trials, const py::object& seed) {
              const double pp = to_double(p, "p");
              const std::uint64_t t = to_uint64(trials, "trials");
@@ -212,7 +226,9 @@ void bind_quorum_pbs(py::module_& m) {
            },
            py::arg("trials"), py::arg("seed"),
            "Per-trial margins: a read t ms after commit is consistent iff margin <= t (numpy array).");
+}
 
+void bind_pbs_functions(py::module_& m) {
   const int big = 1 << 30;
   m.def("k_staleness_probability",
         [=](const py::object& n, const py::object& w, const py::object& r, const py::object& k) {

@@ -1,0 +1,80 @@
+// Python bindings of sessions and tokens: TokenSigner, HmacSigner, Session.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <optional>
+
+#include "bindings.hpp"
+#include "convert.hpp"
+#include "replikit/session.hpp"
+#ifdef REPLIKIT_HAVE_OPENSSL
+#include "hmac_signer.hpp"
+#endif
+
+namespace replikit::bindings {
+
+void bind_signers(py::module_& m) {
+  py::class_<TokenSigner, std::shared_ptr<TokenSigner>>(m, "TokenSigner", "Signs session tokens.");
+#ifdef REPLIKIT_HAVE_OPENSSL
+  py::class_<HmacSha256Signer, TokenSigner, std::shared_ptr<HmacSha256Signer>>(
+      m, "HmacSigner", "HMAC-SHA256 token signer (OpenSSL) under an application key of at least 16 bytes.")
+      .def(py::init([](const py::object& key) {
+             if (!py::isinstance<py::bytes>(key)) wrong_type("key", "bytes (encode a str key first)", key);
+             return std::make_shared<HmacSha256Signer>(key.cast<std::string>());
+           }),
+           py::arg("key"))
+      .def("__repr__", [](const HmacSha256Signer&) { return std::string("HmacSigner(key=<hidden>)"); });
+#endif
+}
+
+void bind_session(py::module_& m) {
+  py::class_<Session>(m, "Session", "What one user has written and read, as LSNs; travels as a token. Not thread-safe.")
+      .def(py::init([](const py::object& write_lsn, const py::object& read_lsn) {
+             Session s;
+             if (!write_lsn.is_none()) s.write_lsn = to_lsn(write_lsn, "write_lsn");
+             if (!read_lsn.is_none()) s.read_lsn = to_lsn(read_lsn, "read_lsn");
+             return s;
+           }),
+           py::arg("write_lsn") = py::none(), py::arg("read_lsn") = py::none())
+      .def_property_readonly("write_lsn", [](const Session& s) { return s.write_lsn; })
+      .def_property_readonly("read_lsn", [](const Session& s) { return s.read_lsn; })
+      .def_property_readonly("untracked_write_ns", [](const Session& s) -> std::optional<std::int64_t> {
+        if (s.untracked_write_ns == kNever) return std::nullopt;
+        return s.untracked_write_ns;
+      }, "Time of the last write whose LSN was unknown (None: none).")
+      .def("record_write",
+           [](Session& s, const py::object& commit_lsn, const py::object& now_ns) {
+             s.record_write(commit_lsn.is_none() ? Lsn() : to_lsn(commit_lsn, "commit_lsn"), now_or_wall(now_ns));
+           },
+           py::arg("commit_lsn") = py::none(), py::arg("now_ns") = py::none(),
+           "Records a committed write at now_ns (wall-clock ns; default time.time_ns()); commit_lsn None "
+           "means unknown (the time-window rule applies).")
+      .def("observe", [](Session& s, const py::object& lsn) { s.observe(to_lsn(lsn, "lsn")); }, py::arg("lsn"),
+           "Records that a read saw data up to `lsn`.")
+      .def("merge", [](Session& s, const py::object& other, const py::object& signer) {
+             s.merge(to_session(other, signer, "other"));
+           },
+           py::arg("other"), py::arg("signer") = py::none(),
+           "Takes the maximum of each field of another Session or token (causal merge).")
+      .def("causal_lsn", &Session::causal_lsn, "max(write_lsn, read_lsn).")
+      .def("token", [](const Session& s, const py::object& signer) { return encode_token(s, to_signer(signer).get()); },
+           py::arg("signer") = py::none(), "A short printable token (signed when a signer is given).")
+      .def_static("from_token",
+                  [](const py::object& token, const py::object& signer) {
+                    if (!py::isinstance<py::str>(token)) wrong_type("token", "a str", token);
+                    return decode_token(to_str(token, "token"), to_signer(signer).get(), "token");
+                  },
+                  py::arg("token"), py::arg("signer") = py::none(),
+                  "The session a token carries; TokenError if malformed or tampered.")
+      .def("copy", [](const Session& s) { return s; })
+      .def("__copy__", [](const Session& s) { return s; })
+      .def("__deepcopy__", [](const Session& s, const py::dict&) { return s; }, py::arg("memo"))
+      .def("__eq__", [](const Session& a, const py::object& b) { return py::isinstance<Session>(b) && a == b.cast<Session>(); })
+      .def("__repr__", [](const Session& s) {
+        // LSNs only: a session holds no secret, and a signer is never part of it.
+        return repr_of("Session", {{"write_lsn", py::cast(s.write_lsn)}, {"read_lsn", py::cast(s.read_lsn)}});
+      });
+}
+
+}  // namespace replikit::bindings
