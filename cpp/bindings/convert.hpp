@@ -151,6 +151,13 @@ inline Lsn to_lsn(const py::handle& value, const char* argument) {
   wrong_type(argument, "an LSN (str like '16/B374D848', int or replikit.Lsn)", value);
 }
 
+/// Warns (DeprecationWarning, pointing at the caller) that keyword `old_name` is deprecated in
+/// favour of `new_name`; an error raised by a warnings filter propagates.
+inline void warn_deprecated_keyword(const char* old_name, const char* new_name) {
+  const std::string message = std::string(old_name) + " is deprecated; use " + new_name;
+  if (PyErr_WarnEx(PyExc_DeprecationWarning, message.c_str(), 1) < 0) throw py::error_already_set();
+}
+
 /// The one __repr__ style of every class: `Name(field=value, ...)`, each value as its Python
 /// repr(), so strings are quoted and enums show as members. Secrets never go in `fields`.
 inline std::string repr_of(const char* name, std::initializer_list<std::pair<const char*, py::object>> fields) {

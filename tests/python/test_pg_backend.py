@@ -284,12 +284,12 @@ def test_causal_reads_after_merging_a_token(cluster):
 
 # --------------------------------------------------------------------------- lag
 def test_lag_grows_at_wall_clock_speed_and_routing_follows_it(cluster):
-    lag_ms_max, recover_ms = 800.0, 400.0
+    max_lag_ms, recover_lag_ms = 800.0, 400.0
     tolerance_ms = PROBE_INTERVAL_MS + 50
-    with open_db(cluster, probe_interval_ms=PROBE_INTERVAL_MS, lag_ms_max=lag_ms_max,
-                 recover_ms=recover_ms) as db, Writer(db, period_s=0.01) as writer:
+    with open_db(cluster, probe_interval_ms=PROBE_INTERVAL_MS, max_lag_ms=max_lag_ms,
+                 recover_lag_ms=recover_lag_ms) as db, Writer(db, period_s=0.01) as writer:
         time.sleep(0.3)
-        assert db.node("r1").lag_ns / 1e6 < lag_ms_max / 2
+        assert db.node("r1").lag_ns / 1e6 < max_lag_ms / 2
         before = time.monotonic_ns()
         cluster.pause_replay("r1")
         after = time.monotonic_ns()
@@ -313,7 +313,7 @@ def test_lag_grows_at_wall_clock_speed_and_routing_follows_it(cluster):
 
         # Past the threshold r1 turns LAGGING; eventual reads avoid it but still use r2.
         wait_until(lambda: db.node("r1").lagging, 3, "r1 LAGGING")
-        assert db.node("r1").lag_ns / 1e6 > lag_ms_max
+        assert db.node("r1").lag_ns / 1e6 > max_lag_ms
         nodes = {db.query("SELECT 1", consistency="eventual").node for _ in range(40)}
         assert nodes == {"r2"}, nodes
 
@@ -457,14 +457,15 @@ def test_bad_dsn_refused_connection_and_sql_errors_are_typed(cluster):
         assert db.query("SELECT 7", consistency="strong").scalar() == 7
         assert db.stats()["nodes_marked_down"] == 0
 
-        # Bad input: typed errors naming the argument (InvalidArgument is a ValueError).
-        with pytest.raises(ValueError, match="params"):
+        # Bad input: typed errors naming the argument (InvalidArgument is a ValueError, a wrong
+        # type is an ArgumentTypeError, a TypeError).
+        with pytest.raises(replikit.ArgumentTypeError, match="params"):
             db.query("SELECT $1", "not a list")
         with pytest.raises(replikit.InvalidArgument, match="consistency"):
             db.query("SELECT 1", consistency="sometimes")
         with pytest.raises(replikit.InvalidArgument, match="max_staleness_ms"):
             db.query("SELECT 1", consistency="bounded_staleness")
-        with pytest.raises(replikit.InvalidArgument, match="session"):
+        with pytest.raises(replikit.ArgumentTypeError, match="session"):
             db.query("SELECT 1", session="not a session")
     with pytest.raises(replikit.InvalidArgument, match="probe_interval_ms"):
         database_for_cluster(cluster, probe_interval_ms=0)
