@@ -6,7 +6,7 @@ scripts/setup.sh, and Debian's postgresql-15, libpqxx-dev and pgpool2):
 
     .venv/bin/python benchmarks/pg_bench.py [--clients 4] [--seconds 8] [--runs 5]
 
-It starts a primary and two streaming replicas (replikit.pg.LocalCluster), loads pgbench's
+It starts a primary and two streaming replicas (replikit.testing.LocalCluster), loads pgbench's
 tables (scale 1: 100,000 accounts), starts pgpool-II 4.3 in streaming-replication mode with
 statement-level load balancing over the two replicas (primary weight 0, so it serves no
 reads, as with replikit), and then runs, interleaved and `--runs` times each, the same
@@ -150,7 +150,10 @@ def main() -> int:
     if not 1 <= args.runs <= 20:
         parser.error("--runs must be in [1, 20]")
 
-    from replikit.pg import LocalCluster
+    try:
+        from replikit.testing import LocalCluster
+    except ImportError:  # before the harness moved out of replikit.pg
+        from replikit.pg import LocalCluster
 
     exe = build()
     workdir = Path(tempfile.mkdtemp(prefix="replikit-pgbench-"))

@@ -27,7 +27,9 @@ bool ends_session(const PGresult* r) {
 std::optional<Failure> classify(PGconn* conn, const PGresult* r, Effect effect) {
   if (conn == nullptr) return lost(effect, "no connection");
   if (PQstatus(conn) != CONNECTION_OK) return lost(effect, trimmed(PQerrorMessage(conn)));
-  if (r == nullptr) return lost(effect, trimmed(PQerrorMessage(conn)));  // out of memory, or nothing sent
+  // No result on a live connection: libpq refused the call before sending it (or ran out of
+  // memory); the connection is fine and nothing ran.
+  if (r == nullptr) return Failure(FailureKind::Usage, "libpq refused the call: " + trimmed(PQerrorMessage(conn)));
   switch (PQresultStatus(r)) {
     case PGRES_EMPTY_QUERY:
     case PGRES_COMMAND_OK:
@@ -56,6 +58,8 @@ PgResult exec(PGconn* conn, const std::string& sql, const Params& params, Effect
     // classify() reports it
   } else if (params.empty()) {
     r = PQexec(conn, sql.c_str());
+  } else if (params.size() > 65535) {
+    throw Failure(FailureKind::Usage, "at most 65535 parameters ($1 ... $65535), got " + std::to_string(params.size()));
   } else {
     constexpr std::size_t kOnStack = 8;  // the usual case: no allocation for the value pointers
     const char* on_stack[kOnStack];

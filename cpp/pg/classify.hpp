@@ -58,9 +58,10 @@ class PgResult {
 };
 
 /// The classifier. Given the connection after a call and the call's result (nullptr: none):
-/// - the connection is not CONNECTION_OK (whatever the result says), or libpq produced no
-///   result, or the server's error has severity FATAL or PANIC (it ends the session):
-///   InDoubt when `effect` is MayCommit, Lost otherwise;
+/// - the connection is not CONNECTION_OK (whatever the result says), or the server's error has
+///   severity FATAL or PANIC (it ends the session): InDoubt when `effect` is MayCommit, Lost
+///   otherwise;
+/// - no result on a live connection (libpq refused the call before sending it): Usage;
 /// - any other error result: Server, with the server's message and SQLSTATE (so a 08P01
 ///   protocol violation on a connection that is still OK is a Server error, not Lost);
 /// - a result status the backend does not serve (COPY BOTH, pipeline, single-row): Usage.
@@ -68,8 +69,8 @@ class PgResult {
 std::optional<Failure> classify(PGconn* conn, const PGresult* result, Effect effect);
 
 /// Runs `sql` on `conn`: PQexec without parameters (simple protocol, several statements
-/// allowed), PQexecParams with text parameters otherwise (nullopt: NULL). Throws the
-/// classified Failure.
+/// allowed), PQexecParams with text parameters otherwise (nullopt: NULL; more than 65535 is a
+/// Usage failure). Throws the classified Failure.
 PgResult exec(PGconn* conn, const std::string& sql, const Params& params, Effect effect);
 
 /// Usage failure when a user statement returned with the connection inside a transaction
