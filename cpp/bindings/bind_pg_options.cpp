@@ -106,10 +106,11 @@ const Option* find(const std::string& name) {
   return nullptr;
 }
 
+// As Python's own "unexpected keyword argument": a TypeError naming the keyword.
 [[noreturn]] void unknown_option(const std::string& name) {
   std::string known;
   for (const Option& o : table()) known += std::string(known.empty() ? "" : ", ") + o.name;
-  throw InvalidArgument("options", "unknown option '" + name + "' (expected one of " + known + ")");
+  throw ArgumentTypeError(name, "unexpected keyword argument (the options are " + known + ")");
 }
 
 // The range checks the core makes only when a database is built, made at once.

@@ -154,7 +154,7 @@ inline Lsn to_lsn(const py::handle& value, const char* argument) {
 /// Warns (DeprecationWarning, pointing at the caller) that keyword `old_name` is deprecated in
 /// favour of `new_name`; an error raised by a warnings filter propagates.
 inline void warn_deprecated_keyword(const char* old_name, const char* new_name) {
-  const std::string message = std::string(old_name) + " is deprecated; use " + new_name;
+  const std::string message = std::string("keyword '") + old_name + "' is deprecated, use '" + new_name + "'";
   if (PyErr_WarnEx(PyExc_DeprecationWarning, message.c_str(), 1) < 0) throw py::error_already_set();
 }
 

@@ -945,7 +945,7 @@ def test_database_options_defaults_keywords_and_errors(cluster):
         o.pool_size = "4"
     with pytest.raises(replikit.InvalidArgument, match="recover_lag_ms"):
         DatabaseOptions(max_lag_ms=100, recover_lag_ms=200)
-    with pytest.raises(replikit.InvalidArgument, match="unknown option 'pool'"):
+    with pytest.raises(replikit.ArgumentTypeError, match="pool: unexpected keyword argument"):
         DatabaseOptions(pool=1)
     with pytest.raises(replikit.InvalidArgument, match="policy"):
         DatabaseOptions(policy="fastest")
