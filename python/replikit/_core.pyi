@@ -647,6 +647,7 @@ class DatabaseOptions:
     sticky_reads: int
     def replace(self, **options: Any) -> "DatabaseOptions": ...
     def __eq__(self, other: object) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
 
 class Result:
     """What a statement returned (rows converted by column type) and where it ran."""

@@ -978,3 +978,24 @@ def test_database_options_defaults_keywords_and_errors(cluster):
             ReplicatedDatabase(node, [])
     with pytest.raises(replikit.ArgumentTypeError, match="options"):
         ReplicatedDatabase(("primary", secret), [], {"pool_size": 1})
+
+
+def test_the_stub_shows_the_database_options_defaults_of_the_cpp_struct():
+    """_core.pyi's DatabaseOptions signature documents the defaults of pg::DatabaseOptions{}
+    (the one place they are defined): they must not drift apart."""
+    import ast
+    from pathlib import Path
+
+    from replikit._pgdb import DatabaseOptions
+
+    stub = ast.parse((Path(replikit.__file__).parent / "_core.pyi").read_text())
+    cls = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "DatabaseOptions")
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    defaults = DatabaseOptions()
+    checked = 0
+    for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults):
+        if isinstance(default, ast.Constant) and default.value is not Ellipsis:
+            assert getattr(defaults, arg.arg) == default.value, arg.arg
+            checked += 1
+    assert checked >= 18
+    assert defaults.policy == replikit.Policy.ROUND_ROBIN
