@@ -16,12 +16,6 @@ namespace replikit::bindings {
 
 namespace {
 
-// The LagTracker keywords renamed to the max_/recover_ pattern.
-const std::initializer_list<KeywordRename> kLagRenames = {{"lag_ms_max", "max_lag_ms"},
-                                                          {"recover_ms", "recover_lag_ms"},
-                                                          {"lag_bytes_max", "max_lag_bytes"},
-                                                          {"recover_bytes", "recover_lag_bytes"}};
-
 std::size_t to_capacity(const py::handle& v, const char* field) {
   return static_cast<std::size_t>(to_int64(v, field, 0));
 }
@@ -143,7 +137,7 @@ namespace {
 
 std::shared_ptr<LagTracker> make_lag_tracker(const py::object& topology, const py::object& config,
                                              std::initializer_list<py::object> fields, const py::kwargs& kwargs) {
-  const py::dict old = deprecated_keywords(kwargs, kLagRenames);
+  const py::dict old = deprecated_keywords(kwargs, kLagKeywordRenames);
   std::vector<py::object> values;
   std::size_t i = 0;
   for (const auto& v : fields) values.push_back(renamed(v, old, kLagFields[i++]));

@@ -166,6 +166,13 @@ inline Lsn to_lsn(const py::handle& value, const char* argument) {
   wrong_type(argument, "an LSN (str like '16/B374D848', int or replikit.Lsn)", value);
 }
 
+/// Warns (DeprecationWarning, pointing at the caller) that keyword `old_name` is deprecated in
+/// favour of `new_name`; an error raised by a warnings filter propagates.
+inline void warn_deprecated_keyword(const char* old_name, const char* new_name) {
+  const std::string message = std::string("keyword '") + old_name + "' is deprecated, use '" + new_name + "'";
+  if (PyErr_WarnEx(PyExc_DeprecationWarning, message.c_str(), 1) < 0) throw py::error_already_set();
+}
+
 /// The one __repr__ style of every class: `Name(field=value, ...)`, each value as its Python
 /// repr(), so strings are quoted and enums show as members. Secrets never go in `fields`.
 inline std::string repr_of(const char* name, std::initializer_list<std::pair<const char*, py::object>> fields) {
@@ -353,10 +360,17 @@ struct KeywordRename {
   const char* new_name;
 };
 
+/// The LagConfig keywords renamed to the max_/recover_ pattern (LagTracker, ReplicatedDatabase).
+inline constexpr KeywordRename kLagKeywordRenames[] = {{"lag_ms_max", "max_lag_ms"},
+                                                      {"recover_ms", "recover_lag_ms"},
+                                                      {"lag_bytes_max", "max_lag_bytes"},
+                                                      {"recover_bytes", "recover_lag_bytes"}};
+
 /// The values given under deprecated names in `kwargs`, keyed by their new names. Warns a
 /// DeprecationWarning naming the new keyword for each; an unknown keyword is an
 /// ArgumentTypeError (as Python's own "unexpected keyword argument").
-inline py::dict deprecated_keywords(const py::kwargs& kwargs, std::initializer_list<KeywordRename> renames) {
+template <typename Renames>
+py::dict deprecated_keywords(const py::kwargs& kwargs, const Renames& renames) {
   py::dict out;
   for (const auto& [key, value] : kwargs) {
     const std::string name = py::str(key);
@@ -365,9 +379,7 @@ inline py::dict deprecated_keywords(const py::kwargs& kwargs, std::initializer_l
       if (name == r.old_name) found = &r;
     }
     if (found == nullptr) throw ArgumentTypeError(name, "unexpected keyword argument");
-    const std::string message = std::string("keyword '") + found->old_name + "' is deprecated, use '" +
-                                found->new_name + "'";
-    if (PyErr_WarnEx(PyExc_DeprecationWarning, message.c_str(), 1) != 0) throw py::error_already_set();
+    warn_deprecated_keyword(found->old_name, found->new_name);
     out[found->new_name] = value;
   }
   return out;

@@ -1,28 +1,11 @@
 #include "pool.hpp"
 
-#include <poll.h>
-
 #include <chrono>
 
-#include "conninfo.hpp"
-#include "raw_connection.hpp"
-#include "replikit/pg/database.hpp"
+#include "clock.hpp"
 #include "replikit/errors.hpp"
 
 namespace replikit::pg::detail {
-
-namespace {
-
-// An idle connection has nothing to read; if its socket is readable the server closed it
-// (or sent something unexpected), and it is not worth the risk.
-bool looks_dead(const pqxx::connection& conn) {
-  if (!conn.is_open()) return true;
-  pollfd fd{conn.sock(), POLLIN, 0};
-  if (fd.fd < 0) return true;
-  return ::poll(&fd, 1, 0) != 0;
-}
-
-}  // namespace
 
 Lease::~Lease() {
   if (pool_ != nullptr && conn_ != nullptr) pool_->give_back(std::move(conn_), healthy_);
@@ -45,12 +28,12 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::in
     if (!idle_.empty()) {
       std::unique_ptr<PooledConnection> conn = std::move(idle_.back());
       idle_.pop_back();
-      bool check = check_idle_ns <= 0 || !conn->conn->is_open();
+      bool check = check_idle_ns <= 0 || !conn->conn->ok();
       if (!check) {
-        if (now == 0) now = ReplicatedDatabase::now_ns();
+        if (now == 0) now = steady_now_ns();
         check = now - conn->idle_since_ns >= check_idle_ns;
       }
-      if (!check || !looks_dead(*conn->conn)) return Lease(this, std::move(conn));
+      if (!check || !conn->conn->looks_dead()) return Lease(this, std::move(conn));
       --open_;
       lock.unlock();
       conn.reset();  // close outside the lock
@@ -61,22 +44,16 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::in
       ++open_;
       lock.unlock();
       try {
-        auto conn = std::make_unique<pqxx::connection>(conninfo_);
-        // A broken connection must be discarded, not silently re-established by libpqxx (which
-        // would also give it a new socket, unknown to its watchdog entry's duplicate).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-        conn->inhibit_reactivation(true);
-#pragma GCC diagnostic pop
+        auto conn = std::make_unique<Connection>(node_, conninfo_);
         return Lease(this, std::make_unique<PooledConnection>(std::move(conn), watchdog_));
-      } catch (const std::exception& e) {
+      } catch (...) {
         lock.lock();
         --open_;
         freed_.notify_one();
-        throw ConnectionError("node '" + node_ + "': cannot connect: " + trimmed(e.what()));
+        throw;
       }
     }
-    auto remaining = deadline_ns - ReplicatedDatabase::now_ns();
+    auto remaining = deadline_ns - steady_now_ns();
     if (remaining <= 0 ||
         freed_.wait_for(lock, std::chrono::nanoseconds(remaining)) == std::cv_status::timeout) {
       if (!idle_.empty() || open_ < size_) continue;
@@ -91,8 +68,8 @@ void Pool::give_back(std::unique_ptr<PooledConnection> conn, bool healthy) {
   // The last line of defence against a connection left inside a transaction block: pooled,
   // it would hand the next user an open transaction whose writes vanish at disconnect.
   // PQtransactionStatus is a local call (no round trip).
-  const bool reusable = healthy && conn->conn->is_open() && transaction_status(*conn->conn) == PQTRANS_IDLE;
-  if (reusable) conn->idle_since_ns = ReplicatedDatabase::now_ns();
+  const bool reusable = healthy && conn->conn->ok() && conn->conn->transaction_status() == PQTRANS_IDLE;
+  if (reusable) conn->idle_since_ns = steady_now_ns();
   std::unique_lock<std::mutex> lock(mutex_);
   if (reusable && !closed_) {
     idle_.push_back(std::move(conn));

@@ -1,6 +1,5 @@
 #pragma once
-// A bounded pool of libpqxx connections to one node (internal: includes libpqxx).
-#include <pqxx/connection>
+// A bounded pool of libpq connections to one node (internal: includes libpq).
 
 #include <condition_variable>
 #include <cstdint>
@@ -9,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "connection.hpp"
 #include "watchdog.hpp"
 
 namespace replikit::pg::detail {
@@ -24,14 +24,14 @@ inline constexpr std::int64_t kReadIdleCheckNs = 1'000'000'000;
 /// socket for the connection's life: the destructor detaches it (disarming it and closing the
 /// duplicate under the watchdog's mutex) before libpq closes the connection.
 struct PooledConnection {
-  PooledConnection(std::unique_ptr<pqxx::connection> c, Watchdog* w) : conn(std::move(c)), watchdog(w) {}
+  PooledConnection(std::unique_ptr<Connection> c, Watchdog* w) : conn(std::move(c)), watchdog(w) {}
   ~PooledConnection() {
     if (watchdog != nullptr) watchdog->detach(watch);
   }
   PooledConnection(const PooledConnection&) = delete;
   PooledConnection& operator=(const PooledConnection&) = delete;
 
-  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<Connection> conn;
   Watchdog::Entry watch;
   Watchdog* watchdog;
   std::int64_t idle_since_ns = 0;  // steady clock, when it went back to the pool
@@ -48,8 +48,8 @@ class Lease {
   Lease& operator=(Lease&&) = delete;
   Lease(const Lease&) = delete;
   ~Lease();
-  pqxx::connection& operator*() const { return *conn_->conn; }
-  pqxx::connection* operator->() const { return conn_->conn.get(); }
+  Connection& operator*() const { return *conn_->conn; }
+  Connection* operator->() const { return conn_->conn.get(); }
   /// The connection's watchdog entry (see Watchdog::arm).
   Watchdog::Entry& watch() const { return conn_->watch; }
   /// The connection is fine and may be reused (give_back still pools it only when libpq

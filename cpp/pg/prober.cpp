@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "clock.hpp"
 #include "conninfo.hpp"
 #include "replikit/errors.hpp"
 
@@ -128,7 +129,7 @@ void Prober::run() {
   while (true) {
     const bool stopping = stop_.load(std::memory_order_acquire);
     if (stopping && (watchdog_ == nullptr || watchdog_->drained())) break;
-    std::int64_t now = ReplicatedDatabase::now_ns();
+    std::int64_t now = steady_now_ns();
     if (watchdog_ != nullptr) watchdog_->fire_expired(now);
     if (stopping) {
       for (auto& s : slots_) {
@@ -184,7 +185,7 @@ void Prober::run() {
       while (::read(wake_pipe_[0], buffer, sizeof buffer) > 0) {
       }
     }
-    now = ReplicatedDatabase::now_ns();
+    now = steady_now_ns();
     for (std::size_t i = 1; i < fds.size(); ++i) {
       if (fds[i].revents != 0) on_readable(*owners[i], now);
     }

@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "replikit/lag.hpp"
-#include "replikit/pg/database.hpp"
 #include "replikit/topology.hpp"
 #include "watchdog.hpp"
 

@@ -434,14 +434,19 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
     if (node != kNoNode) {
       d.node = node;
       d.reason = served;
-      count(ts, node, served);
+      if (options.count) count(ts, node, served);
       return d;
     }
   }
   int p = topology_->primary();
   d.node = (topology_->flags(p) & detail::kUpBit) ? p : kNoNode;
-  count(ts, d.node, d.reason);
+  if (options.count) count(ts, d.node, d.reason);
   return d;
+}
+
+void Router::record(const Decision& decision) noexcept {
+  if (decision.node >= topology_->size()) return;
+  count(thread_state(), decision.node, decision.reason);
 }
 
 void Router::begin(int node) {

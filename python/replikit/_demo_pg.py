@@ -44,7 +44,7 @@ def run(users: int = 200, seconds: float = 8.0, pause_at_s: float = 2.5, resume_
         cluster.sql("primary", "CREATE TABLE demo_users (id int PRIMARY KEY, value bigint NOT NULL)")
         cluster.sql("primary", f"INSERT INTO demo_users SELECT g, 0 FROM generate_series(0, {users - 1}) g")
         cluster.wait_caught_up(timeout_ms=30_000)
-        with database_for_cluster(cluster, probe_interval_ms=50, lag_ms_max=300, recover_ms=100,
+        with database_for_cluster(cluster, probe_interval_ms=50, max_lag_ms=300, recover_lag_ms=100,
                                   wait_for_replica_ms=0) as db:
             db.wait_probes(2, 5000)
             sessions = [_core.Session() for _ in range(users)]

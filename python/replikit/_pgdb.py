@@ -18,6 +18,7 @@ import contextlib
 import queue
 import threading
 import time
+import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _core
@@ -29,19 +30,23 @@ if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the bu
         "repository root")
 
 ReplicatedDatabase = _core.ReplicatedDatabase
+DatabaseOptions = _core.DatabaseOptions
+DatabaseStats = _core.DatabaseStats
 Result = _core.Result
 Route = _core.Route
 NodeStatus = _core.NodeStatus
 
-__all__ = ["ReplicatedDatabase", "Result", "Route", "NodeStatus", "PsycopgRouter",
-           "database_for_cluster"]
+__all__ = ["ReplicatedDatabase", "DatabaseOptions", "DatabaseStats", "Result", "Route", "NodeStatus",
+           "PsycopgRouter", "database_for_cluster"]
+
+_OBSERVING = (_core.Consistency.MONOTONIC, _core.Consistency.CAUSAL)
 
 
 def database_for_cluster(cluster: Any, dbname: str = "postgres", **options: Any) -> "ReplicatedDatabase":
     """A ReplicatedDatabase over a LocalCluster: its node ``primary`` and every replica.
 
-    ``options`` are ReplicatedDatabase's keyword options (probe_interval_ms, pool_size,
-    wait_for_replica_ms, lag_ms_max, ...).
+    ``options`` are ReplicatedDatabase's keyword options (the DatabaseOptions attributes:
+    probe_interval_ms, pool_size, wait_for_replica_ms, max_lag_ms, ...).
     """
     replicas = [(name, cluster.dsn(name, dbname)) for name in cluster.replica_names]
     return ReplicatedDatabase(("primary", cluster.dsn("primary", dbname)), replicas, **options)
@@ -72,8 +77,10 @@ class PsycopgRouter:
         with router.read(session) as conn:           # a replica that has the write
             rows = conn.execute("SELECT * FROM t").fetchall()
 
-    Reads accept ``consistency`` like ``ReplicatedDatabase.query``. A read with
-    ``consistency="monotonic"`` or ``"causal"`` records what it saw (one extra round trip).
+    Reads accept ``consistency`` like ``ReplicatedDatabase.query`` (the same default). A read
+    with ``consistency="monotonic"`` or ``"causal"`` records what it saw (one extra round trip).
+    Reads that complete and writes that commit are counted in ``db.stats()`` and
+    ``db.router.counters()``, as those of ``db.query`` and ``db.execute`` are.
     A psycopg ``OperationalError`` inside a block marks the node down (the prober brings it
     back) and is re-raised; retrying is the caller's choice here. A connection that a block
     leaves inside a transaction (``BEGIN`` without ``COMMIT``) is closed, not pooled, which
@@ -82,12 +89,22 @@ class PsycopgRouter:
     """
 
     def __init__(self, db: "ReplicatedDatabase", *, pool_size: int = 4,
-                 acquire_timeout_s: float = 5.0, connect: Optional[Callable[..., Any]] = None,
-                 **connect_kwargs: Any):
-        if not isinstance(pool_size, int) or isinstance(pool_size, bool) or not 1 <= pool_size <= 256:
-            raise ValueError(f"pool_size: expected an integer in [1, 256], got {pool_size!r}")
-        if not acquire_timeout_s > 0:
-            raise ValueError(f"acquire_timeout_s: must be > 0, got {acquire_timeout_s!r}")
+                 acquire_timeout_ms: float = 5000.0, connect: Optional[Callable[..., Any]] = None,
+                 acquire_timeout_s: Optional[float] = None, **connect_kwargs: Any):
+        if not isinstance(pool_size, int) or isinstance(pool_size, bool):
+            raise _core.ArgumentTypeError("pool_size", f"expected an int, got {type(pool_size).__name__}")
+        if not 1 <= pool_size <= 256:
+            raise _core.InvalidArgument("pool_size", f"must be in [1, 256], got {pool_size!r}")
+        if acquire_timeout_s is not None:
+            warnings.warn("acquire_timeout_s is deprecated; use acquire_timeout_ms", DeprecationWarning,
+                          stacklevel=2)
+            acquire_timeout_ms = acquire_timeout_s * 1000.0
+        if isinstance(acquire_timeout_ms, bool) or not isinstance(acquire_timeout_ms, (int, float)):
+            raise _core.ArgumentTypeError("acquire_timeout_ms",
+                                          f"expected a number, got {type(acquire_timeout_ms).__name__}")
+        if not 0 < acquire_timeout_ms < float("inf"):
+            raise _core.InvalidArgument("acquire_timeout_ms", f"must be > 0 and finite, got {acquire_timeout_ms!r}")
+        acquire_timeout_s = acquire_timeout_ms / 1000.0
         if connect is None:
             import psycopg  # only needed here
 
@@ -140,8 +157,8 @@ class PsycopgRouter:
             conn = idle.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             raise _core.TimeoutError(
-                f"acquire_timeout_s: no psycopg connection to node '{node}' became free within "
-                f"{self._acquire_timeout_s:g} s (pool_size {self._pool_size})") from None
+                f"acquire_timeout_ms: no psycopg connection to node '{node}' became free within "
+                f"{self._acquire_timeout_s * 1000.0:g} ms (pool_size {self._pool_size})") from None
         if conn.closed or conn.broken:
             with self._lock:
                 self._open[node] -= 1
@@ -199,25 +216,25 @@ class PsycopgRouter:
             self._db.record_write(session, lsn)
 
     @contextlib.contextmanager
-    def read(self, session: Any = None, *, consistency: Any = "read_your_writes",
+    def read(self, session: Any = None, *, consistency: Any = None,
              max_staleness_ms: Optional[float] = None,
              wait_for_replica_ms: Optional[float] = None) -> Iterator[Any]:
-        """A connection to the node replikit routes this read to (``.route`` of the
-        yielded connection's ``info`` is not touched; see ``last_route``)."""
-        route = self._db.route_read(session, consistency=consistency,
-                                    max_staleness_ms=max_staleness_ms,
-                                    wait_for_replica_ms=wait_for_replica_ms)
+        """A connection to the node replikit routes this read to (see ``last_route``).
+        ``consistency``: a replikit.Consistency or its name; None: ReplicatedDatabase's default."""
+        level = {} if consistency is None else {"consistency": consistency}
+        route = self._db.route_read(session, max_staleness_ms=max_staleness_ms,
+                                    wait_for_replica_ms=wait_for_replica_ms, **level)
         if route.node is None:
             raise _core.ConnectionError(f"no node can serve this read ({route.reason})")
         self.last_route = route
-        name = str(consistency).lower()
-        observe = session is not None and ("monotonic" in name or "causal" in name)
+        observe = session is not None and route.consistency in _OBSERVING
         with self._lease(route.node) as conn:
             yield conn
             if observe:
                 lsn = conn.execute("SELECT COALESCE(pg_last_wal_replay_lsn(), "
                                    "pg_current_wal_insert_lsn())").fetchone()[0]
                 session.observe(lsn)
+        self._db.record_read(route.node, route.reason)
 
     def close(self) -> None:
         """Closes every pooled psycopg connection (connections on loan close when returned)."""

@@ -1,4 +1,4 @@
-"""The PostgreSQL backend of replikit: libpqxx, compiled into ``replikit._core``.
+"""The PostgreSQL backend of replikit (C++ on libpq, compiled into ``replikit._core``).
 
 ``ReplicatedDatabase`` runs reads and writes over a primary and its replicas with routing,
 lag tracking, session tokens, connection pools and a background prober; ``PsycopgRouter``
@@ -24,13 +24,13 @@ if not _core.HAVE_PG:
         "`pip install .` from the repository root. The local test cluster, "
         "replikit.testing, works without the backend.")
 
-# When the options and statistics objects of the backend are bound, DatabaseOptions and
-# DatabaseStats join this import and __all__.
-from ._core import NodeStatus, ReplicatedDatabase, Result, Route
+from ._core import DatabaseOptions, DatabaseStats, NodeStatus, ReplicatedDatabase, Result, Route
 from ._pgdb import PsycopgRouter, database_for_cluster
 from .testing import LocalCluster as _LocalCluster
 
 __all__ = [
+    "DatabaseOptions",
+    "DatabaseStats",
     "NodeStatus",
     "PsycopgRouter",
     "ReplicatedDatabase",

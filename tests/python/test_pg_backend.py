@@ -40,7 +40,7 @@ def tables(pg_cluster):
         CREATE TABLE IF NOT EXISTS rk_counter (id int PRIMARY KEY, v bigint NOT NULL);
         INSERT INTO rk_counter VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
     """)
-    pg_cluster.wait_caught_up(timeout_s=10)
+    pg_cluster.wait_caught_up(timeout_ms=10_000)
     return pg_cluster
 
 
@@ -284,12 +284,12 @@ def test_causal_reads_after_merging_a_token(cluster):
 
 # --------------------------------------------------------------------------- lag
 def test_lag_grows_at_wall_clock_speed_and_routing_follows_it(cluster):
-    lag_ms_max, recover_ms = 800.0, 400.0
+    max_lag_ms, recover_lag_ms = 800.0, 400.0
     tolerance_ms = PROBE_INTERVAL_MS + 50
-    with open_db(cluster, probe_interval_ms=PROBE_INTERVAL_MS, lag_ms_max=lag_ms_max,
-                 recover_ms=recover_ms) as db, Writer(db, period_s=0.01) as writer:
+    with open_db(cluster, probe_interval_ms=PROBE_INTERVAL_MS, max_lag_ms=max_lag_ms,
+                 recover_lag_ms=recover_lag_ms) as db, Writer(db, period_s=0.01) as writer:
         time.sleep(0.3)
-        assert db.node("r1").lag_ns / 1e6 < lag_ms_max / 2
+        assert db.node("r1").lag_ns / 1e6 < max_lag_ms / 2
         before = time.monotonic_ns()
         cluster.pause_replay("r1")
         after = time.monotonic_ns()
@@ -313,7 +313,7 @@ def test_lag_grows_at_wall_clock_speed_and_routing_follows_it(cluster):
 
         # Past the threshold r1 turns LAGGING; eventual reads avoid it but still use r2.
         wait_until(lambda: db.node("r1").lagging, 3, "r1 LAGGING")
-        assert db.node("r1").lag_ns / 1e6 > lag_ms_max
+        assert db.node("r1").lag_ns / 1e6 > max_lag_ms
         nodes = {db.query("SELECT 1", consistency="eventual").node for _ in range(40)}
         assert nodes == {"r2"}, nodes
 
@@ -456,14 +456,15 @@ def test_bad_dsn_refused_connection_and_sql_errors_are_typed(cluster):
         assert db.query("SELECT 7", consistency="strong").scalar() == 7
         assert db.stats()["nodes_marked_down"] == 0
 
-        # Bad input: typed errors naming the argument (InvalidArgument is a ValueError).
-        with pytest.raises(ValueError, match="params"):
+        # Bad input: typed errors naming the argument (InvalidArgument is a ValueError, a wrong
+        # type is an ArgumentTypeError, a TypeError).
+        with pytest.raises(replikit.ArgumentTypeError, match="params"):
             db.query("SELECT $1", "not a list")
         with pytest.raises(replikit.InvalidArgument, match="consistency"):
             db.query("SELECT 1", consistency="sometimes")
         with pytest.raises(replikit.InvalidArgument, match="max_staleness_ms"):
             db.query("SELECT 1", consistency="bounded_staleness")
-        with pytest.raises(replikit.InvalidArgument, match="session"):
+        with pytest.raises(replikit.ArgumentTypeError, match="session"):
             db.query("SELECT 1", session="not a session")
     with pytest.raises(replikit.InvalidArgument, match="probe_interval_ms"):
         database_for_cluster(cluster, probe_interval_ms=0)
@@ -825,3 +826,175 @@ def test_parameterised_read_is_cut_by_the_watchdog(cluster):
         assert db.stats()["watchdog_fired"] == 1 and db.node("primary").up
         r = db.query("SELECT $1::int + 1, $2::text IS NULL", [41, None], consistency="strong")
         assert r.rows == [(42, True)]
+
+
+def read_decisions(db) -> int:
+    """Reads the router counted (every decision but the writes)."""
+    c = db.router.counters()
+    return c["total"] - c["by_reason"].get("write", 0)
+
+
+def test_a_read_that_waits_for_a_replica_is_counted_once(cluster):
+    """The re-routes while a read waits for a replica are not counted: router.counters() and
+    stats() count each read once, by the decision it acted on."""
+    with open_db(cluster, wait_for_replica_ms=2000.0) as db:
+        db.router.reset_counters()
+        session = replikit.Session()
+        served = []
+        for i in range(3):
+            db.execute("UPDATE rk_counter SET v = v + 1 WHERE id = 1", session=session)
+            served.append(db.query("SELECT v FROM rk_counter WHERE id = 1", session=session,
+                                   consistency="read_your_writes").node)
+        stats, counters = db.stats(), db.router.counters()
+        print(f"\n[counters] served {served}; stats {stats}; router {counters}")
+        assert stats["reads"] == 3 and stats["writes"] == 3 and stats["waits"] >= 1
+        assert read_decisions(db) == 3
+        assert counters["by_reason"]["write"] == 3
+        assert stats["reads_on_primary"] + stats["reads_on_replicas"] == 3
+        assert counters["by_node"].get("primary", 0) - 3 == stats["reads_on_primary"]
+        assert counters["by_node"].get("r1", 0) + counters["by_node"].get("r2", 0) == stats["reads_on_replicas"]
+        # Reads sent to the primary are primary reads in both.
+        db.query("SELECT 1", consistency="strong")
+        assert db.stats()["reads_on_primary"] == stats["reads_on_primary"] + 1
+        assert db.router.counters()["by_reason"]["strong_read"] == 1
+        # route_read runs and counts nothing.
+        db.route_read(None, consistency="eventual")
+        assert read_decisions(db) == 4 and db.stats()["reads"] == 4
+
+
+def test_psycopg_router_traffic_shows_in_stats(cluster):
+    pytest.importorskip("psycopg")
+    with open_db(cluster) as db, PsycopgRouter(db, pool_size=1) as router:
+        db.router.reset_counters()
+        session = replikit.Session()
+        with router.write(session) as conn:
+            conn.execute("UPDATE rk_counter SET v = v + 1 WHERE id = 1")
+        with router.read(session, consistency="strong") as conn:
+            conn.execute("SELECT 1")
+        with router.read(None, consistency=replikit.Consistency.EVENTUAL) as conn:
+            conn.execute("SELECT 1")
+        assert router.last_route.consistency == replikit.Consistency.EVENTUAL
+        with router.read(session, consistency="MONOTONIC") as conn:  # names are case-insensitive
+            conn.execute("SELECT 1")
+        assert session.read_lsn.valid()  # a monotonic read records what it saw
+        stats, counters = db.stats(), db.router.counters()
+        assert stats["writes"] == 1 and counters["by_reason"]["write"] == 1
+        assert stats["reads"] == 3 and read_decisions(db) == 3
+        assert stats["reads_on_primary"] >= 1 and stats["reads_on_replicas"] >= 1
+        with pytest.raises(replikit.InvalidArgument, match="consistency"):
+            with router.read(None, consistency="sometimes"):
+                pass
+
+
+def test_a_node_a_read_marked_down_is_not_reported_reachable(cluster):
+    """A read that lost its connection to r1 marks r1 down; until the prober's next probe,
+    r1's status says unreachable with the read's error, not reachable with no error."""
+    with open_db(cluster, probe_interval_ms=1000.0) as db:
+        for _ in range(4):  # a pooled connection on each replica
+            db.query("SELECT 1", consistency="eventual")
+        cluster.sql("r1", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'replikit'")
+        time.sleep(0.05)
+        db.wait_probes(1, 5000)  # the status check below then has most of a probe interval
+        results = [db.query("SELECT 1", consistency="eventual") for _ in range(2)]
+        retried = [r for r in results if r.attempts > 1]
+        status = db.node("r1")
+        print(f"\n[down] {[(r.node, r.attempts) for r in results]}; r1 {status!r}")
+        assert retried, results
+        assert not status.up and not status.reachable
+        assert "r1" in status.last_error and status.last_error
+        assert db.stats()["nodes_marked_down"] == 1
+        assert db.wait_probes(1, 5000)
+        status = db.node("r1")
+        assert status.up and status.reachable and status.last_error == ""
+
+
+def test_a_protocol_violation_on_a_live_connection_is_a_query_error(cluster):
+    """A parameter count mismatch is answered by the server with SQLSTATE 08P01 on a
+    connection that stays usable: a QueryError keeping the SQLSTATE, not a lost connection
+    (no node marked down, no retry, and no CommitUnknown for a write)."""
+    with open_db(cluster) as db:
+        with pytest.raises(replikit.QueryError) as info:
+            db.query("SELECT $1::int + $2::int", [1], consistency="eventual")
+        assert info.value.sqlstate == "08P01"
+        with pytest.raises(replikit.QueryError) as info:
+            db.execute("UPDATE rk_counter SET v = v WHERE id = $1 AND $2::int = 0", [1])
+        assert info.value.sqlstate == "08P01" and not isinstance(info.value, replikit.CommitUnknown)
+        with pytest.raises(replikit.QueryError) as info:
+            db.transaction([("SELECT $1::int + $2::int", [1])])
+        assert info.value.sqlstate == "08P01"
+        stats = db.stats()
+        assert stats["nodes_marked_down"] == 0 and stats["read_retries"] == 0
+        assert all(n.up and n.reachable for n in db.nodes())
+        assert db.query("SELECT 2", consistency="strong").scalar() == 2
+
+
+def test_database_options_defaults_keywords_and_errors(cluster):
+    from replikit._pgdb import DatabaseOptions  # replikit.pg re-exports it
+
+    o = DatabaseOptions(pool_size=4, max_lag_ms=200)
+    assert o.pool_size == 4 and o.max_lag_ms == 200.0 and o.recover_lag_ms is None
+    assert DatabaseOptions().probe_interval_ms == 100.0 and "pool_size=4" in repr(o)
+    assert o.replace(read_retries=0).read_retries == 0 and o.read_retries == 2
+    with pytest.warns(DeprecationWarning, match="max_lag_ms"):
+        assert DatabaseOptions(lag_ms_max=300).max_lag_ms == 300.0
+    with pytest.raises(replikit.InvalidArgument, match="pool_size"):
+        o.pool_size = 0
+    with pytest.raises(replikit.ArgumentTypeError, match="pool_size"):
+        o.pool_size = "4"
+    with pytest.raises(replikit.InvalidArgument, match="recover_lag_ms"):
+        DatabaseOptions(max_lag_ms=100, recover_lag_ms=200)
+    with pytest.raises(replikit.ArgumentTypeError, match="pool: unexpected keyword argument"):
+        DatabaseOptions(pool=1)
+    with pytest.raises(replikit.InvalidArgument, match="policy"):
+        DatabaseOptions(policy="fastest")
+    assert DatabaseOptions(policy="LEAST_OUTSTANDING").policy == replikit.Policy.LEAST_OUTSTANDING
+
+    secret = cluster.dsn("primary") + " password=hunter2"
+    replicas = [(name, cluster.dsn(name)) for name in cluster.replica_names]
+    with ReplicatedDatabase(("primary", secret), replicas, o, recover_lag_ms=50) as db:
+        assert db.options.pool_size == 4 and db.options.recover_lag_ms == 50.0
+        assert "hunter2" not in repr(db) and "primary" in repr(db)
+        assert db.wait_probes(1, 5000)
+        assert "hunter2" not in repr(db.node("primary")) and "hunter2" not in repr(db.stats())
+        assert repr(db.route_read(None, consistency="strong")).startswith("Route(node='primary'")
+        result = db.query("SELECT 1 AS one", consistency="strong")
+        assert repr(result).startswith("Result(rows=1, columns=['one']")
+        for kwargs, error, argument in [
+            (dict(max_staleness_ms="x"), replikit.ArgumentTypeError, "max_staleness_ms"),
+            (dict(region=5), replikit.ArgumentTypeError, "region"),
+            (dict(wait_for_replica_ms=[1]), replikit.ArgumentTypeError, "wait_for_replica_ms"),
+            (dict(consistency=3.5), replikit.ArgumentTypeError, "consistency"),
+        ]:
+            with pytest.raises(error, match=argument):
+                db.query("SELECT 1", **kwargs)
+    for node, error, argument in [
+        (dict(name=5, dsn=secret), replikit.ArgumentTypeError, "name"),
+        (dict(name="p", dsn=secret, priority=2**40), replikit.InvalidArgument, "priority"),
+        (dict(name="p", dsn=secret, weight="heavy"), replikit.ArgumentTypeError, "weight"),
+    ]:
+        with pytest.raises(error, match=argument):
+            ReplicatedDatabase(node, [])
+    with pytest.raises(replikit.ArgumentTypeError, match="options"):
+        ReplicatedDatabase(("primary", secret), [], {"pool_size": 1})
+
+
+def test_the_stub_shows_the_database_options_defaults_of_the_cpp_struct():
+    """_core.pyi's DatabaseOptions signature documents the defaults of pg::DatabaseOptions{}
+    (the one place they are defined): they must not drift apart."""
+    import ast
+    from pathlib import Path
+
+    from replikit._pgdb import DatabaseOptions
+
+    stub = ast.parse((Path(replikit.__file__).parent / "_core.pyi").read_text())
+    cls = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "DatabaseOptions")
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    defaults = DatabaseOptions()
+    checked = 0
+    for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults):
+        if isinstance(default, ast.Constant) and default.value is not Ellipsis:
+            assert getattr(defaults, arg.arg) == default.value, arg.arg
+            checked += 1
+    assert checked >= 18
+    assert defaults.policy == replikit.Policy.ROUND_ROBIN

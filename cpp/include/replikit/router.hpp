@@ -100,6 +100,9 @@ struct Decision {
 struct ReadOptions {
   double max_staleness_ms = -1;  ///< required for BoundedStaleness (>= 0)
   int region = kNoNode;          ///< Topology::region_id of the client (NearestRegion); kNoNode: router default
+  /// false: the decision is not counted (a caller that may route again, e.g. while waiting
+  /// for a replica, counts the decision it acts on once with Router::record).
+  bool count = true;
 };
 
 /// Router settings.
@@ -147,6 +150,9 @@ class Router {
   /// The same without the error (for destructors); false when none was in flight.
   bool end_noexcept(int node) noexcept;
 
+  /// Counts `decision` as if it had just been made (for decisions routed with
+  /// ReadOptions::count = false, or made by a caller that routes by itself).
+  void record(const Decision& decision) noexcept;
   /// Decision counts so far.
   RouterCounters counters() const;
   /// Zeroes the decision counters.

@@ -148,8 +148,8 @@ TEST(PgDatabaseCluster, WriteThenReadYourWrite) {
 
 // The read path runs on libpq directly: columns, type OIDs, NULLs (values and parameters),
 // embedded newlines, the simple protocol without parameters, many parameters, the
-// observed LSN of a Monotonic read, server errors with their SQLSTATE (class 40 as libpqxx
-// 6.4 reported it), and a session ended by the server retried like a lost connection.
+// observed LSN of a Monotonic read, server errors with their SQLSTATE (also class 08 and 57P
+// ones on a live connection), and a session ended by the server retried like a lost connection.
 TEST(PgDatabaseCluster, ReadPathResultsAndErrors) {
   const char* primary = std::getenv("REPLIKIT_PG_PRIMARY_DSN");
   if (primary == nullptr) GTEST_SKIP() << "REPLIKIT_PG_PRIMARY_DSN not set";
@@ -210,6 +210,29 @@ TEST(PgDatabaseCluster, ReadPathResultsAndErrors) {
   expect_error("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40002'; END $$", "40002");
   expect_error("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40P01'; END $$", "40P01");
   EXPECT_THROW(db.query(s, "BEGIN", {}, eventual), replikit::InvalidArgument);
+
+  // Failures are classified by what happened to the connection, not by the SQLSTATE class: an
+  // error with a class-08 or 57P SQLSTATE on a connection that stays open is a QueryError (no
+  // node marked down, no retry), such as the server's 08P01 for a parameter count mismatch.
+  const auto marked_before = db.stats().nodes_marked_down;
+  expect_error("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '08P01'; END $$", "08P01");
+  expect_error("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '57P01'; END $$", "57P01");
+  try {
+    db.query(s, "SELECT $1::int + $2::int", {std::string("1")}, eventual);
+    ADD_FAILURE() << "parameter count mismatch: no error";
+  } catch (const replikit::QueryError& e) {
+    EXPECT_EQ(e.sqlstate(), "08P01") << e.what();
+  }
+  try {
+    db.execute(s, "SELECT $1::int + $2::int", {std::string("1")});
+    ADD_FAILURE() << "parameter count mismatch in a write: no error";
+  } catch (const replikit::CommitUnknown& e) {
+    ADD_FAILURE() << "a protocol error on a live connection is not in doubt: " << e.what();
+  } catch (const replikit::QueryError& e) {
+    EXPECT_EQ(e.sqlstate(), "08P01") << e.what();
+  }
+  EXPECT_EQ(db.stats().nodes_marked_down, marked_before);
+  EXPECT_EQ(db.stats().read_retries, 0u);
 
   // A server error that ends the session is a lost connection: the read is retried elsewhere
   // (or fails with ConnectionError when nowhere is left), never reported as a QueryError.

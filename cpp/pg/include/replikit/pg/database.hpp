@@ -4,7 +4,7 @@
 /// SQL where the routing core says, keeps each Session's consistency promises, and watches
 /// every node from a background prober.
 ///
-/// No libpqxx type appears here (pimpl), so the bindings never see libpqxx.
+/// No libpq type appears here (pimpl), so the bindings never see libpq.
 ///
 /// How the pieces fit:
 /// - Prober: one background thread, its own connection per node (libpq's asynchronous API,
@@ -44,16 +44,25 @@
 ///   in callers that connect and in the prober thread, which is also the watchdog; a resolver
 ///   that hangs stalls both. Give nodes by address (`hostaddr=10.0.0.5`, optionally with `host`
 ///   for TLS and Kerberos) where the resolver cannot be trusted to answer quickly.
+/// - One query path: every statement (reads, writes, BEGIN/COMMIT, the LSN queries) runs with
+///   libpq's synchronous calls on the pooled connection (PQexec without parameters, so several
+///   statements are allowed; PQexecParams with text parameters otherwise), and every failure is
+///   classified once, by what happened to the connection (PQstatus after the call) rather than
+///   by the SQLSTATE class alone: the connection is gone (Lost: the node is marked down, a read
+///   may retry elsewhere), it was lost while a write or COMMIT was in flight (InDoubt:
+///   CommitUnknown), the server answered with an error on a live connection (QueryError with
+///   its SQLSTATE, e.g. a 08P01 protocol violation such as a parameter count mismatch), or the
+///   call cannot be served as asked (InvalidArgument). A server error of severity FATAL or
+///   PANIC ends the session and counts as a lost connection.
 /// - Writes go to the primary in autocommit mode; afterwards `pg_current_wal_insert_lsn()`
 ///   is read on the same connection (>= the end of the commit record, also under
 ///   synchronous_commit = off) and recorded with Session::record_write. That is a second
-///   round trip: libpqxx 6.4 cannot pipeline a parameterised statement with another one
-///   (libpq's pipeline mode is not exposed), and folding both into one simple-query string
-///   would read the LSN before the implicit transaction commits. On loopback it costs
-///   about 50 microseconds. A write that leaves a transaction block open (a `BEGIN` without
-///   its `COMMIT`) has committed nothing: execute() throws InvalidArgument ("sql") and closes
-///   the connection, rolling it back; the session records nothing. The same holds for query().
-///   Multi-statement transactions go through transaction(), which also refuses a statement
+///   round trip (folding both into one simple-query string would read the LSN before the
+///   implicit transaction commits); on loopback it costs about 50 microseconds. A write that
+///   leaves a transaction block open (a `BEGIN` without its `COMMIT`) has committed nothing:
+///   execute() throws InvalidArgument ("sql") and closes the connection, rolling it back; the
+///   session records nothing. The same holds for query(). Multi-statement transactions go
+///   through transaction() (BEGIN, the statements, COMMIT), which also refuses a statement
 ///   that ends its transaction block itself (COMMIT/ROLLBACK among the statements).
 /// - Reads are routed by the Router with the call's consistency level. Monotonic and Causal
 ///   reads record what they saw (Session::observe) with one more round trip on the same
@@ -69,12 +78,17 @@
 /// - Monotonic reads under a steady write load drift to the primary (each read records an
 ///   upper bound of what it saw, which the replicas' last probed positions trail); a
 ///   `wait_for_replica_ms` of one probe interval keeps them on replicas.
-/// - A connection error on a read marks the node down and retries elsewhere, at most
+/// - A connection error on a read marks the node down (NodeStatus then reports it unreachable
+///   with the read's error until its next probe) and retries elsewhere, at most
 ///   `read_retries` times. Writes are never retried. query() is for reads only: its statement
 ///   may run twice (on a replica, then elsewhere). Anything that writes goes through execute()
 ///   or transaction(). As a safeguard for a SELECT that calls a writing function, a read whose
 ///   connection to the primary was lost is not retried on the primary (replicas are read-only,
 ///   so a retry there cannot repeat an effect).
+/// - Counting: stats() and Router::counters() count each read once, by the decision it acted
+///   on (the re-routes of a wait for a replica and of failed attempts are not counted in the
+///   router). route_read() counts nothing: an adapter that runs the read itself reports it
+///   with record_read(), and its writes with record_write().
 /// - close() refuses new calls at once and returns when the calls in flight have returned:
 ///   the watchdog keeps running until then, so close() takes at most statement_timeout_ms +
 ///   query_grace_ms (plus a connect in progress, bounded by connect_timeout). Concurrent
@@ -119,7 +133,8 @@ struct NodeConfig {
   int priority = 0;
 };
 
-/// Settings of a ReplicatedDatabase (each validated; InvalidArgument names the field).
+/// Settings of a ReplicatedDatabase (each validated by check_options; InvalidArgument names
+/// the field). The defaults here are the only ones: the bindings read them from this struct.
 struct DatabaseOptions {
   double probe_interval_ms = 100;       ///< prober period, in [1, 60000]
   double probe_timeout_ms = 1000;       ///< client-side bound of one probe, in [1, 60000]
@@ -135,9 +150,12 @@ struct DatabaseOptions {
   RouterConfig router;                  ///< policy, time window, seed, region of the Router
 };
 
+/// Throws InvalidArgument naming the first field of `options` out of its range.
+void check_options(const DatabaseOptions& options);
+
 /// Per-read options.
 struct QueryOptions {
-  Consistency consistency = Consistency::ReadYourWrites;
+  Consistency consistency = kDefaultConsistency;
   double max_staleness_ms = -1;     ///< for BoundedStaleness (>= 0)
   std::string region;               ///< client region for NearestRegion ("" = router default)
   double wait_for_replica_ms = -1;  ///< < 0: the database default
@@ -171,11 +189,11 @@ struct QueryResult {
 
 /// Where a read would go now (for adapters that run the SQL themselves).
 struct Route {
-  int node = kNoNode;
-  std::string node_name;  ///< "" when no node can serve
+  std::string node;  ///< the node's name; "" when no node can serve
   Reason reason = Reason::NoReplicaUp;
-  Lsn required_lsn;
+  Lsn required_lsn;  ///< the LSN the node had to cover (0/0: none)
   double waited_ms = 0;
+  Consistency consistency = Consistency::ReadYourWrites;  ///< the level it was routed for
 };
 
 /// One node as the prober sees it.
@@ -183,7 +201,7 @@ struct NodeStatus {
   std::string name;
   Role role = Role::Replica;       ///< role in the topology
   bool up = false;                 ///< routable (topology)
-  bool reachable = false;          ///< the last probe succeeded
+  bool reachable = false;          ///< the last probe succeeded and no call lost the node since
   bool in_recovery = false;        ///< pg_is_in_recovery() of the last good probe
   bool role_mismatch = false;      ///< the server's role differs from the topology's
   std::uint32_t timeline = 0;      ///< 0: unknown
@@ -198,7 +216,8 @@ struct NodeStatus {
   double probe_rtt_ms = 0;         ///< round trip of the last good probe
   std::uint64_t probes_ok = 0;
   std::uint64_t probes_failed = 0;
-  std::string last_error;          ///< of the last failed probe ("" when the last one was good)
+  std::string last_error;          ///< of the last failed probe ("" when the last one was good), or of
+                                   ///< the call that marked the node down since the last probe
   int pool_open = 0;               ///< user connections open to this node
   int pool_idle = 0;               ///< ... of which idle in the pool
 };
@@ -241,10 +260,14 @@ class ReplicatedDatabase {
   QueryResult query(Session& session, const std::string& sql, const Params& params = {},
                     const QueryOptions& options = {});
 
-  /// Routes a read (waiting for a replica like query() does) without running anything.
+  /// Routes a read (waiting for a replica like query() does) without running or counting
+  /// anything.
   Route route_read(const Session& session, const QueryOptions& options = {});
+  /// Counts a read that the caller ran itself on `node` (e.g. after route_read()) for `reason`
+  /// in stats() and the router's counters. InvalidArgument for an unknown node.
+  void record_read(const std::string& node, Reason reason) const;
   /// Records a write of the caller's own at `commit_lsn` (0/0: unknown) into `session` at
-  /// wall_clock_ns().
+  /// wall_clock_ns(), and counts it in stats() and the router's counters.
   void record_write(Session& session, Lsn commit_lsn) const;
   /// Marks node `name` down (e.g. an adapter's connection to it broke); the prober marks it
   /// up again after its next good probe.
@@ -283,8 +306,10 @@ class ReplicatedDatabase {
   /// nanoseconds since the Unix epoch (time.time_ns()).
   static std::int64_t wall_clock_ns() noexcept;
 
- private:
+  /// The state shared by the read path, the write path and the orchestration (internal).
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,55 @@
+#pragma once
+// The PostgreSQL backend's bindings, one bind_<class>() per class, called by bind_pg()
+// (bind_pg.cpp), and the converters only they use. Built only with REPLIKIT_HAVE_PG.
+#include <pybind11/pybind11.h>
+
+#include <vector>
+
+#include "replikit/pg/database.hpp"
+
+namespace replikit::bindings {
+namespace py = pybind11;
+
+void bind_database_options(py::module_& m);  // DatabaseOptions
+void bind_pg_results(py::module_& m);        // Result, Route, NodeStatus, DatabaseStats
+void bind_database(py::module_& m);          // ReplicatedDatabase
+
+/// A replikit.pg.Result holding `result` (rows converted to Python on first use; as dicts
+/// when `dicts`).
+py::object make_result(pg::QueryResult result, bool dicts);
+
+/// An Lsn, or None for 0/0.
+py::object lsn_or_none(Lsn lsn);
+
+/// Statement parameters: a list or tuple (None: none); None -> NULL, bool -> true/false,
+/// bytes-like -> bytea hex, float -> repr, anything else -> str(value).
+pg::Params to_params(const py::handle& params);
+
+/// A node as (name, dsn) or {'name', 'dsn', 'region', 'weight', 'priority'}.
+pg::NodeConfig to_node_config(const py::handle& value, const char* argument);
+
+/// Sets the option `name` of `options` from `value` (type and range checked; a deprecated
+/// name warns and sets its new name). InvalidArgument for an unknown name.
+void set_option(pg::DatabaseOptions& options, const std::string& name, const py::handle& value);
+
+/// The value of option `name` as Python sees it.
+py::object get_option(const pg::DatabaseOptions& options, const std::string& name);
+
+/// The names of every option, in declaration order.
+const std::vector<const char*>& option_names();
+
+/// Options from `options` (a DatabaseOptions or None: the defaults) with `keywords` applied.
+pg::DatabaseOptions to_database_options(const py::handle& options, const py::dict& keywords);
+
+/// A Session from `session` (None: a throwaway one for this call).
+struct SessionArg {
+  Session local;
+  Session* ptr = nullptr;
+  explicit SessionArg(const py::object& session);
+};
+
+/// Per-read options from the keyword arguments of query() and route_read().
+pg::QueryOptions to_query_options(const py::object& consistency, const py::object& max_staleness_ms,
+                                  const py::object& region, const py::object& wait_for_replica_ms);
+
+}  // namespace replikit::bindings

@@ -1,0 +1,89 @@
+#include "classify.hpp"
+
+#include <cstring>
+#include <vector>
+
+#include "conninfo.hpp"
+
+namespace replikit::pg::detail {
+
+namespace {
+
+Failure lost(Effect effect, const std::string& message, std::string sqlstate = {}) {
+  return Failure(effect == Effect::MayCommit ? FailureKind::InDoubt : FailureKind::Lost, message,
+                 std::move(sqlstate));
+}
+
+// The server ends the session after a FATAL or PANIC error (e.g. 57P01 admin shutdown), even
+// when libpq has not seen the end of the stream yet.
+bool ends_session(const PGresult* r) {
+  const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (severity == nullptr) severity = PQresultErrorField(r, PG_DIAG_SEVERITY);
+  return severity != nullptr && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0);
+}
+
+}  // namespace
+
+std::optional<Failure> classify(PGconn* conn, const PGresult* r, Effect effect) {
+  if (conn == nullptr) return lost(effect, "no connection");
+  if (PQstatus(conn) != CONNECTION_OK) return lost(effect, trimmed(PQerrorMessage(conn)));
+  // No result on a live connection: libpq refused the call before sending it (or ran out of
+  // memory); the connection is fine and nothing ran.
+  if (r == nullptr) return Failure(FailureKind::Usage, "libpq refused the call: " + trimmed(PQerrorMessage(conn)));
+  switch (PQresultStatus(r)) {
+    case PGRES_EMPTY_QUERY:
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_COPY_OUT:
+    case PGRES_COPY_IN:
+      return std::nullopt;
+    case PGRES_BAD_RESPONSE:
+    case PGRES_NONFATAL_ERROR:
+    case PGRES_FATAL_ERROR: {
+      const char* field = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      std::string state = field != nullptr ? field : "";
+      std::string message = trimmed(PQresultErrorMessage(r));
+      if (ends_session(r)) return lost(effect, message, std::move(state));
+      return Failure(FailureKind::Server, message, std::move(state));
+    }
+    default:
+      return Failure(FailureKind::Usage,
+                     std::string("unsupported result status ") + PQresStatus(PQresultStatus(r)));
+  }
+}
+
+PgResult exec(PGconn* conn, const std::string& sql, const Params& params, Effect effect) {
+  PGresult* r = nullptr;
+  if (conn == nullptr) {
+    // classify() reports it
+  } else if (params.empty()) {
+    r = PQexec(conn, sql.c_str());
+  } else if (params.size() > 65535) {
+    throw Failure(FailureKind::Usage, "at most 65535 parameters ($1 ... $65535), got " + std::to_string(params.size()));
+  } else {
+    constexpr std::size_t kOnStack = 8;  // the usual case: no allocation for the value pointers
+    const char* on_stack[kOnStack];
+    std::vector<const char*> on_heap;
+    const char** values = on_stack;
+    if (params.size() > kOnStack) {
+      on_heap.resize(params.size());
+      values = on_heap.data();
+    }
+    for (std::size_t k = 0; k < params.size(); ++k) values[k] = params[k] ? params[k]->c_str() : nullptr;  // NULL
+    r = PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr, values, nullptr, nullptr, 0);
+  }
+  PgResult result(r);
+  if (std::optional<Failure> failure = classify(conn, r, effect)) throw std::move(*failure);
+  return result;
+}
+
+void require_idle(PGconn* conn) {
+  const PGTransactionStatusType status = PQtransactionStatus(conn);
+  if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR) {
+    throw Failure(FailureKind::Usage,
+                  "left a transaction open; use transaction() for multi-statement transactions (the "
+                  "transaction was rolled back: nothing it did was committed)");
+  }
+}
+
+}  // namespace replikit::pg::detail

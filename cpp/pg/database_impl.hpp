@@ -1,0 +1,106 @@
+#pragma once
+// The state behind ReplicatedDatabase, shared by its three parts: database.cpp (construction,
+// routing and the wait for a replica, node status, close), read_path.cpp (query) and
+// write_path.cpp (execute, transaction). Internal: includes libpq through the pool.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "classify.hpp"
+#include "clock.hpp"
+#include "pool.hpp"
+#include "prober.hpp"
+#include "replikit/errors.hpp"
+#include "replikit/pg/database.hpp"
+#include "watchdog.hpp"
+
+namespace replikit::pg {
+
+struct ReplicatedDatabase::Impl {
+  DatabaseOptions options;
+  std::int64_t acquire_timeout_ns = 0;  // options.acquire_timeout_ms
+  std::int64_t query_timeout_ns = 0;    // options.statement_timeout_ms + query_grace_ms
+  std::vector<NodeConfig> configs;      // by topology index
+  std::shared_ptr<Topology> topology;
+  std::shared_ptr<LagTracker> tracker;
+  std::shared_ptr<Router> router;
+  // Declared before the pools: destroyed after them, as every pooled connection detaches its
+  // watchdog entry when it is closed.
+  detail::Watchdog watchdog;
+  std::vector<std::unique_ptr<detail::Pool>> pools;  // by topology index
+  std::unique_ptr<detail::Prober> prober;
+  std::atomic<bool> open{true};
+  std::mutex close_mutex;  // serialises close()
+  bool closed = false;     // guarded by close_mutex: close() has finished
+
+  // Readers waiting for a replica to catch up sleep here; every probe wakes them.
+  std::mutex probe_mutex;
+  std::condition_variable probe_cv;
+  std::uint64_t probe_generation = 0;
+
+  // Why a node was last marked down by a call (not by the prober), and how many probes of it
+  // had completed then: until its next probe completes, NodeStatus reports that error.
+  struct CallError {
+    std::string message;
+    std::uint64_t probes_seen = 0;
+    bool set = false;
+  };
+  mutable std::mutex call_error_mutex;
+  std::vector<CallError> call_errors;  // by topology index
+
+  struct Counters {
+    std::atomic<std::uint64_t> writes{0}, reads{0}, replica_reads{0}, primary_reads{0}, retries{0},
+        read_failures{0}, waits{0}, waits_served{0}, marked_down{0}, watchdog_fired{0};
+  } counters;
+
+  void check_open() const {
+    if (!open.load(std::memory_order_acquire)) throw ConnectionError("the database was closed");
+  }
+
+  /// A query's client-side deadline, armed while the call blocks in libpq.
+  class Deadline {
+   public:
+    Deadline(Impl& impl, detail::Lease& conn);
+    ~Deadline() { disarm(); }
+    Deadline(const Deadline&) = delete;
+    Deadline& operator=(const Deadline&) = delete;
+    /// True when the watchdog cut the connection.
+    bool disarm();
+    /// Disarms after the server answered (with an error, too): the connection may be reused
+    /// unless the watchdog cut it or it is not idle (a failed statement inside a transaction
+    /// block leaves it in an aborted transaction: closing it rolls that back).
+    void answered(detail::Lease& conn) {
+      if (!disarm()) conn.healthy();  // Pool::give_back pools it only when libpq reports it idle
+    }
+
+   private:
+    Impl& impl_;
+    detail::Watchdog::Entry* entry_;  // armed; nullptr once disarmed
+    bool fired_ = false;
+  };
+
+  /// "primary 'p' is down (last probe: <libpq's message>)".
+  std::string primary_down_message() const;
+  /// Takes `node` out of routing (counted when it was up), drops its idle connections and
+  /// keeps `error` as its last error until its next probe.
+  void mark_down(int node, const std::string& error);
+  /// A pooled connection to `node`; a node that cannot be connected to is marked down.
+  detail::Lease acquire(int node, bool write);
+  /// After a lost connection: disarms `deadline` and marks `node` down with `error`, unless the
+  /// watchdog cut the connection (a slow query says nothing about the node). True when cut.
+  bool lost(Deadline& deadline, int node, const std::string& error);
+  /// "no answer within statement_timeout_ms + query_grace_ms (N ms)".
+  std::string deadline_message() const;
+  /// Routes a read without counting it; with NoReplicaCaughtUp waits (bounded) for a probe
+  /// showing a replica that covers the session. The caller counts the final decision once
+  /// (Router::record).
+  Decision route(const Session& session, const QueryOptions& q, double* waited_ms, bool may_wait = true);
+  /// Wakes the readers waiting for a replica after each probe.
+  void on_probe(int node, bool ok);
+};
+
+}  // namespace replikit::pg

@@ -1,0 +1,169 @@
+// The read path: query() and route_read(). A read runs where the router sends it, on a pooled
+// connection, through exec() (classify.hpp); a lost connection marks the node down and the
+// read is retried elsewhere (at most read_retries times, never again on the primary).
+#include <cmath>
+#include <optional>
+
+#include "database_impl.hpp"
+#include "result.hpp"
+
+namespace replikit::pg {
+
+namespace {
+
+using detail::Effect;
+using detail::Failure;
+using detail::FailureKind;
+
+// On a replica the replay LSN (an upper bound of the snapshot a query that already ran used);
+// on a primary the insert LSN. COALESCE evaluates its second argument only when needed.
+constexpr const char* kObservedLsnSql = "SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_insert_lsn())";
+
+// Counts a read's final decision in the router once, whichever way the read ends, so that
+// Router::counters() and stats() agree (the routes of a wait and of failed attempts are not
+// counted).
+class FinalDecision {
+ public:
+  explicit FinalDecision(Router& router) : router_(router) {}
+  ~FinalDecision() {
+    if (decided_) router_.record(decision_);
+  }
+  FinalDecision(const FinalDecision&) = delete;
+  FinalDecision& operator=(const FinalDecision&) = delete;
+  void set(const Decision& d) noexcept {
+    decision_ = d;
+    decided_ = true;
+  }
+
+ private:
+  Router& router_;
+  Decision decision_;
+  bool decided_ = false;
+};
+
+// One attempt of a read on `conn`: the statement, the open-transaction check and, for
+// Monotonic/Causal reads, the observed LSN. Throws exec()'s Failure.
+void run_read(QueryResult& out, PGconn* conn, Session& session, const std::string& sql, const Params& params,
+              bool observe) {
+  detail::fill(out, detail::exec(conn, sql, params, Effect::None).get());
+  detail::require_idle(conn);
+  if (observe) {
+    out.lsn = detail::lsn_of(detail::exec(conn, kObservedLsnSql, {}, Effect::None).get());
+    session.observe(out.lsn);
+  }
+}
+
+// A failed attempt: throws the read's error (counted as a failure), or returns the message of
+// a lost connection after which the read may be retried elsewhere (the node was marked down).
+std::string settle_failure(ReplicatedDatabase::Impl& m, const Failure& f, ReplicatedDatabase::Impl::Deadline& deadline,
+                           detail::Lease& conn, int node) {
+  const bool retry = f.kind() == FailureKind::Lost || f.kind() == FailureKind::InDoubt;
+  if (f.kind() == FailureKind::Server) {
+    deadline.answered(conn);  // the server answered: the connection may be reused (when idle and not cut)
+  } else if (!retry) {
+    deadline.disarm();
+  } else if (!m.lost(deadline, node, f.what())) {
+    return "node '" + m.topology->name(node) + "': " + f.what();
+  }
+  m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
+  if (f.kind() == FailureKind::Server) throw QueryError(f.what(), f.sqlstate());
+  if (f.kind() == FailureKind::Usage) throw InvalidArgument("sql", f.what());
+  // The watchdog cut a query that outran its deadline: a slow query would be as slow
+  // elsewhere, and a frozen server is the prober's to mark down. No retry.
+  throw TimeoutError("node '" + m.topology->name(node) + "': " + m.deadline_message() + "; the connection was closed");
+}
+
+}  // namespace
+
+QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, const Params& params,
+                                      const QueryOptions& options) {
+  Impl& m = *impl_;
+  m.check_open();
+  require(!sql.empty(), "sql", "must not be empty");
+  require(options.wait_for_replica_ms < 0 ||
+              (std::isfinite(options.wait_for_replica_ms) && options.wait_for_replica_ms <= 60000),
+          "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");
+  const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;
+  m.counters.reads.fetch_add(1, std::memory_order_relaxed);
+  auto fail = [&m] { m.counters.read_failures.fetch_add(1, std::memory_order_relaxed); };
+  FinalDecision final_decision(*m.router);
+  std::string last_error;
+  double waited_ms = 0;
+  const int attempts = 1 + m.options.read_retries;
+  bool lost_on_primary = false;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    if (attempt > 1) m.check_open();
+    double waited_now = 0;
+    const Decision d = m.route(session, options, &waited_now, attempt == 1);  // retries do not wait again
+    waited_ms += waited_now;
+    final_decision.set(d);
+    if (lost_on_primary && d.to_primary()) {
+      // The statement may have run on the primary before the connection broke; a retry there
+      // could run it twice (query() is for reads, but a SELECT can call a function that writes).
+      // Replicas are read-only, so retrying on one is safe.
+      fail();
+      throw ConnectionError("read not retried on the primary after its connection was lost there; last error: " +
+                            last_error);
+    }
+    if (d.node == kNoNode) {
+      fail();
+      std::string why = std::string("no node can serve this read (") + to_string(d.reason) + "; " +
+                        m.primary_down_message() + ")";
+      if (!last_error.empty()) why += "; last error: " + last_error;
+      throw ConnectionError(why);
+    }
+    if (attempt > 1) m.counters.retries.fetch_add(1, std::memory_order_relaxed);
+    // Topology names live in fixed slots and never change: a reference, not a copy.
+    const std::string& node = m.topology->name(d.node);
+    Router::InFlight in_flight(*m.router, d.node);
+    std::optional<detail::Lease> conn;
+    try {
+      conn.emplace(m.acquire(d.node, /*write=*/false));
+    } catch (const ConnectionError& e) {
+      last_error = e.what();  // the node was marked down: retry elsewhere
+      continue;
+    }
+    Impl::Deadline deadline(m, *conn);
+    try {
+      QueryResult out;
+      out.node = node;
+      out.reason = d.reason;
+      out.attempts = attempt;
+      out.waited_ms = waited_ms;
+      run_read(out, (*conn)->get(), session, sql, params, observe);
+      deadline.answered(*conn);
+      (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads).fetch_add(1, std::memory_order_relaxed);
+      return out;
+    } catch (const Failure& f) {
+      last_error = settle_failure(m, f, deadline, *conn, d.node);  // returns only when the read may retry
+      lost_on_primary = lost_on_primary || d.to_primary();
+    }
+  }
+  fail();
+  throw ConnectionError("read failed on " + std::to_string(attempts) + " attempt(s); last error: " + last_error);
+}
+
+Route ReplicatedDatabase::route_read(const Session& session, const QueryOptions& options) {
+  Impl& m = *impl_;
+  m.check_open();
+  Route out;
+  const Decision d = m.route(session, options, &out.waited_ms);
+  out.node = d.node == kNoNode ? std::string() : m.topology->name(d.node);
+  out.reason = d.reason;
+  out.required_lsn = d.required_lsn;
+  out.consistency = options.consistency;
+  return out;
+}
+
+void ReplicatedDatabase::record_read(const std::string& node, Reason reason) const {
+  Impl& m = *impl_;
+  Decision d;
+  d.node = m.topology->index_of(node, "node");
+  d.reason = reason;
+  m.router->record(d);
+  m.counters.reads.fetch_add(1, std::memory_order_relaxed);
+  (d.node == m.topology->primary() ? m.counters.primary_reads : m.counters.replica_reads)
+      .fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace replikit::pg
