@@ -1,5 +1,5 @@
-// LagTracker: byte and time lag from the primary's LSN history, hysteresis, events, bounds
-// (issue 2). Exact values on hand-made histories, then random histories against a slow
+// LagTracker: byte and time lag from the primary's LSN history, hysteresis, events, bounds.
+// Exact values on hand-made histories, then random histories against a slow
 // reference written here.
 #include <gtest/gtest.h>
 

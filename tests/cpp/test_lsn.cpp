@@ -1,4 +1,4 @@
-// LSN: PostgreSQL's text form, ordering, byte distance (issue 2).
+// LSN: PostgreSQL's text form, ordering, byte distance.
 #include <gtest/gtest.h>
 
 #include <cstdint>

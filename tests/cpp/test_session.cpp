@@ -1,4 +1,4 @@
-// Sessions and their tokens: record_write / observe / merge, encoding, signing (issue 2).
+// Sessions and their tokens: record_write / observe / merge, encoding, signing.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,5 +1,5 @@
-// Topology: nodes, roles, epochs, bounds, bad input, and updates racing the lock-free read path
-// (issue 2).
+// Topology: nodes, roles, epochs, bounds, bad input, and updates racing the lock-free
+// read path.
 #include <gtest/gtest.h>
 
 #include <atomic>

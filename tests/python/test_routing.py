@@ -1,9 +1,10 @@
-"""Unit tests of the routing part of the Python API (issue 2).
+"""Unit tests of the routing part of the Python API.
 
 LSNs, enums, errors, Node / NodeInfo / Topology, LagTracker (lag in bytes and time,
 hysteresis, events), Session and tokens (plain, HmacSigner, signer callables, tampering),
-Router (policies, consistency levels, reasons, the time-window rule, counters, batch
-routing, in-flight accounting).
+Router (counters, batch routing, in-flight accounting, the API's shape). Which node and reason
+a read gets in a given state is specified by the shared tables in tests/testdata/routing/,
+run by test_routing_tables.py.
 
 Every test passes `now_ns` explicitly: nothing here depends on the wall clock.
 """

@@ -25,7 +25,7 @@ from replikit import _core
 
 STUB_PATH = Path(__file__).resolve().parents[2] / "python" / "replikit" / "_core.pyi"
 ROUTING_START, ROUTING_END = "# ---- routing ----", "# ---- end routing ----"
-PG_START, PG_END = "# ---- pg (issue 4) ----", "# ---- end pg ----"
+PG_START, PG_END = "# ---- pg ----", "# ---- end pg ----"
 
 # Protocol dunders that change how a class is used; the stub must declare them when present.
 PROTOCOL_DUNDERS = {
