@@ -1,5 +1,6 @@
 #include "pbs_sampler.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -17,6 +18,29 @@ double Component::upper_quantile(double v) const {
       return a * std::pow(v, b);
     default:
       return a;
+  }
+}
+
+double Component::outside_table(double v, Xoshiro256& rng) const {
+  if (v >= 1.0) return table[kCells];  // octave 0's last entry: v = 1, the minimum
+  // Deep tail, probability 2^-kTableOctaves: v is uniform below 2^-kTableOctaves; draw it
+  // afresh at full precision and use the closed form.
+  const double fresh = static_cast<double>((rng.next() >> 11) + 1);  // [1, 2^53]
+  return upper_quantile(fresh * 0x1.0p-53 * 0x1.0p-32);
+}
+
+double Component::at(double v, Xoshiro256& rng) const {
+  switch (kind) {
+    case ComponentKind::Atom:
+      return a;
+    case ComponentKind::Empirical: {
+      const auto& s = *samples;
+      auto i = static_cast<std::size_t>((1.0 - v) * static_cast<double>(s.size()));
+      if (i >= s.size()) i = s.size() - 1;
+      return s[i];
+    }
+    default:
+      return from_table(v, rng);
   }
 }
 
@@ -82,12 +106,17 @@ void flatten(const LatencyDistribution& d, double weight, std::vector<double>& w
 
 WarsSimulation::Sampler::Sampler(const LatencyDistribution& d) {
   std::vector<double> weights;
+  std::vector<pbs_detail::Component> components;
   pbs_detail::flatten(d, 1.0, weights, components);
   double running = 0;
-  for (double w : weights) {
-    running += w;
-    cumulative.push_back(running);
+  for (std::size_t i = 0; i < components.size(); ++i) {
+    running += weights[i];
+    all_tables = all_tables && (components[i].kind == pbs_detail::ComponentKind::Exponential ||
+                                components[i].kind == pbs_detail::ComponentKind::Pareto);
+    const auto end = static_cast<std::uint64_t>(std::min(running, 1.0) * 0x1.0p53);
+    slots.push_back(Slot{end, 0x1.0p-53 / weights[i], std::move(components[i])});
   }
+  slots.back().end = pbs_detail::kTwo53;  // every x < 2^53 lands in some component
 }
 
 std::vector<double> sample_latency(const LatencyDistribution& d, std::uint64_t count, std::uint64_t seed) {

@@ -1,16 +1,19 @@
 #pragma once
 // The compiled latency sampler behind WarsSimulation and sample_latency (private to the
 // core). Exact in distribution where it matters:
-//  - a mixture draws its component first (one uniform against the cumulative weights), so a
+//  - a mixture picks its component with 53 random bits against the cumulative weights, then
+//    reuses their position inside that component's interval as the component's own uniform
+//    (uniform there, at a resolution of 2^-53 / weight), so one draw serves both, and a
 //    component's bounds and atoms never blur into another's;
 //  - a constant is an atom: exactly its value;
 //  - an empirical distribution resamples its values exactly;
 //  - exponential and Pareto draw from an inverse-CDF table of their own closed form
 //    (constant relative resolution in the tail mass v = 1 - u, interpolated linearly inside
-//    a cell: the quantile is smooth and monotone there, so every draw stays within the
+//    a cell: the quantile is smooth and monotone there, so every draw stays between the
 //    cell's two exact quantiles and never goes below the minimum), and from the closed form
 //    itself for the deep tail (v < 2^-kTableOctaves), with fresh random bits: not clipped.
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -28,7 +31,6 @@ constexpr int kCells = 1 << kCellBits;
 constexpr int kTableOctaves = 32;         // the table covers v in [2^-32, 1]
 constexpr int kFractionBits = 52 - kCellBits;
 constexpr std::uint64_t kTwo53 = 1ull << 53;
-constexpr std::uint64_t kTableFloor = kTwo53 >> kTableOctaves;  // m below this: deep tail
 
 enum class ComponentKind : std::uint8_t { Atom, Exponential, Pareto, Empirical };
 
@@ -43,43 +45,27 @@ struct Component {
   /// Exact closed-form quantile at upper tail mass v in (0, 1].
   double upper_quantile(double v) const;
 
-  double sample(Xoshiro256& rng) const {
-    switch (kind) {
-      case ComponentKind::Atom:
-        return a;
-      case ComponentKind::Empirical: {
-        const auto& s = *samples;
-        auto i = static_cast<std::size_t>(rng.uniform() * static_cast<double>(s.size()));
-        if (i >= s.size()) i = s.size() - 1;
-        return s[i];
-      }
-      default:
-        return from_table(rng);
-    }
-  }
+  /// A draw at upper tail mass v in (0, 1] (v uniform makes it a sample); out of line so
+  /// that the table path below stays small enough to inline into the trial loop.
+  double at(double v, Xoshiro256& rng) const;
 
- private:
-  double from_table(Xoshiro256& rng) const {
-    // v = m / 2^53 with m uniform in [1, 2^53]; the double's exponent is the octave and its
-    // top mantissa bits the cell.
-    const std::uint64_t m = (rng.next() >> 11) + 1;
-    if (m < kTableFloor) {
-      // Deep tail, probability 2^-kTableOctaves: v is uniform below 2^-kTableOctaves; draw
-      // it afresh at full precision and use the closed form.
-      const double fresh = static_cast<double>((rng.next() >> 11) + 1);  // [1, 2^53]
-      return upper_quantile(fresh * 0x1.0p-53 * 0x1.0p-32);
-    }
-    if (m == kTwo53) return table[kCells];  // v = 1 (octave 0's last entry): the minimum
-    const double dm = static_cast<double>(m);  // exact: m < 2^53
+  /// at() for Exponential and Pareto.
+  double from_table(double v, Xoshiro256& rng) const {
+    // The double's exponent is the octave and its top mantissa bits the cell.
     std::uint64_t repr;
-    std::memcpy(&repr, &dm, sizeof repr);
-    const int octave = 52 - (static_cast<int>(repr >> 52) - 1023);  // 0 .. kTableOctaves-1
+    std::memcpy(&repr, &v, sizeof repr);
+    const int octave = 1022 - static_cast<int>(repr >> 52);  // v in [2^-(octave+1), 2^-octave)
+    if (static_cast<unsigned>(octave) >= static_cast<unsigned>(kTableOctaves)) return outside_table(v, rng);
     const std::uint64_t mantissa = repr & ((1ull << 52) - 1);
     const std::uint64_t cell = mantissa >> kFractionBits;
     const double frac = static_cast<double>(mantissa & ((1ull << kFractionBits) - 1)) * 0x1.0p-45;
     const double* t = table.data() + static_cast<std::size_t>(octave) * (kCells + 1) + cell;
     return t[0] + frac * (t[1] - t[0]);
   }
+
+ private:
+  /// v >= 1 (the minimum) or the deep tail v < 2^-kTableOctaves.
+  double outside_table(double v, Xoshiro256& rng) const;
 };
 
 static_assert(kFractionBits == 45, "frac scaling assumes 45 fraction bits");
@@ -88,18 +74,27 @@ static_assert(kTableOctaves == 32, "the deep-tail draw scales by 2^-32");
 }  // namespace pbs_detail
 
 struct WarsSimulation::Sampler {
-  std::vector<double> cumulative;  // cumulative component weights (the last one catches rounding)
-  std::vector<pbs_detail::Component> components;
+  // One slot per component, contiguous. A draw takes x, 53 random bits; the component whose
+  // interval [end - width, end) of x holds it serves the draw with v = (end - x) * 2^-53 /
+  // weight, uniform in (0, 1]. Integer bounds keep the choice exact and short.
+  struct Slot {
+    std::uint64_t end;     // the last slot ends at 2^53
+    double v_per_step;     // 2^-53 / the component's weight
+    pbs_detail::Component component;
+  };
+  std::vector<Slot> slots;
+  bool all_tables = true;  // every component is exponential or Pareto: no dispatch per draw
 
   explicit Sampler(const LatencyDistribution& d);
 
   double sample(Xoshiro256& rng) const {
-    if (components.size() == 1) return components[0].sample(rng);
-    const double u = rng.uniform();
-    std::size_t i = 0;
-    const std::size_t last = components.size() - 1;
-    while (i < last && u >= cumulative[i]) ++i;
-    return components[i].sample(rng);
+    const std::uint64_t x = rng.next() >> 11;  // [0, 2^53)
+    const Slot* s = slots.data();
+    // Branch-free choice (a mispredicted branch per draw would cost more than the draw).
+    for (std::size_t k = 0; k + 1 < slots.size(); ++k) s += static_cast<std::size_t>(x >= slots[k].end);
+    // A rounding step above 1 reads as 1, the minimum.
+    const double v = static_cast<double>(s->end - x) * s->v_per_step;
+    return all_tables ? s->component.from_table(v, rng) : s->component.at(v, rng);
   }
 };
 
