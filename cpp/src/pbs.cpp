@@ -276,7 +276,8 @@ WarsSimulation::WarsSimulation(int n, int w, int r, const WarsModel& model) : n_
           "must be in [1, " + std::to_string(kPbsMaxNodes) + "], got " + std::to_string(n));
   require(w >= 1 && w <= n, "w", "must be in [1, n=" + std::to_string(n) + "], got " + std::to_string(w));
   require(r >= 1 && r <= n, "r", "must be in [1, n=" + std::to_string(n) + "], got " + std::to_string(r));
-  // Compiling a mixture's table costs milliseconds; models often repeat a distribution.
+  // Each sampler holds ~33 KB of tables per exponential or Pareto component; models often
+  // repeat a distribution.
   const LatencyDistribution* ds[4] = {&model.w, &model.a, &model.r, &model.s};
   for (std::size_t i = 0; i < 4; ++i) {
     for (std::size_t j = 0; j < i && !samplers_[i]; ++j) {

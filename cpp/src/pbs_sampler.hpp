@@ -13,7 +13,6 @@
 //    cell's two exact quantiles and never goes below the minimum), and from the closed form
 //    itself for the deep tail (v < 2^-kTableOctaves), with fresh random bits: not clipped.
 
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
