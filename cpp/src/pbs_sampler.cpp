@@ -21,27 +21,21 @@ double Component::upper_quantile(double v) const {
   }
 }
 
-double Component::outside_table(double v, Xoshiro256& rng) const {
-  if (v >= 1.0) return table[kCells];  // octave 0's last entry: v = 1, the minimum
-  // Deep tail, probability 2^-kTableOctaves: v is uniform below 2^-kTableOctaves; draw it
-  // afresh at full precision and use the closed form.
-  const double fresh = static_cast<double>((rng.next() >> 11) + 1);  // [1, 2^53]
+double Component::deep_tail(std::uint64_t bits) const {
+  // Probability 2^-kTableOctaves: v is uniform below 2^-kTableOctaves; take it afresh at full
+  // precision and use the closed form.
+  const double fresh = static_cast<double>((bits >> 11) + 1);  // [1, 2^53]
   return upper_quantile(fresh * 0x1.0p-53 * 0x1.0p-32);
 }
 
-double Component::at(double v, Xoshiro256& rng) const {
-  switch (kind) {
-    case ComponentKind::Atom:
-      return a;
-    case ComponentKind::Empirical: {
-      const auto& s = *samples;
-      auto i = static_cast<std::size_t>((1.0 - v) * static_cast<double>(s.size()));
-      if (i >= s.size()) i = s.size() - 1;
-      return s[i];
-    }
-    default:
-      return from_table(v, rng);
+double Component::at(double v) const {
+  if (kind == ComponentKind::Empirical) {
+    const auto& s = *samples;
+    auto i = static_cast<std::size_t>((1.0 - v) * static_cast<double>(s.size()));
+    if (i >= s.size()) i = s.size() - 1;
+    return s[i];
   }
+  return a;  // Atom
 }
 
 namespace {
@@ -111,12 +105,12 @@ WarsSimulation::Sampler::Sampler(const LatencyDistribution& d) {
   double running = 0;
   for (std::size_t i = 0; i < components.size(); ++i) {
     running += weights[i];
-    all_tables = all_tables && (components[i].kind == pbs_detail::ComponentKind::Exponential ||
-                                components[i].kind == pbs_detail::ComponentKind::Pareto);
+    all_tables = all_tables && components[i].tabled();
     const auto end = static_cast<std::uint64_t>(std::min(running, 1.0) * 0x1.0p53);
     slots.push_back(Slot{end, 0x1.0p-53 / weights[i], std::move(components[i])});
   }
   slots.back().end = pbs_detail::kTwo53;  // every x < 2^53 lands in some component
+  bounds = slots.size() - 1;
 }
 
 std::vector<double> sample_latency(const LatencyDistribution& d, std::uint64_t count, std::uint64_t seed) {

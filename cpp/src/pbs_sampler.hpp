@@ -44,17 +44,25 @@ struct Component {
   /// Exact closed-form quantile at upper tail mass v in (0, 1].
   double upper_quantile(double v) const;
 
-  /// A draw at upper tail mass v in (0, 1] (v uniform makes it a sample); out of line so
-  /// that the table path below stays small enough to inline into the trial loop.
-  double at(double v, Xoshiro256& rng) const;
+  /// True for Exponential and Pareto (drawn with from_table), false for Atom and Empirical
+  /// (drawn with at).
+  bool tabled() const { return kind == ComponentKind::Exponential || kind == ComponentKind::Pareto; }
 
-  /// at() for Exponential and Pareto.
+  /// An Atom's or Empirical's draw at upper tail mass v in (0, 1] (v uniform makes it a
+  /// sample). Out of line, and neither this nor any other out-of-line call takes the
+  /// generator: its state must stay in registers through the trial loop.
+  double at(double v) const;
+
+  /// An Exponential's or Pareto's draw at upper tail mass v in (0, 1].
   double from_table(double v, Xoshiro256& rng) const {
     // The double's exponent is the octave and its top mantissa bits the cell.
     std::uint64_t repr;
     std::memcpy(&repr, &v, sizeof repr);
     const int octave = 1022 - static_cast<int>(repr >> 52);  // v in [2^-(octave+1), 2^-octave)
-    if (static_cast<unsigned>(octave) >= static_cast<unsigned>(kTableOctaves)) return outside_table(v, rng);
+    if (static_cast<unsigned>(octave) >= static_cast<unsigned>(kTableOctaves)) {
+      // v = 1 (after rounding: >= 1) is the minimum; v < 2^-kTableOctaves is the deep tail.
+      return v >= 1.0 ? table[kCells] : deep_tail(rng.next());
+    }
     const std::uint64_t mantissa = repr & ((1ull << 52) - 1);
     const std::uint64_t cell = mantissa >> kFractionBits;
     const double frac = static_cast<double>(mantissa & ((1ull << kFractionBits) - 1)) * 0x1.0p-45;
@@ -63,8 +71,8 @@ struct Component {
   }
 
  private:
-  /// v >= 1 (the minimum) or the deep tail v < 2^-kTableOctaves.
-  double outside_table(double v, Xoshiro256& rng) const;
+  /// The deep tail, v < 2^-kTableOctaves, from 64 fresh random bits.
+  double deep_tail(std::uint64_t bits) const;
 };
 
 static_assert(kFractionBits == 45, "frac scaling assumes 45 fraction bits");
@@ -82,6 +90,7 @@ struct WarsSimulation::Sampler {
     pbs_detail::Component component;
   };
   std::vector<Slot> slots;
+  std::size_t bounds = 0;  // slots.size() - 1: the inner bounds to compare against
   bool all_tables = true;  // every component is exponential or Pareto: no dispatch per draw
 
   explicit Sampler(const LatencyDistribution& d);
@@ -90,10 +99,12 @@ struct WarsSimulation::Sampler {
     const std::uint64_t x = rng.next() >> 11;  // [0, 2^53)
     const Slot* s = slots.data();
     // Branch-free choice (a mispredicted branch per draw would cost more than the draw).
-    for (std::size_t k = 0; k + 1 < slots.size(); ++k) s += static_cast<std::size_t>(x >= slots[k].end);
-    // A rounding step above 1 reads as 1, the minimum.
-    const double v = static_cast<double>(s->end - x) * s->v_per_step;
-    return all_tables ? s->component.from_table(v, rng) : s->component.at(v, rng);
+    for (std::size_t k = 0; k < bounds; ++k) s += static_cast<std::size_t>(x >= s[0].end);
+    // end - x is in [1, 2^53]: exact as a signed integer and as a double. A rounding step
+    // above 1 reads as 1, the minimum.
+    const double v = static_cast<double>(static_cast<std::int64_t>(s->end - x)) * s->v_per_step;
+    const pbs_detail::Component& c = s->component;
+    return all_tables || c.tabled() ? c.from_table(v, rng) : c.at(v);
   }
 };
 
