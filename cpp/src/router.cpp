@@ -227,6 +227,66 @@ inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std:
   return true;
 }
 
+// What a read at one consistency level needs: the LSN a replica must cover and the lag it may
+// have, or that only the primary will do (and why).
+struct ReadNeeds {
+  std::uint64_t required_lsn = 0;
+  std::int64_t max_lag_ns = -1;                  // -1: any lag
+  bool replica_allowed = true;
+  Reason primary_reason = Reason::NoReplicaUp;   // when !replica_allowed
+  Reason served = Reason::ReplicaAvailable;      // when a replica serves it
+};
+
+void check_read_arguments(std::int64_t now_ns, const ReadOptions& options) {
+  if (now_ns < 0) throw InvalidArgument("now_ns", "must not be negative");
+  if (options.region < kNoNode || options.region >= kMaxRegions) {
+    throw InvalidArgument("region", "region id " + std::to_string(options.region) +
+                                        " is out of range (Topology::region_id, or -1 for the default)");
+  }
+}
+
+inline ReadNeeds read_needs(const Session& session, Consistency consistency, std::int64_t now_ns,
+                            const ReadOptions& options, std::int64_t time_window_ns) {
+  ReadNeeds needs;
+  switch (consistency) {
+    case Consistency::Strong:
+      needs.replica_allowed = false;
+      needs.primary_reason = Reason::StrongRead;
+      break;
+    case Consistency::Eventual:
+      break;
+    case Consistency::ReadYourWrites:
+    case Consistency::Causal:
+      // Wall-clock times from other hosts may be a little ahead of ours: a write time up to one
+      // window in the future counts as recent; one further ahead is not trusted (it would pin
+      // the session to the primary for as long as its clock says).
+      if (session.untracked_write_ns != kNever && time_window_ns > 0 &&
+          now_ns - session.untracked_write_ns < time_window_ns &&
+          session.untracked_write_ns - now_ns <= time_window_ns) {
+        needs.replica_allowed = false;
+        needs.primary_reason = Reason::RecentWrite;
+        break;
+      }
+      needs.required_lsn = (consistency == Consistency::Causal ? session.causal_lsn() : session.write_lsn).value;
+      break;
+    case Consistency::Monotonic:
+      needs.required_lsn = session.read_lsn.value;
+      break;
+    case Consistency::BoundedStaleness:
+      if (!(std::isfinite(options.max_staleness_ms) && options.max_staleness_ms >= 0 &&
+            options.max_staleness_ms <= 1e10)) {
+        throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a finite max_staleness_ms in [0, 1e10]");
+      }
+      needs.max_lag_ns = static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
+      needs.served = Reason::ReplicaFresh;
+      break;
+    default:
+      throw InvalidArgument("consistency", "unknown consistency level");
+  }
+  if (needs.required_lsn != 0) needs.served = Reason::ReplicaCaughtUp;
+  return needs;
+}
+
 }  // namespace
 
 int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
@@ -361,73 +421,6 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
   }
   return eligible[0];
 }
-
-namespace {
-
-// What a read at one consistency level needs: the LSN a replica must cover and the lag it may
-// have, or that only the primary will do (and why).
-struct ReadNeeds {
-  std::uint64_t required_lsn = 0;
-  std::int64_t max_lag_ns = -1;                  // -1: any lag
-  bool replica_allowed = true;
-  Reason primary_reason = Reason::NoReplicaUp;   // when !replica_allowed
-  Reason served = Reason::ReplicaAvailable;      // when a replica serves it
-};
-
-void check_read_arguments(std::int64_t now_ns, const ReadOptions& options) {
-  if (now_ns < 0) throw InvalidArgument("now_ns", "must not be negative");
-  if (options.region < kNoNode || options.region >= kMaxRegions) {
-    throw InvalidArgument("region", "region id " + std::to_string(options.region) +
-                                        " is out of range (Topology::region_id, or -1 for the default)");
-  }
-}
-
-std::int64_t staleness_bound_ns(double max_staleness_ms) {
-  if (!(std::isfinite(max_staleness_ms) && max_staleness_ms >= 0 && max_staleness_ms <= 1e10)) {
-    throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a finite max_staleness_ms in [0, 1e10]");
-  }
-  return static_cast<std::int64_t>(std::llround(max_staleness_ms * 1e6));
-}
-
-inline ReadNeeds read_needs(const Session& session, Consistency consistency, std::int64_t now_ns,
-                            const ReadOptions& options, std::int64_t time_window_ns) {
-  ReadNeeds needs;
-  switch (consistency) {
-    case Consistency::Strong:
-      needs.replica_allowed = false;
-      needs.primary_reason = Reason::StrongRead;
-      break;
-    case Consistency::Eventual:
-      break;
-    case Consistency::ReadYourWrites:
-    case Consistency::Causal:
-      // Wall-clock times from other hosts may be a little ahead of ours: a write time up to one
-      // window in the future counts as recent; one further ahead is not trusted (it would pin
-      // the session to the primary for as long as its clock says).
-      if (session.untracked_write_ns != kNever && time_window_ns > 0 &&
-          now_ns - session.untracked_write_ns < time_window_ns &&
-          session.untracked_write_ns - now_ns <= time_window_ns) {
-        needs.replica_allowed = false;
-        needs.primary_reason = Reason::RecentWrite;
-        break;
-      }
-      needs.required_lsn = (consistency == Consistency::Causal ? session.causal_lsn() : session.write_lsn).value;
-      break;
-    case Consistency::Monotonic:
-      needs.required_lsn = session.read_lsn.value;
-      break;
-    case Consistency::BoundedStaleness:
-      needs.max_lag_ns = staleness_bound_ns(options.max_staleness_ms);
-      needs.served = Reason::ReplicaFresh;
-      break;
-    default:
-      throw InvalidArgument("consistency", "unknown consistency level");
-  }
-  if (needs.required_lsn != 0) needs.served = Reason::ReplicaCaughtUp;
-  return needs;
-}
-
-}  // namespace
 
 Decision Router::route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
                             const ReadOptions& options) {
