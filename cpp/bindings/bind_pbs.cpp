@@ -141,9 +141,9 @@ void bind_wars_model(py::module_& m) {
       .def_static("lnkd_ssd", &WarsModel::lnkd_ssd, "LinkedIn Voldemort on SSDs (PBS paper's LNKD-SSD fit).")
       .def_static("lnkd_disk", &WarsModel::lnkd_disk, "LinkedIn Voldemort on disks (LNKD-DISK: W from the disk fit).")
       .def_static("ymmr", [](const py::object& shape) { return WarsModel::ymmr(to_double(shape, "write_pareto_shape")); },
-                  py::arg("write_pareto_shape") = 3.35,
-                  "Yammer Riak (YMMR). The paper's table gives the write Pareto shape 3.35; its published "
-                  "results reproduce with 3.5, the value in the authors' simulator.")
+                  py::arg("write_pareto_shape") = kYmmrWriteParetoShape,
+                  "Yammer Riak (YMMR). The write Pareto shape defaults to 3.5, the authors' simulator's value, "
+                  "which reproduces the published results; the paper's fits table gives 3.35.")
       .def("__repr__", [](const WarsModel& w) {
         return "WarsModel(w=" + w.w.describe() + ", a=" + w.a.describe() + ", r=" + w.r.describe() + ", s=" + w.s.describe() + ")";
       });

@@ -157,6 +157,47 @@ void MultiLeaderCluster::write(int leader, const std::string& key, const std::st
   }
 }
 
+void MultiLeaderCluster::merge_siblings(State& local, const State& in, const std::string& key) const {
+  std::vector<Sibling> all = local.siblings;
+  all.insert(all.end(), in.siblings.begin(), in.siblings.end());
+  std::vector<Sibling> kept;  // the siblings no other one covers (of equal ones, the first)
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    bool covered = false;
+    for (std::size_t j = 0; j < all.size() && !covered; ++j) {
+      if (i == j) continue;
+      const Order o = compare(all[i].clock, all[j].clock);
+      covered = o == Order::Before || (o == Order::Equal && j < i);
+    }
+    if (!covered) kept.push_back(all[i]);
+  }
+  if (kept.size() > options_.max_siblings) {
+    throw CapacityExceeded("multi-leader: key '" + key + "' has more than max_siblings=" +
+                           std::to_string(options_.max_siblings) + " siblings");
+  }
+  local.siblings = std::move(kept);
+  local.has_value = local.has_value || in.has_value;
+}
+
+void MultiLeaderCluster::forget_settled(const std::string& key) {
+  // Writes every leader has now seen: later writes are causally after them.
+  auto it = unsettled_.find(key);
+  if (it == unsettled_.end()) return;
+  auto& records = it->second;
+  records.erase(std::remove_if(records.begin(), records.end(),
+                               [&](const WriteRecord& w) {
+                                 for (const auto& store : data_) {
+                                   auto s = store.find(key);
+                                   if (s == store.end() ||
+                                       s->second.clock[static_cast<std::size_t>(w.leader)] < w.sequence) {
+                                     return false;
+                                   }
+                                 }
+                                 return true;
+                               }),
+                records.end());
+  if (records.empty()) unsettled_.erase(it);
+}
+
 void MultiLeaderCluster::receive(const Message& m) {
   State& local = state(m.to, m.key);
   const State& in = m.state;
@@ -176,27 +217,9 @@ void MultiLeaderCluster::receive(const Message& m) {
       }
       break;
     }
-    case ConflictResolution::Siblings: {
-      std::vector<Sibling> all = local.siblings;
-      all.insert(all.end(), in.siblings.begin(), in.siblings.end());
-      std::vector<Sibling> kept;
-      for (std::size_t i = 0; i < all.size(); ++i) {
-        bool covered = false;
-        for (std::size_t j = 0; j < all.size() && !covered; ++j) {
-          if (i == j) continue;
-          const Order o = compare(all[i].clock, all[j].clock);
-          covered = o == Order::Before || (o == Order::Equal && j < i);
-        }
-        if (!covered) kept.push_back(all[i]);
-      }
-      if (kept.size() > options_.max_siblings) {
-        throw CapacityExceeded("multi-leader: key '" + m.key + "' has more than max_siblings=" +
-                               std::to_string(options_.max_siblings) + " siblings");
-      }
-      local.siblings = std::move(kept);
-      local.has_value = local.has_value || in.has_value;
+    case ConflictResolution::Siblings:
+      merge_siblings(local, in, m.key);
       break;
-    }
     case ConflictResolution::CounterMerge:
       for (std::size_t i = 0; i < local.increments.size(); ++i) {
         local.increments[i] = std::max(local.increments[i], in.increments[i]);
@@ -210,24 +233,7 @@ void MultiLeaderCluster::receive(const Message& m) {
       break;
   }
   merge_into(local.clock, in.clock);
-
-  // Forget writes every leader has now seen: later writes are causally after them.
-  auto it = unsettled_.find(m.key);
-  if (it == unsettled_.end()) return;
-  auto& records = it->second;
-  records.erase(std::remove_if(records.begin(), records.end(),
-                               [&](const WriteRecord& w) {
-                                 for (const auto& store : data_) {
-                                   auto s = store.find(m.key);
-                                   if (s == store.end() ||
-                                       s->second.clock[static_cast<std::size_t>(w.leader)] < w.sequence) {
-                                     return false;
-                                   }
-                                 }
-                                 return true;
-                               }),
-                records.end());
-  if (records.empty()) unsettled_.erase(it);
+  forget_settled(m.key);
 }
 
 void MultiLeaderCluster::run_until(double at_ms) {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <numeric>
@@ -13,6 +12,8 @@
 #include "replikit/errors.hpp"
 #include "replikit/quorum.hpp"
 #include "replikit/random.hpp"
+
+#include "pbs_sampler.hpp"
 
 namespace replikit {
 
@@ -268,80 +269,6 @@ double k_consistency_probability(int n, int w, int r, int k) {
   return 1.0 - k_staleness_probability(n, w, r, k);
 }
 
-// ------------------------------------------------------------------ compiled sampler
-
-namespace {
-
-// Inverse-CDF table indexed by the tail mass v = 1 - u: octave o holds v in
-// [2^-(o+1), 2^-o), split into kCells equal cells. Constant relative resolution in v keeps
-// heavy tails (which decide 99.9 % t-visibility) as accurate as the body, and the index
-// comes straight from the bits of a double, so a draw costs no log, exp or pow.
-constexpr int kCellBits = 7;
-constexpr int kCells = 1 << kCellBits;
-constexpr int kOctaves = 53;
-constexpr std::uint64_t kTwo53 = 1ull << 53;
-
-}  // namespace
-
-struct WarsSimulation::Sampler {
-  bool empirical = false;
-  std::vector<double> values;  // sorted samples (empirical) or the octave table
-
-  explicit Sampler(const LatencyDistribution& d) {
-    if (d.kind() == LatencyKind::Empirical) {
-      // Resample exactly: the table would smooth a step function.
-      empirical = true;
-      values = d.samples_ms();
-      return;
-    }
-    values.resize(static_cast<std::size_t>(kOctaves) * (kCells + 1));
-    for (int o = 0; o < kOctaves; ++o) {
-      const double base = std::ldexp(1.0, -(o + 1));
-      for (int j = 0; j <= kCells; ++j) {
-        const double v = base * (1.0 + static_cast<double>(j) / kCells);
-        values[static_cast<std::size_t>(o) * (kCells + 1) + static_cast<std::size_t>(j)] = d.upper_quantile(v);
-      }
-    }
-  }
-
-  double sample(Xoshiro256& rng) const {
-    if (empirical) {
-      const double u = rng.uniform();
-      std::size_t i = static_cast<std::size_t>(u * static_cast<double>(values.size()));
-      if (i >= values.size()) i = values.size() - 1;
-      return values[i];
-    }
-    const std::uint64_t bits = rng.next();
-    // v = m / 2^53 with m uniform in [1, 2^53 - 1]; the double's exponent is the octave and
-    // its top mantissa bits the cell.
-    std::uint64_t m = (bits >> 11) + 1;
-    if (m == kTwo53) m = kTwo53 - 1;
-    const double dm = static_cast<double>(m);  // exact: m < 2^53
-    std::uint64_t repr;
-    std::memcpy(&repr, &dm, sizeof repr);
-    const int exponent = static_cast<int>(repr >> 52) - 1023;  // 0..52
-    const int octave = 52 - exponent;
-    const std::uint64_t mantissa = repr & ((1ull << 52) - 1);
-    const std::uint64_t cell = mantissa >> (52 - kCellBits);
-    const double frac =
-        static_cast<double>(mantissa & ((1ull << (52 - kCellBits)) - 1)) * 0x1.0p-45;  // 52 - kCellBits = 45
-    const double* t = values.data() + static_cast<std::size_t>(octave) * (kCells + 1) + cell;
-    return t[0] + frac * (t[1] - t[0]);
-  }
-};
-
-static_assert(52 - kCellBits == 45, "frac scaling assumes 45 fraction bits");
-
-std::vector<double> sample_latency(const LatencyDistribution& d, std::uint64_t count, std::uint64_t seed) {
-  require(count >= 1 && count <= kPbsMaxKeptSamples, "count",
-          "must be in [1, " + std::to_string(kPbsMaxKeptSamples) + "]");
-  const WarsSimulation::Sampler sampler(d);
-  Xoshiro256 rng(seed);
-  std::vector<double> out(count);
-  for (auto& x : out) x = sampler.sample(rng);
-  return out;
-}
-
 // ------------------------------------------------------------------ WARS simulation
 
 WarsSimulation::WarsSimulation(int n, int w, int r, const WarsModel& model) : n_(n), w_(w), r_(r) {
@@ -349,7 +276,8 @@ WarsSimulation::WarsSimulation(int n, int w, int r, const WarsModel& model) : n_
           "must be in [1, " + std::to_string(kPbsMaxNodes) + "], got " + std::to_string(n));
   require(w >= 1 && w <= n, "w", "must be in [1, n=" + std::to_string(n) + "], got " + std::to_string(w));
   require(r >= 1 && r <= n, "r", "must be in [1, n=" + std::to_string(n) + "], got " + std::to_string(r));
-  // Compiling a mixture's table costs milliseconds; models often repeat a distribution.
+  // Each sampler holds ~33 KB of tables per exponential or Pareto component; models often
+  // repeat a distribution.
   const LatencyDistribution* ds[4] = {&model.w, &model.a, &model.r, &model.s};
   for (std::size_t i = 0; i < 4; ++i) {
     for (std::size_t j = 0; j < i && !samplers_[i]; ++j) {

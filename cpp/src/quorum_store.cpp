@@ -176,71 +176,68 @@ void QuorumStore::store_hint(int holder, int target, const std::string& key, con
   ++stats_.hints_stored;
 }
 
-WriteResult QuorumStore::put(const std::string& key, const std::string& value, const std::string& client,
-                             const VectorClock& context, std::uint64_t timestamp) {
-  require(!client.empty(), "client", "must not be empty");
+QuorumStore::WriteTargets QuorumStore::write_targets(const std::string& key) const {
   const auto& o = options_;
   const std::vector<int> pref = preference_list(key);
-  const std::vector<int> home(pref.begin(), pref.begin() + o.n);
-
-  // Targets: live home replicas, plus (sloppy quorum) one live fallback per down home replica.
-  std::vector<int> targets;
-  std::vector<int> down_home;
-  for (int node : home) (up_[static_cast<std::size_t>(node)] ? targets : down_home).push_back(node);
-  std::vector<std::pair<int, int>> stand_ins;  // (fallback, home it stands in for)
-  if (o.sloppy_quorum) {
+  WriteTargets where;
+  for (int i = 0; i < o.n; ++i) {
+    const int node = pref[static_cast<std::size_t>(i)];
+    (up_[static_cast<std::size_t>(node)] ? where.targets : where.down_home).push_back(node);
+  }
+  if (o.sloppy_quorum) {  // one live fallback per down home replica
     std::size_t next = static_cast<std::size_t>(o.n);
-    for (int missing : down_home) {
+    for (int missing : where.down_home) {
       while (next < pref.size() && !up_[static_cast<std::size_t>(pref[next])]) ++next;
       if (next >= pref.size()) break;
-      stand_ins.emplace_back(pref[next], missing);
-      targets.push_back(pref[next]);
+      where.stand_ins.emplace_back(pref[next], missing);
+      where.targets.push_back(pref[next]);
       ++next;
     }
   }
+  return where;
+}
 
-  WriteResult result;
-  if (static_cast<int>(targets.size()) < o.w) {
-    // The coordinator sees the failures and refuses before touching any replica.
-    result.reason = "only " + std::to_string(targets.size()) + " replicas reachable, W=" + std::to_string(o.w);
-    ++stats_.writes_failed;
-    return result;
-  }
-
+StoredVersion QuorumStore::new_version(const std::string& key, const std::string& value, const std::string& client,
+                                       const VectorClock& context, std::uint64_t timestamp,
+                                       const std::vector<int>& targets) {
   StoredVersion v;
   v.value = value;
   v.writer = client;
-  if (o.versioning == Versioning::LastWriterWins) {
+  if (options_.versioning == Versioning::LastWriterWins) {
     v.timestamp = timestamp != 0 ? timestamp : clock_ + 1;
     clock_ = std::max(clock_, v.timestamp);
-  } else {
-    // The client's actor entry must exceed both its context and anything the coordinator
-    // already holds from it, so two writes never share a clock.
-    const int coordinator = by_latency(targets).front();
-    std::uint64_t seen = 0;
-    if (auto it = context.find(client); it != context.end()) seen = it->second;
-    const auto& store = data_[static_cast<std::size_t>(coordinator)];
-    if (auto it = store.find(key); it != store.end()) {
-      for (const auto& s : it->second) {
-        if (auto c = s.clock.find(client); c != s.clock.end()) seen = std::max(seen, c->second);
-      }
-    }
-    v.clock = context;
-    v.clock[client] = seen + 1;
-    v.timestamp = ++clock_;
+    return v;
   }
-  result.version = v;
+  // The client's actor entry must exceed both its context and anything the coordinator
+  // already holds from it, so two writes never share a clock.
+  const int coordinator = by_latency(targets).front();
+  std::uint64_t seen = 0;
+  if (auto it = context.find(client); it != context.end()) seen = it->second;
+  const auto& store = data_[static_cast<std::size_t>(coordinator)];
+  if (auto it = store.find(key); it != store.end()) {
+    for (const auto& s : it->second) {
+      if (auto c = s.clock.find(client); c != s.clock.end()) seen = std::max(seen, c->second);
+    }
+  }
+  v.clock = context;
+  v.clock[client] = seen + 1;
+  v.timestamp = ++clock_;
+  return v;
+}
 
+void QuorumStore::replicate(const std::string& key, const StoredVersion& v, const std::vector<int>& targets,
+                            WriteResult& result) {
+  const int w = options_.w;
   // Check the bound before touching any replica, so a refused write changes nothing.
-  const std::size_t async_count = targets.size() - static_cast<std::size_t>(o.w);
-  if (in_flight_.size() + async_count > o.max_in_flight) {
-    throw CapacityExceeded("quorum store: max_in_flight=" + std::to_string(o.max_in_flight) +
+  const std::size_t async_count = targets.size() - static_cast<std::size_t>(w);
+  if (in_flight_.size() + async_count > options_.max_in_flight) {
+    throw CapacityExceeded("quorum store: max_in_flight=" + std::to_string(options_.max_in_flight) +
                            " replication messages in flight; call advance_ms to deliver them");
   }
   const std::vector<int> ordered = by_latency(targets);
   for (std::size_t i = 0; i < ordered.size(); ++i) {
     const int node = ordered[i];
-    if (static_cast<int>(i) < o.w) {
+    if (static_cast<int>(i) < w) {
       apply(node, key, v);
       result.replicas.push_back(node);
       result.latency_ms = latency_ms_[static_cast<std::size_t>(node)];
@@ -249,17 +246,39 @@ WriteResult QuorumStore::put(const std::string& key, const std::string& value, c
       in_flight_.push(Delivery{now_ms_ + latency_ms_[static_cast<std::size_t>(node)], next_sequence_++, node, key, v});
     }
   }
-  result.acks = o.w;
-  for (const auto& [fallback, missing] : stand_ins) {
+  result.acks = w;
+}
+
+void QuorumStore::hint_missing(const WriteTargets& where, const std::string& key, const StoredVersion& v,
+                               WriteResult& result) {
+  for (const auto& [fallback, missing] : where.stand_ins) {
     store_hint(fallback, missing, key, v);
     ++result.hinted;
   }
-  if (!o.sloppy_quorum && o.hinted_handoff) {
-    for (int missing : down_home) {
+  if (!options_.sloppy_quorum && options_.hinted_handoff) {
+    for (int missing : where.down_home) {
       store_hint(-1, missing, key, v);
       ++result.hinted;
     }
   }
+}
+
+WriteResult QuorumStore::put(const std::string& key, const std::string& value, const std::string& client,
+                             const VectorClock& context, std::uint64_t timestamp) {
+  require(!client.empty(), "client", "must not be empty");
+  const WriteTargets where = write_targets(key);
+  WriteResult result;
+  if (static_cast<int>(where.targets.size()) < options_.w) {
+    // The coordinator sees the failures and refuses before touching any replica.
+    result.reason =
+        "only " + std::to_string(where.targets.size()) + " replicas reachable, W=" + std::to_string(options_.w);
+    ++stats_.writes_failed;
+    return result;
+  }
+  const StoredVersion v = new_version(key, value, client, context, timestamp, where.targets);
+  result.version = v;
+  replicate(key, v, where.targets, result);
+  hint_missing(where, key, v, result);
   result.outcome = QuorumOutcome::Ok;
   ++stats_.writes_ok;
   return result;

@@ -227,6 +227,66 @@ inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std:
   return true;
 }
 
+// What a read at one consistency level needs: the LSN a replica must cover and the lag it may
+// have, or that only the primary will do (and why).
+struct ReadNeeds {
+  std::uint64_t required_lsn = 0;
+  std::int64_t max_lag_ns = -1;                  // -1: any lag
+  bool replica_allowed = true;
+  Reason primary_reason = Reason::NoReplicaUp;   // when !replica_allowed
+  Reason served = Reason::ReplicaAvailable;      // when a replica serves it
+};
+
+void check_read_arguments(std::int64_t now_ns, const ReadOptions& options) {
+  if (now_ns < 0) throw InvalidArgument("now_ns", "must not be negative");
+  if (options.region < kNoNode || options.region >= kMaxRegions) {
+    throw InvalidArgument("region", "region id " + std::to_string(options.region) +
+                                        " is out of range (Topology::region_id, or -1 for the default)");
+  }
+}
+
+inline ReadNeeds read_needs(const Session& session, Consistency consistency, std::int64_t now_ns,
+                            const ReadOptions& options, std::int64_t time_window_ns) {
+  ReadNeeds needs;
+  switch (consistency) {
+    case Consistency::Strong:
+      needs.replica_allowed = false;
+      needs.primary_reason = Reason::StrongRead;
+      break;
+    case Consistency::Eventual:
+      break;
+    case Consistency::ReadYourWrites:
+    case Consistency::Causal:
+      // Wall-clock times from other hosts may be a little ahead of ours: a write time up to one
+      // window in the future counts as recent; one further ahead is not trusted (it would pin
+      // the session to the primary for as long as its clock says).
+      if (session.untracked_write_ns != kNever && time_window_ns > 0 &&
+          now_ns - session.untracked_write_ns < time_window_ns &&
+          session.untracked_write_ns - now_ns <= time_window_ns) {
+        needs.replica_allowed = false;
+        needs.primary_reason = Reason::RecentWrite;
+        break;
+      }
+      needs.required_lsn = (consistency == Consistency::Causal ? session.causal_lsn() : session.write_lsn).value;
+      break;
+    case Consistency::Monotonic:
+      needs.required_lsn = session.read_lsn.value;
+      break;
+    case Consistency::BoundedStaleness:
+      if (!(std::isfinite(options.max_staleness_ms) && options.max_staleness_ms >= 0 &&
+            options.max_staleness_ms <= 1e10)) {
+        throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a finite max_staleness_ms in [0, 1e10]");
+      }
+      needs.max_lag_ns = static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
+      needs.served = Reason::ReplicaFresh;
+      break;
+    default:
+      throw InvalidArgument("consistency", "unknown consistency level");
+  }
+  if (needs.required_lsn != 0) needs.served = Reason::ReplicaCaughtUp;
+  return needs;
+}
+
 }  // namespace
 
 int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
@@ -364,79 +424,38 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
 
 Decision Router::route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
                             const ReadOptions& options) {
-  if (now_ns < 0) throw InvalidArgument("now_ns", "must not be negative");
-  if (options.region < kNoNode || options.region >= kMaxRegions) {
-    throw InvalidArgument("region", "region id " + std::to_string(options.region) +
-                                        " is out of range (Topology::region_id, or -1 for the default)");
-  }
+  check_read_arguments(now_ns, options);
   Decision d;
   d.epoch = topology_->epoch();
-  std::uint64_t required = 0;
-  std::int64_t max_lag_ns = -1;
-  bool replica_allowed = true;
-  Reason served = Reason::ReplicaAvailable;
-  switch (consistency) {
-    case Consistency::Strong:
-      replica_allowed = false;
-      d.reason = Reason::StrongRead;
-      break;
-    case Consistency::Eventual:
-      break;
-    case Consistency::ReadYourWrites:
-    case Consistency::Causal:
-      // Wall-clock times from other hosts may be a little ahead of ours: a write time up to one
-      // window in the future counts as recent; one further ahead is not trusted (it would pin
-      // the session to the primary for as long as its clock says).
-      if (session.untracked_write_ns != kNever && time_window_ns_ > 0 &&
-          now_ns - session.untracked_write_ns < time_window_ns_ &&
-          session.untracked_write_ns - now_ns <= time_window_ns_) {
-        replica_allowed = false;
-        d.reason = Reason::RecentWrite;
-        break;
-      }
-      required = (consistency == Consistency::Causal ? session.causal_lsn() : session.write_lsn).value;
-      break;
-    case Consistency::Monotonic:
-      required = session.read_lsn.value;
-      break;
-    case Consistency::BoundedStaleness:
-      if (!(std::isfinite(options.max_staleness_ms) && options.max_staleness_ms >= 0 &&
-            options.max_staleness_ms <= 1e10)) {
-        throw InvalidArgument("max_staleness_ms",
-                              "BOUNDED_STALENESS needs a finite max_staleness_ms in [0, 1e10]");
-      }
-      max_lag_ns = static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
-      served = Reason::ReplicaFresh;
-      break;
-    default:
-      throw InvalidArgument("consistency", "unknown consistency level");
-  }
+  const ReadNeeds needs = read_needs(session, consistency, now_ns, options, time_window_ns_);
   ThreadState& ts = thread_state();
-  if (replica_allowed) {
-    if (required != 0) served = Reason::ReplicaCaughtUp;
+  if (needs.replica_allowed) {
+    const std::uint64_t required = needs.required_lsn;
     d.required_lsn = Lsn(required);
     int region = options.region != kNoNode ? options.region : default_region_;
     int node = kNoNode;
     if (config_.sticky_reads > 1 && !ts.shared) {
-      if (ts.sticky_left > 0 && qualifies(*topology_, ts.sticky_node, required, max_lag_ns) &&
+      if (ts.sticky_left > 0 && qualifies(*topology_, ts.sticky_node, required, needs.max_lag_ns) &&
           (region == kNoNode || config_.policy != Policy::NearestRegion ||
            region_of(topology_->flags(ts.sticky_node)) == region)) {
         --ts.sticky_left;
         node = ts.sticky_node;
       } else {
-        node = pick(ts, required, max_lag_ns, region, &d.reason);
+        node = pick(ts, required, needs.max_lag_ns, region, &d.reason);
         ts.sticky_node = node;
         ts.sticky_left = node == kNoNode ? 0 : config_.sticky_reads - 1;
       }
     } else {
-      node = pick(ts, required, max_lag_ns, region, &d.reason);
+      node = pick(ts, required, needs.max_lag_ns, region, &d.reason);
     }
     if (node != kNoNode) {
       d.node = node;
-      d.reason = served;
-      if (options.count) count(ts, node, served);
+      d.reason = needs.served;
+      if (options.count) count(ts, node, needs.served);
       return d;
     }
+  } else {
+    d.reason = needs.primary_reason;
   }
   int p = topology_->primary();
   d.node = (topology_->flags(p) & detail::kUpBit) ? p : kNoNode;

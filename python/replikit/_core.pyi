@@ -493,7 +493,9 @@ class WarsModel:
     @staticmethod
     def lnkd_disk() -> WarsModel: ...
     @staticmethod
-    def ymmr(write_pareto_shape: float = 3.35) -> WarsModel: ...
+    def ymmr(write_pareto_shape: float = 3.5) -> WarsModel:
+        """Yammer Riak (YMMR). Write Pareto shape 3.5 as in the authors' simulator (reproduces the
+        published figures); the paper's fits table gives 3.35."""
 
 class WarsSimulation:
     def __init__(self, n: int, w: int, r: int, model: WarsModel) -> None: ...

@@ -108,6 +108,8 @@ class MultiLeaderCluster {
   void require_leader(int leader) const;
   State& state(int leader, const std::string& key);
   void receive(const Message& m);
+  void merge_siblings(State& local, const State& in, const std::string& key) const;
+  void forget_settled(const std::string& key);
   MultiLeaderValue value_of(const State& s) const;
 
   MultiLeaderOptions options_;

@@ -10,6 +10,7 @@
 #include <queue>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace replikit {
@@ -160,12 +161,23 @@ class QuorumStore {
     }
   };
   using Siblings = std::vector<StoredVersion>;
+  // Where a write goes: live home replicas plus, with a sloppy quorum, live fallbacks.
+  struct WriteTargets {
+    std::vector<int> targets;
+    std::vector<int> down_home;
+    std::vector<std::pair<int, int>> stand_ins;  // (fallback, home it stands in for)
+  };
 
   void require_node(int node, const char* argument = "node") const;
   bool apply(int node, const std::string& key, const StoredVersion& v);  // true if state changed
   void remove_version(int node, const std::string& key, const StoredVersion& v);
   std::vector<int> by_latency(std::vector<int> nodes) const;
   void store_hint(int holder, int target, const std::string& key, const StoredVersion& v);
+  WriteTargets write_targets(const std::string& key) const;
+  StoredVersion new_version(const std::string& key, const std::string& value, const std::string& client,
+                            const VectorClock& context, std::uint64_t timestamp, const std::vector<int>& targets);
+  void replicate(const std::string& key, const StoredVersion& v, const std::vector<int>& targets, WriteResult& result);
+  void hint_missing(const WriteTargets& where, const std::string& key, const StoredVersion& v, WriteResult& result);
   void deliver_hints();
   Siblings resolve(const std::vector<const Siblings*>& responses) const;
 
