@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from . import _core
 
@@ -29,15 +29,10 @@ if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the bu
         "time): apt-get install libpqxx-dev pkg-config, then pip install . from the "
         "repository root")
 
-ReplicatedDatabase = _core.ReplicatedDatabase
-DatabaseOptions = _core.DatabaseOptions
-DatabaseStats = _core.DatabaseStats
-Result = _core.Result
-Route = _core.Route
-NodeStatus = _core.NodeStatus
+from ._core import ReplicatedDatabase  # noqa: E402  (after the HAVE_PG check)
 
-__all__ = ["ReplicatedDatabase", "DatabaseOptions", "DatabaseStats", "Result", "Route", "NodeStatus",
-           "PsycopgRouter", "database_for_cluster"]
+# replikit.pg is the public face of the backend; this module adds the Python-side helpers.
+__all__ = ["PsycopgRouter", "database_for_cluster"]
 
 _OBSERVING = (_core.Consistency.MONOTONIC, _core.Consistency.CAUSAL)
 

@@ -6,9 +6,26 @@ Add fixtures in clearly marked sections; keep each section self-contained.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from typing import Tuple
 
 import pytest
+
+# =====================================================================================
+# Cluster directories for tests that start their own cluster (`from conftest import ...`).
+
+
+def new_cluster_dir(prefix: str) -> Tuple[str, str]:
+    """(parent, cluster_dir): a fresh parent directory in the harness's scratch area that the
+    postgres user can reach, and the cluster directory to create inside it. The caller
+    removes the parent."""
+    from replikit.testing import scratch_dir
+
+    parent = tempfile.mkdtemp(prefix=prefix, dir=scratch_dir())
+    os.chmod(parent, 0o755)  # the postgres user must reach the cluster directory
+    return parent, os.path.join(parent, "cluster")
+
 
 # =====================================================================================
 # Bounded waits: plain helpers, not fixtures (`from conftest import wait_until`).

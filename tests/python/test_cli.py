@@ -8,17 +8,17 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from conftest import require_pg_server
+from conftest import new_cluster_dir, require_pg_server
 
 import replikit
+from replikit.testing.processes import pid_alive
 from replikit import cli
-from replikit.testing import LocalCluster, scratch_dir
+from replikit.testing import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,9 +92,7 @@ def test_demo_command_runs_the_demo_with_its_options():
 @pytest.mark.pg
 def test_up_starts_a_kept_cluster_again_with_its_data():
     require_pg_server()
-    parent = tempfile.mkdtemp(prefix="replikit-cli-keep-", dir=scratch_dir())
-    os.chmod(parent, 0o755)  # the postgres user must reach the cluster directory
-    cluster_dir = os.path.join(parent, "cluster")
+    parent, cluster_dir = new_cluster_dir("replikit-cli-keep-")
     try:
         up = run_cli("cluster", "up", "--dir", cluster_dir, "--replicas", "1")
         assert up.returncode == 0, up.stderr
@@ -108,7 +106,7 @@ def test_up_starts_a_kept_cluster_again_with_its_data():
         down = run_cli("cluster", "down", "--dir", cluster_dir, "--keep")
         assert down.returncode == 0, down.stderr
         assert os.path.isdir(os.path.join(cluster_dir, "primary"))
-        assert not any(_alive(pid) for pid in processes)
+        assert not any(pid_alive(pid) for pid in processes)
 
         again = run_cli("cluster", "up", "--dir", cluster_dir)
         assert again.returncode == 0, again.stderr
@@ -133,11 +131,3 @@ def test_up_starts_a_kept_cluster_again_with_its_data():
             LocalCluster.attach(cluster_dir).close(remove_dir=True)
         shutil.rmtree(parent, ignore_errors=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rfind(")") + 2:].split()[0] != "Z"

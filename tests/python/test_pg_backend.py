@@ -930,7 +930,7 @@ def test_a_protocol_violation_on_a_live_connection_is_a_query_error(cluster):
 
 
 def test_database_options_defaults_keywords_and_errors(cluster):
-    from replikit._pgdb import DatabaseOptions  # replikit.pg re-exports it
+    from replikit.pg import DatabaseOptions
 
     o = DatabaseOptions(pool_size=4, max_lag_ms=200)
     assert o.pool_size == 4 and o.max_lag_ms == 200.0 and o.recover_lag_ms is None
@@ -985,7 +985,7 @@ def test_the_stub_shows_the_database_options_defaults_of_the_cpp_struct():
     import ast
     from pathlib import Path
 
-    from replikit._pgdb import DatabaseOptions
+    from replikit.pg import DatabaseOptions
 
     stub = ast.parse((Path(replikit.__file__).parent / "_core.pyi").read_text())
     cls = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "DatabaseOptions")

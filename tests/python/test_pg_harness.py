@@ -11,18 +11,16 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 
 import pytest
 
-from conftest import require_pg_server, wait_until
+from conftest import new_cluster_dir, require_pg_server, wait_until
 
 import replikit
 from replikit import Lsn
-from replikit.testing import (ClusterError, ClusterSQLError, ClusterTimeoutError, LocalCluster,
-                              scratch_dir)
+from replikit.testing import ClusterError, ClusterSQLError, ClusterTimeoutError, LocalCluster
 
 WAIT_MS = 30_000.0  # generous bound for every wait: a slow machine must not fail a test
 WAIT_S = WAIT_MS / 1000  # the same for the test's own waits
@@ -400,9 +398,7 @@ def test_atexit_stops_a_cluster_the_process_forgot():
 @pytest.mark.pg
 def test_startup_failure_raises_with_server_log_and_leaves_nothing():
     require_pg_server()
-    parent = tempfile.mkdtemp(prefix="replikit-fail-", dir=scratch_dir())
-    os.chmod(parent, 0o755)  # the postgres user must reach the cluster directory
-    base_dir = os.path.join(parent, "cluster")
+    parent, base_dir = new_cluster_dir("replikit-fail-")
     try:
         with pytest.raises(ClusterError, match=r"failed to start(.|\n)*shared_buffers"):
             LocalCluster(base_dir, replicas=1, extra_settings={"shared_buffers": "'lots'"})
@@ -416,9 +412,7 @@ def test_startup_failure_raises_with_server_log_and_leaves_nothing():
 @pytest.mark.pg
 def test_cli_up_status_down_round_trip():
     require_pg_server()
-    parent = tempfile.mkdtemp(prefix="replikit-cli-", dir=scratch_dir())
-    os.chmod(parent, 0o755)  # the postgres user must reach the cluster directory
-    cluster_dir = os.path.join(parent, "cluster")
+    parent, cluster_dir = new_cluster_dir("replikit-cli-")
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "replikit", "cluster", *args,

@@ -16,6 +16,7 @@ import pytest
 from conftest import require_pg_server
 
 import replikit
+from replikit.testing.processes import pid_alive
 
 USER_TESTS = '''
 import json
@@ -44,14 +45,6 @@ def test_a_failing_user_test(replikit_cluster):
     assert False, "this user test fails on purpose"
 '''
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rfind(")") + 2:].split()[0] != "Z"
 
 
 def _user_env() -> dict:
@@ -89,7 +82,7 @@ def test_a_user_suite_gets_a_cluster_from_the_fixture_and_it_is_stopped(tmp_path
     assert "this user test fails on purpose" in out.stdout
     seen = json.loads(report.read_text())
     assert len(seen["pids"]) >= 4  # postmasters and their children
-    assert [pid for pid in seen["pids"] if _alive(pid)] == []
+    assert [pid for pid in seen["pids"] if pid_alive(pid)] == []
     assert not os.path.exists(seen["dir"])
 
 
