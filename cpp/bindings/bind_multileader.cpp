@@ -92,7 +92,6 @@ void bind_multileader_cluster(py::module_& m) {
       .def_readonly("peak_bytes_in_flight", &MultiLeaderStats::peak_bytes_in_flight, "Most bytes held at once.")
       .def_readonly("messages_sent", &MultiLeaderStats::messages_sent, "Messages queued since construction.")
       .def_readonly("bytes_sent", &MultiLeaderStats::bytes_sent, "Bytes queued since construction.")
-      .def("_asdict", &stats_dict, "The figures as a dict.")
       .def("__repr__", [](const MultiLeaderStats& s) {
         std::string out = "MultiLeaderStats(";
         for (const auto& [name, value] : stats_fields(s)) {

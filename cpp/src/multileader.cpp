@@ -432,7 +432,13 @@ MultiLeaderReport run_multileader_workload(const MultiLeaderOptions& options, co
     if (!(next[i] <= workload.duration_ms)) break;
     const std::string key = "k" + std::to_string(keys_rng.below(static_cast<std::uint32_t>(workload.keys)));
     const std::string value = "L" + std::to_string(i) + "#" + std::to_string(++counts[i]);
-    cluster.write(static_cast<int>(i), key, value, next[i], 1);
+    try {
+      cluster.write(static_cast<int>(i), key, value, next[i], 1);
+    } catch (const CapacityExceeded& e) {
+      // The caller cannot drain a workload's queue: say which knobs bound it.
+      throw CapacityExceeded(std::string(e.what()) + " (in this workload: raise the bound, shorten the delays or "
+                                                     "lower writes_per_s)");
+    }
     ++writes;
     next[i] += next_gap_ms(i);
   }

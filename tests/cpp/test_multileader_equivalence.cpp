@@ -558,6 +558,26 @@ TEST(MultiLeaderQueue, ByteBoundRefusesAWriteAndChangesNothing) {
   EXPECT_EQ(c.read(1, "k").values.size(), static_cast<std::size_t>(accepted) + 1);
 }
 
+TEST(MultiLeaderQueue, WorkloadPastTheByteBoundSaysWhichKnobsBoundIt) {
+  MultiLeaderOptions o;
+  o.resolution = ConflictResolution::SetMerge;
+  o.default_delay_ms = 1e9;
+  o.max_in_flight_bytes = 100000;
+  MultiLeaderWorkload w;
+  w.writes_per_s = {1000.0, 1000.0};
+  w.keys = 1;
+  w.duration_ms = 1000;
+  try {
+    run_multileader_workload(o, w);
+    FAIL() << "2000 writes queued within 100000 bytes";
+  } catch (const CapacityExceeded& e) {
+    EXPECT_NE(std::string(e.what()).find("max_in_flight_bytes=100000"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("writes_per_s"), std::string::npos) << e.what();
+  }
+  o.max_in_flight_bytes = 2000 * 512;
+  EXPECT_TRUE(run_multileader_workload(o, w).converged);
+}
+
 TEST(MultiLeaderQueue, ZeroByteBoundIsInvalid) {
   MultiLeaderOptions o;
   o.max_in_flight_bytes = 0;

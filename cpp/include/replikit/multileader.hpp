@@ -182,7 +182,9 @@ struct MultiLeaderReport {
   MultiLeaderStats stats;              ///< replication queue figures after settling
 };
 
-/// Runs `workload` against a fresh cluster with `options`, settles it and reports.
+/// Runs `workload` against a fresh cluster with `options`, settles it and reports. Memory is
+/// linear in max_writes (a few hundred bytes queued per write in flight, bounded by
+/// options.max_in_flight_bytes, plus each leader's state); CapacityExceeded past the bound.
 MultiLeaderReport run_multileader_workload(const MultiLeaderOptions& options, const MultiLeaderWorkload& workload);
 
 }  // namespace replikit
