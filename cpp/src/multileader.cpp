@@ -36,6 +36,11 @@ void merge_into(std::vector<std::uint64_t>& into, const std::vector<std::uint64_
   for (std::size_t i = 0; i < into.size(); ++i) into[i] = std::max(into[i], from[i]);
 }
 
+// Estimates of heap use, for the bound on queued replication.
+constexpr std::size_t kControlBlockBytes = 32;  // shared_ptr's control block, allocated with the snapshot
+
+std::size_t element_bytes(const std::string& value) { return sizeof(std::string) + value.size(); }
+
 }  // namespace
 
 MultiLeaderCluster::MultiLeaderCluster(MultiLeaderOptions options) : options_(std::move(options)) {
@@ -62,6 +67,7 @@ MultiLeaderCluster::MultiLeaderCluster(MultiLeaderOptions options) : options_(st
   require(o.clock_skew_ms.size() == n, "clock_skew_ms", "needs one skew per leader");
   for (double s : o.clock_skew_ms) require(std::isfinite(s), "clock_skew_ms", "must be finite");
   require(o.max_in_flight >= 1, "max_in_flight", "must be at least 1");
+  require(o.max_in_flight_bytes >= 1, "max_in_flight_bytes", "must be at least 1");
   require(o.max_keys >= 1, "max_keys", "must be at least 1");
   require(o.max_siblings >= 1, "max_siblings", "must be at least 1");
   data_.resize(n);
@@ -83,10 +89,65 @@ MultiLeaderCluster::State& MultiLeaderCluster::state(int leader, const std::stri
   }
   const auto n = static_cast<std::size_t>(options_.leaders);
   State s;
-  s.clock.assign(n, 0);
-  s.increments.assign(n, 0);
-  s.decrements.assign(n, 0);
+  s.version.clock.assign(n, 0);
+  s.version.increments.assign(n, 0);
+  s.version.decrements.assign(n, 0);
   return store.emplace(key, std::move(s)).first->second;
+}
+
+std::uint64_t MultiLeaderCluster::own_writes(int leader, const std::string& key) const {
+  const auto& store = data_[static_cast<std::size_t>(leader)];
+  auto it = store.find(key);
+  return it == store.end() ? 0 : it->second.version.clock[static_cast<std::size_t>(leader)];
+}
+
+void MultiLeaderCluster::count_conflicts(int leader, const std::string& key, const Clock& seen) {
+  // Exact: leader j's writes to the key are its sequences 1..own_writes(j); those past what
+  // this leader has seen of j are concurrent with this write (j cannot have seen it either).
+  const auto me = static_cast<std::size_t>(leader);
+  for (int other = 0; other < options_.leaders; ++other) {
+    const auto j = static_cast<std::size_t>(other);
+    if (j == me) continue;
+    const std::uint64_t unseen = own_writes(other, key) - seen[j];
+    conflicts_[j][me] += unseen;
+    conflicts_[me][j] += unseen;
+  }
+}
+
+void MultiLeaderCluster::apply_local(Version& v, int leader, const std::string& value, double at_ms,
+                                     std::int64_t delta) const {
+  const auto me = static_cast<std::size_t>(leader);
+  const bool had_value = v.has_value;
+  v.clock[me] += 1;
+  v.has_value = true;
+  switch (options_.resolution) {
+    case ConflictResolution::LastWriterWins: {
+      // Pure (timestamp, leader, sequence) order, also for local writes: that total order is
+      // what makes every leader converge whatever the delivery order. A write stamped
+      // earlier than the value held (clock skew) is lost, as in real LWW stores.
+      const double ts = at_ms + options_.clock_skew_ms[me];
+      if (!had_value || lww_after(ts, leader, v.clock[me], v.timestamp_ms, v.origin, v.origin_sequence)) {
+        v.value = value;
+        v.timestamp_ms = ts;
+        v.origin = leader;
+        v.origin_sequence = v.clock[me];
+      }
+      break;
+    }
+    case ConflictResolution::Siblings:
+      // The local write has seen every local sibling, so it supersedes them all.
+      v.siblings.assign(1, Sibling{v.clock, value});
+      break;
+    case ConflictResolution::CounterMerge:
+      if (delta >= 0) {
+        v.increments[me] += delta;
+      } else {
+        v.decrements[me] += -delta;
+      }
+      break;
+    case ConflictResolution::SetMerge:
+      break;  // the element goes to the state and the log, not into the version
+  }
 }
 
 void MultiLeaderCluster::write(int leader, const std::string& key, const std::string& value, double at_ms,
@@ -103,64 +164,61 @@ void MultiLeaderCluster::write(int leader, const std::string& key, const std::st
   }
   run_until(at_ms);
   State& s = state(leader, key);
-  const auto me = static_cast<std::size_t>(leader);
-
-  // Exact conflict count: every unsettled write by another leader that this leader has not
-  // yet received is concurrent with this one (it cannot have seen this write either).
-  auto& unsettled = unsettled_[key];
-  for (const auto& w : unsettled) {
-    if (w.leader != leader && s.clock[static_cast<std::size_t>(w.leader)] < w.sequence) {
-      ++conflicts_[static_cast<std::size_t>(w.leader)][me];
-      ++conflicts_[me][static_cast<std::size_t>(w.leader)];
-    }
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->key = key;
+  snapshot->version = s.version;
+  apply_local(snapshot->version, leader, value, at_ms, delta);
+  const Version& v = snapshot->version;
+  std::size_t bytes = sizeof(Snapshot) + kControlBlockBytes + key.size() + v.value.size() +
+                      (v.clock.size() + v.increments.size() + v.decrements.size()) * sizeof(std::uint64_t);
+  for (const auto& sib : v.siblings) bytes += sizeof(Sibling) + sib.value.size() + sib.clock.size() * sizeof(std::uint64_t);
+  snapshot->bytes = bytes;
+  const bool set_merge = options_.resolution == ConflictResolution::SetMerge;
+  const std::size_t total = bytes + (n - 1) * sizeof(Message) + (set_merge ? element_bytes(value) : 0);
+  // Deliveries only free memory, so the check after run_until is the one that can pass.
+  if (stats_.bytes_in_flight + total > options_.max_in_flight_bytes) {
+    throw CapacityExceeded("multi-leader: max_in_flight_bytes=" + std::to_string(options_.max_in_flight_bytes) +
+                           " bytes of replication queued; run_until or settle first");
   }
-
-  s.clock[me] += 1;
-  switch (options_.resolution) {
-    case ConflictResolution::LastWriterWins: {
-      // Pure (timestamp, leader, sequence) order, also for local writes: that total order is
-      // what makes every leader converge whatever the delivery order. A write stamped
-      // earlier than the value held (clock skew) is lost, as in real LWW stores.
-      const double ts = at_ms + options_.clock_skew_ms[me];
-      if (!s.has_value || lww_after(ts, leader, s.clock[me], s.timestamp_ms, s.origin, s.origin_sequence)) {
-        s.has_value = true;
-        s.value = value;
-        s.timestamp_ms = ts;
-        s.origin = leader;
-        s.origin_sequence = s.clock[me];
-      }
-      break;
-    }
-    case ConflictResolution::Siblings:
-      // The local write has seen every local sibling, so it supersedes them all.
-      s.has_value = true;
-      s.siblings.assign(1, Sibling{s.clock, value});
-      break;
-    case ConflictResolution::CounterMerge:
-      s.has_value = true;
-      if (delta >= 0) {
-        s.increments[me] += delta;
-      } else {
-        s.decrements[me] += -delta;
-      }
-      break;
-    case ConflictResolution::SetMerge:
-      s.has_value = true;
-      s.elements.insert(value);
-      break;
+  count_conflicts(leader, key, s.version.clock);
+  s.version = v;
+  if (set_merge) {
+    s.elements.insert(value);
+    log_element(leader, key, value);
   }
-  unsettled.push_back(WriteRecord{leader, s.clock[me]});
   ++writes_;
-  for (std::size_t to = 0; to < n; ++to) {
-    if (to == me) continue;
-    in_flight_.push(Message{at_ms + options_.replication_delay_ms[me][to], next_sequence_++, static_cast<int>(to), key, s});
-  }
+  enqueue(leader, std::move(snapshot), at_ms, total);
 }
 
-void MultiLeaderCluster::merge_siblings(State& local, const State& in, const std::string& key) const {
+void MultiLeaderCluster::log_element(int leader, const std::string& key, const std::string& value) {
+  auto it = element_log_.find(key);
+  if (it == element_log_.end()) {
+    // Every earlier element was seen by every leader and dropped: the log starts after them.
+    ElementLog log;
+    log.values.resize(static_cast<std::size_t>(options_.leaders));
+    for (int l = 0; l < options_.leaders; ++l) log.first.push_back(own_writes(l, key) + (l == leader ? 0 : 1));
+    it = element_log_.emplace(key, std::move(log)).first;
+  }
+  it->second.values[static_cast<std::size_t>(leader)].push_back(value);
+}
+
+void MultiLeaderCluster::enqueue(int from, std::shared_ptr<const Snapshot> snapshot, double at_ms, std::size_t bytes) {
+  const auto me = static_cast<std::size_t>(from);
+  for (std::size_t to = 0; to < options_.replication_delay_ms.size(); ++to) {
+    if (to == me) continue;
+    in_flight_.push(Message{at_ms + options_.replication_delay_ms[me][to], next_sequence_++, static_cast<int>(to), snapshot});
+    ++stats_.messages_sent;
+  }
+  stats_.bytes_in_flight += bytes;
+  stats_.bytes_sent += bytes;
+  stats_.peak_bytes_in_flight = std::max(stats_.peak_bytes_in_flight, stats_.bytes_in_flight);
+  stats_.peak_messages_in_flight = std::max(stats_.peak_messages_in_flight, in_flight_.size());
+}
+
+void MultiLeaderCluster::merge_siblings(Version& local, const Version& in, const std::string& key) const {
   std::vector<Sibling> all = local.siblings;
   all.insert(all.end(), in.siblings.begin(), in.siblings.end());
-  std::vector<Sibling> kept;  // the siblings no other one covers (of equal ones, the first)
+  std::vector<Sibling> kept;
   for (std::size_t i = 0; i < all.size(); ++i) {
     bool covered = false;
     for (std::size_t j = 0; j < all.size() && !covered; ++j) {
@@ -175,94 +233,106 @@ void MultiLeaderCluster::merge_siblings(State& local, const State& in, const std
                            std::to_string(options_.max_siblings) + " siblings");
   }
   local.siblings = std::move(kept);
-  local.has_value = local.has_value || in.has_value;
 }
 
-void MultiLeaderCluster::forget_settled(const std::string& key) {
-  // Writes every leader has now seen: later writes are causally after them.
-  auto it = unsettled_.find(key);
-  if (it == unsettled_.end()) return;
-  auto& records = it->second;
-  records.erase(std::remove_if(records.begin(), records.end(),
-                               [&](const WriteRecord& w) {
-                                 for (const auto& store : data_) {
-                                   auto s = store.find(key);
-                                   if (s == store.end() ||
-                                       s->second.clock[static_cast<std::size_t>(w.leader)] < w.sequence) {
-                                     return false;
-                                   }
-                                 }
-                                 return true;
-                               }),
-                records.end());
-  if (records.empty()) unsettled_.erase(it);
+void MultiLeaderCluster::pull_elements(State& local, const std::string& key, const Clock& in) {
+  const ElementLog& log = element_log_.at(key);
+  for (std::size_t l = 0; l < in.size(); ++l) {
+    // Entries before first[l] were seen by every leader, this one included.
+    for (std::uint64_t seq = local.version.clock[l] + 1; seq <= in[l]; ++seq) {
+      local.elements.insert(log.values[l][static_cast<std::size_t>(seq - log.first[l])]);
+    }
+  }
+}
+
+void MultiLeaderCluster::trim_log(const std::string& key) {
+  auto it = element_log_.find(key);
+  if (it == element_log_.end()) return;
+  ElementLog& log = it->second;
+  bool empty = true;
+  for (int l = 0; l < options_.leaders; ++l) {
+    std::uint64_t seen_by_all = std::numeric_limits<std::uint64_t>::max();
+    for (const auto& store : data_) {
+      auto s = store.find(key);
+      seen_by_all = std::min(seen_by_all, s == store.end() ? 0 : s->second.version.clock[static_cast<std::size_t>(l)]);
+    }
+    auto& values = log.values[static_cast<std::size_t>(l)];
+    auto& first = log.first[static_cast<std::size_t>(l)];
+    for (; !values.empty() && first <= seen_by_all; ++first) {
+      stats_.bytes_in_flight -= element_bytes(values.front());
+      values.pop_front();
+    }
+    empty = empty && values.empty();
+  }
+  if (empty) element_log_.erase(it);
 }
 
 void MultiLeaderCluster::receive(const Message& m) {
-  State& local = state(m.to, m.key);
-  const State& in = m.state;
-  const Order order = compare(in.clock, local.clock);
+  const Snapshot& snapshot = *m.snapshot;
+  State& local = state(m.to, snapshot.key);
+  Version& mine = local.version;
+  const Version& in = snapshot.version;
+  const Order order = compare(in.clock, mine.clock);
   if (order == Order::Before || order == Order::Equal) return;  // nothing new
   switch (options_.resolution) {
-    case ConflictResolution::LastWriterWins: {
-      const bool take = in.has_value && (!local.has_value || lww_after(in.timestamp_ms, in.origin, in.origin_sequence,
-                                                                        local.timestamp_ms, local.origin,
-                                                                        local.origin_sequence));
-      if (take) {
-        local.has_value = true;
-        local.value = in.value;
-        local.timestamp_ms = in.timestamp_ms;
-        local.origin = in.origin;
-        local.origin_sequence = in.origin_sequence;
+    case ConflictResolution::LastWriterWins:
+      if (in.has_value && (!mine.has_value || lww_after(in.timestamp_ms, in.origin, in.origin_sequence,
+                                                        mine.timestamp_ms, mine.origin, mine.origin_sequence))) {
+        mine.value = in.value;
+        mine.timestamp_ms = in.timestamp_ms;
+        mine.origin = in.origin;
+        mine.origin_sequence = in.origin_sequence;
       }
       break;
-    }
     case ConflictResolution::Siblings:
-      merge_siblings(local, in, m.key);
+      merge_siblings(mine, in, snapshot.key);
       break;
     case ConflictResolution::CounterMerge:
-      for (std::size_t i = 0; i < local.increments.size(); ++i) {
-        local.increments[i] = std::max(local.increments[i], in.increments[i]);
-        local.decrements[i] = std::max(local.decrements[i], in.decrements[i]);
+      for (std::size_t i = 0; i < mine.increments.size(); ++i) {
+        mine.increments[i] = std::max(mine.increments[i], in.increments[i]);
+        mine.decrements[i] = std::max(mine.decrements[i], in.decrements[i]);
       }
-      local.has_value = local.has_value || in.has_value;
       break;
     case ConflictResolution::SetMerge:
-      local.elements.insert(in.elements.begin(), in.elements.end());
-      local.has_value = local.has_value || in.has_value;
+      pull_elements(local, snapshot.key, in.clock);
       break;
   }
-  merge_into(local.clock, in.clock);
-  forget_settled(m.key);
+  mine.has_value = mine.has_value || in.has_value;
+  merge_into(mine.clock, in.clock);
+  if (options_.resolution == ConflictResolution::SetMerge) trim_log(snapshot.key);
+}
+
+void MultiLeaderCluster::deliver_next() {
+  const Message m = in_flight_.top();
+  in_flight_.pop();
+  now_ms_ = std::max(now_ms_, m.at_ms);
+  // The snapshot's memory is freed with its last message.
+  stats_.bytes_in_flight -= sizeof(Message) + (m.snapshot.use_count() == 1 ? m.snapshot->bytes : 0);
+  receive(m);
 }
 
 void MultiLeaderCluster::run_until(double at_ms) {
   require(std::isfinite(at_ms), "at_ms", "must be a finite number");
   require(at_ms >= now_ms_, "at_ms", "logical time must not go backwards");
   // Bounded: each message is delivered once and no delivery sends new messages.
-  while (!in_flight_.empty() && in_flight_.top().at_ms <= at_ms) {
-    const Message m = in_flight_.top();
-    in_flight_.pop();
-    now_ms_ = std::max(now_ms_, m.at_ms);
-    receive(m);
-  }
+  while (!in_flight_.empty() && in_flight_.top().at_ms <= at_ms) deliver_next();
   now_ms_ = at_ms;
 }
 
 void MultiLeaderCluster::settle() {
-  double last = now_ms_;
   // Deliveries are strictly ordered by time; the largest is at most max delay after now.
-  while (!in_flight_.empty()) {
-    const Message m = in_flight_.top();
-    in_flight_.pop();
-    last = std::max(last, m.at_ms);
-    now_ms_ = last;
-    receive(m);
-  }
+  while (!in_flight_.empty()) deliver_next();
 }
 
-MultiLeaderValue MultiLeaderCluster::value_of(const State& s) const {
+MultiLeaderStats MultiLeaderCluster::stats() const {
+  MultiLeaderStats s = stats_;
+  s.messages_in_flight = in_flight_.size();
+  return s;
+}
+
+MultiLeaderValue MultiLeaderCluster::value_of(const State& state) const {
   MultiLeaderValue v;
+  const Version& s = state.version;
   if (!s.has_value) return v;
   switch (options_.resolution) {
     case ConflictResolution::LastWriterWins:
@@ -276,7 +346,7 @@ MultiLeaderValue MultiLeaderCluster::value_of(const State& s) const {
       for (std::size_t i = 0; i < s.increments.size(); ++i) v.counter += s.increments[i] - s.decrements[i];
       break;
     case ConflictResolution::SetMerge:
-      v.values.assign(s.elements.begin(), s.elements.end());
+      v.values.assign(state.elements.begin(), state.elements.end());
       break;
   }
   return v;
@@ -316,7 +386,7 @@ std::size_t MultiLeaderCluster::keys_with_siblings() const {
   std::set<std::string> keys;
   for (const auto& store : data_) {
     for (const auto& [key, s] : store) {
-      if (s.siblings.size() > 1) keys.insert(key);
+      if (s.version.siblings.size() > 1) keys.insert(key);
     }
   }
   return keys.size();
@@ -362,7 +432,13 @@ MultiLeaderReport run_multileader_workload(const MultiLeaderOptions& options, co
     if (!(next[i] <= workload.duration_ms)) break;
     const std::string key = "k" + std::to_string(keys_rng.below(static_cast<std::uint32_t>(workload.keys)));
     const std::string value = "L" + std::to_string(i) + "#" + std::to_string(++counts[i]);
-    cluster.write(static_cast<int>(i), key, value, next[i], 1);
+    try {
+      cluster.write(static_cast<int>(i), key, value, next[i], 1);
+    } catch (const CapacityExceeded& e) {
+      // The caller cannot drain a workload's queue: say which knobs bound it.
+      throw CapacityExceeded(std::string(e.what()) + " (in this workload: raise the bound, shorten the delays or "
+                                                     "lower writes_per_s)");
+    }
     ++writes;
     next[i] += next_gap_ms(i);
   }
@@ -373,6 +449,7 @@ MultiLeaderReport run_multileader_workload(const MultiLeaderOptions& options, co
   report.total_conflicts = cluster.total_conflicts();
   report.keys_with_siblings = cluster.keys_with_siblings();
   report.converged = cluster.converged();
+  report.stats = cluster.stats();
   return report;
 }
 
