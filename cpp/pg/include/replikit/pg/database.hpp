@@ -14,6 +14,9 @@
 ///   publishes lag into the Topology the Router reads), marks a node down after a failed
 ///   probe and up after a good one, and flags a node whose role differs from the topology
 ///   (a "replica" that is not in recovery is also taken out of routing; no failover here).
+///   A probe whose connection broke (the server ended it, or it was reset) reconnects at once
+///   and counts as failed only when that fails too, so losing just the prober's connection
+///   marks nothing down; a probe that times out fails at once.
 ///   A probe connect the server refuses because it is full (SQLSTATE 53300: max_connections
 ///   reached, or only reserved slots left) is not the node being down: the node keeps its
 ///   routing state and its pooled connections, and NodeStatus shows the refusal in last_error
