@@ -196,3 +196,20 @@ def test_a_full_primary_keeps_serving_writes_after_the_probers_reconnect():
             p.kill()
             p.wait()
         cluster.close()
+
+
+def test_ending_the_probers_connections_marks_no_node_down(db, pg_cluster_reset):
+    """The prober replaces a connection the server ended before counting a failed probe: the
+    nodes stay up and their idle pooled connections stay open."""
+    s = replikit.Session()
+    db.execute("INSERT INTO rk_defects (v) VALUES ('x')", session=s)
+    open_before = db.node("primary").pool_open
+    for name in ("primary", "r1", "r2"):
+        pg_cluster_reset.sql(name, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE application_name = 'replikit_prober'")
+    deadline = time.monotonic() + 1.0  # ten probe intervals
+    while time.monotonic() < deadline:
+        assert all_up(db), db.nodes()
+        time.sleep(0.002)
+    assert db.node("primary").pool_open == open_before
+    assert db.stats()["nodes_marked_down"] == 0
