@@ -73,7 +73,7 @@ pg::Params to_params(const py::handle& params) {
     } else if (py::isinstance<py::float_>(item)) {
       out.emplace_back(py::repr(item).cast<std::string>());  // shortest round-trip form; inf/nan accepted
     } else {
-      out.emplace_back(py::str(item).cast<std::string>());
+      out.emplace_back(to_str(py::str(item), "params"));  // a __str__ may return a surrogate
     }
   }
   return out;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "conninfo.hpp"
+#include "replikit/errors.hpp"
 
 namespace replikit::pg::detail {
 
@@ -22,7 +23,27 @@ bool ends_session(const PGresult* r) {
   return severity != nullptr && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0);
 }
 
+bool holds_nul(const std::string& text) noexcept { return text.find('\0') != std::string::npos; }
+
+// The index (1-based, as $k) of the first parameter holding a NUL, 0 for none.
+std::size_t nul_param(const Params& params) noexcept {
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    if (params[k] && holds_nul(*params[k])) return k + 1;
+  }
+  return 0;
+}
+
 }  // namespace
+
+void require_no_nul(const std::string& sql, const Params& params, const char* sql_argument,
+                    const char* params_argument) {
+  if (holds_nul(sql)) throw InvalidArgument(sql_argument, "holds a NUL character, which SQL text cannot contain");
+  if (const std::size_t k = nul_param(params)) {
+    throw InvalidArgument(params_argument, "parameter $" + std::to_string(k) +
+                                               " holds a NUL character, which PostgreSQL text cannot contain "
+                                               "(pass binary data as bytes, sent as bytea)");
+  }
+}
 
 std::optional<Failure> classify(PGconn* conn, const PGresult* r, Effect effect) {
   if (conn == nullptr) return lost(effect, "no connection");
@@ -34,9 +55,12 @@ std::optional<Failure> classify(PGconn* conn, const PGresult* r, Effect effect) 
     case PGRES_EMPTY_QUERY:
     case PGRES_COMMAND_OK:
     case PGRES_TUPLES_OK:
+      return std::nullopt;
     case PGRES_COPY_OUT:
     case PGRES_COPY_IN:
-      return std::nullopt;
+      return Failure(FailureKind::Usage,
+                     "COPY is not supported (COPY ... FROM STDIN / TO STDOUT); the connection was closed, "
+                     "aborting the COPY");
     case PGRES_BAD_RESPONSE:
     case PGRES_NONFATAL_ERROR:
     case PGRES_FATAL_ERROR: {
@@ -54,6 +78,10 @@ std::optional<Failure> classify(PGconn* conn, const PGresult* r, Effect effect) 
 
 PgResult exec(PGconn* conn, const std::string& sql, const Params& params, Effect effect) {
   PGresult* r = nullptr;
+  if (holds_nul(sql)) throw Failure(FailureKind::Usage, "the SQL text holds a NUL character");
+  if (const std::size_t k = nul_param(params)) {
+    throw Failure(FailureKind::Usage, "parameter $" + std::to_string(k) + " holds a NUL character");
+  }
   if (conn == nullptr) {
     // classify() reports it
   } else if (params.empty()) {

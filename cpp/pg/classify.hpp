@@ -64,14 +64,24 @@ class PgResult {
 /// - no result on a live connection (libpq refused the call before sending it): Usage;
 /// - any other error result: Server, with the server's message and SQLSTATE (so a 08P01
 ///   protocol violation on a connection that is still OK is a Server error, not Lost);
+/// - COPY FROM STDIN / TO STDOUT (the connection is then in COPY mode, which the backend does
+///   not drive): Usage; the caller does not pool the connection, and closing it aborts the COPY;
 /// - a result status the backend does not serve (COPY BOTH, pipeline, single-row): Usage.
-/// Returns nothing for a success (empty query, command, tuples, COPY in/out).
+/// Returns nothing for a success (empty query, command, tuples).
 std::optional<Failure> classify(PGconn* conn, const PGresult* result, Effect effect);
 
 /// Runs `sql` on `conn`: PQexec without parameters (simple protocol, several statements
 /// allowed), PQexecParams with text parameters otherwise (nullopt: NULL; more than 65535 is a
-/// Usage failure). Throws the classified Failure.
+/// Usage failure). SQL text or a text parameter holding a NUL byte is a Usage failure before
+/// anything is sent (libpq reads both as C strings and would cut them there). Throws the
+/// classified Failure.
 PgResult exec(PGconn* conn, const std::string& sql, const Params& params, Effect effect);
+
+/// InvalidArgument naming `sql_argument` when `sql` holds a NUL byte, or `params_argument` when
+/// a parameter does: libpq takes SQL and text parameters as C strings, so a NUL would cut them
+/// silently (binary data goes as bytea text, e.g. `\\x00ff`). Called before anything is sent.
+void require_no_nul(const std::string& sql, const Params& params, const char* sql_argument,
+                    const char* params_argument);
 
 /// Usage failure when a user statement returned with the connection inside a transaction
 /// block (an explicit BEGIN): nothing it did is committed, and closing the connection rolls it

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 
 #include "clock.hpp"
 #include "conninfo.hpp"
@@ -30,7 +31,17 @@ constexpr const char* kProbeSql =
 
 constexpr std::int64_t kMaxPollNs = 20'000'000;  // the watchdog's resolution
 
+// A connect refused with SQLSTATE 53300 (too many connections, or the remaining slots are
+// reserved): the server is up and answering, only full. The prober connects with verbose
+// errors, so the SQLSTATE is in the message whatever the server's language.
+bool server_full(const std::string& message) { return message.find(" 53300: ") != std::string::npos; }
 
+// A verbose libpq message without its LOCATION line (the server's source file and line).
+std::string without_location(std::string message) {
+  const std::size_t at = message.find("\nLOCATION:");
+  if (at != std::string::npos) message.erase(at);
+  return trimmed(message);
+}
 
 }  // namespace
 
@@ -47,6 +58,10 @@ struct Prober::Slot {
   // The probe in flight.
   bool have_row = false;
   std::string query_error;
+  bool session_ended = false;    // the server sent a FATAL or PANIC error (it closes the session)
+  // The connection broke and is being replaced before the probe counts as failed; the error.
+  bool reconnecting = false;
+  std::string lost_error;
   bool in_recovery = false;
   Lsn current_lsn, receive_lsn, replay_lsn;
   std::uint32_t timeline = 0;
@@ -239,6 +254,7 @@ void Prober::start_connect(Slot& s, std::int64_t now) {
     fail(s, trimmed(PQerrorMessage(s.conn)), now);
     return;
   }
+  PQsetErrorVerbosity(s.conn, PQERRORS_VERBOSE);  // SQLSTATE in the message: see server_full()
   s.phase = Slot::Phase::Connecting;
   s.connect_status = PGRES_POLLING_WRITING;  // libpq: behave as if the last poll said WRITING
   s.deadline_ns = now + config_.connect_timeout_ns;
@@ -247,8 +263,9 @@ void Prober::start_connect(Slot& s, std::int64_t now) {
 void Prober::send_probe(Slot& s, std::int64_t now) {
   s.have_row = false;
   s.query_error.clear();
+  s.session_ended = false;
   if (PQsendQuery(s.conn, kProbeSql) == 0) {
-    fail(s, trimmed(PQerrorMessage(s.conn)), now);
+    lost(s, trimmed(PQerrorMessage(s.conn)), now);
     return;
   }
   s.phase = Slot::Phase::Querying;
@@ -260,6 +277,7 @@ void Prober::on_readable(Slot& s, std::int64_t now) {
   if (s.phase == Slot::Phase::Connecting) {
     s.connect_status = PQconnectPoll(s.conn);
     if (s.connect_status == PGRES_POLLING_OK) {
+      PQsetErrorVerbosity(s.conn, PQERRORS_DEFAULT);
       s.phase = Slot::Phase::Idle;
       send_probe(s, now);
     } else if (s.connect_status == PGRES_POLLING_FAILED) {
@@ -269,7 +287,7 @@ void Prober::on_readable(Slot& s, std::int64_t now) {
   }
   if (s.phase != Slot::Phase::Querying) return;
   if (PQconsumeInput(s.conn) == 0) {
-    fail(s, trimmed(PQerrorMessage(s.conn)), now);
+    lost(s, trimmed(PQerrorMessage(s.conn)), now);
     return;
   }
   // Bounded: a simple query yields one result and then NULL.
@@ -278,6 +296,8 @@ void Prober::on_readable(Slot& s, std::int64_t now) {
     if (r == nullptr) {
       if (s.have_row && s.query_error.empty()) {
         succeed(s, now);
+      } else if (s.session_ended || PQstatus(s.conn) != CONNECTION_OK) {
+        lost(s, s.query_error, now);
       } else {
         fail(s, s.query_error.empty() ? std::string("the probe returned no row") : s.query_error, now);
       }
@@ -299,16 +319,49 @@ void Prober::on_readable(Slot& s, std::int64_t now) {
     } else if (status != PGRES_TUPLES_OK) {
       s.query_error = trimmed(PQresultErrorMessage(r));
       if (s.query_error.empty()) s.query_error = PQresStatus(status);
+      const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+      s.session_ended = s.session_ended || (severity != nullptr && (std::strcmp(severity, "FATAL") == 0 ||
+                                                                   std::strcmp(severity, "PANIC") == 0));
     }
     PQclear(r);
   }
 }
 
-void Prober::fail(Slot& s, const std::string& message, std::int64_t now) {
+void Prober::lost(Slot& s, const std::string& message, std::int64_t now) {
+  if (s.reconnecting) {  // lost again right after reconnecting: a failed probe
+    fail(s, message, now);
+    return;
+  }
+  PQfinish(s.conn);
+  s.conn = nullptr;
+  s.phase = Slot::Phase::Disconnected;
+  s.due_ns = now;
+  s.reconnecting = true;
+  s.lost_error = message.empty() ? std::string("the connection was lost") : message;
+}
+
+void Prober::fail(Slot& s, const std::string& raw_message, std::int64_t now) {
+  // A full server (53300) answered the connect: it is not down, and the pooled connections to
+  // it still serve (dropping them would refuse every call until a slot frees). The failed
+  // probe is counted and its error shown; the node's routing state stays as it was.
+  const bool full = s.phase == Slot::Phase::Connecting && server_full(raw_message);
+  std::string message = without_location(raw_message);
+  if (s.reconnecting) message = s.lost_error + "; reconnecting: " + message;
+  s.reconnecting = false;
   if (s.conn != nullptr) PQfinish(s.conn);
   s.conn = nullptr;
   s.phase = Slot::Phase::Disconnected;
   s.due_ns = now + config_.interval_ns;
+  if (full) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      s.state.last_error = "the server is full, the probe could not connect: " + message;
+      s.state.last_probe_ns = now;
+      ++s.state.probes_failed;
+    }
+    finish(s, /*ok=*/true);  // "ok" to on_probe: the node answered, keep its pooled connections
+    return;
+  }
   const std::string& name = topology_->name(s.node);
   if (topology_->flags(s.node) & ::replikit::detail::kUpBit) {
     try {
@@ -328,6 +381,7 @@ void Prober::fail(Slot& s, const std::string& message, std::int64_t now) {
 }
 
 void Prober::succeed(Slot& s, std::int64_t now) {
+  s.reconnecting = false;
   s.phase = Slot::Phase::Idle;
   s.due_ns = std::max(now, s.sent_ns + config_.interval_ns);  // keep the cadence
   const int node = s.node;

@@ -43,7 +43,8 @@ struct ProbeState {
 class Prober {
  public:
   /// `conninfos[i]` is the connection string of topology node i. `on_probe(node, ok)` runs on
-  /// the prober thread after every completed probe (it must not block).
+  /// the prober thread after every completed probe (it must not block); `ok` is false when the
+  /// node is unreachable (not for a connect refused by a full server, SQLSTATE 53300).
   Prober(ProberConfig config, std::shared_ptr<Topology> topology, std::shared_ptr<LagTracker> tracker,
          std::vector<std::string> conninfos, Watchdog* watchdog, std::function<void(int, bool)> on_probe);
   ~Prober();
@@ -72,6 +73,10 @@ class Prober {
   void start_connect(Slot& s, std::int64_t now_ns);
   void send_probe(Slot& s, std::int64_t now_ns);
   void on_readable(Slot& s, std::int64_t now_ns);
+  /// The probe's connection broke (the server ended it, or it was reset): reconnect at once
+  /// before counting a failed probe, so that losing only the prober's connection (e.g. to
+  /// pg_terminate_backend) marks nothing down; a loss right after that reconnect is a failure.
+  void lost(Slot& s, const std::string& message, std::int64_t now_ns);
   void fail(Slot& s, const std::string& message, std::int64_t now_ns);
   void succeed(Slot& s, std::int64_t now_ns);
   void finish(Slot& s, bool ok);

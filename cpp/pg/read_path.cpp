@@ -80,6 +80,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   Impl& m = *impl_;
   m.check_open();
   require(!sql.empty(), "sql", "must not be empty");
+  detail::require_no_nul(sql, params, "sql", "params");
   require(options.wait_for_replica_ms < 0 ||
               (std::isfinite(options.wait_for_replica_ms) && options.wait_for_replica_ms <= 60000),
           "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");

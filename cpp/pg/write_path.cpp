@@ -118,6 +118,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
   Impl& m = *impl_;
   m.check_open();
   require(!sql.empty(), "sql", "must not be empty");
+  detail::require_no_nul(sql, params, "sql", "params");
   WriteCall w(m, "the write");
   QueryResult out;
   out.node = w.node;
@@ -143,7 +144,10 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
   Impl& m = *impl_;
   m.check_open();
   require(!statements.empty(), "statements", "must not be empty");
-  for (const auto& s : statements) require(!s.sql.empty(), "statements", "a statement's sql is empty");
+  for (const auto& s : statements) {
+    require(!s.sql.empty(), "statements", "a statement's sql is empty");
+    detail::require_no_nul(s.sql, s.params, "statements", "statements");
+  }
   WriteCall w(m, "the transaction");
   std::vector<QueryResult> out;
   try {

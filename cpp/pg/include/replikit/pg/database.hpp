@@ -14,6 +14,13 @@
 ///   publishes lag into the Topology the Router reads), marks a node down after a failed
 ///   probe and up after a good one, and flags a node whose role differs from the topology
 ///   (a "replica" that is not in recovery is also taken out of routing; no failover here).
+///   A probe whose connection broke (the server ended it, or it was reset) reconnects at once
+///   and counts as failed only when that fails too, so losing just the prober's connection
+///   marks nothing down; a probe that times out fails at once.
+///   A probe connect the server refuses because it is full (SQLSTATE 53300: max_connections
+///   reached, or only reserved slots left) is not the node being down: the node keeps its
+///   routing state and its pooled connections, and NodeStatus shows the refusal in last_error
+///   (counted in probes_failed).
 ///   The same thread is the watchdog of user queries: a query that outlives
 ///   `statement_timeout_ms` + `query_grace_ms` has its socket shut down, so even a server
 ///   that stopped answering cannot hang a call. (The watchdog holds a dup() of each pooled
@@ -54,6 +61,12 @@
 ///   its SQLSTATE, e.g. a 08P01 protocol violation such as a parameter count mismatch), or the
 ///   call cannot be served as asked (InvalidArgument). A server error of severity FATAL or
 ///   PANIC ends the session and counts as a lost connection.
+/// - libpq takes SQL text and text parameters as C strings: SQL or a parameter holding a NUL
+///   byte is refused with InvalidArgument ("sql", "params", or "statements" for transaction())
+///   before anything is sent, rather than cut at the NUL. Binary data goes as bytea text
+///   (`\x0001...`; the Python bindings send bytes that way). COPY ... FROM STDIN / TO STDOUT
+///   is not supported: InvalidArgument, and the connection is closed (aborting the COPY;
+///   nothing of it commits).
 /// - Writes go to the primary in autocommit mode; afterwards `pg_current_wal_insert_lsn()`
 ///   is read on the same connection (>= the end of the commit record, also under
 ///   synchronous_commit = off) and recorded with Session::record_write. That is a second
@@ -161,7 +174,8 @@ struct QueryOptions {
   double wait_for_replica_ms = -1;  ///< < 0: the database default
 };
 
-/// A statement parameter: text, or std::nullopt for SQL NULL. The server infers its type.
+/// A statement parameter: text (no NUL byte), or std::nullopt for SQL NULL. The server infers
+/// its type.
 using Param = std::optional<std::string>;
 /// The parameters of one statement ($1, $2, ...).
 using Params = std::vector<Param>;
