@@ -19,9 +19,7 @@ const int kBig = 1 << 30;
 std::vector<std::vector<double>> to_matrix(const py::handle& value, const char* argument) {
   std::vector<std::vector<double>> out;
   if (value.is_none()) return out;
-  // An array of another dimension (a 0-d one is a sequence to Python but cannot be iterated).
-  const bool not_2d = py::hasattr(value, "ndim") && !py::int_(value.attr("ndim")).equal(py::int_(2));
-  if (!py::isinstance<py::sequence>(value) || py::isinstance<py::str>(value) || not_2d) {
+  if (!py::isinstance<py::sequence>(value) || py::isinstance<py::str>(value)) {
     wrong_type(argument, "a square matrix (list of lists or 2-D array)", value);
   }
   if (py::isinstance<py::array>(value)) {

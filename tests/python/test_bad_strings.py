@@ -145,7 +145,7 @@ CASES = {
 }
 
 if HAVE_PG:
-    from replikit._pgdb import DatabaseOptions
+    from replikit.pg import DatabaseOptions
 
     def _set_policy(b):
         DatabaseOptions().policy = b
