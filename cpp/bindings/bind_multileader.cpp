@@ -18,10 +18,9 @@ const int kBig = 1 << 30;
 std::vector<std::vector<double>> to_matrix(const py::handle& value, const char* argument) {
   std::vector<std::vector<double>> out;
   if (value.is_none()) return out;
-  if (!py::isinstance<py::sequence>(value) || py::isinstance<py::str>(value)) {
-    wrong_type(argument, "a square matrix (list of lists or 2-D array)", value);
+  for (const auto& row : to_items(value, argument, "a square matrix (list of lists or 2-D array)")) {
+    out.push_back(to_doubles(row, argument));
   }
-  for (const auto& row : py::reinterpret_borrow<py::sequence>(value)) out.push_back(to_doubles(row, argument));
   return out;
 }
 
