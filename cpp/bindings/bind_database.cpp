@@ -154,8 +154,9 @@ void bind_adapter_calls(py::class_<ReplicatedDatabase>& c) {
         "Counts a read that the caller ran itself on `node` (e.g. after route_read) in stats() and the "
         "router's counters.");
   c.def("record_write",
-        [](const ReplicatedDatabase& db, Session& session, const py::object& commit_lsn) {
-          db.record_write(session, commit_lsn.is_none() ? Lsn() : to_lsn(commit_lsn, "commit_lsn"));
+        [](const ReplicatedDatabase& db, const py::object& session, const py::object& commit_lsn) {
+          if (!py::isinstance<Session>(session)) wrong_type("session", "a replikit.Session", session);
+          db.record_write(session.cast<Session&>(), commit_lsn.is_none() ? Lsn() : to_lsn(commit_lsn, "commit_lsn"));
         },
         py::arg("session"), py::arg("commit_lsn"),
         "Records a write made elsewhere (e.g. through psycopg) at `commit_lsn` (None: unknown) into `session`, "

@@ -19,16 +19,15 @@ const int kBig = 1 << 30;
 std::vector<std::vector<double>> to_matrix(const py::handle& value, const char* argument) {
   std::vector<std::vector<double>> out;
   if (value.is_none()) return out;
-  if (!py::isinstance<py::sequence>(value) || py::isinstance<py::str>(value)) {
-    wrong_type(argument, "a square matrix (list of lists or 2-D array)", value);
-  }
   if (py::isinstance<py::array>(value)) {
-    // A 0-d array passes the sequence check but cannot be iterated.
     const auto ndim = py::reinterpret_borrow<py::array>(value).ndim();
-    if (ndim == 0) wrong_type(argument, "a square matrix (list of lists or 2-D array)", value);
-    if (ndim != 2) throw InvalidArgument(argument, "must be a leaders x leaders matrix, got a " + std::to_string(ndim) + "-D array");
+    if (ndim != 0 && ndim != 2) {  // a 0-d array is no sequence at all: to_items says so
+      throw InvalidArgument(argument, "must be a leaders x leaders matrix, got a " + std::to_string(ndim) + "-D array");
+    }
   }
-  for (const auto& row : py::reinterpret_borrow<py::sequence>(value)) out.push_back(to_doubles(row, argument));
+  for (const auto& row : to_items(value, argument, "a square matrix (list of lists or 2-D array)")) {
+    out.push_back(to_doubles(row, argument));
+  }
   return out;
 }
 

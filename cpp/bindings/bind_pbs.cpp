@@ -88,11 +88,10 @@ void bind_latency_distribution(py::module_& m) {
                   "Resampling of measured latencies: a non-empty 1-D array of finite values >= 0 (numpy arrays welcome).")
       .def_static("mixture",
                   [](const py::object& weights, const py::object& components) {
-                    if (!py::isinstance<py::sequence>(components) || py::isinstance<py::str>(components)) {
-                      wrong_type("components", "a sequence of LatencyDistribution", components);
-                    }
                     std::vector<LatencyDistribution> comps;
-                    for (const auto& c : components) comps.push_back(to_distribution(c, "components"));
+                    for (const auto& c : to_items(components, "components", "a sequence of LatencyDistribution")) {
+                      comps.push_back(to_distribution(c, "components"));
+                    }
                     return LatencyDistribution::mixture(to_doubles(weights, "weights"), comps);
                   },
                   py::arg("weights"), py::arg("components"),

@@ -62,6 +62,15 @@ inline std::string to_str(const py::handle& value, const char* argument) {
   return std::string(data, static_cast<std::size_t>(size));
 }
 
+/// After a failed __index__: a TypeError (a numpy array that is not a 0-d integer array, an
+/// __index__ returning a non-int) is a wrong type naming `argument`; anything else the object's
+/// own __index__ raised propagates unchanged.
+[[noreturn]] inline void index_failed(const py::handle& value, const char* argument) {
+  if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
+  PyErr_Clear();
+  wrong_type(argument, "an int", value);
+}
+
 /// An integer argument (int or anything with __index__, e.g. numpy integers; not bool or float)
 /// in [lo, hi]. Replaces pybind11's int caster so that negative, huge or non-integer values
 /// raise errors naming the argument instead of a TypeError listing overloads.
@@ -70,7 +79,7 @@ inline std::int64_t to_int64(const py::handle& value, const char* argument,
                              std::int64_t hi = std::numeric_limits<std::int64_t>::max()) {
   if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) wrong_type(argument, "an int", value);
   py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr()));
-  if (!index) throw py::error_already_set();
+  if (!index) index_failed(value, argument);
   int overflow = 0;
   long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
   if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
@@ -90,8 +99,9 @@ inline int to_int(const py::handle& value, const char* argument, int lo = std::n
 /// An unsigned 64-bit integer argument (int or __index__; not bool or float) in [0, 2**64).
 inline std::uint64_t to_uint64(const py::handle& value, const char* argument) {
   if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) wrong_type(argument, "an int", value);
-  py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
-  if (!i) throw py::error_already_set();
+  py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr()));
+  if (!index) index_failed(value, argument);
+  py::int_ i = py::reinterpret_steal<py::int_>(index.release());
   // CPython raises OverflowError for a negative or too large value: report it as bad input.
   unsigned long long v = PyLong_AsUnsignedLongLong(i.ptr());
   if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
@@ -150,6 +160,20 @@ inline std::vector<double> to_doubles(const py::handle& value, const char* argum
   std::vector<double> out(static_cast<std::size_t>(view.shape(0)));
   for (py::ssize_t i = 0; i < view.shape(0); ++i) out[static_cast<std::size_t>(i)] = view(i);
   return out;
+}
+
+/// The items of a sequence argument (not a str) as a list. An object that cannot be iterated
+/// (a 0-d numpy array, ...) is a wrong type naming `argument`; an error the object's own
+/// __iter__ raises propagates.
+inline py::list to_items(const py::handle& value, const char* argument, const std::string& what) {
+  if (!py::isinstance<py::sequence>(value) || py::isinstance<py::str>(value)) wrong_type(argument, what, value);
+  py::object items = py::reinterpret_steal<py::object>(PySequence_List(value.ptr()));
+  if (!items) {
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
+    PyErr_Clear();
+    wrong_type(argument, what, value);
+  }
+  return py::reinterpret_borrow<py::list>(items);
 }
 
 /// A bool argument: True or False only (not 0/1, which would hide a misplaced argument).

@@ -37,6 +37,14 @@ __all__ = ["PsycopgRouter", "database_for_cluster"]
 _OBSERVING = (_core.Consistency.MONOTONIC, _core.Consistency.CAUSAL)
 
 
+def _argument_error(cls: type, argument: str, message: str) -> Exception:
+    """`cls` (InvalidArgument or ArgumentTypeError) as the C++ core raises it: the message starts
+    with the argument's name and `.argument` names it."""
+    err = cls(f"{argument}: {message}")
+    err.argument = argument
+    return err
+
+
 def database_for_cluster(cluster: Any, dbname: str = "postgres", **options: Any) -> "ReplicatedDatabase":
     """A ReplicatedDatabase over a LocalCluster: its node ``primary`` and every replica.
 
@@ -87,18 +95,23 @@ class PsycopgRouter:
                  acquire_timeout_ms: float = 5000.0, connect: Optional[Callable[..., Any]] = None,
                  acquire_timeout_s: Optional[float] = None, **connect_kwargs: Any):
         if not isinstance(pool_size, int) or isinstance(pool_size, bool):
-            raise _core.ArgumentTypeError("pool_size", f"expected an int, got {type(pool_size).__name__}")
+            raise _argument_error(_core.ArgumentTypeError, "pool_size",
+                                  f"expected an int, got {type(pool_size).__name__}")
         if not 1 <= pool_size <= 256:
-            raise _core.InvalidArgument("pool_size", f"must be in [1, 256], got {pool_size!r}")
+            raise _argument_error(_core.InvalidArgument, "pool_size", f"must be in [1, 256], got {pool_size!r}")
         if acquire_timeout_s is not None:
+            if isinstance(acquire_timeout_s, bool) or not isinstance(acquire_timeout_s, (int, float)):
+                raise _argument_error(_core.ArgumentTypeError, "acquire_timeout_s",
+                                      f"expected a number, got {type(acquire_timeout_s).__name__}")
             warnings.warn("acquire_timeout_s is deprecated; use acquire_timeout_ms", DeprecationWarning,
                           stacklevel=2)
             acquire_timeout_ms = acquire_timeout_s * 1000.0
         if isinstance(acquire_timeout_ms, bool) or not isinstance(acquire_timeout_ms, (int, float)):
-            raise _core.ArgumentTypeError("acquire_timeout_ms",
-                                          f"expected a number, got {type(acquire_timeout_ms).__name__}")
+            raise _argument_error(_core.ArgumentTypeError, "acquire_timeout_ms",
+                                  f"expected a number, got {type(acquire_timeout_ms).__name__}")
         if not 0 < acquire_timeout_ms < float("inf"):
-            raise _core.InvalidArgument("acquire_timeout_ms", f"must be > 0 and finite, got {acquire_timeout_ms!r}")
+            raise _argument_error(_core.InvalidArgument, "acquire_timeout_ms",
+                                  f"must be > 0 and finite, got {acquire_timeout_ms!r}")
         acquire_timeout_s = acquire_timeout_ms / 1000.0
         if connect is None:
             import psycopg  # only needed here
