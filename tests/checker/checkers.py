@@ -108,6 +108,7 @@ def check_session_guarantees(ops: Iterable[Op]) -> List[Violation]:
     written: Dict[Any, Dict[Any, int]] = defaultdict(dict)
     observed: Dict[Any, Dict[Any, int]] = defaultdict(dict)
     merged: Dict[Any, Dict[Any, int]] = defaultdict(dict)
+    seen_on: Dict[Any, Dict[Any, Any]] = defaultdict(dict)  # node of the observed value
     tokens: Dict[Any, Dict[Any, int]] = {}
     out: List[Violation] = []
     for op in ops:
@@ -131,15 +132,17 @@ def check_session_guarantees(ops: Iterable[Op]) -> List[Violation]:
             for key, value in frontier.items():
                 mine[key] = max(mine.get(key, 0), value)
         elif op.f == "read" and op.type == "ok" and op.value is not None:
-            out.extend(_judge_read(op, written[s], observed[s], merged[s]))
+            out.extend(_judge_read(op, written[s], observed[s], merged[s], seen_on[s]))
             if op.consistency in MONOTONIC_LEVELS:
                 seen = observed[s]
-                seen[op.key] = max(seen.get(op.key, 0), int(op.value))
+                if int(op.value) > seen.get(op.key, 0):
+                    seen[op.key] = int(op.value)
+                    seen_on[s][op.key] = op.node
     return out
 
 
 def _judge_read(op: Op, written: Dict[Any, int], observed: Dict[Any, int],
-                merged: Dict[Any, int]) -> List[Violation]:
+                merged: Dict[Any, int], seen_on: Dict[Any, Any]) -> List[Violation]:
     value = int(op.value)
     where = f"on {op.node} ({op.reason})"
     out: List[Violation] = []
@@ -150,7 +153,7 @@ def _judge_read(op: Op, written: Dict[Any, int], observed: Dict[Any, int],
     if op.consistency in MONOTONIC_LEVELS and value < observed.get(op.key, 0):
         out.append(_violation("sessions", "monotonic", op,
                               f"session {op.session} read {op.key}={value} {where} after "
-                              f"reading {observed[op.key]}"))
+                              f"reading {observed[op.key]} on {seen_on.get(op.key)}"))
     if op.consistency in CAUSAL_LEVELS and value < merged.get(op.key, 0):
         out.append(_violation("sessions", "causal", op,
                               f"session {op.session} read {op.key}={value} {where} after "

@@ -11,6 +11,8 @@ One ``Op`` per operation, updated in place from invoke to its outcome:
   ``count`` the copies);
 - ``node``: the node the library says served it; ``served``: the node the server itself
   reported (``inet_server_port()``); ``epoch`` / ``primary``: the topology at completion;
+- ``lsn``: a write's commit LSN; for a read, the server's replay (replica) or insert
+  (primary) LSN read with the value; ``read_lsn``: the session's read LSN after a read;
 - ``t0`` / ``t1``: invoke and completion, ``time.monotonic_ns()``.
 """
 
@@ -22,7 +24,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 FIELDS = ("id", "session", "client", "f", "type", "key", "value", "consistency",
           "max_staleness_ms", "node", "served", "reason", "lsn", "epoch", "primary",
-          "token", "count", "t0", "t1", "error")
+          "token", "count", "read_lsn", "t0", "t1", "error")
 
 
 class Op:

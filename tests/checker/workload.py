@@ -23,8 +23,13 @@ WRITE_SQL = ("WITH logged AS (INSERT INTO ops (round, session, k, v) VALUES ($1,
 WRITE_SQL_PSYCOPG = ("WITH logged AS (INSERT INTO ops (round, session, k, v) "
                      "VALUES (%s, %s, %s, %s)) UPDATE reg SET v = %s WHERE k = %s "
                      "RETURNING inet_server_port()")
-READ_SQL = "SELECT v, inet_server_port() FROM reg WHERE k = $1"
-READ_SQL_PSYCOPG = "SELECT v, inet_server_port() FROM reg WHERE k = %s"
+# The server's replay (replica) or insert (primary) LSN, read with the value: for diagnosis.
+# (pg_last_wal_replay_lsn() is not NULL on a primary that ran crash recovery: it stays at the
+# last record replayed then, so it is asked only in recovery.)
+READ_SQL = ("SELECT v, inet_server_port(), (CASE WHEN pg_is_in_recovery() THEN "
+            "pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END)::text "
+            "FROM reg WHERE k = $1")
+READ_SQL_PSYCOPG = READ_SQL.replace("$1", "%s")
 LEVELS = (("read_your_writes", 25), ("monotonic", 25), ("causal", 25),
           ("bounded_staleness", 15), ("eventual", 5), ("strong", 5))
 STALENESS_MS = (100.0, 300.0, 1000.0)
@@ -184,7 +189,8 @@ class SessionClient:
             self._complete(op, "fail", exc)
             return
         if row is not None:
-            op.value, op.served = int(row[0]), self._served(row[1])
+            op.value, op.served, op.lsn = int(row[0]), self._served(row[1]), row[2]
+        op.read_lsn = str(self.session.read_lsn)  # the session's observed LSN after the read
         self._complete(op, "ok")
 
     def token_out(self) -> None:
