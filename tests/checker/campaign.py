@@ -106,6 +106,10 @@ def run_round(cluster: Any, db: Any, options: CampaignOptions, round_no: int, se
     heal_all(cluster)
     history.max_ops = 2 * len(history) + 10_000  # room for the read-back
     read_back(cluster, history, round_no, names)
+    for event in faults.events:
+        history.add(Op(f="fault", type="fail" if event.get("error") else "ok",
+                       key=event["kind"], node=event["node"], t0=event["start_ns"],
+                       t1=event.get("heal_ns"), error=event.get("error")))
     ops = history.ops()
     violations = checkers.check_all(ops, staleness_tolerance_ms(db))
     report = RoundReport(round_no, sum(1 for op in ops if op.f in ("read", "write")),

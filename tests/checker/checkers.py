@@ -93,6 +93,14 @@ def resolve_unknown(ops: Iterable[Op]) -> Dict[str, int]:
 
 
 # ---------------------------------------------------------------------------- sessions
+Frontier = Dict[Any, Tuple[int, Op]]  # key -> (value, the op that established it)
+
+
+def _raise(frontier: Frontier, key: Any, value: int, origin: Op) -> None:
+    if value > frontier.get(key, (0, None))[0]:
+        frontier[key] = (value, origin)
+
+
 def check_session_guarantees(ops: Iterable[Op]) -> List[Violation]:
     """Per session: read-your-writes, monotonic reads and causal reads (with tokens).
 
@@ -103,61 +111,73 @@ def check_session_guarantees(ops: Iterable[Op]) -> List[Violation]:
     - Causal (CAUSAL reads): at least what any token the session merged carried: the
       writer's acknowledged writes, monotonic observations and merged tokens when it took
       the token.
-    Ops must be in id order (a session is one thread, so that is its program order).
+    Ops must be in id order (a session is one thread, so that is its program order). Each
+    violation also has a ``cause``, from the op that set the bound (see ``_cause``).
     """
-    written: Dict[Any, Dict[Any, int]] = defaultdict(dict)
-    observed: Dict[Any, Dict[Any, int]] = defaultdict(dict)
-    merged: Dict[Any, Dict[Any, int]] = defaultdict(dict)
-    seen_on: Dict[Any, Dict[Any, Any]] = defaultdict(dict)  # node of the observed value
-    tokens: Dict[Any, Dict[Any, int]] = {}
+    written: Dict[Any, Frontier] = defaultdict(dict)
+    observed: Dict[Any, Frontier] = defaultdict(dict)
+    merged: Dict[Any, Frontier] = defaultdict(dict)
+    tokens: Dict[Any, Frontier] = {}
     out: List[Violation] = []
     for op in ops:
         s = op.session
         if op.f == "write" and op.type == "ok":
-            mine = written[s]
-            mine[op.key] = max(mine.get(op.key, 0), int(op.value))
+            _raise(written[s], op.key, int(op.value), op)
         elif op.f == "token_out" and op.type == "ok":
-            frontier: Dict[Any, int] = {}
+            frontier: Frontier = {}
             for source in (written[s], observed[s], merged[s]):
-                for key, value in source.items():
-                    frontier[key] = max(frontier.get(key, 0), value)
+                for key, (value, origin) in source.items():
+                    _raise(frontier, key, value, origin)
             tokens[op.token] = frontier
         elif op.f == "token_in" and op.type == "ok":
-            frontier = tokens.get(op.token)
-            if frontier is None:
+            carried = tokens.get(op.token)
+            if carried is None:
                 out.append(_violation("sessions", "unknown_token", op,
                                       f"token {op.token} merged before it was handed out"))
                 continue
-            mine = merged[s]
-            for key, value in frontier.items():
-                mine[key] = max(mine.get(key, 0), value)
+            for key, (value, origin) in carried.items():
+                _raise(merged[s], key, value, origin)
         elif op.f == "read" and op.type == "ok" and op.value is not None:
-            out.extend(_judge_read(op, written[s], observed[s], merged[s], seen_on[s]))
+            out.extend(_judge_read(op, written[s], observed[s], merged[s]))
             if op.consistency in MONOTONIC_LEVELS:
-                seen = observed[s]
-                if int(op.value) > seen.get(op.key, 0):
-                    seen[op.key] = int(op.value)
-                    seen_on[s][op.key] = op.node
+                _raise(observed[s], op.key, int(op.value), op)
     return out
 
 
-def _judge_read(op: Op, written: Dict[Any, int], observed: Dict[Any, int],
-                merged: Dict[Any, int], seen_on: Dict[Any, Any]) -> List[Violation]:
+def _cause(read: Op, origin: Op) -> str:
+    """Which known failure a backwards read looks like, from the op that set its bound:
+    ``write_lsn_unknown`` (the write was acknowledged without its commit LSN, so the
+    session's time-window rule applied), ``observed_on_primary`` (the newer value was read
+    on the primary, the older one on a replica), ``primary_behind_replica`` (the newer value
+    was read on a replica, the older one on the primary), or ``other``."""
+    if origin.f == "write":
+        return "write_lsn_unknown" if origin.lsn is None else "other"
+    if origin.node == "primary" and read.node != "primary":
+        return "observed_on_primary"
+    if origin.node != "primary" and read.node == "primary":
+        return "primary_behind_replica"
+    return "other"
+
+
+def _judge_read(op: Op, written: Frontier, observed: Frontier,
+                merged: Frontier) -> List[Violation]:
     value = int(op.value)
     where = f"on {op.node} ({op.reason})"
     out: List[Violation] = []
-    if op.consistency in RYW_LEVELS and value < written.get(op.key, 0):
-        out.append(_violation("sessions", "read_your_writes", op,
-                              f"session {op.session} read {op.key}={value} {where} after "
-                              f"its acknowledged write of {written[op.key]}"))
-    if op.consistency in MONOTONIC_LEVELS and value < observed.get(op.key, 0):
-        out.append(_violation("sessions", "monotonic", op,
-                              f"session {op.session} read {op.key}={value} {where} after "
-                              f"reading {observed[op.key]} on {seen_on.get(op.key)}"))
-    if op.consistency in CAUSAL_LEVELS and value < merged.get(op.key, 0):
-        out.append(_violation("sessions", "causal", op,
-                              f"session {op.session} read {op.key}={value} {where} after "
-                              f"merging a token that had seen {merged[op.key]}"))
+    checks = ((RYW_LEVELS, written, "read_your_writes", "its acknowledged write of"),
+              (MONOTONIC_LEVELS, observed, "monotonic", "reading"),
+              (CAUSAL_LEVELS, merged, "causal", "merging a token that had seen"))
+    for levels, frontier, kind, what in checks:
+        if op.consistency not in levels or op.key not in frontier:
+            continue
+        bound, origin = frontier[op.key]
+        if value < bound:
+            violation = _violation("sessions", kind, op,
+                                   f"session {op.session} read {op.key}={value} {where} "
+                                   f"after {what} {bound} ({origin.f} {origin.id} on "
+                                   f"{origin.node})")
+            violation["cause"] = _cause(op, origin)
+            out.append(violation)
     return out
 
 
@@ -183,6 +203,8 @@ def check_staleness(ops: Iterable[Op], tolerance_ms: float) -> List[Violation]:
         for i in range(len(earliest) - 2, -1, -1):  # earliest ack among values >= values[i]
             earliest[i] = min(earliest[i], earliest[i + 1])
         first_ack[key] = (values, earliest)
+    primary_faults = [(int(op.t0), int(op.t1 if op.t1 is not None else op.t0)) for op in ops
+                      if op.f == "fault" and op.node == "primary"]
     out: List[Violation] = []
     for op in ops:
         if (op.f != "read" or op.type != "ok" or op.consistency != "bounded_staleness"
@@ -195,10 +217,16 @@ def check_staleness(ops: Iterable[Op], tolerance_ms: float) -> List[Violation]:
         age_ms = (int(op.t0) - earliest[i]) / 1e6
         allowed_ms = float(op.max_staleness_ms) + tolerance_ms
         if age_ms > allowed_ms:
-            out.append(_violation("staleness", "stale", op,
-                                  f"read {op.key}={op.value} on {op.node} ({op.reason}): "
-                                  f"{values[i]} was acknowledged {age_ms:.1f} ms before the "
-                                  f"read began (allowed {allowed_ms:g} ms)"))
+            violation = _violation("staleness", "stale", op,
+                                   f"read {op.key}={op.value} on {op.node} ({op.reason}): "
+                                   f"{values[i]} was acknowledged {age_ms:.1f} ms before the "
+                                   f"read began (allowed {allowed_ms:g} ms)")
+            # The primary down, frozen or restarting meanwhile: the lag tracker had no
+            # primary samples to see the replica fall behind.
+            overlap = any(start <= int(op.t0) and end >= earliest[i]
+                          for start, end in primary_faults)
+            violation["cause"] = "primary_fault" if overlap else "other"
+            out.append(violation)
     return out
 
 
@@ -246,6 +274,12 @@ def check_all(ops: Iterable[Op], tolerance_ms: float) -> List[Violation]:
             + check_staleness(ops, tolerance_ms) + check_primaries(ops))
 
 
+def label(violation: Violation) -> str:
+    """``checker:kind`` or ``checker:kind:cause``."""
+    cause = violation.get("cause")
+    return f"{violation['checker']}:{violation['kind']}" + (f":{cause}" if cause else "")
+
+
 def summarize(ops: Iterable[Op], violations: List[Violation]) -> Dict[str, Any]:
     """Operations by kind and outcome, reads by consistency, violations by checker and kind,
     and how the unknown writes resolved."""
@@ -257,7 +291,6 @@ def summarize(ops: Iterable[Op], violations: List[Violation]) -> Dict[str, Any]:
         "operations": dict(sorted(by_kind.items())),
         "reads_by_consistency": dict(sorted(by_level.items())),
         "tokens": dict(tokens),
-        "violations": dict(sorted(Counter(f"{v['checker']}:{v['kind']}"
-                                          for v in violations).items())),
+        "violations": dict(sorted(Counter(label(v) for v in violations).items())),
         "unknown_writes": resolve_unknown(ops),
     }

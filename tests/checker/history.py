@@ -8,7 +8,7 @@ One ``Op`` per operation, updated in place from invoke to its outcome:
   ``session`` hands its token ``token`` to another / merges one), ``final`` (the value of
   ``key`` on the primary after the faults healed) and ``present`` (how many times write
   ``(session, value)`` is in the ops log at the end: ``value`` is the write's value,
-  ``count`` the copies);
+  ``count`` the copies), ``fault`` (fault ``key`` on ``node`` from ``t0`` to ``t1``);
 - ``node``: the node the library says served it; ``served``: the node the server itself
   reported (``inet_server_port()``); ``epoch`` / ``primary``: the topology at completion;
 - ``lsn``: a write's commit LSN; for a read, the server's replay (replica) or insert

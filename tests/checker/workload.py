@@ -150,11 +150,14 @@ class SessionClient:
                 port = result.rows[0][0] if result.rows else None
             else:
                 op.node = self.work.db.topology.primary_name
+                untracked = self.session.untracked_write_ns
                 with self.router.write(self.session) as conn:
                     row = conn.execute(WRITE_SQL_PSYCOPG, (self.work.round_no, self.name, key,
                                                            value, value, key)).fetchone()
                 port = row[0] if row else None
-                op.lsn = str(self.session.write_lsn)
+                # A new untracked-write time: the commit LSN was not known (time window).
+                known = self.session.untracked_write_ns == untracked
+                op.lsn = str(self.session.write_lsn) if known else None
         except (replikit.CommitUnknown, replikit.TimeoutError) as exc:
             self._complete(op, "unknown", exc)
         except (replikit.ConnectionError, replikit.QueryError) as exc:
