@@ -12,7 +12,7 @@ from .campaign import CampaignOptions, run_campaign
 from .faults import FAULT_KINDS
 
 LIMITS = {"minutes": (0.05, 24 * 60), "sessions": (1, 64), "round_seconds": (5, 3600),
-          "max_ops": (1000, 5_000_000)}
+          "max_ops": (1000, 5_000_000), "psycopg_every": (0, 64)}
 
 
 def _bounded(name: str, kind: type):
@@ -41,8 +41,9 @@ def parser() -> argparse.ArgumentParser:
                         "(default: from the clock; printed)")
     p.add_argument("--sessions", type=_bounded("sessions", int), default=8,
                    help="concurrent sessions (threads), in [1, 64] (default 8)")
-    p.add_argument("--psycopg-every", type=int, default=4, metavar="N",
-                   help="every N-th session goes through PsycopgRouter (0: none; default 4)")
+    p.add_argument("--psycopg-every", type=_bounded("psycopg_every", int), default=4,
+                   metavar="N", help="every N-th session goes through PsycopgRouter, N in "
+                                     "[0, 64] (0: none; default 4)")
     p.add_argument("--mode", choices=("async", "sync", "remote_apply"), default="async",
                    help="replication mode of the cluster (default async)")
     p.add_argument("--faults", default=",".join(FAULT_KINDS),
@@ -94,7 +95,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000
         options = CampaignOptions(
             seed=seed, seconds=args.minutes * 60.0, round_seconds=args.round_seconds,
-            sessions=args.sessions, psycopg_every=max(0, args.psycopg_every), mode=args.mode,
+            sessions=args.sessions, psycopg_every=args.psycopg_every, mode=args.mode,
             faults=faults, max_ops=args.max_ops, out_dir=args.out_dir)
     summary = run_campaign(options, log=lambda line: print(
         f"[{time.strftime('%H:%M:%S')}] {line}", flush=True))
