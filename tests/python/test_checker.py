@@ -226,7 +226,7 @@ CAMPAIGN_SEED = 8008
 # Known defects the campaign finds, by the violation labels (checker:kind:cause) they produce;
 # each is expected to fail (strict=False) until it is fixed, and every other label must be 0.
 KNOWN_DEFECTS = {
-    # Defect 3 of issue 8: a monotonic or causal read that falls back to the primary can
+    # A monotonic or causal read that falls back to the primary can
     # return an older state than a replica had shown.
     "primary_behind_replica": (
         ("sessions:monotonic:primary_behind_replica", "sessions:causal:primary_behind_replica"),
