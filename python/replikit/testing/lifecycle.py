@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 from typing import Dict, Iterable, List, Optional
@@ -106,6 +107,27 @@ class NodeLifecycle:
         if survivors:
             raise ClusterTimeoutError(f"kill: processes {survivors} of {name} still alive "
                                       f"{timeout_s:g} s after SIGKILL")
+
+    def freeze(self, name: str) -> List[int]:
+        """SIGSTOP every process of a running node (a hung server: connections stay open and
+        nothing answers); ``thaw()`` continues them. Returns the pids stopped."""
+        if self._supervisor.live_pid(self.node(name)) is None:
+            raise ClusterError(f"freeze: node {name} is not running")
+        return self._signal_all(name, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> List[int]:
+        """SIGCONT every process of a node that ``freeze()`` stopped. Returns the pids."""
+        return self._signal_all(name, signal.SIGCONT)
+
+    def _signal_all(self, name: str, signum: int) -> List[int]:
+        sent = []
+        for pid in self._supervisor.processes(self.node(name)):
+            try:
+                os.kill(pid, signum)
+                sent.append(pid)
+            except ProcessLookupError:
+                pass
+        return sent
 
     def _pick_ports(self, count: int, avoid: Iterable[int] = ()) -> List[int]:
         taken = set(avoid) | {n.port for n in self.nodes.values()}
