@@ -2,7 +2,9 @@
 
 Three writers update one row each (``v = v + 1``) on the primary as fast as they can; readers,
 each with its own Session, read the three rows with MONOTONIC consistency through
-ReplicatedDatabase and check that no row's value ever goes down within a session. A steering
+ReplicatedDatabase and check that no row's value ever goes down within a session. Half the
+readers drop the replica they last read from after each read (keeping LSNs and xid floor), so
+their reads fall back to the primary whenever the probes trail what they saw. A steering
 thread pauses and resumes the replay of r1 and r2 in turn so that reads move between r1, r2
 and the primary (a paused replica turns LAGGING after max_lag_ms; both are LAGGING at times). The cluster runs in sync mode by default, where
 the window in which an async standby shows a commit the primary does not yet show is widest.
@@ -49,7 +51,8 @@ def _writer(db: Any, row: int, stop: threading.Event, errors: List[BaseException
             time.sleep(0.01)
 
 
-def _reader(db: Any, stop: threading.Event, out: Dict[str, Any], lock: threading.Lock) -> None:
+def _reader(db: Any, stop: threading.Event, out: Dict[str, Any], lock: threading.Lock,
+            forget_replica: bool) -> None:
     session = replikit.Session()
     last = [-1] * ROWS
     reads = backwards = flips = 0
@@ -77,6 +80,13 @@ def _reader(db: Any, stop: threading.Event, out: Dict[str, Any], lock: threading
             if len(out["examples"]) < 5:
                 out["examples"].append(f"{previous} -> {r.node}: {[tuple(x) for x in r.rows]}, seen {last}")
         previous = r.node
+        if forget_replica:
+            # Keep the LSNs and the xid floor but not the replica read last (merge keeps the
+            # receiving session's): the next read then goes to the primary whenever no probe
+            # shows a replica covering it, which puts the primary-fallback rule to work.
+            fresh = replikit.Session()
+            fresh.merge(session)
+            session = fresh
     with lock:
         out["reads"] += reads
         out["backwards"] += backwards
@@ -106,7 +116,8 @@ def _steer(cluster: Any, stop: threading.Event, step_ms: float) -> int:
 
 
 def run(cluster: Any, seconds: float, *, readers: int = 4, writers: int = ROWS, mode: str = "sync",
-        steer: bool = True, step_ms: float = 400.0, max_lag_ms: float = 150.0) -> Dict[str, Any]:
+        steer: bool = True, step_ms: float = 400.0, max_lag_ms: float = 150.0,
+        probe_interval_ms: float = 10.0) -> Dict[str, Any]:
     """Runs the workload for `seconds` on `cluster` (a LocalCluster with r1 and r2) and returns
     the figures: reads, backwards, flips (replica read then primary read), by_node, failures."""
     prepare(cluster)
@@ -119,13 +130,13 @@ def run(cluster: Any, seconds: float, *, readers: int = 4, writers: int = ROWS, 
     lock = threading.Lock()
     errors: List[BaseException] = []
     try:
-        with database_for_cluster(cluster, probe_interval_ms=100, max_lag_ms=max_lag_ms,
+        with database_for_cluster(cluster, probe_interval_ms=probe_interval_ms, max_lag_ms=max_lag_ms,
                                   pool_size=readers + writers + 2) as db:
             db.wait_probes(2, 5000)
             threads = [threading.Thread(target=_writer, args=(db, i % ROWS, stop, errors), daemon=True)
                        for i in range(writers)]
-            threads += [threading.Thread(target=_reader, args=(db, stop, out, lock), daemon=True)
-                        for _ in range(readers)]
+            threads += [threading.Thread(target=_reader, args=(db, stop, out, lock, k % 2 == 1), daemon=True)
+                        for k in range(readers)]
             for t in threads:
                 t.start()
             started = time.monotonic()
