@@ -218,6 +218,10 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     } catch (const Failure& f) {
       last_error = settle_failure(m, f, deadline, *conn, d.node);  // returns only when the read may retry
       lost_on_primary = lost_on_primary || d.to_primary();
+    } catch (const TimeoutError&) {  // await_floor gave up: the connection is fine
+      deadline.answered(*conn);
+      fail();
+      throw;
     }
   }
   fail();
