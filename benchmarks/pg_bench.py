@@ -16,6 +16,8 @@ aid, `--clients` threads, `--seconds` each) with benchmarks/pg/pg_point_select.c
 - direct:   one libpqxx connection per client straight to replica r1 (the baseline);
 - replikit: ReplicatedDatabase routing every read over r1 and r2 (round-robin, eventual);
 - replikit_ryw: the same with read-your-writes consistency (sessions that never wrote);
+- replikit_mono: the same with monotonic consistency (one session per client, so every read
+  after the first needs the LSN the previous one observed);
 - replikit_sticky: ReplicatedDatabase over r1 and r2 with RouterConfig::sticky_reads = 100
   (each client thread stays on one replica for 100 reads, then moves on);
 - replikit_r1: ReplicatedDatabase with r1 as its only replica: the same single server as
@@ -143,7 +145,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-pgpool", action="store_true", help="skip the pgpool-II comparison")
     parser.add_argument("--modes", default="",
-                        help="comma-separated subset of direct,replikit,replikit_r1,replikit_sticky,replikit_ryw "
+                        help="comma-separated subset of direct,replikit,replikit_r1,replikit_sticky,replikit_ryw,replikit_mono "
                              "(default: all; direct is always run)")
     args = parser.parse_args()
     if not 1 <= args.clients <= 64:
@@ -172,6 +174,7 @@ def main() -> int:
             "replikit_r1": dict(primary=primary, replica=replicas[:1], consistency="eventual"),
             "replikit_sticky": dict(primary=primary, replica=replicas, consistency="eventual", sticky="100"),
             "replikit_ryw": dict(primary=primary, replica=replicas, consistency="read_your_writes"),
+            "replikit_mono": dict(primary=primary, replica=replicas, consistency="monotonic"),
         }
         if args.modes:
             wanted = {"direct", *args.modes.split(",")}
@@ -204,7 +207,7 @@ def main() -> int:
         print(f"  {m:<13} {q:>9,.0f}")
     notes = {"replikit": "  (target >= 0.95)", "replikit_r1": "  (same single server as direct)",
              "replikit_sticky": "  (sticky_reads=100)"}
-    for m in ["replikit", "replikit_ryw", "replikit_r1", "replikit_sticky"]:
+    for m in ["replikit", "replikit_ryw", "replikit_mono", "replikit_r1", "replikit_sticky"]:
         if m in median:
             # Also the median of the per-run ratios: each run's modes ran back to back, so a
             # noisy machine moves both sides of a run's ratio together.

@@ -49,7 +49,7 @@ struct Args {
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "pg_point_select: " << why << "\n"
             << "usage: pg_point_select direct|replikit [--clients N] [--seconds S] [--rows R]\n"
-            << "       [--dsn DSN] [--primary DSN] [--replica NAME=DSN]... [--consistency eventual|read_your_writes]\n"
+            << "       [--dsn DSN] [--primary DSN] [--replica NAME=DSN]... [--consistency eventual|read_your_writes|monotonic]\n"
             << "       [--policy round_robin|least_outstanding] [--sticky READS]\n";
   std::exit(2);
 }
@@ -152,6 +152,7 @@ int main(int argc, char** argv) {
     options.router.sticky_reads = static_cast<std::uint32_t>(a.sticky);
     replikit::pg::QueryOptions qo;
     qo.consistency = a.consistency == "read_your_writes" ? replikit::Consistency::ReadYourWrites
+                     : a.consistency == "monotonic"      ? replikit::Consistency::Monotonic
                                                          : replikit::Consistency::Eventual;
     std::vector<replikit::pg::NodeConfig> replicas;
     for (auto& [name, dsn] : a.replicas) replicas.push_back({name, dsn, "", 1.0, 0});

@@ -8,6 +8,7 @@
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "replikit/session.hpp"
+#include "replikit/topology.hpp"
 #ifdef REPLIKIT_HAVE_OPENSSL
 #include "hmac_signer.hpp"
 #endif
@@ -52,6 +53,31 @@ void bind_session(py::module_& m) {
            "means unknown (the time-window rule applies).")
       .def("observe", [](Session& s, const py::object& lsn) { s.observe(to_lsn(lsn, "lsn")); }, py::arg("lsn"),
            "Records that a read saw data up to `lsn`.")
+      .def("observe_replica",
+           [](Session& s, const py::object& lsn, const py::object& node, const py::object& topology) {
+             if (!py::isinstance<Topology>(topology)) wrong_type("topology", "a replikit.Topology", topology);
+             const Topology& t = topology.cast<const Topology&>();
+             const Lsn seen = to_lsn(lsn, "lsn");
+             s.observe_replica(seen, to_node(t, node, "node"), t.epoch());
+           },
+           py::arg("lsn"), py::arg("node"), py::arg("topology"),
+           "Records that a read on replica `node` of `topology` (in its current epoch) saw data up to "
+           "`lsn`, its replay LSN observed after the read; the router may send this session's reads "
+           "needing no more than `lsn` back to that replica (host-local: not in the token).")
+      .def("last_replica",
+           [](const Session& s, const py::object& topology) -> std::optional<std::string> {
+             if (!py::isinstance<Topology>(topology)) wrong_type("topology", "a replikit.Topology", topology);
+             const Topology& t = topology.cast<const Topology&>();
+             if (s.last_replica < 0 || s.last_replica >= t.size() || s.last_replica_epoch != t.epoch()) {
+               return std::nullopt;
+             }
+             return t.name(s.last_replica);
+           },
+           py::arg("topology"),
+           "The replica of `topology` this session last read from at an observed LSN, in its current "
+           "epoch (None: none).")
+      .def_property_readonly("last_replica_lsn", [](const Session& s) { return s.last_replica_lsn; },
+                             "The replay LSN observed on the last replica read (0/0: none).")
       .def("merge", [](Session& s, const py::object& other, const py::object& signer) {
              s.merge(to_session(other, signer, "other"));
            },

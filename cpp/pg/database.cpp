@@ -178,6 +178,8 @@ void build_pools(ReplicatedDatabase::Impl& m, std::vector<std::string>* probe_co
   };
   for (const auto& c : m.configs) {
     require(!c.dsn.empty(), "dsn", "node '" + c.name + "' has an empty DSN");
+    // libpq reads a DSN as a C string: the text after a NUL would be dropped without a word.
+    require(c.dsn.find('\0') == std::string::npos, "dsn", "node '" + c.name + "': the DSN holds a NUL character");
     // A DSN's connect_timeout=0 (libpq: forever) would let a pool connect hang: replaced.
     std::string user = detail::build_conninfo(
         c.name, c.dsn, defaults, "-c statement_timeout=" + std::to_string(std::llround(o.statement_timeout_ms)),

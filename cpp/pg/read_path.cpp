@@ -1,8 +1,13 @@
 // The read path: query() and route_read(). A read runs where the router sends it, on a pooled
 // connection, through exec() (classify.hpp); a lost connection marks the node down and the
 // read is retried elsewhere (at most read_retries times, never again on the primary).
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "database_impl.hpp"
 #include "result.hpp"
@@ -16,8 +21,65 @@ using detail::Failure;
 using detail::FailureKind;
 
 // On a replica the replay LSN (an upper bound of the snapshot a query that already ran used);
-// on a primary the insert LSN. COALESCE evaluates its second argument only when needed.
-constexpr const char* kObservedLsnSql = "SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_insert_lsn())";
+// on a primary the insert LSN. COALESCE evaluates its second argument only when needed. Also
+// whether the node is in recovery and its snapshot now: a snapshot taken after the read has
+// completed at least every transaction the read saw, so it can stand for the read's snapshot
+// in the primary-fallback rule (asking more of the primary is sound) at no extra round trip.
+constexpr const char* kObservedSql =
+    "SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_insert_lsn()), pg_is_in_recovery(), "
+    "pg_current_snapshot()::text";
+constexpr const char* kSnapshotSql = "SELECT pg_current_snapshot()::text";
+
+// A snapshot's text 'xmin:xmax:xip,...' (decimal xid8s, xip ascending); false if malformed.
+bool parse_snapshot(const char* text, std::uint64_t* xmax, std::vector<std::uint64_t>* xip) {
+  char* end = nullptr;
+  std::strtoull(text, &end, 10);
+  if (end == text || *end != ':') return false;
+  const char* p = end + 1;
+  *xmax = std::strtoull(p, &end, 10);
+  if (end == p || *end != ':') return false;
+  p = end + 1;
+  xip->clear();
+  while (*p != '\0') {
+    xip->push_back(std::strtoull(p, &end, 10));
+    if (end == p) return false;
+    p = *end == ',' ? end + 1 : end;
+  }
+  std::sort(xip->begin(), xip->end());
+  return true;
+}
+
+// The floor a replica snapshot sets: its xmax and its smallest in-progress xids.
+XidFloor floor_of(std::uint64_t xmax, const std::vector<std::uint64_t>& xip) {
+  XidFloor f;
+  f.xmax = xmax;
+  f.count = static_cast<std::uint8_t>(std::min<std::size_t>(xip.size(), kMaxFloorXids));
+  std::copy_n(xip.begin(), f.count, f.xip.begin());
+  return f;
+}
+
+// Before a Monotonic/Causal read on the primary: waits (bounded) until the primary's snapshot
+// has completed every transaction the session's replica reads saw completed, so the read that
+// follows on this connection (a later snapshot) shows all they showed. Throws TimeoutError.
+void await_floor(PGconn* conn, Session& session, double bound_ms) {
+  std::uint64_t xmax = 0;
+  std::vector<std::uint64_t> xip;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(std::llround(bound_ms * 1e3));
+  for (int pass = 0;; ++pass) {
+    detail::PgResult r = detail::exec(conn, kSnapshotSql, {}, Effect::None);
+    if (PQntuples(r.get()) == 1 && parse_snapshot(PQgetvalue(r.get(), 0, 0), &xmax, &xip) &&
+        session.xid_floor.covered_by(xmax, xip.data(), xip.size())) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= give_up) {
+      throw TimeoutError("the primary did not show, within " + std::to_string(std::llround(bound_ms)) +
+                         " ms, every transaction this session already saw on a replica (a monotonic "
+                         "read there could go back in time)");
+    }
+    // The commits awaited are flushed already: they become visible within microseconds.
+    std::this_thread::sleep_for(std::chrono::microseconds(pass < 10 ? 50 : 500));
+  }
+}
 
 // Counts a read's final decision in the router once, whichever way the read ends, so that
 // Router::counters() and stats() agree (the routes of a wait and of failed attempts are not
@@ -41,16 +103,35 @@ class FinalDecision {
   bool decided_ = false;
 };
 
-// One attempt of a read on `conn`: the statement, the open-transaction check and, for
-// Monotonic/Causal reads, the observed LSN. Throws exec()'s Failure.
+// Records what a Monotonic/Causal read on `d.node` saw: the observed LSN; on a replica also
+// the replica itself (router rule 5) and the transactions its snapshot had completed.
+void observe_read(QueryResult& out, PGconn* conn, Session& session, const Decision& d) {
+  detail::PgResult r = detail::exec(conn, kObservedSql, {}, Effect::None);
+  const PGresult* res = r.get();
+  if (PQntuples(res) != 1 || PQnfields(res) != 3 || PQgetisnull(res, 0, 0)) return;
+  out.lsn = Lsn::parse(PQgetvalue(res, 0, 0), "lsn");
+  if (PQgetvalue(res, 0, 1)[0] != 't') {
+    session.observe(out.lsn);
+    return;
+  }
+  session.observe_replica(out.lsn, d.node, d.epoch);
+  std::uint64_t xmax = 0;
+  std::vector<std::uint64_t> xip;
+  if (parse_snapshot(PQgetvalue(res, 0, 2), &xmax, &xip)) session.xid_floor.merge(floor_of(xmax, xip));
+}
+
+// One attempt of a read on `conn`: for a Monotonic/Causal read on the primary the wait for
+// the session's xid floor, the statement, the open-transaction check and, for Monotonic/Causal
+// reads, what the read observed. Throws exec()'s Failure (and await_floor's TimeoutError).
 void run_read(QueryResult& out, PGconn* conn, Session& session, const std::string& sql, const Params& params,
-              bool observe) {
+              bool observe, const Decision& d, double floor_wait_ms) {
+  const bool floor = observe && d.to_primary() && session.xid_floor.xmax != 0;
+  if (floor) await_floor(conn, session, floor_wait_ms);
   detail::fill(out, detail::exec(conn, sql, params, Effect::None).get());
   detail::require_idle(conn);
-  if (observe) {
-    out.lsn = detail::lsn_of(detail::exec(conn, kObservedLsnSql, {}, Effect::None).get());
-    session.observe(out.lsn);
-  }
+  // The primary has shown the floor; its later snapshots show it too: no need to check again.
+  if (floor) session.xid_floor = XidFloor{};
+  if (observe) observe_read(out, conn, session, d);
 }
 
 // A failed attempt: throws the read's error (counted as a failure), or returns the message of
@@ -131,13 +212,17 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       out.reason = d.reason;
       out.attempts = attempt;
       out.waited_ms = waited_ms;
-      run_read(out, (*conn)->get(), session, sql, params, observe);
+      run_read(out, (*conn)->get(), session, sql, params, observe, d, m.options.statement_timeout_ms / 2);
       deadline.answered(*conn);
       (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads).fetch_add(1, std::memory_order_relaxed);
       return out;
     } catch (const Failure& f) {
       last_error = settle_failure(m, f, deadline, *conn, d.node);  // returns only when the read may retry
       lost_on_primary = lost_on_primary || d.to_primary();
+    } catch (const TimeoutError&) {  // await_floor gave up: the connection is fine
+      deadline.answered(*conn);
+      fail();
+      throw;
     }
   }
   fail();

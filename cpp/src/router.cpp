@@ -289,6 +289,18 @@ inline ReadNeeds read_needs(const Session& session, Consistency consistency, std
 
 }  // namespace
 
+int Router::last_replica(const Session& session, std::uint64_t required_lsn) const noexcept {
+  const Topology& t = *topology_;
+  const int i = session.last_replica;
+  // Rule 5: the session saw that replica's replay at last_replica_lsn; within one epoch its
+  // replay does not go back, so it covers any LSN up to that whatever its last probe said.
+  if (i < 0 || i >= t.size() || session.last_replica_epoch != t.epoch() ||
+      session.last_replica_lsn.value < required_lsn) {
+    return kNoNode;
+  }
+  return qualifies(t, i, 0, -1) ? i : kNoNode;
+}
+
 int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
                  Reason* why) noexcept {
   const Topology& t = *topology_;
@@ -448,6 +460,7 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
     } else {
       node = pick(ts, required, needs.max_lag_ns, region, &d.reason);
     }
+    if (node == kNoNode && d.reason == Reason::NoReplicaCaughtUp) node = last_replica(session, required);
     if (node != kNoNode) {
       d.node = node;
       d.reason = needs.served;

@@ -74,7 +74,51 @@ bool equal_constant_time(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+// True when `x` is not completed per a floor of `xmax` and ascending `xip[0, n)` (a floor
+// with xmax 0 requires nothing, so every xid counts as not completed).
+bool open_in(std::uint64_t x, std::uint64_t xmax, const std::uint64_t* xip, std::size_t n) noexcept {
+  return x >= xmax || std::binary_search(xip, xip + n, x);
+}
+
 }  // namespace
+
+bool XidFloor::covered_by(std::uint64_t snap_xmax, const std::uint64_t* snap_xip, std::size_t n) const noexcept {
+  if (xmax == 0) return true;
+  if (snap_xmax < xmax) return false;  // xids in [snap_xmax, xmax) may not have started there
+  for (std::size_t k = 0; k < n; ++k) {
+    // Still running there, completed here (or dropped from the kept list: asks more, still sound).
+    if (!open_in(snap_xip[k], xmax, xip.data(), count)) return false;
+  }
+  return true;
+}
+
+void XidFloor::merge(const XidFloor& other) noexcept {
+  if (other.xmax == 0) return;
+  if (xmax == 0) {
+    *this = other;
+    return;
+  }
+  // An xid stays open only when neither floor has it completed; candidates are the listed ones.
+  std::array<std::uint64_t, kMaxFloorXids> out{};
+  std::size_t n = 0, a = 0, b = 0;
+  while ((a < count || b < other.count) && n < out.size()) {
+    const bool take_a = b >= other.count || (a < count && xip[a] <= other.xip[b]);
+    const std::uint64_t x = take_a ? xip[a] : other.xip[b];
+    if (take_a) ++a;
+    if (!take_a || (b < other.count && other.xip[b] == x)) ++b;
+    if (open_in(x, xmax, xip.data(), count) && open_in(x, other.xmax, other.xip.data(), other.count)) out[n++] = x;
+  }
+  xmax = std::max(xmax, other.xmax);
+  xip = out;
+  count = static_cast<std::uint8_t>(n);
+}
+
+void Session::observe_replica(Lsn lsn, int node, std::uint64_t epoch) noexcept {
+  observe(lsn);
+  last_replica = node;
+  last_replica_epoch = epoch;
+  last_replica_lsn = lsn;
+}
 
 void Session::record_write(Lsn commit_lsn, std::int64_t now_ns) {
   require(now_ns >= 0, "now_ns", "must not be negative");
@@ -89,6 +133,7 @@ void Session::merge(const Session& other) noexcept {
   write_lsn = lsn_max(write_lsn, other.write_lsn);
   read_lsn = lsn_max(read_lsn, other.read_lsn);
   if (other.untracked_write_ns > untracked_write_ns) untracked_write_ns = other.untracked_write_ns;
+  xid_floor.merge(other.xid_floor);
 }
 
 std::string encode_token(const Session& session, const TokenSigner* signer) {

@@ -81,7 +81,11 @@ class PsycopgRouter:
             rows = conn.execute("SELECT * FROM t").fetchall()
 
     Reads accept ``consistency`` like ``ReplicatedDatabase.query`` (the same default). A read
-    with ``consistency="monotonic"`` or ``"causal"`` records what it saw (one extra round trip).
+    with ``consistency="monotonic"`` or ``"causal"`` records what it saw (one extra round trip),
+    and on a replica that replica, so that the session's next reads can go back to it (router
+    rule 5). Unlike ``db.query``, a read that falls back to the primary does not wait for the
+    primary to show what the session saw on a replica (see the README's note on commit
+    visibility order): use ``db.query`` for monotonic reads that must never go back.
     Reads that complete and writes that commit are counted in ``db.stats()`` and
     ``db.router.counters()``, as those of ``db.query`` and ``db.execute`` are.
     A psycopg ``OperationalError`` inside a block marks the node down (the prober brings it
@@ -239,9 +243,13 @@ class PsycopgRouter:
         with self._lease(route.node) as conn:
             yield conn
             if observe:
-                lsn = conn.execute("SELECT COALESCE(pg_last_wal_replay_lsn(), "
-                                   "pg_current_wal_insert_lsn())").fetchone()[0]
-                session.observe(lsn)
+                lsn, replica = conn.execute("SELECT COALESCE(pg_last_wal_replay_lsn(), "
+                                            "pg_current_wal_insert_lsn()), pg_is_in_recovery()").fetchone()
+                if replica:
+                    # Router rule 5: this session's next reads may come back to this replica.
+                    session.observe_replica(lsn, route.node, self._db.topology)
+                else:
+                    session.observe(lsn)
         self._db.record_read(route.node, route.reason)
 
     def close(self) -> None:

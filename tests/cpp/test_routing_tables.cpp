@@ -233,11 +233,17 @@ class CaseRun {
       const int node = topology_->index_of(node_name(w.at(1)));
       for (int k = 0; k < a.repeat; ++k) op == "begin" ? router_->begin(node) : router_->end(node);
     } else if (op == "session") {
-      Args a = parse_args(w, 1, w.size(), {"write", "read", "untracked", "token"});
+      Args a = parse_args(w, 1, w.size(), {"write", "read", "untracked", "token", "last_replica", "last_replica_lsn"});
       session_ = Session{};
       if (a.kv.count("write")) session_.write_lsn = parse_lsn(a.get("write"));
       if (a.kv.count("read")) session_.read_lsn = parse_lsn(a.get("read"));
       if (a.kv.count("untracked")) session_.record_write(Lsn(), parse_time(a.get("untracked")));
+      if (a.kv.count("last_replica")) {
+        // The session's last read was on that replica, in the current epoch, which it was seen
+        // to have replayed up to last_replica_lsn (default: the read LSN).
+        const Lsn seen = a.kv.count("last_replica_lsn") ? parse_lsn(a.get("last_replica_lsn")) : session_.read_lsn;
+        session_.observe_replica(seen, topology_->index_of(node_name(a.get("last_replica"))), topology_->epoch());
+      }
       if (std::count(a.flags.begin(), a.flags.end(), "token")) session_ = decode_token(encode_token(session_));
     } else if (op == "write" || op == "read") {
       route(w);

@@ -377,3 +377,106 @@ TEST(Token, HmacKeyBounds) {
   EXPECT_NO_THROW(HmacSha256Signer(std::string(4096, 'k')));
 }
 #endif
+
+// ---- XidFloor: what a primary snapshot must have completed before a fallback read ----
+
+namespace {
+
+// A snapshot over xids [1, 120): xmax and the ascending in-progress xids below it.
+struct Snap {
+  std::uint64_t xmax = 0;
+  std::vector<std::uint64_t> xip;
+};
+
+Snap random_snap(SplitMix64& rng, std::size_t max_xip) {
+  Snap s;
+  s.xmax = 1 + rng.next() % 120;
+  for (std::uint64_t x = 1; x < s.xmax && s.xip.size() < max_xip; ++x) {
+    if (rng.next() % 4 == 0) s.xip.push_back(x);
+  }
+  return s;
+}
+
+XidFloor floor_of(const Snap& s) {
+  XidFloor f;
+  f.xmax = s.xmax;
+  f.count = static_cast<std::uint8_t>(std::min<std::size_t>(s.xip.size(), kMaxFloorXids));
+  std::copy_n(s.xip.begin(), f.count, f.xip.begin());
+  return f;
+}
+
+bool completed(const XidFloor& f, std::uint64_t x) {
+  return x < f.xmax && !std::binary_search(f.xip.begin(), f.xip.begin() + f.count, x);
+}
+
+bool completed(const Snap& s, std::uint64_t x) {
+  return x < s.xmax && !std::binary_search(s.xip.begin(), s.xip.end(), x);
+}
+
+}  // namespace
+
+TEST(XidFloor, CoveredOnlyWhenThePrimaryCompletedEverythingSeen) {
+  SplitMix64 rng(seed_from_env(11));
+  int covered = 0, refused = 0;
+  for (int round = 0; round < 20000; ++round) {
+    const XidFloor f = floor_of(random_snap(rng, 40));  // up to 40 in progress: truncation too
+    const Snap p = random_snap(rng, 40);
+    const bool ok = f.covered_by(p.xmax, p.xip.data(), p.xip.size());
+    bool subset = true;
+    for (std::uint64_t x = 0; x < 130; ++x) subset = subset && (!completed(f, x) || completed(p, x));
+    if (ok) {
+      EXPECT_TRUE(subset) << "round " << round;  // sound: never covered while one is missing
+      ++covered;
+    } else {
+      ++refused;
+    }
+    // Complete for the floor as kept: a primary ahead of it that completed all of it passes.
+    if (subset && p.xmax >= f.xmax) {
+      EXPECT_TRUE(ok) << "round " << round;
+    }
+  }
+  EXPECT_GT(covered, 100);
+  EXPECT_GT(refused, 100);
+  EXPECT_TRUE(XidFloor{}.covered_by(0, nullptr, 0));  // no floor: anything covers it
+}
+
+TEST(XidFloor, MergeRequiresTheUnion) {
+  SplitMix64 rng(seed_from_env(12));
+  for (int round = 0; round < 20000; ++round) {
+    const Snap a = random_snap(rng, 20), b = random_snap(rng, 20);
+    XidFloor m = floor_of(a);
+    if (round % 7 == 0) m = XidFloor{};
+    const XidFloor before = m;
+    m.merge(floor_of(b));
+    for (std::uint64_t x = 0; x < 130; ++x) {
+      const bool either = completed(before, x) || completed(b, x);
+      // Never less than the union; exactly it while nothing was dropped (at most 32 kept).
+      if (either) {
+        EXPECT_TRUE(completed(m, x)) << "round " << round << " xid " << x;
+      }
+      if (before.count + b.xip.size() <= kMaxFloorXids) {
+        EXPECT_EQ(completed(m, x), either) << "round " << round;
+      }
+    }
+    EXPECT_TRUE(std::is_sorted(m.xip.begin(), m.xip.begin() + m.count));
+  }
+}
+
+TEST(Session, LastReplicaIsHostLocal) {
+  Session s;
+  s.observe_replica(Lsn(500), 2, 7);
+  EXPECT_EQ(s.read_lsn, Lsn(500));
+  EXPECT_EQ(s.last_replica, 2);
+  EXPECT_EQ(s.last_replica_epoch, 7u);
+  EXPECT_EQ(s.last_replica_lsn, Lsn(500));
+  s.xid_floor.xmax = 10;
+  const Session back = decode_token(encode_token(s));
+  EXPECT_EQ(back, s);  // the token fields
+  EXPECT_EQ(back.last_replica, -1);
+  EXPECT_EQ(back.xid_floor.xmax, 0u);
+  Session other;
+  other.observe_replica(Lsn(900), 1, 7);
+  s.merge(other);
+  EXPECT_EQ(s.read_lsn, Lsn(900));
+  EXPECT_EQ(s.last_replica, 2);  // merging keeps this session's own replica
+}

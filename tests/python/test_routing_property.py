@@ -72,7 +72,7 @@ PROFILE = "routing-" + os.environ.get("REPLIKIT_ROUTING_PROFILE", "ci")
 PROFILE_SETTINGS = settings.get_profile(PROFILE)
 DECISIONS_MIN_CI = 10_000
 
-CHECKED = {"decisions": 0, "lag_evaluations": 0, "session_ops": 0, "examples": 0}
+CHECKED = {"decisions": 0, "lag_evaluations": 0, "session_ops": 0, "examples": 0, "last_replica": 0}
 REASONS_SEEN: Dict[Reason, int] = {}
 
 
@@ -122,6 +122,9 @@ class RefSession:
     write: int = 0
     read: int = 0
     untracked: Optional[int] = None
+    # Host-local (never in a token): (replica index, topology epoch, replay LSN seen there) of
+    # the last read observed on a replica (router rule 5).
+    last: Optional[tuple] = None
 
     def record_write(self, lsn: int, now: int) -> None:
         if lsn:
@@ -131,6 +134,10 @@ class RefSession:
 
     def observe(self, lsn: int) -> None:
         self.read = max(self.read, lsn)
+
+    def observe_replica(self, lsn: int, index: int, epoch: int) -> None:
+        self.observe(lsn)
+        self.last = (index, epoch, lsn)
 
     def merge(self, other: "RefSession") -> None:
         self.write = max(self.write, other.write)
@@ -145,6 +152,7 @@ class RefSession:
 
     def check(self, s: Session) -> None:
         assert (s.write_lsn.value, s.read_lsn.value, s.untracked_write_ns) == (self.write, self.read, self.untracked)
+        assert s.last_replica_lsn.value == (self.last[2] if self.last else 0)
 
 
 @dataclass
@@ -254,9 +262,11 @@ class Expected:
     reason: Reason
     required: int           # the LSN a replica had to cover
     eligible: list = field(default_factory=list)
+    hinted: bool = False    # rule 5: the session's last replica, by what the session saw there
 
 
-def reference_decision(nodes, lag_ns, session: RefSession, consistency, now, window_ns, max_staleness_ms) -> Expected:
+def reference_decision(nodes, lag_ns, session: RefSession, consistency, now, window_ns, max_staleness_ms,
+                       epoch) -> Expected:
     primary = next(i for i in nodes.values() if i.role is Role.PRIMARY)
     at_primary = {primary.index if primary.up else None}
     if consistency is Consistency.STRONG:
@@ -293,6 +303,12 @@ def reference_decision(nodes, lag_ns, session: RefSession, consistency, now, win
         reason = Reason.ALL_REPLICAS_LAGGING
     elif not covering:
         reason = Reason.NO_REPLICA_CAUGHT_UP
+        if session.last is not None:
+            index, seen_epoch, seen = session.last
+            info = nodes.get(index)
+            if (info is not None and info.role is Role.REPLICA and info.up and info.lag_state is LagState.OK
+                    and seen_epoch == epoch and seen >= required):
+                return Expected({index}, Reason.REPLICA_CAUGHT_UP, required, [info], hinted=True)
     else:
         reason = Reason.NO_REPLICA_FRESH
     return Expected(at_primary, reason, required)
@@ -311,14 +327,19 @@ def check_decision(d, exp: Expected, nodes, lag_ns, session: RefSession, consist
         info = nodes[node]
         assert not d.to_primary and d.node == info.name
         assert info.role is Role.REPLICA and info.up and info.lag_state is LagState.OK
+        # Replayed (by its probe, or by what the session saw there in this epoch) what it needs.
+        replayed = session.last[2] if exp.hinted else info.replay_lsn.value
+        if exp.hinted:
+            assert session.last[0] == node and session.last[1] == epoch
+            CHECKED["last_replica"] += 1
         if consistency in (Consistency.READ_YOUR_WRITES, Consistency.CAUSAL):
-            assert info.replay_lsn.value >= session.write  # read-your-writes
+            assert replayed >= session.write  # read-your-writes
         if consistency in (Consistency.MONOTONIC, Consistency.CAUSAL):
-            assert info.replay_lsn.value >= session.read  # monotonic reads
+            assert replayed >= session.read  # monotonic reads
         if consistency is Consistency.BOUNDED_STALENESS:
             assert info.lag_known and lag_ns[node] <= llround(max_staleness_ms * 1e6)
         others = [i for i in exp.eligible if i.index != node]
-        if sticky_reads > 1 and policy is not Policy.NEAREST_REGION:
+        if exp.hinted or (sticky_reads > 1 and policy is not Policy.NEAREST_REGION):
             pass  # a thread stays on a qualifying replica: only the guarantees above hold
         elif policy is Policy.LEAST_LAG:
             # Least known lag; a replica that never reported ranks after every known one.
@@ -412,14 +433,21 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
                 t = max(0, now - rng.randrange(0, 3 * window_ns + 2))
             d = router.route_read(s, consistency, now_ns=t, max_staleness_ms=staleness, region=region)
             record.note(d)
-            exp = reference_decision(nodes, lag_ns, ref, consistency, t, window_ns, staleness)
+            exp = reference_decision(nodes, lag_ns, ref, consistency, t, window_ns, staleness, topology.epoch)
             check_decision(d, exp, nodes, lag_ns, ref, consistency, policy, region or default_region,
                            staleness, topology.epoch, sticky)
             if d.node is not None and rng.random() < 0.5:
                 # The read saw data up to the serving node's replay LSN.
-                seen = nodes[topology.index_of(d.node)].replay_lsn
-                s.observe(seen)
-                ref.observe(seen.value)
+                index = topology.index_of(d.node)
+                seen = nodes[index].replay_lsn
+                if nodes[index].role is Role.REPLICA and rng.random() < 0.7:
+                    # A replica read seen at its replay LSN or a little past its last probe.
+                    seen = replikit.Lsn(seen.value + rng.choice([0, 0, rng.randrange(0, 50_000)]))
+                    s.observe_replica(seen, d.node, topology)
+                    ref.observe_replica(seen.value, index, topology.epoch)
+                else:
+                    s.observe(seen)
+                    ref.observe(seen.value)
                 ref.check(s)
 
     def session_op():
@@ -541,7 +569,8 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
         d = single.route_read(Session(int(w[k]), int(r[k])), consistency, now_ns=now, max_staleness_ms=staleness)
         assert got_nodes[k] == (-1 if d.node is None else topology.index_of(d.node))
         assert Reason(int(got_reasons[k])) is d.reason
-        exp = reference_decision(nodes, lag_ns, ref, consistency, now, llround(window_ms * 1e6), staleness)
+        exp = reference_decision(nodes, lag_ns, ref, consistency, now, llround(window_ms * 1e6), staleness,
+                                 topology.epoch)
         check_decision(d, exp, nodes, lag_ns, ref, consistency, policy, default_region, staleness, topology.epoch,
                        sticky)
     assert batch.counters() == single.counters()
@@ -571,6 +600,7 @@ def test_routing_lag_and_sessions_match_reference():
         assert CHECKED["decisions"] >= DECISIONS_MIN_CI, CHECKED
         # The generator must reach every outcome, or the properties are checked on too little.
         assert not [r for r in Reason if not REASONS_SEEN.get(r)], REASONS_SEEN
+        assert CHECKED["last_replica"] > 0, CHECKED  # rule 5 is reached
 
 
 # =========================================================================== sessions alone

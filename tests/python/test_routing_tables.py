@@ -188,10 +188,14 @@ class CaseRun:
             for _ in range(repeat):
                 getattr(self.router, op)(self.name(w[1]))
         elif op == "session":
-            kv, flags, _ = parse_args(w[1:], {"write", "read", "untracked", "token"})
+            kv, flags, _ = parse_args(w[1:], {"write", "read", "untracked", "token", "last_replica",
+                                              "last_replica_lsn"})
             s = Session(write_lsn=parse_lsn(kv.get("write", "0")), read_lsn=parse_lsn(kv.get("read", "0")))
             if "untracked" in kv:
                 s.record_write(None, now_ns=parse_time(kv["untracked"]))
+            if "last_replica" in kv:
+                seen = parse_lsn(kv["last_replica_lsn"]) if "last_replica_lsn" in kv else s.read_lsn
+                s.observe_replica(seen, self.name(kv["last_replica"]), self.topology)
             if "token" in flags:
                 s = Session.from_token(s.token())
             self.session = s

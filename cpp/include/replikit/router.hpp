@@ -16,7 +16,14 @@
 ///    larger; EVENTUAL and BOUNDED_STALENESS: none) and, for BOUNDED_STALENESS, has a known time
 ///    lag of at most max_staleness_ms. The Policy picks one of those: ReplicaFresh (a staleness
 ///    bound), ReplicaCaughtUp (an LSN was required) or ReplicaAvailable.
-/// 5. When none qualifies the read goes to the primary, or to no node while it is down, with
+/// 5. When no replica qualifies only because none is known to have replayed the LSN required
+///    (the probes may be older than what the session saw), the replica that served the
+///    session's last read at an observed LSN (Session::last_replica) serves it, reason
+///    ReplicaCaughtUp, when it is still an up, not LAGGING replica, the topology epoch is the one
+///    of that read and the LSN it was seen to have replayed covers the LSN required. A replica's
+///    replay does not go back within an epoch, so this is sound, costs nothing, and keeps such
+///    reads off the primary, which may not yet show a commit an async replica already shows.
+/// 6. When none qualifies the read goes to the primary, or to no node while it is down, with
 ///    the first reason that holds of NoReplicaUp, AllReplicasLagging, NoReplicaCaughtUp,
 ///    NoReplicaFresh (judged over the up replicas, then the healthy ones, then those covering
 ///    the LSN).
@@ -62,7 +69,7 @@ enum class Consistency : std::uint8_t {
 /// backend, the adapters) defaults to it.
 inline constexpr Consistency kDefaultConsistency = Consistency::ReadYourWrites;
 
-/// Why a request went where it went (rules 1-5 above).
+/// Why a request went where it went (rules 1-6 above).
 enum class Reason : std::uint8_t {
   Write = 0,
   ReplicaAvailable = 1,
@@ -136,7 +143,7 @@ class Router {
 
   /// Where a write goes (rule 1).
   Decision route_write() noexcept;
-  /// Where a read of `session` at `consistency` goes at time `now_ns` (rules 2-5): wall-clock
+  /// Where a read of `session` at `consistency` goes at time `now_ns` (rules 2-6): wall-clock
   /// nanoseconds since the Unix epoch, the clock of Session::record_write (only rule 3 uses it).
   /// Throws InvalidArgument only for bad input (BoundedStaleness without a valid
   /// max_staleness_ms, negative now_ns).
@@ -184,6 +191,7 @@ class Router {
   struct ThreadState;
   ThreadState& thread_state() noexcept;
   void count(ThreadState& ts, int node, Reason reason) noexcept;
+  int last_replica(const Session& session, std::uint64_t required_lsn) const noexcept;
   int pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why) noexcept;
   int pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
                 Reason* why) noexcept;

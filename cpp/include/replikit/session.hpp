@@ -7,6 +7,7 @@
 /// holding a 128-bit MAC in base64url. Tokens merge by taking the maximum of each field, so a
 /// user who read another user's comment can carry that user's write too (causal reads).
 
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -23,6 +24,27 @@ inline constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
 /// Longest token accepted by decode_token.
 inline constexpr std::size_t kMaxTokenLength = 128;
 
+/// Most in-progress transaction ids a Session keeps from a replica's snapshot (XidFloor).
+inline constexpr int kMaxFloorXids = 32;
+
+/// The transactions a read on a replica saw as completed, as a PostgreSQL snapshot
+/// (`pg_current_snapshot()`: every xid below `xmax` is completed except those listed in
+/// `xip`). A primary shows everything such a read showed once its own snapshot has completed
+/// all of them (see Session::xid_floor). Keeping fewer in-progress xids than the replica had
+/// (at most kMaxFloorXids, the smallest) only asks more of the primary, so it stays sound; with
+/// none kept the rule is "the primary's xmin is at least xmax".
+struct XidFloor {
+  std::uint64_t xmax = 0;  ///< 0: nothing required
+  std::uint8_t count = 0;  ///< in-progress xids kept, ascending in xip[0, count)
+  std::array<std::uint64_t, kMaxFloorXids> xip{};
+
+  /// True when a snapshot whose xmax is `snap_xmax` and whose in-progress xids are the
+  /// ascending `snap_xip[0, n)` has completed every transaction this floor requires.
+  bool covered_by(std::uint64_t snap_xmax, const std::uint64_t* snap_xip, std::size_t n) const noexcept;
+  /// Requires also what `other` requires (the union of the completed sets).
+  void merge(const XidFloor& other) noexcept;
+};
+
 /// A session's consistency state. Not synchronised: use one per user request chain.
 struct Session {
   Lsn write_lsn;                   ///< highest commit LSN this session wrote (or merged)
@@ -31,16 +53,34 @@ struct Session {
   /// sends this session's reads to the primary for a while after it.
   std::int64_t untracked_write_ns = kNever;
 
+  /// Host-local, never in a token: the replica that served this session's last read at an
+  /// observed LSN (-1, kNoNode: none), the topology epoch of that read and the replay LSN
+  /// observed there. That replica has replayed at least last_replica_lsn for as long as the
+  /// epoch lasts, so the router may send a read needing no more than that to it even when its
+  /// probed replay LSN is older (router rule 5).
+  int last_replica = -1;
+  std::uint64_t last_replica_epoch = 0;  ///< Topology::epoch() when last_replica served
+  Lsn last_replica_lsn;                  ///< the replay LSN observed on last_replica
+  /// Host-local, never in a token: what this session's reads on replicas saw as completed
+  /// transactions, which a read falling back to the primary must see too (see the README's
+  /// consistency section: a primary shows a commit only after an async standby may have).
+  XidFloor xid_floor;
+
   /// Records a committed write at `now_ns` (wall-clock ns since the Unix epoch, as tokens carry
   /// it between hosts); `commit_lsn` 0/0 means "unknown" (the time-window rule then applies).
   void record_write(Lsn commit_lsn, std::int64_t now_ns);
   /// Records that a read saw data up to `lsn`.
   void observe(Lsn lsn) noexcept { read_lsn = lsn_max(read_lsn, lsn); }
-  /// Takes the maximum of each field of `other` (causal merge).
+  /// Records that a read on replica `node` (a topology index) in topology `epoch` saw data up
+  /// to `lsn`, the replica's replay LSN observed after the read, and remembers that replica.
+  void observe_replica(Lsn lsn, int node, std::uint64_t epoch) noexcept;
+  /// Takes the maximum of each field of `other` (causal merge); the host-local fields stay
+  /// this session's, except that xid floors merge.
   void merge(const Session& other) noexcept;
   /// The LSN a causal read must see: max(write_lsn, read_lsn).
   Lsn causal_lsn() const noexcept { return lsn_max(write_lsn, read_lsn); }
 
+  /// Compares the fields a token carries (not the host-local ones).
   friend bool operator==(const Session& a, const Session& b) noexcept {
     return a.write_lsn == b.write_lsn && a.read_lsn == b.read_lsn && a.untracked_write_ns == b.untracked_write_ns;
   }

@@ -246,4 +246,46 @@ TEST(PgDatabaseCluster, ReadPathResultsAndErrors) {
   EXPECT_EQ(db.stats().watchdog_fired, 0u);
 }
 
+// A Monotonic read that goes to the primary first waits until the primary has completed every
+// transaction of the session's xid floor; a floor it already shows costs one round trip and is
+// then cleared; one it never reaches ends in TimeoutError after statement_timeout_ms / 2, counted
+// as a failed read. On a replica (when one is given) the read records it and its snapshot.
+TEST(PgDatabaseCluster, MonotonicReadOnThePrimaryWaitsForTheXidFloor) {
+  const char* primary = std::getenv("REPLIKIT_PG_PRIMARY_DSN");
+  if (primary == nullptr) GTEST_SKIP() << "REPLIKIT_PG_PRIMARY_DSN not set";
+  DatabaseOptions o;
+  o.statement_timeout_ms = 400;
+  ReplicatedDatabase db(node("primary", primary), {}, o);
+  ASSERT_TRUE(db.wait_probes(2, 5000));
+  replikit::pg::QueryOptions monotonic;
+  monotonic.consistency = replikit::Consistency::Monotonic;
+
+  replikit::Session s;
+  s.xid_floor.xmax = 3;  // long completed on any primary that ran initdb
+  auto r = db.query(s, "SELECT 1", {}, monotonic);
+  EXPECT_EQ(r.node, "primary");
+  EXPECT_EQ(s.xid_floor.xmax, 0u);  // shown by the primary: cleared
+  EXPECT_EQ(s.last_replica, -1);    // the primary is no replica
+
+  s.xid_floor.xmax = std::uint64_t{1} << 50;  // a transaction the primary has not started
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(db.query(s, "SELECT 1", {}, monotonic), replikit::TimeoutError);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(ms, 190);
+  EXPECT_LT(ms, 2000);
+  EXPECT_EQ(db.stats().read_failures, 1u);
+  EXPECT_EQ(s.xid_floor.xmax, std::uint64_t{1} << 50);  // kept: the read did not happen
+
+  if (const char* replica = std::getenv("REPLIKIT_PG_REPLICA_DSN")) {
+    ReplicatedDatabase two(node("primary", primary), {node("r1", replica)});
+    ASSERT_TRUE(two.wait_probes(2, 5000));
+    replikit::Session fresh;
+    auto on_replica = two.query(fresh, "SELECT 1", {}, monotonic);
+    ASSERT_EQ(on_replica.node, "r1");
+    EXPECT_EQ(fresh.last_replica, two.topology()->index_of("r1"));
+    EXPECT_EQ(fresh.last_replica_lsn, on_replica.lsn);
+    EXPECT_GT(fresh.xid_floor.xmax, 0u);
+  }
+}
+
 }  // namespace

@@ -78,19 +78,38 @@
 ///   through transaction() (BEGIN, the statements, COMMIT), which also refuses a statement
 ///   that ends its transaction block itself (COMMIT/ROLLBACK among the statements).
 /// - Reads are routed by the Router with the call's consistency level. Monotonic and Causal
-///   reads record what they saw (Session::observe) with one more round trip on the same
-///   connection after the query: the replica's `pg_last_wal_replay_lsn()` (an upper bound of
-///   the snapshot the query used) or the primary's `pg_current_wal_insert_lsn()`. Eventual,
-///   ReadYourWrites and BoundedStaleness reads skip it, so monotonic guarantees hold among
-///   the reads that ask for them.
+///   reads record what they saw with one more round trip on the same connection after the
+///   query: `pg_last_wal_replay_lsn()` on a replica (an upper bound of the snapshot the query
+///   used) or `pg_current_wal_insert_lsn()` on the primary, and, in the same statement,
+///   `pg_current_snapshot()`. On a replica the session then remembers that replica
+///   (Session::observe_replica: router rule 5 sends its next reads back there while no
+///   probe shows another replica covering them) and the transactions its snapshot had
+///   completed (Session::xid_floor). Eventual, ReadYourWrites and BoundedStaleness reads skip
+///   all of it, so monotonic guarantees hold among the reads that ask for them.
+/// - A commit can be visible on an async replica before it is on the primary (the primary
+///   shows it when the committing backend leaves the proc array, after the flush and the
+///   synchronous standbys' confirmation; a replica as soon as it replays the record), so a
+///   Monotonic/Causal read that falls back to the primary first polls the primary's
+///   `pg_current_snapshot()` until it has completed every transaction the session's replica
+///   reads saw completed (xmax at least the floor's, and no xid below it in progress that the
+///   floor has completed), then reads: one round trip more, usually no wait (a few polls
+///   under load). The floor keeps at most kMaxFloorXids in-progress xids; keeping fewer only
+///   asks more of the primary (with none: the primary's xmin must reach the floor's xmax,
+///   which may wait for a long transaction). After statement_timeout_ms / 2 without it the
+///   read throws TimeoutError rather than risk going back. The floor is cleared once the
+///   primary has shown it. It is host-local: a token does not carry it, so a session resumed
+///   from a token on another host has the LSN guarantees of the token, but a read of it that
+///   falls back to the primary may miss, for that short window, a commit the other host saw
+///   on a replica.
 /// - When no replica has caught up with the session (Reason::NoReplicaCaughtUp) a read may
 ///   wait up to `wait_for_replica_ms` before going to the primary. The waiting reader asks
 ///   the prober to probe the replicas at once (at most one probe per replica per 5 ms while
 ///   readers wait) and re-routes after every probe, so a replica that is a few milliseconds
 ///   behind serves the read after a millisecond or two, not after a whole probe interval.
-/// - Monotonic reads under a steady write load drift to the primary (each read records an
-///   upper bound of what it saw, which the replicas' last probed positions trail); a
-///   `wait_for_replica_ms` of one probe interval keeps them on replicas.
+/// - Under a steady write load each Monotonic read records an upper bound of what it saw,
+///   which the replicas' last probed positions trail; rule 5 keeps such a session on the
+///   replica it read from, and a `wait_for_replica_ms` of one probe interval lets it move to
+///   another replica when that one goes down or LAGGING.
 /// - A connection error on a read marks the node down (NodeStatus then reports it unreachable
 ///   with the read's error until its next probe) and retries elsewhere, at most
 ///   `read_retries` times. Writes are never retried. query() is for reads only: its statement
@@ -110,7 +129,8 @@
 /// Errors (replikit/errors.hpp): ConnectionError (refused, bad DSN with libpq's message,
 /// broken connection, no node can serve), QueryError (the server's message and SQLSTATE),
 /// CommitUnknown (the connection broke while a write or COMMIT was in flight),
-/// TimeoutError (pool acquire, client-side query deadline), InvalidArgument (bad options).
+/// TimeoutError (pool acquire, client-side query deadline, the primary not showing a monotonic
+/// read's floor in time), InvalidArgument (bad options).
 ///
 /// Time: two clocks.
 /// - Session time is wall-clock: std::chrono::system_clock nanoseconds since the Unix epoch
