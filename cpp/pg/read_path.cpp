@@ -21,12 +21,15 @@ using detail::Failure;
 using detail::FailureKind;
 
 // On a replica the replay LSN (an upper bound of the snapshot a query that already ran used);
-// on a primary the insert LSN. COALESCE evaluates its second argument only when needed. Also
+// on a primary the insert LSN. Not COALESCE(replay, insert): a primary that went through crash
+// recovery keeps reporting the LSN where recovery ended as its replay LSN until a clean restart,
+// which would record a stale, too small LSN for every read it serves. Also
 // whether the node is in recovery and its snapshot now: a snapshot taken after the read has
 // completed at least every transaction the read saw, so it can stand for the read's snapshot
 // in the primary-fallback rule (asking more of the primary is sound) at no extra round trip.
 constexpr const char* kObservedSql =
-    "SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_insert_lsn()), pg_is_in_recovery(), "
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END,"
+    " pg_is_in_recovery(), "
     "pg_current_snapshot()::text";
 constexpr const char* kSnapshotSql = "SELECT pg_current_snapshot()::text";
 

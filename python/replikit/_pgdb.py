@@ -243,8 +243,11 @@ class PsycopgRouter:
         with self._lease(route.node) as conn:
             yield conn
             if observe:
-                lsn, replica = conn.execute("SELECT COALESCE(pg_last_wal_replay_lsn(), "
-                                            "pg_current_wal_insert_lsn()), pg_is_in_recovery()").fetchone()
+                # Not COALESCE(replay, insert): after crash recovery a primary keeps a stale
+                # replay LSN (the end of recovery) until a clean restart.
+                lsn, replica = conn.execute(
+                    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+                    "ELSE pg_current_wal_insert_lsn() END, pg_is_in_recovery()").fetchone()
                 if replica:
                     # Router rule 5: this session's next reads may come back to this replica.
                     session.observe_replica(lsn, route.node, self._db.topology)

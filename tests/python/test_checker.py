@@ -225,21 +225,10 @@ def test_cli_help_states_the_limits(capsys):
 CAMPAIGN_SEED = 8008
 # Known defects the campaign finds, by the violation labels (checker:kind:cause) they produce;
 # each is expected to fail (strict=False) until it is fixed, and every other label must be 0.
+# Fixed, so counted by test_campaign_has_no_violation: primary_behind_replica (a monotonic or
+# causal read falling back to the primary went backwards) and observed_on_primary (a primary
+# restarted after a crash reported a stale replay LSN as what a read observed).
 KNOWN_DEFECTS = {
-    # A monotonic or causal read that falls back to the primary can
-    # return an older state than a replica had shown.
-    "primary_behind_replica": (
-        ("sessions:monotonic:primary_behind_replica", "sessions:causal:primary_behind_replica"),
-        "defect 3 of issue 8: a monotonic/causal read falling back to the primary can go "
-        "backwards"),
-    # After crash recovery pg_last_wal_replay_lsn() is not NULL on the primary (it stays at
-    # the end of recovery), so a read's observed LSN, COALESCE(pg_last_wal_replay_lsn(),
-    # pg_current_wal_insert_lsn()), is stale and a later read goes to a replica lacking what
-    # the primary showed.
-    "observed_on_primary": (
-        ("sessions:monotonic:observed_on_primary", "sessions:causal:observed_on_primary"),
-        "a read on a primary restarted after a crash records a stale observed LSN "
-        "(pg_last_wal_replay_lsn() is not NULL there)"),
     # A write acknowledged without its commit LSN (the primary died right after the commit)
     # gets the time-window rule; the window ends while the replicas still lack the commit.
     "write_lsn_unknown": (

@@ -28,8 +28,9 @@ class ReplicationControl(NodeLifecycle):
         return _core.Lsn(self._scalar(name, "SELECT pg_current_wal_lsn()") or "")
 
     def replay_lsn(self, name: str) -> Optional[_core.Lsn]:
-        """pg_last_wal_replay_lsn() of a replica (None on a primary)."""
-        value = self._scalar(name, "SELECT pg_last_wal_replay_lsn()")
+        """pg_last_wal_replay_lsn() of a replica; None on a primary (which after crash recovery
+        would report where recovery ended)."""
+        value = self._scalar(name, "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() END")
         return None if value is None else _core.Lsn(value)
 
     def replication(self, primary: str = "primary") -> Dict[str, Dict[str, Optional[str]]]:
