@@ -394,13 +394,16 @@ void Prober::succeed(Slot& s, std::int64_t now) {
     if (role == Role::Primary) {
       mismatch = s.in_recovery;
       if (!s.in_recovery && s.current_lsn.valid()) {
+        // Stamped with the send time, not the arrival time: the primary reached this LSN at
+        // some point in between, and the earlier stamp can only overstate a replica's lag
+        // (an LSN held back by a slow or frozen primary must not look fresh).
         try {
-          tracker_->primary_sample(now, s.current_lsn);
+          tracker_->primary_sample(s.sent_ns, s.current_lsn);
         } catch (const InvalidArgument&) {
           // The primary's LSN went backwards: it is not the server it was (restored, or a
           // different one behind the same address). Start the history afresh.
           tracker_->reset();
-          tracker_->primary_sample(now, s.current_lsn);
+          tracker_->primary_sample(s.sent_ns, s.current_lsn);
         }
       }
       // No failover here: a primary found in recovery stays routable and is flagged.

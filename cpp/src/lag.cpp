@@ -123,20 +123,30 @@ void LagTracker::evaluate_locked(int node, std::int64_t at_ns) {
   bool lower = false;
   std::int64_t crossing = history_.empty() ? std::numeric_limits<std::int64_t>::min()
                                            : crossing_ns_locked(r.replay_lsn.value, &lower);
-  r.lag_ns = crossing == std::numeric_limits<std::int64_t>::min() ? 0 : std::max<std::int64_t>(0, at_ns - crossing);
+  std::int64_t measured =
+      crossing == std::numeric_limits<std::int64_t>::min() ? 0 : std::max<std::int64_t>(0, at_ns - crossing);
   r.lower_bound = lower;
+  r.lag_ns = measured;
+  // The replica is known fresh only as of the primary's last sample: once that sample is
+  // stale, everything the primary may have committed since is unaccounted for.
+  if (have_primary_ && at_ns - last_primary_ns_ > stale_ns_ && at_ns - last_primary_ns_ > measured) {
+    r.lag_ns = at_ns - last_primary_ns_;
+    r.lower_bound = true;
+  }
 
+  // The state follows the measured lag only: a silent primary must not turn every replica
+  // LAGGING, or reads that need no freshness bound would follow the primary into its outage.
   const bool bytes_on = config_.max_lag_bytes > 0;
   bool lagging;
   if (r.lagging) {
     // A zero recover threshold means "no lag at all" (lag is never negative, so "< 0" would
     // keep a fully caught-up replica LAGGING for ever); same rule for time and bytes.
-    bool recovered = (r.lag_ns < recover_lag_ns_ || (recover_lag_ns_ == 0 && r.lag_ns == 0)) &&
+    bool recovered = (measured < recover_lag_ns_ || (recover_lag_ns_ == 0 && measured == 0)) &&
                      (!bytes_on || r.lag_bytes < *config_.recover_lag_bytes ||
                       (*config_.recover_lag_bytes == 0 && r.lag_bytes == 0));
     lagging = !recovered;
   } else {
-    lagging = r.lag_ns > max_lag_ns_ || (bytes_on && r.lag_bytes > config_.max_lag_bytes);
+    lagging = measured > max_lag_ns_ || (bytes_on && r.lag_bytes > config_.max_lag_bytes);
   }
   if (lagging != r.lagging) {
     r.lagging = lagging;

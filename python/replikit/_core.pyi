@@ -202,7 +202,7 @@ class LagConfig:
     recover_lag_ms: Optional[float]  # ... and OK again only below this (<= max_lag_ms)
     max_lag_bytes: int  # also LAGGING above this many bytes (0: no byte threshold)
     recover_lag_bytes: Optional[int]  # ... and OK again only below this (<= max_lag_bytes)
-    stale_sample_ms: float  # a replica silent this long is judged at the primary's time
+    stale_sample_ms: float  # silent replica: judged at the primary's time; silent primary: lag >= its silence
     history_capacity: int  # primary LSN history entries kept (>= 2)
     event_capacity: int  # transition events kept (>= 1)
     def __init__(self, *, max_lag_ms: float = 1000.0, recover_lag_ms: Optional[float] = None,

@@ -311,6 +311,66 @@ TEST(Lag, StaleReplicaIsJudgedAtThePrimarysTime) {
   EXPECT_FALSE(t->info(kB).lag_known);
 }
 
+TEST(Lag, SilentPrimaryBoundsReplicaLagFromBelow) {
+  auto t = three_nodes();
+  LagConfig c;
+  c.max_lag_ms = 1000;
+  c.stale_sample_ms = 1000;
+  LagTracker lag(t, c);
+  t->set_up("b", false);  // replica a is the only one that can serve
+  Router router(t);
+  Session session;
+  ReadOptions bounded;
+  bounded.max_staleness_ms = 500;
+  // The primary writes 1000 bytes per ms until its last sample at 100 ms; replica a keeps up.
+  for (std::int64_t ms = 0; ms <= 100; ms += 50) lag.primary_sample(ms * kMs, lsn_at_ms(ms));
+  lag.replica_sample(kA, 100 * kMs, lsn_at_ms(100), lsn_at_ms(100));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+
+  // The primary goes silent (down or frozen); the replica is still sampled. Up to
+  // stale_sample_ms after the primary's last sample nothing changes.
+  t->set_up("p", false);
+  lag.replica_sample(kA, 600 * kMs, lsn_at_ms(100), lsn_at_ms(100));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+  EXPECT_FALSE(lag.replica(kA).lag_is_lower_bound);
+  lag.replica_sample(kA, 1100 * kMs, lsn_at_ms(100), lsn_at_ms(100));
+  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+
+  // Beyond it the replica is known fresh only as of 100 ms: its lag is at least now - 100 ms,
+  // growing with each replica sample, published to the topology, a lower bound.
+  lag.replica_sample(kA, 1101 * kMs, lsn_at_ms(100), lsn_at_ms(100));
+  ReplicaLag r = lag.replica(kA);
+  EXPECT_EQ(r.lag_ns, 1001 * kMs);
+  EXPECT_TRUE(r.lag_is_lower_bound);
+  EXPECT_EQ(t->info(kA).lag_ns, 1001 * kMs);
+  lag.replica_sample(kA, 1600 * kMs, lsn_at_ms(100), lsn_at_ms(100));
+  r = lag.replica(kA);
+  EXPECT_EQ(r.lag_ns, 1500 * kMs);
+  EXPECT_EQ(t->info(kA).lag_ns, 1500 * kMs);
+  // The state follows the measured lag: still OK, no event.
+  EXPECT_EQ(r.state, LagState::Ok);
+  EXPECT_TRUE(lag.events().empty());
+
+  // Bounded staleness cannot use the replica (and the primary is down: no node); an
+  // eventual read still can.
+  Decision d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  EXPECT_EQ(d.node, kNoNode);
+  EXPECT_EQ(d.reason, Reason::NoReplicaFresh);
+  d = router.route_read(session, Consistency::Eventual, 0);
+  EXPECT_EQ(d.node, kA);
+
+  // Primary samples resume: the replica, sampled 100 ms before, is judged at its own time
+  // again, where it had replayed everything up to the primary's LSN then.
+  t->set_up("p", true);
+  lag.primary_sample(1700 * kMs, lsn_at_ms(100));
+  r = lag.replica(kA);
+  EXPECT_EQ(r.lag_ns, 0);
+  EXPECT_FALSE(r.lag_is_lower_bound);
+  EXPECT_EQ(t->info(kA).lag_ns, 0);
+  d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  EXPECT_EQ(d.node, kA);
+}
+
 TEST(Lag, BackwardsTimeAndLsnAreRejected) {
   auto t = three_nodes();
   LagTracker lag(t);
@@ -536,6 +596,13 @@ TEST(LagProperty, RandomHistoriesMatchTheReference) {
       SCOPED_TRACE(std::string(what) + " node=" + std::to_string(node) + " at=" + std::to_string(at));
       ASSERT_TRUE(got.known);
       ReferenceLag ref = reference_lag(raw, c.history_capacity, r.replay_lsn, at);
+      // A stale primary sample bounds the lag from below; the state follows the measured lag.
+      const std::int64_t measured = ref.lag_ns;
+      const std::int64_t silent = raw.empty() ? 0 : at - raw.back().t;
+      if (!raw.empty() && silent > stale_ns && silent > measured) {
+        ref.lag_ns = silent;
+        ref.lower_bound = true;
+      }
       std::uint64_t plsn = raw.empty() ? 0 : raw.back().lsn;
       std::int64_t bytes = plsn > r.replay_lsn ? static_cast<std::int64_t>(plsn - r.replay_lsn) : 0;
       std::int64_t rbytes = plsn > r.receive ? static_cast<std::int64_t>(plsn - r.receive) : 0;
@@ -547,12 +614,12 @@ TEST(LagProperty, RandomHistoriesMatchTheReference) {
       bool was = r.lagging;
       const bool bytes_on = c.max_lag_bytes > 0;
       if (was) {
-        bool time_ok = got.lag_ns < recover_ns || (recover_ns == 0 && got.lag_ns == 0);
+        bool time_ok = measured < recover_ns || (recover_ns == 0 && measured == 0);
         const std::int64_t recover_bytes = *lag.config().recover_lag_bytes;
         bool bytes_ok = !bytes_on || bytes < recover_bytes || (recover_bytes == 0 && bytes == 0);
         r.lagging = !(time_ok && bytes_ok);
       } else {
-        r.lagging = got.lag_ns > lag_max_ns || (bytes_on && bytes > c.max_lag_bytes);
+        r.lagging = measured > lag_max_ns || (bytes_on && bytes > c.max_lag_bytes);
       }
       EXPECT_EQ(got.state == LagState::Lagging, r.lagging);
       EXPECT_EQ(t->info(node).lag_state == LagState::Lagging, r.lagging);

@@ -235,12 +235,6 @@ KNOWN_DEFECTS = {
         ("sessions:read_your_writes:write_lsn_unknown", "sessions:causal:write_lsn_unknown"),
         "after a write whose commit LSN is unknown, read-your-writes lasts only "
         "time_window_ms, also while the replicas lack the commit (primary down)"),
-    # While the primary is down or frozen there are no primary samples: the replicas' time
-    # lag stops growing although they lack acknowledged commits.
-    "primary_fault": (
-        ("staleness:stale:primary_fault",),
-        "bounded staleness is not bounded while the primary is down: the replicas' lag is "
-        "judged from its last sample"),
 }
 
 

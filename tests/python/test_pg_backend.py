@@ -547,6 +547,39 @@ def test_role_mismatch_is_detected_and_kept_out_of_routing(cluster):
         assert status.role_mismatch and status.in_recovery and "in recovery" in status.last_error
 
 
+def test_bounded_staleness_stays_bounded_while_the_primary_is_frozen(cluster):
+    """A replica is known fresh only as of the primary's last probe: once the primary stops
+    answering, a BOUNDED_STALENESS read must not keep going to a replica (the primary may have
+    acknowledged commits it never shipped), while an EVENTUAL read is still served by one."""
+    with open_db(cluster, statement_timeout_ms=400, query_grace_ms=400) as db:
+        db.execute("INSERT INTO rk_items (owner, v) VALUES (900, 'before the freeze')")
+        cluster.wait_caught_up(timeout_ms=10_000)
+        wait_until(lambda: all(r.lag_ms < 100 for r in db.lag_tracker.replicas()), 5, "replicas caught up")
+        cluster.freeze("primary")
+        try:
+            time.sleep(1.5)
+            lags = {r.node: (r.lag_ms, r.lag_is_lower_bound) for r in db.lag_tracker.replicas()}
+            outcome = None
+            try:
+                r = db.query("SELECT count(*) FROM rk_items WHERE owner = 900",
+                             consistency="bounded_staleness", max_staleness_ms=500)
+                outcome = r.node
+            except replikit.Error as exc:
+                outcome = exc
+            eventual = db.query("SELECT count(*) FROM rk_items WHERE owner = 900", consistency="eventual")
+        finally:
+            cluster.thaw("primary")
+        print(f"\n[frozen primary] lags {lags}; bounded read -> {outcome!r}; eventual read on {eventual.node}")
+        assert all(lag > 1000 and lower for lag, lower in lags.values()), lags
+        assert isinstance(outcome, replikit.Error) or outcome not in ("r1", "r2"), outcome
+        assert eventual.node in ("r1", "r2") and eventual.rows[0][0] >= 1
+        # Primary probes resume: the bound goes, bounded reads use the replicas again.
+        wait_until(lambda: db.node("primary").up, 10, "the primary back up")
+        wait_until(lambda: all(r.lag_ms < 500 for r in db.lag_tracker.replicas()), 10, "lag back to normal")
+        r = db.query("SELECT 1", consistency="bounded_staleness", max_staleness_ms=500)
+        assert r.node in ("r1", "r2"), r.node
+
+
 # --------------------------------------------------------------------------- pooled connections
 def backend_pid(db) -> int:
     return db.query("SELECT pg_backend_pid()", consistency="strong").scalar()

@@ -221,19 +221,25 @@ class RefLag:
             assert got.lag_bytes == max(0, diff_bytes(primary_lsn, r.replay))
             assert got.receive_lag_bytes == max(0, diff_bytes(primary_lsn, r.receive))
             crossing, lower = self.crossing(r.replay) if self.history else (None, False)
-            expected_ns = 0 if crossing is None else max(0, at - crossing)
+            measured = 0 if crossing is None else max(0, at - crossing)
+            expected_ns = measured
+            # A stale primary sample bounds the lag from below (fresh only as of that sample);
+            # the state follows the measured lag.
+            silent = at - self.history[-1][2] if self.history else 0
+            if self.history and silent > self.stale_ns and silent > measured:
+                expected_ns, lower = silent, True
             # Exact up to the floating-point interpolation in the core.
             assert abs(ns(got.lag_ms) - expected_ns) <= 1, (ns(got.lag_ms), expected_ns)
             assert got.lag_is_lower_bound == lower
             bytes_on = self.bytes_max > 0
             if r.lagging:
                 # A zero threshold means "recover at zero lag" (as for bytes).
-                recovered = (ns(got.lag_ms) < self.recover_ns or (self.recover_ns == 0 and ns(got.lag_ms) == 0)) and (
+                recovered = (measured < self.recover_ns or (self.recover_ns == 0 and measured == 0)) and (
                     not bytes_on or got.lag_bytes < self.recover_bytes
                     or (self.recover_bytes == 0 and got.lag_bytes == 0))
                 lagging = not recovered
             else:
-                lagging = ns(got.lag_ms) > self.max_ns or (bytes_on and got.lag_bytes > self.bytes_max)
+                lagging = measured > self.max_ns or (bytes_on and got.lag_bytes > self.bytes_max)
             if lagging != r.lagging:
                 kind = LagEventKind.BECAME_LAGGING if lagging else LagEventKind.RECOVERED
                 self.expected_events.append((node, kind, at, ns(got.lag_ms), got.lag_bytes))

@@ -7,6 +7,14 @@
 /// equal LSNs as one entry, so an idle primary costs nothing, and it is bounded: the oldest
 /// entries are dropped first, and a replica older than the whole history is reported with
 /// the lag to the oldest entry (a lower bound, flagged in ReplicaLag::lag_is_lower_bound).
+///
+/// A replica is known fresh only as of the primary's last sample, at t_last. While the primary
+/// is not sampled (down, frozen, unreachable) it may still acknowledge commits that no replica
+/// has, so once t_last is more than stale_sample_ms older than a replica's sample time `now`,
+/// that replica's time lag is at least now - t_last (also a lower bound, flagged the same way).
+/// It grows with every replica sample and is what bounded-staleness reads are judged on; the
+/// OK/LAGGING state follows the measured lag only, so reads that need no freshness bound stay
+/// on the replicas while the primary is out. The next primary sample restores the measured lag.
 
 #include <cstdint>
 #include <deque>
@@ -27,7 +35,8 @@ struct LagConfig {
   std::optional<double> recover_lag_ms;  ///< ... and OK again only below this (<= max_lag_ms); unset: max_lag_ms / 2
   std::int64_t max_lag_bytes = 0;  ///< also LAGGING above this many bytes (0: no byte threshold)
   std::optional<std::int64_t> recover_lag_bytes;  ///< ... and OK again only below this (<= max_lag_bytes); unset: max_lag_bytes / 2
-  double stale_sample_ms = 1000.0;  ///< a replica silent this long is judged at the primary's time
+  double stale_sample_ms = 1000.0;  ///< a replica silent this long is judged at the primary's time;
+                                    ///< a primary silent this long bounds every replica's lag from below
   std::size_t history_capacity = 8192;  ///< primary LSN history entries kept (>= 2)
   std::size_t event_capacity = 1024;    ///< transition events kept (>= 1)
 };
@@ -53,8 +62,8 @@ struct ReplicaLag {
   Lsn replay_lsn;
   std::int64_t lag_bytes = 0;    ///< primary's current LSN - replay LSN (>= 0)
   std::int64_t receive_lag_bytes = 0;
-  std::int64_t lag_ns = 0;       ///< time lag of replay
-  bool lag_is_lower_bound = false;  ///< the replica is older than the kept history
+  std::int64_t lag_ns = 0;       ///< time lag of replay (drives bounded staleness)
+  bool lag_is_lower_bound = false;  ///< older than the kept history, or the primary's last sample is stale
   LagState state = LagState::Ok;
   std::int64_t sample_time_ns = 0;  ///< when the replica was last sampled
 };
