@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "replikit/errors.hpp"
+#include "pg_testing.hpp"
 #include "replikit/pg/database.hpp"
 
 namespace {
@@ -24,12 +25,7 @@ using replikit::pg::DatabaseOptions;
 using replikit::pg::NodeConfig;
 using replikit::pg::ReplicatedDatabase;
 
-NodeConfig node(std::string name, std::string dsn) {
-  NodeConfig c;
-  c.name = std::move(name);
-  c.dsn = std::move(dsn);
-  return c;
-}
+using replikit::pg::testing::node;
 
 // A loopback port nothing listens on (bound, then released).
 int free_port() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "replikit/errors.hpp"
+#include "pg_testing.hpp"
 #include "replikit/pg/database.hpp"
 
 namespace {
@@ -20,12 +21,7 @@ namespace {
 using replikit::pg::NodeConfig;
 using replikit::pg::ReplicatedDatabase;
 
-NodeConfig node(std::string name, std::string dsn) {
-  NodeConfig c;
-  c.name = std::move(name);
-  c.dsn = std::move(dsn);
-  return c;
-}
+using replikit::pg::testing::node;
 
 // Runs `call` on a thread and ends the backend of the victim's connection (named by its
 // application_name) once it sleeps: in a statement that calls pg_sleep, or in a COMMIT (whose
