@@ -108,6 +108,8 @@ CASES = {
     ("Session.__init__", "read_lsn"): (lambda b: Session(read_lsn=b), {"read_lsn"}),
     ("Session.record_write", "commit_lsn"): (lambda b: Session().record_write(b, now_ns=1), {"commit_lsn"}),
     ("Session.observe", "lsn"): (lambda b: Session().observe(b), {"lsn"}),
+    ("Session.observe_replica", "lsn"): (lambda b: Session().observe_replica(b, "r1", world()[0]), {"lsn"}),
+    ("Session.observe_replica", "node"): (lambda b: Session().observe_replica("0/1", b, world()[0]), {"node"}),
     ("Session.merge", "other"): (lambda b: Session().merge(b), {"other"}),
     ("Session.from_token", "token"): (lambda b: Session.from_token(b), {"token"}),
     ("RouterConfig.__init__", "policy"): (lambda b: replikit.RouterConfig(policy=b), {"policy"}),

@@ -186,14 +186,21 @@ class RoutingMachine(RuleBasedStateMachine):
         d = self.router.route_read(s, consistency, now_ns=t, max_staleness_ms=max_staleness)
         self.record.note(d)
         REASONS_SEEN.add(d.reason)
-        exp = reference_decision(self.nodes, self.lag_ns, ref, consistency, t, self.window_ns, max_staleness)
+        exp = reference_decision(self.nodes, self.lag_ns, ref, consistency, t, self.window_ns, max_staleness,
+                                 self.topology.epoch)
         check_decision(d, exp, self.nodes, self.lag_ns, ref, consistency, self.policy, "eu", max_staleness,
                        self.topology.epoch)
         CHECKED["decisions"] += 1
         if d.node is not None and observe:
-            seen = self.nodes[self.topology.index_of(d.node)].replay_lsn
-            s.observe(seen)
-            ref.observe(seen.value)
+            index = self.topology.index_of(d.node)
+            seen = self.nodes[index].replay_lsn
+            if self.nodes[index].role is Role.REPLICA:
+                # Also the session's hint for router rule 5 (back to the last replica).
+                s.observe_replica(seen, d.node, self.topology)
+                ref.observe_replica(seen.value, index, self.topology.epoch)
+            else:
+                s.observe(seen)
+                ref.observe(seen.value)
 
     @rule(sid=session_ids)
     def token_round_trip(self, sid):
