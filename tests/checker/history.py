@@ -19,6 +19,7 @@ One ``Op`` per operation, updated in place from invoke to its outcome:
 from __future__ import annotations
 
 import json
+import os
 import threading
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
@@ -92,6 +93,7 @@ class History:
 
 def save(path: str, ops: Iterable[Op], meta: Dict[str, Any]) -> None:
     """Write a history as JSON lines: first ``{"meta": ...}`` (seed, options), then one op a line."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(json.dumps({"meta": meta}, sort_keys=True) + "\n")
         for op in ops:
