@@ -209,70 +209,28 @@ inline std::string repr_of(const char* name, std::initializer_list<std::pair<con
   return out + ")";
 }
 
-/// How many values each public enum has (they are dense, from 0).
-template <typename E>
-struct EnumCount;
-template <>
-struct EnumCount<Policy> {
-  static constexpr int value = 5;
-};
-template <>
-struct EnumCount<Consistency> {
-  static constexpr int value = 6;
-};
-template <>
-struct EnumCount<Reason> {
-  static constexpr int value = kReasonCount;
-};
-template <>
-struct EnumCount<Role> {
-  static constexpr int value = 3;
-};
-template <>
-struct EnumCount<LagState> {
-  static constexpr int value = 2;
-};
-template <>
-struct EnumCount<LagEventKind> {
-  static constexpr int value = 2;
-};
-template <>
-struct EnumCount<ConsistencyGoal> {
-  static constexpr int value = 2;
-};
-template <>
-struct EnumCount<Versioning> {
-  static constexpr int value = 2;
-};
-template <>
-struct EnumCount<ConflictResolution> {
-  static constexpr int value = 4;
-};
-
-/// An enum member's Python name in lower case ("read_your_writes"), the form users write.
-template <typename E>
-std::string enum_label(E value) {
-  std::string name = py::str(py::cast(value).attr("name"));
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return name;
-}
-
 /// The one enum converter: a member of the Python enum, or its name as a str (case-insensitive,
-/// "read_your_writes" or "READ_YOUR_WRITES"). An unknown name lists the valid ones.
+/// "read_your_writes" or "READ_YOUR_WRITES"). An unknown name lists the valid ones. The names
+/// come from the bound Python enum itself (every bound enum has a member 0, E{}), so a new
+/// member needs no edit here.
 template <typename E>
 E to_enum(const py::handle& value, const char* argument) {
-  constexpr int n = EnumCount<E>::value;
   if (py::isinstance<py::str>(value)) {
-    std::string name = to_str(value, argument);
-    std::string folded = name;
-    std::transform(folded.begin(), folded.end(), folded.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    for (int i = 0; i < n; ++i) {
-      if (folded == enum_label(static_cast<E>(i))) return static_cast<E>(i);
-    }
+    const std::string name = to_str(value, argument);
+    const auto lower = [](std::string text) {
+      std::transform(text.begin(), text.end(), text.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      return text;
+    };
+    const std::string folded = lower(name);
+    const py::object members = py::type::handle_of(py::cast(E{})).attr("__members__");
     std::string known;
-    for (int i = 0; i < n; ++i) known += std::string(i ? ", " : "") + "'" + enum_label(static_cast<E>(i)) + "'";
+    for (const auto& item : members.attr("items")()) {
+      const auto pair = py::reinterpret_borrow<py::tuple>(item);
+      const std::string label = lower(py::str(pair[0]));
+      if (folded == label) return pair[1].cast<E>();
+      known += (known.empty() ? "'" : ", '") + label + "'";
+    }
     throw InvalidArgument(argument, "unknown value '" + name + "' (expected one of " + known + ")");
   }
   try {
