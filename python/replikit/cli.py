@@ -2,15 +2,18 @@
 
     replikit --version
     replikit demo           [--in-process] [--seed N]
-    replikit cluster up     [--dir DIR] [--replicas N] [--mode async|sync|remote_apply]
+    replikit cluster up     [--dir DIR] [--replicas N] [--mode MODE]
                             [--sync-count K] [--base-port P] [--timeout S] [--json]
     replikit cluster status [--dir DIR] [--json]
     replikit cluster down   [--dir DIR] [--keep]
+    replikit cluster rejoin NODE [--dir DIR] [--timeout S]
 
 ``cluster up`` starts a local PostgreSQL 15 primary with streaming replicas in DIR
 (default ./.replikit-cluster) and leaves it running; its description is kept in
 DIR/cluster.json, which ``status`` and ``down`` read. ``cluster down --keep`` stops it and
 keeps its data; ``cluster up`` on that directory starts it again with that data.
+``cluster rejoin NODE`` brings an old primary back after a failover, as a replica of the
+current primary, with pg_rewind.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 from . import __version__
 from .testing.cluster import MAX_REPLICAS
 from .testing.directory import DESCRIPTION_FILE
-from .testing.nodes import PORT_LIMITS
+from .testing.nodes import MODES, PORT_LIMITS, mode_settings
 
 if TYPE_CHECKING:
     from .testing import LocalCluster
@@ -81,10 +84,13 @@ def _build_parser() -> argparse.ArgumentParser:
     add_dir(up)
     up.add_argument("--replicas", type=_int_in(0, MAX_REPLICAS), default=None, metavar="N",
                     help=f"number of streaming replicas, 0-{MAX_REPLICAS} (default 2)")
-    up.add_argument("--mode", choices=("async", "sync", "remote_apply"), default=None,
-                    help="replication mode (default async)")
+    up.add_argument("--mode", choices=MODES, default=None,
+                    help="replication mode (default async): semi_sync = ANY 1, sync = ANY k, "
+                         "sync_all = FIRST n (every standby), remote_apply = ANY k + "
+                         "remote_apply")
     up.add_argument("--sync-count", type=_int_in(1, MAX_REPLICAS), default=None, metavar="K",
-                    help="k in synchronous_standby_names = 'ANY k (...)', 1-N (default 1)")
+                    help="k in synchronous_standby_names = 'ANY k (...)' for sync and "
+                         "remote_apply, 1-N (default 1)")
     up.add_argument("--base-port", type=_int_in(*PORT_LIMITS), default=None, metavar="P",
                     help=f"first port to try, {PORT_LIMITS[0]}-{PORT_LIMITS[1]} (default: a random port "
                          "in 20000-29999; 5432 is never used)")
@@ -103,13 +109,22 @@ def _build_parser() -> argparse.ArgumentParser:
     down.add_argument("--keep", action="store_true",
                       help="keep the directory and its data (nodes are stopped cleanly, -m fast); "
                            "`up` starts it again")
+    rejoin = actions.add_parser(
+        "rejoin", help="bring an old primary back as a replica of the current primary "
+                       "(pg_rewind)",
+        description="After a failover, rewind the old primary NODE with pg_rewind and start "
+                    "it as a streaming replica of the current primary.")
+    rejoin.add_argument("node", metavar="NODE", help="the old primary (e.g. primary)")
+    add_dir(rejoin)
+    rejoin.add_argument("--timeout", type=_seconds, default=60.0, metavar="S",
+                        help="seconds to wait for each step, > 0 (default 60)")
     return parser
 
 
 def _check_up(args: argparse.Namespace) -> None:
     """Cross-flag checks of ``cluster up``, naming the flags as typed."""
     replicas = 2 if args.replicas is None else args.replicas
-    if args.mode in ("sync", "remote_apply"):
+    if args.mode not in (None, "async"):
         if replicas == 0:
             args.parser.error(f"argument --mode: {args.mode} needs at least one replica "
                               "(got --replicas 0)")
@@ -148,7 +163,10 @@ def _cluster_up(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**cluster.description(), "dsns": cluster.dsns()}, indent=1))
         return 0
-    mode = cluster.mode if cluster.mode == "async" else f"{cluster.mode}, ANY {cluster.sync_count}"
+    mode = cluster.mode
+    if mode != "async":
+        names = mode_settings(mode, cluster.sync_count, cluster.replica_names)
+        mode += ", " + names["synchronous_standby_names"].strip("'").split(" (")[0]
     print(f"replikit: cluster {verb} in {(cluster.startup_ms or 0.0) / 1000:.2f} s in "
           f"{cluster.base_dir} ({mode})")
     width = max(len(n) for n in cluster.nodes)
@@ -219,6 +237,16 @@ def _cluster_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_rejoin(args: argparse.Namespace) -> int:
+    from .testing import LocalCluster
+
+    cluster = LocalCluster.attach(args.dir)
+    primary = cluster.primary_name
+    cluster.rejoin(args.node, timeout_ms=args.timeout * 1000.0)
+    print(f"replikit: {args.node} rejoined as a replica of {primary} (pg_rewind) and streams")
+    return 0
+
+
 _FLAGS = {"replicas": "--replicas", "mode": "--mode", "sync_count": "--sync-count",
           "base_port": "--base-port", "startup_timeout_ms": "--timeout"}
 
@@ -243,7 +271,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .testing import ClusterError
 
     handlers: Dict[str, Callable[[argparse.Namespace], int]] = {
-        "up": _cluster_up, "status": _cluster_status, "down": _cluster_down}
+        "up": _cluster_up, "status": _cluster_status, "down": _cluster_down,
+        "rejoin": _cluster_rejoin}
     if args.action == "up":
         _check_up(args)
     try:

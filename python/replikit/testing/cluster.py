@@ -17,14 +17,14 @@ from . import template as _template
 from .errors import ClusterError, invalid_argument, timeout_seconds
 from .nodes import MODES, PORT_LIMITS, Node, node_settings, write_node_config
 from .processes import Supervisor
-from .replication import ReplicationControl
+from .failover import FailoverControl
 from .tools import ServerTools
 from .tools import pg_bin_dir as _bin_dir
 
 MAX_REPLICAS = 10
 
 
-class LocalCluster(ReplicationControl):
+class LocalCluster(FailoverControl):
     """A primary and N streaming replicas of local PostgreSQL 15 on loopback ports.
 
     Parameters:
@@ -32,9 +32,12 @@ class LocalCluster(ReplicationControl):
             default a fresh temporary directory (under ``scratch_dir()``), removed
             again by ``close()``.
         replicas: number of streaming replicas (0-10), named ``r1``, ``r2``, ...
-        mode: ``"async"``, ``"sync"`` (``synchronous_standby_names = 'ANY k (r1, ...)'``)
-            or ``"remote_apply"`` (the same plus ``synchronous_commit = remote_apply``).
-        sync_count: k of ``ANY k (...)`` for the synchronous modes (1..replicas).
+        mode: ``"async"``; ``"semi_sync"`` (``synchronous_standby_names = 'ANY 1 (r1,
+            ...)'``); ``"sync"`` (``'ANY k (r1, ...)'``); ``"sync_all"`` (``'FIRST n (r1,
+            ...)'``: every standby); ``"remote_apply"`` (``'ANY k (...)'`` plus
+            ``synchronous_commit = remote_apply``). ``set_replication_mode()`` switches
+            it at run time.
+        sync_count: k of ``ANY k (...)`` for sync and remote_apply (1..replicas).
         base_port: first port to probe (1024-65000); default a random port in
             20000-29999. Port 5432 is never used.
         host: loopback address every node listens on.
@@ -153,7 +156,7 @@ class LocalCluster(ReplicationControl):
         started = time.monotonic()
         with self._lock:
             for name in sorted(self.nodes, key=lambda n: self.nodes[n].role != "primary"):
-                if not self.is_up(name):
+                if self.nodes[name].role != "detached" and not self.is_up(name):
                     self.stop(name)  # reaps any orphans of a killed postmaster
                     self.start(name, timeout_ms=timeout)
             if self.replica_names:

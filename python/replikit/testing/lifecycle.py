@@ -46,7 +46,8 @@ class NodeLifecycle:
 
     @property
     def replica_names(self) -> List[str]:
-        """Names of the nodes created as replicas (``r1``, ``r2``, ...)."""
+        """Names of the nodes that are replicas now: those created as replicas (``r1``, ``r2``,
+        ...), less one promoted to primary, plus an old primary rejoined with ``rejoin()``."""
         return [n for n, node in self.nodes.items() if node.role == "replica"]
 
     def dsn(self, name: str, dbname: str = "postgres") -> str:

@@ -13,7 +13,16 @@ from typing import Any, Dict, Iterable, List, Optional
 from .errors import ClusterError
 from .tools import ServerTools
 
-MODES = ("async", "sync", "remote_apply")
+# The replication modes of a cluster: what the primary waits for before it acknowledges a
+# commit (synchronous_standby_names and synchronous_commit over the standbys of that primary).
+#   async         nothing: synchronous_standby_names = ''
+#   semi_sync     any one standby has flushed it: 'ANY 1 (r1, ..., rn)'
+#   sync          any k standbys have flushed it (k = sync_count): 'ANY k (r1, ..., rn)'
+#   sync_all      every standby has flushed it: 'FIRST n (r1, ..., rn)'
+#   remote_apply  any k standbys have applied it (visible there): 'ANY k (...)' and
+#                 synchronous_commit = remote_apply
+MODES = ("async", "semi_sync", "sync", "sync_all", "remote_apply")
+COUNTED_MODES = ("sync", "remote_apply")  # the modes that read sync_count
 FORBIDDEN_PORT = 5432  # the distribution's default cluster: never ours
 PORT_RANGE = (20000, 30000)  # below Linux's ephemeral range (32768-60999)
 PORT_LIMITS = (1024, 65000)  # the ports a cluster may use at all
@@ -24,7 +33,7 @@ class Node:
     """One PostgreSQL server of a LocalCluster."""
 
     name: str
-    role: str  # role it was created with: "primary" or "replica"
+    role: str  # "primary", "replica", or "detached" (an old primary after a failover)
     port: int
     data_dir: str
     log_file: str
@@ -86,7 +95,11 @@ def mode_settings(mode: str, sync_count: int, replicas: List[str]) -> Dict[str, 
     """The primary's settings for a replication mode over ``replicas``."""
     if mode == "async":
         return {"synchronous_standby_names": "''", "synchronous_commit": "on"}
-    names = f"ANY {sync_count} ({', '.join(replicas)})"
+    listed = ", ".join(replicas)
+    if mode == "sync_all":
+        names = f"FIRST {len(replicas)} ({listed})"
+    else:
+        names = f"ANY {1 if mode == 'semi_sync' else sync_count} ({listed})"
     commit = "remote_apply" if mode == "remote_apply" else "on"
     return {"synchronous_standby_names": f"'{names}'", "synchronous_commit": commit}
 

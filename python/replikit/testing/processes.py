@@ -173,6 +173,28 @@ class Supervisor:
         self.reap()
         return True
 
+    def freeze_all(self, node: Node, rounds: int = 5) -> float:
+        """SIGSTOP the postmaster (so it forks no more), then every child; return
+        ``time.monotonic()`` once all of them were stopped."""
+        postmaster = self.live_pid(node)
+        if postmaster is not None:
+            try:
+                os.kill(postmaster, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        stopped: set = set() if postmaster is None else {postmaster}
+        for _ in range(rounds):  # a child forked just before the postmaster stopped
+            fresh = [pid for pid in self.processes(node) if pid not in stopped]
+            if not fresh:
+                break
+            for pid in fresh:
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                except ProcessLookupError:
+                    pass
+                stopped.add(pid)
+        return time.monotonic()
+
     def kill(self, node: Node, timeout_s: float = 10.0) -> List[int]:
         """SIGKILL every process of a node; return the survivors (normally none)."""
         postmaster = self.live_pid(node)

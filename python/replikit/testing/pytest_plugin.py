@@ -14,7 +14,7 @@ Fixtures:
 Options (ini file: ``pytest.ini``, ``[tool.pytest.ini_options]`` or ``setup.cfg``)::
 
     replikit_cluster_replicas = 2        # streaming replicas, 0-10
-    replikit_cluster_mode = async        # async, sync or remote_apply
+    replikit_cluster_mode = async        # async, semi_sync, sync, sync_all or remote_apply
     replikit_cluster_sync_count = 1      # k of ANY k (...) in the synchronous modes
     replikit_cluster_scope = session     # session or module: one cluster per module
 
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 _OPTIONS = {
     "replikit_cluster_replicas": ("streaming replicas of replikit_cluster (0-10)", "2"),
-    "replikit_cluster_mode": ("replication mode of replikit_cluster: async, sync or "
-                              "remote_apply", "async"),
+    "replikit_cluster_mode": ("replication mode of replikit_cluster: async, semi_sync, "
+                              "sync, sync_all or remote_apply", "async"),
     "replikit_cluster_sync_count": ("k of ANY k (...) for replikit_cluster's synchronous "
                                     "modes", "1"),
     "replikit_cluster_scope": ("session or module: how long one replikit_cluster lives",

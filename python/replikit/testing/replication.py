@@ -23,8 +23,18 @@ class ReplicationControl(NodeLifecycle):
     sync_count: int
     _initial_mode: Optional[Tuple[str, int]]  # the mode the cluster was created with
 
-    def current_lsn(self, name: str = "primary") -> _core.Lsn:
-        """pg_current_wal_lsn() of a primary."""
+    @property
+    def primary_name(self) -> str:
+        """The node that is primary now: ``primary`` until ``promote()`` made another one."""
+        for name, node in self.nodes.items():
+            if node.role == "primary":
+                return name
+        raise ClusterError("this cluster has no primary (none was started, or it was "
+                           "detached by a promotion that did not finish)")
+
+    def current_lsn(self, name: Optional[str] = None) -> _core.Lsn:
+        """pg_current_wal_lsn() of a primary (default: the current one)."""
+        name = self.primary_name if name is None else name
         return _core.Lsn(self._scalar(name, "SELECT pg_current_wal_lsn()") or "")
 
     def replay_lsn(self, name: str) -> Optional[_core.Lsn]:
@@ -33,8 +43,10 @@ class ReplicationControl(NodeLifecycle):
         value = self._scalar(name, "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() END")
         return None if value is None else _core.Lsn(value)
 
-    def replication(self, primary: str = "primary") -> Dict[str, Dict[str, Optional[str]]]:
-        """pg_stat_replication of a primary, keyed by application_name."""
+    def replication(self, primary: Optional[str] = None) -> Dict[str, Dict[str, Optional[str]]]:
+        """pg_stat_replication of a primary (default: the current one), keyed by
+        application_name."""
+        primary = self.primary_name if primary is None else primary
         rows = self.sql(primary, "SELECT application_name, state, sync_state, sent_lsn, "
                                  "write_lsn, flush_lsn, replay_lsn FROM pg_stat_replication")
         keys = ("state", "sync_state", "sent_lsn", "write_lsn", "flush_lsn", "replay_lsn")
@@ -42,9 +54,11 @@ class ReplicationControl(NodeLifecycle):
 
     @renamed_keywords(timeout_s=_SECONDS)
     def wait_streaming(self, *, timeout_ms: float = 30_000.0,
-                       replicas: Optional[Sequence[str]] = None, primary: str = "primary") -> None:
+                       replicas: Optional[Sequence[str]] = None,
+                       primary: Optional[str] = None) -> None:
         """Wait until the primary's pg_stat_replication shows each replica 'streaming'."""
         timeout_s = timeout_seconds("timeout_ms", timeout_ms)
+        primary = self.primary_name if primary is None else primary
         names = list(self.replica_names if replicas is None else replicas)
         for name in names:
             self.node(name)
@@ -68,9 +82,10 @@ class ReplicationControl(NodeLifecycle):
     @renamed_keywords(timeout_s=_SECONDS)
     def wait_caught_up(self, *, timeout_ms: float = 30_000.0,
                        replicas: Optional[Sequence[str]] = None,
-                       primary: str = "primary") -> _core.Lsn:
+                       primary: Optional[str] = None) -> _core.Lsn:
         """Wait until every replica's replay LSN reaches the primary's current LSN; return it."""
         timeout_s = timeout_seconds("timeout_ms", timeout_ms)
+        primary = self.primary_name if primary is None else primary
         names = list(self.replica_names if replicas is None else replicas)
         target = self.current_lsn(primary)
         deadline = time.monotonic() + timeout_s
@@ -147,8 +162,14 @@ class ReplicationControl(NodeLifecycle):
         return mode_settings(mode, sync_count, self.replica_names)
 
     def set_replication_mode(self, mode: str, sync_count: Optional[int] = None,
-                             primary: str = "primary") -> None:
-        """Switch async / sync / remote_apply at run time (ALTER SYSTEM + reload)."""
+                             primary: Optional[str] = None) -> None:
+        """Switch the replication mode at run time (ALTER SYSTEM + reload on the primary).
+
+        ``mode`` is one of MODES (async, semi_sync, sync, sync_all, remote_apply; see
+        ``replikit.testing.nodes``); ``sync_count`` is k of ``ANY k`` for sync and
+        remote_apply. The standbys named are the current primary's replicas.
+        """
+        primary = self.primary_name if primary is None else primary
         if mode not in MODES:
             raise invalid_argument("mode", f"expected one of {MODES}, got {mode!r}")
         count = self.sync_count if sync_count is None else sync_count
@@ -173,8 +194,8 @@ class ReplicationControl(NodeLifecycle):
         It does not undo a promotion or a repointed replica: failover tests should
         start a LocalCluster of their own.
         """
-        for name in self.nodes:
-            if not self.is_up(name):
+        for name, node in self.nodes.items():
+            if node.role != "detached" and not self.is_up(name):
                 self.stop(name)  # reaps any orphans of a killed postmaster
                 self.start(name, timeout_ms=timeout_ms)
         for name in self.replica_names:
