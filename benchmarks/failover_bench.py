@@ -368,11 +368,19 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         choices=("async", "semi_sync", "sync", "sync_all", "remote_apply"),
                         help="replication mode of the local clusters (default semi_sync: "
                              "ANY 1)")
+    parser.add_argument("--baseline-interval-ms", type=float, default=100.0,
+                        help="probe interval (and probe timeout) of the raw baseline "
+                             "(default 100)")
+    parser.add_argument("--baseline-misses", type=int, default=3,
+                        help="missed probes in a row before the raw baseline fails over "
+                             "(default 3)")
     parser.add_argument("--brief-preset", action="store_true",
                         help="also measure replikit with the original design's 5 s x 3")
     args = parser.parse_args(argv)
     if args.runs < 1 or (args.patroni_runs is not None and args.patroni_runs < 0):
         parser.error("--runs must be >= 1 and --patroni-runs >= 0")
+    if not 1 <= args.baseline_interval_ms <= 60_000 or not 1 <= args.baseline_misses <= 100:
+        parser.error("--baseline-interval-ms must be in 1-60000 and --baseline-misses in 1-100")
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(args.systems) - {"raw", "replikit", "patroni"}
     if unknown:
@@ -407,11 +415,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     for system in args.systems:
         try:
             if system == "raw":
-                label = "raw baseline (NOT replikit), 100 ms x 3"
-                print(f"{label}: probe = TCP connect + SSLRequest answered within 100 ms",
-                      flush=True)
+                interval, misses = args.baseline_interval_ms, args.baseline_misses
+                label = f"raw baseline (NOT replikit), {interval:g} ms x {misses}"
+                print(f"{label}: probe = TCP connect + SSLRequest answered within "
+                      f"{interval:g} ms", flush=True)
                 outcomes[label] = repeat("raw", args.runs, lambda: local_run(
-                    start_raw_manager, args.mode, args.hang))
+                    lambda c: start_raw_manager(c, interval, misses), args.mode, args.hang))
             elif system == "replikit":
                 for preset in ["fast"] + (["brief"] if args.brief_preset else []):
                     label = f"replikit FailoverManager, {preset}"
