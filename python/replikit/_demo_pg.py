@@ -2,11 +2,20 @@
 
 Starts a primary and two streaming replicas with replikit.testing.LocalCluster, then simulated
 users write their own row and read it back with read-your-writes consistency through
-ReplicatedDatabase, while r2's WAL replay is paused for a few seconds and resumed. Every half
-second it prints each replica's lag as the prober measures it, its state, and where reads went;
-at the end the traffic per node and per reason, the lag events, and the number of
-read-your-writes violations (a read that did not return the reader's own last write), which
-must be zero. The cluster is stopped afterwards, also on error or Ctrl-C.
+ReplicatedDatabase.
+
+Act 1 (routing): r2's WAL replay is paused for a few seconds and resumed. Every half second it
+prints each replica's lag as the prober measures it, its state, and where reads went.
+
+Act 2 (failover): the cluster switches to semi-synchronous replication (ANY 1) and, under the
+same users, the primary instance crashes (postmaster and every child killed together). A
+failover follows (``_failover_act``); the demo prints when the crash was detected, how long
+the promotion took, when the first write was acknowledged by the new primary, the other
+replica following the new primary, and the lost-write report.
+
+At the end: the traffic per node and per reason, the lag events, and the number of
+read-your-writes violations (a read that did not return the reader's own last acknowledged
+write), which must be zero. The cluster is stopped afterwards, also on error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ import collections
 import os
 import random
 import sys
+import threading
 import time
+from typing import Any, Callable, Dict, List, Optional
 
 from . import _core
 from .demo import summarize
@@ -29,9 +40,195 @@ def available() -> bool:
     return bool(getattr(_core, "HAVE_PG", False)) and os.path.exists(os.path.join(bin_dir, "postgres"))
 
 
+class Users:
+    """Simulated users: each writes its own row now and then and reads it back (RYW)."""
+
+    def __init__(self, db: Any, users: int, rng: random.Random) -> None:
+        self.db = db
+        self.rng = rng
+        self.sessions = [_core.Session() for _ in range(users)]
+        self.written: List[Optional[int]] = [0] * users  # None: a write's outcome unknown
+        self.value = 0
+        self.violations = 0
+        self.failed = 0  # requests that raised (the primary was down)
+        self.tolerate_errors = False  # only while a failover is expected
+        self.acks: List[tuple] = []  # (time.monotonic(), node) of acknowledged writes
+        self.per_node: collections.Counter[str] = collections.Counter()
+        self.per_reason: collections.Counter[str] = collections.Counter()
+        self.window: collections.Counter[str] = collections.Counter()
+
+    def step(self) -> None:
+        """One user acts: maybe a write, then a read of its own row."""
+        user = self.rng.randrange(len(self.sessions))
+        session = self.sessions[user]
+        try:
+            if self.rng.random() < 0.2:
+                self.value += 1
+                self.written[user] = None  # until acknowledged
+                result = self.db.execute("UPDATE demo_users SET value = $1 WHERE id = $2",
+                                         [self.value, user], session)
+                self.written[user] = self.value
+                self.acks.append((time.monotonic(), result.node))
+            result = self.db.query("SELECT value FROM demo_users WHERE id = $1", [user],
+                                   session, consistency=_core.Consistency.READ_YOUR_WRITES)
+        except _core.Error:
+            if not self.tolerate_errors:
+                raise
+            self.failed += 1
+            time.sleep(0.002)  # the primary is down: don't spin
+            return
+        if self.written[user] is not None and result.scalar() != self.written[user]:
+            self.violations += 1
+        self.per_node[result.node] += 1
+        self.per_reason[result.reason.name] += 1
+        self.window[result.node] += 1
+
+    def run_for(self, seconds: float, on_tick: Callable[[float], None]) -> None:
+        """Act for ``seconds``; ``on_tick(elapsed)`` runs between steps."""
+        t0 = time.monotonic()
+        while True:
+            elapsed = time.monotonic() - t0
+            if elapsed >= seconds:
+                return
+            on_tick(elapsed)
+            self.step()
+
+
+def _routing_act(cluster: Any, db: Any, users: Users, seconds: float, pause_at_s: float,
+                 resume_at_s: float, out: Any) -> float:
+    """Act 1: r2's replay paused and resumed; prints lag, state and reads every 0.5 s."""
+    state = {"paused": False, "resumed": False, "next": 0.5}
+
+    def tick(elapsed: float) -> None:
+        if not state["paused"] and elapsed >= pause_at_s:
+            cluster.pause_replay("r2")
+            state["paused"] = True
+        if state["paused"] and not state["resumed"] and elapsed >= resume_at_s:
+            cluster.resume_replay("r2")
+            state["resumed"] = True
+        if elapsed >= state["next"]:
+            status = {n.name: n for n in db.nodes()}
+            r1, r2 = status["r1"], status["r2"]
+            spread = ", ".join(f"{k} {v}" for k, v in sorted(users.window.items()))
+            print(f"{state['next']:>4.1f}s  {r1.lag_ms:>6.0f}ms {r1.lag_state.name:>7}  "
+                  f"{r2.lag_ms:>6.0f}ms {r2.lag_state.name:>7}  {spread}", file=out, flush=True)
+            users.window.clear()
+            state["next"] += 0.5
+
+    print(f"{'time':>5}  {'r1 lag':>8} {'r1':>7}  {'r2 lag':>8} {'r2':>7}  reads in the last 0.5 s",
+          file=out)
+    t0 = time.monotonic()
+    users.run_for(seconds, tick)
+    if state["paused"] and not state["resumed"]:
+        cluster.resume_replay("r2")
+    return t0
+
+
+def _failover_act(cluster: Any, db: Any) -> Dict[str, Any]:
+    """Fail over after the primary crashed; return what happened (``*_at``: time.monotonic()).
+
+    Without a failover manager this does by hand what a manager does: it waits until the
+    prober sees the primary down (detection), promotes the replica with the highest receive
+    LSN (testing helper ``promote``), points the database's topology at it (writes go there),
+    and repoints the other replica (``repoint``), then restores semi-synchronous replication.
+    """
+    old = db.topology.primary_name
+    deadline = time.monotonic() + 30.0
+    while db.node(old).up and time.monotonic() < deadline:
+        time.sleep(0.002)
+    detected = time.monotonic()
+    candidates = [n for n in db.nodes() if n.name != old and n.up and n.receive_lsn is not None]
+    if not candidates:
+        return {"detected_at": detected, "new_primary": None,
+                "reason": "no reachable replica", "lost_writes": None}
+    best = max(candidates, key=lambda n: (n.receive_lsn, n.name))
+    promote_ms = cluster.promote(best.name)
+    db.topology.promote(best.name)
+    promoted = time.monotonic()
+    followers = []
+    for other in cluster.replica_names:
+        if cluster.is_up(other):
+            cluster.repoint(other, best.name, timeout_ms=30_000)
+            followers.append(other)
+    if followers:
+        cluster.set_replication_mode("semi_sync")
+    return {"detected_at": detected, "new_primary": best.name,
+            "receive_lsn": str(best.receive_lsn), "promote_ms": promote_ms,
+            "promoted_at": promoted, "followers": followers,
+            "reason": "highest receive LSN", "lost_writes": None}
+
+
+def _run_failover(cluster: Any, db: Any, users: Users, seconds: float, crash_at_s: float,
+                  out: Any) -> Dict[str, Any]:
+    """Act 2: semi-sync replication, the primary instance crashes under the users, failover."""
+    cluster.set_replication_mode("semi_sync")
+    users.tolerate_errors = True
+    users.window.clear()
+    print(f"act 2: semi-synchronous replication (ANY 1 (r1, r2)); the primary instance crashes "
+          f"at {crash_at_s:.1f} s under the same users", file=out, flush=True)
+    state: Dict[str, Any] = {}
+
+    def act() -> None:
+        try:
+            state["report"] = _failover_act(cluster, db)
+        except Exception as exc:  # noqa: BLE001 - reported below, the demo goes on
+            state["error"] = exc
+
+    def tick(elapsed: float) -> None:
+        if "crashed_at" not in state and elapsed >= crash_at_s:
+            failed_before = users.failed
+            state["crashed_at"] = cluster.crash("primary")
+            state["failed_before"] = failed_before
+            state["thread"] = threading.Thread(target=act, daemon=True)
+            state["thread"].start()
+
+    users.run_for(seconds, tick)
+    if "thread" not in state:
+        return {"error": "the run ended before the crash"}
+    state["thread"].join(timeout=60.0)
+    return _report_failover(cluster, users, state, out)
+
+
+def _report_failover(cluster: Any, users: Users, state: Dict[str, Any],
+                     out: Any) -> Dict[str, Any]:
+    if "error" in state or "report" not in state:
+        print(f"failover failed: {state.get('error', 'did not finish')}", file=out)
+        return {"error": str(state.get("error", "did not finish"))}
+    report = dict(state["report"])
+    crashed_at = state["crashed_at"]
+    new = report.get("new_primary")
+    if new is None:
+        print(f"no failover: {report['reason']}", file=out)
+        return report
+    first = next((t for t, node in users.acks if t >= crashed_at and node == new), None)
+    report["detected_s"] = report["detected_at"] - crashed_at
+    report["first_write_s"] = None if first is None else first - crashed_at
+    report["failed_requests"] = users.failed - state["failed_before"]
+    print(f"  detection: {report['detected_s']:.3f} s after the crash (the primary marked "
+          f"down by a failed request or the prober)", file=out)
+    print(f"  promotion: {new} ({report['reason']}, {report['receive_lsn']}) in "
+          f"{report['promote_ms'] / 1000:.3f} s", file=out)
+    first_text = "none" if first is None else f"{report['first_write_s']:.3f} s after the crash"
+    print(f"  first write acknowledged by {new}: {first_text} ({report['failed_requests']} "
+          f"requests failed meanwhile)", file=out)
+    replication = cluster.replication(new)
+    report["following"] = {name: info["state"] for name, info in replication.items()}
+    for name in report["followers"]:
+        print(f"  {name} follows {new}: {replication.get(name, {}).get('state', 'not connected')}"
+              f" ({replication.get(name, {}).get('sync_state', '-')})", file=out)
+    spread = ", ".join(f"{k} {v}" for k, v in sorted(users.window.items()))
+    print(f"  reads in act 2: {spread}", file=out)
+    lost = report.get("lost_writes")
+    print("  lost-write report: " + ("not available (no manager)" if lost is None else
+                                     (", ".join(map(str, lost)) or "none lost")), file=out)
+    return report
+
+
 def run(users: int = 200, seconds: float = 8.0, pause_at_s: float = 2.5, resume_at_s: float = 5.5,
-        seed: int = 7, out=sys.stdout) -> dict:
-    """Runs the demo and returns its summary (also printed to `out`)."""
+        seed: int = 7, out=sys.stdout, failover_seconds: float = 4.0,
+        crash_at_s: float = 1.0) -> dict:
+    """Runs the demo and returns its summary (also printed to `out`); ``failover_seconds`` 0
+    skips act 2."""
     from ._pgdb import database_for_cluster
     from .testing import LocalCluster
 
@@ -47,52 +244,14 @@ def run(users: int = 200, seconds: float = 8.0, pause_at_s: float = 2.5, resume_
         with database_for_cluster(cluster, probe_interval_ms=50, max_lag_ms=300, recover_lag_ms=100,
                                   wait_for_replica_ms=0) as db:
             db.wait_probes(2, 5000)
-            sessions = [_core.Session() for _ in range(users)]
-            written = [0] * users
-            violations = 0
-            per_node: collections.Counter[str] = collections.Counter()
-            per_reason: collections.Counter[str] = collections.Counter()
-            window: collections.Counter[str] = collections.Counter()
-            paused = resumed = False
-            next_report = 0.5
-            value = 0
-            print(f"{'time':>5}  {'r1 lag':>8} {'r1':>7}  {'r2 lag':>8} {'r2':>7}  reads in the last 0.5 s", file=out)
-            t0 = time.monotonic()
-            while True:
-                elapsed = time.monotonic() - t0
-                if elapsed >= seconds:
-                    break
-                if not paused and elapsed >= pause_at_s:
-                    cluster.pause_replay("r2")
-                    paused = True
-                if paused and not resumed and elapsed >= resume_at_s:
-                    cluster.resume_replay("r2")
-                    resumed = True
-                user = rng.randrange(users)
-                session = sessions[user]
-                if rng.random() < 0.2:
-                    value += 1
-                    db.execute("UPDATE demo_users SET value = $1 WHERE id = $2", [value, user], session)
-                    written[user] = value
-                result = db.query("SELECT value FROM demo_users WHERE id = $1", [user], session,
-                                  consistency=_core.Consistency.READ_YOUR_WRITES)
-                if result.scalar() != written[user]:
-                    violations += 1
-                per_node[result.node] += 1
-                per_reason[result.reason.name] += 1
-                window[result.node] += 1
-                if elapsed >= next_report:
-                    status = {n.name: n for n in db.nodes()}
-                    r1, r2 = status["r1"], status["r2"]
-                    spread = ", ".join(f"{k} {v}" for k, v in sorted(window.items()))
-                    print(f"{next_report:>4.1f}s  {r1.lag_ms:>6.0f}ms {r1.lag_state.name:>7}  {r2.lag_ms:>6.0f}ms "
-                          f"{r2.lag_state.name:>7}  {spread}", file=out, flush=True)
-                    window.clear()
-                    next_report += 0.5
-            if paused and not resumed:
-                cluster.resume_replay("r2")
+            crowd = Users(db, users, rng)
+            t0 = _routing_act(cluster, db, crowd, seconds, pause_at_s, resume_at_s, out)
             # Event times are steady-clock ns: the clock of time.monotonic().
-            events = [(e.time_ns / 1e9 - t0,
-                       e.node, e.kind.name, round(e.lag_ms))
+            events = [(e.time_ns / 1e9 - t0, e.node, e.kind.name, round(e.lag_ms))
                       for e in db.lag_tracker.events()]
-    return summarize(per_node, per_reason, events, violations, out)
+            failover = None
+            if failover_seconds > 0:
+                failover = _run_failover(cluster, db, crowd, failover_seconds, crash_at_s, out)
+    summary = summarize(crowd.per_node, crowd.per_reason, events, crowd.violations, out)
+    summary["failover"] = failover
+    return summary

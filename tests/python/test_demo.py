@@ -1,5 +1,6 @@
 """The main demo (README's first command) does what it says: reads steered away from the
-lagging replica and back, and zero read-your-writes violations."""
+lagging replica and back, zero read-your-writes violations, and (against PostgreSQL) a
+failover after the primary's crash with the other replica following the new primary."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ def test_postgres_demo_steers_reads_and_keeps_read_your_writes():
     assert ("r2", "BECAME_LAGGING") in kinds and ("r2", "RECOVERED") in kinds
     assert kinds.index(("r2", "BECAME_LAGGING")) < kinds.index(("r2", "RECOVERED"))
     assert summary["per_node"].get("r1", 0) > 0 and summary["per_node"].get("r2", 0) > 0
+    failover = summary["failover"]
+    assert "error" not in failover, failover
+    new = failover["new_primary"]
+    other = ({"r1", "r2"} - {new}).pop()
+    assert failover["followers"] == [other]
+    assert failover["following"] == {other: "streaming"}
+    assert 0 <= failover["detected_s"] < failover["first_write_s"] < 30
+    text = out.getvalue()
+    assert f"first write acknowledged by {new}" in text
+    assert "lost-write report: " in text
