@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m replikit.demo") -
     parser.add_argument("--in-process", action="store_true",
                         help="simulate the cluster in this process instead of starting PostgreSQL")
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulated workload")
+    parser.add_argument("--failover-mode", choices=("semi_sync", "async"), default="semi_sync",
+                        help="replication mode of the PostgreSQL demo's failover act (default "
+                             "semi_sync: no acknowledged write lost; async: some can be)")
     args = parser.parse_args(argv)
     if not args.in_process:
         try:
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m replikit.demo") -
             print(f"(PostgreSQL demo unavailable: {exc}; running the in-process demo)")
         else:
             if _demo_pg.available():
-                summary = _demo_pg.run(seed=args.seed)
+                summary = _demo_pg.run(seed=args.seed, failover_mode=args.failover_mode)
                 failover = summary.get("failover") or {}
                 return 0 if summary["violations"] == 0 and "error" not in failover else 1
             print("(PostgreSQL 15 or the libpqxx backend is not available here; running the in-process demo)")

@@ -42,6 +42,7 @@ def test_postgres_demo_steers_reads_and_keeps_read_your_writes():
     assert failover["followers"] == [other]
     assert failover["following"] == {other: "streaming"}
     assert 0 <= failover["detected_s"] < failover["first_write_s"] < 30
+    assert failover["lost_seen"] == 0  # semi-synchronous: no acknowledged write lost
     text = out.getvalue()
     assert f"first write acknowledged by {new}" in text
     assert "lost-write report: " in text

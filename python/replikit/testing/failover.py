@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .._deprecation import renamed_keywords
 from .errors import ClusterError, ClusterTimeoutError, invalid_argument, timeout_seconds
@@ -26,7 +26,7 @@ def _quoted(text: str) -> str:
 class FailoverControl(ReplicationControl):
     """Failure injection and manual failover of LocalCluster (a base class of it)."""
 
-    extra_settings: dict
+    extra_settings: Dict[str, str]
     pg_bin_dir: str
 
     # ------------------------------------------------------------------ failures

@@ -12,7 +12,7 @@ import re
 import signal
 import subprocess
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from .errors import ClusterTimeoutError
 from .nodes import Node
@@ -182,7 +182,7 @@ class Supervisor:
                 os.kill(postmaster, signal.SIGSTOP)
             except ProcessLookupError:
                 pass
-        stopped: set = set() if postmaster is None else {postmaster}
+        stopped: Set[int] = set() if postmaster is None else {postmaster}
         for _ in range(rounds):  # a child forked just before the postmaster stopped
             fresh = [pid for pid in self.processes(node) if pid not in stopped]
             if not fresh:
