@@ -328,8 +328,10 @@ def describe(result: RunResult) -> str:
     return ", ".join(parts) + (f" ({result.note})" if result.note else "")
 
 
-def repeat(label: str, runs: int, one_run: Callable[[], RunResult]) -> List[RunResult]:
-    results = []
+def repeat(label: str, runs: int, one_run: Callable[[], RunResult],
+           results: Optional[List[RunResult]] = None) -> List[RunResult]:
+    """``runs`` runs, a line each; appended to ``results`` as they finish."""
+    results = [] if results is None else results
     for i in range(1, runs + 1):
         started = time.monotonic()
         result = one_run()
@@ -396,9 +398,14 @@ def run_patroni(args: argparse.Namespace) -> List[RunResult]:
     results: List[RunResult] = []
     if runs == 0:
         return results
-    with PatroniCluster() as patroni:
-        print(f"  patroni: {patroni.describe()}", flush=True)
-        results = repeat("patroni", runs, lambda: patroni.run(args.hang, Writers, measure))
+    try:
+        with PatroniCluster() as patroni:
+            print(f"  patroni: {patroni.describe()}", flush=True)
+            repeat("patroni", runs, lambda: patroni.run(args.hang, Writers, measure), results)
+    except (TimeoutError, OSError, RuntimeError) as exc:
+        # Keep what was measured (and the other systems' results); say why it stopped.
+        print(f"  patroni: stopped after {len(results)} run(s): {exc}", flush=True)
+        results.append(RunResult(None, note=str(exc).splitlines()[0]))
     return results
 
 

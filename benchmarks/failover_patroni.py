@@ -30,6 +30,7 @@ from replikit.testing.tools import ServerTools, pg_bin_dir
 NAMES = ("n1", "n2", "n3")
 TTL_S, LOOP_WAIT_S, RETRY_TIMEOUT_S = 10, 2, 4
 READY_TIMEOUT_S = 120.0
+STUCK_S = 30.0
 
 
 
@@ -120,8 +121,8 @@ class PatroniCluster:
         self.agents: Dict[str, subprocess.Popen] = {}
         try:
             self._start()
-        except BaseException:
-            self.close()
+        except BaseException as exc:
+            self.close(keep_dir=not isinstance(exc, KeyboardInterrupt))
             raise
 
     # ------------------------------------------------------------------ lifecycle
@@ -165,8 +166,10 @@ class PatroniCluster:
         deadline = time.monotonic() + timeout_s
         while not ready():
             if time.monotonic() > deadline:
+                members = [(m.get("name"), m.get("role"), m.get("state"))
+                           for m in self.members()]
                 raise TimeoutError(f"patroni bench: timed out waiting for {what} "
-                                   f"(logs in {self.base})")
+                                   f"(members {members}; logs in {self.base})")
             time.sleep(0.1)
 
     def members(self) -> List[dict]:
@@ -181,21 +184,50 @@ class PatroniCluster:
                    and m.get("state") == "running"]
         return leaders[0] if len(leaders) == 1 else None
 
+    def streaming(self, leader: str) -> List[str]:
+        """The members streaming from ``leader`` (application_name is the member's name)."""
+        try:
+            rows = self.sql(leader, "SELECT application_name FROM pg_stat_replication "
+                                    "WHERE state = 'streaming'")
+        except Exception:  # noqa: BLE001 - not answering yet
+            return []
+        return sorted(str(row[0]) for row in rows)
+
     def wait_healthy(self) -> None:
-        """One running leader and two replicas streaming from it."""
+        """One running leader and two replicas streaming from it.
+
+        A replica still not streaming after STUCK_S is reinitialised through Patroni's REST
+        API (seen after --hang runs: a replica left on a timeline the leader does not have)."""
+        started = time.monotonic()
+        reinitialised: List[str] = []
+
         def healthy() -> bool:
             members = self.members()
             leader = self.leader()
-            if leader is None or len(members) != 3 or any(
-                    m.get("state") not in ("running", "streaming") for m in members):
+            if leader is None or len(members) != 3:
                 return False
-            try:
-                rows = self.sql(leader, "SELECT count(*) FROM pg_stat_replication "
-                                        "WHERE state = 'streaming'")
-            except Exception:  # noqa: BLE001
-                return False
-            return int(rows[0][0]) == 2
+            following = self.streaming(leader)
+            if len(following) == 2 and all(m.get("state") in ("running", "streaming")
+                                           for m in members):
+                return True
+            if time.monotonic() - started > STUCK_S:
+                for name in NAMES:
+                    if name not in (leader, *following, *reinitialised):
+                        self.reinitialise(name)
+                        reinitialised.append(name)
+            return False
         self._wait(healthy, "one leader and two streaming replicas")
+        if reinitialised:
+            print(f"  patroni: reinitialised {', '.join(reinitialised)} (not streaming "
+                  f"{STUCK_S:g} s after the run)", flush=True)
+
+    def reinitialise(self, name: str) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.ports[name + '-api']}/reinitialize",
+            data=json.dumps({"force": True}).encode(), method="POST",
+            headers={"Content-Type": "application/json"})
+        with contextlib.suppress(Exception):
+            urllib.request.urlopen(request, timeout=5).close()
 
     def dsn(self, name: str) -> str:
         return f"host=127.0.0.1 port={self.ports[name + '-pg']} dbname=postgres user=postgres"
@@ -262,7 +294,8 @@ class PatroniCluster:
         with contextlib.suppress(OSError):
             os.unlink(pidfile)  # its postmaster was SIGKILLed: the lock file is stale
 
-    def close(self) -> None:
+    def close(self, keep_dir: bool = False) -> None:
+        """Stop etcd and every node; remove the directory unless ``keep_dir`` (its logs)."""
         for name in list(self.agents):
             self._signal_node(name, signal.SIGCONT)
             self._signal_node(name, signal.SIGKILL)
@@ -274,12 +307,14 @@ class PatroniCluster:
             if self.etcd.poll() is None:
                 self.etcd.kill()
                 self.etcd.wait()
-        if not any(pid_alive(p) for n in NAMES for p in node_processes(
+        if keep_dir:
+            print(f"patroni bench: logs kept in {self.base}", flush=True)
+        elif not any(pid_alive(p) for n in NAMES for p in node_processes(
                 os.path.join(self.base, n))):
             shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> "PatroniCluster":
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        self.close(keep_dir=exc_type is not None and exc_type is not KeyboardInterrupt)
