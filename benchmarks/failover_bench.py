@@ -237,16 +237,22 @@ def start_raw_manager(cluster, interval_ms: float = 100.0, misses: int = 3) -> M
     return manager
 
 
-def start_replikit_manager(cluster, preset: str) -> Manager:
-    """replikit's FailoverManager over ``cluster`` with detector ``preset`` ("fast": 100 ms x
-    3, "brief": 5 s x 3). The one place where the benchmark meets replikit's manager: it
-    must return a Manager whose ``stop`` stops it (and, when the manager reports them, the
-    detection and promotion instants and the new primary's name)."""
+def replikit_manager_class():
+    """replikit's FailoverManager class, or Unavailable when this build has none."""
     import replikit
 
     manager_class = getattr(replikit, "FailoverManager", None)
     if manager_class is None:
         raise Unavailable("replikit.FailoverManager is not in this build yet")
+    return manager_class
+
+
+def start_replikit_manager(cluster, preset: str) -> Manager:
+    """replikit's FailoverManager over ``cluster`` with detector ``preset`` ("fast": 100 ms x
+    3, "brief": 5 s x 3). The one place where the benchmark meets replikit's manager: it
+    must return a Manager whose ``stop`` stops it (and, when the manager reports them, the
+    detection and promotion instants and the new primary's name)."""
+    manager_class = replikit_manager_class()  # noqa: F841 - used once wired
     raise Unavailable("replikit.FailoverManager exists but start_replikit_manager() in "
                       "benchmarks/failover_bench.py does not start it yet")
 
@@ -429,6 +435,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 outcomes[label] = repeat("raw", args.runs, lambda: local_run(
                     lambda c: start_raw_manager(c, interval, misses), args.mode, args.hang))
             elif system == "replikit":
+                replikit_manager_class()  # before any cluster is started
                 for preset in ["fast"] + (["brief"] if args.brief_preset else []):
                     label = f"replikit FailoverManager, {preset}"
                     outcomes[label] = repeat(f"replikit {preset}", args.runs, lambda: local_run(

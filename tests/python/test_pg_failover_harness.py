@@ -71,10 +71,18 @@ def test_modes_at_start_and_switched_at_run_time():
     require_pg_server()
     with LocalCluster(replicas=2, mode="semi_sync") as c:
         assert c.sql("primary", "SHOW synchronous_standby_names") == [("ANY 1 (r1, r2)",)]
+        c.sql("primary", "CREATE TABLE w (id int)")
+        c.stop("r1")
+        c.sql("primary", "INSERT INTO w VALUES (1)", timeout_ms=WAIT_MS)  # r2 suffices
         c.set_replication_mode("sync_all")
         assert c.sql("primary", "SHOW synchronous_standby_names") == [("FIRST 2 (r1, r2)",)]
+        with pytest.raises(ClusterTimeoutError):  # every standby must confirm: r1 is down
+            c.sql("primary", "INSERT INTO w VALUES (2)", timeout_ms=1000.0)
+        c.start("r1")
         wait_until(lambda: {i["sync_state"] for i in c.replication().values()} == {"sync"},
                    WAIT_S, what="both standbys synchronous")
+        wait_until(lambda: count(c, "primary", "w") == 2, WAIT_S,
+                   what="the held commit to complete once r1 is back")
         c.set_replication_mode("remote_apply", sync_count=1)
         assert c.sql("primary", "SHOW synchronous_commit") == [("remote_apply",)]
         c.sql("primary", "CREATE TABLE m (id int); INSERT INTO m VALUES (1)")
