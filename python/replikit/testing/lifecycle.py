@@ -99,11 +99,13 @@ class NodeLifecycle:
     @renamed_keywords(timeout_s=_SECONDS)
     def kill(self, name: str, *, timeout_ms: float = 10_000.0) -> None:
         """Crash a node: SIGKILL its postmaster and all its children at once (like a power
-        cut; a restart then runs crash recovery)."""
+        cut; a restart then runs crash recovery). The same as ``crash()``, which also
+        returns the instant of the crash."""
         timeout_s = timeout_seconds("timeout_ms", timeout_ms)
         node = self.node(name)
         if self._supervisor.live_pid(node) is None:
             raise ClusterError(f"kill: node {name} is not running")
+        self._supervisor.freeze_all(node)  # no backend acknowledges anything from here on
         survivors = self._supervisor.kill(node, timeout_s)
         if survivors:
             raise ClusterTimeoutError(f"kill: processes {survivors} of {name} still alive "
