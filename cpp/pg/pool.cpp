@@ -1,8 +1,10 @@
 #include "pool.hpp"
 
 #include <chrono>
+#include <optional>
 
 #include "clock.hpp"
+#include "conninfo.hpp"
 #include "replikit/errors.hpp"
 
 namespace replikit::pg::detail {
@@ -12,7 +14,11 @@ Lease::~Lease() {
 }
 
 Pool::Pool(std::string node, std::string conninfo, int size, Watchdog* watchdog)
-    : node_(std::move(node)), conninfo_(std::move(conninfo)), size_(size), watchdog_(watchdog) {
+    : node_(std::move(node)),
+      conninfo_(std::move(conninfo)),
+      connect_timeout_ns_(connect_timeout_ns(conninfo_, kDefaultConnectTimeoutNs)),
+      size_(size),
+      watchdog_(watchdog) {
   idle_.reserve(static_cast<std::size_t>(size_));  // give_back never allocates
 }
 
@@ -20,6 +26,9 @@ Pool::~Pool() { close(); }
 
 Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::int64_t check_idle_ns) {
   std::int64_t now = 0;  // read once, only when a connection's idle time matters
+  // The server refused a new connection as full (53300): wait for one of ours to come back
+  // instead of connecting again; the refusal, if none does.
+  std::optional<ServerFull> full;
   std::unique_lock<std::mutex> lock(mutex_);
   // Bounded: each pass returns, throws, discards one idle connection (at most size_ of
   // them), or waits no later than the deadline, after which it returns or throws.
@@ -40,12 +49,19 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::in
       lock.lock();
       continue;
     }
-    if (open_ < size_) {
+    if (open_ < size_ && !full) {
       ++open_;
       lock.unlock();
       try {
-        auto conn = std::make_unique<Connection>(node_, conninfo_);
+        auto conn = std::make_unique<Connection>(node_, conninfo_, connect_timeout_ns_);
         return Lease(this, std::make_unique<PooledConnection>(std::move(conn), watchdog_));
+      } catch (const ServerFull& e) {
+        lock.lock();
+        --open_;
+        freed_.notify_one();
+        if (open_ == 0) throw;  // none of ours to wait for
+        full.emplace(e);
+        continue;
       } catch (...) {
         lock.lock();
         --open_;
@@ -56,7 +72,12 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::in
     auto remaining = deadline_ns - steady_now_ns();
     if (remaining <= 0 ||
         freed_.wait_for(lock, std::chrono::nanoseconds(remaining)) == std::cv_status::timeout) {
-      if (!idle_.empty() || open_ < size_) continue;
+      if (!idle_.empty() || (open_ < size_ && !full)) continue;
+      if (full) {
+        throw ServerFull(std::string(full->what()) + "; none of the " + std::to_string(open_) +
+                         " open connection(s) became free within acquire_timeout_ms (" +
+                         std::to_string(static_cast<long long>(acquire_timeout_ms)) + " ms)");
+      }
       throw TimeoutError("acquire_timeout_ms: no connection to node '" + node_ + "' became free within " +
                          std::to_string(static_cast<long long>(acquire_timeout_ms)) + " ms (pool_size " +
                          std::to_string(size_) + ")");

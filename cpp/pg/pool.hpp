@@ -20,6 +20,9 @@ class Pool;
 /// ReplicatedDatabase::Impl::acquire).
 inline constexpr std::int64_t kReadIdleCheckNs = 1'000'000'000;
 
+/// A connect's bound per address when the conninfo sets no connect_timeout.
+inline constexpr std::int64_t kDefaultConnectTimeoutNs = 10'000'000'000;
+
 /// One open connection of a pool with its watchdog entry, which holds a duplicate of the
 /// socket for the connection's life: the destructor detaches it (disarming it and closing the
 /// duplicate under the watchdog's mutex) before libpq closes the connection.
@@ -75,7 +78,9 @@ class Pool {
   /// socket shows the server closed it (readable) is discarded and the next one tried; 0 checks
   /// every idle connection (one poll() each). A new connection is bounded by the conninfo's
   /// connect_timeout (ReplicatedDatabase always sets a positive one), except for host-name
-  /// resolution, which libpq does synchronously.
+  /// resolution, which libpq does synchronously. A connect the server refuses as full (53300)
+  /// drops nothing: the call waits until the deadline for one of the pool's open connections
+  /// instead, and throws ServerFull when none comes back (at once when none is open).
   /// Throws TimeoutError when none frees up in time, ConnectionError when connecting fails.
   Lease acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::int64_t check_idle_ns = 0);
   /// Closes every idle connection (after the node was seen down).
@@ -92,6 +97,7 @@ class Pool {
 
   std::string node_;
   std::string conninfo_;
+  std::int64_t connect_timeout_ns_;  // per address, from the conninfo's connect_timeout
   int size_;
   Watchdog* watchdog_;
   mutable std::mutex mutex_;

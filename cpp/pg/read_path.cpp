@@ -169,6 +169,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
               (std::isfinite(options.wait_for_replica_ms) && options.wait_for_replica_ms <= 60000),
           "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");
   const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;
+  m.resolve(session);  // in place, so that the session's token carries the LSN from now on
   m.counters.reads.fetch_add(1, std::memory_order_relaxed);
   auto fail = [&m] { m.counters.read_failures.fetch_add(1, std::memory_order_relaxed); };
   FinalDecision final_decision(*m.router);
@@ -194,6 +195,10 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       fail();
       std::string why = std::string("no node can serve this read (") + to_string(d.reason) + "; " +
                         m.primary_down_message() + ")";
+      if (d.reason == Reason::RecentWrite) {
+        why += ": the session has a write whose commit LSN is unknown, which only the primary is sure to show "
+               "until a probe of it resolves the write";
+      }
       if (!last_error.empty()) why += "; last error: " + last_error;
       throw ConnectionError(why);
     }
@@ -206,6 +211,13 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       conn.emplace(m.acquire(d.node, /*write=*/false));
     } catch (const ConnectionError& e) {
       last_error = e.what();  // the node was marked down: retry elsewhere
+      continue;
+    } catch (const QueryError& e) {  // the node is full (53300), not down: another may serve
+      if (attempt == attempts) {
+        fail();
+        throw;
+      }
+      last_error = e.what();
       continue;
     }
     Impl::Deadline deadline(m, *conn);
