@@ -129,6 +129,18 @@ bool ReplicatedDatabase::Impl::resolve(Session& session) const {
 
 namespace {
 
+// The router's options for a read (not counted: the caller counts the final decision).
+ReadOptions read_options(const Topology& topology, const QueryOptions& q) {
+  ReadOptions ro;
+  ro.max_staleness_ms = q.max_staleness_ms;
+  ro.count = false;
+  if (!q.region.empty()) {
+    ro.region = topology.region_id(q.region);
+    if (ro.region == kNoNode) require(false, "region", "no node is in region '" + q.region + "'");
+  }
+  return ro;
+}
+
 // A read that waits: no replica has caught up yet, or the session has a write of unknown
 // commit LSN and the primary, the one node sure to show it, is down (a probe of it after its
 // restart resolves the write).
@@ -147,13 +159,7 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
     resolve(*copy);
   }
   const Session& session = copy ? *copy : given;
-  ReadOptions ro;
-  ro.max_staleness_ms = q.max_staleness_ms;
-  ro.count = false;
-  if (!q.region.empty()) {
-    ro.region = topology->region_id(q.region);
-    if (ro.region == kNoNode) require(false, "region", "no node is in region '" + q.region + "'");
-  }
+  const ReadOptions ro = read_options(*topology, q);
   Decision d = router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
   const double wait_ms = q.wait_for_replica_ms >= 0 ? q.wait_for_replica_ms : options.wait_for_replica_ms;
   if (!worth_waiting(d) || wait_ms <= 0 || !may_wait) return d;

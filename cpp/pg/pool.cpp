@@ -35,39 +35,12 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::in
   while (true) {
     if (closed_) throw ConnectionError("node '" + node_ + "': the database was closed");
     if (!idle_.empty()) {
-      std::unique_ptr<PooledConnection> conn = std::move(idle_.back());
-      idle_.pop_back();
-      bool check = check_idle_ns <= 0 || !conn->conn->ok();
-      if (!check) {
-        if (now == 0) now = steady_now_ns();
-        check = now - conn->idle_since_ns >= check_idle_ns;
-      }
-      if (!check || !conn->conn->looks_dead()) return Lease(this, std::move(conn));
-      --open_;
-      lock.unlock();
-      conn.reset();  // close outside the lock
-      lock.lock();
+      if (std::optional<Lease> lease = take_idle(lock, check_idle_ns, &now)) return std::move(*lease);
       continue;
     }
     if (open_ < size_ && !full) {
-      ++open_;
-      lock.unlock();
-      try {
-        auto conn = std::make_unique<Connection>(node_, conninfo_, connect_timeout_ns_);
-        return Lease(this, std::make_unique<PooledConnection>(std::move(conn), watchdog_));
-      } catch (const ServerFull& e) {
-        lock.lock();
-        --open_;
-        freed_.notify_one();
-        if (open_ == 0) throw;  // none of ours to wait for
-        full.emplace(e);
-        continue;
-      } catch (...) {
-        lock.lock();
-        --open_;
-        freed_.notify_one();
-        throw;
-      }
+      if (std::optional<Lease> lease = connect(lock, &full)) return std::move(*lease);
+      continue;
     }
     auto remaining = deadline_ns - steady_now_ns();
     if (remaining <= 0 ||
@@ -82,6 +55,44 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::in
                          std::to_string(static_cast<long long>(acquire_timeout_ms)) + " ms (pool_size " +
                          std::to_string(size_) + ")");
     }
+  }
+}
+
+std::optional<Lease> Pool::take_idle(std::unique_lock<std::mutex>& lock, std::int64_t check_idle_ns,
+                                     std::int64_t* now) {
+  std::unique_ptr<PooledConnection> conn = std::move(idle_.back());
+  idle_.pop_back();
+  bool check = check_idle_ns <= 0 || !conn->conn->ok();
+  if (!check) {
+    if (*now == 0) *now = steady_now_ns();
+    check = *now - conn->idle_since_ns >= check_idle_ns;
+  }
+  if (!check || !conn->conn->looks_dead()) return Lease(this, std::move(conn));
+  --open_;
+  lock.unlock();
+  conn.reset();  // close outside the lock
+  lock.lock();
+  return std::nullopt;
+}
+
+std::optional<Lease> Pool::connect(std::unique_lock<std::mutex>& lock, std::optional<ServerFull>* full) {
+  ++open_;
+  lock.unlock();
+  try {
+    auto conn = std::make_unique<Connection>(node_, conninfo_, connect_timeout_ns_);
+    return Lease(this, std::make_unique<PooledConnection>(std::move(conn), watchdog_));
+  } catch (const ServerFull& e) {
+    lock.lock();
+    --open_;
+    freed_.notify_one();
+    if (open_ == 0) throw;  // none of ours to wait for
+    full->emplace(e);
+    return std::nullopt;
+  } catch (...) {
+    lock.lock();
+    --open_;
+    freed_.notify_one();
+    throw;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,12 @@ class Pool {
 
  private:
   friend class Lease;
+  /// The last idle connection, unless the check of `check_idle_ns` (see acquire) finds it dead:
+  /// then it is closed (`lock` released meanwhile) and nothing is returned. `now` caches the clock.
+  std::optional<Lease> take_idle(std::unique_lock<std::mutex>& lock, std::int64_t check_idle_ns, std::int64_t* now);
+  /// Opens one more connection (`lock` held on entry and on a return without a lease). A
+  /// refusal as full (53300) sets `full` and returns nothing while others of ours are open.
+  std::optional<Lease> connect(std::unique_lock<std::mutex>& lock, std::optional<ServerFull>* full);
   /// Pools `conn` when `healthy`, the pool is open and libpq reports it idle; closes it otherwise.
   void give_back(std::unique_ptr<PooledConnection> conn, bool healthy);
 
