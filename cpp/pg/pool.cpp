@@ -42,20 +42,24 @@ Lease Pool::acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::in
       if (std::optional<Lease> lease = connect(lock, &full)) return std::move(*lease);
       continue;
     }
+    if (full && open_ == 0) throw ServerFull(*full);  // the ones waited for closed meanwhile
     auto remaining = deadline_ns - steady_now_ns();
     if (remaining <= 0 ||
         freed_.wait_for(lock, std::chrono::nanoseconds(remaining)) == std::cv_status::timeout) {
       if (!idle_.empty() || (open_ < size_ && !full)) continue;
-      if (full) {
-        throw ServerFull(std::string(full->what()) + "; none of the " + std::to_string(open_) +
-                         " open connection(s) became free within acquire_timeout_ms (" +
-                         std::to_string(static_cast<long long>(acquire_timeout_ms)) + " ms)");
-      }
-      throw TimeoutError("acquire_timeout_ms: no connection to node '" + node_ + "' became free within " +
-                         std::to_string(static_cast<long long>(acquire_timeout_ms)) + " ms (pool_size " +
-                         std::to_string(size_) + ")");
+      exhausted(full, acquire_timeout_ms);
     }
   }
+}
+
+void Pool::exhausted(const std::optional<ServerFull>& full, double acquire_timeout_ms) const {
+  const std::string within = std::to_string(static_cast<long long>(acquire_timeout_ms)) + " ms";
+  if (full) {
+    throw ServerFull(std::string(full->what()) + "; none of the " + std::to_string(open_) +
+                     " open connection(s) became free within acquire_timeout_ms (" + within + ")");
+  }
+  throw TimeoutError("acquire_timeout_ms: no connection to node '" + node_ + "' became free within " + within +
+                     " (pool_size " + std::to_string(size_) + ")");
 }
 
 std::optional<Lease> Pool::take_idle(std::unique_lock<std::mutex>& lock, std::int64_t check_idle_ns,

@@ -93,6 +93,9 @@ class Pool {
 
  private:
   friend class Lease;
+  /// Throws after the deadline passed with no connection: the refusal as full when there was
+  /// one (ServerFull), else TimeoutError. Called with the lock held.
+  [[noreturn]] void exhausted(const std::optional<ServerFull>& full, double acquire_timeout_ms) const;
   /// The last idle connection, unless the check of `check_idle_ns` (see acquire) finds it dead:
   /// then it is closed (`lock` released meanwhile) and nothing is returned. `now` caches the clock.
   std::optional<Lease> take_idle(std::unique_lock<std::mutex>& lock, std::int64_t check_idle_ns, std::int64_t* now);
