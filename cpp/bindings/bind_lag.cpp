@@ -213,6 +213,28 @@ void bind_lag_tracker(py::module_& m) {
              if (t == std::numeric_limits<std::int64_t>::min()) return std::nullopt;
              return t;
            }, py::arg("lsn"), "When the primary first wrote past `lsn` (ns), or None if it has not yet.")
+      .def("primary_lsn_since", [](const LagTracker& l, const py::object& since_ns) -> std::optional<Lsn> {
+             const Lsn lsn = l.primary_lsn_since(to_int64(since_ns, "since_ns"));
+             if (!lsn.valid()) return std::nullopt;
+             return lsn;
+           }, py::arg("since_ns"),
+           "The smallest primary LSN sampled at or after `since_ns` (an upper bound of every commit "
+           "acknowledged before it), or None if none is kept.")
+      .def("resolve_untracked_write",
+           [](const LagTracker& l, const py::object& session, const py::object& margin_ms, const py::object& now_ns,
+              const py::object& wall_now_ns) {
+             if (!py::isinstance<Session>(session)) wrong_type("session", "a replikit.Session", session);
+             const double margin = to_double(margin_ms, "margin_ms");
+             const std::int64_t wall = wall_now_ns.is_none() ? wall_ns() : to_int64(wall_now_ns, "wall_now_ns", 0);
+             return resolve_untracked_write(session.cast<Session&>(), l, wall, now_or_clock(now_ns), margin);
+           },
+           py::arg("session"), py::arg("margin_ms") = RouterConfig{}.time_window_ms, py::kw_only(),
+           py::arg("now_ns") = py::none(), py::arg("wall_now_ns") = py::none(),
+           "Resolves `session`'s write of unknown commit LSN (untracked_write_ns, wall clock) with the first "
+           "primary LSN sampled at least `margin_ms` after it, which becomes a write LSN of the session. "
+           "now_ns (this tracker's clock, default time.monotonic_ns()) and wall_now_ns (default "
+           "time.time_ns()) map the write time onto this tracker's clock. True when the session has no "
+           "unresolved write left.")
       .def_property_readonly("primary_lsn", &LagTracker::primary_lsn, "The primary's last sampled LSN.")
       .def_property_readonly("history_size", &LagTracker::history_size, "Entries in the LSN history.")
       .def_property_readonly("config", [](const LagTracker& l) { return l.config(); },

@@ -50,7 +50,8 @@ void bind_session(py::module_& m) {
            },
            py::arg("commit_lsn") = py::none(), py::arg("now_ns") = py::none(),
            "Records a committed write at now_ns (wall-clock ns; default time.time_ns()); commit_lsn None "
-           "means unknown (the time-window rule applies).")
+           "means unknown (read-your-writes and causal reads then go to the primary until "
+           "LagTracker.resolve_untracked_write resolves it; ReplicatedDatabase does that itself).")
       .def("observe", [](Session& s, const py::object& lsn) { s.observe(to_lsn(lsn, "lsn")); }, py::arg("lsn"),
            "Records that a read saw data up to `lsn`.")
       .def("observe_replica",

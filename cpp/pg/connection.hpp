@@ -2,18 +2,29 @@
 // One libpq connection of a pool (internal: includes libpq).
 #include <libpq-fe.h>
 
+#include <cstdint>
 #include <string>
 
+#include "replikit/errors.hpp"
+
 namespace replikit::pg::detail {
+
+/// A connect that the server refused with SQLSTATE 53300 (too many connections): the server
+/// is up and answering, only full, so nothing about it is down.
+class ServerFull : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+};
 
 /// Owns a PGconn (PQfinish on destruction). Every query of the backend runs on it through
 /// libpq's synchronous calls (see exec.hpp), so each call returns with the connection idle,
 /// inside a transaction block, or broken; never with a query in progress.
 class Connection {
  public:
-  /// Connects with `conninfo` (blocking, bounded by its connect_timeout); ConnectionError
-  /// "node '<node>': cannot connect: <libpq's message>" when that fails.
-  Connection(const std::string& node, const std::string& conninfo);
+  /// Connects with `conninfo`, blocking at most `attempt_timeout_ns` per address libpq tries
+  /// (as libpq's connect_timeout); ConnectionError "node '<node>': cannot connect: <libpq's
+  /// message>" when that fails, ServerFull when the server refused it with SQLSTATE 53300.
+  Connection(const std::string& node, const std::string& conninfo, std::int64_t attempt_timeout_ns);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
@@ -70,6 +71,18 @@ std::string build_conninfo(const std::string& node, const std::string& dsn,
   if (!extra_options.empty()) options = options.empty() ? extra_options : extra_options + " " + options;  // the DSN's own settings win
   if (!options.empty()) append_pair(out, "options", options);
   return out;
+}
+
+std::int64_t connect_timeout_ns(const std::string& conninfo, std::int64_t fallback_ns) {
+  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), nullptr);
+  if (parsed == nullptr) return fallback_ns;
+  std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> guard(parsed, PQconninfoFree);
+  for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || std::string(o->keyword) != "connect_timeout" || !is_positive_integer(o->val)) continue;
+    const long seconds = std::max(2L, std::min(std::strtol(o->val, nullptr, 10), 86400L * 365));
+    return static_cast<std::int64_t>(seconds) * 1'000'000'000;
+  }
+  return fallback_ns;
 }
 
 }  // namespace replikit::pg::detail

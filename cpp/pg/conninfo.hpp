@@ -1,5 +1,6 @@
 #pragma once
 // Connection strings: libpq parses them (PQconninfoParse); replikit only adds defaults.
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,23 @@ inline std::string trimmed(const char* text) {
 }
 /// The same for a std::string.
 inline std::string trimmed(const std::string& text) { return trimmed(text.c_str()); }
+
+/// A connect refused with SQLSTATE 53300 (too many connections, or the remaining slots are
+/// reserved): the server is up and answering, only full. Needs the message of a connection
+/// made with verbose errors (PQERRORS_VERBOSE), which carries the SQLSTATE whatever the
+/// server's language.
+inline bool server_full(const std::string& message) { return message.find(" 53300: ") != std::string::npos; }
+
+/// A verbose libpq message without its LOCATION line (the server's source file and line).
+inline std::string without_location(std::string message) {
+  const std::size_t at = message.find("\nLOCATION:");
+  if (at != std::string::npos) message.erase(at);
+  return trimmed(message);
+}
+
+/// libpq's connect_timeout in `conninfo` (seconds; libpq waits at least 2) as nanoseconds,
+/// `fallback_ns` when it is unset or not a positive integer.
+std::int64_t connect_timeout_ns(const std::string& conninfo, std::int64_t fallback_ns);
 
 /// Parses `dsn` with libpq (key=value or URI) and returns an equivalent key=value string
 /// with each of `defaults` added unless the DSN sets that keyword itself; `extra_options`

@@ -3,6 +3,7 @@
 // write_path.cpp; every query of both runs through classify.hpp's exec().
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <utility>
 
 #include "conninfo.hpp"
@@ -91,13 +92,17 @@ void ReplicatedDatabase::Impl::mark_down(int node, const std::string& error) {
 // until its next probe) and is not retried there. A read on a replica skips the check (a
 // poll() per call) on connections idle for less than kReadIdleCheckNs: if one died since,
 // the read fails over like after any lost connection. A TimeoutError (the pool stayed
-// exhausted) says nothing about the node.
+// exhausted) says nothing about the node, nor does a connect refused by a full server (53300):
+// it answered, and its pooled connections still serve; the caller gets a QueryError with that
+// SQLSTATE once the pool found none of them free in time.
 detail::Lease ReplicatedDatabase::Impl::acquire(int node, bool write) {
   const bool check_all = write || node == topology->primary();
   try {
     return pools[static_cast<std::size_t>(node)]->acquire(detail::steady_now_ns() + acquire_timeout_ns,
                                                           options.acquire_timeout_ms,
                                                           check_all ? 0 : detail::kReadIdleCheckNs);
+  } catch (const detail::ServerFull& e) {
+    throw QueryError(e.what(), kServerFullSqlstate);
   } catch (const ConnectionError& e) {
     if (open.load(std::memory_order_acquire)) mark_down(node, e.what());  // a closed pool says nothing about the node
     throw;
@@ -115,18 +120,49 @@ std::string ReplicatedDatabase::Impl::deadline_message() const {
          std::to_string(std::llround(options.statement_timeout_ms + options.query_grace_ms)) + " ms)";
 }
 
-Decision ReplicatedDatabase::Impl::route(const Session& session, const QueryOptions& q, double* waited_ms,
-                                         bool may_wait) {
+bool ReplicatedDatabase::Impl::resolve(Session& session) const {
+  if (session.untracked_write_ns == kNever) return true;
+  // Wall clock first: a steady reading taken later maps the write later (sound).
+  const std::int64_t wall = detail::wall_now_ns();
+  return resolve_untracked_write(session, *tracker, wall, detail::steady_now_ns(), options.router.time_window_ms);
+}
+
+namespace {
+
+// The router's options for a read (not counted: the caller counts the final decision).
+ReadOptions read_options(const Topology& topology, const QueryOptions& q) {
   ReadOptions ro;
   ro.max_staleness_ms = q.max_staleness_ms;
   ro.count = false;
   if (!q.region.empty()) {
-    ro.region = topology->region_id(q.region);
+    ro.region = topology.region_id(q.region);
     if (ro.region == kNoNode) require(false, "region", "no node is in region '" + q.region + "'");
   }
+  return ro;
+}
+
+// A read that waits: no replica has caught up yet, or the session has a write of unknown
+// commit LSN and the primary, the one node sure to show it, is down (a probe of it after its
+// restart resolves the write).
+bool worth_waiting(const Decision& d) {
+  return d.reason == Reason::NoReplicaCaughtUp || (d.reason == Reason::RecentWrite && d.node == kNoNode);
+}
+
+}  // namespace
+
+Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOptions& q, double* waited_ms,
+                                         bool may_wait) {
+  // A copy only for a session with an unresolved write, re-resolved after every probe.
+  std::optional<Session> copy;
+  if (given.untracked_write_ns != kNever) {
+    copy.emplace(given);
+    resolve(*copy);
+  }
+  const Session& session = copy ? *copy : given;
+  const ReadOptions ro = read_options(*topology, q);
   Decision d = router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
   const double wait_ms = q.wait_for_replica_ms >= 0 ? q.wait_for_replica_ms : options.wait_for_replica_ms;
-  if (d.reason != Reason::NoReplicaCaughtUp || wait_ms <= 0 || !may_wait) return d;
+  if (!worth_waiting(d) || wait_ms <= 0 || !may_wait) return d;
   counters.waits.fetch_add(1, std::memory_order_relaxed);
   const std::int64_t start = detail::steady_now_ns();
   const std::int64_t deadline = start + ms_to_ns(wait_ms);
@@ -141,9 +177,10 @@ Decision ReplicatedDatabase::Impl::route(const Session& session, const QueryOpti
     if (prober) prober->expedite();
     probe_cv.wait_for(lock, std::chrono::nanoseconds(deadline - now), [&] { return probe_generation != seen; });
     lock.unlock();
+    if (copy) resolve(*copy);
     d = router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
     lock.lock();
-    if (d.reason != Reason::NoReplicaCaughtUp) break;
+    if (!worth_waiting(d)) break;
   }
   *waited_ms = static_cast<double>(detail::steady_now_ns() - start) / 1e6;
   if (!d.to_primary()) counters.waits_served.fetch_add(1, std::memory_order_relaxed);

@@ -20,6 +20,9 @@
 
 namespace replikit::pg {
 
+/// The SQLSTATE of a connect refused by a full server (too many connections).
+inline constexpr const char* kServerFullSqlstate = "53300";
+
 struct ReplicatedDatabase::Impl {
   DatabaseOptions options;
   std::int64_t acquire_timeout_ns = 0;  // options.acquire_timeout_ms
@@ -88,15 +91,20 @@ struct ReplicatedDatabase::Impl {
   /// Takes `node` out of routing (counted when it was up), drops its idle connections and
   /// keeps `error` as its last error until its next probe.
   void mark_down(int node, const std::string& error);
-  /// A pooled connection to `node`; a node that cannot be connected to is marked down.
+  /// A pooled connection to `node`; a node that cannot be connected to is marked down (not one
+  /// that refused as full: QueryError with SQLSTATE 53300, nothing marked down or dropped).
   detail::Lease acquire(int node, bool write);
   /// After a lost connection: disarms `deadline` and marks `node` down with `error`, unless the
   /// watchdog cut the connection (a slow query says nothing about the node). True when cut.
   bool lost(Deadline& deadline, int node, const std::string& error);
   /// "no answer within statement_timeout_ms + query_grace_ms (N ms)".
   std::string deadline_message() const;
+  /// Resolves `session`'s write of unknown commit LSN with the prober's primary samples
+  /// (resolve_untracked_write, margin RouterConfig::time_window_ms); true when none is left.
+  bool resolve(Session& session) const;
   /// Routes a read without counting it; with NoReplicaCaughtUp waits (bounded) for a probe
-  /// showing a replica that covers the session. The caller counts the final decision once
+  /// showing a replica that covers the session, and with a write of unknown commit LSN and the
+  /// primary down, for a probe that resolves it. The caller counts the final decision once
   /// (Router::record).
   Decision route(const Session& session, const QueryOptions& q, double* waited_ms, bool may_wait = true);
   /// Wakes the readers waiting for a replica after each probe.

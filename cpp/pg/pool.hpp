@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ class Pool;
 /// checking their socket (a poll() per call); calls on the primary always check (see
 /// ReplicatedDatabase::Impl::acquire).
 inline constexpr std::int64_t kReadIdleCheckNs = 1'000'000'000;
+
+/// A connect's bound per address when the conninfo sets no connect_timeout.
+inline constexpr std::int64_t kDefaultConnectTimeoutNs = 10'000'000'000;
 
 /// One open connection of a pool with its watchdog entry, which holds a duplicate of the
 /// socket for the connection's life: the destructor detaches it (disarming it and closing the
@@ -75,7 +79,9 @@ class Pool {
   /// socket shows the server closed it (readable) is discarded and the next one tried; 0 checks
   /// every idle connection (one poll() each). A new connection is bounded by the conninfo's
   /// connect_timeout (ReplicatedDatabase always sets a positive one), except for host-name
-  /// resolution, which libpq does synchronously.
+  /// resolution, which libpq does synchronously. A connect the server refuses as full (53300)
+  /// drops nothing: the call waits until the deadline for one of the pool's open connections
+  /// instead, and throws ServerFull when none comes back (at once when none is open).
   /// Throws TimeoutError when none frees up in time, ConnectionError when connecting fails.
   Lease acquire(std::int64_t deadline_ns, double acquire_timeout_ms, std::int64_t check_idle_ns = 0);
   /// Closes every idle connection (after the node was seen down).
@@ -87,11 +93,21 @@ class Pool {
 
  private:
   friend class Lease;
+  /// Throws after the deadline passed with no connection: the refusal as full when there was
+  /// one (ServerFull), else TimeoutError. Called with the lock held.
+  [[noreturn]] void exhausted(const std::optional<ServerFull>& full, double acquire_timeout_ms) const;
+  /// The last idle connection, unless the check of `check_idle_ns` (see acquire) finds it dead:
+  /// then it is closed (`lock` released meanwhile) and nothing is returned. `now` caches the clock.
+  std::optional<Lease> take_idle(std::unique_lock<std::mutex>& lock, std::int64_t check_idle_ns, std::int64_t* now);
+  /// Opens one more connection (`lock` held on entry and on a return without a lease). A
+  /// refusal as full (53300) sets `full` and returns nothing while others of ours are open.
+  std::optional<Lease> connect(std::unique_lock<std::mutex>& lock, std::optional<ServerFull>* full);
   /// Pools `conn` when `healthy`, the pool is open and libpq reports it idle; closes it otherwise.
   void give_back(std::unique_ptr<PooledConnection> conn, bool healthy);
 
   std::string node_;
   std::string conninfo_;
+  std::int64_t connect_timeout_ns_;  // per address, from the conninfo's connect_timeout
   int size_;
   Watchdog* watchdog_;
   mutable std::mutex mutex_;

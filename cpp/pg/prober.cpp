@@ -31,18 +31,6 @@ constexpr const char* kProbeSql =
 
 constexpr std::int64_t kMaxPollNs = 20'000'000;  // the watchdog's resolution
 
-// A connect refused with SQLSTATE 53300 (too many connections, or the remaining slots are
-// reserved): the server is up and answering, only full. The prober connects with verbose
-// errors, so the SQLSTATE is in the message whatever the server's language.
-bool server_full(const std::string& message) { return message.find(" 53300: ") != std::string::npos; }
-
-// A verbose libpq message without its LOCATION line (the server's source file and line).
-std::string without_location(std::string message) {
-  const std::size_t at = message.find("\nLOCATION:");
-  if (at != std::string::npos) message.erase(at);
-  return trimmed(message);
-}
-
 }  // namespace
 
 struct Prober::Slot {

@@ -157,6 +157,18 @@ std::string settle_failure(ReplicatedDatabase::Impl& m, const Failure& f, Replic
   throw TimeoutError("node '" + m.topology->name(node) + "': " + m.deadline_message() + "; the connection was closed");
 }
 
+// No node can serve the read `d`: the primary is down and no replica qualifies (or may serve).
+ConnectionError no_node_error(const ReplicatedDatabase::Impl& m, const Decision& d, const std::string& last_error) {
+  std::string why = std::string("no node can serve this read (") + to_string(d.reason) + "; " +
+                    m.primary_down_message() + ")";
+  if (d.reason == Reason::RecentWrite) {
+    why += ": the session has a write whose commit LSN is unknown, which only the primary is sure to show "
+           "until a probe of it resolves the write";
+  }
+  if (!last_error.empty()) why += "; last error: " + last_error;
+  return ConnectionError(why);
+}
+
 }  // namespace
 
 QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, const Params& params,
@@ -169,6 +181,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
               (std::isfinite(options.wait_for_replica_ms) && options.wait_for_replica_ms <= 60000),
           "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");
   const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;
+  m.resolve(session);  // in place, so that the session's token carries the LSN from now on
   m.counters.reads.fetch_add(1, std::memory_order_relaxed);
   auto fail = [&m] { m.counters.read_failures.fetch_add(1, std::memory_order_relaxed); };
   FinalDecision final_decision(*m.router);
@@ -192,10 +205,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     }
     if (d.node == kNoNode) {
       fail();
-      std::string why = std::string("no node can serve this read (") + to_string(d.reason) + "; " +
-                        m.primary_down_message() + ")";
-      if (!last_error.empty()) why += "; last error: " + last_error;
-      throw ConnectionError(why);
+      throw no_node_error(m, d, last_error);
     }
     if (attempt > 1) m.counters.retries.fetch_add(1, std::memory_order_relaxed);
     // Topology names live in fixed slots and never change: a reference, not a copy.
@@ -206,6 +216,13 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       conn.emplace(m.acquire(d.node, /*write=*/false));
     } catch (const ConnectionError& e) {
       last_error = e.what();  // the node was marked down: retry elsewhere
+      continue;
+    } catch (const QueryError& e) {  // the node is full (53300), not down: another may serve
+      if (attempt == attempts) {
+        fail();
+        throw;
+      }
+      last_error = e.what();
       continue;
     }
     Impl::Deadline deadline(m, *conn);

@@ -218,6 +218,15 @@ Lsn LagTracker::primary_lsn() const {
   return history_.empty() ? Lsn() : Lsn(history_.back().lsn);
 }
 
+Lsn LagTracker::primary_lsn_since(std::int64_t since_ns) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Entries run in time and LSN order; the first whose last sample is at or after since_ns
+  // holds the smallest LSN sampled since (evicted entries only make the answer larger).
+  auto it = std::lower_bound(history_.begin(), history_.end(), since_ns,
+                             [](const HistoryEntry& e, std::int64_t t) { return e.last_ns < t; });
+  return it == history_.end() ? Lsn() : Lsn(it->lsn);
+}
+
 std::size_t LagTracker::history_size() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return history_.size();
@@ -230,6 +239,22 @@ void LagTracker::reset() {
   last_primary_ns_ = 0;
   for (auto& r : replicas_) r = Replica{};
   topology_->clear_lag();
+}
+
+bool resolve_untracked_write(Session& session, const LagTracker& tracker, std::int64_t wall_now_ns,
+                             std::int64_t now_ns, double margin_ms) {
+  require(wall_now_ns >= 0, "wall_now_ns", "must not be negative");
+  require(now_ns >= 0, "now_ns", "must not be negative");
+  const std::int64_t margin_ns = ms_to_ns(margin_ms, "margin_ms");
+  if (session.untracked_write_ns == kNever) return true;
+  // Elapsed wall time since the write, in [0, wall_now_ns]: no overflow below.
+  const std::int64_t elapsed =
+      wall_now_ns - std::clamp<std::int64_t>(session.untracked_write_ns, 0, wall_now_ns);
+  const Lsn bound = tracker.primary_lsn_since(now_ns - elapsed + margin_ns);
+  if (!bound.valid()) return false;
+  session.write_lsn = lsn_max(session.write_lsn, bound);
+  session.untracked_write_ns = kNever;
+  return true;
 }
 
 }  // namespace replikit

@@ -99,7 +99,6 @@ Router::Router(std::shared_ptr<Topology> topology, RouterConfig config)
   require(config_.time_window_ms <= 1e10, "time_window_ms", "must be at most 1e10 ms");
   require(config_.sticky_reads >= 1 && config_.sticky_reads <= 1000000, "sticky_reads",
           "must be in [1, 1000000]");
-  time_window_ns_ = static_cast<std::int64_t>(std::llround(config_.time_window_ms * 1e6));
   default_region_ = config_.region.empty() ? kNoNode : topology_->region_id(config_.region);
   require(config_.region.empty() || default_region_ != kNoNode, "region",
           "no node is in region '" + config_.region + "'");
@@ -205,8 +204,7 @@ void check_read_arguments(std::int64_t now_ns, const ReadOptions& options) {
   }
 }
 
-inline ReadNeeds read_needs(const Session& session, Consistency consistency, std::int64_t now_ns,
-                            const ReadOptions& options, std::int64_t time_window_ns) {
+inline ReadNeeds read_needs(const Session& session, Consistency consistency, const ReadOptions& options) {
   ReadNeeds needs;
   switch (consistency) {
     case Consistency::Strong:
@@ -217,12 +215,10 @@ inline ReadNeeds read_needs(const Session& session, Consistency consistency, std
       break;
     case Consistency::ReadYourWrites:
     case Consistency::Causal:
-      // Wall-clock times from other hosts may be a little ahead of ours: a write time up to one
-      // window in the future counts as recent; one further ahead is not trusted (it would pin
-      // the session to the primary for as long as its clock says).
-      if (session.untracked_write_ns != kNever && time_window_ns > 0 &&
-          now_ns - session.untracked_write_ns < time_window_ns &&
-          session.untracked_write_ns - now_ns <= time_window_ns) {
+      // A write of unknown commit LSN: no replica is known to show it, however long ago it
+      // was (the primary may have died before shipping it), until resolve_untracked_write
+      // turns it into an LSN.
+      if (session.untracked_write_ns != kNever) {
         needs.replica_allowed = false;
         needs.primary_reason = Reason::RecentWrite;
         break;
@@ -399,7 +395,7 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
   check_read_arguments(now_ns, options);
   Decision d;
   d.epoch = topology_->epoch();
-  const ReadNeeds needs = read_needs(session, consistency, now_ns, options, time_window_ns_);
+  const ReadNeeds needs = read_needs(session, consistency, options);
   ThreadState& ts = thread_state();
   if (needs.replica_allowed) {
     const std::uint64_t required = needs.required_lsn;

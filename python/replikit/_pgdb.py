@@ -224,7 +224,7 @@ class PsycopgRouter:
             try:
                 lsn = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
             except self._operational_error:
-                lsn = None  # committed, LSN unknown: the session's time-window rule applies
+                lsn = None  # committed, LSN unknown: resolved later from the prober's samples
             self._db.record_write(session, lsn)
 
     @contextlib.contextmanager

@@ -151,7 +151,8 @@ def run_campaign(options: CampaignOptions, log: Callable[[str], None] = print,
                 reports.append(report)
                 log(f"round {round_no} checked: {report.ops} ops, "
                     f"{len(report.violations)} violations, unknown writes "
-                    f"{report.summary['unknown_writes']}"
+                    f"{report.summary['unknown_writes']}, acknowledged without their LSN "
+                    f"{report.summary['writes_lsn_unknown']['acknowledged']}"
                     + (f", history saved to {report.saved}" if report.saved else ""))
             tolerance = staleness_tolerance_ms(db)
     return combine(options, reports, time.monotonic() - started, tolerance)
@@ -161,10 +162,10 @@ def combine(options: CampaignOptions, reports: List[RoundReport], elapsed_s: flo
             tolerance_ms: float) -> Dict[str, Any]:
     total: Dict[str, Counter] = {k: Counter() for k in
                                  ("operations", "reads_by_consistency", "tokens", "violations",
-                                  "unknown_writes", "faults")}
+                                  "unknown_writes", "writes_lsn_unknown", "faults")}
     for report in reports:
         for key in ("operations", "reads_by_consistency", "tokens", "violations",
-                    "unknown_writes"):
+                    "unknown_writes", "writes_lsn_unknown"):
             total[key].update(report.summary[key])
         total["faults"].update(report.faults)
     return {

@@ -146,8 +146,8 @@ def check_session_guarantees(ops: Iterable[Op]) -> List[Violation]:
 
 def _cause(read: Op, origin: Op) -> str:
     """Which known failure a backwards read looks like, from the op that set its bound:
-    ``write_lsn_unknown`` (the write was acknowledged without its commit LSN, so the
-    session's time-window rule applied), ``observed_on_primary`` (the newer value was read
+    ``write_lsn_unknown`` (the write was acknowledged without its commit LSN, so router
+    rule 3 applied), ``observed_on_primary`` (the newer value was read
     on the primary, the older one on a replica), ``primary_behind_replica`` (the newer value
     was read on a replica, the older one on the primary), or ``other``."""
     if origin.f == "write":
@@ -287,10 +287,13 @@ def summarize(ops: Iterable[Op], violations: List[Violation]) -> Dict[str, Any]:
     by_kind = Counter(f"{op.f}:{op.type}" for op in ops if op.f in ("write", "read"))
     by_level = Counter(op.consistency for op in ops if op.f == "read" and op.type == "ok")
     tokens = Counter(op.f for op in ops if op.f in ("token_out", "token_in"))
+    # Acknowledged writes whose commit LSN the session did not get (rule 3's case).
+    lsn_unknown = sum(1 for op in ops if op.f == "write" and op.type == "ok" and op.lsn is None)
     return {
         "operations": dict(sorted(by_kind.items())),
         "reads_by_consistency": dict(sorted(by_level.items())),
         "tokens": dict(tokens),
         "violations": dict(sorted(Counter(label(v) for v in violations).items())),
         "unknown_writes": resolve_unknown(ops),
+        "writes_lsn_unknown": {"acknowledged": lsn_unknown},
     }

@@ -155,7 +155,7 @@ class SessionClient:
                     row = conn.execute(WRITE_SQL_PSYCOPG, (self.work.round_no, self.name, key,
                                                            value, value, key)).fetchone()
                 port = row[0] if row else None
-                # A new untracked-write time: the commit LSN was not known (time window).
+                # A new untracked-write time: the commit LSN was not known (rule 3 applies).
                 known = self.session.untracked_write_ns == untracked
                 op.lsn = str(self.session.write_lsn) if known else None
         except (replikit.CommitUnknown, replikit.TimeoutError) as exc:

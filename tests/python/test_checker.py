@@ -209,6 +209,9 @@ def test_check_all_and_summary_count_every_kind():
     summary = checkers.summarize(ops, violations)
     assert summary["operations"] == {"read:ok": 1, "write:ok": 1}
     assert summary["violations"] == {"sessions:read_your_writes:other": 1}
+    assert summary["writes_lsn_unknown"] == {"acknowledged": 0}
+    ops[0].lsn = None
+    assert checkers.summarize(ops, [])["writes_lsn_unknown"] == {"acknowledged": 1}
 
 
 def test_cli_help_states_the_limits(capsys):
@@ -223,19 +226,12 @@ def test_cli_help_states_the_limits(capsys):
 
 # ------------------------------------------------------------------------ real cluster
 CAMPAIGN_SEED = 8008
-# Known defects the campaign finds, by the violation labels (checker:kind:cause) they produce;
-# each is expected to fail (strict=False) until it is fixed, and every other label must be 0.
-# Fixed, so counted by test_campaign_has_no_violation: primary_behind_replica (a monotonic or
-# causal read falling back to the primary went backwards) and observed_on_primary (a primary
-# restarted after a crash reported a stale replay LSN as what a read observed).
-KNOWN_DEFECTS = {
-    # A write acknowledged without its commit LSN (the primary died right after the commit)
-    # gets the time-window rule; the window ends while the replicas still lack the commit.
-    "write_lsn_unknown": (
-        ("sessions:read_your_writes:write_lsn_unknown", "sessions:causal:write_lsn_unknown"),
-        "after a write whose commit LSN is unknown, read-your-writes lasts only "
-        "time_window_ms, also while the replicas lack the commit (primary down)"),
-}
+# Every violation label (checker:kind:cause) must be 0. Fixed, so counted like any other:
+# primary_behind_replica (a monotonic or causal read falling back to the primary went
+# backwards), observed_on_primary (a primary restarted after a crash reported a stale replay
+# LSN as what a read observed) and write_lsn_unknown (after a write acknowledged without its
+# commit LSN, read-your-writes lasted only time_window_ms, also while the replicas lacked the
+# commit; now the write stays unresolved until a primary probe bounds its LSN).
 
 
 @pytest.fixture(scope="module")
@@ -266,19 +262,8 @@ def test_campaign_checks_many_operations_under_several_faults(campaign):
 
 @pytest.mark.pg
 def test_campaign_has_no_violation(campaign):
-    known = {label for labels, _ in KNOWN_DEFECTS.values() for label in labels}
-    others = {k: n for k, n in campaign["violations"].items() if k not in known}
-    assert others == {}, (campaign["first_violations"], campaign["saved_histories"])
-
-
-@pytest.mark.pg
-@pytest.mark.parametrize("defect", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=False, reason=reason))
-    for name, (_, reason) in KNOWN_DEFECTS.items()])
-def test_campaign_shows_no_known_defect(campaign, defect):
-    labels = KNOWN_DEFECTS[defect][0]
-    found = {k: n for k, n in campaign["violations"].items() if k in labels}
-    assert found == {}, campaign["saved_histories"]
+    assert campaign["violations"] == {}, (campaign["first_violations"], campaign["saved_histories"])
+    assert campaign["violation_count"] == 0
 
 
 @pytest.mark.pg

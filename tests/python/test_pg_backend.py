@@ -829,19 +829,20 @@ def test_session_time_is_wall_clock(cluster):
         assert abs(ReplicatedDatabase.now_ns() - time.monotonic_ns()) < 5e9
         assert abs(db.node("primary").last_probe_ns - time.monotonic_ns()) < 5e9
 
-        # A token from another host whose write (LSN unknown) was just now: the time-window
-        # rule sends the read to the primary.
+        # A token from another host whose write (LSN unknown) was just now: the read goes to
+        # the primary (no primary probe 2 s after it can have resolved it yet).
         other_host = replikit.Session()
         other_host.record_write(None, time.time_ns())
         reader = replikit.Session()
         reader.merge(other_host.token())
         route = db.route_read(reader)
         assert route.node == "primary" and reason_name(route.reason) == "recent_write", route
-        # One whose write was a minute ago (past the 2 s window): a replica serves it.
+        # One whose write was a minute ago: a primary probe since resolves it into an LSN, so
+        # a replica that replayed that LSN serves it.
         old = replikit.Session()
         old.record_write(None, time.time_ns() - 60 * 10**9)
-        route = db.route_read(old)
-        assert route.node in ("r1", "r2"), route
+        route = db.route_read(old, wait_for_replica_ms=2000)
+        assert route.node in ("r1", "r2") and route.required_lsn.valid(), route
 
 
 def test_parameterised_read_is_cut_by_the_watchdog(cluster):

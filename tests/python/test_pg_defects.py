@@ -213,3 +213,72 @@ def test_ending_the_probers_connections_marks_no_node_down(db, pg_cluster_reset)
         time.sleep(0.002)
     assert db.node("primary").pool_open == open_before
     assert db.stats()["nodes_marked_down"] == 0
+
+
+# ------------------------------------------------- a pool connect refused by a full server
+def test_a_pool_connect_refused_as_full_marks_nothing_down():
+    """A new pooled connection refused with 53300 (too many connections) is an overloaded
+    server, not a dead one: the node stays up, its idle pooled connections stay open, callers
+    wait (within acquire_timeout_ms) for a pooled connection, and with none open they get a
+    QueryError with SQLSTATE 53300 at once, never ConnectionError."""
+    require_pg_server()
+    import replikit.testing
+    import threading
+
+    cluster = replikit.testing.LocalCluster(replicas=0, extra_settings={"max_connections": "12"})
+    holders = []
+    try:
+        cluster.sql("primary", "CREATE ROLE rk_app LOGIN; CREATE TABLE rk_full (v int); "
+                               "GRANT INSERT, SELECT ON rk_full TO rk_app")
+        dsn = cluster.dsn("primary") + " user=rk_app"
+        with ReplicatedDatabase(("primary", dsn), [], probe_interval_ms=50, pool_size=4) as db, \
+                ReplicatedDatabase(("primary", dsn), [], probe_interval_ms=50) as empty:
+            assert db.wait_probes(2, 5000) and empty.wait_probes(2, 5000)
+            s = replikit.Session()
+            db.execute("INSERT INTO rk_full VALUES (0)", session=s)  # one pooled connection
+            while not _refused_as_app(cluster, dsn):
+                holders.append(cluster.sql_background("primary", "SELECT pg_sleep(600)"))
+                assert len(holders) < 12, "the primary never refused rk_app"
+                time.sleep(0.2)
+            # Four concurrent writes, one pooled connection: three connects are refused; they
+            # wait for the pooled one instead and all succeed.
+            errors: list = []
+
+            def write(v: int) -> None:
+                try:
+                    db.execute("INSERT INTO rk_full SELECT $1 FROM pg_sleep(0.1)", [v], replikit.Session())
+                except Exception as exc:  # noqa: BLE001 - recorded and asserted below
+                    errors.append(exc)
+            threads = [threading.Thread(target=write, args=(v,)) for v in range(1, 5)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert errors == []
+            status = db.node("primary")
+            assert status.up and status.pool_open == 1, status
+            assert db.stats()["nodes_marked_down"] == 0
+            assert db.query("SELECT count(*) FROM rk_full", session=s).scalar() == 5
+            # A database with no pooled connection yet: the caller gets the refusal, typed.
+            for call in (lambda: empty.execute("INSERT INTO rk_full VALUES (9)"),
+                         lambda: empty.query("SELECT 1", consistency="strong")):
+                with pytest.raises(replikit.QueryError) as info:
+                    call()
+                assert info.value.sqlstate == "53300", info.value
+                assert not isinstance(info.value, replikit.CommitUnknown)
+            assert empty.node("primary").up and empty.stats()["nodes_marked_down"] == 0
+            cluster.sql("primary", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()")
+            wait_until(lambda: _served(empty), 20, "a write once slots are free")
+    finally:
+        for p in holders:
+            p.kill()
+            p.wait()
+        cluster.close()
+
+
+def _served(db) -> bool:
+    try:
+        return db.execute("SELECT 1").scalar() == 1
+    except replikit.QueryError:
+        return False

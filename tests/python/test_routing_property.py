@@ -12,12 +12,13 @@ from the published node state which replicas qualify and why none did:
   (`topology.info(node).replay_lsn`) is below what the session requires for the consistency
   level (read-your-writes, monotonic, causal), or whose lag exceeds the staleness bound;
 - the primary (or no node, when the primary is down) only when the reference finds no
-  qualifying replica, or for STRONG / the time-window rule, with exactly the reference's reason;
+  qualifying replica, or for STRONG / an unresolved write (rule 3), with exactly the reference's
+  reason;
 - writes go to the primary (reason WRITE), or to no node with PRIMARY_DOWN when it is down;
 - the router's counters add up to the decisions made, by node and by reason, and over a run
   every Reason occurs (or the properties are checked on too little);
-- the time-window rule, including clocks that read earlier than the session's write (a write
-  time up to one window ahead counts as recent, one further ahead is not trusted);
+- rule 3: a read-your-writes or causal read of a session with a write of unknown commit LSN
+  goes to the primary at any time (clocks before, at and long after the write);
 - policy rules (with sticky_reads = 1): LEAST_LAG picks a least-lagged qualifying replica
   (known lag first), NEAREST_REGION stays in the
   client's region when it can, LEAST_OUTSTANDING never picks the unique busiest, WEIGHTED never
@@ -277,10 +278,8 @@ def reference_decision(nodes, lag_ns, session: RefSession, consistency, now, win
     at_primary = {primary.index if primary.up else None}
     if consistency is Consistency.STRONG:
         return Expected(at_primary, Reason.STRONG_READ, 0)
-    # Recent: less than one window ago, or ahead of our clock by at most one window (another
-    # host's clock); a write time further ahead is not trusted.
-    if (consistency in (Consistency.READ_YOUR_WRITES, Consistency.CAUSAL) and session.untracked is not None
-            and window_ns > 0 and now - session.untracked < window_ns and session.untracked - now <= window_ns):
+    # A write of unknown commit LSN: the primary until it is resolved, whatever the time.
+    if consistency in (Consistency.READ_YOUR_WRITES, Consistency.CAUSAL) and session.untracked is not None:
         return Expected(at_primary, Reason.RECENT_WRITE, 0)
     required = {
         Consistency.EVENTUAL: 0,

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "replikit/lsn.hpp"
+#include "replikit/session.hpp"
 #include "replikit/topology.hpp"
 
 namespace replikit {
@@ -96,6 +97,11 @@ class LagTracker {
   std::int64_t primary_time_past(Lsn lsn) const;
   /// The primary's last sampled LSN.
   Lsn primary_lsn() const;
+  /// The smallest primary LSN of a sample taken at or after `since_ns` (0/0: none kept). The
+  /// primary was at that LSN after `since_ns`, so every commit acknowledged before `since_ns`
+  /// ends at or below it (with synchronous_commit on: a commit is acknowledged after its
+  /// flush, and the prober samples the flush LSN).
+  Lsn primary_lsn_since(std::int64_t since_ns) const;
   /// Entries in the primary LSN history now.
   std::size_t history_size() const;
   /// Forgets the history and all replica lag (after a primary change).
@@ -138,6 +144,19 @@ class LagTracker {
   std::uint64_t next_sequence_ = 1;
   std::uint64_t dropped_ = 0;
 };
+
+/// Resolves `session`'s write of unknown commit LSN (Session::untracked_write_ns, wall clock)
+/// with the first primary LSN `tracker` sampled at least `margin_ms` after that write: the LSN
+/// becomes a write LSN of the session (an upper bound of the commit, which replicas that
+/// replayed it show) and the write is no longer untracked. `wall_now_ns` and `now_ns` are the
+/// wall clock and the tracker's clock read together: the write maps onto the tracker's clock
+/// at now_ns - (wall_now_ns - write time), a write time ahead of wall_now_ns counting as
+/// wall_now_ns (the write has happened). `margin_ms` absorbs clock skew between the host that
+/// wrote and this one, and clock steps since. True when the session has no unresolved write
+/// (anymore); false while no sample qualifies yet (the primary unreachable since the write).
+/// Throws InvalidArgument for a negative time or a bad margin_ms.
+bool resolve_untracked_write(Session& session, const LagTracker& tracker, std::int64_t wall_now_ns,
+                             std::int64_t now_ns, double margin_ms);
 
 /// Text names for enums.
 const char* to_string(LagEventKind kind) noexcept;

@@ -7,10 +7,11 @@
 /// tests/testdata/routing/*.txt (run by both the C++ and the Python tests):
 /// 1. A write goes to the primary (Write), or to no node while it is down (PrimaryDown).
 /// 2. A STRONG read goes to the primary (StrongRead).
-/// 3. A READ_YOUR_WRITES or CAUSAL read of a session whose last write had an unknown commit LSN
-///    goes to the primary (RecentWrite) while that write is less than time_window_ms old, or
-///    ahead of the router's clock by at most one window (another host's clock); a write time
-///    further ahead is not trusted.
+/// 3. A READ_YOUR_WRITES or CAUSAL read of a session with a write of unknown commit LSN
+///    (Session::untracked_write_ns) goes to the primary (RecentWrite), or to no node while it is
+///    down, until that write is resolved into an LSN (resolve_untracked_write, lag.hpp: with a
+///    primary LSN sampled at least time_window_ms after it; ReplicatedDatabase does it on every
+///    read). No time makes a replica safe: the primary may have died before shipping the commit.
 /// 4. Otherwise a replica qualifies when it is up, not LAGGING, has replayed the LSN the level
 ///    requires (READ_YOUR_WRITES: the session's write LSN; MONOTONIC: its read LSN; CAUSAL: the
 ///    larger; EVENTUAL and BOUNDED_STALENESS: none) and, for BOUNDED_STALENESS, has a known time
@@ -115,7 +116,9 @@ struct ReadOptions {
 /// Router settings.
 struct RouterConfig {
   Policy policy = Policy::RoundRobin;
-  double time_window_ms = 2000;  ///< rule 3's window (0: off)
+  /// Rule 3's clock margin: a write of unknown commit LSN is resolved by a primary LSN sampled
+  /// at least this long after it (covers clock skew between hosts and clock steps)
+  double time_window_ms = 2000;
   std::uint64_t seed = 0;        ///< seeds the per-thread generators (LeastOutstanding, Weighted fallback)
   std::string region;            ///< default client region for NearestRegion
   /// Consecutive reads of one thread that stay on the replica it last chose while that replica
@@ -144,7 +147,8 @@ class Router {
   /// Where a write goes (rule 1).
   Decision route_write() noexcept;
   /// Where a read of `session` at `consistency` goes at time `now_ns` (rules 2-6): wall-clock
-  /// nanoseconds since the Unix epoch, the clock of Session::record_write (only rule 3 uses it).
+  /// nanoseconds since the Unix epoch, the clock of Session::record_write (checked, not used
+  /// by the rules today).
   /// Throws InvalidArgument only for bad input (BoundedStaleness without a valid
   /// max_staleness_ms, negative now_ns).
   Decision route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
@@ -199,7 +203,6 @@ class Router {
 
   std::shared_ptr<Topology> topology_;
   RouterConfig config_;
-  std::int64_t time_window_ns_;
   int default_region_;
   std::unique_ptr<ThreadState[]> states_;  // kRouterThreadSlots + 1 (overflow)
   // Smooth weighted round-robin schedule, rebuilt when Topology::weights_version changes.

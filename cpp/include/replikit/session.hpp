@@ -49,8 +49,9 @@ struct XidFloor {
 struct Session {
   Lsn write_lsn;                   ///< highest commit LSN this session wrote (or merged)
   Lsn read_lsn;                    ///< highest LSN this session has read (or merged)
-  /// Time of the last write whose commit LSN was unknown (kNever: none); the time-window rule
-  /// sends this session's reads to the primary for a while after it.
+  /// Time of the last write whose commit LSN was unknown (kNever: none); router rule 3 sends
+  /// this session's read-your-writes and causal reads to the primary until
+  /// resolve_untracked_write (lag.hpp) turns it into an LSN.
   std::int64_t untracked_write_ns = kNever;
 
   /// Host-local, never in a token: the replica that served this session's last read at an
@@ -67,7 +68,7 @@ struct Session {
   XidFloor xid_floor;
 
   /// Records a committed write at `now_ns` (wall-clock ns since the Unix epoch, as tokens carry
-  /// it between hosts); `commit_lsn` 0/0 means "unknown" (the time-window rule then applies).
+  /// it between hosts); `commit_lsn` 0/0 means "unknown" (router rule 3 then applies).
   void record_write(Lsn commit_lsn, std::int64_t now_ns);
   /// Records that a read saw data up to `lsn`.
   void observe(Lsn lsn) noexcept { read_lsn = lsn_max(read_lsn, lsn); }

@@ -101,6 +101,14 @@
 ///   from a token on another host has the LSN guarantees of the token, but a read of it that
 ///   falls back to the primary may miss, for that short window, a commit the other host saw
 ///   on a replica.
+/// - A write whose commit LSN is unknown (the LSN query after the commit failed) keeps the
+///   session's ReadYourWrites and Causal reads on the primary (router rule 3), or failing with
+///   ConnectionError while it is down, until query() and route_read() resolve it with the
+///   first primary LSN the prober sampled RouterConfig::time_window_ms after the write
+///   (resolve_untracked_write); a read waits up to `wait_for_replica_ms` for that probe.
+/// - A connect refused with SQLSTATE 53300 (a full server) marks nothing down and drops no
+///   pooled connection: the call waits (acquire_timeout_ms) for one of the pool's, else throws
+///   QueryError with that SQLSTATE; a read tries another node first.
 /// - When no replica has caught up with the session (Reason::NoReplicaCaughtUp) a read may
 ///   wait up to `wait_for_replica_ms` before going to the primary. The waiting reader asks
 ///   the prober to probe the replicas at once (at most one probe per replica per 5 ms while
