@@ -35,6 +35,10 @@ void bind_quorum_database(py::module_& m);       ///< QuorumDatabase
 void bind_multileader_cluster(py::module_& m);   ///< ConflictResolution, MultiLeaderValue, MultiLeaderCluster
 void bind_multileader_workload(py::module_& m);  ///< run_multileader_workload
 
+// Failover (bind_detector.cpp, bind_failover.cpp).
+void bind_detector(py::module_& m);  ///< ProbeOutcome, DetectorKind, DetectorConfig, FailureDetector
+void bind_failover(py::module_& m);  ///< ExclusionReason, CandidateState, PrimaryState, FailoverConfig, FailoverPlan, plan_failover
+
 void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without libpqxx)
 
 }  // namespace replikit::bindings

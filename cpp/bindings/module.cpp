@@ -29,5 +29,7 @@ PYBIND11_MODULE(_core, m) {
   bind_quorum_database(m);
   bind_multileader_cluster(m);
   bind_multileader_workload(m);
+  bind_detector(m);
+  bind_failover(m);
   bind_pg(m);
 }

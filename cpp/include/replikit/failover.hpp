@@ -37,7 +37,7 @@ struct CandidateState {
   bool reachable = true;        ///< answered its last probe
   Lsn receive_lsn;              ///< pg_last_wal_receive_lsn(); 0/0 unknown
   Lsn replay_lsn;               ///< pg_last_wal_replay_lsn(); 0/0 unknown
-  std::uint32_t timeline = 0;   ///< the timeline of its WAL; 0 unknown (excluded as behind)
+  std::uint32_t timeline = 1;   ///< the timeline of its WAL (PostgreSQL starts at 1); 0 unknown (excluded)
   int priority = 0;             ///< higher is preferred (after the position)
   bool no_failover = false;     ///< never promote (Patroni's nofailover tag)
   std::string region;           ///< may be empty
@@ -50,7 +50,7 @@ struct CandidateState {
 /// What the failover manager knew of the primary while it was up.
 struct PrimaryState {
   Lsn last_known_lsn;            ///< its last known current WAL LSN; 0/0 unknown
-  std::uint32_t timeline = 0;    ///< its timeline; 0 unknown
+  std::uint32_t timeline = 1;    ///< its timeline (PostgreSQL starts at 1); 0 unknown
   bool synchronous_mode = false; ///< synchronous_standby_names was set
   /// The standby names of synchronous_standby_names ("*" matches every standby).
   std::vector<std::string> synchronous_standbys;
