@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "replikit/errors.hpp"
+#include "replikit/random.hpp"
 #include "replikit/session.hpp"
+#include "replikit/signer.hpp"
 #include "replikit/timeline.hpp"
 #include "testing.hpp"
 
@@ -126,6 +128,47 @@ TEST(Timeline, OldTokensStillParseAsTimelineUnknown) {
   EXPECT_THROW(decode_token("2.100000000.10.0.x"), TokenError);  // beyond 32 bits
   EXPECT_THROW(decode_token("2.10.0.x"), TokenError);          // a field short
   EXPECT_THROW(decode_token("3.1.10.0.x"), TokenError);
+}
+
+// A stand-in MAC (not cryptographic): 16 bytes that depend on every byte of the payload.
+class MixSigner final : public TokenSigner {
+ public:
+  std::string mac(std::string_view payload) const override {
+    std::string out(16, '\0');
+    std::uint64_t h = 1469598103934665603ull;
+    for (std::size_t i = 0; i < 16 + payload.size(); ++i) {
+      if (i < payload.size()) h = (h ^ static_cast<unsigned char>(payload[i])) * 1099511628211ull;
+      else out[i - payload.size()] = static_cast<char>(SplitMix64(h + i).next());
+    }
+    return out;
+  }
+};
+
+TEST(Timeline, VersionTwoTokensRoundTripSignedAndUnsigned) {
+  const auto seeds = replikit::testing::run_seeds(0x7151, 1);
+  const std::uint64_t seed = seeds.seed(0);
+  SCOPED_TRACE(replikit::testing::replay_hint(seed, "Timeline.VersionTwo*"));
+  Xoshiro256 rng(seed);
+  const MixSigner signer;
+  for (int k = 0; k < 2000; ++k) {
+    Session s;
+    s.timeline = k % 7 == 0 ? 0 : (k % 11 == 0 ? 0xFFFFFFFFu : static_cast<std::uint32_t>(1 + rng.below(1000)));
+    s.write_lsn = Lsn(rng.next() >> rng.below(64));
+    s.read_lsn = Lsn(rng.next() >> rng.below(64));
+    s.untracked_write_ns = rng.below(2) ? kNever : static_cast<std::int64_t>(rng.next() >> 24) * 1000000;
+    for (const TokenSigner* with : {static_cast<const TokenSigner*>(nullptr), static_cast<const TokenSigner*>(&signer)}) {
+      const std::string token = encode_token(s, with);
+      ASSERT_LE(token.size(), kMaxTokenLength) << token;
+      ASSERT_EQ(token[0], s.timeline == 0 ? '1' : '2') << token;
+      ASSERT_EQ(decode_token(token, with), s) << token;
+    }
+  }
+  // The timeline is signed: changing it breaks the signature.
+  Session s;
+  s.timeline = 2;
+  std::string token = encode_token(s, &signer);
+  token[2] = '3';
+  EXPECT_THROW(decode_token(token, &signer), TokenError);
 }
 
 TEST(Timeline, MergeKeepsTheKnownNewerTimeline) {
