@@ -58,7 +58,7 @@ void bind_history(py::module_& m) {
       .def(py::init([](const py::object& current, const py::object& switches) {
              return TimelineHistory(to_timeline_id(current, "current", 0), to_switches(switches));
            }),
-           py::arg("current") = 1, py::arg("switches") = py::list(),
+           py::arg("current") = TimelineHistory{}.current(), py::arg("switches") = py::list(),
            "switches: (timeline, end_lsn) pairs, oldest first.")
       .def_static(
           "parse",
