@@ -17,6 +17,7 @@ void bind_lag_values(py::module_& m);     ///< ReplicaLag, LagEvent
 void bind_lag_tracker(py::module_& m);    ///< LagTracker
 void bind_signers(py::module_& m);        ///< TokenSigner, HmacSigner
 void bind_session(py::module_& m);        ///< Session
+void bind_session_timeline(py::module_& m);  ///< TimelineHistory, LostWrite, Session.reconcile/lost_writes (bind_timeline.cpp)
 void bind_router_config(py::module_& m);  ///< RouterConfig
 void bind_decision(py::module_& m);       ///< Decision, InFlight
 void bind_router(py::module_& m);         ///< Router
@@ -34,6 +35,10 @@ void bind_quorum_store(py::module_& m);          ///< QuorumStore
 void bind_quorum_database(py::module_& m);       ///< QuorumDatabase
 void bind_multileader_cluster(py::module_& m);   ///< ConflictResolution, MultiLeaderValue, MultiLeaderCluster
 void bind_multileader_workload(py::module_& m);  ///< run_multileader_workload
+
+// Failover (bind_detector.cpp, bind_failover.cpp).
+void bind_detector(py::module_& m);  ///< ProbeOutcome, DetectorKind, DetectorConfig, FailureDetector
+void bind_failover(py::module_& m);  ///< ExclusionReason, CandidateState, PrimaryState, FailoverConfig, FailoverPlan, plan_failover
 
 void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without libpqxx)
 

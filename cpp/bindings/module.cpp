@@ -14,6 +14,7 @@ PYBIND11_MODULE(_core, m) {
   bind_lag_tracker(m);
   bind_signers(m);
   bind_session(m);
+  bind_session_timeline(m);
   bind_router_config(m);
   bind_decision(m);
   bind_router(m);
@@ -29,5 +30,7 @@ PYBIND11_MODULE(_core, m) {
   bind_quorum_database(m);
   bind_multileader_cluster(m);
   bind_multileader_workload(m);
+  bind_detector(m);
+  bind_failover(m);
   bind_pg(m);
 }

@@ -63,6 +63,12 @@ class QueryError(Error):
 class CommitUnknown(Error):
     """The connection broke during a commit: it may or may not have committed."""
 
+class LostWrites(Error):
+    """Writes of a session that a failover lost (raised by Session.check_lost_writes)."""
+    lsns: List[Lsn]  # their commit LSNs, oldest first
+    timeline: int  # the timeline they were committed on
+    switch_lsn: Lsn  # where that timeline ended: the lost writes lie above it
+
 class Lsn:
     """A PostgreSQL WAL position, e.g. Lsn('16/B374D848'); 0/0 means none known."""
     def __init__(self, value: _LsnLike) -> None: ...
@@ -322,6 +328,36 @@ class Session:
     def __deepcopy__(self, memo: Dict[int, Any]) -> Session: ...
     def __eq__(self, other: object) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
+    @property
+    def timeline(self) -> int: ...  # of write_lsn and read_lsn; 0: unknown (taken as the current one)
+    def reconcile(self, history: TimelineHistory) -> List[LostWrite]:
+        """Moves the session to history.current; returns the writes the failover lost."""
+    def lost_writes(self, history: Optional[TimelineHistory] = None) -> List[LostWrite]: ...
+    def check_lost_writes(self) -> None:
+        """Raises LostWrites naming the writes lost since the last call."""
+
+class TimelineHistory:
+    """The current timeline and where each ancestor ended (PostgreSQL's NNNNNNNN.history)."""
+    def __init__(self, current: int = 1, switches: Sequence[Tuple[int, _LsnLike]] = ...) -> None: ...
+    @staticmethod
+    def parse(text: str, current: int) -> TimelineHistory: ...
+    @property
+    def current(self) -> int: ...
+    @property
+    def switches(self) -> List[Tuple[int, Lsn]]: ...
+    def end_of(self, timeline: int) -> Optional[Lsn]: ...
+    def survives(self, timeline: int, lsn: _LsnLike) -> bool: ...
+    def __eq__(self, other: object) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+class LostWrite:
+    """A write of a session that a failover lost."""
+    @property
+    def lsn(self) -> Lsn: ...
+    @property
+    def timeline(self) -> int: ...
+    @property
+    def switch_lsn(self) -> Lsn: ...
 
 class Decision:
     """Where a request goes and why."""
@@ -696,6 +732,152 @@ def run_multileader_workload(writes_per_s: _ArrayLike, resolution: _ResolutionLi
                              clock_skew_ms: Optional[Sequence[float]] = None,
                              max_writes: int = 10000000, max_in_flight_bytes: int = 268435456) -> Dict[str, Any]: ...
 # ---- end quorum ----
+
+# ---- failover ----
+# Failure detection (bind_detector.cpp) and candidate selection (bind_failover.cpp).
+_ProbeOutcomeLike = Union["ProbeOutcome", Literal["ok", "refused", "timeout", "overloaded",
+                                                  "OK", "REFUSED", "TIMEOUT", "OVERLOADED"]]
+_DetectorKindLike = Union["DetectorKind", Literal["heartbeat", "phi_accrual", "HEARTBEAT", "PHI_ACCRUAL"]]
+
+class ProbeOutcome(enum.Enum):
+    """The result of one probe of a watched node."""
+    OK = 0  # the node answered
+    REFUSED = 1  # nothing listens: a miss, and a strong signal
+    TIMEOUT = 2  # no answer in time: a miss
+    OVERLOADED = 3  # 'too many connections' or busy: alive, not a miss
+
+class DetectorKind(enum.Enum):
+    HEARTBEAT = 0
+    PHI_ACCRUAL = 1
+
+class DetectorConfig:
+    """Settings of a FailureDetector (a value; defaults are C++ DetectorConfig{}'s)."""
+    kind: DetectorKind
+    interval_ms: float  # probe interval (> 0)
+    missed_threshold: int  # consecutive misses that suspect the node (1..1000)
+    phi_threshold: float  # phi kind: suspected at phi >= this (Cassandra/Akka: 8)
+    phi_window: int  # phi kind: intervals kept (2..100000)
+    min_std_ms: float  # phi kind: floor of the interval standard deviation
+    acceptable_pause_ms: float  # phi kind: silence tolerated before phi grows
+    def __init__(self, *, kind: _DetectorKindLike = ..., interval_ms: float = 100.0, missed_threshold: int = 3,
+                 phi_threshold: float = 8.0, phi_window: int = 1000, min_std_ms: float = 25.0,
+                 acceptable_pause_ms: float = 150.0) -> None: ...
+    @staticmethod
+    def fast() -> DetectorConfig:
+        """Missed heartbeats, 100 ms x 3."""
+    @staticmethod
+    def brief() -> DetectorConfig:
+        """Missed heartbeats, 5 s x 3 (the original design's)."""
+    @staticmethod
+    def phi_accrual(interval_ms: float = 100.0) -> DetectorConfig: ...
+    @property
+    def window_ms(self) -> float: ...  # interval_ms x missed_threshold
+    def __eq__(self, other: object) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+class FailureDetector:
+    """Watches one node, fed probe results; now_ns None: time.monotonic_ns()."""
+    def __init__(self, config: Optional[DetectorConfig] = None) -> None: ...
+    def record(self, outcome: _ProbeOutcomeLike, now_ns: Optional[int] = None) -> None: ...
+    def suspected(self, now_ns: Optional[int] = None) -> bool: ...
+    def phi(self, now_ns: Optional[int] = None) -> float: ...
+    @property
+    def missed(self) -> int: ...
+    @property
+    def refused(self) -> int: ...
+    @property
+    def last_alive_ns(self) -> Optional[int]: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def mean_interval_ms(self) -> float: ...
+    @property
+    def std_interval_ms(self) -> float: ...
+    @property
+    def config(self) -> DetectorConfig: ...
+    def reset(self) -> None: ...
+
+class ExclusionReason(enum.Enum):
+    """Why a failover candidate was not chosen."""
+    UNREACHABLE = 0
+    NO_FAILOVER_TAG = 1
+    TIMELINE_BEHIND = 2
+    TOO_FAR_BEHIND = 3
+    NOT_SYNCHRONOUS = 4
+    NOT_FLUSHED_ALL_ACKNOWLEDGED = 5
+    LESS_UP_TO_DATE = 6
+    LOWER_PRIORITY = 7
+    OTHER_REGION = 8
+    LESS_REPLAYED = 9
+    NAME_ORDER = 10
+
+class CandidateState:
+    """What the failover manager knows of one replica (defaults are C++ CandidateState{}'s)."""
+    name: str
+    reachable: bool
+    receive_lsn: Lsn
+    replay_lsn: Lsn
+    timeline: int  # 0: unknown (excluded)
+    priority: int  # higher is preferred, after the position
+    no_failover: bool
+    region: str
+    was_synchronous: bool
+    def __init__(self, name: str, *, reachable: bool = True, receive_lsn: _LsnLike = ..., replay_lsn: _LsnLike = ...,
+                 timeline: int = 1, priority: int = 0, no_failover: bool = False, region: str = "",
+                 was_synchronous: bool = False) -> None: ...
+    @property
+    def position(self) -> Lsn: ...  # max(receive_lsn, replay_lsn)
+
+class PrimaryState:
+    """What the failover manager knew of the primary while it was up."""
+    last_known_lsn: Lsn
+    timeline: int
+    synchronous_mode: bool
+    synchronous_standbys: List[str]  # '*' matches every standby
+    last_acknowledged_commit_lsn: Lsn  # 0/0: unknown (not checked)
+    def __init__(self, *, last_known_lsn: _LsnLike = ..., timeline: int = 1, synchronous_mode: bool = False,
+                 synchronous_standbys: Sequence[str] = ..., last_acknowledged_commit_lsn: _LsnLike = ...) -> None: ...
+
+class FailoverConfig:
+    """Settings of plan_failover."""
+    max_lag_bytes: Optional[int]  # Patroni's maximum_lag_on_failover; None: no limit
+    preferred_region: str
+    def __init__(self, *, max_lag_bytes: Optional[int] = None, preferred_region: str = "") -> None: ...
+
+class Exclusion:
+    """One candidate not chosen, and why."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def reason(self) -> ExclusionReason: ...
+    @property
+    def detail(self) -> str: ...
+
+class FailoverPlan:
+    """Which replica to promote (or none) and why; str() is a readable report."""
+    @property
+    def promote(self) -> Optional[str]: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def excluded(self) -> List[Exclusion]: ...
+    @property
+    def expected_loss_bytes(self) -> int: ...
+    @property
+    def repoint(self) -> List[str]: ...
+    @property
+    def reference_lsn(self) -> Lsn: ...
+    @property
+    def promote_lsn(self) -> Lsn: ...
+    @property
+    def timeline(self) -> int: ...
+
+MAX_CANDIDATES: int
+
+def plan_failover(candidates: Sequence[CandidateState], primary: PrimaryState,
+                  config: Optional[FailoverConfig] = None) -> FailoverPlan:
+    """The most up-to-date eligible replica, then priority, region, replay LSN, name."""
+# ---- end failover ----
 
 # ---- pg ----
 # The PostgreSQL backend (libpq); present when HAVE_PG is True. Session, Lsn, Consistency,

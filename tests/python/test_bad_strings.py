@@ -27,7 +27,7 @@ STUB = os.path.join(os.path.dirname(replikit.__file__), "_core.pyi")
 # Annotations that admit a str (the stub's aliases included).
 STR_ANNOTATION = re.compile(r"\bstr\b|_LsnLike|_NodeRef|_NodeLike|_PolicyLike|_ConsistencyLike|_GoalLike|"
                             r"_VersioningLike|_ResolutionLike|_Node\b|_Params|_PgConsistencyArg|_PgPolicyArg|"
-                            r"_PgReasonArg")
+                            r"_PgReasonArg|_ProbeOutcomeLike|_DetectorKindLike")
 
 
 def str_parameters():
@@ -144,6 +144,25 @@ CASES = {
     ("MultiLeaderCluster.read", "key"): (lambda b: replikit.MultiLeaderCluster().read(0, b), {"key"}),
     ("run_multileader_workload", "resolution"): (lambda b: replikit.run_multileader_workload([1.0, 1.0], b),
                                                  {"resolution"}),
+    ("DetectorConfig.__init__", "kind"): (lambda b: replikit.DetectorConfig(kind=b), {"kind"}),
+    ("FailureDetector.record", "outcome"): (lambda b: replikit.FailureDetector().record(b, now_ns=0), {"outcome"}),
+    ("CandidateState.__init__", "name"): (lambda b: replikit.CandidateState(b), {"name"}),
+    ("CandidateState.__init__", "receive_lsn"): (lambda b: replikit.CandidateState("r", receive_lsn=b),
+                                                 {"receive_lsn"}),
+    ("CandidateState.__init__", "replay_lsn"): (lambda b: replikit.CandidateState("r", replay_lsn=b),
+                                                {"replay_lsn"}),
+    ("CandidateState.__init__", "region"): (lambda b: replikit.CandidateState("r", region=b), {"region"}),
+    ("PrimaryState.__init__", "last_known_lsn"): (lambda b: replikit.PrimaryState(last_known_lsn=b),
+                                                  {"last_known_lsn"}),
+    ("PrimaryState.__init__", "synchronous_standbys"): (
+        lambda b: replikit.PrimaryState(synchronous_standbys=["r1", b]), {"synchronous_standbys"}),
+    ("PrimaryState.__init__", "last_acknowledged_commit_lsn"): (
+        lambda b: replikit.PrimaryState(last_acknowledged_commit_lsn=b), {"last_acknowledged_commit_lsn"}),
+    ("TimelineHistory.__init__", "switches"): (lambda b: replikit.TimelineHistory(2, [(1, b)]), {"switches"}),
+    ("TimelineHistory.parse", "text"): (lambda b: replikit.TimelineHistory.parse(b, 2), {"text"}),
+    ("TimelineHistory.survives", "lsn"): (lambda b: replikit.TimelineHistory().survives(1, b), {"lsn"}),
+    ("FailoverConfig.__init__", "preferred_region"): (lambda b: replikit.FailoverConfig(preferred_region=b),
+                                                      {"preferred_region"}),
 }
 
 if HAVE_PG:

@@ -348,6 +348,12 @@ def instances():
         "LatencyDistribution": replikit.LatencyDistribution.constant(1.0),
         "LagConfig": replikit.LagConfig(),
         "RouterConfig": replikit.RouterConfig(),
+        "DetectorConfig": replikit.DetectorConfig(),
+        "FailureDetector": replikit.FailureDetector(),
+        "CandidateState": replikit.CandidateState("r1"),
+        "PrimaryState": replikit.PrimaryState(),
+        "FailoverConfig": replikit.FailoverConfig(),
+        "TimelineHistory": replikit.TimelineHistory(2, [(1, 5)]),
     }
     d = replikit.LatencyDistribution.constant(1.0)
     out["WarsModel"] = replikit.WarsModel(d, d, d, d)
