@@ -700,7 +700,12 @@ def run_multileader_workload(writes_per_s: _ArrayLike, resolution: _ResolutionLi
 HAVE_PG: bool
 
 _Node = Union[Sequence[str], Dict[str, Any]]  # (name, dsn) or {name, dsn, region, weight, priority}
-_Params = Optional[Sequence[Any]]  # None -> NULL, bool, int, float, Decimal, str, bytes, other -> str()
+# Each parameter goes through psycopg's dumper for its type: None -> NULL, bool, int, float, Decimal,
+# str, bytes (bytea), date/time/datetime/timedelta, UUID, dict (jsonb), list (array), psycopg's Json...
+_Params = Optional[Sequence[Any]]
+# Given a result's column names, returns the function that makes one row from a tuple of values
+# (replikit.pg.tuple_row, dict_row, namedtuple_row, class_row(cls)).
+_RowFactory = Callable[[Sequence[str]], Callable[[Tuple[Any, ...]], Any]]
 _PgConsistencyArg = Union[Consistency, Literal["eventual", "read_your_writes", "monotonic", "causal",
                                                "bounded_staleness", "strong"]]
 _PgPolicyArg = Union[Policy, Literal["round_robin", "weighted", "least_lag", "least_outstanding",
@@ -751,8 +756,11 @@ class DatabaseOptions:
 class Result:
     """What a statement returned (rows converted by column type) and where it ran."""
     @property
-    def rows(self) -> List[Any]: ...  # tuples, or dicts when queried with dicts=True
+    def rows(self) -> List[Any]: ...  # built by the row factory: tuples by default
     def dicts(self) -> List[Dict[str, Any]]: ...
+    def tuples(self) -> List[Tuple[Any, ...]]: ...
+    @property
+    def raw_rows(self) -> List[Tuple[Optional[bytes], ...]]: ...
     def scalar(self) -> Any: ...
     @property
     def columns(self) -> List[str]: ...
@@ -867,14 +875,19 @@ class ReplicatedDatabase:
     """A PostgreSQL primary and its replicas with routing, session tokens, pools and a prober.
     Settings: ``options`` (None: DatabaseOptions()) with any DatabaseOptions keyword on top."""
     def __init__(self, primary: _Node, replicas: Sequence[_Node] = ...,
-                 options: Optional[DatabaseOptions] = None, **keywords: Any) -> None: ...
-    def execute(self, sql: str, params: _Params = None, session: Optional[Session] = None) -> Result: ...
+                 options: Optional[DatabaseOptions] = None, *, row_factory: Optional[_RowFactory] = None,
+                 **keywords: Any) -> None: ...
+    row_factory: Optional[_RowFactory]
+    def execute(self, sql: str, params: _Params = None, session: Optional[Session] = None, *,
+                row_factory: Optional[_RowFactory] = None) -> Result: ...
     def transaction(self, statements: Sequence[Union[str, Sequence[Any]]],
-                    session: Optional[Session] = None) -> List[Result]: ...
+                    session: Optional[Session] = None, *,
+                    row_factory: Optional[_RowFactory] = None) -> List[Result]: ...
     def query(self, sql: str, params: _Params = None, session: Optional[Session] = None, *,
               consistency: _PgConsistencyArg = ...,
               max_staleness_ms: Optional[float] = None, region: Optional[str] = None,
-              wait_for_replica_ms: Optional[float] = None, dicts: bool = False) -> Result: ...
+              wait_for_replica_ms: Optional[float] = None, dicts: bool = False,
+              row_factory: Optional[_RowFactory] = None) -> Result: ...
     def route_read(self, session: Optional[Session] = None, *,
                    consistency: _PgConsistencyArg = ...,
                    max_staleness_ms: Optional[float] = None, region: Optional[str] = None,
