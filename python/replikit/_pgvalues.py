@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import keyword
 from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Tuple, Type, TypeVar
 
 import psycopg
@@ -71,14 +70,9 @@ def dict_row(columns: Sequence[str]) -> Callable[[Tuple[Any, ...]], Dict[str, An
 
 @functools.lru_cache(maxsize=256)
 def _namedtuple_class(columns: Tuple[str, ...]) -> Type[Any]:
-    # Column names that are not identifiers (?column?, duplicates, keywords) become _0, _1, ...
-    fields, seen = [], set()
-    for k, name in enumerate(columns):
-        ok = name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
-        field = name if ok and name not in seen else f"_{k}"
-        seen.add(field)
-        fields.append(field)
-    return collections.namedtuple("Row", fields)  # type: ignore[misc]
+    # rename: a column name that is not a field name (?column?, a duplicate, a keyword, a
+    # leading underscore) becomes _<index>.
+    return collections.namedtuple("Row", columns, rename=True)  # type: ignore[misc]
 
 
 def namedtuple_row(columns: Sequence[str]) -> Callable[[Tuple[Any, ...]], NamedTuple]:

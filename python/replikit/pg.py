@@ -32,11 +32,12 @@ if not _core.HAVE_PG:
         "replikit.testing, works without the backend.")
 
 from ._core import DatabaseOptions, DatabaseStats, NodeStatus, ReplicatedDatabase, Result, Route
-from ._pgdb import PsycopgRouter, database_for_cluster
+from ._pgdb import ConsistencyName, PsycopgRouter, database_for_cluster
 from ._pgvalues import RowFactory, adapters, class_row, dict_row, namedtuple_row, tuple_row
 from .testing import LocalCluster as _LocalCluster
 
 __all__ = [
+    "ConsistencyName",
     "DatabaseOptions",
     "DatabaseStats",
     "NodeStatus",
