@@ -49,8 +49,17 @@ _BUFFERS = (bytes, bytearray, memoryview)
 
 
 # ------------------------------------------------------------------ rows
+def _names(columns: Any) -> List[str]:
+    """The column names as a list; ArgumentTypeError unless a list or tuple of str."""
+    if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
+        raise _error(_core.ArgumentTypeError, "columns",
+                     f"expected a list of column names (str), got {type(columns).__name__}")
+    return list(columns)
+
+
 def tuple_row(columns: Sequence[str]) -> Callable[[Tuple[Any, ...]], Tuple[Any, ...]]:
     """Rows as tuples (the default)."""
+    _names(columns)
     return _identity
 
 
@@ -60,7 +69,7 @@ def _identity(values: Tuple[Any, ...]) -> Tuple[Any, ...]:
 
 def dict_row(columns: Sequence[str]) -> Callable[[Tuple[Any, ...]], Dict[str, Any]]:
     """Rows as dicts keyed by column name (a later column wins a duplicated name)."""
-    names = list(columns)
+    names = _names(columns)
 
     def make(values: Tuple[Any, ...]) -> Dict[str, Any]:
         return dict(zip(names, values))
@@ -78,16 +87,18 @@ def _namedtuple_class(columns: Tuple[str, ...]) -> Type[Any]:
 def namedtuple_row(columns: Sequence[str]) -> Callable[[Tuple[Any, ...]], NamedTuple]:
     """Rows as named tuples (fields named after the columns; a name that is not a Python
     identifier becomes ``_<index>``)."""
-    cls = _namedtuple_class(tuple(columns))
+    cls = _namedtuple_class(tuple(_names(columns)))
     return cls._make  # type: ignore[no-any-return]
 
 
 def class_row(cls: Type[T]) -> Callable[[Sequence[str]], Callable[[Tuple[Any, ...]], T]]:
     """Rows as instances of ``cls``, built with the columns as keyword arguments
     (a dataclass, a NamedTuple class, a pydantic model...)."""
+    if not isinstance(cls, type):
+        raise _error(_core.ArgumentTypeError, "cls", f"expected a class, got {type(cls).__name__}")
 
     def factory(columns: Sequence[str]) -> Callable[[Tuple[Any, ...]], T]:
-        names = list(columns)
+        names = _names(columns)
 
         def make(values: Tuple[Any, ...]) -> T:
             return cls(**dict(zip(names, values)))
