@@ -240,7 +240,7 @@ class PsycopgRouter:
              wait_for_replica_ms: Optional[float] = None) -> Iterator["psycopg.Connection[Any]"]:
         """A connection to the node replikit routes this read to (see ``last_route``).
         ``consistency``: a replikit.Consistency or its name; None: ReplicatedDatabase's default."""
-        level = {} if consistency is None else {"consistency": consistency}
+        level: Dict[str, Any] = {} if consistency is None else {"consistency": consistency}
         route = self._db.route_read(session, max_staleness_ms=max_staleness_ms,
                                     wait_for_replica_ms=wait_for_replica_ms, **level)
         if route.node is None:
@@ -249,7 +249,7 @@ class PsycopgRouter:
         observe = session is not None and route.consistency in _OBSERVING
         with self._lease(route.node) as conn:
             yield conn
-            if observe:
+            if observe and session is not None:
                 # Not COALESCE(replay, insert): after crash recovery a primary keeps a stale
                 # replay LSN (the end of recovery) until a clean restart.
                 lsn, replica = conn.execute(

@@ -24,12 +24,17 @@ import collections
 import functools
 from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Tuple, Type, TypeVar
 
-import psycopg
-from psycopg.adapt import AdaptersMap, PyFormat, Transformer
-from psycopg.pq import Format
-from psycopg.types.json import JsonbDumper
-
 from . import _core
+
+try:
+    import psycopg
+    from psycopg.adapt import AdaptersMap, PyFormat, Transformer
+    from psycopg.pq import Format
+    from psycopg.types.json import JsonbDumper
+except ImportError as exc:  # pragma: no cover - psycopg is a dependency of the package
+    raise ImportError(
+        f"replikit.pg converts parameters and results with psycopg 3, which is missing or broken "
+        f"({exc}): pip install 'psycopg[binary]>=3.1'") from exc
 
 __all__ = ["RowFactory", "RowMaker", "adapters", "class_row", "dict_row", "namedtuple_row", "tuple_row"]
 
@@ -81,7 +86,7 @@ def dict_row(columns: Sequence[str]) -> Callable[[Tuple[Any, ...]], Dict[str, An
 def _namedtuple_class(columns: Tuple[str, ...]) -> Type[Any]:
     # rename: a column name that is not a field name (?column?, a duplicate, a keyword, a
     # leading underscore) becomes _<index>.
-    return collections.namedtuple("Row", columns, rename=True)  # type: ignore[misc]
+    return collections.namedtuple("Row", columns, rename=True)
 
 
 def namedtuple_row(columns: Sequence[str]) -> Callable[[Tuple[Any, ...]], NamedTuple]:
@@ -110,7 +115,9 @@ def class_row(cls: Type[T]) -> Callable[[Sequence[str]], Callable[[Tuple[Any, ..
 
 def check_row_factory(row_factory: Any, argument: str = "row_factory") -> Any:
     """``row_factory`` if it is usable (None: the default), else ArgumentTypeError naming it."""
-    if row_factory is None or (callable(row_factory) and not isinstance(row_factory, type)):
+    if row_factory is None:
+        return None
+    if callable(row_factory) and not isinstance(row_factory, type):
         if getattr(row_factory, "__module__", None) == "psycopg.rows":
             raise _error(_core.ArgumentTypeError, argument,
                          f"{row_factory.__name__} is psycopg's row factory, which reads a psycopg "
@@ -172,7 +179,7 @@ def _has_buffer(value: Any, depth: int = 0) -> bool:
 
 
 def dump_params(params: Sequence[Any],
-                argument: str = "params") -> Tuple[List[Any], Sequence[int], List[int]]:
+                argument: str = "params") -> Tuple[Sequence[Any], Sequence[int], List[int]]:
     """``params`` as psycopg dumps them: (values: bytes-like or None, type OIDs, formats).
     Text format, except bytes (and lists holding bytes) in binary format, as bytea; a str is
     sent with type OID 0, so the server infers its type from the statement."""
@@ -182,7 +189,7 @@ def dump_params(params: Sequence[Any],
         values = tx.dump_sequence(params, formats)
     except Exception as exc:  # noqa: BLE001 - find and name the parameter, below
         raise _dump_error(params, formats, exc, argument) from None
-    return values, tx.types, [int(f) for f in tx.formats]
+    return values, tx.types or (), [int(f) for f in tx.formats or ()]
 
 
 def _dump_error(params: Sequence[Any], formats: List[PyFormat], first: Exception,
@@ -216,6 +223,6 @@ def _message(exc: Exception) -> str:
 
 
 def _error(cls: Any, argument: str, message: str) -> Exception:
-    err = cls(f"{argument}: {message}")
-    err.argument = argument
+    err: Exception = cls(f"{argument}: {message}")
+    setattr(err, "argument", argument)  # noqa: B010 - what the C++ errors carry
     return err
