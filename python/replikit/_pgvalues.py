@@ -6,7 +6,8 @@ binary format); this module turns Python values into those (``dump_params``) and
 columns back into Python values by type OID (``load_rows``), both through
 ``psycopg.adapt.Transformer`` over ``adapters``, a copy of psycopg's global adapters map with
 dict dumped as jsonb. Register your own loaders and dumpers on ``replikit.pg.adapters`` as on
-a psycopg connection's ``adapters``.
+a psycopg connection's ``adapters``, before the first statement (each thread keeps the
+loaders and dumpers it has looked up, as a psycopg cursor does).
 
 timestamptz: psycopg converts it to the session's TimeZone; with no psycopg connection there
 is none, so values come back as aware datetimes in UTC (the same instant the server sent:
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import threading
 from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Tuple, Type, TypeVar
 
 from . import _core
@@ -47,6 +49,25 @@ RowFactory = Callable[[Sequence[str]], Callable[[Tuple[Any, ...]], T]]
 
 adapters = AdaptersMap(psycopg.adapters)
 adapters.register_dumper(dict, JsonbDumper)  # psycopg needs Jsonb(d); here a dict is jsonb
+
+# One Transformer per thread, reused: it keeps the loader of each type OID and the dumper of
+# each Python type it met (a fresh one per call looks every one up again: about twice the cost
+# of a point select's conversions). Bounded: dead threads' entries go when there are too many.
+_TRANSFORMERS: Dict[int, Transformer] = {}
+_MAX_TRANSFORMERS = 1024
+
+
+def _transformer() -> Transformer:
+    key = threading.get_ident()
+    tx = _TRANSFORMERS.get(key)
+    if tx is None:
+        if len(_TRANSFORMERS) >= _MAX_TRANSFORMERS:
+            alive = {t.ident for t in threading.enumerate()}
+            for ident in [k for k in _TRANSFORMERS if k not in alive]:
+                del _TRANSFORMERS[ident]
+        tx = _TRANSFORMERS[key] = Transformer(adapters)
+    return tx
+
 
 _TEXT = PyFormat.TEXT
 _BINARY = PyFormat.BINARY
@@ -143,7 +164,7 @@ def load_rows(type_oids: Sequence[int], columns: Sequence[str],
     """Rows of text-format cells (bytes, or None for NULL) as tuples of Python values, each
     column converted by psycopg's loader for its type OID (one loader per column; an unknown
     type comes back as str)."""
-    tx = Transformer(adapters)
+    tx = _transformer()
     tx.set_loader_types(type_oids, Format.TEXT)
     load = tx.load_sequence
     try:
@@ -184,7 +205,7 @@ def dump_params(params: Sequence[Any],
     Text format, except bytes (and lists holding bytes) in binary format, as bytea; a str is
     sent with type OID 0, so the server infers its type from the statement."""
     formats = [_BINARY if _has_buffer(p) else _TEXT for p in params]
-    tx = Transformer(adapters)
+    tx = _transformer()
     try:
         values = tx.dump_sequence(params, formats)
     except Exception as exc:  # noqa: BLE001 - find and name the parameter, below

@@ -257,3 +257,30 @@ def test_a_parameter_psycopg_cannot_send_is_a_type_error_naming_its_index(db):
     from psycopg.types.json import Json
 
     assert db.query("SELECT pg_typeof($1)::text, $1", [Json([1])], consistency="strong").rows[0] == ("json", [1])
+
+
+def test_threads_convert_their_own_values(db):
+    """Each thread keeps its own psycopg Transformer: values never cross between threads."""
+    import threading
+
+    kinds = [(lambda k: k, "int8"), (lambda k: f"text {k}", "text"), (lambda k: {"k": k}, "jsonb"),
+             (lambda k: [k, k + 1], "int8[]"), (lambda k: dt.date(2000, 1, 1) + dt.timedelta(days=k), "date")]
+    errors = []
+
+    def work(make, sql_type):
+        try:
+            for k in range(60):
+                value = make(k)
+                got = db.query(f"SELECT $1::{sql_type}, $2::text", [value, sql_type], consistency="eventual").rows[0]
+                if got != (value, sql_type):
+                    errors.append((sql_type, value, got))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=kind) for kind in kinds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors[:5]
