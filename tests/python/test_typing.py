@@ -1,6 +1,7 @@
 """Typing that helps: `mypy --strict` on a user's program catches a misspelled consistency
 name, a token string passed where a Session is expected, and a misspelled method on a
-database or on a routed psycopg connection; a correct program passes.
+database, on a routed psycopg connection or on a row made by a row factory (a Result is
+generic in its row type: class_row(Item) gives Result[Item]); a correct program passes.
 
 Each program is written to a temporary directory and checked by mypy against the installed
 replikit (its stubs and annotations). A line that must be reported ends with `# error: <what
@@ -24,10 +25,17 @@ pytest.importorskip("mypy")
 pytest.importorskip("psycopg")
 
 WRONG = '''
+import dataclasses
+
 import psycopg.rows
 
 import replikit
-from replikit.pg import PsycopgRouter, ReplicatedDatabase
+from replikit.pg import PsycopgRouter, ReplicatedDatabase, class_row, dict_row
+
+
+@dataclasses.dataclass
+class Item:
+    id: int
 
 
 def main(db: ReplicatedDatabase, session: replikit.Session) -> None:
@@ -45,6 +53,9 @@ def main(db: ReplicatedDatabase, session: replikit.Session) -> None:
     merged = replikit.Session.from_token(token)
     merged.merge(session)
     router.read(merged, consistency="monotonic").__enter__().fetchall()  # error: has no attribute "fetchall"
+    item = db.query("SELECT 1 AS id", row_factory=class_row(Item)).rows[0]
+    print(item.nmae)  # error: "Item" has no attribute "nmae"
+    db.query("SELECT 1 AS id", row_factory=dict_row).rows[0].id  # error: "dict[str, Any]" has no attribute "id"
 '''
 
 RIGHT = '''
@@ -76,7 +87,9 @@ def main(db: ReplicatedDatabase, session: replikit.Session) -> List[Any]:
         conn.execute("INSERT INTO t VALUES (%s)", (1,))
     with router.read(session, consistency="causal") as conn:
         rows = conn.execute("SELECT 1").fetchall()
-    return [r.rows, d, rows, r.scalar(), r.raw_rows, r.type_oids]
+    first: Item = r.rows[0]
+    untyped = db.query("SELECT 1")  # the database's row factory decides: Result[Any]
+    return [first.id, d, rows, r.scalar(), r.raw_rows, r.type_oids, untyped.rows[0][0], [i.id for i in r]]
 
 
 def make(cluster: LocalCluster) -> ReplicatedDatabase:
@@ -110,7 +123,7 @@ def test_mypy_strict_reports_each_mistake_and_passes_a_correct_program(tmp_path)
             reported.setdefault((found.group(1), int(found.group(2))), []).append(found.group(3))
     assert not [k for k in reported if k[0] == "right.py"], output
     want = expected_errors(programs["wrong.py"])
-    assert len(want) == 9
+    assert len(want) == 11
     for number, text in want.items():
         messages = reported.get(("wrong.py", number), [])
         assert any(text in m for m in messages), (number, text, output)
