@@ -18,7 +18,25 @@ using pg::NodeConfig;
 using pg::Params;
 using pg::QueryOptions;
 using pg::QueryResult;
-using pg::ReplicatedDatabase;
+
+// The database as Python holds it: the C++ database plus its default row factory (a Python
+// callable; null = tuples), which the C++ side has no use for.
+struct ReplicatedDatabase : pg::ReplicatedDatabase {
+  using pg::ReplicatedDatabase::ReplicatedDatabase;
+  py::object row_factory;
+};
+
+// A call's row factory: `row_factory` if given (checked), else `dicts=True`'s dict_row, else the
+// database's.
+py::object row_factory_for(const ReplicatedDatabase& db, const py::object& row_factory, const py::object& dicts) {
+  const bool as_dicts = !dicts.is_none() && to_bool(dicts, "dicts");
+  if (!row_factory.is_none()) {
+    if (as_dicts) throw InvalidArgument("dicts", "pass either dicts=True or a row_factory, not both");
+    return pg_values("check_row_factory")(row_factory);
+  }
+  if (as_dicts) return pg_values("dict_row");
+  return db.row_factory ? db.row_factory : py::object(py::none());
+}
 
 std::unique_ptr<ReplicatedDatabase> make_database(const py::object& primary, const py::object& replicas,
                                                   const py::object& options, const py::kwargs& keywords) {
@@ -30,9 +48,20 @@ std::unique_ptr<ReplicatedDatabase> make_database(const py::object& primary, con
     }
     for (auto r : replicas) rs.push_back(to_node_config(r, "replicas"));
   }
+  py::object row_factory = py::none();
+  if (keywords.contains("row_factory")) {
+    row_factory = keywords["row_factory"];
+    if (PyDict_DelItemString(keywords.ptr(), "row_factory") != 0) throw py::error_already_set();
+    if (!row_factory.is_none()) row_factory = pg_values("check_row_factory")(row_factory);
+  }
   pg::DatabaseOptions o = to_database_options(options, keywords);
-  py::gil_scoped_release release;
-  return std::make_unique<ReplicatedDatabase>(std::move(p), std::move(rs), std::move(o));
+  std::unique_ptr<ReplicatedDatabase> db;
+  {
+    py::gil_scoped_release release;
+    db = std::make_unique<ReplicatedDatabase>(std::move(p), std::move(rs), std::move(o));
+  }
+  db->row_factory = std::move(row_factory);
+  return db;
 }
 
 std::vector<pg::Statement> to_statements(const py::object& statements) {
@@ -50,7 +79,7 @@ std::vector<pg::Statement> to_statements(const py::object& statements) {
         throw InvalidArgument("statements", "each statement is a str or a (sql, params) pair");
       }
       st.sql = to_str(pair[0], "statements");
-      st.params = to_params(pair[1]);
+      st.params = to_params(pair[1], "statements");
     } else {
       wrong_type("statements", "a str or a (sql, params) pair for each statement", item);
     }
@@ -75,25 +104,30 @@ std::string database_repr(const ReplicatedDatabase& db) {
 
 void bind_calls(py::class_<ReplicatedDatabase>& c) {
   c.def("execute",
-        [](ReplicatedDatabase& db, const py::object& sql, const py::object& params, const py::object& session) {
+        [](ReplicatedDatabase& db, const py::object& sql, const py::object& params, const py::object& session,
+           const py::object& row_factory) {
           const std::string text = to_str(sql, "sql");
           Params p = to_params(params);
+          py::object rows_by = row_factory_for(db, row_factory, py::none());
           SessionArg s(session);
           QueryResult r;
           {
             py::gil_scoped_release release;
             r = db.execute(*s.ptr, text, p);
           }
-          return make_result(std::move(r), false);
+          return make_result(std::move(r), rows_by);
         },
-        py::arg("sql"), py::arg("params") = py::none(), py::arg("session") = py::none(),
+        py::arg("sql"), py::arg("params") = py::none(), py::arg("session") = py::none(), py::kw_only(),
+        py::arg("row_factory") = py::none(),
         "Runs a write on the primary (autocommit) and records its commit LSN into `session`. Never retried; "
         "CommitUnknown when the connection broke while it ran. A statement that leaves a transaction open "
         "(BEGIN) raises InvalidArgument and is rolled back: use transaction(). Session-level SET is not "
         "supported on pooled connections (use SET LOCAL inside transaction()).");
   c.def("transaction",
-        [](ReplicatedDatabase& db, const py::object& statements, const py::object& session) {
+        [](ReplicatedDatabase& db, const py::object& statements, const py::object& session,
+           const py::object& row_factory) {
           std::vector<pg::Statement> list = to_statements(statements);
+          py::object rows_by = row_factory_for(db, row_factory, py::none());
           SessionArg s(session);
           std::vector<QueryResult> rs;
           {
@@ -101,35 +135,36 @@ void bind_calls(py::class_<ReplicatedDatabase>& c) {
             rs = db.transaction(*s.ptr, list);
           }
           py::list out;
-          for (auto& r : rs) out.append(make_result(std::move(r), false));
+          for (auto& r : rs) out.append(make_result(std::move(r), rows_by));
           return out;
         },
-        py::arg("statements"), py::arg("session") = py::none(),
+        py::arg("statements"), py::arg("session") = py::none(), py::kw_only(), py::arg("row_factory") = py::none(),
         "Runs statements in one transaction on the primary, commits, records the commit LSN. "
         "CommitUnknown when the connection broke during COMMIT.");
   c.def("query",
         [](ReplicatedDatabase& db, const py::object& sql, const py::object& params, const py::object& session,
            const py::object& consistency, const py::object& max_staleness_ms, const py::object& region,
-           const py::object& wait_for_replica_ms, const py::object& dicts) {
+           const py::object& wait_for_replica_ms, const py::object& dicts, const py::object& row_factory) {
           const std::string text = to_str(sql, "sql");
           Params p = to_params(params);
           QueryOptions q = to_query_options(consistency, max_staleness_ms, region, wait_for_replica_ms);
-          const bool as_dicts = to_bool(dicts, "dicts");
+          py::object rows_by = row_factory_for(db, row_factory, dicts);
           SessionArg s(session);
           QueryResult r;
           {
             py::gil_scoped_release release;
             r = db.query(*s.ptr, text, p, q);
           }
-          return make_result(std::move(r), as_dicts);
+          return make_result(std::move(r), rows_by);
         },
         py::arg("sql"), py::arg("params") = py::none(), py::arg("session") = py::none(), py::kw_only(),
         py::arg("consistency") = py::cast(pg::QueryOptions{}.consistency), py::arg("max_staleness_ms") = py::none(),
         py::arg("region") = py::none(), py::arg("wait_for_replica_ms") = py::none(), py::arg("dicts") = false,
+        py::arg("row_factory") = py::none(),
         "Runs a read where the router sends it for `consistency` (a replikit.Consistency or its name). "
         "Retries on another node after a connection error (read_retries), so it is for reads only: writes "
         "go through execute() or transaction(). Monotonic and causal reads record the LSN they saw into "
-        "the session.");
+        "the session. Rows as `row_factory` builds them (None: the database's; dicts=True: dict_row).");
 }
 
 void bind_adapter_calls(py::class_<ReplicatedDatabase>& c) {
@@ -213,7 +248,14 @@ void bind_database(py::module_& m) {
         "Nodes as (name, dsn) tuples or dicts with name, dsn, region, weight, priority. DSNs go to libpq "
         "unchanged (a malformed one raises ConnectionError with libpq's message). Settings come from "
         "`options` (a DatabaseOptions; None: the defaults) with any keyword (the DatabaseOptions attribute "
-        "names) applied on top. Starts the prober; connects lazily.");
+        "names) applied on top; `row_factory=` sets the default row factory of results (None: tuples). "
+        "Starts the prober; connects lazily.");
+  c.def_property(
+      "row_factory", [](const ReplicatedDatabase& db) { return db.row_factory ? db.row_factory : py::none(); },
+      [](ReplicatedDatabase& db, const py::object& value) {
+        db.row_factory = value.is_none() ? py::object(py::none()) : pg_values("check_row_factory")(value);
+      },
+      "The default row factory of results (None: tuples); a call's row_factory= overrides it.");
   bind_calls(c);
   bind_adapter_calls(c);
   bind_status(c);

@@ -19,18 +19,6 @@ namespace replikit::bindings {
 
 namespace {
 
-std::string bytea_hex(const py::handle& item) {
-  std::string raw = py::bytes(py::module_::import("builtins").attr("bytes")(item)).cast<std::string>();
-  static const char digits[] = "0123456789abcdef";
-  std::string hex = "\\x";
-  hex.reserve(2 + 2 * raw.size());
-  for (unsigned char c : raw) {
-    hex.push_back(digits[c >> 4]);
-    hex.push_back(digits[c & 15]);
-  }
-  return hex;
-}
-
 void node_from_dict(pg::NodeConfig& c, const py::dict& d, const char* argument) {
   for (auto item : d) {
     std::string key = py::str(item.first);
@@ -48,33 +36,46 @@ void node_from_dict(pg::NodeConfig& c, const py::dict& d, const char* argument) 
 
 }  // namespace
 
-// None -> NULL, bool -> true/false, bytes -> bytea hex, anything else -> str(value) (int,
-// float, Decimal, str, datetime ... all have PostgreSQL's input syntax). The server infers
-// each parameter's type from the statement.
-pg::Params to_params(const py::handle& params) {
+py::object pg_values(const char* name) {
+  // Imported once, under the GIL (a function-local static could deadlock with the GIL held by
+  // another thread that waits for the static).
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> module;
+  return module.call_once_and_store_result([] { return py::module_::import("replikit._pgvalues"); })
+      .get_stored()
+      .attr(name);
+}
+
+namespace {
+
+// A bytes-like value returned by a psycopg dumper, as a std::string (any bytes).
+std::string buffer_bytes(const py::handle& value) {
+  if (PyBytes_Check(value.ptr())) {
+    return std::string(PyBytes_AS_STRING(value.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(value.ptr())));
+  }
+  py::object copy = py::reinterpret_steal<py::object>(PyBytes_FromObject(value.ptr()));  // bytearray, memoryview
+  if (!copy) throw py::error_already_set();
+  return buffer_bytes(copy);
+}
+
+}  // namespace
+
+pg::Params to_params(const py::handle& params, const char* argument) {
   pg::Params out;
   if (params.is_none()) return out;
   if (!py::isinstance<py::list>(params) && !py::isinstance<py::tuple>(params)) {
-    wrong_type("params", "a list or tuple of parameters ($1, $2, ...)", params);
+    wrong_type(argument, "a list or tuple of parameters ($1, $2, ...)", params);
   }
   py::sequence seq = py::reinterpret_borrow<py::sequence>(params);
-  require(seq.size() <= 65535, "params", "at most 65535 parameters");
+  require(seq.size() <= 65535, argument, "at most 65535 parameters");
+  if (seq.size() == 0) return out;
+  py::tuple dumped = pg_values("dump_params")(params, argument);  // (values, type OIDs, formats)
+  py::sequence values = dumped[0], oids = dumped[1], formats = dumped[2];
   out.reserve(seq.size());
-  for (auto item : seq) {
-    if (item.is_none()) {
-      out.emplace_back(std::nullopt);
-    } else if (py::isinstance<py::bool_>(item)) {
-      out.emplace_back(item.cast<bool>() ? "true" : "false");
-    } else if (py::isinstance<py::str>(item)) {
-      out.emplace_back(to_str(item, "params"));
-    } else if (py::isinstance<py::bytes>(item) || py::isinstance<py::bytearray>(item) ||
-               py::isinstance<py::memoryview>(item)) {
-      out.emplace_back(bytea_hex(item));
-    } else if (py::isinstance<py::float_>(item)) {
-      out.emplace_back(py::repr(item).cast<std::string>());  // shortest round-trip form; inf/nan accepted
-    } else {
-      out.emplace_back(to_str(py::str(item), "params"));  // a __str__ may return a surrogate
-    }
+  for (std::size_t k = 0; k < seq.size(); ++k) {
+    py::object v = values[k];
+    const auto oid = oids[k].cast<std::uint32_t>();
+    const bool binary = formats[k].cast<int>() == 1;
+    out.emplace_back(v.is_none() ? std::nullopt : std::optional<std::string>(buffer_bytes(v)), oid, binary);
   }
   return out;
 }

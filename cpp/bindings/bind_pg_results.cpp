@@ -17,86 +17,65 @@ namespace {
 using pg::NodeStatus;
 using pg::QueryResult;
 
-// PostgreSQL type OIDs converted to Python types (pg_type.dat).
-constexpr std::uint32_t kBoolOid = 16, kInt8Oid = 20, kInt2Oid = 21, kInt4Oid = 23, kOidOid = 26,
-                        kFloat4Oid = 700, kFloat8Oid = 701, kNumericOid = 1700;
-
-// A QueryResult with its rows converted to Python once, on first use.
+// A QueryResult with its rows converted to Python once, on first use: each column by psycopg's
+// loader for its type OID (replikit._pgvalues.load_rows: one loader per column, the loop in
+// psycopg's C code), then built by the row factory.
 class PyResult {
  public:
-  PyResult(QueryResult raw, bool dicts) : raw_(std::move(raw)), dicts_(dicts) {}
+  PyResult(QueryResult raw, py::object row_factory) : raw_(std::move(raw)), row_factory_(std::move(row_factory)) {}
 
   const QueryResult& raw() const { return raw_; }
 
-  // Rows as tuples (or dicts when the query asked for dicts=True).
-  py::list rows() {
-    if (!rows_) {
-      py::list out;
-      py::object decimal = py::module_::import("decimal").attr("Decimal");
-      for (const auto& row : raw_.rows) {
-        py::tuple t(row.size());
-        for (std::size_t c = 0; c < row.size(); ++c) t[c] = convert(row[c], raw_.type_oids[c], decimal);
-        out.append(std::move(t));
+  // The cells as PostgreSQL sent them: tuples of bytes in text format, None for NULL.
+  py::list raw_rows() const {
+    py::list out(raw_.rows.size());
+    for (std::size_t t = 0; t < raw_.rows.size(); ++t) {
+      const auto& row = raw_.rows[t];
+      py::tuple cells(row.size());
+      for (std::size_t c = 0; c < row.size(); ++c) {
+        if (row[c]) {
+          cells[c] = py::reinterpret_steal<py::object>(
+              PyBytes_FromStringAndSize(row[c]->data(), static_cast<Py_ssize_t>(row[c]->size())));
+        } else {
+          cells[c] = py::none();
+        }
       }
-      tuples_ = out;
-      rows_ = dicts_ ? as_dicts(out) : out;
+      out[t] = std::move(cells);
     }
+    return out;
+  }
+  // Rows as tuples of Python values.
+  py::list tuples() {
+    if (!tuples_) {
+      tuples_ = raw_.rows.empty() ? py::list()
+                                  : py::list(pg_values("load_rows")(raw_.type_oids, raw_.columns, raw_rows()));
+    }
+    return *tuples_;
+  }
+  // Rows as the row factory builds them (tuples without one).
+  py::list rows() {
+    if (!rows_) rows_ = row_factory_.is_none() ? tuples() : built_by(row_factory_);
     return *rows_;
   }
   // Rows as dicts keyed by column name (a later column wins a duplicated name).
-  py::list dicts() {
-    rows();
-    return as_dicts(*tuples_);
-  }
-  // The first column of the first row (None when there is no row).
+  py::list dicts() { return built_by(pg_values("dict_row")); }
+  // The first column of the first row (None when there is no row or no column).
   py::object scalar() {
-    py::list all = rows();
+    py::list all = tuples();
     if (all.empty()) return py::none();
-    py::object first = all[0];
-    if (py::isinstance<py::dict>(first)) {
-      for (auto item : py::reinterpret_borrow<py::dict>(first)) return py::reinterpret_borrow<py::object>(item.second);
-      return py::none();
-    }
-    py::tuple t = py::reinterpret_borrow<py::tuple>(first);
+    py::tuple t = py::reinterpret_borrow<py::tuple>(all[0]);
     return t.empty() ? py::object(py::none()) : py::object(t[0]);
   }
 
  private:
-  static py::object convert(const std::optional<std::string>& v, std::uint32_t oid, const py::object& decimal) {
-    if (!v) return py::none();
-    const std::string& s = *v;
-    switch (oid) {
-      case kBoolOid:
-        return py::bool_(s == "t");
-      case kInt2Oid:
-      case kInt4Oid:
-      case kInt8Oid:
-      case kOidOid:
-        return py::reinterpret_steal<py::object>(PyLong_FromString(s.c_str(), nullptr, 10));
-      case kFloat4Oid:
-      case kFloat8Oid:
-        return py::float_(py::str(s));  // float() parses NaN, Infinity, -Infinity too
-      case kNumericOid:
-        return decimal(py::str(s));
-      default:
-        return py::str(s);
-    }
-  }
-  py::list as_dicts(const py::list& tuples) const {
-    py::list out;
-    std::vector<py::str> names;
-    for (const auto& n : raw_.columns) names.emplace_back(n);
-    for (auto t : tuples) {
-      py::tuple row = py::reinterpret_borrow<py::tuple>(t);
-      py::dict d;
-      for (std::size_t c = 0; c < names.size(); ++c) d[names[c]] = row[c];
-      out.append(std::move(d));
-    }
-    return out;
+  py::list built_by(const py::object& factory) {
+    py::list all = tuples();
+    if (all.empty()) return py::list();
+    return pg_values("make_rows")(factory, raw_.columns, all);
   }
 
   QueryResult raw_;
-  bool dicts_;
+  py::object row_factory_;
   std::optional<py::list> rows_, tuples_;
 };
 
@@ -104,10 +83,15 @@ py::object node_or_none(const std::string& node) { return node.empty() ? py::obj
 
 void bind_result(py::module_& m) {
   py::class_<PyResult>(m, "Result",
-                       "What a statement returned: rows (tuples, converted by column type), columns, "
+                       "What a statement returned: rows (converted by column type, built by the row factory), columns, "
                        "rowcount, and the node that served it with the routing reason.")
-      .def_property_readonly("rows", &PyResult::rows, "Rows as tuples (dicts when queried with dicts=True).")
+      .def_property_readonly("rows", &PyResult::rows,
+                             "Rows as the row factory builds them (tuples by default), each value converted by "
+                             "psycopg's loader for its column's type.")
       .def("dicts", &PyResult::dicts, "Rows as dicts keyed by column name.")
+      .def("tuples", &PyResult::tuples, "Rows as tuples, whatever the row factory.")
+      .def_property_readonly("raw_rows", &PyResult::raw_rows,
+                             "The cells as PostgreSQL sent them: tuples of bytes in text format (None for NULL).")
       .def("scalar", &PyResult::scalar, "The first column of the first row (None when there is no row).")
       .def_property_readonly("columns", [](const PyResult& r) { return r.raw().columns; }, "Column names.")
       .def_property_readonly("type_oids", [](const PyResult& r) { return r.raw().type_oids; },
@@ -124,7 +108,7 @@ void bind_result(py::module_& m) {
       .def_property_readonly("lsn", [](const PyResult& r) { return lsn_or_none(r.raw().lsn); },
                              "Writes: the commit LSN recorded in the session; Monotonic/Causal reads: the LSN "
                              "observed; otherwise None.")
-      .def("__len__", [](PyResult& r) { return r.rows().size(); })
+      .def("__len__", [](const PyResult& r) { return r.raw().rows.size(); })
       .def("__iter__", [](PyResult& r) { return py::iter(r.rows()); })
       .def("__getitem__", [](PyResult& r, const py::object& i) { return r.rows().attr("__getitem__")(i); })
       .def("__repr__", [](const PyResult& r) {
@@ -238,7 +222,9 @@ void bind_database_stats(py::module_& m) {
 
 py::object lsn_or_none(Lsn lsn) { return lsn.valid() ? py::cast(lsn) : py::none(); }
 
-py::object make_result(pg::QueryResult result, bool dicts) { return py::cast(PyResult(std::move(result), dicts)); }
+py::object make_result(pg::QueryResult result, py::object row_factory) {
+  return py::cast(PyResult(std::move(result), std::move(row_factory)));
+}
 
 void bind_pg_results(py::module_& m) {
   bind_result(m);

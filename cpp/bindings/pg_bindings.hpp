@@ -14,16 +14,22 @@ void bind_database_options(py::module_& m);  // DatabaseOptions
 void bind_pg_results(py::module_& m);        // Result, Route, NodeStatus, DatabaseStats
 void bind_database(py::module_& m);          // ReplicatedDatabase
 
-/// A replikit.pg.Result holding `result` (rows converted to Python on first use; as dicts
-/// when `dicts`).
-py::object make_result(pg::QueryResult result, bool dicts);
+/// A replikit.pg.Result holding `result` (rows converted to Python on first use by psycopg's
+/// loaders, built by `row_factory`; None: tuples).
+py::object make_result(pg::QueryResult result, py::object row_factory);
+
+/// The attribute `name` of replikit._pgvalues (psycopg's dumpers and loaders, the row
+/// factories), imported once on first use.
+py::object pg_values(const char* name);
 
 /// An Lsn, or None for 0/0.
 py::object lsn_or_none(Lsn lsn);
 
-/// Statement parameters: a list or tuple (None: none); None -> NULL, bool -> true/false,
-/// bytes-like -> bytea hex, float -> repr, anything else -> str(value).
-pg::Params to_params(const py::handle& params);
+/// Statement parameters: a list or tuple (None: none), each dumped by psycopg's dumper for its
+/// Python type (replikit._pgvalues.dump_params): text format with the dumper's type OID, bytes
+/// in binary format as bytea, None as NULL. ArgumentTypeError naming `argument` for a value
+/// psycopg cannot send, InvalidArgument for one it refuses (a NUL in text).
+pg::Params to_params(const py::handle& params, const char* argument = "params");
 
 /// A node as (name, dsn) or {'name', 'dsn', 'region', 'weight', 'priority'}.
 pg::NodeConfig to_node_config(const py::handle& value, const char* argument);

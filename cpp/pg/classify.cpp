@@ -28,7 +28,7 @@ bool holds_nul(const std::string& text) noexcept { return text.find('\0') != std
 // The index (1-based, as $k) of the first parameter holding a NUL, 0 for none.
 std::size_t nul_param(const Params& params) noexcept {
   for (std::size_t k = 0; k < params.size(); ++k) {
-    if (params[k] && holds_nul(*params[k])) return k + 1;
+    if (params[k].value && !params[k].binary && holds_nul(*params[k].value)) return k + 1;
   }
   return 0;
 }
@@ -76,6 +76,51 @@ std::optional<Failure> classify(PGconn* conn, const PGresult* r, Effect effect) 
   }
 }
 
+namespace {
+
+// PQexecParams with every parameter's value, type OID, length and format. The arrays live on
+// the stack for the usual few parameters.
+PGresult* exec_params(PGconn* conn, const std::string& sql, const Params& params) {
+  constexpr std::size_t kOnStack = 8;
+  const std::size_t n = params.size();
+  const char* values_stack[kOnStack];
+  Oid types_stack[kOnStack];
+  int lengths_stack[kOnStack];
+  int formats_stack[kOnStack];
+  std::vector<const char*> values_heap;
+  std::vector<Oid> types_heap;
+  std::vector<int> lengths_heap, formats_heap;
+  const char** values = values_stack;
+  Oid* types = types_stack;
+  int* lengths = lengths_stack;
+  int* formats = formats_stack;
+  if (n > kOnStack) {
+    values_heap.resize(n);
+    types_heap.resize(n);
+    lengths_heap.resize(n);
+    formats_heap.resize(n);
+    values = values_heap.data();
+    types = types_heap.data();
+    lengths = lengths_heap.data();
+    formats = formats_heap.data();
+  }
+  bool typed = false, binary = false;
+  for (std::size_t k = 0; k < n; ++k) {
+    const Param& p = params[k];
+    values[k] = p.value ? p.value->data() : nullptr;  // NULL
+    lengths[k] = p.value ? static_cast<int>(p.value->size()) : 0;
+    types[k] = static_cast<Oid>(p.type_oid);
+    formats[k] = p.binary ? 1 : 0;
+    typed = typed || p.type_oid != 0;
+    binary = binary || p.binary;
+  }
+  // Untyped text parameters need neither array: libpq then infers every type and reads C strings.
+  return PQexecParams(conn, sql.c_str(), static_cast<int>(n), typed ? types : nullptr, values,
+                      binary ? lengths : nullptr, binary ? formats : nullptr, 0);
+}
+
+}  // namespace
+
 PgResult exec(PGconn* conn, const std::string& sql, const Params& params, Effect effect) {
   PGresult* r = nullptr;
   if (holds_nul(sql)) throw Failure(FailureKind::Usage, "the SQL text holds a NUL character");
@@ -89,16 +134,7 @@ PgResult exec(PGconn* conn, const std::string& sql, const Params& params, Effect
   } else if (params.size() > 65535) {
     throw Failure(FailureKind::Usage, "at most 65535 parameters ($1 ... $65535), got " + std::to_string(params.size()));
   } else {
-    constexpr std::size_t kOnStack = 8;  // the usual case: no allocation for the value pointers
-    const char* on_stack[kOnStack];
-    std::vector<const char*> on_heap;
-    const char** values = on_stack;
-    if (params.size() > kOnStack) {
-      on_heap.resize(params.size());
-      values = on_heap.data();
-    }
-    for (std::size_t k = 0; k < params.size(); ++k) values[k] = params[k] ? params[k]->c_str() : nullptr;  // NULL
-    r = PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr, values, nullptr, nullptr, 0);
+    r = exec_params(conn, sql, params);
   }
   PgResult result(r);
   if (std::optional<Failure> failure = classify(conn, r, effect)) throw std::move(*failure);

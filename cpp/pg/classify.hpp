@@ -71,15 +71,15 @@ class PgResult {
 std::optional<Failure> classify(PGconn* conn, const PGresult* result, Effect effect);
 
 /// Runs `sql` on `conn`: PQexec without parameters (simple protocol, several statements
-/// allowed), PQexecParams with text parameters otherwise (nullopt: NULL; more than 65535 is a
-/// Usage failure). SQL text or a text parameter holding a NUL byte is a Usage failure before
-/// anything is sent (libpq reads both as C strings and would cut them there). Throws the
+/// allowed), PQexecParams with the parameters otherwise (text or binary, typed or inferred;
+/// nullopt: NULL; more than 65535 is a Usage failure). SQL text or a text parameter holding a
+/// NUL byte is a Usage failure before anything is sent (libpq reads both as C strings and would cut them there). Throws the
 /// classified Failure.
 PgResult exec(PGconn* conn, const std::string& sql, const Params& params, Effect effect);
 
 /// InvalidArgument naming `sql_argument` when `sql` holds a NUL byte, or `params_argument` when
 /// a parameter does: libpq takes SQL and text parameters as C strings, so a NUL would cut them
-/// silently (binary data goes as bytea text, e.g. `\\x00ff`). Called before anything is sent.
+/// silently (binary data goes as a binary-format parameter). Called before anything is sent.
 void require_no_nul(const std::string& sql, const Params& params, const char* sql_argument,
                     const char* params_argument);
 

@@ -17,7 +17,9 @@ import numpy.typing as npt
 # ValueError), both naming the argument. Nodes are named by their names in every value a user
 # sees; only Router.route_reads answers with index arrays. Durations are ms (float), instants ns.
 import builtins
-from typing import Callable, ClassVar, Iterable, Tuple, TypedDict
+from typing import Callable, ClassVar, Generic, Iterable, Iterator, Tuple, TypedDict, overload
+
+from typing_extensions import TypeVar
 
 _LsnLike = Union[Lsn, str, int]  # an Lsn, PostgreSQL's text form ('16/B374D848'), or an int in [0, 2**64)
 _NodeRef = Union[str, int]  # a node's name, or its index (any integer, numpy ones included)
@@ -886,7 +888,16 @@ def plan_failover(candidates: Sequence[CandidateState], primary: PrimaryState,
 HAVE_PG: bool
 
 _Node = Union[Sequence[str], Dict[str, Any]]  # (name, dsn) or {name, dsn, region, weight, priority}
-_Params = Optional[Sequence[Any]]  # None -> NULL, bool, int, float, Decimal, str, bytes, other -> str()
+# Each parameter goes through psycopg's dumper for its type: None -> NULL, bool, int, float, Decimal,
+# str, bytes (bytea), date/time/datetime/timedelta, UUID, dict (jsonb), list (array), psycopg's Json...
+_Params = Optional[Sequence[Any]]
+# Given a result's column names, returns the function that makes one row from a tuple of values
+# (replikit.pg.tuple_row, dict_row, namedtuple_row, class_row(cls)). A call given a row factory
+# returns a Result whose rows have the factory's type (Result[Item] for class_row(Item));
+# without one, the database's row_factory decides at run time (Result[Any]).
+_Row = TypeVar("_Row", default=Any)
+_RowFactory = Callable[[Sequence[str]], Callable[[Tuple[Any, ...]], Any]]
+_RowFactoryOf = Callable[[Sequence[str]], Callable[[Tuple[Any, ...]], _Row]]
 _PgConsistencyArg = Union[Consistency, Literal["eventual", "read_your_writes", "monotonic", "causal",
                                                "bounded_staleness", "strong"]]
 _PgPolicyArg = Union[Policy, Literal["round_robin", "weighted", "least_lag", "least_outstanding",
@@ -934,11 +945,14 @@ class DatabaseOptions:
     def __eq__(self, other: object) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
-class Result:
+class Result(Generic[_Row]):
     """What a statement returned (rows converted by column type) and where it ran."""
     @property
-    def rows(self) -> List[Any]: ...  # tuples, or dicts when queried with dicts=True
+    def rows(self) -> List[_Row]: ...  # built by the row factory: tuples by default
     def dicts(self) -> List[Dict[str, Any]]: ...
+    def tuples(self) -> List[Tuple[Any, ...]]: ...
+    @property
+    def raw_rows(self) -> List[Tuple[Optional[bytes], ...]]: ...
     def scalar(self) -> Any: ...
     @property
     def columns(self) -> List[str]: ...
@@ -957,8 +971,11 @@ class Result:
     @property
     def lsn(self) -> Optional[Lsn]: ...
     def __len__(self) -> int: ...
-    def __iter__(self) -> Any: ...
-    def __getitem__(self, index: Any) -> Any: ...
+    def __iter__(self) -> Iterator[_Row]: ...
+    @overload
+    def __getitem__(self, index: int) -> _Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> List[_Row]: ...
 
 class Route:
     """Where a read would go now, and why."""
@@ -1053,14 +1070,19 @@ class ReplicatedDatabase:
     """A PostgreSQL primary and its replicas with routing, session tokens, pools and a prober.
     Settings: ``options`` (None: DatabaseOptions()) with any DatabaseOptions keyword on top."""
     def __init__(self, primary: _Node, replicas: Sequence[_Node] = ...,
-                 options: Optional[DatabaseOptions] = None, **keywords: Any) -> None: ...
-    def execute(self, sql: str, params: _Params = None, session: Optional[Session] = None) -> Result: ...
+                 options: Optional[DatabaseOptions] = None, *, row_factory: Optional[_RowFactory] = None,
+                 **keywords: Any) -> None: ...
+    row_factory: Optional[_RowFactory]
+    def execute(self, sql: str, params: _Params = None, session: Optional[Session] = None, *,
+                row_factory: Optional[_RowFactoryOf[_Row]] = None) -> Result[_Row]: ...
     def transaction(self, statements: Sequence[Union[str, Sequence[Any]]],
-                    session: Optional[Session] = None) -> List[Result]: ...
+                    session: Optional[Session] = None, *,
+                    row_factory: Optional[_RowFactoryOf[_Row]] = None) -> List[Result[_Row]]: ...
     def query(self, sql: str, params: _Params = None, session: Optional[Session] = None, *,
               consistency: _PgConsistencyArg = ...,
               max_staleness_ms: Optional[float] = None, region: Optional[str] = None,
-              wait_for_replica_ms: Optional[float] = None, dicts: bool = False) -> Result: ...
+              wait_for_replica_ms: Optional[float] = None, dicts: bool = False,
+              row_factory: Optional[_RowFactoryOf[_Row]] = None) -> Result[_Row]: ...
     def route_read(self, session: Optional[Session] = None, *,
                    consistency: _PgConsistencyArg = ...,
                    max_staleness_ms: Optional[float] = None, region: Optional[str] = None,

@@ -19,9 +19,12 @@ import queue
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Literal, Optional, Tuple, Union
 
 from . import _core
+
+if TYPE_CHECKING:  # psycopg is imported when a router is made
+    import psycopg
 
 if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the build
     raise ImportError(
@@ -32,9 +35,12 @@ if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the bu
 from ._core import ReplicatedDatabase  # noqa: E402  (after the HAVE_PG check)
 
 # replikit.pg is the public face of the backend; this module adds the Python-side helpers.
-__all__ = ["PsycopgRouter", "database_for_cluster"]
+__all__ = ["ConsistencyName", "PsycopgRouter", "database_for_cluster"]
 
 _OBSERVING = (_core.Consistency.MONOTONIC, _core.Consistency.CAUSAL)
+
+#: A consistency level's name, as ReplicatedDatabase.query and PsycopgRouter.read take it.
+ConsistencyName = Literal["eventual", "read_your_writes", "monotonic", "causal", "bounded_staleness", "strong"]
 
 
 def _argument_error(cls: type, argument: str, message: str) -> Exception:
@@ -212,7 +218,7 @@ class PsycopgRouter:
 
     # -------------------------------------------------------------- routing
     @contextlib.contextmanager
-    def write(self, session: Any) -> Iterator[Any]:
+    def write(self, session: _core.Session) -> Iterator["psycopg.Connection[Any]"]:
         """A connection to the primary inside a transaction; after it commits, its commit
         LSN is recorded into ``session``."""
         primary = self._db.topology.primary_name
@@ -228,12 +234,13 @@ class PsycopgRouter:
             self._db.record_write(session, lsn)
 
     @contextlib.contextmanager
-    def read(self, session: Any = None, *, consistency: Any = None,
+    def read(self, session: Optional[_core.Session] = None, *,
+             consistency: Union[_core.Consistency, ConsistencyName, None] = None,
              max_staleness_ms: Optional[float] = None,
-             wait_for_replica_ms: Optional[float] = None) -> Iterator[Any]:
+             wait_for_replica_ms: Optional[float] = None) -> Iterator["psycopg.Connection[Any]"]:
         """A connection to the node replikit routes this read to (see ``last_route``).
         ``consistency``: a replikit.Consistency or its name; None: ReplicatedDatabase's default."""
-        level = {} if consistency is None else {"consistency": consistency}
+        level: Dict[str, Any] = {} if consistency is None else {"consistency": consistency}
         route = self._db.route_read(session, max_staleness_ms=max_staleness_ms,
                                     wait_for_replica_ms=wait_for_replica_ms, **level)
         if route.node is None:
@@ -242,7 +249,7 @@ class PsycopgRouter:
         observe = session is not None and route.consistency in _OBSERVING
         with self._lease(route.node) as conn:
             yield conn
-            if observe:
+            if observe and session is not None:
                 # Not COALESCE(replay, insert): after crash recovery a primary keeps a stale
                 # replay LSN (the end of recovery) until a clean restart.
                 lsn, replica = conn.execute(

@@ -5,6 +5,13 @@ lag tracking, session tokens, connection pools and a background prober; ``Psycop
 routes psycopg 3 connections with it; ``database_for_cluster`` builds one over a
 ``replikit.testing.LocalCluster``.
 
+Values: parameters go through psycopg's dumpers and result columns through psycopg's loaders,
+by type OID (dict -> jsonb, list -> array, bytes -> bytea, Decimal, UUID, datetime,
+timedelta, ...; timestamptz comes back in UTC). Rows are tuples unless a row factory says
+otherwise (``tuple_row``, ``dict_row``, ``namedtuple_row``, ``class_row(cls)``), per call or
+per database (``row_factory=``). ``adapters`` is the psycopg AdaptersMap used for both:
+register custom dumpers and loaders there.
+
 Importing this module raises ImportError when replikit was built without the backend. The
 local test cluster moved to ``replikit.testing``, which does not need the backend.
 """
@@ -25,10 +32,12 @@ if not _core.HAVE_PG:
         "replikit.testing, works without the backend.")
 
 from ._core import DatabaseOptions, DatabaseStats, NodeStatus, ReplicatedDatabase, Result, Route
-from ._pgdb import PsycopgRouter, database_for_cluster
+from ._pgdb import ConsistencyName, PsycopgRouter, database_for_cluster
+from ._pgvalues import RowFactory, adapters, class_row, dict_row, namedtuple_row, tuple_row
 from .testing import LocalCluster as _LocalCluster
 
 __all__ = [
+    "ConsistencyName",
     "DatabaseOptions",
     "DatabaseStats",
     "NodeStatus",
@@ -36,7 +45,13 @@ __all__ = [
     "ReplicatedDatabase",
     "Result",
     "Route",
+    "RowFactory",
+    "adapters",
+    "class_row",
     "database_for_cluster",
+    "dict_row",
+    "namedtuple_row",
+    "tuple_row",
 ]
 
 

@@ -203,9 +203,8 @@ if HAVE_PG:
         "transaction sql of a pair": (_db_call(lambda db, b: db.transaction([(b, [])])), {"statements"}),
         "transaction params of a pair": (_db_call(lambda db, b: db.transaction([("SELECT $1", [b])])),
                                          {"statements", "params"}),
-        "params: an object whose str() is not text": (
-            _db_call(lambda db, b: db.query("SELECT $1", [type("S", (), {"__str__": lambda self: b})()])),
-            {"params"}),
+        "params: a list (array) holding the text": (_db_call(lambda db, b: db.query("SELECT $1", [[b]])),
+                                                    {"params"}),
         "record_write commit_lsn": (_db_call(lambda db, b: db.record_write(Session(), b)), {"commit_lsn"}),
         "node dsn (tuple)": (lambda b: offline_db_with(primary_dsn=b), {"dsn"}),
         "node dsn (dict)": (lambda b: offline_db_with(primary={"name": "p", "dsn": b}), {"dsn"}),

@@ -62,6 +62,8 @@ SKIP = {
                                         "object, as Python code does); a real cluster means starting PostgreSQL",
     "replikit.pg.LocalCluster": "the test-cluster harness (deprecated alias): starts PostgreSQL processes",
     "replikit.LatencyDistribution.sample": "draws as many samples as asked (junk: 10**18 of them)",
+    "replikit.pg.RowFactory": "a typing alias (Callable[...]) for annotations, not a function",
+    "replikit.pg.ConsistencyName": "a typing alias (Literal[...]) for annotations, not a function",
 }
 # Parameters that set an amount of work (simulation trials, simulated time, workload size): a
 # junk number there that is valid (say trials=2**32, under PBS_MAX_TRIALS = 1e10) asks for minutes

@@ -90,9 +90,14 @@ def test_a_nul_in_sql_or_a_text_parameter_is_refused_before_sending(db):
         def __str__(self):
             return "1\x002"
 
-    with pytest.raises(replikit.InvalidArgument) as info:
+    # Parameters go through psycopg's dumpers, not str(): an object psycopg cannot send is a
+    # type error naming the parameter.
+    with pytest.raises(replikit.ArgumentTypeError) as info:
         db.query("SELECT $1::text", [Hostile()])
-    assert info.value.argument == "params"
+    assert info.value.argument == "params" and "$1" in str(info.value)
+    with pytest.raises(replikit.InvalidArgument) as info:
+        db.query("SELECT $2::text[]", [None, ["a", "1\x002"]])
+    assert info.value.argument == "params" and "$2" in str(info.value)
     assert db.stats()["writes"] == 0, "a refused call was counted as sent"
     assert db.query("SELECT count(*) FROM rk_defects", consistency="strong").scalar() == 0
     assert all_up(db)

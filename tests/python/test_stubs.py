@@ -198,7 +198,9 @@ def stub_classes(stub):
 def test_class_bases_match(stub):
     wrong = []
     for name, node, cls in stub_classes(stub):
-        stub_bases = sorted(ast.unparse(b).split(".")[-1] for b in node.bases)
+        # Generic[...] makes a stub class generic for type checkers only (Result[Row]).
+        stub_bases = sorted(ast.unparse(b).split(".")[-1] for b in node.bases
+                            if not ast.unparse(b).startswith("Generic["))
         runtime_bases = sorted(b.__name__ for b in cls.__bases__ if b is not object)
         if issubclass(cls, enum.Enum):
             runtime_bases = sorted(b.__name__ for b in cls.__bases__)

@@ -185,6 +185,15 @@ TEST(PgDatabaseCluster, ReadPathResultsAndErrors) {
   }
   EXPECT_EQ(db.query(s, sum_sql, ten, eventual).rows.at(0).at(0), std::optional<std::string>("55"));
 
+  // Typed and binary parameters: the OID decides the type without a cast in the SQL; a binary
+  // bytea carries a NUL byte, which a text parameter cannot.
+  const std::string raw("a\0b", 3);
+  auto typed = db.query(s, "SELECT pg_typeof($1)::text, $1 + 1, length($2), encode($2, 'hex'), $3 IS NULL",
+                        {replikit::pg::Param(std::string("41"), 20, false),
+                         replikit::pg::Param(raw, 17, true), replikit::pg::Param(std::nullopt, 23, false)},
+                        eventual);
+  EXPECT_EQ(typed.rows.at(0), (std::vector<std::optional<std::string>>{"bigint", "42", "3", "610062", "t"}));
+
   replikit::pg::QueryOptions monotonic;
   monotonic.consistency = replikit::Consistency::Monotonic;
   auto m = db.query(s, "SELECT 1", {}, monotonic);

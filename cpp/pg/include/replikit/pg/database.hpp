@@ -53,7 +53,7 @@
 ///   for TLS and Kerberos) where the resolver cannot be trusted to answer quickly.
 /// - One query path: every statement (reads, writes, BEGIN/COMMIT, the LSN queries) runs with
 ///   libpq's synchronous calls on the pooled connection (PQexec without parameters, so several
-///   statements are allowed; PQexecParams with text parameters otherwise), and every failure is
+///   statements are allowed; PQexecParams with parameters otherwise), and every failure is
 ///   classified once, by what happened to the connection (PQstatus after the call) rather than
 ///   by the SQLSTATE class alone: the connection is gone (Lost: the node is marked down, a read
 ///   may retry elsewhere), it was lost while a write or COMMIT was in flight (InDoubt:
@@ -61,10 +61,10 @@
 ///   its SQLSTATE, e.g. a 08P01 protocol violation such as a parameter count mismatch), or the
 ///   call cannot be served as asked (InvalidArgument). A server error of severity FATAL or
 ///   PANIC ends the session and counts as a lost connection.
-/// - libpq takes SQL text and text parameters as C strings: SQL or a parameter holding a NUL
-///   byte is refused with InvalidArgument ("sql", "params", or "statements" for transaction())
-///   before anything is sent, rather than cut at the NUL. Binary data goes as bytea text
-///   (`\x0001...`; the Python bindings send bytes that way). COPY ... FROM STDIN / TO STDOUT
+/// - libpq takes SQL text and text parameters as C strings: SQL or a text parameter holding a
+///   NUL byte is refused with InvalidArgument ("sql", "params", or "statements" for
+///   transaction()) before anything is sent, rather than cut at the NUL. Binary data goes as a
+///   binary-format parameter (the Python bindings send bytes that way, typed bytea). COPY ... FROM STDIN / TO STDOUT
 ///   is not supported: InvalidArgument, and the connection is closed (aborting the COPY;
 ///   nothing of it commits).
 /// - Writes go to the primary in autocommit mode; afterwards `pg_current_wal_insert_lsn()`
@@ -202,9 +202,26 @@ struct QueryOptions {
   double wait_for_replica_ms = -1;  ///< < 0: the database default
 };
 
-/// A statement parameter: text (no NUL byte), or std::nullopt for SQL NULL. The server infers
-/// its type.
-using Param = std::optional<std::string>;
+/// A statement parameter: a value in text format (no NUL byte) or binary format (any bytes),
+/// or SQL NULL; with the type OID to send (0: the server infers the type from the statement).
+struct Param {
+  std::optional<std::string> value;  ///< nullopt = SQL NULL
+  std::uint32_t type_oid = 0;        ///< PostgreSQL type OID; 0 lets the server infer it
+  bool binary = false;               ///< `value` is in PostgreSQL's binary format (e.g. bytea's raw bytes)
+
+  Param() = default;
+  /// SQL NULL of an inferred type.
+  Param(std::nullopt_t) noexcept {}  // NOLINT(google-explicit-constructor): {"1", std::nullopt}
+  /// A text value (nullopt: NULL) of an inferred type.
+  Param(std::optional<std::string> text) : value(std::move(text)) {}  // NOLINT(google-explicit-constructor)
+  /// A text value of an inferred type.
+  Param(std::string text) : value(std::move(text)) {}  // NOLINT(google-explicit-constructor)
+  /// A text value of an inferred type.
+  Param(const char* text) : value(std::string(text)) {}  // NOLINT(google-explicit-constructor)
+  /// A value (nullopt: NULL) with its type OID and format.
+  Param(std::optional<std::string> v, std::uint32_t oid, bool is_binary)
+      : value(std::move(v)), type_oid(oid), binary(is_binary) {}
+};
 /// The parameters of one statement ($1, $2, ...).
 using Params = std::vector<Param>;
 
