@@ -29,5 +29,6 @@ PYBIND11_MODULE(_core, m) {
   bind_quorum_database(m);
   bind_multileader_cluster(m);
   bind_multileader_workload(m);
+  bind_plan(m);
   bind_pg(m);
 }
