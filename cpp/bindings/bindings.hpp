@@ -35,8 +35,9 @@ void bind_quorum_database(py::module_& m);       ///< QuorumDatabase
 void bind_multileader_cluster(py::module_& m);   ///< ConflictResolution, MultiLeaderValue, MultiLeaderCluster
 void bind_multileader_workload(py::module_& m);  ///< run_multileader_workload
 
-// Capacity planning (bind_plan.cpp).
-void bind_plan(py::module_& m);  ///< PlanConstraint, CapacityPlan, plan_capacity
+// Capacity planning (bind_plan.cpp, bind_regions.cpp).
+void bind_plan(py::module_& m);     ///< PlanConstraint, CapacityPlan, plan_capacity
+void bind_regions(py::module_& m);  ///< Placement, RegionLatency, RegionReport, model_regions
 
 void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without libpqxx)
 

@@ -30,5 +30,6 @@ PYBIND11_MODULE(_core, m) {
   bind_multileader_cluster(m);
   bind_multileader_workload(m);
   bind_plan(m);
+  bind_regions(m);
   bind_pg(m);
 }
