@@ -39,6 +39,9 @@ void bind_multileader_workload(py::module_& m);  ///< run_multileader_workload
 // Failover (bind_detector.cpp, bind_failover.cpp).
 void bind_detector(py::module_& m);  ///< ProbeOutcome, DetectorKind, DetectorConfig, FailureDetector
 void bind_failover(py::module_& m);  ///< ExclusionReason, CandidateState, PrimaryState, FailoverConfig, FailoverPlan, plan_failover
+// Capacity planning (bind_plan.cpp, bind_regions.cpp).
+void bind_plan(py::module_& m);     ///< PlanConstraint, CapacityPlan, plan_capacity
+void bind_regions(py::module_& m);  ///< Placement, RegionLatency, RegionReport, model_regions
 
 void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without libpqxx)
 

@@ -7,6 +7,7 @@
     replikit cluster status [--dir DIR] [--json]
     replikit cluster down   [--dir DIR] [--keep]
     replikit cluster rejoin NODE [--dir DIR] [--timeout S]
+    replikit plan           --writes-per-s W --reads-per-s R [...] [--measure DSN] [--json]
 
 ``cluster up`` starts a local PostgreSQL 15 primary with streaming replicas in DIR
 (default ./.replikit-cluster) and leaves it running; its description is kept in
@@ -67,6 +68,8 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.required = True
     commands.add_parser("demo", add_help=False,
                         help="run the demo (options: see `replikit demo --help`)")
+    commands.add_parser("plan", add_help=False,
+                        help="plan how many replicas a workload needs (options: `replikit plan --help`)")
     cluster = commands.add_parser(
         "cluster", help="start, inspect and stop a local PostgreSQL cluster for testing",
         description="A local PostgreSQL 15 primary with streaming replicas on loopback.")
@@ -267,6 +270,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from . import demo
 
         return demo.main(argv[1:], prog="replikit demo")
+    if argv[:1] == ["plan"]:  # so does the planner
+        from . import plan
+
+        return plan.main(argv[1:], prog="replikit plan")
     args = _build_parser().parse_args(argv)
     from .testing import ClusterError
 
