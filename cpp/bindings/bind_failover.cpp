@@ -164,7 +164,7 @@ std::string exclusion_repr(const Exclusion& e) {
   return repr_of("Exclusion", {{"name", py::str(e.name)}, {"reason", py::cast(e.reason)}, {"detail", py::str(e.detail)}});
 }
 
-void bind_plan(py::module_& m) {
+void bind_failover_plan(py::module_& m) {
   py::class_<Exclusion>(m, "Exclusion", "One candidate not chosen, and why.")
       .def_readonly("name", &Exclusion::name)
       .def_readonly("reason", &Exclusion::reason)
@@ -221,7 +221,7 @@ void bind_failover(py::module_& m) {
   bind_candidate(m);
   bind_primary(m);
   bind_failover_config(m);
-  bind_plan(m);
+  bind_failover_plan(m);
   m.attr("MAX_CANDIDATES") = kMaxCandidates;
   m.def(
       "plan_failover",
