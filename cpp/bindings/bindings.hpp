@@ -35,6 +35,11 @@ void bind_quorum_database(py::module_& m);       ///< QuorumDatabase
 void bind_multileader_cluster(py::module_& m);   ///< ConflictResolution, MultiLeaderValue, MultiLeaderCluster
 void bind_multileader_workload(py::module_& m);  ///< run_multileader_workload
 
+// Simulator (bind_sim.cpp, bind_sim_result.cpp).
+void bind_sim_config(py::module_& m);     ///< ReplicationMode, SimConfig
+void bind_sim_result(py::module_& m);     ///< SimResult
+void bind_sim_functions(py::module_& m);  ///< simulate, sweep
+
 void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without libpqxx)
 
 }  // namespace replikit::bindings

@@ -29,5 +29,8 @@ PYBIND11_MODULE(_core, m) {
   bind_quorum_database(m);
   bind_multileader_cluster(m);
   bind_multileader_workload(m);
+  bind_sim_config(m);
+  bind_sim_result(m);
+  bind_sim_functions(m);
   bind_pg(m);
 }

@@ -98,6 +98,9 @@ TEST(Sim, ConservationUnderEveryModeAndFault) {
       EXPECT_LE(l.answered + l.failed, l.submitted);
     }
     EXPECT_EQ(by_level, r.reads_submitted);
+    std::uint64_t to_primary = 0;
+    for (auto n : r.primary_read_reasons) to_primary += n;
+    EXPECT_EQ(to_primary, r.reads_routed_to_primary);
     EXPECT_EQ(answered, r.reads_answered);
     EXPECT_GT(r.writes_acknowledged, 0u);
     if (c.drain_ms >= 10000) {

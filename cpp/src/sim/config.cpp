@@ -13,10 +13,15 @@ namespace replikit::sim {
 
 namespace {
 
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
 void check_ms(double v, const char* argument, double lo, double hi) {
   require(std::isfinite(v), argument, "must be a finite number");
-  require(v >= lo && v <= hi, argument,
-          "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
+  require(v >= lo && v <= hi, argument, "must be in [" + number(lo) + ", " + number(hi) + "], got " + number(v));
 }
 
 void check_int(long long v, const char* argument, long long lo, long long hi) {

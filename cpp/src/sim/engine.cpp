@@ -241,7 +241,10 @@ void Simulation::issue_read(int session, Consistency level) {
   ++res_.read_reasons[static_cast<std::size_t>(d.reason)];
   if (d.node == kNoNode) return fail(id, FailReason::NoNode);
   j.to_primary = d.to_primary();
-  if (j.to_primary) ++res_.reads_routed_to_primary;
+  if (j.to_primary) {
+    ++res_.reads_routed_to_primary;
+    ++res_.primary_read_reasons[static_cast<std::size_t>(d.reason)];
+  }
   j.node = static_cast<std::int16_t>(d.node);
   j.epoch = d.epoch;
   events_.push(now_ + draw_ns(client_latency_), Ev::AtNode, d.node, id, j.gen);

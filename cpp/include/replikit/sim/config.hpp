@@ -18,7 +18,7 @@ namespace replikit::sim {
 /// Most replicas one simulated cluster has.
 inline constexpr int kMaxReplicas = 64;
 /// Most sessions one run keeps.
-inline constexpr int kMaxSessions = 1'000'000;
+inline constexpr int kMaxSessions = 100'000;
 /// Largest arrival rate (writes or reads) one run accepts, per second.
 inline constexpr double kMaxRatePerSecond = 1e8;
 /// Longest simulated span, in milliseconds (about 11.6 simulated days).

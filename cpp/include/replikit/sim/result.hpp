@@ -83,7 +83,9 @@ struct SimResult {
   std::array<LevelStats, kLevels> levels{};  ///< indexed by Consistency
   /// Routing decisions of reads by Reason (those with Decision::to_primary() went to the primary).
   std::array<std::uint64_t, kReasonCount> read_reasons{};
-  std::uint64_t reads_routed_to_primary = 0;
+  std::uint64_t reads_routed_to_primary = 0;  ///< reads sent to the primary (it was up as far as the router knew)
+  /// Those reads by Reason: why the primary served them.
+  std::array<std::uint64_t, kReasonCount> primary_read_reasons{};
 
   std::vector<NodeLoad> nodes;          ///< node 0 is the first primary
   std::vector<ReplicaStats> replicas;   ///< nodes 1..replicas
