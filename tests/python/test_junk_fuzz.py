@@ -313,7 +313,7 @@ def parameters(fn, name):
 OPTION_KEYWORDS: dict = {}
 INSTANCE_CLASSES = {"Lsn", "Node", "Topology", "LagTracker", "Router", "Session", "QuorumStore", "QuorumDatabase",
                     "MultiLeaderCluster", "LatencyDistribution", "LagConfig", "RouterConfig", "WarsModel",
-                    "WarsSimulation", "DatabaseOptions", "ReplicatedDatabase", "PsycopgRouter"}
+                    "WarsSimulation", "DatabaseOptions", "ReplicatedDatabase", "PsycopgRouter", "SimConfig"}
 
 
 def option_keywords():
@@ -348,6 +348,7 @@ def instances():
         "LatencyDistribution": replikit.LatencyDistribution.constant(1.0),
         "LagConfig": replikit.LagConfig(),
         "RouterConfig": replikit.RouterConfig(),
+        "SimConfig": replikit.SimConfig(duration_ms=50.0),
     }
     d = replikit.LatencyDistribution.constant(1.0)
     out["WarsModel"] = replikit.WarsModel(d, d, d, d)

@@ -271,8 +271,10 @@ void Simulation::start_service(int node, std::uint32_t id) {
     // What the read sees: the node's replayed state (a primary's: everything it committed).
     j.seq = n.applied;
     const auto level = static_cast<Consistency>(j.level);
-    if (level == Consistency::Eventual) j.required_seq = last_seq_;
-    if (level == Consistency::BoundedStaleness) j.required_seq = committed_before(now_ - ns(c_.max_staleness_ms));
+    if (level == Consistency::Eventual) j.required_seq = latest_seq();
+    if (level == Consistency::BoundedStaleness) {
+      j.required_seq = std::min(latest_seq(), committed_before(now_ - ns(c_.max_staleness_ms)));
+    }
     j.stale = j.seq < j.required_seq;
   }
   const std::int64_t service = draw_ns(j.write ? write_service_ : read_service_);

@@ -131,6 +131,7 @@ class Simulation {
   void release_synced();
   std::uint64_t synced_seq() const;
   std::uint64_t committed_before(std::int64_t t) const;
+  std::uint64_t latest_seq() const;
   // failover.cpp: faults, failover, probes, samples, results
   void on_crash();
   void on_heartbeat();

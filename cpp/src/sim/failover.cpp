@@ -145,13 +145,14 @@ void Simulation::on_sample() {
   res_.lag_ms.resize(static_cast<std::size_t>(c_.replicas));
   res_.lag_bytes.resize(static_cast<std::size_t>(c_.replicas));
   const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::uint64_t latest = latest_seq();
   for (int n = 1; n < static_cast<int>(nodes_.size()); ++n) {
     Node& r = nodes_[static_cast<std::size_t>(n)];
     double lag_ms = 0, lag_bytes = 0;
     if (!r.alive || r.diverged) {
       lag_ms = lag_bytes = nan;
-    } else if (n != primary_ && r.applied < last_seq_) {
-      lag_bytes = static_cast<double>((last_seq_ - r.applied) * bytes_);
+    } else if (n != primary_ && r.applied < latest) {
+      lag_bytes = static_cast<double>((latest - r.applied) * bytes_);
       // Time lag: how long ago the first write it has not replayed committed (older than the
       // kept commits: from the oldest kept, a lower bound).
       const std::uint64_t first = std::max(r.applied + 1, last_seq_ > kCommitRing - 1 ? last_seq_ - (kCommitRing - 1) : 1);

@@ -116,6 +116,17 @@ void Simulation::release_synced() {
   }
 }
 
+std::uint64_t Simulation::latest_seq() const {
+  if (nodes_[static_cast<std::size_t>(primary_)].alive) return last_seq_;
+  // No primary: the latest write that can survive is the most any live standby received
+  // (what the crash did not lose); staleness and lag are judged against that.
+  std::uint64_t best = 0;
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+    if (is_replica(n)) best = std::max(best, nodes_[static_cast<std::size_t>(n)].received);
+  }
+  return std::min(best, last_seq_);
+}
+
 std::uint64_t Simulation::committed_before(std::int64_t t) const {
   // The highest sequence committed at or before t, by binary search over the kept commits
   // (older than the ring: the oldest kept minus one, a lower bound).

@@ -19,7 +19,9 @@
 /// the session's acknowledged writes, monotonic what the session has read, causal both,
 /// strong every write acknowledged to any client before it arrived, bounded staleness every
 /// write committed max_staleness_ms or more before its service started, eventual the latest
-/// write committed on the primary when its service started.
+/// write committed on the primary when its service started. While no primary is up (crash to
+/// promotion), "committed" means received by some live standby: what the crash did not lose;
+/// lag series are measured against the same.
 ///
 /// A primary crash fails what the primary held (queued, in service, committed but waiting
 /// for standbys) and the WAL its standbys have not yet received; answers and acknowledgements
