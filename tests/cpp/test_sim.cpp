@@ -294,3 +294,25 @@ TEST(Sim, BoundsHold) {
 }
 
 }  // namespace
+
+#ifdef REPLIKIT_SIM_CORE_FAILOVER
+namespace {
+
+TEST(Sim, CoreDetectorAndSelectionDriveTheFailover) {
+  for (ReplicationMode m : {ReplicationMode::Async, ReplicationMode::Sync, ReplicationMode::SemiSync}) {
+    SimConfig c = crash_under_load(m);
+    c.crash_primary_at_ms = 1050;
+    const SimResult r = simulate(c, 4, core_failover_model);
+    EXPECT_NE(r.failover.model.find("core FailureDetector"), std::string::npos);
+    EXPECT_NEAR(r.failover.detection_ms, 250, 1e-6) << to_string(m);  // misses at 1100, 1200, 1300
+    EXPECT_GE(r.failover.recovery_ms, 450 - 1e-6) << to_string(m);
+    ASSERT_TRUE(r.failover.promoted.has_value()) << to_string(m);
+    if (m != ReplicationMode::Async) {
+      EXPECT_EQ(r.failover.writes_lost_acknowledged, 0u) << to_string(m);
+    }
+    EXPECT_TRUE(r.conserved());
+  }
+}
+
+}  // namespace
+#endif
