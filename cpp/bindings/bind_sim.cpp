@@ -185,6 +185,11 @@ std::vector<SimField> fault_fields() {
   f.push_back(number_field("heartbeat_interval_ms", &SimConfig::heartbeat_interval_ms, "Heartbeats of the primary."));
   f.push_back(number_field("missed_heartbeats", &SimConfig::missed_heartbeats, "Missed in a row before the primary is suspected."));
   f.push_back(number_field("promote_ms", &SimConfig::promote_ms, "Detection -> new primary accepting writes (at least)."));
+  f.push_back(SimField{"failover_model", "Detection and selection: SIMPLE, or CORE (the core's detector and plan_failover).", 0,
+                       [](const SimConfig& c) { return py::cast(c.failover_model); },
+                       [](SimConfig& c, const py::handle& v) {
+                         c.failover_model = to_enum<sim::FailoverModelKind>(v, "failover_model");
+                       }});
   f.push_back(number_field("sample_interval_ms", &SimConfig::sample_interval_ms, "Lag series resolution."));
   f.push_back(number_field("max_samples", &SimConfig::max_samples, "Points per lag series (the interval widens to fit)."));
   f.push_back(number_field("drain_ms", &SimConfig::drain_ms, "After duration_ms, time allowed for requests in flight."));
@@ -254,6 +259,11 @@ void bind_sim_config(py::module_& m) {
       .value("SEMI_SYNC", sim::ReplicationMode::SemiSync, "When sync_count standbys (ANY k) have flushed it.")
       .value("SYNC", sim::ReplicationMode::Sync, "When every attached standby has flushed it.")
       .value("REMOTE_APPLY", sim::ReplicationMode::RemoteApply, "When sync_count standbys have replayed it.")
+      .finalize();
+  py::native_enum<sim::FailoverModelKind>(m, "FailoverModelKind", "enum.Enum",
+                                          "Which failure detection and candidate selection a simulation uses.")
+      .value("SIMPLE", sim::FailoverModelKind::Simple, "Heartbeat interval x missed threshold; the most advanced replica.")
+      .value("CORE", sim::FailoverModelKind::Core, "The core's FailureDetector and plan_failover (when built).")
       .finalize();
   py::class_<SimConfig> c(m, "SimConfig",
                           "One simulated single-leader cluster (a value): workload, capacity, replication, faults, "

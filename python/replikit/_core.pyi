@@ -706,6 +706,10 @@ class ReplicationMode(enum.Enum):
     SYNC = 2
     REMOTE_APPLY = 3
 
+class FailoverModelKind(enum.Enum):
+    SIMPLE = 0
+    CORE = 1
+
 class SimConfig:
     """One simulated single-leader cluster (a value). Keywords name the fields; defaults are C++
     SimConfig{}'s. Setting a field checks it (wrong type: ArgumentTypeError, wrong value:
@@ -739,6 +743,7 @@ class SimConfig:
     heartbeat_interval_ms: float
     missed_heartbeats: int
     promote_ms: float
+    failover_model: FailoverModelKind  # set with a FailoverModelKind or its name; CORE needs the core's detector
     sample_interval_ms: float
     max_samples: int
     drain_ms: float

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from ._core import ReplicationMode, SimConfig, SimResult, simulate, sweep
+from ._core import FailoverModelKind, ReplicationMode, SimConfig, SimResult, simulate, sweep
 
-__all__ = ["ReplicationMode", "SimConfig", "SimResult", "simulate", "sweep", "summary"]
+__all__ = ["FailoverModelKind", "ReplicationMode", "SimConfig", "SimResult", "simulate", "sweep", "summary"]
 
 
 def summary(result: SimResult) -> Dict[str, Any]:

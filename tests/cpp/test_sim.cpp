@@ -269,6 +269,9 @@ TEST(Sim, BadInputNamesTheField) {
   expect_invalid("names", bad([](SimConfig& c) { c.names = {"a"}; }));
   expect_invalid("read_service", bad([](SimConfig& c) { c.read_service = LatencyDistribution::pareto(1, 0.5); }));
   expect_invalid("max_lag_ms", bad([](SimConfig& c) { c.lag.max_lag_ms = -1; }));
+#ifndef REPLIKIT_SIM_CORE_FAILOVER
+  expect_invalid("failover_model", bad([](SimConfig& c) { c.failover_model = FailoverModelKind::Core; }));
+#endif
 }
 
 TEST(Sim, BoundsHold) {
@@ -311,6 +314,8 @@ TEST(Sim, CoreDetectorAndSelectionDriveTheFailover) {
       EXPECT_EQ(r.failover.writes_lost_acknowledged, 0u) << to_string(m);
     }
     EXPECT_TRUE(r.conserved());
+    c.failover_model = FailoverModelKind::Core;  // the same, chosen in the configuration
+    EXPECT_EQ(simulate(c, 4).failover.model, r.failover.model);
   }
 }
 

@@ -89,6 +89,11 @@ void check_faults(const SimConfig& c) {
   check_ms(c.heartbeat_interval_ms, "heartbeat_interval_ms", 0.001, kMaxDurationMs);
   check_int(c.missed_heartbeats, "missed_heartbeats", 1, 1000000);
   check_ms(c.promote_ms, "promote_ms", 0, kMaxDurationMs);
+  require(static_cast<int>(c.failover_model) <= 1, "failover_model", "unknown failover model");
+#ifndef REPLIKIT_SIM_CORE_FAILOVER
+  require(c.failover_model != FailoverModelKind::Core, "failover_model",
+          "the core's failure detector and selection are not part of this build");
+#endif
 }
 
 void check_bounds(const SimConfig& c) {
@@ -130,6 +135,10 @@ const char* to_string(ReplicationMode mode) noexcept {
     case ReplicationMode::RemoteApply: return "remote_apply";
   }
   return "unknown";
+}
+
+const char* to_string(FailoverModelKind kind) noexcept {
+  return kind == FailoverModelKind::Core ? "core" : "simple";
 }
 
 const char* to_string(FailReason reason) noexcept {

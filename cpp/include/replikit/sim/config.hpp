@@ -35,6 +35,12 @@ enum class ReplicationMode : std::uint8_t {
   RemoteApply = 3,  ///< when sync_count standbys have applied (replayed) it
 };
 
+/// Which failure detection and candidate selection a run uses.
+enum class FailoverModelKind : std::uint8_t {
+  Simple = 0,  ///< heartbeat_interval_ms x missed_heartbeats; the most advanced replica
+  Core = 1,    ///< the core's FailureDetector and plan_failover (when part of the build)
+};
+
 /// A replica whose replay is paused between two instants (pg_wal_replay_pause); it still
 /// receives WAL.
 struct ReplicaPause {
@@ -99,6 +105,7 @@ struct SimConfig {
   double heartbeat_interval_ms = 100;
   int missed_heartbeats = 3;
   double promote_ms = 200;  ///< from detection to the new primary accepting writes (at least)
+  FailoverModelKind failover_model = FailoverModelKind::Simple;
 
   // ---- outputs and bounds ----
   double sample_interval_ms = 10;     ///< lag series resolution (widened to keep <= max_samples)
@@ -116,5 +123,6 @@ struct SimConfig {
 
 /// Text names for enums.
 const char* to_string(ReplicationMode mode) noexcept;
+const char* to_string(FailoverModelKind kind) noexcept;
 
 }  // namespace replikit::sim

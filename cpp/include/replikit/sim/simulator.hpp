@@ -40,7 +40,8 @@
 
 namespace replikit::sim {
 
-/// Runs one simulation of `config` seeded with `seed`; throws InvalidArgument for a bad config.
+/// Runs one simulation of `config` seeded with `seed` with the failover model config.failover_model
+/// names; throws InvalidArgument for a bad config.
 SimResult simulate(const SimConfig& config, std::uint64_t seed);
 
 /// The same with the failover model made by `failover` (e.g. one on the core's detector).
