@@ -2,7 +2,8 @@
 /// \file sim/simulator.hpp
 /// A discrete-event simulator of a single-leader cluster with the core's own Router and
 /// LagTracker inside it. Deterministic: the same configuration and seed give the same result
-/// on any thread. Every queue is bounded (see SimConfig's limits).
+/// on any thread that owns one of the Router's per-thread slots (the first kRouterThreadSlots
+/// routing threads of a process). Every queue is bounded (see SimConfig's limits).
 ///
 /// The model, briefly. Writes and reads arrive as Poisson processes from uniformly drawn
 /// sessions. A write goes (client latency) to the primary, waits for a server, commits after
