@@ -28,17 +28,16 @@ void bind_latency_distribution(py::module_& m);  ///< LatencyKind, LatencyDistri
 void bind_wars_model(py::module_& m);            ///< WarsModel
 void bind_wars_simulation(py::module_& m);       ///< WarsSimulation
 void bind_pbs_functions(py::module_& m);         ///< k_staleness_probability, k_consistency_probability
+// Simulator (bind_sim.cpp, bind_sim_result.cpp).
+void bind_sim_config(py::module_& m);     ///< ReplicationMode, FailoverModelKind, SimConfig
+void bind_sim_result(py::module_& m);     ///< SimResult
+void bind_sim_functions(py::module_& m);  ///< simulate, sweep
 void bind_vector_clocks(py::module_& m);         ///< Versioning, QuorumOutcome, ClockOrder, compare/merge_clocks
 void bind_quorum_results(py::module_& m);        ///< StoredVersion, WriteResult, ReadResult
 void bind_quorum_store(py::module_& m);          ///< QuorumStore
 void bind_quorum_database(py::module_& m);       ///< QuorumDatabase
 void bind_multileader_cluster(py::module_& m);   ///< ConflictResolution, MultiLeaderValue, MultiLeaderCluster
 void bind_multileader_workload(py::module_& m);  ///< run_multileader_workload
-
-// Simulator (bind_sim.cpp, bind_sim_result.cpp).
-void bind_sim_config(py::module_& m);     ///< ReplicationMode, SimConfig
-void bind_sim_result(py::module_& m);     ///< SimResult
-void bind_sim_functions(py::module_& m);  ///< simulate, sweep
 
 void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without libpqxx)
 

@@ -348,11 +348,11 @@ def instances():
         "LatencyDistribution": replikit.LatencyDistribution.constant(1.0),
         "LagConfig": replikit.LagConfig(),
         "RouterConfig": replikit.RouterConfig(),
-        "SimConfig": replikit.SimConfig(duration_ms=50.0),
     }
     d = replikit.LatencyDistribution.constant(1.0)
     out["WarsModel"] = replikit.WarsModel(d, d, d, d)
     out["WarsSimulation"] = replikit.WarsSimulation(3, 2, 2, out["WarsModel"])
+    out["SimConfig"] = replikit.SimConfig(duration_ms=50.0)
     if replikit.HAVE_PG:
         import replikit.pg
 
