@@ -203,6 +203,9 @@ void bind_sim_result(py::module_& m) {
                              "Per replica: time lag at each sample (numpy arrays; NaN once taken out).")
       .def_property_readonly("lag_bytes", [](const SimResult& r) { return series(r, r.lag_bytes); },
                              "Per replica: bytes behind the primary at each sample (numpy arrays).")
+      .def_property_readonly("tracked_lag_ms", [](const SimResult& r) { return series(r, r.tracked_lag_ms); },
+                             "Per replica: the time lag the LagTracker reported at each sample, what the router "
+                             "went by (numpy arrays; NaN until known).")
       .def_property_readonly("failover", &failover_dict, "The failover after a primary crash.")
       .def_property_readonly("conserved", &SimResult::conserved, "Every request acknowledged/answered, failed or pending.")
       .def("to_dict", &sim_result_dict, "Every output as a dict.")
@@ -217,7 +220,7 @@ py::dict sim_result_dict(const SimResult& r) {
                            "reads_pending", "mean_write_latency_ms", "mean_read_latency_ms", "reads_routed_to_primary",
                            "writes_failed_by", "reads_failed_by", "levels", "stale_read_rate", "primary_read_share",
                            "read_reasons", "primary_read_reasons", "nodes", "replicas", "sample_times_ms", "lag_ms",
-                           "lag_bytes", "failover", "conserved"}) {
+                           "lag_bytes", "tracked_lag_ms", "failover", "conserved"}) {
     out[name] = o.attr(name);
   }
   return out;

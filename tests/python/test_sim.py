@@ -68,8 +68,12 @@ def test_outputs_are_numpy_arrays_and_dicts_by_name():
     assert r.sample_times_ms.dtype == np.float64 and r.sample_times_ms.ndim == 1
     assert set(r.lag_ms) == {"replica1", "replica2", "replica3"}
     assert all(v.shape == r.sample_times_ms.shape for v in r.lag_ms.values())
-    # replica2 was paused for 700 ms: its lag reached most of that.
+    # replica2 was paused for 700 ms: its lag reached most of that, and the tracker saw it
+    # (from probes every 5 ms: within a probe interval and a sample of the truth).
     assert np.nanmax(r.lag_ms["replica2"]) > 500
+    tracked = r.tracked_lag_ms["replica2"]
+    assert tracked.shape == r.sample_times_ms.shape
+    assert abs(np.nanmax(tracked) - np.nanmax(r.lag_ms["replica2"])) < 20
     assert set(r.nodes) == {"primary", "replica1", "replica2", "replica3"}
     assert 0 <= r.nodes["primary"]["utilisation"] <= 1
     assert sum(r.primary_read_reasons.values()) == r.reads_routed_to_primary

@@ -144,6 +144,7 @@ void Simulation::on_sample() {
   res_.sample_times_ms.push_back(static_cast<double>(now_) * 1e-6);
   res_.lag_ms.resize(static_cast<std::size_t>(c_.replicas));
   res_.lag_bytes.resize(static_cast<std::size_t>(c_.replicas));
+  res_.tracked_lag_ms.resize(static_cast<std::size_t>(c_.replicas));
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const std::uint64_t latest = latest_seq();
   for (int n = 1; n < static_cast<int>(nodes_.size()); ++n) {
@@ -161,6 +162,9 @@ void Simulation::on_sample() {
     }
     res_.lag_ms[static_cast<std::size_t>(n - 1)].push_back(lag_ms);
     res_.lag_bytes[static_cast<std::size_t>(n - 1)].push_back(lag_bytes);
+    const ReplicaLag tracked = tracker_->replica(n);
+    const bool known = tracked.known && n != primary_ && !std::isnan(lag_ms);
+    res_.tracked_lag_ms[static_cast<std::size_t>(n - 1)].push_back(known ? static_cast<double>(tracked.lag_ns) * 1e-6 : nan);
   }
 }
 
@@ -192,6 +196,7 @@ void Simulation::finish(SimResult& r) const {
   if (r.lag_ms.empty() && c_.replicas > 0) {
     r.lag_ms.resize(static_cast<std::size_t>(c_.replicas));
     r.lag_bytes.resize(static_cast<std::size_t>(c_.replicas));
+    r.tracked_lag_ms.resize(static_cast<std::size_t>(c_.replicas));
   }
 }
 

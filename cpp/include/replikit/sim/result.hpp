@@ -92,6 +92,8 @@ struct SimResult {
   std::vector<double> sample_times_ms;  ///< lag series times
   std::vector<std::vector<double>> lag_ms;     ///< per replica: true time lag at each sample
   std::vector<std::vector<double>> lag_bytes;  ///< per replica: bytes behind the primary
+  /// Per replica: the time lag the LagTracker reported (what the router went by; NaN until known).
+  std::vector<std::vector<double>> tracked_lag_ms;
   FailoverStats failover;
 
   /// Share of answered reads that the primary served.
