@@ -29,6 +29,10 @@ void bind_latency_distribution(py::module_& m);  ///< LatencyKind, LatencyDistri
 void bind_wars_model(py::module_& m);            ///< WarsModel
 void bind_wars_simulation(py::module_& m);       ///< WarsSimulation
 void bind_pbs_functions(py::module_& m);         ///< k_staleness_probability, k_consistency_probability
+// Simulator (bind_sim.cpp, bind_sim_result.cpp).
+void bind_sim_config(py::module_& m);     ///< ReplicationMode, FailoverModelKind, SimConfig
+void bind_sim_result(py::module_& m);     ///< SimResult
+void bind_sim_functions(py::module_& m);  ///< simulate, sweep
 void bind_vector_clocks(py::module_& m);         ///< Versioning, QuorumOutcome, ClockOrder, compare/merge_clocks
 void bind_quorum_results(py::module_& m);        ///< StoredVersion, WriteResult, ReadResult
 void bind_quorum_store(py::module_& m);          ///< QuorumStore

@@ -24,6 +24,9 @@ PYBIND11_MODULE(_core, m) {
   bind_wars_model(m);
   bind_wars_simulation(m);
   bind_pbs_functions(m);
+  bind_sim_config(m);
+  bind_sim_result(m);
+  bind_sim_functions(m);
   bind_vector_clocks(m);
   bind_quorum_results(m);
   bind_quorum_store(m);

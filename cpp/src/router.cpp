@@ -472,4 +472,14 @@ void Router::reset_counters() {
   }
 }
 
+void Router::reset_thread_state() noexcept {
+  ThreadState& ts = thread_state();
+  if (ts.shared) return;  // the overflow slot is shared: nothing to make deterministic
+  ts.cursor.store(0, std::memory_order_relaxed);
+  ts.draws.store(0, std::memory_order_relaxed);
+  ts.seed = SplitMix64(config_.seed).next();
+  ts.sticky_node = kNoNode;
+  ts.sticky_left = 0;
+}
+
 }  // namespace replikit

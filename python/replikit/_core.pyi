@@ -7,6 +7,137 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 import numpy as np
 import numpy.typing as npt
 
+# ---- sim ----
+# The discrete-event cluster simulator (bind_sim.cpp, bind_sim_result.cpp); replikit.sim
+# re-exports it. Durations are ms; node names as in SimConfig.names.
+_ModeLike = Union[ReplicationMode, Literal["async", "semi_sync", "sync", "remote_apply",
+                                           "ASYNC", "SEMI_SYNC", "SYNC", "REMOTE_APPLY"]]
+_LatencyLike = Union[LatencyDistribution, float]  # a number is a constant, in ms
+
+class ReplicationMode(enum.Enum):
+    ASYNC = 0
+    SEMI_SYNC = 1
+    SYNC = 2
+    REMOTE_APPLY = 3
+
+class FailoverModelKind(enum.Enum):
+    SIMPLE = 0
+    CORE = 1
+
+class SimConfig:
+    """One simulated single-leader cluster (a value). Keywords name the fields; defaults are C++
+    SimConfig{}'s. Setting a field checks it (wrong type: ArgumentTypeError, wrong value:
+    InvalidArgument, naming the field)."""
+    duration_ms: float
+    write_rate_per_s: float
+    read_rate_per_s: float
+    sessions: int
+    consistency_mix: Dict[str, float]  # set with {level: weight} (missing: 0) or 6 weights
+    max_staleness_ms: float
+    read_back_share: float
+    read_back_delay_ms: float
+    read_back_consistency: Consistency  # set with a Consistency or its name
+    write_size_bytes: int
+    replicas: int
+    servers_per_node: int
+    max_queue_length: int
+    read_service: LatencyDistribution  # set with a LatencyDistribution or a number of ms
+    write_service: LatencyDistribution
+    apply_rate_per_s: float
+    client_latency: LatencyDistribution
+    replica_latency: LatencyDistribution
+    mode: ReplicationMode  # set with a ReplicationMode or its name
+    sync_count: int
+    router: RouterConfig
+    lag: LagConfig
+    probe_interval_ms: float
+    crash_primary_at_ms: float  # < 0: no crash
+    pauses: List[Tuple[str, float, float]]  # set with [(replica name or index, from_ms, to_ms)]
+    slow_replicas: Dict[str, float]  # set with {replica name or index: factor}
+    heartbeat_interval_ms: float
+    missed_heartbeats: int
+    promote_ms: float
+    failover_model: FailoverModelKind  # set with a FailoverModelKind or its name; CORE needs the core's detector
+    sample_interval_ms: float
+    max_samples: int
+    drain_ms: float
+    max_in_flight: int
+    max_events: int
+    names: List[str]  # primary first; empty: 'primary', 'replica1', ...
+    def __init__(self, **fields: Any) -> None: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+    def __copy__(self) -> SimConfig: ...
+    def __deepcopy__(self, memo: Any) -> SimConfig: ...
+
+class SimResult:
+    """What one simulated run measured. Conservation: submitted == acknowledged/answered +
+    failed + pending, for writes and for reads."""
+    @property
+    def seed(self) -> int: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def truncated(self) -> bool: ...
+    @property
+    def simulated_ms(self) -> float: ...
+    @property
+    def writes_submitted(self) -> int: ...
+    @property
+    def writes_acknowledged(self) -> int: ...
+    @property
+    def writes_failed(self) -> int: ...
+    @property
+    def writes_pending(self) -> int: ...
+    @property
+    def reads_submitted(self) -> int: ...
+    @property
+    def reads_answered(self) -> int: ...
+    @property
+    def reads_failed(self) -> int: ...
+    @property
+    def reads_pending(self) -> int: ...
+    @property
+    def mean_write_latency_ms(self) -> float: ...
+    @property
+    def mean_read_latency_ms(self) -> float: ...
+    @property
+    def reads_routed_to_primary(self) -> int: ...
+    @property
+    def writes_failed_by(self) -> Dict[str, int]: ...  # queue_full, node_down, no_node, primary_crash
+    @property
+    def reads_failed_by(self) -> Dict[str, int]: ...
+    @property
+    def levels(self) -> Dict[str, Dict[str, Any]]: ...  # submitted, answered, stale, failed, served_by_primary, stale_rate
+    @property
+    def stale_read_rate(self) -> Dict[str, float]: ...  # levels that were read
+    @property
+    def primary_read_share(self) -> float: ...
+    @property
+    def read_reasons(self) -> Dict[str, int]: ...
+    @property
+    def primary_read_reasons(self) -> Dict[str, int]: ...
+    @property
+    def nodes(self) -> Dict[str, Dict[str, Any]]: ...  # utilisation, reads_served, writes_served, max_queue_length, apply_utilisation
+    @property
+    def replicas(self) -> Dict[str, Dict[str, Any]]: ...  # writes_applied, mean_apply_delay_ms, max_lag_ms
+    @property
+    def sample_times_ms(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def lag_ms(self) -> Dict[str, npt.NDArray[np.float64]]: ...
+    @property
+    def lag_bytes(self) -> Dict[str, npt.NDArray[np.float64]]: ...
+    @property
+    def tracked_lag_ms(self) -> Dict[str, npt.NDArray[np.float64]]: ...  # what the LagTracker reported
+    @property
+    def failover(self) -> Dict[str, Any]: ...  # crashed, promoted, detection_ms, recovery_ms, writes_lost_acknowledged, ...
+    @property
+    def conserved(self) -> bool: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+def simulate(config: SimConfig, seed: int) -> SimResult: ...
+def sweep(configs: Sequence[SimConfig], seed: int = 0, threads: int = 1) -> List[SimResult]: ...
+# ---- end sim ----
+
 # ---- routing ----
 # LSNs (bind_lsn.cpp), the error classes (errors.cpp), and topology, lag tracking, sessions,
 # tokens and routing (bind_enums.cpp, bind_topology.cpp, bind_lag.cpp, bind_session.cpp,

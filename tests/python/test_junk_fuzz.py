@@ -315,7 +315,7 @@ def parameters(fn, name):
 OPTION_KEYWORDS: dict = {}
 INSTANCE_CLASSES = {"Lsn", "Node", "Topology", "LagTracker", "Router", "Session", "QuorumStore", "QuorumDatabase",
                     "MultiLeaderCluster", "LatencyDistribution", "LagConfig", "RouterConfig", "WarsModel",
-                    "WarsSimulation", "DatabaseOptions", "ReplicatedDatabase", "PsycopgRouter"}
+                    "WarsSimulation", "DatabaseOptions", "ReplicatedDatabase", "PsycopgRouter", "SimConfig"}
 
 
 def option_keywords():
@@ -360,6 +360,7 @@ def instances():
     d = replikit.LatencyDistribution.constant(1.0)
     out["WarsModel"] = replikit.WarsModel(d, d, d, d)
     out["WarsSimulation"] = replikit.WarsSimulation(3, 2, 2, out["WarsModel"])
+    out["SimConfig"] = replikit.SimConfig(duration_ms=50.0)
     if replikit.HAVE_PG:
         import replikit.pg
 

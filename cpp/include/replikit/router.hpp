@@ -168,6 +168,10 @@ class Router {
   RouterCounters counters() const;
   /// Zeroes the decision counters.
   void reset_counters();
+  /// Gives the calling thread the round-robin turn, generator and stickiness a router's first
+  /// thread starts with, whichever slot it owns, so a single-threaded replay (the simulator)
+  /// routes the same on any thread.
+  void reset_thread_state() noexcept;
 
   /// The topology routed over.
   const std::shared_ptr<Topology>& topology() const noexcept { return topology_; }

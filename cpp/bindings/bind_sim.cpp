@@ -1,0 +1,294 @@
+// Python bindings of the simulator's configuration: ReplicationMode and SimConfig. Every field
+// is a property whose setter converts (a wrong type names the field) and validates the whole
+// value (a wrong value names the field); the defaults are C++ SimConfig{}'s.
+#include <pybind11/native_enum.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bindings.hpp"
+#include "convert.hpp"
+#include "replikit/sim/config.hpp"
+#include "sim_fields.hpp"
+
+namespace replikit::bindings {
+
+namespace {
+
+using sim::SimConfig;
+
+// A latency or service time: a LatencyDistribution, or a number of ms (a constant).
+LatencyDistribution to_latency(const py::handle& v, const char* argument) {
+  if (py::isinstance<LatencyDistribution>(v)) return v.cast<LatencyDistribution>();
+  if (py::isinstance<py::bool_>(v) || !PyNumber_Check(v.ptr()) || py::isinstance<py::str>(v)) {
+    wrong_type(argument, "a LatencyDistribution or a number of ms", v);
+  }
+  const double ms = to_double(v, argument);
+  if (!std::isfinite(ms) || ms < 0) throw InvalidArgument(argument, "must be a finite number of ms >= 0");
+  return LatencyDistribution::constant(ms);
+}
+
+std::string level_name(int level) { return to_string(static_cast<Consistency>(level)); }
+
+// consistency_mix: a dict {level: weight} (levels as Consistency or names; missing: 0) or six weights.
+std::array<double, sim::kLevels> to_mix(const py::handle& v) {
+  const char* arg = "consistency_mix";
+  std::array<double, sim::kLevels> mix{};
+  if (py::isinstance<py::dict>(v)) {
+    for (const auto& [key, weight] : py::reinterpret_borrow<py::dict>(v)) {
+      mix[static_cast<std::size_t>(to_enum<Consistency>(key, arg))] = to_double(weight, arg);
+    }
+    return mix;
+  }
+  const auto weights = to_doubles(v, arg);
+  if (weights.size() != mix.size()) throw InvalidArgument(arg, "expected a dict {level: weight} or 6 weights");
+  std::copy(weights.begin(), weights.end(), mix.begin());
+  return mix;
+}
+
+py::dict mix_dict(const SimConfig& c) {
+  py::dict out;
+  for (int i = 0; i < sim::kLevels; ++i) out[py::str(level_name(i))] = c.consistency_mix[static_cast<std::size_t>(i)];
+  return out;
+}
+
+// A replica of `c` by name or node index (1..replicas).
+int to_replica(const SimConfig& c, const py::handle& v, const char* argument) {
+  if (py::isinstance<py::str>(v)) {
+    const std::string name = to_str(v, argument);
+    for (int i = 1; i <= c.replicas; ++i) {
+      if (c.node_name(i) == name) return i;
+    }
+    throw InvalidArgument(argument, "no replica is named '" + name + "'");
+  }
+  return to_int(v, argument, 1, c.replicas);
+}
+
+std::vector<sim::ReplicaPause> to_pauses(const SimConfig& c, const py::handle& v) {
+  const char* arg = "pauses";
+  std::vector<sim::ReplicaPause> out;
+  for (const auto& item : to_items(v, arg, "a sequence of (replica, from_ms, to_ms)")) {
+    const auto t = to_items(item, arg, "a (replica, from_ms, to_ms) tuple");
+    if (t.size() != 3) throw InvalidArgument(arg, "each pause is (replica, from_ms, to_ms)");
+    out.push_back(sim::ReplicaPause{to_replica(c, t[0], arg), to_double(t[1], arg), to_double(t[2], arg)});
+  }
+  return out;
+}
+
+std::vector<sim::SlowReplica> to_slow(const SimConfig& c, const py::handle& v) {
+  const char* arg = "slow_replicas";
+  if (!py::isinstance<py::dict>(v)) wrong_type(arg, "a dict {replica: factor}", v);
+  std::vector<sim::SlowReplica> out;
+  for (const auto& [key, factor] : py::reinterpret_borrow<py::dict>(v)) {
+    out.push_back(sim::SlowReplica{to_replica(c, key, arg), to_double(factor, arg)});
+  }
+  return out;
+}
+
+template <typename T>
+SimField number_field(const char* name, T SimConfig::*member, const char* doc, int phase = 0) {
+  SimField f{name, doc, phase, nullptr, nullptr};
+  f.get = [member](const SimConfig& c) { return py::cast(c.*member); };
+  f.set = [member, name](SimConfig& c, const py::handle& v) {
+    if constexpr (std::is_same_v<T, double>) {
+      c.*member = to_double(v, name);
+    } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+      c.*member = to_uint64(v, name);
+    } else {
+      c.*member = static_cast<T>(to_int64(v, name, std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
+    }
+  };
+  return f;
+}
+
+SimField latency_field(const char* name, LatencyDistribution SimConfig::*member, const char* doc) {
+  SimField f{name, doc, 0, nullptr, nullptr};
+  f.get = [member](const SimConfig& c) { return py::cast(c.*member); };
+  f.set = [member, name](SimConfig& c, const py::handle& v) { c.*member = to_latency(v, name); };
+  return f;
+}
+
+std::vector<SimField> workload_fields() {
+  std::vector<SimField> f;
+  f.push_back(number_field("duration_ms", &SimConfig::duration_ms, "Requests arrive during [0, duration_ms)."));
+  f.push_back(number_field("write_rate_per_s", &SimConfig::write_rate_per_s, "Poisson write arrivals per second."));
+  f.push_back(number_field("read_rate_per_s", &SimConfig::read_rate_per_s, "Poisson read arrivals per second."));
+  f.push_back(number_field("sessions", &SimConfig::sessions, "Sessions the requests are drawn from (uniformly)."));
+  f.push_back(SimField{"consistency_mix", "Weights of the read levels: {level: weight} (missing: 0) or 6 weights.", 0,
+                       mix_dict, [](SimConfig& c, const py::handle& v) { c.consistency_mix = to_mix(v); }});
+  f.push_back(number_field("max_staleness_ms", &SimConfig::max_staleness_ms, "The bound of BOUNDED_STALENESS reads."));
+  f.push_back(number_field("read_back_share", &SimConfig::read_back_share,
+                           "Share of acknowledged writes read back by their session, in [0, 1] (on top of read_rate_per_s)."));
+  f.push_back(number_field("read_back_delay_ms", &SimConfig::read_back_delay_ms, "Acknowledgement -> read-back delay."));
+  f.push_back(SimField{"read_back_consistency", "The level of read-backs (a Consistency or its name).", 0,
+                       [](const SimConfig& c) { return py::cast(c.read_back_consistency); },
+                       [](SimConfig& c, const py::handle& v) {
+                         c.read_back_consistency = to_enum<Consistency>(v, "read_back_consistency");
+                       }});
+  f.push_back(number_field("write_size_bytes", &SimConfig::write_size_bytes, "WAL bytes per write."));
+  return f;
+}
+
+std::vector<SimField> capacity_fields() {
+  std::vector<SimField> f;
+  f.push_back(number_field("replicas", &SimConfig::replicas, "Replicas (nodes 1..replicas; node 0 is the primary)."));
+  f.push_back(number_field("servers_per_node", &SimConfig::servers_per_node, "Requests a node serves at once."));
+  f.push_back(number_field("max_queue_length", &SimConfig::max_queue_length, "Requests waiting per node; beyond, one fails."));
+  f.push_back(latency_field("read_service", &SimConfig::read_service, "Service time of a read (ms; a number is a constant)."));
+  f.push_back(latency_field("write_service", &SimConfig::write_service, "Service time of a write (ms)."));
+  f.push_back(number_field("apply_rate_per_s", &SimConfig::apply_rate_per_s, "Writes a replica replays per second (exponential)."));
+  f.push_back(latency_field("client_latency", &SimConfig::client_latency, "One-way client <-> node latency (ms)."));
+  f.push_back(latency_field("replica_latency", &SimConfig::replica_latency, "One-way primary <-> replica latency (ms)."));
+  f.push_back(SimField{"mode", "When a write is acknowledged (a ReplicationMode or its name).", 0,
+                       [](const SimConfig& c) { return py::cast(c.mode); },
+                       [](SimConfig& c, const py::handle& v) { c.mode = to_enum<sim::ReplicationMode>(v, "mode"); }});
+  f.push_back(number_field("sync_count", &SimConfig::sync_count, "SEMI_SYNC / REMOTE_APPLY: standbys that must confirm."));
+  f.push_back(SimField{"router", "The Router's settings (a RouterConfig; its seed is derived from the run's).", 0,
+                       [](const SimConfig& c) { return py::cast(c.router); },
+                       [](SimConfig& c, const py::handle& v) {
+                         if (!py::isinstance<RouterConfig>(v)) wrong_type("router", "a replikit.RouterConfig", v);
+                         c.router = v.cast<RouterConfig>();
+                       }});
+  f.push_back(SimField{"lag", "The LagTracker's thresholds (a LagConfig).", 0,
+                       [](const SimConfig& c) { return py::cast(c.lag); },
+                       [](SimConfig& c, const py::handle& v) {
+                         if (!py::isinstance<LagConfig>(v)) wrong_type("lag", "a replikit.LagConfig", v);
+                         c.lag = v.cast<LagConfig>();
+                       }});
+  f.push_back(number_field("probe_interval_ms", &SimConfig::probe_interval_ms, "How often the lag tracker samples."));
+  return f;
+}
+
+py::list pauses_list(const SimConfig& c) {
+  py::list out;
+  for (const auto& p : c.pauses) out.append(py::make_tuple(c.node_name(p.replica), p.from_ms, p.to_ms));
+  return out;
+}
+
+py::dict slow_dict(const SimConfig& c) {
+  py::dict out;
+  for (const auto& s : c.slow_replicas) out[py::str(c.node_name(s.replica))] = s.factor;
+  return out;
+}
+
+std::vector<SimField> fault_fields() {
+  std::vector<SimField> f;
+  f.push_back(number_field("crash_primary_at_ms", &SimConfig::crash_primary_at_ms, "The primary crashes then (< 0: never)."));
+  // Phase 2: replicas are named by the names and replica count set in phases 0 and 1.
+  f.push_back(SimField{"pauses", "Replay pauses: [(replica, from_ms, to_ms)], replica by name or index.", 2, pauses_list,
+                       [](SimConfig& c, const py::handle& v) { c.pauses = to_pauses(c, v); }});
+  f.push_back(SimField{"slow_replicas", "Slow replicas: {replica: factor}, apply times multiplied by factor.", 2, slow_dict,
+                       [](SimConfig& c, const py::handle& v) { c.slow_replicas = to_slow(c, v); }});
+  f.push_back(number_field("heartbeat_interval_ms", &SimConfig::heartbeat_interval_ms, "Heartbeats of the primary."));
+  f.push_back(number_field("missed_heartbeats", &SimConfig::missed_heartbeats, "Missed in a row before the primary is suspected."));
+  f.push_back(number_field("promote_ms", &SimConfig::promote_ms, "Detection -> new primary accepting writes (at least)."));
+  f.push_back(SimField{"failover_model", "Detection and selection: SIMPLE, or CORE (the core's detector and plan_failover).", 0,
+                       [](const SimConfig& c) { return py::cast(c.failover_model); },
+                       [](SimConfig& c, const py::handle& v) {
+                         c.failover_model = to_enum<sim::FailoverModelKind>(v, "failover_model");
+                       }});
+  f.push_back(number_field("sample_interval_ms", &SimConfig::sample_interval_ms, "Lag series resolution."));
+  f.push_back(number_field("max_samples", &SimConfig::max_samples, "Points per lag series (the interval widens to fit)."));
+  f.push_back(number_field("drain_ms", &SimConfig::drain_ms, "After duration_ms, time allowed for requests in flight."));
+  f.push_back(number_field("max_in_flight", &SimConfig::max_in_flight, "Requests in flight at once; beyond, one fails."));
+  f.push_back(number_field("max_events", &SimConfig::max_events, "Events one run may process (then it stops, truncated)."));
+  f.push_back(SimField{"names", "Node names, primary first (empty: 'primary', 'replica1', ...).", 1,
+                       [](const SimConfig& c) { return py::cast(c.names); },
+                       [](SimConfig& c, const py::handle& v) {
+                         std::vector<std::string> names;
+                         for (const auto& n : to_items(v, "names", "a sequence of str")) names.push_back(to_str(n, "names"));
+                         c.names = std::move(names);
+                       }});
+  return f;
+}
+
+}  // namespace
+
+const std::vector<SimField>& sim_fields() {
+  static const std::vector<SimField> fields = [] {
+    std::vector<SimField> all = workload_fields();
+    for (auto* part : {capacity_fields, fault_fields}) {
+      auto more = part();
+      all.insert(all.end(), more.begin(), more.end());
+    }
+    return all;
+  }();
+  return fields;
+}
+
+SimConfig sim_config_from(const py::kwargs& kwargs) {
+  SimConfig c;
+  for (const auto& [key, value] : kwargs) {
+    const std::string name = py::str(key);
+    bool known = false;
+    for (const auto& f : sim_fields()) known = known || name == f.name;
+    if (!known) throw ArgumentTypeError(name, "unexpected keyword argument");
+  }
+  for (int phase = 0; phase <= 2; ++phase) {
+    for (const auto& f : sim_fields()) {
+      if (f.phase == phase && kwargs.contains(f.name)) f.set(c, kwargs[f.name]);
+    }
+  }
+  c.validate();
+  return c;
+}
+
+std::string sim_config_repr(const SimConfig& c) {
+  // The fields that differ from the defaults, after the workload's shape.
+  static const SimConfig defaults{};
+  std::string out = "SimConfig(";
+  bool first = true;
+  for (const auto& f : sim_fields()) {
+    const std::string value = py::repr(f.get(c));
+    const bool key = f.name == std::string("write_rate_per_s") || f.name == std::string("read_rate_per_s") ||
+                     f.name == std::string("replicas") || f.name == std::string("mode");
+    if (!key && value == std::string(py::repr(f.get(defaults)))) continue;
+    out += (first ? "" : ", ") + std::string(f.name) + "=" + value;
+    first = false;
+  }
+  return out + ")";
+}
+
+void bind_sim_config(py::module_& m) {
+  py::native_enum<sim::ReplicationMode>(m, "ReplicationMode", "enum.Enum",
+                                        "When the simulated primary acknowledges a write.")
+      .value("ASYNC", sim::ReplicationMode::Async, "When the primary has committed it.")
+      .value("SEMI_SYNC", sim::ReplicationMode::SemiSync, "When sync_count standbys (ANY k) have flushed it.")
+      .value("SYNC", sim::ReplicationMode::Sync, "When every attached standby has flushed it.")
+      .value("REMOTE_APPLY", sim::ReplicationMode::RemoteApply, "When sync_count standbys have replayed it.")
+      .finalize();
+  py::native_enum<sim::FailoverModelKind>(m, "FailoverModelKind", "enum.Enum",
+                                          "Which failure detection and candidate selection a simulation uses.")
+      .value("SIMPLE", sim::FailoverModelKind::Simple, "Heartbeat interval x missed threshold; the most advanced replica.")
+      .value("CORE", sim::FailoverModelKind::Core, "The core's FailureDetector and plan_failover (when built).")
+      .finalize();
+  py::class_<SimConfig> c(m, "SimConfig",
+                          "One simulated single-leader cluster (a value): workload, capacity, replication, faults, "
+                          "bounds. Keywords name the fields; defaults are C++ SimConfig{}'s.");
+  c.def(py::init(&sim_config_from), "A configuration; unknown keywords and bad values raise errors naming them.");
+  for (const auto& f : sim_fields()) {
+    const SimField* field = &f;
+    c.def_property(
+        f.name, [field](const SimConfig& s) { return field->get(s); },
+        [field](SimConfig& s, const py::object& v) {
+          SimConfig copy = s;
+          field->set(copy, v);
+          copy.validate();
+          s = std::move(copy);
+        },
+        f.doc);
+  }
+  c.def("to_dict", [](const SimConfig& s) {
+    py::dict out;
+    for (const auto& f : sim_fields()) out[f.name] = f.get(s);
+    return out;
+  }, "Every field as a dict (for tables of sweeps).");
+  c.def("__repr__", &sim_config_repr);
+  c.def("__copy__", [](const SimConfig& s) { return s; });
+  c.def("__deepcopy__", [](const SimConfig& s, const py::object&) { return s; }, py::arg("memo"));
+}
+
+}  // namespace replikit::bindings

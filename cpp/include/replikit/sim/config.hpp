@@ -1,0 +1,128 @@
+#pragma once
+/// \file sim/config.hpp
+/// What one simulated single-leader cluster looks like: arrival processes, service capacity,
+/// replication mode, apply rate, network latency, faults, and the bounds of a run. A value:
+/// every default is defined here once.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "replikit/lag.hpp"
+#include "replikit/pbs.hpp"
+#include "replikit/router.hpp"
+
+namespace replikit::sim {
+
+/// Most replicas one simulated cluster has.
+inline constexpr int kMaxReplicas = 64;
+/// Most sessions one run keeps.
+inline constexpr int kMaxSessions = 100'000;
+/// Largest arrival rate (writes or reads) one run accepts, per second.
+inline constexpr double kMaxRatePerSecond = 1e8;
+/// Longest simulated span, in milliseconds (about 11.6 simulated days).
+inline constexpr double kMaxDurationMs = 1e9;
+/// Number of consistency levels (indexes of Consistency).
+inline constexpr int kLevels = 6;
+
+/// When a write is acknowledged to its client (PostgreSQL's synchronous_commit and
+/// synchronous_standby_names).
+enum class ReplicationMode : std::uint8_t {
+  Async = 0,        ///< when the primary has committed it
+  SemiSync = 1,     ///< when sync_count standbys (ANY k) have flushed it
+  Sync = 2,         ///< when every attached standby has flushed it
+  RemoteApply = 3,  ///< when sync_count standbys have applied (replayed) it
+};
+
+/// Which failure detection and candidate selection a run uses.
+enum class FailoverModelKind : std::uint8_t {
+  Simple = 0,  ///< heartbeat_interval_ms x missed_heartbeats; the most advanced replica
+  Core = 1,    ///< the core's FailureDetector and plan_failover (when part of the build)
+};
+
+/// A replica whose replay is paused between two instants (pg_wal_replay_pause); it still
+/// receives WAL.
+struct ReplicaPause {
+  int replica = 1;       ///< node index of the replica (1..replicas)
+  double from_ms = 0;    ///< pause starts
+  double to_ms = 0;      ///< replay resumes (> from_ms)
+};
+
+/// A replica that applies WAL `factor` times slower than apply_rate_per_s says.
+struct SlowReplica {
+  int replica = 1;      ///< node index of the replica (1..replicas)
+  double factor = 1.0;  ///< >= 1 slows it down
+};
+
+/// One run's configuration. Node 0 is the primary, nodes 1..replicas the replicas, named
+/// "primary", "replica1", ... unless `names` says otherwise.
+struct SimConfig {
+  // ---- workload ----
+  double duration_ms = 10'000;       ///< requests arrive during [0, duration_ms)
+  double write_rate_per_s = 1'000;   ///< Poisson write arrivals
+  double read_rate_per_s = 10'000;   ///< Poisson read arrivals
+  int sessions = 1'000;              ///< each request belongs to a uniformly drawn session
+  /// Weights of the consistency levels of Poisson reads, indexed by Consistency (eventual,
+  /// read_your_writes, monotonic, causal, bounded_staleness, strong); sum > 0.
+  std::array<double, kLevels> consistency_mix{0, 1, 0, 0, 0, 0};
+  double max_staleness_ms = 1'000;   ///< the bound of BoundedStaleness reads
+  /// Share of acknowledged writes that their session reads back (write-then-read-back), at
+  /// read_back_consistency, read_back_delay_ms after the acknowledgement; in [0, 1]. These
+  /// reads come on top of read_rate_per_s.
+  double read_back_share = 0;
+  double read_back_delay_ms = 0;
+  Consistency read_back_consistency = Consistency::ReadYourWrites;
+  std::int64_t write_size_bytes = 256;  ///< WAL bytes per write (> 0)
+
+  // ---- capacity ----
+  int replicas = 2;                  ///< in [0, kMaxReplicas]
+  int servers_per_node = 8;          ///< requests a node serves at once (worker processes)
+  int max_queue_length = 10'000;     ///< requests waiting per node; beyond, a request fails
+  LatencyDistribution read_service = LatencyDistribution::exponential(10.0);   ///< ms per read (mean 0.1)
+  LatencyDistribution write_service = LatencyDistribution::exponential(5.0);   ///< ms per write (mean 0.2)
+  double apply_rate_per_s = 20'000;  ///< writes a replica replays per second (exponential apply times)
+
+  // ---- network (one-way latencies) ----
+  LatencyDistribution client_latency = LatencyDistribution::constant(0.25);   ///< client <-> node
+  LatencyDistribution replica_latency = LatencyDistribution::constant(0.25);  ///< primary <-> replica
+
+  // ---- replication ----
+  ReplicationMode mode = ReplicationMode::Async;
+  int sync_count = 1;  ///< SemiSync / RemoteApply: standbys that must confirm (1..replicas)
+
+  // ---- routing and lag tracking inside the cluster ----
+  RouterConfig router;
+  LagConfig lag;
+  double probe_interval_ms = 100;  ///< how often the lag tracker samples every node
+
+  // ---- faults ----
+  double crash_primary_at_ms = -1;  ///< the primary crashes then (< 0: never)
+  std::vector<ReplicaPause> pauses;
+  std::vector<SlowReplica> slow_replicas;
+
+  // ---- failover (the simple detection model: heartbeat interval x missed threshold) ----
+  double heartbeat_interval_ms = 100;
+  int missed_heartbeats = 3;
+  double promote_ms = 200;  ///< from detection to the new primary accepting writes (at least)
+  FailoverModelKind failover_model = FailoverModelKind::Simple;
+
+  // ---- outputs and bounds ----
+  double sample_interval_ms = 10;     ///< lag series resolution (widened to keep <= max_samples)
+  int max_samples = 10'000;           ///< points per lag series
+  double drain_ms = 10'000;           ///< after duration_ms, time allowed for requests in flight
+  int max_in_flight = 1'000'000;      ///< requests in flight at once; beyond, a request fails
+  std::uint64_t max_events = 2'000'000'000;  ///< events one run may process (then it stops, truncated)
+  std::vector<std::string> names;     ///< node names (empty: the default names)
+
+  /// Throws InvalidArgument naming the first bad field.
+  void validate() const;
+  /// The name of node `index` (0: the primary).
+  std::string node_name(int index) const;
+};
+
+/// Text names for enums.
+const char* to_string(ReplicationMode mode) noexcept;
+const char* to_string(FailoverModelKind kind) noexcept;
+
+}  // namespace replikit::sim

@@ -1,0 +1,365 @@
+// The simulator's loop, request arrivals, node service and request completion.
+#include "engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "replikit/errors.hpp"
+
+namespace replikit::sim {
+
+namespace detail {
+
+namespace {
+bool later(const Event& a, const Event& b) { return a.t != b.t ? a.t > b.t : a.order > b.order; }
+
+std::shared_ptr<Topology> make_topology(const SimConfig& c) {
+  NodeSpec primary;
+  primary.name = c.node_name(0);
+  std::vector<NodeSpec> replicas;
+  for (int i = 1; i <= c.replicas; ++i) {
+    NodeSpec r;
+    r.name = c.node_name(i);
+    replicas.push_back(r);
+  }
+  return std::make_shared<Topology>(primary, replicas);
+}
+}  // namespace
+
+void EventQueue::push(std::int64_t t, Ev kind, int node, std::uint32_t id, std::uint32_t gen) {
+  heap_.push_back(Event{t, next_order_++, id, gen, static_cast<std::int16_t>(node), kind});
+  std::push_heap(heap_.begin(), heap_.end(), later);
+}
+
+Event EventQueue::pop() {
+  std::pop_heap(heap_.begin(), heap_.end(), later);
+  Event e = heap_.back();
+  heap_.pop_back();
+  return e;
+}
+
+Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_ptr<FailoverModel> failover)
+    : c_(config),
+      rng_(seed),
+      failover_(std::move(failover)),
+      topology_(make_topology(config)),
+      read_service_(config.read_service),
+      write_service_(config.write_service),
+      client_latency_(config.client_latency),
+      replica_latency_(config.replica_latency),
+      nodes_(static_cast<std::size_t>(config.replicas) + 1),
+      sessions_(static_cast<std::size_t>(config.sessions)),
+      commits_(kCommitRing),
+      bytes_(static_cast<std::uint64_t>(config.write_size_bytes)) {
+  res_.seed = seed;
+  tracker_ = std::make_unique<LagTracker>(topology_, config.lag);
+  RouterConfig rc = config.router;
+  rc.seed = SplitMix64(seed ^ 0x5EED5EED5EED5EEDull).next();
+  router_ = std::make_unique<Router>(topology_, rc);
+  router_->reset_thread_state();
+  duration_ns_ = ns(config.duration_ms);
+  end_ns_ = duration_ns_ + ns(config.drain_ms);
+  write_gap_ns_ = config.write_rate_per_s > 0 ? 1e9 / config.write_rate_per_s : 0;
+  read_gap_ns_ = config.read_rate_per_s > 0 ? 1e9 / config.read_rate_per_s : 0;
+  apply_mean_ns_ = 1e9 / config.apply_rate_per_s;
+  double sum = 0;
+  for (double w : config.consistency_mix) level_cdf_.push_back(sum += w);
+  for (const auto& s : config.slow_replicas) nodes_[static_cast<std::size_t>(s.replica)].slow *= s.factor;
+  const double span = std::max(config.sample_interval_ms, config.duration_ms / config.max_samples);
+  sample_step_ns_ = std::max<std::int64_t>(1, ns(span));
+  probe_step_ns_ = std::max<std::int64_t>(1, ns(config.probe_interval_ms));
+  heartbeat_step_ns_ = std::max<std::int64_t>(1, ns(config.heartbeat_interval_ms));
+  res_.failover.model = failover_->describe();
+}
+
+std::int64_t Simulation::exp_ns(double mean_ns) {
+  // 1 - u is in (0, 1]: the log is finite.
+  return static_cast<std::int64_t>(-std::log(1.0 - rng_.uniform()) * mean_ns);
+}
+
+void Simulation::schedule_start() {
+  if (write_gap_ns_ > 0) events_.push(exp_ns(write_gap_ns_), Ev::WriteArrival, 0);
+  if (read_gap_ns_ > 0) events_.push(exp_ns(read_gap_ns_), Ev::ReadArrival, 0);
+  events_.push(0, Ev::Probe, 0);
+  events_.push(0, Ev::Sample, 0);
+  if (c_.crash_primary_at_ms >= 0) {
+    events_.push(ns(c_.crash_primary_at_ms), Ev::Crash, 0);
+    events_.push(heartbeat_step_ns_, Ev::Heartbeat, 0);
+  }
+  for (const auto& p : c_.pauses) {
+    events_.push(ns(p.from_ms), Ev::PauseStart, p.replica);
+    events_.push(ns(p.to_ms), Ev::PauseEnd, p.replica);
+  }
+}
+
+SimResult Simulation::run() {
+  schedule_start();
+  while (!events_.empty()) {
+    const Event e = events_.pop();
+    if (e.t > end_ns_) break;
+    if (res_.events >= c_.max_events) {
+      res_.truncated = true;
+      break;
+    }
+    now_ = e.t;
+    ++res_.events;
+    dispatch(e);
+    if (now_ >= duration_ns_ && in_flight_writes_ + in_flight_reads_ == 0) break;
+  }
+  SimResult out = std::move(res_);
+  finish(out);
+  return out;
+}
+
+void Simulation::dispatch(const Event& e) {
+  switch (e.kind) {
+    case Ev::WriteArrival: on_write_arrival(); break;
+    case Ev::ReadArrival: on_read_arrival(); break;
+    case Ev::ReadBack:
+      if (now_ < duration_ns_) issue_read(static_cast<int>(e.id), c_.read_back_consistency);
+      break;
+    case Ev::AtNode: if (live(e.id, e.gen)) on_at_node(e.id); break;
+    case Ev::ServiceDone: if (live(e.id, e.gen)) on_service_done(e.id); break;
+    case Ev::WalArrive: on_wal_arrive(e.node, e.gen); break;
+    case Ev::ApplyDone: on_apply_done(e.node); break;
+    case Ev::AckArrive: on_ack_arrive(e.node, e.gen); break;
+    case Ev::WriteAcked: if (live(e.id, e.gen)) on_write_acked(e.id); break;
+    case Ev::ReadDone: if (live(e.id, e.gen)) on_read_done(e.id); break;
+    case Ev::Probe: on_probe(); break;
+    case Ev::Sample: on_sample(); break;
+    case Ev::Heartbeat: on_heartbeat(); break;
+    case Ev::Crash: on_crash(); break;
+    case Ev::PauseStart: ++nodes_[static_cast<std::size_t>(e.node)].paused; break;
+    case Ev::PauseEnd:
+      --nodes_[static_cast<std::size_t>(e.node)].paused;
+      start_apply(e.node);
+      break;
+    case Ev::Promote: on_promote(e.node); break;
+  }
+}
+
+Job* Simulation::live(std::uint32_t id, std::uint32_t gen) {
+  Job& j = jobs_[id];
+  return j.gen == gen && j.state != JobState::Free ? &j : nullptr;
+}
+
+std::uint32_t Simulation::new_job(bool write, int session) {
+  std::uint32_t id;
+  if (!free_jobs_.empty()) {
+    id = free_jobs_.back();
+    free_jobs_.pop_back();
+  } else {
+    id = static_cast<std::uint32_t>(jobs_.size());
+    jobs_.emplace_back();
+  }
+  Job& j = jobs_[id];
+  j.write = write;
+  j.session = session;
+  j.submit_ns = now_;
+  j.timeline = timeline_;
+  j.to_primary = j.stale = false;
+  j.required_seq = j.seq = 0;
+  j.state = JobState::ToNode;
+  (write ? in_flight_writes_ : in_flight_reads_)++;
+  return id;
+}
+
+void Simulation::free_job(std::uint32_t id) {
+  Job& j = jobs_[id];
+  (j.write ? in_flight_writes_ : in_flight_reads_)--;
+  j.state = JobState::Free;
+  ++j.gen;  // events still queued for it are now stale
+  free_jobs_.push_back(id);
+}
+
+void Simulation::fail(std::uint32_t id, FailReason reason) {
+  Job& j = jobs_[id];
+  const auto r = static_cast<std::size_t>(reason);
+  if (j.write) {
+    ++res_.writes_failed;
+    ++res_.writes_failed_by[r];
+  } else {
+    ++res_.reads_failed;
+    ++res_.reads_failed_by[r];
+    ++res_.levels[j.level].failed;
+  }
+  free_job(id);
+}
+
+void Simulation::on_write_arrival() {
+  const std::int64_t next = now_ + std::max<std::int64_t>(1, exp_ns(write_gap_ns_));
+  if (next < duration_ns_) events_.push(next, Ev::WriteArrival, 0);
+  ++res_.writes_submitted;
+  const int session = static_cast<int>(rng_.below(static_cast<std::uint32_t>(c_.sessions)));
+  if (in_flight_writes_ + in_flight_reads_ >= static_cast<std::uint64_t>(c_.max_in_flight)) {
+    ++res_.writes_failed;
+    ++res_.writes_failed_by[static_cast<std::size_t>(FailReason::QueueFull)];
+    return;
+  }
+  const std::uint32_t id = new_job(true, session);
+  const Decision d = router_->route_write();
+  if (d.node == kNoNode) return fail(id, FailReason::NoNode);
+  jobs_[id].node = static_cast<std::int16_t>(d.node);
+  events_.push(now_ + draw_ns(client_latency_), Ev::AtNode, d.node, id, jobs_[id].gen);
+}
+
+void Simulation::on_read_arrival() {
+  const std::int64_t next = now_ + std::max<std::int64_t>(1, exp_ns(read_gap_ns_));
+  if (next < duration_ns_) events_.push(next, Ev::ReadArrival, 0);
+  const int session = static_cast<int>(rng_.below(static_cast<std::uint32_t>(c_.sessions)));
+  const double x = rng_.uniform() * level_cdf_.back();
+  int level = 0;
+  while (level + 1 < kLevels && x >= level_cdf_[static_cast<std::size_t>(level)]) ++level;
+  issue_read(session, static_cast<Consistency>(level));
+}
+
+void Simulation::issue_read(int session, Consistency level) {
+  ++res_.reads_submitted;
+  const auto li = static_cast<std::size_t>(level);
+  ++res_.levels[li].submitted;
+  if (in_flight_writes_ + in_flight_reads_ >= static_cast<std::uint64_t>(c_.max_in_flight)) {
+    ++res_.reads_failed;
+    ++res_.reads_failed_by[static_cast<std::size_t>(FailReason::QueueFull)];
+    ++res_.levels[li].failed;
+    return;
+  }
+  const Session& s = sessions_[static_cast<std::size_t>(session)];
+  const std::uint32_t id = new_job(false, session);
+  Job& j = jobs_[id];
+  j.level = static_cast<std::uint8_t>(level);
+  switch (level) {
+    case Consistency::ReadYourWrites: j.required_seq = seq_of(s.write_lsn); break;
+    case Consistency::Monotonic: j.required_seq = seq_of(s.read_lsn); break;
+    case Consistency::Causal: j.required_seq = seq_of(s.causal_lsn()); break;
+    case Consistency::Strong: j.required_seq = acked_high_; break;
+    default: break;  // eventual, bounded staleness: judged when service starts
+  }
+  ReadOptions options;
+  options.count = false;
+  if (level == Consistency::BoundedStaleness) options.max_staleness_ms = c_.max_staleness_ms;
+  const Decision d = router_->route_read(s, level, now_, options);
+  ++res_.read_reasons[static_cast<std::size_t>(d.reason)];
+  if (d.node == kNoNode) return fail(id, FailReason::NoNode);
+  j.to_primary = d.to_primary();
+  if (j.to_primary) {
+    ++res_.reads_routed_to_primary;
+    ++res_.primary_read_reasons[static_cast<std::size_t>(d.reason)];
+  }
+  j.node = static_cast<std::int16_t>(d.node);
+  j.epoch = d.epoch;
+  events_.push(now_ + draw_ns(client_latency_), Ev::AtNode, d.node, id, j.gen);
+}
+
+void Simulation::on_at_node(std::uint32_t id) {
+  Job& j = jobs_[id];
+  Node& n = nodes_[static_cast<std::size_t>(j.node)];
+  if (!n.alive || n.diverged) return fail(id, FailReason::NodeDown);
+  if (n.busy < c_.servers_per_node) return start_service(j.node, id);
+  if (n.queue.size() >= static_cast<std::size_t>(c_.max_queue_length)) return fail(id, FailReason::QueueFull);
+  n.queue.push_back(id);
+  j.state = JobState::Queued;
+  n.max_queue = std::max(n.max_queue, static_cast<int>(n.queue.size()));
+}
+
+void Simulation::start_service(int node, std::uint32_t id) {
+  Node& n = nodes_[static_cast<std::size_t>(node)];
+  Job& j = jobs_[id];
+  ++n.busy;
+  j.state = JobState::InService;
+  j.start_ns = now_;
+  if (!j.write) {
+    // What the read sees: the node's replayed state (a primary's: everything it committed).
+    j.seq = n.applied;
+    const auto level = static_cast<Consistency>(j.level);
+    if (level == Consistency::Eventual) j.required_seq = latest_seq();
+    if (level == Consistency::BoundedStaleness) {
+      j.required_seq = std::min(latest_seq(), committed_before(now_ - ns(c_.max_staleness_ms)));
+    }
+    j.stale = j.seq < j.required_seq;
+  }
+  const std::int64_t service = draw_ns(j.write ? write_service_ : read_service_);
+  events_.push(now_ + service, Ev::ServiceDone, node, id, j.gen);
+}
+
+void Simulation::on_service_done(std::uint32_t id) {
+  Job& j = jobs_[id];
+  const int node = j.node;
+  Node& n = nodes_[static_cast<std::size_t>(node)];
+  --n.busy;
+  n.busy_ns += now_ - j.start_ns;
+  if (!n.queue.empty()) {
+    const std::uint32_t next = n.queue.front();
+    n.queue.pop_front();
+    start_service(node, next);
+  }
+  if (j.write) {
+    ++n.writes_served;
+    commit(id);
+  } else {
+    ++n.reads_served;
+    j.state = JobState::ToClient;
+    events_.push(now_ + draw_ns(client_latency_), Ev::ReadDone, node, id, j.gen);
+  }
+}
+
+void Simulation::on_write_acked(std::uint32_t id) {
+  Job& j = jobs_[id];
+  ++res_.writes_acknowledged;
+  write_latency_sum_ms_ += static_cast<double>(now_ - j.submit_ns) * 1e-6;
+  const bool lost = j.timeline == lost_timeline_ && j.seq > lost_cutoff_;
+  if (lost) {
+    ++res_.failover.writes_lost_acknowledged;
+  } else {
+    if (j.timeline == timeline_) {
+      Commit& cm = commits_[j.seq & (kCommitRing - 1)];
+      if (cm.seq == j.seq && cm.timeline == j.timeline) cm.acked = true;
+      acked_high_ = std::max(acked_high_, j.seq);
+    }
+    sessions_[static_cast<std::size_t>(j.session)].record_write(lsn(j.seq), now_);
+    if (c_.read_back_share > 0 && rng_.uniform() < c_.read_back_share) {
+      events_.push(now_ + ns(c_.read_back_delay_ms), Ev::ReadBack, 0, static_cast<std::uint32_t>(j.session));
+    }
+  }
+  free_job(id);
+}
+
+void Simulation::on_read_done(std::uint32_t id) {
+  Job& j = jobs_[id];
+  ++res_.reads_answered;
+  read_latency_sum_ms_ += static_cast<double>(now_ - j.submit_ns) * 1e-6;
+  LevelStats& l = res_.levels[j.level];
+  ++l.answered;
+  if (j.stale) ++l.stale;
+  if (j.to_primary) ++l.served_by_primary;
+  // A read of a timeline a failover cut short may have seen lost writes: not observed.
+  const bool lost = j.timeline == lost_timeline_ && j.seq > lost_cutoff_;
+  if (!lost) {
+    Session& s = sessions_[static_cast<std::size_t>(j.session)];
+    if (j.to_primary) {
+      s.observe(lsn(j.seq));
+    } else {
+      s.observe_replica(lsn(j.seq), j.node, j.epoch);
+    }
+  }
+  free_job(id);
+}
+
+}  // namespace detail
+
+SimResult simulate(const SimConfig& config, std::uint64_t seed) {
+#ifdef REPLIKIT_SIM_CORE_FAILOVER
+  if (config.failover_model == FailoverModelKind::Core) return simulate(config, seed, core_failover_model);
+#endif
+  return simulate(config, seed, simple_failover_model);
+}
+
+SimResult simulate(const SimConfig& config, std::uint64_t seed, const SimFailoverFactory& failover) {
+  config.validate();
+  require(static_cast<bool>(failover), "failover", "must be a factory");
+  auto model = failover(config);
+  require(model != nullptr, "failover", "the factory returned no model");
+  detail::Simulation sim(config, seed, std::move(model));
+  return sim.run();
+}
+
+}  // namespace replikit::sim

@@ -1,0 +1,190 @@
+#pragma once
+// The simulator's engine (private to the core): events, jobs, nodes and the handlers that
+// move them. The model is described in replikit/sim/simulator.hpp.
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "../pbs_sampler.hpp"
+#include "replikit/lag.hpp"
+#include "replikit/random.hpp"
+#include "replikit/router.hpp"
+#include "replikit/session.hpp"
+#include "replikit/sim/simulator.hpp"
+
+namespace replikit::sim::detail {
+
+enum class Ev : std::uint8_t {
+  WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
+  WriteAcked, ReadDone, Probe, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote,
+};
+
+struct Event {
+  std::int64_t t;
+  std::uint64_t order;  // ties broken by scheduling order: deterministic
+  std::uint32_t id;     // job id, session id, or unused
+  std::uint32_t gen;    // job or link generation the event belongs to
+  std::int16_t node;
+  Ev kind;
+};
+
+// A binary min-heap of events on (t, order).
+class EventQueue {
+ public:
+  void push(std::int64_t t, Ev kind, int node, std::uint32_t id = 0, std::uint32_t gen = 0);
+  Event pop();
+  bool empty() const { return heap_.empty(); }
+  std::size_t size() const { return heap_.size(); }
+
+ private:
+  std::vector<Event> heap_;
+  std::uint64_t next_order_ = 0;
+};
+
+enum class JobState : std::uint8_t { Free, ToNode, Queued, InService, WaitSync, ToClient };
+
+struct Job {
+  std::int64_t submit_ns = 0;
+  std::int64_t start_ns = 0;
+  std::uint64_t required_seq = 0;  // reads: what the level requires (eventual/bounded: at service start)
+  std::uint64_t seq = 0;           // writes: commit sequence; reads: sequence the node showed
+  std::uint64_t epoch = 0;         // reads: topology epoch of the routing decision
+  std::uint32_t gen = 0;
+  std::int32_t session = 0;
+  std::int16_t node = 0;
+  std::uint8_t level = 0;
+  std::uint8_t timeline = 1;
+  bool write = false;
+  bool to_primary = false;
+  bool stale = false;
+  JobState state = JobState::Free;
+};
+
+// WAL (or confirmations) in order over one connection: (arrival time, sequence up to).
+struct Link {
+  std::deque<std::pair<std::int64_t, std::uint64_t>> fifo;
+  std::int64_t last_arrival = 0;
+};
+
+struct Node {
+  bool alive = true;
+  bool diverged = false;
+  int busy = 0;
+  std::deque<std::uint32_t> queue;  // waiting job ids (bounded by max_queue_length)
+  std::int64_t busy_ns = 0;
+  std::uint64_t reads_served = 0, writes_served = 0;
+  int max_queue = 0;
+  // Replication: sequences received (flushed), replayed, and confirmed to the primary.
+  std::uint64_t received = 0, applied = 0, confirmed = 0;
+  bool applying = false;
+  int paused = 0;  // overlapping pauses count
+  double slow = 1.0;
+  std::int64_t apply_busy_ns = 0;
+  std::int64_t apply_start_ns = 0;
+  double apply_delay_sum_ms = 0;
+  std::uint64_t apply_delay_count = 0;
+  double max_lag_ms = 0;
+  std::uint32_t link_gen = 0;  // bumped when the node's connections to the primary are reset
+  Link wal, acks;
+};
+
+// A committed write, by sequence (a ring: the last kCommitRing commits).
+struct Commit {
+  std::int64_t commit_ns = 0;
+  std::uint64_t seq = 0;
+  std::uint8_t timeline = 0;
+  bool acked = false;
+};
+inline constexpr std::uint64_t kCommitRing = 1u << 16;
+
+class Simulation {
+ public:
+  Simulation(const SimConfig& config, std::uint64_t seed, std::unique_ptr<FailoverModel> failover);
+  SimResult run();
+
+ private:
+  // engine.cpp: loop, arrivals, service, completion
+  void schedule_start();
+  void dispatch(const Event& e);
+  void on_write_arrival();
+  void on_read_arrival();
+  void issue_read(int session, Consistency level);
+  void on_at_node(std::uint32_t id);
+  void start_service(int node, std::uint32_t id);
+  void on_service_done(std::uint32_t id);
+  void on_write_acked(std::uint32_t id);
+  void on_read_done(std::uint32_t id);
+  std::uint32_t new_job(bool write, int session);
+  void fail(std::uint32_t id, FailReason reason);
+  void free_job(std::uint32_t id);
+  Job* live(std::uint32_t id, std::uint32_t gen);
+  // replication.cpp
+  void commit(std::uint32_t id);
+  void send(Link& link, int node, Ev kind, std::uint64_t seq);
+  void on_wal_arrive(int node, std::uint32_t gen);
+  void start_apply(int node);
+  void on_apply_done(int node);
+  void on_ack_arrive(int node, std::uint32_t gen);
+  void release_synced();
+  std::uint64_t synced_seq() const;
+  std::uint64_t committed_before(std::int64_t t) const;
+  std::uint64_t latest_seq() const;
+  // failover.cpp: faults, failover, probes, samples, results
+  void on_crash();
+  void on_heartbeat();
+  void on_promote(int node);
+  void complete_promotion(int node);
+  void take_out(int node);
+  void on_probe();
+  void on_sample();
+  void finish(SimResult& r) const;
+
+  std::int64_t ns(double ms) const { return static_cast<std::int64_t>(ms * 1e6); }
+  std::int64_t draw_ns(const WarsSimulation::Sampler& s) { return static_cast<std::int64_t>(s.sample(rng_) * 1e6); }
+  std::int64_t exp_ns(double mean_ns);
+  Lsn lsn(std::uint64_t seq) const { return Lsn(kBaseLsn + seq * bytes_); }
+  std::uint64_t seq_of(Lsn l) const { return l.value <= kBaseLsn ? 0 : (l.value - kBaseLsn) / bytes_; }
+  bool is_replica(int n) const { return n != primary_ && nodes_[n].alive && !nodes_[n].diverged; }
+
+  static constexpr std::uint64_t kBaseLsn = 0x1000000;  // 0/1000000, where a fresh cluster starts
+
+  const SimConfig& c_;
+  SimResult res_;
+  Xoshiro256 rng_;
+  std::unique_ptr<FailoverModel> failover_;
+  std::shared_ptr<Topology> topology_;
+  std::unique_ptr<LagTracker> tracker_;
+  std::unique_ptr<Router> router_;
+  WarsSimulation::Sampler read_service_, write_service_, client_latency_, replica_latency_;
+  EventQueue events_;
+  std::vector<Node> nodes_;
+  std::vector<Session> sessions_;
+  std::vector<Job> jobs_;
+  std::vector<std::uint32_t> free_jobs_;
+  std::deque<std::pair<std::uint64_t, std::uint32_t>> wait_sync_;  // (seq, job) on the primary
+  std::vector<Commit> commits_;
+  std::vector<double> level_cdf_;
+  std::uint64_t bytes_;
+  std::int64_t now_ = 0, duration_ns_, end_ns_;
+  double write_gap_ns_, read_gap_ns_, apply_mean_ns_;
+  int primary_ = 0;
+  std::uint64_t last_seq_ = 0;    // the current primary's last commit
+  std::uint64_t acked_high_ = 0;  // highest sequence acknowledged on the current timeline
+  std::uint8_t timeline_ = 1;
+  std::uint64_t in_flight_writes_ = 0, in_flight_reads_ = 0;
+  double write_latency_sum_ms_ = 0, read_latency_sum_ms_ = 0;
+  // failover
+  std::int64_t crash_ns_ = -1;
+  bool detected_ = false;
+  int promoting_ = -1;     // replica being promoted
+  bool promote_due_ = false;  // promote_ms has passed: promote once its replay caught up
+  std::uint64_t lost_cutoff_ = 0;  // sequences above this on lost_timeline_ were lost
+  std::uint8_t lost_timeline_ = 0;
+  std::uint64_t crashed_last_seq_ = 0;
+  std::int64_t sample_step_ns_ = 0, probe_step_ns_ = 0, heartbeat_step_ns_ = 0;
+};
+
+}  // namespace replikit::sim::detail

@@ -1,0 +1,203 @@
+// The simulator's faults and failover, lag probes and samples, and the result.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "engine.hpp"
+
+namespace replikit::sim::detail {
+
+void Simulation::on_crash() {
+  Node& p = nodes_[static_cast<std::size_t>(primary_)];
+  if (!p.alive) return;
+  p.alive = false;
+  crash_ns_ = now_;
+  crashed_last_seq_ = last_seq_;
+  res_.failover.crashed = true;
+  // What the primary held fails now; answers and acknowledgements already sent still arrive.
+  for (std::uint32_t id = 0; id < jobs_.size(); ++id) {
+    Job& j = jobs_[id];
+    if (j.node != primary_) continue;
+    if (j.state == JobState::Queued || j.state == JobState::InService) fail(id, FailReason::NodeDown);
+    if (j.state == JobState::WaitSync) fail(id, FailReason::PrimaryCrash);
+  }
+  p.queue.clear();
+  p.busy = 0;
+  wait_sync_.clear();
+  // WAL not yet received is lost with the primary: an async commit's acknowledgement does
+  // not wait for it, which is where async replication loses acknowledged writes.
+  for (auto& r : nodes_) {
+    ++r.link_gen;
+    r.wal.fifo.clear();
+    r.acks.fifo.clear();
+  }
+}
+
+void Simulation::on_heartbeat() {
+  if (detected_) return;
+  failover_->heartbeat(now_, nodes_[static_cast<std::size_t>(primary_)].alive);
+  if (!failover_->suspected(now_)) {
+    events_.push(now_ + heartbeat_step_ns_, Ev::Heartbeat, 0);
+    return;
+  }
+  detected_ = true;
+  if (crash_ns_ >= 0) res_.failover.detection_ms = static_cast<double>(now_ - crash_ns_) * 1e-6;
+  const std::string& old = topology_->name(primary_);
+  topology_->set_up(old, false);  // writes now fail at once instead of at a dead node
+  std::vector<PromotionCandidate> candidates;
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+    if (n == primary_) continue;
+    const Node& r = nodes_[static_cast<std::size_t>(n)];
+    PromotionCandidate pc;
+    pc.node = n;
+    pc.name = topology_->name(n);
+    pc.reachable = r.alive && !r.diverged;
+    pc.receive_lsn = lsn(r.received);
+    pc.replay_lsn = lsn(r.applied);
+    pc.timeline = timeline_;
+    candidates.push_back(pc);
+  }
+  const int chosen = failover_->select(candidates, lsn(crashed_last_seq_));
+  if (chosen < 0 || chosen >= static_cast<int>(candidates.size())) return;
+  promoting_ = candidates[static_cast<std::size_t>(chosen)].node;
+  res_.failover.promoted = topology_->name(promoting_);
+  events_.push(now_ + ns(c_.promote_ms), Ev::Promote, promoting_);
+}
+
+void Simulation::on_promote(int node) {
+  Node& n = nodes_[static_cast<std::size_t>(node)];
+  if (!n.alive || n.diverged) return;
+  promote_due_ = true;
+  // A promoted standby replays what it received first (a pause holds it up, as in PostgreSQL).
+  if (n.applied >= n.received && !n.applying) complete_promotion(node);
+}
+
+void Simulation::complete_promotion(int node) {
+  Node& n = nodes_[static_cast<std::size_t>(node)];
+  const std::uint64_t cutoff = n.received;
+  lost_cutoff_ = cutoff;
+  lost_timeline_ = timeline_;
+  FailoverStats& f = res_.failover;
+  f.writes_lost = crashed_last_seq_ > cutoff ? crashed_last_seq_ - cutoff : 0;
+  for (std::uint64_t s = cutoff + 1; s <= crashed_last_seq_ && s + kCommitRing > crashed_last_seq_; ++s) {
+    const Commit& cm = commits_[s & (kCommitRing - 1)];
+    if (cm.seq == s && cm.timeline == timeline_ && cm.acked) ++f.writes_lost_acknowledged;
+  }
+  f.recovery_ms = static_cast<double>(now_ - crash_ns_) * 1e-6;
+  ++timeline_;
+  primary_ = node;
+  promoting_ = -1;
+  last_seq_ = cutoff;
+  acked_high_ = std::min(acked_high_, cutoff);
+  topology_->promote(topology_->name(node));
+  tracker_->reset();
+  for (int q = 0; q < static_cast<int>(nodes_.size()); ++q) {
+    Node& r = nodes_[static_cast<std::size_t>(q)];
+    ++r.link_gen;  // the old primary's connections are gone
+    r.wal.fifo.clear();
+    r.acks.fifo.clear();
+    if (q == node || !r.alive || r.diverged) continue;
+    if (r.received > cutoff) {
+      take_out(q);
+      f.diverged.push_back(topology_->name(q));
+      continue;
+    }
+    // Repointed: the new primary streams what this standby lacks, from its flush position.
+    r.confirmed = r.received;
+    if (r.received < cutoff) send(r.wal, q, Ev::WalArrive, cutoff);
+  }
+  // Sessions forget LSNs of the lost timeline (the real client reports them as lost writes).
+  const Lsn keep = lsn(cutoff);
+  for (auto& s : sessions_) {
+    if (s.write_lsn > keep) s.write_lsn = keep;
+    if (s.read_lsn > keep) s.read_lsn = keep;
+    s.last_replica = -1;
+  }
+}
+
+void Simulation::take_out(int node) {
+  Node& r = nodes_[static_cast<std::size_t>(node)];
+  r.diverged = true;
+  topology_->set_up(topology_->name(node), false);
+  for (std::uint32_t id = 0; id < jobs_.size(); ++id) {
+    Job& j = jobs_[id];
+    if (j.node == node && (j.state == JobState::Queued || j.state == JobState::InService)) fail(id, FailReason::NodeDown);
+  }
+  r.queue.clear();
+  r.busy = 0;
+}
+
+void Simulation::on_probe() {
+  if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
+  const Node& p = nodes_[static_cast<std::size_t>(primary_)];
+  if (p.alive) tracker_->primary_sample(now_, lsn(last_seq_));
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+    if (!is_replica(n)) continue;
+    const Node& r = nodes_[static_cast<std::size_t>(n)];
+    tracker_->replica_sample(n, now_, lsn(r.received), lsn(r.applied));
+  }
+}
+
+void Simulation::on_sample() {
+  if (now_ + sample_step_ns_ < duration_ns_) events_.push(now_ + sample_step_ns_, Ev::Sample, 0);
+  if (res_.sample_times_ms.size() >= static_cast<std::size_t>(c_.max_samples)) return;
+  res_.sample_times_ms.push_back(static_cast<double>(now_) * 1e-6);
+  res_.lag_ms.resize(static_cast<std::size_t>(c_.replicas));
+  res_.lag_bytes.resize(static_cast<std::size_t>(c_.replicas));
+  res_.tracked_lag_ms.resize(static_cast<std::size_t>(c_.replicas));
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::uint64_t latest = latest_seq();
+  for (int n = 1; n < static_cast<int>(nodes_.size()); ++n) {
+    Node& r = nodes_[static_cast<std::size_t>(n)];
+    double lag_ms = 0, lag_bytes = 0;
+    if (!r.alive || r.diverged) {
+      lag_ms = lag_bytes = nan;
+    } else if (n != primary_ && r.applied < latest) {
+      lag_bytes = static_cast<double>((latest - r.applied) * bytes_);
+      // Time lag: how long ago the first write it has not replayed committed (older than the
+      // kept commits: from the oldest kept, a lower bound).
+      const std::uint64_t first = std::max(r.applied + 1, last_seq_ > kCommitRing - 1 ? last_seq_ - (kCommitRing - 1) : 1);
+      lag_ms = static_cast<double>(now_ - commits_[first & (kCommitRing - 1)].commit_ns) * 1e-6;
+      r.max_lag_ms = std::max(r.max_lag_ms, lag_ms);
+    }
+    res_.lag_ms[static_cast<std::size_t>(n - 1)].push_back(lag_ms);
+    res_.lag_bytes[static_cast<std::size_t>(n - 1)].push_back(lag_bytes);
+    const ReplicaLag tracked = tracker_->replica(n);
+    const bool known = tracked.known && n != primary_ && !std::isnan(lag_ms);
+    res_.tracked_lag_ms[static_cast<std::size_t>(n - 1)].push_back(known ? static_cast<double>(tracked.lag_ns) * 1e-6 : nan);
+  }
+}
+
+void Simulation::finish(SimResult& r) const {
+  r.simulated_ms = static_cast<double>(now_) * 1e-6;
+  r.writes_pending = in_flight_writes_;
+  r.reads_pending = in_flight_reads_;
+  r.mean_write_latency_ms = r.writes_acknowledged ? write_latency_sum_ms_ / static_cast<double>(r.writes_acknowledged) : 0;
+  r.mean_read_latency_ms = r.reads_answered ? read_latency_sum_ms_ / static_cast<double>(r.reads_answered) : 0;
+  const double span_ns = std::max(1.0, static_cast<double>(now_));
+  for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) {
+    const Node& n = nodes_[static_cast<std::size_t>(i)];
+    NodeLoad load;
+    load.name = topology_->name(i);
+    load.utilisation = std::min(1.0, static_cast<double>(n.busy_ns) / (span_ns * c_.servers_per_node));
+    load.reads_served = n.reads_served;
+    load.writes_served = n.writes_served;
+    load.max_queue_length = n.max_queue;
+    load.apply_utilisation = std::min(1.0, static_cast<double>(n.apply_busy_ns) / span_ns);
+    r.nodes.push_back(load);
+    if (i == 0) continue;
+    ReplicaStats rs;
+    rs.name = load.name;
+    rs.writes_applied = n.apply_delay_count;
+    rs.mean_apply_delay_ms = n.apply_delay_count ? n.apply_delay_sum_ms / static_cast<double>(n.apply_delay_count) : 0;
+    rs.max_lag_ms = n.max_lag_ms;
+    r.replicas.push_back(rs);
+  }
+  if (r.lag_ms.empty() && c_.replicas > 0) {
+    r.lag_ms.resize(static_cast<std::size_t>(c_.replicas));
+    r.lag_bytes.resize(static_cast<std::size_t>(c_.replicas));
+    r.tracked_lag_ms.resize(static_cast<std::size_t>(c_.replicas));
+  }
+}
+
+}  // namespace replikit::sim::detail

@@ -1,0 +1,219 @@
+"""replikit.sim: the cluster simulator through Python (values, numpy outputs, typed errors,
+determinism, conservation, staleness per level, loss per replication mode, sweeps)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+
+import numpy as np
+import pytest
+
+import replikit
+from replikit.sim import ReplicationMode, SimConfig, SimResult, simulate, summary, sweep
+
+SEED = 20261129
+
+
+def busy(**overrides):
+    fields = dict(duration_ms=2000, write_rate_per_s=2000, read_rate_per_s=8000, replicas=3, sessions=200,
+                  consistency_mix={"eventual": 1, "read_your_writes": 2, "monotonic": 1, "causal": 1,
+                                   "bounded_staleness": 1, "strong": 1},
+                  max_staleness_ms=50, read_back_share=0.5, read_back_delay_ms=0, probe_interval_ms=5,
+                  replica_latency=replikit.LatencyDistribution.exponential(2.0), apply_rate_per_s=5000,
+                  pauses=[("replica2", 200, 900)], slow_replicas={"replica3": 4.0}, crash_primary_at_ms=1200)
+    fields.update(overrides)
+    return SimConfig(**fields)
+
+
+def test_defaults_come_from_the_cpp_struct_and_keywords_set_fields():
+    c = SimConfig()
+    assert c.mode is ReplicationMode.ASYNC and c.replicas == 2 and c.crash_primary_at_ms < 0
+    c2 = SimConfig(mode="semi_sync", sync_count=2, replicas=3, pauses=[(1, 10, 20)], slow_replicas={"replica3": 2})
+    assert c2.mode is ReplicationMode.SEMI_SYNC and c2.pauses == [("replica1", 10.0, 20.0)]
+    assert c2.slow_replicas == {"replica3": 2.0}
+    assert c2.consistency_mix["read_your_writes"] == 1.0
+    assert isinstance(c2.read_service, replikit.LatencyDistribution)
+    assert SimConfig(client_latency=0.5).client_latency.to_dict() == {"kind": "constant", "value_ms": 0.5}
+    assert set(c2.to_dict()) >= {"duration_ms", "mode", "pauses", "router", "lag"}
+    c3 = copy.deepcopy(c2)
+    c3.replicas = 4
+    assert c2.replicas == 3
+
+
+def test_reprs_are_readable():
+    c = SimConfig(write_rate_per_s=5000, replicas=3, mode="sync", crash_primary_at_ms=100)
+    assert repr(c) == ("SimConfig(write_rate_per_s=5000.0, read_rate_per_s=10000.0, replicas=3, "
+                       "mode=<ReplicationMode.SYNC: 2>, crash_primary_at_ms=100.0)")
+    r = simulate(SimConfig(duration_ms=200, crash_primary_at_ms=100), 1)
+    text = repr(r)
+    assert text.startswith("SimResult(events=") and "primary_read_share=" in text and "recovery_ms=" in text
+    assert "stale_read_rate={'read_your_writes': 0.0}" in text
+
+
+def test_same_seed_same_result_and_a_different_seed_differs():
+    c = busy()
+    a, b = simulate(c, SEED), simulate(c, SEED)
+    assert a.to_dict().keys() == b.to_dict().keys()
+    assert a.events == b.events and a.levels == b.levels and a.failover == b.failover and a.nodes == b.nodes
+    for name in a.lag_ms:
+        np.testing.assert_array_equal(a.lag_ms[name], b.lag_ms[name])
+    assert simulate(c, SEED + 1).events != a.events
+
+
+def test_outputs_are_numpy_arrays_and_dicts_by_name():
+    r = simulate(busy(), SEED)
+    assert isinstance(r, SimResult)
+    assert r.sample_times_ms.dtype == np.float64 and r.sample_times_ms.ndim == 1
+    assert set(r.lag_ms) == {"replica1", "replica2", "replica3"}
+    assert all(v.shape == r.sample_times_ms.shape for v in r.lag_ms.values())
+    # replica2 was paused for 700 ms: its lag reached most of that, and the tracker saw it
+    # (from probes every 5 ms: within a probe interval and a sample of the truth).
+    assert np.nanmax(r.lag_ms["replica2"]) > 500
+    tracked = r.tracked_lag_ms["replica2"]
+    assert tracked.shape == r.sample_times_ms.shape
+    assert abs(np.nanmax(tracked) - np.nanmax(r.lag_ms["replica2"])) < 20
+    assert set(r.nodes) == {"primary", "replica1", "replica2", "replica3"}
+    assert 0 <= r.nodes["primary"]["utilisation"] <= 1
+    assert sum(r.primary_read_reasons.values()) == r.reads_routed_to_primary
+    assert set(r.primary_read_reasons) <= {"strong_read", "recent_write", "all_replicas_lagging",
+                                           "no_replica_caught_up", "no_replica_fresh", "no_replica_up"}
+    row = summary(r)
+    assert row["writes_acknowledged"] == r.writes_acknowledged and "stale_eventual" in row
+
+
+@pytest.mark.parametrize("mode", ["async", "semi_sync", "sync", "remote_apply"])
+def test_conservation(mode):
+    for drain_ms, queue in ((10_000, 10_000), (1, 3)):
+        r = simulate(busy(mode=mode, drain_ms=drain_ms, max_queue_length=queue), SEED)
+        assert r.conserved
+        assert r.writes_submitted == r.writes_acknowledged + r.writes_failed + r.writes_pending
+        assert r.reads_submitted == r.reads_answered + r.reads_failed + r.reads_pending
+        assert sum(r.writes_failed_by.values()) == r.writes_failed
+        assert sum(r.reads_failed_by.values()) == r.reads_failed
+        assert sum(v["submitted"] for v in r.levels.values()) == r.reads_submitted
+
+
+def test_read_your_writes_and_strong_reads_are_never_stale():
+    r = simulate(busy(), SEED)
+    for level in ("read_your_writes", "strong", "monotonic", "causal"):
+        assert r.levels[level]["answered"] > 500, level
+        assert r.stale_read_rate[level] == 0.0, level
+    assert r.stale_read_rate["eventual"] > 0  # the replicas do lag: the check is not vacuous
+    assert r.levels["read_your_writes"]["served_by_primary"] < r.levels["read_your_writes"]["answered"]
+
+
+def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
+    load = dict(duration_ms=2000, write_rate_per_s=5000, read_rate_per_s=1000, replica_latency=1.0,
+                crash_primary_at_ms=1000, pauses=[], slow_replicas={}, replicas=2)
+    lost = {m: simulate(SimConfig(mode=m, **load), SEED).failover for m in ("async", "semi_sync", "sync", "remote_apply")}
+    assert lost["async"]["writes_lost_acknowledged"] > 0
+    for m in ("semi_sync", "sync", "remote_apply"):
+        assert lost[m]["writes_lost_acknowledged"] == 0, m
+    f = lost["sync"]
+    assert f["crashed"] and f["promoted"] == "replica1"
+    assert f["detection_ms"] == pytest.approx(200.0) and f["recovery_ms"] >= f["detection_ms"] + 200
+
+
+@pytest.mark.parametrize("fields, argument, error", [
+    ({"duration_ms": -1}, "duration_ms", replikit.InvalidArgument),
+    ({"duration_ms": "10"}, "duration_ms", replikit.ArgumentTypeError),
+    ({"write_rate_per_s": math.nan}, "write_rate_per_s", replikit.InvalidArgument),
+    ({"replicas": 1.5}, "replicas", replikit.ArgumentTypeError),
+    ({"replicas": 65}, "replicas", replikit.InvalidArgument),
+    ({"mode": "eventually"}, "mode", replikit.InvalidArgument),
+    ({"mode": 3}, "mode", replikit.ArgumentTypeError),
+    ({"mode": "semi_sync", "sync_count": 5}, "sync_count", replikit.InvalidArgument),
+    ({"consistency_mix": {"sometimes": 1}}, "consistency_mix", replikit.InvalidArgument),
+    ({"consistency_mix": [1, 2]}, "consistency_mix", replikit.InvalidArgument),
+    ({"consistency_mix": {"eventual": 0}}, "consistency_mix", replikit.InvalidArgument),
+    ({"pauses": [("replica9", 1, 2)]}, "pauses", replikit.InvalidArgument),
+    ({"pauses": [("replica1", 5, 2)]}, "pauses", replikit.InvalidArgument),
+    ({"pauses": "replica1"}, "pauses", replikit.ArgumentTypeError),
+    ({"slow_replicas": [("replica1", 2)]}, "slow_replicas", replikit.ArgumentTypeError),
+    ({"read_service": "fast"}, "read_service", replikit.ArgumentTypeError),
+    ({"read_service": -1}, "read_service", replikit.InvalidArgument),
+    ({"router": {}}, "router", replikit.ArgumentTypeError),
+    ({"names": ["a", "b"]}, "names", replikit.InvalidArgument),
+    ({"read_back_share": 2}, "read_back_share", replikit.InvalidArgument),
+    ({"speed": 2}, "speed", replikit.ArgumentTypeError),
+])
+def test_bad_input_raises_typed_errors_naming_the_field(fields, argument, error):
+    with pytest.raises(error) as info:
+        SimConfig(**fields)
+    assert info.value.argument == argument
+
+
+def test_setting_a_field_checks_it_and_keeps_the_old_value_on_error():
+    c = SimConfig()
+    with pytest.raises(replikit.InvalidArgument) as info:
+        c.apply_rate_per_s = 0
+    assert info.value.argument == "apply_rate_per_s" and c.apply_rate_per_s == SimConfig().apply_rate_per_s
+    with pytest.raises(replikit.ArgumentTypeError):
+        c.lag = 5
+
+
+def test_simulate_and_sweep_check_their_arguments():
+    with pytest.raises(replikit.ArgumentTypeError) as info:
+        simulate({"replicas": 2}, 1)
+    assert info.value.argument == "config"
+    with pytest.raises(replikit.InvalidArgument) as info:
+        simulate(SimConfig(), -1)
+    assert info.value.argument == "seed"
+    with pytest.raises(replikit.ArgumentTypeError) as info:
+        sweep([SimConfig(), 3])
+    assert info.value.argument == "configs"
+    with pytest.raises(replikit.InvalidArgument) as info:
+        sweep([SimConfig()], threads=0)
+    assert info.value.argument == "threads"
+
+
+def test_sweep_matches_simulate_on_any_thread_count():
+    configs = [SimConfig(duration_ms=500, replicas=n, read_back_share=0.5) for n in (1, 2, 3, 4, 5)]
+    one = sweep(configs, seed=7)
+    two = sweep(configs, seed=7, threads=2)
+    alone = [simulate(c, 7) for c in configs]
+    assert [r.events for r in one] == [r.events for r in two] == [r.events for r in alone]
+    assert [r.levels for r in one] == [r.levels for r in alone]
+
+
+def test_simulate_releases_the_gil():
+    """A thread keeps counting while a long run is in progress."""
+    ticks = []
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks.append(1)
+            stop.wait(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    try:
+        simulate(SimConfig(duration_ms=20_000, read_rate_per_s=20_000), 1)
+    finally:
+        stop.set()
+        t.join()
+    assert len(ticks) > 5
+
+
+def test_the_sim_module_is_the_core_api():
+    import replikit.sim as sim
+
+    assert sim.simulate is replikit._core.simulate and sim.SimConfig is replikit._core.SimConfig
+
+
+def test_the_failover_model_is_chosen_by_name():
+    load = dict(duration_ms=1500, write_rate_per_s=2000, crash_primary_at_ms=1050, mode="sync")
+    simple = simulate(SimConfig(failover_model="simple", **load), SEED)
+    assert simple.failover["model"].startswith("heartbeat 100 ms x 3 missed")
+    if hasattr(replikit, "FailureDetector"):
+        core = simulate(SimConfig(failover_model="core", **load), SEED)
+        assert core.failover["model"].startswith("core FailureDetector")
+        assert core.failover["detection_ms"] == pytest.approx(250.0)
+        assert core.failover["writes_lost_acknowledged"] == 0 and core.failover["promoted"] is not None
+    else:
+        with pytest.raises(replikit.InvalidArgument) as info:
+            SimConfig(failover_model="core")
+        assert info.value.argument == "failover_model"
