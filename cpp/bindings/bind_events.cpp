@@ -119,6 +119,9 @@ void bind_event_log(py::module_& m) {
            py::arg("lag_ms") = 0.0, py::arg("lag_bytes") = 0, py::arg("attempt") = 0,
            "Publishes an event (e.g. a failover manager's FAILOVER); returns its sequence.")
       .def("wake", &EventLog::wake, "Wakes every wait() now.")
+      .def("close", &EventLog::close,
+           "Marks the log closed and wakes every wait() (a database closes its own log in close(); its "
+           "event feed then ends after the last event).")
       .def_property_readonly("closed", &EventLog::closed)
       .def_property_readonly("last_sequence", &EventLog::last_sequence, "The last event's sequence (0: none).")
       .def_property_readonly("dropped", &EventLog::dropped, "Events overwritten since construction.")

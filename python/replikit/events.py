@@ -96,8 +96,7 @@ class EventFeed:
         self._stop = False
         self.dropped = 0
         """Events overwritten in the ring before this feed read them."""
-        self.counts: Dict[str, int] = {}
-        """Events delivered so far, by kind name ("node_down", "lagging", ...)."""
+        self._counts: Dict[str, int] = {}
         self.callback_errors = 0
         self._thread = threading.Thread(target=self._run, name="replikit-events", daemon=True)
 
@@ -121,7 +120,7 @@ class EventFeed:
         """Unregisters ``callback`` (every registration of it); False when it had none."""
         with self._lock:
             before = len(self._callbacks)
-            self._callbacks = [(c, k) for c, k in self._callbacks if c is not callback]
+            self._callbacks = [(c, k) for c, k in self._callbacks if c != callback]
             return len(self._callbacks) != before
 
     # ------------------------------------------------------------ delivery
@@ -151,6 +150,12 @@ class EventFeed:
             self._thread.join(timeout_ms / 1000.0)
 
     @property
+    def counts(self) -> Dict[str, int]:
+        """Events delivered so far, by kind name ("node_down", "lagging", ...) (a copy)."""
+        with self._lock:
+            return dict(self._counts)
+
+    @property
     def running(self) -> bool:
         return self._thread.is_alive()
 
@@ -171,7 +176,8 @@ class EventFeed:
 
     def _deliver(self, event: Event) -> None:
         name = event.kind.name.lower()
-        self.counts[name] = self.counts.get(name, 0) + 1
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + 1
         logger.log(level_of(event), "%s", describe(event), extra={"replikit_event": event})
         with self._lock:
             callbacks = list(self._callbacks)
