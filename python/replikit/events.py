@@ -29,12 +29,13 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from . import _core
 
-if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the build
-    raise ImportError("replikit.events needs the PostgreSQL backend; see replikit.pg")
+from ._backend import require_pg
+
+require_pg("replikit.events")
 
 from ._core import Event, EventKind, EventLog  # noqa: E402  (after the HAVE_PG check)
 
@@ -90,7 +91,7 @@ class EventFeed:
     def __init__(self, log: EventLog, after_sequence: int) -> None:
         self._log = log
         self._after = after_sequence
-        self._callbacks: List[Tuple[Callback, Optional[frozenset]]] = []
+        self._callbacks: List[Tuple[Callback, Optional[FrozenSet[EventKind]]]] = []
         self._lock = threading.Lock()
         self._delivered = threading.Condition(self._lock)
         self._stop = False
@@ -104,14 +105,20 @@ class EventFeed:
     def add(self, callback: Callback, kinds: Optional[Iterable[Any]] = None) -> Callback:
         """Registers ``callback(event)`` (for ``kinds`` only, when given); returns it."""
         if not callable(callback):
-            err = _core.ArgumentTypeError(f"callback: expected a callable, got {type(callback).__name__}")
-            err.argument = "callback"
-            raise err
+            raise _argument_error(_core.ArgumentTypeError,
+                                  f"callback: expected a callable, got {type(callback).__name__}")
         wanted = None
         if kinds is not None:
             if isinstance(kinds, (str, EventKind)):
                 kinds = [kinds]
-            wanted = frozenset(_kind(k) for k in kinds)
+            try:
+                items = list(kinds)
+            except TypeError:
+                raise _argument_error(
+                    _core.ArgumentTypeError,
+                    f"kinds: expected an EventKind, its name, or an iterable of them, got {type(kinds).__name__}",
+                ) from None
+            wanted = frozenset(_kind(k) for k in items)
         with self._lock:
             self._callbacks.append((callback, wanted))
         return callback
@@ -195,6 +202,14 @@ class EventFeed:
                 f"dropped={self.dropped}, running={self.running})")
 
 
+def _argument_error(cls: Any, message: str) -> Exception:
+    """`cls` (InvalidArgument or ArgumentTypeError) about the argument `kinds` or `callback`,
+    named first in `message`, as the C++ converters raise it (with `.argument`)."""
+    err: Exception = cls(message)
+    setattr(err, "argument", message.split(":", 1)[0])
+    return err
+
+
 def _kind(value: Any) -> EventKind:
     if isinstance(value, EventKind):
         return value
@@ -203,12 +218,10 @@ def _kind(value: Any) -> EventKind:
             return EventKind[value.upper()]
         except KeyError:
             known = ", ".join(f"'{k.name.lower()}'" for k in EventKind)
-            err = _core.InvalidArgument(f"kinds: unknown value '{value}' (expected one of {known})")
-            err.argument = "kinds"
-            raise err from None
-    err = _core.ArgumentTypeError(f"kinds: expected EventKind members or names, got {type(value).__name__}")
-    err.argument = "kinds"
-    raise err
+            raise _argument_error(_core.InvalidArgument,
+                                  f"kinds: unknown value '{value}' (expected one of {known})") from None
+    raise _argument_error(_core.ArgumentTypeError,
+                          f"kinds: expected EventKind members or names, got {type(value).__name__}")
 
 
 _feeds_lock = threading.Lock()
@@ -222,7 +235,7 @@ def feed_of(log: EventLog, new_database: bool = False) -> EventFeed:
         feed = getattr(log, "_feed", None)
         if feed is None:
             feed = EventFeed(log, 0 if new_database else log.last_sequence)
-            log._feed = feed
+            setattr(log, "_feed", feed)  # EventLog has a __dict__ (py::dynamic_attr)
             _feeds.add(feed)
             feed._thread.start()
     return feed

@@ -30,7 +30,7 @@ Exposed (all prefixed ``replikit_``; ``node`` is the node's name, ``role`` prima
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 __all__ = ["ReplikitCollector", "register", "snapshot", "unregister"]
 
@@ -40,7 +40,7 @@ _STATE_FIELDS = ("up", "reachable", "role_mismatch", "lag_known")
 
 
 def _role(status: Any) -> str:
-    return status.role.name.lower()
+    return str(status.role.name).lower()
 
 
 def _pool_stats(pools: Pools) -> Dict[str, Dict[str, float]]:
@@ -117,10 +117,10 @@ class ReplikitCollector:
         extra_values = [self._labels[k] for k in extra_names]
         p = self._prefix
 
-        def gauge(name: str, doc: str, labels: list) -> Any:
+        def gauge(name: str, doc: str, labels: List[str]) -> Any:
             return GaugeMetricFamily(f"{p}_{name}", doc, labels=extra_names + labels)
 
-        def counter(name: str, doc: str, labels: list) -> Any:
+        def counter(name: str, doc: str, labels: List[str]) -> Any:
             return CounterMetricFamily(f"{p}_{name}", doc, labels=extra_names + labels)
 
         per_node = {
