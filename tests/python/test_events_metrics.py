@@ -204,6 +204,27 @@ def open_db_one_replica(cluster):
 
 
 @pytest.mark.pg
+def test_swapped_roles_report_a_role_mismatch_once_per_node(pg_cluster, caplog):
+    # The topology says r1 is the primary and the primary a replica: both servers disagree.
+    caplog.set_level(logging.INFO, logger="replikit")
+    db = replikit.pg.ReplicatedDatabase(("primary", pg_cluster.dsn("r1")), [("r1", pg_cluster.dsn("primary"))],
+                                        probe_interval_ms=20)
+    with db:
+        got = []
+        db.on_event(got.append)
+        assert db.wait_probes(10, 5000)
+        assert db.event_feed.flush(5000)
+        samples = scrape(db)
+        assert sample(samples, "replikit_node_role_mismatch", node="r1", role="replica") == 1.0
+        assert sample(samples, "replikit_node_up", node="r1", role="replica") == 0.0  # kept out of routing
+    mismatches = sorted((e.node, e.message) for e in got if e.kind == EventKind.ROLE_MISMATCH)
+    assert mismatches == [("primary", "the primary is in recovery"), ("r1", "this replica is not in recovery")]
+    assert EventKind.NODE_DOWN not in kinds_of(got)
+    (record,) = records_of(caplog, EventKind.ROLE_MISMATCH, "r1")
+    assert record.levelno == logging.WARNING
+
+
+@pytest.mark.pg
 def test_metrics_register_snapshot_and_routing_counts(cluster):
     with open_db(cluster) as db:
         for _ in range(6):
