@@ -31,8 +31,13 @@ std::unique_ptr<ReplicatedDatabase> make_database(const py::object& primary, con
     for (auto r : replicas) rs.push_back(to_node_config(r, "replicas"));
   }
   pg::DatabaseOptions o = to_database_options(options, keywords);
-  py::gil_scoped_release release;
-  return std::make_unique<ReplicatedDatabase>(std::move(p), std::move(rs), std::move(o));
+  std::unique_ptr<ReplicatedDatabase> db;
+  {
+    py::gil_scoped_release release;
+    db = std::make_unique<ReplicatedDatabase>(std::move(p), std::move(rs), std::move(o));
+  }
+  event_feed(*db, /*new_database=*/true);  // logs its events from the first one on
+  return db;
 }
 
 std::vector<pg::Statement> to_statements(const py::object& statements) {
@@ -217,6 +222,7 @@ void bind_database(py::module_& m) {
   bind_calls(c);
   bind_adapter_calls(c);
   bind_status(c);
+  bind_database_events(c);
   c.def("close", &ReplicatedDatabase::close, py::call_guard<py::gil_scoped_release>(),
         "Refuses new calls, waits for the calls in flight (each still bounded by its deadline), stops the "
         "prober and closes every connection. Safe to call from several threads at once.")

@@ -176,6 +176,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   double waited_ms = 0;
   const int attempts = 1 + m.options.read_retries;
   bool lost_on_primary = false;
+  int failed_node = kNoNode;  // of the last failed attempt
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     if (attempt > 1) m.check_open();
     double waited_now = 0;
@@ -197,7 +198,10 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       if (!last_error.empty()) why += "; last error: " + last_error;
       throw ConnectionError(why);
     }
-    if (attempt > 1) m.counters.retries.fetch_add(1, std::memory_order_relaxed);
+    if (attempt > 1) {
+      m.counters.retries.fetch_add(1, std::memory_order_relaxed);
+      m.node_events->read_retry(failed_node, d.node, attempt, last_error);
+    }
     // Topology names live in fixed slots and never change: a reference, not a copy.
     const std::string& node = m.topology->name(d.node);
     Router::InFlight in_flight(*m.router, d.node);
@@ -206,6 +210,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       conn.emplace(m.acquire(d.node, /*write=*/false));
     } catch (const ConnectionError& e) {
       last_error = e.what();  // the node was marked down: retry elsewhere
+      failed_node = d.node;
       continue;
     }
     Impl::Deadline deadline(m, *conn);
@@ -222,6 +227,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     } catch (const Failure& f) {
       last_error = settle_failure(m, f, deadline, *conn, d.node);  // returns only when the read may retry
       lost_on_primary = lost_on_primary || d.to_primary();
+      failed_node = d.node;
     } catch (const TimeoutError&) {  // await_floor gave up: the connection is fine
       deadline.answered(*conn);
       fail();

@@ -699,6 +699,10 @@ def run_multileader_workload(writes_per_s: _ArrayLike, resolution: _ResolutionLi
 # Enum arguments take the member or its name (case-insensitive).
 HAVE_PG: bool
 
+from typing import TypeVar
+
+from .events import EventFeed as _EventFeed
+
 _Node = Union[Sequence[str], Dict[str, Any]]  # (name, dsn) or {name, dsn, region, weight, priority}
 _Params = Optional[Sequence[Any]]  # None -> NULL, bool, int, float, Decimal, str, bytes, other -> str()
 _PgConsistencyArg = Union[Consistency, Literal["eventual", "read_your_writes", "monotonic", "causal",
@@ -717,7 +721,7 @@ class DatabaseOptions:
                  pool_size: int = 8, acquire_timeout_ms: float = 5000.0,
                  connect_timeout_ms: float = 2000.0, tcp_user_timeout_ms: float = 5000.0,
                  statement_timeout_ms: float = 30000.0, query_grace_ms: float = 1000.0,
-                 wait_for_replica_ms: float = 0.0, read_retries: int = 2,
+                 wait_for_replica_ms: float = 0.0, read_retries: int = 2, event_capacity: int = 1024,
                  max_lag_ms: float = 1000.0, recover_lag_ms: Optional[float] = None,
                  max_lag_bytes: int = 0, recover_lag_bytes: Optional[int] = None,
                  policy: _PgPolicyArg = ..., time_window_ms: float = 2000.0, seed: int = 0,
@@ -732,6 +736,7 @@ class DatabaseOptions:
     query_grace_ms: float
     wait_for_replica_ms: float
     read_retries: int
+    event_capacity: int
     max_lag_ms: float
     recover_lag_ms: Optional[float]
     max_lag_bytes: int
@@ -863,6 +868,69 @@ class DatabaseStats:
     def __getitem__(self, name: str) -> int: ...
     def as_dict(self) -> Dict[str, int]: ...
 
+class EventKind(enum.Enum):
+    NODE_DOWN = 0
+    NODE_UP = 1
+    LAGGING = 2
+    RECOVERED = 3
+    ROLE_MISMATCH = 4
+    ROLE_RESTORED = 5
+    READ_RETRY = 6
+    FAILOVER = 7
+
+_EventKindArg = Union[EventKind, Literal["node_down", "node_up", "lagging", "recovered", "role_mismatch",
+                                         "role_restored", "read_retry", "failover"]]
+
+class Event:
+    """One backend event: what happened to which node, with the numbers."""
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def kind(self) -> EventKind: ...
+    @property
+    def node(self) -> str: ...
+    @property
+    def time_ns(self) -> int: ...
+    @property
+    def lag_ms(self) -> float: ...
+    @property
+    def lag_bytes(self) -> int: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def message(self) -> str: ...
+
+class EventBatch:
+    """A reader's batch of events and how many it missed (overwritten before it read them)."""
+    @property
+    def events(self) -> List[Event]: ...
+    @property
+    def missed(self) -> int: ...
+    @property
+    def last_sequence(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+
+class EventLog:
+    """A bounded ring of events; publishing never waits for a reader, the oldest is overwritten."""
+    def __init__(self, event_capacity: int = 1024) -> None: ...
+    def read(self, after_sequence: int = 0, max_events: int = 256) -> EventBatch: ...
+    def wait(self, after_sequence: int = 0, max_events: int = 256, timeout_ms: float = 1000.0) -> EventBatch: ...
+    def publish(self, kind: _EventKindArg, node: str, *, message: str = "", lag_ms: float = 0.0,
+                lag_bytes: int = 0, attempt: int = 0) -> int: ...
+    def wake(self) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def last_sequence(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+
+_EventCallback = TypeVar("_EventCallback", bound=Callable[[Event], Any])
+
 class ReplicatedDatabase:
     """A PostgreSQL primary and its replicas with routing, session tokens, pools and a prober.
     Settings: ``options`` (None: DatabaseOptions()) with any DatabaseOptions keyword on top."""
@@ -887,6 +955,13 @@ class ReplicatedDatabase:
     def stats(self) -> DatabaseStats: ...
     def wait_probes(self, count: int = 1, timeout_ms: float = 5000.0) -> bool: ...
     def dsn(self, name: str) -> str: ...
+    @property
+    def events(self) -> EventLog: ...
+    @property
+    def event_feed(self) -> _EventFeed: ...
+    def on_event(self, callback: _EventCallback,
+                 kinds: Optional[Union[_EventKindArg, Iterable[_EventKindArg]]] = None) -> _EventCallback: ...
+    def off_event(self, callback: Callable[[Event], Any]) -> bool: ...
     def close(self) -> None: ...
     @property
     def is_open(self) -> bool: ...
