@@ -1,0 +1,112 @@
+"""The monitor's terminal view (rich) and its JSON lines."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict, List, Optional
+
+_STATE_STYLE = {"OK": "bold green", "LAGGING": "bold yellow", "DOWN": "bold red"}
+
+
+def json_line(snapshot: Dict[str, Any]) -> str:
+    """One snapshot as one line of JSON (keys sorted)."""
+    return json.dumps(snapshot, sort_keys=True, default=str)
+
+
+def _ms(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if value < 10_000 else f"{value:,.0f}"
+
+
+def _bytes(value: Optional[int]) -> str:
+    if value is None:
+        return "-"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value} B"
+
+
+def _thresholds(t: Dict[str, Any]) -> str:
+    text = f"LAGGING above {_ms(t['max_lag_ms'])} ms, OK again below {_ms(t['recover_lag_ms'])} ms"
+    if t.get("max_lag_bytes"):
+        text += (f"; or above {_bytes(t['max_lag_bytes'])}, OK again below "
+                 f"{_bytes(t['recover_lag_bytes'])}")
+    return text
+
+
+def reads_line(reads: Dict[str, Any]) -> str:
+    """Where eventual reads go now, in words."""
+    targets = reads["targets"]
+    if not targets:
+        return f"reads: no node can serve them ({reads['reason']})"
+    if reads["to_primary"] and reads["replicas"]:
+        return f"reads -> {targets[0]} (the primary): {reads['reason']}"
+    return f"reads -> {', '.join(targets)} ({reads['reason']})"
+
+
+def _probe(probe: Dict[str, Any]) -> str:
+    text = f"{_ms(probe['rtt_ms'])} ms"
+    if probe["age_ms"] is not None:
+        text += f", {_ms(probe['age_ms'])} ms ago"
+    if probe["failed"]:
+        text += f", {probe['failed']} failed"
+    return text
+
+
+def _node_row(n: Dict[str, Any], decisions: Dict[str, int]) -> List[Any]:
+    from rich.text import Text
+
+    role = n["role"] + (" (role mismatch!)" if n["role_mismatch"] else "")
+    lsn = n["current_lsn"] if n["role"] == "primary" else n["receive_lsn"]
+    state = Text(n["state"], style=_STATE_STYLE.get(n["state"], ""))
+    reads = Text("yes", style="bold cyan") if n["reads"] else Text("-", style="dim")
+    if decisions:
+        reads.append(f" ({decisions.get(n['name'], 0)})")
+    return [n["name"], role, state, str(n["timeline"] or "-"), lsn or "-", n["replay_lsn"] or "-",
+            _ms(n["lag_ms"]), _bytes(n["lag_bytes"]), reads, _probe(n["probe"])]
+
+
+def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str = "") -> Any:
+    """A rich renderable of one snapshot and the last ``events``."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title or None, title_justify="left", expand=False)
+    # LSN: the primary's current (insert) LSN, a replica's receive LSN.
+    for header, justify in (("node", "left"), ("role", "left"), ("state", "left"), ("TL", "right"),
+                            ("LSN", "left"), ("replay", "left"), ("lag ms", "right"),
+                            ("lag", "right"), ("reads", "left"), ("probe rtt, age", "left")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    decisions = snapshot.get("decisions") or {}
+    for n in snapshot["nodes"]:
+        table.add_row(*_node_row(n, decisions))
+    parts: List[Any] = [table]
+    reads = snapshot["reads"]
+    parts.append(Text(reads_line(reads), style="bold red" if reads["to_primary"] and reads["replicas"]
+                      else "bold"))
+    parts.append(Text(_thresholds(snapshot["thresholds"]), style="dim"))
+    firing = snapshot["firing"]
+    alerts = Text("alerts firing: " + ("none" if not firing else ""), style="bold")
+    for a in firing:
+        alerts.append(f"\n  {a['rule']} on {a['node']} since {a['time'][11:23]}: {a['message']}",
+                      style="bold red")
+    parts.append(alerts)
+    down = [n for n in snapshot["nodes"] if n["state"] == "DOWN"]
+    if down:
+        errors = Text("down:", style="bold red")
+        for n in down:
+            errors.append(f"\n  {n['name']}: {n['probe']['last_error'][:200] or 'no answer'}")
+        parts.append(errors)
+    if events:
+        lines = Text("last events:", style="bold")
+        for e in events:
+            stamp = time.strftime("%H:%M:%S", time.localtime(e["time_ns"] / 1e9))
+            lines.append(f"\n  {stamp}  {e['text']}")
+        parts.append(lines)
+    if snapshot.get("events_missed"):
+        parts.append(Text(f"{snapshot['events_missed']} event(s) missed (ring overflow)", style="yellow"))
+    return Group(*parts)
