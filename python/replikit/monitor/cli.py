@@ -21,7 +21,7 @@ _PIPE_WIDTH = 132  # the text view's width when stdout is not a terminal
 
 EPILOG = """\
 The first node is the primary (or the one --primary names); the others are its replicas.
-A bare DSN is named primary, r1, r2, ... in order; --node NAME=DSN names it.
+A DSN given bare is named primary, r1, r2, ... by its position; --node NAME=DSN names it.
 
 Alerts (to the replikit.alerts logger, to --on-alert, and as replikit_alerts_total):
   replica_lag       a replica over --alert-lag-ms / --alert-lag-bytes, until it is back under

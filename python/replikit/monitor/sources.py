@@ -103,21 +103,20 @@ def check_number(name: str, value: Any, where: str) -> Any:
     return value
 
 
-def parse_node(text: str, index: int) -> NodeSpec:
-    """``NAME=DSN`` (``--node``) or a bare DSN / URI; a bare one is named primary, r1, r2...
-
-    A key=value DSN ("host=h port=5432") is told apart from NAME=DSN by its first ``=``: a
-    name has no spaces and the text after it is a DSN (has ``=`` or is a URI)."""
-    text = text.strip()
-    if not text:
-        raise SettingsError(f"node {index + 1}: empty DSN")
-    head, sep, rest = text.partition("=")
-    rest = rest.strip()
-    named = sep and head and " " not in head and (
-        "=" in rest or rest.startswith(("postgres://", "postgresql://")))
+def parse_node(text: str, index: int, named: bool) -> NodeSpec:
+    """``NAME=DSN`` (``--node``, split at the first ``=``) or a bare DSN / URI (positional),
+    named primary, r1, r2... by its position."""
+    where = f"--node {text!r}" if named else f"DSN {index + 1}"
     if named:
-        return NodeSpec(head.strip(), rest)
-    return NodeSpec("primary" if index == 0 else f"r{index}", text)
+        name, sep, dsn = text.partition("=")
+        name, dsn = name.strip(), dsn.strip()
+        if not sep or not name or " " in name:
+            raise SettingsError(f"{where}: expected NAME=DSN (e.g. pg1='host=10.0.0.1 dbname=postgres')")
+    else:
+        name, dsn = ("primary" if index == 0 else f"r{index}"), text.strip()
+    if not dsn:
+        raise SettingsError(f"{where}: empty DSN")
+    return NodeSpec(name, dsn)
 
 
 def load_config(path: str) -> Dict[str, Any]:
@@ -237,7 +236,8 @@ def resolve(dsns: List[str], node_args: List[str], config_path: Optional[str],
         nodes = nodes_from_dir(base_dir)
         source = f"cluster directory {os.path.abspath(base_dir)}"
     else:
-        nodes = [parse_node(t, i) for i, t in enumerate(list(dsns) + list(node_args))]
+        nodes = [parse_node(t, i, False) for i, t in enumerate(dsns)]
+        nodes += [parse_node(t, len(nodes) + i, True) for i, t in enumerate(node_args)]
         source = "command line"
     for key, value in flags.items():
         if value is not None:
