@@ -113,8 +113,21 @@ def settings_from_args(args: argparse.Namespace) -> MonitorSettings:
     return resolve(args.dsns, args.node_args, args.config, args.dir, flags)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to sys.stderr as it is at each record: the live view redirects it to print the
+    log above the table instead of through it."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging(level: str) -> logging.Handler:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("replikit")
     root.addHandler(handler)
@@ -122,22 +135,24 @@ def _setup_logging(level: str) -> logging.Handler:
     return handler
 
 
-def _wait_first_probes(monitor: Any, settings: MonitorSettings) -> Optional[str]:
+def _wait_first_probes(monitor: Any, stop: "_Stop") -> Optional[str]:
     """Waits (bounded) for every node's first probe; an error text when none is reachable."""
     db = monitor.db
     opts = db.options
     limit_ms = opts.connect_timeout_ms + opts.probe_timeout_ms + 2 * opts.probe_interval_ms + _STARTUP_SLACK_MS
     deadline = time.monotonic() + limit_ms / 1000.0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.event.is_set():
         statuses = db.nodes()
         if all(s.probes_ok + s.probes_failed > 0 for s in statuses):
             break
         db.wait_probes(1, max(1.0, min(200.0, (deadline - time.monotonic()) * 1000.0)))
-    db.wait_probes(1, limit_ms)  # a second round: lag needs two samples of the primary
+    if not stop.event.is_set():
+        db.wait_probes(1, limit_ms)  # a second round: lag needs two samples of the primary
     statuses = db.nodes()
-    if any(s.reachable for s in statuses):
+    if any(s.reachable for s in statuses) or stop.event.is_set():
         return None
-    lines = [f"  {s.name}: {s.last_error or 'no answer within the probe timeout'}" for s in statuses]
+    lines = [f"  {s.name}: " + (s.last_error or "no answer within the probe timeout").replace("\n", "\n    ")
+             for s in statuses]
     return "no node is reachable:\n" + "\n".join(lines)
 
 
@@ -272,7 +287,7 @@ def _run(settings: MonitorSettings, args: argparse.Namespace, stop: _Stop, prog:
         return 2 if isinstance(exc, (ValueError, TypeError)) else 1
     server = None
     try:
-        problem = _wait_first_probes(monitor, settings)
+        problem = _wait_first_probes(monitor, stop)
         if problem is not None:
             print(f"{prog}: error: {problem}", file=sys.stderr)
             return 1

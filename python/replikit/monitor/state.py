@@ -80,7 +80,7 @@ class Monitor:
             batch = log.read(self._event_cursor, _EVENT_BATCH)
             self.events_missed += batch.missed
             for event in batch.events:
-                item = self._event_dict(event)
+                item = self.event_dict(event)
                 self.alerts.on_event(event, time_ns=item["time_ns"])
                 self._events.append(item)
                 taken.append(item)
@@ -89,12 +89,12 @@ class Monitor:
                 break
         return taken
 
-    @staticmethod
-    def _event_dict(event: Any) -> Dict[str, Any]:
+    def event_dict(self, event: Any) -> Dict[str, Any]:
+        """An event as a JSON-ready dict, its time on the wall clock."""
         from ..events import describe
 
-        # Event times are on the monotonic clock of the probes; shown as wall time.
-        age_ns = max(0, type_now_ns() - event.time_ns)
+        # Event times are on the clock of the probes (monotonic); shown as wall time.
+        age_ns = max(0, self.db.now_ns() - event.time_ns)
         wall_ns = time.time_ns() - age_ns
         return {"sequence": event.sequence, "kind": event.kind.name.lower(), "node": event.node,
                 "time_ns": wall_ns, "lag_ms": event.lag_ms, "lag_bytes": event.lag_bytes,
@@ -158,8 +158,11 @@ class Monitor:
                                    message=f"replicas serve reads again: {', '.join(reads['targets'])}")
 
     def _node_dict(self, s: Any, targets: List[str]) -> Dict[str, Any]:
-        now_ns = type_now_ns()
+        now_ns = self.db.now_ns()  # the clock of last_probe_ns
         replica = s.role.name == "REPLICA"
+        # A replica already behind when the tracker started: its time lag counts only from
+        # then (the primary's LSN history begins there), so it is a lower bound.
+        lower_bound = replica and self.db.lag_tracker.replica(s.name).lag_is_lower_bound
         return {
             "name": s.name, "role": s.role.name.lower(), "state": node_state(s),
             "up": s.up, "reachable": s.reachable, "in_recovery": s.in_recovery,
@@ -168,6 +171,7 @@ class Monitor:
             "replay_lsn": _lsn(s.replay_lsn),
             "lag_ms": s.lag_ms if replica else None, "lag_bytes": s.lag_bytes if replica else None,
             "lag_known": s.lag_known if replica else None,
+            "lag_is_lower_bound": lower_bound if replica else None,
             "reads": s.name in targets,
             "probe": {"rtt_ms": s.probe_rtt_ms, "ok": s.probes_ok, "failed": s.probes_failed,
                       "age_ms": (now_ns - s.last_probe_ns) / 1e6 if s.last_probe_ns else None,
@@ -189,11 +193,6 @@ class Monitor:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
-
-
-def type_now_ns() -> int:
-    """The clock of probes and events (ReplicatedDatabase.now_ns: the monotonic clock)."""
-    return time.monotonic_ns()
 
 
 def thresholds_of(db: Any) -> Dict[str, Any]:

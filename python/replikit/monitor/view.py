@@ -48,9 +48,8 @@ def reads_line(reads: Dict[str, Any]) -> str:
 
 
 def _probe(probe: Dict[str, Any]) -> str:
-    text = f"{_ms(probe['rtt_ms'])} ms"
-    if probe["age_ms"] is not None:
-        text += f", {_ms(probe['age_ms'])} ms ago"
+    """Round trip / age of the last probe in ms, and the failed probes if any."""
+    text = f"{_ms(probe['rtt_ms'])} / {_ms(probe['age_ms'])}"
     if probe["failed"]:
         text += f", {probe['failed']} failed"
     return text
@@ -66,7 +65,7 @@ def _node_row(n: Dict[str, Any], decisions: Dict[str, int]) -> List[Any]:
     if decisions:
         reads.append(f" ({decisions.get(n['name'], 0)})")
     return [n["name"], role, state, str(n["timeline"] or "-"), lsn or "-", n["replay_lsn"] or "-",
-            _ms(n["lag_ms"]), _bytes(n["lag_bytes"]), reads, _probe(n["probe"])]
+            (">= " if n.get("lag_is_lower_bound") else "") + _ms(n["lag_ms"]), _bytes(n["lag_bytes"]), reads, _probe(n["probe"])]
 
 
 def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str = "") -> Any:
@@ -79,8 +78,9 @@ def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str
     # LSN: the primary's current (insert) LSN, a replica's receive LSN.
     for header, justify in (("node", "left"), ("role", "left"), ("state", "left"), ("TL", "right"),
                             ("LSN", "left"), ("replay", "left"), ("lag ms", "right"),
-                            ("lag", "right"), ("reads", "left"), ("probe rtt, age", "left")):
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+                            ("lag", "right"), ("reads", "left"), ("probe ms", "left")):
+        table.add_column(header, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+                         min_width=7 if header in ("node", "role", "state") else None)
     decisions = snapshot.get("decisions") or {}
     for n in snapshot["nodes"]:
         table.add_row(*_node_row(n, decisions))
@@ -88,7 +88,8 @@ def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str
     reads = snapshot["reads"]
     parts.append(Text(reads_line(reads), style="bold red" if reads["to_primary"] and reads["replicas"]
                       else "bold"))
-    parts.append(Text(_thresholds(snapshot["thresholds"]), style="dim"))
+    parts.append(Text(_thresholds(snapshot["thresholds"]) + "; probe ms: round trip / age of the last probe",
+                      style="dim"))
     firing = snapshot["firing"]
     alerts = Text("alerts firing: " + ("none" if not firing else ""), style="bold")
     for a in firing:
