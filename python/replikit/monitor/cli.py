@@ -117,7 +117,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to sys.stderr as it is at each record: the live view redirects it to print the
     log above the table instead of through it."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
