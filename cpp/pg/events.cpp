@@ -149,6 +149,8 @@ void NodeEvents::read_retry(int node, int next, int attempt, const std::string& 
   log_->publish(std::move(e));
 }
 
+void NodeEvents::failover(int node, const std::string& message) { publish(EventKind::Failover, node, message); }
+
 void NodeEvents::lag_transitions() {
   // Bounded: the tracker keeps at most event_capacity events.
   for (const LagEvent& l : tracker_->events(lag_sequence_, tracker_->config().event_capacity)) {

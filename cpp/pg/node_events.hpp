@@ -27,6 +27,8 @@ class NodeEvents {
   void role(int node, bool mismatch, const std::string& message);
   /// A read that lost its connection to `node` runs attempt `attempt` on `next`.
   void read_retry(int node, int next, int attempt, const std::string& error);
+  /// `node` became the primary (a failover, a switchover, or a promotion the prober adopted).
+  void failover(int node, const std::string& message);
   /// Copies the lag tracker's transitions since the last call (prober thread only).
   void lag_transitions();
 

@@ -140,6 +140,8 @@ class EventFeed:
     def flush(self, timeout_ms: float = 5000.0) -> bool:
         """Waits until every event published so far was delivered; False after ``timeout_ms``."""
         target = self._log.last_sequence
+        if threading.current_thread() is self._thread:  # from a callback: it cannot wait for itself
+            return self._after >= target
         deadline = time.monotonic() + timeout_ms / 1000.0
         with self._delivered:
             while self._after < target:
