@@ -346,3 +346,41 @@ def test_alert_command_gets_json_failures_and_timeouts_are_logged_not_fatal(tmp_
     assert time.monotonic() - start < 10
     assert hanging.command_results()["timeout"] == 1
     assert any("killed after 200 ms" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.pg
+def test_live_view_in_a_terminal_redraws_and_exits_cleanly_on_ctrl_c(cluster):
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "replikit", "monitor", "--dir", cluster.base_dir,
+                             "--probe-interval-ms", "50"], stdin=slave, stdout=slave, stderr=slave,
+                            env=dict(os.environ, COLUMNS="140", LINES="40", TERM="xterm"))
+    os.close(slave)
+    seen = bytearray()
+
+    def read_some():
+        import select
+
+        while select.select([master], [], [], 0.05)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    try:
+        wait_until(lambda: read_some() or seen.count(b"reads -> r1, r2") >= 5, 15, "five redraws of the view")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+        read_some()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert "Traceback" not in text
+    assert "primary" in text and "replica" in text and "alerts firing: none" in text

@@ -55,15 +55,13 @@ def _probe(probe: Dict[str, Any]) -> str:
     return text
 
 
-def _node_row(n: Dict[str, Any], decisions: Dict[str, int]) -> List[Any]:
+def _node_row(n: Dict[str, Any]) -> List[Any]:
     from rich.text import Text
 
     role = n["role"] + (" (role mismatch!)" if n["role_mismatch"] else "")
     lsn = n["current_lsn"] if n["role"] == "primary" else n["receive_lsn"]
     state = Text(n["state"], style=_STATE_STYLE.get(n["state"], ""))
     reads = Text("yes", style="bold cyan") if n["reads"] else Text("-", style="dim")
-    if decisions:
-        reads.append(f" ({decisions.get(n['name'], 0)})")
     return [n["name"], role, state, str(n["timeline"] or "-"), lsn or "-", n["replay_lsn"] or "-",
             (">= " if n.get("lag_is_lower_bound") else "") + _ms(n["lag_ms"]), _bytes(n["lag_bytes"]), reads, _probe(n["probe"])]
 
@@ -81,9 +79,8 @@ def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str
                             ("lag", "right"), ("reads", "left"), ("probe ms", "left")):
         table.add_column(header, justify=justify, no_wrap=True,  # type: ignore[arg-type]
                          min_width=7 if header in ("node", "role", "state") else None)
-    decisions = snapshot.get("decisions") or {}
     for n in snapshot["nodes"]:
-        table.add_row(*_node_row(n, decisions))
+        table.add_row(*_node_row(n))
     parts: List[Any] = [table]
     reads = snapshot["reads"]
     parts.append(Text(reads_line(reads), style="bold red" if reads["to_primary"] and reads["replicas"]
