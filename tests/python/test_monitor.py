@@ -384,3 +384,16 @@ def test_live_view_in_a_terminal_redraws_and_exits_cleanly_on_ctrl_c(cluster):
     text = seen.decode(errors="replace")
     assert "Traceback" not in text
     assert "primary" in text and "replica" in text and "alerts firing: none" in text
+
+
+@pytest.mark.pg
+def test_a_stopped_replica_is_down_alerted_and_reads_avoid_it(cluster, capsys):
+    cluster.stop("r2")
+    assert monitor_main(["--dir", cluster.base_dir, "--once", "--json", "--log-level", "ERROR"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    snapshot = json.loads(line)
+    assert [(n["name"], n["state"]) for n in snapshot["nodes"]] == [("primary", "OK"), ("r1", "OK"), ("r2", "DOWN")]
+    assert snapshot["reads"]["targets"] == ["r1"]
+    (firing,) = snapshot["firing"]
+    assert (firing["rule"], firing["node"], firing["status"]) == ("node_down", "r2", "firing")
+    assert str(cluster.node("r2").port) in firing["message"]

@@ -47,6 +47,16 @@ def reads_line(reads: Dict[str, Any]) -> str:
     return f"reads -> {', '.join(targets)} ({reads['reason']})"
 
 
+def _clock(time_ns: int) -> str:
+    """Local time of day, to the millisecond."""
+    return time.strftime("%H:%M:%S", time.localtime(time_ns / 1e9)) + f".{time_ns // 1_000_000 % 1000:03d}"
+
+
+def _one_line(text: str) -> str:
+    """libpq's messages span lines ("...\\n\\tIs the server running..."): one line each."""
+    return " ".join(text.split())
+
+
 def _probe(probe: Dict[str, Any]) -> str:
     """Round trip / age of the last probe in ms, and the failed probes if any."""
     text = f"{_ms(probe['rtt_ms'])} / {_ms(probe['age_ms'])}"
@@ -62,8 +72,10 @@ def _node_row(n: Dict[str, Any]) -> List[Any]:
     lsn = n["current_lsn"] if n["role"] == "primary" else n["receive_lsn"]
     state = Text(n["state"], style=_STATE_STYLE.get(n["state"], ""))
     reads = Text("yes", style="bold cyan") if n["reads"] else Text("-", style="dim")
+    down = n["state"] == "DOWN"  # the lag of a node that does not answer is not known
+    lag_ms = "-" if down else (">= " if n.get("lag_is_lower_bound") else "") + _ms(n["lag_ms"])
     return [n["name"], role, state, str(n["timeline"] or "-"), lsn or "-", n["replay_lsn"] or "-",
-            (">= " if n.get("lag_is_lower_bound") else "") + _ms(n["lag_ms"]), _bytes(n["lag_bytes"]), reads, _probe(n["probe"])]
+            lag_ms, "-" if down else _bytes(n["lag_bytes"]), reads, _probe(n["probe"])]
 
 
 def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str = "") -> Any:
@@ -90,20 +102,13 @@ def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str
     firing = snapshot["firing"]
     alerts = Text("alerts firing: " + ("none" if not firing else ""), style="bold")
     for a in firing:
-        alerts.append(f"\n  {a['rule']} on {a['node']} since {a['time'][11:23]}: {a['message']}",
+        alerts.append(f"\n  {a['rule']} on {a['node']} since {_clock(a['time_ns'])}: {_one_line(a['message'])}",
                       style="bold red")
     parts.append(alerts)
-    down = [n for n in snapshot["nodes"] if n["state"] == "DOWN"]
-    if down:
-        errors = Text("down:", style="bold red")
-        for n in down:
-            errors.append(f"\n  {n['name']}: {n['probe']['last_error'][:200] or 'no answer'}")
-        parts.append(errors)
     if events:
         lines = Text("last events:", style="bold")
         for e in events:
-            stamp = time.strftime("%H:%M:%S", time.localtime(e["time_ns"] / 1e9))
-            lines.append(f"\n  {stamp}  {e['text']}")
+            lines.append(f"\n  {_clock(e['time_ns'])}  {_one_line(e['text'])}")
         parts.append(lines)
     if snapshot.get("events_missed"):
         parts.append(Text(f"{snapshot['events_missed']} event(s) missed (ring overflow)", style="yellow"))
