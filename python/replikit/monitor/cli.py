@@ -57,8 +57,8 @@ def _number(kind: type) -> Any:
 def build_parser(prog: str = "replikit monitor") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Watch a PostgreSQL primary and its replicas: role, timeline, LSNs, lag, "
-                    "state (OK / LAGGING / DOWN), probe health, where reads go, events and "
+        description="Watch a PostgreSQL primary and its replicas: role, timeline, LSNs, lag,\n"
+                    "state (OK / LAGGING / DOWN), probe health, where reads go, events and\n"
                     "alerts, refreshed at the probe rate.")
     src = p.add_argument_group("nodes (one way)")
     src.add_argument("dsns", nargs="*", metavar="DSN", help="libpq DSNs or URIs, the primary first")
@@ -94,13 +94,25 @@ def build_parser(prog: str = "replikit monitor") -> argparse.ArgumentParser:
                     help="shell command run for each alert, the alert as JSON on stdin")
     al.add_argument("--alert-timeout-ms", type=_number(float), metavar="MS",
                     help=f"the alert command is killed after this (default {DEFAULT_ALERT_TIMEOUT_MS:g})")
+    defaults = _database_defaults()
     al.add_argument("--probe-interval-ms", type=_number(float), metavar="MS",
-                    help="probe (and refresh) interval (default: DatabaseOptions' 100)")
+                    help=f"probe (and refresh) interval (default {defaults.get('probe_interval_ms', '?')})")
     al.add_argument("--probe-timeout-ms", type=_number(float), metavar="MS",
-                    help="a probe's time limit (default: DatabaseOptions')")
+                    help=f"a probe's time limit (default {defaults.get('probe_timeout_ms', '?')})")
     al.add_argument("--connect-timeout-ms", type=_number(float), metavar="MS",
-                    help="connection time limit (default: DatabaseOptions')")
+                    help=f"connection time limit (default {defaults.get('connect_timeout_ms', '?')})")
     return p
+
+
+def _database_defaults() -> Dict[str, str]:
+    """DatabaseOptions' defaults (defined once, in C++), for the help text."""
+    from .. import _core
+
+    if not getattr(_core, "HAVE_PG", False):
+        return {}
+    options = _core.DatabaseOptions()
+    return {name: f"{getattr(options, name):g}" for name in ("probe_interval_ms", "probe_timeout_ms",
+                                                      "connect_timeout_ms")}
 
 
 _FLAG_KEYS = ("primary", "events", "refresh_ms", "prometheus_port", "prometheus_addr", "alert_lag_ms",
