@@ -220,6 +220,7 @@ def test_monitor_over_an_application_database_shows_reads_to_the_primary_when_al
             wait_until(lambda: monitor.refresh()["reads"]["targets"] == ["r1", "r2"], 15, "reads back on replicas")
         assert not writer.errors
         got = [(a.rule, a.node, a.status) for a in monitor.alerts.recent()]
+        assert "firing: none" in repr(monitor) and "3 nodes" in repr(monitor)
     assert got.count(("reads_on_primary", "primary", "firing")) == 1
     assert got.count(("reads_on_primary", "primary", "resolved")) == 1
     for name in ("r1", "r2"):
@@ -275,7 +276,7 @@ def test_bad_flags_are_clear_errors(tmp_path, capsys):
     status, err = run_cli(["--node", "a=host=x", "--primary", "b", "--json"], capsys)
     assert status == 2 and "--primary b: no such node" in err
     status, err = run_cli(["host=x", "--alert-lag-ms", "-1", "--json"], capsys)
-    assert status == 2 and "alert_lag_ms" in err
+    assert status == 2 and "argument --alert-lag-ms: expected a number >= 0.001, got -1.0" in err, err
     with pytest.raises(SystemExit):
         monitor_main(["host=x", "--count", "lots"])
 

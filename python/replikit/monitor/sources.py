@@ -89,9 +89,11 @@ class MonitorSettings:
         return options
 
 
-def check_number(name: str, value: Any, where: str) -> Any:
-    """``value`` checked against the bounds of setting ``name``; SettingsError otherwise."""
+def check_number(name: str, value: Any, where: str, label: Optional[str] = None) -> Any:
+    """``value`` checked against the bounds of setting ``name`` (called ``label`` in the
+    message, default the name); SettingsError otherwise."""
     kind, low, high = _NUMBERS[name]
+    name = label or name
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SettingsError(f"{where}{name}: expected a number, got {type(value).__name__}")
     if kind is int and not float(value).is_integer():
@@ -241,7 +243,8 @@ def resolve(dsns: List[str], node_args: List[str], config_path: Optional[str],
         source = "command line"
     for key, value in flags.items():
         if value is not None:
-            values[key] = check_number(key, value, "--") if key in _NUMBERS else value
+            flag = "--" + key.replace("_", "-")
+            values[key] = check_number(key, value, "argument ", flag) if key in _NUMBERS else value
     primary = values.pop("primary", None)
     settings = MonitorSettings(nodes=order_nodes(nodes, primary), source=source, **values)
     _check_marks(settings)

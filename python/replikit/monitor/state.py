@@ -188,6 +188,11 @@ class Monitor:
         if self._own_db:
             self.db.close()
 
+    def __repr__(self) -> str:
+        firing = ", ".join(f"{a.rule} on {a.node}" for a in self.alerts.firing()) or "none"
+        return (f"Monitor({len(self.db.topology)} nodes, {self.refreshes} refreshes, "
+                f"{self.alerts.last_sequence} alerts, firing: {firing})")
+
     def __enter__(self) -> "Monitor":
         return self
 
