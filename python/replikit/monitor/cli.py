@@ -29,7 +29,9 @@ Alerts (to the replikit.alerts logger, to --on-alert, and as replikit_alerts_tot
   node_down         a node unreachable, until it answers again
   role_mismatch     a server's role differs from the one given here
   reads_on_primary  no replica can serve reads (all are down or LAGGING)
-Each fires once when it starts and resolves once when it ends. The thresholds are the router's
+Each fires once when it starts and resolves once when it ends. --on-alert CMD runs through
+/bin/sh, one alert at a time, with the alert as one JSON object on stdin and
+REPLIKIT_ALERT_RULE, REPLIKIT_ALERT_STATUS, REPLIKIT_ALERT_NODE in its environment. The thresholds are the router's
 own: a LAGGING replica is avoided by reads until it recovers, as an application's
 ReplicatedDatabase with the same max_lag_ms / recover_lag_ms would do.
 
