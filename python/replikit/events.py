@@ -125,6 +125,9 @@ class EventFeed:
 
     def remove(self, callback: Callback) -> bool:
         """Unregisters ``callback`` (every registration of it); False when it had none."""
+        if not callable(callback):  # as add(): and `c != callback` on an array is not a bool
+            raise _argument_error(_core.ArgumentTypeError,
+                                  f"callback: expected a callable, got {type(callback).__name__}")
         with self._lock:
             before = len(self._callbacks)
             self._callbacks = [(c, k) for c, k in self._callbacks if c != callback]
