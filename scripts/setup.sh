@@ -6,10 +6,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# Debian packages: compilers and build tools, libpqxx 6.4 (+ libpq, OpenSSL headers), GoogleTest,
+# Debian packages: compilers and build tools, libpq (the PostgreSQL backend's one dependency) and
+# OpenSSL headers, libpqxx 6.4 (only for the pg_point_select benchmark baseline), GoogleTest,
 # Google Benchmark, PostgreSQL 15 for the real-cluster tests, pgpool-II for the comparison benchmark,
 # clang 14 with its libFuzzer runtime (libclang-rt-14-dev) for the fuzz targets in fuzz/.
-PACKAGES=(g++ cmake ninja-build pkg-config python3-venv python3-dev libpqxx-dev libssl-dev
+PACKAGES=(g++ cmake ninja-build pkg-config python3-venv python3-dev libpq-dev libpqxx-dev libssl-dev
           libgtest-dev libbenchmark-dev postgresql-15 postgresql-client-15 pgpool2 procps
           clang libclang-rt-14-dev)
 missing=()

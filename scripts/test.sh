@@ -17,7 +17,7 @@ cmake --build build/ci -j2
 
 echo "== C++ tests under address + undefined behaviour sanitizers =="
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREPLIKIT_BUILD_TESTS=ON \
-  -DREPLIKIT_WERROR=ON -DREPLIKIT_SANITIZE=address,undefined -DREPLIKIT_WITH_PQXX=OFF >/dev/null
+  -DREPLIKIT_WERROR=ON -DREPLIKIT_SANITIZE=address,undefined -DREPLIKIT_WITH_PG=OFF >/dev/null
 cmake --build build/asan -j2 --target replikit_tests
 (cd build/asan && ctest --output-on-failure)
 
@@ -25,13 +25,13 @@ echo "== C++ PostgreSQL tests under address + leak + undefined behaviour sanitiz
 # Built here, run by tests/python/test_pg_cpp.py against the pytest session's cluster (as is
 # build/ci/replikit_pg_tests).
 cmake -S . -B build/asan-pg -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREPLIKIT_BUILD_TESTS=ON \
-  -DREPLIKIT_WERROR=ON -DREPLIKIT_SANITIZE=address,undefined -DREPLIKIT_WITH_PQXX=ON >/dev/null
+  -DREPLIKIT_WERROR=ON -DREPLIKIT_SANITIZE=address,undefined -DREPLIKIT_WITH_PG=ON >/dev/null
 cmake --build build/asan-pg -j2 --target replikit_pg_tests
 
 echo "== fuzzers: a short libFuzzer run of each target (fuzz/README.md has the long ones) =="
 if command -v clang++ >/dev/null 2>&1; then
   CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DREPLIKIT_BUILD_FUZZERS=ON -DREPLIKIT_WITH_PQXX=OFF -DREPLIKIT_WERROR=ON >/dev/null
+    -DREPLIKIT_BUILD_FUZZERS=ON -DREPLIKIT_WITH_PG=OFF -DREPLIKIT_WERROR=ON >/dev/null
   cmake --build build/fuzz -j2
   for target in fuzz_lsn fuzz_token fuzz_conninfo; do
     # New inputs go to a scratch directory, not into the seed corpus in the repository.

@@ -61,6 +61,7 @@ std::unique_ptr<ReplicatedDatabase> make_database(const py::object& primary, con
     db = std::make_unique<ReplicatedDatabase>(std::move(p), std::move(rs), std::move(o));
   }
   db->row_factory = std::move(row_factory);
+  event_feed(*db, /*new_database=*/true);  // logs its events from the first one on
   return db;
 }
 
@@ -259,6 +260,7 @@ void bind_database(py::module_& m) {
   bind_calls(c);
   bind_adapter_calls(c);
   bind_status(c);
+  bind_database_events(c);
   c.def("close", &ReplicatedDatabase::close, py::call_guard<py::gil_scoped_release>(),
         "Refuses new calls, waits for the calls in flight (each still bounded by its deadline), stops the "
         "prober and closes every connection. Safe to call from several threads at once.")

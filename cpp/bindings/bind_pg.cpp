@@ -125,6 +125,7 @@ void bind_pg(py::module_& m) {
   m.attr("HAVE_PG") = true;
   bind_database_options(m);
   bind_pg_results(m);
+  bind_events(m);
   bind_database(m);
 #else
   m.attr("HAVE_PG") = false;

@@ -48,6 +48,7 @@ std::vector<Option> build_table() {
       ms<&DatabaseOptions::query_grace_ms>("query_grace_ms"),
       ms<&DatabaseOptions::wait_for_replica_ms>("wait_for_replica_ms"),
       integer<&DatabaseOptions::read_retries>("read_retries"),
+      integer<&DatabaseOptions::event_capacity>("event_capacity"),
   };
   t.push_back({"max_lag_ms", [](DatabaseOptions& o, const py::handle& v, const char* a) { o.lag.max_lag_ms = to_ms(v, a); },
                [](const DatabaseOptions& o) -> py::object { return py::float_(o.lag.max_lag_ms); }});

@@ -13,6 +13,14 @@ namespace py = pybind11;
 void bind_database_options(py::module_& m);  // DatabaseOptions
 void bind_pg_results(py::module_& m);        // Result, Route, NodeStatus, DatabaseStats
 void bind_database(py::module_& m);          // ReplicatedDatabase
+void bind_events(py::module_& m);            // EventKind, Event, EventBatch, EventLog
+
+/// ReplicatedDatabase.events, .event_feed, .on_event, .off_event.
+void bind_database_events(py::class_<pg::ReplicatedDatabase>& c);
+
+/// The replikit.events.EventFeed of `db` (started with the database: `new_database` makes it
+/// read from the first event rather than from now).
+py::object event_feed(const pg::ReplicatedDatabase& db, bool new_database);
 
 /// A replikit.pg.Result holding `result` (rows converted to Python on first use by psycopg's
 /// loaders, built by `row_factory`; None: tuples).

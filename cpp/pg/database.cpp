@@ -45,6 +45,7 @@ void check_options(const DatabaseOptions& o) {
   check_range(o.query_grace_ms, 0, 3600000, "query_grace_ms");
   check_range(o.wait_for_replica_ms, 0, 60000, "wait_for_replica_ms");
   require(o.read_retries >= 0 && o.read_retries <= 16, "read_retries", "must be in [0, 16]");
+  require(o.event_capacity >= 1 && o.event_capacity <= (1 << 20), "event_capacity", "must be in [1, 1048576]");
 }
 
 // ---- Impl: the pieces shared by the read and write paths ----
@@ -84,6 +85,7 @@ void ReplicatedDatabase::Impl::mark_down(int node, const std::string& error) {
     counters.marked_down.fetch_add(1, std::memory_order_relaxed);
   }
   pools[static_cast<std::size_t>(node)]->drop_idle();
+  node_events->down(node, error);
 }
 
 // For a write, and for any call on the primary, every idle connection's socket is checked
@@ -242,6 +244,8 @@ ReplicatedDatabase::ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfi
   m.topology = std::make_shared<Topology>(spec_of(primary), std::move(replica_specs));
   m.tracker = std::make_shared<LagTracker>(m.topology, m.options.lag);
   m.router = std::make_shared<Router>(m.topology, m.options.router);
+  m.events = std::make_shared<EventLog>(static_cast<std::size_t>(m.options.event_capacity));
+  m.node_events = std::make_unique<detail::NodeEvents>(m.events, m.topology, m.tracker);
 
   const auto size = static_cast<std::size_t>(m.topology->size());
   m.configs.resize(size);
@@ -257,7 +261,8 @@ ReplicatedDatabase::ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfi
   pc.connect_timeout_ns = ms_to_ns(m.options.connect_timeout_ms);
   Impl* raw = impl_.get();
   m.prober = std::make_unique<detail::Prober>(pc, m.topology, m.tracker, std::move(probe_conninfos), &m.watchdog,
-                                              [raw](int node, bool ok) { raw->on_probe(node, ok); });
+                                              [raw](int node, bool ok) { raw->on_probe(node, ok); },
+                                              m.node_events.get());
   m.prober->start();
 }
 
@@ -279,6 +284,7 @@ void ReplicatedDatabase::close() {
   }
   m.probe_cv.notify_all();
   if (m.prober) m.prober->stop();
+  m.events->close();  // after the prober and the calls in flight: their last events are in
   m.closed = true;
 }
 
@@ -305,6 +311,7 @@ std::string ReplicatedDatabase::dsn(const std::string& name) const {
 const std::shared_ptr<Topology>& ReplicatedDatabase::topology() const noexcept { return impl_->topology; }
 const std::shared_ptr<LagTracker>& ReplicatedDatabase::lag_tracker() const noexcept { return impl_->tracker; }
 const std::shared_ptr<Router>& ReplicatedDatabase::router() const noexcept { return impl_->router; }
+const std::shared_ptr<EventLog>& ReplicatedDatabase::events() const noexcept { return impl_->events; }
 const DatabaseOptions& ReplicatedDatabase::options() const noexcept { return impl_->options; }
 
 }  // namespace replikit::pg

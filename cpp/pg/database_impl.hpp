@@ -35,6 +35,8 @@ struct ReplicatedDatabase::Impl {
   // watchdog entry when it is closed.
   detail::Watchdog watchdog;
   std::vector<std::unique_ptr<detail::Pool>> pools;  // by topology index
+  std::shared_ptr<EventLog> events;
+  std::unique_ptr<detail::NodeEvents> node_events;
   std::unique_ptr<detail::Prober> prober;
   std::atomic<bool> open{true};
   std::mutex close_mutex;  // serialises close()

@@ -59,12 +59,14 @@ struct Prober::Slot {
 };
 
 Prober::Prober(ProberConfig config, std::shared_ptr<Topology> topology, std::shared_ptr<LagTracker> tracker,
-               std::vector<std::string> conninfos, Watchdog* watchdog, std::function<void(int, bool)> on_probe)
+               std::vector<std::string> conninfos, Watchdog* watchdog, std::function<void(int, bool)> on_probe,
+               NodeEvents* events)
     : config_(config),
       topology_(std::move(topology)),
       tracker_(std::move(tracker)),
       watchdog_(watchdog),
-      on_probe_(std::move(on_probe)) {
+      on_probe_(std::move(on_probe)),
+      events_(events) {
   for (std::size_t i = 0; i < conninfos.size(); ++i) {
     auto s = std::make_unique<Slot>();
     s->node = static_cast<int>(i);
@@ -365,6 +367,7 @@ void Prober::fail(Slot& s, const std::string& raw_message, std::int64_t now) {
     s.state.last_probe_ns = now;
     ++s.state.probes_failed;
   }
+  if (events_ != nullptr) events_->down(s.node, message);
   finish(s, false);
 }
 
@@ -424,6 +427,13 @@ void Prober::succeed(Slot& s, std::int64_t now) {
     st.last_error = mismatch ? (s.in_recovery ? "role mismatch: the primary is in recovery"
                                               : "role mismatch: this replica is not in recovery")
                              : error;
+  }
+  if (events_ != nullptr) {
+    events_->up(node);
+    events_->role(node, mismatch,
+                  !mismatch ? std::string("the server's role matches the topology again")
+                            : s.in_recovery ? "the primary is in recovery" : "this replica is not in recovery");
+    events_->lag_transitions();
   }
   finish(s, true);
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "replikit/lag.hpp"
+#include "node_events.hpp"
 #include "replikit/topology.hpp"
 #include "watchdog.hpp"
 
@@ -45,8 +46,10 @@ class Prober {
   /// `conninfos[i]` is the connection string of topology node i. `on_probe(node, ok)` runs on
   /// the prober thread after every completed probe (it must not block); `ok` is false when the
   /// node is unreachable (not for a connect refused by a full server, SQLSTATE 53300).
+  /// `events` (may be null) hears of every down/up, role and lag transition.
   Prober(ProberConfig config, std::shared_ptr<Topology> topology, std::shared_ptr<LagTracker> tracker,
-         std::vector<std::string> conninfos, Watchdog* watchdog, std::function<void(int, bool)> on_probe);
+         std::vector<std::string> conninfos, Watchdog* watchdog, std::function<void(int, bool)> on_probe,
+         NodeEvents* events = nullptr);
   ~Prober();
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;
@@ -86,6 +89,7 @@ class Prober {
   std::shared_ptr<LagTracker> tracker_;
   Watchdog* watchdog_;
   std::function<void(int, bool)> on_probe_;
+  NodeEvents* events_;
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex mutex_;  // guards every Slot::state and Slot::completed
   mutable std::condition_variable probed_;

@@ -189,6 +189,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   double waited_ms = 0;
   const int attempts = 1 + m.options.read_retries;
   bool lost_on_primary = false;
+  int failed_node = kNoNode;  // of the last failed attempt
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     if (attempt > 1) m.check_open();
     double waited_now = 0;
@@ -207,7 +208,10 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       fail();
       throw no_node_error(m, d, last_error);
     }
-    if (attempt > 1) m.counters.retries.fetch_add(1, std::memory_order_relaxed);
+    if (attempt > 1) {
+      m.counters.retries.fetch_add(1, std::memory_order_relaxed);
+      m.node_events->read_retry(failed_node, d.node, attempt, last_error);
+    }
     // Topology names live in fixed slots and never change: a reference, not a copy.
     const std::string& node = m.topology->name(d.node);
     Router::InFlight in_flight(*m.router, d.node);
@@ -216,6 +220,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       conn.emplace(m.acquire(d.node, /*write=*/false));
     } catch (const ConnectionError& e) {
       last_error = e.what();  // the node was marked down: retry elsewhere
+      failed_node = d.node;
       continue;
     } catch (const QueryError& e) {  // the node is full (53300), not down: another may serve
       if (attempt == attempts) {
@@ -239,6 +244,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     } catch (const Failure& f) {
       last_error = settle_failure(m, f, deadline, *conn, d.node);  // returns only when the read may retry
       lost_on_primary = lost_on_primary || d.to_primary();
+      failed_node = d.node;
     } catch (const TimeoutError&) {  // await_floor gave up: the connection is fine
       deadline.answered(*conn);
       fail();

@@ -7,6 +7,8 @@ and a PostgreSQL backend. The compiled core lives in ``replikit._core``.
 
 from __future__ import annotations
 
+import logging as _logging
+
 try:
     from . import _core
 except ImportError as exc:  # pragma: no cover - only hit on a broken install
@@ -18,6 +20,10 @@ except ImportError as exc:  # pragma: no cover - only hit on a broken install
     ) from exc
 
 from ._core import *  # noqa: F401,F403
+
+# A library's loggers (all under "replikit") print nothing until the application configures
+# logging: without this, warnings would reach stderr through logging's last-resort handler.
+_logging.getLogger("replikit").addHandler(_logging.NullHandler())
 
 
 def _version() -> str:

@@ -26,11 +26,9 @@ from . import _core
 if TYPE_CHECKING:  # psycopg is imported when a router is made
     import psycopg
 
-if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the build
-    raise ImportError(
-        "replikit was built without its PostgreSQL backend (libpqxx was not found at build "
-        "time): apt-get install libpqxx-dev pkg-config, then pip install . from the "
-        "repository root")
+from ._backend import require_pg
+
+require_pg("replikit.pg")
 
 from ._core import ReplicatedDatabase  # noqa: E402  (after the HAVE_PG check)
 

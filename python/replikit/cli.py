@@ -2,6 +2,8 @@
 
     replikit --version
     replikit demo           [--in-process] [--seed N]
+    replikit monitor        [DSN ...] [--node NAME=DSN] [--config FILE] [--dir DIR]
+                            [--once] [--json] [--prometheus-port P] [--on-alert CMD] ...
     replikit cluster up     [--dir DIR] [--replicas N] [--mode MODE]
                             [--sync-count K] [--base-port P] [--timeout S] [--json]
     replikit cluster status [--dir DIR] [--json]
@@ -70,6 +72,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="run the demo (options: see `replikit demo --help`)")
     commands.add_parser("plan", add_help=False,
                         help="plan how many replicas a workload needs (options: `replikit plan --help`)")
+    commands.add_parser("monitor", add_help=False,
+                        help="watch a cluster's lag, routing and alerts (see `replikit monitor --help`)")
     cluster = commands.add_parser(
         "cluster", help="start, inspect and stop a local PostgreSQL cluster for testing",
         description="A local PostgreSQL 15 primary with streaming replicas on loopback.")
@@ -274,6 +278,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from . import plan
 
         return plan.main(argv[1:], prog="replikit plan")
+    if argv[:1] == ["monitor"]:  # so does the monitor
+        from . import monitor
+
+        return monitor.main(argv[1:], prog="replikit monitor")
     args = _build_parser().parse_args(argv)
     from .testing import ClusterError
 

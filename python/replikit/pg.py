@@ -21,25 +21,24 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from . import _core
+from ._backend import require_pg
 
-if not _core.HAVE_PG:
-    raise ImportError(
-        "replikit.pg: this build of replikit has no PostgreSQL backend (libpqxx and "
-        "pkg-config were not found when it was built). Install them with "
-        "`apt-get install libpqxx-dev pkg-config`, then rebuild and reinstall with "
-        "`pip install .` from the repository root. The local test cluster, "
-        "replikit.testing, works without the backend.")
+require_pg("replikit.pg")
 
 from ._core import DatabaseOptions, DatabaseStats, NodeStatus, ReplicatedDatabase, Result, Route
 from ._pgdb import ConsistencyName, PsycopgRouter, database_for_cluster
 from ._pgvalues import RowFactory, adapters, class_row, dict_row, namedtuple_row, tuple_row
+from ._pgdb import PsycopgRouter, database_for_cluster
+from .events import Event, EventKind, EventLog
 from .testing import LocalCluster as _LocalCluster
 
 __all__ = [
     "ConsistencyName",
     "DatabaseOptions",
     "DatabaseStats",
+    "Event",
+    "EventKind",
+    "EventLog",
     "NodeStatus",
     "PsycopgRouter",
     "ReplicatedDatabase",

@@ -196,6 +196,9 @@ if HAVE_PG:
         ("ReplicatedDatabase.mark_down", "name"): (_db_call(lambda db, b: db.mark_down(b)), {"name"}),
         ("ReplicatedDatabase.node", "name"): (_db_call(lambda db, b: db.node(b)), {"name"}),
         ("ReplicatedDatabase.dsn", "name"): (_db_call(lambda db, b: db.dsn(b)), {"name"}),
+        ("EventLog.publish", "node"): (lambda b: replikit.pg.EventLog().publish("failover", b), {"node"}),
+        ("EventLog.publish", "message"): (lambda b: replikit.pg.EventLog().publish("failover", "p", message=b),
+                                          {"message"}),
     })
 
     # More str slots of the pg API than the stub's annotations show.
@@ -213,6 +216,8 @@ if HAVE_PG:
             {"region"}),
         "DatabaseOptions.replace region": (lambda b: DatabaseOptions().replace(region=b), {"region"}),
         "ReplicatedDatabase region keyword": (lambda b: offline_db_with(region=b), {"region"}),
+        "EventLog.publish kind": (lambda b: replikit.pg.EventLog().publish(b, "p"), {"kind"}),
+        "on_event kinds": (_db_call(lambda db, b: db.on_event(print, kinds=[b])), {"kinds"}),
     }
 else:  # pragma: no cover - depends on the build
     EXTRA_PG_CASES = {}
@@ -230,7 +235,7 @@ def offline_db_with(primary=None, replica=None, primary_dsn="host=127.0.0.1 port
 
 
 def test_every_str_parameter_has_a_case():
-    pg_only = ("DatabaseOptions.", "DatabaseStats.", "ReplicatedDatabase.", "Result.")
+    pg_only = ("DatabaseOptions.", "DatabaseStats.", "ReplicatedDatabase.", "Result.", "EventLog.", "Event.")
     missing = [p for p in str_parameters()
                if p not in CASES and (HAVE_PG or not p[0].startswith(pg_only))
                and p not in NOT_TEXT]

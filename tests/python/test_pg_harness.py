@@ -115,11 +115,15 @@ def test_import_of_the_backend_explains_how_to_get_it(monkeypatch):
     import importlib
 
     monkeypatch.setattr(replikit._core, "HAVE_PG", False, raising=False)
-    for name in ("replikit.pg", "replikit._pgdb"):
+    for name in ("replikit.pg", "replikit._pgdb", "replikit.events"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.delattr(replikit, "pg", raising=False)
-    with pytest.raises(ImportError, match=r"apt-get install libpqxx-dev pkg-config.*pip install \."):
-        importlib.import_module("replikit.pg")
+    monkeypatch.delattr(replikit, "events", raising=False)
+    for name in ("replikit.pg", "replikit.events"):
+        pattern = (name.replace(".", r"\.") + r": .*built without its PostgreSQL backend.*"
+                   r"REPLIKIT_WITH_PG=OFF.*apt-get install libpq-dev pkg-config.*pip install")
+        with pytest.raises(ImportError, match=pattern):
+            importlib.import_module(name)
 
 
 def test_local_cluster_in_replikit_pg_is_a_deprecated_alias():

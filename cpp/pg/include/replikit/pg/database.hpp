@@ -157,6 +157,7 @@
 
 #include "replikit/lag.hpp"
 #include "replikit/lsn.hpp"
+#include "replikit/pg/events.hpp"
 #include "replikit/router.hpp"
 #include "replikit/session.hpp"
 #include "replikit/topology.hpp"
@@ -187,6 +188,7 @@ struct DatabaseOptions {
   double query_grace_ms = 1000;         ///< client-side deadline = statement_timeout_ms + this
   double wait_for_replica_ms = 0;       ///< default wait for a replica to catch up, in [0, 60000]
   int read_retries = 2;                 ///< other nodes tried after a connection error, in [0, 16]
+  int event_capacity = 1024;            ///< events kept for readers (events()), in [1, 1048576]
   LagConfig lag;                        ///< thresholds of the LagTracker
   RouterConfig router;                  ///< policy, time window, seed, region of the Router
 };
@@ -350,6 +352,10 @@ class ReplicatedDatabase {
   void close();
   /// False after close().
   bool is_open() const noexcept;
+
+  /// What happened to the nodes (down/up, LAGGING/RECOVERED, role mismatches, read retries),
+  /// once per transition; a failover manager publishes its failovers here too. Closed by close().
+  const std::shared_ptr<EventLog>& events() const noexcept;
 
   /// The topology, lag tracker and router this database drives.
   const std::shared_ptr<Topology>& topology() const noexcept;

@@ -1,0 +1,171 @@
+// The event ring (events.hpp) and the per-node transition tracking that feeds it (node_events.hpp).
+#include "replikit/pg/events.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "clock.hpp"
+#include "node_events.hpp"
+#include "replikit/errors.hpp"
+
+namespace replikit::pg {
+
+const char* to_string(EventKind kind) noexcept {
+  switch (kind) {
+    case EventKind::NodeDown: return "node_down";
+    case EventKind::NodeUp: return "node_up";
+    case EventKind::Lagging: return "lagging";
+    case EventKind::Recovered: return "recovered";
+    case EventKind::RoleMismatch: return "role_mismatch";
+    case EventKind::RoleRestored: return "role_restored";
+    case EventKind::ReadRetry: return "read_retry";
+    case EventKind::Failover: return "failover";
+  }
+  return "unknown";
+}
+
+EventLog::EventLog(std::size_t capacity) : capacity_(capacity) {
+  require(capacity >= 1 && capacity <= (std::size_t{1} << 20), "event_capacity", "must be in [1, 1048576]");
+}
+
+std::uint64_t EventLog::publish(Event event) {
+  if (event.time_ns == 0) event.time_ns = detail::steady_now_ns();
+  std::uint64_t sequence;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (events_.size() >= capacity_) {
+      events_.pop_front();
+      ++dropped_;
+    }
+    sequence = next_sequence_++;
+    event.sequence = sequence;
+    events_.push_back(std::move(event));
+  }
+  published_.notify_all();
+  return sequence;
+}
+
+EventBatch EventLog::read_locked(std::uint64_t after_sequence, std::size_t max_events) const {
+  EventBatch out;
+  out.last_sequence = after_sequence;
+  out.closed = closed_;
+  if (events_.empty()) return out;
+  const std::uint64_t first = events_.front().sequence;
+  if (after_sequence + 1 < first) {  // overwritten before this reader saw them
+    out.missed = first - after_sequence - 1;
+    out.last_sequence = first - 1;
+  }
+  // Sequences are contiguous in the ring: index = sequence - first.
+  std::size_t begin = static_cast<std::size_t>(std::max(out.last_sequence + 1, first) - first);
+  for (std::size_t i = begin; i < events_.size() && out.events.size() < max_events; ++i) {
+    out.events.push_back(events_[i]);
+  }
+  if (!out.events.empty()) out.last_sequence = out.events.back().sequence;
+  out.closed = closed_ && out.last_sequence + 1 >= next_sequence_;
+  return out;
+}
+
+EventBatch EventLog::read(std::uint64_t after_sequence, std::size_t max_events) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return read_locked(after_sequence, max_events);
+}
+
+EventBatch EventLog::wait(std::uint64_t after_sequence, std::size_t max_events, std::int64_t timeout_ns) const {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const std::uint64_t wakes = wakes_;
+  published_.wait_for(lock, std::chrono::nanoseconds(std::max<std::int64_t>(0, timeout_ns)), [&] {
+    return closed_ || wakes_ != wakes || next_sequence_ - 1 > after_sequence;
+  });
+  return read_locked(after_sequence, max_events);
+}
+
+void EventLog::wake() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++wakes_;
+  }
+  published_.notify_all();
+}
+
+void EventLog::close() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+  }
+  published_.notify_all();
+}
+
+bool EventLog::closed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return closed_;
+}
+
+std::uint64_t EventLog::last_sequence() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return next_sequence_ - 1;
+}
+
+std::uint64_t EventLog::dropped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return dropped_;
+}
+
+namespace detail {
+
+NodeEvents::NodeEvents(std::shared_ptr<EventLog> log, std::shared_ptr<Topology> topology,
+                       std::shared_ptr<LagTracker> tracker)
+    : log_(std::move(log)), topology_(std::move(topology)), tracker_(std::move(tracker)) {}
+
+void NodeEvents::publish(EventKind kind, int node, std::string message) {
+  Event e;
+  e.kind = kind;
+  e.node = topology_->name(node);
+  e.message = std::move(message);
+  log_->publish(std::move(e));
+}
+
+void NodeEvents::down(int node, const std::string& error) {
+  if (!down_[static_cast<std::size_t>(node)].exchange(true)) publish(EventKind::NodeDown, node, error);
+}
+
+void NodeEvents::up(int node) {
+  if (down_[static_cast<std::size_t>(node)].exchange(false)) publish(EventKind::NodeUp, node, "reachable again");
+}
+
+void NodeEvents::role(int node, bool mismatch, const std::string& message) {
+  if (mismatch_[static_cast<std::size_t>(node)].exchange(mismatch) != mismatch) {
+    publish(mismatch ? EventKind::RoleMismatch : EventKind::RoleRestored, node, message);
+  }
+}
+
+void NodeEvents::read_retry(int node, int next, int attempt, const std::string& error) {
+  if (node < 0 || next < 0) return;
+  Event e;
+  e.kind = EventKind::ReadRetry;
+  e.node = topology_->name(node);
+  e.attempt = attempt;
+  e.message = "retried on '" + topology_->name(next) + "' after: " + error;
+  log_->publish(std::move(e));
+}
+
+void NodeEvents::failover(int node, const std::string& message) { publish(EventKind::Failover, node, message); }
+
+void NodeEvents::lag_transitions() {
+  // Bounded: the tracker keeps at most event_capacity events.
+  for (const LagEvent& l : tracker_->events(lag_sequence_, tracker_->config().event_capacity)) {
+    lag_sequence_ = l.sequence;
+    Event e;
+    e.kind = l.kind == LagEventKind::BecameLagging ? EventKind::Lagging : EventKind::Recovered;
+    e.node = topology_->name(l.node);
+    e.time_ns = l.time_ns;
+    e.lag_ms = static_cast<double>(l.lag_ns) / 1e6;
+    e.lag_bytes = l.lag_bytes;
+    e.message = l.kind == LagEventKind::BecameLagging ? "LAGGING" : "RECOVERED";
+    log_->publish(std::move(e));
+  }
+}
+
+}  // namespace detail
+
+}  // namespace replikit::pg
