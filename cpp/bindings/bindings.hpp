@@ -35,6 +35,6 @@ void bind_quorum_database(py::module_& m);       ///< QuorumDatabase
 void bind_multileader_cluster(py::module_& m);   ///< ConflictResolution, MultiLeaderValue, MultiLeaderCluster
 void bind_multileader_workload(py::module_& m);  ///< run_multileader_workload
 
-void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without libpqxx)
+void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without it: REPLIKIT_WITH_PG=OFF)
 
 }  // namespace replikit::bindings
