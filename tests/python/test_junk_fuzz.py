@@ -62,6 +62,8 @@ SKIP = {
                                         "object, as Python code does); a real cluster means starting PostgreSQL",
     "replikit.pg.LocalCluster": "the test-cluster harness (deprecated alias): starts PostgreSQL processes",
     "replikit.LatencyDistribution.sample": "draws as many samples as asked (junk: 10**18 of them)",
+    "replikit.EventLog.wait": "blocks for up to its timeout_ms argument (junk: 3.6e6 ms)",
+    "replikit.pg.EventLog.wait": "blocks for up to its timeout_ms argument (junk: 3.6e6 ms)",
 }
 # Parameters that set an amount of work (simulation trials, simulated time, workload size): a
 # junk number there that is valid (say trials=2**32, under PBS_MAX_TRIALS = 1e10) asks for minutes
@@ -313,7 +315,7 @@ def parameters(fn, name):
 OPTION_KEYWORDS: dict = {}
 INSTANCE_CLASSES = {"Lsn", "Node", "Topology", "LagTracker", "Router", "Session", "QuorumStore", "QuorumDatabase",
                     "MultiLeaderCluster", "LatencyDistribution", "LagConfig", "RouterConfig", "WarsModel",
-                    "WarsSimulation", "DatabaseOptions", "ReplicatedDatabase", "PsycopgRouter"}
+                    "WarsSimulation", "DatabaseOptions", "ReplicatedDatabase", "PsycopgRouter", "EventLog"}
 
 
 def option_keywords():
@@ -359,6 +361,7 @@ def instances():
         db = replikit.ReplicatedDatabase(("p", DEAD_DSN), [], probe_interval_ms=60_000.0)
         out["ReplicatedDatabase"] = db
         out["PsycopgRouter"] = replikit.pg.PsycopgRouter(db)
+        out["EventLog"] = replikit.EventLog(8)
     return out
 
 
