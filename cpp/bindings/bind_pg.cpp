@@ -1,6 +1,6 @@
 // Python bindings of the PostgreSQL backend (cpp/pg): bind_pg() registers each class with its
 // own bind_<class>() (pg_bindings.hpp) and holds the converters they share. Built only with
-// libpqxx/libpq (REPLIKIT_HAVE_PG); otherwise the module just says HAVE_PG = False.
+// libpq (REPLIKIT_HAVE_PG); otherwise the module just says HAVE_PG = False.
 #include "bindings.hpp"
 
 #ifdef REPLIKIT_HAVE_PG

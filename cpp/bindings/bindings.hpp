@@ -47,6 +47,6 @@ void bind_failover(py::module_& m);  ///< ExclusionReason, CandidateState, Prima
 void bind_plan(py::module_& m);     ///< PlanConstraint, CapacityPlan, plan_capacity
 void bind_regions(py::module_& m);  ///< Placement, RegionLatency, RegionReport, model_regions
 
-void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without libpqxx)
+void bind_pg(py::module_& m);  ///< PostgreSQL backend (a stub when built without it: REPLIKIT_WITH_PG=OFF)
 
 }  // namespace replikit::bindings

@@ -158,14 +158,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m replikit.demo") -
     if not args.in_process:
         try:
             from . import _demo_pg
-        except ImportError as exc:  # the PostgreSQL demo needs the libpqxx backend
+        except ImportError as exc:  # the PostgreSQL demo needs the PostgreSQL backend
             print(f"(PostgreSQL demo unavailable: {exc}; running the in-process demo)")
         else:
             if _demo_pg.available():
                 summary = _demo_pg.run(seed=args.seed, failover_mode=args.failover_mode)
                 failover = summary.get("failover") or {}
                 return 0 if summary["violations"] == 0 and "error" not in failover else 1
-            print("(PostgreSQL 15 or the libpqxx backend is not available here; running the in-process demo)")
+            print("(PostgreSQL 15 or the PostgreSQL backend is not available here; running the in-process demo)")
     summary = run_in_process(seed=args.seed)
     return 0 if summary["violations"] == 0 else 1
 

@@ -26,7 +26,7 @@ def test_postgres_demo_steers_reads_and_keeps_read_your_writes():
     from replikit import _demo_pg
 
     if not _demo_pg.available():
-        pytest.skip("PostgreSQL 15 or the libpqxx backend is not available")
+        pytest.skip("PostgreSQL 15 or the PostgreSQL backend is not available")
     out = io.StringIO()
     summary = _demo_pg.run(users=50, seconds=4.0, pause_at_s=1.0, resume_at_s=2.5, out=out)
     print(out.getvalue())

@@ -64,6 +64,8 @@ SKIP = {
     "replikit.LatencyDistribution.sample": "draws as many samples as asked (junk: 10**18 of them)",
     "replikit.pg.RowFactory": "a typing alias (Callable[...]) for annotations, not a function",
     "replikit.pg.ConsistencyName": "a typing alias (Literal[...]) for annotations, not a function",
+    "replikit.EventLog.wait": "blocks for up to its timeout_ms argument (junk: 3.6e6 ms)",
+    "replikit.pg.EventLog.wait": "blocks for up to its timeout_ms argument (junk: 3.6e6 ms)",
 }
 # Parameters that set an amount of work (simulation trials, simulated time, workload size): a
 # junk number there that is valid (say trials=2**32, under PBS_MAX_TRIALS = 1e10) asks for minutes
@@ -315,7 +317,8 @@ def parameters(fn, name):
 OPTION_KEYWORDS: dict = {}
 INSTANCE_CLASSES = {"Lsn", "Node", "Topology", "LagTracker", "Router", "Session", "QuorumStore", "QuorumDatabase",
                     "MultiLeaderCluster", "LatencyDistribution", "LagConfig", "RouterConfig", "WarsModel",
-                    "WarsSimulation", "DatabaseOptions", "ReplicatedDatabase", "PsycopgRouter", "SimConfig"}
+                    "WarsSimulation", "DatabaseOptions", "ReplicatedDatabase", "PsycopgRouter", "SimConfig",
+                    "EventLog"}
 
 
 def option_keywords():
@@ -368,6 +371,7 @@ def instances():
         db = replikit.ReplicatedDatabase(("p", DEAD_DSN), [], probe_interval_ms=60_000.0)
         out["ReplicatedDatabase"] = db
         out["PsycopgRouter"] = replikit.pg.PsycopgRouter(db)
+        out["EventLog"] = replikit.EventLog(8)
     return out
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.pg
 
 _core = replikit._core
 if not getattr(_core, "HAVE_PG", False):  # pragma: no cover - depends on the build
-    pytest.skip("replikit was built without the PostgreSQL backend (libpqxx)", allow_module_level=True)
+    pytest.skip("replikit was built without the PostgreSQL backend (libpq)", allow_module_level=True)
 
 from replikit.pg import PsycopgRouter, ReplicatedDatabase, database_for_cluster  # noqa: E402
 
