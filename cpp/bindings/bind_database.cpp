@@ -19,12 +19,7 @@ using pg::Params;
 using pg::QueryOptions;
 using pg::QueryResult;
 
-// The database as Python holds it: the C++ database plus its default row factory (a Python
-// callable; null = tuples), which the C++ side has no use for.
-struct ReplicatedDatabase : pg::ReplicatedDatabase {
-  using pg::ReplicatedDatabase::ReplicatedDatabase;
-  py::object row_factory;
-};
+using ReplicatedDatabase = PyReplicatedDatabase;
 
 // A call's row factory: `row_factory` if given (checked), else `dicts=True`'s dict_row, else the
 // database's.

@@ -139,7 +139,7 @@ py::object event_feed(const pg::ReplicatedDatabase& db, bool new_database) {
   return py::module_::import("replikit.events").attr("feed_of")(py::cast(db.events()), new_database);
 }
 
-void bind_database_events(py::class_<pg::ReplicatedDatabase>& c) {
+void bind_database_events(py::class_<PyReplicatedDatabase>& c) {
   c.def_property_readonly("events", &pg::ReplicatedDatabase::events,
                           "The EventLog: node down/up, LAGGING/RECOVERED, role mismatches, read retries, failovers.")
       .def_property_readonly("event_feed", [](const pg::ReplicatedDatabase& db) { return event_feed(db, false); },

@@ -15,8 +15,15 @@ void bind_pg_results(py::module_& m);        // Result, Route, NodeStatus, Datab
 void bind_database(py::module_& m);          // ReplicatedDatabase
 void bind_events(py::module_& m);            // EventKind, Event, EventBatch, EventLog
 
+/// The database as Python holds it: the C++ database plus its default row factory (a Python
+/// callable; null = tuples), which the C++ side has no use for.
+struct PyReplicatedDatabase : pg::ReplicatedDatabase {
+  using pg::ReplicatedDatabase::ReplicatedDatabase;
+  py::object row_factory;
+};
+
 /// ReplicatedDatabase.events, .event_feed, .on_event, .off_event.
-void bind_database_events(py::class_<pg::ReplicatedDatabase>& c);
+void bind_database_events(py::class_<PyReplicatedDatabase>& c);
 
 /// The replikit.events.EventFeed of `db` (started with the database: `new_database` makes it
 /// read from the first event rather than from now).
