@@ -142,17 +142,17 @@ py::object event_feed(const pg::ReplicatedDatabase& db, bool new_database) {
 void bind_database_events(py::class_<PyReplicatedDatabase>& c) {
   c.def_property_readonly("events", &pg::ReplicatedDatabase::events,
                           "The EventLog: node down/up, LAGGING/RECOVERED, role mismatches, read retries, failovers.")
-      .def_property_readonly("event_feed", [](const pg::ReplicatedDatabase& db) { return event_feed(db, false); },
+      .def_property_readonly("event_feed", [](const PyReplicatedDatabase& db) { return event_feed(db, false); },
                              "The replikit.events.EventFeed that logs this database's events and calls back.")
       .def("on_event",
-           [](const pg::ReplicatedDatabase& db, const py::object& callback, const py::object& kinds) {
+           [](const PyReplicatedDatabase& db, const py::object& callback, const py::object& kinds) {
              return event_feed(db, false).attr("add")(callback, kinds);
            },
            py::arg("callback"), py::arg("kinds") = py::none(),
            "Calls `callback(event)` for every event (or only those of `kinds`) from the event thread; returns "
            "`callback` (usable as a decorator). An exception in it is logged, not raised.")
       .def("off_event",
-           [](const pg::ReplicatedDatabase& db, const py::object& callback) {
+           [](const PyReplicatedDatabase& db, const py::object& callback) {
              return event_feed(db, false).attr("remove")(callback);
            },
            py::arg("callback"), "Stops calling `callback`; False when it was not registered.");
