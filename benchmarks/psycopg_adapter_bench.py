@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""One-thread point selects: replikit.psycopg's routers vs psycopg used directly.
+
+Usage (needs the package with its psycopg extra, e.g. from scripts/setup.sh, and Debian's
+postgresql-15):
+
+    .venv/bin/python benchmarks/psycopg_adapter_bench.py [--seconds 2] [--runs 5]
+
+It starts a primary and two streaming replicas (replikit.testing.LocalCluster), creates a
+10,000-row table and then runs, interleaved and `--runs` times each, `--seconds` of
+`SELECT v FROM bench WHERE id = %s` (random id) on one thread against the same replica, r1:
+
+- direct:       one psycopg connection to r1 (autocommit), the baseline;
+- adapter:      ConnectionRouter with r1 as its only replica, `with router.read(None,
+                consistency="eventual") as conn` around each select (pool lease, routing);
+- adapter_ryw:  the same with a read-your-writes session that never wrote (the default level);
+- adapter_mono: the same with a monotonic session: every read also records what it saw (one
+                more round trip), shown for what it costs;
+- async_direct / async_adapter: the same with psycopg.AsyncConnection and
+                AsyncConnectionRouter on one event loop.
+
+It prints the median queries/s of each and the ratios adapter / direct (target >= 0.9) as the
+ratio of medians and as the median of per-run ratios (each run's modes ran back to back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from typing import Any, Callable, Dict, List
+
+import psycopg
+
+import replikit
+from replikit.psycopg import AsyncConnectionRouter, ConnectionRouter
+from replikit.testing import LocalCluster
+
+SQL = "SELECT v FROM bench WHERE id = %s"
+ROWS = 10_000
+
+
+def timed(seconds: float, one: Callable[[int], Any]) -> float:
+    """Queries per second of `one(id)` called for `seconds`."""
+    rng = random.Random(1)
+    n, end = 0, time.perf_counter() + seconds
+    start = time.perf_counter()
+    while True:
+        for _ in range(100):
+            one(rng.randrange(1, ROWS + 1))
+        n += 100
+        if time.perf_counter() >= end:
+            return n / (time.perf_counter() - start)
+
+
+async def atimed(seconds: float, one: Callable[[int], Any]) -> float:
+    rng = random.Random(1)
+    n, end = 0, time.perf_counter() + seconds
+    start = time.perf_counter()
+    while True:
+        for _ in range(100):
+            await one(rng.randrange(1, ROWS + 1))
+        n += 100
+        if time.perf_counter() >= end:
+            return n / (time.perf_counter() - start)
+
+
+def sync_modes(cluster: LocalCluster, seconds: float) -> Dict[str, float]:
+    out = {}
+    with psycopg.connect(cluster.dsn("r1"), autocommit=True) as conn:
+        out["direct"] = timed(seconds, lambda k: conn.execute(SQL, (k,)).fetchone())
+    with ConnectionRouter(("primary", cluster.dsn("primary")), [("r1", cluster.dsn("r1"))]) as router:
+        router.wait_probes(2, 5000)
+        ryw, mono = replikit.Session(), replikit.Session()
+
+        def eventual(k: int) -> Any:
+            with router.read(None, consistency="eventual") as c:
+                return c.execute(SQL, (k,)).fetchone()
+
+        def read_your_writes(k: int) -> Any:
+            with router.read(ryw) as c:
+                return c.execute(SQL, (k,)).fetchone()
+
+        def monotonic(k: int) -> Any:
+            with router.read(mono, consistency="monotonic") as c:
+                return c.execute(SQL, (k,)).fetchone()
+
+        out["adapter"] = timed(seconds, eventual)
+        out["adapter_ryw"] = timed(seconds, read_your_writes)
+        out["adapter_mono"] = timed(seconds, monotonic)
+        assert router.stats()["reads_on_primary"] == 0, router.stats()
+    return out
+
+
+async def async_modes(cluster: LocalCluster, seconds: float) -> Dict[str, float]:
+    out = {}
+    async with await psycopg.AsyncConnection.connect(cluster.dsn("r1"), autocommit=True) as conn:
+        async def direct(k: int) -> Any:
+            return await (await conn.execute(SQL, (k,))).fetchone()
+
+        out["async_direct"] = await atimed(seconds, direct)
+    async with AsyncConnectionRouter(("primary", cluster.dsn("primary")),
+                                     [("r1", cluster.dsn("r1"))]) as router:
+        await router.wait_probes(2, 5000)
+
+        async def eventual(k: int) -> Any:
+            async with router.read(None, consistency="eventual") as c:
+                return await (await c.execute(SQL, (k,))).fetchone()
+
+        out["async_adapter"] = await atimed(seconds, eventual)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="per mode and run (default 2)")
+    parser.add_argument("--runs", type=int, default=5, help="interleaved runs (default 5)")
+    args = parser.parse_args()
+    with LocalCluster() as cluster:
+        cluster.sql("primary", f"CREATE TABLE bench (id int PRIMARY KEY, v text); "
+                               f"INSERT INTO bench SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g")
+        cluster.wait_caught_up(timeout_ms=10_000)
+        runs: List[Dict[str, float]] = []
+        for run in range(args.runs):
+            qps = sync_modes(cluster, args.seconds)
+            qps.update(asyncio.run(async_modes(cluster, args.seconds)))
+            runs.append(qps)
+            print(f"run {run + 1}: " + ", ".join(f"{m} {q:,.0f}" for m, q in qps.items()), flush=True)
+    median = {m: statistics.median(r[m] for r in runs) for m in runs[0]}
+    print("\nmedian queries/s (one thread, point selects on r1):")
+    for m, q in median.items():
+        print(f"  {m:<14} {q:>9,.0f}")
+    for mode, base in (("adapter", "direct"), ("adapter_ryw", "direct"), ("adapter_mono", "direct"),
+                       ("async_adapter", "async_direct")):
+        per_run = statistics.median(r[mode] / r[base] for r in runs)
+        target = "" if mode == "adapter_mono" else " (target >= 0.9)"
+        print(f"{mode + ' / ' + base:<30} = {median[mode] / median[base]:.3f}{target}; "
+              f"median per-run ratio {per_run:.3f}")
+
+
+if __name__ == "__main__":
+    main()
