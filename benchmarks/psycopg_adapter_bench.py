@@ -7,8 +7,9 @@ postgresql-15):
     .venv/bin/python benchmarks/psycopg_adapter_bench.py [--seconds 2] [--runs 5]
 
 It starts a primary and two streaming replicas (replikit.testing.LocalCluster), creates a
-10,000-row table and then runs, interleaved and `--runs` times each, `--seconds` of
-`SELECT v FROM bench WHERE id = %s` (random id) on one thread against the same replica, r1:
+10,000-row table and then runs `--runs` times `--seconds` per mode of
+`SELECT v FROM bench WHERE id = %s` (random id) on one thread against the same replica, r1,
+the modes taking turns in 0.25 s slices (the sync modes, then the async ones):
 
 - direct:       one psycopg connection to r1 (autocommit), the baseline;
 - adapter:      ConnectionRouter with r1 as its only replica, `with router.read(None,
@@ -42,38 +43,57 @@ SQL = "SELECT v FROM bench WHERE id = %s"
 ROWS = 10_000
 
 
-def timed(seconds: float, one: Callable[[int], Any]) -> float:
-    """Queries per second of `one(id)` called for `seconds`."""
-    rng = random.Random(1)
-    n, end = 0, time.perf_counter() + seconds
-    start = time.perf_counter()
-    while True:
-        for _ in range(100):
-            one(rng.randrange(1, ROWS + 1))
-        n += 100
-        if time.perf_counter() >= end:
-            return n / (time.perf_counter() - start)
+SLICE_S = 0.25  # modes alternate in slices this long, so load from elsewhere hits them alike
 
 
-async def atimed(seconds: float, one: Callable[[int], Any]) -> float:
+def interleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -> Dict[str, float]:
+    """Queries per second of each mode, the modes run in turn in SLICE_S slices for `seconds`
+    each."""
     rng = random.Random(1)
-    n, end = 0, time.perf_counter() + seconds
-    start = time.perf_counter()
-    while True:
-        for _ in range(100):
-            await one(rng.randrange(1, ROWS + 1))
-        n += 100
-        if time.perf_counter() >= end:
-            return n / (time.perf_counter() - start)
+    done = dict.fromkeys(modes, 0)
+    spent = dict.fromkeys(modes, 0.0)
+    for _ in range(max(1, round(seconds / SLICE_S))):
+        for name, one in modes.items():
+            start = time.perf_counter()
+            end = start + SLICE_S
+            while True:
+                for _ in range(20):
+                    one(rng.randrange(1, ROWS + 1))
+                done[name] += 20
+                now = time.perf_counter()
+                if now >= end:
+                    spent[name] += now - start
+                    break
+    return {name: done[name] / spent[name] for name in modes}
+
+
+async def ainterleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -> Dict[str, float]:
+    rng = random.Random(1)
+    done = dict.fromkeys(modes, 0)
+    spent = dict.fromkeys(modes, 0.0)
+    for _ in range(max(1, round(seconds / SLICE_S))):
+        for name, one in modes.items():
+            start = time.perf_counter()
+            end = start + SLICE_S
+            while True:
+                for _ in range(20):
+                    await one(rng.randrange(1, ROWS + 1))
+                done[name] += 20
+                now = time.perf_counter()
+                if now >= end:
+                    spent[name] += now - start
+                    break
+    return {name: done[name] / spent[name] for name in modes}
 
 
 def sync_modes(cluster: LocalCluster, seconds: float) -> Dict[str, float]:
-    out = {}
-    with psycopg.connect(cluster.dsn("r1"), autocommit=True) as conn:
-        out["direct"] = timed(seconds, lambda k: conn.execute(SQL, (k,)).fetchone())
-    with ConnectionRouter(("primary", cluster.dsn("primary")), [("r1", cluster.dsn("r1"))]) as router:
+    with psycopg.connect(cluster.dsn("r1"), autocommit=True) as conn, \
+            ConnectionRouter(("primary", cluster.dsn("primary")), [("r1", cluster.dsn("r1"))]) as router:
         router.wait_probes(2, 5000)
         ryw, mono = replikit.Session(), replikit.Session()
+
+        def direct(k: int) -> Any:
+            return conn.execute(SQL, (k,)).fetchone()
 
         def eventual(k: int) -> Any:
             with router.read(None, consistency="eventual") as c:
@@ -87,30 +107,25 @@ def sync_modes(cluster: LocalCluster, seconds: float) -> Dict[str, float]:
             with router.read(mono, consistency="monotonic") as c:
                 return c.execute(SQL, (k,)).fetchone()
 
-        out["adapter"] = timed(seconds, eventual)
-        out["adapter_ryw"] = timed(seconds, read_your_writes)
-        out["adapter_mono"] = timed(seconds, monotonic)
+        out = interleaved(seconds, {"direct": direct, "adapter": eventual, "adapter_ryw": read_your_writes,
+                                    "adapter_mono": monotonic})
         assert router.stats()["reads_on_primary"] == 0, router.stats()
     return out
 
 
 async def async_modes(cluster: LocalCluster, seconds: float) -> Dict[str, float]:
-    out = {}
-    async with await psycopg.AsyncConnection.connect(cluster.dsn("r1"), autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(cluster.dsn("r1"), autocommit=True) as conn, \
+            AsyncConnectionRouter(("primary", cluster.dsn("primary")), [("r1", cluster.dsn("r1"))]) as router:
+        await router.wait_probes(2, 5000)
+
         async def direct(k: int) -> Any:
             return await (await conn.execute(SQL, (k,))).fetchone()
-
-        out["async_direct"] = await atimed(seconds, direct)
-    async with AsyncConnectionRouter(("primary", cluster.dsn("primary")),
-                                     [("r1", cluster.dsn("r1"))]) as router:
-        await router.wait_probes(2, 5000)
 
         async def eventual(k: int) -> Any:
             async with router.read(None, consistency="eventual") as c:
                 return await (await c.execute(SQL, (k,))).fetchone()
 
-        out["async_adapter"] = await atimed(seconds, eventual)
-    return out
+        return await ainterleaved(seconds, {"async_direct": direct, "async_adapter": eventual})
 
 
 def main() -> None:

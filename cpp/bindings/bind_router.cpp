@@ -235,7 +235,7 @@ void bind_router_routes(py::class_<Router, std::shared_ptr<Router>>& c) {
              return named(*r.topology(), r.route_read(s, k, now_or_wall(now_ns), o));
            },
            py::arg("session"), py::arg("consistency") = kDefaultConsistency, py::arg("now_ns") = py::none(),
-           py::arg("max_staleness_ms") = py::none(), py::arg("region") = py::none(), py::kw_only(),
+           py::arg("max_staleness_ms") = py::none(), py::arg("region") = py::none(),
            py::arg("count") = ReadOptions{}.count,
            "Where a read goes (consistency: a Consistency or its name; now_ns: wall-clock ns, the clock of "
            "record_write, default time.time_ns()). count=False: not counted (a caller that may route again "

@@ -372,7 +372,7 @@ class Router:
     def route_write(self) -> Decision: ...
     def route_read(self, session: Session, consistency: _ConsistencyLike = Consistency.READ_YOUR_WRITES,
                    now_ns: Optional[int] = None, max_staleness_ms: Optional[float] = None,
-                   region: Optional[str] = None, *, count: bool = True) -> Decision:
+                   region: Optional[str] = None, count: bool = True) -> Decision:
         """consistency defaults to DEFAULT_CONSISTENCY (READ_YOUR_WRITES); now_ns: wall-clock ns, the
         clock of Session.record_write (default time.time_ns())."""
     def route_reads(self, write_lsns: npt.ArrayLike, read_lsns: Optional[npt.ArrayLike] = None,

@@ -4,6 +4,7 @@ the failure classifier, the prober's sample handling and the counters."""
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import select
 import threading
@@ -209,31 +210,33 @@ class Core:
             name: {"reachable": False, "in_recovery": None, "role_mismatch": False, "probes_ok": 0,
                    "probes_failed": 0, "last_error": "", "probe_rtt_ms": 0.0, "last_probe_ns": 0}
             for name in self.dsns}
-        self._stats = dict.fromkeys(_STAT_NAMES, 0)
-        self._lock = threading.Lock()
+        # itertools.count: next() is one C call under the GIL, exact across threads without a
+        # lock (a Python `+= 1` may lose a count between threads); the read path counts twice.
+        self._counters = {name: itertools.count() for name in _STAT_NAMES}
+        self._reads = self._counters["reads"]
+        self._on_primary = self._counters["reads_on_primary"]
+        self._on_replicas = self._counters["reads_on_replicas"]
         self.floors = XidFloors()
         self.floor_wait_s = options.statement_timeout_ms / 2000.0
 
     # ------------------------------------------------------------------ counters
-    def count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._stats[name] += n
+    def count(self, name: str) -> None:
+        next(self._counters[name])
 
     def count_read(self, node: str) -> None:
-        with self._lock:
-            self._stats["reads"] += 1
-            self._stats["reads_on_primary" if node == self.primary else "reads_on_replicas"] += 1
+        next(self._reads)
+        next(self._on_primary if node == self.primary else self._on_replicas)
 
     def stats(self) -> Dict[str, int]:
-        with self._lock:
-            return dict(self._stats)
+        # repr(count(5)) == 'count(5)': the value without consuming it.
+        return {name: int(repr(c)[6:-1]) for name, c in self._counters.items()}
 
     # ------------------------------------------------------------------ routing
     def route_read(self, session: Optional[Session], level: Consistency,
                    max_staleness_ms: Optional[float]) -> Any:
         """Routes a read without counting it: the caller records the decision it acts on."""
         return self.router.route_read(_NO_SESSION if session is None else session, level,
-                                      None, max_staleness_ms, count=False)
+                                      None, max_staleness_ms, None, False)
 
     def mark_down(self, node: str, why: str) -> None:
         """A call lost its connection to `node`: out of routing until the prober's next good probe."""

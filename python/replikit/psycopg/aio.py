@@ -108,7 +108,7 @@ class _AsyncReadLease:
         if router._prober is not None and not router._closed and (
                 router._wait_ms <= 0 if self.wait_for_replica_ms is None else self.wait_for_replica_ms <= 0):
             d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
-                                   None, self.max_staleness_ms, count=False)
+                                   None, self.max_staleness_ms, None, False)
             node = d.node
             if node is not None and node != router._primary:
                 conn = await router._getconn(node)

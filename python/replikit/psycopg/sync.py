@@ -101,10 +101,15 @@ class _ReadLease:
         if not router._closed and (router._wait_ms <= 0 if self.wait_for_replica_ms is None
                                    else self.wait_for_replica_ms <= 0):
             d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
-                                   None, self.max_staleness_ms, count=False)
+                                   None, self.max_staleness_ms, None, False)
             node = d.node
             if node is not None and node != router._primary:
-                conn = router._getconn(node)
+                try:
+                    conn = router.pools[node].getconn()
+                except psycopg_pool.PoolTimeout as exc:
+                    raise router._timeout(node) from exc
+                except psycopg_pool.PoolClosed as exc:
+                    raise _core.ConnectionError("the router is closed") from exc
                 if time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
                     router._record(d)
                     router.last_route = d
@@ -198,11 +203,14 @@ class ConnectionRouter:
         try:
             return pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
-            raise _core.TimeoutError(
-                f"acquire_timeout_ms: no connection to node '{node}' became free within "
-                f"{self._timeout_s * 1000.0:g} ms (max_size {pool.max_size})") from exc
+            raise self._timeout(node) from exc
         except psycopg_pool.PoolClosed as exc:
             raise _core.ConnectionError("the router is closed") from exc
+
+    def _timeout(self, node: str) -> Exception:
+        return _core.TimeoutError(
+            f"acquire_timeout_ms: no connection to node '{node}' became free within "
+            f"{self._timeout_s * 1000.0:g} ms (max_size {self.pools[node].max_size})")
 
     def _acquire(self, node: str) -> Optional[psycopg.Connection[Any]]:
         """A live pooled connection to `node`, or None after marking a replica down whose
