@@ -10,7 +10,7 @@ import select
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import psycopg
 from psycopg.pq import ConnStatus, TransactionStatus
@@ -98,8 +98,8 @@ def classify(exc: BaseException, conn: Any, may_commit: bool = False) -> Failure
 
 def argument_error(cls: type, argument: str, message: str) -> Exception:
     """`cls` (InvalidArgument or ArgumentTypeError) as the core raises it, naming `argument`."""
-    err = cls(f"{argument}: {message}")
-    err.argument = argument
+    err: Exception = cls(f"{argument}: {message}")
+    err.argument = argument  # type: ignore[attr-defined]
     return err
 
 
@@ -222,6 +222,10 @@ class Core:
     # ------------------------------------------------------------------ counters
     def count(self, name: str) -> None:
         next(self._counters[name])
+
+    def count_failed_read(self) -> None:
+        next(self._reads)
+        next(self._counters["read_failures"])
 
     def count_read(self, node: str) -> None:
         next(self._reads)
@@ -417,3 +421,6 @@ def probe_kwargs(options: DatabaseOptions) -> Dict[str, Any]:
 
 
 NodeArg = Union[Tuple[str, str], Mapping[str, Any]]
+ConsistencyName = Literal["eventual", "read_your_writes", "monotonic", "causal", "bounded_staleness", "strong",
+                          "EVENTUAL", "READ_YOUR_WRITES", "MONOTONIC", "CAUSAL", "BOUNDED_STALENESS", "STRONG"]
+ConsistencyLike = Union[Consistency, ConsistencyName]  # a Consistency or its name (any case)

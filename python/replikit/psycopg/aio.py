@@ -13,7 +13,7 @@ import psycopg_pool
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
 from . import _base
-from ._base import _NO_SESSION, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, PROBE_SQL, Core, Failure, classify
+from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, PROBE_SQL, Core, Failure, classify
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
 _PROBE_GAP_S = 0.005  # probes asked for by waiting readers: at most one per node per 5 ms
@@ -111,15 +111,23 @@ class _AsyncReadLease:
                                    None, self.max_staleness_ms, None, False)
             node = d.node
             if node is not None and node != router._primary:
-                conn = await router._getconn(node)
+                try:
+                    conn = await router._getconn(node)
+                except BaseException:
+                    router.core.count_failed_read()
+                    raise
                 if time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
                     router._record(d)
                     router.last_route = d
                     self.node, self.conn = node, conn
                     return conn
                 await router._release(node, conn)
-        self.node, self.conn = await router._lease_read(self.session, self.level, self.max_staleness_ms,
-                                                        self.wait_for_replica_ms)
+        try:
+            self.node, self.conn = await router._lease_read(self.session, self.level, self.max_staleness_ms,
+                                                            self.wait_for_replica_ms)
+        except BaseException:
+            router.core.count_failed_read()
+            raise
         return self.conn
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -137,11 +145,12 @@ class _AsyncReadLease:
             raise
         finally:
             if exc is not None:
-                core.count("read_failures")
+                core.count_failed_read()
                 router._fail(node, conn, exc, False)
             conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
             await router.pools[node].putconn(conn)
-        core.count_read(node)
+        if exc is None:
+            core.count_read(node)
 
 
 class AsyncConnectionRouter:
@@ -170,7 +179,7 @@ class AsyncConnectionRouter:
         self._route_read = self.core.router.route_read
         self._record = self.core.router.record
         self._primary = self.core.primary
-        self.pools: Dict[str, psycopg_pool.AsyncConnectionPool[Any]] = {}
+        self.pools: Dict[str, psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]] = {}
         self._prober: Optional[_AsyncProber] = None
         self._closed = False
         self.last_route: Optional[Any] = None
@@ -253,7 +262,7 @@ class AsyncConnectionRouter:
                 return d
         return d
 
-    def read(self, session: Optional[Session] = None, *, consistency: Any = _core.DEFAULT_CONSISTENCY,
+    def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
              max_staleness_ms: Optional[float] = None,
              wait_for_replica_ms: Optional[float] = None) -> "_AsyncReadLease":
         """As ConnectionRouter.read: ``async with router.read(session) as conn``."""
@@ -266,7 +275,6 @@ class AsyncConnectionRouter:
             node = d.node
             if node is None:
                 self._record(d)
-                self.core.count("read_failures")
                 raise _core.ConnectionError(f"no node can serve this read ({d.reason.name.lower()}; "
                                             f"the primary '{self.core.primary}' is down)")
             conn = await self._acquire(node)
@@ -302,7 +310,6 @@ class AsyncConnectionRouter:
             await self._release(node, conn)
             raise
         await self._release(node, conn)
-        self.core.count("read_failures")
         raise _base.floor_timeout(self.core.floor_wait_s)
 
     @contextlib.asynccontextmanager

@@ -13,7 +13,7 @@ import psycopg_pool
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
 from . import _base
-from ._base import _NO_SESSION, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, PROBE_SQL, Core, Failure, classify
+from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, PROBE_SQL, Core, Failure, classify
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
 _PROBE_GAP_NS = 5_000_000  # probes asked for by waiting readers: at most one per node per 5 ms
@@ -107,6 +107,7 @@ class _ReadLease:
                 try:
                     conn = router.pools[node].getconn()
                 except psycopg_pool.PoolTimeout as exc:
+                    router.core.count_failed_read()
                     raise router._timeout(node) from exc
                 except psycopg_pool.PoolClosed as exc:
                     raise _core.ConnectionError("the router is closed") from exc
@@ -116,8 +117,12 @@ class _ReadLease:
                     self.node, self.conn = node, conn
                     return conn
                 router._release(node, conn)
-        self.node, self.conn = router._lease_read(self.session, self.level, self.max_staleness_ms,
-                                                  self.wait_for_replica_ms)
+        try:
+            self.node, self.conn = router._lease_read(self.session, self.level, self.max_staleness_ms,
+                                                      self.wait_for_replica_ms)
+        except BaseException:
+            router.core.count_failed_read()
+            raise
         return self.conn
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -133,11 +138,12 @@ class _ReadLease:
             raise
         finally:
             if exc is not None:
-                core.count("read_failures")
+                core.count_failed_read()
                 router._fail(node, conn, exc, False)
             conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
             router.pools[node].putconn(conn)
-        core.count_read(node)
+        if exc is None:
+            core.count_read(node)
 
 
 class ConnectionRouter:
@@ -183,7 +189,7 @@ class ConnectionRouter:
         self._route_read = self.core.router.route_read
         self._record = self.core.router.record
         self._primary = self.core.primary
-        self.pools: Dict[str, psycopg_pool.ConnectionPool[Any]] = {}
+        self.pools: Dict[str, psycopg_pool.ConnectionPool[psycopg.Connection[Any]]] = {}
         try:
             for name, dsn in self.core.dsns.items():
                 self.pools[name] = psycopg_pool.ConnectionPool(
@@ -265,7 +271,7 @@ class ConnectionRouter:
                 return d
         return d
 
-    def read(self, session: Optional[Session] = None, *, consistency: Any = _core.DEFAULT_CONSISTENCY,
+    def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
              max_staleness_ms: Optional[float] = None,
              wait_for_replica_ms: Optional[float] = None) -> "_ReadLease":
         """A context manager giving a pooled connection to the node the router picks for this
@@ -280,7 +286,6 @@ class ConnectionRouter:
             node = d.node
             if node is None:
                 self._record(d)
-                self.core.count("read_failures")
                 raise _core.ConnectionError(f"no node can serve this read ({d.reason.name.lower()}; "
                                             f"the primary '{self.core.primary}' is down)")
             conn = self._acquire(node)
@@ -317,7 +322,6 @@ class ConnectionRouter:
             self._release(node, conn)
             raise
         self._release(node, conn)
-        self.core.count("read_failures")
         raise _base.floor_timeout(self.core.floor_wait_s)
 
     @contextlib.contextmanager
