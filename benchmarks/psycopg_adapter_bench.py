@@ -18,7 +18,12 @@ the modes taking turns in 0.25 s slices (the sync modes, then the async ones):
 - adapter_mono: the same with a monotonic session: every read also records what it saw (one
                 more round trip), shown for what it costs;
 - async_direct / async_adapter: the same with psycopg.AsyncConnection and
-                AsyncConnectionRouter on one event loop.
+                AsyncConnectionRouter on one event loop;
+- write_direct / write_lsn_after / write_adapter: a one-row UPDATE in a transaction on the
+                primary with psycopg (no LSN), with psycopg plus a separate
+                `SELECT pg_current_wal_insert_lsn()` after the commit, and through
+                `router.write(session)`, which sends COMMIT and that SELECT in one pipeline
+                (one round trip) and records the LSN into the session.
 
 It prints the median queries/s of each and the ratios adapter / direct (target >= 0.9) as the
 ratio of medians and as the median of per-run ratios (each run's modes ran back to back).
@@ -113,6 +118,31 @@ def sync_modes(cluster: LocalCluster, seconds: float) -> Dict[str, float]:
     return out
 
 
+def write_modes(cluster: LocalCluster, seconds: float) -> Dict[str, float]:
+    """Single-row updates on the primary: what recording the commit LSN costs."""
+    update = "UPDATE bench SET v = v WHERE id = %s"
+    with psycopg.connect(cluster.dsn("primary"), autocommit=True) as conn, \
+            ConnectionRouter(("primary", cluster.dsn("primary")), []) as router:
+        router.wait_probes(2, 5000)
+        session = replikit.Session()
+
+        def direct(k: int) -> Any:
+            with conn.transaction():
+                conn.execute(update, (k,))
+
+        def lsn_after(k: int) -> Any:  # the commit, then the LSN in a round trip of its own
+            with conn.transaction():
+                conn.execute(update, (k,))
+            return conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+
+        def adapter(k: int) -> Any:  # COMMIT and the LSN in one pipeline
+            with router.write(session) as c:
+                c.execute(update, (k,))
+
+        return interleaved(seconds, {"write_direct": direct, "write_lsn_after": lsn_after,
+                                     "write_adapter": adapter})
+
+
 async def async_modes(cluster: LocalCluster, seconds: float) -> Dict[str, float]:
     async with await psycopg.AsyncConnection.connect(cluster.dsn("r1"), autocommit=True) as conn, \
             AsyncConnectionRouter(("primary", cluster.dsn("primary")), [("r1", cluster.dsn("r1"))]) as router:
@@ -141,16 +171,18 @@ def main() -> None:
         for run in range(args.runs):
             qps = sync_modes(cluster, args.seconds)
             qps.update(asyncio.run(async_modes(cluster, args.seconds)))
+            qps.update(write_modes(cluster, args.seconds / 2))
             runs.append(qps)
             print(f"run {run + 1}: " + ", ".join(f"{m} {q:,.0f}" for m, q in qps.items()), flush=True)
     median = {m: statistics.median(r[m] for r in runs) for m in runs[0]}
-    print("\nmedian queries/s (one thread, point selects on r1):")
+    print("\nmedian queries/s (one thread; point selects on r1, updates on the primary):")
     for m, q in median.items():
         print(f"  {m:<14} {q:>9,.0f}")
     for mode, base in (("adapter", "direct"), ("adapter_ryw", "direct"), ("adapter_mono", "direct"),
-                       ("async_adapter", "async_direct")):
+                       ("async_adapter", "async_direct"), ("write_adapter", "write_direct"),
+                       ("write_lsn_after", "write_direct")):
         per_run = statistics.median(r[mode] / r[base] for r in runs)
-        target = "" if mode == "adapter_mono" else " (target >= 0.9)"
+        target = " (target >= 0.9)" if mode in ("adapter", "adapter_ryw", "async_adapter") else ""
         print(f"{mode + ' / ' + base:<30} = {median[mode] / median[base]:.3f}{target}; "
               f"median per-run ratio {per_run:.3f}")
 

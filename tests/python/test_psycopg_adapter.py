@@ -276,3 +276,34 @@ def test_bad_arguments_name_the_argument(cluster):
     with pytest.raises(replikit.InvalidArgument) as info:
         ConnectionRouter(primary, [], pool_size=0)
     assert info.value.argument == "pool_size"
+
+
+def test_write_records_the_commit_lsn_in_one_round_trip(cluster):
+    """The LSN recorded after COMMIT covers the commit (a replica that replayed it shows the
+    row), also when the block committed by itself; a COMMIT the server refuses (a deferred
+    constraint) raises the server's error, commits nothing and records nothing."""
+    cluster.sql("primary", "CREATE TABLE IF NOT EXISTS rk_pa_deferred (id int PRIMARY KEY "
+                           "DEFERRABLE INITIALLY DEFERRED)")
+    with open_router(cluster) as router:
+        session = replikit.Session()
+        with router.write(session) as conn:
+            conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (-4, 'lsn')")
+        insert_lsn = replikit.Lsn(cluster.sql("primary", "SELECT pg_current_wal_insert_lsn()")[0][0])
+        assert session.write_lsn.valid() and session.write_lsn <= insert_lsn
+        wait_until(lambda: replikit.Lsn(cluster.sql("r1", "SELECT pg_last_wal_replay_lsn()")[0][0])
+                   >= session.write_lsn, 5, "r1 replayed the write")
+        assert cluster.sql("r1", "SELECT count(*) FROM rk_pa_items WHERE owner = -4")[0][0] == "1"
+        by_itself = replikit.Session()
+        with router.write(by_itself) as conn:
+            conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (-5, 'committed in the block')")
+            conn.execute("COMMIT")
+        assert by_itself.write_lsn > session.write_lsn and primary_count(cluster, "owner = -5") == 1
+        refused = replikit.Session()
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            with router.write(refused) as conn:
+                conn.execute("INSERT INTO rk_pa_deferred VALUES (1), (1)")
+        assert not refused.write_lsn.valid()
+        assert cluster.sql("primary", "SELECT count(*) FROM rk_pa_deferred")[0][0] == "0"
+        assert router.stats()["nodes_marked_down"] == 0
+        with router.write(None) as conn:  # the connection went back clean
+            conn.execute("SELECT 1")

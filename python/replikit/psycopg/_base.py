@@ -39,8 +39,13 @@ MAX_FLOOR_XIDS = 32  # as the core's kMaxFloorXids: keeping fewer only asks more
 MAX_FLOORS = 100_000  # sessions whose floor a router keeps (oldest dropped first)
 # After COMMIT, on the same connection: >= the end of the commit record, also with
 # synchronous_commit = off (pg_current_wal_lsn(), the write position, may then trail it).
-# It rides in one pipeline with the COMMIT: one round trip for both.
 COMMIT_LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
+# Both in one simple-protocol Query message, one round trip: inside an explicit transaction
+# block the COMMIT ends it (flushed, and confirmed by synchronous standbys) before the SELECT
+# runs in a transaction of its own; the server sends both results and ReadyForQuery at once.
+# (In autocommit, one string would run both in one implicit transaction and read the LSN
+# before the commit: the C++ backend's execute() takes two round trips for that reason.)
+COMMIT_AND_LSN_SQL = "COMMIT; " + COMMIT_LSN_SQL
 
 # A pooled replica connection idle this long is checked (one poll()) before use, as the C++
 # backend does; the primary's always are.

@@ -9,6 +9,7 @@ from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, 
 
 import psycopg
 import psycopg_pool
+from psycopg.rows import tuple_row
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
@@ -338,24 +339,25 @@ class AsyncConnectionRouter:
             await self._release(node, conn)
 
     async def _commit(self, node: str, conn: psycopg.AsyncConnection[Any]) -> Optional[str]:
+        """As ConnectionRouter._commit."""
         status = conn.pgconn.transaction_status
         if status == psycopg.pq.TransactionStatus.INERROR:
             await conn.rollback()
             raise _core.InvalidArgument("the transaction was aborted by an earlier error and rolled "
                                         "back: nothing it did was committed")
-        cur = _base.tuple_cursor(conn)
+        sql = COMMIT_LSN_SQL if status == psycopg.pq.TransactionStatus.IDLE else _base.COMMIT_AND_LSN_SQL
+        cur = psycopg.AsyncClientCursor(conn, row_factory=tuple_row)
         try:
-            async with conn.pipeline():
-                if status != psycopg.pq.TransactionStatus.IDLE:
-                    await conn.execute("COMMIT")
-                await cur.execute(COMMIT_LSN_SQL)
+            await cur.execute(sql)
         except psycopg.Error as exc:
             if self._fail(node, conn, exc, True) == Failure.IN_DOUBT:
                 raise _core.CommitUnknown(f"node '{node}': connection lost during COMMIT; it may or "
                                           f"may not have committed: {exc}") from exc
             raise
-        row = await cur.fetchone()
-        return None if row is None else row[0]
+        while cur.description is None and cur.nextset():
+            pass
+        row = await cur.fetchone() if cur.description is not None else None
+        return None if row is None else str(row[0])
 
     # ------------------------------------------------------------------ state
     def stats(self) -> Dict[str, int]:

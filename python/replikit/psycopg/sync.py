@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import psycopg
 import psycopg_pool
+from psycopg.rows import tuple_row
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
@@ -327,8 +328,9 @@ class ConnectionRouter:
     @contextlib.contextmanager
     def write(self, session: Optional[Session] = None) -> Iterator[psycopg.Connection[Any]]:
         """A connection to the primary inside one transaction. The block's end commits it and
-        reads the commit LSN in the same round trip (a pipeline), recorded into ``session``.
-        An exception in the block rolls it back."""
+        reads the commit LSN in the same round trip (`COMMIT; SELECT pg_current_wal_insert_lsn()`
+        in one simple-protocol message), recorded into ``session``. An exception in the block
+        rolls it back; a connection lost during the COMMIT raises CommitUnknown."""
         d = self.core.router.route_write()
         if d.node is None:
             raise _core.ConnectionError(f"the primary '{self.core.primary}' is down: nothing was sent")
@@ -352,26 +354,27 @@ class ConnectionRouter:
             self._release(node, conn)
 
     def _commit(self, node: str, conn: psycopg.Connection[Any]) -> Optional[str]:
-        """COMMIT and the insert LSN in one pipeline (one round trip); the LSN (None: unknown)."""
+        """COMMIT and the insert LSN in one round trip; the LSN (None: unknown)."""
         status = conn.pgconn.transaction_status
         if status == psycopg.pq.TransactionStatus.INERROR:
             conn.rollback()
             raise _core.InvalidArgument("the transaction was aborted by an earlier error and rolled "
                                         "back: nothing it did was committed")
-        cur = _base.tuple_cursor(conn)
+        # IDLE: the block committed by itself; the LSN read now still follows that commit.
+        sql = COMMIT_LSN_SQL if status == psycopg.pq.TransactionStatus.IDLE else _base.COMMIT_AND_LSN_SQL
+        cur = psycopg.ClientCursor(conn, row_factory=tuple_row)  # simple protocol: two statements
         try:
-            with conn.pipeline():
-                if status != psycopg.pq.TransactionStatus.IDLE:  # IDLE: the block committed itself
-                    conn.execute("COMMIT")
-                cur.execute(COMMIT_LSN_SQL)
+            cur.execute(sql)
         except psycopg.Error as exc:
             kind = self._fail(node, conn, exc, True)
             if kind == Failure.IN_DOUBT:
                 raise _core.CommitUnknown(f"node '{node}': connection lost during COMMIT; it may or "
                                           f"may not have committed: {exc}") from exc
             raise
-        row = cur.fetchone()
-        return None if row is None else row[0]
+        while cur.description is None and cur.nextset():
+            pass
+        row = cur.fetchone() if cur.description is not None else None
+        return None if row is None else str(row[0])
 
     # ------------------------------------------------------------------ state
     def stats(self) -> Dict[str, int]:
