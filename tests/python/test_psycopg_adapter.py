@@ -307,3 +307,28 @@ def test_write_records_the_commit_lsn_in_one_round_trip(cluster):
         assert router.stats()["nodes_marked_down"] == 0
         with router.write(None) as conn:  # the connection went back clean
             conn.execute("SELECT 1")
+
+
+def test_a_frozen_node_is_marked_down_within_the_probe_bound(cluster):
+    """A server that stops answering (SIGSTOP) holds no prober: its probe gives up after
+    probe_timeout_ms, the node is marked down, the other nodes go on being probed; it comes
+    back after it is thawed."""
+    with open_router(cluster, probe_interval_ms=50.0, probe_timeout_ms=300.0) as router:
+        cluster.freeze("r2")
+        try:
+            started = time.monotonic()
+            wait_until(lambda: not router.core.topology.info("r2").up, 5, "r2 marked down")
+            took = time.monotonic() - started
+            before = {n["name"]: n["probes_ok"] for n in router.nodes()}
+            time.sleep(0.3)
+            after = {n["name"]: n["probes_ok"] for n in router.nodes()}
+            assert after["r1"] > before["r1"] and after["primary"] > before["primary"]
+            for _ in range(10):
+                with router.read(None, consistency="eventual") as conn:
+                    conn.execute("SELECT 1")
+                assert router.last_route.node == "r1"
+        finally:
+            cluster.thaw("r2")
+        print(f"\n[adapter freeze] r2 marked down after {took * 1000:.0f} ms")
+        assert took < 2.0
+        wait_until(lambda: router.core.topology.info("r2").up, 10, "r2 up again after the thaw")

@@ -204,3 +204,28 @@ def test_node_loss_async(cluster):
     assert not status["up"] and not status["reachable"] and stats["nodes_marked_down"] >= 1
     cluster.start("r2")
     wait_until(lambda: cluster.is_up("r2"), 10, "r2 restarted")
+
+
+def test_a_frozen_node_is_marked_down_within_the_probe_bound_async(cluster):
+    async def scenario():
+        router = await open_router(cluster, probe_interval_ms=50.0, probe_timeout_ms=300.0)
+        try:
+            cluster.freeze("r1")
+            try:
+                started = time.monotonic()
+                while router.core.topology.info("r1").up and time.monotonic() - started < 5:
+                    await asyncio.sleep(0.01)
+                took = time.monotonic() - started
+                for _ in range(10):
+                    async with router.read(None, consistency="eventual") as conn:
+                        await conn.execute("SELECT 1")
+                    assert router.last_route.node == "r2"
+            finally:
+                cluster.thaw("r1")
+            return took
+        finally:
+            await router.close()
+
+    took = asyncio.run(scenario())
+    print(f"\n[async freeze] r1 marked down after {took * 1000:.0f} ms")
+    assert took < 4.0  # probe_timeout_ms + connect_timeout_ms bound a probe task

@@ -13,7 +13,10 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import psycopg
+from psycopg import pq
+from psycopg.conninfo import make_conninfo
 from psycopg.pq import ConnStatus, TransactionStatus
+from psycopg.pq.abc import PGconn as PGconnType
 from psycopg.rows import tuple_row
 
 from .. import _core
@@ -418,11 +421,51 @@ def now_ns() -> int:
     return time.monotonic_ns()
 
 
-def probe_kwargs(options: DatabaseOptions) -> Dict[str, Any]:
-    """A probe connection: autocommit, bounded connect, server-side bound on the probe."""
-    timeout_ms = int(options.probe_timeout_ms)
-    return {"autocommit": True, "connect_timeout": max(2, int(round(options.connect_timeout_ms / 1000.0))),
-            "options": f"-c statement_timeout={timeout_ms}", "application_name": "replikit-prober"}
+def probe_conninfo(dsn: str, options: DatabaseOptions) -> bytes:
+    """A probe connection's conninfo: the node's DSN with a bounded connect and a server-side
+    bound on the probe (the client-side one is probe_once's deadline)."""
+    return make_conninfo(dsn, connect_timeout=max(2, int(round(options.connect_timeout_ms / 1000.0))),
+                         options=f"-c statement_timeout={int(options.probe_timeout_ms)}",
+                         application_name="replikit-prober").encode()
+
+
+_PROBE_BYTES = PROBE_SQL.encode()
+
+
+def probe_once(pgconn: Optional[PGconnType], conninfo: bytes, bound_s: float) -> Tuple[PGconnType, Tuple[Any, ...]]:
+    """One probe on `pgconn` (connected first when None or broken), bounded client-side by
+    `bound_s`: libpq's connect_timeout bounds the connect, a deadline on poll() the query, so
+    even a server that stopped answering (SIGSTOP) cannot hold the prober. Raises
+    psycopg.OperationalError; the caller drops the connection then."""
+    if pgconn is None or pgconn.status != pq.ConnStatus.OK:
+        if pgconn is not None:
+            pgconn.finish()
+        pgconn = pq.PGconn.connect(conninfo)
+        if pgconn.status != pq.ConnStatus.OK:
+            message = pgconn.get_error_message()
+            pgconn.finish()
+            raise psycopg.OperationalError(message)
+    deadline = time.monotonic() + bound_s
+    pgconn.send_query(_PROBE_BYTES)
+    result = None
+    while True:
+        while pgconn.is_busy():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([pgconn.socket], [], [], remaining)[0]:
+                pgconn.finish()
+                raise psycopg.OperationalError(f"no answer to the probe within {bound_s * 1000:g} ms")
+            pgconn.consume_input()
+        res = pgconn.get_result()
+        if res is None:
+            break
+        result = res
+    if result is None or result.status != pq.ExecStatus.TUPLES_OK or result.ntuples != 1:
+        message = pgconn.get_error_message() or "the probe returned no row"
+        raise psycopg.OperationalError(message)
+    values = [result.get_value(0, k) for k in range(4)]
+    row = (values[0] == b"t",) + tuple(None if v is None else v.decode() for v in values[1:])
+    return pgconn, row
+
 
 
 NodeArg = Union[Tuple[str, str], Mapping[str, Any]]

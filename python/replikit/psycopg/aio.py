@@ -9,20 +9,21 @@ from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, 
 
 import psycopg
 import psycopg_pool
+from psycopg.pq.abc import PGconn as PGconnType
 from psycopg.rows import tuple_row
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
 from . import _base
-from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, PROBE_SQL, Core, Failure, classify
+from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
 _PROBE_GAP_S = 0.005  # probes asked for by waiting readers: at most one per node per 5 ms
 
 
 class _AsyncProber:
-    """One task per node, each with its own connection; every probe is bounded by
-    probe_timeout_ms (asyncio.wait_for) besides connect_timeout."""
+    """One task per node, each with its own connection; every probe is bounded (see
+    _base.probe_once)."""
 
     def __init__(self, core: Core):
         self.core = core
@@ -32,35 +33,28 @@ class _AsyncProber:
         self.tasks = [asyncio.create_task(self._run(name), name=f"replikit-probe-{name}")
                       for name in core.dsns]
 
-    async def _probe(self, conn: Optional[psycopg.AsyncConnection[Any]], node: str,
-                     kwargs: Dict[str, Any]) -> psycopg.AsyncConnection[Any]:
-        if conn is None or conn.closed or conn.broken:
-            conn = await psycopg.AsyncConnection.connect(self.core.dsns[node], **kwargs)
-        sent = _base.now_ns()
-        row = await (await conn.execute(PROBE_SQL)).fetchone()
-        if row is None:
-            raise psycopg.OperationalError("the probe returned no row")
-        self.core.probe_ok(node, row, sent, _base.now_ns())
-        return conn
-
     async def _run(self, node: str) -> None:
-        interval_s = self.core.options.probe_interval_ms / 1000.0
-        bound_s = (self.core.options.probe_timeout_ms + self.core.options.connect_timeout_ms) / 1000.0
-        kwargs = _base.probe_kwargs(self.core.options)
-        conn: Optional[psycopg.AsyncConnection[Any]] = None
+        # The bounded blocking probe of the sync prober, in a worker thread: psycopg's async
+        # connection, cancelled on a frozen server, would try to cancel the query there and
+        # could block the loop.
+        options = self.core.options
+        interval_s = options.probe_interval_ms / 1000.0
+        bound_s = options.probe_timeout_ms / 1000.0
+        conninfo = _base.probe_conninfo(self.core.dsns[node], options)
+        pgconn: Optional[PGconnType] = None
         try:
             while True:
+                sent = _base.now_ns()
                 try:
-                    conn = await asyncio.wait_for(self._probe(conn, node, kwargs), bound_s)
+                    pgconn, row = await asyncio.to_thread(_base.probe_once, pgconn, conninfo, bound_s)
+                    self.core.probe_ok(node, row, sent, _base.now_ns())
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # every failure of a probe is a failed probe
-                    if isinstance(exc, asyncio.TimeoutError):
-                        exc = psycopg.OperationalError(f"no answer to the probe within {bound_s * 1000:g} ms")
                     self.core.probe_failed(node, exc, _base.now_ns())
-                    if conn is not None:
-                        await conn.close()
-                    conn = None
+                    if pgconn is not None:
+                        pgconn.finish()
+                    pgconn = None
                 async with self.probed:
                     self.completed[node] += 1
                     self.probed.notify_all()
@@ -68,8 +62,8 @@ class _AsyncProber:
                     await asyncio.wait_for(self.wake[node].wait(), interval_s)
                 self.wake[node].clear()
         finally:
-            if conn is not None:
-                await conn.close()
+            if pgconn is not None:
+                pgconn.finish()
 
     def probe_now(self, nodes: Sequence[str]) -> None:
         for name in nodes:

@@ -9,20 +9,21 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import psycopg
 import psycopg_pool
+from psycopg.pq.abc import PGconn as PGconnType
 from psycopg.rows import tuple_row
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
 from . import _base
-from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, PROBE_SQL, Core, Failure, classify
+from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
 _PROBE_GAP_NS = 5_000_000  # probes asked for by waiting readers: at most one per node per 5 ms
 
 
 class _Prober:
-    """One daemon thread per node, each with its own connection: a node that hangs holds up
-    only its own probes. Every probe is bounded (connect_timeout, server statement_timeout)."""
+    """One daemon thread per node, each with its own libpq connection: a node that hangs holds
+    up only its own probes, and every probe is bounded (see _base.probe_once)."""
 
     def __init__(self, core: Core):
         self.core = core
@@ -36,30 +37,28 @@ class _Prober:
             t.start()
 
     def _run(self, node: str) -> None:
-        interval_s = self.core.options.probe_interval_ms / 1000.0
-        conn: Optional[psycopg.Connection[Any]] = None
-        kwargs = _base.probe_kwargs(self.core.options)
+        options = self.core.options
+        interval_s = options.probe_interval_ms / 1000.0
+        bound_s = options.probe_timeout_ms / 1000.0
+        conninfo = _base.probe_conninfo(self.core.dsns[node], options)
+        pgconn: Optional[PGconnType] = None
         while not self.stop.is_set():
             sent = _base.now_ns()
             try:
-                if conn is None or conn.closed or conn.broken:
-                    conn = psycopg.connect(self.core.dsns[node], **kwargs)
-                row = conn.execute(PROBE_SQL).fetchone()
-                if row is None:
-                    raise psycopg.OperationalError("the probe returned no row")
+                pgconn, row = _base.probe_once(pgconn, conninfo, bound_s)
                 self.core.probe_ok(node, row, sent, _base.now_ns())
             except Exception as exc:  # every failure of a probe is a failed probe
                 self.core.probe_failed(node, exc, _base.now_ns())
-                if conn is not None:
-                    conn.close()
-                conn = None
+                if pgconn is not None:
+                    pgconn.finish()
+                pgconn = None
             with self.done:
                 self.completed[node] += 1
                 self.done.notify_all()
             self.wake[node].wait(interval_s)
             self.wake[node].clear()
-        if conn is not None:
-            conn.close()
+        if pgconn is not None:
+            pgconn.finish()
 
     def probe_now(self, nodes: Sequence[str]) -> None:
         for name in nodes:
@@ -77,7 +76,8 @@ class _Prober:
         for event in self.wake.values():
             event.set()
         for t in self.threads:
-            t.join(timeout=self.core.options.probe_timeout_ms / 1000.0 + 5.0)
+            t.join(timeout=self.core.options.probe_timeout_ms / 1000.0
+                   + self.core.options.connect_timeout_ms / 1000.0 + 5.0)
 
 
 class _ReadLease:
