@@ -335,3 +335,21 @@ def test_a_frozen_node_is_marked_down_within_the_probe_bound(cluster):
         print(f"\n[adapter freeze] r2 marked down after {took * 1000:.0f} ms")
         assert took < 2.0
         wait_until(lambda: router.core.topology.info("r2").up, 10, "r2 up again after the thaw")
+
+
+def test_the_older_psycopg_router_works_with_dict_row(cluster):
+    """replikit.pg.PsycopgRouter (over a ReplicatedDatabase) with row_factory=dict_row: a
+    committed write is recorded, not answered with KeyError 0 (which made applications retry
+    the insert)."""
+    if not replikit.HAVE_PG:
+        pytest.skip("replikit was built without the PostgreSQL backend")
+    from replikit.pg import PsycopgRouter, database_for_cluster
+
+    with database_for_cluster(cluster) as db, PsycopgRouter(db, row_factory=dict_row) as router:
+        session = replikit.Session()
+        with router.write(session) as conn:
+            conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (-6, 'old router')")
+        assert session.write_lsn.valid() and primary_count(cluster, "owner = -6") == 1
+        with router.read(session, consistency="monotonic") as conn:
+            assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+        assert session.read_lsn.valid()

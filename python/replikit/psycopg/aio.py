@@ -107,10 +107,12 @@ class _AsyncReadLease:
             node = d.node
             if node is not None and node != router._primary:
                 try:
-                    conn = await router._getconn(node)
-                except BaseException:
+                    conn = await router.pools[node].getconn()
+                except psycopg_pool.PoolTimeout as exc:
                     router.core.count_failed_read()
-                    raise
+                    raise router._timeout(node) from exc
+                except psycopg_pool.PoolClosed as exc:
+                    raise _core.ConnectionError("the router is closed") from exc
                 if time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
                     router._record(d)
                     router.last_route = d
@@ -204,11 +206,14 @@ class AsyncConnectionRouter:
         try:
             return await pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
-            raise _core.TimeoutError(
-                f"acquire_timeout_ms: no connection to node '{node}' became free within "
-                f"{self._timeout_s * 1000.0:g} ms (max_size {pool.max_size})") from exc
+            raise self._timeout(node) from exc
         except psycopg_pool.PoolClosed as exc:
             raise _core.ConnectionError("the router is closed") from exc
+
+    def _timeout(self, node: str) -> Exception:
+        return _core.TimeoutError(
+            f"acquire_timeout_ms: no connection to node '{node}' became free within "
+            f"{self._timeout_s * 1000.0:g} ms (max_size {self.pools[node].max_size})")
 
     async def _acquire(self, node: str) -> Optional[psycopg.AsyncConnection[Any]]:
         """As ConnectionRouter._acquire."""
