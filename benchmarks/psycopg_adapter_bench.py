@@ -26,7 +26,8 @@ the modes taking turns in 0.25 s slices (the sync modes, then the async ones):
                 (one round trip) and records the LSN into the session.
 
 It prints the median queries/s of each and the ratios adapter / direct (target >= 0.9) as the
-ratio of medians and as the median of per-run ratios (each run's modes ran back to back).
+ratio of medians, as the median of per-run ratios and as the median ratio of neighbouring
+slices (the steadiest on a machine whose load changes).
 """
 
 from __future__ import annotations
@@ -49,26 +50,29 @@ ROWS = 10_000
 
 
 SLICE_S = 0.25  # modes alternate in slices this long, so load from elsewhere hits them alike
+SLICES: Dict[str, List[float]] = {}  # queries/s of every slice of every mode, in run order
 
 
 def interleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -> Dict[str, float]:
     """Queries per second of each mode, the modes run in turn in SLICE_S slices for `seconds`
-    each."""
+    each; every slice's rate is kept in SLICES."""
     rng = random.Random(1)
     done = dict.fromkeys(modes, 0)
     spent = dict.fromkeys(modes, 0.0)
     for _ in range(max(1, round(seconds / SLICE_S))):
         for name, one in modes.items():
             start = time.perf_counter()
-            end = start + SLICE_S
+            end, n = start + SLICE_S, 0
             while True:
                 for _ in range(20):
                     one(rng.randrange(1, ROWS + 1))
-                done[name] += 20
+                n += 20
                 now = time.perf_counter()
                 if now >= end:
-                    spent[name] += now - start
                     break
+            done[name] += n
+            spent[name] += now - start
+            SLICES.setdefault(name, []).append(n / (now - start))
     return {name: done[name] / spent[name] for name in modes}
 
 
@@ -79,15 +83,17 @@ async def ainterleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -
     for _ in range(max(1, round(seconds / SLICE_S))):
         for name, one in modes.items():
             start = time.perf_counter()
-            end = start + SLICE_S
+            end, n = start + SLICE_S, 0
             while True:
                 for _ in range(20):
                     await one(rng.randrange(1, ROWS + 1))
-                done[name] += 20
+                n += 20
                 now = time.perf_counter()
                 if now >= end:
-                    spent[name] += now - start
                     break
+            done[name] += n
+            spent[name] += now - start
+            SLICES.setdefault(name, []).append(n / (now - start))
     return {name: done[name] / spent[name] for name in modes}
 
 
@@ -182,9 +188,12 @@ def main() -> None:
                        ("async_adapter", "async_direct"), ("write_adapter", "write_direct"),
                        ("write_lsn_after", "write_direct")):
         per_run = statistics.median(r[mode] / r[base] for r in runs)
+        # Neighbouring slices ran within a second of each other: the steadiest comparison on a
+        # machine whose load changes.
+        per_slice = statistics.median(a / b for a, b in zip(SLICES[mode], SLICES[base]))
         target = " (target >= 0.9)" if mode in ("adapter", "adapter_ryw", "async_adapter") else ""
         print(f"{mode + ' / ' + base:<30} = {median[mode] / median[base]:.3f}{target}; "
-              f"median per-run ratio {per_run:.3f}")
+              f"median per-run ratio {per_run:.3f}, per-slice {per_slice:.3f}")
 
 
 if __name__ == "__main__":
