@@ -25,7 +25,9 @@ the modes taking turns in 0.25 s slices (the sync modes, then the async ones):
                 `router.write(session)`, which sends COMMIT and that SELECT in one pipeline
                 (one round trip) and records the LSN into the session.
 
-It prints the median queries/s of each and the ratios adapter / direct (target >= 0.9) as the
+It prints the median queries/s of each, with this thread's CPU time per query (what the client
+library costs, steadier than throughput on a loaded machine), and the ratios adapter / direct
+(target >= 0.9) as the
 ratio of medians, as the median of per-run ratios and as the median ratio of neighbouring
 slices (the steadiest on a machine whose load changes).
 """
@@ -51,6 +53,7 @@ ROWS = 10_000
 
 SLICE_S = 0.25  # modes alternate in slices this long, so load from elsewhere hits them alike
 SLICES: Dict[str, List[float]] = {}  # queries/s of every slice of every mode, in run order
+CPU: Dict[str, List[float]] = {}  # this thread's CPU microseconds per query, per slice
 
 
 def interleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -> Dict[str, float]:
@@ -61,6 +64,7 @@ def interleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -> Dict[
     spent = dict.fromkeys(modes, 0.0)
     for _ in range(max(1, round(seconds / SLICE_S))):
         for name, one in modes.items():
+            cpu = time.thread_time()
             start = time.perf_counter()
             end, n = start + SLICE_S, 0
             while True:
@@ -73,6 +77,7 @@ def interleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -> Dict[
             done[name] += n
             spent[name] += now - start
             SLICES.setdefault(name, []).append(n / (now - start))
+            CPU.setdefault(name, []).append((time.thread_time() - cpu) / n * 1e6)
     return {name: done[name] / spent[name] for name in modes}
 
 
@@ -82,6 +87,7 @@ async def ainterleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -
     spent = dict.fromkeys(modes, 0.0)
     for _ in range(max(1, round(seconds / SLICE_S))):
         for name, one in modes.items():
+            cpu = time.thread_time()
             start = time.perf_counter()
             end, n = start + SLICE_S, 0
             while True:
@@ -94,6 +100,7 @@ async def ainterleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -
             done[name] += n
             spent[name] += now - start
             SLICES.setdefault(name, []).append(n / (now - start))
+            CPU.setdefault(name, []).append((time.thread_time() - cpu) / n * 1e6)
     return {name: done[name] / spent[name] for name in modes}
 
 
@@ -183,7 +190,7 @@ def main() -> None:
     median = {m: statistics.median(r[m] for r in runs) for m in runs[0]}
     print("\nmedian queries/s (one thread; point selects on r1, updates on the primary):")
     for m, q in median.items():
-        print(f"  {m:<14} {q:>9,.0f}")
+        print(f"  {m:<14} {q:>9,.0f}   client CPU {statistics.median(CPU[m]):6.1f} us/query")
     for mode, base in (("adapter", "direct"), ("adapter_ryw", "direct"), ("adapter_mono", "direct"),
                        ("async_adapter", "async_direct"), ("write_adapter", "write_direct"),
                        ("write_lsn_after", "write_direct")):
