@@ -353,3 +353,24 @@ def test_the_older_psycopg_router_works_with_dict_row(cluster):
         with router.read(session, consistency="monotonic") as conn:
             assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
         assert session.read_lsn.valid()
+
+
+def test_bad_read_arguments_name_the_argument(cluster):
+    with open_router(cluster) as router:
+        cases = [({"wait_for_replica_ms": "1"}, replikit.ArgumentTypeError, "wait_for_replica_ms"),
+                 ({"wait_for_replica_ms": float("nan")}, replikit.InvalidArgument, "wait_for_replica_ms"),
+                 ({"wait_for_replica_ms": 1e9}, replikit.InvalidArgument, "wait_for_replica_ms"),
+                 ({"consistency": 3}, replikit.ArgumentTypeError, "consistency"),
+                 ({"consistency": "bounded_staleness"}, replikit.InvalidArgument, "max_staleness_ms")]
+        for kwargs, error, argument in cases:
+            with pytest.raises(error) as info:
+                with router.read(None, **kwargs):
+                    pass
+            assert info.value.argument == argument, (kwargs, info.value)
+        with pytest.raises(replikit.ArgumentTypeError) as info:  # a token where a Session goes
+            with router.read(replikit.Session().token()):
+                pass
+        assert info.value.argument == "session"
+        assert router.stats()["nodes_marked_down"] == 0
+        with router.read(None, wait_for_replica_ms=-1.0) as conn:  # negative: the default
+            conn.execute("SELECT 1")

@@ -128,6 +128,20 @@ def level_of(consistency: Any) -> Consistency:
                          f"expected a replikit.Consistency or its name, got {type(consistency).__name__}")
 
 
+def wait_ms_of(value: Any) -> Optional[float]:
+    """A read's wait_for_replica_ms: None or a negative number (the router's default), else a
+    finite number of ms up to 60000 (as the C++ backend takes it)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise argument_error(_core.ArgumentTypeError, "wait_for_replica_ms",
+                             f"expected a number, got {type(value).__name__}")
+    if value != value or value > 60000:
+        raise argument_error(_core.InvalidArgument, "wait_for_replica_ms",
+                             f"must be at most 60000 (negative: the router's default), got {value!r}")
+    return None if value < 0 else float(value)
+
+
 def node_spec(spec: Any, argument: str) -> Tuple[Node, str]:
     """(Node, dsn) from (name, dsn) or {name, dsn, region, weight, priority}."""
     if isinstance(spec, Mapping):

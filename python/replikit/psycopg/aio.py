@@ -266,6 +266,8 @@ class AsyncConnectionRouter:
              max_staleness_ms: Optional[float] = None,
              wait_for_replica_ms: Optional[float] = None) -> "_AsyncReadLease":
         """As ConnectionRouter.read: ``async with router.read(session) as conn``."""
+        if wait_for_replica_ms is not None:
+            wait_for_replica_ms = _base.wait_ms_of(wait_for_replica_ms)
         return _AsyncReadLease(self, session, _base.level_of(consistency), max_staleness_ms, wait_for_replica_ms)
 
     async def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],

@@ -278,6 +278,8 @@ class ConnectionRouter:
         """A context manager giving a pooled connection to the node the router picks for this
         read (``last_route``). Monotonic/Causal reads with a session record what they saw (one
         round trip after the block, on the same connection)."""
+        if wait_for_replica_ms is not None:
+            wait_for_replica_ms = _base.wait_ms_of(wait_for_replica_ms)
         return _ReadLease(self, session, _base.level_of(consistency), max_staleness_ms, wait_for_replica_ms)
 
     def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
