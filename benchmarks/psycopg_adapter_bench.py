@@ -9,7 +9,8 @@ postgresql-15):
 It starts a primary and two streaming replicas (replikit.testing.LocalCluster), creates a
 10,000-row table and then runs `--runs` times `--seconds` per mode of
 `SELECT v FROM bench WHERE id = %s` (random id) on one thread against the same replica, r1,
-the modes taking turns in 0.25 s slices (the sync modes, then the async ones):
+the modes taking turns, in a shuffled order, in 0.1 s slices (the sync modes, then the async
+ones, then the writes):
 
 - direct:       one psycopg connection to r1 (autocommit), the baseline;
 - adapter:      ConnectionRouter with r1 as its only replica, `with router.read(None,
@@ -51,7 +52,7 @@ SQL = "SELECT v FROM bench WHERE id = %s"
 ROWS = 10_000
 
 
-SLICE_S = 0.25  # modes alternate in slices this long, so load from elsewhere hits them alike
+SLICE_S = 0.1  # modes alternate in slices this long, so load from elsewhere hits them alike
 SLICES: Dict[str, List[float]] = {}  # queries/s of every slice of every mode, in run order
 CPU: Dict[str, List[float]] = {}  # this thread's CPU microseconds per query, per slice
 
@@ -63,7 +64,9 @@ def interleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -> Dict[
     done = dict.fromkeys(modes, 0)
     spent = dict.fromkeys(modes, 0.0)
     for _ in range(max(1, round(seconds / SLICE_S))):
-        for name, one in modes.items():
+        order = list(modes.items())
+        rng.shuffle(order)  # no mode always follows the same one
+        for name, one in order:
             cpu = time.thread_time()
             start = time.perf_counter()
             end, n = start + SLICE_S, 0
@@ -86,7 +89,9 @@ async def ainterleaved(seconds: float, modes: Dict[str, Callable[[int], Any]]) -
     done = dict.fromkeys(modes, 0)
     spent = dict.fromkeys(modes, 0.0)
     for _ in range(max(1, round(seconds / SLICE_S))):
-        for name, one in modes.items():
+        order = list(modes.items())
+        rng.shuffle(order)  # no mode always follows the same one
+        for name, one in order:
             cpu = time.thread_time()
             start = time.perf_counter()
             end, n = start + SLICE_S, 0
