@@ -411,8 +411,24 @@ def floor_timeout(wait_s: float) -> Exception:
 
 def tuple_cursor(conn: Any) -> Any:
     """A cursor of `conn` that returns tuples whatever the connection's row_factory (the
-    router's own statements must not depend on it: dict_row would make row[0] a KeyError)."""
-    return conn.cursor(row_factory=tuple_row)
+    router's own statements must not depend on it: dict_row would make row[0] a KeyError).
+    Made once per connection and kept on it: making a cursor costs more than a point select's
+    client-side work."""
+    cur = conn.__dict__.get("_replikit_cursor")
+    if cur is None or cur.closed:
+        cur = conn.cursor(row_factory=tuple_row)
+        conn._replikit_cursor = cur
+    return cur
+
+
+def simple_cursor(conn: Any, cls: Any) -> Any:
+    """A `cls` (ClientCursor or AsyncClientCursor: the simple query protocol, which takes
+    several statements in one message) of `conn` returning tuples, kept on the connection."""
+    cur = conn.__dict__.get("_replikit_simple_cursor")
+    if cur is None or cur.closed:
+        cur = cls(conn, row_factory=tuple_row)
+        conn._replikit_simple_cursor = cur
+    return cur
 
 
 def idle_socket_closed(conn: Any) -> bool:

@@ -10,7 +10,6 @@ from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, 
 import psycopg
 import psycopg_pool
 from psycopg.pq.abc import PGconn as PGconnType
-from psycopg.rows import tuple_row
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
@@ -326,7 +325,7 @@ class AsyncConnectionRouter:
         self.core.count("writes")
         try:
             try:
-                await conn.execute("BEGIN")
+                await _base.tuple_cursor(conn).execute("BEGIN")
                 yield conn
             except BaseException as exc:
                 if self._fail(node, conn, exc, False) not in (Failure.LOST, Failure.IN_DOUBT):
@@ -347,7 +346,7 @@ class AsyncConnectionRouter:
             raise _core.InvalidArgument("the transaction was aborted by an earlier error and rolled "
                                         "back: nothing it did was committed")
         sql = COMMIT_LSN_SQL if status == psycopg.pq.TransactionStatus.IDLE else _base.COMMIT_AND_LSN_SQL
-        cur = psycopg.AsyncClientCursor(conn, row_factory=tuple_row)
+        cur = _base.simple_cursor(conn, psycopg.AsyncClientCursor)
         try:
             await cur.execute(sql)
         except psycopg.Error as exc:

@@ -10,7 +10,6 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import psycopg
 import psycopg_pool
 from psycopg.pq.abc import PGconn as PGconnType
-from psycopg.rows import tuple_row
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
@@ -342,7 +341,7 @@ class ConnectionRouter:
         self.core.count("writes")
         try:
             try:
-                conn.execute("BEGIN")
+                _base.tuple_cursor(conn).execute("BEGIN")
                 yield conn
             except BaseException as exc:
                 if self._fail(node, conn, exc, False) not in (Failure.LOST, Failure.IN_DOUBT):
@@ -364,7 +363,7 @@ class ConnectionRouter:
                                         "back: nothing it did was committed")
         # IDLE: the block committed by itself; the LSN read now still follows that commit.
         sql = COMMIT_LSN_SQL if status == psycopg.pq.TransactionStatus.IDLE else _base.COMMIT_AND_LSN_SQL
-        cur = psycopg.ClientCursor(conn, row_factory=tuple_row)  # simple protocol: two statements
+        cur = _base.simple_cursor(conn, psycopg.ClientCursor)  # simple protocol: two statements
         try:
             cur.execute(sql)
         except psycopg.Error as exc:
