@@ -374,3 +374,26 @@ def test_bad_read_arguments_name_the_argument(cluster):
         assert router.stats()["nodes_marked_down"] == 0
         with router.read(None, wait_for_replica_ms=-1.0) as conn:  # negative: the default
             conn.execute("SELECT 1")
+
+
+def test_pool_kwargs_reach_every_pool(cluster):
+    """pool_kwargs go to each node's psycopg_pool.ConnectionPool as psycopg_pool takes them
+    (sizes, lifetime, a check on every lease); get_stats() shows them."""
+    import psycopg_pool
+
+    checked = []
+
+    def check(conn):
+        checked.append(conn)
+        psycopg_pool.ConnectionPool.check_connection(conn)
+
+    with open_router(cluster, pool_kwargs={"min_size": 2, "max_size": 3, "max_lifetime": 600.0,
+                                           "check": check}) as router:
+        for _ in range(4):
+            with router.read(None, consistency="eventual") as conn:
+                conn.execute("SELECT 1")
+        stats = router.pool_stats()
+        assert {s["pool_min"] for s in stats.values()} == {2}
+        assert {s["pool_max"] for s in stats.values()} == {3}
+        assert router.pools["r1"].max_lifetime == 600.0 and len(checked) >= 4
+        assert sum(s.get("requests_num", 0) for s in stats.values()) >= 4
