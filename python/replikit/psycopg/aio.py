@@ -13,7 +13,7 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base
+from . import _base, _floor
 from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
@@ -299,8 +299,8 @@ class AsyncConnectionRouter:
             for attempt in range(1_000_000):
                 await cur.execute(_base.SNAPSHOT_SQL)
                 row = await cur.fetchone()
-                snapshot = _base.parse_snapshot(row[0] if row else None)
-                if snapshot is not None and _base.floor_covered(floor, snapshot):
+                snapshot = _floor.parse_snapshot(row[0] if row else None)
+                if snapshot is not None and _floor.floor_covered(floor, snapshot):
                     self.core.floors.clear(session)
                     return
                 if time.monotonic() >= deadline:
@@ -311,7 +311,7 @@ class AsyncConnectionRouter:
             await self._release(node, conn)
             raise
         await self._release(node, conn)
-        raise _base.floor_timeout(self.core.floor_wait_s)
+        raise _floor.floor_timeout(self.core.floor_wait_s)
 
     @contextlib.asynccontextmanager
     async def write(self, session: Optional[Session] = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
