@@ -227,16 +227,26 @@ void bind_router_routes(py::class_<Router, std::shared_ptr<Router>>& c) {
         "Where a write goes: the primary, or node None with reason PRIMARY_DOWN.")
       .def("route_read",
            [](Router& r, const py::object& session, const py::object& consistency, const py::object& now_ns,
-              const py::object& max_staleness_ms, const py::object& region) {
+              const py::object& max_staleness_ms, const py::object& region, const py::object& count) {
              const Session& s = to_session_ref(session);
              const Consistency k = to_enum<Consistency>(consistency, "consistency");
-             const ReadOptions o = read_options(r, max_staleness_ms, region);
+             ReadOptions o = read_options(r, max_staleness_ms, region);
+             o.count = to_bool(count, "count");
              return named(*r.topology(), r.route_read(s, k, now_or_wall(now_ns), o));
            },
            py::arg("session"), py::arg("consistency") = kDefaultConsistency, py::arg("now_ns") = py::none(),
            py::arg("max_staleness_ms") = py::none(), py::arg("region") = py::none(),
+           py::arg("count") = ReadOptions{}.count,
            "Where a read goes (consistency: a Consistency or its name; now_ns: wall-clock ns, the clock of "
-           "record_write, default time.time_ns()).")
+           "record_write, default time.time_ns()). count=False: not counted (a caller that may route again "
+           "counts the decision it acts on with record()).")
+      .def("record",
+           [](Router& r, const py::object& decision) {
+             if (!py::isinstance<NamedDecision>(decision)) wrong_type("decision", "a replikit.Decision", decision);
+             r.record(decision.cast<const NamedDecision&>().decision);
+           },
+           py::arg("decision"),
+           "Counts a decision as if it had just been made (one routed with count=False).")
       .def("route_reads", &route_reads, py::arg("write_lsns"), py::arg("read_lsns") = py::none(),
            py::arg("consistency") = kDefaultConsistency, py::arg("now_ns") = py::none(),
            py::arg("max_staleness_ms") = py::none(), kRouteReadsDoc);

@@ -545,7 +545,7 @@ class Router:
     def route_write(self) -> Decision: ...
     def route_read(self, session: Session, consistency: _ConsistencyLike = Consistency.READ_YOUR_WRITES,
                    now_ns: Optional[int] = None, max_staleness_ms: Optional[float] = None,
-                   region: Optional[str] = None) -> Decision:
+                   region: Optional[str] = None, count: bool = True) -> Decision:
         """consistency defaults to DEFAULT_CONSISTENCY (READ_YOUR_WRITES); now_ns: wall-clock ns, the
         clock of Session.record_write (default time.time_ns())."""
     def route_reads(self, write_lsns: npt.ArrayLike, read_lsns: Optional[npt.ArrayLike] = None,
@@ -555,6 +555,7 @@ class Router:
         """A batch API, so it answers with indexes: (nodes, reasons), node indexes (-1: no node)
         and Reason values. Names: topology.name(i) for i >= 0, or
         numpy.array([t.name(i) for i in range(len(t))])[nodes] for a whole batch."""
+    def record(self, decision: Decision) -> None: ...  # counts a decision routed with count=False
     def begin(self, node: _NodeRef) -> None: ...
     def end(self, node: _NodeRef) -> None: ...
     def in_flight(self, node: _NodeRef) -> InFlight: ...

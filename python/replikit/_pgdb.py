@@ -59,6 +59,16 @@ def database_for_cluster(cluster: Any, dbname: str = "postgres", **options: Any)
     return ReplicatedDatabase(("primary", cluster.dsn("primary", dbname)), replicas, **options)
 
 
+def _tuple_cursor(conn: Any) -> Any:
+    """A cursor returning tuples whatever the connection's row_factory (with dict_row,
+    ``row[0]`` would raise KeyError after the commit)."""
+    try:
+        from psycopg.rows import tuple_row
+    except ImportError:  # pragma: no cover - a custom `connect` without psycopg
+        return conn
+    return conn.cursor(row_factory=tuple_row)
+
+
 def _transaction_idle(conn: Any) -> bool:
     """psycopg 3: libpq reports no transaction block open (TransactionStatus.IDLE); a local check."""
     try:
@@ -72,7 +82,9 @@ def _transaction_idle(conn: Any) -> bool:
 
 
 class PsycopgRouter:
-    """Routes psycopg 3 connections with replikit.
+    """Routes psycopg 3 connections with replikit (superseded by ``replikit.psycopg``:
+    ConnectionRouter / AsyncConnectionRouter, on psycopg_pool, with its own prober; this class
+    stays for code that routes with a ReplicatedDatabase and will be removed in a later release).
 
     ``db`` supplies routing, lag tracking and node health; this class keeps a small bounded
     pool of psycopg connections per node (autocommit, created lazily with ``connect``)::
@@ -226,7 +238,7 @@ class PsycopgRouter:
             with conn.transaction():
                 yield conn
             try:
-                lsn = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+                lsn = _tuple_cursor(conn).execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
             except self._operational_error:
                 lsn = None  # committed, LSN unknown: resolved later from the prober's samples
             self._db.record_write(session, lsn)
@@ -250,7 +262,7 @@ class PsycopgRouter:
             if observe and session is not None:
                 # Not COALESCE(replay, insert): after crash recovery a primary keeps a stale
                 # replay LSN (the end of recovery) until a clean restart.
-                lsn, replica = conn.execute(
+                lsn, replica = _tuple_cursor(conn).execute(
                     "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
                     "ELSE pg_current_wal_insert_lsn() END, pg_is_in_recovery()").fetchone()
                 if replica:

@@ -1,0 +1,398 @@
+"""The asyncio router: a psycopg_pool.AsyncConnectionPool per node and a prober task per node."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import psycopg
+import psycopg_pool
+from psycopg.pq.abc import PGconn as PGconnType
+
+from .. import _core
+from .._core import Consistency, DatabaseOptions, Session
+from . import _base, _floor
+from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
+
+_OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
+_PROBE_GAP_S = 0.005  # probes asked for by waiting readers: at most one per node per 5 ms
+
+
+class _AsyncProber:
+    """One task per node, each with its own connection; every probe is bounded (see
+    _base.probe_once)."""
+
+    def __init__(self, core: Core):
+        self.core = core
+        self.wake = {name: asyncio.Event() for name in core.dsns}
+        self.completed = dict.fromkeys(core.dsns, 0)
+        self.probed = asyncio.Condition()
+        self.tasks = [asyncio.create_task(self._run(name), name=f"replikit-probe-{name}")
+                      for name in core.dsns]
+
+    async def _run(self, node: str) -> None:
+        # The bounded blocking probe of the sync prober, in a worker thread: psycopg's async
+        # connection, cancelled on a frozen server, would try to cancel the query there and
+        # could block the loop.
+        options = self.core.options
+        interval_s = options.probe_interval_ms / 1000.0
+        bound_s = options.probe_timeout_ms / 1000.0
+        conninfo = _base.probe_conninfo(self.core.dsns[node], options)
+        pgconn: Optional[PGconnType] = None
+        try:
+            while True:
+                sent = _base.now_ns()
+                try:
+                    pgconn, row = await asyncio.to_thread(_base.probe_once, pgconn, conninfo, bound_s)
+                    self.core.probe_ok(node, row, sent, _base.now_ns())
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # every failure of a probe is a failed probe
+                    self.core.probe_failed(node, exc, _base.now_ns())
+                    if pgconn is not None:
+                        pgconn.finish()
+                    pgconn = None
+                async with self.probed:
+                    self.completed[node] += 1
+                    self.probed.notify_all()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.wake[node].wait(), interval_s)
+                self.wake[node].clear()
+        finally:
+            if pgconn is not None:
+                pgconn.finish()
+
+    def probe_now(self, nodes: Sequence[str]) -> None:
+        for name in nodes:
+            self.wake[name].set()
+
+    async def wait(self, count: int, timeout_s: float) -> bool:
+        async with self.probed:
+            target = {k: v + count for k, v in self.completed.items()}
+            try:
+                await asyncio.wait_for(self.probed.wait_for(
+                    lambda: all(self.completed[k] >= v for k, v in target.items())), timeout_s)
+            except asyncio.TimeoutError:
+                return False
+            return True
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+class _AsyncReadLease:
+    """`async with router.read(...) as conn` (see sync._ReadLease)."""
+
+    __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "node", "conn")
+
+    def __init__(self, router: "AsyncConnectionRouter", session: Optional[Session], level: Consistency,
+                 max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[float]) -> None:
+        self.router = router
+        self.session = session
+        self.level = level
+        self.max_staleness_ms = max_staleness_ms
+        self.wait_for_replica_ms = wait_for_replica_ms
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
+        router = self.router
+        if router._prober is not None and not router._closed and (
+                router._wait_ms <= 0 if self.wait_for_replica_ms is None else self.wait_for_replica_ms <= 0):
+            d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
+                                   None, self.max_staleness_ms, None, False)
+            node = d.node
+            if node is not None and node != router._primary:
+                try:
+                    conn = await router.pools[node].getconn()
+                except psycopg_pool.PoolTimeout as exc:
+                    router.core.count_failed_read()
+                    raise router._timeout(node) from exc
+                except psycopg_pool.PoolClosed as exc:
+                    raise _core.ConnectionError("the router is closed") from exc
+                if time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
+                    router._record(d)
+                    router.last_route = d
+                    self.node, self.conn = node, conn
+                    return conn
+                await router._release(node, conn)
+        try:
+            self.node, self.conn = await router._lease_read(self.session, self.level, self.max_staleness_ms,
+                                                            self.wait_for_replica_ms)
+        except BaseException:
+            router.core.count_failed_read()
+            raise
+        return self.conn
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        router, conn, node = self.router, self.conn, self.node
+        core = router.core
+        try:
+            if exc is None and self.session is not None and self.level in _OBSERVING:
+                cur = _base.tuple_cursor(conn)
+                await cur.execute(OBSERVE_SQL)
+                row = await cur.fetchone()
+                if row is not None:
+                    core.observe(self.session, row, node)
+        except BaseException as failure:
+            exc = failure
+            raise
+        finally:
+            if exc is not None:
+                core.count_failed_read()
+                router._fail(node, conn, exc, False)
+            conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
+            await router.pools[node].putconn(conn)
+        if exc is None:
+            core.count_read(node)
+
+
+class AsyncConnectionRouter:
+    """The asyncio twin of ConnectionRouter (same options, semantics and counters)::
+
+        async with AsyncConnectionRouter(("primary", dsn0), [("r1", dsn1)]) as router:
+            async with router.write(session) as conn:
+                await conn.execute("INSERT ...")
+            async with router.read(session, consistency="monotonic") as conn:
+                await (await conn.execute("SELECT ...")).fetchall()
+
+    Open it with ``async with`` or ``await router.open()`` (pools and prober tasks need a
+    running loop); close with ``await router.close()``.
+    """
+
+    def __init__(self, primary: Any, replicas: Sequence[Any] = (), *,
+                 options: Optional[DatabaseOptions] = None,
+                 pool_kwargs: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
+        overrides, conn_kwargs = _base.split_kwargs(kwargs)
+        opts = _base.build_options(options, overrides)
+        self.core = Core(primary, replicas, opts)
+        self._conn_kwargs = _base.connect_kwargs(conn_kwargs, opts)
+        self._pool_kwargs = _base.pool_kwargs(pool_kwargs, opts)
+        self._timeout_s = float(self._pool_kwargs["timeout"])
+        self._wait_ms = opts.wait_for_replica_ms
+        self._route_read = self.core.router.route_read
+        self._record = self.core.router.record
+        self._primary = self.core.primary
+        self.pools: Dict[str, psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]] = {}
+        self._prober: Optional[_AsyncProber] = None
+        self._closed = False
+        self.last_route: Optional[Any] = None
+
+    async def open(self) -> "AsyncConnectionRouter":
+        """Opens the pools and starts the prober tasks."""
+        if self._prober is not None:
+            return self
+        try:
+            for name, dsn in self.core.dsns.items():
+                pool = psycopg_pool.AsyncConnectionPool(dsn, kwargs=self._conn_kwargs, open=False,
+                                                        name=name, **self._pool_kwargs)
+                self.pools[name] = pool
+                await pool.open()
+        except BaseException:
+            await self._close_pools()
+            raise
+        self._prober = _AsyncProber(self.core)
+        return self
+
+    # ------------------------------------------------------------------ leases
+    async def _getconn(self, node: str) -> psycopg.AsyncConnection[Any]:
+        if self._closed or self._prober is None:
+            raise _core.ConnectionError("the router is closed" if self._closed else
+                                        "the router is not open: async with it or await open()")
+        pool = self.pools[node]
+        try:
+            return await pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            raise self._timeout(node) from exc
+        except psycopg_pool.PoolClosed as exc:
+            raise _core.ConnectionError("the router is closed") from exc
+
+    def _timeout(self, node: str) -> Exception:
+        return _core.TimeoutError(
+            f"acquire_timeout_ms: no connection to node '{node}' became free within "
+            f"{self._timeout_s * 1000.0:g} ms (max_size {self.pools[node].max_size})")
+
+    async def _acquire(self, node: str) -> Optional[psycopg.AsyncConnection[Any]]:
+        """As ConnectionRouter._acquire."""
+        pool = self.pools[node]
+        check_all = node == self.core.primary
+        for _ in range(pool.max_size + 1):
+            conn = await self._getconn(node)
+            if not check_all and time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
+                return conn
+            if not _base.idle_socket_closed(conn):
+                return conn
+            await conn.close()
+            await pool.putconn(conn)
+            if not check_all:
+                self.core.mark_down(node, "its pooled connection was closed by the server")
+                return None
+        raise _core.ConnectionError(f"node '{node}': every pooled connection was closed")
+
+    async def _release(self, node: str, conn: psycopg.AsyncConnection[Any]) -> None:
+        conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
+        await self.pools[node].putconn(conn)
+
+    def _fail(self, node: str, conn: Any, exc: BaseException, may_commit: bool) -> Failure:
+        kind = classify(exc, conn, may_commit)
+        if kind in (Failure.LOST, Failure.IN_DOUBT):
+            self.core.mark_down(node, str(exc).strip() or type(exc).__name__)
+        return kind
+
+    # ------------------------------------------------------------------ routing
+    async def _route(self, session: Optional[Session], level: Consistency,
+                     max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[float]) -> Any:
+        d = self.core.route_read(session, level, max_staleness_ms)
+        wait_ms = self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms
+        if wait_ms <= 0 or self._prober is None or d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+            return d
+        self.core.count("waits")
+        deadline = time.monotonic() + wait_ms / 1000.0
+        replicas = self.core.topology.replica_names()
+        while time.monotonic() < deadline:
+            self._prober.probe_now(replicas)
+            await asyncio.sleep(_PROBE_GAP_S)
+            d = self.core.route_read(session, level, max_staleness_ms)
+            if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+                if not d.to_primary:
+                    self.core.count("waits_served_by_replica")
+                return d
+        return d
+
+    def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
+             max_staleness_ms: Optional[float] = None,
+             wait_for_replica_ms: Optional[float] = None) -> "_AsyncReadLease":
+        """As ConnectionRouter.read: ``async with router.read(session) as conn``."""
+        if wait_for_replica_ms is not None:
+            wait_for_replica_ms = _base.wait_ms_of(wait_for_replica_ms)
+        return _AsyncReadLease(self, session, _base.level_of(consistency), max_staleness_ms, wait_for_replica_ms)
+
+    async def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
+                          wait_for_replica_ms: Optional[float]) -> Tuple[str, psycopg.AsyncConnection[Any]]:
+        for attempt in range(len(self.pools) + 1):
+            d = await self._route(session, level, max_staleness_ms, wait_for_replica_ms if attempt == 0 else 0)
+            node = d.node
+            if node is None:
+                self._record(d)
+                raise _core.ConnectionError(f"no node can serve this read ({d.reason.name.lower()}; "
+                                            f"the primary '{self.core.primary}' is down)")
+            conn = await self._acquire(node)
+            if conn is not None:
+                if node == self._primary and session is not None and level in _OBSERVING:
+                    await self._await_floor(node, conn, session)
+                self._record(d)
+                self.last_route = d
+                return node, conn
+            self.core.count("read_retries")
+        raise _core.ConnectionError("no node can serve this read: connections lost")  # pragma: no cover
+
+    async def _await_floor(self, node: str, conn: psycopg.AsyncConnection[Any], session: Session) -> None:
+        """As ConnectionRouter._await_floor."""
+        floor = self.core.floors.get(session)
+        if floor is None:
+            return
+        deadline = time.monotonic() + self.core.floor_wait_s
+        cur = _base.tuple_cursor(conn)
+        try:
+            for attempt in range(1_000_000):
+                await cur.execute(_base.SNAPSHOT_SQL)
+                row = await cur.fetchone()
+                snapshot = _floor.parse_snapshot(row[0] if row else None)
+                if snapshot is not None and _floor.floor_covered(floor, snapshot):
+                    self.core.floors.clear(session)
+                    return
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(50e-6 if attempt < 10 else 500e-6)
+        except BaseException as exc:
+            self._fail(node, conn, exc, False)
+            await self._release(node, conn)
+            raise
+        await self._release(node, conn)
+        raise _floor.floor_timeout(self.core.floor_wait_s)
+
+    @contextlib.asynccontextmanager
+    async def write(self, session: Optional[Session] = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """As ConnectionRouter.write."""
+        d = self.core.router.route_write()
+        if d.node is None:
+            raise _core.ConnectionError(f"the primary '{self.core.primary}' is down: nothing was sent")
+        node = d.node
+        conn = await self._acquire(node)
+        assert conn is not None  # the primary is never re-routed
+        self.core.count("writes")
+        try:
+            try:
+                await _base.tuple_cursor(conn).execute("BEGIN")
+                yield conn
+            except BaseException as exc:
+                if self._fail(node, conn, exc, False) not in (Failure.LOST, Failure.IN_DOUBT):
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.rollback()
+                raise
+            lsn = await self._commit(node, conn)
+            if session is not None:
+                session.record_write(lsn)
+        finally:
+            await self._release(node, conn)
+
+    async def _commit(self, node: str, conn: psycopg.AsyncConnection[Any]) -> Optional[str]:
+        """As ConnectionRouter._commit."""
+        status = conn.pgconn.transaction_status
+        if status == psycopg.pq.TransactionStatus.INERROR:
+            await conn.rollback()
+            raise _core.InvalidArgument("the transaction was aborted by an earlier error and rolled "
+                                        "back: nothing it did was committed")
+        sql = COMMIT_LSN_SQL if status == psycopg.pq.TransactionStatus.IDLE else _base.COMMIT_AND_LSN_SQL
+        cur = _base.simple_cursor(conn, psycopg.AsyncClientCursor)
+        try:
+            await cur.execute(sql)
+        except psycopg.Error as exc:
+            if self._fail(node, conn, exc, True) == Failure.IN_DOUBT:
+                raise _core.CommitUnknown(f"node '{node}': connection lost during COMMIT; it may or "
+                                          f"may not have committed: {exc}") from exc
+            raise
+        while cur.description is None and cur.nextset():
+            pass
+        row = await cur.fetchone() if cur.description is not None else None
+        return None if row is None else str(row[0])
+
+    # ------------------------------------------------------------------ state
+    def stats(self) -> Dict[str, int]:
+        """Counters since construction (DatabaseStats' names)."""
+        return self.core.stats()
+
+    def pool_stats(self) -> Dict[str, Dict[str, int]]:
+        """psycopg_pool's get_stats() of each node's pool."""
+        return {name: pool.get_stats() for name, pool in self.pools.items()}
+
+    def nodes(self) -> List[Dict[str, Any]]:
+        """Each node as the prober and the lag tracker see it."""
+        return self.core.nodes()
+
+    async def wait_probes(self, count: int = 1, timeout_ms: float = 5000.0) -> bool:
+        """True when every node completed `count` more probes within `timeout_ms`."""
+        if self._prober is None:
+            return False
+        return await self._prober.wait(count, timeout_ms / 1000.0)
+
+    async def _close_pools(self) -> None:
+        for pool in self.pools.values():
+            await pool.close()
+
+    async def close(self) -> None:
+        """Stops the prober tasks and closes every pool."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._prober is not None:
+            await self._prober.close()
+        await self._close_pools()
+
+    async def __aenter__(self) -> "AsyncConnectionRouter":
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()

@@ -1,0 +1,413 @@
+"""The synchronous router: a psycopg_pool.ConnectionPool per node and a prober thread per node."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import psycopg
+import psycopg_pool
+from psycopg.pq.abc import PGconn as PGconnType
+
+from .. import _core
+from .._core import Consistency, DatabaseOptions, Session
+from . import _base, _floor
+from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
+
+_OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
+_PROBE_GAP_NS = 5_000_000  # probes asked for by waiting readers: at most one per node per 5 ms
+
+
+class _Prober:
+    """One daemon thread per node, each with its own libpq connection: a node that hangs holds
+    up only its own probes, and every probe is bounded (see _base.probe_once)."""
+
+    def __init__(self, core: Core):
+        self.core = core
+        self.stop = threading.Event()
+        self.wake = {name: threading.Event() for name in core.dsns}
+        self.done = threading.Condition()
+        self.completed = dict.fromkeys(core.dsns, 0)
+        self.threads = [threading.Thread(target=self._run, args=(name,), daemon=True,
+                                         name=f"replikit-probe-{name}") for name in core.dsns]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, node: str) -> None:
+        options = self.core.options
+        interval_s = options.probe_interval_ms / 1000.0
+        bound_s = options.probe_timeout_ms / 1000.0
+        conninfo = _base.probe_conninfo(self.core.dsns[node], options)
+        pgconn: Optional[PGconnType] = None
+        while not self.stop.is_set():
+            sent = _base.now_ns()
+            try:
+                pgconn, row = _base.probe_once(pgconn, conninfo, bound_s)
+                self.core.probe_ok(node, row, sent, _base.now_ns())
+            except Exception as exc:  # every failure of a probe is a failed probe
+                self.core.probe_failed(node, exc, _base.now_ns())
+                if pgconn is not None:
+                    pgconn.finish()
+                pgconn = None
+            with self.done:
+                self.completed[node] += 1
+                self.done.notify_all()
+            self.wake[node].wait(interval_s)
+            self.wake[node].clear()
+        if pgconn is not None:
+            pgconn.finish()
+
+    def probe_now(self, nodes: Sequence[str]) -> None:
+        for name in nodes:
+            self.wake[name].set()
+
+    def wait(self, count: int, timeout_s: float) -> bool:
+        """True when every node completed `count` more probes within `timeout_s`."""
+        with self.done:
+            target = {k: v + count for k, v in self.completed.items()}
+            return self.done.wait_for(lambda: all(self.completed[k] >= v for k, v in target.items()),
+                                      timeout_s)
+
+    def close(self) -> None:
+        self.stop.set()
+        for event in self.wake.values():
+            event.set()
+        for t in self.threads:
+            t.join(timeout=self.core.options.probe_timeout_ms / 1000.0
+                   + self.core.options.connect_timeout_ms / 1000.0 + 5.0)
+
+
+class _ReadLease:
+    """`with router.read(...) as conn`: leases on enter; on exit observes (Monotonic/Causal),
+    counts, classifies a failure and returns the connection to its pool. A class rather than
+    a generator: this path is the one the benchmark measures."""
+
+    __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "node", "conn")
+
+    def __init__(self, router: "ConnectionRouter", session: Optional[Session], level: Consistency,
+                 max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[float]) -> None:
+        self.router = router
+        self.session = session
+        self.level = level
+        self.max_staleness_ms = max_staleness_ms
+        self.wait_for_replica_ms = wait_for_replica_ms
+
+    def __enter__(self) -> psycopg.Connection[Any]:
+        router = self.router
+        # The common case inline (no wait for a replica, a pooled connection used within the
+        # last second); anything else takes the general path.
+        if not router._closed and (router._wait_ms <= 0 if self.wait_for_replica_ms is None
+                                   else self.wait_for_replica_ms <= 0):
+            d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
+                                   None, self.max_staleness_ms, None, False)
+            node = d.node
+            if node is not None and node != router._primary:
+                try:
+                    conn = router.pools[node].getconn()
+                except psycopg_pool.PoolTimeout as exc:
+                    router.core.count_failed_read()
+                    raise router._timeout(node) from exc
+                except psycopg_pool.PoolClosed as exc:
+                    raise _core.ConnectionError("the router is closed") from exc
+                if time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
+                    router._record(d)
+                    router.last_route = d
+                    self.node, self.conn = node, conn
+                    return conn
+                router._release(node, conn)
+        try:
+            self.node, self.conn = router._lease_read(self.session, self.level, self.max_staleness_ms,
+                                                      self.wait_for_replica_ms)
+        except BaseException:
+            router.core.count_failed_read()
+            raise
+        return self.conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        router, conn, node = self.router, self.conn, self.node
+        core = router.core
+        try:
+            if exc is None and self.session is not None and self.level in _OBSERVING:
+                row = _base.tuple_cursor(conn).execute(OBSERVE_SQL).fetchone()
+                if row is not None:
+                    core.observe(self.session, row, node)
+        except BaseException as failure:
+            exc = failure
+            raise
+        finally:
+            if exc is not None:
+                core.count_failed_read()
+                router._fail(node, conn, exc, False)
+            conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
+            router.pools[node].putconn(conn)
+        if exc is None:
+            core.count_read(node)
+
+
+class ConnectionRouter:
+    """replikit routing over psycopg 3 connections, a psycopg_pool.ConnectionPool per node::
+
+        router = ConnectionRouter(("primary", dsn0), [("r1", dsn1), ("r2", dsn2)],
+                                  row_factory=dict_row)
+        with router.write(session) as conn:        # the primary, one transaction
+            conn.execute("INSERT ...")
+        # committed; its commit LSN is in `session`
+        with router.read(session) as conn:         # a replica that has the write, or the primary
+            conn.execute("SELECT ...").fetchall()
+
+    Decisions come from the routing core (replikit.Router over a Topology and LagTracker fed
+    by a prober thread per node), so reasons and counters read as the C++ backend's:
+    ``router.core.counters()`` and ``stats()`` (DatabaseStats' names), ``pool_stats()``
+    (psycopg_pool's get_stats() per node), ``nodes()``.
+
+    ``options`` / option keywords: DatabaseOptions (pool_size, acquire_timeout_ms,
+    probe_interval_ms, max_lag_ms, wait_for_replica_ms, policy, ...). ``pool_kwargs``: passed
+    to every psycopg_pool.ConnectionPool as given (min_size, max_lifetime, max_idle, check,
+    configure, reset, connection_class, ...). Other keywords go to psycopg.connect (row_factory,
+    cursor_factory, prepare_threshold, ...); connections are autocommit.
+
+    Failures are judged as the C++ backend judges them: a lost connection marks its node down
+    (until the prober's next good probe) and re-raises; a server error (QueryError's case)
+    re-raises and keeps the node; a connection lost during COMMIT raises CommitUnknown;
+    SQLSTATE 53300 (server full) does not mark a node down. A pooled connection found closed
+    before use is discarded; on a replica the node is marked down and the read re-routed
+    (nothing was sent). Pool exhaustion raises replikit.TimeoutError after acquire_timeout_ms.
+    """
+
+    def __init__(self, primary: Any, replicas: Sequence[Any] = (), *,
+                 options: Optional[DatabaseOptions] = None,
+                 pool_kwargs: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
+        overrides, conn_kwargs = _base.split_kwargs(kwargs)
+        opts = _base.build_options(options, overrides)
+        self.core = Core(primary, replicas, opts)
+        self._conn_kwargs = _base.connect_kwargs(conn_kwargs, opts)
+        self._pool_kwargs = _base.pool_kwargs(pool_kwargs, opts)
+        self._timeout_s = float(self._pool_kwargs["timeout"])
+        self._wait_ms = opts.wait_for_replica_ms
+        self._route_read = self.core.router.route_read
+        self._record = self.core.router.record
+        self._primary = self.core.primary
+        self.pools: Dict[str, psycopg_pool.ConnectionPool[psycopg.Connection[Any]]] = {}
+        try:
+            for name, dsn in self.core.dsns.items():
+                self.pools[name] = psycopg_pool.ConnectionPool(
+                    dsn, kwargs=self._conn_kwargs, open=True, name=name, **self._pool_kwargs)
+        except BaseException:
+            self._close_pools()
+            raise
+        self._prober = _Prober(self.core)
+        self._closed = False
+        self.last_route: Optional[Any] = None
+
+    # ------------------------------------------------------------------ leases
+    def _getconn(self, node: str) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise _core.ConnectionError("the router is closed")
+        pool = self.pools[node]
+        try:
+            return pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            raise self._timeout(node) from exc
+        except psycopg_pool.PoolClosed as exc:
+            raise _core.ConnectionError("the router is closed") from exc
+
+    def _timeout(self, node: str) -> Exception:
+        return _core.TimeoutError(
+            f"acquire_timeout_ms: no connection to node '{node}' became free within "
+            f"{self._timeout_s * 1000.0:g} ms (max_size {self.pools[node].max_size})")
+
+    def _acquire(self, node: str) -> Optional[psycopg.Connection[Any]]:
+        """A live pooled connection to `node`, or None after marking a replica down whose
+        pooled connection was found closed (the caller re-routes). Checked with one poll():
+        always on the primary (a write sent on a dead connection would end in CommitUnknown),
+        on a replica when it sat idle for CHECK_IDLE_S or more (a replica read on a connection
+        that died sooner fails in the block and marks the node down). A primary's dead idle
+        connections are discarded one by one (at most max_size)."""
+        pool = self.pools[node]
+        check_all = node == self.core.primary
+        for _ in range(pool.max_size + 1):
+            conn = self._getconn(node)
+            if not check_all and time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
+                return conn
+            if not _base.idle_socket_closed(conn):
+                return conn
+            conn.close()
+            pool.putconn(conn)  # the pool replaces it in the background
+            if not check_all:
+                self.core.mark_down(node, "its pooled connection was closed by the server")
+                return None
+        raise _core.ConnectionError(f"node '{node}': every pooled connection was closed")
+
+    def _release(self, node: str, conn: psycopg.Connection[Any]) -> None:
+        conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
+        self.pools[node].putconn(conn)
+
+    def _fail(self, node: str, conn: Any, exc: BaseException, may_commit: bool) -> Failure:
+        kind = classify(exc, conn, may_commit)
+        if kind in (Failure.LOST, Failure.IN_DOUBT):
+            self.core.mark_down(node, str(exc).strip() or type(exc).__name__)
+        return kind
+
+    # ------------------------------------------------------------------ routing
+    def _route(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
+               wait_for_replica_ms: Optional[float]) -> Any:
+        d = self.core.route_read(session, level, max_staleness_ms)
+        wait_ms = self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms
+        if wait_ms <= 0 or d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+            return d
+        # Wait (bounded) for a replica to catch up: probe the replicas now and route again.
+        self.core.count("waits")
+        deadline = time.monotonic() + wait_ms / 1000.0
+        replicas = self.core.topology.replica_names()
+        while time.monotonic() < deadline:
+            self._prober.probe_now(replicas)
+            time.sleep(_PROBE_GAP_NS / 1e9)
+            d = self.core.route_read(session, level, max_staleness_ms)
+            if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+                if not d.to_primary:
+                    self.core.count("waits_served_by_replica")
+                return d
+        return d
+
+    def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
+             max_staleness_ms: Optional[float] = None,
+             wait_for_replica_ms: Optional[float] = None) -> "_ReadLease":
+        """A context manager giving a pooled connection to the node the router picks for this
+        read (``last_route``). Monotonic/Causal reads with a session record what they saw (one
+        round trip after the block, on the same connection)."""
+        if wait_for_replica_ms is not None:
+            wait_for_replica_ms = _base.wait_ms_of(wait_for_replica_ms)
+        return _ReadLease(self, session, _base.level_of(consistency), max_staleness_ms, wait_for_replica_ms)
+
+    def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
+                    wait_for_replica_ms: Optional[float]) -> Tuple[str, psycopg.Connection[Any]]:
+        for attempt in range(len(self.pools) + 1):
+            d = self._route(session, level, max_staleness_ms, wait_for_replica_ms if attempt == 0 else 0)
+            node = d.node
+            if node is None:
+                self._record(d)
+                raise _core.ConnectionError(f"no node can serve this read ({d.reason.name.lower()}; "
+                                            f"the primary '{self.core.primary}' is down)")
+            conn = self._acquire(node)
+            if conn is not None:
+                if node == self._primary and session is not None and level in _OBSERVING:
+                    self._await_floor(node, conn, session)
+                self._record(d)
+                self.last_route = d
+                return node, conn
+            self.core.count("read_retries")
+        raise _core.ConnectionError("no node can serve this read: connections lost")  # pragma: no cover
+
+    def _await_floor(self, node: str, conn: psycopg.Connection[Any], session: Session) -> None:
+        """Before a Monotonic/Causal read on the primary: waits (bounded) until the primary's
+        snapshot has completed what the session's replica reads saw (see XidFloors)."""
+        floor = self.core.floors.get(session)
+        if floor is None:
+            return
+        deadline = time.monotonic() + self.core.floor_wait_s
+        cur = _base.tuple_cursor(conn)
+        try:
+            for attempt in range(1_000_000):
+                row = cur.execute(_base.SNAPSHOT_SQL).fetchone()
+                snapshot = _floor.parse_snapshot(row[0] if row else None)
+                if snapshot is not None and _floor.floor_covered(floor, snapshot):
+                    self.core.floors.clear(session)
+                    return
+                if time.monotonic() >= deadline:
+                    break
+                # The commits awaited are flushed already: they show within microseconds.
+                time.sleep(50e-6 if attempt < 10 else 500e-6)
+        except BaseException as exc:
+            self._fail(node, conn, exc, False)
+            self._release(node, conn)
+            raise
+        self._release(node, conn)
+        raise _floor.floor_timeout(self.core.floor_wait_s)
+
+    @contextlib.contextmanager
+    def write(self, session: Optional[Session] = None) -> Iterator[psycopg.Connection[Any]]:
+        """A connection to the primary inside one transaction. The block's end commits it and
+        reads the commit LSN in the same round trip (`COMMIT; SELECT pg_current_wal_insert_lsn()`
+        in one simple-protocol message), recorded into ``session``. An exception in the block
+        rolls it back; a connection lost during the COMMIT raises CommitUnknown."""
+        d = self.core.router.route_write()
+        if d.node is None:
+            raise _core.ConnectionError(f"the primary '{self.core.primary}' is down: nothing was sent")
+        node = d.node
+        conn = self._acquire(node)
+        assert conn is not None  # the primary is never re-routed
+        self.core.count("writes")
+        try:
+            try:
+                _base.tuple_cursor(conn).execute("BEGIN")
+                yield conn
+            except BaseException as exc:
+                if self._fail(node, conn, exc, False) not in (Failure.LOST, Failure.IN_DOUBT):
+                    with contextlib.suppress(psycopg.Error):
+                        conn.rollback()
+                raise
+            lsn = self._commit(node, conn)
+            if session is not None:
+                session.record_write(lsn)
+        finally:
+            self._release(node, conn)
+
+    def _commit(self, node: str, conn: psycopg.Connection[Any]) -> Optional[str]:
+        """COMMIT and the insert LSN in one round trip; the LSN (None: unknown)."""
+        status = conn.pgconn.transaction_status
+        if status == psycopg.pq.TransactionStatus.INERROR:
+            conn.rollback()
+            raise _core.InvalidArgument("the transaction was aborted by an earlier error and rolled "
+                                        "back: nothing it did was committed")
+        # IDLE: the block committed by itself; the LSN read now still follows that commit.
+        sql = COMMIT_LSN_SQL if status == psycopg.pq.TransactionStatus.IDLE else _base.COMMIT_AND_LSN_SQL
+        cur = _base.simple_cursor(conn, psycopg.ClientCursor)  # simple protocol: two statements
+        try:
+            cur.execute(sql)
+        except psycopg.Error as exc:
+            kind = self._fail(node, conn, exc, True)
+            if kind == Failure.IN_DOUBT:
+                raise _core.CommitUnknown(f"node '{node}': connection lost during COMMIT; it may or "
+                                          f"may not have committed: {exc}") from exc
+            raise
+        while cur.description is None and cur.nextset():
+            pass
+        row = cur.fetchone() if cur.description is not None else None
+        return None if row is None else str(row[0])
+
+    # ------------------------------------------------------------------ state
+    def stats(self) -> Dict[str, int]:
+        """Counters since construction (DatabaseStats' names)."""
+        return self.core.stats()
+
+    def pool_stats(self) -> Dict[str, Dict[str, int]]:
+        """psycopg_pool's get_stats() of each node's pool."""
+        return {name: pool.get_stats() for name, pool in self.pools.items()}
+
+    def nodes(self) -> List[Dict[str, Any]]:
+        """Each node as the prober and the lag tracker see it."""
+        return self.core.nodes()
+
+    def wait_probes(self, count: int = 1, timeout_ms: float = 5000.0) -> bool:
+        """True when every node completed `count` more probes within `timeout_ms`."""
+        return self._prober.wait(count, timeout_ms / 1000.0)
+
+    def _close_pools(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+
+    def close(self) -> None:
+        """Stops the probers and closes every pool (connections on loan close when returned)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._prober.close()
+        self._close_pools()
+
+    def __enter__(self) -> "ConnectionRouter":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

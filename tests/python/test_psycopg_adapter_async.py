@@ -1,0 +1,231 @@
+"""replikit.psycopg.AsyncConnectionRouter (psycopg_pool.AsyncConnectionPool per node, prober
+tasks) against the session's real cluster. Each test runs its own event loop (asyncio.run)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import pytest
+
+from conftest import wait_until
+
+import replikit
+
+psycopg = pytest.importorskip("psycopg")
+pytest.importorskip("psycopg_pool")
+
+from psycopg.rows import class_row, dict_row  # noqa: E402
+
+from replikit.psycopg import AsyncConnectionRouter  # noqa: E402
+
+pytestmark = pytest.mark.pg
+
+
+@dataclasses.dataclass
+class Item:
+    id: int
+    v: str
+
+
+@pytest.fixture(scope="module")
+def tables(pg_cluster):
+    pg_cluster.sql("primary", """
+        CREATE TABLE IF NOT EXISTS rk_pa_async (id bigserial PRIMARY KEY, v text);
+        CREATE TABLE IF NOT EXISTS rk_pa_async_counter (id int PRIMARY KEY, v bigint NOT NULL);
+        INSERT INTO rk_pa_async_counter VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+    """)
+    pg_cluster.wait_caught_up(timeout_ms=10_000)
+    return pg_cluster
+
+
+@pytest.fixture
+def cluster(pg_cluster_reset, tables):
+    return pg_cluster_reset
+
+
+async def open_router(cluster, **kwargs) -> AsyncConnectionRouter:
+    replicas = [(name, cluster.dsn(name)) for name in cluster.replica_names]
+    router = await AsyncConnectionRouter(("primary", cluster.dsn("primary")), replicas, **kwargs).open()
+    assert await router.wait_probes(2, 5000), "two probes of every node within 5 s"
+    assert all(n["up"] and n["reachable"] for n in router.nodes()), router.nodes()
+    return router
+
+
+async def fetch(conn, sql, params=None):
+    return await (await conn.execute(sql, params)).fetchall()
+
+
+def test_read_your_writes_with_a_paused_replica_async(cluster):
+    async def scenario():
+        router = await open_router(cluster, row_factory=dict_row)
+        try:
+            cluster.pause_replay("r1")
+            stale = 0
+            for k in range(30):
+                session = replikit.Session()
+                async with router.write(session) as conn:
+                    [row] = await fetch(conn, "INSERT INTO rk_pa_async (v) VALUES (%s) RETURNING id", (f"a{k}",))
+                assert session.write_lsn.valid()
+                async with router.read(session, wait_for_replica_ms=300) as conn:
+                    rows = await fetch(conn, "SELECT v FROM rk_pa_async WHERE id = %s", (row["id"],))
+                stale += rows != [{"v": f"a{k}"}]
+                assert router.last_route.node != "r1"
+            return stale, router.stats()
+        finally:
+            await router.close()
+
+    stale, stats = asyncio.run(scenario())
+    print(f"\n[async ryw] stale {stale}, {stats}")
+    assert stale == 0 and stats["writes"] == 30 and stats["reads"] == 30
+    assert stats["reads_on_replicas"] > 0
+
+
+def test_dict_row_class_row_and_stats_async(cluster):
+    async def scenario():
+        async with AsyncConnectionRouter(("primary", cluster.dsn("primary")),
+                                         [(n, cluster.dsn(n)) for n in cluster.replica_names],
+                                         row_factory=dict_row) as router:
+            await router.wait_probes(2, 5000)
+            session = replikit.Session()
+            async with router.write(session) as conn:
+                await conn.execute("INSERT INTO rk_pa_async (v) VALUES ('class row')")
+            async with router.read(session, consistency="causal", wait_for_replica_ms=500) as conn:
+                cur = conn.cursor(row_factory=class_row(Item))
+                await cur.execute("SELECT id, v FROM rk_pa_async WHERE v = 'class row'")
+                items = await cur.fetchall()
+            return session, items, router.stats(), router.core.router.counters(), router.pool_stats()
+
+    session, items, stats, counters, pools = asyncio.run(scenario())
+    assert [(type(i), i.v) for i in items] == [(Item, "class row")]
+    assert session.write_lsn.valid() and session.read_lsn >= session.write_lsn  # causal: observed
+    assert stats["writes"] == 1 and stats["reads"] == 1 and counters["total"] == 2
+    assert counters["by_reason"]["write"] == 1 and pools["primary"]["requests_num"] >= 1
+    assert int(cluster.sql("primary", "SELECT count(*) FROM rk_pa_async WHERE v = 'class row'")[0][0]) == 1
+
+
+def test_monotonic_across_a_killed_replica_async(cluster):
+    async def scenario():
+        router = await open_router(cluster, probe_interval_ms=50.0)
+        cluster.set_apply_delay("r2", 800)
+        stop = asyncio.Event()
+
+        async def writer():
+            w = replikit.Session()
+            while not stop.is_set():
+                async with router.write(w) as conn:
+                    await conn.execute("UPDATE rk_pa_async_counter SET v = v + 1 WHERE id = 1")
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(writer())
+        session = replikit.Session()
+        seen, failures, killed, kill_index = [], [], None, None
+        try:
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            while time.monotonic() - started < 2.5:
+                try:
+                    async with router.read(session, consistency="monotonic", wait_for_replica_ms=50) as conn:
+                        [(v,)] = await fetch(conn, "SELECT v FROM rk_pa_async_counter WHERE id = 1")
+                    seen.append((router.last_route.node, v))
+                except (psycopg.OperationalError, replikit.Error) as exc:
+                    failures.append(exc)
+                if killed is None and time.monotonic() - started > 1.0 and seen:
+                    killed = seen[-1][0] if seen[-1][0] != "primary" else "r1"
+                    kill_index = len(seen)
+                    await asyncio.to_thread(cluster.kill, killed)
+        finally:
+            stop.set()
+            await task
+            down = not router.core.topology.info(killed).up if killed else None
+            await router.close()
+        return seen, failures, killed, kill_index, down
+
+    seen, failures, killed, kill_index, down = asyncio.run(scenario())
+    values = [v for _, v in seen]
+    backwards = sum(1 for a, b in zip(values, values[1:]) if b < a)
+    after = [n for n, _ in seen[kill_index:]]
+    print(f"\n[async monotonic] {len(seen)} reads, killed {killed}, after: {len(after)} "
+          f"({after.count('primary')} on the primary), failures {len(failures)}, backwards {backwards}")
+    assert backwards == 0 and len(failures) <= 1, failures
+    assert killed in ("r1", "r2") and killed not in after and len(after) > 5
+    assert down
+
+
+def test_pool_exhaustion_async(cluster):
+    async def scenario():
+        router = await open_router(cluster, pool_size=1, acquire_timeout_ms=200.0)
+        try:
+            async with router.write(None) as conn:
+                await conn.execute("SELECT 1")
+                started = time.monotonic()
+                with pytest.raises(replikit.TimeoutError, match="acquire_timeout_ms"):
+                    async with router.write(None):
+                        pass
+                waited = time.monotonic() - started
+            async with router.write(None) as conn:  # free again
+                await conn.execute("SELECT 1")
+            return waited, router.pool_stats()["primary"]
+        finally:
+            await router.close()
+
+    waited, stats = asyncio.run(scenario())
+    assert 0.15 <= waited < 2.0, waited
+    assert stats["pool_max"] == 1 and stats["requests_errors"] >= 1, stats
+
+
+def test_node_loss_async(cluster):
+    async def scenario():
+        router = await open_router(cluster, probe_interval_ms=50.0)
+        try:
+            for _ in range(4):
+                async with router.read(None, consistency="eventual") as conn:
+                    await conn.execute("SELECT 1")
+            await asyncio.to_thread(cluster.kill, "r2")
+            errors, nodes = [], []
+            for _ in range(40):
+                try:
+                    async with router.read(None, consistency="eventual") as conn:
+                        await conn.execute("SELECT 1")
+                    nodes.append(router.last_route.node)
+                except psycopg.OperationalError as exc:
+                    errors.append(exc)
+                await asyncio.sleep(0.01)
+            status = {n["name"]: n for n in router.nodes()}["r2"]
+            return errors, nodes, status, router.stats()
+        finally:
+            await router.close()
+
+    errors, nodes, status, stats = asyncio.run(scenario())
+    print(f"\n[async node loss] errors {len(errors)}, last nodes {nodes[-10:]}, r2 up {status['up']}")
+    assert len(errors) <= 1 and nodes.count("r2") <= 1
+    assert set(nodes[-10:]) == {"r1"}
+    assert not status["up"] and not status["reachable"] and stats["nodes_marked_down"] >= 1
+    cluster.start("r2")
+    wait_until(lambda: cluster.is_up("r2"), 10, "r2 restarted")
+
+
+def test_a_frozen_node_is_marked_down_within_the_probe_bound_async(cluster):
+    async def scenario():
+        router = await open_router(cluster, probe_interval_ms=50.0, probe_timeout_ms=300.0)
+        try:
+            cluster.freeze("r1")
+            try:
+                started = time.monotonic()
+                while router.core.topology.info("r1").up and time.monotonic() - started < 5:
+                    await asyncio.sleep(0.01)
+                took = time.monotonic() - started
+                for _ in range(10):
+                    async with router.read(None, consistency="eventual") as conn:
+                        await conn.execute("SELECT 1")
+                    assert router.last_route.node == "r2"
+            finally:
+                cluster.thaw("r1")
+            return took
+        finally:
+            await router.close()
+
+    took = asyncio.run(scenario())
+    print(f"\n[async freeze] r1 marked down after {took * 1000:.0f} ms")
+    assert took < 4.0  # probe_timeout_ms + connect_timeout_ms bound a probe task
