@@ -120,3 +120,41 @@ def test_measure_capacity_on_a_real_cluster(pg_cluster):
         measure_capacity(pg_cluster.dsn("r1"), seconds=0.5, clients=1, writes=True)
     # The scratch table is gone afterwards.
     assert pg_cluster.sql("primary", "SELECT to_regclass('replikit_plan_probe') IS NULL") == [("t",)]
+
+
+def _simulate_plan(replicas, read_back_delay_ms, seed=7):
+    """The exercise in the simulator with the planner's capacities: one server per node serving
+    15K reads/s or 10K writes/s, replicas applying 20K writes/s; 90% of reads eventual, the
+    other 10% read-backs of every write (the planner's ryw_share 0.1)."""
+    from replikit import LatencyDistribution, SimConfig, simulate
+
+    print(f"seed {seed}")
+    config = SimConfig(write_rate_per_s=5000, read_rate_per_s=45000, consistency_mix={"eventual": 1.0},
+                       read_back_share=1.0, read_back_delay_ms=read_back_delay_ms, replicas=replicas,
+                       servers_per_node=1, read_service=LatencyDistribution.exponential(15.0),
+                       write_service=LatencyDistribution.exponential(10.0), apply_rate_per_s=20000,
+                       duration_ms=3000)
+    result = simulate(config, seed)
+    assert result.conserved
+    return result
+
+
+def test_the_plan_meets_its_targets_in_the_simulator_and_one_replica_fewer_does_not():
+    plan = plan_capacity(5000, 50000, read_back_delay_ms=200)
+    target = 0.7 + 0.02  # the headroom target, plus the simulation's sampling noise (~1%)
+    planned = _simulate_plan(plan.replicas_for_load, read_back_delay_ms=200)  # the spare down
+    busy = {name: load["utilisation"] for name, load in planned.nodes.items()}
+    assert max(busy.values()) <= target, busy
+    replica_busy = [v for k, v in busy.items() if k != "primary"]
+    assert sum(replica_busy) / len(replica_busy) == pytest.approx(plan.degraded_replica_utilization, abs=0.03)
+    assert busy["primary"] == pytest.approx(plan.primary_utilization, abs=0.05)
+    fewer = _simulate_plan(plan.replicas_for_load - 1, read_back_delay_ms=200)
+    assert max(v for k, v in ((k, load["utilisation"]) for k, load in fewer.nodes.items()) if k != "primary") > target
+
+
+def test_an_immediate_read_back_overloads_the_primary_in_the_simulator_too():
+    plan = plan_capacity(5000, 50000)
+    assert not plan.feasible and plan.binding is PlanConstraint.PRIMARY_CAPACITY
+    result = _simulate_plan(6, read_back_delay_ms=0)
+    assert result.nodes["primary"]["utilisation"] > 0.7
+    assert result.nodes["primary"]["utilisation"] == pytest.approx(plan.primary_utilization, abs=0.05)
