@@ -57,7 +57,7 @@ class SimConfig:
     heartbeat_interval_ms: float
     missed_heartbeats: int
     promote_ms: float
-    failover_model: FailoverModelKind  # set with a FailoverModelKind or its name; CORE needs the core's detector
+    failover_model: FailoverModelKind  # set with a FailoverModelKind or its name
     sample_interval_ms: float
     max_samples: int
     drain_ms: float

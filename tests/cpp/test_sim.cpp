@@ -269,9 +269,6 @@ TEST(Sim, BadInputNamesTheField) {
   expect_invalid("names", bad([](SimConfig& c) { c.names = {"a"}; }));
   expect_invalid("read_service", bad([](SimConfig& c) { c.read_service = LatencyDistribution::pareto(1, 0.5); }));
   expect_invalid("max_lag_ms", bad([](SimConfig& c) { c.lag.max_lag_ms = -1; }));
-#ifndef REPLIKIT_SIM_CORE_FAILOVER
-  expect_invalid("failover_model", bad([](SimConfig& c) { c.failover_model = FailoverModelKind::Core; }));
-#endif
 }
 
 TEST(Sim, BoundsHold) {
@@ -298,7 +295,6 @@ TEST(Sim, BoundsHold) {
 
 }  // namespace
 
-#ifdef REPLIKIT_SIM_CORE_FAILOVER
 namespace {
 
 TEST(Sim, CoreDetectorAndSelectionDriveTheFailover) {
@@ -320,4 +316,3 @@ TEST(Sim, CoreDetectorAndSelectionDriveTheFailover) {
 }
 
 }  // namespace
-#endif

@@ -208,12 +208,7 @@ def test_the_failover_model_is_chosen_by_name():
     load = dict(duration_ms=1500, write_rate_per_s=2000, crash_primary_at_ms=1050, mode="sync")
     simple = simulate(SimConfig(failover_model="simple", **load), SEED)
     assert simple.failover["model"].startswith("heartbeat 100 ms x 3 missed")
-    if hasattr(replikit, "FailureDetector"):
-        core = simulate(SimConfig(failover_model="core", **load), SEED)
-        assert core.failover["model"].startswith("core FailureDetector")
-        assert core.failover["detection_ms"] == pytest.approx(250.0)
-        assert core.failover["writes_lost_acknowledged"] == 0 and core.failover["promoted"] is not None
-    else:
-        with pytest.raises(replikit.InvalidArgument) as info:
-            SimConfig(failover_model="core")
-        assert info.value.argument == "failover_model"
+    core = simulate(SimConfig(failover_model="core", **load), SEED)
+    assert core.failover["model"].startswith("core FailureDetector")
+    assert core.failover["detection_ms"] == pytest.approx(250.0)
+    assert core.failover["writes_lost_acknowledged"] == 0 and core.failover["promoted"] is not None

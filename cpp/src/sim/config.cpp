@@ -90,10 +90,6 @@ void check_faults(const SimConfig& c) {
   check_int(c.missed_heartbeats, "missed_heartbeats", 1, 1000000);
   check_ms(c.promote_ms, "promote_ms", 0, kMaxDurationMs);
   require(static_cast<int>(c.failover_model) <= 1, "failover_model", "unknown failover model");
-#ifndef REPLIKIT_SIM_CORE_FAILOVER
-  require(c.failover_model != FailoverModelKind::Core, "failover_model",
-          "the core's failure detector and selection are not part of this build");
-#endif
 }
 
 void check_bounds(const SimConfig& c) {

@@ -3,8 +3,6 @@
 
 #include "replikit/sim/failover_model.hpp"
 
-#ifdef REPLIKIT_SIM_CORE_FAILOVER
-
 #include "replikit/detector.hpp"
 #include "replikit/failover.hpp"
 
@@ -74,5 +72,3 @@ std::unique_ptr<FailoverModel> core_failover_model(const SimConfig& config) {
 }
 
 }  // namespace replikit::sim
-
-#endif

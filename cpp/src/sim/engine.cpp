@@ -347,9 +347,7 @@ void Simulation::on_read_done(std::uint32_t id) {
 }  // namespace detail
 
 SimResult simulate(const SimConfig& config, std::uint64_t seed) {
-#ifdef REPLIKIT_SIM_CORE_FAILOVER
   if (config.failover_model == FailoverModelKind::Core) return simulate(config, seed, core_failover_model);
-#endif
   return simulate(config, seed, simple_failover_model);
 }
 

@@ -64,13 +64,9 @@ using SimFailoverFactory = std::function<std::unique_ptr<FailoverModel>(const Si
 /// The default factory: a SimpleFailoverModel from heartbeat_interval_ms and missed_heartbeats.
 std::unique_ptr<FailoverModel> simple_failover_model(const SimConfig& config);
 
-// Built when the core's failure detector and candidate selection are part of this build.
-#if __has_include("replikit/detector.hpp") && __has_include("replikit/failover.hpp")
-#define REPLIKIT_SIM_CORE_FAILOVER 1
 /// A factory of models on the core's own FailureDetector (heartbeat kind, heartbeat_interval_ms x
 /// missed_heartbeats; a crashed primary's probes time out) and plan_failover (synchronous mode
 /// unless the replication mode is async).
 std::unique_ptr<FailoverModel> core_failover_model(const SimConfig& config);
-#endif
 
 }  // namespace replikit::sim
