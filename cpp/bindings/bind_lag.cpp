@@ -235,6 +235,25 @@ void bind_lag_tracker(py::module_& m) {
            "now_ns (this tracker's clock, default time.monotonic_ns()) and wall_now_ns (default "
            "time.time_ns()) map the write time onto this tracker's clock. True when the session has no "
            "unresolved write left.")
+      .def("replay_delay_ms",
+           [](const LagTracker& l, const py::object& node, const py::object& quantile) {
+             return l.replay_delay_ms(to_node(*l.topology(), node, "node"), to_double(quantile, "quantile"));
+           },
+           py::arg("node"), py::arg("quantile") = CatchUpWait{}.quantile,
+           "The `quantile` of the replica's recent replay delays in ms (time from the primary reaching an LSN "
+           "to the replica being seen at it), or None before enough samples.")
+      .def("replay_probability",
+           [](const LagTracker& l, const py::object& node, const py::object& within_ms) {
+             return l.replay_probability(to_node(*l.topology(), node, "node"), to_double(within_ms, "within_ms"));
+           },
+           py::arg("node"), py::arg("within_ms"),
+           "The measured probability that the replica shows a commit within `within_ms` of it (the fraction of its "
+           "recent replay delays at most that), or None before enough samples.")
+      .def("replay_delay_count",
+           [](const LagTracker& l, const py::object& node) {
+             return l.replay_delay_count(to_node(*l.topology(), node, "node"));
+           },
+           py::arg("node"), "Replay-delay samples kept for the replica (at most LagConfig.delay_capacity).")
       .def_property_readonly("primary_lsn", &LagTracker::primary_lsn, "The primary's last sampled LSN.")
       .def_property_readonly("history_size", &LagTracker::history_size, "Entries in the LSN history.")
       .def_property_readonly("config", [](const LagTracker& l) { return l.config(); },
