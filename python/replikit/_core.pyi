@@ -125,6 +125,13 @@ class Reason(enum.Enum):
     NO_REPLICA_UP = 9
     PRIMARY_DOWN = 10
 
+class CatchUpReason(enum.Enum):
+    """Why a read that needs an LSN no replica has shown waits for one, or not."""
+    FIXED_WAIT = 0
+    REPLICA_EXPECTED = 1
+    NO_REPLICA_EXPECTED = 2
+    NO_DELAY_SAMPLES = 3
+
 NO_NODE: int  # -1
 MAX_NODES: int  # 256
 DEFAULT_CONSISTENCY: Consistency  # READ_YOUR_WRITES: what route_read and every other door use when not told
@@ -275,6 +282,9 @@ class LagTracker:
     def events_dropped(self) -> int: ...
     def primary_time_past(self, lsn: _LsnLike) -> Optional[int]: ...
     def primary_lsn_since(self, since_ns: int) -> Optional[Lsn]: ...
+    def replay_delay_ms(self, node: _NodeRef, quantile: float = 0.99) -> Optional[float]: ...
+    def replay_probability(self, node: _NodeRef, within_ms: float) -> Optional[float]: ...
+    def replay_delay_count(self, node: _NodeRef) -> int: ...
     def resolve_untracked_write(self, session: Session, margin_ms: float = 2000.0, *,
                                 now_ns: Optional[int] = None,
                                 wall_now_ns: Optional[int] = None) -> bool: ...
@@ -707,6 +717,9 @@ _Node = Union[Sequence[str], Dict[str, Any]]  # (name, dsn) or {name, dsn, regio
 _Params = Optional[Sequence[Any]]  # None -> NULL, bool, int, float, Decimal, str, bytes, other -> str()
 _PgConsistencyArg = Union[Consistency, Literal["eventual", "read_your_writes", "monotonic", "causal",
                                                "bounded_staleness", "strong"]]
+# A catch-up wait: milliseconds (a fixed wait) or "auto" (decided per read from the measured
+# replay delays, bounded by 50 ms).
+_WaitArg = Union[float, Literal["auto"]]
 _PgPolicyArg = Union[Policy, Literal["round_robin", "weighted", "least_lag", "least_outstanding",
                                      "nearest_region"]]
 _PgReasonArg = Union[Reason, str]
@@ -721,7 +734,7 @@ class DatabaseOptions:
                  pool_size: int = 8, acquire_timeout_ms: float = 5000.0,
                  connect_timeout_ms: float = 2000.0, tcp_user_timeout_ms: float = 5000.0,
                  statement_timeout_ms: float = 30000.0, query_grace_ms: float = 1000.0,
-                 wait_for_replica_ms: float = 0.0, read_retries: int = 2,
+                 wait_for_replica_ms: _WaitArg = 0.0, read_retries: int = 2,
                  max_lag_ms: float = 1000.0, recover_lag_ms: Optional[float] = None,
                  max_lag_bytes: int = 0, recover_lag_bytes: Optional[int] = None,
                  policy: _PgPolicyArg = ..., time_window_ms: float = 2000.0, seed: int = 0,
@@ -734,7 +747,7 @@ class DatabaseOptions:
     tcp_user_timeout_ms: float
     statement_timeout_ms: float
     query_grace_ms: float
-    wait_for_replica_ms: float
+    wait_for_replica_ms: _WaitArg
     read_retries: int
     max_lag_ms: float
     recover_lag_ms: Optional[float]
@@ -773,6 +786,8 @@ class Result:
     @property
     def waited_ms(self) -> float: ...
     @property
+    def wait_reason(self) -> CatchUpReason: ...
+    @property
     def lsn(self) -> Optional[Lsn]: ...
     def __len__(self) -> int: ...
     def __iter__(self) -> Any: ...
@@ -788,6 +803,8 @@ class Route:
     def required_lsn(self) -> Optional[Lsn]: ...
     @property
     def waited_ms(self) -> float: ...
+    @property
+    def wait_reason(self) -> CatchUpReason: ...
     @property
     def consistency(self) -> Consistency: ...
 
@@ -878,11 +895,11 @@ class ReplicatedDatabase:
     def query(self, sql: str, params: _Params = None, session: Optional[Session] = None, *,
               consistency: _PgConsistencyArg = ...,
               max_staleness_ms: Optional[float] = None, region: Optional[str] = None,
-              wait_for_replica_ms: Optional[float] = None, dicts: bool = False) -> Result: ...
+              wait_for_replica_ms: Optional[_WaitArg] = None, dicts: bool = False) -> Result: ...
     def route_read(self, session: Optional[Session] = None, *,
                    consistency: _PgConsistencyArg = ...,
                    max_staleness_ms: Optional[float] = None, region: Optional[str] = None,
-                   wait_for_replica_ms: Optional[float] = None) -> Route: ...
+                   wait_for_replica_ms: Optional[_WaitArg] = None) -> Route: ...
     def record_read(self, node: str, reason: _PgReasonArg) -> None: ...
     def record_write(self, session: Session, commit_lsn: Any) -> None: ...
     def mark_down(self, name: str) -> None: ...
@@ -907,7 +924,7 @@ class ReplicatedDatabase:
     @property
     def probe_interval_ms(self) -> float: ...
     @property
-    def wait_for_replica_ms(self) -> float: ...
+    def wait_for_replica_ms(self) -> _WaitArg: ...
     @staticmethod
     def now_ns() -> int:
         """Clock of probes, lag samples and deadlines (= time.monotonic_ns())."""

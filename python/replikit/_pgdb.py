@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 from . import _core
 
@@ -230,7 +230,7 @@ class PsycopgRouter:
     @contextlib.contextmanager
     def read(self, session: Any = None, *, consistency: Any = None,
              max_staleness_ms: Optional[float] = None,
-             wait_for_replica_ms: Optional[float] = None) -> Iterator[Any]:
+             wait_for_replica_ms: Optional[Union[float, str]] = None) -> Iterator[Any]:
         """A connection to the node replikit routes this read to (see ``last_route``).
         ``consistency``: a replikit.Consistency or its name; None: ReplicatedDatabase's default."""
         level = {} if consistency is None else {"consistency": consistency}
