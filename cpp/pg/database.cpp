@@ -162,11 +162,17 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
   const ReadOptions ro = read_options(*topology, q);
   Decision d = router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
   if (!worth_waiting(d) || !may_wait) return d;
-  // A write of unknown LSN waits for the primary's return, which no replay delay predicts.
   const CatchUpWait& setting = q.wait_for_replica ? *q.wait_for_replica : options.wait_for_replica;
-  const CatchUpPlan plan = d.reason == Reason::NoReplicaCaughtUp
-                               ? tracker->plan_catch_up(setting)
-                               : CatchUpPlan{setting.max_wait_ms, CatchUpReason::FixedWait, kNoNode, 0, 0};
+  CatchUpPlan plan;
+  if (d.reason == Reason::NoReplicaCaughtUp) {
+    plan = tracker->plan_catch_up(setting);
+  } else if (setting.mode == CatchUpMode::Fixed) {
+    plan.wait_ms = setting.max_wait_ms;
+  } else {
+    // A write of unknown LSN while the primary is down waits for the primary's return, which
+    // no replay delay predicts: auto does not wait for it.
+    plan.reason = CatchUpReason::NoReplicaExpected;
+  }
   if (wait_reason != nullptr) *wait_reason = plan.reason;
   const double wait_ms = plan.wait_ms;
   if (wait_ms <= 0) return d;

@@ -19,7 +19,7 @@
 namespace replikit::pg::detail {
 
 /// Minimum gap between two probes of one replica asked for by expedite().
-inline constexpr std::int64_t kExpediteGapNs = 5'000'000;
+inline constexpr std::int64_t kExpediteGapNs = 1'000'000;
 
 struct ProberConfig {
   std::int64_t interval_ns = 100'000'000;

@@ -734,7 +734,7 @@ class DatabaseOptions:
                  pool_size: int = 8, acquire_timeout_ms: float = 5000.0,
                  connect_timeout_ms: float = 2000.0, tcp_user_timeout_ms: float = 5000.0,
                  statement_timeout_ms: float = 30000.0, query_grace_ms: float = 1000.0,
-                 wait_for_replica_ms: _WaitArg = 0.0, read_retries: int = 2,
+                 wait_for_replica_ms: _WaitArg = "auto", read_retries: int = 2,
                  max_lag_ms: float = 1000.0, recover_lag_ms: Optional[float] = None,
                  max_lag_bytes: int = 0, recover_lag_bytes: Optional[int] = None,
                  policy: _PgPolicyArg = ..., time_window_ms: float = 2000.0, seed: int = 0,

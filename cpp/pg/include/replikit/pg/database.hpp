@@ -105,7 +105,7 @@
 ///   session's ReadYourWrites and Causal reads on the primary (router rule 3), or failing with
 ///   ConnectionError while it is down, until query() and route_read() resolve it with the
 ///   first primary LSN the prober sampled RouterConfig::time_window_ms after the write
-///   (resolve_untracked_write); a read waits up to `wait_for_replica_ms` for that probe.
+///   (resolve_untracked_write); a read waits up to a fixed `wait_for_replica_ms` for that probe (auto does not wait for it).
 /// - A connect refused with SQLSTATE 53300 (a full server) marks nothing down and drops no
 ///   pooled connection: the call waits (acquire_timeout_ms) for one of the pool's, else throws
 ///   QueryError with that SQLSTATE; a read tries another node first.
@@ -188,9 +188,10 @@ struct DatabaseOptions {
   double tcp_user_timeout_ms = 5000;    ///< libpq tcp_user_timeout (unacknowledged data), 0: off
   double statement_timeout_ms = 30000;  ///< server-side statement_timeout of user queries, in [1, 86400000]
   double query_grace_ms = 1000;         ///< client-side deadline = statement_timeout_ms + this
-  /// Default wait for a replica to catch up: Fixed (max_wait_ms, in [0, 60000]) or Auto
-  /// (wait up to max_wait_ms only when the replay-delay distribution says a replica will make it).
-  CatchUpWait wait_for_replica{};
+  /// Default wait for a replica to catch up: Fixed (max_wait_ms, in [0, 60000]) or Auto, the
+  /// default (wait up to max_wait_ms, 50 ms, only when the replay-delay distribution says a
+  /// replica will make it; else go to the primary at once).
+  CatchUpWait wait_for_replica = CatchUpWait::automatic();
   int read_retries = 2;                 ///< other nodes tried after a connection error, in [0, 16]
   LagConfig lag;                        ///< thresholds of the LagTracker
   RouterConfig router;                  ///< policy, time window, seed, region of the Router
