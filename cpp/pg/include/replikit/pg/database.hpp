@@ -114,7 +114,7 @@
 ///   waits (up to that bound) only when LagTracker::plan_catch_up expects a healthy replica to
 ///   replay the commit within it (its replay-delay quantile), and goes to the primary at once
 ///   otherwise; QueryResult::wait_reason says which. The waiting reader asks
-///   the prober to probe the replicas at once (at most one probe per replica per 5 ms while
+///   the prober to probe the replicas at once (at most one probe per replica per 0.25 ms while
 ///   readers wait) and re-routes after every probe, so a replica that is a few milliseconds
 ///   behind serves the read after a millisecond or two, not after a whole probe interval.
 /// - Under a steady write load each Monotonic read records an upper bound of what it saw,
