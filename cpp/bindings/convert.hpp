@@ -143,7 +143,7 @@ inline double to_ms(const py::handle& value, const char* argument) {
 /// A catch-up wait: a number of milliseconds (a fixed wait) or "auto" (CatchUpWait::automatic()).
 inline CatchUpWait to_catch_up_wait(const py::handle& value, const char* argument) {
   if (py::isinstance<py::str>(value)) {
-    if (value.cast<std::string>() != "auto") {
+    if (to_str(value, argument) != "auto") {
       throw InvalidArgument(argument, "must be a number of milliseconds or 'auto'");
     }
     return CatchUpWait::automatic();

@@ -56,6 +56,12 @@ def test_auto_setting_round_trips_and_bad_values_name_the_argument():
         DatabaseOptions(wait_for_replica_ms="sometimes")
     assert e.value.argument == "wait_for_replica_ms"
     with pytest.raises(replikit.InvalidArgument) as e:
+        DatabaseOptions(wait_for_replica_ms="\ud800")  # a lone surrogate: not text
+    assert e.value.argument == "wait_for_replica_ms"
+    with pytest.raises(replikit.ArgumentTypeError) as e:
+        DatabaseOptions(wait_for_replica_ms=[1])
+    assert e.value.argument == "wait_for_replica_ms"
+    with pytest.raises(replikit.InvalidArgument) as e:
         DatabaseOptions(wait_for_replica_ms=1e9)
     assert e.value.argument == "wait_for_replica_ms"
     assert {m.name for m in replikit.CatchUpReason} == {
