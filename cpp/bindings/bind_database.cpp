@@ -218,8 +218,8 @@ void bind_status(py::class_<ReplicatedDatabase>& c) {
         return db.options().probe_interval_ms;
       })
       .def_property_readonly("wait_for_replica_ms", [](const ReplicatedDatabase& db) {
-        return db.options().wait_for_replica_ms;
-      })
+        return catch_up_wait_object(db.options().wait_for_replica);
+      }, "The default catch-up wait: its milliseconds, or 'auto'.")
       .def_property_readonly("topology", &ReplicatedDatabase::topology, "The replikit.Topology it drives.")
       .def_property_readonly("lag_tracker", &ReplicatedDatabase::lag_tracker, "The replikit.LagTracker it feeds.")
       .def_property_readonly("router", &ReplicatedDatabase::router, "The replikit.Router it routes with.")

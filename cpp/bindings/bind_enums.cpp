@@ -1,4 +1,5 @@
-// Python bindings of the routing enums (Role, LagState, LagEventKind, Policy, Consistency, Reason).
+// Python bindings of the routing enums (Role, LagState, LagEventKind, Policy, Consistency, Reason,
+// CatchUpReason).
 #include <pybind11/native_enum.h>
 #include <pybind11/pybind11.h>
 
@@ -50,6 +51,13 @@ void bind_routing_enums(py::module_& m) {
       .value("NO_REPLICA_FRESH", Reason::NoReplicaFresh)
       .value("NO_REPLICA_UP", Reason::NoReplicaUp)
       .value("PRIMARY_DOWN", Reason::PrimaryDown)
+      .finalize();
+  py::native_enum<CatchUpReason>(m, "CatchUpReason", "enum.Enum",
+                                 "Why a read that needs an LSN no replica has shown waits for one, or not.")
+      .value("FIXED_WAIT", CatchUpReason::FixedWait, "A fixed wait (none when it is 0).")
+      .value("REPLICA_EXPECTED", CatchUpReason::ReplicaExpected, "auto: a replica's replay-delay p99 is within the bound.")
+      .value("NO_REPLICA_EXPECTED", CatchUpReason::NoReplicaExpected, "auto: no healthy replica's p99 is within it: no wait.")
+      .value("NO_DELAY_SAMPLES", CatchUpReason::NoDelaySamples, "auto: a healthy replica has too few replay delays measured: waits to measure.")
       .finalize();
   m.attr("NO_NODE") = kNoNode;
   m.attr("MAX_NODES") = kMaxNodes;

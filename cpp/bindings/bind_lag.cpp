@@ -158,6 +158,28 @@ std::vector<NamedReplicaLag> named_replicas(const LagTracker& l) {
 
 }  // namespace
 
+void bind_lag_tracker_delays(py::class_<LagTracker, std::shared_ptr<LagTracker>>& c) {
+  c.def("replay_delay_ms",
+           [](const LagTracker& l, const py::object& node, const py::object& quantile) {
+             return l.replay_delay_ms(to_node(*l.topology(), node, "node"), to_double(quantile, "quantile"));
+           },
+           py::arg("node"), py::arg("quantile") = CatchUpWait{}.quantile,
+           "The `quantile` of the replica's recent replay delays in ms (time from the primary reaching an LSN "
+           "to the replica being seen at it), or None before enough samples.")
+      .def("replay_probability",
+           [](const LagTracker& l, const py::object& node, const py::object& within_ms) {
+             return l.replay_probability(to_node(*l.topology(), node, "node"), to_double(within_ms, "within_ms"));
+           },
+           py::arg("node"), py::arg("within_ms"),
+           "The measured probability that the replica shows a commit within `within_ms` of it (the fraction of its "
+           "recent replay delays at most that), or None before enough samples.")
+      .def("replay_delay_count",
+           [](const LagTracker& l, const py::object& node) {
+             return l.replay_delay_count(to_node(*l.topology(), node, "node"));
+           },
+           py::arg("node"), "Replay-delay samples kept for the replica (at most LagConfig.delay_capacity).");
+}
+
 void bind_lag_tracker_samples(py::class_<LagTracker, std::shared_ptr<LagTracker>>& c) {
   c.def("primary_sample",
         [](LagTracker& l, const py::object& lsn, const py::object& now_ns) {
@@ -193,6 +215,7 @@ void bind_lag_tracker(py::module_& m) {
          "; recover_lag_* None: half of the max). Deprecated keywords: lag_ms_max, recover_ms, lag_bytes_max, "
          "recover_bytes.").c_str());
   bind_lag_tracker_samples(c);
+  bind_lag_tracker_delays(c);
   c.def("replica", [](const LagTracker& l, const py::object& node) {
          return named(*l.topology(), l.replica(to_node(*l.topology(), node, "node")));
        }, py::arg("node"), "A replica's lag as last computed.")

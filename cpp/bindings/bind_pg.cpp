@@ -112,9 +112,7 @@ pg::QueryOptions to_query_options(const py::object& consistency, const py::objec
   q.consistency = to_enum<Consistency>(consistency, "consistency");
   if (!max_staleness_ms.is_none()) q.max_staleness_ms = finite(to_double(max_staleness_ms, "max_staleness_ms"), "max_staleness_ms");
   if (!region.is_none()) q.region = to_str(region, "region");
-  if (!wait_for_replica_ms.is_none()) {
-    q.wait_for_replica_ms = finite(to_double(wait_for_replica_ms, "wait_for_replica_ms"), "wait_for_replica_ms");
-  }
+  if (!wait_for_replica_ms.is_none()) q.wait_for_replica = to_catch_up_wait(wait_for_replica_ms, "wait_for_replica_ms");
   return q;
 }
 

@@ -46,10 +46,12 @@ std::vector<Option> build_table() {
       ms<&DatabaseOptions::tcp_user_timeout_ms>("tcp_user_timeout_ms"),
       ms<&DatabaseOptions::statement_timeout_ms>("statement_timeout_ms"),
       ms<&DatabaseOptions::query_grace_ms>("query_grace_ms"),
-      ms<&DatabaseOptions::wait_for_replica_ms>("wait_for_replica_ms"),
       integer<&DatabaseOptions::read_retries>("read_retries"),
       integer<&DatabaseOptions::event_capacity>("event_capacity"),
   };
+  t.push_back({"wait_for_replica_ms",
+               [](DatabaseOptions& o, const py::handle& v, const char* a) { o.wait_for_replica = to_catch_up_wait(v, a); },
+               [](const DatabaseOptions& o) { return catch_up_wait_object(o.wait_for_replica); }});
   t.push_back({"max_lag_ms", [](DatabaseOptions& o, const py::handle& v, const char* a) { o.lag.max_lag_ms = to_ms(v, a); },
                [](const DatabaseOptions& o) -> py::object { return py::float_(o.lag.max_lag_ms); }});
   t.push_back({"recover_lag_ms",

@@ -105,6 +105,8 @@ void bind_result(py::module_& m) {
                              "Nodes tried (reads retry elsewhere after a connection error).")
       .def_property_readonly("waited_ms", [](const PyResult& r) { return r.raw().waited_ms; },
                              "Time spent waiting for a replica to catch up.")
+      .def_property_readonly("wait_reason", [](const PyResult& r) { return py::cast(r.raw().wait_reason); },
+                             "Why the read waited for a replica, or not, when none had caught up (replikit.CatchUpReason).")
       .def_property_readonly("lsn", [](const PyResult& r) { return lsn_or_none(r.raw().lsn); },
                              "Writes: the commit LSN recorded in the session; Monotonic/Causal reads: the LSN "
                              "observed; otherwise None.")
@@ -127,12 +129,14 @@ void bind_route(py::module_& m) {
       .def_property_readonly("reason", [](const pg::Route& r) { return py::cast(r.reason); })
       .def_property_readonly("required_lsn", [](const pg::Route& r) { return lsn_or_none(r.required_lsn); })
       .def_readonly("waited_ms", &pg::Route::waited_ms)
+      .def_property_readonly("wait_reason", [](const pg::Route& r) { return py::cast(r.wait_reason); },
+                             "Why it waited for a replica, or not, when none had caught up.")
       .def_property_readonly("consistency", [](const pg::Route& r) { return py::cast(r.consistency); },
                              "The consistency level it was routed for.")
       .def("__repr__", [](const pg::Route& r) {
         return repr_of("Route", {{"node", node_or_none(r.node)}, {"reason", py::cast(r.reason)},
                                  {"required_lsn", lsn_or_none(r.required_lsn)}, {"waited_ms", py::float_(r.waited_ms)},
-                                 {"consistency", py::cast(r.consistency)}});
+                                 {"wait_reason", py::cast(r.wait_reason)}, {"consistency", py::cast(r.consistency)}});
       });
 }
 

@@ -140,6 +140,26 @@ inline double to_ms(const py::handle& value, const char* argument) {
   return finite(to_double(value, argument), argument);
 }
 
+/// A catch-up wait: a number of milliseconds (a fixed wait) or "auto" (CatchUpWait::automatic()).
+inline CatchUpWait to_catch_up_wait(const py::handle& value, const char* argument) {
+  if (py::isinstance<py::str>(value)) {
+    if (to_str(value, argument) != "auto") {
+      throw InvalidArgument(argument, "must be a number of milliseconds or 'auto'");
+    }
+    return CatchUpWait::automatic();
+  }
+  CatchUpWait w;
+  w.max_wait_ms = to_ms(value, argument);
+  check_catch_up(w, argument);
+  return w;
+}
+
+/// The Python form of a catch-up wait: its milliseconds (fixed) or "auto".
+inline py::object catch_up_wait_object(const CatchUpWait& w) {
+  if (w.mode == CatchUpMode::Auto) return py::str("auto");
+  return py::float_(w.max_wait_ms);
+}
+
 /// A 1-D sequence or array of numbers as a vector of doubles (values unchecked).
 inline std::vector<double> to_doubles(const py::handle& value, const char* argument) {
   if (py::isinstance<py::str>(value) || py::isinstance<py::bytes>(value)) {

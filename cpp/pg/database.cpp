@@ -43,7 +43,7 @@ void check_options(const DatabaseOptions& o) {
   check_range(o.tcp_user_timeout_ms, 0, 3600000, "tcp_user_timeout_ms");
   check_range(o.statement_timeout_ms, 1, 86400000, "statement_timeout_ms");
   check_range(o.query_grace_ms, 0, 3600000, "query_grace_ms");
-  check_range(o.wait_for_replica_ms, 0, 60000, "wait_for_replica_ms");
+  check_catch_up(o.wait_for_replica, "wait_for_replica_ms");
   require(o.read_retries >= 0 && o.read_retries <= 16, "read_retries", "must be in [0, 16]");
   require(o.event_capacity >= 1 && o.event_capacity <= (1 << 20), "event_capacity", "must be in [1, 1048576]");
 }
@@ -153,7 +153,7 @@ bool worth_waiting(const Decision& d) {
 }  // namespace
 
 Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOptions& q, double* waited_ms,
-                                         bool may_wait) {
+                                         bool may_wait, CatchUpReason* wait_reason) {
   // A copy only for a session with an unresolved write, re-resolved after every probe.
   std::optional<Session> copy;
   if (given.untracked_write_ns != kNever) {
@@ -163,8 +163,21 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
   const Session& session = copy ? *copy : given;
   const ReadOptions ro = read_options(*topology, q);
   Decision d = router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
-  const double wait_ms = q.wait_for_replica_ms >= 0 ? q.wait_for_replica_ms : options.wait_for_replica_ms;
-  if (!worth_waiting(d) || wait_ms <= 0 || !may_wait) return d;
+  if (!worth_waiting(d) || !may_wait) return d;
+  const CatchUpWait& setting = q.wait_for_replica ? *q.wait_for_replica : options.wait_for_replica;
+  CatchUpPlan plan;
+  if (d.reason == Reason::NoReplicaCaughtUp) {
+    plan = tracker->plan_catch_up(setting);
+  } else if (setting.mode == CatchUpMode::Fixed) {
+    plan.wait_ms = setting.max_wait_ms;
+  } else {
+    // A write of unknown LSN while the primary is down waits for the primary's return, which
+    // no replay delay predicts: auto does not wait for it.
+    plan.reason = CatchUpReason::NoReplicaExpected;
+  }
+  if (wait_reason != nullptr) *wait_reason = plan.reason;
+  const double wait_ms = plan.wait_ms;
+  if (wait_ms <= 0) return d;
   counters.waits.fetch_add(1, std::memory_order_relaxed);
   const std::int64_t start = detail::steady_now_ns();
   const std::int64_t deadline = start + ms_to_ns(wait_ms);

@@ -108,7 +108,8 @@ struct ReplicatedDatabase::Impl {
   /// showing a replica that covers the session, and with a write of unknown commit LSN and the
   /// primary down, for a probe that resolves it. The caller counts the final decision once
   /// (Router::record).
-  Decision route(const Session& session, const QueryOptions& q, double* waited_ms, bool may_wait = true);
+  Decision route(const Session& session, const QueryOptions& q, double* waited_ms, bool may_wait = true,
+                 CatchUpReason* wait_reason = nullptr);
   /// Wakes the readers waiting for a replica after each probe.
   void on_probe(int node, bool ok);
 };

@@ -19,8 +19,10 @@
 
 namespace replikit::pg::detail {
 
-/// Minimum gap between two probes of one replica asked for by expedite().
-inline constexpr std::int64_t kExpediteGapNs = 5'000'000;
+/// Minimum gap between two probes of one replica asked for by expedite(): a waiting read
+/// learns of a replay within about this plus one round trip; it bounds the probe rate while
+/// readers wait (a probe is one small query).
+inline constexpr std::int64_t kExpediteGapNs = 250'000;
 
 struct ProberConfig {
   std::int64_t interval_ns = 100'000'000;

@@ -177,9 +177,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   m.check_open();
   require(!sql.empty(), "sql", "must not be empty");
   detail::require_no_nul(sql, params, "sql", "params");
-  require(options.wait_for_replica_ms < 0 ||
-              (std::isfinite(options.wait_for_replica_ms) && options.wait_for_replica_ms <= 60000),
-          "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");
+  if (options.wait_for_replica) check_catch_up(*options.wait_for_replica, "wait_for_replica_ms");
   const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;
   m.resolve(session);  // in place, so that the session's token carries the LSN from now on
   m.counters.reads.fetch_add(1, std::memory_order_relaxed);
@@ -187,13 +185,15 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   FinalDecision final_decision(*m.router);
   std::string last_error;
   double waited_ms = 0;
+  CatchUpReason wait_reason = CatchUpReason::FixedWait;
   const int attempts = 1 + m.options.read_retries;
   bool lost_on_primary = false;
   int failed_node = kNoNode;  // of the last failed attempt
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     if (attempt > 1) m.check_open();
     double waited_now = 0;
-    const Decision d = m.route(session, options, &waited_now, attempt == 1);  // retries do not wait again
+    // Retries do not wait again.
+    const Decision d = m.route(session, options, &waited_now, attempt == 1, attempt == 1 ? &wait_reason : nullptr);
     waited_ms += waited_now;
     final_decision.set(d);
     if (lost_on_primary && d.to_primary()) {
@@ -237,6 +237,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       out.reason = d.reason;
       out.attempts = attempt;
       out.waited_ms = waited_ms;
+      out.wait_reason = wait_reason;
       run_read(out, (*conn)->get(), session, sql, params, observe, d, m.options.statement_timeout_ms / 2);
       deadline.answered(*conn);
       (d.to_primary() ? m.counters.primary_reads : m.counters.replica_reads).fetch_add(1, std::memory_order_relaxed);
@@ -259,7 +260,8 @@ Route ReplicatedDatabase::route_read(const Session& session, const QueryOptions&
   Impl& m = *impl_;
   m.check_open();
   Route out;
-  const Decision d = m.route(session, options, &out.waited_ms);
+  if (options.wait_for_replica) check_catch_up(*options.wait_for_replica, "wait_for_replica_ms");
+  const Decision d = m.route(session, options, &out.waited_ms, true, &out.wait_reason);
   out.node = d.node == kNoNode ? std::string() : m.topology->name(d.node);
   out.reason = d.reason;
   out.required_lsn = d.required_lsn;

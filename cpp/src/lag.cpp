@@ -25,6 +25,24 @@ const char* to_string(LagEventKind kind) noexcept {
   return kind == LagEventKind::BecameLagging ? "became_lagging" : "recovered";
 }
 
+const char* to_string(CatchUpMode mode) noexcept { return mode == CatchUpMode::Auto ? "auto" : "fixed"; }
+
+const char* to_string(CatchUpReason reason) noexcept {
+  switch (reason) {
+    case CatchUpReason::FixedWait: return "fixed_wait";
+    case CatchUpReason::ReplicaExpected: return "replica_expected";
+    case CatchUpReason::NoReplicaExpected: return "no_replica_expected";
+    case CatchUpReason::NoDelaySamples: return "no_delay_samples";
+  }
+  return "?";
+}
+
+void check_catch_up(const CatchUpWait& wait, const char* argument) {
+  require(std::isfinite(wait.max_wait_ms) && wait.max_wait_ms >= 0 && wait.max_wait_ms <= 60000, argument,
+          "must be in [0, 60000] ms");
+  require(std::isfinite(wait.quantile) && wait.quantile > 0 && wait.quantile <= 1, "quantile", "must be in (0, 1]");
+}
+
 LagTracker::LagTracker(std::shared_ptr<Topology> topology, LagConfig config)
     : topology_(std::move(topology)), config_(config) {
   require(topology_ != nullptr, "topology", "must not be null");
@@ -43,6 +61,8 @@ LagTracker::LagTracker(std::shared_ptr<Topology> topology, LagConfig config)
           "must be in [2, 16777216]");
   require(config_.event_capacity >= 1 && config_.event_capacity <= (1u << 20), "event_capacity",
           "must be in [1, 1048576]");
+  require(config_.delay_capacity >= 1 && config_.delay_capacity <= (1u << 16), "delay_capacity",
+          "must be in [1, 65536]");
   replicas_.resize(kMaxNodes);
 }
 
@@ -90,11 +110,29 @@ void LagTracker::replica_sample(int node, std::int64_t now_ns, Lsn receive_lsn, 
   if (r.known && now_ns < r.sample_ns) {
     throw InvalidArgument("now_ns", "samples of '" + topology_->name(node) + "' went back in time");
   }
+  if (r.known && replay_lsn.value > r.replay_lsn.value) record_delay_locked(r, now_ns, replay_lsn);
   r.known = true;
   r.receive_lsn = receive_lsn;
   r.replay_lsn = replay_lsn;
   r.sample_ns = now_ns;
   evaluate_locked(node, now_ns);
+}
+
+void LagTracker::record_delay_locked(Replica& r, std::int64_t now_ns, Lsn replay_lsn) {
+  if (history_.empty()) return;
+  // When the primary first reached replay_lsn: it first wrote past replay_lsn - 1.
+  bool lower = false;
+  const std::int64_t reached = crossing_ns_locked(replay_lsn.value - 1, &lower);
+  if (lower) return;  // older than the kept history: the delay is unknown
+  // Not yet seen on the primary: the replica is as fresh as the tracker can tell.
+  const std::int64_t delay =
+      reached == std::numeric_limits<std::int64_t>::min() ? 0 : std::max<std::int64_t>(0, now_ns - reached);
+  if (r.delays.size() < config_.delay_capacity) {
+    r.delays.push_back(delay);
+  } else {
+    r.delays[r.delay_next] = delay;
+  }
+  r.delay_next = (r.delay_next + 1) % config_.delay_capacity;
 }
 
 std::int64_t LagTracker::crossing_ns_locked(std::uint64_t lsn, bool* lower_bound) const {
@@ -225,6 +263,75 @@ Lsn LagTracker::primary_lsn_since(std::int64_t since_ns) const {
   auto it = std::lower_bound(history_.begin(), history_.end(), since_ns,
                              [](const HistoryEntry& e, std::int64_t t) { return e.last_ns < t; });
   return it == history_.end() ? Lsn() : Lsn(it->lsn);
+}
+
+std::optional<double> LagTracker::replay_delay_ms(int node, double quantile) const {
+  topology_->check_index(node, "node");
+  require(std::isfinite(quantile) && quantile > 0 && quantile <= 1, "quantile", "must be in (0, 1]");
+  std::vector<std::int64_t> d;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    d = replicas_[node].delays;
+  }
+  if (d.size() < kMinDelaySamples) return std::nullopt;
+  // The nearest-rank quantile: the smallest sample with at least quantile * n samples <= it.
+  const auto rank = static_cast<std::size_t>(std::ceil(quantile * static_cast<double>(d.size())));
+  auto it = d.begin() + static_cast<std::ptrdiff_t>(std::clamp<std::size_t>(rank, 1, d.size()) - 1);
+  std::nth_element(d.begin(), it, d.end());
+  return static_cast<double>(*it) / 1e6;
+}
+
+std::optional<double> LagTracker::replay_probability(int node, double within_ms) const {
+  topology_->check_index(node, "node");
+  const std::int64_t within_ns = ms_to_ns(within_ms, "within_ms");
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto& d = replicas_[node].delays;
+  if (d.size() < kMinDelaySamples) return std::nullopt;
+  const auto hits = std::count_if(d.begin(), d.end(), [&](std::int64_t x) { return x <= within_ns; });
+  return static_cast<double>(hits) / static_cast<double>(d.size());
+}
+
+std::size_t LagTracker::replay_delay_count(int node) const {
+  topology_->check_index(node, "node");
+  std::lock_guard<std::mutex> lock(mutex_);
+  return replicas_[node].delays.size();
+}
+
+CatchUpPlan LagTracker::plan_catch_up(const CatchUpWait& wait) const {
+  check_catch_up(wait);
+  CatchUpPlan plan;
+  if (wait.mode == CatchUpMode::Fixed) {
+    plan.wait_ms = wait.max_wait_ms;
+    return plan;
+  }
+  plan.reason = CatchUpReason::NoReplicaExpected;
+  const std::int64_t bound_ns = ms_to_ns(wait.max_wait_ms, "max_wait_ms");
+  bool unmeasured = false;  // a candidate without enough samples yet
+  for (int i : topology_->replicas()) {
+    const std::uint32_t flags = topology_->flags(i);
+    if (!(flags & detail::kUpBit) || (flags & detail::kLaggingBit)) continue;
+    const ReplicaLag lag = replica(i);
+    // A replica already further behind than the bound (paused, or replaying a backlog) will not
+    // show a newer commit within it, whatever its past delays say.
+    if (!lag.known || lag.lag_ns > bound_ns) continue;
+    const std::optional<double> q = replay_delay_ms(i, wait.quantile);
+    if (!q) {
+      unmeasured = true;
+      continue;
+    }
+    if (*q > wait.max_wait_ms) continue;
+    if (plan.reason != CatchUpReason::ReplicaExpected || *q < plan.predicted_ms) {
+      plan.reason = CatchUpReason::ReplicaExpected;
+      plan.node = i;
+      plan.predicted_ms = *q;
+      plan.samples = replay_delay_count(i);
+    }
+  }
+  // Without samples there is no evidence either way: a bounded wait measures (the probes that
+  // a waiting read asks for record replay delays), and the bound caps what it costs.
+  if (plan.reason != CatchUpReason::ReplicaExpected && unmeasured) plan.reason = CatchUpReason::NoDelaySamples;
+  if (plan.reason != CatchUpReason::NoReplicaExpected) plan.wait_ms = wait.max_wait_ms;
+  return plan;
 }
 
 std::size_t LagTracker::history_size() const {

@@ -264,6 +264,13 @@ class Reason(enum.Enum):
     NO_REPLICA_UP = 9
     PRIMARY_DOWN = 10
 
+class CatchUpReason(enum.Enum):
+    """Why a read that needs an LSN no replica has shown waits for one, or not."""
+    FIXED_WAIT = 0
+    REPLICA_EXPECTED = 1
+    NO_REPLICA_EXPECTED = 2
+    NO_DELAY_SAMPLES = 3
+
 NO_NODE: int  # -1
 MAX_NODES: int  # 256
 DEFAULT_CONSISTENCY: Consistency  # READ_YOUR_WRITES: what route_read and every other door use when not told
@@ -414,6 +421,9 @@ class LagTracker:
     def events_dropped(self) -> int: ...
     def primary_time_past(self, lsn: _LsnLike) -> Optional[int]: ...
     def primary_lsn_since(self, since_ns: int) -> Optional[Lsn]: ...
+    def replay_delay_ms(self, node: _NodeRef, quantile: float = 0.99) -> Optional[float]: ...
+    def replay_probability(self, node: _NodeRef, within_ms: float) -> Optional[float]: ...
+    def replay_delay_count(self, node: _NodeRef) -> int: ...
     def resolve_untracked_write(self, session: Session, margin_ms: float = 2000.0, *,
                                 now_ns: Optional[int] = None,
                                 wall_now_ns: Optional[int] = None) -> bool: ...
@@ -1036,6 +1046,9 @@ _RowFactory = Callable[[Sequence[str]], Callable[[Tuple[Any, ...]], Any]]
 _RowFactoryOf = Callable[[Sequence[str]], Callable[[Tuple[Any, ...]], _Row]]
 _PgConsistencyArg = Union[Consistency, Literal["eventual", "read_your_writes", "monotonic", "causal",
                                                "bounded_staleness", "strong"]]
+# A catch-up wait: milliseconds (a fixed wait) or "auto" (decided per read from the measured
+# replay delays, bounded by 50 ms).
+_WaitArg = Union[float, Literal["auto"]]
 _PgPolicyArg = Union[Policy, Literal["round_robin", "weighted", "least_lag", "least_outstanding",
                                      "nearest_region"]]
 _PgReasonArg = Union[Reason, str]
@@ -1050,7 +1063,7 @@ class DatabaseOptions:
                  pool_size: int = 8, acquire_timeout_ms: float = 5000.0,
                  connect_timeout_ms: float = 2000.0, tcp_user_timeout_ms: float = 5000.0,
                  statement_timeout_ms: float = 30000.0, query_grace_ms: float = 1000.0,
-                 wait_for_replica_ms: float = 0.0, read_retries: int = 2, event_capacity: int = 1024,
+                 wait_for_replica_ms: _WaitArg = "auto", read_retries: int = 2, event_capacity: int = 1024,
                  max_lag_ms: float = 1000.0, recover_lag_ms: Optional[float] = None,
                  max_lag_bytes: int = 0, recover_lag_bytes: Optional[int] = None,
                  policy: _PgPolicyArg = ..., time_window_ms: float = 2000.0, seed: int = 0,
@@ -1063,7 +1076,7 @@ class DatabaseOptions:
     tcp_user_timeout_ms: float
     statement_timeout_ms: float
     query_grace_ms: float
-    wait_for_replica_ms: float
+    wait_for_replica_ms: _WaitArg
     read_retries: int
     event_capacity: int
     max_lag_ms: float
@@ -1106,6 +1119,8 @@ class Result(Generic[_Row]):
     @property
     def waited_ms(self) -> float: ...
     @property
+    def wait_reason(self) -> CatchUpReason: ...
+    @property
     def lsn(self) -> Optional[Lsn]: ...
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[_Row]: ...
@@ -1124,6 +1139,8 @@ class Route:
     def required_lsn(self) -> Optional[Lsn]: ...
     @property
     def waited_ms(self) -> float: ...
+    @property
+    def wait_reason(self) -> CatchUpReason: ...
     @property
     def consistency(self) -> Consistency: ...
 
@@ -1281,12 +1298,12 @@ class ReplicatedDatabase:
     def query(self, sql: str, params: _Params = None, session: Optional[Session] = None, *,
               consistency: _PgConsistencyArg = ...,
               max_staleness_ms: Optional[float] = None, region: Optional[str] = None,
-              wait_for_replica_ms: Optional[float] = None, dicts: bool = False,
+              wait_for_replica_ms: Optional[_WaitArg] = None, dicts: bool = False,
               row_factory: Optional[_RowFactoryOf[_Row]] = None) -> Result[_Row]: ...
     def route_read(self, session: Optional[Session] = None, *,
                    consistency: _PgConsistencyArg = ...,
                    max_staleness_ms: Optional[float] = None, region: Optional[str] = None,
-                   wait_for_replica_ms: Optional[float] = None) -> Route: ...
+                   wait_for_replica_ms: Optional[_WaitArg] = None) -> Route: ...
     def record_read(self, node: str, reason: _PgReasonArg) -> None: ...
     def record_write(self, session: Session, commit_lsn: Any) -> None: ...
     def mark_down(self, name: str) -> None: ...
@@ -1318,7 +1335,7 @@ class ReplicatedDatabase:
     @property
     def probe_interval_ms(self) -> float: ...
     @property
-    def wait_for_replica_ms(self) -> float: ...
+    def wait_for_replica_ms(self) -> _WaitArg: ...
     @staticmethod
     def now_ns() -> int:
         """Clock of probes, lag samples and deadlines (= time.monotonic_ns())."""

@@ -247,7 +247,7 @@ class PsycopgRouter:
     def read(self, session: Optional[_core.Session] = None, *,
              consistency: Union[_core.Consistency, ConsistencyName, None] = None,
              max_staleness_ms: Optional[float] = None,
-             wait_for_replica_ms: Optional[float] = None) -> Iterator["psycopg.Connection[Any]"]:
+             wait_for_replica_ms: Optional[Union[float, Literal["auto"]]] = None) -> Iterator["psycopg.Connection[Any]"]:
         """A connection to the node replikit routes this read to (see ``last_route``).
         ``consistency``: a replikit.Consistency or its name; None: ReplicatedDatabase's default."""
         level: Dict[str, Any] = {} if consistency is None else {"consistency": consistency}

@@ -40,7 +40,50 @@ struct LagConfig {
                                     ///< a primary silent this long bounds every replica's lag from below
   std::size_t history_capacity = 8192;  ///< primary LSN history entries kept (>= 2)
   std::size_t event_capacity = 1024;    ///< transition events kept (>= 1)
+  std::size_t delay_capacity = 256;     ///< replay delays kept per replica, the most recent (in [1, 65536])
 };
+
+/// How a read that needs an LSN no replica is known to have replayed waits for one.
+enum class CatchUpMode : std::uint8_t {
+  Fixed = 0,  ///< wait up to max_wait_ms (0: go to the primary at once)
+  Auto = 1,   ///< wait up to max_wait_ms only when the replay-delay distribution says a replica will make it
+};
+
+/// Why a read waits for a replica, or does not.
+enum class CatchUpReason : std::uint8_t {
+  FixedWait = 0,          ///< Fixed mode: waits max_wait_ms (or not at all when it is 0)
+  ReplicaExpected = 1,    ///< Auto: a replica's replay-delay quantile is within max_wait_ms
+  NoReplicaExpected = 2,  ///< Auto: no healthy replica's quantile is within max_wait_ms: no wait
+  NoDelaySamples = 3,     ///< Auto: a healthy replica has too few replay-delay samples: waits to measure
+};
+
+/// A catch-up wait setting: a fixed wait, or one decided per read from the measurements.
+struct CatchUpWait {
+  /// The bound of "auto" when the caller gives none.
+  static constexpr double kAutoMaxWaitMs = 50;
+  CatchUpMode mode = CatchUpMode::Fixed;
+  double max_wait_ms = 0;   ///< the wait (Fixed) or its bound (Auto), in [0, 60000]
+  double quantile = 0.99;   ///< Auto: the replay-delay quantile that must be within max_wait_ms, in (0, 1]
+  /// Auto mode with the default bound.
+  static CatchUpWait automatic(double max_wait_ms = kAutoMaxWaitMs) noexcept {
+    return {CatchUpMode::Auto, max_wait_ms, 0.99};
+  }
+};
+
+/// Throws InvalidArgument naming the field of `wait` out of range (`argument` prefixes it).
+void check_catch_up(const CatchUpWait& wait, const char* argument = "wait_for_replica_ms");
+
+/// What a read that needs an LSN not yet seen replayed does: wait up to wait_ms, and why.
+struct CatchUpPlan {
+  double wait_ms = 0;        ///< 0: go to the primary at once; never above CatchUpWait::max_wait_ms
+  CatchUpReason reason = CatchUpReason::FixedWait;
+  int node = kNoNode;        ///< Auto, ReplicaExpected: the replica expected first
+  double predicted_ms = 0;   ///< ... and its replay-delay quantile
+  std::size_t samples = 0;   ///< ... from this many samples
+};
+
+/// Replay delays need this many samples of a replica before Auto trusts its quantile.
+inline constexpr std::size_t kMinDelaySamples = 8;
 
 /// What a transition event says.
 enum class LagEventKind : std::uint8_t { BecameLagging = 0, Recovered = 1 };
@@ -102,6 +145,22 @@ class LagTracker {
   /// ends at or below it (with synchronous_commit on: a commit is acknowledged after its
   /// flush, and the prober samples the flush LSN).
   Lsn primary_lsn_since(std::int64_t since_ns) const;
+  /// The `quantile` (in (0, 1]) of replica `node`'s recent replay delays in ms, from its last
+  /// delay_capacity samples; nullopt before kMinDelaySamples. A replay delay is measured each
+  /// time a replica's replay LSN advances: sample time minus when the primary was first seen at
+  /// that LSN (0 when the primary was not yet seen there).
+  std::optional<double> replay_delay_ms(int node, double quantile) const;
+  /// The fraction of replica `node`'s recent replay delays at most `within_ms` (nullopt before
+  /// kMinDelaySamples): the measured probability that it shows a commit `within_ms` after it.
+  std::optional<double> replay_probability(int node, double within_ms) const;
+  /// Replay-delay samples kept for replica `node` (at most delay_capacity).
+  std::size_t replay_delay_count(int node) const;
+  /// How a read needing an LSN no replica is yet seen to have replayed waits under `wait`:
+  /// Fixed waits max_wait_ms. Auto considers the up, not LAGGING replicas whose time lag is
+  /// within max_wait_ms: it waits max_wait_ms when one's replay-delay quantile is within it
+  /// (ReplicaExpected), or when one has fewer than kMinDelaySamples (NoDelaySamples: the
+  /// wait's probes measure), and not at all otherwise (NoReplicaExpected).
+  CatchUpPlan plan_catch_up(const CatchUpWait& wait) const;
   /// Entries in the primary LSN history now.
   std::size_t history_size() const;
   /// Forgets the history and all replica lag (after a primary change).
@@ -125,12 +184,15 @@ class LagTracker {
     std::int64_t lag_ns = 0, lag_bytes = 0, receive_lag_bytes = 0;
     bool lower_bound = false;
     bool lagging = false;
+    std::vector<std::int64_t> delays;  // ring of replay delays, at most delay_capacity
+    std::size_t delay_next = 0;
   };
 
   std::int64_t crossing_ns_locked(std::uint64_t lsn, bool* lower_bound) const;
   void evaluate_locked(int node, std::int64_t at_ns);
   void record_event_locked(int node, LagEventKind kind, std::int64_t time_ns, const Replica& r);
   ReplicaLag view_locked(int node) const;
+  void record_delay_locked(Replica& r, std::int64_t now_ns, Lsn replay_lsn);
 
   std::shared_ptr<Topology> topology_;
   LagConfig config_;
@@ -160,5 +222,7 @@ bool resolve_untracked_write(Session& session, const LagTracker& tracker, std::i
 
 /// Text names for enums.
 const char* to_string(LagEventKind kind) noexcept;
+const char* to_string(CatchUpMode mode) noexcept;
+const char* to_string(CatchUpReason reason) noexcept;
 
 }  // namespace replikit

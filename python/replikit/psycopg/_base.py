@@ -19,7 +19,7 @@ from psycopg.pq.abc import PGconn as PGconnType
 from psycopg.rows import tuple_row
 
 from .. import _core
-from .._core import (Consistency, DatabaseOptions, LagConfig, LagTracker, Node, Router, RouterConfig,
+from .._core import (Consistency, DatabaseOptions, LagConfig, LagState, LagTracker, Node, Router, RouterConfig,
                      Session, Topology)
 from ._floor import XidFloors, parse_snapshot
 
@@ -126,14 +126,29 @@ def level_of(consistency: Any) -> Consistency:
                          f"expected a replikit.Consistency or its name, got {type(consistency).__name__}")
 
 
-def wait_ms_of(value: Any) -> Optional[float]:
-    """A read's wait_for_replica_ms: None or a negative number (the router's default), else a
-    finite number of ms up to 60000 (as the C++ backend takes it)."""
+# wait_for_replica_ms="auto", as the C++ backend's: wait up to this bound when a healthy replica's
+# measured replay delays say it will catch up within it (or it has too few of them to say).
+AUTO_MAX_WAIT_MS = 50.0
+AUTO_MIN_DELAY_SAMPLES = 8
+
+WaitMs = Union[float, str]  # a number of ms, or "auto"
+
+
+def no_wait(value: Optional[WaitMs]) -> bool:
+    """True when a read with this wait setting never waits for a replica."""
+    return value is not None and value != "auto" and float(value) <= 0
+
+
+def wait_ms_of(value: Any) -> Optional[WaitMs]:
+    """A read's wait_for_replica_ms: None or a negative number (the router's default), "auto",
+    else a finite number of ms up to 60000 (as the C++ backend takes it)."""
     if value is None:
         return None
+    if value == "auto":
+        return "auto"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise argument_error(_core.ArgumentTypeError, "wait_for_replica_ms",
-                             f"expected a number, got {type(value).__name__}")
+                             f"expected a number or 'auto', got {type(value).__name__}")
     if value != value or value > 60000:
         raise argument_error(_core.InvalidArgument, "wait_for_replica_ms",
                              f"must be at most 60000 (negative: the router's default), got {value!r}")
@@ -240,6 +255,21 @@ class Core:
         self.floor_wait_s = options.statement_timeout_ms / 2000.0
 
     # ------------------------------------------------------------------ counters
+
+    def catch_up_ms(self, wait: WaitMs) -> float:
+        """How long a read may wait for a replica: a number as given; "auto": AUTO_MAX_WAIT_MS when
+        an up, not LAGGING replica's p99 replay delay is within it (or it has fewer than
+        AUTO_MIN_DELAY_SAMPLES measured), else 0 (to the primary at once)."""
+        if wait != "auto":
+            return float(wait)
+        for name in self.topology.replica_names():
+            if not self.topology.info(name).up or self.lag.replica(name).state == LagState.LAGGING:
+                continue
+            p99 = self.lag.replay_delay_ms(name, 0.99)
+            if self.lag.replay_delay_count(name) < AUTO_MIN_DELAY_SAMPLES or (
+                    p99 is not None and p99 <= AUTO_MAX_WAIT_MS):
+                return AUTO_MAX_WAIT_MS
+        return 0.0
     def count(self, name: str) -> None:
         next(self._counters[name])
 

@@ -90,7 +90,7 @@ class _AsyncReadLease:
     __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "node", "conn")
 
     def __init__(self, router: "AsyncConnectionRouter", session: Optional[Session], level: Consistency,
-                 max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[float]) -> None:
+                 max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> None:
         self.router = router
         self.session = session
         self.level = level
@@ -100,7 +100,7 @@ class _AsyncReadLease:
     async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
         router = self.router
         if router._prober is not None and not router._closed and (
-                router._wait_ms <= 0 if self.wait_for_replica_ms is None else self.wait_for_replica_ms <= 0):
+                _base.no_wait(router._wait_ms if self.wait_for_replica_ms is None else self.wait_for_replica_ms)):
             d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
                                    None, self.max_staleness_ms, None, False)
             node = d.node
@@ -243,9 +243,9 @@ class AsyncConnectionRouter:
 
     # ------------------------------------------------------------------ routing
     async def _route(self, session: Optional[Session], level: Consistency,
-                     max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[float]) -> Any:
+                     max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> Any:
         d = self.core.route_read(session, level, max_staleness_ms)
-        wait_ms = self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms
+        wait_ms = self.core.catch_up_ms(self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms)
         if wait_ms <= 0 or self._prober is None or d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
             return d
         self.core.count("waits")
@@ -263,14 +263,14 @@ class AsyncConnectionRouter:
 
     def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
              max_staleness_ms: Optional[float] = None,
-             wait_for_replica_ms: Optional[float] = None) -> "_AsyncReadLease":
+             wait_for_replica_ms: Optional[_base.WaitMs] = None) -> "_AsyncReadLease":
         """As ConnectionRouter.read: ``async with router.read(session) as conn``."""
         if wait_for_replica_ms is not None:
             wait_for_replica_ms = _base.wait_ms_of(wait_for_replica_ms)
         return _AsyncReadLease(self, session, _base.level_of(consistency), max_staleness_ms, wait_for_replica_ms)
 
     async def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
-                          wait_for_replica_ms: Optional[float]) -> Tuple[str, psycopg.AsyncConnection[Any]]:
+                          wait_for_replica_ms: Optional[_base.WaitMs]) -> Tuple[str, psycopg.AsyncConnection[Any]]:
         for attempt in range(len(self.pools) + 1):
             d = await self._route(session, level, max_staleness_ms, wait_for_replica_ms if attempt == 0 else 0)
             node = d.node

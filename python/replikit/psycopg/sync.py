@@ -87,7 +87,7 @@ class _ReadLease:
     __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "node", "conn")
 
     def __init__(self, router: "ConnectionRouter", session: Optional[Session], level: Consistency,
-                 max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[float]) -> None:
+                 max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> None:
         self.router = router
         self.session = session
         self.level = level
@@ -98,8 +98,8 @@ class _ReadLease:
         router = self.router
         # The common case inline (no wait for a replica, a pooled connection used within the
         # last second); anything else takes the general path.
-        if not router._closed and (router._wait_ms <= 0 if self.wait_for_replica_ms is None
-                                   else self.wait_for_replica_ms <= 0):
+        if not router._closed and _base.no_wait(router._wait_ms if self.wait_for_replica_ms is None
+                                                else self.wait_for_replica_ms):
             d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
                                    None, self.max_staleness_ms, None, False)
             node = d.node
@@ -252,9 +252,9 @@ class ConnectionRouter:
 
     # ------------------------------------------------------------------ routing
     def _route(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
-               wait_for_replica_ms: Optional[float]) -> Any:
+               wait_for_replica_ms: Optional[_base.WaitMs]) -> Any:
         d = self.core.route_read(session, level, max_staleness_ms)
-        wait_ms = self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms
+        wait_ms = self.core.catch_up_ms(self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms)
         if wait_ms <= 0 or d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
             return d
         # Wait (bounded) for a replica to catch up: probe the replicas now and route again.
@@ -273,7 +273,7 @@ class ConnectionRouter:
 
     def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
              max_staleness_ms: Optional[float] = None,
-             wait_for_replica_ms: Optional[float] = None) -> "_ReadLease":
+             wait_for_replica_ms: Optional[_base.WaitMs] = None) -> "_ReadLease":
         """A context manager giving a pooled connection to the node the router picks for this
         read (``last_route``). Monotonic/Causal reads with a session record what they saw (one
         round trip after the block, on the same connection)."""
@@ -282,7 +282,7 @@ class ConnectionRouter:
         return _ReadLease(self, session, _base.level_of(consistency), max_staleness_ms, wait_for_replica_ms)
 
     def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
-                    wait_for_replica_ms: Optional[float]) -> Tuple[str, psycopg.Connection[Any]]:
+                    wait_for_replica_ms: Optional[_base.WaitMs]) -> Tuple[str, psycopg.Connection[Any]]:
         for attempt in range(len(self.pools) + 1):
             d = self._route(session, level, max_staleness_ms, wait_for_replica_ms if attempt == 0 else 0)
             node = d.node

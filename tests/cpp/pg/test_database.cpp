@@ -77,7 +77,7 @@ TEST(PgDatabase, OptionsAreValidatedByName) {
   bad([](DatabaseOptions& o) { o.probe_interval_ms = std::nan(""); }, "probe_interval_ms");
   bad([](DatabaseOptions& o) { o.pool_size = 0; }, "pool_size");
   bad([](DatabaseOptions& o) { o.read_retries = -1; }, "read_retries");
-  bad([](DatabaseOptions& o) { o.wait_for_replica_ms = 1e9; }, "wait_for_replica_ms");
+  bad([](DatabaseOptions& o) { o.wait_for_replica.max_wait_ms = 1e9; }, "wait_for_replica_ms");
   bad([](DatabaseOptions& o) { o.lag.recover_lag_ms = 5000; }, "recover_lag_ms");
 }
 
@@ -120,7 +120,7 @@ TEST(PgDatabaseCluster, WriteThenReadYourWrite) {
   std::vector<replikit::pg::NodeConfig> replicas;
   if (const char* r = std::getenv("REPLIKIT_PG_REPLICA_DSN")) replicas.push_back(node("r1", r));
   DatabaseOptions o;
-  o.wait_for_replica_ms = 500;
+  o.wait_for_replica.max_wait_ms = 500;
   ReplicatedDatabase db(node("primary", primary), replicas, o);
   ASSERT_TRUE(db.wait_probes(2, 5000));
   replikit::Session s;

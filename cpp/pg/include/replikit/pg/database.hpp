@@ -105,13 +105,16 @@
 ///   session's ReadYourWrites and Causal reads on the primary (router rule 3), or failing with
 ///   ConnectionError while it is down, until query() and route_read() resolve it with the
 ///   first primary LSN the prober sampled RouterConfig::time_window_ms after the write
-///   (resolve_untracked_write); a read waits up to `wait_for_replica_ms` for that probe.
+///   (resolve_untracked_write); a read waits up to a fixed `wait_for_replica_ms` for that probe (auto does not wait for it).
 /// - A connect refused with SQLSTATE 53300 (a full server) marks nothing down and drops no
 ///   pooled connection: the call waits (acquire_timeout_ms) for one of the pool's, else throws
 ///   QueryError with that SQLSTATE; a read tries another node first.
 /// - When no replica has caught up with the session (Reason::NoReplicaCaughtUp) a read may
-///   wait up to `wait_for_replica_ms` before going to the primary. The waiting reader asks
-///   the prober to probe the replicas at once (at most one probe per replica per 5 ms while
+///   wait up to `wait_for_replica_ms` before going to the primary. In CatchUpMode::Auto it
+///   waits (up to that bound) only when LagTracker::plan_catch_up expects a healthy replica to
+///   replay the commit within it (its replay-delay quantile), and goes to the primary at once
+///   otherwise; QueryResult::wait_reason says which. The waiting reader asks
+///   the prober to probe the replicas at once (at most one probe per replica per 0.25 ms while
 ///   readers wait) and re-routes after every probe, so a replica that is a few milliseconds
 ///   behind serves the read after a millisecond or two, not after a whole probe interval.
 /// - Under a steady write load each Monotonic read records an upper bound of what it saw,
@@ -186,7 +189,10 @@ struct DatabaseOptions {
   double tcp_user_timeout_ms = 5000;    ///< libpq tcp_user_timeout (unacknowledged data), 0: off
   double statement_timeout_ms = 30000;  ///< server-side statement_timeout of user queries, in [1, 86400000]
   double query_grace_ms = 1000;         ///< client-side deadline = statement_timeout_ms + this
-  double wait_for_replica_ms = 0;       ///< default wait for a replica to catch up, in [0, 60000]
+  /// Default wait for a replica to catch up: Fixed (max_wait_ms, in [0, 60000]) or Auto, the
+  /// default (wait up to max_wait_ms, 50 ms, only when the replay-delay distribution says a
+  /// replica will make it; else go to the primary at once).
+  CatchUpWait wait_for_replica = CatchUpWait::automatic();
   int read_retries = 2;                 ///< other nodes tried after a connection error, in [0, 16]
   int event_capacity = 1024;            ///< events kept for readers (events()), in [1, 1048576]
   LagConfig lag;                        ///< thresholds of the LagTracker
@@ -201,7 +207,7 @@ struct QueryOptions {
   Consistency consistency = kDefaultConsistency;
   double max_staleness_ms = -1;     ///< for BoundedStaleness (>= 0)
   std::string region;               ///< client region for NearestRegion ("" = router default)
-  double wait_for_replica_ms = -1;  ///< < 0: the database default
+  std::optional<CatchUpWait> wait_for_replica;  ///< unset: the database default
 };
 
 /// A statement parameter: a value in text format (no NUL byte) or binary format (any bytes),
@@ -243,6 +249,7 @@ struct QueryResult {
   Reason reason = Reason::Write;           ///< why it went there
   int attempts = 1;                        ///< nodes tried (reads retry after connection errors)
   double waited_ms = 0;                    ///< time spent waiting for a replica to catch up
+  CatchUpReason wait_reason = CatchUpReason::FixedWait;  ///< why the read waited (or not) when no replica had caught up
   /// Writes: the LSN recorded into the session (0/0 if it could not be read after the
   /// commit). Monotonic/Causal reads: the LSN observed. Otherwise 0/0.
   Lsn lsn;
@@ -254,6 +261,7 @@ struct Route {
   Reason reason = Reason::NoReplicaUp;
   Lsn required_lsn;  ///< the LSN the node had to cover (0/0: none)
   double waited_ms = 0;
+  CatchUpReason wait_reason = CatchUpReason::FixedWait;  ///< why it waited (or not) when no replica had caught up
   Consistency consistency = Consistency::ReadYourWrites;  ///< the level it was routed for
 };
 
