@@ -1029,7 +1029,6 @@ def plan_failover(candidates: Sequence[CandidateState], primary: PrimaryState,
 # Enum arguments take the member or its name (case-insensitive).
 HAVE_PG: bool
 
-from typing import TypeVar
 
 from .events import EventFeed as _EventFeed
 
