@@ -13,6 +13,8 @@ namespace py = pybind11;
 void bind_database_options(py::module_& m);  // DatabaseOptions
 void bind_pg_results(py::module_& m);        // Result, Route, NodeStatus, DatabaseStats
 void bind_database(py::module_& m);          // ReplicatedDatabase
+void bind_failover_actions(py::module_& m);  // ActionResult, LossReport, fence_node, promote_node, ...
+void bind_failover_manager(py::module_& m);  // FailoverReport, FailoverManager
 
 /// A replikit.pg.Result holding `result` (rows converted to Python on first use; as dicts
 /// when `dicts`).

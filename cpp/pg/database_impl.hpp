@@ -20,6 +20,9 @@
 
 namespace replikit::pg {
 
+/// Acknowledged writes a database keeps for ReplicatedDatabase::lost_writes() (all sessions).
+inline constexpr std::size_t kMaxDatabaseAckedWrites = 65536;
+
 struct ReplicatedDatabase::Impl {
   DatabaseOptions options;
   std::int64_t acquire_timeout_ns = 0;  // options.acquire_timeout_ms
@@ -34,6 +37,10 @@ struct ReplicatedDatabase::Impl {
   std::vector<std::unique_ptr<detail::Pool>> pools;  // by topology index
   std::unique_ptr<detail::Prober> prober;
   std::atomic<bool> open{true};
+  std::atomic<bool> writes_held{false};  // hold_writes(): new writes wait for the release (probe_cv)
+  // Every write this database acknowledged (bounded), for the failover report's lost writes.
+  std::mutex acked_mutex;
+  AckedWrites acked{kMaxDatabaseAckedWrites};
   std::mutex close_mutex;  // serialises close()
   bool closed = false;     // guarded by close_mutex: close() has finished
 
@@ -99,6 +106,10 @@ struct ReplicatedDatabase::Impl {
   /// showing a replica that covers the session. The caller counts the final decision once
   /// (Router::record).
   Decision route(const Session& session, const QueryOptions& q, double* waited_ms, bool may_wait = true);
+  /// The primary for a write; while writes are held, first waits (bounded) for their release.
+  Decision route_write();
+  /// The loss report of `acked` from the current primary.
+  LossReport lost_writes(const AckedWrites& acked);
   /// Wakes the readers waiting for a replica after each probe.
   void on_probe(int node, bool ok);
 };

@@ -6,6 +6,7 @@
                             [--sync-count K] [--base-port P] [--timeout S] [--json]
     replikit cluster status [--dir DIR] [--json]
     replikit cluster down   [--dir DIR] [--keep]
+    replikit failover-manager / switchover   (see replikit._failover_cli)
 
 ``cluster up`` starts a local PostgreSQL 15 primary with streaming replicas in DIR
 (default ./.replikit-cluster) and leaves it running; its description is kept in
@@ -22,7 +23,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from . import __version__
+from . import __version__, _failover_cli
 from .testing.cluster import MAX_REPLICAS
 from .testing.directory import DESCRIPTION_FILE
 from .testing.nodes import PORT_LIMITS
@@ -64,6 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.required = True
     commands.add_parser("demo", add_help=False,
                         help="run the demo (options: see `replikit demo --help`)")
+    _failover_cli.add_parsers(commands)
     cluster = commands.add_parser(
         "cluster", help="start, inspect and stop a local PostgreSQL cluster for testing",
         description="A local PostgreSQL 15 primary with streaming replicas on loopback.")
@@ -240,6 +242,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return demo.main(argv[1:], prog="replikit demo")
     args = _build_parser().parse_args(argv)
+    if args.command in ("failover-manager", "switchover"):
+        return _failover_cli.main(args)
     from .testing import ClusterError
 
     handlers: Dict[str, Callable[[argparse.Namespace], int]] = {

@@ -3,7 +3,7 @@
 ``ReplicatedDatabase`` runs reads and writes over a primary and its replicas with routing,
 lag tracking, session tokens, connection pools and a background prober; ``PsycopgRouter``
 routes psycopg 3 connections with it; ``database_for_cluster`` builds one over a
-``replikit.testing.LocalCluster``.
+``replikit.testing.LocalCluster``; ``FailoverManager`` fails it over when the primary fails.
 
 Importing this module raises ImportError when replikit was built without the backend. The
 local test cluster moved to ``replikit.testing``, which does not need the backend.
@@ -24,13 +24,18 @@ if not _core.HAVE_PG:
         "`pip install .` from the repository root. The local test cluster, "
         "replikit.testing, works without the backend.")
 
-from ._core import DatabaseOptions, DatabaseStats, NodeStatus, ReplicatedDatabase, Result, Route
+from ._core import (ActionResult, DatabaseOptions, DatabaseStats, FailoverManager, FailoverReport, LossReport,
+                    NodeStatus, ReplicatedDatabase, Result, Route)
 from ._pgdb import PsycopgRouter, database_for_cluster
 from .testing import LocalCluster as _LocalCluster
 
 __all__ = [
+    "ActionResult",
     "DatabaseOptions",
     "DatabaseStats",
+    "FailoverManager",
+    "FailoverReport",
+    "LossReport",
     "NodeStatus",
     "PsycopgRouter",
     "ReplicatedDatabase",

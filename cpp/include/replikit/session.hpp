@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "replikit/acked_writes.hpp"
 #include "replikit/lsn.hpp"
 #include "replikit/signer.hpp"
 
@@ -65,6 +66,9 @@ struct Session {
   /// transactions, which a read falling back to the primary must see too (see the README's
   /// consistency section: a primary shows a commit only after an async standby may have).
   XidFloor xid_floor;
+  /// Host-local, never in a token: the writes this session had acknowledged, by transaction id
+  /// (bounded), so that a failover can report exactly which of them were lost.
+  AckedWrites acked_writes;
 
   /// Records a committed write at `now_ns` (wall-clock ns since the Unix epoch, as tokens carry
   /// it between hosts); `commit_lsn` 0/0 means "unknown" (the time-window rule then applies).

@@ -147,6 +147,7 @@
 #include <string>
 #include <vector>
 
+#include "replikit/acked_writes.hpp"
 #include "replikit/lag.hpp"
 #include "replikit/lsn.hpp"
 #include "replikit/router.hpp"
@@ -219,6 +220,19 @@ struct QueryResult {
   /// Writes: the LSN recorded into the session (0/0 if it could not be read after the
   /// commit). Monotonic/Causal reads: the LSN observed. Otherwise 0/0.
   Lsn lsn;
+};
+
+/// What the current primary says about a session's acknowledged writes (see
+/// replikit/acked_writes.hpp for the rule, and replikit/pg/failover.hpp for the failover record
+/// that gives the promoted node's next transaction id at promotion).
+struct LossReport {
+  std::vector<AckedWrite> lost;     ///< acknowledged on an older timeline and not on the current one
+  std::vector<AckedWrite> unknown;  ///< fate unknown: xid unknown, no failover record, or too old
+  std::size_t survived = 0;         ///< acknowledged on an older timeline, committed on the current one
+  std::size_t current = 0;          ///< acknowledged on the current timeline (nothing to check)
+  std::uint64_t dropped = 0;        ///< dropped from the session's bounded list, never checked
+  std::uint32_t timeline = 0;       ///< the current primary's timeline
+  std::string primary;              ///< the node asked
 };
 
 /// Where a read would go now (for adapters that run the SQL themselves).
@@ -294,6 +308,13 @@ class ReplicatedDatabase {
   QueryResult query(Session& session, const std::string& sql, const Params& params = {},
                     const QueryOptions& options = {});
 
+  /// Asks the current primary which of `session`'s acknowledged writes survived the failovers
+  /// since they were acknowledged (one round trip per call, plus one to read the failover
+  /// records when the session wrote on an older timeline). ConnectionError when no primary.
+  LossReport lost_writes(const Session& session);
+  /// The same for every write this database acknowledged (the last 65536, all sessions).
+  LossReport lost_writes();
+
   /// Routes a read (waiting for a replica like query() does) without running or counting
   /// anything.
   Route route_read(const Session& session, const QueryOptions& options = {});
@@ -306,6 +327,10 @@ class ReplicatedDatabase {
   /// Marks node `name` down (e.g. an adapter's connection to it broke); the prober marks it
   /// up again after its next good probe.
   void mark_down(const std::string& name);
+
+  /// While `hold` is true new writes wait (each at most acquire_timeout_ms) before they are
+  /// routed: a planned switchover in progress. Writes already routed are not held.
+  void hold_writes(bool hold);
 
   /// Every node as the prober and the lag tracker see it.
   std::vector<NodeStatus> nodes() const;
