@@ -40,7 +40,7 @@ FailoverManagerOptions to_manager_options(const py::object& detector, const py::
                     : key == "retry_interval_ms" ? &o.retry_interval_ms
                     : key == "max_switchover_ms" ? &o.max_switchover_ms
                                                  : nullptr;
-    if (field == nullptr) throw InvalidArgument(key.c_str(), "unknown option");
+    if (field == nullptr) throw ArgumentTypeError(key.c_str(), "unexpected keyword argument");
     *field = finite(to_double(item.second, key.c_str()), key.c_str());
   }
   pg::check_options(o);
@@ -93,8 +93,12 @@ void bind_manager(py::module_& m) {
   py::class_<FailoverManager>(m, "FailoverManager",
                               "Watches a ReplicatedDatabase's primary and fails over when it fails (fence, promote, "
                               "epoch, slots, repoint); also planned switchover.")
-      .def(py::init([](pg::ReplicatedDatabase& db, const py::object& detector, const py::object& max_lag_bytes,
+      .def(py::init([](const py::object& database, const py::object& detector, const py::object& max_lag_bytes,
                        const py::object& preferred_region, const py::kwargs& timing) {
+             if (!py::isinstance<pg::ReplicatedDatabase>(database)) {
+               wrong_type("database", "a ReplicatedDatabase", database);
+             }
+             auto& db = database.cast<pg::ReplicatedDatabase&>();
              return std::make_unique<FailoverManager>(db, to_manager_options(detector, max_lag_bytes, preferred_region, timing));
            }),
            py::arg("database"), py::kw_only(), py::arg("detector") = py::none(), py::arg("max_lag_bytes") = py::none(),

@@ -23,6 +23,13 @@ namespace {
 using detail::Effect;
 using detail::Failure;
 
+// libpq takes C strings: a NUL would cut a DSN or a value silently. An empty DSN means libpq's
+// defaults (the local socket, port 5432): never what a failover action means.
+void check_text(const std::string& value, const char* argument, bool required = true) {
+  if (value.find('\0') != std::string::npos) throw InvalidArgument(argument, "holds a NUL character");
+  if (required && value.empty()) throw InvalidArgument(argument, "must not be empty");
+}
+
 void check(const ActionOptions& o) {
   if (!(o.timeout_ms >= 1 && o.timeout_ms <= 600000)) throw InvalidArgument("timeout_ms", "must be in [1, 600000]");
 }
@@ -32,6 +39,8 @@ class ActionConn {
  public:
   ActionConn(const std::string& node, const std::string& dsn, const ActionOptions& o) : node_(node) {
     check(o);
+    check_text(node, "node");
+    check_text(dsn, "dsn");
     const long ms = std::max(1L, static_cast<long>(o.timeout_ms));
     const std::string conninfo = detail::build_conninfo(
         node, dsn, {{"connect_timeout", "2"}, {"application_name", "replikit failover"}},
@@ -169,6 +178,7 @@ NodeState read_node_state(const std::string& node, const std::string& dsn, const
 
 ActionResult unfence_node(const std::string& node, const std::string& dsn, bool read_only,
                           const std::string& synchronous_standby_names, const ActionOptions& options) {
+  check_text(synchronous_standby_names, "synchronous_standby_names", false);
   return act("unfence", node, dsn, options, [&](ActionConn& c, ActionResult& r) {
     c.run(std::string("ALTER SYSTEM SET default_transaction_read_only = ") + (read_only ? "on" : "off"));
     c.run("ALTER SYSTEM SET synchronous_standby_names = " + c.literal(synchronous_standby_names));
@@ -239,6 +249,7 @@ ActionResult promote_node(const std::string& node, const std::string& dsn, const
 
 ActionResult create_slot(const std::string& node, const std::string& dsn, const std::string& slot,
                          const ActionOptions& options) {
+  check_text(slot, "slot");
   return act("create_slot", node, dsn, options, [&](ActionConn& c, ActionResult& r) {
     const auto made = c.scalar(
         "SELECT count(pg_create_physical_replication_slot($1, true)) FROM (SELECT 1) s"
@@ -251,6 +262,8 @@ ActionResult create_slot(const std::string& node, const std::string& dsn, const 
 
 ActionResult repoint_node(const std::string& node, const std::string& dsn, const std::string& primary_conninfo,
                           const std::string& slot, const ActionOptions& options) {
+  check_text(primary_conninfo, "primary_conninfo");
+  check_text(slot, "slot");
   return act("repoint", node, dsn, options, [&](ActionConn& c, ActionResult& r) {
     if (c.scalar("SELECT pg_is_in_recovery()") != std::optional<std::string>("t")) {
       throw Failure(detail::FailureKind::Server, "not a standby (not in recovery): it needs pg_rewind, not a repoint");
@@ -284,6 +297,8 @@ ActionResult record_failover(const std::string& node, const std::string& dsn, st
 }
 
 std::string standby_conninfo(const std::string& primary_dsn, const std::string& application_name) {
+  check_text(primary_dsn, "primary_dsn");
+  check_text(application_name, "application_name");
   try {
     // A keyword given twice: libpq keeps the last value, so the standby's name wins.
     std::string out = detail::build_conninfo(application_name, primary_dsn, {}, "");

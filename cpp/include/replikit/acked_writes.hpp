@@ -46,8 +46,10 @@ struct AckedWrite {
 /// A bounded list of acknowledged writes, oldest first. Not synchronised (one per Session).
 class AckedWrites {
  public:
+  /// Keeps at most kDefaultMaxAckedWrites writes.
+  AckedWrites() : AckedWrites(kDefaultMaxAckedWrites) {}
   /// Keeps at most `capacity` writes (1..kMaxAckedWrites; InvalidArgument "capacity").
-  explicit AckedWrites(std::size_t capacity = kDefaultMaxAckedWrites);
+  explicit AckedWrites(std::size_t capacity);
   /// Appends `write`, dropping the oldest when full (counted in dropped()).
   void add(const AckedWrite& write);
   /// Forgets the writes with an xid in `xids` (after they were checked and reported).
