@@ -124,7 +124,11 @@ void bind_session(py::module_& m) {
       .def("__eq__", [](const Session& a, const py::object& b) { return py::isinstance<Session>(b) && a == b.cast<Session>(); })
       .def("__repr__", [](const Session& s) {
         // LSNs only: a session holds no secret, and a signer is never part of it.
-        return repr_of("Session", {{"write_lsn", py::cast(s.write_lsn)}, {"read_lsn", py::cast(s.read_lsn)}});
+        if (s.timeline == 0) {
+          return repr_of("Session", {{"write_lsn", py::cast(s.write_lsn)}, {"read_lsn", py::cast(s.read_lsn)}});
+        }
+        return repr_of("Session", {{"write_lsn", py::cast(s.write_lsn)}, {"read_lsn", py::cast(s.read_lsn)},
+                                   {"timeline", py::int_(s.timeline)}});
       });
 }
 

@@ -17,6 +17,7 @@ void bind_lag_values(py::module_& m);     ///< ReplicaLag, LagEvent
 void bind_lag_tracker(py::module_& m);    ///< LagTracker
 void bind_signers(py::module_& m);        ///< TokenSigner, HmacSigner
 void bind_session(py::module_& m);        ///< Session
+void bind_session_timeline(py::module_& m);  ///< TimelineHistory, LostWrite, Session.reconcile/lost_writes (bind_timeline.cpp)
 void bind_router_config(py::module_& m);  ///< RouterConfig
 void bind_decision(py::module_& m);       ///< Decision, InFlight
 void bind_router(py::module_& m);         ///< Router

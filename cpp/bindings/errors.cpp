@@ -21,6 +21,7 @@ PyObject* g_connection = nullptr;
 PyObject* g_timeout = nullptr;
 PyObject* g_query = nullptr;
 PyObject* g_commit_unknown = nullptr;
+PyObject* g_lost_writes = nullptr;
 
 PyObject* make_class(py::module_& m, const char* name, std::initializer_list<PyObject*> bases,
                      const char* doc) {
@@ -68,6 +69,9 @@ void bind_errors(py::module_& m) {
                        "The server rejected a statement; `.sqlstate` keeps its SQLSTATE.");
   g_commit_unknown = make_class(m, "CommitUnknown", {g_error},
                                 "The connection broke during a commit: it may or may not have committed.");
+  g_lost_writes = make_class(m, "LostWrites", {g_error},
+                             "Writes of a session that a failover lost; `.lsns` lists their commit LSNs, "
+                             "`.timeline` and `.switch_lsn` say where the timeline they were on ended.");
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -90,6 +94,11 @@ void bind_errors(py::module_& m) {
       raise(g_query, e.what(), {{"sqlstate", py::str(e.sqlstate())}});
     } catch (const CommitUnknown& e) {
       raise(g_commit_unknown, e.what());
+    } catch (const LostWrites& e) {
+      py::list lsns;
+      for (Lsn lsn : e.lsns()) lsns.append(py::cast(lsn));
+      raise(g_lost_writes, e.what(),
+            {{"lsns", lsns}, {"timeline", py::int_(e.timeline())}, {"switch_lsn", py::cast(e.switch_lsn())}});
     } catch (const Error& e) {
       raise(g_error, e.what());
     }

@@ -14,6 +14,7 @@ PYBIND11_MODULE(_core, m) {
   bind_lag_tracker(m);
   bind_signers(m);
   bind_session(m);
+  bind_session_timeline(m);
   bind_router_config(m);
   bind_decision(m);
   bind_router(m);

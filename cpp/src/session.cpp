@@ -1,6 +1,7 @@
 #include "replikit/session.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "replikit/errors.hpp"
 
@@ -80,6 +81,23 @@ bool open_in(std::uint64_t x, std::uint64_t xmax, const std::uint64_t* xip, std:
   return x >= xmax || std::binary_search(xip, xip + n, x);
 }
 
+constexpr std::uint32_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+
+// Appends to a bounded array, dropping the oldest entry when it is full.
+template <typename T, std::size_t N>
+void push_bounded(std::array<T, N>& items, std::uint8_t& count, const T& item) {
+  if (count == N) {
+    std::move(items.begin() + 1, items.end(), items.begin());
+    --count;
+  }
+  items[count++] = item;
+}
+
+void remember_write(WriteLog& log, Lsn lsn) {
+  if (log.recent_count > 0 && log.recent[log.recent_count - 1u] == lsn) return;
+  push_bounded(log.recent, log.recent_count, lsn);
+}
+
 }  // namespace
 
 bool XidFloor::covered_by(std::uint64_t snap_xmax, const std::uint64_t* snap_xip, std::size_t n) const noexcept {
@@ -124,20 +142,83 @@ void Session::record_write(Lsn commit_lsn, std::int64_t now_ns) {
   require(now_ns >= 0, "now_ns", "must not be negative");
   if (commit_lsn.valid()) {
     write_lsn = lsn_max(write_lsn, commit_lsn);
+    remember_write(writes, commit_lsn);
   } else if (now_ns > untracked_write_ns) {
     untracked_write_ns = now_ns;
   }
 }
 
 void Session::merge(const Session& other) noexcept {
+  // LSNs of two timelines are merged as numbers: over-asking (a later LSN than needed) is
+  // sound, and reconcile caps what a lost timeline asked for.
+  if (timeline == 0 || other.timeline > timeline) timeline = other.timeline;
   write_lsn = lsn_max(write_lsn, other.write_lsn);
   read_lsn = lsn_max(read_lsn, other.read_lsn);
   if (other.untracked_write_ns > untracked_write_ns) untracked_write_ns = other.untracked_write_ns;
   xid_floor.merge(other.xid_floor);
 }
 
+std::vector<LostWrite> Session::reconcile(const TimelineHistory& history) {
+  std::vector<LostWrite> lost;
+  if (timeline == 0) timeline = history.current();
+  if (timeline >= history.current()) return lost;
+  // Not an ancestor: nothing written on it is known to be in the current timeline.
+  const Lsn end = history.end_of(timeline).value_or(Lsn());
+  std::uint8_t kept = 0;
+  bool write_lsn_listed = false;
+  for (std::uint8_t i = 0; i < writes.recent_count; ++i) {
+    const Lsn w = writes.recent[i];
+    if (w <= end) {
+      writes.recent[kept++] = w;
+    } else {
+      lost.push_back(LostWrite{w, timeline, end});
+      write_lsn_listed = write_lsn_listed || w == write_lsn;
+    }
+  }
+  writes.recent_count = kept;
+  // The highest write is known even when the log dropped it (or the session came in a token).
+  if (write_lsn > end && !write_lsn_listed) lost.push_back(LostWrite{write_lsn, timeline, end});
+  for (const auto& w : lost) push_bounded(writes.lost, writes.lost_count, w);
+  const auto n = static_cast<std::uint32_t>(lost.size());
+  writes.lost_total = writes.lost_total > kU32Max - n ? kU32Max : writes.lost_total + n;
+  writes.unreported = writes.unreported > kU32Max - n ? kU32Max : writes.unreported + n;
+  write_lsn = std::min(write_lsn, end);
+  read_lsn = std::min(read_lsn, end);
+  xid_floor = XidFloor{};
+  last_replica = -1;
+  timeline = history.current();
+  return lost;
+}
+
+std::vector<LostWrite> Session::lost_writes() const {
+  return std::vector<LostWrite>(writes.lost.begin(), writes.lost.begin() + writes.lost_count);
+}
+
+void Session::check_lost_writes() {
+  if (writes.unreported == 0) return;
+  const std::size_t shown = std::min<std::size_t>(writes.unreported, writes.lost_count);
+  const std::uint32_t total = writes.unreported;
+  writes.unreported = 0;
+  std::vector<Lsn> lsns;
+  std::string list;
+  for (std::size_t i = writes.lost_count - shown; i < writes.lost_count; ++i) {
+    lsns.push_back(writes.lost[i].lsn);
+    list += (list.empty() ? "" : ", ") + writes.lost[i].lsn.to_string();
+  }
+  const LostWrite& last = writes.lost[writes.lost_count - 1u];
+  throw LostWrites(std::to_string(total) + " write(s) of this session were lost in a failover: " + list +
+                       " (committed on timeline " + std::to_string(last.timeline) + " above its switch point " +
+                       last.switch_lsn.to_string() + ")",
+                   std::move(lsns), last.timeline, last.switch_lsn);
+}
+
 std::string encode_token(const Session& session, const TokenSigner* signer) {
   std::string out = "1.";
+  if (session.timeline != 0) {
+    out = "2.";
+    append_hex(out, session.timeline);
+    out.push_back('.');
+  }
   append_hex(out, session.write_lsn.value);
   out.push_back('.');
   append_hex(out, session.read_lsn.value);
@@ -167,18 +248,24 @@ Session decode_token(std::string_view token, const TokenSigner* signer, const ch
     throw TokenError(argument, "token longer than " + std::to_string(kMaxTokenLength) + " characters");
   }
   if (token.empty()) throw TokenError(argument, "empty token");
-  std::string_view fields[5];
+  std::string_view all[6];
   std::size_t count = 0;
   std::size_t start = 0;
   for (std::size_t i = 0; i <= token.size(); ++i) {
     if (i == token.size() || token[i] == '.') {
-      if (count == 5) throw TokenError(argument, "malformed token: too many fields");
-      fields[count++] = token.substr(start, i - start);
+      if (count == 6) throw TokenError(argument, "malformed token: too many fields");
+      all[count++] = token.substr(start, i - start);
       start = i + 1;
     }
   }
-  if (fields[0] != "1") throw TokenError(argument, "unknown token version (expected 1)");
-  if (count != 4 && count != 5) throw TokenError(argument, "malformed token: expected 4 or 5 fields");
+  // Version 2 is version 1 with the timeline after the version: `fields` is the version 1 view.
+  if (all[0] != "1" && all[0] != "2") throw TokenError(argument, "unknown token version (expected 1 or 2)");
+  const bool v2 = all[0] == "2";
+  const std::string_view* fields = v2 ? all + 1 : all;
+  if (v2) --count;
+  if (count != 4 && count != 5) {
+    throw TokenError(argument, v2 ? "malformed token: expected 5 or 6 fields" : "malformed token: expected 4 or 5 fields");
+  }
   bool signed_token = count == 5;
   if (signer != nullptr && !signed_token) throw TokenError(argument, "token is not signed");
   if (signer == nullptr && signed_token) {
@@ -191,6 +278,11 @@ Session decode_token(std::string_view token, const TokenSigner* signer, const ch
     }
   }
   Session s;
+  if (v2) {
+    const std::uint64_t timeline = parse_hex_field(fields[0], argument, "timeline");
+    if (timeline == 0 || timeline > kU32Max) throw TokenError(argument, "malformed token: timeline out of range");
+    s.timeline = static_cast<std::uint32_t>(timeline);
+  }
   s.write_lsn = Lsn(parse_hex_field(fields[1], argument, "write LSN"));
   s.read_lsn = Lsn(parse_hex_field(fields[2], argument, "read LSN"));
   if (fields[3] == "x") {

@@ -63,6 +63,12 @@ class QueryError(Error):
 class CommitUnknown(Error):
     """The connection broke during a commit: it may or may not have committed."""
 
+class LostWrites(Error):
+    """Writes of a session that a failover lost (raised by Session.check_lost_writes)."""
+    lsns: List[Lsn]  # their commit LSNs, oldest first
+    timeline: int  # the timeline they were committed on
+    switch_lsn: Lsn  # where that timeline ended: the lost writes lie above it
+
 class Lsn:
     """A PostgreSQL WAL position, e.g. Lsn('16/B374D848'); 0/0 means none known."""
     def __init__(self, value: _LsnLike) -> None: ...
@@ -321,6 +327,36 @@ class Session:
     def __deepcopy__(self, memo: Dict[int, Any]) -> Session: ...
     def __eq__(self, other: object) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
+    @property
+    def timeline(self) -> int: ...  # of write_lsn and read_lsn; 0: unknown (taken as the current one)
+    def reconcile(self, history: TimelineHistory) -> List[LostWrite]:
+        """Moves the session to history.current; returns the writes the failover lost."""
+    def lost_writes(self, history: Optional[TimelineHistory] = None) -> List[LostWrite]: ...
+    def check_lost_writes(self) -> None:
+        """Raises LostWrites naming the writes lost since the last call."""
+
+class TimelineHistory:
+    """The current timeline and where each ancestor ended (PostgreSQL's NNNNNNNN.history)."""
+    def __init__(self, current: int = 1, switches: Sequence[Tuple[int, _LsnLike]] = ...) -> None: ...
+    @staticmethod
+    def parse(text: str, current: int) -> TimelineHistory: ...
+    @property
+    def current(self) -> int: ...
+    @property
+    def switches(self) -> List[Tuple[int, Lsn]]: ...
+    def end_of(self, timeline: int) -> Optional[Lsn]: ...
+    def survives(self, timeline: int, lsn: _LsnLike) -> bool: ...
+    def __eq__(self, other: object) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+class LostWrite:
+    """A write of a session that a failover lost."""
+    @property
+    def lsn(self) -> Lsn: ...
+    @property
+    def timeline(self) -> int: ...
+    @property
+    def switch_lsn(self) -> Lsn: ...
 
 class Decision:
     """Where a request goes and why."""

@@ -158,6 +158,9 @@ CASES = {
         lambda b: replikit.PrimaryState(synchronous_standbys=["r1", b]), {"synchronous_standbys"}),
     ("PrimaryState.__init__", "last_acknowledged_commit_lsn"): (
         lambda b: replikit.PrimaryState(last_acknowledged_commit_lsn=b), {"last_acknowledged_commit_lsn"}),
+    ("TimelineHistory.__init__", "switches"): (lambda b: replikit.TimelineHistory(2, [(1, b)]), {"switches"}),
+    ("TimelineHistory.parse", "text"): (lambda b: replikit.TimelineHistory.parse(b, 2), {"text"}),
+    ("TimelineHistory.survives", "lsn"): (lambda b: replikit.TimelineHistory().survives(1, b), {"lsn"}),
     ("FailoverConfig.__init__", "preferred_region"): (lambda b: replikit.FailoverConfig(preferred_region=b),
                                                       {"preferred_region"}),
 }

@@ -353,6 +353,7 @@ def instances():
         "CandidateState": replikit.CandidateState("r1"),
         "PrimaryState": replikit.PrimaryState(),
         "FailoverConfig": replikit.FailoverConfig(),
+        "TimelineHistory": replikit.TimelineHistory(2, [(1, 5)]),
     }
     d = replikit.LatencyDistribution.constant(1.0)
     out["WarsModel"] = replikit.WarsModel(d, d, d, d)

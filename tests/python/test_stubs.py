@@ -267,7 +267,8 @@ ROUTING_NAMES = {
     "Node", "NodeInfo", "Topology", "ReplicaLag", "LagEvent", "LagTracker", "TokenSigner", "HmacSigner",
     "Session", "Decision", "InFlight", "Router", "Error", "InvalidArgument", "TokenError", "NotFound",
     "CapacityExceeded", "ConnectionError", "TimeoutError", "QueryError", "CommitUnknown", "NO_NODE", "MAX_NODES",
-    "ArgumentTypeError", "LagConfig", "RouterConfig", "DEFAULT_CONSISTENCY",
+    "ArgumentTypeError", "LagConfig", "RouterConfig", "DEFAULT_CONSISTENCY", "TimelineHistory", "LostWrite",
+    "LostWrites",
 }
 
 

@@ -4,8 +4,12 @@
 /// failover plan) are values; exceptions are for bad input and broken connections.
 /// The bindings map each class to a Python exception in one place (cpp/bindings/errors.cpp).
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "replikit/lsn.hpp"
 
 namespace replikit {
 
@@ -86,6 +90,25 @@ class QueryError : public Error {
 class CommitUnknown : public Error {
  public:
   using Error::Error;
+};
+
+/// Writes of a session that a failover lost (see Session::reconcile): raised by a read that
+/// requires them, instead of serving data without them.
+class LostWrites : public Error {
+ public:
+  LostWrites(const std::string& message, std::vector<Lsn> lsns, std::uint32_t timeline, Lsn switch_lsn)
+      : Error(message), lsns_(std::move(lsns)), timeline_(timeline), switch_lsn_(switch_lsn) {}
+  /// The commit LSNs of the lost writes, oldest first.
+  const std::vector<Lsn>& lsns() const noexcept { return lsns_; }
+  /// The timeline they were written on (of the latest, when several failovers lost writes).
+  std::uint32_t timeline() const noexcept { return timeline_; }
+  /// Where that timeline ended: the lost writes lie above it.
+  Lsn switch_lsn() const noexcept { return switch_lsn_; }
+
+ private:
+  std::vector<Lsn> lsns_;
+  std::uint32_t timeline_;
+  Lsn switch_lsn_;
 };
 
 /// Throws InvalidArgument(argument, message) unless `condition` holds.

@@ -4,7 +4,9 @@
 ///
 /// A token is a short printable string (safe in a cookie or an HTTP header) such as
 /// `1.16B374D848.16B3700000.18c2e4f1a20` with, when a signer is configured, a fifth field
-/// holding a 128-bit MAC in base64url. Tokens merge by taking the maximum of each field, so a
+/// holding a 128-bit MAC in base64url. A session that knows the timeline of its LSNs writes
+/// version 2, `2.<timeline>.` followed by the same fields; version 1 tokens (timeline unknown)
+/// still decode. Tokens merge by taking the maximum of each field, so a
 /// user who read another user's comment can carry that user's write too (causal reads).
 
 #include <array>
@@ -16,6 +18,7 @@
 #include "replikit/acked_writes.hpp"
 #include "replikit/lsn.hpp"
 #include "replikit/signer.hpp"
+#include "replikit/timeline.hpp"
 
 namespace replikit {
 
@@ -46,6 +49,28 @@ struct XidFloor {
   void merge(const XidFloor& other) noexcept;
 };
 
+/// Write LSNs a Session keeps host-locally: its latest writes, and the latest lost ones.
+inline constexpr int kMaxTrackedWrites = 8;
+
+/// A write of a session that a failover lost: committed at `lsn` on `timeline`, above the
+/// LSN `switch_lsn` where that timeline ended.
+struct LostWrite {
+  Lsn lsn;
+  std::uint32_t timeline = 0;
+  Lsn switch_lsn;
+};
+
+/// Host-local, never in a token: the commit LSNs of a session's latest writes on its timeline
+/// and the writes failovers lost (the latest kMaxTrackedWrites of each, and counts).
+struct WriteLog {
+  std::array<Lsn, kMaxTrackedWrites> recent{};  ///< oldest first
+  std::uint8_t recent_count = 0;
+  std::array<LostWrite, kMaxTrackedWrites> lost{};  ///< oldest first
+  std::uint8_t lost_count = 0;
+  std::uint32_t lost_total = 0;  ///< lost writes in all (saturating)
+  std::uint32_t unreported = 0;  ///< lost since the last Session::check_lost_writes
+};
+
 /// A session's consistency state. Not synchronised: use one per user request chain.
 struct Session {
   Lsn write_lsn;                   ///< highest commit LSN this session wrote (or merged)
@@ -69,6 +94,11 @@ struct Session {
   /// Host-local, never in a token: the writes this session had acknowledged, by transaction id
   /// (bounded), so that a failover can report exactly which of them were lost.
   AckedWrites acked_writes;
+  /// The timeline of write_lsn and read_lsn (in the token); 0: unknown (a version 1 token, or
+  /// never reconciled), taken as the current one.
+  std::uint32_t timeline = 0;
+  /// Host-local: the latest writes, and those a failover lost (see reconcile).
+  WriteLog writes;
 
   /// Records a committed write at `now_ns` (wall-clock ns since the Unix epoch, as tokens carry
   /// it between hosts); `commit_lsn` 0/0 means "unknown" (the time-window rule then applies).
@@ -78,15 +108,29 @@ struct Session {
   /// Records that a read on replica `node` (a topology index) in topology `epoch` saw data up
   /// to `lsn`, the replica's replay LSN observed after the read, and remembers that replica.
   void observe_replica(Lsn lsn, int node, std::uint64_t epoch) noexcept;
-  /// Takes the maximum of each field of `other` (causal merge); the host-local fields stay
-  /// this session's, except that xid floors merge.
+  /// Takes the maximum of each field of `other` (causal merge; a known timeline wins over an
+  /// unknown one); the host-local fields stay this session's, except that xid floors merge.
   void merge(const Session& other) noexcept;
   /// The LSN a causal read must see: max(write_lsn, read_lsn).
   Lsn causal_lsn() const noexcept { return lsn_max(write_lsn, read_lsn); }
+  /// Moves this session to `history`'s current timeline (call before using it against a
+  /// cluster on that timeline). Its writes on an ancestor timeline at or below that timeline's
+  /// end stay valid; those above it were lost: they are returned, kept in lost_writes(), and
+  /// the next check_lost_writes() raises LostWrites. The LSNs it requires are capped at the
+  /// switch point and its xid floor is dropped (the new primary reuses xids above it), so it
+  /// is never pinned to the primary waiting for WAL that no longer exists. Timeline 0 is
+  /// taken as the current one; a newer timeline than the history knows is left as it is.
+  std::vector<LostWrite> reconcile(const TimelineHistory& history);
+  /// The latest writes failovers lost (at most kMaxTrackedWrites, oldest first).
+  std::vector<LostWrite> lost_writes() const;
+  /// Throws LostWrites naming the writes lost since the last call (call before a read that
+  /// requires this session's writes: read-your-writes, causal); each loss is raised once.
+  void check_lost_writes();
 
   /// Compares the fields a token carries (not the host-local ones).
   friend bool operator==(const Session& a, const Session& b) noexcept {
-    return a.write_lsn == b.write_lsn && a.read_lsn == b.read_lsn && a.untracked_write_ns == b.untracked_write_ns;
+    return a.write_lsn == b.write_lsn && a.read_lsn == b.read_lsn && a.untracked_write_ns == b.untracked_write_ns &&
+           a.timeline == b.timeline;
   }
 };
 
