@@ -44,6 +44,17 @@ void bind_acked_write(py::module_& m) {
       });
 }
 
+// Session.acked_writes, added to the bound class (bind_session stays readable).
+void bind_session_acked_writes(py::class_<Session>& c) {
+  c.def_property_readonly("acked_writes", [](const Session& s) {
+     py::list out;
+     for (const auto& w : s.acked_writes.writes()) out.append(py::cast(w));
+     return out;
+   },
+   "The writes this session had acknowledged (oldest first, at most the last 1024), with their "
+   "transaction ids: what a failover's loss report checks. Host-local: a token does not carry them.");
+}
+
 }  // namespace
 
 void bind_session(py::module_& m) {
@@ -96,13 +107,6 @@ void bind_session(py::module_& m) {
            "epoch (None: none).")
       .def_property_readonly("last_replica_lsn", [](const Session& s) { return s.last_replica_lsn; },
                              "The replay LSN observed on the last replica read (0/0: none).")
-      .def_property_readonly("acked_writes", [](const Session& s) {
-             py::list out;
-             for (const auto& w : s.acked_writes.writes()) out.append(py::cast(w));
-             return out;
-           },
-           "The writes this session had acknowledged (oldest first, at most the last 1024), with their "
-           "transaction ids: what a failover's loss report checks. Host-local: a token does not carry them.")
       .def("merge", [](Session& s, const py::object& other, const py::object& signer) {
              s.merge(to_session(other, signer, "other"));
            },
@@ -130,6 +134,8 @@ void bind_session(py::module_& m) {
         return repr_of("Session", {{"write_lsn", py::cast(s.write_lsn)}, {"read_lsn", py::cast(s.read_lsn)},
                                    {"timeline", py::int_(s.timeline)}});
       });
+  auto session_class = py::reinterpret_borrow<py::class_<Session>>(m.attr("Session"));
+  bind_session_acked_writes(session_class);
 }
 
 }  // namespace replikit::bindings

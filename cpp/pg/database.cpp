@@ -172,6 +172,17 @@ Decision ReplicatedDatabase::Impl::route_write() {
   return router->route_write();
 }
 
+TimelineHistory ReplicatedDatabase::timeline_history() const {
+  std::lock_guard<std::mutex> lock(impl_->history_mutex);
+  return impl_->history;
+}
+
+void ReplicatedDatabase::set_timeline_history(TimelineHistory history) {
+  std::lock_guard<std::mutex> lock(impl_->history_mutex);
+  impl_->history_current.store(history.current(), std::memory_order_release);
+  impl_->history = std::move(history);
+}
+
 void ReplicatedDatabase::hold_writes(bool hold) {
   impl_->writes_held.store(hold, std::memory_order_release);
   {

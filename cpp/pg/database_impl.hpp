@@ -37,6 +37,10 @@ struct ReplicatedDatabase::Impl {
   std::vector<std::unique_ptr<detail::Pool>> pools;  // by topology index
   std::unique_ptr<detail::Prober> prober;
   std::atomic<bool> open{true};
+  // The timeline history sessions are reconciled against (set_timeline_history).
+  mutable std::mutex history_mutex;
+  TimelineHistory history;
+  std::atomic<std::uint32_t> history_current{1};
   std::atomic<bool> writes_held{false};  // hold_writes(): new writes wait for the release (probe_cv)
   // Every write this database acknowledged (bounded), for the failover report's lost writes.
   std::mutex acked_mutex;
@@ -106,6 +110,12 @@ struct ReplicatedDatabase::Impl {
   /// showing a replica that covers the session. The caller counts the final decision once
   /// (Router::record).
   Decision route(const Session& session, const QueryOptions& q, double* waited_ms, bool may_wait = true);
+  /// Reconciles `session` with the timeline history when it was written on an older timeline.
+  void reconcile(Session& session) const {
+    if (session.timeline == 0 || session.timeline >= history_current.load(std::memory_order_acquire)) return;
+    std::lock_guard<std::mutex> lock(history_mutex);
+    session.reconcile(history);
+  }
   /// The primary for a write; while writes are held, first waits (bounded) for their release.
   Decision route_write();
   /// The loss report of `acked` from the current primary.

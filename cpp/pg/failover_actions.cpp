@@ -5,6 +5,7 @@
 #include <poll.h>
 
 #include <cctype>
+#include <cstdio>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -294,6 +295,17 @@ ActionResult record_failover(const std::string& node, const std::string& dsn, st
     r.changed = n == std::optional<std::string>("1");
     r.detail = "timeline " + std::to_string(timeline) + (r.changed ? " recorded" : " was recorded");
   });
+}
+
+std::optional<std::string> read_timeline_history(const std::string& node, const std::string& dsn,
+                                                 std::uint32_t timeline, const ActionOptions& options) {
+  char file[32];
+  std::snprintf(file, sizeof file, "pg_wal/%08X.history", timeline);
+  std::optional<std::string> text;
+  const ActionResult r = act("read_history", node, dsn, options, [&](ActionConn& c, ActionResult&) {
+    text = c.scalar("SELECT pg_read_file($1)", {std::string(file)});
+  });
+  return r.ok ? text : std::nullopt;
 }
 
 std::string standby_conninfo(const std::string& primary_dsn, const std::string& application_name) {

@@ -74,6 +74,8 @@ struct FailoverManager::Impl {
   void publish(const FailoverReport& report);
   /// The plan from fresh reads of every replica.
   FailoverPlan plan(FailoverReport& report);
+  /// Reads the promoted node's timeline history into the database (sessions reconcile with it).
+  void adopt_history(const std::string& node, const std::string& dsn, std::uint32_t timeline);
   /// Steps 4-5: record, epoch, slots, repoint (the promotion done).
   void finish_switch(FailoverReport& report, const std::string& promoted);
 };

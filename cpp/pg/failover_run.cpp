@@ -61,6 +61,18 @@ FailoverPlan FailoverManager::Impl::plan(FailoverReport& report) {
   return p;
 }
 
+void FailoverManager::Impl::adopt_history(const std::string& node, const std::string& dsn, std::uint32_t timeline) {
+  if (timeline <= db.timeline_history().current()) return;
+  // Sessions reconcile against it: writes above the switch point were lost with the old timeline.
+  const std::optional<std::string> text = read_timeline_history(node, dsn, timeline, actions);
+  if (!text) return;
+  try {
+    db.set_timeline_history(TimelineHistory::parse(*text, timeline));
+  } catch (const InvalidArgument&) {
+    // Not a history file we can read: sessions keep their tokens' LSNs (over-asking, sound).
+  }
+}
+
 void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::string& promoted) {
   auto& topo = *db.topology();
   const std::string dsn = db.dsn(promoted);
@@ -70,6 +82,7 @@ void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::str
   if (topo.name(topo.primary()) != promoted) topo.promote(promoted);
   topo.set_up(promoted, true);
   report.epoch = topo.epoch();
+  adopt_history(report.promoted.value_or(promoted), dsn, report.timeline);
   db.hold_writes(false);
   report.writable_ns = detail::steady_now_ns();
   {

@@ -460,13 +460,16 @@ bool Prober::adopt(const Slot& s) {
   // failover manager here or elsewhere): follow it, so that every router sends writes there.
   const int primary = topology_->primary();
   std::uint32_t primary_timeline = 0;
-  bool primary_reachable = false;
+  bool primary_failed = false;  // probed, and its last probe failed
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    primary_timeline = slots_[primary]->state.timeline;
-    primary_reachable = slots_[primary]->state.reachable;
+    const ProbeState& p = slots_[primary]->state;
+    primary_timeline = p.timeline;
+    primary_failed = !p.reachable && p.probes_failed > 0;
   }
-  if (s.timeline == 0 || s.timeline <= primary_timeline || (primary_timeline == 0 && primary_reachable)) return false;
+  // With the primary's timeline unknown, only a primary seen down lets a newer one take over
+  // (not one merely not probed yet).
+  if (s.timeline == 0 || s.timeline <= primary_timeline || (primary_timeline == 0 && !primary_failed)) return false;
   try {
     topology_->promote(topology_->name(s.node));
     topology_->set_up(topology_->name(s.node), true);

@@ -169,6 +169,11 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
               (std::isfinite(options.wait_for_replica_ms) && options.wait_for_replica_ms <= 60000),
           "wait_for_replica_ms", "must be at most 60000 (negative: the database default)");
   const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;
+  m.reconcile(session);
+  // A read that must see this session's writes cannot, when a failover lost them: say so once.
+  if (options.consistency == Consistency::ReadYourWrites || options.consistency == Consistency::Causal) {
+    session.check_lost_writes();
+  }
   m.counters.reads.fetch_add(1, std::memory_order_relaxed);
   auto fail = [&m] { m.counters.read_failures.fetch_add(1, std::memory_order_relaxed); };
   FinalDecision final_decision(*m.router);

@@ -130,6 +130,8 @@ struct WriteCall {
     }
     const std::int64_t now = detail::wall_now_ns();
     session.record_write(point.lsn, now);
+    // The session's LSNs are of this timeline from now on (it was reconciled before the call).
+    if (point.timeline > session.timeline) session.timeline = point.timeline;
     const std::uint32_t timeline = point.timeline != 0 ? point.timeline : m.prober->state(decision.node).timeline;
     const AckedWrite acked{xid, point.lsn, now, epoch, timeline};
     session.acked_writes.add(acked);
@@ -255,6 +257,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
   m.check_open();
   require(!sql.empty(), "sql", "must not be empty");
   detail::require_no_nul(sql, params, "sql", "params");
+  m.reconcile(session);
   WriteCall w(m, "the write");
   if (!params.empty()) return run_transaction(w, session, {Statement{sql, params}}, "sql").front();
   QueryResult out;
@@ -286,6 +289,7 @@ std::vector<QueryResult> ReplicatedDatabase::transaction(Session& session, const
     require(!s.sql.empty(), "statements", "a statement's sql is empty");
     detail::require_no_nul(s.sql, s.params, "statements", "statements");
   }
+  m.reconcile(session);
   WriteCall w(m, "the transaction");
   return run_transaction(w, session, statements, "statements");
 }

@@ -165,6 +165,13 @@ def test_async_crash_reports_exactly_the_lost_writes_and_fences_the_old_primary(
             assert sorted(report.lost_writes.lost_xids) == expected, report
             assert sorted(db.lost_writes(s).lost_xids) == expected
 
+            # The session's writes above the switch point are lost in LSN terms too: its next
+            # read-your-writes read says so once (the manager gave the database the history).
+            assert db.timeline_history.current == report.timeline
+            with pytest.raises(replikit.LostWrites):
+                db.query("SELECT count(*) FROM w", session=s)
+            assert db.query("SELECT count(*) FROM w", session=s).rows
+
             # The other replica follows the new primary.
             other = ({"r1", "r2"} - {new}).pop()
             assert report.repointed == [other]

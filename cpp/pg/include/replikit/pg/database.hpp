@@ -152,6 +152,7 @@
 #include "replikit/lsn.hpp"
 #include "replikit/router.hpp"
 #include "replikit/session.hpp"
+#include "replikit/timeline.hpp"
 #include "replikit/topology.hpp"
 
 namespace replikit::pg {
@@ -327,6 +328,14 @@ class ReplicatedDatabase {
   /// Marks node `name` down (e.g. an adapter's connection to it broke); the prober marks it
   /// up again after its next good probe.
   void mark_down(const std::string& name);
+
+  /// The timeline history this database reconciles sessions against (set after a failover by
+  /// the FailoverManager; TimelineHistory{} before): each call first reconciles its session
+  /// when the session's timeline is older (Session::reconcile), and a read-your-writes or causal
+  /// read then raises LostWrites once for writes the failover lost.
+  TimelineHistory timeline_history() const;
+  /// Sets it (see timeline_history()).
+  void set_timeline_history(TimelineHistory history);
 
   /// While `hold` is true new writes wait (each at most acquire_timeout_ms) before they are
   /// routed: a planned switchover in progress. Writes already routed are not held.

@@ -98,6 +98,11 @@ ActionResult repoint_node(const std::string& node, const std::string& dsn, const
 ActionResult record_failover(const std::string& node, const std::string& dsn, std::uint32_t timeline,
                              std::uint64_t next_xid, const ActionOptions& options = {});
 
+/// The text of `node`'s timeline history file for `timeline` (pg_read_file: needs superuser
+/// or pg_read_server_files); nullopt when it cannot be read.
+std::optional<std::string> read_timeline_history(const std::string& node, const std::string& dsn,
+                                                 std::uint32_t timeline, const ActionOptions& options = {});
+
 /// The primary_conninfo a standby uses to stream from a primary reached with `primary_dsn`:
 /// libpq parses the DSN and every value is quoted (key='value', backslash-escaped), with
 /// `application_name` set to the standby's name (synchronous_standby_names matches it).
