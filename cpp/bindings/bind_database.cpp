@@ -197,6 +197,25 @@ void bind_adapter_calls(py::class_<ReplicatedDatabase>& c) {
 }
 
 void bind_status(py::class_<ReplicatedDatabase>& c) {
+  c.def("lost_writes", [](ReplicatedDatabase& db, const py::object& session) {
+         if (session.is_none()) {
+           py::gil_scoped_release release;
+           return db.lost_writes();
+         }
+         if (!py::isinstance<Session>(session)) wrong_type("session", "a Session or None", session);
+         const Session& s = session.cast<const Session&>();
+         py::gil_scoped_release release;
+         return db.lost_writes(s);
+       }, py::arg("session") = py::none(),
+       "Which acknowledged writes the current primary lacks after failovers (LossReport): the session's, or "
+       "(None) every write this database acknowledged.");
+  c.def_property(
+      "timeline_history", [](const ReplicatedDatabase& db) { return db.timeline_history(); },
+      [](ReplicatedDatabase& db, const py::object& history) {
+        if (!py::isinstance<TimelineHistory>(history)) wrong_type("history", "a TimelineHistory", history);
+        db.set_timeline_history(history.cast<TimelineHistory>());
+      },
+      "The timeline history sessions are reconciled against (the FailoverManager sets it after a failover).");
   c.def("nodes", &ReplicatedDatabase::nodes, "Every node's status.")
       .def("node", [](const ReplicatedDatabase& db, const py::object& name) { return db.node(to_str(name, "name")); },
            py::arg("name"), "One node's status.")

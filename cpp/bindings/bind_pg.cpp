@@ -124,7 +124,9 @@ void bind_pg(py::module_& m) {
   bind_database_options(m);
   bind_pg_results(m);
   bind_events(m);
+  bind_failover_actions(m);
   bind_database(m);
+  bind_failover_manager(m);
 #else
   m.attr("HAVE_PG") = false;
 #endif

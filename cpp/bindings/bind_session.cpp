@@ -29,7 +29,36 @@ void bind_signers(py::module_& m) {
 #endif
 }
 
+namespace {
+
+void bind_acked_write(py::module_& m) {
+  py::class_<AckedWrite>(m, "AckedWrite", "A write the primary acknowledged: its transaction id, LSN bound and time.")
+      .def_readonly("xid", &AckedWrite::xid)
+      .def_property_readonly("lsn", [](const AckedWrite& w) { return w.lsn.value == 0 ? py::none() : py::cast(w.lsn); })
+      .def_readonly("at_ns", &AckedWrite::at_ns)
+      .def_readonly("epoch", &AckedWrite::epoch)
+      .def_readonly("timeline", &AckedWrite::timeline)
+      .def("__repr__", [](const AckedWrite& w) {
+        return repr_of("AckedWrite", {{"xid", py::cast(w.xid)}, {"timeline", py::cast(w.timeline)},
+                                      {"lsn", w.lsn.value == 0 ? py::none() : py::cast(w.lsn)}});
+      });
+}
+
+// Session.acked_writes, added to the bound class (bind_session stays readable).
+void bind_session_acked_writes(py::class_<Session>& c) {
+  c.def_property_readonly("acked_writes", [](const Session& s) {
+     py::list out;
+     for (const auto& w : s.acked_writes.writes()) out.append(py::cast(w));
+     return out;
+   },
+   "The writes this session had acknowledged (oldest first, at most the last 1024), with their "
+   "transaction ids: what a failover's loss report checks. Host-local: a token does not carry them.");
+}
+
+}  // namespace
+
 void bind_session(py::module_& m) {
+  bind_acked_write(m);
   py::class_<Session>(m, "Session", "What one user has written and read, as LSNs; travels as a token. Not thread-safe.")
       .def(py::init([](const py::object& write_lsn, const py::object& read_lsn) {
              Session s;
@@ -106,6 +135,8 @@ void bind_session(py::module_& m) {
         return repr_of("Session", {{"write_lsn", py::cast(s.write_lsn)}, {"read_lsn", py::cast(s.read_lsn)},
                                    {"timeline", py::int_(s.timeline)}});
       });
+  auto session_class = py::reinterpret_borrow<py::class_<Session>>(m.attr("Session"));
+  bind_session_acked_writes(session_class);
 }
 
 }  // namespace replikit::bindings

@@ -14,6 +14,8 @@ void bind_database_options(py::module_& m);  // DatabaseOptions
 void bind_pg_results(py::module_& m);        // Result, Route, NodeStatus, DatabaseStats
 void bind_database(py::module_& m);          // ReplicatedDatabase
 void bind_events(py::module_& m);            // EventKind, Event, EventBatch, EventLog
+void bind_failover_actions(py::module_& m);  // ActionResult, LossReport, fence_node, promote_node, ...
+void bind_failover_manager(py::module_& m);  // FailoverReport, FailoverManager
 
 /// The database as Python holds it: the C++ database plus its default row factory (a Python
 /// callable; null = tuples), which the C++ side has no use for.

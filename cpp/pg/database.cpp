@@ -211,6 +211,39 @@ void ReplicatedDatabase::Impl::on_probe(int node, bool ok) {
   probe_cv.notify_all();
 }
 
+Decision ReplicatedDatabase::Impl::route_write() {
+  if (writes_held.load(std::memory_order_acquire)) {
+    // A switchover holds writes: wait for its release (bounded by acquire_timeout_ms), then
+    // route to whatever is the primary by then.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(acquire_timeout_ns);
+    std::unique_lock<std::mutex> lock(probe_mutex);
+    probe_cv.wait_until(lock, deadline, [&] {
+      return !writes_held.load(std::memory_order_acquire) || !open.load(std::memory_order_acquire);
+    });
+  }
+  return router->route_write();
+}
+
+TimelineHistory ReplicatedDatabase::timeline_history() const {
+  std::lock_guard<std::mutex> lock(impl_->history_mutex);
+  return impl_->history;
+}
+
+void ReplicatedDatabase::set_timeline_history(TimelineHistory history) {
+  std::lock_guard<std::mutex> lock(impl_->history_mutex);
+  impl_->history_current.store(history.current(), std::memory_order_release);
+  impl_->history = std::move(history);
+}
+
+void ReplicatedDatabase::hold_writes(bool hold) {
+  impl_->writes_held.store(hold, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(impl_->probe_mutex);
+    ++impl_->probe_generation;
+  }
+  impl_->probe_cv.notify_all();
+}
+
 // ---- construction and close ----
 
 namespace {

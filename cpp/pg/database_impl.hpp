@@ -23,6 +23,9 @@ namespace replikit::pg {
 /// The SQLSTATE of a connect refused by a full server (too many connections).
 inline constexpr const char* kServerFullSqlstate = "53300";
 
+/// Acknowledged writes a database keeps for ReplicatedDatabase::lost_writes() (all sessions).
+inline constexpr std::size_t kMaxDatabaseAckedWrites = 65536;
+
 struct ReplicatedDatabase::Impl {
   DatabaseOptions options;
   std::int64_t acquire_timeout_ns = 0;  // options.acquire_timeout_ms
@@ -39,6 +42,14 @@ struct ReplicatedDatabase::Impl {
   std::unique_ptr<detail::NodeEvents> node_events;
   std::unique_ptr<detail::Prober> prober;
   std::atomic<bool> open{true};
+  // The timeline history sessions are reconciled against (set_timeline_history).
+  mutable std::mutex history_mutex;
+  TimelineHistory history;
+  std::atomic<std::uint32_t> history_current{1};
+  std::atomic<bool> writes_held{false};  // hold_writes(): new writes wait for the release (probe_cv)
+  // Every write this database acknowledged (bounded), for the failover report's lost writes.
+  std::mutex acked_mutex;
+  AckedWrites acked{kMaxDatabaseAckedWrites};
   std::mutex close_mutex;  // serialises close()
   bool closed = false;     // guarded by close_mutex: close() has finished
 
@@ -110,6 +121,16 @@ struct ReplicatedDatabase::Impl {
   /// (Router::record).
   Decision route(const Session& session, const QueryOptions& q, double* waited_ms, bool may_wait = true,
                  CatchUpReason* wait_reason = nullptr);
+  /// Reconciles `session` with the timeline history when it was written on an older timeline.
+  void reconcile(Session& session) const {
+    if (session.timeline == 0 || session.timeline >= history_current.load(std::memory_order_acquire)) return;
+    std::lock_guard<std::mutex> lock(history_mutex);
+    session.reconcile(history);
+  }
+  /// The primary for a write; while writes are held, first waits (bounded) for their release.
+  Decision route_write();
+  /// The loss report of `acked` from the current primary.
+  LossReport lost_writes(const AckedWrites& acked);
   /// Wakes the readers waiting for a replica after each probe.
   void on_probe(int node, bool ok);
 };

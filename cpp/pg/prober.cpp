@@ -381,8 +381,19 @@ void Prober::succeed(Slot& s, std::int64_t now) {
   const Role role = role_of(flags);
   bool mismatch = false;
   std::string error;
+  std::uint32_t seen = newest_timeline_.load();
+  while (s.timeline > seen && !newest_timeline_.compare_exchange_weak(seen, s.timeline)) {
+  }
   try {
-    if (role == Role::Primary) {
+    if (role == Role::Primary && !s.in_recovery && stale_primary(s)) {
+      // A primary on a timeline older than one seen elsewhere was failed over: never write there.
+      mismatch = true;
+      if (flags & ::replikit::detail::kUpBit) topology_->set_up(name, false);
+      error = "stale primary: timeline " + std::to_string(s.timeline) + " is older than timeline " +
+              std::to_string(newest_timeline_.load()) + " seen on another node";
+    } else if (role == Role::Replica && !s.in_recovery && adopt(s)) {
+      mismatch = false;  // now the primary (epoch bumped); its next probe samples it as one
+    } else if (role == Role::Primary) {
       mismatch = s.in_recovery;
       if (!s.in_recovery && s.current_lsn.valid()) {
         // Stamped with the send time, not the arrival time: the primary reached this LSN at
@@ -424,9 +435,9 @@ void Prober::succeed(Slot& s, std::int64_t now) {
     st.last_probe_ns = now;
     st.rtt_ms = static_cast<double>(now - s.sent_ns) / 1e6;
     ++st.probes_ok;
-    st.last_error = mismatch ? (s.in_recovery ? "role mismatch: the primary is in recovery"
-                                              : "role mismatch: this replica is not in recovery")
-                             : error;
+    st.last_error = mismatch && error.empty() ? (s.in_recovery ? "role mismatch: the primary is in recovery"
+                                                               : "role mismatch: this replica is not in recovery")
+                                              : error;
   }
   if (events_ != nullptr) {
     events_->up(node);
@@ -436,6 +447,35 @@ void Prober::succeed(Slot& s, std::int64_t now) {
     events_->lag_transitions();
   }
   finish(s, true);
+}
+
+bool Prober::stale_primary(const Slot& s) {
+  return s.timeline != 0 && s.timeline < newest_timeline_.load();
+}
+
+bool Prober::adopt(const Slot& s) {
+  // A replica out of recovery on a newer timeline than the primary's was promoted (by a
+  // failover manager here or elsewhere): follow it, so that every router sends writes there.
+  const int primary = topology_->primary();
+  std::uint32_t primary_timeline = 0;
+  bool primary_failed = false;  // probed, and its last probe failed
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const ProbeState& p = slots_[primary]->state;
+    primary_timeline = p.timeline;
+    primary_failed = !p.reachable && p.probes_failed > 0;
+  }
+  // With the primary's timeline unknown, only a primary seen down lets a newer one take over
+  // (not one merely not probed yet).
+  if (s.timeline == 0 || s.timeline <= primary_timeline || (primary_timeline == 0 && !primary_failed)) return false;
+  try {
+    topology_->promote(topology_->name(s.node));
+    topology_->set_up(topology_->name(s.node), true);
+    tracker_->reset();
+  } catch (const Error&) {
+    return false;  // promoted meanwhile by the manager of this process
+  }
+  return true;
 }
 
 void Prober::finish(Slot& s, bool ok) {

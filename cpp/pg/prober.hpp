@@ -85,6 +85,11 @@ class Prober {
   void fail(Slot& s, const std::string& message, std::int64_t now_ns);
   void succeed(Slot& s, std::int64_t now_ns);
   void finish(Slot& s, bool ok);
+  /// True when `s`'s timeline is older than the newest one seen on any node.
+  bool stale_primary(const Slot& s);
+  /// A replica found out of recovery on a timeline newer than the primary's: promotes it in
+  /// the topology (a new epoch). True when it did.
+  bool adopt(const Slot& s);
 
   ProberConfig config_;
   std::shared_ptr<Topology> topology_;
@@ -98,6 +103,7 @@ class Prober {
   std::atomic<bool> stop_{false};
   std::mutex stop_mutex_;  // serialises stop(): std::thread::join from two threads is undefined
   std::atomic<bool> expedite_{false};
+  std::atomic<std::uint32_t> newest_timeline_{0};  // the newest timeline any probe showed
   int wake_pipe_[2] = {-1, -1};
   std::thread thread_;
 };

@@ -179,6 +179,11 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   detail::require_no_nul(sql, params, "sql", "params");
   if (options.wait_for_replica) check_catch_up(*options.wait_for_replica, "wait_for_replica_ms");
   const bool observe = options.consistency == Consistency::Monotonic || options.consistency == Consistency::Causal;
+  m.reconcile(session);
+  // A read that must see this session's writes cannot, when a failover lost them: say so once.
+  if (options.consistency == Consistency::ReadYourWrites || options.consistency == Consistency::Causal) {
+    session.check_lost_writes();
+  }
   m.resolve(session);  // in place, so that the session's token carries the LSN from now on
   m.counters.reads.fetch_add(1, std::memory_order_relaxed);
   auto fail = [&m] { m.counters.read_failures.fetch_add(1, std::memory_order_relaxed); };

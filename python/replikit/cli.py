@@ -10,6 +10,7 @@
     replikit cluster down   [--dir DIR] [--keep]
     replikit cluster rejoin NODE [--dir DIR] [--timeout S]
     replikit plan           --writes-per-s W --reads-per-s R [...] [--measure DSN] [--json]
+    replikit failover-manager / switchover   (see replikit._failover_cli)
 
 ``cluster up`` starts a local PostgreSQL 15 primary with streaming replicas in DIR
 (default ./.replikit-cluster) and leaves it running; its description is kept in
@@ -28,7 +29,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from . import __version__
+from . import __version__, _failover_cli
 from .testing.cluster import MAX_REPLICAS
 from .testing.directory import DESCRIPTION_FILE
 from .testing.nodes import MODES, PORT_LIMITS, mode_settings
@@ -74,6 +75,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="plan how many replicas a workload needs (options: `replikit plan --help`)")
     commands.add_parser("monitor", add_help=False,
                         help="watch a cluster's lag, routing and alerts (see `replikit monitor --help`)")
+    _failover_cli.add_parsers(commands)
     cluster = commands.add_parser(
         "cluster", help="start, inspect and stop a local PostgreSQL cluster for testing",
         description="A local PostgreSQL 15 primary with streaming replicas on loopback.")
@@ -283,6 +285,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return monitor.main(argv[1:], prog="replikit monitor")
     args = _build_parser().parse_args(argv)
+    if args.command in ("failover-manager", "switchover"):
+        return _failover_cli.main(args)
     from .testing import ClusterError
 
     handlers: Dict[str, Callable[[argparse.Namespace], int]] = {

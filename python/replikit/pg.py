@@ -3,7 +3,7 @@
 ``ReplicatedDatabase`` runs reads and writes over a primary and its replicas with routing,
 lag tracking, session tokens, connection pools and a background prober; ``PsycopgRouter``
 routes psycopg 3 connections with it; ``database_for_cluster`` builds one over a
-``replikit.testing.LocalCluster``.
+``replikit.testing.LocalCluster``; ``FailoverManager`` fails it over when the primary fails.
 
 Values: parameters go through psycopg's dumpers and result columns through psycopg's loaders,
 by type OID (dict -> jsonb, list -> array, bytes -> bytea, Decimal, UUID, datetime,
@@ -25,20 +25,24 @@ from ._backend import require_pg
 
 require_pg("replikit.pg")
 
-from ._core import DatabaseOptions, DatabaseStats, NodeStatus, ReplicatedDatabase, Result, Route
+from ._core import (ActionResult, DatabaseOptions, DatabaseStats, FailoverManager, FailoverReport, LossReport,
+                    NodeStatus, ReplicatedDatabase, Result, Route)
 from ._pgdb import ConsistencyName, PsycopgRouter, database_for_cluster
 from ._pgvalues import RowFactory, adapters, class_row, dict_row, namedtuple_row, tuple_row
-from ._pgdb import PsycopgRouter, database_for_cluster
 from .events import Event, EventKind, EventLog
 from .testing import LocalCluster as _LocalCluster
 
 __all__ = [
+    "ActionResult",
     "ConsistencyName",
     "DatabaseOptions",
     "DatabaseStats",
     "Event",
     "EventKind",
     "EventLog",
+    "FailoverManager",
+    "FailoverReport",
+    "LossReport",
     "NodeStatus",
     "PsycopgRouter",
     "ReplicatedDatabase",

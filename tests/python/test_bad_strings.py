@@ -205,6 +205,33 @@ if HAVE_PG:
         ("EventLog.publish", "node"): (lambda b: replikit.pg.EventLog().publish("failover", b), {"node"}),
         ("EventLog.publish", "message"): (lambda b: replikit.pg.EventLog().publish("failover", "p", message=b),
                                           {"message"}),
+        ("FailoverManager.__init__", "preferred_region"): (
+            _db_call(lambda db, b: replikit.FailoverManager(db, preferred_region=b)), {"preferred_region"}),
+        ("FailoverManager.switchover", "candidate"): (
+            _db_call(lambda db, b: replikit.FailoverManager(db).switchover(b)), {"candidate"}),
+    })
+    _DEAD = "host=127.0.0.1 port=1"
+    for _name, _call in {
+            "fence_node": lambda **k: replikit.fence_node(**k),
+            "promote_node": lambda **k: replikit.promote_node(**k),
+            "next_xid_bound": lambda **k: replikit.next_xid_bound(**k)}.items():
+        CASES[(_name, "node")] = (lambda b, c=_call: c(node=b, dsn=_DEAD), {"node"})
+        CASES[(_name, "dsn")] = (lambda b, c=_call: c(node="n", dsn=b), {"dsn"})
+    CASES.update({
+        ("create_slot", "node"): (lambda b: replikit.create_slot(b, _DEAD, "s"), {"node"}),
+        ("create_slot", "dsn"): (lambda b: replikit.create_slot("n", b, "s"), {"dsn"}),
+        ("create_slot", "slot"): (lambda b: replikit.create_slot("n", _DEAD, b), {"slot"}),
+        ("repoint_node", "node"): (lambda b: replikit.repoint_node(b, _DEAD, _DEAD, "s"), {"node"}),
+        ("repoint_node", "dsn"): (lambda b: replikit.repoint_node("n", b, _DEAD, "s"), {"dsn"}),
+        ("repoint_node", "primary_conninfo"): (lambda b: replikit.repoint_node("n", _DEAD, b, "s"),
+                                               {"primary_conninfo"}),
+        ("repoint_node", "slot"): (lambda b: replikit.repoint_node("n", _DEAD, _DEAD, b), {"slot"}),
+        ("record_failover", "node"): (lambda b: replikit.record_failover(b, _DEAD, 2, 0), {"node"}),
+        ("record_failover", "dsn"): (lambda b: replikit.record_failover("n", b, 2, 0), {"dsn"}),
+        ("standby_conninfo", "primary_dsn"): (lambda b: replikit.standby_conninfo(b, "r1"), {"primary_dsn"}),
+        ("standby_conninfo", "application_name"): (lambda b: replikit.standby_conninfo(_DEAD, b),
+                                                   {"application_name"}),
+        ("slot_name", "node"): (lambda b: replikit.slot_name(b), {"node"}),
     })
 
     # More str slots of the pg API than the stub's annotations show.

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "replikit/acked_writes.hpp"
 #include "replikit/lsn.hpp"
 #include "replikit/signer.hpp"
 #include "replikit/timeline.hpp"
@@ -91,6 +92,9 @@ struct Session {
   /// transactions, which a read falling back to the primary must see too (see the README's
   /// consistency section: a primary shows a commit only after an async standby may have).
   XidFloor xid_floor;
+  /// Host-local, never in a token: the writes this session had acknowledged, by transaction id
+  /// (bounded), so that a failover can report exactly which of them were lost.
+  AckedWrites acked_writes;
   /// The timeline of write_lsn and read_lsn (in the token); 0: unknown (a version 1 token, or
   /// never reconciled), taken as the current one.
   std::uint32_t timeline = 0;

@@ -42,7 +42,7 @@ std::string kill_during(ReplicatedDatabase& killer, F call) {
     auto r = killer.query(s,
                           "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
                           "application_name = 'rk_victim' AND state = 'active' AND "
-                          "(query LIKE '%pg_sleep%' OR query = 'COMMIT')",
+                          "(query LIKE '%pg_sleep%' OR query LIKE 'COMMIT%')",
                           {});
     if (r.rows.at(0).at(0) == std::optional<std::string>("1")) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -158,11 +158,13 @@
 #include <string>
 #include <vector>
 
+#include "replikit/acked_writes.hpp"
 #include "replikit/lag.hpp"
 #include "replikit/lsn.hpp"
 #include "replikit/pg/events.hpp"
 #include "replikit/router.hpp"
 #include "replikit/session.hpp"
+#include "replikit/timeline.hpp"
 #include "replikit/topology.hpp"
 
 namespace replikit::pg {
@@ -255,6 +257,19 @@ struct QueryResult {
   Lsn lsn;
 };
 
+/// What the current primary says about a session's acknowledged writes (see
+/// replikit/acked_writes.hpp for the rule, and replikit/pg/failover.hpp for the failover record
+/// that gives the promoted node's next transaction id at promotion).
+struct LossReport {
+  std::vector<AckedWrite> lost;     ///< acknowledged on an older timeline and not on the current one
+  std::vector<AckedWrite> unknown;  ///< fate unknown: xid unknown, no failover record, or too old
+  std::size_t survived = 0;         ///< acknowledged on an older timeline, committed on the current one
+  std::size_t current = 0;          ///< acknowledged on the current timeline (nothing to check)
+  std::uint64_t dropped = 0;        ///< dropped from the session's bounded list, never checked
+  std::uint32_t timeline = 0;       ///< the current primary's timeline
+  std::string primary;              ///< the node asked
+};
+
 /// Where a read would go now (for adapters that run the SQL themselves).
 struct Route {
   std::string node;  ///< the node's name; "" when no node can serve
@@ -329,6 +344,13 @@ class ReplicatedDatabase {
   QueryResult query(Session& session, const std::string& sql, const Params& params = {},
                     const QueryOptions& options = {});
 
+  /// Asks the current primary which of `session`'s acknowledged writes survived the failovers
+  /// since they were acknowledged (one round trip per call, plus one to read the failover
+  /// records when the session wrote on an older timeline). ConnectionError when no primary.
+  LossReport lost_writes(const Session& session);
+  /// The same for every write this database acknowledged (the last 65536, all sessions).
+  LossReport lost_writes();
+
   /// Routes a read (waiting for a replica like query() does) without running or counting
   /// anything.
   Route route_read(const Session& session, const QueryOptions& options = {});
@@ -341,6 +363,18 @@ class ReplicatedDatabase {
   /// Marks node `name` down (e.g. an adapter's connection to it broke); the prober marks it
   /// up again after its next good probe.
   void mark_down(const std::string& name);
+
+  /// The timeline history this database reconciles sessions against (set after a failover by
+  /// the FailoverManager; TimelineHistory{} before): each call first reconciles its session
+  /// when the session's timeline is older (Session::reconcile), and a read-your-writes or causal
+  /// read then raises LostWrites once for writes the failover lost.
+  TimelineHistory timeline_history() const;
+  /// Sets it (see timeline_history()).
+  void set_timeline_history(TimelineHistory history);
+
+  /// While `hold` is true new writes wait (each at most acquire_timeout_ms) before they are
+  /// routed: a planned switchover in progress. Writes already routed are not held.
+  void hold_writes(bool hold);
 
   /// Every node as the prober and the lag tracker see it.
   std::vector<NodeStatus> nodes() const;

@@ -1,0 +1,144 @@
+// FailoverManager and FailoverReport in Python. Every call that does I/O or waits releases
+// the GIL; the manager keeps its database alive (keep_alive).
+#ifdef REPLIKIT_HAVE_PG
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <string>
+
+#include "convert.hpp"
+#include "pg_bindings.hpp"
+#include "replikit/pg/failover_manager.hpp"
+
+namespace replikit::bindings {
+
+namespace {
+
+using pg::FailoverManager;
+using pg::FailoverManagerOptions;
+using pg::FailoverReport;
+
+double ms_between(std::int64_t from_ns, std::int64_t to_ns) {
+  if (from_ns <= 0 || to_ns <= 0) return std::nan("");
+  return std::round(static_cast<double>(to_ns - from_ns) / 1e4) / 100;  // 0.01 ms
+}
+
+FailoverManagerOptions to_manager_options(const py::object& detector, const py::object& max_lag_bytes,
+                                          const py::object& preferred_region, const py::dict& timing) {
+  FailoverManagerOptions o;
+  if (!detector.is_none()) {
+    if (!py::isinstance<DetectorConfig>(detector)) wrong_type("detector", "a DetectorConfig", detector);
+    o.detector = detector.cast<DetectorConfig>();
+  }
+  if (!max_lag_bytes.is_none()) o.failover.max_lag_bytes = to_int64(max_lag_bytes, "max_lag_bytes", 0);
+  if (!preferred_region.is_none()) o.failover.preferred_region = to_str(preferred_region, "preferred_region");
+  for (auto item : timing) {
+    const std::string key = py::str(item.first);
+    double* field = key == "action_timeout_ms"   ? &o.action_timeout_ms
+                    : key == "check_interval_ms" ? &o.check_interval_ms
+                    : key == "state_interval_ms" ? &o.state_interval_ms
+                    : key == "retry_interval_ms" ? &o.retry_interval_ms
+                    : key == "max_switchover_ms" ? &o.max_switchover_ms
+                                                 : nullptr;
+    if (field == nullptr) throw ArgumentTypeError(key.c_str(), "unexpected keyword argument");
+    *field = finite(to_double(item.second, key.c_str()), key.c_str());
+  }
+  pg::check_options(o);
+  return o;
+}
+
+void bind_report(py::module_& m) {
+  py::class_<FailoverReport>(m, "FailoverReport", "What one failover or switchover did, with its times (ms).")
+      .def_readonly("kind", &FailoverReport::kind)
+      .def_readonly("old_primary", &FailoverReport::old_primary)
+      .def_readonly("promoted", &FailoverReport::promoted)
+      .def_readonly("reason", &FailoverReport::reason)
+      .def_readonly("plan", &FailoverReport::plan)
+      .def_readonly("actions", &FailoverReport::actions)
+      .def_readonly("repointed", &FailoverReport::repointed)
+      .def_readonly("next_xid", &FailoverReport::next_xid)
+      .def_readonly("timeline", &FailoverReport::timeline)
+      .def_readonly("epoch", &FailoverReport::epoch)
+      .def_readonly("lost_writes", &FailoverReport::lost_writes)
+      .def_readonly("write_pause_ms", &FailoverReport::write_pause_ms)
+      .def_property_readonly("detection_ms", [](const FailoverReport& r) { return ms_between(r.last_alive_ns, r.detected_ns); },
+                             "From the old primary's last good probe to the failure suspected.")
+      .def_property_readonly("promotion_ms", [](const FailoverReport& r) { return ms_between(r.detected_ns, r.promoted_ns); },
+                             "From the failure suspected to the promotion done.")
+      .def_property_readonly("writable_ms", [](const FailoverReport& r) { return ms_between(r.detected_ns, r.writable_ns); },
+                             "From the failure suspected to writes routed to the new primary.")
+      .def_property_readonly("total_ms", [](const FailoverReport& r) { return ms_between(r.detected_ns, r.finished_ns); },
+                             "From the failure suspected to every action done.")
+      .def_readonly("last_alive_ns", &FailoverReport::last_alive_ns)
+      .def_readonly("detected_ns", &FailoverReport::detected_ns)
+      .def_readonly("promoted_ns", &FailoverReport::promoted_ns)
+      .def_readonly("writable_ns", &FailoverReport::writable_ns)
+      .def_readonly("finished_ns", &FailoverReport::finished_ns)
+      .def("__repr__", [](const FailoverReport& r) {
+        std::vector<std::uint64_t> lost;
+        for (const auto& w : r.lost_writes.lost) lost.push_back(w.xid);
+        return repr_of("FailoverReport",
+                       {{"kind", py::cast(r.kind)}, {"old_primary", py::cast(r.old_primary)},
+                        {"promoted", py::cast(r.promoted)}, {"reason", py::cast(r.reason)},
+                        {"detection_ms", py::cast(ms_between(r.last_alive_ns, r.detected_ns))},
+                        {"promotion_ms", py::cast(ms_between(r.detected_ns, r.promoted_ns))},
+                        {"writable_ms", py::cast(ms_between(r.detected_ns, r.writable_ns))},
+                        {"repointed", py::cast(r.repointed)}, {"timeline", py::cast(r.timeline)},
+                        {"lost_xids", py::cast(lost)}, {"write_pause_ms", py::cast(r.write_pause_ms)}});
+      });
+}
+
+void bind_manager(py::module_& m) {
+  const FailoverManagerOptions d;
+  py::class_<FailoverManager>(m, "FailoverManager",
+                              "Watches a ReplicatedDatabase's primary and fails over when it fails (fence, promote, "
+                              "epoch, slots, repoint); also planned switchover.")
+      .def(py::init([](const py::object& database, const py::object& detector, const py::object& max_lag_bytes,
+                       const py::object& preferred_region, const py::kwargs& timing) {
+             if (!py::isinstance<pg::ReplicatedDatabase>(database)) {
+               wrong_type("database", "a ReplicatedDatabase", database);
+             }
+             auto& db = database.cast<pg::ReplicatedDatabase&>();
+             return std::make_unique<FailoverManager>(db, to_manager_options(detector, max_lag_bytes, preferred_region, timing));
+           }),
+           py::arg("database"), py::kw_only(), py::arg("detector") = py::none(), py::arg("max_lag_bytes") = py::none(),
+           py::arg("preferred_region") = py::none(), py::keep_alive<1, 2>(),
+           "Options (keywords, milliseconds): action_timeout_ms, check_interval_ms, state_interval_ms, "
+           "retry_interval_ms, max_switchover_ms.")
+      .def("start", &FailoverManager::start, py::call_guard<py::gil_scoped_release>(), "Starts the background thread.")
+      .def("stop", &FailoverManager::stop, py::call_guard<py::gil_scoped_release>(), "Stops it and waits for it.")
+      .def_property_readonly("running", &FailoverManager::running)
+      .def("failover_now", &FailoverManager::failover_now, py::call_guard<py::gil_scoped_release>(),
+           "Fails over now, as if the primary had failed.")
+      .def("switchover", [](FailoverManager& f, const py::object& candidate) {
+             const std::string c = candidate.is_none() ? std::string() : to_str(candidate, "candidate");
+             py::gil_scoped_release release;
+             return f.switchover(c);
+           }, py::arg("candidate") = py::none(), "Planned switchover to `candidate` (None: the plan's choice); zero loss.")
+      .def("reports", &FailoverManager::reports, "Every report so far, oldest first.")
+      .def("wait_reports", [](const FailoverManager& f, const py::object& count, const py::object& timeout_ms) {
+             const auto n = static_cast<std::size_t>(to_int64(count, "count", 0));
+             const double t = finite(to_double(timeout_ms, "timeout_ms"), "timeout_ms");
+             if (t < 0) throw InvalidArgument("timeout_ms", "must be >= 0");
+             py::gil_scoped_release release;
+             return f.wait_reports(n, t);
+           }, py::arg("count"), py::arg("timeout_ms"), "Waits until `count` reports exist; True when they do.")
+      .def_property_readonly("action_timeout_ms", [](const FailoverManager& f) { return f.options().action_timeout_ms; })
+      .def("__enter__", [](FailoverManager& f) -> FailoverManager& { f.start(); return f; }, py::return_value_policy::reference)
+      .def("__exit__", [](FailoverManager& f, const py::args&) { py::gil_scoped_release r; f.stop(); })
+      .def("__repr__", [](const FailoverManager& f) {
+        return repr_of("FailoverManager", {{"running", py::cast(f.running())},
+                                           {"reports", py::cast(f.reports().size())}});
+      });
+  (void)d;
+}
+
+}  // namespace
+
+void bind_failover_manager(py::module_& m) {
+  bind_report(m);
+  bind_manager(m);
+}
+
+}  // namespace replikit::bindings
+#endif

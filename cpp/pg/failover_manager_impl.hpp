@@ -1,0 +1,83 @@
+#pragma once
+// The state behind FailoverManager, shared by failover_manager.cpp (the thread: detection and
+// reconciliation) and failover_run.cpp (the failover and switchover procedures).
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "clock.hpp"
+#include "replikit/pg/failover_manager.hpp"
+
+namespace replikit::pg {
+
+/// Reconciliation rounds a replica must be seen off the primary's timeline before a repoint.
+inline constexpr int kAstrayRounds = 3;
+/// Reports kept (the oldest are dropped).
+inline constexpr std::size_t kMaxReports = 64;
+
+struct FailoverManager::Impl {
+  Impl(ReplicatedDatabase& database, FailoverManagerOptions o);
+
+  ReplicatedDatabase& db;
+  FailoverManagerOptions options;
+  ActionOptions actions;  // options.action_timeout_ms
+
+  // The thread.
+  std::thread thread;
+  std::mutex thread_mutex;  // serialises start()/stop()
+  std::atomic<bool> stop_flag{false};
+  std::atomic<bool> running{false};
+  std::mutex wake_mutex;
+  std::condition_variable wake;
+
+  // Serialises failovers, switchovers and reconciliation (one change of the cluster at a time).
+  std::mutex act_mutex;
+
+  // Detection of the primary (thread only, or under act_mutex).
+  FailureDetector detector;
+  int watched = -1;                 // topology index the detector watches
+  std::uint64_t seen_probes = 0;    // its probes counted so far
+  std::uint64_t seen_ok = 0;        // ... of which good
+  std::int64_t last_record_ns = 0;
+  std::int64_t retry_after_ns = 0;  // after a plan that promoted no one
+  std::int64_t next_state_ns = 0;
+  std::int64_t next_reconcile_ns = 0;
+
+  // What the primary said while it was up (under state_mutex).
+  mutable std::mutex state_mutex;
+  PrimaryState primary_state;
+  std::map<std::string, std::uint32_t> timelines;  // last known timeline of each node
+  std::map<std::string, std::uint64_t> fenced;     // node -> probes_failed when fenced last
+  std::map<std::string, int> astray;               // replica -> rounds seen off the primary's timeline
+
+  // Reports.
+  mutable std::mutex reports_mutex;
+  mutable std::condition_variable reports_cv;
+  std::deque<FailoverReport> reports;
+
+  void run();
+  /// Feeds the primary's new probe results to the detector.
+  void observe(std::int64_t now_ns);
+  /// Reads the primary's synchronous settings while it is up.
+  void refresh_primary_state();
+  /// Fences returning old primaries, repoints replicas that do not follow the primary.
+  void reconcile();
+  /// The failover procedure (act_mutex held).
+  FailoverReport fail_over(const char* kind);
+  /// The planned switchover (act_mutex held).
+  FailoverReport switch_over(const std::string& candidate);
+  void publish(const FailoverReport& report);
+  /// The plan from fresh reads of every replica.
+  FailoverPlan plan(FailoverReport& report);
+  /// Reads the promoted node's timeline history into the database (sessions reconcile with it).
+  void adopt_history(const std::string& node, const std::string& dsn, std::uint32_t timeline);
+  /// Steps 4-5: record, epoch, slots, repoint (the promotion done).
+  void finish_switch(FailoverReport& report, const std::string& promoted);
+};
+
+}  // namespace replikit::pg

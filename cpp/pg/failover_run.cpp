@@ -1,0 +1,260 @@
+// The failover and switchover procedures of FailoverManager, and its reconciliation
+// (see failover_manager.hpp for the order of the steps and why).
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "failover_manager_impl.hpp"
+#include "replikit/errors.hpp"
+
+namespace replikit::pg {
+
+namespace {
+
+// A replica's candidate state from a fresh read, with the last timeline known for it when
+// the read cannot tell (a standby whose primary died streams nothing: no received_tli).
+CandidateState candidate_of(const std::string& name, const NodeState& st, std::uint32_t known_timeline,
+                            const NodeInfo& info) {
+  CandidateState c;
+  c.name = name;
+  c.reachable = st.reachable && st.in_recovery;
+  c.receive_lsn = st.lsn;
+  c.replay_lsn = st.replay_lsn;
+  c.timeline = std::max(st.timeline, known_timeline);
+  c.priority = info.priority;
+  c.region = info.region;
+  return c;
+}
+
+}  // namespace
+
+FailoverPlan FailoverManager::Impl::plan(FailoverReport& report) {
+  const auto& topo = *db.topology();
+  const std::vector<int> replicas = topo.replicas();
+  std::vector<std::future<NodeState>> reads;
+  for (int i : replicas) {
+    const std::string name = topo.name(i), dsn = db.dsn(name);
+    reads.push_back(std::async(std::launch::async, [=, o = actions] { return read_node_state(name, dsn, o); }));
+  }
+  std::vector<CandidateState> candidates;
+  PrimaryState primary;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex);
+    primary = primary_state;
+    for (std::size_t k = 0; k < replicas.size(); ++k) {
+      const std::string name = topo.name(replicas[k]);
+      const NodeState st = reads[k].get();
+      if (st.reachable && !st.in_recovery && st.timeline > primary.timeline) {
+        report.promoted = name;  // promoted already (by a manager that stopped half-way): adopt it
+        report.timeline = st.timeline;
+      }
+      if (st.reachable && st.timeline != 0) timelines[name] = std::max(timelines[name], st.timeline);
+      const NodeStatus probed = db.node(name);
+      const std::uint32_t known = std::max(timelines[name], probed.timeline);
+      candidates.push_back(candidate_of(name, st, known, topo.info(replicas[k])));
+    }
+  }
+  FailoverPlan p = plan_failover(candidates, primary, options.failover);
+  report.plan = p;
+  report.reason = p.reason;
+  return p;
+}
+
+void FailoverManager::Impl::adopt_history(const std::string& node, const std::string& dsn, std::uint32_t timeline) {
+  if (timeline <= db.timeline_history().current()) return;
+  // Sessions reconcile against it: writes above the switch point were lost with the old timeline.
+  const std::optional<std::string> text = read_timeline_history(node, dsn, timeline, actions);
+  if (!text) return;
+  try {
+    db.set_timeline_history(TimelineHistory::parse(*text, timeline));
+  } catch (const InvalidArgument&) {
+    // Not a history file we can read: sessions keep their tokens' LSNs (over-asking, sound).
+  }
+}
+
+void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::string& promoted) {
+  auto& topo = *db.topology();
+  const std::string dsn = db.dsn(promoted);
+  report.actions.push_back(record_failover(promoted, dsn, report.timeline, report.next_xid, actions));
+  // The epoch: from here every router of this process writes to the new primary (the
+  // probers of other processes adopt it by its newer timeline).
+  if (topo.name(topo.primary()) != promoted) topo.promote(promoted);
+  topo.set_up(promoted, true);
+  report.epoch = topo.epoch();
+  adopt_history(report.promoted.value_or(promoted), dsn, report.timeline);
+  db.hold_writes(false);
+  report.writable_ns = detail::steady_now_ns();
+  {
+    std::lock_guard<std::mutex> lock(state_mutex);
+    timelines[promoted] = report.timeline;
+    primary_state = PrimaryState{};
+    primary_state.timeline = report.timeline;
+  }
+  for (const std::string& other : report.plan.repoint) {
+    if (other == promoted) continue;
+    const std::string slot = slot_name(other);
+    report.actions.push_back(create_slot(promoted, dsn, slot, actions));
+    ActionResult r = repoint_node(other, db.dsn(other), standby_conninfo(dsn, other), slot, actions);
+    if (r.ok) report.repointed.push_back(other);
+    report.actions.push_back(std::move(r));
+  }
+  report.finished_ns = detail::steady_now_ns();
+  try {
+    report.lost_writes = db.lost_writes();
+  } catch (const Error&) {
+    // The new primary went away again: the next failover reports them.
+  }
+}
+
+FailoverReport FailoverManager::Impl::fail_over(const char* kind) {
+  auto& topo = *db.topology();
+  FailoverReport report;
+  report.kind = kind;
+  report.old_primary = topo.name(topo.primary());
+  report.detected_ns = detail::steady_now_ns();
+  report.last_alive_ns = detector.last_alive_ns();
+  const FailoverPlan p = plan(report);
+  if (report.promoted) {
+    // Converge instead of promoting a second node: finish what the earlier run started.
+    report.reason = "'" + *report.promoted + "' is already out of recovery on timeline " +
+                    std::to_string(report.timeline) + ": adopted, not promoted again";
+    report.plan.repoint.clear();
+    for (int i : topo.replicas()) {
+      const std::string& name = topo.name(i);
+      if (name != *report.promoted && name != report.old_primary) report.plan.repoint.push_back(name);
+    }
+    report.promoted_ns = detail::steady_now_ns();
+    finish_switch(report, *report.promoted);
+    return report;
+  }
+  if (!p.promote) {
+    retry_after_ns = report.detected_ns + detail::ms_to_ns(options.retry_interval_ms);
+    report.finished_ns = detail::steady_now_ns();
+    return report;
+  }
+  const std::string& chosen = *p.promote;
+  // Fencing a frozen primary would cost a whole connect timeout: one detection window at most.
+  ActionOptions fence_options = actions;
+  fence_options.timeout_ms = std::min(actions.timeout_ms, std::max(50.0, options.detector.window_ms()));
+  report.actions.push_back(fence_node(report.old_primary, db.dsn(report.old_primary), fence_options));
+  report.next_xid = next_xid_bound(chosen, db.dsn(chosen), actions).value_or(0);
+  ActionResult promoted = promote_node(chosen, db.dsn(chosen), actions, &report.timeline);
+  const bool ok = promoted.ok;
+  report.actions.push_back(std::move(promoted));
+  report.promoted_ns = detail::steady_now_ns();
+  if (!ok) {
+    report.reason = "promoting '" + chosen + "' failed: " + report.actions.back().detail;
+    retry_after_ns = report.promoted_ns + detail::ms_to_ns(options.retry_interval_ms);
+    report.finished_ns = report.promoted_ns;
+    return report;
+  }
+  report.promoted = chosen;
+  finish_switch(report, chosen);
+  return report;
+}
+
+void FailoverManager::Impl::reconcile() {
+  auto& topo = *db.topology();
+  const int p = topo.primary();
+  const std::string primary = topo.name(p);
+  const NodeStatus pst = db.node(primary);
+  if (!pst.reachable || pst.in_recovery || pst.role_mismatch) return;
+  const std::string pdsn = db.dsn(primary);
+  for (int i : topo.replicas()) {
+    const std::string name = topo.name(i);
+    const NodeStatus st = db.node(name);
+    if (!st.reachable) continue;
+    if (!st.in_recovery) {
+      // A node out of recovery that is not the primary (an old primary back): fence it once
+      // per return (it is fenced again only after it was unreachable in between).
+      auto it = fenced.find(name);
+      if (it != fenced.end() && it->second == st.probes_failed) continue;
+      if (fence_node(name, db.dsn(name), actions).ok) fenced[name] = st.probes_failed;
+      continue;
+    }
+    // Not streaming on the primary's timeline for a few rounds in a row (a walreceiver that is
+    // just reconnecting is left alone): point it at the primary.
+    if (st.timeline == pst.timeline) {
+      astray.erase(name);
+      continue;
+    }
+    if (++astray[name] < kAstrayRounds) continue;
+    astray.erase(name);
+    const std::string slot = slot_name(name);
+    create_slot(primary, pdsn, slot, actions);
+    repoint_node(name, db.dsn(name), standby_conninfo(pdsn, name), slot, actions);
+  }
+}
+
+FailoverReport FailoverManager::Impl::switch_over(const std::string& candidate) {
+  auto& topo = *db.topology();
+  FailoverReport report;
+  report.kind = "switchover";
+  report.old_primary = topo.name(topo.primary());
+  report.detected_ns = detail::steady_now_ns();
+  refresh_primary_state();
+  const std::string odsn = db.dsn(report.old_primary);
+  const NodeState before = read_node_state(report.old_primary, odsn, actions);
+  if (!before.reachable || before.in_recovery) {
+    report.reason = "the primary '" + report.old_primary + "' is not a reachable primary: " + before.error;
+    return report;
+  }
+  FailoverPlan p = plan(report);
+  const std::string chosen = candidate.empty() ? p.promote.value_or("") : candidate;
+  if (chosen.empty() || topo.find(chosen) == kNoNode || chosen == report.old_primary) {
+    report.reason = chosen.empty() ? "no candidate: " + p.reason : "'" + chosen + "' is not a replica";
+    return report;
+  }
+  if (p.promote != chosen) {
+    p.repoint.erase(std::remove(p.repoint.begin(), p.repoint.end(), chosen), p.repoint.end());
+    if (p.promote) p.repoint.push_back(*p.promote);
+    p.promote = chosen;
+    report.plan = p;
+  }
+  // Hold new writes, let those in flight finish, then fence: nothing more commits there.
+  db.hold_writes(true);
+  const std::int64_t held = detail::steady_now_ns();
+  const std::int64_t deadline = held + detail::ms_to_ns(options.max_switchover_ms);
+  const int old = topo.index_of(report.old_primary);
+  while (topo.outstanding(old) > 0 && detail::steady_now_ns() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  report.actions.push_back(fence_node(report.old_primary, odsn, actions));
+  const NodeState fenced_state = read_node_state(report.old_primary, odsn, actions);
+  // Zero loss: the candidate must have replayed everything the fenced primary wrote.
+  bool caught_up = false;
+  while (fenced_state.reachable && detail::steady_now_ns() < deadline) {
+    const NodeState c = read_node_state(chosen, db.dsn(chosen), actions);
+    if (c.reachable && c.in_recovery && c.replay_lsn >= fenced_state.lsn) {
+      caught_up = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (!caught_up) {
+    report.actions.push_back(
+        unfence_node(report.old_primary, odsn, before.read_only, before.synchronous_standby_names, actions));
+    db.hold_writes(false);
+    report.reason = "'" + chosen + "' did not replay the primary's WAL within max_switchover_ms; switchover abandoned";
+    report.finished_ns = detail::steady_now_ns();
+    return report;
+  }
+  report.next_xid = next_xid_bound(chosen, db.dsn(chosen), actions).value_or(0);
+  ActionResult promoted = promote_node(chosen, db.dsn(chosen), actions, &report.timeline);
+  report.promoted_ns = detail::steady_now_ns();
+  const bool ok = promoted.ok;
+  report.actions.push_back(std::move(promoted));
+  if (!ok) {
+    db.hold_writes(false);
+    report.reason = "promoting '" + chosen + "' failed: " + report.actions.back().detail;
+    return report;
+  }
+  report.promoted = chosen;
+  report.reason = "switchover to '" + chosen + "': it had replayed up to the fenced primary's " + fenced_state.lsn.to_string();
+  finish_switch(report, chosen);
+  report.write_pause_ms = static_cast<double>(report.writable_ns - held) / 1e6;
+  return report;
+}
+
+}  // namespace replikit::pg

@@ -1,0 +1,117 @@
+#pragma once
+/// \file failover_manager.hpp
+/// FailoverManager: watches a ReplicatedDatabase's primary from a background thread and, when
+/// it fails, fences it, promotes the best replica, bumps the topology epoch, creates slots and
+/// repoints the other replicas; also a planned switchover with zero loss.
+///
+/// Detection: each probe of the primary by the database's prober (probe_interval_ms,
+/// probe_timeout_ms) is fed to a FailureDetector (replikit/detector.hpp): a good probe is Ok,
+/// a connect the server refused as full (53300) is Overloaded (alive), a refused connection is
+/// Refused, anything else a Timeout.
+///
+/// The failover, in order (each action idempotent, replikit/pg/failover.hpp):
+/// 1. fresh state of every replica (LSNs, timeline), then plan_failover (replikit/failover.hpp)
+///    with what was read from the primary while it was up (synchronous_standby_names and
+///    pg_stat_replication's sync_state); no candidate: no promotion, the report says why;
+/// 2. fence the old primary when it answers (a crashed one does not: nothing to fence);
+/// 3. read the candidate's next-xid bound (loss accounting), promote it;
+/// 4. record the promotion (replikit_failover_history), bump the topology epoch: writes go to
+///    the new primary from here on;
+/// 5. slots on the new primary for the other replicas, repoint them.
+/// Writes resume after step 4; steps 5 run after, since the replicas are not needed for writes.
+///
+/// Convergence: the thread also reconciles on every round. A node out of recovery that is not
+/// the topology's primary is fenced (a returning old primary); a reachable replica that does
+/// not stream on the primary's timeline is repointed (with its slot); a primary without a
+/// failover record for its timeline gets one. So a manager that died between promote and
+/// repoint and starts again (the prober adopts the promoted node: it is out of recovery on a
+/// newer timeline) finishes the job instead of promoting a second node.
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "replikit/detector.hpp"
+#include "replikit/failover.hpp"
+#include "replikit/pg/database.hpp"
+#include "replikit/pg/failover.hpp"
+
+namespace replikit::pg {
+
+/// Settings of a FailoverManager (each validated; InvalidArgument names the field).
+struct FailoverManagerOptions {
+  DetectorConfig detector;           ///< the failure detector of the primary
+  FailoverConfig failover;           ///< candidate selection (max_lag_bytes, preferred_region)
+  double action_timeout_ms = 2000;   ///< deadline of each action's connect and statements, in [1, 600000]
+  double check_interval_ms = 5;      ///< how often the thread looks at the probes, in [1, 10000]
+  double state_interval_ms = 500;    ///< how often it reads the primary's synchronous settings, in [10, 600000]
+  double retry_interval_ms = 1000;   ///< wait before planning again after a plan that promoted no one, in [10, 600000]
+  double max_switchover_ms = 10000;  ///< bound of a switchover's wait for the candidate to catch up, in [1, 600000]
+};
+
+/// What one failover or switchover did, with its times.
+struct FailoverReport {
+  std::string kind;                   ///< "failover" or "switchover"
+  std::string old_primary;
+  std::optional<std::string> promoted;  ///< none: no promotion (see reason)
+  std::string reason;                 ///< why this node, or why none
+  FailoverPlan plan;                  ///< the plan (candidates and exclusions)
+  std::vector<ActionResult> actions;  ///< every action, in order
+  std::vector<std::string> repointed; ///< replicas now streaming from the new primary
+  std::uint64_t next_xid = 0;         ///< the promoted node's next xid at promotion (0: unknown)
+  std::uint32_t timeline = 0;         ///< the new primary's timeline
+  std::uint64_t epoch = 0;            ///< the topology epoch after the switch
+  std::int64_t last_alive_ns = 0;     ///< steady clock: the old primary's last good probe
+  std::int64_t detected_ns = 0;       ///< steady clock: the failure suspected (switchover: started)
+  std::int64_t promoted_ns = 0;       ///< steady clock: the promotion returned
+  std::int64_t writable_ns = 0;       ///< steady clock: the epoch bumped (writes go to the new primary)
+  std::int64_t finished_ns = 0;       ///< steady clock: every action done
+  double write_pause_ms = 0;          ///< switchover: writes held for this long
+  /// The writes this database acknowledged that the new primary lacks (ReplicatedDatabase::lost_writes()).
+  LossReport lost_writes;
+};
+
+/// Watches the primary of `database` and fails over when it fails. Thread-safe.
+class FailoverManager {
+ public:
+  /// `database` must outlive the manager. Nothing starts until start().
+  FailoverManager(ReplicatedDatabase& database, FailoverManagerOptions options = {});
+  /// stop().
+  ~FailoverManager();
+  FailoverManager(const FailoverManager&) = delete;
+  FailoverManager& operator=(const FailoverManager&) = delete;
+
+  /// Starts the background thread (idempotent).
+  void start();
+  /// Stops it and waits for it (a failover in progress finishes first). Idempotent.
+  void stop();
+  /// True between start() and stop().
+  bool running() const noexcept;
+
+  /// Fails over now, as if the primary had failed (the thread's own procedure).
+  FailoverReport failover_now();
+  /// Planned switchover to `candidate` (empty: the plan's choice): holds writes, waits until the
+  /// candidate replayed everything the fenced primary wrote, promotes it; zero loss.
+  FailoverReport switchover(const std::string& candidate = "");
+  /// Every report so far, oldest first (at most the last 64).
+  std::vector<FailoverReport> reports() const;
+  /// Waits until at least `count` reports exist or `timeout_ms` passed; true when they do.
+  bool wait_reports(std::size_t count, double timeout_ms) const;
+  /// The settings in force.
+  const FailoverManagerOptions& options() const noexcept;
+
+  /// The state behind the manager (internal).
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Throws InvalidArgument naming the first field of `options` out of its range.
+void check_options(const FailoverManagerOptions& options);
+
+}  // namespace replikit::pg
