@@ -125,7 +125,9 @@ def test_measure_capacity_on_a_real_cluster(pg_cluster):
 def _simulate_plan(replicas, read_back_delay_ms, seed=7):
     """The exercise in the simulator with the planner's capacities: one server per node serving
     15K reads/s or 10K writes/s, replicas applying 20K writes/s; 90% of reads eventual, the
-    other 10% read-backs of every write (the planner's ryw_share 0.1)."""
+    other 10% read-backs of every write (the planner's ryw_share 0.1), from 100K sessions so
+    that a session does not write again before its read-back (the planner's model: a read-back
+    needs the write it reads back, not a later one of its session)."""
     from replikit import LatencyDistribution, SimConfig, simulate
 
     print(f"seed {seed}")
@@ -133,7 +135,7 @@ def _simulate_plan(replicas, read_back_delay_ms, seed=7):
                        read_back_share=1.0, read_back_delay_ms=read_back_delay_ms, replicas=replicas,
                        servers_per_node=1, read_service=LatencyDistribution.exponential(15.0),
                        write_service=LatencyDistribution.exponential(10.0), apply_rate_per_s=20000,
-                       duration_ms=3000)
+                       duration_ms=3000, sessions=100_000)
     result = simulate(config, seed)
     assert result.conserved
     return result

@@ -9,7 +9,9 @@
 /// - A replica replays a commit after a delay D: the network latency plus the time in its
 ///   apply queue. The apply queue is taken as M/M/1 (writes arrive at rate W, the replica
 ///   applies at rate A), so the queueing part is exponential with mean 1/(A - W); a measured
-///   mean replay delay can replace it. P(D > t) is what sends a read-back to the primary.
+///   mean replay delay can replace it. P(D > t) is what sends a read-back to the primary. A
+///   read-back needs the write it reads back: a session that writes again before its read-back
+///   needs the later write too, and sends more reads to the primary than this model says.
 /// - Utilisation of a node is the sum of its loads over its capacities; each node is kept at
 ///   or below 1 - headroom. `spare_replicas` replicas are added on top of what the load needs
 ///   (N + k), so k of them can fail with every remaining replica still within its target.

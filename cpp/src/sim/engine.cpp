@@ -331,9 +331,13 @@ void Simulation::on_read_done(std::uint32_t id) {
   ++l.answered;
   if (j.stale) ++l.stale;
   if (j.to_primary) ++l.served_by_primary;
-  // A read of a timeline a failover cut short may have seen lost writes: not observed.
+  // A read of a timeline a failover cut short may have seen lost writes: not observed. Only
+  // monotonic and causal reads record what they saw, as in the PostgreSQL backend (where that
+  // costs a query): an eventual or read-your-writes read leaves no replica hint behind.
+  const auto level = static_cast<Consistency>(j.level);
+  const bool observes = level == Consistency::Monotonic || level == Consistency::Causal;
   const bool lost = j.timeline == lost_timeline_ && j.seq > lost_cutoff_;
-  if (!lost) {
+  if (observes && !lost) {
     Session& s = sessions_[static_cast<std::size_t>(j.session)];
     if (j.to_primary) {
       s.observe(lsn(j.seq));
