@@ -9,12 +9,15 @@ Tolerances, and why:
   last probe before the resume (at most one interval, 100 ms = 2% of the pause).
 - eventual stale reads added by the pause (the rate over the run minus the rate outside the
   pause): 40%. They are the reads the router still sends to the paused replica until its lag
-  crosses max_lag_ms, about 100 reads in this run on each side: Poisson counts with a relative
-  error of ~10% each, so ~14% for their difference; 40% is about three of those.
-- the whole eventual stale-read rate: 50%. Outside the pause it is write rate x replication
-  delay (200/s x ~0.2 ms = 4%), and the delay is a fraction of a millisecond that the
-  calibration measures on a shared 2-core machine: its mean varies by tens of percent between
-  calibrations (0.26-0.58 ms seen), and the rate with it.
+  crosses max_lag_ms, and those after the resume until it is taken back: 100-200 reads in this
+  run on each side, Poisson counts with a relative error of ~7-10% each, so ~10-14% for their
+  difference; 40% is about three of those. This is the figure the model predicts: the
+  replication delay is inferred from the same run's reads outside the pause (see the script's
+  replication_delay: on this shared machine it drifts with the other processes' load), so the
+  stale reads outside the pause agree by construction.
+- the whole eventual stale-read rate: 25%: the part outside the pause (fitted, up to the
+  simulation's own sampling error, ~7%) plus the pause's part within its 40%, which is less
+  than half of the whole.
 - read-your-writes: 0 stale reads on both sides, exactly (the router's guarantee).
 The primary's read share is printed but not asserted: the simulator lets every replica read
 leave a hint in its session, the PostgreSQL backend only monotonic and causal reads, so the
@@ -61,6 +64,6 @@ def test_simulator_predicts_the_paused_replicas_lag_and_the_stale_reads(tmp_path
     assert error("mean_lag_in_pause_ms") <= 0.10
     assert table["eventual_stale_from_pause"]["measured"] > 0
     assert error("eventual_stale_from_pause") <= 0.40
-    assert error("eventual_stale_rate") <= 0.50
+    assert error("eventual_stale_rate") <= 0.25
     assert table["ryw_stale_reads"]["measured"] == 0
     assert table["ryw_stale_reads"]["predicted"] == 0
