@@ -77,6 +77,7 @@ class Settings:
     probe_interval_ms: float = 100.0
     calibration: int = 200
     seed: int = 1
+    sim_runs: int = 20  # the prediction: the mean of this many seeded simulated runs
     delay: str = "run"  # the simulator's replication delay: "run", "median" or "distribution"
 
     def check(self) -> None:
@@ -84,6 +85,8 @@ class Settings:
             raise SystemExit("need 0 < pause-at-s < pause-at-s + pause-s < run-s")
         if self.write_rate <= 0 or self.read_rate <= 0 or not 0 <= self.eventual_share <= 1:
             raise SystemExit("rates must be > 0 and eventual-share in [0, 1]")
+        if not 1 <= self.sim_runs <= 1000:
+            raise SystemExit("sim-runs must be in [1, 1000]")
         if self.sessions < 1 or self.readers < 1 or self.calibration < 10:
             raise SystemExit("sessions, readers >= 1 and calibration >= 10")
         if self.delay not in DELAY_MODELS:
@@ -371,14 +374,20 @@ def real_figures(m: Measured) -> Dict[str, float]:
     eventual = [r for r in m.reads if r.level == "eventual"]
     ryw = [r for r in m.reads if r.level == "read_your_writes"]
     # Outside the pause and the recovery after it: what the cluster does without the pause.
-    calm = [r for r in eventual if not m.pause_start_s <= r.sent <= m.pause_end_s + RECOVERY_S]
+    window = [r for r in eventual if m.pause_start_s <= r.sent <= m.pause_end_s + RECOVERY_S]
+    calm = [r for r in eventual if r.node == "r1"
+            and not m.pause_start_s <= r.sent <= m.pause_end_s + RECOVERY_S]
     stale = sum(stale_at_execution(m, r) for r in eventual) / max(1, len(eventual))
+    # The pause's stale reads: those of the paused replica in the window, less the share it
+    # has without a pause.
     calm_stale = sum(stale_at_execution(m, r) for r in calm) / max(1, len(calm))
+    on_r1 = [r for r in window if r.node == "r1"]
+    from_pause = (sum(stale_at_execution(m, r) for r in on_r1) - calm_stale * len(on_r1)) / max(1, len(eventual))
     return {
         "lag_at_pause_end_ms": before_end[-1] if before_end else float("nan"),
         "mean_lag_in_pause_ms": statistics.fmean(inside) if inside else float("nan"),
         "eventual_stale_rate": stale,
-        "eventual_stale_from_pause": stale - calm_stale,
+        "eventual_stale_from_pause": from_pause,
         "eventual_stale_rate_acked": sum(r.stale for r in eventual) / max(1, len(eventual)),
         "primary_read_share": sum(r.node == "primary" for r in m.reads) / max(1, len(m.reads)),
         "ryw_stale_reads": float(sum(r.stale for r in ryw)),
@@ -461,7 +470,16 @@ def sim_config(settings: Settings, m: Measured, delays: List[float], options: An
     )
 
 
-def sim_figures(result: Any, unpaused: Any, m: Measured) -> Dict[str, float]:
+def sim_figures(results: List[Any], unpaused: List[Any], m: Measured) -> Dict[str, float]:
+    """The model's prediction: each figure's mean over the seeded runs (RYW stale: the most
+    any run had)."""
+    runs = [_one_sim(r, u, m) for r, u in zip(results, unpaused)]
+    out = {key: statistics.fmean(run[key] for run in runs) for key in runs[0]}
+    out["ryw_stale_reads"] = max(run["ryw_stale_reads"] for run in runs)
+    return out
+
+
+def _one_sim(result: Any, unpaused: Any, m: Measured) -> Dict[str, float]:
     import numpy as np
 
     times = np.asarray(result.sample_times_ms) / 1000.0
@@ -543,18 +561,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{config.replica_latency.mean_ms():.3f} ms, client latency mean "
         f"{config.client_latency.mean_ms():.3f} ms")
     started = time.perf_counter()
-    result = simulate(config, settings.seed)
+    seeds = [settings.seed + i for i in range(settings.sim_runs)]
     unpaused_config = copy.copy(config)
     unpaused_config.pauses = []
-    sim = sim_figures(result, simulate(unpaused_config, settings.seed), measured)
+    results = [simulate(config, seed) for seed in seeds]
+    result = results[0]
+    sim = sim_figures(results, [simulate(unpaused_config, seed) for seed in seeds], measured)
     others = {}
     for other in DELAY_MODELS:
         if other != settings.delay:
             other_config = sim_config(Settings(**{**vars(settings), "delay": other}), measured, delays, options)
             others[other] = (other_config.replica_latency.mean_ms(),
-                             simulate(other_config, settings.seed).stale_read_rate.get("eventual", 0.0))
-    log(f"simulated run (seed {settings.seed}): {int(sim['writes'])} writes, {int(sim['reads'])} "
-        f"reads, {result.events} events in {time.perf_counter() - started:.2f} s")
+                             statistics.fmean(simulate(other_config, seed).stale_read_rate.get("eventual", 0.0)
+                                              for seed in seeds))
+    log(f"simulated: {len(seeds)} runs with and without the pause (seeds {seeds[0]}..{seeds[-1]}), "
+        f"mean {sim['writes']:.0f} writes, {sim['reads']:.0f} reads; "
+        f"{time.perf_counter() - started:.2f} s")
     log(f"primary reads by reason: measured {reasons(measured)}, predicted "
         f"{ {k: v for k, v in result.primary_read_reasons.items() if v} }")
     log(f"eventual stale-read rate by the client's definition (the last write acknowledged "

@@ -7,16 +7,19 @@ Tolerances, and why:
   use the same lag tracker fed at the measured probe interval; the lag grows with the pause,
   which is matched to the instants measured in the real run. What remains is the phase of the
   last probe before the resume (at most one interval, 100 ms = 2% of the pause).
-- eventual stale reads added by the pause (the rate over the run minus the rate outside the
-  pause): 40%. They are the reads the router still sends to the paused replica until its lag
-  crosses max_lag_ms, and those after the resume until it is taken back: 100-200 reads in this
-  run on each side, Poisson counts with a relative error of ~7-10% each, so ~10-14% for their
-  difference; 40% is about three of those. This is the figure the model predicts: the
-  replication delay is inferred from the same run's reads outside the pause (see the script's
-  replication_delay: on this shared machine it drifts with the other processes' load), so the
-  stale reads outside the pause agree by construction.
-- the whole eventual stale-read rate: 25%: the part outside the pause (fitted, up to the
-  simulation's own sampling error, ~7%) plus the pause's part within its 40%, which is less
+- eventual stale reads added by the pause (measured: the stale reads of the paused replica
+  from the pause to a second after the resume, less its stale share outside that window;
+  predicted: the simulated rate with the pause minus without it, the mean of 20 seeded runs):
+  35%. They are the reads the router still sends to the paused replica until a probe shows its
+  lag above max_lag_ms: ~100-120 reads in this run, a Poisson count (~10%), and the probe's
+  phase moves that instant by up to one interval (100 ms of ~1.05 s: up to ~10%, ~5% on
+  average); the simulated mean varies by ~3% between seed sets. One standard error is thus
+  ~11-12%; 35% is three. This is the figure the model predicts: the replication delay is
+  inferred from the same run's reads outside the pause (see the script's replication_delay:
+  on this shared machine it drifts with the other processes' load), so the stale reads
+  outside the pause agree by construction.
+- the whole eventual stale-read rate: 25%: the part outside the pause (fitted; the estimate of
+  the real rate has a ~7% standard error) plus the pause's part within its 35%, which is less
   than half of the whole.
 - read-your-writes: 0 stale reads on both sides, exactly (the router's guarantee).
 The primary's read share is printed but not asserted: the simulator lets every replica read
@@ -63,7 +66,7 @@ def test_simulator_predicts_the_paused_replicas_lag_and_the_stale_reads(tmp_path
     assert error("lag_at_pause_end_ms") <= 0.10
     assert error("mean_lag_in_pause_ms") <= 0.10
     assert table["eventual_stale_from_pause"]["measured"] > 0
-    assert error("eventual_stale_from_pause") <= 0.40
+    assert error("eventual_stale_from_pause") <= 0.35
     assert error("eventual_stale_rate") <= 0.25
     assert table["ryw_stale_reads"]["measured"] == 0
     assert table["ryw_stale_reads"]["predicted"] == 0
