@@ -19,8 +19,9 @@ the read ran; each write the server's clock at its insert (one host: one clock).
 - eventual (the simulator's definition): the node lacked a write committed on the primary
   before the read ran there. Also printed, by the client's definition: the last write
   acknowledged before the read was sent is missing (fewer: the round trips hide part of the
-  replication delay). "Added by the pause": the rate over the run minus the rate of the reads
-  sent outside the pause and the second after it.
+  replication delay). "Added by the pause": the stale reads of the paused replica from the
+  pause to a second after the resume, less its stale share outside that window, over all
+  eventual reads (simulated: the rate with the pause minus the rate without it).
 - read_your_writes: the session's own last acknowledged write is missing (must be 0).
 
 The paused replica's lag is sampled from the database's lag tracker (NodeStatus.lag_ms) every
@@ -34,9 +35,10 @@ drifts with the load more than a calibration before the run can follow), or with
 median`` / ``distribution`` the calibration's. The client latency is the measured half round
 trip of the run's replica reads.
 
-The simulated side: SimConfig with the same rates, sessions, mix, probe interval, router and
-lag-tracker settings, the pause at the instants measured in the real run, and the measured
-delays; the same seed. It prints, for each figure, predicted vs measured, the relative error
+The simulated side: SimConfig with the same rates, sessions, mix, probe interval (the
+prober's effective one), router and lag-tracker settings, the pause at the instants measured
+in the real run, and the measured delays; the prediction is the mean of ``--sim-runs`` seeded
+runs (seeds ``--seed`` onwards, printed). It prints, for each figure, predicted vs measured, the relative error
 and whether it is within 10%. Every wait is bounded; the cluster is stopped at the end, also on
 failure or Ctrl-C.
 """
