@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import copy
 import json
 import random
@@ -311,7 +312,26 @@ def run_real(settings: Settings, log: Any = print) -> Tuple[Measured, List[float
     return measured, delays, options
 
 
+def _replay_call(conn: Any, function: str, t0: float) -> float:
+    """Calls pg_wal_replay_pause/resume on r1; the instant (s from t0) of the call's middle."""
+    before = time.monotonic()
+    conn.execute(f"SELECT {function}()")
+    return (before + time.monotonic()) / 2 - t0
+
+
 def _drive(cluster: Any, db: Any, settings: Settings, log: Any) -> Measured:
+    import psycopg
+
+    with psycopg.connect(cluster.dsn("r1"), autocommit=True, connect_timeout=10) as control:
+        try:
+            return _run_workload(db, settings, log, control)
+        finally:
+            # Never leave r1 paused (the cluster is stopped next anyway).
+            with contextlib.suppress(Exception):
+                control.execute("SELECT pg_wal_replay_resume()")
+
+
+def _run_workload(db: Any, settings: Settings, log: Any, control: Any) -> Measured:
     t0 = time.monotonic()
     work = Workload(db, settings, t0)
     threads = [threading.Thread(target=work.writer, args=(settings.seed * 1000 + 1,), daemon=True),
@@ -322,14 +342,12 @@ def _drive(cluster: Any, db: Any, settings: Settings, log: Any) -> Measured:
         thread.start()
     try:
         _progress_until(work, settings.pause_at_s, log)
-        before = time.monotonic() - t0
-        cluster.pause_replay("r1")  # took effect during the call: take its midpoint
-        work.out.pause_start_s = (before + time.monotonic() - t0) / 2
+        # On a connection opened beforehand: the call takes a fraction of a millisecond, so
+        # its instant is the pause's (psql would add a process start of tens of ms).
+        work.out.pause_start_s = _replay_call(control, "pg_wal_replay_pause", t0)
         log(f"  t={work.out.pause_start_s:6.2f} s: r1 replay paused")
         _progress_until(work, settings.pause_at_s + settings.pause_s, log)
-        before = time.monotonic() - t0
-        cluster.resume_replay("r1")
-        work.out.pause_end_s = (before + time.monotonic() - t0) / 2
+        work.out.pause_end_s = _replay_call(control, "pg_wal_replay_resume", t0)
         log(f"  t={work.out.pause_end_s:6.2f} s: r1 replay resumed")
         _progress_until(work, settings.run_s, log)
     finally:
