@@ -612,7 +612,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "reads go to the primary than the simulator predicts")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
+            series = {"measured": [[t * 1000.0, lag] for t, lag in measured.lag],
+                      "predicted": [[t, lag] for t, lag in zip(result.sample_times_ms.tolist(),
+                                                               result.tracked_lag_ms["r1"].tolist())]}
             json.dump({"settings": vars(settings), "real": real, "sim": sim, "comparison": table,
+                       "r1_lag_ms_over_time_ms": series,
                        "calibration": {"replication_delay_ms_median": statistics.median(delays),
                                        "read_half_rtt_ms_median":
                                            statistics.median(half_round_trips(measured))}},
