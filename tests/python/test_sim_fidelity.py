@@ -22,9 +22,8 @@ Tolerances, and why:
   the real rate has a ~7% standard error) plus the pause's part within its 35%, which is less
   than half of the whole.
 - read-your-writes: 0 stale reads on both sides, exactly (the router's guarantee).
-The primary's read share is printed but not asserted: the simulator lets every replica read
-leave a hint in its session, the PostgreSQL backend only monotonic and causal reads, so the
-simulator predicts fewer read-your-writes reads on the primary (see the script's output).
+The primary's read share is printed but not asserted (a few hundred reads: its noise is larger
+than the other figures').
 """
 
 from __future__ import annotations
