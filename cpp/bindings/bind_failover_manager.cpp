@@ -95,10 +95,10 @@ void bind_manager(py::module_& m) {
                               "epoch, slots, repoint); also planned switchover.")
       .def(py::init([](const py::object& database, const py::object& detector, const py::object& max_lag_bytes,
                        const py::object& preferred_region, const py::kwargs& timing) {
-             if (!py::isinstance<pg::ReplicatedDatabase>(database)) {
+             if (!py::isinstance<PyReplicatedDatabase>(database)) {
                wrong_type("database", "a ReplicatedDatabase", database);
              }
-             auto& db = database.cast<pg::ReplicatedDatabase&>();
+             auto& db = database.cast<PyReplicatedDatabase&>();
              return std::make_unique<FailoverManager>(db, to_manager_options(detector, max_lag_bytes, preferred_region, timing));
            }),
            py::arg("database"), py::kw_only(), py::arg("detector") = py::none(), py::arg("max_lag_bytes") = py::none(),
