@@ -5,7 +5,8 @@ Usage (as root or as a user that can run PostgreSQL; needs the package installed
 scripts/setup.sh, and psycopg from its `test` extra):
 
     .venv/bin/python benchmarks/failover_bench.py [--runs 20] [--hang] [--mode semi_sync]
-        [--systems raw,replikit,patroni] [--patroni-runs N]
+        [--systems raw,replikit,patroni] [--patroni-runs N] [--presets fast,fast50]
+        [--brief-preset]
 
 Each run starts a primary and two streaming replicas (replikit.testing.LocalCluster) on
 loopback, starts a failover manager over them, and starts one writer thread per node that
@@ -22,9 +23,11 @@ Systems:
             (a TCP connect and an SSLRequest answered within 100 ms), declares it dead after
             3 missed probes in a row, promotes the replica with the highest receive LSN with
             pg_promote(wait => true), then repoints the other replica.
-- replikit: replikit's FailoverManager (start_replikit_manager below is the one place that
-            plugs it in), with the fast detector preset (100 ms x 3) and, with
-            --brief-preset, the original design's 5 s x 3.
+- replikit: replikit's FailoverManager over a ReplicatedDatabase of the cluster
+            (start_replikit_manager below is the one place that plugs it in), with the
+            presets of --presets: fast (100 ms x 3, the default), fast50 (50 ms x 3, probes
+            every 50 ms, as the test suite) and, with --brief-preset, brief (the original
+            design's 5 s x 3).
 - patroni:  Debian's patroni 3.0 with one etcd 3.4, three Patroni nodes on loopback ports of
             their own, ttl 10, loop_wait 2, retry_timeout 4 (benchmarks/failover_patroni.py).
             There the whole node dies (the Patroni agent with its PostgreSQL instance), as the
@@ -247,14 +250,60 @@ def replikit_manager_class():
     return manager_class
 
 
+# Detector presets of the replikit system: (database probe interval ms, probe timeout ms,
+# detector interval ms, missed probes). "fast" is DetectorConfig.fast() (100 ms x 3) probed at
+# its own interval; "fast50" is the test suite's faster setting (50 ms x 3); "brief" is the
+# original design's 5 s x 3.
+REPLIKIT_PRESETS = {
+    "fast": (100.0, 100.0, 100.0, 3),
+    "fast50": (50.0, 200.0, 50.0, 3),
+    "brief": (5000.0, 5000.0, 5000.0, 3),
+}
+
+
 def start_replikit_manager(cluster, preset: str) -> Manager:
-    """replikit's FailoverManager over ``cluster`` with detector ``preset`` ("fast": 100 ms x
-    3, "brief": 5 s x 3). The one place where the benchmark meets replikit's manager: it
-    must return a Manager whose ``stop`` stops it (and, when the manager reports them, the
-    detection and promotion instants and the new primary's name)."""
-    manager_class = replikit_manager_class()  # noqa: F841 - used once wired
-    raise Unavailable("replikit.FailoverManager exists but start_replikit_manager() in "
-                      "benchmarks/failover_bench.py does not start it yet")
+    """replikit's FailoverManager over a ReplicatedDatabase of ``cluster`` with detector
+    ``preset`` (REPLIKIT_PRESETS). The one place where the benchmark meets replikit's
+    manager: the returned Manager's ``stop`` stops it, after copying the detection and
+    promotion instants and the new primary's name from its first FailoverReport (the
+    report's steady-clock nanoseconds are time.monotonic()'s clock)."""
+    import replikit
+    from replikit.pg import database_for_cluster
+
+    manager_class = replikit_manager_class()
+    probe_ms, probe_timeout_ms, interval_ms, misses = REPLIKIT_PRESETS[preset]
+    db = database_for_cluster(cluster, probe_interval_ms=probe_ms,
+                              probe_timeout_ms=probe_timeout_ms, connect_timeout_ms=2000)
+    detector = replikit.DetectorConfig(interval_ms=interval_ms, missed_threshold=misses)
+    failover = manager_class(db, detector=detector, state_interval_ms=50)
+    failover.start()
+    # The manager reads synchronous_standby_names from the primary while it is up: the
+    # writers' warm-up (STEADY_S) gives it several rounds before the failure.
+    manager = Manager(stop=lambda: None)
+
+    def stop() -> None:
+        try:
+            # The report is recorded when the failover has finished (repointing included),
+            # which can be after the first write on the new primary.
+            reports = failover.reports() if failover.wait_reports(1, 5000) else []
+            if reports:
+                report = reports[0]
+                if report.detected_ns:
+                    manager.detected_at = report.detected_ns / 1e9
+                if report.promoted:
+                    manager.new_primary = report.promoted
+                    manager.promoted_at = report.promoted_ns / 1e9
+                else:
+                    manager.notes.append(f"no promotion: {report.reason}")
+                lost = report.lost_writes.lost
+                if lost:
+                    manager.notes.append(f"replikit reports {len(lost)} lost write(s)")
+        finally:
+            failover.stop()
+            db.close()
+
+    manager.stop = stop
+    return manager
 
 
 # ------------------------------------------------------------------ one run, many runs
@@ -384,12 +433,21 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                              "(default 3)")
     parser.add_argument("--brief-preset", action="store_true",
                         help="also measure replikit with the original design's 5 s x 3")
+    parser.add_argument("--presets", default="fast",
+                        help="comma-separated replikit presets: " + ", ".join(
+                            f"{name} ({v[2]:g} ms x {v[3]})" for name, v in
+                            REPLIKIT_PRESETS.items()) + " (default fast)")
     args = parser.parse_args(argv)
     if args.runs < 1 or (args.patroni_runs is not None and args.patroni_runs < 0):
         parser.error("--runs must be >= 1 and --patroni-runs >= 0")
     if not 1 <= args.baseline_interval_ms <= 60_000 or not 1 <= args.baseline_misses <= 100:
         parser.error("--baseline-interval-ms must be in 1-60000 and --baseline-misses in 1-100")
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    args.presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    if args.brief_preset and "brief" not in args.presets:
+        args.presets.append("brief")
+    if not args.presets or set(args.presets) - set(REPLIKIT_PRESETS):
+        parser.error(f"--presets: one or more of {sorted(REPLIKIT_PRESETS)}")
     unknown = set(args.systems) - {"raw", "replikit", "patroni"}
     if unknown:
         parser.error(f"--systems: unknown {sorted(unknown)}")
@@ -436,8 +494,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                     lambda c: start_raw_manager(c, interval, misses), args.mode, args.hang))
             elif system == "replikit":
                 replikit_manager_class()  # before any cluster is started
-                for preset in ["fast"] + (["brief"] if args.brief_preset else []):
-                    label = f"replikit FailoverManager, {preset}"
+                for preset in args.presets:
+                    probe, timeout, interval, misses = REPLIKIT_PRESETS[preset]
+                    label = f"replikit FailoverManager, {preset} {interval:g} ms x {misses}"
+                    print(f"{label}: probes every {probe:g} ms (timeout {timeout:g} ms)",
+                          flush=True)
                     outcomes[label] = repeat(f"replikit {preset}", args.runs, lambda: local_run(
                         lambda c: start_replikit_manager(c, preset), args.mode, args.hang))
             else:

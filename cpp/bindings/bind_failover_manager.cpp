@@ -98,7 +98,7 @@ void bind_manager(py::module_& m) {
              if (!py::isinstance<PyReplicatedDatabase>(database)) {
                wrong_type("database", "a ReplicatedDatabase", database);
              }
-             auto& db = static_cast<pg::ReplicatedDatabase&>(database.cast<PyReplicatedDatabase&>());
+             auto& db = database.cast<PyReplicatedDatabase&>();
              return std::make_unique<FailoverManager>(db, to_manager_options(detector, max_lag_bytes, preferred_region, timing));
            }),
            py::arg("database"), py::kw_only(), py::arg("detector") = py::none(), py::arg("max_lag_bytes") = py::none(),

@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "classify.hpp"
 #include "clock.hpp"
@@ -35,10 +37,13 @@ void check(const ActionOptions& o) {
   if (!(o.timeout_ms >= 1 && o.timeout_ms <= 600000)) throw InvalidArgument("timeout_ms", "must be in [1, 600000]");
 }
 
-// One connection of an action; PQfinish on destruction.
+// One connection of an action; PQfinish on destruction. Every wait is bounded by the action's
+// timeout_ms on the client side: statement_timeout runs on the server, and a server that stopped
+// answering (SIGSTOP, a hung host) would otherwise block a statement forever.
 class ActionConn {
  public:
-  ActionConn(const std::string& node, const std::string& dsn, const ActionOptions& o) : node_(node) {
+  ActionConn(const std::string& node, const std::string& dsn, const ActionOptions& o)
+      : node_(node), timeout_ns_(detail::ms_to_ns(o.timeout_ms)) {
     check(o);
     check_text(node, "node");
     check_text(dsn, "dsn");
@@ -56,13 +61,13 @@ class ActionConn {
 
   // The single text cell of `sql` (nullopt: NULL or no row); Failure on error.
   std::optional<std::string> scalar(const std::string& sql, const Params& params = {}) {
-    const detail::PgResult r = detail::exec(conn_, sql, params, Effect::None);
+    const detail::PgResult r = exec(sql, params);
     if (PQntuples(r.get()) < 1 || PQnfields(r.get()) < 1 || PQgetisnull(r.get(), 0, 0)) return std::nullopt;
     return std::string(PQgetvalue(r.get(), 0, 0));
   }
-  void run(const std::string& sql, const Params& params = {}) { detail::exec(conn_, sql, params, Effect::None); }
+  void run(const std::string& sql, const Params& params = {}) { exec(sql, params); }
   detail::PgResult query(const std::string& sql) {
-    detail::PgResult r = detail::exec(conn_, sql, {}, Effect::None);
+    detail::PgResult r = exec(sql, {});
     if (PQntuples(r.get()) != 1) throw Failure(detail::FailureKind::Server, "expected one row");
     return r;
   }
@@ -92,7 +97,54 @@ class ActionConn {
     }
   }
 
+  // `sql` (several statements allowed without parameters; text parameters otherwise), its last
+  // result or its first error; TimeoutError when no answer came within timeout_ms.
+  detail::PgResult exec(const std::string& sql, const Params& params) {
+    if (sql.find('\0') != std::string::npos) throw Failure(detail::FailureKind::Usage, "the SQL holds a NUL character");
+    std::vector<const char*> values;
+    std::vector<Oid> types;
+    std::vector<int> lengths, formats;
+    for (const Param& p : params) {
+      values.push_back(p.value ? p.value->data() : nullptr);
+      types.push_back(static_cast<Oid>(p.type_oid));
+      lengths.push_back(p.value ? static_cast<int>(p.value->size()) : 0);
+      formats.push_back(p.binary ? 1 : 0);
+    }
+    const int sent = params.empty() ? PQsendQuery(conn_, sql.c_str())
+                                    : PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()),
+                                                        types.data(), values.data(), lengths.data(), formats.data(), 0);
+    if (sent == 0) throw *detail::classify(conn_, nullptr, Effect::None);
+    const std::int64_t deadline_ns = detail::steady_now_ns() + timeout_ns_;
+    std::optional<detail::PgResult> kept;
+    // Bounded: every wait ends by the deadline, and libpq returns nullptr after the last result.
+    for (;;) {
+      wait_readable(deadline_ns);
+      PGresult* r = PQgetResult(conn_);
+      if (r == nullptr) break;
+      if (!kept || PQresultStatus(kept->get()) != PGRES_FATAL_ERROR) {
+        kept.emplace(r);
+      } else {
+        PQclear(r);
+      }
+    }
+    if (!kept) kept.emplace(nullptr);
+    if (std::optional<Failure> failure = detail::classify(conn_, kept->get(), Effect::None)) throw std::move(*failure);
+    return std::move(*kept);
+  }
+
+  // Until libpq can return a result without blocking (or the connection broke).
+  void wait_readable(std::int64_t deadline_ns) {
+    while (PQisBusy(conn_) != 0) {
+      const std::int64_t left = deadline_ns - detail::steady_now_ns();
+      if (left <= 0) throw TimeoutError("node '" + node_ + "': no answer within the action's timeout_ms");
+      pollfd fd{PQsocket(conn_), POLLIN, 0};
+      const int ready = ::poll(&fd, 1, static_cast<int>(std::min<std::int64_t>(left / 1'000'000 + 1, 1000)));
+      if (ready > 0 && PQconsumeInput(conn_) == 0) return;  // broken: PQgetResult says so
+    }
+  }
+
   std::string node_;
+  std::int64_t timeout_ns_;
   PGconn* conn_ = nullptr;
 };
 

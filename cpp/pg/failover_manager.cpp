@@ -69,7 +69,11 @@ void FailoverManager::Impl::observe(std::int64_t now) {
 void FailoverManager::Impl::refresh_primary_state() {
   const auto& topo = *db.topology();
   const std::string name = topo.name(topo.primary());
-  const NodeState st = read_node_state(name, db.dsn(name), actions);
+  // The watch thread waits for this read: a primary that froze meanwhile must not hold off
+  // detection for longer than one detection window.
+  ActionOptions bounded = actions;
+  bounded.timeout_ms = std::min(actions.timeout_ms, std::max(50.0, options.detector.window_ms()));
+  const NodeState st = read_node_state(name, db.dsn(name), bounded);
   if (!st.reachable || st.in_recovery) return;
   std::lock_guard<std::mutex> lock(state_mutex);
   primary_state.last_known_lsn = st.lsn;

@@ -9,9 +9,10 @@ prints each replica's lag as the prober measures it, its state, and where reads 
 
 Act 2 (failover): the cluster switches to semi-synchronous replication (ANY 1; or async with
 ``--failover-mode async``, where acknowledged writes can be lost) and, under the same users,
-the primary instance crashes (postmaster and every child killed together). A failover follows (``_failover_act``); the demo prints when the crash was detected, how long
-the promotion took, when the first write was acknowledged by the new primary, the other
-replica following the new primary, and the lost-write report.
+the primary instance crashes (postmaster and every child killed together). replikit's
+FailoverManager, started before the crash on the demo's database, fails over; the demo prints
+the detection, promotion and first-write times from its FailoverReport, the other replica
+following the new primary, and the lost-write report (``db.lost_writes()``).
 
 At the end: the traffic per node and per reason, the lag events, and the number of
 read-your-writes violations (a read that did not return the reader's own last acknowledged
@@ -133,110 +134,128 @@ def _routing_act(cluster: Any, db: Any, users: Users, seconds: float, pause_at_s
     return t0
 
 
-def _failover_act(cluster: Any, db: Any) -> Dict[str, Any]:
-    """Fail over after the primary crashed; return what happened (``*_at``: time.monotonic()).
+def _start_manager(db: Any) -> Any:
+    """replikit's FailoverManager on the demo's database: the prober's 50 ms probes feed a
+    missed-heartbeat detector (50 ms x 3); it reads the primary's synchronous settings every
+    50 ms while the primary is up."""
+    detector = _core.DetectorConfig(interval_ms=50, missed_threshold=3)
+    manager = _core.FailoverManager(db, detector=detector, state_interval_ms=50)
+    manager.start()
+    return manager
 
-    Without a failover manager this does by hand what a manager does: it waits until the
-    prober sees the primary down (detection), promotes the replica with the highest receive
-    LSN (testing helper ``promote``), points the database's topology at it (writes go there),
-    and repoints the other replica (``repoint``), then applies the cluster's replication mode
-    on the new primary.
-    """
-    old = db.topology.primary_name
-    deadline = time.monotonic() + 30.0
-    while db.node(old).up and time.monotonic() < deadline:
-        time.sleep(0.002)
-    detected = time.monotonic()
-    candidates = [n for n in db.nodes() if n.name != old and n.up and n.receive_lsn is not None]
-    if not candidates:
-        return {"detected_at": detected, "new_primary": None,
-                "reason": "no reachable replica", "lost_writes": None}
-    best = max(candidates, key=lambda n: (n.receive_lsn, n.name))
-    promote_ms = cluster.promote(best.name)
-    db.topology.promote(best.name)
-    promoted = time.monotonic()
-    followers = []
-    for other in cluster.replica_names:
-        if cluster.is_up(other):
-            cluster.repoint(other, best.name, timeout_ms=30_000)
-            followers.append(other)
-    if followers and cluster.mode != "async":
-        cluster.set_replication_mode(cluster.mode)
-    return {"detected_at": detected, "new_primary": best.name,
-            "receive_lsn": str(best.receive_lsn), "promote_ms": promote_ms,
-            "promoted_at": promoted, "followers": followers,
-            "reason": "highest receive LSN", "lost_writes": None}
+
+def _wait_streaming(cluster: Any, primary: str, names: List[str], timeout_s: float) -> Dict[str, Any]:
+    """The replication state, as ``primary`` sees it, of ``names`` once all stream (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        replication = cluster.replication(primary)
+        if all(replication.get(n, {}).get("state") == "streaming" for n in names) \
+                or time.monotonic() >= deadline:
+            return replication
+        time.sleep(0.02)
+
+
+def _failover_act(cluster: Any, db: Any, manager: Any, mode: str) -> Dict[str, Any]:
+    """Wait for the manager's failover after the primary crashed; return what happened
+    (``*_at``: time.monotonic(), the clock of the report's steady-clock nanoseconds)."""
+    if not manager.wait_reports(1, 30_000):
+        return {"new_primary": None, "reason": "the manager reported no failover within 30 s"}
+    report = manager.reports()[0]
+    result: Dict[str, Any] = {"new_primary": report.promoted, "reason": report.reason,
+                              "report": report, "followers": list(report.repointed)}
+    if report.promoted is None:
+        return result
+    result["detected_at"] = report.detected_ns / 1e9
+    result["promoted_at"] = report.promoted_ns / 1e9
+    result["replication"] = _wait_streaming(cluster, report.promoted, result["followers"], 10.0)
+    if result["followers"] and mode != "async":
+        # The new primary starts without synchronous standbys: give it the demo's mode again.
+        names = ", ".join(f'"{n}"' for n in result["followers"])
+        cluster.sql(report.promoted, f"ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 ({names})'")
+        cluster.sql(report.promoted, "SELECT pg_reload_conf()")
+    return result
 
 
 def _run_failover(cluster: Any, db: Any, users: Users, seconds: float, crash_at_s: float,
                   mode: str, out: Any) -> Dict[str, Any]:
     """Act 2: replication ``mode`` (semi_sync: no acknowledged write may be lost; async: some
-    may be), the primary instance crashes under the users, failover."""
+    may be), a FailoverManager watching, the primary instance crashes under the users."""
     cluster.set_replication_mode(mode)
     users.tolerate_errors = True
     users.window.clear()
     names = cluster.sql("primary", "SHOW synchronous_standby_names")[0][0] or "none"
-    print(f"act 2: {mode} replication (synchronous standbys: {names}); the primary instance "
-          f"crashes at {crash_at_s:.1f} s under the same users", file=out, flush=True)
+    print(f"act 2: {mode} replication (synchronous standbys: {names}); a FailoverManager "
+          f"watches (50 ms x 3); the primary instance crashes at {crash_at_s:.1f} s under the "
+          f"same users", file=out, flush=True)
     state: Dict[str, Any] = {}
+    manager = _start_manager(db)
+    try:
+        def act() -> None:
+            try:
+                state["report"] = _failover_act(cluster, db, manager, mode)
+            except Exception as exc:  # noqa: BLE001 - reported below, the demo goes on
+                state["error"] = exc
 
-    def act() -> None:
-        try:
-            state["report"] = _failover_act(cluster, db)
-        except Exception as exc:  # noqa: BLE001 - reported below, the demo goes on
-            state["error"] = exc
+        def tick(elapsed: float) -> None:
+            if "crashed_at" not in state and elapsed >= crash_at_s:
+                failed_before = users.failed
+                state["crashed_at"] = users.crashed_at = cluster.crash("primary")
+                state["failed_before"] = failed_before
+                state["thread"] = threading.Thread(target=act, daemon=True)
+                state["thread"].start()
 
-    def tick(elapsed: float) -> None:
-        if "crashed_at" not in state and elapsed >= crash_at_s:
-            failed_before = users.failed
-            state["crashed_at"] = users.crashed_at = cluster.crash("primary")
-            state["failed_before"] = failed_before
-            state["thread"] = threading.Thread(target=act, daemon=True)
-            state["thread"].start()
-
-    users.run_for(seconds, tick)
-    if "thread" not in state:
-        return {"error": "the run ended before the crash"}
-    state["thread"].join(timeout=60.0)
-    return _report_failover(cluster, users, state, out)
+        users.run_for(seconds, tick)
+        if "thread" not in state:
+            return {"error": "the run ended before the crash"}
+        state["thread"].join(timeout=60.0)
+        state["loss"] = db.lost_writes()
+    finally:
+        manager.stop()
+    return _report_failover(users, state, out)
 
 
-def _report_failover(cluster: Any, users: Users, state: Dict[str, Any],
-                     out: Any) -> Dict[str, Any]:
+def _report_failover(users: Users, state: Dict[str, Any], out: Any) -> Dict[str, Any]:
     if "error" in state or "report" not in state:
         print(f"failover failed: {state.get('error', 'did not finish')}", file=out)
         return {"error": str(state.get("error", "did not finish"))}
-    report = dict(state["report"])
+    result = dict(state["report"])
     crashed_at = state["crashed_at"]
-    new = report.get("new_primary")
+    new = result.get("new_primary")
     if new is None:
-        print(f"no failover: {report['reason']}", file=out)
-        return report
+        print(f"no failover: {result['reason']}", file=out)
+        return result
+    report = result.pop("report")
     first = next((t for t, node in users.acks if t >= crashed_at and node == new), None)
-    report["detected_s"] = report["detected_at"] - crashed_at
-    report["first_write_s"] = None if first is None else first - crashed_at
-    report["failed_requests"] = users.failed - state["failed_before"]
-    report["lost_seen"] = users.lost_seen
-    print(f"  detection: {report['detected_s']:.3f} s after the crash (the primary marked "
-          f"down by a failed request or the prober)", file=out)
-    print(f"  promotion: {new} ({report['reason']}, {report['receive_lsn']}) in "
-          f"{report['promote_ms'] / 1000:.3f} s", file=out)
-    first_text = "none" if first is None else f"{report['first_write_s']:.3f} s after the crash"
-    print(f"  first write acknowledged by {new}: {first_text} ({report['failed_requests']} "
+    result["detected_s"] = result["detected_at"] - crashed_at
+    result["promotion_ms"] = report.promotion_ms
+    result["first_write_s"] = None if first is None else first - crashed_at
+    result["failed_requests"] = users.failed - state["failed_before"]
+    result["lost_seen"] = users.lost_seen
+    print(f"  detection: {result['detected_s']:.3f} s after the crash ({report.detection_ms:.0f} ms "
+          f"after the primary's last good probe)", file=out)
+    print(f"  promotion: {new} ({report.reason}) in {report.promotion_ms / 1000:.3f} s; writable "
+          f"{report.writable_ms / 1000:.3f} s after detection (timeline {report.timeline}, "
+          f"epoch {report.epoch})", file=out)
+    first_text = "none" if first is None else f"{result['first_write_s']:.3f} s after the crash"
+    print(f"  first write acknowledged by {new}: {first_text} ({result['failed_requests']} "
           f"requests failed meanwhile)", file=out)
-    replication = cluster.replication(new)
-    report["following"] = {name: info["state"] for name, info in replication.items()}
-    for name in report["followers"]:
-        print(f"  {name} follows {new}: {replication.get(name, {}).get('state', 'not connected')}"
-              f" ({replication.get(name, {}).get('sync_state', '-')})", file=out)
+    replication = result.pop("replication")
+    result["following"] = {name: info["state"] for name, info in replication.items()}
+    for name in result["followers"]:
+        print(f"  {name} follows {new}: {replication.get(name, {}).get('state', 'not connected')}",
+              file=out)
     spread = ", ".join(f"{k} {v}" for k, v in sorted(users.window.items()))
     print(f"  reads in act 2: {spread}", file=out)
-    lost = report.get("lost_writes")
-    print("  lost-write report: " + ("not available (no manager)" if lost is None else
-                                     (", ".join(map(str, lost)) or "none lost")), file=out)
+    loss = state["loss"]
+    result["lost_xids"] = list(loss.lost_xids)
+    result["unknown_writes"] = len(loss.unknown)
+    shown = ", ".join(map(str, result["lost_xids"][:10])) + (" ..." if len(loss.lost) > 10 else "")
+    print(f"  lost-write report (db.lost_writes()): {len(loss.lost)} acknowledged write(s) lost"
+          + (f" (xids {shown})" if loss.lost else "") + f", {loss.survived} survived, "
+          f"{len(loss.unknown)} unknown", file=out)
     print(f"  users who read their row without a write the old primary had acknowledged: "
           f"{users.lost_seen}", file=out)
-    return report
+    return result
 
 
 def run(users: int = 200, seconds: float = 8.0, pause_at_s: float = 2.5, resume_at_s: float = 5.5,

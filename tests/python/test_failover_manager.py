@@ -1,5 +1,6 @@
 """FailoverManager against real clusters: a crash (the whole instance killed) under a write
 workload in synchronous (ANY 1) and asynchronous mode, a short freeze that must not fail over,
+a freeze that lasts, which must,
 the primary and its only synchronous standby lost together, a manager that stopped between
 promote and repoint, and a planned switchover. Each test prints the times it measured.
 """
@@ -213,6 +214,30 @@ def test_short_freeze_is_not_a_failover():
             cluster.thaw("primary")
             manager.stop()
             db.close()
+
+
+def test_a_frozen_primary_is_failed_over():
+    # The manager reads the primary's settings every 10 ms here, so the freeze lands in one of
+    # those reads: it must end by its own deadline (the server never answers), not block the
+    # manager's thread until the primary comes back.
+    with LocalCluster(replicas=1, mode="async") as cluster:
+        db = fast_database(cluster)
+        detector = _core.DetectorConfig(interval_ms=50, missed_threshold=3)
+        manager = _core.FailoverManager(db, detector=detector, state_interval_ms=10)
+        try:
+            manager.start()
+            time.sleep(0.3)
+            frozen_ns = time.monotonic_ns()
+            cluster.freeze("primary")
+            assert manager.wait_reports(1, WAIT_S * 1000)
+            report = manager.reports()[0]
+            assert report.promoted == "r1", report
+            print(f"freeze -> promoted: {(report.promoted_ns - frozen_ns) / 1e6:.0f} ms; {report!r}")
+        finally:
+            manager.stop()
+            db.close()
+            if cluster.is_up("primary"):
+                cluster.crash("primary")  # a frozen instance would not stop cleanly
 
 
 def test_primary_and_its_synchronous_standby_lost_together_promote_no_one():
