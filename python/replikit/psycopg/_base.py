@@ -134,11 +134,6 @@ AUTO_MIN_DELAY_SAMPLES = 8
 WaitMs = Union[float, str]  # a number of ms, or "auto"
 
 
-def no_wait(value: Optional[WaitMs]) -> bool:
-    """True when a read with this wait setting never waits for a replica."""
-    return value is not None and value != "auto" and float(value) <= 0
-
-
 def wait_ms_of(value: Any) -> Optional[WaitMs]:
     """A read's wait_for_replica_ms: None or a negative number (the router's default), "auto",
     else a finite number of ms up to 60000 (as the C++ backend takes it)."""

@@ -99,8 +99,8 @@ class _AsyncReadLease:
 
     async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
         router = self.router
-        if router._prober is not None and not router._closed and (
-                _base.no_wait(router._wait_ms if self.wait_for_replica_ms is None else self.wait_for_replica_ms)):
+        # A replica routed to at once needs no wait for one: the general path only for the rest.
+        if router._prober is not None and not router._closed:
             d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
                                    None, self.max_staleness_ms, None, False)
             node = d.node
@@ -245,8 +245,10 @@ class AsyncConnectionRouter:
     async def _route(self, session: Optional[Session], level: Consistency,
                      max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> Any:
         d = self.core.route_read(session, level, max_staleness_ms)
+        if self._prober is None or d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+            return d
         wait_ms = self.core.catch_up_ms(self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms)
-        if wait_ms <= 0 or self._prober is None or d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+        if wait_ms <= 0:
             return d
         self.core.count("waits")
         deadline = time.monotonic() + wait_ms / 1000.0

@@ -96,10 +96,9 @@ class _ReadLease:
 
     def __enter__(self) -> psycopg.Connection[Any]:
         router = self.router
-        # The common case inline (no wait for a replica, a pooled connection used within the
-        # last second); anything else takes the general path.
-        if not router._closed and _base.no_wait(router._wait_ms if self.wait_for_replica_ms is None
-                                                else self.wait_for_replica_ms):
+        # The common case inline (a replica routed to at once, so no wait for one, and a pooled
+        # connection used within the last second); anything else takes the general path.
+        if not router._closed:
             d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
                                    None, self.max_staleness_ms, None, False)
             node = d.node
@@ -254,8 +253,10 @@ class ConnectionRouter:
     def _route(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
                wait_for_replica_ms: Optional[_base.WaitMs]) -> Any:
         d = self.core.route_read(session, level, max_staleness_ms)
+        if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+            return d
         wait_ms = self.core.catch_up_ms(self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms)
-        if wait_ms <= 0 or d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+        if wait_ms <= 0:
             return d
         # Wait (bounded) for a replica to catch up: probe the replicas now and route again.
         self.core.count("waits")
