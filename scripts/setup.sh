@@ -37,8 +37,9 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 # The build tools first (the wheel build below reuses them: --no-build-isolation), then the
-# package with its test extras (pyproject.toml lists them).
+# package with its test extras and the optional integrations the tests exercise (pyproject.toml
+# lists them).
 .venv/bin/python -m pip install -q --disable-pip-version-check scikit-build-core "pybind11>=3.0"
 # Warnings are errors in our own build.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
-  -Ccmake.define.REPLIKIT_WERROR=ON -Cbuild-dir=build/py ".[test]"
+  -Ccmake.define.REPLIKIT_WERROR=ON -Cbuild-dir=build/py ".[test,sqlalchemy]"
