@@ -4,6 +4,7 @@ replikit.psycopg, so decisions, reasons and counters read the same."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -30,6 +31,12 @@ COMMIT_SQL = "SELECT pg_current_xact_id_if_assigned() IS NOT NULL; COMMIT; " + C
 _DRIVERS = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg_async")
 _PROBE_GAP_S = 0.005  # a read waiting for a replica asks for a probe at most every 5 ms
 _await = getattr(util, "await_", None) or getattr(util, "await_only")  # 2.1 / 2.0 name
+
+
+def _in_greenlet() -> bool:
+    from sqlalchemy.util import concurrency
+    check = getattr(concurrency, "in_greenlet", None)
+    return bool(check()) if check is not None else False
 
 NodeSpec = Union[Tuple[str, str], Mapping[str, Any]]
 
@@ -202,7 +209,7 @@ class _EnginesBase:
         can take it (every one down) the primary, whose engine then raises SQLAlchemy's error."""
         core = self.core
         d = core.route_read(session, level, max_staleness_ms)
-        if d.reason == _core.Reason.NO_REPLICA_CAUGHT_UP and not self.is_async:
+        if d.reason == _core.Reason.NO_REPLICA_CAUGHT_UP:
             d = self._wait_for_replica(session, level, max_staleness_ms, d)
         core.router.record(d)
         self.last_route = d
@@ -213,17 +220,21 @@ class _EnginesBase:
     def _wait_for_replica(self, session: Optional[Session], level: Consistency,
                           max_staleness_ms: Optional[float], d: Any) -> Any:
         """Waits (bounded by wait_for_replica_ms) for a replica to catch up: probes now and routes
-        again. Sync engines only: an asyncio application's event loop must not sleep here."""
+        again. Under asyncio the wait awaits asyncio.sleep (get_bind runs in SQLAlchemy's
+        greenlet there), so the event loop goes on; outside that greenlet it does not wait."""
         core = self.core
         wait_ms = core.catch_up_ms(core.options.wait_for_replica_ms)
-        if wait_ms <= 0:
+        if wait_ms <= 0 or (self.is_async and not _in_greenlet()):
             return d
         core.count("waits")
         deadline = time.monotonic() + wait_ms / 1000.0
         replicas = core.topology.replica_names()
         while time.monotonic() < deadline:
             self._prober.probe_now(replicas)
-            time.sleep(_PROBE_GAP_S)
+            if self.is_async:
+                _await(asyncio.sleep(_PROBE_GAP_S))
+            else:
+                time.sleep(_PROBE_GAP_S)
             d = core.route_read(session, level, max_staleness_ms)
             if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
                 if not d.to_primary:
@@ -282,8 +293,8 @@ class RoutedEngines(_EnginesBase):
 
 class AsyncRoutedEngines(_EnginesBase):
     """``RoutedEngines`` for asyncio: an ``AsyncEngine`` per node (psycopg's async driver), for
-    ``async_routed_sessionmaker``. The prober runs in threads as the sync form's; a read that
-    no replica covers goes to the primary at once (no wait: the event loop must not block)."""
+    ``async_routed_sessionmaker``. The prober runs in threads as the sync form's; a read's wait
+    for a replica to catch up (wait_for_replica_ms) awaits, it does not block the event loop."""
 
     is_async = True
 
@@ -293,7 +304,6 @@ class AsyncRoutedEngines(_EnginesBase):
 
     async def dispose(self) -> None:
         """Stops the probers and disposes every engine's pool."""
-        import asyncio
         await asyncio.get_running_loop().run_in_executor(None, self._prober.close)
         for engine in self.engines.values():
             await engine.dispose()
