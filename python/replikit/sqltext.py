@@ -124,7 +124,7 @@ def is_read_only(sql: str) -> bool:
     docstring); False for anything else, including text it cannot read."""
     if not isinstance(sql, str):
         err = _core.ArgumentTypeError(f"sql: expected str, got {type(sql).__name__}")
-        err.argument = "sql"  # type: ignore[attr-defined]
+        err.argument = "sql"
         raise err
     statements = statement_words(sql)
     if not statements:

@@ -215,7 +215,7 @@ class _EnginesBase:
         self.last_route = d
         node = d.node if d.node is not None else self.primary
         core.count_read(node)
-        return node  # type: ignore[no-any-return]
+        return node
 
     def _wait_for_replica(self, session: Optional[Session], level: Consistency,
                           max_staleness_ms: Optional[float], d: Any) -> Any:
