@@ -223,8 +223,8 @@ def test_causal_handoff_to_another_process_through_the_token(cluster, tmp_path):
 
 
 def test_a_lagging_replica_is_excluded_and_comes_back(cluster):
-    """Past max_lag_ms r1 turns LAGGING and eventual reads avoid it (r2 serves them); resumed,
-    it turns OK and serves reads again."""
+    """Past max_lag_ms r1 turns LAGGING and eventual reads avoid it (r2 serves them); with r2
+    lagging too they fall back to the primary; resumed, both turn OK and serve reads again."""
     stop = threading.Event()
 
     def writer():
@@ -245,8 +245,19 @@ def test_a_lagging_replica_is_excluded_and_comes_back(cluster):
                     session.execute(select(func.count()).select_from(Item)).scalar_one()
                     nodes.add(engines.last_route.node)
             assert nodes == {"r2"}, nodes
+            # Every replica lagging: eventual reads fall back to the primary, and say why.
+            cluster.pause_replay("r2")
+            wait_until(lambda: engines.core.lag.replica("r2").state == replikit.LagState.LAGGING, 10, "r2 LAGGING")
+            with Session() as session:
+                reasons = set()
+                for _ in range(10):
+                    session.execute(select(func.count()).select_from(Item)).scalar_one()
+                    reasons.add((engines.last_route.node, engines.last_route.reason.name.lower()))
+            assert reasons == {("primary", "all_replicas_lagging")}, reasons
+            cluster.resume_replay("r2")
             cluster.resume_replay("r1")
-            wait_until(lambda: engines.core.lag.replica("r1").state != replikit.LagState.LAGGING, 10, "r1 OK")
+            wait_until(lambda: all(engines.core.lag.replica(n).state != replikit.LagState.LAGGING
+                                   for n in ("r1", "r2")), 10, "r1 and r2 OK")
             with Session() as session:
                 back = set()
                 for _ in range(40):
