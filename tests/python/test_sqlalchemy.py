@@ -335,7 +335,9 @@ def test_bad_input_names_the_argument(cluster):
             ((("p", dsn), "r1"), {}, replikit.ArgumentTypeError, "replicas"),
             ((("p", dsn), [("r1",)]), {}, replikit.ArgumentTypeError, "replicas"),
             ((("p", dsn),), {"consistency": "causal"}, replikit.InvalidArgument, "consistency"),
-            ((("p", dsn),), {"max_lag_ms": -5.0}, replikit.InvalidArgument, "max_lag_ms")]:
+            ((("p", dsn),), {"max_lag_ms": -5.0}, replikit.InvalidArgument, "max_lag_ms"),
+            ((("p", dsn),), {"isolation_level": "AUTOCOMMIT"}, replikit.InvalidArgument, "isolation_level"),
+            ((("p", "host=x port=notaport =="),), {}, replikit.InvalidArgument, "primary")]:
         with pytest.raises(kind) as info:
             RoutedEngines(*args, **kwargs).dispose()
         assert info.value.argument == argument, (args, kwargs)

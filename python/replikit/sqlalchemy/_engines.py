@@ -125,6 +125,10 @@ class _EnginesBase:
                  **kwargs: Any) -> None:
         overrides, engine_kwargs = _base.split_kwargs(kwargs)
         opts = _base.build_options(options, overrides)
+        if str(engine_kwargs.get("isolation_level", "")).upper() == "AUTOCOMMIT":
+            raise argument_error(_core.InvalidArgument, "isolation_level",
+                                 "the primary's writes must run in transactions (their commit reads the "
+                                 "commit LSN); replicas read in autocommit already (replica_isolation_level)")
         if isinstance(replicas, (str, bytes)) or not isinstance(replicas, Sequence):
             raise argument_error(_core.ArgumentTypeError, "replicas",
                                  f"expected a sequence of nodes, got {type(replicas).__name__}")
