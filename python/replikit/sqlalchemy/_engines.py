@@ -20,6 +20,7 @@ from .._core import Consistency, DatabaseOptions, Session
 from ..psycopg import _base
 from ..psycopg._base import COMMIT_LSN_SQL, ConsistencyLike, Core, Failure, argument_error, classify
 from ..psycopg.sync import _Prober
+from . import _observe
 
 # The pooled connection's info key: the replikit Session that a primary transaction's commit is
 # recorded into (set when a RoutedSession begins on the primary, taken by the commit).
@@ -189,9 +190,11 @@ class _EnginesBase:
 
         def on_checkin(dbapi_connection: Any, record: Any) -> None:
             record.info.pop(SINK, None)  # a transaction that ended without a commit
+            record.info.pop(_observe.OWNER, None)
 
         event.listen(engine, "handle_error", on_error)
         event.listen(engine, "checkin", on_checkin)
+        _observe.install(core, node, engine)
 
     def _install_commit_hook(self, engine: Engine) -> None:
         """The primary engine's commit reads the commit LSN in the same round trip and records it
@@ -332,24 +335,17 @@ class AsyncRoutedEngines(_EnginesBase):
 
 _LEVELS: Dict[Any, Consistency] = {c: c for c in Consistency}
 _LEVELS.update({c.name.lower(): c for c in Consistency})
-_UNSUPPORTED = (Consistency.MONOTONIC, Consistency.CAUSAL)
 
 
 def level_of(value: Any, argument: str) -> Consistency:
     """A Consistency from the member or its name (any case); InvalidArgument / ArgumentTypeError
-    naming `argument` otherwise. Monotonic and causal reads are not offered here (they need the
-    replay position observed after each read: replikit.psycopg's routers do that)."""
+    naming `argument` otherwise."""
     level = _LEVELS.get(value.lower() if isinstance(value, str) else value) if isinstance(
         value, (str, Consistency)) else None
     if level is None:
         if not isinstance(value, (str, Consistency)):
             raise argument_error(_core.ArgumentTypeError, argument,
                                  f"expected a replikit.Consistency or its name, got {type(value).__name__}")
-        names = ", ".join(c.name.lower() for c in Consistency if c not in _UNSUPPORTED)
+        names = ", ".join(c.name.lower() for c in Consistency)
         raise argument_error(_core.InvalidArgument, argument, f"unknown consistency {value!r} (one of {names})")
-    if level in _UNSUPPORTED:
-        raise argument_error(_core.InvalidArgument, argument,
-                             f"{level.name.lower()} reads are not offered by replikit.sqlalchemy "
-                             "(they need the replay position observed after each read; "
-                             "replikit.psycopg's routers do that)")
     return level

@@ -13,6 +13,7 @@ from .. import _core
 from .._core import Consistency, Session
 from ..psycopg._base import ConsistencyLike, argument_error
 from ._classify import is_read
+from ._observe import OWNER
 from ._engines import SINK, AsyncRoutedEngines, RoutedEngines, _EnginesBase, level_of
 
 # Execution options a statement (``.execution_options(...)``), a session call
@@ -22,6 +23,7 @@ OPT_ROUTE = "replikit_route"
 OPT_MAX_STALENESS = "replikit_max_staleness_ms"
 ROUTES = ("auto", "read", "write", "primary", "replica")
 _OPTIONS_KEY = "replikit_execution_options"  # bind_arguments key: the options reach get_bind
+_OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
 
 
 def _token_session(token: Any, signer: Any, argument: str) -> Session:
@@ -59,7 +61,8 @@ class RoutedSession(OrmSession):
     (it must see its own uncommitted rows); reads go where the consistency level says
     (``read_your_writes`` by default: a replica that has replayed this session's writes, else
     the primary). The commit of a transaction that wrote records its commit LSN into
-    ``replikit_session`` on the same round trip.
+    ``replikit_session`` on the same round trip; a monotonic or causal read records what it saw
+    (one round trip after it, on the same connection).
 
     Per statement, through execution options: ``replikit_consistency`` (a Consistency or its
     name), ``replikit_max_staleness_ms`` (bounded_staleness) and ``replikit_route``: "auto" (by
@@ -92,6 +95,9 @@ class RoutedSession(OrmSession):
             replikit_session = _token_session(token, engines.signer, "token")
         self.replikit_session: Session = replikit_session if replikit_session is not None else Session()
         self._replikit_writing = False
+        # Asked of the engines' cursor events for the next statement on that node (_observe).
+        self._replikit_observe: Optional[str] = None
+        self._replikit_floor: Optional[str] = None
 
     # ------------------------------------------------------------------ tokens
     def token(self, signer: Any = None) -> str:
@@ -133,6 +139,9 @@ class RoutedSession(OrmSession):
             level = self.consistency if raw is None else level_of(raw, OPT_CONSISTENCY)
         node = engines.route_read(self.replikit_session, level,
                                   _staleness_of(options.get(OPT_MAX_STALENESS)))
+        observing = level in _OBSERVING
+        self._replikit_observe = node if observing else None
+        self._replikit_floor = node if observing and node == engines.primary else None
         return engines.sync_engine(node)
 
 
@@ -147,8 +156,10 @@ def _carry_options(state: ORMExecuteState) -> None:
 
 @event.listens_for(RoutedSession, "after_begin")
 def _on_begin(session: OrmSession, transaction: SessionTransaction, connection: Connection) -> None:
-    if isinstance(session, RoutedSession) and connection.engine is session.engines.primary_engine:
-        connection.info[SINK] = session.replikit_session
+    if isinstance(session, RoutedSession):
+        connection.info[OWNER] = session
+        if connection.engine is session.engines.primary_engine:
+            connection.info[SINK] = session.replikit_session
 
 
 @event.listens_for(RoutedSession, "after_transaction_end")
