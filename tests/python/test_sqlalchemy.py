@@ -361,6 +361,10 @@ def test_bad_input_names_the_argument(cluster):
                 with pytest.raises(kind) as info:
                     session.execute(select(Item), execution_options=options)
                 assert info.value.argument == argument, options
+                with pytest.raises(kind) as info:  # also when the statement goes to the primary
+                    session.execute(insert(items).values(owner=-7, v="x").execution_options(**options))
+                assert info.value.argument == argument, options
+            session.rollback()
         for kwargs, kind, argument in [
                 ({"consistency": "read-your-writes"}, replikit.InvalidArgument, "consistency"),
                 ({"token": 5}, replikit.ArgumentTypeError, "token"),

@@ -122,7 +122,12 @@ class RoutedSession(OrmSession):
         options: Mapping[str, Any] = kw.get(_OPTIONS_KEY) or (
             clause.get_execution_options() if clause is not None and hasattr(clause, "get_execution_options")
             else {})
+        # Every option is checked, wherever the statement goes.
         route = _route_of(options.get(OPT_ROUTE, "auto"))
+        raw = options.get(OPT_CONSISTENCY)
+        level = self.consistency if raw is None else level_of(raw, OPT_CONSISTENCY)
+        max_staleness_ms = _staleness_of(options.get(OPT_MAX_STALENESS))
+        self._replikit_observe = self._replikit_floor = None
         if clause is None or route == "write" or (route == "auto" and not is_read(clause)):
             # A flush (a mapper, no clause), session.connection(), or a write.
             self._replikit_writing = True
@@ -134,11 +139,7 @@ class RoutedSession(OrmSession):
             level = Consistency.STRONG
         elif route == "replica":
             level = Consistency.EVENTUAL
-        else:
-            raw = options.get(OPT_CONSISTENCY)
-            level = self.consistency if raw is None else level_of(raw, OPT_CONSISTENCY)
-        node = engines.route_read(self.replikit_session, level,
-                                  _staleness_of(options.get(OPT_MAX_STALENESS)))
+        node = engines.route_read(self.replikit_session, level, max_staleness_ms)
         observing = level in _OBSERVING
         self._replikit_observe = node if observing else None
         self._replikit_floor = node if observing and node == engines.primary else None
