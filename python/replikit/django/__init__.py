@@ -1,0 +1,36 @@
+"""Django integration: a database router, a middleware and ``manage.py replikit_status``.
+
+Settings::
+
+    INSTALLED_APPS = [..., "replikit.django"]
+    DATABASES = {"default": {...primary...}, "r1": {...}, "r2": {...}}   # postgresql aliases
+    DATABASE_ROUTERS = ["replikit.django.ReplikitRouter"]
+    MIDDLEWARE = [..., "replikit.django.ReplikitMiddleware"]
+    REPLIKIT = {"PRIMARY": "default", "REPLICAS": ["r1", "r2"]}
+
+Writes go to the primary alias and their commit LSN is recorded into the request's session
+(``transaction.on_commit`` for atomic blocks, at once for autocommit writes; the LSN is read
+once, before the next read or the response); reads go to the replica alias that replikit picks
+for the request's consistency (default read-your-writes; ``replikit.django.consistency(...)``
+for a block), lagging replicas excluded, the primary as the fallback. The token travels in a
+header and a cookie signed with replikit's HMAC signer (key derived from SECRET_KEY unless
+REPLIKIT['SIGNING_KEY'] is set). Other REPLIKIT keys: NODE_NAMES, CONSISTENCY, HEADER, COOKIE,
+COOKIE_PATH, COOKIE_SAMESITE, COOKIE_SECURE, COOKIE_DOMAIN, COOKIE_MAX_AGE_MS,
+WAIT_FOR_REPLICA_MS, OPTIONS (replikit.DatabaseOptions fields: max_lag_ms, probe_interval_ms,
+...). Needs ``pip install replikit[django]``.
+"""
+
+from __future__ import annotations
+
+try:
+    import django as _django  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(f"replikit.django needs Django ({exc}): pip install 'replikit[django]'") from exc
+
+from .middleware import ReplikitMiddleware
+from .router import ReplikitRouter
+from .state import (State, consistency, current_session, get_state, is_write, last_route, reset_state,
+                    use_session)
+
+__all__ = ["ReplikitMiddleware", "ReplikitRouter", "State", "consistency", "current_session", "get_state",
+           "is_write", "last_route", "reset_state", "use_session"]
