@@ -150,12 +150,25 @@ def test_commit_lsn_captured_for_atomic_and_autocommit_writes(rd, pg_cluster_res
         with transaction.atomic():
             Comment.objects.create(thread="lsn", author="a", text="atomic")
             Comment.objects.create(thread="lsn", author="a", text="atomic 2")
-    assert session.write_lsn > before
+            assert not session.write_lsn.valid()  # not committed yet
+        # Recorded by the commit itself (its own round trip), nothing left pending.
+        assert session.write_lsn > before and not rd.get_state().context().pending
+        after_commit = replikit.Lsn(cluster.sql("primary", "SELECT pg_current_wal_insert_lsn()")[0][0])
+        assert session.write_lsn <= after_commit
+    # A manual commit (autocommit off) is captured the same way.
+    with rd.use_session() as manual:
+        transaction.set_autocommit(False)
+        try:
+            Comment.objects.create(thread="lsn-manual", author="a", text="manual")
+            transaction.commit()
+        finally:
+            transaction.set_autocommit(True)
+        assert manual.write_lsn > before
     atomic_lsn = session.write_lsn
     with rd.use_session(session):
         Comment.objects.create(thread="lsn", author="a", text="autocommit")
         # Read back at once (read-your-writes): the LSN is read before this read is routed.
-        assert Comment.objects.filter(thread="lsn").count() == 3
+        assert Comment.objects.filter(thread="lsn").count() == 2 + 1
     assert session.write_lsn > atomic_lsn
     assert rd.last_route() is None  # outside the block: this thread's own context, no read yet
 
@@ -274,3 +287,52 @@ def test_bad_settings_are_improperly_configured(dj, change, key):
         conf.load({"PRIMARY": "default"})
     with pytest.raises(ImproperlyConfigured, match="must be a dict"):
         conf.load(["r1"])  # type: ignore[arg-type]
+
+
+def test_monotonic_reads_never_go_back(rd, pg_cluster_reset):
+    """A monotonic session counting a thread's comments while a writer adds them, r2 applying
+    WAL 300 ms late: the count never decreases, whichever node serves each read."""
+    from comments.models import Comment
+    from django.db import connections
+
+    cluster = pg_cluster_reset
+    cluster.set_apply_delay("r2", 300)
+    stop = threading.Event()
+
+    def writer():
+        try:
+            with rd.use_session():
+                while not stop.is_set():
+                    Comment.objects.create(thread="mono", author="w", text="tick")
+                    time.sleep(0.005)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    counts, nodes = [], []
+    try:
+        with rd.use_session(consistency="monotonic") as session:
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                counts.append(Comment.objects.filter(thread="mono").count())
+                nodes.append(rd.last_route().node)
+    finally:
+        stop.set()
+        thread.join(10)
+    went_back = sum(1 for a, b in zip(counts, counts[1:]) if b < a)
+    print(f"\n[django monotonic] {len(counts)} reads, by {sorted(set(nodes))}, went back {went_back}")
+    assert went_back == 0 and len(counts) > 20 and counts[-1] > counts[0]
+    assert session.read_lsn.valid()  # what the reads saw is in the session (and its token)
+    assert {"r1", "r2"} & set(nodes)
+
+
+def test_bad_arguments_name_the_argument(rd):
+    with pytest.raises(replikit.InvalidArgument) as info:
+        with rd.consistency("read-your-writes"):
+            pass
+    assert info.value.argument == "consistency"
+    with pytest.raises(replikit.ArgumentTypeError) as info:
+        with rd.use_session("1.0.0.0"):
+            pass
+    assert info.value.argument == "session"

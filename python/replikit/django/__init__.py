@@ -8,9 +8,10 @@ Settings::
     MIDDLEWARE = [..., "replikit.django.ReplikitMiddleware"]
     REPLIKIT = {"PRIMARY": "default", "REPLICAS": ["r1", "r2"]}
 
-Writes go to the primary alias and their commit LSN is recorded into the request's session
-(``transaction.on_commit`` for atomic blocks, at once for autocommit writes; the LSN is read
-once, before the next read or the response); reads go to the replica alias that replikit picks
+Writes go to the primary alias and their commit LSN is recorded into the request's session:
+a transaction that wrote (atomic blocks, manual commits) commits with ``COMMIT; SELECT
+pg_current_wal_insert_lsn()`` in one message, as the psycopg adapter does; for autocommit writes
+the LSN is read once, before the request's next read or its response; reads go to the replica alias that replikit picks
 for the request's consistency (default read-your-writes; ``replikit.django.consistency(...)``
 for a block), lagging replicas excluded, the primary as the fallback. The token travels in a
 header and a cookie signed with replikit's HMAC signer (key derived from SECRET_KEY unless

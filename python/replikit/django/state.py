@@ -13,12 +13,14 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import psycopg
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, connections
 from django.db.backends.signals import connection_created
+from django.db.backends.utils import debug_transaction
+from psycopg.pq import TransactionStatus
 
 from .. import _core
 from .._core import Consistency, Session
-from ..psycopg import _base
+from ..psycopg import _base, _floor
 from ..psycopg._base import Core, Failure, classify, level_of
 from ..psycopg.sync import _Prober
 from ..web import TokenTransport, _current as _web_current
@@ -90,6 +92,8 @@ class State:
             wrappers = connections[alias].execute_wrappers
             if wrapper in wrappers:
                 wrappers.remove(wrapper)
+            for name in ("_commit", "_rollback"):
+                connections[alias].__dict__.pop(name, None)
 
     # ------------------------------------------------------------------ context
     def context(self) -> Context:
@@ -128,8 +132,32 @@ class State:
         ctx.last_route = d
         if d.node is None:
             return self.config.primary
+        if d.node == self.core.primary and ctx.consistency in _OBSERVING:
+            self._await_floor(ctx.session)
         self.core.count_read(d.node)
         return self.config.alias_of[d.node]
+
+    def _await_floor(self, session: Session) -> None:
+        """Before a Monotonic/Causal read on the primary: waits (bounded) until the primary's
+        snapshot has completed what the session's replica reads saw (as the psycopg adapter
+        does: a primary shows a commit only after an async standby may have)."""
+        floor = self.core.floors.get(session)
+        if floor is None:
+            return
+        deadline = time.monotonic() + self.core.floor_wait_s
+        with connections[self.config.primary].cursor() as cur:
+            for attempt in range(1_000_000):
+                cur.execute(_base.SNAPSHOT_SQL)
+                row = cur.fetchone()
+                snapshot = _floor.parse_snapshot(row[0] if row else None)
+                if snapshot is not None and _floor.floor_covered(floor, snapshot):
+                    self.core.floors.clear(session)
+                    return
+                if time.monotonic() >= deadline:
+                    break
+                # The commits awaited are flushed already: they show within microseconds.
+                time.sleep(50e-6 if attempt < 10 else 500e-6)
+        raise _floor.floor_timeout(self.core.floor_wait_s)
 
     def _route(self, ctx: Context) -> Any:
         core = self.core
@@ -160,6 +188,42 @@ class State:
         wrapper = self._wrappers.get(connection.alias)
         if wrapper is not None and wrapper not in connection.execute_wrappers:
             connection.execute_wrappers.append(wrapper)
+        if connection.alias == self.config.primary and "_commit" not in connection.__dict__:
+            self._install_commit(connection)
+
+    def _install_commit(self, db: Any) -> None:
+        """The primary's commit of a transaction that wrote sends `COMMIT; SELECT
+        pg_current_wal_insert_lsn()` as one message (as the psycopg adapter's write does) and
+        records the LSN into the current session: no round trip of its own."""
+        plain_commit, plain_rollback = type(db)._commit.__get__(db), type(db)._rollback.__get__(db)
+
+        def _commit() -> Any:
+            raw = db.connection
+            if not db.__dict__.pop("_replikit_wrote", False):
+                return plain_commit()
+            ctx = self.context()
+            if raw is None or raw.pgconn.transaction_status != TransactionStatus.INTRANS:
+                ctx.pending = True  # not in a transaction block: read the LSN later
+                return plain_commit()
+            cur = _base.simple_cursor(raw, psycopg.ClientCursor)
+            with debug_transaction(db, "COMMIT"), db.wrap_database_errors:
+                try:
+                    cur.execute(_base.COMMIT_AND_LSN_SQL)
+                except psycopg.Error as exc:
+                    if classify(exc, raw, True) == Failure.IN_DOUBT:
+                        ctx.session.record_write(None)  # it may have committed: reads to the primary
+                        self.core.mark_down(self.config.node_of[db.alias], str(exc).strip())
+                    raise
+                while cur.description is None and cur.nextset():
+                    pass
+                row = cur.fetchone() if cur.description is not None else None
+            ctx.session.record_write(row[0] if row else None)
+
+        def _rollback() -> Any:
+            db.__dict__.pop("_replikit_wrote", None)
+            return plain_rollback()
+
+        db._commit, db._rollback = _commit, _rollback
 
     def _wrapper(self, alias: str) -> Callable[..., Any]:
         node = self.config.node_of[alias]
@@ -184,12 +248,10 @@ class State:
 
     def _wrote(self, alias: str, db: Any, ctx: Context) -> None:
         self.core.count("writes")
-        if db.in_atomic_block:
-            transaction.on_commit(lambda: setattr(ctx, "pending", True), using=alias)
-        elif db.get_autocommit():
-            ctx.pending = True
-        else:  # manual transaction management: when it commits is not known here
-            ctx.session.record_write(None)
+        if db.in_atomic_block or not db.get_autocommit():
+            db._replikit_wrote = True  # its commit reads the LSN in the same round trip
+        else:
+            ctx.pending = True  # committed already: the LSN is read once, when first needed
 
     def _observe(self, node: str, db: Any, ctx: Context) -> None:
         """After a Monotonic/Causal read: what it saw, on the same connection (as the psycopg
@@ -258,7 +320,7 @@ def use_session(session: Optional[Session] = None, *, consistency: Any = None,
         session = Session()
     elif not isinstance(session, Session):
         err = _core.ArgumentTypeError(f"session: expected a replikit.Session, got {type(session).__name__}")
-        err.argument = "session"  # type: ignore[attr-defined]
+        err.argument = "session"
         raise err
     level = state.config.consistency if consistency is None else level_of(consistency)
     ctx = Context(session, level, max_staleness_ms)
