@@ -18,7 +18,9 @@ header and a cookie signed with replikit's HMAC signer (key derived from SECRET_
 REPLIKIT['SIGNING_KEY'] is set). Other REPLIKIT keys: NODE_NAMES, CONSISTENCY, HEADER, COOKIE,
 COOKIE_PATH, COOKIE_SAMESITE, COOKIE_SECURE, COOKIE_DOMAIN, COOKIE_MAX_AGE_MS,
 WAIT_FOR_REPLICA_MS, OPTIONS (replikit.DatabaseOptions fields: max_lag_ms, probe_interval_ms,
-...). Needs ``pip install replikit[django]``.
+...). With Django's test runner, give each replica alias ``"TEST": {"MIRROR": "default"}``: the
+prober then finds the "replicas" are the primary (a role mismatch) and every read goes to the
+primary. Needs ``pip install replikit[django]``.
 """
 
 from __future__ import annotations

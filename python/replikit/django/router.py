@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .state import get_state
+from .state import get_config, get_state
 
 
 class ReplikitRouter:
@@ -17,16 +17,16 @@ class ReplikitRouter:
         return get_state().alias_for_read()
 
     def db_for_write(self, model: Any, **hints: Any) -> Optional[str]:
-        return get_state().config.primary
+        return get_state().config.primary  # the State: its wrappers capture the commit LSN
 
     def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> Optional[bool]:
-        aliases = get_state().config.node_of
+        aliases = get_config().node_of
         if obj1._state.db in aliases and obj2._state.db in aliases:
             return True  # one database, replicated
         return None
 
     def allow_migrate(self, db: str, app_label: str, model_name: Optional[str] = None,
                       **hints: Any) -> Optional[bool]:
-        if db in get_state().config.replicas:
+        if db in get_config().replicas:
             return False
         return None

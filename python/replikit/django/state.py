@@ -297,15 +297,31 @@ def get_state() -> State:
         return state
     with _lock:
         if _state is None:
-            _state = State(conf.load())
+            _state = State(get_config())
         return _state
+
+
+_config: Optional[conf.Config] = None
+
+
+def get_config() -> conf.Config:
+    """settings.REPLIKIT, checked (without starting the probers: writes and migrations need
+    no more)."""
+    global _config
+    state = _state
+    if state is not None:
+        return state.config
+    config = _config
+    if config is None:
+        config = _config = conf.load()
+    return config
 
 
 def reset_state() -> None:
     """Closes the State (probers stop); the next get_state() reads the settings again."""
-    global _state
+    global _state, _config
     with _lock:
-        state, _state = _state, None
+        state, _state, _config = _state, None, None
     if state is not None:
         state.close()
 
