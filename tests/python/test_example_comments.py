@@ -1,7 +1,8 @@
 """The comments example (examples/comments) as a user runs it: `replikit cluster up`, `manage.py
 migrate` and `replikit_status`, two app processes (serve.py), and client.py posting through one
 and reading back through the other with the token in the header, with both replicas' replay
-paused: every read with the token sees its comment, every read without it misses it."""
+paused: every read with the token sees its comment, every read without it misses it. Then the
+same between a Django process and the framework-free one (plain_wsgi.py), both ways."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ def run(args, env, timeout=120):
     return done.stdout
 
 
-def start_app(port, env):
-    proc = subprocess.Popen([sys.executable, "serve.py", str(port)], cwd=EXAMPLE, env=env,
+def start_app(port, env, program="serve.py"):
+    proc = subprocess.Popen([sys.executable, program, str(port)], cwd=EXAMPLE, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # bounded: serve.py prints it or exits (then readline returns "")
     if line.strip() != f"listening on {port}":
@@ -48,12 +49,27 @@ def start_app(port, env):
     return proc
 
 
+def check_handoff(port_a, port_b, rounds, env):
+    out = run([sys.executable, "client.py", f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}",
+               "--rounds", str(rounds)], env)
+    print(out)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[-1] == {"rounds": rounds, "seen_with_token": rounds, "seen_without_token": 0}
+    for step in lines[:-1]:
+        assert step["with_token"] == {"seen": True, "node": "primary"}
+        assert step["without_token"]["node"] in ("r1", "r2")
+        assert step["token"].count(".") >= 4  # signed
+
+
 def test_comments_example_two_app_processes_hand_off_through_the_token():
     require_pg_server()
     from replikit.testing import LocalCluster
 
     parent, cluster_dir = new_cluster_dir("rk-example-")
     env = dict(os.environ, REPLIKIT_CLUSTER_DIR=cluster_dir, COMMENTS_WAIT_FOR_REPLICA_MS="0",
+               # The replicas stay paused for the whole test: not excluded as lagging (the
+               # point here is the token; exclusion is test_django.py's).
+               COMMENTS_MAX_LAG_MS="600000",
                PYTHONPATH=os.pathsep.join(filter(None, [str(EXAMPLE), os.environ.get("PYTHONPATH")])))
     apps = []
     try:
@@ -68,15 +84,13 @@ def test_comments_example_two_app_processes_hand_off_through_the_token():
         cluster = LocalCluster.attach(cluster_dir)
         for name in cluster.replica_names:
             cluster.pause_replay(name)
-        out = run([sys.executable, "client.py", f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}",
-                   "--rounds", "5"], env)
-        print(out)
-        lines = [json.loads(line) for line in out.splitlines()]
-        assert lines[-1] == {"rounds": 5, "seen_with_token": 5, "seen_without_token": 0}
-        for step in lines[:-1]:
-            assert step["with_token"] == {"seen": True, "node": "primary"}
-            assert step["without_token"]["node"] in ("r1", "r2")
-            assert step["token"].count(".") >= 4  # signed
+        check_handoff(ports[0], ports[1], 5, env)
+        # The framework-free app (replikit.web + replikit.psycopg) takes the Django app's token
+        # and the other way round.
+        plain = free_port()
+        apps.append(start_app(plain, env, "plain_wsgi.py"))
+        check_handoff(ports[0], plain, 3, env)
+        check_handoff(plain, ports[1], 3, env)
     finally:
         for proc in apps:
             proc.kill()

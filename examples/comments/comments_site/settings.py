@@ -28,9 +28,13 @@ DATABASES = {"default": _database("primary")}
 DATABASES.update({name: _database(name) for name in _cluster.replica_names})
 DATABASE_ROUTERS = ["replikit.django.ReplikitRouter"]
 REPLIKIT = {
+    # The same key as plain_wsgi.py's: a token from either app is good in the other.
+    "SIGNING_KEY": os.environ.get("COMMENTS_TOKEN_KEY", "example only: set COMMENTS_TOKEN_KEY in production"),
     "PRIMARY": "default",
     "REPLICAS": list(_cluster.replica_names),
     "NODE_NAMES": {"default": "primary"},
     # A read that no replica covers yet waits up to this long for one before the primary.
     "WAIT_FOR_REPLICA_MS": float(os.environ.get("COMMENTS_WAIT_FOR_REPLICA_MS", "100")),
+    # A replica further behind than this (in time) serves no reads until it recovers.
+    "OPTIONS": {"max_lag_ms": float(os.environ.get("COMMENTS_MAX_LAG_MS", "1000"))},
 }
