@@ -244,3 +244,57 @@ def test_wsgi_app_over_a_cluster_reads_its_writes_through_the_token(pg_cluster_r
             with_token_out, without_out = json.loads(with_token), json.loads(without)
             assert new_id in with_token_out["ids"] and with_token_out["node"] == "primary"
             assert new_id not in without_out["ids"] and without_out["node"] != "primary"
+
+
+@pytest.mark.pg
+def test_asgi_app_over_a_cluster_reads_its_writes_through_the_token(pg_cluster_reset):
+    """The same with asyncio: an ASGI app over AsyncConnectionRouter; the request's session is
+    the middleware's, through the context variable, across awaits."""
+    pytest.importorskip("psycopg_pool")
+    from replikit.psycopg import AsyncConnectionRouter
+
+    cluster = pg_cluster_reset
+    cluster.sql("primary", "CREATE TABLE IF NOT EXISTS rk_web_notes (id bigserial PRIMARY KEY, v text)")
+    cluster.wait_caught_up(timeout_ms=10_000)
+    replicas = [(n, cluster.dsn(n)) for n in cluster.replica_names]
+
+    def make_app(router: Any) -> Any:
+        async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+            session = web.current_session()
+            if scope["method"] == "POST":
+                async with router.write(session) as conn:
+                    cur = await conn.execute("INSERT INTO rk_web_notes (v) VALUES ('a') RETURNING id")
+                    out: Dict[str, Any] = {"id": (await cur.fetchone())[0]}
+            else:
+                async with router.read(session, wait_for_replica_ms=0) as conn:
+                    cur = await conn.execute("SELECT id FROM rk_web_notes")
+                    out = {"ids": [r[0] for r in await cur.fetchall()], "node": router.last_route.node}
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": json.dumps(out).encode()})
+        return web.ASGIMiddleware(app, KEY)
+
+    async def call(app: Any, method: str, headers: List[Tuple[bytes, bytes]]) -> Tuple[Dict[bytes, bytes], Any]:
+        sent: List[Dict[str, Any]] = []
+
+        async def send(message: Dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app({"type": "http", "method": method, "headers": headers}, None, send)
+        return dict(sent[0]["headers"]), json.loads(sent[1]["body"])
+
+    async def scenario() -> None:
+        async with AsyncConnectionRouter(("primary", cluster.dsn("primary")), replicas) as ra, \
+                AsyncConnectionRouter(("primary", cluster.dsn("primary")), replicas) as rb:
+            assert await ra.wait_probes(2, 5000) and await rb.wait_probes(2, 5000)
+            app_a, app_b = make_app(ra), make_app(rb)
+            for name in cluster.replica_names:
+                cluster.pause_replay(name)
+            for _ in range(3):
+                headers, posted = await call(app_a, "POST", [])
+                token = headers[b"x-replikit-token"]
+                _, with_token = await call(app_b, "GET", [(b"x-replikit-token", token)])
+                _, without = await call(app_b, "GET", [])
+                assert posted["id"] in with_token["ids"] and with_token["node"] == "primary"
+                assert posted["id"] not in without["ids"] and without["node"] != "primary"
+
+    asyncio.run(scenario())
