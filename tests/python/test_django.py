@@ -336,3 +336,38 @@ def test_bad_arguments_name_the_argument(rd):
         with rd.use_session("1.0.0.0"):
             pass
     assert info.value.argument == "session"
+
+
+def test_reads_inside_a_transaction_stay_on_the_primary(rd, pg_cluster_reset):
+    """Both replicas paused: inside an atomic block a read sees the block's own uncommitted
+    write (on the primary); after the commit, read-your-writes still sees it."""
+    from comments.models import Comment
+    from django.db import transaction
+
+    cluster = pg_cluster_reset
+    for name in cluster.replica_names:
+        cluster.pause_replay(name)
+    with rd.use_session():
+        with transaction.atomic():
+            c = Comment.objects.create(thread="in-tx", author="a", text="uncommitted")
+            assert Comment.objects.filter(id=c.id).exists()
+            assert rd.last_route().node == "primary"
+        assert Comment.objects.filter(id=c.id).exists()  # committed: RYW, replicas paused
+        assert rd.last_route().node == "primary"
+        # Outside a transaction an eventual read goes to a (paused) replica that lacks the row.
+        with rd.consistency("eventual"):
+            assert not Comment.objects.filter(id=c.id).exists()
+            assert rd.last_route().node in ("r1", "r2")
+
+
+def test_mark_write_counts_a_write_that_does_not_look_like_one(rd, pg_cluster_reset):
+    from django.db import connections, transaction
+
+    assert rd.is_write("INSERT INTO t VALUES (1)") and rd.is_write(" with x as (delete from t) select 1")
+    assert not rd.is_write("SELECT 1") and not rd.is_write(b"  savepoint s1") and not rd.is_write("SHOW x")
+    with rd.use_session() as session:
+        with transaction.atomic():
+            with connections["default"].cursor() as cur:
+                cur.execute("SELECT txid_current()")  # assigns an xid: a commit record, not seen
+            rd.mark_write()
+        assert session.write_lsn.valid()

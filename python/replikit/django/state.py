@@ -126,8 +126,15 @@ class State:
         """The alias of the node this read goes to (the primary's when no node can serve it:
         Django's connection then raises its usual OperationalError)."""
         ctx = self.context()
-        self.resolve(ctx)
-        d = self._route(ctx)
+        primary = connections[self.config.primary]
+        # (.autocommit, not get_autocommit(): that would connect to the primary for every read)
+        if primary.in_atomic_block or (primary.connection is not None and not primary.autocommit):
+            # Inside a transaction on the primary: its reads see its own uncommitted writes and
+            # locks only there.
+            d = self.core.route_read(ctx.session, Consistency.STRONG, None)
+        else:
+            self.resolve(ctx)
+            d = self._route(ctx)
         self.core.router.record(d)
         ctx.last_route = d
         if d.node is None:
@@ -253,6 +260,12 @@ class State:
         else:
             ctx.pending = True  # committed already: the LSN is read once, when first needed
 
+    def mark_write(self) -> None:
+        """Counts what the current transaction on the primary did as a write (a statement that
+        writes without looking like one, e.g. SELECT of a function that inserts)."""
+        db = connections[self.config.primary]
+        self._wrote(self.config.primary, db, self.context())
+
     def _observe(self, node: str, db: Any, ctx: Context) -> None:
         """After a Monotonic/Causal read: what it saw, on the same connection (as the psycopg
         adapter does)."""
@@ -359,6 +372,12 @@ def consistency(level: Any, *, max_staleness_ms: Optional[float] = None) -> Iter
         yield
     finally:
         ctx.consistency, ctx.max_staleness_ms = saved
+
+
+def mark_write() -> None:
+    """The current transaction on the primary (or, in autocommit, the statement just run) wrote:
+    its commit LSN goes into the session even though no statement looked like a write."""
+    get_state().mark_write()
 
 
 def last_route() -> Any:
