@@ -106,7 +106,8 @@ def test_read_your_writes_with_a_paused_replica(rd, pg_cluster_reset):
     assert "r1" not in nodes and "r2" in nodes
     cluster.resume_replay("r1")
     cluster.wait_caught_up(timeout_ms=10_000)
-    rd.get_state().wait_probes(2, 5000)
+    lag = rd.get_state().core.lag
+    wait_until(lambda: lag.replica("r1").state != replikit.LagState.LAGGING, 10, "r1 no longer LAGGING")
     after = []
     for k in range(30):
         new_id, token = post(Client(), "ryw-after", f"again {k}")
@@ -371,3 +372,34 @@ def test_mark_write_counts_a_write_that_does_not_look_like_one(rd, pg_cluster_re
                 cur.execute("SELECT txid_current()")  # assigns an xid: a commit record, not seen
             rd.mark_write()
         assert session.write_lsn.valid()
+
+
+def test_a_connection_opened_before_the_state_still_records_commits(rd):
+    """A thread whose primary connection was opened before replikit's State existed (no
+    connection_created signal reaches it then) still gets its commit LSN recorded."""
+    from comments.models import Comment
+    from django.db import connections, transaction
+
+    rd.reset_state()
+    opened, made = threading.Event(), threading.Event()
+    result = {}
+
+    def worker():
+        try:
+            connections["default"].ensure_connection()
+            opened.set()
+            assert made.wait(10)
+            with rd.use_session() as session:
+                with transaction.atomic():
+                    Comment.objects.create(thread="early", author="a", text="x")
+                result["valid"] = session.write_lsn.valid()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert opened.wait(10)
+    rd.get_state().wait_probes(1, 5000)
+    made.set()
+    thread.join(20)
+    assert result == {"valid": True}

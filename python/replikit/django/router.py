@@ -17,7 +17,7 @@ class ReplikitRouter:
         return get_state().alias_for_read()
 
     def db_for_write(self, model: Any, **hints: Any) -> Optional[str]:
-        return get_state().config.primary  # the State: its wrappers capture the commit LSN
+        return get_state().alias_for_write()
 
     def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> Optional[bool]:
         aliases = get_config().node_of

@@ -142,7 +142,16 @@ class State:
         if d.node == self.core.primary and ctx.consistency in _OBSERVING:
             self._await_floor(ctx.session)
         self.core.count_read(d.node)
-        return self.config.alias_of[d.node]
+        alias = self.config.alias_of[d.node]
+        self._install(connections[alias])
+        return alias
+
+    def alias_for_write(self) -> str:
+        """The primary's alias (with this thread's wrappers in place, also on a connection
+        opened before this State was made)."""
+        alias = self.config.primary
+        self._install(connections[alias])
+        return alias
 
     def _await_floor(self, session: Session) -> None:
         """Before a Monotonic/Causal read on the primary: waits (bounded) until the primary's
