@@ -225,6 +225,13 @@ def _transport(key: Optional[Key], transport: Optional[TokenTransport], kwargs: 
     return TokenTransport(key, **kwargs)
 
 
+def _reset(token: "contextvars.Token[Optional[Session]]") -> None:
+    try:
+        _current.reset(token)
+    except ValueError:  # closed from another context (another thread): nothing of ours to undo
+        pass
+
+
 class _ClosingIterable:
     """A WSGI body that resets the request's current session when the server closes it."""
 
@@ -271,7 +278,7 @@ class WSGIMiddleware:
         except BaseException:
             _current.reset(token)
             raise
-        return _ClosingIterable(body, lambda: _current.reset(token))
+        return _ClosingIterable(body, lambda: _reset(token))
 
 
 class ASGIMiddleware:
