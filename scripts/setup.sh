@@ -42,4 +42,4 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check scikit-build-core "pybind11>=3.0"
 # Warnings are errors in our own build.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
-  -Ccmake.define.REPLIKIT_WERROR=ON -Cbuild-dir=build/py ".[test,sqlalchemy]"
+  -Ccmake.define.REPLIKIT_WERROR=ON -Cbuild-dir=build/py ".[test,sqlalchemy,django]"

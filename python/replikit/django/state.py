@@ -1,0 +1,399 @@
+"""The process's routing state for Django: the routing core (Topology, LagTracker, Router) fed
+by a prober thread per node, the request context (its Session and consistency), the execute
+wrappers that capture commits and failures on every replikit alias."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import re
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import psycopg
+from django.db import DatabaseError, connections
+from django.db.backends.signals import connection_created
+from django.db.backends.utils import debug_transaction
+from psycopg.pq import TransactionStatus
+
+from .. import _core
+from .._core import Consistency, Session
+from ..psycopg import _base, _floor
+from ..psycopg._base import Core, Failure, classify, level_of
+from ..psycopg.sync import _Prober
+from ..web import TokenTransport, _current as _web_current
+from . import conf
+
+_OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
+_PROBE_GAP_S = 0.005
+# What does not write: a plain read or transaction/session bookkeeping. Anything else (INSERT,
+# UPDATE, DELETE, a WITH that may modify data, DDL, EXPLAIN ANALYZE, ...) counts as a write: a
+# statement taken for a write when it was not costs one LSN read, never a stale read.
+_NOT_WRITE = re.compile(rb"\s*(SELECT|SHOW|SAVEPOINT|RELEASE|ROLLBACK|SET|FETCH|CLOSE|DECLARE|BEGIN|COMMIT)\b",
+                        re.IGNORECASE)
+INSERT_LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
+
+
+def is_write(sql: Any) -> bool:
+    """Might `sql` modify data (so its commit must be captured)?"""
+    if isinstance(sql, str):
+        sql = sql.encode()
+    elif not isinstance(sql, bytes):
+        sql = str(sql).encode()  # a psycopg sql.Composed and the like
+    return _NOT_WRITE.match(sql) is None
+
+
+@dataclasses.dataclass
+class Context:
+    """One request's (or one thread's) replikit state."""
+
+    session: Session
+    consistency: Consistency
+    max_staleness_ms: Optional[float] = None
+    pending: bool = False  # a write committed whose LSN is not read yet
+    last_route: Any = None  # the routing Decision of the latest read
+
+
+_context: contextvars.ContextVar[Optional[Context]] = contextvars.ContextVar("replikit_django", default=None)
+_thread = threading.local()
+
+
+def _conninfo(alias: str) -> str:
+    """A libpq connection string for a Django alias, from the backend's own connection params."""
+    params = connections[alias].get_connection_params()
+    known = {d.keyword.decode() for d in psycopg.pq.Conninfo.get_defaults()}
+    keep = {k: v for k, v in params.items() if k in known and v not in (None, "")}
+    return psycopg.conninfo.make_conninfo(**keep)
+
+
+class State:
+    """The routing state of this process (one per settings: get_state())."""
+
+    def __init__(self, config: conf.Config) -> None:
+        self.config = config
+        node = config.node_of
+        self.core = Core((node[config.primary], _conninfo(config.primary)),
+                         [(node[a], _conninfo(a)) for a in config.replicas], config.options)
+        self.transport = TokenTransport(config.signing_key, **config.transport)
+        self._wait_ms = config.options.wait_for_replica_ms
+        self._wrappers: Dict[str, Callable[..., Any]] = {a: self._wrapper(a) for a in node}
+        self.prober = _Prober(self.core)
+        connection_created.connect(self._on_connection_created, dispatch_uid="replikit.django")
+        for alias in node:  # connections already open in this thread
+            self._install(connections[alias])
+
+    def close(self) -> None:
+        """Stops the probers and removes the execute wrappers of this thread's connections."""
+        connection_created.disconnect(dispatch_uid="replikit.django")
+        self.prober.close()
+        for alias, wrapper in self._wrappers.items():
+            wrappers = connections[alias].execute_wrappers
+            if wrapper in wrappers:
+                wrappers.remove(wrapper)
+            for name in ("_commit", "_rollback"):
+                connections[alias].__dict__.pop(name, None)
+
+    # ------------------------------------------------------------------ context
+    def context(self) -> Context:
+        """The current request's Context; outside a request, this thread's own."""
+        ctx = _context.get()
+        if ctx is not None:
+            return ctx
+        ctx = getattr(_thread, "context", None)
+        if ctx is None or getattr(_thread, "state", None) is not self:
+            ctx = Context(Session(), self.config.consistency)
+            _thread.context, _thread.state = ctx, self
+        return ctx
+
+    def resolve(self, ctx: Context) -> None:
+        """Records the pending write's commit LSN: the primary's insert LSN now, at or after the
+        commit's end (one round trip for every write since the last read or response)."""
+        if not ctx.pending:
+            return
+        ctx.pending = False
+        try:
+            with connections[self.config.primary].cursor() as cur:
+                cur.execute(INSERT_LSN_SQL)
+                row = cur.fetchone()
+            ctx.session.record_write(row[0] if row else None)
+        except DatabaseError:
+            ctx.session.record_write(None)  # unknown: its reads go to the primary (router rule 3)
+
+    # ------------------------------------------------------------------ routing
+    def alias_for_read(self) -> str:
+        """The alias of the node this read goes to (the primary's when no node can serve it:
+        Django's connection then raises its usual OperationalError)."""
+        ctx = self.context()
+        primary = connections[self.config.primary]
+        # (.autocommit, not get_autocommit(): that would connect to the primary for every read)
+        if primary.in_atomic_block or (primary.connection is not None and not primary.autocommit):
+            # Inside a transaction on the primary: its reads see its own uncommitted writes and
+            # locks only there.
+            d = self.core.route_read(ctx.session, Consistency.STRONG, None)
+        else:
+            self.resolve(ctx)
+            d = self._route(ctx)
+        self.core.router.record(d)
+        ctx.last_route = d
+        if d.node is None:
+            return self.config.primary
+        if d.node == self.core.primary and ctx.consistency in _OBSERVING:
+            self._await_floor(ctx.session)
+        self.core.count_read(d.node)
+        alias = self.config.alias_of[d.node]
+        self._install(connections[alias])
+        return alias
+
+    def alias_for_write(self) -> str:
+        """The primary's alias (with this thread's wrappers in place, also on a connection
+        opened before this State was made)."""
+        alias = self.config.primary
+        self._install(connections[alias])
+        return alias
+
+    def _await_floor(self, session: Session) -> None:
+        """Before a Monotonic/Causal read on the primary: waits (bounded) until the primary's
+        snapshot has completed what the session's replica reads saw (as the psycopg adapter
+        does: a primary shows a commit only after an async standby may have)."""
+        floor = self.core.floors.get(session)
+        if floor is None:
+            return
+        deadline = time.monotonic() + self.core.floor_wait_s
+        with connections[self.config.primary].cursor() as cur:
+            for attempt in range(1_000_000):
+                cur.execute(_base.SNAPSHOT_SQL)
+                row = cur.fetchone()
+                snapshot = _floor.parse_snapshot(row[0] if row else None)
+                if snapshot is not None and _floor.floor_covered(floor, snapshot):
+                    self.core.floors.clear(session)
+                    return
+                if time.monotonic() >= deadline:
+                    break
+                # The commits awaited are flushed already: they show within microseconds.
+                time.sleep(50e-6 if attempt < 10 else 500e-6)
+        raise _floor.floor_timeout(self.core.floor_wait_s)
+
+    def _route(self, ctx: Context) -> Any:
+        core = self.core
+        d = core.route_read(ctx.session, ctx.consistency, ctx.max_staleness_ms)
+        if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+            return d
+        wait_ms = core.catch_up_ms(self._wait_ms)
+        if wait_ms <= 0:
+            return d
+        core.count("waits")
+        deadline = time.monotonic() + wait_ms / 1000.0
+        replicas = core.topology.replica_names()
+        while time.monotonic() < deadline:
+            self.prober.probe_now(replicas)
+            time.sleep(_PROBE_GAP_S)
+            d = core.route_read(ctx.session, ctx.consistency, ctx.max_staleness_ms)
+            if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+                if not d.to_primary:
+                    core.count("waits_served_by_replica")
+                return d
+        return d
+
+    # ------------------------------------------------------------------ wrappers
+    def _on_connection_created(self, sender: Any, connection: Any, **kwargs: Any) -> None:
+        self._install(connection)
+
+    def _install(self, connection: Any) -> None:
+        wrapper = self._wrappers.get(connection.alias)
+        if wrapper is not None and wrapper not in connection.execute_wrappers:
+            connection.execute_wrappers.append(wrapper)
+        if connection.alias == self.config.primary and "_commit" not in connection.__dict__:
+            self._install_commit(connection)
+
+    def _install_commit(self, db: Any) -> None:
+        """The primary's commit of a transaction that wrote sends `COMMIT; SELECT
+        pg_current_wal_insert_lsn()` as one message (as the psycopg adapter's write does) and
+        records the LSN into the current session: no round trip of its own."""
+        plain_commit, plain_rollback = type(db)._commit.__get__(db), type(db)._rollback.__get__(db)
+
+        def _commit() -> Any:
+            raw = db.connection
+            if not db.__dict__.pop("_replikit_wrote", False):
+                return plain_commit()
+            ctx = self.context()
+            if raw is None or raw.pgconn.transaction_status != TransactionStatus.INTRANS:
+                ctx.pending = True  # not in a transaction block: read the LSN later
+                return plain_commit()
+            cur = _base.simple_cursor(raw, psycopg.ClientCursor)
+            with debug_transaction(db, "COMMIT"), db.wrap_database_errors:
+                try:
+                    cur.execute(_base.COMMIT_AND_LSN_SQL)
+                except psycopg.Error as exc:
+                    if classify(exc, raw, True) == Failure.IN_DOUBT:
+                        ctx.session.record_write(None)  # it may have committed: reads to the primary
+                        self.core.mark_down(self.config.node_of[db.alias], str(exc).strip())
+                    raise
+                while cur.description is None and cur.nextset():
+                    pass
+                row = cur.fetchone() if cur.description is not None else None
+            ctx.session.record_write(row[0] if row else None)
+
+        def _rollback() -> Any:
+            db.__dict__.pop("_replikit_wrote", None)
+            return plain_rollback()
+
+        db._commit, db._rollback = _commit, _rollback
+
+    def _wrapper(self, alias: str) -> Callable[..., Any]:
+        node = self.config.node_of[alias]
+        on_primary = alias == self.config.primary
+
+        def replikit_wrapper(execute: Callable[..., Any], sql: Any, params: Any, many: bool,
+                             context: Dict[str, Any]) -> Any:
+            db = context["connection"]
+            try:
+                result = execute(sql, params, many, context)
+            except DatabaseError as exc:
+                self._failed(node, db, exc)
+                raise
+            ctx = self.context()
+            if on_primary and is_write(sql):
+                self._wrote(alias, db, ctx)
+            elif ctx.consistency in _OBSERVING:
+                self._observe(node, db, ctx)
+            return result
+
+        return replikit_wrapper
+
+    def _wrote(self, alias: str, db: Any, ctx: Context) -> None:
+        self.core.count("writes")
+        if db.in_atomic_block or not db.get_autocommit():
+            db._replikit_wrote = True  # its commit reads the LSN in the same round trip
+        else:
+            ctx.pending = True  # committed already: the LSN is read once, when first needed
+
+    def mark_write(self) -> None:
+        """Counts what the current transaction on the primary did as a write (a statement that
+        writes without looking like one, e.g. SELECT of a function that inserts)."""
+        db = connections[self.config.primary]
+        self._wrote(self.config.primary, db, self.context())
+
+    def _observe(self, node: str, db: Any, ctx: Context) -> None:
+        """After a Monotonic/Causal read: what it saw, on the same connection (as the psycopg
+        adapter does)."""
+        try:
+            row = _base.tuple_cursor(db.connection).execute(_base.OBSERVE_SQL).fetchone()
+        except psycopg.Error:
+            return  # the read itself succeeded; the next one routes without this hint
+        if row is not None:
+            self.core.observe(ctx.session, row, node)
+
+    def _failed(self, node: str, db: Any, exc: BaseException) -> None:
+        cause = exc.__cause__ if isinstance(exc.__cause__, psycopg.Error) else exc
+        if classify(cause, db.connection) in (Failure.LOST, Failure.IN_DOUBT):
+            self.core.mark_down(node, str(cause).strip() or type(cause).__name__)
+
+    # ------------------------------------------------------------------ state
+    def nodes(self) -> List[Dict[str, Any]]:
+        """Each node as the prober and the lag tracker see it, with its Django alias."""
+        rows = self.core.nodes()
+        for row in rows:
+            row["alias"] = self.config.alias_of[row["name"]]
+        return rows
+
+    def stats(self) -> Dict[str, int]:
+        """Counters since the state was made (DatabaseStats' names)."""
+        return self.core.stats()
+
+    def wait_probes(self, count: int = 1, timeout_ms: float = 5000.0) -> bool:
+        """True when every node completed `count` more probes within `timeout_ms`."""
+        return self.prober.wait(count, timeout_ms / 1000.0)
+
+
+_state: Optional[State] = None
+_lock = threading.Lock()
+
+
+def get_state() -> State:
+    """The process's State, made from settings.REPLIKIT on first use."""
+    global _state
+    state = _state
+    if state is not None:
+        return state
+    with _lock:
+        if _state is None:
+            _state = State(get_config())
+        return _state
+
+
+_config: Optional[conf.Config] = None
+
+
+def get_config() -> conf.Config:
+    """settings.REPLIKIT, checked (without starting the probers: writes and migrations need
+    no more)."""
+    global _config
+    state = _state
+    if state is not None:
+        return state.config
+    config = _config
+    if config is None:
+        config = _config = conf.load()
+    return config
+
+
+def reset_state() -> None:
+    """Closes the State (probers stop); the next get_state() reads the settings again."""
+    global _state, _config
+    with _lock:
+        state, _state, _config = _state, None, None
+    if state is not None:
+        state.close()
+
+
+@contextlib.contextmanager
+def use_session(session: Optional[Session] = None, *, consistency: Any = None,
+                max_staleness_ms: Optional[float] = None) -> Iterator[Session]:
+    """Routes the block's queries for `session` (a new one when None), as the middleware does
+    for a request; the session's writes are recorded when the block ends."""
+    state = get_state()
+    if session is None:
+        session = Session()
+    elif not isinstance(session, Session):
+        err = _core.ArgumentTypeError(f"session: expected a replikit.Session, got {type(session).__name__}")
+        err.argument = "session"
+        raise err
+    level = state.config.consistency if consistency is None else level_of(consistency)
+    ctx = Context(session, level, max_staleness_ms)
+    token, web_token = _context.set(ctx), _web_current.set(session)
+    try:
+        yield session
+        state.resolve(ctx)
+    finally:
+        _context.reset(token)
+        _web_current.reset(web_token)
+
+
+@contextlib.contextmanager
+def consistency(level: Any, *, max_staleness_ms: Optional[float] = None) -> Iterator[None]:
+    """The block's reads use `level` (a Consistency or its name) in the current session."""
+    ctx = get_state().context()
+    saved = (ctx.consistency, ctx.max_staleness_ms)
+    ctx.consistency, ctx.max_staleness_ms = level_of(level), max_staleness_ms
+    try:
+        yield
+    finally:
+        ctx.consistency, ctx.max_staleness_ms = saved
+
+
+def mark_write() -> None:
+    """The current transaction on the primary (or, in autocommit, the statement just run) wrote:
+    its commit LSN goes into the session even though no statement looked like a write."""
+    get_state().mark_write()
+
+
+def last_route() -> Any:
+    """The routing Decision of the current request's latest read (None: no read yet)."""
+    return get_state().context().last_route
+
+
+def current_session() -> Session:
+    """The Session of the current request (outside a request: this thread's own)."""
+    return get_state().context().session
