@@ -7,6 +7,7 @@ situation a manager has to handle, or check what a manager did against the same 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Dict, List, Optional
 
@@ -16,6 +17,14 @@ from .nodes import Node, node_settings, write_node_config
 from .replication import ReplicationControl
 
 _SECONDS = ("timeout_ms", 1000.0)
+
+
+def _is_wal_sender(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"walsender" in handle.read()
+    except OSError:
+        return False
 
 
 def _quoted(text: str) -> str:
@@ -56,6 +65,35 @@ class FailoverControl(ReplicationControl):
     def resume(self, name: str) -> List[int]:
         """Continue an instance ``pause()`` stopped (SIGCONT). Returns the pids."""
         return self.thaw(name)
+
+    def pause_wal_send(self, name: Optional[str] = None) -> List[int]:
+        """Stop (SIGSTOP) the WAL sender processes of a primary (default: the current one):
+        it keeps committing, and in asynchronous mode acknowledging, while its replicas
+        receive nothing more, as over a stalled network. What it commits from here on is on
+        no replica until ``resume_wal_send()``; crashed meanwhile, it is lost. Returns the
+        pids stopped."""
+        name = self.primary_name if name is None else name
+        rows = self.sql(name, "SELECT pid FROM pg_stat_replication")
+        stopped = []
+        for (pid,) in rows:
+            try:
+                os.kill(int(pid), signal.SIGSTOP)
+                stopped.append(int(pid))
+            except ProcessLookupError:
+                pass
+        return stopped
+
+    def resume_wal_send(self, name: Optional[str] = None) -> List[int]:
+        """Continue (SIGCONT) the WAL senders ``pause_wal_send()`` stopped. Returns the pids."""
+        name = self.primary_name if name is None else name
+        senders = [pid for pid in self._supervisor.processes(self.node(name))
+                   if _is_wal_sender(pid)]
+        for pid in senders:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        return senders
 
     # ------------------------------------------------------------------ manual failover
     @renamed_keywords(timeout_s=_SECONDS)
