@@ -392,6 +392,38 @@ def test_switchover_under_writes_loses_nothing():
             db.close()
 
 
+def test_a_database_gets_its_own_failover_manager_in_one_line():
+    with pytest.raises(replikit.ArgumentTypeError) as e:
+        replikit.pg.ReplicatedDatabase(("p", "host=127.0.0.1 port=1"), failover="yes")
+    assert e.value.argument == "failover"
+    with LocalCluster(replicas=1, mode="async") as cluster:
+        cluster.sql("primary", history.SCHEMA)
+        other = database_for_cluster(cluster)
+        manager = other.start_failover_manager(action_timeout_ms=1000)
+        assert manager.running and manager.action_timeout_ms == 1000
+        assert other.failover_manager is manager
+        other.close()
+        assert not manager.running  # close() stopped it first
+
+        detector = _core.DetectorConfig(interval_ms=50, missed_threshold=3)
+        db = database_for_cluster(cluster, probe_interval_ms=50, probe_timeout_ms=200, failover=detector)
+        try:
+            manager = db.failover_manager
+            assert manager is not None and manager.running
+            with pytest.raises(replikit.InvalidArgument) as e:
+                db.start_failover_manager()
+            assert e.value.argument == "failover"
+            db.execute("INSERT INTO w VALUES (1)")
+            cluster.wait_caught_up(timeout_ms=WAIT_S * 1000)
+            cluster.kill("primary")
+            assert manager.wait_reports(1, WAIT_S * 1000)
+            assert manager.reports()[0].promoted == "r1", manager.reports()
+            assert db.execute("INSERT INTO w VALUES (2)").node == "r1"
+        finally:
+            db.close()
+        assert not manager.running and len(manager.reports()) == 1
+
+
 def test_cli_switchover_and_failover_manager():
     import json
     import subprocess
