@@ -119,6 +119,23 @@ def test_crash_kills_the_whole_instance_and_pause_hangs_it():
 
 
 @pytest.mark.pg
+def test_pause_wal_send_holds_back_what_the_primary_commits():
+    require_pg_server()
+    with LocalCluster(replicas=1) as c:
+        c.sql("primary", "CREATE TABLE s (id int); INSERT INTO s VALUES (1)")
+        c.wait_caught_up(timeout_ms=WAIT_MS)
+        stopped = c.pause_wal_send()
+        try:
+            assert len(stopped) == 1
+            c.sql("primary", "INSERT INTO s VALUES (2)")  # async: acknowledged at once
+            time.sleep(0.3)
+            assert count(c, "primary", "s") == 2 and count(c, "r1", "s") == 1
+        finally:
+            assert c.resume_wal_send() == stopped
+        wait_until(lambda: count(c, "r1", "s") == 2, WAIT_S, what="r1 to receive the held commit")
+
+
+@pytest.mark.pg
 def test_failover_by_hand_then_rejoin_the_old_primary_with_pg_rewind():
     require_pg_server()
     with LocalCluster(replicas=2, mode="semi_sync") as c:
