@@ -199,6 +199,15 @@ def test_async_crash_reports_exactly_the_lost_writes_and_fences_the_old_primary(
                 cluster.sql("primary", "INSERT INTO w VALUES (-1)")
             assert [n for n in ("primary", "r1", "r2") if not in_recovery(cluster, n)] == ["primary", new]
             assert db.node("primary").role == replikit.Role.REPLICA and not db.node("primary").up
+
+            # The old primary rejoins as a replica of the new one with pg_rewind (its lost writes
+            # rewound away) and streams what the new primary took.
+            cluster.adopt_promotion(new)
+            cluster.rejoin("primary")
+            assert in_recovery(cluster, "primary") and set(cluster.replication(new)) == {"primary", other}
+            on_new = ids_on(cluster, new)
+            wait_until(lambda: ids_on(cluster, "primary") == on_new, WAIT_S,
+                       "the old primary to hold exactly the new primary's rows")
         finally:
             manager.stop()
             db.close()

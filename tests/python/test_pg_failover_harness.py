@@ -63,6 +63,9 @@ def test_failover_helpers_reject_bad_names_without_a_server():
     with pytest.raises(replikit.NotFound) as info:
         cluster.crash("nope")
     assert info.value.argument == "node"
+    with pytest.raises(replikit.NotFound) as info:
+        cluster.adopt_promotion("nope")
+    assert info.value.argument == "node"
 
 
 # ------------------------------------------------------------------ real clusters

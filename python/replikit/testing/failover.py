@@ -116,13 +116,27 @@ class FailoverControl(ReplicationControl):
         took_ms = (time.monotonic() - started) * 1000.0
         if done != "t":
             raise ClusterTimeoutError(f"promote: {name} was not promoted within {wait_s} s")
+        self._mark_primary(node)
+        return took_ms
+
+    def adopt_promotion(self, name: str) -> None:
+        """Record a promotion done outside the harness (by a FailoverManager, say): ``name``,
+        out of recovery now, becomes ``primary_name`` and the old primary is marked
+        ``detached``, as after ``promote()``, so that ``rejoin()`` can bring it back."""
+        node = self.node(name)
+        if node.role == "primary":
+            return
+        if self._scalar(name, "SELECT pg_is_in_recovery()") != "f":
+            raise invalid_argument("name", f"{name} is still in recovery")
+        self._mark_primary(node)
+
+    def _mark_primary(self, node: Node) -> None:
         with self._lock:
             for other in self.nodes.values():
                 if other.role == "primary":
                     other.role = "detached"
             node.role = "primary"
             self._save_description()
-        return took_ms
 
     def _ensure_slot(self, primary: str, slot: str) -> None:
         self.sql(primary, "SELECT pg_create_physical_replication_slot("
