@@ -8,7 +8,8 @@ runs (default 5; run 50 by hand: ``REPLIKIT_FAILOVER_SYNC_RUNS=50 .venv/bin/pyth
 tests/python/test_failover_manager.py -k sync_any1 -s``); in asynchronous mode with the WAL
 senders stalled before the crash, so acknowledged writes are lost and the report must name
 exactly those missing on the new primary; jittered and short freezes that must not fail over,
-a freeze that lasts, which must; the primary and its only synchronous standby lost together; a
+a freeze that lasts, which must (also under writes, the old primary thawed afterwards); the
+primary and its only synchronous standby lost together; a
 manager process killed between promote and repoint; a planned switchover under writes.
 Each test prints the times it measured.
 """
@@ -284,6 +285,46 @@ def test_a_frozen_primary_is_failed_over():
             db.close()
             if cluster.is_up("primary"):
                 cluster.crash("primary")  # a frozen instance would not stop cleanly
+
+
+def test_a_hang_under_writes_then_the_old_primary_thawed_keeps_one_primary():
+    # The hard case for "one writable primary": a frozen primary is not fenced (it cannot
+    # answer) and a write may be in flight on it. Thawed after the new primary took writes,
+    # it must not acknowledge anything (the manager fences it when it answers again). The
+    # write in flight waits for its own deadline (the failover does not cancel it): 1 s here.
+    with LocalCluster(replicas=2, mode="async") as cluster:
+        cluster.sql("primary", history.SCHEMA)
+        cluster.wait_caught_up(timeout_ms=WAIT_S * 1000)
+        db = database_for_cluster(cluster, probe_interval_ms=50, probe_timeout_ms=200,
+                                  connect_timeout_ms=2000, statement_timeout_ms=1000)
+        manager = fast_manager(db)
+        writer = Writer(db, cluster)
+        try:
+            manager.start()
+            time.sleep(0.3)
+            writer.start()
+            wait_until(lambda: len(writer.acked) >= 50, WAIT_S, "writes before the freeze")
+            frozen_ns = time.monotonic_ns()
+            cluster.freeze("primary")
+            assert manager.wait_reports(1, WAIT_S * 1000)
+            report = manager.reports()[0]
+            assert report.promoted in ("r1", "r2"), report
+            wait_until(lambda: writer.first_ack_after(frozen_ns, report.promoted) is not None, WAIT_S,
+                       "a write acknowledged by the new primary")
+            time.sleep(0.2)
+            cluster.thaw("primary")
+            wait_until(lambda: cluster.sql("primary", "SHOW default_transaction_read_only") == [("on",)],
+                       WAIT_S, "the manager to fence the thawed old primary")
+            time.sleep(0.3)
+            writer.halt()
+            ops, violations = judged(cluster, writer, report.promoted)
+            print(f"hang: {history.describe(ops)}; {report!r}")
+            assert violations == [], violations[:5]
+        finally:
+            cluster.thaw("primary")
+            writer.halt()
+            manager.stop()
+            db.close()
 
 
 def test_primary_and_its_synchronous_standby_lost_together_promote_no_one():
