@@ -49,6 +49,12 @@ std::unique_ptr<ReplicatedDatabase> make_database(const py::object& primary, con
     if (PyDict_DelItemString(keywords.ptr(), "row_factory") != 0) throw py::error_already_set();
     if (!row_factory.is_none()) row_factory = pg_values("check_row_factory")(row_factory);
   }
+  py::object failover = py::none();
+  if (keywords.contains("failover")) {
+    failover = keywords["failover"];
+    if (PyDict_DelItemString(keywords.ptr(), "failover") != 0) throw py::error_already_set();
+    check_failover_keyword(failover);
+  }
   pg::DatabaseOptions o = to_database_options(options, keywords);
   std::unique_ptr<ReplicatedDatabase> db;
   {
@@ -57,6 +63,7 @@ std::unique_ptr<ReplicatedDatabase> make_database(const py::object& primary, con
   }
   db->row_factory = std::move(row_factory);
   event_feed(*db, /*new_database=*/true);  // logs its events from the first one on
+  start_owned_manager(*db, failover);
   return db;
 }
 
@@ -263,8 +270,9 @@ void bind_database(py::module_& m) {
         "Nodes as (name, dsn) tuples or dicts with name, dsn, region, weight, priority. DSNs go to libpq "
         "unchanged (a malformed one raises ConnectionError with libpq's message). Settings come from "
         "`options` (a DatabaseOptions; None: the defaults) with any keyword (the DatabaseOptions attribute "
-        "names) applied on top; `row_factory=` sets the default row factory of results (None: tuples). "
-        "Starts the prober; connects lazily.");
+        "names) applied on top; `row_factory=` sets the default row factory of results (None: tuples); "
+        "`failover=` True (or a DetectorConfig) gives it its own FailoverManager, started "
+        "(db.failover_manager; stopped by close()). Starts the prober; connects lazily.");
   c.def_property(
       "row_factory", [](const ReplicatedDatabase& db) { return db.row_factory ? db.row_factory : py::none(); },
       [](ReplicatedDatabase& db, const py::object& value) {
@@ -275,14 +283,16 @@ void bind_database(py::module_& m) {
   bind_adapter_calls(c);
   bind_status(c);
   bind_database_events(c);
-  c.def("close", &ReplicatedDatabase::close, py::call_guard<py::gil_scoped_release>(),
-        "Refuses new calls, waits for the calls in flight (each still bounded by its deadline), stops the "
-        "prober and closes every connection. Safe to call from several threads at once.")
+  bind_database_failover(c);
+  c.def("close", &close_database, py::call_guard<py::gil_scoped_release>(),
+        "Stops its own FailoverManager if it has one, refuses new calls, waits for the calls in flight (each "
+        "still bounded by its deadline), stops the prober and closes every connection. Safe to call from "
+        "several threads at once.")
       .def_property_readonly("is_open", &ReplicatedDatabase::is_open)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](ReplicatedDatabase& db, const py::args&) {
         py::gil_scoped_release release;
-        db.close();
+        close_database(db);
       });
 }
 

@@ -133,7 +133,63 @@ void bind_manager(py::module_& m) {
   (void)d;
 }
 
+FailoverManager& own_manager(PyReplicatedDatabase& db, FailoverManagerOptions options) {
+  if (db.failover_manager) {
+    throw InvalidArgument("failover", "this database has a FailoverManager already (db.failover_manager)");
+  }
+  if (!db.is_open()) throw InvalidArgument("failover", "the database is closed");
+  db.failover_manager = std::make_unique<FailoverManager>(db, std::move(options));
+  py::gil_scoped_release release;
+  db.failover_manager->start();
+  return *db.failover_manager;
+}
+
 }  // namespace
+
+PyReplicatedDatabase::~PyReplicatedDatabase() {
+  if (!failover_manager) return;
+  // Its thread never needs the GIL, but an event callback it triggers may: never join holding it.
+  if (PyGILState_Check()) {
+    py::gil_scoped_release release;
+    failover_manager->stop();
+  } else {
+    failover_manager->stop();
+  }
+}
+
+void close_database(PyReplicatedDatabase& db) {
+  if (db.failover_manager) db.failover_manager->stop();
+  db.close();
+}
+
+void check_failover_keyword(const py::object& failover) {
+  if (failover.is_none() || py::isinstance<py::bool_>(failover) || py::isinstance<DetectorConfig>(failover)) return;
+  wrong_type("failover", "True, False, None or a DetectorConfig", failover);
+}
+
+void start_owned_manager(PyReplicatedDatabase& db, const py::object& failover) {
+  check_failover_keyword(failover);
+  if (failover.is_none() || (py::isinstance<py::bool_>(failover) && !failover.cast<bool>())) return;
+  FailoverManagerOptions o;
+  if (py::isinstance<DetectorConfig>(failover)) o.detector = failover.cast<DetectorConfig>();
+  own_manager(db, std::move(o));
+}
+
+void bind_database_failover(py::class_<PyReplicatedDatabase>& c) {
+  c.def("start_failover_manager",
+        [](PyReplicatedDatabase& db, const py::object& detector, const py::object& max_lag_bytes,
+           const py::object& preferred_region, const py::kwargs& timing) -> FailoverManager& {
+          return own_manager(db, to_manager_options(detector, max_lag_bytes, preferred_region, timing));
+        },
+        py::kw_only(), py::arg("detector") = py::none(), py::arg("max_lag_bytes") = py::none(),
+        py::arg("preferred_region") = py::none(), py::return_value_policy::reference_internal,
+        "Gives this database its own FailoverManager (the FailoverManager() options), started, and returns it; "
+        "close() stops it. InvalidArgument when it has one already.")
+      .def_property_readonly(
+          "failover_manager", [](PyReplicatedDatabase& db) { return db.failover_manager.get(); },
+          py::return_value_policy::reference_internal,
+          "The FailoverManager this database owns (failover=, start_failover_manager()); None: none.");
+}
 
 void bind_failover_manager(py::module_& m) {
   bind_report(m);

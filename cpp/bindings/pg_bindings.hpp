@@ -3,9 +3,11 @@
 // (bind_pg.cpp), and the converters only they use. Built only with REPLIKIT_HAVE_PG.
 #include <pybind11/pybind11.h>
 
+#include <memory>
 #include <vector>
 
 #include "replikit/pg/database.hpp"
+#include "replikit/pg/failover_manager.hpp"
 
 namespace replikit::bindings {
 namespace py = pybind11;
@@ -21,8 +23,25 @@ void bind_failover_manager(py::module_& m);  // FailoverReport, FailoverManager
 /// callable; null = tuples), which the C++ side has no use for.
 struct PyReplicatedDatabase : pg::ReplicatedDatabase {
   using pg::ReplicatedDatabase::ReplicatedDatabase;
+  ~PyReplicatedDatabase();
   py::object row_factory;
+  /// The FailoverManager this database owns (`failover=`, start_failover_manager()): stopped
+  /// before the database closes; null: none.
+  std::unique_ptr<pg::FailoverManager> failover_manager;
 };
+
+/// Stops the database's own FailoverManager, then closes the database (call without the GIL).
+void close_database(PyReplicatedDatabase& db);
+
+/// Checks the `failover` keyword of ReplicatedDatabase(): None, a bool or a DetectorConfig.
+void check_failover_keyword(const py::object& failover);
+
+/// Gives `db` its own FailoverManager, started, as `failover` asks (None/False: none; True:
+/// the defaults; a DetectorConfig: that detector).
+void start_owned_manager(PyReplicatedDatabase& db, const py::object& failover);
+
+/// ReplicatedDatabase.start_failover_manager() and .failover_manager.
+void bind_database_failover(py::class_<PyReplicatedDatabase>& c);
 
 /// ReplicatedDatabase.events, .event_feed, .on_event, .off_event.
 void bind_database_events(py::class_<PyReplicatedDatabase>& c);

@@ -54,6 +54,7 @@ struct FailoverManager::Impl {
   std::map<std::string, std::uint32_t> timelines;  // last known timeline of each node
   std::map<std::string, std::uint64_t> fenced;     // node -> probes_failed when fenced last
   std::map<std::string, int> astray;               // replica -> rounds seen off the primary's timeline
+  std::uint32_t recorded_timeline = 0;             // the last primary timeline recorded or seen recorded
 
   // Reports.
   mutable std::mutex reports_mutex;

@@ -77,6 +77,7 @@ void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::str
   auto& topo = *db.topology();
   const std::string dsn = db.dsn(promoted);
   report.actions.push_back(record_failover(promoted, dsn, report.timeline, report.next_xid, actions));
+  if (report.actions.back().ok) recorded_timeline = report.timeline;
   // The epoch: from here every router of this process writes to the new primary (the
   // probers of other processes adopt it by its newer timeline).
   if (topo.name(topo.primary()) != promoted) topo.promote(promoted);
@@ -161,6 +162,13 @@ void FailoverManager::Impl::reconcile() {
   const NodeStatus pst = db.node(primary);
   if (!pst.reachable || pst.in_recovery || pst.role_mismatch) return;
   const std::string pdsn = db.dsn(primary);
+  if (pst.timeline > 1 && pst.timeline != recorded_timeline) {
+    // A primary promoted by a manager that stopped before recording it: record it now (its
+    // next xid at promotion is unknown, so the fate of older writes stays unknown, never
+    // guessed; an existing record is kept) and give the sessions its timeline history.
+    if (record_failover(primary, pdsn, pst.timeline, 0, actions).ok) recorded_timeline = pst.timeline;
+    adopt_history(primary, pdsn, pst.timeline);
+  }
   for (int i : topo.replicas()) {
     const std::string name = topo.name(i);
     const NodeStatus st = db.node(name);

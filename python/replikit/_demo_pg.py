@@ -8,8 +8,10 @@ Act 1 (routing): r2's WAL replay is paused for a few seconds and resumed. Every 
 prints each replica's lag as the prober measures it, its state, and where reads went.
 
 Act 2 (failover): the cluster switches to semi-synchronous replication (ANY 1; or async with
-``--failover-mode async``, where acknowledged writes can be lost) and, under the same users,
-the primary instance crashes (postmaster and every child killed together). replikit's
+``--failover-mode async``, where acknowledged writes can be lost: there the primary's WAL
+senders are stopped for the last STALL_S seconds before the crash, as a stalled network
+would hold them, so the writes it acknowledges meanwhile reach no replica) and, under the
+same users, the primary instance crashes (postmaster and every child killed together). replikit's
 FailoverManager, started before the crash on the demo's database, fails over; the demo prints
 the detection, promotion and first-write times from its FailoverReport, the other replica
 following the new primary, and the lost-write report (``db.lost_writes()``).
@@ -31,6 +33,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _core
 from .demo import summarize
+
+
+STALL_S = 0.5  # async act: the WAL senders stopped for this long before the crash
 
 
 def available() -> bool:
@@ -184,9 +189,11 @@ def _run_failover(cluster: Any, db: Any, users: Users, seconds: float, crash_at_
     users.tolerate_errors = True
     users.window.clear()
     names = cluster.sql("primary", "SHOW synchronous_standby_names")[0][0] or "none"
+    stall = (f"; its WAL senders stop (SIGSTOP) {STALL_S:.1f} s before, so the writes it "
+             f"acknowledges from then on reach no replica" if mode == "async" else "")
     print(f"act 2: {mode} replication (synchronous standbys: {names}); a FailoverManager "
           f"watches (50 ms x 3); the primary instance crashes at {crash_at_s:.1f} s under the "
-          f"same users", file=out, flush=True)
+          f"same users{stall}", file=out, flush=True)
     state: Dict[str, Any] = {}
     manager = _start_manager(db)
     try:
@@ -197,9 +204,14 @@ def _run_failover(cluster: Any, db: Any, users: Users, seconds: float, crash_at_
                 state["error"] = exc
 
         def tick(elapsed: float) -> None:
+            if mode == "async" and "stalled_at" not in state and elapsed >= crash_at_s - STALL_S:
+                cluster.pause_wal_send("primary")
+                state["stalled_at"] = time.monotonic()
             if "crashed_at" not in state and elapsed >= crash_at_s:
                 failed_before = users.failed
                 state["crashed_at"] = users.crashed_at = cluster.crash("primary")
+                # The crash's instant on the wall clock (the clock of AckedWrite.at_ns).
+                state["crashed_wall_ns"] = time.time_ns() - int((time.monotonic() - state["crashed_at"]) * 1e9)
                 state["failed_before"] = failed_before
                 state["thread"] = threading.Thread(target=act, daemon=True)
                 state["thread"].start()
@@ -249,13 +261,31 @@ def _report_failover(users: Users, state: Dict[str, Any], out: Any) -> Dict[str,
     loss = state["loss"]
     result["lost_xids"] = list(loss.lost_xids)
     result["unknown_writes"] = len(loss.unknown)
+    result["survived"] = loss.survived
     shown = ", ".join(map(str, result["lost_xids"][:10])) + (" ..." if len(loss.lost) > 10 else "")
     print(f"  lost-write report (db.lost_writes()): {len(loss.lost)} acknowledged write(s) lost"
           + (f" (xids {shown})" if loss.lost else "") + f", {loss.survived} survived, "
           f"{len(loss.unknown)} unknown", file=out)
+    if "stalled_at" in state:
+        _report_stall(users, state, loss, result, out)
     print(f"  users who read their row without a write the old primary had acknowledged: "
           f"{users.lost_seen}", file=out)
     return result
+
+
+def _report_stall(users: Users, state: Dict[str, Any], loss: Any, result: Dict[str, Any],
+                  out: Any) -> None:
+    """The async act: how many writes the primary acknowledged while its WAL senders were
+    stopped, and when the lost ones were acknowledged, relative to the crash."""
+    stall_s = state["crashed_at"] - state["stalled_at"]
+    result["stall_s"] = stall_s
+    result["acked_in_stall"] = sum(1 for t, _ in users.acks if state["stalled_at"] <= t < state["crashed_at"])
+    before_ms = sorted((state["crashed_wall_ns"] - w.at_ns) / 1e6 for w in loss.lost)
+    result["lost_acked_ms_before_crash"] = before_ms
+    when = (f"; the lost ones were acknowledged {before_ms[0]:.0f} to {before_ms[-1]:.0f} ms "
+            f"before the crash" if before_ms else "")
+    print(f"  the primary acknowledged {result['acked_in_stall']} write(s) in the "
+          f"{stall_s * 1000:.0f} ms its WAL senders were stopped{when}", file=out)
 
 
 def run(users: int = 200, seconds: float = 8.0, pause_at_s: float = 2.5, resume_at_s: float = 5.5,

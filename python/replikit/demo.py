@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m replikit.demo") -
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulated workload")
     parser.add_argument("--failover-mode", choices=("semi_sync", "async"), default="semi_sync",
                         help="replication mode of the PostgreSQL demo's failover act (default "
-                             "semi_sync: no acknowledged write lost; async: some can be)")
+                             "semi_sync: no acknowledged write lost; async: the primary's WAL "
+                             "senders stop 0.5 s before the crash, and what it acknowledges "
+                             "meanwhile is lost and listed)")
     args = parser.parse_args(argv)
     if not args.in_process:
         try:

@@ -232,23 +232,29 @@ def check_staleness(ops: Iterable[Op], tolerance_ms: float) -> List[Violation]:
 
 # ---------------------------------------------------------------------------- primaries
 def check_primaries(ops: Iterable[Op]) -> List[Violation]:
-    """No write acknowledged by a node that was not the primary of its epoch, and no
-    operation served by another node than the library reported.
+    """At most one writable primary per epoch: no write acknowledged by a node that was not
+    the primary of its epoch, and no operation served by another node than the library
+    reported.
 
-    ``epoch``/``primary``: the topology (db.topology) when the op completed; ``served``:
-    the node the server itself said it is (by its port). Every (epoch, primary) pair seen
-    must agree: one primary per epoch.
+    ``epoch``/``primary``: the topology (db.topology) when the op completed (and, where
+    recorded, ``invoke_epoch``/``invoke_primary`` when it was invoked: a write that
+    straddled a switch may have been served by either); ``served``: the node the server
+    itself said it is (by its port). Every (epoch, primary) pair seen must agree: one primary
+    per epoch. Writes that carry the server's ``timeline`` are also checked on the servers'
+    side: one node per timeline, and no write acknowledged on an older timeline than one a
+    write that had already completed before it was invoked (a deposed primary taking writes).
     """
     ops = list(ops)
     primary_of: Dict[Any, Any] = {}
     out: List[Violation] = []
     for op in ops:
-        if op.epoch is None or op.primary is None:
-            continue
-        known = primary_of.setdefault(op.epoch, op.primary)
-        if known != op.primary:
-            out.append(_violation("primaries", "epoch_conflict", op,
-                                  f"epoch {op.epoch} has primaries {known} and {op.primary}"))
+        for epoch, primary in ((op.invoke_epoch, op.invoke_primary), (op.epoch, op.primary)):
+            if epoch is None or primary is None:
+                continue
+            known = primary_of.setdefault(epoch, primary)
+            if known != primary:
+                out.append(_violation("primaries", "epoch_conflict", op,
+                                      f"epoch {epoch} has primaries {known} and {primary}"))
     for op in ops:
         if op.type != "ok" or op.f not in ("write", "read"):
             continue
@@ -258,11 +264,44 @@ def check_primaries(ops: Iterable[Op]) -> List[Violation]:
                                   f"{op.served}"))
         if op.f == "write":
             actual = op.served if op.served is not None else op.node
-            expected = primary_of.get(op.epoch)
-            if actual is None or expected is None or actual != expected:
+            expected = {primary_of.get(op.epoch)}
+            if op.invoke_epoch is not None:
+                expected.add(primary_of.get(op.invoke_epoch))
+            if actual is None or actual not in expected:
                 out.append(_violation("primaries", "not_primary", op,
                                       f"write acknowledged by {actual}; the primary of epoch "
-                                      f"{op.epoch} is {expected}"))
+                                      f"{op.epoch} is {primary_of.get(op.epoch)}"))
+    return out + _check_timelines(ops)
+
+
+def _check_timelines(ops: List[Op]) -> List[Violation]:
+    writes = [op for op in ops if op.f == "write" and op.type == "ok" and op.timeline is not None]
+    out: List[Violation] = []
+    node_of: Dict[int, Any] = {}
+    for op in writes:
+        node = op.served if op.served is not None else op.node
+        known = node_of.setdefault(int(op.timeline), node)
+        if known != node:
+            out.append(_violation("primaries", "timeline_conflict", op,
+                                  f"timeline {op.timeline} took writes on {known} and {node}"))
+    # Real-time order: the newest timeline among writes completed before each invoke.
+    completed = sorted((int(op.t1), int(op.timeline), op.id) for op in writes)
+    ends = [c[0] for c in completed]
+    newest: List[Tuple[int, Any]] = []
+    best: Tuple[int, Any] = (-1, None)
+    for _, timeline, op_id in completed:
+        best = max(best, (timeline, op_id), key=lambda pair: pair[0])
+        newest.append(best)
+    for op in writes:
+        done_before = bisect.bisect_left(ends, int(op.t0))
+        if done_before == 0:
+            continue
+        timeline, origin = newest[done_before - 1]
+        if int(op.timeline) < timeline:
+            out.append(_violation("primaries", "deposed_primary_write", op,
+                                  f"write acknowledged on timeline {op.timeline} by "
+                                  f"{op.served or op.node} after write {origin} had completed "
+                                  f"on timeline {timeline}"))
     return out
 
 

@@ -13,7 +13,10 @@ One ``Op`` per operation, updated in place from invoke to its outcome:
   reported (``inet_server_port()``); ``epoch`` / ``primary``: the topology at completion;
 - ``lsn``: a write's commit LSN; for a read, the server's replay (replica) or insert
   (primary) LSN read with the value; ``read_lsn``: the session's read LSN after a read;
-- ``t0`` / ``t1``: invoke and completion, ``time.monotonic_ns()``.
+- ``t0`` / ``t1``: invoke and completion, ``time.monotonic_ns()``;
+- failover histories (tests/checker/failover.py) add: ``invoke_epoch`` / ``invoke_primary``
+  (the topology at invoke), ``timeline`` (a write: the server's own timeline, read in the
+  write's transaction) and ``xid`` (a write: its transaction id, read in it).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 FIELDS = ("id", "session", "client", "f", "type", "key", "value", "consistency",
           "max_staleness_ms", "node", "served", "reason", "lsn", "epoch", "primary",
-          "token", "count", "read_lsn", "t0", "t1", "error")
+          "token", "count", "read_lsn", "t0", "t1", "error", "invoke_epoch",
+          "invoke_primary", "timeline", "xid")
 
 
 class Op:

@@ -209,6 +209,8 @@ if HAVE_PG:
             _db_call(lambda db, b: replikit.FailoverManager(db, preferred_region=b)), {"preferred_region"}),
         ("FailoverManager.switchover", "candidate"): (
             _db_call(lambda db, b: replikit.FailoverManager(db).switchover(b)), {"candidate"}),
+        ("ReplicatedDatabase.start_failover_manager", "preferred_region"): (
+            _db_call(lambda db, b: db.start_failover_manager(preferred_region=b)), {"preferred_region"}),
     })
     _DEAD = "host=127.0.0.1 port=1"
     for _name, _call in {

@@ -188,6 +188,42 @@ def test_primaries_checker_catches(op, expected):
     assert kinds(checkers.check_primaries(ops)) == expected
 
 
+def tl_write(value, served, timeline, t0, t1, epoch=None, invoke_epoch=None):
+    """A failover history's write: the server's timeline, the client's epochs and primary."""
+    primaries = {1: "primary", 2: "r1"}
+    op = write("a", "w", value, t0=t0, t1=t1, node=served, served=served,
+               epoch=epoch or timeline, primary=primaries[epoch or timeline])
+    op.timeline = timeline
+    if invoke_epoch is not None:
+        op.invoke_epoch, op.invoke_primary = invoke_epoch, primaries[invoke_epoch]
+    return op
+
+
+def test_primaries_failover_history_without_violation():
+    ops = history(tl_write(1, "primary", 1, 0, 10), tl_write(2, "primary", 1, 5, 20),
+                  # invoked in epoch 1, served by the old primary, completed in epoch 2
+                  tl_write(3, "primary", 1, 15, 40, epoch=2, invoke_epoch=1),
+                  tl_write(4, "r1", 2, 30, 50, invoke_epoch=1),
+                  tl_write(5, "r1", 2, 60, 70, invoke_epoch=2))
+    assert checkers.check_primaries(ops) == []
+
+
+@pytest.mark.parametrize("op,expected", [
+    # the old primary took a write invoked after one on the new timeline had completed
+    (tl_write(9, "primary", 1, 60, 70, invoke_epoch=1), ["deposed_primary_write"]),
+    # two nodes acknowledged writes on one timeline
+    (tl_write(9, "r2", 2, 60, 70), ["not_primary", "timeline_conflict", "wrong_node_reported"]),
+    # served by the old primary although the client's epoch was 2 throughout
+    (tl_write(9, "primary", 1, 45, 70, epoch=2, invoke_epoch=2),
+     ["deposed_primary_write", "not_primary"]),
+])
+def test_primaries_checker_catches_a_second_writable_primary(op, expected):
+    ops = history(tl_write(1, "primary", 1, 0, 10), tl_write(2, "r1", 2, 30, 40), op)
+    if op.served == "r2":
+        op.node = "r1"
+    assert kinds(checkers.check_primaries(ops)) == expected
+
+
 # ------------------------------------------------------------------------ history
 def test_history_is_bounded_and_round_trips(tmp_path):
     h = History(max_ops=2)

@@ -63,6 +63,9 @@ def test_failover_helpers_reject_bad_names_without_a_server():
     with pytest.raises(replikit.NotFound) as info:
         cluster.crash("nope")
     assert info.value.argument == "node"
+    with pytest.raises(replikit.NotFound) as info:
+        cluster.adopt_promotion("nope")
+    assert info.value.argument == "node"
 
 
 # ------------------------------------------------------------------ real clusters
@@ -116,6 +119,23 @@ def test_crash_kills_the_whole_instance_and_pause_hangs_it():
         finally:
             c.resume("r1")
         assert c.sql("r1", "SELECT 1", timeout_ms=WAIT_MS) == [("1",)]
+
+
+@pytest.mark.pg
+def test_pause_wal_send_holds_back_what_the_primary_commits():
+    require_pg_server()
+    with LocalCluster(replicas=1) as c:
+        c.sql("primary", "CREATE TABLE s (id int); INSERT INTO s VALUES (1)")
+        c.wait_caught_up(timeout_ms=WAIT_MS)
+        stopped = c.pause_wal_send()
+        try:
+            assert len(stopped) == 1
+            c.sql("primary", "INSERT INTO s VALUES (2)")  # async: acknowledged at once
+            time.sleep(0.3)
+            assert count(c, "primary", "s") == 2 and count(c, "r1", "s") == 1
+        finally:
+            assert c.resume_wal_send() == stopped
+        wait_until(lambda: count(c, "r1", "s") == 2, WAIT_S, what="r1 to receive the held commit")
 
 
 @pytest.mark.pg

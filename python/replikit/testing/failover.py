@@ -7,6 +7,7 @@ situation a manager has to handle, or check what a manager did against the same 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Dict, List, Optional
 
@@ -16,6 +17,14 @@ from .nodes import Node, node_settings, write_node_config
 from .replication import ReplicationControl
 
 _SECONDS = ("timeout_ms", 1000.0)
+
+
+def _is_wal_sender(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"walsender" in handle.read()
+    except OSError:
+        return False
 
 
 def _quoted(text: str) -> str:
@@ -57,6 +66,35 @@ class FailoverControl(ReplicationControl):
         """Continue an instance ``pause()`` stopped (SIGCONT). Returns the pids."""
         return self.thaw(name)
 
+    def pause_wal_send(self, name: Optional[str] = None) -> List[int]:
+        """Stop (SIGSTOP) the WAL sender processes of a primary (default: the current one):
+        it keeps committing, and in asynchronous mode acknowledging, while its replicas
+        receive nothing more, as over a stalled network. What it commits from here on is on
+        no replica until ``resume_wal_send()``; crashed meanwhile, it is lost. Returns the
+        pids stopped."""
+        name = self.primary_name if name is None else name
+        rows = self.sql(name, "SELECT pid FROM pg_stat_replication")
+        stopped = []
+        for (pid,) in rows:
+            try:
+                os.kill(int(pid), signal.SIGSTOP)
+                stopped.append(int(pid))
+            except ProcessLookupError:
+                pass
+        return stopped
+
+    def resume_wal_send(self, name: Optional[str] = None) -> List[int]:
+        """Continue (SIGCONT) the WAL senders ``pause_wal_send()`` stopped. Returns the pids."""
+        name = self.primary_name if name is None else name
+        senders = [pid for pid in self._supervisor.processes(self.node(name))
+                   if _is_wal_sender(pid)]
+        for pid in senders:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        return senders
+
     # ------------------------------------------------------------------ manual failover
     @renamed_keywords(timeout_s=_SECONDS)
     def promote(self, name: str, *, timeout_ms: float = 30_000.0) -> float:
@@ -78,13 +116,27 @@ class FailoverControl(ReplicationControl):
         took_ms = (time.monotonic() - started) * 1000.0
         if done != "t":
             raise ClusterTimeoutError(f"promote: {name} was not promoted within {wait_s} s")
+        self._mark_primary(node)
+        return took_ms
+
+    def adopt_promotion(self, name: str) -> None:
+        """Record a promotion done outside the harness (by a FailoverManager, say): ``name``,
+        out of recovery now, becomes ``primary_name`` and the old primary is marked
+        ``detached``, as after ``promote()``, so that ``rejoin()`` can bring it back."""
+        node = self.node(name)
+        if node.role == "primary":
+            return
+        if self._scalar(name, "SELECT pg_is_in_recovery()") != "f":
+            raise invalid_argument("name", f"{name} is still in recovery")
+        self._mark_primary(node)
+
+    def _mark_primary(self, node: Node) -> None:
         with self._lock:
             for other in self.nodes.values():
                 if other.role == "primary":
                     other.role = "detached"
             node.role = "primary"
             self._save_description()
-        return took_ms
 
     def _ensure_slot(self, primary: str, slot: str) -> None:
         self.sql(primary, "SELECT pg_create_physical_replication_slot("
