@@ -262,6 +262,81 @@ def test_a_failing_callback_does_not_end_the_watch(etcd1):
         watch.cancel()
 
 
+def _enable_auth(cluster) -> None:
+    """Users root and app (read-write on /app/ only), then auth on, through the gateway."""
+    from replikit.etcd._transport import Endpoint, request
+
+    endpoint = Endpoint(cluster.endpoints[0])
+    steps = [("/v3/auth/user/add", {"name": "root", "password": "root-pw"}),
+             ("/v3/auth/role/add", {"name": "root"}),
+             ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
+             ("/v3/auth/user/add", {"name": "app", "password": "app-pw"}),
+             ("/v3/auth/role/add", {"name": "app"}),
+             ("/v3/auth/role/grant", {"name": "app", "perm": {
+                 "permType": "READWRITE", "key": "L2FwcC8=", "range_end": "L2FwcDA="}}),
+             ("/v3/auth/user/grant", {"user": "app", "role": "app"}),
+             ("/v3/auth/enable", {})]
+    for path, body in steps:
+        status, answer = request(endpoint, path, body, timeout_s=5, context=None, token=None)
+        assert status == 200, (path, answer)
+
+
+@pytest.mark.etcd
+def test_credentials_from_options_token_renewed_and_never_shown(caplog):
+    caplog.set_level(logging.DEBUG, logger="replikit")
+    # Tokens live 1 s: the client must authenticate again by itself.
+    with EtcdCluster(members=1, extra_args=["--auth-token-ttl", "1"]) as cluster:
+        _enable_auth(cluster)
+        client = client_for(cluster, username="app", password="app-pw")
+        client.put("/app/k", b"v1")
+        seen = []
+        watch = client.watch("/app/k", start_revision=0, on_events=seen.extend)
+        try:
+            time.sleep(2.5)  # the first token has expired
+            assert client.get("/app/k").value == b"v1"
+            client.put("/app/k", b"v2")
+            wait_until(lambda: seen, 10, "the watch event under auth")
+            assert seen[-1].kv.value == b"v2"
+            with pytest.raises(EtcdError) as denied:
+                client.put("/elsewhere", b"x")
+            assert "permission denied" in str(denied.value)
+            with pytest.raises(EtcdError):
+                client_for(cluster).get("/app/k")  # no credentials
+            wrong = client_for(cluster, username="app", password="wrong-pw")
+            with pytest.raises(EtcdError) as refused:
+                wrong.get("/app/k")
+            assert not isinstance(refused.value, CoordinationUnavailable)
+            texts = [str(denied.value), str(refused.value), repr(client), repr(wrong),
+                     caplog.text, repr(watch)]
+            assert not any(secret in text for text in texts
+                           for secret in ("app-pw", "wrong-pw", client._token or "-none-"))
+        finally:
+            client.close()
+
+
+@pytest.mark.etcd
+def test_tls_files_from_options():
+    with EtcdCluster(members=1, tls=True) as cluster:
+        files = cluster.tls_files
+        assert all(url.startswith("https://") for url in cluster.endpoints)
+        client = client_for(cluster, ca_file=files["ca_file"], cert_file=files["cert_file"],
+                            key_file=files["key_file"])
+        seen = []
+        watch = client.watch("/tls", start_revision=0, on_events=seen.extend)
+        try:
+            wait_until(lambda: watch.connected, 10, f"the watch stream over TLS ({watch.last_error})")
+            client.put("/tls", b"secret-free")
+            assert client.get("/tls").value == b"secret-free"
+            wait_until(lambda: seen, 10, "the watch event over TLS")
+        finally:
+            client.close()
+        assert "key" not in repr(client) and files["key_file"] not in repr(client)
+        # No client certificate, or no trust in the server's CA: refused, bounded.
+        for options in (dict(ca_file=files["ca_file"]), {}):
+            with pytest.raises(CoordinationUnavailable):
+                client_for(cluster, timeout_ms=500, **options).get("/tls")
+
+
 # ---------------------------------------------------------------------- three members
 @pytest.mark.etcd
 def test_a_killed_or_stopped_member_is_skipped(etcd3):

@@ -23,13 +23,15 @@ import os
 import random
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from .errors import (ClusterError, ClusterTimeoutError, argument_type_error, invalid_argument,
                      timeout_seconds)
+from .etcd_tls import make_tls_files
 from .nodes import pick_ports, scratch_dir
 
 ETCD_PORT_RANGE = (30000, 32700)  # apart from LocalCluster's 20000-29999; below 32768
@@ -54,19 +56,20 @@ def etcd_available() -> bool:
 class EtcdMember:
     """One etcd server of an EtcdCluster."""
 
-    def __init__(self, name: str, client_port: int, peer_port: int, data_dir: str,
-                 log_file: str):
+    def __init__(self, name: str, client_port: int, peer_port: int, scheme: str,
+                 data_dir: str, log_file: str):
         self.name = name
+        self.scheme = scheme
         self.client_port = client_port
         self.peer_port = peer_port
         self.data_dir = data_dir
         self.log_file = log_file
-        self.process: Optional[subprocess.Popen] = None
+        self.process: Optional[subprocess.Popen[bytes]] = None
         self.paused = False
 
     @property
     def client_url(self) -> str:
-        return f"http://{HOST}:{self.client_port}"
+        return f"{self.scheme}://{HOST}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -93,13 +96,26 @@ class EtcdCluster:
         start: start now (otherwise call ``start()``).
         startup_timeout_ms: bound on waiting for the cluster (or a restarted member) to serve.
         heartbeat_ms / election_ms: etcd's raft timings (etcd's defaults are 100 / 1000).
+        extra_args: more etcd flags for every member (e.g. ``["--auth-token-ttl", "1"]``).
+        tls: serve clients over https only, with client certificates required; the files
+            (made with ``openssl`` in the cluster's directory) are in ``tls_files``:
+            ``ca_file``, ``cert_file`` and ``key_file`` are the client's.
     """
 
     def __init__(self, members: int = 3, *, base_port: Optional[int] = None,
                  directory: Optional[str] = None, start: bool = True,
                  startup_timeout_ms: float = 20_000.0, heartbeat_ms: int = 100,
-                 election_ms: int = 1000):
+                 election_ms: int = 1000, extra_args: Sequence[str] = (), tls: bool = False):
         _check_arguments(members, base_port, directory, heartbeat_ms, election_ms)
+        if (isinstance(extra_args, (str, bytes)) or not isinstance(extra_args, Sequence)
+                or not all(isinstance(a, str) for a in extra_args)):
+            raise argument_type_error("extra_args", "a sequence of str", extra_args)
+        self._extra_args = list(extra_args)
+        if not isinstance(tls, bool):
+            raise argument_type_error("tls", "a bool", tls)
+        self._tls = tls
+        self.tls_files: Dict[str, str] = {}
+        self._context: Optional[ssl.SSLContext] = None
         self._startup_s = timeout_seconds("startup_timeout_ms", startup_timeout_ms)
         self._count = members
         self._base_port = base_port
@@ -125,6 +141,11 @@ class EtcdCluster:
             if self._own_dir:
                 self.directory = tempfile.mkdtemp(prefix="replikit-etcd-", dir=scratch_dir())
             os.makedirs(self.directory, exist_ok=True)
+            if self._tls:
+                self.tls_files = make_tls_files(os.path.join(self.directory, "tls"))
+                self._context = ssl.create_default_context(cafile=self.tls_files["ca_file"])
+                self._context.load_cert_chain(self.tls_files["cert_file"],
+                                              self.tls_files["key_file"])
             start = self._base_port
             if start is None:
                 start = random.randrange(*ETCD_PORT_RANGE)
@@ -132,7 +153,7 @@ class EtcdCluster:
             for i in range(self._count):
                 name = f"etcd{i}"
                 self.members.append(EtcdMember(
-                    name, ports[2 * i], ports[2 * i + 1],
+                    name, ports[2 * i], ports[2 * i + 1], "https" if self._tls else "http",
                     os.path.join(self.directory, name), os.path.join(self.directory, f"{name}.log")))
             if not self._atexit:
                 atexit.register(self.stop)
@@ -164,7 +185,7 @@ class EtcdCluster:
             self.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
     # ---------------------------------------------------------------- faults
@@ -218,7 +239,7 @@ class EtcdCluster:
                 if not member.running:
                     raise ClusterError(f"{member.name} exited during start-up:\n"
                                        + self.log_tail(self.members.index(member)))
-                if member_healthy(member.client_url):
+                if member_healthy(member.client_url, context=self._context):
                     pending.remove(member)
             if pending and time.monotonic() > deadline:
                 tails = "\n".join(self.log_tail(self.members.index(m)) for m in pending)
@@ -237,7 +258,7 @@ class EtcdCluster:
             leaders = set()
             for index, member in enumerate(self.members):
                 if member.running and not member.paused:
-                    status = member_status(member.client_url)
+                    status = member_status(member.client_url, context=self._context)
                     if status:
                         ids[status["member_id"]] = index
                         leaders.add(status["leader"])
@@ -280,7 +301,12 @@ class EtcdCluster:
                 "--initial-cluster-token", self._token,
                 "--heartbeat-interval", str(self._heartbeat_ms),
                 "--election-timeout", str(self._election_ms),
-                "--enable-pprof=false", "--log-outputs", "stderr", "--logger", "zap"]
+                "--enable-pprof=false", "--log-outputs", "stderr", "--logger", "zap",
+                *self._extra_args]
+        if self._tls:
+            files = self.tls_files
+            args += ["--cert-file", files["server_cert"], "--key-file", files["server_key"],
+                     "--trusted-ca-file", files["ca_file"], "--client-cert-auth"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
         with open(member.log_file, "ab") as log:
             member.process = subprocess.Popen(
@@ -301,10 +327,18 @@ class EtcdCluster:
         member.paused = False
 
 
-def member_healthy(url: str, timeout_s: float = 0.5) -> bool:
-    """Does the etcd member at ``url`` answer ``/health`` with health true?"""
+def _connection(url: str, timeout_s: float,
+                context: Optional[ssl.SSLContext]) -> http.client.HTTPConnection:
     host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
+    if url.startswith("https:"):
+        return http.client.HTTPSConnection(host, int(port), timeout=timeout_s, context=context)
+    return http.client.HTTPConnection(host, int(port), timeout=timeout_s)
+
+
+def member_healthy(url: str, timeout_s: float = 0.5,
+                   context: Optional[ssl.SSLContext] = None) -> bool:
+    """Does the etcd member at ``url`` answer ``/health`` with health true?"""
+    connection = _connection(url, timeout_s, context)
     try:
         connection.request("GET", "/health")
         response = connection.getresponse()
@@ -316,11 +350,11 @@ def member_healthy(url: str, timeout_s: float = 0.5) -> bool:
         connection.close()
 
 
-def member_status(url: str, timeout_s: float = 0.5) -> Optional[dict]:
+def member_status(url: str, timeout_s: float = 0.5,
+                  context: Optional[ssl.SSLContext] = None) -> Optional[Dict[str, str]]:
     """{"member_id", "leader"} of the etcd member at ``url`` (``/v3/maintenance/status``), or
     None when it does not answer."""
-    host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
+    connection = _connection(url, timeout_s, context)
     try:
         connection.request("POST", "/v3/maintenance/status", body="{}")
         response = connection.getresponse()
@@ -335,14 +369,14 @@ def member_status(url: str, timeout_s: float = 0.5) -> Optional[dict]:
         connection.close()
 
 
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
+def _signal_group(process: "subprocess.Popen[bytes]", sig: int) -> None:
     try:
         os.killpg(process.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def _reap(process: subprocess.Popen, timeout_s: float) -> bool:
+def _reap(process: "subprocess.Popen[bytes]", timeout_s: float) -> bool:
     try:
         process.wait(timeout=timeout_s)
         return True
