@@ -58,16 +58,26 @@ def create_table(cluster: Any, table: str = "w") -> None:
     cluster.sql("primary", CREATE_SQL.format(table=table))
 
 
-def _read_jsonl(path: str) -> List[Dict[str, Any]]:
-    out = []
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            for line in handle:
-                if line.endswith("\n"):  # a line being written is skipped
-                    out.append(json.loads(line))
-    except FileNotFoundError:
-        pass
-    return out
+class _Tail:
+    """The complete JSON lines of a file another process appends to, read incrementally."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.records: List[Dict[str, Any]] = []
+        self._offset = 0
+
+    def read(self) -> List[Dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return self.records
+        end = data.rfind(b"\n") + 1  # a line being written waits for the next read
+        for line in data[:end].splitlines():
+            self.records.append(json.loads(line))
+        self._offset += end
+        return self.records
 
 
 class AppProcess:
@@ -84,9 +94,16 @@ class AppProcess:
         self.log_path = os.path.join(out, f"{name}.log")
         self.process: Optional["subprocess.Popen[bytes]"] = None
         self.paused = False
+        self._writes = _Tail(self.writes_path)
+        self._statuses = _Tail(self.status_path)
 
     def start(self) -> "AppProcess":
         """Spawn the process and wait (bounded) until its coordinator runs."""
+        self.spawn()
+        self.wait_ready()
+        return self
+
+    def spawn(self) -> None:
         os.makedirs(self.config["out_dir"], exist_ok=True)
         with open(self.config_path, "w", encoding="utf-8") as handle:
             json.dump(self.config, handle)
@@ -94,6 +111,9 @@ class AppProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "replikit.testing.coordinated", self.config_path],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not os.path.exists(self.ready_path):
             if self.process.poll() is not None:
@@ -102,7 +122,6 @@ class AppProcess:
                 raise ClusterTimeoutError(f"app process {self.name} not ready after "
                                           f"{READY_TIMEOUT_S:g} s:\n{self.log_tail()}")
             time.sleep(0.02)
-        return self
 
     @property
     def pid(self) -> int:
@@ -136,14 +155,14 @@ class AppProcess:
 
     def writes(self) -> List[Dict[str, Any]]:
         """The write records so far (history-checker Op fields)."""
-        return _read_jsonl(self.writes_path)
+        return list(self._writes.read())
 
     def statuses(self) -> List[Dict[str, Any]]:
         """The coordinator status records so far (``t_ns`` plus the status fields)."""
-        return _read_jsonl(self.status_path)
+        return list(self._statuses.read())
 
     def status(self) -> Optional[Dict[str, Any]]:
-        records = self.statuses()
+        records = self._statuses.read()
         return records[-1] if records else None
 
     def first_ack_after(self, t_ns: int, node: Optional[str] = None) -> Optional[int]:
@@ -169,8 +188,10 @@ class AppProcesses:
 
     def __enter__(self) -> "AppProcesses":
         try:
+            for app in self.apps.values():  # their imports and connections overlap
+                app.spawn()
             for app in self.apps.values():
-                app.start()
+                app.wait_ready()
         except BaseException:
             self.stop()
             raise
