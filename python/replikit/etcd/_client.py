@@ -277,12 +277,14 @@ class EtcdClient:
                 self._preferred = (index + 1) % len(self._endpoints)
 
     def _call(self, path: str, body: Dict[str, Any], *, retry_sent: bool = True,
-              authenticate: bool = True) -> Dict[str, Any]:
-        """POST to the first endpoint that answers, within timeout_ms in all. A request that
-        may have reached an endpoint is sent again elsewhere only when ``retry_sent`` (a
-        transaction is not: its outcome would be misread)."""
+              authenticate: bool = True, deadline: Optional[float] = None) -> Dict[str, Any]:
+        """POST to the first endpoint that answers, within timeout_ms in all (or by
+        ``deadline``, time.monotonic()). A request that may have reached an endpoint is sent
+        again elsewhere only when ``retry_sent`` (a transaction is not: its outcome would be
+        misread)."""
         self._check_open()
-        deadline = time.monotonic() + self.timeout_ms / 1000.0
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout_ms / 1000.0
         failures: List[str] = []
         while True:
             order = self._order()
@@ -293,8 +295,8 @@ class EtcdClient:
                 # Leave time for the endpoints not tried yet in this round: a stopped member
                 # accepts connections but never answers.
                 share = remaining / (len(order) - position)
-                answer = self._attempt(endpoint, path, body, share, retry_sent, authenticate,
-                                       failures)
+                answer = self._attempt(endpoint, path, body, share, deadline, retry_sent,
+                                       authenticate, failures)
                 if answer is not None:
                     return answer
             if time.monotonic() + RETRY_PAUSE_S >= deadline:
@@ -305,11 +307,11 @@ class EtcdClient:
                                       f"{self.timeout_ms:g} ms ({detail})")
 
     def _attempt(self, endpoint: Endpoint, path: str, body: Dict[str, Any], timeout_s: float,
-                 retry_sent: bool, authenticate: bool,
+                 deadline: float, retry_sent: bool, authenticate: bool,
                  failures: List[str]) -> Optional[Dict[str, Any]]:
         """One endpoint's answer, or None to try the next one."""
         for _ in range(2):  # a second pass only after renewing an expired token
-            token = self._auth_token(timeout_s) if authenticate else None
+            token = self._auth_token(deadline) if authenticate else None
             try:
                 status, answer = request(endpoint, path, body, timeout_s=timeout_s,
                                          context=self._context, token=token)
@@ -333,13 +335,17 @@ class EtcdClient:
                 failures.append(f"{endpoint}: {message}")
                 return None
             if code == UNAUTHENTICATED and authenticate and self._username is not None:
-                with self._lock:
-                    self._token = None  # expired: authenticate again, once
+                self._forget_token()  # expired: authenticate again, once
                 continue
             raise EtcdError(f"etcd {path}: {message}", code=code)
         raise EtcdError(f"etcd {path}: authentication failed", code=UNAUTHENTICATED)
 
-    def _auth_token(self, timeout_s: float) -> Optional[str]:
+    def _forget_token(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def _auth_token(self, deadline: Optional[float] = None) -> Optional[str]:
+        """The token to send (authenticating first when there is none), by ``deadline``."""
         if self._username is None:
             return None
         with self._lock:
@@ -347,7 +353,7 @@ class EtcdClient:
                 return self._token
         answer = self._call("/v3/auth/authenticate",
                             {"name": self._username, "password": self._password},
-                            authenticate=False)
+                            authenticate=False, deadline=deadline)
         token = answer.get("token")
         if not isinstance(token, str) or not token:
             raise EtcdError("etcd authentication returned no token", code=UNAUTHENTICATED)

@@ -54,9 +54,10 @@ class Endpoint:
 class Unreachable(Exception):
     """This endpoint did not answer (``sent``: the request may have reached it)."""
 
-    def __init__(self, message: str, *, sent: bool):
+    def __init__(self, message: str, *, sent: bool, code: int = 0):
         super().__init__(message)
         self.sent = sent
+        self.code = code  # the gRPC code of an error answer (16: the auth token is invalid)
 
 
 def headers(token: Optional[str]) -> Dict[str, str]:
@@ -111,6 +112,12 @@ def open_stream(endpoint: Endpoint, path: str, body: Dict[str, Any], *, timeout_
         connection.close()
         raise Unreachable(f"{endpoint}: {type(exc).__name__}: {exc}", sent=True) from None
     if response.status != 200:
+        try:
+            answer = json.loads(response.read(MAX_RESPONSE_BYTES) or b"{}")
+        except (OSError, ValueError, http.client.HTTPException):
+            answer = {}
         connection.close()
-        raise Unreachable(f"{endpoint}: watch answered HTTP {response.status}", sent=True)
+        code = int(answer.get("code", 0) or 0) if isinstance(answer, dict) else 0
+        raise Unreachable(f"{endpoint}: watch answered HTTP {response.status}", sent=True,
+                          code=code)
     return connection, response

@@ -13,6 +13,7 @@ from ._transport import open_stream
 
 LOG = logging.getLogger("replikit.etcd")
 MAX_LINE_BYTES = 64 << 20
+UNAUTHENTICATED = 16
 MIN_IDLE_S = 0.5
 RECONNECT_PAUSE_S = 0.05
 JOIN_TIMEOUT_S = 5.0
@@ -85,11 +86,13 @@ class Watch:
         if self.next_revision:
             body["start_revision"] = str(self.next_revision)
         try:
-            token = self._client._auth_token(self._client.timeout_ms / 1000.0)
+            token = self._client._auth_token()
             connection, response = open_stream(endpoint, "/v3/watch", {"create_request": body},
                                                timeout_s=idle_s, context=self._client._context,
                                                token=token)
         except Exception as exc:  # noqa: BLE001 - unreachable or auth failure: next endpoint
+            if getattr(exc, "code", 0) == UNAUTHENTICATED:
+                self._client._forget_token()
             self._failed(endpoint, f"{type(exc).__name__}: {exc}")
             return False
         with self._lock:
