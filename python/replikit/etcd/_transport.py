@@ -117,7 +117,10 @@ def open_stream(endpoint: Endpoint, path: str, body: Dict[str, Any], *, timeout_
         except (OSError, ValueError, http.client.HTTPException):
             answer = {}
         connection.close()
-        code = int(answer.get("code", 0) or 0) if isinstance(answer, dict) else 0
+        # A streaming call's error nests: {"error": {"grpc_code": 14, "message": ...}}.
+        error = answer.get("error") if isinstance(answer, dict) else None
+        code = int((error.get("grpc_code") if isinstance(error, dict) else
+                    answer.get("code") if isinstance(answer, dict) else 0) or 0)
         raise Unreachable(f"{endpoint}: watch answered HTTP {response.status}", sent=True,
                           code=code)
     return connection, response

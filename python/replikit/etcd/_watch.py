@@ -34,6 +34,7 @@ class Watch:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="replikit-etcd-watch", daemon=True)
         self.connected = False
+        self._created = False
         self.reconnects = 0
         self.last_error = ""
 
@@ -97,10 +98,11 @@ class Watch:
             return False
         with self._lock:
             self._connection = connection
+        self._created = False
         try:
+            # ``connected`` stays as it is across a reopen after silence; _failed clears it.
             return self._read(endpoint, response)
         finally:
-            self.connected = False
             with self._lock:
                 self._connection = None
             connection.close()
@@ -110,7 +112,10 @@ class Watch:
             try:
                 line = response.readline(MAX_LINE_BYTES)
             except socket.timeout:
-                return self.connected  # quiet past the idle bound (not created yet: a failure)
+                if self._created:
+                    return True  # quiet past the idle bound: reopen
+                self._failed(endpoint, "no answer to the watch request")
+                return False
             except (OSError, ValueError) as exc:
                 self._failed(endpoint, f"{type(exc).__name__}: {exc}")
                 return False
@@ -137,7 +142,7 @@ class Watch:
             self._failed(endpoint, str(message.get("error") or "watch error"))
             return False
         if result.get("created"):
-            self.connected = True
+            self._created = self.connected = True
             self._client._mark(endpoint, good=True)
             if not self.next_revision:
                 revision = int((result.get("header") or {}).get("revision", 0))
@@ -160,11 +165,12 @@ class Watch:
         return True
 
     def _failed(self, endpoint: Any, reason: str) -> None:
+        if not self._cancelled.is_set():
+            self.last_error = f"{endpoint}: {reason}"  # before ``connected`` says why
+            self._client._mark(endpoint, good=False)
         self.connected = False
         if self._cancelled.is_set():
             return
-        self.last_error = f"{endpoint}: {reason}"
-        self._client._mark(endpoint, good=False)
         LOG.debug("etcd watch on %s: %s; reconnecting", endpoint, reason)
         time.sleep(0)  # let a cancel() in progress win
 
