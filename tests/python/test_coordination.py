@@ -213,3 +213,34 @@ def test_a_leader_that_cannot_renew_stops_before_another_starts(etcd1):
             client_a.close()
             for db in dbs:
                 db.close()
+
+
+@pytest.mark.pg
+@pytest.mark.etcd
+def test_cli_failover_manager_with_etcd(etcd1):
+    import subprocess
+    import sys
+
+    from replikit.coordination import read_config
+    from replikit.etcd import EtcdClient
+    from replikit.testing import LocalCluster
+
+    require_pg_server()
+    with LocalCluster(replicas=1, mode="async") as cluster:
+        cli = [sys.executable, "-m", "replikit", "failover-manager", "--etcd", ",".join(etcd1.endpoints),
+               "--etcd-prefix", "/replikit/t3", "--etcd-name", "cli", "--interval-ms", "50"]
+        nodes = ["--primary", f"primary={cluster.dsn('primary')}", "--replica", f"r1={cluster.dsn('r1')}"]
+        first = subprocess.run(cli + nodes + ["--write-config", "--duration", "2.5", "--json"],
+                               capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0, first.stderr
+        assert "leading=True" in first.stderr and first.stdout == "", first.stderr
+        with EtcdClient(etcd1.endpoints) as client:
+            config = read_config(client, "/replikit/t3")
+            assert list(config.members) == ["primary", "r1"]
+            assert config.detector == {"interval_ms": 50.0, "missed_threshold": 3}
+            assert "host=" not in repr(config) and "port=" not in repr(config)
+            assert client.get("/replikit/t3/topology") is not None
+        # The members come from etcd when the command line names none.
+        second = subprocess.run(cli + ["--duration", "0.5"], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 0, second.stderr
+        assert "primary='primary'" in second.stderr
