@@ -385,7 +385,11 @@ class EtcdCoordinator:
     def _campaign(self) -> None:
         kv = self._client.get(self._prefix + "/leader")
         self._available_again()
+        if kv is not None and self._lease_id and kv.lease == self._lease_id:
+            self._resume(kv)
+            return
         if kv is not None:
+            self._lease_id = 0
             self._leader = kv.value.decode("utf-8", "replace")
             self._set_reason(f"following '{self._leader}'")
             return
@@ -404,6 +408,24 @@ class EtcdCoordinator:
             self._manager.grant_permit(permit)
             self._leader = self._name
             log.info("coordinator %s: leading at revision %d", self._name, revision)
+
+    def _resume(self, kv: Any) -> None:
+        """The key is still ours under our lease (the local deadline passed while etcd could not
+        answer, e.g. during its own leader election): a confirmed keepalive makes this host the
+        leader again, with the same revision (nobody else can have led meanwhile)."""
+        sent = _ns()
+        ttl_s = self._client.keepalive(self._lease_id)
+        if ttl_s <= 0:
+            self._lease_id = 0
+            return
+        with self._lock:
+            self._lease.acquired(lease_sent_ns=sent, revision=kv.create_revision)
+            permit = self._lease.permit()
+            self._reason = self._lease.reason
+        if permit is not None:
+            self._manager.grant_permit(permit)
+            self._leader = self._name
+            log.info("coordinator %s: leading again at revision %d (same lease)", self._name, kv.create_revision)
 
     def _renew(self) -> None:
         with self._lock:
@@ -433,8 +455,8 @@ class EtcdCoordinator:
         why = losses[-1].reason if losses else "lost"
         if self._lease_id:
             log.warning("coordinator %s: lost the lease: %s", self._name, why)
+        # The lease id is kept: if the key is still ours under it, a keepalive resumes (_resume).
         self._reason = f"lost the lease ({why}); campaigning"
-        self._lease_id = 0
 
     def _step_down(self) -> None:
         with self._lock:
