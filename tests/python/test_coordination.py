@@ -127,6 +127,7 @@ def test_one_leader_and_the_topology_reaches_the_other_router(etcd1, caplog):
             wait_until(lambda: len(_leaders(a, b)) == 1, WAIT_S, "one leader")
             leader, follower = (a, b) if a.status().leading else (b, a)
             wait_until(lambda: follower.status().topology_revision > 0, WAIT_S, "the first topology")
+            wait_until(lambda: follower.status().leader == leader.name, WAIT_S, "the follower seeing the leader")
             for _ in range(20):  # still exactly one, and both agree who
                 assert _leaders(a, b) == [leader.name]
                 assert follower.status().leader == leader.name
