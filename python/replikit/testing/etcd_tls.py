@@ -42,7 +42,6 @@ def make_tls_files(directory: str) -> Dict[str, str]:
               "-subj", "/CN=replikit test CA"], directory)
     _signed("server", "/CN=127.0.0.1", "serverAuth,clientAuth", directory)
     _signed("client", "/CN=replikit", "clientAuth", directory)
-    path = lambda name: os.path.join(directory, name)  # noqa: E731
-    return {"ca_file": path("ca.crt"), "server_cert": path("server.crt"),
-            "server_key": path("server.key"), "cert_file": path("client.crt"),
-            "key_file": path("client.key")}
+    names = {"ca_file": "ca.crt", "server_cert": "server.crt", "server_key": "server.key",
+             "cert_file": "client.crt", "key_file": "client.key"}
+    return {what: os.path.join(directory, name) for what, name in names.items()}
