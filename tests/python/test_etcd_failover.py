@@ -8,7 +8,8 @@ router, an EtcdCoordinator with its FailoverManager and a writer loop each), the
 - stops the leading process with SIGSTOP past its lease: another takes over and fails over;
   after SIGCONT the old one changes nothing (server logs, the history, etcd's history);
 - kills one etcd member (nothing changes), then a second (no quorum: no failover, writes go on
-  to the live primary, every process says coordination is unavailable).
+  to the live primary, every process says coordination is unavailable; when the primary then
+  dies too, still no promotion).
 Every history is checked: at most one primary per epoch across the three processes, every
 acknowledged write present once (tests/checker). Each test prints what it measured.
 A longer campaign: ``REPLIKIT_ETCD_RUNS=20 pytest tests/python/test_etcd_failover.py -k killed``.
@@ -108,11 +109,13 @@ class Setup:
                 counts[name] = handle.read().count("received promote request")
         return {n: c for n, c in counts.items() if c}
 
-    def history(self, primary):
-        """Every process's writes as one history, with the read-back from ``primary``."""
+    def history(self, read_from):
+        """Every process's writes as one history, with the read-back from the node
+        ``read_from`` (or the union over several: the standbys after the primary died)."""
         ops = [Op(**w) for app in self.apps for w in app.writes()]
-        rows = self.cluster.sql(primary, "SELECT proc, id FROM w")
-        stored = {(proc, int(i)) for proc, i in rows}
+        nodes = [read_from] if isinstance(read_from, str) else list(read_from)
+        stored = {(proc, int(i)) for node in nodes
+                  for proc, i in self.cluster.sql(node, "SELECT proc, id FROM w")}
         for op in list(ops):
             ops.append(Op(f="present", type="ok", session=op.session, value=op.value,
                           count=int((op.session, op.value) in stored)))
@@ -153,8 +156,8 @@ class Setup:
             assert old_leader not in later, records
         return records
 
-    def check_history(self, primary):
-        ops = self.history(primary)
+    def check_history(self, read_from):
+        ops = self.history(read_from)
         violations = checkers.check_writes(ops) + checkers.check_primaries(ops)
         summary = checkers.summarize(ops, violations)
         assert violations == [], (violations[:5], summary)
@@ -271,8 +274,13 @@ def test_one_etcd_member_lost_changes_nothing_two_lost_stops_failover_not_writes
     s.wait_writes(20, after_ns=two_lost_ns, node="primary")
     time.sleep(TTL_MS / 1000.0)
     assert s.promotions() == {}
+    # Without quorum no one may act, even when the primary dies: no promotion at all.
+    s.cluster.crash("primary")
+    time.sleep(TTL_MS / 1000.0 * 2)
+    assert s.promotions() == {}
+    assert all(s.cluster.sql(r, "SELECT pg_is_in_recovery()")[0][0] == "t" for r in ("r1", "r2"))
     s.apps.stop()
-    summary = s.check_history("primary")
+    summary = s.check_history(("r1", "r2"))  # ANY 1: every acknowledged write is on one
     print(f"one etcd member lost: {leader} still leads; two lost: every process reported "
           f"coordination unavailable within {unavailable_ms:.0f} ms; writes went on to the "
-          f"primary; no promotion; {summary['operations']}")
+          f"primary; no promotion, not even after the primary died; {summary['operations']}")
