@@ -189,7 +189,7 @@ class EtcdCoordinator:
             key_file=key_file, username=username, password=password)
         self._db = database
         self._manager_options = dict(manager_options)
-        self._manager: Optional[Any] = None
+        self._manager: Any = None  # a FailoverManager from start() on
         self._lease = _core.LeaderLease(self._lease_config)
         self._lease_id = 0
         self._lock = threading.RLock()  # the lease, the status fields

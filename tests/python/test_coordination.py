@@ -245,3 +245,31 @@ def test_cli_failover_manager_with_etcd(etcd1):
         second = subprocess.run(cli + ["--duration", "0.5"], capture_output=True, text=True, timeout=60)
         assert second.returncode == 0, second.stderr
         assert "primary='primary'" in second.stderr
+
+
+@pytest.mark.pg
+def test_manager_under_require_permit_only_observes_without_one(pg_cluster):
+    from replikit.pg import database_for_cluster
+
+    require_pg_server()
+    db = database_for_cluster(pg_cluster, probe_interval_ms=50, probe_timeout_ms=200)
+    manager = _core.FailoverManager(db, require_permit=True)
+    try:
+        assert manager.require_permit and manager.permit is None
+        assert not _core.FailoverManager(db).require_permit  # the single-process default
+        refused = manager.failover_now()
+        assert refused.promoted is None and refused.actions == [] and refused.permit_revision == 0, refused
+        assert "no valid lease permit before 'plan'" in refused.reason
+        far = time.monotonic_ns() + 60_000 * MS
+        manager.grant_permit(_core.LeasePermit(revision=5, valid_until_ns=far))
+        manager.grant_permit(_core.LeasePermit(revision=4, valid_until_ns=far + 1))  # an older leader's
+        assert manager.permit.revision == 5 and manager.permit.valid_until_ns == far
+        manager.grant_permit(_core.LeasePermit(revision=5, valid_until_ns=time.monotonic_ns() - 1))  # expired
+        assert manager.failover_now().actions == []
+        manager.revoke_permit()
+        assert manager.permit is None
+        with pytest.raises(replikit.ArgumentTypeError) as info:
+            manager.grant_permit("5")
+        assert info.value.argument == "permit"
+    finally:
+        db.close()
