@@ -450,6 +450,7 @@ class EtcdCoordinator:
     def _lost(self) -> None:
         """The lease is gone or may be (lock held): no permit, campaign again."""
         self._manager.revoke_permit()
+        self._leader = None  # unknown until etcd answers again
         self._lease.campaign()  # records the loss (with its reason), then campaigns
         losses = [t for t in self._lease.transitions if t.to_state == _core.LeaseState.LOST]
         why = losses[-1].reason if losses else "lost"

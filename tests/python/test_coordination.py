@@ -196,7 +196,7 @@ def test_a_leader_that_cannot_renew_stops_before_another_starts(etcd1):
             assert not status.leading and (a.manager.permit is None or not a.manager.permit.valid())
             # It keeps its last topology and says etcd is out of reach.
             assert not status.coordination_available and "unavailable" in status.reason
-            assert status.primary == primary_before
+            assert status.primary == primary_before and status.leader is None
             report = a.manager.failover_now()
             assert report.promoted is None and report.actions == [], report
             assert "no valid lease permit" in report.reason
