@@ -5,7 +5,7 @@ Usage (as root or as a user that can run PostgreSQL; needs the package installed
 scripts/setup.sh, and psycopg from its `test` extra):
 
     .venv/bin/python benchmarks/failover_bench.py [--runs 20] [--hang] [--mode semi_sync]
-        [--systems raw,replikit,patroni] [--patroni-runs N] [--presets fast,fast50]
+        [--systems raw,replikit,etcd,patroni] [--patroni-runs N] [--presets fast,fast50]
         [--brief-preset]
 
 Each run starts a primary and two streaming replicas (replikit.testing.LocalCluster) on
@@ -28,6 +28,10 @@ Systems:
             presets of --presets: fast (100 ms x 3, the default), fast50 (50 ms x 3, probes
             every 50 ms, as the test suite) and, with --brief-preset, brief (the original
             design's 5 s x 3).
+- etcd:     replikit across three application processes coordinated through a 3-member etcd
+            (benchmarks/failover_etcd.py): each process a router, an EtcdCoordinator (lease
+            ttl 2 s) and a writer; the first --presets preset. The measure is the time to the
+            first write on the new primary acknowledged by EVERY process (the slowest one).
 - patroni:  Debian's patroni 3.0 with one etcd 3.4, three Patroni nodes on loopback ports of
             their own, ttl 10, loop_wait 2, retry_timeout 4 (benchmarks/failover_patroni.py).
             There the whole node dies (the Patroni agent with its PostgreSQL instance), as the
@@ -417,8 +421,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="runs per system (default 20; 1 for a smoke test)")
     parser.add_argument("--patroni-runs", type=int, default=None,
                         help="runs for Patroni (default: --runs; each takes ~10-30 s)")
-    parser.add_argument("--systems", default="raw,replikit,patroni",
-                        help="comma-separated: raw (the baseline), replikit, patroni")
+    parser.add_argument("--systems", default="raw,replikit,etcd,patroni",
+                        help="comma-separated: raw (the baseline), replikit, etcd (three "
+                             "processes coordinated through etcd), patroni")
     parser.add_argument("--hang", action="store_true",
                         help="SIGSTOP the primary instance instead of killing it")
     parser.add_argument("--mode", default="semi_sync",
@@ -448,7 +453,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         args.presets.append("brief")
     if not args.presets or set(args.presets) - set(REPLIKIT_PRESETS):
         parser.error(f"--presets: one or more of {sorted(REPLIKIT_PRESETS)}")
-    unknown = set(args.systems) - {"raw", "replikit", "patroni"}
+    unknown = set(args.systems) - {"raw", "replikit", "etcd", "patroni"}
     if unknown:
         parser.error(f"--systems: unknown {sorted(unknown)}")
     return args
@@ -471,6 +476,21 @@ def run_patroni(args: argparse.Namespace) -> List[RunResult]:
         print(f"  patroni: stopped after {len(results)} run(s): {exc}", flush=True)
         results.append(RunResult(None, note=str(exc).splitlines()[0]))
     return results
+
+
+def run_etcd(args: argparse.Namespace) -> List[RunResult]:
+    """The etcd system's runs (benchmarks/failover_etcd.py) with the first preset."""
+    from failover_etcd import EtcdSystem, detector_options
+
+    try:
+        import replikit.coordination  # noqa: F401
+    except ImportError as exc:
+        raise Unavailable(f"replikit.coordination is not in this build ({exc})") from None
+    if args.hang:
+        raise Unavailable("the etcd system measures crashes only")
+    options = detector_options(args.presets[0], REPLIKIT_PRESETS)
+    with EtcdSystem() as system:
+        return repeat("etcd", args.runs, lambda: system.run(args.mode, options, RunResult))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -501,6 +521,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                           flush=True)
                     outcomes[label] = repeat(f"replikit {preset}", args.runs, lambda: local_run(
                         lambda c: start_replikit_manager(c, preset), args.mode, args.hang))
+            elif system == "etcd":
+                preset = args.presets[0]
+                interval, misses = REPLIKIT_PRESETS[preset][2:]
+                label = f"replikit x3 processes via etcd, {preset} {interval:g} ms x {misses}"
+                print(f"{label}: measure = the slowest of the three processes", flush=True)
+                outcomes[label] = run_etcd(args)
             else:
                 label = "patroni 3.0 (ttl 10, loop_wait 2, retry_timeout 4)"
                 outcomes[label] = run_patroni(args)
@@ -513,6 +539,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     for label, median in medians.items():
         if base and median and not label.startswith("raw"):
             print(f"ratio {label} / raw baseline (median, same run): {median / base:.2f}x")
+    single = next((m for label, m in medians.items()
+                   if label.startswith(f"replikit FailoverManager, {args.presets[0]} ") and m), None)
+    across = next((m for label, m in medians.items() if label.startswith("replikit x3") and m),
+                  None)
+    if single and across:
+        print(f"etcd, three processes, minus one process (median, same run): "
+              f"{across - single:+.3f} s")
     failed = any(r.seconds is None for results in outcomes.values() for r in results)
     return 1 if failed else 0
 

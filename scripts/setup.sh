@@ -9,10 +9,12 @@ cd "$ROOT"
 # Debian packages: compilers and build tools, libpq (the PostgreSQL backend's one dependency) and
 # OpenSSL headers, libpqxx 6.4 (only for the pg_point_select benchmark baseline), GoogleTest,
 # Google Benchmark, PostgreSQL 15 for the real-cluster tests, pgpool-II for the comparison benchmark,
-# clang 14 with its libFuzzer runtime (libclang-rt-14-dev) for the fuzz targets in fuzz/.
+# clang 14 with its libFuzzer runtime (libclang-rt-14-dev) for the fuzz targets in fuzz/, etcd 3.4
+# (etcd-server; the tests start their own members, never on 2379/2380) for the coordination tests,
+# openssl (the command) for their throw-away TLS certificates.
 PACKAGES=(g++ cmake ninja-build pkg-config python3-venv python3-dev libpq-dev libpqxx-dev libssl-dev
           libgtest-dev libbenchmark-dev postgresql-15 postgresql-client-15 pgpool2 procps
-          clang libclang-rt-14-dev)
+          clang libclang-rt-14-dev etcd-server openssl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -223,6 +223,16 @@ void bind_status(py::class_<ReplicatedDatabase>& c) {
         db.set_timeline_history(history.cast<TimelineHistory>());
       },
       "The timeline history sessions are reconciled against (the FailoverManager sets it after a failover).");
+  c.def("apply_topology", [](ReplicatedDatabase& db, const py::object& topology) {
+         if (!py::isinstance<PublishedTopology>(topology)) wrong_type("topology", "a replikit.PublishedTopology", topology);
+         const PublishedTopology t = topology.cast<PublishedTopology>();
+         py::gil_scoped_release release;
+         return db.apply_topology(t);
+       }, py::arg("topology"),
+       "Applies a topology the coordinating leader published (its primary becomes this database's); an older "
+       "revision, or one from an older leader, is ignored. Returns a TopologyVerdict.");
+  c.def_property_readonly("published_topology", &ReplicatedDatabase::published_topology,
+                          "The last published topology applied, or None.");
   c.def("nodes", &ReplicatedDatabase::nodes, "Every node's status.")
       .def("node", [](const ReplicatedDatabase& db, const py::object& name) { return db.node(to_str(name, "name")); },
            py::arg("name"), "One node's status.")

@@ -24,8 +24,10 @@ double ms_between(std::int64_t from_ns, std::int64_t to_ns) {
 }
 
 FailoverManagerOptions to_manager_options(const py::object& detector, const py::object& max_lag_bytes,
-                                          const py::object& preferred_region, const py::dict& timing) {
+                                          const py::object& preferred_region, const py::object& require_permit,
+                                          const py::dict& timing) {
   FailoverManagerOptions o;
+  o.require_permit = to_bool(require_permit, "require_permit");
   if (!detector.is_none()) {
     if (!py::isinstance<DetectorConfig>(detector)) wrong_type("detector", "a DetectorConfig", detector);
     o.detector = detector.cast<DetectorConfig>();
@@ -61,6 +63,8 @@ void bind_report(py::module_& m) {
       .def_readonly("epoch", &FailoverReport::epoch)
       .def_readonly("lost_writes", &FailoverReport::lost_writes)
       .def_readonly("write_pause_ms", &FailoverReport::write_pause_ms)
+      .def_readonly("permit_revision", &FailoverReport::permit_revision,
+                    "The lease permit's revision it acted under (0: none required).")
       .def_property_readonly("detection_ms", [](const FailoverReport& r) { return ms_between(r.last_alive_ns, r.detected_ns); },
                              "From the old primary's last good probe to the failure suspected.")
       .def_property_readonly("promotion_ms", [](const FailoverReport& r) { return ms_between(r.detected_ns, r.promoted_ns); },
@@ -94,17 +98,18 @@ void bind_manager(py::module_& m) {
                               "Watches a ReplicatedDatabase's primary and fails over when it fails (fence, promote, "
                               "epoch, slots, repoint); also planned switchover.")
       .def(py::init([](const py::object& database, const py::object& detector, const py::object& max_lag_bytes,
-                       const py::object& preferred_region, const py::kwargs& timing) {
+                       const py::object& preferred_region, const py::object& require_permit, const py::kwargs& timing) {
              if (!py::isinstance<PyReplicatedDatabase>(database)) {
                wrong_type("database", "a ReplicatedDatabase", database);
              }
              auto& db = database.cast<PyReplicatedDatabase&>();
-             return std::make_unique<FailoverManager>(db, to_manager_options(detector, max_lag_bytes, preferred_region, timing));
+             return std::make_unique<FailoverManager>(db, to_manager_options(detector, max_lag_bytes, preferred_region, require_permit, timing));
            }),
            py::arg("database"), py::kw_only(), py::arg("detector") = py::none(), py::arg("max_lag_bytes") = py::none(),
-           py::arg("preferred_region") = py::none(), py::keep_alive<1, 2>(),
+           py::arg("preferred_region") = py::none(), py::arg("require_permit") = d.require_permit,
+           py::keep_alive<1, 2>(),
            "Options (keywords, milliseconds): action_timeout_ms, check_interval_ms, state_interval_ms, "
-           "retry_interval_ms, max_switchover_ms.")
+           "retry_interval_ms, max_switchover_ms. require_permit: act only under a lease permit (grant_permit).")
       .def("start", &FailoverManager::start, py::call_guard<py::gil_scoped_release>(), "Starts the background thread.")
       .def("stop", &FailoverManager::stop, py::call_guard<py::gil_scoped_release>(), "Stops it and waits for it.")
       .def_property_readonly("running", &FailoverManager::running)
@@ -123,14 +128,22 @@ void bind_manager(py::module_& m) {
              py::gil_scoped_release release;
              return f.wait_reports(n, t);
            }, py::arg("count"), py::arg("timeout_ms"), "Waits until `count` reports exist; True when they do.")
+      .def("grant_permit", [](FailoverManager& f, const py::object& permit) {
+             if (!py::isinstance<LeasePermit>(permit)) wrong_type("permit", "a replikit.LeasePermit", permit);
+             f.grant_permit(permit.cast<LeasePermit>());
+           }, py::arg("permit"), "Grants the lease permit (valid_until_ns on time.monotonic_ns()'s clock); an older "
+           "revision than one granted before is ignored.")
+      .def("revoke_permit", &FailoverManager::revoke_permit, "Withdraws the permit: no action starts from now on.")
+      .def_property_readonly("permit", &FailoverManager::permit, "The permit held, or None.")
+      .def_property_readonly("require_permit", [](const FailoverManager& f) { return f.options().require_permit; })
       .def_property_readonly("action_timeout_ms", [](const FailoverManager& f) { return f.options().action_timeout_ms; })
       .def("__enter__", [](FailoverManager& f) -> FailoverManager& { f.start(); return f; }, py::return_value_policy::reference)
       .def("__exit__", [](FailoverManager& f, const py::args&) { py::gil_scoped_release r; f.stop(); })
       .def("__repr__", [](const FailoverManager& f) {
         return repr_of("FailoverManager", {{"running", py::cast(f.running())},
+                                           {"require_permit", py::cast(f.options().require_permit)},
                                            {"reports", py::cast(f.reports().size())}});
       });
-  (void)d;
 }
 
 FailoverManager& own_manager(PyReplicatedDatabase& db, FailoverManagerOptions options) {
@@ -178,11 +191,13 @@ void start_owned_manager(PyReplicatedDatabase& db, const py::object& failover) {
 void bind_database_failover(py::class_<PyReplicatedDatabase>& c) {
   c.def("start_failover_manager",
         [](PyReplicatedDatabase& db, const py::object& detector, const py::object& max_lag_bytes,
-           const py::object& preferred_region, const py::kwargs& timing) -> FailoverManager& {
-          return own_manager(db, to_manager_options(detector, max_lag_bytes, preferred_region, timing));
+           const py::object& preferred_region, const py::object& require_permit,
+           const py::kwargs& timing) -> FailoverManager& {
+          return own_manager(db, to_manager_options(detector, max_lag_bytes, preferred_region, require_permit, timing));
         },
         py::kw_only(), py::arg("detector") = py::none(), py::arg("max_lag_bytes") = py::none(),
-        py::arg("preferred_region") = py::none(), py::return_value_policy::reference_internal,
+        py::arg("preferred_region") = py::none(), py::arg("require_permit") = FailoverManagerOptions{}.require_permit,
+        py::return_value_policy::reference_internal,
         "Gives this database its own FailoverManager (the FailoverManager() options), started, and returns it; "
         "close() stops it. InvalidArgument when it has one already.")
       .def_property_readonly(

@@ -43,6 +43,9 @@ void bind_multileader_workload(py::module_& m);  ///< run_multileader_workload
 // Failover (bind_detector.cpp, bind_failover.cpp).
 void bind_detector(py::module_& m);  ///< ProbeOutcome, DetectorKind, DetectorConfig, FailureDetector
 void bind_failover(py::module_& m);  ///< ExclusionReason, CandidateState, PrimaryState, FailoverConfig, FailoverPlan, plan_failover
+// Coordination (bind_lease.cpp, bind_published_topology.cpp).
+void bind_lease(py::module_& m);               ///< LeaseState, LeaseConfig, LeasePermit, LeaseTransition, LeaderLease
+void bind_published_topology(py::module_& m);  ///< PublishedReplica, PublishedTopology, TopologyView (TopologyVerdict: bind_lease)
 // Capacity planning (bind_plan.cpp, bind_regions.cpp).
 void bind_plan(py::module_& m);     ///< PlanConstraint, CapacityPlan, plan_capacity
 void bind_regions(py::module_& m);  ///< Placement, RegionLatency, RegionReport, model_regions

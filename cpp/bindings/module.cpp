@@ -35,6 +35,7 @@ PYBIND11_MODULE(_core, m) {
   bind_multileader_workload(m);
   bind_detector(m);
   bind_failover(m);
+  bind_lease(m);
   bind_plan(m);
   bind_regions(m);
   bind_pg(m);

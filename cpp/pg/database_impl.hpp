@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+
+#include "replikit/lease.hpp"
 #include <string>
 #include <vector>
 
@@ -42,6 +44,9 @@ struct ReplicatedDatabase::Impl {
   std::unique_ptr<detail::NodeEvents> node_events;
   std::unique_ptr<detail::Prober> prober;
   std::atomic<bool> open{true};
+  // The newest topology published by a coordinator's leader (apply_topology).
+  mutable std::mutex published_mutex;
+  TopologyView published;
   // The timeline history sessions are reconciled against (set_timeline_history).
   mutable std::mutex history_mutex;
   TimelineHistory history;

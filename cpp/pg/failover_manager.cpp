@@ -94,10 +94,12 @@ void FailoverManager::Impl::run() {
         next_state_ns = now + detail::ms_to_ns(options.state_interval_ms);
         if (detector.missed() == 0) refresh_primary_state();
       }
-      if (detector.suspected(now) && now >= retry_after_ns) {
+      // Without a permit (coordinated mode, not the leader) the thread only observes.
+      const bool acting = may_act();
+      if (acting && detector.suspected(now) && now >= retry_after_ns) {
         std::lock_guard<std::mutex> lock(act_mutex);
         publish(fail_over("failover"));
-      } else if (now >= next_reconcile_ns) {
+      } else if (acting && now >= next_reconcile_ns) {
         next_reconcile_ns = now + detail::ms_to_ns(std::max(100.0, options.detector.interval_ms));
         std::lock_guard<std::mutex> lock(act_mutex);
         reconcile();
@@ -108,6 +110,27 @@ void FailoverManager::Impl::run() {
     std::unique_lock<std::mutex> lock(wake_mutex);
     wake.wait_for(lock, std::chrono::nanoseconds(tick), [&] { return stop_flag.load(); });
   }
+}
+
+bool FailoverManager::Impl::may_act() const {
+  if (!options.require_permit) return true;
+  std::lock_guard<std::mutex> lock(permit_mutex);
+  return permit && permit->valid(detail::steady_now_ns());
+}
+
+ActionOptions FailoverManager::Impl::permitted(const char* step) const {
+  if (!options.require_permit) return actions;
+  std::lock_guard<std::mutex> lock(permit_mutex);
+  const std::int64_t now = detail::steady_now_ns();
+  if (!permit || !permit->valid(now)) throw NoPermit{step};
+  ActionOptions clipped = actions;
+  clipped.timeout_ms = std::min(actions.timeout_ms, std::max(1.0, static_cast<double>(permit->valid_until_ns - now) / 1e6));
+  return clipped;
+}
+
+std::int64_t FailoverManager::Impl::permit_revision() const {
+  std::lock_guard<std::mutex> lock(permit_mutex);
+  return options.require_permit && permit ? permit->revision : 0;
 }
 
 void FailoverManager::Impl::publish(const FailoverReport& report) {
@@ -171,6 +194,25 @@ bool FailoverManager::wait_reports(std::size_t count, double timeout_ms) const {
   std::unique_lock<std::mutex> lock(impl_->reports_mutex);
   return impl_->reports_cv.wait_for(lock, std::chrono::nanoseconds(detail::ms_to_ns(timeout_ms)),
                                     [&] { return impl_->reports.size() >= count; });
+}
+
+void FailoverManager::grant_permit(const LeasePermit& permit) {
+  if (permit.revision < 1) throw InvalidArgument("permit", "revision must be > 0");
+  std::lock_guard<std::mutex> lock(impl_->permit_mutex);
+  // A permit of an older leadership never replaces a newer one.
+  if (permit.revision < impl_->newest_permit_revision) return;
+  impl_->newest_permit_revision = permit.revision;
+  impl_->permit = permit;
+}
+
+void FailoverManager::revoke_permit() {
+  std::lock_guard<std::mutex> lock(impl_->permit_mutex);
+  impl_->permit.reset();
+}
+
+std::optional<LeasePermit> FailoverManager::permit() const {
+  std::lock_guard<std::mutex> lock(impl_->permit_mutex);
+  return impl_->permit;
 }
 
 const FailoverManagerOptions& FailoverManager::options() const noexcept { return impl_->options; }

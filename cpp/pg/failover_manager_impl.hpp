@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
 
 #include "clock.hpp"
+#include "replikit/lease.hpp"
 #include "replikit/pg/failover_manager.hpp"
 
 namespace replikit::pg {
@@ -19,6 +21,12 @@ namespace replikit::pg {
 inline constexpr int kAstrayRounds = 3;
 /// Reports kept (the oldest are dropped).
 inline constexpr std::size_t kMaxReports = 64;
+
+/// Thrown inside a procedure when the lease permit does not cover the next action (the
+/// procedure stops there; caught by fail_over, switch_over and reconcile).
+struct NoPermit {
+  std::string step;
+};
 
 struct FailoverManager::Impl {
   Impl(ReplicatedDatabase& database, FailoverManagerOptions o);
@@ -56,22 +64,39 @@ struct FailoverManager::Impl {
   std::map<std::string, int> astray;               // replica -> rounds seen off the primary's timeline
   std::uint32_t recorded_timeline = 0;             // the last primary timeline recorded or seen recorded
 
+  // The lease permit (require_permit): checked before every action.
+  mutable std::mutex permit_mutex;
+  std::optional<LeasePermit> permit;
+  std::int64_t newest_permit_revision = 0;
+
   // Reports.
   mutable std::mutex reports_mutex;
   mutable std::condition_variable reports_cv;
   std::deque<FailoverReport> reports;
 
   void run();
+  /// True when an action may start now (always without require_permit).
+  bool may_act() const;
+  /// The action options for `step`, the timeout clipped to the permit's remaining time (so no
+  /// action outlives the permit on the client side); throws NoPermit when none covers it.
+  ActionOptions permitted(const char* step) const;
+  /// The permit's revision (0: none, or not required).
+  std::int64_t permit_revision() const;
   /// Feeds the primary's new probe results to the detector.
   void observe(std::int64_t now_ns);
   /// Reads the primary's synchronous settings while it is up.
   void refresh_primary_state();
   /// Fences returning old primaries, repoints replicas that do not follow the primary.
   void reconcile();
-  /// The failover procedure (act_mutex held).
+  void reconcile_steps();
+  /// The failover procedure (act_mutex held); stops at the first action no permit covers.
   FailoverReport fail_over(const char* kind);
-  /// The planned switchover (act_mutex held).
+  void fail_over_steps(FailoverReport& report);
+  /// The planned switchover (act_mutex held); stops likewise.
   FailoverReport switch_over(const std::string& candidate);
+  void switch_over_steps(FailoverReport& report, const std::string& candidate);
+  /// Fills `report` for a procedure that found no permit at `step`.
+  void stopped_without_permit(FailoverReport& report, const std::string& step);
   void publish(const FailoverReport& report);
   /// The plan from fresh reads of every replica.
   FailoverPlan plan(FailoverReport& report);

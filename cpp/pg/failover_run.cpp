@@ -76,10 +76,11 @@ void FailoverManager::Impl::adopt_history(const std::string& node, const std::st
 void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::string& promoted) {
   auto& topo = *db.topology();
   const std::string dsn = db.dsn(promoted);
-  report.actions.push_back(record_failover(promoted, dsn, report.timeline, report.next_xid, actions));
+  report.actions.push_back(record_failover(promoted, dsn, report.timeline, report.next_xid, permitted("record")));
   if (report.actions.back().ok) recorded_timeline = report.timeline;
   // The epoch: from here every router of this process writes to the new primary (the
   // probers of other processes adopt it by its newer timeline).
+  permitted("epoch bump");
   if (topo.name(topo.primary()) != promoted) topo.promote(promoted);
   topo.set_up(promoted, true);
   report.epoch = topo.epoch();
@@ -95,8 +96,8 @@ void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::str
   for (const std::string& other : report.plan.repoint) {
     if (other == promoted) continue;
     const std::string slot = slot_name(other);
-    report.actions.push_back(create_slot(promoted, dsn, slot, actions));
-    ActionResult r = repoint_node(other, db.dsn(other), standby_conninfo(dsn, other), slot, actions);
+    report.actions.push_back(create_slot(promoted, dsn, slot, permitted("create_slot")));
+    ActionResult r = repoint_node(other, db.dsn(other), standby_conninfo(dsn, other), slot, permitted("repoint"));
     if (r.ok) report.repointed.push_back(other);
     report.actions.push_back(std::move(r));
   }
@@ -108,6 +109,14 @@ void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::str
   }
 }
 
+void FailoverManager::Impl::stopped_without_permit(FailoverReport& report, const std::string& step) {
+  db.hold_writes(false);
+  const std::string done = report.actions.empty() ? "nothing done" : "the actions before it done";
+  report.reason = "no valid lease permit before '" + step + "' (not the leader, or its lease's local deadline " +
+                  "passed): stopped, " + done + (report.reason.empty() ? "" : "; the plan: " + report.reason);
+  report.finished_ns = detail::steady_now_ns();
+}
+
 FailoverReport FailoverManager::Impl::fail_over(const char* kind) {
   auto& topo = *db.topology();
   FailoverReport report;
@@ -115,6 +124,18 @@ FailoverReport FailoverManager::Impl::fail_over(const char* kind) {
   report.old_primary = topo.name(topo.primary());
   report.detected_ns = detail::steady_now_ns();
   report.last_alive_ns = detector.last_alive_ns();
+  report.permit_revision = permit_revision();
+  try {
+    permitted("plan");
+    fail_over_steps(report);
+  } catch (const NoPermit& e) {
+    stopped_without_permit(report, e.step);
+  }
+  return report;
+}
+
+void FailoverManager::Impl::fail_over_steps(FailoverReport& report) {
+  auto& topo = *db.topology();
   const FailoverPlan p = plan(report);
   if (report.promoted) {
     // Converge instead of promoting a second node: finish what the earlier run started.
@@ -127,20 +148,20 @@ FailoverReport FailoverManager::Impl::fail_over(const char* kind) {
     }
     report.promoted_ns = detail::steady_now_ns();
     finish_switch(report, *report.promoted);
-    return report;
+    return;
   }
   if (!p.promote) {
     retry_after_ns = report.detected_ns + detail::ms_to_ns(options.retry_interval_ms);
     report.finished_ns = detail::steady_now_ns();
-    return report;
+    return;
   }
   const std::string& chosen = *p.promote;
   // Fencing a frozen primary would cost a whole connect timeout: one detection window at most.
-  ActionOptions fence_options = actions;
-  fence_options.timeout_ms = std::min(actions.timeout_ms, std::max(50.0, options.detector.window_ms()));
+  ActionOptions fence_options = permitted("fence");
+  fence_options.timeout_ms = std::min(fence_options.timeout_ms, std::max(50.0, options.detector.window_ms()));
   report.actions.push_back(fence_node(report.old_primary, db.dsn(report.old_primary), fence_options));
-  report.next_xid = next_xid_bound(chosen, db.dsn(chosen), actions).value_or(0);
-  ActionResult promoted = promote_node(chosen, db.dsn(chosen), actions, &report.timeline);
+  report.next_xid = next_xid_bound(chosen, db.dsn(chosen), permitted("next_xid")).value_or(0);
+  ActionResult promoted = promote_node(chosen, db.dsn(chosen), permitted("promote"), &report.timeline);
   const bool ok = promoted.ok;
   report.actions.push_back(std::move(promoted));
   report.promoted_ns = detail::steady_now_ns();
@@ -148,14 +169,21 @@ FailoverReport FailoverManager::Impl::fail_over(const char* kind) {
     report.reason = "promoting '" + chosen + "' failed: " + report.actions.back().detail;
     retry_after_ns = report.promoted_ns + detail::ms_to_ns(options.retry_interval_ms);
     report.finished_ns = report.promoted_ns;
-    return report;
+    return;
   }
   report.promoted = chosen;
   finish_switch(report, chosen);
-  return report;
 }
 
 void FailoverManager::Impl::reconcile() {
+  try {
+    reconcile_steps();
+  } catch (const NoPermit&) {
+    // The permit ended mid-round: the next leader reconciles.
+  }
+}
+
+void FailoverManager::Impl::reconcile_steps() {
   auto& topo = *db.topology();
   const int p = topo.primary();
   const std::string primary = topo.name(p);
@@ -166,7 +194,7 @@ void FailoverManager::Impl::reconcile() {
     // A primary promoted by a manager that stopped before recording it: record it now (its
     // next xid at promotion is unknown, so the fate of older writes stays unknown, never
     // guessed; an existing record is kept) and give the sessions its timeline history.
-    if (record_failover(primary, pdsn, pst.timeline, 0, actions).ok) recorded_timeline = pst.timeline;
+    if (record_failover(primary, pdsn, pst.timeline, 0, permitted("record")).ok) recorded_timeline = pst.timeline;
     adopt_history(primary, pdsn, pst.timeline);
   }
   for (int i : topo.replicas()) {
@@ -178,7 +206,7 @@ void FailoverManager::Impl::reconcile() {
       // per return (it is fenced again only after it was unreachable in between).
       auto it = fenced.find(name);
       if (it != fenced.end() && it->second == st.probes_failed) continue;
-      if (fence_node(name, db.dsn(name), actions).ok) fenced[name] = st.probes_failed;
+      if (fence_node(name, db.dsn(name), permitted("fence")).ok) fenced[name] = st.probes_failed;
       continue;
     }
     // Not streaming on the primary's timeline for a few rounds in a row (a walreceiver that is
@@ -190,8 +218,8 @@ void FailoverManager::Impl::reconcile() {
     if (++astray[name] < kAstrayRounds) continue;
     astray.erase(name);
     const std::string slot = slot_name(name);
-    create_slot(primary, pdsn, slot, actions);
-    repoint_node(name, db.dsn(name), standby_conninfo(pdsn, name), slot, actions);
+    create_slot(primary, pdsn, slot, permitted("create_slot"));
+    repoint_node(name, db.dsn(name), standby_conninfo(pdsn, name), slot, permitted("repoint"));
   }
 }
 
@@ -201,18 +229,31 @@ FailoverReport FailoverManager::Impl::switch_over(const std::string& candidate) 
   report.kind = "switchover";
   report.old_primary = topo.name(topo.primary());
   report.detected_ns = detail::steady_now_ns();
+  report.permit_revision = permit_revision();
+  try {
+    permitted("plan");
+    switch_over_steps(report, candidate);
+  } catch (const NoPermit& e) {
+    // Writes are released; a fenced old primary stays fenced (the next leader decides).
+    stopped_without_permit(report, e.step);
+  }
+  return report;
+}
+
+void FailoverManager::Impl::switch_over_steps(FailoverReport& report, const std::string& candidate) {
+  auto& topo = *db.topology();
   refresh_primary_state();
   const std::string odsn = db.dsn(report.old_primary);
   const NodeState before = read_node_state(report.old_primary, odsn, actions);
   if (!before.reachable || before.in_recovery) {
     report.reason = "the primary '" + report.old_primary + "' is not a reachable primary: " + before.error;
-    return report;
+    return;
   }
   FailoverPlan p = plan(report);
   const std::string chosen = candidate.empty() ? p.promote.value_or("") : candidate;
   if (chosen.empty() || topo.find(chosen) == kNoNode || chosen == report.old_primary) {
     report.reason = chosen.empty() ? "no candidate: " + p.reason : "'" + chosen + "' is not a replica";
-    return report;
+    return;
   }
   if (p.promote != chosen) {
     p.repoint.erase(std::remove(p.repoint.begin(), p.repoint.end(), chosen), p.repoint.end());
@@ -228,7 +269,7 @@ FailoverReport FailoverManager::Impl::switch_over(const std::string& candidate) 
   while (topo.outstanding(old) > 0 && detail::steady_now_ns() < deadline) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  report.actions.push_back(fence_node(report.old_primary, odsn, actions));
+  report.actions.push_back(fence_node(report.old_primary, odsn, permitted("fence")));
   const NodeState fenced_state = read_node_state(report.old_primary, odsn, actions);
   // Zero loss: the candidate must have replayed everything the fenced primary wrote.
   bool caught_up = false;
@@ -242,27 +283,26 @@ FailoverReport FailoverManager::Impl::switch_over(const std::string& candidate) 
   }
   if (!caught_up) {
     report.actions.push_back(
-        unfence_node(report.old_primary, odsn, before.read_only, before.synchronous_standby_names, actions));
+        unfence_node(report.old_primary, odsn, before.read_only, before.synchronous_standby_names, permitted("unfence")));
     db.hold_writes(false);
     report.reason = "'" + chosen + "' did not replay the primary's WAL within max_switchover_ms; switchover abandoned";
     report.finished_ns = detail::steady_now_ns();
-    return report;
+    return;
   }
-  report.next_xid = next_xid_bound(chosen, db.dsn(chosen), actions).value_or(0);
-  ActionResult promoted = promote_node(chosen, db.dsn(chosen), actions, &report.timeline);
+  report.next_xid = next_xid_bound(chosen, db.dsn(chosen), permitted("next_xid")).value_or(0);
+  ActionResult promoted = promote_node(chosen, db.dsn(chosen), permitted("promote"), &report.timeline);
   report.promoted_ns = detail::steady_now_ns();
   const bool ok = promoted.ok;
   report.actions.push_back(std::move(promoted));
   if (!ok) {
     db.hold_writes(false);
     report.reason = "promoting '" + chosen + "' failed: " + report.actions.back().detail;
-    return report;
+    return;
   }
   report.promoted = chosen;
   report.reason = "switchover to '" + chosen + "': it had replayed up to the fenced primary's " + fenced_state.lsn.to_string();
   finish_switch(report, chosen);
   report.write_pause_ms = static_cast<double>(report.writable_ns - held) / 1e6;
-  return report;
 }
 
 }  // namespace replikit::pg

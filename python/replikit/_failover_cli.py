@@ -3,6 +3,8 @@
     replikit failover-manager (--dir DIR | --primary NAME=DSN --replica NAME=DSN ...)
                               [--interval-ms MS] [--missed N] [--max-lag-bytes B]
                               [--duration S] [--json]
+    replikit failover-manager --etcd URL[,URL...] [--etcd-prefix P] [--etcd-name NAME]
+                              [--ttl-ms MS] [--write-config] [nodes as above, or from etcd]
     replikit switchover       (--dir DIR | --primary NAME=DSN --replica NAME=DSN ...)
                               [--candidate NAME] [--json]
 
@@ -10,6 +12,13 @@ Both watch the nodes through a ReplicatedDatabase (its prober) and act through t
 FailoverManager. ``--dir`` takes the nodes of a local cluster started by ``replikit cluster up``.
 ``failover-manager`` runs in the foreground until interrupted (or for --duration seconds) and
 prints one line per failover; ``switchover`` switches once and prints the report.
+
+With ``--etcd`` the manager runs under an EtcdCoordinator (replikit.coordination): it acts only
+while this host holds the etcd lease, and follows the topology the leader publishes. The
+cluster's settings (members, detector, max_lag_bytes) come from ``<prefix>/config``;
+``--write-config`` writes them there first from this command line. TLS files come from
+``--etcd-ca-file``/``--etcd-cert-file``/``--etcd-key-file``; a user from ``--etcd-user`` with its
+password from the environment variable REPLIKIT_ETCD_PASSWORD (never from the command line).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -61,6 +71,16 @@ def add_parsers(commands: Any) -> None:
                          help="never promote a replica further behind (default: no limit)")
     manager.add_argument("--duration", type=_positive, default=None, metavar="S",
                          help="stop after S seconds (default: run until interrupted)")
+    manager.add_argument("--etcd", default=None, metavar="URL[,URL...]",
+                         help="coordinate with the other hosts through these etcd endpoints")
+    manager.add_argument("--etcd-prefix", default="/replikit/default", help="the cluster's etcd prefix")
+    manager.add_argument("--etcd-name", default=None, help="this host's name (default: hostname-pid)")
+    manager.add_argument("--ttl-ms", type=_positive, default=2000.0,
+                         help="the leader lease's TTL, whole seconds (default 2000)")
+    manager.add_argument("--write-config", action="store_true",
+                         help="write the nodes and settings of this command line to <prefix>/config")
+    for option in ("ca-file", "cert-file", "key-file", "user"):
+        manager.add_argument(f"--etcd-{option}", default=None)
     switch.add_argument("--candidate", default=None, help="the replica to promote (default: the plan's choice)")
 
 
@@ -72,9 +92,48 @@ def _nodes(args: argparse.Namespace) -> Tuple[Tuple[str, str], List[Tuple[str, s
         primary = next(n for n, node in cluster.nodes.items() if node.role == "primary")
         replicas = [(n, cluster.dsn(n)) for n in cluster.nodes if n != primary]
         return (primary, cluster.dsn(primary)), replicas
+    if args.primary is None and getattr(args, "etcd", None):
+        config = _etcd_config(args)
+        if config is not None and config.members:
+            members = list(config.members.items())
+            return members[0], members[1:]
     if args.primary is None:
-        raise ValueError("give --dir, or --primary NAME=DSN and --replica NAME=DSN")
+        raise ValueError("give --dir, or --primary NAME=DSN and --replica NAME=DSN (or members in etcd)")
     return args.primary, list(args.replica)
+
+
+def _etcd_client(args: argparse.Namespace) -> Any:
+    from .etcd import EtcdClient
+
+    password = os.environ.get("REPLIKIT_ETCD_PASSWORD") if args.etcd_user else None
+    return EtcdClient([u for u in args.etcd.split(",") if u], ca_file=args.etcd_ca_file,
+                      cert_file=args.etcd_cert_file, key_file=args.etcd_key_file,
+                      username=args.etcd_user, password=password)
+
+
+def _etcd_config(args: argparse.Namespace) -> Any:
+    from .coordination import read_config
+
+    with _etcd_client(args) as client:
+        return read_config(client, args.etcd_prefix)
+
+
+def _write_config(args: argparse.Namespace, primary: Tuple[str, str], replicas: List[Tuple[str, str]]) -> None:
+    from .coordination import ClusterConfig, put_config
+
+    config = ClusterConfig(members=dict([primary, *replicas]),
+                           detector={"interval_ms": args.interval_ms, "missed_threshold": args.missed},
+                           max_lag_bytes=args.max_lag_bytes)
+    with _etcd_client(args) as client:
+        put_config(client, args.etcd_prefix, config)
+
+
+def _coordinated(args: argparse.Namespace, db: Any, detector: Any) -> Any:
+    """The EtcdCoordinator of --etcd (its manager acts only while this host leads)."""
+    from .coordination import EtcdCoordinator
+
+    return EtcdCoordinator(db, client=_etcd_client(args), prefix=args.etcd_prefix, name=args.etcd_name,
+                           ttl_ms=args.ttl_ms, detector=detector, max_lag_bytes=args.max_lag_bytes)
 
 
 def report_dict(report: Any) -> Dict[str, Any]:
@@ -107,8 +166,15 @@ def run(args: argparse.Namespace) -> int:
             _print(report, args.json)
             return 0 if report.promoted else 1
         detector = _core.DetectorConfig(interval_ms=interval, missed_threshold=args.missed)
-        manager = _core.FailoverManager(db, detector=detector, max_lag_bytes=args.max_lag_bytes)
-        manager.start()
+        coordinator = None
+        if args.etcd:
+            if args.write_config:
+                _write_config(args, primary, replicas)
+            coordinator = _coordinated(args, db, detector).start()
+            manager = coordinator.manager
+        else:
+            manager = _core.FailoverManager(db, detector=detector, max_lag_bytes=args.max_lag_bytes)
+            manager.start()
         deadline = None if args.duration is None else time.monotonic() + args.duration
         seen = 0
         try:
@@ -120,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
                 seen = len(reports)
         except KeyboardInterrupt:
             pass
+        if coordinator is not None:
+            print(repr(coordinator.status()), file=sys.stderr, flush=True)
+            coordinator.stop()
         manager.stop()
         return 0
     finally:

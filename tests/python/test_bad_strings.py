@@ -169,6 +169,13 @@ CASES = {
     ("TimelineHistory.survives", "lsn"): (lambda b: replikit.TimelineHistory().survives(1, b), {"lsn"}),
     ("FailoverConfig.__init__", "preferred_region"): (lambda b: replikit.FailoverConfig(preferred_region=b),
                                                       {"preferred_region"}),
+    ("LeaderLease.renew_failed", "reason"): (lambda b: replikit.LeaderLease().renew_failed(b, now_ns=0), {"reason"}),
+    ("LeaderLease.lost", "reason"): (lambda b: replikit.LeaderLease().lost(b, now_ns=0), {"reason"}),
+    ("PublishedReplica.__init__", "name"): (lambda b: replikit.PublishedReplica(b, "up"), {"name"}),
+    ("PublishedReplica.__init__", "state"): (lambda b: replikit.PublishedReplica("r1", b), {"state"}),
+    ("PublishedTopology.__init__", "primary"): (lambda b: replikit.PublishedTopology(primary=b), {"primary"}),
+    ("PublishedTopology.__init__", "replicas"): (
+        lambda b: replikit.PublishedTopology(primary="p", replicas=[("r1", b)]), {"replicas"}),
 }
 
 if HAVE_PG:

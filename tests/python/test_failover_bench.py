@@ -46,3 +46,18 @@ def test_bench_smoke_one_baseline_run_and_one_replikit_run():
     run = next(ln for ln in proc.stdout.splitlines() if "replikit fast run 1/1" in ln)
     assert "detection" in run and "pg_promote returned" in run  # from the manager's report
     assert "ratio replikit FailoverManager, fast" in proc.stdout
+
+
+@pytest.mark.pg
+@pytest.mark.etcd
+def test_bench_smoke_one_run_of_three_processes_through_etcd():
+    require_pg_server()
+    proc = subprocess.run([sys.executable, SCRIPT, "--runs", "1", "--systems", "etcd"],
+                          capture_output=True, text=True, timeout=300)
+    print(proc.stdout, proc.stderr)
+    assert proc.returncode == 0
+    line = next(ln for ln in proc.stdout.splitlines()
+                if ln.startswith("replikit x3 processes via etcd") and "median" in ln)
+    assert "lost acknowledged writes 0" in line, line
+    run = next(ln for ln in proc.stdout.splitlines() if "etcd run 1/1" in ln)
+    assert re.search(r"per process a [0-9.]+ s, b [0-9.]+ s, c [0-9.]+ s", run), run

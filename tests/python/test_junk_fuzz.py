@@ -359,6 +359,12 @@ def instances():
         "PrimaryState": replikit.PrimaryState(),
         "FailoverConfig": replikit.FailoverConfig(),
         "TimelineHistory": replikit.TimelineHistory(2, [(1, 5)]),
+        "LeaseConfig": replikit.LeaseConfig(),
+        "LeasePermit": replikit.LeasePermit(revision=1, valid_until_ns=5),
+        "LeaderLease": replikit.LeaderLease(),
+        "PublishedReplica": replikit.PublishedReplica("r1", "up"),
+        "PublishedTopology": replikit.PublishedTopology(primary="p", leader_revision=1, revision=2),
+        "TopologyView": replikit.TopologyView(),
     }
     d = replikit.LatencyDistribution.constant(1.0)
     out["WarsModel"] = replikit.WarsModel(d, d, d, d)

@@ -20,6 +20,9 @@ Bring-up is fast because ``initdb`` runs once into a cached template directory
 ``primary_conninfo`` and a physical replication slot on the primary named after it;
 per-node settings (port, cluster_name, ...) go into ``postgresql.auto.conf`` (``nodes``).
 
+``EtcdCluster`` starts 1 or 3 members of the machine's etcd on loopback for the tests of the
+coordination across hosts (``replikit.etcd``); it can kill, pause, resume and restart members.
+
 pytest users get the fixtures ``replikit_cluster`` and ``replikit_cluster_reset`` from
 ``replikit.testing.pytest_plugin``, which pytest loads by itself once replikit is installed.
 """
@@ -27,6 +30,7 @@ pytest users get the fixtures ``replikit_cluster`` and ``replikit_cluster_reset`
 from __future__ import annotations
 
 from .cluster import LocalCluster
+from .etcd import EtcdCluster, etcd_available
 from .errors import ClusterError, ClusterSQLError, ClusterTimeoutError
 from .nodes import MODES, Node, scratch_dir
 from .tools import DEFAULT_PG_BIN_DIR
@@ -36,8 +40,10 @@ __all__ = [
     "ClusterSQLError",
     "ClusterTimeoutError",
     "DEFAULT_PG_BIN_DIR",
+    "EtcdCluster",
     "LocalCluster",
     "MODES",
     "Node",
+    "etcd_available",
     "scratch_dir",
 ]

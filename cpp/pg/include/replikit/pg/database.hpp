@@ -164,6 +164,7 @@
 #include "replikit/pg/events.hpp"
 #include "replikit/router.hpp"
 #include "replikit/session.hpp"
+#include "replikit/lease.hpp"
 #include "replikit/timeline.hpp"
 #include "replikit/topology.hpp"
 
@@ -371,6 +372,14 @@ class ReplicatedDatabase {
   TimelineHistory timeline_history() const;
   /// Sets it (see timeline_history()).
   void set_timeline_history(TimelineHistory history);
+
+  /// Applies a topology published by the coordinating leader: a newer one (TopologyView's rule:
+  /// a newer revision from a leader not older than the current one's) makes its primary this
+  /// database's primary (the epoch changes, writes go there) and adopts its timeline's history;
+  /// an older or repeated one is ignored. NotFound ("topology") when its primary is not a node.
+  TopologyVerdict apply_topology(const PublishedTopology& topology);
+  /// The last topology applied (none before the first).
+  std::optional<PublishedTopology> published_topology() const;
 
   /// While `hold` is true new writes wait (each at most acquire_timeout_ms) before they are
   /// routed: a planned switchover in progress. Writes already routed are not held.

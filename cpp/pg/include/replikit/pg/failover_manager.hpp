@@ -20,6 +20,11 @@
 /// 5. slots on the new primary for the other replicas, repoint them.
 /// Writes resume after step 4; steps 5 run after, since the replicas are not needed for writes.
 ///
+/// Under a lease (require_permit, the coordinated mode): every action above (fence, promote,
+/// record, epoch bump, slots, repoint, and reconciliation's) first checks the permit and runs
+/// with its timeout clipped to the permit's remaining time; with no valid permit the procedure
+/// stops there and the thread only observes.
+///
 /// Convergence: the thread also reconciles on every round. A node out of recovery that is not
 /// the topology's primary is fenced (a returning old primary); a reachable replica that does
 /// not stream on the primary's timeline is repointed (with its slot); a primary without a
@@ -37,6 +42,7 @@
 
 #include "replikit/detector.hpp"
 #include "replikit/failover.hpp"
+#include "replikit/lease.hpp"
 #include "replikit/pg/database.hpp"
 #include "replikit/pg/failover.hpp"
 
@@ -51,6 +57,9 @@ struct FailoverManagerOptions {
   double state_interval_ms = 500;    ///< how often it reads the primary's synchronous settings, in [10, 600000]
   double retry_interval_ms = 1000;   ///< wait before planning again after a plan that promoted no one, in [10, 600000]
   double max_switchover_ms = 10000;  ///< bound of a switchover's wait for the candidate to catch up, in [1, 600000]
+  /// Act only under a valid LeasePermit (grant_permit), checked before every action; without
+  /// one the manager only observes. false: the single-process manager, acting on its own.
+  bool require_permit = false;
 };
 
 /// What one failover or switchover did, with its times.
@@ -71,6 +80,7 @@ struct FailoverReport {
   std::int64_t writable_ns = 0;       ///< steady clock: the epoch bumped (writes go to the new primary)
   std::int64_t finished_ns = 0;       ///< steady clock: every action done
   double write_pause_ms = 0;          ///< switchover: writes held for this long
+  std::int64_t permit_revision = 0;   ///< the lease permit's revision it acted under (0: none required)
   /// The writes this database acknowledged that the new primary lacks (ReplicatedDatabase::lost_writes()).
   LossReport lost_writes;
 };
@@ -101,6 +111,14 @@ class FailoverManager {
   std::vector<FailoverReport> reports() const;
   /// Waits until at least `count` reports exist or `timeout_ms` passed; true when they do.
   bool wait_reports(std::size_t count, double timeout_ms) const;
+  /// Grants the lease permit (the coordinator, after each confirmed renewal; valid_until_ns on
+  /// the steady clock, time.monotonic_ns()). A permit with an older revision than the one held
+  /// is ignored.
+  void grant_permit(const LeasePermit& permit);
+  /// Withdraws the permit: no action starts from now on.
+  void revoke_permit();
+  /// The permit held (none: not granted or revoked).
+  std::optional<LeasePermit> permit() const;
   /// The settings in force.
   const FailoverManagerOptions& options() const noexcept;
 
