@@ -117,23 +117,24 @@ def calibrate(cluster: Any, count: int, write_rate: float, seed: int) -> List[fl
         with psycopg.connect(cluster.dsn("primary"), autocommit=True) as prim, \
                 psycopg.connect(cluster.dsn("r2"), autocommit=True) as rep:
             for i in range(count):
-                delays.append(_one_delay(prim, rep, -1 - i))
+                delays.append(one_delay(prim, rep, -1 - i))
     finally:
         stop.set()
         writer.join(timeout=10)
     return delays
 
 
-def _one_delay(prim: Any, rep: Any, row_id: int) -> float:
+def one_delay(prim: Any, rep: Any, row_id: int, limit_s: float = CALIBRATION_POLL_LIMIT_S) -> float:
+    """Commit on ``prim`` -> the row visible on ``rep``, in ms (within ``limit_s`` or an error)."""
     answer: List[Optional[float]] = []
     watcher = threading.Thread(target=lambda: answer.append(rep.execute(
-        "SELECT fidelity_visible_after_ms(%s, %s)", (row_id, CALIBRATION_POLL_LIMIT_S)).fetchone()[0]))
+        "SELECT fidelity_visible_after_ms(%s, %s)", (row_id, limit_s)).fetchone()[0]))
     watcher.start()
     time.sleep(0.003)  # the watcher is polling by now
     prim.execute(f"INSERT INTO {TABLE} (id, session) VALUES (%s, -1)", (row_id,))
-    watcher.join(CALIBRATION_POLL_LIMIT_S + 5)
+    watcher.join(limit_s + 5)
     if watcher.is_alive() or not answer or answer[0] is None:
-        raise RuntimeError("calibration: a row did not reach r2 within 2 s")
+        raise RuntimeError(f"a row did not reach the replica within {limit_s:g} s")
     return max(0.0, float(answer[0]))
 
 
