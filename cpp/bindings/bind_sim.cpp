@@ -88,6 +88,16 @@ std::vector<sim::SlowReplica> to_slow(const SimConfig& c, const py::handle& v) {
   return out;
 }
 
+std::vector<sim::ApplyDelay> to_apply_delays(const SimConfig& c, const py::handle& v) {
+  const char* arg = "apply_delays";
+  if (!py::isinstance<py::dict>(v)) wrong_type(arg, "a dict {replica: delay_ms}", v);
+  std::vector<sim::ApplyDelay> out;
+  for (const auto& [key, delay] : py::reinterpret_borrow<py::dict>(v)) {
+    out.push_back(sim::ApplyDelay{to_replica(c, key, arg), to_double(delay, arg)});
+  }
+  return out;
+}
+
 template <typename T>
 SimField number_field(const char* name, T SimConfig::*member, const char* doc, int phase = 0) {
   SimField f{name, doc, phase, nullptr, nullptr};
@@ -174,6 +184,12 @@ py::dict slow_dict(const SimConfig& c) {
   return out;
 }
 
+py::dict apply_delay_dict(const SimConfig& c) {
+  py::dict out;
+  for (const auto& d : c.apply_delays) out[py::str(c.node_name(d.replica))] = d.delay_ms;
+  return out;
+}
+
 std::vector<SimField> fault_fields() {
   std::vector<SimField> f;
   f.push_back(number_field("crash_primary_at_ms", &SimConfig::crash_primary_at_ms, "The primary crashes then (< 0: never)."));
@@ -182,6 +198,10 @@ std::vector<SimField> fault_fields() {
                        [](SimConfig& c, const py::handle& v) { c.pauses = to_pauses(c, v); }});
   f.push_back(SimField{"slow_replicas", "Slow replicas: {replica: factor}, apply times multiplied by factor.", 2, slow_dict,
                        [](SimConfig& c, const py::handle& v) { c.slow_replicas = to_slow(c, v); }});
+  f.push_back(SimField{"apply_delays",
+                       "Delayed replay (recovery_min_apply_delay): {replica: delay_ms}, each write replayed no "
+                       "earlier than delay_ms after its commit.",
+                       2, apply_delay_dict, [](SimConfig& c, const py::handle& v) { c.apply_delays = to_apply_delays(c, v); }});
   f.push_back(number_field("heartbeat_interval_ms", &SimConfig::heartbeat_interval_ms, "Heartbeats of the primary."));
   f.push_back(number_field("missed_heartbeats", &SimConfig::missed_heartbeats, "Missed in a row before the primary is suspected."));
   f.push_back(number_field("promote_ms", &SimConfig::promote_ms, "Detection -> new primary accepting writes (at least)."));

@@ -54,6 +54,7 @@ class SimConfig:
     crash_primary_at_ms: float  # < 0: no crash
     pauses: List[Tuple[str, float, float]]  # set with [(replica name or index, from_ms, to_ms)]
     slow_replicas: Dict[str, float]  # set with {replica name or index: factor}
+    apply_delays: Dict[str, float]  # set with {replica name or index: delay_ms}
     heartbeat_interval_ms: float
     missed_heartbeats: int
     promote_ms: float

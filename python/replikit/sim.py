@@ -1,6 +1,6 @@
 """The cluster simulator: a seeded, deterministic discrete-event model of a single-leader
 cluster (Poisson writes and reads, service queues, replica apply queues, network latency,
-replication modes, crashes, pauses and slow replicas) with replikit's own Router and
+replication modes, crashes, pauses, delayed replay and slow replicas) with replikit's own Router and
 LagTracker inside it.
 
     >>> from replikit.sim import SimConfig, simulate

@@ -34,6 +34,7 @@ SimConfig eventful() {
   c.crash_primary_at_ms = 1500;
   c.pauses = {ReplicaPause{2, 200, 900}};
   c.slow_replicas = {SlowReplica{3, 4.0}};
+  c.apply_delays = {ApplyDelay{1, 30}};
   c.apply_rate_per_s = 5000;
   return c;
 }
@@ -193,6 +194,61 @@ TEST(Sim, CrashLosesAcknowledgedWritesOnlyWithoutSynchronousStandbys) {
   }
 }
 
+TEST(Sim, ApplyDelayHoldsReplayUntilCommitPlusDelay) {
+  const std::uint64_t seed = replikit::testing::printed_seed("Sim.ApplyDelay", 77);
+  SimConfig c;
+  c.duration_ms = 60'000;
+  c.write_rate_per_s = 10;
+  c.read_rate_per_s = 200;
+  c.replicas = 1;
+  c.consistency_mix = {1, 0, 0, 0, 0, 0};
+  c.replica_latency = LatencyDistribution::constant(0.5);
+  c.apply_delays = {ApplyDelay{1, 100}};
+  c.lag.max_lag_ms = 1000;  // the delayed replica keeps serving
+  const SimResult r = simulate(c, seed);
+  ASSERT_EQ(r.replicas.size(), 1u);
+  // Commit -> replayed: the delay plus one replay (mean 0.05 ms); never earlier.
+  EXPECT_GE(r.replicas[0].mean_apply_delay_ms, 100.0);
+  EXPECT_LT(r.replicas[0].mean_apply_delay_ms, 100.2);
+  // The wait is not replay work.
+  EXPECT_LT(r.nodes[1].apply_utilisation, 0.01);
+  // An eventual read on the replica misses the newest commit when one came in the last
+  // 100 ms: with Poisson writes at 10/s, with probability 1 - exp(-10 x 0.1).
+  const LevelStats& ev = r.levels[level(Consistency::Eventual)];
+  const double on_replica = static_cast<double>(ev.answered - ev.served_by_primary);
+  ASSERT_GT(on_replica, 5000);
+  const double rate = static_cast<double>(ev.stale) / on_replica;
+  const double theory = 1 - std::exp(-10 * 0.1005);
+  std::printf("[Sim.ApplyDelay] stale share on the replica %.4f, theory %.4f\n", rate, theory);
+  EXPECT_NEAR(rate, theory, 0.03);
+  // Without the delay the same run has almost no stale reads.
+  c.apply_delays.clear();
+  const SimResult prompt = simulate(c, seed);
+  EXPECT_LT(prompt.levels[level(Consistency::Eventual)].stale, ev.stale / 50);
+}
+
+TEST(Sim, PromotionEndsTheApplyDelay) {
+  SimConfig c;
+  c.duration_ms = 3000;
+  c.write_rate_per_s = 1000;
+  c.read_rate_per_s = 0;
+  c.replicas = 1;
+  c.apply_delays = {ApplyDelay{1, 5000}};
+  c.crash_primary_at_ms = 1050;
+  c.heartbeat_interval_ms = 100;
+  c.missed_heartbeats = 3;
+  c.promote_ms = 200;
+  const SimResult r = simulate(c, 5);
+  ASSERT_TRUE(r.failover.crashed);
+  // The replica received nearly everything and replayed none of it; promoted (detection 250
+  // ms + promote_ms 200), it replays the ~1050 writes at once (~53 ms at 20000/s) instead of
+  // waiting out the 5 s delay.
+  EXPECT_GT(r.failover.recovery_ms, 480);
+  EXPECT_LT(r.failover.recovery_ms, 550);
+  EXPECT_LT(r.failover.writes_lost, 20u);
+  EXPECT_TRUE(r.conserved());
+}
+
 TEST(Sim, RecoveryTakesHeartbeatIntervalTimesThresholdPlusPromotion) {
   SimConfig c = crash_under_load(ReplicationMode::Async);
   c.heartbeat_interval_ms = 100;
@@ -263,6 +319,9 @@ TEST(Sim, BadInputNamesTheField) {
   expect_invalid("pauses", bad([](SimConfig& c) { c.pauses = {ReplicaPause{1, 10, 5}}; }));
   expect_invalid("pauses", bad([](SimConfig& c) { c.pauses = {ReplicaPause{5, 1, 5}}; }));
   expect_invalid("slow_replicas", bad([](SimConfig& c) { c.slow_replicas = {SlowReplica{0, 2}}; }));
+  expect_invalid("apply_delays", bad([](SimConfig& c) { c.apply_delays = {ApplyDelay{0, 10}}; }));
+  expect_invalid("apply_delays", bad([](SimConfig& c) { c.apply_delays = {ApplyDelay{1, -1}}; }));
+  expect_invalid("apply_delays", bad([](SimConfig& c) { c.apply_delays = {ApplyDelay{1, 1}, ApplyDelay{1, 2}}; }));
   expect_invalid("missed_heartbeats", bad([](SimConfig& c) { c.missed_heartbeats = 0; }));
   expect_invalid("max_samples", bad([](SimConfig& c) { c.max_samples = 0; }));
   expect_invalid("names", bad([](SimConfig& c) { c.names = {"a", "a", "b"}; }));

@@ -33,6 +33,7 @@ def test_defaults_come_from_the_cpp_struct_and_keywords_set_fields():
     c2 = SimConfig(mode="semi_sync", sync_count=2, replicas=3, pauses=[(1, 10, 20)], slow_replicas={"replica3": 2})
     assert c2.mode is ReplicationMode.SEMI_SYNC and c2.pauses == [("replica1", 10.0, 20.0)]
     assert c2.slow_replicas == {"replica3": 2.0}
+    assert SimConfig(apply_delays={1: 250}).apply_delays == {"replica1": 250.0}
     assert c2.consistency_mix["read_your_writes"] == 1.0
     assert isinstance(c2.read_service, replikit.LatencyDistribution)
     assert SimConfig(client_latency=0.5).client_latency.to_dict() == {"kind": "constant", "value_ms": 0.5}
@@ -132,6 +133,9 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"pauses": [("replica1", 5, 2)]}, "pauses", replikit.InvalidArgument),
     ({"pauses": "replica1"}, "pauses", replikit.ArgumentTypeError),
     ({"slow_replicas": [("replica1", 2)]}, "slow_replicas", replikit.ArgumentTypeError),
+    ({"apply_delays": {"replica1": -5}}, "apply_delays", replikit.InvalidArgument),
+    ({"apply_delays": {"replica7": 5}}, "apply_delays", replikit.InvalidArgument),
+    ({"apply_delays": [("replica1", 5)]}, "apply_delays", replikit.ArgumentTypeError),
     ({"read_service": "fast"}, "read_service", replikit.ArgumentTypeError),
     ({"read_service": -1}, "read_service", replikit.InvalidArgument),
     ({"router": {}}, "router", replikit.ArgumentTypeError),
@@ -212,3 +216,13 @@ def test_the_failover_model_is_chosen_by_name():
     assert core.failover["model"].startswith("core FailureDetector")
     assert core.failover["detection_ms"] == pytest.approx(250.0)
     assert core.failover["writes_lost_acknowledged"] == 0 and core.failover["promoted"] is not None
+
+
+def test_an_apply_delay_holds_the_replicas_replay_back():
+    c = SimConfig(duration_ms=5000, write_rate_per_s=100, read_rate_per_s=0, replicas=2,
+                  apply_delays={"replica1": 300}, sample_interval_ms=50)
+    r = simulate(c, 4)
+    delayed, prompt = r.replicas["replica1"], r.replicas["replica2"]
+    assert 300 <= delayed["mean_apply_delay_ms"] < 301
+    assert prompt["mean_apply_delay_ms"] < 2
+    assert r.conserved

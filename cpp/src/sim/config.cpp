@@ -86,6 +86,15 @@ void check_faults(const SimConfig& c) {
     check_int(s.replica, "slow_replicas", 1, c.replicas);
     check_ms(s.factor, "slow_replicas", 1e-3, 1e6);
   }
+  require(c.apply_delays.size() <= static_cast<std::size_t>(kMaxReplicas), "apply_delays", "too many entries");
+  for (std::size_t i = 0; i < c.apply_delays.size(); ++i) {
+    const ApplyDelay& d = c.apply_delays[i];
+    check_int(d.replica, "apply_delays", 1, c.replicas);
+    check_ms(d.delay_ms, "apply_delays", 0, kMaxDurationMs);
+    for (std::size_t k = 0; k < i; ++k) {
+      require(c.apply_delays[k].replica != d.replica, "apply_delays", "one delay per replica");
+    }
+  }
   check_ms(c.heartbeat_interval_ms, "heartbeat_interval_ms", 0.001, kMaxDurationMs);
   check_int(c.missed_heartbeats, "missed_heartbeats", 1, 1000000);
   check_ms(c.promote_ms, "promote_ms", 0, kMaxDurationMs);

@@ -65,6 +65,7 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
   double sum = 0;
   for (double w : config.consistency_mix) level_cdf_.push_back(sum += w);
   for (const auto& s : config.slow_replicas) nodes_[static_cast<std::size_t>(s.replica)].slow *= s.factor;
+  for (const auto& d : config.apply_delays) nodes_[static_cast<std::size_t>(d.replica)].apply_delay_ns = ns(d.delay_ms);
   const double span = std::max(config.sample_interval_ms, config.duration_ms / config.max_samples);
   sample_step_ns_ = std::max<std::int64_t>(1, ns(span));
   probe_step_ns_ = std::max<std::int64_t>(1, ns(config.probe_interval_ms));
@@ -121,7 +122,7 @@ void Simulation::dispatch(const Event& e) {
     case Ev::AtNode: if (live(e.id, e.gen)) on_at_node(e.id); break;
     case Ev::ServiceDone: if (live(e.id, e.gen)) on_service_done(e.id); break;
     case Ev::WalArrive: on_wal_arrive(e.node, e.gen); break;
-    case Ev::ApplyDone: on_apply_done(e.node); break;
+    case Ev::ApplyDone: on_apply_done(e.node, e.gen); break;
     case Ev::AckArrive: on_ack_arrive(e.node, e.gen); break;
     case Ev::WriteAcked: if (live(e.id, e.gen)) on_write_acked(e.id); break;
     case Ev::ReadDone: if (live(e.id, e.gen)) on_read_done(e.id); break;

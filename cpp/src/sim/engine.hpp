@@ -82,6 +82,8 @@ struct Node {
   bool applying = false;
   int paused = 0;  // overlapping pauses count
   double slow = 1.0;
+  std::int64_t apply_delay_ns = 0;  // recovery_min_apply_delay
+  std::uint32_t apply_gen = 0;      // bumped when a delayed replay is cut short (promotion)
   std::int64_t apply_busy_ns = 0;
   std::int64_t apply_start_ns = 0;
   double apply_delay_sum_ms = 0;
@@ -126,11 +128,12 @@ class Simulation {
   void send(Link& link, int node, Ev kind, std::uint64_t seq);
   void on_wal_arrive(int node, std::uint32_t gen);
   void start_apply(int node);
-  void on_apply_done(int node);
+  void on_apply_done(int node, std::uint32_t gen);
   void on_ack_arrive(int node, std::uint32_t gen);
   void release_synced();
   std::uint64_t synced_seq() const;
   std::uint64_t committed_before(std::int64_t t) const;
+  std::int64_t commit_time(std::uint64_t seq) const;
   std::uint64_t latest_seq() const;
   // failover.cpp: faults, failover, probes, samples, results
   void on_crash();

@@ -68,6 +68,12 @@ void Simulation::on_promote(int node) {
   Node& n = nodes_[static_cast<std::size_t>(node)];
   if (!n.alive || n.diverged) return;
   promote_due_ = true;
+  if (n.applying && n.apply_start_ns > now_) {
+    // A promotion ends recovery_min_apply_delay's wait: replay what was received at once.
+    ++n.apply_gen;
+    n.applying = false;
+    start_apply(node);
+  }
   // A promoted standby replays what it received first (a pause holds it up, as in PostgreSQL).
   if (n.applied >= n.received && !n.applying) complete_promotion(node);
 }

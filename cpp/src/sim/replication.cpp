@@ -56,12 +56,17 @@ void Simulation::start_apply(int node) {
   if (n.applying || n.paused > 0 || n.applied >= n.received || node == primary_ || !n.alive || n.diverged) return;
   n.applying = true;
   n.apply_start_ns = now_;
-  events_.push(now_ + exp_ns(apply_mean_ns_ * n.slow), Ev::ApplyDone, node);
+  // recovery_min_apply_delay: the replay waits for commit + delay (a promotion ends the wait);
+  // the wait is not replay work, so the apply server's busy time starts after it.
+  if (n.apply_delay_ns > 0 && !(node == promoting_ && promote_due_)) {
+    n.apply_start_ns = std::max(now_, commit_time(n.applied + 1) + n.apply_delay_ns);
+  }
+  events_.push(n.apply_start_ns + exp_ns(apply_mean_ns_ * n.slow), Ev::ApplyDone, node, 0, n.apply_gen);
 }
 
-void Simulation::on_apply_done(int node) {
+void Simulation::on_apply_done(int node, std::uint32_t gen) {
   Node& n = nodes_[static_cast<std::size_t>(node)];
-  if (!n.applying) return;
+  if (!n.applying || gen != n.apply_gen) return;
   n.applying = false;
   n.apply_busy_ns += now_ - n.apply_start_ns;
   if (!n.alive || n.diverged) return;
@@ -125,6 +130,15 @@ std::uint64_t Simulation::latest_seq() const {
     if (is_replica(n)) best = std::max(best, nodes_[static_cast<std::size_t>(n)].received);
   }
   return std::min(best, last_seq_);
+}
+
+std::int64_t Simulation::commit_time(std::uint64_t seq) const {
+  // Older than the kept commits: the oldest kept one's time, an upper bound (commits are in
+  // time order), so a delayed replay never comes early.
+  const Commit& cm = commits_[seq & (kCommitRing - 1)];
+  if (cm.seq == seq) return cm.commit_ns;
+  const std::uint64_t oldest = last_seq_ > kCommitRing - 1 ? last_seq_ - (kCommitRing - 1) : 1;
+  return commits_[oldest & (kCommitRing - 1)].commit_ns;
 }
 
 std::uint64_t Simulation::committed_before(std::int64_t t) const {

@@ -55,6 +55,14 @@ struct SlowReplica {
   double factor = 1.0;  ///< >= 1 slows it down
 };
 
+/// A replica whose replay of each write waits until `delay_ms` after the write's commit on the
+/// primary (PostgreSQL's recovery_min_apply_delay): WAL is received and flushed at once, only
+/// its replay is held back. A promotion ends the wait, as in PostgreSQL.
+struct ApplyDelay {
+  int replica = 1;       ///< node index of the replica (1..replicas)
+  double delay_ms = 0;   ///< >= 0
+};
+
 /// One run's configuration. Node 0 is the primary, nodes 1..replicas the replicas, named
 /// "primary", "replica1", ... unless `names` says otherwise.
 struct SimConfig {
@@ -100,6 +108,7 @@ struct SimConfig {
   double crash_primary_at_ms = -1;  ///< the primary crashes then (< 0: never)
   std::vector<ReplicaPause> pauses;
   std::vector<SlowReplica> slow_replicas;
+  std::vector<ApplyDelay> apply_delays;  ///< at most one per replica
 
   // ---- failover (the simple detection model: heartbeat interval x missed threshold) ----
   double heartbeat_interval_ms = 100;

@@ -1,0 +1,1 @@
+"""The fidelity scenarios of benchmarks/sim_fidelity.py."""
