@@ -173,6 +173,28 @@ def test_pool_exhaustion_is_a_bounded_wait_with_a_typed_error(cluster):
             conn.execute("SELECT 1")
 
 
+def test_warm_connections_go_back_to_the_pool_when_reads_stop(cluster):
+    """Between reads the router keeps a warm connection per node (pool_stats' router_idle, out
+    of the pool's pool_available) instead of a getconn/putconn per read; once reads stop they go
+    back to their pool (after CHECK_IDLE_S plus a probe interval), so the pool's stats and its
+    max_idle apply again. (A pool with a check callback parks nothing: test_pool_kwargs_...)"""
+    with open_router(cluster) as router:
+        for _ in range(20):
+            with router.read(None, consistency="eventual") as conn:
+                conn.execute("SELECT 1")
+        stats = router.pool_stats()
+        assert sum(s["router_idle"] for s in stats.values()) >= 1, stats
+        assert sum(s.get("requests_num", 0) for n, s in stats.items() if n != "primary") <= 4, stats
+
+        def all_back():
+            return all(s["router_idle"] == 0 and s["pool_available"] == s["pool_size"]
+                       for s in router.pool_stats().values())
+
+        wait_until(all_back, 5, "the warm connections back in their pools")
+        with router.read(None, consistency="eventual") as conn:  # and reads go on from the pool
+            conn.execute("SELECT 1")
+
+
 def test_node_loss_marks_the_node_down_and_reads_go_on(cluster):
     with open_router(cluster, probe_interval_ms=50.0) as router:
         for _ in range(4):

@@ -814,7 +814,9 @@ def test_plan_catch_up_is_the_core_rule_and_names_bad_input():
     assert "CatchUpPlan(wait_ms=50.0" in repr(plan)
     fixed = lag.plan_catch_up(7)
     assert fixed.reason == replikit.CatchUpReason.FIXED_WAIT and fixed.wait_ms == 7.0 and fixed.node is None
-    t.set_up("a", False)  # b has no samples: auto waits to measure
+    lag.replica_sample("b", lsn, lsn, now_ns=1005 * ms)  # b: caught up, no replay delay measured yet
+    assert lag.replay_delay_count("b") == 0
+    t.set_up("a", False)  # only b is left, without delays: auto waits (and measures)
     plan = lag.plan_catch_up("auto")
     assert plan.reason == replikit.CatchUpReason.NO_DELAY_SAMPLES and plan.wait_ms == 50.0
     t.set_up("b", False)  # no healthy replica: to the primary at once

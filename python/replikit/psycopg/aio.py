@@ -121,12 +121,16 @@ class _AsyncReadLease:
                         raise router._timeout(node) from exc
                     except psycopg_pool.PoolClosed as exc:
                         raise _core.ConnectionError("the router is closed") from exc
-                if _monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
+                # Idle a while: checked with one poll() (as _acquire does); a closed one marks
+                # the replica down and the general path routes the read again.
+                if (_monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S
+                        or not _base.idle_socket_closed(conn)):
                     router._record(d)
                     router.last_route = d
                     self.node, self.conn = node, conn
                     return conn
-                await router.pools[node].putconn(conn)  # idle a while: the general path checks before use
+                await router._discard_closed(node, conn)
+                router.core.count("read_retries")
         try:
             self.node, self.conn = await router._lease_read(self.session, self.level, self.max_staleness_ms,
                                                             self.wait_for_replica_ms)
@@ -234,6 +238,13 @@ class AsyncConnectionRouter:
         except psycopg_pool.PoolClosed as exc:
             raise _core.ConnectionError("the router is closed") from exc
 
+    async def _discard_closed(self, node: str, conn: psycopg.AsyncConnection[Any]) -> None:
+        """As ConnectionRouter._discard_closed."""
+        await conn.close()
+        await self.pools[node].putconn(conn)
+        if node != self.core.primary:
+            self.core.mark_down(node, "its pooled connection was closed by the server")
+
     def _timeout(self, node: str) -> Exception:
         return _core.TimeoutError(
             f"acquire_timeout_ms: no connection to node '{node}' became free within "
@@ -252,10 +263,8 @@ class AsyncConnectionRouter:
                 return conn
             if not _base.idle_socket_closed(conn):
                 return conn
-            await conn.close()
-            await pool.putconn(conn)
+            await self._discard_closed(node, conn)
             if not check_all:
-                self.core.mark_down(node, "its pooled connection was closed by the server")
                 return None
         raise _core.ConnectionError(f"node '{node}': every pooled connection was closed")
 
