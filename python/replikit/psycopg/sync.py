@@ -141,7 +141,8 @@ class _ReadLease:
         router, conn, node = self.router, self.conn, self.node
         core = router.core
         if exc is None and (self.session is None or self.level not in _OBSERVING):
-            router._release(node, conn)
+            if not router._parking.park(node, conn):
+                router.pools[node].putconn(conn)
             core.count_read(node)
             return
         try:
