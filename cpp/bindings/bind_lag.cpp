@@ -158,8 +158,46 @@ std::vector<NamedReplicaLag> named_replicas(const LagTracker& l) {
 
 }  // namespace
 
+namespace {
+
+// A CatchUpPlan with its replica's name ("" for none).
+struct NamedCatchUpPlan {
+  CatchUpPlan plan;
+  std::string node;
+};
+
+void bind_catch_up_plan(py::module_& m) {
+  py::class_<NamedCatchUpPlan>(m, "CatchUpPlan",
+                               "What a read that needs an LSN no replica is known to have replayed does: wait up to "
+                               "wait_ms for a replica (0: to the primary at once), and why.")
+      .def_property_readonly("wait_ms", [](const NamedCatchUpPlan& p) { return p.plan.wait_ms; })
+      .def_property_readonly("reason", [](const NamedCatchUpPlan& p) { return p.plan.reason; })
+      .def_property_readonly("node", [](const NamedCatchUpPlan& p) { return name_or_none(p.node); },
+                             "auto, REPLICA_EXPECTED: the replica expected first (else None).")
+      .def_property_readonly("predicted_ms", [](const NamedCatchUpPlan& p) { return p.plan.predicted_ms; },
+                             "... its replay-delay quantile in ms.")
+      .def_property_readonly("samples", [](const NamedCatchUpPlan& p) { return p.plan.samples; },
+                             "... measured from this many replay delays.")
+      .def("__repr__", [](const NamedCatchUpPlan& p) {
+        return repr_of("CatchUpPlan", {{"wait_ms", py::float_(p.plan.wait_ms)}, {"reason", py::cast(p.plan.reason)},
+                                       {"node", name_or_none(p.node)}, {"predicted_ms", py::float_(p.plan.predicted_ms)},
+                                       {"samples", py::int_(p.plan.samples)}});
+      });
+}
+
+}  // namespace
+
 void bind_lag_tracker_delays(py::class_<LagTracker, std::shared_ptr<LagTracker>>& c) {
-  c.def("replay_delay_ms",
+  c.def("plan_catch_up",
+        [](const LagTracker& l, const py::object& wait_for_replica_ms) {
+          const CatchUpPlan plan = l.plan_catch_up(to_catch_up_wait(wait_for_replica_ms, "wait_for_replica_ms"));
+          return NamedCatchUpPlan{plan, name_or_empty(*l.topology(), plan.node)};
+        },
+        py::arg("wait_for_replica_ms"),
+        "How long a read that no replica covers yet may wait for one: wait_for_replica_ms a number of ms "
+        "(a fixed wait) or 'auto' (wait up to 50 ms only when an up, not LAGGING replica within that bound "
+        "has a replay-delay p99 within it, or too few delays measured to say).")
+      .def("replay_delay_ms",
            [](const LagTracker& l, const py::object& node, const py::object& quantile) {
              return l.replay_delay_ms(to_node(*l.topology(), node, "node"), to_double(quantile, "quantile"));
            },
@@ -199,6 +237,7 @@ void bind_lag_tracker_samples(py::class_<LagTracker, std::shared_ptr<LagTracker>
 }
 
 void bind_lag_tracker(py::module_& m) {
+  bind_catch_up_plan(m);
   py::class_<LagTracker, std::shared_ptr<LagTracker>> c(
       m, "LagTracker", "Replica lag in bytes and time from LSN samples, with a threshold and hysteresis; feeds the Topology.");
   const std::string defaults = lag_config_repr(LagConfig{});

@@ -240,6 +240,20 @@ void bind_router_routes(py::class_<Router, std::shared_ptr<Router>>& c) {
            "Where a read goes (consistency: a Consistency or its name; now_ns: wall-clock ns, the clock of "
            "record_write, default time.time_ns()). count=False: not counted (a caller that may route again "
            "counts the decision it acts on with record()).")
+      .def("route_read_fast",
+           [](Router& r, const py::handle& session, const py::handle& consistency, const py::handle& max_staleness_ms) {
+             static const Session no_session;  // never changed: routing only reads a session
+             const Session& s = session.is_none() ? no_session : to_session_ref(session);
+             const Consistency k = to_enum<Consistency>(consistency, "consistency");
+             ReadOptions o;
+             if (!max_staleness_ms.is_none()) o.max_staleness_ms = to_ms(max_staleness_ms, "max_staleness_ms");
+             o.count = false;
+             return named(*r.topology(), r.route_read(s, k, wall_ns(), o));
+           },
+           py::arg("session"), py::arg("consistency"), py::arg("max_staleness_ms") = py::none(),
+           "route_read(session, consistency, max_staleness_ms=..., count=False) in one lean call for a "
+           "per-query caller (a connection router): session None routes as a session that never wrote; "
+           "the wall clock; not counted (record() the decision acted on).")
       .def("record",
            [](Router& r, const py::object& decision) {
              if (!py::isinstance<NamedDecision>(decision)) wrong_type("decision", "a replikit.Decision", decision);

@@ -229,12 +229,31 @@ inline std::string repr_of(const char* name, std::initializer_list<std::pair<con
   return out + ")";
 }
 
+/// The members of the bound Python enum of E with their values, built at the first call and kept
+/// for the life of the process (a member outlives every call). Guarded by the GIL rather than a
+/// static initializer: building runs Python code, which may switch threads.
+template <typename E>
+const std::vector<std::pair<PyObject*, E>>& enum_members() {
+  static std::vector<std::pair<PyObject*, E>>* members = nullptr;
+  if (members == nullptr) {
+    auto built = std::make_unique<std::vector<std::pair<PyObject*, E>>>();
+    const py::object all = py::type::handle_of(py::cast(E{})).attr("__members__");
+    for (const auto& item : all.attr("values")()) built->emplace_back(item.inc_ref().ptr(), item.cast<E>());
+    if (members == nullptr) members = built.release();  // else another thread built it meanwhile
+  }
+  return *members;
+}
+
 /// The one enum converter: a member of the Python enum, or its name as a str (case-insensitive,
 /// "read_your_writes" or "READ_YOUR_WRITES"). An unknown name lists the valid ones. The names
 /// come from the bound Python enum itself (every bound enum has a member 0, E{}), so a new
 /// member needs no edit here.
 template <typename E>
 E to_enum(const py::handle& value, const char* argument) {
+  // A member by identity first: the per-call path of routing, without the enum's Python-level `value`.
+  for (const auto& [member, e] : enum_members<E>()) {
+    if (member == value.ptr()) return e;
+  }
   if (py::isinstance<py::str>(value)) {
     const std::string name = to_str(value, argument);
     const auto lower = [](std::string text) {

@@ -173,6 +173,28 @@ def test_pool_exhaustion_is_a_bounded_wait_with_a_typed_error(cluster):
             conn.execute("SELECT 1")
 
 
+def test_warm_connections_go_back_to_the_pool_when_reads_stop(cluster):
+    """Between reads the router keeps a warm connection per node (pool_stats' router_idle, out
+    of the pool's pool_available) instead of a getconn/putconn per read; once reads stop they go
+    back to their pool (after CHECK_IDLE_S plus a probe interval), so the pool's stats and its
+    max_idle apply again. (A pool with a check callback parks nothing: test_pool_kwargs_...)"""
+    with open_router(cluster) as router:
+        for _ in range(20):
+            with router.read(None, consistency="eventual") as conn:
+                conn.execute("SELECT 1")
+        stats = router.pool_stats()
+        assert sum(s["router_idle"] for s in stats.values()) >= 1, stats
+        assert sum(s.get("requests_num", 0) for n, s in stats.items() if n != "primary") <= 4, stats
+
+        def all_back():
+            return all(s["router_idle"] == 0 and s["pool_available"] == s["pool_size"]
+                       for s in router.pool_stats().values())
+
+        wait_until(all_back, 5, "the warm connections back in their pools")
+        with router.read(None, consistency="eventual") as conn:  # and reads go on from the pool
+            conn.execute("SELECT 1")
+
+
 def test_node_loss_marks_the_node_down_and_reads_go_on(cluster):
     with open_router(cluster, probe_interval_ms=50.0) as router:
         for _ in range(4):
@@ -335,6 +357,51 @@ def test_a_frozen_node_is_marked_down_within_the_probe_bound(cluster):
         print(f"\n[adapter freeze] r2 marked down after {took * 1000:.0f} ms")
         assert took < 2.0
         wait_until(lambda: router.core.topology.info("r2").up, 10, "r2 up again after the thaw")
+
+
+def test_a_call_to_a_frozen_node_ends_at_the_client_side_deadline(cluster):
+    """A read or a write sent to a server that stopped answering (SIGSTOP) ends after
+    statement_timeout_ms + query_grace_ms with replikit.TimeoutError, as the C++ backend's calls
+    do: the connection is closed (the pool discards it), the write records nothing, the node is
+    not marked down for it (the prober judges a frozen node). The server-side bound is set too."""
+    with open_router(cluster, statement_timeout_ms=300.0, query_grace_ms=300.0) as router:
+        with router.read(None, consistency="eventual") as conn:
+            assert conn.execute("SHOW statement_timeout").fetchone()[0] == "300ms"
+        replicas = list(cluster.replica_names)
+        for name in replicas:
+            cluster.freeze(name)
+        try:
+            started = time.monotonic()
+            with pytest.raises(replikit.TimeoutError, match=r"statement_timeout_ms \+ query_grace_ms") as info:
+                with router.read(None, consistency="eventual") as conn:
+                    conn.execute("SELECT 1")
+            took_read, node = time.monotonic() - started, router.last_route.node
+            assert conn.closed
+        finally:
+            for name in replicas:
+                cluster.thaw(name)
+        session = replikit.Session()
+        cluster.freeze("primary")
+        try:
+            started = time.monotonic()
+            with pytest.raises(replikit.TimeoutError, match="no answer within"):
+                with router.write(session) as conn:
+                    conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (-60, 'never')")
+            took_write = time.monotonic() - started
+        finally:
+            cluster.thaw("primary")
+        print(f"\n[adapter deadline] read on {node} cut after {took_read * 1000:.0f} ms, "
+              f"write after {took_write * 1000:.0f} ms: {info.value}")
+        assert node in replicas and f"node '{node}'" in str(info.value)
+        assert 0.55 <= took_read < 3.0 and 0.55 <= took_write < 3.0, (took_read, took_write)
+        assert not session.write_lsn.valid() and primary_count(cluster, "owner = -60") == 0
+        assert router.pool_stats()[node]["returns_bad"] >= 1  # the closed connection was not pooled again
+        assert router.stats()["read_failures"] >= 1
+        wait_until(lambda: all(n["up"] for n in router.nodes()), 10, "every node up after the thaw")
+        with router.write(session) as conn:
+            conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (-61, 'after the thaw')")
+        with router.read(session) as conn:
+            assert conn.execute("SELECT count(*) FROM rk_pa_items WHERE owner = -61").fetchone()[0] == 1
 
 
 def test_the_older_psycopg_router_works_with_dict_row(cluster):

@@ -229,3 +229,50 @@ def test_a_frozen_node_is_marked_down_within_the_probe_bound_async(cluster):
     took = asyncio.run(scenario())
     print(f"\n[async freeze] r1 marked down after {took * 1000:.0f} ms")
     assert took < 4.0  # probe_timeout_ms + connect_timeout_ms bound a probe task
+
+
+def test_a_read_on_a_frozen_node_ends_at_the_client_side_deadline_async(cluster):
+    """As the sync router: a read sent to a server that stopped answering (SIGSTOP) ends after
+    statement_timeout_ms + query_grace_ms with replikit.TimeoutError, its connection closed, and
+    the event loop is never blocked meanwhile."""
+    replicas = list(cluster.replica_names)
+
+    async def scenario():
+        router = await open_router(cluster, statement_timeout_ms=300.0, query_grace_ms=300.0)
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        try:
+            for name in replicas:
+                cluster.freeze(name)
+            try:
+                started, ticks_before = time.monotonic(), ticks
+                with pytest.raises(replikit.TimeoutError, match=r"statement_timeout_ms \+ query_grace_ms") as info:
+                    async with router.read(None, consistency="eventual") as conn:
+                        await conn.execute("SELECT 1")
+                took, node, closed = time.monotonic() - started, router.last_route.node, conn.closed
+                during = ticks - ticks_before
+            finally:
+                for name in replicas:
+                    cluster.thaw(name)
+            await router.wait_probes(2, 10_000)
+            async with router.read(None, consistency="eventual") as conn:
+                assert await fetch(conn, "SELECT 1") == [(1,)]
+            return took, node, closed, during, str(info.value), router.pool_stats()[node]
+        finally:
+            ticker.cancel()
+            await router.close()
+
+    took, node, closed, during, message, stats = asyncio.run(scenario())
+    print(f"\n[adapter async deadline] read on {node} cut after {took * 1000:.0f} ms ({during} loop ticks "
+          f"meanwhile): {message}")
+    assert node in replicas and closed and f"node '{node}'" in message
+    assert 0.55 <= took < 3.0, took
+    assert during >= 3  # the loop ran on while the read waited
+    assert stats["returns_bad"] >= 1

@@ -793,3 +793,37 @@ def test_route_reads_inputs():
     arr = np.arange(0, 400, dtype=np.uint64)[::100]
     nodes, _ = router.route_reads(arr, consistency=Consistency.READ_YOUR_WRITES, now_ns=0)
     assert nodes.tolist() == [1, 1, -1, -1]
+
+
+def test_plan_catch_up_is_the_core_rule_and_names_bad_input():
+    """LagTracker.plan_catch_up (what the C++ backend and replikit.psycopg use for
+    wait_for_replica_ms): 'auto' waits only when a replica's measured replay delays fit the
+    bound (or none are measured yet), a number is a fixed wait; bad values name the argument."""
+    ms = 1_000_000
+    t = replikit.Topology(replikit.Node("p"), [replikit.Node("a"), replikit.Node("b")])
+    lag = replikit.LagTracker(t)
+    lag.primary_sample("0/64", now_ns=0)
+    lag.replica_sample("a", "0/64", "0/64", now_ns=0)
+    for k in range(1, 11):  # the primary reaches a new LSN every 100 ms, replica a shows it 3 ms later
+        lsn = replikit.Lsn(100 + 100 * k)
+        lag.primary_sample(lsn, now_ns=k * 100 * ms)
+        lag.replica_sample("a", lsn, lsn, now_ns=k * 100 * ms + 3 * ms)
+    plan = lag.plan_catch_up("auto")
+    assert plan.reason == replikit.CatchUpReason.REPLICA_EXPECTED and plan.node == "a"
+    assert plan.wait_ms == 50.0 and 2.9 < plan.predicted_ms < 4.1 and plan.samples == 10
+    assert "CatchUpPlan(wait_ms=50.0" in repr(plan)
+    fixed = lag.plan_catch_up(7)
+    assert fixed.reason == replikit.CatchUpReason.FIXED_WAIT and fixed.wait_ms == 7.0 and fixed.node is None
+    lag.replica_sample("b", lsn, lsn, now_ns=1005 * ms)  # b: caught up, no replay delay measured yet
+    assert lag.replay_delay_count("b") == 0
+    t.set_up("a", False)  # only b is left, without delays: auto waits (and measures)
+    plan = lag.plan_catch_up("auto")
+    assert plan.reason == replikit.CatchUpReason.NO_DELAY_SAMPLES and plan.wait_ms == 50.0
+    t.set_up("b", False)  # no healthy replica: to the primary at once
+    plan = lag.plan_catch_up("auto")
+    assert plan.reason == replikit.CatchUpReason.NO_REPLICA_EXPECTED and plan.wait_ms == 0.0
+    for bad, error in ((-1, replikit.InvalidArgument), (float("nan"), replikit.InvalidArgument),
+                       ("sometimes", replikit.InvalidArgument), ([1], replikit.ArgumentTypeError)):
+        with pytest.raises(error) as info:
+            lag.plan_catch_up(bad)
+        assert info.value.argument == "wait_for_replica_ms"

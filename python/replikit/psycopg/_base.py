@@ -126,11 +126,6 @@ def level_of(consistency: Any) -> Consistency:
                          f"expected a replikit.Consistency or its name, got {type(consistency).__name__}")
 
 
-# wait_for_replica_ms="auto", as the C++ backend's: wait up to this bound when a healthy replica's
-# measured replay delays say it will catch up within it (or it has too few of them to say).
-AUTO_MAX_WAIT_MS = 50.0
-AUTO_MIN_DELAY_SAMPLES = 8
-
 WaitMs = Union[float, str]  # a number of ms, or "auto"
 
 
@@ -252,19 +247,11 @@ class Core:
     # ------------------------------------------------------------------ counters
 
     def catch_up_ms(self, wait: WaitMs) -> float:
-        """How long a read may wait for a replica: a number as given; "auto": AUTO_MAX_WAIT_MS when
-        an up, not LAGGING replica's p99 replay delay is within it (or it has fewer than
-        AUTO_MIN_DELAY_SAMPLES measured), else 0 (to the primary at once)."""
-        if wait != "auto":
-            return float(wait)
-        for name in self.topology.replica_names():
-            if not self.topology.info(name).up or self.lag.replica(name).state == LagState.LAGGING:
-                continue
-            p99 = self.lag.replay_delay_ms(name, 0.99)
-            if self.lag.replay_delay_count(name) < AUTO_MIN_DELAY_SAMPLES or (
-                    p99 is not None and p99 <= AUTO_MAX_WAIT_MS):
-                return AUTO_MAX_WAIT_MS
-        return 0.0
+        """How long a read that no replica covers yet may wait for one: the core's plan (the C++
+        backend's rule): a number as given; "auto" up to 50 ms when an up, not LAGGING replica
+        within that bound has a replay-delay p99 within it (or too few delays measured), else 0."""
+        return float(self.lag.plan_catch_up(wait).wait_ms)
+
     def count(self, name: str) -> None:
         next(self._counters[name])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import psycopg
 import psycopg_pool
@@ -13,19 +13,21 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base, _floor
-from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
+from . import _base, _deadline, _floor, _parking
+from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
 _PROBE_GAP_S = 0.005  # probes asked for by waiting readers: at most one per node per 5 ms
+_monotonic = time.monotonic
 
 
 class _AsyncProber:
     """One task per node, each with its own connection; every probe is bounded (see
     _base.probe_once)."""
 
-    def __init__(self, core: Core):
+    def __init__(self, core: Core, after_probe: Optional[Callable[[str], Awaitable[None]]] = None):
         self.core = core
+        self.after_probe = after_probe
         self.wake = {name: asyncio.Event() for name in core.dsns}
         self.completed = dict.fromkeys(core.dsns, 0)
         self.probed = asyncio.Condition()
@@ -54,6 +56,11 @@ class _AsyncProber:
                     if pgconn is not None:
                         pgconn.finish()
                     pgconn = None
+                if self.after_probe is not None:
+                    try:
+                        await self.after_probe(node)
+                    except Exception:  # pragma: no cover - a pool closing under it
+                        _base.logger.debug("after-probe housekeeping of %s failed", node, exc_info=True)
                 async with self.probed:
                     self.completed[node] += 1
                     self.probed.notify_all()
@@ -101,23 +108,29 @@ class _AsyncReadLease:
         router = self.router
         # A replica routed to at once needs no wait for one: the general path only for the rest.
         if router._prober is not None and not router._closed:
-            d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
-                                   None, self.max_staleness_ms, None, False)
+            d = router._route_fast(self.session, self.level, self.max_staleness_ms)
             node = d.node
             if node is not None and node != router._primary:
                 try:
-                    conn = await router.pools[node].getconn()
-                except psycopg_pool.PoolTimeout as exc:
-                    router.core.count_failed_read()
-                    raise router._timeout(node) from exc
-                except psycopg_pool.PoolClosed as exc:
-                    raise _core.ConnectionError("the router is closed") from exc
-                if time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
+                    conn = router._parked[node].pop()
+                except IndexError:
+                    try:
+                        conn = await router.pools[node].getconn()
+                    except psycopg_pool.PoolTimeout as exc:
+                        router.core.count_failed_read()
+                        raise router._timeout(node) from exc
+                    except psycopg_pool.PoolClosed as exc:
+                        raise _core.ConnectionError("the router is closed") from exc
+                # Idle a while: checked with one poll() (as _acquire does); a closed one marks
+                # the replica down and the general path routes the read again.
+                if (_monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S
+                        or not _base.idle_socket_closed(conn)):
                     router._record(d)
                     router.last_route = d
                     self.node, self.conn = node, conn
                     return conn
-                await router._release(node, conn)
+                await router._discard_closed(node, conn)
+                router.core.count("read_retries")
         try:
             self.node, self.conn = await router._lease_read(self.session, self.level, self.max_staleness_ms,
                                                             self.wait_for_replica_ms)
@@ -129,6 +142,11 @@ class _AsyncReadLease:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         router, conn, node = self.router, self.conn, self.node
         core = router.core
+        if exc is None and (self.session is None or self.level not in _OBSERVING):
+            if not router._parking.park(node, conn):
+                await router.pools[node].putconn(conn)
+            core.count_read(node)
+            return
         try:
             if exc is None and self.session is not None and self.level in _OBSERVING:
                 cur = _base.tuple_cursor(conn)
@@ -142,9 +160,10 @@ class _AsyncReadLease:
         finally:
             if exc is not None:
                 core.count_failed_read()
-                router._fail(node, conn, exc, False)
-            conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
-            await router.pools[node].putconn(conn)
+                await router._fail_async(node, conn, exc)
+                await router.pools[node].putconn(conn)  # after an error the pool judges the connection
+            else:
+                await router._release(node, conn)
         if exc is None:
             core.count_read(node)
 
@@ -172,11 +191,13 @@ class AsyncConnectionRouter:
         self._pool_kwargs = _base.pool_kwargs(pool_kwargs, opts)
         self._timeout_s = float(self._pool_kwargs["timeout"])
         self._wait_ms = opts.wait_for_replica_ms
-        self._route_read = self.core.router.route_read
+        self._route_fast = self.core.router.route_read_fast
         self._record = self.core.router.record
         self._primary = self.core.primary
         self.pools: Dict[str, psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]] = {}
         self._prober: Optional[_AsyncProber] = None
+        self._parking = _parking.Parking(self.core.dsns, _parking.allowed(self._pool_kwargs))
+        self._parked = self._parking.lists
         self._closed = False
         self.last_route: Optional[Any] = None
 
@@ -186,15 +207,23 @@ class AsyncConnectionRouter:
             return self
         try:
             for name, dsn in self.core.dsns.items():
-                pool = psycopg_pool.AsyncConnectionPool(dsn, kwargs=self._conn_kwargs, open=False,
-                                                        name=name, **self._pool_kwargs)
+                pool = psycopg_pool.AsyncConnectionPool(
+                    dsn, kwargs=_deadline.with_statement_timeout(self._conn_kwargs, dsn, self.core.options),
+                    open=False, name=name, **self._node_pool_kwargs(name))
                 self.pools[name] = pool
                 await pool.open()
         except BaseException:
             await self._close_pools()
             raise
-        self._prober = _AsyncProber(self.core)
+        self._prober = _AsyncProber(self.core, self._sweep)
         return self
+
+    def _node_pool_kwargs(self, node: str) -> Dict[str, Any]:
+        """The pool keywords of `node`: its connection class bounds every call (see _deadline)."""
+        out = dict(self._pool_kwargs)
+        out["connection_class"] = _deadline.bounded_class(out.get("connection_class", psycopg.AsyncConnection), node,
+                                                          self.core.options, True)
+        return out
 
     # ------------------------------------------------------------------ leases
     async def _getconn(self, node: str) -> psycopg.AsyncConnection[Any]:
@@ -209,6 +238,13 @@ class AsyncConnectionRouter:
         except psycopg_pool.PoolClosed as exc:
             raise _core.ConnectionError("the router is closed") from exc
 
+    async def _discard_closed(self, node: str, conn: psycopg.AsyncConnection[Any]) -> None:
+        """As ConnectionRouter._discard_closed."""
+        await conn.close()
+        await self.pools[node].putconn(conn)
+        if node != self.core.primary:
+            self.core.mark_down(node, "its pooled connection was closed by the server")
+
     def _timeout(self, node: str) -> Exception:
         return _core.TimeoutError(
             f"acquire_timeout_ms: no connection to node '{node}' became free within "
@@ -219,21 +255,42 @@ class AsyncConnectionRouter:
         pool = self.pools[node]
         check_all = node == self.core.primary
         for _ in range(pool.max_size + 1):
-            conn = await self._getconn(node)
+            try:
+                conn = self._parked[node].pop() if not self._closed else await self._getconn(node)
+            except IndexError:
+                conn = await self._getconn(node)
             if not check_all and time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
                 return conn
             if not _base.idle_socket_closed(conn):
                 return conn
-            await conn.close()
-            await pool.putconn(conn)
+            await self._discard_closed(node, conn)
             if not check_all:
-                self.core.mark_down(node, "its pooled connection was closed by the server")
                 return None
         raise _core.ConnectionError(f"node '{node}': every pooled connection was closed")
 
     async def _release(self, node: str, conn: psycopg.AsyncConnection[Any]) -> None:
-        conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
-        await self.pools[node].putconn(conn)
+        """Parks `conn` for the next read (see _parking) or returns it to its pool."""
+        if not self._parking.park(node, conn):
+            await self.pools[node].putconn(conn)
+
+    async def _return_parked(self, node: str, conns: List[psycopg.AsyncConnection[Any]],
+                             close: bool = False) -> None:
+        for conn in conns:
+            if close:
+                await conn.close()
+            await self.pools[node].putconn(conn)
+
+    async def _sweep(self, node: str) -> None:
+        """After each probe of `node` (its prober task): its connections parked a while go back
+        to the pool."""
+        await self._return_parked(node, self._parking.take_stale(node, CHECK_IDLE_S))
+
+    async def _fail_async(self, node: str, conn: Any, exc: BaseException, may_commit: bool = False) -> Failure:
+        """_fail, then (a lost node) its parked connections closed and returned to the pool."""
+        kind = self._fail(node, conn, exc, may_commit)
+        if kind in (Failure.LOST, Failure.IN_DOUBT):
+            await self._return_parked(node, self._parking.take_all(node), close=True)
+        return kind
 
     def _fail(self, node: str, conn: Any, exc: BaseException, may_commit: bool) -> Failure:
         kind = classify(exc, conn, may_commit)
@@ -309,7 +366,7 @@ class AsyncConnectionRouter:
                     break
                 await asyncio.sleep(50e-6 if attempt < 10 else 500e-6)
         except BaseException as exc:
-            self._fail(node, conn, exc, False)
+            await self._fail_async(node, conn, exc)
             await self._release(node, conn)
             raise
         await self._release(node, conn)
@@ -330,7 +387,7 @@ class AsyncConnectionRouter:
                 await _base.tuple_cursor(conn).execute("BEGIN")
                 yield conn
             except BaseException as exc:
-                if self._fail(node, conn, exc, False) not in (Failure.LOST, Failure.IN_DOUBT):
+                if await self._fail_async(node, conn, exc) not in (Failure.LOST, Failure.IN_DOUBT):
                     with contextlib.suppress(psycopg.Error):
                         await conn.rollback()
                 raise
@@ -352,10 +409,13 @@ class AsyncConnectionRouter:
         try:
             await cur.execute(sql)
         except psycopg.Error as exc:
-            if self._fail(node, conn, exc, True) == Failure.IN_DOUBT:
+            if await self._fail_async(node, conn, exc, True) == Failure.IN_DOUBT:
                 raise _core.CommitUnknown(f"node '{node}': connection lost during COMMIT; it may or "
                                           f"may not have committed: {exc}") from exc
             raise
+        except _core.TimeoutError as exc:  # the client-side bound closed the connection
+            raise _core.CommitUnknown(f"node '{node}': no answer to COMMIT within statement_timeout_ms + "
+                                      f"query_grace_ms; it may or may not have committed: {exc}") from exc
         while cur.description is None and cur.nextset():
             pass
         row = await cur.fetchone() if cur.description is not None else None
@@ -367,8 +427,9 @@ class AsyncConnectionRouter:
         return self.core.stats()
 
     def pool_stats(self) -> Dict[str, Dict[str, int]]:
-        """psycopg_pool's get_stats() of each node's pool."""
-        return {name: pool.get_stats() for name, pool in self.pools.items()}
+        """As ConnectionRouter.pool_stats (with `router_idle`)."""
+        parked = self._parking.counts()
+        return {name: dict(pool.get_stats(), router_idle=parked[name]) for name, pool in self.pools.items()}
 
     def nodes(self) -> List[Dict[str, Any]]:
         """Each node as the prober and the lag tracker see it."""
@@ -389,8 +450,11 @@ class AsyncConnectionRouter:
         if self._closed:
             return
         self._closed = True
+        self._parking.closed = True
         if self._prober is not None:
             await self._prober.close()
+        for name in self.pools:
+            await self._return_parked(name, self._parking.take_all(name))
         await self._close_pools()
 
     async def __aenter__(self) -> "AsyncConnectionRouter":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import psycopg
 import psycopg_pool
@@ -13,19 +13,21 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base, _floor
-from ._base import _NO_SESSION, ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
+from . import _base, _deadline, _floor, _parking
+from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
 _PROBE_GAP_NS = 5_000_000  # probes asked for by waiting readers: at most one per node per 5 ms
+_monotonic = time.monotonic
 
 
 class _Prober:
     """One daemon thread per node, each with its own libpq connection: a node that hangs holds
     up only its own probes, and every probe is bounded (see _base.probe_once)."""
 
-    def __init__(self, core: Core):
+    def __init__(self, core: Core, after_probe: Optional[Callable[[str], None]] = None):
         self.core = core
+        self.after_probe = after_probe
         self.stop = threading.Event()
         self.wake = {name: threading.Event() for name in core.dsns}
         self.done = threading.Condition()
@@ -51,6 +53,11 @@ class _Prober:
                 if pgconn is not None:
                     pgconn.finish()
                 pgconn = None
+            if self.after_probe is not None:
+                try:
+                    self.after_probe(node)
+                except Exception:  # pragma: no cover - a pool closing under it
+                    _base.logger.debug("after-probe housekeeping of %s failed", node, exc_info=True)
             with self.done:
                 self.completed[node] += 1
                 self.done.notify_all()
@@ -96,26 +103,32 @@ class _ReadLease:
 
     def __enter__(self) -> psycopg.Connection[Any]:
         router = self.router
-        # The common case inline (a replica routed to at once, so no wait for one, and a pooled
-        # connection used within the last second); anything else takes the general path.
+        # The common case inline (a replica routed to at once, so no wait for one, and a
+        # connection used within the last second, parked or pooled); the rest takes the general path.
         if not router._closed:
-            d = router._route_read(_NO_SESSION if self.session is None else self.session, self.level,
-                                   None, self.max_staleness_ms, None, False)
+            d = router._route_fast(self.session, self.level, self.max_staleness_ms)
             node = d.node
             if node is not None and node != router._primary:
                 try:
-                    conn = router.pools[node].getconn()
-                except psycopg_pool.PoolTimeout as exc:
-                    router.core.count_failed_read()
-                    raise router._timeout(node) from exc
-                except psycopg_pool.PoolClosed as exc:
-                    raise _core.ConnectionError("the router is closed") from exc
-                if time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
+                    conn = router._parked[node].pop()
+                except IndexError:
+                    try:
+                        conn = router.pools[node].getconn()
+                    except psycopg_pool.PoolTimeout as exc:
+                        router.core.count_failed_read()
+                        raise router._timeout(node) from exc
+                    except psycopg_pool.PoolClosed as exc:
+                        raise _core.ConnectionError("the router is closed") from exc
+                # Idle a while: checked with one poll() (as _acquire does); a closed one marks
+                # the replica down and the general path routes the read again.
+                if (_monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S
+                        or not _base.idle_socket_closed(conn)):
                     router._record(d)
                     router.last_route = d
                     self.node, self.conn = node, conn
                     return conn
-                router._release(node, conn)
+                router._discard_closed(node, conn)
+                router.core.count("read_retries")
         try:
             self.node, self.conn = router._lease_read(self.session, self.level, self.max_staleness_ms,
                                                       self.wait_for_replica_ms)
@@ -127,6 +140,11 @@ class _ReadLease:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         router, conn, node = self.router, self.conn, self.node
         core = router.core
+        if exc is None and (self.session is None or self.level not in _OBSERVING):
+            if not router._parking.park(node, conn):
+                router.pools[node].putconn(conn)
+            core.count_read(node)
+            return
         try:
             if exc is None and self.session is not None and self.level in _OBSERVING:
                 row = _base.tuple_cursor(conn).execute(OBSERVE_SQL).fetchone()
@@ -139,8 +157,9 @@ class _ReadLease:
             if exc is not None:
                 core.count_failed_read()
                 router._fail(node, conn, exc, False)
-            conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
-            router.pools[node].putconn(conn)
+                router.pools[node].putconn(conn)  # after an error the pool judges the connection
+            else:
+                router._release(node, conn)
         if exc is None:
             core.count_read(node)
 
@@ -185,20 +204,30 @@ class ConnectionRouter:
         self._pool_kwargs = _base.pool_kwargs(pool_kwargs, opts)
         self._timeout_s = float(self._pool_kwargs["timeout"])
         self._wait_ms = opts.wait_for_replica_ms
-        self._route_read = self.core.router.route_read
+        self._route_fast = self.core.router.route_read_fast
         self._record = self.core.router.record
         self._primary = self.core.primary
         self.pools: Dict[str, psycopg_pool.ConnectionPool[psycopg.Connection[Any]]] = {}
         try:
             for name, dsn in self.core.dsns.items():
                 self.pools[name] = psycopg_pool.ConnectionPool(
-                    dsn, kwargs=self._conn_kwargs, open=True, name=name, **self._pool_kwargs)
+                    dsn, kwargs=_deadline.with_statement_timeout(self._conn_kwargs, dsn, opts), open=True,
+                    name=name, **self._node_pool_kwargs(name))
         except BaseException:
             self._close_pools()
             raise
-        self._prober = _Prober(self.core)
+        self._parking = _parking.Parking(self.core.dsns, _parking.allowed(self._pool_kwargs))
+        self._parked = self._parking.lists
         self._closed = False
+        self._prober = _Prober(self.core, self._sweep)
         self.last_route: Optional[Any] = None
+
+    def _node_pool_kwargs(self, node: str) -> Dict[str, Any]:
+        """The pool keywords of `node`: its connection class bounds every call (see _deadline)."""
+        out = dict(self._pool_kwargs)
+        out["connection_class"] = _deadline.bounded_class(out.get("connection_class", psycopg.Connection), node,
+                                                          self.core.options, False)
+        return out
 
     # ------------------------------------------------------------------ leases
     def _getconn(self, node: str) -> psycopg.Connection[Any]:
@@ -211,6 +240,14 @@ class ConnectionRouter:
             raise self._timeout(node) from exc
         except psycopg_pool.PoolClosed as exc:
             raise _core.ConnectionError("the router is closed") from exc
+
+    def _discard_closed(self, node: str, conn: psycopg.Connection[Any]) -> None:
+        """A pooled connection found closed before use: discarded (the pool replaces it in the
+        background); a replica is marked down and the read routed again (nothing was sent)."""
+        conn.close()
+        self.pools[node].putconn(conn)
+        if node != self.core.primary:
+            self.core.mark_down(node, "its pooled connection was closed by the server")
 
     def _timeout(self, node: str) -> Exception:
         return _core.TimeoutError(
@@ -227,26 +264,41 @@ class ConnectionRouter:
         pool = self.pools[node]
         check_all = node == self.core.primary
         for _ in range(pool.max_size + 1):
-            conn = self._getconn(node)
+            try:
+                conn = self._parked[node].pop() if not self._closed else self._getconn(node)
+            except IndexError:
+                conn = self._getconn(node)
             if not check_all and time.monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S:
                 return conn
             if not _base.idle_socket_closed(conn):
                 return conn
-            conn.close()
-            pool.putconn(conn)  # the pool replaces it in the background
+            self._discard_closed(node, conn)
             if not check_all:
-                self.core.mark_down(node, "its pooled connection was closed by the server")
                 return None
         raise _core.ConnectionError(f"node '{node}': every pooled connection was closed")
 
     def _release(self, node: str, conn: psycopg.Connection[Any]) -> None:
-        conn._replikit_idle_since = time.monotonic()  # type: ignore[attr-defined]
-        self.pools[node].putconn(conn)
+        """Parks `conn` for the next read (see _parking) or returns it to its pool."""
+        if not self._parking.park(node, conn):
+            self.pools[node].putconn(conn)
+
+    def _return_parked(self, node: str, conns: List[psycopg.Connection[Any]], close: bool = False) -> None:
+        for conn in conns:
+            if close:
+                conn.close()
+            self.pools[node].putconn(conn)
+
+    def _sweep(self, node: str) -> None:
+        """After each probe of `node` (the prober's thread): its connections parked a while go
+        back to the pool."""
+        self._return_parked(node, self._parking.take_stale(node, CHECK_IDLE_S))
 
     def _fail(self, node: str, conn: Any, exc: BaseException, may_commit: bool) -> Failure:
         kind = classify(exc, conn, may_commit)
         if kind in (Failure.LOST, Failure.IN_DOUBT):
             self.core.mark_down(node, str(exc).strip() or type(exc).__name__)
+            # The node's parked connections went with it: closed, the pool replaces them.
+            self._return_parked(node, self._parking.take_all(node), close=True)
         return kind
 
     # ------------------------------------------------------------------ routing
@@ -373,6 +425,9 @@ class ConnectionRouter:
                 raise _core.CommitUnknown(f"node '{node}': connection lost during COMMIT; it may or "
                                           f"may not have committed: {exc}") from exc
             raise
+        except _core.TimeoutError as exc:  # the client-side bound closed the connection
+            raise _core.CommitUnknown(f"node '{node}': no answer to COMMIT within statement_timeout_ms + "
+                                      f"query_grace_ms; it may or may not have committed: {exc}") from exc
         while cur.description is None and cur.nextset():
             pass
         row = cur.fetchone() if cur.description is not None else None
@@ -384,8 +439,10 @@ class ConnectionRouter:
         return self.core.stats()
 
     def pool_stats(self) -> Dict[str, Dict[str, int]]:
-        """psycopg_pool's get_stats() of each node's pool."""
-        return {name: pool.get_stats() for name, pool in self.pools.items()}
+        """psycopg_pool's get_stats() of each node's pool, with `router_idle`: its connections
+        idle in the router between reads (counted in pool_size, not in pool_available)."""
+        parked = self._parking.counts()
+        return {name: dict(pool.get_stats(), router_idle=parked[name]) for name, pool in self.pools.items()}
 
     def nodes(self) -> List[Dict[str, Any]]:
         """Each node as the prober and the lag tracker see it."""
@@ -404,7 +461,10 @@ class ConnectionRouter:
         if self._closed:
             return
         self._closed = True
+        self._parking.closed = True
         self._prober.close()
+        for name in self.pools:
+            self._return_parked(name, self._parking.take_all(name))
         self._close_pools()
 
     def __enter__(self) -> "ConnectionRouter":
