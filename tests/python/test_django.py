@@ -111,6 +111,10 @@ def test_read_your_writes_with_a_paused_replica(rd, pg_cluster_reset):
     after = []
     for k in range(30):
         new_id, token = post(Client(), "ryw-after", f"again {k}")
+        # Let one probe round see the write on both replicas first: a read that has to wait
+        # takes the first replica whose probe sees it, and under load that is always the same
+        # prober thread; this half checks that r1 is routed to again once caught up.
+        rd.get_state().prober.wait(1, 2.0)
         body = Client().get("/comments", {"thread": "ryw-after"}, headers={HEADER: token}).json()
         assert new_id in [c["id"] for c in body["comments"]]
         after.append(body["node"])
