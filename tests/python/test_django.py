@@ -370,6 +370,8 @@ def test_mark_write_counts_a_write_that_does_not_look_like_one(rd, pg_cluster_re
 
     assert rd.is_write("INSERT INTO t VALUES (1)") and rd.is_write(" with x as (delete from t) select 1")
     assert not rd.is_write("SELECT 1") and not rd.is_write(b"  savepoint s1") and not rd.is_write("SHOW x")
+    # A SELECT that writes (a sequence) is one: its commit LSN is captured.
+    assert rd.is_write("SELECT nextval('comments_id_seq')") and rd.is_write("select pg_advisory_lock(1)")
     with rd.use_session() as session:
         with transaction.atomic():
             with connections["default"].cursor() as cur:

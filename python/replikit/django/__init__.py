@@ -15,7 +15,7 @@ writes the LSN is read once, before the request's next read or its response. Rea
 replica alias that replikit picks for the request's consistency (default read-your-writes;
 ``replikit.django.consistency(...)`` for a block), lagging replicas excluded, the primary as
 the fallback; reads inside a transaction on the primary (an atomic block) stay on the primary.
-A statement is taken for a write unless it starts with SELECT, SHOW or transaction
+A statement is taken for a write unless it is a plain read (replikit.sqltext) or transaction
 bookkeeping; ``mark_write()`` counts one that writes without looking like it (a SELECT of a
 function that inserts). The token travels in a
 header and a cookie signed with replikit's HMAC signer (key derived from SECRET_KEY unless

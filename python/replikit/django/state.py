@@ -23,26 +23,27 @@ from .._core import Consistency, Session
 from ..psycopg import _base, _floor
 from ..psycopg._base import Core, Failure, classify, level_of
 from ..psycopg.sync import _Prober
+from ..sqltext import is_read_only
 from ..web import TokenTransport, _current as _web_current
 from . import conf
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
 _PROBE_GAP_S = 0.005
-# What does not write: a plain read or transaction/session bookkeeping. Anything else (INSERT,
-# UPDATE, DELETE, a WITH that may modify data, DDL, EXPLAIN ANALYZE, ...) counts as a write: a
-# statement taken for a write when it was not costs one LSN read, never a stale read.
-_NOT_WRITE = re.compile(rb"\s*(SELECT|SHOW|SAVEPOINT|RELEASE|ROLLBACK|SET|FETCH|CLOSE|DECLARE|BEGIN|COMMIT)\b",
-                        re.IGNORECASE)
+# Transaction and session bookkeeping does not write; a plain read is judged by
+# replikit.sqltext (a SELECT calling nextval or taking an advisory lock is not one). Anything
+# else (INSERT, UPDATE, DELETE, a WITH that may modify data, DDL, EXPLAIN ANALYZE, ...) counts
+# as a write: a statement taken for a write when it was not costs one LSN read, never a stale read.
+_BOOKKEEPING = re.compile(r"\s*(SAVEPOINT|RELEASE|ROLLBACK|SET|FETCH|CLOSE|DECLARE|BEGIN|COMMIT)\b", re.IGNORECASE)
 INSERT_LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
 
 
 def is_write(sql: Any) -> bool:
     """Might `sql` modify data (so its commit must be captured)?"""
-    if isinstance(sql, str):
-        sql = sql.encode()
-    elif not isinstance(sql, bytes):
-        sql = str(sql).encode()  # a psycopg sql.Composed and the like
-    return _NOT_WRITE.match(sql) is None
+    if isinstance(sql, bytes):
+        sql = sql.decode(errors="replace")
+    elif not isinstance(sql, str):
+        sql = str(sql)  # a psycopg sql.Composed and the like
+    return _BOOKKEEPING.match(sql) is None and not is_read_only(sql)
 
 
 @dataclasses.dataclass
