@@ -156,7 +156,6 @@ void Prober::run() {
     }
     step(now);
     cut_deposed();  // step() may have adopted a primary promoted elsewhere
-
     std::vector<pollfd> fds;
     std::vector<Slot*> owners;
     fds.push_back({wake_pipe_[0], POLLIN, 0});
@@ -481,12 +480,10 @@ bool Prober::adopt(const Slot& s) {
 }
 
 void Prober::cut_deposed() {
-  if (watchdog_ == nullptr) return;
-  // The epoch first: promote() stores the primary before it bumps the epoch, so the primary
-  // read after a new epoch is that epoch's (or newer).
+  // The epoch first: promote() stores the primary before it bumps the epoch.
   const std::uint64_t epoch = topology_->epoch();
   const int primary = topology_->primary();
-  if (epoch == seen_epoch_ && primary == seen_primary_) return;
+  if (watchdog_ == nullptr || (epoch == seen_epoch_ && primary == seen_primary_)) return;
   seen_epoch_ = epoch;
   seen_primary_ = primary;
   watchdog_->fire_deposed(primary);
