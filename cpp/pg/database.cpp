@@ -50,13 +50,17 @@ void check_options(const DatabaseOptions& o) {
 
 // ---- Impl: the pieces shared by the read and write paths ----
 
-ReplicatedDatabase::Impl::Deadline::Deadline(Impl& impl, detail::Lease& conn) : impl_(impl), entry_(&conn.watch()) {
-  impl.watchdog.arm(*entry_, conn->sock(), detail::steady_now_ns() + impl.query_timeout_ns);
+ReplicatedDatabase::Impl::Deadline::Deadline(Impl& impl, detail::Lease& conn, int primary)
+    : impl_(impl), entry_(&conn.watch()) {
+  impl.watchdog.arm(*entry_, conn->sock(), detail::steady_now_ns() + impl.query_timeout_ns, primary);
+  // A failover between the routing and the arm: the prober may have cut the deposed node's
+  // calls before this one was armed (an atomic load here; the cut is rare).
+  if (primary != kNoNode && impl.topology->primary() != primary) impl.watchdog.fire_deposed(impl.topology->primary());
 }
 
 bool ReplicatedDatabase::Impl::Deadline::disarm() {
   if (entry_ != nullptr) {
-    fired_ = impl_.watchdog.disarm(*entry_);
+    fired_ = impl_.watchdog.disarm(*entry_, &deposed_);
     if (fired_) impl_.counters.watchdog_fired.fetch_add(1, std::memory_order_relaxed);
     entry_ = nullptr;
   }
@@ -120,6 +124,12 @@ bool ReplicatedDatabase::Impl::lost(Deadline& deadline, int node, const std::str
 std::string ReplicatedDatabase::Impl::deadline_message() const {
   return "no answer within statement_timeout_ms + query_grace_ms (" +
          std::to_string(std::llround(options.statement_timeout_ms + options.query_grace_ms)) + " ms)";
+}
+
+std::string ReplicatedDatabase::Impl::cut_message(const Deadline& deadline) const {
+  if (!deadline.deposed()) return deadline_message();
+  return "deposed while the call waited on it (a failover made '" + topology->name(topology->primary()) +
+         "' the primary); the connection was abandoned";
 }
 
 bool ReplicatedDatabase::Impl::resolve(Session& session) const {

@@ -83,14 +83,18 @@ struct ReplicatedDatabase::Impl {
   }
 
   /// A query's client-side deadline, armed while the call blocks in libpq.
+  /// With `primary` (the node a call sent to as the primary), the connection is also cut as
+  /// soon as that node is deposed (a failover names another primary).
   class Deadline {
    public:
-    Deadline(Impl& impl, detail::Lease& conn);
+    Deadline(Impl& impl, detail::Lease& conn, int primary = kNoNode);
     ~Deadline() { disarm(); }
     Deadline(const Deadline&) = delete;
     Deadline& operator=(const Deadline&) = delete;
-    /// True when the watchdog cut the connection.
+    /// True when the watchdog cut the connection (its deadline passed, or its node was deposed).
     bool disarm();
+    /// After a cut: true when it came from the node's deposition rather than the deadline.
+    bool deposed() const noexcept { return deposed_; }
     /// Disarms after the server answered (with an error, too): the connection may be reused
     /// unless the watchdog cut it or it is not idle (a failed statement inside a transaction
     /// block leaves it in an aborted transaction: closing it rolls that back).
@@ -102,6 +106,7 @@ struct ReplicatedDatabase::Impl {
     Impl& impl_;
     detail::Watchdog::Entry* entry_;  // armed; nullptr once disarmed
     bool fired_ = false;
+    bool deposed_ = false;
   };
 
   /// "primary 'p' is down (last probe: <libpq's message>)".
@@ -117,6 +122,8 @@ struct ReplicatedDatabase::Impl {
   bool lost(Deadline& deadline, int node, const std::string& error);
   /// "no answer within statement_timeout_ms + query_grace_ms (N ms)".
   std::string deadline_message() const;
+  /// Why `deadline` cut its connection: deadline_message(), or the deposition of its node.
+  std::string cut_message(const Deadline& deadline) const;
   /// Resolves `session`'s write of unknown commit LSN with the prober's primary samples
   /// (resolve_untracked_write, margin RouterConfig::time_window_ms); true when none is left.
   bool resolve(Session& session) const;

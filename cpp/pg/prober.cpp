@@ -136,6 +136,7 @@ void Prober::run() {
     if (stopping && (watchdog_ == nullptr || watchdog_->drained())) break;
     std::int64_t now = steady_now_ns();
     if (watchdog_ != nullptr) watchdog_->fire_expired(now);
+    cut_deposed();
     if (stopping) {
       for (auto& s : slots_) {
         if (s->conn != nullptr) PQfinish(s->conn);
@@ -154,7 +155,7 @@ void Prober::run() {
       continue;
     }
     step(now);
-
+    cut_deposed();  // step() may have adopted a primary promoted elsewhere
     std::vector<pollfd> fds;
     std::vector<Slot*> owners;
     fds.push_back({wake_pipe_[0], POLLIN, 0});
@@ -476,6 +477,16 @@ bool Prober::adopt(const Slot& s) {
     return false;  // promoted meanwhile by the manager of this process
   }
   return true;
+}
+
+void Prober::cut_deposed() {
+  // The epoch first: promote() stores the primary before it bumps the epoch.
+  const std::uint64_t epoch = topology_->epoch();
+  const int primary = topology_->primary();
+  if (watchdog_ == nullptr || (epoch == seen_epoch_ && primary == seen_primary_)) return;
+  seen_epoch_ = epoch;
+  seen_primary_ = primary;
+  watchdog_->fire_deposed(primary);
 }
 
 void Prober::finish(Slot& s, bool ok) {

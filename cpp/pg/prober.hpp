@@ -90,6 +90,9 @@ class Prober {
   /// A replica found out of recovery on a timeline newer than the primary's: promotes it in
   /// the topology (a new epoch). True when it did.
   bool adopt(const Slot& s);
+  /// When the topology's epoch or primary changed since the last look (two atomic loads), cuts
+  /// the user statements in flight to a primary that was deposed (Watchdog::fire_deposed).
+  void cut_deposed();
 
   ProberConfig config_;
   std::shared_ptr<Topology> topology_;
@@ -105,6 +108,8 @@ class Prober {
   std::atomic<bool> expedite_{false};
   std::atomic<std::uint32_t> newest_timeline_{0};  // the newest timeline any probe showed
   int wake_pipe_[2] = {-1, -1};
+  std::uint64_t seen_epoch_ = 0;  // the prober thread's: the epoch cut_deposed() last acted on
+  int seen_primary_ = -1;
   std::thread thread_;
 };
 

@@ -138,7 +138,8 @@ void run_read(QueryResult& out, PGconn* conn, Session& session, const std::strin
 }
 
 // A failed attempt: throws the read's error (counted as a failure), or returns the message of
-// a lost connection after which the read may be retried elsewhere (the node was marked down).
+// a lost connection after which the read may be retried elsewhere (the node was marked down,
+// or deposed by a failover while the read waited on it).
 std::string settle_failure(ReplicatedDatabase::Impl& m, const Failure& f, ReplicatedDatabase::Impl::Deadline& deadline,
                            detail::Lease& conn, int node) {
   const bool retry = f.kind() == FailureKind::Lost || f.kind() == FailureKind::InDoubt;
@@ -148,6 +149,8 @@ std::string settle_failure(ReplicatedDatabase::Impl& m, const Failure& f, Replic
     deadline.disarm();
   } else if (!m.lost(deadline, node, f.what())) {
     return "node '" + m.topology->name(node) + "': " + f.what();
+  } else if (deadline.deposed()) {  // a failover deposed the node it waited on: another may serve
+    return "node '" + m.topology->name(node) + "': " + m.cut_message(deadline);
   }
   m.counters.read_failures.fetch_add(1, std::memory_order_relaxed);
   if (f.kind() == FailureKind::Server) throw QueryError(f.what(), f.sqlstate());
@@ -235,7 +238,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       last_error = e.what();
       continue;
     }
-    Impl::Deadline deadline(m, *conn);
+    Impl::Deadline deadline(m, *conn, d.to_primary() ? d.node : kNoNode);
     try {
       QueryResult out;
       out.node = node;

@@ -21,6 +21,13 @@
 // per open pooled connection, so fire_expired() and next_deadline_ns() are bounded by the
 // pools' sizes), and arm()/disarm() take the mutex once each.
 //
+// An entry armed with the primary it was sent to is also cut when that node is deposed
+// (fire_deposed(): the topology names another primary after a failover): a statement in flight
+// to a primary that hangs then ends within the prober's poll interval, instead of at its
+// deadline. The prober calls fire_deposed() only when the topology's epoch or primary changed,
+// and the call that armed it checks the primary once after arming (an atomic load), so that a
+// failover between its routing and its arm() is not missed.
+//
 // close() refuses new arms (arm() throws ConnectionError) while the entries already armed
 // keep their deadlines; drained() tells the prober thread when the last one was disarmed, so
 // it keeps firing deadlines until then and no call in flight is left unwatched.
@@ -57,6 +64,8 @@ class Watchdog {
     std::int64_t deadline_ns_ = 0;
     bool armed_ = false;
     bool fired_ = false;
+    bool deposed_ = false;  // fired by fire_deposed()
+    int primary_ = -1;      // the primary the statement was sent to (-1: not watched for that)
     Entry* prev_ = nullptr;  // in the armed list
     Entry* next_ = nullptr;
   };
@@ -78,10 +87,12 @@ class Watchdog {
       --attached_;
     }
   }
-  /// Watches `entry`, the entry of the connection whose socket is `fd`, until disarm(). The
-  /// first arm() of an entry duplicates `fd` into it (once per connection). Throws
-  /// ConnectionError after close() or when the socket cannot be duplicated (nothing was sent).
-  void arm(Entry& entry, int fd, std::int64_t deadline_ns) {
+  /// Watches `entry`, the entry of the connection whose socket is `fd`, until disarm(); with
+  /// `primary` >= 0 (the node index it was sent to as the primary), also until that node is
+  /// deposed (fire_deposed). The first arm() of an entry duplicates `fd` into it (once per
+  /// connection). Throws ConnectionError after close() or when the socket cannot be duplicated
+  /// (nothing was sent).
+  void arm(Entry& entry, int fd, std::int64_t deadline_ns, int primary = -1) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) throw ConnectionError("the database was closed");
     assert(!entry.armed_);
@@ -96,6 +107,8 @@ class Watchdog {
     }
     entry.deadline_ns_ = deadline_ns;
     entry.fired_ = false;
+    entry.deposed_ = false;
+    entry.primary_ = primary;
     entry.armed_ = true;
     entry.prev_ = nullptr;
     entry.next_ = head_;
@@ -103,11 +116,13 @@ class Watchdog {
     head_ = &entry;
     ++armed_;
   }
-  /// Stops watching `entry`; true when its deadline fired since arm() (false when not armed).
-  bool disarm(Entry& entry) noexcept {
+  /// Stops watching `entry`; true when it was cut since arm() (false when not armed). With
+  /// `deposed`, tells whether the cut came from fire_deposed() rather than the deadline.
+  bool disarm(Entry& entry, bool* deposed = nullptr) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!entry.armed_) return false;
     unlink(entry);
+    if (deposed != nullptr) *deposed = entry.deposed_;
     return entry.fired_;
   }
   /// Shuts down the socket of every armed entry past its deadline; returns how many fired now.
@@ -118,6 +133,21 @@ class Watchdog {
       if (!e->fired_ && now_ns >= e->deadline_ns_) {
         ::shutdown(e->fd_, SHUT_RDWR);
         e->fired_ = true;
+        ++fired;
+      }
+    }
+    return fired;
+  }
+  /// Shuts down the socket of every armed entry sent to a primary other than `primary` (that
+  /// node was deposed); returns how many fired now.
+  int fire_deposed(int primary) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int fired = 0;
+    for (Entry* e = head_; e != nullptr; e = e->next_) {
+      if (!e->fired_ && e->primary_ >= 0 && e->primary_ != primary) {
+        ::shutdown(e->fd_, SHUT_RDWR);
+        e->fired_ = true;
+        e->deposed_ = true;
         ++fired;
       }
     }

@@ -92,7 +92,7 @@ struct WriteCall {
         in_flight(*impl.router, decision.node), conn(impl.acquire(decision.node, /*write=*/true)),
         epoch(impl.topology->epoch()) {
     impl.counters.writes.fetch_add(1, std::memory_order_relaxed);
-    deadline.emplace(impl, conn);
+    deadline.emplace(impl, conn, decision.node);  // cut as soon as a failover deposes the node
   }
   static Decision route(Impl& m, const char* what) {
     Decision d = m.route_write();
@@ -183,8 +183,7 @@ std::vector<QueryResult> run_statements(WriteCall& w, Session& session, const st
   if (f.kind() == FailureKind::Lost || f.kind() == FailureKind::InDoubt) {
     const bool cut = w.m.lost(*w.deadline, w.decision.node, f.what());
     throw ConnectionError("node '" + w.node + "': " +
-                          (cut ? "no answer within statement_timeout_ms + query_grace_ms"
-                               : "connection lost before COMMIT") +
+                          (cut ? w.m.cut_message(*w.deadline) : std::string("connection lost before COMMIT")) +
                           "; the transaction was rolled back: " + f.what());
   }
   if (f.kind() == FailureKind::Server) {
@@ -219,8 +218,7 @@ std::vector<QueryResult> run_transaction(WriteCall& w, Session& session, const s
     // As for a lost connection: a COMMIT the watchdog cut says nothing about the node's health.
     const bool cut = m.lost(*w.deadline, w.decision.node, f.what());
     throw CommitUnknown("node '" + w.node + "': " +
-                        (cut ? "no answer to COMMIT within statement_timeout_ms + query_grace_ms"
-                             : "connection lost during COMMIT") +
+                        (cut ? "COMMIT: " + m.cut_message(*w.deadline) : std::string("connection lost during COMMIT")) +
                         "; it may or may not have committed: " + f.what());
   }
   const Lsn lsn = w.record_commit(session, xid, point);
@@ -273,8 +271,7 @@ QueryResult ReplicatedDatabase::execute(Session& session, const std::string& sql
     if (f.kind() == FailureKind::Server || f.kind() == FailureKind::Usage) w.raise(f, "sql");
     const bool cut = m.lost(*w.deadline, w.decision.node, f.what());
     throw CommitUnknown("node '" + w.node + "': " +
-                        (cut ? "no answer within statement_timeout_ms + query_grace_ms"
-                             : "connection lost during the write") +
+                        (cut ? m.cut_message(*w.deadline) : std::string("connection lost during the write")) +
                         "; it may or may not have committed: " + f.what());
   }
   out.lsn = w.record_commit(session, xid);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -60,6 +61,40 @@ TEST(PgWatchdog, FiresOnTheQuerysSocketEvenAfterItsNumberWasReused) {
   EXPECT_FALSE(w.disarm(entry));
   EXPECT_EQ(w.armed(), 0u);
   w.detach(entry);
+  EXPECT_EQ(w.attached(), 0u);
+}
+
+TEST(PgWatchdog, ADepositionCutsOnlyTheCallsSentToTheDeposedPrimary) {
+  Watchdog w;
+  Watchdog::Entry on_old, on_replica, on_new;
+  SocketPair old_conn, replica_conn, new_conn;
+  const std::int64_t far = std::numeric_limits<std::int64_t>::max() / 2;
+  w.arm(on_old, old_conn.fd[0], far, /*primary=*/0);  // a write to primary 0
+  w.arm(on_replica, replica_conn.fd[0], far);         // a read on replica 1: not watched for that
+  EXPECT_EQ(w.fire_deposed(/*primary=*/0), 0);        // 0 is still the primary: nothing cut
+  EXPECT_EQ(w.fire_deposed(/*primary=*/1), 1);        // 1 was promoted: the call on 0 is cut
+  EXPECT_EQ(w.fire_deposed(/*primary=*/1), 0);        // once
+  w.arm(on_new, new_conn.fd[0], far, /*primary=*/1);  // a write to the new primary
+  EXPECT_EQ(w.fire_deposed(/*primary=*/1), 0);
+  EXPECT_EQ(w.next_deadline_ns(), far);               // the others keep their deadlines
+  EXPECT_EQ(w.fire_expired(far), 2);
+
+  char buffer[8];
+  EXPECT_EQ(read_now(old_conn.fd[1], buffer, sizeof buffer), 0);  // shut down: the peer sees the end
+  bool deposed = false;
+  EXPECT_TRUE(w.disarm(on_old, &deposed));
+  EXPECT_TRUE(deposed);
+  EXPECT_TRUE(w.disarm(on_replica, &deposed));
+  EXPECT_FALSE(deposed);  // cut by its deadline, not by the deposition
+  EXPECT_TRUE(w.disarm(on_new, &deposed));
+  EXPECT_FALSE(deposed);
+  // Re-armed, an entry starts clean.
+  w.arm(on_old, old_conn.fd[0], far, /*primary=*/1);
+  EXPECT_FALSE(w.disarm(on_old, &deposed));
+  EXPECT_FALSE(deposed);
+  w.detach(on_old);
+  w.detach(on_replica);
+  w.detach(on_new);
   EXPECT_EQ(w.attached(), 0u);
 }
 

@@ -23,7 +23,10 @@
 ///   (counted in probes_failed).
 ///   The same thread is the watchdog of user queries: a query that outlives
 ///   `statement_timeout_ms` + `query_grace_ms` has its socket shut down, so even a server
-///   that stopped answering cannot hang a call. (The watchdog holds a dup() of each pooled
+///   that stopped answering cannot hang a call; a call sent to the primary is also cut as
+///   soon as the topology names another primary (a failover deposed it), within one poll
+///   round of that thread (20 ms), and ends with CommitUnknown for a write whose commit is in
+///   doubt. (The watchdog holds a dup() of each pooled
 ///   connection's socket, taken at its first query and closed when the connection is
 ///   discarded, so it never shuts down a descriptor number libpq closed and the process
 ///   reused; each open pooled connection thus uses two descriptors. If dup() fails, the call
