@@ -127,10 +127,19 @@ void LagTracker::record_delay_locked(int node, Replica& r, std::int64_t now_ns, 
   // Not yet seen on the primary: the replica is as fresh as the tracker can tell.
   const std::int64_t delay =
       reached == std::numeric_limits<std::int64_t>::min() ? 0 : std::max<std::int64_t>(0, now_ns - reached);
+  // The most it can have taken: the primary was last seen below replay_lsn at the end of the
+  // history entry before the first one at or past it, so that WAL was written after then. A
+  // probability target is judged on these: they never overstate how soon a replica shows a
+  // write (the estimate above counts 0 for a replica seen before the primary was).
+  const auto past = std::upper_bound(history_.begin(), history_.end(), replay_lsn.value - 1,
+                                     [](std::uint64_t v, const HistoryEntry& e) { return v < e.lsn; });
+  const std::int64_t most = std::max<std::int64_t>(0, now_ns - (past - 1)->last_ns);  // past != begin: !lower
   if (r.delays.size() < config_.delay_capacity) {
     r.delays.push_back(delay);
+    r.delays_most.push_back(most);
   } else {
     r.delays[r.delay_next] = delay;
+    r.delays_most[r.delay_next] = most;
   }
   r.delay_next = (r.delay_next + 1) % config_.delay_capacity;
   publish_delays_locked(node, r);
@@ -139,7 +148,7 @@ void LagTracker::record_delay_locked(int node, Replica& r, std::int64_t now_ns, 
 void LagTracker::publish_delays_locked(int node, const Replica& r) const {
   // Sorting a copy costs O(n log n) per sample of an advancing replica (n <= delay_capacity);
   // the router then checks a target with one comparison per replica.
-  std::vector<std::int64_t> sorted = r.delays;
+  std::vector<std::int64_t> sorted = r.delays_most;
   std::sort(sorted.begin(), sorted.end());
   const std::size_t n = sorted.size();
   const double dn = static_cast<double>(n);
@@ -318,7 +327,7 @@ std::optional<double> LagTracker::consistent_probability(int node, double elapse
   if (write_lsn.valid() && topology_->replay_lsn(node) >= write_lsn.value) return 1.0;
   const std::int64_t shown_ns = elapsed_ns - topology_->lag_ns(node);
   std::lock_guard<std::mutex> lock(mutex_);
-  const auto& d = replicas_[node].delays;
+  const auto& d = replicas_[node].delays_most;
   if (d.size() < kMinDelaySamples) return std::nullopt;
   const auto hits = std::count_if(d.begin(), d.end(), [&](std::int64_t x) { return x <= shown_ns; });
   return static_cast<double>(hits) / static_cast<double>(d.size());

@@ -15,7 +15,8 @@ MS = 1_000_000
 
 
 def two_speeds():
-    """Replica a replays each commit 3 ms after the primary, b 20 ms after (ten commits)."""
+    """Replica a replays each commit 3 ms after the primary, b 20 ms after (ten commits; the
+    primary is sampled 1 ms before each too, so the delays at their most are 4 and 21 ms)."""
     t = Topology("p", ["a", "b"])
     lag = LagTracker(t)
     lag.primary_sample(100, now_ns=0)
@@ -24,6 +25,7 @@ def two_speeds():
     for k in range(1, 11):
         now = k * 100 * MS
         lsn = 100 + 100 * k
+        lag.primary_sample(lsn - 100, now_ns=now - MS)
         lag.primary_sample(lsn, now_ns=now)
         lag.replica_sample("a", lsn, lsn, now_ns=now + 3 * MS)
         lag.replica_sample("b", lsn, lsn, now_ns=now + 20 * MS)

@@ -156,8 +156,10 @@ class LagTracker {
   /// The measured probability (PBS style) that replica `node` shows a commit made `elapsed_ms`
   /// ago: 1 when its published replay LSN covers `write_lsn` (when valid); else the fraction of
   /// its recent replay delays at most elapsed_ms minus its published time lag (a replica running
-  /// that far behind shows a commit that much later); nullopt before kMinDelaySamples. The
-  /// exact form of what Router checks for ReadOptions::p_consistent from the published quantiles.
+  /// that far behind shows a commit that much later); nullopt before kMinDelaySamples. Each delay
+  /// is taken at its most here: from the primary's last sample below the LSN replayed (sparse
+  /// primary samples make this err towards a lower probability, never a higher one). The exact
+  /// form of what Router checks for ReadOptions::p_consistent from the published quantiles.
   std::optional<double> consistent_probability(int node, double elapsed_ms, Lsn write_lsn = Lsn()) const;
   /// Replay-delay samples kept for replica `node` (at most delay_capacity).
   std::size_t replay_delay_count(int node) const;
@@ -191,6 +193,7 @@ class LagTracker {
     bool lower_bound = false;
     bool lagging = false;
     std::vector<std::int64_t> delays;  // ring of replay delays, at most delay_capacity
+    std::vector<std::int64_t> delays_most;  // the same delays at their most (consistent_probability)
     std::size_t delay_next = 0;
   };
 
