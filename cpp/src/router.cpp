@@ -191,6 +191,7 @@ inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std:
 
 using router_detail::check_read_arguments;
 using router_detail::likely_consistent;
+using router_detail::probability_target;
 using router_detail::read_needs;
 using router_detail::ReadNeeds;
 
@@ -345,19 +346,17 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
 Decision Router::route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
                             const ReadOptions& options) {
   check_read_arguments(now_ns, options);
+  if (options.p_consistent) return route_read_target(session, consistency, now_ns, options);
   Decision d;
   d.epoch = topology_->epoch();
-  const ReadNeeds needs = read_needs(session, consistency, now_ns, options);
+  const ReadNeeds needs = read_needs(session, consistency, options);
   ThreadState& ts = thread_state();
   if (needs.replica_allowed) {
     const std::uint64_t required = needs.required_lsn;
     d.required_lsn = Lsn(required);
     int region = options.region != kNoNode ? options.region : default_region_;
     int node = kNoNode;
-    if (needs.probable) {
-      // Rare and judged per replica: the exhaustive pick, with no stickiness to honour.
-      node = pick_fair(ts, required, needs.max_lag_ns, region, &d.reason, &needs.target);
-    } else if (config_.sticky_reads > 1 && !ts.shared) {
+    if (config_.sticky_reads > 1 && !ts.shared) {
       if (ts.sticky_left > 0 && qualifies(*topology_, ts.sticky_node, required, needs.max_lag_ns) &&
           (region == kNoNode || config_.policy != Policy::NearestRegion ||
            region_of(topology_->flags(ts.sticky_node)) == region)) {
@@ -383,6 +382,31 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
   }
   int p = topology_->primary();
   d.node = (topology_->flags(p) & detail::kUpBit) ? p : kNoNode;
+  if (options.count) count(ts, d.node, d.reason);
+  return d;
+}
+
+// Kept out of route_read's body (cold, not inlined): the common path stays as it was.
+[[gnu::cold, gnu::noinline]] Decision Router::route_read_target(const Session& session, Consistency consistency,
+                                                              std::int64_t now_ns, const ReadOptions& options) {
+  detail::ProbabilityTarget target;
+  if (!probability_target(session, consistency, now_ns, options, &target)) {
+    ReadOptions plain = options;  // no recent write: a plain EVENTUAL read
+    plain.p_consistent.reset();
+    return route_read(session, consistency, now_ns, plain);
+  }
+  Decision d;
+  d.epoch = topology_->epoch();
+  ThreadState& ts = thread_state();
+  // Judged per replica: the exhaustive pick, with no stickiness to honour.
+  const int region = options.region != kNoNode ? options.region : default_region_;
+  d.node = pick_fair(ts, 0, -1, region, &d.reason, &target);
+  if (d.node != kNoNode) {
+    d.reason = Reason::ReplicaLikelyConsistent;
+  } else {
+    const int p = topology_->primary();
+    d.node = (topology_->flags(p) & detail::kUpBit) ? p : kNoNode;
+  }
   if (options.count) count(ts, d.node, d.reason);
   return d;
 }

@@ -43,53 +43,48 @@ struct ReadNeeds {
   bool replica_allowed = true;
   Reason primary_reason = Reason::NoReplicaUp;   // when !replica_allowed
   Reason served = Reason::ReplicaAvailable;      // when a replica serves it
-  bool probable = false;                         // rule 7 applies: `target` filters the replicas
-  detail::ProbabilityTarget target;
 };
 
 inline void check_read_arguments(std::int64_t now_ns, const ReadOptions& options) {
   if (now_ns < 0) throw InvalidArgument("now_ns", "must not be negative");
-  if (!(options.within_ms >= 0 && options.within_ms <= 1e10)) {  // NaN fails too
-    throw InvalidArgument("within_ms", "must be a number of milliseconds in [0, 1e10]");
-  }
-  if (options.p_consistent && !(*options.p_consistent > 0 && *options.p_consistent <= 1)) {
-    throw InvalidArgument("p_consistent", "must be a probability in (0, 1]");
-  }
   if (options.region < kNoNode || options.region >= kMaxRegions) {
     throw InvalidArgument("region", "region id " + std::to_string(options.region) +
                                         " is out of range (Topology::region_id, or -1 for the default)");
   }
 }
 
-// Rule 7's target for an EVENTUAL read with p_consistent, when the session's last write is
-// recent enough for it to apply.
-inline void probability_target(const Session& session, std::int64_t now_ns, const ReadOptions& options, ReadNeeds* needs) {
-  if (session.last_write_ns == kNever) return;
-  // A write stamped ahead of this clock (another host's) counts as just made.
-  const std::int64_t elapsed_ns = session.last_write_ns >= now_ns ? 0 : now_ns - session.last_write_ns;
-  if (static_cast<double>(elapsed_ns) > options.within_ms * 1e6) return;
-  needs->probable = true;
-  needs->served = Reason::ReplicaLikelyConsistent;
-  needs->target.write_lsn = session.write_lsn.value;
-  needs->target.elapsed_ns = elapsed_ns;
-  int level = 0;
-  while (level < kDelayLevelCount - 1 && kDelayLevels[static_cast<std::size_t>(level)] < *options.p_consistent) ++level;
-  needs->target.level = level;
-}
-
-inline ReadNeeds read_needs(const Session& session, Consistency consistency, std::int64_t now_ns,
-                            const ReadOptions& options) {
-  ReadNeeds needs;
-  if (options.p_consistent && consistency != Consistency::Eventual) {
+// Rule 7's target of a read with p_consistent (checked here, with within_ms); true when the
+// session's last write is recent enough for it to apply.
+inline bool probability_target(const Session& session, Consistency consistency, std::int64_t now_ns,
+                               const ReadOptions& options, detail::ProbabilityTarget* target) {
+  const double p = *options.p_consistent;
+  if (!(p > 0 && p <= 1)) throw InvalidArgument("p_consistent", "must be a probability in (0, 1]");
+  if (!(options.within_ms >= 0 && options.within_ms <= 1e10)) {  // NaN fails too
+    throw InvalidArgument("within_ms", "must be a number of milliseconds in [0, 1e10]");
+  }
+  if (consistency != Consistency::Eventual) {
     throw InvalidArgument("p_consistent", "applies to EVENTUAL reads only (the other levels say what a read must see)");
   }
+  if (session.last_write_ns == kNever) return false;
+  // A write stamped ahead of this clock (another host's) counts as just made.
+  const std::int64_t elapsed_ns = session.last_write_ns >= now_ns ? 0 : now_ns - session.last_write_ns;
+  if (static_cast<double>(elapsed_ns) > options.within_ms * 1e6) return false;
+  target->write_lsn = session.write_lsn.value;
+  target->elapsed_ns = elapsed_ns;
+  int level = 0;
+  while (level < kDelayLevelCount - 1 && kDelayLevels[static_cast<std::size_t>(level)] < p) ++level;
+  target->level = level;
+  return true;
+}
+
+inline ReadNeeds read_needs(const Session& session, Consistency consistency, const ReadOptions& options) {
+  ReadNeeds needs;
   switch (consistency) {
     case Consistency::Strong:
       needs.replica_allowed = false;
       needs.primary_reason = Reason::StrongRead;
       break;
     case Consistency::Eventual:
-      if (options.p_consistent) probability_target(session, now_ns, options, &needs);
       break;
     case Consistency::ReadYourWrites:
     case Consistency::Causal:

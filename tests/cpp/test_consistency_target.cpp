@@ -194,13 +194,10 @@ TEST(ConsistencyTarget, BadInputNamesTheArgument) {
   }
   expect_invalid("elapsed_ms", [&] { c.lag.consistent_probability(1, -1.0); });
   expect_invalid("node", [&] { c.lag.consistent_probability(9, 1.0); });
-  // Checked on every read, even one the target would not apply to.
+  // Checked on every read with a target, even one the target would not apply to.
   Session fresh;
-  expect_invalid("within_ms", [&] {
-    ReadOptions o;
-    o.within_ms = -5;
-    router.route_read(fresh, Consistency::Eventual, 2, o);
-  });
+  expect_invalid("within_ms", [&] { router.route_read(fresh, Consistency::Eventual, 2, target(0.9, -5)); });
+  expect_invalid("p_consistent", [&] { router.route_read(fresh, Consistency::Strong, 2, target(0.9)); });
 }
 
 // Random clusters: replicas replay each commit after their own random delay (some paused, some

@@ -128,7 +128,7 @@ struct ReadOptions {
   /// EVENTUAL only: the probability, in (0, 1], that the replica chosen shows the session's last
   /// write, for reads within within_ms of it (rule 7); unset: no target.
   std::optional<double> p_consistent;
-  double within_ms = 1000;       ///< how long after a write p_consistent applies, in [0, 1e10]
+  double within_ms = 1000;       ///< how long after a write p_consistent applies, in [0, 1e10] (checked with it)
   /// false: the decision is not counted (a caller that may route again, e.g. while waiting
   /// for a replica, counts the decision it acts on once with Router::record).
   bool count = true;
@@ -222,6 +222,9 @@ class Router {
   ThreadState& thread_state() noexcept;
   void count(ThreadState& ts, int node, Reason reason) noexcept;
   int last_replica(const Session& session, std::uint64_t required_lsn) const noexcept;
+  // route_read with ReadOptions::p_consistent (rule 7), off the common path.
+  Decision route_read_target(const Session& session, Consistency consistency, std::int64_t now_ns,
+                             const ReadOptions& options);
   int pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why) noexcept;
   int pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why,
                 const detail::ProbabilityTarget* target = nullptr) noexcept;
