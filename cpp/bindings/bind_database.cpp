@@ -147,10 +147,12 @@ void bind_calls(py::class_<ReplicatedDatabase>& c) {
   c.def("query",
         [](ReplicatedDatabase& db, const py::object& sql, const py::object& params, const py::object& session,
            const py::object& consistency, const py::object& max_staleness_ms, const py::object& region,
-           const py::object& wait_for_replica_ms, const py::object& dicts, const py::object& row_factory) {
+           const py::object& wait_for_replica_ms, const py::object& dicts, const py::object& row_factory,
+           const py::object& p_consistent, const py::object& within_ms) {
           const std::string text = to_str(sql, "sql");
           Params p = to_params(params);
-          QueryOptions q = to_query_options(consistency, max_staleness_ms, region, wait_for_replica_ms);
+          QueryOptions q =
+              to_query_options(consistency, max_staleness_ms, region, wait_for_replica_ms, p_consistent, within_ms);
           py::object rows_by = row_factory_for(db, row_factory, dicts);
           SessionArg s(session);
           QueryResult r;
@@ -163,8 +165,11 @@ void bind_calls(py::class_<ReplicatedDatabase>& c) {
         py::arg("sql"), py::arg("params") = py::none(), py::arg("session") = py::none(), py::kw_only(),
         py::arg("consistency") = py::cast(pg::QueryOptions{}.consistency), py::arg("max_staleness_ms") = py::none(),
         py::arg("region") = py::none(), py::arg("wait_for_replica_ms") = py::none(), py::arg("dicts") = false,
-        py::arg("row_factory") = py::none(),
+        py::arg("row_factory") = py::none(), py::arg("p_consistent") = py::none(),
+        py::arg("within_ms") = pg::QueryOptions{}.within_ms,
         "Runs a read where the router sends it for `consistency` (a replikit.Consistency or its name). "
+        "p_consistent (EVENTUAL only): within `within_ms` of the session's last write, a replica serves only "
+        "when it shows that write with at least this measured probability (else a catch-up wait, or the primary). "
         "Retries on another node after a connection error (read_retries), so it is for reads only: writes "
         "go through execute() or transaction(). Monotonic and causal reads record the LSN they saw into "
         "the session. Rows as `row_factory` builds them (None: the database's; dicts=True: dict_row).");
@@ -173,15 +178,18 @@ void bind_calls(py::class_<ReplicatedDatabase>& c) {
 void bind_adapter_calls(py::class_<ReplicatedDatabase>& c) {
   c.def("route_read",
         [](ReplicatedDatabase& db, const py::object& session, const py::object& consistency,
-           const py::object& max_staleness_ms, const py::object& region, const py::object& wait_for_replica_ms) {
-          QueryOptions q = to_query_options(consistency, max_staleness_ms, region, wait_for_replica_ms);
+           const py::object& max_staleness_ms, const py::object& region, const py::object& wait_for_replica_ms,
+           const py::object& p_consistent, const py::object& within_ms) {
+          QueryOptions q =
+              to_query_options(consistency, max_staleness_ms, region, wait_for_replica_ms, p_consistent, within_ms);
           SessionArg s(session);
           py::gil_scoped_release release;
           return db.route_read(*s.ptr, q);
         },
         py::arg("session") = py::none(), py::kw_only(), py::arg("consistency") = py::cast(pg::QueryOptions{}.consistency),
         py::arg("max_staleness_ms") = py::none(), py::arg("region") = py::none(),
-        py::arg("wait_for_replica_ms") = py::none(),
+        py::arg("wait_for_replica_ms") = py::none(), py::arg("p_consistent") = py::none(),
+        py::arg("within_ms") = pg::QueryOptions{}.within_ms,
         "Where a read would go now (waiting for a replica like query() does); runs and counts nothing (report "
         "a read run elsewhere with record_read).");
   c.def("record_read",

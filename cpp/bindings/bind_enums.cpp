@@ -51,6 +51,8 @@ void bind_routing_enums(py::module_& m) {
       .value("NO_REPLICA_FRESH", Reason::NoReplicaFresh)
       .value("NO_REPLICA_UP", Reason::NoReplicaUp)
       .value("PRIMARY_DOWN", Reason::PrimaryDown)
+      .value("REPLICA_LIKELY_CONSISTENT", Reason::ReplicaLikelyConsistent)
+      .value("NO_REPLICA_LIKELY_CONSISTENT", Reason::NoReplicaLikelyConsistent)
       .finalize();
   py::native_enum<CatchUpReason>(m, "CatchUpReason", "enum.Enum",
                                  "Why a read that needs an LSN no replica has shown waits for one, or not.")

@@ -211,6 +211,15 @@ void bind_lag_tracker_delays(py::class_<LagTracker, std::shared_ptr<LagTracker>>
            py::arg("node"), py::arg("within_ms"),
            "The measured probability that the replica shows a commit within `within_ms` of it (the fraction of its "
            "recent replay delays at most that), or None before enough samples.")
+      .def("consistent_probability",
+           [](const LagTracker& l, const py::object& node, const py::object& elapsed_ms, const py::object& write_lsn) {
+             return l.consistent_probability(to_node(*l.topology(), node, "node"), to_double(elapsed_ms, "elapsed_ms"),
+                                             write_lsn.is_none() ? Lsn() : to_lsn(write_lsn, "write_lsn"));
+           },
+           py::arg("node"), py::arg("elapsed_ms"), py::arg("write_lsn") = py::none(),
+           "The measured probability that the replica shows a commit made `elapsed_ms` ago (PBS style): 1 when it "
+           "has replayed `write_lsn`, else the fraction of its recent replay delays at most elapsed_ms minus its "
+           "time lag; None before enough samples. What Router.route_read checks for p_consistent.")
       .def("replay_delay_count",
            [](const LagTracker& l, const py::object& node) {
              return l.replay_delay_count(to_node(*l.topology(), node, "node"));

@@ -107,8 +107,11 @@ SessionArg::SessionArg(const py::object& session) {
 }
 
 pg::QueryOptions to_query_options(const py::object& consistency, const py::object& max_staleness_ms,
-                                  const py::object& region, const py::object& wait_for_replica_ms) {
+                                  const py::object& region, const py::object& wait_for_replica_ms,
+                                  const py::object& p_consistent, const py::object& within_ms) {
   pg::QueryOptions q;
+  if (!p_consistent.is_none()) q.p_consistent = to_double(p_consistent, "p_consistent");
+  if (!within_ms.is_none()) q.within_ms = to_double(within_ms, "within_ms");
   q.consistency = to_enum<Consistency>(consistency, "consistency");
   if (!max_staleness_ms.is_none()) q.max_staleness_ms = finite(to_double(max_staleness_ms, "max_staleness_ms"), "max_staleness_ms");
   if (!region.is_none()) q.region = to_str(region, "region");

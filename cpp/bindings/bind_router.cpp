@@ -227,19 +227,25 @@ void bind_router_routes(py::class_<Router, std::shared_ptr<Router>>& c) {
         "Where a write goes: the primary, or node None with reason PRIMARY_DOWN.")
       .def("route_read",
            [](Router& r, const py::object& session, const py::object& consistency, const py::object& now_ns,
-              const py::object& max_staleness_ms, const py::object& region, const py::object& count) {
+              const py::object& max_staleness_ms, const py::object& region, const py::object& count,
+              const py::object& p_consistent, const py::object& within_ms) {
              const Session& s = to_session_ref(session);
              const Consistency k = to_enum<Consistency>(consistency, "consistency");
              ReadOptions o = read_options(r, max_staleness_ms, region);
              o.count = to_bool(count, "count");
+             if (!p_consistent.is_none()) o.p_consistent = to_double(p_consistent, "p_consistent");
+             o.within_ms = to_double(within_ms, "within_ms");
              return named(*r.topology(), r.route_read(s, k, now_or_wall(now_ns), o));
            },
            py::arg("session"), py::arg("consistency") = kDefaultConsistency, py::arg("now_ns") = py::none(),
            py::arg("max_staleness_ms") = py::none(), py::arg("region") = py::none(),
-           py::arg("count") = ReadOptions{}.count,
+           py::arg("count") = ReadOptions{}.count, py::arg("p_consistent") = py::none(),
+           py::arg("within_ms") = ReadOptions{}.within_ms,
            "Where a read goes (consistency: a Consistency or its name; now_ns: wall-clock ns, the clock of "
            "record_write, default time.time_ns()). count=False: not counted (a caller that may route again "
-           "counts the decision it acts on with record()).")
+           "counts the decision it acts on with record()). p_consistent (EVENTUAL only): within `within_ms` of the "
+           "session's last write, only a replica that shows that write with at least this measured probability "
+           "serves (reason REPLICA_LIKELY_CONSISTENT), else the primary (NO_REPLICA_LIKELY_CONSISTENT).")
       .def("route_read_fast",
            [](Router& r, const py::handle& session, const py::handle& consistency, const py::handle& max_staleness_ms) {
              static const Session no_session;  // never changed: routing only reads a session

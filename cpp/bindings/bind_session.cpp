@@ -55,6 +55,12 @@ void bind_session_acked_writes(py::class_<Session>& c) {
    "transaction ids: what a failover's loss report checks. Host-local: a token does not carry them.");
 }
 
+// A session time, or None for kNever.
+std::optional<std::int64_t> time_or_none(std::int64_t ns) {
+  if (ns == kNever) return std::nullopt;
+  return ns;
+}
+
 }  // namespace
 
 void bind_session(py::module_& m) {
@@ -69,10 +75,10 @@ void bind_session(py::module_& m) {
            py::arg("write_lsn") = py::none(), py::arg("read_lsn") = py::none())
       .def_property_readonly("write_lsn", [](const Session& s) { return s.write_lsn; })
       .def_property_readonly("read_lsn", [](const Session& s) { return s.read_lsn; })
-      .def_property_readonly("untracked_write_ns", [](const Session& s) -> std::optional<std::int64_t> {
-        if (s.untracked_write_ns == kNever) return std::nullopt;
-        return s.untracked_write_ns;
-      }, "Time of the last write whose LSN was unknown (None: none).")
+      .def_property_readonly("untracked_write_ns", [](const Session& s) { return time_or_none(s.untracked_write_ns); },
+                             "Time of the last write whose LSN was unknown (None: none).")
+      .def_property_readonly("last_write_ns", [](const Session& s) { return time_or_none(s.last_write_ns); },
+                             "Time of this session's latest write (None: none; host-local, not in the token).")
       .def("record_write",
            [](Session& s, const py::object& commit_lsn, const py::object& now_ns) {
              s.record_write(commit_lsn.is_none() ? Lsn() : to_lsn(commit_lsn, "commit_lsn"), now_or_wall(now_ns));

@@ -92,6 +92,7 @@ struct SessionArg {
 
 /// Per-read options from the keyword arguments of query() and route_read().
 pg::QueryOptions to_query_options(const py::object& consistency, const py::object& max_staleness_ms,
-                                  const py::object& region, const py::object& wait_for_replica_ms);
+                                  const py::object& region, const py::object& wait_for_replica_ms,
+                                  const py::object& p_consistent = py::none(), const py::object& within_ms = py::none());
 
 }  // namespace replikit::bindings

@@ -145,6 +145,8 @@ namespace {
 ReadOptions read_options(const Topology& topology, const QueryOptions& q) {
   ReadOptions ro;
   ro.max_staleness_ms = q.max_staleness_ms;
+  ro.p_consistent = q.p_consistent;
+  ro.within_ms = q.within_ms;
   ro.count = false;
   if (!q.region.empty()) {
     ro.region = topology.region_id(q.region);
@@ -153,11 +155,15 @@ ReadOptions read_options(const Topology& topology, const QueryOptions& q) {
   return ro;
 }
 
-// A read that waits: no replica has caught up yet, or the session has a write of unknown
-// commit LSN and the primary, the one node sure to show it, is down (a probe of it after its
-// restart resolves the write).
+// A read that waits: no replica has caught up yet (or, for a probability target, none likely
+// shows the session's last write yet), or the session has a write of unknown commit LSN and the
+// primary, the one node sure to show it, is down (a probe of it after its restart resolves the
+// write).
+bool catching_up(const Decision& d) {
+  return d.reason == Reason::NoReplicaCaughtUp || d.reason == Reason::NoReplicaLikelyConsistent;
+}
 bool worth_waiting(const Decision& d) {
-  return d.reason == Reason::NoReplicaCaughtUp || (d.reason == Reason::RecentWrite && d.node == kNoNode);
+  return catching_up(d) || (d.reason == Reason::RecentWrite && d.node == kNoNode);
 }
 
 }  // namespace
@@ -176,7 +182,7 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
   if (!worth_waiting(d) || !may_wait) return d;
   const CatchUpWait& setting = q.wait_for_replica ? *q.wait_for_replica : options.wait_for_replica;
   CatchUpPlan plan;
-  if (d.reason == Reason::NoReplicaCaughtUp) {
+  if (catching_up(d)) {
     plan = tracker->plan_catch_up(setting);
   } else if (setting.mode == CatchUpMode::Fixed) {
     plan.wait_ms = setting.max_wait_ms;

@@ -110,7 +110,7 @@ void LagTracker::replica_sample(int node, std::int64_t now_ns, Lsn receive_lsn, 
   if (r.known && now_ns < r.sample_ns) {
     throw InvalidArgument("now_ns", "samples of '" + topology_->name(node) + "' went back in time");
   }
-  if (r.known && replay_lsn.value > r.replay_lsn.value) record_delay_locked(r, now_ns, replay_lsn);
+  if (r.known && replay_lsn.value > r.replay_lsn.value) record_delay_locked(node, r, now_ns, replay_lsn);
   r.known = true;
   r.receive_lsn = receive_lsn;
   r.replay_lsn = replay_lsn;
@@ -118,7 +118,7 @@ void LagTracker::replica_sample(int node, std::int64_t now_ns, Lsn receive_lsn, 
   evaluate_locked(node, now_ns);
 }
 
-void LagTracker::record_delay_locked(Replica& r, std::int64_t now_ns, Lsn replay_lsn) {
+void LagTracker::record_delay_locked(int node, Replica& r, std::int64_t now_ns, Lsn replay_lsn) {
   if (history_.empty()) return;
   // When the primary first reached replay_lsn: it first wrote past replay_lsn - 1.
   bool lower = false;
@@ -127,12 +127,42 @@ void LagTracker::record_delay_locked(Replica& r, std::int64_t now_ns, Lsn replay
   // Not yet seen on the primary: the replica is as fresh as the tracker can tell.
   const std::int64_t delay =
       reached == std::numeric_limits<std::int64_t>::min() ? 0 : std::max<std::int64_t>(0, now_ns - reached);
+  // The most it can have taken: the primary was last seen below replay_lsn at the end of the
+  // history entry before the first one at or past it, so that WAL was written after then. A
+  // probability target is judged on these: they never overstate how soon a replica shows a
+  // write (the estimate above counts 0 for a replica seen before the primary was).
+  const auto past = std::upper_bound(history_.begin(), history_.end(), replay_lsn.value - 1,
+                                     [](std::uint64_t v, const HistoryEntry& e) { return v < e.lsn; });
+  const std::int64_t most = std::max<std::int64_t>(0, now_ns - (past - 1)->last_ns);  // past != begin: !lower
   if (r.delays.size() < config_.delay_capacity) {
     r.delays.push_back(delay);
+    r.delays_most.push_back(most);
   } else {
     r.delays[r.delay_next] = delay;
+    r.delays_most[r.delay_next] = most;
   }
   r.delay_next = (r.delay_next + 1) % config_.delay_capacity;
+  publish_delays_locked(node, r);
+}
+
+void LagTracker::publish_delays_locked(int node, const Replica& r) const {
+  // Sorting a copy costs O(n log n) per sample of an advancing replica (n <= delay_capacity);
+  // the router then checks a target with one comparison per replica.
+  std::vector<std::int64_t> sorted = r.delays_most;
+  std::sort(sorted.begin(), sorted.end());
+  const std::size_t n = sorted.size();
+  const double dn = static_cast<double>(n);
+  std::array<std::int64_t, kDelayLevelCount> q{};
+  for (int k = 0; k < kDelayLevelCount; ++k) {
+    // The nearest rank: the smallest r with r / n >= level, in the arithmetic that
+    // consistent_probability compares with (so a delay at or below q[k] is a probability >= level).
+    const double level = kDelayLevels[static_cast<std::size_t>(k)];
+    std::size_t rank = std::clamp<std::size_t>(static_cast<std::size_t>(std::ceil(level * dn)), 1, n);
+    while (rank < n && static_cast<double>(rank) / dn < level) ++rank;
+    while (rank > 1 && static_cast<double>(rank - 1) / dn >= level) --rank;
+    q[static_cast<std::size_t>(k)] = sorted[rank - 1];
+  }
+  topology_->publish_delays(node, static_cast<std::uint32_t>(n), q);
 }
 
 std::int64_t LagTracker::crossing_ns_locked(std::uint64_t lsn, bool* lower_bound) const {
@@ -288,6 +318,18 @@ std::optional<double> LagTracker::replay_probability(int node, double within_ms)
   const auto& d = replicas_[node].delays;
   if (d.size() < kMinDelaySamples) return std::nullopt;
   const auto hits = std::count_if(d.begin(), d.end(), [&](std::int64_t x) { return x <= within_ns; });
+  return static_cast<double>(hits) / static_cast<double>(d.size());
+}
+
+std::optional<double> LagTracker::consistent_probability(int node, double elapsed_ms, Lsn write_lsn) const {
+  topology_->check_index(node, "node");
+  const std::int64_t elapsed_ns = ms_to_ns(elapsed_ms, "elapsed_ms");
+  if (write_lsn.valid() && topology_->replay_lsn(node) >= write_lsn.value) return 1.0;
+  const std::int64_t shown_ns = elapsed_ns - topology_->lag_ns(node);
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto& d = replicas_[node].delays_most;
+  if (d.size() < kMinDelaySamples) return std::nullopt;
+  const auto hits = std::count_if(d.begin(), d.end(), [&](std::int64_t x) { return x <= shown_ns; });
   return static_cast<double>(hits) / static_cast<double>(d.size());
 }
 

@@ -5,6 +5,7 @@
 
 #include "replikit/errors.hpp"
 #include "replikit/random.hpp"
+#include "router_needs.hpp"
 
 namespace replikit {
 
@@ -186,64 +187,13 @@ inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std:
   return true;
 }
 
-// What a read at one consistency level needs: the LSN a replica must cover and the lag it may
-// have, or that only the primary will do (and why).
-struct ReadNeeds {
-  std::uint64_t required_lsn = 0;
-  std::int64_t max_lag_ns = -1;                  // -1: any lag
-  bool replica_allowed = true;
-  Reason primary_reason = Reason::NoReplicaUp;   // when !replica_allowed
-  Reason served = Reason::ReplicaAvailable;      // when a replica serves it
-};
-
-void check_read_arguments(std::int64_t now_ns, const ReadOptions& options) {
-  if (now_ns < 0) throw InvalidArgument("now_ns", "must not be negative");
-  if (options.region < kNoNode || options.region >= kMaxRegions) {
-    throw InvalidArgument("region", "region id " + std::to_string(options.region) +
-                                        " is out of range (Topology::region_id, or -1 for the default)");
-  }
-}
-
-inline ReadNeeds read_needs(const Session& session, Consistency consistency, const ReadOptions& options) {
-  ReadNeeds needs;
-  switch (consistency) {
-    case Consistency::Strong:
-      needs.replica_allowed = false;
-      needs.primary_reason = Reason::StrongRead;
-      break;
-    case Consistency::Eventual:
-      break;
-    case Consistency::ReadYourWrites:
-    case Consistency::Causal:
-      // A write of unknown commit LSN: no replica is known to show it, however long ago it
-      // was (the primary may have died before shipping it), until resolve_untracked_write
-      // turns it into an LSN.
-      if (session.untracked_write_ns != kNever) {
-        needs.replica_allowed = false;
-        needs.primary_reason = Reason::RecentWrite;
-        break;
-      }
-      needs.required_lsn = (consistency == Consistency::Causal ? session.causal_lsn() : session.write_lsn).value;
-      break;
-    case Consistency::Monotonic:
-      needs.required_lsn = session.read_lsn.value;
-      break;
-    case Consistency::BoundedStaleness:
-      if (!(std::isfinite(options.max_staleness_ms) && options.max_staleness_ms >= 0 &&
-            options.max_staleness_ms <= 1e10)) {
-        throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a finite max_staleness_ms in [0, 1e10]");
-      }
-      needs.max_lag_ns = static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
-      needs.served = Reason::ReplicaFresh;
-      break;
-    default:
-      throw InvalidArgument("consistency", "unknown consistency level");
-  }
-  if (needs.required_lsn != 0) needs.served = Reason::ReplicaCaughtUp;
-  return needs;
-}
-
 }  // namespace
+
+using router_detail::check_read_arguments;
+using router_detail::likely_consistent;
+using router_detail::probability_target;
+using router_detail::read_needs;
+using router_detail::ReadNeeds;
 
 int Router::last_replica(const Session& session, std::uint64_t required_lsn) const noexcept {
   const Topology& t = *topology_;
@@ -314,12 +264,12 @@ int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_l
 }
 
 int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
-                      Reason* why) noexcept {
+                      Reason* why, const detail::ProbabilityTarget* target) noexcept {
   const Topology& t = *topology_;
   const int n = t.replica_count();
   std::int16_t eligible[kMaxNodes];
   std::int16_t local[kMaxNodes];
-  int m = 0, m_local = 0, up = 0, healthy = 0, covering = 0;
+  int m = 0, m_local = 0, up = 0, healthy = 0, covering = 0, likely = 0;
   for (int k = 0; k < n; ++k) {
     int i = t.replica_at(k);
     std::uint32_t f = t.flags(i);
@@ -329,6 +279,8 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
     ++healthy;
     if (required_lsn != 0 && t.replay_lsn(i) < required_lsn) continue;
     ++covering;
+    if (target != nullptr && !likely_consistent(t, i, *target)) continue;
+    ++likely;
     if (max_lag_ns >= 0 && (!(f & detail::kLagKnownBit) || t.lag_ns(i) > max_lag_ns)) continue;
     eligible[m++] = static_cast<std::int16_t>(i);
     if (region != kNoNode && region_of(f) == region) local[m_local++] = static_cast<std::int16_t>(i);
@@ -337,6 +289,7 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
     *why = up == 0        ? Reason::NoReplicaUp
            : healthy == 0 ? Reason::AllReplicasLagging
            : covering == 0 ? Reason::NoReplicaCaughtUp
+           : likely == 0   ? Reason::NoReplicaLikelyConsistent
                            : Reason::NoReplicaFresh;
     return kNoNode;
   }
@@ -393,6 +346,7 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
 Decision Router::route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
                             const ReadOptions& options) {
   check_read_arguments(now_ns, options);
+  if (options.p_consistent) return route_read_target(session, consistency, now_ns, options);
   Decision d;
   d.epoch = topology_->epoch();
   const ReadNeeds needs = read_needs(session, consistency, options);
@@ -428,6 +382,31 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
   }
   int p = topology_->primary();
   d.node = (topology_->flags(p) & detail::kUpBit) ? p : kNoNode;
+  if (options.count) count(ts, d.node, d.reason);
+  return d;
+}
+
+// Kept out of route_read's body (cold, not inlined): the common path stays as it was.
+[[gnu::cold, gnu::noinline]] Decision Router::route_read_target(const Session& session, Consistency consistency,
+                                                              std::int64_t now_ns, const ReadOptions& options) {
+  detail::ProbabilityTarget target;
+  if (!probability_target(session, consistency, now_ns, options, &target)) {
+    ReadOptions plain = options;  // no recent write: a plain EVENTUAL read
+    plain.p_consistent.reset();
+    return route_read(session, consistency, now_ns, plain);
+  }
+  Decision d;
+  d.epoch = topology_->epoch();
+  ThreadState& ts = thread_state();
+  // Judged per replica: the exhaustive pick, with no stickiness to honour.
+  const int region = options.region != kNoNode ? options.region : default_region_;
+  d.node = pick_fair(ts, 0, -1, region, &d.reason, &target);
+  if (d.node != kNoNode) {
+    d.reason = Reason::ReplicaLikelyConsistent;
+  } else {
+    const int p = topology_->primary();
+    d.node = (topology_->flags(p) & detail::kUpBit) ? p : kNoNode;
+  }
   if (options.count) count(ts, d.node, d.reason);
   return d;
 }

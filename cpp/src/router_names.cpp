@@ -39,6 +39,8 @@ const char* to_string(Reason reason) noexcept {
     case Reason::NoReplicaFresh: return "no_replica_fresh";
     case Reason::NoReplicaUp: return "no_replica_up";
     case Reason::PrimaryDown: return "primary_down";
+    case Reason::ReplicaLikelyConsistent: return "replica_likely_consistent";
+    case Reason::NoReplicaLikelyConsistent: return "no_replica_likely_consistent";
   }
   return "?";
 }

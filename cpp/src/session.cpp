@@ -140,6 +140,7 @@ void Session::observe_replica(Lsn lsn, int node, std::uint64_t epoch) noexcept {
 
 void Session::record_write(Lsn commit_lsn, std::int64_t now_ns) {
   require(now_ns >= 0, "now_ns", "must not be negative");
+  if (now_ns > last_write_ns) last_write_ns = now_ns;
   if (commit_lsn.valid()) {
     write_lsn = lsn_max(write_lsn, commit_lsn);
     remember_write(writes, commit_lsn);
@@ -155,6 +156,7 @@ void Session::merge(const Session& other) noexcept {
   write_lsn = lsn_max(write_lsn, other.write_lsn);
   read_lsn = lsn_max(read_lsn, other.read_lsn);
   if (other.untracked_write_ns > untracked_write_ns) untracked_write_ns = other.untracked_write_ns;
+  if (other.last_write_ns > last_write_ns) last_write_ns = other.last_write_ns;
   xid_floor.merge(other.xid_floor);
 }
 

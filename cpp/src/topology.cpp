@@ -253,6 +253,13 @@ void Topology::publish_lag(int index, Lsn receive_lsn, Lsn replay_lsn, std::int6
   slot.flags.store(f, std::memory_order_release);
 }
 
+void Topology::publish_delays(int index, std::uint32_t samples,
+                              const std::array<std::int64_t, kDelayLevelCount>& quantile_ns) noexcept {
+  auto& slot = delays_[index];
+  for (int k = 0; k < kDelayLevelCount; ++k) slot.quantile_ns[k].store(quantile_ns[k], std::memory_order_relaxed);
+  slot.samples.store(samples, std::memory_order_release);
+}
+
 void Topology::publish_primary_lsn(int index, Lsn current_lsn) noexcept {
   auto& slot = slots_[index];
   slot.receive_lsn.store(current_lsn.value, std::memory_order_relaxed);
@@ -268,6 +275,7 @@ void Topology::clear_lag() noexcept {
     slot.lag_ns.store(0, std::memory_order_relaxed);
     slot.lag_bytes.store(0, std::memory_order_relaxed);
     slot.flags.store(f & ~detail::kLaggingBit & ~detail::kLagKnownBit, std::memory_order_release);
+    delays_[i].samples.store(0, std::memory_order_release);
   }
 }
 

@@ -264,6 +264,8 @@ class Reason(enum.Enum):
     NO_REPLICA_FRESH = 8
     NO_REPLICA_UP = 9
     PRIMARY_DOWN = 10
+    REPLICA_LIKELY_CONSISTENT = 11
+    NO_REPLICA_LIKELY_CONSISTENT = 12
 
 class CatchUpReason(enum.Enum):
     """Why a read that needs an LSN no replica has shown waits for one, or not."""
@@ -439,6 +441,8 @@ class LagTracker:
     def plan_catch_up(self, wait_for_replica_ms: Union[float, Literal["auto"]]) -> CatchUpPlan: ...
     def replay_delay_ms(self, node: _NodeRef, quantile: float = 0.99) -> Optional[float]: ...
     def replay_probability(self, node: _NodeRef, within_ms: float) -> Optional[float]: ...
+    def consistent_probability(self, node: _NodeRef, elapsed_ms: float,
+                               write_lsn: Optional[_LsnLike] = None) -> Optional[float]: ...
     def replay_delay_count(self, node: _NodeRef) -> int: ...
     def resolve_untracked_write(self, session: Session, margin_ms: float = 2000.0, *,
                                 now_ns: Optional[int] = None,
@@ -469,6 +473,8 @@ class Session:
     def read_lsn(self) -> Lsn: ...
     @property
     def untracked_write_ns(self) -> Optional[int]: ...
+    @property
+    def last_write_ns(self) -> Optional[int]: ...
     def record_write(self, commit_lsn: Optional[_LsnLike] = None, now_ns: Optional[int] = None) -> None:
         """now_ns: wall-clock ns (default time.time_ns())."""
     def observe(self, lsn: _LsnLike) -> None: ...
@@ -574,9 +580,11 @@ class Router:
     def route_write(self) -> Decision: ...
     def route_read(self, session: Session, consistency: _ConsistencyLike = Consistency.READ_YOUR_WRITES,
                    now_ns: Optional[int] = None, max_staleness_ms: Optional[float] = None,
-                   region: Optional[str] = None, count: bool = True) -> Decision:
+                   region: Optional[str] = None, count: bool = True,
+                   p_consistent: Optional[float] = None, within_ms: float = 1000.0) -> Decision:
         """consistency defaults to DEFAULT_CONSISTENCY (READ_YOUR_WRITES); now_ns: wall-clock ns, the
-        clock of Session.record_write (default time.time_ns())."""
+        clock of Session.record_write (default time.time_ns()); p_consistent (EVENTUAL only): the
+        probability target for reads within within_ms of the session's last write."""
     def route_reads(self, write_lsns: npt.ArrayLike, read_lsns: Optional[npt.ArrayLike] = None,
                     consistency: _ConsistencyLike = Consistency.READ_YOUR_WRITES, now_ns: Optional[int] = None,
                     max_staleness_ms: Optional[float] = None,
@@ -1335,11 +1343,13 @@ class ReplicatedDatabase:
               consistency: _PgConsistencyArg = ...,
               max_staleness_ms: Optional[float] = None, region: Optional[str] = None,
               wait_for_replica_ms: Optional[_WaitArg] = None, dicts: bool = False,
-              row_factory: Optional[_RowFactoryOf[_Row]] = None) -> Result[_Row]: ...
+              row_factory: Optional[_RowFactoryOf[_Row]] = None,
+              p_consistent: Optional[float] = None, within_ms: float = 1000.0) -> Result[_Row]: ...
     def route_read(self, session: Optional[Session] = None, *,
                    consistency: _PgConsistencyArg = ...,
                    max_staleness_ms: Optional[float] = None, region: Optional[str] = None,
-                   wait_for_replica_ms: Optional[_WaitArg] = None) -> Route: ...
+                   wait_for_replica_ms: Optional[_WaitArg] = None,
+                   p_consistent: Optional[float] = None, within_ms: float = 1000.0) -> Route: ...
     def record_read(self, node: str, reason: _PgReasonArg) -> None: ...
     def record_write(self, session: Session, commit_lsn: Any) -> None: ...
     def mark_down(self, name: str) -> None: ...

@@ -247,12 +247,18 @@ class PsycopgRouter:
     def read(self, session: Optional[_core.Session] = None, *,
              consistency: Union[_core.Consistency, ConsistencyName, None] = None,
              max_staleness_ms: Optional[float] = None,
-             wait_for_replica_ms: Optional[Union[float, Literal["auto"]]] = None) -> Iterator["psycopg.Connection[Any]"]:
+             wait_for_replica_ms: Optional[Union[float, Literal["auto"]]] = None,
+             p_consistent: Optional[float] = None,
+             within_ms: Optional[float] = None) -> Iterator["psycopg.Connection[Any]"]:
         """A connection to the node replikit routes this read to (see ``last_route``).
-        ``consistency``: a replikit.Consistency or its name; None: ReplicatedDatabase's default."""
+        ``consistency``: a replikit.Consistency or its name; None: ReplicatedDatabase's default.
+        ``p_consistent``/``within_ms``: the probability target of an EVENTUAL read (see
+        ReplicatedDatabase.query); ``within_ms`` None: the default."""
         level: Dict[str, Any] = {} if consistency is None else {"consistency": consistency}
+        if within_ms is not None:
+            level["within_ms"] = within_ms
         route = self._db.route_read(session, max_staleness_ms=max_staleness_ms,
-                                    wait_for_replica_ms=wait_for_replica_ms, **level)
+                                    wait_for_replica_ms=wait_for_replica_ms, p_consistent=p_consistent, **level)
         if route.node is None:
             raise _core.ConnectionError(f"no node can serve this read ({route.reason})")
         self.last_route = route

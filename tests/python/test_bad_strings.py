@@ -108,6 +108,9 @@ CASES = {
     ("LagTracker.replica", "node"): (lambda b: world()[1].replica(b), {"node"}),
     ("LagTracker.replay_delay_ms", "node"): (lambda b: world()[1].replay_delay_ms(b), {"node"}),
     ("LagTracker.replay_probability", "node"): (lambda b: world()[1].replay_probability(b, 1.0), {"node"}),
+    ("LagTracker.consistent_probability", "node"): (lambda b: world()[1].consistent_probability(b, 1.0), {"node"}),
+    ("LagTracker.consistent_probability", "write_lsn"): (
+        lambda b: world()[1].consistent_probability("r1", 1.0, write_lsn=b), {"write_lsn"}),
     ("LagTracker.replay_delay_count", "node"): (lambda b: world()[1].replay_delay_count(b), {"node"}),
     ("LagTracker.plan_catch_up", "wait_for_replica_ms"): (lambda b: world()[1].plan_catch_up(b),
                                                           {"wait_for_replica_ms"}),

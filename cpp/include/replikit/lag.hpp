@@ -153,6 +153,14 @@ class LagTracker {
   /// The fraction of replica `node`'s recent replay delays at most `within_ms` (nullopt before
   /// kMinDelaySamples): the measured probability that it shows a commit `within_ms` after it.
   std::optional<double> replay_probability(int node, double within_ms) const;
+  /// The measured probability (PBS style) that replica `node` shows a commit made `elapsed_ms`
+  /// ago: 1 when its published replay LSN covers `write_lsn` (when valid); else the fraction of
+  /// its recent replay delays at most elapsed_ms minus its published time lag (a replica running
+  /// that far behind shows a commit that much later); nullopt before kMinDelaySamples. Each delay
+  /// is taken at its most here: from the primary's last sample below the LSN replayed (sparse
+  /// primary samples make this err towards a lower probability, never a higher one). The exact
+  /// form of what Router checks for ReadOptions::p_consistent from the published quantiles.
+  std::optional<double> consistent_probability(int node, double elapsed_ms, Lsn write_lsn = Lsn()) const;
   /// Replay-delay samples kept for replica `node` (at most delay_capacity).
   std::size_t replay_delay_count(int node) const;
   /// How a read needing an LSN no replica is yet seen to have replayed waits under `wait`:
@@ -185,6 +193,7 @@ class LagTracker {
     bool lower_bound = false;
     bool lagging = false;
     std::vector<std::int64_t> delays;  // ring of replay delays, at most delay_capacity
+    std::vector<std::int64_t> delays_most;  // the same delays at their most (consistent_probability)
     std::size_t delay_next = 0;
   };
 
@@ -192,7 +201,8 @@ class LagTracker {
   void evaluate_locked(int node, std::int64_t at_ns);
   void record_event_locked(int node, LagEventKind kind, std::int64_t time_ns, const Replica& r);
   ReplicaLag view_locked(int node) const;
-  void record_delay_locked(Replica& r, std::int64_t now_ns, Lsn replay_lsn);
+  void record_delay_locked(int node, Replica& r, std::int64_t now_ns, Lsn replay_lsn);
+  void publish_delays_locked(int node, const Replica& r) const;
 
   std::shared_ptr<Topology> topology_;
   LagConfig config_;

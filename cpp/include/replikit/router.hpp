@@ -28,6 +28,15 @@
 ///    the first reason that holds of NoReplicaUp, AllReplicasLagging, NoReplicaCaughtUp,
 ///    NoReplicaFresh (judged over the up replicas, then the healthy ones, then those covering
 ///    the LSN).
+/// 7. An EVENTUAL read with a consistency probability target (ReadOptions::p_consistent) made
+///    within within_ms of the session's last write (Session::last_write_ns) needs a replica
+///    likely to show that write: one known to have replayed the session's write LSN, or one
+///    whose measured replay delays (LagTracker::consistent_probability) put the probability at
+///    p_consistent or more, judged conservatively from the quantiles the LagTracker publishes
+///    (the first of kDelayLevels at or above p_consistent). Such a replica serves it, reason
+///    ReplicaLikelyConsistent; when none does, it goes to the primary (as in rule 6, with
+///    NoReplicaLikelyConsistent after NoReplicaUp and AllReplicasLagging). Later reads are
+///    plain EVENTUAL reads.
 ///
 /// The read path takes no lock and allocates nothing. Per-thread state (round-robin cursor,
 /// seeded generator, decision counters) lives in one of kRouterThreadSlots padded slots that a
@@ -38,6 +47,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +55,10 @@
 #include "replikit/topology.hpp"
 
 namespace replikit {
+
+namespace detail {
+struct ProbabilityTarget;  // rule 7's target, as the router checks it (router.cpp)
+}  // namespace detail
 
 /// How reads are spread over the replicas that qualify.
 enum class Policy : std::uint8_t {
@@ -83,8 +97,10 @@ enum class Reason : std::uint8_t {
   NoReplicaFresh = 8,
   NoReplicaUp = 9,
   PrimaryDown = 10,
+  ReplicaLikelyConsistent = 11,
+  NoReplicaLikelyConsistent = 12,
 };
-inline constexpr int kReasonCount = 11;
+inline constexpr int kReasonCount = 13;
 
 /// Per-thread router state slots.
 inline constexpr int kRouterThreadSlots = 64;
@@ -100,7 +116,8 @@ struct Decision {
   bool to_primary() const noexcept {
     return reason == Reason::Write || reason == Reason::StrongRead || reason == Reason::RecentWrite ||
            reason == Reason::AllReplicasLagging || reason == Reason::NoReplicaCaughtUp ||
-           reason == Reason::NoReplicaFresh || reason == Reason::NoReplicaUp;
+           reason == Reason::NoReplicaFresh || reason == Reason::NoReplicaUp ||
+           reason == Reason::NoReplicaLikelyConsistent;
   }
 };
 
@@ -108,6 +125,10 @@ struct Decision {
 struct ReadOptions {
   double max_staleness_ms = -1;  ///< required for BoundedStaleness (>= 0)
   int region = kNoNode;          ///< Topology::region_id of the client (NearestRegion); kNoNode: router default
+  /// EVENTUAL only: the probability, in (0, 1], that the replica chosen shows the session's last
+  /// write, for reads within within_ms of it (rule 7); unset: no target.
+  std::optional<double> p_consistent;
+  double within_ms = 1000;       ///< how long after a write p_consistent applies, in [0, 1e10] (checked with it)
   /// false: the decision is not counted (a caller that may route again, e.g. while waiting
   /// for a replica, counts the decision it acts on once with Router::record).
   bool count = true;
@@ -150,7 +171,8 @@ class Router {
   /// nanoseconds since the Unix epoch, the clock of Session::record_write (checked, not used
   /// by the rules today).
   /// Throws InvalidArgument only for bad input (BoundedStaleness without a valid
-  /// max_staleness_ms, negative now_ns).
+  /// max_staleness_ms, negative now_ns, p_consistent outside (0, 1] or on a level other than
+  /// Eventual, within_ms outside [0, 1e10]).
   Decision route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
                       const ReadOptions& options = {});
 
@@ -200,9 +222,12 @@ class Router {
   ThreadState& thread_state() noexcept;
   void count(ThreadState& ts, int node, Reason reason) noexcept;
   int last_replica(const Session& session, std::uint64_t required_lsn) const noexcept;
+  // route_read with ReadOptions::p_consistent (rule 7), off the common path.
+  Decision route_read_target(const Session& session, Consistency consistency, std::int64_t now_ns,
+                             const ReadOptions& options);
   int pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why) noexcept;
-  int pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
-                Reason* why) noexcept;
+  int pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why,
+                const detail::ProbabilityTarget* target = nullptr) noexcept;
   void refresh_schedule() noexcept;
 
   std::shared_ptr<Topology> topology_;

@@ -80,6 +80,11 @@ struct Session {
   /// resolve_untracked_write (lag.hpp) turns it into an LSN.
   std::int64_t untracked_write_ns = kNever;
 
+  /// Host-local, never in a token: the time (the clock of record_write) of this session's latest
+  /// write, known commit LSN or not (kNever: none); reads with a consistency probability target
+  /// (ReadOptions::p_consistent) are judged by the time elapsed since it.
+  std::int64_t last_write_ns = kNever;
+
   /// Host-local, never in a token: the replica that served this session's last read at an
   /// observed LSN (-1, kNoNode: none), the topology epoch of that read and the replay LSN
   /// observed there. That replica has replayed at least last_replica_lsn for as long as the
@@ -110,7 +115,8 @@ struct Session {
   /// to `lsn`, the replica's replay LSN observed after the read, and remembers that replica.
   void observe_replica(Lsn lsn, int node, std::uint64_t epoch) noexcept;
   /// Takes the maximum of each field of `other` (causal merge; a known timeline wins over an
-  /// unknown one); the host-local fields stay this session's, except that xid floors merge.
+  /// unknown one); the host-local fields stay this session's, except that xid floors merge and
+  /// last_write_ns takes the later time.
   void merge(const Session& other) noexcept;
   /// The LSN a causal read must see: max(write_lsn, read_lsn).
   Lsn causal_lsn() const noexcept { return lsn_max(write_lsn, read_lsn); }

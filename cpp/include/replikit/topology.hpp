@@ -24,6 +24,10 @@ namespace replikit {
 inline constexpr int kMaxNodes = 256;
 /// Distinct region names per topology.
 inline constexpr int kMaxRegions = 64;
+/// The replay-delay quantile levels a LagTracker publishes per replica (nearest rank over its
+/// recent delays) for reads with a consistency probability target (ReadOptions::p_consistent).
+inline constexpr int kDelayLevelCount = 8;
+inline constexpr std::array<double, kDelayLevelCount> kDelayLevels = {0.5, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0};
 /// "No node": returned when nothing can serve a request.
 inline constexpr int kNoNode = -1;
 
@@ -82,6 +86,13 @@ struct alignas(64) NodeSlot {
   // Immutable once the slot is published (count_ stored with release).
   std::string name;
   std::string region;
+};
+
+// A replica's published replay-delay quantiles (kDelayLevels), apart from the hot slot so
+// that ordinary routing reads one cache line per node as before.
+struct alignas(64) DelaySlot {
+  std::atomic<std::uint32_t> samples{0};  // 0: none published
+  std::array<std::atomic<std::int64_t>, kDelayLevelCount> quantile_ns{};
 };
 
 struct alignas(64) PaddedCounter {
@@ -164,6 +175,18 @@ class Topology {
   /// Publishes a replica's progress and lag (LagTracker only).
   void publish_lag(int index, Lsn receive_lsn, Lsn replay_lsn, std::int64_t lag_bytes,
                    std::int64_t lag_ns, bool lagging) noexcept;
+  /// Publishes a replica's replay-delay quantiles at kDelayLevels from `samples` delays
+  /// (LagTracker only).
+  void publish_delays(int index, std::uint32_t samples,
+                      const std::array<std::int64_t, kDelayLevelCount>& quantile_ns) noexcept;
+  /// Replay delays behind node `index`'s published quantiles (0: none).
+  std::uint32_t delay_samples(int index) const noexcept {
+    return delays_[index].samples.load(std::memory_order_acquire);
+  }
+  /// Node `index`'s published replay-delay quantile at kDelayLevels[level], in nanoseconds.
+  std::int64_t delay_quantile_ns(int index, int level) const noexcept {
+    return delays_[index].quantile_ns[level].load(std::memory_order_relaxed);
+  }
   /// Publishes the primary's current LSN (LagTracker only).
   void publish_primary_lsn(int index, Lsn current_lsn) noexcept;
   /// Forgets every replica's lag (after a primary change).
@@ -194,6 +217,7 @@ class Topology {
   mutable std::mutex write_mutex_;
   std::array<detail::NodeSlot, kMaxNodes> slots_;
   std::array<detail::PaddedCounter, kMaxNodes> outstanding_;
+  std::array<detail::DelaySlot, kMaxNodes> delays_;
   std::array<std::atomic<std::int16_t>, kMaxNodes> replica_list_{};
   std::array<std::string, kMaxRegions> regions_;
   std::atomic<int> region_count_{0};

@@ -120,6 +120,9 @@
 ///   the prober to probe the replicas at once (at most one probe per replica per 0.25 ms while
 ///   readers wait) and re-routes after every probe, so a replica that is a few milliseconds
 ///   behind serves the read after a millisecond or two, not after a whole probe interval.
+///   An EVENTUAL read with QueryOptions::p_consistent that no replica meets yet
+///   (Reason::NoReplicaLikelyConsistent, router rule 7) waits the same way: each probe may
+///   show a replica past the session's write, and the time elapsed since it grows.
 /// - Under a steady write load each Monotonic read records an upper bound of what it saw,
 ///   which the replicas' last probed positions trail; rule 5 keeps such a session on the
 ///   replica it read from, and a `wait_for_replica_ms` of one probe interval lets it move to
@@ -214,6 +217,10 @@ struct QueryOptions {
   double max_staleness_ms = -1;     ///< for BoundedStaleness (>= 0)
   std::string region;               ///< client region for NearestRegion ("" = router default)
   std::optional<CatchUpWait> wait_for_replica;  ///< unset: the database default
+  /// EVENTUAL only: the probability target of reads within within_ms of the session's last write
+  /// (ReadOptions::p_consistent; unset: none).
+  std::optional<double> p_consistent;
+  double within_ms = ReadOptions{}.within_ms;  ///< how long after a write p_consistent applies
 };
 
 /// A statement parameter: a value in text format (no NUL byte) or binary format (any bytes),
