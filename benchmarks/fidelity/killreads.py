@@ -28,7 +28,8 @@ import threading
 import time
 from typing import Any, Dict, List, Tuple
 
-from fidelity.common import TABLE, WAIT_FUNCTION, Workload, WorkloadSettings, calibrate
+from fidelity.common import (TABLE, TOLERANCE, WAIT_FUNCTION, Workload, WorkloadSettings, calibrate,
+                             stale_at_execution)
 
 RUN_S = 3.0
 KILL_AT_S = 1.0
@@ -122,7 +123,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             writers.stop()
             manager.stop()
     kill_s = killed - t0
-    return {"kill_s": kill_s, "recovered_s": got[1] - t0, "reads": work.out.reads,
+    work.out.commits.sort()
+    return {"measured": work.out, "kill_s": kill_s, "recovered_s": got[1] - t0, "reads": work.out.reads,
             "failed_at": work.failed_at, "lag": work.replica_lag, "delays": delays,
             "half_round_trips": [(r.done - r.sent) * 500.0 for r in work.out.reads
                                  if r.node != "primary" and r.sent < kill_s]}
@@ -142,6 +144,9 @@ def real_figures(run: Dict[str, Any]) -> Dict[str, float]:
         reads = [r for r in run["reads"] if r.level == level]
         out[f"stale_{level}"] = sum(r.stale for r in reads) / max(1, len(reads))
         out[f"stale_{level}_count"] = float(sum(r.stale for r in reads))
+    eventual = [r for r in run["reads"] if r.level == "eventual"]
+    out["stale_eventual_exec"] = (sum(stale_at_execution(run["measured"], r) for r in eventual)
+                                  / max(1, len(eventual)))
     sent_in = sum(kill <= r.sent < recovered for r in run["reads"])
     failed_in = sum(kill <= t < recovered for t in run["failed_at"])
     out["failed_outage_share"] = failed_in / max(1, sent_in + failed_in)
@@ -194,6 +199,7 @@ def sim_run_figures(result: Any, crash_ms: float) -> Dict[str, float]:
            "lag_after_mean": _mean(after), "lag_after_max": max(after, default=0.0)}
     for level in ("eventual", "read_your_writes"):
         out[f"stale_{level}"] = float(result.stale_read_rate.get(level, 0.0))
+    out["stale_eventual_exec"] = out["stale_eventual"]  # the simulator's one definition
     # Failed reads all fall in the outage (nothing else fails on an unloaded cluster): the
     # share of the reads submitted while no primary answered.
     outage_reads = result.reads_submitted * result.failover["recovery_ms"] / (RUN_S * 1000.0)
@@ -225,15 +231,19 @@ def mean_figures(runs: List[Dict[str, float]]) -> Dict[str, float]:
     return figures
 
 
-# key, label, kind: "relative" is held to the 10% target; "absolute" figures are near 0 on
-# loopback (lag of a fraction of a ms, a handful of stale reads), compared by difference
-# against ABSOLUTE_TOLERANCE.
+# key, label, kind: "relative" is held to the 10% target (the eventual stale reads: ~150 per
+# mode in 20 kills); "absolute" figures are near 0 on loopback (lag of a fraction of a ms,
+# a few failed reads), compared by difference against ABSOLUTE_TOLERANCE. Stale eventual
+# reads by two definitions: the brief's (the read missed the last write acknowledged before it
+# was sent) and the simulator's (the node lacked a write committed before the read ran there,
+# server clock; one host), which also counts writes committed while the read was in flight.
 FIGURES = [
     ("lag_before_mean", "replica lag before the kill, mean (ms)", "absolute"),
     ("lag_before_max", "replica lag before the kill, max (ms)", "absolute"),
     ("lag_after_mean", "replica lag after recovery, mean (ms)", "absolute"),
     ("lag_after_max", "replica lag after recovery, max (ms)", "absolute"),
-    ("stale_eventual", "stale eventual reads (share)", "absolute"),
+    ("stale_eventual", "stale eventual reads (share)", "relative"),
+    ("stale_eventual_exec", "  ... missing a commit before it ran", "relative"),
     ("stale_read_your_writes", "stale read-your-writes reads (share)", "absolute"),
     ("failed_outage_share", "reads failed during the outage (share)", "absolute"),
 ]
@@ -241,7 +251,8 @@ FIGURES = [
 # few ms. Shares: a few reads per run (a 2% share of ~290 reads is 6 reads; Poisson noise alone
 # is +-40% of that), so a relative error says nothing; the tolerance is ~2 reads per run.
 ABSOLUTE_TOLERANCE = {"lag_before_mean": 1.0, "lag_before_max": 10.0, "lag_after_mean": 1.0,
-                      "lag_after_max": 10.0, "stale_eventual": 0.015, "stale_read_your_writes": 0.015,
+                      "lag_after_max": 10.0, "stale_eventual": 0.015, "stale_eventual_exec": 0.015,
+                      "stale_read_your_writes": 0.015,
                       "failed_outage_share": 0.05}
 
 
@@ -264,17 +275,23 @@ def compare(real: Dict[str, float], sim: Dict[str, float]) -> Dict[str, Dict[str
     from fidelity.common import relative_error
 
     table = {}
-    for key, _, _ in FIGURES:
-        difference = abs(real[key] - sim[key])
-        table[key] = {"measured": real[key], "predicted": sim[key], "kind": "absolute",
-                      "relative_error": relative_error(real[key], sim[key]), "absolute_error": difference,
-                      "tolerance": ABSOLUTE_TOLERANCE[key], "within_tolerance": difference <= ABSOLUTE_TOLERANCE[key]}
+    for key, _, kind in FIGURES:
+        difference, error = abs(real[key] - sim[key]), relative_error(real[key], sim[key])
+        table[key] = {"measured": real[key], "predicted": sim[key], "kind": kind,
+                      "relative_error": error, "absolute_error": difference,
+                      "tolerance": ABSOLUTE_TOLERANCE[key],
+                      "within_tolerance": error <= TOLERANCE if kind == "relative"
+                      else difference <= ABSOLUTE_TOLERANCE[key]}
     return table
 
 
 def print_table(mode: str, table: Dict[str, Dict[str, Any]], log: Any) -> None:
-    log(f"{mode} reads: {'figure':40s} {'measured':>9s} {'predicted':>9s} {'abs. error':>10s} {'tolerance':>9s}")
-    for key, label, _ in FIGURES:
+    log(f"{mode} reads: {'figure':40s} {'measured':>9s} {'predicted':>9s} {'error':>10s} {'tolerance':>9s}")
+    for key, label, kind in FIGURES:
         row = table[key]
+        if kind == "relative":
+            error, tolerance = f"{row['relative_error'] * 100:.1f}%", f"{TOLERANCE * 100:.0f}%"
+        else:
+            error, tolerance = f"{row['absolute_error']:.4f}", f"{row['tolerance']:.3f}"
         log(f"{'':{len(mode) + 8}}{label:40s} {row['measured']:9.4f} {row['predicted']:9.4f} "
-            f"{row['absolute_error']:10.4f} {row['tolerance']:9.3f}" + ("" if row["within_tolerance"] else " NO"))
+            f"{error:>10s} {tolerance:>9s}" + ("" if row["within_tolerance"] else " NO"))
