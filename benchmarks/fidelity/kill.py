@@ -18,6 +18,8 @@ median measured detection -> writes accepted for that mode (promotion itself is 
 so the predicted recovery is the modelled detection plus a measured promotion, and the
 detection is the figure the model predicts on its own.
 
+Reads: ``read_runs`` further kills per mode with a read workload, see fidelity/killreads.py.
+
 What differs, and is reported rather than tuned away:
 - the real detector misses a probe when the connection is refused (at once) and waits for
   the next tick; it also reads the standbys' positions before promoting (a few ms, in the
