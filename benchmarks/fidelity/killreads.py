@@ -26,7 +26,12 @@ What differs, and is reported rather than tuned away:
   (read_retries), so a read sent to the dead primary before the detection is answered by a
   replica; the simulator fails a read routed to a crashed node (node_down). Measured ~0,
   predicted ~1-2% of the outage's reads: a few reads per kill.
-- lag: a fraction of a millisecond on loopback on both sides; its maximum is one late probe.
+- lag: a fraction of a millisecond on loopback on both sides; its maximum is one late probe,
+  or, after the recovery, the surviving standby reconnecting to the new primary's timeline
+  (up to hundreds of ms), which the simulator does at once.
+- stale eventual reads: the real ones that missed an acknowledged write fall on the surviving
+  standby in the ~150 ms after the recovery (its reconnection); the simulator's come from
+  reads racing the replication all along (the same share without a crash).
 """
 
 from __future__ import annotations
