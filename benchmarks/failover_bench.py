@@ -265,22 +265,27 @@ REPLIKIT_PRESETS = {
 }
 
 
-def start_replikit_manager(cluster, preset: str) -> Manager:
+def start_replikit_manager(cluster, preset: str, on_db: Optional[Callable] = None,
+                           **db_options) -> Manager:
     """replikit's FailoverManager over a ReplicatedDatabase of ``cluster`` with detector
     ``preset`` (REPLIKIT_PRESETS). The one place where the benchmark meets replikit's
     manager: the returned Manager's ``stop`` stops it, after copying the detection and
     promotion instants and the new primary's name from its first FailoverReport (the
-    report's steady-clock nanoseconds are time.monotonic()'s clock)."""
+    report's steady-clock nanoseconds are time.monotonic()'s clock). ``on_db(db)``, when
+    given, is called with the manager's ReplicatedDatabase once the manager runs;
+    ``db_options`` are further options of that database."""
     import replikit
     from replikit.pg import database_for_cluster
 
     manager_class = replikit_manager_class()
     probe_ms, probe_timeout_ms, interval_ms, misses = REPLIKIT_PRESETS[preset]
     db = database_for_cluster(cluster, probe_interval_ms=probe_ms,
-                              probe_timeout_ms=probe_timeout_ms, connect_timeout_ms=2000)
+                              probe_timeout_ms=probe_timeout_ms, connect_timeout_ms=2000, **db_options)
     detector = replikit.DetectorConfig(interval_ms=interval_ms, missed_threshold=misses)
     failover = manager_class(db, detector=detector, state_interval_ms=50)
     failover.start()
+    if on_db is not None:
+        on_db(db)
     # The manager reads synchronous_standby_names from the primary while it is up: the
     # writers' warm-up (STEADY_S) gives it several rounds before the failure.
     manager = Manager(stop=lambda: None)

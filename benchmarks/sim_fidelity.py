@@ -10,6 +10,7 @@ Usage (needs the package with the PostgreSQL backend and psycopg, e.g. from scri
         [--delay run|median|distribution]
     delay: the same workload options (defaults: --run-s 20 --write-rate 20) and [--delay-ms 50]
     kill:  [--runs 5] [--modes async,sync] [--preset fast] [--seed 1] [--sim-runs 20]
+        [--read-runs 3]
 
 Scenarios (benchmarks/fidelity/: common.py the shared workload and figures, one module each):
 
@@ -55,7 +56,11 @@ Scenarios (benchmarks/fidelity/: common.py the shared workload and figures, one 
   simulator's failover with the core's detector and selection (failover_model "core") at the
   same heartbeat interval and threshold: detection time, time to recover (crash to the first
   acknowledged write on the new primary) and acknowledged writes lost. See its docstring for
-  what is matched and what differs.
+  what is matched and what differs. Then ``--read-runs`` more kills per mode with a read
+  workload (fidelity/killreads.py: 200 reads/s, half eventual, half read-your-writes, through
+  the manager's ReplicatedDatabase): replica lag before the kill and after the recovery, the
+  stale-read share per level and the share of reads failed in the outage, against the same
+  workload in the simulator.
 
 Each prints, for each figure, predicted vs measured, the relative error and whether it is within
 10%. Every wait is bounded; the clusters are stopped at the end, also on failure or Ctrl-C.

@@ -18,6 +18,8 @@ median measured detection -> writes accepted for that mode (promotion itself is 
 so the predicted recovery is the modelled detection plus a measured promotion, and the
 detection is the figure the model predicts on its own.
 
+Reads: ``read_runs`` further kills per mode with a read workload, see fidelity/killreads.py.
+
 What differs, and is reported rather than tuned away:
 - the real detector misses a probe when the connection is refused (at once) and waits for
   the next tick; it also reads the standbys' positions before promoting (a few ms, in the
@@ -38,6 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+from fidelity import killreads
 from fidelity.common import TOLERANCE, relative_error
 
 SIM_MODES = {"async": ("async", 1), "semi_sync": ("semi_sync", 1), "sync_all": ("sync", 1)}
@@ -52,13 +55,14 @@ class Settings:
     preset: str = "fast"
     seed: int = 1
     sim_runs: int = 20
+    read_runs: int = 3  # kills with the read workload (fidelity/killreads.py), per mode
 
     def mode_list(self) -> List[str]:
         return [m.strip() for m in self.modes.split(",") if m.strip()]
 
     def check(self) -> None:
-        if not 1 <= self.runs <= 100 or not 1 <= self.sim_runs <= 1000:
-            raise SystemExit("runs must be in [1, 100] and sim-runs in [1, 1000]")
+        if not 1 <= self.runs <= 100 or not 1 <= self.sim_runs <= 1000 or not 0 <= self.read_runs <= 100:
+            raise SystemExit("runs must be in [1, 100], read-runs in [0, 100] and sim-runs in [1, 1000]")
         if not self.mode_list() or set(self.mode_list()) - set(SIM_MODES):
             raise SystemExit("modes: one or more of " + ", ".join(SIM_MODES))
         if self.preset not in ("fast", "fast50"):
@@ -163,6 +167,12 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
         real = real_figures(real_runs(settings, mode, log))
         sim = sim_figures(settings, mode, real["promotion_ms"])
         out[mode] = {"real": real, "sim": sim, "comparison": compare(real, sim)}
+        if settings.read_runs:
+            log(f"{mode}: {settings.read_runs} real kills with reads ...")
+            real_r, measured = killreads.real_reads(settings.preset, mode, settings.read_runs, settings.seed, log)
+            seeds = range(settings.seed, settings.seed + settings.sim_runs)
+            sim_r = killreads.sim_figures(settings.preset, mode, real["promotion_ms"], seeds, measured)
+            out[mode]["reads"] = {"real": real_r, "sim": sim_r, "comparison": killreads.compare(real_r, sim_r)}
     log(f"simulated: {settings.sim_runs} seeded runs per mode (seeds {settings.seed}.."
         f"{settings.seed + settings.sim_runs - 1}); real and simulated {time.monotonic() - started:.0f} s")
     for mode, result in out.items():
@@ -170,6 +180,8 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
         log(f"{'':{len(mode) + 2}}simulated detections {result['sim']['detection_ms_min']:.0f}.."
             f"{result['sim']['detection_ms_max']:.0f} ms; pg_promote returned after "
             f"{result['real']['pg_promote_ms']:.0f} ms (median; it polls every 100 ms)")
+        if "reads" in result:
+            killreads.print_table(mode, result["reads"]["comparison"], log)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump({"scenario": "kill", "settings": vars(settings), "modes": out}, fh, indent=2)
