@@ -131,6 +131,8 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to sys.stderr as it is at each record: the live view redirects it to print the
     log above the table instead of through it."""
 
+    previous_level = logging.NOTSET  # the "replikit" logger's level before the monitor set it
+
     @property
     def stream(self) -> Any:
         return sys.stderr
@@ -140,10 +142,11 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def _setup_logging(level: str) -> logging.Handler:
+def _setup_logging(level: str) -> _StderrHandler:
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("replikit")
+    handler.previous_level = root.level  # restored when the monitor ends
     root.addHandler(handler)
     root.setLevel(getattr(logging, level))
     return handler
@@ -280,6 +283,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "replikit monitor") -> in
     finally:
         stop.restore()
         logging.getLogger("replikit").removeHandler(handler)
+        logging.getLogger("replikit").setLevel(handler.previous_level)
 
 
 def _require_rich() -> None:
