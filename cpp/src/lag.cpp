@@ -175,6 +175,10 @@ std::int64_t LagTracker::crossing_ns_locked(std::uint64_t lsn, bool* lower_bound
     return it->first_ns;
   }
   const HistoryEntry& before = *(it - 1);
+  // A gap longer than stale_sample_ms is an outage (killed, frozen, unreachable), not a steady
+  // WAL rate: the primary may have passed `lsn` right after before.last_ns, and interpolating
+  // across the gap would under-report the lag by up to the whole outage. Take the earliest.
+  if (it->first_ns - before.last_ns > stale_ns_) return before.last_ns;
   // The primary went from before.lsn (still there at before.last_ns) to it->lsn (first seen at
   // it->first_ns); assume a steady WAL rate in between to place the moment it passed `lsn`.
   long double span_bytes = static_cast<long double>(it->lsn - before.lsn);

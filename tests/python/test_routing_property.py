@@ -189,6 +189,8 @@ class RefLag:
                 if k == 0:
                     return first_ns, True
                 b_lsn, _b_first, b_last = self.history[k - 1]
+                if first_ns - b_last > self.stale_ns:  # an outage: the earliest moment, no interpolation
+                    return b_last, False
                 frac = Fraction(lsn + 1 - b_lsn, entry_lsn - b_lsn)
                 return b_last + math.floor(frac * (first_ns - b_last)), False
         return None, False

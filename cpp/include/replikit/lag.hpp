@@ -7,6 +7,9 @@
 /// equal LSNs as one entry, so an idle primary costs nothing, and it is bounded: the oldest
 /// entries are dropped first, and a replica older than the whole history is reported with
 /// the lag to the oldest entry (a lower bound, flagged in ReplicaLag::lag_is_lower_bound).
+/// Between two primary samples the moment is interpolated (a steady WAL rate), except across
+/// a gap longer than stale_sample_ms (the primary was out): then it is the earlier sample's
+/// time, the earliest the primary may have passed L, so an outage never hides a replica's lag.
 ///
 /// A replica is known fresh only as of the primary's last sample, at t_last. While the primary
 /// is not sampled (down, frozen, unreachable) it may still acknowledge commits that no replica
