@@ -205,6 +205,8 @@ std::vector<SimField> fault_fields() {
   f.push_back(number_field("heartbeat_interval_ms", &SimConfig::heartbeat_interval_ms, "Heartbeats of the primary."));
   f.push_back(number_field("missed_heartbeats", &SimConfig::missed_heartbeats, "Missed in a row before the primary is suspected."));
   f.push_back(number_field("promote_ms", &SimConfig::promote_ms, "Detection -> new primary accepting writes (at least)."));
+  f.push_back(number_field("repoint_ms", &SimConfig::repoint_ms,
+                           "Promotion -> a surviving standby streams from the new primary (it reads stale meanwhile)."));
   f.push_back(SimField{"failover_model", "Detection and selection: SIMPLE, or CORE (the core's detector and plan_failover).", 0,
                        [](const SimConfig& c) { return py::cast(c.failover_model); },
                        [](SimConfig& c, const py::handle& v) {

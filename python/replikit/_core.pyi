@@ -58,6 +58,7 @@ class SimConfig:
     heartbeat_interval_ms: float
     missed_heartbeats: int
     promote_ms: float
+    repoint_ms: float
     failover_model: FailoverModelKind  # set with a FailoverModelKind or its name
     sample_interval_ms: float
     max_samples: int

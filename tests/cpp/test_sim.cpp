@@ -263,6 +263,43 @@ TEST(Sim, RecoveryTakesHeartbeatIntervalTimesThresholdPlusPromotion) {
   EXPECT_GT(r.writes_acknowledged, 5000u * 1.5);
 }
 
+// The surviving standby receives nothing for repoint_ms after the promotion: its lag grows by
+// about that much, eventual reads on it go stale meanwhile; 0 (the default) changes nothing.
+TEST(Sim, SurvivingStandbyFallsBehindWhileRepointing) {
+  SimConfig c = crash_under_load(ReplicationMode::Async);
+  c.crash_primary_at_ms = 1050;
+  c.write_rate_per_s = 200;
+  c.replica_latency = LatencyDistribution::constant(0.25);
+  c.consistency_mix = {1, 0, 0, 0, 0, 0};
+  const SimResult prompt = simulate(c, 2);
+  c.repoint_ms = 0;
+  EXPECT_EQ(simulate(c, 2).levels[level(Consistency::Eventual)].stale,
+            prompt.levels[level(Consistency::Eventual)].stale);
+  c.repoint_ms = 300;
+  const SimResult slow = simulate(c, 2);
+  ASSERT_TRUE(slow.failover.promoted.has_value());
+  EXPECT_NEAR(slow.failover.recovery_ms, prompt.failover.recovery_ms, 1.0);
+  const std::string survivor = *slow.failover.promoted == "replica1" ? "replica2" : "replica1";
+  double survivor_max = -1, prompt_max = -1;
+  for (std::size_t i = 0; i < slow.replicas.size(); ++i) {
+    if (slow.replicas[i].name != survivor) continue;
+    survivor_max = slow.replicas[i].max_lag_ms;
+    prompt_max = prompt.replicas[i].max_lag_ms;
+  }
+  EXPECT_GT(survivor_max, 260);  // from the first write after the promotion (5 ms apart), 10 ms samples
+  EXPECT_LT(survivor_max, 320);
+  EXPECT_LT(prompt_max, 50);
+  EXPECT_GT(slow.levels[level(Consistency::Eventual)].stale, prompt.levels[level(Consistency::Eventual)].stale + 50);
+  EXPECT_TRUE(slow.conserved());
+  // Sync: a commit waits for the survivor, so writes stall until it reconnects, then resume.
+  c.mode = ReplicationMode::Sync;
+  const SimResult sync = simulate(c, 2);
+  EXPECT_TRUE(sync.conserved());
+  EXPECT_EQ(sync.writes_pending, 0u);
+  EXPECT_GT(sync.writes_acknowledged, slow.writes_acknowledged * 9 / 10);
+  EXPECT_GT(sync.mean_write_latency_ms, slow.mean_write_latency_ms + 5);
+}
+
 class NeverSuspects final : public FailoverModel {
  public:
   void heartbeat(std::int64_t, bool) override {}
@@ -305,6 +342,7 @@ TEST(Sim, BadInputNamesTheField) {
     return [c] { simulate(c, 1); };
   };
   expect_invalid("duration_ms", bad([](SimConfig& c) { c.duration_ms = 0; }));
+  expect_invalid("repoint_ms", bad([](SimConfig& c) { c.repoint_ms = -1; }));
   expect_invalid("duration_ms", bad([](SimConfig& c) { c.duration_ms = std::nan(""); }));
   expect_invalid("write_rate_per_s", bad([](SimConfig& c) { c.write_rate_per_s = -1; }));
   expect_invalid("read_rate_per_s", bad([](SimConfig& c) { c.read_rate_per_s = 1e300; }));

@@ -141,6 +141,7 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"router": {}}, "router", replikit.ArgumentTypeError),
     ({"names": ["a", "b"]}, "names", replikit.InvalidArgument),
     ({"read_back_share": 2}, "read_back_share", replikit.InvalidArgument),
+    ({"repoint_ms": -1}, "repoint_ms", replikit.InvalidArgument),
     ({"speed": 2}, "speed", replikit.ArgumentTypeError),
 ])
 def test_bad_input_raises_typed_errors_naming_the_field(fields, argument, error):
@@ -226,3 +227,18 @@ def test_an_apply_delay_holds_the_replicas_replay_back():
     assert 300 <= delayed["mean_apply_delay_ms"] < 301
     assert prompt["mean_apply_delay_ms"] < 2
     assert r.conserved
+
+
+def test_the_surviving_replica_falls_behind_while_it_is_repointed():
+    c = SimConfig(duration_ms=2000, write_rate_per_s=1000, read_rate_per_s=1000, replicas=2,
+                  crash_primary_at_ms=1050, consistency_mix={"eventual": 1.0})
+    assert c.repoint_ms == 0
+    prompt = simulate(c, 3)
+    c.repoint_ms = 250
+    slow = simulate(c, 3)
+    survivor = "replica2" if slow.failover["promoted"] == "replica1" else "replica1"
+    assert slow.failover["recovery_ms"] == prompt.failover["recovery_ms"]
+    assert 240 < slow.replicas[survivor]["max_lag_ms"] < 270
+    assert prompt.replicas[survivor]["max_lag_ms"] < 50
+    assert slow.stale_read_rate["eventual"] > prompt.stale_read_rate["eventual"]
+    assert slow.conserved

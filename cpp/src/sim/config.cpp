@@ -98,6 +98,7 @@ void check_faults(const SimConfig& c) {
   check_ms(c.heartbeat_interval_ms, "heartbeat_interval_ms", 0.001, kMaxDurationMs);
   check_int(c.missed_heartbeats, "missed_heartbeats", 1, 1000000);
   check_ms(c.promote_ms, "promote_ms", 0, kMaxDurationMs);
+  check_ms(c.repoint_ms, "repoint_ms", 0, kMaxDurationMs);
   require(static_cast<int>(c.failover_model) <= 1, "failover_model", "unknown failover model");
 }
 

@@ -136,6 +136,7 @@ void Simulation::dispatch(const Event& e) {
       start_apply(e.node);
       break;
     case Ev::Promote: on_promote(e.node); break;
+    case Ev::Repoint: on_repoint(e.node); break;
   }
 }
 

@@ -19,7 +19,7 @@ namespace replikit::sim::detail {
 
 enum class Ev : std::uint8_t {
   WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
-  WriteAcked, ReadDone, Probe, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote,
+  WriteAcked, ReadDone, Probe, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
 };
 
 struct Event {
@@ -72,6 +72,7 @@ struct Link {
 struct Node {
   bool alive = true;
   bool diverged = false;
+  bool detached = false;  // repointing to a new primary: receives nothing until it reconnects
   int busy = 0;
   std::deque<std::uint32_t> queue;  // waiting job ids (bounded by max_queue_length)
   std::int64_t busy_ns = 0;
@@ -140,6 +141,7 @@ class Simulation {
   void on_heartbeat();
   void on_promote(int node);
   void complete_promotion(int node);
+  void on_repoint(int node);
   void take_out(int node);
   void on_probe();
   void on_sample();

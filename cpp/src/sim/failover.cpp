@@ -108,6 +108,11 @@ void Simulation::complete_promotion(int node) {
       f.diverged.push_back(topology_->name(q));
       continue;
     }
+    if (c_.repoint_ms > 0) {
+      r.detached = true;  // reconnecting: streams again repoint_ms from now
+      events_.push(now_ + ns(c_.repoint_ms), Ev::Repoint, q);
+      continue;
+    }
     // Repointed: the new primary streams what this standby lacks, from its flush position.
     r.confirmed = r.received;
     if (r.received < cutoff) send(r.wal, q, Ev::WalArrive, cutoff);
@@ -119,6 +124,17 @@ void Simulation::complete_promotion(int node) {
     if (s.read_lsn > keep) s.read_lsn = keep;
     s.last_replica = -1;
   }
+}
+
+void Simulation::on_repoint(int node) {
+  Node& r = nodes_[static_cast<std::size_t>(node)];
+  if (!r.detached) return;
+  r.detached = false;
+  if (!r.alive || r.diverged || node == primary_) return;
+  // Reconnected: the new primary streams everything this standby lacks, from its flush position.
+  r.confirmed = r.received;
+  if (r.received < last_seq_) send(r.wal, node, Ev::WalArrive, last_seq_);
+  release_synced();
 }
 
 void Simulation::take_out(int node) {

@@ -17,7 +17,7 @@ void Simulation::commit(std::uint32_t id) {
   Commit& cm = commits_[seq & (kCommitRing - 1)];
   cm = Commit{now_, seq, timeline_, false};
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
-    if (is_replica(n)) send(nodes_[static_cast<std::size_t>(n)].wal, n, Ev::WalArrive, seq);
+    if (is_replica(n) && !nodes_[static_cast<std::size_t>(n)].detached) send(nodes_[static_cast<std::size_t>(n)].wal, n, Ev::WalArrive, seq);
   }
   if (c_.mode == ReplicationMode::Async) {
     j.state = JobState::ToClient;
@@ -101,7 +101,8 @@ std::uint64_t Simulation::synced_seq() const {
   std::array<std::uint64_t, kMaxReplicas + 1> confirmed{};
   int count = 0;
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
-    if (is_replica(n)) confirmed[static_cast<std::size_t>(count++)] = nodes_[static_cast<std::size_t>(n)].confirmed;
+    const Node& r = nodes_[static_cast<std::size_t>(n)];
+    if (is_replica(n) && !r.detached) confirmed[static_cast<std::size_t>(count++)] = r.confirmed;
   }
   const int k = c_.mode == ReplicationMode::Sync ? count : c_.sync_count;
   if (count == 0 || k > count) return 0;

@@ -114,6 +114,9 @@ struct SimConfig {
   double heartbeat_interval_ms = 100;
   int missed_heartbeats = 3;
   double promote_ms = 200;  ///< from detection to the new primary accepting writes (at least)
+  /// From the promotion until a surviving standby streams from the new primary (repointed and
+  /// its walreceiver reconnected); meanwhile it receives nothing new but stays readable.
+  double repoint_ms = 0;
   FailoverModelKind failover_model = FailoverModelKind::Simple;
 
   // ---- outputs and bounds ----

@@ -33,6 +33,8 @@
 /// Acknowledged writes above its received LSN are lost; replicas that received more diverge
 /// and are taken out. Sessions forget LSNs of the lost timeline (what a LostWrites check
 /// reports in the real client).
+/// The other replicas stream from the new primary repoint_ms after the promotion (0: at once);
+/// meanwhile they receive nothing new, stay readable and count as no attached standby.
 
 #include <cstdint>
 
