@@ -410,6 +410,33 @@ TEST(Lag, PrimaryOutageIsNotInterpolatedAcross) {
   d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
   EXPECT_EQ(d.node, kA);
   EXPECT_EQ(d.reason, Reason::ReplicaFresh);
+TEST(Lag, ReplicaSeenBehindTurnsLaggingWhileThePrimaryIsSilent) {
+  auto t = three_nodes();
+  LagConfig c;
+  c.max_lag_ms = 1000;
+  c.stale_sample_ms = 1000;
+  LagTracker lag(t, c);
+  t->set_up("b", false);
+  Router router(t);
+  Session session;
+  // Replica a stops replaying at 100 ms; the primary is sampled once more, past it, at 150 ms
+  // and then goes silent. Nothing freezes the measured lag: every replica sample re-judges it
+  // at its own time against the crossing the primary's history holds (just after 100 ms).
+  for (std::int64_t ms = 0; ms <= 150; ms += 50) lag.primary_sample(ms * kMs, lsn_at_ms(ms));
+  lag.replica_sample(kA, 150 * kMs, lsn_at_ms(100), lsn_at_ms(100));
+  EXPECT_EQ(lag.replica(kA).state, LagState::Ok);
+  t->set_up("p", false);
+  lag.replica_sample(kA, 1000 * kMs, lsn_at_ms(100), lsn_at_ms(100));
+  EXPECT_EQ(lag.replica(kA).state, LagState::Ok);
+  EXPECT_EQ(router.route_read(session, Consistency::Eventual, 0).node, kA);
+  lag.replica_sample(kA, 1200 * kMs, lsn_at_ms(100), lsn_at_ms(100));
+  ReplicaLag r = lag.replica(kA);
+  EXPECT_GT(r.lag_ns, 1000 * kMs);
+  EXPECT_EQ(r.state, LagState::Lagging);
+  // Over max_lag_ms with the primary down, no node serves even an eventual read.
+  Decision d = router.route_read(session, Consistency::Eventual, 0);
+  EXPECT_EQ(d.node, kNoNode);
+  EXPECT_EQ(d.reason, Reason::AllReplicasLagging);
 }
 
 TEST(Lag, BackwardsTimeAndLsnAreRejected) {

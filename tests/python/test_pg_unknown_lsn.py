@@ -96,9 +96,18 @@ def test_read_your_writes_outlasts_the_window_until_a_probe_resolves_the_write(c
 
 def test_primary_killed_after_an_unknown_write_refuses_reads_instead_of_serving_stale(cluster):
     # A probe 1 s after the write would resolve it: the kill comes well before that.
-    with blind_db(cluster, time_window_ms=1000.0) as db:
+    # The replicas, paused before the write, really are behind by the time since it once a
+    # primary probe has seen it: about 1.5 s at the eventual read, over the default max_lag_ms
+    # (1 s), which would make them LAGGING and leave that read no node (the primary is down).
+    # Whether a probe (every 50 ms) came between the commit and the kill was up to the timing,
+    # so this test waits for one and sets max_lag_ms far above the replicas' lag: its point,
+    # eventual reads are served while read-your-writes and causal reads are refused, then holds
+    # whatever the timing.
+    with blind_db(cluster, time_window_ms=1000.0, max_lag_ms=60_000.0) as db:
         s = unknown_write(db, cluster)
         token = s.token()
+        wait_until(lambda: all(db.node(name).lag_bytes > 0 for name in ("r1", "r2")), 10,
+                   "a primary probe that sees the replicas behind the write")
         cluster.kill("primary")
         wait_until(lambda: not db.node("primary").up, 10, "the primary marked down")
         time.sleep(1.5)  # past the window (before the fix, a replica lacking the commit served)
@@ -110,7 +119,11 @@ def test_primary_killed_after_an_unknown_write_refuses_reads_instead_of_serving_
         other.merge(token)
         with pytest.raises(replikit.ConnectionError):
             db.query(COUNT_SQL, session=other, consistency="causal")
-        # Reads that never asked for the session's writes are still served by the replicas.
+        # Reads that never asked for the session's writes are still served by the replicas,
+        # which are more than the default max_lag_ms behind but within this one: OK.
+        for name in ("r1", "r2"):
+            info = db.node(name)
+            assert info.lag_ms > 1000.0 and info.lag_state == replikit.LagState.OK, (name, info)
         assert db.query(COUNT_SQL, session=s, consistency="eventual").node in ("r1", "r2")
         assert s.untracked_write_ns is not None  # no primary probe since: still unresolved
         cluster.start("primary")

@@ -16,8 +16,11 @@
 /// has, so once t_last is more than stale_sample_ms older than a replica's sample time `now`,
 /// that replica's time lag is at least now - t_last (also a lower bound, flagged the same way).
 /// It grows with every replica sample and is what bounded-staleness reads are judged on; the
-/// OK/LAGGING state follows the measured lag only, so reads that need no freshness bound stay
-/// on the replicas while the primary is out. The next primary sample restores the measured lag.
+/// OK/LAGGING state follows the measured lag only, so the primary's silence alone never turns a
+/// replica LAGGING. The measured lag still grows with every replica sample when the primary's
+/// last samples showed it past the replica's replay LSN (a replica paused or cut off), so reads
+/// that need no freshness bound stay on the replicas while the primary is out only as long as
+/// that lag stays within max_lag_ms. The next primary sample restores the measured lag.
 
 #include <cstdint>
 #include <deque>
