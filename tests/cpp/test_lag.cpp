@@ -410,6 +410,8 @@ TEST(Lag, PrimaryOutageIsNotInterpolatedAcross) {
   d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
   EXPECT_EQ(d.node, kA);
   EXPECT_EQ(d.reason, Reason::ReplicaFresh);
+}
+
 TEST(Lag, ReplicaSeenBehindTurnsLaggingWhileThePrimaryIsSilent) {
   auto t = three_nodes();
   LagConfig c;
