@@ -2,7 +2,8 @@
 migrate` and `replikit_status`, two app processes (serve.py), and client.py posting through one
 and reading back through the other with the token in the header, with both replicas' replay
 paused: every read with the token sees its comment, every read without it misses it. Then the
-same between a Django process and the framework-free one (plain_wsgi.py), both ways."""
+same between a Django process, the framework-free one (plain_wsgi.py) and the SQLAlchemy one
+(sqlalchemy_wsgi.py), both ways."""
 
 from __future__ import annotations
 
@@ -91,6 +92,11 @@ def test_comments_example_two_app_processes_hand_off_through_the_token():
         apps.append(start_app(plain, env, "plain_wsgi.py"))
         check_handoff(ports[0], plain, 3, env)
         check_handoff(plain, ports[1], 3, env)
+        # The SQLAlchemy app (replikit.web + replikit.sqlalchemy) likewise, both ways.
+        orm = free_port()
+        apps.append(start_app(orm, env, "sqlalchemy_wsgi.py"))
+        check_handoff(ports[0], orm, 3, env)
+        check_handoff(orm, plain, 3, env)
     finally:
         for proc in apps:
             proc.kill()
