@@ -198,6 +198,10 @@ void LagTracker::evaluate_locked(int node, std::int64_t at_ns) {
   std::int64_t measured =
       crossing == std::numeric_limits<std::int64_t>::min() ? 0 : std::max<std::int64_t>(0, at_ns - crossing);
   r.lower_bound = lower;
+  // Older than the whole history (fresh after a reset, or evicted): the primary passed the
+  // replay LSN at some unknown time before the oldest entry, so the true lag may be anything
+  // above `measured`. Published as unknown, so bounded-staleness reads never take it.
+  r.before_history = lower;
   r.lag_ns = measured;
   // The replica is known fresh only as of the primary's last sample: once that sample is
   // stale, everything the primary may have committed since is unaccounted for.
@@ -224,7 +228,7 @@ void LagTracker::evaluate_locked(int node, std::int64_t at_ns) {
     r.lagging = lagging;
     record_event_locked(node, lagging ? LagEventKind::BecameLagging : LagEventKind::Recovered, at_ns, r);
   }
-  topology_->publish_lag(node, r.receive_lsn, r.replay_lsn, r.lag_bytes, r.lag_ns, r.lagging);
+  topology_->publish_lag(node, r.receive_lsn, r.replay_lsn, r.lag_bytes, r.lag_ns, r.lagging, !r.before_history);
 }
 
 void LagTracker::record_event_locked(int node, LagEventKind kind, std::int64_t time_ns, const Replica& r) {
@@ -333,6 +337,8 @@ std::optional<double> LagTracker::consistent_probability(int node, double elapse
   std::lock_guard<std::mutex> lock(mutex_);
   const auto& d = replicas_[node].delays_most;
   if (d.size() < kMinDelaySamples) return std::nullopt;
+  // An unknown time lag (older than the history): the router never counts it likely.
+  if (replicas_[node].before_history) return 0.0;
   const auto hits = std::count_if(d.begin(), d.end(), [&](std::int64_t x) { return x <= shown_ns; });
   return static_cast<double>(hits) / static_cast<double>(d.size());
 }

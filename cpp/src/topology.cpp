@@ -241,7 +241,7 @@ std::vector<NodeInfo> Topology::nodes() const {
 }
 
 void Topology::publish_lag(int index, Lsn receive_lsn, Lsn replay_lsn, std::int64_t lag_bytes,
-                           std::int64_t lag_ns, bool lagging) noexcept {
+                           std::int64_t lag_ns, bool lagging, bool lag_known) noexcept {
   std::lock_guard<std::mutex> lock(write_mutex_);
   auto& slot = slots_[index];
   slot.receive_lsn.store(receive_lsn.value, std::memory_order_relaxed);
@@ -249,7 +249,7 @@ void Topology::publish_lag(int index, Lsn receive_lsn, Lsn replay_lsn, std::int6
   slot.lag_ns.store(lag_ns, std::memory_order_relaxed);
   slot.replay_lsn.store(replay_lsn.value, std::memory_order_release);
   std::uint32_t f = slot.flags.load(std::memory_order_relaxed);
-  f = with_bit(with_bit(f, detail::kLaggingBit, lagging), detail::kLagKnownBit, true);
+  f = with_bit(with_bit(f, detail::kLaggingBit, lagging), detail::kLagKnownBit, lag_known);
   slot.flags.store(f, std::memory_order_release);
 }
 

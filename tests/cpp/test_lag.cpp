@@ -441,6 +441,44 @@ TEST(Lag, ReplicaSeenBehindTurnsLaggingWhileThePrimaryIsSilent) {
   EXPECT_EQ(d.reason, Reason::AllReplicasLagging);
 }
 
+TEST(Lag, ReplicaOlderThanTheHistoryAfterResetIsNotFresh) {
+  // After a reset (a failover, or the primary's LSN went backwards) the history starts at the
+  // new primary's first sample; a replica below it passed that LSN at an unknown time.
+  auto t = three_nodes();
+  LagConfig c;
+  c.max_lag_ms = 1000;
+  c.stale_sample_ms = 1000;
+  LagTracker lag(t, c);
+  t->set_up("b", false);  // replica a is the only one that can serve
+  Router router(t);
+  Session session;
+  ReadOptions bounded;
+  bounded.max_staleness_ms = 500;
+  for (std::int64_t ms = 0; ms <= 100; ms += 50) lag.primary_sample(ms * kMs, lsn_at_ms(ms));
+  lag.reset();
+  lag.primary_sample(200 * kMs, lsn_at_ms(5000));
+  lag.replica_sample(kA, 300 * kMs, lsn_at_ms(100), lsn_at_ms(100));  // far below the first entry
+  ReplicaLag r = lag.replica(kA);
+  EXPECT_TRUE(r.lag_is_lower_bound);
+  EXPECT_EQ(r.lag_ns, 100 * kMs) << "now - the only entry's first sample";
+  EXPECT_EQ(r.state, LagState::Ok) << "the state follows the lower bound";
+  EXPECT_FALSE(t->info(kA).lag_known) << "its true time lag is unknown";
+  Decision d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  EXPECT_NE(d.node, kA);
+  EXPECT_EQ(d.reason, Reason::NoReplicaFresh);
+  // Reads without a freshness bound still take it.
+  d = router.route_read(session, Consistency::Eventual, 0, bounded);
+  EXPECT_EQ(d.node, kA);
+  // Replaying past the first entry makes its lag known again: fresh.
+  lag.primary_sample(250 * kMs, lsn_at_ms(5050));
+  lag.replica_sample(kA, 310 * kMs, lsn_at_ms(5000), lsn_at_ms(5000));
+  EXPECT_FALSE(lag.replica(kA).lag_is_lower_bound);
+  EXPECT_TRUE(t->info(kA).lag_known);
+  d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  EXPECT_EQ(d.node, kA);
+  EXPECT_EQ(d.reason, Reason::ReplicaFresh);
+}
+
 TEST(Lag, BackwardsTimeAndLsnAreRejected) {
   auto t = three_nodes();
   LagTracker lag(t);
@@ -584,6 +622,7 @@ struct RawSample {
 struct ReferenceLag {
   std::int64_t lag_ns = 0;
   bool lower_bound = false;
+  bool history_lower_bound = false;  // older than the kept history (lower_bound for that reason)
 };
 
 // When did the primary first pass `lsn`? Obvious scan over all raw samples; `capacity` emulates
@@ -607,7 +646,7 @@ ReferenceLag reference_lag(const std::vector<RawSample>& raw, std::size_t capaci
   if (after == nullptr) return out;  // the primary has not passed lsn: no lag
   std::int64_t crossing;
   if (before == nullptr) {
-    out.lower_bound = true;
+    out.lower_bound = out.history_lower_bound = true;
     crossing = after->t;
   } else if (after->t - before->t > stale_ns) {
     crossing = before->t;  // an outage between the samples: no interpolation
@@ -696,6 +735,8 @@ TEST(LagProperty, RandomHistoriesMatchTheReference) {
       EXPECT_EQ(got.state == LagState::Lagging, r.lagging);
       EXPECT_EQ(t->info(node).lag_state == LagState::Lagging, r.lagging);
       EXPECT_EQ(t->info(node).lag_ns, got.lag_ns);
+      // Older than the kept history: the time lag is published as unknown.
+      EXPECT_EQ(t->info(node).lag_known, !ref.history_lower_bound);
       if (was != r.lagging) {
         LagEvent ev;
         ev.sequence = ++events;

@@ -7,6 +7,11 @@
 /// equal LSNs as one entry, so an idle primary costs nothing, and it is bounded: the oldest
 /// entries are dropped first, and a replica older than the whole history is reported with
 /// the lag to the oldest entry (a lower bound, flagged in ReplicaLag::lag_is_lower_bound).
+/// Such a replica's true lag is unknown (right after reset() the history is one sample old),
+/// so it is published to the Topology with its time lag unknown (NodeInfo::lag_known false):
+/// bounded-staleness reads and probability targets never take it until it replays past the
+/// oldest entry. Its OK/LAGGING state follows the lower bound (a lower bound above max_lag_ms
+/// is LAGGING; below it the replica stays OK for reads that need no freshness bound).
 /// Between two primary samples the moment is interpolated (a steady WAL rate), except across
 /// a gap longer than stale_sample_ms (the primary was out): then it is the earlier sample's
 /// time, the earliest the primary may have passed L, so an outage never hides a replica's lag.
@@ -164,7 +169,8 @@ class LagTracker {
   /// its recent replay delays at most elapsed_ms minus its published time lag (a replica running
   /// that far behind shows a commit that much later); nullopt before kMinDelaySamples. Each delay
   /// is taken at its most here: from the primary's last sample below the LSN replayed (sparse
-  /// primary samples make this err towards a lower probability, never a higher one). The exact
+  /// primary samples make this err towards a lower probability, never a higher one); 0 for a
+  /// replica older than the kept history (its time lag is unknown). The exact
   /// form of what Router checks for ReadOptions::p_consistent from the published quantiles.
   std::optional<double> consistent_probability(int node, double elapsed_ms, Lsn write_lsn = Lsn()) const;
   /// Replay-delay samples kept for replica `node` (at most delay_capacity).
@@ -197,6 +203,7 @@ class LagTracker {
     std::int64_t sample_ns = 0;
     std::int64_t lag_ns = 0, lag_bytes = 0, receive_lag_bytes = 0;
     bool lower_bound = false;
+    bool before_history = false;  // replay LSN below the oldest history entry: time lag unknown
     bool lagging = false;
     std::vector<std::int64_t> delays;  // ring of replay delays, at most delay_capacity
     std::vector<std::int64_t> delays_most;  // the same delays at their most (consistent_probability)

@@ -59,7 +59,8 @@ struct NodeInfo {
   Lsn replay_lsn;            ///< replicas: last reported replay LSN; primary: current LSN
   std::int64_t lag_bytes = 0;
   std::int64_t lag_ns = 0;
-  bool lag_known = false;    ///< a replica sample has been seen since the last reset
+  bool lag_known = false;    ///< a replica sample has been seen since the last reset, and the replica
+                             ///< is not older than the lag history (its time lag is known)
   LagState lag_state = LagState::Ok;
   std::int32_t outstanding = 0;  ///< requests in flight (Router::begin / end)
 };
@@ -172,9 +173,9 @@ class Topology {
   std::uint64_t weights_version() const noexcept { return weights_version_.load(std::memory_order_acquire); }
 
   // ---- used by LagTracker and Router ----
-  /// Publishes a replica's progress and lag (LagTracker only).
+  /// Publishes a replica's progress and lag, `lag_known` false for an unknown time lag (LagTracker only).
   void publish_lag(int index, Lsn receive_lsn, Lsn replay_lsn, std::int64_t lag_bytes,
-                   std::int64_t lag_ns, bool lagging) noexcept;
+                   std::int64_t lag_ns, bool lagging, bool lag_known = true) noexcept;
   /// Publishes a replica's replay-delay quantiles at kDelayLevels from `samples` delays
   /// (LagTracker only).
   void publish_delays(int index, std::uint32_t samples,
