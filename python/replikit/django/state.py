@@ -28,7 +28,6 @@ from ..web import TokenTransport, _current as _web_current
 from . import conf
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
-_PROBE_GAP_S = 0.005
 # Transaction and session bookkeeping does not write; a plain read is judged by
 # replikit.sqltext (a SELECT calling nextval or taking an advisory lock is not one). Anything
 # else (INSERT, UPDATE, DELETE, a WITH that may modify data, DDL, EXPLAIN ANALYZE, ...) counts
@@ -181,21 +180,8 @@ class State:
         d = core.route_read(ctx.session, ctx.consistency, ctx.max_staleness_ms)
         if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
             return d
-        wait_ms = core.catch_up_ms(self._wait_ms)
-        if wait_ms <= 0:
-            return d
-        core.count("waits")
-        deadline = time.monotonic() + wait_ms / 1000.0
-        replicas = core.topology.replica_names()
-        while time.monotonic() < deadline:
-            self.prober.probe_now(replicas)
-            time.sleep(_PROBE_GAP_S)
-            d = core.route_read(ctx.session, ctx.consistency, ctx.max_staleness_ms)
-            if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
-                if not d.to_primary:
-                    core.count("waits_served_by_replica")
-                return d
-        return d
+        return core.wait_for_replica(ctx.session, ctx.consistency, ctx.max_staleness_ms, d,
+                                     core.catch_up_ms(self._wait_ms), self.prober.probe_now, time.sleep)
 
     # ------------------------------------------------------------------ wrappers
     def _on_connection_created(self, sender: Any, connection: Any, **kwargs: Any) -> None:

@@ -9,7 +9,7 @@ import logging
 import select
 import threading
 import time
-from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import psycopg
 from psycopg import pq
@@ -127,6 +127,7 @@ def level_of(consistency: Any) -> Consistency:
 
 
 WaitMs = Union[float, str]  # a number of ms, or "auto"
+PROBE_GAP_S = 0.005  # probes asked for by waiting readers: at most one per node per 5 ms
 
 
 def wait_ms_of(value: Any) -> Optional[WaitMs]:
@@ -273,6 +274,27 @@ class Core:
         """Routes a read without counting it: the caller records the decision it acts on."""
         return self.router.route_read(_NO_SESSION if session is None else session, level,
                                       None, max_staleness_ms, None, False)
+
+    def wait_for_replica(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
+                         d: Any, wait_ms: float, probe_now: Callable[[Sequence[str]], None],
+                         sleep: Callable[[float], Any]) -> Any:
+        """A read no replica covers yet (decision `d`): waits up to `wait_ms` for one, asking for
+        probes of the replicas (`probe_now`) and routing again every PROBE_GAP_S (`sleep`);
+        returns the last decision. The asyncio router has its own awaiting twin."""
+        if wait_ms <= 0:
+            return d
+        self.count("waits")
+        deadline = time.monotonic() + wait_ms / 1000.0
+        replicas = self.topology.replica_names()
+        while time.monotonic() < deadline:
+            probe_now(replicas)
+            sleep(PROBE_GAP_S)
+            d = self.route_read(session, level, max_staleness_ms)
+            if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
+                if not d.to_primary:
+                    self.count("waits_served_by_replica")
+                return d
+        return d
 
     def mark_down(self, node: str, why: str) -> None:
         """A call lost its connection to `node`: out of routing until the prober's next good probe."""

@@ -17,7 +17,6 @@ from . import _base, _deadline, _floor, _parking
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
-_PROBE_GAP_S = 0.005  # probes asked for by waiting readers: at most one per node per 5 ms
 _monotonic = time.monotonic
 
 
@@ -312,7 +311,7 @@ class AsyncConnectionRouter:
         replicas = self.core.topology.replica_names()
         while time.monotonic() < deadline:
             self._prober.probe_now(replicas)
-            await asyncio.sleep(_PROBE_GAP_S)
+            await asyncio.sleep(_base.PROBE_GAP_S)
             d = self.core.route_read(session, level, max_staleness_ms)
             if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
                 if not d.to_primary:

@@ -17,7 +17,6 @@ from . import _base, _deadline, _floor, _parking
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
 
 _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
-_PROBE_GAP_NS = 5_000_000  # probes asked for by waiting readers: at most one per node per 5 ms
 _monotonic = time.monotonic
 
 
@@ -308,21 +307,8 @@ class ConnectionRouter:
         if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
             return d
         wait_ms = self.core.catch_up_ms(self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms)
-        if wait_ms <= 0:
-            return d
-        # Wait (bounded) for a replica to catch up: probe the replicas now and route again.
-        self.core.count("waits")
-        deadline = time.monotonic() + wait_ms / 1000.0
-        replicas = self.core.topology.replica_names()
-        while time.monotonic() < deadline:
-            self._prober.probe_now(replicas)
-            time.sleep(_PROBE_GAP_NS / 1e9)
-            d = self.core.route_read(session, level, max_staleness_ms)
-            if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
-                if not d.to_primary:
-                    self.core.count("waits_served_by_replica")
-                return d
-        return d
+        return self.core.wait_for_replica(session, level, max_staleness_ms, d, wait_ms, self._prober.probe_now,
+                                          time.sleep)
 
     def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
              max_staleness_ms: Optional[float] = None,

@@ -30,7 +30,6 @@ SINK = "replikit_session"
 # then the insert LSN, which is >= the end of the commit record.
 COMMIT_SQL = "SELECT pg_current_xact_id_if_assigned() IS NOT NULL; COMMIT; " + COMMIT_LSN_SQL
 _DRIVERS = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg_async")
-_PROBE_GAP_S = 0.005  # a read waiting for a replica asks for a probe at most every 5 ms
 _await = getattr(util, "await_", None) or getattr(util, "await_only")  # 2.1 / 2.0 name
 
 
@@ -242,23 +241,10 @@ class _EnginesBase:
         greenlet there), so the event loop goes on; outside that greenlet it does not wait."""
         core = self.core
         wait_ms = core.catch_up_ms(core.options.wait_for_replica_ms)
-        if wait_ms <= 0 or (self.is_async and not _in_greenlet()):
+        if self.is_async and not _in_greenlet():
             return d
-        core.count("waits")
-        deadline = time.monotonic() + wait_ms / 1000.0
-        replicas = core.topology.replica_names()
-        while time.monotonic() < deadline:
-            self._prober.probe_now(replicas)
-            if self.is_async:
-                _await(asyncio.sleep(_PROBE_GAP_S))
-            else:
-                time.sleep(_PROBE_GAP_S)
-            d = core.route_read(session, level, max_staleness_ms)
-            if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
-                if not d.to_primary:
-                    core.count("waits_served_by_replica")
-                return d
-        return d
+        sleep = (lambda s: _await(asyncio.sleep(s))) if self.is_async else time.sleep
+        return core.wait_for_replica(session, level, max_staleness_ms, d, wait_ms, self._prober.probe_now, sleep)
 
     # ------------------------------------------------------------------ state
     def stats(self) -> Dict[str, int]:
