@@ -157,23 +157,17 @@ class State:
         """Before a Monotonic/Causal read on the primary: waits (bounded) until the primary's
         snapshot has completed what the session's replica reads saw (as the psycopg adapter
         does: a primary shows a commit only after an async standby may have)."""
-        floor = self.core.floors.get(session)
-        if floor is None:
+        if self.core.floors.get(session) is None:
             return
-        deadline = time.monotonic() + self.core.floor_wait_s
         with connections[self.config.primary].cursor() as cur:
-            for attempt in range(1_000_000):
+
+            def snapshot_text() -> Optional[str]:
                 cur.execute(_base.SNAPSHOT_SQL)
                 row = cur.fetchone()
-                snapshot = _floor.parse_snapshot(row[0] if row else None)
-                if snapshot is not None and _floor.floor_covered(floor, snapshot):
-                    self.core.floors.clear(session)
-                    return
-                if time.monotonic() >= deadline:
-                    break
-                # The commits awaited are flushed already: they show within microseconds.
-                time.sleep(50e-6 if attempt < 10 else 500e-6)
-        raise _floor.floor_timeout(self.core.floor_wait_s)
+                return row[0] if row else None
+
+            if not self.core.await_floor(session, snapshot_text, time.sleep):
+                raise _floor.floor_timeout(self.core.floor_wait_s)
 
     def _route(self, ctx: Context) -> Any:
         core = self.core

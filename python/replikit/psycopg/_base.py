@@ -7,7 +7,6 @@ import enum
 import itertools
 import logging
 import select
-import threading
 import time
 from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
@@ -19,9 +18,9 @@ from psycopg.pq.abc import PGconn as PGconnType
 from psycopg.rows import tuple_row
 
 from .. import _core
-from .._core import (Consistency, DatabaseOptions, LagConfig, LagState, LagTracker, Node, Router, RouterConfig,
+from .._core import (Consistency, DatabaseOptions, LagConfig, LagTracker, Node, Router, RouterConfig,
                      Session, Topology)
-from ._floor import XidFloors, parse_snapshot
+from ._floor import XidFloors, floor_covered, parse_snapshot
 
 logger = logging.getLogger("replikit")
 
@@ -274,6 +273,27 @@ class Core:
         """Routes a read without counting it: the caller records the decision it acts on."""
         return self.router.route_read(_NO_SESSION if session is None else session, level,
                                       None, max_staleness_ms, None, False)
+
+    def await_floor(self, session: Session, snapshot_text: Callable[[], Optional[str]],
+                    sleep: Callable[[float], Any]) -> bool:
+        """Before a Monotonic/Causal read on the primary: waits until the primary's snapshot
+        (`snapshot_text()` runs SNAPSHOT_SQL there) has completed every transaction the
+        session's replica reads saw (see XidFloors); False after floor_wait_s (the caller
+        raises floor_timeout). The asyncio router has its own awaiting twin."""
+        floor = self.floors.get(session)
+        if floor is None:
+            return True
+        deadline = time.monotonic() + self.floor_wait_s
+        for attempt in range(1_000_000):
+            snapshot = parse_snapshot(snapshot_text())
+            if snapshot is not None and floor_covered(floor, snapshot):
+                self.floors.clear(session)
+                return True
+            if time.monotonic() >= deadline:
+                break
+            # The commits awaited are flushed already: they show within microseconds.
+            sleep(50e-6 if attempt < 10 else 500e-6)
+        return False
 
     def wait_for_replica(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
                          d: Any, wait_ms: float, probe_now: Callable[[Sequence[str]], None],

@@ -342,28 +342,23 @@ class ConnectionRouter:
     def _await_floor(self, node: str, conn: psycopg.Connection[Any], session: Session) -> None:
         """Before a Monotonic/Causal read on the primary: waits (bounded) until the primary's
         snapshot has completed what the session's replica reads saw (see XidFloors)."""
-        floor = self.core.floors.get(session)
-        if floor is None:
+        if self.core.floors.get(session) is None:
             return
-        deadline = time.monotonic() + self.core.floor_wait_s
         cur = _base.tuple_cursor(conn)
+
+        def snapshot_text() -> Optional[str]:
+            row = cur.execute(_base.SNAPSHOT_SQL).fetchone()
+            return row[0] if row else None
+
         try:
-            for attempt in range(1_000_000):
-                row = cur.execute(_base.SNAPSHOT_SQL).fetchone()
-                snapshot = _floor.parse_snapshot(row[0] if row else None)
-                if snapshot is not None and _floor.floor_covered(floor, snapshot):
-                    self.core.floors.clear(session)
-                    return
-                if time.monotonic() >= deadline:
-                    break
-                # The commits awaited are flushed already: they show within microseconds.
-                time.sleep(50e-6 if attempt < 10 else 500e-6)
+            covered = self.core.await_floor(session, snapshot_text, time.sleep)
         except BaseException as exc:
             self._fail(node, conn, exc, False)
             self._release(node, conn)
             raise
-        self._release(node, conn)
-        raise _floor.floor_timeout(self.core.floor_wait_s)
+        if not covered:
+            self._release(node, conn)
+            raise _floor.floor_timeout(self.core.floor_wait_s)
 
     @contextlib.contextmanager
     def write(self, session: Optional[Session] = None) -> Iterator[psycopg.Connection[Any]]:

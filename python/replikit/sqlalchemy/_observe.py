@@ -48,21 +48,12 @@ def await_floor(core: Core, driver: Any, session: Session) -> None:
     """Before a monotonic/causal read on the primary: waits until the primary's snapshot has
     completed every transaction the session's replica reads saw (see replikit.psycopg's
     XidFloors), at most core.floor_wait_s; then replikit.TimeoutError."""
-    floor = core.floors.get(session)
-    if floor is None:
-        return
-    deadline = time.monotonic() + core.floor_wait_s
-    for attempt in range(1_000_000):
+    def snapshot_text() -> Optional[str]:
         row = _fetchone(driver, SNAPSHOT_SQL)
-        snapshot = _floor.parse_snapshot(row[0] if row else None)
-        if snapshot is not None and _floor.floor_covered(floor, snapshot):
-            core.floors.clear(session)
-            return
-        if time.monotonic() >= deadline:
-            break
-        # The commits awaited are flushed already: they show within microseconds.
-        _sleep(driver, 50e-6 if attempt < 10 else 500e-6)
-    raise _floor.floor_timeout(core.floor_wait_s)
+        return row[0] if row else None
+
+    if not core.await_floor(session, snapshot_text, lambda seconds: _sleep(driver, seconds)):
+        raise _floor.floor_timeout(core.floor_wait_s)
 
 
 def install(core: Core, node: str, engine: Engine) -> None:
