@@ -29,10 +29,13 @@ import random
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from . import _core
 from .demo import summarize
+
+if TYPE_CHECKING:  # the harness is imported by run(), when the demo starts a cluster
+    from .testing import LocalCluster
 
 
 STALL_S = 0.5  # async act: the WAL senders stopped for this long before the crash
@@ -109,7 +112,7 @@ class Users:
             self.step()
 
 
-def _routing_act(cluster: Any, db: Any, users: Users, seconds: float, pause_at_s: float,
+def _routing_act(cluster: LocalCluster, db: Any, users: Users, seconds: float, pause_at_s: float,
                  resume_at_s: float, out: Any) -> float:
     """Act 1: r2's replay paused and resumed; prints lag, state and reads every 0.5 s."""
     state = {"paused": False, "resumed": False, "next": 0.5}
@@ -149,7 +152,8 @@ def _start_manager(db: Any) -> Any:
     return manager
 
 
-def _wait_streaming(cluster: Any, primary: str, names: List[str], timeout_s: float) -> Dict[str, Any]:
+def _wait_streaming(cluster: LocalCluster, primary: str, names: List[str],
+                    timeout_s: float) -> Dict[str, Dict[str, Optional[str]]]:
     """The replication state, as ``primary`` sees it, of ``names`` once all stream (bounded)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -160,7 +164,7 @@ def _wait_streaming(cluster: Any, primary: str, names: List[str], timeout_s: flo
         time.sleep(0.02)
 
 
-def _failover_act(cluster: Any, db: Any, manager: Any, mode: str) -> Dict[str, Any]:
+def _failover_act(cluster: LocalCluster, db: Any, manager: Any, mode: str) -> Dict[str, Any]:
     """Wait for the manager's failover after the primary crashed; return what happened
     (``*_at``: time.monotonic(), the clock of the report's steady-clock nanoseconds)."""
     if not manager.wait_reports(1, 30_000):
@@ -181,7 +185,7 @@ def _failover_act(cluster: Any, db: Any, manager: Any, mode: str) -> Dict[str, A
     return result
 
 
-def _run_failover(cluster: Any, db: Any, users: Users, seconds: float, crash_at_s: float,
+def _run_failover(cluster: LocalCluster, db: Any, users: Users, seconds: float, crash_at_s: float,
                   mode: str, out: Any) -> Dict[str, Any]:
     """Act 2: replication ``mode`` (semi_sync: no acknowledged write may be lost; async: some
     may be), a FailoverManager watching, the primary instance crashes under the users."""

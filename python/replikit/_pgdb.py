@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Literal, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Literal, Optional, Tuple, Type, Union
 
 from . import _core
 
@@ -41,7 +41,8 @@ _OBSERVING = (_core.Consistency.MONOTONIC, _core.Consistency.CAUSAL)
 ConsistencyName = Literal["eventual", "read_your_writes", "monotonic", "causal", "bounded_staleness", "strong"]
 
 
-def _argument_error(cls: type, argument: str, message: str) -> Exception:
+def _argument_error(cls: Union[Type[_core.InvalidArgument], Type[_core.ArgumentTypeError]], argument: str,
+                    message: str) -> _core.Error:
     """`cls` (InvalidArgument or ArgumentTypeError) as the C++ core raises it: the message starts
     with the argument's name and `.argument` names it."""
     err = cls(f"{argument}: {message}")
@@ -78,7 +79,8 @@ def _transaction_idle(conn: Any) -> bool:
     info = getattr(conn, "info", None)
     if info is None:  # pragma: no cover - not a psycopg connection: nothing to ask
         return True
-    return info.transaction_status == TransactionStatus.IDLE
+    status: TransactionStatus = info.transaction_status
+    return status == TransactionStatus.IDLE
 
 
 class PsycopgRouter:
@@ -137,7 +139,7 @@ class PsycopgRouter:
             import psycopg  # only needed here
 
             connect = psycopg.connect
-            self._operational_error: Tuple[type, ...] = (psycopg.OperationalError,)
+            self._operational_error: Tuple[Type[BaseException], ...] = (psycopg.OperationalError,)
         else:
             self._operational_error = (OSError,)
             try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import collections
 import functools
 import threading
-from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Sequence, Tuple, Type, TypeVar
 
 from . import _core
 
@@ -37,6 +37,9 @@ except ImportError as exc:  # pragma: no cover - psycopg is a dependency of the 
     raise ImportError(
         f"replikit.pg converts parameters and results with psycopg 3, which is missing or broken "
         f"({exc}): pip install 'psycopg[binary]>=3.1'") from exc
+
+if TYPE_CHECKING:  # psycopg.adapt.Transformer is its C or Python class, chosen at import
+    from psycopg.abc import Transformer as TransformerProtocol
 
 __all__ = ["RowFactory", "RowMaker", "adapters", "class_row", "dict_row", "namedtuple_row", "tuple_row"]
 
@@ -53,11 +56,11 @@ adapters.register_dumper(dict, JsonbDumper)  # psycopg needs Jsonb(d); here a di
 # One Transformer per thread, reused: it keeps the loader of each type OID and the dumper of
 # each Python type it met (a fresh one per call looks every one up again: about twice the cost
 # of a point select's conversions). Bounded: dead threads' entries go when there are too many.
-_TRANSFORMERS: Dict[int, Transformer] = {}
+_TRANSFORMERS: Dict[int, TransformerProtocol] = {}
 _MAX_TRANSFORMERS = 1024
 
 
-def _transformer() -> Transformer:
+def _transformer() -> TransformerProtocol:
     key = threading.get_ident()
     tx = _TRANSFORMERS.get(key)
     if tx is None:

@@ -90,7 +90,7 @@ class ClusterConfig:
                 f"sync_mode={self.sync_mode!r})")
 
 
-def put_config(client: Any, prefix: str, config: ClusterConfig) -> int:
+def put_config(client: EtcdClient, prefix: str, config: ClusterConfig) -> int:
     """Writes ``config`` under ``<prefix>/config``; returns etcd's revision."""
     if not isinstance(config, ClusterConfig):
         raise argument_type_error("config", "a ClusterConfig", config)
@@ -99,7 +99,7 @@ def put_config(client: Any, prefix: str, config: ClusterConfig) -> int:
     return client.put(_check_prefix(prefix) + "/config", json.dumps(dataclasses.asdict(config)))
 
 
-def read_config(client: Any, prefix: str) -> Optional[ClusterConfig]:
+def read_config(client: EtcdClient, prefix: str) -> Optional[ClusterConfig]:
     """The config under ``<prefix>/config`` (None when absent)."""
     kv = client.get(_check_prefix(prefix) + "/config")
     if kv is None:

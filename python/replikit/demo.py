@@ -23,6 +23,7 @@ import argparse
 import collections
 import random
 import sys
+from typing import Any, TextIO
 
 from . import _core as rk
 
@@ -71,7 +72,8 @@ class SimulatedCluster:
         return self.data[node].get(user)
 
 
-def run_in_process(users: int = 200, seconds: float = 6.0, seed: int = 7, out=sys.stdout) -> dict:
+def run_in_process(users: int = 200, seconds: float = 6.0, seed: int = 7,
+                   out: TextIO = sys.stdout) -> dict[str, Any]:
     """Runs the simulated demo and returns its summary (also printed to `out`)."""
     print(f"replikit demo (in-process, simulated clock, seed={seed}): primary + r1, r2; "
           f"{users} users write then read their own data; r2's replay is paused from 2.0 s to 4.0 s",
@@ -115,6 +117,8 @@ def run_in_process(users: int = 200, seconds: float = 6.0, seed: int = 7, out=sy
                 last_written[user] = value
             decision = router.route_read(session, rk.Consistency.READ_YOUR_WRITES, now_ns=now)
             node = decision.node
+            if node is None:  # the primary is always up here: read-your-writes falls back to it
+                raise RuntimeError(f"demo: no node can serve a read ({decision.reason.name})")
             seen = cluster.read(node, user)
             if user in last_written and seen != last_written[user]:
                 violations += 1
@@ -131,8 +135,8 @@ def run_in_process(users: int = 200, seconds: float = 6.0, seed: int = 7, out=sy
     return summarize(per_node, per_reason, events, violations, out)
 
 
-def summarize(per_node: collections.Counter, per_reason: collections.Counter, events: list,
-              violations: int, out) -> dict:
+def summarize(per_node: collections.Counter[str], per_reason: collections.Counter[str],
+              events: list[tuple[float, str, str, int]], violations: int, out: TextIO) -> dict[str, Any]:
     """Prints the end of a demo run (lag events, traffic, violations) and returns it as a dict."""
     total = sum(per_node.values())
     print("lag events: " + ("; ".join(f"{t:.2f}s {n} {k} at {ms} ms" for t, n, k, ms in events) or "none"),

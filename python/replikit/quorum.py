@@ -46,13 +46,16 @@ def _sample_spec(spec: Dict[str, Any], size: int, rng: np.random.Generator) -> n
     if kind == "constant":
         return np.full(size, spec["value_ms"], dtype=float)
     if kind == "exponential":
-        return rng.exponential(1.0 / spec["rate_per_ms"], size)
+        rate_per_ms: float = spec["rate_per_ms"]
+        return rng.exponential(1.0 / rate_per_ms, size)
     if kind == "pareto":
         # Inverse CDF of the classical Pareto: scale * U**(-1/shape), U in (0, 1].
+        scale_ms: float = spec["scale_ms"]
+        shape: float = spec["shape"]
         u = 1.0 - rng.random(size)
-        return spec["scale_ms"] * u ** (-1.0 / spec["shape"])
+        return scale_ms * u ** (-1.0 / shape)
     if kind == "empirical":
-        samples = spec["samples_ms"]
+        samples: np.ndarray = spec["samples_ms"]
         return samples[rng.integers(0, len(samples), size)]
     if kind == "mixture":
         which = rng.choice(len(spec["weights"]), size=size, p=np.asarray(spec["weights"]) / np.sum(spec["weights"]))
@@ -105,7 +108,7 @@ def quorum_dataframe(n: int, p_up: float = 0.99) -> Any:
     """``quorum_table(n, p_up)`` as a pandas DataFrame when pandas is installed, else the records."""
     records = _core.quorum_table(n, p_up)
     try:
-        import pandas as pd  # optional
+        import pandas as pd  # type: ignore[import-untyped]  # optional, untyped
     except ImportError:  # pragma: no cover - depends on the environment
         return records
     return pd.DataFrame.from_records(records)

@@ -75,10 +75,13 @@ class FailoverControl(ReplicationControl):
         name = self.primary_name if name is None else name
         rows = self.sql(name, "SELECT pid FROM pg_stat_replication")
         stopped = []
-        for (pid,) in rows:
+        for (pid_text,) in rows:
+            if pid_text is None:  # pg_stat_replication.pid is never NULL
+                raise ClusterError(f"pause_wal_send: {name} listed a WAL sender without a pid")
+            pid = int(pid_text)
             try:
-                os.kill(int(pid), signal.SIGSTOP)
-                stopped.append(int(pid))
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
             except ProcessLookupError:
                 pass
         return stopped
