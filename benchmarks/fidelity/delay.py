@@ -11,7 +11,7 @@ around the INSERT and the COMMIT of a few transactions) and passed in.
 
 The commit-to-visible delay is read from r1's own reads, so it needs r1 to serve reads: a delay
 above the lag tracker's max_lag_ms takes r1 out of routing and leaves that figure nan (the
-tracked lag, e.g. 2274 ms measured vs 2314 ms predicted with --delay-ms 2500, still compares).
+tracked lag, e.g. 2426 ms measured vs 2423 ms predicted with --delay-ms 2500, still compares).
 """
 
 from __future__ import annotations
