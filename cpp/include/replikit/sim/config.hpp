@@ -87,7 +87,8 @@ struct SimConfig {
   /// a one-row INSERT into a table with a bigint primary key (heap 72 + btree 64 + commit 40).
   std::int64_t write_size_bytes = 176;
   /// Of which the commit record, the write's last record (in [1, write_size_bytes]): the one an
-  /// apply delay holds; write_size_bytes holds the whole write back (the WAL before it replayed).
+  /// apply delay holds (PostgreSQL delays commit records only); equal to write_size_bytes, the
+  /// whole write is held and the replay LSN waits at its start.
   std::int64_t commit_record_bytes = 40;
 
   // ---- capacity ----
