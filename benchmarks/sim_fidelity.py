@@ -8,7 +8,7 @@ Usage (needs the package with the PostgreSQL backend and psycopg, e.g. from scri
     pause (default): [--run-s 30] [--pause-s 5] [--pause-at-s 10] [--write-rate 200]
         [--read-rate 400] [--eventual-share 0.5] [--sessions 16] [--seed 1]
         [--delay run|median|distribution]
-    delay: the same workload options (defaults: --run-s 20 --write-rate 20) and [--delay-ms 50]
+    delay: the same workload options (defaults: --run-s 60 --write-rate 20) and [--delay-ms 50]
     kill:  [--runs 5] [--modes async,sync] [--preset fast] [--seed 1] [--sim-runs 20]
         [--read-runs 3]
 

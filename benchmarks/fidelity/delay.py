@@ -2,9 +2,16 @@
 commit (recovery_min_apply_delay, set before the workload starts and for the whole run); in
 the simulator, SimConfig.apply_delays with the same delay (an input, not fitted).
 
+PostgreSQL holds only commit records (recoveryApplyDelay in xlogrecovery.c): a write's row WAL
+is replayed on arrival and r1's replay LSN waits just before the commit record, so the lag
+tracker, interpolating the primary's (LSN, time) samples, places it late in the probe interval
+that saw the commit. The simulator holds the replay LSN there too (SimConfig.commit_record_bytes);
+the insert's row and commit record sizes are measured on this cluster (pg_current_wal_insert_lsn
+around the INSERT and the COMMIT of a few transactions) and passed in.
+
 The commit-to-visible delay is read from r1's own reads, so it needs r1 to serve reads: a delay
 above the lag tracker's max_lag_ms takes r1 out of routing and leaves that figure nan (the
-tracked lag, e.g. 2274 ms measured vs 2314 ms predicted with --delay-ms 2500, still compares).
+tracked lag, e.g. 2426 ms measured vs 2423 ms predicted with --delay-ms 2500, still compares).
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ import json
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from fidelity.common import (Measured, WorkloadSettings, base_sim_config, compare, half_round_trips,
+from fidelity.common import (TABLE, Measured, WorkloadSettings, base_sim_config, compare, half_round_trips,
                              mean_of_runs, one_delay, print_table, reasons, replication_delay, run_real,
                              seeds_of, stale_share)
 
 WARM_UP_S = 1.0  # the lag figures leave out the first second (the tracker's first probes)
+WAL_PROBES = 21  # transactions whose WAL is measured (medians)
 
 FIGURES = [
     ("r1_visible_after_ms", "r1 commit-to-visible delay, mean (ms)"),
@@ -35,7 +43,10 @@ FIGURES = [
 
 @dataclass
 class Settings(WorkloadSettings):
-    run_s: float = 20.0
+    # 60 s: r1's mean tracked lag at 50 ms is the mean over ~1200 commits' holds, each sampled at
+    # the phase of the 100 ms probes; over 20 s it varies by ~7% between runs (the simulator's
+    # seeds; two real 20 s runs of one write schedule: 16.4 and 19.5 ms), over 60 s by ~4%.
+    run_s: float = 60.0
     # 20 writes/s and a 50 ms delay: a read on r1 misses the newest commit about
     # 1 - exp(-20 x 0.05) = 63% of the time, and r1 stays under max_lag_ms (it keeps serving).
     write_rate: float = 20.0
@@ -47,10 +58,39 @@ class Settings(WorkloadSettings):
         super().check()
 
 
-def prepare(settings: Settings):
+def measure_wal_bytes(dsn: str, count: int = WAL_PROBES) -> Tuple[int, int]:
+    """The workload insert's WAL on the primary at ``dsn``: (bytes before the commit record,
+    commit record bytes), medians over ``count`` transactions, from pg_current_wal_insert_lsn
+    before the INSERT, after it and after the COMMIT (other WAL in between only disturbs a few)."""
+    import psycopg
+
+    rows, commits = [], []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        def lsn() -> Any:
+            return conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+
+        def diff(a: Any, b: Any) -> int:
+            return int(conn.execute("SELECT pg_wal_lsn_diff(%s, %s)::bigint", (a, b)).fetchone()[0])
+
+        for i in range(count):
+            before = lsn()
+            with conn.transaction():
+                conn.execute(f"INSERT INTO {TABLE} (id, session) VALUES (%s, -3)", (-800_000 - i,))
+                inserted = lsn()
+            committed = lsn()
+            rows.append(diff(inserted, before))
+            commits.append(diff(committed, inserted))
+    return int(statistics.median(rows)), int(statistics.median(commits))
+
+
+def prepare(settings: Settings, wal: Dict[str, int]):
+    """The fault (r1's apply delay, checked); first measures the insert's WAL into ``wal``."""
     def delay(cluster: Any, log: Any) -> None:
         import psycopg
 
+        wal["row_bytes"], wal["commit_record_bytes"] = measure_wal_bytes(cluster.dsn("primary"))
+        log(f"the workload's insert writes {wal['row_bytes']} bytes of WAL, then a commit record of "
+            f"{wal['commit_record_bytes']} bytes (medians of {WAL_PROBES} transactions)")
         cluster.sql("r1", f"ALTER SYSTEM SET recovery_min_apply_delay = '{settings.delay_ms:g}ms'")
         cluster.sql("r1", "SELECT pg_reload_conf()")
         # The startup process reads the setting when it handles the reload: check it took
@@ -119,9 +159,14 @@ def real_figures(m: Measured) -> Dict[str, float]:
     }
 
 
-def sim_config(settings: Settings, m: Measured, delays: List[float], options: Any) -> Any:
+def sim_config(settings: Settings, m: Measured, delays: List[float], options: Any,
+               wal: Optional[Dict[str, int]] = None) -> Any:
     config = base_sim_config(settings, m, replication_delay(settings, _r2_stale(m), delays), options)
     config.apply_delays = {"r1": settings.delay_ms}
+    if wal:  # measured on the real cluster (else SimConfig's defaults, measured the same way)
+        config.commit_record_bytes = 1  # each setter checks the whole value: commit <= total
+        config.write_size_bytes = wal["row_bytes"] + wal["commit_record_bytes"]
+        config.commit_record_bytes = wal["commit_record_bytes"]
     return config
 
 
@@ -149,15 +194,17 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
     """The real run, the simulated runs, the table; returns the comparison."""
     from replikit.sim import simulate
 
-    measured, delays, options = run_real(settings, None, log, prepare=prepare(settings))
+    wal: Dict[str, int] = {}
+    measured, delays, options = run_real(settings, None, log, prepare=prepare(settings, wal))
     real = real_figures(measured)
     log(f"real run: {int(real['writes'])} writes ({measured.write_errors} failed), "
         f"{int(real['reads'])} reads ({measured.read_errors} failed); r1 served "
         f"{sum(r.node == 'r1' for r in measured.reads)} reads, of its eventual reads "
         f"{real['r1_eventual_stale_share']:.3f} stale")
-    config = sim_config(settings, measured, delays, options)
+    config = sim_config(settings, measured, delays, options, wal)
     log(f"matched: probe interval {config.probe_interval_ms:.1f} ms, apply delay of r1 "
-        f"{settings.delay_ms:g} ms (the setting), replication delay mean "
+        f"{settings.delay_ms:g} ms (the setting), WAL per write {config.write_size_bytes} bytes of which "
+        f"{config.commit_record_bytes} the commit record (measured), replication delay mean "
         f"{config.replica_latency.mean_ms():.3f} ms, client latency mean {config.client_latency.mean_ms():.3f} ms")
     started = time.perf_counter()
     seeds = seeds_of(settings)
@@ -175,7 +222,7 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump({"scenario": "delay", "settings": vars(settings), "real": real, "sim": sim,
-                       "comparison": table,
+                       "comparison": table, "wal_bytes": wal,
                        "calibration": {"replication_delay_ms_median": statistics.median(delays),
                                        "read_half_rtt_ms_median": statistics.median(half_round_trips(measured))}},
                       fh, indent=2)

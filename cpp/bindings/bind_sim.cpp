@@ -138,7 +138,9 @@ std::vector<SimField> workload_fields() {
                        [](SimConfig& c, const py::handle& v) {
                          c.read_back_consistency = to_enum<Consistency>(v, "read_back_consistency");
                        }});
-  f.push_back(number_field("write_size_bytes", &SimConfig::write_size_bytes, "WAL bytes per write."));
+  f.push_back(number_field("write_size_bytes", &SimConfig::write_size_bytes, "WAL bytes per write, its commit record included."));
+  f.push_back(number_field("commit_record_bytes", &SimConfig::commit_record_bytes,
+                           "Of which the commit record (in [1, write_size_bytes]): where an apply delay holds replay."));
   return f;
 }
 

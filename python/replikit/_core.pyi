@@ -38,6 +38,7 @@ class SimConfig:
     read_back_delay_ms: float
     read_back_consistency: Consistency  # set with a Consistency or its name
     write_size_bytes: int
+    commit_record_bytes: int
     replicas: int
     servers_per_node: int
     max_queue_length: int

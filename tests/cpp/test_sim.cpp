@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iterator>
+#include <set>
 #include <thread>
 
 #include "replikit/errors.hpp"
@@ -227,6 +229,90 @@ TEST(Sim, ApplyDelayHoldsReplayUntilCommitPlusDelay) {
   EXPECT_LT(prompt.levels[level(Consistency::Eventual)].stale, ev.stale / 50);
 }
 
+// Sparse writes (1/s) held 300 ms each on replica 1, probed every 100 ms, sampled every 10 ms.
+SimConfig sparse_delayed_writes() {
+  SimConfig c;
+  c.duration_ms = 60'000;
+  c.write_rate_per_s = 1;
+  c.read_rate_per_s = 0;
+  c.replicas = 1;
+  c.replica_latency = LatencyDistribution::constant(0.5);
+  c.apply_delays = {ApplyDelay{1, 300}};
+  c.probe_interval_ms = 100;
+  c.sample_interval_ms = 10;
+  return c;
+}
+
+// PostgreSQL's recoveryApplyDelay holds only commit records: a held write's rows are replayed,
+// and the replay LSN stands at its commit record. The tracker maps that LSN to a time between
+// the primary's samples around the commit (a steady WAL rate), so the tracked lag follows.
+TEST(Sim, ApplyDelayHoldsTheReplayLsnAtTheCommitRecord) {
+  const std::uint64_t seed = replikit::testing::printed_seed("Sim.ApplyDelayCommitRecord", 13);
+  double mean_tracked[2] = {0, 0};
+  for (const std::int64_t commit_bytes : {std::int64_t{40}, std::int64_t{176}}) {
+    SimConfig c = sparse_delayed_writes();
+    c.write_size_bytes = 176;
+    c.commit_record_bytes = commit_bytes;  // 176: the whole write held, nothing replayed early
+    const SimResult r = simulate(c, seed);
+    const std::int64_t p_ns = 100'000'000, row = 176 - commit_bytes;
+    // Every commit shows in the series as the oldest one not replayed (for 300 ms): its instant,
+    // to the microsecond.
+    const auto commit_us = [&](std::size_t k) {
+      return std::llround(r.sample_times_ms[k] * 1e3 - r.lag_ms[0][k] * 1e3);
+    };
+    std::set<std::int64_t> commits;
+    for (std::size_t k = 0; k < r.sample_times_ms.size(); ++k) {
+      if (!std::isnan(r.lag_ms[0][k]) && r.lag_ms[0][k] > 0) commits.insert(commit_us(k));
+    }
+    int checked = 0;
+    double tracked_sum = 0;
+    for (std::size_t k = 0; k < r.sample_times_ms.size(); ++k) {
+      const double lag = r.lag_ms[0][k], bytes = r.lag_bytes[0][k], tracked = r.tracked_lag_ms[0][k];
+      if (std::isnan(lag) || lag <= 1.0) continue;  // caught up, or the WAL is still on its way
+      // One write pending (the others long replayed): the replay LSN is its commit record short.
+      if (bytes != static_cast<double>(commit_bytes)) {
+        EXPECT_EQ(std::fmod(bytes - static_cast<double>(commit_bytes), 176.0), 0.0) << k;
+        continue;
+      }
+      // The tracker's answer, from the probe grid: the primary was last seen before the commit at
+      // t0 and past it at t0 + 100 ms; the replay LSN (row bytes into the write) crossed at
+      // t0 + (row + 1) / 176 of that; the lag was last evaluated at the last probe tp.
+      const std::int64_t s_ns = std::llround(r.sample_times_ms[k] * 1e6);
+      const std::int64_t commit_ns = commit_us(k) * 1000;
+      const std::int64_t t0 = commit_ns / p_ns * p_ns, tp = s_ns / p_ns * p_ns;
+      if (tp < t0 + p_ns || tp - commit_ns < 1'000'000) continue;  // not yet probed past it
+      // Alone between two probes (else the primary's step spans more writes), and held already
+      // at tp (the previous write replayed 300 ms after its commit).
+      const auto it = commits.find(commit_us(k));
+      ASSERT_NE(it, commits.end());
+      const std::int64_t prev_ns = it != commits.begin() ? *std::prev(it) * 1000 : -1;
+      if (prev_ns >= t0 || prev_ns + 301'000'000 >= tp ||
+          (std::next(it) != commits.end() && *std::next(it) * 1000 <= t0 + p_ns)) {
+        continue;
+      }
+      const double crossing_ms = static_cast<double>(t0) * 1e-6 + static_cast<double>(row + 1) / 176.0 * 100.0;
+      EXPECT_NEAR(tracked, static_cast<double>(tp) * 1e-6 - crossing_ms, 0.01) << "sample " << k;
+      tracked_sum += tracked;
+      ++checked;
+    }
+    std::printf("[Sim.ApplyDelayCommitRecord] commit record %lld bytes: %d samples, mean tracked lag %.1f ms\n",
+                static_cast<long long>(commit_bytes), checked, checked ? tracked_sum / checked : 0.0);
+    EXPECT_GT(checked, 300);
+    mean_tracked[commit_bytes == 176] = checked ? tracked_sum / checked : 0.0;
+  }
+  // The same samples (one seed): the replay LSN 136 of 176 bytes further on reads as that
+  // share of the probe interval less lag.
+  EXPECT_NEAR(mean_tracked[1] - mean_tracked[0], 136.0 / 176.0 * 100.0, 0.1);
+  // The held write is not visible: a replay LSN inside it does not satisfy its read-your-writes.
+  SimConfig c = sparse_delayed_writes();
+  c.read_rate_per_s = 100;
+  c.read_back_share = 1;
+  c.read_back_delay_ms = 10;
+  const SimResult r = simulate(c, seed);
+  EXPECT_EQ(r.levels[level(Consistency::ReadYourWrites)].stale, 0u);
+  EXPECT_GT(r.levels[level(Consistency::ReadYourWrites)].served_by_primary, 50u);
+}
+
 TEST(Sim, PromotionEndsTheApplyDelay) {
   SimConfig c;
   c.duration_ms = 3000;
@@ -347,6 +433,8 @@ TEST(Sim, BadInputNamesTheField) {
   expect_invalid("write_rate_per_s", bad([](SimConfig& c) { c.write_rate_per_s = -1; }));
   expect_invalid("read_rate_per_s", bad([](SimConfig& c) { c.read_rate_per_s = 1e300; }));
   expect_invalid("sessions", bad([](SimConfig& c) { c.sessions = 0; }));
+  expect_invalid("commit_record_bytes", bad([](SimConfig& c) { c.commit_record_bytes = 0; }));
+  expect_invalid("commit_record_bytes", bad([](SimConfig& c) { c.write_size_bytes = 30; }));
   expect_invalid("consistency_mix", bad([](SimConfig& c) { c.consistency_mix = {0, 0, 0, 0, 0, 0}; }));
   expect_invalid("consistency_mix", bad([](SimConfig& c) { c.consistency_mix[2] = -1; }));
   expect_invalid("read_back_share", bad([](SimConfig& c) { c.read_back_share = 1.5; }));

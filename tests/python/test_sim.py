@@ -142,6 +142,9 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"names": ["a", "b"]}, "names", replikit.InvalidArgument),
     ({"read_back_share": 2}, "read_back_share", replikit.InvalidArgument),
     ({"repoint_ms": -1}, "repoint_ms", replikit.InvalidArgument),
+    ({"commit_record_bytes": 0}, "commit_record_bytes", replikit.InvalidArgument),
+    ({"write_size_bytes": 30}, "commit_record_bytes", replikit.InvalidArgument),
+    ({"commit_record_bytes": 4.5}, "commit_record_bytes", replikit.ArgumentTypeError),
     ({"speed": 2}, "speed", replikit.ArgumentTypeError),
 ])
 def test_bad_input_raises_typed_errors_naming_the_field(fields, argument, error):
@@ -227,6 +230,29 @@ def test_an_apply_delay_holds_the_replicas_replay_back():
     assert 300 <= delayed["mean_apply_delay_ms"] < 301
     assert prompt["mean_apply_delay_ms"] < 2
     assert r.conserved
+
+
+def test_a_delayed_replica_replays_a_writes_rows_and_holds_its_commit_record():
+    # PostgreSQL's recovery_min_apply_delay holds only commit records: while a write waits, the
+    # replica's replay LSN stands commit_record_bytes short of its end (lag_bytes), and the lag
+    # tracker, interpolating the primary's samples, reads it as less behind than a replica held
+    # at the write's start (commit_record_bytes = write_size_bytes: the whole write held).
+    def run(**fields):
+        c = SimConfig(duration_ms=30_000, write_rate_per_s=2, read_rate_per_s=0, replicas=1,
+                      apply_delays={"replica1": 200}, replica_latency=0.5, sample_interval_ms=5, **fields)
+        r = simulate(c, SEED)
+        return r.lag_ms["replica1"], r.lag_bytes["replica1"], r.tracked_lag_ms["replica1"]
+
+    assert (SimConfig().write_size_bytes, SimConfig().commit_record_bytes) == (176, 40)
+    lag, lag_bytes, tracked = run()
+    held = lag > 1  # a write waits (its WAL arrived 0.5 ms after the commit)
+    assert held.sum() > 1000
+    assert np.all((lag_bytes[held] - 40) % 176 == 0)  # inside a write, at its commit record
+    assert np.mean(lag_bytes[held] == 40) > 0.75  # mostly one write waiting
+    whole_lag, whole_bytes, whole_tracked = run(commit_record_bytes=176)
+    np.testing.assert_array_equal(whole_lag, lag)  # the same replay; only the replay LSN differs
+    assert np.all(whole_bytes[held] % 176 == 0)
+    assert np.nanmean(tracked[held]) < np.nanmean(whole_tracked[held]) - 30
 
 
 def test_the_surviving_replica_falls_behind_while_it_is_repointed():

@@ -48,6 +48,7 @@ void check_workload(const SimConfig& c) {
   require(c.read_back_consistency != Consistency::BoundedStaleness || c.max_staleness_ms >= 0,
           "read_back_consistency", "bounded staleness needs max_staleness_ms");
   check_int(c.write_size_bytes, "write_size_bytes", 1, 1ll << 30);
+  check_int(c.commit_record_bytes, "commit_record_bytes", 1, c.write_size_bytes);
 }
 
 void check_capacity(const SimConfig& c) {

@@ -50,7 +50,8 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
       nodes_(static_cast<std::size_t>(config.replicas) + 1),
       sessions_(static_cast<std::size_t>(config.sessions)),
       commits_(kCommitRing),
-      bytes_(static_cast<std::uint64_t>(config.write_size_bytes)) {
+      bytes_(static_cast<std::uint64_t>(config.write_size_bytes)),
+      row_bytes_(static_cast<std::uint64_t>(config.write_size_bytes - config.commit_record_bytes)) {
   res_.seed = seed;
   tracker_ = std::make_unique<LagTracker>(topology_, config.lag);
   RouterConfig rc = config.router;

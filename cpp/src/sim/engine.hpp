@@ -81,6 +81,9 @@ struct Node {
   // Replication: sequences received (flushed), replayed, and confirmed to the primary.
   std::uint64_t received = 0, applied = 0, confirmed = 0;
   bool applying = false;
+  // Waiting at the commit record of write applied + 1 (an apply delay) with the rest of its WAL
+  // replayed: the replay LSN stands commit_record_bytes short of that write's end.
+  bool holding = false;
   int paused = 0;  // overlapping pauses count
   double slow = 1.0;
   std::int64_t apply_delay_ns = 0;  // recovery_min_apply_delay
@@ -151,6 +154,9 @@ class Simulation {
   std::int64_t draw_ns(const WarsSimulation::Sampler& s) { return static_cast<std::int64_t>(s.sample(rng_) * 1e6); }
   std::int64_t exp_ns(double mean_ns);
   Lsn lsn(std::uint64_t seq) const { return Lsn(kBaseLsn + seq * bytes_); }
+  /// What pg_last_wal_replay_lsn() shows on node `n`: the end of its last replayed write, or
+  /// further inside the next one while an apply delay holds it at that write's commit record.
+  Lsn replay_lsn(const Node& n) const { return Lsn(lsn(n.applied).value + (n.holding ? row_bytes_ : 0)); }
   std::uint64_t seq_of(Lsn l) const { return l.value <= kBaseLsn ? 0 : (l.value - kBaseLsn) / bytes_; }
   bool is_replica(int n) const { return n != primary_ && nodes_[n].alive && !nodes_[n].diverged; }
 
@@ -173,6 +179,7 @@ class Simulation {
   std::vector<Commit> commits_;
   std::vector<double> level_cdf_;
   std::uint64_t bytes_;
+  std::uint64_t row_bytes_;  // a write's WAL before its commit record
   std::int64_t now_ = 0, duration_ns_, end_ns_;
   double write_gap_ns_, read_gap_ns_, apply_mean_ns_;
   int primary_ = 0;

@@ -53,7 +53,7 @@ void Simulation::on_heartbeat() {
     pc.name = topology_->name(n);
     pc.reachable = r.alive && !r.diverged;
     pc.receive_lsn = lsn(r.received);
-    pc.replay_lsn = lsn(r.applied);
+    pc.replay_lsn = replay_lsn(r);
     pc.timeline = timeline_;
     candidates.push_back(pc);
   }
@@ -156,7 +156,7 @@ void Simulation::on_probe() {
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     if (!is_replica(n)) continue;
     const Node& r = nodes_[static_cast<std::size_t>(n)];
-    tracker_->replica_sample(n, now_, lsn(r.received), lsn(r.applied));
+    tracker_->replica_sample(n, now_, lsn(r.received), replay_lsn(r));
   }
 }
 
@@ -175,7 +175,7 @@ void Simulation::on_sample() {
     if (!r.alive || r.diverged) {
       lag_ms = lag_bytes = nan;
     } else if (n != primary_ && r.applied < latest) {
-      lag_bytes = static_cast<double>((latest - r.applied) * bytes_);
+      lag_bytes = static_cast<double>(lsn(latest).value - replay_lsn(r).value);
       // Time lag: how long ago the first write it has not replayed committed (older than the
       // kept commits: from the oldest kept, a lower bound).
       const std::uint64_t first = std::max(r.applied + 1, last_seq_ > kCommitRing - 1 ? last_seq_ - (kCommitRing - 1) : 1);

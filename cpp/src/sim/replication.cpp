@@ -57,9 +57,12 @@ void Simulation::start_apply(int node) {
   n.applying = true;
   n.apply_start_ns = now_;
   // recovery_min_apply_delay: the replay waits for commit + delay (a promotion ends the wait);
-  // the wait is not replay work, so the apply server's busy time starts after it.
+  // the wait is not replay work, so the apply server's busy time starts after it. PostgreSQL
+  // delays only commit records (recoveryApplyDelay): the write's row WAL, received with its
+  // commit record, is replayed at once and the replay LSN waits just before the commit record.
   if (n.apply_delay_ns > 0 && !(node == promoting_ && promote_due_)) {
     n.apply_start_ns = std::max(now_, commit_time(n.applied + 1) + n.apply_delay_ns);
+    if (n.apply_start_ns > now_) n.holding = true;
   }
   events_.push(n.apply_start_ns + exp_ns(apply_mean_ns_ * n.slow), Ev::ApplyDone, node, 0, n.apply_gen);
 }
@@ -71,6 +74,7 @@ void Simulation::on_apply_done(int node, std::uint32_t gen) {
   n.apply_busy_ns += now_ - n.apply_start_ns;
   if (!n.alive || n.diverged) return;
   const std::uint64_t seq = ++n.applied;
+  n.holding = false;
   const Commit& cm = commits_[seq & (kCommitRing - 1)];
   if (cm.seq == seq) {
     n.apply_delay_sum_ms += static_cast<double>(now_ - cm.commit_ns) * 1e-6;

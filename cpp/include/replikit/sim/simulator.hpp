@@ -10,7 +10,9 @@
 /// its service time, and its WAL streams in order to every replica (replica latency), where it
 /// is flushed on arrival and replayed by a single-server apply queue (exponential apply times
 /// at apply_rate_per_s, scaled by a slow factor, stopped while paused, and with an apply delay
-/// not started before the write's commit + delay). The write is
+/// not started before the write's commit + delay; meanwhile the replay LSN stands at the
+/// write's commit record, as PostgreSQL holds only that record). A write's WAL is
+/// write_size_bytes, its commit record the last commit_record_bytes of it. The write is
 /// acknowledged (client latency) by the mode's rule, with standby confirmations travelling
 /// back (replica latency). A read is routed by the real Router at its arrival, with the real
 /// Session of its level, over the Topology the real LagTracker keeps from probes every
