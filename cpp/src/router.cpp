@@ -187,10 +187,19 @@ inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std:
   return true;
 }
 
+// Why no replica may serve a read: the first test that none of them passed, of those counted
+// (up, not LAGGING, covering the LSN, likely consistent), or else the lag bound.
+inline Reason why_none(int up, int healthy, int covering, int likely) noexcept {
+  return up == 0         ? Reason::NoReplicaUp
+         : healthy == 0  ? Reason::AllReplicasLagging
+         : covering == 0 ? Reason::NoReplicaCaughtUp
+         : likely == 0   ? Reason::NoReplicaLikelyConsistent
+                         : Reason::NoReplicaFresh;
+}
+
 }  // namespace
 
 using router_detail::check_read_arguments;
-using router_detail::likely_consistent;
 using router_detail::probability_target;
 using router_detail::read_needs;
 using router_detail::ReadNeeds;
@@ -260,11 +269,14 @@ int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_l
     case Policy::LeastLag:
       break;
   }
-  return pick_fair(ts, required_lsn, max_lag_ns, region, why);
+  return pick_fair(ts, required_lsn, max_lag_ns, region, why, router_detail::AnyReplica{});
 }
 
+// One instance per replica test: the common path's (router_detail::AnyReplica) compiles to the
+// scan it had before rule 7, with no per-replica target check or extra counter.
+template <typename Test>
 int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
-                      Reason* why, const detail::ProbabilityTarget* target) noexcept {
+                      Reason* why, const Test& test) noexcept {
   const Topology& t = *topology_;
   const int n = t.replica_count();
   std::int16_t eligible[kMaxNodes];
@@ -279,18 +291,16 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
     ++healthy;
     if (required_lsn != 0 && t.replay_lsn(i) < required_lsn) continue;
     ++covering;
-    if (target != nullptr && !likely_consistent(t, i, *target)) continue;
-    ++likely;
+    if constexpr (Test::kActive) {
+      if (!test(t, i)) continue;
+      ++likely;
+    }
     if (max_lag_ns >= 0 && (!(f & detail::kLagKnownBit) || t.lag_ns(i) > max_lag_ns)) continue;
     eligible[m++] = static_cast<std::int16_t>(i);
     if (region != kNoNode && region_of(f) == region) local[m_local++] = static_cast<std::int16_t>(i);
   }
   if (m == 0) {
-    *why = up == 0        ? Reason::NoReplicaUp
-           : healthy == 0 ? Reason::AllReplicasLagging
-           : covering == 0 ? Reason::NoReplicaCaughtUp
-           : likely == 0   ? Reason::NoReplicaLikelyConsistent
-                           : Reason::NoReplicaFresh;
+    *why = why_none(up, healthy, covering, Test::kActive ? likely : covering);
     return kNoNode;
   }
   const auto um = static_cast<std::uint32_t>(m);
@@ -346,8 +356,11 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
 Decision Router::route_read(const Session& session, Consistency consistency, std::int64_t now_ns,
                             const ReadOptions& options) {
   check_read_arguments(now_ns, options);
-  if (options.p_consistent) return route_read_target(session, consistency, now_ns, options);
+  // Every return returns `d`, so it is built in the caller's result (named return value
+  // optimisation). Another returned object, as `return route_read_target(...)` was, makes GCC
+  // build `d` on the stack and copy it out: a wide load of narrow stores just made, which stalls.
   Decision d;
+  if (options.p_consistent && route_read_target(session, consistency, now_ns, options, &d)) return d;
   d.epoch = topology_->epoch();
   const ReadNeeds needs = read_needs(session, consistency, options);
   ThreadState& ts = thread_state();
@@ -387,20 +400,18 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
 }
 
 // Kept out of route_read's body (cold, not inlined): the common path stays as it was.
-[[gnu::cold, gnu::noinline]] Decision Router::route_read_target(const Session& session, Consistency consistency,
-                                                              std::int64_t now_ns, const ReadOptions& options) {
+[[gnu::cold, gnu::noinline]] bool Router::route_read_target(const Session& session, Consistency consistency,
+                                                          std::int64_t now_ns, const ReadOptions& options,
+                                                          Decision* out) {
   detail::ProbabilityTarget target;
-  if (!probability_target(session, consistency, now_ns, options, &target)) {
-    ReadOptions plain = options;  // no recent write: a plain EVENTUAL read
-    plain.p_consistent.reset();
-    return route_read(session, consistency, now_ns, plain);
-  }
-  Decision d;
+  // No recent write: route_read goes on with a plain EVENTUAL read (it ignores p_consistent).
+  if (!probability_target(session, consistency, now_ns, options, &target)) return false;
+  Decision& d = *out;
   d.epoch = topology_->epoch();
   ThreadState& ts = thread_state();
   // Judged per replica: the exhaustive pick, with no stickiness to honour.
   const int region = options.region != kNoNode ? options.region : default_region_;
-  d.node = pick_fair(ts, 0, -1, region, &d.reason, &target);
+  d.node = pick_fair(ts, 0, -1, region, &d.reason, router_detail::LikelyConsistent{target});
   if (d.node != kNoNode) {
     d.reason = Reason::ReplicaLikelyConsistent;
   } else {
@@ -408,7 +419,7 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
     d.node = (topology_->flags(p) & detail::kUpBit) ? p : kNoNode;
   }
   if (options.count) count(ts, d.node, d.reason);
-  return d;
+  return true;
 }
 
 void Router::record(const Decision& decision) noexcept {

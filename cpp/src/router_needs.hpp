@@ -35,6 +35,19 @@ inline bool likely_consistent(const Topology& t, int i, const detail::Probabilit
   return g.elapsed_ns - t.lag_ns(i) >= t.delay_quantile_ns(i, g.level);
 }
 
+// Router::pick_fair's per-replica test beyond rules 2-6: none on the common path...
+struct AnyReplica {
+  static constexpr bool kActive = false;
+  bool operator()(const Topology&, int) const noexcept { return true; }
+};
+
+// ... or rule 7's (a read with p_consistent).
+struct LikelyConsistent {
+  static constexpr bool kActive = true;
+  const detail::ProbabilityTarget& target;
+  bool operator()(const Topology& t, int i) const noexcept { return likely_consistent(t, i, target); }
+};
+
 // What a read at one consistency level needs: the LSN a replica must cover and the lag it may
 // have, or that only the primary will do (and why).
 struct ReadNeeds {

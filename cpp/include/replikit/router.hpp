@@ -56,10 +56,6 @@
 
 namespace replikit {
 
-namespace detail {
-struct ProbabilityTarget;  // rule 7's target, as the router checks it (router.cpp)
-}  // namespace detail
-
 /// How reads are spread over the replicas that qualify.
 enum class Policy : std::uint8_t {
   RoundRobin = 0,        ///< in turn
@@ -222,12 +218,16 @@ class Router {
   ThreadState& thread_state() noexcept;
   void count(ThreadState& ts, int node, Reason reason) noexcept;
   int last_replica(const Session& session, std::uint64_t required_lsn) const noexcept;
-  // route_read with ReadOptions::p_consistent (rule 7), off the common path.
-  Decision route_read_target(const Session& session, Consistency consistency, std::int64_t now_ns,
-                             const ReadOptions& options);
+  // route_read with ReadOptions::p_consistent (rule 7), off the common path: makes `*out` (a
+  // default Decision) and returns true, or returns false when the target does not apply (no
+  // write within within_ms) and the read is a plain one.
+  bool route_read_target(const Session& session, Consistency consistency, std::int64_t now_ns,
+                         const ReadOptions& options, Decision* out);
   int pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why) noexcept;
+  // The exhaustive pick over the replicas that pass rules 2-6 and `test` (router.cpp).
+  template <typename Test>
   int pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why,
-                const detail::ProbabilityTarget* target = nullptr) noexcept;
+                const Test& test) noexcept;
   void refresh_schedule() noexcept;
 
   std::shared_ptr<Topology> topology_;
