@@ -103,6 +103,9 @@ struct Commit {
 };
 inline constexpr std::uint64_t kCommitRing = 1u << 16;
 
+// What a read's window count records.
+enum class ReadCount : std::uint8_t { Submitted, Answered, Failed };
+
 class Simulation {
  public:
   Simulation(const SimConfig& config, std::uint64_t seed, std::unique_ptr<FailoverModel> failover);
@@ -146,6 +149,13 @@ class Simulation {
   void on_probe();
   void on_sample();
   void finish(SimResult& r) const;
+  // windows.cpp: reads and lag per time window
+  void init_windows();
+  int phase_of(std::int64_t t) const;
+  WindowStats* fixed_window(std::int64_t t);
+  void count_read(std::int64_t submit_ns, std::size_t level, ReadCount what, bool stale = false, bool to_primary = false);
+  void count_lag(double lag_ms, double tracked_ms);
+  void finish_windows(SimResult& r) const;
 
   std::int64_t ns(double ms) const { return static_cast<std::int64_t>(ms * 1e6); }
   std::int64_t draw_ns(const WarsSimulation::Sampler& s) { return static_cast<std::int64_t>(s.sample(rng_) * 1e6); }
@@ -183,6 +193,8 @@ class Simulation {
   double write_latency_sum_ms_ = 0, read_latency_sum_ms_ = 0;
   // failover
   std::int64_t crash_ns_ = -1;
+  std::int64_t recovery_ns_ = -1;  // the new primary accepted writes
+  bool windowed_ = false;          // SimResult::windows or failover_windows are kept
   bool detected_ = false;
   int promoting_ = -1;     // replica being promoted
   bool promote_due_ = false;  // promote_ms has passed: promote once its replay caught up

@@ -90,6 +90,7 @@ void Simulation::complete_promotion(int node) {
     if (cm.seq == s && cm.timeline == timeline_ && cm.acked) ++f.writes_lost_acknowledged;
   }
   f.recovery_ms = static_cast<double>(now_ - crash_ns_) * 1e-6;
+  recovery_ns_ = now_;
   ++timeline_;
   primary_ = node;
   promoting_ = -1;
@@ -186,7 +187,9 @@ void Simulation::on_sample() {
     res_.lag_bytes[static_cast<std::size_t>(n - 1)].push_back(lag_bytes);
     const ReplicaLag tracked = tracker_->replica(n);
     const bool known = tracked.known && n != primary_ && !std::isnan(lag_ms);
-    res_.tracked_lag_ms[static_cast<std::size_t>(n - 1)].push_back(known ? static_cast<double>(tracked.lag_ns) * 1e-6 : nan);
+    const double tracked_ms = known ? static_cast<double>(tracked.lag_ns) * 1e-6 : nan;
+    res_.tracked_lag_ms[static_cast<std::size_t>(n - 1)].push_back(tracked_ms);
+    if (windowed_ && is_replica(n)) count_lag(lag_ms, tracked_ms);
   }
 }
 
@@ -215,6 +218,7 @@ void Simulation::finish(SimResult& r) const {
     rs.max_lag_ms = n.max_lag_ms;
     r.replicas.push_back(rs);
   }
+  finish_windows(r);
   if (r.lag_ms.empty() && c_.replicas > 0) {
     r.lag_ms.resize(static_cast<std::size_t>(c_.replicas));
     r.lag_bytes.resize(static_cast<std::size_t>(c_.replicas));
