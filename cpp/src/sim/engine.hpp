@@ -91,6 +91,7 @@ struct Node {
   std::uint64_t apply_delay_count = 0;
   double max_lag_ms = 0;
   std::uint32_t link_gen = 0;  // bumped when the node's connections to the primary are reset
+  std::uint8_t timeline = 1;   // the timeline whose WAL it follows (a detached standby: the old one)
   Link wal, acks;
 };
 
@@ -161,6 +162,12 @@ class Simulation {
   std::int64_t draw_ns(const WarsSimulation::Sampler& s) { return static_cast<std::int64_t>(s.sample(rng_) * 1e6); }
   std::int64_t exp_ns(double mean_ns);
   Lsn lsn(std::uint64_t seq) const { return Lsn(kBaseLsn + seq * bytes_); }
+  // The position the lag tracker reads: a promotion writes an end-of-recovery record, so the new
+  // timeline's positions lie past the old one's by part of a write (less than one: a session's
+  // token still compares by writes).
+  Lsn tracked_lsn(const Node& n, std::uint64_t seq) const {
+    return Lsn(lsn(seq).value + (n.timeline > 1 ? std::max<std::uint64_t>(1, bytes_ / 2) : 0));
+  }
   std::uint64_t seq_of(Lsn l) const { return l.value <= kBaseLsn ? 0 : (l.value - kBaseLsn) / bytes_; }
   bool is_replica(int n) const { return n != primary_ && nodes_[n].alive && !nodes_[n].diverged; }
 

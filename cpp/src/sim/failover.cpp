@@ -92,6 +92,7 @@ void Simulation::complete_promotion(int node) {
   f.recovery_ms = static_cast<double>(now_ - crash_ns_) * 1e-6;
   recovery_ns_ = now_;
   ++timeline_;
+  n.timeline = timeline_;
   primary_ = node;
   promoting_ = -1;
   last_seq_ = cutoff;
@@ -115,6 +116,7 @@ void Simulation::complete_promotion(int node) {
       continue;
     }
     // Repointed: the new primary streams what this standby lacks, from its flush position.
+    r.timeline = timeline_;
     r.confirmed = r.received;
     if (r.received < cutoff) send(r.wal, q, Ev::WalArrive, cutoff);
   }
@@ -133,6 +135,7 @@ void Simulation::on_repoint(int node) {
   r.detached = false;
   if (!r.alive || r.diverged || node == primary_) return;
   // Reconnected: the new primary streams everything this standby lacks, from its flush position.
+  r.timeline = timeline_;
   r.confirmed = r.received;
   if (r.received < last_seq_) send(r.wal, node, Ev::WalArrive, last_seq_);
   release_synced();
@@ -153,11 +156,11 @@ void Simulation::take_out(int node) {
 void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
   const Node& p = nodes_[static_cast<std::size_t>(primary_)];
-  if (p.alive) tracker_->primary_sample(now_, lsn(last_seq_));
+  if (p.alive) tracker_->primary_sample(now_, tracked_lsn(p, last_seq_));
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     if (!is_replica(n)) continue;
     const Node& r = nodes_[static_cast<std::size_t>(n)];
-    tracker_->replica_sample(n, now_, lsn(r.received), lsn(r.applied));
+    tracker_->replica_sample(n, now_, tracked_lsn(r, r.received), tracked_lsn(r, r.applied));
   }
 }
 
@@ -185,8 +188,10 @@ void Simulation::on_sample() {
     }
     res_.lag_ms[static_cast<std::size_t>(n - 1)].push_back(lag_ms);
     res_.lag_bytes[static_cast<std::size_t>(n - 1)].push_back(lag_bytes);
+    // What a client reads (NodeInfo, as the real ReplicatedDatabase's NodeStatus): a replica
+    // older than the tracker's whole history has an unknown time lag, not its lower bound.
     const ReplicaLag tracked = tracker_->replica(n);
-    const bool known = tracked.known && n != primary_ && !std::isnan(lag_ms);
+    const bool known = tracked.known && topology_->info(n).lag_known && n != primary_ && !std::isnan(lag_ms);
     const double tracked_ms = known ? static_cast<double>(tracked.lag_ns) * 1e-6 : nan;
     res_.tracked_lag_ms[static_cast<std::size_t>(n - 1)].push_back(tracked_ms);
     if (windowed_ && is_replica(n)) count_lag(lag_ms, tracked_ms);
