@@ -18,7 +18,8 @@ median measured detection -> writes accepted for that mode (promotion itself is 
 so the predicted recovery is the modelled detection plus a measured promotion, and the
 detection is the figure the model predicts on its own.
 
-Reads: ``read_runs`` further kills per mode with a read workload, see fidelity/killreads.py.
+Reads: ``read_runs`` further kills per mode with a read workload, compared per time window,
+see fidelity/killreads.py and fidelity/windowstats.py; the tables of all modes pooled follow.
 
 What differs, and is reported rather than tuned away:
 - the real detector misses a probe when the connection is refused (at once) and waits for
@@ -177,7 +178,7 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
     real_counts = [run["counts"] for run in real]
     sim_counts = [twin["windows"] for twin in twins["fit"]]
     probe_counts = [twin["windows"] for twin in twins["probe"]]
-    return {"real": {"reads": statistics.fmean(run["reads"] for run in real),
+    return {"real": {"kills": len(real), "reads": statistics.fmean(run["reads"] for run in real),
                      "delay_median_ms": statistics.median(d for run in real for d in run["delays"]),
                      "delay_mean_ms": statistics.fmean(d for run in real for d in run["delays"]),
                      "delay_scale": scale,
