@@ -168,7 +168,7 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
     log(f"{mode}: {settings.read_runs} real kills with reads ...")
     real = killreads.real_reads(settings.preset, mode, settings.read_runs, settings.seed, log)
     seeds = range(settings.seed, settings.seed + settings.sim_runs)
-    scale = killreads.fit_delay_scale(settings.preset, mode, promotion_ms, real, settings.seed + 10_000)
+    scale = killreads.fit_delay_scale(settings.preset, mode, promotion_ms, real, seeds)
     twins = {"probe": [], "fit": []}  # type: Dict[str, List[Dict[str, Any]]]
     for run in real:
         for name, factor in (("probe", 1.0), ("fit", scale)):

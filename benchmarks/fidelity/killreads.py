@@ -390,21 +390,19 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
 
 
 # ------------------------------------------------------------------ the delay fitted to the reads
-FIT_SEEDS = 3
-FIT_STEPS = 14
+FIT_STEPS = 11
 
 
-def fit_delay_scale(preset: str, mode: str, promotion_ms: float, runs: List[Dict[str, Any]], seed: int) -> float:
+def fit_delay_scale(preset: str, mode: str, promotion_ms: float, runs: List[Dict[str, Any]], seeds: range) -> float:
     """The factor on every run's probed delays with which the twins' stale share of eventual reads
     before the kill equals the measured one (pooled over ``runs``; bisection on a log scale in
-    [1/20, 5], FIT_SEEDS seeds per run, the same seeds at every step). The probes' own busy loop
-    on the replica slows the replay they time; this takes the level from the reads themselves
-    and keeps the probes' shape and their drift from run to run."""
+    [1/20, 5] with the twins' own ``seeds`` at every step, so the twins reproduce it). The probes'
+    own busy loop on the replica slows the replay they time; this takes the level from the reads
+    themselves and keeps the probes' shape and their drift from run to run."""
     import math
 
     target = (sum(run["counts"]["before"]["eventual_stale"] for run in runs)
               / max(1.0, sum(run["counts"]["before"]["eventual"] for run in runs)))
-    seeds = range(seed, seed + FIT_SEEDS)
 
     def share(scale: float) -> float:
         stale = reads = 0.0
