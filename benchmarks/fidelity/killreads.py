@@ -24,14 +24,18 @@ prediction starts from, under the run's own load (a separate calibration phase m
 different machine: the calibration's own busy loop and other processes' load changed within
 minutes). The client's half round trip: the replica reads before the kill.
 
-Simulated, per real run (a genuine prediction of every window): the same rates and mix, the
-same detector, the kill at a seeded phase of the heartbeat; inputs: that run's replication
-delays and half round trips measured before the kill (empirical distributions), promote_ms
-(the median measured detection -> writes accepted of the write-only kills) and that run's
-repoint_ms: the time from the recovery until the surviving standby streams the new primary's
-timeline (its pg_stat_wal_receiver polled every 2 ms); the simulator's survivor receives
-nothing new for that long, stays readable and falls behind. The simulator's windows are
-SimResult.windows (edges WARM_S and the crash) and failover_windows (outage, after_recovery).
+Simulated, per real run (a twin): the same rates and mix, the same detector, the kill at a
+seeded phase of the heartbeat; inputs: that run's replication delays and half round trips
+measured before the kill (empirical distributions), promote_ms (the median measured detection
+-> writes accepted of the write-only kills) and two timings of that run's failover machinery,
+from the new primary's first acknowledged write (all polled every 2 ms): the client's switch
+(its ReplicatedDatabase takes the new primary for the primary; until then the session writer's
+writes fail and its reads go where they went) and the survivor's reconnection, repoint_ms:
+until it streams the new timeline (pg_stat_wal_receiver) and has replayed what the new primary
+had written then. The twin's promotion ends at the client's switch, and its survivor receives
+nothing new until the real one caught up: it stays readable and falls behind. The simulator's
+windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
+after_recovery).
 
 Statistics (fidelity.windowstats): per window, each figure pooled over the runs (stale reads /
 reads of all runs); its 95% interval and that of the relative error by a bootstrap over runs
@@ -143,25 +147,32 @@ def receiver_state(conn: Any) -> Tuple[str, int]:
     return status, int(tli or 0)
 
 
-def wait_repointed(conn: Any, db: Any, promoted: str, old_tli: int, since: float) -> Tuple[float, float]:
-    """Seconds from ``since`` (the new primary's first acknowledged write) until (1) the standby
-    streams the new primary's timeline (its walreceiver streaming and having received WAL of a
-    later timeline than ``old_tli``) and (2) the client's ReplicatedDatabase takes ``promoted``
-    for the primary (its writes and reads follow from then on)."""
+def wait_repointed(survivor: Any, promoted_conn: Any, db: Any, promoted: str, old_tli: int,
+                   since: float) -> Tuple[float, float, float]:
+    """Seconds from ``since`` (the new primary's first acknowledged write) until (1) the
+    surviving standby streams the new primary's timeline (its walreceiver streaming and having
+    received WAL of a later timeline than ``old_tli``), (2) it has also replayed everything the
+    new primary had written at that moment (its reconnection is over: it serves fresh reads
+    again), and (3) the client's ReplicatedDatabase takes ``promoted`` for the primary."""
     deadline = time.monotonic() + REPOINT_TIMEOUT_S
-    repointed = switched = -1.0
+    streaming = caught_up = switched = -1.0
+    target = ""
     while time.monotonic() < deadline:
         if switched < 0 and str(db.node(promoted).role.name).lower() == "primary":
             switched = max(0.0, time.monotonic() - since)
-        if repointed < 0:
-            status, tli = receiver_state(conn)
+        if streaming < 0:
+            status, tli = receiver_state(survivor)
             if status == "streaming" and tli > old_tli:
-                repointed = max(0.0, time.monotonic() - since)
-        if repointed >= 0 and switched >= 0:
-            return repointed, switched
+                streaming = max(0.0, time.monotonic() - since)
+                target = str(promoted_conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])
+        elif caught_up < 0 and survivor.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                                (target,)).fetchone()[0]:
+            caught_up = max(0.0, time.monotonic() - since)
+        if caught_up >= 0 and switched >= 0:
+            return streaming, caught_up, switched
         time.sleep(REPOINT_POLL_S)
-    raise RuntimeError(f"the surviving standby did not stream a new timeline, or the client did not switch "
-                       f"to the new primary, within {REPOINT_TIMEOUT_S:.0f} s")
+    raise RuntimeError(f"the surviving standby did not catch up on the new timeline, or the client did not "
+                       f"switch to the new primary, within {REPOINT_TIMEOUT_S:.0f} s")
 
 
 def workload_settings(seed: int) -> WorkloadSettings:
@@ -214,7 +225,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             if got is None:
                 raise RuntimeError(f"a {mode} failover did not complete within 20 s")
             survivor = "r2" if got[0] == "r1" else "r1"
-            repoint_s, switch_s = wait_repointed(standbys[survivor], dbs[0], got[0], old_tli, got[1])
+            stream_s, repoint_s, switch_s = wait_repointed(standbys[survivor], standbys[got[0]], dbs[0], got[0],
+                                                           old_tli, got[1])
             time.sleep(max(0.0, t0 + RUN_S + 0.05 - time.monotonic()))
         finally:
             work.stop.set()
@@ -232,7 +244,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
     return {"measured": work.out, "kill_s": kill_s, "recovered_s": got[1] - t0, "reads": work.out.reads,
             "failed_at": work.failed_at, "lag": work.replica_lag, "promoted": got[0],
             "delays": [d for t, _, d in probe.samples if t < kill_s], "repoint_ms": repoint_s * 1000.0,
-            "switch_ms": switch_s * 1000.0, "switched_s": got[1] + switch_s - t0,
+            "switch_ms": switch_s * 1000.0, "switched_s": got[1] + switch_s - t0, "stream_ms": stream_s * 1000.0,
             "half_round_trips": [(r.done - r.sent) * 500.0 for r in work.out.reads
                                  if r.node != "primary" and r.sent < kill_s]}
 
@@ -317,7 +329,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     """The simulated twin of one real run: its inputs measured before its kill (the replication
     delays times ``scale``), its failover timings: the simulated promotion ends when the real
     client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
-    when the real one did (repoint_ms after the new primary's first write)."""
+    when the real one had caught up (repoint_ms after the new primary's first write)."""
     from failover_bench import REPLIKIT_PRESETS
 
     from fidelity.kill import SIM_MODES
@@ -379,9 +391,9 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"before {before['eventual_stale']:.0f}/{before['eventual']:.0f}, after "
             f"{after['eventual_stale']:.0f}/{after['eventual']:.0f}; delay median "
             f"{statistics.median(run['delays']):.3f} ms ({len(run['delays'])} probes), "
-            f"repoint {run['repoint_ms']:.0f} ms")
+            f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms")
         out.append({"counts": counts, "delays": run["delays"], "half_round_trips": run["half_round_trips"],
-                    "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"],
+                    "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,
                     "reads": float(len(run["reads"]) + len(run["failed_at"]))})
     if len(out) < max(1, runs // 2):
