@@ -162,12 +162,10 @@ class Simulation {
   std::int64_t draw_ns(const WarsSimulation::Sampler& s) { return static_cast<std::int64_t>(s.sample(rng_) * 1e6); }
   std::int64_t exp_ns(double mean_ns);
   Lsn lsn(std::uint64_t seq) const { return Lsn(kBaseLsn + seq * bytes_); }
-  // The position the lag tracker reads: a promotion writes an end-of-recovery record, so the new
-  // timeline's positions lie past the old one's by part of a write (less than one, so a session's
+  // A position as the lag tracker reads it: a promotion writes an end-of-recovery record, so the
+  // new timeline's positions lie past the old one's (by 1 byte, less than a write, so a session's
   // token still compares by writes; 1-byte writes leave no room for it).
-  Lsn tracked_lsn(const Node& n, std::uint64_t seq) const {
-    return Lsn(lsn(seq).value + (n.timeline > 1 ? bytes_ / 2 : 0));
-  }
+  Lsn on_timeline(const Node& n, Lsn l) const { return Lsn(l.value + (n.timeline > 1 && bytes_ > 1 ? 1 : 0)); }
   std::uint64_t seq_of(Lsn l) const { return l.value <= kBaseLsn ? 0 : (l.value - kBaseLsn) / bytes_; }
   bool is_replica(int n) const { return n != primary_ && nodes_[n].alive && !nodes_[n].diverged; }
 

@@ -156,11 +156,11 @@ void Simulation::take_out(int node) {
 void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
   const Node& p = nodes_[static_cast<std::size_t>(primary_)];
-  if (p.alive) tracker_->primary_sample(now_, tracked_lsn(p, last_seq_));
+  if (p.alive) tracker_->primary_sample(now_, on_timeline(p, lsn(last_seq_)));
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     if (!is_replica(n)) continue;
     const Node& r = nodes_[static_cast<std::size_t>(n)];
-    tracker_->replica_sample(n, now_, tracked_lsn(r, r.received), tracked_lsn(r, r.applied));
+    tracker_->replica_sample(n, now_, on_timeline(r, lsn(r.received)), on_timeline(r, lsn(r.applied)));
   }
 }
 
