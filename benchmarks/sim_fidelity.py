@@ -9,7 +9,7 @@ Usage (needs the package with the PostgreSQL backend and psycopg, e.g. from scri
         [--read-rate 400] [--eventual-share 0.5] [--sessions 16] [--seed 1]
         [--delay run|median|distribution]
     delay: the same workload options (defaults: --run-s 60 --write-rate 20) and [--delay-ms 50]
-    kill:  [--runs 5] [--modes async,sync] [--preset fast] [--seed 1] [--sim-runs 20]
+    kill:  [--runs 5] [--modes async,semi_sync] [--preset fast] [--seed 1] [--sim-runs 20]
         [--read-runs 3]
 
 Scenarios (benchmarks/fidelity/: common.py the shared workload and figures, one module each):
@@ -58,9 +58,13 @@ Scenarios (benchmarks/fidelity/: common.py the shared workload and figures, one 
   acknowledged write on the new primary) and acknowledged writes lost. See its docstring for
   what is matched and what differs. Then ``--read-runs`` more kills per mode with a read
   workload (fidelity/killreads.py: 200 reads/s, half eventual, half read-your-writes, through
-  the manager's ReplicatedDatabase): replica lag before the kill and after the recovery, the
-  stale-read share per level and the share of reads failed in the outage, against the same
-  workload in the simulator.
+  the manager's ReplicatedDatabase), per time window (before the kill, the outage, after the
+  recovery): the stale-read share per level, the primary's share of the reads, the share of
+  reads failed and the replica lag, each against the run's simulated twin (its inputs measured
+  in that run: the replication delays probed before the kill, the client round trip, the
+  client's switch to the new primary and the survivor's reconnection), pooled over the runs
+  with 95% bootstrap intervals (fidelity/windowstats.py); twice: with the probed delays, and
+  with them scaled to the stale share before the kill.
 
 Each prints, for each figure, predicted vs measured, the relative error and whether it is within
 10%. Every wait is bounded; the clusters are stopped at the end, also on failure or Ctrl-C.

@@ -18,7 +18,8 @@ median measured detection -> writes accepted for that mode (promotion itself is 
 so the predicted recovery is the modelled detection plus a measured promotion, and the
 detection is the figure the model predicts on its own.
 
-Reads: ``read_runs`` further kills per mode with a read workload, see fidelity/killreads.py.
+Reads: ``read_runs`` further kills per mode with a read workload, compared per time window,
+see fidelity/killreads.py and fidelity/windowstats.py; the tables of all modes pooled follow.
 
 What differs, and is reported rather than tuned away:
 - the real detector misses a probe when the connection is refused (at once) and waits for
@@ -40,7 +41,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from fidelity import killreads
+from fidelity import killreads, windowstats
 from fidelity.common import TOLERANCE, relative_error
 
 SIM_MODES = {"async": ("async", 1), "semi_sync": ("semi_sync", 1), "sync_all": ("sync", 1)}
@@ -158,9 +159,46 @@ def print_table(mode: str, table: Dict[str, Dict[str, Any]], log: Any) -> None:
         log(f"{'':{len(mode) + 2}}{label:42s} {row['measured']:10.2f} {row['predicted']:10.2f} {error:>12s}")
 
 
+FITTED = ("stale_eventual_before",)  # the delay scale is fitted to it (per mode)
+
+
+def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: Any) -> Dict[str, Any]:
+    """``read_runs`` kills with reads and, for each, its simulated twin (``sim_runs`` seeds);
+    the comparison per window (fidelity/windowstats.py)."""
+    log(f"{mode}: {settings.read_runs} real kills with reads ...")
+    real = killreads.real_reads(settings.preset, mode, settings.read_runs, settings.seed, log)
+    seeds = range(settings.seed, settings.seed + settings.sim_runs)
+    scale = killreads.fit_delay_scale(settings.preset, mode, promotion_ms, real, seeds)
+    twins = {"probe": [], "fit": []}  # type: Dict[str, List[Dict[str, Any]]]
+    for run in real:
+        for name, factor in (("probe", 1.0), ("fit", scale)):
+            twin = killreads.sim_run_counts(settings.preset, mode, promotion_ms, seeds, run, factor)
+            twin["outage_ms"] = twin.pop("outage_ms_mean")
+            twins[name].append(twin)
+    real_counts = [run["counts"] for run in real]
+    sim_counts = [twin["windows"] for twin in twins["fit"]]
+    probe_counts = [twin["windows"] for twin in twins["probe"]]
+    return {"real": {"kills": len(real), "reads": statistics.fmean(run["reads"] for run in real),
+                     "delay_median_ms": statistics.median(d for run in real for d in run["delays"]),
+                     "delay_mean_ms": statistics.fmean(d for run in real for d in run["delays"]),
+                     "delay_scale": scale,
+                     "repoint_ms_median": statistics.median(run["repoint_ms"] for run in real),
+                     "switch_ms_median": statistics.median(run["switch_ms"] for run in real),
+                     "outage_ms_median": statistics.median(run["outage_ms"] for run in real),
+                     "runs": [{k: v for k, v in run.items() if k not in ("delays", "half_round_trips")}
+                              for run in real]},
+            "sim": {"reads": statistics.fmean(twin["reads"] for twin in twins["fit"]),
+                    "outage_ms_median": statistics.median(twin["outage_ms"] for twin in twins["fit"]),
+                    "runs": twins["fit"], "runs_probe": twins["probe"]},
+            "comparison": windowstats.compare(real_counts, sim_counts, settings.seed, FITTED),
+            "comparison_probe": windowstats.compare(real_counts, probe_counts, settings.seed),
+            "real_counts": real_counts, "sim_counts": sim_counts, "probe_counts": probe_counts}
+
+
 def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[str, Any]:
     """Per mode: the real runs, the simulated runs, the table; returns the comparisons by mode."""
     out: Dict[str, Any] = {}
+    all_reads: Dict[str, List[Any]] = {"real": [], "sim": [], "probe": []}
     started = time.monotonic()
     for mode in settings.mode_list():
         log(f"{mode}: {settings.runs} real kills (replikit FailoverManager, preset {settings.preset}) ...")
@@ -168,11 +206,10 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
         sim = sim_figures(settings, mode, real["promotion_ms"])
         out[mode] = {"real": real, "sim": sim, "comparison": compare(real, sim)}
         if settings.read_runs:
-            log(f"{mode}: {settings.read_runs} real kills with reads ...")
-            real_r, measured = killreads.real_reads(settings.preset, mode, settings.read_runs, settings.seed, log)
-            seeds = range(settings.seed, settings.seed + settings.sim_runs)
-            sim_r = killreads.sim_figures(settings.preset, mode, real["promotion_ms"], seeds, measured)
-            out[mode]["reads"] = {"real": real_r, "sim": sim_r, "comparison": killreads.compare(real_r, sim_r)}
+            out[mode]["reads"] = reads_comparison(settings, mode, real["promotion_ms"], log)
+            all_reads["real"] += out[mode]["reads"].pop("real_counts")
+            all_reads["sim"] += out[mode]["reads"].pop("sim_counts")
+            all_reads["probe"] += out[mode]["reads"].pop("probe_counts")
     log(f"simulated: {settings.sim_runs} seeded runs per mode (seeds {settings.seed}.."
         f"{settings.seed + settings.sim_runs - 1}); real and simulated {time.monotonic() - started:.0f} s")
     for mode, result in out.items():
@@ -180,9 +217,28 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
         log(f"{'':{len(mode) + 2}}simulated detections {result['sim']['detection_ms_min']:.0f}.."
             f"{result['sim']['detection_ms_max']:.0f} ms; pg_promote returned after "
             f"{result['real']['pg_promote_ms']:.0f} ms (median; it polls every 100 ms)")
+    for mode, result in out.items():
         if "reads" in result:
-            killreads.print_table(mode, result["reads"]["comparison"], log)
+            reads = result["reads"]
+            real_r = reads["real"]
+            log(f"{mode} reads: {settings.read_runs} kills; inputs measured in each run: replication delay "
+                f"(probes before the kill) median {real_r['delay_median_ms']:.3f} ms, mean "
+                f"{real_r['delay_mean_ms']:.3f} ms; client switch {real_r['switch_ms_median']:.0f} ms and "
+                f"repoint {real_r['repoint_ms_median']:.0f} ms after the new primary's first write (medians); "
+                f"outage (kill -> client switch) {real_r['outage_ms_median']:.0f} ms measured, "
+                f"{reads['sim']['outage_ms_median']:.0f} ms simulated")
+            windowstats.print_table(f"{mode} reads, delays as probed", reads["comparison_probe"], log)
+            windowstats.print_table(f"{mode} reads, delays x {real_r['delay_scale']:.2f} (fitted to the reads "
+                                    f"before the kill)", reads["comparison"], log)
+    pooled = pooled_probe = None
+    if len(out) > 1 and all_reads["real"]:
+        pooled = windowstats.compare(all_reads["real"], all_reads["sim"], settings.seed, FITTED)
+        pooled_probe = windowstats.compare(all_reads["real"], all_reads["probe"], settings.seed)
+        kills = len(all_reads["real"])
+        windowstats.print_table(f"all modes pooled ({kills} kills), delays as probed", pooled_probe, log)
+        windowstats.print_table(f"all modes pooled ({kills} kills), delays fitted", pooled, log)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump({"scenario": "kill", "settings": vars(settings), "modes": out}, fh, indent=2)
+            json.dump({"scenario": "kill", "settings": vars(settings), "modes": out,
+                       "reads_all_modes": pooled, "reads_all_modes_probe": pooled_probe}, fh, indent=2)
     return out

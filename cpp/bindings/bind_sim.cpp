@@ -219,6 +219,11 @@ std::vector<SimField> fault_fields() {
   f.push_back(number_field("drain_ms", &SimConfig::drain_ms, "After duration_ms, time allowed for requests in flight."));
   f.push_back(number_field("max_in_flight", &SimConfig::max_in_flight, "Requests in flight at once; beyond, one fails."));
   f.push_back(number_field("max_events", &SimConfig::max_events, "Events one run may process (then it stops, truncated)."));
+  f.push_back(SimField{"window_edges_ms",
+                       "Edges of fixed time windows for SimResult.windows: window i is [edges[i], edges[i + 1]) "
+                       "(strictly increasing; empty: none).",
+                       0, [](const SimConfig& c) { return py::cast(c.window_edges_ms); },
+                       [](SimConfig& c, const py::handle& v) { c.window_edges_ms = to_doubles(v, "window_edges_ms"); }});
   f.push_back(SimField{"names", "Node names, primary first (empty: 'primary', 'replica1', ...).", 1,
                        [](const SimConfig& c) { return py::cast(c.names); },
                        [](SimConfig& c, const py::handle& v) {

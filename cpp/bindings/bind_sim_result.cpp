@@ -33,10 +33,11 @@ py::dict failed_by(const std::array<std::uint64_t, sim::kFailReasons>& counts) {
   return out;
 }
 
-py::dict levels_dict(const SimResult& r) {
+
+py::dict level_stats(const std::array<sim::LevelStats, sim::kLevels>& levels) {
   py::dict out;
-  for (std::size_t i = 0; i < r.levels.size(); ++i) {
-    const auto& l = r.levels[i];
+  for (std::size_t i = 0; i < levels.size(); ++i) {
+    const auto& l = levels[i];
     py::dict d;
     d["submitted"] = l.submitted;
     d["answered"] = l.answered;
@@ -49,11 +50,46 @@ py::dict levels_dict(const SimResult& r) {
   return out;
 }
 
-py::dict stale_rates(const SimResult& r) {
+py::dict levels_dict(const SimResult& r) { return level_stats(r.levels); }
+
+py::dict stale_rates_of(const std::array<sim::LevelStats, sim::kLevels>& levels) {
   py::dict out;
-  for (std::size_t i = 0; i < r.levels.size(); ++i) {
-    if (r.levels[i].submitted > 0) out[py::str(level_name(i))] = r.levels[i].stale_rate();
+  for (std::size_t i = 0; i < levels.size(); ++i) {
+    if (levels[i].submitted > 0) out[py::str(level_name(i))] = levels[i].stale_rate();
   }
+  return out;
+}
+
+py::dict stale_rates(const SimResult& r) { return stale_rates_of(r.levels); }
+
+py::dict window_dict(const sim::WindowStats& w) {
+  py::dict d;
+  d["name"] = w.name;
+  d["from_ms"] = w.from_ms;
+  d["to_ms"] = w.to_ms;
+  d["reads_submitted"] = w.reads_submitted;
+  d["reads_answered"] = w.reads_answered;
+  d["reads_failed"] = w.reads_failed;
+  d["levels"] = level_stats(w.levels);
+  d["stale_read_rate"] = stale_rates_of(w.levels);
+  d["lag_samples"] = w.lag_samples;
+  d["mean_lag_ms"] = w.mean_lag_ms;
+  d["max_lag_ms"] = w.max_lag_ms;
+  d["tracked_lag_samples"] = w.tracked_lag_samples;
+  d["mean_tracked_lag_ms"] = w.mean_tracked_lag_ms;
+  d["max_tracked_lag_ms"] = w.max_tracked_lag_ms;
+  return d;
+}
+
+py::list windows_list(const SimResult& r) {
+  py::list out;
+  for (const auto& w : r.windows) out.append(window_dict(w));
+  return out;
+}
+
+py::dict failover_windows_dict(const SimResult& r) {
+  py::dict out;
+  for (const auto& w : r.failover_windows) out[py::str(w.name)] = window_dict(w);
   return out;
 }
 
@@ -207,6 +243,13 @@ void bind_sim_result(py::module_& m) {
                              "Per replica: the time lag the LagTracker reported at each sample, what the router "
                              "went by (numpy arrays; NaN until known).")
       .def_property_readonly("failover", &failover_dict, "The failover after a primary crash.")
+      .def_property_readonly("windows", &windows_list,
+                             "SimConfig.window_edges_ms's windows, in order: per window its name, from_ms, to_ms, "
+                             "reads (submitted in it) per level with stale_read_rate, and replica lag (true and "
+                             "tracked: samples, mean, max).")
+      .def_property_readonly("failover_windows", &failover_windows_dict,
+                             "With a crash configured: the same per window 'before_crash', 'outage' (crash -> "
+                             "recovery) and 'after_recovery'; else empty.")
       .def_property_readonly("conserved", &SimResult::conserved, "Every request acknowledged/answered, failed or pending.")
       .def("to_dict", &sim_result_dict, "Every output as a dict.")
       .def("__repr__", &result_repr);
@@ -220,7 +263,7 @@ py::dict sim_result_dict(const SimResult& r) {
                            "reads_pending", "mean_write_latency_ms", "mean_read_latency_ms", "reads_routed_to_primary",
                            "writes_failed_by", "reads_failed_by", "levels", "stale_read_rate", "primary_read_share",
                            "read_reasons", "primary_read_reasons", "nodes", "replicas", "sample_times_ms", "lag_ms",
-                           "lag_bytes", "tracked_lag_ms", "failover", "conserved"}) {
+                           "lag_bytes", "tracked_lag_ms", "failover", "windows", "failover_windows", "conserved"}) {
     out[name] = o.attr(name);
   }
   return out;

@@ -268,3 +268,42 @@ def test_the_surviving_replica_falls_behind_while_it_is_repointed():
     assert prompt.replicas[survivor]["max_lag_ms"] < 50
     assert slow.stale_read_rate["eventual"] > prompt.stale_read_rate["eventual"]
     assert slow.conserved
+
+
+def test_windows_split_reads_and_lag_by_time_deterministically():
+    c = SimConfig(duration_ms=3000, write_rate_per_s=200, read_rate_per_s=2000, sessions=50,
+                  consistency_mix={"eventual": 1, "read_your_writes": 1},
+                  replica_latency=replikit.LatencyDistribution.exponential(2.0), crash_primary_at_ms=1000,
+                  promote_ms=100, repoint_ms=300, window_edges_ms=[0, 1000, 2000, 3000])
+    assert c.window_edges_ms == [0.0, 1000.0, 2000.0, 3000.0]
+    r = simulate(c, SEED)
+    assert r.to_dict()["failover_windows"] == r.failover_windows
+    assert [w["name"] for w in r.windows] == ["window 0", "window 1", "window 2"]
+    phases = r.failover_windows
+    assert list(phases) == ["before_crash", "outage", "after_recovery"]
+    assert phases["outage"]["from_ms"] == 1000.0
+    assert phases["after_recovery"]["from_ms"] == pytest.approx(1000.0 + r.failover["recovery_ms"])
+    for windows in (r.windows, list(phases.values())):
+        assert sum(w["reads_submitted"] for w in windows) == r.reads_submitted
+        assert sum(w["reads_answered"] for w in windows) == r.reads_answered
+        assert sum(w["reads_failed"] for w in windows) == r.reads_failed
+        assert (sum(w["levels"]["eventual"]["stale"] for w in windows) == r.levels["eventual"]["stale"])
+    # The surviving standby reconnects for 300 ms after the recovery: stale eventual reads and
+    # lag of hundreds of ms come after it, not before the crash.
+    before, after = phases["before_crash"], phases["after_recovery"]
+    assert after["stale_read_rate"]["eventual"] > before["stale_read_rate"]["eventual"] + 0.05
+    assert after["max_lag_ms"] > 250 > 2 > before["mean_lag_ms"]
+    assert before["tracked_lag_samples"] > 0 and after["reads_failed"] == 0
+    assert simulate(c, SEED).windows == r.windows
+    c.crash_primary_at_ms = -1
+    assert simulate(c, SEED).failover_windows == {}
+
+
+@pytest.mark.parametrize("edges", [[5.0], [0, 10, 10], [0, 20, 10], [-1, 5], [0, float("nan")]])
+def test_bad_window_edges_name_the_field(edges):
+    with pytest.raises(replikit.InvalidArgument) as err:
+        SimConfig(window_edges_ms=edges)
+    assert err.value.argument == "window_edges_ms"
+    with pytest.raises(replikit.ArgumentTypeError) as err2:
+        SimConfig(window_edges_ms="0, 1")
+    assert err2.value.argument == "window_edges_ms"

@@ -109,6 +109,13 @@ void check_bounds(const SimConfig& c) {
   check_ms(c.drain_ms, "drain_ms", 0, kMaxDurationMs);
   check_int(c.max_in_flight, "max_in_flight", 1, 100'000'000);
   require(c.max_events >= 1, "max_events", "must be at least 1");
+  const auto& edges = c.window_edges_ms;
+  require(edges.size() != 1 && edges.size() <= static_cast<std::size_t>(kMaxWindowEdges), "window_edges_ms",
+          "must list no edges or 2.." + std::to_string(kMaxWindowEdges));
+  for (std::size_t i = 0; i < edges.size(); ++i) {
+    check_ms(edges[i], "window_edges_ms", 0, kMaxDurationMs);
+    require(i == 0 || edges[i] > edges[i - 1], "window_edges_ms", "must be strictly increasing");
+  }
   if (!c.names.empty()) {
     require(c.names.size() == static_cast<std::size_t>(c.replicas) + 1, "names",
             "must name the primary and every replica (" + std::to_string(c.replicas + 1) + " names)");

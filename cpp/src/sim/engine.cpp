@@ -72,6 +72,7 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
   probe_step_ns_ = std::max<std::int64_t>(1, ns(config.probe_interval_ms));
   heartbeat_step_ns_ = std::max<std::int64_t>(1, ns(config.heartbeat_interval_ms));
   res_.failover.model = failover_->describe();
+  init_windows();
 }
 
 std::int64_t Simulation::exp_ns(double mean_ns) {
@@ -185,6 +186,7 @@ void Simulation::fail(std::uint32_t id, FailReason reason) {
     ++res_.reads_failed;
     ++res_.reads_failed_by[r];
     ++res_.levels[j.level].failed;
+    if (windowed_) count_read(j.submit_ns, j.level, ReadCount::Failed);
   }
   free_job(id);
 }
@@ -220,10 +222,12 @@ void Simulation::issue_read(int session, Consistency level) {
   ++res_.reads_submitted;
   const auto li = static_cast<std::size_t>(level);
   ++res_.levels[li].submitted;
+  if (windowed_) count_read(now_, li, ReadCount::Submitted);
   if (in_flight_writes_ + in_flight_reads_ >= static_cast<std::uint64_t>(c_.max_in_flight)) {
     ++res_.reads_failed;
     ++res_.reads_failed_by[static_cast<std::size_t>(FailReason::QueueFull)];
     ++res_.levels[li].failed;
+    if (windowed_) count_read(now_, li, ReadCount::Failed);
     return;
   }
   const Session& s = sessions_[static_cast<std::size_t>(session)];
@@ -334,6 +338,7 @@ void Simulation::on_read_done(std::uint32_t id) {
   ++l.answered;
   if (j.stale) ++l.stale;
   if (j.to_primary) ++l.served_by_primary;
+  if (windowed_) count_read(j.submit_ns, j.level, ReadCount::Answered, j.stale, j.to_primary);
   // A read of a timeline a failover cut short may have seen lost writes: not observed. Only
   // monotonic and causal reads record what they saw, as in the PostgreSQL backend (where that
   // costs a query): an eventual or read-your-writes read leaves no replica hint behind.

@@ -94,6 +94,7 @@ struct Node {
   std::uint64_t apply_delay_count = 0;
   double max_lag_ms = 0;
   std::uint32_t link_gen = 0;  // bumped when the node's connections to the primary are reset
+  std::uint8_t timeline = 1;   // the timeline whose WAL it follows (a detached standby: the old one)
   Link wal, acks;
 };
 
@@ -105,6 +106,9 @@ struct Commit {
   bool acked = false;
 };
 inline constexpr std::uint64_t kCommitRing = 1u << 16;
+
+// What a read's window count records.
+enum class ReadCount : std::uint8_t { Submitted, Answered, Failed };
 
 class Simulation {
  public:
@@ -149,6 +153,13 @@ class Simulation {
   void on_probe();
   void on_sample();
   void finish(SimResult& r) const;
+  // windows.cpp: reads and lag per time window
+  void init_windows();
+  int phase_of(std::int64_t t) const;
+  WindowStats* fixed_window(std::int64_t t);
+  void count_read(std::int64_t submit_ns, std::size_t level, ReadCount what, bool stale = false, bool to_primary = false);
+  void count_lag(double lag_ms, double tracked_ms);
+  void finish_windows(SimResult& r) const;
 
   std::int64_t ns(double ms) const { return static_cast<std::int64_t>(ms * 1e6); }
   std::int64_t draw_ns(const WarsSimulation::Sampler& s) { return static_cast<std::int64_t>(s.sample(rng_) * 1e6); }
@@ -157,6 +168,10 @@ class Simulation {
   /// What pg_last_wal_replay_lsn() shows on node `n`: the end of its last replayed write, or
   /// further inside the next one while an apply delay holds it at that write's commit record.
   Lsn replay_lsn(const Node& n) const { return Lsn(lsn(n.applied).value + (n.holding ? row_bytes_ : 0)); }
+  // A position as the lag tracker reads it: a promotion writes an end-of-recovery record, so the
+  // new timeline's positions lie past the old one's (by 1 byte, less than a write, so a session's
+  // token still compares by writes; 1-byte writes leave no room for it).
+  Lsn on_timeline(const Node& n, Lsn l) const { return Lsn(l.value + (n.timeline > 1 && bytes_ > 1 ? 1 : 0)); }
   std::uint64_t seq_of(Lsn l) const { return l.value <= kBaseLsn ? 0 : (l.value - kBaseLsn) / bytes_; }
   bool is_replica(int n) const { return n != primary_ && nodes_[n].alive && !nodes_[n].diverged; }
 
@@ -190,6 +205,8 @@ class Simulation {
   double write_latency_sum_ms_ = 0, read_latency_sum_ms_ = 0;
   // failover
   std::int64_t crash_ns_ = -1;
+  std::int64_t recovery_ns_ = -1;  // the new primary accepted writes
+  bool windowed_ = false;          // SimResult::windows or failover_windows are kept
   bool detected_ = false;
   int promoting_ = -1;     // replica being promoted
   bool promote_due_ = false;  // promote_ms has passed: promote once its replay caught up

@@ -90,7 +90,9 @@ void Simulation::complete_promotion(int node) {
     if (cm.seq == s && cm.timeline == timeline_ && cm.acked) ++f.writes_lost_acknowledged;
   }
   f.recovery_ms = static_cast<double>(now_ - crash_ns_) * 1e-6;
+  recovery_ns_ = now_;
   ++timeline_;
+  n.timeline = timeline_;
   primary_ = node;
   promoting_ = -1;
   last_seq_ = cutoff;
@@ -114,6 +116,7 @@ void Simulation::complete_promotion(int node) {
       continue;
     }
     // Repointed: the new primary streams what this standby lacks, from its flush position.
+    r.timeline = timeline_;
     r.confirmed = r.received;
     if (r.received < cutoff) send(r.wal, q, Ev::WalArrive, cutoff);
   }
@@ -132,6 +135,7 @@ void Simulation::on_repoint(int node) {
   r.detached = false;
   if (!r.alive || r.diverged || node == primary_) return;
   // Reconnected: the new primary streams everything this standby lacks, from its flush position.
+  r.timeline = timeline_;
   r.confirmed = r.received;
   if (r.received < last_seq_) send(r.wal, node, Ev::WalArrive, last_seq_);
   release_synced();
@@ -152,11 +156,11 @@ void Simulation::take_out(int node) {
 void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
   const Node& p = nodes_[static_cast<std::size_t>(primary_)];
-  if (p.alive) tracker_->primary_sample(now_, lsn(last_seq_));
+  if (p.alive) tracker_->primary_sample(now_, on_timeline(p, lsn(last_seq_)));
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     if (!is_replica(n)) continue;
     const Node& r = nodes_[static_cast<std::size_t>(n)];
-    tracker_->replica_sample(n, now_, lsn(r.received), replay_lsn(r));
+    tracker_->replica_sample(n, now_, on_timeline(r, lsn(r.received)), on_timeline(r, replay_lsn(r)));
   }
 }
 
@@ -184,9 +188,13 @@ void Simulation::on_sample() {
     }
     res_.lag_ms[static_cast<std::size_t>(n - 1)].push_back(lag_ms);
     res_.lag_bytes[static_cast<std::size_t>(n - 1)].push_back(lag_bytes);
+    // What a client reads (NodeInfo, as the real ReplicatedDatabase's NodeStatus): a replica
+    // older than the tracker's whole history has an unknown time lag, not its lower bound.
     const ReplicaLag tracked = tracker_->replica(n);
-    const bool known = tracked.known && n != primary_ && !std::isnan(lag_ms);
-    res_.tracked_lag_ms[static_cast<std::size_t>(n - 1)].push_back(known ? static_cast<double>(tracked.lag_ns) * 1e-6 : nan);
+    const bool known = tracked.known && topology_->info(n).lag_known && n != primary_ && !std::isnan(lag_ms);
+    const double tracked_ms = known ? static_cast<double>(tracked.lag_ns) * 1e-6 : nan;
+    res_.tracked_lag_ms[static_cast<std::size_t>(n - 1)].push_back(tracked_ms);
+    if (windowed_ && is_replica(n)) count_lag(lag_ms, tracked_ms);
   }
 }
 
@@ -215,6 +223,7 @@ void Simulation::finish(SimResult& r) const {
     rs.max_lag_ms = n.max_lag_ms;
     r.replicas.push_back(rs);
   }
+  finish_windows(r);
   if (r.lag_ms.empty() && c_.replicas > 0) {
     r.lag_ms.resize(static_cast<std::size_t>(c_.replicas));
     r.lag_bytes.resize(static_cast<std::size_t>(c_.replicas));

@@ -25,6 +25,8 @@ inline constexpr double kMaxRatePerSecond = 1e8;
 inline constexpr double kMaxDurationMs = 1e9;
 /// Number of consistency levels (indexes of Consistency).
 inline constexpr int kLevels = 6;
+/// Most edges SimConfig::window_edges_ms may list.
+inline constexpr int kMaxWindowEdges = 10'001;
 
 /// When a write is acknowledged to its client (PostgreSQL's synchronous_commit and
 /// synchronous_standby_names).
@@ -130,6 +132,9 @@ struct SimConfig {
   // ---- outputs and bounds ----
   double sample_interval_ms = 10;     ///< lag series resolution (widened to keep <= max_samples)
   int max_samples = 10'000;           ///< points per lag series
+  /// Edges of fixed time windows reported in SimResult::windows: window i is
+  /// [window_edges_ms[i], window_edges_ms[i + 1]); strictly increasing; empty: no windows.
+  std::vector<double> window_edges_ms;
   double drain_ms = 10'000;           ///< after duration_ms, time allowed for requests in flight
   int max_in_flight = 1'000'000;      ///< requests in flight at once; beyond, a request fails
   std::uint64_t max_events = 2'000'000'000;  ///< events one run may process (then it stops, truncated)

@@ -66,6 +66,22 @@ struct FailoverStats {
   std::string model;                    ///< the detection and selection model used
 };
 
+/// Reads and replica lag of one span of simulated time: a read counts in the window of the
+/// instant it was submitted (wherever it ends), a lag sample in the window of its instant.
+struct WindowStats {
+  std::string name;   ///< "before_crash", "outage", "after_recovery"; fixed windows: "window <i>"
+  double from_ms = 0;  ///< start of the window
+  double to_ms = 0;    ///< its end (exclusive)
+  std::array<LevelStats, kLevels> levels{};  ///< reads submitted in the window, by Consistency
+  std::uint64_t reads_submitted = 0, reads_answered = 0, reads_failed = 0;
+  /// Samples of a replica's true time lag (nodes that were replicas, up and in the cluster).
+  std::uint64_t lag_samples = 0;
+  double mean_lag_ms = 0, max_lag_ms = 0;
+  /// Samples of the time lag the LagTracker reported for them (known ones only).
+  std::uint64_t tracked_lag_samples = 0;
+  double mean_tracked_lag_ms = 0, max_tracked_lag_ms = 0;
+};
+
 /// The outputs of one run.
 struct SimResult {
   std::uint64_t seed = 0;
@@ -95,6 +111,11 @@ struct SimResult {
   /// Per replica: the time lag the LagTracker reported (what the router went by; NaN until known).
   std::vector<std::vector<double>> tracked_lag_ms;
   FailoverStats failover;
+  /// SimConfig::window_edges_ms's windows, in order.
+  std::vector<WindowStats> windows;
+  /// With a primary crash configured: "before_crash" [0, crash), "outage" [crash, recovery) and
+  /// "after_recovery" [recovery, duration) (empty when it never recovered); else empty.
+  std::vector<WindowStats> failover_windows;
 
   /// Share of answered reads that the primary served.
   double primary_read_share() const;
