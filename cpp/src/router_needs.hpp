@@ -48,11 +48,16 @@ struct LikelyConsistent {
   bool operator()(const Topology& t, int i) const noexcept { return likely_consistent(t, i, target); }
 };
 
+// "No staleness bound" for ReadNeeds::min_fresh_ns (every replica, even of unknown freshness).
+inline constexpr std::int64_t kAnyFreshness = kFreshUnknown;
+
 // What a read at one consistency level needs: the LSN a replica must cover and the lag it may
 // have, or that only the primary will do (and why).
 struct ReadNeeds {
   std::uint64_t required_lsn = 0;
-  std::int64_t max_lag_ns = -1;                  // -1: any lag
+  // BOUNDED_STALENESS: the replica must be known fresh as of this instant or later
+  // (Topology::fresh_as_of_ns), now_ns - max_staleness; kAnyFreshness: no bound.
+  std::int64_t min_fresh_ns = kAnyFreshness;
   bool replica_allowed = true;
   Reason primary_reason = Reason::NoReplicaUp;   // when !replica_allowed
   Reason served = Reason::ReplicaAvailable;      // when a replica serves it
@@ -90,7 +95,8 @@ inline bool probability_target(const Session& session, Consistency consistency, 
   return true;
 }
 
-inline ReadNeeds read_needs(const Session& session, Consistency consistency, const ReadOptions& options) {
+inline ReadNeeds read_needs(const Session& session, Consistency consistency, std::int64_t now_ns,
+                            const ReadOptions& options) {
   ReadNeeds needs;
   switch (consistency) {
     case Consistency::Strong:
@@ -119,7 +125,8 @@ inline ReadNeeds read_needs(const Session& session, Consistency consistency, con
             options.max_staleness_ms <= 1e10)) {
         throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a finite max_staleness_ms in [0, 1e10]");
       }
-      needs.max_lag_ns = static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
+      // now_ns >= 0 and the bound <= 1e16 ns: above kAnyFreshness, and above kFreshUnknown.
+      needs.min_fresh_ns = now_ns - static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
       needs.served = Reason::ReplicaFresh;
       break;
     default:
