@@ -125,8 +125,10 @@ inline ReadNeeds read_needs(const Session& session, Consistency consistency, std
             options.max_staleness_ms <= 1e10)) {
         throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a finite max_staleness_ms in [0, 1e10]");
       }
-      // now_ns >= 0 and the bound <= 1e16 ns: above kAnyFreshness, and above kFreshUnknown.
-      needs.min_fresh_ns = now_ns - static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
+      if (options.tracker_now_ns < -1) throw InvalidArgument("tracker_now_ns", "must not be negative (-1: now_ns)");
+      // Both clocks >= 0 and the bound <= 1e16 ns: above kAnyFreshness, and above kFreshUnknown.
+      needs.min_fresh_ns = (options.tracker_now_ns >= 0 ? options.tracker_now_ns : now_ns) -
+                           static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
       needs.served = Reason::ReplicaFresh;
       break;
     default:

@@ -127,6 +127,9 @@ struct ReadOptions {
   /// Required for BoundedStaleness (>= 0): the most a replica may be behind at routing time, on
   /// a safe upper bound (rule 4); below the probe interval plus the replication delay: the primary.
   double max_staleness_ms = -1;
+  /// BoundedStaleness: now on the LagTracker's clock (the clock of Topology::fresh_as_of_ns) when
+  /// it is not now_ns' (ReplicatedDatabase: the steady clock; now_ns is the wall clock); -1: now_ns.
+  std::int64_t tracker_now_ns = -1;
   int region = kNoNode;          ///< Topology::region_id of the client (NearestRegion); kNoNode: router default
   /// EVENTUAL only: the probability, in (0, 1], that the replica chosen shows the session's last
   /// write, for reads within within_ms of it (rule 7); unset: no target.
