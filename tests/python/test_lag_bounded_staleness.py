@@ -1,6 +1,12 @@
 """BOUNDED_STALENESS reads are routed on a safe upper bound of staleness at the moment of
 routing (now minus the last primary sample at or below the replica's replay LSN), not on the
 lag interpolated at the replica's last probe."""
+import bisect
+import time
+
+import pytest
+from conftest import require_pg_server
+
 import replikit
 from replikit import Lsn
 
@@ -57,3 +63,77 @@ def test_tracker_clock_is_separate_from_the_session_clock():
         assert e.argument == "tracker_now_ns"
     else:
         raise AssertionError("a negative tracker_now_ns was accepted")
+
+
+# --------------------------------------------------------------------------- real cluster
+def bounded_reads(db, cluster, table, bound_ms, seconds, first_id):
+    """Reads max(id) with BOUNDED_STALENESS(bound_ms) every ~5 ms for `seconds` while a writer
+    commits at 20/s; returns (commits, replica reads, replica reads lacking a commit older than
+    the bound). A commit's time is the client clock after it returned (at or after its
+    acknowledgement), a read's the client clock before it was routed (at or before): a read
+    counted as lacking one truly does."""
+    import random
+    import threading
+
+    import psycopg
+
+    commits, reads, stop = [], [], threading.Event()
+
+    def writer():
+        rng, i = random.Random(1), first_id
+        with psycopg.connect(cluster.dsn("primary"), autocommit=True) as conn:
+            while not stop.wait(rng.expovariate(20)):
+                i += 1
+                conn.execute(f"INSERT INTO {table} VALUES (%s)", (i,))
+                commits.append((time.time(), i))
+
+    w = threading.Thread(target=writer)
+    w.start()
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            before = time.time()
+            r = db.query(f"SELECT max(id) FROM {table}", consistency="bounded_staleness",
+                         max_staleness_ms=bound_ms)
+            reads.append((r.node, r.rows[0][0], before))
+            time.sleep(0.005)
+    finally:
+        stop.set()
+        w.join()
+    on_replicas = [x for x in reads if x[0] != "primary"]
+    times = [t for t, _ in commits]
+
+    def lacks(visible, before):
+        k = bisect.bisect_right(times, before - bound_ms / 1000.0) - 1
+        return k >= 0 and visible < commits[k][1]
+
+    return len(commits), len(reads), len(on_replicas), sum(lacks(v, b) for _, v, b in on_replicas)
+
+
+@pytest.mark.pg
+def test_bounded_reads_on_replicas_held_by_an_apply_delay(pg_cluster_reset):
+    """Both replicas hold commit records for 50 ms (recovery_min_apply_delay), 20 writes/s: no
+    read a replica serves lacks a commit older than the bound. At 30 ms (below the probe interval
+    plus the delay) they go to the primary; at 400 ms the replicas serve them."""
+    require_pg_server()
+    from replikit.pg import database_for_cluster
+
+    cluster, table = pg_cluster_reset, "rk_bounded_rows"
+    cluster.sql("primary", f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id bigint PRIMARY KEY); "
+                           f"INSERT INTO {table} VALUES (0)")
+    cluster.wait_caught_up(timeout_ms=10_000)
+    for name in ("r1", "r2"):
+        cluster.set_apply_delay(name, 50)
+    db = database_for_cluster(cluster, probe_interval_ms=100, wait_for_replica_ms=0)
+    try:
+        assert db.wait_probes(3, 10_000)
+        for phase, bound_ms in enumerate((30.0, 400.0)):
+            writes, reads, served, lacking = bounded_reads(db, cluster, table, bound_ms, 5.0, phase * 1_000_000)
+            print(f"\n[bounded real] bound {bound_ms:g} ms: {writes} writes, {reads} reads, {served} served "
+                  f"by replicas, {lacking} of them lacked a commit older than the bound")
+            assert writes > 40 and lacking == 0
+            if bound_ms > 300:
+                assert served > reads // 4  # not vacuous: the replicas do serve within a loose bound
+    finally:
+        db.close()
+        cluster.sql("primary", f"DROP TABLE IF EXISTS {table}")
