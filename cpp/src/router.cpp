@@ -180,7 +180,7 @@ using router_detail::kAnyFreshness;
 namespace {
 
 // Can replica `i` serve a read needing `required_lsn`, known fresh as of `min_fresh_ns`
-// (kAnyFreshness: no bound)?
+// (negative, kAnyFreshness: no bound)?
 inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std::int64_t min_fresh_ns) noexcept {
   std::uint32_t f = t.flags(i);
   constexpr std::uint32_t mask = detail::kRoleMask | detail::kUpBit | detail::kLaggingBit;
@@ -188,7 +188,7 @@ inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std:
   if (required_lsn != 0 && t.replay_lsn(i) < required_lsn) return false;
   // The staleness bound is judged on an upper bound that holds now (an unknown one, kFreshUnknown,
   // is below every bound), never on the interpolated lag of the last probe.
-  if (min_fresh_ns != kAnyFreshness && t.fresh_as_of_ns(i) < min_fresh_ns) return false;
+  if (min_fresh_ns >= 0 && t.fresh_as_of_ns(i) < min_fresh_ns) return false;
   return true;
 }
 
@@ -300,7 +300,7 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
       if (!test(t, i)) continue;
       ++likely;
     }
-    if (min_fresh_ns != kAnyFreshness && t.fresh_as_of_ns(i) < min_fresh_ns) continue;
+    if (min_fresh_ns >= 0 && t.fresh_as_of_ns(i) < min_fresh_ns) continue;
     eligible[m++] = static_cast<std::int16_t>(i);
     if (region != kNoNode && region_of(f) == region) local[m_local++] = static_cast<std::int16_t>(i);
   }
