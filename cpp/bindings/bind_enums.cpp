@@ -36,7 +36,7 @@ void bind_routing_enums(py::module_& m) {
       .value("READ_YOUR_WRITES", Consistency::ReadYourWrites, "A replica that replayed the session's writes.")
       .value("MONOTONIC", Consistency::Monotonic, "A replica at least as new as what the session read.")
       .value("CAUSAL", Consistency::Causal, "Both, including merged tokens.")
-      .value("BOUNDED_STALENESS", Consistency::BoundedStaleness, "Time lag at most max_staleness_ms.")
+      .value("BOUNDED_STALENESS", Consistency::BoundedStaleness, "At most max_staleness_ms behind, on a safe upper bound (Router.route_read).")
       .value("STRONG", Consistency::Strong, "The primary.")
       .finalize();
   py::native_enum<Reason>(m, "Reason", "enum.Enum", "Why a request went where it went.")

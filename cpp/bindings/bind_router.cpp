@@ -161,6 +161,14 @@ ReadOptions read_options(const Router& r, const py::object& max_staleness_ms, co
   return o;
 }
 
+// ReadOptions::tracker_now_ns of a read: as given; else now_ns' clock when now_ns is given (one
+// clock for both); else LagTracker's default clock, time.monotonic_ns() (now_ns: the wall clock).
+// Only BOUNDED_STALENESS reads use it: the others do not read the clock.
+std::int64_t tracker_now(Consistency k, const py::object& now_ns, const py::object& tracker_now_ns) {
+  if (!tracker_now_ns.is_none()) return to_int64(tracker_now_ns, "tracker_now_ns", 0);
+  return k == Consistency::BoundedStaleness && now_ns.is_none() ? monotonic_ns() : -1;
+}
+
 py::tuple route_reads(Router& r, const py::object& write_lsns_obj, const py::object& read_lsns_obj,
                       const py::object& consistency_obj, const py::object& now_ns, const py::object& max_staleness_ms) {
   const Consistency consistency = to_enum<Consistency>(consistency_obj, "consistency");
@@ -177,7 +185,8 @@ py::tuple route_reads(Router& r, const py::object& write_lsns_obj, const py::obj
   py::array_t<std::uint8_t> reasons(n);
   auto out_nodes = nodes.mutable_unchecked<1>();
   auto out_reasons = reasons.mutable_unchecked<1>();
-  const ReadOptions o = read_options(r, max_staleness_ms, py::none());
+  ReadOptions o = read_options(r, max_staleness_ms, py::none());
+  o.tracker_now_ns = tracker_now(consistency, now_ns, py::none());
   // Checked before the loop, so an empty batch rejects the same input as a full one.
   if (consistency == Consistency::BoundedStaleness && max_staleness_ms.is_none()) {
     throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a max_staleness_ms");
@@ -228,10 +237,11 @@ void bind_router_routes(py::class_<Router, std::shared_ptr<Router>>& c) {
       .def("route_read",
            [](Router& r, const py::object& session, const py::object& consistency, const py::object& now_ns,
               const py::object& max_staleness_ms, const py::object& region, const py::object& count,
-              const py::object& p_consistent, const py::object& within_ms) {
+              const py::object& p_consistent, const py::object& within_ms, const py::object& tracker_now_ns) {
              const Session& s = to_session_ref(session);
              const Consistency k = to_enum<Consistency>(consistency, "consistency");
              ReadOptions o = read_options(r, max_staleness_ms, region);
+             o.tracker_now_ns = tracker_now(k, now_ns, tracker_now_ns);
              o.count = to_bool(count, "count");
              if (!p_consistent.is_none()) o.p_consistent = to_double(p_consistent, "p_consistent");
              o.within_ms = to_double(within_ms, "within_ms");
@@ -240,9 +250,13 @@ void bind_router_routes(py::class_<Router, std::shared_ptr<Router>>& c) {
            py::arg("session"), py::arg("consistency") = kDefaultConsistency, py::arg("now_ns") = py::none(),
            py::arg("max_staleness_ms") = py::none(), py::arg("region") = py::none(),
            py::arg("count") = ReadOptions{}.count, py::arg("p_consistent") = py::none(),
-           py::arg("within_ms") = ReadOptions{}.within_ms,
+           py::arg("within_ms") = ReadOptions{}.within_ms, py::arg("tracker_now_ns") = py::none(),
            "Where a read goes (consistency: a Consistency or its name; now_ns: wall-clock ns, the clock of "
-           "record_write, default time.time_ns()). count=False: not counted (a caller that may route again "
+           "record_write, default time.time_ns()). max_staleness_ms (BOUNDED_STALENESS): the most a replica may "
+           "be behind now, on a safe upper bound (now minus the last primary sample at or below its replay LSN, "
+           "on the LagTracker's clock: tracker_now_ns, default now_ns when given, else time.monotonic_ns()); a "
+           "bound below the probe interval plus the replication delay sends the read to the primary "
+           "(NO_REPLICA_FRESH). count=False: not counted (a caller that may route again "
            "counts the decision it acts on with record()). p_consistent (EVENTUAL only): within `within_ms` of the "
            "session's last write, only a replica that shows that write with at least this measured probability "
            "serves (reason REPLICA_LIKELY_CONSISTENT), else the primary (NO_REPLICA_LIKELY_CONSISTENT).")
@@ -254,6 +268,7 @@ void bind_router_routes(py::class_<Router, std::shared_ptr<Router>>& c) {
              ReadOptions o;
              if (!max_staleness_ms.is_none()) o.max_staleness_ms = to_ms(max_staleness_ms, "max_staleness_ms");
              o.count = false;
+             if (k == Consistency::BoundedStaleness) o.tracker_now_ns = monotonic_ns();  // LagTracker's clock
              return named(*r.topology(), r.route_read(s, k, wall_ns(), o));
            },
            py::arg("session"), py::arg("consistency"), py::arg("max_staleness_ms") = py::none(),

@@ -177,7 +177,9 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
     resolve(*copy);
   }
   const Session& session = copy ? *copy : given;
-  const ReadOptions ro = read_options(*topology, q);
+  ReadOptions ro = read_options(*topology, q);
+  // The prober samples on the steady clock; sessions' write times are on the wall clock.
+  ro.tracker_now_ns = detail::steady_now_ns();
   Decision d = router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
   if (!worth_waiting(d) || !may_wait) return d;
   const CatchUpWait& setting = q.wait_for_replica ? *q.wait_for_replica : options.wait_for_replica;
@@ -209,6 +211,7 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
     probe_cv.wait_for(lock, std::chrono::nanoseconds(deadline - now), [&] { return probe_generation != seen; });
     lock.unlock();
     if (copy) resolve(*copy);
+    ro.tracker_now_ns = detail::steady_now_ns();
     d = router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
     lock.lock();
     if (!worth_waiting(d)) break;

@@ -228,7 +228,17 @@ void LagTracker::evaluate_locked(int node, std::int64_t at_ns) {
     r.lagging = lagging;
     record_event_locked(node, lagging ? LagEventKind::BecameLagging : LagEventKind::Recovered, at_ns, r);
   }
-  topology_->publish_lag(node, r.receive_lsn, r.replay_lsn, r.lag_bytes, r.lag_ns, r.lagging, !r.before_history);
+  topology_->publish_lag(node, r.receive_lsn, r.replay_lsn, r.lag_bytes, r.lag_ns, r.lagging, !r.before_history,
+                         fresh_as_of_locked(r.replay_lsn.value));
+}
+
+std::int64_t LagTracker::fresh_as_of_locked(std::uint64_t replay_lsn) const {
+  // The last sample of the primary at or below the replay LSN: every commit acknowledged before
+  // it ends at or below that LSN, so the replica has replayed it. No interpolation: a replica
+  // held at a commit record stands most of the way into the write and would look barely behind.
+  auto it = std::upper_bound(history_.begin(), history_.end(), replay_lsn,
+                             [](std::uint64_t v, const HistoryEntry& e) { return v < e.lsn; });
+  return it == history_.begin() ? kFreshUnknown : (it - 1)->last_ns;
 }
 
 void LagTracker::record_event_locked(int node, LagEventKind kind, std::int64_t time_ns, const Replica& r) {

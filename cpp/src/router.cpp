@@ -175,15 +175,20 @@ Decision Router::route_write() noexcept {
   return d;
 }
 
+using router_detail::kAnyFreshness;
+
 namespace {
 
-// Can replica `i` serve a read needing `required_lsn` within `max_lag_ns` (< 0: no bound)?
-inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std::int64_t max_lag_ns) noexcept {
+// Can replica `i` serve a read needing `required_lsn`, known fresh as of `min_fresh_ns`
+// (negative, kAnyFreshness: no bound)?
+inline bool qualifies(const Topology& t, int i, std::uint64_t required_lsn, std::int64_t min_fresh_ns) noexcept {
   std::uint32_t f = t.flags(i);
   constexpr std::uint32_t mask = detail::kRoleMask | detail::kUpBit | detail::kLaggingBit;
   if ((f & mask) != (static_cast<std::uint32_t>(Role::Replica) | detail::kUpBit)) return false;
   if (required_lsn != 0 && t.replay_lsn(i) < required_lsn) return false;
-  if (max_lag_ns >= 0 && (!(f & detail::kLagKnownBit) || t.lag_ns(i) > max_lag_ns)) return false;
+  // The staleness bound is judged on an upper bound that holds now (an unknown one, kFreshUnknown,
+  // is below every bound), never on the interpolated lag of the last probe.
+  if (min_fresh_ns >= 0 && t.fresh_as_of_ns(i) < min_fresh_ns) return false;
   return true;
 }
 
@@ -213,10 +218,10 @@ int Router::last_replica(const Session& session, std::uint64_t required_lsn) con
       session.last_replica_lsn.value < required_lsn) {
     return kNoNode;
   }
-  return qualifies(t, i, 0, -1) ? i : kNoNode;
+  return qualifies(t, i, 0, kAnyFreshness) ? i : kNoNode;
 }
 
-int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
+int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t min_fresh_ns, int region,
                  Reason* why) noexcept {
   const Topology& t = *topology_;
   const int n = t.replica_count();
@@ -237,7 +242,7 @@ int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_l
       const std::uint32_t pos = ts.next_position(un);
       for (std::uint32_t k = 0; k < un; ++k) {
         int i = t.replica_at(static_cast<int>(pos + k < un ? pos + k : pos + k - un));
-        if (qualifies(t, i, required_lsn, max_lag_ns)) {
+        if (qualifies(t, i, required_lsn, min_fresh_ns)) {
           if (k > 0) ts.skip(pos, k, un);
           return i;
         }
@@ -249,7 +254,7 @@ int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_l
       int length = schedule_length_.load(std::memory_order_acquire);
       if (length > 0) {
         int i = schedule_[ts.next_position(static_cast<std::uint32_t>(length))].load(std::memory_order_relaxed);
-        if (i >= 0 && i < t.size() && qualifies(t, i, required_lsn, max_lag_ns)) return i;
+        if (i >= 0 && i < t.size() && qualifies(t, i, required_lsn, min_fresh_ns)) return i;
       }
       break;
     }
@@ -260,8 +265,8 @@ int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_l
         if (b >= a) ++b;
         int ia = t.replica_at(static_cast<int>(a));
         int ib = t.replica_at(static_cast<int>(b));
-        bool qa = qualifies(t, ia, required_lsn, max_lag_ns);
-        bool qb = qualifies(t, ib, required_lsn, max_lag_ns);
+        bool qa = qualifies(t, ia, required_lsn, min_fresh_ns);
+        bool qb = qualifies(t, ib, required_lsn, min_fresh_ns);
         if (qa && qb) return t.outstanding(ib) < t.outstanding(ia) ? ib : ia;
       }
       break;
@@ -269,13 +274,13 @@ int Router::pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_l
     case Policy::LeastLag:
       break;
   }
-  return pick_fair(ts, required_lsn, max_lag_ns, region, why, router_detail::AnyReplica{});
+  return pick_fair(ts, required_lsn, min_fresh_ns, region, why, router_detail::AnyReplica{});
 }
 
 // One instance per replica test: the common path's (router_detail::AnyReplica) compiles to the
 // scan it had before rule 7, with no per-replica target check or extra counter.
 template <typename Test>
-int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region,
+int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t min_fresh_ns, int region,
                       Reason* why, const Test& test) noexcept {
   const Topology& t = *topology_;
   const int n = t.replica_count();
@@ -295,7 +300,7 @@ int Router::pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t 
       if (!test(t, i)) continue;
       ++likely;
     }
-    if (max_lag_ns >= 0 && (!(f & detail::kLagKnownBit) || t.lag_ns(i) > max_lag_ns)) continue;
+    if (min_fresh_ns >= 0 && t.fresh_as_of_ns(i) < min_fresh_ns) continue;
     eligible[m++] = static_cast<std::int16_t>(i);
     if (region != kNoNode && region_of(f) == region) local[m_local++] = static_cast<std::int16_t>(i);
   }
@@ -362,7 +367,7 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
   Decision d;
   if (options.p_consistent && route_read_target(session, consistency, now_ns, options, &d)) return d;
   d.epoch = topology_->epoch();
-  const ReadNeeds needs = read_needs(session, consistency, options);
+  const ReadNeeds needs = read_needs(session, consistency, now_ns, options);
   ThreadState& ts = thread_state();
   if (needs.replica_allowed) {
     const std::uint64_t required = needs.required_lsn;
@@ -370,18 +375,18 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
     int region = options.region != kNoNode ? options.region : default_region_;
     int node = kNoNode;
     if (config_.sticky_reads > 1 && !ts.shared) {
-      if (ts.sticky_left > 0 && qualifies(*topology_, ts.sticky_node, required, needs.max_lag_ns) &&
+      if (ts.sticky_left > 0 && qualifies(*topology_, ts.sticky_node, required, needs.min_fresh_ns) &&
           (region == kNoNode || config_.policy != Policy::NearestRegion ||
            region_of(topology_->flags(ts.sticky_node)) == region)) {
         --ts.sticky_left;
         node = ts.sticky_node;
       } else {
-        node = pick(ts, required, needs.max_lag_ns, region, &d.reason);
+        node = pick(ts, required, needs.min_fresh_ns, region, &d.reason);
         ts.sticky_node = node;
         ts.sticky_left = node == kNoNode ? 0 : config_.sticky_reads - 1;
       }
     } else {
-      node = pick(ts, required, needs.max_lag_ns, region, &d.reason);
+      node = pick(ts, required, needs.min_fresh_ns, region, &d.reason);
     }
     if (node == kNoNode && d.reason == Reason::NoReplicaCaughtUp) node = last_replica(session, required);
     if (node != kNoNode) {
@@ -411,7 +416,7 @@ Decision Router::route_read(const Session& session, Consistency consistency, std
   ThreadState& ts = thread_state();
   // Judged per replica: the exhaustive pick, with no stickiness to honour.
   const int region = options.region != kNoNode ? options.region : default_region_;
-  d.node = pick_fair(ts, 0, -1, region, &d.reason, router_detail::LikelyConsistent{target});
+  d.node = pick_fair(ts, 0, kAnyFreshness, region, &d.reason, router_detail::LikelyConsistent{target});
   if (d.node != kNoNode) {
     d.reason = Reason::ReplicaLikelyConsistent;
   } else {

@@ -2,6 +2,7 @@
 // internal to router.cpp, in a header of its own to keep that file small.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -48,11 +49,17 @@ struct LikelyConsistent {
   bool operator()(const Topology& t, int i) const noexcept { return likely_consistent(t, i, target); }
 };
 
+// "No staleness bound" for ReadNeeds::min_fresh_ns (every replica, even of unknown freshness).
+// Negative, and a bound is never negative (see read_needs): a sign test, no 64-bit constant.
+inline constexpr std::int64_t kAnyFreshness = -1;
+
 // What a read at one consistency level needs: the LSN a replica must cover and the lag it may
 // have, or that only the primary will do (and why).
 struct ReadNeeds {
   std::uint64_t required_lsn = 0;
-  std::int64_t max_lag_ns = -1;                  // -1: any lag
+  // BOUNDED_STALENESS: the replica must be known fresh as of this instant or later
+  // (Topology::fresh_as_of_ns), now - max_staleness but at least 0; kAnyFreshness: no bound.
+  std::int64_t min_fresh_ns = kAnyFreshness;
   bool replica_allowed = true;
   Reason primary_reason = Reason::NoReplicaUp;   // when !replica_allowed
   Reason served = Reason::ReplicaAvailable;      // when a replica serves it
@@ -90,7 +97,8 @@ inline bool probability_target(const Session& session, Consistency consistency, 
   return true;
 }
 
-inline ReadNeeds read_needs(const Session& session, Consistency consistency, const ReadOptions& options) {
+inline ReadNeeds read_needs(const Session& session, Consistency consistency, std::int64_t now_ns,
+                            const ReadOptions& options) {
   ReadNeeds needs;
   switch (consistency) {
     case Consistency::Strong:
@@ -119,7 +127,13 @@ inline ReadNeeds read_needs(const Session& session, Consistency consistency, con
             options.max_staleness_ms <= 1e10)) {
         throw InvalidArgument("max_staleness_ms", "BOUNDED_STALENESS needs a finite max_staleness_ms in [0, 1e10]");
       }
-      needs.max_lag_ns = static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6));
+      if (options.tracker_now_ns < -1) throw InvalidArgument("tracker_now_ns", "must not be negative (-1: now_ns)");
+      // Both clocks >= 0 and the bound <= 1e16 ns: no overflow. Clamped at 0, which changes no
+      // answer (a known instant is a sample time, >= 0; kFreshUnknown is below 0) and keeps the
+      // bound apart from kAnyFreshness.
+      needs.min_fresh_ns = std::max<std::int64_t>(
+          0, (options.tracker_now_ns >= 0 ? options.tracker_now_ns : now_ns) -
+                 static_cast<std::int64_t>(std::llround(options.max_staleness_ms * 1e6)));
       needs.served = Reason::ReplicaFresh;
       break;
     default:

@@ -86,6 +86,7 @@ int Topology::add_locked(const NodeSpec& spec, Role role, const char* argument) 
   slot.receive_lsn.store(0, std::memory_order_relaxed);
   slot.lag_ns.store(0, std::memory_order_relaxed);
   slot.lag_bytes.store(0, std::memory_order_relaxed);
+  slot.fresh_as_of_ns.store(kFreshUnknown, std::memory_order_relaxed);
   std::uint32_t flags = static_cast<std::uint32_t>(role) | (spec.up ? detail::kUpBit : 0u) |
                         (static_cast<std::uint32_t>(region + 1) << detail::kRegionShift);
   slot.flags.store(flags, std::memory_order_relaxed);
@@ -193,6 +194,7 @@ std::uint64_t Topology::promote(std::string_view name) {
   // The old primary may hold writes the new timeline lacks: it serves nothing until rejoined.
   of = (of & ~detail::kRoleMask & ~detail::kUpBit & ~detail::kLagKnownBit) |
        static_cast<std::uint32_t>(Role::Replica);
+  old_slot.fresh_as_of_ns.store(kFreshUnknown, std::memory_order_relaxed);
   old_slot.flags.store(of, std::memory_order_release);
   new_slot.flags.store(nf, std::memory_order_release);
   primary_.store(next, std::memory_order_release);
@@ -241,12 +243,14 @@ std::vector<NodeInfo> Topology::nodes() const {
 }
 
 void Topology::publish_lag(int index, Lsn receive_lsn, Lsn replay_lsn, std::int64_t lag_bytes,
-                           std::int64_t lag_ns, bool lagging, bool lag_known) noexcept {
+                           std::int64_t lag_ns, bool lagging, bool lag_known,
+                           std::int64_t fresh_as_of_ns) noexcept {
   std::lock_guard<std::mutex> lock(write_mutex_);
   auto& slot = slots_[index];
   slot.receive_lsn.store(receive_lsn.value, std::memory_order_relaxed);
   slot.lag_bytes.store(lag_bytes, std::memory_order_relaxed);
   slot.lag_ns.store(lag_ns, std::memory_order_relaxed);
+  slot.fresh_as_of_ns.store(fresh_as_of_ns, std::memory_order_relaxed);
   slot.replay_lsn.store(replay_lsn.value, std::memory_order_release);
   std::uint32_t f = slot.flags.load(std::memory_order_relaxed);
   f = with_bit(with_bit(f, detail::kLaggingBit, lagging), detail::kLagKnownBit, lag_known);
@@ -274,6 +278,7 @@ void Topology::clear_lag() noexcept {
     std::uint32_t f = slot.flags.load(std::memory_order_relaxed);
     slot.lag_ns.store(0, std::memory_order_relaxed);
     slot.lag_bytes.store(0, std::memory_order_relaxed);
+    slot.fresh_as_of_ns.store(kFreshUnknown, std::memory_order_relaxed);
     slot.flags.store(f & ~detail::kLaggingBit & ~detail::kLagKnownBit, std::memory_order_release);
     delays_[i].samples.store(0, std::memory_order_release);
   }

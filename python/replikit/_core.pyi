@@ -588,10 +588,15 @@ class Router:
     def route_read(self, session: Session, consistency: _ConsistencyLike = Consistency.READ_YOUR_WRITES,
                    now_ns: Optional[int] = None, max_staleness_ms: Optional[float] = None,
                    region: Optional[str] = None, count: bool = True,
-                   p_consistent: Optional[float] = None, within_ms: float = 1000.0) -> Decision:
+                   p_consistent: Optional[float] = None, within_ms: float = 1000.0,
+                   tracker_now_ns: Optional[int] = None) -> Decision:
         """consistency defaults to DEFAULT_CONSISTENCY (READ_YOUR_WRITES); now_ns: wall-clock ns, the
-        clock of Session.record_write (default time.time_ns()); p_consistent (EVENTUAL only): the
-        probability target for reads within within_ms of the session's last write."""
+        clock of Session.record_write (default time.time_ns()); max_staleness_ms (BOUNDED_STALENESS):
+        the most a replica may be behind now, on a safe upper bound (now minus the last primary
+        sample at or below its replay LSN, on the LagTracker's clock: tracker_now_ns, default now_ns
+        when given, else time.monotonic_ns()), so a bound below the probe interval plus the
+        replication delay sends the read to the primary (NO_REPLICA_FRESH); p_consistent (EVENTUAL
+        only): the probability target for reads within within_ms of the session's last write."""
     def route_reads(self, write_lsns: npt.ArrayLike, read_lsns: Optional[npt.ArrayLike] = None,
                     consistency: _ConsistencyLike = Consistency.READ_YOUR_WRITES, now_ns: Optional[int] = None,
                     max_staleness_ms: Optional[float] = None,

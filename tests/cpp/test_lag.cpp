@@ -353,7 +353,7 @@ TEST(Lag, SilentPrimaryBoundsReplicaLagFromBelow) {
 
   // Bounded staleness cannot use the replica (and the primary is down: no node); an
   // eventual read still can.
-  Decision d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  Decision d = router.route_read(session, Consistency::BoundedStaleness, 1600 * kMs, bounded);
   EXPECT_EQ(d.node, kNoNode);
   EXPECT_EQ(d.reason, Reason::NoReplicaFresh);
   d = router.route_read(session, Consistency::Eventual, 0);
@@ -367,7 +367,7 @@ TEST(Lag, SilentPrimaryBoundsReplicaLagFromBelow) {
   EXPECT_EQ(r.lag_ns, 0);
   EXPECT_FALSE(r.lag_is_lower_bound);
   EXPECT_EQ(t->info(kA).lag_ns, 0);
-  d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  d = router.route_read(session, Consistency::BoundedStaleness, 1700 * kMs, bounded);
   EXPECT_EQ(d.node, kA);
 }
 
@@ -401,13 +401,13 @@ TEST(Lag, PrimaryOutageIsNotInterpolatedAcross) {
   EXPECT_EQ(r.lag_ns, 2216 * kMs);
   EXPECT_FALSE(r.lag_is_lower_bound);
   EXPECT_EQ(lag.primary_time_past(lsn_at_ms(1035)), 1000 * kMs);
-  Decision d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  Decision d = router.route_read(session, Consistency::BoundedStaleness, 3216 * kMs, bounded);
   EXPECT_NE(d.node, kA);
   EXPECT_NE(d.reason, Reason::ReplicaFresh);
   // Caught up with the restarted primary: fresh again.
   lag.replica_sample(kA, 3300 * kMs, Lsn(lsn_at_ms(1036).value + 100), Lsn(lsn_at_ms(1036).value + 100));
   EXPECT_EQ(lag.replica(kA).lag_ns, 0);
-  d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  d = router.route_read(session, Consistency::BoundedStaleness, 3300 * kMs, bounded);
   EXPECT_EQ(d.node, kA);
   EXPECT_EQ(d.reason, Reason::ReplicaFresh);
 }
@@ -463,7 +463,7 @@ TEST(Lag, ReplicaOlderThanTheHistoryAfterResetIsNotFresh) {
   EXPECT_EQ(r.lag_ns, 100 * kMs) << "now - the only entry's first sample";
   EXPECT_EQ(r.state, LagState::Ok) << "the state follows the lower bound";
   EXPECT_FALSE(t->info(kA).lag_known) << "its true time lag is unknown";
-  Decision d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  Decision d = router.route_read(session, Consistency::BoundedStaleness, 300 * kMs, bounded);
   EXPECT_NE(d.node, kA);
   EXPECT_EQ(d.reason, Reason::NoReplicaFresh);
   // Reads without a freshness bound still take it.
@@ -474,7 +474,7 @@ TEST(Lag, ReplicaOlderThanTheHistoryAfterResetIsNotFresh) {
   lag.replica_sample(kA, 310 * kMs, lsn_at_ms(5000), lsn_at_ms(5000));
   EXPECT_FALSE(lag.replica(kA).lag_is_lower_bound);
   EXPECT_TRUE(t->info(kA).lag_known);
-  d = router.route_read(session, Consistency::BoundedStaleness, 0, bounded);
+  d = router.route_read(session, Consistency::BoundedStaleness, 310 * kMs, bounded);
   EXPECT_EQ(d.node, kA);
   EXPECT_EQ(d.reason, Reason::ReplicaFresh);
 }

@@ -10,7 +10,8 @@ from the published node state which replicas qualify and why none did:
 
 - a read never lands on a replica that is down, LAGGING, not a replica, or whose replay LSN
   (`topology.info(node).replay_lsn`) is below what the session requires for the consistency
-  level (read-your-writes, monotonic, causal), or whose lag exceeds the staleness bound;
+  level (read-your-writes, monotonic, causal), or that may be staler than the staleness bound
+  (now minus the last primary sample at or below its replay LSN, `RefLag.fresh_as_of`);
 - the primary (or no node, when the primary is down) only when the reference finds no
   qualifying replica, or for STRONG / an unresolved write (rule 3), with exactly the reference's
   reason;
@@ -195,6 +196,15 @@ class RefLag:
                 return b_last + math.floor(frac * (first_ns - b_last)), False
         return None, False
 
+    def fresh_as_of(self, node):
+        """The instant replica `node` is known to hold every commit as of: the last primary sample
+        at or below its replay LSN (no interpolation); None when unknown (no such sample)."""
+        r = self.replicas.get(node)
+        if r is None or not r.known:
+            return None
+        below = [last for entry_lsn, _first, last in self.history if entry_lsn <= r.replay]
+        return below[-1] if below else None
+
     def primary_sample(self, now, lsn, topology):
         if self.history and self.history[-1][0] == lsn:
             self.history[-1][2] = now
@@ -255,15 +265,17 @@ class RefLag:
             CHECKED["lag_evaluations"] += 1
 
 
-def snapshot(topology, tracker):
-    """The published state the router routes on: NodeInfo by index, plus exact lag_ns."""
+def snapshot(topology, tracker, ref_lag):
+    """The published state the router routes on: NodeInfo by index, exact lag_ns, and (from the
+    reference) the instant each replica is known fresh as of (RefLag.fresh_as_of)."""
     nodes = {i.index: i for i in topology.nodes()}
     lag_ns = {}
     for idx, info in nodes.items():
         if info.role is Role.REPLICA:
             lag_ns[idx] = ns(tracker.replica(idx).lag_ms)
             assert info.lag_ms == pytest.approx(lag_ns[idx] / 1e6, abs=1e-9)
-    return nodes, lag_ns
+    fresh = {idx: ref_lag.fresh_as_of(idx) for idx in lag_ns}
+    return nodes, lag_ns, fresh
 
 
 @dataclass
@@ -275,8 +287,14 @@ class Expected:
     hinted: bool = False    # rule 5: the session's last replica, by what the session saw there
 
 
+def within_bound(fresh, index, now, bound_ns) -> bool:
+    """BOUNDED_STALENESS: known fresh as of an instant at most bound_ns before now (a safe upper
+    bound of its staleness at now, not the interpolated lag of its last probe)."""
+    return fresh.get(index) is not None and now - fresh[index] <= bound_ns
+
+
 def reference_decision(nodes, lag_ns, session: RefSession, consistency, now, window_ns, max_staleness_ms,
-                       epoch) -> Expected:
+                       epoch, *, fresh) -> Expected:
     primary = next(i for i in nodes.values() if i.role is Role.PRIMARY)
     at_primary = {primary.index if primary.up else None}
     if consistency is Consistency.STRONG:
@@ -296,7 +314,7 @@ def reference_decision(nodes, lag_ns, session: RefSession, consistency, now, win
     up = [i for i in replicas if i.up]
     healthy = [i for i in up if i.lag_state is LagState.OK]
     covering = [i for i in healthy if i.replay_lsn.value >= required]
-    eligible = [i for i in covering if bound_ns is None or (i.lag_known and lag_ns[i.index] <= bound_ns)]
+    eligible = [i for i in covering if bound_ns is None or within_bound(fresh, i.index, now, bound_ns)]
     if eligible:
         if bound_ns is not None:
             reason = Reason.REPLICA_FRESH
@@ -323,7 +341,7 @@ def reference_decision(nodes, lag_ns, session: RefSession, consistency, now, win
 
 
 def check_decision(d, exp: Expected, nodes, lag_ns, session: RefSession, consistency, policy,
-                   client_region, max_staleness_ms, epoch, sticky_reads=1):
+                   client_region, max_staleness_ms, epoch, sticky_reads=1, *, fresh, now):
     node = None if d.node is None else next(i for i, info in nodes.items() if info.name == d.node)
     assert node in exp.allowed, (d, exp.reason, sorted(x for x in exp.allowed if x is not None))
     assert d.reason is exp.reason, (d, exp.reason)
@@ -345,7 +363,7 @@ def check_decision(d, exp: Expected, nodes, lag_ns, session: RefSession, consist
         if consistency in (Consistency.MONOTONIC, Consistency.CAUSAL):
             assert replayed >= session.read  # monotonic reads
         if consistency is Consistency.BOUNDED_STALENESS:
-            assert info.lag_known and lag_ns[node] <= llround(max_staleness_ms * 1e6)
+            assert within_bound(fresh, node, now, llround(max_staleness_ms * 1e6))
         others = [i for i in exp.eligible if i.index != node]
         if exp.hinted or (sticky_reads > 1 and policy is not Policy.NEAREST_REGION):
             pass  # a thread stays on a qualifying replica: only the guarantees above hold
@@ -422,7 +440,7 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
     sessions = [(Session(), RefSession()) for _ in range(4)]
     next_name = n_replicas
     last_event = 0
-    nodes, lag_ns = snapshot(topology, tracker)
+    nodes, lag_ns, fresh = snapshot(topology, tracker, ref_lag)
     record = CounterRecord()
     window_ns = llround(window_ms * 1e6)
 
@@ -441,9 +459,10 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
                 t = max(0, now - rng.randrange(0, 3 * window_ns + 2))
             d = router.route_read(s, consistency, now_ns=t, max_staleness_ms=staleness, region=region)
             record.note(d)
-            exp = reference_decision(nodes, lag_ns, ref, consistency, t, window_ns, staleness, topology.epoch)
+            exp = reference_decision(nodes, lag_ns, ref, consistency, t, window_ns, staleness, topology.epoch,
+                                     fresh=fresh)
             check_decision(d, exp, nodes, lag_ns, ref, consistency, policy, region or default_region,
-                           staleness, topology.epoch, sticky)
+                           staleness, topology.epoch, sticky, fresh=fresh, now=t)
             if d.node is not None and rng.random() < 0.5:
                 # The read saw data up to the serving node's replay LSN.
                 index = topology.index_of(d.node)
@@ -555,7 +574,7 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
         assert [e.sequence for e in new_events] == list(range(last_event + 1, last_event + 1 + len(new_events)))
         last_event += len(new_events)
         ref_lag.expected_events.clear()
-        nodes, lag_ns = snapshot(topology, tracker)
+        nodes, lag_ns, fresh = snapshot(topology, tracker, ref_lag)
         decide(rng.randrange(2, 9))
 
     record.check(router.counters())
@@ -578,9 +597,9 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
         assert got_nodes[k] == (-1 if d.node is None else topology.index_of(d.node))
         assert Reason(int(got_reasons[k])) is d.reason
         exp = reference_decision(nodes, lag_ns, ref, consistency, now, llround(window_ms * 1e6), staleness,
-                                 topology.epoch)
+                                 topology.epoch, fresh=fresh)
         check_decision(d, exp, nodes, lag_ns, ref, consistency, policy, default_region, staleness, topology.epoch,
-                       sticky)
+                       sticky, fresh=fresh, now=now)
     assert batch.counters() == single.counters()
     CHECKED["examples"] += 1
 

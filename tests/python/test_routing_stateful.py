@@ -89,7 +89,7 @@ class RoutingMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ helpers
 
     def publish(self):
-        self.nodes, self.lag_ns = snapshot(self.topology, self.tracker)
+        self.nodes, self.lag_ns, self.fresh = snapshot(self.topology, self.tracker, self.ref_lag)
 
     def replica_names(self):
         return [i.name for i in self.nodes.values() if i.role is Role.REPLICA]
@@ -187,9 +187,9 @@ class RoutingMachine(RuleBasedStateMachine):
         self.record.note(d)
         REASONS_SEEN.add(d.reason)
         exp = reference_decision(self.nodes, self.lag_ns, ref, consistency, t, self.window_ns, max_staleness,
-                                 self.topology.epoch)
+                                 self.topology.epoch, fresh=self.fresh)
         check_decision(d, exp, self.nodes, self.lag_ns, ref, consistency, self.policy, "eu", max_staleness,
-                       self.topology.epoch)
+                       self.topology.epoch, fresh=self.fresh, now=t)
         CHECKED["decisions"] += 1
         if d.node is not None and observe:
             index = self.topology.index_of(d.node)

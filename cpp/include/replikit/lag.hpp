@@ -20,12 +20,20 @@
 /// is not sampled (down, frozen, unreachable) it may still acknowledge commits that no replica
 /// has, so once t_last is more than stale_sample_ms older than a replica's sample time `now`,
 /// that replica's time lag is at least now - t_last (also a lower bound, flagged the same way).
-/// It grows with every replica sample and is what bounded-staleness reads are judged on; the
-/// OK/LAGGING state follows the measured lag only, so the primary's silence alone never turns a
+/// It grows with every replica sample; the OK/LAGGING state follows the measured lag only, so the primary's silence alone never turns a
 /// replica LAGGING. The measured lag still grows with every replica sample when the primary's
 /// last samples showed it past the replica's replay LSN (a replica paused or cut off), so reads
 /// that need no freshness bound stay on the replicas while the primary is out only as long as
 /// that lag stays within max_lag_ms. The next primary sample restores the measured lag.
+///
+/// The time lag is an estimate, for monitoring, thresholds, least-lag ranking and probability
+/// targets: interpolation can put it far below the truth (a replica held at a commit record by
+/// recovery_min_apply_delay stands most of the write's WAL into it), and it is as of the last
+/// sample. Bounded-staleness reads need a guarantee, so each replica also gets the instant it is
+/// known fresh as of (Topology::fresh_as_of_ns): the last primary sample at an LSN at or below
+/// its replay LSN, with no interpolation. Every commit acknowledged before that instant is on the
+/// replica, so at any later now its staleness is at most now - that instant (kFreshUnknown before
+/// any primary sample at or below it, e.g. older than the history).
 
 #include <cstdint>
 #include <deque>
@@ -117,7 +125,7 @@ struct ReplicaLag {
   Lsn replay_lsn;
   std::int64_t lag_bytes = 0;    ///< primary's current LSN - replay LSN (>= 0)
   std::int64_t receive_lag_bytes = 0;
-  std::int64_t lag_ns = 0;       ///< time lag of replay (drives bounded staleness)
+  std::int64_t lag_ns = 0;       ///< time lag of replay (an estimate; bounded staleness uses Topology::fresh_as_of_ns)
   bool lag_is_lower_bound = false;  ///< older than the kept history, or the primary's last sample is stale
   LagState state = LagState::Ok;
   std::int64_t sample_time_ns = 0;  ///< when the replica was last sampled
@@ -211,6 +219,7 @@ class LagTracker {
   };
 
   std::int64_t crossing_ns_locked(std::uint64_t lsn, bool* lower_bound) const;
+  std::int64_t fresh_as_of_locked(std::uint64_t replay_lsn) const;
   void evaluate_locked(int node, std::int64_t at_ns);
   void record_event_locked(int node, LagEventKind kind, std::int64_t time_ns, const Replica& r);
   ReplicaLag view_locked(int node) const;

@@ -14,9 +14,14 @@
 ///    read). No time makes a replica safe: the primary may have died before shipping the commit.
 /// 4. Otherwise a replica qualifies when it is up, not LAGGING, has replayed the LSN the level
 ///    requires (READ_YOUR_WRITES: the session's write LSN; MONOTONIC: its read LSN; CAUSAL: the
-///    larger; EVENTUAL and BOUNDED_STALENESS: none) and, for BOUNDED_STALENESS, has a known time
-///    lag of at most max_staleness_ms. The Policy picks one of those: ReplicaFresh (a staleness
-///    bound), ReplicaCaughtUp (an LSN was required) or ReplicaAvailable.
+///    larger; EVENTUAL and BOUNDED_STALENESS: none) and, for BOUNDED_STALENESS, is known to
+///    be at most max_staleness_ms stale at now_ns: now_ns - Topology::fresh_as_of_ns (the last
+///    instant the primary was sampled at or below its replay LSN) is within the bound. That is a
+///    safe upper bound that grows between probes, not the interpolated lag of the last probe, so
+///    (like MongoDB's maxStalenessSeconds) a bound below the probe interval plus the replication
+///    delay finds no replica and sends the read to the primary (NoReplicaFresh). The Policy picks
+///    one of those: ReplicaFresh (a staleness bound), ReplicaCaughtUp (an LSN was required) or
+///    ReplicaAvailable.
 /// 5. When no replica qualifies only because none is known to have replayed the LSN required
 ///    (the probes may be older than what the session saw), the replica that served the
 ///    session's last read at an observed LSN (Session::last_replica) serves it, reason
@@ -71,7 +76,7 @@ enum class Consistency : std::uint8_t {
   ReadYourWrites = 1,    ///< the session's write LSN
   Monotonic = 2,         ///< the session's read LSN
   Causal = 3,            ///< the larger of both (tokens merge into them)
-  BoundedStaleness = 4,  ///< a known time lag of at most max_staleness_ms
+  BoundedStaleness = 4,  ///< at most max_staleness_ms stale, on a safe upper bound (rule 4)
   Strong = 5,            ///< the primary only
 };
 
@@ -119,7 +124,12 @@ struct Decision {
 
 /// Per-read options.
 struct ReadOptions {
-  double max_staleness_ms = -1;  ///< required for BoundedStaleness (>= 0)
+  /// Required for BoundedStaleness (>= 0): the most a replica may be behind at routing time, on
+  /// a safe upper bound (rule 4); below the probe interval plus the replication delay: the primary.
+  double max_staleness_ms = -1;
+  /// BoundedStaleness: now on the LagTracker's clock (the clock of Topology::fresh_as_of_ns) when
+  /// it is not now_ns' (ReplicatedDatabase: the steady clock; now_ns is the wall clock); -1: now_ns.
+  std::int64_t tracker_now_ns = -1;
   int region = kNoNode;          ///< Topology::region_id of the client (NearestRegion); kNoNode: router default
   /// EVENTUAL only: the probability, in (0, 1], that the replica chosen shows the session's last
   /// write, for reads within within_ms of it (rule 7); unset: no target.
@@ -223,10 +233,10 @@ class Router {
   // write within within_ms) and the read is a plain one.
   bool route_read_target(const Session& session, Consistency consistency, std::int64_t now_ns,
                          const ReadOptions& options, Decision* out);
-  int pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why) noexcept;
+  int pick(ThreadState& ts, std::uint64_t required_lsn, std::int64_t min_fresh_ns, int region, Reason* why) noexcept;
   // The exhaustive pick over the replicas that pass rules 2-6 and `test` (router.cpp).
   template <typename Test>
-  int pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t max_lag_ns, int region, Reason* why,
+  int pick_fair(ThreadState& ts, std::uint64_t required_lsn, std::int64_t min_fresh_ns, int region, Reason* why,
                 const Test& test) noexcept;
   void refresh_schedule() noexcept;
 

@@ -30,6 +30,9 @@ inline constexpr int kDelayLevelCount = 8;
 inline constexpr std::array<double, kDelayLevelCount> kDelayLevels = {0.5, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0};
 /// "No node": returned when nothing can serve a request.
 inline constexpr int kNoNode = -1;
+/// Topology::fresh_as_of_ns of a replica with no known instant (never sampled, no primary
+/// sample, or older than the LagTracker's history): it never serves a bounded-staleness read.
+inline constexpr std::int64_t kFreshUnknown = INT64_MIN;
 
 /// What a node is now.
 enum class Role : std::uint8_t { Primary = 0, Replica = 1, Removed = 2 };
@@ -84,6 +87,7 @@ struct alignas(64) NodeSlot {
   std::atomic<std::uint64_t> receive_lsn{0};
   std::atomic<std::int64_t> lag_ns{0};
   std::atomic<std::int64_t> lag_bytes{0};
+  std::atomic<std::int64_t> fresh_as_of_ns{kFreshUnknown};  // after the fields above: they keep their offsets
   // Immutable once the slot is published (count_ stored with release).
   std::string name;
   std::string region;
@@ -163,6 +167,11 @@ class Topology {
   std::int64_t lag_ns(int index) const noexcept {
     return slots_[index].lag_ns.load(std::memory_order_relaxed);
   }
+  /// The instant as of which replica `index` is known to hold every commit the primary made
+  /// (kFreshUnknown when not known): its staleness at `now_ns` is at most now_ns - this.
+  std::int64_t fresh_as_of_ns(int index) const noexcept {
+    return slots_[index].fresh_as_of_ns.load(std::memory_order_relaxed);
+  }
   /// The node's routing weight.
   double weight(int index) const noexcept { return slots_[index].weight.load(std::memory_order_relaxed); }
   /// Requests in flight on node `index`.
@@ -173,9 +182,11 @@ class Topology {
   std::uint64_t weights_version() const noexcept { return weights_version_.load(std::memory_order_acquire); }
 
   // ---- used by LagTracker and Router ----
-  /// Publishes a replica's progress and lag, `lag_known` false for an unknown time lag (LagTracker only).
+  /// Publishes a replica's progress and lag, `lag_known` false for an unknown time lag, and
+  /// the instant it is known fresh as of (fresh_as_of_ns; LagTracker only).
   void publish_lag(int index, Lsn receive_lsn, Lsn replay_lsn, std::int64_t lag_bytes,
-                   std::int64_t lag_ns, bool lagging, bool lag_known = true) noexcept;
+                   std::int64_t lag_ns, bool lagging, bool lag_known = true,
+                   std::int64_t fresh_as_of_ns = kFreshUnknown) noexcept;
   /// Publishes a replica's replay-delay quantiles at kDelayLevels from `samples` delays
   /// (LagTracker only).
   void publish_delays(int index, std::uint32_t samples,

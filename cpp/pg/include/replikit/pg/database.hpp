@@ -214,7 +214,7 @@ void check_options(const DatabaseOptions& options);
 /// Per-read options.
 struct QueryOptions {
   Consistency consistency = kDefaultConsistency;
-  double max_staleness_ms = -1;     ///< for BoundedStaleness (>= 0)
+  double max_staleness_ms = -1;     ///< for BoundedStaleness (>= 0); below the probe interval plus the replication delay: the primary (router.hpp rule 4)
   std::string region;               ///< client region for NearestRegion ("" = router default)
   std::optional<CatchUpWait> wait_for_replica;  ///< unset: the database default
   /// EVENTUAL only: the probability target of reads within within_ms of the session's last write
