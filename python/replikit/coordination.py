@@ -312,14 +312,15 @@ class EtcdCoordinator:
     def _load_topology(self) -> int:
         """Applies the current record; returns the revision the watch starts after."""
         try:
-            kv = self._client.get(self._prefix + "/topology")
+            kv, read_at = self._client.get_at(self._prefix + "/topology")
         except CoordinationUnavailable as exc:
             self._unavailable(f"topology not read: {exc}")
             return 0
-        if kv is None:
-            return 0
-        self._apply(kv.value, kv.mod_revision)
-        return kv.mod_revision + 1
+        if kv is not None:
+            self._apply(kv.value, kv.mod_revision)
+        # From the read's revision, not "from now": a record published between the read and the
+        # watch's stream opening (the watch connects on its own thread) must still arrive.
+        return read_at + 1 if read_at > 0 else (kv.mod_revision + 1 if kv is not None else 0)
 
     # -------------------------------------------------------------- topology
     def _on_topology_events(self, events: List[Any]) -> None:

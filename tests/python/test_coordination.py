@@ -113,6 +113,42 @@ def _became_leader_ns(coordinator):
 
 @pytest.mark.pg
 @pytest.mark.etcd
+def test_a_record_published_between_the_read_and_the_watch_still_arrives(etcd1):
+    """b reads the topology key while it is absent; the leader publishes before b's watch opens.
+    The watch must start from the read's revision, not "from now", or b never learns the topology."""
+    from replikit.etcd import EtcdClient
+    from replikit.testing import LocalCluster
+
+    require_pg_server()
+    prefix = "/replikit/t_window"
+    with LocalCluster(replicas=1, mode="async") as cluster, EtcdClient(etcd1.endpoints) as client_b:
+        dbs = [_database(cluster), _database(cluster)]
+        a = _coordinator(dbs[0], etcd1, prefix, "a")
+        read_topology = client_b.get_at
+
+        def read_then_let_a_publish(key):
+            answer = read_topology(key)
+            if key.endswith("/topology") and not a.status().leading:
+                a.start()
+                wait_until(lambda: client_b.get(key) is not None, WAIT_S, "a's first record")
+            return answer
+
+        client_b.get_at = read_then_let_a_publish
+        b = _coordinator(dbs[1], etcd1, prefix, "b", client=client_b)
+        try:
+            b.start()
+            published = client_b.get(prefix + "/topology")
+            wait_until(lambda: b.status().topology_revision == published.mod_revision, WAIT_S,
+                       "b applying the record published after its read")
+        finally:
+            for c in (a, b):
+                c.stop()
+            for db in dbs:
+                db.close()
+
+
+@pytest.mark.pg
+@pytest.mark.etcd
 def test_one_leader_and_the_topology_reaches_the_other_router(etcd1, caplog):
     from replikit.testing import LocalCluster
 

@@ -152,9 +152,14 @@ class EtcdClient:
     # ------------------------------------------------------------------ key-value
     def get(self, key: str) -> Optional[KeyValue]:
         """The key's value and revisions, or None when it is absent."""
+        return self.get_at(key)[0]
+
+    def get_at(self, key: str) -> Tuple[Optional[KeyValue], int]:
+        """The key (None when absent) and the store's revision at the read: a watch from that
+        revision + 1 misses no change made after the read, also when the key was absent."""
         answer = self._call("/v3/kv/range", {"key": b64(check_key("key", key))})
         kvs = answer.get("kvs") or []
-        return KeyValue.from_json(kvs[0]) if kvs else None
+        return (KeyValue.from_json(kvs[0]) if kvs else None), self._revision(answer)
 
     def get_prefix(self, prefix: str) -> List[KeyValue]:
         """Every key starting with ``prefix``, in key order."""
