@@ -28,15 +28,16 @@ ones, then the writes):
 
 It prints the median queries/s of each, with this thread's CPU time per query (what the client
 library costs, steadier than throughput on a loaded machine), and the ratios adapter / direct
-(target >= 0.9) as the
-ratio of medians, as the median of per-run ratios and as the median ratio of neighbouring
-slices (the steadiest on a machine whose load changes).
+(target >= 0.9) as the ratio of medians, as the median of per-run ratios and as the median
+ratio of neighbouring slices (the steadiest on a machine whose load changes), each with the
+client CPU per query it adds over its baseline, and the machine's load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -181,6 +182,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="per mode and run (default 2)")
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs (default 5)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with LocalCluster() as cluster:
         cluster.sql("primary", f"CREATE TABLE bench (id int PRIMARY KEY, v text); "
                                f"INSERT INTO bench SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g")
@@ -193,6 +195,10 @@ def main() -> None:
             runs.append(qps)
             print(f"run {run + 1}: " + ", ".join(f"{m} {q:,.0f}" for m, q in qps.items()), flush=True)
     median = {m: statistics.median(r[m] for r in runs) for m in runs[0]}
+    # Other work on the machine moves the wall-clock ratios (and, on a 2-core machine, where
+    # the scheduler puts the client and its server backend changes a connection's cost): say how busy it was.
+    print("\nload average (1, 5, 15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f"
+          % (load_before + os.getloadavg()))
     print("\nmedian queries/s (one thread; point selects on r1, updates on the primary):")
     for m, q in median.items():
         print(f"  {m:<14} {q:>9,.0f}   client CPU {statistics.median(CPU[m]):6.1f} us/query")
@@ -204,8 +210,10 @@ def main() -> None:
         # machine whose load changes.
         per_slice = statistics.median(a / b for a, b in zip(SLICES[mode], SLICES[base]))
         target = " (target >= 0.9)" if mode in ("adapter", "adapter_ryw", "async_adapter") else ""
+        # The client's own cost of the mode over its baseline, per query (this thread's CPU).
+        extra_cpu = statistics.median(CPU[mode]) - statistics.median(CPU[base])
         print(f"{mode + ' / ' + base:<30} = {median[mode] / median[base]:.3f}{target}; "
-              f"median per-run ratio {per_run:.3f}, per-slice {per_slice:.3f}")
+              f"median per-run ratio {per_run:.3f}, per-slice {per_slice:.3f}; client CPU {extra_cpu:+.1f} us/query")
 
 
 if __name__ == "__main__":
