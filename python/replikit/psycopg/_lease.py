@@ -141,3 +141,36 @@ def read_path(core: Core, parking: Any) -> _core.ReadPath:
     """The router's ReadPath: its core's router, its parked connections and read counters."""
     return _core.ReadPath(core.router, core.primary, parking.lists,
                           (core._reads, core._on_primary, core._on_replicas), parking.enabled, CHECK_IDLE_S)
+
+
+# ---- the hooks of the sync router's read() in the core (ReadPath.fast_read): its general path
+DEFAULT_LEVEL = Consistency.READ_YOUR_WRITES  # read()'s default consistency
+level_of = _base.level_of
+wait_ms_of = _base.wait_ms_of
+
+
+def slow_lease(router: "ConnectionRouter", session: Optional[Session], level: Consistency,
+               max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> ReadLease:
+    """The Python lease of a read the core's fast path did not serve (entered by the caller)."""
+    lease: ReadLease = new_lease(ReadLease)
+    lease.router = router
+    lease.session = session
+    lease.level = level
+    lease.max_staleness_ms = max_staleness_ms
+    lease.wait_for_replica_ms = wait_for_replica_ms
+    lease.observe = session is not None and level in OBSERVING
+    return lease
+
+
+def finish(router: "ConnectionRouter", session: Optional[Session], level: Consistency, node: str,
+           conn: psycopg.Connection[Any], exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+    """The end of a read the core's fast path leased that failed or observes: as ReadLease's."""
+    lease = slow_lease(router, session, level, None, None)
+    lease.node = node
+    lease.conn = conn
+    lease.__exit__(exc_type, exc, tb)
+
+
+def give_back(router: "ConnectionRouter", node: str, conn: psycopg.Connection[Any]) -> None:
+    """A connection the core's fast path may not park: back to its pool."""
+    router.pools[node].putconn(conn)

@@ -13,7 +13,7 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base, _deadline, _floor, _parking
+from . import _base, _deadline, _floor, _lease, _parking
 from ._lease import OBSERVING as _OBSERVING, ReadLease as _ReadLease, new_lease, read_path
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 
@@ -138,6 +138,9 @@ class ConnectionRouter:
         self._parked = self._parking.lists
         self._path = read_path(self.core, self._parking)
         self._enter, self._leave = self._path.enter, self._path.leave  # the read path's two calls
+        # read() as a builtin of the core over the same path (the method below is its Python
+        # twin, which the builtin falls back on): a routed read's common case runs no Python frame.
+        self.__dict__["read"] = self._path.fast_read(self, _lease)
         self._closed = False
         self._prober = _Prober(self.core, self._sweep)
 
