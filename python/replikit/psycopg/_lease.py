@@ -1,17 +1,20 @@
 """The read leases of the routers: `with router.read(...) as conn` and its asyncio twin.
 
-This is the per-read path (the benchmark measures it against psycopg used directly), so it is
-written for few calls: classes with __slots__ instead of generator context managers, filled by
-the router's read() without an __init__, and the common case (a replica chosen at once, a
-connection idle in the router and used within CHECK_IDLE_S) in one call of the core's ReadPath
-on entry (route, take the connection, record the decision) and one on exit (count the read,
-park the connection). The rest (waits, the primary, a pool lease, a connection idle a while,
-whose socket is checked first) takes the router's general path; failures and Monotonic/Causal
-observations are handled here as before. A read is counted once, as served or as failed."""
+This is the per-read path (the benchmark measures it against psycopg used directly), so its
+common case (a replica chosen at once, a connection idle in the router and used within
+CHECK_IDLE_S) runs in the core: a router's `read` is a builtin over its ReadPath
+(ReadPath.fast_read, cpp/bindings/read_lease.cpp) whose lease routes, takes the parked
+connection and records the decision on entry, and counts the read and parks the connection on
+exit, without a Python frame. Everything else is here, in the Python leases the builtin falls
+back on through the hooks below: waits for a replica, the primary, a pool lease, a connection
+idle a while (its socket checked first), failures (classified; a lost node marked down) and
+Monotonic/Causal observations. ConnectionRouter.read and AsyncConnectionRouter.read (the
+methods) make these Python leases directly. A read is counted once, as served or as failed."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import psycopg
 
@@ -143,16 +146,24 @@ def read_path(core: Core, parking: Any) -> _core.ReadPath:
                           (core._reads, core._on_primary, core._on_replicas), parking.enabled, CHECK_IDLE_S)
 
 
-# ---- the hooks of the sync router's read() in the core (ReadPath.fast_read): its general path
-DEFAULT_LEVEL = Consistency.READ_YOUR_WRITES  # read()'s default consistency
-level_of = _base.level_of
-wait_ms_of = _base.wait_ms_of
-
-
+# ---- the hooks of the routers' read() in the core (ReadPath.fast_read): their general path
 def slow_lease(router: "ConnectionRouter", session: Optional[Session], level: Consistency,
                max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> ReadLease:
     """The Python lease of a read the core's fast path did not serve (entered by the caller)."""
-    lease: ReadLease = new_lease(ReadLease)
+    return _fill(new_lease(ReadLease), router, session, level, max_staleness_ms, wait_for_replica_ms)
+
+
+def slow_lease_async(router: "AsyncConnectionRouter", session: Optional[Session], level: Consistency,
+                     max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> AsyncReadLease:
+    """As slow_lease, for `async with`."""
+    return _fill(new_lease(AsyncReadLease), router, session, level, max_staleness_ms, wait_for_replica_ms)
+
+
+_L = TypeVar("_L", ReadLease, AsyncReadLease)
+
+
+def _fill(lease: _L, router: Any, session: Optional[Session], level: Consistency,
+          max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> _L:
     lease.router = router
     lease.session = session
     lease.level = level
@@ -171,6 +182,27 @@ def finish(router: "ConnectionRouter", session: Optional[Session], level: Consis
     lease.__exit__(exc_type, exc, tb)
 
 
+async def finish_async(router: "AsyncConnectionRouter", session: Optional[Session], level: Consistency, node: str,
+                       conn: psycopg.AsyncConnection[Any], exc_type: Any, exc: Optional[BaseException],
+                       tb: Any) -> None:
+    """As finish, for `async with`."""
+    lease = slow_lease_async(router, session, level, None, None)
+    lease.node = node
+    lease.conn = conn
+    await lease.__aexit__(exc_type, exc, tb)
+
+
 def give_back(router: "ConnectionRouter", node: str, conn: psycopg.Connection[Any]) -> None:
     """A connection the core's fast path may not park: back to its pool."""
     router.pools[node].putconn(conn)
+
+
+async def give_back_async(router: "AsyncConnectionRouter", node: str, conn: psycopg.AsyncConnection[Any]) -> None:
+    """As give_back, for `async with`."""
+    await router.pools[node].putconn(conn)
+
+
+_CHECKS = dict(level_of=_base.level_of, wait_ms_of=_base.wait_ms_of, OBSERVING=OBSERVING,
+               DEFAULT_LEVEL=Consistency.READ_YOUR_WRITES)  # read()'s argument checks and default
+SYNC_HOOKS = SimpleNamespace(slow_lease=slow_lease, finish=finish, give_back=give_back, **_CHECKS)
+ASYNC_HOOKS = SimpleNamespace(slow_lease=slow_lease_async, finish=finish_async, give_back=give_back_async, **_CHECKS)

@@ -13,7 +13,7 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base, _deadline, _floor, _parking
+from . import _base, _deadline, _floor, _lease, _parking
 from ._lease import OBSERVING as _OBSERVING, AsyncReadLease as _AsyncReadLease, new_lease, read_path
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 
@@ -119,6 +119,8 @@ class AsyncConnectionRouter:
         self._parked = self._parking.lists
         self._path = read_path(self.core, self._parking)
         self._enter, self._leave = self._path.enter, self._path.leave  # the read path's two calls
+        # read() as a builtin of the core (see ConnectionRouter.__init__).
+        self.__dict__["read"] = self._path.fast_read(self, _lease.ASYNC_HOOKS, True)
         self._closed = False
 
     async def open(self) -> "AsyncConnectionRouter":
@@ -172,6 +174,8 @@ class AsyncConnectionRouter:
 
     async def _acquire(self, node: str) -> Optional[psycopg.AsyncConnection[Any]]:
         """As ConnectionRouter._acquire."""
+        if self._prober is None:  # not open (no pools yet): _getconn says so
+            return await self._getconn(node)
         pool = self.pools[node]
         check_all = node == self.core.primary
         for _ in range(pool.max_size + 1):

@@ -140,7 +140,7 @@ class ConnectionRouter:
         self._enter, self._leave = self._path.enter, self._path.leave  # the read path's two calls
         # read() as a builtin of the core over the same path (the method below is its Python
         # twin, which the builtin falls back on): a routed read's common case runs no Python frame.
-        self.__dict__["read"] = self._path.fast_read(self, _lease)
+        self.__dict__["read"] = self._path.fast_read(self, _lease.SYNC_HOOKS)
         self._closed = False
         self._prober = _Prober(self.core, self._sweep)
 
