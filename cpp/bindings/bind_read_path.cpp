@@ -18,7 +18,8 @@ void bind_read_path(py::module_& m) {
   py::class_<ReadPath>(m, "ReadPath",
                        "The per-read fast path of a connection router (replikit.psycopg): a read's routing, "
                        "connection lease and record in one call on entry, its count and parking in one on exit.")
-      .def(py::init<std::shared_ptr<Router>, const std::string&, const py::dict&, const py::tuple&, bool, double>(),
+      .def(py::init<const py::handle&, const py::handle&, const py::handle&, const py::handle&, const py::handle&,
+                    const py::handle&>(),
            py::arg("router"), py::arg("primary"), py::arg("parked"), py::arg("counters"), py::arg("parking"),
            py::arg("check_idle_s"),
            "parked: node name -> the list of its idle connections (newest last), shared with the caller; "

@@ -268,7 +268,9 @@ PyTypeObject* lease_type(const char* name, PyMethodDef* methods, bool is_async) 
 
 }  // namespace
 
-py::object make_fast_read(const py::object& path, const py::handle& router, const py::handle& hooks, bool is_async) {
+py::object make_fast_read(const py::object& path, const py::handle& router, const py::handle& hooks,
+                          const py::handle& is_async_arg) {
+  const bool is_async = to_bool(is_async_arg, "is_async");
   auto& p = path.cast<ReadPath&>();
   p.set_hooks(router, hooks);
   py::object capsule = py::reinterpret_steal<py::object>(PyCapsule_New(&p, kPathCapsule, release_owner));

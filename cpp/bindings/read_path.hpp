@@ -53,24 +53,31 @@ using read_path_detail::monotonic_s;
 /// A connection router's read path: routes, leases parked connections, counts and parks.
 class ReadPath {
  public:
-  ReadPath(std::shared_ptr<Router> router, const std::string& primary, const py::dict& parked,
-           const py::tuple& counters, bool parking, double check_idle_s)
-      : router_(std::move(router)), parking_(parking), check_idle_s_(check_idle_s) {
+  ReadPath(const py::handle& router, const py::handle& primary, const py::handle& parked, const py::handle& counters,
+           const py::handle& parking, const py::handle& check_idle_s)
+      : parking_(to_bool(parking, "parking")), check_idle_s_(to_double(check_idle_s, "check_idle_s")) {
+    if (!py::isinstance<Router>(router)) wrong_type("router", "a replikit.Router", router);
+    router_ = router.cast<std::shared_ptr<Router>>();
+    if (!py::isinstance<py::dict>(parked)) wrong_type("parked", "a dict of lists", parked);
+    if (!py::isinstance<py::tuple>(counters)) wrong_type("counters", "a tuple of iterators", counters);
     const Topology& t = *router_->topology();
-    primary_ = t.index_of(primary, "primary");
-    for (int i = 0; i < t.size(); ++i) {
-      names_.emplace_back(t.name(i));
-      py::object list = parked.contains(names_.back()) ? py::object(parked[names_.back()]) : py::object(py::list());
+    primary_ = t.index_of(to_str(primary, "primary"), "primary");
+    parked_.resize(static_cast<std::size_t>(t.size()));  // empty lists: a node left out parks nothing seen
+    for (int i = 0; i < t.size(); ++i) names_.emplace_back(t.name(i));
+    for (const auto& [key, list] : py::reinterpret_borrow<py::dict>(parked)) {
+      const int i = t.find(to_str(key, "parked"));
+      if (i < 0) throw InvalidArgument("parked", "not a node of the router: '" + to_str(key, "parked") + "'");
       if (!py::isinstance<py::list>(list)) wrong_type("parked", "a dict of lists", list);
-      parked_.push_back(py::reinterpret_borrow<py::list>(list));
+      parked_[static_cast<std::size_t>(i)] = py::reinterpret_borrow<py::list>(list);
     }
-    if (counters.size() != 3) throw InvalidArgument("counters", "expected (reads, reads_on_primary, reads_on_replicas)");
-    for (const auto& c : counters) {
+    const auto counted = py::reinterpret_borrow<py::tuple>(counters);
+    if (counted.size() != 3) throw InvalidArgument("counters", "expected (reads, reads_on_primary, reads_on_replicas)");
+    for (const auto& c : counted) {
       if (!PyIter_Check(c.ptr())) wrong_type("counters", "iterators (itertools.count)", c);
     }
-    reads_ = counters[0];
-    on_primary_ = counters[1];
-    on_replicas_ = counters[2];
+    reads_ = counted[0];
+    on_primary_ = counted[1];
+    on_replicas_ = counted[2];
   }
 
   // Routes a read (not counted) and, when a replica is chosen whose newest idle connection was
@@ -118,18 +125,17 @@ class ReadPath {
   // transaction) and not past its pool's max_lifetime. False: return it to its pool.
   bool leave(const py::handle& node, const py::handle& conn) {
     const std::size_t i = index_of(node);
-    count(reads_);
-    count(static_cast<int>(i) == primary_ ? on_primary_ : on_replicas_);
     const double now = monotonic_s();
     py::object stamp = py::reinterpret_steal<py::object>(PyFloat_FromDouble(now));
-    if (!stamp || PyObject_SetAttr(conn.ptr(), idle_name(), stamp.ptr()) != 0) throw py::error_already_set();
+    if (!stamp) throw py::error_already_set();
+    if (PyObject_SetAttr(conn.ptr(), idle_name(), stamp.ptr()) != 0) {
+      PyErr_Clear();
+      wrong_type("conn", "a psycopg connection", conn);
+    }
+    count(reads_);
+    count(static_cast<int>(i) == primary_ ? on_primary_ : on_replicas_);
     if (!parking_ || closed_) return false;
-    py::object pgconn = py::reinterpret_steal<py::object>(PyObject_GetAttr(conn.ptr(), pgconn_name()));
-    if (!pgconn) throw py::error_already_set();
-    py::object status = py::reinterpret_steal<py::object>(PyObject_GetAttr(pgconn.ptr(), status_name()));
-    if (!status) throw py::error_already_set();
-    const long st = PyLong_AsLong(status.ptr());
-    if (st == -1 && PyErr_Occurred()) throw py::error_already_set();
+    const long st = transaction_status(conn);
     if (st != kTransactionIdle) return false;
     if (float_attr(conn.ptr(), expire_name(), std::numeric_limits<double>::infinity()) <= now) return false;
     if (PyList_Append(parked_[i].ptr(), conn.ptr()) != 0) throw py::error_already_set();
@@ -140,14 +146,30 @@ class ReadPath {
   /// reference to the router: the router holds its read(), which holds this path.
   void set_hooks(const py::handle& router, const py::handle& hooks) {
     router_ref_ = py::reinterpret_steal<py::object>(PyWeakref_NewRef(router.ptr(), nullptr));
-    if (!router_ref_) throw py::error_already_set();
-    slow_lease_ = hooks.attr("slow_lease");
-    finish_ = hooks.attr("finish");
-    give_back_ = hooks.attr("give_back");
-    level_of_ = hooks.attr("level_of");
-    wait_ms_of_ = hooks.attr("wait_ms_of");
-    default_level_ = hooks.attr("DEFAULT_LEVEL");
-    const py::tuple observing = hooks.attr("OBSERVING");
+    if (!router_ref_) {
+      PyErr_Clear();
+      wrong_type("router", "a connection router (weakly referenceable)", router);
+    }
+    const auto hook = [&hooks](const char* name) {
+      py::object v = py::reinterpret_steal<py::object>(PyObject_GetAttrString(hooks.ptr(), name));
+      if (!v) {
+        PyErr_Clear();
+        wrong_type("hooks", std::string("an object with ") + name, hooks);
+      }
+      return v;
+    };
+    slow_lease_ = hook("slow_lease");
+    finish_ = hook("finish");
+    give_back_ = hook("give_back");
+    level_of_ = hook("level_of");
+    wait_ms_of_ = hook("wait_ms_of");
+    default_level_ = hook("DEFAULT_LEVEL");
+    if (!py::isinstance<Consistency>(default_level_)) wrong_type("hooks", "a DEFAULT_LEVEL Consistency", hooks);
+    const py::object observing_obj = hook("OBSERVING");
+    if (!py::isinstance<py::tuple>(observing_obj) || py::len(observing_obj) != 2) {
+      wrong_type("hooks", "an OBSERVING pair of Consistency members", hooks);
+    }
+    const auto observing = py::reinterpret_borrow<py::tuple>(observing_obj);
     observing_a_ = observing[0];
     observing_b_ = observing[1];
     level_type_ = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(Py_TYPE(default_level_.ptr())));
@@ -214,6 +236,19 @@ class ReadPath {
     return s;
   }
 
+  // conn.pgconn.transaction_status (ArgumentTypeError "conn" for anything else than a connection).
+  static long transaction_status(const py::handle& conn) {
+    py::object pgconn = py::reinterpret_steal<py::object>(PyObject_GetAttr(conn.ptr(), pgconn_name()));
+    py::object status;
+    if (pgconn) status = py::reinterpret_steal<py::object>(PyObject_GetAttr(pgconn.ptr(), status_name()));
+    const long st = status ? PyLong_AsLong(status.ptr()) : -1;
+    if (st == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      wrong_type("conn", "a psycopg connection", conn);
+    }
+    return st;
+  }
+
   static void count(const py::object& counter) {
     PyObject* v = PyIter_Next(counter.ptr());
     if (v == nullptr) throw py::error_already_set();
@@ -247,7 +282,8 @@ class ReadPath {
 
 /// The router's read() as a builtin over `path` (a ReadPath): a lease whose common case runs no
 /// Python frame; `hooks` gives the Python general path; `is_async`: `async with` leases.
-py::object make_fast_read(const py::object& path, const py::handle& router, const py::handle& hooks, bool is_async);
+py::object make_fast_read(const py::object& path, const py::handle& router, const py::handle& hooks,
+                          const py::handle& is_async);
 /// Creates the lease types (once, when the module loads).
 void make_lease_types();
 
