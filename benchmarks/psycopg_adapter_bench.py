@@ -4,7 +4,7 @@
 Usage (needs the package with its psycopg extra, e.g. from scripts/setup.sh, and Debian's
 postgresql-15):
 
-    .venv/bin/python benchmarks/psycopg_adapter_bench.py [--seconds 2] [--runs 5]
+    .venv/bin/python benchmarks/psycopg_adapter_bench.py [--seconds 2] [--runs 5] [--pin]
 
 It starts a primary and two streaming replicas (replikit.testing.LocalCluster), creates a
 10,000-row table and then runs `--runs` times `--seconds` per mode of
@@ -28,15 +28,17 @@ ones, then the writes):
 
 It prints the median queries/s of each, with this thread's CPU time per query (what the client
 library costs, steadier than throughput on a loaded machine), and the ratios adapter / direct
-(target >= 0.9) as the
-ratio of medians, as the median of per-run ratios and as the median ratio of neighbouring
-slices (the steadiest on a machine whose load changes).
+(target >= 0.9) as the ratio of medians, as the median of per-run ratios and as the median
+ratio of neighbouring slices (the steadiest on a machine whose load changes), each with the
+client CPU per query it adds over its baseline, and the machine's load average. --pin puts
+this client on CPU 0 and the cluster on CPU 1 (see pin_servers): steadier on a small machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -47,6 +49,7 @@ import psycopg
 import replikit
 from replikit.psycopg import AsyncConnectionRouter, ConnectionRouter
 from replikit.testing import LocalCluster
+from replikit.testing.processes import node_processes
 
 SQL = "SELECT v FROM bench WHERE id = %s"
 ROWS = 10_000
@@ -176,12 +179,32 @@ async def async_modes(cluster: LocalCluster, seconds: float) -> Dict[str, float]
         return await ainterleaved(seconds, {"async_direct": direct, "async_adapter": eventual})
 
 
+def pin_servers(cluster: LocalCluster) -> None:
+    """Every PostgreSQL process of `cluster` on CPU 1 (backends forked later inherit it from
+    their postmaster): on a small machine, whether a connection's backend shares the client's
+    CPU changes that connection's cost per query several microseconds either way, and the
+    scheduler decides it per connection, so a direct and a pooled connection could land apart."""
+    for node in cluster.nodes.values():
+        for pid in node_processes(node.data_dir, node.pid):
+            try:
+                os.sched_setaffinity(pid, {1})
+            except OSError:
+                pass  # exited meanwhile
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per mode and run (default 2)")
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs (default 5)")
+    parser.add_argument("--pin", action="store_true",
+                        help="run this client on CPU 0 and every PostgreSQL process on CPU 1")
     args = parser.parse_args()
+    load_before = os.getloadavg()
+    if args.pin:
+        os.sched_setaffinity(0, {0})  # before any thread starts: they inherit it
     with LocalCluster() as cluster:
+        if args.pin:
+            pin_servers(cluster)
         cluster.sql("primary", f"CREATE TABLE bench (id int PRIMARY KEY, v text); "
                                f"INSERT INTO bench SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g")
         cluster.wait_caught_up(timeout_ms=10_000)
@@ -193,6 +216,10 @@ def main() -> None:
             runs.append(qps)
             print(f"run {run + 1}: " + ", ".join(f"{m} {q:,.0f}" for m, q in qps.items()), flush=True)
     median = {m: statistics.median(r[m] for r in runs) for m in runs[0]}
+    # Other work on the machine moves the wall-clock ratios (and, on a 2-core machine, where
+    # the scheduler puts the client and its server backend changes a connection's cost): say how busy it was.
+    print("\nload average (1, 5, 15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f"
+          % (load_before + os.getloadavg()))
     print("\nmedian queries/s (one thread; point selects on r1, updates on the primary):")
     for m, q in median.items():
         print(f"  {m:<14} {q:>9,.0f}   client CPU {statistics.median(CPU[m]):6.1f} us/query")
@@ -204,8 +231,10 @@ def main() -> None:
         # machine whose load changes.
         per_slice = statistics.median(a / b for a, b in zip(SLICES[mode], SLICES[base]))
         target = " (target >= 0.9)" if mode in ("adapter", "adapter_ryw", "async_adapter") else ""
+        # The client's own cost of the mode over its baseline, per query (this thread's CPU).
+        extra_cpu = statistics.median(CPU[mode]) - statistics.median(CPU[base])
         print(f"{mode + ' / ' + base:<30} = {median[mode] / median[base]:.3f}{target}; "
-              f"median per-run ratio {per_run:.3f}, per-slice {per_slice:.3f}")
+              f"median per-run ratio {per_run:.3f}, per-slice {per_slice:.3f}; client CPU {extra_cpu:+.1f} us/query")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ void bind_session_timeline(py::module_& m);  ///< TimelineHistory, LostWrite, Se
 void bind_router_config(py::module_& m);  ///< RouterConfig
 void bind_decision(py::module_& m);       ///< Decision, InFlight
 void bind_router(py::module_& m);         ///< Router
+void bind_read_path(py::module_& m);      ///< ReadPath (bind_read_path.cpp)
 
 // Quorum (bind_quorum.cpp, bind_pbs.cpp, bind_quorum_store.cpp, bind_multileader.cpp).
 void bind_quorum_analysis(py::module_& m);       ///< ConsistencyGoal, QuorumAnalysis, QuorumChoice

@@ -18,6 +18,7 @@ PYBIND11_MODULE(_core, m) {
   bind_router_config(m);
   bind_decision(m);
   bind_router(m);
+  bind_read_path(m);
   bind_quorum_analysis(m);
   bind_quorum_functions(m);
   bind_latency_distribution(m);

@@ -616,6 +616,31 @@ class Router:
     def reset_counters(self) -> None: ...
 # ---- end routing ----
 
+# The per-read fast path of replikit.psycopg's connection routers (bind_read_path.cpp).
+class ReadPath:
+    """The per-read fast path of a connection router (replikit.psycopg): routing, connection
+    lease and record in one call on entry, the read's count and parking in one on exit."""
+    def __init__(self, router: Router, primary: str, parked: Dict[str, List[Any]],
+                 counters: Tuple[Iterator[int], Iterator[int], Iterator[int]], parking: bool,
+                 check_idle_s: float) -> None:
+        """parked: node name -> its idle connections (newest last), shared with the caller;
+        counters: (reads, reads_on_primary, reads_on_replicas), advanced per read."""
+    def enter(self, session: Optional[Session], consistency: _ConsistencyLike,
+              max_staleness_ms: Optional[float]) -> Optional[Tuple[str, Any]]:
+        """(node, conn) when a replica is chosen whose newest parked connection was used within
+        check_idle_s (taken, the decision recorded); else None and nothing changed."""
+    def leave(self, node: str, conn: Any) -> bool:
+        """Counts a read served on `node`, stamps `conn` idle and parks it if it may be kept;
+        False: return it to its pool."""
+    def fast_read(self, router: Any, hooks: Any, is_async: bool = False) -> Callable[..., Any]:
+        """The router's read() as a builtin over this path (is_async: for `async with`); `hooks`
+        gives the Python general path and checks (replikit.psycopg._lease); the router is held weakly."""
+    def close(self) -> None: ...  # parks nothing from now on
+    @property
+    def last_route(self) -> Optional[Decision]: ...  # the latest read's decision
+    @last_route.setter
+    def last_route(self, decision: Optional[Decision]) -> None: ...
+
 class AckedWrite:
     """A write the primary acknowledged: its transaction id, LSN bound and time."""
     @property

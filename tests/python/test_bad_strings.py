@@ -54,6 +54,11 @@ def world():
     return t, LagTracker(t), Router(t)
 
 
+def read_path(primary="p", parked=None):
+    counters = (iter(range(10)), iter(range(10)), iter(range(10)))
+    return replikit._core.ReadPath(world()[2], primary, {} if parked is None else parked, counters, True, 1.0)
+
+
 def offline_db(**options):
     from replikit.pg import ReplicatedDatabase
 
@@ -132,6 +137,10 @@ CASES = {
     ("Router.route_read_fast", "consistency"): (lambda b: world()[2].route_read_fast(None, b), {"consistency"}),
     ("Router.route_reads", "consistency"): (lambda b: world()[2].route_reads(np.zeros(2, np.uint64), consistency=b),
                                             {"consistency"}),
+    ("ReadPath.__init__", "primary"): (lambda b: read_path(primary=b), {"primary"}),
+    ("ReadPath.__init__", "parked"): (lambda b: read_path(parked={b: []}), {"parked"}),
+    ("ReadPath.enter", "consistency"): (lambda b: read_path().enter(None, b, None), {"consistency"}),
+    ("ReadPath.leave", "node"): (lambda b: read_path().leave(b, None), {"node"}),
     ("Router.begin", "node"): (lambda b: world()[2].begin(b), {"node"}),
     ("Router.end", "node"): (lambda b: world()[2].end(b), {"node"}),
     ("Router.in_flight", "node"): (lambda b: world()[2].in_flight(b), {"node"}),

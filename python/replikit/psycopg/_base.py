@@ -125,7 +125,7 @@ def level_of(consistency: Any) -> Consistency:
                          f"expected a replikit.Consistency or its name, got {type(consistency).__name__}")
 
 
-WaitMs = Union[float, str]  # a number of ms, or "auto"
+WaitMs = Union[float, Literal["auto"]]  # a number of ms, or "auto"
 PROBE_GAP_S = 0.005  # probes asked for by waiting readers: at most one per node per 5 ms
 
 

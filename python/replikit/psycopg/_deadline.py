@@ -63,7 +63,7 @@ def bounded_class(base: Any, node: str, options: DatabaseOptions, is_async: bool
     base_wait = base.wait
 
     if is_async:
-        class BoundedAsync(base):  # type: ignore[misc,valid-type]
+        class BoundedAsync(base):  # type: ignore[misc]
             async def wait(self, gen: Any, interval: Any = _INTERVAL, timeout: Any = _UNSET) -> Any:
                 if timeout is not _UNSET:  # a bound of psycopg's own (notifies(), cancel)
                     return await base_wait(self, gen, interval, timeout)
@@ -75,7 +75,7 @@ def bounded_class(base: Any, node: str, options: DatabaseOptions, is_async: bool
 
         cls: Any = BoundedAsync
     else:
-        class Bounded(base):  # type: ignore[misc,valid-type]
+        class Bounded(base):  # type: ignore[misc]
             def wait(self, gen: Any, interval: Any = _INTERVAL, timeout: Any = _UNSET) -> Any:
                 if timeout is not _UNSET:
                     return base_wait(self, gen, interval, timeout)

@@ -13,11 +13,9 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base, _deadline, _floor, _parking
-from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
-
-_OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
-_monotonic = time.monotonic
+from . import _base, _deadline, _floor, _lease, _parking
+from ._lease import OBSERVING as _OBSERVING, AsyncReadLease as _AsyncReadLease, new_lease, read_path
+from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 
 
 class _AsyncProber:
@@ -90,83 +88,6 @@ class _AsyncProber:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-class _AsyncReadLease:
-    """`async with router.read(...) as conn` (see sync._ReadLease)."""
-
-    __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "node", "conn")
-
-    def __init__(self, router: "AsyncConnectionRouter", session: Optional[Session], level: Consistency,
-                 max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> None:
-        self.router = router
-        self.session = session
-        self.level = level
-        self.max_staleness_ms = max_staleness_ms
-        self.wait_for_replica_ms = wait_for_replica_ms
-
-    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
-        router = self.router
-        # A replica routed to at once needs no wait for one: the general path only for the rest.
-        if router._prober is not None and not router._closed:
-            d = router._route_fast(self.session, self.level, self.max_staleness_ms)
-            node = d.node
-            if node is not None and node != router._primary:
-                try:
-                    conn = router._parked[node].pop()
-                except IndexError:
-                    try:
-                        conn = await router.pools[node].getconn()
-                    except psycopg_pool.PoolTimeout as exc:
-                        router.core.count_failed_read()
-                        raise router._timeout(node) from exc
-                    except psycopg_pool.PoolClosed as exc:
-                        raise _core.ConnectionError("the router is closed") from exc
-                # Idle a while: checked with one poll() (as _acquire does); a closed one marks
-                # the replica down and the general path routes the read again.
-                if (_monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S
-                        or not _base.idle_socket_closed(conn)):
-                    router._record(d)
-                    router.last_route = d
-                    self.node, self.conn = node, conn
-                    return conn
-                await router._discard_closed(node, conn)
-                router.core.count("read_retries")
-        try:
-            self.node, self.conn = await router._lease_read(self.session, self.level, self.max_staleness_ms,
-                                                            self.wait_for_replica_ms)
-        except BaseException:
-            router.core.count_failed_read()
-            raise
-        return self.conn
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        router, conn, node = self.router, self.conn, self.node
-        core = router.core
-        if exc is None and (self.session is None or self.level not in _OBSERVING):
-            if not router._parking.park(node, conn):
-                await router.pools[node].putconn(conn)
-            core.count_read(node)
-            return
-        try:
-            if exc is None and self.session is not None and self.level in _OBSERVING:
-                cur = _base.tuple_cursor(conn)
-                await cur.execute(OBSERVE_SQL)
-                row = await cur.fetchone()
-                if row is not None:
-                    core.observe(self.session, row, node)
-        except BaseException as failure:
-            exc = failure
-            raise
-        finally:
-            if exc is not None:
-                core.count_failed_read()
-                await router._fail_async(node, conn, exc)
-                await router.pools[node].putconn(conn)  # after an error the pool judges the connection
-            else:
-                await router._release(node, conn)
-        if exc is None:
-            core.count_read(node)
-
-
 class AsyncConnectionRouter:
     """The asyncio twin of ConnectionRouter (same options, semantics and counters)::
 
@@ -190,15 +111,17 @@ class AsyncConnectionRouter:
         self._pool_kwargs = _base.pool_kwargs(pool_kwargs, opts)
         self._timeout_s = float(self._pool_kwargs["timeout"])
         self._wait_ms = opts.wait_for_replica_ms
-        self._route_fast = self.core.router.route_read_fast
         self._record = self.core.router.record
         self._primary = self.core.primary
         self.pools: Dict[str, psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]] = {}
         self._prober: Optional[_AsyncProber] = None
         self._parking = _parking.Parking(self.core.dsns, _parking.allowed(self._pool_kwargs))
         self._parked = self._parking.lists
+        self._path = read_path(self.core, self._parking)
+        self._enter, self._leave = self._path.enter, self._path.leave  # the read path's two calls
+        # read() as a builtin of the core (see ConnectionRouter.__init__).
+        self.__dict__["read"] = self._path.fast_read(self, _lease.ASYNC_HOOKS, True)
         self._closed = False
-        self.last_route: Optional[Any] = None
 
     async def open(self) -> "AsyncConnectionRouter":
         """Opens the pools and starts the prober tasks."""
@@ -251,6 +174,8 @@ class AsyncConnectionRouter:
 
     async def _acquire(self, node: str) -> Optional[psycopg.AsyncConnection[Any]]:
         """As ConnectionRouter._acquire."""
+        if self._prober is None:  # not open (no pools yet): _getconn says so
+            return await self._getconn(node)
         pool = self.pools[node]
         check_all = node == self.core.primary
         for _ in range(pool.max_size + 1):
@@ -321,11 +246,17 @@ class AsyncConnectionRouter:
 
     def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
              max_staleness_ms: Optional[float] = None,
-             wait_for_replica_ms: Optional[_base.WaitMs] = None) -> "_AsyncReadLease":
+             wait_for_replica_ms: Optional[_base.WaitMs] = None) -> _AsyncReadLease:
         """As ConnectionRouter.read: ``async with router.read(session) as conn``."""
-        if wait_for_replica_ms is not None:
-            wait_for_replica_ms = _base.wait_ms_of(wait_for_replica_ms)
-        return _AsyncReadLease(self, session, _base.level_of(consistency), max_staleness_ms, wait_for_replica_ms)
+        lease: _AsyncReadLease = new_lease(_AsyncReadLease)
+        lease.router = self
+        lease.session = session
+        # The member itself first: an Enum member hashes in Python, level_of's dict lookup is for names.
+        lease.level = level = consistency if type(consistency) is Consistency else _base.level_of(consistency)
+        lease.max_staleness_ms = max_staleness_ms
+        lease.wait_for_replica_ms = None if wait_for_replica_ms is None else _base.wait_ms_of(wait_for_replica_ms)
+        lease.observe = session is not None and level in _OBSERVING
+        return lease
 
     async def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
                           wait_for_replica_ms: Optional[_base.WaitMs]) -> Tuple[str, psycopg.AsyncConnection[Any]]:
@@ -341,7 +272,7 @@ class AsyncConnectionRouter:
                 if node == self._primary and session is not None and level in _OBSERVING:
                     await self._await_floor(node, conn, session)
                 self._record(d)
-                self.last_route = d
+                self._path.last_route = d
                 return node, conn
             self.core.count("read_retries")
         raise _core.ConnectionError("no node can serve this read: connections lost")  # pragma: no cover
@@ -421,6 +352,11 @@ class AsyncConnectionRouter:
         return None if row is None else str(row[0])
 
     # ------------------------------------------------------------------ state
+    @property
+    def last_route(self) -> Optional[_core.Decision]:
+        """The routing Decision of the latest read leased (None before the first)."""
+        return self._path.last_route
+
     def stats(self) -> Dict[str, int]:
         """Counters since construction (DatabaseStats' names)."""
         return self.core.stats()
@@ -450,6 +386,7 @@ class AsyncConnectionRouter:
             return
         self._closed = True
         self._parking.closed = True
+        self._path.close()
         if self._prober is not None:
             await self._prober.close()
         for name in self.pools:

@@ -13,11 +13,9 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base, _deadline, _floor, _parking
-from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, OBSERVE_SQL, Core, Failure, classify
-
-_OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
-_monotonic = time.monotonic
+from . import _base, _deadline, _floor, _lease, _parking
+from ._lease import OBSERVING as _OBSERVING, ReadLease as _ReadLease, new_lease, read_path
+from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 
 
 class _Prober:
@@ -85,84 +83,6 @@ class _Prober:
                    + self.core.options.connect_timeout_ms / 1000.0 + 5.0)
 
 
-class _ReadLease:
-    """`with router.read(...) as conn`: leases on enter; on exit observes (Monotonic/Causal),
-    counts, classifies a failure and returns the connection to its pool. A class rather than
-    a generator: this path is the one the benchmark measures."""
-
-    __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "node", "conn")
-
-    def __init__(self, router: "ConnectionRouter", session: Optional[Session], level: Consistency,
-                 max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> None:
-        self.router = router
-        self.session = session
-        self.level = level
-        self.max_staleness_ms = max_staleness_ms
-        self.wait_for_replica_ms = wait_for_replica_ms
-
-    def __enter__(self) -> psycopg.Connection[Any]:
-        router = self.router
-        # The common case inline (a replica routed to at once, so no wait for one, and a
-        # connection used within the last second, parked or pooled); the rest takes the general path.
-        if not router._closed:
-            d = router._route_fast(self.session, self.level, self.max_staleness_ms)
-            node = d.node
-            if node is not None and node != router._primary:
-                try:
-                    conn = router._parked[node].pop()
-                except IndexError:
-                    try:
-                        conn = router.pools[node].getconn()
-                    except psycopg_pool.PoolTimeout as exc:
-                        router.core.count_failed_read()
-                        raise router._timeout(node) from exc
-                    except psycopg_pool.PoolClosed as exc:
-                        raise _core.ConnectionError("the router is closed") from exc
-                # Idle a while: checked with one poll() (as _acquire does); a closed one marks
-                # the replica down and the general path routes the read again.
-                if (_monotonic() - getattr(conn, "_replikit_idle_since", 0.0) < CHECK_IDLE_S
-                        or not _base.idle_socket_closed(conn)):
-                    router._record(d)
-                    router.last_route = d
-                    self.node, self.conn = node, conn
-                    return conn
-                router._discard_closed(node, conn)
-                router.core.count("read_retries")
-        try:
-            self.node, self.conn = router._lease_read(self.session, self.level, self.max_staleness_ms,
-                                                      self.wait_for_replica_ms)
-        except BaseException:
-            router.core.count_failed_read()
-            raise
-        return self.conn
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        router, conn, node = self.router, self.conn, self.node
-        core = router.core
-        if exc is None and (self.session is None or self.level not in _OBSERVING):
-            if not router._parking.park(node, conn):
-                router.pools[node].putconn(conn)
-            core.count_read(node)
-            return
-        try:
-            if exc is None and self.session is not None and self.level in _OBSERVING:
-                row = _base.tuple_cursor(conn).execute(OBSERVE_SQL).fetchone()
-                if row is not None:
-                    core.observe(self.session, row, node)
-        except BaseException as failure:
-            exc = failure
-            raise
-        finally:
-            if exc is not None:
-                core.count_failed_read()
-                router._fail(node, conn, exc, False)
-                router.pools[node].putconn(conn)  # after an error the pool judges the connection
-            else:
-                router._release(node, conn)
-        if exc is None:
-            core.count_read(node)
-
-
 class ConnectionRouter:
     """replikit routing over psycopg 3 connections, a psycopg_pool.ConnectionPool per node::
 
@@ -203,7 +123,6 @@ class ConnectionRouter:
         self._pool_kwargs = _base.pool_kwargs(pool_kwargs, opts)
         self._timeout_s = float(self._pool_kwargs["timeout"])
         self._wait_ms = opts.wait_for_replica_ms
-        self._route_fast = self.core.router.route_read_fast
         self._record = self.core.router.record
         self._primary = self.core.primary
         self.pools: Dict[str, psycopg_pool.ConnectionPool[psycopg.Connection[Any]]] = {}
@@ -217,9 +136,13 @@ class ConnectionRouter:
             raise
         self._parking = _parking.Parking(self.core.dsns, _parking.allowed(self._pool_kwargs))
         self._parked = self._parking.lists
+        self._path = read_path(self.core, self._parking)
+        self._enter, self._leave = self._path.enter, self._path.leave  # the read path's two calls
+        # read() as a builtin of the core over the same path (the method below is its Python
+        # twin, which the builtin falls back on): a routed read's common case runs no Python frame.
+        self.__dict__["read"] = self._path.fast_read(self, _lease.SYNC_HOOKS)
         self._closed = False
         self._prober = _Prober(self.core, self._sweep)
-        self.last_route: Optional[Any] = None
 
     def _node_pool_kwargs(self, node: str) -> Dict[str, Any]:
         """The pool keywords of `node`: its connection class bounds every call (see _deadline)."""
@@ -312,13 +235,19 @@ class ConnectionRouter:
 
     def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
              max_staleness_ms: Optional[float] = None,
-             wait_for_replica_ms: Optional[_base.WaitMs] = None) -> "_ReadLease":
+             wait_for_replica_ms: Optional[_base.WaitMs] = None) -> _ReadLease:
         """A context manager giving a pooled connection to the node the router picks for this
         read (``last_route``). Monotonic/Causal reads with a session record what they saw (one
         round trip after the block, on the same connection)."""
-        if wait_for_replica_ms is not None:
-            wait_for_replica_ms = _base.wait_ms_of(wait_for_replica_ms)
-        return _ReadLease(self, session, _base.level_of(consistency), max_staleness_ms, wait_for_replica_ms)
+        lease: _ReadLease = new_lease(_ReadLease)
+        lease.router = self
+        lease.session = session
+        # The member itself first: an Enum member hashes in Python, level_of's dict lookup is for names.
+        lease.level = level = consistency if type(consistency) is Consistency else _base.level_of(consistency)
+        lease.max_staleness_ms = max_staleness_ms
+        lease.wait_for_replica_ms = None if wait_for_replica_ms is None else _base.wait_ms_of(wait_for_replica_ms)
+        lease.observe = session is not None and level in _OBSERVING
+        return lease
 
     def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
                     wait_for_replica_ms: Optional[_base.WaitMs]) -> Tuple[str, psycopg.Connection[Any]]:
@@ -334,7 +263,7 @@ class ConnectionRouter:
                 if node == self._primary and session is not None and level in _OBSERVING:
                     self._await_floor(node, conn, session)
                 self._record(d)
-                self.last_route = d
+                self._path.last_route = d
                 return node, conn
             self.core.count("read_retries")
         raise _core.ConnectionError("no node can serve this read: connections lost")  # pragma: no cover
@@ -415,6 +344,11 @@ class ConnectionRouter:
         return None if row is None else str(row[0])
 
     # ------------------------------------------------------------------ state
+    @property
+    def last_route(self) -> Optional[_core.Decision]:
+        """The routing Decision of the latest read leased (None before the first)."""
+        return self._path.last_route
+
     def stats(self) -> Dict[str, int]:
         """Counters since construction (DatabaseStats' names)."""
         return self.core.stats()
@@ -443,6 +377,7 @@ class ConnectionRouter:
             return
         self._closed = True
         self._parking.closed = True
+        self._path.close()
         self._prober.close()
         for name in self.pools:
             self._return_parked(name, self._parking.take_all(name))

@@ -1,0 +1,290 @@
+#pragma once
+// ReadPath: the per-read fast path of replikit.psycopg's connection routers (bound in
+// bind_read_path.cpp; the routers' read() leases built on it in read_lease.cpp).
+#include <pybind11/pybind11.h>
+
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "convert.hpp"
+#include "replikit/router.hpp"
+#include "routing_values.hpp"
+
+namespace replikit::bindings {
+
+namespace read_path_detail {
+
+constexpr long kTransactionIdle = 0;  // libpq's PQTRANS_IDLE (psycopg.pq.TransactionStatus.IDLE)
+
+/// An attribute name, interned once (the module lives as long as the interpreter).
+inline PyObject* interned(const char* text) {
+  PyObject* s = PyUnicode_InternFromString(text);
+  if (s == nullptr) throw py::error_already_set();
+  return s;
+}
+
+/// A float attribute of `obj`, or `missing` when it has none.
+inline double float_attr(PyObject* obj, PyObject* name, double missing) {
+  PyObject* v = PyObject_GetAttr(obj, name);
+  if (v == nullptr) {
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::error_already_set();
+    PyErr_Clear();
+    return missing;
+  }
+  const double out = PyFloat_AsDouble(v);
+  Py_DECREF(v);
+  if (out == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  return out;
+}
+
+/// time.monotonic().
+inline double monotonic_s() { return static_cast<double>(monotonic_ns()) / 1e9; }
+
+}  // namespace read_path_detail
+
+using read_path_detail::float_attr;
+using read_path_detail::interned;
+using read_path_detail::kTransactionIdle;
+using read_path_detail::monotonic_s;
+
+/// A connection router's read path: routes, leases parked connections, counts and parks.
+class ReadPath {
+ public:
+  ReadPath(const py::handle& router, const py::handle& primary, const py::handle& parked, const py::handle& counters,
+           const py::handle& parking, const py::handle& check_idle_s)
+      : parking_(to_bool(parking, "parking")), check_idle_s_(to_double(check_idle_s, "check_idle_s")) {
+    if (!py::isinstance<Router>(router)) wrong_type("router", "a replikit.Router", router);
+    router_ = router.cast<std::shared_ptr<Router>>();
+    if (!py::isinstance<py::dict>(parked)) wrong_type("parked", "a dict of lists", parked);
+    if (!py::isinstance<py::tuple>(counters)) wrong_type("counters", "a tuple of iterators", counters);
+    const Topology& t = *router_->topology();
+    primary_ = t.index_of(to_str(primary, "primary"), "primary");
+    parked_.resize(static_cast<std::size_t>(t.size()));  // empty lists: a node left out parks nothing seen
+    for (int i = 0; i < t.size(); ++i) names_.emplace_back(t.name(i));
+    for (const auto& [key, list] : py::reinterpret_borrow<py::dict>(parked)) {
+      const int i = t.find(to_str(key, "parked"));
+      if (i < 0) throw InvalidArgument("parked", "not a node of the router: '" + to_str(key, "parked") + "'");
+      if (!py::isinstance<py::list>(list)) wrong_type("parked", "a dict of lists", list);
+      parked_[static_cast<std::size_t>(i)] = py::reinterpret_borrow<py::list>(list);
+    }
+    const auto counted = py::reinterpret_borrow<py::tuple>(counters);
+    if (counted.size() != 3) throw InvalidArgument("counters", "expected (reads, reads_on_primary, reads_on_replicas)");
+    for (const auto& c : counted) {
+      if (!PyIter_Check(c.ptr())) wrong_type("counters", "iterators (itertools.count)", c);
+    }
+    reads_ = counted[0];
+    on_primary_ = counted[1];
+    on_replicas_ = counted[2];
+  }
+
+  // Routes a read (not counted) and, when a replica is chosen whose newest idle connection was
+  // used within check_idle_s, takes that connection into `conn` and records the decision: its
+  // slot. Else -1 and nothing changed: the caller takes its general path, which routes again.
+  int take(const py::handle& session, const py::handle& consistency, const py::handle& max_staleness_ms,
+           py::object* conn) {
+    if (closed_) return -1;
+    static const Session no_session;  // never changed: routing only reads a session
+    if (!session.is_none() && !py::isinstance<Session>(session)) {
+      wrong_type("session", "a replikit.Session", session);
+    }
+    const Session& s = session.is_none() ? no_session : session.cast<const Session&>();
+    const Consistency k = to_enum<Consistency>(consistency, "consistency");
+    ReadOptions o;
+    if (!max_staleness_ms.is_none()) o.max_staleness_ms = to_ms(max_staleness_ms, "max_staleness_ms");
+    o.count = false;
+    const Decision d = router_->route_read(s, k, wall_ns(), o);
+    if (d.node == kNoNode || d.node == primary_ || static_cast<std::size_t>(d.node) >= parked_.size()) return -1;
+    PyObject* list = parked_[static_cast<std::size_t>(d.node)].ptr();
+    const Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n == 0) return -1;
+    py::object newest = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(list, n - 1));
+    // Idle a while: left parked for the general path, which checks its socket first.
+    if (monotonic_s() - float_attr(newest.ptr(), idle_name(), 0.0) >= check_idle_s_) return -1;
+    if (PyList_SetSlice(list, n - 1, n, nullptr) != 0) throw py::error_already_set();
+    router_->record(d);
+    last_ = d;
+    has_last_ = true;
+    *conn = std::move(newest);
+    return d.node;
+  }
+
+  py::object enter(const py::handle& session, const py::handle& consistency, const py::handle& max_staleness_ms) {
+    py::object conn;
+    const int slot = take(session, consistency, max_staleness_ms, &conn);
+    if (slot < 0) return py::none();
+    return py::make_tuple(names_[static_cast<std::size_t>(slot)], conn);
+  }
+
+  const py::str& name(int slot) const { return names_[static_cast<std::size_t>(slot)]; }
+
+  // A read on `node` served without error: counts it, stamps `conn` idle now and parks it
+  // (newest last) when it may be kept: parking on, the router open, the connection idle (no
+  // transaction) and not past its pool's max_lifetime. False: return it to its pool.
+  bool leave(const py::handle& node, const py::handle& conn) {
+    const std::size_t i = index_of(node);
+    const double now = monotonic_s();
+    py::object stamp = py::reinterpret_steal<py::object>(PyFloat_FromDouble(now));
+    if (!stamp) throw py::error_already_set();
+    if (PyObject_SetAttr(conn.ptr(), idle_name(), stamp.ptr()) != 0) {
+      PyErr_Clear();
+      wrong_type("conn", "a psycopg connection", conn);
+    }
+    count(reads_);
+    count(static_cast<int>(i) == primary_ ? on_primary_ : on_replicas_);
+    if (!parking_ || closed_) return false;
+    const long st = transaction_status(conn);
+    if (st != kTransactionIdle) return false;
+    if (float_attr(conn.ptr(), expire_name(), std::numeric_limits<double>::infinity()) <= now) return false;
+    if (PyList_Append(parked_[i].ptr(), conn.ptr()) != 0) throw py::error_already_set();
+    return true;
+  }
+
+  /// The Python pieces the sync router's fast read() falls back on (see FastLease), with a weak
+  /// reference to the router: the router holds its read(), which holds this path.
+  void set_hooks(const py::handle& router, const py::handle& hooks) {
+    router_ref_ = py::reinterpret_steal<py::object>(PyWeakref_NewRef(router.ptr(), nullptr));
+    if (!router_ref_) {
+      PyErr_Clear();
+      wrong_type("router", "a connection router (weakly referenceable)", router);
+    }
+    const auto hook = [&hooks](const char* name) {
+      py::object v = py::reinterpret_steal<py::object>(PyObject_GetAttrString(hooks.ptr(), name));
+      if (!v) {
+        PyErr_Clear();
+        wrong_type("hooks", std::string("an object with ") + name, hooks);
+      }
+      return v;
+    };
+    slow_lease_ = hook("slow_lease");
+    finish_ = hook("finish");
+    give_back_ = hook("give_back");
+    level_of_ = hook("level_of");
+    wait_ms_of_ = hook("wait_ms_of");
+    default_level_ = hook("DEFAULT_LEVEL");
+    if (!py::isinstance<Consistency>(default_level_)) wrong_type("hooks", "a DEFAULT_LEVEL Consistency", hooks);
+    const py::object observing_obj = hook("OBSERVING");
+    if (!py::isinstance<py::tuple>(observing_obj) || py::len(observing_obj) != 2) {
+      wrong_type("hooks", "an OBSERVING pair of Consistency members", hooks);
+    }
+    const auto observing = py::reinterpret_borrow<py::tuple>(observing_obj);
+    observing_a_ = observing[0];
+    observing_b_ = observing[1];
+    level_type_ = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(Py_TYPE(default_level_.ptr())));
+  }
+
+  /// The router (raises ConnectionError when it is gone).
+  py::object router() const {
+    PyObject* r = PyWeakref_GetObject(router_ref_.ptr());  // borrowed
+    if (r == nullptr) throw py::error_already_set();
+    if (r == Py_None) throw ConnectionError("the router is gone");
+    return py::reinterpret_borrow<py::object>(r);
+  }
+
+  /// A read's consistency as read() takes it: the member itself, else the hook's conversion.
+  py::object level(PyObject* consistency) const {
+    if (consistency == nullptr) return default_level_;
+    if (Py_TYPE(consistency) == reinterpret_cast<PyTypeObject*>(level_type_.ptr())) {
+      return py::reinterpret_borrow<py::object>(consistency);
+    }
+    return level_of_(py::handle(consistency));
+  }
+  py::object wait_ms(PyObject* wait) const {
+    if (wait == Py_None) return py::none();
+    return wait_ms_of_(py::handle(wait));
+  }
+  bool observing(PyObject* level) const { return level == observing_a_.ptr() || level == observing_b_.ptr(); }
+  const py::object& slow_lease() const { return slow_lease_; }
+  const py::object& finish() const { return finish_; }
+  const py::object& give_back() const { return give_back_; }
+
+  /// Parks nothing from now on (the router closes and returns what is parked).
+  void close() noexcept { closed_ = true; }
+
+  py::object last_route() const {
+    if (!has_last_) return py::none();
+    return py::cast(named(*router_->topology(), last_));
+  }
+
+  void set_last_route(const py::handle& decision) {
+    if (decision.is_none()) {
+      has_last_ = false;
+      return;
+    }
+    if (!py::isinstance<NamedDecision>(decision)) wrong_type("last_route", "a replikit.Decision", decision);
+    last_ = decision.cast<const NamedDecision&>().decision;
+    has_last_ = true;
+  }
+
+ private:
+  static PyObject* idle_name() {
+    static PyObject* s = interned("_replikit_idle_since");
+    return s;
+  }
+  static PyObject* expire_name() {  // psycopg_pool's max_lifetime deadline on a pooled connection
+    static PyObject* s = interned("_expire_at");
+    return s;
+  }
+  static PyObject* pgconn_name() {
+    static PyObject* s = interned("pgconn");
+    return s;
+  }
+  static PyObject* status_name() {
+    static PyObject* s = interned("transaction_status");
+    return s;
+  }
+
+  // conn.pgconn.transaction_status (ArgumentTypeError "conn" for anything else than a connection).
+  static long transaction_status(const py::handle& conn) {
+    py::object pgconn = py::reinterpret_steal<py::object>(PyObject_GetAttr(conn.ptr(), pgconn_name()));
+    py::object status;
+    if (pgconn) status = py::reinterpret_steal<py::object>(PyObject_GetAttr(pgconn.ptr(), status_name()));
+    const long st = status ? PyLong_AsLong(status.ptr()) : -1;
+    if (st == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      wrong_type("conn", "a psycopg connection", conn);
+    }
+    return st;
+  }
+
+  static void count(const py::object& counter) {
+    PyObject* v = PyIter_Next(counter.ptr());
+    if (v == nullptr) throw py::error_already_set();
+    Py_DECREF(v);
+  }
+
+  // The slot of `node`: by identity for the names enter() hands out, else by name.
+  std::size_t index_of(const py::handle& node) const {
+    for (std::size_t i = 0; i < names_.size(); ++i) {
+      if (names_[i].ptr() == node.ptr()) return i;
+    }
+    const int i = router_->topology()->index_of(to_str(node, "node"), "node");
+    if (i < 0 || static_cast<std::size_t>(i) >= parked_.size()) throw InvalidArgument("node", "not a node of this router");
+    return static_cast<std::size_t>(i);
+  }
+
+  std::shared_ptr<Router> router_;
+  int primary_ = kNoNode;
+  std::vector<py::str> names_;
+  std::vector<py::list> parked_;
+  py::object reads_, on_primary_, on_replicas_;
+  bool parking_;
+  double check_idle_s_;
+  bool closed_ = false;
+  Decision last_;
+  bool has_last_ = false;
+  py::object router_ref_, slow_lease_, finish_, give_back_, level_of_, wait_ms_of_;
+  py::object default_level_, observing_a_, observing_b_, level_type_;
+};
+
+
+/// The router's read() as a builtin over `path` (a ReadPath): a lease whose common case runs no
+/// Python frame; `hooks` gives the Python general path; `is_async`: `async with` leases.
+py::object make_fast_read(const py::object& path, const py::handle& router, const py::handle& hooks,
+                          const py::handle& is_async);
+/// Creates the lease types (once, when the module loads).
+void make_lease_types();
+
+}  // namespace replikit::bindings
