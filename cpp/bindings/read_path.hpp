@@ -95,6 +95,7 @@ class ReadPath {
     ReadOptions o;
     if (!max_staleness_ms.is_none()) o.max_staleness_ms = to_ms(max_staleness_ms, "max_staleness_ms");
     o.count = false;
+    if (k == Consistency::BoundedStaleness) o.tracker_now_ns = monotonic_ns();  // LagTracker's clock
     const Decision d = router_->route_read(s, k, wall_ns(), o);
     if (d.node == kNoNode || d.node == primary_ || static_cast<std::size_t>(d.node) >= parked_.size()) return -1;
     PyObject* list = parked_[static_cast<std::size_t>(d.node)].ptr();

@@ -247,6 +247,21 @@ def test_stats_and_reasons_read_as_the_core_counts_them(cluster):
         assert info.value.argument == "consistency"
 
 
+def test_bounded_staleness_reads_are_judged_on_the_trackers_clock(cluster):
+    # The first read of a node takes the general path, later ones the parked connection's fast
+    # path: both must compare the bound with the LagTracker's (monotonic) clock.
+    with open_router(cluster) as router:
+        nodes = []
+        for _ in range(20):
+            with router.read(None, consistency="bounded_staleness", max_staleness_ms=60_000.0) as conn:
+                conn.execute("SELECT 1")
+            nodes.append(router.last_route.node)
+        assert all(n != "primary" for n in nodes), nodes
+        with router.read(None, consistency="bounded_staleness", max_staleness_ms=0.0) as conn:
+            conn.execute("SELECT 1")
+        assert router.last_route.node == "primary"
+
+
 def test_failures_are_classified_like_the_cpp_backend(cluster):
     """A server error keeps the node up; an exception in write() rolls the transaction back
     and records nothing; a connect refused with 53300 (a role's connection limit: the server
