@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iterator>
 #include <set>
+#include <utility>
 #include <thread>
 
 #include "replikit/errors.hpp"
@@ -243,6 +244,65 @@ SimConfig sparse_delayed_writes() {
   return c;
 }
 
+// The tracked lag of one replica under sparse delayed writes, checked sample by sample against
+// the probes as the real prober stamps them (client latency d each way, probes every 100 ms):
+// the primary's LSN as of send + d stamped at the send, the replica's positions as of send + d
+// stamped at the answer's arrival (send + 2d). Returns (samples checked, their mean).
+std::pair<int, double> check_tracked_lag(std::uint64_t seed, std::int64_t commit_bytes, double d_ms) {
+  SimConfig c = sparse_delayed_writes();
+  c.write_size_bytes = 176;
+  c.commit_record_bytes = commit_bytes;  // 176: the whole write held, nothing replayed early
+  c.client_latency = LatencyDistribution::constant(d_ms);
+  const SimResult r = simulate(c, seed);
+  const std::int64_t p_ns = 100'000'000, row = 176 - commit_bytes;
+  const std::int64_t d_ns = std::llround(d_ms * 1e6);
+  // Every commit shows in the series as the oldest one not replayed (for 300 ms): its instant,
+  // to the microsecond.
+  const auto commit_us = [&](std::size_t k) {
+    return std::llround(r.sample_times_ms[k] * 1e3 - r.lag_ms[0][k] * 1e3);
+  };
+  std::set<std::int64_t> commits;
+  for (std::size_t k = 0; k < r.sample_times_ms.size(); ++k) {
+    if (!std::isnan(r.lag_ms[0][k]) && r.lag_ms[0][k] > 0) commits.insert(commit_us(k));
+  }
+  int checked = 0;
+  double tracked_sum = 0;
+  for (std::size_t k = 0; k < r.sample_times_ms.size(); ++k) {
+    const double lag = r.lag_ms[0][k], bytes = r.lag_bytes[0][k], tracked = r.tracked_lag_ms[0][k];
+    if (std::isnan(lag) || lag <= 1.0) continue;  // caught up, or the WAL is still on its way
+    // One write pending (the others long replayed): the replay LSN is its commit record short.
+    if (bytes != static_cast<double>(commit_bytes)) {
+      EXPECT_EQ(std::fmod(bytes - static_cast<double>(commit_bytes), 176.0), 0.0) << k;
+      continue;
+    }
+    // The tracker's answer: the probe sent at t0 reached the primary before the commit, the one
+    // sent at t0 + 100 ms after it, and the primary's samples are stamped at those sends; the
+    // replay LSN (row bytes into the write) crossed at t0 + (row + 1) / 176 of the step. The lag
+    // was last evaluated when the answer of the last probe back by the sample arrived: tp + 2d.
+    const std::int64_t s_ns = std::llround(r.sample_times_ms[k] * 1e6);
+    const std::int64_t commit_ns = commit_us(k) * 1000;
+    const std::int64_t t0 = (commit_ns - d_ns) / p_ns * p_ns, tp = (s_ns - 2 * d_ns) / p_ns * p_ns;
+    if (tp < t0 + p_ns || tp + d_ns - commit_ns < 1'000'000) continue;  // not yet probed past it
+    // Alone between two probes (else the primary's step spans more writes), and held already
+    // when the probe at tp read the replica (the previous write replayed 300 ms after its commit).
+    const auto it = commits.find(commit_us(k));
+    EXPECT_NE(it, commits.end());
+    if (it == commits.end()) continue;
+    const std::int64_t prev_ns = it != commits.begin() ? *std::prev(it) * 1000 : -1;
+    if (prev_ns >= t0 + d_ns || prev_ns + 301'000'000 >= tp + d_ns ||
+        (std::next(it) != commits.end() && *std::next(it) * 1000 <= t0 + p_ns + d_ns)) {
+      continue;
+    }
+    const double crossing_ms = static_cast<double>(t0) * 1e-6 + static_cast<double>(row + 1) / 176.0 * 100.0;
+    EXPECT_NEAR(tracked, static_cast<double>(tp + 2 * d_ns) * 1e-6 - crossing_ms, 0.01) << "sample " << k;
+    tracked_sum += tracked;
+    ++checked;
+  }
+  std::printf("[Sim.TrackedLag] commit record %lld bytes, client latency %.2f ms: %d samples, mean tracked lag %.2f ms\n",
+              static_cast<long long>(commit_bytes), d_ms, checked, checked ? tracked_sum / checked : 0.0);
+  return {checked, checked ? tracked_sum / checked : 0.0};
+}
+
 // PostgreSQL's recoveryApplyDelay holds only commit records: a held write's rows are replayed,
 // and the replay LSN stands at its commit record. The tracker maps that LSN to a time between
 // the primary's samples around the commit (a steady WAL rate), so the tracked lag follows.
@@ -250,55 +310,9 @@ TEST(Sim, ApplyDelayHoldsTheReplayLsnAtTheCommitRecord) {
   const std::uint64_t seed = replikit::testing::printed_seed("Sim.ApplyDelayCommitRecord", 13);
   double mean_tracked[2] = {0, 0};
   for (const std::int64_t commit_bytes : {std::int64_t{40}, std::int64_t{176}}) {
-    SimConfig c = sparse_delayed_writes();
-    c.write_size_bytes = 176;
-    c.commit_record_bytes = commit_bytes;  // 176: the whole write held, nothing replayed early
-    const SimResult r = simulate(c, seed);
-    const std::int64_t p_ns = 100'000'000, row = 176 - commit_bytes;
-    // Every commit shows in the series as the oldest one not replayed (for 300 ms): its instant,
-    // to the microsecond.
-    const auto commit_us = [&](std::size_t k) {
-      return std::llround(r.sample_times_ms[k] * 1e3 - r.lag_ms[0][k] * 1e3);
-    };
-    std::set<std::int64_t> commits;
-    for (std::size_t k = 0; k < r.sample_times_ms.size(); ++k) {
-      if (!std::isnan(r.lag_ms[0][k]) && r.lag_ms[0][k] > 0) commits.insert(commit_us(k));
-    }
-    int checked = 0;
-    double tracked_sum = 0;
-    for (std::size_t k = 0; k < r.sample_times_ms.size(); ++k) {
-      const double lag = r.lag_ms[0][k], bytes = r.lag_bytes[0][k], tracked = r.tracked_lag_ms[0][k];
-      if (std::isnan(lag) || lag <= 1.0) continue;  // caught up, or the WAL is still on its way
-      // One write pending (the others long replayed): the replay LSN is its commit record short.
-      if (bytes != static_cast<double>(commit_bytes)) {
-        EXPECT_EQ(std::fmod(bytes - static_cast<double>(commit_bytes), 176.0), 0.0) << k;
-        continue;
-      }
-      // The tracker's answer, from the probe grid: the primary was last seen before the commit at
-      // t0 and past it at t0 + 100 ms; the replay LSN (row bytes into the write) crossed at
-      // t0 + (row + 1) / 176 of that; the lag was last evaluated at the last probe tp.
-      const std::int64_t s_ns = std::llround(r.sample_times_ms[k] * 1e6);
-      const std::int64_t commit_ns = commit_us(k) * 1000;
-      const std::int64_t t0 = commit_ns / p_ns * p_ns, tp = s_ns / p_ns * p_ns;
-      if (tp < t0 + p_ns || tp - commit_ns < 1'000'000) continue;  // not yet probed past it
-      // Alone between two probes (else the primary's step spans more writes), and held already
-      // at tp (the previous write replayed 300 ms after its commit).
-      const auto it = commits.find(commit_us(k));
-      ASSERT_NE(it, commits.end());
-      const std::int64_t prev_ns = it != commits.begin() ? *std::prev(it) * 1000 : -1;
-      if (prev_ns >= t0 || prev_ns + 301'000'000 >= tp ||
-          (std::next(it) != commits.end() && *std::next(it) * 1000 <= t0 + p_ns)) {
-        continue;
-      }
-      const double crossing_ms = static_cast<double>(t0) * 1e-6 + static_cast<double>(row + 1) / 176.0 * 100.0;
-      EXPECT_NEAR(tracked, static_cast<double>(tp) * 1e-6 - crossing_ms, 0.01) << "sample " << k;
-      tracked_sum += tracked;
-      ++checked;
-    }
-    std::printf("[Sim.ApplyDelayCommitRecord] commit record %lld bytes: %d samples, mean tracked lag %.1f ms\n",
-                static_cast<long long>(commit_bytes), checked, checked ? tracked_sum / checked : 0.0);
+    const auto [checked, mean] = check_tracked_lag(seed, commit_bytes, 0.25);
     EXPECT_GT(checked, 300);
-    mean_tracked[commit_bytes == 176] = checked ? tracked_sum / checked : 0.0;
+    mean_tracked[commit_bytes == 176] = mean;
   }
   // The same samples (one seed): the replay LSN 136 of 176 bytes further on reads as that
   // share of the probe interval less lag.
@@ -311,6 +325,17 @@ TEST(Sim, ApplyDelayHoldsTheReplayLsnAtTheCommitRecord) {
   const SimResult r = simulate(c, seed);
   EXPECT_EQ(r.levels[level(Consistency::ReadYourWrites)].stale, 0u);
   EXPECT_GT(r.levels[level(Consistency::ReadYourWrites)].served_by_primary, 50u);
+}
+
+// The probes as the real prober stamps them: the primary at the send, a replica at the answer's
+// arrival, so a lagging replica's tracked lag carries the probe's round trip (2d on top of the
+// time since the crossing on the send grid). Checked sample by sample at three client latencies
+// (not 0: the answers would arrive at the instants the series samples).
+TEST(Sim, TrackedLagCountsTheProbesRoundTrip) {
+  const std::uint64_t seed = replikit::testing::printed_seed("Sim.TrackedLagRoundTrip", 17);
+  for (const double d_ms : {0.05, 0.25, 2.0}) {
+    EXPECT_GT(check_tracked_lag(seed, 40, d_ms).first, 300) << d_ms;
+  }
 }
 
 TEST(Sim, PromotionEndsTheApplyDelay) {

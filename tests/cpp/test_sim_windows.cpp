@@ -97,13 +97,20 @@ TEST(SimWindows, WindowsPartitionTheRunsReadsAndLagSamples) {
 }
 
 TEST(SimWindows, StaleReadsAndLagFallWhereTheFailoverPutsThem) {
+  // Reads fail only around the crash: those the primary held when it crashed (sent before it)
+  // and those sent to it before the detection; none after the recovery. Few reads go to the
+  // primary (read-your-writes ones with a write not yet seen on a replica), so a run fails one
+  // now and then: counted over seeds.
+  std::uint64_t failed_around = 0;
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    const SimResult s = simulate(crash_with_reads(), seed);
+    failed_around += s.failover_windows[0].reads_failed + s.failover_windows[1].reads_failed;
+    EXPECT_EQ(s.failover_windows[2].reads_failed, 0u) << seed;
+    EXPECT_EQ(s.windows[0].reads_failed + s.windows[4].reads_failed, 0u) << seed;
+  }
+  EXPECT_GT(failed_around, 0u);
   const SimResult r = simulate(crash_with_reads(), 5);
   const auto& f = r.failover_windows;
-  // Reads fail only around the crash: those the primary held when it crashed (sent before it)
-  // and those sent to it before the detection; none after the recovery.
-  EXPECT_GT(f[0].reads_failed + f[1].reads_failed, 0u);
-  EXPECT_EQ(f[2].reads_failed, 0u);
-  EXPECT_EQ(r.windows[0].reads_failed + r.windows[4].reads_failed, 0u);
   // The survivor receives nothing for repoint_ms after the recovery: stale eventual reads and
   // lag of hundreds of ms after it, against a fraction of a ms before the crash.
   const double before = f[0].levels[kEventual].stale_rate(), after = f[2].levels[kEventual].stale_rate();

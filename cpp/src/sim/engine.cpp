@@ -129,6 +129,8 @@ void Simulation::dispatch(const Event& e) {
     case Ev::WriteAcked: if (live(e.id, e.gen)) on_write_acked(e.id); break;
     case Ev::ReadDone: if (live(e.id, e.gen)) on_read_done(e.id); break;
     case Ev::Probe: on_probe(); break;
+    case Ev::ProbeAt: on_probe_at(e.node); break;
+    case Ev::ProbeAnswer: on_probe_answer(e.node); break;
     case Ev::Sample: on_sample(); break;
     case Ev::Heartbeat: on_heartbeat(); break;
     case Ev::Crash: on_crash(); break;

@@ -19,7 +19,7 @@ namespace replikit::sim::detail {
 
 enum class Ev : std::uint8_t {
   WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
-  WriteAcked, ReadDone, Probe, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
+  WriteAcked, ReadDone, Probe, ProbeAt, ProbeAnswer, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
 };
 
 struct Event {
@@ -96,6 +96,12 @@ struct Node {
   std::uint32_t link_gen = 0;  // bumped when the node's connections to the primary are reset
   std::uint8_t timeline = 1;   // the timeline whose WAL it follows (a detached standby: the old one)
   Link wal, acks;
+  // The lag prober's query to this node, as the real prober runs it: sent at probe_sent_ns, the
+  // node's positions read when it arrives there, stamped when its answer is back; one at a time.
+  bool probing = false;
+  bool probed_primary = false;  // the answer is the primary's (else a replica's)
+  std::int64_t probe_sent_ns = 0;
+  Lsn probe_receive{}, probe_replay{};
 };
 
 // A committed write, by sequence (a ring: the last kCommitRing commits).
@@ -151,6 +157,8 @@ class Simulation {
   void on_repoint(int node);
   void take_out(int node);
   void on_probe();
+  void on_probe_at(int node);
+  void on_probe_answer(int node);
   void on_sample();
   void finish(SimResult& r) const;
   // windows.cpp: reads and lag per time window

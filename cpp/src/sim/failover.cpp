@@ -155,12 +155,40 @@ void Simulation::take_out(int node) {
 
 void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
-  const Node& p = nodes_[static_cast<std::size_t>(primary_)];
-  if (p.alive) tracker_->primary_sample(now_, on_timeline(p, lsn(last_seq_)));
+  // As the real prober: one query per node over the client's network (client latency each
+  // way), a node still answering the last one skipped; a dead node never answers.
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
-    if (!is_replica(n)) continue;
-    const Node& r = nodes_[static_cast<std::size_t>(n)];
-    tracker_->replica_sample(n, now_, on_timeline(r, lsn(r.received)), on_timeline(r, replay_lsn(r)));
+    Node& r = nodes_[static_cast<std::size_t>(n)];
+    if (r.probing || !r.alive || r.diverged) continue;
+    r.probing = true;
+    r.probe_sent_ns = now_;
+    events_.push(now_ + draw_ns(client_latency_), Ev::ProbeAt, n);
+  }
+}
+
+void Simulation::on_probe_at(int node) {
+  Node& r = nodes_[static_cast<std::size_t>(node)];
+  if (!r.alive || r.diverged) {
+    r.probing = false;  // lost (the real prober times out and asks again)
+    return;
+  }
+  // The node's positions when the query runs there; the answer travels back.
+  r.probed_primary = node == primary_;
+  r.probe_receive = on_timeline(r, r.probed_primary ? lsn(last_seq_) : lsn(r.received));
+  r.probe_replay = r.probed_primary ? r.probe_receive : on_timeline(r, replay_lsn(r));
+  events_.push(now_ + draw_ns(client_latency_), Ev::ProbeAnswer, node);
+}
+
+void Simulation::on_probe_answer(int node) {
+  Node& r = nodes_[static_cast<std::size_t>(node)];
+  r.probing = false;
+  // The real prober's stamps: the primary's LSN at the probe's send time (it had reached it by
+  // then or later, so a replica's lag is never understated), a replica's at the answer's arrival.
+  // An answer from a node whose role changed meanwhile (a promotion) is dropped.
+  if (r.probed_primary) {
+    if (node == primary_) tracker_->primary_sample(r.probe_sent_ns, r.probe_receive);
+  } else if (is_replica(node)) {
+    tracker_->replica_sample(node, now_, r.probe_receive, r.probe_replay);
   }
 }
 

@@ -112,7 +112,7 @@ struct SimConfig {
   // ---- routing and lag tracking inside the cluster ----
   RouterConfig router;
   LagConfig lag;
-  double probe_interval_ms = 100;  ///< how often the lag tracker samples every node
+  double probe_interval_ms = 100;  ///< how often the lag tracker probes every node (over client_latency)
 
   // ---- faults ----
   double crash_primary_at_ms = -1;  ///< the primary crashes then (< 0: never)

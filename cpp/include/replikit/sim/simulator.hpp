@@ -17,7 +17,9 @@
 /// back (replica latency). A read is routed by the real Router at its arrival, with the real
 /// Session of its level, over the Topology the real LagTracker keeps from probes every
 /// probe_interval_ms; it then waits for a server on its node and sees what that node has
-/// replayed when its service starts.
+/// replayed when its service starts. A probe is stamped as replikit's prober stamps it: it
+/// travels the client latency each way, reads the node's positions when it arrives there, and
+/// the primary's LSN is stamped with the send time, a replica's positions with the answer's.
 ///
 /// A read is stale when the node served lacks a write its level required: read-your-writes
 /// the session's acknowledged writes, monotonic what the session has read, causal both,
