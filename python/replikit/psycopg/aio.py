@@ -14,7 +14,7 @@ from psycopg.pq.abc import PGconn as PGconnType
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
 from . import _base, _deadline, _floor, _lease, _parking
-from ._lease import OBSERVING as _OBSERVING, AsyncReadLease as _AsyncReadLease, new_lease, read_path
+from ._lease import OBSERVING as _OBSERVING, AsyncReadLease as _AsyncReadLease, read_path
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 
 
@@ -248,15 +248,10 @@ class AsyncConnectionRouter:
              max_staleness_ms: Optional[float] = None,
              wait_for_replica_ms: Optional[_base.WaitMs] = None) -> _AsyncReadLease:
         """As ConnectionRouter.read: ``async with router.read(session) as conn``."""
-        lease: _AsyncReadLease = new_lease(_AsyncReadLease)
-        lease.router = self
-        lease.session = session
         # The member itself first: an Enum member hashes in Python, level_of's dict lookup is for names.
-        lease.level = level = consistency if type(consistency) is Consistency else _base.level_of(consistency)
-        lease.max_staleness_ms = max_staleness_ms
-        lease.wait_for_replica_ms = None if wait_for_replica_ms is None else _base.wait_ms_of(wait_for_replica_ms)
-        lease.observe = session is not None and level in _OBSERVING
-        return lease
+        level = consistency if type(consistency) is Consistency else _base.level_of(consistency)
+        wait = None if wait_for_replica_ms is None else _base.wait_ms_of(wait_for_replica_ms)
+        return _lease.slow_lease_async(self, session, level, max_staleness_ms, wait)
 
     async def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
                           wait_for_replica_ms: Optional[_base.WaitMs]) -> Tuple[str, psycopg.AsyncConnection[Any]]:

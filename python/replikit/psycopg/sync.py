@@ -14,7 +14,7 @@ from psycopg.pq.abc import PGconn as PGconnType
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
 from . import _base, _deadline, _floor, _lease, _parking
-from ._lease import OBSERVING as _OBSERVING, ReadLease as _ReadLease, new_lease, read_path
+from ._lease import OBSERVING as _OBSERVING, ReadLease as _ReadLease, read_path
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 
 
@@ -239,15 +239,10 @@ class ConnectionRouter:
         """A context manager giving a pooled connection to the node the router picks for this
         read (``last_route``). Monotonic/Causal reads with a session record what they saw (one
         round trip after the block, on the same connection)."""
-        lease: _ReadLease = new_lease(_ReadLease)
-        lease.router = self
-        lease.session = session
         # The member itself first: an Enum member hashes in Python, level_of's dict lookup is for names.
-        lease.level = level = consistency if type(consistency) is Consistency else _base.level_of(consistency)
-        lease.max_staleness_ms = max_staleness_ms
-        lease.wait_for_replica_ms = None if wait_for_replica_ms is None else _base.wait_ms_of(wait_for_replica_ms)
-        lease.observe = session is not None and level in _OBSERVING
-        return lease
+        level = consistency if type(consistency) is Consistency else _base.level_of(consistency)
+        wait = None if wait_for_replica_ms is None else _base.wait_ms_of(wait_for_replica_ms)
+        return _lease.slow_lease(self, session, level, max_staleness_ms, wait)
 
     def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
                     wait_for_replica_ms: Optional[_base.WaitMs]) -> Tuple[str, psycopg.Connection[Any]]:
