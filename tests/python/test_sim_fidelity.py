@@ -122,7 +122,7 @@ def test_fidelity_rejects_bad_scenario_settings():
 @pytest.mark.pg
 def test_simulator_predicts_a_delayed_replay(tmp_path):
     require_pg_server()
-    data = run_script(tmp_path, "--scenario", "delay", "--run-s", "10", "--calibration", "60", "--seed", "3")
+    data = run_script(tmp_path, "--scenario", "delay", "--run-s", "20", "--calibration", "60", "--seed", "3")
     table = data["comparison"]
     # The insert's WAL, measured: a heap and a btree record, then a commit record (PostgreSQL 15:
     # 136 and 40 bytes).
