@@ -385,7 +385,10 @@ class EtcdCoordinator:
 
     def _campaign(self) -> None:
         kv = self._client.get(self._prefix + "/leader")
-        self._available_again()
+        if self._available_again():
+            # Back from an outage of this host's etcd: a watch that (re)opened "from now" has
+            # missed what was published meanwhile; older or equal revisions are ignored.
+            self._load_topology()
         if kv is not None and self._lease_id and kv.lease == self._lease_id:
             self._resume(kv)
             return
@@ -486,9 +489,12 @@ class EtcdCoordinator:
             self._available = False
             self._reason = f"coordination unavailable ({detail}); keeping the last topology"
 
-    def _available_again(self) -> None:
+    def _available_again(self) -> bool:
+        """Marks etcd reachable; True when it was not."""
         with self._lock:
+            was = self._available
             self._available = True
+        return not was
 
     def _set_reason(self, reason: str) -> None:
         with self._lock:

@@ -149,6 +149,47 @@ def test_a_record_published_between_the_read_and_the_watch_still_arrives(etcd1):
 
 @pytest.mark.pg
 @pytest.mark.etcd
+def test_a_record_published_while_etcd_was_unreachable_arrives_when_it_is_back(etcd1):
+    """b cannot reach etcd at start, and its watch opens only after the leader has published (a
+    partition that heals): b must read what it missed once etcd answers it again."""
+    from replikit.etcd import CoordinationUnavailable, EtcdClient
+    from replikit.testing import LocalCluster
+
+    require_pg_server()
+    prefix = "/replikit/t_partition"
+    with LocalCluster(replicas=1, mode="async") as cluster, EtcdClient(etcd1.endpoints) as client_b:
+        dbs = [_database(cluster), _database(cluster)]
+        a = _coordinator(dbs[0], etcd1, prefix, "a")
+        read_key, open_watch = client_b.get_at, client_b.watch
+        partitioned = [True]
+
+        def get_at(key):
+            if partitioned[0]:
+                raise CoordinationUnavailable("partitioned by the test")
+            return read_key(key)
+
+        def watch(key, **kwargs):  # the stream opens "from now", after a has published
+            a.start()
+            wait_until(lambda: read_key(prefix + "/topology")[0] is not None, WAIT_S, "a's first record")
+            partitioned[0] = False
+            return open_watch(key, **kwargs)
+
+        client_b.get_at, client_b.watch = get_at, watch
+        b = _coordinator(dbs[1], etcd1, prefix, "b", client=client_b)
+        try:
+            b.start()
+            published = read_key(prefix + "/topology")[0]
+            wait_until(lambda: b.status().topology_revision == published.mod_revision, WAIT_S,
+                       "b applying the record published while it could not reach etcd")
+        finally:
+            for c in (a, b):
+                c.stop()
+            for db in dbs:
+                db.close()
+
+
+@pytest.mark.pg
+@pytest.mark.etcd
 def test_one_leader_and_the_topology_reaches_the_other_router(etcd1, caplog):
     from replikit.testing import LocalCluster
 
