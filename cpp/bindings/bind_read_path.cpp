@@ -27,7 +27,7 @@ void bind_read_path(py::module_& m) {
       .def("enter", &ReadPath::enter, py::arg("session"), py::arg("consistency"), py::arg("max_staleness_ms"),
            "Routes a read (session None: one that never wrote; the wall clock). When a replica is chosen whose newest "
            "parked connection was used within check_idle_s: takes it, records the decision and returns (node, conn); "
-           "else None and nothing changed.")
+           "else the decision, not recorded, for the general path to act on (None when closed).")
       .def("leave", &ReadPath::leave, py::arg("node"), py::arg("conn"),
            "Counts a read served on `node`, stamps `conn` idle now and parks it if it may be kept (idle, within its "
            "pool's max_lifetime, parking on, not closed); False: return it to its pool.")

@@ -68,14 +68,16 @@ py::object enter(Lease* l, const char* enter_name) {
     throw InvalidArgument("read", "a read lease is entered once at a time");
   }
   py::object conn;
-  const int slot = l->path->take(l->session, l->level, l->max_staleness_ms, &conn);
+  py::object missed;
+  const int slot = l->path->take(l->session, l->level, l->max_staleness_ms, &conn, &missed);
   if (slot >= 0) {
     l->slot = slot;
     l->conn = conn.inc_ref().ptr();
     return conn;
   }
   py::object slow = l->path->slow_lease()(l->path->router(), py::handle(l->session), py::handle(l->level),
-                                          py::handle(l->max_staleness_ms), py::handle(l->wait_for_replica_ms));
+                                          py::handle(l->max_staleness_ms), py::handle(l->wait_for_replica_ms),
+                                          missed);
   py::object entered = slow.attr(enter_name)();
   l->slow = slow.release().ptr();
   return entered;
@@ -254,13 +256,19 @@ PyTypeObject* lease_type(const char* name, PyMethodDef* methods, bool is_async) 
                                       {Py_tp_methods, nullptr},
                                       {Py_tp_doc, const_cast<char*>("A read lease of a router (async with it).")},
                                       {Py_am_await, reinterpret_cast<void*>(lease_await)},
+                                      {Py_tp_iter, reinterpret_cast<void*>(PyObject_SelfIter)},
                                       {Py_tp_iternext, reinterpret_cast<void*>(lease_next)},
                                       {0, nullptr}};
   PyType_Slot* slots = is_async ? async_slots : sync_slots;
   slots[1].pfunc = methods;
   static PyType_Spec specs[2] = {};
   PyType_Spec& spec = specs[is_async ? 1 : 0];
-  spec = {name, sizeof(Lease), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
+#ifdef Py_TPFLAGS_DISALLOW_INSTANTIATION
+  constexpr unsigned int kFlags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION;
+#else  // Python < 3.10: a lease made by hand has no path, and enter() refuses it
+  constexpr unsigned int kFlags = Py_TPFLAGS_DEFAULT;
+#endif
+  spec = {name, sizeof(Lease), 0, kFlags, slots};
   auto* type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
   if (type == nullptr) throw py::error_already_set();
   return type;

@@ -82,9 +82,12 @@ class ReadPath {
 
   // Routes a read (not counted) and, when a replica is chosen whose newest idle connection was
   // used within check_idle_s, takes that connection into `conn` and records the decision: its
-  // slot. Else -1 and nothing changed: the caller takes its general path, which routes again.
+  // slot. Else -1, and `missed` holds the decision (None when closed): routing moved the
+  // thread's round-robin cursor and sticky budget, so the general path must act on this
+  // decision rather than route again (a second routing would skew the spread of reads).
   int take(const py::handle& session, const py::handle& consistency, const py::handle& max_staleness_ms,
-           py::object* conn) {
+           py::object* conn, py::object* missed) {
+    *missed = py::none();
     if (closed_) return -1;
     static const Session no_session;  // never changed: routing only reads a session
     if (!session.is_none() && !py::isinstance<Session>(session)) {
@@ -97,13 +100,20 @@ class ReadPath {
     o.count = false;
     if (k == Consistency::BoundedStaleness) o.tracker_now_ns = monotonic_ns();  // LagTracker's clock
     const Decision d = router_->route_read(s, k, wall_ns(), o);
-    if (d.node == kNoNode || d.node == primary_ || static_cast<std::size_t>(d.node) >= parked_.size()) return -1;
+    const auto miss = [&]() {
+      *missed = py::cast(named(*router_->topology(), d));
+      return -1;
+    };
+    if (d.node == kNoNode || d.node == primary_ || static_cast<std::size_t>(d.node) >= parked_.size()) return miss();
     PyObject* list = parked_[static_cast<std::size_t>(d.node)].ptr();
     const Py_ssize_t n = PyList_GET_SIZE(list);
-    if (n == 0) return -1;
+    if (n == 0) return miss();
     py::object newest = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(list, n - 1));
     // Idle a while: left parked for the general path, which checks its socket first.
-    if (monotonic_s() - float_attr(newest.ptr(), idle_name(), 0.0) >= check_idle_s_) return -1;
+    if (monotonic_s() - float_attr(newest.ptr(), idle_name(), 0.0) >= check_idle_s_) return miss();
+    // The attribute read above may have run Python code (a user's connection class): take the
+    // connection only if the list is as it was.
+    if (PyList_GET_SIZE(list) != n || PyList_GET_ITEM(list, n - 1) != newest.ptr()) return miss();
     if (PyList_SetSlice(list, n - 1, n, nullptr) != 0) throw py::error_already_set();
     router_->record(d);
     last_ = d;
@@ -114,8 +124,9 @@ class ReadPath {
 
   py::object enter(const py::handle& session, const py::handle& consistency, const py::handle& max_staleness_ms) {
     py::object conn;
-    const int slot = take(session, consistency, max_staleness_ms, &conn);
-    if (slot < 0) return py::none();
+    py::object missed;
+    const int slot = take(session, consistency, max_staleness_ms, &conn, &missed);
+    if (slot < 0) return missed;
     return py::make_tuple(names_[static_cast<std::size_t>(slot)], conn);
   }
 
@@ -140,7 +151,20 @@ class ReadPath {
     if (st != kTransactionIdle) return false;
     if (float_attr(conn.ptr(), expire_name(), std::numeric_limits<double>::infinity()) <= now) return false;
     if (PyList_Append(parked_[i].ptr(), conn.ptr()) != 0) throw py::error_already_set();
+    if (closed_) return !unpark(i, conn);  // closed meanwhile (the checks above may run Python code)
     return true;
+  }
+
+  // Takes `conn` back out of node i's list if it is still there (false: close() took it).
+  bool unpark(std::size_t i, const py::handle& conn) {
+    PyObject* list = parked_[i].ptr();
+    for (Py_ssize_t k = PyList_GET_SIZE(list); k-- > 0;) {
+      if (PyList_GET_ITEM(list, k) == conn.ptr()) {
+        if (PyList_SetSlice(list, k, k + 1, nullptr) != 0) throw py::error_already_set();
+        return true;
+      }
+    }
+    return false;
   }
 
   /// The Python pieces the sync router's fast read() falls back on (see FastLease), with a weak
@@ -178,10 +202,17 @@ class ReadPath {
 
   /// The router (raises ConnectionError when it is gone).
   py::object router() const {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject* r = nullptr;  // a new reference, or nullptr when the router is gone
+    if (PyWeakref_GetRef(router_ref_.ptr(), &r) < 0) throw py::error_already_set();
+    if (r == nullptr) throw ConnectionError("the router is gone");
+    return py::reinterpret_steal<py::object>(r);
+#else
     PyObject* r = PyWeakref_GetObject(router_ref_.ptr());  // borrowed
     if (r == nullptr) throw py::error_already_set();
     if (r == Py_None) throw ConnectionError("the router is gone");
     return py::reinterpret_borrow<py::object>(r);
+#endif
   }
 
   /// A read's consistency as read() takes it: the member itself, else the hook's conversion.

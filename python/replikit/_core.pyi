@@ -626,9 +626,10 @@ class ReadPath:
         """parked: node name -> its idle connections (newest last), shared with the caller;
         counters: (reads, reads_on_primary, reads_on_replicas), advanced per read."""
     def enter(self, session: Optional[Session], consistency: _ConsistencyLike,
-              max_staleness_ms: Optional[float]) -> Optional[Tuple[str, Any]]:
+              max_staleness_ms: Optional[float]) -> Union[Tuple[str, Any], Decision, None]:
         """(node, conn) when a replica is chosen whose newest parked connection was used within
-        check_idle_s (taken, the decision recorded); else None and nothing changed."""
+        check_idle_s (taken, the decision recorded); else the decision, not recorded, for the
+        general path to act on (routing again would skew the spread); None when closed."""
     def leave(self, node: str, conn: Any) -> bool:
         """Counts a read served on `node`, stamps `conn` idle and parks it if it may be kept;
         False: return it to its pool."""

@@ -262,6 +262,20 @@ def test_bounded_staleness_reads_are_judged_on_the_trackers_clock(cluster):
         assert router.last_route.node == "primary"
 
 
+def test_reads_spread_over_the_replicas_and_the_fast_path_serves_them(cluster):
+    # Routing once per read: a read the fast path could not serve (nothing parked yet) acts on the
+    # fast path's decision; routing it again would move the round-robin cursor twice and pin
+    # every read to one replica.
+    with open_router(cluster) as router:
+        nodes = []
+        for _ in range(60):
+            with router.read(None, consistency="eventual") as conn:
+                conn.execute("SELECT 1")
+            nodes.append(router.last_route.node)
+        shares = {n: nodes.count(n) / len(nodes) for n in cluster.replica_names}
+        assert all(share >= 0.3 for share in shares.values()), (shares, nodes)
+
+
 def test_failures_are_classified_like_the_cpp_backend(cluster):
     """A server error keeps the node up; an exception in write() rolls the transaction back
     and records nothing; a connect refused with 53300 (a role's connection limit: the server

@@ -82,6 +82,25 @@ def test_read_your_writes_with_a_paused_replica_async(cluster):
     assert stats["reads_on_replicas"] > 0
 
 
+def test_reads_spread_over_the_replicas_async(cluster):
+    # As the sync test: one routing per read, also when the fast path leases nothing.
+    async def scenario():
+        router = await open_router(cluster)
+        try:
+            nodes = []
+            for _ in range(60):
+                async with router.read(None, consistency="eventual") as conn:
+                    await conn.execute("SELECT 1")
+                nodes.append(router.last_route.node)
+            return nodes
+        finally:
+            await router.close()
+
+    nodes = asyncio.run(scenario())
+    shares = {n: nodes.count(n) / len(nodes) for n in cluster.replica_names}
+    assert all(share >= 0.3 for share in shares.values()), (shares, nodes)
+
+
 def test_dict_row_class_row_and_stats_async(cluster):
     async def scenario():
         async with AsyncConnectionRouter(("primary", cluster.dsn("primary")),

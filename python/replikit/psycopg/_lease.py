@@ -36,26 +36,32 @@ class ReadLease:
     connection; on exit Monotonic/Causal reads observe what they saw, the read is counted, a
     failure classified, and the connection parked for the next read or returned to its pool."""
 
-    __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "observe", "node", "conn")
+    __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "observe", "routed", "node",
+                 "conn")
     router: "ConnectionRouter"
     session: Optional[Session]
     level: Consistency
     max_staleness_ms: Optional[float]
     wait_for_replica_ms: Optional[_base.WaitMs]
     observe: bool  # a Monotonic/Causal read with a session
+    routed: Any  # the fast path's decision when it routed but leased nothing (None: not routed yet)
     node: str
     conn: psycopg.Connection[Any]
 
     def __enter__(self) -> psycopg.Connection[Any]:
         router = self.router
-        # The common case in one call (see _core.ReadPath.enter); else the general path.
-        leased = router._enter(self.session, self.level, self.max_staleness_ms)
-        if leased is not None:
-            self.node, self.conn = leased
-            return self.conn
+        routed = self.routed
+        if routed is None:
+            # The common case in one call (see _core.ReadPath.enter); else the general path acts
+            # on the decision that call made (routing once per read keeps the spread).
+            leased = router._enter(self.session, self.level, self.max_staleness_ms)
+            if type(leased) is tuple:
+                self.node, self.conn = leased
+                return self.conn
+            routed = leased
         try:
             self.node, self.conn = router._lease_read(self.session, self.level, self.max_staleness_ms,
-                                                      self.wait_for_replica_ms)
+                                                      self.wait_for_replica_ms, routed)
         except BaseException:
             router.core.count_failed_read()
             raise
@@ -89,25 +95,30 @@ class ReadLease:
 class AsyncReadLease:
     """`async with router.read(...) as conn` (see ReadLease)."""
 
-    __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "observe", "node", "conn")
+    __slots__ = ("router", "session", "level", "max_staleness_ms", "wait_for_replica_ms", "observe", "routed", "node",
+                 "conn")
     router: "AsyncConnectionRouter"
     session: Optional[Session]
     level: Consistency
     max_staleness_ms: Optional[float]
     wait_for_replica_ms: Optional[_base.WaitMs]
     observe: bool
+    routed: Any
     node: str
     conn: psycopg.AsyncConnection[Any]
 
     async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
         router = self.router
-        leased = router._enter(self.session, self.level, self.max_staleness_ms)
-        if leased is not None:
-            self.node, self.conn = leased
-            return self.conn
+        routed = self.routed
+        if routed is None:
+            leased = router._enter(self.session, self.level, self.max_staleness_ms)
+            if type(leased) is tuple:
+                self.node, self.conn = leased
+                return self.conn
+            routed = leased
         try:
             self.node, self.conn = await router._lease_read(self.session, self.level, self.max_staleness_ms,
-                                                            self.wait_for_replica_ms)
+                                                            self.wait_for_replica_ms, routed)
         except BaseException:
             router.core.count_failed_read()
             raise
@@ -148,28 +159,32 @@ def read_path(core: Core, parking: Any) -> _core.ReadPath:
 
 # ---- the hooks of the routers' read() in the core (ReadPath.fast_read): their general path
 def slow_lease(router: "ConnectionRouter", session: Optional[Session], level: Consistency,
-               max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> ReadLease:
-    """The Python lease of a read the core's fast path did not serve (entered by the caller)."""
-    return _fill(new_lease(ReadLease), router, session, level, max_staleness_ms, wait_for_replica_ms)
+               max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs],
+               routed: Any = None) -> ReadLease:
+    """The Python lease of a read the core's fast path did not serve (entered by the caller);
+    `routed`: the decision the fast path made for it, acted on instead of routing again."""
+    return _fill(new_lease(ReadLease), router, session, level, max_staleness_ms, wait_for_replica_ms, routed)
 
 
 def slow_lease_async(router: "AsyncConnectionRouter", session: Optional[Session], level: Consistency,
-                     max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> AsyncReadLease:
+                     max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs],
+                     routed: Any = None) -> AsyncReadLease:
     """As slow_lease, for `async with`."""
-    return _fill(new_lease(AsyncReadLease), router, session, level, max_staleness_ms, wait_for_replica_ms)
+    return _fill(new_lease(AsyncReadLease), router, session, level, max_staleness_ms, wait_for_replica_ms, routed)
 
 
 _L = TypeVar("_L", ReadLease, AsyncReadLease)
 
 
 def _fill(lease: _L, router: Any, session: Optional[Session], level: Consistency,
-          max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> _L:
+          max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs], routed: Any) -> _L:
     lease.router = router
     lease.session = session
     lease.level = level
     lease.max_staleness_ms = max_staleness_ms
     lease.wait_for_replica_ms = wait_for_replica_ms
     lease.observe = session is not None and level in OBSERVING
+    lease.routed = routed
     return lease
 
 

@@ -223,9 +223,9 @@ class AsyncConnectionRouter:
         return kind
 
     # ------------------------------------------------------------------ routing
-    async def _route(self, session: Optional[Session], level: Consistency,
-                     max_staleness_ms: Optional[float], wait_for_replica_ms: Optional[_base.WaitMs]) -> Any:
-        d = self.core.route_read(session, level, max_staleness_ms)
+    async def _route(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
+                     wait_for_replica_ms: Optional[_base.WaitMs], routed: Any = None) -> Any:
+        d = self.core.route_read(session, level, max_staleness_ms) if routed is None else routed
         if self._prober is None or d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
             return d
         wait_ms = self.core.catch_up_ms(self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms)
@@ -254,9 +254,13 @@ class AsyncConnectionRouter:
         return _lease.slow_lease_async(self, session, level, max_staleness_ms, wait)
 
     async def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
-                          wait_for_replica_ms: Optional[_base.WaitMs]) -> Tuple[str, psycopg.AsyncConnection[Any]]:
+                          wait_for_replica_ms: Optional[_base.WaitMs],
+                          routed: Any = None) -> Tuple[str, psycopg.AsyncConnection[Any]]:
+        """Leases a connection for a read: `routed` (the fast path's decision, not recorded) is acted
+        on first; a node whose connection cannot be had is routed around."""
         for attempt in range(len(self.pools) + 1):
-            d = await self._route(session, level, max_staleness_ms, wait_for_replica_ms if attempt == 0 else 0)
+            d = await self._route(session, level, max_staleness_ms, wait_for_replica_ms if attempt == 0 else 0,
+                                  routed if attempt == 0 else None)
             node = d.node
             if node is None:
                 self._record(d)

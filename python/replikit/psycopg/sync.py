@@ -225,8 +225,8 @@ class ConnectionRouter:
 
     # ------------------------------------------------------------------ routing
     def _route(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
-               wait_for_replica_ms: Optional[_base.WaitMs]) -> Any:
-        d = self.core.route_read(session, level, max_staleness_ms)
+               wait_for_replica_ms: Optional[_base.WaitMs], routed: Any = None) -> Any:
+        d = self.core.route_read(session, level, max_staleness_ms) if routed is None else routed
         if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
             return d
         wait_ms = self.core.catch_up_ms(self._wait_ms if wait_for_replica_ms is None else wait_for_replica_ms)
@@ -245,9 +245,13 @@ class ConnectionRouter:
         return _lease.slow_lease(self, session, level, max_staleness_ms, wait)
 
     def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
-                    wait_for_replica_ms: Optional[_base.WaitMs]) -> Tuple[str, psycopg.Connection[Any]]:
+                    wait_for_replica_ms: Optional[_base.WaitMs],
+                    routed: Any = None) -> Tuple[str, psycopg.Connection[Any]]:
+        """Leases a connection for a read: `routed` (the fast path's decision, not recorded) is acted
+        on first; a node whose connection cannot be had is routed around."""
         for attempt in range(len(self.pools) + 1):
-            d = self._route(session, level, max_staleness_ms, wait_for_replica_ms if attempt == 0 else 0)
+            d = self._route(session, level, max_staleness_ms, wait_for_replica_ms if attempt == 0 else 0,
+                            routed if attempt == 0 else None)
             node = d.node
             if node is None:
                 self._record(d)
