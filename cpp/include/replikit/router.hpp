@@ -18,8 +18,9 @@
 ///    be at most max_staleness_ms stale at now_ns: now_ns - Topology::fresh_as_of_ns (the last
 ///    instant the primary was sampled at or below its replay LSN) is within the bound. That is a
 ///    safe upper bound that grows between probes, not the interpolated lag of the last probe, so
-///    (like MongoDB's maxStalenessSeconds) a bound below the probe interval plus the replication
-///    delay finds no replica and sends the read to the primary (NoReplicaFresh). The Policy picks
+///    a bound below the probe interval plus the replication delay finds no replica and sends the
+///    read to the primary (NoReplicaFresh); MongoDB's maxStalenessSeconds is conservative the same
+///    way (it refuses bounds under its heartbeat interval + 10 s). The Policy picks
 ///    one of those: ReplicaFresh (a staleness bound), ReplicaCaughtUp (an LSN was required) or
 ///    ReplicaAvailable.
 /// 5. When no replica qualifies only because none is known to have replayed the LSN required
