@@ -386,8 +386,7 @@ class EtcdCoordinator:
     def _campaign(self) -> None:
         kv = self._client.get(self._prefix + "/leader")
         if self._available_again():
-            # Back from an outage of this host's etcd: a watch that (re)opened "from now" has
-            # missed what was published meanwhile; older or equal revisions are ignored.
+            # Back from an etcd outage: a watch (re)opened "from now" missed what was published.
             self._load_topology()
         if kv is not None and self._lease_id and kv.lease == self._lease_id:
             self._resume(kv)

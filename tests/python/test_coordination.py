@@ -111,6 +111,20 @@ def _became_leader_ns(coordinator):
     return max(t.at_ns for t in coordinator._lease.transitions if t.to_state == _core.LeaseState.LEADING)
 
 
+def _until_b_applies_a_record(a, b, dbs, read_record, what):
+    """Starts b, waits until it has applied the record read_record() finds once b has started
+    (a's), then stops both coordinators and closes their databases."""
+    try:
+        b.start()
+        published = read_record()
+        wait_until(lambda: b.status().topology_revision == published.mod_revision, WAIT_S, what)
+    finally:
+        for c in (a, b):
+            c.stop()
+        for db in dbs:
+            db.close()
+
+
 @pytest.mark.pg
 @pytest.mark.etcd
 def test_a_record_published_between_the_read_and_the_watch_still_arrives(etcd1):
@@ -135,16 +149,8 @@ def test_a_record_published_between_the_read_and_the_watch_still_arrives(etcd1):
 
         client_b.get_at = read_then_let_a_publish
         b = _coordinator(dbs[1], etcd1, prefix, "b", client=client_b)
-        try:
-            b.start()
-            published = client_b.get(prefix + "/topology")
-            wait_until(lambda: b.status().topology_revision == published.mod_revision, WAIT_S,
-                       "b applying the record published after its read")
-        finally:
-            for c in (a, b):
-                c.stop()
-            for db in dbs:
-                db.close()
+        _until_b_applies_a_record(a, b, dbs, lambda: read_topology(prefix + "/topology")[0],
+                                  "b applying the record published after its read")
 
 
 @pytest.mark.pg
@@ -176,16 +182,8 @@ def test_a_record_published_while_etcd_was_unreachable_arrives_when_it_is_back(e
 
         client_b.get_at, client_b.watch = get_at, watch
         b = _coordinator(dbs[1], etcd1, prefix, "b", client=client_b)
-        try:
-            b.start()
-            published = read_key(prefix + "/topology")[0]
-            wait_until(lambda: b.status().topology_revision == published.mod_revision, WAIT_S,
-                       "b applying the record published while it could not reach etcd")
-        finally:
-            for c in (a, b):
-                c.stop()
-            for db in dbs:
-                db.close()
+        _until_b_applies_a_record(a, b, dbs, lambda: read_key(prefix + "/topology")[0],
+                                  "b applying the record published while it could not reach etcd")
 
 
 @pytest.mark.pg
