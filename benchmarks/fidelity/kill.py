@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -47,6 +48,10 @@ from fidelity.common import TOLERANCE, relative_error
 SIM_MODES = {"async": ("async", 1), "semi_sync": ("semi_sync", 1), "sync_all": ("sync", 1)}
 WRITE_RATE = 200.0  # the writers' nominal rate on the primary: one insert per 5 ms
 CRASH_AT_MS = 1000.0
+CRASH_AT_BEATS = 10  # a twin's crash falls after this many heartbeats, at the measured phase
+MANAGER_CHECK_MS = 5.0  # FailoverManagerOptions.check_interval_ms's default (the benchmark keeps it)
+PROBE_POLL_S = 0.01  # the prober's state is read this often (its probes are ~100 ms apart)
+MAX_PROBE_ROWS = 10_000  # bound of one run's probe log
 
 
 @dataclass
@@ -70,59 +75,158 @@ class Settings:
             raise SystemExit("preset must be fast or fast50")
 
 
-def real_runs(settings: Settings, mode: str, log: Any) -> List[Any]:
-    from failover_bench import describe, local_run, start_replikit_manager
+class ProbeLog:
+    """The primary as the manager's detector sees it: its ReplicatedDatabase's NodeStatus read
+    every PROBE_POLL_S, one row per completed probe (the prober's own stamp of its completion,
+    its round trip, answered or not). Bounded (MAX_PROBE_ROWS); stopped with the manager."""
 
-    results = []
+    def __init__(self, node: str = "primary"):
+        self.node = node
+        self.rows: List[Dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def attach(self, db: Any) -> None:
+        self._thread = threading.Thread(target=self._loop, args=(db,), daemon=True)
+        self._thread.start()
+
+    def _loop(self, db: Any) -> None:
+        seen = None
+        while not self._stop.wait(PROBE_POLL_S) and len(self.rows) < MAX_PROBE_ROWS:
+            st = db.node(self.node)
+            if (st.probes_ok, st.probes_failed) == seen or not st.last_probe_ns:
+                continue
+            answered = st.probes_ok > (seen[0] if seen else 0)
+            seen = (st.probes_ok, st.probes_failed)
+            self.rows.append({"at": st.last_probe_ns / 1e9, "rtt_ms": st.probe_rtt_ms, "answered": answered,
+                              "ok": st.probes_ok, "failed": st.probes_failed})
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+
+def probe_inputs(rows: List[Dict[str, Any]], killed_at: float, interval_ms: float) -> Dict[str, float]:
+    """The detector's timing measured before the kill: the prober's period (send to send of the
+    answered probes, the first one, which connects, left out) and the kill's phase (kill - the
+    last answered probe's send). A probe due before the kill but unanswered by it was sent to
+    the stopping instance and counts as missed at the kill: the phase is at most one period."""
+    sends = [r["at"] - r["rtt_ms"] / 1000.0 for r in rows if r["answered"] and r["at"] < killed_at]
+    if len(sends) < 2:
+        raise RuntimeError("fewer than 2 probes of the primary answered before the kill")
+    gaps = [(b - a) * 1000.0 for a, b in zip(sends[1:], sends[2:]) if 0.5 * interval_ms < (b - a) * 1000.0 < 1.5 * interval_ms]
+    period = statistics.fmean(gaps) if gaps else interval_ms
+    phase = (killed_at - sends[-1]) * 1000.0
+    return {"period_ms": period, "late_ms": max(0.0, period - interval_ms), "phase_ms": min(phase, period),
+            "phase_raw_ms": phase, "probes_before": len(sends)}
+
+
+def real_runs(settings: Settings, mode: str, log: Any) -> List[Dict[str, Any]]:
+    """``runs`` kills; each with its detection, recovery and the prober's timing before it."""
+    from failover_bench import REPLIKIT_PRESETS, describe, local_run, start_replikit_manager
+
+    interval_ms = REPLIKIT_PRESETS[settings.preset][2]
+    runs = []
     for i in range(settings.runs):
-        result = local_run(lambda c: start_replikit_manager(c, settings.preset), mode, False)
+        probes = ProbeLog()
+
+        def start(cluster: Any, probes: ProbeLog = probes) -> Any:
+            manager = start_replikit_manager(cluster, settings.preset, on_db=probes.attach)
+            inner = manager.stop
+
+            def stop() -> None:
+                probes.stop()  # before the manager closes its database
+                inner()
+
+            manager.stop = stop
+            return manager
+
+        result = local_run(start, mode, False)
         log(f"  {mode} run {i + 1}/{settings.runs}: {describe(result)}")
         if result.seconds is None or result.detect_s is None or result.promote_s is None:
             raise RuntimeError(f"a {mode} failover did not complete: {result.note}")
-        results.append(result)
-    return results
+        inputs = probe_inputs(probes.rows, result.failed_at, interval_ms)
+        runs.append({"detection_ms": result.detect_s * 1000.0, "recovery_ms": result.seconds * 1000.0,
+                     "promotion_ms": (result.seconds - result.detect_s) * 1000.0,
+                     "pg_promote_ms": result.promote_s * 1000.0, "lost": result.lost,
+                     "acked_before": result.acked_before, **inputs,
+                     "probes": [dict(r, at_ms=(r["at"] - result.failed_at) * 1000.0) for r in probes.rows
+                                if abs(r["at"] - result.failed_at) < 1.0]})
+    return runs
 
 
-def real_figures(results: List[Any]) -> Dict[str, float]:
-    return {
-        "detection_ms": statistics.median(r.detect_s for r in results) * 1000.0,
-        "promotion_ms": statistics.median(r.seconds - r.detect_s for r in results) * 1000.0,
-        "pg_promote_ms": statistics.median(r.promote_s for r in results) * 1000.0,
-        "recovery_ms": statistics.median(r.seconds for r in results) * 1000.0,
-        "lost_acknowledged": statistics.fmean(r.lost for r in results),
-        "acknowledged_before": statistics.fmean(r.acked_before for r in results),
+def real_figures(runs: List[Dict[str, Any]]) -> Dict[str, float]:
+    out = {
+        "detection_ms": statistics.median(r["detection_ms"] for r in runs),
+        "promotion_ms": statistics.median(r["promotion_ms"] for r in runs),
+        "pg_promote_ms": statistics.median(r["pg_promote_ms"] for r in runs),
+        "recovery_ms": statistics.median(r["recovery_ms"] for r in runs),
+        "lost_acknowledged": statistics.fmean(r["lost"] for r in runs),
+        "acknowledged_before": statistics.fmean(r["acked_before"] for r in runs),
+        "phase_ms": statistics.median(r["phase_ms"] for r in runs),
+        "late_ms": statistics.median(r["late_ms"] for r in runs),
     }
+    for key in ("detection_ms", "recovery_ms", "phase_ms"):
+        out[key + "_min"] = min(r[key] for r in runs)
+        out[key + "_max"] = max(r[key] for r in runs)
+    return out
 
 
-def sim_config(settings: Settings, mode: str, promotion_ms: float, seed: int) -> Any:
+def sim_config(settings: Settings, mode: str, promotion_ms: float, seed: int,
+               run: Optional[Dict[str, Any]] = None) -> Any:
+    """Without ``run``: the kill at a seeded phase uniform over one heartbeat interval, the
+    heartbeats exactly one interval apart, detection at the heartbeat (the model before the
+    prober's timing was measured). With ``run``: that kill's twin: its heartbeats at the
+    prober's measured period (heartbeat_late_ms), the kill at its measured phase, the manager
+    acting at a uniform phase of its check_interval_ms loop."""
     from failover_bench import REPLIKIT_PRESETS
 
     from replikit.sim import SimConfig
 
     _, _, interval_ms, misses = REPLIKIT_PRESETS[settings.preset]
     sim_mode, sync_count = SIM_MODES[mode]
-    crash = CRASH_AT_MS + random.Random(seed).uniform(0.0, interval_ms)
+    timing: Dict[str, float] = {}
+    if run is None:
+        crash = CRASH_AT_MS + random.Random(seed).uniform(0.0, interval_ms)
+    else:
+        crash = CRASH_AT_BEATS * (interval_ms + run["late_ms"]) + run["phase_ms"]
+        timing = {"heartbeat_late_ms": run["late_ms"], "check_interval_ms": MANAGER_CHECK_MS}
     return SimConfig(duration_ms=crash + 3000.0, write_rate_per_s=WRITE_RATE, read_rate_per_s=0.0,
                      replicas=2, names=["primary", "r1", "r2"], mode=sim_mode, sync_count=sync_count,
                      crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms, missed_heartbeats=misses,
-                     promote_ms=promotion_ms, failover_model="core")
+                     promote_ms=promotion_ms, failover_model="core", **timing)
 
 
-def sim_figures(settings: Settings, mode: str, promotion_ms: float) -> Dict[str, float]:
+def _summary(failovers: List[Dict[str, Any]], promotion_ms: float) -> Dict[str, float]:
+    if any(f["recovery_ms"] < 0 for f in failovers):
+        raise RuntimeError("a simulated failover did not complete")
+    detections = [f["detection_ms"] for f in failovers]
+    recoveries = [f["recovery_ms"] for f in failovers]
+    return {
+        "detection_ms": statistics.median(detections),
+        "detection_ms_min": min(detections), "detection_ms_max": max(detections),
+        "promotion_ms": promotion_ms,
+        "recovery_ms": statistics.median(recoveries),
+        "recovery_ms_min": min(recoveries), "recovery_ms_max": max(recoveries),
+        "lost_acknowledged": statistics.fmean(f["writes_lost_acknowledged"] for f in failovers),
+    }
+
+
+def sim_figures(settings: Settings, mode: str, promotion_ms: float,
+                runs: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """The prediction: with ``runs``, each real kill's twin over ``sim_runs`` seeds, pooled
+    (and per kill, ``twins``); without, kills at a uniform phase."""
     from replikit.sim import simulate
 
-    runs = [simulate(sim_config(settings, mode, promotion_ms, seed), seed).failover
-            for seed in range(settings.seed, settings.seed + settings.sim_runs)]
-    if any(f["recovery_ms"] < 0 for f in runs):
-        raise RuntimeError(f"a simulated {mode} failover did not complete")
-    return {
-        "detection_ms": statistics.median(f["detection_ms"] for f in runs),
-        "detection_ms_min": min(f["detection_ms"] for f in runs),
-        "detection_ms_max": max(f["detection_ms"] for f in runs),
-        "promotion_ms": promotion_ms,
-        "recovery_ms": statistics.median(f["recovery_ms"] for f in runs),
-        "lost_acknowledged": statistics.fmean(f["writes_lost_acknowledged"] for f in runs),
-    }
+    seeds = range(settings.seed, settings.seed + settings.sim_runs)
+    if runs is None:
+        return _summary([simulate(sim_config(settings, mode, promotion_ms, s), s).failover for s in seeds],
+                        promotion_ms)
+    twins = [[simulate(sim_config(settings, mode, promotion_ms, s, run), s).failover for s in seeds] for run in runs]
+    out: Dict[str, Any] = _summary([f for twin in twins for f in twin], promotion_ms)
+    out["twins"] = [statistics.median(f["detection_ms"] for f in twin) for twin in twins]
+    return out
 
 
 FIGURES = [
@@ -131,6 +235,12 @@ FIGURES = [
     ("recovery_ms", "kill -> writes accepted, median (ms)", "model + input"),
     ("lost_acknowledged", "acknowledged writes lost, mean per kill", "absolute"),
 ]
+
+
+def settings_interval(settings: Settings) -> float:
+    from failover_bench import REPLIKIT_PRESETS
+
+    return REPLIKIT_PRESETS[settings.preset][2]
 
 
 def compare(real: Dict[str, float], sim: Dict[str, float]) -> Dict[str, Dict[str, Any]]:
@@ -202,9 +312,12 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
     started = time.monotonic()
     for mode in settings.mode_list():
         log(f"{mode}: {settings.runs} real kills (replikit FailoverManager, preset {settings.preset}) ...")
-        real = real_figures(real_runs(settings, mode, log))
-        sim = sim_figures(settings, mode, real["promotion_ms"])
-        out[mode] = {"real": real, "sim": sim, "comparison": compare(real, sim)}
+        runs = real_runs(settings, mode, log)
+        real = real_figures(runs)
+        sim = sim_figures(settings, mode, real["promotion_ms"], runs)
+        uniform = sim_figures(settings, mode, real["promotion_ms"])
+        out[mode] = {"real": real, "sim": sim, "comparison": compare(real, sim), "runs": runs,
+                     "sim_uniform_phase": uniform, "comparison_uniform_phase": compare(real, uniform)}
         if settings.read_runs:
             out[mode]["reads"] = reads_comparison(settings, mode, real["promotion_ms"], log)
             all_reads["real"] += out[mode]["reads"].pop("real_counts")
@@ -213,10 +326,23 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
     log(f"simulated: {settings.sim_runs} seeded runs per mode (seeds {settings.seed}.."
         f"{settings.seed + settings.sim_runs - 1}); real and simulated {time.monotonic() - started:.0f} s")
     for mode, result in out.items():
+        real, sim, pad = result["real"], result["sim"], " " * (len(mode) + 2)
         print_table(mode, result["comparison"], log)
-        log(f"{'':{len(mode) + 2}}simulated detections {result['sim']['detection_ms_min']:.0f}.."
-            f"{result['sim']['detection_ms_max']:.0f} ms; pg_promote returned after "
-            f"{result['real']['pg_promote_ms']:.0f} ms (median; it polls every 100 ms)")
+        log(f"{pad}spread over the kills: detection {real['detection_ms_min']:.0f}..{real['detection_ms_max']:.0f} ms "
+            f"measured, {sim['detection_ms_min']:.0f}..{sim['detection_ms_max']:.0f} simulated; kill -> writes "
+            f"accepted {real['recovery_ms_min']:.0f}..{real['recovery_ms_max']:.0f} measured, "
+            f"{sim['recovery_ms_min']:.0f}..{sim['recovery_ms_max']:.0f} simulated")
+        errors = [t - r["detection_ms"] for t, r in zip(sim["twins"], result["runs"])]
+        log(f"{pad}inputs measured before each kill: the kill {real['phase_ms']:.0f} ms after the last answered probe "
+            f"(median; {real['phase_ms_min']:.0f}..{real['phase_ms_max']:.0f}), probes every "
+            f"{settings_interval(settings) + real['late_ms']:.2f} ms (median); twin - kill, detection: "
+            f"{min(errors):+.0f}..{max(errors):+.0f} ms")
+        uniform = result["comparison_uniform_phase"]
+        log(f"{pad}kills at a uniform phase instead (the model without the measured timing): detection "
+            f"{uniform['detection_ms']['predicted']:.0f} ms ({uniform['detection_ms']['relative_error'] * 100:.1f}%), "
+            f"kill -> writes accepted {uniform['recovery_ms']['predicted']:.0f} ms "
+            f"({uniform['recovery_ms']['relative_error'] * 100:.1f}%); pg_promote returned after "
+            f"{real['pg_promote_ms']:.0f} ms (median; it polls every 100 ms)")
     for mode, result in out.items():
         if "reads" in result:
             reads = result["reads"]

@@ -209,6 +209,12 @@ std::vector<SimField> fault_fields() {
   f.push_back(number_field("promote_ms", &SimConfig::promote_ms, "Detection -> new primary accepting writes (at least)."));
   f.push_back(number_field("repoint_ms", &SimConfig::repoint_ms,
                            "Promotion -> a surviving standby streams from the new primary (it reads stale meanwhile)."));
+  f.push_back(number_field("heartbeat_late_ms", &SimConfig::heartbeat_late_ms,
+                           "Each heartbeat this much later than heartbeat_interval_ms after the one before (a prober's "
+                           "wake-up lateness; the detector keeps heartbeat_interval_ms)."));
+  f.push_back(number_field("check_interval_ms", &SimConfig::check_interval_ms,
+                           "How often the failover manager looks at its detector: a suspicion is acted upon after a "
+                           "uniform delay in [0, this) (0: at once)."));
   f.push_back(SimField{"failover_model", "Detection and selection: SIMPLE, or CORE (the core's detector and plan_failover).", 0,
                        [](const SimConfig& c) { return py::cast(c.failover_model); },
                        [](SimConfig& c, const py::handle& v) {

@@ -60,6 +60,8 @@ class SimConfig:
     missed_heartbeats: int
     promote_ms: float
     repoint_ms: float
+    heartbeat_late_ms: float  # each heartbeat this much later than the interval after the one before
+    check_interval_ms: float  # the manager's look at its detector: a suspicion acted upon within [0, this)
     failover_model: FailoverModelKind  # set with a FailoverModelKind or its name
     sample_interval_ms: float
     max_samples: int

@@ -222,6 +222,27 @@ def test_the_failover_model_is_chosen_by_name():
     assert core.failover["writes_lost_acknowledged"] == 0 and core.failover["promoted"] is not None
 
 
+def test_the_detectors_timing_late_heartbeats_and_the_managers_check():
+    # Heartbeats 102 ms apart (100 + 2 late), the crash 30 ms after the 10th: misses at +72, +174,
+    # +276; the manager acts within its 5 ms check interval after that, seeded, on its own stream.
+    load = dict(duration_ms=3000, write_rate_per_s=200, read_rate_per_s=0, crash_primary_at_ms=1050,
+                failover_model="core", mode="semi_sync", promote_ms=50)
+    assert SimConfig().heartbeat_late_ms == 0 and SimConfig().check_interval_ms == 0
+    late = simulate(SimConfig(heartbeat_late_ms=2, **load), SEED).failover
+    assert late["detection_ms"] == pytest.approx(276.0)
+    config = SimConfig(heartbeat_late_ms=2, check_interval_ms=5, **load)
+    assert config.to_dict()["check_interval_ms"] == 5 and config.to_dict()["heartbeat_late_ms"] == 2
+    checked = [simulate(config, seed).failover["detection_ms"] for seed in range(SEED, SEED + 20)]
+    assert all(276.0 <= d < 281.0 for d in checked) and max(checked) - min(checked) > 1
+    assert checked == [simulate(config, seed).failover["detection_ms"] for seed in range(SEED, SEED + 20)]
+    for field in ("heartbeat_late_ms", "check_interval_ms"):
+        with pytest.raises(replikit.InvalidArgument) as err:
+            simulate(SimConfig(**{field: -1.0}, **load), SEED)
+        assert err.value.argument == field
+        with pytest.raises(replikit.ArgumentTypeError):
+            SimConfig(**{field: "soon"})
+
+
 def test_an_apply_delay_holds_the_replicas_replay_back():
     c = SimConfig(duration_ms=5000, write_rate_per_s=100, read_rate_per_s=0, replicas=2,
                   apply_delays={"replica1": 300}, sample_interval_ms=50)

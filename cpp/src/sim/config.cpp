@@ -100,6 +100,8 @@ void check_faults(const SimConfig& c) {
   check_int(c.missed_heartbeats, "missed_heartbeats", 1, 1000000);
   check_ms(c.promote_ms, "promote_ms", 0, kMaxDurationMs);
   check_ms(c.repoint_ms, "repoint_ms", 0, kMaxDurationMs);
+  check_ms(c.heartbeat_late_ms, "heartbeat_late_ms", 0, kMaxDurationMs);
+  check_ms(c.check_interval_ms, "check_interval_ms", 0, kMaxDurationMs);
   require(static_cast<int>(c.failover_model) <= 1, "failover_model", "unknown failover model");
 }
 

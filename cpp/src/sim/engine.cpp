@@ -41,6 +41,7 @@ Event EventQueue::pop() {
 Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_ptr<FailoverModel> failover)
     : c_(config),
       rng_(seed),
+      check_rng_(SplitMix64(seed ^ 0xC4EC4EC4EC4EC4ECull).next()),
       failover_(std::move(failover)),
       topology_(make_topology(config)),
       read_service_(config.read_service),
@@ -70,7 +71,7 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
   const double span = std::max(config.sample_interval_ms, config.duration_ms / config.max_samples);
   sample_step_ns_ = std::max<std::int64_t>(1, ns(span));
   probe_step_ns_ = std::max<std::int64_t>(1, ns(config.probe_interval_ms));
-  heartbeat_step_ns_ = std::max<std::int64_t>(1, ns(config.heartbeat_interval_ms));
+  heartbeat_step_ns_ = std::max<std::int64_t>(1, ns(config.heartbeat_interval_ms + config.heartbeat_late_ms));
   res_.failover.model = failover_->describe();
   init_windows();
 }
@@ -141,6 +142,7 @@ void Simulation::dispatch(const Event& e) {
       break;
     case Ev::Promote: on_promote(e.node); break;
     case Ev::Repoint: on_repoint(e.node); break;
+    case Ev::Detect: on_detect(); break;
   }
 }
 

@@ -20,6 +20,7 @@ namespace replikit::sim::detail {
 enum class Ev : std::uint8_t {
   WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
   WriteAcked, ReadDone, Probe, ProbeAt, ProbeAnswer, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
+  Detect,
 };
 
 struct Event {
@@ -152,6 +153,7 @@ class Simulation {
   // failover.cpp: faults, failover, probes, samples, results
   void on_crash();
   void on_heartbeat();
+  void on_detect();
   void on_promote(int node);
   void complete_promotion(int node);
   void on_repoint(int node);
@@ -188,6 +190,7 @@ class Simulation {
   const SimConfig& c_;
   SimResult res_;
   Xoshiro256 rng_;
+  Xoshiro256 check_rng_;  // the failover manager's check phase: its own stream
   std::unique_ptr<FailoverModel> failover_;
   std::shared_ptr<Topology> topology_;
   std::unique_ptr<LagTracker> tracker_;

@@ -40,7 +40,16 @@ void Simulation::on_heartbeat() {
     events_.push(now_ + heartbeat_step_ns_, Ev::Heartbeat, 0);
     return;
   }
-  detected_ = true;
+  detected_ = true;  // no more heartbeats
+  if (c_.check_interval_ms > 0) {
+    // The manager acts at its next look at the detector, at a uniform phase of its own loop.
+    events_.push(now_ + static_cast<std::int64_t>(check_rng_.uniform() * c_.check_interval_ms * 1e6), Ev::Detect, 0);
+    return;
+  }
+  on_detect();
+}
+
+void Simulation::on_detect() {
   if (crash_ns_ >= 0) res_.failover.detection_ms = static_cast<double>(now_ - crash_ns_) * 1e-6;
   const std::string& old = topology_->name(primary_);
   topology_->set_up(old, false);  // writes now fail at once instead of at a dead node

@@ -128,6 +128,16 @@ struct SimConfig {
   /// its walreceiver reconnected); meanwhile it receives nothing new but stays readable.
   double repoint_ms = 0;
   FailoverModelKind failover_model = FailoverModelKind::Simple;
+  // The detector's timing as a real failover manager sees it (0, the defaults: heartbeats
+  // exactly heartbeat_interval_ms apart, a suspicion acted upon at the heartbeat that raised it).
+  /// Each heartbeat comes this much later than heartbeat_interval_ms after the one before (a real
+  /// prober's next probe is due an interval after the previous was sent, and its thread wakes
+  /// late); the detector keeps heartbeat_interval_ms. In [0, duration bound].
+  double heartbeat_late_ms = 0;
+  /// How often the failover manager looks at its detector (FailoverManagerOptions'
+  /// check_interval_ms): a suspicion is acted upon after a delay uniform in [0, this), drawn from
+  /// a stream of its own (the seed's other draws are unchanged). In [0, duration bound].
+  double check_interval_ms = 0;
 
   // ---- outputs and bounds ----
   double sample_interval_ms = 10;     ///< lag series resolution (widened to keep <= max_samples)
