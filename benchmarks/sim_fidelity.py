@@ -54,8 +54,10 @@ Scenarios (benchmarks/fidelity/: common.py the shared workload and figures, one 
   cluster per run, one writer per node every 5 ms, kill -9 of the whole primary instance,
   replikit's FailoverManager with the ``--preset`` detector) per replication mode, against the
   simulator's failover with the core's detector and selection (failover_model "core") at the
-  same heartbeat interval and threshold: detection time, time to recover (crash to the first
-  acknowledged write on the new primary) and acknowledged writes lost. See its docstring for
+  same heartbeat interval and threshold, one twin per kill with the detector's timing measured
+  before that kill (its phase in the probes' cycle, the probe period): detection time, time to
+  recover (crash to the first acknowledged write on the new primary) and acknowledged writes
+  lost. See its docstring for
   what is matched and what differs. Then ``--read-runs`` more kills per mode with a read
   workload (fidelity/killreads.py: 200 reads/s, half eventual, half read-your-writes, through
   the manager's ReplicatedDatabase), per time window (before the kill, the outage, after the

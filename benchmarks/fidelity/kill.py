@@ -10,23 +10,41 @@ acknowledged by the new primary (pg_promote's own return is later: it polls ever
 printed too), recovery (kill -> the first write acknowledged by the new primary) and the
 acknowledged writes missing on the new primary.
 
+Also measured, before each kill: the primary's probes as the manager's detector saw them (its
+ReplicatedDatabase's NodeStatus read every 10 ms: each probe's completion stamp and round
+trip): the probe period (the prober sends the next probe an interval after it sent the last
+one, once its thread wakes: 100.2-101 ms under load) and the kill's phase (kill - the last
+answered probe's send).
+
 Simulated: the same cluster and mode, writes at the writers' nominal rate (one per 5 ms on the
 primary), no reads, the core's FailureDetector and plan_failover (failover_model "core") at the
-preset's interval and threshold, the kill at a seeded instant uniform over one heartbeat
-interval (the real kill may fall at any phase of the probes). promote_ms is an INPUT: the
-median measured detection -> writes accepted for that mode (promotion itself is not modelled);
-so the predicted recovery is the modelled detection plus a measured promotion, and the
-detection is the figure the model predicts on its own.
+preset's interval and threshold; one twin per real kill (``sim_runs`` seeds each, pooled): its
+heartbeats at the measured period (``heartbeat_late_ms``), the kill at the measured phase, the
+manager acting at a uniform phase of its 5 ms check loop (``check_interval_ms``). promote_ms
+is an INPUT: the median measured detection -> writes accepted for that mode (promotion itself
+is not modelled); so the predicted recovery is the modelled detection plus a measured
+promotion, and the detection is the figure the model predicts on its own. The model before
+these inputs (the kill at a seeded phase uniform over one interval, heartbeats exactly one
+interval apart, detection at the heartbeat) is printed alongside: it assumed the kill falls at
+any phase of the probes, but the benchmark kills a fixed time after the manager's first probe
+(the writers' first write + 0.3 s + the freeze), so the phase is not uniform and moves with the
+load (a median 20-40 ms after a probe in loaded runs: the first miss ~65 ms after the kill,
+not 50 on average), which made that model 5-15% short.
 
 Reads: ``read_runs`` further kills per mode with a read workload, compared per time window,
 see fidelity/killreads.py and fidelity/windowstats.py; the tables of all modes pooled follow.
 
 What differs, and is reported rather than tuned away:
-- the real detector misses a probe when the connection is refused (at once) and waits for
-  the next tick; it also reads the standbys' positions before promoting (a few ms, in the
-  measured promotion). The simulated heartbeats are instantaneous.
+- the killed instance: LocalCluster.crash stops every process (SIGSTOP; the kill instant) and
+  then SIGKILLs them; their sockets close when they have exited, 5-60 ms later under load. A
+  probe sent in between waits for that and only then fails (refused at the reconnect); the
+  twin counts it missed at the kill, so such a kill's twin detects 9-30 ms early (4 of 60
+  kills in two runs). Refused connections are instantaneous misses on both sides.
+- the manager reads the standbys' positions before promoting (a few ms, in the measured
+  promotion).
 - recovery: the real figure includes the writer's retry (every 5 ms) and one insert on the
-  new primary; the simulated one ends when the new primary accepts writes.
+  new primary; the simulated one ends when the new primary accepts writes. The promotion is
+  the measured median, so the recovery's spread over kills is the detection's only.
 - lost acknowledged writes: on loopback the WAL reaches the standbys within a fraction of a
   millisecond of the commit, so both sides lose ~0 in every mode; a relative error of a
   count near 0 is not meaningful: the counts are printed and compared in absolute terms.

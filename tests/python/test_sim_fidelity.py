@@ -46,9 +46,11 @@ Primary killed (1 kill per mode: async and semi-sync, replikit's FailoverManager
 - detection: one real kill falls at whatever phase of the 100 ms probes it hits, the simulated
   ones at a uniform phase (detections 200-300 ms): the real detection must lie within the
   simulated runs' range, widened by 50 ms (the probes' own time and scheduling on a loaded
-  machine). Recovery: the simulated one is its detection plus the measured detection ->
-  writes accepted (an input), so it must differ from the real one by the detections'
-  difference (+ 20 ms: the simulated new primary's replay of what it received).
+  machine). The prediction is the kill's twin (its phase and probe period measured before it):
+  those inputs must be sane (the phase within one period, the period within 100-150 ms).
+  Recovery: the simulated one is its detection plus the measured detection -> writes accepted
+  (an input), so it must differ from the real one by the detections' difference (+ 20 ms: the
+  simulated new primary's replay of what it received).
 - reads around the kill (1 kill per mode with 200 reads/s, half eventual, half
   read-your-writes), per window (before the kill, the outage, after the recovery): no
   read-your-writes read is stale in any window, measured or predicted (the router's guarantee,
@@ -152,8 +154,11 @@ def test_simulator_predicts_a_killed_primarys_failover(tmp_path):
     assert asynchronous["lost_acknowledged"]["measured"] <= 1
     assert asynchronous["lost_acknowledged"]["predicted"] <= 1
     for mode in modes.values():
-        table, sim = mode["comparison"], mode["sim"]
-        assert sim["detection_ms_min"] - 50 <= table["detection_ms"]["measured"] <= sim["detection_ms_max"] + 50
+        table, sim, uniform = mode["comparison"], mode["sim"], mode["sim_uniform_phase"]
+        assert uniform["detection_ms_min"] - 50 <= table["detection_ms"]["measured"] <= uniform["detection_ms_max"] + 50
+        assert len(sim["twins"]) == len(mode["runs"]) == 1
+        for run in mode["runs"]:
+            assert 0 <= run["phase_ms"] <= run["period_ms"] and 100 <= run["period_ms"] <= 150
         detection_gap = abs(table["detection_ms"]["measured"] - table["detection_ms"]["predicted"])
         assert abs(table["recovery_ms"]["measured"] - table["recovery_ms"]["predicted"]) <= detection_gap + 20
     for mode in modes.values():
