@@ -53,12 +53,13 @@ What differs, and is reported rather than tuned away:
 from __future__ import annotations
 
 import json
+import math
 import random
 import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from fidelity import killreads, windowstats
 from fidelity.common import TOLERANCE, relative_error
@@ -66,7 +67,6 @@ from fidelity.common import TOLERANCE, relative_error
 SIM_MODES = {"async": ("async", 1), "semi_sync": ("semi_sync", 1), "sync_all": ("sync", 1)}
 WRITE_RATE = 200.0  # the writers' nominal rate on the primary: one insert per 5 ms
 CRASH_AT_MS = 1000.0
-CRASH_AT_BEATS = 10  # a twin's crash falls after this many heartbeats, at the measured phase
 MANAGER_CHECK_MS = 5.0  # FailoverManagerOptions.check_interval_ms's default (the benchmark keeps it)
 PROBE_POLL_S = 0.01  # the prober's state is read this often (its probes are ~100 ms apart)
 MAX_PROBE_ROWS = 10_000  # bound of one run's probe log
@@ -111,7 +111,10 @@ class ProbeLog:
     def _loop(self, db: Any) -> None:
         seen = None
         while not self._stop.wait(PROBE_POLL_S) and len(self.rows) < MAX_PROBE_ROWS:
-            st = db.node(self.node)
+            try:
+                st = db.node(self.node)
+            except Exception:  # noqa: BLE001 - the database closing: the log ends here
+                return
             if (st.probes_ok, st.probes_failed) == seen or not st.last_probe_ns:
                 continue
             answered = st.probes_ok > (seen[0] if seen else 0)
@@ -133,11 +136,21 @@ def probe_inputs(rows: List[Dict[str, Any]], killed_at: float, interval_ms: floa
     sends = [r["at"] - r["rtt_ms"] / 1000.0 for r in rows if r["answered"] and r["at"] < killed_at]
     if len(sends) < 2:
         raise RuntimeError("fewer than 2 probes of the primary answered before the kill")
-    gaps = [(b - a) * 1000.0 for a, b in zip(sends[1:], sends[2:]) if 0.5 * interval_ms < (b - a) * 1000.0 < 1.5 * interval_ms]
+    gaps = [(b - a) * 1000.0 for a, b in zip(sends[1:], sends[2:])]
+    gaps = [g for g in gaps if 0.5 * interval_ms < g < 1.5 * interval_ms]  # none skipped by the polling
     period = statistics.fmean(gaps) if gaps else interval_ms
     phase = (killed_at - sends[-1]) * 1000.0
-    return {"period_ms": period, "late_ms": max(0.0, period - interval_ms), "phase_ms": min(phase, period),
+    # Clipped to 1 us before the next probe: the twin's crash must not round past that heartbeat.
+    return {"period_ms": period, "late_ms": max(0.0, period - interval_ms), "phase_ms": min(phase, period - 1e-3),
             "phase_raw_ms": phase, "probes_before": len(sends)}
+
+
+def twin_timing(not_before_ms: float, interval_ms: float, inputs: Dict[str, float]) -> Tuple[float, Dict[str, float]]:
+    """A twin's crash instant (the first at or after ``not_before_ms`` at the measured phase of
+    its heartbeats) and its SimConfig detector timing, from probe_inputs' ``inputs``."""
+    step = interval_ms + inputs["late_ms"]
+    crash = math.ceil(not_before_ms / step) * step + inputs["phase_ms"]
+    return crash, {"heartbeat_late_ms": inputs["late_ms"], "check_interval_ms": MANAGER_CHECK_MS}
 
 
 def real_runs(settings: Settings, mode: str, log: Any) -> List[Dict[str, Any]]:
@@ -162,7 +175,7 @@ def real_runs(settings: Settings, mode: str, log: Any) -> List[Dict[str, Any]]:
 
         result = local_run(start, mode, False)
         log(f"  {mode} run {i + 1}/{settings.runs}: {describe(result)}")
-        if result.seconds is None or result.detect_s is None or result.promote_s is None:
+        if result.seconds is None or result.detect_s is None or result.promote_s is None or result.failed_at is None:
             raise RuntimeError(f"a {mode} failover did not complete: {result.note}")
         inputs = probe_inputs(probes.rows, result.failed_at, interval_ms)
         runs.append({"detection_ms": result.detect_s * 1000.0, "recovery_ms": result.seconds * 1000.0,
@@ -208,8 +221,7 @@ def sim_config(settings: Settings, mode: str, promotion_ms: float, seed: int,
     if run is None:
         crash = CRASH_AT_MS + random.Random(seed).uniform(0.0, interval_ms)
     else:
-        crash = CRASH_AT_BEATS * (interval_ms + run["late_ms"]) + run["phase_ms"]
-        timing = {"heartbeat_late_ms": run["late_ms"], "check_interval_ms": MANAGER_CHECK_MS}
+        crash, timing = twin_timing(CRASH_AT_MS, interval_ms, run)
     return SimConfig(duration_ms=crash + 3000.0, write_rate_per_s=WRITE_RATE, read_rate_per_s=0.0,
                      replicas=2, names=["primary", "r1", "r2"], mode=sim_mode, sync_count=sync_count,
                      crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms, missed_heartbeats=misses,
