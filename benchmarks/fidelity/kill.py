@@ -13,7 +13,7 @@ acknowledged writes missing on the new primary.
 Also measured, before each kill: the primary's probes as the manager's detector saw them (its
 ReplicatedDatabase's NodeStatus read every 10 ms: each probe's completion stamp and round
 trip): the probe period (the prober sends the next probe an interval after it sent the last
-one, once its thread wakes: 100.2-101 ms under load) and the kill's phase (kill - the last
+one, once its thread wakes: 100.2-102 ms under load) and the kill's phase (kill - the last
 answered probe's send).
 
 Simulated: the same cluster and mode, writes at the writers' nominal rate (one per 5 ms on the
@@ -28,8 +28,8 @@ these inputs (the kill at a seeded phase uniform over one interval, heartbeats e
 interval apart, detection at the heartbeat) is printed alongside: it assumed the kill falls at
 any phase of the probes, but the benchmark kills a fixed time after the manager's first probe
 (the writers' first write + 0.3 s + the freeze), so the phase is not uniform and moves with the
-load (a median 20-40 ms after a probe in loaded runs: the first miss ~65 ms after the kill,
-not 50 on average), which made that model 5-15% short.
+load (a median 33 ms after a probe over 90 loaded kills: the first miss ~67 ms after the
+kill, not 50 on average), which made that model up to 15% short.
 
 Reads: ``read_runs`` further kills per mode with a read workload, compared per time window,
 see fidelity/killreads.py and fidelity/windowstats.py; the tables of all modes pooled follow.
@@ -38,8 +38,8 @@ What differs, and is reported rather than tuned away:
 - the killed instance: LocalCluster.crash stops every process (SIGSTOP; the kill instant) and
   then SIGKILLs them; their sockets close when they have exited, 5-60 ms later under load. A
   probe sent in between waits for that and only then fails (refused at the reconnect); the
-  twin counts it missed at the kill, so such a kill's twin detects 9-30 ms early (4 of 60
-  kills in two runs). Refused connections are instantaneous misses on both sides.
+  twin counts it missed at the kill, so such a kill's twin detects 9-30 ms early (4 of 90
+  kills in three runs). Refused connections are instantaneous misses on both sides.
 - the manager reads the standbys' positions before promoting (a few ms, in the measured
   promotion).
 - recovery: the real figure includes the writer's retry (every 5 ms) and one insert on the
