@@ -32,7 +32,8 @@
 /// A primary crash fails what the primary held (queued, in service, committed but waiting
 /// for standbys) and the WAL its standbys have not yet received; answers and acknowledgements
 /// already sent still arrive (an async commit's acknowledgement does not wait for standbys). The FailoverModel sees heartbeats every
-/// heartbeat_interval_ms and, once it suspects the primary, selects a replica; that replica
+/// heartbeat_interval_ms (+ heartbeat_late_ms) and, once it suspects the primary (acted upon
+/// within check_interval_ms), selects a replica; that replica
 /// becomes the primary promote_ms later (or when its replay has caught up, if later).
 /// Acknowledged writes above its received LSN are lost; replicas that received more diverge
 /// and are taken out. Sessions forget LSNs of the lost timeline (what a LostWrites check
