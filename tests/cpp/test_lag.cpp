@@ -23,8 +23,7 @@
 using namespace replikit;
 using replikit::testing::expect_invalid;
 using replikit::testing::node;
-using replikit::testing::replay_hint;
-using replikit::testing::run_seeds;
+using replikit::testing::for_each_seed;
 
 namespace {
 
@@ -645,11 +644,8 @@ ReferenceLag reference_lag(const std::vector<RawSample>& raw, std::size_t capaci
 }  // namespace
 
 TEST(LagProperty, RandomHistoriesMatchTheReference) {
-  const auto seeds = run_seeds(0x1A6, 300);
   std::uint64_t checked = 0;
-  for (int run = 0; run < seeds.runs; ++run) {
-    const std::uint64_t seed = seeds.seed(run);
-    SCOPED_TRACE(replay_hint(seed, "LagProperty.*"));
+  for_each_seed(0x1A6, 300, "LagProperty.*", [&](int, std::uint64_t seed) {
     Xoshiro256 rng(seed);
     const int n = 1 + static_cast<int>(rng.below(8));
     std::vector<NodeSpec> specs;
@@ -782,7 +778,7 @@ TEST(LagProperty, RandomHistoriesMatchTheReference) {
       verify_events();
     }
     EXPECT_EQ(lag.events_dropped(), events > c.event_capacity ? events - c.event_capacity : 0);
-  }
+  });
   std::printf("[ LagProperty ] %llu replica judgements checked\n", static_cast<unsigned long long>(checked));
 }
 
