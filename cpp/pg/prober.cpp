@@ -7,29 +7,35 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
 
 #include "clock.hpp"
 #include "conninfo.hpp"
+#include "probe_query.hpp"
 #include "replikit/errors.hpp"
 
 namespace replikit::pg::detail {
 
 namespace {
 
-// One round trip reads everything. pg_current_wal_flush_lsn() is what a walsender can ship,
-// so a caught-up replica's replay LSN reaches it (the insert LSN may stay ahead of it).
-// The primary's timeline is the one of its current WAL file; a replica's is the one its WAL
-// receiver streams (NULL when not streaming). Every function here is executable by PUBLIC.
-constexpr const char* kProbeSql =
-    "SELECT pg_is_in_recovery(),"
-    " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END,"
-    " pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(),"
-    " CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver)"
-    " ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
-
 constexpr std::int64_t kMaxPollNs = 20'000'000;  // the watchdog's resolution
+
+// poll()'s timeout to wait from `now` until `wake`: whole milliseconds, rounded up.
+int poll_timeout_ms(std::int64_t now, std::int64_t wake) {
+  return static_cast<int>((std::max<std::int64_t>(0, wake - now) + 999'999) / 1'000'000);
+}
+
+// Wakes the prober thread: one byte into its (non-blocking) pipe; a full pipe wakes it anyway.
+void poke(int pipe_write_fd, char byte) noexcept {
+  ssize_t ignored = ::write(pipe_write_fd, &byte, 1);
+  (void)ignored;
+}
+
+// Empties the (non-blocking) wake-up pipe.
+void drain(int pipe_read_fd) {
+  char buffer[64];
+  while (::read(pipe_read_fd, buffer, sizeof buffer) > 0) {
+  }
+}
 
 }  // namespace
 
@@ -43,16 +49,10 @@ struct Prober::Slot {
   std::int64_t due_ns = 0;       // next connect (Disconnected) or probe (Idle)
   std::int64_t deadline_ns = 0;  // of the connect or probe in flight
   std::int64_t sent_ns = 0;
-  // The probe in flight.
-  bool have_row = false;
-  std::string query_error;
-  bool session_ended = false;    // the server sent a FATAL or PANIC error (it closes the session)
+  ProbeAnswer answer;  // of the probe in flight, or of the last one
   // The connection broke and is being replaced before the probe counts as failed; the error.
   bool reconnecting = false;
   std::string lost_error;
-  bool in_recovery = false;
-  Lsn current_lsn, receive_lsn, replay_lsn;
-  std::uint32_t timeline = 0;
   // Guarded by Prober::mutex_.
   ProbeState state;
   std::uint64_t completed = 0;
@@ -92,9 +92,7 @@ void Prober::start() {
 
 void Prober::expedite() noexcept {
   if (expedite_.exchange(true, std::memory_order_acq_rel)) return;  // already asked
-  char byte = 2;
-  ssize_t ignored = ::write(wake_pipe_[1], &byte, 1);
-  (void)ignored;
+  poke(wake_pipe_[1], 2);
 }
 
 void Prober::stop() {
@@ -103,9 +101,7 @@ void Prober::stop() {
   // would watch (arm() throws), and the ones armed keep being watched until disarmed.
   if (watchdog_ != nullptr) watchdog_->close();
   stop_.store(true, std::memory_order_release);
-  char byte = 1;
-  ssize_t ignored = ::write(wake_pipe_[1], &byte, 1);
-  (void)ignored;
+  poke(wake_pipe_[1], 1);
   if (thread_.joinable()) thread_.join();
 }
 
@@ -138,20 +134,10 @@ void Prober::run() {
     if (watchdog_ != nullptr) watchdog_->fire_expired(now);
     cut_deposed();
     if (stopping) {
-      for (auto& s : slots_) {
-        if (s->conn != nullptr) PQfinish(s->conn);
-        s->conn = nullptr;
-        s->phase = Slot::Phase::Disconnected;
-      }
+      disconnect_all();
       const std::int64_t wake = std::min(now + kMaxPollNs, watchdog_->next_deadline_ns());
       pollfd pipe_fd{wake_pipe_[0], POLLIN, 0};
-      const int timeout_ms = static_cast<int>((std::max<std::int64_t>(0, wake - now) + 999'999) / 1'000'000);
-      const int ready = ::poll(&pipe_fd, 1, timeout_ms);
-      if (ready > 0) {
-        char buffer[64];
-        while (::read(wake_pipe_[0], buffer, sizeof buffer) > 0) {
-        }
-      }
+      if (::poll(&pipe_fd, 1, poll_timeout_ms(now, wake)) > 0) drain(wake_pipe_[0]);
       continue;
     }
     step(now);
@@ -182,23 +168,21 @@ void Prober::run() {
           break;
       }
     }
-    std::int64_t wait_ns = std::max<std::int64_t>(0, wake - now);
-    int timeout_ms = static_cast<int>((wait_ns + 999'999) / 1'000'000);
-    int ready = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), timeout_ms);
-    if (ready <= 0) continue;
-    if (fds[0].revents != 0) {
-      char buffer[64];
-      while (::read(wake_pipe_[0], buffer, sizeof buffer) > 0) {
-      }
-    }
+    if (::poll(fds.data(), static_cast<nfds_t>(fds.size()), poll_timeout_ms(now, wake)) <= 0) continue;
+    if (fds[0].revents != 0) drain(wake_pipe_[0]);
     now = steady_now_ns();
     for (std::size_t i = 1; i < fds.size(); ++i) {
       if (fds[i].revents != 0) on_readable(*owners[i], now);
     }
   }
+  disconnect_all();
+}
+
+void Prober::disconnect_all() {
   for (auto& s : slots_) {
     if (s->conn != nullptr) PQfinish(s->conn);
     s->conn = nullptr;
+    s->phase = Slot::Phase::Disconnected;
   }
 }
 
@@ -252,9 +236,7 @@ void Prober::start_connect(Slot& s, std::int64_t now) {
 }
 
 void Prober::send_probe(Slot& s, std::int64_t now) {
-  s.have_row = false;
-  s.query_error.clear();
-  s.session_ended = false;
+  s.answer = ProbeAnswer();
   if (PQsendQuery(s.conn, kProbeSql) == 0) {
     lost(s, trimmed(PQerrorMessage(s.conn)), now);
     return;
@@ -285,35 +267,16 @@ void Prober::on_readable(Slot& s, std::int64_t now) {
   for (int guard = 0; guard < 8 && PQisBusy(s.conn) == 0; ++guard) {
     PGresult* r = PQgetResult(s.conn);
     if (r == nullptr) {
-      if (s.have_row && s.query_error.empty()) {
+      if (s.answer.have_row && s.answer.error.empty()) {
         succeed(s, now);
-      } else if (s.session_ended || PQstatus(s.conn) != CONNECTION_OK) {
-        lost(s, s.query_error, now);
+      } else if (s.answer.session_ended || PQstatus(s.conn) != CONNECTION_OK) {
+        lost(s, s.answer.error, now);
       } else {
-        fail(s, s.query_error.empty() ? std::string("the probe returned no row") : s.query_error, now);
+        fail(s, s.answer.error.empty() ? std::string("the probe returned no row") : s.answer.error, now);
       }
       return;
     }
-    ExecStatusType status = PQresultStatus(r);
-    if (status == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 5) {
-      try {
-        auto text = [&](int col) -> const char* { return PQgetisnull(r, 0, col) ? nullptr : PQgetvalue(r, 0, col); };
-        s.in_recovery = text(0) != nullptr && text(0)[0] == 't';
-        s.current_lsn = text(1) ? Lsn::parse(text(1), "current_lsn") : Lsn();
-        s.receive_lsn = text(2) ? Lsn::parse(text(2), "receive_lsn") : Lsn();
-        s.replay_lsn = text(3) ? Lsn::parse(text(3), "replay_lsn") : Lsn();
-        s.timeline = text(4) ? static_cast<std::uint32_t>(std::strtoul(text(4), nullptr, 10)) : 0;
-        s.have_row = true;
-      } catch (const std::exception& e) {
-        s.query_error = std::string("unexpected probe result: ") + e.what();
-      }
-    } else if (status != PGRES_TUPLES_OK) {
-      s.query_error = trimmed(PQresultErrorMessage(r));
-      if (s.query_error.empty()) s.query_error = PQresStatus(status);
-      const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
-      s.session_ended = s.session_ended || (severity != nullptr && (std::strcmp(severity, "FATAL") == 0 ||
-                                                                   std::strcmp(severity, "PANIC") == 0));
-    }
+    read_probe_result(r, s.answer);
     PQclear(r);
   }
 }
@@ -377,44 +340,45 @@ void Prober::succeed(Slot& s, std::int64_t now) {
   s.phase = Slot::Phase::Idle;
   s.due_ns = std::max(now, s.sent_ns + config_.interval_ns);  // keep the cadence
   const int node = s.node;
+  const ProbeAnswer& answer = s.answer;
   const std::string& name = topology_->name(node);
   const std::uint32_t flags = topology_->flags(node);
   const Role role = role_of(flags);
   bool mismatch = false;
   std::string error;
   std::uint32_t seen = newest_timeline_.load();
-  while (s.timeline > seen && !newest_timeline_.compare_exchange_weak(seen, s.timeline)) {
+  while (answer.timeline > seen && !newest_timeline_.compare_exchange_weak(seen, answer.timeline)) {
   }
   try {
-    if (role == Role::Primary && !s.in_recovery && stale_primary(s)) {
+    if (role == Role::Primary && !answer.in_recovery && stale_primary(s)) {
       // A primary on a timeline older than one seen elsewhere was failed over: never write there.
       mismatch = true;
       if (flags & ::replikit::detail::kUpBit) topology_->set_up(name, false);
-      error = "stale primary: timeline " + std::to_string(s.timeline) + " is older than timeline " +
+      error = "stale primary: timeline " + std::to_string(answer.timeline) + " is older than timeline " +
               std::to_string(newest_timeline_.load()) + " seen on another node";
-    } else if (role == Role::Replica && !s.in_recovery && adopt(s)) {
+    } else if (role == Role::Replica && !answer.in_recovery && adopt(s)) {
       mismatch = false;  // now the primary (epoch bumped); its next probe samples it as one
     } else if (role == Role::Primary) {
-      mismatch = s.in_recovery;
-      if (!s.in_recovery && s.current_lsn.valid()) {
+      mismatch = answer.in_recovery;
+      if (!answer.in_recovery && answer.current_lsn.valid()) {
         // Stamped with the send time, not the arrival time: the primary reached this LSN at
         // some point in between, and the earlier stamp can only overstate a replica's lag
         // (an LSN held back by a slow or frozen primary must not look fresh).
         try {
-          tracker_->primary_sample(s.sent_ns, s.current_lsn);
+          tracker_->primary_sample(s.sent_ns, answer.current_lsn);
         } catch (const InvalidArgument&) {
           // The primary's LSN went backwards: it is not the server it was (restored, or a
           // different one behind the same address). Start the history afresh.
           tracker_->reset();
-          tracker_->primary_sample(s.sent_ns, s.current_lsn);
+          tracker_->primary_sample(s.sent_ns, answer.current_lsn);
         }
       }
       // No failover here: a primary found in recovery stays routable and is flagged.
       if (!(flags & ::replikit::detail::kUpBit)) topology_->set_up(name, true);
     } else if (role == Role::Replica) {
-      mismatch = !s.in_recovery;
+      mismatch = !answer.in_recovery;
       if (!mismatch) {
-        tracker_->replica_sample(node, now, lsn_max(s.receive_lsn, s.replay_lsn), s.replay_lsn);
+        tracker_->replica_sample(node, now, lsn_max(answer.receive_lsn, answer.replay_lsn), answer.replay_lsn);
       }
       // A "replica" that is not in recovery no longer follows the primary: keep reads off it.
       bool up = !mismatch;
@@ -427,31 +391,31 @@ void Prober::succeed(Slot& s, std::int64_t now) {
     std::lock_guard<std::mutex> lock(mutex_);
     ProbeState& st = s.state;
     st.reachable = true;
-    st.in_recovery = s.in_recovery;
+    st.in_recovery = answer.in_recovery;
     st.role_mismatch = mismatch;
-    st.timeline = s.timeline;
-    st.current_lsn = s.current_lsn;
-    st.receive_lsn = s.receive_lsn;
-    st.replay_lsn = s.replay_lsn;
+    st.timeline = answer.timeline;
+    st.current_lsn = answer.current_lsn;
+    st.receive_lsn = answer.receive_lsn;
+    st.replay_lsn = answer.replay_lsn;
     st.last_probe_ns = now;
     st.rtt_ms = static_cast<double>(now - s.sent_ns) / 1e6;
     ++st.probes_ok;
-    st.last_error = mismatch && error.empty() ? (s.in_recovery ? "role mismatch: the primary is in recovery"
-                                                               : "role mismatch: this replica is not in recovery")
+    st.last_error = mismatch && error.empty() ? (answer.in_recovery ? "role mismatch: the primary is in recovery"
+                                                                    : "role mismatch: this replica is not in recovery")
                                               : error;
   }
   if (events_ != nullptr) {
     events_->up(node);
     events_->role(node, mismatch,
                   !mismatch ? std::string("the server's role matches the topology again")
-                            : s.in_recovery ? "the primary is in recovery" : "this replica is not in recovery");
+                            : answer.in_recovery ? "the primary is in recovery" : "this replica is not in recovery");
     events_->lag_transitions();
   }
   finish(s, true);
 }
 
 bool Prober::stale_primary(const Slot& s) {
-  return s.timeline != 0 && s.timeline < newest_timeline_.load();
+  return s.answer.timeline != 0 && s.answer.timeline < newest_timeline_.load();
 }
 
 bool Prober::adopt(const Slot& s) {
@@ -468,7 +432,8 @@ bool Prober::adopt(const Slot& s) {
   }
   // With the primary's timeline unknown, only a primary seen down lets a newer one take over
   // (not one merely not probed yet).
-  if (s.timeline == 0 || s.timeline <= primary_timeline || (primary_timeline == 0 && !primary_failed)) return false;
+  const std::uint32_t timeline = s.answer.timeline;
+  if (timeline == 0 || timeline <= primary_timeline || (primary_timeline == 0 && !primary_failed)) return false;
   try {
     topology_->promote(topology_->name(s.node));
     topology_->set_up(topology_->name(s.node), true);

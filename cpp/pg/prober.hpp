@@ -74,6 +74,8 @@ class Prober {
  private:
   struct Slot;
   void run();
+  /// Closes every node's connection (when the thread stops).
+  void disconnect_all();
   void step(std::int64_t now_ns);
   void start_connect(Slot& s, std::int64_t now_ns);
   void send_probe(Slot& s, std::int64_t now_ns);

@@ -23,8 +23,7 @@
 using namespace replikit;
 using replikit::testing::expect_invalid;
 using replikit::testing::node;
-using replikit::testing::replay_hint;
-using replikit::testing::run_seeds;
+using replikit::testing::for_each_seed;
 
 namespace {
 
@@ -39,11 +38,79 @@ constexpr int kA = 1, kB = 2;
 // A primary that writes 1000 bytes per ms, starting at LSN 1000 at t = 0.
 Lsn lsn_at_ms(std::int64_t ms) { return Lsn(static_cast<std::uint64_t>(1000 + ms * 1000)); }
 
+ReadOptions max_staleness(double ms) {
+  ReadOptions options;
+  options.max_staleness_ms = ms;
+  return options;
+}
+
+// Primary p and replicas a and b (`t`), the LagTracker under test over them (made by track()),
+// and for the tests that route, a router over the same topology (made by route_to_a_only()).
+class Lag : public ::testing::Test {
+ protected:
+  // Makes the tracker under test, with the default LagConfig changed by `edit`.
+  template <typename Edit>
+  LagTracker& track(Edit edit) {
+    LagConfig config;
+    edit(config);
+    tracker_ = std::make_unique<LagTracker>(t, config);
+    return *tracker_;
+  }
+  LagTracker& track() {
+    return track([](LagConfig&) {});
+  }
+  // The same with the time lag thresholds `max_lag_ms` and `recover_lag_ms` set first.
+  template <typename Edit>
+  LagTracker& track(double max_lag_ms, double recover_lag_ms, Edit edit) {
+    return track([&](LagConfig& c) {
+      c.max_lag_ms = max_lag_ms;
+      c.recover_lag_ms = recover_lag_ms;
+      edit(c);
+    });
+  }
+  LagTracker& track(double max_lag_ms, double recover_lag_ms) {
+    return track(max_lag_ms, recover_lag_ms, [](LagConfig&) {});
+  }
+
+  // Samples the primary writing as lsn_at_ms does, every `step_ms` from 0 to `until_ms`.
+  void primary_every(std::int64_t step_ms, std::int64_t until_ms) {
+    for (std::int64_t ms = 0; ms <= until_ms; ms += step_ms) tracker_->primary_sample(ms * kMs, lsn_at_ms(ms));
+  }
+
+  // Samples replica `node` at `now_ns` as having received and replayed `lsn`; its lag then.
+  ReplicaLag sampled(int node, std::int64_t now_ns, Lsn lsn) {
+    tracker_->replica_sample(node, now_ns, lsn, lsn);
+    return tracker_->replica(node);
+  }
+
+  // Takes replica b down, so that replica a is the only replica that can serve, and makes the router.
+  void route_to_a_only() {
+    t->set_up("b", false);
+    router_ = std::make_unique<Router>(t);
+  }
+
+  // Where a read at `level` goes at `now_ns`.
+  Decision read(Consistency level, std::int64_t now_ns, const ReadOptions& options = {}) {
+    return router_->route_read(session_, level, now_ns, options);
+  }
+
+  // Where a bounded-staleness read allowing `max_staleness_ms` goes at `now_ns`.
+  Decision bounded_read(std::int64_t now_ns, double max_staleness_ms) {
+    return read(Consistency::BoundedStaleness, now_ns, max_staleness(max_staleness_ms));
+  }
+
+  std::shared_ptr<Topology> t = three_nodes();
+
+ private:
+  std::unique_ptr<LagTracker> tracker_;
+  std::unique_ptr<Router> router_;
+  Session session_;
+};
+
 }  // namespace
 
-TEST(Lag, InterpolatesBetweenPrimarySamples) {
-  auto t = three_nodes();
-  LagTracker lag(t);
+TEST_F(Lag, InterpolatesBetweenPrimarySamples) {
+  LagTracker& lag = track();
   lag.primary_sample(0, Lsn(0x1000));
   lag.primary_sample(100 * kMs, Lsn(0x2000));
   EXPECT_EQ(lag.history_size(), 2u);
@@ -93,72 +160,63 @@ TEST(Lag, InterpolatesBetweenPrimarySamples) {
   EXPECT_EQ(lag.replica(kB).lag_bytes, 0);
 }
 
-TEST(Lag, IdlePrimaryCollapsesIntoOneEntry) {
-  auto t = three_nodes();
-  LagTracker lag(t);
+TEST_F(Lag, IdlePrimaryCollapsesIntoOneEntry) {
+  LagTracker& lag = track();
   for (int k = 0; k <= 10; ++k) lag.primary_sample(k * 100 * kMs, Lsn(0x5000));
   EXPECT_EQ(lag.history_size(), 1u);
-  lag.replica_sample(kA, 1000 * kMs, Lsn(0x5000), Lsn(0x5000));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0) << "caught up with an idle primary: no lag however long idle";
-  EXPECT_EQ(lag.replica(kA).lag_bytes, 0);
+  ReplicaLag r = sampled(kA, 1000 * kMs, Lsn(0x5000));
+  EXPECT_EQ(r.lag_ns, 0) << "caught up with an idle primary: no lag however long idle";
+  EXPECT_EQ(r.lag_bytes, 0);
 
   // The primary moves on at 1100 ms; it was last seen at 0/5000 at 1000 ms, so the replica
   // fell behind just after 1000 ms, not at t = 0 when 0/5000 was first seen.
   lag.primary_sample(1100 * kMs, Lsn(0x6000));
   EXPECT_EQ(lag.history_size(), 2u);
   EXPECT_EQ(lag.primary_time_past(Lsn(0x5000)), 1000 * kMs + 24414);
-  lag.replica_sample(kA, 1100 * kMs, Lsn(0x5000), Lsn(0x5000));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 100 * kMs - 24414);
-  EXPECT_EQ(lag.replica(kA).lag_bytes, 0x1000);
-  EXPECT_FALSE(lag.replica(kA).lag_is_lower_bound);
+  r = sampled(kA, 1100 * kMs, Lsn(0x5000));
+  EXPECT_EQ(r.lag_ns, 100 * kMs - 24414);
+  EXPECT_EQ(r.lag_bytes, 0x1000);
+  EXPECT_FALSE(r.lag_is_lower_bound);
 }
 
-TEST(Lag, LowerBoundWhenOlderThanTheKeptHistory) {
-  auto t = three_nodes();
-  LagConfig c;
-  c.history_capacity = 2;
-  c.max_lag_ms = 10000;
-  c.recover_lag_ms = 10000;
-  LagTracker lag(t, c);
+TEST_F(Lag, LowerBoundWhenOlderThanTheKeptHistory) {
+  LagTracker& lag = track(/*max_lag_ms=*/10000, /*recover_lag_ms=*/10000, [](LagConfig& c) {
+    c.history_capacity = 2;
+  });
   lag.primary_sample(0, Lsn(0x1000));
   lag.primary_sample(100 * kMs, Lsn(0x2000));
   lag.primary_sample(200 * kMs, Lsn(0x3000));
   EXPECT_EQ(lag.history_size(), 2u);  // 0/1000 was dropped
 
-  lag.replica_sample(kA, 300 * kMs, Lsn(0x1800), Lsn(0x1800));
-  ReplicaLag r = lag.replica(kA);
+  ReplicaLag r = sampled(kA, 300 * kMs, Lsn(0x1800));
   EXPECT_TRUE(r.lag_is_lower_bound);
   EXPECT_EQ(r.lag_ns, 200 * kMs) << "lag to the oldest kept entry (0/2000 at 100 ms)";
   EXPECT_EQ(r.lag_bytes, 0x1800);
 
-  lag.replica_sample(kB, 300 * kMs, Lsn(0x27FF), Lsn(0x27FF));
-  EXPECT_FALSE(lag.replica(kB).lag_is_lower_bound);
-  EXPECT_EQ(lag.replica(kB).lag_ns, 150 * kMs);
+  r = sampled(kB, 300 * kMs, Lsn(0x27FF));
+  EXPECT_FALSE(r.lag_is_lower_bound);
+  EXPECT_EQ(r.lag_ns, 150 * kMs);
 
   // Catching up clears the flag.
-  lag.replica_sample(kA, 301 * kMs, Lsn(0x3000), Lsn(0x3000));
-  EXPECT_FALSE(lag.replica(kA).lag_is_lower_bound);
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+  r = sampled(kA, 301 * kMs, Lsn(0x3000));
+  EXPECT_FALSE(r.lag_is_lower_bound);
+  EXPECT_EQ(r.lag_ns, 0);
 }
 
-TEST(Lag, HistoryAndEventsAreBounded) {
-  auto t = three_nodes();
-  LagConfig c;
-  c.history_capacity = 4;
-  c.event_capacity = 2;
-  c.max_lag_ms = 10;
-  c.recover_lag_ms = 5;
-  LagTracker lag(t, c);
-  for (int k = 0; k < 100; ++k) lag.primary_sample(k * 10 * kMs, lsn_at_ms(k * 10));
+TEST_F(Lag, HistoryAndEventsAreBounded) {
+  LagTracker& lag = track(/*max_lag_ms=*/10, /*recover_lag_ms=*/5, [](LagConfig& c) {
+    c.history_capacity = 4;
+    c.event_capacity = 2;
+  });
+  primary_every(10, 990);
   EXPECT_EQ(lag.history_size(), 4u);  // 960, 970, 980 and 990 ms
   EXPECT_EQ(lag.primary_lsn(), lsn_at_ms(990));
 
   // Three transitions into a buffer of two: the oldest is dropped and counted.
-  std::int64_t now = 990 * kMs;
-  lag.replica_sample(kA, now, lsn_at_ms(800), lsn_at_ms(800));  // older than the history: >= 30 ms
-  EXPECT_EQ(lag.replica(kA).lag_ns, 30 * kMs);
-  lag.replica_sample(kA, now, lsn_at_ms(990), lsn_at_ms(990));  // caught up: recovered
-  lag.replica_sample(kA, now, lsn_at_ms(0), lsn_at_ms(0));      // far behind again
+  const std::int64_t now = 990 * kMs;
+  EXPECT_EQ(sampled(kA, now, lsn_at_ms(800)).lag_ns, 30 * kMs);  // older than the history: >= 30 ms
+  sampled(kA, now, lsn_at_ms(990));                                // caught up: recovered
+  sampled(kA, now, lsn_at_ms(0));                                  // far behind again
   EXPECT_EQ(lag.events_dropped(), 1u);
   auto events = lag.events();
   ASSERT_EQ(events.size(), 2u);
@@ -174,20 +232,14 @@ TEST(Lag, HistoryAndEventsAreBounded) {
   EXPECT_TRUE(lag.replica(kA).lag_is_lower_bound);
 }
 
-TEST(Lag, HysteresisOnTimeLag) {
-  auto t = three_nodes();
-  LagConfig c;
-  c.max_lag_ms = 100;
-  c.recover_lag_ms = 50;
-  LagTracker lag(t, c);
+TEST_F(Lag, HysteresisOnTimeLag) {
+  LagTracker& lag = track(/*max_lag_ms=*/100, /*recover_lag_ms=*/50);
   std::int64_t primary_ms = 0;
-  // Advances the primary to `ms` (a sample every 10 ms), then samples replica a as having
-  // replayed what the primary had just before `behind_of_ms`: its lag is exactly now - that.
+  // Advances the primary to `now_ms` (a sample every 10 ms), then samples replica a as having
+  // replayed what the primary had just before `replayed_ms`: its lag is exactly now - that.
   auto step = [&](std::int64_t now_ms, std::int64_t replayed_ms) {
     for (; primary_ms <= now_ms; primary_ms += 10) lag.primary_sample(primary_ms * kMs, lsn_at_ms(primary_ms));
-    Lsn replay(lsn_at_ms(replayed_ms).value - 1);
-    lag.replica_sample(kA, now_ms * kMs, replay, replay);
-    return lag.replica(kA);
+    return sampled(kA, now_ms * kMs, Lsn(lsn_at_ms(replayed_ms).value - 1));
   };
   struct Step {
     std::int64_t now_ms, replayed_ms;
@@ -227,19 +279,13 @@ TEST(Lag, HysteresisOnTimeLag) {
   EXPECT_STREQ(to_string(events[1].kind), "recovered");
 }
 
-TEST(Lag, HysteresisOnByteLag) {
-  auto t = three_nodes();
-  LagConfig c;
-  c.max_lag_ms = 1e9;
-  c.recover_lag_ms = 1e9;
-  c.max_lag_bytes = 1000;
-  c.recover_lag_bytes = 500;
-  LagTracker lag(t, c);
+TEST_F(Lag, HysteresisOnByteLag) {
+  LagTracker& lag = track(/*max_lag_ms=*/1e9, /*recover_lag_ms=*/1e9, [](LagConfig& c) {
+    c.max_lag_bytes = 1000;
+    c.recover_lag_bytes = 500;
+  });
   lag.primary_sample(0, Lsn(10000));
-  auto at = [&](std::uint64_t replay) {
-    lag.replica_sample(kA, 0, Lsn(replay), Lsn(replay));
-    return lag.replica(kA).state;
-  };
+  auto at = [&](std::uint64_t replay) { return sampled(kA, 0, Lsn(replay)).state; };
   EXPECT_EQ(at(9000), LagState::Ok);        // exactly 1000 bytes: not above
   EXPECT_EQ(at(8999), LagState::Lagging);   // 1001
   EXPECT_EQ(at(9400), LagState::Lagging);   // 600: not below 500
@@ -253,36 +299,26 @@ TEST(Lag, HysteresisOnByteLag) {
   EXPECT_EQ(lag.events().size(), 3u);
 }
 
-TEST(Lag, ZeroRecoverThresholdsRecoverWhenFullyCaughtUp) {
+TEST_F(Lag, ZeroRecoverThresholdsRecoverWhenFullyCaughtUp) {
   // recover_ms = 0 (and recover_bytes = 0) mean "OK again only with no lag at all"; a replica
   // that has replayed everything must then recover rather than stay LAGGING for ever.
-  auto t = three_nodes();
-  LagConfig c;
-  c.max_lag_ms = 0;
-  c.recover_lag_ms = 0;
-  c.max_lag_bytes = 1;
-  c.recover_lag_bytes = 0;
-  LagTracker lag(t, c);
+  LagTracker& lag = track(/*max_lag_ms=*/0, /*recover_lag_ms=*/0, [](LagConfig& c) {
+    c.max_lag_bytes = 1;
+    c.recover_lag_bytes = 0;
+  });
   lag.primary_sample(0, Lsn(0x1000));
   lag.primary_sample(10 * kMs, Lsn(0x2000));
-  lag.replica_sample(kA, 10 * kMs, Lsn(0x1000), Lsn(0x1000));
-  EXPECT_EQ(lag.replica(kA).state, LagState::Lagging);
-  lag.replica_sample(kA, 11 * kMs, Lsn(0x2000), Lsn(0x2000));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
-  EXPECT_EQ(lag.replica(kA).lag_bytes, 0);
-  EXPECT_EQ(lag.replica(kA).state, LagState::Ok);
+  EXPECT_EQ(sampled(kA, 10 * kMs, Lsn(0x1000)).state, LagState::Lagging);
+  ReplicaLag r = sampled(kA, 11 * kMs, Lsn(0x2000));
+  EXPECT_EQ(r.lag_ns, 0);
+  EXPECT_EQ(r.lag_bytes, 0);
+  EXPECT_EQ(r.state, LagState::Ok);
 }
 
-TEST(Lag, StaleReplicaIsJudgedAtThePrimarysTime) {
-  auto t = three_nodes();
-  LagConfig c;
-  c.max_lag_ms = 100;
-  c.recover_lag_ms = 50;
-  c.stale_sample_ms = 100;
-  LagTracker lag(t, c);
+TEST_F(Lag, StaleReplicaIsJudgedAtThePrimarysTime) {
+  LagTracker& lag = track(/*max_lag_ms=*/100, /*recover_lag_ms=*/50, [](LagConfig& c) { c.stale_sample_ms = 100; });
   lag.primary_sample(0, Lsn(1000));
-  lag.replica_sample(kA, 0, Lsn(1000), Lsn(1000));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+  EXPECT_EQ(sampled(kA, 0, Lsn(1000)).lag_ns, 0);
 
   // 50 ms later the replica is not stale: judged at its own sample time (0), where it was
   // not behind; its byte lag follows the primary.
@@ -311,40 +347,28 @@ TEST(Lag, StaleReplicaIsJudgedAtThePrimarysTime) {
   EXPECT_FALSE(t->info(kB).lag_known);
 }
 
-TEST(Lag, SilentPrimaryBoundsReplicaLagFromBelow) {
-  auto t = three_nodes();
-  LagConfig c;
-  c.max_lag_ms = 1000;
-  c.stale_sample_ms = 1000;
-  LagTracker lag(t, c);
-  t->set_up("b", false);  // replica a is the only one that can serve
-  Router router(t);
-  Session session;
-  ReadOptions bounded;
-  bounded.max_staleness_ms = 500;
+TEST_F(Lag, SilentPrimaryBoundsReplicaLagFromBelow) {
+  LagTracker& lag = track([](LagConfig& c) { c.max_lag_ms = 1000; c.stale_sample_ms = 1000; });
+  route_to_a_only();
   // The primary writes 1000 bytes per ms until its last sample at 100 ms; replica a keeps up.
-  for (std::int64_t ms = 0; ms <= 100; ms += 50) lag.primary_sample(ms * kMs, lsn_at_ms(ms));
-  lag.replica_sample(kA, 100 * kMs, lsn_at_ms(100), lsn_at_ms(100));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+  primary_every(50, 100);
+  EXPECT_EQ(sampled(kA, 100 * kMs, lsn_at_ms(100)).lag_ns, 0);
 
   // The primary goes silent (down or frozen); the replica is still sampled. Up to
   // stale_sample_ms after the primary's last sample nothing changes.
   t->set_up("p", false);
-  lag.replica_sample(kA, 600 * kMs, lsn_at_ms(100), lsn_at_ms(100));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
-  EXPECT_FALSE(lag.replica(kA).lag_is_lower_bound);
-  lag.replica_sample(kA, 1100 * kMs, lsn_at_ms(100), lsn_at_ms(100));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
+  ReplicaLag r = sampled(kA, 600 * kMs, lsn_at_ms(100));
+  EXPECT_EQ(r.lag_ns, 0);
+  EXPECT_FALSE(r.lag_is_lower_bound);
+  EXPECT_EQ(sampled(kA, 1100 * kMs, lsn_at_ms(100)).lag_ns, 0);
 
   // Beyond it the replica is known fresh only as of 100 ms: its lag is at least now - 100 ms,
   // growing with each replica sample, published to the topology, a lower bound.
-  lag.replica_sample(kA, 1101 * kMs, lsn_at_ms(100), lsn_at_ms(100));
-  ReplicaLag r = lag.replica(kA);
+  r = sampled(kA, 1101 * kMs, lsn_at_ms(100));
   EXPECT_EQ(r.lag_ns, 1001 * kMs);
   EXPECT_TRUE(r.lag_is_lower_bound);
   EXPECT_EQ(t->info(kA).lag_ns, 1001 * kMs);
-  lag.replica_sample(kA, 1600 * kMs, lsn_at_ms(100), lsn_at_ms(100));
-  r = lag.replica(kA);
+  r = sampled(kA, 1600 * kMs, lsn_at_ms(100));
   EXPECT_EQ(r.lag_ns, 1500 * kMs);
   EXPECT_EQ(t->info(kA).lag_ns, 1500 * kMs);
   // The state follows the measured lag: still OK, no event.
@@ -353,11 +377,10 @@ TEST(Lag, SilentPrimaryBoundsReplicaLagFromBelow) {
 
   // Bounded staleness cannot use the replica (and the primary is down: no node); an
   // eventual read still can.
-  Decision d = router.route_read(session, Consistency::BoundedStaleness, 1600 * kMs, bounded);
+  Decision d = bounded_read(1600 * kMs, 500);
   EXPECT_EQ(d.node, kNoNode);
   EXPECT_EQ(d.reason, Reason::NoReplicaFresh);
-  d = router.route_read(session, Consistency::Eventual, 0);
-  EXPECT_EQ(d.node, kA);
+  EXPECT_EQ(read(Consistency::Eventual, 0).node, kA);
 
   // Primary samples resume: the replica, sampled 100 ms before, is judged at its own time
   // again, where it had replayed everything up to the primary's LSN then.
@@ -367,8 +390,7 @@ TEST(Lag, SilentPrimaryBoundsReplicaLagFromBelow) {
   EXPECT_EQ(r.lag_ns, 0);
   EXPECT_FALSE(r.lag_is_lower_bound);
   EXPECT_EQ(t->info(kA).lag_ns, 0);
-  d = router.route_read(session, Consistency::BoundedStaleness, 1700 * kMs, bounded);
-  EXPECT_EQ(d.node, kA);
+  EXPECT_EQ(bounded_read(1700 * kMs, 500).node, kA);
 }
 
 // The sequence of a stale bounded-staleness read under a primary kill: the primary commits
@@ -376,112 +398,84 @@ TEST(Lag, SilentPrimaryBoundsReplicaLagFromBelow) {
 // back a little further on (recovery records). Interpolating across the outage placed the
 // moment the primary passed the replica's LSN near the restart, so the replica, still missing
 // those commits, looked 131 ms behind and served a read bounded at 300 ms with data 2.2 s old.
-TEST(Lag, PrimaryOutageIsNotInterpolatedAcross) {
-  auto t = three_nodes();
-  LagTracker lag(t);  // stale_sample_ms 1000
-  t->set_up("b", false);
-  Router router(t);
-  Session session;
-  ReadOptions bounded;
-  bounded.max_staleness_ms = 300;
-  for (std::int64_t ms = 0; ms <= 1000; ms += 200) lag.primary_sample(ms * kMs, lsn_at_ms(ms));
+TEST_F(Lag, PrimaryOutageIsNotInterpolatedAcross) {
+  LagTracker& lag = track();  // stale_sample_ms 1000
+  route_to_a_only();
+  primary_every(200, 1000);
   // Killed at 1000 ms, after writing up to 1036 ms; replica a received up to 1035 ms.
-  lag.replica_sample(kA, 1100 * kMs, lsn_at_ms(1035), lsn_at_ms(1035));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0);  // ahead of the last primary sample
+  EXPECT_EQ(sampled(kA, 1100 * kMs, lsn_at_ms(1035)).lag_ns, 0);  // ahead of the last primary sample
   t->set_up("p", false);
-  lag.replica_sample(kA, 2500 * kMs, lsn_at_ms(1035), lsn_at_ms(1035));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 1500 * kMs);  // the silent primary bounds it from below
-  EXPECT_TRUE(lag.replica(kA).lag_is_lower_bound);
+  ReplicaLag r = sampled(kA, 2500 * kMs, lsn_at_ms(1035));
+  EXPECT_EQ(r.lag_ns, 1500 * kMs);  // the silent primary bounds it from below
+  EXPECT_TRUE(r.lag_is_lower_bound);
   // Restarted at 3150 ms, 100 bytes further on; replica a has not reconnected yet.
   t->set_up("p", true);
-  lag.primary_sample(3150 * kMs, Lsn(lsn_at_ms(1036).value + 100));
-  lag.replica_sample(kA, 3216 * kMs, lsn_at_ms(1035), lsn_at_ms(1035));
-  ReplicaLag r = lag.replica(kA);
+  const Lsn restarted(lsn_at_ms(1036).value + 100);
+  lag.primary_sample(3150 * kMs, restarted);
+  r = sampled(kA, 3216 * kMs, lsn_at_ms(1035));
   // Known to have everything only as of 1000 ms, the last sample at or below its LSN.
   EXPECT_EQ(r.lag_ns, 2216 * kMs);
   EXPECT_FALSE(r.lag_is_lower_bound);
   EXPECT_EQ(lag.primary_time_past(lsn_at_ms(1035)), 1000 * kMs);
-  Decision d = router.route_read(session, Consistency::BoundedStaleness, 3216 * kMs, bounded);
+  Decision d = bounded_read(3216 * kMs, 300);
   EXPECT_NE(d.node, kA);
   EXPECT_NE(d.reason, Reason::ReplicaFresh);
   // Caught up with the restarted primary: fresh again.
-  lag.replica_sample(kA, 3300 * kMs, Lsn(lsn_at_ms(1036).value + 100), Lsn(lsn_at_ms(1036).value + 100));
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
-  d = router.route_read(session, Consistency::BoundedStaleness, 3300 * kMs, bounded);
+  EXPECT_EQ(sampled(kA, 3300 * kMs, restarted).lag_ns, 0);
+  d = bounded_read(3300 * kMs, 300);
   EXPECT_EQ(d.node, kA);
   EXPECT_EQ(d.reason, Reason::ReplicaFresh);
 }
 
-TEST(Lag, ReplicaSeenBehindTurnsLaggingWhileThePrimaryIsSilent) {
-  auto t = three_nodes();
-  LagConfig c;
-  c.max_lag_ms = 1000;
-  c.stale_sample_ms = 1000;
-  LagTracker lag(t, c);
-  t->set_up("b", false);
-  Router router(t);
-  Session session;
+TEST_F(Lag, ReplicaSeenBehindTurnsLaggingWhileThePrimaryIsSilent) {
+  track([](LagConfig& c) { c.max_lag_ms = 1000; c.stale_sample_ms = 1000; });
+  route_to_a_only();
   // Replica a stops replaying at 100 ms; the primary is sampled once more, past it, at 150 ms
   // and then goes silent. Nothing freezes the measured lag: every replica sample re-judges it
   // at its own time against the crossing the primary's history holds (just after 100 ms).
-  for (std::int64_t ms = 0; ms <= 150; ms += 50) lag.primary_sample(ms * kMs, lsn_at_ms(ms));
-  lag.replica_sample(kA, 150 * kMs, lsn_at_ms(100), lsn_at_ms(100));
-  EXPECT_EQ(lag.replica(kA).state, LagState::Ok);
+  primary_every(50, 150);
+  EXPECT_EQ(sampled(kA, 150 * kMs, lsn_at_ms(100)).state, LagState::Ok);
   t->set_up("p", false);
-  lag.replica_sample(kA, 1000 * kMs, lsn_at_ms(100), lsn_at_ms(100));
-  EXPECT_EQ(lag.replica(kA).state, LagState::Ok);
-  EXPECT_EQ(router.route_read(session, Consistency::Eventual, 0).node, kA);
-  lag.replica_sample(kA, 1200 * kMs, lsn_at_ms(100), lsn_at_ms(100));
-  ReplicaLag r = lag.replica(kA);
+  EXPECT_EQ(sampled(kA, 1000 * kMs, lsn_at_ms(100)).state, LagState::Ok);
+  EXPECT_EQ(read(Consistency::Eventual, 0).node, kA);
+  ReplicaLag r = sampled(kA, 1200 * kMs, lsn_at_ms(100));
   EXPECT_GT(r.lag_ns, 1000 * kMs);
   EXPECT_EQ(r.state, LagState::Lagging);
   // Over max_lag_ms with the primary down, no node serves even an eventual read.
-  Decision d = router.route_read(session, Consistency::Eventual, 0);
+  Decision d = read(Consistency::Eventual, 0);
   EXPECT_EQ(d.node, kNoNode);
   EXPECT_EQ(d.reason, Reason::AllReplicasLagging);
 }
 
-TEST(Lag, ReplicaOlderThanTheHistoryAfterResetIsNotFresh) {
+TEST_F(Lag, ReplicaOlderThanTheHistoryAfterResetIsNotFresh) {
   // After a reset (a failover, or the primary's LSN went backwards) the history starts at the
   // new primary's first sample; a replica below it passed that LSN at an unknown time.
-  auto t = three_nodes();
-  LagConfig c;
-  c.max_lag_ms = 1000;
-  c.stale_sample_ms = 1000;
-  LagTracker lag(t, c);
-  t->set_up("b", false);  // replica a is the only one that can serve
-  Router router(t);
-  Session session;
-  ReadOptions bounded;
-  bounded.max_staleness_ms = 500;
-  for (std::int64_t ms = 0; ms <= 100; ms += 50) lag.primary_sample(ms * kMs, lsn_at_ms(ms));
+  LagTracker& lag = track([](LagConfig& c) { c.max_lag_ms = 1000; c.stale_sample_ms = 1000; });
+  route_to_a_only();
+  primary_every(50, 100);
   lag.reset();
   lag.primary_sample(200 * kMs, lsn_at_ms(5000));
-  lag.replica_sample(kA, 300 * kMs, lsn_at_ms(100), lsn_at_ms(100));  // far below the first entry
-  ReplicaLag r = lag.replica(kA);
+  ReplicaLag r = sampled(kA, 300 * kMs, lsn_at_ms(100));  // far below the first entry
   EXPECT_TRUE(r.lag_is_lower_bound);
   EXPECT_EQ(r.lag_ns, 100 * kMs) << "now - the only entry's first sample";
   EXPECT_EQ(r.state, LagState::Ok) << "the state follows the lower bound";
   EXPECT_FALSE(t->info(kA).lag_known) << "its true time lag is unknown";
-  Decision d = router.route_read(session, Consistency::BoundedStaleness, 300 * kMs, bounded);
+  Decision d = bounded_read(300 * kMs, 500);
   EXPECT_NE(d.node, kA);
   EXPECT_EQ(d.reason, Reason::NoReplicaFresh);
   // Reads without a freshness bound still take it.
-  d = router.route_read(session, Consistency::Eventual, 0, bounded);
-  EXPECT_EQ(d.node, kA);
+  EXPECT_EQ(read(Consistency::Eventual, 0, max_staleness(500)).node, kA);
   // Replaying past the first entry makes its lag known again: fresh.
   lag.primary_sample(250 * kMs, lsn_at_ms(5050));
-  lag.replica_sample(kA, 310 * kMs, lsn_at_ms(5000), lsn_at_ms(5000));
-  EXPECT_FALSE(lag.replica(kA).lag_is_lower_bound);
+  EXPECT_FALSE(sampled(kA, 310 * kMs, lsn_at_ms(5000)).lag_is_lower_bound);
   EXPECT_TRUE(t->info(kA).lag_known);
-  d = router.route_read(session, Consistency::BoundedStaleness, 310 * kMs, bounded);
+  d = bounded_read(310 * kMs, 500);
   EXPECT_EQ(d.node, kA);
   EXPECT_EQ(d.reason, Reason::ReplicaFresh);
 }
 
-TEST(Lag, BackwardsTimeAndLsnAreRejected) {
-  auto t = three_nodes();
-  LagTracker lag(t);
+TEST_F(Lag, BackwardsTimeAndLsnAreRejected) {
+  LagTracker& lag = track();
   lag.primary_sample(10 * kMs, Lsn(0x2000));
   expect_invalid<InvalidArgument>([&] { lag.primary_sample(9 * kMs, Lsn(0x3000)); }, "now_ns");
   expect_invalid<InvalidArgument>([&] { lag.primary_sample(11 * kMs, Lsn(0x1FFF)); }, "current_lsn");
@@ -491,23 +485,18 @@ TEST(Lag, BackwardsTimeAndLsnAreRejected) {
   EXPECT_NO_THROW(lag.primary_sample(10 * kMs, Lsn(0x2100)));  // same time, newer LSN
   EXPECT_EQ(lag.history_size(), 2u);
 
-  lag.replica_sample(kA, 20 * kMs, Lsn(0x2000), Lsn(0x2000));
+  sampled(kA, 20 * kMs, Lsn(0x2000));
   expect_invalid<InvalidArgument>([&] { lag.replica_sample(kA, 19 * kMs, Lsn(0x2000), Lsn(0x2000)); }, "now_ns");
   EXPECT_EQ(lag.replica(kA).sample_time_ns, 20 * kMs);
   // Another replica keeps its own clock.
   EXPECT_NO_THROW(lag.replica_sample(kB, 1, Lsn(0x2000), Lsn(0x2000)));
 }
 
-TEST(Lag, ResetForgetsHistoryAndLag) {
-  auto t = three_nodes();
-  LagConfig c;
-  c.max_lag_ms = 10;
-  c.recover_lag_ms = 5;
-  LagTracker lag(t, c);
+TEST_F(Lag, ResetForgetsHistoryAndLag) {
+  LagTracker& lag = track(/*max_lag_ms=*/10, /*recover_lag_ms=*/5);
   lag.primary_sample(0, Lsn(0x1000));
   lag.primary_sample(100 * kMs, Lsn(0x9000));
-  lag.replica_sample(kA, 100 * kMs, Lsn(0x1000), Lsn(0x1000));
-  ASSERT_EQ(lag.replica(kA).state, LagState::Lagging);
+  ASSERT_EQ(sampled(kA, 100 * kMs, Lsn(0x1000)).state, LagState::Lagging);
   ASSERT_EQ(t->info(kA).lag_state, LagState::Lagging);
 
   t->promote("b");
@@ -530,42 +519,36 @@ TEST(Lag, ResetForgetsHistoryAndLag) {
   expect_invalid<InvalidArgument>([&] { lag.replica_sample(kB, 1, Lsn(0x500), Lsn(0x500)); }, "node");
 }
 
-TEST(Lag, NoPrimarySamplesYet) {
-  auto t = three_nodes();
-  LagTracker lag(t);
+TEST_F(Lag, NoPrimarySamplesYet) {
+  LagTracker& lag = track();
   EXPECT_EQ(lag.history_size(), 0u);
   EXPECT_EQ(lag.primary_time_past(Lsn(1)), kNotYet);
-  lag.replica_sample(kA, 5 * kMs, Lsn(0x100), Lsn(0x100));
-  EXPECT_TRUE(lag.replica(kA).known);
-  EXPECT_EQ(lag.replica(kA).lag_ns, 0);
-  EXPECT_EQ(lag.replica(kA).lag_bytes, 0);
+  ReplicaLag r = sampled(kA, 5 * kMs, Lsn(0x100));
+  EXPECT_TRUE(r.known);
+  EXPECT_EQ(r.lag_ns, 0);
+  EXPECT_EQ(r.lag_bytes, 0);
   auto all = lag.replicas();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].node, kA);
   EXPECT_EQ(all[1].node, kB);
 }
 
-TEST(Lag, RecoveryMarksDefaultToHalfTheThresholds) {
-  auto t = three_nodes();
+TEST_F(Lag, RecoveryMarksDefaultToHalfTheThresholds) {
   LagTracker defaults(t);
   EXPECT_EQ(*defaults.config().recover_lag_ms, 500.0);
   EXPECT_EQ(*defaults.config().recover_lag_bytes, 0);
-  LagConfig c;
-  c.max_lag_ms = 200;
-  c.max_lag_bytes = 1000;
-  LagTracker half(t, c);
+  LagTracker& half = track([](LagConfig& c) { c.max_lag_ms = 200; c.max_lag_bytes = 1000; });
   EXPECT_EQ(*half.config().recover_lag_ms, 100.0);
   EXPECT_EQ(*half.config().recover_lag_bytes, 500);
 }
 
-TEST(Lag, BadInputNamesTheArgument) {
+TEST_F(Lag, BadInputNamesTheArgument) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
-  auto t = three_nodes();
   auto with = [&](auto edit) {
     LagConfig c;
     edit(c);
-    return [t, c] { LagTracker tracker(t, c); };
+    return [topology = t, c] { LagTracker tracker(topology, c); };
   };
   expect_invalid<InvalidArgument>([] { LagTracker tracker(nullptr); }, "topology");
   expect_invalid<InvalidArgument>(with([&](LagConfig& c) { c.max_lag_ms = nan; }), "max_lag_ms");
@@ -591,7 +574,7 @@ TEST(Lag, BadInputNamesTheArgument) {
   EXPECT_NO_THROW(with([&](LagConfig& c) { c.max_lag_ms = 0; c.recover_lag_ms = 0; c.stale_sample_ms = 0; })());
   EXPECT_NO_THROW(with([&](LagConfig& c) { c.history_capacity = 2; c.event_capacity = 1; })());
 
-  LagTracker lag(t);
+  LagTracker& lag = track();
   expect_invalid<InvalidArgument>([&] { lag.primary_sample(-1, Lsn(1)); }, "now_ns");
   expect_invalid<InvalidArgument>([&] { lag.replica_sample(kA, -1, Lsn(1), Lsn(1)); }, "now_ns");
   expect_invalid<InvalidArgument>([&] { lag.replica_sample(-1, 0, Lsn(1), Lsn(1)); }, "node");
@@ -661,11 +644,8 @@ ReferenceLag reference_lag(const std::vector<RawSample>& raw, std::size_t capaci
 }  // namespace
 
 TEST(LagProperty, RandomHistoriesMatchTheReference) {
-  const auto seeds = run_seeds(0x1A6, 300);
   std::uint64_t checked = 0;
-  for (int run = 0; run < seeds.runs; ++run) {
-    const std::uint64_t seed = seeds.seed(run);
-    SCOPED_TRACE(replay_hint(seed, "LagProperty.*"));
+  for_each_seed(0x1A6, 300, "LagProperty.*", [&](int, std::uint64_t seed) {
     Xoshiro256 rng(seed);
     const int n = 1 + static_cast<int>(rng.below(8));
     std::vector<NodeSpec> specs;
@@ -798,7 +778,7 @@ TEST(LagProperty, RandomHistoriesMatchTheReference) {
       verify_events();
     }
     EXPECT_EQ(lag.events_dropped(), events > c.event_capacity ? events - c.event_capacity : 0);
-  }
+  });
   std::printf("[ LagProperty ] %llu replica judgements checked\n", static_cast<unsigned long long>(checked));
 }
 

@@ -18,16 +18,24 @@ namespace {
 using namespace replikit;
 using namespace replikit::sim;
 using replikit::testing::expect_invalid;
+using replikit::testing::for_each_seed;
 
 std::size_t level(Consistency c) { return static_cast<std::size_t>(c); }
 
+// A run of `duration_ms` with writes and reads arriving at these rates, on `replicas` replicas,
+// every other setting at its default: what every test here starts from.
+SimConfig workload(double duration_ms, double write_rate_per_s, double read_rate_per_s, int replicas) {
+  SimConfig c;
+  c.duration_ms = duration_ms;
+  c.write_rate_per_s = write_rate_per_s;
+  c.read_rate_per_s = read_rate_per_s;
+  c.replicas = replicas;
+  return c;
+}
+
 // A busy cluster with every fault: a crash, a pause, a slow replica, mixed levels, read-backs.
 SimConfig eventful() {
-  SimConfig c;
-  c.duration_ms = 3000;
-  c.write_rate_per_s = 2000;
-  c.read_rate_per_s = 8000;
-  c.replicas = 3;
+  SimConfig c = workload(/*duration_ms=*/3000, /*write_rate_per_s=*/2000, /*read_rate_per_s=*/8000, /*replicas=*/3);
   c.sessions = 200;
   c.consistency_mix = {1, 2, 1, 1, 1, 1};
   c.max_staleness_ms = 50;
@@ -79,12 +87,9 @@ TEST(Sim, SameSeedSameResultOnAnyThread) {
 }
 
 TEST(Sim, ConservationUnderEveryModeAndFault) {
-  const auto seeds = replikit::testing::run_seeds(7, 8);
   const ReplicationMode modes[] = {ReplicationMode::Async, ReplicationMode::SemiSync, ReplicationMode::Sync,
                                    ReplicationMode::RemoteApply};
-  for (int k = 0; k < seeds.runs; ++k) {
-    const std::uint64_t seed = seeds.seed(k);
-    SCOPED_TRACE(replikit::testing::replay_hint(seed, "Sim.Conservation*"));
+  for_each_seed(7, 8, "Sim.Conservation*", [&](int k, std::uint64_t seed) {
     SimConfig c = eventful();
     c.mode = modes[k % 4];
     c.duration_ms = 1500;
@@ -110,7 +115,7 @@ TEST(Sim, ConservationUnderEveryModeAndFault) {
     if (c.drain_ms >= 10000) {
       EXPECT_EQ(r.writes_pending + r.reads_pending, 0u);
     }
-  }
+  });
 }
 
 // Apply delay (commit on the primary -> replay on the replica) of an M/M/1 apply queue: Poisson
@@ -124,11 +129,7 @@ TEST(Sim, ConservationUnderEveryModeAndFault) {
 // error (a bias), never bad luck; a bias of a few percent (e.g. off-by-one service) fails it.
 TEST(Sim, MM1ApplyQueueMeanDelayMatchesTheory) {
   const std::uint64_t seed = replikit::testing::printed_seed("Sim.MM1", 2024);
-  SimConfig c;
-  c.duration_ms = 100'000;
-  c.write_rate_per_s = 5000;
-  c.read_rate_per_s = 0;
-  c.replicas = 1;
+  SimConfig c = workload(/*duration_ms=*/100'000, /*write_rate_per_s=*/5000, /*read_rate_per_s=*/0, /*replicas=*/1);
   c.write_service = LatencyDistribution::constant(0);
   c.replica_latency = LatencyDistribution::constant(0.5);
   c.apply_rate_per_s = 10000;
@@ -146,10 +147,7 @@ TEST(Sim, MM1ApplyQueueMeanDelayMatchesTheory) {
 }
 
 TEST(Sim, ReadYourWritesStrongMonotonicCausalAreNeverStale) {
-  const auto seeds = replikit::testing::run_seeds(99, 4);
-  for (int k = 0; k < seeds.runs; ++k) {
-    const std::uint64_t seed = seeds.seed(k);
-    SCOPED_TRACE(replikit::testing::replay_hint(seed, "Sim.ReadYourWrites*"));
+  for_each_seed(99, 4, "Sim.ReadYourWrites*", [](int k, std::uint64_t seed) {
     SimConfig c = eventful();
     c.crash_primary_at_ms = k % 2 == 0 ? -1 : 1500;
     c.read_back_delay_ms = 0;
@@ -164,15 +162,11 @@ TEST(Sim, ReadYourWritesStrongMonotonicCausalAreNeverStale) {
     const auto& ryw = r.levels[level(Consistency::ReadYourWrites)];
     EXPECT_LT(ryw.served_by_primary, ryw.answered);
     EXPECT_GT(r.levels[level(Consistency::Eventual)].stale, 0u);
-  }
+  });
 }
 
 SimConfig crash_under_load(ReplicationMode mode) {
-  SimConfig c;
-  c.duration_ms = 2000;
-  c.write_rate_per_s = 5000;
-  c.read_rate_per_s = 1000;
-  c.replicas = 2;
+  SimConfig c = workload(/*duration_ms=*/2000, /*write_rate_per_s=*/5000, /*read_rate_per_s=*/1000, /*replicas=*/2);
   c.mode = mode;
   c.sync_count = 1;
   c.replica_latency = LatencyDistribution::constant(1.0);
@@ -181,10 +175,7 @@ SimConfig crash_under_load(ReplicationMode mode) {
 }
 
 TEST(Sim, CrashLosesAcknowledgedWritesOnlyWithoutSynchronousStandbys) {
-  const auto seeds = replikit::testing::run_seeds(5, 4);
-  for (int k = 0; k < seeds.runs; ++k) {
-    const std::uint64_t seed = seeds.seed(k);
-    SCOPED_TRACE(replikit::testing::replay_hint(seed, "Sim.CrashLoses*"));
+  for_each_seed(5, 4, "Sim.CrashLoses*", [](int, std::uint64_t seed) {
     const SimResult async = simulate(crash_under_load(ReplicationMode::Async), seed);
     EXPECT_GT(async.failover.writes_lost_acknowledged, 0u);
     EXPECT_TRUE(async.failover.promoted.has_value());
@@ -194,16 +185,12 @@ TEST(Sim, CrashLosesAcknowledgedWritesOnlyWithoutSynchronousStandbys) {
       EXPECT_GT(r.writes_failed_by[static_cast<std::size_t>(FailReason::PrimaryCrash)], 0u) << to_string(m);
       EXPECT_TRUE(r.conserved());
     }
-  }
+  });
 }
 
 TEST(Sim, ApplyDelayHoldsReplayUntilCommitPlusDelay) {
   const std::uint64_t seed = replikit::testing::printed_seed("Sim.ApplyDelay", 77);
-  SimConfig c;
-  c.duration_ms = 60'000;
-  c.write_rate_per_s = 10;
-  c.read_rate_per_s = 200;
-  c.replicas = 1;
+  SimConfig c = workload(/*duration_ms=*/60'000, /*write_rate_per_s=*/10, /*read_rate_per_s=*/200, /*replicas=*/1);
   c.consistency_mix = {1, 0, 0, 0, 0, 0};
   c.replica_latency = LatencyDistribution::constant(0.5);
   c.apply_delays = {ApplyDelay{1, 100}};
@@ -232,11 +219,7 @@ TEST(Sim, ApplyDelayHoldsReplayUntilCommitPlusDelay) {
 
 // Sparse writes (1/s) held 300 ms each on replica 1, probed every 100 ms, sampled every 10 ms.
 SimConfig sparse_delayed_writes() {
-  SimConfig c;
-  c.duration_ms = 60'000;
-  c.write_rate_per_s = 1;
-  c.read_rate_per_s = 0;
-  c.replicas = 1;
+  SimConfig c = workload(/*duration_ms=*/60'000, /*write_rate_per_s=*/1, /*read_rate_per_s=*/0, /*replicas=*/1);
   c.replica_latency = LatencyDistribution::constant(0.5);
   c.apply_delays = {ApplyDelay{1, 300}};
   c.probe_interval_ms = 100;
@@ -339,11 +322,7 @@ TEST(Sim, TrackedLagCountsTheProbesRoundTrip) {
 }
 
 TEST(Sim, PromotionEndsTheApplyDelay) {
-  SimConfig c;
-  c.duration_ms = 3000;
-  c.write_rate_per_s = 1000;
-  c.read_rate_per_s = 0;
-  c.replicas = 1;
+  SimConfig c = workload(/*duration_ms=*/3000, /*write_rate_per_s=*/1000, /*read_rate_per_s=*/0, /*replicas=*/1);
   c.apply_delays = {ApplyDelay{1, 5000}};
   c.crash_primary_at_ms = 1050;
   c.heartbeat_interval_ms = 100;
@@ -431,10 +410,7 @@ TEST(Sim, FailoverModelIsPluggable) {
 }
 
 TEST(Sim, ReadBackDelayDecidesThePrimaryShare) {
-  SimConfig c;
-  c.duration_ms = 2000;
-  c.write_rate_per_s = 1000;
-  c.read_rate_per_s = 0;
+  SimConfig c = workload(/*duration_ms=*/2000, /*write_rate_per_s=*/1000, /*read_rate_per_s=*/0, /*replicas=*/2);
   c.read_back_share = 1.0;
   c.probe_interval_ms = 50;
   c.read_back_delay_ms = 0;

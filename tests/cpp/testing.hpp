@@ -63,6 +63,18 @@ inline std::string replay_hint(std::uint64_t seed, const char* gtest_filter) {
   return "seed=" + s + " (replay: REPLIKIT_TEST_SEED=" + s + " ./replikit_tests --gtest_filter='" + gtest_filter + "')";
 }
 
+/// Runs `run(k, seed)` for each run k of run_seeds(fallback, runs), under a SCOPED_TRACE of the
+/// seed and the command line that replays it (replay_hint). A fatal failure ends that run only.
+template <typename Run>
+void for_each_seed(std::uint64_t fallback, int runs, const char* gtest_filter, Run&& run) {
+  const RunSeeds seeds = run_seeds(fallback, runs);
+  for (int k = 0; k < seeds.runs; ++k) {
+    const std::uint64_t seed = seeds.seed(k);
+    SCOPED_TRACE(replay_hint(seed, gtest_filter));
+    run(k, seed);
+  }
+}
+
 // ---------------------------------------------------------------- bad input
 
 /// Whether expect_invalid also requires the argument's name in what().
