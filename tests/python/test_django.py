@@ -515,3 +515,28 @@ def test_the_middleware_is_sync_and_async_capable(dj):
 
     assert iscoroutinefunction(dj.ReplikitMiddleware(async_view))
     assert not iscoroutinefunction(dj.ReplikitMiddleware(sync_view))
+
+
+def test_use_session_in_async_code(rd):
+    """``async with use_session()``: an async autocommit write's LSN is recorded when the block
+    ends (that is a query: made through sync_to_async, not on the event loop); the scope is the
+    block's only; a sync ``with`` stays as it was."""
+    from asgiref.sync import async_to_sync
+    from comments.models import Comment
+
+    async def scenario():
+        async with rd.use_session(consistency="monotonic") as session:
+            assert rd.current_session() is session
+            await Comment.objects.acreate(thread="async-scope", author="a", text="x")
+            assert not session.write_lsn.valid()  # autocommit: its LSN is read at the end
+        assert rd.current_session() is not session
+        with pytest.raises(RuntimeError):
+            async with rd.use_session(session):
+                raise RuntimeError("no LSN to read")
+        return session
+
+    session = async_to_sync(scenario)()
+    assert session.write_lsn.valid()
+    with rd.use_session(session) as same:
+        assert same is session
+        assert Comment.objects.filter(thread="async-scope").count() >= 1

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import contextvars
 from typing import Any, Callable, Optional, Tuple
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from .._core import Session
-from ..web import _current as _web_current
-from .state import Context, State, _context, get_state
-
-_Tokens = Tuple["contextvars.Token[Optional[Context]]", "contextvars.Token[Optional[Session]]"]
+from .state import Context, SessionScope, get_state
 
 
 class ReplikitMiddleware:
@@ -38,46 +33,33 @@ class ReplikitMiddleware:
     def __call__(self, request: Any) -> Any:
         if self._async:
             return self.__acall__(request)
-        state, ctx, cookie, tokens = _begin(request)
-        try:
+        scope, cookie = _begin(request)
+        with scope:
             response = self.get_response(request)
-            state.resolve(ctx)
-        finally:
-            _end(tokens)
-        return _respond(state, ctx, cookie, response)
+        return _respond(scope, cookie, response)
 
     async def __acall__(self, request: Any) -> Any:
-        state, ctx, cookie, tokens = _begin(request)
-        try:
+        scope, cookie = _begin(request)
+        async with scope:
             response = await self.get_response(request)
-            if ctx.pending:  # a write's LSN to read: a query, so in Django's thread for sync code
-                await sync_to_async(state.resolve)(ctx)
-        finally:
-            _end(tokens)
-        return _respond(state, ctx, cookie, response)
+        return _respond(scope, cookie, response)
 
 
-def _begin(request: Any) -> Tuple[State, Context, Optional[str], _Tokens]:
-    """The request's session from its token, made current (undone by _end)."""
+def _begin(request: Any) -> Tuple[SessionScope, Optional[str]]:
+    """The request's session from its token (a scope to enter) and its cookie."""
     state = get_state()
     t = state.transport
     cookie = request.COOKIES.get(t.cookie) if t.cookie else None
     header = request.headers.get(t.header) if t.header else None
     session = t.session_from(header, cookie)
-    ctx = Context(session, state.config.consistency)
     request.replikit_session = session
-    return state, ctx, cookie, (_context.set(ctx), _web_current.set(session))
+    return SessionScope(state, Context(session, state.config.consistency)), cookie
 
 
-def _end(tokens: _Tokens) -> None:
-    _context.reset(tokens[0])
-    _web_current.reset(tokens[1])
-
-
-def _respond(state: State, ctx: Context, cookie: Optional[str], response: Any) -> Any:
+def _respond(scope: SessionScope, cookie: Optional[str], response: Any) -> Any:
     """`response` with the session's token: the header always, the cookie when it changed."""
-    t = state.transport
-    value = t.token(ctx.session)
+    t = scope.state.transport
+    value = t.token(scope.ctx.session)
     if value is not None:
         if t.header:
             response[t.header] = value
