@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import pydoc
+from unittest import mock
 
 import pytest
 
@@ -115,6 +116,21 @@ def test_an_async_subclass_read_is_called_and_its_super_read_takes_the_fast_path
 
     router, nodes = asyncio.run(scenario())
     check_served(router, nodes, cluster)
+
+
+def test_a_read_patched_onto_the_class_is_called(pg_cluster_reset):
+    """unittest.mock.patch.object(ConnectionRouter, "read", ...) before the router is made: the
+    stand-in is what router.read calls (the builtin stands in for the library's read only)."""
+    primary, replicas = nodes_of(pg_cluster_reset)
+    real = ConnectionRouter.read
+    with mock.patch.object(ConnectionRouter, "read", autospec=True, side_effect=real) as spy:
+        with ConnectionRouter(primary, replicas) as router:
+            assert router.wait_probes(1, 5000)
+            with router.read(None, consistency="eventual") as conn:
+                conn.execute("SELECT 1")
+            assert spy.call_count == 1 and router.stats()["reads"] == 1
+    with ConnectionRouter(primary, replicas) as router:  # unpatched again: the builtin
+        assert inspect.isbuiltin(router.read)
 
 
 def bare(signature):

@@ -123,7 +123,7 @@ class AsyncConnectionRouter:
         # read() as a builtin of the core (see ConnectionRouter.__init__: not over a subclass's read()).
         self._fast_read: Callable[..., AsyncContextManager[psycopg.AsyncConnection[Any]]] = \
             self._path.fast_read(self, _lease.ASYNC_HOOKS, True)
-        if type(self).read is AsyncConnectionRouter.read:
+        if type(self).read is _LIBRARY_READ:
             self.__dict__["read"] = self._fast_read
         self._closed = False
 
@@ -410,3 +410,9 @@ class AsyncConnectionRouter:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
+
+
+# read() as defined here, taken once: the builtin stands in for it only, not for a subclass's
+# override nor for a stand-in patched onto the class (unittest.mock.patch.object) before the
+# router is made.
+_LIBRARY_READ = AsyncConnectionRouter.read

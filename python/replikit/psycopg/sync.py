@@ -143,7 +143,7 @@ class ConnectionRouter:
         # a subclass's override is called (its super().read() still gets the builtin's lease).
         self._fast_read: Callable[..., ContextManager[psycopg.Connection[Any]]] = \
             self._path.fast_read(self, _lease.SYNC_HOOKS)
-        if type(self).read is ConnectionRouter.read:
+        if type(self).read is _LIBRARY_READ:
             self.__dict__["read"] = self._fast_read
         self._closed = False
         self._prober = _Prober(self.core, self._sweep)
@@ -399,3 +399,9 @@ class ConnectionRouter:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+# read() as defined here, taken once: the builtin stands in for it only, not for a subclass's
+# override nor for a stand-in patched onto the class (unittest.mock.patch.object) before the
+# router is made.
+_LIBRARY_READ = ConnectionRouter.read
