@@ -72,8 +72,10 @@ def check_served(router, nodes, cluster):
     assert set(nodes) <= set(cluster.replica_names), nodes  # its default (eventual) was applied
     stats = router.stats()
     assert stats["reads"] == READS and stats["reads_on_replicas"] == READS, stats
-    # The first read on each replica finds nothing parked; the rest are the fast path's.
-    assert router.general <= len(cluster.replica_names) + 2, (router.general, stats)
+    # The first read on each replica finds nothing parked, the rest are the fast path's (a
+    # connection left idle over CHECK_IDLE_S by a stalled machine goes the general way too);
+    # without the fast path under super().read(), every read would.
+    assert router.general <= READS // 3, (router.general, stats)
 
 
 def test_a_subclass_read_is_called_and_its_super_read_takes_the_fast_path(pg_cluster_reset):
