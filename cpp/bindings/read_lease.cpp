@@ -6,6 +6,7 @@
 // (the hooks' `finish`). An async lease is its own awaitable when nothing needs awaiting.
 #include <pybind11/pybind11.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "read_path.hpp"
@@ -31,7 +32,6 @@ struct Lease {
 
 PyTypeObject* g_lease_type = nullptr;
 PyTypeObject* g_async_lease_type = nullptr;
-constexpr const char* kPathCapsule = "replikit.ReadPath";
 
 void lease_dealloc(PyObject* self) {
   auto* l = reinterpret_cast<Lease*>(self);
@@ -184,11 +184,16 @@ PyMethodDef kAsyncLeaseMethods[] = {
 // One of read()'s keywords by name.
 bool keyword_is(PyObject* name, const char* text) { return PyUnicode_CompareWithASCIIString(name, text) == 0; }
 
-// read(session=None, *, consistency=READ_YOUR_WRITES, max_staleness_ms=None, wait_for_replica_ms=None)
-PyObject* read_impl(PyTypeObject* type, PyObject* capsule, PyObject* const* args, Py_ssize_t nargs,
-                    PyObject* kwnames) {
-  auto* path = static_cast<ReadPath*>(PyCapsule_GetPointer(capsule, kPathCapsule));
-  if (path == nullptr) throw py::error_already_set();
+// The C++ object of the ReadPath `self` without a caster's type lookup (make_fast_read checked
+// once that it is the caster's): read() runs per read.
+ReadPath* path_of(PyObject* self) {
+  return reinterpret_cast<py::detail::instance*>(self)->get_value_and_holder().value_ptr<ReadPath>();
+}
+
+// read(session=None, *, consistency=READ_YOUR_WRITES, max_staleness_ms=None, wait_for_replica_ms=None),
+// bound to its ReadPath (`self`, the builtin's __self__, which keeps the path alive).
+PyObject* read_impl(PyTypeObject* type, PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  ReadPath* path = path_of(self);
   if (nargs > 1) throw py::type_error("read() takes at most 1 positional argument");
   PyObject* session = nargs == 1 ? args[0] : Py_None;
   PyObject* consistency = nullptr;
@@ -216,8 +221,7 @@ PyObject* read_impl(PyTypeObject* type, PyObject* capsule, PyObject* const* args
   auto* l = reinterpret_cast<Lease*>(type->tp_alloc(type, 0));
   if (l == nullptr) throw py::error_already_set();
   l->path = path;
-  l->owner = static_cast<PyObject*>(PyCapsule_GetContext(capsule));
-  Py_XINCREF(l->owner);
+  l->owner = py::handle(self).inc_ref().ptr();
   l->session = py::handle(session).inc_ref().ptr();
   l->observe = session != Py_None && path->observing(level.ptr());
   l->level = level.release().ptr();
@@ -226,26 +230,43 @@ PyObject* read_impl(PyTypeObject* type, PyObject* capsule, PyObject* const* args
   return reinterpret_cast<PyObject*>(l);
 }
 
-PyObject* read(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  return guarded([=]() { return read_impl(g_lease_type, capsule, args, nargs, kwnames); });
+PyObject* read(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([=]() { return read_impl(g_lease_type, self, args, nargs, kwnames); });
 }
 
-PyObject* read_async(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  return guarded([=]() { return read_impl(g_async_lease_type, capsule, args, nargs, kwnames); });
+PyObject* read_async(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([=]() { return read_impl(g_async_lease_type, self, args, nargs, kwnames); });
 }
 
 PyCFunction keywords(PyObject* (*f)(PyObject*, PyObject* const*, Py_ssize_t, PyObject*)) {
   return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
 }
 
-PyMethodDef kReadDef = {"read", keywords(read), METH_FASTCALL | METH_KEYWORDS,
-                        "router.read(session=None, *, consistency=..., max_staleness_ms=None, "
-                        "wait_for_replica_ms=None): a read lease (see ConnectionRouter.read)."};
-PyMethodDef kAsyncReadDef = {"read", keywords(read_async), METH_FASTCALL | METH_KEYWORDS,
-                             "router.read(session=None, *, consistency=..., max_staleness_ms=None, "
-                             "wait_for_replica_ms=None): a read lease (see AsyncConnectionRouter.read)."};
+// The text signature (the C API's "name($self, /, ...)\n--\n\n" docstring prefix, which
+// inspect.signature and help() read) and the docstring say what the routers' Python read()
+// methods say (tests/python compare them).
+#define REPLIKIT_READ_SIGNATURE                                                                       \
+  "read($self, /, session=None, *, consistency='read_your_writes', max_staleness_ms=None, "           \
+  "wait_for_replica_ms=None)\n--\n\n"
+#define REPLIKIT_READ_ARGS                                                                            \
+  "session: the caller's replikit.Session (None: one that never wrote). consistency: a\n"             \
+  "replikit.Consistency or its lower-case name. max_staleness_ms: the bound of a\n"                   \
+  "bounded_staleness read. wait_for_replica_ms: how long a read no replica covers yet may wait\n"     \
+  "for one before the primary serves it (\"auto\", or ms; None or negative: the router's\n"           \
+  "option).\n\n"                                                                                      \
+  "Monotonic/Causal reads with a session record what they saw (one round trip after the\n"           \
+  "block, on the same connection). The routing decision is ``last_route``."
 
-void release_owner(PyObject* capsule) { Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(capsule))); }
+PyMethodDef kReadDef = {"read", keywords(read), METH_FASTCALL | METH_KEYWORDS,
+                        REPLIKIT_READ_SIGNATURE
+                        "``with router.read(session) as conn``: a pooled connection to the node the\n"
+                        "router picks for this read, for the duration of the block.\n\n" REPLIKIT_READ_ARGS};
+PyMethodDef kAsyncReadDef = {"read", keywords(read_async), METH_FASTCALL | METH_KEYWORDS,
+                             REPLIKIT_READ_SIGNATURE
+                             "``async with router.read(session) as conn``: a pooled connection to the node\n"
+                             "the router picks for this read, for the duration of the block.\n\n" REPLIKIT_READ_ARGS};
+#undef REPLIKIT_READ_ARGS
+#undef REPLIKIT_READ_SIGNATURE
 
 PyTypeObject* lease_type(const char* name, PyMethodDef* methods, bool is_async) {
   static PyType_Slot sync_slots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(lease_dealloc)},
@@ -280,11 +301,10 @@ py::object make_fast_read(const py::object& path, const py::handle& router, cons
                           const py::handle& is_async_arg) {
   const bool is_async = to_bool(is_async_arg, "is_async");
   auto& p = path.cast<ReadPath&>();
+  if (path_of(path.ptr()) != &p) throw std::logic_error("fast_read: a ReadPath with an unexpected layout");
   p.set_hooks(router, hooks);
-  py::object capsule = py::reinterpret_steal<py::object>(PyCapsule_New(&p, kPathCapsule, release_owner));
-  if (!capsule || PyCapsule_SetContext(capsule.ptr(), path.inc_ref().ptr()) != 0) throw py::error_already_set();
   py::object fn = py::reinterpret_steal<py::object>(
-      PyCFunction_NewEx(is_async ? &kAsyncReadDef : &kReadDef, capsule.ptr(), nullptr));
+      PyCFunction_NewEx(is_async ? &kAsyncReadDef : &kReadDef, path.ptr(), nullptr));
   if (!fn) throw py::error_already_set();
   return fn;
 }

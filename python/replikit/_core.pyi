@@ -636,8 +636,9 @@ class ReadPath:
         """Counts a read served on `node`, stamps `conn` idle and parks it if it may be kept;
         False: return it to its pool."""
     def fast_read(self, router: Any, hooks: Any, is_async: bool = False) -> Callable[..., Any]:
-        """The router's read() as a builtin over this path (is_async: for `async with`); `hooks`
-        gives the Python general path and checks (replikit.psycopg._lease); the router is held weakly."""
+        """The router's read() as a builtin bound to this path (is_async: for `async with`), with the
+        routers' read() signature and docstring; `hooks` gives the Python general path and checks
+        (replikit.psycopg._lease); the router is held weakly."""
     def close(self) -> None: ...  # parks nothing from now on
     @property
     def last_route(self) -> Optional[Decision]: ...  # the latest read's decision

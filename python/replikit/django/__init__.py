@@ -15,6 +15,8 @@ writes the LSN is read once, before the request's next read or its response. Rea
 replica alias that replikit picks for the request's consistency (default read-your-writes;
 ``replikit.django.consistency(...)`` for a block), lagging replicas excluded, the primary as
 the fallback; reads inside a transaction on the primary (an atomic block) stay on the primary.
+The middleware is sync and async (under ASGI an async view runs without a thread hop);
+``use_session()`` is a ``with`` block, or ``async with`` in async code.
 A statement is taken for a write unless it is a plain read (replikit.sqltext) or transaction
 bookkeeping; ``mark_write()`` counts one that writes without looking like it (a SELECT of a
 function that inserts). The token travels in a
@@ -36,8 +38,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .middleware import ReplikitMiddleware
 from .router import ReplikitRouter
-from .state import (State, consistency, current_session, get_state, is_write, last_route, mark_write,
-                    reset_state, use_session)
+from .state import (SessionScope, State, consistency, current_session, get_state, is_write, last_route,
+                    mark_write, reset_state, use_session)
 
-__all__ = ["ReplikitMiddleware", "ReplikitRouter", "State", "consistency", "current_session", "get_state",
-           "is_write", "last_route", "mark_write", "reset_state", "use_session"]
+__all__ = ["ReplikitMiddleware", "ReplikitRouter", "SessionScope", "State", "consistency", "current_session",
+           "get_state", "is_write", "last_route", "mark_write", "reset_state", "use_session"]

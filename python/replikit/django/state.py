@@ -10,9 +10,10 @@ import dataclasses
 import re
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import psycopg
+from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connections
 from django.db.backends.signals import connection_created
 from django.db.backends.utils import debug_transaction
@@ -329,11 +330,58 @@ def reset_state() -> None:
         state.close()
 
 
-@contextlib.contextmanager
+class SessionScope:
+    """A block whose queries are routed for one Context's session (use_session, the middleware):
+    ``with`` it in sync code, ``async with`` it in async code. Its end (without an exception)
+    records the session's pending write: in async code through sync_to_async, since that is a
+    query and Django makes none on the event loop."""
+
+    __slots__ = ("state", "ctx", "_tokens")
+
+    def __init__(self, state: State, ctx: Context) -> None:
+        self.state = state
+        self.ctx = ctx
+        self._tokens: Optional[Tuple["contextvars.Token[Optional[Context]]",
+                                     "contextvars.Token[Optional[Session]]"]] = None
+
+    def _enter(self) -> Session:
+        if self._tokens is not None:
+            raise RuntimeError("a replikit session scope is entered once at a time")
+        self._tokens = (_context.set(self.ctx), _web_current.set(self.ctx.session))
+        return self.ctx.session
+
+    def _leave(self) -> None:
+        tokens, self._tokens = self._tokens, None
+        if tokens is not None:
+            _context.reset(tokens[0])
+            _web_current.reset(tokens[1])
+
+    def __enter__(self) -> Session:
+        return self._enter()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self.state.resolve(self.ctx)
+        finally:
+            self._leave()
+
+    async def __aenter__(self) -> Session:
+        return self._enter()
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None and self.ctx.pending:
+                await sync_to_async(self.state.resolve)(self.ctx)
+        finally:
+            self._leave()
+
+
 def use_session(session: Optional[Session] = None, *, consistency: Any = None,
-                max_staleness_ms: Optional[float] = None) -> Iterator[Session]:
-    """Routes the block's queries for `session` (a new one when None), as the middleware does
-    for a request; the session's writes are recorded when the block ends."""
+                max_staleness_ms: Optional[float] = None) -> SessionScope:
+    """``with use_session(...) as session:`` (``async with`` in async code): routes the block's
+    queries for `session` (a new one when None), as the middleware does for a request; the
+    session's writes are recorded when the block ends."""
     state = get_state()
     if session is None:
         session = Session()
@@ -342,14 +390,7 @@ def use_session(session: Optional[Session] = None, *, consistency: Any = None,
         err.argument = "session"
         raise err
     level = state.config.consistency if consistency is None else level_of(consistency)
-    ctx = Context(session, level, max_staleness_ms)
-    token, web_token = _context.set(ctx), _web_current.set(session)
-    try:
-        yield session
-        state.resolve(ctx)
-    finally:
-        _context.reset(token)
-        _web_current.reset(web_token)
+    return SessionScope(state, Context(session, level, max_staleness_ms))
 
 
 @contextlib.contextmanager

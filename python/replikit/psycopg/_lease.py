@@ -9,7 +9,8 @@ exit, without a Python frame. Everything else is here, in the Python leases the 
 back on through the hooks below: waits for a replica, the primary, a pool lease, a connection
 idle a while (its socket checked first), failures (classified; a lost node marked down) and
 Monotonic/Causal observations. ConnectionRouter.read and AsyncConnectionRouter.read (the
-methods) make these Python leases directly. A read is counted once, as served or as failed."""
+methods, which serve subclasses that override read()) return the builtin's lease too. A read is
+counted once, as served or as failed."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import psycopg
 import psycopg_pool
@@ -14,7 +14,7 @@ from psycopg.pq.abc import PGconn as PGconnType
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
 from . import _base, _deadline, _floor, _lease, _parking
-from ._lease import OBSERVING as _OBSERVING, ReadLease as _ReadLease, read_path
+from ._lease import OBSERVING as _OBSERVING, read_path
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 
 
@@ -138,9 +138,13 @@ class ConnectionRouter:
         self._parked = self._parking.lists
         self._path = read_path(self.core, self._parking)
         self._enter, self._leave = self._path.enter, self._path.leave  # the read path's two calls
-        # read() as a builtin of the core over the same path (the method below is its Python
-        # twin, which the builtin falls back on): a routed read's common case runs no Python frame.
-        self.__dict__["read"] = self._path.fast_read(self, _lease.SYNC_HOOKS)
+        # read() as a builtin of the core over the same path: a routed read's common case runs no
+        # Python frame. Installed on the instance only when the class's read() is this one, so that
+        # a subclass's override is called (its super().read() still gets the builtin's lease).
+        self._fast_read: Callable[..., ContextManager[psycopg.Connection[Any]]] = \
+            self._path.fast_read(self, _lease.SYNC_HOOKS)
+        if type(self).read is _LIBRARY_READ:
+            self.__dict__["read"] = self._fast_read
         self._closed = False
         self._prober = _Prober(self.core, self._sweep)
 
@@ -233,16 +237,24 @@ class ConnectionRouter:
         return self.core.wait_for_replica(session, level, max_staleness_ms, d, wait_ms, self._prober.probe_now,
                                           time.sleep)
 
-    def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = Consistency.READ_YOUR_WRITES,
+    def read(self, session: Optional[Session] = None, *, consistency: ConsistencyLike = "read_your_writes",
              max_staleness_ms: Optional[float] = None,
-             wait_for_replica_ms: Optional[_base.WaitMs] = None) -> _ReadLease:
-        """A context manager giving a pooled connection to the node the router picks for this
-        read (``last_route``). Monotonic/Causal reads with a session record what they saw (one
-        round trip after the block, on the same connection)."""
-        # The member itself first: an Enum member hashes in Python, level_of's dict lookup is for names.
-        level = consistency if type(consistency) is Consistency else _base.level_of(consistency)
-        wait = None if wait_for_replica_ms is None else _base.wait_ms_of(wait_for_replica_ms)
-        return _lease.slow_lease(self, session, level, max_staleness_ms, wait)
+             wait_for_replica_ms: Optional[_base.WaitMs] = None) -> ContextManager[psycopg.Connection[Any]]:
+        """``with router.read(session) as conn``: a pooled connection to the node the
+        router picks for this read, for the duration of the block.
+
+        session: the caller's replikit.Session (None: one that never wrote). consistency: a
+        replikit.Consistency or its lower-case name. max_staleness_ms: the bound of a
+        bounded_staleness read. wait_for_replica_ms: how long a read no replica covers yet may wait
+        for one before the primary serves it ("auto", or ms; None or negative: the router's
+        option).
+
+        Monotonic/Causal reads with a session record what they saw (one round trip after the
+        block, on the same connection). The routing decision is ``last_route``."""
+        # A router's read is this builtin itself (see __init__); this method serves subclasses
+        # that override read() and call it through super().
+        return self._fast_read(session, consistency=consistency, max_staleness_ms=max_staleness_ms,
+                               wait_for_replica_ms=wait_for_replica_ms)
 
     def _lease_read(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
                     wait_for_replica_ms: Optional[_base.WaitMs],
@@ -387,3 +399,9 @@ class ConnectionRouter:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+# read() as defined here, taken once: the builtin stands in for it only, not for a subclass's
+# override nor for a stand-in patched onto the class (unittest.mock.patch.object) before the
+# router is made.
+_LIBRARY_READ = ConnectionRouter.read
