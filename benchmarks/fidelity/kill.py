@@ -180,7 +180,7 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
             twins[name].append(twin)
     real_counts = [run["counts"] for run in real]
     sim_counts = {name: [twin["windows"] for twin in twins[name]] for name in DELAY_INPUTS}
-    scale = killreads.fit_delay_scale(settings.preset, mode, promotion_ms, real, seeds)
+    scale = killreads.fit_delay_scale(settings.preset, mode, promotion_ms, real, seeds)  # a check, not an input
     return {"real": {"kills": len(real), "reads": statistics.fmean(run["reads"] for run in real),
                      "offset_reads": sum(len(run["offsets"]) for run in real),
                      "delay_median_ms": statistics.median(pooled), "delay_mean_ms": statistics.fmean(pooled),
@@ -229,8 +229,8 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
                 f"{real_r['delay_median_ms']:.3f} ms, mean {real_r['delay_mean_ms']:.3f} ms; client switch "
                 f"{real_r['switch_ms_median']:.0f} ms and repoint {real_r['repoint_ms_median']:.0f} ms after the new "
                 f"primary's first write (medians); outage (kill -> client switch) {real_r['outage_ms_median']:.0f} ms "
-                f"measured, {reads['sim']['outage_ms_median']:.0f} ms simulated; diagnostic: the delay scale that would "
-                f"fit the stale share before the kill: {real_r['delay_scale_diagnostic']:.2f}")
+                f"measured, {reads['sim']['outage_ms_median']:.0f} ms simulated; a check, not an input: the delay "
+                f"scale that would fit the stale share before the kill: {real_r['delay_scale_diagnostic']:.2f}")
             windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['run']}", reads["comparison"], log)
             windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['mode']}", reads["comparison_pooled_delays"], log)
     pooled = pooled_mode = None
