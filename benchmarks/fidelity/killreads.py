@@ -27,8 +27,10 @@ the read less the primary's at the insert: the instants stale_at_execution compa
 whether it was visible bound its delay from above or below; fidelity.common.delay_quantiles
 estimates the distribution from them (maximum likelihood: an isotonic regression; ~75 reads
 per kill: unbiased in the mean, noisy alone, hence also pooled per mode). The delay so
-measured is the one the stale reads are judged by: it includes the COMMIT's round trip after
-the recorded instant. A plpgsql loop watching on the replica for a row committed in
+measured includes the COMMIT's round trip after the recorded instant, as the session writer's
+rows do (offset reads of a row committed at once under-predicted the stale share by ~10%;
+these over-predict it by 7-25% before the kill and 3-11% after the recovery, in three runs:
+notebook 03). A plpgsql loop watching on the replica for a row committed in
 autocommit (fidelity.common.one_delay, as the delay and pause scenarios still calibrate)
 over-predicted the stale share by 68-85%: the loop is a busy process that the scheduler of the
 shared 2-core machine preempts, so it reports rows visible late (steady state, async: a plain
