@@ -139,6 +139,49 @@ def one_delay(prim: Any, rep: Any, row_id: int, limit_s: float = CALIBRATION_POL
 
 
 
+# An offset read asks a replica, with the readers' own query, whether a row committed on the
+# primary a known time before is visible: nothing on the replica watches, so nothing is slowed
+# or noticed late (a plpgsql loop such as one_delay's is a busy process that the scheduler of
+# a loaded machine preempts: it reports a row visible later than a plain read already saw it).
+OFFSET_READ = (f"SELECT (SELECT max(id) FROM {TABLE}), EXISTS (SELECT 1 FROM {TABLE} WHERE id = %s), {NOW_S}")
+
+
+def delay_quantiles(observations: Sequence[Tuple[float, bool]], count: int = 200) -> List[float]:
+    """The commit -> visible delay's distribution (ms) from offset reads, as ``count`` evenly
+    spaced quantiles (for LatencyDistribution.empirical).
+
+    Each observation (age ms, visible) is one read of a row ``age`` ms after its commit instant
+    (both from the servers' clock, as stale_at_execution compares them): visible says delay <=
+    age, not visible delay > age (current-status data). The maximum-likelihood distribution is
+    the isotonic regression of visible on age (pool adjacent violators); each of its steps is
+    placed midway between the ages it lies between, and the share never seen visible at the
+    oldest age at that age (a lower bound). Ages <= 0 (read before the commit) say nothing."""
+    obs = sorted((float(a), bool(v)) for a, v in observations if a > 0)
+    if not obs:
+        raise ValueError("no offset read after its row's commit")
+    blocks: List[List[float]] = []  # [visible, reads, first age, last age]
+    for age, visible in obs:
+        blocks.append([float(visible), 1.0, age, age])
+        while len(blocks) > 1 and blocks[-2][0] * blocks[-1][1] >= blocks[-1][0] * blocks[-2][1]:
+            v, n, _, last = blocks.pop()
+            blocks[-1][0] += v
+            blocks[-1][1] += n
+            blocks[-1][3] = last
+    steps: List[Tuple[float, float]] = []  # (cumulative share, where it is reached)
+    previous_last = 0.0
+    for v, n, first, last in blocks:
+        if v > 0:
+            steps.append((v / n, (previous_last + first) / 2.0))
+        previous_last = last
+    oldest = obs[-1][0]
+    out = []
+    for k in range(count):
+        q = (k + 0.5) / count
+        out.append(next((at for share, at in steps if share >= q), oldest))
+    return out
+
+
+
 # ------------------------------------------------------------------ the real workload
 class Workload:
     """Writer and reader threads over one ReplicatedDatabase, driven by seeded Poisson schedules."""

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from fidelity import killreads, windowstats
-from fidelity.common import TOLERANCE, relative_error
+from fidelity.common import TOLERANCE, delay_quantiles, relative_error
 
 SIM_MODES = {"async": ("async", 1), "semi_sync": ("semi_sync", 1), "sync_all": ("sync", 1)}
 WRITE_RATE = 200.0  # the writers' nominal rate on the primary: one insert per 5 ms
@@ -299,46 +299,49 @@ def print_table(mode: str, table: Dict[str, Dict[str, Any]], log: Any) -> None:
         log(f"{'':{len(mode) + 2}}{label:42s} {row['measured']:10.2f} {row['predicted']:10.2f} {error:>12s}")
 
 
-FITTED = ("stale_eventual_before",)  # the delay scale is fitted to it (per mode)
+# The twins' replication delays, both from the offset reads before the kill: each kill's own
+# (its twin follows that run's load), and those of all kills of the mode pooled (less noise).
+DELAY_INPUTS = {"run": "delays from offset reads, per kill", "mode": "delays from offset reads, pooled per mode"}
 
 
 def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: Any) -> Dict[str, Any]:
     """``read_runs`` kills with reads and, for each, its simulated twin (``sim_runs`` seeds);
-    the comparison per window (fidelity/windowstats.py)."""
+    the comparison per window (fidelity/windowstats.py), once per DELAY_INPUTS."""
     log(f"{mode}: {settings.read_runs} real kills with reads ...")
     real = killreads.real_reads(settings.preset, mode, settings.read_runs, settings.seed, log)
     seeds = range(settings.seed, settings.seed + settings.sim_runs)
-    scale = killreads.fit_delay_scale(settings.preset, mode, promotion_ms, real, seeds)
-    twins = {"probe": [], "fit": []}  # type: Dict[str, List[Dict[str, Any]]]
+    pooled = delay_quantiles([o for run in real for o in run["offsets"]])
+    twins = {name: [] for name in DELAY_INPUTS}  # type: Dict[str, List[Dict[str, Any]]]
     for run in real:
-        for name, factor in (("probe", 1.0), ("fit", scale)):
-            twin = killreads.sim_run_counts(settings.preset, mode, promotion_ms, seeds, run, factor)
+        for name in DELAY_INPUTS:
+            inputs = run if name == "run" else dict(run, delays=pooled)
+            twin = killreads.sim_run_counts(settings.preset, mode, promotion_ms, seeds, inputs)
             twin["outage_ms"] = twin.pop("outage_ms_mean")
             twins[name].append(twin)
     real_counts = [run["counts"] for run in real]
-    sim_counts = [twin["windows"] for twin in twins["fit"]]
-    probe_counts = [twin["windows"] for twin in twins["probe"]]
+    sim_counts = {name: [twin["windows"] for twin in twins[name]] for name in DELAY_INPUTS}
+    scale = killreads.fit_delay_scale(settings.preset, mode, promotion_ms, real, seeds)  # a check, not an input
     return {"real": {"kills": len(real), "reads": statistics.fmean(run["reads"] for run in real),
-                     "delay_median_ms": statistics.median(d for run in real for d in run["delays"]),
-                     "delay_mean_ms": statistics.fmean(d for run in real for d in run["delays"]),
-                     "delay_scale": scale,
+                     "offset_reads": sum(len(run["offsets"]) for run in real),
+                     "delay_median_ms": statistics.median(pooled), "delay_mean_ms": statistics.fmean(pooled),
+                     "delay_scale_diagnostic": scale,
                      "repoint_ms_median": statistics.median(run["repoint_ms"] for run in real),
                      "switch_ms_median": statistics.median(run["switch_ms"] for run in real),
                      "outage_ms_median": statistics.median(run["outage_ms"] for run in real),
-                     "runs": [{k: v for k, v in run.items() if k not in ("delays", "half_round_trips")}
+                     "runs": [{k: v for k, v in run.items() if k not in ("delays", "offsets", "half_round_trips")}
                               for run in real]},
-            "sim": {"reads": statistics.fmean(twin["reads"] for twin in twins["fit"]),
-                    "outage_ms_median": statistics.median(twin["outage_ms"] for twin in twins["fit"]),
-                    "runs": twins["fit"], "runs_probe": twins["probe"]},
-            "comparison": windowstats.compare(real_counts, sim_counts, settings.seed, FITTED),
-            "comparison_probe": windowstats.compare(real_counts, probe_counts, settings.seed),
-            "real_counts": real_counts, "sim_counts": sim_counts, "probe_counts": probe_counts}
+            "sim": {"reads": statistics.fmean(twin["reads"] for twin in twins["run"]),
+                    "outage_ms_median": statistics.median(twin["outage_ms"] for twin in twins["run"]),
+                    "runs": twins["run"], "runs_pooled_delays": twins["mode"]},
+            "comparison": windowstats.compare(real_counts, sim_counts["run"], settings.seed),
+            "comparison_pooled_delays": windowstats.compare(real_counts, sim_counts["mode"], settings.seed),
+            "real_counts": real_counts, "sim_counts": sim_counts}
 
 
 def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[str, Any]:
     """Per mode: the real runs, the simulated runs, the table; returns the comparisons by mode."""
     out: Dict[str, Any] = {}
-    all_reads: Dict[str, List[Any]] = {"real": [], "sim": [], "probe": []}
+    all_reads: Dict[str, List[Any]] = {"real": [], "run": [], "mode": []}
     started = time.monotonic()
     for mode in settings.mode_list():
         log(f"{mode}: {settings.runs} real kills (replikit FailoverManager, preset {settings.preset}) ...")
@@ -351,8 +354,8 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
         if settings.read_runs:
             out[mode]["reads"] = reads_comparison(settings, mode, real["promotion_ms"], log)
             all_reads["real"] += out[mode]["reads"].pop("real_counts")
-            all_reads["sim"] += out[mode]["reads"].pop("sim_counts")
-            all_reads["probe"] += out[mode]["reads"].pop("probe_counts")
+            for name, counts in out[mode]["reads"].pop("sim_counts").items():
+                all_reads[name] += counts
     log(f"simulated: {settings.sim_runs} seeded runs per mode (seeds {settings.seed}.."
         f"{settings.seed + settings.sim_runs - 1}); real and simulated {time.monotonic() - started:.0f} s")
     for mode, result in out.items():
@@ -378,23 +381,23 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
             reads = result["reads"]
             real_r = reads["real"]
             log(f"{mode} reads: {settings.read_runs} kills; inputs measured in each run: replication delay "
-                f"(probes before the kill) median {real_r['delay_median_ms']:.3f} ms, mean "
-                f"{real_r['delay_mean_ms']:.3f} ms; client switch {real_r['switch_ms_median']:.0f} ms and "
-                f"repoint {real_r['repoint_ms_median']:.0f} ms after the new primary's first write (medians); "
-                f"outage (kill -> client switch) {real_r['outage_ms_median']:.0f} ms measured, "
-                f"{reads['sim']['outage_ms_median']:.0f} ms simulated")
-            windowstats.print_table(f"{mode} reads, delays as probed", reads["comparison_probe"], log)
-            windowstats.print_table(f"{mode} reads, delays x {real_r['delay_scale']:.2f} (fitted to the reads "
-                                    f"before the kill)", reads["comparison"], log)
-    pooled = pooled_probe = None
+                f"({real_r['offset_reads']} offset reads before the kill, all kills) median "
+                f"{real_r['delay_median_ms']:.3f} ms, mean {real_r['delay_mean_ms']:.3f} ms; client switch "
+                f"{real_r['switch_ms_median']:.0f} ms and repoint {real_r['repoint_ms_median']:.0f} ms after the new "
+                f"primary's first write (medians); outage (kill -> client switch) {real_r['outage_ms_median']:.0f} ms "
+                f"measured, {reads['sim']['outage_ms_median']:.0f} ms simulated; a check, not an input: the delay "
+                f"scale that would fit the stale share before the kill: {real_r['delay_scale_diagnostic']:.2f}")
+            windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['run']}", reads["comparison"], log)
+            windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['mode']}", reads["comparison_pooled_delays"], log)
+    pooled = pooled_mode = None
     if len(out) > 1 and all_reads["real"]:
-        pooled = windowstats.compare(all_reads["real"], all_reads["sim"], settings.seed, FITTED)
-        pooled_probe = windowstats.compare(all_reads["real"], all_reads["probe"], settings.seed)
+        pooled = windowstats.compare(all_reads["real"], all_reads["run"], settings.seed)
+        pooled_mode = windowstats.compare(all_reads["real"], all_reads["mode"], settings.seed)
         kills = len(all_reads["real"])
-        windowstats.print_table(f"all modes pooled ({kills} kills), delays as probed", pooled_probe, log)
-        windowstats.print_table(f"all modes pooled ({kills} kills), delays fitted", pooled, log)
+        windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['run']}", pooled, log)
+        windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['mode']}", pooled_mode, log)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump({"scenario": "kill", "settings": vars(settings), "modes": out,
-                       "reads_all_modes": pooled, "reads_all_modes_probe": pooled_probe}, fh, indent=2)
+                       "reads_all_modes": pooled, "reads_all_modes_pooled_delays": pooled_mode}, fh, indent=2)
     return out

@@ -115,6 +115,38 @@ def run_script(tmp_path, *args, timeout=240):
     return json.loads(out.read_text())
 
 
+def _fidelity_common():
+    bench = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    from fidelity import common
+
+    return common
+
+
+def test_offset_reads_recover_the_delay_distribution():
+    """The kill scenario's delays come from offset reads (visible or not at a known age): the
+    estimate's mean (what the stale share follows) and median match a known distribution."""
+    import random
+    import statistics
+
+    delay_quantiles = _fidelity_common().delay_quantiles
+    rng = random.Random(13)  # seed printed by the assertion messages below
+    observations = []
+    for _ in range(4000):
+        delay = 0.2 + rng.expovariate(1 / 0.5)  # ms: mean 0.7, median 0.547
+        age = rng.uniform(0, 4) if rng.random() < 0.75 else rng.uniform(4, 20)
+        observations.append((age, delay <= age))
+    observations.append((-0.3, False))  # a read before the commit says nothing
+    delays = delay_quantiles(observations, count=400)
+    assert len(delays) == 400 and delays == sorted(delays)
+    assert abs(statistics.fmean(delays) - 0.7) < 0.05, "seed 13"
+    assert abs(statistics.median(delays) - 0.547) < 0.05, "seed 13"
+    assert delay_quantiles([(1.0, True), (2.0, False)], count=2) == [0.5, 2.0]  # never seen: the oldest age
+    with pytest.raises(ValueError):
+        delay_quantiles([(-1.0, False)])
+
+
 def test_fidelity_rejects_bad_scenario_settings():
     for args in (["--scenario", "delay", "--delay-ms", "0"], ["--scenario", "kill", "--modes", "sometimes"]):
         proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)
