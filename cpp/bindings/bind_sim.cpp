@@ -144,6 +144,16 @@ std::vector<SimField> workload_fields() {
   return f;
 }
 
+std::vector<SimField> background_fields() {
+  std::vector<SimField> f;
+  f.push_back(number_field("background_write_rate_per_s", &SimConfig::background_write_rate_per_s,
+                           "Poisson writes of no session: WAL replicated and acknowledged like any write, judged by no "
+                           "read, counted in SimResult.background_writes_* (0: none)."));
+  f.push_back(number_field("background_write_rate_after_crash_per_s", &SimConfig::background_write_rate_after_crash_per_s,
+                           "Their rate from the primary's crash on (< 0: background_write_rate_per_s)."));
+  return f;
+}
+
 std::vector<SimField> capacity_fields() {
   std::vector<SimField> f;
   f.push_back(number_field("replicas", &SimConfig::replicas, "Replicas (nodes 1..replicas; node 0 is the primary)."));
@@ -239,7 +249,7 @@ std::vector<SimField> fault_fields() {
 const std::vector<SimField>& sim_fields() {
   static const std::vector<SimField> fields = [] {
     std::vector<SimField> all = workload_fields();
-    for (auto* part : {capacity_fields, fault_fields}) {
+    for (auto* part : {background_fields, capacity_fields, fault_fields}) {
       auto more = part();
       all.insert(all.end(), more.begin(), more.end());
     }

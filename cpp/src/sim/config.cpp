@@ -49,6 +49,10 @@ void check_workload(const SimConfig& c) {
           "read_back_consistency", "bounded staleness needs max_staleness_ms");
   check_int(c.write_size_bytes, "write_size_bytes", 1, 1ll << 30);
   check_int(c.commit_record_bytes, "commit_record_bytes", 1, c.write_size_bytes);
+  check_ms(c.background_write_rate_per_s, "background_write_rate_per_s", 0, kMaxRatePerSecond);
+  const double after = c.background_write_rate_after_crash_per_s;
+  require(std::isfinite(after) && after <= kMaxRatePerSecond, "background_write_rate_after_crash_per_s",
+          "must be a finite number <= " + number(kMaxRatePerSecond) + " (< 0: background_write_rate_per_s)");
 }
 
 void check_capacity(const SimConfig& c) {
@@ -174,6 +178,9 @@ double SimResult::primary_read_share() const {
 bool SimResult::conserved() const {
   return writes_submitted == writes_acknowledged + writes_failed + writes_pending &&
          reads_submitted == reads_answered + reads_failed + reads_pending &&
+         background_writes_submitted ==
+             background_writes_acknowledged + background_writes_failed + background_writes_pending &&
+         failover.background_writes_lost_acknowledged <= background_writes_acknowledged &&
          failover.writes_lost_acknowledged <= writes_acknowledged;
 }
 

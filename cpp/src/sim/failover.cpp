@@ -31,6 +31,10 @@ void Simulation::on_crash() {
     r.wal.fifo.clear();
     r.acks.fifo.clear();
   }
+  if (background_gap_after_ns_ != background_gap_ns_) {  // the background writers' rate changes now
+    ++background_gen_;
+    schedule_background(now_, background_gap_after_ns_);
+  }
 }
 
 void Simulation::on_heartbeat() {
@@ -87,7 +91,9 @@ void Simulation::complete_promotion(int node) {
   f.writes_lost = crashed_last_seq_ > cutoff ? crashed_last_seq_ - cutoff : 0;
   for (std::uint64_t s = cutoff + 1; s <= crashed_last_seq_ && s + kCommitRing > crashed_last_seq_; ++s) {
     const Commit& cm = commits_[s & (kCommitRing - 1)];
-    if (cm.seq == s && cm.timeline == timeline_ && cm.acked) ++f.writes_lost_acknowledged;
+    if (cm.seq == s && cm.timeline == timeline_ && cm.acked) {
+      ++(cm.background ? f.background_writes_lost_acknowledged : f.writes_lost_acknowledged);
+    }
   }
   f.recovery_ms = static_cast<double>(now_ - crash_ns_) * 1e-6;
   recovery_ns_ = now_;
@@ -96,6 +102,7 @@ void Simulation::complete_promotion(int node) {
   primary_ = node;
   promoting_ = -1;
   last_seq_ = cutoff;
+  last_judged_seq_ = judged_seq(cutoff);
   acked_high_ = std::min(acked_high_, cutoff);
   topology_->promote(topology_->name(node));
   tracker_->reset();
@@ -228,7 +235,8 @@ void Simulation::on_sample() {
 
 void Simulation::finish(SimResult& r) const {
   r.simulated_ms = static_cast<double>(now_) * 1e-6;
-  r.writes_pending = in_flight_writes_;
+  r.writes_pending = in_flight_writes_ - in_flight_background_;
+  r.background_writes_pending = in_flight_background_;
   r.reads_pending = in_flight_reads_;
   r.mean_write_latency_ms = r.writes_acknowledged ? write_latency_sum_ms_ / static_cast<double>(r.writes_acknowledged) : 0;
   r.mean_read_latency_ms = r.reads_answered ? read_latency_sum_ms_ / static_cast<double>(r.reads_answered) : 0;

@@ -2,6 +2,7 @@
 // confirmations and the acknowledgement rule of each mode.
 #include <algorithm>
 #include <array>
+#include <cstdint>
 
 #include "engine.hpp"
 
@@ -14,8 +15,10 @@ void Simulation::commit(std::uint32_t id) {
   j.timeline = timeline_;
   Node& p = nodes_[static_cast<std::size_t>(primary_)];
   p.received = p.applied = seq;
+  if (!j.background) last_judged_seq_ = seq;
+  const std::uint64_t back = std::min<std::uint64_t>(seq - last_judged_seq_, UINT32_MAX);
   Commit& cm = commits_[seq & (kCommitRing - 1)];
-  cm = Commit{now_, seq, timeline_, false};
+  cm = Commit{now_, seq, timeline_, false, j.background, static_cast<std::uint32_t>(back)};
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     if (is_replica(n) && !nodes_[static_cast<std::size_t>(n)].detached) send(nodes_[static_cast<std::size_t>(n)].wal, n, Ev::WalArrive, seq);
   }

@@ -93,6 +93,19 @@ struct SimConfig {
   /// whole write is held and the replay LSN waits at its start.
   std::int64_t commit_record_bytes = 40;
 
+  // ---- background writes: WAL that no read is judged against ----
+  /// Poisson arrivals of writes that belong to no session (other clients' writes, a
+  /// monitoring table's rows): each is routed to the primary, served, committed, replicated,
+  /// replayed and acknowledged per the mode like any write (write_size_bytes of WAL), so it
+  /// moves the replicas' replay LSN and the lag tracker's samples of the primary; but no read
+  /// is judged against it (an eventual read lacking only background writes is not stale, a
+  /// strong read does not require it) and it is counted apart (SimResult::background_writes_*,
+  /// not in writes_* or the write latency). 0: none (the run is then what it is without them).
+  double background_write_rate_per_s = 0;
+  /// The rate from the primary's crash on (the writers follow the new primary); < 0: the same
+  /// as background_write_rate_per_s.
+  double background_write_rate_after_crash_per_s = -1;
+
   // ---- capacity ----
   int replicas = 2;                  ///< in [0, kMaxReplicas]
   int servers_per_node = 8;          ///< requests a node serves at once (worker processes)
