@@ -41,6 +41,9 @@ class SimConfig:
     commit_record_bytes: int
     background_write_rate_per_s: float  # writes of no session: WAL only, judged by no read
     background_write_rate_after_crash_per_s: float  # < 0: background_write_rate_per_s
+    reset_tracker_on_promotion: bool  # False: the tracker keeps the old primary's history (FailoverManager)
+    probe_latency: Optional[LatencyDistribution]  # set with a LatencyDistribution, a number of ms or None (client_latency)
+    probe_offsets_ms: List[float]  # per node, primary first, in [0, probe_interval_ms); empty: all at the tick
     replicas: int
     servers_per_node: int
     max_queue_length: int

@@ -1,5 +1,6 @@
-// Background writes in the simulator: WAL of no session that moves the replicas and the lag
-// tracker's grid but that no read is judged against; counted apart, conserved, deterministic.
+// Background writes in the simulator (WAL of no session that moves the replicas and the lag
+// tracker's grid but that no read is judged against; counted apart, conserved, deterministic)
+// and the lag prober's timing: its latency, per-node offsets, its history over a promotion.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -195,6 +196,95 @@ TEST(SimBackground, TheRateChangesAtTheCrash) {
   EXPECT_TRUE(start.conserved());
   // Before the crash, none: the first primary served only the session's writes.
   EXPECT_LE(start.nodes.at(0).writes_served, start.writes_submitted);
+}
+
+// Tracked lag per replica over a run without faults (known samples only).
+std::vector<double> mean_tracked(const SimResult& r) {
+  std::vector<double> out;
+  for (const auto& s : r.tracked_lag_ms) {
+    double sum = 0;
+    int n = 0;
+    for (double v : s) {
+      if (std::isnan(v)) continue;
+      sum += v;
+      ++n;
+    }
+    out.push_back(n ? sum / n : 0.0);
+  }
+  return out;
+}
+
+SimConfig steady_probes() {
+  SimConfig c = with_background(200);
+  c.crash_primary_at_ms = -1;
+  c.duration_ms = 10000;
+  c.replica_latency = LatencyDistribution::constant(0.5);
+  c.probe_latency = LatencyDistribution::constant(0.1);
+  return c;
+}
+
+TEST(SimProbes, AReplicaProbedAfterThePrimaryHasReplayedWhatThePrimaryShowed) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbes.Offsets", 8);
+  SimConfig c = steady_probes();
+  const SimResult at_tick = simulate(c, seed);
+  c.probe_offsets_ms = {0, 0, 0};
+  const SimResult zeros = simulate(c, seed);
+  EXPECT_EQ(at_tick.events, zeros.events);
+  EXPECT_EQ(mean_tracked(at_tick), mean_tracked(zeros));
+  c.probe_offsets_ms = {0, 0, 5};  // replica2 read 5 ms after the primary: 10x its replication delay
+  const SimResult later = simulate(c, seed);
+  const auto m = mean_tracked(later);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_GT(m[0], 0.05);
+  EXPECT_LT(m[1], m[0] * 0.2);
+}
+
+TEST(SimProbes, ProbeLatencyDefaultsToTheClientLatencyAndItsSpreadOverstatesTheLag) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbes.Latency", 9);
+  SimConfig c = steady_probes();
+  c.probe_latency.reset();
+  const SimResult unset = simulate(c, seed);
+  c.probe_latency = c.client_latency;
+  const SimResult same = simulate(c, seed);
+  EXPECT_EQ(unset.events, same.events);
+  EXPECT_EQ(mean_tracked(unset), mean_tracked(same));
+  // Independent draws of a spread of a few ms read a replica before the primary half the time.
+  c.probe_latency = LatencyDistribution::exponential(0.5);  // mean 2 ms
+  const SimResult spread = simulate(c, seed);
+  EXPECT_GT(mean_tracked(spread)[0], mean_tracked(same)[0] * 2);
+}
+
+TEST(SimProbes, TheTrackerKeepsTheOldPrimarysHistoryWhenAsked) {
+  // A surviving standby that streams from the new primary only 300 ms after the promotion: with
+  // the history kept it reads as far behind as the old primary's last sample (known, large);
+  // started afresh, it is older than the whole history (unknown) until it catches up.
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbes.KeepHistory", 10);
+  SimConfig c = with_background(200);
+  c.repoint_ms = 300;
+  c.replica_latency = LatencyDistribution::constant(0.2);
+  const SimResult fresh = simulate(c, seed);
+  c.reset_tracker_on_promotion = false;
+  const SimResult kept = simulate(c, seed);
+  ASSERT_EQ(kept.failover_windows.size(), 3u);
+  const WindowStats &f = fresh.failover_windows[2], &k = kept.failover_windows[2];
+  EXPECT_EQ(f.name, "after_recovery");
+  EXPECT_GT(k.max_tracked_lag_ms, 200.0);
+  EXPECT_LT(f.max_tracked_lag_ms, 100.0);
+  EXPECT_GT(k.tracked_lag_samples, f.tracked_lag_samples);
+  EXPECT_TRUE(kept.conserved());
+}
+
+TEST(SimProbes, BadProbeSettingsNameTheField) {
+  SimConfig c;
+  c.probe_offsets_ms = {0, 1};  // 3 nodes
+  expect_invalid("probe_offsets_ms", [&] { simulate(c, 1); });
+  c.probe_offsets_ms = {0, -1, 2};
+  expect_invalid("probe_offsets_ms", [&] { simulate(c, 1); });
+  c.probe_offsets_ms = {0, 1, c.probe_interval_ms};
+  expect_invalid("probe_offsets_ms", [&] { simulate(c, 1); });
+  c.probe_offsets_ms.clear();
+  c.probe_latency = LatencyDistribution::pareto(1.0, 0.5);  // infinite mean
+  expect_invalid("probe_latency", [&] { simulate(c, 1); });
 }
 
 TEST(SimBackground, BadRatesNameTheField) {

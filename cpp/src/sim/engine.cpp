@@ -47,6 +47,7 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
       write_service_(config.write_service),
       client_latency_(config.client_latency),
       replica_latency_(config.replica_latency),
+      probe_latency_(config.probe_latency.value_or(config.client_latency)),
       nodes_(static_cast<std::size_t>(config.replicas) + 1),
       sessions_(static_cast<std::size_t>(config.sessions)),
       commits_(kCommitRing),
@@ -153,6 +154,7 @@ void Simulation::dispatch(const Event& e) {
     case Ev::Promote: on_promote(e.node); break;
     case Ev::Repoint: on_repoint(e.node); break;
     case Ev::BackgroundArrival: on_background_arrival(e.gen); break;
+    case Ev::ProbeSend: send_probe(e.node); break;
   }
 }
 

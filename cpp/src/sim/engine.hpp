@@ -20,7 +20,7 @@ namespace replikit::sim::detail {
 enum class Ev : std::uint8_t {
   WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
   WriteAcked, ReadDone, Probe, ProbeAt, ProbeAnswer, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
-  BackgroundArrival,
+  BackgroundArrival, ProbeSend,
 };
 
 struct Event {
@@ -169,6 +169,7 @@ class Simulation {
   void on_repoint(int node);
   void take_out(int node);
   void on_probe();
+  void send_probe(int node);
   void on_probe_at(int node);
   void on_probe_answer(int node);
   void on_sample();
@@ -204,7 +205,7 @@ class Simulation {
   std::shared_ptr<Topology> topology_;
   std::unique_ptr<LagTracker> tracker_;
   std::unique_ptr<Router> router_;
-  WarsSimulation::Sampler read_service_, write_service_, client_latency_, replica_latency_;
+  WarsSimulation::Sampler read_service_, write_service_, client_latency_, replica_latency_, probe_latency_;
   EventQueue events_;
   std::vector<Node> nodes_;
   std::vector<Session> sessions_;

@@ -105,7 +105,7 @@ void Simulation::complete_promotion(int node) {
   last_judged_seq_ = judged_seq(cutoff);
   acked_high_ = std::min(acked_high_, cutoff);
   topology_->promote(topology_->name(node));
-  tracker_->reset();
+  if (c_.reset_tracker_on_promotion) tracker_->reset();
   for (int q = 0; q < static_cast<int>(nodes_.size()); ++q) {
     Node& r = nodes_[static_cast<std::size_t>(q)];
     ++r.link_gen;  // the old primary's connections are gone
@@ -162,15 +162,24 @@ void Simulation::take_out(int node) {
 
 void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
-  // As the real prober: one query per node over the client's network (client latency each
-  // way), a node still answering the last one skipped; a dead node never answers.
+  // As the real prober: one query per node over the network (probe_latency, else the client
+  // latency, each way), a node still answering the last one skipped; a dead node never answers.
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
-    Node& r = nodes_[static_cast<std::size_t>(n)];
-    if (r.probing || !r.alive || r.diverged) continue;
-    r.probing = true;
-    r.probe_sent_ns = now_;
-    events_.push(now_ + draw_ns(client_latency_), Ev::ProbeAt, n);
+    const double offset_ms = c_.probe_offsets_ms.empty() ? 0 : c_.probe_offsets_ms[static_cast<std::size_t>(n)];
+    if (offset_ms > 0) {
+      events_.push(now_ + ns(offset_ms), Ev::ProbeSend, n);
+    } else {
+      send_probe(n);
+    }
   }
+}
+
+void Simulation::send_probe(int n) {
+  Node& r = nodes_[static_cast<std::size_t>(n)];
+  if (r.probing || !r.alive || r.diverged) return;
+  r.probing = true;
+  r.probe_sent_ns = now_;
+  events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
 }
 
 void Simulation::on_probe_at(int node) {
@@ -183,7 +192,7 @@ void Simulation::on_probe_at(int node) {
   r.probed_primary = node == primary_;
   r.probe_receive = on_timeline(r, r.probed_primary ? lsn(last_seq_) : lsn(r.received));
   r.probe_replay = r.probed_primary ? r.probe_receive : on_timeline(r, replay_lsn(r));
-  events_.push(now_ + draw_ns(client_latency_), Ev::ProbeAnswer, node);
+  events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAnswer, node);
 }
 
 void Simulation::on_probe_answer(int node) {
@@ -193,7 +202,9 @@ void Simulation::on_probe_answer(int node) {
   // then or later, so a replica's lag is never understated), a replica's at the answer's arrival.
   // An answer from a node whose role changed meanwhile (a promotion) is dropped.
   if (r.probed_primary) {
-    if (node == primary_) tracker_->primary_sample(r.probe_sent_ns, r.probe_receive);
+    if (node != primary_) return;
+    if (tracker_->primary_lsn() > r.probe_receive) tracker_->reset();  // a new primary behind the old: afresh
+    tracker_->primary_sample(r.probe_sent_ns, r.probe_receive);
   } else if (is_replica(node)) {
     tracker_->replica_sample(node, now_, r.probe_receive, r.probe_replay);
   }
