@@ -35,7 +35,18 @@ until it streams the new timeline (pg_stat_wal_receiver) and has replayed what t
 had written then. The twin's promotion ends at the client's switch, and its survivor receives
 nothing new until the real one caught up: it stays readable and falls behind. The simulator's
 windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
-after_recovery).
+after_recovery). What the lag tracker sees, also measured in that run: the writes no read is
+judged against (the twin's background writes: failover_bench's writer on the primary and the
+delay probe's rows before the kill, ~100-210/s; the writer on the new primary after the
+recovery), which set how finely the tracker interpolates between its 100 ms samples of the
+primary (the session writer's 50/s alone read a replica one write behind as 20-100 ms behind,
+rarely; the real tracker reads a few ms, often); the prober's own half round trip (NodeStatus:
+last_probe_ns, probe_rtt_ms; the twin's probes take its median: the prober's queries leave
+together and meet the same load, and independent draws from its spread would read a replica
+before the primary half the time) and each node's probe offset, the median time from the
+prober's query to the primary to its query to that node (its cadences drift apart: 0 in most
+kills, 1.5-35 ms in some, and a replica read a few ms after the primary has replayed what the
+primary showed: its tracked lag is then 0).
 
 Statistics (fidelity.windowstats): per window, each figure pooled over the runs (stale reads /
 reads of all runs); its 95% interval and that of the relative error by a bootstrap over runs
@@ -46,7 +57,18 @@ What differs, and is reported rather than tuned away:
 - failed reads: the real read path retries a read whose connection is lost on another node
   (read_retries), so a read sent to the dead primary before the detection is answered by a
   replica; the simulator fails a read routed to a crashed node (node_down).
-- lag before the kill: a fraction of a millisecond on both sides, read by 100 ms probes.
+- lag before the kill: a fraction of a millisecond to ~1.5 ms on both sides, read by 100 ms
+  probes; the twins still read more than the real tracker in the synchronous modes, whose
+  probed delays have the heaviest tails (a tracked lag grows with the mean delay, the stale
+  share saturates): the probes' own busy loop on the replica is the likely cause, as for the
+  fitted scale.
+- lag after the recovery: replikit's FailoverManager promotes in the client's topology and
+  keeps the tracker's history; its prober, when it finds the promoted node out of recovery
+  first, adopts it and starts the history afresh: whichever comes first. With the history kept,
+  a survivor that streams the new timeline but has not replayed it yet reads 100-700 ms behind
+  (measured in some semi-sync and sync kills on a loaded machine); the twin starts afresh
+  (SimConfig.reset_tracker_on_promotion) and holds its survivor off until it caught up, so
+  those samples are unknown on its side. The window's mean is carried by those few kills.
 """
 
 from __future__ import annotations
