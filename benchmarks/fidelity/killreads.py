@@ -33,7 +33,10 @@ from the new primary's first acknowledged write (all polled every 2 ms): the cli
 writes fail and its reads go where they went) and the survivor's reconnection, repoint_ms:
 until it streams the new timeline (pg_stat_wal_receiver) and has replayed what the new primary
 had written then. The twin's promotion ends at the client's switch, and its survivor receives
-nothing new until the real one caught up: it stays readable and falls behind. The simulator's
+nothing new until the real one streamed the new timeline (stream_ms): it stays readable and
+falls behind; then what it lacks arrives spread until the real one had caught up
+(SimConfig.repoint_catch_up_ms), so that the tracker reads it behind while it catches up, as the
+real one does (once, ~100 ms, in a third of the kills on a loaded machine). The simulator's
 windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
 after_recovery). What the lag tracker sees, also measured in that run: the writes no read is
 judged against (the twin's background writes: failover_bench's writer on the primary and the
@@ -428,7 +431,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      replicas=2, names=["primary", "r1", "r2"], mode=sim_mode, sync_count=sync_count,
                      crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms, missed_heartbeats=misses,
                      promote_ms=promotion_ms + run["switch_ms"],
-                     repoint_ms=max(0.0, run["repoint_ms"] - run["switch_ms"]),
+                     repoint_ms=max(0.0, run["stream_ms"] - run["switch_ms"]),
+                     repoint_catch_up_ms=max(0.0, run["repoint_ms"] - max(run["stream_ms"], run["switch_ms"])),
                      failover_model="core", probe_interval_ms=probe_ms,
                      sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0, crash],
                      read_service=0.05, write_service=0.1, apply_rate_per_s=100_000.0,

@@ -174,6 +174,8 @@ std::vector<SimField> background_fields() {
                        "probe_interval_ms) (empty: all at the tick).",
                        1, [](const SimConfig& c) { return py::cast(c.probe_offsets_ms); },
                        [](SimConfig& c, const py::handle& v) { c.probe_offsets_ms = to_doubles(v, "probe_offsets_ms"); }});
+  f.push_back(number_field("repoint_catch_up_ms", &SimConfig::repoint_catch_up_ms,
+                           "Once a repointed standby streams again, the WAL it lacks arrives spread over this span (0: at once)."));
   return f;
 }
 

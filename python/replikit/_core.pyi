@@ -44,6 +44,7 @@ class SimConfig:
     reset_tracker_on_promotion: bool  # False: the tracker keeps the old primary's history (FailoverManager)
     probe_latency: Optional[LatencyDistribution]  # set with a LatencyDistribution, a number of ms or None (client_latency)
     probe_offsets_ms: List[float]  # per node, primary first, in [0, probe_interval_ms); empty: all at the tick
+    repoint_catch_up_ms: float  # a repointed standby's backlog arrives spread over it (0: at once)
     replicas: int
     servers_per_node: int
     max_queue_length: int

@@ -274,6 +274,25 @@ TEST(SimProbes, TheTrackerKeepsTheOldPrimarysHistoryWhenAsked) {
   EXPECT_TRUE(kept.conserved());
 }
 
+TEST(SimProbes, ASurvivorCatchingUpSlowlyReadsBehindMeanwhile) {
+  // Streaming again 250 ms after the promotion, its backlog spread over 200 ms: the tracker
+  // reads it far behind while it catches up; with the backlog at once it never does.
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbes.CatchUp", 12);
+  SimConfig c = with_background(200);
+  c.replica_latency = LatencyDistribution::constant(0.2);
+  c.repoint_ms = 250;  // the tracker has sampled the new primary meanwhile
+  const SimResult at_once = simulate(c, seed);
+  c.repoint_catch_up_ms = 200;
+  const SimResult spread = simulate(c, seed);
+  ASSERT_EQ(spread.failover_windows.size(), 3u);
+  EXPECT_TRUE(spread.conserved());
+  EXPECT_GT(spread.failover_windows[2].max_tracked_lag_ms, 50.0);
+  EXPECT_GT(spread.failover_windows[2].max_tracked_lag_ms, at_once.failover_windows[2].max_tracked_lag_ms * 2);
+  EXPECT_GT(spread.failover_windows[2].mean_lag_ms, at_once.failover_windows[2].mean_lag_ms);
+  c.repoint_catch_up_ms = -1;
+  expect_invalid("repoint_catch_up_ms", [&] { simulate(c, 1); });
+}
+
 TEST(SimProbes, BadProbeSettingsNameTheField) {
   SimConfig c;
   c.probe_offsets_ms = {0, 1};  // 3 nodes

@@ -153,6 +153,7 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"probe_offsets_ms": [0, 1, 100]}, "probe_offsets_ms", replikit.InvalidArgument),
     ({"probe_latency": "slow"}, "probe_latency", replikit.ArgumentTypeError),
     ({"reset_tracker_on_promotion": "no"}, "reset_tracker_on_promotion", replikit.ArgumentTypeError),
+    ({"repoint_catch_up_ms": -1}, "repoint_catch_up_ms", replikit.InvalidArgument),
     ({"speed": 2}, "speed", replikit.ArgumentTypeError),
 ])
 def test_bad_input_raises_typed_errors_naming_the_field(fields, argument, error):
@@ -353,6 +354,7 @@ def test_background_writes_move_the_wal_and_the_tracked_lag_but_no_read_is_judge
 def test_the_probers_timing_is_configurable_and_defaults_to_todays():
     c = SimConfig()
     assert c.probe_latency is None and c.probe_offsets_ms == [] and c.reset_tracker_on_promotion is True
+    assert c.repoint_catch_up_ms == 0
     fields = dict(duration_ms=5000, write_rate_per_s=250, read_rate_per_s=200, sessions=8,
                   replica_latency=0.5, client_latency=0.1)
     base = simulate(SimConfig(**fields), SEED)

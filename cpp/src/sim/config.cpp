@@ -111,6 +111,7 @@ void check_faults(const SimConfig& c) {
   check_int(c.missed_heartbeats, "missed_heartbeats", 1, 1000000);
   check_ms(c.promote_ms, "promote_ms", 0, kMaxDurationMs);
   check_ms(c.repoint_ms, "repoint_ms", 0, kMaxDurationMs);
+  check_ms(c.repoint_catch_up_ms, "repoint_catch_up_ms", 0, kMaxDurationMs);
   require(static_cast<int>(c.failover_model) <= 1, "failover_model", "unknown failover model");
 }
 

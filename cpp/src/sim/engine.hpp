@@ -146,7 +146,7 @@ class Simulation {
   Job* live(std::uint32_t id, std::uint32_t gen);
   // replication.cpp
   void commit(std::uint32_t id);
-  void send(Link& link, int node, Ev kind, std::uint64_t seq);
+  void send(Link& link, int node, Ev kind, std::uint64_t seq, std::int64_t after_ns = 0);
   void on_wal_arrive(int node, std::uint32_t gen);
   void start_apply(int node);
   void on_apply_done(int node, std::uint32_t gen);

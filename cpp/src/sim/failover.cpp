@@ -117,7 +117,7 @@ void Simulation::complete_promotion(int node) {
       f.diverged.push_back(topology_->name(q));
       continue;
     }
-    if (c_.repoint_ms > 0) {
+    if (c_.repoint_ms > 0 || c_.repoint_catch_up_ms > 0) {
       r.detached = true;  // reconnecting: streams again repoint_ms from now
       events_.push(now_ + ns(c_.repoint_ms), Ev::Repoint, q);
       continue;
@@ -144,7 +144,17 @@ void Simulation::on_repoint(int node) {
   // Reconnected: the new primary streams everything this standby lacks, from its flush position.
   r.timeline = timeline_;
   r.confirmed = r.received;
-  if (r.received < last_seq_) send(r.wal, node, Ev::WalArrive, last_seq_);
+  if (r.received < last_seq_) {
+    // The backlog in up to kCatchUpChunks pieces spread over repoint_catch_up_ms (one at once).
+    constexpr std::uint64_t kCatchUpChunks = 32;
+    const std::uint64_t backlog = last_seq_ - r.received, from = r.received;
+    const std::uint64_t chunks = c_.repoint_catch_up_ms > 0 ? std::min(backlog, kCatchUpChunks) : 1;
+    const auto span = static_cast<double>(ns(c_.repoint_catch_up_ms));
+    for (std::uint64_t i = 1; i <= chunks; ++i) {
+      const auto after = static_cast<std::int64_t>(span * static_cast<double>(i) / static_cast<double>(chunks));
+      send(r.wal, node, Ev::WalArrive, from + backlog * i / chunks, after);
+    }
+  }
   release_synced();
 }
 

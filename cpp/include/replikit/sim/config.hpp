@@ -122,6 +122,10 @@ struct SimConfig {
   /// apart: a replica read a few ms after the primary has replayed what the primary showed).
   /// Empty: every node at the tick.
   std::vector<double> probe_offsets_ms;
+  /// Once a repointed standby streams again (repoint_ms after the promotion), the WAL it lacks
+  /// arrives spread evenly over this span instead of at once (its walreceiver restarting on the
+  /// new timeline and catching up): meanwhile it reads behind by up to the backlog. 0: at once.
+  double repoint_catch_up_ms = 0;
 
   // ---- capacity ----
   int replicas = 2;                  ///< in [0, kMaxReplicas]
