@@ -60,18 +60,16 @@ What differs, and is reported rather than tuned away:
 - failed reads: the real read path retries a read whose connection is lost on another node
   (read_retries), so a read sent to the dead primary before the detection is answered by a
   replica; the simulator fails a read routed to a crashed node (node_down).
-- lag before the kill: a fraction of a millisecond to ~1.5 ms on both sides, read by 100 ms
-  probes; the twins still read more than the real tracker in the synchronous modes, whose
-  probed delays have the heaviest tails (a tracked lag grows with the mean delay, the stale
-  share saturates): the probes' own busy loop on the replica is the likely cause, as for the
-  fitted scale.
-- lag after the recovery: replikit's FailoverManager promotes in the client's topology and
-  keeps the tracker's history; its prober, when it finds the promoted node out of recovery
-  first, adopts it and starts the history afresh: whichever comes first. With the history kept,
-  a survivor that streams the new timeline but has not replayed it yet reads 100-700 ms behind
-  (measured in some semi-sync and sync kills on a loaded machine); the twin starts afresh
-  (SimConfig.reset_tracker_on_promotion) and holds its survivor off until it caught up, so
-  those samples are unknown on its side. The window's mean is carried by those few kills.
+- tracked lag, before the kill and after the recovery: a fraction of a millisecond to ~1.5 ms on
+  both sides, read by 100 ms probes; the twins still read more than the real tracker in the
+  synchronous modes, whose probed delays have the heaviest tails (a tracked lag grows with the
+  mean delay where the fitted stale share saturates): the probes' own busy loop on the replica
+  is the likely cause, as for the fitted scale.
+- the tracker's history over the failover: replikit's FailoverManager promotes in the client's
+  topology and keeps it; its prober, when it finds the promoted node out of recovery first,
+  adopts it and starts afresh: whichever comes first. The twin starts afresh
+  (SimConfig.reset_tracker_on_promotion). With the history kept, a survivor not yet replaying
+  the new timeline reads as far behind as the old primary's last sample.
 """
 
 from __future__ import annotations
