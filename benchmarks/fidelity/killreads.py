@@ -52,9 +52,23 @@ from the new primary's first acknowledged write (all polled every 2 ms): the cli
 writes fail and its reads go where they went) and the survivor's reconnection, repoint_ms:
 until it streams the new timeline (pg_stat_wal_receiver) and has replayed what the new primary
 had written then. The twin's promotion ends at the client's switch, and its survivor receives
-nothing new until the real one caught up: it stays readable and falls behind. The simulator's
+nothing new until the real one streamed the new timeline (stream_ms): it stays readable and
+falls behind; then what it lacks arrives spread until the real one had caught up
+(SimConfig.repoint_catch_up_ms), so that the tracker reads it behind while it catches up, as the
+real one does (once, ~100 ms, in a third of the kills on a loaded machine). The simulator's
 windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
-after_recovery).
+after_recovery). What the lag tracker sees, also measured in that run: the writes no read is
+judged against (the twin's background writes: failover_bench's writer on the primary and the
+delay probe's rows before the kill, ~100-210/s; the writer on the new primary after the
+recovery), which set how finely the tracker interpolates between its 100 ms samples of the
+primary (the session writer's 50/s alone read a replica one write behind as 20-100 ms behind,
+rarely; the real tracker reads a few ms, often); the prober's own half round trip (NodeStatus:
+last_probe_ns, probe_rtt_ms; the twin's probes take its median: the prober's queries leave
+together and meet the same load, and independent draws from its spread would read a replica
+before the primary half the time) and each node's probe offset, the median time from the
+prober's query to the primary to its query to that node (its cadences drift apart: 0 in most
+kills, 1.5-35 ms in some, and a replica read a few ms after the primary has replayed what the
+primary showed: its tracked lag is then 0).
 
 Statistics (fidelity.windowstats): per window, each figure pooled over the runs (stale reads /
 reads of all runs); its 95% interval and that of the relative error by a bootstrap over runs
@@ -71,6 +85,15 @@ What differs, and is reported rather than tuned away:
   long more: the measured delays carry it (the probe writes the same way), the simulator's
   replicas then receive the write that much later, while its primary shows it at once (no
   eventual read went to the primary in a steady-state check of 11,100).
+- tracked lag, before the kill and after the recovery: a fraction of a millisecond to ~1.5 ms on
+  both sides, read by 100 ms probes; the twins still read more than the real tracker in the
+  synchronous modes, whose delays have the heaviest tails (a tracked lag grows with the mean
+  delay where the stale share saturates).
+- the tracker's history over the failover: replikit's FailoverManager promotes in the client's
+  topology and keeps it; its prober, when it finds the promoted node out of recovery first,
+  adopts it and starts afresh: whichever comes first. The twin starts afresh
+  (SimConfig.reset_tracker_on_promotion). With the history kept, a survivor not yet replaying
+  the new timeline reads as far behind as the old primary's last sample.
 """
 
 from __future__ import annotations
@@ -109,6 +132,7 @@ class KillWorkload(Workload):
         super().__init__(db, settings, t0)
         self.failed_at: List[float] = []
         self.replica_lag: List[Tuple[float, str, float]] = []
+        self.probe_sends: Dict[str, Dict[int, float]] = {}  # node -> {last_probe_ns: its send, s from t0}
 
     def _read(self, s: int, eventual: bool) -> None:
         sent = time.monotonic() - self.t0
@@ -126,6 +150,10 @@ class KillWorkload(Workload):
                 return
             for node in names:
                 status = self.db.node(node)
+                if status.last_probe_ns > 0:  # the prober's send instants, per node (its phases)
+                    sent = status.last_probe_ns / 1e9 - status.probe_rtt_ms / 1e3 - self.t0
+                    with self.lock:
+                        self.probe_sends.setdefault(node, {})[status.last_probe_ns] = sent
                 if str(status.role.name).lower() == "replica" and status.lag_known:
                     with self.lock:
                         self.replica_lag.append((t, node, status.lag_ms))
@@ -246,6 +274,45 @@ def wait_repointed(survivor: Any, promoted_conn: Any, db: Any, promoted: str, ol
                        f"switch to the new primary, within {REPOINT_TIMEOUT_S:.0f} s")
 
 
+def background_rates(acked: Dict[str, List[Tuple[float, int]]], probe_rows: List[float], t0: float, kill_s: float,
+                     recovered_s: float, promoted: str) -> Tuple[float, float]:
+    """Writes per second that no read is judged against (the twin's background writes): on the
+    primary before the kill, [WARM_S, kill), failover_bench's writer there (its acknowledged
+    inserts, ``acked``: time.monotonic(), id per node) and the delay probe's rows (one committed
+    row per probe, ``probe_rows``: their instants from t0); on the new primary after the recovery,
+    [recovered_s, RUN_S), its writer."""
+    before = sum(WARM_S <= t - t0 < kill_s for t, _ in acked.get("primary", []))
+    before += sum(WARM_S <= t < kill_s for t in probe_rows)
+    after = sum(recovered_s <= t - t0 < RUN_S for t, _ in acked.get(promoted, []))
+    return before / max(1e-3, kill_s - WARM_S), after / max(1e-3, RUN_S - recovered_s)
+
+
+def probe_half_round_trips(sends: Dict[str, Dict[int, float]], t0: float, until_s: float) -> List[float]:
+    """Half the round trips (ms) of the database's lag probes sent before ``until_s``, every node:
+    its prober (a C++ thread) answers faster and steadier than the workload's reads (pool,
+    interpreter), whose half round trips are the twin's client latency."""
+    return [(done_ns / 1e9 - t0 - sent) * 500.0 for per_node in sends.values()
+            for done_ns, sent in per_node.items() if WARM_S <= sent < until_s]
+
+
+def probe_offsets(sends: Dict[str, Dict[int, float]], until_s: float, interval_ms: float) -> List[float]:
+    """Per node (primary, r1, r2): the median time from the prober's query to the primary to its
+    query to that node (ms, in [0, interval_ms)), over the probes sent in [WARM_S, until_s). The
+    prober sends every node's query on its own cadence (sent + interval, from when its connection
+    opened; a stall sends all overdue ones at once), so a replica is often read a few ms after
+    the primary and has replayed what the primary showed."""
+    primary = sorted(t for t in sends.get("primary", {}).values() if WARM_S <= t < until_s)
+    out = [0.0]
+    for node in ("r1", "r2"):
+        offsets = []
+        for t in sorted(sends.get(node, {}).values()):
+            before = [p for p in primary if p <= t + 1e-6]
+            if WARM_S <= t < until_s and before:
+                offsets.append(((t - before[-1]) * 1000.0) % interval_ms)
+        out.append(min(statistics.median(offsets), interval_ms * 0.999) if offsets else 0.0)
+    return out
+
+
 def workload_settings(seed: int) -> WorkloadSettings:
     return WorkloadSettings(run_s=RUN_S, write_rate=SESSION_WRITE_RATE, read_rate=READ_RATE,
                             eventual_share=0.5, sessions=SESSIONS, readers=READERS, seed=seed)
@@ -254,7 +321,7 @@ def workload_settings(seed: int) -> WorkloadSettings:
 def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
     """One kill with the read workload; the raw windows, reads and lag samples."""
     import psycopg
-    from failover_bench import Writers, start_replikit_manager
+    from failover_bench import REPLIKIT_PRESETS, Writers, start_replikit_manager
 
     from replikit.testing import LocalCluster
 
@@ -312,10 +379,15 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
     if probe.error:
         raise RuntimeError(f"a delay probe failed before the kill: {probe.error}")
     offsets = [(age, visible) for t, _, age, visible in probe.samples if t < kill_s]
+    switched_s = got[1] + switch_s - t0
+    background = background_rates(writers.acked, [t for t, _, _, _ in probe.samples], t0, kill_s, switched_s, got[0])
     return {"measured": work.out, "kill_s": kill_s, "recovered_s": got[1] - t0, "reads": work.out.reads,
             "failed_at": work.failed_at, "lag": work.replica_lag, "promoted": got[0],
             "offsets": offsets, "delays": delay_quantiles(offsets) if offsets else [], "repoint_ms": repoint_s * 1000.0,
-            "switch_ms": switch_s * 1000.0, "switched_s": got[1] + switch_s - t0, "stream_ms": stream_s * 1000.0,
+            "switch_ms": switch_s * 1000.0, "switched_s": switched_s, "stream_ms": stream_s * 1000.0,
+            "background_per_s": background, "probe_sends": work.probe_sends,
+            "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
+            "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
             "half_round_trips": [(r.done - r.sent) * 500.0 for r in work.out.reads
                                  if r.node != "primary" and r.sent < kill_s]}
 
@@ -410,20 +482,33 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     probe_ms, _, interval_ms, misses = REPLIKIT_PRESETS[preset]
     sim_mode, sync_count = SIM_MODES[mode]
     crash = KILL_AT_S * 1000.0 + random.Random(seed).uniform(0.0, interval_ms)
-    # The model's writes are the session writer's: the reads are judged against its rows only;
-    # the other writers' load on the primary is in the measured replication delays.
+    # The model's writes are the session writer's: the reads are judged against its rows only.
+    # The other writes on the primary (failover_bench's writer, the delay probe's rows) are
+    # background writes at the rates measured in this run before the kill and after the
+    # recovery: they move the WAL that the lag tracker interpolates on.
+    background_before, background_after = run["background_per_s"]
+    # The prober sends its queries together, on its own thread, and the machine's load delays
+    # them alike: their spread does not reorder the reads (independent draws from a spread of
+    # a few ms read a replica before the primary half the time and overstate its lag), so its
+    # probes take the median measured half round trip; who is read first comes from the
+    # per-node offsets measured in the run.
     return SimConfig(duration_ms=RUN_S * 1000.0, write_rate_per_s=SESSION_WRITE_RATE,
+                     background_write_rate_per_s=background_before,
+                     background_write_rate_after_crash_per_s=background_after,
                      read_rate_per_s=READ_RATE, sessions=SESSIONS,
                      consistency_mix={"eventual": 0.5, "read_your_writes": 0.5},
                      replicas=2, names=["primary", "r1", "r2"], mode=sim_mode, sync_count=sync_count,
                      crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms, missed_heartbeats=misses,
                      promote_ms=promotion_ms + run["switch_ms"],
-                     repoint_ms=max(0.0, run["repoint_ms"] - run["switch_ms"]),
+                     repoint_ms=max(0.0, run["stream_ms"] - run["switch_ms"]),
+                     repoint_catch_up_ms=max(0.0, run["repoint_ms"] - max(run["stream_ms"], run["switch_ms"])),
                      failover_model="core", probe_interval_ms=probe_ms,
                      sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0, crash],
                      read_service=0.05, write_service=0.1, apply_rate_per_s=100_000.0,
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
-                     client_latency=LatencyDistribution.empirical(run["half_round_trips"]))
+                     client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
+                     probe_latency=statistics.median(run["probe_half_round_trips"]),
+                     probe_offsets_ms=run["probe_offsets_ms"])
 
 
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
@@ -464,7 +549,8 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"{statistics.median(run['delays']):.3f} ms ({len(run['offsets'])} offset reads), "
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms")
         out.append({"counts": counts, "offsets": run["offsets"], "delays": run["delays"],
-                    "half_round_trips": run["half_round_trips"],
+                    "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
+                    "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,
                     "reads": float(len(run["reads"]) + len(run["failed_at"]))})

@@ -144,6 +144,41 @@ std::vector<SimField> workload_fields() {
   return f;
 }
 
+std::vector<SimField> background_fields() {
+  std::vector<SimField> f;
+  f.push_back(number_field("background_write_rate_per_s", &SimConfig::background_write_rate_per_s,
+                           "Poisson writes of no session: WAL replicated and acknowledged like any write, judged by no "
+                           "read, counted in SimResult.background_writes_* (0: none)."));
+  f.push_back(number_field("background_write_rate_after_crash_per_s", &SimConfig::background_write_rate_after_crash_per_s,
+                           "Their rate from the primary's crash on (< 0: background_write_rate_per_s)."));
+  f.push_back(SimField{"reset_tracker_on_promotion",
+                       "True: the lag tracker starts afresh at a promotion (a prober adopting a primary promoted "
+                       "elsewhere); False: it keeps the old primary's history (replikit's in-process FailoverManager).",
+                       0, [](const SimConfig& c) { return py::cast(c.reset_tracker_on_promotion); },
+                       [](SimConfig& c, const py::handle& v) {
+                         c.reset_tracker_on_promotion = to_bool(v, "reset_tracker_on_promotion");
+                       }});
+  f.push_back(SimField{"probe_latency",
+                       "One-way latency of the lag prober's queries (ms; a number is a constant); None: client_latency.",
+                       0,
+                       [](const SimConfig& c) { return c.probe_latency ? py::cast(*c.probe_latency) : py::object(py::none()); },
+                       [](SimConfig& c, const py::handle& v) {
+                         if (v.is_none()) {
+                           c.probe_latency.reset();
+                         } else {
+                           c.probe_latency = to_latency(v, "probe_latency");
+                         }
+                       }});
+  f.push_back(SimField{"probe_offsets_ms",
+                       "Per node, primary first: ms after each probe tick its query is sent, in [0, "
+                       "probe_interval_ms) (empty: all at the tick).",
+                       1, [](const SimConfig& c) { return py::cast(c.probe_offsets_ms); },
+                       [](SimConfig& c, const py::handle& v) { c.probe_offsets_ms = to_doubles(v, "probe_offsets_ms"); }});
+  f.push_back(number_field("repoint_catch_up_ms", &SimConfig::repoint_catch_up_ms,
+                           "Once a repointed standby streams again, the WAL it lacks arrives spread over this span (0: at once)."));
+  return f;
+}
+
 std::vector<SimField> capacity_fields() {
   std::vector<SimField> f;
   f.push_back(number_field("replicas", &SimConfig::replicas, "Replicas (nodes 1..replicas; node 0 is the primary)."));
@@ -245,7 +280,7 @@ std::vector<SimField> fault_fields() {
 const std::vector<SimField>& sim_fields() {
   static const std::vector<SimField> fields = [] {
     std::vector<SimField> all = workload_fields();
-    for (auto* part : {capacity_fields, fault_fields}) {
+    for (auto* part : {background_fields, capacity_fields, fault_fields}) {
       auto more = part();
       all.insert(all.end(), more.begin(), more.end());
     }

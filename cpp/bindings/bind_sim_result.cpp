@@ -142,6 +142,7 @@ py::dict failover_dict(const SimResult& r) {
   d["recovery_ms"] = f.recovery_ms < 0 ? py::object(py::none()) : py::object(py::float_(f.recovery_ms));
   d["writes_lost_acknowledged"] = f.writes_lost_acknowledged;
   d["writes_lost"] = f.writes_lost;
+  d["background_writes_lost_acknowledged"] = f.background_writes_lost_acknowledged;
   d["diverged"] = f.diverged;
   d["model"] = f.model;
   return d;
@@ -160,6 +161,9 @@ std::string result_repr(const SimResult& r) {
   if (r.failover.crashed) {
     fields.emplace_back("recovery_ms", failover_dict(r)["recovery_ms"]);
     fields.emplace_back("writes_lost_acknowledged", py::int_(r.failover.writes_lost_acknowledged));
+  }
+  if (r.background_writes_submitted > 0) {
+    fields.emplace_back("background_writes_acknowledged", py::int_(r.background_writes_acknowledged));
   }
   if (r.truncated) fields.emplace_back("truncated", py::bool_(true));
   std::string out = "SimResult(";
@@ -216,6 +220,11 @@ void bind_sim_result(py::module_& m) {
       .def_readonly("reads_answered", &SimResult::reads_answered)
       .def_readonly("reads_failed", &SimResult::reads_failed)
       .def_readonly("reads_pending", &SimResult::reads_pending, "Reads still in flight when the run ended.")
+      .def_readonly("background_writes_submitted", &SimResult::background_writes_submitted,
+                    "Background writes (SimConfig.background_write_rate_per_s): not in writes_*.")
+      .def_readonly("background_writes_acknowledged", &SimResult::background_writes_acknowledged)
+      .def_readonly("background_writes_failed", &SimResult::background_writes_failed)
+      .def_readonly("background_writes_pending", &SimResult::background_writes_pending)
       .def_readonly("mean_write_latency_ms", &SimResult::mean_write_latency_ms)
       .def_readonly("mean_read_latency_ms", &SimResult::mean_read_latency_ms)
       .def_readonly("reads_routed_to_primary", &SimResult::reads_routed_to_primary)
@@ -260,7 +269,8 @@ py::dict sim_result_dict(const SimResult& r) {
   py::dict out;
   for (const char* name : {"seed", "events", "truncated", "simulated_ms", "writes_submitted", "writes_acknowledged",
                            "writes_failed", "writes_pending", "reads_submitted", "reads_answered", "reads_failed",
-                           "reads_pending", "mean_write_latency_ms", "mean_read_latency_ms", "reads_routed_to_primary",
+                           "reads_pending", "background_writes_submitted", "background_writes_acknowledged",
+                           "background_writes_failed", "background_writes_pending", "mean_write_latency_ms", "mean_read_latency_ms", "reads_routed_to_primary",
                            "writes_failed_by", "reads_failed_by", "levels", "stale_read_rate", "primary_read_share",
                            "read_reasons", "primary_read_reasons", "nodes", "replicas", "sample_times_ms", "lag_ms",
                            "lag_bytes", "tracked_lag_ms", "failover", "windows", "failover_windows", "conserved"}) {

@@ -39,6 +39,12 @@ class SimConfig:
     read_back_consistency: Consistency  # set with a Consistency or its name
     write_size_bytes: int
     commit_record_bytes: int
+    background_write_rate_per_s: float  # writes of no session: WAL only, judged by no read
+    background_write_rate_after_crash_per_s: float  # < 0: background_write_rate_per_s
+    reset_tracker_on_promotion: bool  # False: the tracker keeps the old primary's history (FailoverManager)
+    probe_latency: Optional[LatencyDistribution]  # set with a LatencyDistribution, a number of ms or None (client_latency)
+    probe_offsets_ms: List[float]  # per node, primary first, in [0, probe_interval_ms); empty: all at the tick
+    repoint_catch_up_ms: float  # a repointed standby's backlog arrives spread over it (0: at once)
     replicas: int
     servers_per_node: int
     max_queue_length: int
@@ -102,6 +108,14 @@ class SimResult:
     def reads_failed(self) -> int: ...
     @property
     def reads_pending(self) -> int: ...
+    @property
+    def background_writes_submitted(self) -> int: ...
+    @property
+    def background_writes_acknowledged(self) -> int: ...
+    @property
+    def background_writes_failed(self) -> int: ...
+    @property
+    def background_writes_pending(self) -> int: ...
     @property
     def mean_write_latency_ms(self) -> float: ...
     @property

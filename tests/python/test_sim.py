@@ -145,6 +145,15 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"commit_record_bytes": 0}, "commit_record_bytes", replikit.InvalidArgument),
     ({"write_size_bytes": 30}, "commit_record_bytes", replikit.InvalidArgument),
     ({"commit_record_bytes": 4.5}, "commit_record_bytes", replikit.ArgumentTypeError),
+    ({"background_write_rate_per_s": -5}, "background_write_rate_per_s", replikit.InvalidArgument),
+    ({"background_write_rate_per_s": "fast"}, "background_write_rate_per_s", replikit.ArgumentTypeError),
+    ({"background_write_rate_after_crash_per_s": float("nan")}, "background_write_rate_after_crash_per_s",
+     replikit.InvalidArgument),
+    ({"probe_offsets_ms": [0, 1]}, "probe_offsets_ms", replikit.InvalidArgument),
+    ({"probe_offsets_ms": [0, 1, 100]}, "probe_offsets_ms", replikit.InvalidArgument),
+    ({"probe_latency": "slow"}, "probe_latency", replikit.ArgumentTypeError),
+    ({"reset_tracker_on_promotion": "no"}, "reset_tracker_on_promotion", replikit.ArgumentTypeError),
+    ({"repoint_catch_up_ms": -1}, "repoint_catch_up_ms", replikit.InvalidArgument),
     ({"speed": 2}, "speed", replikit.ArgumentTypeError),
 ])
 def test_bad_input_raises_typed_errors_naming_the_field(fields, argument, error):
@@ -328,3 +337,54 @@ def test_bad_window_edges_name_the_field(edges):
     with pytest.raises(replikit.ArgumentTypeError) as err2:
         SimConfig(window_edges_ms="0, 1")
     assert err2.value.argument == "window_edges_ms"
+
+
+def test_background_writes_move_the_wal_and_the_tracked_lag_but_no_read_is_judged_on_them():
+    # 50 session writes/s with 100 ms probes: the tracker interpolates between primary samples
+    # a few writes apart, so a replica one write behind reads tens of ms behind; with 200
+    # background writes/s the grid is five times finer, as on a primary that other clients
+    # also write to.
+    def run(background: float, seed: int) -> SimResult:
+        return simulate(SimConfig(duration_ms=20_000, write_rate_per_s=50, background_write_rate_per_s=background,
+                                  read_rate_per_s=500, sessions=8, window_edges_ms=[0, 20_000],
+                                  consistency_mix={"eventual": 1, "read_your_writes": 1},
+                                  replica_latency=0.5, client_latency=0.1), seed)
+
+    for seed in (SEED, SEED + 1):
+        coarse, fine = run(0, seed), run(200, seed)
+        assert coarse.background_writes_submitted == 0
+        assert fine.conserved and fine.background_writes_acknowledged > 3000
+        assert fine.background_writes_submitted == (fine.background_writes_acknowledged + fine.background_writes_failed
+                                                    + fine.background_writes_pending)
+        assert 800 < fine.writes_submitted < 1200  # the session writer's alone
+        assert fine.levels["read_your_writes"]["stale"] == 0
+        assert fine.windows[0]["max_tracked_lag_ms"] < coarse.windows[0]["max_tracked_lag_ms"] / 2
+        assert "background_writes_acknowledged=" in repr(fine)
+        assert fine.to_dict()["background_writes_acknowledged"] == fine.background_writes_acknowledged
+    # Only background writes: the replicas replay them, no eventual read is stale.
+    r = simulate(SimConfig(duration_ms=2000, write_rate_per_s=0, background_write_rate_per_s=3000,
+                           read_rate_per_s=3000, consistency_mix={"eventual": 1},
+                           replica_latency=replikit.LatencyDistribution.exponential(0.5)), SEED)
+    assert r.levels["eventual"]["stale"] == 0 and r.levels["eventual"]["answered"] > 1000
+    assert all(rep["writes_applied"] > 0.9 * r.background_writes_acknowledged for rep in r.replicas.values())
+    assert max(np.nanmax(v) for v in r.tracked_lag_ms.values()) > 0
+    assert r.failover["background_writes_lost_acknowledged"] == 0
+    assert SimConfig().background_write_rate_per_s == 0 and SimConfig().background_write_rate_after_crash_per_s < 0
+
+
+def test_the_probers_timing_is_configurable_and_defaults_to_todays():
+    c = SimConfig()
+    assert c.probe_latency is None and c.probe_offsets_ms == [] and c.reset_tracker_on_promotion is True
+    assert c.repoint_catch_up_ms == 0
+    fields = dict(duration_ms=5000, write_rate_per_s=250, read_rate_per_s=200, sessions=8,
+                  replica_latency=0.5, client_latency=0.1)
+    base = simulate(SimConfig(**fields), SEED)
+    same = simulate(SimConfig(probe_latency=0.1, probe_offsets_ms=[0, 0, 0], **fields), SEED)
+    assert same.events == base.events
+    np.testing.assert_array_equal(same.tracked_lag_ms["replica1"], base.tracked_lag_ms["replica1"])
+    later = simulate(SimConfig(probe_latency=0.1, probe_offsets_ms=[0, 0, 5.0], **fields), SEED)
+    assert np.nanmean(later.tracked_lag_ms["replica2"]) < 0.2 * np.nanmean(later.tracked_lag_ms["replica1"])
+    c.probe_latency = 0.2
+    assert c.probe_latency.to_dict() == {"kind": "constant", "value_ms": 0.2}
+    c.probe_latency = None
+    assert c.probe_latency is None

@@ -49,6 +49,10 @@ void check_workload(const SimConfig& c) {
           "read_back_consistency", "bounded staleness needs max_staleness_ms");
   check_int(c.write_size_bytes, "write_size_bytes", 1, 1ll << 30);
   check_int(c.commit_record_bytes, "commit_record_bytes", 1, c.write_size_bytes);
+  check_ms(c.background_write_rate_per_s, "background_write_rate_per_s", 0, kMaxRatePerSecond);
+  const double after = c.background_write_rate_after_crash_per_s;
+  require(std::isfinite(after) && after <= kMaxRatePerSecond, "background_write_rate_after_crash_per_s",
+          "must be a finite number <= " + number(kMaxRatePerSecond) + " (< 0: background_write_rate_per_s)");
 }
 
 void check_capacity(const SimConfig& c) {
@@ -70,6 +74,13 @@ void check_capacity(const SimConfig& c) {
   mean_ok(c.write_service, "write_service");
   mean_ok(c.client_latency, "client_latency");
   mean_ok(c.replica_latency, "replica_latency");
+  if (c.probe_latency) mean_ok(*c.probe_latency, "probe_latency");
+  require(c.probe_offsets_ms.empty() || c.probe_offsets_ms.size() == static_cast<std::size_t>(c.replicas) + 1,
+          "probe_offsets_ms", "must be empty or list one offset per node (" + std::to_string(c.replicas + 1) + ")");
+  for (double o : c.probe_offsets_ms) {
+    require(std::isfinite(o) && o >= 0 && o < c.probe_interval_ms, "probe_offsets_ms",
+            "each offset must be in [0, probe_interval_ms)");
+  }
 }
 
 void check_faults(const SimConfig& c) {
@@ -102,6 +113,7 @@ void check_faults(const SimConfig& c) {
   check_ms(c.repoint_ms, "repoint_ms", 0, kMaxDurationMs);
   check_ms(c.heartbeat_late_ms, "heartbeat_late_ms", 0, kMaxDurationMs);
   check_ms(c.check_interval_ms, "check_interval_ms", 0, kMaxDurationMs);
+  check_ms(c.repoint_catch_up_ms, "repoint_catch_up_ms", 0, kMaxDurationMs);
   require(static_cast<int>(c.failover_model) <= 1, "failover_model", "unknown failover model");
 }
 
@@ -176,6 +188,9 @@ double SimResult::primary_read_share() const {
 bool SimResult::conserved() const {
   return writes_submitted == writes_acknowledged + writes_failed + writes_pending &&
          reads_submitted == reads_answered + reads_failed + reads_pending &&
+         background_writes_submitted ==
+             background_writes_acknowledged + background_writes_failed + background_writes_pending &&
+         failover.background_writes_lost_acknowledged <= background_writes_acknowledged &&
          failover.writes_lost_acknowledged <= writes_acknowledged;
 }
 

@@ -48,6 +48,7 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
       write_service_(config.write_service),
       client_latency_(config.client_latency),
       replica_latency_(config.replica_latency),
+      probe_latency_(config.probe_latency.value_or(config.client_latency)),
       nodes_(static_cast<std::size_t>(config.replicas) + 1),
       sessions_(static_cast<std::size_t>(config.sessions)),
       commits_(kCommitRing),
@@ -64,6 +65,10 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
   write_gap_ns_ = config.write_rate_per_s > 0 ? 1e9 / config.write_rate_per_s : 0;
   read_gap_ns_ = config.read_rate_per_s > 0 ? 1e9 / config.read_rate_per_s : 0;
   apply_mean_ns_ = 1e9 / config.apply_rate_per_s;
+  const double after = config.background_write_rate_after_crash_per_s < 0 ? config.background_write_rate_per_s
+                                                                          : config.background_write_rate_after_crash_per_s;
+  background_gap_ns_ = config.background_write_rate_per_s > 0 ? 1e9 / config.background_write_rate_per_s : 0;
+  background_gap_after_ns_ = after > 0 ? 1e9 / after : 0;
   double sum = 0;
   for (double w : config.consistency_mix) level_cdf_.push_back(sum += w);
   for (const auto& s : config.slow_replicas) nodes_[static_cast<std::size_t>(s.replica)].slow *= s.factor;
@@ -94,6 +99,13 @@ void Simulation::schedule_start() {
     events_.push(ns(p.from_ms), Ev::PauseStart, p.replica);
     events_.push(ns(p.to_ms), Ev::PauseEnd, p.replica);
   }
+  schedule_background(0, background_gap_ns_);
+}
+
+void Simulation::schedule_background(std::int64_t from, double gap_ns) {
+  if (gap_ns <= 0) return;
+  const std::int64_t at = from + std::max<std::int64_t>(from > 0 ? 1 : 0, exp_ns(gap_ns));
+  if (at < duration_ns_) events_.push(at, Ev::BackgroundArrival, 0, 0, background_gen_);
 }
 
 SimResult Simulation::run() {
@@ -143,6 +155,8 @@ void Simulation::dispatch(const Event& e) {
     case Ev::Promote: on_promote(e.node); break;
     case Ev::Repoint: on_repoint(e.node); break;
     case Ev::Detect: on_detect(); break;
+    case Ev::BackgroundArrival: on_background_arrival(e.gen); break;
+    case Ev::ProbeSend: send_probe(e.node); break;
   }
 }
 
@@ -151,7 +165,7 @@ Job* Simulation::live(std::uint32_t id, std::uint32_t gen) {
   return j.gen == gen && j.state != JobState::Free ? &j : nullptr;
 }
 
-std::uint32_t Simulation::new_job(bool write, int session) {
+std::uint32_t Simulation::new_job(bool write, int session, bool background) {
   std::uint32_t id;
   if (!free_jobs_.empty()) {
     id = free_jobs_.back();
@@ -162,6 +176,7 @@ std::uint32_t Simulation::new_job(bool write, int session) {
   }
   Job& j = jobs_[id];
   j.write = write;
+  j.background = background;
   j.session = session;
   j.submit_ns = now_;
   j.timeline = timeline_;
@@ -169,12 +184,14 @@ std::uint32_t Simulation::new_job(bool write, int session) {
   j.required_seq = j.seq = 0;
   j.state = JobState::ToNode;
   (write ? in_flight_writes_ : in_flight_reads_)++;
+  if (background) ++in_flight_background_;
   return id;
 }
 
 void Simulation::free_job(std::uint32_t id) {
   Job& j = jobs_[id];
   (j.write ? in_flight_writes_ : in_flight_reads_)--;
+  if (j.background) --in_flight_background_;
   j.state = JobState::Free;
   ++j.gen;  // events still queued for it are now stale
   free_jobs_.push_back(id);
@@ -183,7 +200,9 @@ void Simulation::free_job(std::uint32_t id) {
 void Simulation::fail(std::uint32_t id, FailReason reason) {
   Job& j = jobs_[id];
   const auto r = static_cast<std::size_t>(reason);
-  if (j.write) {
+  if (j.background) {
+    ++res_.background_writes_failed;
+  } else if (j.write) {
     ++res_.writes_failed;
     ++res_.writes_failed_by[r];
   } else {
@@ -206,6 +225,21 @@ void Simulation::on_write_arrival() {
     return;
   }
   const std::uint32_t id = new_job(true, session);
+  const Decision d = router_->route_write();
+  if (d.node == kNoNode) return fail(id, FailReason::NoNode);
+  jobs_[id].node = static_cast<std::int16_t>(d.node);
+  events_.push(now_ + draw_ns(client_latency_), Ev::AtNode, d.node, id, jobs_[id].gen);
+}
+
+void Simulation::on_background_arrival(std::uint32_t gen) {
+  if (gen != background_gen_) return;  // drawn at a rate that no longer holds
+  schedule_background(now_, crash_ns_ >= 0 ? background_gap_after_ns_ : background_gap_ns_);
+  ++res_.background_writes_submitted;
+  if (in_flight_writes_ + in_flight_reads_ >= static_cast<std::uint64_t>(c_.max_in_flight)) {
+    ++res_.background_writes_failed;
+    return;
+  }
+  const std::uint32_t id = new_job(true, -1, true);
   const Decision d = router_->route_write();
   if (d.node == kNoNode) return fail(id, FailReason::NoNode);
   jobs_[id].node = static_cast<std::int16_t>(d.node);
@@ -282,9 +316,9 @@ void Simulation::start_service(int node, std::uint32_t id) {
     // What the read sees: the node's replayed state (a primary's: everything it committed).
     j.seq = n.applied;
     const auto level = static_cast<Consistency>(j.level);
-    if (level == Consistency::Eventual) j.required_seq = latest_seq();
+    if (level == Consistency::Eventual) j.required_seq = judged_seq(latest_seq());
     if (level == Consistency::BoundedStaleness) {
-      j.required_seq = std::min(latest_seq(), committed_before(now_ - ns(c_.max_staleness_ms)));
+      j.required_seq = judged_seq(std::min(latest_seq(), committed_before(now_ - ns(c_.max_staleness_ms))));
     }
     j.stale = j.seq < j.required_seq;
   }
@@ -315,6 +349,7 @@ void Simulation::on_service_done(std::uint32_t id) {
 
 void Simulation::on_write_acked(std::uint32_t id) {
   Job& j = jobs_[id];
+  if (j.background) return on_background_acked(id);
   ++res_.writes_acknowledged;
   write_latency_sum_ms_ += static_cast<double>(now_ - j.submit_ns) * 1e-6;
   const bool lost = j.timeline == lost_timeline_ && j.seq > lost_cutoff_;
@@ -330,6 +365,18 @@ void Simulation::on_write_acked(std::uint32_t id) {
     if (c_.read_back_share > 0 && rng_.uniform() < c_.read_back_share) {
       events_.push(now_ + ns(c_.read_back_delay_ms), Ev::ReadBack, 0, static_cast<std::uint32_t>(j.session));
     }
+  }
+  free_job(id);
+}
+
+void Simulation::on_background_acked(std::uint32_t id) {
+  Job& j = jobs_[id];
+  ++res_.background_writes_acknowledged;
+  if (j.timeline == lost_timeline_ && j.seq > lost_cutoff_) {
+    ++res_.failover.background_writes_lost_acknowledged;
+  } else if (j.timeline == timeline_) {
+    Commit& cm = commits_[j.seq & (kCommitRing - 1)];
+    if (cm.seq == j.seq && cm.timeline == j.timeline) cm.acked = true;
   }
   free_job(id);
 }

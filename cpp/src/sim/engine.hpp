@@ -21,6 +21,7 @@ enum class Ev : std::uint8_t {
   WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
   WriteAcked, ReadDone, Probe, ProbeAt, ProbeAnswer, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
   Detect,
+  BackgroundArrival, ProbeSend,
 };
 
 struct Event {
@@ -59,6 +60,7 @@ struct Job {
   std::uint8_t level = 0;
   std::uint8_t timeline = 1;
   bool write = false;
+  bool background = false;  // a background write: no session, judged by no read
   bool to_primary = false;
   bool stale = false;
   JobState state = JobState::Free;
@@ -111,6 +113,8 @@ struct Commit {
   std::uint64_t seq = 0;
   std::uint8_t timeline = 0;
   bool acked = false;
+  bool background = false;
+  std::uint32_t back = 0;  // seq - the last judged (non-background) write at or before it
 };
 inline constexpr std::uint64_t kCommitRing = 1u << 16;
 
@@ -128,19 +132,22 @@ class Simulation {
   void dispatch(const Event& e);
   void on_write_arrival();
   void on_read_arrival();
+  void on_background_arrival(std::uint32_t gen);
+  void schedule_background(std::int64_t from, double gap_ns);
   void issue_read(int session, Consistency level);
   void on_at_node(std::uint32_t id);
   void start_service(int node, std::uint32_t id);
   void on_service_done(std::uint32_t id);
   void on_write_acked(std::uint32_t id);
+  void on_background_acked(std::uint32_t id);
   void on_read_done(std::uint32_t id);
-  std::uint32_t new_job(bool write, int session);
+  std::uint32_t new_job(bool write, int session, bool background = false);
   void fail(std::uint32_t id, FailReason reason);
   void free_job(std::uint32_t id);
   Job* live(std::uint32_t id, std::uint32_t gen);
   // replication.cpp
   void commit(std::uint32_t id);
-  void send(Link& link, int node, Ev kind, std::uint64_t seq);
+  void send(Link& link, int node, Ev kind, std::uint64_t seq, std::int64_t after_ns = 0);
   void on_wal_arrive(int node, std::uint32_t gen);
   void start_apply(int node);
   void on_apply_done(int node, std::uint32_t gen);
@@ -150,6 +157,11 @@ class Simulation {
   std::uint64_t committed_before(std::int64_t t) const;
   std::int64_t commit_time(std::uint64_t seq) const;
   std::uint64_t latest_seq() const;
+  /// The last write at or before `seq` that reads are judged against (background writes skipped).
+  std::uint64_t judged_seq(std::uint64_t seq) const {
+    const Commit& cm = commits_[seq & (kCommitRing - 1)];
+    return cm.seq == seq && seq != 0 ? seq - cm.back : seq;
+  }
   // failover.cpp: faults, failover, probes, samples, results
   void on_crash();
   void on_heartbeat();
@@ -159,6 +171,7 @@ class Simulation {
   void on_repoint(int node);
   void take_out(int node);
   void on_probe();
+  void send_probe(int node);
   void on_probe_at(int node);
   void on_probe_answer(int node);
   void on_sample();
@@ -195,7 +208,7 @@ class Simulation {
   std::shared_ptr<Topology> topology_;
   std::unique_ptr<LagTracker> tracker_;
   std::unique_ptr<Router> router_;
-  WarsSimulation::Sampler read_service_, write_service_, client_latency_, replica_latency_;
+  WarsSimulation::Sampler read_service_, write_service_, client_latency_, replica_latency_, probe_latency_;
   EventQueue events_;
   std::vector<Node> nodes_;
   std::vector<Session> sessions_;
@@ -208,6 +221,10 @@ class Simulation {
   std::uint64_t row_bytes_;  // a write's WAL before its commit record
   std::int64_t now_ = 0, duration_ns_, end_ns_;
   double write_gap_ns_, read_gap_ns_, apply_mean_ns_;
+  double background_gap_ns_ = 0, background_gap_after_ns_ = 0;  // 0: no background writes
+  std::uint32_t background_gen_ = 0;  // bumped when the background rate changes (the crash)
+  std::uint64_t in_flight_background_ = 0;
+  std::uint64_t last_judged_seq_ = 0;  // the current primary's last non-background commit
   int primary_ = 0;
   std::uint64_t last_seq_ = 0;    // the current primary's last commit
   std::uint64_t acked_high_ = 0;  // highest sequence acknowledged on the current timeline

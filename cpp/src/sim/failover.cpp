@@ -31,6 +31,10 @@ void Simulation::on_crash() {
     r.wal.fifo.clear();
     r.acks.fifo.clear();
   }
+  if (background_gap_after_ns_ != background_gap_ns_) {  // the background writers' rate changes now
+    ++background_gen_;
+    schedule_background(now_, background_gap_after_ns_);
+  }
 }
 
 void Simulation::on_heartbeat() {
@@ -96,7 +100,9 @@ void Simulation::complete_promotion(int node) {
   f.writes_lost = crashed_last_seq_ > cutoff ? crashed_last_seq_ - cutoff : 0;
   for (std::uint64_t s = cutoff + 1; s <= crashed_last_seq_ && s + kCommitRing > crashed_last_seq_; ++s) {
     const Commit& cm = commits_[s & (kCommitRing - 1)];
-    if (cm.seq == s && cm.timeline == timeline_ && cm.acked) ++f.writes_lost_acknowledged;
+    if (cm.seq == s && cm.timeline == timeline_ && cm.acked) {
+      ++(cm.background ? f.background_writes_lost_acknowledged : f.writes_lost_acknowledged);
+    }
   }
   f.recovery_ms = static_cast<double>(now_ - crash_ns_) * 1e-6;
   recovery_ns_ = now_;
@@ -105,9 +111,10 @@ void Simulation::complete_promotion(int node) {
   primary_ = node;
   promoting_ = -1;
   last_seq_ = cutoff;
+  last_judged_seq_ = judged_seq(cutoff);
   acked_high_ = std::min(acked_high_, cutoff);
   topology_->promote(topology_->name(node));
-  tracker_->reset();
+  if (c_.reset_tracker_on_promotion) tracker_->reset();
   for (int q = 0; q < static_cast<int>(nodes_.size()); ++q) {
     Node& r = nodes_[static_cast<std::size_t>(q)];
     ++r.link_gen;  // the old primary's connections are gone
@@ -119,7 +126,7 @@ void Simulation::complete_promotion(int node) {
       f.diverged.push_back(topology_->name(q));
       continue;
     }
-    if (c_.repoint_ms > 0) {
+    if (c_.repoint_ms > 0 || c_.repoint_catch_up_ms > 0) {
       r.detached = true;  // reconnecting: streams again repoint_ms from now
       events_.push(now_ + ns(c_.repoint_ms), Ev::Repoint, q);
       continue;
@@ -146,7 +153,17 @@ void Simulation::on_repoint(int node) {
   // Reconnected: the new primary streams everything this standby lacks, from its flush position.
   r.timeline = timeline_;
   r.confirmed = r.received;
-  if (r.received < last_seq_) send(r.wal, node, Ev::WalArrive, last_seq_);
+  if (r.received < last_seq_) {
+    // The backlog in up to kCatchUpChunks pieces spread over repoint_catch_up_ms (one at once).
+    constexpr std::uint64_t kCatchUpChunks = 32;
+    const std::uint64_t backlog = last_seq_ - r.received, from = r.received;
+    const std::uint64_t chunks = c_.repoint_catch_up_ms > 0 ? std::min(backlog, kCatchUpChunks) : 1;
+    const auto span = static_cast<double>(ns(c_.repoint_catch_up_ms));
+    for (std::uint64_t i = 1; i <= chunks; ++i) {
+      const auto after = static_cast<std::int64_t>(span * static_cast<double>(i) / static_cast<double>(chunks));
+      send(r.wal, node, Ev::WalArrive, from + backlog * i / chunks, after);
+    }
+  }
   release_synced();
 }
 
@@ -164,15 +181,24 @@ void Simulation::take_out(int node) {
 
 void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
-  // As the real prober: one query per node over the client's network (client latency each
-  // way), a node still answering the last one skipped; a dead node never answers.
+  // As the real prober: one query per node over the network (probe_latency, else the client
+  // latency, each way), a node still answering the last one skipped; a dead node never answers.
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
-    Node& r = nodes_[static_cast<std::size_t>(n)];
-    if (r.probing || !r.alive || r.diverged) continue;
-    r.probing = true;
-    r.probe_sent_ns = now_;
-    events_.push(now_ + draw_ns(client_latency_), Ev::ProbeAt, n);
+    const double offset_ms = c_.probe_offsets_ms.empty() ? 0 : c_.probe_offsets_ms[static_cast<std::size_t>(n)];
+    if (offset_ms > 0) {
+      events_.push(now_ + ns(offset_ms), Ev::ProbeSend, n);
+    } else {
+      send_probe(n);
+    }
   }
+}
+
+void Simulation::send_probe(int n) {
+  Node& r = nodes_[static_cast<std::size_t>(n)];
+  if (r.probing || !r.alive || r.diverged) return;
+  r.probing = true;
+  r.probe_sent_ns = now_;
+  events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
 }
 
 void Simulation::on_probe_at(int node) {
@@ -185,7 +211,7 @@ void Simulation::on_probe_at(int node) {
   r.probed_primary = node == primary_;
   r.probe_receive = on_timeline(r, r.probed_primary ? lsn(last_seq_) : lsn(r.received));
   r.probe_replay = r.probed_primary ? r.probe_receive : on_timeline(r, replay_lsn(r));
-  events_.push(now_ + draw_ns(client_latency_), Ev::ProbeAnswer, node);
+  events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAnswer, node);
 }
 
 void Simulation::on_probe_answer(int node) {
@@ -195,7 +221,9 @@ void Simulation::on_probe_answer(int node) {
   // then or later, so a replica's lag is never understated), a replica's at the answer's arrival.
   // An answer from a node whose role changed meanwhile (a promotion) is dropped.
   if (r.probed_primary) {
-    if (node == primary_) tracker_->primary_sample(r.probe_sent_ns, r.probe_receive);
+    if (node != primary_) return;
+    if (tracker_->primary_lsn() > r.probe_receive) tracker_->reset();  // a new primary behind the old: afresh
+    tracker_->primary_sample(r.probe_sent_ns, r.probe_receive);
   } else if (is_replica(node)) {
     tracker_->replica_sample(node, now_, r.probe_receive, r.probe_replay);
   }
@@ -237,7 +265,8 @@ void Simulation::on_sample() {
 
 void Simulation::finish(SimResult& r) const {
   r.simulated_ms = static_cast<double>(now_) * 1e-6;
-  r.writes_pending = in_flight_writes_;
+  r.writes_pending = in_flight_writes_ - in_flight_background_;
+  r.background_writes_pending = in_flight_background_;
   r.reads_pending = in_flight_reads_;
   r.mean_write_latency_ms = r.writes_acknowledged ? write_latency_sum_ms_ / static_cast<double>(r.writes_acknowledged) : 0;
   r.mean_read_latency_ms = r.reads_answered ? read_latency_sum_ms_ / static_cast<double>(r.reads_answered) : 0;

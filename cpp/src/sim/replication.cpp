@@ -2,6 +2,7 @@
 // confirmations and the acknowledgement rule of each mode.
 #include <algorithm>
 #include <array>
+#include <cstdint>
 
 #include "engine.hpp"
 
@@ -14,8 +15,10 @@ void Simulation::commit(std::uint32_t id) {
   j.timeline = timeline_;
   Node& p = nodes_[static_cast<std::size_t>(primary_)];
   p.received = p.applied = seq;
+  if (!j.background) last_judged_seq_ = seq;
+  const std::uint64_t back = std::min<std::uint64_t>(seq - last_judged_seq_, UINT32_MAX);
   Commit& cm = commits_[seq & (kCommitRing - 1)];
-  cm = Commit{now_, seq, timeline_, false};
+  cm = Commit{now_, seq, timeline_, false, j.background, static_cast<std::uint32_t>(back)};
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     if (is_replica(n) && !nodes_[static_cast<std::size_t>(n)].detached) send(nodes_[static_cast<std::size_t>(n)].wal, n, Ev::WalArrive, seq);
   }
@@ -29,9 +32,9 @@ void Simulation::commit(std::uint32_t id) {
   release_synced();
 }
 
-void Simulation::send(Link& link, int node, Ev kind, std::uint64_t seq) {
+void Simulation::send(Link& link, int node, Ev kind, std::uint64_t seq, std::int64_t after_ns) {
   // One connection delivers in order (TCP): never before what was sent earlier.
-  const std::int64_t at = std::max(link.last_arrival, now_ + draw_ns(replica_latency_));
+  const std::int64_t at = std::max(link.last_arrival, now_ + after_ns + draw_ns(replica_latency_));
   link.last_arrival = at;
   if (link.fifo.empty()) events_.push(at, kind, node, 0, nodes_[static_cast<std::size_t>(node)].link_gen);
   link.fifo.emplace_back(at, seq);

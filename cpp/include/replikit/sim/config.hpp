@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,39 @@ struct SimConfig {
   /// apply delay holds (PostgreSQL delays commit records only); equal to write_size_bytes, the
   /// whole write is held and the replay LSN waits at its start.
   std::int64_t commit_record_bytes = 40;
+
+  // ---- background writes: WAL that no read is judged against ----
+  /// Poisson arrivals of writes that belong to no session (other clients' writes, a
+  /// monitoring table's rows): each is routed to the primary, served, committed, replicated,
+  /// replayed and acknowledged per the mode like any write (write_size_bytes of WAL), so it
+  /// moves the replicas' replay LSN and the lag tracker's samples of the primary; but no read
+  /// is judged against it (an eventual read lacking only background writes is not stale, a
+  /// strong read does not require it) and it is counted apart (SimResult::background_writes_*,
+  /// not in writes_* or the write latency). 0: none (the run is then what it is without them).
+  double background_write_rate_per_s = 0;
+  /// The rate from the primary's crash on (the writers follow the new primary); < 0: the same
+  /// as background_write_rate_per_s.
+  double background_write_rate_after_crash_per_s = -1;
+  /// Whether the lag tracker starts afresh when the failover promotes a replica, as a prober
+  /// that finds a primary promoted elsewhere does (true), or keeps its history of the old
+  /// primary, as replikit's in-process FailoverManager does (false): a surviving standby that
+  /// has not yet streamed from the new primary then reads as far behind as the time since the
+  /// old primary's last sample. Either way the history restarts when the new primary's
+  /// position is below the last one sampled (writes lost), as the real prober does.
+  bool reset_tracker_on_promotion = true;
+  /// One-way latency of the lag prober's queries (each way), when it differs from the
+  /// application's client_latency (a prober in its own thread, without the application's
+  /// pool and interpreter); empty: client_latency.
+  std::optional<LatencyDistribution> probe_latency;
+  /// Per node (index 0 = the first primary): how long after each probe tick the prober sends
+  /// that node its query, in [0, probe_interval_ms) (a real prober's per-node cadences drift
+  /// apart: a replica read a few ms after the primary has replayed what the primary showed).
+  /// Empty: every node at the tick.
+  std::vector<double> probe_offsets_ms;
+  /// Once a repointed standby streams again (repoint_ms after the promotion), the WAL it lacks
+  /// arrives spread evenly over this span instead of at once (its walreceiver restarting on the
+  /// new timeline and catching up): meanwhile it reads behind by up to the backlog. 0: at once.
+  double repoint_catch_up_ms = 0;
 
   // ---- capacity ----
   int replicas = 2;                  ///< in [0, kMaxReplicas]

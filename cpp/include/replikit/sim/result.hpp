@@ -2,8 +2,9 @@
 /// \file sim/result.hpp
 /// What one simulated run measured: a value. Conservation holds for every run:
 /// writes_submitted == writes_acknowledged + writes_failed + writes_pending, and the same for
-/// reads; writes_lost_acknowledged counts acknowledged writes the failover lost (a subset of
-/// writes_acknowledged).
+/// reads and for background writes; writes_lost_acknowledged counts acknowledged writes the
+/// failover lost (a subset of writes_acknowledged), background_writes_lost_acknowledged the
+/// same of background writes.
 
 #include <array>
 #include <cstdint>
@@ -61,7 +62,8 @@ struct FailoverStats {
   double detection_ms = -1;             ///< crash -> primary suspected (-1: not detected)
   double recovery_ms = -1;              ///< crash -> new primary accepting writes (-1: never)
   std::uint64_t writes_lost_acknowledged = 0;  ///< acknowledged writes not on the new primary
-  std::uint64_t writes_lost = 0;               ///< committed writes (acknowledged or not) not on it
+  std::uint64_t writes_lost = 0;               ///< committed writes (acknowledged or not, background ones too) not on it
+  std::uint64_t background_writes_lost_acknowledged = 0;  ///< acknowledged background writes not on it
   std::vector<std::string> diverged;    ///< replicas ahead of the new primary (taken out)
   std::string model;                    ///< the detection and selection model used
 };
@@ -91,6 +93,9 @@ struct SimResult {
 
   std::uint64_t writes_submitted = 0, writes_acknowledged = 0, writes_failed = 0, writes_pending = 0;
   std::uint64_t reads_submitted = 0, reads_answered = 0, reads_failed = 0, reads_pending = 0;
+  /// SimConfig::background_write_rate_per_s's writes (not in writes_*; failed for any reason).
+  std::uint64_t background_writes_submitted = 0, background_writes_acknowledged = 0;
+  std::uint64_t background_writes_failed = 0, background_writes_pending = 0;
   std::array<std::uint64_t, kFailReasons> writes_failed_by{};
   std::array<std::uint64_t, kFailReasons> reads_failed_by{};
   double mean_write_latency_ms = 0;  ///< submit -> acknowledgement, acknowledged writes
