@@ -42,8 +42,9 @@ part. The replay itself was not measurably slowed (the readers' stale share with
 running 3.0%, without 2.7%, +-30% binomial). The client's half round trip: the replica reads
 before the kill.
 
-Simulated, per real run (a twin): the same rates and mix, the same detector, the kill at a
-seeded phase of the heartbeat; inputs: that run's replication delays (from its offset reads;
+Simulated, per real run (a twin): the same rates and mix, the same detector with the timing
+measured before that kill (fidelity.kill.twin_timing: the kill at its phase after the prober's
+last probe of the primary, the prober's period, the manager's check loop); inputs: that run's replication delays (from its offset reads;
 a second twin takes those of every kill of the mode, pooled) and half round trips measured
 before the kill (empirical distributions), promote_ms (the median measured detection
 -> writes accepted of the write-only kills) and two timings of that run's failover machinery,
@@ -295,6 +296,16 @@ def probe_half_round_trips(sends: Dict[str, Dict[int, float]], t0: float, until_
             for done_ns, sent in per_node.items() if WARM_S <= sent < until_s]
 
 
+def detector_inputs(sends: Dict[str, Dict[int, float]], kill_s: float, interval_ms: float) -> Dict[str, float]:
+    """The failover detector's timing before the kill (fidelity.kill.probe_inputs): the prober's
+    period and the kill's phase after its last probe of the primary, from the send instants the
+    lag sampler recorded (``sends``: s from t0, as ``kill_s``)."""
+    from fidelity.kill import probe_inputs
+
+    rows = [{"at": sent, "rtt_ms": 0.0, "answered": True} for sent in sorted(sends.get("primary", {}).values())]
+    return probe_inputs(rows, kill_s, interval_ms)
+
+
 def probe_offsets(sends: Dict[str, Dict[int, float]], until_s: float, interval_ms: float) -> List[float]:
     """Per node (primary, r1, r2): the median time from the prober's query to the primary to its
     query to that node (ms, in [0, interval_ms)), over the probes sent in [WARM_S, until_s). The
@@ -388,6 +399,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "background_per_s": background, "probe_sends": work.probe_sends,
             "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
             "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
+            "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),
             "half_round_trips": [(r.done - r.sent) * 500.0 for r in work.out.reads
                                  if r.node != "primary" and r.sent < kill_s]}
 
@@ -475,13 +487,15 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     when the real one had caught up (repoint_ms after the new primary's first write)."""
     from failover_bench import REPLIKIT_PRESETS
 
-    from fidelity.kill import SIM_MODES
+    from fidelity.kill import SIM_MODES, twin_timing
     from replikit import LatencyDistribution
     from replikit.sim import SimConfig
 
     probe_ms, _, interval_ms, misses = REPLIKIT_PRESETS[preset]
     sim_mode, sync_count = SIM_MODES[mode]
-    crash = KILL_AT_S * 1000.0 + random.Random(seed).uniform(0.0, interval_ms)
+    # The kill at its measured phase after the primary's last probe, the heartbeats at the
+    # prober's measured period, the manager's check loop (fidelity.kill.twin_timing).
+    crash, timing = twin_timing(KILL_AT_S * 1000.0, interval_ms, run["detector"])
     # The model's writes are the session writer's: the reads are judged against its rows only.
     # The other writes on the primary (failover_bench's writer, the delay probe's rows) are
     # background writes at the rates measured in this run before the kill and after the
@@ -508,7 +522,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
                      probe_latency=statistics.median(run["probe_half_round_trips"]),
-                     probe_offsets_ms=run["probe_offsets_ms"])
+                     probe_offsets_ms=run["probe_offsets_ms"], **timing)
 
 
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
@@ -551,6 +565,7 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
         out.append({"counts": counts, "offsets": run["offsets"], "delays": run["delays"],
                     "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
                     "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
+                    "detector": run["detector"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,
                     "reads": float(len(run["reads"]) + len(run["failed_at"]))})
