@@ -66,12 +66,9 @@ TEST(SimBackground, SameSeedSameResult) {
 }
 
 TEST(SimBackground, ConservedAndCountedApartUnderEveryMode) {
-  const auto seeds = replikit::testing::run_seeds(17, 8);
   const ReplicationMode modes[] = {ReplicationMode::Async, ReplicationMode::SemiSync, ReplicationMode::Sync,
                                    ReplicationMode::RemoteApply};
-  for (int k = 0; k < seeds.runs; ++k) {
-    const std::uint64_t seed = seeds.seed(k);
-    SCOPED_TRACE(replikit::testing::replay_hint(seed, "SimBackground.Conserved*"));
+  replikit::testing::for_each_seed(17, 8, "SimBackground.Conserved*", [&](int k, std::uint64_t seed) {
     SimConfig c = with_background(2000);
     c.mode = modes[k % 4];
     c.max_queue_length = k % 2 == 0 ? 3 : 10000;  // small queues: background writes fail too
@@ -93,7 +90,7 @@ TEST(SimBackground, ConservedAndCountedApartUnderEveryMode) {
     std::uint64_t served = 0;
     for (const auto& n : r.nodes) served += n.writes_served;
     EXPECT_GE(served, r.writes_acknowledged + r.background_writes_acknowledged);
-  }
+  });
 }
 
 TEST(SimBackground, AdvanceTheReplicasButNeverMakeAnEventualReadStale) {
@@ -126,10 +123,7 @@ TEST(SimBackground, AdvanceTheReplicasButNeverMakeAnEventualReadStale) {
 TEST(SimBackground, EventualReadsAreJudgedOnTheSessionWritesOnly) {
   // With session writes too, a read stale for lack of a session write stays stale; one that
   // lacks only background writes does not: fewer stale than with all writes judged.
-  const auto seeds = replikit::testing::run_seeds(3, 4);
-  for (int k = 0; k < seeds.runs; ++k) {
-    const std::uint64_t seed = seeds.seed(k);
-    SCOPED_TRACE(replikit::testing::replay_hint(seed, "SimBackground.EventualReadsAreJudged*"));
+  replikit::testing::for_each_seed(3, 4, "SimBackground.EventualReadsAreJudged*", [&](int, std::uint64_t seed) {
     SimConfig c = with_background(0);
     c.crash_primary_at_ms = -1;
     c.write_rate_per_s = 250;
@@ -142,7 +136,7 @@ TEST(SimBackground, EventualReadsAreJudgedOnTheSessionWritesOnly) {
     EXPECT_LT(some_rate, all_rate * 0.5);  // about a fifth of the writes are judged
     EXPECT_EQ(some.levels[static_cast<std::size_t>(Consistency::ReadYourWrites)].stale, 0u);
     EXPECT_EQ(some.levels[static_cast<std::size_t>(Consistency::Strong)].stale, 0u);
-  }
+  });
 }
 
 TEST(SimBackground, AFinerWalGridShrinksTheTrackedLagLikeTheRealTracker) {
@@ -150,10 +144,7 @@ TEST(SimBackground, AFinerWalGridShrinksTheTrackedLagLikeTheRealTracker) {
   // between its samples of the primary (every probe_interval_ms): with 50 writes/s and 100 ms
   // probes a replica one write behind reads tens of ms behind; with 200 background writes/s on
   // top the grid is five times finer and the same lag reads a few ms.
-  const auto seeds = replikit::testing::run_seeds(11, 3);
-  for (int k = 0; k < seeds.runs; ++k) {
-    const std::uint64_t seed = seeds.seed(k);
-    SCOPED_TRACE(replikit::testing::replay_hint(seed, "SimBackground.AFinerWalGrid*"));
+  replikit::testing::for_each_seed(11, 3, "SimBackground.AFinerWalGrid*", [&](int, std::uint64_t seed) {
     SimConfig c = with_background(0);
     c.crash_primary_at_ms = -1;
     c.duration_ms = 20000;
@@ -178,7 +169,7 @@ TEST(SimBackground, AFinerWalGridShrinksTheTrackedLagLikeTheRealTracker) {
       return static_cast<double>(n) / static_cast<double>(std::max<std::uint64_t>(1, all));
     };
     EXPECT_GT(nonzero(fine), nonzero(coarse) * 2);
-  }
+  });
 }
 
 TEST(SimBackground, TheRateChangesAtTheCrash) {
