@@ -182,6 +182,58 @@ def delay_quantiles(observations: Sequence[Tuple[float, bool]], count: int = 200
 
 
 
+def in_order_delays(draws: Sequence[float], writes_per_s: float, count: int, seed: int) -> List[float]:
+    """End-to-end delays (ms) of ``count`` writes committed as a Poisson stream at
+    ``writes_per_s``, each drawn from ``draws`` and delivered in order (a write never arrives
+    before the one committed before it), as the simulator's replication link delivers them."""
+    rng = random.Random(seed)
+    t = arrival = 0.0
+    out = []
+    for _ in range(count):
+        t += rng.expovariate(writes_per_s / 1000.0)
+        arrival = max(arrival, t + draws[rng.randrange(len(draws))])
+        out.append(arrival - t)
+    return out
+
+
+def per_write_delays(delays: Sequence[float], writes_per_s: float, seed: int = 1, count: int = 20_000,
+                     steps: int = 12) -> List[float]:
+    """The simulator's per-write delays (ms) for delays measured end to end (``delays``) on a
+    primary taking ``writes_per_s`` writes: a measured delay longer than the mean gap between two
+    writes is in part a stall that held back the writes behind it too; drawn per write and
+    delivered in order, it would hold them back once more (a stall counted twice, the more so the
+    more writes). The draws above the gap are thinned (each kept with a share found by bisection,
+    the rest replaced by draws below it, spread over their quantiles) until in-order delivery
+    (in_order_delays) gives back the measured share above the gap; unchanged when none is above."""
+    gap = 1000.0 / writes_per_s
+    body = sorted(d for d in delays if d <= gap)
+    tail = sorted(d for d in delays if d > gap)
+    if not tail or not body:
+        return list(delays)
+    target = len(tail) / len(delays)
+
+    def thinned(keep: float) -> List[float]:
+        kept = round(keep * len(tail))
+        rest = len(delays) - kept
+        return ([tail[int(i * len(tail) / kept)] for i in range(kept)]
+                + [body[int((i + 0.5) * len(body) / rest)] for i in range(rest)])
+
+    def share(keep: float) -> float:
+        out = in_order_delays(thinned(keep), writes_per_s, count, seed)
+        return sum(d > gap for d in out) / len(out)
+
+    if share(1.0) <= target:
+        return list(delays)
+    lo, hi = 0.0, 1.0
+    for _ in range(steps):
+        mid = (lo + hi) / 2.0
+        if share(mid) > target:
+            hi = mid
+        else:
+            lo = mid
+    return thinned(lo)
+
+
 # ------------------------------------------------------------------ the real workload
 class Workload:
     """Writer and reader threads over one ReplicatedDatabase, driven by seeded Poisson schedules."""

@@ -314,7 +314,7 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
     twins = {name: [] for name in DELAY_INPUTS}  # type: Dict[str, List[Dict[str, Any]]]
     for run in real:
         for name in DELAY_INPUTS:
-            inputs = run if name == "run" else dict(run, delays=pooled)
+            inputs = run if name == "run" else dict(run, delays=killreads.twin_delays(run, pooled))
             twin = killreads.sim_run_counts(settings.preset, mode, promotion_ms, seeds, inputs)
             twin["outage_ms"] = twin.pop("outage_ms_mean")
             twins[name].append(twin)

@@ -44,7 +44,10 @@ before the kill.
 
 Simulated, per real run (a twin): the same rates and mix, the same detector with the timing
 measured before that kill (fidelity.kill.twin_timing: the kill at its phase after the prober's
-last probe of the primary, the prober's period, the manager's check loop); inputs: that run's replication delays (from its offset reads;
+last probe of the primary, the prober's period, the manager's check loop); its link delivers in
+order, so it draws per write the delays whose in-order delivery gives back the measured ones
+(fidelity.common.per_write_delays: a measured stall already held back the writes behind it);
+inputs: that run's replication delays (from its offset reads;
 a second twin takes those of every kill of the mode, pooled) and half round trips measured
 before the kill (empirical distributions), promote_ms (the median measured detection
 -> writes accepted of the write-only kills) and two timings of that run's failover machinery,
@@ -106,7 +109,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from fidelity.common import (NOW_S, OFFSET_READ, TABLE, Workload, WorkloadSettings, delay_quantiles,
+from fidelity.common import (NOW_S, OFFSET_READ, TABLE, Workload, WorkloadSettings, delay_quantiles, per_write_delays,
                              stale_at_execution)
 
 RUN_S = 4.0
@@ -525,6 +528,13 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      probe_offsets_ms=run["probe_offsets_ms"], **timing)
 
 
+def twin_delays(run: Dict[str, Any], measured: List[float]) -> List[float]:
+    """The delays a twin draws per write for delays measured end to end in ``run`` (its link
+    delivers in order: fidelity.common.per_write_delays at the primary's write rate before the
+    kill, the session writer's and the background writes)."""
+    return per_write_delays(measured, SESSION_WRITE_RATE + run["background_per_s"][0])
+
+
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
                    scale: float = 1.0) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``."""
@@ -562,7 +572,7 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"{after['eventual_stale']:.0f}/{after['eventual']:.0f}; delay median "
             f"{statistics.median(run['delays']):.3f} ms ({len(run['offsets'])} offset reads), "
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms")
-        out.append({"counts": counts, "offsets": run["offsets"], "delays": run["delays"],
+        out.append({"counts": counts, "offsets": run["offsets"], "delays": twin_delays(run, run["delays"]),
                     "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
                     "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
                     "detector": run["detector"],

@@ -192,8 +192,7 @@ def test_async_crash_reports_exactly_the_lost_writes_and_fences_the_old_primary(
             # The old primary restarted under the same writer: fenced by the manager, it never
             # takes a write (by the history checker and by its own table).
             cluster.start("primary")
-            wait_until(lambda: cluster.sql("primary", "SHOW default_transaction_read_only") == [("on",)],
-                       WAIT_S, "the manager to fence the returning old primary")
+            wait_until(lambda: read_only(cluster, "primary"), WAIT_S, "the manager to fence the returning old primary")
             before = ids_on(cluster, "primary")
             again = history.FailoverWriter(db, cluster, name="w1", session=writer.session, first_id=10**6)
             again.start()

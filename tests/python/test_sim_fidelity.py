@@ -147,6 +147,29 @@ def test_offset_reads_recover_the_delay_distribution():
         delay_quantiles([(-1.0, False)])
 
 
+def test_per_write_delays_give_back_the_measured_delays_in_order():
+    """The kill twins' link delivers in order: a stall drawn per write would hold back the writes
+    behind it once more. per_write_delays thins the draws above the mean gap between writes until
+    in-order delivery gives back the measured share above it; without such draws, unchanged."""
+    import random
+
+    common = _fidelity_common()
+    rng = random.Random(7)  # seed printed by the assertion messages below
+    # End-to-end delays as in-order delivery makes them: stalls of 5-20 ms in 3% of the draws.
+    draws = [rng.uniform(0.1, 0.8) for _ in range(970)] + [rng.uniform(5, 20) for _ in range(30)]
+    measured = common.in_order_delays(draws, 250.0, 4000, seed=7)
+    gap = 1000.0 / 250.0
+    share = sum(d > gap for d in measured) / len(measured)
+    again = common.in_order_delays(measured, 250.0, 20_000, seed=8)  # drawn per write: counted twice
+    assert sum(d > gap for d in again) / len(again) > 1.5 * share, "seed 7"
+    per_write = common.per_write_delays(measured, 250.0)
+    assert len(per_write) == len(measured)
+    back = common.in_order_delays(per_write, 250.0, 20_000, seed=9)
+    assert abs(sum(d > gap for d in back) / len(back) - share) < 0.25 * share, "seed 7"
+    short = [rng.uniform(0.1, 0.8) for _ in range(100)]
+    assert common.per_write_delays(short, 250.0) == short
+
+
 def test_fidelity_rejects_bad_scenario_settings():
     for args in (["--scenario", "delay", "--delay-ms", "0"], ["--scenario", "kill", "--modes", "sometimes"]):
         proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)
