@@ -32,7 +32,7 @@ load (a median 33 ms after a probe over 90 loaded kills: the first miss ~67 ms a
 kill, not 50 on average), which made that model up to 15% short.
 
 Reads: ``read_runs`` further kills per mode with a read workload, compared per time window,
-see fidelity/killreads.py and fidelity/windowstats.py; the tables of all modes pooled follow.
+see fidelity/killreads.py, fidelity/killtwins.py and fidelity/windowstats.py; the tables of all modes pooled follow.
 
 What differs, and is reported rather than tuned away:
 - the killed instance: LocalCluster.crash stops every process (SIGSTOP; the kill instant) and
@@ -61,8 +61,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from fidelity import killreads, windowstats
-from fidelity.common import TOLERANCE, delay_quantiles, relative_error
+from fidelity import killtwins, windowstats
+from fidelity.common import TOLERANCE, relative_error
+from fidelity.delays import delay_quantiles
 
 SIM_MODES = {"async": ("async", 1), "semi_sync": ("semi_sync", 1), "sync_all": ("sync", 1)}
 WRITE_RATE = 200.0  # the writers' nominal rate on the primary: one insert per 5 ms
@@ -308,19 +309,19 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
     """``read_runs`` kills with reads and, for each, its simulated twin (``sim_runs`` seeds);
     the comparison per window (fidelity/windowstats.py), once per DELAY_INPUTS."""
     log(f"{mode}: {settings.read_runs} real kills with reads ...")
-    real = killreads.real_reads(settings.preset, mode, settings.read_runs, settings.seed, log)
+    real = killtwins.real_reads(settings.preset, mode, settings.read_runs, settings.seed, log)
     seeds = range(settings.seed, settings.seed + settings.sim_runs)
     pooled = delay_quantiles([o for run in real for o in run["offsets"]])
     twins = {name: [] for name in DELAY_INPUTS}  # type: Dict[str, List[Dict[str, Any]]]
     for run in real:
         for name in DELAY_INPUTS:
-            inputs = run if name == "run" else dict(run, delays=killreads.twin_delays(run, pooled))
-            twin = killreads.sim_run_counts(settings.preset, mode, promotion_ms, seeds, inputs)
+            inputs = run if name == "run" else dict(run, delays=killtwins.twin_delays(run, pooled))
+            twin = killtwins.sim_run_counts(settings.preset, mode, promotion_ms, seeds, inputs)
             twin["outage_ms"] = twin.pop("outage_ms_mean")
             twins[name].append(twin)
     real_counts = [run["counts"] for run in real]
     sim_counts = {name: [twin["windows"] for twin in twins[name]] for name in DELAY_INPUTS}
-    scale = killreads.fit_delay_scale(settings.preset, mode, promotion_ms, real, seeds)  # a check, not an input
+    scale = killtwins.fit_delay_scale(settings.preset, mode, promotion_ms, real, seeds)  # a check, not an input
     return {"real": {"kills": len(real), "reads": statistics.fmean(run["reads"] for run in real),
                      "offset_reads": sum(len(run["offsets"]) for run in real),
                      "delay_median_ms": statistics.median(pooled), "delay_mean_ms": statistics.fmean(pooled),

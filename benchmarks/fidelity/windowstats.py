@@ -1,5 +1,5 @@
 """Figures per time window pooled over runs, with bootstrap intervals, measured against
-predicted (fidelity/killreads.py's comparison).
+predicted (fidelity/killtwins.py's comparison).
 
 Each real run comes with its prediction (its simulated twin's counts summed over seeds). A figure
 is a ratio of sums over the runs (e.g. stale eventual reads / eventual reads of all runs). The

@@ -28,7 +28,7 @@ def nodes_of(cluster):
     return ("primary", cluster.dsn("primary")), [(name, cluster.dsn(name)) for name in cluster.replica_names]
 
 
-class CountingRouter(ConnectionRouter):
+class Counting:
     """What a user writes: read() with a default of its own and a log, through super().read();
     _lease_read (the general path) counted to see how many reads the fast path served."""
 
@@ -41,23 +41,14 @@ class CountingRouter(ConnectionRouter):
         self.calls.append(consistency)
         return super().read(session, consistency=consistency, **kwargs)
 
+
+class CountingRouter(Counting, ConnectionRouter):
     def _lease_read(self, *args, **kwargs):
         self.general += 1
         return super()._lease_read(*args, **kwargs)
 
 
-class AsyncCountingRouter(AsyncConnectionRouter):
-    """CountingRouter's twin."""
-
-    def __init__(self, *args, **kwargs):
-        self.calls = []
-        self.general = 0
-        super().__init__(*args, **kwargs)
-
-    def read(self, session=None, *, consistency="eventual", **kwargs):
-        self.calls.append(consistency)
-        return super().read(session, consistency=consistency, **kwargs)
-
+class AsyncCountingRouter(Counting, AsyncConnectionRouter):
     async def _lease_read(self, *args, **kwargs):
         self.general += 1
         return await super()._lease_read(*args, **kwargs)

@@ -115,13 +115,13 @@ def run_script(tmp_path, *args, timeout=240):
     return json.loads(out.read_text())
 
 
-def _fidelity_common():
+def _fidelity_delays():
     bench = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks")
     if bench not in sys.path:
         sys.path.insert(0, bench)
-    from fidelity import common
+    from fidelity import delays
 
-    return common
+    return delays
 
 
 def test_offset_reads_recover_the_delay_distribution():
@@ -130,7 +130,7 @@ def test_offset_reads_recover_the_delay_distribution():
     import random
     import statistics
 
-    delay_quantiles = _fidelity_common().delay_quantiles
+    delay_quantiles = _fidelity_delays().delay_quantiles
     rng = random.Random(13)  # seed printed by the assertion messages below
     observations = []
     for _ in range(4000):
@@ -153,21 +153,21 @@ def test_per_write_delays_give_back_the_measured_delays_in_order():
     in-order delivery gives back the measured share above it; without such draws, unchanged."""
     import random
 
-    common = _fidelity_common()
+    delays = _fidelity_delays()
     rng = random.Random(7)  # seed printed by the assertion messages below
     # End-to-end delays as in-order delivery makes them: stalls of 5-20 ms in 3% of the draws.
     draws = [rng.uniform(0.1, 0.8) for _ in range(970)] + [rng.uniform(5, 20) for _ in range(30)]
-    measured = common.in_order_delays(draws, 250.0, 4000, seed=7)
+    measured = delays.in_order_delays(draws, 250.0, 4000, seed=7)
     gap = 1000.0 / 250.0
     share = sum(d > gap for d in measured) / len(measured)
-    again = common.in_order_delays(measured, 250.0, 20_000, seed=8)  # drawn per write: counted twice
+    again = delays.in_order_delays(measured, 250.0, 20_000, seed=8)  # drawn per write: counted twice
     assert sum(d > gap for d in again) / len(again) > 1.5 * share, "seed 7"
-    per_write = common.per_write_delays(measured, 250.0)
+    per_write = delays.per_write_delays(measured, 250.0)
     assert len(per_write) == len(measured)
-    back = common.in_order_delays(per_write, 250.0, 20_000, seed=9)
+    back = delays.in_order_delays(per_write, 250.0, 20_000, seed=9)
     assert abs(sum(d > gap for d in back) / len(back) - share) < 0.25 * share, "seed 7"
     short = [rng.uniform(0.1, 0.8) for _ in range(100)]
-    assert common.per_write_delays(short, 250.0) == short
+    assert delays.per_write_delays(short, 250.0) == short
 
 
 def test_fidelity_rejects_bad_scenario_settings():

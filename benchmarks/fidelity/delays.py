@@ -1,0 +1,104 @@
+"""The kill scenario's replication delays: offset reads (visible or not at a known age) turned
+into a delay distribution, and that distribution in the per-write form the simulator's in-order
+replication link draws from. See fidelity/killreads.py (the probe) and fidelity/killtwins.py."""
+
+from __future__ import annotations
+
+import random
+from typing import List, Sequence, Tuple
+
+from fidelity.common import NOW_S, TABLE
+
+# An offset read asks a replica, with the readers' own query, whether a row committed on the
+# primary a known time before is visible: nothing on the replica watches, so nothing is slowed
+# or noticed late (a plpgsql loop such as one_delay's is a busy process that the scheduler of
+# a loaded machine preempts: it reports a row visible later than a plain read already saw it).
+OFFSET_READ = (f"SELECT (SELECT max(id) FROM {TABLE}), EXISTS (SELECT 1 FROM {TABLE} WHERE id = %s), {NOW_S}")
+
+
+def delay_quantiles(observations: Sequence[Tuple[float, bool]], count: int = 200) -> List[float]:
+    """The commit -> visible delay's distribution (ms) from offset reads, as ``count`` evenly
+    spaced quantiles (for LatencyDistribution.empirical).
+
+    Each observation (age ms, visible) is one read of a row ``age`` ms after its commit instant
+    (both from the servers' clock, as stale_at_execution compares them): visible says delay <=
+    age, not visible delay > age (current-status data). The maximum-likelihood distribution is
+    the isotonic regression of visible on age (pool adjacent violators); each of its steps is
+    placed midway between the ages it lies between, and the share never seen visible at the
+    oldest age at that age (a lower bound). Ages <= 0 (read before the commit) say nothing."""
+    obs = sorted((float(a), bool(v)) for a, v in observations if a > 0)
+    if not obs:
+        raise ValueError("no offset read after its row's commit")
+    blocks: List[List[float]] = []  # [visible, reads, first age, last age]
+    for age, visible in obs:
+        blocks.append([float(visible), 1.0, age, age])
+        while len(blocks) > 1 and blocks[-2][0] * blocks[-1][1] >= blocks[-1][0] * blocks[-2][1]:
+            v, n, _, last = blocks.pop()
+            blocks[-1][0] += v
+            blocks[-1][1] += n
+            blocks[-1][3] = last
+    steps: List[Tuple[float, float]] = []  # (cumulative share, where it is reached)
+    previous_last = 0.0
+    for v, n, first, last in blocks:
+        if v > 0:
+            steps.append((v / n, (previous_last + first) / 2.0))
+        previous_last = last
+    oldest = obs[-1][0]
+    out = []
+    for k in range(count):
+        q = (k + 0.5) / count
+        out.append(next((at for share, at in steps if share >= q), oldest))
+    return out
+
+
+
+def in_order_delays(draws: Sequence[float], writes_per_s: float, count: int, seed: int) -> List[float]:
+    """End-to-end delays (ms) of ``count`` writes committed as a Poisson stream at
+    ``writes_per_s``, each drawn from ``draws`` and delivered in order (a write never arrives
+    before the one committed before it), as the simulator's replication link delivers them."""
+    rng = random.Random(seed)
+    t = arrival = 0.0
+    out = []
+    for _ in range(count):
+        t += rng.expovariate(writes_per_s / 1000.0)
+        arrival = max(arrival, t + draws[rng.randrange(len(draws))])
+        out.append(arrival - t)
+    return out
+
+
+def per_write_delays(delays: Sequence[float], writes_per_s: float, seed: int = 1, count: int = 20_000,
+                     steps: int = 12) -> List[float]:
+    """The simulator's per-write delays (ms) for delays measured end to end (``delays``) on a
+    primary taking ``writes_per_s`` writes: a measured delay longer than the mean gap between two
+    writes is in part a stall that held back the writes behind it too; drawn per write and
+    delivered in order, it would hold them back once more (a stall counted twice, the more so the
+    more writes). The draws above the gap are thinned (each kept with a share found by bisection,
+    the rest replaced by draws below it, spread over their quantiles) until in-order delivery
+    (in_order_delays) gives back the measured share above the gap; unchanged when none is above."""
+    gap = 1000.0 / writes_per_s
+    body = sorted(d for d in delays if d <= gap)
+    tail = sorted(d for d in delays if d > gap)
+    if not tail or not body:
+        return list(delays)
+    target = len(tail) / len(delays)
+
+    def thinned(keep: float) -> List[float]:
+        kept = round(keep * len(tail))
+        rest = len(delays) - kept
+        return ([tail[int(i * len(tail) / kept)] for i in range(kept)]
+                + [body[int((i + 0.5) * len(body) / rest)] for i in range(rest)])
+
+    def share(keep: float) -> float:
+        out = in_order_delays(thinned(keep), writes_per_s, count, seed)
+        return sum(d > gap for d in out) / len(out)
+
+    if share(1.0) <= target:
+        return list(delays)
+    lo, hi = 0.0, 1.0
+    for _ in range(steps):
+        mid = (lo + hi) / 2.0
+        if share(mid) > target:
+            hi = mid
+        else:
+            lo = mid
+    return thinned(lo)

@@ -1,0 +1,220 @@
+"""The kill scenario with reads, compared: each real run of fidelity/killreads.py counted per time
+window (before the kill, the outage, after the recovery), and its simulated twin built from the
+inputs that run measured (see killreads' docstring for what the twin takes and what differs)."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any, Dict, List
+
+from fidelity.common import stale_at_execution
+from fidelity.delays import per_write_delays
+from fidelity.killreads import (KILL_AT_S, LAG_SAMPLE_S, READ_RATE, RUN_S, SESSION_WRITE_RATE, SESSIONS, WARM_S,
+                                WINDOWS, real_run)
+
+
+# ------------------------------------------------------------------ counts per window
+COUNT_KEYS = ("answered", "failed", "primary", "eventual", "eventual_stale", "eventual_stale_acked",
+              "read_your_writes", "read_your_writes_stale", "lag_samples", "lag_sum_ms", "lag_max_ms")
+
+
+def _empty() -> Dict[str, float]:
+    return {key: 0.0 for key in COUNT_KEYS}
+
+
+def real_window(t: float, kill: float, recovered: float) -> str:
+    if t < WARM_S or t >= RUN_S:
+        return ""
+    return "before" if t < kill else "outage" if t < recovered else "after"
+
+
+def real_counts(run: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
+    """One real run's counts per window (reads by the instant they were sent); the recovery as
+    the client sees it: its ReplicatedDatabase took the new primary for the primary."""
+    kill, recovered, measured = run["kill_s"], run["switched_s"], run["measured"]
+    out = {w: _empty() for w in WINDOWS}
+    for r in run["reads"]:
+        w = real_window(r.sent, kill, recovered)
+        if not w:
+            continue
+        c = out[w]
+        c["answered"] += 1
+        c["primary"] += r.node == ("primary" if r.sent < recovered else run["promoted"])
+        if r.level == "eventual":
+            c["eventual"] += 1
+            c["eventual_stale"] += stale_at_execution(measured, r)
+            c["eventual_stale_acked"] += r.stale
+        else:
+            c["read_your_writes"] += 1
+            c["read_your_writes_stale"] += r.stale
+    for t in run["failed_at"]:
+        w = real_window(t, kill, recovered)
+        if w:
+            out[w]["failed"] += 1
+    for t, _, lag in run["lag"]:
+        w = real_window(t, kill, recovered)
+        if w:
+            out[w]["lag_samples"] += 1
+            out[w]["lag_sum_ms"] += lag
+            out[w]["lag_max_ms"] = max(out[w]["lag_max_ms"], lag)
+    return out
+
+
+def sim_counts(result: Any) -> Dict[str, Dict[str, float]]:
+    """One simulated run's counts per window: before = SimResult.windows[0] ([WARM_S, crash))."""
+    found = {"before": result.windows[0], "outage": result.failover_windows["outage"],
+             "after": result.failover_windows["after_recovery"]}
+    out = {}
+    for w, stats in found.items():
+        levels = stats["levels"]
+        out[w] = {"answered": stats["reads_answered"], "failed": stats["reads_failed"],
+                  "primary": sum(level["served_by_primary"] for level in levels.values()),
+                  "eventual": levels["eventual"]["answered"], "eventual_stale": levels["eventual"]["stale"],
+                  "eventual_stale_acked": 0.0,  # the simulator has one definition
+                  "read_your_writes": levels["read_your_writes"]["answered"],
+                  "read_your_writes_stale": levels["read_your_writes"]["stale"],
+                  "lag_samples": stats["tracked_lag_samples"],
+                  "lag_sum_ms": stats["mean_tracked_lag_ms"] * stats["tracked_lag_samples"],
+                  "lag_max_ms": stats["max_tracked_lag_ms"]}
+    return out
+
+
+def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, float]]) -> None:
+    for w, counts in more.items():
+        for key, value in counts.items():
+            into[w][key] = max(into[w][key], value) if key == "lag_max_ms" else into[w][key] + value
+
+
+# ------------------------------------------------------------------ the simulated runs
+def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
+               scale: float = 1.0) -> Any:
+    """The simulated twin of one real run: its inputs measured before its kill (the replication
+    delays times ``scale``), its failover timings: the simulated promotion ends when the real
+    client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
+    when the real one had caught up (repoint_ms after the new primary's first write)."""
+    from failover_bench import REPLIKIT_PRESETS
+
+    from fidelity.kill import SIM_MODES, twin_timing
+    from replikit import LatencyDistribution
+    from replikit.sim import SimConfig
+
+    probe_ms, _, interval_ms, misses = REPLIKIT_PRESETS[preset]
+    sim_mode, sync_count = SIM_MODES[mode]
+    # The kill at its measured phase after the primary's last probe, the heartbeats at the
+    # prober's measured period, the manager's check loop (fidelity.kill.twin_timing).
+    crash, timing = twin_timing(KILL_AT_S * 1000.0, interval_ms, run["detector"])
+    # The model's writes are the session writer's: the reads are judged against its rows only.
+    # The other writes on the primary (failover_bench's writer, the delay probe's rows) are
+    # background writes at the rates measured in this run before the kill and after the
+    # recovery: they move the WAL that the lag tracker interpolates on.
+    background_before, background_after = run["background_per_s"]
+    # The prober sends its queries together, on its own thread, and the machine's load delays
+    # them alike: their spread does not reorder the reads (independent draws from a spread of
+    # a few ms read a replica before the primary half the time and overstate its lag), so its
+    # probes take the median measured half round trip; who is read first comes from the
+    # per-node offsets measured in the run.
+    return SimConfig(duration_ms=RUN_S * 1000.0, write_rate_per_s=SESSION_WRITE_RATE,
+                     background_write_rate_per_s=background_before,
+                     background_write_rate_after_crash_per_s=background_after,
+                     read_rate_per_s=READ_RATE, sessions=SESSIONS,
+                     consistency_mix={"eventual": 0.5, "read_your_writes": 0.5},
+                     replicas=2, names=["primary", "r1", "r2"], mode=sim_mode, sync_count=sync_count,
+                     crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms, missed_heartbeats=misses,
+                     promote_ms=promotion_ms + run["switch_ms"],
+                     repoint_ms=max(0.0, run["stream_ms"] - run["switch_ms"]),
+                     repoint_catch_up_ms=max(0.0, run["repoint_ms"] - max(run["stream_ms"], run["switch_ms"])),
+                     failover_model="core", probe_interval_ms=probe_ms,
+                     sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0, crash],
+                     read_service=0.05, write_service=0.1, apply_rate_per_s=100_000.0,
+                     replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
+                     client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
+                     probe_latency=statistics.median(run["probe_half_round_trips"]),
+                     probe_offsets_ms=run["probe_offsets_ms"], **timing)
+
+
+def twin_delays(run: Dict[str, Any], measured: List[float]) -> List[float]:
+    """The delays a twin draws per write for delays measured end to end in ``run`` (its link
+    delivers in order: fidelity.delays.per_write_delays at the primary's write rate before the
+    kill, the session writer's and the background writes)."""
+    return per_write_delays(measured, SESSION_WRITE_RATE + run["background_per_s"][0])
+
+
+def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
+                   scale: float = 1.0) -> Dict[str, Any]:
+    """The prediction for one real run: its twin's counts per window summed over ``seeds``."""
+    from replikit.sim import simulate
+
+    total = {w: _empty() for w in WINDOWS}
+    reads, outage = 0, 0.0
+    for seed in seeds:
+        result = simulate(sim_config(preset, mode, promotion_ms, seed, run, scale), seed)
+        if result.failover["recovery_ms"] is None:
+            raise RuntimeError(f"a simulated {mode} failover did not complete")
+        add_counts(total, sim_counts(result))
+        reads += result.reads_submitted
+        outage += result.failover["recovery_ms"]
+    return {"windows": total, "reads": reads / len(seeds), "outage_ms_mean": outage / len(seeds)}
+
+
+def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[Dict[str, Any]]:
+    """``runs`` kills with reads: per run its counts per window and the inputs of its twin."""
+    out = []
+    for i in range(runs):
+        try:
+            run = real_run(preset, mode, seed + i)
+            if len(run["offsets"]) < 10 or not run["half_round_trips"]:
+                raise RuntimeError(f"too few offset reads ({len(run['offsets'])}) or replica reads before the kill")
+        except RuntimeError as exc:  # one failed kill must not void a long measurement: logged, skipped
+            log(f"  {mode} reads run {i + 1}/{runs} (seed {seed + i}) SKIPPED: {exc}")
+            continue
+        counts = real_counts(run)
+        before, after = counts["before"], counts["after"]
+        log(f"  {mode} reads run {i + 1}/{runs}: outage {(run['switched_s'] - run['kill_s']) * 1000:.0f} ms "
+            f"(client switch {run['switch_ms']:.0f} ms after the new primary's first write), "
+            f"{len(run['reads']) + len(run['failed_at'])} reads, {len(run['failed_at'])} failed, stale eventual "
+            f"before {before['eventual_stale']:.0f}/{before['eventual']:.0f}, after "
+            f"{after['eventual_stale']:.0f}/{after['eventual']:.0f}; delay median "
+            f"{statistics.median(run['delays']):.3f} ms ({len(run['offsets'])} offset reads), "
+            f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms")
+        out.append({"counts": counts, "offsets": run["offsets"], "delays": twin_delays(run, run["delays"]),
+                    "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
+                    "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
+                    "detector": run["detector"],
+                    "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
+                    "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,
+                    "reads": float(len(run["reads"]) + len(run["failed_at"]))})
+    if len(out) < max(1, runs // 2):
+        raise RuntimeError(f"only {len(out)} of {runs} {mode} kills with reads completed")
+    return out
+
+
+# ------------------------------------------------------------------ a check of the delays
+FIT_STEPS = 11
+
+
+def fit_delay_scale(preset: str, mode: str, promotion_ms: float, runs: List[Dict[str, Any]], seeds: range) -> float:
+    """A check of the measured delays, not an input: the factor on every run's delays with which
+    the twins' stale share of eventual reads before the kill would equal the measured one
+    (pooled over ``runs``; bisection on a log scale in [1/20, 5] with the twins' own ``seeds``
+    at every step). Near 1 when the delays are measured as the reads are judged (the offset
+    reads: 0.8-1.1 per mode); the plpgsql loop's needed 0.46-0.66."""
+    import math
+
+    target = (sum(run["counts"]["before"]["eventual_stale"] for run in runs)
+              / max(1.0, sum(run["counts"]["before"]["eventual"] for run in runs)))
+
+    def share(scale: float) -> float:
+        stale = reads = 0.0
+        for run in runs:
+            counts = sim_run_counts(preset, mode, promotion_ms, seeds, run, scale)["windows"]["before"]
+            stale, reads = stale + counts["eventual_stale"], reads + counts["eventual"]
+        return stale / max(1.0, reads)
+
+    lo, hi = math.log(0.05), math.log(5.0)
+    for _ in range(FIT_STEPS):
+        mid = (lo + hi) / 2.0
+        if share(math.exp(mid)) < target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp((lo + hi) / 2.0)
