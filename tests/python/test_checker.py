@@ -3,6 +3,7 @@ the violation it claims to catch, and a short fault campaign on a real cluster."
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -222,6 +223,91 @@ def test_primaries_checker_catches_a_second_writable_primary(op, expected):
     if op.served == "r2":
         op.node = "r1"
     assert kinds(checkers.check_primaries(ops)) == expected
+
+
+# ------------------------------------------------------------------------ the coordinated app
+class _Result:
+    def __init__(self, node, port, timeline):
+        self.node, self.rows = node, [(port, timeline)]
+
+
+class _PausedRouter:
+    """One application process's router (a real Topology) whose writes the old primary serves
+    (port 5001, timeline 1). ``before``/``during`` run before the write is invoked / while it
+    is in flight: the timing of the coordinator's watch applying the failover's record (r1)."""
+
+    def __init__(self, before=None, during=None):
+        from replikit import _core
+
+        self.topology = _core.Topology("primary", ["r1", "r2"])
+        self.during = during
+        if before is not None:
+            before(self.topology)
+
+    def execute(self, sql, params, session=None):
+        if self.during is not None:
+            self.during(self.topology)
+        return _Result("primary", 5001, 1)
+
+
+def _app_writes(tmp_path, db):
+    """The coordinated app's writer loop over ``db`` for one write, and its record."""
+    import threading
+
+    from replikit.testing import coordinated
+
+    stop = threading.Event()
+    execute = db.execute
+
+    def once(*args, **kwargs):
+        stop.set()
+        return execute(*args, **kwargs)
+
+    db.execute = once
+    config = {"name": "a", "ports": {"5001": "primary", "5002": "r1"}, "table": "w",
+              "write_interval_ms": 0.0}
+    path = str(tmp_path / "a.writes.jsonl")
+    out = coordinated._Recorder(path)
+    coordinated._write_loop(config, db, stop, out)
+    out.close()
+    with open(path, encoding="utf-8") as handle:
+        (record,) = [Op(**json.loads(line)) for line in handle]
+    return record
+
+
+def _after_failover(op):
+    """``op`` among writes of another process: before the failover on the old primary, after
+    it on r1 (epoch 2, timeline 2), the first of those completed before ``op`` was invoked."""
+    return history(write("b", "b", 1, t0=op.t0 - 20, t1=op.t0 - 10),
+                   Op(f="write", session="b", key="b", value=2, type="ok", t0=op.t0 - 5,
+                      t1=op.t0 - 1 if op.invoke_epoch == 2 else op.t1 + 10, node="r1",
+                      served="r1", epoch=2, primary="r1", timeline=2), op)
+
+
+def test_coordinated_app_write_in_flight_across_a_failover_is_judged_by_its_invoke_epoch(tmp_path):
+    """A process paused with a write in flight on the old primary, resumed after the failover:
+    its watch applied the new record (epoch 2: r1) before the writer read the topology after
+    the acknowledgement. The write was the old primary's, invoked in epoch 1: no violation.
+    Judged by the completion's topology alone (the app's records before), it looked like
+    "acknowledged by the old primary in epoch 2", as in CI."""
+    op = _app_writes(tmp_path, _PausedRouter(during=lambda t: t.promote("r1")))
+    assert (op.invoke_epoch, op.invoke_primary, op.epoch, op.primary) == (1, "primary", 2, "r1")
+    assert (op.type, op.served, op.timeline) == ("ok", "primary", 1)
+    assert checkers.check_primaries(_after_failover(op)) == []
+    op.invoke_epoch = op.invoke_primary = None  # the record without its invoke topology
+    assert checkers.check_primaries(_after_failover(op)) == [{
+        "checker": "primaries", "kind": "not_primary", "op": 2,
+        "detail": "write acknowledged by primary; the primary of epoch 2 is r1"}]
+
+
+def test_coordinated_app_write_served_by_a_deposed_primary_is_still_caught(tmp_path):
+    """The router had adopted epoch 2 (r1) before the write, and the old primary served it."""
+    op = _app_writes(tmp_path, _PausedRouter(before=lambda t: t.promote("r1")))
+    assert (op.invoke_epoch, op.invoke_primary, op.epoch, op.primary) == (2, "r1", 2, "r1")
+    assert kinds(checkers.check_primaries(_after_failover(op))) == [
+        "deposed_primary_write", "not_primary"]
+    op.timeline = None  # the client's epochs alone still catch it
+    assert kinds(checkers.check_primaries(_after_failover(op))) == ["not_primary"]
 
 
 # ------------------------------------------------------------------------ history

@@ -4,7 +4,8 @@ Each ``AppProcess`` is a Python subprocess (``python -m replikit.testing.coordin
 standing for one application host: a ReplicatedDatabase (the router) over a LocalCluster, an
 ``EtcdCoordinator`` with its FailoverManager, and a writer loop that inserts ``(process, i)``
 rows for i = 1, 2, ... and records every write with its outcome, the node that served it (by
-the server's own port) and the topology it was acknowledged under, one JSON line each. A
+the server's own port) and the server's timeline, and the router's topology (epoch, primary)
+when the write was invoked and when it completed, one JSON line each. A
 status thread records ``coordinator.status()`` every ``status_interval_ms``. The controller
 signals the processes (SIGSTOP/SIGCONT to pause one past its lease, SIGTERM to stop) and reads
 their files; ``AppProcesses`` stops them all, also when a test fails.
@@ -25,11 +26,14 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import ClusterError, ClusterTimeoutError
 
-WRITE_SQL = "INSERT INTO {table} (proc, id) VALUES ($1, $2) RETURNING inet_server_port()"
+# The server's own port and timeline, read in the write's transaction (the checker's
+# server-side view: one node per timeline, no write on a timeline older than a completed one's).
+WRITE_SQL = ("INSERT INTO {table} (proc, id) VALUES ($1, $2) RETURNING inet_server_port(), "
+             "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
 CREATE_SQL = "CREATE TABLE IF NOT EXISTS {table} (proc text NOT NULL, id int NOT NULL, PRIMARY KEY (proc, id))"
 STOP_TIMEOUT_S = 15.0
 READY_TIMEOUT_S = 30.0
@@ -240,6 +244,46 @@ def _status_record(coordinator: Any, db: Any) -> Dict[str, Any]:
     return record
 
 
+def topology_of(db: Any) -> Tuple[int, str]:
+    """(epoch, primary name) of ``db.topology``, a live view whose two fields are read apart:
+    the pair is taken only when the epoch did not move in between (bounded)."""
+    topology = db.topology
+    epoch, primary = topology.epoch, topology.primary_name
+    for _ in range(100):
+        again = topology.epoch
+        if again == epoch:
+            break
+        epoch, primary = again, topology.primary_name
+    return epoch, primary
+
+
+def write_once(db: Any, sql: str, name: str, value: int, session: Any,
+               ports: Dict[str, str]) -> Dict[str, Any]:
+    """One write and its record. The topology is read at invoke and again at completion: the
+    completion's is read after the acknowledgement, and another thread may have moved the
+    router meanwhile (the coordinator's watch applying a newer record, the prober adopting a
+    promoted node; e.g. a process paused with the write in flight and resumed after a
+    failover), so a write that straddled a switch is judged against either epoch's primary."""
+    import replikit
+
+    invoke_epoch, invoke_primary = topology_of(db)
+    op: Dict[str, Any] = {"f": "write", "session": name, "key": name, "value": value,
+                          "client": name, "invoke_epoch": invoke_epoch,
+                          "invoke_primary": invoke_primary, "t0": time.monotonic_ns()}
+    try:
+        result = db.execute(sql, [name, value], session=session)
+        op["type"], op["node"] = "ok", result.node
+        row = result.rows[0] if result.rows else (None, None)
+        op["served"] = ports.get(str(row[0])) if row[0] is not None else None
+        if len(row) > 1 and row[1] is not None:
+            op["timeline"] = int(row[1])
+    except replikit.Error as exc:  # any error: the outcome is not known here
+        op["type"], op["error"] = "unknown", f"{type(exc).__name__}: {str(exc)[:160]}"
+    op["t1"] = time.monotonic_ns()
+    op["epoch"], op["primary"] = topology_of(db)
+    return op
+
+
 def _write_loop(config: Dict[str, Any], db: Any, stop: threading.Event, out: _Recorder) -> None:
     import replikit
 
@@ -250,18 +294,7 @@ def _write_loop(config: Dict[str, Any], db: Any, stop: threading.Event, out: _Re
     for value in range(1, MAX_WRITES + 1):
         if stop.is_set():
             break
-        op: Dict[str, Any] = {"f": "write", "session": name, "key": name, "value": value,
-                              "client": name, "t0": time.monotonic_ns()}
-        try:
-            result = db.execute(sql, [name, value], session=session)
-            op["type"], op["node"] = "ok", result.node
-            port = result.rows[0][0] if result.rows else None
-            op["served"] = ports.get(str(port)) if port is not None else None
-        except replikit.Error as exc:  # any error: the outcome is not known here
-            op["type"], op["error"] = "unknown", f"{type(exc).__name__}: {str(exc)[:160]}"
-        op["t1"] = time.monotonic_ns()
-        topology = db.topology
-        op["epoch"], op["primary"] = topology.epoch, topology.primary_name
+        op = write_once(db, sql, name, value, session, ports)
         out.add(op)
         stop.wait(pause_s if op["type"] == "ok" else max(pause_s, 0.01))
 
