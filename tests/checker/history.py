@@ -14,9 +14,11 @@ One ``Op`` per operation, updated in place from invoke to its outcome:
 - ``lsn``: a write's commit LSN; for a read, the server's replay (replica) or insert
   (primary) LSN read with the value; ``read_lsn``: the session's read LSN after a read;
 - ``t0`` / ``t1``: invoke and completion, ``time.monotonic_ns()``;
-- failover histories (tests/checker/failover.py) add: ``invoke_epoch`` / ``invoke_primary``
-  (the topology at invoke), ``timeline`` (a write: the server's own timeline, read in the
-  write's transaction) and ``xid`` (a write: its transaction id, read in it).
+- failover histories (tests/checker/failover.py; replikit.testing.coordinated's processes all
+  but ``xid``) add: ``invoke_epoch`` / ``invoke_primary`` (the topology at invoke: the one at
+  completion is read after the acknowledgement, possibly after a switch), ``timeline`` (a
+  write: the server's own timeline, read in the write's transaction) and ``xid`` (a write:
+  its transaction id, read in it).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+import types
 
 import pytest
 
@@ -326,8 +327,9 @@ def test_a_write_in_flight_when_the_watch_applies_a_failover_is_recorded_across_
     """The race behind a CI failure of the paused-leader test, made deterministic: a write
     acknowledged by the old primary completed after the process had applied epoch 2 (r1). It
     was invoked in epoch 1: recorded so, no violation; the router's next write does not go to
-    the old primary. Real etcd, PostgreSQL, coordinator and writer code; only the timing is
-    staged (the test leads: it holds the leader key and publishes the records)."""
+    the old primary, and the older record replayed changes nothing. Real etcd, PostgreSQL,
+    coordinator and writer code; only the timing is staged (the test leads: it holds the
+    leader key and publishes the records)."""
     from replikit import Session
     from replikit.pg import database_for_cluster
     from replikit.testing import coordinated
@@ -350,11 +352,14 @@ def test_a_write_in_flight_when_the_watch_applies_a_failover_is_recorded_across_
             wait_until(lambda: coordinator.status().topology_revision == first, WAIT_S,
                        "the first record applied")
 
+            second = []
+
             def failover_applied():
-                ok, second = client.put_if(prefix + "/topology", _record("r1", 2, leader_revision),
-                                           mod_revision=first)
+                ok, revision = client.put_if(prefix + "/topology", _record("r1", 2, leader_revision),
+                                             mod_revision=first)
                 assert ok
-                wait_until(lambda: coordinator.status().topology_revision == second, WAIT_S,
+                second.append(revision)
+                wait_until(lambda: coordinator.status().topology_revision == revision, WAIT_S,
                            "the failover's record applied by the watch")
 
             ports = app_config(cluster, etcd.endpoints, "unused")["ports"]
@@ -364,6 +369,14 @@ def test_a_write_in_flight_when_the_watch_applies_a_failover_is_recorded_across_
                                                sql, "a", 1, session, ports)
             after = coordinated.write_once(db, sql, "a", 2, session, ports)
             assert coordinator.status().leader == "test"  # it followed throughout
+            # The older record again (a watch replaying from an older revision, a re-read after
+            # an outage): ignored, the epoch does not go back.
+            replayed = types.SimpleNamespace(value=_record("primary", 1, leader_revision).encode(),
+                                             mod_revision=first)
+            coordinator._on_topology_events([types.SimpleNamespace(type="put", kv=replayed)])
+            coordinator._load_topology()
+            assert (db.topology.epoch, db.topology.primary_name) == (2, "r1")
+            assert coordinator.status().topology_revision == second[0]
         finally:
             coordinator.stop()
             db.close()
