@@ -38,6 +38,7 @@ CREATE_SQL = "CREATE TABLE IF NOT EXISTS {table} (proc text NOT NULL, id int NOT
 STOP_TIMEOUT_S = 15.0
 READY_TIMEOUT_S = 30.0
 MAX_WRITES = 1_000_000
+MAX_TOPOLOGY_REREADS = 200
 
 
 def app_config(cluster: Any, endpoints: Sequence[str], out_dir: str, *, prefix: str = "/replikit/test",
@@ -244,21 +245,31 @@ def _status_record(coordinator: Any, db: Any) -> Dict[str, Any]:
     return record
 
 
-def topology_of(db: Any) -> Tuple[int, str]:
-    """(epoch, primary name) of ``db.topology``, a live view whose two fields are read apart:
-    the pair is taken only when the epoch did not move in between (bounded)."""
-    topology = db.topology
-    epoch, primary = topology.epoch, topology.primary_name
-    for _ in range(100):
-        again = topology.epoch
-        if again == epoch:
-            break
-        epoch, primary = again, topology.primary_name
-    return epoch, primary
+class TopologyReader:
+    """(epoch, primary name) pairs of one router's ``db.topology``, a live view whose two fields
+    are read apart: promote() stores the new primary, then bumps the epoch, so a read in
+    between pairs the old epoch with the new primary. The router gives each epoch one primary
+    (every promote bumps it), so a pair contradicting one this reader has already returned is
+    such a torn read: it reads again (bounded, MAX_TOPOLOGY_REREADS spaced 1 ms: the promote
+    is finishing). Past the bound it returns what it read, for the checker to judge."""
+
+    def __init__(self, db: Any):
+        self._db = db
+        self._primary_of: Dict[int, str] = {}
+
+    def read(self) -> Tuple[int, str]:
+        topology = self._db.topology
+        for _ in range(MAX_TOPOLOGY_REREADS):
+            epoch = topology.epoch
+            primary = topology.primary_name
+            if topology.epoch == epoch and self._primary_of.setdefault(epoch, primary) == primary:
+                break
+            time.sleep(0.001)
+        return epoch, primary
 
 
-def write_once(db: Any, sql: str, name: str, value: int, session: Any,
-               ports: Dict[str, str]) -> Dict[str, Any]:
+def write_once(db: Any, sql: str, name: str, value: int, session: Any, ports: Dict[str, str],
+               topology: Optional[TopologyReader] = None) -> Dict[str, Any]:
     """One write and its record. The topology is read at invoke and again at completion: the
     completion's is read after the acknowledgement, and another thread may have moved the
     router meanwhile (the coordinator's watch applying a newer record, the prober adopting a
@@ -266,7 +277,8 @@ def write_once(db: Any, sql: str, name: str, value: int, session: Any,
     failover), so a write that straddled a switch is judged against either epoch's primary."""
     import replikit
 
-    invoke_epoch, invoke_primary = topology_of(db)
+    reader = topology if topology is not None else TopologyReader(db)
+    invoke_epoch, invoke_primary = reader.read()
     op: Dict[str, Any] = {"f": "write", "session": name, "key": name, "value": value,
                           "client": name, "invoke_epoch": invoke_epoch,
                           "invoke_primary": invoke_primary, "t0": time.monotonic_ns()}
@@ -280,7 +292,7 @@ def write_once(db: Any, sql: str, name: str, value: int, session: Any,
     except replikit.Error as exc:  # any error: the outcome is not known here
         op["type"], op["error"] = "unknown", f"{type(exc).__name__}: {str(exc)[:160]}"
     op["t1"] = time.monotonic_ns()
-    op["epoch"], op["primary"] = topology_of(db)
+    op["epoch"], op["primary"] = reader.read()
     return op
 
 
@@ -291,10 +303,11 @@ def _write_loop(config: Dict[str, Any], db: Any, stop: threading.Event, out: _Re
     sql = WRITE_SQL.format(table=config["table"])
     pause_s = config["write_interval_ms"] / 1000.0
     session = replikit.Session()
+    topology = TopologyReader(db)
     for value in range(1, MAX_WRITES + 1):
         if stop.is_set():
             break
-        op = write_once(db, sql, name, value, session, ports)
+        op = write_once(db, sql, name, value, session, ports, topology)
         out.add(op)
         stop.wait(pause_s if op["type"] == "ok" else max(pause_s, 0.01))
 
