@@ -391,9 +391,10 @@ class ReplicatedDatabase {
   /// The last topology applied (none before the first).
   std::optional<PublishedTopology> published_topology() const;
 
-  /// While `hold` is true new writes wait (each at most acquire_timeout_ms) before they are
-  /// routed: a planned switchover in progress. Writes already routed are not held.
-  void hold_writes(bool hold);
+  /// While `hold` is true new writes, and new reads routed to the primary, wait (each at most
+  /// acquire_timeout_ms) for the release, then go to whatever is the primary by then: a planned
+  /// switchover in progress drains the old primary. Calls already routed are not held.
+  void hold_primary(bool hold);
 
   /// Every node as the prober and the lag tracker see it.
   std::vector<NodeStatus> nodes() const;
