@@ -523,7 +523,9 @@ def test_switchover_drains_the_reads_in_flight_on_the_old_primary():
                   f"{writer.errors}; strong reads by node {[r.served for r in strong]}; {report!r}")
             assert report.promoted == "r2", report
             assert [r.errors for r in strong + ryw] == [[]] * 6
-            assert report.drained_in_flight >= 4 and report.cut_in_flight == 0, report
+            # The 4 strong reads (and a write, when one was in flight); a reader caught between two
+            # reads at the hold is held instead, not drained.
+            assert report.drained_in_flight >= 3 and report.cut_in_flight == 0, report
             assert 0 < report.drain_ms <= report.write_pause_ms
             ops, violations = judged(cluster, writer, "r2")
             assert violations == [], violations[:5]
