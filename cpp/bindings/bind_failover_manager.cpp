@@ -41,6 +41,7 @@ FailoverManagerOptions to_manager_options(const py::object& detector, const py::
                     : key == "state_interval_ms" ? &o.state_interval_ms
                     : key == "retry_interval_ms" ? &o.retry_interval_ms
                     : key == "max_switchover_ms" ? &o.max_switchover_ms
+                    : key == "max_drain_ms"      ? &o.max_drain_ms
                                                  : nullptr;
     if (field == nullptr) throw ArgumentTypeError(key.c_str(), "unexpected keyword argument");
     *field = finite(to_double(item.second, key.c_str()), key.c_str());
@@ -63,6 +64,11 @@ void bind_report(py::module_& m) {
       .def_readonly("epoch", &FailoverReport::epoch)
       .def_readonly("lost_writes", &FailoverReport::lost_writes)
       .def_readonly("write_pause_ms", &FailoverReport::write_pause_ms)
+      .def_readonly("drained_in_flight", &FailoverReport::drained_in_flight,
+                    "Switchover: calls in flight on the old primary that finished before the fence.")
+      .def_readonly("cut_in_flight", &FailoverReport::cut_in_flight,
+                    "Switchover: calls still in flight there at max_drain_ms, ended by the fence.")
+      .def_readonly("drain_ms", &FailoverReport::drain_ms, "Switchover: how long the drain lasted.")
       .def_readonly("permit_revision", &FailoverReport::permit_revision,
                     "The lease permit's revision it acted under (0: none required).")
       .def_property_readonly("detection_ms", [](const FailoverReport& r) { return ms_between(r.last_alive_ns, r.detected_ns); },
@@ -88,7 +94,9 @@ void bind_report(py::module_& m) {
                         {"promotion_ms", py::cast(ms_between(r.detected_ns, r.promoted_ns))},
                         {"writable_ms", py::cast(ms_between(r.detected_ns, r.writable_ns))},
                         {"repointed", py::cast(r.repointed)}, {"timeline", py::cast(r.timeline)},
-                        {"lost_xids", py::cast(lost)}, {"write_pause_ms", py::cast(r.write_pause_ms)}});
+                        {"lost_xids", py::cast(lost)}, {"write_pause_ms", py::cast(r.write_pause_ms)},
+                        {"drained_in_flight", py::cast(r.drained_in_flight)},
+                        {"cut_in_flight", py::cast(r.cut_in_flight)}});
       });
 }
 
@@ -109,7 +117,7 @@ void bind_manager(py::module_& m) {
            py::arg("preferred_region") = py::none(), py::arg("require_permit") = d.require_permit,
            py::keep_alive<1, 2>(),
            "Options (keywords, milliseconds): action_timeout_ms, check_interval_ms, state_interval_ms, "
-           "retry_interval_ms, max_switchover_ms. require_permit: act only under a lease permit (grant_permit).")
+           "retry_interval_ms, max_switchover_ms, max_drain_ms. require_permit: act only under a lease permit (grant_permit).")
       .def("start", &FailoverManager::start, py::call_guard<py::gil_scoped_release>(), "Starts the background thread.")
       .def("stop", &FailoverManager::stop, py::call_guard<py::gil_scoped_release>(), "Stops it and waits for it.")
       .def_property_readonly("running", &FailoverManager::running)
@@ -119,7 +127,8 @@ void bind_manager(py::module_& m) {
              const std::string c = candidate.is_none() ? std::string() : to_str(candidate, "candidate");
              py::gil_scoped_release release;
              return f.switchover(c);
-           }, py::arg("candidate") = py::none(), "Planned switchover to `candidate` (None: the plan's choice); zero loss.")
+           }, py::arg("candidate") = py::none(), "Planned switchover to `candidate` (None: the plan's choice); drains "
+           "the calls in flight on the old primary (max_drain_ms) before fencing it; zero loss.")
       .def("reports", &FailoverManager::reports, "Every report so far, oldest first.")
       .def("wait_reports", [](const FailoverManager& f, const py::object& count, const py::object& timeout_ms) {
              const auto n = static_cast<std::size_t>(to_int64(count, "count", 0));
@@ -137,6 +146,7 @@ void bind_manager(py::module_& m) {
       .def_property_readonly("permit", &FailoverManager::permit, "The permit held, or None.")
       .def_property_readonly("require_permit", [](const FailoverManager& f) { return f.options().require_permit; })
       .def_property_readonly("action_timeout_ms", [](const FailoverManager& f) { return f.options().action_timeout_ms; })
+      .def_property_readonly("max_drain_ms", [](const FailoverManager& f) { return f.options().max_drain_ms; })
       .def("__enter__", [](FailoverManager& f) -> FailoverManager& { f.start(); return f; }, py::return_value_policy::reference)
       .def("__exit__", [](FailoverManager& f, const py::args&) { py::gil_scoped_release r; f.stop(); })
       .def("__repr__", [](const FailoverManager& f) {

@@ -4,6 +4,7 @@
 
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,14 @@ void bind_node(py::module_& m) {
       .def_readonly("lag_known", &NodeInfo::lag_known)
       .def_readonly("lag_state", &NodeInfo::lag_state)
       .def_readonly("outstanding", &NodeInfo::outstanding)
+      .def_property_readonly(
+          "fresh_as_of_ns",
+          [](const NodeInfo& i) -> std::optional<std::int64_t> {
+            if (i.fresh_as_of_ns == kFreshUnknown) return std::nullopt;
+            return i.fresh_as_of_ns;
+          },
+          "Replicas: the instant (the lag tracker's clock) as of which the node holds every commit of the "
+          "primary, as bounded-staleness reads judge it; None when not known, and for the primary.")
       .def("__repr__", [](const NodeInfo& i) {
         return repr_of("NodeInfo", {{"name", py::str(i.name)}, {"role", py::cast(i.role)}, {"up", py::bool_(i.up)},
                                     {"replay_lsn", py::cast(i.replay_lsn)},

@@ -181,6 +181,13 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
   // The prober samples on the steady clock; sessions' write times are on the wall clock.
   ro.tracker_now_ns = detail::steady_now_ns();
   Decision d = router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
+  auto reroute = [&] {
+    if (copy) resolve(*copy);
+    ro.tracker_now_ns = detail::steady_now_ns();
+    return router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
+  };
+  // Not to a primary that a switchover drains: to the one after it.
+  if (d.to_primary() && wait_primary_release()) d = reroute();
   if (!worth_waiting(d) || !may_wait) return d;
   const CatchUpWait& setting = q.wait_for_replica ? *q.wait_for_replica : options.wait_for_replica;
   CatchUpPlan plan;
@@ -210,13 +217,13 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
     if (prober) prober->expedite();
     probe_cv.wait_for(lock, std::chrono::nanoseconds(deadline - now), [&] { return probe_generation != seen; });
     lock.unlock();
-    if (copy) resolve(*copy);
-    ro.tracker_now_ns = detail::steady_now_ns();
-    d = router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
+    d = reroute();
     lock.lock();
     if (!worth_waiting(d)) break;
   }
+  lock.unlock();
   *waited_ms = static_cast<double>(detail::steady_now_ns() - start) / 1e6;
+  if (d.to_primary() && wait_primary_release()) d = reroute();
   if (!d.to_primary()) counters.waits_served.fetch_add(1, std::memory_order_relaxed);
   return d;
 }
@@ -230,16 +237,20 @@ void ReplicatedDatabase::Impl::on_probe(int node, bool ok) {
   probe_cv.notify_all();
 }
 
+bool ReplicatedDatabase::Impl::wait_primary_release() {
+  if (!primary_held.load(std::memory_order_acquire)) return false;
+  // A switchover drains the old primary: wait for its release (bounded by acquire_timeout_ms),
+  // then route to whatever is the primary by then.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(acquire_timeout_ns);
+  std::unique_lock<std::mutex> lock(probe_mutex);
+  probe_cv.wait_until(lock, deadline, [&] {
+    return !primary_held.load(std::memory_order_acquire) || !open.load(std::memory_order_acquire);
+  });
+  return true;
+}
+
 Decision ReplicatedDatabase::Impl::route_write() {
-  if (writes_held.load(std::memory_order_acquire)) {
-    // A switchover holds writes: wait for its release (bounded by acquire_timeout_ms), then
-    // route to whatever is the primary by then.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(acquire_timeout_ns);
-    std::unique_lock<std::mutex> lock(probe_mutex);
-    probe_cv.wait_until(lock, deadline, [&] {
-      return !writes_held.load(std::memory_order_acquire) || !open.load(std::memory_order_acquire);
-    });
-  }
+  wait_primary_release();
   return router->route_write();
 }
 
@@ -254,8 +265,8 @@ void ReplicatedDatabase::set_timeline_history(TimelineHistory history) {
   impl_->history = std::move(history);
 }
 
-void ReplicatedDatabase::hold_writes(bool hold) {
-  impl_->writes_held.store(hold, std::memory_order_release);
+void ReplicatedDatabase::hold_primary(bool hold) {
+  impl_->primary_held.store(hold, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(impl_->probe_mutex);
     ++impl_->probe_generation;

@@ -51,7 +51,7 @@ struct ReplicatedDatabase::Impl {
   mutable std::mutex history_mutex;
   TimelineHistory history;
   std::atomic<std::uint32_t> history_current{1};
-  std::atomic<bool> writes_held{false};  // hold_writes(): new writes wait for the release (probe_cv)
+  std::atomic<bool> primary_held{false};  // hold_primary(): new primary calls wait for the release (probe_cv)
   // Every write this database acknowledged (bounded), for the failover report's lost writes.
   std::mutex acked_mutex;
   AckedWrites acked{kMaxDatabaseAckedWrites};
@@ -139,8 +139,11 @@ struct ReplicatedDatabase::Impl {
     std::lock_guard<std::mutex> lock(history_mutex);
     session.reconcile(history);
   }
-  /// The primary for a write; while writes are held, first waits (bounded) for their release.
+  /// The primary for a write; while the primary is held, first waits (bounded) for its release.
   Decision route_write();
+  /// While the primary is held (hold_primary), waits for the release, at most acquire_timeout_ms;
+  /// true when it was held.
+  bool wait_primary_release();
   /// The loss report of `acked` from the current primary.
   LossReport lost_writes(const AckedWrites& acked);
   /// Wakes the readers waiting for a replica after each probe.

@@ -36,6 +36,7 @@ void check_options(const FailoverManagerOptions& o) {
   check_range(o.state_interval_ms, 10, 600000, "state_interval_ms");
   check_range(o.retry_interval_ms, 10, 600000, "retry_interval_ms");
   check_range(o.max_switchover_ms, 1, 600000, "max_switchover_ms");
+  check_range(o.max_drain_ms, 0, 600000, "max_drain_ms");
 }
 
 FailoverManager::Impl::Impl(ReplicatedDatabase& database, FailoverManagerOptions o)

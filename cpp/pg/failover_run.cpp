@@ -85,7 +85,7 @@ void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::str
   topo.set_up(promoted, true);
   report.epoch = topo.epoch();
   adopt_history(report.promoted.value_or(promoted), dsn, report.timeline);
-  db.hold_writes(false);
+  db.hold_primary(false);
   report.writable_ns = detail::steady_now_ns();
   {
     std::lock_guard<std::mutex> lock(state_mutex);
@@ -110,7 +110,7 @@ void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::str
 }
 
 void FailoverManager::Impl::stopped_without_permit(FailoverReport& report, const std::string& step) {
-  db.hold_writes(false);
+  db.hold_primary(false);
   const std::string done = report.actions.empty() ? "nothing done" : "the actions before it done";
   report.reason = "no valid lease permit before '" + step + "' (not the leader, or its lease's local deadline " +
                   "passed): stopped, " + done + (report.reason.empty() ? "" : "; the plan: " + report.reason);
@@ -223,6 +223,24 @@ void FailoverManager::Impl::reconcile_steps() {
   }
 }
 
+void FailoverManager::Impl::drain(FailoverReport& report, int old) {
+  auto& topo = *db.topology();
+  const std::int64_t start = detail::steady_now_ns();
+  const std::int64_t deadline = start + detail::ms_to_ns(options.max_drain_ms);
+  // The most seen at once: a call routed just before the hold may begin after the first look.
+  std::int32_t most = topo.outstanding(old);
+  std::int32_t left = most;
+  // Bounded by the deadline; polled, since the count is a lock-free counter with no waiters.
+  while (left > 0 && detail::steady_now_ns() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+    left = topo.outstanding(old);
+    most = std::max(most, left);
+  }
+  report.drained_in_flight = most - left;
+  report.cut_in_flight = left;
+  report.drain_ms = static_cast<double>(detail::steady_now_ns() - start) / 1e6;
+}
+
 FailoverReport FailoverManager::Impl::switch_over(const std::string& candidate) {
   auto& topo = *db.topology();
   FailoverReport report;
@@ -261,16 +279,14 @@ void FailoverManager::Impl::switch_over_steps(FailoverReport& report, const std:
     p.promote = chosen;
     report.plan = p;
   }
-  // Hold new writes, let those in flight finish, then fence: nothing more commits there.
-  db.hold_writes(true);
+  // Hold new calls for the primary, let those in flight finish, then fence: nothing more
+  // commits there, and the fence ends only what outran the drain.
+  db.hold_primary(true);
   const std::int64_t held = detail::steady_now_ns();
-  const std::int64_t deadline = held + detail::ms_to_ns(options.max_switchover_ms);
-  const int old = topo.index_of(report.old_primary);
-  while (topo.outstanding(old) > 0 && detail::steady_now_ns() < deadline) {
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+  drain(report, topo.index_of(report.old_primary));
   report.actions.push_back(fence_node(report.old_primary, odsn, permitted("fence")));
   const NodeState fenced_state = read_node_state(report.old_primary, odsn, actions);
+  const std::int64_t deadline = detail::steady_now_ns() + detail::ms_to_ns(options.max_switchover_ms);
   // Zero loss: the candidate must have replayed everything the fenced primary wrote.
   bool caught_up = false;
   while (fenced_state.reachable && detail::steady_now_ns() < deadline) {
@@ -284,7 +300,7 @@ void FailoverManager::Impl::switch_over_steps(FailoverReport& report, const std:
   if (!caught_up) {
     report.actions.push_back(
         unfence_node(report.old_primary, odsn, before.read_only, before.synchronous_standby_names, permitted("unfence")));
-    db.hold_writes(false);
+    db.hold_primary(false);
     report.reason = "'" + chosen + "' did not replay the primary's WAL within max_switchover_ms; switchover abandoned";
     report.finished_ns = detail::steady_now_ns();
     return;
@@ -295,7 +311,7 @@ void FailoverManager::Impl::switch_over_steps(FailoverReport& report, const std:
   const bool ok = promoted.ok;
   report.actions.push_back(std::move(promoted));
   if (!ok) {
-    db.hold_writes(false);
+    db.hold_primary(false);
     report.reason = "promoting '" + chosen + "' failed: " + report.actions.back().detail;
     return;
   }

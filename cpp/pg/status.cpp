@@ -26,6 +26,7 @@ NodeStatus ReplicatedDatabase::node(const std::string& name) const {
     s.lag_bytes = lag.lag_bytes;
     s.lag_state = lag.state;
     s.lag_known = lag.known;
+    s.fresh_as_of_ns = info.fresh_as_of_ns;
   }
   s.last_probe_ns = p.last_probe_ns;
   s.probe_rtt_ms = p.rtt_ms;

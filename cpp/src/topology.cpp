@@ -230,6 +230,8 @@ NodeInfo Topology::info(int index) const {
   out.lag_known = (f & detail::kLagKnownBit) != 0;
   out.lag_state = (f & detail::kLaggingBit) ? LagState::Lagging : LagState::Ok;
   out.outstanding = outstanding(index);
+  // A promoted replica's slot keeps its last instant until the next clear_lag: not the primary's.
+  if (out.role == Role::Replica) out.fresh_as_of_ns = slot.fresh_as_of_ns.load(std::memory_order_relaxed);
   return out;
 }
 

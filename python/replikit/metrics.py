@@ -71,6 +71,8 @@ def snapshot(db: Any, *, pools: Pools = None) -> Dict[str, Any]:
             "lag_known": s.lag_known,
             "lag_ms": s.lag_ms,
             "lag_bytes": s.lag_bytes,
+            "fresh_as_of_ns": s.fresh_as_of_ns,
+            "staleness_ms": (now_ns - s.fresh_as_of_ns) / 1e6 if s.fresh_as_of_ns is not None else None,
             "timeline": s.timeline,
             "probe_rtt_ms": s.probe_rtt_ms,
             "probe_age_ms": (now_ns - s.last_probe_ns) / 1e6 if s.last_probe_ns else None,

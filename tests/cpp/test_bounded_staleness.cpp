@@ -92,6 +92,18 @@ TEST(BoundedStaleness, UnknownBeforeAnyPrimarySampleAndAfterReset) {
   EXPECT_EQ(router.route_read(Session{}, Consistency::BoundedStaleness, 150 * kMs, o).reason, Reason::NoReplicaFresh);
 }
 
+TEST(BoundedStaleness, NodeInfoShowsTheInstantRoutingUses) {
+  HeldAtCommit c;
+  EXPECT_EQ(c.topology->info(c.r1).fresh_as_of_ns, 1000 * kMs);
+  c.tracker.primary_sample(1400 * kMs, Lsn(kBase + 176));
+  c.tracker.replica_sample(c.r1, 1400 * kMs, Lsn(kBase + 176), Lsn(kBase + 176));
+  EXPECT_EQ(c.topology->info(c.r1).fresh_as_of_ns, 1400 * kMs);
+  // The primary has no such instant; nor the promoted replica as primary, nor the deposed one.
+  EXPECT_EQ(c.topology->info(c.topology->primary()).fresh_as_of_ns, kFreshUnknown);
+  c.topology->promote("r1");
+  for (const NodeInfo& n : c.topology->nodes()) EXPECT_EQ(n.fresh_as_of_ns, kFreshUnknown) << n.name;
+}
+
 // ---------------------------------------------------------------- ground truth
 
 // One WAL write of the primary: it reached `end` at `time`; `commit` when it is a commit record

@@ -117,6 +117,8 @@ def test_paused_replica_lagging_once_then_recovered_once(cluster, caplog):
             assert sample(samples, "replikit_node_lag_bytes", node="r1") > 0
             snap = replikit.metrics.snapshot(db)
             assert snap["nodes"]["r1"]["lag_state"] == "lagging" and snap["nodes"]["r1"]["lag_ms"] > MAX_LAG_MS
+            assert snap["nodes"]["r1"]["staleness_ms"] > MAX_LAG_MS and snap["nodes"]["r1"]["fresh_as_of_ns"] > 0
+            assert snap["nodes"]["primary"]["staleness_ms"] is None
             cluster.resume_replay("r1")
             wait_until(lambda: not db.node("r1").lagging, 10, "r1 RECOVERED")
             assert db.wait_probes(5, 5000)

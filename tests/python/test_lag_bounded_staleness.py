@@ -38,6 +38,19 @@ def test_replica_held_at_a_commit_record_is_not_fresh():
     assert (d.node, d.reason) == ("r1", replikit.Reason.REPLICA_FRESH)
 
 
+def test_node_info_shows_the_instant_routing_judges_a_replica_by():
+    topo = replikit.Topology("primary", ["r1"])
+    tracker = replikit.LagTracker(topo)
+    tracker.replica_sample("r1", Lsn(BASE), Lsn(BASE), now_ns=100 * MS)
+    assert topo.info("r1").fresh_as_of_ns is None  # no primary sample yet: not known
+    tracker, _ = held_at_commit()
+    topo = tracker.topology
+    assert topo.info("r1").fresh_as_of_ns == 1000 * MS  # not 1100: r1 lacks the commit sampled then
+    assert {n.name: n.fresh_as_of_ns for n in topo.nodes()} == {"primary": None, "r1": 1000 * MS}
+    tracker.reset()
+    assert topo.info("r1").fresh_as_of_ns is None
+
+
 def test_the_bound_grows_between_probes():
     _, router = held_at_commit()
     at = dict(max_staleness_ms=200.0)

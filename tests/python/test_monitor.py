@@ -146,6 +146,10 @@ def test_paused_replica_lagging_alerted_once_recovery_once_json_prometheus_and_c
             # While r1 is over the threshold, reads avoid it (the router's own view).
             assert lagging["reads"]["targets"] == ["r2"] and lines.node(lagging, "r1")["reads"] is False
             assert lines.node(lagging, "r1")["lag_ms"] > MAX_LAG_MS
+            # The bound bounded-staleness reads judge by: at least the lag; the primary has none.
+            assert lines.node(lagging, "r1")["staleness_ms"] > MAX_LAG_MS
+            assert lines.node(lagging, "primary")["staleness_ms"] is None
+            assert lines.node(lagging, "primary")["fresh_as_of_ns"] is None
             lines.wait(lambda i: any(a["rule"] == "replica_lag" for a in i["firing"]), 10, "the alert firing")
             n = len(lines.items)
             wait_until(lambda: len(lines.items) >= n + 10, 10, "ten more refreshes while r1 lags")

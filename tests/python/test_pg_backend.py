@@ -556,9 +556,15 @@ def test_bounded_staleness_stays_bounded_while_the_primary_is_frozen(cluster):
         db.execute("INSERT INTO rk_items (owner, v) VALUES (900, 'before the freeze')")
         cluster.wait_caught_up(timeout_ms=10_000)
         wait_until(lambda: all(r.lag_ms < 100 for r in db.lag_tracker.replicas()), 5, "replicas caught up")
+        assert db.node("primary").fresh_as_of_ns is None
+        frozen_ns = time.monotonic_ns()  # the clock of fresh_as_of_ns (the prober's)
+        assert frozen_ns - 1000 * 1_000_000 < db.node("r1").fresh_as_of_ns <= frozen_ns
         cluster.freeze("primary")
         try:
             time.sleep(1.5)
+            # What the read below is judged by: r1 known fresh only as of before the freeze.
+            fresh = db.node("r1").fresh_as_of_ns
+            assert fresh is not None and fresh <= frozen_ns + 100 * 1_000_000
             lags = {r.node: (r.lag_ms, r.lag_is_lower_bound) for r in db.lag_tracker.replicas()}
             outcome = None
             try:

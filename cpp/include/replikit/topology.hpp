@@ -66,6 +66,9 @@ struct NodeInfo {
                              ///< is not older than the lag history (its time lag is known)
   LagState lag_state = LagState::Ok;
   std::int32_t outstanding = 0;  ///< requests in flight (Router::begin / end)
+  /// Replicas: the instant (LagTracker clock) as of which it holds every commit the primary made,
+  /// as bounded-staleness routing reads it; kFreshUnknown when not known, and for the primary.
+  std::int64_t fresh_as_of_ns = kFreshUnknown;
 };
 
 namespace detail {

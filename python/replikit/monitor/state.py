@@ -163,6 +163,7 @@ class Monitor:
         # A replica already behind when the tracker started: its time lag counts only from
         # then (the primary's LSN history begins there), so it is a lower bound.
         lower_bound = replica and self.db.lag_tracker.replica(s.name).lag_is_lower_bound
+        fresh = s.fresh_as_of_ns if replica else None
         return {
             "name": s.name, "role": s.role.name.lower(), "state": node_state(s),
             "up": s.up, "reachable": s.reachable, "in_recovery": s.in_recovery,
@@ -172,6 +173,10 @@ class Monitor:
             "lag_ms": s.lag_ms if replica else None, "lag_bytes": s.lag_bytes if replica else None,
             "lag_known": s.lag_known if replica else None,
             "lag_is_lower_bound": lower_bound if replica else None,
+            # What bounded-staleness reads judge a replica by: fresh as of this instant, so at
+            # most staleness_ms stale now (None: not known; such a replica serves none).
+            "fresh_as_of_ns": fresh,
+            "staleness_ms": (now_ns - fresh) / 1e6 if fresh is not None else None,
             "reads": s.name in targets,
             "probe": {"rtt_ms": s.probe_rtt_ms, "ok": s.probes_ok, "failed": s.probes_failed,
                       "age_ms": (now_ns - s.last_probe_ns) / 1e6 if s.last_probe_ns else None,

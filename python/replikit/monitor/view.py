@@ -75,7 +75,8 @@ def _node_row(n: Dict[str, Any]) -> List[Any]:
     down = n["state"] == "DOWN"  # the lag of a node that does not answer is not known
     lag_ms = "-" if down else (">= " if n.get("lag_is_lower_bound") else "") + _ms(n["lag_ms"])
     return [n["name"], role, state, str(n["timeline"] or "-"), lsn or "-", n["replay_lsn"] or "-",
-            lag_ms, "-" if down else _bytes(n["lag_bytes"]), reads, _probe(n["probe"])]
+            lag_ms, "-" if down else _bytes(n["lag_bytes"]), _ms(n.get("staleness_ms")), reads,
+            _probe(n["probe"])]
 
 
 def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str = "") -> Any:
@@ -88,7 +89,7 @@ def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str
     # LSN: the primary's current (insert) LSN, a replica's receive LSN.
     for header, justify in (("node", "left"), ("role", "left"), ("state", "left"), ("TL", "right"),
                             ("LSN", "left"), ("replay", "left"), ("lag ms", "right"),
-                            ("lag", "right"), ("reads", "left"), ("probe ms", "left")):
+                            ("lag", "right"), ("stale ms", "right"), ("reads", "left"), ("probe ms", "left")):
         table.add_column(header, justify=justify, no_wrap=True,  # type: ignore[arg-type]
                          min_width=7 if header in ("node", "role", "state") else None)
     for n in snapshot["nodes"]:
@@ -97,8 +98,8 @@ def render(snapshot: Dict[str, Any], events: List[Dict[str, Any]], *, title: str
     reads = snapshot["reads"]
     parts.append(Text(reads_line(reads), style="bold red" if reads["to_primary"] and reads["replicas"]
                       else "bold"))
-    parts.append(Text(_thresholds(snapshot["thresholds"]) + "; probe ms: round trip / age of the last probe",
-                      style="dim"))
+    parts.append(Text(_thresholds(snapshot["thresholds"]) + "; stale ms: at most this stale (bounded-staleness "
+                      "reads); probe ms: round trip / age of the last probe", style="dim"))
     firing = snapshot["firing"]
     alerts = Text("alerts firing: " + ("none" if not firing else ""), style="bold")
     for a in firing:

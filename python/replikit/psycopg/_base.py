@@ -391,7 +391,7 @@ class Core:
         for info in self.topology.nodes():
             row = {"name": info.name, "role": info.role, "up": info.up, "lag_ms": info.lag_ms,
                    "lag_bytes": info.lag_bytes, "lag_state": info.lag_state, "lag_known": info.lag_known,
-                   "replay_lsn": info.replay_lsn}
+                   "fresh_as_of_ns": info.fresh_as_of_ns, "replay_lsn": info.replay_lsn}
             row.update(self.status[info.name])
             out.append(row)
         return out

@@ -1,13 +1,16 @@
 // Arguments the backend refuses before connecting (no server needed): SQL text or a text
-// parameter holding a NUL byte, which libpq would cut at the NUL.
+// parameter holding a NUL byte, which libpq would cut at the NUL; a FailoverManager option out
+// of its range.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "replikit/errors.hpp"
 #include "replikit/pg/database.hpp"
+#include "replikit/pg/failover_manager.hpp"
 
 namespace {
 
@@ -52,6 +55,22 @@ TEST(PgArguments, ANulInSqlOrATextParameterIsRefusedBeforeConnecting) {
   EXPECT_EQ(db.stats().writes, 0u);
   EXPECT_EQ(db.stats().reads, 0u);
   EXPECT_EQ(db.stats().nodes_marked_down, 0u);
+}
+
+TEST(PgArguments, AFailoverManagerRefusesADrainBoundOutOfRange) {
+  replikit::pg::FailoverManagerOptions o;
+  EXPECT_EQ(o.max_drain_ms, 2000);
+  o.max_drain_ms = 0;  // no drain: the fence ends every call in flight at once
+  EXPECT_NO_THROW(replikit::pg::check_options(o));
+  for (double bad : {-1.0, 600001.0, std::nan("")}) {
+    o.max_drain_ms = bad;
+    try {
+      replikit::pg::check_options(o);
+      ADD_FAILURE() << "accepted max_drain_ms " << bad;
+    } catch (const replikit::InvalidArgument& e) {
+      EXPECT_EQ(e.argument(), "max_drain_ms");
+    }
+  }
 }
 
 }  // namespace

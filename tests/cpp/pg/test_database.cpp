@@ -8,11 +8,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "replikit/errors.hpp"
@@ -140,6 +142,61 @@ TEST(PgDatabaseCluster, WriteThenReadYourWrite) {
     EXPECT_EQ(e.sqlstate(), "42P01");
     EXPECT_NE(std::string(e.what()).find("rk_no_such_table"), std::string::npos);
   }
+}
+
+// hold_primary (a switchover draining the old primary): a strong read and a write wait for the
+// release, a replica read does not; a hold that outlasts acquire_timeout_ms lets the call go to
+// the primary there is. (No upper time bound is asserted but a minute: no test fails because the
+// machine was slow.)
+TEST(PgDatabaseCluster, AHeldPrimaryHoldsItsNewCallsUntilTheRelease) {
+  const char* primary = std::getenv("REPLIKIT_PG_PRIMARY_DSN");
+  if (primary == nullptr) GTEST_SKIP() << "REPLIKIT_PG_PRIMARY_DSN not set";
+  const char* replica = std::getenv("REPLIKIT_PG_REPLICA_DSN");
+  std::vector<replikit::pg::NodeConfig> replicas;
+  if (replica != nullptr) replicas.push_back(node("r1", replica));
+  DatabaseOptions o;
+  o.acquire_timeout_ms = 60000;
+  ReplicatedDatabase db(node("primary", primary), replicas, o);
+  ASSERT_TRUE(db.wait_probes(2, 5000));
+  replikit::Session s;
+  replikit::pg::QueryOptions strong, eventual;
+  strong.consistency = replikit::Consistency::Strong;
+  eventual.consistency = replikit::Consistency::Eventual;
+  db.hold_primary(true);
+  std::atomic<bool> read_done{false}, write_done{false};
+  std::string read_node;
+  std::thread reader([&] {
+    replikit::Session own;
+    read_node = db.query(own, "SELECT 1", {}, strong).node;
+    read_done = true;
+  });
+  std::thread writer([&] {
+    replikit::Session own;
+    db.execute(own, "SELECT 1");
+    write_done = true;
+  });
+  if (replica != nullptr && db.wait_probes(1, 5000) && db.node("r1").up) {
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(db.query(s, "SELECT 1", {}, eventual).node, "r1");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(read_done.load());
+  EXPECT_FALSE(write_done.load());
+  db.hold_primary(false);
+  reader.join();
+  writer.join();
+  EXPECT_EQ(read_node, "primary");
+  EXPECT_TRUE(write_done.load());
+
+  DatabaseOptions short_wait;
+  short_wait.acquire_timeout_ms = 300;
+  ReplicatedDatabase bounded(node("primary", primary), {}, short_wait);
+  ASSERT_TRUE(bounded.wait_probes(2, 5000));
+  bounded.hold_primary(true);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(bounded.query(s, "SELECT 1", {}, strong).node, "primary");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
 }
 
 // The read path runs on libpq directly: columns, type OIDs, NULLs (values and parameters),

@@ -307,6 +307,9 @@ struct NodeStatus {
   std::int64_t lag_bytes = 0;      ///< replica: byte lag (LagTracker)
   LagState lag_state = LagState::Ok;
   bool lag_known = false;
+  /// Replica: the steady-clock instant as of which it holds every commit of the primary (what
+  /// bounded-staleness reads compare with max_staleness_ms); kFreshUnknown when not known.
+  std::int64_t fresh_as_of_ns = kFreshUnknown;
   std::int64_t last_probe_ns = 0;  ///< steady-clock time of the last completed probe (0: none)
   double probe_rtt_ms = 0;         ///< round trip of the last good probe
   std::uint64_t probes_ok = 0;
@@ -391,9 +394,10 @@ class ReplicatedDatabase {
   /// The last topology applied (none before the first).
   std::optional<PublishedTopology> published_topology() const;
 
-  /// While `hold` is true new writes wait (each at most acquire_timeout_ms) before they are
-  /// routed: a planned switchover in progress. Writes already routed are not held.
-  void hold_writes(bool hold);
+  /// While `hold` is true new writes, and new reads routed to the primary, wait (each at most
+  /// acquire_timeout_ms) for the release, then go to whatever is the primary by then: a planned
+  /// switchover in progress drains the old primary. Calls already routed are not held.
+  void hold_primary(bool hold);
 
   /// Every node as the prober and the lag tracker see it.
   std::vector<NodeStatus> nodes() const;

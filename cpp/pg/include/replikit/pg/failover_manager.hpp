@@ -57,6 +57,10 @@ struct FailoverManagerOptions {
   double state_interval_ms = 500;    ///< how often it reads the primary's synchronous settings, in [10, 600000]
   double retry_interval_ms = 1000;   ///< wait before planning again after a plan that promoted no one, in [10, 600000]
   double max_switchover_ms = 10000;  ///< bound of a switchover's wait for the candidate to catch up, in [1, 600000]
+  /// Bound of a switchover's drain: how long calls in flight on the old primary may run on before
+  /// the fence ends them, in [0, 600000] (0: no drain). Below the database's acquire_timeout_ms,
+  /// so that the calls held meanwhile still reach the new primary.
+  double max_drain_ms = 2000;
   /// Act only under a valid LeasePermit (grant_permit), checked before every action; without
   /// one the manager only observes. false: the single-process manager, acting on its own.
   bool require_permit = false;
@@ -80,6 +84,9 @@ struct FailoverReport {
   std::int64_t writable_ns = 0;       ///< steady clock: the epoch bumped (writes go to the new primary)
   std::int64_t finished_ns = 0;       ///< steady clock: every action done
   double write_pause_ms = 0;          ///< switchover: writes held for this long
+  std::int32_t drained_in_flight = 0;  ///< switchover: calls in flight on the old primary that finished before the fence
+  std::int32_t cut_in_flight = 0;      ///< switchover: calls still in flight there at max_drain_ms, ended by the fence
+  double drain_ms = 0;                 ///< switchover: how long the drain lasted
   std::int64_t permit_revision = 0;   ///< the lease permit's revision it acted under (0: none required)
   /// The writes this database acknowledged that the new primary lacks (ReplicatedDatabase::lost_writes()).
   LossReport lost_writes;
@@ -104,8 +111,10 @@ class FailoverManager {
 
   /// Fails over now, as if the primary had failed (the thread's own procedure).
   FailoverReport failover_now();
-  /// Planned switchover to `candidate` (empty: the plan's choice): holds writes, waits until the
-  /// candidate replayed everything the fenced primary wrote, promotes it; zero loss.
+  /// Planned switchover to `candidate` (empty: the plan's choice): holds new writes and new
+  /// primary reads (they go to the new primary once it is writable), lets the calls in flight on
+  /// the old primary finish (max_drain_ms), fences it, waits until the candidate replayed
+  /// everything it wrote, promotes it; zero loss.
   FailoverReport switchover(const std::string& candidate = "");
   /// Every report so far, oldest first (at most the last 64).
   std::vector<FailoverReport> reports() const;
