@@ -111,7 +111,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from fidelity.common import NOW_S, TABLE, Workload, WorkloadSettings
-from fidelity.delays import OFFSET_READ, delay_quantiles
+from fidelity.delays import OFFSET_READ, delay_quantiles, sent_delay_quantiles
 
 RUN_S = 4.0
 KILL_AT_S = 2.0
@@ -169,9 +169,12 @@ class OffsetProbe:
     PROBE_GAP_S a row written as the session writer writes its rows (through the same
     ReplicatedDatabase: BEGIN, the insert, whose server clock is the row's instant, then COMMIT,
     one round trip later) and, at a seeded offset from the write's start, one read of it on r1
-    or r2 in turn with the readers' own query (fidelity.delays.OFFSET_READ; the read's instant:
-    that server's clock), until ``stop`` (set just before the kill). ``samples``: (t, replica,
-    age ms, visible); fidelity.delays.delay_quantiles turns them into delays."""
+    or r2 in turn with the readers' own query (fidelity.delays.OFFSET_READ), until ``stop`` (set
+    just before the kill). ``samples``: (t, replica, sent ms, age ms, visible, stale): the read
+    sent ``sent`` ms after the row's instant (the client's wall clock at the send less the
+    insert's server clock: one host), it ran ``age`` ms after it (that server's clock), the row
+    was visible, and stale as the readers' reads are judged (it ran after the row's instant and
+    lacked it); fidelity.delays.sent_delay_quantiles turns (sent, stale) into delays."""
 
     def __init__(self, cluster: Any, db: Any, t0: float, seed: int):
         self.cluster = cluster
@@ -179,7 +182,7 @@ class OffsetProbe:
         self.t0 = t0
         self.rng = random.Random(seed)
         self.stop = threading.Event()
-        self.samples: List[Tuple[float, str, float, bool]] = []
+        self.samples: List[Tuple[float, str, float, float, bool, bool]] = []
         self.error = ""
 
     def offset_s(self) -> float:
@@ -202,7 +205,8 @@ class OffsetProbe:
                 row_id, conn, at = item
                 time.sleep(max(0.0, at - time.monotonic()))
                 try:
-                    done.put(conn.execute(OFFSET_READ, (row_id,)).fetchone())
+                    sent_wall = time.time()  # the servers' clock is the wall clock (one host)
+                    done.put((sent_wall,) + tuple(conn.execute(OFFSET_READ, (row_id,)).fetchone()))
                 except Exception as exc:  # noqa: BLE001 - raised by the probe's loop
                     done.put(exc)
 
@@ -233,8 +237,10 @@ class OffsetProbe:
             got = done.get(timeout=PROBE_LIMIT_S)
             if isinstance(got, Exception):
                 raise got
-            _, visible, executed = got
-            self.samples.append((sent - self.t0, name, (float(executed) - float(committed)) * 1000.0, bool(visible)))
+            read_sent, _, visible, executed = got
+            committed, executed = float(committed), float(executed)
+            self.samples.append((sent - self.t0, name, (read_sent - committed) * 1000.0, (executed - committed) * 1000.0,
+                                 bool(visible), executed >= committed and not visible))
 
 
 REPOINT_POLL_S = 0.002
@@ -393,16 +399,20 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
     work.out.commits.sort()
     if probe.error:
         raise RuntimeError(f"a delay probe failed before the kill: {probe.error}")
-    offsets = [(age, visible) for t, _, age, visible in probe.samples if t < kill_s]
+    offsets = [(sent, stale) for t, _, sent, _, _, stale in probe.samples if t < kill_s]
+    probe_latencies = [age - sent for t, _, sent, age, _, _ in probe.samples if t < kill_s and sent > OFFSET_NEAR_S * 1000]
+    at_execution = [(age, visible) for t, _, _, age, visible, _ in probe.samples if t < kill_s and age > 0]
+    half_round_trips = [(r.done - r.sent) * 500.0 for r in work.out.reads if r.node != "primary" and r.sent < kill_s]
     switched_s = got[1] + switch_s - t0
-    background = background_rates(writers.acked, [t for t, _, _, _ in probe.samples], t0, kill_s, switched_s, got[0])
+    background = background_rates(writers.acked, [t for t, *_ in probe.samples], t0, kill_s, switched_s, got[0])
     return {"measured": work.out, "kill_s": kill_s, "recovered_s": got[1] - t0, "reads": work.out.reads,
             "failed_at": work.failed_at, "lag": work.replica_lag, "promoted": got[0],
-            "offsets": offsets, "delays": delay_quantiles(offsets) if offsets else [], "repoint_ms": repoint_s * 1000.0,
+            "offsets": offsets, "probe_latencies": probe_latencies, "repoint_ms": repoint_s * 1000.0,
+            "delays": sent_delay_quantiles(offsets, probe_latencies) if offsets and probe_latencies else [],
+            "delays_at_execution": delay_quantiles(at_execution) if at_execution else [],
             "switch_ms": switch_s * 1000.0, "switched_s": switched_s, "stream_ms": stream_s * 1000.0,
             "background_per_s": background, "probe_sends": work.probe_sends,
             "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
             "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),
-            "half_round_trips": [(r.done - r.sent) * 500.0 for r in work.out.reads
-                                 if r.node != "primary" and r.sent < kill_s]}
+            "half_round_trips": half_round_trips}
