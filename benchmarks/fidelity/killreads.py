@@ -42,7 +42,9 @@ run-instant delays applied to the readers' own run instants: 171 stale reads for
 measured). By send offset the readers' and the probe's stale shares agreed (their integrals
 over the offset within 1% and 6% in two sets of 36 kills). The run-instant estimate
 (fidelity.delays.delay_quantiles, the last version's input) is printed as a check
-(delays_at_execution). Offset reads of a row committed at once (autocommit) under-predicted the
+(delays_at_execution). The same 144 kills re-predicted both ways (four sets of 36, load ~1 to
+~9): the stale share before the kill +9% with the run instants' delays, +2% with the send
+instants' (in the set at load ~1: +36% and +17%); after the recovery +8% and +6%. Offset reads of a row committed at once (autocommit) under-predicted the
 stale share by ~10%: they lack the COMMIT's round trip (0.23 ms from the insert's clock to the
 commit record, on average over those kills) that the session writer's rows have. A plpgsql
 loop watching on the replica for a row committed in autocommit (fidelity.common.one_delay, as
