@@ -64,7 +64,8 @@ Scenarios (benchmarks/fidelity/: common.py the shared workload and figures, one 
   recovery): the stale-read share per level, the primary's share of the reads, the share of
   reads failed and the replica lag, each against the run's simulated twin (its inputs measured
   in that run: the replication delays before the kill, from offset reads (a row written as
-  the session writer writes, read once on a replica at a seeded offset: visible or not), the
+  the session writer writes, read once on a replica at a seeded offset: stale or not, by the
+  instant the read was sent), the
   client round trip, the client's switch to the new primary and the survivor's
   reconnection), pooled over the runs with 95% bootstrap intervals (fidelity/windowstats.py);
   twice: with each kill's own delays, and with those of all kills of the mode pooled.

@@ -52,6 +52,59 @@ def delay_quantiles(observations: Sequence[Tuple[float, bool]], count: int = 200
 
 
 
+# The NPMLE below puts the delay's mass on this grid (ms): fine where replication delays lie,
+# coarser over the tail; EM_ITERATIONS bound its fixed-point iteration.
+GRID_FINE_MS, GRID_FINE_UNTIL_MS, GRID_COARSE_MS = 0.05, 5.0, 0.5
+EM_ITERATIONS = 2000
+
+
+def sent_delay_quantiles(observations: Sequence[Tuple[float, bool]], latencies: Sequence[float],
+                         count: int = 200) -> List[float]:
+    """The commit -> visible delay's distribution (ms) as the simulator uses it, from offset
+    reads taken by their SEND instant, as ``count`` evenly spaced quantiles.
+
+    Each observation (x ms, stale) is one read sent x ms after the write's recorded instant (x
+    may be negative) and whether it was stale by the readers' judgement (it ran there after the
+    recorded instant and lacked the row). A read whose latency L (send -> run, ``latencies``:
+    the probe reads' own, measured away from any write) does not depend on the write is stale
+    when x + L falls in [0, delay): P(stale | x) = sum_j w_j P(0 <= x + L < d_j), and the weights
+    w on a grid of delays d are its maximum-likelihood estimate (EM for a mixture with known
+    components). The simulator's reads are such reads (their client latency is drawn
+    independently): reads sent at any instant are then stale in a window of the delay's mean
+    length per write, whatever their latency. The real read's run instant is not used: on a
+    loaded machine it depends on the write (a read sent just after a commit waits for the CPU
+    while the replication runs, and runs once the row is visible), which the simulator's
+    independent latency cannot carry; the send instant is independent of the write, for the
+    probe's reads and the readers' alike."""
+    import numpy as np
+
+    lat = np.sort(np.asarray([float(v) for v in latencies if v >= 0], dtype=float))
+    if lat.size == 0:
+        raise ValueError("no client latency")
+    xs = np.asarray([float(x) for x, _ in observations], dtype=float)
+    stale = np.asarray([bool(v) for _, v in observations], dtype=bool)
+    if xs.size == 0:
+        raise ValueError("no offset read")
+    top = max(GRID_FINE_UNTIL_MS, float(xs.max()) + float(lat[-1])) + GRID_COARSE_MS
+    grid = np.concatenate([np.arange(0.0, GRID_FINE_UNTIL_MS, GRID_FINE_MS),
+                           np.arange(GRID_FINE_UNTIL_MS, top + GRID_COARSE_MS, GRID_COARSE_MS)])
+    # P(-x <= L < d - x) for every read and grid delay, from the latencies' empirical distribution.
+    low = np.searchsorted(lat, -xs, side="left")[:, None]
+    high = np.searchsorted(lat, grid[None, :] - xs[:, None], side="left")
+    p_stale = np.clip(high - low, 0, None) / lat.size
+    like = np.where(stale[:, None], p_stale, 1.0 - p_stale)
+    like = like[like.max(axis=1) > 0]  # a stale read the model cannot produce says nothing
+    if like.shape[0] == 0:
+        raise ValueError("no offset read the model can explain")
+    w = np.full(grid.size, 1.0 / grid.size)
+    for _ in range(EM_ITERATIONS):
+        w = w * (like / (like @ w)[:, None]).mean(axis=0)
+    cum = np.cumsum(w)
+    idx = np.searchsorted(cum, (np.arange(count) + 0.5) / count * cum[-1], side="left")
+    return [float(grid[min(i, grid.size - 1)]) for i in idx]
+
+
+
 def in_order_delays(draws: Sequence[float], writes_per_s: float, count: int, seed: int) -> List[float]:
     """End-to-end delays (ms) of ``count`` writes committed as a Poisson stream at
     ``writes_per_s``, each drawn from ``draws`` and delivered in order (a write never arrives

@@ -63,7 +63,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from fidelity import killtwins, windowstats
 from fidelity.common import TOLERANCE, relative_error
-from fidelity.delays import delay_quantiles
+from fidelity.delays import sent_delay_quantiles
 
 SIM_MODES = {"async": ("async", 1), "semi_sync": ("semi_sync", 1), "sync_all": ("sync", 1)}
 WRITE_RATE = 200.0  # the writers' nominal rate on the primary: one insert per 5 ms
@@ -311,7 +311,8 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
     log(f"{mode}: {settings.read_runs} real kills with reads ...")
     real = killtwins.real_reads(settings.preset, mode, settings.read_runs, settings.seed, log)
     seeds = range(settings.seed, settings.seed + settings.sim_runs)
-    pooled = delay_quantiles([o for run in real for o in run["offsets"]])
+    pooled = sent_delay_quantiles([o for run in real for o in run["offsets"]],
+                                  [v for run in real for v in run["probe_latencies"]])
     twins = {name: [] for name in DELAY_INPUTS}  # type: Dict[str, List[Dict[str, Any]]]
     for run in real:
         for name in DELAY_INPUTS:
@@ -329,7 +330,7 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
                      "repoint_ms_median": statistics.median(run["repoint_ms"] for run in real),
                      "switch_ms_median": statistics.median(run["switch_ms"] for run in real),
                      "outage_ms_median": statistics.median(run["outage_ms"] for run in real),
-                     "runs": [{k: v for k, v in run.items() if k not in ("delays", "offsets", "half_round_trips")}
+                     "runs": [{k: v for k, v in run.items() if k not in ("delays", "offsets", "probe_latencies", "half_round_trips")}
                               for run in real]},
             "sim": {"reads": statistics.fmean(twin["reads"] for twin in twins["run"]),
                     "outage_ms_median": statistics.median(twin["outage_ms"] for twin in twins["run"]),

@@ -23,16 +23,32 @@ until the kill, a probe (OffsetProbe) writes a row every PROBE_GAP_S as the sess
 writes its rows (through the same ReplicatedDatabase: BEGIN, the insert, whose server clock is
 the row's recorded instant, then COMMIT, one round trip later) and, at a seeded offset from the
 write's start (3 in 4 within OFFSET_NEAR_S, the rest up to OFFSET_FAR_S), reads it once on r1
-or r2 in turn with the readers' own query. The row's age at the read (the replica's clock at
-the read less the primary's at the insert: the instants stale_at_execution compares) and
-whether it was visible bound its delay from above or below; fidelity.delays.delay_quantiles
-estimates the distribution from them (maximum likelihood: an isotonic regression; ~75 reads
-per kill: unbiased in the mean, noisy alone, hence also pooled per mode). The delay so
-measured includes the COMMIT's round trip after the recorded instant, as the session writer's
-rows do (offset reads of a row committed at once under-predicted the stale share by ~10%;
-these over-predict it by 7-25% before the kill and 3-11% after the recovery, in three runs:
-notebook 03). A plpgsql loop watching on the replica for a row committed in
-autocommit (fidelity.common.one_delay, as the delay and pause scenarios still calibrate)
+or r2 in turn with the readers' own query. The readers' judgement compares two server clocks:
+the row's recorded instant (the insert's clock, one round trip before its COMMIT) and the
+instant the read ran on the replica. Per read the probe records when it was SENT less the
+row's instant (x, in ms; the client's wall clock: one host, one clock; often negative, the
+read may leave before the insert ran), its latency (send -> run) and whether it was stale as
+the readers' reads are judged (it ran after the row's instant and lacked the row);
+fidelity.delays.sent_delay_quantiles estimates the delay from (x, stale) and the probe reads'
+own latencies measured at least OFFSET_NEAR_S after their row (maximum likelihood, a mixture
+fit; ~75 reads per kill, hence also pooled per mode). Why the send instant and not the run
+instant: the simulator's read reaches its node a client latency after it is sent, drawn
+independently of the writes; a real read sent into a write's replication on the shared 2-core
+machine waits for the CPU and runs once the row is visible. Measured over 36 kills (commit
+timestamps on, throwaway instrumentation): 98 of the readers' eventual reads ran within 0.5 ms
+after a session write's commit, where 153 would if their run instants were independent of the
+writes; and at a given run age the readers were stale more often than the probe's reads (the
+run-instant delays applied to the readers' own run instants: 171 stale reads for 219
+measured). By send offset the readers' and the probe's stale shares agreed (their integrals
+over the offset within 1% and 6% in two sets of 36 kills). The run-instant estimate
+(fidelity.delays.delay_quantiles, the last version's input) is printed as a check
+(delays_at_execution). The same 144 kills re-predicted both ways (four sets of 36, load ~1 to
+~9): the stale share before the kill +9% with the run instants' delays, +2% with the send
+instants' (in the set at load ~1: +36% and +17%); after the recovery +8% and +6%. Offset reads of a row committed at once (autocommit) under-predicted the
+stale share by ~10%: they lack the COMMIT's round trip (0.23 ms from the insert's clock to the
+commit record, on average over those kills) that the session writer's rows have. A plpgsql
+loop watching on the replica for a row committed in autocommit (fidelity.common.one_delay, as
+the delay and pause scenarios still calibrate)
 over-predicted the stale share by 68-85%: the loop is a busy process that the scheduler of the
 shared 2-core machine preempts, so it reports rows visible late (steady state, async: a plain
 read on another connection had seen the row before the loop reported it in 90 of the 116 reads
@@ -111,7 +127,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from fidelity.common import NOW_S, TABLE, Workload, WorkloadSettings
-from fidelity.delays import OFFSET_READ, delay_quantiles
+from fidelity.delays import OFFSET_READ, delay_quantiles, sent_delay_quantiles
 
 RUN_S = 4.0
 KILL_AT_S = 2.0
@@ -169,9 +185,12 @@ class OffsetProbe:
     PROBE_GAP_S a row written as the session writer writes its rows (through the same
     ReplicatedDatabase: BEGIN, the insert, whose server clock is the row's instant, then COMMIT,
     one round trip later) and, at a seeded offset from the write's start, one read of it on r1
-    or r2 in turn with the readers' own query (fidelity.delays.OFFSET_READ; the read's instant:
-    that server's clock), until ``stop`` (set just before the kill). ``samples``: (t, replica,
-    age ms, visible); fidelity.delays.delay_quantiles turns them into delays."""
+    or r2 in turn with the readers' own query (fidelity.delays.OFFSET_READ), until ``stop`` (set
+    just before the kill). ``samples``: (t, replica, sent ms, age ms, visible, stale): the read
+    sent ``sent`` ms after the row's instant (the client's wall clock at the send less the
+    insert's server clock: one host), it ran ``age`` ms after it (that server's clock), the row
+    was visible, and stale as the readers' reads are judged (it ran after the row's instant and
+    lacked it); fidelity.delays.sent_delay_quantiles turns (sent, stale) into delays."""
 
     def __init__(self, cluster: Any, db: Any, t0: float, seed: int):
         self.cluster = cluster
@@ -179,7 +198,7 @@ class OffsetProbe:
         self.t0 = t0
         self.rng = random.Random(seed)
         self.stop = threading.Event()
-        self.samples: List[Tuple[float, str, float, bool]] = []
+        self.samples: List[Tuple[float, str, float, float, bool, bool]] = []
         self.error = ""
 
     def offset_s(self) -> float:
@@ -202,7 +221,8 @@ class OffsetProbe:
                 row_id, conn, at = item
                 time.sleep(max(0.0, at - time.monotonic()))
                 try:
-                    done.put(conn.execute(OFFSET_READ, (row_id,)).fetchone())
+                    sent_wall = time.time()  # the servers' clock is the wall clock (one host)
+                    done.put((sent_wall,) + tuple(conn.execute(OFFSET_READ, (row_id,)).fetchone()))
                 except Exception as exc:  # noqa: BLE001 - raised by the probe's loop
                     done.put(exc)
 
@@ -233,8 +253,10 @@ class OffsetProbe:
             got = done.get(timeout=PROBE_LIMIT_S)
             if isinstance(got, Exception):
                 raise got
-            _, visible, executed = got
-            self.samples.append((sent - self.t0, name, (float(executed) - float(committed)) * 1000.0, bool(visible)))
+            read_sent, _, visible, executed = got
+            committed, executed = float(committed), float(executed)
+            self.samples.append((sent - self.t0, name, (read_sent - committed) * 1000.0, (executed - committed) * 1000.0,
+                                 bool(visible), executed >= committed and not visible))
 
 
 REPOINT_POLL_S = 0.002
@@ -393,16 +415,21 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
     work.out.commits.sort()
     if probe.error:
         raise RuntimeError(f"a delay probe failed before the kill: {probe.error}")
-    offsets = [(age, visible) for t, _, age, visible in probe.samples if t < kill_s]
+    offsets = [(sent, stale) for t, _, sent, _, _, stale in probe.samples if t < kill_s]
+    probe_latencies = [age - sent for t, _, sent, age, _, _ in probe.samples  # away from their row
+                       if t < kill_s and sent > OFFSET_NEAR_S * 1000.0]
+    at_execution = [(age, visible) for t, _, _, age, visible, _ in probe.samples if t < kill_s and age > 0]
+    half_round_trips = [(r.done - r.sent) * 500.0 for r in work.out.reads if r.node != "primary" and r.sent < kill_s]
     switched_s = got[1] + switch_s - t0
-    background = background_rates(writers.acked, [t for t, _, _, _ in probe.samples], t0, kill_s, switched_s, got[0])
+    background = background_rates(writers.acked, [t for t, *_ in probe.samples], t0, kill_s, switched_s, got[0])
     return {"measured": work.out, "kill_s": kill_s, "recovered_s": got[1] - t0, "reads": work.out.reads,
             "failed_at": work.failed_at, "lag": work.replica_lag, "promoted": got[0],
-            "offsets": offsets, "delays": delay_quantiles(offsets) if offsets else [], "repoint_ms": repoint_s * 1000.0,
+            "offsets": offsets, "probe_latencies": probe_latencies, "repoint_ms": repoint_s * 1000.0,
+            "delays": sent_delay_quantiles(offsets, probe_latencies) if offsets and probe_latencies else [],
+            "delays_at_execution": delay_quantiles(at_execution) if at_execution else [],
             "switch_ms": switch_s * 1000.0, "switched_s": switched_s, "stream_ms": stream_s * 1000.0,
             "background_per_s": background, "probe_sends": work.probe_sends,
             "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
             "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),
-            "half_round_trips": [(r.done - r.sent) * 500.0 for r in work.out.reads
-                                 if r.node != "primary" and r.sent < kill_s]}
+            "half_round_trips": half_round_trips}

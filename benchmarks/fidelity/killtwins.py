@@ -162,8 +162,9 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
     for i in range(runs):
         try:
             run = real_run(preset, mode, seed + i)
-            if len(run["offsets"]) < 10 or not run["half_round_trips"]:
-                raise RuntimeError(f"too few offset reads ({len(run['offsets'])}) or replica reads before the kill")
+            if len(run["offsets"]) < 10 or not run["probe_latencies"] or not run["half_round_trips"]:
+                raise RuntimeError(f"too few offset reads ({len(run['offsets'])}, {len(run['probe_latencies'])} away "
+                                   f"from their row) or replica reads before the kill")
         except RuntimeError as exc:  # one failed kill must not void a long measurement: logged, skipped
             log(f"  {mode} reads run {i + 1}/{runs} (seed {seed + i}) SKIPPED: {exc}")
             continue
@@ -174,9 +175,12 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"{len(run['reads']) + len(run['failed_at'])} reads, {len(run['failed_at'])} failed, stale eventual "
             f"before {before['eventual_stale']:.0f}/{before['eventual']:.0f}, after "
             f"{after['eventual_stale']:.0f}/{after['eventual']:.0f}; delay median "
-            f"{statistics.median(run['delays']):.3f} ms ({len(run['offsets'])} offset reads), "
+            f"{statistics.median(run['delays']):.3f} ms, mean {statistics.fmean(run['delays']):.3f} ms (by the "
+            f"reads' run instants: {statistics.fmean(run['delays_at_execution'] or [float('nan')]):.3f} ms; "
+            f"{len(run['offsets'])} offset reads), "
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms")
-        out.append({"counts": counts, "offsets": run["offsets"], "delays": twin_delays(run, run["delays"]),
+        out.append({"counts": counts, "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
+                    "delays": twin_delays(run, run["delays"]),
                     "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
                     "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
                     "detector": run["detector"],

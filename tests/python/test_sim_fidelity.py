@@ -147,6 +147,72 @@ def test_offset_reads_recover_the_delay_distribution():
         delay_quantiles([(-1.0, False)])
 
 
+def _offset_read(rng, x, delay, push):
+    """A read sent x ms after a write's instant whose row turns visible ``delay`` ms after it:
+    it reaches the node 0.1-0.6 ms later, unless it would run before the row is visible and is
+    held back (with probability ``push``) until it is, as a read sent just after a commit waits
+    for the CPU while the replication runs on a loaded machine. (ran at, stale)."""
+    at = x + rng.uniform(0.1, 0.6)
+    if 0 <= at < delay and rng.random() < push:
+        at = delay
+    return at, 0 <= at < delay
+
+
+def test_offsets_by_send_instant_recover_the_delay_distribution():
+    """sent_delay_quantiles: reads taken by their send instant, the simulator's read latency
+    known: the estimate's mean and median match a known distribution (no hold-back)."""
+    import random
+    import statistics
+
+    delays = _fidelity_delays()
+    rng = random.Random(17)  # seed printed by the assertion messages below
+    observations = []
+    for _ in range(3000):
+        delay = 0.2 + rng.expovariate(1 / 0.5)  # ms: mean 0.7, median 0.547
+        x = rng.uniform(-0.5, 3) if rng.random() < 0.75 else rng.uniform(3, 20)
+        observations.append((x, _offset_read(rng, x, delay, 0.0)[1]))
+    latencies = [rng.uniform(0.1, 0.6) for _ in range(500)]
+    got = delays.sent_delay_quantiles(observations, latencies, count=400)
+    assert len(got) == 400 and got == sorted(got)
+    assert abs(statistics.fmean(got) - 0.7) < 0.07, "seed 17"
+    assert abs(statistics.median(got) - 0.547) < 0.07, "seed 17"
+    with pytest.raises(ValueError):
+        delays.sent_delay_quantiles([], latencies)
+    with pytest.raises(ValueError):
+        delays.sent_delay_quantiles(observations, [])
+
+
+def test_reads_held_back_by_the_write_bias_the_execution_view_not_the_send_view():
+    """When a read sent into a write's replication is held back until the row is visible (its
+    execution instant depends on the write), the delays estimated from the reads' execution
+    instants (delay_quantiles) over-predict the readers' stale share; those estimated from their
+    send instants (sent_delay_quantiles), which the simulator's independent latency then turns
+    into execution instants, predict it. Stale share of reads sent uniformly, one write per 20
+    ms: about (mean delay) / 20 ms."""
+    import random
+    import statistics
+
+    delays = _fidelity_delays()
+    rng = random.Random(11)  # seed printed by the assertion messages below
+    stale = 0
+    reads = 100_000
+    for _ in range(reads):
+        stale += _offset_read(rng, rng.uniform(-2, 18), 0.2 + rng.expovariate(2.0), 0.5)[1]
+    measured = stale / reads
+    at_execution, at_send = [], []
+    for _ in range(3000):
+        delay = 0.2 + rng.expovariate(2.0)
+        x = rng.uniform(-0.5, 3) if rng.random() < 0.75 else rng.uniform(3, 20)
+        ran, was_stale = _offset_read(rng, x, delay, 0.5)
+        at_send.append((x, was_stale))
+        at_execution.append((ran, ran >= delay))
+    latencies = [rng.uniform(0.1, 0.6) for _ in range(500)]
+    by_send = statistics.fmean(delays.sent_delay_quantiles(at_send, latencies)) / 20.0
+    by_execution = statistics.fmean(delays.delay_quantiles(at_execution)) / 20.0
+    assert abs(by_send / measured - 1) < 0.10, f"seed 11: {by_send:.4f} vs {measured:.4f}"
+    assert by_execution / measured - 1 > 0.20, f"seed 11: {by_execution:.4f} vs {measured:.4f}"
+
+
 def test_per_write_delays_give_back_the_measured_delays_in_order():
     """The kill twins' link delivers in order: a stall drawn per write would hold back the writes
     behind it once more. per_write_delays thins the draws above the mean gap between writes until
