@@ -108,8 +108,9 @@ import random
 import statistics
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from fidelity import commitlag
 from fidelity.common import NOW_S, TABLE, Workload, WorkloadSettings
 from fidelity.delays import OFFSET_READ, delay_quantiles
 
@@ -138,6 +139,8 @@ class KillWorkload(Workload):
         self.failed_at: List[float] = []
         self.replica_lag: List[Tuple[float, str, float]] = []
         self.probe_sends: Dict[str, Dict[int, float]] = {}  # node -> {last_probe_ns: its send, s from t0}
+        # What the lag tracker was fed, per node and probe (ProbeRecord): the prober's samples.
+        self.probe_records: Dict[str, Dict[int, "ProbeRecord"]] = {}
 
     def _read(self, s: int, eventual: bool) -> None:
         sent = time.monotonic() - self.t0
@@ -159,9 +162,30 @@ class KillWorkload(Workload):
                     sent = status.last_probe_ns / 1e9 - status.probe_rtt_ms / 1e3 - self.t0
                     with self.lock:
                         self.probe_sends.setdefault(node, {})[status.last_probe_ns] = sent
+                        self.probe_records.setdefault(node, {}).setdefault(
+                            status.last_probe_ns, probe_record(status, sent, status.last_probe_ns / 1e9 - self.t0))
                 if str(status.role.name).lower() == "replica" and status.lag_known:
                     with self.lock:
                         self.replica_lag.append((t, node, status.lag_ms))
+
+
+class ProbeRecord(NamedTuple):
+    """One answered probe of a node as the lag tracker took it: sent and answered (s from t0),
+    the primary's position (pg_current_wal_flush_lsn; stamped ``sent``) or the replica's replay
+    position (stamped ``answered``), and the replica's tracked lag (ms) at the lag sampler's
+    first look after it (None: not a replica, or its lag unknown)."""
+    sent: float
+    answered: float
+    primary: bool
+    lsn: int
+    lag_ms: Optional[float]
+
+
+def probe_record(status: Any, sent: float, answered: float) -> ProbeRecord:
+    replica = str(status.role.name).lower() == "replica"
+    position = status.replay_lsn if replica else status.current_lsn
+    return ProbeRecord(sent, answered, not replica, int(position) if position is not None else 0,
+                       status.lag_ms if replica and status.lag_known else None)
 
 
 class OffsetProbe:
@@ -347,6 +371,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
         cluster.sql("primary", f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, session int)")
         cluster.sql("primary", f"INSERT INTO {TABLE} VALUES (0, -1)")
         cluster.wait_caught_up(timeout_ms=30_000)
+        wal_start = str(cluster.sql("primary", "SELECT pg_current_wal_lsn()")[0][0])  # fidelity.commitlag
         dbs: List[Any] = []
         # As in the other scenarios: a read-your-writes read no replica covers goes to the
         # primary at once (the simulator's router does not wait for a replica).
@@ -389,6 +414,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             manager.stop()
             for conn in standbys.values():
                 conn.close()
+        with psycopg.connect(cluster.dsn(got[0]), autocommit=True, connect_timeout=5) as conn:
+            commit_gaps = commitlag.measure(cluster, "primary", conn, TABLE, wal_start, work.out.commits)
     kill_s = killed - t0
     work.out.commits.sort()
     if probe.error:
@@ -400,7 +427,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "failed_at": work.failed_at, "lag": work.replica_lag, "promoted": got[0],
             "offsets": offsets, "delays": delay_quantiles(offsets) if offsets else [], "repoint_ms": repoint_s * 1000.0,
             "switch_ms": switch_s * 1000.0, "switched_s": switched_s, "stream_ms": stream_s * 1000.0,
-            "background_per_s": background, "probe_sends": work.probe_sends,
+            "background_per_s": background, "probe_sends": work.probe_sends, "probe_records": work.probe_records,
+            "commit_lag_ms": commit_gaps,
             "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
             "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Dict, List
 
+from fidelity import commitlag
 from fidelity.common import stale_at_execution
 from fidelity.delays import per_write_delays
 from fidelity.killreads import (KILL_AT_S, LAG_SAMPLE_S, READ_RATE, RUN_S, SESSION_WRITE_RATE, SESSIONS, WARM_S,
@@ -112,7 +113,13 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # them alike: their spread does not reorder the reads (independent draws from a spread of
     # a few ms read a replica before the primary half the time and overstate its lag), so its
     # probes take the median measured half round trip; who is read first comes from the
-    # per-node offsets measured in the run.
+    # per-node offsets measured in the run. The delays are measured from a row's INSERT, whose
+    # COMMIT replikit's write path sends one round trip later, and the primary's flush LSN, which
+    # the prober reads, passes the row only then: the twin's prober finds a write in the
+    # primary's position that much after its commit (the median INSERT -> COMMIT of the session
+    # writer's rows in the run, from the primary's WAL: fidelity.commitlag), so that the span in
+    # which the primary reads ahead of a replica is the replication delay after the COMMIT.
+    probe_half = statistics.median(run["probe_half_round_trips"])
     return SimConfig(duration_ms=RUN_S * 1000.0, write_rate_per_s=SESSION_WRITE_RATE,
                      background_write_rate_per_s=background_before,
                      background_write_rate_after_crash_per_s=background_after,
@@ -128,7 +135,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      read_service=0.05, write_service=0.1, apply_rate_per_s=100_000.0,
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
-                     probe_latency=statistics.median(run["probe_half_round_trips"]),
+                     probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
                      probe_offsets_ms=run["probe_offsets_ms"], **timing)
 
 
@@ -177,6 +184,7 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"{statistics.median(run['delays']):.3f} ms ({len(run['offsets'])} offset reads), "
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms")
         out.append({"counts": counts, "offsets": run["offsets"], "delays": twin_delays(run, run["delays"]),
+                    "probe_records": run["probe_records"], "commit_lag_ms": run["commit_lag_ms"],
                     "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
                     "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
                     "detector": run["detector"],
