@@ -61,7 +61,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from fidelity import killtwins, windowstats
+from fidelity import killtwins, probesamples, windowstats
 from fidelity.common import TOLERANCE, relative_error
 from fidelity.delays import sent_delay_quantiles
 
@@ -320,6 +320,11 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
             twin = killtwins.sim_run_counts(settings.preset, mode, promotion_ms, seeds, inputs)
             twin["outage_ms"] = twin.pop("outage_ms_mean")
             twins[name].append(twin)
+    fed = {side: {"before": {}, "after": {}} for side in ("real", "sim")}  # fidelity.probesamples, pooled
+    for run, twin in zip(real, twins["run"]):
+        for window in ("before", "after"):
+            probesamples.add(fed["real"][window], run["probes"][window])
+            probesamples.add(fed["sim"][window], twin["probes"][window])
     real_counts = [run["counts"] for run in real]
     sim_counts = {name: [twin["windows"] for twin in twins[name]] for name in DELAY_INPUTS}
     scale = killtwins.fit_delay_scale(settings.preset, mode, promotion_ms, real, seeds)  # a check, not an input
@@ -335,7 +340,7 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
             "sim": {"reads": statistics.fmean(twin["reads"] for twin in twins["run"]),
                     "outage_ms_median": statistics.median(twin["outage_ms"] for twin in twins["run"]),
                     "runs": twins["run"], "runs_pooled_delays": twins["mode"]},
-            "comparison": windowstats.compare(real_counts, sim_counts["run"], settings.seed),
+            "probes": fed, "comparison": windowstats.compare(real_counts, sim_counts["run"], settings.seed),
             "comparison_pooled_delays": windowstats.compare(real_counts, sim_counts["mode"], settings.seed),
             "real_counts": real_counts, "sim_counts": sim_counts}
 
@@ -389,6 +394,10 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
                 f"primary's first write (medians); outage (kill -> client switch) {real_r['outage_ms_median']:.0f} ms "
                 f"measured, {reads['sim']['outage_ms_median']:.0f} ms simulated; a check, not an input: the delay "
                 f"scale that would fit the stale share before the kill: {real_r['delay_scale_diagnostic']:.2f}")
+            for window, label in (("before", "before the kill"), ("after", "after the recovery")):
+                log(f"{mode} reads: what the lag tracker was fed {label}, replica samples "
+                    f"(fidelity.probesamples): measured {probesamples.summary(reads['probes']['real'][window])}; "
+                    f"twins {probesamples.summary(reads['probes']['sim'][window])}")
             windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['run']}", reads["comparison"], log)
             windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['mode']}", reads["comparison_pooled_delays"], log)
     pooled = pooled_mode = None

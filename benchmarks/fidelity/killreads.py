@@ -112,9 +112,20 @@ What differs, and is reported rather than tuned away:
   delay where the stale share saturates).
 - the tracker's history over the failover: replikit's FailoverManager promotes in the client's
   topology and keeps it; its prober, when it finds the promoted node out of recovery first,
-  adopts it and starts afresh: whichever comes first. The twin starts afresh
-  (SimConfig.reset_tracker_on_promotion). With the history kept, a survivor not yet replaying
-  the new timeline reads as far behind as the old primary's last sample.
+  adopts it and starts afresh: whichever comes first. Each twin does what that run's tracker did
+  (SimConfig.reset_tracker_on_promotion: whether its history shrank after the kill, sampled with
+  the lag). With the history kept, a survivor not yet replaying the new timeline reads as far
+  behind as the old primary's last sample (500-600 ms in 2 of 60 kills at load ~7).
+
+What the lag tracker is fed, recorded per probe (ProbeRecord; fidelity.probesamples compares it
+with the twins' SimResult.probe_samples): the primary's pg_current_wal_flush_lsn() stamped at its
+query's send, each replica's replay LSN stamped at its answer. The twins' primary shows a write
+once it commits, and their replicas take the delays measured from the row's INSERT clock, so the
+twins' prober reads the primary as of the median INSERT -> COMMIT measured in the run from the
+primary's WAL (fidelity.commitlag; ~0.05 ms: replikit's write path sends the COMMIT right behind
+the statement's answer). Left as a difference: the new primary's first writes after its
+promotion carry full-page images (the first ~100 ms write ~180 kB of WAL instead of ~4 kB), which
+the twins' 176-byte writes do not.
 """
 
 from __future__ import annotations
@@ -124,8 +135,9 @@ import random
 import statistics
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from fidelity import commitlag
 from fidelity.common import NOW_S, TABLE, Workload, WorkloadSettings
 from fidelity.delays import OFFSET_READ, delay_quantiles, sent_delay_quantiles
 
@@ -154,6 +166,9 @@ class KillWorkload(Workload):
         self.failed_at: List[float] = []
         self.replica_lag: List[Tuple[float, str, float]] = []
         self.probe_sends: Dict[str, Dict[int, float]] = {}  # node -> {last_probe_ns: its send, s from t0}
+        # What the lag tracker was fed, per node and probe (ProbeRecord): the prober's samples.
+        self.probe_records: Dict[str, Dict[int, "ProbeRecord"]] = {}
+        self.history_sizes: List[Tuple[float, int]] = []  # (t, the tracker's primary LSN history entries)
 
     def _read(self, s: int, eventual: bool) -> None:
         sent = time.monotonic() - self.t0
@@ -169,15 +184,38 @@ class KillWorkload(Workload):
             t = time.monotonic() - self.t0
             if t >= self.s.run_s:
                 return
+            with self.lock:
+                self.history_sizes.append((t, self.db.lag_tracker.history_size))
             for node in names:
                 status = self.db.node(node)
                 if status.last_probe_ns > 0:  # the prober's send instants, per node (its phases)
                     sent = status.last_probe_ns / 1e9 - status.probe_rtt_ms / 1e3 - self.t0
                     with self.lock:
                         self.probe_sends.setdefault(node, {})[status.last_probe_ns] = sent
+                        self.probe_records.setdefault(node, {}).setdefault(
+                            status.last_probe_ns, probe_record(status, sent, status.last_probe_ns / 1e9 - self.t0))
                 if str(status.role.name).lower() == "replica" and status.lag_known:
                     with self.lock:
                         self.replica_lag.append((t, node, status.lag_ms))
+
+
+class ProbeRecord(NamedTuple):
+    """One answered probe of a node as the lag tracker took it: sent and answered (s from t0),
+    the primary's position (pg_current_wal_flush_lsn; stamped ``sent``) or the replica's replay
+    position (stamped ``answered``), and the replica's tracked lag (ms) at the lag sampler's
+    first look after it (None: not a replica, or its lag unknown)."""
+    sent: float
+    answered: float
+    primary: bool
+    lsn: int
+    lag_ms: Optional[float]
+
+
+def probe_record(status: Any, sent: float, answered: float) -> ProbeRecord:
+    replica = str(status.role.name).lower() == "replica"
+    position = status.replay_lsn if replica else status.current_lsn
+    return ProbeRecord(sent, answered, not replica, int(position) if position is not None else 0,
+                       status.lag_ms if replica and status.lag_known else None)
 
 
 class OffsetProbe:
@@ -350,6 +388,15 @@ def probe_offsets(sends: Dict[str, Dict[int, float]], until_s: float, interval_m
     return out
 
 
+def tracker_reset(history_sizes: List[Tuple[float, int]], kill_s: float) -> bool:
+    """Whether the lag tracker started afresh after the kill: its history of the primary's LSN
+    (``history_sizes``: (t, entries), sampled by the lag sampler) shrank. The manager promotes in
+    the client's topology and keeps the history; the prober, when it finds the promoted node out
+    of recovery first, adopts it and resets (or on a new primary's position behind the old one's)."""
+    after = [size for t, size in history_sizes if t >= kill_s]
+    return any(b < a for a, b in zip(after, after[1:]))
+
+
 def workload_settings(seed: int) -> WorkloadSettings:
     return WorkloadSettings(run_s=RUN_S, write_rate=SESSION_WRITE_RATE, read_rate=READ_RATE,
                             eventual_share=0.5, sessions=SESSIONS, readers=READERS, seed=seed)
@@ -369,6 +416,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
         cluster.sql("primary", f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, session int)")
         cluster.sql("primary", f"INSERT INTO {TABLE} VALUES (0, -1)")
         cluster.wait_caught_up(timeout_ms=30_000)
+        wal_start = str(cluster.sql("primary", "SELECT pg_current_wal_lsn()")[0][0])  # fidelity.commitlag
         dbs: List[Any] = []
         # As in the other scenarios: a read-your-writes read no replica covers goes to the
         # primary at once (the simulator's router does not wait for a replica).
@@ -411,6 +459,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             manager.stop()
             for conn in standbys.values():
                 conn.close()
+        with psycopg.connect(cluster.dsn(got[0]), autocommit=True, connect_timeout=5) as conn:
+            commit_gaps = commitlag.measure(cluster, "primary", conn, TABLE, wal_start, work.out.commits)
     kill_s = killed - t0
     work.out.commits.sort()
     if probe.error:
@@ -428,7 +478,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "delays": sent_delay_quantiles(offsets, probe_latencies) if offsets and probe_latencies else [],
             "delays_at_execution": delay_quantiles(at_execution) if at_execution else [],
             "switch_ms": switch_s * 1000.0, "switched_s": switched_s, "stream_ms": stream_s * 1000.0,
-            "background_per_s": background, "probe_sends": work.probe_sends,
+            "background_per_s": background, "probe_sends": work.probe_sends, "probe_records": work.probe_records,
+            "commit_lag_ms": commit_gaps, "tracker_reset": tracker_reset(work.history_sizes, kill_s),
             "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
             "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Dict, List
 
+from fidelity import commitlag, probesamples
 from fidelity.common import stale_at_execution
 from fidelity.delays import per_write_delays
 from fidelity.killreads import (KILL_AT_S, LAG_SAMPLE_S, READ_RATE, RUN_S, SESSION_WRITE_RATE, SESSIONS, WARM_S,
@@ -112,7 +113,13 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # them alike: their spread does not reorder the reads (independent draws from a spread of
     # a few ms read a replica before the primary half the time and overstate its lag), so its
     # probes take the median measured half round trip; who is read first comes from the
-    # per-node offsets measured in the run.
+    # per-node offsets measured in the run. The delays are measured from a row's INSERT, whose
+    # COMMIT replikit's write path sends one round trip later, and the primary's flush LSN, which
+    # the prober reads, passes the row only then: the twin's prober finds a write in the
+    # primary's position that much after its commit (the median INSERT -> COMMIT of the session
+    # writer's rows in the run, from the primary's WAL: fidelity.commitlag), so that the span in
+    # which the primary reads ahead of a replica is the replication delay after the COMMIT.
+    probe_half = statistics.median(run["probe_half_round_trips"])
     return SimConfig(duration_ms=RUN_S * 1000.0, write_rate_per_s=SESSION_WRITE_RATE,
                      background_write_rate_per_s=background_before,
                      background_write_rate_after_crash_per_s=background_after,
@@ -123,12 +130,13 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      promote_ms=promotion_ms + run["switch_ms"],
                      repoint_ms=max(0.0, run["stream_ms"] - run["switch_ms"]),
                      repoint_catch_up_ms=max(0.0, run["repoint_ms"] - max(run["stream_ms"], run["switch_ms"])),
+                     reset_tracker_on_promotion=run["tracker_reset"],
                      failover_model="core", probe_interval_ms=probe_ms,
                      sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0, crash],
                      read_service=0.05, write_service=0.1, apply_rate_per_s=100_000.0,
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
-                     probe_latency=statistics.median(run["probe_half_round_trips"]),
+                     probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
                      probe_offsets_ms=run["probe_offsets_ms"], **timing)
 
 
@@ -139,21 +147,32 @@ def twin_delays(run: Dict[str, Any], measured: List[float]) -> List[float]:
     return per_write_delays(measured, SESSION_WRITE_RATE + run["background_per_s"][0])
 
 
+PROBE_TRACE = 2000  # a twin's tracker samples kept (a 4 s run feeds ~120)
+
+
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
                    scale: float = 1.0) -> Dict[str, Any]:
-    """The prediction for one real run: its twin's counts per window summed over ``seeds``."""
+    """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
+    what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery)."""
     from replikit.sim import simulate
 
     total = {w: _empty() for w in WINDOWS}
+    fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
     for seed in seeds:
-        result = simulate(sim_config(preset, mode, promotion_ms, seed, run, scale), seed)
+        config = sim_config(preset, mode, promotion_ms, seed, run, scale)
+        config.max_probe_samples = PROBE_TRACE
+        result = simulate(config, seed)
         if result.failover["recovery_ms"] is None:
             raise RuntimeError(f"a simulated {mode} failover did not complete")
         add_counts(total, sim_counts(result))
+        samples = probesamples.sim_samples(result.probe_samples)
+        recovered = result.failover_windows["after_recovery"]["from_ms"] / 1e3
+        probesamples.add(fed["before"], probesamples.behind_counts(samples, WARM_S, config.crash_primary_at_ms / 1e3))
+        probesamples.add(fed["after"], probesamples.behind_counts(samples, recovered, RUN_S))
         reads += result.reads_submitted
         outage += result.failover["recovery_ms"]
-    return {"windows": total, "reads": reads / len(seeds), "outage_ms_mean": outage / len(seeds)}
+    return {"windows": total, "reads": reads / len(seeds), "outage_ms_mean": outage / len(seeds), "probes": fed}
 
 
 def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[Dict[str, Any]]:
@@ -169,6 +188,9 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             log(f"  {mode} reads run {i + 1}/{runs} (seed {seed + i}) SKIPPED: {exc}")
             continue
         counts = real_counts(run)
+        samples = probesamples.real_samples(run["probe_records"])
+        fed = {"before": probesamples.behind_counts(samples, WARM_S, run["kill_s"]),
+               "after": probesamples.behind_counts(samples, run["switched_s"], RUN_S)}
         before, after = counts["before"], counts["after"]
         log(f"  {mode} reads run {i + 1}/{runs}: outage {(run['switched_s'] - run['kill_s']) * 1000:.0f} ms "
             f"(client switch {run['switch_ms']:.0f} ms after the new primary's first write), "
@@ -181,6 +203,8 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms")
         out.append({"counts": counts, "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
                     "delays": twin_delays(run, run["delays"]),
+                    "probe_records": run["probe_records"], "commit_lag_ms": run["commit_lag_ms"], "probes": fed,
+                    "tracker_reset": run["tracker_reset"],
                     "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
                     "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
                     "detector": run["detector"],

@@ -174,6 +174,9 @@ std::vector<SimField> background_fields() {
                        "probe_interval_ms) (empty: all at the tick).",
                        1, [](const SimConfig& c) { return py::cast(c.probe_offsets_ms); },
                        [](SimConfig& c, const py::handle& v) { c.probe_offsets_ms = to_doubles(v, "probe_offsets_ms"); }});
+  f.push_back(number_field("probe_commit_lag_ms", &SimConfig::probe_commit_lag_ms,
+                           "The lag prober finds a write in the primary's position this long after its commit "
+                           "(a COMMIT one round trip after the statement the delays are measured from; 0: at once)."));
   f.push_back(number_field("repoint_catch_up_ms", &SimConfig::repoint_catch_up_ms,
                            "Once a repointed standby streams again, the WAL it lacks arrives spread over this span (0: at once)."));
   return f;
@@ -257,6 +260,8 @@ std::vector<SimField> fault_fields() {
                        }});
   f.push_back(number_field("sample_interval_ms", &SimConfig::sample_interval_ms, "Lag series resolution."));
   f.push_back(number_field("max_samples", &SimConfig::max_samples, "Points per lag series (the interval widens to fit)."));
+  f.push_back(number_field("max_probe_samples", &SimConfig::max_probe_samples,
+                           "The first this many samples the lag tracker is fed, kept in SimResult.probe_samples (0: none)."));
   f.push_back(number_field("drain_ms", &SimConfig::drain_ms, "After duration_ms, time allowed for requests in flight."));
   f.push_back(number_field("max_in_flight", &SimConfig::max_in_flight, "Requests in flight at once; beyond, one fails."));
   f.push_back(number_field("max_events", &SimConfig::max_events, "Events one run may process (then it stops, truncated)."));

@@ -133,6 +133,30 @@ py::dict series(const SimResult& r, const std::vector<std::vector<double>>& valu
   return out;
 }
 
+py::dict probe_samples_dict(const SimResult& r) {
+  const std::size_t n = r.probe_samples.size();
+  py::array_t<double> stamp(static_cast<py::ssize_t>(n)), lag(static_cast<py::ssize_t>(n));
+  py::array_t<std::uint64_t> lsn(static_cast<py::ssize_t>(n));
+  py::array_t<bool> primary(static_cast<py::ssize_t>(n));
+  py::list node;
+  for (std::size_t i = 0; i < n; ++i) {
+    const sim::ProbeSample& s = r.probe_samples[i];
+    stamp.mutable_data()[i] = s.stamp_ms;
+    lag.mutable_data()[i] = s.primary ? std::nan("") : s.tracked_lag_ms;
+    lsn.mutable_data()[i] = s.lsn;
+    primary.mutable_data()[i] = s.primary;
+    node.append(r.nodes.size() > static_cast<std::size_t>(s.node) ? py::str(r.nodes[static_cast<std::size_t>(s.node)].name)
+                                                                  : py::str(std::to_string(s.node)));
+  }
+  py::dict d;
+  d["node"] = node;
+  d["primary"] = primary;
+  d["stamp_ms"] = stamp;
+  d["lsn"] = lsn;
+  d["tracked_lag_ms"] = lag;
+  return d;
+}
+
 py::dict failover_dict(const SimResult& r) {
   const auto& f = r.failover;
   py::dict d;
@@ -251,6 +275,11 @@ void bind_sim_result(py::module_& m) {
       .def_property_readonly("tracked_lag_ms", [](const SimResult& r) { return series(r, r.tracked_lag_ms); },
                              "Per replica: the time lag the LagTracker reported at each sample, what the router "
                              "went by (numpy arrays; NaN until known).")
+      .def_property_readonly("probe_samples", &probe_samples_dict,
+                             "The first SimConfig.max_probe_samples samples the lag tracker was fed, in order, as "
+                             "numpy arrays (node: names): node, primary (else a replica's replay), stamp_ms (the "
+                             "query's send for the primary, its answer for a replica), lsn, tracked_lag_ms (the "
+                             "replica's lag as then computed; NaN for the primary).")
       .def_property_readonly("failover", &failover_dict, "The failover after a primary crash.")
       .def_property_readonly("windows", &windows_list,
                              "SimConfig.window_edges_ms's windows, in order: per window its name, from_ms, to_ms, "
@@ -273,7 +302,7 @@ py::dict sim_result_dict(const SimResult& r) {
                            "background_writes_failed", "background_writes_pending", "mean_write_latency_ms", "mean_read_latency_ms", "reads_routed_to_primary",
                            "writes_failed_by", "reads_failed_by", "levels", "stale_read_rate", "primary_read_share",
                            "read_reasons", "primary_read_reasons", "nodes", "replicas", "sample_times_ms", "lag_ms",
-                           "lag_bytes", "tracked_lag_ms", "failover", "windows", "failover_windows", "conserved"}) {
+                           "lag_bytes", "tracked_lag_ms", "probe_samples", "failover", "windows", "failover_windows", "conserved"}) {
     out[name] = o.attr(name);
   }
   return out;

@@ -45,6 +45,7 @@ class SimConfig:
     probe_latency: Optional[LatencyDistribution]  # set with a LatencyDistribution, a number of ms or None (client_latency)
     probe_offsets_ms: List[float]  # per node, primary first, in [0, probe_interval_ms); empty: all at the tick
     repoint_catch_up_ms: float  # a repointed standby's backlog arrives spread over it (0: at once)
+    probe_commit_lag_ms: float  # the prober finds a write in the primary's position this long after its commit
     replicas: int
     servers_per_node: int
     max_queue_length: int
@@ -71,6 +72,7 @@ class SimConfig:
     failover_model: FailoverModelKind  # set with a FailoverModelKind or its name
     sample_interval_ms: float
     max_samples: int
+    max_probe_samples: int  # the first this many samples the lag tracker is fed: SimResult.probe_samples
     drain_ms: float
     max_in_flight: int
     max_events: int
@@ -148,6 +150,8 @@ class SimResult:
     def lag_bytes(self) -> Dict[str, npt.NDArray[np.float64]]: ...
     @property
     def tracked_lag_ms(self) -> Dict[str, npt.NDArray[np.float64]]: ...  # what the LagTracker reported
+    @property
+    def probe_samples(self) -> Dict[str, Any]: ...  # node, primary, stamp_ms, lsn, tracked_lag_ms
     @property
     def failover(self) -> Dict[str, Any]: ...  # crashed, promoted, detection_ms, recovery_ms, writes_lost_acknowledged, ...
     @property

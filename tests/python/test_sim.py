@@ -154,6 +154,10 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"probe_latency": "slow"}, "probe_latency", replikit.ArgumentTypeError),
     ({"reset_tracker_on_promotion": "no"}, "reset_tracker_on_promotion", replikit.ArgumentTypeError),
     ({"repoint_catch_up_ms": -1}, "repoint_catch_up_ms", replikit.InvalidArgument),
+    ({"probe_commit_lag_ms": -0.1}, "probe_commit_lag_ms", replikit.InvalidArgument),
+    ({"probe_commit_lag_ms": "late"}, "probe_commit_lag_ms", replikit.ArgumentTypeError),
+    ({"max_probe_samples": -1}, "max_probe_samples", replikit.InvalidArgument),
+    ({"max_probe_samples": 2.5}, "max_probe_samples", replikit.ArgumentTypeError),
     ({"speed": 2}, "speed", replikit.ArgumentTypeError),
 ])
 def test_bad_input_raises_typed_errors_naming_the_field(fields, argument, error):
@@ -388,3 +392,29 @@ def test_the_probers_timing_is_configurable_and_defaults_to_todays():
     assert c.probe_latency.to_dict() == {"kind": "constant", "value_ms": 0.2}
     c.probe_latency = None
     assert c.probe_latency is None
+
+
+def test_the_trackers_samples_are_traced_on_request_and_the_primary_can_be_read_as_of_its_commits():
+    c = SimConfig()
+    assert c.max_probe_samples == 0 and c.probe_commit_lag_ms == 0
+    fields = dict(duration_ms=3000, write_rate_per_s=50, background_write_rate_per_s=200, read_rate_per_s=200,
+                  sessions=8, replica_latency=0.4, client_latency=0.1, probe_latency=0.1, apply_rate_per_s=1e6)
+    plain = simulate(SimConfig(**fields), SEED)
+    assert len(plain.probe_samples["stamp_ms"]) == 0 and plain.to_dict()["probe_samples"]["node"] == []
+    traced = simulate(SimConfig(max_probe_samples=60, **fields), SEED)
+    t = traced.probe_samples
+    assert set(t) == {"node", "primary", "stamp_ms", "lsn", "tracked_lag_ms"}
+    assert len(t["node"]) == len(t["lsn"]) == len(t["stamp_ms"]) == 60
+    assert set(t["node"]) == {"primary", "replica1", "replica2"}
+    assert np.all(np.isnan(t["tracked_lag_ms"][t["primary"]]))
+    assert np.all(t["tracked_lag_ms"][~t["primary"]] >= 0)
+    assert np.all(np.diff(t["lsn"][t["primary"]].astype(np.int64)) >= 0)
+    assert traced.events == plain.events  # the trace changes nothing
+    np.testing.assert_array_equal(traced.tracked_lag_ms["replica1"], plain.tracked_lag_ms["replica1"])
+    # A primary read as of 1 ms ago: every replica has replayed it (0.4 ms away): no tracked lag,
+    # while reads, writes and the true lag are the same run.
+    past = simulate(SimConfig(probe_commit_lag_ms=1.0, **fields), SEED)
+    assert past.events == plain.events and past.levels == plain.levels
+    np.testing.assert_array_equal(past.lag_ms["replica1"], plain.lag_ms["replica1"])
+    assert np.nanmean(plain.tracked_lag_ms["replica1"]) > 0.05
+    assert np.nanmax(past.tracked_lag_ms["replica1"]) == 0

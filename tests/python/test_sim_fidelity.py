@@ -236,6 +236,29 @@ def test_per_write_delays_give_back_the_measured_delays_in_order():
     assert delays.per_write_delays(short, 250.0) == short
 
 
+def test_commit_instants_come_from_the_primarys_wal():
+    """The kill twins read the primary as of its commits: pg_waldump's COMMIT records (their
+    instants, per xid) against each row's INSERT clock and xmin."""
+    _fidelity_delays()  # puts benchmarks/ on the path
+    from fidelity import commitlag
+
+    text = ("rmgr: Heap        len (rec/tot):     59/    59, tx:        725, lsn: 0/01763290, prev 0/01763250, "
+            "desc: INSERT off 2 flags 0x00\n"
+            "rmgr: Transaction len (rec/tot):     34/    34, tx:        725, lsn: 0/017632D0, prev 0/01763290, "
+            "desc: COMMIT 2026-11-29 19:13:19.418159 UTC\n"
+            "rmgr: Transaction len (rec/tot):     34/    34, tx:        726, lsn: 0/01763380, prev 0/01763340, "
+            "desc: COMMIT 2026-11-29 19:13:20 UTC\n"
+            "pg_waldump: error: error in WAL record at 0/1763590: invalid record length\n")
+    commits = commitlag.parse_commits(text)
+    assert set(commits) == {725, 726}
+    assert commits[726] - commits[725] == pytest.approx(0.581841, abs=1e-6)
+    inserts = [(commits[725] - 0.0001, 1), (commits[726] - 0.002, 2), (commits[726], 3)]
+    gaps = commitlag.insert_to_commit_ms(inserts, {1: 725, 2: 726}, commits)  # row 3: no xid known
+    assert gaps == pytest.approx([0.1, 2.0], abs=1e-3)
+    assert commitlag.commit_lag_ms(gaps) == pytest.approx(1.05, abs=1e-3)
+    assert commitlag.commit_lag_ms([]) == 0.0
+
+
 def test_fidelity_rejects_bad_scenario_settings():
     for args in (["--scenario", "delay", "--delay-ms", "0"], ["--scenario", "kill", "--modes", "sometimes"]):
         proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)

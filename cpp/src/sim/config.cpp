@@ -114,12 +114,14 @@ void check_faults(const SimConfig& c) {
   check_ms(c.heartbeat_late_ms, "heartbeat_late_ms", 0, kMaxDurationMs);
   check_ms(c.check_interval_ms, "check_interval_ms", 0, kMaxDurationMs);
   check_ms(c.repoint_catch_up_ms, "repoint_catch_up_ms", 0, kMaxDurationMs);
+  check_ms(c.probe_commit_lag_ms, "probe_commit_lag_ms", 0, kMaxDurationMs);
   require(static_cast<int>(c.failover_model) <= 1, "failover_model", "unknown failover model");
 }
 
 void check_bounds(const SimConfig& c) {
   check_ms(c.sample_interval_ms, "sample_interval_ms", 0.001, kMaxDurationMs);
   check_int(c.max_samples, "max_samples", 1, 10'000'000);
+  check_int(c.max_probe_samples, "max_probe_samples", 0, 10'000'000);
   check_ms(c.drain_ms, "drain_ms", 0, kMaxDurationMs);
   check_int(c.max_in_flight, "max_in_flight", 1, 100'000'000);
   require(c.max_events >= 1, "max_events", "must be at least 1");

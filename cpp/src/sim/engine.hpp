@@ -174,6 +174,7 @@ class Simulation {
   void send_probe(int node);
   void on_probe_at(int node);
   void on_probe_answer(int node);
+  void trace_probe(int node, bool primary, std::int64_t stamp_ns, Lsn lsn);
   void on_sample();
   void finish(SimResult& r) const;
   // windows.cpp: reads and lag per time window

@@ -209,7 +209,9 @@ void Simulation::on_probe_at(int node) {
   }
   // The node's positions when the query runs there; the answer travels back.
   r.probed_primary = node == primary_;
-  r.probe_receive = on_timeline(r, r.probed_primary ? lsn(last_seq_) : lsn(r.received));
+  // The primary's flush position passes a write probe_commit_lag_ms after its commit here.
+  const std::uint64_t shown = c_.probe_commit_lag_ms > 0 ? committed_before(now_ - ns(c_.probe_commit_lag_ms)) : last_seq_;
+  r.probe_receive = on_timeline(r, r.probed_primary ? lsn(shown) : lsn(r.received));
   r.probe_replay = r.probed_primary ? r.probe_receive : on_timeline(r, replay_lsn(r));
   events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAnswer, node);
 }
@@ -224,9 +226,22 @@ void Simulation::on_probe_answer(int node) {
     if (node != primary_) return;
     if (tracker_->primary_lsn() > r.probe_receive) tracker_->reset();  // a new primary behind the old: afresh
     tracker_->primary_sample(r.probe_sent_ns, r.probe_receive);
+    trace_probe(node, true, r.probe_sent_ns, r.probe_receive);
   } else if (is_replica(node)) {
     tracker_->replica_sample(node, now_, r.probe_receive, r.probe_replay);
+    trace_probe(node, false, now_, r.probe_replay);
   }
+}
+
+void Simulation::trace_probe(int node, bool primary, std::int64_t stamp_ns, Lsn lsn) {
+  if (res_.probe_samples.size() >= static_cast<std::size_t>(c_.max_probe_samples)) return;
+  ProbeSample s;
+  s.node = node;
+  s.primary = primary;
+  s.stamp_ms = static_cast<double>(stamp_ns) * 1e-6;
+  s.lsn = lsn.value;
+  s.tracked_lag_ms = primary ? 0.0 : static_cast<double>(tracker_->replica(node).lag_ns) * 1e-6;
+  res_.probe_samples.push_back(s);
 }
 
 void Simulation::on_sample() {

@@ -122,6 +122,12 @@ struct SimConfig {
   /// apart: a replica read a few ms after the primary has replayed what the primary showed).
   /// Empty: every node at the tick.
   std::vector<double> probe_offsets_ms;
+  /// How long after a write's commit (its service end) the lag prober finds it in the primary's
+  /// position: replication delays measured from a statement whose COMMIT a client sends one round
+  /// trip later carry that round trip, while the primary's flush LSN passes the write only at its
+  /// COMMIT; the prober then reads the primary as of this long ago (the replicas as they are).
+  /// Only what the lag tracker is fed changes. 0: at once.
+  double probe_commit_lag_ms = 0;
   /// Once a repointed standby streams again (repoint_ms after the promotion), the WAL it lacks
   /// arrives spread evenly over this span instead of at once (its walreceiver restarting on the
   /// new timeline and catching up): meanwhile it reads behind by up to the backlog. 0: at once.
@@ -176,6 +182,9 @@ struct SimConfig {
   // ---- outputs and bounds ----
   double sample_interval_ms = 10;     ///< lag series resolution (widened to keep <= max_samples)
   int max_samples = 10'000;           ///< points per lag series
+  /// The first this many samples the lag tracker is fed by its prober, kept in
+  /// SimResult::probe_samples (a trace to compare with a real prober's; 0: none kept).
+  int max_probe_samples = 0;
   /// Edges of fixed time windows reported in SimResult::windows: window i is
   /// [window_edges_ms[i], window_edges_ms[i + 1]); strictly increasing; empty: no windows.
   std::vector<double> window_edges_ms;

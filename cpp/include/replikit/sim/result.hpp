@@ -84,6 +84,15 @@ struct WindowStats {
   double mean_tracked_lag_ms = 0, max_tracked_lag_ms = 0;
 };
 
+/// One sample the lag tracker was fed by its prober, as the tracker took it.
+struct ProbeSample {
+  int node = 0;           ///< the node probed
+  bool primary = false;   ///< a sample of the primary's position (else of a replica's replay)
+  double stamp_ms = 0;    ///< the tracker's stamp: the query's send (primary) or its answer (replica)
+  std::uint64_t lsn = 0;  ///< the primary's current LSN or the replica's replay LSN
+  double tracked_lag_ms = 0;  ///< a replica's time lag as the tracker computed it then (primary: 0)
+};
+
 /// The outputs of one run.
 struct SimResult {
   std::uint64_t seed = 0;
@@ -115,6 +124,8 @@ struct SimResult {
   std::vector<std::vector<double>> lag_bytes;  ///< per replica: bytes behind the primary
   /// Per replica: the time lag the LagTracker reported (what the router went by; NaN until known).
   std::vector<std::vector<double>> tracked_lag_ms;
+  /// The first SimConfig::max_probe_samples samples the lag tracker was fed, in order.
+  std::vector<ProbeSample> probe_samples;
   FailoverStats failover;
   /// SimConfig::window_edges_ms's windows, in order.
   std::vector<WindowStats> windows;

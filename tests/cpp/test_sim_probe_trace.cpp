@@ -1,0 +1,117 @@
+// What the simulator's lag tracker is fed: the bounded trace of its prober's samples
+// (SimConfig::max_probe_samples) and the primary read as of its commits' flush
+// (SimConfig::probe_commit_lag_ms), which changes only what the tracker sees.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "replikit/errors.hpp"
+#include "replikit/sim/simulator.hpp"
+
+#include "testing.hpp"
+
+namespace {
+
+using namespace replikit;
+using namespace replikit::sim;
+using replikit::testing::expect_invalid;
+
+constexpr std::size_t kEventual = static_cast<std::size_t>(Consistency::Eventual);
+
+// Steady writes, eventual reads, every node probed at the tick with a constant latency.
+SimConfig steady() {
+  SimConfig c;
+  c.duration_ms = 4000;
+  c.write_rate_per_s = 50;
+  c.background_write_rate_per_s = 200;
+  c.read_rate_per_s = 500;
+  c.sessions = 8;
+  c.consistency_mix = {1, 1, 0, 0, 0, 0};
+  c.replica_latency = LatencyDistribution::constant(0.4);
+  c.client_latency = LatencyDistribution::constant(0.1);
+  c.probe_latency = LatencyDistribution::constant(0.1);
+  c.apply_rate_per_s = 1e6;
+  c.sample_interval_ms = 5;
+  return c;
+}
+
+double mean_tracked(const SimResult& r) {
+  double sum = 0;
+  int n = 0;
+  for (const auto& s : r.tracked_lag_ms) {
+    for (double v : s) {
+      if (!std::isnan(v)) {
+        sum += v;
+        ++n;
+      }
+    }
+  }
+  return n ? sum / n : 0.0;
+}
+
+TEST(SimProbeTrace, OffByDefaultBoundedAndWithoutEffectOnTheRun) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeTrace.Bounded", 21);
+  SimConfig c = steady();
+  EXPECT_EQ(SimConfig().max_probe_samples, 0);
+  const SimResult plain = simulate(c, seed);
+  EXPECT_TRUE(plain.probe_samples.empty());
+  c.max_probe_samples = 50;
+  const SimResult traced = simulate(c, seed);
+  ASSERT_EQ(traced.probe_samples.size(), 50u);
+  EXPECT_EQ(traced.events, plain.events);
+  EXPECT_EQ(traced.levels[kEventual].stale, plain.levels[kEventual].stale);
+  EXPECT_EQ(mean_tracked(traced), mean_tracked(plain));
+  c.max_probe_samples = 1'000'000;  // more than a run feeds: every sample, 3 per probe round
+  const SimResult all = simulate(c, seed);
+  EXPECT_GT(all.probe_samples.size(), 100u);
+  EXPECT_LE(all.probe_samples.size(), 3u * 41u);
+  double last_stamp = -1;
+  std::uint64_t last_lsn = 0;
+  for (const ProbeSample& s : all.probe_samples) {
+    EXPECT_GE(s.stamp_ms, 0.0);
+    if (!s.primary) {
+      EXPECT_GE(s.tracked_lag_ms, 0.0);
+      EXPECT_NE(s.node, 0);
+      continue;
+    }
+    EXPECT_EQ(s.node, 0);
+    EXPECT_GE(s.stamp_ms, last_stamp);  // stamped at the send: in order
+    EXPECT_GE(s.lsn, last_lsn);         // the primary's position never goes back
+    last_stamp = s.stamp_ms;
+    last_lsn = s.lsn;
+  }
+}
+
+TEST(SimProbeTrace, ThePrimaryReadAsOfItsCommitsChangesOnlyTheTrackedLag) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeTrace.CommitLag", 22);
+  SimConfig c = steady();
+  const SimResult at_once = simulate(c, seed);
+  c.probe_commit_lag_ms = 0.2;  // half the replication delay
+  const SimResult half = simulate(c, seed);
+  c.probe_commit_lag_ms = 1.0;  // more than the replication delay and the replay
+  const SimResult past = simulate(c, seed);
+  // Reads, writes and the true lag are the same run; what the tracker saw is not.
+  for (const SimResult* r : {&half, &past}) {
+    EXPECT_EQ(r->events, at_once.events);
+    EXPECT_EQ(r->levels[kEventual].stale, at_once.levels[kEventual].stale);
+    EXPECT_EQ(r->lag_ms, at_once.lag_ms);
+  }
+  EXPECT_GT(mean_tracked(at_once), 0.05);
+  EXPECT_LT(mean_tracked(half), mean_tracked(at_once) * 0.8);
+  EXPECT_GT(mean_tracked(half), 0.0);
+  // A primary read as of 1 ms ago: every replica has replayed it already.
+  EXPECT_EQ(mean_tracked(past), 0.0);
+}
+
+TEST(SimProbeTrace, BadSettingsNameTheField) {
+  SimConfig c;
+  c.max_probe_samples = -1;
+  expect_invalid("max_probe_samples", [&] { simulate(c, 1); });
+  c.max_probe_samples = 0;
+  c.probe_commit_lag_ms = -0.5;
+  expect_invalid("probe_commit_lag_ms", [&] { simulate(c, 1); });
+  c.probe_commit_lag_ms = std::nan("");
+  expect_invalid("probe_commit_lag_ms", [&] { simulate(c, 1); });
+}
+
+}  // namespace
