@@ -116,11 +116,25 @@ void bind_detector(py::module_& m) {
            py::arg("config") = py::none())
       .def(
           "record",
-          [](FailureDetector& f, const py::object& outcome, const py::object& now_ns) {
+          [](FailureDetector& f, const py::object& outcome, const py::object& now_ns, const py::object& sent_ns) {
             const ProbeOutcome o = to_enum<ProbeOutcome>(outcome, "outcome");
-            f.record(now_or_clock(now_ns), o);
+            const std::int64_t now = now_or_clock(now_ns);
+            f.record(now, o, sent_ns.is_none() ? -1 : to_int64(sent_ns, "sent_ns"));
           },
-          py::arg("outcome"), py::arg("now_ns") = py::none(), "Records one probe result.")
+          py::arg("outcome"), py::arg("now_ns") = py::none(), py::arg("sent_ns") = py::none(),
+          "Records one probe result; sent_ns: when the probe was sent (None: unknown).")
+      .def(
+          "watch", [](FailureDetector& f, const py::object& now_ns) { f.watch(now_or_clock(now_ns)); },
+          py::arg("now_ns") = py::none(),
+          "Notes that the watcher runs now; a wake later than planned by over the detection window was its own stall.")
+      .def("sleep_until", [](FailureDetector& f, const py::object& wake_ns) { f.sleep_until(to_int64(wake_ns, "wake_ns", 0)); }, py::arg("wake_ns"),
+           "Notes that the watcher waits until wake_ns (its next round).")
+      .def_property_readonly(
+          "gap_end_ns",
+          [](const FailureDetector& f) -> py::object {
+            return f.gap_end_ns() < 0 ? py::object(py::none()) : py::object(py::int_(f.gap_end_ns()));
+          },
+          "End of the watcher's last stall longer than the detection window (None: none).")
       .def(
           "suspected", [](const FailureDetector& f, const py::object& now_ns) { return f.suspected(now_or_clock(now_ns)); },
           py::arg("now_ns") = py::none(), "True once the node is considered failed.")

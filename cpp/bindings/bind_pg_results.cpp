@@ -169,6 +169,8 @@ void bind_node_status(py::module_& m) {
           "Replicas: time.monotonic_ns() as of which the node holds every commit of the primary (what "
           "bounded-staleness reads compare with max_staleness_ms); None when not known, and for the primary.")
       .def_readonly("last_probe_ns", &NodeStatus::last_probe_ns, "time.monotonic_ns() of the last completed probe.")
+      .def_readonly("last_probe_sent_ns", &NodeStatus::last_probe_sent_ns,
+                    "time.monotonic_ns() when that probe (or its connect) began.")
       .def_readonly("probe_rtt_ms", &NodeStatus::probe_rtt_ms)
       .def_readonly("probes_ok", &NodeStatus::probes_ok)
       .def_readonly("probes_failed", &NodeStatus::probes_failed)

@@ -124,6 +124,13 @@ void bind_topology_queries(py::class_<Topology, std::shared_ptr<Topology>>& c) {
       .def_property_readonly("primary", &Topology::primary, "The primary's index.")
       .def_property_readonly("primary_name", [](const Topology& t) { return t.name(t.primary()); }, "The primary's name.")
       .def_property_readonly("epoch", &Topology::epoch, "Changes whenever the primary changes.")
+      .def_property_readonly(
+          "epoch_and_primary",
+          [](const Topology& t) {
+            const EpochPrimary ep = t.epoch_and_primary();
+            return py::make_tuple(ep.epoch, t.name(ep.primary));
+          },
+          "(epoch, primary name), read together: never one epoch with another's primary.")
       .def("replicas", &Topology::replicas, "Indexes of the current replicas.")
       .def("replica_names", &replica_names, "Names of the current replicas.")
       .def("info", [](const Topology& t, const py::object& node) { return t.info(to_node(t, node, "node")); },

@@ -64,7 +64,8 @@ void FailoverManager::Impl::observe(std::int64_t now) {
   seen_probes = count;
   seen_ok = st.probes_ok;
   last_record_ns = std::max(last_record_ns, std::min(now, st.last_probe_ns > 0 ? st.last_probe_ns : now));
-  detector.record(last_record_ns, outcome_of(st, answered));
+  const std::int64_t sent = st.last_probe_sent_ns > 0 ? std::min(st.last_probe_sent_ns, last_record_ns) : -1;
+  detector.record(last_record_ns, outcome_of(st, answered), sent);
 }
 
 void FailoverManager::Impl::refresh_primary_state() {
@@ -90,6 +91,9 @@ void FailoverManager::Impl::run() {
   while (!stop_flag.load()) {
     const std::int64_t now = detail::steady_now_ns();
     try {
+      // A round late by more than the detection window (this process stopped or descheduled)
+      // is not evidence about the primary: it is suspected only once probes sent since go unanswered.
+      detector.watch(now);
       observe(now);
       if (now >= next_state_ns) {
         next_state_ns = now + detail::ms_to_ns(options.state_interval_ms);
@@ -108,6 +112,8 @@ void FailoverManager::Impl::run() {
     } catch (const std::exception&) {
       // A failed round (e.g. the database closed) is retried at the next tick.
     }
+    // Work and the planned wait are not a stall; only a wake later than planned by a window is.
+    detector.sleep_until(detail::steady_now_ns() + tick);
     std::unique_lock<std::mutex> lock(wake_mutex);
     wake.wait_for(lock, std::chrono::nanoseconds(tick), [&] { return stop_flag.load(); });
   }

@@ -49,6 +49,7 @@ struct Prober::Slot {
   std::int64_t due_ns = 0;       // next connect (Disconnected) or probe (Idle)
   std::int64_t deadline_ns = 0;  // of the connect or probe in flight
   std::int64_t sent_ns = 0;
+  std::int64_t started_ns = 0;  // the connect or probe in flight began
   ProbeAnswer answer;  // of the probe in flight, or of the last one
   // The connection broke and is being replaced before the probe counts as failed; the error.
   bool reconnecting = false;
@@ -233,6 +234,7 @@ void Prober::start_connect(Slot& s, std::int64_t now) {
   s.phase = Slot::Phase::Connecting;
   s.connect_status = PGRES_POLLING_WRITING;  // libpq: behave as if the last poll said WRITING
   s.deadline_ns = now + config_.connect_timeout_ns;
+  s.started_ns = now;
 }
 
 void Prober::send_probe(Slot& s, std::int64_t now) {
@@ -242,7 +244,7 @@ void Prober::send_probe(Slot& s, std::int64_t now) {
     return;
   }
   s.phase = Slot::Phase::Querying;
-  s.sent_ns = now;
+  s.sent_ns = s.started_ns = now;
   s.deadline_ns = now + config_.probe_timeout_ns;
 }
 
@@ -311,6 +313,7 @@ void Prober::fail(Slot& s, const std::string& raw_message, std::int64_t now) {
       std::lock_guard<std::mutex> lock(mutex_);
       s.state.last_error = "the server is full, the probe could not connect: " + message;
       s.state.last_probe_ns = now;
+      s.state.last_probe_sent_ns = s.started_ns;
       ++s.state.probes_failed;
     }
     finish(s, /*ok=*/true);  // "ok" to on_probe: the node answered, keep its pooled connections
@@ -329,6 +332,7 @@ void Prober::fail(Slot& s, const std::string& raw_message, std::int64_t now) {
     s.state.reachable = false;
     s.state.last_error = message;
     s.state.last_probe_ns = now;
+    s.state.last_probe_sent_ns = s.started_ns;
     ++s.state.probes_failed;
   }
   if (events_ != nullptr) events_->down(s.node, message);
@@ -398,6 +402,7 @@ void Prober::succeed(Slot& s, std::int64_t now) {
     st.receive_lsn = answer.receive_lsn;
     st.replay_lsn = answer.replay_lsn;
     st.last_probe_ns = now;
+    st.last_probe_sent_ns = s.sent_ns;
     st.rtt_ms = static_cast<double>(now - s.sent_ns) / 1e6;
     ++st.probes_ok;
     st.last_error = mismatch && error.empty() ? (answer.in_recovery ? "role mismatch: the primary is in recovery"

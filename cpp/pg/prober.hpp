@@ -38,6 +38,7 @@ struct ProbeState {
   std::uint32_t timeline = 0;
   Lsn current_lsn, receive_lsn, replay_lsn;
   std::int64_t last_probe_ns = 0;
+  std::int64_t last_probe_sent_ns = 0;  // when that probe (or its connect) began
   double rtt_ms = 0;
   std::uint64_t probes_ok = 0, probes_failed = 0;
   std::string last_error;

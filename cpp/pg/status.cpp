@@ -29,6 +29,7 @@ NodeStatus ReplicatedDatabase::node(const std::string& name) const {
     s.fresh_as_of_ns = info.fresh_as_of_ns;
   }
   s.last_probe_ns = p.last_probe_ns;
+  s.last_probe_sent_ns = p.last_probe_sent_ns;
   s.probe_rtt_ms = p.rtt_ms;
   s.probes_ok = p.probes_ok;
   s.probes_failed = p.probes_failed;

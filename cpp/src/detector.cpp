@@ -68,7 +68,20 @@ void FailureDetector::reset() noexcept {
   next_ = count_ = missed_ = refused_ = 0;
   sum_ = sum_sq_ = 0.0;
   answered_ = false;
-  last_alive_ns_ = last_record_ns_ = -1;
+  last_alive_ns_ = last_record_ns_ = last_watch_ns_ = gap_end_ns_ = -1;
+}
+
+void FailureDetector::watch(std::int64_t now_ns) {
+  require(now_ns >= 0, "now_ns", "must not be negative");
+  if (now_ns <= last_watch_ns_) return;
+  const auto window_ns = static_cast<std::int64_t>(config_.window_ms() * kNsPerMs);
+  if (last_watch_ns_ >= 0 && now_ns - last_watch_ns_ > window_ns) gap_end_ns_ = now_ns;
+  last_watch_ns_ = now_ns;
+}
+
+void FailureDetector::sleep_until(std::int64_t wake_ns) {
+  require(wake_ns >= 0, "wake_ns", "must not be negative");
+  last_watch_ns_ = std::max(last_watch_ns_, wake_ns);
 }
 
 void FailureDetector::add_interval(double ms) {
@@ -95,15 +108,22 @@ void FailureDetector::add_interval(double ms) {
   }
 }
 
-void FailureDetector::record(std::int64_t now_ns, ProbeOutcome outcome) {
+void FailureDetector::record(std::int64_t now_ns, ProbeOutcome outcome, std::int64_t sent_ns) {
   require(now_ns >= 0, "now_ns", "must not be negative");
   require(now_ns >= last_record_ns_, "now_ns", "is earlier than the previous record (time must not go backwards)");
   require(outcome <= ProbeOutcome::Overloaded, "outcome", "unknown probe outcome");
+  require(sent_ns >= -1 && sent_ns <= now_ns, "sent_ns", "must be -1 (unknown) or in [0, now_ns]");
   last_record_ns_ = now_ns;
+  // A timeout of a probe sent before the watcher's stall ended says nothing of the node.
+  if (outcome == ProbeOutcome::Timeout && sent_ns >= 0 && sent_ns < gap_end_ns_) {
+    if (last_alive_ns_ < 0) last_alive_ns_ = now_ns;
+    return;
+  }
   switch (outcome) {
     case ProbeOutcome::Ok:
     case ProbeOutcome::Overloaded:
-      if (answered_) add_interval(static_cast<double>(now_ns - last_alive_ns_) / kNsPerMs);
+      // An interval spanning the watcher's stall measures the stall, not the node.
+      if (answered_ && last_alive_ns_ >= gap_end_ns_) add_interval(static_cast<double>(now_ns - last_alive_ns_) / kNsPerMs);
       answered_ = true;
       last_alive_ns_ = now_ns;
       missed_ = refused_ = 0;
@@ -125,8 +145,10 @@ void FailureDetector::record(std::int64_t now_ns, ProbeOutcome outcome) {
 }
 
 double FailureDetector::silence_ms(std::int64_t now_ns) const noexcept {
-  if (last_alive_ns_ < 0 || now_ns <= last_alive_ns_) return 0.0;
-  return static_cast<double>(now_ns - last_alive_ns_) / kNsPerMs;
+  // Silence during the watcher's own stall is not held against the node.
+  const std::int64_t from = std::max(last_alive_ns_, gap_end_ns_);
+  if (last_alive_ns_ < 0 || now_ns <= from) return 0.0;
+  return static_cast<double>(now_ns - from) / kNsPerMs;
 }
 
 double FailureDetector::mean_interval_ms() const noexcept {

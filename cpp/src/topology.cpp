@@ -46,6 +46,7 @@ Topology::Topology(NodeSpec primary, std::vector<NodeSpec> replicas) {
   std::lock_guard<std::mutex> lock(write_mutex_);
   int p = add_locked(primary, Role::Primary, "primary");
   primary_.store(p, std::memory_order_release);
+  publish_epoch_primary_locked();
   for (const auto& spec : replicas) add_locked(spec, Role::Replica, "replicas");
   rebuild_replica_list_locked();
 }
@@ -199,7 +200,16 @@ std::uint64_t Topology::promote(std::string_view name) {
   new_slot.flags.store(nf, std::memory_order_release);
   primary_.store(next, std::memory_order_release);
   rebuild_replica_list_locked();
-  return epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  const std::uint64_t epoch = epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  publish_epoch_primary_locked();
+  return epoch;
+}
+
+void Topology::publish_epoch_primary_locked() noexcept {
+  // Epochs beyond 2^48 (one promote per nanosecond for three days) would wrap the word's epoch.
+  const auto primary = static_cast<std::uint64_t>(primary_.load(std::memory_order_relaxed));
+  epoch_primary_.store((epoch_.load(std::memory_order_relaxed) << kEpochShift) | (primary & kPrimaryMask),
+                       std::memory_order_release);
 }
 
 std::vector<int> Topology::replicas() const {

@@ -26,15 +26,9 @@ MAX_OPS = 200_000
 
 
 def topology_of(db: Any) -> Tuple[int, str]:
-    """(epoch, primary name) of ``db.topology`` read consistently: the two are read apart, so
-    the pair is taken only when the epoch did not move in between (bounded)."""
-    topology = db.topology
-    epoch, primary = topology.epoch, topology.primary_name
-    for _ in range(100):
-        again = topology.epoch
-        if again == epoch:
-            break
-        epoch, primary = again, topology.primary_name
+    """(epoch, primary name) of ``db.topology``, read together (never one epoch with the next
+    one's primary, as reading ``epoch`` and ``primary_name`` apart can during a promote)."""
+    epoch, primary = db.topology.epoch_and_primary
     return epoch, primary
 
 

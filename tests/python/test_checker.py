@@ -310,43 +310,39 @@ def test_coordinated_app_write_served_by_a_deposed_primary_is_still_caught(tmp_p
     assert kinds(checkers.check_primaries(_after_failover(op))) == ["not_primary"]
 
 
-class _MidPromote:
-    """A router's topology caught inside promote('r1') (the primary stored, the epoch not yet
-    bumped) for ``epoch_reads`` reads of its epoch."""
+def test_coordinated_app_reads_no_torn_topology():
+    """The reader reads (epoch, primary) in one go: a promoter flipping the primary between
+    two nodes (odd epochs: primary, even: r1) is never seen with the other epoch's primary."""
+    import threading
 
-    def __init__(self):
-        self.topology = self
-        self.primary_name, self._epoch, self._stuck = "primary", 1, 0
-
-    def promote(self, epoch_reads):
-        self.primary_name, self._stuck = "r1", epoch_reads
-
-    @property
-    def epoch(self):
-        if self._stuck:
-            self._stuck -= 1
-            if not self._stuck:
-                self._epoch = 2
-        return self._epoch
-
-
-def test_coordinated_app_reads_no_torn_topology(monkeypatch):
-    """(1, r1) would be read between promote's two stores: read again until the bump."""
+    from replikit import _core
     from replikit.testing import coordinated
 
-    db = _MidPromote()
-    reader = coordinated.TopologyReader(db)
+    class Db:
+        topology = _core.Topology("primary", ["r1"])
+
+    reader = coordinated.TopologyReader(Db)
     assert reader.read() == (1, "primary")
-    db.promote(epoch_reads=7)
+    Db.topology.promote("r1")
     assert reader.read() == (2, "r1")
-    assert reader.read() == (2, "r1")
-    # Bounded: a pair that stays torn is returned as read, for the checker to flag.
-    monkeypatch.setattr(coordinated, "MAX_TOPOLOGY_REREADS", 3)
-    db = _MidPromote()
-    reader = coordinated.TopologyReader(db)
-    reader.read()
-    db.promote(epoch_reads=100)
-    assert reader.read() == (1, "r1")
+    done = threading.Event()
+
+    def promoter():
+        for k in range(2000):
+            Db.topology.promote("primary" if k % 2 == 0 else "r1")
+        done.set()
+
+    thread = threading.Thread(target=promoter)
+    thread.start()
+    torn, reads = [], 0
+    while not done.is_set() and reads < 1_000_000:
+        epoch, primary = reader.read()
+        reads += 1
+        if primary != ("primary" if epoch % 2 else "r1"):
+            torn.append((epoch, primary))
+    thread.join()
+    assert torn == [], torn[:5]
+    assert reader.read() == (2002, "r1")
 
 
 # ------------------------------------------------------------------------ history

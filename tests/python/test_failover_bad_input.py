@@ -28,6 +28,11 @@ AT, IA = rk.ArgumentTypeError, rk.InvalidArgument
     (lambda: rk.FailureDetector().record("lost", now_ns=1), IA, "outcome"),
     (lambda: rk.FailureDetector().record("ok", now_ns=-1), IA, "now_ns"),
     (lambda: rk.FailureDetector().suspected(now_ns="1"), AT, "now_ns"),
+    (lambda: rk.FailureDetector().record("ok", now_ns=5, sent_ns=6), IA, "sent_ns"),
+    (lambda: rk.FailureDetector().record("ok", now_ns=5, sent_ns="1"), AT, "sent_ns"),
+    (lambda: rk.FailureDetector().watch(now_ns=-1), IA, "now_ns"),
+    (lambda: rk.FailureDetector().sleep_until(-1), IA, "wake_ns"),
+    (lambda: rk.FailureDetector().sleep_until(1.5), AT, "wake_ns"),
     (lambda: rk.CandidateState(""), None, None),  # accepted here; plan_failover refuses it
     (lambda: rk.CandidateState(5), AT, "name"),
     (lambda: rk.CandidateState("r1", receive_lsn="zz"), IA, "receive_lsn"),
@@ -69,6 +74,21 @@ def test_time_must_not_go_backwards():
     with pytest.raises(IA) as info:
         d.record("ok", now_ns=99)
     assert info.value.argument == "now_ns"
+
+
+def test_the_watchers_own_stall_is_not_silence():
+    ms = 1_000_000
+    d = rk.FailureDetector(rk.DetectorConfig(interval_ms=50, missed_threshold=3))
+    d.record("ok", now_ns=0)
+    d.watch(now_ns=0)
+    d.sleep_until(10 * ms)
+    assert d.gap_end_ns is None
+    d.watch(now_ns=2000 * ms)  # 1990 ms late: the watcher's stall
+    assert d.gap_end_ns == 2000 * ms
+    assert not d.suspected(now_ns=2000 * ms)
+    d.record("timeout", now_ns=2001 * ms, sent_ns=5 * ms)  # sent before the stall ended
+    assert d.missed == 0
+    assert d.suspected(now_ns=2200 * ms)  # a window of silence after it
 
 
 def test_enum_names_in_any_case_and_repr():

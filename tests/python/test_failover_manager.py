@@ -17,7 +17,9 @@ Each test prints the times it measured.
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import random
 import signal
 import subprocess
@@ -440,6 +442,62 @@ def test_manager_killed_between_promote_and_repoint_converges_on_restart():
                 manager.stop()
                 manager_db.close()
             db.close()
+
+
+def _lines_of(stream):
+    """A queue fed with the lines of ``stream`` by a daemon thread (reads with a timeout)."""
+    lines = queue.Queue()
+
+    def pump():
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def test_the_managers_own_stall_is_not_a_failover_and_a_death_during_one_still_is():
+    # The manager as its own process (`replikit failover-manager`, 50 ms x 3: a 150 ms
+    # window), SIGSTOPped for 1.7 s and 0.4 s (the etcd test's leader stalled 1.685 s): on
+    # resume its own stall must not count as silence of the healthy primary (which its
+    # prober has not probed meanwhile). No report, the primary neither fenced nor replaced.
+    # Then the primary is killed during a third stall: failed over soon after the resume.
+    with LocalCluster(replicas=1, mode="async") as cluster:
+        nodes = ["--primary", f"primary={cluster.dsn('primary')}", "--replica", f"r1={cluster.dsn('r1')}"]
+        proc = subprocess.Popen([sys.executable, "-m", "replikit", "failover-manager", *nodes,
+                                 "--interval-ms", "50", "--json"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        try:
+            lines = _lines_of(proc.stdout)
+            wait_until(lambda: cluster.sql("primary", "SELECT count(*) FROM pg_stat_activity "
+                                                      "WHERE application_name = 'replikit_prober'") != [("0",)],
+                       WAIT_S, "the manager's prober")
+            time.sleep(0.5)  # its manager thread runs rounds
+            for stall_s in (1.7, 0.4):
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(stall_s)
+                proc.send_signal(signal.SIGCONT)
+                time.sleep(1.0)  # several windows of rounds after the resume
+            assert proc.poll() is None
+            assert lines.empty(), lines.get()
+            assert not in_recovery(cluster, "primary") and in_recovery(cluster, "r1")
+            assert cluster.sql("primary", "SHOW default_transaction_read_only") == [("off",)]
+            proc.send_signal(signal.SIGSTOP)
+            cluster.kill("primary")
+            time.sleep(0.5)
+            resumed_ns = time.monotonic_ns()
+            proc.send_signal(signal.SIGCONT)
+            report = json.loads(lines.get(timeout=WAIT_S))
+            took_ms = (time.monotonic_ns() - resumed_ns) / 1e6
+            print(f"stalls 1.7 s and 0.4 s: no failover; primary killed in a stall: "
+                  f"report {took_ms:.0f} ms after the resume: {report}")
+            assert report["promoted"] == "r1", report
+            wait_until(lambda: not in_recovery(cluster, "r1"), WAIT_S, "r1 promoted")
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+            proc.wait(timeout=WAIT_S)
 
 
 def test_switchover_under_writes_loses_nothing():

@@ -25,6 +25,15 @@
 ///   consecutive refusals suspect the node at once, without waiting for phi to grow: a refusal
 ///   is an answer, not a late heartbeat. Refusals count as they are recorded (no minimum
 ///   spacing), so a prober that re-probes quickly after a refusal detects a crash sooner.
+///
+/// The watcher's own stall (its process stopped or descheduled) is not silence of the node:
+/// a watcher that calls `watch` every round (and `sleep_until` before it waits) tells the
+/// detector when it was not running. After a gap longer than the detection window between
+/// the planned wake (or the previous watch) and the watch, silence is measured from the
+/// gap's end, and a timeout of a probe sent before that end is not a miss (it may have timed
+/// out only because nobody read its answer). A refusal is an answer and still counts. So a
+/// node is suspected only once probes sent after the gap went unanswered: a death during the
+/// stall is detected within the usual window after it (plus one interval).
 
 #include <cstdint>
 #include <string>
@@ -68,8 +77,17 @@ class FailureDetector {
   /// A detector with `config` (validated; throws InvalidArgument naming the field).
   explicit FailureDetector(DetectorConfig config = {});
 
-  /// Records one probe result at `now_ns` (>= 0, not earlier than the previous record).
-  void record(std::int64_t now_ns, ProbeOutcome outcome);
+  /// Records one probe result at `now_ns` (>= 0, not earlier than the previous record);
+  /// `sent_ns` is when the probe was sent (-1: unknown, taken as after any gap).
+  void record(std::int64_t now_ns, ProbeOutcome outcome, std::int64_t sent_ns = -1);
+  /// Notes that the watcher runs at `now_ns`; if that is later than the wake it planned (or
+  /// its previous watch) by more than the detection window, it was stalled (file comment).
+  void watch(std::int64_t now_ns);
+  /// Notes that the watcher now waits until `wake_ns` (its next round): time spent working
+  /// or waiting as planned is not a stall. Earlier instants are ignored.
+  void sleep_until(std::int64_t wake_ns);
+  /// End of the last such gap (-1: none since the last reset).
+  std::int64_t gap_end_ns() const noexcept { return gap_end_ns_; }
   /// True once the node is considered failed at `now_ns`.
   bool suspected(std::int64_t now_ns) const;
   /// Phi at `now_ns` (phi kind); for the heartbeat kind, the effective missed count (recorded
@@ -109,6 +127,8 @@ class FailureDetector {
   bool answered_ = false;  // an answer has been recorded since the last reset
   std::int64_t last_alive_ns_ = -1;
   std::int64_t last_record_ns_ = -1;
+  std::int64_t last_watch_ns_ = -1;
+  std::int64_t gap_end_ns_ = -1;
 };
 
 /// Lower-case name of a probe outcome ("ok", "refused", "timeout", "overloaded").

@@ -109,6 +109,12 @@ struct alignas(64) PaddedCounter {
 
 }  // namespace detail
 
+/// An epoch and the index of its primary, read together (Topology::epoch_and_primary).
+struct EpochPrimary {
+  std::uint64_t epoch = 1;
+  int primary = kNoNode;
+};
+
 /// One primary and its replicas. Share it (std::shared_ptr) between a LagTracker and Routers.
 class Topology {
  public:
@@ -145,6 +151,12 @@ class Topology {
   int primary() const noexcept { return primary_.load(std::memory_order_acquire); }
   /// Changes whenever the primary changes (starts at 1).
   std::uint64_t epoch() const noexcept { return epoch_.load(std::memory_order_acquire); }
+  /// The epoch and its primary's index, read together (epoch() and primary() read apart may
+  /// pair one epoch with the next one's primary while a promote runs).
+  EpochPrimary epoch_and_primary() const noexcept {
+    const std::uint64_t word = epoch_primary_.load(std::memory_order_acquire);
+    return EpochPrimary{word >> kEpochShift, static_cast<int>(word & kPrimaryMask)};
+  }
   /// Indexes of the current replicas (not removed), in slot order.
   std::vector<int> replicas() const;
   /// A copy of node `index`'s state.
@@ -239,6 +251,12 @@ class Topology {
   std::atomic<int> count_{0};
   std::atomic<int> primary_{kNoNode};
   std::atomic<std::uint64_t> epoch_{1};
+  // (epoch << kEpochShift) | primary, stored once per promote: what epoch_and_primary() reads.
+  static constexpr int kEpochShift = 16;
+  static constexpr std::uint64_t kPrimaryMask = (std::uint64_t{1} << kEpochShift) - 1;
+  static_assert(kMaxNodes <= (1 << kEpochShift), "a primary index must fit below the epoch");
+  std::atomic<std::uint64_t> epoch_primary_{0};
+  void publish_epoch_primary_locked() noexcept;
   std::atomic<std::uint64_t> weights_version_{1};
   // Last: rule 7's cold quantiles (32 KB) do not move the fields above, which every read uses.
   std::array<detail::DelaySlot, kMaxNodes> delays_;

@@ -38,7 +38,6 @@ CREATE_SQL = "CREATE TABLE IF NOT EXISTS {table} (proc text NOT NULL, id int NOT
 STOP_TIMEOUT_S = 15.0
 READY_TIMEOUT_S = 30.0
 MAX_WRITES = 1_000_000
-MAX_TOPOLOGY_REREADS = 200
 
 
 def app_config(cluster: Any, endpoints: Sequence[str], out_dir: str, *, prefix: str = "/replikit/test",
@@ -241,30 +240,20 @@ def _status_record(coordinator: Any, db: Any) -> Dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - recorded, the test judges it
         record["error"] = f"{type(exc).__name__}: {exc}"
     topology = db.topology
-    record["router_epoch"], record["router_primary"] = topology.epoch, topology.primary_name
+    record["router_epoch"], record["router_primary"] = topology.epoch_and_primary
     return record
 
 
 class TopologyReader:
-    """(epoch, primary name) pairs of one router's ``db.topology``, a live view whose two fields
-    are read apart: promote() stores the new primary, then bumps the epoch, so a read in
-    between pairs the old epoch with the new primary. The router gives each epoch one primary
-    (every promote bumps it), so a pair contradicting one this reader has already returned is
-    such a torn read: it reads again (bounded, MAX_TOPOLOGY_REREADS spaced 1 ms: the promote
-    is finishing). Past the bound it returns what it read, for the checker to judge."""
+    """(epoch, primary name) pairs of one router's ``db.topology``, read together
+    (``Topology.epoch_and_primary``: never one epoch with the next one's primary, as reading
+    ``epoch`` and ``primary_name`` apart can while a promote runs)."""
 
     def __init__(self, db: Any):
         self._db = db
-        self._primary_of: Dict[int, str] = {}
 
     def read(self) -> Tuple[int, str]:
-        topology = self._db.topology
-        for _ in range(MAX_TOPOLOGY_REREADS):
-            epoch = topology.epoch
-            primary = topology.primary_name
-            if topology.epoch == epoch and self._primary_of.setdefault(epoch, primary) == primary:
-                break
-            time.sleep(0.001)
+        epoch, primary = self._db.topology.epoch_and_primary
         return epoch, primary
 
 

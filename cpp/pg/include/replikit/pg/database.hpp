@@ -311,6 +311,7 @@ struct NodeStatus {
   /// bounded-staleness reads compare with max_staleness_ms); kFreshUnknown when not known.
   std::int64_t fresh_as_of_ns = kFreshUnknown;
   std::int64_t last_probe_ns = 0;  ///< steady-clock time of the last completed probe (0: none)
+  std::int64_t last_probe_sent_ns = 0;  ///< when that probe (or its connect) began (0: none)
   double probe_rtt_ms = 0;         ///< round trip of the last good probe
   std::uint64_t probes_ok = 0;
   std::uint64_t probes_failed = 0;

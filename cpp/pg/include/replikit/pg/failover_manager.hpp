@@ -7,7 +7,9 @@
 /// Detection: each probe of the primary by the database's prober (probe_interval_ms,
 /// probe_timeout_ms) is fed to a FailureDetector (replikit/detector.hpp): a good probe is Ok,
 /// a connect the server refused as full (53300) is Overloaded (alive), a refused connection is
-/// Refused, anything else a Timeout.
+/// Refused, anything else a Timeout. The manager's own stall (its process stopped or not
+/// scheduled for longer than the detection window) is not taken for silence of the primary:
+/// after it, the primary is suspected only once probes sent since the stall went unanswered.
 ///
 /// The failover, in order (each action idempotent, replikit/pg/failover.hpp):
 /// 1. fresh state of every replica (LSNs, timeline), then plan_failover (replikit/failover.hpp)
