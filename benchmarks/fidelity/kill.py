@@ -302,7 +302,8 @@ def print_table(mode: str, table: Dict[str, Dict[str, Any]], log: Any) -> None:
 
 # The twins' replication delays, both from the offset reads before the kill: each kill's own
 # (its twin follows that run's load), and those of all kills of the mode pooled (less noise).
-DELAY_INPUTS = {"run": "delays from offset reads, per kill", "mode": "delays from offset reads, pooled per mode"}
+DELAY_INPUTS = {"run": "delays from offset reads, per kill", "mode": "delays from offset reads, pooled per mode",
+                "before_only": "delays from offset reads before the kill only (also after the crash), per kill"}
 
 
 def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: Any) -> Dict[str, Any]:
@@ -313,11 +314,16 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
     seeds = range(settings.seed, settings.seed + settings.sim_runs)
     pooled = sent_delay_quantiles([o for run in real for o in run["offsets"]],
                                   [v for run in real for v in run["probe_latencies"]])
+    after_offsets = [o for run in real for o in run["offsets_after"]]
+    after_latencies = [v for run in real for v in run["probe_latencies_after"]]
+    pooled_after = sent_delay_quantiles(after_offsets, after_latencies) if after_offsets and after_latencies else []
     twins = {name: [] for name in DELAY_INPUTS}  # type: Dict[str, List[Dict[str, Any]]]
     for run in real:
         for name in DELAY_INPUTS:
-            inputs = run if name == "run" else dict(run, delays=killtwins.twin_delays(run, pooled))
-            twin = killtwins.sim_run_counts(settings.preset, mode, promotion_ms, seeds, inputs)
+            inputs = run if name != "mode" else dict(run, delays=killtwins.twin_delays(run, pooled),
+                                                     delays_after=killtwins.twin_delays_after(run, pooled_after))
+            twin = killtwins.sim_run_counts(settings.preset, mode, promotion_ms, seeds, inputs,
+                                            after=name != "before_only")
             twin["outage_ms"] = twin.pop("outage_ms_mean")
             twins[name].append(twin)
     fed = {side: {"before": {}, "after": {}} for side in ("real", "sim")}  # fidelity.probesamples, pooled
@@ -331,24 +337,29 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
     return {"real": {"kills": len(real), "reads": statistics.fmean(run["reads"] for run in real),
                      "offset_reads": sum(len(run["offsets"]) for run in real),
                      "delay_median_ms": statistics.median(pooled), "delay_mean_ms": statistics.fmean(pooled),
+                     "offset_reads_after": len(after_offsets),
+                     "delay_after_median_ms": statistics.median(pooled_after) if pooled_after else None,
+                     "delay_after_mean_ms": statistics.fmean(pooled_after) if pooled_after else None,
                      "delay_scale_diagnostic": scale,
                      "repoint_ms_median": statistics.median(run["repoint_ms"] for run in real),
                      "switch_ms_median": statistics.median(run["switch_ms"] for run in real),
                      "outage_ms_median": statistics.median(run["outage_ms"] for run in real),
-                     "runs": [{k: v for k, v in run.items() if k not in ("delays", "offsets", "probe_latencies", "half_round_trips")}
+                     "runs": [{k: v for k, v in run.items() if k not in ("delays", "offsets", "probe_latencies", "half_round_trips",
+                                                                  "delays_after", "offsets_after", "probe_latencies_after")}
                               for run in real]},
             "sim": {"reads": statistics.fmean(twin["reads"] for twin in twins["run"]),
                     "outage_ms_median": statistics.median(twin["outage_ms"] for twin in twins["run"]),
                     "runs": twins["run"], "runs_pooled_delays": twins["mode"]},
             "probes": fed, "comparison": windowstats.compare(real_counts, sim_counts["run"], settings.seed),
             "comparison_pooled_delays": windowstats.compare(real_counts, sim_counts["mode"], settings.seed),
+            "comparison_before_delays": windowstats.compare(real_counts, sim_counts["before_only"], settings.seed),
             "real_counts": real_counts, "sim_counts": sim_counts}
 
 
 def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[str, Any]:
     """Per mode: the real runs, the simulated runs, the table; returns the comparisons by mode."""
     out: Dict[str, Any] = {}
-    all_reads: Dict[str, List[Any]] = {"real": [], "run": [], "mode": []}
+    all_reads: Dict[str, List[Any]] = {"real": [], "run": [], "mode": [], "before_only": []}
     started = time.monotonic()
     for mode in settings.mode_list():
         log(f"{mode}: {settings.runs} real kills (replikit FailoverManager, preset {settings.preset}) ...")
@@ -393,22 +404,29 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
                 f"{real_r['switch_ms_median']:.0f} ms and repoint {real_r['repoint_ms_median']:.0f} ms after the new "
                 f"primary's first write (medians); outage (kill -> client switch) {real_r['outage_ms_median']:.0f} ms "
                 f"measured, {reads['sim']['outage_ms_median']:.0f} ms simulated; a check, not an input: the delay "
-                f"scale that would fit the stale share before the kill: {real_r['delay_scale_diagnostic']:.2f}")
+                f"scale that would fit the stale share before the kill: {real_r['delay_scale_diagnostic']:.2f}; after "
+                f"the recovery {real_r['offset_reads_after']} offset reads, pooled delay mean "
+                f"{real_r['delay_after_mean_ms'] or float('nan'):.3f} ms")
             for window, label in (("before", "before the kill"), ("after", "after the recovery")):
                 log(f"{mode} reads: what the lag tracker was fed {label}, replica samples "
                     f"(fidelity.probesamples): measured {probesamples.summary(reads['probes']['real'][window])}; "
                     f"twins {probesamples.summary(reads['probes']['sim'][window])}")
             windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['run']}", reads["comparison"], log)
             windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['mode']}", reads["comparison_pooled_delays"], log)
-    pooled = pooled_mode = None
+            windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['before_only']}", reads["comparison_before_delays"],
+                                    log)
+    pooled = pooled_mode = pooled_before = None
     if len(out) > 1 and all_reads["real"]:
         pooled = windowstats.compare(all_reads["real"], all_reads["run"], settings.seed)
         pooled_mode = windowstats.compare(all_reads["real"], all_reads["mode"], settings.seed)
+        pooled_before = windowstats.compare(all_reads["real"], all_reads["before_only"], settings.seed)
         kills = len(all_reads["real"])
         windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['run']}", pooled, log)
         windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['mode']}", pooled_mode, log)
+        windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['before_only']}", pooled_before, log)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump({"scenario": "kill", "settings": vars(settings), "modes": out,
-                       "reads_all_modes": pooled, "reads_all_modes_pooled_delays": pooled_mode}, fh, indent=2)
+                       "reads_all_modes": pooled, "reads_all_modes_pooled_delays": pooled_mode,
+                       "reads_all_modes_before_delays": pooled_before}, fh, indent=2)
     return out

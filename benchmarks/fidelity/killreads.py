@@ -59,6 +59,15 @@ part. The replay itself was not measurably slowed (the readers' stale share with
 running 3.0%, without 2.7%, +-30% binomial). The client's half round trip: the replica reads
 before the kill.
 
+After the recovery the delays are another link's (the new primary's, with one standby, on a
+machine whose load has changed): once the survivor has caught up (wait_repointed), a second
+OffsetProbe writes through the same ReplicatedDatabase (now to the new primary) and reads the
+survivor, until the run ends; its reads give that run's post-recovery delays in the same way
+(sent_delay_quantiles with its own reads' latencies away from their row), which the twin uses for
+what is sent from the crash on (SimConfig.replica_latency_after_crash). Its rows count among the
+background writes after the recovery. When it got no reads, the twin keeps the delays measured
+before the kill.
+
 Simulated, per real run (a twin): the same rates and mix, the same detector with the timing
 measured before that kill (fidelity.kill.twin_timing: the kill at its phase after the prober's
 last probe of the primary, the prober's period, the manager's check loop); its link delivers in
@@ -230,11 +239,14 @@ class OffsetProbe:
     was visible, and stale as the readers' reads are judged (it ran after the row's instant and
     lacked it); fidelity.delays.sent_delay_quantiles turns (sent, stale) into delays."""
 
-    def __init__(self, cluster: Any, db: Any, t0: float, seed: int):
+    def __init__(self, cluster: Any, db: Any, t0: float, seed: int, nodes: Tuple[str, ...] = ("r1", "r2"),
+                 first_id: int = -1):
         self.cluster = cluster
         self.db = db
         self.t0 = t0
         self.rng = random.Random(seed)
+        self.nodes = nodes  # the standbys read in turn
+        self.first_id = first_id  # the probe's rows take ids first_id, first_id - 1, ... (below the workload's)
         self.stop = threading.Event()
         self.samples: List[Tuple[float, str, float, float, bool, bool]] = []
         self.error = ""
@@ -264,25 +276,29 @@ class OffsetProbe:
                 except Exception as exc:  # noqa: BLE001 - raised by the probe's loop
                     done.put(exc)
 
+        conns: List[Any] = []
         try:
-            with psycopg.connect(self.cluster.dsn("r1"), autocommit=True) as r1, \
-                    psycopg.connect(self.cluster.dsn("r2"), autocommit=True) as r2:
-                thread = threading.Thread(target=reader, daemon=True)
-                thread.start()
-                try:
-                    self._loop((("r1", r1), ("r2", r2)), todo, done)
-                finally:
-                    todo.put(None)
-                    thread.join(timeout=PROBE_LIMIT_S + 5)
+            for name in self.nodes:
+                conns.append(psycopg.connect(self.cluster.dsn(name), autocommit=True))
+            thread = threading.Thread(target=reader, daemon=True)
+            thread.start()
+            try:
+                self._loop(tuple(zip(self.nodes, conns)), todo, done)
+            finally:
+                todo.put(None)
+                thread.join(timeout=PROBE_LIMIT_S + 5)
         except Exception as exc:  # noqa: BLE001 - reported by real_run
             if not self.stop.is_set():
                 self.error = repr(exc)
+        finally:
+            for conn in conns:
+                conn.close()
 
     def _loop(self, replicas: Any, todo: Any, done: Any) -> None:
         i = 0
         while not self.stop.wait(PROBE_GAP_S):
-            name, conn = replicas[i % 2]
-            row_id = -1 - i
+            name, conn = replicas[i % len(replicas)]
+            row_id = self.first_id - i
             i += 1
             sent = time.monotonic()
             todo.put((row_id, conn, sent + self.offset_s()))
@@ -295,6 +311,20 @@ class OffsetProbe:
             committed, executed = float(committed), float(executed)
             self.samples.append((sent - self.t0, name, (read_sent - committed) * 1000.0, (executed - committed) * 1000.0,
                                  bool(visible), executed >= committed and not visible))
+
+
+AFTER_FIRST_ID = -1_000_000  # the first row id of the probe after the recovery
+
+
+def probe_inputs_after(after: Optional[OffsetProbe]) -> Tuple[List[Tuple[float, bool]], List[float]]:
+    """The probe after the recovery's offset reads (sent ms, stale) and its reads' own latencies
+    away from their row, as before the kill; none when it did not run or failed (the twin then
+    keeps the delays measured before the kill)."""
+    if after is None or after.error:
+        return [], []
+    offsets = [(sent, stale) for _, _, sent, _, _, stale in after.samples]
+    latencies = [age - sent for _, _, sent, age, _, _ in after.samples if sent > OFFSET_NEAR_S * 1000.0]
+    return offsets, latencies
 
 
 REPOINT_POLL_S = 0.002
@@ -349,6 +379,7 @@ def background_rates(acked: Dict[str, List[Tuple[float, int]]], probe_rows: List
     before = sum(WARM_S <= t - t0 < kill_s for t, _ in acked.get("primary", []))
     before += sum(WARM_S <= t < kill_s for t in probe_rows)
     after = sum(recovered_s <= t - t0 < RUN_S for t, _ in acked.get(promoted, []))
+    after += sum(recovered_s <= t < RUN_S for t in probe_rows)
     return before / max(1e-3, kill_s - WARM_S), after / max(1e-3, RUN_S - recovered_s)
 
 
@@ -435,6 +466,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
         threads += [threading.Thread(target=work.reader, args=(seed * 1000 + 10 + i,), daemon=True)
                     for i in range(settings.readers)]
         probe = OffsetProbe(cluster, dbs[0], t0, seed * 1000 + 5)
+        after: Optional[OffsetProbe] = None
         threads.append(threading.Thread(target=probe.run, daemon=True))
         try:
             for thread in threads:
@@ -449,10 +481,17 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             survivor = "r2" if got[0] == "r1" else "r1"
             stream_s, repoint_s, switch_s = wait_repointed(standbys[survivor], standbys[got[0]], dbs[0], got[0],
                                                            old_tli, got[1])
+            # The delays after the recovery: the same probe against the new primary, reading the
+            # survivor, once it has caught up (its rows' ids apart from the first probe's).
+            after = OffsetProbe(cluster, dbs[0], t0, seed * 1000 + 6, nodes=(survivor,), first_id=AFTER_FIRST_ID)
+            threads.append(threading.Thread(target=after.run, daemon=True))
+            threads[-1].start()
             time.sleep(max(0.0, t0 + RUN_S + 0.05 - time.monotonic()))
         finally:
             work.stop.set()
             probe.stop.set()
+            if after is not None:
+                after.stop.set()
             for thread in threads:
                 thread.join(timeout=10)
             writers.stop()
@@ -471,11 +510,16 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
     at_execution = [(age, visible) for t, _, _, age, visible, _ in probe.samples if t < kill_s and age > 0]
     half_round_trips = [(r.done - r.sent) * 500.0 for r in work.out.reads if r.node != "primary" and r.sent < kill_s]
     switched_s = got[1] + switch_s - t0
-    background = background_rates(writers.acked, [t for t, *_ in probe.samples], t0, kill_s, switched_s, got[0])
+    background = background_rates(writers.acked, [t for t, *_ in probe.samples + (after.samples if after else [])], t0, kill_s, switched_s,
+                                  got[0])
+    offsets_after, latencies_after = probe_inputs_after(after)
     return {"measured": work.out, "kill_s": kill_s, "recovered_s": got[1] - t0, "reads": work.out.reads,
             "failed_at": work.failed_at, "lag": work.replica_lag, "promoted": got[0],
             "offsets": offsets, "probe_latencies": probe_latencies, "repoint_ms": repoint_s * 1000.0,
             "delays": sent_delay_quantiles(offsets, probe_latencies) if offsets and probe_latencies else [],
+            "offsets_after": offsets_after, "probe_latencies_after": latencies_after,
+            "delays_after": sent_delay_quantiles(offsets_after, latencies_after) if offsets_after and latencies_after else [],
+            "caught_up_s": got[1] + repoint_s - t0,
             "delays_at_execution": delay_quantiles(at_execution) if at_execution else [],
             "switch_ms": switch_s * 1000.0, "switched_s": switched_s, "stream_ms": stream_s * 1000.0,
             "background_per_s": background, "probe_sends": work.probe_sends, "probe_records": work.probe_records,

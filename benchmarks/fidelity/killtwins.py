@@ -88,11 +88,14 @@ def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, floa
 
 # ------------------------------------------------------------------ the simulated runs
 def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
-               scale: float = 1.0) -> Any:
+               scale: float = 1.0, after: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
     delays times ``scale``), its failover timings: the simulated promotion ends when the real
     client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
-    when the real one had caught up (repoint_ms after the new primary's first write)."""
+    when the real one had caught up (repoint_ms after the new primary's first write). With
+    ``after`` and delays measured after the recovery (run["delays_after"]: the offset probe
+    against the new primary, reading the caught-up survivor), those are the replication delays
+    from the crash on (replica_latency_after_crash); else the ones before the kill throughout."""
     from failover_bench import REPLIKIT_PRESETS
 
     from fidelity.kill import SIM_MODES, twin_timing
@@ -137,7 +140,16 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
                      probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
-                     probe_offsets_ms=run["probe_offsets_ms"], **timing)
+                     probe_offsets_ms=run["probe_offsets_ms"], **timing, **after_crash_delays(run, after))
+
+
+def after_crash_delays(run: Dict[str, Any], after: bool) -> Dict[str, Any]:
+    """The twin's replication delays from the crash on, when measured in ``run`` and wanted."""
+    from replikit import LatencyDistribution
+
+    if not after or not run.get("delays_after"):
+        return {}
+    return {"replica_latency_after_crash": LatencyDistribution.empirical(run["delays_after"])}
 
 
 def twin_delays(run: Dict[str, Any], measured: List[float]) -> List[float]:
@@ -147,11 +159,16 @@ def twin_delays(run: Dict[str, Any], measured: List[float]) -> List[float]:
     return per_write_delays(measured, SESSION_WRITE_RATE + run["background_per_s"][0])
 
 
+def twin_delays_after(run: Dict[str, Any], measured: List[float]) -> List[float]:
+    """As twin_delays, for delays measured after the recovery: at the new primary's write rate."""
+    return per_write_delays(measured, SESSION_WRITE_RATE + run["background_per_s"][1]) if measured else []
+
+
 PROBE_TRACE = 2000  # a twin's tracker samples kept (a 4 s run feeds ~120)
 
 
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
-                   scale: float = 1.0) -> Dict[str, Any]:
+                   scale: float = 1.0, after: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
     what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery)."""
     from replikit.sim import simulate
@@ -160,7 +177,7 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
     fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
     for seed in seeds:
-        config = sim_config(preset, mode, promotion_ms, seed, run, scale)
+        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after)
         config.max_probe_samples = PROBE_TRACE
         result = simulate(config, seed)
         if result.failover["recovery_ms"] is None:
@@ -200,11 +217,15 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"{statistics.median(run['delays']):.3f} ms, mean {statistics.fmean(run['delays']):.3f} ms (by the "
             f"reads' run instants: {statistics.fmean(run['delays_at_execution'] or [float('nan')]):.3f} ms; "
             f"{len(run['offsets'])} offset reads), "
-            f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms")
+            f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms; after "
+            f"it, {len(run['offsets_after'])} offset reads, delay mean "
+            f"{statistics.fmean(run['delays_after'] or [float('nan')]):.3f} ms")
         out.append({"counts": counts, "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
                     "delays": twin_delays(run, run["delays"]),
                     "probe_records": run["probe_records"], "commit_lag_ms": run["commit_lag_ms"], "probes": fed,
                     "tracker_reset": run["tracker_reset"],
+                    "offsets_after": run["offsets_after"], "probe_latencies_after": run["probe_latencies_after"],
+                    "delays_after": twin_delays_after(run, run["delays_after"]),
                     "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
                     "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
                     "detector": run["detector"],

@@ -192,6 +192,21 @@ std::vector<SimField> capacity_fields() {
   f.push_back(number_field("apply_rate_per_s", &SimConfig::apply_rate_per_s, "Writes a replica replays per second (exponential)."));
   f.push_back(latency_field("client_latency", &SimConfig::client_latency, "One-way client <-> node latency (ms)."));
   f.push_back(latency_field("replica_latency", &SimConfig::replica_latency, "One-way primary <-> replica latency (ms)."));
+  f.push_back(SimField{"replica_latency_after_crash",
+                       "One-way primary <-> replica latency (ms) of what is sent from the primary's crash on; None: "
+                       "replica_latency throughout.",
+                       0,
+                       [](const SimConfig& c) {
+                         return c.replica_latency_after_crash ? py::cast(*c.replica_latency_after_crash)
+                                                              : py::object(py::none());
+                       },
+                       [](SimConfig& c, const py::handle& v) {
+                         if (v.is_none()) {
+                           c.replica_latency_after_crash.reset();
+                         } else {
+                           c.replica_latency_after_crash = to_latency(v, "replica_latency_after_crash");
+                         }
+                       }});
   f.push_back(SimField{"mode", "When a write is acknowledged (a ReplicationMode or its name).", 0,
                        [](const SimConfig& c) { return py::cast(c.mode); },
                        [](SimConfig& c, const py::handle& v) { c.mode = to_enum<sim::ReplicationMode>(v, "mode"); }});

@@ -54,6 +54,7 @@ class SimConfig:
     apply_rate_per_s: float
     client_latency: LatencyDistribution
     replica_latency: LatencyDistribution
+    replica_latency_after_crash: Optional[LatencyDistribution]  # set with a LatencyDistribution, a number of ms or None (replica_latency)
     mode: ReplicationMode  # set with a ReplicationMode or its name
     sync_count: int
     router: RouterConfig

@@ -376,6 +376,38 @@ def test_background_writes_move_the_wal_and_the_tracked_lag_but_no_read_is_judge
     assert SimConfig().background_write_rate_per_s == 0 and SimConfig().background_write_rate_after_crash_per_s < 0
 
 
+def test_a_replica_latency_after_the_crash_changes_only_what_follows_it():
+    assert SimConfig().replica_latency_after_crash is None
+    fields = dict(duration_ms=4000, write_rate_per_s=200, read_rate_per_s=2000, sessions=8,
+                  consistency_mix={"eventual": 1, "read_your_writes": 1},
+                  replica_latency=replikit.LatencyDistribution.exponential(1.0), client_latency=0.1,
+                  crash_primary_at_ms=1500, promote_ms=100)
+    base = simulate(SimConfig(**fields), SEED)
+    same = simulate(SimConfig(replica_latency_after_crash=fields["replica_latency"], **fields), SEED)
+    assert same.events == base.events and same.failover_windows == base.failover_windows
+
+    def eventual(result, window):
+        levels = result.failover_windows[window]["levels"]["eventual"]
+        return levels["stale"], levels["answered"]
+
+    fast = simulate(SimConfig(replica_latency_after_crash=0.01, **fields), SEED)
+    slow = simulate(SimConfig(replica_latency_after_crash=replikit.LatencyDistribution.empirical([5.0]), **fields), SEED)
+    assert eventual(fast, "before_crash") == eventual(slow, "before_crash") == eventual(base, "before_crash")
+    stale_fast, answered_fast = eventual(fast, "after_recovery")
+    stale_slow, answered_slow = eventual(slow, "after_recovery")
+    assert answered_fast > 500 and stale_fast / answered_fast < 0.02 and stale_slow / answered_slow > 0.3
+    c = SimConfig(replica_latency_after_crash=2.0)
+    assert c.replica_latency_after_crash.to_dict() == {"kind": "constant", "value_ms": 2.0}
+    c.replica_latency_after_crash = None
+    assert c.replica_latency_after_crash is None
+    with pytest.raises(replikit.ArgumentTypeError) as err:
+        SimConfig(replica_latency_after_crash="slow")
+    assert err.value.argument == "replica_latency_after_crash"
+    with pytest.raises(replikit.InvalidArgument) as err:
+        simulate(SimConfig(replica_latency_after_crash=replikit.LatencyDistribution.pareto(1.0, 0.5), **fields), SEED)
+    assert err.value.argument == "replica_latency_after_crash"
+
+
 def test_the_probers_timing_is_configurable_and_defaults_to_todays():
     c = SimConfig()
     assert c.probe_latency is None and c.probe_offsets_ms == [] and c.reset_tracker_on_promotion is True

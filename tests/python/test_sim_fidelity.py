@@ -308,6 +308,9 @@ def test_simulator_predicts_a_killed_primarys_failover(tmp_path):
     for mode in modes.values():
         reads = mode["reads"]["comparison"]
         assert mode["reads"]["real"]["reads"] > 100 and mode["reads"]["sim"]["reads"] > 100
+        # The delays after the recovery: the offset probe against the new primary, reading the survivor.
+        assert mode["reads"]["real"]["offset_reads_after"] >= 10 and mode["reads"]["real"]["delay_after_mean_ms"] > 0
+        assert "stale_eventual_after" in mode["reads"]["comparison_before_delays"]
         for window in ("before", "outage", "after"):
             assert reads[f"stale_read_your_writes_{window}"]["measured"] == 0
             assert reads[f"stale_read_your_writes_{window}"]["predicted"] == 0

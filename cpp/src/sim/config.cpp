@@ -74,6 +74,7 @@ void check_capacity(const SimConfig& c) {
   mean_ok(c.write_service, "write_service");
   mean_ok(c.client_latency, "client_latency");
   mean_ok(c.replica_latency, "replica_latency");
+  if (c.replica_latency_after_crash) mean_ok(*c.replica_latency_after_crash, "replica_latency_after_crash");
   if (c.probe_latency) mean_ok(*c.probe_latency, "probe_latency");
   require(c.probe_offsets_ms.empty() || c.probe_offsets_ms.size() == static_cast<std::size_t>(c.replicas) + 1,
           "probe_offsets_ms", "must be empty or list one offset per node (" + std::to_string(c.replicas + 1) + ")");

@@ -49,6 +49,7 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
       client_latency_(config.client_latency),
       replica_latency_(config.replica_latency),
       probe_latency_(config.probe_latency.value_or(config.client_latency)),
+      replica_latency_after_crash_(config.replica_latency_after_crash.value_or(config.replica_latency)),
       nodes_(static_cast<std::size_t>(config.replicas) + 1),
       sessions_(static_cast<std::size_t>(config.sessions)),
       commits_(kCommitRing),

@@ -210,6 +210,7 @@ class Simulation {
   std::unique_ptr<LagTracker> tracker_;
   std::unique_ptr<Router> router_;
   WarsSimulation::Sampler read_service_, write_service_, client_latency_, replica_latency_, probe_latency_;
+  WarsSimulation::Sampler replica_latency_after_crash_;  // replica_latency_ unless the config sets it
   EventQueue events_;
   std::vector<Node> nodes_;
   std::vector<Session> sessions_;

@@ -34,7 +34,9 @@ void Simulation::commit(std::uint32_t id) {
 
 void Simulation::send(Link& link, int node, Ev kind, std::uint64_t seq, std::int64_t after_ns) {
   // One connection delivers in order (TCP): never before what was sent earlier.
-  const std::int64_t at = std::max(link.last_arrival, now_ + after_ns + draw_ns(replica_latency_));
+  // From the crash on, the new primary's link (the same draws when no other latency is set).
+  const std::int64_t delay = draw_ns(crash_ns_ >= 0 ? replica_latency_after_crash_ : replica_latency_);
+  const std::int64_t at = std::max(link.last_arrival, now_ + after_ns + delay);
   link.last_arrival = at;
   if (link.fifo.empty()) events_.push(at, kind, node, 0, nodes_[static_cast<std::size_t>(node)].link_gen);
   link.fifo.emplace_back(at, seq);

@@ -144,6 +144,10 @@ struct SimConfig {
   // ---- network (one-way latencies) ----
   LatencyDistribution client_latency = LatencyDistribution::constant(0.25);   ///< client <-> node
   LatencyDistribution replica_latency = LatencyDistribution::constant(0.25);  ///< primary <-> replica
+  /// The primary <-> replica latency of what is sent from the primary's crash on (the new
+  /// primary's WAL and its standbys' confirmations: another host, fewer standbys, so other
+  /// delays than before the crash); empty: replica_latency throughout.
+  std::optional<LatencyDistribution> replica_latency_after_crash;
 
   // ---- replication ----
   ReplicationMode mode = ReplicationMode::Async;

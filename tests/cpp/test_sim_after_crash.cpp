@@ -1,0 +1,81 @@
+// The replication latency from the primary's crash on (SimConfig::replica_latency_after_crash):
+// unset, the run is the one it was; set, only what is sent after the crash draws from it.
+#include <gtest/gtest.h>
+
+#include "replikit/errors.hpp"
+#include "replikit/sim/simulator.hpp"
+
+#include "testing.hpp"
+
+namespace {
+
+using namespace replikit;
+using namespace replikit::sim;
+using replikit::testing::expect_invalid;
+
+constexpr std::size_t kEventual = static_cast<std::size_t>(Consistency::Eventual);
+
+// Session writes at 200/s, eventual and read-your-writes reads, a crash at 1.5 s.
+SimConfig crashing() {
+  SimConfig c;
+  c.duration_ms = 4000;
+  c.write_rate_per_s = 200;
+  c.read_rate_per_s = 2000;
+  c.sessions = 8;
+  c.consistency_mix = {1, 1, 0, 0, 0, 0};
+  c.replica_latency = LatencyDistribution::exponential(1.0);  // mean 1 ms
+  c.client_latency = LatencyDistribution::constant(0.1);
+  c.crash_primary_at_ms = 1500;
+  c.promote_ms = 100;
+  return c;
+}
+
+double stale_share(const WindowStats& w) {
+  const LevelStats& e = w.levels[kEventual];
+  return e.answered ? static_cast<double>(e.stale) / static_cast<double>(e.answered) : 0.0;
+}
+
+TEST(SimAfterCrash, UnsetOrEqualToReplicaLatencyIsTheSameRun) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimAfterCrash.Same", 21);
+  SimConfig c = crashing();
+  const SimResult unset = simulate(c, seed);
+  c.replica_latency_after_crash = c.replica_latency;
+  const SimResult same = simulate(c, seed);
+  EXPECT_EQ(unset.events, same.events);
+  EXPECT_EQ(unset.writes_acknowledged, same.writes_acknowledged);
+  EXPECT_EQ(unset.levels[kEventual].stale, same.levels[kEventual].stale);
+  ASSERT_EQ(same.failover_windows.size(), 3u);
+  EXPECT_EQ(unset.failover_windows[2].levels[kEventual].stale, same.failover_windows[2].levels[kEventual].stale);
+}
+
+TEST(SimAfterCrash, OnlyWhatIsSentAfterTheCrashDrawsFromIt) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimAfterCrash.After", 22);
+  SimConfig c = crashing();
+  c.replica_latency_after_crash = LatencyDistribution::constant(0.01);
+  const SimResult fast = simulate(c, seed);
+  c.replica_latency_after_crash = LatencyDistribution::constant(5.0);  // 1 write in 5 ms: stale often
+  const SimResult slow = simulate(c, seed);
+  ASSERT_EQ(fast.failover_windows.size(), 3u);
+  ASSERT_EQ(slow.failover_windows.size(), 3u);
+  EXPECT_TRUE(fast.conserved());
+  EXPECT_TRUE(slow.conserved());
+  // Before the crash the two runs are one run.
+  const WindowStats &fb = fast.failover_windows[0], &sb = slow.failover_windows[0];
+  EXPECT_EQ(fb.levels[kEventual].answered, sb.levels[kEventual].answered);
+  EXPECT_EQ(fb.levels[kEventual].stale, sb.levels[kEventual].stale);
+  EXPECT_GT(fb.levels[kEventual].stale, 0u);
+  // After the recovery the survivor is stale as its new delays say.
+  const WindowStats &fa = fast.failover_windows[2], &sa = slow.failover_windows[2];
+  EXPECT_GT(fa.levels[kEventual].answered, 500u);
+  EXPECT_LT(stale_share(fa), 0.02);
+  EXPECT_GT(stale_share(sa), 0.3);
+  EXPECT_GT(stale_share(sa), stale_share(fb) * 2);
+}
+
+TEST(SimAfterCrash, AnInfiniteMeanNamesTheField) {
+  SimConfig c = crashing();
+  c.replica_latency_after_crash = LatencyDistribution::pareto(1.0, 0.5);
+  expect_invalid("replica_latency_after_crash", [&] { simulate(c, 1); });
+}
+
+}  // namespace
