@@ -96,7 +96,7 @@ void bind_report(py::module_& m) {
                         {"repointed", py::cast(r.repointed)}, {"timeline", py::cast(r.timeline)},
                         {"lost_xids", py::cast(lost)}, {"write_pause_ms", py::cast(r.write_pause_ms)},
                         {"drained_in_flight", py::cast(r.drained_in_flight)},
-                        {"cut_in_flight", py::cast(r.cut_in_flight)}});
+                        {"cut_in_flight", py::cast(r.cut_in_flight)}, {"drain_ms", py::cast(r.drain_ms)}});
       });
 }
 

@@ -81,7 +81,7 @@ void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::str
   // The epoch: from here every router of this process writes to the new primary (the
   // probers of other processes adopt it by its newer timeline).
   permitted("epoch bump");
-  if (topo.name(topo.primary()) != promoted) topo.promote(promoted);
+  topo.make_primary(promoted);  // the prober may have adopted its new timeline already
   topo.set_up(promoted, true);
   report.epoch = topo.epoch();
   adopt_history(report.promoted.value_or(promoted), dsn, report.timeline);
@@ -248,6 +248,12 @@ FailoverReport FailoverManager::Impl::switch_over(const std::string& candidate) 
   report.old_primary = topo.name(topo.primary());
   report.detected_ns = detail::steady_now_ns();
   report.permit_revision = permit_revision();
+  // Whatever leaves the steps (an error included), writes are not held past them; a second
+  // release only wakes the waiters once more.
+  struct Release {
+    ReplicatedDatabase& db;
+    ~Release() { db.hold_primary(false); }
+  } release{db};
   try {
     permitted("plan");
     switch_over_steps(report, candidate);

@@ -68,14 +68,21 @@ void FailureDetector::reset() noexcept {
   next_ = count_ = missed_ = refused_ = 0;
   sum_ = sum_sq_ = 0.0;
   answered_ = false;
-  last_alive_ns_ = last_record_ns_ = last_watch_ns_ = gap_end_ns_ = -1;
+  gaps_ = ignored_ = 0;
+  last_alive_ns_ = last_record_ns_ = last_watch_ns_ = gap_start_ns_ = gap_end_ns_ = -1;
 }
 
 void FailureDetector::watch(std::int64_t now_ns) {
   require(now_ns >= 0, "now_ns", "must not be negative");
   if (now_ns <= last_watch_ns_) return;
   const auto window_ns = static_cast<std::int64_t>(config_.window_ms() * kNsPerMs);
-  if (last_watch_ns_ >= 0 && now_ns - last_watch_ns_ > window_ns) gap_end_ns_ = now_ns;
+  // Late more than the window in a row since the last answer: a watcher late every round is
+  // slow, not stalled, and its later gaps no longer excuse the node's silence or timeouts.
+  if (last_watch_ns_ >= 0 && now_ns - last_watch_ns_ > window_ns && gaps_++ < config_.missed_threshold) {
+    gap_start_ns_ = last_watch_ns_;
+    gap_end_ns_ = now_ns;
+  }
+  gaps_ = std::min(gaps_, kMaxMissedThreshold);
   last_watch_ns_ = now_ns;
 }
 
@@ -114,8 +121,11 @@ void FailureDetector::record(std::int64_t now_ns, ProbeOutcome outcome, std::int
   require(outcome <= ProbeOutcome::Overloaded, "outcome", "unknown probe outcome");
   require(sent_ns >= -1 && sent_ns <= now_ns, "sent_ns", "must be -1 (unknown) or in [0, now_ns]");
   last_record_ns_ = now_ns;
-  // A timeout of a probe sent before the watcher's stall ended says nothing of the node.
-  if (outcome == ProbeOutcome::Timeout && sent_ns >= 0 && sent_ns < gap_end_ns_) {
+  // A timeout of a probe in flight across the watcher's stall says nothing of the node; at
+  // most missed_threshold of them in a row, so that timeouts alone still suspect it.
+  if (outcome == ProbeOutcome::Timeout && sent_ns >= 0 && sent_ns < gap_end_ns_ && now_ns > gap_start_ns_ &&
+      ignored_ < config_.missed_threshold) {
+    ++ignored_;
     if (last_alive_ns_ < 0) last_alive_ns_ = now_ns;
     return;
   }
@@ -126,7 +136,7 @@ void FailureDetector::record(std::int64_t now_ns, ProbeOutcome outcome, std::int
       if (answered_ && last_alive_ns_ >= gap_end_ns_) add_interval(static_cast<double>(now_ns - last_alive_ns_) / kNsPerMs);
       answered_ = true;
       last_alive_ns_ = now_ns;
-      missed_ = refused_ = 0;
+      missed_ = refused_ = gaps_ = ignored_ = 0;
       break;
     case ProbeOutcome::Refused:
       ++refused_;

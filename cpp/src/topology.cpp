@@ -184,9 +184,21 @@ void Topology::set_priority(std::string_view name, int priority) {
 
 std::uint64_t Topology::promote(std::string_view name) {
   std::lock_guard<std::mutex> lock(write_mutex_);
-  int next = index_locked(name, "name");
-  int old = primary_.load(std::memory_order_relaxed);
-  require(next != old, "name", "'" + std::string(name) + "' is already the primary");
+  const int next = index_locked(name, "name");
+  require(next != primary_.load(std::memory_order_relaxed), "name", "'" + std::string(name) + "' is already the primary");
+  return promote_locked(next);
+}
+
+std::uint64_t Topology::make_primary(std::string_view name) {
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  const int next = index_locked(name, "name");
+  // Checked under the write mutex: a prober may have promoted it since the caller last looked.
+  if (next == primary_.load(std::memory_order_relaxed)) return epoch_.load(std::memory_order_relaxed);
+  return promote_locked(next);
+}
+
+std::uint64_t Topology::promote_locked(int next) {
+  const int old = primary_.load(std::memory_order_relaxed);
   auto& new_slot = slots_[next];
   auto& old_slot = slots_[old];
   std::uint32_t nf = new_slot.flags.load(std::memory_order_relaxed);

@@ -99,6 +99,37 @@ TEST(DetectorStall, WithoutWatchesNothingChanges) {
   EXPECT_TRUE(d.suspected(200 * kMs));
 }
 
+// A watcher late by more than the window every round (CPU-throttled), one probe a round,
+// each probe's outcome recorded the next round. Returns the round suspected at, or -1.
+int late_every_round(FailureDetector& d, ProbeOutcome outcome, int max_rounds) {
+  const std::int64_t round = 10 * kMs, late = 200 * kMs;  // late > the 150 ms window
+  std::int64_t t = 0;
+  d.record(0, ProbeOutcome::Ok);
+  for (int r = 0; r < max_rounds; ++r) {
+    d.watch(t);
+    if (r > 0) d.record(t, outcome, t - round - late);
+    if (d.suspected(t)) return r;
+    d.sleep_until(t + round);
+    t += round + late;
+  }
+  return -1;
+}
+
+TEST(DetectorStall, AWatcherLateEveryRoundIsSlowNotStalled) {
+  for (const DetectorConfig& config : {fifty_by_three(), DetectorConfig::phi_accrual(50.0)}) {
+    SCOPED_TRACE(to_string(config.kind));
+    // A partitioned primary that only times out: suspected within a bounded number of rounds.
+    FailureDetector dead(config);
+    const int at = late_every_round(dead, ProbeOutcome::Timeout, 50);
+    EXPECT_GE(at, 1);
+    EXPECT_LE(at, 2 * config.missed_threshold + 2);
+    EXPECT_GE(dead.gap_end_ns(), 0);
+    // A node answering every round is never suspected by the same late watcher.
+    FailureDetector alive(config);
+    EXPECT_EQ(late_every_round(alive, ProbeOutcome::Ok, 50), -1);
+  }
+}
+
 TEST(DetectorStall, BadInstants) {
   FailureDetector d(fifty_by_three());
   expect_invalid("now_ns", [&] { d.watch(-1); });

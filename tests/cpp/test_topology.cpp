@@ -143,6 +143,20 @@ TEST(Topology, EpochChangesExactlyWhenThePrimaryChanges) {
   EXPECT_EQ(t->epoch(), 4u);
 }
 
+TEST(Topology, MakePrimaryToleratesANodeAlreadyPromoted) {
+  // A failover finishing after the prober adopted the promoted node's timeline: no error.
+  auto t = std::make_shared<Topology>(node("p"), std::vector<NodeSpec>{node("a"), node("b")});
+  EXPECT_EQ(t->promote("a"), 2u);
+  EXPECT_EQ(t->make_primary("a"), 2u);
+  EXPECT_EQ(t->epoch(), 2u);
+  EXPECT_EQ(t->primary(), 1);
+  EXPECT_EQ(t->make_primary("b"), 3u);
+  EXPECT_EQ(t->primary(), 2);
+  EXPECT_EQ(t->info(1).role, Role::Replica);
+  expect_invalid<NotFound>([&] { t->make_primary("nobody"); }, "name");
+  EXPECT_EQ(t->epoch(), 3u);
+}
+
 TEST(Topology, RemovedReplicaKeepsItsSlotAndName) {
   Topology t(node("p"), {node("a"), node("b"), node("c")});
   t.remove_replica("b");

@@ -585,6 +585,7 @@ def test_switchover_drains_the_reads_in_flight_on_the_old_primary():
             # reads at the hold is held instead, not drained.
             assert report.drained_in_flight >= 3 and report.cut_in_flight == 0, report
             assert 0 < report.drain_ms <= report.write_pause_ms
+            assert "drain_ms=" in repr(report) and repr(report).endswith(")"), repr(report)
             ops, violations = judged(cluster, writer, "r2")
             assert violations == [], violations[:5]
             assert report.lost_writes.lost == []

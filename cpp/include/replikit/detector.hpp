@@ -33,7 +33,9 @@
 /// gap's end, and a timeout of a probe sent before that end is not a miss (it may have timed
 /// out only because nobody read its answer). A refusal is an answer and still counts. So a
 /// node is suspected only once probes sent after the gap went unanswered: a death during the
-/// stall is detected within the usual window after it (plus one interval).
+/// stall is detected within the usual window after it (plus one interval). A watcher late
+/// every round is slow, not stalled: only the first `missed_threshold` gaps and excused
+/// timeouts since the last answer count, so a node that only times out is still suspected.
 
 #include <cstdint>
 #include <string>
@@ -128,7 +130,10 @@ class FailureDetector {
   std::int64_t last_alive_ns_ = -1;
   std::int64_t last_record_ns_ = -1;
   std::int64_t last_watch_ns_ = -1;
+  std::int64_t gap_start_ns_ = -1;  // the planned wake (or previous watch) before the last gap
   std::int64_t gap_end_ns_ = -1;
+  int gaps_ = 0;     // gaps since the last answer; only the first missed_threshold count
+  int ignored_ = 0;  // timeouts excused by a gap since the last answer; at most missed_threshold
 };
 
 /// Lower-case name of a probe outcome ("ok", "refused", "timeout", "overloaded").

@@ -136,6 +136,8 @@ class Topology {
   /// Makes replica `name` the primary; the old primary becomes a replica marked down (it must
   /// be rewound before it serves again). Returns the new epoch.
   std::uint64_t promote(std::string_view name);
+  /// Makes `name` the primary unless it already is (checked and done under one lock); returns the epoch.
+  std::uint64_t make_primary(std::string_view name);
 
   /// The index of `name`; throws NotFound naming `argument`.
   int index_of(std::string_view name, const char* argument = "name") const;
@@ -257,6 +259,8 @@ class Topology {
   static_assert(kMaxNodes <= (1 << kEpochShift), "a primary index must fit below the epoch");
   std::atomic<std::uint64_t> epoch_primary_{0};
   void publish_epoch_primary_locked() noexcept;
+  // promote() after its checks, under write_mutex_: `next` is a valid index, not the primary.
+  std::uint64_t promote_locked(int next);
   std::atomic<std::uint64_t> weights_version_{1};
   // Last: rule 7's cold quantiles (32 KB) do not move the fields above, which every read uses.
   std::array<detail::DelaySlot, kMaxNodes> delays_;

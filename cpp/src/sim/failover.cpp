@@ -240,7 +240,11 @@ void Simulation::trace_probe(int node, bool primary, std::int64_t stamp_ns, Lsn 
   s.primary = primary;
   s.stamp_ms = static_cast<double>(stamp_ns) * 1e-6;
   s.lsn = lsn.value;
-  s.tracked_lag_ms = primary ? 0.0 : static_cast<double>(tracker_->replica(node).lag_ns) * 1e-6;
+  // A replica whose lag is not known yet has none to report (NaN, as in SimResult.tracked_lag_ms).
+  const ReplicaLag tracked = tracker_->replica(node);
+  s.tracked_lag_ms = primary       ? 0.0
+                     : tracked.known ? static_cast<double>(tracked.lag_ns) * 1e-6
+                                     : std::numeric_limits<double>::quiet_NaN();
   res_.probe_samples.push_back(s);
 }
 
