@@ -129,6 +129,10 @@ class Monitor:
         ``events`` and ``alerts`` hold only what is new since the previous refresh."""
         new_events = self.poll_events()
         reads = self.read_view()
+        # A lag transition that routing already shows may have been published after the first
+        # poll: take it too, so the alerts are at least as new as the routing view (the prober
+        # publishes a transition shortly after routing sees it, so one refresh may still lag).
+        new_events += self.poll_events()
         self._reads_alert(reads)
         nodes = [self._node_dict(s, reads["targets"]) for s in self.db.nodes()]
         new_alerts = self.alerts.recent(self._last_alert_shown)
