@@ -162,10 +162,7 @@ void bind_node_status(py::module_& m) {
       .def_readonly("lag_known", &NodeStatus::lag_known)
       .def_property_readonly(
           "fresh_as_of_ns",
-          [](const NodeStatus& s) -> std::optional<std::int64_t> {
-            if (s.fresh_as_of_ns == kFreshUnknown) return std::nullopt;
-            return s.fresh_as_of_ns;
-          },
+          [](const NodeStatus& s) { return fresh_or_none(s.fresh_as_of_ns); },
           "Replicas: time.monotonic_ns() as of which the node holds every commit of the primary (what "
           "bounded-staleness reads compare with max_staleness_ms); None when not known, and for the primary.")
       .def_readonly("last_probe_ns", &NodeStatus::last_probe_ns, "time.monotonic_ns() of the last completed probe.")

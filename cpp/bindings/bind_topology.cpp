@@ -69,10 +69,7 @@ void bind_node(py::module_& m) {
       .def_readonly("outstanding", &NodeInfo::outstanding)
       .def_property_readonly(
           "fresh_as_of_ns",
-          [](const NodeInfo& i) -> std::optional<std::int64_t> {
-            if (i.fresh_as_of_ns == kFreshUnknown) return std::nullopt;
-            return i.fresh_as_of_ns;
-          },
+          [](const NodeInfo& i) { return fresh_or_none(i.fresh_as_of_ns); },
           "Replicas: the instant (the lag tracker's clock) as of which the node holds every commit of the "
           "primary, as bounded-staleness reads judge it; None when not known, and for the primary.")
       .def("__repr__", [](const NodeInfo& i) {

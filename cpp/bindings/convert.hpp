@@ -331,6 +331,12 @@ inline int to_node(const Topology& t, const py::handle& value, const char* argum
   return static_cast<int>(i);
 }
 
+/// A freshness instant (Topology::fresh_as_of_ns), or None when not known (kFreshUnknown).
+inline py::object fresh_or_none(std::int64_t fresh_as_of_ns) {
+  if (fresh_as_of_ns == kFreshUnknown) return py::none();
+  return py::int_(fresh_as_of_ns);
+}
+
 /// A node's name as Python sees it: a str, or None for kNoNode.
 inline py::object node_name(const Topology& t, int node) {
   if (node == kNoNode) return py::none();
