@@ -245,6 +245,34 @@ py::dict apply_delay_dict(const SimConfig& c) {
   return out;
 }
 
+// Replayed arrivals: (at_ms, session) per write, (at_ms, session, level) per read.
+std::vector<sim::Arrival> to_arrivals(const py::handle& v, const char* arg, bool reads) {
+  const char* shape = reads ? "a sequence of (at_ms, session, level)" : "a sequence of (at_ms, session)";
+  std::vector<sim::Arrival> out;
+  for (const auto& item : to_items(v, arg, shape)) {
+    const auto t = to_items(item, arg, shape);
+    if (t.size() != (reads ? 3u : 2u)) throw InvalidArgument(arg, std::string("expected ") + shape);
+    sim::Arrival a;
+    a.at_ms = to_double(t[0], arg);
+    a.session = to_int(t[1], arg, 0, sim::kMaxSessions - 1);
+    if (reads) a.level = to_enum<Consistency>(t[2], arg);
+    out.push_back(a);
+  }
+  return out;
+}
+
+py::list arrivals_list(const std::vector<sim::Arrival>& arrivals, bool reads) {
+  py::list out;
+  for (const auto& a : arrivals) {
+    if (reads) {
+      out.append(py::make_tuple(a.at_ms, a.session, a.level));
+    } else {
+      out.append(py::make_tuple(a.at_ms, a.session));
+    }
+  }
+  return out;
+}
+
 std::vector<SimField> fault_fields() {
   std::vector<SimField> f;
   f.push_back(number_field("crash_primary_at_ms", &SimConfig::crash_primary_at_ms, "The primary crashes then (< 0: never)."));
@@ -292,6 +320,16 @@ std::vector<SimField> fault_fields() {
                          for (const auto& n : to_items(v, "names", "a sequence of str")) names.push_back(to_str(n, "names"));
                          c.names = std::move(names);
                        }});
+  f.push_back(SimField{"write_arrivals",
+                       "Session writes replayed instead of Poisson ones: [(at_ms, session)] in time order (empty: "
+                       "Poisson at write_rate_per_s).",
+                       1, [](const SimConfig& c) { return arrivals_list(c.write_arrivals, false); },
+                       [](SimConfig& c, const py::handle& v) { c.write_arrivals = to_arrivals(v, "write_arrivals", false); }});
+  f.push_back(SimField{"read_arrivals",
+                       "Reads replayed instead of Poisson ones: [(at_ms, session, level)] in time order, level a "
+                       "Consistency or its name (empty: Poisson at read_rate_per_s, consistency_mix's levels).",
+                       1, [](const SimConfig& c) { return arrivals_list(c.read_arrivals, true); },
+                       [](SimConfig& c, const py::handle& v) { c.read_arrivals = to_arrivals(v, "read_arrivals", true); }});
   return f;
 }
 
@@ -332,10 +370,14 @@ std::string sim_config_repr(const SimConfig& c) {
   std::string out = "SimConfig(";
   bool first = true;
   for (const auto& f : sim_fields()) {
-    const std::string value = py::repr(f.get(c));
+    // A replayed workload is shown by its size (thousands of arrivals).
+    const auto* listed = f.name == std::string("write_arrivals")  ? &c.write_arrivals
+                         : f.name == std::string("read_arrivals") ? &c.read_arrivals
+                                                                   : nullptr;
+    const std::string value = listed ? "<" + std::to_string(listed->size()) + " arrivals>" : std::string(py::repr(f.get(c)));
     const bool key = f.name == std::string("write_rate_per_s") || f.name == std::string("read_rate_per_s") ||
                      f.name == std::string("replicas") || f.name == std::string("mode");
-    if (!key && value == std::string(py::repr(f.get(defaults)))) continue;
+    if (!key && (listed ? listed->empty() : value == std::string(py::repr(f.get(defaults))))) continue;
     out += (first ? "" : ", ") + std::string(f.name) + "=" + value;
     first = false;
   }

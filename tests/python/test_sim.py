@@ -451,3 +451,29 @@ def test_the_trackers_samples_are_traced_on_request_and_the_primary_can_be_read_
     np.testing.assert_array_equal(past.lag_ms["replica1"], plain.lag_ms["replica1"])
     assert np.nanmean(plain.tracked_lag_ms["replica1"]) > 0.05
     assert np.nanmax(past.tracked_lag_ms["replica1"]) == 0
+
+
+def test_a_replayed_workload_arrives_as_listed():
+    config = SimConfig()
+    assert config.write_arrivals == [] and config.read_arrivals == []
+    writes = [(100.0 + i, i % 4) for i in range(20)]
+    reads = [(500.0 + i, i % 4, "eventual" if i % 2 else replikit.Consistency.READ_YOUR_WRITES) for i in range(30)]
+    c = SimConfig(duration_ms=1000, sessions=4, write_arrivals=writes, read_arrivals=reads,
+                  window_edges_ms=[0, 500, 530, 1000])
+    assert c.write_arrivals == writes
+    assert [level for _, _, level in c.read_arrivals].count(replikit.Consistency.EVENTUAL) == 15
+    assert "read_arrivals=<30 arrivals>" in repr(c)
+    r = simulate(c, SEED)
+    assert r.writes_submitted == 20 and r.reads_submitted == 30 and r.conserved
+    assert [w["reads_submitted"] for w in r.windows] == [0, 30, 0]
+    assert r.levels["eventual"]["submitted"] == 15 and r.levels["read_your_writes"]["submitted"] == 15
+    assert simulate(c, SEED).events == r.events
+    with pytest.raises(replikit.ArgumentTypeError) as err:
+        SimConfig(read_arrivals=[(1.0, 0)])
+    assert err.value.argument == "read_arrivals"
+    with pytest.raises(replikit.InvalidArgument) as err:
+        SimConfig(sessions=4, write_arrivals=[(2.0, 0), (1.0, 0)])
+    assert err.value.argument == "write_arrivals"
+    with pytest.raises(replikit.InvalidArgument) as err:
+        SimConfig(read_arrivals=[(1.0, 0, "fastest")])
+    assert err.value.argument == "read_arrivals"

@@ -55,6 +55,18 @@ void check_workload(const SimConfig& c) {
           "must be a finite number <= " + number(kMaxRatePerSecond) + " (< 0: background_write_rate_per_s)");
 }
 
+void check_arrivals(const SimConfig& c, const std::vector<Arrival>& arrivals, const char* argument) {
+  require(arrivals.size() <= kMaxArrivals, argument, "at most " + std::to_string(kMaxArrivals) + " arrivals");
+  for (std::size_t i = 0; i < arrivals.size(); ++i) {
+    const Arrival& a = arrivals[i];
+    require(std::isfinite(a.at_ms) && a.at_ms >= 0 && a.at_ms < c.duration_ms, argument,
+            "each arrival must be in [0, duration_ms)");
+    require(i == 0 || a.at_ms >= arrivals[i - 1].at_ms, argument, "arrivals must be in time order");
+    check_int(a.session, argument, 0, c.sessions - 1);
+    require(static_cast<int>(a.level) < kLevels, argument, "unknown consistency level");
+  }
+}
+
 void check_capacity(const SimConfig& c) {
   check_int(c.replicas, "replicas", 0, kMaxReplicas);
   check_int(c.servers_per_node, "servers_per_node", 1, 100000);
@@ -148,6 +160,8 @@ void check_bounds(const SimConfig& c) {
 
 void SimConfig::validate() const {
   check_workload(*this);
+  check_arrivals(*this, write_arrivals, "write_arrivals");
+  check_arrivals(*this, read_arrivals, "read_arrivals");
   check_capacity(*this);
   check_faults(*this);
   check_bounds(*this);

@@ -88,8 +88,16 @@ std::int64_t Simulation::exp_ns(double mean_ns) {
 }
 
 void Simulation::schedule_start() {
-  if (write_gap_ns_ > 0) events_.push(exp_ns(write_gap_ns_), Ev::WriteArrival, 0);
-  if (read_gap_ns_ > 0) events_.push(exp_ns(read_gap_ns_), Ev::ReadArrival, 0);
+  if (!c_.write_arrivals.empty()) {
+    events_.push(ns(c_.write_arrivals.front().at_ms), Ev::WriteArrival, 0);
+  } else if (write_gap_ns_ > 0) {
+    events_.push(exp_ns(write_gap_ns_), Ev::WriteArrival, 0);
+  }
+  if (!c_.read_arrivals.empty()) {
+    events_.push(ns(c_.read_arrivals.front().at_ms), Ev::ReadArrival, 0);
+  } else if (read_gap_ns_ > 0) {
+    events_.push(exp_ns(read_gap_ns_), Ev::ReadArrival, 0);
+  }
   events_.push(0, Ev::Probe, 0);
   events_.push(0, Ev::Sample, 0);
   if (c_.crash_primary_at_ms >= 0) {
@@ -215,11 +223,23 @@ void Simulation::fail(std::uint32_t id, FailReason reason) {
   free_job(id);
 }
 
+std::size_t Simulation::next_traced(const std::vector<Arrival>& trace, std::size_t& next, Ev kind) {
+  const std::size_t due = next++;
+  if (next < trace.size()) events_.push(std::max(now_, ns(trace[next].at_ms)), kind, 0);
+  return due;
+}
+
 void Simulation::on_write_arrival() {
-  const std::int64_t next = now_ + std::max<std::int64_t>(1, exp_ns(write_gap_ns_));
-  if (next < duration_ns_) events_.push(next, Ev::WriteArrival, 0);
-  ++res_.writes_submitted;
-  const int session = static_cast<int>(rng_.below(static_cast<std::uint32_t>(c_.sessions)));
+  int session = 0;
+  if (!c_.write_arrivals.empty()) {
+    session = c_.write_arrivals[next_traced(c_.write_arrivals, next_write_, Ev::WriteArrival)].session;
+    ++res_.writes_submitted;
+  } else {
+    const std::int64_t next = now_ + std::max<std::int64_t>(1, exp_ns(write_gap_ns_));
+    if (next < duration_ns_) events_.push(next, Ev::WriteArrival, 0);
+    ++res_.writes_submitted;
+    session = static_cast<int>(rng_.below(static_cast<std::uint32_t>(c_.sessions)));
+  }
   if (in_flight_writes_ + in_flight_reads_ >= static_cast<std::uint64_t>(c_.max_in_flight)) {
     ++res_.writes_failed;
     ++res_.writes_failed_by[static_cast<std::size_t>(FailReason::QueueFull)];
@@ -248,6 +268,10 @@ void Simulation::on_background_arrival(std::uint32_t gen) {
 }
 
 void Simulation::on_read_arrival() {
+  if (!c_.read_arrivals.empty()) {
+    const Arrival& a = c_.read_arrivals[next_traced(c_.read_arrivals, next_read_, Ev::ReadArrival)];
+    return issue_read(a.session, a.level);
+  }
   const std::int64_t next = now_ + std::max<std::int64_t>(1, exp_ns(read_gap_ns_));
   if (next < duration_ns_) events_.push(next, Ev::ReadArrival, 0);
   const int session = static_cast<int>(rng_.below(static_cast<std::uint32_t>(c_.sessions)));

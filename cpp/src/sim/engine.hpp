@@ -132,6 +132,8 @@ class Simulation {
   void dispatch(const Event& e);
   void on_write_arrival();
   void on_read_arrival();
+  // The index of the replayed arrival due now; schedules the next one of `trace`.
+  std::size_t next_traced(const std::vector<Arrival>& trace, std::size_t& next, Ev kind);
   void on_background_arrival(std::uint32_t gen);
   void schedule_background(std::int64_t from, double gap_ns);
   void issue_read(int session, Consistency level);
@@ -225,6 +227,7 @@ class Simulation {
   double write_gap_ns_, read_gap_ns_, apply_mean_ns_;
   double background_gap_ns_ = 0, background_gap_after_ns_ = 0;  // 0: no background writes
   std::uint32_t background_gen_ = 0;  // bumped when the background rate changes (the crash)
+  std::size_t next_write_ = 0, next_read_ = 0;  // the next replayed arrivals (write_arrivals, read_arrivals)
   std::uint64_t in_flight_background_ = 0;
   std::uint64_t last_judged_seq_ = 0;  // the current primary's last non-background commit
   int primary_ = 0;

@@ -68,6 +68,17 @@ struct ApplyDelay {
   double delay_ms = 0;   ///< >= 0
 };
 
+/// One request of a replayed workload (SimConfig::write_arrivals, read_arrivals): when it arrives,
+/// its session, and (a read's) consistency level.
+struct Arrival {
+  double at_ms = 0;  ///< in [0, duration_ms), in time order within its list
+  int session = 0;   ///< in [0, sessions)
+  Consistency level = Consistency::Eventual;  ///< a read's level (ignored for a write)
+};
+
+/// Most arrivals SimConfig::write_arrivals or read_arrivals may list.
+inline constexpr std::size_t kMaxArrivals = 10'000'000;
+
 /// One run's configuration. Node 0 is the primary, nodes 1..replicas the replicas, named
 /// "primary", "replica1", ... unless `names` says otherwise.
 struct SimConfig {
@@ -196,6 +207,16 @@ struct SimConfig {
   int max_in_flight = 1'000'000;      ///< requests in flight at once; beyond, a request fails
   std::uint64_t max_events = 2'000'000'000;  ///< events one run may process (then it stops, truncated)
   std::vector<std::string> names;     ///< node names (empty: the default names)
+
+  // ---- a replayed workload ----
+  /// The session writes as listed instead of Poisson arrivals at write_rate_per_s with uniform
+  /// sessions: a real run's seeded schedule, so that a model and a measurement see the same
+  /// arrivals (which reads fall into a short stale window is then not a sampling difference).
+  /// Empty: Poisson.
+  std::vector<Arrival> write_arrivals;
+  /// The reads as listed (instant, session, level) instead of Poisson arrivals at read_rate_per_s
+  /// with uniform sessions and consistency_mix's levels. Empty: Poisson.
+  std::vector<Arrival> read_arrivals;
 
   /// Throws InvalidArgument naming the first bad field.
   void validate() const;
