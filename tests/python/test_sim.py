@@ -469,6 +469,9 @@ def test_a_replayed_workload_arrives_as_listed():
     assert r.levels["eventual"]["submitted"] == 15 and r.levels["read_your_writes"]["submitted"] == 15
     assert simulate(c, SEED).events == r.events
     with pytest.raises(replikit.ArgumentTypeError) as err:
+        SimConfig(read_arrivals=5)
+    assert err.value.argument == "read_arrivals"
+    with pytest.raises(replikit.InvalidArgument) as err:
         SimConfig(read_arrivals=[(1.0, 0)])
     assert err.value.argument == "read_arrivals"
     with pytest.raises(replikit.InvalidArgument) as err:
