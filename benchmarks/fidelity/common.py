@@ -140,6 +140,34 @@ def one_delay(prim: Any, rep: Any, row_id: int, limit_s: float = CALIBRATION_POL
 
 
 # ------------------------------------------------------------------ the real workload
+def write_schedule(settings: WorkloadSettings, seed: int) -> List[Tuple[float, int]]:
+    """The session writer's seeded Poisson schedule: (instant in s from the run's start, session)
+    per write. A simulated twin can replay it (SimConfig.write_arrivals)."""
+    rng = random.Random(seed)
+    out: List[Tuple[float, int]] = []
+    t = 0.0
+    while True:
+        t += rng.expovariate(settings.write_rate)
+        if t >= settings.run_s:
+            return out
+        out.append((t, rng.randrange(settings.sessions)))
+
+
+def read_schedule(settings: WorkloadSettings, seed: int) -> List[Tuple[float, int, bool]]:
+    """One reader's seeded Poisson schedule (the readers share the read rate): (instant in s,
+    session, eventual or not) per read. A simulated twin can replay it (SimConfig.read_arrivals)."""
+    rng = random.Random(seed)
+    rate = settings.read_rate / settings.readers
+    out: List[Tuple[float, int, bool]] = []
+    t = 0.0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= settings.run_s:
+            return out
+        session = rng.randrange(settings.sessions)
+        out.append((t, session, rng.random() < settings.eventual_share))
+
+
 class Workload:
     """Writer and reader threads over one ReplicatedDatabase, driven by seeded Poisson schedules."""
 
@@ -164,14 +192,9 @@ class Workload:
         return not self.stop.is_set()
 
     def writer(self, seed: int) -> None:
-        rng = random.Random(seed)
-        t, row_id = 0.0, 0
-        while True:
-            t += rng.expovariate(self.s.write_rate)
-            if t >= self.s.run_s or not self._sleep_until(t):
+        for row_id, (t, s) in enumerate(write_schedule(self.s, seed), start=1):
+            if not self._sleep_until(t):
                 return
-            row_id += 1
-            s = rng.randrange(self.s.sessions)
             with self.session_locks[s]:
                 try:
                     # The server's clock at the insert (the commit follows within microseconds).
@@ -189,15 +212,9 @@ class Workload:
                 self.out.writes += 1
 
     def reader(self, seed: int) -> None:
-        rng = random.Random(seed)
-        rate = self.s.read_rate / self.s.readers
-        t = 0.0
-        while True:
-            t += rng.expovariate(rate)
-            if t >= self.s.run_s or not self._sleep_until(t):
+        for t, s, eventual in read_schedule(self.s, seed):
+            if not self._sleep_until(t):
                 return
-            s = rng.randrange(self.s.sessions)
-            eventual = rng.random() < self.s.eventual_share
             self._read(s, eventual)
 
     def _read(self, s: int, eventual: bool) -> None:

@@ -303,7 +303,8 @@ def print_table(mode: str, table: Dict[str, Dict[str, Any]], log: Any) -> None:
 # The twins' replication delays, both from the offset reads before the kill: each kill's own
 # (its twin follows that run's load), and those of all kills of the mode pooled (less noise).
 DELAY_INPUTS = {"run": "delays from offset reads, per kill", "mode": "delays from offset reads, pooled per mode",
-                "before_only": "delays from offset reads before the kill only (also after the crash), per kill"}
+                "before_only": "delays from offset reads before the kill only (also after the crash), per kill",
+                "poisson": "delays per kill, the twins' own Poisson arrivals instead of the run's schedule"}
 
 
 def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: Any) -> Dict[str, Any]:
@@ -323,7 +324,7 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
             inputs = run if name != "mode" else dict(run, delays=killtwins.twin_delays(run, pooled),
                                                      delays_after=killtwins.twin_delays_after(run, pooled_after))
             twin = killtwins.sim_run_counts(settings.preset, mode, promotion_ms, seeds, inputs,
-                                            after=name != "before_only")
+                                            after=name != "before_only", replay=name != "poisson")
             twin["outage_ms"] = twin.pop("outage_ms_mean")
             twins[name].append(twin)
     fed = {side: {"before": {}, "after": {}} for side in ("real", "sim")}  # fidelity.probesamples, pooled
@@ -353,13 +354,14 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
             "probes": fed, "comparison": windowstats.compare(real_counts, sim_counts["run"], settings.seed),
             "comparison_pooled_delays": windowstats.compare(real_counts, sim_counts["mode"], settings.seed),
             "comparison_before_delays": windowstats.compare(real_counts, sim_counts["before_only"], settings.seed),
+            "comparison_poisson": windowstats.compare(real_counts, sim_counts["poisson"], settings.seed),
             "real_counts": real_counts, "sim_counts": sim_counts}
 
 
 def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[str, Any]:
     """Per mode: the real runs, the simulated runs, the table; returns the comparisons by mode."""
     out: Dict[str, Any] = {}
-    all_reads: Dict[str, List[Any]] = {"real": [], "run": [], "mode": [], "before_only": []}
+    all_reads: Dict[str, List[Any]] = {"real": [], "run": [], "mode": [], "before_only": [], "poisson": []}
     started = time.monotonic()
     for mode in settings.mode_list():
         log(f"{mode}: {settings.runs} real kills (replikit FailoverManager, preset {settings.preset}) ...")
@@ -413,20 +415,24 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
                     f"twins {probesamples.summary(reads['probes']['sim'][window])}")
             windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['run']}", reads["comparison"], log)
             windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['mode']}", reads["comparison_pooled_delays"], log)
+            windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['poisson']}", reads["comparison_poisson"], log)
             windowstats.print_table(f"{mode} reads, {DELAY_INPUTS['before_only']}", reads["comparison_before_delays"],
                                     log)
-    pooled = pooled_mode = pooled_before = None
+    pooled = pooled_mode = pooled_before = pooled_poisson = None
     if len(out) > 1 and all_reads["real"]:
         pooled = windowstats.compare(all_reads["real"], all_reads["run"], settings.seed)
         pooled_mode = windowstats.compare(all_reads["real"], all_reads["mode"], settings.seed)
         pooled_before = windowstats.compare(all_reads["real"], all_reads["before_only"], settings.seed)
+        pooled_poisson = windowstats.compare(all_reads["real"], all_reads["poisson"], settings.seed)
         kills = len(all_reads["real"])
         windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['run']}", pooled, log)
         windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['mode']}", pooled_mode, log)
         windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['before_only']}", pooled_before, log)
+        windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['poisson']}", pooled_poisson, log)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump({"scenario": "kill", "settings": vars(settings), "modes": out,
                        "reads_all_modes": pooled, "reads_all_modes_pooled_delays": pooled_mode,
-                       "reads_all_modes_before_delays": pooled_before}, fh, indent=2)
+                       "reads_all_modes_before_delays": pooled_before, "reads_all_modes_poisson": pooled_poisson},
+                      fh, indent=2)
     return out

@@ -147,7 +147,7 @@ import time
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from fidelity import commitlag
-from fidelity.common import NOW_S, TABLE, Workload, WorkloadSettings
+from fidelity.common import NOW_S, TABLE, Workload, WorkloadSettings, read_schedule, write_schedule
 from fidelity.delays import OFFSET_READ, delay_quantiles, sent_delay_quantiles
 
 RUN_S = 4.0
@@ -433,6 +433,25 @@ def workload_settings(seed: int) -> WorkloadSettings:
                             eventual_share=0.5, sessions=SESSIONS, readers=READERS, seed=seed)
 
 
+def writer_seed(seed: int) -> int:
+    return seed * 1000 + 1
+
+
+def reader_seed(seed: int, reader: int) -> int:
+    return seed * 1000 + 10 + reader
+
+
+def workload_arrivals(seed: int) -> Dict[str, Any]:
+    """The run's session writes and reads as its seeded schedules drew them (ms from the run's
+    start; fidelity.common.write_schedule, read_schedule), for its twin to replay
+    (SimConfig.write_arrivals, read_arrivals): the same requests at the same instants."""
+    settings = workload_settings(seed)
+    writes = [(t * 1000.0, s) for t, s in write_schedule(settings, writer_seed(seed))]
+    reads = sorted((t * 1000.0, s, "eventual" if eventual else "read_your_writes")
+                   for i in range(settings.readers) for t, s, eventual in read_schedule(settings, reader_seed(seed, i)))
+    return {"write_arrivals": writes, "read_arrivals": reads}
+
+
 def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
     """One kill with the read workload; the raw windows, reads and lag samples."""
     import psycopg
@@ -461,9 +480,9 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
         old_tli = max(receiver_state(conn)[1] for conn in standbys.values())
         t0 = time.monotonic()
         work = KillWorkload(dbs[0], settings, t0)
-        threads = [threading.Thread(target=work.writer, args=(seed * 1000 + 1,), daemon=True),
+        threads = [threading.Thread(target=work.writer, args=(writer_seed(seed),), daemon=True),
                    threading.Thread(target=work.lag_sampler, args=("",), daemon=True)]
-        threads += [threading.Thread(target=work.reader, args=(seed * 1000 + 10 + i,), daemon=True)
+        threads += [threading.Thread(target=work.reader, args=(reader_seed(seed, i),), daemon=True)
                     for i in range(settings.readers)]
         probe = OffsetProbe(cluster, dbs[0], t0, seed * 1000 + 5)
         after: Optional[OffsetProbe] = None
@@ -513,7 +532,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
     background = background_rates(writers.acked, [t for t, *_ in probe.samples + (after.samples if after else [])], t0, kill_s, switched_s,
                                   got[0])
     offsets_after, latencies_after = probe_inputs_after(after)
-    return {"measured": work.out, "kill_s": kill_s, "recovered_s": got[1] - t0, "reads": work.out.reads,
+    return {"measured": work.out, "seed": seed, "kill_s": kill_s, "recovered_s": got[1] - t0, "reads": work.out.reads,
             "failed_at": work.failed_at, "lag": work.replica_lag, "promoted": got[0],
             "offsets": offsets, "probe_latencies": probe_latencies, "repoint_ms": repoint_s * 1000.0,
             "delays": sent_delay_quantiles(offsets, probe_latencies) if offsets and probe_latencies else [],

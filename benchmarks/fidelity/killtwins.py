@@ -11,7 +11,7 @@ from fidelity import commitlag, probesamples
 from fidelity.common import stale_at_execution
 from fidelity.delays import per_write_delays
 from fidelity.killreads import (KILL_AT_S, LAG_SAMPLE_S, READ_RATE, RUN_S, SESSION_WRITE_RATE, SESSIONS, WARM_S,
-                                WINDOWS, real_run)
+                                WINDOWS, real_run, workload_arrivals)
 
 
 # ------------------------------------------------------------------ counts per window
@@ -88,7 +88,7 @@ def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, floa
 
 # ------------------------------------------------------------------ the simulated runs
 def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
-               scale: float = 1.0, after: bool = True) -> Any:
+               scale: float = 1.0, after: bool = True, replay: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
     delays times ``scale``), its failover timings: the simulated promotion ends when the real
     client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
@@ -140,7 +140,17 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
                      probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
-                     probe_offsets_ms=run["probe_offsets_ms"], **timing, **after_crash_delays(run, after))
+                     probe_offsets_ms=run["probe_offsets_ms"], **timing, **after_crash_delays(run, after),
+                     **replayed_workload(run, replay))
+
+
+def replayed_workload(run: Dict[str, Any], replay: bool) -> Dict[str, Any]:
+    """The twin's session writes and reads: with ``replay``, the real run's own (its seeded
+    schedules: the same instants, sessions and levels; killreads.workload_arrivals), else Poisson
+    draws of the twin's seed at the same rates. Right after the recovery a few reads decide the
+    stale share (the survivor lacks every new write for ~50-80 ms: most reads then are stale), so
+    independent draws compare the real run's sample of that window with its expectation."""
+    return workload_arrivals(run["seed"]) if replay else {}
 
 
 def after_crash_delays(run: Dict[str, Any], after: bool) -> Dict[str, Any]:
@@ -168,7 +178,7 @@ PROBE_TRACE = 2000  # a twin's tracker samples kept (a 4 s run feeds ~120)
 
 
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
-                   scale: float = 1.0, after: bool = True) -> Dict[str, Any]:
+                   scale: float = 1.0, after: bool = True, replay: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
     what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery)."""
     from replikit.sim import simulate
@@ -177,7 +187,7 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
     fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
     for seed in seeds:
-        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after)
+        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay)
         config.max_probe_samples = PROBE_TRACE
         result = simulate(config, seed)
         if result.failover["recovery_ms"] is None:
@@ -220,7 +230,7 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms; after "
             f"it, {len(run['offsets_after'])} offset reads, delay mean "
             f"{statistics.fmean(run['delays_after'] or [float('nan')]):.3f} ms")
-        out.append({"counts": counts, "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
+        out.append({"counts": counts, "seed": run["seed"], "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
                     "delays": twin_delays(run, run["delays"]),
                     "probe_records": run["probe_records"], "commit_lag_ms": run["commit_lag_ms"], "probes": fed,
                     "tracker_reset": run["tracker_reset"],
