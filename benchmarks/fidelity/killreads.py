@@ -68,7 +68,9 @@ what is sent from the crash on (SimConfig.replica_latency_after_crash). Its rows
 background writes after the recovery. When it got no reads, the twin keeps the delays measured
 before the kill.
 
-Simulated, per real run (a twin): the same rates and mix, the same detector with the timing
+Simulated, per real run (a twin): the same requests (it replays the session writer's and the
+readers' seeded schedules, workload_arrivals: each write's and read's instant, session and level;
+SimConfig.write_arrivals, read_arrivals), the same detector with the timing
 measured before that kill (fidelity.kill.twin_timing: the kill at its phase after the prober's
 last probe of the primary, the prober's period, the manager's check loop); its link delivers in
 order, so it draws per write the delays whose in-order delivery gives back the measured ones
@@ -99,6 +101,18 @@ before the primary half the time) and each node's probe offset, the median time 
 prober's query to the primary to its query to that node (its cadences drift apart: 0 in most
 kills, 1.5-35 ms in some, and a replica read a few ms after the primary has replayed what the
 primary showed: its tracked lag is then 0).
+
+Why the twin replays the schedule rather than drawing Poisson arrivals of its own: right after
+the recovery the survivor lacks every new write for ~50-80 ms, and most eventual reads sent then
+are stale; that window holds ~8 reads per kill, and they make up most of the stale reads after the
+recovery. The read runs use seeds 1, 2, ... in every mode, so the same schedules recur, and theirs
+are not average there. Seeds 1..20 schedule 6.8 eventual reads per kill in [2.40, 2.48) s, where
+1000 seeds average 7.9; seeds 300..311 schedule 6.1. Twins with draws of their own predicted the
+expectation: on 36 kills (seeds 300..311, the three modes), the stale share after the recovery
+was +41% [+24, +64]. The same kills re-predicted with their schedules replayed: +9% [-5, +25].
+Before the kill: -2% and +1%. The real readers were not held back: their reads left at the
+scheduled instants (median 0.1 ms late), and the dip in the reads sent in [switch, switch + 80 ms]
+was the schedules'. The Poisson twins are still printed (kill.DELAY_INPUTS "poisson").
 
 Statistics (fidelity.windowstats): per window, each figure pooled over the runs (stale reads /
 reads of all runs); its 95% interval and that of the relative error by a bootstrap over runs
@@ -139,16 +153,15 @@ the twins' 176-byte writes do not.
 
 from __future__ import annotations
 
-import queue
-import random
 import statistics
 import threading
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from fidelity import commitlag
-from fidelity.common import NOW_S, TABLE, Workload, WorkloadSettings, read_schedule, write_schedule
-from fidelity.delays import OFFSET_READ, delay_quantiles, sent_delay_quantiles
+from fidelity.common import TABLE, Workload, WorkloadSettings, read_schedule, write_schedule
+from fidelity.delays import delay_quantiles, sent_delay_quantiles
+from fidelity.offsetprobe import AFTER_FIRST_ID, OFFSET_NEAR_S, PROBE_LIMIT_S, OffsetProbe, probe_inputs_after
 
 RUN_S = 4.0
 KILL_AT_S = 2.0
@@ -159,10 +172,6 @@ SESSIONS = 8
 WRITE_RATE = 200.0  # failover_bench's writers on the primary: one insert per 5 ms
 READERS = 2
 LAG_SAMPLE_S = 0.02
-PROBE_GAP_S = 0.02  # between two offset probes (each takes an insert and its offset)
-PROBE_LIMIT_S = 1.0
-OFFSET_NEAR_S = 0.003
-OFFSET_FAR_S = 0.025
 WINDOWS = ("before", "outage", "after")
 
 
@@ -225,106 +234,6 @@ def probe_record(status: Any, sent: float, answered: float) -> ProbeRecord:
     position = status.replay_lsn if replica else status.current_lsn
     return ProbeRecord(sent, answered, not replica, int(position) if position is not None else 0,
                        status.lag_ms if replica and status.lag_known else None)
-
-
-class OffsetProbe:
-    """Commit -> visible delays while the workload runs, without watching on the replica: every
-    PROBE_GAP_S a row written as the session writer writes its rows (through the same
-    ReplicatedDatabase: BEGIN, the insert, whose server clock is the row's instant, then COMMIT,
-    one round trip later) and, at a seeded offset from the write's start, one read of it on r1
-    or r2 in turn with the readers' own query (fidelity.delays.OFFSET_READ), until ``stop`` (set
-    just before the kill). ``samples``: (t, replica, sent ms, age ms, visible, stale): the read
-    sent ``sent`` ms after the row's instant (the client's wall clock at the send less the
-    insert's server clock: one host), it ran ``age`` ms after it (that server's clock), the row
-    was visible, and stale as the readers' reads are judged (it ran after the row's instant and
-    lacked it); fidelity.delays.sent_delay_quantiles turns (sent, stale) into delays."""
-
-    def __init__(self, cluster: Any, db: Any, t0: float, seed: int, nodes: Tuple[str, ...] = ("r1", "r2"),
-                 first_id: int = -1):
-        self.cluster = cluster
-        self.db = db
-        self.t0 = t0
-        self.rng = random.Random(seed)
-        self.nodes = nodes  # the standbys read in turn
-        self.first_id = first_id  # the probe's rows take ids first_id, first_id - 1, ... (below the workload's)
-        self.stop = threading.Event()
-        self.samples: List[Tuple[float, str, float, float, bool, bool]] = []
-        self.error = ""
-
-    def offset_s(self) -> float:
-        """Most offsets where the delay's distribution rises, a quarter further out (its tail)."""
-        if self.rng.random() < 0.75:
-            return self.rng.uniform(0.0, OFFSET_NEAR_S)
-        return self.rng.uniform(OFFSET_NEAR_S, OFFSET_FAR_S)
-
-    def run(self) -> None:
-        import psycopg
-
-        todo: "queue.Queue[Optional[Tuple[int, Any, float]]]" = queue.Queue()
-        done: "queue.Queue[Any]" = queue.Queue()
-
-        def reader() -> None:  # the read starts at its offset even while the write runs
-            while True:
-                item = todo.get()
-                if item is None:
-                    return
-                row_id, conn, at = item
-                time.sleep(max(0.0, at - time.monotonic()))
-                try:
-                    sent_wall = time.time()  # the servers' clock is the wall clock (one host)
-                    done.put((sent_wall,) + tuple(conn.execute(OFFSET_READ, (row_id,)).fetchone()))
-                except Exception as exc:  # noqa: BLE001 - raised by the probe's loop
-                    done.put(exc)
-
-        conns: List[Any] = []
-        try:
-            for name in self.nodes:
-                conns.append(psycopg.connect(self.cluster.dsn(name), autocommit=True))
-            thread = threading.Thread(target=reader, daemon=True)
-            thread.start()
-            try:
-                self._loop(tuple(zip(self.nodes, conns)), todo, done)
-            finally:
-                todo.put(None)
-                thread.join(timeout=PROBE_LIMIT_S + 5)
-        except Exception as exc:  # noqa: BLE001 - reported by real_run
-            if not self.stop.is_set():
-                self.error = repr(exc)
-        finally:
-            for conn in conns:
-                conn.close()
-
-    def _loop(self, replicas: Any, todo: Any, done: Any) -> None:
-        i = 0
-        while not self.stop.wait(PROBE_GAP_S):
-            name, conn = replicas[i % len(replicas)]
-            row_id = self.first_id - i
-            i += 1
-            sent = time.monotonic()
-            todo.put((row_id, conn, sent + self.offset_s()))
-            committed = self.db.execute(f"INSERT INTO {TABLE} (id, session) VALUES ($1, -1) RETURNING {NOW_S}",
-                                        (row_id,)).scalar()
-            got = done.get(timeout=PROBE_LIMIT_S)
-            if isinstance(got, Exception):
-                raise got
-            read_sent, _, visible, executed = got
-            committed, executed = float(committed), float(executed)
-            self.samples.append((sent - self.t0, name, (read_sent - committed) * 1000.0, (executed - committed) * 1000.0,
-                                 bool(visible), executed >= committed and not visible))
-
-
-AFTER_FIRST_ID = -1_000_000  # the first row id of the probe after the recovery
-
-
-def probe_inputs_after(after: Optional[OffsetProbe]) -> Tuple[List[Tuple[float, bool]], List[float]]:
-    """The probe after the recovery's offset reads (sent ms, stale) and its reads' own latencies
-    away from their row, as before the kill; none when it did not run or failed (the twin then
-    keeps the delays measured before the kill)."""
-    if after is None or after.error:
-        return [], []
-    offsets = [(sent, stale) for _, _, sent, _, _, stale in after.samples]
-    latencies = [age - sent for _, _, sent, age, _, _ in after.samples if sent > OFFSET_NEAR_S * 1000.0]
-    return offsets, latencies
 
 
 REPOINT_POLL_S = 0.002

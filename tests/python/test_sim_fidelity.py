@@ -259,6 +259,40 @@ def test_commit_instants_come_from_the_primarys_wal():
     assert commitlag.commit_lag_ms([]) == 0.0
 
 
+def test_a_kill_twin_replays_the_workload_its_run_drew():
+    """The real workload's writer and readers draw from fidelity.common's seeded schedules (the
+    same draws as the loops they replaced), and a kill's twin replays exactly those requests."""
+    import random
+
+    _fidelity_delays()  # puts benchmarks/ on the path
+    from fidelity import common, killreads, killtwins
+
+    settings = killreads.workload_settings(7)
+    rng = random.Random(killreads.reader_seed(7, 1))  # the reader's loop as it was drawn before
+    t, expected = 0.0, []
+    while True:
+        t += rng.expovariate(settings.read_rate / settings.readers)
+        if t >= settings.run_s:
+            break
+        session = rng.randrange(settings.sessions)
+        expected.append((t, session, rng.random() < settings.eventual_share))
+    assert common.read_schedule(settings, killreads.reader_seed(7, 1)) == expected
+    arrivals = killreads.workload_arrivals(7)
+    writes, reads = arrivals["write_arrivals"], arrivals["read_arrivals"]
+    assert writes == [(t * 1000.0, s) for t, s in common.write_schedule(settings, killreads.writer_seed(7))]
+    assert len(reads) == sum(len(common.read_schedule(settings, killreads.reader_seed(7, i)))
+                             for i in range(settings.readers))
+    assert reads == sorted(reads) and 600 < len(reads) < 1000 and 120 < len(writes) < 280
+    assert {level for _, _, level in reads} == {"eventual", "read_your_writes"}
+    assert killtwins.replayed_workload({"seed": 7}, replay=False) == {}
+    from replikit.sim import SimConfig, simulate
+
+    config = SimConfig(duration_ms=settings.run_s * 1000.0, sessions=settings.sessions,
+                       **killtwins.replayed_workload({"seed": 7}, replay=True))
+    result = simulate(config, 1)
+    assert result.writes_submitted == len(writes) and result.reads_submitted == len(reads)
+
+
 def test_fidelity_rejects_bad_scenario_settings():
     for args in (["--scenario", "delay", "--delay-ms", "0"], ["--scenario", "kill", "--modes", "sometimes"]):
         proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)
@@ -311,6 +345,7 @@ def test_simulator_predicts_a_killed_primarys_failover(tmp_path):
         # The delays after the recovery: the offset probe against the new primary, reading the survivor.
         assert mode["reads"]["real"]["offset_reads_after"] >= 10 and mode["reads"]["real"]["delay_after_mean_ms"] > 0
         assert "stale_eventual_after" in mode["reads"]["comparison_before_delays"]
+        assert "stale_eventual_after" in mode["reads"]["comparison_poisson"]
         for window in ("before", "outage", "after"):
             assert reads[f"stale_read_your_writes_{window}"]["measured"] == 0
             assert reads[f"stale_read_your_writes_{window}"]["predicted"] == 0
