@@ -62,13 +62,15 @@ Scenarios (benchmarks/fidelity/: common.py the shared workload and figures, one 
   workload (fidelity/killreads.py: 200 reads/s, half eventual, half read-your-writes, through
   the manager's ReplicatedDatabase), per time window (before the kill, the outage, after the
   recovery): the stale-read share per level, the primary's share of the reads, the share of
-  reads failed and the replica lag, each against the run's simulated twin (its inputs measured
-  in that run: the replication delays before the kill, from offset reads (a row written as
+  reads failed and the replica lag, each against the run's simulated twin (the run's own
+  seeded writes and reads replayed, and its inputs measured in that run: the replication delays
+  before the kill, from offset reads (a row written as
   the session writer writes, read once on a replica at a seeded offset: stale or not, by the
   instant the read was sent), the
   client round trip, the client's switch to the new primary and the survivor's
   reconnection), pooled over the runs with 95% bootstrap intervals (fidelity/windowstats.py);
-  twice: with each kill's own delays, and with those of all kills of the mode pooled.
+  with each kill's own delays, with those of all kills of the mode pooled, with the delays before
+  the kill only, and with Poisson arrivals of the twin's own instead of the run's requests.
 
 Each prints, for each figure, predicted vs measured, the relative error and whether it is within
 10%. Every wait is bounded; the clusters are stopped at the end, also on failure or Ctrl-C.
