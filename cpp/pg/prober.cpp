@@ -414,7 +414,6 @@ void Prober::succeed(Slot& s, std::int64_t now) {
     events_->role(node, mismatch,
                   !mismatch ? std::string("the server's role matches the topology again")
                             : answer.in_recovery ? "the primary is in recovery" : "this replica is not in recovery");
-    events_->lag_transitions();
   }
   finish(s, true);
 }
