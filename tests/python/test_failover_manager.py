@@ -634,6 +634,62 @@ def test_switchover_cuts_a_read_that_outlasts_max_drain_ms_and_counts_it():
             db.close()
 
 
+def test_switchover_counts_each_call_drained_and_each_cut():
+    # Three short calls (two strong reads, a write) and a long read in flight at the hold: the
+    # drain counts the three that ended (by their ends, not by the most seen in flight at once,
+    # which a call that backs out of the hold would inflate) and the one the fence cut.
+    with LocalCluster(replicas=1, mode="async") as cluster:
+        db = fast_database(cluster)
+        try:
+            manager = fast_manager(db, max_drain_ms=4000)
+            outcome = {}
+
+            def call(key, run):
+                try:
+                    outcome[key] = run().node
+                except replikit.Error as e:
+                    outcome[key] = e
+
+            calls = {
+                "read1": lambda: db.query("SELECT pg_sleep(1.5)", consistency="strong"),
+                "read2": lambda: db.query("SELECT pg_sleep(1.5)", consistency="strong"),
+                "write": lambda: db.execute("SELECT pg_sleep(1.5)"),
+                "long": lambda: db.query("SELECT pg_sleep(30)", consistency="strong"),
+            }
+            threads = [threading.Thread(target=call, args=item, daemon=True) for item in calls.items()]
+            for t in threads:
+                t.start()
+            old = db.topology.index_of("primary")
+            wait_until(lambda: db.topology.info(old).outstanding == 4, WAIT_S, "four calls in flight")
+            report = manager.switchover("r1")
+            for t in threads:
+                t.join(WAIT_S)
+            print(f"drained and cut: {outcome}; {report!r}")
+            assert report.promoted == "r1", report
+            assert (report.drained_in_flight, report.cut_in_flight) == (3, 1), report
+            assert [outcome[k] for k in ("read1", "read2", "write")] == ["primary"] * 3, outcome
+            assert isinstance(outcome["long"], replikit.ConnectionError), outcome
+            assert db.topology.info(old).outstanding == 0
+        finally:
+            db.close()
+
+
+def test_max_drain_ms_must_be_below_the_databases_acquire_timeout_ms():
+    # Calls a switchover holds wait at most acquire_timeout_ms; a drain outlasting that would
+    # send them on to the old primary, to meet the fence.
+    db = replikit.pg.ReplicatedDatabase(("p", "host=127.0.0.1 port=1"), acquire_timeout_ms=1000)
+    try:
+        for drain_ms in (None, 1000, 1000.5):
+            with pytest.raises(replikit.InvalidArgument, match="acquire_timeout_ms") as e:
+                _core.FailoverManager(db) if drain_ms is None else _core.FailoverManager(db, max_drain_ms=drain_ms)
+            assert e.value.argument == "max_drain_ms"
+            assert "1000 ms" in str(e.value)
+        assert _core.FailoverManager(db, max_drain_ms=999).max_drain_ms == 999
+        assert _core.FailoverManager(db, max_drain_ms=0).max_drain_ms == 0
+    finally:
+        db.close()
+
+
 def test_a_database_gets_its_own_failover_manager_in_one_line():
     with pytest.raises(replikit.ArgumentTypeError) as e:
         replikit.pg.ReplicatedDatabase(("p", "host=127.0.0.1 port=1"), failover="yes")
