@@ -84,12 +84,12 @@ void ReplicatedDatabase::Impl::mark_down(int node, const std::string& error) {
     e.probes_seen = p.probes_ok + p.probes_failed;
     e.set = true;
   }
+  node_events->down(node, error);  // before routing drops the node (NodeEvents::down)
   if (topology->flags(node) & ::replikit::detail::kUpBit) {
     topology->set_up(topology->name(node), false);
     counters.marked_down.fetch_add(1, std::memory_order_relaxed);
   }
   pools[static_cast<std::size_t>(node)]->drop_idle();
-  node_events->down(node, error);
 }
 
 // For a write, and for any call on the primary, every idle connection's socket is checked

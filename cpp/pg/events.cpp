@@ -131,10 +131,12 @@ void NodeEvents::publish(EventKind kind, int node, std::string message) {
 }
 
 void NodeEvents::down(int node, const std::string& error) {
+  std::lock_guard<std::mutex> lock(updown_mutex_);
   if (!down_[static_cast<std::size_t>(node)].exchange(true)) publish(EventKind::NodeDown, node, error);
 }
 
 void NodeEvents::up(int node) {
+  std::lock_guard<std::mutex> lock(updown_mutex_);
   if (down_[static_cast<std::size_t>(node)].exchange(false)) publish(EventKind::NodeUp, node, "reachable again");
 }
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "replikit/lag.hpp"
@@ -25,9 +26,11 @@ class NodeEvents {
   NodeEvents(const NodeEvents&) = delete;
   NodeEvents& operator=(const NodeEvents&) = delete;
 
-  /// `node` became unreachable: NodeDown unless it already was.
+  /// `node` became unreachable: NodeDown unless it already was. Called before routing drops the
+  /// node; returns only once the NodeDown is in the log, also to a caller that lost the race to
+  /// publish it, so a reader that sees the node out of routing finds the event.
   void down(int node, const std::string& error);
-  /// A good probe of `node`: NodeUp when it was down.
+  /// A good probe of `node`: NodeUp when it was down (before routing takes the node back).
   void up(int node);
   /// The last good probe found `node`'s role (mis)matching: RoleMismatch / RoleRestored on a change.
   void role(int node, bool mismatch, const std::string& message);
@@ -46,6 +49,7 @@ class NodeEvents {
   std::shared_ptr<EventLog> log_;
   std::shared_ptr<Topology> topology_;
   std::shared_ptr<LagTracker> tracker_;
+  std::mutex updown_mutex_;  // a down()/up() returns after the event it or a racing caller publishes
   std::array<std::atomic<bool>, kMaxNodes> down_{};
   std::array<std::atomic<bool>, kMaxNodes> mismatch_{};
 };

@@ -206,13 +206,13 @@ def test_once_prints_the_table_from_a_cluster_directory_or_dsns(cluster, capsys)
 
 
 def consistent_refresh(monitor):
-    """monitor.refresh(), checked: a replica that reads go to has no lag alert firing in the same
-    snapshot (a lag transition is published before routing shows it, and a refresh polls the
-    events after reading routing)."""
+    """monitor.refresh(), checked: a replica that reads go to has no lag or down alert firing in
+    the same snapshot (a lag transition or a node's return is published before routing shows
+    it, and a refresh polls the events after reading routing)."""
     snap = monitor.refresh()
     firing = {(a["rule"], a["node"]) for a in snap["firing"]}
     for target in snap["reads"]["targets"]:
-        assert ("replica_lag", target) not in firing, snap
+        assert ("replica_lag", target) not in firing and ("node_down", target) not in firing, snap
     return snap
 
 

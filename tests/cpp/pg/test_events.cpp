@@ -123,6 +123,35 @@ TEST(DatabaseEvents, UnreachableNodesAreDownOnceEach) {
   EXPECT_STREQ(replikit::pg::to_string(EventKind::Lagging), "lagging");
 }
 
+// A reader polling while the prober finds both nodes unreachable: a node it sees out of routing
+// has its NodeDown in the log already (published before routing drops the node).
+TEST(DatabaseEvents, ANodeOutOfRoutingHasItsDownEventPublished) {
+  replikit::pg::NodeConfig p, r;
+  p.name = "p";
+  p.dsn = "host=127.0.0.1 port=1";
+  r.name = "r";
+  r.dsn = "host=127.0.0.1 port=1";
+  replikit::pg::DatabaseOptions o;
+  o.probe_interval_ms = 5;
+  replikit::pg::ReplicatedDatabase db(p, {r}, o);
+  const auto& topology = *db.topology();
+  std::set<std::string> published;
+  std::uint64_t cursor = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (published.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::vector<std::string> out_of_routing;
+    for (int i = 0; i < topology.size(); ++i) {
+      if (!(topology.flags(i) & replikit::detail::kUpBit)) out_of_routing.push_back(topology.name(i));
+    }
+    for (const Event& e : db.events()->read(cursor, 100).events) {
+      cursor = e.sequence;
+      if (e.kind == EventKind::NodeDown) published.insert(e.node);
+    }
+    for (const std::string& name : out_of_routing) ASSERT_EQ(published.count(name), 1u) << name;
+  }
+  EXPECT_EQ(published, (std::set<std::string>{"p", "r"}));
+}
+
 // A database whose nodes are unreachable (port 1), so its prober feeds its lag tracker nothing:
 // the test feeds it, the replica turning LAGGING and back on every round.
 class LagEventOrder : public ::testing::Test {
@@ -179,11 +208,19 @@ TEST_F(LagEventOrder, EachRoutingChangeFindsItsEventPublished) {
 TEST_F(LagEventOrder, AConcurrentReaderNeverSeesRoutingAheadOfTheEvents) {
   constexpr int kRounds = 4000;
   std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> reads{0};
   std::thread feeder([&] {
-    for (int i = 0; i < kRounds; ++i) round(i);
+    // Each round waits (bounded) for two more reads, so that the two threads interleave even when
+    // one of them is descheduled for a while.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (int i = 0; i < kRounds; ++i) {
+      const std::uint64_t before = reads.load();
+      round(i);
+      while (reads.load() < before + 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    }
     done.store(true);
   });
-  std::uint64_t cursor = 0, published = 0, at_least = 0, reads = 0;
+  std::uint64_t cursor = 0, published = 0, at_least = 0;
   while (true) {
     const bool finished = done.load();
     const bool lagging = lagging_in_routing();
@@ -192,13 +229,13 @@ TEST_F(LagEventOrder, AConcurrentReaderNeverSeesRoutingAheadOfTheEvents) {
       cursor = e.sequence;
       if (e.kind == EventKind::Lagging || e.kind == EventKind::Recovered) ++published;
     }
-    ++reads;
-    if (published < at_least) break;
-    if (finished) break;
+    reads.fetch_add(1);
+    if (published < at_least || finished) break;
   }
   feeder.join();
-  EXPECT_GE(published, at_least) << "after " << reads << " reads";
-  EXPECT_GT(at_least, 0u);
+  EXPECT_GE(published, at_least) << "after " << reads.load() << " reads";
+  EXPECT_GT(at_least, 100u);  // the reader saw the replica's state change many times
+  EXPECT_EQ(published, static_cast<std::uint64_t>(kRounds - 2));  // every transition, from round 2
 }
 
 }  // namespace
