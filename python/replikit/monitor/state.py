@@ -129,8 +129,9 @@ class Monitor:
         alerts. ``events`` and ``alerts`` hold only what is new since the previous refresh."""
         reads = self.read_view()
         statuses = self.db.nodes()
-        # A lag transition is published before routing shows it, so the events polled after
-        # reading routing hold every transition it shows: the alerts are at least as new.
+        # A lag transition, or a node going down or coming back, is published before routing
+        # shows it, so the events polled after reading routing hold every transition it shows:
+        # the alerts are at least as new as the view (one poll is enough).
         new_events = self.poll_events()
         self._reads_alert(reads)
         nodes = [self._node_dict(s, reads["targets"]) for s in statuses]
