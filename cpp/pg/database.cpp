@@ -84,12 +84,12 @@ void ReplicatedDatabase::Impl::mark_down(int node, const std::string& error) {
     e.probes_seen = p.probes_ok + p.probes_failed;
     e.set = true;
   }
+  node_events->down(node, error);  // before routing drops the node (NodeEvents::down)
   if (topology->flags(node) & ::replikit::detail::kUpBit) {
     topology->set_up(topology->name(node), false);
     counters.marked_down.fetch_add(1, std::memory_order_relaxed);
   }
   pools[static_cast<std::size_t>(node)]->drop_idle();
-  node_events->down(node, error);
 }
 
 // For a write, and for any call on the primary, every idle connection's socket is checked
@@ -186,8 +186,6 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
     ro.tracker_now_ns = detail::steady_now_ns();
     return router->route_read(session, q.consistency, detail::wall_now_ns(), ro);
   };
-  // Not to a primary that a switchover drains: to the one after it.
-  if (d.to_primary() && wait_primary_release()) d = reroute();
   if (!worth_waiting(d) || !may_wait) return d;
   const CatchUpWait& setting = q.wait_for_replica ? *q.wait_for_replica : options.wait_for_replica;
   CatchUpPlan plan;
@@ -223,7 +221,6 @@ Decision ReplicatedDatabase::Impl::route(const Session& given, const QueryOption
   }
   lock.unlock();
   *waited_ms = static_cast<double>(detail::steady_now_ns() - start) / 1e6;
-  if (d.to_primary() && wait_primary_release()) d = reroute();
   if (!d.to_primary()) counters.waits_served.fetch_add(1, std::memory_order_relaxed);
   return d;
 }
@@ -249,9 +246,25 @@ bool ReplicatedDatabase::Impl::wait_primary_release() {
   return true;
 }
 
-Decision ReplicatedDatabase::Impl::route_write() {
-  wait_primary_release();
-  return router->route_write();
+ReplicatedDatabase::Impl::Call::Call(Impl& m, const Decision& d)
+    : m_(d.node == kNoNode ? nullptr : &m), decision_(d), primary_(d.to_primary()) {
+  if (m_ != nullptr) m.router->begin(d.node);
+}
+
+void ReplicatedDatabase::Impl::Call::end(bool ran) noexcept {
+  if (m_ == nullptr) return;
+  // Counted ended before it leaves the in-flight count: a drain that sees the count fall sees this.
+  if (ran && primary_) m_->primary_ended[static_cast<std::size_t>(decision_.node)].fetch_add(1);
+  m_->router->end_noexcept(decision_.node);
+  m_ = nullptr;
+}
+
+bool ReplicatedDatabase::Impl::held_after_count() noexcept {
+  // Dekker with hold_primary(true) and the drain after it: each side stores (this count, the
+  // hold), fences, then loads the other's, so the drain sees this call in flight (and waits for
+  // it) or this call sees the hold (and backs out before it sends anything).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return primary_held.load(std::memory_order_relaxed);
 }
 
 TimelineHistory ReplicatedDatabase::timeline_history() const {
@@ -267,11 +280,22 @@ void ReplicatedDatabase::set_timeline_history(TimelineHistory history) {
 
 void ReplicatedDatabase::hold_primary(bool hold) {
   impl_->primary_held.store(hold, std::memory_order_release);
+  // Dekker's other side (Impl::begin_call): the caller's drain loads the in-flight counts after this.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   {
     std::lock_guard<std::mutex> lock(impl_->probe_mutex);
     ++impl_->probe_generation;
   }
   impl_->probe_cv.notify_all();
+}
+
+std::uint64_t ReplicatedDatabase::primary_calls_ended(int node) const {
+  impl_->topology->check_index(node, "node");
+  return impl_->primary_ended[static_cast<std::size_t>(node)].load();
+}
+
+void ReplicatedDatabase::set_primary_route_hook(std::function<void()> hook) {
+  impl_->primary_route_hook = std::move(hook);
 }
 
 // ---- construction and close ----

@@ -2,9 +2,11 @@
 // The state behind ReplicatedDatabase, shared by its three parts: database.cpp (construction,
 // routing and the wait for a replica, node status, close), read_path.cpp (query) and
 // write_path.cpp (execute, transaction). Internal: includes libpq through the pool.
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -52,6 +54,8 @@ struct ReplicatedDatabase::Impl {
   TimelineHistory history;
   std::atomic<std::uint32_t> history_current{1};
   std::atomic<bool> primary_held{false};  // hold_primary(): new primary calls wait for the release (probe_cv)
+  std::array<std::atomic<std::uint64_t>, kMaxNodes> primary_ended{};  // Call: ends of calls to the primary, by node
+  std::function<void()> primary_route_hook;  // set_primary_route_hook (testing)
   // Every write this database acknowledged (bounded), for the failover report's lost writes.
   std::mutex acked_mutex;
   AckedWrites acked{kMaxDatabaseAckedWrites};
@@ -139,8 +143,42 @@ struct ReplicatedDatabase::Impl {
     std::lock_guard<std::mutex> lock(history_mutex);
     session.reconcile(history);
   }
-  /// The primary for a write; while the primary is held, first waits (bounded) for its release.
-  Decision route_write();
+  /// A call counted in flight on its node (Router::begin) until it is destroyed; a call to the
+  /// primary also counts its end in primary_ended. Not counted for a decision without a node.
+  class Call {
+   public:
+    Call(Impl& m, const Decision& d);
+    ~Call() { end(true); }
+    Call(Call&& o) noexcept : m_(o.m_), decision_(o.decision_), primary_(o.primary_) { o.m_ = nullptr; }
+    Call(const Call&) = delete;
+    Call& operator=(const Call&) = delete;
+    Call& operator=(Call&&) = delete;
+    const Decision& decision() const noexcept { return decision_; }
+    /// Uncounts a call that never ran (its end is not counted).
+    void back_out() noexcept { end(false); }
+
+   private:
+    void end(bool ran) noexcept;
+    Impl* m_;
+    Decision decision_;
+    bool primary_;
+  };
+  /// Counts the call routed by `d` in flight. A call to the primary then checks the hold
+  /// (hold_primary): when held, it backs out, waits for the release (bounded) and is routed
+  /// again by `reroute`, once (a call held past acquire_timeout_ms goes on).
+  template <typename Reroute>
+  Call begin_call(const Decision& d, Reroute&& reroute) {
+    if (d.to_primary() && primary_route_hook) primary_route_hook();
+    Call call(*this, d);
+    if (!d.to_primary() || !held_after_count()) return call;
+    call.back_out();
+    wait_primary_release();
+    return Call(*this, reroute());
+  }
+  /// Whether the primary is held, read after a call was counted in flight (a full fence first).
+  bool held_after_count() noexcept;
+  /// The primary for a write (begin_call holds it while the primary is held).
+  Decision route_write() { return router->route_write(); }
   /// While the primary is held (hold_primary), waits for the release, at most acquire_timeout_ms;
   /// true when it was held.
   bool wait_primary_release();

@@ -115,7 +115,12 @@ namespace detail {
 
 NodeEvents::NodeEvents(std::shared_ptr<EventLog> log, std::shared_ptr<Topology> topology,
                        std::shared_ptr<LagTracker> tracker)
-    : log_(std::move(log)), topology_(std::move(topology)), tracker_(std::move(tracker)) {}
+    : log_(std::move(log)), topology_(std::move(topology)), tracker_(std::move(tracker)) {
+  tracker_->set_transition_listener([this](const LagEvent& l) { lag_transition(l); });
+}
+
+// The tracker may outlive this (a binding holds it): it must not call a listener that is gone.
+NodeEvents::~NodeEvents() { tracker_->set_transition_listener({}); }
 
 void NodeEvents::publish(EventKind kind, int node, std::string message) {
   Event e;
@@ -126,10 +131,12 @@ void NodeEvents::publish(EventKind kind, int node, std::string message) {
 }
 
 void NodeEvents::down(int node, const std::string& error) {
+  std::lock_guard<std::mutex> lock(updown_mutex_);
   if (!down_[static_cast<std::size_t>(node)].exchange(true)) publish(EventKind::NodeDown, node, error);
 }
 
 void NodeEvents::up(int node) {
+  std::lock_guard<std::mutex> lock(updown_mutex_);
   if (down_[static_cast<std::size_t>(node)].exchange(false)) publish(EventKind::NodeUp, node, "reachable again");
 }
 
@@ -151,19 +158,15 @@ void NodeEvents::read_retry(int node, int next, int attempt, const std::string& 
 
 void NodeEvents::failover(int node, const std::string& message) { publish(EventKind::Failover, node, message); }
 
-void NodeEvents::lag_transitions() {
-  // Bounded: the tracker keeps at most event_capacity events.
-  for (const LagEvent& l : tracker_->events(lag_sequence_, tracker_->config().event_capacity)) {
-    lag_sequence_ = l.sequence;
-    Event e;
-    e.kind = l.kind == LagEventKind::BecameLagging ? EventKind::Lagging : EventKind::Recovered;
-    e.node = topology_->name(l.node);
-    e.time_ns = l.time_ns;
-    e.lag_ms = static_cast<double>(l.lag_ns) / 1e6;
-    e.lag_bytes = l.lag_bytes;
-    e.message = l.kind == LagEventKind::BecameLagging ? "LAGGING" : "RECOVERED";
-    log_->publish(std::move(e));
-  }
+void NodeEvents::lag_transition(const LagEvent& l) {
+  Event e;
+  e.kind = l.kind == LagEventKind::BecameLagging ? EventKind::Lagging : EventKind::Recovered;
+  e.node = topology_->name(l.node);
+  e.time_ns = l.time_ns;
+  e.lag_ms = static_cast<double>(l.lag_ns) / 1e6;
+  e.lag_bytes = l.lag_bytes;
+  e.message = l.kind == LagEventKind::BecameLagging ? "LAGGING" : "RECOVERED";
+  log_->publish(std::move(e));
 }
 
 }  // namespace detail

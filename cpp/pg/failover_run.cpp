@@ -223,20 +223,19 @@ void FailoverManager::Impl::reconcile_steps() {
   }
 }
 
-void FailoverManager::Impl::drain(FailoverReport& report, int old) {
+void FailoverManager::Impl::drain(FailoverReport& report, int old, std::uint64_t ended_before) {
   auto& topo = *db.topology();
   const std::int64_t start = detail::steady_now_ns();
   const std::int64_t deadline = start + detail::ms_to_ns(options.max_drain_ms);
-  // The most seen at once: a call routed just before the hold may begin after the first look.
-  std::int32_t most = topo.outstanding(old);
-  std::int32_t left = most;
+  // hold_primary(true) fenced after its store: a call it did not hold is in this count.
+  std::int32_t left = topo.outstanding(old);
   // Bounded by the deadline; polled, since the count is a lock-free counter with no waiters.
   while (left > 0 && detail::steady_now_ns() < deadline) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));
     left = topo.outstanding(old);
-    most = std::max(most, left);
   }
-  report.drained_in_flight = most - left;
+  // Every call that ended from the hold on, the short ones between two polls too.
+  report.drained_in_flight = static_cast<std::int32_t>(db.primary_calls_ended(old) - ended_before);
   report.cut_in_flight = left;
   report.drain_ms = static_cast<double>(detail::steady_now_ns() - start) / 1e6;
 }
@@ -287,9 +286,11 @@ void FailoverManager::Impl::switch_over_steps(FailoverReport& report, const std:
   }
   // Hold new calls for the primary, let those in flight finish, then fence: nothing more
   // commits there, and the fence ends only what outran the drain.
+  const int old = topo.index_of(report.old_primary);
+  const std::uint64_t ended_before = db.primary_calls_ended(old);
   db.hold_primary(true);
   const std::int64_t held = detail::steady_now_ns();
-  drain(report, topo.index_of(report.old_primary));
+  drain(report, old, ended_before);
   report.actions.push_back(fence_node(report.old_primary, odsn, permitted("fence")));
   const NodeState fenced_state = read_node_state(report.old_primary, odsn, actions);
   const std::int64_t deadline = detail::steady_now_ns() + detail::ms_to_ns(options.max_switchover_ms);

@@ -320,6 +320,8 @@ void Prober::fail(Slot& s, const std::string& raw_message, std::int64_t now) {
     return;
   }
   const std::string& name = topology_->name(s.node);
+  // Published before routing drops the node: whoever sees it out of routing finds the event.
+  if (events_ != nullptr) events_->down(s.node, message);
   if (topology_->flags(s.node) & ::replikit::detail::kUpBit) {
     try {
       topology_->set_up(name, false);
@@ -335,7 +337,6 @@ void Prober::fail(Slot& s, const std::string& raw_message, std::int64_t now) {
     s.state.last_probe_sent_ns = s.started_ns;
     ++s.state.probes_failed;
   }
-  if (events_ != nullptr) events_->down(s.node, message);
   finish(s, false);
 }
 
@@ -350,6 +351,8 @@ void Prober::succeed(Slot& s, std::int64_t now) {
   const Role role = role_of(flags);
   bool mismatch = false;
   std::string error;
+  // Reachable again: published before routing may take the node back.
+  if (events_ != nullptr) events_->up(node);
   std::uint32_t seen = newest_timeline_.load();
   while (answer.timeline > seen && !newest_timeline_.compare_exchange_weak(seen, answer.timeline)) {
   }
@@ -410,11 +413,9 @@ void Prober::succeed(Slot& s, std::int64_t now) {
                                               : error;
   }
   if (events_ != nullptr) {
-    events_->up(node);
     events_->role(node, mismatch,
                   !mismatch ? std::string("the server's role matches the topology again")
                             : answer.in_recovery ? "the primary is in recovery" : "this replica is not in recovery");
-    events_->lag_transitions();
   }
   finish(s, true);
 }

@@ -200,8 +200,11 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     if (attempt > 1) m.check_open();
     double waited_now = 0;
-    // Retries do not wait again.
-    const Decision d = m.route(session, options, &waited_now, attempt == 1, attempt == 1 ? &wait_reason : nullptr);
+    // Retries do not wait again. Counted in flight here: not sent to a primary a switchover holds.
+    Impl::Call call = m.begin_call(
+        m.route(session, options, &waited_now, attempt == 1, attempt == 1 ? &wait_reason : nullptr),
+        [&] { return m.route(session, options, &waited_now, false); });
+    const Decision& d = call.decision();
     waited_ms += waited_now;
     final_decision.set(d);
     if (lost_on_primary && d.to_primary()) {
@@ -222,7 +225,6 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     }
     // Topology names live in fixed slots and never change: a reference, not a copy.
     const std::string& node = m.topology->name(d.node);
-    Router::InFlight in_flight(*m.router, d.node);
     std::optional<detail::Lease> conn;
     try {
       conn.emplace(m.acquire(d.node, /*write=*/false));
@@ -269,7 +271,9 @@ Route ReplicatedDatabase::route_read(const Session& session, const QueryOptions&
   m.check_open();
   Route out;
   if (options.wait_for_replica) check_catch_up(*options.wait_for_replica, "wait_for_replica_ms");
-  const Decision d = m.route(session, options, &out.waited_ms, true, &out.wait_reason);
+  Decision d = m.route(session, options, &out.waited_ms, true, &out.wait_reason);
+  // Not to a primary that a switchover drains: to the one after it.
+  if (d.to_primary() && m.wait_primary_release()) d = m.route(session, options, &out.waited_ms, false);
   out.node = d.node == kNoNode ? std::string() : m.topology->name(d.node);
   out.reason = d.reason;
   out.required_lsn = d.required_lsn;

@@ -88,8 +88,9 @@ detail::PgResult exec_with_xid(PGconn* conn, const std::string& sql, std::uint64
 // The primary, leased for one write call with its deadline armed.
 struct WriteCall {
   WriteCall(Impl& impl, const char* what)
-      : m(impl), decision(route(impl, what)), node(impl.topology->name(decision.node)),
-        in_flight(*impl.router, decision.node), conn(impl.acquire(decision.node, /*write=*/true)),
+      : m(impl), call(impl.begin_call(route(impl, what), [&impl, what] { return route(impl, what); })),
+        decision(call.decision()), node(impl.topology->name(decision.node)),
+        conn(impl.acquire(decision.node, /*write=*/true)),
         epoch(impl.topology->epoch()) {
     impl.counters.writes.fetch_add(1, std::memory_order_relaxed);
     deadline.emplace(impl, conn, decision.node);  // cut as soon as a failover deposes the node
@@ -143,9 +144,9 @@ struct WriteCall {
   }
 
   Impl& m;
+  Impl::Call call;  // counted in flight on the primary (not sent to one a switchover holds)
   Decision decision;
   const std::string& node;  // topology names live in fixed slots
-  Router::InFlight in_flight;
   detail::Lease conn;
   std::uint64_t epoch;  // the topology epoch the write was routed in
   std::optional<Impl::Deadline> deadline;

@@ -247,6 +247,12 @@ void LagTracker::record_event_locked(int node, LagEventKind kind, std::int64_t t
     ++dropped_;
   }
   events_.push_back({next_sequence_++, node, kind, time_ns, r.lag_ns, r.lag_bytes});
+  if (listener_) listener_(events_.back());  // before evaluate_locked publishes the state to routing
+}
+
+void LagTracker::set_transition_listener(std::function<void(const LagEvent&)> listener) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  listener_ = std::move(listener);
 }
 
 ReplicaLag LagTracker::view_locked(int node) const {

@@ -17,6 +17,9 @@ Exposed (all prefixed ``replikit_``; ``node`` is the node's name, ``role`` prima
 
 - per node: ``node_up`` (routable), ``node_reachable``, ``node_role_mismatch``,
   ``node_lagging``, ``node_lag_ms``, ``node_lag_bytes``, ``node_lag_known``,
+  ``node_staleness_ms`` (a replica is at most this stale now: now minus its ``fresh_as_of_ns``,
+  what bounded-staleness reads judge it by; absent while unknown, and for the primary; the
+  instant itself is on this host's monotonic clock, so only the difference is exported),
   ``probe_rtt_ms``, ``probe_age_ms`` (since the last completed probe), ``probes_total``
   (``result`` ok/failed), ``pool_open_connections``, ``pool_idle_connections``;
 - routing: ``route_decisions_total`` by ``node``, ``route_reasons_total`` by ``reason``;
@@ -136,6 +139,8 @@ class ReplikitCollector:
         lagging = gauge("node_lagging", "1 when the replica is LAGGING (0: OK).", ["node"])
         lag_ms = gauge("node_lag_ms", "The replica's replay lag in milliseconds.", ["node"])
         lag_bytes = gauge("node_lag_bytes", "The replica's replay lag in bytes.", ["node"])
+        staleness = gauge("node_staleness_ms", "The replica is at most this stale now (bounded-staleness reads); "
+                          "absent while unknown.", ["node"])
         rtt = gauge("probe_rtt_ms", "Round trip of the node's last good probe, in milliseconds.", ["node"])
         age = gauge("probe_age_ms", "Milliseconds since the node's last completed probe.", ["node"])
         probes = counter("probes", "Probes of the node by result.", ["node", "result"])
@@ -148,6 +153,8 @@ class ReplikitCollector:
                 lagging.add_metric(extra_values + [name], float(n["lag_state"] == "lagging"))
                 lag_ms.add_metric(extra_values + [name], n["lag_ms"])
                 lag_bytes.add_metric(extra_values + [name], n["lag_bytes"])
+                if n["staleness_ms"] is not None:
+                    staleness.add_metric(extra_values + [name], n["staleness_ms"])
             rtt.add_metric(extra_values + [name], n["probe_rtt_ms"])
             if n["probe_age_ms"] is not None:
                 age.add_metric(extra_values + [name], n["probe_age_ms"])
@@ -156,7 +163,7 @@ class ReplikitCollector:
             pool_open.add_metric(extra_values + [name], n["pool_open"])
             pool_idle.add_metric(extra_values + [name], n["pool_idle"])
         yield from per_node.values()
-        yield from (lagging, lag_ms, lag_bytes, rtt, age, probes, pool_open, pool_idle)
+        yield from (lagging, lag_ms, lag_bytes, staleness, rtt, age, probes, pool_open, pool_idle)
 
         by_node = counter("route_decisions", "Routing decisions (reads and writes) by node.", ["node"])
         for name, count in data["decisions"]["by_node"].items():

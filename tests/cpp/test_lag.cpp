@@ -232,6 +232,41 @@ TEST_F(Lag, HistoryAndEventsAreBounded) {
   EXPECT_TRUE(lag.replica(kA).lag_is_lower_bound);
 }
 
+TEST_F(Lag, ListenerHearsEachTransitionBeforeRoutingShowsIt) {
+  LagTracker& lag = track(/*max_lag_ms=*/10, /*recover_lag_ms=*/5);
+  std::vector<LagEvent> heard;
+  std::vector<LagState> routing_then;  // the replica's state in the topology as each was heard
+  lag.set_transition_listener([&](const LagEvent& e) {
+    heard.push_back(e);
+    routing_then.push_back(t->info(e.node).lag_state);
+  });
+  primary_every(10, 200);
+  const std::int64_t now = 200 * kMs;
+  sampled(kA, now, lsn_at_ms(100));  // 100 ms behind: lagging
+  EXPECT_EQ(t->info(kA).lag_state, LagState::Lagging);
+  sampled(kA, now, lsn_at_ms(200));  // caught up: recovered
+  EXPECT_EQ(t->info(kA).lag_state, LagState::Ok);
+  sampled(kB, now, lsn_at_ms(198));  // 2 ms behind: ok; then a and b silent while the primary
+  lag.primary_sample(1300 * kMs, lsn_at_ms(1300));  // moves on: this primary sample turns both lagging
+  EXPECT_EQ(t->info(kA).lag_state, LagState::Lagging);
+  EXPECT_EQ(t->info(kB).lag_state, LagState::Lagging);
+  // Each transition was heard once, in order, while routing still showed the state before it.
+  const std::vector<LagEvent> recorded = lag.events();
+  ASSERT_EQ(heard.size(), 4u);
+  ASSERT_EQ(recorded.size(), 4u);
+  for (std::size_t i = 0; i < heard.size(); ++i) {
+    EXPECT_EQ(heard[i].sequence, recorded[i].sequence);
+    EXPECT_EQ(heard[i].node, recorded[i].node);
+    EXPECT_EQ(heard[i].kind, recorded[i].kind);
+    const LagState before = heard[i].kind == LagEventKind::BecameLagging ? LagState::Ok : LagState::Lagging;
+    EXPECT_EQ(routing_then[i], before) << "transition " << i;
+  }
+  lag.set_transition_listener({});  // removed: no longer called
+  sampled(kB, 1300 * kMs, lsn_at_ms(1300));
+  EXPECT_EQ(lag.events().size(), 5u);
+  EXPECT_EQ(heard.size(), 4u);
+}
+
 TEST_F(Lag, HysteresisOnTimeLag) {
   LagTracker& lag = track(/*max_lag_ms=*/100, /*recover_lag_ms=*/50);
   std::int64_t primary_ms = 0;

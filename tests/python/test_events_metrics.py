@@ -119,6 +119,9 @@ def test_paused_replica_lagging_once_then_recovered_once(cluster, caplog):
             assert snap["nodes"]["r1"]["lag_state"] == "lagging" and snap["nodes"]["r1"]["lag_ms"] > MAX_LAG_MS
             assert snap["nodes"]["r1"]["staleness_ms"] > MAX_LAG_MS and snap["nodes"]["r1"]["fresh_as_of_ns"] > 0
             assert snap["nodes"]["primary"]["staleness_ms"] is None
+            # The same bound as a gauge: r1's as of its scrape, none for the primary.
+            assert sample(samples, "replikit_node_staleness_ms", node="r1") > MAX_LAG_MS
+            assert ("replikit_node_staleness_ms", frozenset({("node", "primary")})) not in samples
             cluster.resume_replay("r1")
             wait_until(lambda: not db.node("r1").lagging, 10, "r1 RECOVERED")
             assert db.wait_probes(5, 5000)

@@ -205,6 +205,17 @@ def test_once_prints_the_table_from_a_cluster_directory_or_dsns(cluster, capsys)
         assert "LAGGING above 5,000.0 ms, OK again below 2,500.0 ms" in out  # the default rule
 
 
+def consistent_refresh(monitor):
+    """monitor.refresh(), checked: a replica that reads go to has no lag or down alert firing in
+    the same snapshot (a lag transition or a node's return is published before routing shows
+    it, and a refresh polls the events after reading routing)."""
+    snap = monitor.refresh()
+    firing = {(a["rule"], a["node"]) for a in snap["firing"]}
+    for target in snap["reads"]["targets"]:
+        assert ("replica_lag", target) not in firing and ("node_down", target) not in firing, snap
+    return snap
+
+
 @pytest.mark.pg
 def test_monitor_over_an_application_database_shows_reads_to_the_primary_when_all_lag(cluster, caplog):
     caplog.set_level(logging.INFO, logger="replikit.alerts")
@@ -216,16 +227,16 @@ def test_monitor_over_an_application_database_shows_reads_to_the_primary_when_al
         with Writer(cluster) as writer:
             for name in cluster.replica_names:
                 cluster.pause_replay(name)
-            snap = wait_until(lambda: (lambda s: s if s["reads"]["to_primary"] else None)(monitor.refresh()),
+            snap = wait_until(lambda: (lambda s: s if s["reads"]["to_primary"] else None)(consistent_refresh(monitor)),
                               15, "reads to the primary")
             assert snap["reads"]["targets"] == ["primary"]
             assert snap["reads"]["reason"] == "all_replicas_lagging"
             assert db.route_read(None, consistency="eventual").node == "primary"
             for name in cluster.replica_names:
                 cluster.resume_replay(name)
-            # The prober publishes a replica's recovery just after routing sees it: wait for both.
-            wait_until(lambda: (lambda s: s["reads"]["targets"] == ["r1", "r2"] and not s["firing"])(monitor.refresh()),
-                       15, "reads back on replicas and no alert firing")
+            # Replicas recover one by one: wait for one snapshot with both back and nothing firing.
+            wait_until(lambda: (lambda s: s["reads"]["targets"] == ["r1", "r2"] and not s["firing"])(
+                consistent_refresh(monitor)), 15, "reads back on replicas and no alert firing")
         assert not writer.errors
         got = [(a.rule, a.node, a.status) for a in monitor.alerts.recent()]
         assert "firing: none" in repr(monitor) and "3 nodes" in repr(monitor)
@@ -241,6 +252,22 @@ def test_monitor_over_an_application_database_shows_reads_to_the_primary_when_al
 
 
 # ------------------------------------------------------------------ bad input, no cluster needed
+def test_the_table_shows_no_staleness_or_lag_for_a_down_node():
+    from replikit.monitor.view import _node_row
+
+    def node(name, state, staleness_ms):
+        return {"name": name, "role": "replica", "role_mismatch": False, "state": state, "timeline": 1,
+                "current_lsn": None, "receive_lsn": "0/3000000", "replay_lsn": "0/3000000", "lag_ms": 12.0,
+                "lag_bytes": 100, "lag_is_lower_bound": False, "staleness_ms": staleness_ms, "reads": False,
+                "probe": {"rtt_ms": 0.5, "age_ms": 20.0, "failed": 0}}
+
+    stale_column = 8  # node, role, state, TL, LSN, replay, lag ms, lag, stale ms, ...
+    assert _node_row(node("r1", "OK", 1234.5))[stale_column] == "1,234.5"
+    assert _node_row(node("r1", "OK", None))[stale_column] == "-"
+    down = _node_row(node("r2", "DOWN", 1234.5))  # its last known instant, but it serves nothing
+    assert (down[6], down[7], down[stale_column]) == ("-", "-", "-")
+
+
 def run_cli(args, capsys):
     status = monitor_main(args)
     return status, capsys.readouterr().err

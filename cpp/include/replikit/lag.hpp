@@ -37,6 +37,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -154,6 +155,11 @@ class LagTracker {
   std::vector<LagEvent> events(std::uint64_t after_sequence = 0, std::size_t max_events = 1024) const;
   /// Events dropped because the event buffer was full.
   std::uint64_t events_dropped() const;
+  /// Calls `listener` with each transition as it is recorded, under this tracker's lock and
+  /// before the Topology (routing) shows it, so a listener that publishes it makes it visible no
+  /// later than the routing change. It must not block or call this tracker. Replaces the one set
+  /// before; an empty function removes it.
+  void set_transition_listener(std::function<void(const LagEvent&)> listener);
   /// When the primary first wrote past `lsn` (interpolated between samples), or INT64_MIN
   /// when it has not yet, per the kept history.
   std::int64_t primary_time_past(Lsn lsn) const;
@@ -237,6 +243,7 @@ class LagTracker {
   std::deque<LagEvent> events_;
   std::uint64_t next_sequence_ = 1;
   std::uint64_t dropped_ = 0;
+  std::function<void(const LagEvent&)> listener_;
 };
 
 /// Resolves `session`'s write of unknown commit LSN (Session::untracked_write_ns, wall clock)

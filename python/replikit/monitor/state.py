@@ -125,16 +125,16 @@ class Monitor:
 
     # ------------------------------------------------------------ snapshot
     def refresh(self) -> Dict[str, Any]:
-        """One snapshot: events first (alerts), then every node, the routing view, alerts.
-        ``events`` and ``alerts`` hold only what is new since the previous refresh."""
-        new_events = self.poll_events()
+        """One snapshot: the routing view and every node, then the events (alerts), then the
+        alerts. ``events`` and ``alerts`` hold only what is new since the previous refresh."""
         reads = self.read_view()
-        # A lag transition that routing already shows may have been published after the first
-        # poll: take it too, so the alerts are at least as new as the routing view (the prober
-        # publishes a transition shortly after routing sees it, so one refresh may still lag).
-        new_events += self.poll_events()
+        statuses = self.db.nodes()
+        # A lag transition, or a node going down or coming back, is published before routing
+        # shows it, so the events polled after reading routing hold every transition it shows:
+        # the alerts are at least as new as the view (one poll is enough).
+        new_events = self.poll_events()
         self._reads_alert(reads)
-        nodes = [self._node_dict(s, reads["targets"]) for s in self.db.nodes()]
+        nodes = [self._node_dict(s, reads["targets"]) for s in statuses]
         new_alerts = self.alerts.recent(self._last_alert_shown)
         if new_alerts:
             self._last_alert_shown = new_alerts[-1].sequence

@@ -72,10 +72,10 @@ def _node_row(n: Dict[str, Any]) -> List[Any]:
     lsn = n["current_lsn"] if n["role"] == "primary" else n["receive_lsn"]
     state = Text(n["state"], style=_STATE_STYLE.get(n["state"], ""))
     reads = Text("yes", style="bold cyan") if n["reads"] else Text("-", style="dim")
-    down = n["state"] == "DOWN"  # the lag of a node that does not answer is not known
+    down = n["state"] == "DOWN"  # the lag (and staleness) of a node that does not answer is not known
     lag_ms = "-" if down else (">= " if n.get("lag_is_lower_bound") else "") + _ms(n["lag_ms"])
     return [n["name"], role, state, str(n["timeline"] or "-"), lsn or "-", n["replay_lsn"] or "-",
-            lag_ms, "-" if down else _bytes(n["lag_bytes"]), _ms(n.get("staleness_ms")), reads,
+            lag_ms, "-" if down else _bytes(n["lag_bytes"]), "-" if down else _ms(n.get("staleness_ms")), reads,
             _probe(n["probe"])]
 
 

@@ -199,6 +199,58 @@ TEST(PgDatabaseCluster, AHeldPrimaryHoldsItsNewCallsUntilTheRelease) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
 }
 
+// A call routed to the primary just before a switchover's hold, not yet counted in flight when
+// the drain looks (the hook runs in that window): the drain finds nothing in flight and "fences",
+// yet the call must not run before the release (it sees the hold after counting itself and backs
+// out). Deterministic: the hook holds the primary at that very point, once per call.
+TEST(PgDatabaseCluster, ACallRoutedJustBeforeTheHoldWaitsForTheRelease) {
+  const char* primary = std::getenv("REPLIKIT_PG_PRIMARY_DSN");
+  if (primary == nullptr) GTEST_SKIP() << "REPLIKIT_PG_PRIMARY_DSN not set";
+  DatabaseOptions o;
+  o.acquire_timeout_ms = 60000;
+  ReplicatedDatabase db(node("primary", primary), {}, o);
+  ASSERT_TRUE(db.wait_probes(2, 5000));
+  const int p = db.topology()->index_of("primary");
+  std::atomic<bool> arm{false}, hooked{false}, released{false};
+  db.set_primary_route_hook([&] {
+    if (arm.exchange(false)) {
+      db.hold_primary(true);
+      hooked = true;
+    }
+  });
+  replikit::pg::QueryOptions strong;
+  strong.consistency = replikit::Consistency::Strong;
+  for (int kind = 0; kind < 2; ++kind) {
+    released = false;
+    hooked = false;
+    arm = true;
+    // The switchover's side: after the hold, drain (wait for no call in flight, bounded), then
+    // the fence would come; the release 200 ms later.
+    std::thread switchover([&] {
+      for (int i = 0; i < 60000 && !hooked.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      for (int i = 0; i < 60000 && db.topology()->outstanding(p) > 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      released = true;
+      db.hold_primary(false);
+    });
+    const std::uint64_t ended = db.primary_calls_ended(p);
+    replikit::Session own;
+    if (kind == 0) {
+      db.execute(own, "SELECT 1");
+    } else {
+      EXPECT_EQ(db.query(own, "SELECT 1", {}, strong).node, "primary");
+    }
+    const bool ran_after_release = released.load();
+    switchover.join();
+    EXPECT_TRUE(hooked.load());
+    EXPECT_TRUE(ran_after_release) << (kind == 0 ? "write" : "strong read") << " ran on the held primary";
+    EXPECT_EQ(db.primary_calls_ended(p), ended + 1);  // the backed-out attempt is not counted
+    EXPECT_EQ(db.topology()->outstanding(p), 0);
+  }
+}
+
 // The read path runs on libpq directly: columns, type OIDs, NULLs (values and parameters),
 // embedded newlines, the simple protocol without parameters, many parameters, the
 // observed LSN of a Monotonic read, server errors with their SQLSTATE (also class 08 and 57P

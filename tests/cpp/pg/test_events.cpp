@@ -1,6 +1,7 @@
 // The event ring (replikit/pg/events.hpp) without a server: sequences, overwrites counted per
 // reader, bounded waits, close; concurrent publishers against one reader; and a database whose
-// nodes cannot be reached reports each node down exactly once however many probes fail.
+// nodes cannot be reached reports each node down exactly once however many probes fail, and
+// publishes each lag transition before routing shows it.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "replikit/errors.hpp"
+#include "replikit/lag.hpp"
 #include "replikit/pg/database.hpp"
 #include "replikit/pg/events.hpp"
 
@@ -119,6 +121,121 @@ TEST(DatabaseEvents, UnreachableNodesAreDownOnceEach) {
   }
   EXPECT_EQ(nodes, (std::set<std::string>{"p", "r"}));
   EXPECT_STREQ(replikit::pg::to_string(EventKind::Lagging), "lagging");
+}
+
+// A reader polling while the prober finds both nodes unreachable: a node it sees out of routing
+// has its NodeDown in the log already (published before routing drops the node).
+TEST(DatabaseEvents, ANodeOutOfRoutingHasItsDownEventPublished) {
+  replikit::pg::NodeConfig p, r;
+  p.name = "p";
+  p.dsn = "host=127.0.0.1 port=1";
+  r.name = "r";
+  r.dsn = "host=127.0.0.1 port=1";
+  replikit::pg::DatabaseOptions o;
+  o.probe_interval_ms = 5;
+  replikit::pg::ReplicatedDatabase db(p, {r}, o);
+  const auto& topology = *db.topology();
+  std::set<std::string> published;
+  std::uint64_t cursor = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (published.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::vector<std::string> out_of_routing;
+    for (int i = 0; i < topology.size(); ++i) {
+      if (!(topology.flags(i) & replikit::detail::kUpBit)) out_of_routing.push_back(topology.name(i));
+    }
+    for (const Event& e : db.events()->read(cursor, 100).events) {
+      cursor = e.sequence;
+      if (e.kind == EventKind::NodeDown) published.insert(e.node);
+    }
+    for (const std::string& name : out_of_routing) ASSERT_EQ(published.count(name), 1u) << name;
+  }
+  EXPECT_EQ(published, (std::set<std::string>{"p", "r"}));
+}
+
+// A database whose nodes are unreachable (port 1), so its prober feeds its lag tracker nothing:
+// the test feeds it, the replica turning LAGGING and back on every round.
+class LagEventOrder : public ::testing::Test {
+ protected:
+  LagEventOrder() : db_(node("p"), {node("r")}, options()) {}
+  static replikit::pg::NodeConfig node(const std::string& name) {
+    replikit::pg::NodeConfig c;
+    c.name = name;
+    c.dsn = "host=127.0.0.1 port=1";
+    return c;
+  }
+  static replikit::pg::DatabaseOptions options() {
+    replikit::pg::DatabaseOptions o;
+    o.lag.max_lag_ms = 10;
+    o.lag.recover_lag_ms = 5;
+    o.event_capacity = 1 << 20;  // the reader misses none
+    return o;
+  }
+  // Round i at i * 100 ms: the primary 1000 bytes per ms ahead; the replica 50 ms behind on
+  // even rounds (LAGGING from round 2: at round 0 the history begins there), caught up on odd
+  // ones (recovered).
+  void round(int i) {
+    const std::int64_t ms = 100 * static_cast<std::int64_t>(i);
+    const replikit::Lsn primary(static_cast<std::uint64_t>(1'000'000 + ms * 1000));
+    const replikit::Lsn replica(primary.value - (i % 2 == 0 ? 50'000u : 0u));
+    db_.lag_tracker()->primary_sample(ms * 1'000'000, primary);
+    db_.lag_tracker()->replica_sample("r", ms * 1'000'000, replica, replica);
+  }
+  // The replica's state as routing sees it.
+  bool lagging_in_routing() const {
+    return db_.topology()->info(db_.topology()->index_of("r")).lag_state == replikit::LagState::Lagging;
+  }
+  replikit::pg::ReplicatedDatabase db_;
+};
+
+// Polled after each round: the newest lag event always says what routing shows.
+TEST_F(LagEventOrder, EachRoutingChangeFindsItsEventPublished) {
+  std::uint64_t cursor = 0;
+  EventKind last = EventKind::Recovered;
+  for (int i = 0; i < 200; ++i) {
+    round(i);
+    const bool lagging = lagging_in_routing();
+    for (const Event& e : db_.events()->read(cursor, 1000).events) {
+      cursor = e.sequence;
+      if (e.kind == EventKind::Lagging || e.kind == EventKind::Recovered) last = e.kind;
+    }
+    ASSERT_EQ(last, lagging ? EventKind::Lagging : EventKind::Recovered) << "round " << i;
+  }
+  EXPECT_EQ(db_.lag_tracker()->events(0, 1000).size(), 198u);
+}
+
+// A reader polling concurrently reads routing, then the events: every change of state it has
+// seen in routing (at least one transition each) has its event in the log already.
+TEST_F(LagEventOrder, AConcurrentReaderNeverSeesRoutingAheadOfTheEvents) {
+  constexpr int kRounds = 4000;
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> reads{0};
+  std::thread feeder([&] {
+    // Each round waits (bounded) for two more reads, so that the two threads interleave even when
+    // one of them is descheduled for a while.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (int i = 0; i < kRounds; ++i) {
+      const std::uint64_t before = reads.load();
+      round(i);
+      while (reads.load() < before + 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    }
+    done.store(true);
+  });
+  std::uint64_t cursor = 0, published = 0, at_least = 0;
+  while (true) {
+    const bool finished = done.load();
+    const bool lagging = lagging_in_routing();
+    if (lagging != (at_least % 2 == 1)) ++at_least;  // transitions alternate, from OK
+    for (const Event& e : db_.events()->read(cursor, 100000).events) {
+      cursor = e.sequence;
+      if (e.kind == EventKind::Lagging || e.kind == EventKind::Recovered) ++published;
+    }
+    reads.fetch_add(1);
+    if (published < at_least || finished) break;
+  }
+  feeder.join();
+  EXPECT_GE(published, at_least) << "after " << reads.load() << " reads";
+  EXPECT_GT(at_least, 100u);  // the reader saw the replica's state change many times
+  EXPECT_EQ(published, static_cast<std::uint64_t>(kRounds - 2));  // every transition, from round 2
 }
 
 }  // namespace

@@ -159,6 +159,7 @@
 ///   timeouts and waits, which must not jump with the wall clock (see now_ns()).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -397,8 +398,16 @@ class ReplicatedDatabase {
 
   /// While `hold` is true new writes, and new reads routed to the primary, wait (each at most
   /// acquire_timeout_ms) for the release, then go to whatever is the primary by then: a planned
-  /// switchover in progress drains the old primary. Calls already routed are not held.
+  /// switchover in progress drains the old primary. A call counts itself in flight on the primary
+  /// before it checks the hold, so a call routed just before the hold is either seen in flight by
+  /// a drain that looks after this returns, or backs out and waits for the release.
   void hold_primary(bool hold);
+  /// Calls to node `node` (an index) as the primary that have ended since construction: a drain
+  /// counts the calls that ended during it, however short (C++ only).
+  std::uint64_t primary_calls_ended(int node) const;
+  /// Testing: `hook` runs on the calling thread between routing a call to the primary and counting
+  /// it in flight, the window a hold_primary() races with. Set it before any call (C++ only).
+  void set_primary_route_hook(std::function<void()> hook);
 
   /// Every node as the prober and the lag tracker see it.
   std::vector<NodeStatus> nodes() const;
