@@ -409,10 +409,20 @@ std::size_t LagTracker::history_size() const {
 
 void LagTracker::reset() {
   std::lock_guard<std::mutex> lock(mutex_);
+  // A LAGGING replica stops being excluded here (its lag is unknown until sampled again), so
+  // observers hear a Recovered event for it, stamped with the last instant this tracker knew.
+  std::int64_t last_ns = last_primary_ns_;
+  for (const auto& r : replicas_) last_ns = std::max(last_ns, r.sample_ns);
   history_.clear();
   have_primary_ = false;
   last_primary_ns_ = 0;
-  for (auto& r : replicas_) r = Replica{};
+  const int n = topology_->size();
+  for (int node = 0; node < static_cast<int>(replicas_.size()); ++node) {
+    Replica& r = replicas_[static_cast<std::size_t>(node)];
+    const bool was_lagging = r.lagging && node < n && role_of(topology_->flags(node)) != Role::Removed;
+    r = Replica{};
+    if (was_lagging) record_event_locked(node, LagEventKind::Recovered, last_ns, r);
+  }
   topology_->clear_lag();
 }
 

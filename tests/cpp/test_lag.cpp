@@ -267,6 +267,33 @@ TEST_F(Lag, ListenerHearsEachTransitionBeforeRoutingShowsIt) {
   EXPECT_EQ(heard.size(), 4u);
 }
 
+TEST_F(Lag, ResetPublishesRecoveredForEachLaggingReplicaBeforeRoutingTakesItBack) {
+  LagTracker& lag = track(/*max_lag_ms=*/10, /*recover_lag_ms=*/5);
+  std::vector<LagEvent> heard;
+  std::vector<LagState> routing_then;
+  lag.set_transition_listener([&](const LagEvent& e) {
+    heard.push_back(e);
+    routing_then.push_back(t->info(e.node).lag_state);
+  });
+  primary_every(10, 200);
+  sampled(kA, 200 * kMs, lsn_at_ms(100));  // 100 ms behind: lagging
+  sampled(kB, 210 * kMs, lsn_at_ms(200));  // caught up: ok, no event
+  ASSERT_EQ(heard.size(), 1u);
+  lag.reset();
+  // Routing takes a back; its alert must resolve: one Recovered event, heard before routing
+  // showed it, stamped with the tracker's last known instant (b's sample), nothing for b.
+  EXPECT_EQ(t->info(kA).lag_state, LagState::Ok);
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[1].node, kA);
+  EXPECT_EQ(heard[1].kind, LagEventKind::Recovered);
+  EXPECT_EQ(heard[1].time_ns, 210 * kMs);
+  EXPECT_EQ(heard[1].lag_ns, 0);
+  EXPECT_EQ(routing_then[1], LagState::Lagging);
+  EXPECT_EQ(lag.events().size(), 2u);
+  lag.reset();  // nothing lagging any more: no event
+  EXPECT_EQ(lag.events().size(), 2u);
+}
+
 TEST_F(Lag, HysteresisOnTimeLag) {
   LagTracker& lag = track(/*max_lag_ms=*/100, /*recover_lag_ms=*/50);
   std::int64_t primary_ms = 0;
@@ -543,7 +570,10 @@ TEST_F(Lag, ResetForgetsHistoryAndLag) {
   EXPECT_EQ(lag.replica(kA).state, LagState::Ok);
   EXPECT_FALSE(t->info(kA).lag_known);
   EXPECT_EQ(t->info(kA).lag_state, LagState::Ok);
-  EXPECT_EQ(lag.events().size(), 1u) << "events are a log and survive reset";
+  // Events are a log and survive reset; a was LAGGING, so routing taking it back is its recovery.
+  ASSERT_EQ(lag.events().size(), 2u);
+  EXPECT_EQ(lag.events()[1].node, kA);
+  EXPECT_EQ(lag.events()[1].kind, LagEventKind::Recovered);
 
   // The new primary's timeline may restart below the old LSN, and time restarts too.
   EXPECT_NO_THROW(lag.primary_sample(0, Lsn(0x500)));

@@ -178,10 +178,18 @@ class RefLag:
         self.capacity = history_capacity
         self.reset()
 
-    def reset(self):
+    def reset(self, topology=None):
+        """Forgets everything; each node of `topology` that was LAGGING recovers (routing takes
+        it back), stamped with the last instant known: the last primary or replica sample."""
+        pending = getattr(self, "expected_events", [])
+        if topology is not None:
+            replicas = getattr(self, "replicas", {})
+            last = max([self.history[-1][2] if self.history else 0] + [r.sample_ns for r in replicas.values()])
+            pending += [(node, LagEventKind.RECOVERED, last, 0, 0) for node, r in sorted(replicas.items())
+                        if r.lagging and topology.info(node).role is not Role.REMOVED]
         self.history: List[List[int]] = []
         self.replicas: Dict[int, RefReplica] = {}
-        self.expected_events: List[tuple] = []
+        self.expected_events: List[tuple] = pending
 
     def crossing(self, lsn: int):
         """When the primary first passed `lsn` (ns), whether that is a lower bound; None if not yet."""
@@ -555,7 +563,7 @@ def run_scenario(seed: int, n_replicas: int, policy: Policy, steps: int, signing
             # A promotion: the tracker starts over on the new timeline.
             topology.promote(rng.choice(reps).name)
             tracker.reset()
-            ref_lag.reset()
+            ref_lag.reset(topology)
             primary_lsn += 1
         elif op < 0.86 and reps:
             target = rng.choice(reps).index

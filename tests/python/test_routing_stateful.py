@@ -144,7 +144,7 @@ class RoutingMachine(RuleBasedStateMachine):
         assert self.topology.primary_name == names[pick % len(names)]
         # The new primary's timeline: the tracker starts over.
         self.tracker.reset()
-        self.ref_lag.reset()
+        self.ref_lag.reset(self.topology)
         self.primary_lsn += 1
         CHECKED["promotions"] += 1
         self.publish()

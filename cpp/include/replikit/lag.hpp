@@ -197,7 +197,8 @@ class LagTracker {
   CatchUpPlan plan_catch_up(const CatchUpWait& wait) const;
   /// Entries in the primary LSN history now.
   std::size_t history_size() const;
-  /// Forgets the history and all replica lag (after a primary change).
+  /// Forgets the history and all replica lag (after a primary change); a node of the topology
+  /// that was LAGGING gets a Recovered event (lag 0, now unknown), as routing takes it back.
   void reset();
 
   /// The configuration in force (defaults resolved: recover_lag_ms and recover_lag_bytes are set).
