@@ -146,7 +146,7 @@ import threading
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from fidelity import commitlag
+from fidelity import commitlag, probesamples
 from fidelity.common import NOW_S, TABLE, Workload, WorkloadSettings
 from fidelity.delays import OFFSET_READ, delay_quantiles, sent_delay_quantiles
 
@@ -465,6 +465,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
                    threading.Thread(target=work.lag_sampler, args=("",), daemon=True)]
         threads += [threading.Thread(target=work.reader, args=(seed * 1000 + 10 + i,), daemon=True)
                     for i in range(settings.readers)]
+        starts = probesamples.QueryStarts(cluster.dsns(), t0)  # when each probe ran on its server
+        threads.append(threading.Thread(target=starts.run, daemon=True))
         probe = OffsetProbe(cluster, dbs[0], t0, seed * 1000 + 5)
         after: Optional[OffsetProbe] = None
         threads.append(threading.Thread(target=probe.run, daemon=True))
@@ -489,6 +491,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             time.sleep(max(0.0, t0 + RUN_S + 0.05 - time.monotonic()))
         finally:
             work.stop.set()
+            starts.stop.set()
             probe.stop.set()
             if after is not None:
                 after.stop.set()
@@ -523,7 +526,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "delays_at_execution": delay_quantiles(at_execution) if at_execution else [],
             "switch_ms": switch_s * 1000.0, "switched_s": switched_s, "stream_ms": stream_s * 1000.0,
             "background_per_s": background, "probe_sends": work.probe_sends, "probe_records": work.probe_records,
-            "commit_lag_ms": commit_gaps, "tracker_reset": tracker_reset(work.history_sizes, kill_s),
+            "commit_lag_ms": commit_gaps, "probe_query_starts": {n: sorted(v) for n, v in starts.starts.items()}, "tracker_reset": tracker_reset(work.history_sizes, kill_s),
             "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
             "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),

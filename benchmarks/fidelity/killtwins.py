@@ -140,7 +140,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
                      probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
-                     probe_offsets_ms=run["probe_offsets_ms"], **timing, **after_crash_delays(run, after))
+                     probe_offsets_ms=run["probe_offsets_ms"], probe_run_lags_ms=run.get("probe_run_lags_ms") or [],
+                     **timing, **after_crash_delays(run, after))
 
 
 def after_crash_delays(run: Dict[str, Any], after: bool) -> Dict[str, Any]:
@@ -228,6 +229,8 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "delays_after": twin_delays_after(run, run["delays_after"]),
                     "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
                     "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
+                    "probe_run_lags_ms": probesamples.run_lags_ms(run["probe_query_starts"], run["probe_records"],
+                                                                  WARM_S, run["kill_s"]),
                     "detector": run["detector"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,

@@ -76,3 +76,75 @@ def summary(counts: Dict[str, float]) -> str:
     mean_bytes = counts.get("behind_bytes", 0.0) / behind if behind else 0.0
     wal = counts.get("wal_bytes", 0.0) / counts["primary_gaps"] if counts.get("primary_gaps") else 0.0
     return f"behind {share:.1%} of {n:.0f} ({mean_bytes:.0f} B on average), {wal:.0f} B of WAL per primary sample"
+
+
+# ------------------------------------------------------------------ when each probe ran on its server
+PROBE_QUERY_LIKE = "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery()%"  # cpp/pg/probe_query.cpp
+QUERY_START_POLL_S = 0.03  # under a third of the prober's 100 ms period: every probe's start is seen
+
+
+class QueryStarts:
+    """When the lag prober's query started on each node (its server's clock: pg_stat_activity's
+    query_start, which stays on the last statement while the connection idles), polled every
+    QUERY_START_POLL_S from its own thread until ``stop``. ``starts``: node -> query starts in s
+    from ``t0`` on time.monotonic()'s scale (the servers' wall clock mapped once: one host).
+    Matched with the prober's send instants (run_lags_ms), they say how long after its send each
+    node's query ran: the replica's query runs after the primary's although both leave at once."""
+
+    def __init__(self, dsns: Dict[str, str], t0: float):
+        import threading
+        import time
+
+        self.dsns = dsns
+        self.wall_minus_t0 = time.time() - (time.monotonic() - t0)  # wall clock at t0
+        self.starts: Dict[str, set] = {node: set() for node in dsns}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        conns = {}
+        try:
+            for node, dsn in self.dsns.items():
+                conns[node] = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+            while not self.stop.wait(QUERY_START_POLL_S):
+                for node in list(conns):
+                    try:
+                        rows = conns[node].execute(
+                            "SELECT extract(epoch FROM query_start)::text FROM pg_stat_activity "
+                            "WHERE query LIKE %s AND pid <> pg_backend_pid()", (PROBE_QUERY_LIKE,)).fetchall()
+                    except Exception:  # noqa: BLE001 - a killed node: no more starts from it
+                        conns.pop(node).close()
+                        continue
+                    self.starts[node].update(float(text) - self.wall_minus_t0 for (text,) in rows if text)
+        except Exception:  # noqa: BLE001 - a failed connect: what was polled stays
+            pass
+        finally:
+            for conn in conns.values():
+                conn.close()
+
+
+RUN_LAG_MATCH_S = 0.05  # bound of one probe's send -> start (its timeout is longer; a start further is another's)
+CLOCK_SLACK_S = 1e-5  # the servers' wall clock mapped onto time.monotonic() once: a start may read a little early
+
+
+def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: float, hi: float) -> List[List[float]]:
+    """Per node (primary, r1, r2): for each answered probe sent in [lo, hi) (s from t0) whose query
+    start was seen before its answer, how long after its send the query started on the server (ms,
+    >= 0): SimConfig.probe_run_lags_ms. Empty when a node has none (the twin then keeps
+    probe_latency). ``starts``: QueryStarts.starts; ``records`` as real_samples takes them."""
+    out: List[List[float]] = []
+    for node in ("primary", "r1", "r2"):
+        seen = sorted(starts.get(node, ()))
+        lags = []
+        for rec in records.get(node, {}).values():
+            sent, answered = rec[0], rec[1]
+            if not lo <= sent < hi:
+                continue
+            i = bisect.bisect_left(seen, sent - CLOCK_SLACK_S)
+            if i < len(seen) and seen[i] - sent < RUN_LAG_MATCH_S and seen[i] <= answered + CLOCK_SLACK_S:
+                lags.append(max(0.0, seen[i] - sent) * 1000.0)
+        if not lags:
+            return []
+        out.append(lags)
+    return out

@@ -292,6 +292,17 @@ std::vector<SimField> fault_fields() {
                          for (const auto& n : to_items(v, "names", "a sequence of str")) names.push_back(to_str(n, "names"));
                          c.names = std::move(names);
                        }});
+  f.push_back(SimField{"probe_run_lags_ms",
+                       "Per node, primary first: measured send -> start lags (ms) of the lag prober's queries; each "
+                       "probe's query starts after one drawn from its node's list (empty: probe_latency).",
+                       1, [](const SimConfig& c) { return py::cast(c.probe_run_lags_ms); },
+                       [](SimConfig& c, const py::handle& v) {
+                         std::vector<std::vector<double>> lags;
+                         for (const auto& node : to_items(v, "probe_run_lags_ms", "a sequence of lists of ms")) {
+                           lags.push_back(to_doubles(node, "probe_run_lags_ms"));
+                         }
+                         c.probe_run_lags_ms = std::move(lags);
+                       }});
   return f;
 }
 

@@ -111,6 +111,36 @@ TEST(SimProbeTrace, ThePrimaryReadAsOfItsCommitsChangesOnlyTheTrackedLag) {
   EXPECT_EQ(mean_tracked(past), 0.0);
 }
 
+TEST(SimProbeTrace, MeasuredRunLagsMoveOnlyWhenEachNodeIsRead) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeTrace.RunLags", 23);
+  SimConfig c = steady();
+  EXPECT_TRUE(SimConfig().probe_run_lags_ms.empty());
+  // Every query starting 0.1 ms after its send, at the same moment on every node.
+  c.probe_run_lags_ms = {{0.1}, {0.1}, {0.1}};
+  const SimResult together = simulate(c, seed);
+  // The replicas read 1 ms after the primary (more than the 0.4 ms delay): never behind what the
+  // primary showed. Read 0.3 ms before it: behind more often than together.
+  c.probe_run_lags_ms = {{0.1}, {1.1}, {1.1}};
+  const SimResult after = simulate(c, seed);
+  c.probe_run_lags_ms = {{0.4}, {0.1}, {0.1}};
+  const SimResult before = simulate(c, seed);
+  // Drawn per probe from the node's list: a mix lands in between.
+  c.probe_run_lags_ms = {{0.1}, {0.1, 1.1}, {0.1, 1.1}};
+  const SimResult mixed = simulate(c, seed);
+  for (const SimResult* r : {&after, &before, &mixed}) {
+    // The same run (the lags come from a stream of their own); only what the tracker saw moved.
+    EXPECT_EQ(r->events, together.events);
+    EXPECT_EQ(r->levels[kEventual].stale, together.levels[kEventual].stale);
+    EXPECT_EQ(r->lag_ms, together.lag_ms);
+  }
+  EXPECT_GT(mean_tracked(together), 0.05);
+  EXPECT_EQ(mean_tracked(after), 0.0);
+  EXPECT_GT(mean_tracked(before), mean_tracked(together) * 1.2);
+  EXPECT_GT(mean_tracked(mixed), 0.0);
+  EXPECT_LT(mean_tracked(mixed), mean_tracked(together));
+  EXPECT_EQ(simulate(c, seed).events, mixed.events);  // same seed, same run
+}
+
 TEST(SimProbeTrace, BadSettingsNameTheField) {
   SimConfig c;
   c.max_probe_samples = -1;
@@ -118,6 +148,14 @@ TEST(SimProbeTrace, BadSettingsNameTheField) {
   c.max_probe_samples = 0;
   c.probe_commit_lag_ms = -0.5;
   expect_invalid("probe_commit_lag_ms", [&] { simulate(c, 1); });
+  c.probe_commit_lag_ms = 0;
+  c.probe_run_lags_ms = {{0.1}, {0.1}};  // one list short
+  expect_invalid("probe_run_lags_ms", [&] { simulate(c, 1); });
+  c.probe_run_lags_ms = {{0.1}, {}, {0.1}};
+  expect_invalid("probe_run_lags_ms", [&] { simulate(c, 1); });
+  c.probe_run_lags_ms = {{0.1}, {-0.1}, {0.1}};
+  expect_invalid("probe_run_lags_ms", [&] { simulate(c, 1); });
+  c.probe_run_lags_ms.clear();
   c.probe_commit_lag_ms = std::nan("");
   expect_invalid("probe_commit_lag_ms", [&] { simulate(c, 1); });
 }

@@ -123,6 +123,13 @@ void check_bounds(const SimConfig& c) {
   check_ms(c.sample_interval_ms, "sample_interval_ms", 0.001, kMaxDurationMs);
   check_int(c.max_samples, "max_samples", 1, 10'000'000);
   check_int(c.max_probe_samples, "max_probe_samples", 0, 10'000'000);
+  require(c.probe_run_lags_ms.empty() || c.probe_run_lags_ms.size() == static_cast<std::size_t>(c.replicas) + 1,
+          "probe_run_lags_ms", "must be empty or hold one list per node (" + std::to_string(c.replicas + 1) + ")");
+  for (const auto& lags : c.probe_run_lags_ms) {
+    require(!lags.empty() && lags.size() <= kLatencyMaxSamples, "probe_run_lags_ms",
+            "each node's list must hold 1.." + std::to_string(kLatencyMaxSamples) + " lags");
+    for (double v : lags) check_ms(v, "probe_run_lags_ms", 0, kMaxDurationMs);
+  }
   check_ms(c.drain_ms, "drain_ms", 0, kMaxDurationMs);
   check_int(c.max_in_flight, "max_in_flight", 1, 100'000'000);
   require(c.max_events >= 1, "max_events", "must be at least 1");

@@ -104,6 +104,7 @@ struct Node {
   bool probing = false;
   bool probed_primary = false;  // the answer is the primary's (else a replica's)
   std::int64_t probe_sent_ns = 0;
+  std::int64_t probe_back_ns = 0;  // with measured run lags: the answer's way back, drawn at the send
   Lsn probe_receive{}, probe_replay{};
 };
 
@@ -205,6 +206,7 @@ class Simulation {
   SimResult res_;
   Xoshiro256 rng_;
   Xoshiro256 check_rng_;  // the failover manager's check phase: its own stream
+  Xoshiro256 probe_rng_;  // the lag probes' measured run lags (probe_run_lags_ms): their own stream
   std::unique_ptr<FailoverModel> failover_;
   std::shared_ptr<Topology> topology_;
   std::unique_ptr<LagTracker> tracker_;

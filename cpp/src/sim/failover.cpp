@@ -198,7 +198,15 @@ void Simulation::send_probe(int n) {
   if (r.probing || !r.alive || r.diverged) return;
   r.probing = true;
   r.probe_sent_ns = now_;
-  events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
+  if (c_.probe_run_lags_ms.empty()) {
+    events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
+    return;
+  }
+  // A measured run lag of this node (its own stream); the answer's way back drawn now, so that
+  // the other draws come in the same order whatever the lags are.
+  const auto& lags = c_.probe_run_lags_ms[static_cast<std::size_t>(n)];
+  r.probe_back_ns = draw_ns(probe_latency_);
+  events_.push(now_ + ns(lags[probe_rng_.below(static_cast<std::uint32_t>(lags.size()))]), Ev::ProbeAt, n);
 }
 
 void Simulation::on_probe_at(int node) {
@@ -213,7 +221,7 @@ void Simulation::on_probe_at(int node) {
   const std::uint64_t shown = c_.probe_commit_lag_ms > 0 ? committed_before(now_ - ns(c_.probe_commit_lag_ms)) : last_seq_;
   r.probe_receive = on_timeline(r, r.probed_primary ? lsn(shown) : lsn(r.received));
   r.probe_replay = r.probed_primary ? r.probe_receive : on_timeline(r, replay_lsn(r));
-  events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAnswer, node);
+  events_.push(now_ + (c_.probe_run_lags_ms.empty() ? draw_ns(probe_latency_) : r.probe_back_ns), Ev::ProbeAnswer, node);
 }
 
 void Simulation::on_probe_answer(int node) {
