@@ -16,7 +16,8 @@ on the primary before the read ran there (server clock; one host), the simulator
 definition; also printed, measured only: the row the session writer had acknowledged before
 the read was sent was missing. A read-your-writes read is stale when its session's last
 acknowledged row was missing. A read that raises is failed. Replica lag: the
-ReplicatedDatabase's tracked lag of each node that is a replica, sampled every 20 ms.
+ReplicatedDatabase's tracked lag of each node that is a replica, sampled every 20 ms, unless
+it is older than the tracker's history (a lower bound, which routing and the twin take as unknown).
 
 Calibration, in the run itself, without watching on the replica: while the workload runs,
 until the kill, a probe (OffsetProbe) writes a row every PROBE_GAP_S as the session writer
@@ -203,7 +204,10 @@ class KillWorkload(Workload):
                         self.probe_sends.setdefault(node, {})[status.last_probe_ns] = sent
                         self.probe_records.setdefault(node, {}).setdefault(
                             status.last_probe_ns, probe_record(status, sent, status.last_probe_ns / 1e9 - self.t0))
-                if str(status.role.name).lower() == "replica" and status.lag_known:
+                # A lag older than the tracker's history is a lower bound, unknown to routing (and
+                # to the twin's tracked lag): the survivor before it streams the new timeline.
+                if (str(status.role.name).lower() == "replica" and status.lag_known
+                        and not self.db.lag_tracker.replica(node).lag_is_lower_bound):
                     with self.lock:
                         self.replica_lag.append((t, node, status.lag_ms))
 

@@ -140,7 +140,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
                      probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
-                     probe_offsets_ms=run["probe_offsets_ms"], probe_run_lags_ms=run.get("probe_run_lags_ms") or [],
+                     probe_offsets_ms=run["probe_offsets_ms"], promotion_wal_bytes=run.get("promotion_wal_bytes", 0),
+                     **run.get("probe_run_lags", {}),
                      **timing, **after_crash_delays(run, after))
 
 
@@ -229,8 +230,10 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "delays_after": twin_delays_after(run, run["delays_after"]),
                     "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
                     "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
-                    "probe_run_lags_ms": probesamples.run_lags_ms(run["probe_query_starts"], run["probe_records"],
-                                                                  WARM_S, run["kill_s"]),
+                    "probe_run_lags": probesamples.twin_run_lags(run["probe_query_starts"], run["probe_records"], WARM_S,
+                                                                 run["kill_s"], run["switched_s"], RUN_S),
+                    "promotion_wal_bytes": probesamples.promotion_wal_bytes(run["probe_records"], run["promoted"],
+                                                                            run["kill_s"]),
                     "detector": run["detector"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,

@@ -131,8 +131,8 @@ CLOCK_SLACK_S = 1e-5  # the servers' wall clock mapped onto time.monotonic() onc
 def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: float, hi: float) -> List[List[float]]:
     """Per node (primary, r1, r2): for each answered probe sent in [lo, hi) (s from t0) whose query
     start was seen before its answer, how long after its send the query started on the server (ms,
-    >= 0): SimConfig.probe_run_lags_ms. Empty when a node has none (the twin then keeps
-    probe_latency). ``starts``: QueryStarts.starts; ``records`` as real_samples takes them."""
+    >= 0); a node without any: an empty list. ``starts``: QueryStarts.starts; ``records`` as
+    real_samples takes them."""
     out: List[List[float]] = []
     for node in ("primary", "r1", "r2"):
         seen = sorted(starts.get(node, ()))
@@ -144,7 +144,31 @@ def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: 
             i = bisect.bisect_left(seen, sent - CLOCK_SLACK_S)
             if i < len(seen) and seen[i] - sent < RUN_LAG_MATCH_S and seen[i] <= answered + CLOCK_SLACK_S:
                 lags.append(max(0.0, seen[i] - sent) * 1000.0)
-        if not lags:
-            return []
         out.append(lags)
     return out
+
+
+def twin_run_lags(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], warm_s: float, kill_s: float,
+                  recovered_s: float, end_s: float) -> Dict[str, List[List[float]]]:
+    """A twin's SimConfig.probe_run_lags_ms (the probes sent in [warm_s, kill_s)) and
+    probe_run_lags_after_crash_ms (those sent in [recovered_s, end_s); a node without any there, the
+    dead primary: its lags before); each empty when a node had none before the kill (not measured)."""
+    before = run_lags_ms(starts, records, warm_s, kill_s)
+    if not all(before):
+        return {"probe_run_lags_ms": [], "probe_run_lags_after_crash_ms": []}
+    after = run_lags_ms(starts, records, recovered_s, end_s)
+    return {"probe_run_lags_ms": before, "probe_run_lags_after_crash_ms": [a or b for a, b in zip(after, before)]}
+
+
+def promotion_wal_bytes(records: Dict[str, Dict[Any, Any]], promoted: str, kill_s: float) -> int:
+    """The new primary's WAL burst after its promotion as the lag tracker saw it (full-page images:
+    SimConfig.promotion_wal_bytes): the WAL in its first two intervals as the primary (first to
+    third sample; the burst came within them in every kill but those whose burst preceded the
+    first sample) less what its steady rate (the median WAL per second between its later samples)
+    gives over that span; 0 without enough samples."""
+    ps = sorted((rec[0], rec[3]) for rec in records.get(promoted, {}).values() if rec[2] and rec[0] > kill_s and rec[3] > 0)
+    if len(ps) < 5:
+        return 0
+    rates = sorted((b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(ps[2:], ps[3:]) if b[0] > a[0])
+    steady = rates[len(rates) // 2] * (ps[2][0] - ps[0][0])
+    return int(max(0.0, ps[2][1] - ps[0][1] - steady))

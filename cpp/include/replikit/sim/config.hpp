@@ -205,6 +205,16 @@ struct SimConfig {
   /// others, and a replica read that much after the primary has replayed more of what the primary
   /// showed. Empty: probe_latency throughout.
   std::vector<std::vector<double>> probe_run_lags_ms;
+  /// WAL bytes the new primary writes on top of its writes' own soon after a promotion (full-page
+  /// images: the promotion's checkpoint moves the redo point, and the first change of every page
+  /// after it logs the whole page; PostgreSQL 15 on loopback: ~180 kB within ~100 ms, against
+  /// ~4 kB of rows). The twin's new primary adds them to its first write after the lag prober's
+  /// first look at it (measured: between the prober's first two samples of the new primary).
+  /// Only positions move (what the lag tracker interpolates on, and byte lags); 0: none.
+  std::int64_t promotion_wal_bytes = 0;
+  /// As probe_run_lags_ms, for the probes sent from the primary's crash on (fewer servers busy on
+  /// the machine: other lags); empty: probe_run_lags_ms throughout.
+  std::vector<std::vector<double>> probe_run_lags_after_crash_ms;
 
   /// Throws InvalidArgument naming the first bad field.
   void validate() const;
