@@ -344,8 +344,9 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
                      "repoint_ms_median": statistics.median(run["repoint_ms"] for run in real),
                      "switch_ms_median": statistics.median(run["switch_ms"] for run in real),
                      "outage_ms_median": statistics.median(run["outage_ms"] for run in real),
-                     "runs": [{k: v for k, v in run.items() if k not in ("delays", "offsets", "probe_latencies", "half_round_trips",
-                                                                  "delays_after", "offsets_after", "probe_latencies_after")}
+                     # Each kill's twin inputs (fidelity/lagreplay.py re-predicts the same kills from them).
+                     "runs": [{k: v for k, v in run.items() if k not in ("offsets", "probe_latencies", "offsets_after",
+                                                                  "probe_latencies_after")}
                               for run in real]},
             "sim": {"reads": statistics.fmean(twin["reads"] for twin in twins["run"]),
                     "outage_ms_median": statistics.median(twin["outage_ms"] for twin in twins["run"]),
