@@ -133,9 +133,9 @@ query's send, each replica's replay LSN stamped at its answer. The twins' primar
 once it commits, and their replicas take the delays measured from the row's INSERT clock, so the
 twins' prober reads the primary as of the median INSERT -> COMMIT measured in the run from the
 primary's WAL (fidelity.commitlag; ~0.05 ms: replikit's write path sends the COMMIT right behind
-the statement's answer). Left as a difference: the new primary's first writes after its
-promotion carry full-page images (the first ~100 ms write ~180 kB of WAL instead of ~4 kB), which
-the twins' 176-byte writes do not.
+the statement's answer). Also recorded: when each probe's query started on its server
+(fidelity.probesamples.QueryStarts), and the new primary's full-page images after its promotion
+(~180 kB of WAL in its first ~100 ms instead of ~4 kB); both go into the twin (see killtwins).
 """
 
 from __future__ import annotations
