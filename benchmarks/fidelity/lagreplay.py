@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fidelity import killtwins  # noqa: E402
+from fidelity import killtwins, probesamples  # noqa: E402
 
 WINDOWS = ("before", "after")
 VARIANTS = {"without": {"probe_run_lags": {}, "promotion_wal_bytes": 0}, "with": {}}
@@ -39,11 +39,11 @@ def replay(saved: Dict[str, Any], sim_runs: int, seed: int) -> List[Dict[str, An
         promotion_ms = result["real"]["promotion_ms"]
         for run in result["reads"]["real"]["runs"]:
             row = {"mode": mode, "real": {w: (run["counts"][w]["lag_sum_ms"], run["counts"][w]["lag_samples"])
-                                          for w in WINDOWS}}
+                                          for w in WINDOWS}, "fed": {"real": run["probes"]}}
             for name, over in VARIANTS.items():
-                twin = killtwins.sim_run_counts(saved["settings"]["preset"], mode, promotion_ms, seeds,
-                                                dict(run, **over))["windows"]
-                row[name] = {w: (twin[w]["lag_sum_ms"], twin[w]["lag_samples"]) for w in WINDOWS}
+                twin = killtwins.sim_run_counts(saved["settings"]["preset"], mode, promotion_ms, seeds, dict(run, **over))
+                row[name] = {w: (twin["windows"][w]["lag_sum_ms"], twin["windows"][w]["lag_samples"]) for w in WINDOWS}
+                row["fed"][name] = twin["probes"]
             out.append(row)
     return out
 
@@ -96,6 +96,14 @@ def main(argv: Any = None) -> int:
                 parts.append(f"{name} {sim:.3f} ({sim / real - 1:+.0%} [{lo:+.0%}, {hi:+.0%}])")
             print(f"{mode:9s} {window:6s} {len(chosen):3d} kills: measured {mean(chosen, 'real', window):.3f} ms; "
                   f"predicted {'; '.join(parts)}")
+    for mode in sorted({r["mode"] for r in rows}):
+        for window in WINDOWS:
+            for side in ("real", *VARIANTS):
+                fed: Dict[str, float] = {}
+                for r in rows:
+                    if r["mode"] == mode:
+                        probesamples.add(fed, r["fed"][side][window])
+                print(f"{mode:9s} {window:6s} tracker fed, {side:7s}: {probesamples.summary(fed)}")
     for window in WINDOWS:
         print(f"{window}: ~{kills_for_ten_percent(rows, window):.0f} kills for the measured mean's 95% interval "
               f"to be +-10% (from the spread over these {len(rows)})")
