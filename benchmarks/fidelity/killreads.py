@@ -530,7 +530,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "delays_at_execution": delay_quantiles(at_execution) if at_execution else [],
             "switch_ms": switch_s * 1000.0, "switched_s": switched_s, "stream_ms": stream_s * 1000.0,
             "background_per_s": background, "probe_sends": work.probe_sends, "probe_records": work.probe_records,
-            "commit_lag_ms": commit_gaps, "probe_query_starts": {n: sorted(v) for n, v in starts.starts.items()}, "tracker_reset": tracker_reset(work.history_sizes, kill_s),
+            "commit_lag_ms": commit_gaps, "probe_query_starts": {n: sorted(v.items()) for n, v in starts.starts.items()}, "tracker_reset": tracker_reset(work.history_sizes, kill_s),
             "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
             "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),
