@@ -122,12 +122,12 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # primary's position that much after its commit (the median INSERT -> COMMIT of the session
     # writer's rows in the run, from the primary's WAL: fidelity.commitlag), so that the span in
     # which the primary reads ahead of a replica is the replication delay after the COMMIT.
-    # The prober sends every node's query at one instant, but the machine's 2 cores start them
-    # apart: per kill, one node's query starts ~0.2-0.5 ms after the others' every round (the
-    # server's query_start against the send: fidelity.probesamples.QueryStarts), and a replica
-    # read that much after the primary has replayed that much more of what the primary showed.
-    # The twin's queries start after each node's measured run lags (before the kill, and from the
-    # crash on those measured after the recovery). After the promotion the new primary writes
+    # The prober sends every node's query at one instant, but the machine's 2 cores run them
+    # apart: on a loaded machine one node's query often runs ~0.2-0.5 ms after the others' (the
+    # server's pg_stat_activity against the send: fidelity.probesamples.QueryStarts), and a
+    # replica read that much after the primary has replayed that much more of what the primary
+    # showed. The twin's probes read each node after its measured send -> read lags (before the
+    # kill, and from the crash on those measured after the recovery). After the promotion the new primary writes
     # ~180 kB of full-page images within its first ~100 ms (measured per kill between its first
     # samples), over which the tracker interpolates a survivor's position (promotion_wal_bytes).
     probe_half = statistics.median(run["probe_half_round_trips"])

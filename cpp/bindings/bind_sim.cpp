@@ -303,8 +303,8 @@ std::vector<SimField> fault_fields() {
                          c.names = std::move(names);
                        }});
   f.push_back(run_lags_field("probe_run_lags_ms", &SimConfig::probe_run_lags_ms,
-                              "Per node, primary first: measured send -> start lags (ms) of the lag prober's queries; "
-                              "each probe's query starts after one drawn from its node's list (empty: probe_latency)."));
+                              "Per node, primary first: measured lags (ms) from a lag probe's send to its read of the "
+                              "node; each probe reads after one drawn from its node's list (empty: probe_latency)."));
   f.push_back(number_field("promotion_wal_bytes", &SimConfig::promotion_wal_bytes,
                            "WAL bytes (full-page images) the new primary adds to its first write after the lag "
                            "prober's first look at it (0: none)."));

@@ -116,7 +116,7 @@ TEST(SimProbeTrace, MeasuredRunLagsMoveOnlyWhenEachNodeIsRead) {
   SimConfig c = steady();
   c.duration_ms = 40'000;  // ~800 replica samples: the comparisons hold for any seed
   EXPECT_TRUE(SimConfig().probe_run_lags_ms.empty());
-  // Every query starting 0.1 ms after its send, at the same moment on every node.
+  // Every node read 0.1 ms after the send, at the same moment.
   c.probe_run_lags_ms = {{0.1}, {0.1}, {0.1}};
   const SimResult together = simulate(c, seed);
   // The replicas read 1 ms after the primary (more than the 0.4 ms delay): never behind what the
