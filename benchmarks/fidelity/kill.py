@@ -346,7 +346,7 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
                      "switch_ms_median": statistics.median(run["switch_ms"] for run in real),
                      "outage_ms_median": statistics.median(run["outage_ms"] for run in real),
                      # Each kill with its twin's inputs (its seed, delays, round trips): saved kills can be
-                     # re-predicted (killtwins.sim_run_counts) without new real runs.
+                     # re-predicted (killtwins.sim_run_counts, fidelity/lagreplay.py) without new real runs.
                      "runs": [{k: v for k, v in run.items() if k not in ("offsets", "probe_latencies",
                                                                           "offsets_after", "probe_latencies_after")}
                               for run in real]},

@@ -16,7 +16,8 @@ on the primary before the read ran there (server clock; one host), the simulator
 definition; also printed, measured only: the row the session writer had acknowledged before
 the read was sent was missing. A read-your-writes read is stale when its session's last
 acknowledged row was missing. A read that raises is failed. Replica lag: the
-ReplicatedDatabase's tracked lag of each node that is a replica, sampled every 20 ms.
+ReplicatedDatabase's tracked lag of each node that is a replica, sampled every 20 ms, unless
+it is older than the tracker's history (a lower bound, which routing and the twin take as unknown).
 
 Calibration, in the run itself, without watching on the replica: while the workload runs,
 until the kill, a probe (OffsetProbe) writes a row every PROBE_GAP_S as the session writer
@@ -146,9 +147,9 @@ query's send, each replica's replay LSN stamped at its answer. The twins' primar
 once it commits, and their replicas take the delays measured from the row's INSERT clock, so the
 twins' prober reads the primary as of the median INSERT -> COMMIT measured in the run from the
 primary's WAL (fidelity.commitlag; ~0.05 ms: replikit's write path sends the COMMIT right behind
-the statement's answer). Left as a difference: the new primary's first writes after its
-promotion carry full-page images (the first ~100 ms write ~180 kB of WAL instead of ~4 kB), which
-the twins' 176-byte writes do not.
+the statement's answer). Also recorded: when each probe's query started on its server
+(fidelity.probesamples.QueryStarts), and the new primary's full-page images after its promotion
+(~180 kB of WAL in its first ~100 ms instead of ~4 kB); both go into the twin (see killtwins).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ import threading
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from fidelity import commitlag
+from fidelity import commitlag, probesamples
 from fidelity.common import TABLE, Workload, WorkloadSettings, read_schedule, write_schedule
 from fidelity.delays import delay_quantiles, sent_delay_quantiles
 from fidelity.offsetprobe import AFTER_FIRST_ID, OFFSET_NEAR_S, PROBE_LIMIT_S, OffsetProbe, probe_inputs_after
@@ -212,7 +213,10 @@ class KillWorkload(Workload):
                         self.probe_sends.setdefault(node, {})[status.last_probe_ns] = sent
                         self.probe_records.setdefault(node, {}).setdefault(
                             status.last_probe_ns, probe_record(status, sent, status.last_probe_ns / 1e9 - self.t0))
-                if str(status.role.name).lower() == "replica" and status.lag_known:
+                # A lag older than the tracker's history is a lower bound, unknown to routing (and
+                # to the twin's tracked lag): the survivor before it streams the new timeline.
+                if (str(status.role.name).lower() == "replica" and status.lag_known
+                        and not self.db.lag_tracker.replica(node).lag_is_lower_bound):
                     with self.lock:
                         self.replica_lag.append((t, node, status.lag_ms))
 
@@ -393,6 +397,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
                    threading.Thread(target=work.lag_sampler, args=("",), daemon=True)]
         threads += [threading.Thread(target=work.reader, args=(reader_seed(seed, i),), daemon=True)
                     for i in range(settings.readers)]
+        starts = probesamples.QueryStarts(cluster.dsns(), t0)  # when each probe ran on its server
+        threads.append(threading.Thread(target=starts.run, daemon=True))
         probe = OffsetProbe(cluster, dbs[0], t0, seed * 1000 + 5)
         after: Optional[OffsetProbe] = None
         threads.append(threading.Thread(target=probe.run, daemon=True))
@@ -417,6 +423,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             time.sleep(max(0.0, t0 + RUN_S + 0.05 - time.monotonic()))
         finally:
             work.stop.set()
+            starts.stop.set()
             probe.stop.set()
             if after is not None:
                 after.stop.set()
@@ -451,7 +458,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "delays_at_execution": delay_quantiles(at_execution) if at_execution else [],
             "switch_ms": switch_s * 1000.0, "switched_s": switched_s, "stream_ms": stream_s * 1000.0,
             "background_per_s": background, "probe_sends": work.probe_sends, "probe_records": work.probe_records,
-            "commit_lag_ms": commit_gaps, "tracker_reset": tracker_reset(work.history_sizes, kill_s),
+            "commit_lag_ms": commit_gaps, "probe_query_starts": {n: sorted(v.items()) for n, v in starts.starts.items()}, "tracker_reset": tracker_reset(work.history_sizes, kill_s),
             "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
             "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),

@@ -122,6 +122,14 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # primary's position that much after its commit (the median INSERT -> COMMIT of the session
     # writer's rows in the run, from the primary's WAL: fidelity.commitlag), so that the span in
     # which the primary reads ahead of a replica is the replication delay after the COMMIT.
+    # The prober sends every node's query at one instant, but the machine's 2 cores run them
+    # apart: on a loaded machine one node's query often runs ~0.2-0.5 ms after the others' (the
+    # server's pg_stat_activity against the send: fidelity.probesamples.QueryStarts), and a
+    # replica read that much after the primary has replayed that much more of what the primary
+    # showed. The twin's probes read each node after its measured send -> read lags (before the
+    # kill, and from the crash on those measured after the recovery). After the promotion the new primary writes
+    # ~180 kB of full-page images within its first ~100 ms (measured per kill between its first
+    # samples), over which the tracker interpolates a survivor's position (promotion_wal_bytes).
     probe_half = statistics.median(run["probe_half_round_trips"])
     return SimConfig(duration_ms=RUN_S * 1000.0, write_rate_per_s=SESSION_WRITE_RATE,
                      background_write_rate_per_s=background_before,
@@ -140,7 +148,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
                      probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
-                     probe_offsets_ms=run["probe_offsets_ms"], **timing, **after_crash_delays(run, after),
+                     probe_offsets_ms=run["probe_offsets_ms"], promotion_wal_bytes=run.get("promotion_wal_bytes", 0),
+                     **run.get("probe_run_lags", {}), **timing, **after_crash_delays(run, after),
                      **replayed_workload(run, replay))
 
 
@@ -238,6 +247,10 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "delays_after": twin_delays_after(run, run["delays_after"]),
                     "half_round_trips": run["half_round_trips"], "background_per_s": run["background_per_s"],
                     "probe_half_round_trips": run["probe_half_round_trips"], "probe_offsets_ms": run["probe_offsets_ms"],
+                    "probe_run_lags": probesamples.twin_run_lags(run["probe_query_starts"], run["probe_records"], WARM_S,
+                                                                 run["kill_s"], run["switched_s"], RUN_S),
+                    "promotion_wal_bytes": probesamples.promotion_wal_bytes(run["probe_records"], run["promoted"],
+                                                                            run["kill_s"]),
                     "detector": run["detector"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,

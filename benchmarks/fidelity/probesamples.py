@@ -8,7 +8,7 @@ the tracker interpolates a replica's time lag on)."""
 from __future__ import annotations
 
 import bisect
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 Samples = Tuple[List[Tuple[float, int]], Dict[str, List[Tuple[float, int]]]]  # (primary, {replica: ...}), s
 
@@ -76,3 +76,113 @@ def summary(counts: Dict[str, float]) -> str:
     mean_bytes = counts.get("behind_bytes", 0.0) / behind if behind else 0.0
     wal = counts.get("wal_bytes", 0.0) / counts["primary_gaps"] if counts.get("primary_gaps") else 0.0
     return f"behind {share:.1%} of {n:.0f} ({mean_bytes:.0f} B on average), {wal:.0f} B of WAL per primary sample"
+
+
+# ------------------------------------------------------------------ when each probe ran on its server
+PROBE_QUERY_LIKE = "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery()%"  # cpp/pg/probe_query.cpp
+QUERY_START_POLL_S = 0.03  # under a third of the prober's 100 ms period: every probe's start is seen
+
+
+class QueryStarts:
+    """When the lag prober's query ran on each node (its server's clock, from pg_stat_activity:
+    query_start, and state_change once the backend is idle again, i.e. when it had sent the answer
+    row, whose LSNs the executor read just before; both stay while the connection idles), polled
+    every QUERY_START_POLL_S from its own thread until ``stop``. ``starts``: node -> {query start:
+    its end, or None when not seen idle yet}, in s from ``t0`` on time.monotonic()'s scale (the
+    servers' wall clock mapped once: one host). Matched with the prober's send instants
+    (run_lags_ms), they say how long after its send each node's query ran: one node's query often
+    runs later than the others' although all leave at once."""
+
+    def __init__(self, dsns: Dict[str, str], t0: float):
+        import threading
+        import time
+
+        self.dsns = dsns
+        self.wall_minus_t0 = time.time() - (time.monotonic() - t0)  # wall clock at t0
+        self.starts: Dict[str, Dict[float, Optional[float]]] = {node: {} for node in dsns}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        conns = {}
+        try:
+            for node, dsn in self.dsns.items():
+                conns[node] = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+            while not self.stop.wait(QUERY_START_POLL_S):
+                for node in list(conns):
+                    try:
+                        rows = conns[node].execute(
+                            "SELECT extract(epoch FROM query_start)::text, CASE WHEN state = 'idle' THEN "
+                            "extract(epoch FROM state_change)::text END FROM pg_stat_activity "
+                            "WHERE query LIKE %s AND pid <> pg_backend_pid()", (PROBE_QUERY_LIKE,)).fetchall()
+                    except Exception:  # noqa: BLE001 - a killed node: no more starts from it
+                        conns.pop(node).close()
+                        continue
+                    for start, end in rows:
+                        if start:
+                            key = float(start) - self.wall_minus_t0
+                            seen = self.starts[node].get(key)
+                            self.starts[node][key] = float(end) - self.wall_minus_t0 if end else seen
+        except Exception:  # noqa: BLE001 - a failed connect: what was polled stays
+            pass
+        finally:
+            for conn in conns.values():
+                conn.close()
+
+
+RUN_LAG_MATCH_S = 0.05  # bound of one probe's send -> start (its timeout is longer; a start further is another's)
+CLOCK_SLACK_S = 1e-5  # the servers' wall clock mapped onto time.monotonic() once: a start may read a little early
+
+
+def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: float, hi: float,
+                at: str = "end") -> List[List[float]]:
+    """Per node (primary, r1, r2): for each answered probe sent in [lo, hi) (s from t0) whose query
+    was seen on its server, how long after its send the query read its positions (ms, >= 0): at
+    its end (``at="end"``: when the backend went idle, right after the executor read the LSNs and
+    sent the row) or its start; a node without any: an empty list. ``starts``: node -> (start,
+    end) pairs (QueryStarts.starts' items; a bare start, end unknown); ``records`` as real_samples
+    takes them."""
+    out: List[List[float]] = []
+    for node in ("primary", "r1", "r2"):
+        pairs = sorted((p, None) if isinstance(p, float) else (p[0], p[1]) for p in starts.get(node, ()))
+        seen = [p[0] for p in pairs]
+        lags = []
+        for rec in records.get(node, {}).values():
+            sent, answered = rec[0], rec[1]
+            if not lo <= sent < hi:
+                continue
+            i = bisect.bisect_left(seen, sent - CLOCK_SLACK_S)
+            if i >= len(seen) or seen[i] - sent >= RUN_LAG_MATCH_S or seen[i] > answered + CLOCK_SLACK_S:
+                continue
+            when = seen[i] if at == "start" else pairs[i][1]
+            if when is not None and when <= answered + CLOCK_SLACK_S:
+                lags.append(max(0.0, when - sent) * 1000.0)
+        out.append(lags)
+    return out
+
+
+def twin_run_lags(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], warm_s: float, kill_s: float,
+                  recovered_s: float, end_s: float, at: str = "end") -> Dict[str, List[List[float]]]:
+    """A twin's SimConfig.probe_run_lags_ms (the probes sent in [warm_s, kill_s)) and
+    probe_run_lags_after_crash_ms (those sent in [recovered_s, end_s); a node without any there, the
+    dead primary: its lags before); each empty when a node had none before the kill (not measured)."""
+    before = run_lags_ms(starts, records, warm_s, kill_s, at)
+    if not all(before):
+        return {"probe_run_lags_ms": [], "probe_run_lags_after_crash_ms": []}
+    after = run_lags_ms(starts, records, recovered_s, end_s, at)
+    return {"probe_run_lags_ms": before, "probe_run_lags_after_crash_ms": [a or b for a, b in zip(after, before)]}
+
+
+def promotion_wal_bytes(records: Dict[str, Dict[Any, Any]], promoted: str, kill_s: float) -> int:
+    """The new primary's WAL burst after its promotion as the lag tracker saw it (full-page images:
+    SimConfig.promotion_wal_bytes): the WAL in its first two intervals as the primary (first to
+    third sample; the burst came within them in every kill but those whose burst preceded the
+    first sample) less what its steady rate (the median WAL per second between its later samples)
+    gives over that span; 0 without enough samples."""
+    ps = sorted((rec[0], rec[3]) for rec in records.get(promoted, {}).values() if rec[2] and rec[0] > kill_s and rec[3] > 0)
+    if len(ps) < 5:
+        return 0
+    rates = sorted((b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(ps[2:], ps[3:]) if b[0] > a[0])
+    steady = rates[len(rates) // 2] * (ps[2][0] - ps[0][0])
+    return int(max(0.0, ps[2][1] - ps[0][1] - steady))

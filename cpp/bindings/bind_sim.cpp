@@ -31,6 +31,16 @@ LatencyDistribution to_latency(const py::handle& v, const char* argument) {
   return LatencyDistribution::constant(ms);
 }
 
+// Per node, lists of ms (SimConfig::probe_run_lags_ms and its after-crash twin).
+SimField run_lags_field(const char* name, std::vector<std::vector<double>> SimConfig::*member, const char* doc) {
+  return SimField{name, doc, 1, [member](const SimConfig& c) { return py::cast(c.*member); },
+                  [name, member](SimConfig& c, const py::handle& v) {
+                    std::vector<std::vector<double>> lags;
+                    for (const auto& node : to_items(v, name, "a sequence of lists of ms")) lags.push_back(to_doubles(node, name));
+                    c.*member = std::move(lags);
+                  }};
+}
+
 std::string level_name(int level) { return to_string(static_cast<Consistency>(level)); }
 
 // consistency_mix: a dict {level: weight} (levels as Consistency or names; missing: 0) or six weights.
@@ -320,6 +330,15 @@ std::vector<SimField> fault_fields() {
                          for (const auto& n : to_items(v, "names", "a sequence of str")) names.push_back(to_str(n, "names"));
                          c.names = std::move(names);
                        }});
+  f.push_back(run_lags_field("probe_run_lags_ms", &SimConfig::probe_run_lags_ms,
+                              "Per node, primary first: measured lags (ms) from a lag probe's send to its read of the "
+                              "node; each probe reads after one drawn from its node's list (empty: probe_latency)."));
+  f.push_back(number_field("promotion_wal_bytes", &SimConfig::promotion_wal_bytes,
+                           "WAL bytes (full-page images) the new primary adds to its first write after the lag "
+                           "prober's first look at it (0: none)."));
+  f.push_back(run_lags_field("probe_run_lags_after_crash_ms", &SimConfig::probe_run_lags_after_crash_ms,
+                              "As probe_run_lags_ms, for the probes sent from the primary's crash on (empty: "
+                              "probe_run_lags_ms throughout)."));
   f.push_back(SimField{"write_arrivals",
                        "Session writes replayed instead of Poisson ones: [(at_ms, session)] in time order (empty: "
                        "Poisson at write_rate_per_s).",

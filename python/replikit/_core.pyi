@@ -79,6 +79,9 @@ class SimConfig:
     max_events: int
     window_edges_ms: List[float]  # window i: [edges[i], edges[i + 1]); empty: no SimResult.windows
     names: List[str]  # primary first; empty: 'primary', 'replica1', ...
+    probe_run_lags_ms: List[List[float]]  # per node, primary first: measured send -> read lags of the probes; empty: probe_latency
+    promotion_wal_bytes: int  # full-page images the new primary writes after its first probe (0: none)
+    probe_run_lags_after_crash_ms: List[List[float]]  # as probe_run_lags_ms, for probes sent from the crash on; empty: the same
     write_arrivals: List[Tuple[float, int]]  # replayed (at_ms, session), in time order; empty: Poisson
     read_arrivals: List[Tuple[float, int, Consistency]]  # replayed (at_ms, session, level); set with level names too
     def __init__(self, **fields: Any) -> None: ...

@@ -111,6 +111,88 @@ TEST(SimProbeTrace, ThePrimaryReadAsOfItsCommitsChangesOnlyTheTrackedLag) {
   EXPECT_EQ(mean_tracked(past), 0.0);
 }
 
+TEST(SimProbeTrace, MeasuredRunLagsMoveOnlyWhenEachNodeIsRead) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeTrace.RunLags", 23);
+  SimConfig c = steady();
+  c.duration_ms = 40'000;  // ~800 replica samples: the comparisons hold for any seed
+  EXPECT_TRUE(SimConfig().probe_run_lags_ms.empty());
+  // Every node read 0.1 ms after the send, at the same moment.
+  c.probe_run_lags_ms = {{0.1}, {0.1}, {0.1}};
+  const SimResult together = simulate(c, seed);
+  // The replicas read 1 ms after the primary (more than the 0.4 ms delay): never behind what the
+  // primary showed. Read 0.3 ms before it: behind more often than together.
+  c.probe_run_lags_ms = {{0.1}, {1.1}, {1.1}};
+  const SimResult after = simulate(c, seed);
+  c.probe_run_lags_ms = {{0.4}, {0.1}, {0.1}};
+  const SimResult before = simulate(c, seed);
+  // Drawn per probe from the node's list: a mix lands in between.
+  c.probe_run_lags_ms = {{0.1}, {0.1, 1.1}, {0.1, 1.1}};
+  const SimResult mixed = simulate(c, seed);
+  // The lags come from a stream of their own, but the router reads the tracker: where a read
+  // goes, and so the rest of the run, may differ (it did for 6 of 40 seeds), hence no equality.
+  EXPECT_GT(mean_tracked(together), 0.05);
+  EXPECT_EQ(mean_tracked(after), 0.0);
+  EXPECT_GT(mean_tracked(before), mean_tracked(together) * 1.2);
+  EXPECT_GT(mean_tracked(mixed), 0.0);
+  EXPECT_LE(mean_tracked(mixed), mean_tracked(together));
+  EXPECT_EQ(simulate(c, seed).events, mixed.events);  // same seed, same run
+  // Lags for the probes sent from the crash on; before it, probe_run_lags_ms.
+  c.duration_ms = 4000;
+  c.crash_primary_at_ms = 2000;
+  c.max_probe_samples = 1'000'000;
+  c.probe_run_lags_ms = {{0.1}, {0.1}, {0.1}};
+  c.probe_run_lags_after_crash_ms = {{0.1}, {5.0}, {5.0}};
+  const SimResult split = simulate(c, seed);
+  int n_before = 0, n_after = 0;
+  for (const ProbeSample& s : split.probe_samples) {
+    if (s.primary) continue;
+    // A replica's sample is stamped at its answer: the tick (every 100 ms) + run lag + 0.1 ms back.
+    const double phase = std::fmod(s.stamp_ms, 100.0);
+    if (s.stamp_ms < 2000) {
+      EXPECT_NEAR(phase, 0.2, 1e-6) << s.stamp_ms;
+      ++n_before;
+    } else {
+      EXPECT_NEAR(phase, 5.1, 1e-6) << s.stamp_ms;
+      ++n_after;
+    }
+  }
+  EXPECT_GT(n_before, 30);
+  EXPECT_GT(n_after, 20);
+}
+
+TEST(SimProbeTrace, TheNewPrimarysFullPageImagesMoveOnlyPositions) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeTrace.PromotionWal", 24);
+  SimConfig c = steady();
+  c.crash_primary_at_ms = 2000;
+  c.max_probe_samples = 1'000'000;
+  EXPECT_EQ(SimConfig().promotion_wal_bytes, 0);
+  const SimResult plain = simulate(c, seed);
+  c.promotion_wal_bytes = 180'000;
+  const SimResult burst = simulate(c, seed);
+  ASSERT_GE(burst.failover.recovery_ms, 0.0);
+  // The same run: reads, writes, tokens and the true time lag; only the WAL positions moved.
+  EXPECT_EQ(burst.events, plain.events);
+  EXPECT_EQ(burst.writes_acknowledged, plain.writes_acknowledged);
+  EXPECT_EQ(burst.lag_ms, plain.lag_ms);
+  for (std::size_t level = 0; level < burst.levels.size(); ++level) {
+    EXPECT_EQ(burst.levels[level].stale, plain.levels[level].stale) << "level " << level;
+  }
+  // The new primary's first two samples lie the burst apart (plus a few writes); none before.
+  const auto new_primary = [](const SimResult& r) {
+    std::vector<std::uint64_t> out;
+    for (const ProbeSample& s : r.probe_samples) {
+      if (s.primary && s.node != 0) out.push_back(s.lsn);
+    }
+    return out;
+  };
+  const std::vector<std::uint64_t> plain_new = new_primary(plain), burst_new = new_primary(burst);
+  ASSERT_GE(burst_new.size(), 3u);
+  ASSERT_EQ(burst_new.size(), plain_new.size());
+  EXPECT_EQ(burst_new[0], plain_new[0]);
+  EXPECT_EQ(burst_new[1] - plain_new[1], 180'000u);
+  EXPECT_EQ(burst_new.back() - plain_new.back(), 180'000u);
+}
+
 TEST(SimProbeTrace, BadSettingsNameTheField) {
   SimConfig c;
   c.max_probe_samples = -1;
@@ -118,6 +200,20 @@ TEST(SimProbeTrace, BadSettingsNameTheField) {
   c.max_probe_samples = 0;
   c.probe_commit_lag_ms = -0.5;
   expect_invalid("probe_commit_lag_ms", [&] { simulate(c, 1); });
+  c.probe_commit_lag_ms = 0;
+  c.probe_run_lags_ms = {{0.1}, {0.1}};  // one list short
+  expect_invalid("probe_run_lags_ms", [&] { simulate(c, 1); });
+  c.probe_run_lags_ms = {{0.1}, {}, {0.1}};
+  expect_invalid("probe_run_lags_ms", [&] { simulate(c, 1); });
+  c.probe_run_lags_ms = {{0.1}, {-0.1}, {0.1}};
+  expect_invalid("probe_run_lags_ms", [&] { simulate(c, 1); });
+  c.probe_run_lags_ms.clear();
+  c.probe_run_lags_after_crash_ms = {{0.1}, {0.1}};
+  expect_invalid("probe_run_lags_after_crash_ms", [&] { simulate(c, 1); });
+  c.probe_run_lags_after_crash_ms.clear();
+  c.promotion_wal_bytes = -1;
+  expect_invalid("promotion_wal_bytes", [&] { simulate(c, 1); });
+  c.promotion_wal_bytes = 0;
   c.probe_commit_lag_ms = std::nan("");
   expect_invalid("probe_commit_lag_ms", [&] { simulate(c, 1); });
 }

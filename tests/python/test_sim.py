@@ -158,6 +158,14 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"probe_commit_lag_ms": "late"}, "probe_commit_lag_ms", replikit.ArgumentTypeError),
     ({"max_probe_samples": -1}, "max_probe_samples", replikit.InvalidArgument),
     ({"max_probe_samples": 2.5}, "max_probe_samples", replikit.ArgumentTypeError),
+    ({"probe_run_lags_ms": [[0.1], [0.1]]}, "probe_run_lags_ms", replikit.InvalidArgument),
+    ({"probe_run_lags_ms": [[0.1], [], [0.1]]}, "probe_run_lags_ms", replikit.InvalidArgument),
+    ({"probe_run_lags_ms": [[0.1], [-1.0], [0.1]]}, "probe_run_lags_ms", replikit.InvalidArgument),
+    ({"probe_run_lags_ms": [[0.1], ["soon"], [0.1]]}, "probe_run_lags_ms", replikit.ArgumentTypeError),
+    ({"probe_run_lags_ms": 0.1}, "probe_run_lags_ms", replikit.ArgumentTypeError),
+    ({"probe_run_lags_after_crash_ms": [[0.1]]}, "probe_run_lags_after_crash_ms", replikit.InvalidArgument),
+    ({"promotion_wal_bytes": -1}, "promotion_wal_bytes", replikit.InvalidArgument),
+    ({"promotion_wal_bytes": 1.5}, "promotion_wal_bytes", replikit.ArgumentTypeError),
     ({"speed": 2}, "speed", replikit.ArgumentTypeError),
 ])
 def test_bad_input_raises_typed_errors_naming_the_field(fields, argument, error):
@@ -420,6 +428,11 @@ def test_the_probers_timing_is_configurable_and_defaults_to_todays():
     np.testing.assert_array_equal(same.tracked_lag_ms["replica1"], base.tracked_lag_ms["replica1"])
     later = simulate(SimConfig(probe_latency=0.1, probe_offsets_ms=[0, 0, 5.0], **fields), SEED)
     assert np.nanmean(later.tracked_lag_ms["replica2"]) < 0.2 * np.nanmean(later.tracked_lag_ms["replica1"])
+    assert c.probe_run_lags_ms == [] and c.probe_run_lags_after_crash_ms == [] and c.promotion_wal_bytes == 0
+    lags = SimConfig(probe_run_lags_ms=[[0.1], [1.1, 1.2], (1.3,)], **fields)
+    assert lags.probe_run_lags_ms == [[0.1], [1.1, 1.2], [1.3]] and "probe_run_lags_ms" in repr(lags)
+    read_later = simulate(lags, SEED)  # the replicas read a ms after the primary: never behind it
+    assert np.nanmax(read_later.tracked_lag_ms["replica1"]) == 0.0
     c.probe_latency = 0.2
     assert c.probe_latency.to_dict() == {"kind": "constant", "value_ms": 0.2}
     c.probe_latency = None

@@ -354,5 +354,12 @@ def test_simulator_predicts_a_killed_primarys_failover(tmp_path):
         for key in ("stale_eventual_after", "failed_share_outage"):
             assert reads[key]["measured_ci"][0] <= reads[key]["measured"] <= reads[key]["measured_ci"][1]
         assert reads["lag_mean_before"]["measured"] < 10 and reads["lag_mean_before"]["predicted"] < 10
+        for run in mode["reads"]["real"]["runs"]:
+            # When the prober's queries started on each server, before the kill and after the
+            # recovery (the dead primary keeps its lags before), and the new primary's WAL burst.
+            lags = run["probe_run_lags"]
+            for key in ("probe_run_lags_ms", "probe_run_lags_after_crash_ms"):
+                assert len(lags[key]) == 3 and all(lags[key]) and min(min(node) for node in lags[key]) >= 0
+            assert run["promotion_wal_bytes"] >= 0
         # The stale eventual reads after the recovery: the surviving standby's reconnection.
         assert reads["stale_eventual_after"]["measured"] > 0 and reads["stale_eventual_after"]["predicted"] > 0

@@ -29,6 +29,16 @@ void check_int(long long v, const char* argument, long long lo, long long hi) {
           "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
 }
 
+void check_run_lags(const SimConfig& c, const std::vector<std::vector<double>>& lags, const char* argument) {
+  require(lags.empty() || lags.size() == static_cast<std::size_t>(c.replicas) + 1, argument,
+          "must be empty or hold one list per node (" + std::to_string(c.replicas + 1) + ")");
+  for (const auto& node : lags) {
+    require(!node.empty() && node.size() <= kLatencyMaxSamples, argument,
+            "each node's list must hold 1.." + std::to_string(kLatencyMaxSamples) + " lags");
+    for (double v : node) check_ms(v, argument, 0, kMaxDurationMs);
+  }
+}
+
 void check_workload(const SimConfig& c) {
   check_ms(c.duration_ms, "duration_ms", 0, kMaxDurationMs);
   require(c.duration_ms > 0, "duration_ms", "must be positive");
@@ -128,6 +138,7 @@ void check_faults(const SimConfig& c) {
   check_ms(c.check_interval_ms, "check_interval_ms", 0, kMaxDurationMs);
   check_ms(c.repoint_catch_up_ms, "repoint_catch_up_ms", 0, kMaxDurationMs);
   check_ms(c.probe_commit_lag_ms, "probe_commit_lag_ms", 0, kMaxDurationMs);
+  check_int(c.promotion_wal_bytes, "promotion_wal_bytes", 0, 1LL << 40);
   require(static_cast<int>(c.failover_model) <= 1, "failover_model", "unknown failover model");
 }
 
@@ -135,6 +146,8 @@ void check_bounds(const SimConfig& c) {
   check_ms(c.sample_interval_ms, "sample_interval_ms", 0.001, kMaxDurationMs);
   check_int(c.max_samples, "max_samples", 1, 10'000'000);
   check_int(c.max_probe_samples, "max_probe_samples", 0, 10'000'000);
+  check_run_lags(c, c.probe_run_lags_ms, "probe_run_lags_ms");
+  check_run_lags(c, c.probe_run_lags_after_crash_ms, "probe_run_lags_after_crash_ms");
   check_ms(c.drain_ms, "drain_ms", 0, kMaxDurationMs);
   check_int(c.max_in_flight, "max_in_flight", 1, 100'000'000);
   require(c.max_events >= 1, "max_events", "must be at least 1");

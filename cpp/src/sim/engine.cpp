@@ -42,6 +42,7 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
     : c_(config),
       rng_(seed),
       check_rng_(SplitMix64(seed ^ 0xC4EC4EC4EC4EC4ECull).next()),
+      probe_rng_(SplitMix64(seed ^ 0x9B0BE9B0BE9B0BE9ull).next()),
       failover_(std::move(failover)),
       topology_(make_topology(config)),
       read_service_(config.read_service),

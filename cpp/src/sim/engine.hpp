@@ -104,6 +104,7 @@ struct Node {
   bool probing = false;
   bool probed_primary = false;  // the answer is the primary's (else a replica's)
   std::int64_t probe_sent_ns = 0;
+  std::int64_t probe_back_ns = 0;  // with measured run lags: the answer's way back, drawn at the send
   Lsn probe_receive{}, probe_replay{};
 };
 
@@ -190,7 +191,10 @@ class Simulation {
   std::int64_t ns(double ms) const { return static_cast<std::int64_t>(ms * 1e6); }
   std::int64_t draw_ns(const WarsSimulation::Sampler& s) { return static_cast<std::int64_t>(s.sample(rng_) * 1e6); }
   std::int64_t exp_ns(double mean_ns);
-  Lsn lsn(std::uint64_t seq) const { return Lsn(kBaseLsn + seq * bytes_); }
+  // A write's end; from burst_seq_ on, past the new primary's full-page images (promotion_wal_bytes).
+  Lsn lsn(std::uint64_t seq) const {
+    return Lsn(kBaseLsn + seq * bytes_ + (burst_seq_ != 0 && seq >= burst_seq_ ? burst_bytes_ : 0));
+  }
   /// What pg_last_wal_replay_lsn() shows on node `n`: the end of its last replayed write, or
   /// further inside the next one while an apply delay holds it at that write's commit record.
   Lsn replay_lsn(const Node& n) const { return Lsn(lsn(n.applied).value + (n.holding ? row_bytes_ : 0)); }
@@ -198,7 +202,13 @@ class Simulation {
   // new timeline's positions lie past the old one's (by 1 byte, less than a write, so a session's
   // token still compares by writes; 1-byte writes leave no room for it).
   Lsn on_timeline(const Node& n, Lsn l) const { return Lsn(l.value + (n.timeline > 1 && bytes_ > 1 ? 1 : 0)); }
-  std::uint64_t seq_of(Lsn l) const { return l.value <= kBaseLsn ? 0 : (l.value - kBaseLsn) / bytes_; }
+  std::uint64_t seq_of(Lsn l) const {
+    if (l.value <= kBaseLsn) return 0;
+    const std::uint64_t v = l.value - kBaseLsn;
+    if (burst_seq_ == 0 || v < burst_seq_ * bytes_) return v / bytes_;
+    return v < burst_seq_ * bytes_ + burst_bytes_ ? burst_seq_ - 1 : (v - burst_bytes_) / bytes_;
+  }
+  bool measured_run_lags() const { return !c_.probe_run_lags_ms.empty() || !c_.probe_run_lags_after_crash_ms.empty(); }
   bool is_replica(int n) const { return n != primary_ && nodes_[n].alive && !nodes_[n].diverged; }
 
   static constexpr std::uint64_t kBaseLsn = 0x1000000;  // 0/1000000, where a fresh cluster starts
@@ -207,6 +217,7 @@ class Simulation {
   SimResult res_;
   Xoshiro256 rng_;
   Xoshiro256 check_rng_;  // the failover manager's check phase: its own stream
+  Xoshiro256 probe_rng_;  // the lag probes' measured run lags (probe_run_lags_ms): their own stream
   std::unique_ptr<FailoverModel> failover_;
   std::shared_ptr<Topology> topology_;
   std::unique_ptr<LagTracker> tracker_;
@@ -223,6 +234,11 @@ class Simulation {
   std::vector<double> level_cdf_;
   std::uint64_t bytes_;
   std::uint64_t row_bytes_;  // a write's WAL before its commit record
+  // The new primary's full-page-image burst: armed at the promotion, placed at the first write
+  // after its first lag probe (burst_seq_; 0: none yet).
+  bool burst_armed_ = false;
+  std::uint64_t burst_seq_ = 0;
+  std::uint64_t burst_bytes_ = 0;
   std::int64_t now_ = 0, duration_ns_, end_ns_;
   double write_gap_ns_, read_gap_ns_, apply_mean_ns_;
   double background_gap_ns_ = 0, background_gap_after_ns_ = 0;  // 0: no background writes

@@ -115,6 +115,7 @@ void Simulation::complete_promotion(int node) {
   acked_high_ = std::min(acked_high_, cutoff);
   topology_->promote(topology_->name(node));
   if (c_.reset_tracker_on_promotion) tracker_->reset();
+  burst_armed_ = c_.promotion_wal_bytes > 0 && burst_seq_ == 0;
   for (int q = 0; q < static_cast<int>(nodes_.size()); ++q) {
     Node& r = nodes_[static_cast<std::size_t>(q)];
     ++r.link_gen;  // the old primary's connections are gone
@@ -198,7 +199,21 @@ void Simulation::send_probe(int n) {
   if (r.probing || !r.alive || r.diverged) return;
   r.probing = true;
   r.probe_sent_ns = now_;
-  events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
+  if (!measured_run_lags()) {
+    events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
+    return;
+  }
+  // A measured run lag of this node (its own stream); the answer's way back drawn now, so that
+  // the other draws come in the same order whatever the lags are.
+  const bool after = crash_ns_ >= 0 && !c_.probe_run_lags_after_crash_ms.empty();
+  const auto& lists = after ? c_.probe_run_lags_after_crash_ms : c_.probe_run_lags_ms;
+  r.probe_back_ns = draw_ns(probe_latency_);
+  if (lists.empty()) {  // measured after the crash only
+    events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
+    return;
+  }
+  const auto& lags = lists[static_cast<std::size_t>(n)];
+  events_.push(now_ + ns(lags[probe_rng_.below(static_cast<std::uint32_t>(lags.size()))]), Ev::ProbeAt, n);
 }
 
 void Simulation::on_probe_at(int node) {
@@ -209,11 +224,16 @@ void Simulation::on_probe_at(int node) {
   }
   // The node's positions when the query runs there; the answer travels back.
   r.probed_primary = node == primary_;
+  if (burst_armed_ && r.probed_primary) {  // the new primary's next write carries the burst
+    burst_armed_ = false;
+    burst_seq_ = last_seq_ + 1;
+    burst_bytes_ = static_cast<std::uint64_t>(c_.promotion_wal_bytes);
+  }
   // The primary's flush position passes a write probe_commit_lag_ms after its commit here.
   const std::uint64_t shown = c_.probe_commit_lag_ms > 0 ? committed_before(now_ - ns(c_.probe_commit_lag_ms)) : last_seq_;
   r.probe_receive = on_timeline(r, r.probed_primary ? lsn(shown) : lsn(r.received));
   r.probe_replay = r.probed_primary ? r.probe_receive : on_timeline(r, replay_lsn(r));
-  events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAnswer, node);
+  events_.push(now_ + (measured_run_lags() ? r.probe_back_ns : draw_ns(probe_latency_)), Ev::ProbeAnswer, node);
 }
 
 void Simulation::on_probe_answer(int node) {

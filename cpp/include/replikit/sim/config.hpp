@@ -207,6 +207,25 @@ struct SimConfig {
   int max_in_flight = 1'000'000;      ///< requests in flight at once; beyond, a request fails
   std::uint64_t max_events = 2'000'000'000;  ///< events one run may process (then it stops, truncated)
   std::vector<std::string> names;     ///< node names (empty: the default names)
+  /// Per node (index 0 = the first primary): measured lags from the send of a lag probe's query
+  /// to the instant it read that node's positions (ms, each >= 0; a non-empty list per node). A
+  /// probe then reads its node after a value drawn uniformly from that node's list (a stream of
+  /// its own: the seed's other draws are unchanged) instead of after a probe_latency draw; its
+  /// answer still takes a probe_latency draw back. The prober sends every node's query at once,
+  /// but on a machine with fewer free cores than queries one of them runs a few hundred
+  /// microseconds after the others, and a replica read that much after the primary has replayed
+  /// more of what the primary showed. Empty: probe_latency throughout.
+  std::vector<std::vector<double>> probe_run_lags_ms;
+  /// WAL bytes the new primary writes on top of its writes' own soon after a promotion (full-page
+  /// images: the promotion's checkpoint moves the redo point, and the first change of every page
+  /// after it logs the whole page; PostgreSQL 15 on loopback: ~180 kB within ~100 ms, against
+  /// ~4 kB of rows). The twin's new primary adds them to its first write after the lag prober's
+  /// first look at it (measured: between the prober's first two samples of the new primary).
+  /// Only positions move (what the lag tracker interpolates on, and byte lags); 0: none.
+  std::int64_t promotion_wal_bytes = 0;
+  /// As probe_run_lags_ms, for the probes sent from the primary's crash on (fewer servers busy on
+  /// the machine: other lags); empty: probe_run_lags_ms throughout.
+  std::vector<std::vector<double>> probe_run_lags_after_crash_ms;
 
   // ---- a replayed workload ----
   /// The session writes as listed instead of Poisson arrivals at write_rate_per_s with uniform

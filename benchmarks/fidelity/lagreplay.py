@@ -1,0 +1,114 @@
+"""The kill scenario's tracked lag re-predicted on the same kills: each kill of a saved
+``sim_fidelity.py --scenario kill --json`` file (its twin inputs are kept there) simulated again
+with and without what the twin's lag prober takes from that kill's measurements beyond the rest of
+the scenario: the measured send -> start lag of each probe's query per node
+(SimConfig.probe_run_lags_ms, probe_run_lags_after_crash_ms) and the new primary's full-page-image
+burst (SimConfig.promotion_wal_bytes). Prints the measured and predicted mean tracked lag per
+mode and window with the error's 95% bootstrap interval over kills, and how many kills the
+measured mean's spread implies for an interval of +-10%.
+
+    .venv/bin/python benchmarks/fidelity/lagreplay.py saved.json [--sim-runs 20] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fidelity import killtwins, probesamples  # noqa: E402
+
+WINDOWS = ("before", "after")
+VARIANTS = {"without": {"probe_run_lags": {}, "promotion_wal_bytes": 0}, "with": {}}
+BOOTSTRAP = 2000
+
+Pair = Tuple[float, float]  # (sum of tracked lag samples, ms; number of samples)
+
+
+def replay(saved: Dict[str, Any], sim_runs: int, seed: int) -> List[Dict[str, Any]]:
+    """Per kill: its mode, the measured (sum, count) per window and each variant's prediction."""
+    out = []
+    seeds = range(seed, seed + sim_runs)
+    for mode, result in saved["modes"].items():
+        promotion_ms = result["real"]["promotion_ms"]
+        for run in result["reads"]["real"]["runs"]:
+            row = {"mode": mode, "real": {w: (run["counts"][w]["lag_sum_ms"], run["counts"][w]["lag_samples"])
+                                          for w in WINDOWS}, "fed": {"real": run["probes"]}}
+            for name, over in VARIANTS.items():
+                twin = killtwins.sim_run_counts(saved["settings"]["preset"], mode, promotion_ms, seeds, dict(run, **over))
+                row[name] = {w: (twin["windows"][w]["lag_sum_ms"], twin["windows"][w]["lag_samples"]) for w in WINDOWS}
+                row["fed"][name] = twin["probes"]
+            out.append(row)
+    return out
+
+
+def mean(rows: List[Dict[str, Any]], side: str, window: str) -> float:
+    total, count = sum(r[side][window][0] for r in rows), sum(r[side][window][1] for r in rows)
+    return total / count if count else float("nan")
+
+
+def interval(rows: List[Dict[str, Any]], side: str, window: str, seed: int) -> Tuple[float, float]:
+    """95% bootstrap interval of the relative error (kills resampled with their twins)."""
+    rng = random.Random(seed)
+    errors = []
+    for _ in range(BOOTSTRAP):
+        sample = [rng.choice(rows) for _ in rows]
+        real, sim = mean(sample, "real", window), mean(sample, side, window)
+        if real > 0 and not math.isnan(sim):
+            errors.append(sim / real - 1.0)
+    errors.sort()
+    return errors[int(0.025 * len(errors))], errors[int(0.975 * len(errors)) - 1]
+
+
+def kills_for_ten_percent(rows: List[Dict[str, Any]], window: str) -> float:
+    """Kills for the measured mean's 95% interval to be +-10%, from its spread over these kills
+    (the ratio estimator's standard error scales as 1/sqrt(kills))."""
+    k = len(rows)
+    r = mean(rows, "real", window)
+    per_kill = sum(x["real"][window][1] for x in rows) / k
+    resid = [x["real"][window][0] - r * x["real"][window][1] for x in rows]
+    relative_se = math.sqrt(sum(e * e for e in resid) / (k - 1) / k) / per_kill / r
+    return k * (1.96 * relative_se / 0.10) ** 2
+
+
+def main(argv: Any = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("json")
+    parser.add_argument("--sim-runs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    with open(args.json, encoding="utf-8") as fh:
+        saved = json.load(fh)
+    rows = replay(saved, args.sim_runs, args.seed)
+    for mode in sorted({r["mode"] for r in rows}) + ["all modes"]:
+        chosen = [r for r in rows if mode in ("all modes", r["mode"])]
+        for window in WINDOWS:
+            parts = []
+            for name in VARIANTS:
+                lo, hi = interval(chosen, name, window, args.seed)
+                sim, real = mean(chosen, name, window), mean(chosen, "real", window)
+                parts.append(f"{name} {sim:.3f} ({sim / real - 1:+.0%} [{lo:+.0%}, {hi:+.0%}])")
+            print(f"{mode:9s} {window:6s} {len(chosen):3d} kills: measured {mean(chosen, 'real', window):.3f} ms; "
+                  f"predicted {'; '.join(parts)}")
+    for mode in sorted({r["mode"] for r in rows}):
+        for window in WINDOWS:
+            for side in ("real", *VARIANTS):
+                fed: Dict[str, float] = {}
+                for r in rows:
+                    if r["mode"] == mode:
+                        probesamples.add(fed, r["fed"][side][window])
+                print(f"{mode:9s} {window:6s} tracker fed, {side:7s}: {probesamples.summary(fed)}")
+    for window in WINDOWS:
+        print(f"{window}: ~{kills_for_ten_percent(rows, window):.0f} kills for the measured mean's 95% interval "
+              f"to be +-10% (from the spread over these {len(rows)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
