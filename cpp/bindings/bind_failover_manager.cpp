@@ -117,8 +117,8 @@ void bind_manager(py::module_& m) {
            py::arg("preferred_region") = py::none(), py::arg("require_permit") = d.require_permit,
            py::keep_alive<1, 2>(),
            "Options (keywords, milliseconds): action_timeout_ms, check_interval_ms, state_interval_ms, "
-           "retry_interval_ms, max_switchover_ms, max_drain_ms (below the database's acquire_timeout_ms: the calls a "
-           "switchover holds wait at most that long). require_permit: act only under a lease permit (grant_permit).")
+           "retry_interval_ms, max_switchover_ms, max_drain_ms (a drain also takes at most half the database's "
+           "acquire_timeout_ms: the calls a switchover holds wait at most that long). require_permit: act only under a lease permit (grant_permit).")
       .def("start", &FailoverManager::start, py::call_guard<py::gil_scoped_release>(), "Starts the background thread.")
       .def("stop", &FailoverManager::stop, py::call_guard<py::gil_scoped_release>(), "Stops it and waits for it.")
       .def_property_readonly("running", &FailoverManager::running)

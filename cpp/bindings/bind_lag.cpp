@@ -242,7 +242,14 @@ void bind_lag_tracker_samples(py::class_<LagTracker, std::shared_ptr<LagTracker>
            },
            py::arg("node"), py::arg("receive_lsn"), py::arg("replay_lsn"), py::arg("now_ns") = py::none(),
            "A replica (name or index) had received and replayed these LSNs at `now_ns`.")
-      .def("reset", &LagTracker::reset, "Forgets the history and all lag (after a primary change).");
+      .def(
+          "forget_replica",
+          [](LagTracker& l, const py::object& node) { l.forget_replica(to_node(*l.topology(), node, "node")); },
+          py::arg("node"),
+          "Replica `node` (name or index) is about to be promoted: forgets its lag, a RECOVERED event first "
+          "when it was LAGGING. Call before Topology.promote.")
+      .def("reset", &LagTracker::reset,
+           "Forgets the history and all lag (after a primary change); a LAGGING node gets a RECOVERED event.");
 }
 
 void bind_lag_tracker(py::module_& m) {

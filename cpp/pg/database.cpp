@@ -255,6 +255,9 @@ void ReplicatedDatabase::Impl::Call::end(bool ran) noexcept {
   if (m_ == nullptr) return;
   // Counted ended before it leaves the in-flight count: a drain that sees the count fall sees this.
   if (ran && primary_) m_->primary_ended[static_cast<std::size_t>(decision_.node)].fetch_add(1);
+  // Paired with the drain's acquire fence: a drain that reads the in-flight count this (relaxed)
+  // decrement wrote also reads the end counted above.
+  std::atomic_thread_fence(std::memory_order_release);
   m_->router->end_noexcept(decision_.node);
   m_ = nullptr;
 }

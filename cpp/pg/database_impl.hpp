@@ -164,13 +164,16 @@ struct ReplicatedDatabase::Impl {
     bool primary_;
   };
   /// Counts the call routed by `d` in flight. A call to the primary then checks the hold
-  /// (hold_primary): when held, it backs out, waits for the release (bounded) and is routed
-  /// again by `reroute`, once (a call held past acquire_timeout_ms goes on).
+  /// (hold_primary) and that its node is still the primary: if not, it backs out, waits for the
+  /// release (bounded) and is routed again by `reroute`, once (a call held past
+  /// acquire_timeout_ms goes on).
   template <typename Reroute>
   Call begin_call(const Decision& d, Reroute&& reroute) {
     if (d.to_primary() && primary_route_hook) primary_route_hook();
     Call call(*this, d);
-    if (!d.to_primary() || !held_after_count()) return call;
+    // Also routed again: a decision for a primary that a switchover deposed while this call was
+    // descheduled (held, drained and released meanwhile).
+    if (!d.to_primary() || (!held_after_count() && topology->primary() == d.node)) return call;
     call.back_out();
     wait_primary_release();
     return Call(*this, reroute());

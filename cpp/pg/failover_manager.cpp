@@ -1,7 +1,6 @@
 // FailoverManager: the thread (detection from the prober's probes, reconciliation) and the
 // public calls. The procedures themselves are in failover_run.cpp.
 #include <chrono>
-#include <cstdio>
 
 #include "failover_manager_impl.hpp"
 #include "replikit/errors.hpp"
@@ -152,18 +151,6 @@ void FailoverManager::Impl::publish(const FailoverReport& report) {
 
 FailoverManager::FailoverManager(ReplicatedDatabase& database, FailoverManagerOptions options) {
   check_options(options);
-  // The calls a switchover holds wait at most acquire_timeout_ms, then go on to the old primary.
-  // A drain that outlasts them would send them there to meet the fence (writes fail read-only):
-  // refused here rather than stretching the user's acquire_timeout_ms in the middle of a switchover.
-  const double acquire_ms = database.options().acquire_timeout_ms;
-  if (!(options.max_drain_ms < acquire_ms)) {
-    char text[160];
-    std::snprintf(text, sizeof text,
-                  "must be below the database's acquire_timeout_ms (%g >= %g ms; the calls held during the drain "
-                  "wait at most acquire_timeout_ms)",
-                  options.max_drain_ms, acquire_ms);
-    throw InvalidArgument("max_drain_ms", text);
-  }
   impl_ = std::make_unique<Impl>(database, std::move(options));
 }
 

@@ -81,6 +81,7 @@ void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::str
   // The epoch: from here every router of this process writes to the new primary (the
   // probers of other processes adopt it by its newer timeline).
   permitted("epoch bump");
+  db.lag_tracker()->forget_replica(topo.index_of(promoted));  // its lag alert resolves before routing changes
   topo.make_primary(promoted);  // the prober may have adopted its new timeline already
   topo.set_up(promoted, true);
   report.epoch = topo.epoch();
@@ -226,7 +227,11 @@ void FailoverManager::Impl::reconcile_steps() {
 void FailoverManager::Impl::drain(FailoverReport& report, int old, std::uint64_t ended_before) {
   auto& topo = *db.topology();
   const std::int64_t start = detail::steady_now_ns();
-  const std::int64_t deadline = start + detail::ms_to_ns(options.max_drain_ms);
+  // The calls the hold keeps wait at most acquire_timeout_ms, then go on to the old primary, and
+  // the fence, the catch-up and the promotion follow the drain: it takes at most half of that, so a
+  // short acquire_timeout_ms shortens the drain instead of sending held calls to a fenced primary.
+  const double bound_ms = std::min(options.max_drain_ms, db.options().acquire_timeout_ms / 2);
+  const std::int64_t deadline = start + detail::ms_to_ns(bound_ms);
   // hold_primary(true) fenced after its store: a call it did not hold is in this count.
   std::int32_t left = topo.outstanding(old);
   // Bounded by the deadline; polled, since the count is a lock-free counter with no waiters.
@@ -234,7 +239,9 @@ void FailoverManager::Impl::drain(FailoverReport& report, int old, std::uint64_t
     std::this_thread::sleep_for(std::chrono::microseconds(500));
     left = topo.outstanding(old);
   }
-  // Every call that ended from the hold on, the short ones between two polls too.
+  // Every call that ended from the hold on, the short ones between two polls too (the fence
+  // pairs with Call::end's: the ends behind the count read above are seen).
+  std::atomic_thread_fence(std::memory_order_acquire);
   report.drained_in_flight = static_cast<std::int32_t>(db.primary_calls_ended(old) - ended_before);
   report.cut_in_flight = left;
   report.drain_ms = static_cast<double>(detail::steady_now_ns() - start) / 1e6;

@@ -441,6 +441,7 @@ bool Prober::adopt(const Slot& s) {
   const std::uint32_t timeline = s.answer.timeline;
   if (timeline == 0 || timeline <= primary_timeline || (primary_timeline == 0 && !primary_failed)) return false;
   try {
+    tracker_->forget_replica(s.node);  // its Recovered (when LAGGING) before routing promotes it
     topology_->promote(topology_->name(s.node));
     topology_->set_up(topology_->name(s.node), true);
     tracker_->reset();

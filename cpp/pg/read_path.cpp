@@ -211,6 +211,7 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
       // The statement may have run on the primary before the connection broke; a retry there
       // could run it twice (query() is for reads, but a SELECT can call a function that writes).
       // Replicas are read-only, so retrying on one is safe.
+      call.back_out();  // nothing sent: not a call that ran there
       fail();
       throw ConnectionError("read not retried on the primary after its connection was lost there; last error: " +
                             last_error);
@@ -229,10 +230,12 @@ QueryResult ReplicatedDatabase::query(Session& session, const std::string& sql, 
     try {
       conn.emplace(m.acquire(d.node, /*write=*/false));
     } catch (const ConnectionError& e) {
+      call.back_out();  // never sent: not counted as a call that ran there (a drain's count)
       last_error = e.what();  // the node was marked down: retry elsewhere
       failed_node = d.node;
       continue;
     } catch (const QueryError& e) {  // the node is full (53300), not down: another may serve
+      call.back_out();
       if (attempt == attempts) {
         fail();
         throw;

@@ -90,10 +90,19 @@ struct WriteCall {
   WriteCall(Impl& impl, const char* what)
       : m(impl), call(impl.begin_call(route(impl, what), [&impl, what] { return route(impl, what); })),
         decision(call.decision()), node(impl.topology->name(decision.node)),
-        conn(impl.acquire(decision.node, /*write=*/true)),
+        conn(acquire(impl, call)),
         epoch(impl.topology->epoch()) {
     impl.counters.writes.fetch_add(1, std::memory_order_relaxed);
     deadline.emplace(impl, conn, decision.node);  // cut as soon as a failover deposes the node
+  }
+  // The primary's connection; a call that gets none never ran there (not counted by a drain).
+  static detail::Lease acquire(Impl& m, Impl::Call& call) {
+    try {
+      return m.acquire(call.decision().node, /*write=*/true);
+    } catch (...) {
+      call.back_out();
+      throw;
+    }
   }
   static Decision route(Impl& m, const char* what) {
     Decision d = m.route_write();

@@ -247,7 +247,13 @@ void LagTracker::record_event_locked(int node, LagEventKind kind, std::int64_t t
     ++dropped_;
   }
   events_.push_back({next_sequence_++, node, kind, time_ns, r.lag_ns, r.lag_bytes});
-  if (listener_) listener_(events_.back());  // before evaluate_locked publishes the state to routing
+  if (!listener_) return;
+  // Before evaluate_locked publishes the state to routing. A listener that throws loses its copy
+  // of this event (the tracker's log keeps it), not the routing update after it.
+  try {
+    listener_(events_.back());
+  } catch (...) {
+  }
 }
 
 void LagTracker::set_transition_listener(std::function<void(const LagEvent&)> listener) {
@@ -405,6 +411,16 @@ CatchUpPlan LagTracker::plan_catch_up(const CatchUpWait& wait) const {
 std::size_t LagTracker::history_size() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return history_.size();
+}
+
+void LagTracker::forget_replica(int node) {
+  topology_->check_index(node, "node");
+  std::lock_guard<std::mutex> lock(mutex_);
+  Replica& r = replicas_[static_cast<std::size_t>(node)];
+  const bool was_lagging = r.lagging;
+  const std::int64_t last_ns = std::max(last_primary_ns_, r.sample_ns);
+  r = Replica{};
+  if (was_lagging) record_event_locked(node, LagEventKind::Recovered, last_ns, r);
 }
 
 void LagTracker::reset() {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -292,6 +293,43 @@ TEST_F(Lag, ResetPublishesRecoveredForEachLaggingReplicaBeforeRoutingTakesItBack
   EXPECT_EQ(lag.events().size(), 2u);
   lag.reset();  // nothing lagging any more: no event
   EXPECT_EQ(lag.events().size(), 2u);
+}
+
+TEST_F(Lag, ForgetReplicaBeforeAPromotionResolvesItsLagWithTheHistoryKept) {
+  LagTracker& lag = track(/*max_lag_ms=*/10, /*recover_lag_ms=*/5);
+  std::vector<LagState> routing_then;
+  lag.set_transition_listener([&](const LagEvent& e) { routing_then.push_back(t->info(e.node).lag_state); });
+  primary_every(10, 200);
+  sampled(kA, 200 * kMs, lsn_at_ms(100));  // 100 ms behind: lagging
+  const std::size_t history = lag.history_size();
+  lag.forget_replica(kA);
+  // The Recovered event comes before routing changes (the promotion clears the lag flag).
+  ASSERT_EQ(lag.events().size(), 2u);
+  EXPECT_EQ(lag.events()[1].node, kA);
+  EXPECT_EQ(lag.events()[1].kind, LagEventKind::Recovered);
+  EXPECT_EQ(lag.events()[1].time_ns, 200 * kMs);
+  EXPECT_EQ(routing_then, (std::vector<LagState>{LagState::Ok, LagState::Lagging}));
+  t->promote("a");
+  EXPECT_EQ(t->info(kA).lag_state, LagState::Ok);
+  EXPECT_FALSE(lag.replica(kA).known);
+  EXPECT_EQ(lag.history_size(), history) << "the new primary continues the old one's WAL";
+  lag.forget_replica(kB);  // not lagging: no event
+  EXPECT_EQ(lag.events().size(), 2u);
+  expect_invalid<InvalidArgument>([&] { lag.forget_replica(99); }, "node");
+}
+
+TEST_F(Lag, AThrowingListenerLosesOnlyItsCopyNotTheRoutingUpdate) {
+  LagTracker& lag = track(/*max_lag_ms=*/10, /*recover_lag_ms=*/5);
+  int calls = 0;
+  lag.set_transition_listener([&](const LagEvent&) {
+    ++calls;
+    throw std::runtime_error("listener failed");
+  });
+  primary_every(10, 200);
+  EXPECT_NO_THROW(sampled(kA, 200 * kMs, lsn_at_ms(100)));
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(t->info(kA).lag_state, LagState::Lagging) << "routing still updated";
+  EXPECT_EQ(lag.events().size(), 1u);
 }
 
 TEST_F(Lag, HysteresisOnTimeLag) {

@@ -1,7 +1,7 @@
 """Planned switchovers (FailoverManager.switchover) against real clusters: under writes, judged
 by the history checker (tests/checker/failover.py: nothing acknowledged lost, one writable
 primary per epoch and per timeline); under reads in flight on the old primary, drained, or cut
-at max_drain_ms, each counted; max_drain_ms checked against the database's acquire_timeout_ms;
+at max_drain_ms (at most half the database's acquire_timeout_ms), each counted;
 and the `replikit switchover` CLI. The helpers are test_failover_manager.py's. Each test prints
 the times it measured.
 """
@@ -17,6 +17,7 @@ from test_failover_manager import WAIT_S, Writer, fast_database, fast_manager, h
 
 import replikit
 from replikit import _core
+from replikit.pg import database_for_cluster
 from replikit.testing import LocalCluster
 
 pytestmark = pytest.mark.pg
@@ -201,20 +202,43 @@ def test_switchover_counts_each_call_drained_and_each_cut():
             db.close()
 
 
-def test_max_drain_ms_must_be_below_the_databases_acquire_timeout_ms():
-    # Calls a switchover holds wait at most acquire_timeout_ms; a drain outlasting that would
-    # send them on to the old primary, to meet the fence.
-    db = replikit.pg.ReplicatedDatabase(("p", "host=127.0.0.1 port=1"), acquire_timeout_ms=1000)
-    try:
-        for drain_ms in (None, 1000, 1000.5):
-            with pytest.raises(replikit.InvalidArgument, match="acquire_timeout_ms") as e:
-                _core.FailoverManager(db) if drain_ms is None else _core.FailoverManager(db, max_drain_ms=drain_ms)
-            assert e.value.argument == "max_drain_ms"
-            assert "1000 ms" in str(e.value)
-        assert _core.FailoverManager(db, max_drain_ms=999).max_drain_ms == 999
-        assert _core.FailoverManager(db, max_drain_ms=0).max_drain_ms == 0
-    finally:
-        db.close()
+def test_a_short_acquire_timeout_shortens_the_drain_and_builds_any_manager():
+    # Calls a switchover holds wait at most acquire_timeout_ms, and the fence, the catch-up and
+    # the promotion follow the drain: the drain takes at most half of it, whatever max_drain_ms.
+    # A database with a short (or zero) acquire_timeout_ms still takes a manager, defaults included.
+    for acquire_ms in (0, 1000, 2000):
+        db = replikit.pg.ReplicatedDatabase(("p", "host=127.0.0.1 port=1"), acquire_timeout_ms=acquire_ms)
+        try:
+            assert _core.FailoverManager(db).max_drain_ms == 2000.0
+            assert _core.FailoverManager(db, max_drain_ms=0).max_drain_ms == 0
+        finally:
+            db.close()
+    with LocalCluster(replicas=1, mode="async") as cluster:
+        db = database_for_cluster(cluster, probe_interval_ms=50, probe_timeout_ms=200, connect_timeout_ms=2000,
+                                  acquire_timeout_ms=1000)
+        try:
+            manager = fast_manager(db, max_drain_ms=4000)
+            outcome = {}
+
+            def long_read():
+                try:
+                    outcome["node"] = db.query("SELECT pg_sleep(20)", consistency="strong").node
+                except replikit.Error as e:
+                    outcome["error"] = e
+
+            reader = threading.Thread(target=long_read, daemon=True)
+            reader.start()
+            old = db.topology.index_of("primary")
+            wait_until(lambda: db.topology.info(old).outstanding == 1, WAIT_S, "the long read in flight")
+            report = manager.switchover("r1")
+            reader.join(WAIT_S)
+            print(f"drain bounded by acquire_timeout_ms / 2: {report!r}")
+            assert report.promoted == "r1", report
+            assert (report.drained_in_flight, report.cut_in_flight) == (0, 1), report
+            assert 500 <= report.drain_ms < 4000, report
+            assert isinstance(outcome.get("error"), replikit.ConnectionError), outcome
+        finally:
+            db.close()
 
 
 def test_cli_switchover_and_failover_manager():

@@ -157,8 +157,8 @@ class LagTracker {
   std::uint64_t events_dropped() const;
   /// Calls `listener` with each transition as it is recorded, under this tracker's lock and
   /// before the Topology (routing) shows it, so a listener that publishes it makes it visible no
-  /// later than the routing change. It must not block or call this tracker. Replaces the one set
-  /// before; an empty function removes it.
+  /// later than the routing change. It must not block or call this tracker; what it throws is
+  /// dropped. Replaces the one set before; an empty function removes it.
   void set_transition_listener(std::function<void(const LagEvent&)> listener);
   /// When the primary first wrote past `lsn` (interpolated between samples), or INT64_MIN
   /// when it has not yet, per the kept history.
@@ -197,6 +197,10 @@ class LagTracker {
   CatchUpPlan plan_catch_up(const CatchUpWait& wait) const;
   /// Entries in the primary LSN history now.
   std::size_t history_size() const;
+  /// Replica `node` is about to be promoted: forgets its lag, with a Recovered event first when it
+  /// was LAGGING (a lag alert on it resolves; routing drops its lag flag as it promotes it). Call
+  /// before Topology::promote; the history is kept (the new primary continues the old one's WAL).
+  void forget_replica(int node);
   /// Forgets the history and all replica lag (after a primary change); a node of the topology
   /// that was LAGGING gets a Recovered event (lag 0, now unknown), as routing takes it back.
   void reset();

@@ -60,9 +60,9 @@ struct FailoverManagerOptions {
   double retry_interval_ms = 1000;   ///< wait before planning again after a plan that promoted no one, in [10, 600000]
   double max_switchover_ms = 10000;  ///< bound of a switchover's wait for the candidate to catch up, in [1, 600000]
   /// Bound of a switchover's drain: how long calls in flight on the old primary may run on before
-  /// the fence ends them, in [0, 600000] (0: no drain). Must be below the database's
-  /// acquire_timeout_ms (InvalidArgument at construction): the calls held meanwhile wait at most
-  /// that long, then would go on to the old primary and meet the fence.
+  /// the fence ends them, in [0, 600000] (0: no drain). A drain also takes at most half the
+  /// database's acquire_timeout_ms: the calls held meanwhile wait at most that long, and the
+  /// fence, the catch-up and the promotion come after the drain.
   double max_drain_ms = 2000;
   /// Act only under a valid LeasePermit (grant_permit), checked before every action; without
   /// one the manager only observes. false: the single-process manager, acting on its own.
