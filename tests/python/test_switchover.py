@@ -124,6 +124,27 @@ def test_switchover_drains_the_reads_in_flight_on_the_old_primary():
             db.close()
 
 
+def switchover_under_a_long_read(db, manager):
+    """A switchover to r1 while a 20 s strong read is in flight on the primary: (report, outcome),
+    outcome holding the read's "node" or its "error"."""
+    outcome = {}
+
+    def long_read():
+        try:
+            outcome["node"] = db.query("SELECT pg_sleep(20)", consistency="strong").node
+        except replikit.Error as e:
+            outcome["error"] = e
+
+    reader = threading.Thread(target=long_read, daemon=True)
+    reader.start()
+    old = db.topology.index_of("primary")
+    wait_until(lambda: db.topology.info(old).outstanding == 1, WAIT_S, "the long read in flight")
+    report = manager.switchover("r1")
+    reader.join(WAIT_S)
+    print(f"switchover under a long read: {outcome}; {report!r}")
+    return report, outcome
+
+
 def test_switchover_cuts_a_read_that_outlasts_max_drain_ms_and_counts_it():
     assert _core.FailoverManager.__init__.__doc__ and "max_drain_ms" in _core.FailoverManager.__init__.__doc__
     with LocalCluster(replicas=1, mode="async") as cluster:
@@ -138,21 +159,7 @@ def test_switchover_cuts_a_read_that_outlasts_max_drain_ms_and_counts_it():
             assert e.value.argument == "max_drain_ms"
             manager = fast_manager(db, max_drain_ms=200)
             assert manager.max_drain_ms == 200
-            outcome = {}
-
-            def long_read():
-                try:
-                    outcome["node"] = db.query("SELECT pg_sleep(20)", consistency="strong").node
-                except replikit.Error as e:
-                    outcome["error"] = e
-
-            reader = threading.Thread(target=long_read, daemon=True)
-            reader.start()
-            old = db.topology.index_of("primary")
-            wait_until(lambda: db.topology.info(old).outstanding == 1, WAIT_S, "the long read in flight")
-            report = manager.switchover("r1")
-            reader.join(WAIT_S)
-            print(f"long read cut: {outcome}; {report!r}")
+            report, outcome = switchover_under_a_long_read(db, manager)
             assert report.promoted == "r1", report
             assert (report.drained_in_flight, report.cut_in_flight) == (0, 1), report
             assert report.drain_ms >= 200
@@ -218,21 +225,7 @@ def test_a_short_acquire_timeout_shortens_the_drain_and_builds_any_manager():
                                   acquire_timeout_ms=1000)
         try:
             manager = fast_manager(db, max_drain_ms=4000)
-            outcome = {}
-
-            def long_read():
-                try:
-                    outcome["node"] = db.query("SELECT pg_sleep(20)", consistency="strong").node
-                except replikit.Error as e:
-                    outcome["error"] = e
-
-            reader = threading.Thread(target=long_read, daemon=True)
-            reader.start()
-            old = db.topology.index_of("primary")
-            wait_until(lambda: db.topology.info(old).outstanding == 1, WAIT_S, "the long read in flight")
-            report = manager.switchover("r1")
-            reader.join(WAIT_S)
-            print(f"drain bounded by acquire_timeout_ms / 2: {report!r}")
+            report, outcome = switchover_under_a_long_read(db, manager)
             assert report.promoted == "r1", report
             assert (report.drained_in_flight, report.cut_in_flight) == (0, 1), report
             assert 500 <= report.drain_ms < 4000, report
