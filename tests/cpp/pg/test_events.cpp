@@ -98,15 +98,22 @@ TEST(EventLog, ConcurrentPublishersLoseNothingUncounted) {
   EXPECT_EQ(after, static_cast<std::uint64_t>(kThreads * kEach));
 }
 
-TEST(DatabaseEvents, UnreachableNodesAreDownOnceEach) {
-  replikit::pg::NodeConfig p, r;
-  p.name = "p";
-  p.dsn = "host=127.0.0.1 port=1";
-  r.name = "r";
-  r.dsn = "host=127.0.0.1 port=1";
+// A node no server answers (port 1).
+replikit::pg::NodeConfig unreachable(const std::string& name) {
+  replikit::pg::NodeConfig c;
+  c.name = name;
+  c.dsn = "host=127.0.0.1 port=1";
+  return c;
+}
+
+replikit::pg::DatabaseOptions fast_probes() {
   replikit::pg::DatabaseOptions o;
   o.probe_interval_ms = 5;
-  replikit::pg::ReplicatedDatabase db(p, {r}, o);
+  return o;
+}
+
+TEST(DatabaseEvents, UnreachableNodesAreDownOnceEach) {
+  replikit::pg::ReplicatedDatabase db(unreachable("p"), {unreachable("r")}, fast_probes());
   ASSERT_TRUE(db.wait_probes(5, 5000));
   db.mark_down("r");  // already down: no second event
   db.close();
@@ -126,14 +133,7 @@ TEST(DatabaseEvents, UnreachableNodesAreDownOnceEach) {
 // A reader polling while the prober finds both nodes unreachable: a node it sees out of routing
 // has its NodeDown in the log already (published before routing drops the node).
 TEST(DatabaseEvents, ANodeOutOfRoutingHasItsDownEventPublished) {
-  replikit::pg::NodeConfig p, r;
-  p.name = "p";
-  p.dsn = "host=127.0.0.1 port=1";
-  r.name = "r";
-  r.dsn = "host=127.0.0.1 port=1";
-  replikit::pg::DatabaseOptions o;
-  o.probe_interval_ms = 5;
-  replikit::pg::ReplicatedDatabase db(p, {r}, o);
+  replikit::pg::ReplicatedDatabase db(unreachable("p"), {unreachable("r")}, fast_probes());
   const auto& topology = *db.topology();
   std::set<std::string> published;
   std::uint64_t cursor = 0;
@@ -156,13 +156,7 @@ TEST(DatabaseEvents, ANodeOutOfRoutingHasItsDownEventPublished) {
 // the test feeds it, the replica turning LAGGING and back on every round.
 class LagEventOrder : public ::testing::Test {
  protected:
-  LagEventOrder() : db_(node("p"), {node("r")}, options()) {}
-  static replikit::pg::NodeConfig node(const std::string& name) {
-    replikit::pg::NodeConfig c;
-    c.name = name;
-    c.dsn = "host=127.0.0.1 port=1";
-    return c;
-  }
+  LagEventOrder() : db_(unreachable("p"), {unreachable("r")}, options()) {}
   static replikit::pg::DatabaseOptions options() {
     replikit::pg::DatabaseOptions o;
     o.lag.max_lag_ms = 10;
