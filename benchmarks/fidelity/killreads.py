@@ -314,19 +314,20 @@ def detector_inputs(sends: Dict[str, Dict[int, float]], kill_s: float, interval_
     return probe_inputs(rows, kill_s, interval_ms)
 
 
-def probe_offsets(sends: Dict[str, Dict[int, float]], until_s: float, interval_ms: float) -> List[float]:
-    """Per node (primary, r1, r2): the median time from the prober's query to the primary to its
-    query to that node (ms, in [0, interval_ms)), over the probes sent in [WARM_S, until_s). The
-    prober sends every node's query on its own cadence (sent + interval, from when its connection
-    opened; a stall sends all overdue ones at once), so a replica is often read a few ms after
-    the primary and has replayed what the primary showed."""
-    primary = sorted(t for t in sends.get("primary", {}).values() if WARM_S <= t < until_s)
+def probe_offsets(sends: Dict[str, Dict[Any, float]], until_s: float, interval_ms: float,
+                  since_s: float = WARM_S, primary_node: str = "primary") -> List[float]:
+    """Per node (primary, r1, r2): the median time from the prober's query to ``primary_node`` to
+    its query to that node (ms, in [0, interval_ms)), over the probes sent in [since_s, until_s);
+    0 for ``primary_node`` and a node without any. The prober sends every node's query on its own
+    cadence (sent + interval, from when its connection opened; a stall sends all overdue ones at
+    once), so a replica is often read a few ms after the primary and has replayed what it showed."""
+    primary = sorted(t for t in sends.get(primary_node, {}).values() if since_s <= t < until_s)
     out = [0.0]
     for node in ("r1", "r2"):
         offsets = []
-        for t in sorted(sends.get(node, {}).values()):
+        for t in sorted(sends.get(node, {}).values()) if node != primary_node else []:
             before = [p for p in primary if p <= t + 1e-6]
-            if WARM_S <= t < until_s and before:
+            if since_s <= t < until_s and before:
                 offsets.append(((t - before[-1]) * 1000.0) % interval_ms)
         out.append(min(statistics.median(offsets), interval_ms * 0.999) if offsets else 0.0)
     return out

@@ -11,7 +11,7 @@ from fidelity import commitlag, probesamples
 from fidelity.common import stale_at_execution
 from fidelity.delays import per_write_delays
 from fidelity.killreads import (KILL_AT_S, LAG_SAMPLE_S, READ_RATE, RUN_S, SESSION_WRITE_RATE, SESSIONS, WARM_S,
-                                WINDOWS, real_run, workload_arrivals)
+                                WINDOWS, probe_offsets, real_run, workload_arrivals)
 
 
 # ------------------------------------------------------------------ counts per window
@@ -88,7 +88,7 @@ def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, floa
 
 # ------------------------------------------------------------------ the simulated runs
 def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
-               scale: float = 1.0, after: bool = True, replay: bool = True) -> Any:
+               scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
     delays times ``scale``), its failover timings: the simulated promotion ends when the real
     client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
@@ -130,6 +130,9 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # kill, and from the crash on those measured after the recovery). After the promotion the new primary writes
     # ~180 kB of full-page images within its first ~100 ms (measured per kill between its first
     # samples), over which the tracker interpolates a survivor's position (promotion_wal_bytes).
+    # The prober's per-node cadences after the outage are not those before it (a stall on the dead
+    # primary sends every overdue query at once, often bringing them together): with
+    # ``offsets_after`` the twin's from the crash on are those measured after the promotion.
     probe_half = statistics.median(run["probe_half_round_trips"])
     return SimConfig(duration_ms=RUN_S * 1000.0, write_rate_per_s=SESSION_WRITE_RATE,
                      background_write_rate_per_s=background_before,
@@ -149,8 +152,24 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
                      probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
                      probe_offsets_ms=run["probe_offsets_ms"], promotion_wal_bytes=run.get("promotion_wal_bytes", 0),
+                     probe_offsets_after_crash_ms=offsets_after_crash(run, probe_ms) if offsets_after else [],
                      **run.get("probe_run_lags", {}), **timing, **after_crash_delays(run, after),
                      **replayed_workload(run, replay))
+
+
+def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
+    """The twin's probe_offsets_after_crash_ms: per node (primary, r1, r2), the median time from
+    the prober's query to the new primary to its query to that node, over the probes sent once
+    the prober took it for the primary (its probe records; killreads.probe_offsets); [] when the
+    run has no probes of a new primary."""
+    records = run["probe_records"]
+    promoted = [node for node in ("r1", "r2") if any(rec[2] for rec in records.get(node, {}).values())]
+    if not promoted:
+        return []
+    since = min(rec[0] for rec in records[promoted[0]].values() if rec[2])
+    sends = {node: {key: rec[0] for key, rec in per_probe.items() if node != promoted[0] or rec[2]}
+             for node, per_probe in records.items()}
+    return probe_offsets(sends, RUN_S, interval_ms, since, promoted[0])
 
 
 def replayed_workload(run: Dict[str, Any], replay: bool) -> Dict[str, Any]:
@@ -187,7 +206,8 @@ PROBE_TRACE = 2000  # a twin's tracker samples kept (a 4 s run feeds ~120)
 
 
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
-                   scale: float = 1.0, after: bool = True, replay: bool = True) -> Dict[str, Any]:
+                   scale: float = 1.0, after: bool = True, replay: bool = True,
+                   offsets_after: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
     what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery)."""
     from replikit.sim import simulate
@@ -196,7 +216,7 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
     fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
     for seed in seeds:
-        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay)
+        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after)
         config.max_probe_samples = PROBE_TRACE
         result = simulate(config, seed)
         if result.failover["recovery_ms"] is None:

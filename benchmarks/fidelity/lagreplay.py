@@ -2,8 +2,10 @@
 ``sim_fidelity.py --scenario kill --json`` file (its twin inputs are kept there) simulated again
 with and without what the twin's lag prober takes from that kill's measurements beyond the rest of
 the scenario: the measured send -> start lag of each probe's query per node
-(SimConfig.probe_run_lags_ms, probe_run_lags_after_crash_ms) and the new primary's full-page-image
-burst (SimConfig.promotion_wal_bytes). Prints the measured and predicted mean tracked lag per
+(SimConfig.probe_run_lags_ms, probe_run_lags_after_crash_ms), the new primary's full-page-image
+burst (SimConfig.promotion_wal_bytes) and the prober's per-node send offsets measured after the
+promotion (SimConfig.probe_offsets_after_crash_ms; "offsets before": those before the kill
+throughout, as the twin had them before). Prints the measured and predicted mean tracked lag per
 mode and window with the error's 95% bootstrap interval over kills, and how many kills the
 measured mean's spread implies for an interval of +-10%.
 
@@ -25,7 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fidelity import killtwins, probesamples  # noqa: E402
 
 WINDOWS = ("before", "after")
-VARIANTS = {"without": {"probe_run_lags": {}, "promotion_wal_bytes": 0}, "with": {}}
+# Per variant: what the kill's record is replaced with, and whether the probe offsets from the crash
+# on are those measured after the promotion (else those before the kill throughout).
+VARIANTS = {"without": ({"probe_run_lags": {}, "promotion_wal_bytes": 0}, False),
+            "offsets before": ({}, False), "with": ({}, True)}
 BOOTSTRAP = 2000
 
 Pair = Tuple[float, float]  # (sum of tracked lag samples, ms; number of samples)
@@ -40,8 +45,9 @@ def replay(saved: Dict[str, Any], sim_runs: int, seed: int) -> List[Dict[str, An
         for run in result["reads"]["real"]["runs"]:
             row = {"mode": mode, "real": {w: (run["counts"][w]["lag_sum_ms"], run["counts"][w]["lag_samples"])
                                           for w in WINDOWS}, "fed": {"real": run["probes"]}}
-            for name, over in VARIANTS.items():
-                twin = killtwins.sim_run_counts(saved["settings"]["preset"], mode, promotion_ms, seeds, dict(run, **over))
+            for name, (over, offsets_after) in VARIANTS.items():
+                twin = killtwins.sim_run_counts(saved["settings"]["preset"], mode, promotion_ms, seeds, dict(run, **over),
+                                                offsets_after=offsets_after)
                 row[name] = {w: (twin["windows"][w]["lag_sum_ms"], twin["windows"][w]["lag_samples"]) for w in WINDOWS}
                 row["fed"][name] = twin["probes"]
             out.append(row)
@@ -103,7 +109,7 @@ def main(argv: Any = None) -> int:
                 for r in rows:
                     if r["mode"] == mode:
                         probesamples.add(fed, r["fed"][side][window])
-                print(f"{mode:9s} {window:6s} tracker fed, {side:7s}: {probesamples.summary(fed)}")
+                print(f"{mode:9s} {window:6s} tracker fed, {side:14s}: {probesamples.summary(fed)}")
     for window in WINDOWS:
         print(f"{window}: ~{kills_for_ten_percent(rows, window):.0f} kills for the measured mean's 95% interval "
               f"to be +-10% (from the spread over these {len(rows)})")

@@ -349,6 +349,13 @@ std::vector<SimField> fault_fields() {
                        "Consistency or its name (empty: Poisson at read_rate_per_s, consistency_mix's levels).",
                        1, [](const SimConfig& c) { return arrivals_list(c.read_arrivals, true); },
                        [](SimConfig& c, const py::handle& v) { c.read_arrivals = to_arrivals(v, "read_arrivals", true); }});
+  f.push_back(SimField{"probe_offsets_after_crash_ms",
+                       "As probe_offsets_ms, for the probe ticks from the primary's crash on (empty: "
+                       "probe_offsets_ms throughout).",
+                       1, [](const SimConfig& c) { return py::cast(c.probe_offsets_after_crash_ms); },
+                       [](SimConfig& c, const py::handle& v) {
+                         c.probe_offsets_after_crash_ms = to_doubles(v, "probe_offsets_after_crash_ms");
+                       }});
   return f;
 }
 

@@ -193,6 +193,38 @@ TEST(SimProbeTrace, TheNewPrimarysFullPageImagesMoveOnlyPositions) {
   EXPECT_EQ(burst_new.back() - plain_new.back(), 180'000u);
 }
 
+TEST(SimProbeTrace, OffsetsFromTheCrashOnReplaceTheOnesBefore) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeTrace.OffsetsAfterCrash", 25);
+  SimConfig c = steady();
+  c.crash_primary_at_ms = 2000;
+  c.max_probe_samples = 1'000'000;
+  c.probe_offsets_ms = {0.0, 0.0, 0.0};
+  EXPECT_TRUE(SimConfig().probe_offsets_after_crash_ms.empty());
+  const SimResult plain = simulate(c, seed);
+  // Empty: probe_offsets_ms throughout, the same run.
+  c.probe_offsets_after_crash_ms.clear();
+  EXPECT_EQ(simulate(c, seed).events, plain.events);
+  c.probe_offsets_after_crash_ms = {0.0, 3.0, 3.0};
+  const SimResult split = simulate(c, seed);
+  ASSERT_GE(split.failover.recovery_ms, 0.0);
+  int n_before = 0, n_after = 0;
+  for (const ProbeSample& s : split.probe_samples) {
+    if (s.primary) continue;
+    // A replica's sample is stamped at its answer: the tick (every 100 ms) + offset + 0.1 ms each way.
+    const double phase = std::fmod(s.stamp_ms, 100.0);
+    if (s.stamp_ms < 2000) {
+      EXPECT_NEAR(phase, 0.2, 1e-6) << s.stamp_ms;
+      ++n_before;
+    } else {
+      EXPECT_NEAR(phase, 3.2, 1e-6) << s.stamp_ms;
+      ++n_after;
+    }
+  }
+  EXPECT_GT(n_before, 30);
+  EXPECT_GT(n_after, 10);
+  EXPECT_EQ(simulate(c, seed).events, split.events);  // same seed, same run
+}
+
 TEST(SimProbeTrace, BadSettingsNameTheField) {
   SimConfig c;
   c.max_probe_samples = -1;
@@ -211,6 +243,11 @@ TEST(SimProbeTrace, BadSettingsNameTheField) {
   c.probe_run_lags_after_crash_ms = {{0.1}, {0.1}};
   expect_invalid("probe_run_lags_after_crash_ms", [&] { simulate(c, 1); });
   c.probe_run_lags_after_crash_ms.clear();
+  c.probe_offsets_after_crash_ms = {0.0, 1.0};  // one offset short
+  expect_invalid("probe_offsets_after_crash_ms", [&] { simulate(c, 1); });
+  c.probe_offsets_after_crash_ms = {0.0, 1.0, c.probe_interval_ms};
+  expect_invalid("probe_offsets_after_crash_ms", [&] { simulate(c, 1); });
+  c.probe_offsets_after_crash_ms.clear();
   c.promotion_wal_bytes = -1;
   expect_invalid("promotion_wal_bytes", [&] { simulate(c, 1); });
   c.promotion_wal_bytes = 0;

@@ -151,6 +151,9 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
      replikit.InvalidArgument),
     ({"probe_offsets_ms": [0, 1]}, "probe_offsets_ms", replikit.InvalidArgument),
     ({"probe_offsets_ms": [0, 1, 100]}, "probe_offsets_ms", replikit.InvalidArgument),
+    ({"probe_offsets_after_crash_ms": [0, 1]}, "probe_offsets_after_crash_ms", replikit.InvalidArgument),
+    ({"probe_offsets_after_crash_ms": [0, 1, 100]}, "probe_offsets_after_crash_ms", replikit.InvalidArgument),
+    ({"probe_offsets_after_crash_ms": "x"}, "probe_offsets_after_crash_ms", replikit.ArgumentTypeError),
     ({"probe_latency": "slow"}, "probe_latency", replikit.ArgumentTypeError),
     ({"reset_tracker_on_promotion": "no"}, "reset_tracker_on_promotion", replikit.ArgumentTypeError),
     ({"repoint_catch_up_ms": -1}, "repoint_catch_up_ms", replikit.InvalidArgument),
@@ -429,6 +432,7 @@ def test_the_probers_timing_is_configurable_and_defaults_to_todays():
     later = simulate(SimConfig(probe_latency=0.1, probe_offsets_ms=[0, 0, 5.0], **fields), SEED)
     assert np.nanmean(later.tracked_lag_ms["replica2"]) < 0.2 * np.nanmean(later.tracked_lag_ms["replica1"])
     assert c.probe_run_lags_ms == [] and c.probe_run_lags_after_crash_ms == [] and c.promotion_wal_bytes == 0
+    assert c.probe_offsets_after_crash_ms == []
     lags = SimConfig(probe_run_lags_ms=[[0.1], [1.1, 1.2], (1.3,)], **fields)
     assert lags.probe_run_lags_ms == [[0.1], [1.1, 1.2], [1.3]] and "probe_run_lags_ms" in repr(lags)
     read_later = simulate(lags, SEED)  # the replicas read a ms after the primary: never behind it

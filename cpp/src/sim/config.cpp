@@ -77,6 +77,14 @@ void check_arrivals(const SimConfig& c, const std::vector<Arrival>& arrivals, co
   }
 }
 
+void check_offsets(const SimConfig& c, const std::vector<double>& offsets, const char* argument) {
+  require(offsets.empty() || offsets.size() == static_cast<std::size_t>(c.replicas) + 1, argument,
+          "must be empty or list one offset per node (" + std::to_string(c.replicas + 1) + ")");
+  for (double o : offsets) {
+    require(std::isfinite(o) && o >= 0 && o < c.probe_interval_ms, argument, "each offset must be in [0, probe_interval_ms)");
+  }
+}
+
 void check_capacity(const SimConfig& c) {
   check_int(c.replicas, "replicas", 0, kMaxReplicas);
   check_int(c.servers_per_node, "servers_per_node", 1, 100000);
@@ -98,12 +106,8 @@ void check_capacity(const SimConfig& c) {
   mean_ok(c.replica_latency, "replica_latency");
   if (c.replica_latency_after_crash) mean_ok(*c.replica_latency_after_crash, "replica_latency_after_crash");
   if (c.probe_latency) mean_ok(*c.probe_latency, "probe_latency");
-  require(c.probe_offsets_ms.empty() || c.probe_offsets_ms.size() == static_cast<std::size_t>(c.replicas) + 1,
-          "probe_offsets_ms", "must be empty or list one offset per node (" + std::to_string(c.replicas + 1) + ")");
-  for (double o : c.probe_offsets_ms) {
-    require(std::isfinite(o) && o >= 0 && o < c.probe_interval_ms, "probe_offsets_ms",
-            "each offset must be in [0, probe_interval_ms)");
-  }
+  check_offsets(c, c.probe_offsets_ms, "probe_offsets_ms");
+  check_offsets(c, c.probe_offsets_after_crash_ms, "probe_offsets_after_crash_ms");
 }
 
 void check_faults(const SimConfig& c) {

@@ -184,8 +184,10 @@ void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
   // As the real prober: one query per node over the network (probe_latency, else the client
   // latency, each way), a node still answering the last one skipped; a dead node never answers.
+  const bool after = crash_ns_ >= 0 && !c_.probe_offsets_after_crash_ms.empty();
+  const auto& offsets = after ? c_.probe_offsets_after_crash_ms : c_.probe_offsets_ms;
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
-    const double offset_ms = c_.probe_offsets_ms.empty() ? 0 : c_.probe_offsets_ms[static_cast<std::size_t>(n)];
+    const double offset_ms = offsets.empty() ? 0 : offsets[static_cast<std::size_t>(n)];
     if (offset_ms > 0) {
       events_.push(now_ + ns(offset_ms), Ev::ProbeSend, n);
     } else {

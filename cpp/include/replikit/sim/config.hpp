@@ -237,6 +237,11 @@ struct SimConfig {
   /// with uniform sessions and consistency_mix's levels. Empty: Poisson.
   std::vector<Arrival> read_arrivals;
 
+  /// As probe_offsets_ms, for the probe ticks from the primary's crash on (the real prober's
+  /// per-node cadences after the outage: a stall on the dead primary sends every overdue query
+  /// at once and so often brings them back together). Empty: probe_offsets_ms throughout.
+  std::vector<double> probe_offsets_after_crash_ms;
+
   /// Throws InvalidArgument naming the first bad field.
   void validate() const;
   /// The name of node `index` (0: the primary).
