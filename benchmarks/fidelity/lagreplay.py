@@ -9,7 +9,9 @@ throughout, as the twin had them before). Prints the measured and predicted mean
 mode and window with the error's 95% bootstrap interval over kills, and how many kills the
 measured mean's spread implies for an interval of +-10%.
 
-    .venv/bin/python benchmarks/fidelity/lagreplay.py saved.json [--sim-runs 20] [--seed 1]
+    .venv/bin/python benchmarks/fidelity/lagreplay.py saved.json [more.json ...] [--sim-runs 20] [--seed 1]
+
+Several files are pooled: their kills re-predicted together (one interval over all of them).
 """
 
 from __future__ import annotations
@@ -85,13 +87,14 @@ def kills_for_ten_percent(rows: List[Dict[str, Any]], window: str) -> float:
 
 def main(argv: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("json")
+    parser.add_argument("json", nargs="+", help="saved runs (several: their kills pooled)")
     parser.add_argument("--sim-runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    with open(args.json, encoding="utf-8") as fh:
-        saved = json.load(fh)
-    rows = replay(saved, args.sim_runs, args.seed)
+    rows = []
+    for path in args.json:
+        with open(path, encoding="utf-8") as fh:
+            rows += replay(json.load(fh), args.sim_runs, args.seed)
     for mode in sorted({r["mode"] for r in rows}) + ["all modes"]:
         chosen = [r for r in rows if mode in ("all modes", r["mode"])]
         for window in WINDOWS:
