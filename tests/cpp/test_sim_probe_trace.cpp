@@ -49,6 +49,21 @@ double mean_tracked(const SimResult& r) {
   return n ? sum / n : 0.0;
 }
 
+// Every replica sample of `r` lies at `before` ms into its 100 ms probe tick before the crash at
+// 2000 ms and at `after` from it on, with more than `min_before` / `min_after` samples of each.
+void expect_replica_phases(const SimResult& r, double before, double after, int min_before, int min_after) {
+  int n_before = 0, n_after = 0;
+  for (const ProbeSample& s : r.probe_samples) {
+    if (s.primary) continue;
+    const double phase = std::fmod(s.stamp_ms, 100.0);
+    const bool early = s.stamp_ms < 2000;
+    EXPECT_NEAR(phase, early ? before : after, 1e-6) << s.stamp_ms;
+    ++(early ? n_before : n_after);
+  }
+  EXPECT_GT(n_before, min_before);
+  EXPECT_GT(n_after, min_after);
+}
+
 TEST(SimProbeTrace, OffByDefaultBoundedAndWithoutEffectOnTheRun) {
   const std::uint64_t seed = replikit::testing::printed_seed("SimProbeTrace.Bounded", 21);
   SimConfig c = steady();
@@ -143,21 +158,8 @@ TEST(SimProbeTrace, MeasuredRunLagsMoveOnlyWhenEachNodeIsRead) {
   c.probe_run_lags_ms = {{0.1}, {0.1}, {0.1}};
   c.probe_run_lags_after_crash_ms = {{0.1}, {5.0}, {5.0}};
   const SimResult split = simulate(c, seed);
-  int n_before = 0, n_after = 0;
-  for (const ProbeSample& s : split.probe_samples) {
-    if (s.primary) continue;
-    // A replica's sample is stamped at its answer: the tick (every 100 ms) + run lag + 0.1 ms back.
-    const double phase = std::fmod(s.stamp_ms, 100.0);
-    if (s.stamp_ms < 2000) {
-      EXPECT_NEAR(phase, 0.2, 1e-6) << s.stamp_ms;
-      ++n_before;
-    } else {
-      EXPECT_NEAR(phase, 5.1, 1e-6) << s.stamp_ms;
-      ++n_after;
-    }
-  }
-  EXPECT_GT(n_before, 30);
-  EXPECT_GT(n_after, 20);
+  // A replica's sample is stamped at its answer: the tick (every 100 ms) + run lag + 0.1 ms back.
+  expect_replica_phases(split, 0.2, 5.1, 30, 20);
 }
 
 TEST(SimProbeTrace, TheNewPrimarysFullPageImagesMoveOnlyPositions) {
@@ -207,21 +209,8 @@ TEST(SimProbeTrace, OffsetsFromTheCrashOnReplaceTheOnesBefore) {
   c.probe_offsets_after_crash_ms = {0.0, 3.0, 3.0};
   const SimResult split = simulate(c, seed);
   ASSERT_GE(split.failover.recovery_ms, 0.0);
-  int n_before = 0, n_after = 0;
-  for (const ProbeSample& s : split.probe_samples) {
-    if (s.primary) continue;
-    // A replica's sample is stamped at its answer: the tick (every 100 ms) + offset + 0.1 ms each way.
-    const double phase = std::fmod(s.stamp_ms, 100.0);
-    if (s.stamp_ms < 2000) {
-      EXPECT_NEAR(phase, 0.2, 1e-6) << s.stamp_ms;
-      ++n_before;
-    } else {
-      EXPECT_NEAR(phase, 3.2, 1e-6) << s.stamp_ms;
-      ++n_after;
-    }
-  }
-  EXPECT_GT(n_before, 30);
-  EXPECT_GT(n_after, 10);
+  // A replica's sample is stamped at its answer: the tick (every 100 ms) + offset + 0.1 ms each way.
+  expect_replica_phases(split, 0.2, 3.2, 30, 10);
   EXPECT_EQ(simulate(c, seed).events, split.events);  // same seed, same run
 }
 
