@@ -111,6 +111,7 @@ CASES = {
     ("LagTracker.replica_sample", "replay_lsn"): (lambda b: world()[1].replica_sample("r1", "0/1", b, now_ns=1),
                                                   {"replay_lsn"}),
     ("LagTracker.replica", "node"): (lambda b: world()[1].replica(b), {"node"}),
+    ("LagTracker.forget_replica", "node"): (lambda b: world()[1].forget_replica(b), {"node"}),
     ("LagTracker.replay_delay_ms", "node"): (lambda b: world()[1].replay_delay_ms(b), {"node"}),
     ("LagTracker.replay_probability", "node"): (lambda b: world()[1].replay_probability(b, 1.0), {"node"}),
     ("LagTracker.consistent_probability", "node"): (lambda b: world()[1].consistent_probability(b, 1.0), {"node"}),
