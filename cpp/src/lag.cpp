@@ -413,14 +413,17 @@ std::size_t LagTracker::history_size() const {
   return history_.size();
 }
 
+void LagTracker::forget_locked(int node, std::int64_t at_ns, bool announce) {
+  Replica& r = replicas_[static_cast<std::size_t>(node)];
+  const bool was_lagging = r.lagging;
+  r = Replica{};
+  if (was_lagging && announce) record_event_locked(node, LagEventKind::Recovered, at_ns, r);
+}
+
 void LagTracker::forget_replica(int node) {
   topology_->check_index(node, "node");
   std::lock_guard<std::mutex> lock(mutex_);
-  Replica& r = replicas_[static_cast<std::size_t>(node)];
-  const bool was_lagging = r.lagging;
-  const std::int64_t last_ns = std::max(last_primary_ns_, r.sample_ns);
-  r = Replica{};
-  if (was_lagging) record_event_locked(node, LagEventKind::Recovered, last_ns, r);
+  forget_locked(node, std::max(last_primary_ns_, replicas_[static_cast<std::size_t>(node)].sample_ns), true);
 }
 
 void LagTracker::reset() {
@@ -434,10 +437,7 @@ void LagTracker::reset() {
   last_primary_ns_ = 0;
   const int n = topology_->size();
   for (int node = 0; node < static_cast<int>(replicas_.size()); ++node) {
-    Replica& r = replicas_[static_cast<std::size_t>(node)];
-    const bool was_lagging = r.lagging && node < n && role_of(topology_->flags(node)) != Role::Removed;
-    r = Replica{};
-    if (was_lagging) record_event_locked(node, LagEventKind::Recovered, last_ns, r);
+    forget_locked(node, last_ns, node < n && role_of(topology_->flags(node)) != Role::Removed);
   }
   topology_->clear_lag();
 }

@@ -233,6 +233,8 @@ class LagTracker {
   std::int64_t fresh_as_of_locked(std::uint64_t replay_lsn) const;
   void evaluate_locked(int node, std::int64_t at_ns);
   void record_event_locked(int node, LagEventKind kind, std::int64_t time_ns, const Replica& r);
+  // Forgets replica `node`'s lag; a Recovered event at `at_ns` when it was LAGGING and `announce`.
+  void forget_locked(int node, std::int64_t at_ns, bool announce);
   ReplicaLag view_locked(int node) const;
   void record_delay_locked(int node, Replica& r, std::int64_t now_ns, Lsn replay_lsn);
   void publish_delays_locked(int node, const Replica& r) const;

@@ -208,6 +208,11 @@ class Simulation {
     if (burst_seq_ == 0 || v < burst_seq_ * bytes_) return v / bytes_;
     return v < burst_seq_ * bytes_ + burst_bytes_ ? burst_seq_ - 1 : (v - burst_bytes_) / bytes_;
   }
+  // `after` from the primary's crash on when it is set (not empty), else `before`.
+  template <typename T>
+  const T& from_crash(const T& before, const T& after) const {
+    return crash_ns_ >= 0 && !after.empty() ? after : before;
+  }
   bool measured_run_lags() const { return !c_.probe_run_lags_ms.empty() || !c_.probe_run_lags_after_crash_ms.empty(); }
   bool is_replica(int n) const { return n != primary_ && nodes_[n].alive && !nodes_[n].diverged; }
 

@@ -184,8 +184,7 @@ void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
   // As the real prober: one query per node over the network (probe_latency, else the client
   // latency, each way), a node still answering the last one skipped; a dead node never answers.
-  const bool after = crash_ns_ >= 0 && !c_.probe_offsets_after_crash_ms.empty();
-  const auto& offsets = after ? c_.probe_offsets_after_crash_ms : c_.probe_offsets_ms;
+  const auto& offsets = from_crash(c_.probe_offsets_ms, c_.probe_offsets_after_crash_ms);
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     const double offset_ms = offsets.empty() ? 0 : offsets[static_cast<std::size_t>(n)];
     if (offset_ms > 0) {
@@ -207,8 +206,7 @@ void Simulation::send_probe(int n) {
   }
   // A measured run lag of this node (its own stream); the answer's way back drawn now, so that
   // the other draws come in the same order whatever the lags are.
-  const bool after = crash_ns_ >= 0 && !c_.probe_run_lags_after_crash_ms.empty();
-  const auto& lists = after ? c_.probe_run_lags_after_crash_ms : c_.probe_run_lags_ms;
+  const auto& lists = from_crash(c_.probe_run_lags_ms, c_.probe_run_lags_after_crash_ms);
   r.probe_back_ns = draw_ns(probe_latency_);
   if (lists.empty()) {  // measured after the crash only
     events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
