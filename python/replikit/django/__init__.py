@@ -13,7 +13,8 @@ a transaction that wrote (atomic blocks, manual commits) commits with ``COMMIT; 
 pg_current_wal_insert_lsn()`` in one message, as the psycopg adapter does; for autocommit
 writes the LSN is read once, before the request's next read or its response. Reads go to the
 replica alias that replikit picks for the request's consistency (default read-your-writes;
-``replikit.django.consistency(...)`` for a block), lagging replicas excluded, the primary as
+``replikit.django.consistency(...)`` for a block of the calling thread, or asyncio task: tasks
+of one request share its session, each at its own level), lagging replicas excluded, the primary as
 the fallback; reads inside a transaction on the primary (an atomic block) stay on the primary.
 The middleware is sync and async (under ASGI an async view runs without a thread hop);
 ``use_session()`` is a ``with`` block, or ``async with`` in async code.

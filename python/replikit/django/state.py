@@ -48,17 +48,41 @@ def is_write(sql: Any) -> bool:
 
 @dataclasses.dataclass
 class Context:
-    """One request's (or one thread's) replikit state."""
+    """One request's (or one caller's, outside a request) replikit state: its session and the
+    consistency its reads use unless a consistency() block says otherwise. Asyncio tasks of one
+    request share it; so nothing a task sets for itself alone (consistency(), last_route()) is
+    kept here."""
 
     session: Session
     consistency: Consistency
     max_staleness_ms: Optional[float] = None
     pending: bool = False  # a write committed whose LSN is not read yet
-    last_route: Any = None  # the routing Decision of the latest read
 
 
+# The Context of the request (the middleware) or use_session() block being run.
 _context: contextvars.ContextVar[Optional[Context]] = contextvars.ContextVar("replikit_django", default=None)
-_thread = threading.local()
+# Outside both, the caller's own Context, for the State it was made by: a context variable, so
+# each thread has its own in sync code and each asyncio task its own in async code (a copy of
+# its creator's), carried through sync_to_async (asgiref copies the variables there and back).
+_own: contextvars.ContextVar[Optional[Tuple["State", Context]]] = contextvars.ContextVar(
+    "replikit_django_own", default=None)
+# A consistency() block's level, for the Context it was given in: (Context, level,
+# max_staleness_ms). A context variable, so each asyncio task (or thread) has its own even when
+# tasks share one Context (a request's).
+_level: contextvars.ContextVar[Optional[Tuple[Context, Consistency, Optional[float]]]] = contextvars.ContextVar(
+    "replikit_django_level", default=None)
+# The routing Decision of the latest read, for the Context it was made in; per task and thread as
+# _level is.
+_route: contextvars.ContextVar[Optional[Tuple[Context, Any]]] = contextvars.ContextVar(
+    "replikit_django_route", default=None)
+
+
+def level_in(ctx: Context) -> Tuple[Consistency, Optional[float]]:
+    """The consistency (and max staleness) the current caller's reads use in `ctx`."""
+    override = _level.get()
+    if override is not None and override[0] is ctx:
+        return override[1], override[2]
+    return ctx.consistency, ctx.max_staleness_ms
 
 
 def _conninfo(alias: str) -> str:
@@ -98,15 +122,17 @@ class State:
 
     # ------------------------------------------------------------------ context
     def context(self) -> Context:
-        """The current request's Context; outside a request, this thread's own."""
+        """The current request's (or use_session block's) Context; outside both, the caller's
+        own: the thread's in sync code, the asyncio task's in async code (with what it runs
+        through sync_to_async; a task inherits its creator's as it does context variables)."""
         ctx = _context.get()
         if ctx is not None:
             return ctx
-        ctx = getattr(_thread, "context", None)
-        if ctx is None or getattr(_thread, "state", None) is not self:
-            ctx = Context(Session(), self.config.consistency)
-            _thread.context, _thread.state = ctx, self
-        return ctx
+        own = _own.get()
+        if own is None or own[0] is not self:
+            own = (self, Context(Session(), self.config.consistency))
+            _own.set(own)
+        return own[1]
 
     def resolve(self, ctx: Context) -> None:
         """Records the pending write's commit LSN: the primary's insert LSN now, at or after the
@@ -137,10 +163,10 @@ class State:
             self.resolve(ctx)
             d = self._route(ctx)
         self.core.router.record(d)
-        ctx.last_route = d
+        _route.set((ctx, d))
         if d.node is None:
             return self.config.primary
-        if d.node == self.core.primary and ctx.consistency in _OBSERVING:
+        if d.node == self.core.primary and level_in(ctx)[0] in _OBSERVING:
             self._await_floor(ctx.session)
         self.core.count_read(d.node)
         alias = self.config.alias_of[d.node]
@@ -172,10 +198,11 @@ class State:
 
     def _route(self, ctx: Context) -> Any:
         core = self.core
-        d = core.route_read(ctx.session, ctx.consistency, ctx.max_staleness_ms)
+        level, max_staleness_ms = level_in(ctx)
+        d = core.route_read(ctx.session, level, max_staleness_ms)
         if d.reason != _core.Reason.NO_REPLICA_CAUGHT_UP:
             return d
-        return core.wait_for_replica(ctx.session, ctx.consistency, ctx.max_staleness_ms, d,
+        return core.wait_for_replica(ctx.session, level, max_staleness_ms, d,
                                      core.catch_up_ms(self._wait_ms), self.prober.probe_now, time.sleep)
 
     # ------------------------------------------------------------------ wrappers
@@ -238,7 +265,7 @@ class State:
             ctx = self.context()
             if on_primary and is_write(sql):
                 self._wrote(alias, db, ctx)
-            elif ctx.consistency in _OBSERVING:
+            elif level_in(ctx)[0] in _OBSERVING:
                 self._observe(node, db, ctx)
             return result
 
@@ -395,14 +422,14 @@ def use_session(session: Optional[Session] = None, *, consistency: Any = None,
 
 @contextlib.contextmanager
 def consistency(level: Any, *, max_staleness_ms: Optional[float] = None) -> Iterator[None]:
-    """The block's reads use `level` (a Consistency or its name) in the current session."""
-    ctx = get_state().context()
-    saved = (ctx.consistency, ctx.max_staleness_ms)
-    ctx.consistency, ctx.max_staleness_ms = level_of(level), max_staleness_ms
+    """The block's reads use `level` (a Consistency or its name) in the current session: the
+    reads of this thread, or in async code of this asyncio task (and what it runs through
+    sync_to_async), not those of other tasks, even of the same request."""
+    token = _level.set((get_state().context(), level_of(level), max_staleness_ms))
     try:
         yield
     finally:
-        ctx.consistency, ctx.max_staleness_ms = saved
+        _level.reset(token)
 
 
 def mark_write() -> None:
@@ -412,10 +439,13 @@ def mark_write() -> None:
 
 
 def last_route() -> Any:
-    """The routing Decision of the current request's latest read (None: no read yet)."""
-    return get_state().context().last_route
+    """The routing Decision of the latest read of this thread (in async code: of this asyncio
+    task) in the current request or session (None: no read yet)."""
+    route = _route.get()
+    return route[1] if route is not None and route[0] is get_state().context() else None
 
 
 def current_session() -> Session:
-    """The Session of the current request (outside a request: this thread's own)."""
+    """The Session of the current request (outside a request: the thread's own in sync code, the
+    asyncio task's own in async code)."""
     return get_state().context().session
