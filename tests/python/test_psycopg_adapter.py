@@ -493,3 +493,41 @@ def test_pool_kwargs_reach_every_pool(cluster):
         assert {s["pool_max"] for s in stats.values()} == {3}
         assert router.pools["r1"].max_lifetime == 600.0 and len(checked) >= 4
         assert sum(s.get("requests_num", 0) for s in stats.values()) >= 4
+
+
+def test_concurrent_threads_read_at_their_own_level(cluster):
+    """Two threads on one router, replicas paused: one writes with its session and reads the row
+    back at read-your-writes while the other holds an eventual read open across that read. No
+    per-caller state in the router: the first is served by the primary and sees its row, the
+    second by a replica."""
+    router = open_router(cluster)
+    try:
+        for name in cluster.replica_names:
+            cluster.pause_replay(name)
+        b_in, a_read = threading.Event(), threading.Event()
+        out = {}
+
+        def task_a():
+            session = replikit.Session()
+            with router.write(session) as conn:
+                [(new_id,)] = conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (7, 'a') RETURNING id").fetchall()
+            assert b_in.wait(20)
+            with router.read(session) as conn:
+                out["a"] = conn.execute("SELECT pg_is_in_recovery(), count(*) FROM rk_pa_items WHERE id = %s",
+                                        (new_id,)).fetchone()
+            a_read.set()
+
+        def task_b():
+            with router.read(replikit.Session(), consistency="eventual") as conn:
+                b_in.set()
+                assert a_read.wait(20)
+                out["b"] = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+
+        threads = [threading.Thread(target=f) for f in (task_a, task_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        router.close()
+    assert out == {"a": (False, 1), "b": (True,)}

@@ -295,3 +295,43 @@ def test_a_read_on_a_frozen_node_ends_at_the_client_side_deadline_async(cluster)
     assert 0.55 <= took < 3.0, took
     assert during >= 3  # the loop ran on while the read waited
     assert stats["returns_bad"] >= 1
+
+
+def test_concurrent_tasks_read_at_their_own_level_async(cluster):
+    """Two asyncio tasks on one router, replicas paused: task A writes with its session and reads
+    the row back at read-your-writes while task B holds an eventual read open across A's read.
+    The router keeps no per-caller state (the session and the level are each call's arguments),
+    so A's read is on the primary and sees its row, B's on a replica, and B's session has no write."""
+
+    async def scenario():
+        router = await open_router(cluster)
+        try:
+            for name in cluster.replica_names:
+                cluster.pause_replay(name)
+            a_session, b_session = replikit.Session(), replikit.Session()
+            b_in, a_read = asyncio.Event(), asyncio.Event()
+
+            async def task_a():
+                async with router.write(a_session) as conn:
+                    [(new_id,)] = await fetch(conn, "INSERT INTO rk_pa_async (v) VALUES ('task a') RETURNING id")
+                await b_in.wait()
+                async with router.read(a_session) as conn:
+                    rows = await fetch(conn, "SELECT pg_is_in_recovery(), count(*) FROM rk_pa_async WHERE id = %s",
+                                       (new_id,))
+                a_read.set()
+                return rows[0]
+
+            async def task_b():
+                async with router.read(b_session, consistency="eventual") as conn:
+                    b_in.set()
+                    await a_read.wait()
+                    rows = await fetch(conn, "SELECT pg_is_in_recovery()")
+                return rows[0]
+
+            return await asyncio.gather(task_a(), task_b()), b_session
+        finally:
+            await router.close()
+
+    ((a_replica, a_count), (b_replica,)), b_session = asyncio.run(scenario())
+    assert (a_replica, a_count) == (False, 1)
+    assert b_replica and not b_session.write_lsn.valid()

@@ -396,3 +396,44 @@ def test_bad_input_names_the_argument(cluster):
         with pytest.raises(kind) as info:
             RoutedEngines(*args, **kwargs).dispose()
         assert info.value.argument == argument, (args, kwargs)
+
+
+def test_concurrent_threads_route_at_their_own_level(cluster):
+    """Two threads, one session each, replicas paused: one commits a row and reads it back at
+    read-your-writes while the other's eventual session reads on both sides of that read; each
+    is routed at its own session's level, with its own last_route."""
+    engines = open_engines(cluster)
+    try:
+        Session = routed_sessionmaker(engines, expire_on_commit=False)
+        for name in cluster.replica_names:
+            cluster.pause_replay(name)
+        b_read, a_read = threading.Event(), threading.Event()
+        out = {}
+
+        def task_a():
+            with Session() as session:
+                item = Item(owner=11, v="thread a")
+                session.add(item)
+                session.commit()
+                assert b_read.wait(20)
+                out["a"] = (session.execute(select(Item.v).where(Item.id == item.id)).scalar(),
+                            session.last_route.node, session.last_route.reason)
+                a_read.set()
+
+        def task_b():
+            with Session(consistency="eventual") as session:
+                session.execute(select(func.count()).select_from(Item))
+                b_read.set()
+                assert a_read.wait(20)
+                session.execute(select(func.count()).select_from(Item))
+                out["b"] = (session.last_route.node in ("r1", "r2"), session.last_route.reason)
+
+        threads = [threading.Thread(target=f) for f in (task_a, task_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        engines.dispose()
+    assert out["a"][:2] == ("thread a", "primary") and out["a"][2] != replikit.Reason.REPLICA_AVAILABLE
+    assert out["b"] == (True, replikit.Reason.REPLICA_AVAILABLE)

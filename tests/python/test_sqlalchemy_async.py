@@ -229,3 +229,46 @@ def test_async_bad_input_names_the_argument(cluster):
                 assert info.value.argument == "replikit_route"
 
     asyncio.run(main())
+
+
+def test_concurrent_tasks_route_at_their_own_level_async(cluster):
+    """Two asyncio tasks, one session each, replicas paused: A commits a row and reads it back at
+    read-your-writes while B's eventual session reads on both sides of A's read. Each session
+    keeps its own level and replikit session: A's read is on the primary and sees its row, B's
+    on a replica; each session's last_route is its own read's (the engines' is whichever was last)."""
+
+    async def main():
+        async with await open_engines(cluster) as engines:
+            Session = async_routed_sessionmaker(engines, expire_on_commit=False)
+            for name in cluster.replica_names:
+                cluster.pause_replay(name)
+            b_read, a_read = asyncio.Event(), asyncio.Event()
+
+            async def task_a():
+                async with Session() as session:
+                    note = Note(v="task a")
+                    session.add(note)
+                    await session.commit()
+                    await b_read.wait()
+                    found = (await session.execute(select(Note.v).where(Note.id == note.id))).scalar()
+                    route = session.last_route
+                    a_read.set()
+                    return found, route, session.replikit_session
+
+            async def task_b():
+                async with Session(consistency="eventual") as session:
+                    await session.execute(select(func.count()).select_from(Note))
+                    b_read.set()
+                    await a_read.wait()
+                    last = engines.last_route
+                    await session.execute(select(func.count()).select_from(Note))
+                    return session.last_route, last, session.replikit_session
+
+            return await asyncio.gather(task_a(), task_b())
+
+    (found, a_route, a_session), (b_route, engines_last, b_session) = asyncio.run(main())
+    assert found == "task a"
+    assert a_route.node == "primary" and a_route.reason != replikit.Reason.REPLICA_AVAILABLE
+    assert engines_last is a_route  # the engines' last_route is anyone's latest read
+    assert b_route.node in ("r1", "r2") and b_route.reason == replikit.Reason.REPLICA_AVAILABLE
+    assert a_session.write_lsn.valid() and not b_session.write_lsn.valid()

@@ -357,7 +357,8 @@ class ConnectionRouter:
     # ------------------------------------------------------------------ state
     @property
     def last_route(self) -> Optional[_core.Decision]:
-        """The routing Decision of the latest read leased (None before the first)."""
+        """The routing Decision of the latest read leased, by any caller (None before the
+        first): the router keeps no per-caller state, each read's session and level are its own."""
         return self._path.last_route
 
     def stats(self) -> Dict[str, int]:

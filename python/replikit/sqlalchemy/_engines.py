@@ -158,6 +158,8 @@ class _EnginesBase:
         self.primary_engine = self._sync_engines[self.primary]
         self._install_commit_hook(self.primary_engine)
         self._prober = _Prober(self.core)
+        # The latest read's Decision, whichever session (thread, task) made it: a diagnostic.
+        # A session's own is RoutedSession.last_route.
         self.last_route: Optional[Any] = None
 
     # ------------------------------------------------------------------ engines
@@ -224,15 +226,22 @@ class _EnginesBase:
                    max_staleness_ms: Optional[float] = None) -> str:
         """The node for one read (recorded and counted): where the core sends it; when no node
         can take it (every one down) the primary, whose engine then raises SQLAlchemy's error."""
+        return self._node_of(self._decide_read(session, level, max_staleness_ms))
+
+    def _decide_read(self, session: Optional[Session], level: Consistency,
+                     max_staleness_ms: Optional[float]) -> Any:
+        """route_read's Decision (recorded and counted; its node None: the primary's engine)."""
         core = self.core
         d = core.route_read(session, level, max_staleness_ms)
         if d.reason == _core.Reason.NO_REPLICA_CAUGHT_UP:
             d = self._wait_for_replica(session, level, max_staleness_ms, d)
         core.router.record(d)
         self.last_route = d
-        node = d.node if d.node is not None else self.primary
-        core.count_read(node)
-        return node
+        core.count_read(self._node_of(d))
+        return d
+
+    def _node_of(self, d: Any) -> str:
+        return d.node if d.node is not None else self.primary
 
     def _wait_for_replica(self, session: Optional[Session], level: Consistency,
                           max_staleness_ms: Optional[float], d: Any) -> Any:

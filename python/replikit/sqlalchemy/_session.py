@@ -71,7 +71,10 @@ class RoutedSession(OrmSession):
     "replica" (a read anywhere, = eventual).
 
     The token goes in (``token=`` or ``replikit_session=``) and out (``token()``) for the web
-    layer; ``engines.signer`` signs it unless a signer is given."""
+    layer; ``engines.signer`` signs it unless a signer is given. Everything per caller (the
+    replikit session, the consistency, ``last_route``: the Decision of this session's latest
+    read) is the session's, never the engines' or a thread's: one session per thread or
+    asyncio task, as SQLAlchemy asks, and concurrent callers route each at their own level."""
 
     def __init__(self, bind: Any = None, *, engines: _EnginesBase,
                  replikit_session: Optional[Session] = None, token: Optional[str] = None,
@@ -95,6 +98,7 @@ class RoutedSession(OrmSession):
             replikit_session = _token_session(token, engines.signer, "token")
         self.replikit_session: Session = replikit_session if replikit_session is not None else Session()
         self._replikit_writing = False
+        self.last_route: Optional[Any] = None  # the routing Decision of this session's latest read
         # Asked of the engines' cursor events for the next statement on that node (_observe).
         self._replikit_observe: Optional[str] = None
         self._replikit_floor: Optional[str] = None
@@ -139,7 +143,8 @@ class RoutedSession(OrmSession):
             level = Consistency.STRONG
         elif route == "replica":
             level = Consistency.EVENTUAL
-        node = engines.route_read(self.replikit_session, level, max_staleness_ms)
+        d = self.last_route = engines._decide_read(self.replikit_session, level, max_staleness_ms)
+        node = engines._node_of(d)
         observing = level in _OBSERVING
         self._replikit_observe = node if observing else None
         self._replikit_floor = node if observing and node == engines.primary else None
@@ -202,6 +207,11 @@ class AsyncRoutedSession(AsyncSession):
     @property
     def engines(self) -> _EnginesBase:
         return self.sync_session.engines
+
+    @property
+    def last_route(self) -> Optional[Any]:
+        """The routing Decision of this session's latest read (None: no read yet)."""
+        return self.sync_session.last_route
 
     def token(self, signer: Any = None) -> str:
         """This session's token (see RoutedSession.token)."""
