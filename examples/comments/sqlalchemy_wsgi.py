@@ -34,7 +34,7 @@ def make_app(engines: RoutedEngines) -> Callable[..., Any]:
         with Session(replikit_session=session) as db:  # read-your-writes by default
             rows = db.execute(text("SELECT id, author, text FROM comments_comment WHERE thread = :thread "
                                    "ORDER BY id DESC LIMIT 100"), {"thread": thread}).all()
-        route = engines.last_route
+        route = db.last_route  # this request's read (engines.last_route: any thread's latest)
         return respond(start_response, "200 OK", {
             "comments": [{"id": i, "author": a, "text": t} for i, a, t in rows],
             "node": route.node or "primary", "reason": route.reason.name.lower()})

@@ -197,6 +197,50 @@ def test_asgi_middleware_carries_the_session_both_ways():
     assert lifespan == ["lifespan"]
 
 
+def test_concurrent_requests_and_tasks_each_have_their_session():
+    """Two ASGI requests served concurrently on one event loop, interleaved at an await inside
+    the app, and two tasks in use_session() blocks: each sees its own session throughout (a
+    context variable per task), and none is left current afterwards."""
+    started = [asyncio.Event(), asyncio.Event()]
+
+    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        mine = scope["path"] == "/a"
+        started[0 if mine else 1].set()
+        await started[1 if mine else 0].wait()  # both requests are inside the app now
+        session = web.current_session()
+        assert session is scope[web.ENVIRON_KEY]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(session.write_lsn).encode()})
+
+    transport = web.TokenTransport(KEY)
+
+    async def call(path: str, lsn: str) -> bytes:
+        sent: List[Dict[str, Any]] = []
+
+        async def send(message: Dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [(b"x-replikit-token", transport.token(written(lsn)).encode())]
+        await web.ASGIMiddleware(app, transport=transport)({"type": "http", "path": path, "headers": headers},
+                                                          None, send)
+        return bytes(sent[1]["body"])
+
+    async def in_scope(session: replikit.Session, mine: asyncio.Event, other: asyncio.Event) -> bool:
+        with web.use_session(session):
+            mine.set()
+            await other.wait()
+            return web.current_session() is session
+
+    async def main() -> Tuple[Any, Any, Any]:
+        requests = await asyncio.gather(call("/a", "0/1000000"), call("/b", "0/2000000"))
+        a, b = asyncio.Event(), asyncio.Event()
+        scopes = await asyncio.gather(in_scope(written(), a, b), in_scope(written(), b, a))
+        return requests, scopes, web.current_session()
+
+    requests, scopes, after = asyncio.run(main())
+    assert requests == [b"0/1000000", b"0/2000000"] and scopes == [True, True] and after is None
+
+
 # ------------------------------------------------------------------ a WSGI app over a real cluster
 
 
