@@ -62,7 +62,8 @@ class Context:
 # The Context of the request (the middleware) or use_session() block being run.
 _context: contextvars.ContextVar[Optional[Context]] = contextvars.ContextVar("replikit_django", default=None)
 # Outside both, the caller's own Context, for the State it was made by: a context variable, so
-# each thread has its own in sync code and each asyncio task its own in async code (a copy of
+# each thread has its own in sync code (a thread starts with an empty context, unless Python
+# 3.14's thread_inherit_context is on) and each asyncio task its own in async code (a copy of
 # its creator's), carried through sync_to_async (asgiref copies the variables there and back).
 _own: contextvars.ContextVar[Optional[Tuple["State", Context]]] = contextvars.ContextVar(
     "replikit_django_own", default=None)
