@@ -6,10 +6,10 @@ it serves writes. Real clusters; the lag comes from WAL senders stopped (the rep
 nothing more) or from an apply delay (it replays every commit late).
 
 The order is seen by a thread polling the routing's primary: at its first sight of the new
-primary, the RECOVERED must have been published. The manager's promotions are checked for sure
-(without the forgetting, nothing publishes it until a later probe); the prober's adoption
-changes routing microseconds after the forgetting, so there the poll checks that a RECOVERED
-comes with the promotion and the order only at its resolution."""
+primary, the RECOVERED must have been published (after a manager's promotion nothing else
+publishes it before a later probe). The prober's adoption changes routing microseconds after
+the forgetting, too soon for a poll to tell; there the order is checked against the RECOVERED
+of another lagging replica, which the prober announces after the routing change."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class PrimaryWatch(threading.Thread):
             if self.db.topology.epoch_and_primary[1] == self.node:
                 self.events = self._published()
                 return
-            time.sleep(0)  # a tight poll: the RECOVERED must be there at the first sight
+            time.sleep(0.001)  # published late, a RECOVERED comes with a later probe (50 ms to 1 s)
 
     def _published(self):
         events, after = [], self.after
@@ -158,21 +158,26 @@ def test_a_lagging_candidate_switched_over_in_process_recovers_before_routing_pr
 
 
 def test_a_lagging_replica_promoted_outside_is_adopted_by_the_prober_with_its_recovery():
-    # No manager in this process: r1 is promoted by hand, and the prober follows it (out of
-    # recovery on a newer timeline), forgetting its lag first.
-    with history_cluster(replicas=1, database={"max_lag_ms": MAX_LAG_MS}, manager=False) as setup, \
+    # No manager in this process: r2 is promoted by hand, and the prober follows it (out of
+    # recovery on a newer timeline), forgetting its lag first. r1 lags too: after the routing
+    # change the prober's reset() announces r1's RECOVERED, so r2's must come before r1's (the
+    # reset goes through the nodes in order: r1's first, were r2's left to it).
+    with history_cluster(replicas=2, database={"max_lag_ms": MAX_LAG_MS}, manager=False) as setup, \
             Monitor(setup.db) as monitor:
-        cluster = setup.cluster
+        cluster, db = setup.cluster, setup.db
         setup.writer.start()
         wait_until(lambda: len(setup.writer.acked) >= 20, WAIT_S, "writes")
         cluster.pause_wal_send("primary")
-        watch = PrimaryWatch(setup.db, "r1")
+        watch = PrimaryWatch(db, "r2")
         try:
-            wait_lagging(setup.db, monitor)
+            wait_lagging(db, monitor, "r1")
+            wait_lagging(db, monitor, "r2")
             watch.start()
             promoted_ns = time.monotonic_ns()
-            cluster.promote("r1")
-            check_resolved_before_routing(setup, monitor, watch, promoted_ns)
+            cluster.promote("r2")
+            check_resolved_before_routing(setup, monitor, watch, promoted_ns, node="r2")
+            recovered = [e.node for e in db.events.read(watch.after, 256).events if e.kind == EventKind.RECOVERED]
+            assert recovered[:2] == ["r2", "r1"], recovered
         finally:
             watch.halt()
             cluster.resume_wal_send("primary")
