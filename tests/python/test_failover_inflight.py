@@ -11,25 +11,18 @@ import time
 import pytest
 
 from conftest import require_pg_server
+from failover_helpers import WAIT_S, fast_database, history_cluster
 
 import replikit
 from replikit import _core
-from replikit.pg import database_for_cluster
 from replikit.testing import LocalCluster
 
 pytestmark = pytest.mark.pg
-
-WAIT_S = 30.0
 
 
 @pytest.fixture(autouse=True)
 def _server():
     require_pg_server()
-
-
-def fast_database(cluster):
-    # The default statement_timeout_ms: only the deposition can end the blocked call early.
-    return database_for_cluster(cluster, probe_interval_ms=50, probe_timeout_ms=200, connect_timeout_ms=2000)
 
 
 class BlockedCall(threading.Thread):
@@ -50,13 +43,10 @@ class BlockedCall(threading.Thread):
 
 
 def test_a_write_blocked_on_a_hung_primary_ends_commit_unknown_when_it_is_deposed():
-    with LocalCluster(replicas=1, mode="async") as cluster:
-        cluster.sql("primary", "CREATE TABLE hang_t (id int)")
-        cluster.wait_caught_up(timeout_ms=WAIT_S * 1000)
-        db = fast_database(cluster)
+    with history_cluster(replicas=1, mode="async", sql=["CREATE TABLE hang_t (id int)"]) as setup:
+        cluster, db, manager = setup.cluster, setup.db, setup.manager
+        # The default statement_timeout_ms: only the deposition can end the blocked call early.
         assert db.options.statement_timeout_ms == _core.DatabaseOptions().statement_timeout_ms
-        manager = _core.FailoverManager(db, detector=_core.DetectorConfig(interval_ms=50, missed_threshold=3),
-                                        state_interval_ms=50)
         try:
             manager.start()
             time.sleep(0.3)
@@ -83,8 +73,6 @@ def test_a_write_blocked_on_a_hung_primary_ends_commit_unknown_when_it_is_depose
             assert {int(r[0]) for r in cluster.sql("r1", "SELECT id FROM hang_t")} >= {0, 2}
         finally:
             cluster.thaw("primary")
-            manager.stop()
-            db.close()
 
 
 def test_a_read_blocked_on_a_deposed_primary_ends_and_statements_elsewhere_run_on():

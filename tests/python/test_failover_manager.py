@@ -29,21 +29,15 @@ import time
 import pytest
 
 from conftest import require_pg_server, wait_until
+from failover_helpers import WAIT_S, history, history_cluster, in_recovery, judged
 
 import replikit
 from replikit import _core
 from replikit.pg import database_for_cluster
 from replikit.testing import ClusterSQLError, LocalCluster
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from tests.checker import failover as history  # noqa: E402
-
 pytestmark = pytest.mark.pg
 
-WAIT_S = 30.0
 SYNC_RUNS = int(os.environ.get("REPLIKIT_FAILOVER_SYNC_RUNS", "5"))
 
 @pytest.fixture(autouse=True)
@@ -51,33 +45,8 @@ def _server():
     require_pg_server()
 
 
-def fast_database(cluster):
-    return database_for_cluster(cluster, probe_interval_ms=50, probe_timeout_ms=200, connect_timeout_ms=2000)
-
-
-def fast_manager(db, **options):
-    detector = _core.DetectorConfig(interval_ms=50, missed_threshold=3)
-    return _core.FailoverManager(db, detector=detector, state_interval_ms=50, **options)
-
-
-def Writer(db, cluster):
-    """A FailoverWriter (tests/checker/failover.py): records every write in its history."""
-    return history.FailoverWriter(db, cluster)
-
-
-def judged(cluster, writer, node):
-    """The writer's history read back on ``node`` and checked: (ops, violations)."""
-    history.read_back(cluster, node, writer.history)
-    ops = writer.history.ops()
-    return ops, history.check(ops)
-
-
 def ids_on(cluster, node):
     return {int(r[0]) for r in cluster.sql(node, "SELECT id FROM w")}
-
-
-def in_recovery(cluster, node):
-    return cluster.sql(node, "SELECT pg_is_in_recovery()")[0][0] == "t"
 
 
 def read_only(cluster, node):
@@ -88,10 +57,11 @@ def read_only(cluster, node):
         return False
 
 
-def crash_under_writes(cluster, db, manager, before_crash=None):
-    """Kills the primary instance under a running writer; returns (writer, report, kill_ns).
-    ``before_crash(writer)`` runs once the writer has 50 acknowledged writes."""
-    writer = Writer(db, cluster)
+def crash_under_writes(setup, before_crash=None):
+    """Kills the primary instance of a history_cluster() under its running writer; returns
+    (writer, report, kill_ns). ``before_crash(writer)`` runs once the writer has 50
+    acknowledged writes."""
+    cluster, manager, writer = setup.cluster, setup.manager, setup.writer
     writer.start()
     wait_until(lambda: len(writer.acked) >= 50, WAIT_S, "writes before the crash")
     if before_crash is not None:
@@ -111,116 +81,102 @@ def crash_under_writes(cluster, db, manager, before_crash=None):
 def test_sync_any1_crash_loses_no_acknowledged_write():
     recoveries, acked = [], 0
     for run in range(SYNC_RUNS):
-        with LocalCluster(replicas=2, mode="sync", sync_count=1) as cluster:
-            cluster.sql("primary", history.SCHEMA)
-            cluster.wait_caught_up(timeout_ms=WAIT_S * 1000)
-            db = fast_database(cluster)
-            manager = fast_manager(db)
-            try:
-                manager.start()
-                time.sleep(0.3)  # the manager reads synchronous_standby_names while the primary is up
-                writer, report, kill_ns = crash_under_writes(cluster, db, manager)
-                first = writer.first_ack_after(kill_ns, report.promoted)
-                recoveries.append((first - kill_ns) / 1e6)
-                acked += len(writer.acked)
-                # The history: every acknowledged write on the new primary, one writable primary
-                # per epoch and per timeline, none taken by the old primary after the new one.
-                ops, violations = judged(cluster, writer, report.promoted)
-                assert violations == [], (run, violations[:5], history.describe(ops))
-                shape = history.describe(ops)
-                assert shape["timelines"] == {1: ["primary"], 2: [report.promoted]}, shape
-                assert report.lost_writes.lost == [], report
-                assert db.lost_writes(writer.session).lost == []
-                other = ({"r1", "r2"} - {report.promoted}).pop()
-                assert report.repointed == [other], report
-                print(f"run {run}: kill -> first acknowledged write on {report.promoted}: "
-                      f"{recoveries[-1]:.0f} ms; writes {shape['writes']}; {report!r}")
-            finally:
-                manager.stop()
-                db.close()
+        with history_cluster(replicas=2, mode="sync", sync_count=1) as setup:
+            cluster, db = setup.cluster, setup.db
+            setup.manager.start()
+            time.sleep(0.3)  # the manager reads synchronous_standby_names while the primary is up
+            writer, report, kill_ns = crash_under_writes(setup)
+            first = writer.first_ack_after(kill_ns, report.promoted)
+            recoveries.append((first - kill_ns) / 1e6)
+            acked += len(writer.acked)
+            # The history: every acknowledged write on the new primary, one writable primary
+            # per epoch and per timeline, none taken by the old primary after the new one.
+            ops, violations = judged(cluster, writer, report.promoted)
+            assert violations == [], (run, violations[:5], history.describe(ops))
+            shape = history.describe(ops)
+            assert shape["timelines"] == {1: ["primary"], 2: [report.promoted]}, shape
+            assert report.lost_writes.lost == [], report
+            assert db.lost_writes(writer.session).lost == []
+            other = ({"r1", "r2"} - {report.promoted}).pop()
+            assert report.repointed == [other], report
+            print(f"run {run}: kill -> first acknowledged write on {report.promoted}: "
+                  f"{recoveries[-1]:.0f} ms; writes {shape['writes']}; {report!r}")
     print(f"sync ANY 1, {SYNC_RUNS} runs, {acked} acknowledged writes, 0 lost: kill -> first "
           f"acknowledged write, ms: median {sorted(recoveries)[len(recoveries) // 2]:.0f}, "
           f"max {max(recoveries):.0f}")
 
 
 def test_async_crash_reports_exactly_the_lost_writes_and_fences_the_old_primary():
-    with LocalCluster(replicas=2, mode="async") as cluster:
-        cluster.sql("primary", history.SCHEMA)
-        cluster.wait_caught_up(timeout_ms=WAIT_S * 1000)
-        db = fast_database(cluster)
-        manager = fast_manager(db)
-        try:
-            manager.start()
-            time.sleep(0.3)
+    with history_cluster(replicas=2, mode="async") as setup:
+        cluster, db = setup.cluster, setup.db
+        setup.manager.start()
+        time.sleep(0.3)
 
-            reader = []  # a session whose one write is lost, and that reads next
+        reader = []  # a session whose one write is lost, and that reads next
 
-            def stall_replication(writer):
-                # The WAL senders stop: the primary keeps acknowledging (async) writes that no
-                # replica receives; the crash loses them.
-                assert len(cluster.pause_wal_send("primary")) == 2
-                reader.append(replikit.Session())
-                db.execute("INSERT INTO w VALUES (-2)", session=reader[0])
-                count = len(writer.acked)
-                wait_until(lambda: len(writer.acked) >= count + 30, WAIT_S, "writes on the primary alone")
+        def stall_replication(writer):
+            # The WAL senders stop: the primary keeps acknowledging (async) writes that no
+            # replica receives; the crash loses them.
+            assert len(cluster.pause_wal_send("primary")) == 2
+            reader.append(replikit.Session())
+            db.execute("INSERT INTO w VALUES (-2)", session=reader[0])
+            count = len(writer.acked)
+            wait_until(lambda: len(writer.acked) >= count + 30, WAIT_S, "writes on the primary alone")
 
-            writer, report, kill_ns = crash_under_writes(cluster, db, manager, stall_replication)
-            new = report.promoted
-            ops, violations = judged(cluster, writer, new)
-            print(f"async: {history.describe(ops)}; {report!r}")
-            lost = history.lost_xids(violations, ops)
-            # The history checker's lost writes (acknowledged, missing on the new primary, read
-            # with psql) are exactly the ones the manager and the database report.
-            assert [v for v in violations if v["kind"] != "lost"] == [], violations[:5]
-            assert len(lost) >= 30, lost
-            assert sorted(db.lost_writes(writer.session).lost_xids) == lost
-            reader_lost = db.lost_writes(reader[0]).lost_xids
-            assert len(reader_lost) == 1  # its one write, acknowledged during the stall
-            assert sorted(report.lost_writes.lost_xids) == sorted(lost + reader_lost), report
+        writer, report, kill_ns = crash_under_writes(setup, stall_replication)
+        new = report.promoted
+        ops, violations = judged(cluster, writer, new)
+        print(f"async: {history.describe(ops)}; {report!r}")
+        lost = history.lost_xids(violations, ops)
+        # The history checker's lost writes (acknowledged, missing on the new primary, read
+        # with psql) are exactly the ones the manager and the database report.
+        assert [v for v in violations if v["kind"] != "lost"] == [], violations[:5]
+        assert len(lost) >= 30, lost
+        assert sorted(db.lost_writes(writer.session).lost_xids) == lost
+        reader_lost = db.lost_writes(reader[0]).lost_xids
+        assert len(reader_lost) == 1  # its one write, acknowledged during the stall
+        assert sorted(report.lost_writes.lost_xids) == sorted(lost + reader_lost), report
 
-            # A session whose write above the switch point was lost learns it on its next
-            # read-your-writes read, once (the manager gave the database the history).
-            assert db.timeline_history.current == report.timeline
-            with pytest.raises(replikit.LostWrites):
-                db.query("SELECT count(*) FROM w", session=reader[0])
-            assert db.query("SELECT count(*) FROM w", session=reader[0]).rows
+        # A session whose write above the switch point was lost learns it on its next
+        # read-your-writes read, once (the manager gave the database the history).
+        assert db.timeline_history.current == report.timeline
+        with pytest.raises(replikit.LostWrites):
+            db.query("SELECT count(*) FROM w", session=reader[0])
+        assert db.query("SELECT count(*) FROM w", session=reader[0]).rows
 
-            # The other replica follows the new primary.
-            other = ({"r1", "r2"} - {new}).pop()
-            assert report.repointed == [other]
-            top = max(writer.acked)
-            wait_until(lambda: top in ids_on(cluster, other), WAIT_S, f"{other} to replay from {new}")
+        # The other replica follows the new primary.
+        other = ({"r1", "r2"} - {new}).pop()
+        assert report.repointed == [other]
+        top = max(writer.acked)
+        wait_until(lambda: top in ids_on(cluster, other), WAIT_S, f"{other} to replay from {new}")
 
-            # The old primary restarted under the same writer: fenced by the manager, it never
-            # takes a write (by the history checker and by its own table).
-            cluster.start("primary")
-            wait_until(lambda: read_only(cluster, "primary"), WAIT_S, "the manager to fence the returning old primary")
-            before = ids_on(cluster, "primary")
-            again = history.FailoverWriter(db, cluster, name="w1", session=writer.session, first_id=10**6)
-            again.start()
-            wait_until(lambda: len(again.acked) >= 50, WAIT_S, "writes after the old primary's return")
-            again.halt()
-            history.read_back(cluster, new, again.history, first_id=10**6)
-            rest = again.history.ops()
-            assert history.check(rest) == [], history.check(rest)[:5]
-            assert {op.served for op in rest if op.f == "write" and op.type == "ok"} == {new}, history.describe(rest)
-            assert ids_on(cluster, "primary") == before
-            with pytest.raises(ClusterSQLError, match="read-only"):
-                cluster.sql("primary", "INSERT INTO w VALUES (-1)")
-            assert [n for n in ("primary", "r1", "r2") if not in_recovery(cluster, n)] == ["primary", new]
-            assert db.node("primary").role == replikit.Role.REPLICA and not db.node("primary").up
+        # The old primary restarted under the same writer: fenced by the manager, it never
+        # takes a write (by the history checker and by its own table).
+        cluster.start("primary")
+        wait_until(lambda: read_only(cluster, "primary"), WAIT_S, "the manager to fence the returning old primary")
+        before = ids_on(cluster, "primary")
+        again = setup.new_writer(name="w1", session=writer.session, first_id=10**6)
+        again.start()
+        wait_until(lambda: len(again.acked) >= 50, WAIT_S, "writes after the old primary's return")
+        again.halt()
+        history.read_back(cluster, new, again.history, first_id=10**6)
+        rest = again.history.ops()
+        assert history.check(rest) == [], history.check(rest)[:5]
+        assert {op.served for op in rest if op.f == "write" and op.type == "ok"} == {new}, history.describe(rest)
+        assert ids_on(cluster, "primary") == before
+        with pytest.raises(ClusterSQLError, match="read-only"):
+            cluster.sql("primary", "INSERT INTO w VALUES (-1)")
+        assert [n for n in ("primary", "r1", "r2") if not in_recovery(cluster, n)] == ["primary", new]
+        assert db.node("primary").role == replikit.Role.REPLICA and not db.node("primary").up
 
-            # The old primary rejoins as a replica of the new one with pg_rewind (its lost writes
-            # rewound away) and streams what the new primary took.
-            cluster.adopt_promotion(new)
-            cluster.rejoin("primary")
-            assert in_recovery(cluster, "primary") and set(cluster.replication(new)) == {"primary", other}
-            on_new = ids_on(cluster, new)
-            wait_until(lambda: ids_on(cluster, "primary") == on_new, WAIT_S,
-                       "the old primary to hold exactly the new primary's rows")
-        finally:
-            manager.stop()
-            db.close()
+        # The old primary rejoins as a replica of the new one with pg_rewind (its lost writes
+        # rewound away) and streams what the new primary took.
+        cluster.adopt_promotion(new)
+        cluster.rejoin("primary")
+        assert in_recovery(cluster, "primary") and set(cluster.replication(new)) == {"primary", other}
+        on_new = ids_on(cluster, new)
+        wait_until(lambda: ids_on(cluster, "primary") == on_new, WAIT_S,
+                   "the old primary to hold exactly the new primary's rows")
 
 
 def signal_all(pids, signum):
@@ -238,11 +194,8 @@ def test_jittered_and_short_freezes_are_not_a_failover():
     seed = int(os.environ.get("REPLIKIT_FREEZE_SEED", "9009"))
     rng = random.Random(seed)
     print(f"freeze seed {seed} (replay: REPLIKIT_FREEZE_SEED={seed})")
-    with LocalCluster(replicas=1, mode="async") as cluster:
-        cluster.sql("primary", history.SCHEMA)
-        db = fast_database(cluster)
-        manager = fast_manager(db)
-        writer = Writer(db, cluster)
+    with history_cluster(replicas=1, mode="async") as setup:
+        cluster, manager, writer = setup.cluster, setup.manager, setup.writer
         spells = []
         try:
             manager.start()
@@ -267,19 +220,14 @@ def test_jittered_and_short_freezes_are_not_a_failover():
             assert violations == [], violations[:5]
         finally:
             cluster.thaw("primary")
-            writer.halt()
-            manager.stop()
-            db.close()
 
 
 def test_a_frozen_primary_is_failed_over():
     # The manager reads the primary's settings every 10 ms here, so the freeze lands in one of
     # those reads: it must end by its own deadline (the server never answers), not block the
     # manager's thread until the primary comes back.
-    with LocalCluster(replicas=1, mode="async") as cluster:
-        db = fast_database(cluster)
-        detector = _core.DetectorConfig(interval_ms=50, missed_threshold=3)
-        manager = _core.FailoverManager(db, detector=detector, state_interval_ms=10)
+    with history_cluster(replicas=1, mode="async", sql=(), manager={"state_interval_ms": 10}) as setup:
+        cluster, manager = setup.cluster, setup.manager
         try:
             manager.start()
             time.sleep(0.3)
@@ -290,8 +238,6 @@ def test_a_frozen_primary_is_failed_over():
             assert report.promoted == "r1", report
             print(f"freeze -> promoted: {(report.promoted_ns - frozen_ns) / 1e6:.0f} ms; {report!r}")
         finally:
-            manager.stop()
-            db.close()
             if cluster.is_up("primary"):
                 cluster.crash("primary")  # a frozen instance would not stop cleanly
 
@@ -302,12 +248,8 @@ def test_a_hang_under_writes_then_the_old_primary_thawed_keeps_one_primary():
     # it must not acknowledge anything (the manager fences it when it answers again). The
     # write in flight on it ends as soon as the failover deposes it, with the default
     # statement timeout (30 s): within a second of the promotion, its outcome unknown or failed.
-    with LocalCluster(replicas=2, mode="async") as cluster:
-        cluster.sql("primary", history.SCHEMA)
-        cluster.wait_caught_up(timeout_ms=WAIT_S * 1000)
-        db = fast_database(cluster)
-        manager = fast_manager(db)
-        writer = Writer(db, cluster)
+    with history_cluster(replicas=2, mode="async") as setup:
+        cluster, manager, writer = setup.cluster, setup.manager, setup.writer
         try:
             manager.start()
             time.sleep(0.3)
@@ -342,35 +284,27 @@ def test_a_hang_under_writes_then_the_old_primary_thawed_keeps_one_primary():
             assert sorted(report.lost_writes.lost_xids) == history.lost_xids(violations, ops), report
         finally:
             cluster.thaw("primary")
-            writer.halt()
-            manager.stop()
-            db.close()
 
 
 def test_primary_and_its_synchronous_standby_lost_together_promote_no_one():
-    with LocalCluster(replicas=2, mode="async") as cluster:
-        cluster.sql("primary", "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (r1)'")
-        cluster.sql("primary", "SELECT pg_reload_conf()")
+    with history_cluster(replicas=2, mode="async", manager={"retry_interval_ms": 10_000},
+                         sql=("ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (r1)'",
+                              "SELECT pg_reload_conf()")) as setup:
+        cluster, manager = setup.cluster, setup.manager
         wait_until(lambda: ("r1", "quorum") in cluster.sql(
             "primary", "SELECT application_name, sync_state FROM pg_stat_replication"), WAIT_S, "r1 synchronous")
-        db = fast_database(cluster)
-        manager = fast_manager(db, retry_interval_ms=10_000)
-        try:
-            manager.start()
-            time.sleep(0.3)
-            cluster.kill("r1")
-            cluster.kill("primary")
-            assert manager.wait_reports(1, WAIT_S * 1000)
-            report = manager.reports()[0]
-            print(repr(report))
-            assert report.promoted is None, report
-            assert "synchronous" in report.reason.lower(), report.reason
-            reasons = {e.name: e.reason for e in report.plan.excluded}
-            assert reasons["r2"] == _core.ExclusionReason.NOT_SYNCHRONOUS, report.plan
-            assert in_recovery(cluster, "r2")
-        finally:
-            manager.stop()
-            db.close()
+        manager.start()
+        time.sleep(0.3)
+        cluster.kill("r1")
+        cluster.kill("primary")
+        assert manager.wait_reports(1, WAIT_S * 1000)
+        report = manager.reports()[0]
+        print(repr(report))
+        assert report.promoted is None, report
+        assert "synchronous" in report.reason.lower(), report.reason
+        reasons = {e.name: e.reason for e in report.plan.excluded}
+        assert reasons["r2"] == _core.ExclusionReason.NOT_SYNCHRONOUS, report.plan
+        assert in_recovery(cluster, "r2")
 
 
 RECORD_SCHEMA = ("CREATE TABLE replikit_failover_history (timeline integer PRIMARY KEY, promoted text "
@@ -382,21 +316,18 @@ def test_manager_killed_between_promote_and_repoint_converges_on_restart():
     # failover record for timeline 2, replayed by the replicas, makes the new primary's record
     # insert (the step after the promotion) wait for the action timeout: the manager is killed
     # there with -9, after promote and before repoint. A manager started again must converge.
-    with LocalCluster(replicas=2, mode="sync", sync_count=1,
-                      extra_settings={"max_prepared_transactions": "4"}) as cluster:
-        cluster.sql("primary", history.SCHEMA + "; " + RECORD_SCHEMA)
-        cluster.sql("primary", "BEGIN; INSERT INTO replikit_failover_history (timeline, promoted) "
-                               "VALUES (2, 'held'); PREPARE TRANSACTION 'held_record'")
-        cluster.wait_caught_up(timeout_ms=WAIT_S * 1000)
+    held = ("BEGIN; INSERT INTO replikit_failover_history (timeline, promoted) "
+            "VALUES (2, 'held'); PREPARE TRANSACTION 'held_record'")
+    # The application's database, no manager in this process.
+    with history_cluster(replicas=2, mode="sync", sync_count=1, extra_settings={"max_prepared_transactions": "4"},
+                         sql=(history.SCHEMA + "; " + RECORD_SCHEMA, held), manager=False) as setup:
+        cluster, writer = setup.cluster, setup.writer
         nodes = ["--primary", f"primary={cluster.dsn('primary')}"]
         for name in ("r1", "r2"):
             nodes += ["--replica", f"{name}={cluster.dsn(name)}"]
-        db = fast_database(cluster)  # the application's: no manager in this process
-        writer = Writer(db, cluster)
         proc = subprocess.Popen([sys.executable, "-m", "replikit", "failover-manager", *nodes,
                                  "--interval-ms", "50", "--json"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        manager = None
         try:
             writer.start()
             wait_until(lambda: len(writer.acked) >= 50, WAIT_S, "writes before the crash")
@@ -413,8 +344,7 @@ def test_manager_killed_between_promote_and_repoint_converges_on_restart():
                                     "AND promoted = %s" % f"'{new}'") == [("0",)]
             cluster.sql(new, "ROLLBACK PREPARED 'held_record'")
 
-            manager_db = fast_database(cluster)
-            manager = fast_manager(manager_db)
+            manager = setup.new_manager(setup.new_database())
             manager.start()
             wait_until(lambda: cluster.sql(other, "SELECT received_tli FROM pg_stat_wal_receiver") == [("2",)],
                        WAIT_S, f"{other} repointed to {new}'s timeline")
@@ -432,14 +362,9 @@ def test_manager_killed_between_promote_and_repoint_converges_on_restart():
             print(f"killed between promote and repoint: {history.describe(ops)}")
             assert violations == [], violations[:5]
         finally:
-            writer.halt()
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-            if manager is not None:
-                manager.stop()
-                manager_db.close()
-            db.close()
 
 
 def _lines_of(stream):

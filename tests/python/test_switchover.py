@@ -2,7 +2,7 @@
 by the history checker (tests/checker/failover.py: nothing acknowledged lost, one writable
 primary per epoch and per timeline); under reads in flight on the old primary, drained, or cut
 at max_drain_ms (at most half the database's acquire_timeout_ms), each counted;
-and the `replikit switchover` CLI. The helpers are test_failover_manager.py's. Each test prints
+and the `replikit switchover` CLI. The setup is failover_helpers.history_cluster(). Each test prints
 the times it measured.
 """
 
@@ -13,11 +13,10 @@ import threading
 import pytest
 
 from conftest import require_pg_server, wait_until
-from test_failover_manager import WAIT_S, Writer, fast_database, fast_manager, history, in_recovery, judged
+from failover_helpers import WAIT_S, history, history_cluster, in_recovery, judged
 
 import replikit
 from replikit import _core
-from replikit.pg import database_for_cluster
 from replikit.testing import LocalCluster
 
 pytestmark = pytest.mark.pg
@@ -29,34 +28,26 @@ def _server():
 
 
 def test_switchover_under_writes_loses_nothing():
-    with LocalCluster(replicas=2, mode="async") as cluster:
-        cluster.sql("primary", history.SCHEMA)
-        cluster.wait_caught_up(timeout_ms=WAIT_S * 1000)
-        db = fast_database(cluster)
-        manager = fast_manager(db)
-        writer = Writer(db, cluster)
-        try:
-            writer.start()
-            wait_until(lambda: len(writer.acked) >= 50, WAIT_S, "writes before the switchover")
-            report = manager.switchover("r2")
-            wait_until(lambda: any(n == "r2" for _, n in list(writer.acked.values())), WAIT_S, "writes on r2")
-            writer.halt()
-            times = sorted(t for t, _ in writer.acked.values())
-            gap_ms = max(b - a for a, b in zip(times, times[1:])) / 1e6
-            print(f"switchover: write pause {report.write_pause_ms:.1f} ms (the manager's), longest gap "
-                  f"between acknowledged writes {gap_ms:.1f} ms (the client's), errors {writer.errors}; "
-                  f"{report!r}")
-            assert report.promoted == "r2", report
-            assert report.write_pause_ms > 0
-            ops, violations = judged(cluster, writer, "r2")
-            assert violations == [], violations[:5]
-            assert history.describe(ops)["timelines"] == {1: ["primary"], 2: ["r2"]}
-            assert report.lost_writes.lost == []
-            assert report.repointed == ["r1"]
-            assert cluster.sql("primary", "SHOW default_transaction_read_only") == [("on",)]
-        finally:
-            writer.halt()
-            db.close()
+    with history_cluster(replicas=2, mode="async") as setup:
+        cluster, manager, writer = setup.cluster, setup.manager, setup.writer
+        writer.start()
+        wait_until(lambda: len(writer.acked) >= 50, WAIT_S, "writes before the switchover")
+        report = manager.switchover("r2")
+        wait_until(lambda: any(n == "r2" for _, n in list(writer.acked.values())), WAIT_S, "writes on r2")
+        writer.halt()
+        times = sorted(t for t, _ in writer.acked.values())
+        gap_ms = max(b - a for a, b in zip(times, times[1:])) / 1e6
+        print(f"switchover: write pause {report.write_pause_ms:.1f} ms (the manager's), longest gap "
+              f"between acknowledged writes {gap_ms:.1f} ms (the client's), errors {writer.errors}; "
+              f"{report!r}")
+        assert report.promoted == "r2", report
+        assert report.write_pause_ms > 0
+        ops, violations = judged(cluster, writer, "r2")
+        assert violations == [], violations[:5]
+        assert history.describe(ops)["timelines"] == {1: ["primary"], 2: ["r2"]}
+        assert report.lost_writes.lost == []
+        assert report.repointed == ["r1"]
+        assert cluster.sql("primary", "SHOW default_transaction_read_only") == [("on",)]
 
 
 class Reader(threading.Thread):
@@ -87,14 +78,10 @@ def test_switchover_drains_the_reads_in_flight_on_the_old_primary():
     # Before the drain, the switchover waited for the old primary to have nothing in flight
     # while new strong reads kept arriving there, then fenced it under them: every read in
     # flight was cut, and the catch-up wait had no time left (no promotion).
-    with LocalCluster(replicas=2, mode="async") as cluster:
-        cluster.sql("primary", history.SCHEMA)
-        cluster.wait_caught_up(timeout_ms=WAIT_S * 1000)
-        db = fast_database(cluster)
-        manager = fast_manager(db, max_drain_ms=4000)
+    with history_cluster(replicas=2, mode="async", manager={"max_drain_ms": 4000}) as setup:
+        cluster, db, manager, writer = setup.cluster, setup.db, setup.manager, setup.writer
         strong = [Reader(db, "SELECT pg_sleep(0.3)", "strong") for _ in range(4)]
         ryw = [Reader(db, "SELECT pg_sleep(0.05)", "read_your_writes") for _ in range(2)]
-        writer = Writer(db, cluster)
         old = db.topology.index_of("primary")
         try:
             for t in strong + ryw + [writer]:
@@ -119,9 +106,8 @@ def test_switchover_drains_the_reads_in_flight_on_the_old_primary():
             assert report.lost_writes.lost == []
             assert db.topology.info(old).outstanding == 0
         finally:
-            for t in strong + ryw + [writer]:
+            for t in strong + ryw:
                 t.halt()
-            db.close()
 
 
 def switchover_under_a_long_read(db, manager):
@@ -147,66 +133,59 @@ def switchover_under_a_long_read(db, manager):
 
 def test_switchover_cuts_a_read_that_outlasts_max_drain_ms_and_counts_it():
     assert _core.FailoverManager.__init__.__doc__ and "max_drain_ms" in _core.FailoverManager.__init__.__doc__
-    with LocalCluster(replicas=1, mode="async") as cluster:
-        db = fast_database(cluster)
-        try:
-            assert _core.FailoverManager(db).max_drain_ms == 2000.0  # FailoverManagerOptions' default
-            with pytest.raises(replikit.InvalidArgument) as e:
-                _core.FailoverManager(db, max_drain_ms=-1)
-            assert e.value.argument == "max_drain_ms"
-            with pytest.raises(replikit.ArgumentTypeError) as e:
-                _core.FailoverManager(db, max_drain_ms="1s")
-            assert e.value.argument == "max_drain_ms"
-            manager = fast_manager(db, max_drain_ms=200)
-            assert manager.max_drain_ms == 200
-            report, outcome = switchover_under_a_long_read(db, manager)
-            assert report.promoted == "r1", report
-            assert (report.drained_in_flight, report.cut_in_flight) == (0, 1), report
-            assert report.drain_ms >= 200
-            assert isinstance(outcome.get("error"), replikit.ConnectionError), outcome
-            assert db.query("SELECT 1", consistency="strong").node == "r1"
-        finally:
-            db.close()
+    with history_cluster(replicas=1, mode="async", sql=(), manager=False) as setup:
+        db = setup.db
+        assert _core.FailoverManager(db).max_drain_ms == 2000.0  # FailoverManagerOptions' default
+        with pytest.raises(replikit.InvalidArgument) as e:
+            _core.FailoverManager(db, max_drain_ms=-1)
+        assert e.value.argument == "max_drain_ms"
+        with pytest.raises(replikit.ArgumentTypeError) as e:
+            _core.FailoverManager(db, max_drain_ms="1s")
+        assert e.value.argument == "max_drain_ms"
+        manager = setup.new_manager(max_drain_ms=200)
+        assert manager.max_drain_ms == 200
+        report, outcome = switchover_under_a_long_read(db, manager)
+        assert report.promoted == "r1", report
+        assert (report.drained_in_flight, report.cut_in_flight) == (0, 1), report
+        assert report.drain_ms >= 200
+        assert isinstance(outcome.get("error"), replikit.ConnectionError), outcome
+        assert db.query("SELECT 1", consistency="strong").node == "r1"
 
 
 def test_switchover_counts_each_call_drained_and_each_cut():
     # Three short calls (two strong reads, a write) and a long read in flight at the hold: the
     # drain counts the three that ended (by their ends, not by the most seen in flight at once,
     # which a call that backs out of the hold would inflate) and the one the fence cut.
-    with LocalCluster(replicas=1, mode="async") as cluster:
-        db = fast_database(cluster)
-        try:
-            manager = fast_manager(db, max_drain_ms=4000)
-            outcome = {}
+    with history_cluster(replicas=1, mode="async", sql=(), manager={"max_drain_ms": 4000}) as setup:
+        db, manager = setup.db, setup.manager
+        outcome = {}
 
-            def call(key, run):
-                try:
-                    outcome[key] = run().node
-                except replikit.Error as e:
-                    outcome[key] = e
+        def call(key, run):
+            try:
+                outcome[key] = run().node
+            except replikit.Error as e:
+                outcome[key] = e
 
-            calls = {
-                "read1": lambda: db.query("SELECT pg_sleep(1.5)", consistency="strong"),
-                "read2": lambda: db.query("SELECT pg_sleep(1.5)", consistency="strong"),
-                "write": lambda: db.execute("SELECT pg_sleep(1.5)"),
-                "long": lambda: db.query("SELECT pg_sleep(30)", consistency="strong"),
-            }
-            threads = [threading.Thread(target=call, args=item, daemon=True) for item in calls.items()]
-            for t in threads:
-                t.start()
-            old = db.topology.index_of("primary")
-            wait_until(lambda: db.topology.info(old).outstanding == 4, WAIT_S, "four calls in flight")
-            report = manager.switchover("r1")
-            for t in threads:
-                t.join(WAIT_S)
-            print(f"drained and cut: {outcome}; {report!r}")
-            assert report.promoted == "r1", report
-            assert (report.drained_in_flight, report.cut_in_flight) == (3, 1), report
-            assert [outcome[k] for k in ("read1", "read2", "write")] == ["primary"] * 3, outcome
-            assert isinstance(outcome["long"], replikit.ConnectionError), outcome
-            assert db.topology.info(old).outstanding == 0
-        finally:
-            db.close()
+        calls = {
+            "read1": lambda: db.query("SELECT pg_sleep(1.5)", consistency="strong"),
+            "read2": lambda: db.query("SELECT pg_sleep(1.5)", consistency="strong"),
+            "write": lambda: db.execute("SELECT pg_sleep(1.5)"),
+            "long": lambda: db.query("SELECT pg_sleep(30)", consistency="strong"),
+        }
+        threads = [threading.Thread(target=call, args=item, daemon=True) for item in calls.items()]
+        for t in threads:
+            t.start()
+        old = db.topology.index_of("primary")
+        wait_until(lambda: db.topology.info(old).outstanding == 4, WAIT_S, "four calls in flight")
+        report = manager.switchover("r1")
+        for t in threads:
+            t.join(WAIT_S)
+        print(f"drained and cut: {outcome}; {report!r}")
+        assert report.promoted == "r1", report
+        assert (report.drained_in_flight, report.cut_in_flight) == (3, 1), report
+        assert [outcome[k] for k in ("read1", "read2", "write")] == ["primary"] * 3, outcome
+        assert isinstance(outcome["long"], replikit.ConnectionError), outcome
+        assert db.topology.info(old).outstanding == 0
 
 
 def test_a_short_acquire_timeout_shortens_the_drain_and_builds_any_manager():
@@ -220,18 +199,14 @@ def test_a_short_acquire_timeout_shortens_the_drain_and_builds_any_manager():
             assert _core.FailoverManager(db, max_drain_ms=0).max_drain_ms == 0
         finally:
             db.close()
-    with LocalCluster(replicas=1, mode="async") as cluster:
-        db = database_for_cluster(cluster, probe_interval_ms=50, probe_timeout_ms=200, connect_timeout_ms=2000,
-                                  acquire_timeout_ms=1000)
-        try:
-            manager = fast_manager(db, max_drain_ms=4000)
-            report, outcome = switchover_under_a_long_read(db, manager)
-            assert report.promoted == "r1", report
-            assert (report.drained_in_flight, report.cut_in_flight) == (0, 1), report
-            assert 500 <= report.drain_ms < 4000, report
-            assert isinstance(outcome.get("error"), replikit.ConnectionError), outcome
-        finally:
-            db.close()
+    with history_cluster(replicas=1, mode="async", sql=(), database={"acquire_timeout_ms": 1000},
+                         manager={"max_drain_ms": 4000}) as setup:
+        db, manager = setup.db, setup.manager
+        report, outcome = switchover_under_a_long_read(db, manager)
+        assert report.promoted == "r1", report
+        assert (report.drained_in_flight, report.cut_in_flight) == (0, 1), report
+        assert 500 <= report.drain_ms < 4000, report
+        assert isinstance(outcome.get("error"), replikit.ConnectionError), outcome
 
 
 def test_cli_switchover_and_failover_manager():
