@@ -119,7 +119,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # per-node offsets measured in the run. The delays are measured from a row's INSERT, whose
     # COMMIT replikit's write path sends one round trip later, and the primary's flush LSN, which
     # the prober reads, passes the row only then: the twin's prober finds a write in the
-    # primary's position that much after its commit (the median INSERT -> COMMIT of the session
+    # primary's position that much after its commit (the mean INSERT -> COMMIT of the session
     # writer's rows in the run, from the primary's WAL: fidelity.commitlag), so that the span in
     # which the primary reads ahead of a replica is the replication delay after the COMMIT.
     # The prober sends every node's query at one instant, but the machine's 2 cores run them
