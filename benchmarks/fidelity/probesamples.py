@@ -8,6 +8,7 @@ the tracker interpolates a replica's time lag on)."""
 from __future__ import annotations
 
 import bisect
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 Samples = Tuple[List[Tuple[float, int]], Dict[str, List[Tuple[float, int]]]]  # (primary, {replica: ...}), s
@@ -186,3 +187,57 @@ def promotion_wal_bytes(records: Dict[str, Dict[Any, Any]], promoted: str, kill_
     rates = sorted((b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(ps[2:], ps[3:]) if b[0] > a[0])
     steady = rates[len(rates) // 2] * (ps[2][0] - ps[0][0])
     return int(max(0.0, ps[2][1] - ps[0][1] - steady))
+
+
+# ------------------------------------------------------------------ a probe's read gap
+SAME_SEND_S = 5e-5  # a replica's query sent with the primary's (the prober sends a round's queries together)
+READ_GAP_EDGES_MS = (-10.0, -0.1, 0.0, 0.01, 0.05, 0.1, 0.2, 0.4, 10.0)
+
+
+def _paired_lags(records: Dict[str, Dict[Any, Any]], lags: List[float], lo: float) -> Optional[Dict[Any, float]]:
+    """One node's run lags (run_lags_ms' list for the probes sent from ``lo`` on, in the records'
+    order) keyed by their probe record, when they line up with its records from ``lo`` on (a lag
+    never longer than its probe's round trip); None when they do not (a probe not seen on its
+    server dropped out of the list and shifted the rest)."""
+    recs = sorted((rec[0], rec[1], key) for key, rec in records.items() if rec[0] >= lo)
+    if len(recs) < len(lags):
+        return None
+    if any(lag > (answered - sent) * 1000.0 + CLOCK_SLACK_S * 1000.0 for (sent, answered, _), lag in zip(recs, lags)):
+        return None
+    return {key: lag for (_, _, key), lag in zip(recs, lags)}
+
+
+def read_gap_rounds(records: Dict[str, Dict[Any, Any]], run_lags: List[List[float]], lo: float,
+                    hi: float) -> List[Tuple[float, bool]]:
+    """Per replica sample answered in [lo, hi) whose query left with the primary's (the same
+    round, within SAME_SEND_S) and whose run lags on both servers are known (``run_lags``:
+    probe_run_lags_ms, primary, r1, r2, from ``lo`` on): (the replica's run lag less the
+    primary's, ms; whether it was behind the primary's sample). The gap says when each server was
+    read: ~0 (both queries ran at once, in parallel) on an idle machine, apart when other work
+    (a write's replication) held a core."""
+    if len(run_lags) != 3:
+        return []
+    paired = {node: _paired_lags(records.get(node, {}), lags, lo) for node, lags in zip(("primary", "r1", "r2"), run_lags)}
+    primary = sorted((rec[0], rec[3], key) for key, rec in records.get("primary", {}).items() if rec[2] and rec[3] > 0)
+    stamps = [p[0] for p in primary]
+    out = []
+    for node in ("r1", "r2"):
+        if paired["primary"] is None or paired[node] is None:
+            continue
+        for key, rec in records.get(node, {}).items():
+            sent, answered, is_primary, lsn = rec[0], rec[1], rec[2], rec[3]
+            i = bisect.bisect_right(stamps, answered) - 1
+            if is_primary or lsn <= 0 or not lo <= answered < hi or i < 0 or abs(sent - primary[i][0]) > SAME_SEND_S:
+                continue
+            if key in paired[node] and primary[i][2] in paired["primary"]:
+                out.append((paired[node][key] - paired["primary"][primary[i][2]], lsn < primary[i][1]))
+    return out
+
+
+def twin_behind_chance(delays: List[float], commit_lag_ms: float, writes_per_s: float, gap_ms: float) -> float:
+    """The chance the twins' model gives a probe of finding a replica behind when it reads the
+    replica ``gap_ms`` after the primary: every write (Poisson at ``writes_per_s``) is in the
+    primary's position ``commit_lag_ms`` after its commit and on the replica after a delay drawn
+    from ``delays`` (ms), independently of when the probe's queries run."""
+    span = sum(max(0.0, d - commit_lag_ms - gap_ms) for d in delays) / len(delays)
+    return 1.0 - math.exp(-writes_per_s * span / 1000.0)
