@@ -287,6 +287,11 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                                                                  run["kill_s"], run["switched_s"], RUN_S),
                     "promotion_wal_bytes": probesamples.promotion_wal_bytes(run["probe_records"], run["promoted"],
                                                                             run["kill_s"]),
+                    # (read gap, behind) of the probes before the kill (fidelity/probegap.py), paired exactly.
+                    "probe_read_gaps": probesamples.read_gap_rounds(
+                        run["probe_records"], probesamples.run_lags_by_probe(run["probe_query_starts"], run["probe_records"],
+                                                                             WARM_S, run["kill_s"]),
+                        WARM_S, fed_until(run["kill_s"])),
                     "detector": run["detector"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,

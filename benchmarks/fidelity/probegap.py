@@ -32,10 +32,13 @@ def gap_rows(saved: Dict[str, Any]) -> Dict[str, List[List[float]]]:
     for mode, result in saved["modes"].items():
         bins = out.setdefault(mode, [[0.0, 0.0, 0.0] for _ in EDGES[1:]])
         for run in result["reads"]["real"]["runs"]:
-            lags = run.get("probe_run_lags", {}).get("probe_run_lags_ms") or []
             rate = SESSION_WRITE_RATE + run["background_per_s"][0]
             cl = commitlag.commit_lag_ms(run["commit_lag_ms"])
-            for gap, behind in probesamples.read_gap_rounds(run["probe_records"], lags, WARM_S, KILL_AT_S):
+            rounds = run.get("probe_read_gaps")  # paired when measured; else from the run-lag lists
+            if rounds is None:
+                lags = run.get("probe_run_lags", {}).get("probe_run_lags_ms") or []
+                rounds = probesamples.read_gap_rounds(run["probe_records"], lags, WARM_S, KILL_AT_S)
+            for gap, behind in rounds:
                 b = bins[min(len(bins) - 1, max(0, bisect.bisect_right(EDGES, gap) - 1))]
                 b[0] += 1
                 b[1] += behind

@@ -136,20 +136,19 @@ RUN_LAG_MATCH_S = 0.05  # bound of one probe's send -> start (its timeout is lon
 CLOCK_SLACK_S = 1e-5  # the servers' wall clock mapped onto time.monotonic() once: a start may read a little early
 
 
-def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: float, hi: float,
-                at: str = "end") -> List[List[float]]:
+def run_lags_by_probe(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: float, hi: float,
+                      at: str = "end") -> Dict[str, Dict[Any, float]]:
     """Per node (primary, r1, r2): for each answered probe sent in [lo, hi) (s from t0) whose query
-    was seen on its server, how long after its send the query read its positions (ms, >= 0): at
-    its end (``at="end"``: when the backend went idle, right after the executor read the LSNs and
-    sent the row) or its start; a node without any: an empty list. ``starts``: node -> (start,
-    end) pairs (QueryStarts.starts' items; a bare start, end unknown); ``records`` as real_samples
-    takes them."""
-    out: List[List[float]] = []
+    was seen on its server, keyed as in ``records``, how long after its send the query read its
+    positions (ms, >= 0): at its end (``at="end"``: when the backend went idle, right after the
+    executor read the LSNs and sent the row) or its start. ``starts``: node -> (start, end) pairs
+    (QueryStarts.starts' items; a bare start, end unknown); ``records`` as real_samples takes them."""
+    out: Dict[str, Dict[Any, float]] = {}
     for node in ("primary", "r1", "r2"):
         pairs = sorted((p, None) if isinstance(p, float) else (p[0], p[1]) for p in starts.get(node, ()))
         seen = [p[0] for p in pairs]
-        lags = []
-        for rec in records.get(node, {}).values():
+        lags = out.setdefault(node, {})
+        for key, rec in records.get(node, {}).items():
             sent, answered = rec[0], rec[1]
             if not lo <= sent < hi:
                 continue
@@ -158,9 +157,16 @@ def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: 
                 continue
             when = seen[i] if at == "start" else pairs[i][1]
             if when is not None and when <= answered + CLOCK_SLACK_S:
-                lags.append(max(0.0, when - sent) * 1000.0)
-        out.append(lags)
+                lags[key] = max(0.0, when - sent) * 1000.0
     return out
+
+
+def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: float, hi: float,
+                at: str = "end") -> List[List[float]]:
+    """run_lags_by_probe's lags as lists per node (primary, r1, r2), in the records' order; a node
+    without any: an empty list."""
+    by_probe = run_lags_by_probe(starts, records, lo, hi, at)
+    return [list(by_probe[node].values()) for node in ("primary", "r1", "r2")]
 
 
 def twin_run_lags(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], warm_s: float, kill_s: float,
@@ -207,17 +213,21 @@ def _paired_lags(records: Dict[str, Dict[Any, Any]], lags: List[float], lo: floa
     return {key: lag for (_, _, key), lag in zip(recs, lags)}
 
 
-def read_gap_rounds(records: Dict[str, Dict[Any, Any]], run_lags: List[List[float]], lo: float,
+def read_gap_rounds(records: Dict[str, Dict[Any, Any]], run_lags: Any, lo: float,
                     hi: float) -> List[Tuple[float, bool]]:
     """Per replica sample answered in [lo, hi) whose query left with the primary's (the same
-    round, within SAME_SEND_S) and whose run lags on both servers are known (``run_lags``:
-    probe_run_lags_ms, primary, r1, r2, from ``lo`` on): (the replica's run lag less the
-    primary's, ms; whether it was behind the primary's sample). The gap says when each server was
-    read: ~0 (both queries ran at once, in parallel) on an idle machine, apart when other work
-    (a write's replication) held a core."""
-    if len(run_lags) != 3:
+    round, within SAME_SEND_S) and whose run lags on both servers are known: (the replica's run
+    lag less the primary's, ms; whether it was behind the primary's sample). ``run_lags``:
+    run_lags_by_probe's, or probe_run_lags_ms' lists (primary, r1, r2, from ``lo`` on; paired with
+    the records where they line up). The gap says when each server was read: ~0 (both queries
+    ran at once, in parallel) on an idle machine, apart when other work (a write's replication)
+    held a core."""
+    if isinstance(run_lags, dict):
+        paired: Dict[str, Optional[Dict[Any, float]]] = {node: run_lags.get(node) for node in ("primary", "r1", "r2")}
+    elif len(run_lags) == 3:
+        paired = {node: _paired_lags(records.get(node, {}), lags, lo) for node, lags in zip(("primary", "r1", "r2"), run_lags)}
+    else:
         return []
-    paired = {node: _paired_lags(records.get(node, {}), lags, lo) for node, lags in zip(("primary", "r1", "r2"), run_lags)}
     primary = sorted((rec[0], rec[3], key) for key, rec in records.get("primary", {}).items() if rec[2] and rec[3] > 0)
     stamps = [p[0] for p in primary]
     out = []

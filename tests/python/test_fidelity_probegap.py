@@ -55,6 +55,19 @@ def test_run_lags_that_do_not_line_up_with_the_records_are_not_paired():
     assert probesamples.read_gap_rounds(_records(), [], 0.3, 1.0) == []  # run lags not measured
 
 
+def test_run_lags_keyed_by_probe_pair_exactly():
+    probesamples, _ = _fidelity()
+    # pg_stat_activity's (start, end) per node, s from t0: r1's first probe was not seen.
+    starts = {"primary": [(0.3001, 0.3002), (0.4001, 0.40025), (0.5001, 0.5002)],
+              "r1": [(0.4001, 0.4003), (0.5001, 0.50021)],
+              "r2": [(0.3001, 0.3004), (0.4001, 0.40025)]}
+    by_probe = probesamples.run_lags_by_probe(starts, _records(), 0.3, 1.0)
+    assert sorted(by_probe["r1"]) == [2, 3] and by_probe["r1"][2] == pytest.approx(0.3)
+    assert probesamples.run_lags_ms(starts, _records(), 0.3, 1.0)[1] == pytest.approx([0.3, 0.21])
+    rounds = probesamples.read_gap_rounds(_records(), by_probe, 0.3, 1.0)
+    assert _rounded(rounds) == [(0.0, False), (0.01, False), (0.05, True), (0.2, True)]
+
+
 def test_the_twins_behind_chance_is_the_span_between_the_primary_and_the_replica():
     probesamples, _ = _fidelity()
     # A write shows on the primary 0.05 ms after its commit and on the replica 0.3 ms after: read
