@@ -145,7 +145,7 @@ What the lag tracker is fed, recorded per probe (ProbeRecord; fidelity.probesamp
 with the twins' SimResult.probe_samples): the primary's pg_current_wal_flush_lsn() stamped at its
 query's send, each replica's replay LSN stamped at its answer. The twins' primary shows a write
 once it commits, and their replicas take the delays measured from the row's INSERT clock, so the
-twins' prober reads the primary as of the median INSERT -> COMMIT measured in the run from the
+twins' prober reads the primary as of the mean INSERT -> COMMIT measured in the run from the
 primary's WAL (fidelity.commitlag; ~0.05 ms: replikit's write path sends the COMMIT right behind
 the statement's answer). Also recorded: when each probe's query started on its server
 (fidelity.probesamples.QueryStarts), and the new primary's full-page images after its promotion

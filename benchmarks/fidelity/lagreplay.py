@@ -46,7 +46,8 @@ def replay(saved: Dict[str, Any], sim_runs: int, seed: int) -> List[Dict[str, An
         promotion_ms = result["real"]["promotion_ms"]
         for run in result["reads"]["real"]["runs"]:
             row = {"mode": mode, "real": {w: (run["counts"][w]["lag_sum_ms"], run["counts"][w]["lag_samples"])
-                                          for w in WINDOWS}, "fed": {"real": run["probes"]}}
+                                          for w in WINDOWS},
+                   "fed": {"real": dict(run["probes"], before=killtwins.fed_before(run["probe_records"]))}}
             for name, (over, offsets_after) in VARIANTS.items():
                 twin = killtwins.sim_run_counts(saved["settings"]["preset"], mode, promotion_ms, seeds, dict(run, **over),
                                                 offsets_after=offsets_after)

@@ -8,6 +8,7 @@ the tracker interpolates a replica's time lag on)."""
 from __future__ import annotations
 
 import bisect
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 Samples = Tuple[List[Tuple[float, int]], Dict[str, List[Tuple[float, int]]]]  # (primary, {replica: ...}), s
@@ -135,20 +136,19 @@ RUN_LAG_MATCH_S = 0.05  # bound of one probe's send -> start (its timeout is lon
 CLOCK_SLACK_S = 1e-5  # the servers' wall clock mapped onto time.monotonic() once: a start may read a little early
 
 
-def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: float, hi: float,
-                at: str = "end") -> List[List[float]]:
+def run_lags_by_probe(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: float, hi: float,
+                      at: str = "end") -> Dict[str, Dict[Any, float]]:
     """Per node (primary, r1, r2): for each answered probe sent in [lo, hi) (s from t0) whose query
-    was seen on its server, how long after its send the query read its positions (ms, >= 0): at
-    its end (``at="end"``: when the backend went idle, right after the executor read the LSNs and
-    sent the row) or its start; a node without any: an empty list. ``starts``: node -> (start,
-    end) pairs (QueryStarts.starts' items; a bare start, end unknown); ``records`` as real_samples
-    takes them."""
-    out: List[List[float]] = []
+    was seen on its server, keyed as in ``records``, how long after its send the query read its
+    positions (ms, >= 0): at its end (``at="end"``: when the backend went idle, right after the
+    executor read the LSNs and sent the row) or its start. ``starts``: node -> (start, end) pairs
+    (QueryStarts.starts' items; a bare start, end unknown); ``records`` as real_samples takes them."""
+    out: Dict[str, Dict[Any, float]] = {}
     for node in ("primary", "r1", "r2"):
         pairs = sorted((p, None) if isinstance(p, float) else (p[0], p[1]) for p in starts.get(node, ()))
         seen = [p[0] for p in pairs]
-        lags = []
-        for rec in records.get(node, {}).values():
+        lags = out.setdefault(node, {})
+        for key, rec in records.get(node, {}).items():
             sent, answered = rec[0], rec[1]
             if not lo <= sent < hi:
                 continue
@@ -157,9 +157,16 @@ def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: 
                 continue
             when = seen[i] if at == "start" else pairs[i][1]
             if when is not None and when <= answered + CLOCK_SLACK_S:
-                lags.append(max(0.0, when - sent) * 1000.0)
-        out.append(lags)
+                lags[key] = max(0.0, when - sent) * 1000.0
     return out
+
+
+def run_lags_ms(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], lo: float, hi: float,
+                at: str = "end") -> List[List[float]]:
+    """run_lags_by_probe's lags as lists per node (primary, r1, r2), in the records' order; a node
+    without any: an empty list."""
+    by_probe = run_lags_by_probe(starts, records, lo, hi, at)
+    return [list(by_probe[node].values()) for node in ("primary", "r1", "r2")]
 
 
 def twin_run_lags(starts: Dict[str, Any], records: Dict[str, Dict[Any, Any]], warm_s: float, kill_s: float,
@@ -186,3 +193,61 @@ def promotion_wal_bytes(records: Dict[str, Dict[Any, Any]], promoted: str, kill_
     rates = sorted((b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(ps[2:], ps[3:]) if b[0] > a[0])
     steady = rates[len(rates) // 2] * (ps[2][0] - ps[0][0])
     return int(max(0.0, ps[2][1] - ps[0][1] - steady))
+
+
+# ------------------------------------------------------------------ a probe's read gap
+SAME_SEND_S = 5e-5  # a replica's query sent with the primary's (the prober sends a round's queries together)
+READ_GAP_EDGES_MS = (-10.0, -0.1, 0.0, 0.01, 0.05, 0.1, 0.2, 0.4, 10.0)
+
+
+def _paired_lags(records: Dict[str, Dict[Any, Any]], lags: List[float], lo: float) -> Optional[Dict[Any, float]]:
+    """One node's run lags (run_lags_ms' list for the probes sent from ``lo`` on, in the records'
+    order) keyed by their probe record, when they line up with its records from ``lo`` on (a lag
+    never longer than its probe's round trip); None when they do not (a probe not seen on its
+    server dropped out of the list and shifted the rest)."""
+    recs = sorted((rec[0], rec[1], key) for key, rec in records.items() if rec[0] >= lo)
+    if len(recs) < len(lags):
+        return None
+    if any(lag > (answered - sent) * 1000.0 + CLOCK_SLACK_S * 1000.0 for (sent, answered, _), lag in zip(recs, lags)):
+        return None
+    return {key: lag for (_, _, key), lag in zip(recs, lags)}
+
+
+def read_gap_rounds(records: Dict[str, Dict[Any, Any]], run_lags: Any, lo: float,
+                    hi: float) -> List[Tuple[float, bool]]:
+    """Per replica sample answered in [lo, hi) whose query left with the primary's (the same
+    round, within SAME_SEND_S) and whose run lags on both servers are known: (the replica's run
+    lag less the primary's, ms; whether it was behind the primary's sample). ``run_lags``:
+    run_lags_by_probe's, or probe_run_lags_ms' lists (primary, r1, r2, from ``lo`` on; paired with
+    the records where they line up). The gap says when each server was read: ~0 (both queries
+    ran at once, in parallel) on an idle machine, apart when other work (a write's replication)
+    held a core."""
+    if isinstance(run_lags, dict):
+        paired: Dict[str, Optional[Dict[Any, float]]] = {node: run_lags.get(node) for node in ("primary", "r1", "r2")}
+    elif len(run_lags) == 3:
+        paired = {node: _paired_lags(records.get(node, {}), lags, lo) for node, lags in zip(("primary", "r1", "r2"), run_lags)}
+    else:
+        return []
+    primary = sorted((rec[0], rec[3], key) for key, rec in records.get("primary", {}).items() if rec[2] and rec[3] > 0)
+    stamps = [p[0] for p in primary]
+    out = []
+    for node in ("r1", "r2"):
+        if paired["primary"] is None or paired[node] is None:
+            continue
+        for key, rec in records.get(node, {}).items():
+            sent, answered, is_primary, lsn = rec[0], rec[1], rec[2], rec[3]
+            i = bisect.bisect_right(stamps, answered) - 1
+            if is_primary or lsn <= 0 or not lo <= answered < hi or i < 0 or abs(sent - primary[i][0]) > SAME_SEND_S:
+                continue
+            if key in paired[node] and primary[i][2] in paired["primary"]:
+                out.append((paired[node][key] - paired["primary"][primary[i][2]], lsn < primary[i][1]))
+    return out
+
+
+def twin_behind_chance(delays: List[float], commit_lag_ms: float, writes_per_s: float, gap_ms: float) -> float:
+    """The chance the twins' model gives a probe of finding a replica behind when it reads the
+    replica ``gap_ms`` after the primary: every write (Poisson at ``writes_per_s``) is in the
+    primary's position ``commit_lag_ms`` after its commit and on the replica after a delay drawn
+    from ``delays`` (ms), independently of when the probe's queries run."""
+    span = sum(max(0.0, d - commit_lag_ms - gap_ms) for d in delays) / len(delays)
+    return 1.0 - math.exp(-writes_per_s * span / 1000.0)

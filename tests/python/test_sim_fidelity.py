@@ -259,6 +259,18 @@ def test_commit_instants_come_from_the_primarys_wal():
     assert commitlag.commit_lag_ms([]) == 0.0
 
 
+def test_the_twins_commit_lag_is_the_mean_gap():
+    """The twin subtracts one constant from per-write delays that each carry their own write's
+    INSERT -> COMMIT: the span a probe can find a replica behind in is right on average only with
+    the mean gap; a tail of slow COMMITs (a descheduled client) moves it, the median does not."""
+    _fidelity_delays()  # puts benchmarks/ on the path
+    from fidelity import commitlag
+
+    gaps = [0.04] * 9 + [1.0]  # one COMMIT sent late: its row's delay is that much longer
+    assert commitlag.commit_lag_ms(gaps) == pytest.approx(0.136, abs=1e-9)
+    assert commitlag.commit_lag_ms([-0.01, -0.03]) == 0.0  # clock noise: never a negative lag
+
+
 def test_a_kill_twin_replays_the_workload_its_run_drew():
     """The real workload's writer and readers draw from fidelity.common's seeded schedules (the
     same draws as the loops they replaced), and a kill's twin replays exactly those requests."""
