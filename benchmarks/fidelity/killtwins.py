@@ -5,7 +5,7 @@ inputs that run measured (see killreads' docstring for what the twin takes and w
 from __future__ import annotations
 
 import statistics
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from fidelity import commitlag, probesamples
 from fidelity.common import stale_at_execution
@@ -207,9 +207,10 @@ PROBE_TRACE = 2000  # a twin's tracker samples kept (a 4 s run feeds ~120)
 
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
                    scale: float = 1.0, after: bool = True, replay: bool = True,
-                   offsets_after: bool = True) -> Dict[str, Any]:
+                   offsets_after: bool = True, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
-    what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery)."""
+    what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery);
+    ``overrides``: SimConfig fields set on every twin's config (what-if re-predictions)."""
     from replikit.sim import simulate
 
     total = {w: _empty() for w in WINDOWS}
@@ -218,6 +219,8 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
     for seed in seeds:
         config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after)
         config.max_probe_samples = PROBE_TRACE
+        for name, value in (overrides or {}).items():
+            setattr(config, name, value)
         result = simulate(config, seed)
         if result.failover["recovery_ms"] is None:
             raise RuntimeError(f"a simulated {mode} failover did not complete")
@@ -229,6 +232,17 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
         reads += result.reads_submitted
         outage += result.failover["recovery_ms"]
     return {"windows": total, "reads": reads / len(seeds), "outage_ms_mean": outage / len(seeds), "probes": fed}
+
+
+def saved_kills(saved: Dict[str, Any]) -> Iterator[Tuple[str, float, Dict[str, Any], Dict[str, Any]]]:
+    """Each kill with reads of a saved ``sim_fidelity.py --scenario kill --json`` file: its mode,
+    the mode's measured promotion (ms), the kill's record (its counts per window and its twin's
+    inputs: real_reads) and its twin's prediction as saved (sim_run_counts)."""
+    for mode, result in saved["modes"].items():
+        reads = result.get("reads")
+        if reads:
+            for run, twin in zip(reads["real"]["runs"], reads["sim"]["runs"]):
+                yield mode, result["real"]["promotion_ms"], run, twin
 
 
 def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[Dict[str, Any]]:
