@@ -133,6 +133,10 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # The prober's per-node cadences after the outage are not those before it (a stall on the dead
     # primary sends every overdue query at once, often bringing them together): with
     # ``offsets_after`` the twin's from the crash on are those measured after the promotion.
+    # The new primary acknowledges at once in every mode: a promoted standby keeps its own
+    # synchronous_standby_names, which LocalCluster leaves empty and replikit's FailoverManager does
+    # not set (a twin whose new primary waited for the detached survivor acknowledged its first
+    # writes ~50 ms late, so their sessions' read-your-writes reads still went to the survivor).
     probe_half = statistics.median(run["probe_half_round_trips"])
     return SimConfig(duration_ms=RUN_S * 1000.0, write_rate_per_s=SESSION_WRITE_RATE,
                      background_write_rate_per_s=background_before,
@@ -140,7 +144,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      read_rate_per_s=READ_RATE, sessions=SESSIONS,
                      consistency_mix={"eventual": 0.5, "read_your_writes": 0.5},
                      replicas=2, names=["primary", "r1", "r2"], mode=sim_mode, sync_count=sync_count,
-                     crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms, missed_heartbeats=misses,
+                     mode_after_promotion="async", crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms,
+                     missed_heartbeats=misses,
                      promote_ms=promotion_ms + run["switch_ms"],
                      repoint_ms=max(0.0, run["stream_ms"] - run["switch_ms"]),
                      repoint_catch_up_ms=max(0.0, run["repoint_ms"] - max(run["stream_ms"], run["switch_ms"])),

@@ -221,6 +221,20 @@ std::vector<SimField> capacity_fields() {
                        [](const SimConfig& c) { return py::cast(c.mode); },
                        [](SimConfig& c, const py::handle& v) { c.mode = to_enum<sim::ReplicationMode>(v, "mode"); }});
   f.push_back(number_field("sync_count", &SimConfig::sync_count, "SEMI_SYNC / REMOTE_APPLY: standbys that must confirm."));
+  f.push_back(SimField{"mode_after_promotion",
+                       "When a promoted primary acknowledges a write, from its promotion on (a ReplicationMode or "
+                       "its name; a promoted standby has no synchronous standbys unless set); None: mode throughout.",
+                       0,
+                       [](const SimConfig& c) {
+                         return c.mode_after_promotion ? py::cast(*c.mode_after_promotion) : py::object(py::none());
+                       },
+                       [](SimConfig& c, const py::handle& v) {
+                         if (v.is_none()) {
+                           c.mode_after_promotion.reset();
+                         } else {
+                           c.mode_after_promotion = to_enum<sim::ReplicationMode>(v, "mode_after_promotion");
+                         }
+                       }});
   f.push_back(SimField{"router", "The Router's settings (a RouterConfig; its seed is derived from the run's).", 0,
                        [](const SimConfig& c) { return py::cast(c.router); },
                        [](SimConfig& c, const py::handle& v) {

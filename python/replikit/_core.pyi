@@ -56,6 +56,7 @@ class SimConfig:
     replica_latency: LatencyDistribution
     replica_latency_after_crash: Optional[LatencyDistribution]  # set with a LatencyDistribution, a number of ms or None (replica_latency)
     mode: ReplicationMode  # set with a ReplicationMode or its name
+    mode_after_promotion: Optional[ReplicationMode]  # set with a ReplicationMode, its name or None (mode throughout)
     sync_count: int
     router: RouterConfig
     lag: LagConfig

@@ -1,5 +1,6 @@
 // The replication latency from the primary's crash on (SimConfig::replica_latency_after_crash):
-// unset, the run is the one it was; set, only what is sent after the crash draws from it.
+// unset, the run is the one it was; set, only what is sent after the crash draws from it. And
+// the promoted primary's acknowledgement rule (SimConfig::mode_after_promotion).
 #include <gtest/gtest.h>
 
 #include "replikit/errors.hpp"
@@ -14,6 +15,7 @@ using namespace replikit::sim;
 using replikit::testing::expect_invalid;
 
 constexpr std::size_t kEventual = static_cast<std::size_t>(Consistency::Eventual);
+constexpr std::size_t kReadYourWrites = static_cast<std::size_t>(Consistency::ReadYourWrites);
 
 // Session writes at 200/s, eventual and read-your-writes reads, a crash at 1.5 s.
 SimConfig crashing() {
@@ -76,6 +78,69 @@ TEST(SimAfterCrash, AnInfiniteMeanNamesTheField) {
   SimConfig c = crashing();
   c.replica_latency_after_crash = LatencyDistribution::pareto(1.0, 0.5);
   expect_invalid("replica_latency_after_crash", [&] { simulate(c, 1); });
+}
+
+// A synchronous cluster whose surviving standby streams again only 150 ms after the promotion.
+SimConfig sync_with_slow_repoint() {
+  SimConfig c = crashing();
+  c.mode = ReplicationMode::Sync;
+  c.repoint_ms = 150;
+  c.window_edges_ms = {0, 1500};
+  return c;
+}
+
+double primary_share(const LevelStats& l) {
+  return l.answered ? static_cast<double>(l.served_by_primary) / static_cast<double>(l.answered) : 0.0;
+}
+
+TEST(SimModeAfterPromotion, UnsetOrEqualToModeIsTheSameRun) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimModeAfterPromotion.Same", 23);
+  SimConfig c = sync_with_slow_repoint();
+  const SimResult unset = simulate(c, seed);
+  c.mode_after_promotion = ReplicationMode::Sync;
+  const SimResult same = simulate(c, seed);
+  EXPECT_EQ(unset.events, same.events);
+  EXPECT_EQ(unset.writes_acknowledged, same.writes_acknowledged);
+  EXPECT_EQ(unset.failover_windows[2].levels[kReadYourWrites].served_by_primary,
+            same.failover_windows[2].levels[kReadYourWrites].served_by_primary);
+}
+
+TEST(SimModeAfterPromotion, AnAsyncNewPrimaryAcknowledgesWithoutItsStandby) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimModeAfterPromotion.Async", 24);
+  SimConfig c = sync_with_slow_repoint();
+  const SimResult sync = simulate(c, seed);
+  c.mode_after_promotion = ReplicationMode::Async;
+  const SimResult async = simulate(c, seed);
+  ASSERT_EQ(sync.failover_windows.size(), 3u);
+  ASSERT_EQ(async.failover_windows.size(), 3u);
+  EXPECT_TRUE(sync.conserved());
+  EXPECT_TRUE(async.conserved());
+  // Up to the promotion the two runs are one run.
+  EXPECT_EQ(sync.failover_windows[0].reads_answered, async.failover_windows[0].reads_answered);
+  EXPECT_EQ(sync.failover_windows[0].levels[kReadYourWrites].served_by_primary,
+            async.failover_windows[0].levels[kReadYourWrites].served_by_primary);
+  EXPECT_EQ(sync.failover.recovery_ms, async.failover.recovery_ms);
+  // The synchronous new primary holds every write until its standby streams (150 ms of 2.4 s
+  // at 200/s: ~30 writes waiting ~75 ms); the asynchronous one acknowledges at once.
+  EXPECT_GT(sync.mean_write_latency_ms, async.mean_write_latency_ms + 0.5);
+  // Its sessions' tokens then move on at once, past the detached survivor: their read-your-writes
+  // reads go to the primary, where a held write's session still read its older token on the survivor.
+  const LevelStats &s = sync.failover_windows[2].levels[kReadYourWrites],
+                   &a = async.failover_windows[2].levels[kReadYourWrites];
+  EXPECT_GT(a.answered, 1000u);
+  EXPECT_GT(primary_share(a), primary_share(s) + 0.01);
+  EXPECT_EQ(a.stale, 0u);
+  EXPECT_EQ(s.stale, 0u);
+}
+
+TEST(SimModeAfterPromotion, AnUnknownModeNamesTheField) {
+  SimConfig c = crashing();
+  c.mode_after_promotion = static_cast<ReplicationMode>(7);
+  expect_invalid("mode_after_promotion", [&] { simulate(c, 1); });
+  c.replicas = 0;
+  c.crash_primary_at_ms = -1;
+  c.mode_after_promotion = ReplicationMode::Sync;
+  expect_invalid("mode_after_promotion", [&] { simulate(c, 1); });
 }
 
 }  // namespace

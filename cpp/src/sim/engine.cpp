@@ -57,6 +57,7 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
       bytes_(static_cast<std::uint64_t>(config.write_size_bytes)),
       row_bytes_(static_cast<std::uint64_t>(config.write_size_bytes - config.commit_record_bytes)) {
   res_.seed = seed;
+  mode_ = config.mode;
   tracker_ = std::make_unique<LagTracker>(topology_, config.lag);
   RouterConfig rc = config.router;
   rc.seed = SplitMix64(seed ^ 0x5EED5EED5EED5EEDull).next();

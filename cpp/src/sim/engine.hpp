@@ -252,6 +252,7 @@ class Simulation {
   std::uint64_t in_flight_background_ = 0;
   std::uint64_t last_judged_seq_ = 0;  // the current primary's last non-background commit
   int primary_ = 0;
+  ReplicationMode mode_ = ReplicationMode::Async;  // the current primary's acknowledgement rule (mode_after_promotion once promoted)
   std::uint64_t last_seq_ = 0;    // the current primary's last commit
   std::uint64_t acked_high_ = 0;  // highest sequence acknowledged on the current timeline
   std::uint8_t timeline_ = 1;

@@ -109,6 +109,7 @@ void Simulation::complete_promotion(int node) {
   ++timeline_;
   n.timeline = timeline_;
   primary_ = node;
+  mode_ = c_.mode_after_promotion.value_or(mode_);
   promoting_ = -1;
   last_seq_ = cutoff;
   last_judged_seq_ = judged_seq(cutoff);

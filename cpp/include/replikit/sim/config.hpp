@@ -163,6 +163,11 @@ struct SimConfig {
   // ---- replication ----
   ReplicationMode mode = ReplicationMode::Async;
   int sync_count = 1;  ///< SemiSync / RemoteApply: standbys that must confirm (1..replicas)
+  /// The acknowledgement rule of a primary a failover promoted, from its promotion on (with
+  /// sync_count): a promoted PostgreSQL standby keeps its own synchronous_standby_names, empty
+  /// unless someone sets it (replikit's FailoverManager and LocalCluster set none), so it
+  /// acknowledges at once where the old primary waited for its standbys. Empty: `mode` throughout.
+  std::optional<ReplicationMode> mode_after_promotion;
 
   // ---- routing and lag tracking inside the cluster ----
   RouterConfig router;
