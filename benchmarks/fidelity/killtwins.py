@@ -88,14 +88,17 @@ def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, floa
 
 # ------------------------------------------------------------------ the simulated runs
 def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
-               scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True) -> Any:
+               scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True,
+               align: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
     delays times ``scale``), its failover timings: the simulated promotion ends when the real
     client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
     when the real one had caught up (repoint_ms after the new primary's first write). With
     ``after`` and delays measured after the recovery (run["delays_after"]: the offset probe
     against the new primary, reading the caught-up survivor), those are the replication delays
-    from the crash on (replica_latency_after_crash); else the ones before the kill throughout."""
+    from the crash on (replica_latency_after_crash); else the ones before the kill throughout.
+    With ``align`` (and ``replay``) the replayed workload and the windows are shifted so that the
+    twin's crash falls where the real kill fell in the workload (workload_shift_ms)."""
     from failover_bench import REPLIKIT_PRESETS
 
     from fidelity.kill import SIM_MODES, twin_timing
@@ -138,7 +141,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # not set (a twin whose new primary waited for the detached survivor acknowledged its first
     # writes ~50 ms late, so their sessions' read-your-writes reads still went to the survivor).
     probe_half = statistics.median(run["probe_half_round_trips"])
-    return SimConfig(duration_ms=RUN_S * 1000.0, write_rate_per_s=SESSION_WRITE_RATE,
+    shift = workload_shift_ms(run, crash) if align and replay else 0.0
+    return SimConfig(duration_ms=RUN_S * 1000.0 + shift, write_rate_per_s=SESSION_WRITE_RATE,
                      background_write_rate_per_s=background_before,
                      background_write_rate_after_crash_per_s=background_after,
                      read_rate_per_s=READ_RATE, sessions=SESSIONS,
@@ -151,7 +155,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      repoint_catch_up_ms=max(0.0, run["repoint_ms"] - max(run["stream_ms"], run["switch_ms"])),
                      reset_tracker_on_promotion=run["tracker_reset"],
                      failover_model="core", probe_interval_ms=probe_ms,
-                     sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0, crash],
+                     sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0 + shift, crash],
                      read_service=0.05, write_service=0.1, apply_rate_per_s=100_000.0,
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
@@ -159,7 +163,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      probe_offsets_ms=run["probe_offsets_ms"], promotion_wal_bytes=run.get("promotion_wal_bytes", 0),
                      probe_offsets_after_crash_ms=offsets_after_crash(run, probe_ms) if offsets_after else [],
                      **run.get("probe_run_lags", {}), **timing, **after_crash_delays(run, after),
-                     **replayed_workload(run, replay))
+                     **replayed_workload(run, replay, shift))
 
 
 def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
@@ -177,13 +181,42 @@ def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
     return probe_offsets(sends, RUN_S, interval_ms, since, promoted[0])
 
 
-def replayed_workload(run: Dict[str, Any], replay: bool) -> Dict[str, Any]:
+def replayed_workload(run: Dict[str, Any], replay: bool, shift_ms: float = 0.0) -> Dict[str, Any]:
     """The twin's session writes and reads: with ``replay``, the real run's own (its seeded
-    schedules: the same instants, sessions and levels; killreads.workload_arrivals), else Poisson
-    draws of the twin's seed at the same rates. Right after the recovery a few reads decide the
-    stale share (the survivor lacks every new write for ~50-80 ms: most reads then are stale), so
-    independent draws compare the real run's sample of that window with its expectation."""
-    return workload_arrivals(run["seed"]) if replay else {}
+    schedules: the same instants, sessions and levels; killreads.workload_arrivals) ``shift_ms``
+    later (those then outside [0, RUN_S + shift_ms) left out), else Poisson draws of the twin's
+    seed at the same rates. Right after the recovery a few reads decide the stale share (the
+    survivor lacks every new write for ~50-80 ms: most reads then are stale), so independent draws
+    compare the real run's sample of that window with its expectation."""
+    if not replay:
+        return {}
+    end = RUN_S * 1000.0 + shift_ms
+    return {name: [(t + shift_ms, *rest) for t, *rest in arrivals if 0.0 <= t + shift_ms < end]
+            for name, arrivals in workload_arrivals(run["seed"]).items()}
+
+
+def real_kill_ms(run: Dict[str, Any]) -> float:
+    """When the real primary was killed (ms from the run's start): saved by real_reads (kill_s);
+    in runs saved before it, the kill's measured phase after the prober's last send to the primary
+    (detector["phase_raw_ms"]) added to the send it follows, the first after which it falls at
+    KILL_AT_S or later (the kill follows KILL_AT_S by a few ms, less than a probe period)."""
+    if "kill_s" in run:
+        return run["kill_s"] * 1000.0
+    phase_s = run["detector"]["phase_raw_ms"] / 1000.0
+    kills = [rec[0] + phase_s for rec in run["probe_records"].get("primary", {}).values()
+             if rec[0] + phase_s >= KILL_AT_S]
+    return min(kills) * 1000.0 if kills else KILL_AT_S * 1000.0
+
+
+def workload_shift_ms(run: Dict[str, Any], crash_ms: float) -> float:
+    """How much later than in the real run the twin's crash falls (crash_ms: on its own probe grid,
+    at the kill's measured phase; fidelity.kill.twin_timing): its replayed workload is moved by as
+    much, so that every write and read falls where it fell around the real kill. The twin's grid
+    starts at 0 and the real prober's anywhere: unshifted, the twin's crash fell 10-23 ms (some
+    kills ~110 ms) after the real kill's instant in the schedule, and the few reads and writes
+    right after the recovery that decide the primary's read share and the stale share were
+    others than the real run's (the same seeds recur in every mode and run: a bias, not noise)."""
+    return crash_ms - real_kill_ms(run)
 
 
 def after_crash_delays(run: Dict[str, Any], after: bool) -> Dict[str, Any]:
@@ -212,7 +245,8 @@ PROBE_TRACE = 2000  # a twin's tracker samples kept (a 4 s run feeds ~120)
 
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
                    scale: float = 1.0, after: bool = True, replay: bool = True,
-                   offsets_after: bool = True, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                   offsets_after: bool = True, overrides: Optional[Dict[str, Any]] = None,
+                   align: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
     what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery);
     ``overrides``: SimConfig fields set on every twin's config (what-if re-predictions)."""
@@ -222,8 +256,9 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
     fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
     for seed in seeds:
-        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after)
+        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after, align)
         config.max_probe_samples = PROBE_TRACE
+        shift_s = config.duration_ms / 1e3 - RUN_S  # the windows' shift (sim_config's align)
         for name, value in (overrides or {}).items():
             setattr(config, name, value)
         result = simulate(config, seed)
@@ -232,8 +267,9 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
         add_counts(total, sim_counts(result))
         samples = probesamples.sim_samples(result.probe_samples)
         recovered = result.failover_windows["after_recovery"]["from_ms"] / 1e3
-        probesamples.add(fed["before"], probesamples.behind_counts(samples, WARM_S, config.crash_primary_at_ms / 1e3))
-        probesamples.add(fed["after"], probesamples.behind_counts(samples, recovered, RUN_S))
+        probesamples.add(fed["before"], probesamples.behind_counts(samples, WARM_S + shift_s,
+                                                                   config.crash_primary_at_ms / 1e3))
+        probesamples.add(fed["after"], probesamples.behind_counts(samples, recovered, RUN_S + shift_s))
         reads += result.reads_submitted
         outage += result.failover["recovery_ms"]
     return {"windows": total, "reads": reads / len(seeds), "outage_ms_mean": outage / len(seeds), "probes": fed}
@@ -278,7 +314,7 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms; after "
             f"it, {len(run['offsets_after'])} offset reads, delay mean "
             f"{statistics.fmean(run['delays_after'] or [float('nan')]):.3f} ms")
-        out.append({"counts": counts, "seed": run["seed"], "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
+        out.append({"counts": counts, "seed": run["seed"], "kill_s": run["kill_s"], "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
                     "delays": twin_delays(run, run["delays"]),
                     "probe_records": run["probe_records"], "commit_lag_ms": run["commit_lag_ms"], "probes": fed,
                     "tracker_reset": run["tracker_reset"],

@@ -15,8 +15,8 @@ kill's twin again with the current code from the inputs saved with it (fidelity.
 ``--sim-runs`` seeds from ``--seed``; by default each file's own, so unchanged code gives back the
 saved counts); progress goes to stderr; ``--set FIELD=VALUE`` sets a SimConfig field on every
 twin (VALUE as JSON, else a string; e.g. ``--set mode_after_promotion=null``: what-if figures);
-``--twin OPTION=VALUE`` passes an option of fidelity.killtwins.sim_run_counts (after,
-offsets_after, replay, scale; e.g. ``--twin replay=false``).
+``--twin OPTION=VALUE`` passes an option of fidelity.killtwins.sim_run_counts (align, after,
+offsets_after, replay, scale; e.g. ``--twin align=false``).
 ``--progress LOG`` reads the load average of each file from
 a campaign log ("run K seed S start T load a b c" / "run K rc R end T load a b c" lines, matched
 to files named runK.json) where the file did not save it.
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fidelity import killtwins, windowstats  # noqa: E402
 
 Counts = Dict[str, Dict[str, float]]
-TWIN_OPTIONS = {"after", "offsets_after", "replay", "scale"}  # killtwins.sim_run_counts' options
+TWIN_OPTIONS = {"align", "after", "offsets_after", "replay", "scale"}  # killtwins.sim_run_counts' options
 
 
 def campaign_loads(path: Optional[str]) -> Dict[str, Dict[str, List[float]]]:
@@ -123,7 +123,7 @@ def main(argv: Any = None, log: Any = print) -> int:
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="FIELD=VALUE",
                         help="with --repredict: a SimConfig field set on every twin (VALUE as JSON)")
     parser.add_argument("--twin", type=setting, action="append", default=[], metavar="OPTION=VALUE",
-                        help="with --repredict: an option of killtwins.sim_run_counts (after, replay, ...)")
+                        help="with --repredict: an option of killtwins.sim_run_counts (align, after, ...)")
     parser.add_argument("--progress", help="a campaign log with each run's load average")
     args = parser.parse_args(argv)
     if args.sim_runs is not None and not 1 <= args.sim_runs <= 1000:
