@@ -168,6 +168,11 @@ std::vector<SimField> background_fields() {
                        [](SimConfig& c, const py::handle& v) {
                          c.reset_tracker_on_promotion = to_bool(v, "reset_tracker_on_promotion");
                        }});
+  f.push_back(SimField{"probe_at_promotion",
+                       "True: the lag prober probes every node at the promotion and keeps its cadence from there (a "
+                       "prober that adopts the promoted primary at a probe); False: its ticks from the run's start.",
+                       0, [](const SimConfig& c) { return py::cast(c.probe_at_promotion); },
+                       [](SimConfig& c, const py::handle& v) { c.probe_at_promotion = to_bool(v, "probe_at_promotion"); }});
   f.push_back(SimField{"probe_latency",
                        "One-way latency of the lag prober's queries (ms; a number is a constant); None: client_latency.",
                        0,

@@ -1,7 +1,11 @@
 // The replication latency from the primary's crash on (SimConfig::replica_latency_after_crash):
 // unset, the run is the one it was; set, only what is sent after the crash draws from it. And
-// the promoted primary's acknowledgement rule (SimConfig::mode_after_promotion).
+// the promoted primary's acknowledgement rule (SimConfig::mode_after_promotion), and the lag
+// prober's cadence restarting at the promotion (SimConfig::probe_at_promotion).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
 
 #include "replikit/errors.hpp"
 #include "replikit/sim/simulator.hpp"
@@ -141,6 +145,47 @@ TEST(SimModeAfterPromotion, AnUnknownModeNamesTheField) {
   c.crash_primary_at_ms = -1;
   c.mode_after_promotion = ReplicationMode::Sync;
   expect_invalid("mode_after_promotion", [&] { simulate(c, 1); });
+}
+
+// The lag prober's samples of `node` (primary or replica ones) stamped at or after `from_ms`.
+std::vector<double> stamps(const SimResult& r, int node, bool primary, double from_ms) {
+  std::vector<double> out;
+  for (const ProbeSample& p : r.probe_samples) {
+    if (p.node == node && p.primary == primary && p.stamp_ms >= from_ms) out.push_back(p.stamp_ms);
+  }
+  return out;
+}
+
+TEST(SimProbeAtPromotion, TheProbersCadenceRestartsAtThePromotion) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeAtPromotion.Cadence", 25);
+  SimConfig c = crashing();
+  c.promote_ms = 137;  // the promotion falls between two of the prober's 100 ms ticks
+  c.max_probe_samples = 1000;
+  const SimResult ticks = simulate(c, seed);
+  c.probe_at_promotion = true;
+  const SimResult restarted = simulate(c, seed);
+  ASSERT_GT(restarted.failover.recovery_ms, 0);
+  EXPECT_EQ(ticks.failover.recovery_ms, restarted.failover.recovery_ms);
+  const double promoted_at = c.crash_primary_at_ms + restarted.failover.recovery_ms;
+  const int promoted = restarted.failover.promoted == "replica1" ? 1 : 2;
+  const int survivor = 3 - promoted;
+  // Its first sample of the new primary is sent at the promotion, the survivor's next samples an
+  // interval apart from there; with the run's ticks, at the next multiple of 100 ms.
+  const std::vector<double> p = stamps(restarted, promoted, true, promoted_at);
+  const std::vector<double> s = stamps(restarted, survivor, false, promoted_at);
+  ASSERT_GE(p.size(), 3u);
+  ASSERT_GE(s.size(), 3u);
+  EXPECT_NEAR(p[0], promoted_at, 1e-6);
+  EXPECT_NEAR(p[1] - p[0], c.probe_interval_ms, 1e-6);
+  EXPECT_NEAR(s[0] - promoted_at, 0.0, 2.0);  // a replica is stamped at its answer: a round trip
+  EXPECT_NEAR(s[1] - s[0], c.probe_interval_ms, 2.0);
+  const std::vector<double> old = stamps(ticks, promoted, true, promoted_at);
+  ASSERT_FALSE(old.empty());
+  EXPECT_NEAR(std::fmod(old[0], c.probe_interval_ms), 0.0, 1e-6);
+  EXPECT_GT(old[0] - promoted_at, 1.0);
+  // Before the promotion the two runs are one run.
+  EXPECT_EQ(ticks.failover_windows[0].reads_answered, restarted.failover_windows[0].reads_answered);
+  EXPECT_EQ(stamps(ticks, 0, true, 0).size(), stamps(restarted, 0, true, 0).size());
 }
 
 }  // namespace

@@ -152,7 +152,7 @@ void Simulation::dispatch(const Event& e) {
     case Ev::AckArrive: on_ack_arrive(e.node, e.gen); break;
     case Ev::WriteAcked: if (live(e.id, e.gen)) on_write_acked(e.id); break;
     case Ev::ReadDone: if (live(e.id, e.gen)) on_read_done(e.id); break;
-    case Ev::Probe: on_probe(); break;
+    case Ev::Probe: if (e.gen == probe_gen_) on_probe(); break;
     case Ev::ProbeAt: on_probe_at(e.node); break;
     case Ev::ProbeAnswer: on_probe_answer(e.node); break;
     case Ev::Sample: on_sample(); break;
@@ -167,7 +167,7 @@ void Simulation::dispatch(const Event& e) {
     case Ev::Repoint: on_repoint(e.node); break;
     case Ev::Detect: on_detect(); break;
     case Ev::BackgroundArrival: on_background_arrival(e.gen); break;
-    case Ev::ProbeSend: send_probe(e.node); break;
+    case Ev::ProbeSend: if (e.gen == probe_gen_) send_probe(e.node); break;
   }
 }
 

@@ -247,6 +247,7 @@ class Simulation {
   std::int64_t now_ = 0, duration_ns_, end_ns_;
   double write_gap_ns_, read_gap_ns_, apply_mean_ns_;
   double background_gap_ns_ = 0, background_gap_after_ns_ = 0;  // 0: no background writes
+  std::uint32_t probe_gen_ = 0;  // bumped when the lag prober's cadence restarts (probe_at_promotion)
   std::uint32_t background_gen_ = 0;  // bumped when the background rate changes (the crash)
   std::size_t next_write_ = 0, next_read_ = 0;  // the next replayed arrivals (write_arrivals, read_arrivals)
   std::uint64_t in_flight_background_ = 0;

@@ -124,6 +124,12 @@ struct SimConfig {
   /// old primary's last sample. Either way the history restarts when the new primary's
   /// position is below the last one sampled (writes lost), as the real prober does.
   bool reset_tracker_on_promotion = true;
+  /// Whether the lag prober probes every node at the promotion and keeps its cadence from there,
+  /// as a client does whose prober learns of the new primary by probing it (replikit's prober
+  /// adopts a promoted node at the probe that finds it out of recovery: the client switches at a
+  /// probe, and the next probe of the survivor comes a whole interval later), instead of keeping
+  /// its ticks from the run's start, at whatever phase the promotion falls.
+  bool probe_at_promotion = false;
   /// One-way latency of the lag prober's queries (each way), when it differs from the
   /// application's client_latency (a prober in its own thread, without the application's
   /// pool and interpreter); empty: client_latency.
