@@ -321,6 +321,9 @@ def test_a_kill_twin_replays_the_workload_where_the_real_kill_fell():
     assert aligned.duration_ms == pytest.approx(killtwins.RUN_S * 1000.0 + shift)
     assert aligned.window_edges_ms == pytest.approx([killtwins.WARM_S * 1000.0 + shift, crash])
     assert [a[0] for a in aligned.read_arrivals] == pytest.approx([t for t, *_ in moved["read_arrivals"]])
+    # The survivor receives nothing until the real one had caught up (120 ms after the new primary's
+    # first write, the client's switch 70 ms after it), then all at once.
+    assert aligned.repoint_ms == pytest.approx(50.0) and aligned.repoint_catch_up_ms == 0.0
     unaligned = killtwins.sim_config("fast", "async", 30.0, 1, inputs, align=False)
     assert unaligned.duration_ms == killtwins.RUN_S * 1000.0
     assert [a[0] for a in unaligned.read_arrivals] == pytest.approx([t for t, *_ in plain["read_arrivals"]])
