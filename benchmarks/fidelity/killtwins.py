@@ -145,10 +145,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # it out of recovery and adopts it (its tracker starts afresh: run["tracker_reset"]), at a probe of
     # every node, so the survivor's next probe comes a whole interval after the switch; the twin's
     # ticks run from 0, and the promotion falls anywhere between two (SimConfig.probe_at_promotion
-    # restarts them there: on 180 saved kills it moved the primary's read share after the recovery
-    # from -1.0% to -1.4% and, at load ~10, from -8.8% to -5.3%, but the tracked lag after the
-    # recovery from +28% to +51%: its first probe of the survivor then falls in the twin's catch-up,
-    # which spreads the backlog evenly over repoint_catch_up_ms, a measurement polled under load).
+    # restarts them there: on the 240 campaign kills it moved the primary's read share after the
+    # recovery from -3.1% to -2.6%, but the tracked lag after the recovery from +36% to +56%).
     # The new primary acknowledges at once in every mode: a promoted standby keeps its own
     # synchronous_standby_names, which LocalCluster leaves empty and replikit's FailoverManager does
     # not set (a twin whose new primary waited for the detached survivor acknowledged its first
