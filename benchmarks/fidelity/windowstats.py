@@ -141,7 +141,7 @@ def print_table(title: str, table: Dict[str, Dict[str, Any]], log: Any) -> None:
                 tolerance = ABSOLUTE_TOLERANCE.get(key)
                 verdict = "" if tolerance is None else (
                     f"(tolerance {tolerance:.3f}) " + ("ok" if row["within_tolerance"] else "NO"))
-                log(f"{text} {row['predicted']:9.4f}  diff {row['absolute_error']:.4f} {verdict}")
+                log(f"{text} {row['predicted']:9.4f}  diff {row['absolute_error']:.4f} {verdict}{_kills(row)}")
                 continue
             verdict = ("within 10%" if row["within_tolerance"] else "NOT within 10%") + (
                 "" if row["resolved"] else f", interval +-{row['half_width'] * 100:.0f}% > 10%")
