@@ -148,6 +148,13 @@ std::vector<SimField> workload_fields() {
                        [](SimConfig& c, const py::handle& v) {
                          c.read_back_consistency = to_enum<Consistency>(v, "read_back_consistency");
                        }});
+  f.push_back(SimField{"session_reads_wait_for_writes",
+                       "True: a session's read-your-writes and causal reads wait while it has a write in flight (one "
+                       "request of a session at a time); False: every read leaves when it arrives.",
+                       0, [](const SimConfig& c) { return py::cast(c.session_reads_wait_for_writes); },
+                       [](SimConfig& c, const py::handle& v) {
+                         c.session_reads_wait_for_writes = to_bool(v, "session_reads_wait_for_writes");
+                       }});
   f.push_back(number_field("write_size_bytes", &SimConfig::write_size_bytes, "WAL bytes per write, its commit record included."));
   f.push_back(number_field("commit_record_bytes", &SimConfig::commit_record_bytes,
                            "Of which the commit record (in [1, write_size_bytes]): where an apply delay holds replay."));

@@ -97,6 +97,11 @@ struct SimConfig {
   double read_back_share = 0;
   double read_back_delay_ms = 0;
   Consistency read_back_consistency = Consistency::ReadYourWrites;
+  /// Whether a session's read-your-writes and causal reads wait while that session has a write
+  /// in flight, and are sent once it is acknowledged or failed (a client that runs one session's
+  /// requests one at a time, as a session lock does; they then carry the new write's token):
+  /// false, every read leaves when it arrives.
+  bool session_reads_wait_for_writes = false;
   /// WAL bytes per write, its commit record included (> 0). Default measured on PostgreSQL 15:
   /// a one-row INSERT into a table with a bigint primary key (heap 72 + btree 64 + commit 40).
   std::int64_t write_size_bytes = 176;
