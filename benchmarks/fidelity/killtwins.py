@@ -146,7 +146,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # every node, so the survivor's next probe comes a whole interval after the switch; the twin's
     # ticks run from 0, and the promotion falls anywhere between two (SimConfig.probe_at_promotion
     # restarts them there: on the 240 campaign kills it moved the primary's read share after the
-    # recovery from -3.1% to -2.6%, but the tracked lag after the recovery from +36% to +56%).
+    # recovery from -2.1% to -1.5%, but the tracked lag after the recovery from +35% to +58%).
     # The real workload holds a session's lock over each of its writes and read-your-writes reads
     # (fidelity.common.Workload): a read that arrives while its session writes leaves after the
     # write, with its token (session_reads_wait_for_writes; without, the primary's read share was
