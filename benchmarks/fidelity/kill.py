@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import statistics
 import threading
@@ -365,6 +366,7 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
     out: Dict[str, Any] = {}
     all_reads: Dict[str, List[Any]] = {"real": [], "run": [], "mode": [], "before_only": [], "poisson": []}
     started = time.monotonic()
+    load = {"start": list(os.getloadavg())}  # the figures move with the machine's load: saved with them
     for mode in settings.mode_list():
         log(f"{mode}: {settings.runs} real kills (replikit FailoverManager, preset {settings.preset}) ...")
         runs = real_runs(settings, mode, log)
@@ -432,8 +434,9 @@ def run(settings: Settings, json_path: Optional[str], log: Any = print) -> Dict[
         windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['before_only']}", pooled_before, log)
         windowstats.print_table(f"all modes pooled ({kills} kills), {DELAY_INPUTS['poisson']}", pooled_poisson, log)
     if json_path:
+        load["end"] = list(os.getloadavg())
         with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump({"scenario": "kill", "settings": vars(settings), "modes": out,
+            json.dump({"scenario": "kill", "settings": vars(settings), "load": load, "modes": out,
                        "reads_all_modes": pooled, "reads_all_modes_pooled_delays": pooled_mode,
                        "reads_all_modes_before_delays": pooled_before, "reads_all_modes_poisson": pooled_poisson},
                       fh, indent=2)

@@ -5,7 +5,7 @@ inputs that run measured (see killreads' docstring for what the twin takes and w
 from __future__ import annotations
 
 import statistics
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from fidelity import commitlag, probesamples
 from fidelity.common import stale_at_execution
@@ -88,14 +88,22 @@ def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, floa
 
 # ------------------------------------------------------------------ the simulated runs
 def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
-               scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True) -> Any:
+               scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True,
+               align: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
     delays times ``scale``), its failover timings: the simulated promotion ends when the real
     client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
     when the real one had caught up (repoint_ms after the new primary's first write). With
     ``after`` and delays measured after the recovery (run["delays_after"]: the offset probe
     against the new primary, reading the caught-up survivor), those are the replication delays
-    from the crash on (replica_latency_after_crash); else the ones before the kill throughout."""
+    from the crash on (replica_latency_after_crash); else the ones before the kill throughout.
+    The survivor receives nothing new until the real one had caught up (repoint_ms), then all it
+    lacks at once: the real one's replay stays at its old timeline's end while its walreceiver
+    already streams the new one (in 360 saved kills, 76 of its probes sent between the two measured
+    instants found it there, 2 found it part way; spreading the backlog from the stream instant, as
+    the twin did, made its tracked lag after the recovery +55% where this gives +38%, on 240 kills).
+    With ``align`` (and ``replay``) the replayed workload and the windows are shifted so that the
+    twin's crash falls where the real kill fell in the workload (workload_shift_ms)."""
     from failover_bench import REPLIKIT_PRESETS
 
     from fidelity.kill import SIM_MODES, twin_timing
@@ -133,20 +141,36 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # The prober's per-node cadences after the outage are not those before it (a stall on the dead
     # primary sends every overdue query at once, often bringing them together): with
     # ``offsets_after`` the twin's from the crash on are those measured after the promotion.
+    # Not modelled here: the real client switches when its prober, probing the promoted node, finds
+    # it out of recovery and adopts it (its tracker starts afresh: run["tracker_reset"]), at a probe of
+    # every node, so the survivor's next probe comes a whole interval after the switch; the twin's
+    # ticks run from 0, and the promotion falls anywhere between two (SimConfig.probe_at_promotion
+    # restarts them there: on the 240 campaign kills it moved the primary's read share after the
+    # recovery from -2.1% to -1.5%, but the tracked lag after the recovery from +35% to +58%).
+    # The real workload holds a session's lock over each of its writes and read-your-writes reads
+    # (fidelity.common.Workload): a read that arrives while its session writes leaves after the
+    # write, with its token (session_reads_wait_for_writes; without, the primary's read share was
+    # -3.1% [-4.4, -1.9] before the kill over the 240 campaign kills at load up to ~13, -0.3% with).
+    # The new primary acknowledges at once in every mode: a promoted standby keeps its own
+    # synchronous_standby_names, which LocalCluster leaves empty and replikit's FailoverManager does
+    # not set (a twin whose new primary waited for the detached survivor acknowledged its first
+    # writes ~50 ms late, so their sessions' read-your-writes reads still went to the survivor).
     probe_half = statistics.median(run["probe_half_round_trips"])
-    return SimConfig(duration_ms=RUN_S * 1000.0, write_rate_per_s=SESSION_WRITE_RATE,
+    shift = workload_shift_ms(run, crash) if align and replay else 0.0
+    return SimConfig(duration_ms=RUN_S * 1000.0 + shift, write_rate_per_s=SESSION_WRITE_RATE,
                      background_write_rate_per_s=background_before,
                      background_write_rate_after_crash_per_s=background_after,
                      read_rate_per_s=READ_RATE, sessions=SESSIONS,
                      consistency_mix={"eventual": 0.5, "read_your_writes": 0.5},
                      replicas=2, names=["primary", "r1", "r2"], mode=sim_mode, sync_count=sync_count,
-                     crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms, missed_heartbeats=misses,
+                     mode_after_promotion="async", session_reads_wait_for_writes=True,
+                     crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms,
+                     missed_heartbeats=misses,
                      promote_ms=promotion_ms + run["switch_ms"],
-                     repoint_ms=max(0.0, run["stream_ms"] - run["switch_ms"]),
-                     repoint_catch_up_ms=max(0.0, run["repoint_ms"] - max(run["stream_ms"], run["switch_ms"])),
+                     repoint_ms=max(0.0, run["repoint_ms"] - run["switch_ms"]), repoint_catch_up_ms=0.0,
                      reset_tracker_on_promotion=run["tracker_reset"],
                      failover_model="core", probe_interval_ms=probe_ms,
-                     sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0, crash],
+                     sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0 + shift, crash],
                      read_service=0.05, write_service=0.1, apply_rate_per_s=100_000.0,
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
@@ -154,7 +178,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      probe_offsets_ms=run["probe_offsets_ms"], promotion_wal_bytes=run.get("promotion_wal_bytes", 0),
                      probe_offsets_after_crash_ms=offsets_after_crash(run, probe_ms) if offsets_after else [],
                      **run.get("probe_run_lags", {}), **timing, **after_crash_delays(run, after),
-                     **replayed_workload(run, replay))
+                     **replayed_workload(run, replay, shift))
 
 
 def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
@@ -172,13 +196,42 @@ def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
     return probe_offsets(sends, RUN_S, interval_ms, since, promoted[0])
 
 
-def replayed_workload(run: Dict[str, Any], replay: bool) -> Dict[str, Any]:
+def replayed_workload(run: Dict[str, Any], replay: bool, shift_ms: float = 0.0) -> Dict[str, Any]:
     """The twin's session writes and reads: with ``replay``, the real run's own (its seeded
-    schedules: the same instants, sessions and levels; killreads.workload_arrivals), else Poisson
-    draws of the twin's seed at the same rates. Right after the recovery a few reads decide the
-    stale share (the survivor lacks every new write for ~50-80 ms: most reads then are stale), so
-    independent draws compare the real run's sample of that window with its expectation."""
-    return workload_arrivals(run["seed"]) if replay else {}
+    schedules: the same instants, sessions and levels; killreads.workload_arrivals) ``shift_ms``
+    later (those then outside [0, RUN_S + shift_ms) left out), else Poisson draws of the twin's
+    seed at the same rates. Right after the recovery a few reads decide the stale share (the
+    survivor lacks every new write for ~50-80 ms: most reads then are stale), so independent draws
+    compare the real run's sample of that window with its expectation."""
+    if not replay:
+        return {}
+    end = RUN_S * 1000.0 + shift_ms
+    return {name: [(t + shift_ms, *rest) for t, *rest in arrivals if 0.0 <= t + shift_ms < end]
+            for name, arrivals in workload_arrivals(run["seed"]).items()}
+
+
+def real_kill_ms(run: Dict[str, Any]) -> float:
+    """When the real primary was killed (ms from the run's start): saved by real_reads (kill_s);
+    in runs saved before it, the kill's measured phase after the prober's last send to the primary
+    (detector["phase_raw_ms"]) added to the send it follows, the first after which it falls at
+    KILL_AT_S or later (the kill follows KILL_AT_S by a few ms, less than a probe period)."""
+    if "kill_s" in run:
+        return run["kill_s"] * 1000.0
+    phase_s = run["detector"]["phase_raw_ms"] / 1000.0
+    kills = [rec[0] + phase_s for rec in run["probe_records"].get("primary", {}).values()
+             if rec[0] + phase_s >= KILL_AT_S]
+    return min(kills) * 1000.0 if kills else KILL_AT_S * 1000.0
+
+
+def workload_shift_ms(run: Dict[str, Any], crash_ms: float) -> float:
+    """How much later than in the real run the twin's crash falls (crash_ms: on its own probe grid,
+    at the kill's measured phase; fidelity.kill.twin_timing): its replayed workload is moved by as
+    much, so that every write and read falls where it fell around the real kill. The twin's grid
+    starts at 0 and the real prober's anywhere: unshifted, the twin's crash fell 10-23 ms (some
+    kills ~110 ms) after the real kill's instant in the schedule, and the few reads and writes
+    right after the recovery that decide the primary's read share and the stale share were
+    others than the real run's (the same seeds recur in every mode and run: a bias, not noise)."""
+    return crash_ms - real_kill_ms(run)
 
 
 def after_crash_delays(run: Dict[str, Any], after: bool) -> Dict[str, Any]:
@@ -223,28 +276,45 @@ def fed_before(records: Dict[str, Dict[Any, Any]]) -> Dict[str, float]:
 
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
                    scale: float = 1.0, after: bool = True, replay: bool = True,
-                   offsets_after: bool = True) -> Dict[str, Any]:
+                   offsets_after: bool = True, overrides: Optional[Dict[str, Any]] = None,
+                   align: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
-    what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery)."""
+    what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery);
+    ``overrides``: SimConfig fields set on every twin's config (what-if re-predictions)."""
     from replikit.sim import simulate
 
     total = {w: _empty() for w in WINDOWS}
     fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
     for seed in seeds:
-        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after)
+        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after, align)
         config.max_probe_samples = PROBE_TRACE
+        shift_s = config.duration_ms / 1e3 - RUN_S  # the windows' shift (sim_config's align)
+        for name, value in (overrides or {}).items():
+            setattr(config, name, value)
         result = simulate(config, seed)
         if result.failover["recovery_ms"] is None:
             raise RuntimeError(f"a simulated {mode} failover did not complete")
         add_counts(total, sim_counts(result))
         samples = probesamples.sim_samples(result.probe_samples)
         recovered = result.failover_windows["after_recovery"]["from_ms"] / 1e3
-        probesamples.add(fed["before"], probesamples.behind_counts(samples, WARM_S, fed_until(config.crash_primary_at_ms / 1e3)))
-        probesamples.add(fed["after"], probesamples.behind_counts(samples, recovered, RUN_S))
+        probesamples.add(fed["before"], probesamples.behind_counts(
+            samples, WARM_S + shift_s, fed_until(config.crash_primary_at_ms / 1e3 - shift_s) + shift_s))
+        probesamples.add(fed["after"], probesamples.behind_counts(samples, recovered, RUN_S + shift_s))
         reads += result.reads_submitted
         outage += result.failover["recovery_ms"]
     return {"windows": total, "reads": reads / len(seeds), "outage_ms_mean": outage / len(seeds), "probes": fed}
+
+
+def saved_kills(saved: Dict[str, Any]) -> Iterator[Tuple[str, float, Dict[str, Any], Dict[str, Any]]]:
+    """Each kill with reads of a saved ``sim_fidelity.py --scenario kill --json`` file: its mode,
+    the mode's measured promotion (ms), the kill's record (its counts per window and its twin's
+    inputs: real_reads) and its twin's prediction as saved (sim_run_counts)."""
+    for mode, result in saved["modes"].items():
+        reads = result.get("reads")
+        if reads:
+            for run, twin in zip(reads["real"]["runs"], reads["sim"]["runs"]):
+                yield mode, result["real"]["promotion_ms"], run, twin
 
 
 def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[Dict[str, Any]]:
@@ -275,7 +345,7 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms; after "
             f"it, {len(run['offsets_after'])} offset reads, delay mean "
             f"{statistics.fmean(run['delays_after'] or [float('nan')]):.3f} ms")
-        out.append({"counts": counts, "seed": run["seed"], "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
+        out.append({"counts": counts, "seed": run["seed"], "kill_s": run["kill_s"], "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
                     "delays": twin_delays(run, run["delays"]),
                     "probe_records": run["probe_records"], "commit_lag_ms": run["commit_lag_ms"], "probes": fed,
                     "tracker_reset": run["tracker_reset"],

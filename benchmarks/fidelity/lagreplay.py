@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fidelity import killtwins, probesamples  # noqa: E402
+from fidelity import killtwins, probesamples, windowstats  # noqa: E402
 
 WINDOWS = ("before", "after")
 # Per variant: what the kill's record is replaced with, and whether the probe offsets from the crash
@@ -42,18 +42,16 @@ def replay(saved: Dict[str, Any], sim_runs: int, seed: int) -> List[Dict[str, An
     """Per kill: its mode, the measured (sum, count) per window and each variant's prediction."""
     out = []
     seeds = range(seed, seed + sim_runs)
-    for mode, result in saved["modes"].items():
-        promotion_ms = result["real"]["promotion_ms"]
-        for run in result["reads"]["real"]["runs"]:
-            row = {"mode": mode, "real": {w: (run["counts"][w]["lag_sum_ms"], run["counts"][w]["lag_samples"])
-                                          for w in WINDOWS},
-                   "fed": {"real": dict(run["probes"], before=killtwins.fed_before(run["probe_records"]))}}
-            for name, (over, offsets_after) in VARIANTS.items():
-                twin = killtwins.sim_run_counts(saved["settings"]["preset"], mode, promotion_ms, seeds, dict(run, **over),
-                                                offsets_after=offsets_after)
-                row[name] = {w: (twin["windows"][w]["lag_sum_ms"], twin["windows"][w]["lag_samples"]) for w in WINDOWS}
-                row["fed"][name] = twin["probes"]
-            out.append(row)
+    for mode, promotion_ms, run, _ in killtwins.saved_kills(saved):
+        row = {"mode": mode, "real": {w: (run["counts"][w]["lag_sum_ms"], run["counts"][w]["lag_samples"])
+                                      for w in WINDOWS},
+               "fed": {"real": dict(run["probes"], before=killtwins.fed_before(run["probe_records"]))}}
+        for name, (over, offsets_after) in VARIANTS.items():
+            twin = killtwins.sim_run_counts(saved["settings"]["preset"], mode, promotion_ms, seeds, dict(run, **over),
+                                            offsets_after=offsets_after)
+            row[name] = {w: (twin["windows"][w]["lag_sum_ms"], twin["windows"][w]["lag_samples"]) for w in WINDOWS}
+            row["fed"][name] = twin["probes"]
+        out.append(row)
     return out
 
 
@@ -76,14 +74,8 @@ def interval(rows: List[Dict[str, Any]], side: str, window: str, seed: int) -> T
 
 
 def kills_for_ten_percent(rows: List[Dict[str, Any]], window: str) -> float:
-    """Kills for the measured mean's 95% interval to be +-10%, from its spread over these kills
-    (the ratio estimator's standard error scales as 1/sqrt(kills))."""
-    k = len(rows)
-    r = mean(rows, "real", window)
-    per_kill = sum(x["real"][window][1] for x in rows) / k
-    resid = [x["real"][window][0] - r * x["real"][window][1] for x in rows]
-    relative_se = math.sqrt(sum(e * e for e in resid) / (k - 1) / k) / per_kill / r
-    return k * (1.96 * relative_se / 0.10) ** 2
+    """Kills for the measured mean's 95% interval to be +-10%, from its spread over these kills."""
+    return windowstats.kills_for_tolerance([x["real"][window][0] for x in rows], [x["real"][window][1] for x in rows])
 
 
 def main(argv: Any = None) -> int:

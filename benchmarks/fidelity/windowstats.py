@@ -11,6 +11,7 @@ reads and the run-to-run drift of the machine, and the interval of the relative 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -46,6 +47,20 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def kills_for_tolerance(num: Sequence[float], den: Sequence[float], tolerance: float = TOLERANCE) -> float:
+    """Kills for the 95% interval of the pooled ratio sum(num) / sum(den) to be +-``tolerance``
+    (relative), from its spread over these kills (one num, den per kill): the ratio estimator's
+    standard error scales as 1/sqrt(kills). nan with fewer than 2 kills or a ratio of 0."""
+    k = len(num)
+    total_num, total_den = float(sum(num)), float(sum(den))
+    if k < 2 or total_den <= 0 or total_num <= 0:
+        return float("nan")
+    ratio, per_kill = total_num / total_den, total_den / k
+    resid = sum((n - ratio * d) ** 2 for n, d in zip(num, den))
+    relative_se = math.sqrt(resid / (k - 1) / k) / per_kill / ratio
+    return k * (1.96 * relative_se / tolerance) ** 2
+
+
 def figure_row(real: Sequence[Dict[str, Dict[str, float]]], sim: Sequence[Dict[str, Dict[str, float]]],
                window: str, figure: Tuple[str, str, str, str, str], seed: int) -> Dict[str, Any]:
     """One figure of one window: pooled measured and predicted, bootstrap intervals, verdict."""
@@ -63,7 +78,8 @@ def figure_row(real: Sequence[Dict[str, Dict[str, float]]], sim: Sequence[Dict[s
     ci = [float(v) for v in np.nanpercentile(boot_m, Z95)] if np.isfinite(boot_m).any() else [float("nan")] * 2
     row: Dict[str, Any] = {"window": window, "kind": kind, "measured": measured, "measured_ci": ci,
                            "measured_count": float(m_num.sum()), "measured_of": float(m_den.sum()),
-                           "predicted": predicted if kind != "measured" else None}
+                           "predicted": predicted if kind != "measured" else None,
+                           "kills_for_tolerance": kills_for_tolerance(m_num, m_den)}
     if kind == "measured":
         return row
     error = (predicted - measured) / measured if measured else (0.0 if predicted == 0 else float("inf"))
@@ -104,6 +120,11 @@ def _pct(v: float) -> str:
     return f"{v * 100:+.1f}%" if np.isfinite(v) else "n/a"
 
 
+def _kills(row: Dict[str, Any]) -> str:
+    needed = row.get("kills_for_tolerance", float("nan"))
+    return f"; ~{needed:.0f} kills for +-{TOLERANCE:.0%}" if np.isfinite(needed) else ""
+
+
 def print_table(title: str, table: Dict[str, Dict[str, Any]], log: Any) -> None:
     log(f"{title}: measured [95% interval] vs predicted; relative error [95% interval]; interval half-width")
     for window, label in WINDOW_LABELS.items():
@@ -120,13 +141,13 @@ def print_table(title: str, table: Dict[str, Dict[str, Any]], log: Any) -> None:
                 tolerance = ABSOLUTE_TOLERANCE.get(key)
                 verdict = "" if tolerance is None else (
                     f"(tolerance {tolerance:.3f}) " + ("ok" if row["within_tolerance"] else "NO"))
-                log(f"{text} {row['predicted']:9.4f}  diff {row['absolute_error']:.4f} {verdict}")
+                log(f"{text} {row['predicted']:9.4f}  diff {row['absolute_error']:.4f} {verdict}{_kills(row)}")
                 continue
             verdict = ("within 10%" if row["within_tolerance"] else "NOT within 10%") + (
                 "" if row["resolved"] else f", interval +-{row['half_width'] * 100:.0f}% > 10%")
             if row["fitted"]:
                 verdict = "(fitted: agrees by construction)"
             log(f"{text} {row['predicted']:9.4f}  {_pct(row['relative_error'])} [{_pct(elo)}, {_pct(ehi)}] "
-                f"+-{row['half_width'] * 100:.0f}%  {verdict}")
+                f"+-{row['half_width'] * 100:.0f}%  {verdict}{_kills(row)}")
         row = table[f"lag_max_{window}"]
         log(f"    {'replica tracked lag, max over runs (ms)':40s} {row['measured']:9.2f} {'':18s} {row['predicted']:9.2f}")

@@ -148,6 +148,13 @@ std::vector<SimField> workload_fields() {
                        [](SimConfig& c, const py::handle& v) {
                          c.read_back_consistency = to_enum<Consistency>(v, "read_back_consistency");
                        }});
+  f.push_back(SimField{"session_reads_wait_for_writes",
+                       "True: a session's read-your-writes and causal reads wait while it has a write in flight (one "
+                       "request of a session at a time); False: every read leaves when it arrives.",
+                       0, [](const SimConfig& c) { return py::cast(c.session_reads_wait_for_writes); },
+                       [](SimConfig& c, const py::handle& v) {
+                         c.session_reads_wait_for_writes = to_bool(v, "session_reads_wait_for_writes");
+                       }});
   f.push_back(number_field("write_size_bytes", &SimConfig::write_size_bytes, "WAL bytes per write, its commit record included."));
   f.push_back(number_field("commit_record_bytes", &SimConfig::commit_record_bytes,
                            "Of which the commit record (in [1, write_size_bytes]): where an apply delay holds replay."));
@@ -168,6 +175,11 @@ std::vector<SimField> background_fields() {
                        [](SimConfig& c, const py::handle& v) {
                          c.reset_tracker_on_promotion = to_bool(v, "reset_tracker_on_promotion");
                        }});
+  f.push_back(SimField{"probe_at_promotion",
+                       "True: the lag prober probes every node at the promotion and keeps its cadence from there (a "
+                       "prober that adopts the promoted primary at a probe); False: its ticks from the run's start.",
+                       0, [](const SimConfig& c) { return py::cast(c.probe_at_promotion); },
+                       [](SimConfig& c, const py::handle& v) { c.probe_at_promotion = to_bool(v, "probe_at_promotion"); }});
   f.push_back(SimField{"probe_latency",
                        "One-way latency of the lag prober's queries (ms; a number is a constant); None: client_latency.",
                        0,
@@ -221,6 +233,20 @@ std::vector<SimField> capacity_fields() {
                        [](const SimConfig& c) { return py::cast(c.mode); },
                        [](SimConfig& c, const py::handle& v) { c.mode = to_enum<sim::ReplicationMode>(v, "mode"); }});
   f.push_back(number_field("sync_count", &SimConfig::sync_count, "SEMI_SYNC / REMOTE_APPLY: standbys that must confirm."));
+  f.push_back(SimField{"mode_after_promotion",
+                       "When a promoted primary acknowledges a write, from its promotion on (a ReplicationMode or "
+                       "its name; a promoted standby has no synchronous standbys unless set); None: mode throughout.",
+                       0,
+                       [](const SimConfig& c) {
+                         return c.mode_after_promotion ? py::cast(*c.mode_after_promotion) : py::object(py::none());
+                       },
+                       [](SimConfig& c, const py::handle& v) {
+                         if (v.is_none()) {
+                           c.mode_after_promotion.reset();
+                         } else {
+                           c.mode_after_promotion = to_enum<sim::ReplicationMode>(v, "mode_after_promotion");
+                         }
+                       }});
   f.push_back(SimField{"router", "The Router's settings (a RouterConfig; its seed is derived from the run's).", 0,
                        [](const SimConfig& c) { return py::cast(c.router); },
                        [](SimConfig& c, const py::handle& v) {

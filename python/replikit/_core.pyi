@@ -42,6 +42,8 @@ class SimConfig:
     background_write_rate_per_s: float  # writes of no session: WAL only, judged by no read
     background_write_rate_after_crash_per_s: float  # < 0: background_write_rate_per_s
     reset_tracker_on_promotion: bool  # False: the tracker keeps the old primary's history (FailoverManager)
+    session_reads_wait_for_writes: bool  # True: a session's RYW / causal reads wait for its write in flight
+    probe_at_promotion: bool  # True: the prober's cadence restarts at the promotion (it adopts the new primary)
     probe_latency: Optional[LatencyDistribution]  # set with a LatencyDistribution, a number of ms or None (client_latency)
     probe_offsets_ms: List[float]  # per node, primary first, in [0, probe_interval_ms); empty: all at the tick
     repoint_catch_up_ms: float  # a repointed standby's backlog arrives spread over it (0: at once)
@@ -56,6 +58,7 @@ class SimConfig:
     replica_latency: LatencyDistribution
     replica_latency_after_crash: Optional[LatencyDistribution]  # set with a LatencyDistribution, a number of ms or None (replica_latency)
     mode: ReplicationMode  # set with a ReplicationMode or its name
+    mode_after_promotion: Optional[ReplicationMode]  # set with a ReplicationMode, its name or None (mode throughout)
     sync_count: int
     router: RouterConfig
     lag: LagConfig

@@ -1,6 +1,11 @@
 // The replication latency from the primary's crash on (SimConfig::replica_latency_after_crash):
-// unset, the run is the one it was; set, only what is sent after the crash draws from it.
+// unset, the run is the one it was; set, only what is sent after the crash draws from it. And
+// the promoted primary's acknowledgement rule (SimConfig::mode_after_promotion), and the lag
+// prober's cadence restarting at the promotion (SimConfig::probe_at_promotion).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
 
 #include "replikit/errors.hpp"
 #include "replikit/sim/simulator.hpp"
@@ -14,6 +19,7 @@ using namespace replikit::sim;
 using replikit::testing::expect_invalid;
 
 constexpr std::size_t kEventual = static_cast<std::size_t>(Consistency::Eventual);
+constexpr std::size_t kReadYourWrites = static_cast<std::size_t>(Consistency::ReadYourWrites);
 
 // Session writes at 200/s, eventual and read-your-writes reads, a crash at 1.5 s.
 SimConfig crashing() {
@@ -76,6 +82,110 @@ TEST(SimAfterCrash, AnInfiniteMeanNamesTheField) {
   SimConfig c = crashing();
   c.replica_latency_after_crash = LatencyDistribution::pareto(1.0, 0.5);
   expect_invalid("replica_latency_after_crash", [&] { simulate(c, 1); });
+}
+
+// A synchronous cluster whose surviving standby streams again only 150 ms after the promotion.
+SimConfig sync_with_slow_repoint() {
+  SimConfig c = crashing();
+  c.mode = ReplicationMode::Sync;
+  c.repoint_ms = 150;
+  c.window_edges_ms = {0, 1500};
+  return c;
+}
+
+double primary_share(const LevelStats& l) {
+  return l.answered ? static_cast<double>(l.served_by_primary) / static_cast<double>(l.answered) : 0.0;
+}
+
+TEST(SimModeAfterPromotion, UnsetOrEqualToModeIsTheSameRun) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimModeAfterPromotion.Same", 23);
+  SimConfig c = sync_with_slow_repoint();
+  const SimResult unset = simulate(c, seed);
+  c.mode_after_promotion = ReplicationMode::Sync;
+  const SimResult same = simulate(c, seed);
+  EXPECT_EQ(unset.events, same.events);
+  EXPECT_EQ(unset.writes_acknowledged, same.writes_acknowledged);
+  EXPECT_EQ(unset.failover_windows[2].levels[kReadYourWrites].served_by_primary,
+            same.failover_windows[2].levels[kReadYourWrites].served_by_primary);
+}
+
+TEST(SimModeAfterPromotion, AnAsyncNewPrimaryAcknowledgesWithoutItsStandby) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimModeAfterPromotion.Async", 24);
+  SimConfig c = sync_with_slow_repoint();
+  const SimResult sync = simulate(c, seed);
+  c.mode_after_promotion = ReplicationMode::Async;
+  const SimResult async = simulate(c, seed);
+  ASSERT_EQ(sync.failover_windows.size(), 3u);
+  ASSERT_EQ(async.failover_windows.size(), 3u);
+  EXPECT_TRUE(sync.conserved());
+  EXPECT_TRUE(async.conserved());
+  // Up to the promotion the two runs are one run.
+  EXPECT_EQ(sync.failover_windows[0].reads_answered, async.failover_windows[0].reads_answered);
+  EXPECT_EQ(sync.failover_windows[0].levels[kReadYourWrites].served_by_primary,
+            async.failover_windows[0].levels[kReadYourWrites].served_by_primary);
+  EXPECT_EQ(sync.failover.recovery_ms, async.failover.recovery_ms);
+  // The synchronous new primary holds every write until its standby streams (150 ms of 2.4 s
+  // at 200/s: ~30 writes waiting ~75 ms); the asynchronous one acknowledges at once.
+  EXPECT_GT(sync.mean_write_latency_ms, async.mean_write_latency_ms + 0.5);
+  // Its sessions' tokens then move on at once, past the detached survivor: their read-your-writes
+  // reads go to the primary, where a held write's session still read its older token on the survivor.
+  const LevelStats &s = sync.failover_windows[2].levels[kReadYourWrites],
+                   &a = async.failover_windows[2].levels[kReadYourWrites];
+  EXPECT_GT(a.answered, 1000u);
+  EXPECT_GT(primary_share(a), primary_share(s) + 0.01);
+  EXPECT_EQ(a.stale, 0u);
+  EXPECT_EQ(s.stale, 0u);
+}
+
+TEST(SimModeAfterPromotion, AnUnknownModeNamesTheField) {
+  SimConfig c = crashing();
+  c.mode_after_promotion = static_cast<ReplicationMode>(7);
+  expect_invalid("mode_after_promotion", [&] { simulate(c, 1); });
+  c.replicas = 0;
+  c.crash_primary_at_ms = -1;
+  c.mode_after_promotion = ReplicationMode::Sync;
+  expect_invalid("mode_after_promotion", [&] { simulate(c, 1); });
+}
+
+// The lag prober's samples of `node` (primary or replica ones) stamped at or after `from_ms`.
+std::vector<double> stamps(const SimResult& r, int node, bool primary, double from_ms) {
+  std::vector<double> out;
+  for (const ProbeSample& p : r.probe_samples) {
+    if (p.node == node && p.primary == primary && p.stamp_ms >= from_ms) out.push_back(p.stamp_ms);
+  }
+  return out;
+}
+
+TEST(SimProbeAtPromotion, TheProbersCadenceRestartsAtThePromotion) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeAtPromotion.Cadence", 25);
+  SimConfig c = crashing();
+  c.promote_ms = 137;  // the promotion falls between two of the prober's 100 ms ticks
+  c.max_probe_samples = 1000;
+  const SimResult ticks = simulate(c, seed);
+  c.probe_at_promotion = true;
+  const SimResult restarted = simulate(c, seed);
+  ASSERT_GT(restarted.failover.recovery_ms, 0);
+  EXPECT_EQ(ticks.failover.recovery_ms, restarted.failover.recovery_ms);
+  const double promoted_at = c.crash_primary_at_ms + restarted.failover.recovery_ms;
+  const int promoted = restarted.failover.promoted == "replica1" ? 1 : 2;
+  const int survivor = 3 - promoted;
+  // Its first sample of the new primary is sent at the promotion, the survivor's next samples an
+  // interval apart from there; with the run's ticks, at the next multiple of 100 ms.
+  const std::vector<double> p = stamps(restarted, promoted, true, promoted_at);
+  const std::vector<double> s = stamps(restarted, survivor, false, promoted_at);
+  ASSERT_GE(p.size(), 3u);
+  ASSERT_GE(s.size(), 3u);
+  EXPECT_NEAR(p[0], promoted_at, 1e-6);
+  EXPECT_NEAR(p[1] - p[0], c.probe_interval_ms, 1e-6);
+  EXPECT_NEAR(s[0] - promoted_at, 0.0, 2.0);  // a replica is stamped at its answer: a round trip
+  EXPECT_NEAR(s[1] - s[0], c.probe_interval_ms, 2.0);
+  const std::vector<double> old = stamps(ticks, promoted, true, promoted_at);
+  ASSERT_FALSE(old.empty());
+  EXPECT_NEAR(std::fmod(old[0], c.probe_interval_ms), 0.0, 1e-6);
+  EXPECT_GT(old[0] - promoted_at, 1.0);
+  // Before the promotion the two runs are one run.
+  EXPECT_EQ(ticks.failover_windows[0].reads_answered, restarted.failover_windows[0].reads_answered);
+  EXPECT_EQ(stamps(ticks, 0, true, 0).size(), stamps(restarted, 0, true, 0).size());
 }
 
 }  // namespace

@@ -108,3 +108,72 @@ TEST(SimArrivals, BadListsNameTheField) {
 }
 
 }  // namespace
+
+namespace {
+
+using namespace replikit;
+using namespace replikit::sim;
+
+constexpr std::size_t kEventualLevel = static_cast<std::size_t>(Consistency::Eventual);
+
+// Writes that take 5 ms on the primary: a session has one in flight 10% of the time.
+SimConfig slow_session_writes() {
+  SimConfig c;
+  c.duration_ms = 3000;
+  c.write_rate_per_s = 80;
+  c.read_rate_per_s = 2000;
+  c.sessions = 4;
+  c.consistency_mix = {1, 1, 0, 0, 0, 0};
+  c.write_service = LatencyDistribution::constant(5.0);
+  c.replica_latency = LatencyDistribution::constant(0.5);
+  c.client_latency = LatencyDistribution::constant(0.1);
+  return c;
+}
+
+double primary_share(const LevelStats& l) {
+  return l.answered ? static_cast<double>(l.served_by_primary) / static_cast<double>(l.answered) : 0.0;
+}
+
+TEST(SimSessionLock, ReadYourWritesReadsWaitForTheirSessionsWrite) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimSessionLock.Wait", 31);
+  SimConfig c = slow_session_writes();
+  EXPECT_FALSE(c.session_reads_wait_for_writes);
+  const SimResult free_reads = simulate(c, seed);
+  c.session_reads_wait_for_writes = true;
+  const SimResult held = simulate(c, seed);
+  EXPECT_TRUE(free_reads.conserved());
+  EXPECT_TRUE(held.conserved());
+  // A read-your-writes read that waited leaves with the new write's token, which no replica has
+  // shown yet: the primary serves it. Before, it left at once with the older token.
+  EXPECT_GT(held.levels[kRyw].answered, 2000u);
+  EXPECT_GT(primary_share(held.levels[kRyw]), primary_share(free_reads.levels[kRyw]) + 0.05);
+  EXPECT_EQ(held.levels[kRyw].stale, 0u);
+  EXPECT_EQ(free_reads.levels[kRyw].stale, 0u);
+  // The held reads leave later, not fewer (the seed's later draws come in another order).
+  const auto near = [](std::uint64_t a, std::uint64_t b) {
+    EXPECT_NEAR(static_cast<double>(a), static_cast<double>(b), 0.05 * static_cast<double>(b));
+  };
+  near(held.levels[kEventualLevel].submitted, free_reads.levels[kEventualLevel].submitted);
+  near(held.levels[kRyw].submitted, free_reads.levels[kRyw].submitted);
+}
+
+TEST(SimSessionLock, ReplayedReadsWaitAlikeAndOnlyReadYourWritesOnes) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimSessionLock.Replayed", 32);
+  SimConfig c = slow_session_writes();
+  c.session_reads_wait_for_writes = true;
+  for (int k = 0; k < 200; ++k) c.write_arrivals.push_back({10.0 + 10.0 * k, k % 4, Consistency::Eventual});
+  // Each write holds its session 5 ms: a read of that session 1 ms after it waits ~4 ms.
+  for (int k = 0; k < 200; ++k) {
+    c.read_arrivals.push_back({11.0 + 10.0 * k, k % 4, k % 2 ? Consistency::ReadYourWrites : Consistency::Eventual});
+  }
+  const SimResult r = simulate(c, seed);
+  EXPECT_TRUE(r.conserved());
+  EXPECT_EQ(r.reads_submitted, 200u);
+  EXPECT_EQ(r.levels[kRyw].answered, 100u);
+  EXPECT_EQ(r.levels[kRyw].served_by_primary, 100u);  // each left with its session's newest token
+  EXPECT_EQ(r.levels[kEventualLevel].served_by_primary, 0u);
+  c.session_reads_wait_for_writes = false;  // leaving at once, many carry an older token a replica shows
+  EXPECT_LT(simulate(c, seed).levels[kRyw].served_by_primary, 80u);
+}
+
+}  // namespace

@@ -169,6 +169,11 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"probe_run_lags_after_crash_ms": [[0.1]]}, "probe_run_lags_after_crash_ms", replikit.InvalidArgument),
     ({"promotion_wal_bytes": -1}, "promotion_wal_bytes", replikit.InvalidArgument),
     ({"promotion_wal_bytes": 1.5}, "promotion_wal_bytes", replikit.ArgumentTypeError),
+    ({"probe_at_promotion": "yes"}, "probe_at_promotion", replikit.ArgumentTypeError),
+    ({"session_reads_wait_for_writes": 1}, "session_reads_wait_for_writes", replikit.ArgumentTypeError),
+    ({"mode_after_promotion": "eventually"}, "mode_after_promotion", replikit.InvalidArgument),
+    ({"mode_after_promotion": 0}, "mode_after_promotion", replikit.ArgumentTypeError),
+    ({"mode_after_promotion": "semi_sync", "sync_count": 5}, "sync_count", replikit.InvalidArgument),
     ({"speed": 2}, "speed", replikit.ArgumentTypeError),
 ])
 def test_bad_input_raises_typed_errors_naming_the_field(fields, argument, error):
@@ -497,3 +502,20 @@ def test_a_replayed_workload_arrives_as_listed():
     with pytest.raises(replikit.InvalidArgument) as err:
         SimConfig(read_arrivals=[(1.0, 0, "fastest")])
     assert err.value.argument == "read_arrivals"
+
+
+def test_a_promoted_primary_acknowledges_by_its_own_mode():
+    c = SimConfig()
+    assert c.mode_after_promotion is None and "mode_after_promotion" not in repr(c) and c.probe_at_promotion is False
+    assert c.session_reads_wait_for_writes is False
+    fields = dict(duration_ms=3000, write_rate_per_s=200, read_rate_per_s=1000, sessions=8, mode="sync",
+                  replica_latency=0.5, client_latency=0.1, crash_primary_at_ms=1500, promote_ms=100, repoint_ms=150)
+    held = simulate(SimConfig(**fields), SEED)
+    assert simulate(SimConfig(mode_after_promotion="sync", **fields), SEED).events == held.events
+    config = SimConfig(mode_after_promotion=ReplicationMode.ASYNC, **fields)
+    assert config.mode_after_promotion == ReplicationMode.ASYNC and "mode_after_promotion" in repr(config)
+    at_once = simulate(config, SEED)
+    # The synchronous new primary holds its writes until the survivor streams again (150 ms).
+    assert held.mean_write_latency_ms > at_once.mean_write_latency_ms + 0.5
+    config.mode_after_promotion = None
+    assert simulate(config, SEED).events == held.events

@@ -305,6 +305,42 @@ def test_a_kill_twin_replays_the_workload_its_run_drew():
     assert result.writes_submitted == len(writes) and result.reads_submitted == len(reads)
 
 
+def test_a_kill_twin_replays_the_workload_where_the_real_kill_fell():
+    """The twin's crash falls on its own probe grid (at the kill's measured phase), ~10-110 ms after
+    the instant the real kill had in the schedule: its replayed writes and reads, and its windows,
+    are moved by as much. The real kill: saved (kill_s), or from the prober's sends and the phase."""
+    _fidelity_delays()  # puts benchmarks/ on the path
+    from fidelity import kill, killtwins
+
+    sends = [0.0855 + k * 0.1005 for k in range(39)]  # the real prober's grid: another phase than the twin's
+    detector = {"late_ms": 0.5, "phase_ms": 12.0, "phase_raw_ms": 12.0}
+    run = {"seed": 7, "detector": detector,
+           "probe_records": {"primary": {str(k): [t, t + 0.0004, True, 1000 + k, None] for k, t in enumerate(sends)}}}
+    assert killtwins.real_kill_ms(run) == pytest.approx((0.0855 + 19 * 0.1005 + 0.012) * 1000.0)  # 2.007 s
+    assert killtwins.real_kill_ms(dict(run, kill_s=2.003)) == pytest.approx(2003.0)
+    crash, _ = kill.twin_timing(killtwins.KILL_AT_S * 1000.0, 100.0, detector)
+    shift = killtwins.workload_shift_ms(run, crash)
+    assert shift == pytest.approx(crash - 2007.0) and 10.0 < shift < 20.0
+    plain, moved = killtwins.replayed_workload(run, True), killtwins.replayed_workload(run, True, shift)
+    for name in ("write_arrivals", "read_arrivals"):
+        kept = [(t + shift, *rest) for t, *rest in plain[name] if t + shift < killtwins.RUN_S * 1000.0 + shift]
+        assert moved[name] == kept and len(kept) == len(plain[name])
+    inputs = dict(run, delays=[0.3] * 20, commit_lag_ms=[0.05], tracker_reset=True, delays_after=[0.3] * 20,
+                  half_round_trips=[0.3] * 20, background_per_s=[200.0, 200.0], probe_half_round_trips=[0.2],
+                  probe_offsets_ms=[0.0, 0.0, 0.0], probe_run_lags={}, promotion_wal_bytes=0, repoint_ms=120.0,
+                  switch_ms=70.0, stream_ms=115.0)
+    aligned = killtwins.sim_config("fast", "async", 30.0, 1, inputs)
+    assert aligned.duration_ms == pytest.approx(killtwins.RUN_S * 1000.0 + shift)
+    assert aligned.window_edges_ms == pytest.approx([killtwins.WARM_S * 1000.0 + shift, crash])
+    assert [a[0] for a in aligned.read_arrivals] == pytest.approx([t for t, *_ in moved["read_arrivals"]])
+    # The survivor receives nothing until the real one had caught up (120 ms after the new primary's
+    # first write, the client's switch 70 ms after it), then all at once.
+    assert aligned.repoint_ms == pytest.approx(50.0) and aligned.repoint_catch_up_ms == 0.0
+    unaligned = killtwins.sim_config("fast", "async", 30.0, 1, inputs, align=False)
+    assert unaligned.duration_ms == killtwins.RUN_S * 1000.0
+    assert [a[0] for a in unaligned.read_arrivals] == pytest.approx([t for t, *_ in plain["read_arrivals"]])
+
+
 def test_fidelity_rejects_bad_scenario_settings():
     for args in (["--scenario", "delay", "--delay-ms", "0"], ["--scenario", "kill", "--modes", "sometimes"]):
         proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)

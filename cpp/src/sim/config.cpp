@@ -96,6 +96,15 @@ void check_capacity(const SimConfig& c) {
     check_int(c.sync_count, "sync_count", 1, c.replicas);
   }
   require(c.mode != ReplicationMode::Sync || c.replicas >= 1, "mode", "sync needs at least one replica");
+  if (c.mode_after_promotion) {
+    const ReplicationMode after = *c.mode_after_promotion;
+    require(static_cast<int>(after) <= 3, "mode_after_promotion", "unknown replication mode");
+    require(after == ReplicationMode::Async || c.replicas >= 1, "mode_after_promotion",
+            "a synchronous mode needs at least one replica");
+    if (after == ReplicationMode::SemiSync || after == ReplicationMode::RemoteApply) {
+      check_int(c.sync_count, "sync_count", 1, c.replicas);
+    }
+  }
   check_ms(c.probe_interval_ms, "probe_interval_ms", 0.001, kMaxDurationMs);
   const auto mean_ok = [](const LatencyDistribution& d, const char* argument) {
     require(std::isfinite(d.mean_ms()), argument, "must have a finite mean");

@@ -53,10 +53,13 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
       replica_latency_after_crash_(config.replica_latency_after_crash.value_or(config.replica_latency)),
       nodes_(static_cast<std::size_t>(config.replicas) + 1),
       sessions_(static_cast<std::size_t>(config.sessions)),
+      session_writes_(static_cast<std::size_t>(config.sessions)),
+      held_reads_(static_cast<std::size_t>(config.sessions)),
       commits_(kCommitRing),
       bytes_(static_cast<std::uint64_t>(config.write_size_bytes)),
       row_bytes_(static_cast<std::uint64_t>(config.write_size_bytes - config.commit_record_bytes)) {
   res_.seed = seed;
+  mode_ = config.mode;
   tracker_ = std::make_unique<LagTracker>(topology_, config.lag);
   RouterConfig rc = config.router;
   rc.seed = SplitMix64(seed ^ 0x5EED5EED5EED5EEDull).next();
@@ -151,7 +154,7 @@ void Simulation::dispatch(const Event& e) {
     case Ev::AckArrive: on_ack_arrive(e.node, e.gen); break;
     case Ev::WriteAcked: if (live(e.id, e.gen)) on_write_acked(e.id); break;
     case Ev::ReadDone: if (live(e.id, e.gen)) on_read_done(e.id); break;
-    case Ev::Probe: on_probe(); break;
+    case Ev::Probe: if (e.gen == probe_gen_) on_probe(); break;
     case Ev::ProbeAt: on_probe_at(e.node); break;
     case Ev::ProbeAnswer: on_probe_answer(e.node); break;
     case Ev::Sample: on_sample(); break;
@@ -166,7 +169,8 @@ void Simulation::dispatch(const Event& e) {
     case Ev::Repoint: on_repoint(e.node); break;
     case Ev::Detect: on_detect(); break;
     case Ev::BackgroundArrival: on_background_arrival(e.gen); break;
-    case Ev::ProbeSend: send_probe(e.node); break;
+    case Ev::ProbeSend: if (e.gen == probe_gen_) send_probe(e.node); break;
+    case Ev::SessionFree: on_session_free(static_cast<int>(e.id)); break;
   }
 }
 
@@ -200,6 +204,11 @@ std::uint32_t Simulation::new_job(bool write, int session, bool background) {
 
 void Simulation::free_job(std::uint32_t id) {
   Job& j = jobs_[id];
+  if (j.write && !j.background && --session_writes_[static_cast<std::size_t>(j.session)] == 0 &&
+      !held_reads_[static_cast<std::size_t>(j.session)].empty()) {
+    // Sent by an event of their own: this may run inside a loop over jobs_ that issuing would grow.
+    events_.push(now_, Ev::SessionFree, 0, static_cast<std::uint32_t>(j.session));
+  }
   (j.write ? in_flight_writes_ : in_flight_reads_)--;
   if (j.background) --in_flight_background_;
   j.state = JobState::Free;
@@ -247,10 +256,30 @@ void Simulation::on_write_arrival() {
     return;
   }
   const std::uint32_t id = new_job(true, session);
+  ++session_writes_[static_cast<std::size_t>(session)];
   const Decision d = router_->route_write();
   if (d.node == kNoNode) return fail(id, FailReason::NoNode);
   jobs_[id].node = static_cast<std::int16_t>(d.node);
   events_.push(now_ + draw_ns(client_latency_), Ev::AtNode, d.node, id, jobs_[id].gen);
+}
+
+bool Simulation::hold_read(int session, Consistency level) {
+  const auto s = static_cast<std::size_t>(session);
+  if (!c_.session_reads_wait_for_writes || session_writes_[s] == 0) return false;
+  if (level != Consistency::ReadYourWrites && level != Consistency::Causal) return false;
+  if (held_reads_[s].size() >= static_cast<std::size_t>(c_.max_queue_length)) return false;  // bounded
+  held_reads_[s].push_back(level);
+  return true;
+}
+
+void Simulation::on_session_free(int session) {
+  const auto s = static_cast<std::size_t>(session);
+  if (session_writes_[s] != 0) return;  // another write started meanwhile: they wait for it too
+  std::vector<Consistency> held;
+  held.swap(held_reads_[s]);
+  for (Consistency level : held) {
+    if (now_ < duration_ns_) issue_read(session, level);
+  }
 }
 
 void Simulation::on_background_arrival(std::uint32_t gen) {
@@ -271,6 +300,7 @@ void Simulation::on_background_arrival(std::uint32_t gen) {
 void Simulation::on_read_arrival() {
   if (!c_.read_arrivals.empty()) {
     const Arrival& a = c_.read_arrivals[next_traced(c_.read_arrivals, next_read_, Ev::ReadArrival)];
+    if (hold_read(a.session, a.level)) return;
     return issue_read(a.session, a.level);
   }
   const std::int64_t next = now_ + std::max<std::int64_t>(1, exp_ns(read_gap_ns_));
@@ -279,6 +309,7 @@ void Simulation::on_read_arrival() {
   const double x = rng_.uniform() * level_cdf_.back();
   int level = 0;
   while (level + 1 < kLevels && x >= level_cdf_[static_cast<std::size_t>(level)]) ++level;
+  if (hold_read(session, static_cast<Consistency>(level))) return;
   issue_read(session, static_cast<Consistency>(level));
 }
 

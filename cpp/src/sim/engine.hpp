@@ -21,7 +21,7 @@ enum class Ev : std::uint8_t {
   WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
   WriteAcked, ReadDone, Probe, ProbeAt, ProbeAnswer, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
   Detect,
-  BackgroundArrival, ProbeSend,
+  BackgroundArrival, ProbeSend, SessionFree,
 };
 
 struct Event {
@@ -138,6 +138,10 @@ class Simulation {
   void on_background_arrival(std::uint32_t gen);
   void schedule_background(std::int64_t from, double gap_ns);
   void issue_read(int session, Consistency level);
+  // session_reads_wait_for_writes: whether a read of `level` waits for its session's write in
+  // flight (then held), and the held reads sent once the session has none.
+  bool hold_read(int session, Consistency level);
+  void on_session_free(int session);
   void on_at_node(std::uint32_t id);
   void start_service(int node, std::uint32_t id);
   void on_service_done(std::uint32_t id);
@@ -232,6 +236,8 @@ class Simulation {
   EventQueue events_;
   std::vector<Node> nodes_;
   std::vector<Session> sessions_;
+  std::vector<std::uint32_t> session_writes_;            // per session: its writes in flight
+  std::vector<std::vector<Consistency>> held_reads_;     // per session: reads waiting for them
   std::vector<Job> jobs_;
   std::vector<std::uint32_t> free_jobs_;
   std::deque<std::pair<std::uint64_t, std::uint32_t>> wait_sync_;  // (seq, job) on the primary
@@ -247,11 +253,13 @@ class Simulation {
   std::int64_t now_ = 0, duration_ns_, end_ns_;
   double write_gap_ns_, read_gap_ns_, apply_mean_ns_;
   double background_gap_ns_ = 0, background_gap_after_ns_ = 0;  // 0: no background writes
+  std::uint32_t probe_gen_ = 0;  // bumped when the lag prober's cadence restarts (probe_at_promotion)
   std::uint32_t background_gen_ = 0;  // bumped when the background rate changes (the crash)
   std::size_t next_write_ = 0, next_read_ = 0;  // the next replayed arrivals (write_arrivals, read_arrivals)
   std::uint64_t in_flight_background_ = 0;
   std::uint64_t last_judged_seq_ = 0;  // the current primary's last non-background commit
   int primary_ = 0;
+  ReplicationMode mode_ = ReplicationMode::Async;  // the current primary's acknowledgement rule (mode_after_promotion once promoted)
   std::uint64_t last_seq_ = 0;    // the current primary's last commit
   std::uint64_t acked_high_ = 0;  // highest sequence acknowledged on the current timeline
   std::uint8_t timeline_ = 1;

@@ -109,12 +109,17 @@ void Simulation::complete_promotion(int node) {
   ++timeline_;
   n.timeline = timeline_;
   primary_ = node;
+  mode_ = c_.mode_after_promotion.value_or(mode_);
   promoting_ = -1;
   last_seq_ = cutoff;
   last_judged_seq_ = judged_seq(cutoff);
   acked_high_ = std::min(acked_high_, cutoff);
   topology_->promote(topology_->name(node));
   if (c_.reset_tracker_on_promotion) tracker_->reset();
+  if (c_.probe_at_promotion) {  // the prober's cadence restarts here (the old ticks' events lapse)
+    ++probe_gen_;
+    events_.push(now_, Ev::Probe, 0, 0, probe_gen_);
+  }
   burst_armed_ = c_.promotion_wal_bytes > 0 && burst_seq_ == 0;
   for (int q = 0; q < static_cast<int>(nodes_.size()); ++q) {
     Node& r = nodes_[static_cast<std::size_t>(q)];
@@ -181,14 +186,14 @@ void Simulation::take_out(int node) {
 }
 
 void Simulation::on_probe() {
-  if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0);
+  if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0, 0, probe_gen_);
   // As the real prober: one query per node over the network (probe_latency, else the client
   // latency, each way), a node still answering the last one skipped; a dead node never answers.
   const auto& offsets = from_crash(c_.probe_offsets_ms, c_.probe_offsets_after_crash_ms);
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     const double offset_ms = offsets.empty() ? 0 : offsets[static_cast<std::size_t>(n)];
     if (offset_ms > 0) {
-      events_.push(now_ + ns(offset_ms), Ev::ProbeSend, n);
+      events_.push(now_ + ns(offset_ms), Ev::ProbeSend, n, 0, probe_gen_);
     } else {
       send_probe(n);
     }

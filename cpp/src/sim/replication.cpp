@@ -22,7 +22,7 @@ void Simulation::commit(std::uint32_t id) {
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     if (is_replica(n) && !nodes_[static_cast<std::size_t>(n)].detached) send(nodes_[static_cast<std::size_t>(n)].wal, n, Ev::WalArrive, seq);
   }
-  if (c_.mode == ReplicationMode::Async) {
+  if (mode_ == ReplicationMode::Async) {
     j.state = JobState::ToClient;
     events_.push(now_ + draw_ns(client_latency_), Ev::WriteAcked, 0, id, j.gen);
     return;
@@ -50,7 +50,7 @@ void Simulation::on_wal_arrive(int node, std::uint32_t gen) {
   if (!n.wal.fifo.empty()) events_.push(n.wal.fifo.front().first, Ev::WalArrive, node, 0, gen);
   if (!n.alive || n.diverged) return;
   n.received = std::max(n.received, seq);
-  if (c_.mode == ReplicationMode::SemiSync || c_.mode == ReplicationMode::Sync) {
+  if (mode_ == ReplicationMode::SemiSync || mode_ == ReplicationMode::Sync) {
     send(n.acks, node, Ev::AckArrive, n.received);
   }
   start_apply(node);
@@ -85,7 +85,7 @@ void Simulation::on_apply_done(int node, std::uint32_t gen) {
     n.apply_delay_sum_ms += static_cast<double>(now_ - cm.commit_ns) * 1e-6;
     ++n.apply_delay_count;
   }
-  if (c_.mode == ReplicationMode::RemoteApply && node != primary_) send(n.acks, node, Ev::AckArrive, seq);
+  if (mode_ == ReplicationMode::RemoteApply && node != primary_) send(n.acks, node, Ev::AckArrive, seq);
   if (node == promoting_ && promote_due_ && n.applied >= n.received) {
     complete_promotion(node);
     return;
@@ -113,7 +113,7 @@ std::uint64_t Simulation::synced_seq() const {
     const Node& r = nodes_[static_cast<std::size_t>(n)];
     if (is_replica(n) && !r.detached) confirmed[static_cast<std::size_t>(count++)] = r.confirmed;
   }
-  const int k = c_.mode == ReplicationMode::Sync ? count : c_.sync_count;
+  const int k = mode_ == ReplicationMode::Sync ? count : c_.sync_count;
   if (count == 0 || k > count) return 0;
   std::nth_element(confirmed.begin(), confirmed.begin() + (k - 1), confirmed.begin() + count, std::greater<>());
   return confirmed[static_cast<std::size_t>(k - 1)];

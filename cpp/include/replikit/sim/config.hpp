@@ -97,6 +97,11 @@ struct SimConfig {
   double read_back_share = 0;
   double read_back_delay_ms = 0;
   Consistency read_back_consistency = Consistency::ReadYourWrites;
+  /// Whether a session's read-your-writes and causal reads wait while that session has a write
+  /// in flight, and are sent once it is acknowledged or failed (a client that runs one session's
+  /// requests one at a time, as a session lock does; they then carry the new write's token):
+  /// false, every read leaves when it arrives.
+  bool session_reads_wait_for_writes = false;
   /// WAL bytes per write, its commit record included (> 0). Default measured on PostgreSQL 15:
   /// a one-row INSERT into a table with a bigint primary key (heap 72 + btree 64 + commit 40).
   std::int64_t write_size_bytes = 176;
@@ -124,6 +129,12 @@ struct SimConfig {
   /// old primary's last sample. Either way the history restarts when the new primary's
   /// position is below the last one sampled (writes lost), as the real prober does.
   bool reset_tracker_on_promotion = true;
+  /// Whether the lag prober probes every node at the promotion and keeps its cadence from there,
+  /// as a client does whose prober learns of the new primary by probing it (replikit's prober
+  /// adopts a promoted node at the probe that finds it out of recovery: the client switches at a
+  /// probe, and the next probe of the survivor comes a whole interval later), instead of keeping
+  /// its ticks from the run's start, at whatever phase the promotion falls.
+  bool probe_at_promotion = false;
   /// One-way latency of the lag prober's queries (each way), when it differs from the
   /// application's client_latency (a prober in its own thread, without the application's
   /// pool and interpreter); empty: client_latency.
@@ -163,6 +174,11 @@ struct SimConfig {
   // ---- replication ----
   ReplicationMode mode = ReplicationMode::Async;
   int sync_count = 1;  ///< SemiSync / RemoteApply: standbys that must confirm (1..replicas)
+  /// The acknowledgement rule of a primary a failover promoted, from its promotion on (with
+  /// sync_count): a promoted PostgreSQL standby keeps its own synchronous_standby_names, empty
+  /// unless someone sets it (replikit's FailoverManager and LocalCluster set none), so it
+  /// acknowledges at once where the old primary waited for its standbys. Empty: `mode` throughout.
+  std::optional<ReplicationMode> mode_after_promotion;
 
   // ---- routing and lag tracking inside the cluster ----
   RouterConfig router;

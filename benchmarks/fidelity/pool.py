@@ -1,0 +1,153 @@
+"""The kill scenario's window comparison pooled over several saved runs: every kill with reads of
+each ``sim_fidelity.py --scenario kill --json`` file, measured against its twin's prediction, per
+window (before the kill, the outage, after the recovery) and figure (stale eventual reads, reads
+the primary served, reads failed, read-your-writes stale, tracked lag mean), with the error's 95%
+bootstrap interval over the kills (fidelity.windowstats: the table the kill scenario prints), all
+modes pooled and per mode, and per figure how many kills the measured figure's spread implies for
+a 95% interval of +-10%.
+
+    .venv/bin/python benchmarks/fidelity/pool.py run1.json [run2.json ...] [--repredict [--sim-runs N] [--seed S]
+                                                                             [--set FIELD=VALUE ...]
+                                                                             [--twin OPTION=VALUE ...]]
+
+By default each kill's twin counts are those saved with it. ``--repredict`` simulates every
+kill's twin again with the current code from the inputs saved with it (fidelity.killtwins:
+``--sim-runs`` seeds from ``--seed``; by default each file's own, so unchanged code gives back the
+saved counts); progress goes to stderr; ``--set FIELD=VALUE`` sets a SimConfig field on every
+twin (VALUE as JSON, else a string; e.g. ``--set mode_after_promotion=null``: what-if figures);
+``--twin OPTION=VALUE`` passes an option of fidelity.killtwins.sim_run_counts (align, after,
+offsets_after, replay, scale; e.g. ``--twin align=false``).
+``--progress LOG`` reads the load average of each file from
+a campaign log ("run K seed S start T load a b c" / "run K rc R end T load a b c" lines, matched
+to files named runK.json) where the file did not save it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fidelity import killtwins, windowstats  # noqa: E402
+
+Counts = Dict[str, Dict[str, float]]
+TWIN_OPTIONS = {"align", "after", "offsets_after", "replay", "scale"}  # killtwins.sim_run_counts' options
+
+
+def campaign_loads(path: Optional[str]) -> Dict[str, Dict[str, List[float]]]:
+    """Per run number (as a string): the load averages its campaign log recorded at its start and end."""
+    loads: Dict[str, Dict[str, List[float]]] = {}
+    if not path:
+        return loads
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            found = re.match(r"run (\d+) .*\b(start|end) \S+ load ([\d.]+) ([\d.]+) ([\d.]+)", line)
+            if found:
+                loads.setdefault(found.group(1), {})[found.group(2)] = [float(v) for v in found.group(3, 4, 5)]
+    return loads
+
+
+def load_text(saved: Dict[str, Any], path: str, campaign: Dict[str, Dict[str, List[float]]]) -> str:
+    load = saved.get("load")
+    if load is None:
+        number = re.search(r"run(\d+)\.json$", Path(path).name)
+        load = campaign.get(number.group(1)) if number else None
+    if not load:
+        return "load not saved"
+    return "load average (1/5/15 min) " + ", ".join(
+        f"{when} {'/'.join(f'{v:.2f}' for v in load[when])}" for when in ("start", "end") if when in load)
+
+
+def setting(text: str) -> Tuple[str, Any]:
+    """``--set``'s FIELD=VALUE: VALUE as JSON (null, numbers, lists), else the string itself."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
+def repredicted(saved: Dict[str, Any], mode: str, promotion_ms: float, run: Dict[str, Any], seed: Optional[int],
+                sim_runs: Optional[int], overrides: Optional[Dict[str, Any]] = None,
+                options: Optional[Dict[str, Any]] = None) -> Counts:
+    """A kill's twin counts simulated again by the current code (its saved inputs)."""
+    settings = saved["settings"]
+    first = settings["seed"] if seed is None else seed
+    seeds = range(first, first + (settings["sim_runs"] if sim_runs is None else sim_runs))
+    return killtwins.sim_run_counts(settings["preset"], mode, promotion_ms, seeds, run, overrides=overrides,
+                                    **(options or {}))["windows"]
+
+
+def pooled_kills(paths: List[str], repredict: bool, seed: Optional[int], sim_runs: Optional[int],
+                 progress: Optional[str] = None, log: Any = print,
+                 overrides: Optional[Dict[str, Any]] = None,
+                 options: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+    """Every kill of the files: its file, mode, measured counts and predicted counts."""
+    campaign = campaign_loads(progress)
+    rows: List[Dict[str, Any]] = []
+    started = time.monotonic()
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        if saved.get("scenario") != "kill":
+            raise SystemExit(f"{path}: not a saved kill scenario (sim_fidelity.py --scenario kill --json)")
+        kills = list(killtwins.saved_kills(saved))
+        modes = {m: sum(k[0] == m for k in kills) for m in dict.fromkeys(k[0] for k in kills)}
+        log(f"{path}: {len(kills)} kills ({', '.join(f'{m} {n}' for m, n in modes.items())}), seed "
+            f"{saved['settings']['seed']}, {saved['settings']['sim_runs']} twin runs per kill saved; "
+            f"{load_text(saved, path, campaign)}")
+        for i, (mode, promotion_ms, run, twin) in enumerate(kills):
+            sim = twin["windows"]
+            if repredict:
+                sim = repredicted(saved, mode, promotion_ms, run, seed, sim_runs, overrides, options)
+                print(f"  {path}: kill {i + 1}/{len(kills)} ({mode}) re-predicted, "
+                      f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+            rows.append({"file": path, "mode": mode, "real": run["counts"], "sim": sim})
+    return rows
+
+
+def main(argv: Any = None, log: Any = print) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("json", nargs="+", help="saved kill runs (their kills pooled)")
+    parser.add_argument("--repredict", action="store_true", help="simulate every kill's twin again (current code)")
+    parser.add_argument("--sim-runs", type=int, default=None, help="with --repredict: seeds per kill (default: saved)")
+    parser.add_argument("--seed", type=int, default=None, help="with --repredict: first seed (default: saved)")
+    parser.add_argument("--set", type=setting, action="append", default=[], metavar="FIELD=VALUE",
+                        help="with --repredict: a SimConfig field set on every twin (VALUE as JSON)")
+    parser.add_argument("--twin", type=setting, action="append", default=[], metavar="OPTION=VALUE",
+                        help="with --repredict: an option of killtwins.sim_run_counts (align, after, ...)")
+    parser.add_argument("--progress", help="a campaign log with each run's load average")
+    args = parser.parse_args(argv)
+    if args.sim_runs is not None and not 1 <= args.sim_runs <= 1000:
+        parser.error("--sim-runs must be in [1, 1000]")
+    if (args.set or args.twin) and not args.repredict:
+        parser.error("--set and --twin need --repredict")
+    unknown = {name for name, _ in args.twin} - TWIN_OPTIONS
+    if unknown:
+        parser.error(f"--twin: unknown option(s) {', '.join(sorted(unknown))} "
+                     f"(one of {', '.join(sorted(TWIN_OPTIONS))})")
+    rows = pooled_kills(args.json, args.repredict, args.seed, args.sim_runs, args.progress, log, dict(args.set),
+                        dict(args.twin))
+    if not rows:
+        raise SystemExit("no kills with reads in these files")
+    source = "re-predicted by the current twins" if args.repredict else "twins as saved"
+    if args.set or args.twin:
+        source += " with " + ", ".join(f"{name}={value!r}" for name, value in args.set + args.twin)
+    groups = [("all modes pooled", rows)] + [(mode, [r for r in rows if r["mode"] == mode])
+                                             for mode in dict.fromkeys(r["mode"] for r in rows)]
+    for title, chosen in groups:
+        table = windowstats.compare([r["real"] for r in chosen], [r["sim"] for r in chosen], 1)
+        windowstats.print_table(f"{title} ({len(chosen)} kills from {len(args.json)} files, {source})", table, log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
