@@ -156,32 +156,32 @@ bool NodeEvents::route(int node, bool up) {
 }
 
 bool NodeEvents::down(int node, const std::string& error) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   const auto i = static_cast<std::size_t>(node);
   if (!down_[i]) publish(EventKind::NodeDown, node, error);
   down_[i] = true;
   return route(node, false);
 }
 
-void NodeEvents::up(int node) {
-  std::lock_guard<std::mutex> lock(mutex_);
+ProbeVerdict NodeEvents::good_probe(int node, const std::function<ProbeVerdict()>& judge) {
+  // One step: a promotion between the judging and the routing would make the verdict stale (a
+  // deposed primary judged as the primary routed back in), and a call's NodeDown between the
+  // NodeUp and the routing would be contradicted.
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   const auto i = static_cast<std::size_t>(node);
   if (down_[i]) publish(EventKind::NodeUp, node, "reachable again");
   down_[i] = false;
-}
-
-void NodeEvents::settle(int node, bool mismatch, const std::string& message, std::optional<bool> routed) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const auto i = static_cast<std::size_t>(node);
-  if (mismatch_[i] != mismatch) publish(mismatch ? EventKind::RoleMismatch : EventKind::RoleRestored, node, message);
-  mismatch_[i] = mismatch;
-  // A call that lost its connection since up() marked the node down: its NodeDown is the last
-  // word until the next good probe.
-  if (routed) route(node, *routed && !down_[i]);
+  ProbeVerdict v = judge();
+  if (mismatch_[i] != v.mismatch) {
+    publish(v.mismatch ? EventKind::RoleMismatch : EventKind::RoleRestored, node, v.message);
+  }
+  mismatch_[i] = v.mismatch;
+  if (v.routed) route(node, *v.routed);
+  return v;
 }
 
 bool NodeEvents::promotion(int next, const std::string& why, const std::function<void()>& promote) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   const int old = topology_->primary();
   if (old != next) {
     tracker_->forget_replica(next);  // its Recovered (when LAGGING) before routing promotes it

@@ -21,6 +21,14 @@
 
 namespace replikit::pg::detail {
 
+/// What a good probe of a node means (Prober::judge).
+struct ProbeVerdict {
+  bool mismatch = false;       // the server's role differs from the topology's
+  std::string message;         // the role event's, when `mismatch` changed
+  std::optional<bool> routed;  // the routing wanted; nullopt: leave it as it is
+  std::string error;           // the probe's error ("" when none)
+};
+
 class NodeEvents {
  public:
   /// Publishes `tracker`'s transitions from now on, until destroyed.
@@ -32,12 +40,11 @@ class NodeEvents {
   /// `node` became unreachable: NodeDown unless it already was, then routing drops the node.
   /// True when this call took the node out of routing.
   bool down(int node, const std::string& error);
-  /// A good probe of `node`: NodeUp when it was down. Routing takes it back in settle().
-  void up(int node);
-  /// The verdict of the good probe up() began: RoleMismatch / RoleRestored on a change, then
-  /// routing: `routed` true takes the node back (unless a call marked it down since up()),
-  /// false drops it, nullopt leaves it as it is.
-  void settle(int node, bool mismatch, const std::string& message, std::optional<bool> routed);
+  /// A good probe of `node`, in one step (no promotion or marking down in between): NodeUp when
+  /// it was down, then `judge()` (it samples the lag tracker and may call promotion()), then
+  /// RoleMismatch / RoleRestored when the verdict's `mismatch` changed, then its routing.
+  /// Returns the verdict.
+  ProbeVerdict good_probe(int node, const std::function<ProbeVerdict()>& judge);
   /// Makes `next` the primary: its lag is forgotten (Recovered first when LAGGING), then
   /// Failover for it, RoleMismatch for the primary it deposes (out of routing until it rejoins
   /// as a replica), RoleRestored / NodeUp for `next` when it was flagged, then `promote` (the
@@ -62,9 +69,10 @@ class NodeEvents {
   std::shared_ptr<EventLog> log_;
   std::shared_ptr<Topology> topology_;
   std::shared_ptr<LagTracker> tracker_;
-  // Held across each transition's event and its routing change. Lock order: this, then the
-  // tracker's lock, then the topology's and the log's.
-  std::mutex mutex_;
+  // Held across each transition's event and its routing change (recursive: a good probe's judge
+  // may promote). Lock order: this, then the prober's and the tracker's, then the topology's
+  // and the log's.
+  std::recursive_mutex mutex_;
   std::array<bool, kMaxNodes> down_{};      // guarded by mutex_
   std::array<bool, kMaxNodes> mismatch_{};  // guarded by mutex_
   std::mutex hook_mutex_;

@@ -337,12 +337,11 @@ void Prober::succeed(Slot& s, std::int64_t now) {
   s.phase = Slot::Phase::Idle;
   s.due_ns = std::max(now, s.sent_ns + config_.interval_ns);  // keep the cadence
   const ProbeAnswer& answer = s.answer;
-  // Reachable again: published before routing may take the node back (settle()).
-  events_.up(s.node);
   std::uint32_t seen = newest_timeline_.load();
   while (answer.timeline > seen && !newest_timeline_.compare_exchange_weak(seen, answer.timeline)) {
   }
-  const Verdict v = judge(s, now);
+  // NodeUp, the verdict, its role event and its routing change in one step (NodeEvents).
+  const ProbeVerdict v = events_.good_probe(s.node, [&] { return judge(s, now); });
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ProbeState& st = s.state;
@@ -357,25 +356,15 @@ void Prober::succeed(Slot& s, std::int64_t now) {
     st.last_probe_sent_ns = s.sent_ns;
     st.rtt_ms = static_cast<double>(now - s.sent_ns) / 1e6;
     ++st.probes_ok;
-    st.last_error = v.mismatch && v.error.empty() ? (answer.in_recovery ? "role mismatch: the primary is in recovery"
-                                                                        : "role mismatch: this replica is not in recovery")
-                                                  : v.error;
+    st.last_error = v.mismatch && v.error.empty() ? "role mismatch: " + v.message : v.error;
   }
-  // The role event before the routing change it announces (one step, see NodeEvents).
-  std::string role_message = "the server's role matches the topology again";
-  if (v.mismatch) {
-    role_message = !v.error.empty()      ? v.error
-                   : answer.in_recovery ? "the primary is in recovery"
-                                        : "this replica is not in recovery";
-  }
-  events_.settle(s.node, v.mismatch, role_message, v.routed);
   finish(s, true);
 }
 
-Prober::Verdict Prober::judge(const Slot& s, std::int64_t now) {
+ProbeVerdict Prober::judge(const Slot& s, std::int64_t now) {
   const ProbeAnswer& answer = s.answer;
   const Role role = role_of(topology_->flags(s.node));
-  Verdict v;
+  ProbeVerdict v;
   try {
     if (role == Role::Primary && !answer.in_recovery && stale_primary(s)) {
       // A primary on a timeline older than one seen elsewhere was failed over: never write there.
@@ -402,6 +391,10 @@ Prober::Verdict Prober::judge(const Slot& s, std::int64_t now) {
     v.routed.reset();
     v.error = std::string("probe sample rejected: ") + e.what();
   }
+  v.message = !v.mismatch            ? std::string("the server's role matches the topology again")
+              : !v.error.empty()     ? v.error
+              : answer.in_recovery ? "the primary is in recovery"
+                                   : "this replica is not in recovery";
   return v;
 }
 

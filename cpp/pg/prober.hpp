@@ -8,7 +8,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,14 +87,9 @@ class Prober {
   void lost(Slot& s, const std::string& message, std::int64_t now_ns);
   void fail(Slot& s, const std::string& message, std::int64_t now_ns);
   void succeed(Slot& s, std::int64_t now_ns);
-  /// What a good probe of `s` means: the role (mis)match, the routing wanted, an error.
-  struct Verdict {
-    bool mismatch = false;
-    std::optional<bool> routed;  // nullopt: leave routing as it is
-    std::string error;
-  };
-  /// Judges `s`'s good probe: feeds the lag tracker, and may adopt a promoted replica.
-  Verdict judge(const Slot& s, std::int64_t now_ns);
+  /// Judges `s`'s good probe (inside NodeEvents::good_probe): feeds the lag tracker, and may
+  /// adopt a promoted replica.
+  ProbeVerdict judge(const Slot& s, std::int64_t now_ns);
   /// Feeds the primary's LSN of `s`'s probe to the lag tracker (a fresh history when it went back).
   void sample_primary(const Slot& s);
   void finish(Slot& s, bool ok);
