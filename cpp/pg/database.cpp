@@ -259,7 +259,7 @@ bool ReplicatedDatabase::Impl::admit_primary_call(int node) noexcept {
   std::uint64_t seen = word.load();
   // Lock-free: retried only when another call or a hold changed the word meanwhile.
   while ((seen & kHeldBit) == 0) {
-    if (word.compare_exchange_weak(seen, seen + 1)) return true;
+    if (word.compare_exchange_weak(seen, seen + kInFlightOne)) return true;
   }
   return false;
 }
@@ -271,9 +271,9 @@ void ReplicatedDatabase::Impl::Call::end(bool ran) noexcept {
   if (admitted_) {
     std::atomic<std::uint64_t>& word = m_->primary_calls[static_cast<std::size_t>(decision_.node)];
     if (ran) {
-      word.fetch_add(kEndedOne - 1);
+      word.fetch_add(kEndedOne - kInFlightOne);
     } else {
-      word.fetch_sub(1);
+      word.fetch_sub(kInFlightOne);
     }
     if (m_->call_end_hook) m_->call_end_hook();
   }

@@ -55,15 +55,17 @@ struct ReplicatedDatabase::Impl {
   std::atomic<std::uint32_t> history_current{1};
   std::atomic<bool> primary_held{false};  // hold_primary(): new primary calls wait for the release (probe_cv)
   // By node, the calls to it as the primary in one word, so that a drain reads both counts at
-  // one instant and a call is admitted or held in one step: kHeldBit (hold_primary: no call is
-  // admitted), the calls that ended (in units of kEndedOne) and those admitted and in flight.
-  static constexpr std::uint64_t kInFlightMask = (std::uint64_t{1} << 24) - 1;
-  static constexpr std::uint64_t kEndedOne = std::uint64_t{1} << 24;
-  static constexpr std::uint64_t kHeldBit = std::uint64_t{1} << 63;
+  // one instant and a call is admitted or held in one step: bit 0 is kHeldBit (hold_primary: no
+  // call is admitted), bits 1-24 count the calls admitted and in flight, bits 25-63 those that
+  // ended (modulo 2^39: the count's carry falls off the top of the word, never into the others).
+  static constexpr std::uint64_t kHeldBit = 1;
+  static constexpr std::uint64_t kInFlightOne = 2;
+  static constexpr int kEndedShift = 25;
+  static constexpr std::uint64_t kEndedOne = std::uint64_t{1} << kEndedShift;
   std::array<std::atomic<std::uint64_t>, kMaxNodes> primary_calls{};
   /// `word`'s counts.
   static PrimaryCalls calls_of(std::uint64_t word) noexcept {
-    return PrimaryCalls{(word & ~kHeldBit) / kEndedOne, static_cast<std::int32_t>(word & kInFlightMask)};
+    return PrimaryCalls{word >> kEndedShift, static_cast<std::int32_t>((word >> 1) & ((kEndedOne >> 1) - 1))};
   }
   /// Counts a call to `node` as the primary in flight unless the primary is held; true when it did.
   bool admit_primary_call(int node) noexcept;

@@ -237,7 +237,8 @@ void FailoverManager::Impl::drain(FailoverReport& report, int old, const Primary
     std::this_thread::sleep_for(std::chrono::microseconds(500));
     now = db.primary_calls(old);
   }
-  report.drained_in_flight = static_cast<std::int32_t>(now.ended - at_hold.ended);
+  // Modulo 2^39, as the count is.
+  report.drained_in_flight = static_cast<std::int32_t>((now.ended - at_hold.ended) & ((std::uint64_t{1} << 39) - 1));
   report.cut_in_flight = now.in_flight;
   report.drain_ms = static_cast<double>(detail::steady_now_ns() - start) / 1e6;
 }

@@ -338,7 +338,7 @@ struct DatabaseStats {
 
 /// Calls to one node as the primary, read at one instant (ReplicatedDatabase::primary_calls).
 struct PrimaryCalls {
-  std::uint64_t ended = 0;  ///< calls that ran and ended, since construction
+  std::uint64_t ended = 0;  ///< calls that ran and ended since construction, modulo 2^39
   std::int32_t in_flight = 0;  ///< calls admitted and not ended yet
 };
 
@@ -416,8 +416,8 @@ class ReplicatedDatabase {
   /// hold is either counted in flight by the time this returns, or backs out and waits for the
   /// release. Returns the primary's counts at the instant it was held (or released).
   PrimaryCalls hold_primary(bool hold);
-  /// Calls to node `node` (an index) as the primary that have ended since construction: a drain
-  /// counts the calls that ended during it, however short (C++ only).
+  /// Calls to node `node` (an index) as the primary that have ended since construction (modulo
+  /// 2^39): a drain counts the calls that ended during it, however short (C++ only).
   std::uint64_t primary_calls_ended(int node) const;
   /// Calls to node `node` (an index) as the primary, both counts read at one instant: each call
   /// admitted is in flight or ended, never both (C++ only).
