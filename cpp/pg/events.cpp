@@ -183,6 +183,7 @@ ProbeVerdict NodeEvents::good_probe(int node, const std::function<ProbeVerdict()
 bool NodeEvents::promotion(int next, const std::string& why, const std::function<void()>& promote) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   const int old = topology_->primary();
+  const auto n = static_cast<std::size_t>(next);
   if (old != next) {
     tracker_->forget_replica(next);  // its Recovered (when LAGGING) before routing promotes it
     publish(EventKind::Failover, next, why);
@@ -193,20 +194,17 @@ bool NodeEvents::promotion(int next, const std::string& why, const std::function
               "rejoins as a replica");
     }
     mismatch_[o] = true;
-  }
-  const auto n = static_cast<std::size_t>(next);
-  if (mismatch_[n]) publish(EventKind::RoleRestored, next, "made the primary");
-  mismatch_[n] = false;
-  if (down_[n]) publish(EventKind::NodeUp, next, "made the primary");
-  down_[n] = false;
-  if (old != next) {
+    // A replica kept out of routing for being out of recovery: the primary's role is its own now.
+    if (mismatch_[n]) publish(EventKind::RoleRestored, next, "made the primary");
+    mismatch_[n] = false;
     try {
       promote();
     } catch (const Error&) {
-      return false;
+      return false;  // the events stand; the next probes of both nodes settle them again
     }
   }
-  route(next, true);
+  // One found down stays out until a good probe publishes its NodeUp and routes it back.
+  if (!down_[n]) route(next, true);
   return true;
 }
 

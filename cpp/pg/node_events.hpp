@@ -47,9 +47,9 @@ class NodeEvents {
   ProbeVerdict good_probe(int node, const std::function<ProbeVerdict()>& judge);
   /// Makes `next` the primary: its lag is forgotten (Recovered first when LAGGING), then
   /// Failover for it, RoleMismatch for the primary it deposes (out of routing until it rejoins
-  /// as a replica), RoleRestored / NodeUp for `next` when it was flagged, then `promote` (the
-  /// Topology's promotion), then routing takes `next` in. When `next` is the primary already,
-  /// only the last step. False when `promote` threw Error (nothing changed in routing).
+  /// as a replica), RoleRestored for `next` when it was flagged, then `promote` (the Topology's
+  /// promotion), then routing takes `next` in unless it is down (its next good probe does).
+  /// When `next` is the primary already, only the last step. False when `promote` threw Error.
   bool promotion(int next, const std::string& why, const std::function<void()>& promote);
   /// A read that lost its connection to `node` runs attempt `attempt` on `next`.
   void read_retry(int node, int next, int attempt, const std::string& error);

@@ -402,11 +402,11 @@ class ReplicatedDatabase {
   /// The last topology applied (none before the first).
   std::optional<PublishedTopology> published_topology() const;
 
-  /// Makes node `name` the primary unless it is (Topology::make_primary) and routes it in, its
-  /// events first: Failover for it (`why` as the message), RoleMismatch for the primary it
-  /// deposes (out of routing until it rejoins as a replica), RoleRestored / NodeUp for it when
-  /// it was flagged; its lag is forgotten (LagTracker::forget_replica). Returns the epoch. For a
-  /// failover manager (C++ only).
+  /// Makes node `name` the primary unless it is (Topology::make_primary) and routes it in (not
+  /// while it is down: its next good probe does), its events first: Failover for it (`why` as
+  /// the message), RoleMismatch for the primary it deposes (out of routing until it rejoins as a
+  /// replica), RoleRestored for it when it was flagged; its lag is forgotten
+  /// (LagTracker::forget_replica). Returns the epoch. For a failover manager (C++ only).
   std::uint64_t make_primary(const std::string& name, const std::string& why);
 
   /// While `hold` is true new writes, and new reads routed to the primary, wait (each at most
