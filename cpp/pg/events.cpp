@@ -208,6 +208,11 @@ bool NodeEvents::promotion(int next, const std::string& why, const std::function
   return true;
 }
 
+bool NodeEvents::mismatched(int node) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  return mismatch_[static_cast<std::size_t>(node)];
+}
+
 void NodeEvents::read_retry(int node, int next, int attempt, const std::string& error) {
   if (node < 0 || next < 0) return;
   Event e;

@@ -51,6 +51,8 @@ class NodeEvents {
   /// promotion), then routing takes `next` in unless it is down (its next good probe does).
   /// When `next` is the primary already, only the last step. False when `promote` threw Error.
   bool promotion(int next, const std::string& why, const std::function<void()>& promote);
+  /// True while `node`'s last role event is RoleMismatch.
+  bool mismatched(int node);
   /// A read that lost its connection to `node` runs attempt `attempt` on `next`.
   void read_retry(int node, int next, int attempt, const std::string& error);
   /// Testing: `hook` runs on the publishing thread just before each event goes into the log.

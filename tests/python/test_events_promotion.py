@@ -45,6 +45,7 @@ def test_a_switchover_announces_the_new_primary_and_the_deposed_one_until_it_rej
             deposed = [e for e in got if e.kind == _core.EventKind.ROLE_MISMATCH and e.node == "primary"]
             assert len(deposed) == 1 and "deposed: 'r1' is the primary now" in deposed[0].message, got
             assert [(a.rule, a.node) for a in alerts.firing()] == [("role_mismatch", "primary")]
+            assert db.node("primary").role_mismatch
 
             cluster.adopt_promotion("r1")
             cluster.rejoin("primary", "r1")
@@ -53,6 +54,7 @@ def test_a_switchover_announces_the_new_primary_and_the_deposed_one_until_it_rej
             restored = [e for e in got if e.kind == _core.EventKind.ROLE_RESTORED and e.node == "primary"]
             assert len(restored) == 1, got
             assert alerts.firing() == []
+            assert not db.node("primary").role_mismatch
             assert [e.kind for e in got].count(_core.EventKind.ROLE_MISMATCH) == 1
         finally:
             db.close()

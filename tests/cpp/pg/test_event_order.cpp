@@ -126,6 +126,7 @@ TEST(PgEventOrder, AnAdoptedPrimaryIsAnnouncedBeforeRoutingShowsIt) {
   const auto deposed = events.of(EventKind::RoleMismatch, "p");
   ASSERT_EQ(deposed.size(), 1u);
   EXPECT_EQ(deposed.front().primary, "p") << "published after the promotion";
+  EXPECT_TRUE(db.node("p").role_mismatch);  // as its last role event says, though it never answered
   ASSERT_TRUE(eventually([&] { return db.node("r").up; }));
 }
 

@@ -299,7 +299,8 @@ struct NodeStatus {
   bool up = false;                 ///< routable (topology)
   bool reachable = false;          ///< the last probe succeeded and no call lost the node since
   bool in_recovery = false;        ///< pg_is_in_recovery() of the last good probe
-  bool role_mismatch = false;      ///< the server's role differs from the topology's
+  bool role_mismatch = false;      ///< the server's role differs from the topology's (or a promotion
+                                   ///< deposed it, until it rejoins as a replica): its last role event
   std::uint32_t timeline = 0;      ///< 0: unknown
   Lsn current_lsn;                 ///< primary: pg_current_wal_flush_lsn()
   Lsn receive_lsn;                 ///< replica: pg_last_wal_receive_lsn()
