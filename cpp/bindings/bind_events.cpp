@@ -48,7 +48,7 @@ void bind_event_values(py::module_& m) {
       .value("NODE_UP", EventKind::NodeUp, "A good probe after NODE_DOWN.")
       .value("LAGGING", EventKind::Lagging, "A replica's lag crossed max_lag_ms (or max_lag_bytes).")
       .value("RECOVERED", EventKind::Recovered, "The replica's lag came back under recover_lag_ms.")
-      .value("ROLE_MISMATCH", EventKind::RoleMismatch, "The server's role differs from the topology's.")
+      .value("ROLE_MISMATCH", EventKind::RoleMismatch, "The server's role differs from the topology's (also: the primary a promotion deposed, until it rejoins as a replica).")
       .value("ROLE_RESTORED", EventKind::RoleRestored, "The server's role matches the topology again.")
       .value("READ_RETRY", EventKind::ReadRetry, "A read lost its connection to the node and is retried elsewhere.")
       .value("FAILOVER", EventKind::Failover, "A failover or switchover made the node the primary.")

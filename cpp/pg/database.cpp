@@ -84,11 +84,10 @@ void ReplicatedDatabase::Impl::mark_down(int node, const std::string& error) {
     e.probes_seen = p.probes_ok + p.probes_failed;
     e.set = true;
   }
-  node_events->down(node, error);  // before routing drops the node (NodeEvents::down)
-  if (topology->flags(node) & ::replikit::detail::kUpBit) {
-    topology->set_up(topology->name(node), false);
-    counters.marked_down.fetch_add(1, std::memory_order_relaxed);
-  }
+  if (mark_down_hook) mark_down_hook();
+  // NodeDown, then routing drops the node, in one step: a good probe racing this one either
+  // comes first (this NodeDown is the last word) or after (its NodeUp is, and it is routed again).
+  if (node_events->down(node, error)) counters.marked_down.fetch_add(1, std::memory_order_relaxed);
   pools[static_cast<std::size_t>(node)]->drop_idle();
 }
 
@@ -247,27 +246,39 @@ bool ReplicatedDatabase::Impl::wait_primary_release() {
 }
 
 ReplicatedDatabase::Impl::Call::Call(Impl& m, const Decision& d)
-    : m_(d.node == kNoNode ? nullptr : &m), decision_(d), primary_(d.to_primary()) {
-  if (m_ != nullptr) m.router->begin(d.node);
+    : m_(d.node == kNoNode ? nullptr : &m), decision_(d) {
+  if (m_ == nullptr) return;
+  m.router->begin(d.node);
+  if (d.to_primary()) admitted_ = m.admit_primary_call(d.node);
+}
+
+bool ReplicatedDatabase::Impl::admit_primary_call(int node) noexcept {
+  // One compare-and-swap with hold_primary's fetch_or on the same word: the drain's read after
+  // the hold counts every call admitted before it, and no call is admitted after it.
+  std::atomic<std::uint64_t>& word = primary_calls[static_cast<std::size_t>(node)];
+  std::uint64_t seen = word.load();
+  // Lock-free: retried only when another call or a hold changed the word meanwhile.
+  while ((seen & kHeldBit) == 0) {
+    if (word.compare_exchange_weak(seen, seen + kInFlightOne)) return true;
+  }
+  return false;
 }
 
 void ReplicatedDatabase::Impl::Call::end(bool ran) noexcept {
   if (m_ == nullptr) return;
-  // Counted ended before it leaves the in-flight count: a drain that sees the count fall sees this.
-  if (ran && primary_) m_->primary_ended[static_cast<std::size_t>(decision_.node)].fetch_add(1);
-  // Paired with the drain's acquire fence: a drain that reads the in-flight count this (relaxed)
-  // decrement wrote also reads the end counted above.
-  std::atomic_thread_fence(std::memory_order_release);
+  // One step: a drain counts the call ended or in flight, never both nor neither. A call that
+  // never ran leaves the in-flight count without counting as ended.
+  if (admitted_) {
+    std::atomic<std::uint64_t>& word = m_->primary_calls[static_cast<std::size_t>(decision_.node)];
+    if (ran) {
+      word.fetch_add(kEndedOne - kInFlightOne);
+    } else {
+      word.fetch_sub(kInFlightOne);
+    }
+    if (m_->call_end_hook) m_->call_end_hook();
+  }
   m_->router->end_noexcept(decision_.node);
   m_ = nullptr;
-}
-
-bool ReplicatedDatabase::Impl::held_after_count() noexcept {
-  // Dekker with hold_primary(true) and the drain after it: each side stores (this count, the
-  // hold), fences, then loads the other's, so the drain sees this call in flight (and waits for
-  // it) or this call sees the hold (and backs out before it sends anything).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  return primary_held.load(std::memory_order_relaxed);
 }
 
 TimelineHistory ReplicatedDatabase::timeline_history() const {
@@ -281,24 +292,50 @@ void ReplicatedDatabase::set_timeline_history(TimelineHistory history) {
   impl_->history = std::move(history);
 }
 
-void ReplicatedDatabase::hold_primary(bool hold) {
-  impl_->primary_held.store(hold, std::memory_order_release);
-  // Dekker's other side (Impl::begin_call): the caller's drain loads the in-flight counts after this.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  {
-    std::lock_guard<std::mutex> lock(impl_->probe_mutex);
-    ++impl_->probe_generation;
+PrimaryCalls ReplicatedDatabase::hold_primary(bool hold) {
+  Impl& m = *impl_;
+  const auto primary = static_cast<std::size_t>(m.topology->primary());
+  std::uint64_t at_primary = 0;
+  // Held before the words are: a call not admitted finds the hold to wait for. Released after.
+  if (hold) m.primary_held.store(true);
+  for (std::size_t i = 0; i < m.primary_calls.size(); ++i) {
+    const std::uint64_t was =
+        hold ? m.primary_calls[i].fetch_or(Impl::kHeldBit) : m.primary_calls[i].fetch_and(~Impl::kHeldBit);
+    if (i == primary) at_primary = was;
   }
-  impl_->probe_cv.notify_all();
+  if (!hold) m.primary_held.store(false);
+  {
+    std::lock_guard<std::mutex> lock(m.probe_mutex);
+    ++m.probe_generation;
+  }
+  m.probe_cv.notify_all();
+  return Impl::calls_of(at_primary);
 }
 
-std::uint64_t ReplicatedDatabase::primary_calls_ended(int node) const {
+std::uint64_t ReplicatedDatabase::primary_calls_ended(int node) const { return primary_calls(node).ended; }
+
+PrimaryCalls ReplicatedDatabase::primary_calls(int node) const {
   impl_->topology->check_index(node, "node");
-  return impl_->primary_ended[static_cast<std::size_t>(node)].load();
+  return Impl::calls_of(impl_->primary_calls[static_cast<std::size_t>(node)].load());
 }
 
 void ReplicatedDatabase::set_primary_route_hook(std::function<void()> hook) {
   impl_->primary_route_hook = std::move(hook);
+}
+
+std::uint64_t ReplicatedDatabase::make_primary(const std::string& name, const std::string& why) {
+  Topology& topo = *impl_->topology;
+  const int next = topo.index_of(name, "name");
+  impl_->node_events->promotion(next, why, [&] { topo.make_primary(name); });
+  return topo.epoch();
+}
+
+void ReplicatedDatabase::set_call_end_hook(std::function<void()> hook) { impl_->call_end_hook = std::move(hook); }
+
+void ReplicatedDatabase::set_mark_down_hook(std::function<void()> hook) { impl_->mark_down_hook = std::move(hook); }
+
+void ReplicatedDatabase::set_event_hook(std::function<void(const Event&)> hook) {
+  impl_->node_events->set_hook(std::move(hook));
 }
 
 // ---- construction and close ----
@@ -365,7 +402,7 @@ ReplicatedDatabase::ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfi
   Impl* raw = impl_.get();
   m.prober = std::make_unique<detail::Prober>(pc, m.topology, m.tracker, std::move(probe_conninfos), &m.watchdog,
                                               [raw](int node, bool ok) { raw->on_probe(node, ok); },
-                                              m.node_events.get());
+                                              *m.node_events);
   m.prober->start();
 }
 

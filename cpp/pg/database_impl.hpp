@@ -54,8 +54,24 @@ struct ReplicatedDatabase::Impl {
   TimelineHistory history;
   std::atomic<std::uint32_t> history_current{1};
   std::atomic<bool> primary_held{false};  // hold_primary(): new primary calls wait for the release (probe_cv)
-  std::array<std::atomic<std::uint64_t>, kMaxNodes> primary_ended{};  // Call: ends of calls to the primary, by node
+  // By node, the calls to it as the primary in one word, so that a drain reads both counts at
+  // one instant and a call is admitted or held in one step: bit 0 is kHeldBit (hold_primary: no
+  // call is admitted), bits 1-24 count the calls admitted and in flight, bits 25-63 those that
+  // ended (modulo 2^39: the count's carry falls off the top of the word, never into the others).
+  static constexpr std::uint64_t kHeldBit = 1;
+  static constexpr std::uint64_t kInFlightOne = 2;
+  static constexpr int kEndedShift = 25;
+  static constexpr std::uint64_t kEndedOne = std::uint64_t{1} << kEndedShift;
+  std::array<std::atomic<std::uint64_t>, kMaxNodes> primary_calls{};
+  /// `word`'s counts.
+  static PrimaryCalls calls_of(std::uint64_t word) noexcept {
+    return PrimaryCalls{word >> kEndedShift, static_cast<std::int32_t>((word >> 1) & ((kEndedOne >> 1) - 1))};
+  }
+  /// Counts a call to `node` as the primary in flight unless the primary is held; true when it did.
+  bool admit_primary_call(int node) noexcept;
   std::function<void()> primary_route_hook;  // set_primary_route_hook (testing)
+  std::function<void()> mark_down_hook;      // set_mark_down_hook (testing)
+  std::function<void()> call_end_hook;       // set_call_end_hook (testing)
   // Every write this database acknowledged (bounded), for the failover report's lost writes.
   std::mutex acked_mutex;
   AckedWrites acked{kMaxDatabaseAckedWrites};
@@ -144,16 +160,19 @@ struct ReplicatedDatabase::Impl {
     session.reconcile(history);
   }
   /// A call counted in flight on its node (Router::begin) until it is destroyed; a call to the
-  /// primary also counts its end in primary_ended. Not counted for a decision without a node.
+  /// primary is also counted in primary_calls when admitted (not held). Not counted for a
+  /// decision without a node.
   class Call {
    public:
     Call(Impl& m, const Decision& d);
     ~Call() { end(true); }
-    Call(Call&& o) noexcept : m_(o.m_), decision_(o.decision_), primary_(o.primary_) { o.m_ = nullptr; }
+    Call(Call&& o) noexcept : m_(o.m_), decision_(o.decision_), admitted_(o.admitted_) { o.m_ = nullptr; }
     Call(const Call&) = delete;
     Call& operator=(const Call&) = delete;
     Call& operator=(Call&&) = delete;
     const Decision& decision() const noexcept { return decision_; }
+    /// A call to the primary counted in primary_calls (the primary was not held).
+    bool admitted() const noexcept { return admitted_; }
     /// Uncounts a call that never ran (its end is not counted).
     void back_out() noexcept { end(false); }
 
@@ -161,11 +180,11 @@ struct ReplicatedDatabase::Impl {
     void end(bool ran) noexcept;
     Impl* m_;
     Decision decision_;
-    bool primary_;
+    bool admitted_ = false;
   };
-  /// Counts the call routed by `d` in flight. A call to the primary then checks the hold
-  /// (hold_primary) and that its node is still the primary: if not, it backs out, waits for the
-  /// release (bounded) and is routed again by `reroute`, once (a call held past
+  /// Counts the call routed by `d` in flight. A call to the primary that was not admitted (the
+  /// primary is held: hold_primary) or whose node is no longer the primary backs out, waits for
+  /// the release (bounded) and is routed again by `reroute`, once (a call held past
   /// acquire_timeout_ms goes on).
   template <typename Reroute>
   Call begin_call(const Decision& d, Reroute&& reroute) {
@@ -173,13 +192,11 @@ struct ReplicatedDatabase::Impl {
     Call call(*this, d);
     // Also routed again: a decision for a primary that a switchover deposed while this call was
     // descheduled (held, drained and released meanwhile).
-    if (!d.to_primary() || (!held_after_count() && topology->primary() == d.node)) return call;
+    if (!d.to_primary() || (call.admitted() && topology->primary() == d.node)) return call;
     call.back_out();
     wait_primary_release();
     return Call(*this, reroute());
   }
-  /// Whether the primary is held, read after a call was counted in flight (a full fence first).
-  bool held_after_count() noexcept;
   /// The primary for a write (begin_call holds it while the primary is held).
   Decision route_write() { return router->route_write(); }
   /// While the primary is held (hold_primary), waits for the release, at most acquire_timeout_ms;

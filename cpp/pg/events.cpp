@@ -127,23 +127,90 @@ void NodeEvents::publish(EventKind kind, int node, std::string message) {
   e.kind = kind;
   e.node = topology_->name(node);
   e.message = std::move(message);
+  append(std::move(e));
+}
+
+void NodeEvents::append(Event e) {
+  std::function<void(const Event&)> hook;
+  {
+    std::lock_guard<std::mutex> lock(hook_mutex_);
+    hook = hook_;
+  }
+  if (hook) hook(e);
   log_->publish(std::move(e));
 }
 
-void NodeEvents::down(int node, const std::string& error) {
-  std::lock_guard<std::mutex> lock(updown_mutex_);
-  if (!down_[static_cast<std::size_t>(node)].exchange(true)) publish(EventKind::NodeDown, node, error);
+void NodeEvents::set_hook(std::function<void(const Event&)> hook) {
+  std::lock_guard<std::mutex> lock(hook_mutex_);
+  hook_ = std::move(hook);
 }
 
-void NodeEvents::up(int node) {
-  std::lock_guard<std::mutex> lock(updown_mutex_);
-  if (down_[static_cast<std::size_t>(node)].exchange(false)) publish(EventKind::NodeUp, node, "reachable again");
-}
-
-void NodeEvents::role(int node, bool mismatch, const std::string& message) {
-  if (mismatch_[static_cast<std::size_t>(node)].exchange(mismatch) != mismatch) {
-    publish(mismatch ? EventKind::RoleMismatch : EventKind::RoleRestored, node, message);
+bool NodeEvents::route(int node, bool up) {
+  if (((topology_->flags(node) & ::replikit::detail::kUpBit) != 0) == up) return false;
+  try {
+    topology_->set_up(topology_->name(node), up);
+  } catch (const std::exception&) {
+    return false;  // a removed node: nothing to route around
   }
+  return true;
+}
+
+bool NodeEvents::down(int node, const std::string& error) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  const auto i = static_cast<std::size_t>(node);
+  if (!down_[i]) publish(EventKind::NodeDown, node, error);
+  down_[i] = true;
+  return route(node, false);
+}
+
+ProbeVerdict NodeEvents::good_probe(int node, const std::function<ProbeVerdict()>& judge) {
+  // One step: a promotion between the judging and the routing would make the verdict stale (a
+  // deposed primary judged as the primary routed back in), and a call's NodeDown between the
+  // NodeUp and the routing would be contradicted.
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  const auto i = static_cast<std::size_t>(node);
+  if (down_[i]) publish(EventKind::NodeUp, node, "reachable again");
+  down_[i] = false;
+  ProbeVerdict v = judge();
+  if (mismatch_[i] != v.mismatch) {
+    publish(v.mismatch ? EventKind::RoleMismatch : EventKind::RoleRestored, node, v.message);
+  }
+  mismatch_[i] = v.mismatch;
+  if (v.routed) route(node, *v.routed);
+  return v;
+}
+
+bool NodeEvents::promotion(int next, const std::string& why, const std::function<void()>& promote) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  const int old = topology_->primary();
+  const auto n = static_cast<std::size_t>(next);
+  if (old != next) {
+    tracker_->forget_replica(next);  // its Recovered (when LAGGING) before routing promotes it
+    publish(EventKind::Failover, next, why);
+    const auto o = static_cast<std::size_t>(old);
+    if (!mismatch_[o]) {
+      publish(EventKind::RoleMismatch, old,
+              "deposed: '" + topology_->name(next) + "' is the primary now; this node serves nothing until it "
+              "rejoins as a replica");
+    }
+    mismatch_[o] = true;
+    // A replica kept out of routing for being out of recovery: the primary's role is its own now.
+    if (mismatch_[n]) publish(EventKind::RoleRestored, next, "made the primary");
+    mismatch_[n] = false;
+    try {
+      promote();
+    } catch (const Error&) {
+      return false;  // the events stand; the next probes of both nodes settle them again
+    }
+  }
+  // One found down stays out until a good probe publishes its NodeUp and routes it back.
+  if (!down_[n]) route(next, true);
+  return true;
+}
+
+bool NodeEvents::mismatched(int node) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  return mismatch_[static_cast<std::size_t>(node)];
 }
 
 void NodeEvents::read_retry(int node, int next, int attempt, const std::string& error) {
@@ -153,10 +220,8 @@ void NodeEvents::read_retry(int node, int next, int attempt, const std::string& 
   e.node = topology_->name(node);
   e.attempt = attempt;
   e.message = "retried on '" + topology_->name(next) + "' after: " + error;
-  log_->publish(std::move(e));
+  append(std::move(e));
 }
-
-void NodeEvents::failover(int node, const std::string& message) { publish(EventKind::Failover, node, message); }
 
 void NodeEvents::lag_transition(const LagEvent& l) {
   Event e;
@@ -166,7 +231,7 @@ void NodeEvents::lag_transition(const LagEvent& l) {
   e.lag_ms = static_cast<double>(l.lag_ns) / 1e6;
   e.lag_bytes = l.lag_bytes;
   e.message = l.kind == LagEventKind::BecameLagging ? "LAGGING" : "RECOVERED";
-  log_->publish(std::move(e));
+  append(std::move(e));
 }
 
 }  // namespace detail

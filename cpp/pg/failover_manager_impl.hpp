@@ -95,9 +95,9 @@ struct FailoverManager::Impl {
   /// The planned switchover (act_mutex held); stops likewise.
   FailoverReport switch_over(const std::string& candidate);
   void switch_over_steps(FailoverReport& report, const std::string& candidate);
-  /// Waits (max_drain_ms) for the calls in flight on node `old` to finish; counts in `report` the
-  /// calls there that ended since `ended_before` (ReplicatedDatabase::primary_calls_ended) and those left.
-  void drain(FailoverReport& report, int old, std::uint64_t ended_before);
+  /// Waits (max_drain_ms) for the calls in flight on node `old` at the hold (`at_hold`) to finish;
+  /// counts in `report` those that ended (drained) and those left (cut).
+  void drain(FailoverReport& report, int old, const PrimaryCalls& at_hold);
   /// Fills `report` for a procedure that found no permit at `step`.
   void stopped_without_permit(FailoverReport& report, const std::string& step);
   void publish(const FailoverReport& report);

@@ -74,17 +74,14 @@ void FailoverManager::Impl::adopt_history(const std::string& node, const std::st
 }
 
 void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::string& promoted) {
-  auto& topo = *db.topology();
   const std::string dsn = db.dsn(promoted);
   report.actions.push_back(record_failover(promoted, dsn, report.timeline, report.next_xid, permitted("record")));
   if (report.actions.back().ok) recorded_timeline = report.timeline;
   // The epoch: from here every router of this process writes to the new primary (the
   // probers of other processes adopt it by its newer timeline).
   permitted("epoch bump");
-  db.lag_tracker()->forget_replica(topo.index_of(promoted));  // its lag alert resolves before routing changes
-  topo.make_primary(promoted);  // the prober may have adopted its new timeline already
-  topo.set_up(promoted, true);
-  report.epoch = topo.epoch();
+  // Its events before routing changes; the prober may have adopted its new timeline already.
+  report.epoch = db.make_primary(promoted, report.kind + " from '" + report.old_primary + "'");
   adopt_history(report.promoted.value_or(promoted), dsn, report.timeline);
   db.hold_primary(false);
   report.writable_ns = detail::steady_now_ns();
@@ -224,26 +221,25 @@ void FailoverManager::Impl::reconcile_steps() {
   }
 }
 
-void FailoverManager::Impl::drain(FailoverReport& report, int old, std::uint64_t ended_before) {
-  auto& topo = *db.topology();
+void FailoverManager::Impl::drain(FailoverReport& report, int old, const PrimaryCalls& at_hold) {
   const std::int64_t start = detail::steady_now_ns();
   // The calls the hold keeps wait at most acquire_timeout_ms, then go on to the old primary, and
   // the fence, the catch-up and the promotion follow the drain: it takes at most half of that, so a
   // short acquire_timeout_ms shortens the drain instead of sending held calls to a fenced primary.
   const double bound_ms = std::min(options.max_drain_ms, db.options().acquire_timeout_ms / 2);
   const std::int64_t deadline = start + detail::ms_to_ns(bound_ms);
-  // hold_primary(true) fenced after its store: a call it did not hold is in this count.
-  std::int32_t left = topo.outstanding(old);
+  // No call is admitted after the hold: the in-flight count only falls. Both counts come from
+  // one read, so each call in flight at the hold is drained or cut, never both nor neither
+  // (a call that was never sent, its connection not acquired, is neither).
+  PrimaryCalls now = db.primary_calls(old);
   // Bounded by the deadline; polled, since the count is a lock-free counter with no waiters.
-  while (left > 0 && detail::steady_now_ns() < deadline) {
+  while (now.in_flight > 0 && detail::steady_now_ns() < deadline) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));
-    left = topo.outstanding(old);
+    now = db.primary_calls(old);
   }
-  // Every call that ended from the hold on, the short ones between two polls too (the fence
-  // pairs with Call::end's: the ends behind the count read above are seen).
-  std::atomic_thread_fence(std::memory_order_acquire);
-  report.drained_in_flight = static_cast<std::int32_t>(db.primary_calls_ended(old) - ended_before);
-  report.cut_in_flight = left;
+  // Modulo 2^39, as the count is.
+  report.drained_in_flight = static_cast<std::int32_t>((now.ended - at_hold.ended) & ((std::uint64_t{1} << 39) - 1));
+  report.cut_in_flight = now.in_flight;
   report.drain_ms = static_cast<double>(detail::steady_now_ns() - start) / 1e6;
 }
 
@@ -294,10 +290,9 @@ void FailoverManager::Impl::switch_over_steps(FailoverReport& report, const std:
   // Hold new calls for the primary, let those in flight finish, then fence: nothing more
   // commits there, and the fence ends only what outran the drain.
   const int old = topo.index_of(report.old_primary);
-  const std::uint64_t ended_before = db.primary_calls_ended(old);
-  db.hold_primary(true);
+  const PrimaryCalls at_hold = db.hold_primary(true);
   const std::int64_t held = detail::steady_now_ns();
-  drain(report, old, ended_before);
+  drain(report, old, old == topo.primary() ? at_hold : db.primary_calls(old));
   report.actions.push_back(fence_node(report.old_primary, odsn, permitted("fence")));
   const NodeState fenced_state = read_node_state(report.old_primary, odsn, actions);
   const std::int64_t deadline = detail::steady_now_ns() + detail::ms_to_ns(options.max_switchover_ms);

@@ -61,7 +61,7 @@ struct Prober::Slot {
 
 Prober::Prober(ProberConfig config, std::shared_ptr<Topology> topology, std::shared_ptr<LagTracker> tracker,
                std::vector<std::string> conninfos, Watchdog* watchdog, std::function<void(int, bool)> on_probe,
-               NodeEvents* events)
+               NodeEvents& events)
     : config_(config),
       topology_(std::move(topology)),
       tracker_(std::move(tracker)),
@@ -319,16 +319,8 @@ void Prober::fail(Slot& s, const std::string& raw_message, std::int64_t now) {
     finish(s, /*ok=*/true);  // "ok" to on_probe: the node answered, keep its pooled connections
     return;
   }
-  const std::string& name = topology_->name(s.node);
   // Published before routing drops the node: whoever sees it out of routing finds the event.
-  if (events_ != nullptr) events_->down(s.node, message);
-  if (topology_->flags(s.node) & ::replikit::detail::kUpBit) {
-    try {
-      topology_->set_up(name, false);
-    } catch (const std::exception&) {
-      // A removed node: nothing to route around.
-    }
-  }
+  events_.down(s.node, message);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     s.state.reachable = false;
@@ -344,62 +336,18 @@ void Prober::succeed(Slot& s, std::int64_t now) {
   s.reconnecting = false;
   s.phase = Slot::Phase::Idle;
   s.due_ns = std::max(now, s.sent_ns + config_.interval_ns);  // keep the cadence
-  const int node = s.node;
   const ProbeAnswer& answer = s.answer;
-  const std::string& name = topology_->name(node);
-  const std::uint32_t flags = topology_->flags(node);
-  const Role role = role_of(flags);
-  bool mismatch = false;
-  std::string error;
-  // Reachable again: published before routing may take the node back.
-  if (events_ != nullptr) events_->up(node);
   std::uint32_t seen = newest_timeline_.load();
   while (answer.timeline > seen && !newest_timeline_.compare_exchange_weak(seen, answer.timeline)) {
   }
-  try {
-    if (role == Role::Primary && !answer.in_recovery && stale_primary(s)) {
-      // A primary on a timeline older than one seen elsewhere was failed over: never write there.
-      mismatch = true;
-      if (flags & ::replikit::detail::kUpBit) topology_->set_up(name, false);
-      error = "stale primary: timeline " + std::to_string(answer.timeline) + " is older than timeline " +
-              std::to_string(newest_timeline_.load()) + " seen on another node";
-    } else if (role == Role::Replica && !answer.in_recovery && adopt(s)) {
-      mismatch = false;  // now the primary (epoch bumped); its next probe samples it as one
-    } else if (role == Role::Primary) {
-      mismatch = answer.in_recovery;
-      if (!answer.in_recovery && answer.current_lsn.valid()) {
-        // Stamped with the send time, not the arrival time: the primary reached this LSN at
-        // some point in between, and the earlier stamp can only overstate a replica's lag
-        // (an LSN held back by a slow or frozen primary must not look fresh).
-        try {
-          tracker_->primary_sample(s.sent_ns, answer.current_lsn);
-        } catch (const InvalidArgument&) {
-          // The primary's LSN went backwards: it is not the server it was (restored, or a
-          // different one behind the same address). Start the history afresh.
-          tracker_->reset();
-          tracker_->primary_sample(s.sent_ns, answer.current_lsn);
-        }
-      }
-      // No failover here: a primary found in recovery stays routable and is flagged.
-      if (!(flags & ::replikit::detail::kUpBit)) topology_->set_up(name, true);
-    } else if (role == Role::Replica) {
-      mismatch = !answer.in_recovery;
-      if (!mismatch) {
-        tracker_->replica_sample(node, now, lsn_max(answer.receive_lsn, answer.replay_lsn), answer.replay_lsn);
-      }
-      // A "replica" that is not in recovery no longer follows the primary: keep reads off it.
-      bool up = !mismatch;
-      if (up != ((flags & ::replikit::detail::kUpBit) != 0)) topology_->set_up(name, up);
-    }
-  } catch (const std::exception& e) {
-    error = std::string("probe sample rejected: ") + e.what();
-  }
+  // NodeUp, the verdict, its role event and its routing change in one step (NodeEvents).
+  const ProbeVerdict v = events_.good_probe(s.node, [&] { return judge(s, now); });
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ProbeState& st = s.state;
     st.reachable = true;
     st.in_recovery = answer.in_recovery;
-    st.role_mismatch = mismatch;
+    st.role_mismatch = v.mismatch;
     st.timeline = answer.timeline;
     st.current_lsn = answer.current_lsn;
     st.receive_lsn = answer.receive_lsn;
@@ -408,16 +356,60 @@ void Prober::succeed(Slot& s, std::int64_t now) {
     st.last_probe_sent_ns = s.sent_ns;
     st.rtt_ms = static_cast<double>(now - s.sent_ns) / 1e6;
     ++st.probes_ok;
-    st.last_error = mismatch && error.empty() ? (answer.in_recovery ? "role mismatch: the primary is in recovery"
-                                                                    : "role mismatch: this replica is not in recovery")
-                                              : error;
-  }
-  if (events_ != nullptr) {
-    events_->role(node, mismatch,
-                  !mismatch ? std::string("the server's role matches the topology again")
-                            : answer.in_recovery ? "the primary is in recovery" : "this replica is not in recovery");
+    st.last_error = v.mismatch && v.error.empty() ? "role mismatch: " + v.message : v.error;
   }
   finish(s, true);
+}
+
+ProbeVerdict Prober::judge(const Slot& s, std::int64_t now) {
+  const ProbeAnswer& answer = s.answer;
+  const Role role = role_of(topology_->flags(s.node));
+  ProbeVerdict v;
+  try {
+    if (role == Role::Primary && !answer.in_recovery && stale_primary(s)) {
+      // A primary on a timeline older than one seen elsewhere was failed over: never write there.
+      v.mismatch = true;
+      v.routed = false;
+      v.error = "stale primary: timeline " + std::to_string(answer.timeline) + " is older than timeline " +
+                std::to_string(newest_timeline_.load()) + " seen on another node";
+    } else if (role == Role::Replica && !answer.in_recovery && adopt(s)) {
+      // Now the primary (epoch bumped, routed in); its next probe samples it as one.
+    } else if (role == Role::Primary || topology_->primary() == s.node) {
+      v.mismatch = answer.in_recovery;
+      if (!answer.in_recovery && answer.current_lsn.valid()) sample_primary(s);
+      // No failover here: a primary found in recovery stays routable and is flagged.
+      v.routed = true;
+    } else {
+      v.mismatch = !answer.in_recovery;
+      if (!v.mismatch) {
+        tracker_->replica_sample(s.node, now, lsn_max(answer.receive_lsn, answer.replay_lsn), answer.replay_lsn);
+      }
+      // A "replica" that is not in recovery no longer follows the primary: keep reads off it.
+      v.routed = !v.mismatch;
+    }
+  } catch (const std::exception& e) {
+    v.routed.reset();
+    v.error = std::string("probe sample rejected: ") + e.what();
+  }
+  v.message = !v.mismatch            ? std::string("the server's role matches the topology again")
+              : !v.error.empty()     ? v.error
+              : answer.in_recovery ? "the primary is in recovery"
+                                   : "this replica is not in recovery";
+  return v;
+}
+
+void Prober::sample_primary(const Slot& s) {
+  // Stamped with the send time, not the arrival time: the primary reached this LSN at some
+  // point in between, and the earlier stamp can only overstate a replica's lag (an LSN held
+  // back by a slow or frozen primary must not look fresh).
+  try {
+    tracker_->primary_sample(s.sent_ns, s.answer.current_lsn);
+  } catch (const InvalidArgument&) {
+    // The primary's LSN went backwards: it is not the server it was (restored, or a different
+    // one behind the same address). Start the history afresh.
+    tracker_->reset();
+    tracker_->primary_sample(s.sent_ns, s.answer.current_lsn);
+  }
 }
 
 bool Prober::stale_primary(const Slot& s) {
@@ -440,15 +432,12 @@ bool Prober::adopt(const Slot& s) {
   // (not one merely not probed yet).
   const std::uint32_t timeline = s.answer.timeline;
   if (timeline == 0 || timeline <= primary_timeline || (primary_timeline == 0 && !primary_failed)) return false;
-  try {
-    tracker_->forget_replica(s.node);  // its Recovered (when LAGGING) before routing promotes it
+  // Promoted meanwhile by the manager of this process: promotion() only routes it in.
+  const std::string why = "found out of recovery on timeline " + std::to_string(timeline) + ", newer than the primary's";
+  return events_.promotion(s.node, why, [&] {
     topology_->promote(topology_->name(s.node));
-    topology_->set_up(topology_->name(s.node), true);
     tracker_->reset();
-  } catch (const Error&) {
-    return false;  // promoted meanwhile by the manager of this process
-  }
-  return true;
+  });
 }
 
 void Prober::cut_deposed() {

@@ -49,10 +49,10 @@ class Prober {
   /// `conninfos[i]` is the connection string of topology node i. `on_probe(node, ok)` runs on
   /// the prober thread after every completed probe (it must not block); `ok` is false when the
   /// node is unreachable (not for a connect refused by a full server, SQLSTATE 53300).
-  /// `events` (may be null) hears of every down/up, role and lag transition.
+  /// `events` hears of every down/up, role and lag transition and makes the routing changes.
   Prober(ProberConfig config, std::shared_ptr<Topology> topology, std::shared_ptr<LagTracker> tracker,
          std::vector<std::string> conninfos, Watchdog* watchdog, std::function<void(int, bool)> on_probe,
-         NodeEvents* events = nullptr);
+         NodeEvents& events);
   ~Prober();
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;
@@ -87,11 +87,16 @@ class Prober {
   void lost(Slot& s, const std::string& message, std::int64_t now_ns);
   void fail(Slot& s, const std::string& message, std::int64_t now_ns);
   void succeed(Slot& s, std::int64_t now_ns);
+  /// Judges `s`'s good probe (inside NodeEvents::good_probe): feeds the lag tracker, and may
+  /// adopt a promoted replica.
+  ProbeVerdict judge(const Slot& s, std::int64_t now_ns);
+  /// Feeds the primary's LSN of `s`'s probe to the lag tracker (a fresh history when it went back).
+  void sample_primary(const Slot& s);
   void finish(Slot& s, bool ok);
   /// True when `s`'s timeline is older than the newest one seen on any node.
   bool stale_primary(const Slot& s);
   /// A replica found out of recovery on a timeline newer than the primary's: promotes it in
-  /// the topology (a new epoch). True when it did.
+  /// the topology (a new epoch; NodeEvents::promotion). True when it is the primary now.
   bool adopt(const Slot& s);
   /// When the topology's epoch or primary changed since the last look (two atomic loads), cuts
   /// the user statements in flight to a primary that was deposed (Watchdog::fire_deposed).
@@ -102,7 +107,7 @@ class Prober {
   std::shared_ptr<LagTracker> tracker_;
   Watchdog* watchdog_;
   std::function<void(int, bool)> on_probe_;
-  NodeEvents* events_;
+  NodeEvents& events_;
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex mutex_;  // guards every Slot::state and Slot::completed
   mutable std::condition_variable probed_;

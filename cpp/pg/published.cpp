@@ -22,8 +22,8 @@ TopologyVerdict ReplicatedDatabase::apply_topology(const PublishedTopology& publ
     const TopologyVerdict verdict = impl_->published.offer(published);
     if (verdict != TopologyVerdict::Applied) return verdict;
     // The prober may have adopted the promoted node already (out of recovery, newer timeline).
-    if (topo.name(topo.primary()) != published.primary) topo.promote(published.primary);
-    topo.set_up(published.primary, true);
+    make_primary(published.primary, "published by the coordinator's leader (revision " +
+                                        std::to_string(published.revision) + ")");
   }
   if (published.timeline > impl_->history_current.load(std::memory_order_acquire)) {
     // Sessions reconcile against it: writes above the switch point were lost with the old timeline.

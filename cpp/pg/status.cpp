@@ -15,7 +15,7 @@ NodeStatus ReplicatedDatabase::node(const std::string& name) const {
   s.up = info.up;
   s.reachable = p.reachable;
   s.in_recovery = p.in_recovery;
-  s.role_mismatch = p.role_mismatch;
+  s.role_mismatch = m.node_events->mismatched(i);  // as its last role event says
   s.timeline = p.timeline;
   s.current_lsn = p.current_lsn;
   s.receive_lsn = p.receive_lsn;

@@ -206,14 +206,15 @@ def test_once_prints_the_table_from_a_cluster_directory_or_dsns(cluster, capsys)
 
 
 def consistent_refresh(monitor):
-    """monitor.refresh(), checked: a replica that reads go to has no lag or down alert firing in
-    the same snapshot (a lag transition or a node's return is published before routing shows
-    it, and a refresh polls the events after reading routing), except one fired by an event this
-    refresh polled: a replica that turned LAGGING (or went down) after routing was read."""
+    """monitor.refresh(), checked: a replica that reads go to has no lag, down or role alert
+    firing in the same snapshot (a lag transition, a node's return or its role matching again is
+    published before routing shows it, and a refresh polls the events after reading routing),
+    except one fired by an event this refresh polled: a replica that turned LAGGING (or went
+    down) after routing was read."""
     snap = monitor.refresh()
     polled = {e["sequence"] for e in snap["events"]}
     for alert in snap["firing"]:
-        if alert["rule"] in ("replica_lag", "node_down") and alert["node"] in snap["reads"]["targets"]:
+        if alert["rule"] in ("replica_lag", "node_down", "role_mismatch") and alert["node"] in snap["reads"]["targets"]:
             assert alert["event_sequence"] in polled, snap
     return snap
 

@@ -299,7 +299,8 @@ struct NodeStatus {
   bool up = false;                 ///< routable (topology)
   bool reachable = false;          ///< the last probe succeeded and no call lost the node since
   bool in_recovery = false;        ///< pg_is_in_recovery() of the last good probe
-  bool role_mismatch = false;      ///< the server's role differs from the topology's
+  bool role_mismatch = false;      ///< the server's role differs from the topology's (or a promotion
+                                   ///< deposed it, until it rejoins as a replica): its last role event
   std::uint32_t timeline = 0;      ///< 0: unknown
   Lsn current_lsn;                 ///< primary: pg_current_wal_flush_lsn()
   Lsn receive_lsn;                 ///< replica: pg_last_wal_receive_lsn()
@@ -334,6 +335,12 @@ struct DatabaseStats {
   std::uint64_t waits_served_by_replica = 0;
   std::uint64_t nodes_marked_down = 0;  ///< by query errors (the prober's are in NodeStatus)
   std::uint64_t watchdog_fired = 0;     ///< queries cut off at the client-side deadline
+};
+
+/// Calls to one node as the primary, read at one instant (ReplicatedDatabase::primary_calls).
+struct PrimaryCalls {
+  std::uint64_t ended = 0;  ///< calls that ran and ended since construction, modulo 2^39
+  std::int32_t in_flight = 0;  ///< calls admitted and not ended yet
 };
 
 /// A primary and its replicas, with routing, consistency tokens, pools and a prober.
@@ -396,18 +403,41 @@ class ReplicatedDatabase {
   /// The last topology applied (none before the first).
   std::optional<PublishedTopology> published_topology() const;
 
+  /// Makes node `name` the primary unless it is (Topology::make_primary) and routes it in (not
+  /// while it is down: its next good probe does), its events first: Failover for it (`why` as
+  /// the message), RoleMismatch for the primary it deposes (out of routing until it rejoins as a
+  /// replica), RoleRestored for it when it was flagged; its lag is forgotten
+  /// (LagTracker::forget_replica). Returns the epoch. For a failover manager (C++ only).
+  std::uint64_t make_primary(const std::string& name, const std::string& why);
+
   /// While `hold` is true new writes, and new reads routed to the primary, wait (each at most
   /// acquire_timeout_ms) for the release, then go to whatever is the primary by then: a planned
-  /// switchover in progress drains the old primary. A call counts itself in flight on the primary
-  /// before it checks the hold, so a call routed just before the hold is either seen in flight by
-  /// a drain that looks after this returns, or backs out and waits for the release.
-  void hold_primary(bool hold);
-  /// Calls to node `node` (an index) as the primary that have ended since construction: a drain
-  /// counts the calls that ended during it, however short (C++ only).
+  /// switchover in progress drains the old primary. A call to the primary is admitted (counted
+  /// in flight, primary_calls()) or held in one atomic step, so a call routed just before the
+  /// hold is either counted in flight by the time this returns, or backs out and waits for the
+  /// release. Returns the primary's counts at the instant it was held (or released).
+  PrimaryCalls hold_primary(bool hold);
+  /// Calls to node `node` (an index) as the primary that have ended since construction (modulo
+  /// 2^39): a drain counts the calls that ended during it, however short (C++ only).
   std::uint64_t primary_calls_ended(int node) const;
+  /// Calls to node `node` (an index) as the primary, both counts read at one instant: each call
+  /// admitted is in flight or ended, never both (C++ only).
+  PrimaryCalls primary_calls(int node) const;
   /// Testing: `hook` runs on the calling thread between routing a call to the primary and counting
   /// it in flight, the window a hold_primary() races with. Set it before any call (C++ only).
   void set_primary_route_hook(std::function<void()> hook);
+  /// Testing: `hook` runs on the calling thread as a call admitted to the primary ends, once its
+  /// end is counted (primary_calls()) and before it leaves the router's in-flight count. Set it
+  /// before any call (C++ only).
+  void set_call_end_hook(std::function<void()> hook);
+  /// Testing: `hook` runs on the calling thread in a call's marking of a node down, before the
+  /// node leaves routing (a good probe may complete meanwhile). Set it before any call (C++ only).
+  void set_mark_down_hook(std::function<void()> hook);
+  /// Testing: `hook` runs on the publishing thread (the prober's, a caller's, the failover
+  /// manager's) just before each event this database publishes goes into the log, while routing
+  /// still shows what it showed before the change the event announces. It must not call into
+  /// this database (C++ only).
+  void set_event_hook(std::function<void(const Event&)> hook);
 
   /// Every node as the prober and the lag tracker see it.
   std::vector<NodeStatus> nodes() const;

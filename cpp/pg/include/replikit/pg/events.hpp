@@ -3,7 +3,8 @@
 /// What happened to the nodes of a ReplicatedDatabase, as values: a node went down or came
 /// back, a replica turned LAGGING or recovered, a server's role stopped (or started again)
 /// matching the topology, a read was retried on another node, a failover happened. Each is
-/// published once per transition, with the node's name and the numbers.
+/// published once per transition, with the node's name and the numbers, before routing shows
+/// the change it announces.
 ///
 /// The EventLog is a bounded ring: publish() never waits for a reader (it takes a mutex held
 /// only to append, or to copy at most one batch out), so the prober and query threads are
@@ -29,10 +30,10 @@ enum class EventKind : std::uint8_t {
   NodeUp = 1,        ///< a good probe after NodeDown
   Lagging = 2,       ///< a replica's lag crossed max_lag_ms (or max_lag_bytes)
   Recovered = 3,     ///< ... and came back under recover_lag_ms (and recover_lag_bytes)
-  RoleMismatch = 4,  ///< the server's role differs from the topology's (a replica not in recovery, ...)
+  RoleMismatch = 4,  ///< the server's role differs from the topology's (a replica not in recovery, a deposed primary, ...)
   RoleRestored = 5,  ///< the server's role matches the topology again
   ReadRetry = 6,     ///< a read lost its connection to the node and is retried elsewhere
-  Failover = 7,      ///< a failover or switchover made `node` the primary (published by a failover manager)
+  Failover = 7,      ///< a failover or switchover made `node` the primary (this database's manager, prober or coordinator)
 };
 /// Number of EventKind values.
 inline constexpr int kEventKindCount = 8;

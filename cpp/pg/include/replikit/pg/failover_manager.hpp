@@ -89,6 +89,7 @@ struct FailoverReport {
   double write_pause_ms = 0;          ///< switchover: writes held for this long
   std::int32_t drained_in_flight = 0;  ///< switchover: calls in flight on the old primary that finished before the fence
   std::int32_t cut_in_flight = 0;      ///< switchover: calls still in flight there at max_drain_ms, ended by the fence
+                                       ///< (a call sent there and in flight at the hold is one of the two)
   double drain_ms = 0;                 ///< switchover: how long the drain lasted
   std::int64_t permit_revision = 0;   ///< the lease permit's revision it acted under (0: none required)
   /// The writes this database acknowledged that the new primary lacks (ReplicatedDatabase::lost_writes()).
