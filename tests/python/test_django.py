@@ -706,3 +706,41 @@ def test_consistency_block_applies_to_its_own_session(rd):
             assert rd.last_route().reason == replikit.Reason.STRONG_READ
         Comment.objects.filter(thread="nested").exists()
         assert rd.last_route().reason == replikit.Reason.REPLICA_AVAILABLE
+
+
+def test_blocks_in_a_generator_resumed_through_sync_to_async(rd):
+    """A generator's consistency() (or use_session()) block begun in one sync_to_async call and
+    ended in another (each runs in its own copy of the task's context) ends without an error, and
+    the task's reads are back at its own level and session after it."""
+    from asgiref.sync import sync_to_async
+    from comments.models import Comment
+
+    def read_reason():
+        Comment.objects.filter(thread="gen").exists()
+        return rd.last_route().reason
+
+    def strong_rows():
+        with rd.consistency("strong"):
+            yield read_reason()
+            yield read_reason()
+
+    def session_rows(session):
+        with rd.use_session(session):
+            yield rd.current_session()
+            yield rd.current_session()
+
+    async def main():
+        gen = strong_rows()
+        assert await sync_to_async(next)(gen) == replikit.Reason.STRONG_READ
+        await sync_to_async(gen.close)()  # the block ends in another context than it began in
+        after = await sync_to_async(read_reason)()
+        own = await sync_to_async(rd.current_session)()
+        scoped = replikit.Session()
+        rows = session_rows(scoped)
+        assert await sync_to_async(next)(rows) is scoped
+        await sync_to_async(rows.close)()
+        return after, own, await sync_to_async(rd.current_session)()
+
+    after, own, own_after = asyncio.run(main())
+    assert after != replikit.Reason.STRONG_READ
+    assert own_after is own

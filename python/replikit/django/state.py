@@ -78,6 +78,18 @@ _route: contextvars.ContextVar[Optional[Tuple[Context, Any]]] = contextvars.Cont
     "replikit_django_route", default=None)
 
 
+def _end(var: "contextvars.ContextVar[Any]", token: "contextvars.Token[Any]", mine: Any) -> None:
+    """Ends a block that set `var` to `mine` with `token`. A block may end in another context
+    than it began in (a generator resumed through sync_to_async, closed by another task or
+    thread): `var` there goes back to what the block found only if it still shows the block's
+    value (a later block of that context keeps its own)."""
+    try:
+        var.reset(token)
+    except ValueError:
+        if var.get() is mine:
+            var.set(token.old_value if token.old_value is not contextvars.Token.MISSING else None)
+
+
 def level_in(ctx: Context) -> Tuple[Consistency, Optional[float]]:
     """The consistency (and max staleness) the current caller's reads use in `ctx`."""
     override = _level.get()
@@ -381,8 +393,8 @@ class SessionScope:
     def _leave(self) -> None:
         tokens, self._tokens = self._tokens, None
         if tokens is not None:
-            _context.reset(tokens[0])
-            _web_current.reset(tokens[1])
+            _end(_context, tokens[0], self.ctx)
+            _end(_web_current, tokens[1], self.ctx.session)
 
     def __enter__(self) -> Session:
         return self._enter()
@@ -426,11 +438,12 @@ def consistency(level: Any, *, max_staleness_ms: Optional[float] = None) -> Iter
     """The block's reads use `level` (a Consistency or its name) in the current session: the
     reads of this thread, or in async code of this asyncio task (and what it runs through
     sync_to_async), not those of other tasks, even of the same request."""
-    token = _level.set((get_state().context(), level_of(level), max_staleness_ms))
+    mine = (get_state().context(), level_of(level), max_staleness_ms)
+    token = _level.set(mine)
     try:
         yield
     finally:
-        _level.reset(token)
+        _end(_level, token, mine)
 
 
 def mark_write() -> None:
