@@ -38,7 +38,11 @@
 /// not stream on the primary's timeline is repointed (with its slot); a primary without a
 /// failover record for its timeline gets one. So a manager that died between promote and
 /// repoint and starts again (the prober adopts the promoted node: it is out of recovery on a
-/// newer timeline) finishes the job instead of promoting a second node.
+/// newer timeline) finishes the job instead of promoting a second node. The synchronous
+/// setting (step 3) is on the node before its promotion, so such a manager finds it in place and
+/// reconciliation never touches it; a manager that never saw the old primary up (started after
+/// its failure) does not know its setting and carries none over. With no survivor left the new
+/// primary is asynchronous (as Patroni's synchronous_mode without _strict), said in the report.
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
