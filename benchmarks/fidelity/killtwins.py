@@ -353,7 +353,8 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"{len(run['offsets'])} offset reads), "
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms; after "
             f"it, {len(run['offsets_after'])} offset reads, delay mean "
-            f"{statistics.fmean(run['delays_after'] or [float('nan')]):.3f} ms")
+            f"{statistics.fmean(run['delays_after'] or [float('nan')]):.3f} ms; new primary's synchronous_standby_names "
+            f"{run['synchronous_standby_names']!r}")
         out.append({"counts": counts, "seed": run["seed"], "kill_s": run["kill_s"], "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
                     "delays": twin_delays(run, run["delays"]),
                     "probe_records": run["probe_records"], "commit_lag_ms": run["commit_lag_ms"], "probes": fed,
