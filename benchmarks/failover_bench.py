@@ -167,6 +167,9 @@ class Manager:
     promoted_at: Optional[float] = None
     new_primary: Optional[str] = None
     notes: List[str] = field(default_factory=list)
+    # replikit's manager: the synchronous_standby_names it carried over to the new primary
+    # ("": none, the new primary acknowledged on its own; None: not known).
+    synchronous_standby_names: Optional[str] = None
 
 
 def ssl_probe(host: str, port: int, timeout_s: float) -> bool:
@@ -302,6 +305,7 @@ def start_replikit_manager(cluster, preset: str, on_db: Optional[Callable] = Non
                 if report.promoted:
                     manager.new_primary = report.promoted
                     manager.promoted_at = report.promoted_ns / 1e9
+                    manager.synchronous_standby_names = getattr(report, "synchronous_standby_names", "")
                 else:
                     manager.notes.append(f"no promotion: {report.reason}")
                 lost = report.lost_writes.lost

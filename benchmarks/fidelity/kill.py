@@ -163,9 +163,11 @@ def real_runs(settings: Settings, mode: str, log: Any) -> List[Dict[str, Any]]:
     runs = []
     for i in range(settings.runs):
         probes = ProbeLog()
+        managers: List[Any] = []
 
-        def start(cluster: Any, probes: ProbeLog = probes) -> Any:
+        def start(cluster: Any, probes: ProbeLog = probes, managers: List[Any] = managers) -> Any:
             manager = start_replikit_manager(cluster, settings.preset, on_db=probes.attach)
+            managers.append(manager)
             inner = manager.stop
 
             def stop() -> None:
@@ -180,10 +182,14 @@ def real_runs(settings: Settings, mode: str, log: Any) -> List[Dict[str, Any]]:
         if result.seconds is None or result.detect_s is None or result.promote_s is None or result.failed_at is None:
             raise RuntimeError(f"a {mode} failover did not complete: {result.note}")
         inputs = probe_inputs(probes.rows, result.failed_at, interval_ms)
+        # Whether the manager carried the synchronous setting over to the new primary (the twin's
+        # mode_after_promotion, killtwins.mode_after_promotion).
+        carried = managers[-1].synchronous_standby_names if managers else None
         runs.append({"detection_ms": result.detect_s * 1000.0, "recovery_ms": result.seconds * 1000.0,
                      "promotion_ms": (result.seconds - result.detect_s) * 1000.0,
                      "pg_promote_ms": result.promote_s * 1000.0, "lost": result.lost,
                      "acked_before": result.acked_before, **inputs,
+                     "sync_carried": bool(carried), "synchronous_standby_names": carried or "",
                      "probes": [dict(r, at_ms=(r["at"] - result.failed_at) * 1000.0) for r in probes.rows
                                 if abs(r["at"] - result.failed_at) < 1.0]})
     return runs
@@ -212,18 +218,20 @@ def sim_config(settings: Settings, mode: str, promotion_ms: float, seed: int,
     heartbeats exactly one interval apart, detection at the heartbeat (the model before the
     prober's timing was measured). With ``run``: that kill's twin: its heartbeats at the
     prober's measured period (heartbeat_late_ms), the kill at its measured phase, the manager
-    acting at a uniform phase of its check_interval_ms loop."""
+    acting at a uniform phase of its check_interval_ms loop, and its new primary acknowledging as
+    the real one did (killtwins.mode_after_promotion)."""
     from failover_bench import REPLIKIT_PRESETS
 
     from replikit.sim import SimConfig
 
     _, _, interval_ms, misses = REPLIKIT_PRESETS[settings.preset]
     sim_mode, sync_count = SIM_MODES[mode]
-    timing: Dict[str, float] = {}
+    timing: Dict[str, Any] = {}
     if run is None:
         crash = CRASH_AT_MS + random.Random(seed).uniform(0.0, interval_ms)
     else:
-        crash, timing = twin_timing(CRASH_AT_MS, interval_ms, run)
+        crash, measured = twin_timing(CRASH_AT_MS, interval_ms, run)
+        timing = dict(measured, mode_after_promotion=killtwins.mode_after_promotion(run))
     return SimConfig(duration_ms=crash + 3000.0, write_rate_per_s=WRITE_RATE, read_rate_per_s=0.0,
                      replicas=2, names=["primary", "r1", "r2"], mode=sim_mode, sync_count=sync_count,
                      crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms, missed_heartbeats=misses,

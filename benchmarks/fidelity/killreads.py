@@ -122,12 +122,15 @@ instant is saved as kill_s), so that the reads and writes right after the recove
 run's: on 180 saved kills re-predicted, the primary's read share after the recovery went from
 -8.2% to -5.5% with this alone (and to -1.0% with the new primary acknowledging at once, below).
 
-The new primary acknowledges at once in every mode (SimConfig.mode_after_promotion "async"): a
-promoted standby keeps its own synchronous_standby_names, which LocalCluster leaves empty and
-replikit's FailoverManager does not set. A synchronous twin held its new primary's first writes
-until the survivor streamed again (~55 ms), and their sessions' read-your-writes reads went to the
-survivor on their older tokens (the primary's read share after the recovery: -9% and -11% in the
-semi-sync and sync modes, -4% in async, on 180 kills).
+The new primary acknowledges as the real one did (SimConfig.mode_after_promotion,
+killtwins.mode_after_promotion): each run records whether replikit's FailoverManager carried the
+synchronous setting over to it (sync_carried, with the synchronous_standby_names it set; the
+manager's keep_synchronous, on by default); if so the twin keeps the run's mode after the
+promotion, else "async", as for the saved runs from before the manager carried it (a promoted
+standby keeps its own synchronous_standby_names, empty). A synchronous twin whose real new primary
+was asynchronous held its first writes until the survivor streamed again (~55 ms), and their
+sessions' read-your-writes reads went to the survivor on their older tokens (the primary's read
+share after the recovery: -9% and -11% in the semi-sync and sync modes, -4% in async, on 180 kills).
 
 Statistics (fidelity.windowstats): per window, each figure pooled over the runs (stale reads /
 reads of all runs); its 95% interval and that of the relative error by a bootstrap over runs
@@ -477,4 +480,6 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "probe_half_round_trips": probe_half_round_trips(work.probe_sends, t0, kill_s),
             "probe_offsets_ms": probe_offsets(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][0]),
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),
+            "sync_carried": bool(manager.synchronous_standby_names),
+            "synchronous_standby_names": manager.synchronous_standby_names or "",
             "half_round_trips": half_round_trips}

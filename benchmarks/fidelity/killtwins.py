@@ -151,10 +151,11 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     # (fidelity.common.Workload): a read that arrives while its session writes leaves after the
     # write, with its token (session_reads_wait_for_writes; without, the primary's read share was
     # -3.1% [-4.4, -1.9] before the kill over the 240 campaign kills at load up to ~13, -0.3% with).
-    # The new primary acknowledges at once in every mode: a promoted standby keeps its own
-    # synchronous_standby_names, which LocalCluster leaves empty and replikit's FailoverManager does
-    # not set (a twin whose new primary waited for the detached survivor acknowledged its first
-    # writes ~50 ms late, so their sessions' read-your-writes reads still went to the survivor).
+    # The new primary acknowledges as the real one did (mode_after_promotion): in the run's mode
+    # when the real manager carried the synchronous setting over to it (keep_synchronous), else
+    # at once (a twin whose new primary waited for the detached survivor while the real one did
+    # not acknowledged its first writes ~50 ms late, so their sessions' read-your-writes reads
+    # still went to the survivor).
     probe_half = statistics.median(run["probe_half_round_trips"])
     shift = workload_shift_ms(run, crash) if align and replay else 0.0
     return SimConfig(duration_ms=RUN_S * 1000.0 + shift, write_rate_per_s=SESSION_WRITE_RATE,
@@ -163,7 +164,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      read_rate_per_s=READ_RATE, sessions=SESSIONS,
                      consistency_mix={"eventual": 0.5, "read_your_writes": 0.5},
                      replicas=2, names=["primary", "r1", "r2"], mode=sim_mode, sync_count=sync_count,
-                     mode_after_promotion="async", session_reads_wait_for_writes=True,
+                     mode_after_promotion=mode_after_promotion(run), session_reads_wait_for_writes=True,
                      crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms,
                      missed_heartbeats=misses,
                      promote_ms=promotion_ms + run["switch_ms"],
@@ -179,6 +180,14 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      probe_offsets_after_crash_ms=offsets_after_crash(run, probe_ms) if offsets_after else [],
                      **run.get("probe_run_lags", {}), **timing, **after_crash_delays(run, after),
                      **replayed_workload(run, replay, shift))
+
+
+def mode_after_promotion(run: Dict[str, Any]) -> Optional[str]:
+    """The twin's SimConfig.mode_after_promotion: None (the run's mode throughout) when the real
+    FailoverManager carried the synchronous setting over to the new primary (run["sync_carried"]),
+    else "async": the real new primary acknowledged on its own. Saved runs without the record are
+    from before the manager carried it: "async"."""
+    return None if run.get("sync_carried") else "async"
 
 
 def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
@@ -344,7 +353,8 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"{len(run['offsets'])} offset reads), "
             f"survivor streams after {run['stream_ms']:.0f} ms, caught up after {run['repoint_ms']:.0f} ms; after "
             f"it, {len(run['offsets_after'])} offset reads, delay mean "
-            f"{statistics.fmean(run['delays_after'] or [float('nan')]):.3f} ms")
+            f"{statistics.fmean(run['delays_after'] or [float('nan')]):.3f} ms; new primary's synchronous_standby_names "
+            f"{run['synchronous_standby_names']!r}")
         out.append({"counts": counts, "seed": run["seed"], "kill_s": run["kill_s"], "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
                     "delays": twin_delays(run, run["delays"]),
                     "probe_records": run["probe_records"], "commit_lag_ms": run["commit_lag_ms"], "probes": fed,
@@ -362,7 +372,8 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                         run["probe_records"], probesamples.run_lags_by_probe(run["probe_query_starts"], run["probe_records"],
                                                                              WARM_S, run["kill_s"]),
                         WARM_S, fed_until(run["kill_s"])),
-                    "detector": run["detector"],
+                    "detector": run["detector"], "sync_carried": run["sync_carried"],
+                    "synchronous_standby_names": run["synchronous_standby_names"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,
                     "reads": float(len(run["reads"]) + len(run["failed_at"]))})

@@ -25,9 +25,10 @@ double ms_between(std::int64_t from_ns, std::int64_t to_ns) {
 
 FailoverManagerOptions to_manager_options(const py::object& detector, const py::object& max_lag_bytes,
                                           const py::object& preferred_region, const py::object& require_permit,
-                                          const py::dict& timing) {
+                                          const py::object& keep_synchronous, const py::dict& timing) {
   FailoverManagerOptions o;
   o.require_permit = to_bool(require_permit, "require_permit");
+  o.keep_synchronous = to_bool(keep_synchronous, "keep_synchronous");
   if (!detector.is_none()) {
     if (!py::isinstance<DetectorConfig>(detector)) wrong_type("detector", "a DetectorConfig", detector);
     o.detector = detector.cast<DetectorConfig>();
@@ -71,6 +72,9 @@ void bind_report(py::module_& m) {
       .def_readonly("drain_ms", &FailoverReport::drain_ms, "Switchover: how long the drain lasted.")
       .def_readonly("permit_revision", &FailoverReport::permit_revision,
                     "The lease permit's revision it acted under (0: none required).")
+      .def_readonly("synchronous_standby_names", &FailoverReport::synchronous_standby_names,
+                    "The synchronous_standby_names carried over to the new primary (keep_synchronous; '': none, "
+                    "asynchronous).")
       .def_property_readonly("detection_ms", [](const FailoverReport& r) { return ms_between(r.last_alive_ns, r.detected_ns); },
                              "From the old primary's last good probe to the failure suspected.")
       .def_property_readonly("promotion_ms", [](const FailoverReport& r) { return ms_between(r.detected_ns, r.promoted_ns); },
@@ -96,7 +100,8 @@ void bind_report(py::module_& m) {
                         {"repointed", py::cast(r.repointed)}, {"timeline", py::cast(r.timeline)},
                         {"lost_xids", py::cast(lost)}, {"write_pause_ms", py::cast(r.write_pause_ms)},
                         {"drained_in_flight", py::cast(r.drained_in_flight)},
-                        {"cut_in_flight", py::cast(r.cut_in_flight)}, {"drain_ms", py::cast(r.drain_ms)}});
+                        {"cut_in_flight", py::cast(r.cut_in_flight)}, {"drain_ms", py::cast(r.drain_ms)},
+                        {"synchronous_standby_names", py::cast(r.synchronous_standby_names)}});
       });
 }
 
@@ -106,19 +111,23 @@ void bind_manager(py::module_& m) {
                               "Watches a ReplicatedDatabase's primary and fails over when it fails (fence, promote, "
                               "epoch, slots, repoint); also planned switchover.")
       .def(py::init([](const py::object& database, const py::object& detector, const py::object& max_lag_bytes,
-                       const py::object& preferred_region, const py::object& require_permit, const py::kwargs& timing) {
+                       const py::object& preferred_region, const py::object& require_permit,
+                       const py::object& keep_synchronous, const py::kwargs& timing) {
              if (!py::isinstance<PyReplicatedDatabase>(database)) {
                wrong_type("database", "a ReplicatedDatabase", database);
              }
              auto& db = database.cast<PyReplicatedDatabase&>();
-             return std::make_unique<FailoverManager>(db, to_manager_options(detector, max_lag_bytes, preferred_region, require_permit, timing));
+             return std::make_unique<FailoverManager>(
+                 db, to_manager_options(detector, max_lag_bytes, preferred_region, require_permit, keep_synchronous, timing));
            }),
            py::arg("database"), py::kw_only(), py::arg("detector") = py::none(), py::arg("max_lag_bytes") = py::none(),
            py::arg("preferred_region") = py::none(), py::arg("require_permit") = d.require_permit,
-           py::keep_alive<1, 2>(),
+           py::arg("keep_synchronous") = d.keep_synchronous, py::keep_alive<1, 2>(),
            "Options (keywords, milliseconds): action_timeout_ms, check_interval_ms, state_interval_ms, "
            "retry_interval_ms, max_switchover_ms, max_drain_ms (a drain also takes at most half the database's "
-           "acquire_timeout_ms: the calls a switchover holds wait at most that long). require_permit: act only under a lease permit (grant_permit).")
+           "acquire_timeout_ms: the calls a switchover holds wait at most that long). require_permit: act only under a lease permit (grant_permit). "
+           "keep_synchronous: carry the old primary's synchronous_standby_names over to the new primary (its list "
+           "without the old primary and the promoted node), set before the promotion.")
       .def("start", &FailoverManager::start, py::call_guard<py::gil_scoped_release>(), "Starts the background thread.")
       .def("stop", &FailoverManager::stop, py::call_guard<py::gil_scoped_release>(), "Stops it and waits for it.")
       .def_property_readonly("running", &FailoverManager::running)
@@ -148,6 +157,7 @@ void bind_manager(py::module_& m) {
       .def_property_readonly("require_permit", [](const FailoverManager& f) { return f.options().require_permit; })
       .def_property_readonly("action_timeout_ms", [](const FailoverManager& f) { return f.options().action_timeout_ms; })
       .def_property_readonly("max_drain_ms", [](const FailoverManager& f) { return f.options().max_drain_ms; })
+      .def_property_readonly("keep_synchronous", [](const FailoverManager& f) { return f.options().keep_synchronous; })
       .def("__enter__", [](FailoverManager& f) -> FailoverManager& { f.start(); return f; }, py::return_value_policy::reference)
       .def("__exit__", [](FailoverManager& f, const py::args&) { py::gil_scoped_release r; f.stop(); })
       .def("__repr__", [](const FailoverManager& f) {
@@ -202,13 +212,14 @@ void start_owned_manager(PyReplicatedDatabase& db, const py::object& failover) {
 void bind_database_failover(py::class_<PyReplicatedDatabase>& c) {
   c.def("start_failover_manager",
         [](PyReplicatedDatabase& db, const py::object& detector, const py::object& max_lag_bytes,
-           const py::object& preferred_region, const py::object& require_permit,
+           const py::object& preferred_region, const py::object& require_permit, const py::object& keep_synchronous,
            const py::kwargs& timing) -> FailoverManager& {
-          return own_manager(db, to_manager_options(detector, max_lag_bytes, preferred_region, require_permit, timing));
+          return own_manager(db, to_manager_options(detector, max_lag_bytes, preferred_region, require_permit,
+                                                    keep_synchronous, timing));
         },
         py::kw_only(), py::arg("detector") = py::none(), py::arg("max_lag_bytes") = py::none(),
         py::arg("preferred_region") = py::none(), py::arg("require_permit") = FailoverManagerOptions{}.require_permit,
-        py::return_value_policy::reference_internal,
+        py::arg("keep_synchronous") = FailoverManagerOptions{}.keep_synchronous, py::return_value_policy::reference_internal,
         "Gives this database its own FailoverManager (the FailoverManager() options), started, and returns it; "
         "close() stops it. InvalidArgument when it has one already.")
       .def_property_readonly(

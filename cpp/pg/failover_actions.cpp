@@ -244,10 +244,10 @@ ActionResult unfence_node(const std::string& node, const std::string& dsn, bool 
 ActionResult fence_node(const std::string& node, const std::string& dsn, const ActionOptions& options) {
   return act("fence", node, dsn, options, [](ActionConn& c, ActionResult& r) {
     const bool read_only = c.scalar("SHOW default_transaction_read_only") == std::optional<std::string>("on");
-    const bool parked = c.scalar("SHOW synchronous_standby_names") == std::optional<std::string>("\"replikit fenced\"");
+    const bool parked = c.scalar("SHOW synchronous_standby_names") == std::optional<std::string>(kFencedStandby);
     if (!read_only || !parked) {
       c.run("ALTER SYSTEM SET default_transaction_read_only = on");
-      c.run("ALTER SYSTEM SET synchronous_standby_names = '\"replikit fenced\"'");
+      c.run("ALTER SYSTEM SET synchronous_standby_names = " + c.literal(kFencedStandby));
       c.run("SELECT pg_reload_conf()");
       r.changed = true;
     }
@@ -255,6 +255,19 @@ ActionResult fence_node(const std::string& node, const std::string& dsn, const A
     const auto ended = c.scalar("SELECT count(*) FROM (" + std::string(kFenceSql) + ") t");
     r.detail = std::string(r.changed ? "set read-only" : "already read-only") + "; " + ended.value_or("0") +
                " client backend(s) terminated";
+  });
+}
+
+ActionResult set_synchronous(const std::string& node, const std::string& dsn, const std::string& names,
+                             const ActionOptions& options) {
+  check_text(names, "names", false);
+  return act("synchronous", node, dsn, options, [&](ActionConn& c, ActionResult& r) {
+    if (c.scalar("SHOW synchronous_standby_names") != std::optional<std::string>(names)) {
+      c.run("ALTER SYSTEM SET synchronous_standby_names = " + c.literal(names));
+      c.run("SELECT pg_reload_conf()");
+      r.changed = true;
+    }
+    r.detail = "synchronous_standby_names " + std::string(r.changed ? "set to '" : "already '") + names + "'";
   });
 }
 
@@ -337,6 +350,8 @@ ActionResult repoint_node(const std::string& node, const std::string& dsn, const
 ActionResult record_failover(const std::string& node, const std::string& dsn, std::uint32_t timeline,
                              std::uint64_t next_xid, const ActionOptions& options) {
   return act("record", node, dsn, options, [&](ActionConn& c, ActionResult& r) {
+    // The new primary may be synchronous already while its standbys are still being repointed.
+    c.run("SET synchronous_commit = local");
     c.run("CREATE TABLE IF NOT EXISTS replikit_failover_history (timeline integer PRIMARY KEY,"
           " promoted text NOT NULL, next_xid xid8, at timestamptz NOT NULL DEFAULT now())");
     const auto n = c.scalar(

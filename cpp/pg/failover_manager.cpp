@@ -82,7 +82,13 @@ void FailoverManager::Impl::refresh_primary_state() {
   primary_state.timeline = st.timeline;
   primary_state.synchronous_mode = st.synchronous_mode;
   primary_state.synchronous_standbys = st.synchronous_now;
+  if (st.synchronous_standby_names != kFencedStandby) primary_synchronous = st.synchronous_standby_names;
   timelines[name] = st.timeline;
+}
+
+std::string FailoverManager::Impl::synchronous_setting() const {
+  std::lock_guard<std::mutex> lock(state_mutex);
+  return primary_synchronous;
 }
 
 void FailoverManager::Impl::run() {

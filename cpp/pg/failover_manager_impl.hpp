@@ -59,6 +59,7 @@ struct FailoverManager::Impl {
   // What the primary said while it was up (under state_mutex).
   mutable std::mutex state_mutex;
   PrimaryState primary_state;
+  std::string primary_synchronous;  // its synchronous_standby_names (never the fence's marker)
   std::map<std::string, std::uint32_t> timelines;  // last known timeline of each node
   std::map<std::string, std::uint64_t> fenced;     // node -> probes_failed when fenced last
   std::map<std::string, int> astray;               // replica -> rounds seen off the primary's timeline
@@ -105,6 +106,12 @@ struct FailoverManager::Impl {
   FailoverPlan plan(FailoverReport& report);
   /// Reads the promoted node's timeline history into the database (sessions reconcile with it).
   void adopt_history(const std::string& node, const std::string& dsn, std::uint32_t timeline);
+  /// The primary's synchronous_standby_names as last read (under state_mutex).
+  std::string synchronous_setting() const;
+  /// Before the promotion: gives `candidate` the old primary's synchronous `setting` rewritten
+  /// for the survivors (keep_synchronous), noted in `report`; returns what the reason must say
+  /// ("; " and the note: fewer survivors than the count, or the action failed), else empty.
+  std::string carry_synchronous(FailoverReport& report, const std::string& candidate, const std::string& setting);
   /// Steps 4-5: record, epoch, slots, repoint (the promotion done).
   void finish_switch(FailoverReport& report, const std::string& promoted);
 };

@@ -73,6 +73,24 @@ void FailoverManager::Impl::adopt_history(const std::string& node, const std::st
   }
 }
 
+std::string FailoverManager::Impl::carry_synchronous(FailoverReport& report, const std::string& candidate,
+                                                     const std::string& setting) {
+  if (!options.keep_synchronous || setting == kFencedStandby) return "";
+  const auto& topo = *db.topology();
+  std::vector<std::string> survivors;
+  for (int i : topo.replicas()) {
+    if (topo.name(i) != candidate && topo.name(i) != report.old_primary) survivors.push_back(topo.name(i));
+  }
+  const SynchronousCarry c = pg::carry_synchronous(setting, report.old_primary, candidate, survivors);
+  if (!c.parsed || c.from.empty()) return "";  // unreadable, or an asynchronous primary: leave the candidate's own
+  ActionResult r = set_synchronous(candidate, db.dsn(candidate), c.to, permitted("synchronous"));
+  r.detail = c.note + "; " + r.detail;
+  if (r.ok) report.synchronous_standby_names = c.to;
+  std::string said = !r.ok || c.count < c.wanted ? "; " + r.detail : "";
+  report.actions.push_back(std::move(r));
+  return said;
+}
+
 void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::string& promoted) {
   const std::string dsn = db.dsn(promoted);
   report.actions.push_back(record_failover(promoted, dsn, report.timeline, report.next_xid, permitted("record")));
@@ -90,6 +108,7 @@ void FailoverManager::Impl::finish_switch(FailoverReport& report, const std::str
     timelines[promoted] = report.timeline;
     primary_state = PrimaryState{};
     primary_state.timeline = report.timeline;
+    primary_synchronous = report.synchronous_standby_names;  // until it is read from the new primary
   }
   for (const std::string& other : report.plan.repoint) {
     if (other == promoted) continue;
@@ -158,6 +177,7 @@ void FailoverManager::Impl::fail_over_steps(FailoverReport& report) {
   ActionOptions fence_options = permitted("fence");
   fence_options.timeout_ms = std::min(fence_options.timeout_ms, std::max(50.0, options.detector.window_ms()));
   report.actions.push_back(fence_node(report.old_primary, db.dsn(report.old_primary), fence_options));
+  report.reason += carry_synchronous(report, chosen, synchronous_setting());
   report.next_xid = next_xid_bound(chosen, db.dsn(chosen), permitted("next_xid")).value_or(0);
   ActionResult promoted = promote_node(chosen, db.dsn(chosen), permitted("promote"), &report.timeline);
   const bool ok = promoted.ok;
@@ -314,6 +334,7 @@ void FailoverManager::Impl::switch_over_steps(FailoverReport& report, const std:
     report.finished_ns = detail::steady_now_ns();
     return;
   }
+  const std::string synchronous = carry_synchronous(report, chosen, before.synchronous_standby_names);
   report.next_xid = next_xid_bound(chosen, db.dsn(chosen), permitted("next_xid")).value_or(0);
   ActionResult promoted = promote_node(chosen, db.dsn(chosen), permitted("promote"), &report.timeline);
   report.promoted_ns = detail::steady_now_ns();
@@ -325,7 +346,8 @@ void FailoverManager::Impl::switch_over_steps(FailoverReport& report, const std:
     return;
   }
   report.promoted = chosen;
-  report.reason = "switchover to '" + chosen + "': it had replayed up to the fenced primary's " + fenced_state.lsn.to_string();
+  report.reason = "switchover to '" + chosen + "': it had replayed up to the fenced primary's " +
+                  fenced_state.lsn.to_string() + synchronous;
   finish_switch(report, chosen);
   report.write_pause_ms = static_cast<double>(report.writable_ns - held) / 1e6;
 }

@@ -143,7 +143,7 @@ def report_dict(report: Any) -> Dict[str, Any]:
             "promotion_ms": report.promotion_ms, "writable_ms": report.writable_ms,
             "total_ms": report.total_ms, "write_pause_ms": report.write_pause_ms,
             "drained_in_flight": report.drained_in_flight, "cut_in_flight": report.cut_in_flight,
-            "drain_ms": report.drain_ms,
+            "drain_ms": report.drain_ms, "synchronous_standby_names": report.synchronous_standby_names,
             "repointed": list(report.repointed), "timeline": report.timeline,
             "next_xid": report.next_xid, "lost_xids": report.lost_writes.lost_xids,
             "actions": [{"action": a.action, "node": a.node, "ok": a.ok, "changed": a.changed,

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 
+import psycopg
 import pytest
 
 from conftest import require_pg_server, wait_until
@@ -329,6 +330,11 @@ def test_manager_killed_between_promote_and_repoint_converges_on_restart():
                                  "--interval-ms", "50", "--json"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
+            # The manager process up (its prober beside the writer's database's), then a few of its
+            # rounds: it reads synchronous_standby_names while the primary is up.
+            probers = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'replikit_prober'"
+            wait_until(lambda: int(cluster.sql("primary", probers)[0][0]) >= 2, WAIT_S, "the manager process")
+            time.sleep(0.3)
             writer.start()
             wait_until(lambda: len(writer.acked) >= 50, WAIT_S, "writes before the crash")
             kill_ns = time.monotonic_ns()
@@ -342,7 +348,12 @@ def test_manager_killed_between_promote_and_repoint_converges_on_restart():
             assert f"port={cluster.nodes['primary'].port}" in cluster.sql(other, "SHOW primary_conninfo")[0][0]
             assert cluster.sql(new, "SELECT count(*) FROM replikit_failover_history WHERE timeline = 2 "
                                     "AND promoted = %s" % f"'{new}'") == [("0",)]
-            cluster.sql(new, "ROLLBACK PREPARED 'held_record'")
+            # The new primary is synchronous already (keep_synchronous: set before the promotion)
+            # and its survivor not repointed: the rollback's abort record would wait for it.
+            with psycopg.connect(cluster.dsn(new), autocommit=True, connect_timeout=5) as conn:
+                conn.execute("SET synchronous_commit = local")
+                conn.execute("ROLLBACK PREPARED 'held_record'")
+            assert cluster.sql(new, "SHOW synchronous_standby_names") == [(f'ANY 1 ("{other}")',)]
 
             manager = setup.new_manager(setup.new_database())
             manager.start()
@@ -358,6 +369,7 @@ def test_manager_killed_between_promote_and_repoint_converges_on_restart():
             wait_until(lambda: top in ids_on(cluster, other), WAIT_S, f"{other} to replay {new}'s writes")
             assert [n for n in ("r1", "r2") if not in_recovery(cluster, n)] == [new]
             assert all(r.promoted in (None, new) for r in manager.reports()), manager.reports()
+            assert cluster.sql(new, "SHOW synchronous_standby_names") == [(f'ANY 1 ("{other}")',)]
             ops, violations = judged(cluster, writer, new)
             print(f"killed between promote and repoint: {history.describe(ops)}")
             assert violations == [], violations[:5]

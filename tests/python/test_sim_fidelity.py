@@ -341,6 +341,33 @@ def test_a_kill_twin_replays_the_workload_where_the_real_kill_fell():
     assert [a[0] for a in unaligned.read_arrivals] == pytest.approx([t for t, *_ in plain["read_arrivals"]])
 
 
+def test_a_kill_twins_new_primary_acknowledges_as_the_real_one_did():
+    """The real FailoverManager carries the synchronous setting over to the new primary
+    (keep_synchronous) and each run records it (sync_carried): the twin keeps the run's mode after
+    the promotion then, else acknowledges at once, as for the saved runs from before the record."""
+    _fidelity_delays()  # puts benchmarks/ on the path
+    from fidelity import kill, killtwins
+    from replikit.sim import ReplicationMode
+
+    assert killtwins.mode_after_promotion({}) == "async"
+    assert killtwins.mode_after_promotion({"sync_carried": False}) == "async"
+    assert killtwins.mode_after_promotion({"sync_carried": True}) is None
+    detector = {"late_ms": 0.5, "phase_ms": 12.0, "phase_raw_ms": 12.0}
+    inputs = {"seed": 7, "kill_s": 2.003, "detector": detector, "delays": [0.3] * 20, "commit_lag_ms": [0.05],
+              "tracker_reset": True, "delays_after": [0.3] * 20, "half_round_trips": [0.3] * 20,
+              "background_per_s": [200.0, 200.0], "probe_half_round_trips": [0.2], "probe_offsets_ms": [0.0, 0.0, 0.0],
+              "probe_run_lags": {}, "promotion_wal_bytes": 0, "repoint_ms": 120.0, "switch_ms": 70.0,
+              "stream_ms": 115.0, "probe_records": {}}
+    saved = killtwins.sim_config("fast", "semi_sync", 30.0, 1, inputs)
+    carried = killtwins.sim_config("fast", "semi_sync", 30.0, 1, dict(inputs, sync_carried=True))
+    assert saved.mode_after_promotion == ReplicationMode.ASYNC and carried.mode_after_promotion is None
+    timing = dict(detector, late_ms=0.5)
+    settings = kill.Settings()
+    assert kill.sim_config(settings, "semi_sync", 30.0, 1, timing).mode_after_promotion == ReplicationMode.ASYNC
+    assert kill.sim_config(settings, "semi_sync", 30.0, 1, dict(timing, sync_carried=True)).mode_after_promotion is None
+    assert kill.sim_config(settings, "semi_sync", 30.0, 1).mode_after_promotion is None  # the model without a run
+
+
 def test_fidelity_rejects_bad_scenario_settings():
     for args in (["--scenario", "delay", "--delay-ms", "0"], ["--scenario", "kill", "--modes", "sometimes"]):
         proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)

@@ -106,7 +106,9 @@ class FailoverControl(ReplicationControl):
         The node becomes the cluster's ``primary_name``; the old primary is marked
         ``detached`` (never started again by ``start_all()`` or ``reset()``) until
         ``rejoin()``. The other replicas keep following the old primary until ``repoint()``;
-        the new primary has no synchronous standbys until ``set_replication_mode()``.
+        the new primary has no synchronous standbys until ``set_replication_mode()`` (as after
+        any ``pg_promote``: a standby keeps its own, empty, synchronous_standby_names).
+        replikit's FailoverManager sets them itself before its promotion (keep_synchronous).
         """
         timeout_s = timeout_seconds("timeout_ms", timeout_ms)
         node = self.node(name)

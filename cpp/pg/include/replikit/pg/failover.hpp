@@ -34,7 +34,7 @@ namespace replikit::pg {
 
 /// What one failover action did.
 struct ActionResult {
-  std::string action;     ///< "fence", "promote", "create_slot", "repoint", "record"
+  std::string action;     ///< "fence", "synchronous", "promote", "create_slot", "repoint", "record"
   std::string node;       ///< the node it acted on
   bool ok = false;        ///< done (or found already done)
   bool changed = false;   ///< this call changed something (false: it was already so)
@@ -64,6 +64,9 @@ struct NodeState {
 /// Reads `node`'s state (one connection, one or two statements).
 NodeState read_node_state(const std::string& node, const std::string& dsn, const ActionOptions& options = {});
 
+/// The synchronous_standby_names of a fenced node (SHOW's text): a standby that never connects.
+inline constexpr const char* kFencedStandby = "\"replikit fenced\"";
+
 /// Makes `node` refuse writes (see the file comment); ok false when it cannot be reached.
 ActionResult fence_node(const std::string& node, const std::string& dsn, const ActionOptions& options = {});
 
@@ -72,6 +75,29 @@ ActionResult fence_node(const std::string& node, const std::string& dsn, const A
 /// finish).
 ActionResult unfence_node(const std::string& node, const std::string& dsn, bool read_only,
                           const std::string& synchronous_standby_names, const ActionOptions& options = {});
+
+/// The synchronous setting a failover carries from the old primary to the new one.
+struct SynchronousCarry {
+  std::string from;          ///< the old primary's synchronous_standby_names
+  std::string to;            ///< the new primary's (empty: no standby left, asynchronous)
+  bool parsed = false;       ///< `from` was understood (false: nothing is carried)
+  int wanted = 0;            ///< the old count of synchronous standbys
+  int count = 0;             ///< the new count (< wanted: fewer survivors than the count)
+  std::string note;          ///< what was carried, or why not, readable
+};
+
+/// Rewrites `setting` (synchronous_standby_names: "FIRST n (a, b)", "ANY n (a, b)", "n (a, b)",
+/// "a, b", "*") for a new primary: the same method and count, the list without `old_primary`
+/// and `promoted` (names compare case-insensitively, as PostgreSQL matches application_name);
+/// "*" stands for `survivors`. A count above the standbys left drops to their number; none left
+/// gives an empty setting.
+SynchronousCarry carry_synchronous(const std::string& setting, const std::string& old_primary,
+                                   const std::string& promoted, const std::vector<std::string>& survivors);
+
+/// Sets synchronous_standby_names = `names` on `node` (ALTER SYSTEM, pg_reload_conf()); works on
+/// a standby too (the setting takes effect at its promotion); unchanged when it is so already.
+ActionResult set_synchronous(const std::string& node, const std::string& dsn, const std::string& names,
+                             const ActionOptions& options = {});
 
 /// The next-xid bound of a standby about to be promoted: the xmax of its snapshot, read after
 /// its replay caught up with what it received (waits at most timeout_ms for that). nullopt when
@@ -94,7 +120,8 @@ ActionResult repoint_node(const std::string& node, const std::string& dsn, const
                           const std::string& slot, const ActionOptions& options = {});
 
 /// Records the promotion of `node` to `timeline` with `next_xid` (0: unknown) in
-/// replikit_failover_history on `node` (kept when a row for that timeline exists).
+/// replikit_failover_history on `node` (kept when a row for that timeline exists). Committed
+/// with synchronous_commit = local: the standbys may not stream from `node` yet.
 ActionResult record_failover(const std::string& node, const std::string& dsn, std::uint32_t timeline,
                              std::uint64_t next_xid, const ActionOptions& options = {});
 

@@ -16,11 +16,17 @@
 ///    with what was read from the primary while it was up (synchronous_standby_names and
 ///    pg_stat_replication's sync_state); no candidate: no promotion, the report says why;
 /// 2. fence the old primary when it answers (a crashed one does not: nothing to fence);
-/// 3. read the candidate's next-xid bound (loss accounting), promote it;
+/// 3. carry the synchronous setting over (keep_synchronous): the candidate, still a standby,
+///    gets the old primary's synchronous_standby_names with the same method and count over the
+///    survivors (fewer survivors than the count: all of them; none: asynchronous, said in the
+///    report). Set before the promotion, it holds from the first write the new primary takes,
+///    and a manager that stops after it finds it in place: no commit is acknowledged there
+///    without a standby, at the cost of commits waiting until a survivor streams from it (step 5);
+///    read the candidate's next-xid bound (loss accounting), promote it;
 /// 4. record the promotion (replikit_failover_history), bump the topology epoch: writes go to
 ///    the new primary from here on;
 /// 5. slots on the new primary for the other replicas, repoint them.
-/// Writes resume after step 4; steps 5 run after, since the replicas are not needed for writes.
+/// Writes resume after step 4; steps 5 run after (in a synchronous mode commits wait for them).
 ///
 /// Under a lease (require_permit, the coordinated mode): every action above (fence, promote,
 /// record, epoch bump, slots, repoint, and reconciliation's) first checks the permit and runs
@@ -32,7 +38,11 @@
 /// not stream on the primary's timeline is repointed (with its slot); a primary without a
 /// failover record for its timeline gets one. So a manager that died between promote and
 /// repoint and starts again (the prober adopts the promoted node: it is out of recovery on a
-/// newer timeline) finishes the job instead of promoting a second node.
+/// newer timeline) finishes the job instead of promoting a second node. The synchronous
+/// setting (step 3) is on the node before its promotion, so such a manager finds it in place and
+/// reconciliation never touches it; a manager that never saw the old primary up (started after
+/// its failure) does not know its setting and carries none over. With no survivor left the new
+/// primary is asynchronous (as Patroni's synchronous_mode without _strict), said in the report.
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -67,6 +77,10 @@ struct FailoverManagerOptions {
   /// Act only under a valid LeasePermit (grant_permit), checked before every action; without
   /// one the manager only observes. false: the single-process manager, acting on its own.
   bool require_permit = false;
+  /// Carry the old primary's synchronous_standby_names over to the new primary (same method
+  /// and count, the list without the old primary and the promoted node), set on the candidate
+  /// just before its promotion. false: the new primary keeps its own setting (as a standby, empty).
+  bool keep_synchronous = true;
 };
 
 /// What one failover or switchover did, with its times.
@@ -92,6 +106,9 @@ struct FailoverReport {
                                        ///< (a call sent there and in flight at the hold is one of the two)
   double drain_ms = 0;                 ///< switchover: how long the drain lasted
   std::int64_t permit_revision = 0;   ///< the lease permit's revision it acted under (0: none required)
+  /// The synchronous_standby_names carried over to the new primary (keep_synchronous; empty: none,
+  /// the new primary is asynchronous). A count cut to the standbys left is said in `reason`.
+  std::string synchronous_standby_names;
   /// The writes this database acknowledged that the new primary lacks (ReplicatedDatabase::lost_writes()).
   LossReport lost_writes;
 };
