@@ -385,12 +385,27 @@ std::vector<SimField> fault_fields() {
   return f;
 }
 
+// How a lag probe's reads meet the host's replication work.
+std::vector<SimField> probe_gap_fields() {
+  std::vector<SimField> f;
+  f.push_back(SimField{"probe_read_gaps_ms",
+                       "Measured read gaps (ms: a replica's run lag less the primary's) of probes whose queries "
+                       "left together; a replica probed with the primary reads one after it, drawn among those at "
+                       "least probe_parallel_gap_ms apart while replication work is in flight (empty: independent "
+                       "run lags; needs probe_run_lags_ms).",
+                       1, [](const SimConfig& c) { return py::cast(c.probe_read_gaps_ms); },
+                       [](SimConfig& c, const py::handle& v) { c.probe_read_gaps_ms = to_doubles(v, "probe_read_gaps_ms"); }});
+  f.push_back(number_field("probe_parallel_gap_ms", &SimConfig::probe_parallel_gap_ms,
+                           "The read gap below which (in magnitude) a probe's queries ran at once, on free cores."));
+  return f;
+}
+
 }  // namespace
 
 const std::vector<SimField>& sim_fields() {
   static const std::vector<SimField> fields = [] {
     std::vector<SimField> all = workload_fields();
-    for (auto* part : {background_fields, capacity_fields, fault_fields}) {
+    for (auto* part : {background_fields, capacity_fields, fault_fields, probe_gap_fields}) {
       auto more = part();
       all.insert(all.end(), more.begin(), more.end());
     }

@@ -1,6 +1,7 @@
 // What the simulator's lag tracker is fed: the bounded trace of its prober's samples
 // (SimConfig::max_probe_samples) and the primary read as of its commits' flush
-// (SimConfig::probe_commit_lag_ms), which changes only what the tracker sees.
+// (SimConfig::probe_commit_lag_ms), which changes only what the tracker sees; when each probe's
+// query reads its node (run lags, read gaps coupled with the replication in flight).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -214,6 +215,48 @@ TEST(SimProbeTrace, OffsetsFromTheCrashOnReplaceTheOnesBefore) {
   EXPECT_EQ(simulate(c, seed).events, split.events);  // same seed, same run
 }
 
+TEST(SimProbeTrace, ReadGapsPlaceReplicaReadsAfterThePrimarysAndMeetReplicationApart) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeTrace.ReadGaps", 26);
+  SimConfig c = steady();
+  c.duration_ms = 40'000;  // ~800 replica samples: the comparisons hold for any seed
+  c.probe_run_lags_ms = {{0.5}, {0.1}, {0.1}};  // with gaps, only the primary's: the replicas' follow
+  EXPECT_TRUE(SimConfig().probe_read_gaps_ms.empty());
+  EXPECT_DOUBLE_EQ(SimConfig().probe_parallel_gap_ms, 0.01);
+  const SimResult plain = simulate(c, seed);
+  c.probe_parallel_gap_ms = 0.5;  // without gaps: no effect, the same run bit for bit
+  const SimResult same = simulate(c, seed);
+  EXPECT_EQ(same.events, plain.events);
+  EXPECT_EQ(mean_tracked(same), mean_tracked(plain));
+  c.probe_parallel_gap_ms = 0.01;
+  // Every replica read 1 ms after the primary (past the 0.4 ms delay): never behind.
+  c.probe_read_gaps_ms = {1.0};
+  EXPECT_EQ(mean_tracked(simulate(c, seed)), 0.0);
+  // Read 0.3 ms before the primary: behind more often than at once.
+  c.probe_read_gaps_ms = {0.0};
+  const SimResult together = simulate(c, seed);
+  c.probe_read_gaps_ms = {-0.3};
+  EXPECT_GT(mean_tracked(simulate(c, seed)), mean_tracked(together) * 1.2);
+  EXPECT_GT(mean_tracked(together), 0.05);
+  // Half at once, half 1 ms apart: independent of the writes (every gap counts as apart) a probe
+  // meets a write in flight at either; coupled, a probe sent while one is in flight reads 1 ms
+  // apart, past it, and only a write committed during the round is found behind.
+  c.probe_read_gaps_ms = {0.0, 1.0};
+  c.probe_parallel_gap_ms = 0.0;
+  const SimResult independent = simulate(c, seed);
+  c.probe_parallel_gap_ms = 0.01;
+  const SimResult coupled = simulate(c, seed);
+  EXPECT_GT(mean_tracked(independent), 0.02);
+  EXPECT_LT(mean_tracked(coupled), mean_tracked(independent) * 0.7);
+  EXPECT_EQ(simulate(c, seed).events, coupled.events);  // same seed, same run
+  // After a crash the new primary's query leads its round.
+  c.duration_ms = 4000;
+  c.crash_primary_at_ms = 2000;
+  c.probe_read_gaps_ms = {1.0};
+  const SimResult crashed = simulate(c, seed);
+  ASSERT_GE(crashed.failover.recovery_ms, 0.0);
+  EXPECT_EQ(mean_tracked(crashed), 0.0);
+}
+
 TEST(SimProbeTrace, BadSettingsNameTheField) {
   SimConfig c;
   c.max_probe_samples = -1;
@@ -242,6 +285,15 @@ TEST(SimProbeTrace, BadSettingsNameTheField) {
   c.promotion_wal_bytes = 0;
   c.probe_commit_lag_ms = std::nan("");
   expect_invalid("probe_commit_lag_ms", [&] { simulate(c, 1); });
+  c.probe_commit_lag_ms = 0;
+  c.probe_read_gaps_ms = {0.1};  // without the primary's run lags
+  expect_invalid("probe_read_gaps_ms", [&] { simulate(c, 1); });
+  c.probe_run_lags_ms = {{0.1}, {0.1}, {0.1}};
+  c.probe_read_gaps_ms = {std::nan("")};
+  expect_invalid("probe_read_gaps_ms", [&] { simulate(c, 1); });
+  c.probe_read_gaps_ms = {-0.1};
+  c.probe_parallel_gap_ms = -0.01;
+  expect_invalid("probe_parallel_gap_ms", [&] { simulate(c, 1); });
 }
 
 }  // namespace

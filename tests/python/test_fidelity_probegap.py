@@ -86,3 +86,15 @@ def test_the_tracker_feed_before_the_kill_ends_where_the_kill_starts():
     assert killtwins.fed_until(KILL_AT_S - 0.01) == KILL_AT_S - 0.01  # a twin's crash before it
     fed = killtwins.fed_before(_records())
     assert fed["replica_samples"] == 6 and fed["behind"] == 2 and fed["behind_bytes"] == 300
+
+
+def test_the_twins_take_the_measured_read_gaps_but_not_whether_those_probes_were_behind():
+    _, killtwins = _fidelity()
+    run = {"probe_run_lags": {"probe_run_lags_ms": [[0.2], [0.2], [0.2]]}, "probe_records": {},
+           "probe_read_gaps": [[0.0, False], [0.3, True], [-0.1, False]]}
+    assert killtwins.probe_read_gaps(run, True) == {"probe_read_gaps_ms": [0.0, 0.3, -0.1]}
+    assert killtwins.probe_read_gaps(run, False) == {}  # off: each node's run lag on its own
+    assert killtwins.probe_read_gaps(dict(run, probe_run_lags={}), True) == {}  # run lags not measured
+    assert killtwins.probe_read_gaps(dict(run, probe_read_gaps=[]), True) == {}
+    # Saved without them: paired from the run-lag lists and the records (none here).
+    assert killtwins.probe_read_gaps({k: v for k, v in run.items() if k != "probe_read_gaps"}, True) == {}

@@ -161,6 +161,12 @@ void check_bounds(const SimConfig& c) {
   check_int(c.max_probe_samples, "max_probe_samples", 0, 10'000'000);
   check_run_lags(c, c.probe_run_lags_ms, "probe_run_lags_ms");
   check_run_lags(c, c.probe_run_lags_after_crash_ms, "probe_run_lags_after_crash_ms");
+  require(c.probe_read_gaps_ms.size() <= kLatencyMaxSamples, "probe_read_gaps_ms",
+          "must hold at most " + std::to_string(kLatencyMaxSamples) + " gaps");
+  require(c.probe_read_gaps_ms.empty() || !c.probe_run_lags_ms.empty(), "probe_read_gaps_ms",
+          "needs probe_run_lags_ms (the primary's run lags the gaps are taken from)");
+  for (double v : c.probe_read_gaps_ms) check_ms(v, "probe_read_gaps_ms", -kMaxDurationMs, kMaxDurationMs);
+  check_ms(c.probe_parallel_gap_ms, "probe_parallel_gap_ms", 0, kMaxDurationMs);
   check_ms(c.drain_ms, "drain_ms", 0, kMaxDurationMs);
   check_int(c.max_in_flight, "max_in_flight", 1, 100'000'000);
   require(c.max_events >= 1, "max_events", "must be at least 1");

@@ -21,7 +21,7 @@ enum class Ev : std::uint8_t {
   WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
   WriteAcked, ReadDone, Probe, ProbeAt, ProbeAnswer, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
   Detect,
-  BackgroundArrival, ProbeSend, SessionFree,
+  BackgroundArrival, ProbeSend, SessionFree, ProbeGap,
 };
 
 struct Event {
@@ -106,6 +106,10 @@ struct Node {
   std::int64_t probe_sent_ns = 0;
   std::int64_t probe_back_ns = 0;  // with measured run lags: the answer's way back, drawn at the send
   Lsn probe_receive{}, probe_replay{};
+  // With read gaps: the round's primary read instant and this query's two candidate gaps (any
+  // measured one; one at least probe_parallel_gap_ms apart), chosen once the round's reads begin.
+  std::int64_t probe_lead_ns = 0;
+  double probe_gap_any_ms = 0, probe_gap_apart_ms = 0;
 };
 
 // A committed write, by sequence (a ring: the last kCommitRing commits).
@@ -180,6 +184,7 @@ class Simulation {
   void on_probe();
   void send_probe(int node);
   void on_probe_at(int node);
+  void on_probe_gap(int node);
   void on_probe_answer(int node);
   void trace_probe(int node, bool primary, std::int64_t stamp_ns, Lsn lsn);
   void on_sample();
@@ -217,6 +222,8 @@ class Simulation {
   const T& from_crash(const T& before, const T& after) const {
     return crash_ns_ >= 0 && !after.empty() ? after : before;
   }
+  bool read_gaps() const { return !c_.probe_read_gaps_ms.empty(); }
+  bool replication_in_flight() const;
   bool measured_run_lags() const { return !c_.probe_run_lags_ms.empty() || !c_.probe_run_lags_after_crash_ms.empty(); }
   bool is_replica(int n) const { return n != primary_ && nodes_[n].alive && !nodes_[n].diverged; }
 
@@ -253,6 +260,10 @@ class Simulation {
   std::int64_t now_ = 0, duration_ns_, end_ns_;
   double write_gap_ns_, read_gap_ns_, apply_mean_ns_;
   double background_gap_ns_ = 0, background_gap_after_ns_ = 0;  // 0: no background writes
+  // probe_read_gaps_ms: those at least probe_parallel_gap_ms apart; the current round's primary
+  // query (sent at round_sent_ns_, reads at round_primary_at_ns_).
+  std::vector<double> gaps_apart_;
+  std::int64_t round_sent_ns_ = -1, round_primary_at_ns_ = 0;
   std::uint32_t probe_gen_ = 0;  // bumped when the lag prober's cadence restarts (probe_at_promotion)
   std::uint32_t background_gen_ = 0;  // bumped when the background rate changes (the crash)
   std::size_t next_write_ = 0, next_read_ = 0;  // the next replayed arrivals (write_arrivals, read_arrivals)

@@ -190,7 +190,9 @@ void Simulation::on_probe() {
   // As the real prober: one query per node over the network (probe_latency, else the client
   // latency, each way), a node still answering the last one skipped; a dead node never answers.
   const auto& offsets = from_crash(c_.probe_offsets_ms, c_.probe_offsets_after_crash_ms);
-  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+  for (int k = 0; k < static_cast<int>(nodes_.size()); ++k) {
+    // With read gaps the primary's query goes first: the replicas' reads follow from its.
+    const int n = !read_gaps() ? k : k == 0 ? primary_ : k <= primary_ ? k - 1 : k;
     const double offset_ms = offsets.empty() ? 0 : offsets[static_cast<std::size_t>(n)];
     if (offset_ms > 0) {
       events_.push(now_ + ns(offset_ms), Ev::ProbeSend, n, 0, probe_gen_);
@@ -218,7 +220,41 @@ void Simulation::send_probe(int n) {
     return;
   }
   const auto& lags = lists[static_cast<std::size_t>(n)];
-  events_.push(now_ + ns(lags[probe_rng_.below(static_cast<std::uint32_t>(lags.size()))]), Ev::ProbeAt, n);
+  if (!read_gaps() || n == primary_ || round_sent_ns_ != now_) {
+    const std::int64_t at = now_ + ns(lags[probe_rng_.below(static_cast<std::uint32_t>(lags.size()))]);
+    if (read_gaps() && n == primary_) {
+      round_sent_ns_ = now_;
+      round_primary_at_ns_ = at;
+    }
+    events_.push(at, Ev::ProbeAt, n);
+    return;
+  }
+  // Sent with the primary's query: it reads a measured gap after the primary's read. Both
+  // candidates are drawn now (the stream's order does not depend on the run); which one holds is
+  // decided when the round's first read may run (on_probe_gap).
+  const auto& any = c_.probe_read_gaps_ms;
+  r.probe_gap_any_ms = any[probe_rng_.below(static_cast<std::uint32_t>(any.size()))];
+  r.probe_gap_apart_ms = gaps_apart_.empty() ? r.probe_gap_any_ms
+                                             : gaps_apart_[probe_rng_.below(static_cast<std::uint32_t>(gaps_apart_.size()))];
+  r.probe_lead_ns = round_primary_at_ns_;
+  const double first_ms = std::min({r.probe_gap_any_ms, r.probe_gap_apart_ms, 0.0});
+  events_.push(std::max(now_, round_primary_at_ns_ + ns(first_ms)), Ev::ProbeGap, n);
+}
+
+void Simulation::on_probe_gap(int node) {
+  // While a write's replication is in flight it holds a core: the round's queries cannot run at
+  // once, so the replica's reads at least probe_parallel_gap_ms from the primary's.
+  Node& r = nodes_[static_cast<std::size_t>(node)];
+  const double gap_ms = replication_in_flight() ? r.probe_gap_apart_ms : r.probe_gap_any_ms;
+  events_.push(std::max(now_, r.probe_lead_ns + ns(gap_ms)), Ev::ProbeAt, node);
+}
+
+bool Simulation::replication_in_flight() const {
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+    const Node& r = nodes_[static_cast<std::size_t>(n)];
+    if (n != primary_ && r.alive && !r.diverged && !r.detached && r.applied < last_seq_) return true;
+  }
+  return false;
 }
 
 void Simulation::on_probe_at(int node) {

@@ -258,6 +258,18 @@ struct SimConfig {
   /// at once and so often brings them back together). Empty: probe_offsets_ms throughout.
   std::vector<double> probe_offsets_after_crash_ms;
 
+  /// Measured read gaps of lag probes whose queries left together (ms: a replica's run lag less
+  /// the primary's; negative: the replica was read first). With them (and probe_run_lags_ms) a
+  /// replica probed with the current primary reads its positions a drawn gap after the primary's
+  /// read instead of after an independent run lag, and the draw depends on the host's replication
+  /// work: on a machine with few cores a write's replication (WAL sender, receiver, startup
+  /// process) holds a core, so a probe sent while a replica still lacks a committed write draws
+  /// among the gaps at least probe_parallel_gap_ms apart (its queries could not run at once),
+  /// otherwise among all. Empty: independent run lags.
+  std::vector<double> probe_read_gaps_ms;
+  /// The read gap below which (in magnitude) a probe's queries ran at once, on two free cores.
+  double probe_parallel_gap_ms = 0.01;
+
   /// Throws InvalidArgument naming the first bad field.
   void validate() const;
   /// The name of node `index` (0: the primary).
