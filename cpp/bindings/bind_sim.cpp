@@ -385,18 +385,19 @@ std::vector<SimField> fault_fields() {
   return f;
 }
 
-// How a lag probe's reads meet the host's replication work.
+// How a lag probe round's reads meet the host's replication work.
 std::vector<SimField> probe_gap_fields() {
   std::vector<SimField> f;
-  f.push_back(SimField{"probe_read_gaps_ms",
-                       "Measured read gaps (ms: a replica's run lag less the primary's) of probes whose queries "
-                       "left together; a replica probed with the primary reads one after it, drawn among those at "
-                       "least probe_parallel_gap_ms apart while replication work is in flight (empty: independent "
-                       "run lags; needs probe_run_lags_ms).",
-                       1, [](const SimConfig& c) { return py::cast(c.probe_read_gaps_ms); },
-                       [](SimConfig& c, const py::handle& v) { c.probe_read_gaps_ms = to_doubles(v, "probe_read_gaps_ms"); }});
+  f.push_back(run_lags_field("probe_round_lags_ms", &SimConfig::probe_round_lags_ms,
+                              "Measured probe rounds sent together: per round each node's run lag (ms, primary first; "
+                              "< 0: not in it). The nodes probed at a tick read after one drawn round's lags, drawn "
+                              "among rounds whose reads lie probe_parallel_gap_ms apart while replication is in "
+                              "flight (empty: independent run lags; needs probe_run_lags_ms)."));
+  f.push_back(run_lags_field("probe_round_lags_after_crash_ms", &SimConfig::probe_round_lags_after_crash_ms,
+                              "As probe_round_lags_ms, for the rounds from the primary's crash on (empty: "
+                              "probe_round_lags_ms throughout)."));
   f.push_back(number_field("probe_parallel_gap_ms", &SimConfig::probe_parallel_gap_ms,
-                           "The read gap below which (in magnitude) a probe's queries ran at once, on free cores."));
+                           "The gap (ms) below which two of a probe round's reads ran at once, on free cores."));
   return f;
 }
 

@@ -185,14 +185,29 @@ void Simulation::take_out(int node) {
   r.busy = 0;
 }
 
+// The measured probe rounds (probe_round_lags_ms) in which no two of the reads (lags >= 0) lie
+// closer than `parallel_ms`: no two queries ran at once.
+std::vector<std::uint32_t> Simulation::rounds_apart(const std::vector<std::vector<double>>& rounds, double parallel_ms) {
+  std::vector<std::uint32_t> out;
+  for (std::uint32_t i = 0; i < rounds.size(); ++i) {
+    bool apart = true;
+    for (std::size_t a = 0; a < rounds[i].size() && apart; ++a) {
+      for (std::size_t b = a + 1; b < rounds[i].size() && apart; ++b) {
+        const double x = rounds[i][a], y = rounds[i][b];
+        apart = x < 0 || y < 0 || std::abs(x - y) >= parallel_ms;
+      }
+    }
+    if (apart) out.push_back(i);
+  }
+  return out;
+}
 void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0, 0, probe_gen_);
   // As the real prober: one query per node over the network (probe_latency, else the client
   // latency, each way), a node still answering the last one skipped; a dead node never answers.
   const auto& offsets = from_crash(c_.probe_offsets_ms, c_.probe_offsets_after_crash_ms);
-  for (int k = 0; k < static_cast<int>(nodes_.size()); ++k) {
-    // With read gaps the primary's query goes first: the replicas' reads follow from its.
-    const int n = !read_gaps() ? k : k == 0 ? primary_ : k <= primary_ ? k - 1 : k;
+  open_probe_round();
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     const double offset_ms = offsets.empty() ? 0 : offsets[static_cast<std::size_t>(n)];
     if (offset_ms > 0) {
       events_.push(now_ + ns(offset_ms), Ev::ProbeSend, n, 0, probe_gen_);
@@ -200,6 +215,33 @@ void Simulation::on_probe() {
       send_probe(n);
     }
   }
+  // The queries sent together in a measured round read when it is decided which round it was.
+  if (round_open_ && round_first_ms_ >= 0) events_.push(now_ + ns(round_first_ms_), Ev::ProbeRound, 0);
+  round_open_ = false;
+}
+
+void Simulation::open_probe_round() {
+  // Both candidates are drawn now, so that the stream's order does not depend on the run.
+  const auto& rounds = after_crash_rounds() ? c_.probe_round_lags_after_crash_ms : c_.probe_round_lags_ms;
+  const auto& apart = after_crash_rounds() ? rounds_apart_after_ : rounds_apart_;
+  round_open_ = !rounds.empty() && measured_run_lags();
+  if (!round_open_) return;
+  round_any_ = probe_rng_.below(static_cast<std::uint32_t>(rounds.size()));
+  round_apart_ = apart.empty() ? round_any_ : apart[probe_rng_.below(static_cast<std::uint32_t>(apart.size()))];
+  round_first_ms_ = -1;  // none joined yet
+}
+
+bool Simulation::join_probe_round(Node& r, int n) {
+  const auto& rounds = after_crash_rounds() ? c_.probe_round_lags_after_crash_ms : c_.probe_round_lags_ms;
+  // A round lists the current primary's lag first, then the other nodes' in index order.
+  const auto at = static_cast<std::size_t>(n == primary_ ? 0 : n < primary_ ? n + 1 : n);
+  const double any = rounds[round_any_][at], apart = rounds[round_apart_][at];
+  if (any < 0 || apart < 0) return false;  // not in the drawn round: its own lag
+  r.probe_in_round = true;
+  r.probe_lag_any_ms = any;
+  r.probe_lag_apart_ms = apart;
+  round_first_ms_ = std::min(any, apart) < round_first_ms_ || round_first_ms_ < 0 ? std::min(any, apart) : round_first_ms_;
+  return true;
 }
 
 void Simulation::send_probe(int n) {
@@ -219,34 +261,21 @@ void Simulation::send_probe(int n) {
     events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
     return;
   }
+  if (round_open_ && join_probe_round(r, n)) return;
   const auto& lags = lists[static_cast<std::size_t>(n)];
-  if (!read_gaps() || n == primary_ || round_sent_ns_ != now_) {
-    const std::int64_t at = now_ + ns(lags[probe_rng_.below(static_cast<std::uint32_t>(lags.size()))]);
-    if (read_gaps() && n == primary_) {
-      round_sent_ns_ = now_;
-      round_primary_at_ns_ = at;
-    }
-    events_.push(at, Ev::ProbeAt, n);
-    return;
-  }
-  // Sent with the primary's query: it reads a measured gap after the primary's read. Both
-  // candidates are drawn now (the stream's order does not depend on the run); which one holds is
-  // decided when the round's first read may run (on_probe_gap).
-  const auto& any = c_.probe_read_gaps_ms;
-  r.probe_gap_any_ms = any[probe_rng_.below(static_cast<std::uint32_t>(any.size()))];
-  r.probe_gap_apart_ms = gaps_apart_.empty() ? r.probe_gap_any_ms
-                                             : gaps_apart_[probe_rng_.below(static_cast<std::uint32_t>(gaps_apart_.size()))];
-  r.probe_lead_ns = round_primary_at_ns_;
-  const double first_ms = std::min({r.probe_gap_any_ms, r.probe_gap_apart_ms, 0.0});
-  events_.push(std::max(now_, round_primary_at_ns_ + ns(first_ms)), Ev::ProbeGap, n);
+  events_.push(now_ + ns(lags[probe_rng_.below(static_cast<std::uint32_t>(lags.size()))]), Ev::ProbeAt, n);
 }
 
-void Simulation::on_probe_gap(int node) {
-  // While a write's replication is in flight it holds a core: the round's queries cannot run at
-  // once, so the replica's reads at least probe_parallel_gap_ms from the primary's.
-  Node& r = nodes_[static_cast<std::size_t>(node)];
-  const double gap_ms = replication_in_flight() ? r.probe_gap_apart_ms : r.probe_gap_any_ms;
-  events_.push(std::max(now_, r.probe_lead_ns + ns(gap_ms)), Ev::ProbeAt, node);
+void Simulation::on_probe_round() {
+  // While a write's replication is in flight it holds a core: no two of the round's queries ran at
+  // once, so the round is one whose reads lie apart (probe_round_lags_ms).
+  const bool busy = replication_in_flight();
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+    Node& r = nodes_[static_cast<std::size_t>(n)];
+    if (!r.probe_in_round) continue;
+    r.probe_in_round = false;
+    events_.push(std::max(now_, r.probe_sent_ns + ns(busy ? r.probe_lag_apart_ms : r.probe_lag_any_ms)), Ev::ProbeAt, n);
+  }
 }
 
 bool Simulation::replication_in_flight() const {
