@@ -89,7 +89,7 @@ def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, floa
 # ------------------------------------------------------------------ the simulated runs
 def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
                scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True,
-               align: bool = True) -> Any:
+               align: bool = True, rounds: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
     delays times ``scale``), its failover timings: the simulated promotion ends when the real
     client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
@@ -178,7 +178,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
                      probe_offsets_ms=run["probe_offsets_ms"], promotion_wal_bytes=run.get("promotion_wal_bytes", 0),
                      probe_offsets_after_crash_ms=offsets_after_crash(run, probe_ms) if offsets_after else [],
-                     **run.get("probe_run_lags", {}), **timing, **after_crash_delays(run, after),
+                     **run.get("probe_run_lags", {}), **probe_rounds(run, rounds),
+                     **timing, **after_crash_delays(run, after),
                      **replayed_workload(run, replay, shift))
 
 
@@ -188,6 +189,27 @@ def mode_after_promotion(run: Dict[str, Any]) -> Optional[str]:
     else "async": the real new primary acknowledged on its own. Saved runs without the record are
     from before the manager carried it: "async"."""
     return None if run.get("sync_carried") else "async"
+
+
+def probe_rounds(run: Dict[str, Any], wanted: bool) -> Dict[str, Any]:
+    """The twin's SimConfig.probe_round_lags_ms: the run's probe rounds before the kill whose
+    queries left together, each node's run lag in them (probesamples.run_lag_rounds, from its
+    run-lag lists paired with its probe records), and probe_round_lags_after_crash_ms: those of
+    the promoted node's probes as the primary after the recovery (its lag first). Only when the
+    queries ran, not whether those probes found a replica behind. Empty (off) unless ``wanted``
+    and the run has measured run lags."""
+    lags = run.get("probe_run_lags", {})
+    before = lags.get("probe_run_lags_ms") or []
+    if not wanted or not before:
+        return {}
+    records = run["probe_records"]
+    out = {"probe_round_lags_ms": probesamples.run_lag_rounds(records, before, WARM_S, KILL_AT_S)}
+    after = lags.get("probe_run_lags_after_crash_ms") or []
+    promoted = [node for node in ("r1", "r2") if any(rec[2] for rec in records.get(node, {}).values())]
+    if after and promoted:
+        switched = real_kill_ms(run) / 1000.0 + run["outage_ms"] / 1000.0
+        out["probe_round_lags_after_crash_ms"] = probesamples.run_lag_rounds(records, after, switched, RUN_S, promoted[0])
+    return {name: rounds for name, rounds in out.items() if rounds}
 
 
 def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
@@ -286,7 +308,7 @@ def fed_before(records: Dict[str, Dict[Any, Any]]) -> Dict[str, float]:
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
                    scale: float = 1.0, after: bool = True, replay: bool = True,
                    offsets_after: bool = True, overrides: Optional[Dict[str, Any]] = None,
-                   align: bool = True) -> Dict[str, Any]:
+                   align: bool = True, rounds: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
     what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery);
     ``overrides``: SimConfig fields set on every twin's config (what-if re-predictions)."""
@@ -296,7 +318,7 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
     fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
     for seed in seeds:
-        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after, align)
+        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after, align, rounds)
         config.max_probe_samples = PROBE_TRACE
         shift_s = config.duration_ms / 1e3 - RUN_S  # the windows' shift (sim_config's align)
         for name, value in (overrides or {}).items():

@@ -5,7 +5,8 @@ the scenario: the measured send -> start lag of each probe's query per node
 (SimConfig.probe_run_lags_ms, probe_run_lags_after_crash_ms), the new primary's full-page-image
 burst (SimConfig.promotion_wal_bytes) and the prober's per-node send offsets measured after the
 promotion (SimConfig.probe_offsets_after_crash_ms; "offsets before": those before the kill
-throughout, as the twin had them before). Prints the measured and predicted mean tracked lag per
+throughout, as the twin had them before) and the measured probe rounds sent together
+(SimConfig.probe_round_lags_ms; "independent": each node's run lag drawn on its own). Prints the measured and predicted mean tracked lag per
 mode and window with the error's 95% bootstrap interval over kills, and how many kills the
 measured mean's spread implies for an interval of +-10%.
 
@@ -29,10 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fidelity import killtwins, probesamples, windowstats  # noqa: E402
 
 WINDOWS = ("before", "after")
-# Per variant: what the kill's record is replaced with, and whether the probe offsets from the crash
-# on are those measured after the promotion (else those before the kill throughout).
-VARIANTS = {"without": ({"probe_run_lags": {}, "promotion_wal_bytes": 0}, False),
-            "offsets before": ({}, False), "with": ({}, True)}
+# Per variant: what the kill's record is replaced with, whether the probe offsets from the crash on
+# are those measured after the promotion (else those before the kill throughout), and whether the
+# nodes probed together read after a measured round's lags (killtwins.probe_rounds; else each its
+# own run lag, drawn independently: "independent").
+VARIANTS = {"without": ({"probe_run_lags": {}, "promotion_wal_bytes": 0}, False, False),
+            "offsets before": ({}, False, False), "independent": ({}, True, False), "with": ({}, True, True)}
 BOOTSTRAP = 2000
 
 Pair = Tuple[float, float]  # (sum of tracked lag samples, ms; number of samples)
@@ -46,9 +49,9 @@ def replay(saved: Dict[str, Any], sim_runs: int, seed: int) -> List[Dict[str, An
         row = {"mode": mode, "real": {w: (run["counts"][w]["lag_sum_ms"], run["counts"][w]["lag_samples"])
                                       for w in WINDOWS},
                "fed": {"real": dict(run["probes"], before=killtwins.fed_before(run["probe_records"]))}}
-        for name, (over, offsets_after) in VARIANTS.items():
+        for name, (over, offsets_after, rounds) in VARIANTS.items():
             twin = killtwins.sim_run_counts(saved["settings"]["preset"], mode, promotion_ms, seeds, dict(run, **over),
-                                            offsets_after=offsets_after)
+                                            offsets_after=offsets_after, rounds=rounds)
             row[name] = {w: (twin["windows"][w]["lag_sum_ms"], twin["windows"][w]["lag_samples"]) for w in WINDOWS}
             row["fed"][name] = twin["probes"]
         out.append(row)

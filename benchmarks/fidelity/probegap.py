@@ -3,7 +3,9 @@ real probes of saved ``sim_fidelity.py --scenario kill --json`` runs before the 
 read gap (how long after the primary's query the replica's ran, from the measured run lags:
 fidelity.probesamples.read_gap_rounds), against the chance the twins' model gives a probe with
 that gap (fidelity.probesamples.twin_behind_chance: the run's delays, commit lag and write rate;
-the twins draw the gap independently of the writes). Only probes whose queries left together.
+the gap drawn independently of the writes, as the twins did before they drew measured rounds
+coupled with the replication in flight: SimConfig.probe_round_lags_ms). Only probes whose queries
+left together.
 
     .venv/bin/python benchmarks/fidelity/probegap.py saved.json [more.json ...]
 """

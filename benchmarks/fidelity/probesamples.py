@@ -244,6 +244,43 @@ def read_gap_rounds(records: Dict[str, Dict[Any, Any]], run_lags: Any, lo: float
     return out
 
 
+def run_lag_rounds(records: Dict[str, Dict[Any, Any]], run_lags: Any, lo: float, hi: float,
+                   lead: str = "primary") -> List[List[float]]:
+    """Measured probe rounds (SimConfig.probe_round_lags_ms): per probe of ``lead`` (the primary,
+    or after a failover the promoted node's probes of it as the primary) sent in [lo, hi) whose run
+    lag is known, each node's run lag in that round (ms): the lead's first, then the others' in
+    the order primary, r1, r2; -1 for a node whose query did not leave with the lead's (within
+    SAME_SEND_S) or whose lag is not known. ``run_lags`` as read_gap_rounds takes them. Only rounds
+    in which some other node's lag is known."""
+    nodes = ("primary", "r1", "r2")
+    if isinstance(run_lags, dict):
+        paired: Dict[str, Optional[Dict[Any, float]]] = {node: run_lags.get(node) for node in nodes}
+    elif len(run_lags) == 3:
+        paired = {node: _paired_lags(records.get(node, {}), lags, lo) for node, lags in zip(nodes, run_lags)}
+    else:
+        return []
+    lead_lags = paired.get(lead)
+    if not lead_lags:
+        return []
+    others = [node for node in nodes if node != lead]
+    sends = {node: sorted((rec[0], key) for key, rec in records.get(node, {}).items() if key in (paired[node] or {}))
+             for node in others}
+    out = []
+    for key, rec in records.get(lead, {}).items():
+        sent = rec[0]
+        if not lo <= sent < hi or not rec[2] or key not in lead_lags:
+            continue
+        row = [lead_lags[key]]
+        for node in others:
+            found = sends[node]
+            i = bisect.bisect_left([s for s, _ in found], sent - SAME_SEND_S)
+            together = i < len(found) and abs(found[i][0] - sent) <= SAME_SEND_S
+            row.append(paired[node][found[i][1]] if together else -1.0)  # type: ignore[index]
+        if any(v >= 0 for v in row[1:]):
+            out.append(row)
+    return out
+
+
 def twin_behind_chance(delays: List[float], commit_lag_ms: float, writes_per_s: float, gap_ms: float) -> float:
     """The chance the twins' model gives a probe of finding a replica behind when it reads the
     replica ``gap_ms`` after the primary: every write (Poisson at ``writes_per_s``) is in the

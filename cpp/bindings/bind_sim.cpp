@@ -385,12 +385,28 @@ std::vector<SimField> fault_fields() {
   return f;
 }
 
+// How a lag probe round's reads meet the host's replication work.
+std::vector<SimField> probe_gap_fields() {
+  std::vector<SimField> f;
+  f.push_back(run_lags_field("probe_round_lags_ms", &SimConfig::probe_round_lags_ms,
+                              "Measured probe rounds sent together: per round each node's run lag (ms, primary first; "
+                              "< 0: not in it). The nodes probed at a tick read after one drawn round's lags, drawn "
+                              "among rounds whose reads lie probe_parallel_gap_ms apart while replication is in "
+                              "flight (empty: independent run lags; needs probe_run_lags_ms)."));
+  f.push_back(run_lags_field("probe_round_lags_after_crash_ms", &SimConfig::probe_round_lags_after_crash_ms,
+                              "As probe_round_lags_ms, for the rounds from the primary's crash on (empty: "
+                              "probe_round_lags_ms throughout)."));
+  f.push_back(number_field("probe_parallel_gap_ms", &SimConfig::probe_parallel_gap_ms,
+                           "The gap (ms) below which two of a probe round's reads ran at once, on free cores."));
+  return f;
+}
+
 }  // namespace
 
 const std::vector<SimField>& sim_fields() {
   static const std::vector<SimField> fields = [] {
     std::vector<SimField> all = workload_fields();
-    for (auto* part : {background_fields, capacity_fields, fault_fields}) {
+    for (auto* part : {background_fields, capacity_fields, fault_fields, probe_gap_fields}) {
       auto more = part();
       all.insert(all.end(), more.begin(), more.end());
     }

@@ -88,6 +88,9 @@ class SimConfig:
     write_arrivals: List[Tuple[float, int]]  # replayed (at_ms, session), in time order; empty: Poisson
     read_arrivals: List[Tuple[float, int, Consistency]]  # replayed (at_ms, session, level); set with level names too
     probe_offsets_after_crash_ms: List[float]  # as probe_offsets_ms, for probe ticks from the crash on; empty: the same
+    probe_round_lags_ms: List[List[float]]  # measured rounds sent together: each node's run lag (< 0: not in it); empty: independent
+    probe_round_lags_after_crash_ms: List[List[float]]  # as probe_round_lags_ms, for rounds from the crash on; empty: the same
+    probe_parallel_gap_ms: float  # reads closer than this ran at once; rounds drawn apart while replication is in flight
     def __init__(self, **fields: Any) -> None: ...
     def to_dict(self) -> Dict[str, Any]: ...
     def __copy__(self) -> SimConfig: ...

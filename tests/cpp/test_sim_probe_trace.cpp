@@ -1,9 +1,13 @@
 // What the simulator's lag tracker is fed: the bounded trace of its prober's samples
 // (SimConfig::max_probe_samples) and the primary read as of its commits' flush
-// (SimConfig::probe_commit_lag_ms), which changes only what the tracker sees.
+// (SimConfig::probe_commit_lag_ms), which changes only what the tracker sees; when each probe's
+// query reads its node (run lags, read gaps coupled with the replication in flight).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "replikit/errors.hpp"
 #include "replikit/sim/simulator.hpp"
@@ -47,6 +51,22 @@ double mean_tracked(const SimResult& r) {
     }
   }
   return n ? sum / n : 0.0;
+}
+
+// Replica samples below the primary's last sample stamped before them (probesamples.behind_counts).
+int behind(const SimResult& r) {
+  std::vector<std::pair<double, std::uint64_t>> primary;
+  for (const ProbeSample& s : r.probe_samples) {
+    if (s.primary) primary.emplace_back(s.stamp_ms, s.lsn);
+  }
+  std::sort(primary.begin(), primary.end());
+  int n = 0;
+  for (const ProbeSample& s : r.probe_samples) {
+    if (s.primary) continue;
+    auto it = std::upper_bound(primary.begin(), primary.end(), std::make_pair(s.stamp_ms, ~std::uint64_t{0}));
+    if (it != primary.begin() && s.lsn < std::prev(it)->second) ++n;
+  }
+  return n;
 }
 
 // Every replica sample of `r` lies at `before` ms into its 100 ms probe tick before the crash at
@@ -214,6 +234,55 @@ TEST(SimProbeTrace, OffsetsFromTheCrashOnReplaceTheOnesBefore) {
   EXPECT_EQ(simulate(c, seed).events, split.events);  // same seed, same run
 }
 
+TEST(SimProbeTrace, MeasuredRoundsReadTogetherAndApartWhileReplicationIsInFlight) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimProbeTrace.Rounds", 26);
+  SimConfig c = steady();
+  c.duration_ms = 40'000;  // ~800 replica samples: the comparisons hold for any seed
+  c.max_probe_samples = 1'000'000;
+  c.probe_run_lags_ms = {{0.1}, {0.1}, {0.1}};
+  EXPECT_TRUE(SimConfig().probe_round_lags_ms.empty());
+  EXPECT_TRUE(SimConfig().probe_round_lags_after_crash_ms.empty());
+  EXPECT_DOUBLE_EQ(SimConfig().probe_parallel_gap_ms, 0.01);
+  const SimResult plain = simulate(c, seed);
+  c.probe_parallel_gap_ms = 0.5;  // without rounds: no effect, the same run bit for bit
+  const SimResult same = simulate(c, seed);
+  EXPECT_EQ(same.events, plain.events);
+  EXPECT_EQ(mean_tracked(same), mean_tracked(plain));
+  c.probe_parallel_gap_ms = 0.01;
+  // The replicas read 1 ms after the primary (past the 0.4 ms delay): never behind it.
+  c.probe_round_lags_ms = {{0.1, 1.1, 1.1}};
+  EXPECT_EQ(mean_tracked(simulate(c, seed)), 0.0);
+  // A node not in the round (< 0) takes its own lag: r2 read with the primary, r1 after.
+  c.probe_round_lags_ms = {{0.1, 1.1, -1.0}};
+  const SimResult own = simulate(c, seed);
+  const auto peak = [&own](std::size_t replica) {
+    double m = 0;
+    for (double v : own.tracked_lag_ms[replica]) m = std::isnan(v) ? m : std::max(m, v);
+    return m;
+  };
+  EXPECT_EQ(peak(0), 0.0);
+  EXPECT_GT(peak(1), 0.0);
+  // Half the rounds at once (all three reads together), half 1 ms and more apart. Drawn independently of
+  // the writes (every round counts as apart), a round meets a write in flight at either; coupled,
+  // a round whose first read comes while one is in flight reads apart, past it.
+  c.probe_round_lags_ms = {{0.5, 0.5, 0.5}, {0.5, 1.5, 1.6}};
+  c.probe_parallel_gap_ms = 0.0;
+  const SimResult independent = simulate(c, seed);
+  c.probe_parallel_gap_ms = 0.01;
+  const SimResult coupled = simulate(c, seed);
+  EXPECT_GT(behind(independent), 10);
+  EXPECT_LT(behind(coupled), behind(independent) / 2);
+  EXPECT_EQ(simulate(c, seed).events, coupled.events);  // same seed, same run
+  // Rounds from the crash on: the new primary's lag first; the survivor reads 1 ms after it.
+  c.duration_ms = 4000;
+  c.crash_primary_at_ms = 2000;
+  c.probe_round_lags_ms = {{0.1, 1.1, 1.1}};
+  c.probe_round_lags_after_crash_ms = {{0.1, -1.0, 1.1}};  // the new primary's, the dead one's, the survivor's
+  const SimResult crashed = simulate(c, seed);
+  ASSERT_GE(crashed.failover.recovery_ms, 0.0);
+  EXPECT_EQ(mean_tracked(crashed), 0.0);
+}
+
 TEST(SimProbeTrace, BadSettingsNameTheField) {
   SimConfig c;
   c.max_probe_samples = -1;
@@ -242,6 +311,20 @@ TEST(SimProbeTrace, BadSettingsNameTheField) {
   c.promotion_wal_bytes = 0;
   c.probe_commit_lag_ms = std::nan("");
   expect_invalid("probe_commit_lag_ms", [&] { simulate(c, 1); });
+  c.probe_commit_lag_ms = 0;
+  c.probe_round_lags_ms = {{0.1, 0.1, 0.1}};  // without the nodes' own run lags
+  expect_invalid("probe_round_lags_ms", [&] { simulate(c, 1); });
+  c.probe_run_lags_ms = {{0.1}, {0.1}, {0.1}};
+  c.probe_round_lags_ms = {{0.1, 0.1}};  // one lag short
+  expect_invalid("probe_round_lags_ms", [&] { simulate(c, 1); });
+  c.probe_round_lags_ms = {{0.1, std::nan(""), 0.1}};
+  expect_invalid("probe_round_lags_ms", [&] { simulate(c, 1); });
+  c.probe_round_lags_ms = {{0.1, -1.0, 0.1}};
+  c.probe_round_lags_after_crash_ms = {{0.1}};
+  expect_invalid("probe_round_lags_after_crash_ms", [&] { simulate(c, 1); });
+  c.probe_round_lags_after_crash_ms.clear();
+  c.probe_parallel_gap_ms = -0.01;
+  expect_invalid("probe_parallel_gap_ms", [&] { simulate(c, 1); });
 }
 
 }  // namespace

@@ -86,3 +86,25 @@ def test_the_tracker_feed_before_the_kill_ends_where_the_kill_starts():
     assert killtwins.fed_until(KILL_AT_S - 0.01) == KILL_AT_S - 0.01  # a twin's crash before it
     fed = killtwins.fed_before(_records())
     assert fed["replica_samples"] == 6 and fed["behind"] == 2 and fed["behind_bytes"] == 300
+
+
+def test_a_probe_round_lists_each_nodes_run_lag_lead_first():
+    probesamples, _ = _fidelity()
+    lags = [[0.20, 0.25, 0.20], [0.205, 0.30, 0.21], [0.40, 0.25, 0.30]]  # primary, r1, r2 (ms)
+    rounds = probesamples.run_lag_rounds(_records(), lags, 0.3, 1.0)
+    # r2's third probe left 3 ms after the primary's: not in that round.
+    assert [[round(v, 6) for v in r] for r in sorted(rounds)] == [[0.2, 0.205, 0.4], [0.2, 0.21, -1.0],
+                                                                [0.25, 0.3, 0.25]]
+    assert len(probesamples.run_lag_rounds(_records(), lags, 0.3, 0.45)) == 2  # sent outside [lo, hi): left out
+    assert probesamples.run_lag_rounds(_records(), [], 0.3, 1.0) == []  # run lags not measured
+    # Led by r1 (as a new primary would lead): r1's lag first, then primary's, then r2's; r1's
+    # records are not the primary's (rec[2] False): no rounds.
+    assert probesamples.run_lag_rounds(_records(), lags, 0.3, 1.0, lead="r1") == []
+
+
+def test_the_twins_take_when_the_probes_ran_but_not_whether_they_were_behind():
+    _, killtwins = _fidelity()
+    run = {"probe_run_lags": {"probe_run_lags_ms": [[0.2], [0.2], [0.2]]}, "probe_records": {}}
+    assert killtwins.probe_rounds(run, True) == {}  # no records: no rounds
+    assert killtwins.probe_rounds(run, False) == {}  # off: each node's run lag on its own
+    assert killtwins.probe_rounds(dict(run, probe_run_lags={}), True) == {}  # run lags not measured

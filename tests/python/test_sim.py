@@ -167,6 +167,11 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"probe_run_lags_ms": [[0.1], ["soon"], [0.1]]}, "probe_run_lags_ms", replikit.ArgumentTypeError),
     ({"probe_run_lags_ms": 0.1}, "probe_run_lags_ms", replikit.ArgumentTypeError),
     ({"probe_run_lags_after_crash_ms": [[0.1]]}, "probe_run_lags_after_crash_ms", replikit.InvalidArgument),
+    ({"probe_round_lags_ms": [[0.1, 0.1, 0.1]]}, "probe_round_lags_ms", replikit.InvalidArgument),
+    ({"probe_round_lags_ms": [["soon"]]}, "probe_round_lags_ms", replikit.ArgumentTypeError),
+    ({"probe_round_lags_after_crash_ms": [[0.1]]}, "probe_round_lags_after_crash_ms", replikit.InvalidArgument),
+    ({"probe_parallel_gap_ms": -0.01}, "probe_parallel_gap_ms", replikit.InvalidArgument),
+    ({"probe_parallel_gap_ms": "apart"}, "probe_parallel_gap_ms", replikit.ArgumentTypeError),
     ({"promotion_wal_bytes": -1}, "promotion_wal_bytes", replikit.InvalidArgument),
     ({"promotion_wal_bytes": 1.5}, "promotion_wal_bytes", replikit.ArgumentTypeError),
     ({"probe_at_promotion": "yes"}, "probe_at_promotion", replikit.ArgumentTypeError),
@@ -442,6 +447,10 @@ def test_the_probers_timing_is_configurable_and_defaults_to_todays():
     assert lags.probe_run_lags_ms == [[0.1], [1.1, 1.2], [1.3]] and "probe_run_lags_ms" in repr(lags)
     read_later = simulate(lags, SEED)  # the replicas read a ms after the primary: never behind it
     assert np.nanmax(read_later.tracked_lag_ms["replica1"]) == 0.0
+    assert c.probe_round_lags_ms == [] and c.probe_round_lags_after_crash_ms == [] and c.probe_parallel_gap_ms == 0.01
+    rounds = SimConfig(probe_run_lags_ms=[[0.1], [0.1], [0.1]], probe_round_lags_ms=[(0.1, 1.1, 1.2)], **fields)
+    assert rounds.probe_round_lags_ms == [[0.1, 1.1, 1.2]] and "probe_round_lags_ms" in repr(rounds)
+    assert np.nanmax(simulate(rounds, SEED).tracked_lag_ms["replica1"]) == 0.0  # read 1 ms after the primary
     c.probe_latency = 0.2
     assert c.probe_latency.to_dict() == {"kind": "constant", "value_ms": 0.2}
     c.probe_latency = None

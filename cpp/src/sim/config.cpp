@@ -39,6 +39,16 @@ void check_run_lags(const SimConfig& c, const std::vector<std::vector<double>>& 
   }
 }
 
+void check_rounds(const SimConfig& c, const std::vector<std::vector<double>>& rounds, const char* argument) {
+  require(rounds.size() <= kLatencyMaxSamples, argument, "must hold at most " + std::to_string(kLatencyMaxSamples) + " rounds");
+  require(rounds.empty() || !c.probe_run_lags_ms.empty(), argument, "needs probe_run_lags_ms (the nodes' own lags)");
+  for (const auto& round : rounds) {
+    require(round.size() == static_cast<std::size_t>(c.replicas) + 1, argument,
+            "each round must hold one lag per node (" + std::to_string(c.replicas + 1) + ")");
+    for (double v : round) check_ms(v, argument, -kMaxDurationMs, kMaxDurationMs);
+  }
+}
+
 void check_workload(const SimConfig& c) {
   check_ms(c.duration_ms, "duration_ms", 0, kMaxDurationMs);
   require(c.duration_ms > 0, "duration_ms", "must be positive");
@@ -161,6 +171,9 @@ void check_bounds(const SimConfig& c) {
   check_int(c.max_probe_samples, "max_probe_samples", 0, 10'000'000);
   check_run_lags(c, c.probe_run_lags_ms, "probe_run_lags_ms");
   check_run_lags(c, c.probe_run_lags_after_crash_ms, "probe_run_lags_after_crash_ms");
+  check_rounds(c, c.probe_round_lags_ms, "probe_round_lags_ms");
+  check_rounds(c, c.probe_round_lags_after_crash_ms, "probe_round_lags_after_crash_ms");
+  check_ms(c.probe_parallel_gap_ms, "probe_parallel_gap_ms", 0, kMaxDurationMs);
   check_ms(c.drain_ms, "drain_ms", 0, kMaxDurationMs);
   check_int(c.max_in_flight, "max_in_flight", 1, 100'000'000);
   require(c.max_events >= 1, "max_events", "must be at least 1");

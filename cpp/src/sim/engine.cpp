@@ -78,6 +78,8 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
   for (double w : config.consistency_mix) level_cdf_.push_back(sum += w);
   for (const auto& s : config.slow_replicas) nodes_[static_cast<std::size_t>(s.replica)].slow *= s.factor;
   for (const auto& d : config.apply_delays) nodes_[static_cast<std::size_t>(d.replica)].apply_delay_ns = ns(d.delay_ms);
+  rounds_apart_ = rounds_apart(config.probe_round_lags_ms, config.probe_parallel_gap_ms);
+  rounds_apart_after_ = rounds_apart(config.probe_round_lags_after_crash_ms, config.probe_parallel_gap_ms);
   const double span = std::max(config.sample_interval_ms, config.duration_ms / config.max_samples);
   sample_step_ns_ = std::max<std::int64_t>(1, ns(span));
   probe_step_ns_ = std::max<std::int64_t>(1, ns(config.probe_interval_ms));
@@ -171,6 +173,7 @@ void Simulation::dispatch(const Event& e) {
     case Ev::BackgroundArrival: on_background_arrival(e.gen); break;
     case Ev::ProbeSend: if (e.gen == probe_gen_) send_probe(e.node); break;
     case Ev::SessionFree: on_session_free(static_cast<int>(e.id)); break;
+    case Ev::ProbeRound: on_probe_round(); break;
   }
 }
 

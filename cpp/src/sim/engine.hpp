@@ -21,7 +21,7 @@ enum class Ev : std::uint8_t {
   WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
   WriteAcked, ReadDone, Probe, ProbeAt, ProbeAnswer, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
   Detect,
-  BackgroundArrival, ProbeSend, SessionFree,
+  BackgroundArrival, ProbeSend, SessionFree, ProbeRound,
 };
 
 struct Event {
@@ -106,6 +106,10 @@ struct Node {
   std::int64_t probe_sent_ns = 0;
   std::int64_t probe_back_ns = 0;  // with measured run lags: the answer's way back, drawn at the send
   Lsn probe_receive{}, probe_replay{};
+  // In a measured round (probe_round_lags_ms): its two candidate run lags (any round's; one
+  // whose reads ran apart), chosen when the round's first read may run.
+  bool probe_in_round = false;
+  double probe_lag_any_ms = 0, probe_lag_apart_ms = 0;
 };
 
 // A committed write, by sequence (a ring: the last kCommitRing commits).
@@ -180,6 +184,10 @@ class Simulation {
   void on_probe();
   void send_probe(int node);
   void on_probe_at(int node);
+  void on_probe_round();
+  static std::vector<std::uint32_t> rounds_apart(const std::vector<std::vector<double>>& rounds, double parallel_ms);
+  void open_probe_round();
+  bool join_probe_round(Node& r, int n);
   void on_probe_answer(int node);
   void trace_probe(int node, bool primary, std::int64_t stamp_ns, Lsn lsn);
   void on_sample();
@@ -217,6 +225,8 @@ class Simulation {
   const T& from_crash(const T& before, const T& after) const {
     return crash_ns_ >= 0 && !after.empty() ? after : before;
   }
+  bool after_crash_rounds() const { return crash_ns_ >= 0 && !c_.probe_round_lags_after_crash_ms.empty(); }
+  bool replication_in_flight() const;
   bool measured_run_lags() const { return !c_.probe_run_lags_ms.empty() || !c_.probe_run_lags_after_crash_ms.empty(); }
   bool is_replica(int n) const { return n != primary_ && nodes_[n].alive && !nodes_[n].diverged; }
 
@@ -253,6 +263,12 @@ class Simulation {
   std::int64_t now_ = 0, duration_ns_, end_ns_;
   double write_gap_ns_, read_gap_ns_, apply_mean_ns_;
   double background_gap_ns_ = 0, background_gap_after_ns_ = 0;  // 0: no background writes
+  // The measured rounds whose reads all lie probe_parallel_gap_ms apart (indices; before the
+  // crash, after it); the round being sent (its candidates, its first read) while round_open_.
+  std::vector<std::uint32_t> rounds_apart_, rounds_apart_after_;
+  bool round_open_ = false;
+  std::uint32_t round_any_ = 0, round_apart_ = 0;
+  double round_first_ms_ = 0;
   std::uint32_t probe_gen_ = 0;  // bumped when the lag prober's cadence restarts (probe_at_promotion)
   std::uint32_t background_gen_ = 0;  // bumped when the background rate changes (the crash)
   std::size_t next_write_ = 0, next_read_ = 0;  // the next replayed arrivals (write_arrivals, read_arrivals)

@@ -185,11 +185,28 @@ void Simulation::take_out(int node) {
   r.busy = 0;
 }
 
+// The measured probe rounds (probe_round_lags_ms) in which no two of the reads (lags >= 0) lie
+// closer than `parallel_ms`: no two queries ran at once.
+std::vector<std::uint32_t> Simulation::rounds_apart(const std::vector<std::vector<double>>& rounds, double parallel_ms) {
+  std::vector<std::uint32_t> out;
+  for (std::uint32_t i = 0; i < rounds.size(); ++i) {
+    bool apart = true;
+    for (std::size_t a = 0; a < rounds[i].size() && apart; ++a) {
+      for (std::size_t b = a + 1; b < rounds[i].size() && apart; ++b) {
+        const double x = rounds[i][a], y = rounds[i][b];
+        apart = x < 0 || y < 0 || std::abs(x - y) >= parallel_ms;
+      }
+    }
+    if (apart) out.push_back(i);
+  }
+  return out;
+}
 void Simulation::on_probe() {
   if (now_ + probe_step_ns_ < duration_ns_) events_.push(now_ + probe_step_ns_, Ev::Probe, 0, 0, probe_gen_);
   // As the real prober: one query per node over the network (probe_latency, else the client
   // latency, each way), a node still answering the last one skipped; a dead node never answers.
   const auto& offsets = from_crash(c_.probe_offsets_ms, c_.probe_offsets_after_crash_ms);
+  open_probe_round();
   for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
     const double offset_ms = offsets.empty() ? 0 : offsets[static_cast<std::size_t>(n)];
     if (offset_ms > 0) {
@@ -198,6 +215,33 @@ void Simulation::on_probe() {
       send_probe(n);
     }
   }
+  // The queries sent together in a measured round read when it is decided which round it was.
+  if (round_open_ && round_first_ms_ >= 0) events_.push(now_ + ns(round_first_ms_), Ev::ProbeRound, 0);
+  round_open_ = false;
+}
+
+void Simulation::open_probe_round() {
+  // Both candidates are drawn now, so that the stream's order does not depend on the run.
+  const auto& rounds = after_crash_rounds() ? c_.probe_round_lags_after_crash_ms : c_.probe_round_lags_ms;
+  const auto& apart = after_crash_rounds() ? rounds_apart_after_ : rounds_apart_;
+  round_open_ = !rounds.empty() && measured_run_lags();
+  if (!round_open_) return;
+  round_any_ = probe_rng_.below(static_cast<std::uint32_t>(rounds.size()));
+  round_apart_ = apart.empty() ? round_any_ : apart[probe_rng_.below(static_cast<std::uint32_t>(apart.size()))];
+  round_first_ms_ = -1;  // none joined yet
+}
+
+bool Simulation::join_probe_round(Node& r, int n) {
+  const auto& rounds = after_crash_rounds() ? c_.probe_round_lags_after_crash_ms : c_.probe_round_lags_ms;
+  // A round lists the current primary's lag first, then the other nodes' in index order.
+  const auto at = static_cast<std::size_t>(n == primary_ ? 0 : n < primary_ ? n + 1 : n);
+  const double any = rounds[round_any_][at], apart = rounds[round_apart_][at];
+  if (any < 0 || apart < 0) return false;  // not in the drawn round: its own lag
+  r.probe_in_round = true;
+  r.probe_lag_any_ms = any;
+  r.probe_lag_apart_ms = apart;
+  round_first_ms_ = std::min(any, apart) < round_first_ms_ || round_first_ms_ < 0 ? std::min(any, apart) : round_first_ms_;
+  return true;
 }
 
 void Simulation::send_probe(int n) {
@@ -217,8 +261,29 @@ void Simulation::send_probe(int n) {
     events_.push(now_ + draw_ns(probe_latency_), Ev::ProbeAt, n);
     return;
   }
+  if (round_open_ && join_probe_round(r, n)) return;
   const auto& lags = lists[static_cast<std::size_t>(n)];
   events_.push(now_ + ns(lags[probe_rng_.below(static_cast<std::uint32_t>(lags.size()))]), Ev::ProbeAt, n);
+}
+
+void Simulation::on_probe_round() {
+  // While a write's replication is in flight it holds a core: no two of the round's queries ran at
+  // once, so the round is one whose reads lie apart (probe_round_lags_ms).
+  const bool busy = replication_in_flight();
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+    Node& r = nodes_[static_cast<std::size_t>(n)];
+    if (!r.probe_in_round) continue;
+    r.probe_in_round = false;
+    events_.push(std::max(now_, r.probe_sent_ns + ns(busy ? r.probe_lag_apart_ms : r.probe_lag_any_ms)), Ev::ProbeAt, n);
+  }
+}
+
+bool Simulation::replication_in_flight() const {
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+    const Node& r = nodes_[static_cast<std::size_t>(n)];
+    if (n != primary_ && r.alive && !r.diverged && !r.detached && r.applied < last_seq_) return true;
+  }
+  return false;
 }
 
 void Simulation::on_probe_at(int node) {

@@ -258,6 +258,22 @@ struct SimConfig {
   /// at once and so often brings them back together). Empty: probe_offsets_ms throughout.
   std::vector<double> probe_offsets_after_crash_ms;
 
+  /// Measured lag-probe rounds whose queries left together: per round, each node's run lag (ms,
+  /// one per node: the current primary's first, then the others' in node order; < 0: that node's
+  /// query was not in the round). With them (and
+  /// probe_run_lags_ms) the nodes probed at one tick read after the lags of one drawn round, not
+  /// after independent draws (a round's lags move together with the machine's load), and the draw
+  /// depends on the host's replication work: on a machine with few cores a write's replication
+  /// (WAL sender, receiver, startup process) holds a core, so a round whose first read may run
+  /// while a replica still lacks a committed write is drawn among those whose reads all lie at
+  /// least probe_parallel_gap_ms apart (no two queries ran at once), otherwise among all. A node
+  /// that has no lag in the drawn round takes its own (probe_run_lags_ms). Empty: independent.
+  std::vector<std::vector<double>> probe_round_lags_ms;
+  /// As probe_round_lags_ms, for the rounds from the primary's crash on; empty: probe_round_lags_ms.
+  std::vector<std::vector<double>> probe_round_lags_after_crash_ms;
+  /// The gap below which two of a round's reads ran at once, on two free cores (ms).
+  double probe_parallel_gap_ms = 0.01;
+
   /// Throws InvalidArgument naming the first bad field.
   void validate() const;
   /// The name of node `index` (0: the primary).
