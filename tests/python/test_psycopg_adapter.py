@@ -388,6 +388,33 @@ def test_a_frozen_node_is_marked_down_within_the_probe_bound(cluster):
         wait_until(lambda: router.core.topology.info("r2").up, 10, "r2 up again after the thaw")
 
 
+def test_a_prober_reconnecting_to_a_frozen_node_holds_no_other_thread(cluster):
+    """The prober's connect to a server that stopped answering waits in select(), which
+    releases the GIL; libpq's blocking connect held it for the whole connect_timeout (2 s), so
+    every other thread of the process, the other probers' and the application's, stood still
+    at each attempt (the primary's probe then missed its 300 ms bound and it was marked down)."""
+    with open_router(cluster, probe_interval_ms=50.0, probe_timeout_ms=300.0) as router:
+        cluster.freeze("r2")
+        try:
+            wait_until(lambda: not router.core.topology.info("r2").up, 5, "r2 marked down")
+            failed = {n["name"]: n["probes_failed"] for n in router.nodes()}["r2"]
+            longest, last = 0.0, time.monotonic()
+            deadline = last + 10.0
+            # until a connect attempt to r2 has failed (connect_timeout 2 s): sleeps of 1 ms
+            while ({n["name"]: n["probes_failed"] for n in router.nodes()}["r2"] < failed + 1
+                   and time.monotonic() < deadline):
+                time.sleep(0.001)
+                now = time.monotonic()
+                longest, last = max(longest, now - last), now
+            attempts = {n["name"]: n["probes_failed"] for n in router.nodes()}["r2"] - failed
+        finally:
+            cluster.thaw("r2")
+        print(f"\n[adapter freeze] longest 1 ms sleep while r2's prober reconnected: {longest * 1000:.0f} ms")
+        assert attempts >= 1, "no connect attempt to the frozen r2 ended within 10 s"
+        assert longest < 1.0
+        wait_until(lambda: router.core.topology.info("r2").up, 10, "r2 up again after the thaw")
+
+
 def test_a_call_to_a_frozen_node_ends_at_the_client_side_deadline(cluster):
     """A read or a write sent to a server that stopped answering (SIGSTOP) ends after
     statement_timeout_ms + query_grace_ms with replikit.TimeoutError, as the C++ backend's calls

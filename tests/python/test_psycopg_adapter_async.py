@@ -250,6 +250,40 @@ def test_a_frozen_node_is_marked_down_within_the_probe_bound_async(cluster):
     assert took < 4.0  # probe_timeout_ms + connect_timeout_ms bound a probe task
 
 
+def test_a_prober_reconnecting_to_a_frozen_node_holds_no_event_loop(cluster):
+    """As the sync router's: the probe task's worker thread connects to a server that stopped
+    answering in select(), which releases the GIL, so the event loop goes on (libpq's blocking
+    connect held the GIL, and with it the loop, for the whole connect_timeout, 2 s)."""
+
+    async def scenario():
+        router = await open_router(cluster, probe_interval_ms=50.0, probe_timeout_ms=300.0)
+        try:
+            cluster.freeze("r2")
+            try:
+                started = time.monotonic()
+                while router.core.topology.info("r2").up and time.monotonic() - started < 5:
+                    await asyncio.sleep(0.01)
+                failed = {n["name"]: n["probes_failed"] for n in router.nodes()}["r2"]
+                longest, last = 0.0, time.monotonic()
+                deadline = last + 10.0
+                while ({n["name"]: n["probes_failed"] for n in router.nodes()}["r2"] < failed + 1
+                       and time.monotonic() < deadline):
+                    await asyncio.sleep(0.001)
+                    now = time.monotonic()
+                    longest, last = max(longest, now - last), now
+                attempts = {n["name"]: n["probes_failed"] for n in router.nodes()}["r2"] - failed
+            finally:
+                cluster.thaw("r2")
+            return longest, attempts
+        finally:
+            await router.close()
+
+    longest, attempts = asyncio.run(scenario())
+    print(f"\n[async freeze] longest 1 ms sleep while r2's prober reconnected: {longest * 1000:.0f} ms")
+    assert attempts >= 1, "no connect attempt to the frozen r2 ended within 10 s"
+    assert longest < 1.0
+
+
 def test_a_read_on_a_frozen_node_ends_at_the_client_side_deadline_async(cluster):
     """As the sync router: a read sent to a server that stopped answering (SIGSTOP) ends after
     statement_timeout_ms + query_grace_ms with replikit.TimeoutError, its connection closed, and

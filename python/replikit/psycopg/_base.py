@@ -192,8 +192,14 @@ def connect_kwargs(user: Dict[str, Any], options: DatabaseOptions) -> Dict[str, 
                              "must be True: write() blocks run as one transaction, read() blocks in "
                              "autocommit (use conn.transaction() inside a read() block)")
     out["autocommit"] = True
-    out.setdefault("connect_timeout", max(2, int(round(options.connect_timeout_ms / 1000.0))))
+    out.setdefault("connect_timeout", connect_timeout_s(options))
     return out
+
+
+def connect_timeout_s(options: DatabaseOptions) -> int:
+    """libpq's connect_timeout for options.connect_timeout_ms: whole seconds, at least 2 (libpq
+    takes 1 as 2), as the C++ backend sets it."""
+    return max(2, int(round(options.connect_timeout_ms / 1000.0)))
 
 
 def pool_kwargs(user: Optional[Mapping[str, Any]], options: DatabaseOptions) -> Dict[str, Any]:
@@ -440,36 +446,66 @@ def now_ns() -> int:
 
 
 def probe_conninfo(dsn: str, options: DatabaseOptions) -> bytes:
-    """A probe connection's conninfo: the node's DSN with a bounded connect and a server-side
-    bound on the probe (the client-side one is probe_once's deadline)."""
-    return make_conninfo(dsn, connect_timeout=max(2, int(round(options.connect_timeout_ms / 1000.0))),
+    """A probe connection's conninfo: the node's DSN with a server-side bound on the probe (the
+    client-side bounds are probe_once's deadlines)."""
+    return make_conninfo(dsn, connect_timeout=connect_timeout_s(options),
                          options=f"-c statement_timeout={int(options.probe_timeout_ms)}",
                          application_name="replikit-prober").encode()
 
 
 _PROBE_BYTES = PROBE_SQL.encode()
+_POLL_ROUNDS = 10_000  # a connect takes a handful of polls; bounds the loop past any sane count
 
 
-def probe_once(pgconn: Optional[PGconnType], conninfo: bytes, bound_s: float) -> Tuple[PGconnType, Tuple[Any, ...]]:
-    """One probe on `pgconn` (connected first when None or broken), bounded client-side by
-    `bound_s`: libpq's connect_timeout bounds the connect, a deadline on poll() the query, so
-    even a server that stopped answering (SIGSTOP) cannot hold the prober. Raises
+def _wait_socket(pgconn: PGconnType, for_write: bool, remaining: float) -> bool:
+    fd = pgconn.socket
+    ready = select.select([], [fd], [], remaining) if for_write else select.select([fd], [], [], remaining)
+    return any(ready)
+
+
+def probe_connect(conninfo: bytes, connect_s: float) -> PGconnType:
+    """A new probe connection, within `connect_s` seconds. Polled (PQconnectStart and
+    PQconnectPoll with select(), which releases the GIL while it waits): PGconn.connect
+    (PQconnectdb) holds the GIL for the whole connect, so a node that stopped answering would
+    stall every thread of the process, the other probers and the application's, for the full
+    connect_timeout at each attempt. Raises psycopg.OperationalError."""
+    pgconn = pq.PGconn.connect_start(conninfo)
+    try:
+        deadline = time.monotonic() + connect_s
+        for _ in range(_POLL_ROUNDS):
+            if pgconn.status == ConnStatus.BAD:
+                raise psycopg.OperationalError(pgconn.get_error_message() or "the connection failed")
+            status = pgconn.connect_poll()
+            if status == pq.PollingStatus.OK:
+                return pgconn
+            if status == pq.PollingStatus.FAILED:
+                raise psycopg.OperationalError(pgconn.get_error_message() or "the connection failed")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not _wait_socket(pgconn, status == pq.PollingStatus.WRITING, remaining):
+                raise psycopg.OperationalError(f"no connection within {connect_s * 1000:g} ms")
+        raise psycopg.OperationalError(f"the connection did not complete in {_POLL_ROUNDS} polls")
+    except BaseException:
+        pgconn.finish()
+        raise
+
+
+def probe_once(pgconn: Optional[PGconnType], conninfo: bytes, bound_s: float,
+               connect_s: float) -> Tuple[PGconnType, Tuple[Any, ...]]:
+    """One probe on `pgconn` (connected first, within `connect_s`, when None or broken), bounded
+    client-side by `bound_s`: a deadline on select() bounds the query, so even a server that
+    stopped answering (SIGSTOP) cannot hold the prober, and no wait holds the GIL. Raises
     psycopg.OperationalError; the caller drops the connection then."""
     if pgconn is None or pgconn.status != pq.ConnStatus.OK:
         if pgconn is not None:
             pgconn.finish()
-        pgconn = pq.PGconn.connect(conninfo)
-        if pgconn.status != pq.ConnStatus.OK:
-            message = pgconn.get_error_message()
-            pgconn.finish()
-            raise psycopg.OperationalError(message)
+        pgconn = probe_connect(conninfo, connect_s)
     deadline = time.monotonic() + bound_s
     pgconn.send_query(_PROBE_BYTES)
     result = None
     while True:
         while pgconn.is_busy():
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([pgconn.socket], [], [], remaining)[0]:
+            if remaining <= 0 or not _wait_socket(pgconn, False, remaining):
                 pgconn.finish()
                 raise psycopg.OperationalError(f"no answer to the probe within {bound_s * 1000:g} ms")
             pgconn.consume_input()
@@ -483,7 +519,6 @@ def probe_once(pgconn: Optional[PGconnType], conninfo: bytes, bound_s: float) ->
     values = [result.get_value(0, k) for k in range(4)]
     row = (values[0] == b"t",) + tuple(None if v is None else v.decode() for v in values[1:])
     return pgconn, row
-
 
 
 NodeArg = Union[Tuple[str, str], Mapping[str, Any]]

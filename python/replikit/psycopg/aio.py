@@ -40,12 +40,14 @@ class _AsyncProber:
         interval_s = options.probe_interval_ms / 1000.0
         bound_s = options.probe_timeout_ms / 1000.0
         conninfo = _base.probe_conninfo(self.core.dsns[node], options)
+        connect_s = float(_base.connect_timeout_s(options))
         pgconn: Optional[PGconnType] = None
         try:
             while True:
                 sent = _base.now_ns()
                 try:
-                    pgconn, row = await asyncio.to_thread(_base.probe_once, pgconn, conninfo, bound_s)
+                    pgconn, row = await asyncio.to_thread(_base.probe_once, pgconn, conninfo, bound_s,
+                                                             connect_s)
                     self.core.probe_ok(node, row, sent, _base.now_ns())
                 except asyncio.CancelledError:
                     raise

@@ -39,11 +39,12 @@ class _Prober:
         interval_s = options.probe_interval_ms / 1000.0
         bound_s = options.probe_timeout_ms / 1000.0
         conninfo = _base.probe_conninfo(self.core.dsns[node], options)
+        connect_s = float(_base.connect_timeout_s(options))
         pgconn: Optional[PGconnType] = None
         while not self.stop.is_set():
             sent = _base.now_ns()
             try:
-                pgconn, row = _base.probe_once(pgconn, conninfo, bound_s)
+                pgconn, row = _base.probe_once(pgconn, conninfo, bound_s, connect_s)
                 self.core.probe_ok(node, row, sent, _base.now_ns())
             except Exception as exc:  # every failure of a probe is a failed probe
                 self.core.probe_failed(node, exc, _base.now_ns())
