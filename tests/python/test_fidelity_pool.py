@@ -118,6 +118,50 @@ def test_repredict_gives_back_the_saved_twins_with_the_same_code_and_seeds(tmp_p
     assert other[1:] != again[1:]  # other seeds: another prediction
 
 
+def test_file_errors_tell_a_run_that_moves_from_sampling(tmp_path):
+    """Per file the stale share's error with its bootstrap spread over the file's kills, and Cochran's
+    Q over the files: files whose twins are all off alike (sampling only) give a large p, one file
+    twice as far off as the others a small one."""
+    rng = random.Random(6)  # seed printed by the assertion messages below
+
+    def rows(bias):
+        out = []
+        for f, b in enumerate(bias):
+            for _ in range(60):
+                real = {"before": {"eventual": 170.0, "eventual_stale": float(sum(rng.random() < 0.02 for _ in range(170)))}}
+                sim = {"before": {"eventual": 3400.0, "eventual_stale": float(sum(rng.random() < 0.02 * b for _ in range(3400)))}}
+                out.append({"file": f"run{f}.json", "real": real, "sim": sim})
+        return out
+
+    alike = pool.file_errors(rows([1.1] * 6))
+    assert len(alike["files"]) == 6 and alike["df"] == 5
+    assert alike["p"] > 0.01, f"seed 6: {alike}"
+    assert math.expm1(alike["pooled_log_error"]) == pytest.approx(0.1, abs=0.08), "seed 6"
+    apart = pool.file_errors(rows([1.1] * 5 + [2.2]))
+    assert apart["p"] < 0.001 and apart["q"] > alike["q"], f"seed 6: {apart}"
+    lines = []
+    pool.print_file_errors(apart, lines.append)
+    assert "run5.json: 60 kills" in "\n".join(lines) and "between the files: Q =" in lines[-1]
+
+
+def test_rematch_gives_saved_kills_the_matched_per_write_delays(tmp_path):
+    """--rematch: a kill saved with per_write_delays' draws gets matched_per_write_delays' (lower:
+    in-order delivery no longer counts the short hold-backs twice); one saved with them is left."""
+    run = twin_inputs(1)
+    again = pool.rematched(run)
+    assert again is not run and len(again["delays"]) == len(run["delays"])
+    assert sum(again["delays"]) < sum(run["delays"]) and sum(again["delays_after"]) < sum(run["delays_after"])
+    assert pool.rematched(dict(run, delays_matched=True))["delays"] == run["delays"]
+    saved = saved_run(5, modes=("async",), kills=1)
+    saved["settings"]["sim_runs"] = 1
+    saved["modes"]["async"]["reads"]["real"]["runs"][0].update(run)
+    lines = []
+    assert pool.main([write(tmp_path, "run.json", saved), "--repredict", "--rematch"], log=lines.append) == 0
+    assert "with rematched per-write delays" in "\n".join(lines)
+    with pytest.raises(SystemExit):
+        pool.main([write(tmp_path, "run.json", saved), "--rematch"], log=lines.append)
+
+
 def test_pool_rejects_a_file_of_another_scenario(tmp_path):
     path = write(tmp_path, "pause.json", {"scenario": "pause", "settings": {}})
     with pytest.raises(SystemExit, match="not a saved kill scenario"):
