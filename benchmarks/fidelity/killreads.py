@@ -414,6 +414,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
                     for name in ("r1", "r2")}
         old_tli = max(receiver_state(conn)[1] for conn in standbys.values())
         t0 = time.monotonic()
+        wall_t0 = time.time() - (time.monotonic() - t0)  # the servers' clock at t0 (one host)
         work = KillWorkload(dbs[0], settings, t0)
         threads = [threading.Thread(target=work.writer, args=(writer_seed(seed),), daemon=True),
                    threading.Thread(target=work.lag_sampler, args=("",), daemon=True)]
@@ -457,6 +458,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
                 conn.close()
         with psycopg.connect(cluster.dsn(got[0]), autocommit=True, connect_timeout=5) as conn:
             commit_gaps = commitlag.measure(cluster, "primary", conn, TABLE, wal_start, work.out.commits)
+            probe_commit_gaps = commitlag.measure(cluster, "primary", conn, TABLE, wal_start, probe.rows, positive=False)
     kill_s = killed - t0
     work.out.commits.sort()
     if probe.error:
@@ -486,4 +488,21 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),
             "sync_carried": bool(manager.synchronous_standby_names),
             "synchronous_standby_names": manager.synchronous_standby_names or "",
-            "half_round_trips": half_round_trips}
+            "half_round_trips": half_round_trips, "probe_commit_lag_ms": probe_commit_gaps,
+            **read_records(work.out, probe, wall_t0, kill_s)}
+
+
+def read_records(measured: Any, probe: Any, wall_t0: float, kill_s: float) -> Dict[str, Any]:
+    """What a later look at the stale share before the kill needs, read by read (s from t0; the
+    servers' instants by the clock they share with the client, ``wall_t0`` being t0 on it): each
+    eventual read sent in [WARM_S, kill_s) as [sent, ran, node, highest row seen, stale as judged],
+    the session writer's rows as [INSERT instant, id], and the offset probe's reads before the kill
+    (OffsetProbe.samples) with its rows as [INSERT instant, id]."""
+    from fidelity.common import stale_at_execution
+
+    reads = [[r.sent, r.executed - wall_t0, r.node, r.visible, bool(stale_at_execution(measured, r))]
+             for r in measured.reads if r.level == "eventual" and WARM_S <= r.sent < kill_s]
+    return {"eventual_reads_before": reads,
+            "session_rows": [[at - wall_t0, row_id] for at, row_id in measured.commits],
+            "probe_samples_before": [list(sample) for sample in probe.samples if sample[0] < kill_s],
+            "probe_rows": [[at - wall_t0, row_id] for at, row_id in probe.rows]}

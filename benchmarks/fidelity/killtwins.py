@@ -399,7 +399,10 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "synchronous_standby_names": run["synchronous_standby_names"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,
-                    "reads": float(len(run["reads"]) + len(run["failed_at"]))})
+                    "reads": float(len(run["reads"]) + len(run["failed_at"])),
+                    # Read by read before the kill, for a later look at the stale share (not a twin input).
+                    **{key: run[key] for key in ("probe_commit_lag_ms", "eventual_reads_before", "session_rows",
+                                                 "probe_samples_before", "probe_rows")}})
     if len(out) < max(1, runs // 2):
         raise RuntimeError(f"only {len(out)} of {runs} {mode} kills with reads completed")
     return out
