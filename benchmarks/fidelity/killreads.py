@@ -136,6 +136,18 @@ was asynchronous held its first writes until the survivor streamed again (~55 ms
 sessions' read-your-writes reads went to the survivor on their older tokens (the primary's read
 share after the recovery: -9% and -11% in the semi-sync and sync modes, -4% in async, on 180 kills).
 
+Read by read (read_records, saved with each kill; fidelity/stalereads.py compares the readers'
+and the probe's stale shares by send offset from a row's INSERT): the eventual reads before the
+kill, the session writer's and the probe's rows with their INSERT instants, and the probe rows' own
+INSERT -> COMMIT (probe_commit_lag_ms). The 960 kills saved before held counts only; re-predicted
+with the matched per-write delays, their twins still over-predicted the stale share before the
+kill by ~10% (quiet and loaded alike), and the files' errors spread a little more than their kills'
+sampling (fidelity/pool.py: Cochran's Q, p = 0.025; 0.07 before), not with the load. In the 2 kills of a
+test run the probe rows' INSERT -> COMMIT averaged 0.18 and 0.23 ms where the session writer's
+averaged 0.11 and 0.13 ms (medians alike, ~0.07 ms): a read sent in that gap is stale against the
+row, so the probe's delays may carry more than the readers meet (pool.py --gap-excess takes the
+excess off, a what-if until kills saved with it tell).
+
 Statistics (fidelity.windowstats): per window, each figure pooled over the runs (stale reads /
 reads of all runs); its 95% interval and that of the relative error by a bootstrap over runs
 (pairs of a real run and its prediction resampled together), which carries both the binomial

@@ -21,7 +21,9 @@ the per-write delays of fidelity.delays.matched_per_write_delays (what real_read
 delays_matched and the measured delays), taking the saved ones of a kill saved before
 (per_write_delays' thinned draws) for the measured ones: only the measured delays' mean was
 saved then (in the run's log), within 1% of the saved draws' on the 960 saved kills.
-With several files it also prints the stale share before the kill per file and whether the files'
+``--gap-excess`` (a what-if for kills saved with the probe rows' INSERT -> COMMIT) takes the mean
+by which the probe rows' exceeds the session writer's rows' off the delays before the kill
+(gap_corrected). With several files it also prints the stale share before the kill per file and whether the files'
 errors differ by more than their kills' sampling (file_errors: Cochran's Q).
 ``--progress LOG`` reads the load average of each file from
 a campaign log ("run K seed S start T load a b c" / "run K rc R end T load a b c" lines, matched
@@ -111,7 +113,8 @@ def repredicted(saved: Dict[str, Any], mode: str, promotion_ms: float, run: Dict
 def pooled_kills(paths: List[str], repredict: bool, seed: Optional[int], sim_runs: Optional[int],
                  progress: Optional[str] = None, log: Any = print,
                  overrides: Optional[Dict[str, Any]] = None,
-                 options: Optional[Dict[str, Any]] = None, rematch: bool = False) -> List[Dict[str, Any]]:
+                 options: Optional[Dict[str, Any]] = None, rematch: bool = False,
+                 gap_excess: bool = False) -> List[Dict[str, Any]]:
     """Every kill of the files: its file, mode, measured counts and predicted counts."""
     campaign = campaign_loads(progress)
     rows: List[Dict[str, Any]] = []
@@ -129,12 +132,29 @@ def pooled_kills(paths: List[str], repredict: bool, seed: Optional[int], sim_run
         for i, (mode, promotion_ms, run, twin) in enumerate(kills):
             sim = twin["windows"]
             if repredict:
-                sim = repredicted(saved, mode, promotion_ms, rematched(run) if rematch else run, seed, sim_runs,
-                                  overrides, options)
+                inputs = rematched(run) if rematch else run
+                sim = repredicted(saved, mode, promotion_ms, gap_corrected(inputs) if gap_excess else inputs, seed,
+                                  sim_runs, overrides, options)
                 print(f"  {path}: kill {i + 1}/{len(kills)} ({mode}) re-predicted, "
                       f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             rows.append({"file": path, "mode": mode, "real": run["counts"], "sim": sim})
     return rows
+
+
+def gap_corrected(run: Dict[str, Any]) -> Dict[str, Any]:
+    """A kill with its per-write delays before the kill scaled so that their mean drops by the mean
+    INSERT -> COMMIT of the offset probe's rows over that of the session writer's (both measured
+    from the primary's WAL; runs saved without the probe rows' are left): a read sent in a row's
+    INSERT -> COMMIT is stale against it, so the probe's delays carry its own rows' gap where the
+    readers' reads meet the session rows'. A what-if (``--gap-excess``), not the twins' input."""
+    import statistics
+
+    probe, session, delays = run.get("probe_commit_lag_ms"), run.get("commit_lag_ms"), run.get("delays")
+    if not probe or not session or not delays or statistics.fmean(delays) <= 0:
+        return run
+    excess = max(0.0, statistics.fmean(probe) - statistics.fmean(session))
+    factor = max(0.0, 1.0 - excess / statistics.fmean(delays))
+    return dict(run, delays=[d * factor for d in delays])
 
 
 def file_errors(rows: List[Dict[str, Any]], window: str = "before", num: str = "eventual_stale",
@@ -197,24 +217,27 @@ def main(argv: Any = None, log: Any = print) -> int:
                         help="with --repredict: an option of killtwins.sim_run_counts (align, after, ...)")
     parser.add_argument("--rematch", action="store_true",
                         help="with --repredict: per-write delays from matched_per_write_delays (see above)")
+    parser.add_argument("--gap-excess", action="store_true",
+                        help="with --repredict: delays less the probe rows' INSERT -> COMMIT excess (gap_corrected)")
     parser.add_argument("--progress", help="a campaign log with each run's load average")
     args = parser.parse_args(argv)
     if args.sim_runs is not None and not 1 <= args.sim_runs <= 1000:
         parser.error("--sim-runs must be in [1, 1000]")
-    if (args.set or args.twin or args.rematch) and not args.repredict:
-        parser.error("--set, --twin and --rematch need --repredict")
+    if (args.set or args.twin or args.rematch or args.gap_excess) and not args.repredict:
+        parser.error("--set, --twin, --rematch and --gap-excess need --repredict")
     unknown = {name for name, _ in args.twin} - TWIN_OPTIONS
     if unknown:
         parser.error(f"--twin: unknown option(s) {', '.join(sorted(unknown))} "
                      f"(one of {', '.join(sorted(TWIN_OPTIONS))})")
     rows = pooled_kills(args.json, args.repredict, args.seed, args.sim_runs, args.progress, log, dict(args.set),
-                        dict(args.twin), args.rematch)
+                        dict(args.twin), args.rematch, args.gap_excess)
     if not rows:
         raise SystemExit("no kills with reads in these files")
     source = "re-predicted by the current twins" if args.repredict else "twins as saved"
-    if args.set or args.twin or args.rematch:
+    if args.set or args.twin or args.rematch or args.gap_excess:
         source += " with " + ", ".join([f"{name}={value!r}" for name, value in args.set + args.twin]
-                                       + (["rematched per-write delays"] if args.rematch else []))
+                                       + (["rematched per-write delays"] if args.rematch else [])
+                                       + (["the probe rows' commit gap excess off the delays"] if args.gap_excess else []))
     if len(args.json) > 1:
         print_file_errors(file_errors(rows), log)
     groups = [("all modes pooled", rows)] + [(mode, [r for r in rows if r["mode"] == mode])

@@ -162,6 +162,23 @@ def test_rematch_gives_saved_kills_the_matched_per_write_delays(tmp_path):
         pool.main([write(tmp_path, "run.json", saved), "--rematch"], log=lines.append)
 
 
+def test_gap_excess_takes_the_probe_rows_longer_commit_gap_off_the_delays(tmp_path):
+    run = dict(twin_inputs(2), commit_lag_ms=[0.05, 0.07, 0.09], probe_commit_lag_ms=[0.05, 0.07, 0.21])
+    mean = sum(run["delays"]) / len(run["delays"])
+    again = pool.gap_corrected(run)
+    assert sum(again["delays"]) / len(again["delays"]) == pytest.approx(mean - 0.04)
+    assert min(again["delays"]) >= 0 and again["delays_after"] == run["delays_after"]
+    assert pool.gap_corrected(twin_inputs(2)) == twin_inputs(2)  # saved without the probe rows' gaps
+    shorter = dict(run, probe_commit_lag_ms=[0.01])  # the probe's gap shorter: nothing taken off
+    assert pool.gap_corrected(shorter)["delays"] == run["delays"]
+    saved = saved_run(5, modes=("async",), kills=1)
+    saved["settings"]["sim_runs"] = 1
+    saved["modes"]["async"]["reads"]["real"]["runs"][0].update(run)
+    lines = []
+    assert pool.main([write(tmp_path, "run.json", saved), "--repredict", "--gap-excess"], log=lines.append) == 0
+    assert "commit gap excess off the delays" in "\n".join(lines)
+
+
 def test_pool_rejects_a_file_of_another_scenario(tmp_path):
     path = write(tmp_path, "pause.json", {"scenario": "pause", "settings": {}})
     with pytest.raises(SystemExit, match="not a saved kill scenario"):
