@@ -142,11 +142,11 @@ kill, the session writer's and the probe's rows with their INSERT instants, and 
 INSERT -> COMMIT (probe_commit_lag_ms). The 960 kills saved before held counts only; re-predicted
 with the matched per-write delays, their twins still over-predicted the stale share before the
 kill by ~10% (quiet and loaded alike), and the files' errors spread a little more than their kills'
-sampling (fidelity/pool.py: Cochran's Q, p = 0.025; 0.07 before), not with the load. In the 2 kills of a
-test run the probe rows' INSERT -> COMMIT averaged 0.18 and 0.23 ms where the session writer's
-averaged 0.11 and 0.13 ms (medians alike, ~0.07 ms): a read sent in that gap is stale against the
-row, so the probe's delays may carry more than the readers meet (pool.py --gap-excess takes the
-excess off, a what-if until kills saved with it tell).
+sampling (fidelity/pool.py: Cochran's Q, p = 0.025; 0.07 before), not with the load. A read sent in a row's
+INSERT -> COMMIT is stale against it, so the probe's delays carry its own rows' gap where the readers
+meet the session rows': in the 4 kills of two test runs the probe rows' mean gap was 0.18, 0.23, 0.13
+and 0.19 ms against the session writer's 0.11, 0.13, 0.24 and 0.11 ms (medians alike, 0.05-0.11 ms;
+heavy tails, not settled). pool.py --gap-excess takes the excess off the delays (a what-if).
 
 Statistics (fidelity.windowstats): per window, each figure pooled over the runs (stale reads /
 reads of all runs); its 95% interval and that of the relative error by a bootstrap over runs
