@@ -55,10 +55,11 @@ def insert_to_commit_ms(inserts: Sequence[Tuple[float, int]], xmins: Dict[int, i
 
 
 def measure(cluster: Any, killed: str, reader: Any, table: str, start_lsn: str,
-            inserts: Sequence[Tuple[float, int]]) -> List[float]:
+            inserts: Sequence[Tuple[float, int]], positive: bool = True) -> List[float]:
     """INSERT -> COMMIT (ms) of the rows ``inserts`` lists, from the killed instance's WAL since
-    ``start_lsn`` and their xmin read through ``reader`` (a connection to a survivor)."""
-    rows = reader.execute(f"SELECT id, xmin::text FROM {table} WHERE id > 0").fetchall()
+    ``start_lsn`` and their xmin read through ``reader`` (a connection to a survivor); the rows of
+    positive ids (the session writer's), else of negative ones (the offset probe's)."""
+    rows = reader.execute(f"SELECT id, xmin::text FROM {table} WHERE id {'>' if positive else '<'} 0").fetchall()
     xmins = {int(row_id): int(xmin) for row_id, xmin in rows}
     commits = wal_commits(cluster.pg_bin_dir, cluster.nodes[killed].data_dir, start_lsn)
     return insert_to_commit_ms(inserts, xmins, commits)

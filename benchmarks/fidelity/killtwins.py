@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from fidelity import commitlag, probesamples
 from fidelity.common import stale_at_execution
-from fidelity.delays import per_write_delays
+from fidelity.delays import matched_per_write_delays
 from fidelity.killreads import (KILL_AT_S, LAG_SAMPLE_S, READ_RATE, RUN_S, SESSION_WRITE_RATE, SESSIONS, WARM_S,
                                 WINDOWS, probe_offsets, real_run, workload_arrivals)
 
@@ -276,14 +276,14 @@ def after_crash_delays(run: Dict[str, Any], after: bool) -> Dict[str, Any]:
 
 def twin_delays(run: Dict[str, Any], measured: List[float]) -> List[float]:
     """The delays a twin draws per write for delays measured end to end in ``run`` (its link
-    delivers in order: fidelity.delays.per_write_delays at the primary's write rate before the
-    kill, the session writer's and the background writes)."""
-    return per_write_delays(measured, SESSION_WRITE_RATE + run["background_per_s"][0])
+    delivers in order: fidelity.delays.matched_per_write_delays at the primary's write rate before
+    the kill, the session writer's and the background writes)."""
+    return matched_per_write_delays(measured, SESSION_WRITE_RATE + run["background_per_s"][0])
 
 
 def twin_delays_after(run: Dict[str, Any], measured: List[float]) -> List[float]:
     """As twin_delays, for delays measured after the recovery: at the new primary's write rate."""
-    return per_write_delays(measured, SESSION_WRITE_RATE + run["background_per_s"][1]) if measured else []
+    return matched_per_write_delays(measured, SESSION_WRITE_RATE + run["background_per_s"][1]) if measured else []
 
 
 PROBE_TRACE = 2000  # a twin's tracker samples kept (a 4 s run feeds ~120)
@@ -378,7 +378,8 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
             f"{statistics.fmean(run['delays_after'] or [float('nan')]):.3f} ms; new primary's synchronous_standby_names "
             f"{run['synchronous_standby_names']!r}")
         out.append({"counts": counts, "seed": run["seed"], "kill_s": run["kill_s"], "offsets": run["offsets"], "probe_latencies": run["probe_latencies"],
-                    "delays": twin_delays(run, run["delays"]),
+                    "delays": twin_delays(run, run["delays"]), "delays_matched": True,
+                    "measured_delays": run["delays"], "measured_delays_after": run["delays_after"],
                     "probe_records": run["probe_records"], "commit_lag_ms": run["commit_lag_ms"], "probes": fed,
                     "tracker_reset": run["tracker_reset"],
                     "offsets_after": run["offsets_after"], "probe_latencies_after": run["probe_latencies_after"],
@@ -398,7 +399,10 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "synchronous_standby_names": run["synchronous_standby_names"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,
-                    "reads": float(len(run["reads"]) + len(run["failed_at"]))})
+                    "reads": float(len(run["reads"]) + len(run["failed_at"])),
+                    # Read by read before the kill, for a later look at the stale share (not a twin input).
+                    **{key: run[key] for key in ("probe_commit_lag_ms", "eventual_reads_before", "session_rows",
+                                                 "probe_samples_before", "probe_rows")}})
     if len(out) < max(1, runs // 2):
         raise RuntimeError(f"only {len(out)} of {runs} {mode} kills with reads completed")
     return out

@@ -42,6 +42,7 @@ class OffsetProbe:
         self.first_id = first_id  # the probe's rows take ids first_id, first_id - 1, ... (below the workload's)
         self.stop = threading.Event()
         self.samples: List[Tuple[float, str, float, float, bool, bool]] = []
+        self.rows: List[Tuple[float, int]] = []  # (INSERT clock, s since the epoch; row id) per probe row
         self.error = ""
 
     def offset_s(self) -> float:
@@ -102,6 +103,7 @@ class OffsetProbe:
                 raise got
             read_sent, _, visible, executed = got
             committed, executed = float(committed), float(executed)
+            self.rows.append((committed, row_id))
             self.samples.append((sent - self.t0, name, (read_sent - committed) * 1000.0, (executed - committed) * 1000.0,
                                  bool(visible), executed >= committed and not visible))
 

@@ -118,6 +118,67 @@ def test_repredict_gives_back_the_saved_twins_with_the_same_code_and_seeds(tmp_p
     assert other[1:] != again[1:]  # other seeds: another prediction
 
 
+def test_file_errors_tell_a_run_that_moves_from_sampling(tmp_path):
+    """Per file the stale share's error with its bootstrap spread over the file's kills, and Cochran's
+    Q over the files: files whose twins are all off alike (sampling only) give a large p, one file
+    twice as far off as the others a small one."""
+    rng = random.Random(6)  # seed printed by the assertion messages below
+
+    def rows(bias):
+        out = []
+        for f, b in enumerate(bias):
+            for _ in range(60):
+                real = {"before": {"eventual": 170.0, "eventual_stale": float(sum(rng.random() < 0.02 for _ in range(170)))}}
+                sim = {"before": {"eventual": 3400.0, "eventual_stale": float(sum(rng.random() < 0.02 * b for _ in range(3400)))}}
+                out.append({"file": f"run{f}.json", "real": real, "sim": sim})
+        return out
+
+    alike = pool.file_errors(rows([1.1] * 6))
+    assert len(alike["files"]) == 6 and alike["df"] == 5
+    assert alike["p"] > 0.01, f"seed 6: {alike}"
+    assert math.expm1(alike["pooled_log_error"]) == pytest.approx(0.1, abs=0.08), "seed 6"
+    apart = pool.file_errors(rows([1.1] * 5 + [2.2]))
+    assert apart["p"] < 0.001 and apart["q"] > alike["q"], f"seed 6: {apart}"
+    lines = []
+    pool.print_file_errors(apart, lines.append)
+    assert "run5.json: 60 kills" in "\n".join(lines) and "between the files: Q =" in lines[-1]
+
+
+def test_rematch_gives_saved_kills_the_matched_per_write_delays(tmp_path):
+    """--rematch: a kill saved with per_write_delays' draws gets matched_per_write_delays' (lower:
+    in-order delivery no longer counts the short hold-backs twice); one saved with them is left."""
+    run = twin_inputs(1)
+    again = pool.rematched(run)
+    assert again is not run and len(again["delays"]) == len(run["delays"])
+    assert sum(again["delays"]) < sum(run["delays"]) and sum(again["delays_after"]) < sum(run["delays_after"])
+    assert pool.rematched(dict(run, delays_matched=True))["delays"] == run["delays"]
+    saved = saved_run(5, modes=("async",), kills=1)
+    saved["settings"]["sim_runs"] = 1
+    saved["modes"]["async"]["reads"]["real"]["runs"][0].update(run)
+    lines = []
+    assert pool.main([write(tmp_path, "run.json", saved), "--repredict", "--rematch"], log=lines.append) == 0
+    assert "with rematched per-write delays" in "\n".join(lines)
+    with pytest.raises(SystemExit):
+        pool.main([write(tmp_path, "run.json", saved), "--rematch"], log=lines.append)
+
+
+def test_gap_excess_takes_the_probe_rows_longer_commit_gap_off_the_delays(tmp_path):
+    run = dict(twin_inputs(2), commit_lag_ms=[0.05, 0.07, 0.09], probe_commit_lag_ms=[0.05, 0.07, 0.21])
+    mean = sum(run["delays"]) / len(run["delays"])
+    again = pool.gap_corrected(run)
+    assert sum(again["delays"]) / len(again["delays"]) == pytest.approx(mean - 0.04)
+    assert min(again["delays"]) >= 0 and again["delays_after"] == run["delays_after"]
+    assert pool.gap_corrected(twin_inputs(2)) == twin_inputs(2)  # saved without the probe rows' gaps
+    shorter = dict(run, probe_commit_lag_ms=[0.01])  # the probe's gap shorter: nothing taken off
+    assert pool.gap_corrected(shorter)["delays"] == run["delays"]
+    saved = saved_run(5, modes=("async",), kills=1)
+    saved["settings"]["sim_runs"] = 1
+    saved["modes"]["async"]["reads"]["real"]["runs"][0].update(run)
+    lines = []
+    assert pool.main([write(tmp_path, "run.json", saved), "--repredict", "--gap-excess"], log=lines.append) == 0
+    assert "commit gap excess off the delays" in "\n".join(lines)
+
+
 def test_pool_rejects_a_file_of_another_scenario(tmp_path):
     path = write(tmp_path, "pause.json", {"scenario": "pause", "settings": {}})
     with pytest.raises(SystemExit, match="not a saved kill scenario"):

@@ -64,6 +64,7 @@ Primary killed (1 kill per mode: async and semi-sync, replikit's FailoverManager
 from __future__ import annotations
 
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -234,6 +235,58 @@ def test_per_write_delays_give_back_the_measured_delays_in_order():
     assert abs(sum(d > gap for d in back) / len(back) - share) < 0.25 * share, "seed 7"
     short = [rng.uniform(0.1, 0.8) for _ in range(100)]
     assert delays.per_write_delays(short, 250.0) == short
+
+
+def test_matched_per_write_delays_give_back_the_measured_mean_in_order():
+    """A measured delay is held back below the mean gap between writes too (a Poisson stream's gaps
+    are often shorter): drawn per write and delivered in order again, the delays' mean grows.
+    matched_per_write_delays' draws give back the measured mean in order (and its quantiles as far
+    as draws of at least 0 can); per_write_delays' do not, when nothing lies above the gap."""
+    import random
+    import statistics
+
+    delays = _fidelity_delays()
+    rng = random.Random(5)  # seed printed by the assertion messages below
+    # Commit -> visible delays as the saved kills' (0-2 ms, a tenth of them 0) at ~260 writes/s.
+    draws = [0.0 if rng.random() < 0.1 else rng.expovariate(1 / 0.4) for _ in range(2000)]
+    measured = delays.in_order_delays([min(d, 2.0) for d in draws], 260.0, 4000, seed=5)
+    mean = statistics.fmean(measured)
+    again = statistics.fmean(delays.in_order_delays(delays.per_write_delays(measured, 260.0), 260.0, 120_000, seed=6))
+    assert again / mean - 1 > 0.03, f"seed 5: {again:.4f} vs {mean:.4f}"
+    matched = delays.matched_per_write_delays(measured, 260.0)
+    assert len(matched) == len(measured) and min(matched) >= 0
+    back = delays.in_order_delays(matched, 260.0, 120_000, seed=6)  # another stream: ~1% apart
+    assert abs(statistics.fmean(back) / mean - 1) < 0.02, f"seed 5: {statistics.fmean(back):.4f} vs {mean:.4f}"
+    assert abs(statistics.median(back) / statistics.median(measured) - 1) < 0.05, "seed 5"
+    assert delays.matched_per_write_delays([], 260.0) == []
+    assert delays.matched_per_write_delays([0.0, 0.0], 260.0) == [0.0, 0.0]
+
+
+def test_a_kill_run_keeps_its_eventual_reads_and_probe_rows_before_the_kill():
+    """Read by read before the kill (for a later look at the stale share): each eventual read sent
+    in [WARM_S, kill) with where and when it ran and whether it was stale as judged, the session
+    writer's and the offset probe's rows with their INSERT instants, all on the run's own time."""
+    from types import SimpleNamespace
+
+    from fidelity import common, killreads
+
+    wall_t0 = 1_700_000_000.0
+    measured = common.Measured(commits=[(wall_t0 + 0.5, 1), (wall_t0 + 1.0, 2)])
+    read = lambda sent, ran, level, visible: common.Read(sent, sent + 0.001, level, "r1", "replica", False,  # noqa: E731
+                                                         visible, wall_t0 + ran)
+    measured.reads = [read(0.1, 0.1, "eventual", 0), read(1.0, 1.0002, "eventual", 1),
+                      read(1.2, 1.2, "eventual", 2), read(1.3, 1.3, "read_your_writes", 1),
+                      read(2.5, 2.5, "eventual", 1)]
+    probe = SimpleNamespace(samples=[(0.4, "r2", -0.1, 0.2, False, True), (2.2, "r1", 1.0, 1.2, True, False)],
+                            rows=[(wall_t0 + 0.4, -1)])
+    out = killreads.read_records(measured, probe, wall_t0, 2.0)
+    reads = out["eventual_reads_before"]
+    assert [r[0] for r in reads] == [1.0, 1.2]  # from WARM_S, before the kill, eventual only
+    assert reads[0][1] == pytest.approx(1.0002) and reads[0][2:] == ["r1", 1, True]  # row 2 missing
+    assert reads[1][4] is False
+    assert out["session_rows"] == [[pytest.approx(0.5), 1], [pytest.approx(1.0), 2]]
+    assert out["probe_samples_before"] == [[0.4, "r2", -0.1, 0.2, False, True]]
+    assert out["probe_rows"] == [[pytest.approx(0.4), -1]]
 
 
 def test_commit_instants_come_from_the_primarys_wal():
@@ -436,5 +489,11 @@ def test_simulator_predicts_a_killed_primarys_failover(tmp_path):
             for key in ("probe_run_lags_ms", "probe_run_lags_after_crash_ms"):
                 assert len(lags[key]) == 3 and all(lags[key]) and min(min(node) for node in lags[key]) >= 0
             assert run["promotion_wal_bytes"] >= 0
+            # Read by read before the kill, and the probe rows' own INSERT -> COMMIT.
+            assert run["delays_matched"] and len(run["measured_delays"]) == len(run["delays"])
+            assert run["eventual_reads_before"] and run["session_rows"] and run["probe_samples_before"]
+            assert len(run["probe_rows"]) >= len(run["probe_samples_before"]) > 10
+            assert len(run["probe_commit_lag_ms"]) > 10 and statistics.median(run["probe_commit_lag_ms"]) > 0
+            assert all(0 < ran - sent < 1 for sent, ran, *_ in run["eventual_reads_before"])  # one clock
         # The stale eventual reads after the recovery: the surviving standby's reconnection.
         assert reads["stale_eventual_after"]["measured"] > 0 and reads["stale_eventual_after"]["predicted"] > 0
