@@ -90,7 +90,8 @@ struct SynchronousCarry {
 /// "a, b", "*") for a new primary: the same method and count, the list without `old_primary`
 /// and `promoted` (names compare case-insensitively, as PostgreSQL matches application_name);
 /// "*" stands for `survivors`. A count above the standbys left drops to their number; none left
-/// gives an empty setting.
+/// gives an empty setting. Read as PostgreSQL's grammar reads it, in one linear pass; a setting
+/// it would refuse (or a count over 9 digits) is not carried: `parsed` false, `note` says why.
 SynchronousCarry carry_synchronous(const std::string& setting, const std::string& old_primary,
                                    const std::string& promoted, const std::vector<std::string>& survivors);
 
