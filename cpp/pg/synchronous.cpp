@@ -265,4 +265,40 @@ SynchronousCarry carry_synchronous(const std::string& setting, const std::string
   return c;
 }
 
+SynchronousCarry restore_synchronous(const std::string& setting, const std::string& promoted,
+                                     const std::string& deposed) {
+  SynchronousCarry c;
+  c.from = setting;
+  if (trimmed(setting).empty()) {
+    c.parsed = true;
+    c.note = "the old primary was asynchronous: nothing to restore";
+    return c;
+  }
+  const Parsed p = parse_setting(setting);
+  if (!p.error.empty()) {
+    c.note = shown(setting) + " could not be read (" + p.error + "): not restored";
+    return c;
+  }
+  c.parsed = true;
+  c.wanted = p.wanted;
+  std::vector<std::string> kept;
+  bool listed = false;
+  for (const Entry& e : p.entries) {
+    if (e.star) {
+      c.note = shown(setting) + " lists every standby ('*'): nothing to restore";
+      return c;
+    }
+    if (same_name(e.name, promoted)) continue;
+    listed = listed || same_name(e.name, deposed);
+    kept.push_back(quoted(e.name));
+  }
+  if (!listed) kept.push_back(quoted(deposed));
+  c.count = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(c.wanted), kept.size()));
+  c.to = p.method + " " + std::to_string(c.count) + " (";
+  for (std::size_t i = 0; i < kept.size(); ++i) c.to += (i ? ", " : "") + kept[i];
+  c.to += ")";
+  c.note = "'" + deposed + "' streams again: " + shown(setting) + " restored as " + shown(c.to);
+  return c;
+}
+
 }  // namespace replikit::pg

@@ -10,6 +10,7 @@
 namespace {
 
 using replikit::pg::carry_synchronous;
+using replikit::pg::restore_synchronous;
 using replikit::pg::SynchronousCarry;
 
 const std::vector<std::string> kSurvivors{"r2"};
@@ -135,6 +136,31 @@ TEST(SynchronousCarry, LongSettingsAreReadWithoutRecursionAndTheNoteStaysShort) 
     EXPECT_EQ(c.to, "");
     EXPECT_LT(c.note.size(), 1000u);
   }
+}
+
+// The deposed primary, streaming from the promoted node again, is listed where the promoted node
+// was: the old method and count (as far as the names listed allow).
+TEST(SynchronousRestore, ListsTheDeposedPrimaryWithTheOldMethodAndCount) {
+  EXPECT_EQ(restore_synchronous("ANY 1 (r1, r2)", "r1", "p").to, "ANY 1 (\"r2\", \"p\")");
+  const SynchronousCarry first = restore_synchronous("FIRST 2 (r1, r2)", "r1", "p");
+  EXPECT_EQ(first.to, "FIRST 2 (\"r2\", \"p\")");
+  EXPECT_EQ(first.count, 2);
+  EXPECT_NE(first.note.find("'p' streams again"), std::string::npos) << first.note;
+  // One replica: the promoted node was the only standby (carried as asynchronous).
+  EXPECT_EQ(restore_synchronous("ANY 1 (r1)", "r1", "p").to, "ANY 1 (\"p\")");
+  // A setting that named the old primary itself (the same list on every node) keeps its place.
+  EXPECT_EQ(restore_synchronous("2 (P, r1, r2)", "r1", "p").to, "FIRST 2 (\"P\", \"r2\")");
+  EXPECT_EQ(restore_synchronous("r1", "R1", "p").to, "FIRST 1 (\"p\")");
+}
+
+TEST(SynchronousRestore, NothingToRestoreForAStarAnAsynchronousOrUnreadableSetting) {
+  for (const char* nothing : {"", "  ", "ANY 1 (*)", "*", "ANY 1 (r2, \"*\")", "ANY 1 (r2", "r-1"}) {
+    const SynchronousCarry c = restore_synchronous(nothing, "r1", "p");
+    EXPECT_EQ(c.to, "") << nothing;
+    EXPECT_FALSE(c.note.empty()) << nothing;
+  }
+  EXPECT_FALSE(restore_synchronous("ANY 1 (r2", "r1", "p").parsed);
+  EXPECT_FALSE(restore_synchronous(std::string(100'000, '('), "r1", "p").parsed);
 }
 
 }  // namespace

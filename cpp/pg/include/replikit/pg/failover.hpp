@@ -95,6 +95,13 @@ struct SynchronousCarry {
 SynchronousCarry carry_synchronous(const std::string& setting, const std::string& old_primary,
                                    const std::string& promoted, const std::vector<std::string>& survivors);
 
+/// The new primary's synchronous_standby_names once `deposed` (the old primary) streams from it
+/// again: the old primary's `setting` without `promoted`, with `deposed` listed (last, unless the
+/// setting named it), the same method and count (at most the names listed). `to` empty when there
+/// is nothing to restore: a '*' that lists it already, an asynchronous or unreadable setting.
+SynchronousCarry restore_synchronous(const std::string& setting, const std::string& promoted,
+                                     const std::string& deposed);
+
 /// Sets synchronous_standby_names = `names` on `node` (ALTER SYSTEM, pg_reload_conf()); works on
 /// a standby too (the setting takes effect at its promotion); unchanged when it is so already.
 ActionResult set_synchronous(const std::string& node, const std::string& dsn, const std::string& names,
