@@ -127,7 +127,8 @@ void bind_manager(py::module_& m) {
            "retry_interval_ms, max_switchover_ms, max_drain_ms (a drain also takes at most half the database's "
            "acquire_timeout_ms: the calls a switchover holds wait at most that long). require_permit: act only under a lease permit (grant_permit). "
            "keep_synchronous: carry the old primary's synchronous_standby_names over to the new primary (its list "
-           "without the old primary and the promoted node), set before the promotion.")
+           "without the old primary and the promoted node), set before the promotion; the old primary is listed there "
+           "again once it streams from the new one.")
       .def("start", &FailoverManager::start, py::call_guard<py::gil_scoped_release>(), "Starts the background thread.")
       .def("stop", &FailoverManager::stop, py::call_guard<py::gil_scoped_release>(), "Stops it and waits for it.")
       .def_property_readonly("running", &FailoverManager::running)

@@ -326,7 +326,7 @@ void ReplicatedDatabase::set_primary_route_hook(std::function<void()> hook) {
 std::uint64_t ReplicatedDatabase::make_primary(const std::string& name, const std::string& why) {
   Topology& topo = *impl_->topology;
   const int next = topo.index_of(name, "name");
-  impl_->node_events->promotion(next, why, [&] { topo.make_primary(name); });
+  impl_->node_events->promotion(next, why);
   return topo.epoch();
 }
 

@@ -180,32 +180,47 @@ ProbeVerdict NodeEvents::good_probe(int node, const std::function<ProbeVerdict()
   return v;
 }
 
-bool NodeEvents::promotion(int next, const std::string& why, const std::function<void()>& promote) {
+bool NodeEvents::promotion(int next, const std::string& why, const std::function<void()>& promoted) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
-  const int old = topology_->primary();
   const auto n = static_cast<std::size_t>(next);
-  if (old != next) {
-    tracker_->forget_replica(next);  // its Recovered (when LAGGING) before routing promotes it
-    publish(EventKind::Failover, next, why);
-    const auto o = static_cast<std::size_t>(old);
-    if (!mismatch_[o]) {
-      publish(EventKind::RoleMismatch, old,
-              "deposed: '" + topology_->name(next) + "' is the primary now; this node serves nothing until it "
-              "rejoins as a replica");
-    }
-    mismatch_[o] = true;
-    // A replica kept out of routing for being out of recovery: the primary's role is its own now.
-    if (mismatch_[n]) publish(EventKind::RoleRestored, next, "made the primary");
-    mismatch_[n] = false;
+  if (topology_->primary() != next) {
+    // Validated first: a node removed (by a direct Topology call) publishes and forgets nothing.
+    if (role_of(topology_->flags(next)) != Role::Replica) return false;
+    // Its Recovered (when LAGGING) before routing promotes it; outside the topology's lock,
+    // which the tracker takes itself.
+    tracker_->forget_replica(next);
+    bool made = false;
     try {
-      promote();
+      // The events under the topology's lock, after its checks and before the change: they
+      // precede every view of the promotion and follow only one that happens (a direct
+      // Topology call may remove or promote `next` between the check above and here).
+      topology_->make_primary(topology_->name(next), [&](int old) {
+        announce_promotion(old, next, why);
+        made = true;
+      });
     } catch (const Error&) {
-      return false;  // the events stand; the next probes of both nodes settle them again
+      return false;  // removed meanwhile: nothing was published
     }
+    if (made && promoted) promoted();
   }
   // One found down stays out until a good probe publishes its NodeUp and routes it back.
   if (!down_[n]) route(next, true);
   return true;
+}
+
+void NodeEvents::announce_promotion(int old, int next, const std::string& why) {
+  const auto n = static_cast<std::size_t>(next);
+  const auto o = static_cast<std::size_t>(old);
+  publish(EventKind::Failover, next, why);
+  if (!mismatch_[o]) {
+    publish(EventKind::RoleMismatch, old,
+            "deposed: '" + topology_->name(next) + "' is the primary now; this node serves nothing until it "
+            "rejoins as a replica");
+  }
+  mismatch_[o] = true;
+  // A replica kept out of routing for being out of recovery: the primary's role is its own now.
+  if (mismatch_[n]) publish(EventKind::RoleRestored, next, "made the primary");
+  mismatch_[n] = false;
 }
 
 bool NodeEvents::mismatched(int node) {

@@ -65,6 +65,16 @@ struct FailoverManager::Impl {
   std::map<std::string, int> astray;               // replica -> rounds seen off the primary's timeline
   std::uint32_t recorded_timeline = 0;             // the last primary timeline recorded or seen recorded
 
+  // The synchronous setting carried over at the last promotion, kept (under act_mutex) until the
+  // primary it deposed streams from the promoted node again and is listed there.
+  struct Carried {
+    std::string from;      // the old primary's synchronous_standby_names
+    std::string to;        // what the promoted node got
+    std::string deposed;   // the old primary
+    std::string promoted;  // the new one
+  };
+  std::optional<Carried> carried;
+
   // The lease permit (require_permit): checked before every action.
   mutable std::mutex permit_mutex;
   std::optional<LeasePermit> permit;
@@ -112,6 +122,10 @@ struct FailoverManager::Impl {
   /// for the survivors (keep_synchronous), noted in `report`; returns what the reason must say
   /// ("; " and the note: fewer survivors than the count, or the action failed), else empty.
   std::string carry_synchronous(FailoverReport& report, const std::string& candidate, const std::string& setting);
+  /// A reconciliation step: `node`, a replica following the primary, is the primary the last
+  /// carry deposed: list it in the primary's synchronous_standby_names (restore_synchronous),
+  /// unless that setting was changed since the carry (then it is left alone).
+  void relist_deposed(const std::string& node, const std::string& primary, const std::string& pdsn);
   /// Steps 4-5: record, epoch, slots, repoint (the promotion done).
   void finish_switch(FailoverReport& report, const std::string& promoted);
 };

@@ -85,7 +85,10 @@ std::string FailoverManager::Impl::carry_synchronous(FailoverReport& report, con
   if (!c.parsed || c.from.empty()) return "";  // unreadable, or an asynchronous primary: leave the candidate's own
   ActionResult r = set_synchronous(candidate, db.dsn(candidate), c.to, permitted("synchronous"));
   r.detail = c.note + "; " + r.detail;
-  if (r.ok) report.synchronous_standby_names = c.to;
+  if (r.ok) {
+    report.synchronous_standby_names = c.to;
+    carried = Carried{setting, c.to, report.old_primary, candidate};
+  }
   std::string said = !r.ok || c.count < c.wanted ? "; " + r.detail : "";
   report.actions.push_back(std::move(r));
   return said;
@@ -231,6 +234,7 @@ void FailoverManager::Impl::reconcile_steps() {
     // just reconnecting is left alone): point it at the primary.
     if (st.timeline == pst.timeline) {
       astray.erase(name);
+      relist_deposed(name, primary, pdsn);
       continue;
     }
     if (++astray[name] < kAstrayRounds) continue;
@@ -239,6 +243,20 @@ void FailoverManager::Impl::reconcile_steps() {
     create_slot(primary, pdsn, slot, permitted("create_slot"));
     repoint_node(name, db.dsn(name), standby_conninfo(pdsn, name), slot, permitted("repoint"));
   }
+}
+
+void FailoverManager::Impl::relist_deposed(const std::string& node, const std::string& primary,
+                                           const std::string& pdsn) {
+  if (!carried || carried->deposed != node || carried->promoted != primary) return;
+  const NodeState now = read_node_state(primary, pdsn, actions);
+  if (!now.reachable) return;  // the next round tries again
+  const SynchronousCarry c = pg::restore_synchronous(carried->from, carried->promoted, carried->deposed);
+  // A setting changed since the carry is someone else's choice now; '*' lists the node already.
+  if (now.synchronous_standby_names != carried->to || c.to.empty()) {
+    carried.reset();
+    return;
+  }
+  if (set_synchronous(primary, pdsn, c.to, permitted("synchronous")).ok) carried.reset();
 }
 
 void FailoverManager::Impl::drain(FailoverReport& report, int old, const PrimaryCalls& at_hold) {

@@ -45,12 +45,14 @@ class NodeEvents {
   /// RoleMismatch / RoleRestored when the verdict's `mismatch` changed, then its routing.
   /// Returns the verdict.
   ProbeVerdict good_probe(int node, const std::function<ProbeVerdict()>& judge);
-  /// Makes `next` the primary: its lag is forgotten (Recovered first when LAGGING), then
-  /// Failover for it, RoleMismatch for the primary it deposes (out of routing until it rejoins
-  /// as a replica), RoleRestored for `next` when it was flagged, then `promote` (the Topology's
-  /// promotion), then routing takes `next` in unless it is down (its next good probe does).
-  /// When `next` is the primary already, only the last step. False when `promote` threw Error.
-  bool promotion(int next, const std::string& why, const std::function<void()>& promote);
+  /// Makes `next` the primary: its lag is forgotten (Recovered first when LAGGING), then, under
+  /// the topology's lock (Topology::make_primary's announce), Failover for it, RoleMismatch for
+  /// the primary it deposes (out of routing until it rejoins as a replica) and RoleRestored for
+  /// `next` when it was flagged, then the topology's change, then `promoted` (what the caller
+  /// resets), then routing takes `next` in unless it is down (its next good probe does). When
+  /// `next` is the primary already (also when made so meanwhile by a direct Topology call), only
+  /// the last step. False, with no event published, when `next` is not a replica (removed).
+  bool promotion(int next, const std::string& why, const std::function<void()>& promoted = {});
   /// True while `node`'s last role event is RoleMismatch.
   bool mismatched(int node);
   /// A read that lost its connection to `node` runs attempt `attempt` on `next`.
@@ -62,6 +64,8 @@ class NodeEvents {
 
  private:
   void publish(EventKind kind, int node, std::string message);
+  /// The events of `next` deposing `old` (promotion(), under the topology's lock).
+  void announce_promotion(int old, int next, const std::string& why);
   void append(Event e);
   /// Sets `node`'s routing flag (a removed node: nothing to route).
   bool route(int node, bool up);

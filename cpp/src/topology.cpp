@@ -189,11 +189,13 @@ std::uint64_t Topology::promote(std::string_view name) {
   return promote_locked(next);
 }
 
-std::uint64_t Topology::make_primary(std::string_view name) {
+std::uint64_t Topology::make_primary(std::string_view name, const std::function<void(int)>& announce) {
   std::lock_guard<std::mutex> lock(write_mutex_);
   const int next = index_locked(name, "name");
   // Checked under the write mutex: a prober may have promoted it since the caller last looked.
-  if (next == primary_.load(std::memory_order_relaxed)) return epoch_.load(std::memory_order_relaxed);
+  const int old = primary_.load(std::memory_order_relaxed);
+  if (next == old) return epoch_.load(std::memory_order_relaxed);
+  if (announce) announce(old);  // a throw leaves the topology as it was
   return promote_locked(next);
 }
 

@@ -2,16 +2,19 @@
 
     replikit failover-manager (--dir DIR | --primary NAME=DSN --replica NAME=DSN ...)
                               [--interval-ms MS] [--missed N] [--max-lag-bytes B]
-                              [--duration S] [--json]
+                              [--duration S] [--no-keep-synchronous] [--json]
     replikit failover-manager --etcd URL[,URL...] [--etcd-prefix P] [--etcd-name NAME]
                               [--ttl-ms MS] [--write-config] [nodes as above, or from etcd]
     replikit switchover       (--dir DIR | --primary NAME=DSN --replica NAME=DSN ...)
-                              [--candidate NAME] [--json]
+                              [--candidate NAME] [--no-keep-synchronous] [--json]
 
 Both watch the nodes through a ReplicatedDatabase (its prober) and act through the
 FailoverManager. ``--dir`` takes the nodes of a local cluster started by ``replikit cluster up``.
 ``failover-manager`` runs in the foreground until interrupted (or for --duration seconds) and
 prints one line per failover; ``switchover`` switches once and prints the report.
+``--no-keep-synchronous`` leaves the new primary asynchronous (FailoverManager's
+keep_synchronous=False); by default it gets the old primary's synchronous_standby_names over the
+surviving standbys before its promotion.
 
 With ``--etcd`` the manager runs under an EtcdCoordinator (replikit.coordination): it acts only
 while this host holds the etcd lease, and follows the topology the leader publishes. The
@@ -64,6 +67,10 @@ def add_parsers(commands: Any) -> None:
         sub.add_argument("--replica", type=_node, action="append", default=[], metavar="NAME=DSN",
                          help="a replica (repeat for each)")
         sub.add_argument("--json", action="store_true", help="print reports as JSON")
+        # None unless given: the default stays FailoverManagerOptions' (on).
+        sub.add_argument("--no-keep-synchronous", dest="keep_synchronous", action="store_false", default=None,
+                         help="leave the new primary asynchronous (default: before the promotion it gets the "
+                              "old primary's synchronous_standby_names, over the surviving standbys)")
     manager.add_argument("--interval-ms", type=_positive, default=100.0,
                          help="probe interval in ms (default 100)")
     manager.add_argument("--missed", type=int, default=3, help="missed probes that fail the primary (default 3)")
@@ -128,12 +135,22 @@ def _write_config(args: argparse.Namespace, primary: Tuple[str, str], replicas: 
         put_config(client, args.etcd_prefix, config)
 
 
+def manager_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The FailoverManager options of the command line (those not given keep their defaults)."""
+    options: Dict[str, Any] = {}
+    if getattr(args, "max_lag_bytes", None) is not None:
+        options["max_lag_bytes"] = args.max_lag_bytes
+    if args.keep_synchronous is not None:
+        options["keep_synchronous"] = args.keep_synchronous
+    return options
+
+
 def _coordinated(args: argparse.Namespace, db: Any, detector: Any) -> Any:
     """The EtcdCoordinator of --etcd (its manager acts only while this host leads)."""
     from .coordination import EtcdCoordinator
 
     return EtcdCoordinator(db, client=_etcd_client(args), prefix=args.etcd_prefix, name=args.etcd_name,
-                           ttl_ms=args.ttl_ms, detector=detector, max_lag_bytes=args.max_lag_bytes)
+                           ttl_ms=args.ttl_ms, detector=detector, **manager_options(args))
 
 
 def report_dict(report: Any) -> Dict[str, Any]:
@@ -163,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                                   probe_timeout_ms=max(1.0, interval * 2))
     try:
         if args.command == "switchover":
-            manager = _core.FailoverManager(db)
+            manager = _core.FailoverManager(db, **manager_options(args))
             report = manager.switchover(args.candidate)
             _print(report, args.json)
             return 0 if report.promoted else 1
@@ -175,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
             coordinator = _coordinated(args, db, detector).start()
             manager = coordinator.manager
         else:
-            manager = _core.FailoverManager(db, detector=detector, max_lag_bytes=args.max_lag_bytes)
+            manager = _core.FailoverManager(db, detector=detector, **manager_options(args))
             manager.start()
         deadline = None if args.duration is None else time.monotonic() + args.duration
         seen = 0

@@ -157,6 +157,32 @@ TEST(Topology, MakePrimaryToleratesANodeAlreadyPromoted) {
   EXPECT_EQ(t->epoch(), 3u);
 }
 
+// make_primary's announce: after the checks, before the change (the topology still shows the old
+// primary), under the write lock; not for a node already the primary nor a removed one; a throw
+// from it leaves the topology as it was.
+TEST(Topology, MakePrimaryAnnouncesOnlyAChangeItMakesAndBeforeIt) {
+  auto t = std::make_shared<Topology>(node("p"), std::vector<NodeSpec>{node("a"), node("b")});
+  std::vector<int> announced;
+  auto announce = [&](int old) {
+    announced.push_back(old);
+    EXPECT_EQ(t->primary(), old);  // not changed yet
+    EXPECT_EQ(t->epoch(), 1u);
+  };
+  EXPECT_EQ(t->make_primary("a", announce), 2u);
+  EXPECT_EQ(announced, std::vector<int>{0});
+  EXPECT_EQ(t->make_primary("a", announce), 2u);  // already the primary: nothing announced
+  EXPECT_EQ(announced.size(), 1u);
+  t->remove_replica("b");
+  expect_invalid<NotFound>([&] { t->make_primary("b", announce); }, "name");
+  EXPECT_EQ(announced.size(), 1u);
+  // A throwing announce: no change.
+  auto t2 = std::make_shared<Topology>(node("p"), std::vector<NodeSpec>{node("a")});
+  EXPECT_THROW(t2->make_primary("a", [](int) { throw InvalidArgument("announce", "refused"); }), InvalidArgument);
+  EXPECT_EQ(t2->primary(), 0);
+  EXPECT_EQ(t2->epoch(), 1u);
+  EXPECT_EQ(t2->info(1).role, Role::Replica);
+}
+
 TEST(Topology, RemovedReplicaKeepsItsSlotAndName) {
   Topology t(node("p"), {node("a"), node("b"), node("c")});
   t.remove_replica("b");

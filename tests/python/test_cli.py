@@ -131,3 +131,25 @@ def test_up_starts_a_kept_cluster_again_with_its_data():
             LocalCluster.attach(cluster_dir).close(remove_dir=True)
         shutil.rmtree(parent, ignore_errors=True)
 
+
+
+def test_no_keep_synchronous_reaches_the_manager_options_of_both_commands(capsys):
+    from replikit import _failover_cli
+
+    nodes = ["--primary", "p=host=a", "--replica", "r1=host=b"]
+    for command in ("failover-manager", "switchover"):
+        given = cli._build_parser().parse_args([command, *nodes, "--no-keep-synchronous"])
+        assert _failover_cli.manager_options(given)["keep_synchronous"] is False
+        # Not given: not passed, so FailoverManagerOptions' default (on) holds.
+        plain = cli._build_parser().parse_args([command, *nodes])
+        assert "keep_synchronous" not in _failover_cli.manager_options(plain)
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, "--help"])
+        assert exit_info.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--no-keep-synchronous leave the new primary asynchronous" in text
+    limited = cli._build_parser().parse_args(["failover-manager", *nodes, "--max-lag-bytes", "1024"])
+    assert _failover_cli.manager_options(limited) == {"max_lag_bytes": 1024}
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["failover-manager", *nodes, "--no-keep-synchronous=yes"])
+    assert exit_info.value.code == 2

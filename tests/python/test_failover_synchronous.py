@@ -164,3 +164,48 @@ def test_keep_synchronous_is_a_bool_defaulting_to_true():
         assert e.value.argument == "keep_synchronous"
     finally:
         db.close()
+
+
+@pytest.mark.pg
+@pytest.mark.parametrize("mode, carried, restored, waits", [
+    ("semi_sync", 'ANY 1 ("{s}")', 'ANY 1 ("{s}", "primary")', False),
+    ("sync_all", 'FIRST 1 ("{s}")', 'FIRST 2 ("{s}", "primary")', True),
+])
+def test_a_rejoined_old_primary_is_listed_again_in_the_new_primarys_synchronous_setting(
+        mode, carried, restored, waits):
+    # The manager keeps running while the crashed old primary is rewound and rejoins as a replica
+    # of the new one: once it streams from it, a reconciliation round lists it where the promoted
+    # node was (same method, the old count as far as the names allow). With the survivor frozen,
+    # a commit then goes through on the old primary's acknowledgement (ANY 1), or still waits for
+    # both (FIRST 2).
+    require_pg_server()
+    with LocalCluster(replicas=2, mode=mode) as cluster:
+        db = fast_database(cluster)
+        manager = fast_manager(db)
+        try:
+            manager.start()
+            time.sleep(0.3)  # the manager reads synchronous_standby_names while the primary is up
+            cluster.crash("primary")
+            assert manager.wait_reports(1, WAIT_S * 1000)
+            report = manager.reports()[0]
+            new = report.promoted
+            survivor = ({"r1", "r2"} - {new}).pop()
+            carried, restored = carried.format(s=survivor), restored.format(s=survivor)
+            assert report.synchronous_standby_names == carried, report
+            cluster.adopt_promotion(new)
+            wait_until(lambda: cluster.sql(survivor, "SELECT received_tli FROM pg_stat_wal_receiver") == [("2",)],
+                       WAIT_S, f"{survivor} streaming from {new}")
+            cluster.rejoin("primary", new)
+            wait_until(lambda: _show(cluster, new) == restored, WAIT_S, f"{new}'s setting {restored}")
+            wait_until(lambda: _sync_states(cluster, new).get("primary") in ("sync", "quorum"),
+                       WAIT_S, f"the old primary a synchronous standby of {new}")
+            time.sleep(0.3)  # later rounds leave it alone
+            assert _show(cluster, new) == restored
+            assert len(manager.reports()) == 1, manager.reports()
+            waited, took_s = _commit_waits_for(cluster, new, survivor)
+            print(f"{mode}: {restored}: commit on {new} with {survivor} frozen waited: {waited} "
+                  f"({took_s * 1000:.0f} ms)")
+            assert waited == waits
+        finally:
+            manager.stop()
+            db.close()

@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -137,7 +138,10 @@ class Topology {
   /// be rewound before it serves again). Returns the new epoch.
   std::uint64_t promote(std::string_view name);
   /// Makes `name` the primary unless it already is (checked and done under one lock); returns the epoch.
-  std::uint64_t make_primary(std::string_view name);
+  /// `announce(old_primary)`, when given, runs under that lock after the checks and just before the
+  /// change (not when `name` is the primary already): what it publishes precedes every view of the
+  /// change and follows only a change that happens. It must not call this topology's writers.
+  std::uint64_t make_primary(std::string_view name, const std::function<void(int)>& announce = {});
 
   /// The index of `name`; throws NotFound naming `argument`.
   int index_of(std::string_view name, const char* argument = "name") const;

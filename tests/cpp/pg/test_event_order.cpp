@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -128,6 +130,52 @@ TEST(PgEventOrder, AnAdoptedPrimaryIsAnnouncedBeforeRoutingShowsIt) {
   EXPECT_EQ(deposed.front().primary, "p") << "published after the promotion";
   EXPECT_TRUE(db.node("p").role_mismatch);  // as its last role event says, though it never answered
   ASSERT_TRUE(eventually([&] { return db.node("r").up; }));
+}
+
+// The prober adopts "r" (the primary's server, out of recovery) while another thread removes r
+// through the Topology directly (as a Python call to db.topology.remove_replica can): the
+// removal waits for the promotion, which comes with its events, or wins and the promotion
+// publishes nothing. Never a Failover event for a promotion that did not happen. The hook
+// gives the other thread a second at the moment the Failover event is published.
+TEST(PgEventOrder, AFailoverEventFollowsOnlyAPromotionThatHappens) {
+  const char* primary = std::getenv("REPLIKIT_PG_PRIMARY_DSN");
+  if (primary == nullptr) GTEST_SKIP() << "REPLIKIT_PG_PRIMARY_DSN not set";
+  ReplicatedDatabase db(node("p", "host=127.0.0.1 port=1"), {node("r", primary)}, fast_probes());
+  std::mutex mutex;
+  std::condition_variable removed_cv;
+  bool removal_done = false;
+  std::string removal;  // what the direct removal said
+  std::thread remover;
+  db.set_event_hook([&](const Event& e) {
+    std::unique_lock<std::mutex> lock(mutex);
+    if (e.kind != EventKind::Failover || remover.joinable()) return;
+    remover = std::thread([&] {
+      std::string said = "removed";
+      try {
+        db.topology()->remove_replica("r");
+      } catch (const std::exception& error) {
+        said = error.what();
+      }
+      std::lock_guard<std::mutex> done(mutex);
+      removal = said;
+      removal_done = true;
+      removed_cv.notify_all();
+    });
+    removed_cv.wait_for(lock, std::chrono::seconds(1), [&] { return removal_done; });
+  });
+  const bool promoted = eventually([&] { return db.topology()->name(db.topology()->primary()) == "r"; });
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    return remover.joinable();
+  }));
+  remover.join();
+  db.set_event_hook({});
+  EXPECT_TRUE(promoted) << "a Failover event for 'r', which was then removed: " << removal;
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_NE(removal.find("is the primary"), std::string::npos) << removal;
+  int failovers = 0;
+  for (const Event& e : db.events()->read(0, 1000).events) failovers += e.kind == EventKind::Failover;
+  EXPECT_EQ(failovers, 1);
 }
 
 // A call marks the primary down while a good probe of it completes (the hook waits for two

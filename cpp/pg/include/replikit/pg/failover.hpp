@@ -90,9 +90,17 @@ struct SynchronousCarry {
 /// "a, b", "*") for a new primary: the same method and count, the list without `old_primary`
 /// and `promoted` (names compare case-insensitively, as PostgreSQL matches application_name);
 /// "*" stands for `survivors`. A count above the standbys left drops to their number; none left
-/// gives an empty setting.
+/// gives an empty setting. Read as PostgreSQL's grammar reads it, in one linear pass; a setting
+/// it would refuse (or a count over 9 digits) is not carried: `parsed` false, `note` says why.
 SynchronousCarry carry_synchronous(const std::string& setting, const std::string& old_primary,
                                    const std::string& promoted, const std::vector<std::string>& survivors);
+
+/// The new primary's synchronous_standby_names once `deposed` (the old primary) streams from it
+/// again: the old primary's `setting` without `promoted`, with `deposed` listed (last, unless the
+/// setting named it), the same method and count (at most the names listed). `to` empty when there
+/// is nothing to restore: a '*' that lists it already, an asynchronous or unreadable setting.
+SynchronousCarry restore_synchronous(const std::string& setting, const std::string& promoted,
+                                     const std::string& deposed);
 
 /// Sets synchronous_standby_names = `names` on `node` (ALTER SYSTEM, pg_reload_conf()); works on
 /// a standby too (the setting takes effect at its promotion); unchanged when it is so already.

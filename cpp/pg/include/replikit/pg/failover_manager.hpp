@@ -27,6 +27,9 @@
 ///    the new primary from here on;
 /// 5. slots on the new primary for the other replicas, repoint them.
 /// Writes resume after step 4; steps 5 run after (in a synchronous mode commits wait for them).
+/// Once the deposed primary streams from the new one again (rewound and rejoined), a
+/// reconciliation round lists it in the carried setting where the promoted node was, the old
+/// count restored as far as the names allow (unless the setting was changed since the carry).
 ///
 /// Under a lease (require_permit, the coordinated mode): every action above (fence, promote,
 /// record, epoch bump, slots, repoint, and reconciliation's) first checks the permit and runs
@@ -79,7 +82,8 @@ struct FailoverManagerOptions {
   bool require_permit = false;
   /// Carry the old primary's synchronous_standby_names over to the new primary (same method
   /// and count, the list without the old primary and the promoted node), set on the candidate
-  /// just before its promotion. false: the new primary keeps its own setting (as a standby, empty).
+  /// just before its promotion, and list the old primary there again once it streams from the new
+  /// one. false: the new primary keeps its own setting (as a standby, empty).
   bool keep_synchronous = true;
 };
 
