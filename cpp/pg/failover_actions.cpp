@@ -182,7 +182,8 @@ constexpr const char* kStateSql =
     " (SELECT timeline_id FROM pg_control_checkpoint()))"
     " ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
     " current_setting('synchronous_standby_names'), current_setting('default_transaction_read_only'),"
-    " (SELECT string_agg(application_name, ',') FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum'))";
+    " (SELECT string_agg(application_name, ',') FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')),"
+    " (SELECT string_agg(application_name, ',') FROM pg_stat_replication WHERE state = 'streaming')";
 
 Lsn lsn_text(const char* text) {
   try {
@@ -223,6 +224,7 @@ NodeState read_node_state(const std::string& node, const std::string& dsn, const
     st.synchronous_mode = !st.synchronous_standby_names.empty();
     st.read_only = std::string(text(5)) == "on";
     st.synchronous_now = split_names(text(6));
+    st.streaming_now = split_names(text(7));
   });
   st.reachable = r.ok;
   st.error = r.detail;

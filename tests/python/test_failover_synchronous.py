@@ -174,8 +174,8 @@ def test_keep_synchronous_is_a_bool_defaulting_to_true():
 def test_a_rejoined_old_primary_is_listed_again_in_the_new_primarys_synchronous_setting(
         mode, carried, restored, waits):
     # The manager keeps running while the crashed old primary is rewound and rejoins as a replica
-    # of the new one: once it streams from it, a reconciliation round lists it where the promoted
-    # node was (same method, the old count as far as the names allow). With the survivor frozen,
+    # of the new one: once it streams from it, a reconciliation round lists it (last, in the
+    # promoted node's stead: same method, the old count as far as the names allow). With the survivor frozen,
     # a commit then goes through on the old primary's acknowledgement (ANY 1), or still waits for
     # both (FIRST 2).
     require_pg_server()
@@ -206,6 +206,44 @@ def test_a_rejoined_old_primary_is_listed_again_in_the_new_primarys_synchronous_
             print(f"{mode}: {restored}: commit on {new} with {survivor} frozen waited: {waited} "
                   f"({took_s * 1000:.0f} ms)")
             assert waited == waits
+        finally:
+            manager.stop()
+            db.close()
+
+
+@pytest.mark.pg
+def test_a_rejoined_old_primary_streaming_under_another_name_is_not_listed():
+    # PostgreSQL counts a synchronous standby by its application_name: an old primary that
+    # rejoins under another name (its own primary_conninfo) would never count, so listing it
+    # under its node name with the old count (FIRST 2) would hold every commit of the new
+    # primary. The setting stays as carried until a walsender streams under that name.
+    require_pg_server()
+    with LocalCluster(replicas=2, mode="sync_all") as cluster:
+        db = fast_database(cluster)
+        manager = fast_manager(db)
+        try:
+            manager.start()
+            time.sleep(0.3)  # the manager reads synchronous_standby_names while the primary is up
+            cluster.crash("primary")
+            assert manager.wait_reports(1, WAIT_S * 1000)
+            new = manager.reports()[0].promoted
+            survivor = ({"r1", "r2"} - {new}).pop()
+            carried = f'FIRST 1 ("{survivor}")'
+            assert _show(cluster, new) == carried
+            manager.stop()  # the rejoin under another name first; the manager keeps its carry
+            cluster.adopt_promotion(new)
+            cluster.rejoin("primary", new)
+            conninfo = cluster.sql("primary", "SHOW primary_conninfo")[0][0]
+            cluster.sql("primary", "ALTER SYSTEM SET primary_conninfo = "
+                        f"'{conninfo.replace(chr(39), chr(39) * 2)} application_name=elsewhere'")
+            cluster.sql("primary", "SELECT pg_reload_conf()")
+            wait_until(lambda: _sync_states(cluster, new).get("elsewhere") is not None, WAIT_S,
+                       "the old primary streaming as 'elsewhere'")
+            manager.start()
+            time.sleep(0.5)  # reconciliation rounds (every 50 ms) must leave the setting alone
+            assert _show(cluster, new) == carried
+            waited, _ = _commit_waits_for(cluster, new, "primary", wait_s=0.5)
+            assert not waited  # the survivor acknowledges; nobody waits for a name never seen
         finally:
             manager.stop()
             db.close()

@@ -56,6 +56,7 @@ struct NodeState {
   std::uint32_t timeline = 0; ///< primary: of its WAL; standby: streamed, else of its last restartpoint
   bool synchronous_mode = false;              ///< primary: synchronous_standby_names is set
   std::vector<std::string> synchronous_now;   ///< primary: standbys with sync_state sync or quorum
+  std::vector<std::string> streaming_now;     ///< primary: application_name of each standby streaming
   std::string synchronous_standby_names;      ///< primary: the setting's text
   bool read_only = false;                     ///< default_transaction_read_only
   std::string error;                          ///< why it is not reachable

@@ -27,9 +27,10 @@
 ///    the new primary from here on;
 /// 5. slots on the new primary for the other replicas, repoint them.
 /// Writes resume after step 4; steps 5 run after (in a synchronous mode commits wait for them).
-/// Once the deposed primary streams from the new one again (rewound and rejoined), a
-/// reconciliation round lists it in the carried setting where the promoted node was, the old
-/// count restored as far as the names allow (unless the setting was changed since the carry).
+/// Once the deposed primary streams from the new one again (rewound and rejoined) under its name
+/// as application_name (as PostgreSQL counts a synchronous standby), a reconciliation round lists
+/// it last in the carried setting, the old count restored as far as the names allow (unless the
+/// setting was changed since the carry).
 ///
 /// Under a lease (require_permit, the coordinated mode): every action above (fence, promote,
 /// record, epoch bump, slots, repoint, and reconciliation's) first checks the permit and runs
