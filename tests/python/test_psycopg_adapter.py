@@ -558,3 +558,36 @@ def test_concurrent_threads_read_at_their_own_level(cluster):
     finally:
         router.close()
     assert out == {"a": (False, 1), "b": (True,)}
+
+
+def test_a_probe_on_a_descriptor_past_select_s_limit(cluster):
+    """A process with many files open (a server's sockets, large pools) gets descriptors past
+    FD_SETSIZE (1024), which select() refuses (ValueError): every probe failed and each node
+    stayed down. The probe waits with poll()."""
+    import os
+    import resource
+
+    from replikit._core import DatabaseOptions
+    from replikit.psycopg import _base
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the open-files limit ({hard}) stays below select()'s 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = []
+    try:
+        while len(held) < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        conninfo = _base.probe_conninfo(cluster.dsn("primary"), DatabaseOptions())
+        pgconn, row = _base.probe_once(None, conninfo, 2.0, 2.0)
+        try:
+            assert pgconn.socket >= 1024
+            assert row[0] is False  # the primary: not in recovery
+            pgconn, row = _base.probe_once(pgconn, conninfo, 2.0, 2.0)  # again on the same connection
+            assert row[0] is False
+        finally:
+            pgconn.finish()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -458,9 +458,11 @@ _POLL_ROUNDS = 10_000  # a connect takes a handful of polls; bounds the loop pas
 
 
 def _wait_socket(pgconn: PGconnType, for_write: bool, remaining: float) -> bool:
-    fd = pgconn.socket
-    ready = select.select([], [fd], [], remaining) if for_write else select.select([fd], [], [], remaining)
-    return any(ready)
+    # poll(), not select(): select() refuses a descriptor past FD_SETSIZE (1024), which a process
+    # with many files open gets. Both release the GIL while they wait.
+    poller = select.poll()
+    poller.register(pgconn.socket, select.POLLOUT if for_write else select.POLLIN)
+    return bool(poller.poll(remaining * 1000.0))
 
 
 def probe_connect(conninfo: bytes, connect_s: float) -> PGconnType:
