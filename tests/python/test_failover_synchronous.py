@@ -175,8 +175,8 @@ def test_a_rejoined_old_primary_is_listed_again_in_the_new_primarys_synchronous_
         mode, carried, restored, waits):
     # The manager keeps running while the crashed old primary is rewound and rejoins as a replica
     # of the new one: once it streams from it, a reconciliation round lists it (last, in the
-    # promoted node's stead: same method, the old count as far as the names allow). With the survivor frozen,
-    # a commit then goes through on the old primary's acknowledgement (ANY 1), or still waits for
+    # promoted node's stead: same method, the old count as far as the names allow). With the
+    # survivor frozen, a commit then goes through on the old primary's acknowledgement (ANY 1), or still waits for
     # both (FIRST 2).
     require_pg_server()
     with LocalCluster(replicas=2, mode=mode) as cluster:

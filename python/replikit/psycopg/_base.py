@@ -467,7 +467,7 @@ def _wait_socket(pgconn: PGconnType, for_write: bool, remaining: float) -> bool:
 
 def probe_connect(conninfo: bytes, connect_s: float) -> PGconnType:
     """A new probe connection, within `connect_s` seconds. Polled (PQconnectStart and
-    PQconnectPoll with select(), which releases the GIL while it waits): PGconn.connect
+    PQconnectPoll with poll(), which releases the GIL while it waits): PGconn.connect
     (PQconnectdb) holds the GIL for the whole connect, so a node that stopped answering would
     stall every thread of the process, the other probers and the application's, for the full
     connect_timeout at each attempt. Raises psycopg.OperationalError."""
@@ -494,7 +494,7 @@ def probe_connect(conninfo: bytes, connect_s: float) -> PGconnType:
 def probe_once(pgconn: Optional[PGconnType], conninfo: bytes, bound_s: float,
                connect_s: float) -> Tuple[PGconnType, Tuple[Any, ...]]:
     """One probe on `pgconn` (connected first, within `connect_s`, when None or broken), bounded
-    client-side by `bound_s`: a deadline on select() bounds the query, so even a server that
+    client-side by `bound_s`: a deadline on poll() bounds the query, so even a server that
     stopped answering (SIGSTOP) cannot hold the prober, and no wait holds the GIL. Raises
     psycopg.OperationalError; the caller drops the connection then."""
     if pgconn is None or pgconn.status != pq.ConnStatus.OK:
