@@ -250,21 +250,22 @@ void FailoverManager::Impl::relist_deposed(const std::string& node, const std::s
                                            const std::string& pdsn) {
   if (!carried || carried->deposed != node || carried->promoted != primary) return;
   const NodeState now = read_node_state(primary, pdsn, actions);
-  // PostgreSQL counts a synchronous standby by its application_name, and only while it streams:
-  // listed before (or under a name it does not stream as), it would hold commits with the count
-  // restored. Until then the next rounds look again.
-  const auto streams = [&](const std::string& name) {
-    return std::equal(name.begin(), name.end(), carried->deposed.begin(), carried->deposed.end(),
-                      [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) ==
-                                                  std::tolower(static_cast<unsigned char>(b)); });
-  };
-  if (!now.reachable || std::none_of(now.streaming_now.begin(), now.streaming_now.end(), streams)) return;
+  if (!now.reachable) return;  // the next round tries again
   const SynchronousCarry c = pg::restore_synchronous(carried->from, carried->promoted, carried->deposed);
   // A setting changed since the carry is someone else's choice now; '*' lists the node already.
   if (now.synchronous_standby_names != carried->to || c.to.empty()) {
     carried.reset();
     return;
   }
+  // PostgreSQL counts a synchronous standby by its application_name, and only while it streams:
+  // listed before (or under a name it does not stream as), it would hold commits with the count
+  // restored. Until then the next rounds look again.
+  const auto streams = [&](const std::string& name) {
+    return std::equal(name.begin(), name.end(), node.begin(), node.end(), [](char a, char b) {
+      return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    });
+  };
+  if (std::none_of(now.streaming_now.begin(), now.streaming_now.end(), streams)) return;
   if (set_synchronous(primary, pdsn, c.to, permitted("synchronous")).ok) carried.reset();
 }
 
