@@ -568,7 +568,7 @@ def test_a_probe_on_a_descriptor_past_select_s_limit(cluster):
     import resource
 
     from replikit._core import DatabaseOptions
-    from replikit.psycopg import _base
+    from replikit.psycopg import _probe
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1200:
@@ -578,12 +578,12 @@ def test_a_probe_on_a_descriptor_past_select_s_limit(cluster):
     try:
         while len(held) < 1100:
             held.append(os.open(os.devnull, os.O_RDONLY))
-        conninfo = _base.probe_conninfo(cluster.dsn("primary"), DatabaseOptions())
-        pgconn, row = _base.probe_once(None, conninfo, 2.0, 2.0)
+        conninfo = _probe.probe_conninfo(cluster.dsn("primary"), DatabaseOptions())
+        pgconn, row = _probe.probe_once(None, conninfo, 2.0, 2.0)
         try:
             assert pgconn.socket >= 1024
             assert row[0] is False  # the primary: not in recovery
-            pgconn, row = _base.probe_once(pgconn, conninfo, 2.0, 2.0)  # again on the same connection
+            pgconn, row = _probe.probe_once(pgconn, conninfo, 2.0, 2.0)  # again on the same connection
             assert row[0] is False
         finally:
             pgconn.finish()

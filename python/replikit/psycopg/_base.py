@@ -11,10 +11,7 @@ import time
 from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import psycopg
-from psycopg import pq
-from psycopg.conninfo import make_conninfo
 from psycopg.pq import ConnStatus, TransactionStatus
-from psycopg.pq.abc import PGconn as PGconnType
 from psycopg.rows import tuple_row
 
 from .. import _core
@@ -24,11 +21,6 @@ from ._floor import XidFloors, floor_covered, parse_snapshot
 
 logger = logging.getLogger("replikit")
 
-# One round trip reads a node's state (as the C++ prober does): recovery, the primary's flushed
-# LSN (what a walsender can ship), a replica's receive and replay LSNs.
-PROBE_SQL = ("SELECT pg_is_in_recovery(),"
-             " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END,"
-             " pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text")
 # After a Monotonic/Causal read: on a replica the replay LSN (an upper bound of the snapshot
 # the read used), on a primary the insert LSN. Not COALESCE(replay, insert): a primary that went
 # through crash recovery keeps a stale replay LSN.
@@ -443,84 +435,6 @@ def idle_socket_closed(conn: Any) -> bool:
 def now_ns() -> int:
     """The clock of probes and lag samples (= ReplicatedDatabase.now_ns())."""
     return time.monotonic_ns()
-
-
-def probe_conninfo(dsn: str, options: DatabaseOptions) -> bytes:
-    """A probe connection's conninfo: the node's DSN with a server-side bound on the probe (the
-    client-side bounds are probe_once's deadlines)."""
-    return make_conninfo(dsn, connect_timeout=connect_timeout_s(options),
-                         options=f"-c statement_timeout={int(options.probe_timeout_ms)}",
-                         application_name="replikit-prober").encode()
-
-
-_PROBE_BYTES = PROBE_SQL.encode()
-_POLL_ROUNDS = 10_000  # a connect takes a handful of polls; bounds the loop past any sane count
-
-
-def _wait_socket(pgconn: PGconnType, for_write: bool, remaining: float) -> bool:
-    # poll(), not select(): select() refuses a descriptor past FD_SETSIZE (1024), which a process
-    # with many files open gets. Both release the GIL while they wait.
-    poller = select.poll()
-    poller.register(pgconn.socket, select.POLLOUT if for_write else select.POLLIN)
-    return bool(poller.poll(remaining * 1000.0))
-
-
-def probe_connect(conninfo: bytes, connect_s: float) -> PGconnType:
-    """A new probe connection, within `connect_s` seconds. Polled (PQconnectStart and
-    PQconnectPoll with poll(), which releases the GIL while it waits): PGconn.connect
-    (PQconnectdb) holds the GIL for the whole connect, so a node that stopped answering would
-    stall every thread of the process, the other probers and the application's, for the full
-    connect_timeout at each attempt. Raises psycopg.OperationalError."""
-    pgconn = pq.PGconn.connect_start(conninfo)
-    try:
-        deadline = time.monotonic() + connect_s
-        for _ in range(_POLL_ROUNDS):
-            if pgconn.status == ConnStatus.BAD:
-                raise psycopg.OperationalError(pgconn.get_error_message() or "the connection failed")
-            status = pgconn.connect_poll()
-            if status == pq.PollingStatus.OK:
-                return pgconn
-            if status == pq.PollingStatus.FAILED:
-                raise psycopg.OperationalError(pgconn.get_error_message() or "the connection failed")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not _wait_socket(pgconn, status == pq.PollingStatus.WRITING, remaining):
-                raise psycopg.OperationalError(f"no connection within {connect_s * 1000:g} ms")
-        raise psycopg.OperationalError(f"the connection did not complete in {_POLL_ROUNDS} polls")
-    except BaseException:
-        pgconn.finish()
-        raise
-
-
-def probe_once(pgconn: Optional[PGconnType], conninfo: bytes, bound_s: float,
-               connect_s: float) -> Tuple[PGconnType, Tuple[Any, ...]]:
-    """One probe on `pgconn` (connected first, within `connect_s`, when None or broken), bounded
-    client-side by `bound_s`: a deadline on poll() bounds the query, so even a server that
-    stopped answering (SIGSTOP) cannot hold the prober, and no wait holds the GIL. Raises
-    psycopg.OperationalError; the caller drops the connection then."""
-    if pgconn is None or pgconn.status != pq.ConnStatus.OK:
-        if pgconn is not None:
-            pgconn.finish()
-        pgconn = probe_connect(conninfo, connect_s)
-    deadline = time.monotonic() + bound_s
-    pgconn.send_query(_PROBE_BYTES)
-    result = None
-    while True:
-        while pgconn.is_busy():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not _wait_socket(pgconn, False, remaining):
-                pgconn.finish()
-                raise psycopg.OperationalError(f"no answer to the probe within {bound_s * 1000:g} ms")
-            pgconn.consume_input()
-        res = pgconn.get_result()
-        if res is None:
-            break
-        result = res
-    if result is None or result.status != pq.ExecStatus.TUPLES_OK or result.ntuples != 1:
-        message = pgconn.get_error_message() or "the probe returned no row"
-        raise psycopg.OperationalError(message)
-    values = [result.get_value(0, k) for k in range(4)]
-    row = (values[0] == b"t",) + tuple(None if v is None else v.decode() for v in values[1:])
-    return pgconn, row
 
 
 NodeArg = Union[Tuple[str, str], Mapping[str, Any]]

@@ -14,14 +14,14 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base, _deadline, _floor, _lease, _parking
+from . import _base, _deadline, _floor, _lease, _parking, _probe
 from ._lease import OBSERVING as _OBSERVING, read_path
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 
 
 class _AsyncProber:
     """One task per node, each with its own connection; every probe is bounded (see
-    _base.probe_once)."""
+    _probe.probe_once)."""
 
     def __init__(self, core: Core, after_probe: Optional[Callable[[str], Awaitable[None]]] = None):
         self.core = core
@@ -39,14 +39,14 @@ class _AsyncProber:
         options = self.core.options
         interval_s = options.probe_interval_ms / 1000.0
         bound_s = options.probe_timeout_ms / 1000.0
-        conninfo = _base.probe_conninfo(self.core.dsns[node], options)
+        conninfo = _probe.probe_conninfo(self.core.dsns[node], options)
         connect_s = float(_base.connect_timeout_s(options))
         pgconn: Optional[PGconnType] = None
         try:
             while True:
                 sent = _base.now_ns()
                 try:
-                    pgconn, row = await asyncio.to_thread(_base.probe_once, pgconn, conninfo, bound_s,
+                    pgconn, row = await asyncio.to_thread(_probe.probe_once, pgconn, conninfo, bound_s,
                                                              connect_s)
                     self.core.probe_ok(node, row, sent, _base.now_ns())
                 except asyncio.CancelledError:

@@ -13,14 +13,14 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base, _deadline, _floor, _lease, _parking
+from . import _base, _deadline, _floor, _lease, _parking, _probe
 from ._lease import OBSERVING as _OBSERVING, read_path
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 
 
 class _Prober:
     """One daemon thread per node, each with its own libpq connection: a node that hangs holds
-    up only its own probes, and every probe is bounded (see _base.probe_once)."""
+    up only its own probes, and every probe is bounded (see _probe.probe_once)."""
 
     def __init__(self, core: Core, after_probe: Optional[Callable[[str], None]] = None):
         self.core = core
@@ -38,13 +38,13 @@ class _Prober:
         options = self.core.options
         interval_s = options.probe_interval_ms / 1000.0
         bound_s = options.probe_timeout_ms / 1000.0
-        conninfo = _base.probe_conninfo(self.core.dsns[node], options)
+        conninfo = _probe.probe_conninfo(self.core.dsns[node], options)
         connect_s = float(_base.connect_timeout_s(options))
         pgconn: Optional[PGconnType] = None
         while not self.stop.is_set():
             sent = _base.now_ns()
             try:
-                pgconn, row = _base.probe_once(pgconn, conninfo, bound_s, connect_s)
+                pgconn, row = _probe.probe_once(pgconn, conninfo, bound_s, connect_s)
                 self.core.probe_ok(node, row, sent, _base.now_ns())
             except Exception as exc:  # every failure of a probe is a failed probe
                 self.core.probe_failed(node, exc, _base.now_ns())
