@@ -299,6 +299,57 @@ def wait_repointed(survivor: Any, promoted_conn: Any, db: Any, promoted: str, ol
                        f"switch to the new primary, within {REPOINT_TIMEOUT_S:.0f} s")
 
 
+SWITCH_POLL_S = 0.001
+
+
+class SwitchWatch:
+    """When the client's ReplicatedDatabase first took a standby (r1 or r2) for the primary, on the
+    run's clock (s from t0), polled every SWITCH_POLL_S from the kill on (a thread; bounded by
+    REPOINT_TIMEOUT_S + 20 s): the instant the session writer's writes first went to the new
+    primary. wait_repointed polls the same from the first acknowledged write only (its switch_ms,
+    clipped at 0), so a client that switched before that acknowledgement (a synchronous new primary
+    acknowledges once its standby streams) reads as switched at it there; here it does not."""
+
+    def __init__(self, db: Any, t0: float):
+        self.db, self.t0 = db, t0
+        self.at: Optional[float] = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + REPOINT_TIMEOUT_S + 20.0
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            now = time.monotonic()
+            if any(str(self.db.node(name).role.name).lower() == "primary" for name in ("r1", "r2")):
+                self.at = now - self.t0
+                return
+            time.sleep(SWITCH_POLL_S)
+
+
+def first_commit_after(conn: Any, table: str, after_epoch: float) -> Optional[float]:
+    """The server clock (epoch s) of the first row of ``table`` (failover_bench's bench_writes: its
+    ``at`` column, clock_timestamp() at the insert) inserted after ``after_epoch`` on the node of
+    ``conn`` (the new primary: the first write it committed), or None."""
+    row = conn.execute(f"SELECT extract(epoch FROM min(at))::float8 FROM {table} WHERE at > to_timestamp(%s)",
+                       (after_epoch,)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def writes_reached(kill_s: float, recovered_s: float, client_switch_s: Optional[float], promoted_at: Optional[float],
+                   first_commit_s: Optional[float], session_commits: List[Tuple[float, int]],
+                   epoch_of_t0: float) -> Dict[str, Any]:
+    """When writes first reached the new primary, on the run's clock (s from t0), next to the first
+    acknowledged write (``recovered_s``): the client's switch (SwitchWatch: the session writer's
+    writes go there from then on; the twin's promotion), the manager's report of the promotion
+    (pg_promote returned), the first write committed there (bench_writes' clock) and the session
+    writer's first committed row after the kill (its INSERT's clock; rows acknowledged later
+    count, as the readers' judgement counts them). None where not seen."""
+    after = [c - epoch_of_t0 for c, _ in session_commits if c - epoch_of_t0 > kill_s]
+    return {"recovered_s": recovered_s, "client_switch_s": client_switch_s,
+            "manager_promoted_s": promoted_at,
+            "first_commit_s": None if first_commit_s is None else first_commit_s - epoch_of_t0,
+            "first_session_commit_s": min(after) if after else None}
+
+
 def background_rates(acked: Dict[str, List[Tuple[float, int]]], probe_rows: List[float], t0: float, kill_s: float,
                      recovered_s: float, promoted: str) -> Tuple[float, float]:
     """Writes per second that no read is judged against (the twin's background writes): on the
@@ -410,6 +461,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
                     for name in ("r1", "r2")}
         old_tli = max(receiver_state(conn)[1] for conn in standbys.values())
         t0 = time.monotonic()
+        epoch_of_t0 = time.time() - (time.monotonic() - t0)  # the servers' clock (one host) at t0
+        switch = SwitchWatch(dbs[0], t0)
         work = KillWorkload(dbs[0], settings, t0)
         threads = [threading.Thread(target=work.writer, args=(writer_seed(seed),), daemon=True),
                    threading.Thread(target=work.lag_sampler, args=("",), daemon=True)]
@@ -427,6 +480,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             probe.stop.set()  # no probe in flight at the kill (each takes a few ms)
             threads[-1].join(timeout=PROBE_LIMIT_S + 5)
             killed = cluster.crash("primary")
+            threads.append(threading.Thread(target=switch.run, daemon=True))
+            threads[-1].start()
             got = writers.wait_first_ack(killed, exclude="primary", timeout_s=20.0)
             if got is None:
                 raise RuntimeError(f"a {mode} failover did not complete within 20 s")
@@ -441,6 +496,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             time.sleep(max(0.0, t0 + RUN_S + 0.05 - time.monotonic()))
         finally:
             work.stop.set()
+            switch.stop.set()
             starts.stop.set()
             probe.stop.set()
             if after is not None:
@@ -453,7 +509,11 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
                 conn.close()
         with psycopg.connect(cluster.dsn(got[0]), autocommit=True, connect_timeout=5) as conn:
             commit_gaps = commitlag.measure(cluster, "primary", conn, TABLE, wal_start, work.out.commits)
+            first_commit = first_commit_after(conn, "bench_writes", epoch_of_t0 + killed - t0)
     kill_s = killed - t0
+    reached = writes_reached(kill_s, got[1] - t0, switch.at,
+                             manager.promoted_at - t0 if getattr(manager, "promoted_at", None) else None,
+                             first_commit, work.out.commits, epoch_of_t0)
     work.out.commits.sort()
     if probe.error:
         raise RuntimeError(f"a delay probe failed before the kill: {probe.error}")
@@ -482,4 +542,4 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "detector": detector_inputs(work.probe_sends, kill_s, REPLIKIT_PRESETS[preset][2]),
             "sync_carried": bool(manager.synchronous_standby_names),
             "synchronous_standby_names": manager.synchronous_standby_names or "",
-            "half_round_trips": half_round_trips}
+            "half_round_trips": half_round_trips, "epoch_of_t0": epoch_of_t0, **reached}

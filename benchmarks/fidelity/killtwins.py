@@ -91,9 +91,9 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True,
                align: bool = True, rounds: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
-    delays times ``scale``), its failover timings: the simulated promotion ends when the real
-    client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
-    when the real one had caught up (repoint_ms after the new primary's first write). With
+    delays times ``scale``), its failover timings (promotion_timing): the simulated promotion ends
+    when the real client switched to the new primary, the survivor streams again when the real one
+    had caught up (repoint_ms after the new primary's first acknowledged write). With
     ``after`` and delays measured after the recovery (run["delays_after"]: the offset probe
     against the new primary, reading the caught-up survivor), those are the replication delays
     from the crash on (replica_latency_after_crash); else the ones before the kill throughout.
@@ -167,8 +167,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      mode_after_promotion=mode_after_promotion(run), session_reads_wait_for_writes=True,
                      crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms,
                      missed_heartbeats=misses,
-                     promote_ms=promotion_ms + run["switch_ms"],
-                     repoint_ms=max(0.0, run["repoint_ms"] - run["switch_ms"]), repoint_catch_up_ms=0.0,
+                     **promotion_timing(run, promotion_ms), repoint_catch_up_ms=0.0,
                      reset_tracker_on_promotion=run["tracker_reset"],
                      failover_model="core", probe_interval_ms=probe_ms,
                      sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0 + shift, crash],
@@ -181,6 +180,31 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      **run.get("probe_run_lags", {}), **probe_rounds(run, rounds),
                      **timing, **after_crash_delays(run, after),
                      **replayed_workload(run, replay, shift))
+
+
+def promotion_timing(run: Dict[str, Any], promotion_ms: float) -> Dict[str, float]:
+    """The twin's promote_ms, repoint_ms and outage_after_promotion_ms. promotion_ms is the median
+    measured detection -> first acknowledged write (of the write-only kills); the twin's promotion
+    is when the real client switched to the new primary, relative to that write: its session
+    writes go there from then on. The survivor streams again when the real one had caught up
+    (repoint_ms after the first acknowledged write). The real outage window ends at the client's
+    switch as wait_repointed saw it, polled from the first acknowledged write on (switch_ms >= 0):
+    the twin's ends as long after its promotion as the real one did after the real switch.
+
+    Runs that recorded the switch from the kill on (run["client_switch_s"], killreads.SwitchWatch)
+    give it signed: a synchronous new primary (the synchronous setting carried over) commits the
+    writes sent to it at once but acknowledges the first only once the survivor streams, ~60-110
+    ms after the client switched (the saved runs 11-14), and the survivor's eventual reads
+    meanwhile miss those commits. Runs without it: the switch switch_ms after the first
+    acknowledged write, the outage ending at the promotion (the twin of before)."""
+    switch_s = run.get("client_switch_s")
+    if switch_s is None or run.get("recovered_s") is None:
+        return {"promote_ms": promotion_ms + run["switch_ms"],
+                "repoint_ms": max(0.0, run["repoint_ms"] - run["switch_ms"])}
+    lead_ms = (switch_s - run["recovered_s"]) * 1000.0  # < 0: switched before the first acknowledgement
+    edge_s = run["recovered_s"] + run["switch_ms"] / 1000.0  # the real outage's end (killreads: switched_s)
+    return {"promote_ms": max(0.0, promotion_ms + lead_ms), "repoint_ms": max(0.0, run["repoint_ms"] - lead_ms),
+            "outage_after_promotion_ms": max(0.0, (edge_s - switch_s) * 1000.0)}
 
 
 def mode_after_promotion(run: Dict[str, Any]) -> Optional[str]:
@@ -333,7 +357,7 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
             samples, WARM_S + shift_s, fed_until(config.crash_primary_at_ms / 1e3 - shift_s) + shift_s))
         probesamples.add(fed["after"], probesamples.behind_counts(samples, recovered, RUN_S + shift_s))
         reads += result.reads_submitted
-        outage += result.failover["recovery_ms"]
+        outage += result.failover["recovery_ms"] + config.outage_after_promotion_ms  # as the real outage
     return {"windows": total, "reads": reads / len(seeds), "outage_ms_mean": outage / len(seeds), "probes": fed}
 
 
@@ -346,6 +370,28 @@ def saved_kills(saved: Dict[str, Any]) -> Iterator[Tuple[str, float, Dict[str, A
         if reads:
             for run, twin in zip(reads["real"]["runs"], reads["sim"]["runs"]):
                 yield mode, result["real"]["promotion_ms"], run, twin
+
+
+AROUND_S = 0.2  # around_recovery: the reads and session commits up to this long after the outage's end
+
+
+def around_recovery(run: Dict[str, Any]) -> Dict[str, List[List[Any]]]:
+    """What decides the outage's stale reads, kept per kill for later analysis: the reads sent from
+    the kill until AROUND_S after the outage's end ([sent_s, done_s, node, level, reason, stale as
+    the readers are judged, the highest row id seen]) and the session writer's rows committed then
+    ([INSERT clock, s from t0; id]; acknowledged rows only, as the judgement takes them)."""
+    kill, end, offset = run["kill_s"], run["switched_s"] + AROUND_S, run["epoch_of_t0"]
+    reads = [[r.sent, r.done, r.node, r.level, r.reason, stale_at_execution(run["measured"], r), r.visible]
+             for r in run["reads"] if kill <= r.sent < end]
+    commits = [[c - offset, row] for c, row in run["measured"].commits if kill <= c - offset < end]
+    return {"reads": reads, "session_commits": commits}
+
+
+def lead_text(run: Dict[str, Any]) -> str:
+    """The client's switch polled from the kill on, against the first acknowledged write (log text)."""
+    if run.get("client_switch_s") is None:
+        return "not seen"
+    return f"{(run['client_switch_s'] - run['recovered_s']) * 1000.0:+.0f} ms from it"
 
 
 def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[Dict[str, Any]]:
@@ -366,7 +412,8 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                "after": probesamples.behind_counts(samples, run["switched_s"], RUN_S)}
         before, after = counts["before"], counts["after"]
         log(f"  {mode} reads run {i + 1}/{runs}: outage {(run['switched_s'] - run['kill_s']) * 1000:.0f} ms "
-            f"(client switch {run['switch_ms']:.0f} ms after the new primary's first write), "
+            f"(client switch {run['switch_ms']:.0f} ms after the new primary's first write; polled from the kill "
+            f"on, {lead_text(run)}), "
             f"{len(run['reads']) + len(run['failed_at'])} reads, {len(run['failed_at'])} failed, stale eventual "
             f"before {before['eventual_stale']:.0f}/{before['eventual']:.0f}, after "
             f"{after['eventual_stale']:.0f}/{after['eventual']:.0f}; delay median "
@@ -398,6 +445,10 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "synchronous_standby_names": run["synchronous_standby_names"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,
+                    # When writes first reached the new primary (killreads.writes_reached; s from t0).
+                    **{key: run[key] for key in ("recovered_s", "client_switch_s", "manager_promoted_s",
+                                                 "first_commit_s", "first_session_commit_s")},
+                    "around_recovery": around_recovery(run),
                     "reads": float(len(run["reads"]) + len(run["failed_at"]))})
     if len(out) < max(1, runs // 2):
         raise RuntimeError(f"only {len(out)} of {runs} {mode} kills with reads completed")

@@ -398,6 +398,8 @@ std::vector<SimField> probe_gap_fields() {
                               "probe_round_lags_ms throughout)."));
   f.push_back(number_field("probe_parallel_gap_ms", &SimConfig::probe_parallel_gap_ms,
                            "The gap (ms) below which two of a probe round's reads ran at once, on free cores."));
+  f.push_back(number_field("outage_after_promotion_ms", &SimConfig::outage_after_promotion_ms,
+                           "The outage window ends this long after the promotion (0: at it); only the windows move."));
   return f;
 }
 

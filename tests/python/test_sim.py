@@ -172,6 +172,8 @@ def test_sync_loses_no_acknowledged_write_and_async_does_under_load():
     ({"probe_round_lags_after_crash_ms": [[0.1]]}, "probe_round_lags_after_crash_ms", replikit.InvalidArgument),
     ({"probe_parallel_gap_ms": -0.01}, "probe_parallel_gap_ms", replikit.InvalidArgument),
     ({"probe_parallel_gap_ms": "apart"}, "probe_parallel_gap_ms", replikit.ArgumentTypeError),
+    ({"outage_after_promotion_ms": -1}, "outage_after_promotion_ms", replikit.InvalidArgument),
+    ({"outage_after_promotion_ms": "later"}, "outage_after_promotion_ms", replikit.ArgumentTypeError),
     ({"promotion_wal_bytes": -1}, "promotion_wal_bytes", replikit.InvalidArgument),
     ({"promotion_wal_bytes": 1.5}, "promotion_wal_bytes", replikit.ArgumentTypeError),
     ({"probe_at_promotion": "yes"}, "probe_at_promotion", replikit.ArgumentTypeError),

@@ -274,6 +274,13 @@ struct SimConfig {
   /// The gap below which two of a round's reads ran at once, on two free cores (ms).
   double probe_parallel_gap_ms = 0.01;
 
+  /// How long after the promotion the failover's outage window (SimResult::failover_windows) ends
+  /// and after_recovery begins, for a measurement that ends its outage at the new primary's first
+  /// acknowledged write while its clients wrote to it from the promotion on (a synchronous new
+  /// primary commits them at once but acknowledges only once its standby streams). Only the
+  /// windows move (failover.recovery_ms stays the promotion's). 0: at the promotion.
+  double outage_after_promotion_ms = 0;
+
   /// Throws InvalidArgument naming the first bad field.
   void validate() const;
   /// The name of node `index` (0: the primary).
