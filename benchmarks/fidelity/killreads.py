@@ -89,8 +89,35 @@ nothing new until the real one had caught up (repoint_ms): it stays readable and
 then what it lacks arrives at once. The real survivor's replay stays at the old timeline's end
 while its walreceiver already streams the new one (stream_ms) and then jumps: of its probes sent
 between the two instants in 360 saved kills, 76 found it at the old end and 2 part way (the
-twin spread the backlog from stream_ms until then before: SimConfig.repoint_catch_up_ms). The simulator's
-windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
+twin spread the backlog from stream_ms until then before: SimConfig.repoint_catch_up_ms).
+
+When writes first reached the new primary, polled from the kill on (SwitchWatch, every 1 ms;
+writes_reached, per kill): the client's switch (client_switch_s), next to the manager's report of
+the promotion, the first write committed there and the session writer's first row after the kill.
+The client switches when its prober finds the promoted node out of recovery, before the manager's
+pg_promote returns. An asynchronous new primary acknowledges at once, so the switch follows the
+first acknowledged write (switch_ms). A synchronous one (the manager carried the setting over)
+commits what it is sent at once but acknowledges the first write only once the survivor streams:
+in 120 kills (seeds 3000..3059, both modes) the client switched 60-320 ms before that write, and
+the survivor's eventual reads meanwhile missed the session writer's first row there. Of the
+outage's 362 eventual reads sent after that row in seeds 3040..3059, 352 were stale, all on the
+survivor; none of them missed an acknowledged write. wait_repointed, polling from the
+acknowledgement, read such a switch as switch_ms ~1 ms (clipped at 0), so the twin, promoted
+there, had no span with writes committed but not acknowledged: on runs 11-14, 0.4% stale
+predicted against 7.3% measured. The readers judge against the row's INSERT clock whether or not
+it was acknowledged yet, as the simulator judges against its commits. The twin is now promoted
+at the client's switch (killtwins.promotion_timing), its survivor streams when the real one had
+caught up, and its outage window ends where the real one did, SimConfig.outage_after_promotion_ms
+after its promotion. Runs saved without the record keep the old timing.
+fidelity/killswitch.py gives older saved runs the switch from their probe records (the first
+record of the promoted node as the primary: within 1 ms of the polled switch at the median).
+Still not modelled: the real writer and readers are one and two threads, each waiting for its
+previous request. While the first write on the new primary waits for its acknowledgement, the
+writer's next writes wait behind it, and a reader whose read-your-writes read waits for that
+session's write holds back its next reads. The twins send every request on its schedule, and
+they over-predict the outage's stale share (see the README's figures).
+
+The simulator's windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
 after_recovery). What the lag tracker sees, also measured in that run: the writes no read is
 judged against (the twin's background writes: failover_bench's writer on the primary and the
 delay probe's rows before the kill, ~100-210/s; the writer on the new primary after the
