@@ -450,15 +450,16 @@ def reader_seed(seed: int, reader: int) -> int:
     return seed * 1000 + 10 + reader
 
 
-def workload_arrivals(seed: int) -> Dict[str, Any]:
+def workload_arrivals(seed: int, readers: bool = False) -> Dict[str, Any]:
     """The run's session writes and reads as its seeded schedules drew them (ms from the run's
     start; fidelity.common.write_schedule, read_schedule), for its twin to replay
-    (SimConfig.write_arrivals, read_arrivals): the same requests at the same instants."""
+    (SimConfig.write_arrivals, read_arrivals): the same requests at the same instants. With
+    ``readers``, each read as (instant, session, level, its reader thread)."""
     settings = workload_settings(seed)
     writes = [(t * 1000.0, s) for t, s in write_schedule(settings, writer_seed(seed))]
-    reads = sorted((t * 1000.0, s, "eventual" if eventual else "read_your_writes")
+    reads = sorted((t * 1000.0, s, "eventual" if eventual else "read_your_writes", i)
                    for i in range(settings.readers) for t, s, eventual in read_schedule(settings, reader_seed(seed, i)))
-    return {"write_arrivals": writes, "read_arrivals": reads}
+    return {"write_arrivals": writes, "read_arrivals": reads if readers else [r[:3] for r in reads]}
 
 
 def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:

@@ -89,7 +89,7 @@ def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, floa
 # ------------------------------------------------------------------ the simulated runs
 def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
                scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True,
-               align: bool = True, rounds: bool = True) -> Any:
+               align: bool = True, rounds: bool = True, clients: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
     delays times ``scale``), its failover timings (promotion_timing): the simulated promotion ends
     when the real client switched to the new primary, the survivor streams again when the real one
@@ -179,7 +179,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      probe_offsets_after_crash_ms=offsets_after_crash(run, probe_ms) if offsets_after else [],
                      **run.get("probe_run_lags", {}), **probe_rounds(run, rounds),
                      **timing, **after_crash_delays(run, after),
-                     **replayed_workload(run, replay, shift))
+                     **replayed_workload(run, replay, shift, clients))
 
 
 def promotion_timing(run: Dict[str, Any], promotion_ms: float) -> Dict[str, float]:
@@ -251,18 +251,28 @@ def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
     return probe_offsets(sends, RUN_S, interval_ms, since, promoted[0])
 
 
-def replayed_workload(run: Dict[str, Any], replay: bool, shift_ms: float = 0.0) -> Dict[str, Any]:
+def replayed_workload(run: Dict[str, Any], replay: bool, shift_ms: float = 0.0, clients: bool = False) -> Dict[str, Any]:
     """The twin's session writes and reads: with ``replay``, the real run's own (its seeded
     schedules: the same instants, sessions and levels; killreads.workload_arrivals) ``shift_ms``
     later (those then outside [0, RUN_S + shift_ms) left out), else Poisson draws of the twin's
     seed at the same rates. Right after the recovery a few reads decide the stale share (the
     survivor lacks every new write for ~50-80 ms: most reads then are stale), so independent draws
-    compare the real run's sample of that window with its expectation."""
+    compare the real run's sample of that window with its expectation. With ``clients`` the twin's
+    requests leave as the real workload's threads send them (SimConfig.sequential_writes,
+    read_arrival_readers): one writer and READERS readers, each waiting for its last request's
+    answer. It matters where a write waits long: a synchronous new primary holds the first write it
+    is sent until the survivor streams, the writer's next writes wait behind it, and a reader whose
+    read-your-writes read waits for that session's write sends its next reads only after it."""
     if not replay:
         return {}
     end = RUN_S * 1000.0 + shift_ms
-    return {name: [(t + shift_ms, *rest) for t, *rest in arrivals if 0.0 <= t + shift_ms < end]
-            for name, arrivals in workload_arrivals(run["seed"]).items()}
+    out = {name: [(t + shift_ms, *rest) for t, *rest in arrivals if 0.0 <= t + shift_ms < end]
+           for name, arrivals in workload_arrivals(run["seed"], readers=clients).items()}
+    if clients:  # one writer thread, reader threads: each sends its requests one at a time
+        out["read_arrival_readers"] = [reader for *_, reader in out["read_arrivals"]]
+        out["read_arrivals"] = [read[:3] for read in out["read_arrivals"]]
+        out["sequential_writes"] = True
+    return out
 
 
 def real_kill_ms(run: Dict[str, Any]) -> float:
@@ -332,7 +342,7 @@ def fed_before(records: Dict[str, Dict[Any, Any]]) -> Dict[str, float]:
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
                    scale: float = 1.0, after: bool = True, replay: bool = True,
                    offsets_after: bool = True, overrides: Optional[Dict[str, Any]] = None,
-                   align: bool = True, rounds: bool = True) -> Dict[str, Any]:
+                   align: bool = True, rounds: bool = True, clients: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
     what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery);
     ``overrides``: SimConfig fields set on every twin's config (what-if re-predictions)."""
@@ -342,7 +352,8 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
     fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
     for seed in seeds:
-        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after, align, rounds)
+        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after, align, rounds,
+                            clients)
         config.max_probe_samples = PROBE_TRACE
         shift_s = config.duration_ms / 1e3 - RUN_S  # the windows' shift (sim_config's align)
         for name, value in (overrides or {}).items():

@@ -398,8 +398,6 @@ std::vector<SimField> probe_gap_fields() {
                               "probe_round_lags_ms throughout)."));
   f.push_back(number_field("probe_parallel_gap_ms", &SimConfig::probe_parallel_gap_ms,
                            "The gap (ms) below which two of a probe round's reads ran at once, on free cores."));
-  f.push_back(number_field("outage_after_promotion_ms", &SimConfig::outage_after_promotion_ms,
-                           "The outage window ends this long after the promotion (0: at it); only the windows move."));
   return f;
 }
 
@@ -408,7 +406,7 @@ std::vector<SimField> probe_gap_fields() {
 const std::vector<SimField>& sim_fields() {
   static const std::vector<SimField> fields = [] {
     std::vector<SimField> all = workload_fields();
-    for (auto* part : {background_fields, capacity_fields, fault_fields, probe_gap_fields}) {
+    for (auto* part : {background_fields, capacity_fields, fault_fields, probe_gap_fields, client_fields}) {
       auto more = part();
       all.insert(all.end(), more.begin(), more.end());
     }

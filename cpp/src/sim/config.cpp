@@ -202,6 +202,12 @@ void SimConfig::validate() const {
   check_workload(*this);
   check_arrivals(*this, write_arrivals, "write_arrivals");
   check_arrivals(*this, read_arrivals, "read_arrivals");
+  require(read_arrival_readers.empty() || read_arrival_readers.size() == read_arrivals.size(), "read_arrival_readers",
+          "must list one reader per read arrival, or none");
+  for (int reader : read_arrival_readers) {
+    require(reader >= 0 && reader < kMaxReaders, "read_arrival_readers",
+            "readers must be in [0, " + std::to_string(kMaxReaders) + ")");
+  }
   check_capacity(*this);
   check_faults(*this);
   check_bounds(*this);
