@@ -398,6 +398,27 @@ def test_a_kill_twin_promotes_when_the_real_client_switched():
     assert killreads.writes_reached(2.0, 2.5, None, None, None, [], 998.0)["first_session_commit_s"] is None
 
 
+def test_a_kill_twins_requests_leave_as_the_real_threads_send_them():
+    """The real workload has one writer thread and READERS reader threads, each waiting for its last
+    request: the twin replays each read with its reader (read_arrival_readers) and the writes one at
+    a time (sequential_writes); without ``clients``, every request leaves when it arrives."""
+    _fidelity_delays()  # puts benchmarks/ on the path
+    from fidelity import killreads, killtwins
+    from replikit.sim import SimConfig
+
+    plain = killtwins.replayed_workload({"seed": 7}, True, 5.0)
+    threads = killtwins.replayed_workload({"seed": 7}, True, 5.0, clients=True)
+    assert "read_arrival_readers" not in plain and "sequential_writes" not in plain
+    assert threads["read_arrivals"] == plain["read_arrivals"] and threads["write_arrivals"] == plain["write_arrivals"]
+    assert threads["sequential_writes"] is True
+    assert len(threads["read_arrival_readers"]) == len(threads["read_arrivals"])
+    assert set(threads["read_arrival_readers"]) == set(range(killreads.READERS))
+    with_readers = killreads.workload_arrivals(7, readers=True)["read_arrivals"]
+    assert [r[:3] for r in with_readers] == killreads.workload_arrivals(7)["read_arrivals"]
+    config = SimConfig(sessions=killreads.SESSIONS, duration_ms=killreads.RUN_S * 1000.0 + 5.0, **threads)
+    assert config.read_arrival_readers == threads["read_arrival_readers"] and config.sequential_writes
+
+
 def test_fidelity_rejects_bad_scenario_settings():
     for args in (["--scenario", "delay", "--delay-ms", "0"], ["--scenario", "kill", "--modes", "sometimes"]):
         proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)
