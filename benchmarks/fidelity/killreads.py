@@ -93,29 +93,31 @@ twin spread the backlog from stream_ms until then before: SimConfig.repoint_catc
 
 When writes first reached the new primary, polled from the kill on (SwitchWatch, every 1 ms;
 writes_reached, per kill): the client's switch (client_switch_s), next to the manager's report of
-the promotion, the first write committed there and the session writer's first row after the kill.
-The client switches when its prober finds the promoted node out of recovery, before the manager's
-pg_promote returns. An asynchronous new primary acknowledges at once, so the switch follows the
-first acknowledged write (switch_ms). A synchronous one (the manager carried the setting over)
-commits what it is sent at once but acknowledges the first write only once the survivor streams:
-in 120 kills (seeds 3000..3059, both modes) the client switched 60-320 ms before that write, and
-the survivor's eventual reads meanwhile missed the session writer's first row there. Of the
-outage's 362 eventual reads sent after that row in seeds 3040..3059, 352 were stale, all on the
-survivor; none of them missed an acknowledged write. wait_repointed, polling from the
-acknowledgement, read such a switch as switch_ms ~1 ms (clipped at 0), so the twin, promoted
-there, had no span with writes committed but not acknowledged: on runs 11-14, 0.4% stale
-predicted against 7.3% measured. The readers judge against the row's INSERT clock whether or not
-it was acknowledged yet, as the simulator judges against its commits. The twin is now promoted
-at the client's switch (killtwins.promotion_timing), its survivor streams when the real one had
-caught up, and its outage window ends where the real one did, SimConfig.outage_after_promotion_ms
-after its promotion. Runs saved without the record keep the old timing.
-fidelity/killswitch.py gives older saved runs the switch from their probe records (the first
-record of the promoted node as the primary: within 1 ms of the polled switch at the median).
-Still not modelled: the real writer and readers are one and two threads, each waiting for its
-previous request. While the first write on the new primary waits for its acknowledgement, the
-writer's next writes wait behind it, and a reader whose read-your-writes read waits for that
-session's write holds back its next reads. The twins send every request on its schedule, and
-they over-predict the outage's stale share (see the README's figures).
+the promotion, the first write committed there and the session writer's first row after the kill;
+and the reads and session rows around the recovery (killtwins.around_recovery). The client
+switches when its prober finds the promoted node out of recovery, before the manager's pg_promote
+returns. An asynchronous new primary acknowledges at once, and the switch follows the first
+acknowledged write (switch_ms). A synchronous one (the manager carried the setting over) commits
+what it is sent at once but acknowledges the first write only once the survivor streams: in 160
+kills (seeds 3000..3079, semi-sync and sync, load 2.6-5.3) the client switched 57-807 ms (median
+122) before that write. The survivor's eventual reads meanwhile miss the session writer's first
+row there: of the 728 outage reads sent after it (seeds 3040..3079), 695 were stale, all but 4 of
+them on the survivor; 8 of the outage's 1306 stale reads missed an acknowledged write. The readers
+judge against the row's INSERT clock, acknowledged or not, as the simulator judges against its
+commits. wait_repointed, polling from the acknowledgement, read such a switch as ~1 ms (clipped at
+0), so the twin, promoted there, had no span of writes committed but not acknowledged: on runs
+11-14, 0.4% stale predicted against 7.3% measured. The twin is now promoted at the client's switch
+(killtwins.promotion_timing), its survivor streams when the real one had caught up, and its outage
+window ends where the real one did (SimConfig.outage_after_promotion_ms after its promotion). Runs
+saved without the record keep the old timing; fidelity/killswitch.py gives them the switch from
+their probe records (the first record of the promoted node as the primary: within 1 ms of the
+polled switch at the median, -32..+63 ms at worst, over those 160 kills).
+The twin also sends its requests as the real threads do (killtwins.replayed_workload's clients:
+SimConfig.sequential_writes, read_arrival_readers): one writer and two readers, each waiting for
+its last request. While the first write on a synchronous new primary waits, the writer's next
+writes wait behind it, and a reader whose read-your-writes read waits for that session's write
+sends its next reads only after it, once the survivor has the rows: without that, the twins put
+those reads in the outage and predicted its stale share +38% on seeds 3000..3059; with it, +4%.
 
 The simulator's windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
 after_recovery). What the lag tracker sees, also measured in that run: the writes no read is
