@@ -133,7 +133,7 @@ class Simulation {
   SimResult run();
 
  private:
-  // engine.cpp: loop, arrivals, service, completion
+  // engine.cpp: loop, service, completion (the clients' arrivals: clients.cpp)
   void schedule_start();
   void dispatch(const Event& e);
   void on_write_arrival();
