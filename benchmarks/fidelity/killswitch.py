@@ -6,8 +6,8 @@ switch their probe records show, so that their twins can be re-predicted with it
 replikit's prober adopts a promoted node at the probe that finds it out of recovery, before the
 FailoverManager's own promotion returns: from then on the client writes to it. The lag sampler
 recorded that probe (ProbeRecord: its answer, and the node's role at the sampler's look), so the
-first record of the promoted node as the primary gives the switch: in 80 kills that also polled it,
-within 1.0 ms at the median (-32..+63 ms in all). Each kill without client_switch_s gets it and
+first record of the promoted node as the primary gives the switch: in 280 kills that also polled it,
+within 1 ms at the median (-32..+69 ms in all). Each kill without client_switch_s gets it and
 recovered_s (its first acknowledged write: the outage's end less switch_ms), marked
 client_switch_estimated; a kill whose records show no promoted node is left as it was.
 """
