@@ -93,8 +93,38 @@ nothing new until the real one had caught up (repoint_ms): it stays readable and
 then what it lacks arrives at once. The real survivor's replay stays at the old timeline's end
 while its walreceiver already streams the new one (stream_ms) and then jumps: of its probes sent
 between the two instants in 360 saved kills, 76 found it at the old end and 2 part way (the
-twin spread the backlog from stream_ms until then before: SimConfig.repoint_catch_up_ms). The simulator's
-windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
+twin spread the backlog from stream_ms until then before: SimConfig.repoint_catch_up_ms).
+
+When writes first reached the new primary, polled from the kill on (SwitchWatch, every 1 ms;
+writes_reached, per kill): the client's switch (client_switch_s), next to the manager's report of
+the promotion, the first write committed there and the session writer's first row after the kill;
+and the reads and session rows around the recovery (killtwins.around_recovery). The client
+switches when its prober finds the promoted node out of recovery, before the manager's pg_promote
+returns. An asynchronous new primary acknowledges at once, and the switch follows the first
+acknowledged write (switch_ms). A synchronous one (the manager carried the setting over) commits
+what it is sent at once but acknowledges the first write only once the survivor streams: in 279
+of 280 kills (seeds 3000..3139, semi-sync and sync, load 2-5) the client switched before that
+write, a median 106 ms (up to 807). The survivor's eventual reads meanwhile miss the session writer's first
+row there: of the 1483 outage reads sent after it (seeds 3040..3139), 1409 were stale, all but 4
+of them on the survivor; 16 of the outage's 2026 stale reads missed an acknowledged write. The readers
+judge against the row's INSERT clock, acknowledged or not, as the simulator judges against its
+commits. wait_repointed, polling from the acknowledgement, read such a switch as ~1 ms (clipped at
+0), so the twin, promoted there, had no span of writes committed but not acknowledged: on runs
+11-14, 0.4% stale predicted against 7.3% measured. The twin is now promoted at the client's switch
+(killtwins.promotion_timing), its survivor streams when the real one had caught up, and its outage
+window ends where the real one did (SimConfig.outage_after_promotion_ms after its promotion). Runs
+saved without the record keep the old timing; fidelity/killswitch.py gives them the switch from
+their probe records (the first record of the promoted node as the primary: within 1 ms of the
+polled switch at the median, -32..+69 ms at worst, over those 280 kills).
+The twin also sends its requests as the real threads do (killtwins.replayed_workload's clients:
+SimConfig.sequential_writes, read_arrival_readers): one writer and two readers, each waiting for
+its last request. While the first write on a synchronous new primary waits, the writer's next
+writes wait behind it, and a reader whose read-your-writes read waits for that session's write
+sends its next reads only after it, once the survivor has the rows: without that, the twins put
+those reads in the outage and predicted its stale share +38% on seeds 3000..3059; with it, +4%.
+On the 280 kills: 14.9% stale measured, 15.8% predicted, +6% [-1, +14] (0.7%, -96%, before).
+
+The simulator's windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
 after_recovery). What the lag tracker sees, also measured in that run: the writes no read is
 judged against (the twin's background writes: failover_bench's writer on the primary and the
 delay probe's rows before the kill, ~100-210/s; the writer on the new primary after the
@@ -315,6 +345,57 @@ def wait_repointed(survivor: Any, promoted_conn: Any, db: Any, promoted: str, ol
                        f"switch to the new primary, within {REPOINT_TIMEOUT_S:.0f} s")
 
 
+SWITCH_POLL_S = 0.001
+
+
+class SwitchWatch:
+    """When the client's ReplicatedDatabase first took a standby (r1 or r2) for the primary, on the
+    run's clock (s from t0), polled every SWITCH_POLL_S from the kill on (a thread; bounded by
+    REPOINT_TIMEOUT_S + 20 s): the instant the session writer's writes first went to the new
+    primary. wait_repointed polls the same from the first acknowledged write only (its switch_ms,
+    clipped at 0), so a client that switched before that acknowledgement (a synchronous new primary
+    acknowledges once its standby streams) reads as switched at it there; here it does not."""
+
+    def __init__(self, db: Any, t0: float):
+        self.db, self.t0 = db, t0
+        self.at: Optional[float] = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + REPOINT_TIMEOUT_S + 20.0
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            now = time.monotonic()
+            if any(str(self.db.node(name).role.name).lower() == "primary" for name in ("r1", "r2")):
+                self.at = now - self.t0
+                return
+            time.sleep(SWITCH_POLL_S)
+
+
+def first_commit_after(conn: Any, table: str, after_epoch: float) -> Optional[float]:
+    """The server clock (epoch s) of the first row of ``table`` (failover_bench's bench_writes: its
+    ``at`` column, clock_timestamp() at the insert) inserted after ``after_epoch`` on the node of
+    ``conn`` (the new primary: the first write it committed), or None."""
+    row = conn.execute(f"SELECT extract(epoch FROM min(at))::float8 FROM {table} WHERE at > to_timestamp(%s)",
+                       (after_epoch,)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def writes_reached(kill_s: float, recovered_s: float, client_switch_s: Optional[float], promoted_at: Optional[float],
+                   first_commit_s: Optional[float], session_commits: List[Tuple[float, int]],
+                   epoch_of_t0: float) -> Dict[str, Any]:
+    """When writes first reached the new primary, on the run's clock (s from t0), next to the first
+    acknowledged write (``recovered_s``): the client's switch (SwitchWatch: the session writer's
+    writes go there from then on; the twin's promotion), the manager's report of the promotion
+    (pg_promote returned), the first write committed there (bench_writes' clock) and the session
+    writer's first committed row after the kill (its INSERT's clock; rows acknowledged later
+    count, as the readers' judgement counts them). None where not seen."""
+    after = [c - epoch_of_t0 for c, _ in session_commits if c - epoch_of_t0 > kill_s]
+    return {"recovered_s": recovered_s, "client_switch_s": client_switch_s,
+            "manager_promoted_s": promoted_at,
+            "first_commit_s": None if first_commit_s is None else first_commit_s - epoch_of_t0,
+            "first_session_commit_s": min(after) if after else None}
+
+
 def background_rates(acked: Dict[str, List[Tuple[float, int]]], probe_rows: List[float], t0: float, kill_s: float,
                      recovered_s: float, promoted: str) -> Tuple[float, float]:
     """Writes per second that no read is judged against (the twin's background writes): on the
@@ -388,15 +469,16 @@ def reader_seed(seed: int, reader: int) -> int:
     return seed * 1000 + 10 + reader
 
 
-def workload_arrivals(seed: int) -> Dict[str, Any]:
+def workload_arrivals(seed: int, readers: bool = False) -> Dict[str, Any]:
     """The run's session writes and reads as its seeded schedules drew them (ms from the run's
     start; fidelity.common.write_schedule, read_schedule), for its twin to replay
-    (SimConfig.write_arrivals, read_arrivals): the same requests at the same instants."""
+    (SimConfig.write_arrivals, read_arrivals): the same requests at the same instants. With
+    ``readers``, each read as (instant, session, level, its reader thread)."""
     settings = workload_settings(seed)
     writes = [(t * 1000.0, s) for t, s in write_schedule(settings, writer_seed(seed))]
-    reads = sorted((t * 1000.0, s, "eventual" if eventual else "read_your_writes")
+    reads = sorted((t * 1000.0, s, "eventual" if eventual else "read_your_writes", i)
                    for i in range(settings.readers) for t, s, eventual in read_schedule(settings, reader_seed(seed, i)))
-    return {"write_arrivals": writes, "read_arrivals": reads}
+    return {"write_arrivals": writes, "read_arrivals": reads if readers else [r[:3] for r in reads]}
 
 
 def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
@@ -426,7 +508,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
                     for name in ("r1", "r2")}
         old_tli = max(receiver_state(conn)[1] for conn in standbys.values())
         t0 = time.monotonic()
-        wall_t0 = time.time() - (time.monotonic() - t0)  # the servers' clock at t0 (one host)
+        epoch_of_t0 = time.time() - (time.monotonic() - t0)  # the servers' clock (one host) at t0
+        switch = SwitchWatch(dbs[0], t0)
         work = KillWorkload(dbs[0], settings, t0)
         threads = [threading.Thread(target=work.writer, args=(writer_seed(seed),), daemon=True),
                    threading.Thread(target=work.lag_sampler, args=("",), daemon=True)]
@@ -444,6 +527,8 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             probe.stop.set()  # no probe in flight at the kill (each takes a few ms)
             threads[-1].join(timeout=PROBE_LIMIT_S + 5)
             killed = cluster.crash("primary")
+            threads.append(threading.Thread(target=switch.run, daemon=True))
+            threads[-1].start()
             got = writers.wait_first_ack(killed, exclude="primary", timeout_s=20.0)
             if got is None:
                 raise RuntimeError(f"a {mode} failover did not complete within 20 s")
@@ -458,6 +543,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             time.sleep(max(0.0, t0 + RUN_S + 0.05 - time.monotonic()))
         finally:
             work.stop.set()
+            switch.stop.set()
             starts.stop.set()
             probe.stop.set()
             if after is not None:
@@ -471,7 +557,11 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
         with psycopg.connect(cluster.dsn(got[0]), autocommit=True, connect_timeout=5) as conn:
             commit_gaps = commitlag.measure(cluster, "primary", conn, TABLE, wal_start, work.out.commits)
             probe_commit_gaps = commitlag.measure(cluster, "primary", conn, TABLE, wal_start, probe.rows, positive=False)
+            first_commit = first_commit_after(conn, "bench_writes", epoch_of_t0 + killed - t0)
     kill_s = killed - t0
+    reached = writes_reached(kill_s, got[1] - t0, switch.at,
+                             manager.promoted_at - t0 if getattr(manager, "promoted_at", None) else None,
+                             first_commit, work.out.commits, epoch_of_t0)
     work.out.commits.sort()
     if probe.error:
         raise RuntimeError(f"a delay probe failed before the kill: {probe.error}")
@@ -501,20 +591,20 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "sync_carried": bool(manager.synchronous_standby_names),
             "synchronous_standby_names": manager.synchronous_standby_names or "",
             "half_round_trips": half_round_trips, "probe_commit_lag_ms": probe_commit_gaps,
-            **read_records(work.out, probe, wall_t0, kill_s)}
+            "epoch_of_t0": epoch_of_t0, **reached, **read_records(work.out, probe, epoch_of_t0, kill_s)}
 
 
-def read_records(measured: Any, probe: Any, wall_t0: float, kill_s: float) -> Dict[str, Any]:
+def read_records(measured: Any, probe: Any, epoch_of_t0: float, kill_s: float) -> Dict[str, Any]:
     """What a later look at the stale share before the kill needs, read by read (s from t0; the
-    servers' instants by the clock they share with the client, ``wall_t0`` being t0 on it): each
+    servers' instants by the clock they share with the client, ``epoch_of_t0`` being t0 on it): each
     eventual read sent in [WARM_S, kill_s) as [sent, ran, node, highest row seen, stale as judged],
     the session writer's rows as [INSERT instant, id], and the offset probe's reads before the kill
     (OffsetProbe.samples) with its rows as [INSERT instant, id]."""
     from fidelity.common import stale_at_execution
 
-    reads = [[r.sent, r.executed - wall_t0, r.node, r.visible, bool(stale_at_execution(measured, r))]
+    reads = [[r.sent, r.executed - epoch_of_t0, r.node, r.visible, bool(stale_at_execution(measured, r))]
              for r in measured.reads if r.level == "eventual" and WARM_S <= r.sent < kill_s]
     return {"eventual_reads_before": reads,
-            "session_rows": [[at - wall_t0, row_id] for at, row_id in measured.commits],
+            "session_rows": [[at - epoch_of_t0, row_id] for at, row_id in measured.commits],
             "probe_samples_before": [list(sample) for sample in probe.samples if sample[0] < kill_s],
-            "probe_rows": [[at - wall_t0, row_id] for at, row_id in probe.rows]}
+            "probe_rows": [[at - epoch_of_t0, row_id] for at, row_id in probe.rows]}

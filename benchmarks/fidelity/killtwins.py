@@ -89,11 +89,11 @@ def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, floa
 # ------------------------------------------------------------------ the simulated runs
 def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
                scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True,
-               align: bool = True, rounds: bool = True) -> Any:
+               align: bool = True, rounds: bool = True, clients: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
-    delays times ``scale``), its failover timings: the simulated promotion ends when the real
-    client switched to the new primary (promotion_ms + switch_ms), the survivor streams again
-    when the real one had caught up (repoint_ms after the new primary's first write). With
+    delays times ``scale``), its failover timings (promotion_timing): the simulated promotion ends
+    when the real client switched to the new primary, the survivor streams again when the real one
+    had caught up (repoint_ms after the new primary's first acknowledged write). With
     ``after`` and delays measured after the recovery (run["delays_after"]: the offset probe
     against the new primary, reading the caught-up survivor), those are the replication delays
     from the crash on (replica_latency_after_crash); else the ones before the kill throughout.
@@ -167,8 +167,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      mode_after_promotion=mode_after_promotion(run), session_reads_wait_for_writes=True,
                      crash_primary_at_ms=crash, heartbeat_interval_ms=interval_ms,
                      missed_heartbeats=misses,
-                     promote_ms=promotion_ms + run["switch_ms"],
-                     repoint_ms=max(0.0, run["repoint_ms"] - run["switch_ms"]), repoint_catch_up_ms=0.0,
+                     **promotion_timing(run, promotion_ms), repoint_catch_up_ms=0.0,
                      reset_tracker_on_promotion=run["tracker_reset"],
                      failover_model="core", probe_interval_ms=probe_ms,
                      sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0 + shift, crash],
@@ -180,7 +179,32 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      probe_offsets_after_crash_ms=offsets_after_crash(run, probe_ms) if offsets_after else [],
                      **run.get("probe_run_lags", {}), **probe_rounds(run, rounds),
                      **timing, **after_crash_delays(run, after),
-                     **replayed_workload(run, replay, shift))
+                     **replayed_workload(run, replay, shift, clients))
+
+
+def promotion_timing(run: Dict[str, Any], promotion_ms: float) -> Dict[str, float]:
+    """The twin's promote_ms, repoint_ms and outage_after_promotion_ms. promotion_ms is the median
+    measured detection -> first acknowledged write (of the write-only kills); the twin's promotion
+    is when the real client switched to the new primary, relative to that write: its session
+    writes go there from then on. The survivor streams again when the real one had caught up
+    (repoint_ms after the first acknowledged write). The real outage window ends at the client's
+    switch as wait_repointed saw it, polled from the first acknowledged write on (switch_ms >= 0):
+    the twin's ends as long after its promotion as the real one did after the real switch.
+
+    Runs that recorded the switch from the kill on (run["client_switch_s"], killreads.SwitchWatch)
+    give it signed: a synchronous new primary (the synchronous setting carried over) commits the
+    writes sent to it at once but acknowledges the first only once the survivor streams, ~60-110
+    ms after the client switched (the saved runs 11-14), and the survivor's eventual reads
+    meanwhile miss those commits. Runs without it: the switch switch_ms after the first
+    acknowledged write, the outage ending at the promotion (the twin of before)."""
+    switch_s = run.get("client_switch_s")
+    if switch_s is None or run.get("recovered_s") is None:
+        return {"promote_ms": promotion_ms + run["switch_ms"],
+                "repoint_ms": max(0.0, run["repoint_ms"] - run["switch_ms"])}
+    lead_ms = (switch_s - run["recovered_s"]) * 1000.0  # < 0: switched before the first acknowledgement
+    edge_s = run["recovered_s"] + run["switch_ms"] / 1000.0  # the real outage's end (killreads: switched_s)
+    return {"promote_ms": max(0.0, promotion_ms + lead_ms), "repoint_ms": max(0.0, run["repoint_ms"] - lead_ms),
+            "outage_after_promotion_ms": max(0.0, (edge_s - switch_s) * 1000.0)}
 
 
 def mode_after_promotion(run: Dict[str, Any]) -> Optional[str]:
@@ -227,18 +251,28 @@ def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
     return probe_offsets(sends, RUN_S, interval_ms, since, promoted[0])
 
 
-def replayed_workload(run: Dict[str, Any], replay: bool, shift_ms: float = 0.0) -> Dict[str, Any]:
+def replayed_workload(run: Dict[str, Any], replay: bool, shift_ms: float = 0.0, clients: bool = False) -> Dict[str, Any]:
     """The twin's session writes and reads: with ``replay``, the real run's own (its seeded
     schedules: the same instants, sessions and levels; killreads.workload_arrivals) ``shift_ms``
     later (those then outside [0, RUN_S + shift_ms) left out), else Poisson draws of the twin's
     seed at the same rates. Right after the recovery a few reads decide the stale share (the
     survivor lacks every new write for ~50-80 ms: most reads then are stale), so independent draws
-    compare the real run's sample of that window with its expectation."""
+    compare the real run's sample of that window with its expectation. With ``clients`` the twin's
+    requests leave as the real workload's threads send them (SimConfig.sequential_writes,
+    read_arrival_readers): one writer and READERS readers, each waiting for its last request's
+    answer. It matters where a write waits long: a synchronous new primary holds the first write it
+    is sent until the survivor streams, the writer's next writes wait behind it, and a reader whose
+    read-your-writes read waits for that session's write sends its next reads only after it."""
     if not replay:
         return {}
     end = RUN_S * 1000.0 + shift_ms
-    return {name: [(t + shift_ms, *rest) for t, *rest in arrivals if 0.0 <= t + shift_ms < end]
-            for name, arrivals in workload_arrivals(run["seed"]).items()}
+    out = {name: [(t + shift_ms, *rest) for t, *rest in arrivals if 0.0 <= t + shift_ms < end]
+           for name, arrivals in workload_arrivals(run["seed"], readers=clients).items()}
+    if clients:  # one writer thread, reader threads: each sends its requests one at a time
+        out["read_arrival_readers"] = [reader for *_, reader in out["read_arrivals"]]
+        out["read_arrivals"] = [read[:3] for read in out["read_arrivals"]]
+        out["sequential_writes"] = True
+    return out
 
 
 def real_kill_ms(run: Dict[str, Any]) -> float:
@@ -308,7 +342,7 @@ def fed_before(records: Dict[str, Dict[Any, Any]]) -> Dict[str, float]:
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
                    scale: float = 1.0, after: bool = True, replay: bool = True,
                    offsets_after: bool = True, overrides: Optional[Dict[str, Any]] = None,
-                   align: bool = True, rounds: bool = True) -> Dict[str, Any]:
+                   align: bool = True, rounds: bool = True, clients: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
     what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery);
     ``overrides``: SimConfig fields set on every twin's config (what-if re-predictions)."""
@@ -318,7 +352,8 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
     fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
     for seed in seeds:
-        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after, align, rounds)
+        config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after, align, rounds,
+                            clients)
         config.max_probe_samples = PROBE_TRACE
         shift_s = config.duration_ms / 1e3 - RUN_S  # the windows' shift (sim_config's align)
         for name, value in (overrides or {}).items():
@@ -333,7 +368,7 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
             samples, WARM_S + shift_s, fed_until(config.crash_primary_at_ms / 1e3 - shift_s) + shift_s))
         probesamples.add(fed["after"], probesamples.behind_counts(samples, recovered, RUN_S + shift_s))
         reads += result.reads_submitted
-        outage += result.failover["recovery_ms"]
+        outage += result.failover["recovery_ms"] + config.outage_after_promotion_ms  # as the real outage
     return {"windows": total, "reads": reads / len(seeds), "outage_ms_mean": outage / len(seeds), "probes": fed}
 
 
@@ -346,6 +381,28 @@ def saved_kills(saved: Dict[str, Any]) -> Iterator[Tuple[str, float, Dict[str, A
         if reads:
             for run, twin in zip(reads["real"]["runs"], reads["sim"]["runs"]):
                 yield mode, result["real"]["promotion_ms"], run, twin
+
+
+AROUND_S = 0.2  # around_recovery: the reads and session commits up to this long after the outage's end
+
+
+def around_recovery(run: Dict[str, Any]) -> Dict[str, List[List[Any]]]:
+    """What decides the outage's stale reads, kept per kill for later analysis: the reads sent from
+    the kill until AROUND_S after the outage's end ([sent_s, done_s, node, level, reason, stale as
+    the readers are judged, the highest row id seen]) and the session writer's rows committed then
+    ([INSERT clock, s from t0; id]; acknowledged rows only, as the judgement takes them)."""
+    kill, end, offset = run["kill_s"], run["switched_s"] + AROUND_S, run["epoch_of_t0"]
+    reads = [[r.sent, r.done, r.node, r.level, r.reason, stale_at_execution(run["measured"], r), r.visible]
+             for r in run["reads"] if kill <= r.sent < end]
+    commits = [[c - offset, row] for c, row in run["measured"].commits if kill <= c - offset < end]
+    return {"reads": reads, "session_commits": commits}
+
+
+def lead_text(run: Dict[str, Any]) -> str:
+    """The client's switch polled from the kill on, against the first acknowledged write (log text)."""
+    if run.get("client_switch_s") is None:
+        return "not seen"
+    return f"{(run['client_switch_s'] - run['recovered_s']) * 1000.0:+.0f} ms from it"
 
 
 def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[Dict[str, Any]]:
@@ -366,7 +423,8 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                "after": probesamples.behind_counts(samples, run["switched_s"], RUN_S)}
         before, after = counts["before"], counts["after"]
         log(f"  {mode} reads run {i + 1}/{runs}: outage {(run['switched_s'] - run['kill_s']) * 1000:.0f} ms "
-            f"(client switch {run['switch_ms']:.0f} ms after the new primary's first write), "
+            f"(client switch {run['switch_ms']:.0f} ms after the new primary's first write; polled from the kill "
+            f"on, {lead_text(run)}), "
             f"{len(run['reads']) + len(run['failed_at'])} reads, {len(run['failed_at'])} failed, stale eventual "
             f"before {before['eventual_stale']:.0f}/{before['eventual']:.0f}, after "
             f"{after['eventual_stale']:.0f}/{after['eventual']:.0f}; delay median "
@@ -399,6 +457,10 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "synchronous_standby_names": run["synchronous_standby_names"],
                     "repoint_ms": run["repoint_ms"], "switch_ms": run["switch_ms"], "stream_ms": run["stream_ms"],
                     "outage_ms": (run["switched_s"] - run["kill_s"]) * 1000.0,
+                    # When writes first reached the new primary (killreads.writes_reached; s from t0).
+                    **{key: run[key] for key in ("recovered_s", "client_switch_s", "manager_promoted_s",
+                                                 "first_commit_s", "first_session_commit_s")},
+                    "around_recovery": around_recovery(run),
                     "reads": float(len(run["reads"]) + len(run["failed_at"])),
                     # Read by read before the kill, for a later look at the stale share (not a twin input).
                     **{key: run[key] for key in ("probe_commit_lag_ms", "eventual_reads_before", "session_rows",

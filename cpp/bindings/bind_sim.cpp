@@ -406,7 +406,7 @@ std::vector<SimField> probe_gap_fields() {
 const std::vector<SimField>& sim_fields() {
   static const std::vector<SimField> fields = [] {
     std::vector<SimField> all = workload_fields();
-    for (auto* part : {background_fields, capacity_fields, fault_fields, probe_gap_fields}) {
+    for (auto* part : {background_fields, capacity_fields, fault_fields, probe_gap_fields, client_fields}) {
       auto more = part();
       all.insert(all.end(), more.begin(), more.end());
     }

@@ -20,6 +20,9 @@ struct SimField {
   std::function<void(sim::SimConfig&, const py::handle&)> set;
 };
 
+/// The fields of a failover's outage window and of the clients' threads (bind_sim_clients.cpp).
+std::vector<SimField> client_fields();
+
 /// Every SimConfig field, in declaration order.
 const std::vector<SimField>& sim_fields();
 

@@ -91,6 +91,9 @@ class SimConfig:
     probe_round_lags_ms: List[List[float]]  # measured rounds sent together: each node's run lag (< 0: not in it); empty: independent
     probe_round_lags_after_crash_ms: List[List[float]]  # as probe_round_lags_ms, for rounds from the crash on; empty: the same
     probe_parallel_gap_ms: float  # reads closer than this ran at once; rounds drawn apart while replication is in flight
+    outage_after_promotion_ms: float  # the failover's outage window ends this long after the promotion (0: at it)
+    sequential_writes: bool  # the session writes leave one at a time (one writer thread)
+    read_arrival_readers: List[int]  # per read arrival its reader (one read at a time each); empty: none
     def __init__(self, **fields: Any) -> None: ...
     def to_dict(self) -> Dict[str, Any]: ...
     def __copy__(self) -> SimConfig: ...

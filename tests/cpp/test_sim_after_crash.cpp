@@ -1,10 +1,12 @@
 // The replication latency from the primary's crash on (SimConfig::replica_latency_after_crash):
 // unset, the run is the one it was; set, only what is sent after the crash draws from it. And
 // the promoted primary's acknowledgement rule (SimConfig::mode_after_promotion), and the lag
-// prober's cadence restarting at the promotion (SimConfig::probe_at_promotion).
+// prober's cadence restarting at the promotion (SimConfig::probe_at_promotion), and the outage
+// window ending after the promotion (SimConfig::outage_after_promotion_ms).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "replikit/errors.hpp"
@@ -186,6 +188,52 @@ TEST(SimProbeAtPromotion, TheProbersCadenceRestartsAtThePromotion) {
   // Before the promotion the two runs are one run.
   EXPECT_EQ(ticks.failover_windows[0].reads_answered, restarted.failover_windows[0].reads_answered);
   EXPECT_EQ(stamps(ticks, 0, true, 0).size(), stamps(restarted, 0, true, 0).size());
+}
+
+// The eventual reads of failover windows [from, to) summed: (answered, stale).
+std::pair<std::uint64_t, std::uint64_t> eventual(const SimResult& r, std::size_t from, std::size_t to) {
+  std::uint64_t answered = 0, stale = 0;
+  for (std::size_t i = from; i < to; ++i) {
+    answered += r.failover_windows[i].levels[kEventual].answered;
+    stale += r.failover_windows[i].levels[kEventual].stale;
+  }
+  return {answered, stale};
+}
+
+TEST(SimOutageAfterPromotion, OnlyTheWindowsMove) {
+  const std::uint64_t seed = replikit::testing::printed_seed("SimOutageAfterPromotion.Windows", 26);
+  SimConfig c = sync_with_slow_repoint();
+  const SimResult unset = simulate(c, seed);
+  c.outage_after_promotion_ms = 0;
+  const SimResult zero = simulate(c, seed);
+  EXPECT_EQ(unset.events, zero.events);
+  EXPECT_EQ(eventual(unset, 1, 2), eventual(zero, 1, 2));
+  EXPECT_EQ(unset.failover_windows[2].tracked_lag_samples, zero.failover_windows[2].tracked_lag_samples);
+  // The new primary commits the writes sent to it at once but acknowledges them only once its
+  // standby streams (150 ms): the survivor's eventual reads meanwhile miss them. With the outage
+  // ending there, those reads count in it.
+  c.outage_after_promotion_ms = 150;
+  const SimResult later = simulate(c, seed);
+  EXPECT_EQ(unset.events, later.events);
+  EXPECT_EQ(unset.writes_acknowledged, later.writes_acknowledged);
+  EXPECT_EQ(unset.failover.recovery_ms, later.failover.recovery_ms);
+  EXPECT_EQ(eventual(unset, 0, 3), eventual(later, 0, 3));
+  EXPECT_EQ(eventual(unset, 0, 1), eventual(later, 0, 1));
+  const double promoted_at = c.crash_primary_at_ms + later.failover.recovery_ms;
+  EXPECT_NEAR(later.failover_windows[1].to_ms, promoted_at + 150, 1e-6);
+  EXPECT_NEAR(later.failover_windows[2].from_ms, promoted_at + 150, 1e-6);
+  EXPECT_NEAR(unset.failover_windows[2].from_ms, promoted_at, 1e-6);
+  const auto [before_answered, before_stale] = eventual(unset, 1, 2);
+  const auto [after_answered, after_stale] = eventual(later, 1, 2);
+  EXPECT_GT(after_answered, before_answered + 100);  // 150 ms of ~1000 eventual reads a second
+  EXPECT_GT(after_stale, before_stale + 50);
+  EXPECT_TRUE(later.conserved());
+}
+
+TEST(SimOutageAfterPromotion, ANegativeSpanNamesTheField) {
+  SimConfig c = crashing();
+  c.outage_after_promotion_ms = -1;
+  expect_invalid("outage_after_promotion_ms", [&] { simulate(c, 1); });
 }
 
 }  // namespace

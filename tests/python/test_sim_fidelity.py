@@ -421,6 +421,57 @@ def test_a_kill_twins_new_primary_acknowledges_as_the_real_one_did():
     assert kill.sim_config(settings, "semi_sync", 30.0, 1).mode_after_promotion is None  # the model without a run
 
 
+def test_a_kill_twin_promotes_when_the_real_client_switched():
+    """A synchronous new primary commits the writes its client sends from the switch on but
+    acknowledges the first only once the survivor streams: runs that polled the client's switch
+    from the kill on (client_switch_s, signed against the first acknowledged write) promote the twin
+    there, its survivor streaming as late as the real one did and its outage window ending where the
+    real one ended; runs saved without it keep the old timing (the switch switch_ms after the first
+    acknowledged write, the outage ending at the promotion)."""
+    _fidelity_delays()  # puts benchmarks/ on the path
+    from fidelity import killreads, killtwins
+    from replikit.sim import SimConfig
+
+    old = {"repoint_ms": 6.0, "switch_ms": 0.8}
+    assert killtwins.promotion_timing(old, 300.0) == {"promote_ms": pytest.approx(300.8), "repoint_ms": pytest.approx(5.2)}
+    assert killtwins.promotion_timing(dict(old, client_switch_s=None, recovered_s=2.5), 300.0) == \
+        killtwins.promotion_timing(old, 300.0)
+    run = dict(old, recovered_s=2.5, client_switch_s=2.41)  # switched 90 ms before the first acknowledgement
+    timing = killtwins.promotion_timing(run, 300.0)
+    assert timing["promote_ms"] == pytest.approx(210.0)
+    assert timing["repoint_ms"] == pytest.approx(96.0)  # caught up 6 ms after that acknowledgement
+    assert timing["outage_after_promotion_ms"] == pytest.approx(90.8)  # the real outage ended 0.8 ms after it
+    late = killtwins.promotion_timing(dict(run, client_switch_s=2.53, switch_ms=31.0), 300.0)  # an asynchronous one
+    assert late["promote_ms"] == pytest.approx(330.0) and late["outage_after_promotion_ms"] == pytest.approx(1.0)
+    assert killtwins.promotion_timing(dict(run, client_switch_s=2.0), 300.0)["promote_ms"] == 0.0  # never before detection
+    assert SimConfig(**timing).outage_after_promotion_ms == pytest.approx(90.8)
+    reached = killreads.writes_reached(2.0, 2.5, 2.41, 2.45, 1000.38, [(999.9, 3), (1000.43, 9), (1000.46, 10)], 998.0)
+    assert reached == {"recovered_s": 2.5, "client_switch_s": 2.41, "manager_promoted_s": 2.45,
+                       "first_commit_s": pytest.approx(2.38), "first_session_commit_s": pytest.approx(2.43)}
+    assert killreads.writes_reached(2.0, 2.5, None, None, None, [], 998.0)["first_session_commit_s"] is None
+
+
+def test_a_kill_twins_requests_leave_as_the_real_threads_send_them():
+    """The real workload has one writer thread and READERS reader threads, each waiting for its last
+    request: the twin replays each read with its reader (read_arrival_readers) and the writes one at
+    a time (sequential_writes); without ``clients``, every request leaves when it arrives."""
+    _fidelity_delays()  # puts benchmarks/ on the path
+    from fidelity import killreads, killtwins
+    from replikit.sim import SimConfig
+
+    plain = killtwins.replayed_workload({"seed": 7}, True, 5.0)
+    threads = killtwins.replayed_workload({"seed": 7}, True, 5.0, clients=True)
+    assert "read_arrival_readers" not in plain and "sequential_writes" not in plain
+    assert threads["read_arrivals"] == plain["read_arrivals"] and threads["write_arrivals"] == plain["write_arrivals"]
+    assert threads["sequential_writes"] is True
+    assert len(threads["read_arrival_readers"]) == len(threads["read_arrivals"])
+    assert set(threads["read_arrival_readers"]) == set(range(killreads.READERS))
+    with_readers = killreads.workload_arrivals(7, readers=True)["read_arrivals"]
+    assert [r[:3] for r in with_readers] == killreads.workload_arrivals(7)["read_arrivals"]
+    config = SimConfig(sessions=killreads.SESSIONS, duration_ms=killreads.RUN_S * 1000.0 + 5.0, **threads)
+    assert config.read_arrival_readers == threads["read_arrival_readers"] and config.sequential_writes
+
+
 def test_fidelity_rejects_bad_scenario_settings():
     for args in (["--scenario", "delay", "--delay-ms", "0"], ["--scenario", "kill", "--modes", "sometimes"]):
         proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)

@@ -174,6 +174,7 @@ void check_bounds(const SimConfig& c) {
   check_rounds(c, c.probe_round_lags_ms, "probe_round_lags_ms");
   check_rounds(c, c.probe_round_lags_after_crash_ms, "probe_round_lags_after_crash_ms");
   check_ms(c.probe_parallel_gap_ms, "probe_parallel_gap_ms", 0, kMaxDurationMs);
+  check_ms(c.outage_after_promotion_ms, "outage_after_promotion_ms", 0, kMaxDurationMs);
   check_ms(c.drain_ms, "drain_ms", 0, kMaxDurationMs);
   check_int(c.max_in_flight, "max_in_flight", 1, 100'000'000);
   require(c.max_events >= 1, "max_events", "must be at least 1");
@@ -201,6 +202,12 @@ void SimConfig::validate() const {
   check_workload(*this);
   check_arrivals(*this, write_arrivals, "write_arrivals");
   check_arrivals(*this, read_arrivals, "read_arrivals");
+  require(read_arrival_readers.empty() || read_arrival_readers.size() == read_arrivals.size(), "read_arrival_readers",
+          "must list one reader per read arrival, or none");
+  for (int reader : read_arrival_readers) {
+    require(reader >= 0 && reader < kMaxReaders, "read_arrival_readers",
+            "readers must be in [0, " + std::to_string(kMaxReaders) + ")");
+  }
   check_capacity(*this);
   check_faults(*this);
   check_bounds(*this);

@@ -174,6 +174,8 @@ void Simulation::dispatch(const Event& e) {
     case Ev::ProbeSend: if (e.gen == probe_gen_) send_probe(e.node); break;
     case Ev::SessionFree: on_session_free(static_cast<int>(e.id)); break;
     case Ev::ProbeRound: on_probe_round(); break;
+    case Ev::WriterFree: on_writer_free(); break;
+    case Ev::ReaderFree: on_reader_free(static_cast<int>(e.id)); break;
   }
 }
 
@@ -198,6 +200,7 @@ std::uint32_t Simulation::new_job(bool write, int session, bool background) {
   j.submit_ns = now_;
   j.timeline = timeline_;
   j.to_primary = j.stale = false;
+  j.reader = -1;
   j.required_seq = j.seq = 0;
   j.state = JobState::ToNode;
   (write ? in_flight_writes_ : in_flight_reads_)++;
@@ -212,6 +215,9 @@ void Simulation::free_job(std::uint32_t id) {
     // Sent by an event of their own: this may run inside a loop over jobs_ that issuing would grow.
     events_.push(now_, Ev::SessionFree, 0, static_cast<std::uint32_t>(j.session));
   }
+  // A client thread that sent it sends its next request now (an event of its own, as above).
+  if (j.write && !j.background && c_.sequential_writes) events_.push(now_, Ev::WriterFree, 0);
+  if (!j.write && j.reader >= 0) events_.push(now_, Ev::ReaderFree, 0, static_cast<std::uint32_t>(j.reader));
   (j.write ? in_flight_writes_ : in_flight_reads_)--;
   if (j.background) --in_flight_background_;
   j.state = JobState::Free;
@@ -242,49 +248,6 @@ std::size_t Simulation::next_traced(const std::vector<Arrival>& trace, std::size
   return due;
 }
 
-void Simulation::on_write_arrival() {
-  int session = 0;
-  if (!c_.write_arrivals.empty()) {
-    session = c_.write_arrivals[next_traced(c_.write_arrivals, next_write_, Ev::WriteArrival)].session;
-    ++res_.writes_submitted;
-  } else {
-    const std::int64_t next = now_ + std::max<std::int64_t>(1, exp_ns(write_gap_ns_));
-    if (next < duration_ns_) events_.push(next, Ev::WriteArrival, 0);
-    ++res_.writes_submitted;
-    session = static_cast<int>(rng_.below(static_cast<std::uint32_t>(c_.sessions)));
-  }
-  if (in_flight_writes_ + in_flight_reads_ >= static_cast<std::uint64_t>(c_.max_in_flight)) {
-    ++res_.writes_failed;
-    ++res_.writes_failed_by[static_cast<std::size_t>(FailReason::QueueFull)];
-    return;
-  }
-  const std::uint32_t id = new_job(true, session);
-  ++session_writes_[static_cast<std::size_t>(session)];
-  const Decision d = router_->route_write();
-  if (d.node == kNoNode) return fail(id, FailReason::NoNode);
-  jobs_[id].node = static_cast<std::int16_t>(d.node);
-  events_.push(now_ + draw_ns(client_latency_), Ev::AtNode, d.node, id, jobs_[id].gen);
-}
-
-bool Simulation::hold_read(int session, Consistency level) {
-  const auto s = static_cast<std::size_t>(session);
-  if (!c_.session_reads_wait_for_writes || session_writes_[s] == 0) return false;
-  if (level != Consistency::ReadYourWrites && level != Consistency::Causal) return false;
-  if (held_reads_[s].size() >= static_cast<std::size_t>(c_.max_queue_length)) return false;  // bounded
-  held_reads_[s].push_back(level);
-  return true;
-}
-
-void Simulation::on_session_free(int session) {
-  const auto s = static_cast<std::size_t>(session);
-  if (session_writes_[s] != 0) return;  // another write started meanwhile: they wait for it too
-  std::vector<Consistency> held;
-  held.swap(held_reads_[s]);
-  for (Consistency level : held) {
-    if (now_ < duration_ns_) issue_read(session, level);
-  }
-}
-
 void Simulation::on_background_arrival(std::uint32_t gen) {
   if (gen != background_gen_) return;  // drawn at a rate that no longer holds
   schedule_background(now_, crash_ns_ >= 0 ? background_gap_after_ns_ : background_gap_ns_);
@@ -300,23 +263,7 @@ void Simulation::on_background_arrival(std::uint32_t gen) {
   events_.push(now_ + draw_ns(client_latency_), Ev::AtNode, d.node, id, jobs_[id].gen);
 }
 
-void Simulation::on_read_arrival() {
-  if (!c_.read_arrivals.empty()) {
-    const Arrival& a = c_.read_arrivals[next_traced(c_.read_arrivals, next_read_, Ev::ReadArrival)];
-    if (hold_read(a.session, a.level)) return;
-    return issue_read(a.session, a.level);
-  }
-  const std::int64_t next = now_ + std::max<std::int64_t>(1, exp_ns(read_gap_ns_));
-  if (next < duration_ns_) events_.push(next, Ev::ReadArrival, 0);
-  const int session = static_cast<int>(rng_.below(static_cast<std::uint32_t>(c_.sessions)));
-  const double x = rng_.uniform() * level_cdf_.back();
-  int level = 0;
-  while (level + 1 < kLevels && x >= level_cdf_[static_cast<std::size_t>(level)]) ++level;
-  if (hold_read(session, static_cast<Consistency>(level))) return;
-  issue_read(session, static_cast<Consistency>(level));
-}
-
-void Simulation::issue_read(int session, Consistency level) {
+void Simulation::issue_read(int session, Consistency level, int reader) {
   ++res_.reads_submitted;
   const auto li = static_cast<std::size_t>(level);
   ++res_.levels[li].submitted;
@@ -326,12 +273,14 @@ void Simulation::issue_read(int session, Consistency level) {
     ++res_.reads_failed_by[static_cast<std::size_t>(FailReason::QueueFull)];
     ++res_.levels[li].failed;
     if (windowed_) count_read(now_, li, ReadCount::Failed);
+    if (reader >= 0) events_.push(now_, Ev::ReaderFree, 0, static_cast<std::uint32_t>(reader));
     return;
   }
   const Session& s = sessions_[static_cast<std::size_t>(session)];
   const std::uint32_t id = new_job(false, session);
   Job& j = jobs_[id];
   j.level = static_cast<std::uint8_t>(level);
+  j.reader = static_cast<std::int16_t>(reader);
   switch (level) {
     case Consistency::ReadYourWrites: j.required_seq = seq_of(s.write_lsn); break;
     case Consistency::Monotonic: j.required_seq = seq_of(s.read_lsn); break;

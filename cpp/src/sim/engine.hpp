@@ -21,7 +21,7 @@ enum class Ev : std::uint8_t {
   WriteArrival, ReadArrival, ReadBack, AtNode, ServiceDone, WalArrive, ApplyDone, AckArrive,
   WriteAcked, ReadDone, Probe, ProbeAt, ProbeAnswer, Sample, Heartbeat, Crash, PauseStart, PauseEnd, Promote, Repoint,
   Detect,
-  BackgroundArrival, ProbeSend, SessionFree, ProbeRound,
+  BackgroundArrival, ProbeSend, SessionFree, ProbeRound, WriterFree, ReaderFree,
 };
 
 struct Event {
@@ -59,6 +59,7 @@ struct Job {
   std::int16_t node = 0;
   std::uint8_t level = 0;
   std::uint8_t timeline = 1;
+  std::int16_t reader = -1;  // reads: the client thread that sent it (read_arrival_readers; -1: none)
   bool write = false;
   bool background = false;  // a background write: no session, judged by no read
   bool to_primary = false;
@@ -132,7 +133,7 @@ class Simulation {
   SimResult run();
 
  private:
-  // engine.cpp: loop, arrivals, service, completion
+  // engine.cpp: loop, service, completion (the clients' arrivals: clients.cpp)
   void schedule_start();
   void dispatch(const Event& e);
   void on_write_arrival();
@@ -141,11 +142,16 @@ class Simulation {
   std::size_t next_traced(const std::vector<Arrival>& trace, std::size_t& next, Ev kind);
   void on_background_arrival(std::uint32_t gen);
   void schedule_background(std::int64_t from, double gap_ns);
-  void issue_read(int session, Consistency level);
-  // session_reads_wait_for_writes: whether a read of `level` waits for its session's write in
-  // flight (then held), and the held reads sent once the session has none.
-  bool hold_read(int session, Consistency level);
+  void issue_read(int session, Consistency level, int reader = -1);
+  // clients.cpp: session_reads_wait_for_writes: whether a read of `level` waits for its session's
+  // write in flight (then held), and the held reads sent once the session has none.
+  bool hold_read(int session, Consistency level, int reader = -1);
   void on_session_free(int session);
+  // sequential_writes and read_arrival_readers: one writer thread, reader threads.
+  void issue_write(int session);
+  void on_writer_free();
+  void client_read(int reader, int session, Consistency level);
+  void on_reader_free(int reader);
   void on_at_node(std::uint32_t id);
   void start_service(int node, std::uint32_t id);
   void on_service_done(std::uint32_t id);
@@ -247,7 +253,15 @@ class Simulation {
   std::vector<Node> nodes_;
   std::vector<Session> sessions_;
   std::vector<std::uint32_t> session_writes_;            // per session: its writes in flight
-  std::vector<std::vector<Consistency>> held_reads_;     // per session: reads waiting for them
+  struct HeldRead {
+    Consistency level;
+    int reader;
+  };
+  std::vector<std::vector<HeldRead>> held_reads_;        // per session: reads waiting for them
+  bool writer_busy_ = false;                              // sequential_writes: a session write in flight
+  std::deque<int> pending_writes_;                        // ... and the sessions of those waiting for it
+  std::vector<char> reader_busy_;                         // per reader: a read in flight (or held)
+  std::vector<std::deque<std::pair<int, Consistency>>> reader_queue_;  // per reader: reads waiting
   std::vector<Job> jobs_;
   std::vector<std::uint32_t> free_jobs_;
   std::deque<std::pair<std::uint64_t, std::uint32_t>> wait_sync_;  // (seq, job) on the primary

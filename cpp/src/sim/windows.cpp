@@ -73,7 +73,7 @@ void Simulation::init_windows() {
 int Simulation::phase_of(std::int64_t t) const {
   if (crash_ns_ < 0 || t < crash_ns_) return 0;
   // A read submitted after the recovery ends after it too, so the recovery is known by then.
-  return recovery_ns_ >= 0 && t >= recovery_ns_ ? 2 : 1;
+  return recovery_ns_ >= 0 && t >= recovery_ns_ + ns(c_.outage_after_promotion_ms) ? 2 : 1;
 }
 
 WindowStats* Simulation::fixed_window(std::int64_t t) {
@@ -104,7 +104,8 @@ void Simulation::finish_windows(SimResult& r) const {
   if (r.failover_windows.empty()) return;
   const double end = c_.duration_ms;
   const double crash = crash_ns_ >= 0 ? static_cast<double>(crash_ns_) * 1e-6 : end;
-  const double recovered = recovery_ns_ >= 0 ? static_cast<double>(recovery_ns_) * 1e-6 : end;
+  const double recovered =
+      recovery_ns_ >= 0 ? static_cast<double>(recovery_ns_ + ns(c_.outage_after_promotion_ms)) * 1e-6 : end;
   const double bounds[4] = {0, std::min(crash, end), std::min(recovered, end), end};
   for (std::size_t i = 0; i < r.failover_windows.size(); ++i) {
     WindowStats& w = r.failover_windows[i];

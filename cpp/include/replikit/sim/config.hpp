@@ -76,6 +76,8 @@ struct Arrival {
   Consistency level = Consistency::Eventual;  ///< a read's level (ignored for a write)
 };
 
+/// Most reader threads SimConfig::read_arrival_readers may name.
+inline constexpr int kMaxReaders = 1'000;
 /// Most arrivals SimConfig::write_arrivals or read_arrivals may list.
 inline constexpr std::size_t kMaxArrivals = 10'000'000;
 
@@ -273,6 +275,24 @@ struct SimConfig {
   std::vector<std::vector<double>> probe_round_lags_after_crash_ms;
   /// The gap below which two of a round's reads ran at once, on two free cores (ms).
   double probe_parallel_gap_ms = 0.01;
+
+  /// How long after the promotion the failover's outage window (SimResult::failover_windows) ends
+  /// and after_recovery begins, for a measurement that ends its outage at the new primary's first
+  /// acknowledged write while its clients wrote to it from the promotion on (a synchronous new
+  /// primary commits them at once but acknowledges only once its standby streams). Only the
+  /// windows move (failover.recovery_ms stays the promotion's). 0: at the promotion.
+  double outage_after_promotion_ms = 0;
+
+  /// Whether the session writes leave one at a time, as from one writer thread that waits for each
+  /// write's answer: a write arriving while the last one is in flight leaves once that one is
+  /// acknowledged or failed (a synchronous new primary that holds one write holds those behind it
+  /// too). false: each leaves when it arrives.
+  bool sequential_writes = false;
+  /// Per read_arrivals entry: the reader (a client thread, in [0, kMaxReaders)) that sends it. A
+  /// reader sends its reads one at a time: a read arriving while its last one is in flight, or
+  /// held for its session's write (session_reads_wait_for_writes), leaves once that one is
+  /// answered or failed. Empty: each read leaves when it arrives.
+  std::vector<int> read_arrival_readers;
 
   /// Throws InvalidArgument naming the first bad field.
   void validate() const;
