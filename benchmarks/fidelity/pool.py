@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fidelity import killtwins, windowstats  # noqa: E402
 
 Counts = Dict[str, Dict[str, float]]
-TWIN_OPTIONS = {"align", "after", "offsets_after", "rounds", "replay", "scale"}  # killtwins.sim_run_counts' options
+TWIN_OPTIONS = {"align", "after", "dither_ms", "offsets_after", "rounds", "replay", "scale"}  # killtwins.sim_run_counts' options
 
 
 def rematched(run: Dict[str, Any]) -> Dict[str, Any]:

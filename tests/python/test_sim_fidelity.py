@@ -382,16 +382,61 @@ def test_a_kill_twin_replays_the_workload_where_the_real_kill_fell():
                   half_round_trips=[0.3] * 20, background_per_s=[200.0, 200.0], probe_half_round_trips=[0.2],
                   probe_offsets_ms=[0.0, 0.0, 0.0], probe_run_lags={}, promotion_wal_bytes=0, repoint_ms=120.0,
                   switch_ms=70.0, stream_ms=115.0)
-    aligned = killtwins.sim_config("fast", "async", 30.0, 1, inputs)
+    aligned = killtwins.sim_config("fast", "async", 30.0, 1, inputs, dither_ms=0.0)
     assert aligned.duration_ms == pytest.approx(killtwins.RUN_S * 1000.0 + shift)
     assert aligned.window_edges_ms == pytest.approx([killtwins.WARM_S * 1000.0 + shift, crash])
     assert [a[0] for a in aligned.read_arrivals] == pytest.approx([t for t, *_ in moved["read_arrivals"]])
     # The survivor receives nothing until the real one had caught up (120 ms after the new primary's
     # first write, the client's switch 70 ms after it), then all at once.
     assert aligned.repoint_ms == pytest.approx(50.0) and aligned.repoint_catch_up_ms == 0.0
-    unaligned = killtwins.sim_config("fast", "async", 30.0, 1, inputs, align=False)
+    unaligned = killtwins.sim_config("fast", "async", 30.0, 1, inputs, align=False, dither_ms=0.0)
     assert unaligned.duration_ms == killtwins.RUN_S * 1000.0
     assert [a[0] for a in unaligned.read_arrivals] == pytest.approx([t for t, *_ in plain["read_arrivals"]])
+
+
+def test_a_kill_twin_dithers_its_eventual_reads_before_the_crash_only():
+    """The twin's eventual reads before the crash are moved by up to DITHER_MS either way (its seed),
+    apart from the schedule's chance pairs of a read just after a session write; its read-your-writes
+    reads, its writes and every read from DITHER_MS before the crash on keep their instants, and
+    each read keeps its session, level and reader thread."""
+    _fidelity_delays()  # puts benchmarks/ on the path
+    from fidelity import kill, killtwins
+
+    detector = {"late_ms": 0.5, "phase_ms": 12.0, "phase_raw_ms": 12.0}
+    inputs = {"seed": 7, "kill_s": 2.003, "detector": detector, "delays": [0.3] * 20, "commit_lag_ms": [0.05],
+              "tracker_reset": True, "delays_after": [0.3] * 20, "half_round_trips": [0.3] * 20,
+              "background_per_s": [200.0, 200.0], "probe_half_round_trips": [0.2], "probe_offsets_ms": [0.0, 0.0, 0.0],
+              "probe_run_lags": {}, "promotion_wal_bytes": 0, "repoint_ms": 120.0, "switch_ms": 70.0,
+              "stream_ms": 115.0, "probe_records": {}}
+    crash, _ = kill.twin_timing(killtwins.KILL_AT_S * 1000.0, 100.0, detector)
+    plain = killtwins.sim_config("fast", "async", 30.0, 1, inputs, dither_ms=0.0)
+    dithered = killtwins.sim_config("fast", "async", 30.0, 1, inputs)
+    again = killtwins.sim_config("fast", "async", 30.0, 1, inputs)
+    other = killtwins.sim_config("fast", "async", 30.0, 2, inputs)
+    assert killtwins.DITHER_MS == 10.0
+    assert dithered.write_arrivals == plain.write_arrivals
+    assert dithered.read_arrivals == again.read_arrivals and dithered.read_arrivals != other.read_arrivals
+    reads = [(t, s, str(level).lower(), r) for (t, s, level), r in zip(plain.read_arrivals, plain.read_arrival_readers)]
+    moved = [(t, s, str(level).lower(), r) for (t, s, level), r in zip(dithered.read_arrivals, dithered.read_arrival_readers)]
+    assert [t for t, *_ in moved] == sorted(t for t, *_ in moved) and len(moved) == len(reads)
+    fixed = [read for read in reads if "eventual" not in read[2] or read[0] + killtwins.DITHER_MS >= crash]
+    assert sorted(fixed) == sorted(read for read in moved if read in set(fixed)) and len(fixed) < len(reads)
+    early = sorted((s, level, r) for t, s, level, r in reads if read_is_dithered(t, level, crash, killtwins.DITHER_MS))
+    shifted = [read for read in moved if read not in set(fixed)]
+    assert sorted((s, level, r) for _, s, level, r in shifted) == early
+    assert all("eventual" in level for _, _, level, _ in shifted)
+    gaps = sorted(abs(a - b) for a, b in zip(sorted(t for t, s, level, r in reads
+                                                    if read_is_dithered(t, level, crash, killtwins.DITHER_MS)),
+                                             sorted(t for t, *_ in shifted)))
+    assert gaps[-1] <= killtwins.DITHER_MS + 1e-9 and sum(gap > 0.5 for gap in gaps) > len(gaps) // 2
+    # Without a replayed workload or at 0: unchanged.
+    assert killtwins.dithered_reads({}, 10.0, crash, 1) == {}
+    workload = killtwins.replayed_workload(inputs, True, clients=True)
+    assert killtwins.dithered_reads(workload, 0.0, crash, 1) == workload
+
+
+def read_is_dithered(t: float, level: str, crash: float, dither_ms: float) -> bool:
+    return "eventual" in level and t + dither_ms < crash
 
 
 def test_a_kill_twins_new_primary_acknowledges_as_the_real_one_did():
