@@ -16,7 +16,8 @@ kill's twin again with the current code from the inputs saved with it (fidelity.
 saved counts); progress goes to stderr; ``--set FIELD=VALUE`` sets a SimConfig field on every
 twin (VALUE as JSON, else a string; e.g. ``--set mode_after_promotion=null``: what-if figures);
 ``--twin OPTION=VALUE`` passes an option of fidelity.killtwins.sim_run_counts (align, after,
-offsets_after, replay, scale; e.g. ``--twin align=false``). ``--rematch`` gives every saved kill's twin
+dither_ms, offsets_after, replay, scale; e.g. ``--twin align=false``; ``--twin dither_ms=0
+--set apply_rate_per_s=100000`` gives the twins before killtwins.dithered_reads and APPLY_RATE_PER_S). ``--rematch`` gives every saved kill's twin
 the per-write delays of fidelity.delays.matched_per_write_delays (what real_reads now saves, with
 delays_matched and the measured delays), taking the saved ones of a kill saved before
 (per_write_delays' thinned draws) for the measured ones: only the measured delays' mean was

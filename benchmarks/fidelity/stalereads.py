@@ -14,7 +14,14 @@ same span per write as the probe's. Per file and pooled it prints:
   stale share over the session writer's rate) and the mean of the delays the twins took;
 - the INSERT -> COMMIT of the session writer's rows and of the probe's rows (their mean and
   median): a read sent in a row's INSERT -> COMMIT is stale against it, so the probe's span
-  carries its own rows' gap where the readers' carries the session rows'.
+  carries its own rows' gap where the readers' carries the session rows';
+- the schedules' density of eventual reads NEAR_MS after a session write's scheduled instant,
+  against a Poisson stream's (schedule_density): a twin replaying them to the microsecond took
+  its stale share from there (killtwins.dithered_reads);
+- the stale reads the readers' share by send offset gives on the run's own send and INSERT
+  instants against on the scheduled ones with each read's and each INSERT's lateness drawn
+  independently (independent_ratio): below 1, the real reads and writes close in time pushed
+  each other apart (the shared machine), which the twin, its latencies independent, does not.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fidelity import killtwins  # noqa: E402
 
 X_BEFORE_MS, X_AFTER_MS = 2.0, 25.0
+NEAR_MS = (0.1, 0.5)  # a twin's eventual read reaching a replica within a delay after a commit
+REDRAWS = 5  # independent_ratio's draws of the lateness per pair
 EDGES_MS = (-2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 25.0)
 
 
@@ -71,6 +80,78 @@ def span_ms(bins: Sequence[Tuple[float, float, int, int]]) -> float:
     return sum((high - low) * stale / reads for low, high, reads, stale in bins if reads)
 
 
+def _schedules(run: Dict[str, Any]) -> Tuple[Any, Any]:
+    """The run's scheduled session writes and eventual reads (ms; killreads.workload_arrivals)."""
+    import numpy as np
+
+    from fidelity.killreads import workload_arrivals
+
+    arrivals = workload_arrivals(int(run["seed"]))
+    writes = np.asarray([t for t, _ in arrivals["write_arrivals"]], dtype=float)
+    reads = np.asarray(sorted(t for t, _, level in arrivals["read_arrivals"] if level == "eventual"), dtype=float)
+    return writes, reads
+
+
+def schedule_density(runs: List[Dict[str, Any]]) -> float:
+    """Pairs of a scheduled eventual read NEAR_MS after a scheduled session write (reads in
+    [WARM_S, kill)) over a Poisson stream's expectation at SESSION_WRITE_RATE; nan without runs
+    saved with their seed and kill instant."""
+    import numpy as np
+
+    from fidelity.killreads import SESSION_WRITE_RATE, WARM_S
+
+    pairs = expected = 0.0
+    for run in runs:
+        if "seed" not in run or "kill_s" not in run:
+            continue
+        writes, reads = _schedules(run)
+        reads = reads[(reads >= WARM_S * 1000.0) & (reads < run["kill_s"] * 1000.0)]
+        low, high = NEAR_MS
+        pairs += float((np.searchsorted(writes, reads - low, side="right")
+                        - np.searchsorted(writes, reads - high, side="right")).sum())
+        expected += reads.size * SESSION_WRITE_RATE / 1000.0 * (high - low)
+    return pairs / expected if expected else float("nan")
+
+
+def independent_ratio(runs: List[Dict[str, Any]], seed: int = 1) -> float:
+    """The readers' stale share by send offset (binned as ``summary``) summed over every replica
+    eventual read before the kill and every session row on the run's own instants (send, INSERT),
+    over the same sum on the scheduled instants with each read's lateness (send - schedule) and each
+    row's (INSERT - schedule) drawn independently from the run's (REDRAWS draws per pair); nan
+    without runs saved with their seed and kill instant."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    edges = np.asarray(EDGES_MS)
+    share = np.asarray([k / n if n else 0.0 for _, _, n, k in binned([p for run in runs for p in reader_pairs(run)])])
+
+    def stale(x: Any) -> float:
+        i = np.searchsorted(edges, x, side="right") - 1
+        return float(np.where((i >= 0) & (i < share.size), share[np.clip(i, 0, share.size - 1)], 0.0).sum())
+
+    actual = redrawn = 0.0
+    for run in runs:
+        if "seed" not in run or "kill_s" not in run or not run.get("eventual_reads_before"):
+            continue
+        writes, scheduled = _schedules(run)
+        rows = sorted((float(at) * 1000.0, int(row_id)) for at, row_id in run["session_rows"])
+        inserts = np.asarray([at for at, _ in rows])
+        late_w = np.asarray([at - writes[i - 1] for at, i in rows
+                             if 1 <= i <= writes.size and writes[i - 1] < run["kill_s"] * 1000.0])
+        sent = np.asarray([r[0] * 1000.0 for r in run["eventual_reads_before"] if r[2] != "primary"])
+        if sent.size == 0 or late_w.size == 0:
+            continue
+        mine = scheduled[np.clip(np.searchsorted(scheduled, sent, side="right") - 1, 0, None)]
+        late_r = sent - mine
+        for t_sent, t_mine in zip(sent, mine):
+            near = inserts[np.searchsorted(inserts, t_sent - X_AFTER_MS):np.searchsorted(inserts, t_sent + X_BEFORE_MS)]
+            actual += stale(t_sent - near)
+            near = writes[np.searchsorted(writes, t_mine - X_AFTER_MS - 1.0):np.searchsorted(writes, t_mine + X_BEFORE_MS + 1.0)]
+            for _ in range(REDRAWS):
+                redrawn += stale(t_mine + rng.choice(late_r) - near - rng.choice(late_w, near.size)) / REDRAWS
+    return actual / redrawn if redrawn else float("nan")
+
+
 def summary(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     readers = [p for run in runs for p in reader_pairs(run)]
     probe = [p for run in runs for p in probe_pairs(run)]
@@ -82,7 +163,8 @@ def summary(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
             "readers": binned(readers), "probe": binned(probe),
             "session_gap": (statistics.fmean(session_gaps), statistics.median(session_gaps)) if session_gaps else None,
             "probe_gap": (statistics.fmean(probe_gaps), statistics.median(probe_gaps)) if probe_gaps else None,
-            "twin_delay_mean": statistics.fmean(delays) if delays else float("nan")}
+            "twin_delay_mean": statistics.fmean(delays) if delays else float("nan"),
+            "schedule_density": schedule_density(runs), "independent_ratio": independent_ratio(runs)}
 
 
 def print_summary(title: str, s: Dict[str, Any], log: Any = print) -> None:
@@ -98,6 +180,9 @@ def print_summary(title: str, s: Dict[str, Any], log: Any = print) -> None:
     for name, gap in (("session rows", s["session_gap"]), ("probe rows", s["probe_gap"])):
         if gap:
             log(f"  INSERT -> COMMIT, {name}: mean {gap[0]:.3f} ms, median {gap[1]:.3f} ms")
+    log(f"  scheduled eventual reads {NEAR_MS[0]}-{NEAR_MS[1]} ms after a session write: {s['schedule_density']:.3f} "
+        f"times a Poisson stream's; stale reads on the run's instants over those with independent lateness: "
+        f"{s['independent_ratio']:.3f}")
 
 
 def main(argv: Any = None, log: Any = print) -> int:

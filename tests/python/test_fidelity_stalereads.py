@@ -66,3 +66,49 @@ def test_main_prints_each_file_and_skips_runs_saved_without_reads(tmp_path):
     other.write_text(json.dumps({"scenario": "pause"}))
     with pytest.raises(SystemExit, match="not a saved kill scenario"):
         stalereads.main([str(other)], log=lines.append)
+
+
+def scheduled_run(seed: int = 7, late_w_ms: float = 0.3, late_r_ms: float = 0.1) -> dict:
+    """A made-up kill on the schedules of ``seed``: every INSERT late_w_ms after its write's
+    scheduled instant, every eventual read sent late_r_ms after its own and run 0.05 ms later,
+    each row visible on the replica 0.4 ms after its INSERT."""
+    from fidelity.killreads import workload_arrivals
+
+    arrivals = workload_arrivals(seed)
+    rows = [[(t + late_w_ms) / 1000.0, k + 1] for k, (t, _) in enumerate(arrivals["write_arrivals"])]
+    reads = []
+    for t, _, level in arrivals["read_arrivals"]:
+        if level != "eventual" or not 300.0 <= t < 2000.0:
+            continue
+        sent = (t + late_r_ms) / 1000.0
+        ran = sent + 0.00005
+        seen = max((row_id for at, row_id in rows if at + 0.0004 <= ran), default=0)
+        latest = max((row_id for at, row_id in rows if at <= ran), default=0)
+        reads.append([sent, ran, "r1", seen, seen < latest])
+    return {"seed": seed, "kill_s": 2.0, "session_rows": rows, "eventual_reads_before": reads,
+            "probe_samples_before": [], "delays": [0.4]}
+
+
+def test_the_schedules_density_near_a_write_and_the_independent_lateness_ratio():
+    import numpy as np
+
+    from fidelity.killreads import SESSION_WRITE_RATE, workload_arrivals
+
+    run = scheduled_run()
+    arrivals = workload_arrivals(7)
+    writes = [t for t, _ in arrivals["write_arrivals"]]
+    reads = [t for t, _, level in arrivals["read_arrivals"] if level == "eventual" and 300.0 <= t < 2000.0]
+    low, high = stalereads.NEAR_MS
+    pairs = sum(low <= r - w < high for r in reads for w in writes)
+    expected = len(reads) * SESSION_WRITE_RATE / 1000.0 * (high - low)
+    assert stalereads.schedule_density([run]) == pytest.approx(pairs / expected)
+    assert np.isnan(stalereads.schedule_density([{"delays": [0.3]}]))  # saved without its seed
+    # Every read and INSERT as late as the others: the run's own offsets are the redrawn ones.
+    assert sum(r[4] for r in run["eventual_reads_before"]) > 0
+    assert stalereads.independent_ratio([run]) == pytest.approx(1.0, abs=0.02)
+    assert np.isnan(stalereads.independent_ratio([{"delays": [0.3]}]))
+    s = stalereads.summary([run])
+    assert s["schedule_density"] == pytest.approx(pairs / expected)
+    lines = []
+    stalereads.print_summary("made up", s, lines.append)
+    assert any("times a Poisson stream's" in line and "independent lateness" in line for line in lines)
