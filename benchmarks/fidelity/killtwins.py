@@ -292,12 +292,13 @@ def dithered_reads(workload: Dict[str, Any], dither_ms: float, crash_ms: float, 
     reach a replica within a replication delay after a session write's commit (~0.1-0.5 ms after
     it is scheduled), so replayed to the microsecond it follows the schedules' chance pairs of a
     read just after a write: on the 20 schedules of a campaign run, that density was 0.65 to 1.20
-    times a Poisson stream's (fidelity/stalereads.py), and the twins' error before the kill with it (+0.2% to +23.9% in three
-    runs of 60 kills). The real requests keep their schedule less tightly (a session row's INSERT
-    0.22-0.47 ms after its scheduled instant, 10-90%, a tail of ms, later when a read was scheduled
-    within 0.2 ms of it; the twin's writes commit ~0.2-0.34 ms after theirs), and the real errors
-    did not follow the schedules: dithered, the three runs' twins were +6.8%, +4.7% and +13.3%
-    (between them Q 3.7 -> 0.3 on 2 degrees of freedom; see killreads' docstring). The read-your-writes
+    times a Poisson stream's (fidelity/stalereads.py), and the twins' error before the kill went
+    with it (+0.2% to +38.3% in four runs of 60 kills; between the runs Q = 10.6 on 3 degrees of
+    freedom). The real requests keep their schedule less tightly (a session row's INSERT 0.22-0.47
+    ms after its scheduled instant, 10-90%, a tail of ms, later when a read was scheduled within
+    0.2 ms of it; the twin's writes commit ~0.2-0.34 ms after theirs), and the real stale shares
+    did not follow the schedules: dithered, the four runs' errors were +10.5%, +7.8%, +16.2% and
+    +28.9% (Q = 3.3; see killreads' docstring for what remains). The read-your-writes
     reads, the writes and the reads after the crash keep their instants (the reads right after
     the recovery are few and decide its figures: see replayed_workload)."""
     import random
