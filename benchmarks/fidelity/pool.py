@@ -17,9 +17,10 @@ saved counts); progress goes to stderr; ``--set FIELD=VALUE`` sets a SimConfig f
 twin (VALUE as JSON, else a string; e.g. ``--set mode_after_promotion=null``: what-if figures);
 ``--twin OPTION=VALUE`` passes an option of fidelity.killtwins.sim_run_counts (align, after,
 dither_ms, offsets_after, replay, scale; e.g. ``--twin align=false``; ``--twin dither_ms=0
---set apply_rate_per_s=100000`` gives the twins before killtwins.dithered_reads and APPLY_RATE_PER_S). ``--rematch`` gives every saved kill's twin
-the per-write delays of fidelity.delays.matched_per_write_delays (what real_reads now saves, with
-delays_matched and the measured delays), taking the saved ones of a kill saved before
+--set apply_rate_per_s=100000`` gives the twins before killtwins.dithered_reads and
+APPLY_RATE_PER_S). ``--rematch`` gives every saved kill's twin the per-write delays of
+fidelity.delays.matched_per_write_delays (what real_reads now saves, with delays_matched and the
+measured delays), taking the saved ones of a kill saved before
 (per_write_delays' thinned draws) for the measured ones: only the measured delays' mean was
 saved then (in the run's log), within 1% of the saved draws' on the 960 saved kills.
 ``--gap-excess`` (a what-if for kills saved with the probe rows' INSERT -> COMMIT) takes the mean
@@ -47,7 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fidelity import killtwins, windowstats  # noqa: E402
 
 Counts = Dict[str, Dict[str, float]]
-TWIN_OPTIONS = {"align", "after", "dither_ms", "offsets_after", "rounds", "replay", "scale"}  # killtwins.sim_run_counts' options
+# killtwins.sim_run_counts' options
+TWIN_OPTIONS = {"align", "after", "dither_ms", "offsets_after", "rounds", "replay", "scale"}
 
 
 def rematched(run: Dict[str, Any]) -> Dict[str, Any]:

@@ -144,9 +144,10 @@ def independent_ratio(runs: List[Dict[str, Any]], seed: int = 1) -> float:
         mine = scheduled[np.clip(np.searchsorted(scheduled, sent, side="right") - 1, 0, None)]
         late_r = sent - mine
         for t_sent, t_mine in zip(sent, mine):
-            near = inserts[np.searchsorted(inserts, t_sent - X_AFTER_MS):np.searchsorted(inserts, t_sent + X_BEFORE_MS)]
-            actual += stale(t_sent - near)
-            near = writes[np.searchsorted(writes, t_mine - X_AFTER_MS - 1.0):np.searchsorted(writes, t_mine + X_BEFORE_MS + 1.0)]
+            lo, hi = np.searchsorted(inserts, [t_sent - X_AFTER_MS, t_sent + X_BEFORE_MS])
+            actual += stale(t_sent - inserts[lo:hi])
+            lo, hi = np.searchsorted(writes, [t_mine - X_AFTER_MS - 1.0, t_mine + X_BEFORE_MS + 1.0])
+            near = writes[lo:hi]
             for _ in range(REDRAWS):
                 redrawn += stale(t_mine + rng.choice(late_r) - near - rng.choice(late_w, near.size)) / REDRAWS
     return actual / redrawn if redrawn else float("nan")

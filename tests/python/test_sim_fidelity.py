@@ -416,8 +416,11 @@ def test_a_kill_twin_dithers_its_eventual_reads_before_the_crash_only():
     assert killtwins.DITHER_MS == 10.0
     assert dithered.write_arrivals == plain.write_arrivals
     assert dithered.read_arrivals == again.read_arrivals and dithered.read_arrivals != other.read_arrivals
-    reads = [(t, s, str(level).lower(), r) for (t, s, level), r in zip(plain.read_arrivals, plain.read_arrival_readers)]
-    moved = [(t, s, str(level).lower(), r) for (t, s, level), r in zip(dithered.read_arrivals, dithered.read_arrival_readers)]
+    def listed(config):
+        return [(t, s, str(level).lower(), r)
+                for (t, s, level), r in zip(config.read_arrivals, config.read_arrival_readers)]
+
+    reads, moved = listed(plain), listed(dithered)
     assert [t for t, *_ in moved] == sorted(t for t, *_ in moved) and len(moved) == len(reads)
     fixed = [read for read in reads if "eventual" not in read[2] or read[0] + killtwins.DITHER_MS >= crash]
     assert sorted(fixed) == sorted(read for read in moved if read in set(fixed)) and len(fixed) < len(reads)
