@@ -62,18 +62,23 @@ def _commit_waits_for(cluster, primary, survivor, wait_s=1.0):
     return waited, time.monotonic() - started
 
 
+def _crash_primary(cluster, manager):
+    """Starts ``manager``, crashes the primary once it has read the primary's setting, and
+    returns (report, new primary, survivor) of the failover it ran."""
+    manager.start()
+    time.sleep(0.3)  # the manager reads synchronous_standby_names while the primary is up
+    cluster.crash("primary")
+    assert manager.wait_reports(1, WAIT_S * 1000)
+    report = manager.reports()[0]
+    assert report.promoted, report
+    return report, report.promoted, ({"r1", "r2"} - {report.promoted}).pop()
+
+
 def _failover(cluster, **manager_options):
     db = fast_database(cluster)
     manager = fast_manager(db, **manager_options)
     try:
-        manager.start()
-        time.sleep(0.3)  # the manager reads synchronous_standby_names while the primary is up
-        cluster.crash("primary")
-        assert manager.wait_reports(1, WAIT_S * 1000)
-        report = manager.reports()[0]
-        assert report.promoted, report
-        new = report.promoted
-        survivor = ({"r1", "r2"} - {new}).pop()
+        report, new, survivor = _crash_primary(cluster, manager)
         wait_until(lambda: cluster.sql(survivor, "SELECT received_tli FROM pg_stat_wal_receiver") == [("2",)],
                    WAIT_S, f"{survivor} streaming from {new}")
         time.sleep(0.3)  # reconciliation rounds (every 100 ms) must leave the setting alone
@@ -183,13 +188,7 @@ def test_a_rejoined_old_primary_is_listed_again_in_the_new_primarys_synchronous_
         db = fast_database(cluster)
         manager = fast_manager(db)
         try:
-            manager.start()
-            time.sleep(0.3)  # the manager reads synchronous_standby_names while the primary is up
-            cluster.crash("primary")
-            assert manager.wait_reports(1, WAIT_S * 1000)
-            report = manager.reports()[0]
-            new = report.promoted
-            survivor = ({"r1", "r2"} - {new}).pop()
+            report, new, survivor = _crash_primary(cluster, manager)
             carried, restored = carried.format(s=survivor), restored.format(s=survivor)
             assert report.synchronous_standby_names == carried, report
             cluster.adopt_promotion(new)
@@ -222,12 +221,7 @@ def test_a_rejoined_old_primary_streaming_under_another_name_is_not_listed():
         db = fast_database(cluster)
         manager = fast_manager(db)
         try:
-            manager.start()
-            time.sleep(0.3)  # the manager reads synchronous_standby_names while the primary is up
-            cluster.crash("primary")
-            assert manager.wait_reports(1, WAIT_S * 1000)
-            new = manager.reports()[0].promoted
-            survivor = ({"r1", "r2"} - {new}).pop()
+            _, new, survivor = _crash_primary(cluster, manager)
             carried = f'FIRST 1 ("{survivor}")'
             assert _show(cluster, new) == carried
             manager.stop()  # the rejoin under another name first; the manager keeps its carry

@@ -394,6 +394,17 @@ def test_a_kill_twin_replays_the_workload_where_the_real_kill_fell():
     assert [a[0] for a in unaligned.read_arrivals] == pytest.approx([t for t, *_ in plain["read_arrivals"]])
 
 
+def _kill_twin_inputs():
+    """A kill run's twin inputs, as killreads saves them, with round values."""
+    detector = {"late_ms": 0.5, "phase_ms": 12.0, "phase_raw_ms": 12.0}
+    inputs = {"seed": 7, "kill_s": 2.003, "detector": detector, "delays": [0.3] * 20, "commit_lag_ms": [0.05],
+              "tracker_reset": True, "delays_after": [0.3] * 20, "half_round_trips": [0.3] * 20,
+              "background_per_s": [200.0, 200.0], "probe_half_round_trips": [0.2], "probe_offsets_ms": [0.0, 0.0, 0.0],
+              "probe_run_lags": {}, "promotion_wal_bytes": 0, "repoint_ms": 120.0, "switch_ms": 70.0,
+              "stream_ms": 115.0, "probe_records": {}}
+    return detector, inputs
+
+
 def test_a_kill_twin_dithers_its_eventual_reads_before_the_crash_only():
     """The twin's eventual reads before the crash are moved by up to DITHER_MS either way (its seed),
     apart from the schedule's chance pairs of a read just after a session write; its read-your-writes
@@ -402,12 +413,7 @@ def test_a_kill_twin_dithers_its_eventual_reads_before_the_crash_only():
     _fidelity_delays()  # puts benchmarks/ on the path
     from fidelity import kill, killtwins
 
-    detector = {"late_ms": 0.5, "phase_ms": 12.0, "phase_raw_ms": 12.0}
-    inputs = {"seed": 7, "kill_s": 2.003, "detector": detector, "delays": [0.3] * 20, "commit_lag_ms": [0.05],
-              "tracker_reset": True, "delays_after": [0.3] * 20, "half_round_trips": [0.3] * 20,
-              "background_per_s": [200.0, 200.0], "probe_half_round_trips": [0.2], "probe_offsets_ms": [0.0, 0.0, 0.0],
-              "probe_run_lags": {}, "promotion_wal_bytes": 0, "repoint_ms": 120.0, "switch_ms": 70.0,
-              "stream_ms": 115.0, "probe_records": {}}
+    detector, inputs = _kill_twin_inputs()
     crash, _ = kill.twin_timing(killtwins.KILL_AT_S * 1000.0, 100.0, detector)
     plain = killtwins.sim_config("fast", "async", 30.0, 1, inputs, dither_ms=0.0)
     dithered = killtwins.sim_config("fast", "async", 30.0, 1, inputs)
@@ -453,12 +459,7 @@ def test_a_kill_twins_new_primary_acknowledges_as_the_real_one_did():
     assert killtwins.mode_after_promotion({}) == "async"
     assert killtwins.mode_after_promotion({"sync_carried": False}) == "async"
     assert killtwins.mode_after_promotion({"sync_carried": True}) is None
-    detector = {"late_ms": 0.5, "phase_ms": 12.0, "phase_raw_ms": 12.0}
-    inputs = {"seed": 7, "kill_s": 2.003, "detector": detector, "delays": [0.3] * 20, "commit_lag_ms": [0.05],
-              "tracker_reset": True, "delays_after": [0.3] * 20, "half_round_trips": [0.3] * 20,
-              "background_per_s": [200.0, 200.0], "probe_half_round_trips": [0.2], "probe_offsets_ms": [0.0, 0.0, 0.0],
-              "probe_run_lags": {}, "promotion_wal_bytes": 0, "repoint_ms": 120.0, "switch_ms": 70.0,
-              "stream_ms": 115.0, "probe_records": {}}
+    detector, inputs = _kill_twin_inputs()
     saved = killtwins.sim_config("fast", "semi_sync", 30.0, 1, inputs)
     carried = killtwins.sim_config("fast", "semi_sync", 30.0, 1, dict(inputs, sync_carried=True))
     assert saved.mode_after_promotion == ReplicationMode.ASYNC and carried.mode_after_promotion is None
