@@ -22,6 +22,7 @@ PROBE_SQL = ("SELECT pg_is_in_recovery(),"
              " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END,"
              " pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text")
 
+
 def probe_conninfo(dsn: str, options: DatabaseOptions) -> bytes:
     """A probe connection's conninfo: the node's DSN with a server-side bound on the probe (the
     client-side bounds are probe_once's deadlines)."""
@@ -74,7 +75,7 @@ def probe_once(pgconn: Optional[PGconnType], conninfo: bytes, bound_s: float,
     client-side by `bound_s`: a deadline on poll() bounds the query, so even a server that
     stopped answering (SIGSTOP) cannot hold the prober, and no wait holds the GIL. Raises
     psycopg.OperationalError; the caller drops the connection then."""
-    if pgconn is None or pgconn.status != pq.ConnStatus.OK:
+    if pgconn is None or pgconn.status != ConnStatus.OK:
         if pgconn is not None:
             pgconn.finish()
         pgconn = probe_connect(conninfo, connect_s)
