@@ -101,6 +101,14 @@ def twin_inputs(seed: int) -> dict:
             "stream_ms": 115.0}
 
 
+def one_kill_file(tmp_path: Path, run: dict) -> str:
+    """A saved async run of one kill whose twin inputs are `run`, one twin run per kill."""
+    saved = saved_run(5, modes=("async",), kills=1)
+    saved["settings"]["sim_runs"] = 1
+    saved["modes"]["async"]["reads"]["real"]["runs"][0].update(run)
+    return write(tmp_path, "run.json", saved)
+
+
 def test_repredict_gives_back_the_saved_twins_with_the_same_code_and_seeds(tmp_path):
     saved = saved_run(4, modes=("semi_sync",), kills=2)
     saved["settings"]["sim_runs"] = 2
@@ -152,14 +160,12 @@ def test_rematch_gives_saved_kills_the_matched_per_write_delays(tmp_path):
     assert again is not run and len(again["delays"]) == len(run["delays"])
     assert sum(again["delays"]) < sum(run["delays"]) and sum(again["delays_after"]) < sum(run["delays_after"])
     assert pool.rematched(dict(run, delays_matched=True))["delays"] == run["delays"]
-    saved = saved_run(5, modes=("async",), kills=1)
-    saved["settings"]["sim_runs"] = 1
-    saved["modes"]["async"]["reads"]["real"]["runs"][0].update(run)
+    path = one_kill_file(tmp_path, run)
     lines = []
-    assert pool.main([write(tmp_path, "run.json", saved), "--repredict", "--rematch"], log=lines.append) == 0
+    assert pool.main([path, "--repredict", "--rematch"], log=lines.append) == 0
     assert "with rematched per-write delays" in "\n".join(lines)
     with pytest.raises(SystemExit):
-        pool.main([write(tmp_path, "run.json", saved), "--rematch"], log=lines.append)
+        pool.main([path, "--rematch"], log=lines.append)
 
 
 def test_gap_excess_takes_the_probe_rows_longer_commit_gap_off_the_delays(tmp_path):
@@ -171,11 +177,9 @@ def test_gap_excess_takes_the_probe_rows_longer_commit_gap_off_the_delays(tmp_pa
     assert pool.gap_corrected(twin_inputs(2)) == twin_inputs(2)  # saved without the probe rows' gaps
     shorter = dict(run, probe_commit_lag_ms=[0.01])  # the probe's gap shorter: nothing taken off
     assert pool.gap_corrected(shorter)["delays"] == run["delays"]
-    saved = saved_run(5, modes=("async",), kills=1)
-    saved["settings"]["sim_runs"] = 1
-    saved["modes"]["async"]["reads"]["real"]["runs"][0].update(run)
+    path = one_kill_file(tmp_path, run)
     lines = []
-    assert pool.main([write(tmp_path, "run.json", saved), "--repredict", "--gap-excess"], log=lines.append) == 0
+    assert pool.main([path, "--repredict", "--gap-excess"], log=lines.append) == 0
     assert "commit gap excess off the delays" in "\n".join(lines)
 
 
