@@ -1,7 +1,6 @@
 // The failover and switchover procedures of FailoverManager, and its reconciliation
 // (see failover_manager.hpp for the order of the steps and why).
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <future>
 #include <thread>
@@ -260,11 +259,7 @@ void FailoverManager::Impl::relist_deposed(const std::string& node, const std::s
   // PostgreSQL counts a synchronous standby by its application_name, and only while it streams:
   // listed before (or under a name it does not stream as), it would hold commits with the count
   // restored. Until then the next rounds look again.
-  const auto streams = [&](const std::string& name) {
-    return std::equal(name.begin(), name.end(), node.begin(), node.end(), [](char a, char b) {
-      return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-    });
-  };
+  const auto streams = [&](const std::string& name) { return same_standby_name(name, node); };
   if (std::none_of(now.streaming_now.begin(), now.streaming_now.end(), streams)) return;
   if (set_synchronous(primary, pdsn, c.to, permitted("synchronous")).ok) carried.reset();
 }

@@ -10,6 +10,15 @@
 
 namespace replikit::pg {
 
+// PostgreSQL matches application_name against the list case-insensitively (pg_strcasecmp).
+bool same_standby_name(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
 namespace {
 
 std::string trimmed(const std::string& text) {
@@ -17,15 +26,6 @@ std::string trimmed(const std::string& text) {
   while (b < e && std::isspace(static_cast<unsigned char>(text[b])) != 0) ++b;
   while (e > b && std::isspace(static_cast<unsigned char>(text[e - 1])) != 0) --e;
   return text.substr(b, e - b);
-}
-
-// PostgreSQL matches application_name against the list case-insensitively (pg_strcasecmp).
-bool same_name(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
 }
 
 struct Entry {
@@ -81,8 +81,8 @@ class Scanner {
     if (ident_start(ch) || is_digit(ch)) {
       const bool number = is_digit(ch);
       while (i_ < text_.size() && (number ? is_digit(text_[i_]) : ident_cont(text_[i_]))) t.text.push_back(text_[i_++]);
-      t.kind = number ? Kind::Number : same_name(t.text, "any") ? Kind::Any
-                                     : same_name(t.text, "first") ? Kind::First : Kind::Name;
+      t.kind = number ? Kind::Number : same_standby_name(t.text, "any") ? Kind::Any
+                                     : same_standby_name(t.text, "first") ? Kind::First : Kind::Name;
       return t;
     }
     ++i_;
@@ -245,7 +245,7 @@ SynchronousCarry carry_synchronous(const std::string& setting, const std::string
     if (e.star) {
       star = true;
       kept.push_back("*");
-    } else if (!same_name(e.name, old_primary) && !same_name(e.name, promoted)) {
+    } else if (!same_standby_name(e.name, old_primary) && !same_standby_name(e.name, promoted)) {
       kept.push_back(quoted(e.name));
     }
   }
@@ -288,8 +288,8 @@ SynchronousCarry restore_synchronous(const std::string& setting, const std::stri
       c.note = shown(setting) + " lists every standby ('*'): nothing to restore";
       return c;
     }
-    if (same_name(e.name, promoted)) continue;
-    listed = listed || same_name(e.name, deposed);
+    if (same_standby_name(e.name, promoted)) continue;
+    listed = listed || same_standby_name(e.name, deposed);
     kept.push_back(quoted(e.name));
   }
   if (!listed) kept.push_back(quoted(deposed));

@@ -103,6 +103,10 @@ SynchronousCarry carry_synchronous(const std::string& setting, const std::string
 SynchronousCarry restore_synchronous(const std::string& setting, const std::string& promoted,
                                      const std::string& deposed);
 
+/// Whether a synchronous_standby_names entry `a` names the standby `b`: case-insensitively, as
+/// PostgreSQL matches application_name against the list.
+bool same_standby_name(const std::string& a, const std::string& b);
+
 /// Sets synchronous_standby_names = `names` on `node` (ALTER SYSTEM, pg_reload_conf()); works on
 /// a standby too (the setting takes effect at its promotion); unchanged when it is so already.
 ActionResult set_synchronous(const std::string& node, const std::string& dsn, const std::string& names,
