@@ -6,6 +6,7 @@ Add fixtures in clearly marked sections; keep each section self-contained.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from typing import Tuple
@@ -91,3 +92,62 @@ def pg_cluster_reset(replikit_cluster_reset):
     return replikit_cluster_reset
 
 # ========================================================================= end of pg
+
+
+# =====================================================================================
+# replikit.django (test_django*.py): Django's settings can be configured once per process, so
+# the comments example's project over the session cluster is set up once per session; each
+# module gets replikit.django with its State reset (probers stopped) when the module ends.
+
+
+@pytest.fixture(scope="session")
+def django_site(pg_cluster):
+    """Django set up once for this process (settings can be configured once)."""
+    import django
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from django_helpers import EXAMPLE, SECRET, database
+
+    if settings.configured:
+        pytest.skip("Django was configured by another test module")
+    sys.path.insert(0, str(EXAMPLE))
+    settings.configure(
+        SECRET_KEY=SECRET, USE_TZ=True, ALLOWED_HOSTS=["testserver"], DEBUG=False,
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        DATABASES={"default": database(pg_cluster, "primary"), "r1": database(pg_cluster, "r1"),
+                   "r2": database(pg_cluster, "r2")},
+        INSTALLED_APPS=["replikit.django", "comments"],
+        MIDDLEWARE=["replikit.django.ReplikitMiddleware"], ROOT_URLCONF="comments_site.urls",
+        DATABASE_ROUTERS=["replikit.django.ReplikitRouter"],
+        REPLIKIT={"PRIMARY": "default", "REPLICAS": ["r1", "r2"], "NODE_NAMES": {"default": "primary"},
+                  "WAIT_FOR_REPLICA_MS": 300.0,
+                  "OPTIONS": {"probe_interval_ms": 20.0, "max_lag_ms": 500.0, "recover_lag_ms": 200.0}})
+    django.setup()
+    call_command("migrate", "comments", database="default", verbosity=0)
+    pg_cluster.wait_caught_up(timeout_ms=10_000)
+
+
+@pytest.fixture(scope="module")
+def dj(django_site):
+    """replikit.django for one test module."""
+    import replikit.django as rd
+    from django.db import connections
+
+    yield rd
+    rd.reset_state()
+    connections.close_all()
+
+
+@pytest.fixture
+def rd(dj, pg_cluster_reset):
+    """replikit.django with fresh probes of a cluster in its normal state."""
+    from django.db import connections
+    connections.close_all()
+    state = dj.get_state()
+    assert state.wait_probes(2, 5000)
+    wait_until(lambda: all(n["up"] for n in state.nodes()), 5, "every node up")
+    yield dj
+    connections.close_all()
+
+# ==================================================================== end of replikit.django
