@@ -2,7 +2,7 @@
 // (bad DSNs, refused connections, option validation). The second runs only when
 // REPLIKIT_PG_PRIMARY_DSN (and optionally REPLIKIT_PG_REPLICA_DSN) point at a running cluster,
 // e.g. one from `replikit cluster up`; the full real-cluster suite is
-// tests/python/test_pg_backend.py.
+// tests/python/test_pg_backend_*.py.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
