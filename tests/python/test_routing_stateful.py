@@ -5,10 +5,10 @@ interleaving of single steps (primary and replica samples, up/down, promotions f
 LagTracker.reset, writes at or below the primary's LSN, reads at every consistency level, token
 round trips and merges, plain or signed, tampered or not) and shrinks a failure to the shortest
 sequence of steps. Every step is checked against the reference model of test_routing_property.py
-(imported, not copied): each routing decision satisfies its consistency level with respect to the
-published node state and carries the reference's reason, the tracker's lags, states and events
-match RefLag, every session matches its RefSession, and the router's counters add up to the
-decisions made.
+(routing_property_helpers.py, imported, not copied): each routing decision satisfies its
+consistency level with respect to the published node state and carries the reference's reason,
+the tracker's lags, states and events match RefLag, every session matches its RefSession, and
+the router's counters add up to the decisions made.
 
 Derandomized (the same examples on every run, so a failure repeats); Hypothesis prints the failing
 step sequence, shrunk, as Python calls that replay it. REPLIKIT_STATEFUL_EXAMPLES=N runs N
@@ -24,7 +24,7 @@ from conftest import node_name
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
-from test_routing_property import (
+from routing_property_helpers import (
     MS,
     CounterRecord,
     RefLag,
