@@ -56,6 +56,10 @@ class ReadPath {
   ReadPath(const py::handle& router, const py::handle& primary, const py::handle& parked, const py::handle& counters,
            const py::handle& parking, const py::handle& check_idle_s)
       : parking_(to_bool(parking, "parking")), check_idle_s_(to_double(check_idle_s, "check_idle_s")) {
+    // One context variable per path: each thread (and each asyncio task, which runs in a copy of
+    // its creator's context) sees the decision of its own latest read, not another caller's.
+    route_var_ = py::reinterpret_steal<py::object>(PyContextVar_New("replikit.psycopg.last_route", nullptr));
+    if (!route_var_) throw py::error_already_set();
     if (!py::isinstance<Router>(router)) wrong_type("router", "a replikit.Router", router);
     router_ = router.cast<std::shared_ptr<Router>>();
     if (!py::isinstance<py::dict>(parked)) wrong_type("parked", "a dict of lists", parked);
@@ -116,8 +120,7 @@ class ReadPath {
     if (PyList_GET_SIZE(list) != n || PyList_GET_ITEM(list, n - 1) != newest.ptr()) return miss();
     if (PyList_SetSlice(list, n - 1, n, nullptr) != 0) throw py::error_already_set();
     router_->record(d);
-    last_ = d;
-    has_last_ = true;
+    remember(d);
     *conn = std::move(newest);
     return d.node;
   }
@@ -235,22 +238,57 @@ class ReadPath {
   /// Parks nothing from now on (the router closes and returns what is parked).
   void close() noexcept { closed_ = true; }
 
+  /// The Decision of the calling thread's (asyncio task's) latest read, or None.
   py::object last_route() const {
-    if (!has_last_) return py::none();
-    return py::cast(named(*router_->topology(), last_));
+    py::object held = route_held();
+    return held ? held : py::none();
   }
 
+  /// Sets the calling thread's (asyncio task's) latest read's Decision (None: no read yet).
   void set_last_route(const py::handle& decision) {
-    if (decision.is_none()) {
-      has_last_ = false;
-      return;
+    if (!decision.is_none() && !py::isinstance<NamedDecision>(decision)) {
+      wrong_type("last_route", "a replikit.Decision", decision);
     }
-    if (!py::isinstance<NamedDecision>(decision)) wrong_type("last_route", "a replikit.Decision", decision);
-    last_ = decision.cast<const NamedDecision&>().decision;
-    has_last_ = true;
+    set_route(decision);
   }
 
  private:
+  // The caller's context's value of route_var_ (null when it has none).
+  py::object route_held() const {
+    PyObject* held = nullptr;
+    if (PyContextVar_Get(route_var_.ptr(), nullptr, &held) != 0) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(held);
+  }
+
+  void set_route(const py::handle& value) const {
+    PyObject* token = PyContextVar_Set(route_var_.ptr(), value.ptr());
+    if (token == nullptr) throw py::error_already_set();
+    Py_DECREF(token);
+  }
+
+  // Records `d` as the caller's latest read. A read routed as the caller's previous one was (the
+  // common case: the same replica, nothing required) keeps the Decision already held, so the
+  // fast path makes no object and no context change for it.
+  void remember(const Decision& d) const {
+    py::object held = route_held();
+    if (held && Py_TYPE(held.ptr()) == decision_type()) {
+      const Decision& was = held.cast<const NamedDecision&>().decision;
+      if (was.node == d.node && was.reason == d.reason && was.epoch == d.epoch &&
+          was.required_lsn == d.required_lsn) {
+        return;
+      }
+    }
+    set_route(py::cast(named(*router_->topology(), d)));
+  }
+
+  static PyTypeObject* decision_type() {
+    static PyTypeObject* t = [] {
+      const auto* info = py::detail::get_type_info(typeid(NamedDecision));
+      return info != nullptr ? info->type : nullptr;  // null: never matched, always set anew
+    }();
+    return t;
+  }
+
   static PyObject* idle_name() {
     static PyObject* s = interned("_replikit_idle_since");
     return s;
@@ -305,8 +343,10 @@ class ReadPath {
   bool parking_;
   double check_idle_s_;
   bool closed_ = false;
-  Decision last_;
-  bool has_last_ = false;
+  // contextvars.ContextVar holding the latest read's Decision of each thread / asyncio task. A
+  // context keeps its variables alive: one that outlives the router keeps this variable and one
+  // small Decision (no connection, no router), as any context variable made per object would.
+  py::object route_var_;
   py::object router_ref_, slow_lease_, finish_, give_back_, level_of_, wait_ms_of_;
   py::object default_level_, observing_a_, observing_b_, level_type_;
 };
