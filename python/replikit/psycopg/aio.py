@@ -370,8 +370,8 @@ class AsyncConnectionRouter:
     def last_route(self) -> Optional[_core.Decision]:
         """The routing Decision of the latest read the calling asyncio task leased through this
         router (None before its first), whatever other tasks read meanwhile. Kept in a context
-        variable: a task starts with its creator's latest, and what it reads stays its own (a
-        thread likewise has its own). Each read's session and level are its own."""
+        variable: a task starts with its creator's latest, and what it reads stays its own. Each
+        read's session and level are its own."""
         return self._path.last_route
 
     def stats(self) -> Dict[str, int]:

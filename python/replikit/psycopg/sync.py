@@ -359,9 +359,8 @@ class ConnectionRouter:
     @property
     def last_route(self) -> Optional[_core.Decision]:
         """The routing Decision of the latest read the calling thread leased through this router
-        (None before its first), whatever other threads read meanwhile. Kept in a context
-        variable: a thread starts with none; an asyncio task (this router used from async code)
-        has its own, starting with its creator's. Each read's session and level are its own."""
+        (None before its first), whatever other threads read meanwhile: kept per thread, as
+        threading.local keeps a value. Each read's session and level are its own."""
         return self._path.last_route
 
     def stats(self) -> Dict[str, int]:
