@@ -20,7 +20,8 @@ pytest.importorskip("psycopg_pool")
 
 from psycopg.rows import class_row, dict_row  # noqa: E402
 
-from psycopg_helpers import Item, cluster, open_router, primary_count, tables  # noqa: E402,F401  (fixtures: cluster, tables)
+from psycopg_helpers import Item, open_router, primary_count  # noqa: E402
+from psycopg_helpers import cluster, tables  # noqa: E402,F401  (fixtures)
 
 pytestmark = pytest.mark.pg
 

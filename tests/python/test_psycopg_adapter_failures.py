@@ -17,7 +17,8 @@ psycopg = pytest.importorskip("psycopg")
 pytest.importorskip("psycopg_pool")
 
 from replikit.psycopg import ConnectionRouter, Failure, classify  # noqa: E402
-from psycopg_helpers import cluster, open_router, primary_count, tables  # noqa: E402,F401  (fixtures: cluster, tables)
+from psycopg_helpers import open_router, primary_count  # noqa: E402
+from psycopg_helpers import cluster, tables  # noqa: E402,F401  (fixtures)
 
 pytestmark = pytest.mark.pg
 

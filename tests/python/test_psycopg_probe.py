@@ -20,7 +20,8 @@ psycopg = pytest.importorskip("psycopg")
 pytest.importorskip("psycopg_pool")
 
 from replikit.psycopg import ConnectionRouter, _base, _probe  # noqa: E402
-from psycopg_helpers import cluster, open_router, tables  # noqa: E402,F401  (fixtures: cluster, tables)
+from psycopg_helpers import open_router  # noqa: E402
+from psycopg_helpers import cluster, tables  # noqa: E402,F401  (fixtures)
 
 pytestmark = pytest.mark.pg
 
