@@ -36,7 +36,9 @@ void bind_read_path(py::module_& m) {
            "(replikit.psycopg._lease) gives the Python general path and checks; the router is held weakly.")
       .def("close", &ReadPath::close, "Parks nothing from now on.")
       .def_property("last_route", &ReadPath::last_route, &ReadPath::set_last_route,
-                    "The Decision of the latest read leased (None before the first).");
+                    "The Decision of the latest read the calling thread leased (None before its first); on the path "
+                    "of an asyncio router (fast_read with is_async): the calling asyncio task's, which starts with "
+                    "its creator's, as context variables do.");
 }
 
 }  // namespace replikit::bindings

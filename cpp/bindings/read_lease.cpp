@@ -302,7 +302,7 @@ py::object make_fast_read(const py::object& path, const py::handle& router, cons
   const bool is_async = to_bool(is_async_arg, "is_async");
   auto& p = path.cast<ReadPath&>();
   if (path_of(path.ptr()) != &p) throw std::logic_error("fast_read: a ReadPath with an unexpected layout");
-  p.set_hooks(router, hooks);
+  p.set_hooks(router, hooks, is_async);
   py::object fn = py::reinterpret_steal<py::object>(
       PyCFunction_NewEx(is_async ? &kAsyncReadDef : &kReadDef, path.ptr(), nullptr));
   if (!fn) throw py::error_already_set();

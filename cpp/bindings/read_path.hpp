@@ -56,6 +56,12 @@ class ReadPath {
   ReadPath(const py::handle& router, const py::handle& primary, const py::handle& parked, const py::handle& counters,
            const py::handle& parking, const py::handle& check_idle_s)
       : parking_(to_bool(parking, "parking")), check_idle_s_(to_double(check_idle_s, "check_idle_s")) {
+    // This path's key in each thread's state dict (per_task_ false) and its context variable
+    // (per_task_ true): each caller sees the decision of its own latest read, not another's.
+    route_key_ = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(reinterpret_cast<PyObject*>(&PyBaseObject_Type)));
+    if (!route_key_) throw py::error_already_set();
+    route_var_ = py::reinterpret_steal<py::object>(PyContextVar_New("replikit.psycopg.last_route", nullptr));
+    if (!route_var_) throw py::error_already_set();
     if (!py::isinstance<Router>(router)) wrong_type("router", "a replikit.Router", router);
     router_ = router.cast<std::shared_ptr<Router>>();
     if (!py::isinstance<py::dict>(parked)) wrong_type("parked", "a dict of lists", parked);
@@ -63,6 +69,7 @@ class ReadPath {
     const Topology& t = *router_->topology();
     primary_ = t.index_of(to_str(primary, "primary"), "primary");
     parked_.resize(static_cast<std::size_t>(t.size()));  // empty lists: a node left out parks nothing seen
+    made_.resize(static_cast<std::size_t>(t.size()));
     for (int i = 0; i < t.size(); ++i) names_.emplace_back(t.name(i));
     for (const auto& [key, list] : py::reinterpret_borrow<py::dict>(parked)) {
       const int i = t.find(to_str(key, "parked"));
@@ -116,8 +123,7 @@ class ReadPath {
     if (PyList_GET_SIZE(list) != n || PyList_GET_ITEM(list, n - 1) != newest.ptr()) return miss();
     if (PyList_SetSlice(list, n - 1, n, nullptr) != 0) throw py::error_already_set();
     router_->record(d);
-    last_ = d;
-    has_last_ = true;
+    remember(d);
     *conn = std::move(newest);
     return d.node;
   }
@@ -168,8 +174,10 @@ class ReadPath {
   }
 
   /// The Python pieces the sync router's fast read() falls back on (see FastLease), with a weak
-  /// reference to the router: the router holds its read(), which holds this path.
-  void set_hooks(const py::handle& router, const py::handle& hooks) {
+  /// reference to the router: the router holds its read(), which holds this path. `is_async`: an
+  /// asyncio router's path, whose last_route is kept per task rather than per thread.
+  void set_hooks(const py::handle& router, const py::handle& hooks, bool is_async) {
+    per_task_ = is_async;  // before any read: fast_read() is called as the router is made
     router_ref_ = py::reinterpret_steal<py::object>(PyWeakref_NewRef(router.ptr(), nullptr));
     if (!router_ref_) {
       PyErr_Clear();
@@ -235,22 +243,77 @@ class ReadPath {
   /// Parks nothing from now on (the router closes and returns what is parked).
   void close() noexcept { closed_ = true; }
 
+  /// The Decision of the calling thread's latest read (an asyncio router's: the task's), or None.
   py::object last_route() const {
-    if (!has_last_) return py::none();
-    return py::cast(named(*router_->topology(), last_));
+    py::object held = route_held();
+    return held ? held : py::none();
   }
 
+  /// Sets the calling thread's (an asyncio router's: the task's) latest read's Decision (None: none).
   void set_last_route(const py::handle& decision) {
-    if (decision.is_none()) {
-      has_last_ = false;
-      return;
+    if (!decision.is_none() && !py::isinstance<NamedDecision>(decision)) {
+      wrong_type("last_route", "a replikit.Decision", decision);
     }
-    if (!py::isinstance<NamedDecision>(decision)) wrong_type("last_route", "a replikit.Decision", decision);
-    last_ = decision.cast<const NamedDecision&>().decision;
-    has_last_ = true;
+    set_route(decision);
   }
 
  private:
+  // The caller's latest read's Decision (null when it has none): the asyncio task's (its context's
+  // value of route_var_) or the thread's (route_key_ in its state dict, as threading.local keeps).
+  py::object route_held() const {
+    if (per_task_) {
+      PyObject* held = nullptr;
+      if (PyContextVar_Get(route_var_.ptr(), nullptr, &held) != 0) throw py::error_already_set();
+      return py::reinterpret_steal<py::object>(held);
+    }
+    PyObject* held = PyDict_GetItemWithError(thread_dict(), route_key_.ptr());  // borrowed
+    if (held == nullptr && PyErr_Occurred()) throw py::error_already_set();
+    return py::reinterpret_borrow<py::object>(held);
+  }
+
+  // A thread's is a dict item set in place: no allocation, unlike a context variable's new mapping.
+  void set_route(const py::handle& value) const {
+    if (per_task_) {
+      PyObject* token = PyContextVar_Set(route_var_.ptr(), value.ptr());
+      if (token == nullptr) throw py::error_already_set();
+      Py_DECREF(token);
+      return;
+    }
+    if (PyDict_SetItem(thread_dict(), route_key_.ptr(), value.ptr()) != 0) throw py::error_already_set();
+  }
+
+  static PyObject* thread_dict() {
+    PyObject* dict = PyThreadState_GetDict();  // borrowed; null only without a thread state
+    if (dict == nullptr) throw std::runtime_error("ReadPath: no Python thread state");
+    return dict;
+  }
+
+  // Records `d` (a replica's: take() records no other) as the caller's latest read. A read routed
+  // as the caller's previous one was (the same replica, nothing required) keeps the Decision held;
+  // else the one last made for that replica is shared when it is the same (Decisions are
+  // immutable), so the fast path's common cases make no object.
+  void remember(const Decision& d) {
+    if (same(route_held(), d)) return;
+    py::object& made = made_[static_cast<std::size_t>(d.node)];
+    if (!same(made, d)) made = py::cast(named(*router_->topology(), d));
+    set_route(made);
+  }
+
+  // `held` is a Decision equal to `d`.
+  static bool same(const py::object& held, const Decision& d) {
+    if (!held || Py_TYPE(held.ptr()) != decision_type()) return false;
+    const Decision& was = held.cast<const NamedDecision&>().decision;
+    return was.node == d.node && was.reason == d.reason && was.epoch == d.epoch && was.required_lsn == d.required_lsn;
+  }
+
+  static PyTypeObject* decision_type() {
+    static PyTypeObject* t = [] {
+      const auto* info = py::detail::get_type_info(typeid(NamedDecision));
+      return info != nullptr ? info->type : nullptr;  // null: never matched, always set anew
+    }();
+    return t;
+  }
+
   static PyObject* idle_name() {
     static PyObject* s = interned("_replikit_idle_since");
     return s;
@@ -305,8 +368,14 @@ class ReadPath {
   bool parking_;
   double check_idle_s_;
   bool closed_ = false;
-  Decision last_;
-  bool has_last_ = false;
+  // Where each caller's latest read's Decision is kept: per asyncio task (a contextvars.ContextVar)
+  // for an async router's path, else per thread (an item of each thread's state dict). A thread or
+  // context that outlives the router keeps the key and one small Decision (no connection, no
+  // router), as threading.local and context variables made per object do.
+  bool per_task_ = false;
+  py::object route_key_;
+  py::object route_var_;
+  std::vector<py::object> made_;  // per node: the latest Decision object made for a read there
   py::object router_ref_, slow_lease_, finish_, give_back_, level_of_, wait_ms_of_;
   py::object default_level_, observing_a_, observing_b_, level_type_;
 };

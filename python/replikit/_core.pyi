@@ -680,7 +680,7 @@ class ReadPath:
         (replikit.psycopg._lease); the router is held weakly."""
     def close(self) -> None: ...  # parks nothing from now on
     @property
-    def last_route(self) -> Optional[Decision]: ...  # the latest read's decision
+    def last_route(self) -> Optional[Decision]: ...  # the calling thread's latest read's decision (async path: the task's)
     @last_route.setter
     def last_route(self, decision: Optional[Decision]) -> None: ...
 

@@ -1,10 +1,11 @@
 """replikit.psycopg.ConnectionRouter (psycopg_pool per node, routing core, prober threads)
-against the session's real cluster (primary, r1, r2; async streaming). Scenarios change the
-cluster through `pg_cluster_reset`, which puts it back afterwards."""
+against the session's real cluster (primary, r1, r2; async streaming): where reads and writes
+go, what sessions record, the routing decision each caller sees. Scenarios change the cluster
+through `pg_cluster_reset`, which puts it back afterwards. Failures, bounds and bad input:
+test_psycopg_adapter_failures.py; the probers: test_psycopg_probe.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 
@@ -19,44 +20,10 @@ pytest.importorskip("psycopg_pool")
 
 from psycopg.rows import class_row, dict_row  # noqa: E402
 
-from replikit.psycopg import ConnectionRouter, Failure, classify  # noqa: E402
+from psycopg_helpers import Item, open_router, primary_count  # noqa: E402
+from psycopg_helpers import cluster, tables  # noqa: E402,F401  (fixtures)
 
 pytestmark = pytest.mark.pg
-
-
-@dataclasses.dataclass
-class Item:
-    id: int
-    owner: int
-    v: str
-
-
-@pytest.fixture(scope="module")
-def tables(pg_cluster):
-    pg_cluster.sql("primary", """
-        CREATE TABLE IF NOT EXISTS rk_pa_items (id bigserial PRIMARY KEY, owner int, v text);
-        CREATE TABLE IF NOT EXISTS rk_pa_counter (id int PRIMARY KEY, v bigint NOT NULL);
-        INSERT INTO rk_pa_counter VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
-    """)
-    pg_cluster.wait_caught_up(timeout_ms=10_000)
-    return pg_cluster
-
-
-@pytest.fixture
-def cluster(pg_cluster_reset, tables):
-    return pg_cluster_reset
-
-
-def open_router(cluster, **kwargs) -> ConnectionRouter:
-    replicas = [(name, cluster.dsn(name)) for name in cluster.replica_names]
-    router = ConnectionRouter(("primary", cluster.dsn("primary")), replicas, **kwargs)
-    assert router.wait_probes(2, 5000), "two probes of every node within 5 s"
-    assert all(n["up"] and n["reachable"] for n in router.nodes()), router.nodes()
-    return router
-
-
-def primary_count(cluster, where: str) -> int:
-    return int(cluster.sql("primary", f"SELECT count(*) FROM rk_pa_items WHERE {where}")[0][0])
 
 
 def test_read_your_writes_with_a_paused_replica(cluster):
@@ -156,70 +123,6 @@ def test_monotonic_across_a_killed_replica(cluster):
         wait_until(lambda: not router.core.topology.info(killed).up, 5, f"{killed} marked down")
 
 
-def test_pool_exhaustion_is_a_bounded_wait_with_a_typed_error(cluster):
-    with open_router(cluster, pool_size=1, acquire_timeout_ms=200.0) as router:
-        with router.write(None) as conn:
-            conn.execute("SELECT 1")
-            started = time.monotonic()
-            with pytest.raises(replikit.TimeoutError, match="acquire_timeout_ms") as info:
-                with router.write(None):
-                    pass
-            waited = time.monotonic() - started
-        assert isinstance(info.value.__cause__, psycopg.OperationalError)  # psycopg_pool.PoolTimeout
-        assert 0.15 <= waited < 2.0, waited
-        stats = router.pool_stats()["primary"]
-        assert stats["pool_max"] == 1 and stats["requests_errors"] >= 1, stats
-        with router.write(None) as conn:  # free again
-            conn.execute("SELECT 1")
-
-
-def test_warm_connections_go_back_to_the_pool_when_reads_stop(cluster):
-    """Between reads the router keeps a warm connection per node (pool_stats' router_idle, out
-    of the pool's pool_available) instead of a getconn/putconn per read; once reads stop they go
-    back to their pool (after CHECK_IDLE_S plus a probe interval), so the pool's stats and its
-    max_idle apply again. (A pool with a check callback parks nothing: test_pool_kwargs_...)"""
-    with open_router(cluster) as router:
-        for _ in range(20):
-            with router.read(None, consistency="eventual") as conn:
-                conn.execute("SELECT 1")
-        stats = router.pool_stats()
-        assert sum(s["router_idle"] for s in stats.values()) >= 1, stats
-        assert sum(s.get("requests_num", 0) for n, s in stats.items() if n != "primary") <= 4, stats
-
-        def all_back():
-            return all(s["router_idle"] == 0 and s["pool_available"] == s["pool_size"]
-                       for s in router.pool_stats().values())
-
-        wait_until(all_back, 5, "the warm connections back in their pools")
-        with router.read(None, consistency="eventual") as conn:  # and reads go on from the pool
-            conn.execute("SELECT 1")
-
-
-def test_node_loss_marks_the_node_down_and_reads_go_on(cluster):
-    with open_router(cluster, probe_interval_ms=50.0) as router:
-        for _ in range(4):
-            with router.read(None, consistency="eventual") as conn:
-                conn.execute("SELECT 1")
-        cluster.kill("r1")
-        errors, nodes = [], []
-        for _ in range(40):
-            try:
-                with router.read(None, consistency="eventual") as conn:
-                    conn.execute("SELECT 1")
-                nodes.append(router.last_route.node)
-            except psycopg.OperationalError as exc:
-                errors.append(exc)
-            time.sleep(0.01)
-        status = {n["name"]: n for n in router.nodes()}
-        print(f"\n[adapter node loss] errors {len(errors)}, nodes {nodes[-10:]}, r1 {status['r1']}")
-        assert len(errors) <= 1 and nodes.count("r1") <= 1
-        assert set(nodes[-10:]) == {"r2"}
-        assert not status["r1"]["up"] and not status["r1"]["reachable"] and status["r1"]["last_error"]
-        assert router.stats()["nodes_marked_down"] >= 1
-        cluster.start("r1")
-        wait_until(lambda: router.core.topology.info("r1").up, 10, "r1 back up after its restart")
-
-
 def test_stats_and_reasons_read_as_the_core_counts_them(cluster):
     with open_router(cluster) as router:
         session = replikit.Session()
@@ -276,59 +179,6 @@ def test_reads_spread_over_the_replicas_and_the_fast_path_serves_them(cluster):
         assert all(share >= 0.3 for share in shares.values()), (shares, nodes)
 
 
-def test_failures_are_classified_like_the_cpp_backend(cluster):
-    """A server error keeps the node up; an exception in write() rolls the transaction back
-    and records nothing; a connect refused with 53300 (a role's connection limit: the server
-    answers, it is only full) is OVERLOADED and does not mark the node down."""
-    with open_router(cluster) as router:
-        with router.read(None, consistency="eventual") as conn:
-            with pytest.raises(psycopg.errors.DivisionByZero) as info:
-                conn.execute("SELECT 1 / 0")
-            assert classify(info.value, conn) == Failure.SERVER
-        with pytest.raises(psycopg.errors.DivisionByZero):
-            with router.read(None, consistency="eventual") as conn:
-                conn.execute("SELECT 1 / 0")
-        assert router.stats()["nodes_marked_down"] == 0 and router.stats()["read_failures"] == 1
-        session = replikit.Session()
-        with pytest.raises(RuntimeError):
-            with router.write(session) as conn:
-                conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (-3, 'rolled back')")
-                raise RuntimeError("the application gives up")
-        assert not session.write_lsn.valid() and primary_count(cluster, "owner = -3") == 0
-        with router.write(None) as conn:
-            conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (-3, 'kept')")
-        assert primary_count(cluster, "owner = -3") == 1
-    cluster.sql("primary", "DO $$ BEGIN CREATE ROLE rk_full LOGIN CONNECTION LIMIT 0; "
-                           "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-    cluster.wait_caught_up(timeout_ms=10_000)
-    with pytest.raises(psycopg.OperationalError) as info:
-        psycopg.connect(cluster.dsn("r2") + " user=rk_full")
-    assert classify(info.value, None) == Failure.OVERLOADED
-    replicas = [("r1", cluster.dsn("r1")), ("r2", cluster.dsn("r2") + " user=rk_full")]
-    with ConnectionRouter(("primary", cluster.dsn("primary")), replicas,
-                          pool_kwargs={"min_size": 0}) as router:
-        router.wait_probes(3, 5000)
-        r2 = {n["name"]: n for n in router.nodes()}["r2"]
-        assert r2["up"] and r2["probes_failed"] >= 3 and "full" in r2["last_error"], r2
-        assert router.stats()["nodes_marked_down"] == 0
-
-
-def test_bad_arguments_name_the_argument(cluster):
-    primary = ("primary", cluster.dsn("primary"))
-    with pytest.raises(replikit.InvalidArgument) as info:
-        ConnectionRouter(primary, [], autocommit=False)
-    assert info.value.argument == "autocommit"
-    with pytest.raises(replikit.InvalidArgument) as info:
-        ConnectionRouter(primary, [], pool_kwargs={"conninfo": "x"})
-    assert info.value.argument == "pool_kwargs"
-    with pytest.raises(replikit.ArgumentTypeError) as info:
-        ConnectionRouter(primary, "r1")
-    assert info.value.argument == "replicas"
-    with pytest.raises(replikit.InvalidArgument) as info:
-        ConnectionRouter(primary, [], pool_size=0)
-    assert info.value.argument == "pool_size"
-
-
 def test_write_records_the_commit_lsn_in_one_round_trip(cluster):
     """The LSN recorded after COMMIT covers the commit (a replica that replayed it shows the
     row), also when the block committed by itself; a COMMIT the server refuses (a deferred
@@ -360,106 +210,6 @@ def test_write_records_the_commit_lsn_in_one_round_trip(cluster):
             conn.execute("SELECT 1")
 
 
-def test_a_frozen_node_is_marked_down_within_the_probe_bound(cluster):
-    """A server that stops answering (SIGSTOP) holds no prober: its probe gives up after
-    probe_timeout_ms, the node is marked down, the other nodes go on being probed; it comes
-    back after it is thawed."""
-    with open_router(cluster, probe_interval_ms=50.0, probe_timeout_ms=300.0) as router:
-        cluster.freeze("r2")
-        try:
-            started = time.monotonic()
-            wait_until(lambda: not router.core.topology.info("r2").up, 5, "r2 marked down")
-            took = time.monotonic() - started
-            before = {n["name"]: n["probes_ok"] for n in router.nodes()}
-
-            def others_probed():
-                now = {n["name"]: n["probes_ok"] for n in router.nodes()}
-                return now["r1"] >= before["r1"] + 2 and now["primary"] >= before["primary"] + 2
-
-            wait_until(others_probed, 5, "r1 and the primary probed on while r2 is frozen")
-            for _ in range(10):
-                with router.read(None, consistency="eventual") as conn:
-                    conn.execute("SELECT 1")
-                assert router.last_route.node == "r1"
-        finally:
-            cluster.thaw("r2")
-        print(f"\n[adapter freeze] r2 marked down after {took * 1000:.0f} ms")
-        assert took < 2.0
-        wait_until(lambda: router.core.topology.info("r2").up, 10, "r2 up again after the thaw")
-
-
-def test_a_prober_reconnecting_to_a_frozen_node_holds_no_other_thread(cluster):
-    """The prober's connect to a server that stopped answering waits in select(), which
-    releases the GIL; libpq's blocking connect held it for the whole connect_timeout (2 s), so
-    every other thread of the process, the other probers' and the application's, stood still
-    at each attempt (the primary's probe then missed its 300 ms bound and it was marked down)."""
-    with open_router(cluster, probe_interval_ms=50.0, probe_timeout_ms=300.0) as router:
-        cluster.freeze("r2")
-        try:
-            wait_until(lambda: not router.core.topology.info("r2").up, 5, "r2 marked down")
-            failed = {n["name"]: n["probes_failed"] for n in router.nodes()}["r2"]
-            longest, last = 0.0, time.monotonic()
-            deadline = last + 10.0
-            # until a connect attempt to r2 has failed (connect_timeout 2 s): sleeps of 1 ms
-            while ({n["name"]: n["probes_failed"] for n in router.nodes()}["r2"] < failed + 1
-                   and time.monotonic() < deadline):
-                time.sleep(0.001)
-                now = time.monotonic()
-                longest, last = max(longest, now - last), now
-            attempts = {n["name"]: n["probes_failed"] for n in router.nodes()}["r2"] - failed
-        finally:
-            cluster.thaw("r2")
-        print(f"\n[adapter freeze] longest 1 ms sleep while r2's prober reconnected: {longest * 1000:.0f} ms")
-        assert attempts >= 1, "no connect attempt to the frozen r2 ended within 10 s"
-        assert longest < 1.0
-        wait_until(lambda: router.core.topology.info("r2").up, 10, "r2 up again after the thaw")
-
-
-def test_a_call_to_a_frozen_node_ends_at_the_client_side_deadline(cluster):
-    """A read or a write sent to a server that stopped answering (SIGSTOP) ends after
-    statement_timeout_ms + query_grace_ms with replikit.TimeoutError, as the C++ backend's calls
-    do: the connection is closed (the pool discards it), the write records nothing, the node is
-    not marked down for it (the prober judges a frozen node). The server-side bound is set too."""
-    with open_router(cluster, statement_timeout_ms=300.0, query_grace_ms=300.0) as router:
-        with router.read(None, consistency="eventual") as conn:
-            assert conn.execute("SHOW statement_timeout").fetchone()[0] == "300ms"
-        replicas = list(cluster.replica_names)
-        for name in replicas:
-            cluster.freeze(name)
-        try:
-            started = time.monotonic()
-            with pytest.raises(replikit.TimeoutError, match=r"statement_timeout_ms \+ query_grace_ms") as info:
-                with router.read(None, consistency="eventual") as conn:
-                    conn.execute("SELECT 1")
-            took_read, node = time.monotonic() - started, router.last_route.node
-            assert conn.closed
-        finally:
-            for name in replicas:
-                cluster.thaw(name)
-        session = replikit.Session()
-        cluster.freeze("primary")
-        try:
-            started = time.monotonic()
-            with pytest.raises(replikit.TimeoutError, match="no answer within"):
-                with router.write(session) as conn:
-                    conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (-60, 'never')")
-            took_write = time.monotonic() - started
-        finally:
-            cluster.thaw("primary")
-        print(f"\n[adapter deadline] read on {node} cut after {took_read * 1000:.0f} ms, "
-              f"write after {took_write * 1000:.0f} ms: {info.value}")
-        assert node in replicas and f"node '{node}'" in str(info.value)
-        assert 0.55 <= took_read < 3.0 and 0.55 <= took_write < 3.0, (took_read, took_write)
-        assert not session.write_lsn.valid() and primary_count(cluster, "owner = -60") == 0
-        assert router.pool_stats()[node]["returns_bad"] >= 1  # the closed connection was not pooled again
-        assert router.stats()["read_failures"] >= 1
-        wait_until(lambda: all(n["up"] for n in router.nodes()), 10, "every node up after the thaw")
-        with router.write(session) as conn:
-            conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (-61, 'after the thaw')")
-        with router.read(session) as conn:
-            assert conn.execute("SELECT count(*) FROM rk_pa_items WHERE owner = -61").fetchone()[0] == 1
-
-
 def test_the_older_psycopg_router_works_with_dict_row(cluster):
     """replikit.pg.PsycopgRouter (over a ReplicatedDatabase) with row_factory=dict_row: a
     committed write is recorded, not answered with KeyError 0 (which made applications retry
@@ -476,50 +226,6 @@ def test_the_older_psycopg_router_works_with_dict_row(cluster):
         with router.read(session, consistency="monotonic") as conn:
             assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
         assert session.read_lsn.valid()
-
-
-def test_bad_read_arguments_name_the_argument(cluster):
-    with open_router(cluster) as router:
-        cases = [({"wait_for_replica_ms": "1"}, replikit.ArgumentTypeError, "wait_for_replica_ms"),
-                 ({"wait_for_replica_ms": float("nan")}, replikit.InvalidArgument, "wait_for_replica_ms"),
-                 ({"wait_for_replica_ms": 1e9}, replikit.InvalidArgument, "wait_for_replica_ms"),
-                 ({"consistency": 3}, replikit.ArgumentTypeError, "consistency"),
-                 ({"consistency": "bounded_staleness"}, replikit.InvalidArgument, "max_staleness_ms")]
-        for kwargs, error, argument in cases:
-            with pytest.raises(error) as info:
-                with router.read(None, **kwargs):
-                    pass
-            assert info.value.argument == argument, (kwargs, info.value)
-        with pytest.raises(replikit.ArgumentTypeError) as info:  # a token where a Session goes
-            with router.read(replikit.Session().token()):
-                pass
-        assert info.value.argument == "session"
-        assert router.stats()["nodes_marked_down"] == 0
-        with router.read(None, wait_for_replica_ms=-1.0) as conn:  # negative: the default
-            conn.execute("SELECT 1")
-
-
-def test_pool_kwargs_reach_every_pool(cluster):
-    """pool_kwargs go to each node's psycopg_pool.ConnectionPool as psycopg_pool takes them
-    (sizes, lifetime, a check on every lease); get_stats() shows them."""
-    import psycopg_pool
-
-    checked = []
-
-    def check(conn):
-        checked.append(conn)
-        psycopg_pool.ConnectionPool.check_connection(conn)
-
-    with open_router(cluster, pool_kwargs={"min_size": 2, "max_size": 3, "max_lifetime": 600.0,
-                                           "check": check}) as router:
-        for _ in range(4):
-            with router.read(None, consistency="eventual") as conn:
-                conn.execute("SELECT 1")
-        stats = router.pool_stats()
-        assert {s["pool_min"] for s in stats.values()} == {2}
-        assert {s["pool_max"] for s in stats.values()} == {3}
-        assert router.pools["r1"].max_lifetime == 600.0 and len(checked) >= 4
-        assert sum(s.get("requests_num", 0) for s in stats.values()) >= 4
 
 
 def test_concurrent_threads_read_at_their_own_level(cluster):
@@ -560,34 +266,69 @@ def test_concurrent_threads_read_at_their_own_level(cluster):
     assert out == {"a": (False, 1), "b": (True,)}
 
 
-def test_a_probe_on_a_descriptor_past_select_s_limit(cluster):
-    """A process with many files open (a server's sockets, large pools) gets descriptors past
-    FD_SETSIZE (1024), which select() refuses (ValueError): every probe failed and each node
-    stayed down. The probe waits with poll()."""
-    import os
-    import resource
+class Turns:
+    """Steps 0, 1, 2, ... taken in order, each by the thread that owns it."""
 
-    from replikit._core import DatabaseOptions
-    from replikit.psycopg import _probe
+    def __init__(self) -> None:
+        self.step = 0
+        self.cond = threading.Condition()
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 1200:
-        pytest.skip(f"the open-files limit ({hard}) stays below select()'s 1024")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
-    held = []
+    def take(self, step: int) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.step >= step, 20), f"step {step} never came"
+
+    def done(self) -> None:
+        with self.cond:
+            self.step += 1
+            self.cond.notify_all()
+
+
+def test_each_thread_sees_its_own_last_route(cluster):
+    """last_route is the calling thread's. Two threads on one router take turns (the order
+    alternating by round), each writing and then reading: one at strong (the primary, through
+    the Python lease), one at eventual (a replica, through the core's fast path once a connection
+    is warm). After both have read, each still sees its own route; a thread that has not read
+    sees None, and the thread that made the router keeps its own. (It was the router's: any
+    caller's latest, so each saw the other's.)"""
+    rounds = 6
+    router = open_router(cluster)
     try:
-        while len(held) < 1100:
-            held.append(os.open(os.devnull, os.O_RDONLY))
-        conninfo = _probe.probe_conninfo(cluster.dsn("primary"), DatabaseOptions())
-        pgconn, row = _probe.probe_once(None, conninfo, 2.0, 2.0)
-        try:
-            assert pgconn.socket >= 1024
-            assert row[0] is False  # the primary: not in recovery
-            pgconn, row = _probe.probe_once(pgconn, conninfo, 2.0, 2.0)  # again on the same connection
-            assert row[0] is False
-        finally:
-            pgconn.finish()
+        with router.read(None, consistency="bounded_staleness", max_staleness_ms=60_000.0) as conn:
+            conn.execute("SELECT 1")
+        main_route = router.last_route
+        assert main_route.reason == replikit.Reason.REPLICA_FRESH, main_route
+        turns, seen, errors = Turns(), {"a": [], "b": []}, []
+
+        def run(name: str, owner: int, consistency: str) -> None:
+            try:
+                seen[name].append(router.last_route)  # before its first read
+                session = replikit.Session()
+                for r in range(rounds):
+                    turns.take(2 * r + (0 if (r % 2 == 0) == (name == "a") else 1))
+                    with router.write(session) as conn:
+                        conn.execute("INSERT INTO rk_pa_items (owner, v) VALUES (%s, 'turn')", (owner,))
+                    with router.read(session, consistency=consistency) as conn:
+                        conn.execute("SELECT 1")
+                    turns.done()
+                    turns.take(2 * r + 2)  # the other one has read too
+                    seen[name].append(router.last_route)
+            except BaseException as exc:  # reported below; the other thread times out on its turn
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=("a", -70, "strong")),
+                   threading.Thread(target=run, args=("b", -71, "eventual"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert seen["a"][0] is None and seen["b"][0] is None, seen
+        a = [(d.node, d.reason) for d in seen["a"][1:]]
+        b = [(d.node, d.reason) for d in seen["b"][1:]]
+        assert a == [("primary", replikit.Reason.STRONG_READ)] * rounds, a
+        assert all(node in cluster.replica_names and reason == replikit.Reason.REPLICA_AVAILABLE
+                   for node, reason in b) and len(b) == rounds, b
+        assert router.last_route.reason == replikit.Reason.REPLICA_FRESH, router.last_route
+        assert primary_count(cluster, "owner IN (-70, -71)") == 2 * rounds
     finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        router.close()

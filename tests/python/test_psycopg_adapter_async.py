@@ -369,3 +369,65 @@ def test_concurrent_tasks_read_at_their_own_level_async(cluster):
     ((a_replica, a_count), (b_replica,)), b_session = asyncio.run(scenario())
     assert (a_replica, a_count) == (False, 1)
     assert b_replica and not b_session.write_lsn.valid()
+
+
+class Turns:
+    """Steps 0, 1, 2, ... taken in order, each by the task that owns it."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.cond = asyncio.Condition()
+
+    async def take(self, step: int) -> None:
+        async with self.cond:
+            await asyncio.wait_for(self.cond.wait_for(lambda: self.step >= step), 20)
+
+    async def done(self) -> None:
+        async with self.cond:
+            self.step += 1
+            self.cond.notify_all()
+
+
+def test_each_task_sees_its_own_last_route_async(cluster):
+    """last_route is the calling asyncio task's. Two tasks on one router take turns (the order
+    alternating by round), each writing and then reading: one at strong (the primary, through
+    the Python lease), one at eventual (a replica, through the core's fast path once a connection
+    is warm). After both have read, each still sees its own route. A task starts with its
+    creator's (as context variables do) and its reads do not change its creator's. (It was the
+    router's: any caller's latest, so each saw the other's.)"""
+    rounds = 6
+
+    async def main():
+        router = await open_router(cluster)
+        try:
+            async with router.read(None, consistency="bounded_staleness", max_staleness_ms=60_000.0) as conn:
+                await conn.execute("SELECT 1")
+            mine = router.last_route
+            turns = Turns()
+
+            async def run(first: bool, consistency: str):
+                seen = [router.last_route]  # before its first read: its creator's
+                session = replikit.Session()
+                for r in range(rounds):
+                    await turns.take(2 * r + (0 if (r % 2 == 0) == first else 1))
+                    async with router.write(session) as conn:
+                        await conn.execute("INSERT INTO rk_pa_async (v) VALUES (%s)", (f"turn {consistency}",))
+                    async with router.read(session, consistency=consistency) as conn:
+                        await conn.execute("SELECT 1")
+                    await turns.done()
+                    await turns.take(2 * r + 2)  # the other one has read too
+                    seen.append(router.last_route)
+                return seen
+
+            a, b = await asyncio.gather(run(True, "strong"), run(False, "eventual"))
+            return mine, a, b, router.last_route
+        finally:
+            await router.close()
+
+    mine, a, b, after = asyncio.run(main())
+    assert mine.reason == replikit.Reason.REPLICA_FRESH, mine
+    assert a[0].reason == b[0].reason == replikit.Reason.REPLICA_FRESH  # the creating task's
+    assert [(d.node, d.reason) for d in a[1:]] == [("primary", replikit.Reason.STRONG_READ)] * rounds, a
+    assert len(b) == rounds + 1 and all(
+        d.node in cluster.replica_names and d.reason == replikit.Reason.REPLICA_AVAILABLE for d in b[1:]), b
+    assert after.reason == replikit.Reason.REPLICA_FRESH  # the tasks' reads stayed theirs

@@ -13,7 +13,7 @@ connections where the routing core sends each read or write::
         with router.read(session, consistency="read_your_writes") as conn:
             conn.execute("SELECT * FROM t").fetchall()
 
-Needs ``pip install replikit[psycopg]`` (psycopg and psycopg_pool); does not need the C++
+Needs ``pip install replikit[psycopg]`` (psycopg 3.2+ and psycopg_pool); does not need the C++
 PostgreSQL backend (a prober per node feeds the core's lag tracker).
 """
 
@@ -22,8 +22,9 @@ from __future__ import annotations
 try:
     import psycopg as _psycopg  # noqa: F401
     import psycopg_pool as _psycopg_pool  # noqa: F401
+    from psycopg.conninfo import conninfo_attempts as _attempts  # noqa: F401  (psycopg 3.2+)
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(f"replikit.psycopg needs psycopg 3 and psycopg_pool ({exc}): "
+    raise ImportError(f"replikit.psycopg needs psycopg 3.2 or later and psycopg_pool ({exc}): "
                       "pip install 'replikit[psycopg]'") from exc
 
 from ._base import Failure, classify

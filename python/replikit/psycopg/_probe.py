@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import select
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_attempts, conninfo_to_dict, make_conninfo
 from psycopg.pq import ConnStatus
 from psycopg.pq.abc import PGconn as PGconnType
 
@@ -44,11 +44,38 @@ def _wait_socket(pgconn: PGconnType, for_write: bool, remaining: float) -> bool:
 
 
 def probe_connect(conninfo: bytes, connect_s: float) -> PGconnType:
-    """A new probe connection, within `connect_s` seconds. Polled (PQconnectStart and
-    PQconnectPoll with poll(), which releases the GIL while it waits): PGconn.connect
-    (PQconnectdb) holds the GIL for the whole connect, so a node that stopped answering would
-    stall every thread of the process, the other probers and the application's, for the full
-    connect_timeout at each attempt. Raises psycopg.OperationalError."""
+    """A new probe connection. Each of the DSN's hosts (and each address a host name resolves
+    to) is tried in turn, as libpq's blocking connect and psycopg.connect try them, each within
+    `connect_s` seconds of its own: a first host that stopped answering costs one connect_s, not
+    the whole connect, so the next host is still reached (at most hosts x connect_s in all).
+    Polled (PQconnectStart and PQconnectPoll with poll(), which releases the GIL while it waits):
+    PGconn.connect (PQconnectdb) holds the GIL for the whole connect, so a node that stopped
+    answering would stall every thread of the process, the other probers and the application's,
+    for the full connect_timeout at each attempt. The hosts are split, and host names resolved
+    (getaddrinfo, without the GIL), by psycopg's conninfo_attempts, as psycopg.connect does
+    (target_session_attrs and load_balance_hosts included). Raises psycopg.OperationalError."""
+    try:
+        attempts = conninfo_attempts(conninfo_to_dict(conninfo.decode()))
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:  # a DSN libpq cannot parse
+        raise psycopg.OperationalError(str(exc)) from exc
+    failures: List[Tuple[Dict[str, Any], psycopg.OperationalError]] = []
+    for attempt in attempts:  # as many as the DSN names hosts (and their addresses)
+        try:
+            return _connect_one(make_conninfo("", **attempt).encode(), connect_s)
+        except psycopg.OperationalError as exc:
+            failures.append((attempt, exc))
+    if len(failures) == 1:
+        raise failures[0][1]
+    lines = [f"no host of the DSN connected ({len(failures)} attempts, {connect_s * 1000:g} ms each at most):"]
+    lines += [f"- host {a.get('host')!r}, port {a.get('port')!r}, hostaddr {a.get('hostaddr')!r}: "
+              f"{str(exc).strip()}" for a, exc in failures]
+    raise psycopg.OperationalError("\n".join(lines))
+
+
+def _connect_one(conninfo: bytes, connect_s: float) -> PGconnType:
+    """A connection to the one host of `conninfo`, within `connect_s` seconds."""
     pgconn = pq.PGconn.connect_start(conninfo)
     try:
         deadline = time.monotonic() + connect_s

@@ -368,8 +368,10 @@ class AsyncConnectionRouter:
     # ------------------------------------------------------------------ state
     @property
     def last_route(self) -> Optional[_core.Decision]:
-        """The routing Decision of the latest read leased, by any caller (None before the
-        first): the router keeps no per-caller state, each read's session and level are its own."""
+        """The routing Decision of the latest read the calling asyncio task leased through this
+        router (None before its first), whatever other tasks read meanwhile. Kept in a context
+        variable: a task starts with its creator's latest, and what it reads stays its own. Each
+        read's session and level are its own."""
         return self._path.last_route
 
     def stats(self) -> Dict[str, int]:

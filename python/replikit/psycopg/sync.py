@@ -358,8 +358,9 @@ class ConnectionRouter:
     # ------------------------------------------------------------------ state
     @property
     def last_route(self) -> Optional[_core.Decision]:
-        """The routing Decision of the latest read leased, by any caller (None before the
-        first): the router keeps no per-caller state, each read's session and level are its own."""
+        """The routing Decision of the latest read the calling thread leased through this router
+        (None before its first), whatever other threads read meanwhile: kept per thread, as
+        threading.local keeps a value. Each read's session and level are its own."""
         return self._path.last_route
 
     def stats(self) -> Dict[str, int]:
