@@ -272,7 +272,9 @@ class PsycopgRouter:
                 # replay LSN (the end of recovery) until a clean restart.
                 raw, replica, _, block, segment = _tuple_cursor(conn).execute(_walend.OBSERVE_SQL).fetchone()
                 lsn = _walend.end_lsn(raw, block, segment)
-                if replica:
+                if lsn is None:
+                    pass  # no LSN to record (NULL)
+                elif replica:
                     # Router rule 5: this session's next reads may come back to this replica.
                     session.observe_replica(lsn, route.node, self._db.topology)
                 else:
