@@ -73,6 +73,7 @@ TEST(EndLsnOfInsert, PageAndSegmentBoundariesBecomeTheBoundary) {
 }
 
 TEST(EndLsnOfInsert, MatchesTheReferenceAndNeverMovesARecordEnd) {
+  replikit::testing::printed_seed("EndLsnOfInsert", 2611);  // runs use SplitMix64(seed + k)
   replikit::testing::for_each_seed(2611, 4, "EndLsnOfInsert.*", [](int, std::uint64_t seed) {
     replikit::Xoshiro256 rng(seed);
     for (const Layout& l : kLayouts) {
@@ -99,7 +100,7 @@ TEST(EndLsnOfInsert, MatchesTheReferenceAndNeverMovesARecordEnd) {
 
 TEST(EndLsnOfInsert, LeavesEveryOtherOffsetAlone) {
   const Layout l{8192, 16 * kMiB};
-  for (std::uint64_t page : {1ull, 2ull, 2047ull, 2048ull, 4096ull}) {
+  for (std::uint64_t page : std::vector<std::uint64_t>{1, 2, 2047, 2048, 4096}) {
     for (std::uint64_t offset = 0; offset < 128; ++offset) {
       const std::uint64_t v = page * l.block + offset;
       const bool moved = (v % l.segment == kLong) || (v % l.block == kShort && v % l.segment >= l.block);
@@ -109,10 +110,10 @@ TEST(EndLsnOfInsert, LeavesEveryOtherOffsetAlone) {
 }
 
 TEST(EndLsnOfInsert, RejectsLayoutsNoServerHas) {
-  for (std::uint64_t block : {0ull, 512ull, 1000ull, 3072ull, 131072ull}) {
+  for (std::uint64_t block : std::vector<std::uint64_t>{0, 512, 1000, 3072, 131072}) {
     expect_invalid("wal_block_bytes", [&] { end_lsn_of_insert(Lsn(1), block, 16 * kMiB); });
   }
-  for (std::uint64_t segment : {0ull, 512 * 1024ull, 3 * kMiB, 2048 * kMiB, ~0ull}) {
+  for (std::uint64_t segment : std::vector<std::uint64_t>{0, 512 * 1024, 3 * kMiB, 2048 * kMiB, ~0ull}) {
     expect_invalid("wal_segment_bytes", [&] { end_lsn_of_insert(Lsn(1), 8192, segment); });
   }
 }
