@@ -17,7 +17,9 @@ from psycopg.rows import tuple_row
 from .. import _core
 from .._core import (Consistency, DatabaseOptions, LagConfig, LagTracker, Node, Router, RouterConfig,
                      Session, Topology)
-from .._walend import COMMIT_LSN_SQL, OBSERVE_SQL, WAL_LAYOUT_COLUMNS, end_lsn  # noqa: F401  (re-exported)
+# Re-exported: what every Python path reads the insert LSN with.
+from .._walend import COMMIT_LSN_SQL as COMMIT_LSN_SQL, OBSERVE_SQL as OBSERVE_SQL  # noqa: F401
+from .._walend import WAL_LAYOUT_COLUMNS as WAL_LAYOUT_COLUMNS, end_lsn as end_lsn  # noqa: F401
 from ._floor import XidFloors, floor_covered, parse_snapshot
 
 logger = logging.getLogger("replikit")
