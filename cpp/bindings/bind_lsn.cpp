@@ -5,6 +5,7 @@
 #include "convert.hpp"
 #include "replikit/errors.hpp"
 #include "replikit/lsn.hpp"
+#include "replikit/wal_end.hpp"
 
 namespace replikit::bindings {
 
@@ -34,6 +35,15 @@ void bind_lsn(py::module_& m) {
   m.def("lsn_diff_bytes", [](const py::object& a, const py::object& b) {
         return lsn_diff_bytes(to_lsn(a, "a"), to_lsn(b, "b"));
       }, py::arg("a"), py::arg("b"), "Bytes from b to a (a - b); negative when a is older.");
+  m.def("end_lsn_of_insert", [](const py::object& insert_lsn, const py::object& wal_block_bytes,
+                                const py::object& wal_segment_bytes) {
+        return end_lsn_of_insert(to_lsn(insert_lsn, "insert_lsn"), to_uint64(wal_block_bytes, "wal_block_bytes"),
+                                 to_uint64(wal_segment_bytes, "wal_segment_bytes"));
+      }, py::arg("insert_lsn"), py::arg("wal_block_bytes"), py::arg("wal_segment_bytes"),
+      "pg_current_wal_insert_lsn() as the end of the last WAL record, the form a caught-up replica's "
+      "replay LSN takes: at a WAL page boundary the insert LSN stands a page header (24 bytes; 40 at a "
+      "segment's start) past it. wal_block_bytes, wal_segment_bytes: the server's wal_block_size and "
+      "wal_segment_size in bytes. Any other LSN comes back unchanged.");
 }
 
 }  // namespace replikit::bindings

@@ -27,10 +27,11 @@ using detail::FailureKind;
 // whether the node is in recovery and its snapshot now: a snapshot taken after the read has
 // completed at least every transaction the read saw, so it can stand for the read's snapshot
 // in the primary-fallback rule (asking more of the primary is sound) at no extra round trip.
+// The insert LSN is taken as the end of the last record (insert_end_of; a replay LSN is one).
 constexpr const char* kObservedSql =
     "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END,"
     " pg_is_in_recovery(), "
-    "pg_current_snapshot()::text";
+    "pg_current_snapshot()::text, " REPLIKIT_WAL_LAYOUT_COLUMNS;
 constexpr const char* kSnapshotSql = "SELECT pg_current_snapshot()::text";
 
 // A snapshot's text 'xmin:xmax:xip,...' (decimal xid8s, xip ascending); false if malformed.
@@ -111,8 +112,8 @@ class FinalDecision {
 void observe_read(QueryResult& out, PGconn* conn, Session& session, const Decision& d) {
   detail::PgResult r = detail::exec(conn, kObservedSql, {}, Effect::None);
   const PGresult* res = r.get();
-  if (PQntuples(res) != 1 || PQnfields(res) != 3 || PQgetisnull(res, 0, 0)) return;
-  out.lsn = Lsn::parse(PQgetvalue(res, 0, 0), "lsn");
+  if (PQntuples(res) != 1 || PQnfields(res) != 5 || PQgetisnull(res, 0, 0)) return;
+  out.lsn = detail::insert_end_of(res, 0, 3);
   if (PQgetvalue(res, 0, 1)[0] != 't') {
     session.observe(out.lsn);
     return;

@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "replikit/errors.hpp"
+
 namespace replikit::pg::detail {
 
 void fill(QueryResult& out, const PGresult* r) {
@@ -32,6 +34,18 @@ void fill(QueryResult& out, const PGresult* r) {
 Lsn lsn_of(const PGresult* r) {
   if (PQntuples(r) != 1 || PQnfields(r) != 1 || PQgetisnull(r, 0, 0)) return Lsn();
   return Lsn::parse(PQgetvalue(r, 0, 0), "lsn");
+}
+
+Lsn insert_end_of(const PGresult* r, int lsn_column, int layout_column) {
+  if (PQntuples(r) < 1 || PQnfields(r) < layout_column + 2 || PQgetisnull(r, 0, lsn_column)) return Lsn();
+  const Lsn lsn = Lsn::parse(PQgetvalue(r, 0, lsn_column), "lsn");
+  if (PQgetisnull(r, 0, layout_column) || PQgetisnull(r, 0, layout_column + 1)) return lsn;
+  try {
+    return end_lsn_of_insert(lsn, std::strtoull(PQgetvalue(r, 0, layout_column), nullptr, 10),
+                             std::strtoull(PQgetvalue(r, 0, layout_column + 1), nullptr, 10));
+  } catch (const InvalidArgument&) {
+    return lsn;  // sizes no server has: the LSN as read (a token too high sends reads to the primary)
+  }
 }
 
 }  // namespace replikit::pg::detail

@@ -1,7 +1,9 @@
 // The write path: execute() and transaction() on the primary. Every statement runs through
 // exec() (classify.hpp); a connection lost while a write or COMMIT was in flight is
 // CommitUnknown, and after the commit the insert LSN is read on the same connection and
-// recorded into the session (a failure there leaves the write standing, its LSN unknown).
+// recorded into the session (a failure there leaves the write standing, its LSN unknown),
+// as the end of the last WAL record (insert_end_of in result.hpp: at a page boundary the
+// insert LSN stands a page header past what a caught-up replica reports).
 //
 // Every write also records its transaction id (pg_current_xact_id(), xid8) into the session's
 // acknowledged writes, read inside its own transaction and in the same round trip where the
@@ -28,15 +30,17 @@ using detail::FailureKind;
 using Impl = ReplicatedDatabase::Impl;
 
 // The insert LSN and the timeline it is on (a loss report needs the timeline each write was
-// acknowledged on; the prober may not have probed the primary yet).
-constexpr const char* kInsertLsnSql =
-    "SELECT pg_current_wal_insert_lsn(),"
-    " ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int";
+// acknowledged on; the prober may not have probed the primary yet), and the WAL sizes that
+// make the insert LSN a record's end.
+#define REPLIKIT_INSERT_LSN_SELECT                                                      \
+  "SELECT pg_current_wal_insert_lsn(),"                                                 \
+  " ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int, " \
+  REPLIKIT_WAL_LAYOUT_COLUMNS
+constexpr const char* kInsertLsnSql = REPLIKIT_INSERT_LSN_SELECT;
 constexpr const char* kXidSql = "SELECT pg_current_xact_id()";
 constexpr const char* kBeginXidSql = "BEGIN; SELECT pg_current_xact_id()";
-constexpr const char* kCommitLsnSql =
-    "COMMIT; SELECT pg_current_wal_insert_lsn(),"
-    " ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int";
+constexpr const char* kCommitLsnSql = "COMMIT; " REPLIKIT_INSERT_LSN_SELECT;
+#undef REPLIKIT_INSERT_LSN_SELECT
 
 // The LSN and timeline of a kInsertLsnSql result ({0/0, 0} when it is not one full row).
 struct CommitPoint {
@@ -45,8 +49,8 @@ struct CommitPoint {
 };
 CommitPoint commit_point_of(const PGresult* r) {
   CommitPoint out;
-  if (r == nullptr || PQntuples(r) != 1 || PQnfields(r) != 2 || PQgetisnull(r, 0, 0)) return out;
-  out.lsn = Lsn::parse(PQgetvalue(r, 0, 0), "lsn");
+  if (r == nullptr || PQntuples(r) != 1 || PQnfields(r) != 4 || PQgetisnull(r, 0, 0)) return out;
+  out.lsn = detail::insert_end_of(r, 0, 2);
   if (!PQgetisnull(r, 0, 1)) out.timeline = static_cast<std::uint32_t>(std::strtoul(PQgetvalue(r, 0, 1), nullptr, 10));
   return out;
 }

@@ -266,6 +266,10 @@ class Lsn:
     def __setstate__(self, state: Tuple[int]) -> None: ...
 
 def lsn_diff_bytes(a: _LsnLike, b: _LsnLike) -> int: ...
+def end_lsn_of_insert(insert_lsn: _LsnLike, wal_block_bytes: int, wal_segment_bytes: int) -> Lsn:
+    """pg_current_wal_insert_lsn() as the end of the last WAL record (at a page boundary the insert
+    LSN stands a page header past it); the sizes are the server's wal_block_size and
+    wal_segment_size in bytes."""
 
 class Role(enum.Enum):
     PRIMARY = 0

@@ -21,7 +21,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Literal, Optional, Tuple, Type, Union
 
-from . import _core
+from . import _core, _walend
 
 if TYPE_CHECKING:  # psycopg is imported when a router is made
     import psycopg
@@ -240,7 +240,7 @@ class PsycopgRouter:
             with conn.transaction():
                 yield conn
             try:
-                lsn = _tuple_cursor(conn).execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+                lsn = _walend.end_lsn(*_tuple_cursor(conn).execute(_walend.COMMIT_LSN_SQL).fetchone())
             except self._operational_error:
                 lsn = None  # committed, LSN unknown: resolved later from the prober's samples
             self._db.record_write(session, lsn)
@@ -270,10 +270,11 @@ class PsycopgRouter:
             if observe and session is not None:
                 # Not COALESCE(replay, insert): after crash recovery a primary keeps a stale
                 # replay LSN (the end of recovery) until a clean restart.
-                lsn, replica = _tuple_cursor(conn).execute(
-                    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
-                    "ELSE pg_current_wal_insert_lsn() END, pg_is_in_recovery()").fetchone()
-                if replica:
+                raw, replica, _, block, segment = _tuple_cursor(conn).execute(_walend.OBSERVE_SQL).fetchone()
+                lsn = _walend.end_lsn(raw, block, segment)
+                if lsn is None:
+                    pass  # no LSN to record (NULL)
+                elif replica:
                     # Router rule 5: this session's next reads may come back to this replica.
                     session.observe_replica(lsn, route.node, self._db.topology)
                 else:

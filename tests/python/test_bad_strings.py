@@ -86,6 +86,7 @@ CASES = {
     ("Lsn.__ge__", "other"): (lambda b: Lsn(1) >= b, {"other"}),
     ("lsn_diff_bytes", "a"): (lambda b: replikit.lsn_diff_bytes(b, 0), {"a"}),
     ("lsn_diff_bytes", "b"): (lambda b: replikit.lsn_diff_bytes(0, b), {"b"}),
+    ("end_lsn_of_insert", "insert_lsn"): (lambda b: replikit.end_lsn_of_insert(b, 8192, 1 << 24), {"insert_lsn"}),
     ("Node.__init__", "name"): (lambda b: Node(b), {"name"}),
     ("Node.__init__", "region"): (lambda b: Node("n", region=b), {"region"}),
     ("model_regions", "regions"): (lambda b: replikit.model_regions(regions=["a", b], rtt_ms=[[1, 2], [2, 1]]),

@@ -120,6 +120,45 @@ def test_commit_lsn_captured_for_atomic_and_autocommit_writes(rd, pg_cluster_res
     assert rd.last_route() is None  # outside the block: this thread's own context, no read yet
 
 
+def test_token_at_a_wal_page_boundary_is_reached_by_replicas(rd, pg_cluster_reset):
+    """A write whose commit record ends exactly at a WAL page boundary: the insert LSN then says
+    boundary + 24, the replicas say the boundary. The session's token is the boundary, so its
+    reads go to the caught-up replicas (test_wal_boundary_tokens.py has the other paths)."""
+    import psycopg
+    from comments.models import Comment
+    from conftest import node_name
+    from django.db import connections, transaction
+    from wal_boundary import EMIT_SQL, drive_to_boundary, insert_lsn, layout_of, lsn_text
+
+    cluster = pg_cluster_reset
+
+    def write(n):
+        with transaction.atomic():
+            with connections["default"].cursor() as cur:
+                cur.execute(EMIT_SQL.format(n=n))
+            rd.mark_write()
+
+    with psycopg.connect(cluster.dsn("primary"), autocommit=True) as primary:
+        layout = layout_of(primary)
+        for _ in range(3):  # again when background WAL moved the insert position meanwhile
+            with rd.use_session() as session:
+                boundary, raw = drive_to_boundary(primary, layout, write)
+                want = replikit.Lsn(lsn_text(boundary))
+                wait_until(lambda: all(replikit.Lsn(cluster.sql(r, "SELECT pg_last_wal_replay_lsn()")[0][0]) == want
+                                       for r in cluster.replica_names), 5, "replicas replayed up to the boundary")
+                rd.get_state().prober.wait(2, 2.0)
+                nodes = []
+                for _ in range(5):
+                    Comment.objects.filter(thread="boundary").count()
+                    nodes.append(node_name(rd.last_route()))
+            if insert_lsn(primary) == raw:
+                break
+    print(f"\n[django boundary] {lsn_text(boundary)}, insert LSN {lsn_text(raw)}, token {session.write_lsn}, "
+          f"reads on {nodes}")
+    assert session.write_lsn == want
+    assert "primary" not in nodes, nodes
+
+
 def test_lagging_replica_excluded_and_back(rd, pg_cluster_reset):
     """r1 applies WAL 1.5 s late under a steady write load: it turns LAGGING and eventual reads
     avoid it; with the delay gone it recovers and serves reads again."""

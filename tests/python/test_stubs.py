@@ -265,7 +265,7 @@ def routing():
 
 
 ROUTING_NAMES = {
-    "Lsn", "lsn_diff_bytes", "Role", "LagState", "LagEventKind", "Policy", "Consistency", "Reason", "CatchUpReason", "CatchUpPlan",
+    "Lsn", "lsn_diff_bytes", "end_lsn_of_insert", "Role", "LagState", "LagEventKind", "Policy", "Consistency", "Reason", "CatchUpReason", "CatchUpPlan",
     "Node", "NodeInfo", "Topology", "ReplicaLag", "LagEvent", "LagTracker", "TokenSigner", "HmacSigner",
     "Session", "Decision", "InFlight", "Router", "Error", "InvalidArgument", "TokenError", "NotFound",
     "CapacityExceeded", "ConnectionError", "TimeoutError", "QueryError", "CommitUnknown", "NO_NODE", "MAX_NODES",

@@ -34,7 +34,6 @@ _OBSERVING = (Consistency.MONOTONIC, Consistency.CAUSAL)
 # else (INSERT, UPDATE, DELETE, a WITH that may modify data, DDL, EXPLAIN ANALYZE, ...) counts
 # as a write: a statement taken for a write when it was not costs one LSN read, never a stale read.
 _BOOKKEEPING = re.compile(r"\s*(SAVEPOINT|RELEASE|ROLLBACK|SET|FETCH|CLOSE|DECLARE|BEGIN|COMMIT)\b", re.IGNORECASE)
-INSERT_LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
 
 
 def is_write(sql: Any) -> bool:
@@ -155,9 +154,9 @@ class State:
         ctx.pending = False
         try:
             with connections[self.config.primary].cursor() as cur:
-                cur.execute(INSERT_LSN_SQL)
+                cur.execute(_base.COMMIT_LSN_SQL)
                 row = cur.fetchone()
-            ctx.session.record_write(row[0] if row else None)
+            ctx.session.record_write(_base.end_lsn(*row) if row else None)
         except DatabaseError:
             ctx.session.record_write(None)  # unknown: its reads go to the primary (router rule 3)
 
@@ -255,7 +254,7 @@ class State:
                 while cur.description is None and cur.nextset():
                     pass
                 row = cur.fetchone() if cur.description is not None else None
-            ctx.session.record_write(row[0] if row else None)
+            ctx.session.record_write(_base.end_lsn(*row) if row else None)
 
         def _rollback() -> Any:
             db.__dict__.pop("_replikit_wrote", None)

@@ -17,21 +17,14 @@ from psycopg.rows import tuple_row
 from .. import _core
 from .._core import (Consistency, DatabaseOptions, LagConfig, LagTracker, Node, Router, RouterConfig,
                      Session, Topology)
+# Re-exported: what every Python path reads the insert LSN with.
+from .._walend import COMMIT_LSN_SQL as COMMIT_LSN_SQL, OBSERVE_SQL as OBSERVE_SQL  # noqa: F401
+from .._walend import WAL_LAYOUT_COLUMNS as WAL_LAYOUT_COLUMNS, end_lsn as end_lsn  # noqa: F401
 from ._floor import XidFloors, floor_covered, parse_snapshot
 
 logger = logging.getLogger("replikit")
 
-# After a Monotonic/Causal read: on a replica the replay LSN (an upper bound of the snapshot
-# the read used), on a primary the insert LSN. Not COALESCE(replay, insert): a primary that went
-# through crash recovery keeps a stale replay LSN.
-# Also the snapshot now, which has completed at least every transaction the read saw: on a
-# replica it sets the session's xid floor (see XidFloors).
-OBSERVE_SQL = ("SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
-               "ELSE pg_current_wal_insert_lsn() END::text, pg_is_in_recovery(), pg_current_snapshot()::text")
 SNAPSHOT_SQL = "SELECT pg_current_snapshot()::text"
-# After COMMIT, on the same connection: >= the end of the commit record, also with
-# synchronous_commit = off (pg_current_wal_lsn(), the write position, may then trail it).
-COMMIT_LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
 # Both in one simple-protocol Query message, one round trip: inside an explicit transaction
 # block the COMMIT ends it (flushed, and confirmed by synchronous standbys) before the SELECT
 # runs in a transaction of its own; the server sends both results and ReadyForQuery at once.
@@ -326,7 +319,8 @@ class Core:
 
     def observe(self, session: Session, row: Tuple[Any, ...], node: str) -> None:
         """Records what a Monotonic/Causal read saw (OBSERVE_SQL's row) into `session`."""
-        lsn, in_recovery, snapshot = row
+        raw, in_recovery, snapshot, block, segment = row
+        lsn = end_lsn(raw, block, segment)
         if lsn is None:
             return
         if in_recovery:

@@ -341,7 +341,7 @@ class AsyncConnectionRouter:
         finally:
             await self._release(node, conn)
 
-    async def _commit(self, node: str, conn: psycopg.AsyncConnection[Any]) -> Optional[str]:
+    async def _commit(self, node: str, conn: psycopg.AsyncConnection[Any]) -> Optional[_core.Lsn]:
         """As ConnectionRouter._commit."""
         status = conn.pgconn.transaction_status
         if status == psycopg.pq.TransactionStatus.INERROR:
@@ -363,7 +363,7 @@ class AsyncConnectionRouter:
         while cur.description is None and cur.nextset():
             pass
         row = await cur.fetchone() if cur.description is not None else None
-        return None if row is None else str(row[0])
+        return None if row is None else _base.end_lsn(*row)
 
     # ------------------------------------------------------------------ state
     @property

@@ -329,7 +329,7 @@ class ConnectionRouter:
         finally:
             self._release(node, conn)
 
-    def _commit(self, node: str, conn: psycopg.Connection[Any]) -> Optional[str]:
+    def _commit(self, node: str, conn: psycopg.Connection[Any]) -> Optional[_core.Lsn]:
         """COMMIT and the insert LSN in one round trip; the LSN (None: unknown)."""
         status = conn.pgconn.transaction_status
         if status == psycopg.pq.TransactionStatus.INERROR:
@@ -353,7 +353,7 @@ class ConnectionRouter:
         while cur.description is None and cur.nextset():
             pass
         row = cur.fetchone() if cur.description is not None else None
-        return None if row is None else str(row[0])
+        return None if row is None else _base.end_lsn(*row)
 
     # ------------------------------------------------------------------ state
     @property

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL, Engine, create_engine, make_url
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
 from ..psycopg import _base
-from ..psycopg._base import COMMIT_LSN_SQL, ConsistencyLike, Core, Failure, argument_error, classify
+from ..psycopg._base import COMMIT_LSN_SQL, ConsistencyLike, Core, Failure, argument_error, classify, end_lsn
 from ..psycopg.sync import _Prober
 from . import _observe
 
@@ -69,7 +69,7 @@ def _split_spec(spec: Any, argument: str) -> Tuple[Dict[str, Any], URL, Dict[str
     return core_spec, url, connect_args
 
 
-def _commit_rows(cur: Any) -> Tuple[bool, Optional[str]]:
+def _commit_rows(cur: Any) -> Tuple[bool, Optional[_core.Lsn]]:
     wrote, lsn = False, None
     if cur.description is not None:
         row = cur.fetchone()
@@ -77,7 +77,7 @@ def _commit_rows(cur: Any) -> Tuple[bool, Optional[str]]:
     while cur.nextset():
         if cur.description is not None:
             row = cur.fetchone()
-            lsn = None if row is None or row[0] is None else str(row[0])
+            lsn = None if row is None else end_lsn(*row)
     return wrote, lsn
 
 
@@ -92,13 +92,13 @@ def _commit_cursor(conn: Any, cls: Any) -> Any:
     return cur
 
 
-def _commit_sync(conn: psycopg.Connection[Any]) -> Tuple[bool, Optional[str]]:
+def _commit_sync(conn: psycopg.Connection[Any]) -> Tuple[bool, Optional[_core.Lsn]]:
     cur = _commit_cursor(conn, psycopg.ClientCursor)
     cur.execute(COMMIT_SQL)
     return _commit_rows(cur)
 
 
-async def _commit_async(conn: psycopg.AsyncConnection[Any]) -> Tuple[bool, Optional[str]]:
+async def _commit_async(conn: psycopg.AsyncConnection[Any]) -> Tuple[bool, Optional[_core.Lsn]]:
     cur = _commit_cursor(conn, psycopg.AsyncClientCursor)
     await cur.execute(COMMIT_SQL)
     wrote, lsn = False, None
@@ -108,7 +108,7 @@ async def _commit_async(conn: psycopg.AsyncConnection[Any]) -> Tuple[bool, Optio
     while cur.nextset():
         if cur.description is not None:
             row = await cur.fetchone()
-            lsn = None if row is None or row[0] is None else str(row[0])
+            lsn = None if row is None else end_lsn(*row)
     return wrote, lsn
 
 

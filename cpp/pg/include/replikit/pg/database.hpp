@@ -72,7 +72,8 @@
 ///   nothing of it commits).
 /// - Writes go to the primary in autocommit mode; afterwards `pg_current_wal_insert_lsn()`
 ///   is read on the same connection (>= the end of the commit record, also under
-///   synchronous_commit = off) and recorded with Session::record_write. That is a second
+///   synchronous_commit = off; as the end of the last WAL record, end_lsn_of_insert, with the
+///   WAL sizes read in the same statement) and recorded with Session::record_write. That is a second
 ///   round trip (folding both into one simple-query string would read the LSN before the
 ///   implicit transaction commits); on loopback it costs about 50 microseconds. A write that
 ///   leaves a transaction block open (a `BEGIN` without its `COMMIT`) has committed nothing:
@@ -83,7 +84,8 @@
 /// - Reads are routed by the Router with the call's consistency level. Monotonic and Causal
 ///   reads record what they saw with one more round trip on the same connection after the
 ///   query: `pg_last_wal_replay_lsn()` on a replica (an upper bound of the snapshot the query
-///   used) or `pg_current_wal_insert_lsn()` on the primary, and, in the same statement,
+///   used) or `pg_current_wal_insert_lsn()` on the primary (as the end of the last record),
+///   and, in the same statement,
 ///   `pg_current_snapshot()`. On a replica the session then remembers that replica
 ///   (Session::observe_replica: router rule 5 sends its next reads back there while no
 ///   probe shows another replica covering them) and the transactions its snapshot had
