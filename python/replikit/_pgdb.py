@@ -159,6 +159,18 @@ class PsycopgRouter:
         self._idle: Dict[str, "queue.LifoQueue[Any]"] = {}
         self._open: Dict[str, int] = {}
         self._closed = False
+        self._routes = threading.local()  # last_route: each thread's own
+
+    @property
+    def last_route(self) -> Optional[Any]:
+        """The route (a ``replikit.Route``) of the calling thread's latest ``read()`` through
+        this router; None before that thread's first read. Each thread sees its own: another
+        thread's reads do not change it."""
+        return getattr(self._routes, "route", None)
+
+    @last_route.setter
+    def last_route(self, route: Optional[Any]) -> None:
+        self._routes.route = route
 
     # -------------------------------------------------------------- pool
     def _take(self, node: str) -> Any:
@@ -303,4 +315,3 @@ class PsycopgRouter:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    last_route: Optional[Any] = None

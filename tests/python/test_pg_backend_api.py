@@ -273,3 +273,34 @@ def test_the_stub_shows_the_database_options_defaults_of_the_cpp_struct():
             checked += 1
     assert checked >= 18
     assert defaults.policy == replikit.Policy.ROUND_ROBIN
+
+
+def test_psycopg_router_last_route_is_each_thread_s_own(cluster):
+    """Two threads share one PsycopgRouter, one reading STRONG (the primary), one EVENTUAL (a
+    replica); both read before either looks: each sees its own read's route, never the other's."""
+    pytest.importorskip("psycopg")
+    import threading
+
+    with open_db(cluster) as db, PsycopgRouter(db, pool_size=2) as router:
+        both = threading.Barrier(2, timeout=10)
+        seen: dict = {"strong": [], "eventual": [], "before": []}
+
+        def reader(level: str) -> None:
+            seen["before"].append(router.last_route)  # this thread has not read yet
+            for _ in range(5):
+                with router.read(None, consistency=level) as conn:
+                    conn.execute("SELECT 1")
+                both.wait()  # both threads have read
+                seen[level].append(router.last_route.node)
+                both.wait()  # both have looked
+
+        threads = [threading.Thread(target=reader, args=(level,)) for level in ("strong", "eventual")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in threads)
+        assert seen["before"] == [None, None]
+        assert seen["strong"] == ["primary"] * 5
+        assert len(seen["eventual"]) == 5 and "primary" not in seen["eventual"], seen
+        assert router.last_route is None  # the main thread never read
