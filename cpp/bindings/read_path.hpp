@@ -56,10 +56,9 @@ class ReadPath {
   ReadPath(const py::handle& router, const py::handle& primary, const py::handle& parked, const py::handle& counters,
            const py::handle& parking, const py::handle& check_idle_s)
       : parking_(to_bool(parking, "parking")), check_idle_s_(to_double(check_idle_s, "check_idle_s")) {
-    // This path's key in each thread's state dict (per_task_ false) and its context variable
-    // (per_task_ true): each caller sees the decision of its own latest read, not another's.
-    route_key_ = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(reinterpret_cast<PyObject*>(&PyBaseObject_Type)));
-    if (!route_key_) throw py::error_already_set();
+    // This path's threading.local (per_task_ false) and its context variable (per_task_ true):
+    // each caller sees the decision of its own latest read, not another's.
+    route_local_ = py::module_::import("threading").attr("local")();
     route_var_ = py::reinterpret_steal<py::object>(PyContextVar_New("replikit.psycopg.last_route", nullptr));
     if (!route_var_) throw py::error_already_set();
     if (!py::isinstance<Router>(router)) wrong_type("router", "a replikit.Router", router);
@@ -259,14 +258,15 @@ class ReadPath {
 
  private:
   // The caller's latest read's Decision (null when it has none): the asyncio task's (its context's
-  // value of route_var_) or the thread's (route_key_ in its state dict, as threading.local keeps).
+  // value of route_var_) or the thread's (an item of the thread's dict of route_local_).
   py::object route_held() const {
     if (per_task_) {
       PyObject* held = nullptr;
       if (PyContextVar_Get(route_var_.ptr(), nullptr, &held) != 0) throw py::error_already_set();
       return py::reinterpret_steal<py::object>(held);
     }
-    PyObject* held = PyDict_GetItemWithError(thread_dict(), route_key_.ptr());  // borrowed
+    const py::object dict = thread_dict();
+    PyObject* held = PyDict_GetItemWithError(dict.ptr(), route_name());  // borrowed
     if (held == nullptr && PyErr_Occurred()) throw py::error_already_set();
     return py::reinterpret_borrow<py::object>(held);
   }
@@ -279,13 +279,28 @@ class ReadPath {
       Py_DECREF(token);
       return;
     }
-    if (PyDict_SetItem(thread_dict(), route_key_.ptr(), value.ptr()) != 0) throw py::error_already_set();
+    const py::object dict = thread_dict();
+    if (PyDict_SetItem(dict.ptr(), route_name(), value.ptr()) != 0) throw py::error_already_set();
   }
 
-  static PyObject* thread_dict() {
-    PyObject* dict = PyThreadState_GetDict();  // borrowed; null only without a thread state
-    if (dict == nullptr) throw std::runtime_error("ReadPath: no Python thread state");
-    return dict;
+  // The calling thread's dict of route_local_ (its __dict__, made at the thread's first use).
+  // threading.local, not an item of the thread state's own dict: the local removes each thread's
+  // dict when the thread ends and every thread's when it goes itself (with this path), where an
+  // item of the thread state's dict would outlive the path for as long as the thread runs.
+  py::object thread_dict() const {
+    PyObject* dict = PyObject_GetAttr(route_local_.ptr(), dict_name());
+    if (dict == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(dict);
+  }
+
+  static PyObject* dict_name() {
+    static PyObject* s = interned("__dict__");
+    return s;
+  }
+
+  static PyObject* route_name() {
+    static PyObject* s = interned("last_route");
+    return s;
   }
 
   // Records `d` (a replica's: take() records no other) as the caller's latest read. A read routed
@@ -369,11 +384,11 @@ class ReadPath {
   double check_idle_s_;
   bool closed_ = false;
   // Where each caller's latest read's Decision is kept: per asyncio task (a contextvars.ContextVar)
-  // for an async router's path, else per thread (an item of each thread's state dict). A thread or
-  // context that outlives the router keeps the key and one small Decision (no connection, no
-  // router), as threading.local and context variables made per object do.
+  // for an async router's path, else per thread (a threading.local: what a thread held goes when
+  // the thread ends or the path does). A context that outlives the router keeps the variable and
+  // one small Decision (no connection, no router), as context variables made per object do.
   bool per_task_ = false;
-  py::object route_key_;
+  py::object route_local_;
   py::object route_var_;
   std::vector<py::object> made_;  // per node: the latest Decision object made for a read there
   py::object router_ref_, slow_lease_, finish_, give_back_, level_of_, wait_ms_of_;
