@@ -266,10 +266,10 @@ class KillWorkload(Workload):
         self.probe_records: Dict[str, Dict[int, "ProbeRecord"]] = {}
         self.history_sizes: List[Tuple[float, int]] = []  # (t, the tracker's primary LSN history entries)
 
-    def _read(self, s: int, eventual: bool) -> None:
+    def _read(self, s: int, eventual: bool, scheduled: float = float("nan")) -> None:
         sent = time.monotonic() - self.t0
         before = self.out.read_errors
-        super()._read(s, eventual)
+        super()._read(s, eventual, scheduled)
         with self.lock:
             if self.out.read_errors != before:
                 self.failed_at.append(sent)
@@ -613,12 +613,17 @@ def read_records(measured: Any, probe: Any, epoch_of_t0: float, kill_s: float) -
     servers' instants by the clock they share with the client, ``epoch_of_t0`` being t0 on it): each
     eventual read sent in [WARM_S, kill_s) as [sent, ran, node, highest row seen, stale as judged],
     the session writer's rows as [INSERT instant, id], and the offset probe's reads before the kill
-    (OffsetProbe.samples) with its rows as [INSERT instant, id]."""
+    (OffsetProbe.samples) with its rows as [INSERT instant, id]; and every read (either level) sent
+    in [WARM_S, kill_s) as [its reader's scheduled instant, sent, eventual or not, node] (the reads'
+    lateness around the session writes: fidelity.readshift)."""
     from fidelity.common import stale_at_execution
 
+    chosen = [r for r in measured.reads if r.level == "eventual" and WARM_S <= r.sent < kill_s]
     reads = [[r.sent, r.executed - epoch_of_t0, r.node, r.visible, bool(stale_at_execution(measured, r))]
-             for r in measured.reads if r.level == "eventual" and WARM_S <= r.sent < kill_s]
+             for r in chosen]
     return {"eventual_reads_before": reads,
+            "reads_before_scheduled": [[r.scheduled, r.sent, r.level == "eventual", r.node] for r in measured.reads
+                                       if WARM_S <= r.sent < kill_s],
             "session_rows": [[at - epoch_of_t0, row_id] for at, row_id in measured.commits],
             "probe_samples_before": [list(sample) for sample in probe.samples if sample[0] < kill_s],
             "probe_rows": [[at - epoch_of_t0, row_id] for at, row_id in probe.rows]}

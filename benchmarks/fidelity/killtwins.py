@@ -508,7 +508,7 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "around_recovery": around_recovery(run),
                     "reads": float(len(run["reads"]) + len(run["failed_at"])),
                     # Read by read before the kill, for a later look at the stale share (not a twin input).
-                    **{key: run[key] for key in ("probe_commit_lag_ms", "eventual_reads_before", "session_rows",
+                    **{key: run[key] for key in ("probe_commit_lag_ms", "eventual_reads_before", "reads_before_scheduled", "session_rows",
                                                  "probe_samples_before", "probe_rows")}})
     if len(out) < max(1, runs // 2):
         raise RuntimeError(f"only {len(out)} of {runs} {mode} kills with reads completed")
