@@ -24,14 +24,24 @@ less the deviation of that write's own latency, as in the real run. Pooled over 
 bin near g = 0 gets ~40 reads per 20 kills): pooled per mode in a live run (fidelity.kill), per
 saved file, or held out (from the other files' kills) by fidelity/pool.py ``--read-shifts``.
 Only the reads' instants and the writes' INSERT instants are used, never whether a read was stale.
+
+    .venv/bin/python benchmarks/fidelity/readshift.py run1.json [run2.json ...]
+
+prints the measured table per file and pooled (per gap bin: reads and their median shift).
 """
 
 from __future__ import annotations
 
+import argparse
 import bisect
+import json
 import random
 import statistics
+import sys
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 GAP_EDGES_MS = (-2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0, 5.0, 25.0)
 X_BEFORE_MS = -GAP_EDGES_MS[0]
@@ -132,3 +142,28 @@ def summary(table: Dict[str, Any]) -> List[str]:
         median = f"{statistics.median(shifts):+.3f}" if shifts else "-"
         lines.append(f"  gap [{low:6.2f}, {high:>6s}) ms: {len(shifts):6d} reads, median shift {median} ms")
     return lines
+
+
+def main(argv: Any = None, log: Any = print) -> int:
+    from fidelity import killtwins
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("json", nargs="+", help="saved kill runs (sim_fidelity.py --scenario kill --json)")
+    args = parser.parse_args(argv)
+    everything: List[Dict[str, Any]] = []
+    for path in args.json:
+        with open(path, encoding="utf-8") as fh:
+            runs = [run for _, _, run, _ in killtwins.saved_kills(json.load(fh))]
+        log(f"{path}: {len(runs)} kills")
+        for line in summary(pooled(runs)):
+            log(line)
+        everything += runs
+    if len(args.json) > 1:
+        log(f"all files: {len(everything)} kills")
+        for line in summary(pooled(everything)):
+            log(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -39,6 +39,26 @@ def coupled_run(seed: int = SEED) -> dict:
     return {"seed": seed, "kill_s": 2.0, "session_rows": rows, "reads_before_scheduled": reads}
 
 
+def test_a_kill_run_keeps_every_reads_scheduled_instant_before_the_kill():
+    """killreads.read_records saves each read sent in [WARM_S, kill), either level, with its
+    reader's scheduled instant, the send, whether eventual and the node (reads_before_scheduled)."""
+    from types import SimpleNamespace
+
+    from fidelity import common, killreads
+
+    t0 = 1_700_000_000.0
+    read = lambda scheduled, sent, level: common.Read(sent, sent + 0.001, level, "r2", "replica", False,  # noqa: E731
+                                                      1, t0 + sent, scheduled)
+    measured = common.Measured(commits=[(t0 + 0.5, 1)])
+    measured.reads = [read(0.1, 0.1001, "eventual"), read(0.9, 0.9004, "eventual"),
+                      read(1.1, 1.1002, "read_your_writes"), read(2.4, 2.4001, "eventual")]
+    out = killreads.read_records(measured, SimpleNamespace(samples=[], rows=[]), t0, 2.0)
+    assert out["reads_before_scheduled"] == [[0.9, 0.9004, True, "r2"], [1.1, 1.1002, False, "r2"]]
+    assert [r[0] for r in out["eventual_reads_before"]] == [0.9004]
+    assert common.Read(0.0, 0.0, "eventual", "r1", "replica", False, 0, 0.0).scheduled != \
+        common.Read(0.0, 0.0, "eventual", "r1", "replica", False, 0, 0.0).scheduled  # nan: not recorded
+
+
 def test_the_shifts_are_the_reads_lateness_less_their_writes_by_scheduled_gap():
     shifts = readshift.run_shifts(coupled_run())
     assert shifts and all(0 <= b <= readshift.FAR_BIN for b, _ in shifts)
