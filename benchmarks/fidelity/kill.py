@@ -33,6 +33,8 @@ kill, not 50 on average), which made that model up to 15% short.
 
 Reads: ``read_runs`` further kills per mode with a read workload, compared per time window,
 see fidelity/killreads.py, fidelity/killtwins.py and fidelity/windowstats.py; the tables of all modes pooled follow.
+Each twin's eventual reads before the crash take the readers' lateness around the session writes
+measured over the mode's kills (fidelity/readshift.py; saved per mode as read_shifts).
 
 What differs, and is reported rather than tuned away:
 - the killed instance: LocalCluster.crash stops every process (SIGSTOP; the kill instant) and

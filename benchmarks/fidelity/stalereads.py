@@ -21,7 +21,9 @@ same span per write as the probe's. Per file and pooled it prints:
 - the stale reads the readers' share by send offset gives on the run's own send and INSERT
   instants against on the scheduled ones with each read's and each INSERT's lateness drawn
   independently (independent_ratio): below 1, the real reads and writes close in time pushed
-  each other apart (the shared machine), which the twin, its latencies independent, does not.
+  each other apart (the shared machine); the twins with dithered reads, their latencies
+  independent, did not; the twins now draw the readers' measured lateness around the session
+  writes (fidelity.readshift).
 
 What the reads saved read by read showed (moved here from fidelity/killreads.py):
 
@@ -45,7 +47,7 @@ schedule, 10-90%, later when a read was scheduled within 0.2 ms of it). The twin
 eventual reads before the crash (killtwins.dithered_reads), and its replay, 0.01 ms per write on top
 of delays measured to a read's seeing the row (+3.5%), takes no time (killtwins.APPLY_RATE_PER_S):
 +6.8%, +4.7%, +13.3%, +25.8% (Q = 3.6, p = 0.31), pooled +13.0% [+3.9, +24.0]; the 360 kills of
-final8 and campaign runs 11-14, +13.1% -> +11.9%. What remains is not modelled: on the shared 2-core
+final8 and campaign runs 11-14, +13.1% -> +11.9%. What remained (the twins now draw it: fidelity.readshift): on the shared 2-core
 machine a read and a write close in time push each other apart (the readers' stale share by send
 offset applied to the same schedules, the reads' and the INSERTs' lateness drawn independently,
 gives 15%, 14%, 16% and 26% more stale reads than the four files had); the probe's and the session

@@ -76,7 +76,8 @@ def dithered_reads(workload: Dict[str, Any], dither_ms: float, crash_ms: float, 
     ms after its scheduled instant, 10-90%, a tail of ms, later when a read was scheduled within
     0.2 ms of it; the twin's writes commit ~0.2-0.34 ms after theirs), and the real stale shares
     did not follow the schedules: dithered, the four runs' errors were +10.5%, +7.8%, +16.2% and
-    +28.9% (Q = 3.3; see killreads' docstring for what remains). The read-your-writes
+    +28.9% (Q = 3.3; what remained: fidelity/readshift.py, whose measured shifts the twins now draw instead
+    (twin_reads)). The read-your-writes
     reads, the writes and the reads after the crash keep their instants (the reads right after
     the recovery are few and decide its figures: see replayed_workload)."""
     import random
