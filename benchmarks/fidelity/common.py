@@ -58,6 +58,7 @@ class Read:
     stale: bool  # the row it had to see (see the module docstring) was missing
     visible: int  # the highest row id the answering node had
     executed: float  # the answering server's clock when the read ran (epoch seconds)
+    scheduled: float = float("nan")  # its reader's schedule's instant for it (s from the run's start)
 
 
 
@@ -215,9 +216,9 @@ class Workload:
         for t, s, eventual in read_schedule(self.s, seed):
             if not self._sleep_until(t):
                 return
-            self._read(s, eventual)
+            self._read(s, eventual, t)
 
-    def _read(self, s: int, eventual: bool) -> None:
+    def _read(self, s: int, eventual: bool, scheduled: float = float("nan")) -> None:
         sql = (f"SELECT (SELECT max(id) FROM {TABLE}), "
                f"EXISTS (SELECT 1 FROM {TABLE} WHERE id = $1), {NOW_S}")
         try:
@@ -242,7 +243,7 @@ class Workload:
         with self.lock:
             visible, found, executed = result.rows[0]
             self.out.reads.append(Read(sent, done, level, result.node, str(result.reason.name).lower(),
-                                       not found, int(visible), float(executed)))
+                                       not found, int(visible), float(executed), scheduled))
 
     def lag_sampler(self, name: str) -> None:
         while not self.stop.wait(LAG_SAMPLE_S):

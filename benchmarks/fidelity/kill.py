@@ -33,6 +33,8 @@ kill, not 50 on average), which made that model up to 15% short.
 
 Reads: ``read_runs`` further kills per mode with a read workload, compared per time window,
 see fidelity/killreads.py, fidelity/killtwins.py and fidelity/windowstats.py; the tables of all modes pooled follow.
+Each twin's eventual reads before the crash take the readers' lateness around the session writes
+measured over the mode's kills (fidelity/readshift.py; saved per mode as read_shifts).
 
 What differs, and is reported rather than tuned away:
 - the killed instance: LocalCluster.crash stops every process (SIGSTOP; the kill instant) and
@@ -62,7 +64,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from fidelity import killtwins, probesamples, windowstats
+from fidelity import killtwins, probesamples, readshift, windowstats
 from fidelity.common import TOLERANCE, relative_error
 from fidelity.delays import sent_delay_quantiles
 
@@ -321,6 +323,10 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
     the comparison per window (fidelity/windowstats.py), once per DELAY_INPUTS."""
     log(f"{mode}: {settings.read_runs} real kills with reads ...")
     real = killtwins.real_reads(settings.preset, mode, settings.read_runs, settings.seed, log)
+    # The readers' lateness around the session writes, pooled over the mode's kills: each twin draws
+    # its eventual reads' instants before the crash from it (fidelity.readshift).
+    shifts = readshift.pooled(real)
+    real = [dict(run, read_shifts=shifts) for run in real]
     seeds = range(settings.seed, settings.seed + settings.sim_runs)
     pooled = sent_delay_quantiles([o for run in real for o in run["offsets"]],
                                   [v for run in real for v in run["probe_latencies"]])
@@ -354,9 +360,10 @@ def reads_comparison(settings: Settings, mode: str, promotion_ms: float, log: An
                      "repoint_ms_median": statistics.median(run["repoint_ms"] for run in real),
                      "switch_ms_median": statistics.median(run["switch_ms"] for run in real),
                      "outage_ms_median": statistics.median(run["outage_ms"] for run in real),
+                     "read_shifts": shifts,
                      # Each kill with its twin's inputs (its seed, delays, round trips): saved kills can be
                      # re-predicted (killtwins.sim_run_counts, fidelity/lagreplay.py) without new real runs.
-                     "runs": [{k: v for k, v in run.items() if k not in ("offsets", "probe_latencies",
+                     "runs": [{k: v for k, v in run.items() if k not in ("offsets", "probe_latencies", "read_shifts",
                                                                           "offsets_after", "probe_latencies_after")}
                               for run in real]},
             "sim": {"reads": statistics.fmean(twin["reads"] for twin in twins["run"]),

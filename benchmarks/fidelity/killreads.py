@@ -19,46 +19,8 @@ acknowledged row was missing. A read that raises is failed. Replica lag: the
 ReplicatedDatabase's tracked lag of each node that is a replica, sampled every 20 ms, unless
 it is older than the tracker's history (a lower bound, which routing and the twin take as unknown).
 
-Calibration, in the run itself, without watching on the replica: while the workload runs,
-until the kill, a probe (OffsetProbe) writes a row every PROBE_GAP_S as the session writer
-writes its rows (through the same ReplicatedDatabase: BEGIN, the insert, whose server clock is
-the row's recorded instant, then COMMIT, one round trip later) and, at a seeded offset from the
-write's start (3 in 4 within OFFSET_NEAR_S, the rest up to OFFSET_FAR_S), reads it once on r1
-or r2 in turn with the readers' own query. The readers' judgement compares two server clocks:
-the row's recorded instant (the insert's clock, one round trip before its COMMIT) and the
-instant the read ran on the replica. Per read the probe records when it was SENT less the
-row's instant (x, in ms; the client's wall clock: one host, one clock; often negative, the
-read may leave before the insert ran), its latency (send -> run) and whether it was stale as
-the readers' reads are judged (it ran after the row's instant and lacked the row);
-fidelity.delays.sent_delay_quantiles estimates the delay from (x, stale) and the probe reads'
-own latencies measured at least OFFSET_NEAR_S after their row (maximum likelihood, a mixture
-fit; ~75 reads per kill, hence also pooled per mode). Why the send instant and not the run
-instant: the simulator's read reaches its node a client latency after it is sent, drawn
-independently of the writes; a real read sent into a write's replication on the shared 2-core
-machine waits for the CPU and runs once the row is visible. Measured over 36 kills (commit
-timestamps on, throwaway instrumentation): 98 of the readers' eventual reads ran within 0.5 ms
-after a session write's commit, where 153 would if their run instants were independent of the
-writes; and at a given run age the readers were stale more often than the probe's reads (the
-run-instant delays applied to the readers' own run instants: 171 stale reads for 219
-measured). By send offset the readers' and the probe's stale shares agreed (their integrals
-over the offset within 1% and 6% in two sets of 36 kills). The run-instant estimate
-(fidelity.delays.delay_quantiles, the last version's input) is printed as a check
-(delays_at_execution). The same 144 kills re-predicted both ways (four sets of 36, load ~1 to
-~9): the stale share before the kill +9% with the run instants' delays, +2% with the send
-instants' (in the set at load ~1: +36% and +17%); after the recovery +8% and +6%. Offset reads of a row committed at once (autocommit) under-predicted the
-stale share by ~10%: they lack the COMMIT's round trip (0.23 ms from the insert's clock to the
-commit record, on average over those kills) that the session writer's rows have. A plpgsql
-loop watching on the replica for a row committed in autocommit (fidelity.common.one_delay, as
-the delay and pause scenarios still calibrate)
-over-predicted the stale share by 68-85%: the loop is a busy process that the scheduler of the
-shared 2-core machine preempts, so it reports rows visible late (steady state, async: a plain
-read on another connection had seen the row before the loop reported it in 90 of the 116 reads
-that ran in between, by >= 0.75 ms at the median, >= 4.2 ms at the 90th percentile), and its
-reference, pg_last_xact_replay_timestamp(), is that of whichever commit was replayed last (0.02
-ms after the insert's clock at the median, 0.49 ms on average), which shortened the figures in
-part. The replay itself was not measurably slowed (the readers' stale share with the loop
-running 3.0%, without 2.7%, +-30% binomial). The client's half round trip: the replica reads
-before the kill.
+Calibration, in the run itself, without watching on the replica: the offset probe (the method,
+and why it is measured so: fidelity/offsetprobe.py's docstring).
 
 After the recovery the delays are another link's (the new primary's, with one standby, on a
 machine whose load has changed): once the survivor has caught up (wait_repointed), a second
@@ -95,102 +57,16 @@ while its walreceiver already streams the new one (stream_ms) and then jumps: of
 between the two instants in 360 saved kills, 76 found it at the old end and 2 part way (the
 twin spread the backlog from stream_ms until then before: SimConfig.repoint_catch_up_ms).
 
-When writes first reached the new primary, polled from the kill on (SwitchWatch, every 1 ms;
-writes_reached, per kill): the client's switch (client_switch_s), next to the manager's report of
-the promotion, the first write committed there and the session writer's first row after the kill;
-and the reads and session rows around the recovery (killtwins.around_recovery). The client
-switches when its prober finds the promoted node out of recovery, before the manager's pg_promote
-returns. An asynchronous new primary acknowledges at once, and the switch follows the first
-acknowledged write (switch_ms). A synchronous one (the manager carried the setting over) commits
-what it is sent at once but acknowledges the first write only once the survivor streams: in 279
-of 280 kills (seeds 3000..3139, semi-sync and sync, load 2-5) the client switched before that
-write, a median 106 ms (up to 807). The survivor's eventual reads meanwhile miss the session writer's first
-row there: of the 1483 outage reads sent after it (seeds 3040..3139), 1409 were stale, all but 4
-of them on the survivor; 16 of the outage's 2026 stale reads missed an acknowledged write. The readers
-judge against the row's INSERT clock, acknowledged or not, as the simulator judges against its
-commits. wait_repointed, polling from the acknowledgement, read such a switch as ~1 ms (clipped at
-0), so the twin, promoted there, had no span of writes committed but not acknowledged: on runs
-11-14, 0.4% stale predicted against 7.3% measured. The twin is now promoted at the client's switch
-(killtwins.promotion_timing), its survivor streams when the real one had caught up, and its outage
-window ends where the real one did (SimConfig.outage_after_promotion_ms after its promotion). Runs
-saved without the record keep the old timing; fidelity/killswitch.py gives them the switch from
-their probe records (the first record of the promoted node as the primary: within 1 ms of the
-polled switch at the median, -32..+69 ms at worst, over those 280 kills).
-The twin also sends its requests as the real threads do (killtwins.replayed_workload's clients:
-SimConfig.sequential_writes, read_arrival_readers): one writer and two readers, each waiting for
-its last request. While the first write on a synchronous new primary waits, the writer's next
-writes wait behind it, and a reader whose read-your-writes read waits for that session's write
-sends its next reads only after it, once the survivor has the rows: without that, the twins put
-those reads in the outage and predicted its stale share +38% on seeds 3000..3059; with it, +4%.
-On the 280 kills: 14.9% stale measured, 15.8% predicted, +6% [-1, +14] (0.7%, -96%, before).
+The client's switch to the new primary (SwitchWatch, writes_reached) and how the new primary
+acknowledges: fidelity/killswitch.py's docstring. The simulator's windows and what the lag
+tracker sees: fidelity/probesamples.py's docstring.
 
-The simulator's windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
-after_recovery). What the lag tracker sees, also measured in that run: the writes no read is
-judged against (the twin's background writes: failover_bench's writer on the primary and the
-delay probe's rows before the kill, ~100-210/s; the writer on the new primary after the
-recovery), which set how finely the tracker interpolates between its 100 ms samples of the
-primary (the session writer's 50/s alone read a replica one write behind as 20-100 ms behind,
-rarely; the real tracker reads a few ms, often); the prober's own half round trip (NodeStatus:
-last_probe_ns, probe_rtt_ms; the twin's probes take its median: the prober's queries leave
-together and meet the same load, and independent draws from its spread would read a replica
-before the primary half the time) and each node's probe offset, the median time from the
-prober's query to the primary to its query to that node (its cadences drift apart: 0 in most
-kills, 1.5-35 ms in some, and a replica read a few ms after the primary has replayed what the
-primary showed: its tracked lag is then 0).
+Why the twin replays the schedule rather than drawing Poisson arrivals, and moves it to where the
+real kill fell: fidelity/twinworkload.py's docstring.
 
-Why the twin replays the schedule rather than drawing Poisson arrivals of its own: right after
-the recovery the survivor lacks every new write for ~50-80 ms, and most eventual reads sent then
-are stale; that window holds ~8 reads per kill, and they make up most of the stale reads after the
-recovery. The read runs use seeds 1, 2, ... in every mode, so the same schedules recur, and theirs
-are not average there. Seeds 1..20 schedule 6.8 eventual reads per kill in [2.40, 2.48) s, where
-1000 seeds average 7.9; seeds 300..311 schedule 6.1. Twins with draws of their own predicted the
-expectation: on 36 kills (seeds 300..311, the three modes), the stale share after the recovery
-was +41% [+24, +64]. The same kills re-predicted with their schedules replayed: +9% [-5, +25].
-Before the kill: -2% and +1%. The real readers were not held back: their reads left at the
-scheduled instants (median 0.1 ms late), and the dip in the reads sent in [switch, switch + 80 ms]
-was the schedules'. The Poisson twins are still printed (kill.DELAY_INPUTS "poisson").
-The twin's crash falls on its own probe grid, which starts at 0 where the real prober's starts
-anywhere: 10-23 ms (in some kills ~110 ms) after the real kill's instant in the schedule. Its
-replayed requests and windows are moved by as much (killtwins.workload_shift_ms; the real kill's
-instant is saved as kill_s), so that the reads and writes right after the recovery are the real
-run's: on 180 saved kills re-predicted, the primary's read share after the recovery went from
--8.2% to -5.5% with this alone (and to -1.0% with the new primary acknowledging at once, below).
-
-The new primary acknowledges as the real one did (SimConfig.mode_after_promotion,
-killtwins.mode_after_promotion): each run records whether replikit's FailoverManager carried the
-synchronous setting over to it (sync_carried, with the synchronous_standby_names it set; the
-manager's keep_synchronous, on by default); if so the twin keeps the run's mode after the
-promotion, else "async", as for the saved runs from before the manager carried it (a promoted
-standby keeps its own synchronous_standby_names, empty). A synchronous twin whose real new primary
-was asynchronous held its first writes until the survivor streamed again (~55 ms), and their
-sessions' read-your-writes reads went to the survivor on their older tokens (the primary's read
-share after the recovery: -9% and -11% in the semi-sync and sync modes, -4% in async, on 180 kills).
-
-Read by read (read_records, saved with each kill; fidelity/stalereads.py compares the readers'
-and the probe's stale shares by send offset from a row's INSERT): the eventual reads before the
-kill, the session writer's and the probe's rows with their INSERT instants, and the probe rows' own
-INSERT -> COMMIT (probe_commit_lag_ms). The 960 kills saved before held counts only; re-predicted
-with the matched per-write delays, their twins still over-predicted the stale share before the
-kill by ~10% (quiet and loaded alike), and the files' errors spread a little more than their kills'
-sampling (fidelity/pool.py: Cochran's Q, p = 0.025; 0.07 before), not with the load. A read sent in a row's
-INSERT -> COMMIT is stale against it, so the probe's delays carry its own rows' gap where the readers
-meet the session rows': in the 4 kills of two test runs the probe rows' mean gap was 0.18, 0.23, 0.13
-and 0.19 ms against the session writer's 0.11, 0.13, 0.24 and 0.11 ms (medians alike, 0.05-0.11 ms;
-heavy tails, not settled). pool.py --gap-excess takes the excess off the delays (a what-if).
-The first 240 kills saved read by read (seeds 4000..4079, load 1-2; stalereads.py): their twins'
-+18.5% before the kill followed the schedules' chance pairs of an eventual read 0.1-0.5 ms after a
-session write, 1.20, 1.12, 0.65 and 1.10 times a Poisson stream's density in the four files (+23.9%,
-+13.1%, +0.2%, +38.3%; between the files Q = 10.6, p = 0.014): the twin's requests keep their
-scheduled instants to ~0.1 ms, the real ones do not (a session row's INSERT 0.22-0.47 ms after its
-schedule, 10-90%, later when a read was scheduled within 0.2 ms of it). The twin now dithers its
-eventual reads before the crash (killtwins.dithered_reads), and its replay, 0.01 ms per write on top
-of delays measured to a read's seeing the row (+3.5%), takes no time (killtwins.APPLY_RATE_PER_S):
-+6.8%, +4.7%, +13.3%, +25.8% (Q = 3.6, p = 0.31), pooled +13.0% [+3.9, +24.0]; the 360 kills of
-final8 and campaign runs 11-14, +13.1% -> +11.9%. What remains is not modelled: on the shared 2-core
-machine a read and a write close in time push each other apart (the readers' stale share by send
-offset applied to the same schedules, the reads' and the INSERTs' lateness drawn independently,
-gives 15%, 14%, 16% and 26% more stale reads than the four files had); the probe's and the session
-rows' INSERT -> COMMIT agreed there (means 0.070/0.065, 0.079/0.073, 0.116/0.102, 0.125/0.115 ms).
+Read by read (read_records): what is saved of the reads before the kill and what they showed
+of the stale share there: fidelity/stalereads.py's docstring; the readers' lateness around the
+session writes, which the twins now draw: fidelity/readshift.py.
 
 Statistics (fidelity.windowstats): per window, each figure pooled over the runs (stale reads /
 reads of all runs); its 95% interval and that of the relative error by a bootstrap over runs
@@ -218,15 +94,7 @@ What differs, and is reported rather than tuned away:
   the lag). With the history kept, a survivor not yet replaying the new timeline reads as far
   behind as the old primary's last sample (500-600 ms in 2 of 60 kills at load ~7).
 
-What the lag tracker is fed, recorded per probe (ProbeRecord; fidelity.probesamples compares it
-with the twins' SimResult.probe_samples): the primary's pg_current_wal_flush_lsn() stamped at its
-query's send, each replica's replay LSN stamped at its answer. The twins' primary shows a write
-once it commits, and their replicas take the delays measured from the row's INSERT clock, so the
-twins' prober reads the primary as of the mean INSERT -> COMMIT measured in the run from the
-primary's WAL (fidelity.commitlag; ~0.05 ms: replikit's write path sends the COMMIT right behind
-the statement's answer). Also recorded: when each probe's query started on its server
-(fidelity.probesamples.QueryStarts), and the new primary's full-page images after its promotion
-(~180 kB of WAL in its first ~100 ms instead of ~4 kB); both go into the twin (see killtwins).
+What the lag tracker is fed, recorded per probe: fidelity/probesamples.py's docstring.
 """
 
 from __future__ import annotations
@@ -266,10 +134,10 @@ class KillWorkload(Workload):
         self.probe_records: Dict[str, Dict[int, "ProbeRecord"]] = {}
         self.history_sizes: List[Tuple[float, int]] = []  # (t, the tracker's primary LSN history entries)
 
-    def _read(self, s: int, eventual: bool) -> None:
+    def _read(self, s: int, eventual: bool, scheduled: float = float("nan")) -> None:
         sent = time.monotonic() - self.t0
         before = self.out.read_errors
-        super()._read(s, eventual)
+        super()._read(s, eventual, scheduled)
         with self.lock:
             if self.out.read_errors != before:
                 self.failed_at.append(sent)
@@ -613,12 +481,17 @@ def read_records(measured: Any, probe: Any, epoch_of_t0: float, kill_s: float) -
     servers' instants by the clock they share with the client, ``epoch_of_t0`` being t0 on it): each
     eventual read sent in [WARM_S, kill_s) as [sent, ran, node, highest row seen, stale as judged],
     the session writer's rows as [INSERT instant, id], and the offset probe's reads before the kill
-    (OffsetProbe.samples) with its rows as [INSERT instant, id]."""
+    (OffsetProbe.samples) with its rows as [INSERT instant, id]; and every read (either level) sent
+    in [WARM_S, kill_s) as [its reader's scheduled instant, sent, eventual or not, node] (the reads'
+    lateness around the session writes: fidelity.readshift)."""
     from fidelity.common import stale_at_execution
 
+    chosen = [r for r in measured.reads if r.level == "eventual" and WARM_S <= r.sent < kill_s]
     reads = [[r.sent, r.executed - epoch_of_t0, r.node, r.visible, bool(stale_at_execution(measured, r))]
-             for r in measured.reads if r.level == "eventual" and WARM_S <= r.sent < kill_s]
+             for r in chosen]
     return {"eventual_reads_before": reads,
+            "reads_before_scheduled": [[r.scheduled, r.sent, r.level == "eventual", r.node] for r in measured.reads
+                                       if WARM_S <= r.sent < kill_s],
             "session_rows": [[at - epoch_of_t0, row_id] for at, row_id in measured.commits],
             "probe_samples_before": [list(sample) for sample in probe.samples if sample[0] < kill_s],
             "probe_rows": [[at - epoch_of_t0, row_id] for at, row_id in probe.rows]}

@@ -11,13 +11,12 @@ from fidelity import commitlag, probesamples
 from fidelity.common import stale_at_execution
 from fidelity.delays import matched_per_write_delays
 from fidelity.killreads import (KILL_AT_S, LAG_SAMPLE_S, READ_RATE, RUN_S, SESSION_WRITE_RATE, SESSIONS, WARM_S,
-                                WINDOWS, probe_offsets, real_run, workload_arrivals)
+                                WINDOWS, probe_offsets, real_run)
+from fidelity.twinworkload import (DITHER_MS, WRITE_SERVICE_MS, dithered_reads, real_kill_ms,  # noqa: F401
+                                   replayed_workload, twin_reads, workload_shift_ms)
 
 
 # ------------------------------------------------------------------ counts per window
-# The twin's eventual reads before the crash are dithered by up to this much either way (half the
-# session writer's mean gap between writes): see dithered_reads.
-DITHER_MS = 10.0
 APPLY_RATE_PER_S = 1e8  # the simulator's highest: a replay of ~0.00001 ms per write
 COUNT_KEYS = ("answered", "failed", "primary", "eventual", "eventual_stale", "eventual_stale_acked",
               "read_your_writes", "read_your_writes_stale", "lag_samples", "lag_sum_ms", "lag_max_ms")
@@ -93,7 +92,8 @@ def add_counts(into: Dict[str, Dict[str, float]], more: Dict[str, Dict[str, floa
 # ------------------------------------------------------------------ the simulated runs
 def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict[str, Any],
                scale: float = 1.0, after: bool = True, replay: bool = True, offsets_after: bool = True,
-               align: bool = True, rounds: bool = True, clients: bool = True, dither_ms: float = DITHER_MS) -> Any:
+               align: bool = True, rounds: bool = True, clients: bool = True, dither_ms: float = DITHER_MS,
+               read_shifts: bool = True) -> Any:
     """The simulated twin of one real run: its inputs measured before its kill (the replication
     delays times ``scale``), its failover timings (promotion_timing): the simulated promotion ends
     when the real client switched to the new primary, the survivor streams again when the real one
@@ -109,7 +109,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
     With ``align`` (and ``replay``) the replayed workload and the windows are shifted so that the
     twin's crash falls where the real kill fell in the workload (workload_shift_ms). With
     ``dither_ms`` (and ``replay``) its eventual reads before the crash are moved apart from the
-    replayed writes (dithered_reads)."""
+    replayed writes (dithered_reads), unless ``read_shifts`` and the run carries the readers'
+    measured lateness around the session writes (run["read_shifts"]: twinworkload.twin_reads)."""
     from failover_bench import REPLIKIT_PRESETS
 
     from fidelity.kill import SIM_MODES, twin_timing
@@ -180,7 +181,7 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      reset_tracker_on_promotion=run["tracker_reset"],
                      failover_model="core", probe_interval_ms=probe_ms,
                      sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0 + shift, crash],
-                     read_service=0.05, write_service=0.1, apply_rate_per_s=APPLY_RATE_PER_S,
+                     read_service=0.05, write_service=WRITE_SERVICE_MS, apply_rate_per_s=APPLY_RATE_PER_S,
                      replica_latency=LatencyDistribution.empirical([d * scale for d in run["delays"]]),
                      client_latency=LatencyDistribution.empirical(run["half_round_trips"]),
                      probe_latency=probe_half, probe_commit_lag_ms=commitlag.commit_lag_ms(run["commit_lag_ms"]),
@@ -188,7 +189,8 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      probe_offsets_after_crash_ms=offsets_after_crash(run, probe_ms) if offsets_after else [],
                      **run.get("probe_run_lags", {}), **probe_rounds(run, rounds),
                      **timing, **after_crash_delays(run, after),
-                     **dithered_reads(replayed_workload(run, replay, shift, clients), dither_ms, crash, seed))
+                     **twin_reads(run, replayed_workload(run, replay, shift, clients), crash, seed, dither_ms,
+                                  read_shifts))
 
 
 def promotion_timing(run: Dict[str, Any], promotion_ms: float) -> Dict[str, float]:
@@ -260,89 +262,6 @@ def offsets_after_crash(run: Dict[str, Any], interval_ms: float) -> List[float]:
     return probe_offsets(sends, RUN_S, interval_ms, since, promoted[0])
 
 
-def replayed_workload(run: Dict[str, Any], replay: bool, shift_ms: float = 0.0, clients: bool = False) -> Dict[str, Any]:
-    """The twin's session writes and reads: with ``replay``, the real run's own (its seeded
-    schedules: the same instants, sessions and levels; killreads.workload_arrivals) ``shift_ms``
-    later (those then outside [0, RUN_S + shift_ms) left out), else Poisson draws of the twin's
-    seed at the same rates. Right after the recovery a few reads decide the stale share (the
-    survivor lacks every new write for ~50-80 ms: most reads then are stale), so independent draws
-    compare the real run's sample of that window with its expectation. With ``clients`` the twin's
-    requests leave as the real workload's threads send them (SimConfig.sequential_writes,
-    read_arrival_readers): one writer and READERS readers, each waiting for its last request's
-    answer. It matters where a write waits long: a synchronous new primary holds the first write it
-    is sent until the survivor streams, the writer's next writes wait behind it, and a reader whose
-    read-your-writes read waits for that session's write sends its next reads only after it."""
-    if not replay:
-        return {}
-    end = RUN_S * 1000.0 + shift_ms
-    out = {name: [(t + shift_ms, *rest) for t, *rest in arrivals if 0.0 <= t + shift_ms < end]
-           for name, arrivals in workload_arrivals(run["seed"], readers=clients).items()}
-    if clients:  # one writer thread, reader threads: each sends its requests one at a time
-        out["read_arrival_readers"] = [reader for *_, reader in out["read_arrivals"]]
-        out["read_arrivals"] = [read[:3] for read in out["read_arrivals"]]
-        out["sequential_writes"] = True
-    return out
-
-
-def dithered_reads(workload: Dict[str, Any], dither_ms: float, crash_ms: float, seed: int) -> Dict[str, Any]:
-    """The replayed workload with each eventual read sent before the crash (``dither_ms`` or more
-    before it) moved by a uniform draw in [-dither_ms, dither_ms] (the twin's ``seed``; at 0 at
-    the earliest), the reads re-sorted with their readers; unchanged without a replayed workload or
-    at dither_ms 0. Why: the twin's stale share before the kill counts the eventual reads that
-    reach a replica within a replication delay after a session write's commit (~0.1-0.5 ms after
-    it is scheduled), so replayed to the microsecond it follows the schedules' chance pairs of a
-    read just after a write: on the 20 schedules of a campaign run, that density was 0.65 to 1.20
-    times a Poisson stream's (fidelity/stalereads.py), and the twins' error before the kill went
-    with it (+0.2% to +38.3% in four runs of 60 kills; between the runs Q = 10.6 on 3 degrees of
-    freedom). The real requests keep their schedule less tightly (a session row's INSERT 0.22-0.47
-    ms after its scheduled instant, 10-90%, a tail of ms, later when a read was scheduled within
-    0.2 ms of it; the twin's writes commit ~0.2-0.34 ms after theirs), and the real stale shares
-    did not follow the schedules: dithered, the four runs' errors were +10.5%, +7.8%, +16.2% and
-    +28.9% (Q = 3.3; see killreads' docstring for what remains). The read-your-writes
-    reads, the writes and the reads after the crash keep their instants (the reads right after
-    the recovery are few and decide its figures: see replayed_workload)."""
-    import random
-
-    if dither_ms <= 0 or "read_arrivals" not in workload:
-        return workload
-    rng = random.Random(seed)
-    readers = workload.get("read_arrival_readers") or [None] * len(workload["read_arrivals"])
-    moved = []
-    for (t, session, level), reader in zip(workload["read_arrivals"], readers):
-        if level == "eventual" and t + dither_ms < crash_ms:
-            t = max(0.0, t + rng.uniform(-dither_ms, dither_ms))
-        moved.append((t, session, level, reader))
-    moved.sort(key=lambda read: read[0])
-    out = dict(workload, read_arrivals=[read[:3] for read in moved])
-    if "read_arrival_readers" in workload:
-        out["read_arrival_readers"] = [read[3] for read in moved]
-    return out
-
-
-def real_kill_ms(run: Dict[str, Any]) -> float:
-    """When the real primary was killed (ms from the run's start): saved by real_reads (kill_s);
-    in runs saved before it, the kill's measured phase after the prober's last send to the primary
-    (detector["phase_raw_ms"]) added to the send it follows, the first after which it falls at
-    KILL_AT_S or later (the kill follows KILL_AT_S by a few ms, less than a probe period)."""
-    if "kill_s" in run:
-        return run["kill_s"] * 1000.0
-    phase_s = run["detector"]["phase_raw_ms"] / 1000.0
-    kills = [rec[0] + phase_s for rec in run["probe_records"].get("primary", {}).values()
-             if rec[0] + phase_s >= KILL_AT_S]
-    return min(kills) * 1000.0 if kills else KILL_AT_S * 1000.0
-
-
-def workload_shift_ms(run: Dict[str, Any], crash_ms: float) -> float:
-    """How much later than in the real run the twin's crash falls (crash_ms: on its own probe grid,
-    at the kill's measured phase; fidelity.kill.twin_timing): its replayed workload is moved by as
-    much, so that every write and read falls where it fell around the real kill. The twin's grid
-    starts at 0 and the real prober's anywhere: unshifted, the twin's crash fell 10-23 ms (some
-    kills ~110 ms) after the real kill's instant in the schedule, and the few reads and writes
-    right after the recovery that decide the primary's read share and the stale share were
-    others than the real run's (the same seeds recur in every mode and run: a bias, not noise)."""
-    return crash_ms - real_kill_ms(run)
-
-
 def after_crash_delays(run: Dict[str, Any], after: bool) -> Dict[str, Any]:
     """The twin's replication delays from the crash on, when measured in ``run`` and wanted."""
     from replikit import LatencyDistribution
@@ -387,7 +306,7 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
                    scale: float = 1.0, after: bool = True, replay: bool = True,
                    offsets_after: bool = True, overrides: Optional[Dict[str, Any]] = None,
                    align: bool = True, rounds: bool = True, clients: bool = True,
-                   dither_ms: float = DITHER_MS) -> Dict[str, Any]:
+                   dither_ms: float = DITHER_MS, read_shifts: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
     what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery);
     ``overrides``: SimConfig fields set on every twin's config (what-if re-predictions)."""
@@ -398,7 +317,7 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
     reads, outage = 0, 0.0
     for seed in seeds:
         config = sim_config(preset, mode, promotion_ms, seed, run, scale, after, replay, offsets_after, align, rounds,
-                            clients, dither_ms)
+                            clients, dither_ms, read_shifts)
         config.max_probe_samples = PROBE_TRACE
         shift_s = config.duration_ms / 1e3 - RUN_S  # the windows' shift (sim_config's align)
         for name, value in (overrides or {}).items():
@@ -508,7 +427,7 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "around_recovery": around_recovery(run),
                     "reads": float(len(run["reads"]) + len(run["failed_at"])),
                     # Read by read before the kill, for a later look at the stale share (not a twin input).
-                    **{key: run[key] for key in ("probe_commit_lag_ms", "eventual_reads_before", "session_rows",
+                    **{key: run[key] for key in ("probe_commit_lag_ms", "eventual_reads_before", "reads_before_scheduled", "session_rows",
                                                  "probe_samples_before", "probe_rows")}})
     if len(out) < max(1, runs // 2):
         raise RuntimeError(f"only {len(out)} of {runs} {mode} kills with reads completed")

@@ -1,7 +1,51 @@
 """The kill scenario's replication delays measured in the run itself: the offset probe (a row
 written as the session writer writes its rows, read once on a standby at a seeded offset with the
 readers' own query). See fidelity/killreads.py's docstring for why it is measured this way, and
-fidelity.delays for how its reads become delays."""
+fidelity.delays for how its reads become delays.
+
+The method (moved here from fidelity/killreads.py, which runs it):
+
+Calibration, in the run itself, without watching on the replica: while the workload runs,
+until the kill, a probe (OffsetProbe) writes a row every PROBE_GAP_S as the session writer
+writes its rows (through the same ReplicatedDatabase: BEGIN, the insert, whose server clock is
+the row's recorded instant, then COMMIT, one round trip later) and, at a seeded offset from the
+write's start (3 in 4 within OFFSET_NEAR_S, the rest up to OFFSET_FAR_S), reads it once on r1
+or r2 in turn with the readers' own query. The readers' judgement compares two server clocks:
+the row's recorded instant (the insert's clock, one round trip before its COMMIT) and the
+instant the read ran on the replica. Per read the probe records when it was SENT less the
+row's instant (x, in ms; the client's wall clock: one host, one clock; often negative, the
+read may leave before the insert ran), its latency (send -> run) and whether it was stale as
+the readers' reads are judged (it ran after the row's instant and lacked the row);
+fidelity.delays.sent_delay_quantiles estimates the delay from (x, stale) and the probe reads'
+own latencies measured at least OFFSET_NEAR_S after their row (maximum likelihood, a mixture
+fit; ~75 reads per kill, hence also pooled per mode). Why the send instant and not the run
+instant: the simulator's read reaches its node a client latency after it is sent, drawn
+independently of the writes; a real read sent into a write's replication on the shared 2-core
+machine waits for the CPU and runs once the row is visible. Measured over 36 kills (commit
+timestamps on, throwaway instrumentation): 98 of the readers' eventual reads ran within 0.5 ms
+after a session write's commit, where 153 would if their run instants were independent of the
+writes; and at a given run age the readers were stale more often than the probe's reads (the
+run-instant delays applied to the readers' own run instants: 171 stale reads for 219
+measured). By send offset the readers' and the probe's stale shares agreed (their integrals
+over the offset within 1% and 6% in two sets of 36 kills). The run-instant estimate
+(fidelity.delays.delay_quantiles, the last version's input) is printed as a check
+(delays_at_execution). The same 144 kills re-predicted both ways (four sets of 36, load ~1 to
+~9): the stale share before the kill +9% with the run instants' delays, +2% with the send
+instants' (in the set at load ~1: +36% and +17%); after the recovery +8% and +6%. Offset reads of a row committed at once (autocommit) under-predicted the
+stale share by ~10%: they lack the COMMIT's round trip (0.23 ms from the insert's clock to the
+commit record, on average over those kills) that the session writer's rows have. A plpgsql
+loop watching on the replica for a row committed in autocommit (fidelity.common.one_delay, as
+the delay and pause scenarios still calibrate)
+over-predicted the stale share by 68-85%: the loop is a busy process that the scheduler of the
+shared 2-core machine preempts, so it reports rows visible late (steady state, async: a plain
+read on another connection had seen the row before the loop reported it in 90 of the 116 reads
+that ran in between, by >= 0.75 ms at the median, >= 4.2 ms at the 90th percentile), and its
+reference, pg_last_xact_replay_timestamp(), is that of whichever commit was replayed last (0.02
+ms after the insert's clock at the median, 0.49 ms on average), which shortened the figures in
+part. The replay itself was not measurably slowed (the readers' stale share with the loop
+running 3.0%, without 2.7%, +-30% binomial). The client's half round trip: the replica reads
+before the kill.
+"""
 
 from __future__ import annotations
 

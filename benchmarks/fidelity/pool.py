@@ -8,7 +8,8 @@ a 95% interval of +-10%.
 
     .venv/bin/python benchmarks/fidelity/pool.py run1.json [run2.json ...] [--repredict [--sim-runs N] [--seed S]
                                                                              [--set FIELD=VALUE ...]
-                                                                             [--twin OPTION=VALUE ...]]
+                                                                             [--twin OPTION=VALUE ...]
+                                                                             [--read-shifts file|held-out|halves]]
 
 By default each kill's twin counts are those saved with it. ``--repredict`` simulates every
 kill's twin again with the current code from the inputs saved with it (fidelity.killtwins:
@@ -27,6 +28,11 @@ saved then (in the run's log), within 1% of the saved draws' on the 960 saved ki
 by which the probe rows' exceeds the session writer's rows' off the delays before the kill
 (gap_corrected). With several files it also prints the stale share before the kill per file and whether the files'
 errors differ by more than their kills' sampling (file_errors: Cochran's Q).
+``--read-shifts`` gives the twins the readers' measured lateness around the session writes
+(fidelity.readshift; the twins' eventual reads before the crash drawn from it instead of dithered):
+``file`` pooled over every kill of the kill's own file (in sample), ``held-out`` over the kills of
+the other files, ``halves`` over the other half of its own file's kills (even against odd). Without
+it, the kills' twins keep whatever the file saved (none before readshift: the dithered twin).
 ``--progress LOG`` reads the load average of each file from
 a campaign log ("run K seed S start T load a b c" / "run K rc R end T load a b c" lines, matched
 to files named runK.json) where the file did not save it.
@@ -49,7 +55,8 @@ from fidelity import killtwins, windowstats  # noqa: E402
 
 Counts = Dict[str, Dict[str, float]]
 # killtwins.sim_run_counts' options
-TWIN_OPTIONS = {"align", "after", "dither_ms", "offsets_after", "rounds", "replay", "scale"}
+TWIN_OPTIONS = {"align", "after", "dither_ms", "offsets_after", "read_shifts", "rounds", "replay", "scale"}
+READ_SHIFTS = ("file", "held-out", "halves")
 
 
 def rematched(run: Dict[str, Any]) -> Dict[str, Any]:
@@ -117,16 +124,20 @@ def pooled_kills(paths: List[str], repredict: bool, seed: Optional[int], sim_run
                  progress: Optional[str] = None, log: Any = print,
                  overrides: Optional[Dict[str, Any]] = None,
                  options: Optional[Dict[str, Any]] = None, rematch: bool = False,
-                 gap_excess: bool = False) -> List[Dict[str, Any]]:
+                 gap_excess: bool = False, read_shifts: Optional[str] = None) -> List[Dict[str, Any]]:
     """Every kill of the files: its file, mode, measured counts and predicted counts."""
     campaign = campaign_loads(progress)
     rows: List[Dict[str, Any]] = []
     started = time.monotonic()
+    files = {}
     for path in paths:
         with open(path, encoding="utf-8") as fh:
             saved = json.load(fh)
         if saved.get("scenario") != "kill":
             raise SystemExit(f"{path}: not a saved kill scenario (sim_fidelity.py --scenario kill --json)")
+        files[path] = saved
+    tables = shift_tables(files, read_shifts, log) if repredict and read_shifts else {}
+    for path, saved in files.items():
         kills = list(killtwins.saved_kills(saved))
         modes = {m: sum(k[0] == m for k in kills) for m in dict.fromkeys(k[0] for k in kills)}
         log(f"{path}: {len(kills)} kills ({', '.join(f'{m} {n}' for m, n in modes.items())}), seed "
@@ -136,12 +147,37 @@ def pooled_kills(paths: List[str], repredict: bool, seed: Optional[int], sim_run
             sim = twin["windows"]
             if repredict:
                 inputs = rematched(run) if rematch else run
+                if (path, i) in tables:
+                    inputs = dict(inputs, read_shifts=tables[path, i])
                 sim = repredicted(saved, mode, promotion_ms, gap_corrected(inputs) if gap_excess else inputs, seed,
                                   sim_runs, overrides, options)
                 print(f"  {path}: kill {i + 1}/{len(kills)} ({mode}) re-predicted, "
                       f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             rows.append({"file": path, "mode": mode, "real": run["counts"], "sim": sim})
     return rows
+
+
+def shift_tables(files: Dict[str, Dict[str, Any]], how: str, log: Any = print) -> Dict[Tuple[str, int], Any]:
+    """Per (file, kill index): the table of the readers' measured lateness around the session
+    writes its twin draws from (fidelity.readshift.pooled; ``--read-shifts``)."""
+    from fidelity import readshift
+
+    kills = {path: [run for _, _, run, _ in killtwins.saved_kills(saved)] for path, saved in files.items()}
+    out: Dict[Tuple[str, int], Any] = {}
+    for path, runs in kills.items():
+        if how == "file":
+            tables = [readshift.pooled(runs)] * len(runs)
+        elif how == "held-out":
+            tables = [readshift.pooled(run for other, more in kills.items() if other != path for run in more)] * len(runs)
+        else:
+            halves = [readshift.pooled(runs[1::2]), readshift.pooled(runs[0::2])]
+            tables = [halves[i % 2] for i in range(len(runs))]
+        for i, table in enumerate(tables):
+            out[path, i] = table
+        counts = sorted({sum(len(b) for b in table["shifts_ms"]) for table in tables})
+        log(f"{path}: read shifts ({how}) from {', '.join(map(str, counts))} measured reads"
+            + ("" if all(readshift.usable(t) for t in tables) else " (too few: dithered twins)"))
+    return out
 
 
 def gap_corrected(run: Dict[str, Any]) -> Dict[str, Any]:
@@ -222,23 +258,28 @@ def main(argv: Any = None, log: Any = print) -> int:
                         help="with --repredict: per-write delays from matched_per_write_delays (see above)")
     parser.add_argument("--gap-excess", action="store_true",
                         help="with --repredict: delays less the probe rows' INSERT -> COMMIT excess (gap_corrected)")
+    parser.add_argument("--read-shifts", choices=READ_SHIFTS, default=None,
+                        help="with --repredict: the readers' measured lateness around the writes (see above)")
     parser.add_argument("--progress", help="a campaign log with each run's load average")
     args = parser.parse_args(argv)
     if args.sim_runs is not None and not 1 <= args.sim_runs <= 1000:
         parser.error("--sim-runs must be in [1, 1000]")
-    if (args.set or args.twin or args.rematch or args.gap_excess) and not args.repredict:
-        parser.error("--set, --twin, --rematch and --gap-excess need --repredict")
+    if (args.set or args.twin or args.rematch or args.gap_excess or args.read_shifts) and not args.repredict:
+        parser.error("--set, --twin, --rematch, --gap-excess and --read-shifts need --repredict")
+    if args.read_shifts == "held-out" and len(args.json) < 2:
+        parser.error("--read-shifts held-out needs two or more files")
     unknown = {name for name, _ in args.twin} - TWIN_OPTIONS
     if unknown:
         parser.error(f"--twin: unknown option(s) {', '.join(sorted(unknown))} "
                      f"(one of {', '.join(sorted(TWIN_OPTIONS))})")
     rows = pooled_kills(args.json, args.repredict, args.seed, args.sim_runs, args.progress, log, dict(args.set),
-                        dict(args.twin), args.rematch, args.gap_excess)
+                        dict(args.twin), args.rematch, args.gap_excess, args.read_shifts)
     if not rows:
         raise SystemExit("no kills with reads in these files")
     source = "re-predicted by the current twins" if args.repredict else "twins as saved"
-    if args.set or args.twin or args.rematch or args.gap_excess:
+    if args.set or args.twin or args.rematch or args.gap_excess or args.read_shifts:
         source += " with " + ", ".join([f"{name}={value!r}" for name, value in args.set + args.twin]
+                                       + ([f"read shifts {args.read_shifts}"] if args.read_shifts else [])
                                        + (["rematched per-write delays"] if args.rematch else [])
                                        + (["the probe rows' commit gap excess off the delays"] if args.gap_excess else []))
     if len(args.json) > 1:

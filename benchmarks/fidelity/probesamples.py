@@ -3,7 +3,36 @@
 position stamped at its answer) and a twin's (SimResult.probe_samples, the same stamps). Per
 replica sample in a window: whether it was behind the primary's last sample sent before it was
 answered (by how many bytes), and the WAL the primary wrote between two of its samples (the grid
-the tracker interpolates a replica's time lag on)."""
+the tracker interpolates a replica's time lag on).
+
+What is recorded (moved here from fidelity/killreads.py):
+
+What the lag tracker is fed, recorded per probe (ProbeRecord; fidelity.probesamples compares it
+with the twins' SimResult.probe_samples): the primary's pg_current_wal_flush_lsn() stamped at its
+query's send, each replica's replay LSN stamped at its answer. The twins' primary shows a write
+once it commits, and their replicas take the delays measured from the row's INSERT clock, so the
+twins' prober reads the primary as of the mean INSERT -> COMMIT measured in the run from the
+primary's WAL (fidelity.commitlag; ~0.05 ms: replikit's write path sends the COMMIT right behind
+the statement's answer). Also recorded: when each probe's query started on its server
+(fidelity.probesamples.QueryStarts), and the new primary's full-page images after its promotion
+(~180 kB of WAL in its first ~100 ms instead of ~4 kB); both go into the twin (see killtwins).
+
+The windows and the tracker's inputs (moved here from fidelity/killreads.py):
+
+The simulator's windows are SimResult.windows (edges WARM_S and the crash) and failover_windows (outage,
+after_recovery). What the lag tracker sees, also measured in that run: the writes no read is
+judged against (the twin's background writes: failover_bench's writer on the primary and the
+delay probe's rows before the kill, ~100-210/s; the writer on the new primary after the
+recovery), which set how finely the tracker interpolates between its 100 ms samples of the
+primary (the session writer's 50/s alone read a replica one write behind as 20-100 ms behind,
+rarely; the real tracker reads a few ms, often); the prober's own half round trip (NodeStatus:
+last_probe_ns, probe_rtt_ms; the twin's probes take its median: the prober's queries leave
+together and meet the same load, and independent draws from its spread would read a replica
+before the primary half the time) and each node's probe offset, the median time from the
+prober's query to the primary to its query to that node (its cadences drift apart: 0 in most
+kills, 1.5-35 ms in some, and a replica read a few ms after the primary has replayed what the
+primary showed: its tracked lag is then 0).
+"""
 
 from __future__ import annotations
 
