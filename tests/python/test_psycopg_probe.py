@@ -173,6 +173,29 @@ def test_a_dsn_whose_hosts_all_fail_says_so_for_each_within_hosts_times_the_time
     assert all(f"port '{port}'" in message for port in (one, refused, two)), message
 
 
+def test_a_closing_prober_tries_no_further_host(cluster):
+    """The prober closing (its stop event set) while a DSN's first host is being tried: the
+    walk ends with that attempt, so close() waits one connect_timeout at most, not hosts x
+    connect_timeout (three silent hosts at 0.5 s each: ~0.5 s, not ~1.5 s)."""
+    import threading
+
+    stop = threading.Event()
+    with silent_endpoint(cluster.host) as one, silent_endpoint(cluster.host) as two, \
+            silent_endpoint(cluster.host) as three:
+        conninfo = _probe.probe_conninfo(hosts_dsn(cluster, one, two, three), DatabaseOptions())
+        timer = threading.Timer(0.2, stop.set)
+        timer.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(psycopg.OperationalError, match="the prober is closing: 2 of 3 hosts not tried"):
+                _probe.probe_connect(conninfo, 0.5, stop)
+        finally:
+            timer.cancel()
+        took = time.monotonic() - started
+    print(f"\n[probe hosts] closing: gave up after {took * 1000:.0f} ms")
+    assert 0.5 * 0.9 <= took < 2 * 0.5, took
+
+
 def test_a_router_whose_replica_dsn_starts_with_a_frozen_host_probes_the_next(cluster):
     """A replica named by a DSN whose first host is a frozen server (r2, SIGSTOPped) and whose
     second is r1: its prober connects to r1 after one connect_timeout, so the node is up and its

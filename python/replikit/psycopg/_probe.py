@@ -4,6 +4,7 @@ waited on without holding the GIL, so a node that stopped answering holds up onl
 from __future__ import annotations
 
 import select
+import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -43,7 +44,7 @@ def _wait_socket(pgconn: PGconnType, for_write: bool, remaining: float) -> bool:
     return bool(poller.poll(remaining * 1000.0))
 
 
-def probe_connect(conninfo: bytes, connect_s: float) -> PGconnType:
+def probe_connect(conninfo: bytes, connect_s: float, stop: Optional[threading.Event] = None) -> PGconnType:
     """A new probe connection. Each of the DSN's hosts (and each address a host name resolves
     to) is tried in turn, as libpq's blocking connect and psycopg.connect try them, each within
     `connect_s` seconds of its own: a first host that stopped answering costs one connect_s, not
@@ -53,7 +54,9 @@ def probe_connect(conninfo: bytes, connect_s: float) -> PGconnType:
     answering would stall every thread of the process, the other probers and the application's,
     for the full connect_timeout at each attempt. The hosts are split, and host names resolved
     (getaddrinfo, without the GIL), by psycopg's conninfo_attempts, as psycopg.connect does
-    (target_session_attrs and load_balance_hosts included). Raises psycopg.OperationalError."""
+    (target_session_attrs and load_balance_hosts included). A set `stop` (the prober closing) ends
+    the walk before the next host, so a closing prober waits for one attempt at most, not for
+    every host's. Raises psycopg.OperationalError."""
     try:
         attempts = conninfo_attempts(conninfo_to_dict(conninfo.decode()))
     except psycopg.OperationalError:
@@ -62,6 +65,9 @@ def probe_connect(conninfo: bytes, connect_s: float) -> PGconnType:
         raise psycopg.OperationalError(str(exc)) from exc
     failures: List[Tuple[Dict[str, Any], psycopg.OperationalError]] = []
     for attempt in attempts:  # as many as the DSN names hosts (and their addresses)
+        if stop is not None and stop.is_set():
+            raise psycopg.OperationalError(f"the prober is closing: {len(attempts) - len(failures)} of "
+                                           f"{len(attempts)} hosts not tried")
         try:
             return _connect_one(make_conninfo("", **attempt).encode(), connect_s)
         except psycopg.OperationalError as exc:
@@ -96,16 +102,17 @@ def _connect_one(conninfo: bytes, connect_s: float) -> PGconnType:
         raise
 
 
-def probe_once(pgconn: Optional[PGconnType], conninfo: bytes, bound_s: float,
-               connect_s: float) -> Tuple[PGconnType, Tuple[Any, ...]]:
+def probe_once(pgconn: Optional[PGconnType], conninfo: bytes, bound_s: float, connect_s: float,
+               stop: Optional[threading.Event] = None) -> Tuple[PGconnType, Tuple[Any, ...]]:
     """One probe on `pgconn` (connected first, within `connect_s`, when None or broken), bounded
     client-side by `bound_s`: a deadline on poll() bounds the query, so even a server that
-    stopped answering (SIGSTOP) cannot hold the prober, and no wait holds the GIL. Raises
+    stopped answering (SIGSTOP) cannot hold the prober, and no wait holds the GIL (`stop`: see
+    probe_connect). Raises
     psycopg.OperationalError; the caller drops the connection then."""
     if pgconn is None or pgconn.status != ConnStatus.OK:
         if pgconn is not None:
             pgconn.finish()
-        pgconn = probe_connect(conninfo, connect_s)
+        pgconn = probe_connect(conninfo, connect_s, stop)
     deadline = time.monotonic() + bound_s
     pgconn.send_query(_PROBE_BYTES)
     result = None

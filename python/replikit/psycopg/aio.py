@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from typing import (Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence,
                     Tuple)
@@ -29,6 +30,9 @@ class _AsyncProber:
         self.wake = {name: asyncio.Event() for name in core.dsns}
         self.completed = dict.fromkeys(core.dsns, 0)
         self.probed = asyncio.Condition()
+        # Set by close(): a probe's worker thread, which cancelling its task does not stop, tries
+        # no further host of a multi-host DSN then (_probe.probe_connect).
+        self.closing = threading.Event()
         self.tasks = [asyncio.create_task(self._run(name), name=f"replikit-probe-{name}")
                       for name in core.dsns]
 
@@ -47,7 +51,7 @@ class _AsyncProber:
                 sent = _base.now_ns()
                 try:
                     pgconn, row = await asyncio.to_thread(_probe.probe_once, pgconn, conninfo, bound_s,
-                                                             connect_s)
+                                                             connect_s, self.closing)
                     self.core.probe_ok(node, row, sent, _base.now_ns())
                 except asyncio.CancelledError:
                     raise
@@ -86,6 +90,7 @@ class _AsyncProber:
             return True
 
     async def close(self) -> None:
+        self.closing.set()
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

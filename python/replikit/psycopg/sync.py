@@ -44,7 +44,7 @@ class _Prober:
         while not self.stop.is_set():
             sent = _base.now_ns()
             try:
-                pgconn, row = _probe.probe_once(pgconn, conninfo, bound_s, connect_s)
+                pgconn, row = _probe.probe_once(pgconn, conninfo, bound_s, connect_s, self.stop)
                 self.core.probe_ok(node, row, sent, _base.now_ns())
             except Exception as exc:  # every failure of a probe is a failed probe
                 self.core.probe_failed(node, exc, _base.now_ns())
