@@ -39,7 +39,7 @@ import random
 import statistics
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -118,14 +118,23 @@ def shifted_reads(workload: Dict[str, Any], table: Dict[str, Any], crash_ms: flo
     rng = random.Random(seed)
     everything = [s for b in table["shifts_ms"] for s in b]
     writes = sorted(t for t, *_ in workload.get("write_arrivals", []))
+
+    def move(t: float, level: Any) -> float:
+        if not (str(level).lower().endswith("eventual") and t + GUARD_MS < crash_ms):
+            return t
+        i = reference_gap(writes, t)
+        shifts = table["shifts_ms"][gap_bin(None if i is None else t - writes[i])]
+        return max(0.0, t + rng.choice(shifts if len(shifts) >= MIN_SHIFTS else everything) + write_lateness_ms)
+
+    return moved_reads(workload, move)
+
+
+def moved_reads(workload: Dict[str, Any], move: Callable[[float, Any], float]) -> Dict[str, Any]:
+    """The replayed workload with each read's instant t (ms) made ``move(t, level)``, in the
+    reads' order (a seeded ``move`` draws in it), the reads re-sorted with their readers."""
     readers = workload.get("read_arrival_readers") or [None] * len(workload["read_arrivals"])
-    moved = []
-    for (t, session, level), reader in zip(workload["read_arrivals"], readers):
-        if str(level).lower().endswith("eventual") and t + GUARD_MS < crash_ms:
-            i = reference_gap(writes, t)
-            shifts = table["shifts_ms"][gap_bin(None if i is None else t - writes[i])]
-            t = max(0.0, t + rng.choice(shifts if len(shifts) >= MIN_SHIFTS else everything) + write_lateness_ms)
-        moved.append((t, session, level, reader))
+    moved = [(move(t, level), session, level, reader)
+             for (t, session, level), reader in zip(workload["read_arrivals"], readers)]
     moved.sort(key=lambda read: read[0])
     out = dict(workload, read_arrivals=[read[:3] for read in moved])
     if "read_arrival_readers" in workload:

@@ -85,17 +85,8 @@ def dithered_reads(workload: Dict[str, Any], dither_ms: float, crash_ms: float, 
     if dither_ms <= 0 or "read_arrivals" not in workload:
         return workload
     rng = random.Random(seed)
-    readers = workload.get("read_arrival_readers") or [None] * len(workload["read_arrivals"])
-    moved = []
-    for (t, session, level), reader in zip(workload["read_arrivals"], readers):
-        if level == "eventual" and t + dither_ms < crash_ms:
-            t = max(0.0, t + rng.uniform(-dither_ms, dither_ms))
-        moved.append((t, session, level, reader))
-    moved.sort(key=lambda read: read[0])
-    out = dict(workload, read_arrivals=[read[:3] for read in moved])
-    if "read_arrival_readers" in workload:
-        out["read_arrival_readers"] = [read[3] for read in moved]
-    return out
+    return readshift.moved_reads(workload, lambda t, level: max(0.0, t + rng.uniform(-dither_ms, dither_ms))
+                                 if level == "eventual" and t + dither_ms < crash_ms else t)
 
 
 def real_kill_ms(run: Dict[str, Any]) -> float:
