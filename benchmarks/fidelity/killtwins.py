@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from fidelity import commitlag, probesamples
+from fidelity import commitlag, killswitch, probesamples
 from fidelity.common import stale_at_execution
 from fidelity.delays import matched_per_write_delays
 from fidelity.killreads import (KILL_AT_S, LAG_SAMPLE_S, READ_RATE, RUN_S, SESSION_WRITE_RATE, SESSIONS, WARM_S,
@@ -207,7 +207,9 @@ def promotion_timing(run: Dict[str, Any], promotion_ms: float) -> Dict[str, floa
     writes sent to it at once but acknowledges the first only once the survivor streams, ~60-110
     ms after the client switched (the saved runs 11-14), and the survivor's eventual reads
     meanwhile miss those commits. Runs without it: the switch switch_ms after the first
-    acknowledged write, the outage ending at the promotion (the twin of before)."""
+    acknowledged write, the outage ending at the promotion (the twin of before). With the switch,
+    promote_ms here is the model's (the mode's median promotion); simulate_twin then moves the
+    promotion onto the switch itself (killswitch.promote_at_switch)."""
     switch_s = run.get("client_switch_s")
     if switch_s is None or run.get("recovered_s") is None:
         return {"promote_ms": promotion_ms + run["switch_ms"],
@@ -302,16 +304,39 @@ def fed_before(records: Dict[str, Dict[Any, Any]]) -> Dict[str, float]:
     return probesamples.behind_counts(probesamples.real_samples(records), WARM_S, KILL_AT_S)
 
 
+def simulate_twin(config: Any, seed: int, run: Dict[str, Any], at_switch: bool = True) -> Tuple[Any, float]:
+    """One twin's SimResult and the model's outage (ms: the detector's timing and the mode's median
+    promotion, recovery + outage_after_promotion_ms, as the real outage is taken). With
+    ``at_switch`` and a run that polled the client's switch, simulated again with its promotion at
+    that switch (killswitch.promote_at_switch): the same draws up to the promotion, so the same
+    detection (checked)."""
+    from replikit.sim import simulate
+
+    result = simulate(config, seed)
+    if result.failover["recovery_ms"] is None:
+        raise RuntimeError(f"a simulated {config.mode} failover did not complete")
+    model_outage_ms = result.failover["recovery_ms"] + config.outage_after_promotion_ms
+    promote_ms = killswitch.promote_at_switch(run, result.failover["detection_ms"]) if at_switch else None
+    if promote_ms is not None:
+        detection_ms, config.promote_ms = result.failover["detection_ms"], promote_ms
+        result = simulate(config, seed)
+        if result.failover["detection_ms"] != detection_ms or result.failover["recovery_ms"] is None:
+            raise RuntimeError(f"a twin promoted at the switch detected at {result.failover['detection_ms']} ms, "
+                               f"not {detection_ms}, or did not complete")
+    return result, model_outage_ms
+
+
 def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, run: Dict[str, Any],
                    scale: float = 1.0, after: bool = True, replay: bool = True,
                    offsets_after: bool = True, overrides: Optional[Dict[str, Any]] = None,
                    align: bool = True, rounds: bool = True, clients: bool = True,
-                   dither_ms: float = DITHER_MS, read_shifts: bool = True) -> Dict[str, Any]:
+                   dither_ms: float = DITHER_MS, read_shifts: bool = True, at_switch: bool = True) -> Dict[str, Any]:
     """The prediction for one real run: its twin's counts per window summed over ``seeds``, and
     what its lag tracker was fed (fidelity.probesamples, before the kill and after the recovery);
-    ``overrides``: SimConfig fields set on every twin's config (what-if re-predictions)."""
-    from replikit.sim import simulate
-
+    ``overrides``: SimConfig fields set on every twin's config (what-if re-predictions). With
+    ``at_switch`` each twin is simulated again with its promotion at the real client's switch
+    (killswitch.promote_at_switch); outage_ms_mean stays the first simulation's: the detector's
+    timing and the mode's median promotion, a check, not an input."""
     total = {w: _empty() for w in WINDOWS}
     fed: Dict[str, Dict[str, float]] = {"before": {}, "after": {}}
     reads, outage = 0, 0.0
@@ -322,9 +347,8 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
         shift_s = config.duration_ms / 1e3 - RUN_S  # the windows' shift (sim_config's align)
         for name, value in (overrides or {}).items():
             setattr(config, name, value)
-        result = simulate(config, seed)
-        if result.failover["recovery_ms"] is None:
-            raise RuntimeError(f"a simulated {mode} failover did not complete")
+        result, model_outage_ms = simulate_twin(config, seed, run, at_switch)
+        outage += model_outage_ms
         add_counts(total, sim_counts(result))
         samples = probesamples.sim_samples(result.probe_samples)
         recovered = result.failover_windows["after_recovery"]["from_ms"] / 1e3
@@ -332,7 +356,6 @@ def sim_run_counts(preset: str, mode: str, promotion_ms: float, seeds: range, ru
             samples, WARM_S + shift_s, fed_until(config.crash_primary_at_ms / 1e3 - shift_s) + shift_s))
         probesamples.add(fed["after"], probesamples.behind_counts(samples, recovered, RUN_S + shift_s))
         reads += result.reads_submitted
-        outage += result.failover["recovery_ms"] + config.outage_after_promotion_ms  # as the real outage
     return {"windows": total, "reads": reads / len(seeds), "outage_ms_mean": outage / len(seeds), "probes": fed}
 
 

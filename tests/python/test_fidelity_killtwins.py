@@ -246,6 +246,34 @@ def test_a_kill_twin_promotes_when_the_real_client_switched():
     assert killreads.writes_reached(2.0, 2.5, None, None, None, [], 998.0)["first_session_commit_s"] is None
 
 
+def test_a_kill_twin_is_promoted_at_the_real_clients_switch():
+    """Under the readers' load the real promotion is slower than the write-only kills' median that
+    the twin's timing takes: the twin is simulated again with its promotion at the real client's
+    switch (the same detection), and the model's own outage is kept as the check; runs saved
+    without the polled switch, or at_switch=False, keep the model's promotion."""
+    from fidelity import killswitch, killtwins
+    from replikit.sim import simulate
+
+    _, inputs = _kill_twin_inputs()
+    run = dict(inputs, recovered_s=2.45, client_switch_s=2.40)
+    assert killswitch.promote_at_switch(run, 280.0) == pytest.approx(117.0)  # 397 ms after the kill, less detection
+    assert killswitch.promote_at_switch(dict(run, client_switch_s=2.2), 280.0) == 0.0  # never before detection
+    assert killswitch.promote_at_switch(inputs, 280.0) is None  # saved without the switch
+    config = killtwins.sim_config("fast", "semi_sync", 30.0, 3, run)
+    model = simulate(config, 3)
+    result, model_outage_ms = killtwins.simulate_twin(config, 3, run)
+    assert result.failover["detection_ms"] == model.failover["detection_ms"]
+    assert result.failover["recovery_ms"] == pytest.approx(397.0)  # crash (the real kill) -> the real switch
+    assert model_outage_ms == pytest.approx(model.failover["recovery_ms"] + config.outage_after_promotion_ms)
+    assert model.failover["recovery_ms"] != pytest.approx(397.0)
+    kept = killtwins.sim_config("fast", "semi_sync", 30.0, 3, run)
+    assert killtwins.simulate_twin(kept, 3, run, at_switch=False)[0].failover == model.failover
+    assert killtwins.simulate_twin(kept, 3, inputs)[0].failover == model.failover
+    counts = killtwins.sim_run_counts("fast", "semi_sync", 30.0, range(3, 4), run)
+    assert counts["outage_ms_mean"] == pytest.approx(model_outage_ms)
+    assert counts["windows"] == killtwins.sim_counts(result)  # the windows are the twin's promoted at the switch
+
+
 def test_a_kill_twins_requests_leave_as_the_real_threads_send_them():
     """The real workload has one writer thread and READERS reader threads, each waiting for its last
     request: the twin replays each read with its reader (read_arrival_readers) and the writes one at
