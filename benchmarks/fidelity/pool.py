@@ -56,7 +56,8 @@ from fidelity import killtwins, windowstats  # noqa: E402
 
 Counts = Dict[str, Dict[str, float]]
 # killtwins.sim_run_counts' options
-TWIN_OPTIONS = {"align", "after", "at_switch", "dither_ms", "offsets_after", "read_shifts", "rounds", "replay", "scale"}
+TWIN_OPTIONS = {"align", "after", "at_switch", "dither_ms", "offsets_after", "read_shifts", "rounds", "replay", "scale",
+                "shift_after"}
 READ_SHIFTS = ("file", "held-out", "halves")
 
 

@@ -107,24 +107,28 @@ def usable(table: Optional[Dict[str, Any]]) -> bool:
 
 
 def shifted_reads(workload: Dict[str, Any], table: Dict[str, Any], crash_ms: float, seed: int,
-                  write_lateness_ms: float) -> Dict[str, Any]:
+                  write_lateness_ms: float, after_ms: Optional[float] = None) -> Dict[str, Any]:
     """The replayed workload with each eventual read scheduled before the crash (GUARD_MS or more
     before it) sent at its scheduled instant + a shift drawn (the twin's ``seed``) from its gap's
     bin of ``table`` (pooled) + ``write_lateness_ms`` (the twin's mean send -> commit of a write),
-    at 0 at the earliest; the reads re-sorted with their readers. Unchanged without a replayed
-    workload or a usable table."""
+    at 0 at the earliest; with ``after_ms`` (the outage's end) also each one scheduled from then
+    on, never before it nor after the last scheduled read (the run's end); the reads re-sorted
+    with their readers. Unchanged without a replayed workload or a usable table."""
     if "read_arrivals" not in workload or not usable(table):
         return workload
     rng = random.Random(seed)
     everything = [s for b in table["shifts_ms"] for s in b]
     writes = sorted(t for t, *_ in workload.get("write_arrivals", []))
+    last = max((t for t, *_ in workload["read_arrivals"]), default=0.0)
 
     def move(t: float, level: Any) -> float:
-        if not (str(level).lower().endswith("eventual") and t + GUARD_MS < crash_ms):
+        after = after_ms is not None and t >= after_ms
+        if not (str(level).lower().endswith("eventual") and (t + GUARD_MS < crash_ms or after)):
             return t
         i = reference_gap(writes, t)
         shifts = table["shifts_ms"][gap_bin(None if i is None else t - writes[i])]
-        return max(0.0, t + rng.choice(shifts if len(shifts) >= MIN_SHIFTS else everything) + write_lateness_ms)
+        moved = t + rng.choice(shifts if len(shifts) >= MIN_SHIFTS else everything) + write_lateness_ms
+        return min(max(after_ms, moved), max(t, last)) if after else max(0.0, moved)  # type: ignore[type-var]
 
     return moved_reads(workload, move)
 

@@ -114,15 +114,19 @@ def workload_shift_ms(run: Dict[str, Any], crash_ms: float) -> float:
 
 
 def twin_reads(run: Dict[str, Any], workload: Dict[str, Any], crash_ms: float, seed: int, dither_ms: float,
-               read_shifts: bool) -> Dict[str, Any]:
+               read_shifts: bool, shift_after: bool = False) -> Dict[str, Any]:
     """The twin's eventual reads before the crash: with ``read_shifts`` and a usable table of the
     readers' measured lateness around the session writes attached to ``run`` (run["read_shifts"]:
     fidelity.readshift.pooled, over the mode's kills in a live run or as fidelity/pool.py chose),
     each sent at its scheduled instant + a shift drawn from that table + the twin's mean send ->
     commit of a write (its mean client latency, run["half_round_trips"], and WRITE_SERVICE_MS);
-    else dithered by up to ``dither_ms`` (dithered_reads, the twins before)."""
+    else dithered by up to ``dither_ms`` (dithered_reads, the twins before). With ``shift_after``
+    (and the table), the eventual reads scheduled from the real outage's end on (run["outage_ms"]
+    after the crash) are shifted too."""
     table: Optional[Dict[str, Any]] = run.get("read_shifts")
     if read_shifts and readshift.usable(table) and run.get("half_round_trips"):
         write_lateness = statistics.fmean(run["half_round_trips"]) + WRITE_SERVICE_MS
-        return readshift.shifted_reads(workload, table, crash_ms, seed, write_lateness)  # type: ignore[arg-type]
+        after_ms = crash_ms + run["outage_ms"] if shift_after and run.get("outage_ms") is not None else None
+        return readshift.shifted_reads(workload, table, crash_ms, seed, write_lateness,  # type: ignore[arg-type]
+                                       after_ms)
     return dithered_reads(workload, dither_ms, crash_ms, seed)

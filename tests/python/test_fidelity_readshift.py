@@ -128,6 +128,32 @@ def test_a_kill_twin_draws_its_eventual_reads_before_the_crash_from_the_measured
     assert got == sorted(targets)
 
 
+def test_a_kill_twin_shifts_its_eventual_reads_after_the_outage_too():
+    """With the real outage's length (outage_ms), the twin's eventual reads scheduled from the
+    outage's end on are shifted as those before the crash are, never back into the outage nor past
+    the last scheduled read; the outage's reads keep their instants; shift_after=False keeps them
+    all (the twins before)."""
+    table = readshift.pooled(coupled_run(seed) for seed in TABLE_SEEDS)
+    detector, inputs = _twin_inputs(table)
+    crash, _ = kill.twin_timing(killtwins.KILL_AT_S * 1000.0, 100.0, detector)
+    inputs["outage_ms"] = 400.0
+    shift = killtwins.workload_shift_ms(inputs, crash)
+    plain = _reads(killtwins.sim_config("fast", "async", 30.0, 1, inputs, dither_ms=0.0, read_shifts=False))
+    before_only = _reads(killtwins.sim_config("fast", "async", 30.0, 1, inputs, shift_after=False))
+    both = _reads(killtwins.sim_config("fast", "async", 30.0, 1, inputs))
+    assert before_only == _reads(killtwins.sim_config("fast", "async", 30.0, 1, dict(inputs, outage_ms=None)))
+    end = crash + 400.0
+    assert abs(end - (2003.0 + shift + 400.0)) < 1e-6  # the real outage's end on the twin's clock
+    kept = [r for r in plain if "eventual" not in r[2] or crash - readshift.GUARD_MS <= r[0] < end]
+    assert set(kept) <= set(both)
+    moved = [r for r in both if r not in set(plain)]
+    assert any(t >= end for t, *_ in moved) and any(t < crash for t, *_ in moved)
+    assert all(t < crash or end <= t <= max(p[0] for p in plain) for t, *_ in moved)
+    assert len(both) == len(plain) and sorted(r[1:] for r in both) == sorted(r[1:] for r in plain)
+    late = [r for r in before_only if r[0] >= end]
+    assert late == [r for r in plain if r[0] >= end]  # shift_after=False: the reads after keep their instants
+
+
 def test_a_twin_with_coupled_reads_leaves_the_span_the_real_reads_left_just_after_a_commit():
     """The point of the input: the made-up reads scheduled within 0.5 ms after their session write
     were sent PUSH_MS later, so none was sent in the span just after that write's INSERT where a
