@@ -69,10 +69,10 @@ def promote_at_switch(run: Dict[str, Any], detection_ms: float) -> Optional[floa
     promotion_timing alone put the promotion at the twin's detection + the mode's median
     detection -> first acknowledged write of the write-only kills + the run's lead of the switch
     over that write. Under the readers' load the real promotion is slower than in the write-only
-    kills: on 180 quiet kills (seeds 6000-6040) the real switch came a median 12-31 ms (semi-sync,
-    sync; -10..+14 async) after the twin's promotion, so the twin's outage held fewer reads before
-    the switch, where nothing new is missed, and its eventual reads after the switch lay earlier in
-    the replayed schedule. Outage stale share, error of the prediction (pool.py --repredict
+    kills: on 180 quiet kills (seeds 6000-6040) the real switch came after the twin's promotion
+    by a median 12-31 ms in 5 of the 6 runs' semi-sync and sync kills (-3 ms in one; async -10 to
+    +14 ms), so the twin's outage held fewer reads before the switch, where nothing new is missed,
+    and its eventual reads after the switch lay earlier in the replayed schedule. Outage stale share, error of the prediction (pool.py --repredict
     --read-shifts held-out), promoted by the model -> at the switch: semi-sync +27% -> +1.5%, sync
     +11% -> -1.7% (15.59% and 15.33% measured); on 300 loaded kills (seeds 5000-5080) +15% -> +0.6%
     and +21% -> +2.7%. Split at the switch (semi-sync, quiet): eventual reads before / after it

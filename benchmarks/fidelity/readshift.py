@@ -1,6 +1,6 @@
 """The readers' lateness around the session writes, measured in the real kill runs and drawn by
-their twins for the eventual reads before the crash (in place of killtwins.dithered_reads' uniform
-dither, which took it as independent of the writes).
+their twins for the eventual reads before the crash and after the recovery (in place of
+killtwins.dithered_reads' uniform dither, which took it as independent of the writes).
 
 Why: on the shared 2-core machine a read and a write close in time push each other apart (the
 readers' stale share by send offset, applied to the run's own send and INSERT instants, gives
@@ -20,7 +20,9 @@ a read without a reference write within the last edge goes to the last, far bin)
 is then x = g + shift. A twin replays the same schedules; each of its eventual reads before the
 crash is sent at its scheduled instant + a shift drawn from its gap's bin + the twin's own mean
 send -> commit of a write (its mean client latency and write service): its x is then g + shift
-less the deviation of that write's own latency, as in the real run. Pooled over many kills (a
+less the deviation of that write's own latency, as in the real run. The same table moves the
+eventual reads scheduled from the real outage's end on (shifted_reads' after_ms): measured before
+the kill only, it is taken to hold for the new primary's writes too. Pooled over many kills (a
 bin near g = 0 gets ~40 reads per 20 kills): pooled per mode in a live run (fidelity.kill), per
 saved file, or held out (from the other files' kills) by fidelity/pool.py ``--read-shifts``.
 Only the reads' instants and the writes' INSERT instants are used, never whether a read was stale.
