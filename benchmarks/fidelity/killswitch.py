@@ -30,9 +30,10 @@ judge against the row's INSERT clock, acknowledged or not, as the simulator judg
 commits. wait_repointed, polling from the acknowledgement, read such a switch as ~1 ms (clipped at
 0), so the twin, promoted there, had no span of writes committed but not acknowledged: on runs
 11-14, 0.4% stale predicted against 7.3% measured. The twin is now promoted at the client's switch
-(killtwins.promotion_timing, and exactly there, its own detection kept: promote_at_switch), its survivor streams when the real one had caught up, and its outage
-window ends where the real one did (SimConfig.outage_after_promotion_ms after its promotion). Runs
-saved without the record keep the old timing; fidelity/killswitch.py gives them the switch from
+(killtwins.promotion_timing; exactly there, its own detection kept: promote_at_switch), its
+survivor streams when the real one had caught up, and its outage window ends where the real one
+did (SimConfig.outage_after_promotion_ms after its promotion). Runs saved without the record keep
+the old timing; fidelity/killswitch.py gives them the switch from
 their probe records (the first record of the promoted node as the primary: within 1 ms of the
 polled switch at the median, -32..+69 ms at worst, over those 280 kills).
 The twin also sends its requests as the real threads do (killtwins.replayed_workload's clients:
@@ -72,14 +73,15 @@ def promote_at_switch(run: Dict[str, Any], detection_ms: float) -> Optional[floa
     kills: on 180 quiet kills (seeds 6000-6040) the real switch came after the twin's promotion
     by a median 12-31 ms in 5 of the 6 runs' semi-sync and sync kills (-3 ms in one; async -10 to
     +14 ms), so the twin's outage held fewer reads before the switch, where nothing new is missed,
-    and its eventual reads after the switch lay earlier in the replayed schedule. Outage stale share, error of the prediction (pool.py --repredict
-    --read-shifts held-out), promoted by the model -> at the switch: semi-sync +27% -> +1.5%, sync
-    +11% -> -1.7% (15.59% and 15.33% measured); on 300 loaded kills (seeds 5000-5080) +15% -> +0.6%
-    and +21% -> +2.7%. Split at the switch (semi-sync, quiet): eventual reads before / after it
-    2203 / 549 measured, 2206 / 540 predicted; stale 0% / 78% measured, 0.4% / 79% predicted. The
-    outage's length is then an input of the read twins; the model's own (the detector's timing
-    and the median promotion) is still what sim_run_counts reports as the twin's outage_ms_mean
-    (the check), and the write-only kills compare detection and recovery."""
+    and its eventual reads after the switch lay earlier in the replayed schedule. Outage stale
+    share, error of the prediction (pool.py --repredict --read-shifts held-out), promoted by the
+    model -> at the switch: semi-sync +27% -> +1.5%, sync +11% -> -1.7% (15.59% and 15.33%
+    measured); on 300 loaded kills (seeds 5000-5080) +15% -> +0.6% and +21% -> +2.7%. Split at
+    the switch (semi-sync, quiet): eventual reads before / after it 2203 / 549 measured, 2206 /
+    540 predicted; stale 0% / 78% measured, 0.4% / 79% predicted. The outage's length is then
+    an input of the read twins; the model's own (the detector's timing and the median promotion)
+    is still what sim_run_counts reports as the twin's outage_ms_mean (the check), and the
+    write-only kills compare detection and recovery."""
     switch_s = run.get("client_switch_s")
     if switch_s is None or run.get("recovered_s") is None:
         return None

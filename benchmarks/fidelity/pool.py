@@ -17,10 +17,12 @@ kill's twin again with the current code from the inputs saved with it (fidelity.
 saved counts); progress goes to stderr; ``--set FIELD=VALUE`` sets a SimConfig field on every
 twin (VALUE as JSON, else a string; e.g. ``--set mode_after_promotion=null``: what-if figures);
 ``--twin OPTION=VALUE`` passes an option of fidelity.killtwins.sim_run_counts (align, after,
-at_switch, dither_ms, offsets_after, replay, scale; e.g. ``--twin align=false``; ``--twin dither_ms=0
---set apply_rate_per_s=100000`` gives the twins before killtwins.dithered_reads and
-APPLY_RATE_PER_S; ``--twin at_switch=false`` those before killswitch.promote_at_switch, and is
-needed for a ``--set promote_ms=...`` to stand). ``--rematch`` gives every saved kill's twin the per-write delays of
+at_switch, dither_ms, offsets_after, read_shifts, replay, rounds, scale, shift_after; e.g.
+``--twin align=false``; ``--twin dither_ms=0 --set apply_rate_per_s=100000`` gives the twins
+before killtwins.dithered_reads and APPLY_RATE_PER_S; ``--twin at_switch=false`` those before
+killswitch.promote_at_switch, and is needed for a ``--set promote_ms=...`` to stand; ``--twin
+shift_after=false`` those whose reads after the recovery kept their scheduled instants).
+``--rematch`` gives every saved kill's twin the per-write delays of
 fidelity.delays.matched_per_write_delays (what real_reads now saves, with delays_matched and the
 measured delays), taking the saved ones of a kill saved before
 (per_write_delays' thinned draws) for the measured ones: only the measured delays' mean was
