@@ -12,6 +12,7 @@
 #include "convert.hpp"
 #include "replikit/router.hpp"
 #include "routing_values.hpp"
+#include "task_route.hpp"
 
 namespace replikit::bindings {
 
@@ -56,11 +57,9 @@ class ReadPath {
   ReadPath(const py::handle& router, const py::handle& primary, const py::handle& parked, const py::handle& counters,
            const py::handle& parking, const py::handle& check_idle_s)
       : parking_(to_bool(parking, "parking")), check_idle_s_(to_double(check_idle_s, "check_idle_s")) {
-    // This path's threading.local (per_task_ false) and its context variable (per_task_ true):
-    // each caller sees the decision of its own latest read, not another's.
+    // This path's threading.local (per_task_ false; its task_route_ when true): each caller sees
+    // the decision of its own latest read, not another's.
     route_local_ = py::module_::import("threading").attr("local")();
-    route_var_ = py::reinterpret_steal<py::object>(PyContextVar_New("replikit.psycopg.last_route", nullptr));
-    if (!route_var_) throw py::error_already_set();
     if (!py::isinstance<Router>(router)) wrong_type("router", "a replikit.Router", router);
     router_ = router.cast<std::shared_ptr<Router>>();
     if (!py::isinstance<py::dict>(parked)) wrong_type("parked", "a dict of lists", parked);
@@ -260,23 +259,17 @@ class ReadPath {
   // The caller's latest read's Decision (null when it has none): the asyncio task's (its context's
   // value of route_var_) or the thread's (an item of the thread's dict of route_local_).
   py::object route_held() const {
-    if (per_task_) {
-      PyObject* held = nullptr;
-      if (PyContextVar_Get(route_var_.ptr(), nullptr, &held) != 0) throw py::error_already_set();
-      return py::reinterpret_steal<py::object>(held);
-    }
+    if (per_task_) return task_route_.get();
     const py::object dict = thread_dict();
     PyObject* held = PyDict_GetItemWithError(dict.ptr(), route_name());  // borrowed
     if (held == nullptr && PyErr_Occurred()) throw py::error_already_set();
     return py::reinterpret_borrow<py::object>(held);
   }
 
-  // A thread's is a dict item set in place: no allocation, unlike a context variable's new mapping.
+  // A thread's is a dict item set in place: no allocation, unlike a context's new mapping.
   void set_route(const py::handle& value) const {
     if (per_task_) {
-      PyObject* token = PyContextVar_Set(route_var_.ptr(), value.ptr());
-      if (token == nullptr) throw py::error_already_set();
-      Py_DECREF(token);
+      task_route_.set(value);
       return;
     }
     const py::object dict = thread_dict();
@@ -383,13 +376,13 @@ class ReadPath {
   bool parking_;
   double check_idle_s_;
   bool closed_ = false;
-  // Where each caller's latest read's Decision is kept: per asyncio task (a contextvars.ContextVar)
-  // for an async router's path, else per thread (a threading.local: what a thread held goes when
-  // the thread ends or the path does). A context that outlives the router keeps the variable and
-  // one small Decision (no connection, no router), as context variables made per object do.
+  // Where each caller's latest read's Decision is kept: per asyncio task (task_route_: a pair in
+  // the value of one context variable shared by every path, dropped by the context's next write
+  // once this path is gone) for an async router's path, else per thread (a threading.local: what a
+  // thread held goes when the thread ends or the path does).
   bool per_task_ = false;
   py::object route_local_;
-  py::object route_var_;
+  TaskRoute task_route_;
   std::vector<py::object> made_;  // per node: the latest Decision object made for a read there
   py::object router_ref_, slow_lease_, finish_, give_back_, level_of_, wait_ms_of_;
   py::object default_level_, observing_a_, observing_b_, level_type_;

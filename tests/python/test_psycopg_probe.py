@@ -1,7 +1,8 @@
 """The probers of replikit.psycopg's routers (replikit.psycopg._probe) against the session's
 real cluster: bounded probes of a frozen node that hold up no other thread, a probe on a
-descriptor past select()'s limit, and DSNs that list several hosts. Scenarios change the
-cluster through `pg_cluster_reset`, which puts it back afterwards."""
+descriptor past select()'s limit, DSNs that list several hosts, and host names whose
+resolution hangs (the one stand-in: socket.getaddrinfo, as there is no slow DNS server here).
+Scenarios change the cluster through `pg_cluster_reset`, which puts it back afterwards."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from replikit._core import DatabaseOptions
 psycopg = pytest.importorskip("psycopg")
 pytest.importorskip("psycopg_pool")
 
-from replikit.psycopg import ConnectionRouter, _base, _probe  # noqa: E402
+from replikit.psycopg import ConnectionRouter, _base, _probe, _resolve  # noqa: E402
 from psycopg_helpers import open_router  # noqa: E402
 from psycopg_helpers import cluster, tables  # noqa: E402,F401  (fixtures)
 
@@ -214,3 +215,93 @@ def test_a_router_whose_replica_dsn_starts_with_a_frozen_host_probes_the_next(cl
             assert router.last_route.node == "either" and served == (True, r1_port), served
     finally:
         cluster.thaw("r2")
+
+
+@contextlib.contextmanager
+def slow_dns(monkeypatch, *names: str) -> Iterator[list]:
+    """Host names whose resolution hangs (until the block ends, then fails), as behind a DNS
+    resolver that stopped answering: socket.getaddrinfo replaced (no slow DNS server here); other
+    names resolve as before. Yields the list of the slow lookups made."""
+    import threading
+
+    real = socket.getaddrinfo
+    release = threading.Event()
+    calls: list = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host in names:
+            calls.append(host)
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        yield calls
+    finally:
+        release.set()  # and the lookups still pending end before the next test
+        wait_until(lambda: not any(host in names for host, _ in list(_resolve._pending)), 10,
+                   "the slow lookups ended")
+
+
+def test_a_host_whose_name_does_not_resolve_in_time_is_given_up_and_named(monkeypatch):
+    """A host name whose resolution hangs: the probe gives up after connect_s, with an error
+    naming the host. (getaddrinfo, called by psycopg's conninfo_attempts with no bound, held the
+    probe, and a closing prober, for as long as the resolver took.)"""
+    with slow_dns(monkeypatch, "slow.invalid"):
+        conninfo = _probe.probe_conninfo("host=slow.invalid port=5 dbname=postgres", DatabaseOptions())
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError) as info:
+            _probe.probe_once(None, conninfo, 2.0, 0.5)
+        took = time.monotonic() - started
+    print(f"\n[probe dns] gave up after {took * 1000:.0f} ms: {info.value}")
+    assert "resolving host 'slow.invalid' took more than 0.5 s" in str(info.value)
+    assert 0.5 * 0.9 <= took < 0.5 + 2.0, took
+
+
+def test_probes_of_one_slow_host_share_its_lookup(monkeypatch):
+    """Probes of a host whose lookup still runs wait on that lookup rather than start another:
+    a resolver that never answers holds one thread per host name, not one per probe."""
+    with slow_dns(monkeypatch, "slow.invalid") as calls:
+        for _ in range(3):
+            with pytest.raises(psycopg.OperationalError, match="took more than 0.1 s"):
+                _resolve.resolve_host("slow.invalid", "5432", 0.1)
+        assert calls == ["slow.invalid"]
+
+
+def test_a_dsn_whose_first_host_does_not_resolve_in_time_connects_to_the_next(cluster, monkeypatch):
+    """A node DSN whose first host name hangs in resolution and whose second is r1: the probe
+    gives the name connect_s, then connects to r1, within one timeout and a margin."""
+    r1_port = cluster.node("r1").port
+    with slow_dns(monkeypatch, "slow.invalid"):
+        dsn = f"host=slow.invalid,{cluster.host} port=5,{r1_port} dbname=postgres user=postgres"
+        conninfo = _probe.probe_conninfo(dsn, DatabaseOptions())
+        started = time.monotonic()
+        pgconn, row = _probe.probe_once(None, conninfo, 2.0, 0.5)
+        took = time.monotonic() - started
+    try:
+        assert row[0] is True and pgconn.port == str(r1_port).encode()  # r1: in recovery
+        assert 0.5 * 0.9 <= took < 0.5 + 2.0, took
+    finally:
+        pgconn.finish()
+
+
+def test_a_closing_prober_resolves_no_further_host(monkeypatch):
+    """The prober closing while the first of two slow host names is being resolved: the walk ends
+    with that lookup (~0.5 s, not ~1 s), saying so."""
+    import threading
+
+    stop = threading.Event()
+    with slow_dns(monkeypatch, "slow-one.invalid", "slow-two.invalid"):
+        conninfo = _probe.probe_conninfo("host=slow-one.invalid,slow-two.invalid port=5 dbname=postgres",
+                                         DatabaseOptions())
+        timer = threading.Timer(0.2, stop.set)
+        timer.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(psycopg.OperationalError, match="the prober is closing: 1 of 2 hosts not resolved"):
+                _probe.probe_connect(conninfo, 0.5, stop)
+        finally:
+            timer.cancel()
+        took = time.monotonic() - started
+    assert 0.5 * 0.9 <= took < 2 * 0.5, took

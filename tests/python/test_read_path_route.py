@@ -1,15 +1,19 @@
 """ReadPath.last_route of a sync router's path (replikit.psycopg's fast path): each thread's own,
-and what a thread held goes with the path. A thread that outlives its router (a web server's
-worker, the main thread making routers one after another) must not keep a Decision per router
-it ever read through. No PostgreSQL needed: the path is driven through last_route's setter,
-which stores where the fast path's reads do."""
+and what a thread held goes with the path; of an asyncio router's path: each task's own, and
+what a task held goes at its next write once the path is gone. A thread or a task that outlives
+its router (a web server's worker, the main thread making routers one after another) must not
+keep a Decision per router it ever read through. No PostgreSQL needed: the path is driven
+through last_route's setter, which stores where the fast path's reads do."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import sys
 import threading
+
+import pytest
 
 import replikit
 from replikit import Consistency, Router, Session, Topology
@@ -128,3 +132,97 @@ def test_many_paths_on_one_thread_leave_nothing():
     finally:
         tracemalloc.stop()
     assert kept < 64 * 1024, f"{kept} bytes kept after 5000 routers"  # was ~100 bytes per router
+
+
+# ---- an asyncio router's path (fast_read with is_async): each task's own, in ONE context variable
+
+
+class Owner:
+    """Stands for the connection router, which a path holds weakly."""
+
+
+def make_async_path():
+    """A path whose last_route is per asyncio task, as AsyncConnectionRouter's, and its owner (to
+    be kept alive with it)."""
+    _lease = pytest.importorskip("replikit.psycopg._lease")
+    router, path = make_path()
+    owner = Owner()
+    path.fast_read(owner, _lease.ASYNC_HOOKS, True)
+    return router, path, owner
+
+
+def test_each_task_sees_its_own_and_each_path_its_own():
+    """Two paths read in one task: each sees its own route. A task started then sees its creator's
+    and its own writes stay its own; a path gone does not change another's."""
+    r1, p1, _o1 = make_async_path()
+    r2, p2, _o2 = make_async_path()
+    d1, d2 = decision_of(r1), decision_of(r2)
+
+    async def main():
+        assert p1.last_route is None and p2.last_route is None
+        p1.last_route = d1
+        assert p1.last_route is d1 and p2.last_route is None  # paths do not see each other's
+        p2.last_route = d2
+        assert p1.last_route is d1 and p2.last_route is d2
+
+        async def child():
+            seen = (p1.last_route, p2.last_route)  # its creator's
+            p1.last_route = theirs
+            p2.last_route = None
+            return seen, p1.last_route, p2.last_route
+
+        theirs = decision_of(r1)
+        seen, child_p1, child_p2 = await asyncio.create_task(child())
+        assert seen == (d1, d2) and child_p1 is theirs and child_p2 is None
+        assert p1.last_route is d1 and p2.last_route is d2  # the child's writes stayed its own
+        return True
+
+    assert asyncio.run(main())
+
+
+def test_a_tasks_route_of_a_path_gone_goes_at_its_next_write():
+    """A task that outlives a router keeps that router's Decision only until it next records a
+    route through another: then the pair of the path gone is dropped."""
+    r2, p2, _o2 = make_async_path()
+
+    async def main():
+        r1, p1, o1 = make_async_path()
+        held = decision_of(r1)
+        before = sys.getrefcount(held)
+        p1.last_route = held
+        assert sys.getrefcount(held) == before + 1
+        del p1, r1, o1
+        gc.collect()
+        assert sys.getrefcount(held) == before + 1  # in the task's context until its next write
+        p2.last_route = decision_of(r2)
+        return sys.getrefcount(held) - before
+
+    assert asyncio.run(main()) == 0
+
+
+def test_many_async_paths_in_one_task_leave_nothing():
+    """A long-lived task that makes a router per request, each read once: the memory kept does
+    not grow with them. (A context variable per path kept each path's variable and Decision in
+    the task's context until the task ended: ~400 bytes per router.)"""
+    import tracemalloc
+
+    def churn(n):
+        for _ in range(n):
+            router, path, owner = make_async_path()
+            path.last_route = decision_of(router)
+            del router, path, owner
+
+    async def main():
+        churn(200)  # warm-up: caches, interned names
+        gc.collect()
+        tracemalloc.start()
+        try:
+            start = tracemalloc.take_snapshot()
+            churn(5000)
+            gc.collect()
+            return sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(start, "filename"))
+        finally:
+            tracemalloc.stop()
+
+    kept = asyncio.run(main())
+    assert kept < 64 * 1024, f"{kept} bytes kept after 5000 routers in one task"

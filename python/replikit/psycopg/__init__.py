@@ -23,6 +23,7 @@ try:
     import psycopg as _psycopg  # noqa: F401
     import psycopg_pool as _psycopg_pool  # noqa: F401
     from psycopg.conninfo import conninfo_attempts as _attempts  # noqa: F401  (psycopg 3.2+)
+    from psycopg._conninfo_utils import split_attempts as _split  # noqa: F401  (its helpers: _resolve)
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"replikit.psycopg needs psycopg 3.2 or later and psycopg_pool ({exc}): "
                       "pip install 'replikit[psycopg]'") from exc

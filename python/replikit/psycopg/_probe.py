@@ -10,12 +10,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import conninfo_attempts, conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import ConnStatus
 from psycopg.pq.abc import PGconn as PGconnType
 
 from .._core import DatabaseOptions
 from ._base import connect_timeout_s
+from ._resolve import conninfo_attempts
 
 # One round trip reads a node's state (as the C++ prober does): recovery, the primary's flushed
 # LSN (what a walsender can ship), a replica's receive and replay LSNs.
@@ -52,21 +53,23 @@ def probe_connect(conninfo: bytes, connect_s: float, stop: Optional[threading.Ev
     Polled (PQconnectStart and PQconnectPoll with poll(), which releases the GIL while it waits):
     PGconn.connect (PQconnectdb) holds the GIL for the whole connect, so a node that stopped
     answering would stall every thread of the process, the other probers and the application's,
-    for the full connect_timeout at each attempt. The hosts are split, and host names resolved
-    (getaddrinfo, without the GIL), by psycopg's conninfo_attempts, as psycopg.connect does
-    (target_session_attrs and load_balance_hosts included). A set `stop` (the prober closing) ends
-    the walk before the next host, so a closing prober waits for one attempt at most, not for
-    every host's. Raises psycopg.OperationalError."""
+    for the full connect_timeout at each attempt. The hosts are split, and host names resolved,
+    as psycopg.connect does (target_session_attrs and load_balance_hosts included), each name
+    within connect_s too (getaddrinfo in a thread, waited on without the GIL: _resolve), so a
+    slow DNS resolver costs at most hosts x connect_s more; a host that does not resolve is left
+    out, and named in the error if no other connects. A set `stop` (the prober closing) ends the
+    walk before the next host, resolved or tried, so a closing prober waits for one resolution or
+    one attempt at most, not for every host's. Raises psycopg.OperationalError."""
     try:
-        attempts = conninfo_attempts(conninfo_to_dict(conninfo.decode()))
+        attempts, unresolved = conninfo_attempts(conninfo_to_dict(conninfo.decode()), connect_s, stop)
     except psycopg.OperationalError:
         raise
     except psycopg.Error as exc:  # a DSN libpq cannot parse
         raise psycopg.OperationalError(str(exc)) from exc
-    failures: List[Tuple[Dict[str, Any], psycopg.OperationalError]] = []
-    for attempt in attempts:  # as many as the DSN names hosts (and their addresses)
+    failures: List[Tuple[Dict[str, Any], psycopg.OperationalError]] = list(unresolved)
+    for tried, attempt in enumerate(attempts):  # as many as the DSN names hosts (and their addresses)
         if stop is not None and stop.is_set():
-            raise psycopg.OperationalError(f"the prober is closing: {len(attempts) - len(failures)} of "
+            raise psycopg.OperationalError(f"the prober is closing: {len(attempts) - tried} of "
                                            f"{len(attempts)} hosts not tried")
         try:
             return _connect_one(make_conninfo("", **attempt).encode(), connect_s)

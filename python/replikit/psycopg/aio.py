@@ -375,8 +375,9 @@ class AsyncConnectionRouter:
     def last_route(self) -> Optional[_core.Decision]:
         """The routing Decision of the latest read the calling asyncio task leased through this
         router (None before its first), whatever other tasks read meanwhile. Kept in a context
-        variable: a task starts with its creator's latest, and what it reads stays its own. Each
-        read's session and level are its own."""
+        variable (one for every router: a router gone leaves nothing in a task past the task's
+        next new route): a task starts with its creator's latest, and what it reads stays its
+        own. Each read's session and level are its own."""
         return self._path.last_route
 
     def stats(self) -> Dict[str, int]:
