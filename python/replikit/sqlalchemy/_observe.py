@@ -14,7 +14,7 @@ from sqlalchemy import event, util
 from sqlalchemy.engine import Engine
 
 from .._core import Session
-from ..psycopg import _floor
+from .. import _xidfloor as _floor
 from ..psycopg._base import OBSERVE_SQL, SNAPSHOT_SQL, Core
 
 # The pooled connection's info key: the RoutedSession whose transaction holds the connection.
