@@ -124,6 +124,9 @@ class PsycopgRouter:
     def __init__(self, db: "ReplicatedDatabase", *, pool_size: int = 4,
                  acquire_timeout_ms: float = 5000.0, connect: Optional[Callable[..., Any]] = None,
                  acquire_timeout_s: Optional[float] = None, **connect_kwargs: Any):
+        if not isinstance(db, ReplicatedDatabase):
+            raise _argument_error(_core.ArgumentTypeError, "db",
+                                  f"expected a replikit.pg.ReplicatedDatabase, got {type(db).__name__}")
         if not isinstance(pool_size, int) or isinstance(pool_size, bool):
             raise _argument_error(_core.ArgumentTypeError, "pool_size",
                                   f"expected an int, got {type(pool_size).__name__}")
