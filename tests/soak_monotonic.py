@@ -4,15 +4,17 @@ Three writers update one row each (``v = v + 1``) on the primary as fast as they
 each with its own Session, read the three rows with MONOTONIC consistency through
 ReplicatedDatabase.query (``--client database``) or through replikit.pg.PsycopgRouter's psycopg
 connections (``--client psycopg_router``) and check that no row's value ever goes down within a
-session. Half the readers make their next read need more than the replica they last read from
-is known to have, so that it goes to the primary whenever no replica's probe shows that: with
-ReplicatedDatabase they drop that replica (a fresh Session merged from theirs keeps the LSNs and
-the xid floor); PsycopgRouter keeps a session's xid floor with the Session object (a merged
-copy does not carry it), so there they keep the Session and observe the writers' latest commit
-LSN (as merging a writer's token would). A steering
-thread pauses and resumes the replay of r1 and r2 in turn so that reads move between r1, r2
-and the primary (a paused replica turns LAGGING after max_lag_ms; both are LAGGING at times). The cluster runs in sync mode by default, where
-the window in which an async standby shows a commit the primary does not yet show is widest.
+session. After each read, half the readers stop their next one from going back to the replica
+they read from on that replica's word alone (router rule 5), so that it goes to the primary
+whenever no replica's probe shows what it needs: with ReplicatedDatabase they drop that replica
+(a fresh Session merged from theirs keeps the LSNs and the xid floor); PsycopgRouter keeps a
+session's xid floor with the Session object (a merged copy does not carry it), so there they
+keep the Session and observe the writers' latest commit LSN (as merging a writer's token
+would), which no probe shows yet most of the time. A steering thread pauses and resumes the replay of r1
+and r2 in turn so that reads move between r1, r2 and the primary (a paused replica turns
+LAGGING after max_lag_ms; both are LAGGING at times). The cluster runs in sync mode by default,
+where the window in which an async standby shows a commit the primary does not yet show is
+widest.
 
 By hand (from the repository root, with the package built):
 

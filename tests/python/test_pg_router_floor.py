@@ -131,7 +131,15 @@ def _monotonic(router: Any, session: replikit.Session, marker: str) -> int:
         return int(conn.execute("SELECT count(*) FROM rk_floor WHERE v = %s", (marker,)).fetchone()[0])
 
 
-def test_psycopg_router_floor_primary_read_waits_until_it_shows_the_replica_read(floor_tables):
+# Autocommit (the router's default), and transactions in REPEATABLE READ, where a poll left
+# inside its transaction would see one frozen snapshot and the read would run in it.
+CONNECTIONS = {"autocommit": {},
+               "repeatable_read": {"autocommit": False,
+                                   "options": "-c default_transaction_isolation=repeatable\\ read"}}
+
+
+@pytest.mark.parametrize("connection", sorted(CONNECTIONS))
+def test_psycopg_router_floor_primary_read_waits_until_it_shows_the_replica_read(floor_tables, connection):
     """A commit shown by the replicas while the primary still lists it in progress (the anomaly,
     reproduced first with plain psycopg): a PsycopgRouter monotonic read on a replica sees the
     row; the session's next monotonic read, served by the primary, waits until the primary
@@ -139,7 +147,7 @@ def test_psycopg_router_floor_primary_read_waits_until_it_shows_the_replica_read
     cluster = floor_tables
     marker = f"floor {uuid.uuid4()}"
     with database_for_cluster(cluster, probe_interval_ms=20.0, max_lag_ms=100.0) as db, \
-            PsycopgRouter(db, pool_size=1) as router:
+            PsycopgRouter(db, pool_size=1, **CONNECTIONS[connection]) as router:
         assert db.wait_probes(2, 5000)
         session = replikit.Session()
         _set_sync_names(cluster, "rk_nobody")
@@ -163,7 +171,7 @@ def test_psycopg_router_floor_primary_read_waits_until_it_shows_the_replica_read
                 finally:
                     release.join(30)
                 node = router.last_route.node
-                print(f"\n[psycopg router floor] xid {commit.xid}: replica read saw it, primary read "
+                print(f"\n[psycopg router floor, {connection}] xid {commit.xid}: replica read saw it, primary read "
                       f"({node}) after the wait saw {seen} row(s); commit done {commit.done.is_set()}")
                 assert node == "primary"
                 assert seen == 1, "the primary read went back: it missed a row the replica read showed"
