@@ -2,16 +2,24 @@
 
 Three writers update one row each (``v = v + 1``) on the primary as fast as they can; readers,
 each with its own Session, read the three rows with MONOTONIC consistency through
-ReplicatedDatabase and check that no row's value ever goes down within a session. Half the
-readers drop the replica they last read from after each read (keeping LSNs and xid floor), so
-their reads fall back to the primary whenever the probes trail what they saw. A steering
-thread pauses and resumes the replay of r1 and r2 in turn so that reads move between r1, r2
-and the primary (a paused replica turns LAGGING after max_lag_ms; both are LAGGING at times). The cluster runs in sync mode by default, where
-the window in which an async standby shows a commit the primary does not yet show is widest.
+ReplicatedDatabase.query (``--client database``) or through replikit.pg.PsycopgRouter's psycopg
+connections (``--client psycopg_router``) and check that no row's value ever goes down within a
+session. After each read, half the readers stop their next one from going back to the replica
+they read from on that replica's word alone (router rule 5), so that it goes to the primary
+whenever no replica's probe shows what it needs: with ReplicatedDatabase they drop that replica
+(a fresh Session merged from theirs keeps the LSNs and the xid floor); PsycopgRouter keeps a
+session's xid floor with the Session object (a merged copy does not carry it), so there they
+keep the Session and observe the writers' latest commit LSN (as merging a writer's token
+would), which no probe shows yet most of the time. A steering thread pauses and resumes the replay of r1
+and r2 in turn so that reads move between r1, r2 and the primary (a paused replica turns
+LAGGING after max_lag_ms; both are LAGGING at times). The cluster runs in sync mode by default,
+where the window in which an async standby shows a commit the primary does not yet show is
+widest.
 
 By hand (from the repository root, with the package built):
 
     .venv/bin/python -m tests.soak_monotonic --minutes 10
+    .venv/bin/python -m tests.soak_monotonic --minutes 10 --client psycopg_router
 
 It prints reads checked, backwards reads, the reads by node and the replica-to-primary flips.
 tests/python/test_monotonic_soak.py runs a short version against the test cluster.
@@ -20,15 +28,21 @@ tests/python/test_monotonic_soak.py runs a short version against the test cluste
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import replikit
-from replikit.pg import database_for_cluster
+from replikit.pg import PsycopgRouter, database_for_cluster
 
 ROWS = 3
 TABLE = "rk_mono"
+SELECT = f"SELECT id, v FROM {TABLE} ORDER BY id"
+CLIENTS = ("database", "psycopg_router")
+
+# One monotonic read in a session: (the node that served it, its rows).
+Read = Callable[[replikit.Session], Tuple[str, List[Tuple[int, int]]]]
 
 
 def prepare(cluster: Any) -> None:
@@ -41,52 +55,93 @@ def prepare(cluster: Any) -> None:
     cluster.wait_caught_up(timeout_ms=10_000)
 
 
-def _writer(db: Any, row: int, stop: threading.Event, errors: List[BaseException]) -> None:
+def _writer(db: Any, row: int, stop: threading.Event, errors: List[BaseException],
+            latest: Dict[str, Any]) -> None:
     session = replikit.Session()
     while not stop.is_set():
         try:
-            db.execute(f"UPDATE {TABLE} SET v = v + 1 WHERE id = $1", [str(row)], session=session)
+            r = db.execute(f"UPDATE {TABLE} SET v = v + 1 WHERE id = $1", [str(row)], session=session)
+            latest["lsn"] = r.lsn  # one assignment: no lock needed
         except replikit.Error as exc:  # reported by the caller
             errors.append(exc)
             time.sleep(0.01)
 
 
-def _reader(db: Any, stop: threading.Event, out: Dict[str, Any], lock: threading.Lock,
-            forget_replica: bool) -> None:
+def _database_read(db: Any) -> Read:
+    def read(session: replikit.Session) -> Tuple[str, List[Tuple[int, int]]]:
+        r = db.query(SELECT, session=session, consistency="monotonic")
+        return r.node, [tuple(row) for row in r.rows]
+    return read
+
+
+def _router_read(router: Any) -> Read:
+    def read(session: replikit.Session) -> Tuple[str, List[Tuple[int, int]]]:
+        with router.read(session, consistency="monotonic") as conn:
+            rows = conn.execute(SELECT).fetchall()
+        return router.last_route.node, [tuple(row) for row in rows]  # last_route: this thread's
+    return read
+
+
+def _read_errors() -> Tuple[type, ...]:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - the backend depends on psycopg
+        return (replikit.Error,)
+    return (replikit.Error, psycopg.Error)
+
+
+def _forget_by_merge(session: replikit.Session) -> replikit.Session:
+    # Keep the LSNs and the xid floor but not the replica read last (merge keeps the receiving
+    # session's): the next read then goes to the primary whenever no probe shows a replica
+    # covering it, which puts the primary-fallback rule to work.
+    fresh = replikit.Session()
+    fresh.merge(session)
+    return fresh
+
+
+def _forget_by_latest_write(latest: Dict[str, Any]) -> Callable[[replikit.Session], replikit.Session]:
+    def forget(session: replikit.Session) -> replikit.Session:
+        # The same Session (its xid floor is the router's, by Session object) needing the
+        # writers' latest commit LSN, above what the replica read last showed most of the time.
+        lsn = latest.get("lsn")
+        if lsn is not None:
+            session.observe(lsn)
+        return session
+    return forget
+
+
+def _reader(read: Read, stop: threading.Event, out: Dict[str, Any], lock: threading.Lock,
+            forget: Optional[Callable[[replikit.Session], replikit.Session]]) -> None:
     session = replikit.Session()
     last = [-1] * ROWS
     reads = backwards = flips = 0
     by_node: Dict[str, int] = {}
     failures: List[str] = []
     previous = None
+    errors = _read_errors()
     while not stop.is_set():
         try:
-            r = db.query(f"SELECT id, v FROM {TABLE} ORDER BY id", session=session, consistency="monotonic")
-        except replikit.Error as exc:
+            node, rows = read(session)
+        except errors as exc:
             failures.append(repr(exc))
             time.sleep(0.01)
             continue
         reads += 1
-        by_node[r.node] = by_node.get(r.node, 0) + 1
-        if previous is not None and previous != "primary" and r.node == "primary":
+        by_node[node] = by_node.get(node, 0) + 1
+        if previous is not None and previous != "primary" and node == "primary":
             flips += 1
         went_back = False
-        for row_id, v in r.rows:
+        for row_id, v in rows:
             if v < last[row_id]:
                 went_back = True
             last[row_id] = max(last[row_id], v)
         if went_back:
             backwards += 1
             if len(out["examples"]) < 5:
-                out["examples"].append(f"{previous} -> {r.node}: {[tuple(x) for x in r.rows]}, seen {last}")
-        previous = r.node
-        if forget_replica:
-            # Keep the LSNs and the xid floor but not the replica read last (merge keeps the
-            # receiving session's): the next read then goes to the primary whenever no probe
-            # shows a replica covering it, which puts the primary-fallback rule to work.
-            fresh = replikit.Session()
-            fresh.merge(session)
-            session = fresh
+                out["examples"].append(f"{previous} -> {node}: {rows}, seen {last}")
+        previous = node
+        if forget is not None:
+            session = forget(session)
     with lock:
         out["reads"] += reads
         out["backwards"] += backwards
@@ -117,9 +172,12 @@ def _steer(cluster: Any, stop: threading.Event, step_ms: float) -> int:
 
 def run(cluster: Any, seconds: float, *, readers: int = 4, writers: int = ROWS, mode: str = "sync",
         steer: bool = True, step_ms: float = 400.0, max_lag_ms: float = 150.0,
-        probe_interval_ms: float = 10.0) -> Dict[str, Any]:
+        probe_interval_ms: float = 10.0, client: str = "database") -> Dict[str, Any]:
     """Runs the workload for `seconds` on `cluster` (a LocalCluster with r1 and r2) and returns
-    the figures: reads, backwards, flips (replica read then primary read), by_node, failures."""
+    the figures: reads, backwards, flips (replica read then primary read), by_node, failures.
+    `client`: "database" (ReplicatedDatabase.query) or "psycopg_router" (PsycopgRouter)."""
+    if client not in CLIENTS:
+        raise replikit.InvalidArgument(f"client: expected one of {CLIENTS}, got {client!r}")
     prepare(cluster)
     previous_mode = cluster.mode
     if mode != previous_mode:
@@ -129,13 +187,21 @@ def run(cluster: Any, seconds: float, *, readers: int = 4, writers: int = ROWS, 
     stop = threading.Event()
     lock = threading.Lock()
     errors: List[BaseException] = []
+    latest: Dict[str, Any] = {}  # the writers' latest commit LSN
     try:
         with database_for_cluster(cluster, probe_interval_ms=probe_interval_ms, max_lag_ms=max_lag_ms,
-                                  pool_size=readers + writers + 2) as db:
+                                  pool_size=readers + writers + 2) as db, \
+                contextlib.ExitStack() as closing:
             db.wait_probes(2, 5000)
-            threads = [threading.Thread(target=_writer, args=(db, i % ROWS, stop, errors), daemon=True)
+            if client == "database":
+                read, forget = _database_read(db), _forget_by_merge
+            else:
+                read = _router_read(closing.enter_context(PsycopgRouter(db, pool_size=readers + 1)))
+                forget = _forget_by_latest_write(latest)
+            threads = [threading.Thread(target=_writer, args=(db, i % ROWS, stop, errors, latest), daemon=True)
                        for i in range(writers)]
-            threads += [threading.Thread(target=_reader, args=(db, stop, out, lock, k % 2 == 1), daemon=True)
+            threads += [threading.Thread(target=_reader, args=(read, stop, out, lock, forget if k % 2 else None),
+                                         daemon=True)
                         for k in range(readers)]
             for t in threads:
                 t.start()
@@ -178,6 +244,8 @@ def main(argv: Any = None) -> int:
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--mode", choices=("async", "sync", "remote_apply"), default="sync")
+    parser.add_argument("--client", choices=CLIENTS, default="database",
+                        help="read through ReplicatedDatabase.query or replikit.pg.PsycopgRouter")
     parser.add_argument("--no-steer", action="store_true", help="do not pause the replicas' replay")
     parser.add_argument("--report-every", type=float, default=60.0, help="seconds between progress lines")
     args = parser.parse_args(argv)
@@ -189,7 +257,8 @@ def main(argv: Any = None) -> int:
         left = args.minutes * 60.0
         while left > 0:
             chunk = min(left, args.report_every)
-            out = run(cluster, chunk, readers=args.readers, mode=args.mode, steer=not args.no_steer)
+            out = run(cluster, chunk, readers=args.readers, mode=args.mode, steer=not args.no_steer,
+                      client=args.client)
             for key in ("reads", "backwards", "flips", "failure_count", "write_errors", "pauses", "seconds"):
                 total[key] += out[key]
             for node, n in out["by_node"].items():

@@ -5,8 +5,9 @@
 - ``PsycopgRouter``: replikit routing for psycopg 3 connections. The ReplicatedDatabase keeps
   probing the nodes and tracking lag (in C++, off the GIL); the router hands out psycopg
   connections to the node each read or write should use, and records commit LSNs into the
-  session after writes, so an application keeps its psycopg code and gains read-your-writes,
-  monotonic and causal reads over replicas.
+  session after writes and what monotonic/causal reads saw (their LSN, and on a replica its
+  xid floor), so an application keeps its psycopg code and gains read-your-writes, monotonic
+  and causal reads over replicas.
 
 Importing this module needs the compiled backend (``replikit._core.HAVE_PG``); psycopg is
 imported only when a PsycopgRouter is made.
@@ -21,7 +22,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Literal, Optional, Tuple, Type, Union
 
-from . import _core, _walend
+from . import _core, _walend, _xidfloor
 
 if TYPE_CHECKING:  # psycopg is imported when a router is made
     import psycopg
@@ -99,11 +100,18 @@ class PsycopgRouter:
             rows = conn.execute("SELECT * FROM t").fetchall()
 
     Reads accept ``consistency`` like ``ReplicatedDatabase.query`` (the same default). A read
-    with ``consistency="monotonic"`` or ``"causal"`` records what it saw (one extra round trip),
-    and on a replica that replica, so that the session's next reads can go back to it (router
-    rule 5). Unlike ``db.query``, a read that falls back to the primary does not wait for the
-    primary to show what the session saw on a replica (see the README's note on commit
-    visibility order): use ``db.query`` for monotonic reads that must never go back.
+    with ``consistency="monotonic"`` or ``"causal"`` records what it saw (one extra round trip
+    after the block): its LSN, and on a replica that replica, so that the session's next reads
+    can go back to it (router rule 5), and the transactions the replica's snapshot had
+    completed (the session's xid floor). A replica can show a commit before the primary does
+    (see the README's note on commit visibility order), so such a read that the primary serves
+    first waits until the primary's snapshot has completed that floor (one extra round trip,
+    rarely a few; at most ``db.options.statement_timeout_ms / 2``, then ``replikit.TimeoutError``
+    with the floor kept and nothing run), as ``db.query`` does. The floor is this router's,
+    host-local and bounded (as replikit.psycopg keeps it): keyed by the Session object, so a
+    token, a ``Session.copy()`` or a ``merge`` into another Session does not carry it, and
+    ``db.query`` does not see it; floors are dropped when the primary changes (a new primary
+    reuses xids).
     Reads that complete and writes that commit are counted in ``db.stats()`` and
     ``db.router.counters()``, as those of ``db.query`` and ``db.execute`` are.
     A psycopg ``OperationalError`` inside a block marks the node down (the prober brings it
@@ -116,6 +124,9 @@ class PsycopgRouter:
     def __init__(self, db: "ReplicatedDatabase", *, pool_size: int = 4,
                  acquire_timeout_ms: float = 5000.0, connect: Optional[Callable[..., Any]] = None,
                  acquire_timeout_s: Optional[float] = None, **connect_kwargs: Any):
+        if not isinstance(db, ReplicatedDatabase):
+            raise _argument_error(_core.ArgumentTypeError, "db",
+                                  f"expected a replikit.pg.ReplicatedDatabase, got {type(db).__name__}")
         if not isinstance(pool_size, int) or isinstance(pool_size, bool):
             raise _argument_error(_core.ArgumentTypeError, "pool_size",
                                   f"expected an int, got {type(pool_size).__name__}")
@@ -160,6 +171,11 @@ class PsycopgRouter:
         self._open: Dict[str, int] = {}
         self._closed = False
         self._routes = threading.local()  # last_route: each thread's own
+        # Sessions' xid floors, of the xids of the primary named (a promoted one reuses xids above
+        # what it replayed: its floors start empty, as Session.reconcile drops the C++ floor).
+        self._floors = _xidfloor.XidFloors()
+        self._floors_primary = db.topology.primary_name
+        self._floor_wait_s = db.options.statement_timeout_ms / 2000.0  # as db.query's
 
     @property
     def last_route(self) -> Optional[Any]:
@@ -240,6 +256,31 @@ class PsycopgRouter:
         finally:
             self._give(node, conn, healthy)
 
+    # -------------------------------------------------------------- xid floor
+    def _floors_of(self, primary: str) -> _xidfloor.XidFloors:
+        """The xid floors of `primary`'s xids (a new primary: none)."""
+        with self._lock:
+            if primary != self._floors_primary:
+                self._floors = _xidfloor.XidFloors()
+                self._floors_primary = primary
+            return self._floors
+
+    def _await_floor(self, conn: Any, session: _core.Session, floors: _xidfloor.XidFloors) -> None:
+        """Before a Monotonic/Causal read on the primary: waits (bounded) until the primary's
+        snapshot has completed every transaction the session's replica reads saw."""
+        cur = _tuple_cursor(conn)
+
+        def snapshot_text() -> Optional[str]:
+            row = cur.execute(_xidfloor.SNAPSHOT_SQL).fetchone()
+            if not _transaction_idle(conn):
+                # autocommit=False: end the poll's transaction, or a REPEATABLE READ one would
+                # poll one frozen snapshot, and the read would run inside it.
+                conn.rollback()
+            return None if row is None else str(row[0])
+
+        if not _xidfloor.await_floor(floors, session, snapshot_text, time.sleep, self._floor_wait_s):
+            raise _xidfloor.floor_timeout(self._floor_wait_s)
+
     # -------------------------------------------------------------- routing
     @contextlib.contextmanager
     def write(self, session: _core.Session) -> Iterator["psycopg.Connection[Any]"]:
@@ -267,7 +308,9 @@ class PsycopgRouter:
         """A connection to the node replikit routes this read to (see ``last_route``).
         ``consistency``: a replikit.Consistency or its name; None: ReplicatedDatabase's default.
         ``p_consistent``/``within_ms``: the probability target of an EVENTUAL read (see
-        ReplicatedDatabase.query); ``within_ms`` None: the default."""
+        ReplicatedDatabase.query); ``within_ms`` None: the default. A monotonic or causal read
+        on the primary first waits for the session's xid floor (see the class docstring);
+        replikit.TimeoutError if the primary does not show it in time."""
         level: Dict[str, Any] = {} if consistency is None else {"consistency": consistency}
         if within_ms is not None:
             level["within_ms"] = within_ms
@@ -277,18 +320,27 @@ class PsycopgRouter:
             raise _core.ConnectionError(f"no node can serve this read ({route.reason})")
         self.last_route = route
         observe = session is not None and route.consistency in _OBSERVING
+        primary = self._db.topology.primary_name
+        floors = self._floors_of(primary)
         with self._lease(route.node) as conn:
+            if observe and session is not None and route.node == primary and floors.get(session) is not None:
+                self._await_floor(conn, session, floors)
             yield conn
             if observe and session is not None:
                 # Not COALESCE(replay, insert): after crash recovery a primary keeps a stale
                 # replay LSN (the end of recovery) until a clean restart.
-                raw, replica, _, block, segment = _tuple_cursor(conn).execute(_walend.OBSERVE_SQL).fetchone()
+                raw, replica, snapshot, block, segment = _tuple_cursor(conn).execute(_walend.OBSERVE_SQL).fetchone()
                 lsn = _walend.end_lsn(raw, block, segment)
                 if lsn is None:
                     pass  # no LSN to record (NULL)
                 elif replica:
                     # Router rule 5: this session's next reads may come back to this replica.
                     session.observe_replica(lsn, route.node, self._db.topology)
+                    # What a read on the primary must see first; a snapshot that does not parse
+                    # is dropped (the next primary read then asks only what was kept before).
+                    floor = _xidfloor.parse_snapshot(None if snapshot is None else str(snapshot))
+                    if floor is not None:
+                        floors.merge(session, floor)
                 else:
                     session.observe(lsn)
         self._db.record_read(route.node, route.reason)

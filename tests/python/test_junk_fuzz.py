@@ -248,6 +248,8 @@ def test_psycopg_router_argument_errors_name_the_argument():
             _expect(lambda: replikit.pg.PsycopgRouter(db, acquire_timeout_s=bad), replikit.ArgumentTypeError,
                     "acquire_timeout_s")
         # Errors raised by the Python code carry `.argument` and the core's message form too.
+        for bad in (None, "db", object(), lambda: db):
+            _expect(lambda: replikit.pg.PsycopgRouter(bad), replikit.ArgumentTypeError, "db")
         _expect(lambda: replikit.pg.PsycopgRouter(db, pool_size="4"), replikit.ArgumentTypeError, "pool_size")
         _expect(lambda: replikit.pg.PsycopgRouter(db, pool_size=0), replikit.InvalidArgument, "pool_size")
         _expect(lambda: replikit.pg.PsycopgRouter(db, acquire_timeout_ms={}), replikit.ArgumentTypeError,

@@ -4,7 +4,9 @@ A short run of tests/soak_monotonic.py (its by-hand form: `python -m tests.soak_
 --minutes N`) on the test cluster in sync mode: 3 writers update one row each, 4 monotonic
 readers check every row per session, the replicas' replay is paused and resumed in turn so that reads move
 between r1, r2 and the primary. Before the primary fallback waited for what the session had
-seen on a replica, runs of this size found about 3 backwards reads per second.
+seen on a replica, runs of this size found about 3 backwards reads per second. The same through
+replikit.pg.PsycopgRouter (`--client psycopg_router` by hand), whose sessions keep the xid floor
+in the router.
 """
 
 from __future__ import annotations
@@ -35,6 +37,19 @@ def test_monotonic_reads_never_go_backwards_across_replica_and_primary(pg_cluste
     assert out["write_errors"] == 0
     # The run exercised both sides: replica reads, and reads that moved from a replica to the
     # primary (where a read could go back before the fix).
+    assert out["reads"] > 1000
+    assert out["by_node"].get("primary", 0) > 0
+    assert out["by_node"].get("r1", 0) + out["by_node"].get("r2", 0) > 0
+    assert out["flips"] > 0
+
+
+def test_psycopg_router_monotonic_reads_never_go_backwards_across_replica_and_primary(pg_cluster_reset):
+    pytest.importorskip("psycopg")
+    out = run(pg_cluster_reset, SECONDS, client="psycopg_router")
+    print("\n[monotonic soak, psycopg_router] " + report(out))
+    assert out["backwards"] == 0, out["examples"]
+    assert out["failure_count"] == 0, out["failures"]
+    assert out["write_errors"] == 0
     assert out["reads"] > 1000
     assert out["by_node"].get("primary", 0) > 0
     assert out["by_node"].get("r1", 0) + out["by_node"].get("r2", 0) > 0

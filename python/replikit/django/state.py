@@ -21,7 +21,8 @@ from psycopg.pq import TransactionStatus
 
 from .. import _core
 from .._core import Consistency, Session
-from ..psycopg import _base, _floor
+from .. import _xidfloor as _floor
+from ..psycopg import _base
 from ..psycopg._base import Core, Failure, classify, level_of
 from ..psycopg.sync import _Prober
 from ..sqltext import is_read_only

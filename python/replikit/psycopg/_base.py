@@ -20,11 +20,10 @@ from .._core import (Consistency, DatabaseOptions, LagConfig, LagTracker, Node, 
 # Re-exported: what every Python path reads the insert LSN with.
 from .._walend import COMMIT_LSN_SQL as COMMIT_LSN_SQL, OBSERVE_SQL as OBSERVE_SQL  # noqa: F401
 from .._walend import WAL_LAYOUT_COLUMNS as WAL_LAYOUT_COLUMNS, end_lsn as end_lsn  # noqa: F401
-from ._floor import XidFloors, floor_covered, parse_snapshot
+from .._xidfloor import SNAPSHOT_SQL as SNAPSHOT_SQL, XidFloors, await_floor, parse_snapshot  # noqa: F401
 
 logger = logging.getLogger("replikit")
 
-SNAPSHOT_SQL = "SELECT pg_current_snapshot()::text"
 # Both in one simple-protocol Query message, one round trip: inside an explicit transaction
 # block the COMMIT ends it (flushed, and confirmed by synchronous standbys) before the SELECT
 # runs in a transaction of its own; the server sends both results and ReadyForQuery at once.
@@ -271,20 +270,7 @@ class Core:
         (`snapshot_text()` runs SNAPSHOT_SQL there) has completed every transaction the
         session's replica reads saw (see XidFloors); False after floor_wait_s (the caller
         raises floor_timeout). The asyncio router has its own awaiting twin."""
-        floor = self.floors.get(session)
-        if floor is None:
-            return True
-        deadline = time.monotonic() + self.floor_wait_s
-        for attempt in range(1_000_000):
-            snapshot = parse_snapshot(snapshot_text())
-            if snapshot is not None and floor_covered(floor, snapshot):
-                self.floors.clear(session)
-                return True
-            if time.monotonic() >= deadline:
-                break
-            # The commits awaited are flushed already: they show within microseconds.
-            sleep(50e-6 if attempt < 10 else 500e-6)
-        return False
+        return await_floor(self.floors, session, snapshot_text, sleep, self.floor_wait_s)
 
     def wait_for_replica(self, session: Optional[Session], level: Consistency, max_staleness_ms: Optional[float],
                          d: Any, wait_ms: float, probe_now: Callable[[Sequence[str]], None],

@@ -15,7 +15,8 @@ from psycopg.pq.abc import PGconn as PGconnType
 
 from .. import _core
 from .._core import Consistency, DatabaseOptions, Session
-from . import _base, _deadline, _floor, _lease, _parking, _probe
+from .. import _xidfloor as _floor
+from . import _base, _deadline, _lease, _parking, _probe
 from ._lease import OBSERVING as _OBSERVING, read_path
 from ._base import ConsistencyLike, CHECK_IDLE_S, COMMIT_LSN_SQL, Core, Failure, classify
 

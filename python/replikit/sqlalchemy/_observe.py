@@ -14,7 +14,7 @@ from sqlalchemy import event, util
 from sqlalchemy.engine import Engine
 
 from .._core import Session
-from ..psycopg import _floor
+from .. import _xidfloor as _floor
 from ..psycopg._base import OBSERVE_SQL, SNAPSHOT_SQL, Core
 
 # The pooled connection's info key: the RoutedSession whose transaction holds the connection.
@@ -46,7 +46,7 @@ def _sleep(driver: Any, seconds: float) -> None:
 
 def await_floor(core: Core, driver: Any, session: Session) -> None:
     """Before a monotonic/causal read on the primary: waits until the primary's snapshot has
-    completed every transaction the session's replica reads saw (see replikit.psycopg's
+    completed every transaction the session's replica reads saw (see replikit._xidfloor's
     XidFloors), at most core.floor_wait_s; then replikit.TimeoutError."""
     def snapshot_text() -> Optional[str]:
         row = _fetchone(driver, SNAPSHOT_SQL)
