@@ -29,9 +29,7 @@ from tests.soak_monotonic import report, run  # noqa: E402
 SECONDS = float(os.environ.get("REPLIKIT_MONOTONIC_SOAK_S", "20"))
 
 
-def test_monotonic_reads_never_go_backwards_across_replica_and_primary(pg_cluster_reset):
-    out = run(pg_cluster_reset, SECONDS)
-    print("\n[monotonic soak] " + report(out))
+def check(out):
     assert out["backwards"] == 0, out["examples"]
     assert out["failure_count"] == 0, out["failures"]
     assert out["write_errors"] == 0
@@ -43,14 +41,14 @@ def test_monotonic_reads_never_go_backwards_across_replica_and_primary(pg_cluste
     assert out["flips"] > 0
 
 
+def test_monotonic_reads_never_go_backwards_across_replica_and_primary(pg_cluster_reset):
+    out = run(pg_cluster_reset, SECONDS)
+    print("\n[monotonic soak] " + report(out))
+    check(out)
+
+
 def test_psycopg_router_monotonic_reads_never_go_backwards_across_replica_and_primary(pg_cluster_reset):
     pytest.importorskip("psycopg")
     out = run(pg_cluster_reset, SECONDS, client="psycopg_router")
     print("\n[monotonic soak, psycopg_router] " + report(out))
-    assert out["backwards"] == 0, out["examples"]
-    assert out["failure_count"] == 0, out["failures"]
-    assert out["write_errors"] == 0
-    assert out["reads"] > 1000
-    assert out["by_node"].get("primary", 0) > 0
-    assert out["by_node"].get("r1", 0) + out["by_node"].get("r2", 0) > 0
-    assert out["flips"] > 0
+    check(out)

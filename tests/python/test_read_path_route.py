@@ -111,9 +111,24 @@ def test_a_finished_threads_route_goes_with_it():
     assert path.last_route is None  # the thread's, not this one's
 
 
+def bytes_kept(churn, n=5000):
+    """The memory still held after ``churn(n)``, past a warm-up of 200 (caches, interned names)."""
+    import tracemalloc
+
+    churn(200)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.take_snapshot()
+        churn(n)
+        gc.collect()
+        return sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(start, "filename"))
+    finally:
+        tracemalloc.stop()
+
+
 def test_many_paths_on_one_thread_leave_nothing():
     """Routers made one after another on one thread: the memory kept does not grow with them."""
-    import tracemalloc
 
     def churn(n):
         for _ in range(n):
@@ -121,16 +136,7 @@ def test_many_paths_on_one_thread_leave_nothing():
             path.last_route = decision_of(router)
             del router, path
 
-    churn(200)  # warm-up: caches, interned names
-    gc.collect()
-    tracemalloc.start()
-    try:
-        start = tracemalloc.take_snapshot()
-        churn(5000)
-        gc.collect()
-        kept = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(start, "filename"))
-    finally:
-        tracemalloc.stop()
+    kept = bytes_kept(churn)
     assert kept < 64 * 1024, f"{kept} bytes kept after 5000 routers"  # was ~100 bytes per router
 
 
@@ -204,7 +210,6 @@ def test_many_async_paths_in_one_task_leave_nothing():
     """A long-lived task that makes a router per request, each read once: the memory kept does
     not grow with them. (A context variable per path kept each path's variable and Decision in
     the task's context until the task ended: ~400 bytes per router.)"""
-    import tracemalloc
 
     def churn(n):
         for _ in range(n):
@@ -213,16 +218,7 @@ def test_many_async_paths_in_one_task_leave_nothing():
             del router, path, owner
 
     async def main():
-        churn(200)  # warm-up: caches, interned names
-        gc.collect()
-        tracemalloc.start()
-        try:
-            start = tracemalloc.take_snapshot()
-            churn(5000)
-            gc.collect()
-            return sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(start, "filename"))
-        finally:
-            tracemalloc.stop()
+        return bytes_kept(churn)  # in one task
 
     kept = asyncio.run(main())
     assert kept < 64 * 1024, f"{kept} bytes kept after 5000 routers in one task"
