@@ -184,6 +184,9 @@ def sim_config(preset: str, mode: str, promotion_ms: float, seed: int, run: Dict
                      missed_heartbeats=misses,
                      **promotion_timing(run, promotion_ms), repoint_catch_up_ms=0.0,
                      reset_tracker_on_promotion=run["tracker_reset"],
+                     # The real runs record measured lags only (killreads: a lower bound, as through
+                     # an outage over the tracker's stale_sample_ms, is left out), so does the twin.
+                     tracked_lag_lower_bounds=False,
                      failover_model="core", probe_interval_ms=probe_ms,
                      sample_interval_ms=LAG_SAMPLE_S * 1000.0, window_edges_ms=[WARM_S * 1000.0 + shift, crash],
                      read_service=0.05, write_service=WRITE_SERVICE_MS, apply_rate_per_s=APPLY_RATE_PER_S,

@@ -180,6 +180,12 @@ std::vector<SimField> background_fields() {
                        "prober that adopts the promoted primary at a probe); False: its ticks from the run's start.",
                        0, [](const SimConfig& c) { return py::cast(c.probe_at_promotion); },
                        [](SimConfig& c, const py::handle& v) { c.probe_at_promotion = to_bool(v, "probe_at_promotion"); }});
+  f.push_back(SimField{"tracked_lag_lower_bounds",
+                       "True: a tracked lag that is only a lower bound (the primary's last sample older than "
+                       "stale_sample_ms) counts in tracked_lag_ms and the windows, as NodeStatus shows it; False: "
+                       "unknown (NaN), as a recorder of measured lags only keeps it.",
+                       0, [](const SimConfig& c) { return py::cast(c.tracked_lag_lower_bounds); },
+                       [](SimConfig& c, const py::handle& v) { c.tracked_lag_lower_bounds = to_bool(v, "tracked_lag_lower_bounds"); }});
   f.push_back(SimField{"probe_latency",
                        "One-way latency of the lag prober's queries (ms; a number is a constant); None: client_latency.",
                        0,

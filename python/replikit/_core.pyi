@@ -44,6 +44,7 @@ class SimConfig:
     reset_tracker_on_promotion: bool  # False: the tracker keeps the old primary's history (FailoverManager)
     session_reads_wait_for_writes: bool  # True: a session's RYW / causal reads wait for its write in flight
     probe_at_promotion: bool  # True: the prober's cadence restarts at the promotion (it adopts the new primary)
+    tracked_lag_lower_bounds: bool  # False: a lower-bound tracked lag (primary's sample stale) is NaN
     probe_latency: Optional[LatencyDistribution]  # set with a LatencyDistribution, a number of ms or None (client_latency)
     probe_offsets_ms: List[float]  # per node, primary first, in [0, probe_interval_ms); empty: all at the tick
     repoint_catch_up_ms: float  # a repointed standby's backlog arrives spread over it (0: at once)

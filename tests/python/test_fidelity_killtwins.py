@@ -240,6 +240,8 @@ def test_a_kill_twin_promotes_when_the_real_client_switched():
     assert late["promote_ms"] == pytest.approx(330.0) and late["outage_after_promotion_ms"] == pytest.approx(1.0)
     assert killtwins.promotion_timing(dict(run, client_switch_s=2.0), 300.0)["promote_ms"] == 0.0  # never before detection
     assert SimConfig(**timing).outage_after_promotion_ms == pytest.approx(90.8)
+    # Lower-bound tracked lags are left out on both sides (killreads' recorder keeps measured ones).
+    assert killtwins.sim_config("fast", "semi_sync", 30.0, 3, dict(_kill_twin_inputs()[1], **run)).tracked_lag_lower_bounds is False
     reached = killreads.writes_reached(2.0, 2.5, 2.41, 2.45, 1000.38, [(999.9, 3), (1000.43, 9), (1000.46, 10)], 998.0)
     assert reached == {"recovered_s": 2.5, "client_switch_s": 2.41, "manager_promoted_s": 2.45,
                        "first_commit_s": pytest.approx(2.38), "first_session_commit_s": pytest.approx(2.43)}

@@ -130,3 +130,30 @@ def test_the_trackers_samples_are_traced_on_request_and_the_primary_can_be_read_
     np.testing.assert_array_equal(past.lag_ms["replica1"], plain.lag_ms["replica1"])
     assert np.nanmean(plain.tracked_lag_ms["replica1"]) > 0.05
     assert np.nanmax(past.tracked_lag_ms["replica1"]) == 0
+
+
+def test_a_lower_bound_tracked_lag_counts_as_shown_or_as_unknown():
+    """Through an outage longer than the tracker's stale_sample_ms (1 s), a replica's tracked lag
+    is only a lower bound (now - the primary's last sample). tracked_lag_lower_bounds=True (the
+    default) counts it, as a client's NodeStatus shows it; False reports it as unknown (NaN) and
+    leaves it out of the windows' tracked lag, as the fidelity runs' recorder does. Everything
+    else is the same run."""
+    fields = dict(duration_ms=4000, write_rate_per_s=100, read_rate_per_s=100, sessions=4, replicas=2,
+                  replica_latency=0.3, client_latency=0.1, crash_primary_at_ms=1000, failover_model="core",
+                  promote_ms=1600, sample_interval_ms=20)
+    shown = simulate(SimConfig(**fields), SEED)
+    unknown = simulate(SimConfig(tracked_lag_lower_bounds=False, **fields), SEED)
+    assert SimConfig().tracked_lag_lower_bounds is True
+    assert unknown.events == shown.events and unknown.failover == shown.failover
+    t = shown.sample_times_ms
+    promoted = 1000 + shown.failover["recovery_ms"]
+    late = (t > 2200) & (t < promoted)  # over 1 s since the primary's last sample, before the promotion
+    assert late.any()
+    for name in shown.tracked_lag_ms:
+        assert np.nanmin(shown.tracked_lag_ms[name][late]) >= 1000.0 - 150.0  # now - its last sample
+        assert np.isnan(unknown.tracked_lag_ms[name][late]).all()
+        early = t < 1900  # before: the same measured lags
+        np.testing.assert_array_equal(unknown.tracked_lag_ms[name][early], shown.tracked_lag_ms[name][early])
+    outage_shown, outage_unknown = shown.failover_windows["outage"], unknown.failover_windows["outage"]
+    assert outage_unknown["tracked_lag_samples"] < outage_shown["tracked_lag_samples"]
+    assert outage_unknown["mean_tracked_lag_ms"] < outage_shown["mean_tracked_lag_ms"]

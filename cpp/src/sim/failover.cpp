@@ -365,7 +365,8 @@ void Simulation::on_sample() {
     // What a client reads (NodeInfo, as the real ReplicatedDatabase's NodeStatus): a replica
     // older than the tracker's whole history has an unknown time lag, not its lower bound.
     const ReplicaLag tracked = tracker_->replica(n);
-    const bool known = tracked.known && topology_->info(n).lag_known && n != primary_ && !std::isnan(lag_ms);
+    const bool known = tracked.known && (c_.tracked_lag_lower_bounds || !tracked.lag_is_lower_bound) &&
+                       topology_->info(n).lag_known && n != primary_ && !std::isnan(lag_ms);
     const double tracked_ms = known ? static_cast<double>(tracked.lag_ns) * 1e-6 : nan;
     res_.tracked_lag_ms[static_cast<std::size_t>(n - 1)].push_back(tracked_ms);
     if (windowed_ && is_replica(n)) count_lag(lag_ms, tracked_ms);

@@ -137,6 +137,12 @@ struct SimConfig {
   /// probe, and the next probe of the survivor comes a whole interval later), instead of keeping
   /// its ticks from the run's start, at whatever phase the promotion falls.
   bool probe_at_promotion = false;
+  /// Whether a replica's tracked lag that is only a lower bound (ReplicaLag::lag_is_lower_bound:
+  /// the primary's last sample older than the tracker's stale_sample_ms, as through an outage
+  /// longer than that) counts in SimResult::tracked_lag_ms and the windows' tracked lag, as a
+  /// client's NodeStatus shows it (true), or as unknown (NaN; false), as a recorder that keeps
+  /// measured lags only does (benchmarks/fidelity's kill runs).
+  bool tracked_lag_lower_bounds = true;
   /// One-way latency of the lag prober's queries (each way), when it differs from the
   /// application's client_latency (a prober in its own thread, without the application's
   /// pool and interpreter); empty: client_latency.
