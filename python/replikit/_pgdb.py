@@ -320,10 +320,13 @@ class PsycopgRouter:
             raise _core.ConnectionError(f"no node can serve this read ({route.reason})")
         self.last_route = route
         observe = session is not None and route.consistency in _OBSERVING
-        primary = self._db.topology.primary_name
-        floors = self._floors_of(primary)
+        # Only monotonic/causal reads keep or need a floor: no lock or topology call for the others.
+        floors: Optional[_xidfloor.XidFloors] = None
+        if observe:
+            primary = self._db.topology.primary_name
+            floors = self._floors_of(primary)
         with self._lease(route.node) as conn:
-            if observe and session is not None and route.node == primary and floors.get(session) is not None:
+            if floors is not None and session is not None and route.node == primary and floors.get(session) is not None:
                 self._await_floor(conn, session, floors)
             yield conn
             if observe and session is not None:
@@ -339,7 +342,7 @@ class PsycopgRouter:
                     # What a read on the primary must see first; a snapshot that does not parse
                     # is dropped (the next primary read then asks only what was kept before).
                     floor = _xidfloor.parse_snapshot(None if snapshot is None else str(snapshot))
-                    if floor is not None:
+                    if floor is not None and floors is not None:
                         floors.merge(session, floor)
                 else:
                     session.observe(lsn)
