@@ -87,9 +87,9 @@ What differs, and is reported rather than tuned away:
   both sides, read by 100 ms probes; the twins still read more than the real tracker in the
   synchronous modes, whose delays have the heaviest tails (a tracked lag grows with the mean
   delay where the stale share saturates).
-- the tracker's history over the failover: replikit's FailoverManager promotes in the client's
-  topology and keeps it; its prober, when it finds the promoted node out of recovery first,
-  adopts it and starts afresh: whichever comes first. Each twin does what that run's tracker did
+- the tracker's history over the failover: replikit starts it afresh at every promotion; until
+  2026-11-30 its FailoverManager's promotion kept it and only the prober's adoption reset it,
+  whichever came first. Each twin does what that run's tracker did
   (SimConfig.reset_tracker_on_promotion: whether its history shrank after the kill, sampled with
   the lag). With the history kept, a survivor not yet replaying the new timeline reads as far
   behind as the old primary's last sample (500-600 ms in 2 of 60 kills at load ~7).
@@ -331,9 +331,10 @@ def probe_offsets(sends: Dict[str, Dict[Any, float]], until_s: float, interval_m
 
 def tracker_reset(history_sizes: List[Tuple[float, int]], kill_s: float) -> bool:
     """Whether the lag tracker started afresh after the kill: its history of the primary's LSN
-    (``history_sizes``: (t, entries), sampled by the lag sampler) shrank. The manager promotes in
-    the client's topology and keeps the history; the prober, when it finds the promoted node out
-    of recovery first, adopts it and resets (or on a new primary's position behind the old one's)."""
+    (``history_sizes``: (t, entries), sampled by the lag sampler) shrank. Since 2026-11-30 replikit
+    resets it at every promotion; before, the manager's promotion kept the history and only the
+    prober's adoption reset it (or a new primary's position behind the old one's): runs of then
+    carry either."""
     after = [size for t, size in history_sizes if t >= kill_s]
     return any(b < a for a, b in zip(after, after[1:]))
 

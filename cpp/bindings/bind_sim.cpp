@@ -169,8 +169,9 @@ std::vector<SimField> background_fields() {
   f.push_back(number_field("background_write_rate_after_crash_per_s", &SimConfig::background_write_rate_after_crash_per_s,
                            "Their rate from the primary's crash on (< 0: background_write_rate_per_s)."));
   f.push_back(SimField{"reset_tracker_on_promotion",
-                       "True: the lag tracker starts afresh at a promotion (a prober adopting a primary promoted "
-                       "elsewhere); False: it keeps the old primary's history (replikit's in-process FailoverManager).",
+                       "True: the lag tracker starts afresh at a promotion, as replikit's does; False: it keeps the "
+                       "old primary's history (as replikit's FailoverManager did until 2026-11-30 when it promoted "
+                       "before the prober adopted the node).",
                        0, [](const SimConfig& c) { return py::cast(c.reset_tracker_on_promotion); },
                        [](SimConfig& c, const py::handle& v) {
                          c.reset_tracker_on_promotion = to_bool(v, "reset_tracker_on_promotion");

@@ -326,7 +326,10 @@ void ReplicatedDatabase::set_primary_route_hook(std::function<void()> hook) {
 std::uint64_t ReplicatedDatabase::make_primary(const std::string& name, const std::string& why) {
   Topology& topo = *impl_->topology;
   const int next = topo.index_of(name, "name");
-  impl_->node_events->promotion(next, why);
+  // The lag history starts afresh, as when the prober adopts a promoted node (whichever of the
+  // two comes first promotes): interpolated across the outage, the old primary's history would
+  // put a survivor that has every old WAL record hundreds of milliseconds behind.
+  impl_->node_events->promotion(next, why, [this] { impl_->tracker->reset(); });
   return topo.epoch();
 }
 

@@ -41,7 +41,7 @@ class SimConfig:
     commit_record_bytes: int
     background_write_rate_per_s: float  # writes of no session: WAL only, judged by no read
     background_write_rate_after_crash_per_s: float  # < 0: background_write_rate_per_s
-    reset_tracker_on_promotion: bool  # False: the tracker keeps the old primary's history (FailoverManager)
+    reset_tracker_on_promotion: bool  # False: the tracker keeps the old primary's history (replikit before 2026-11-30)
     session_reads_wait_for_writes: bool  # True: a session's RYW / causal reads wait for its write in flight
     probe_at_promotion: bool  # True: the prober's cadence restarts at the promotion (it adopts the new primary)
     tracked_lag_lower_bounds: bool  # False: a lower-bound tracked lag (primary's sample stale) is NaN

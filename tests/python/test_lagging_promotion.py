@@ -181,3 +181,25 @@ def test_a_lagging_replica_promoted_outside_is_adopted_by_the_prober_with_its_re
         finally:
             watch.halt()
             cluster.resume_wal_send("primary")
+
+
+def test_a_failover_in_process_starts_the_lag_history_afresh_as_an_adoption_does():
+    # A slow prober (1 s): the manager's promotion comes before a probe finds r1 out of recovery.
+    # Until 2026-11-30 it kept the old primary's LSN history while the prober's adoption reset
+    # it, so the same failover tracked lag two ways by which came first: with the history kept,
+    # the tracker interpolated a survivor across the outage and read it hundreds of ms behind
+    # while it held every record the old primary wrote. Both now start afresh.
+    with history_cluster(replicas=2, database={"probe_interval_ms": 1000}) as setup:
+        cluster, manager, db = setup.cluster, setup.manager, setup.db
+        tracker = db.lag_tracker
+        setup.writer.start()
+        wait_until(lambda: tracker.history_size >= 3, WAIT_S, "three distinct primary samples")
+        after = db.events.last_sequence
+        cluster.kill("primary")
+        report = manager.failover_now()
+        size = tracker.history_size  # at most one probe of the new primary since the promotion
+        failovers = [e.message for e in db.events.read(after, 256).events if e.kind == EventKind.FAILOVER]
+        print(repr(report), size, failovers)
+        assert report.promoted in ("r1", "r2"), report
+        assert failovers and "found out of recovery" not in failovers[0], failovers  # the manager's
+        assert size <= 1, f"the old primary's history was kept: {size} entries"

@@ -199,7 +199,8 @@ class LagTracker {
   std::size_t history_size() const;
   /// Replica `node` is about to be promoted: forgets its lag, with a Recovered event first when it
   /// was LAGGING (a lag alert on it resolves; routing drops its lag flag as it promotes it). Call
-  /// before Topology::promote; the history is kept (the new primary continues the old one's WAL).
+  /// before Topology::promote; the history is kept (the new primary continues the old one's WAL)
+  /// until reset(), which the PostgreSQL backend calls once the promotion is made.
   void forget_replica(int node);
   /// Forgets the history and all replica lag (after a primary change); a node of the topology
   /// that was LAGGING gets a Recovered event (lag 0, now unknown), as routing takes it back.

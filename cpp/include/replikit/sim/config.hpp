@@ -124,12 +124,13 @@ struct SimConfig {
   /// The rate from the primary's crash on (the writers follow the new primary); < 0: the same
   /// as background_write_rate_per_s.
   double background_write_rate_after_crash_per_s = -1;
-  /// Whether the lag tracker starts afresh when the failover promotes a replica, as a prober
-  /// that finds a primary promoted elsewhere does (true), or keeps its history of the old
-  /// primary, as replikit's in-process FailoverManager does (false): a surviving standby that
-  /// has not yet streamed from the new primary then reads as far behind as the time since the
-  /// old primary's last sample. Either way the history restarts when the new primary's
-  /// position is below the last one sampled (writes lost), as the real prober does.
+  /// Whether the lag tracker starts afresh when the failover promotes a replica, as replikit's
+  /// does (true: its prober adopting a promoted node and its FailoverManager's promotion both
+  /// reset it), or keeps its history of the old primary (false: as the FailoverManager did until
+  /// 2026-11-30 when it promoted before the prober adopted the node; kept to replay runs of then):
+  /// a surviving standby that has not yet streamed from the new primary then reads as far behind
+  /// as the time since the old primary's last sample. Either way the history restarts when the
+  /// new primary's position is below the last one sampled (writes lost), as the real prober does.
   bool reset_tracker_on_promotion = true;
   /// Whether the lag prober probes every node at the promotion and keeps its cadence from there,
   /// as a client does whose prober learns of the new primary by probing it (replikit's prober

@@ -409,7 +409,9 @@ class ReplicatedDatabase {
   /// while it is down: its next good probe does), its events first: Failover for it (`why` as
   /// the message), RoleMismatch for the primary it deposes (out of routing until it rejoins as a
   /// replica), RoleRestored for it when it was flagged; its lag is forgotten
-  /// (LagTracker::forget_replica). Returns the epoch. For a failover manager (C++ only).
+  /// (LagTracker::forget_replica), and once it is the primary the lag tracker starts afresh
+  /// (LagTracker::reset: history and every replica's lag), as when the prober adopts a promoted
+  /// node. Returns the epoch. For a failover manager (C++ only).
   std::uint64_t make_primary(const std::string& name, const std::string& why);
 
   /// While `hold` is true new writes, and new reads routed to the primary, wait (each at most
