@@ -385,7 +385,7 @@ ReplicatedDatabase::ReplicatedDatabase(NodeConfig primary, std::vector<NodeConfi
   std::vector<NodeSpec> replica_specs;
   for (const auto& r : replicas) replica_specs.push_back(spec_of(r));
   m.topology = std::make_shared<Topology>(spec_of(primary), std::move(replica_specs));
-  m.tracker = std::make_shared<LagTracker>(m.topology, m.options.lag);
+  m.tracker = std::make_shared<LagTracker>(m.topology, probed_lag_config(m.options.lag, m.options.probe_interval_ms));
   m.router = std::make_shared<Router>(m.topology, m.options.router);
   m.events = std::make_shared<EventLog>(static_cast<std::size_t>(m.options.event_capacity));
   m.node_events = std::make_unique<detail::NodeEvents>(m.events, m.topology, m.tracker);

@@ -43,6 +43,12 @@ void check_catch_up(const CatchUpWait& wait, const char* argument) {
   require(std::isfinite(wait.quantile) && wait.quantile > 0 && wait.quantile <= 1, "quantile", "must be in (0, 1]");
 }
 
+LagConfig probed_lag_config(LagConfig config, double probe_interval_ms) {
+  // std::max keeps a NaN stale_sample_ms (its first argument), which the tracker then rejects.
+  config.stale_sample_ms = std::max(config.stale_sample_ms, 2 * probe_interval_ms);
+  return config;
+}
+
 LagTracker::LagTracker(std::shared_ptr<Topology> topology, LagConfig config)
     : topology_(std::move(topology)), config_(config) {
   require(topology_ != nullptr, "topology", "must not be null");

@@ -63,6 +63,9 @@ class Lag : public ::testing::Test {
     return track(max_lag_ms, recover_lag_ms, [](LagConfig&) {});
   }
 
+  // The tracker track() made last.
+  LagTracker& tracker() { return *tracker_; }
+
   // Samples the primary writing as lsn_at_ms does, every `step_ms` from 0 to `until_ms`.
   void primary_every(std::int64_t step_ms, std::int64_t until_ms) {
     for (std::int64_t ms = 0; ms <= until_ms; ms += step_ms) tracker_->primary_sample(ms * kMs, lsn_at_ms(ms));

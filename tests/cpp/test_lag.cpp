@@ -252,6 +252,28 @@ TEST_F(Lag, PrimaryOutageIsNotInterpolatedAcross) {
   EXPECT_EQ(d.reason, Reason::ReplicaFresh);
 }
 
+TEST_F(Lag, APrimaryProbedOnTimeIsNotAnOutageBetweenItsSamples) {
+  // A prober every ~1 s against the default stale_sample_ms (1 s): each gap between two primary
+  // samples, a little over the interval, read as an outage, so a replica 1 ms behind the last
+  // sample read the whole gap behind. probed_lag_config raises the bound to twice the interval.
+  const LagConfig defaults;
+  EXPECT_EQ(probed_lag_config(defaults, 1000).stale_sample_ms, 2000);
+  EXPECT_EQ(probed_lag_config(defaults, 100).stale_sample_ms, 1000);  // kept when already longer
+  for (const bool probed : {false, true}) {
+    track([&](LagConfig& c) { c = probed ? probed_lag_config(c, 1000) : c; });
+    for (std::int64_t ms : {0, 1001, 2002}) tracker().primary_sample(ms * kMs, lsn_at_ms(ms));
+    const ReplicaLag r = sampled(kA, 2002 * kMs, lsn_at_ms(2001));
+    // Interpolated, the primary passed it (reached its LSN + 1) at 2001.001 ms; read as an
+    // outage, at the earlier sample's 1001 ms.
+    EXPECT_EQ(r.lag_ns, probed ? 999'000 : 1001 * kMs) << "probed " << probed;
+    EXPECT_FALSE(r.lag_is_lower_bound);
+  }
+  // A NaN stays a NaN, which the tracker rejects by name.
+  LagConfig bad;
+  bad.stale_sample_ms = std::numeric_limits<double>::quiet_NaN();
+  expect_invalid<InvalidArgument>([&] { LagTracker tracker(t, probed_lag_config(bad, 1000)); }, "stale_sample_ms");
+}
+
 TEST_F(Lag, ReplicaSeenBehindTurnsLaggingWhileThePrimaryIsSilent) {
   track([](LagConfig& c) { c.max_lag_ms = 1000; c.stale_sample_ms = 1000; });
   route_to_a_only();

@@ -63,6 +63,13 @@ struct LagConfig {
   std::size_t delay_capacity = 256;     ///< replay delays kept per replica, the most recent (in [1, 65536])
 };
 
+/// `config` for a tracker whose samples come from a prober that probes every node every
+/// `probe_interval_ms`: its stale_sample_ms raised to at least twice the interval. Below that a
+/// primary probed on time would read as silent between two of its samples: every gap an outage,
+/// so a replica one byte behind the primary's last sample would read a whole gap behind (LAGGING
+/// at probe_interval_ms >= max_lag_ms), and every replica's lag a lower bound before each probe.
+LagConfig probed_lag_config(LagConfig config, double probe_interval_ms);
+
 /// How a read that needs an LSN no replica is known to have replayed waits for one.
 enum class CatchUpMode : std::uint8_t {
   Fixed = 0,  ///< wait up to max_wait_ms (0: go to the primary at once)

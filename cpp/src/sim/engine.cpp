@@ -60,7 +60,7 @@ Simulation::Simulation(const SimConfig& config, std::uint64_t seed, std::unique_
       row_bytes_(static_cast<std::uint64_t>(config.write_size_bytes - config.commit_record_bytes)) {
   res_.seed = seed;
   mode_ = config.mode;
-  tracker_ = std::make_unique<LagTracker>(topology_, config.lag);
+  tracker_ = std::make_unique<LagTracker>(topology_, probed_lag_config(config.lag, config.probe_interval_ms));
   RouterConfig rc = config.router;
   rc.seed = SplitMix64(seed ^ 0x5EED5EED5EED5EEDull).next();
   router_ = std::make_unique<Router>(topology_, rc);

@@ -191,7 +191,7 @@ struct SimConfig {
 
   // ---- routing and lag tracking inside the cluster ----
   RouterConfig router;
-  LagConfig lag;
+  LagConfig lag;  ///< the tracker's (its stale_sample_ms at least 2 x probe_interval_ms: probed_lag_config)
   double probe_interval_ms = 100;  ///< how often the lag tracker probes every node (over client_latency)
 
   // ---- faults ----

@@ -207,7 +207,8 @@ struct DatabaseOptions {
   CatchUpWait wait_for_replica = CatchUpWait::automatic();
   int read_retries = 2;                 ///< other nodes tried after a connection error, in [0, 16]
   int event_capacity = 1024;            ///< events kept for readers (events()), in [1, 1048576]
-  LagConfig lag;                        ///< thresholds of the LagTracker
+  LagConfig lag;                        ///< thresholds of the LagTracker (its stale_sample_ms at least
+                                        ///< 2 x probe_interval_ms: probed_lag_config)
   RouterConfig router;                  ///< policy, time window, seed, region of the Router
 };
 

@@ -1,0 +1,62 @@
+"""A prober slower than the lag tracker's stale_sample_ms (1 s by default): the primary, probed
+on time, must not read as silent between two of its samples. Until 2026-11-30 every gap between
+them (just over probe_interval_ms) counted as an outage, so a healthy replica one write behind
+the primary's last sample read a whole gap behind: LAGGING at probe_interval_ms=1000 and
+max_lag_ms=1000. The tracker's stale_sample_ms is now at least twice the probe interval
+(LagConfig via probed_lag_config), in the PostgreSQL backend and in the simulator alike."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import require_pg_server
+from replikit.events import EventKind
+from replikit.sim import SimConfig, simulate
+
+from sim_helpers import SEED
+
+
+def test_the_simulators_tracker_reads_a_healthy_replica_as_healthy_with_slow_probes():
+    # 50 writes/s, each reaching the replicas 10 ms later: a probe finds a replica one write
+    # behind about half the time.
+    c = SimConfig(duration_ms=30_000, write_rate_per_s=50, read_rate_per_s=0, replicas=2,
+                  probe_interval_ms=1000, replica_latency=10.0, sample_interval_ms=10)
+    r = simulate(c, SEED)
+    for name in ("replica1", "replica2"):
+        tracked = r.tracked_lag_ms[name]
+        known = tracked[~np.isnan(tracked)]
+        print(f"seed {SEED} {name}: tracked lag max {known.max():.1f} ms, mean {known.mean():.2f} ms")
+        assert known.size > 1000 and known.max() > 0  # not vacuous: found behind
+        assert known.max() < 100, known.max()  # before: ~1000 ms whenever one write behind
+
+
+@pytest.mark.pg
+def test_a_database_probing_every_second_keeps_healthy_replicas_ok(pg_cluster_reset):
+    require_pg_server()
+    from replikit.pg import database_for_cluster
+
+    cluster, table = pg_cluster_reset, "rk_slow_probe_rows"
+    cluster.sql("primary", f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id bigint PRIMARY KEY)")
+    cluster.wait_caught_up(timeout_ms=10_000)
+    db = database_for_cluster(cluster, probe_interval_ms=1000)
+    try:
+        assert db.lag_tracker.config.stale_sample_ms == 2000  # 2 x probe_interval_ms (1 s configured)
+        assert db.wait_probes(2, 10_000)
+        after = db.events.last_sequence
+        worst = 0.0
+        deadline = time.monotonic() + 5.0  # five probe rounds under back-to-back writes
+        i = 0
+        while time.monotonic() < deadline:
+            i += 1
+            db.execute(f"INSERT INTO {table} VALUES ({i})")
+            worst = max([worst] + [db.node(n).lag_ms for n in ("r1", "r2") if db.node(n).lag_known])
+        lagging = [e for e in db.events.read(after, 256).events if e.kind == EventKind.LAGGING]
+        print(f"{i} writes, worst replica lag shown {worst:.1f} ms, LAGGING events {lagging}")
+        assert lagging == []
+        assert worst < 500, worst  # before: ~1000 ms on most probes
+    finally:
+        db.close()
+        cluster.sql("primary", f"DROP TABLE IF EXISTS {table}")
