@@ -88,6 +88,14 @@ void bind_lag_config(py::module_& m) {
         },
         [name](LagConfig& x, const py::object& v) { set_lag_field(x, name, v); });
   }
+  c.def(
+      "for_probes",
+      [](const LagConfig& x, const py::object& interval) {
+        return probed_lag_config(x, to_ms(interval, "probe_interval_ms"));
+      },
+      py::arg("probe_interval_ms"),
+      "A copy for a tracker fed by probes every probe_interval_ms: stale_sample_ms at least twice the interval "
+      "(below it a primary probed on time would read as silent between its samples).");
   c.def("__eq__", [](const LagConfig& a, const py::object& b) {
      return py::isinstance<LagConfig>(b) && lag_config_repr(a) == lag_config_repr(b.cast<LagConfig>());
    })

@@ -44,6 +44,8 @@ void check_catch_up(const CatchUpWait& wait, const char* argument) {
 }
 
 LagConfig probed_lag_config(LagConfig config, double probe_interval_ms) {
+  require(std::isfinite(probe_interval_ms) && probe_interval_ms > 0, "probe_interval_ms",
+          "must be a positive number of milliseconds");
   // std::max keeps a NaN stale_sample_ms (its first argument), which the tracker then rejects.
   config.stale_sample_ms = std::max(config.stale_sample_ms, 2 * probe_interval_ms);
   return config;

@@ -409,6 +409,7 @@ class LagConfig:
     def __init__(self, *, max_lag_ms: float = 1000.0, recover_lag_ms: Optional[float] = None,
                  max_lag_bytes: int = 0, recover_lag_bytes: Optional[int] = None, stale_sample_ms: float = 1000.0,
                  history_capacity: int = 8192, event_capacity: int = 1024) -> None: ...
+    def for_probes(self, probe_interval_ms: float) -> LagConfig: ...  # stale_sample_ms >= 2 x the interval
     def __eq__(self, other: object) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
 

@@ -272,6 +272,9 @@ TEST_F(Lag, APrimaryProbedOnTimeIsNotAnOutageBetweenItsSamples) {
   LagConfig bad;
   bad.stale_sample_ms = std::numeric_limits<double>::quiet_NaN();
   expect_invalid<InvalidArgument>([&] { LagTracker tracker(t, probed_lag_config(bad, 1000)); }, "stale_sample_ms");
+  for (const double interval : {0.0, -1.0, std::numeric_limits<double>::infinity(), bad.stale_sample_ms}) {
+    expect_invalid<InvalidArgument>([&] { probed_lag_config(defaults, interval); }, "probe_interval_ms");
+  }
 }
 
 TEST_F(Lag, ReplicaSeenBehindTurnsLaggingWhileThePrimaryIsSilent) {

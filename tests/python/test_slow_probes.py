@@ -3,7 +3,8 @@ on time, must not read as silent between two of its samples. Until 2026-11-30 ev
 them (just over probe_interval_ms) counted as an outage, so a healthy replica one write behind
 the primary's last sample read a whole gap behind: LAGGING at probe_interval_ms=1000 and
 max_lag_ms=1000. The tracker's stale_sample_ms is now at least twice the probe interval
-(LagConfig via probed_lag_config), in the PostgreSQL backend and in the simulator alike."""
+(C++ probed_lag_config, Python LagConfig.for_probes), in the PostgreSQL backend, the psycopg
+router and the simulator alike."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import numpy as np
 import pytest
 
 from conftest import require_pg_server
+
+import replikit
+from replikit import LagConfig
+from replikit._core import DatabaseOptions
 from replikit.events import EventKind
 from replikit.sim import SimConfig, simulate
 
@@ -60,3 +65,23 @@ def test_a_database_probing_every_second_keeps_healthy_replicas_ok(pg_cluster_re
     finally:
         db.close()
         cluster.sql("primary", f"DROP TABLE IF EXISTS {table}")
+
+
+def test_lag_config_for_probes_raises_stale_sample_ms_to_twice_the_interval():
+    assert LagConfig().for_probes(1000).stale_sample_ms == 2000
+    assert LagConfig(stale_sample_ms=5000).for_probes(1000).stale_sample_ms == 5000  # kept when longer
+    assert LagConfig(max_lag_ms=300).for_probes(400) == LagConfig(max_lag_ms=300, stale_sample_ms=1000)
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(replikit.InvalidArgument, match="probe_interval_ms"):
+            LagConfig().for_probes(bad)
+    with pytest.raises(replikit.ArgumentTypeError, match="probe_interval_ms"):
+        LagConfig().for_probes("1000")
+
+
+def test_the_psycopg_routers_tracker_takes_its_probe_interval_into_account():
+    pytest.importorskip("psycopg")
+    from replikit.psycopg import _base
+
+    core = _base.Core(("primary", "host=127.0.0.1 port=1"), [("r1", "host=127.0.0.1 port=1")],
+                      DatabaseOptions(probe_interval_ms=1500))
+    assert core.lag.config.stale_sample_ms == 3000

@@ -68,6 +68,7 @@ struct LagConfig {
 /// primary probed on time would read as silent between two of its samples: every gap an outage,
 /// so a replica one byte behind the primary's last sample would read a whole gap behind (LAGGING
 /// at probe_interval_ms >= max_lag_ms), and every replica's lag a lower bound before each probe.
+/// InvalidArgument ("probe_interval_ms") unless the interval is positive and finite.
 LagConfig probed_lag_config(LagConfig config, double probe_interval_ms);
 
 /// How a read that needs an LSN no replica is known to have replayed waits for one.

@@ -214,7 +214,7 @@ class Core:
         self.topology = Topology(pnode, [n for n, _ in specs])
         lag = LagConfig(max_lag_ms=options.max_lag_ms, recover_lag_ms=options.recover_lag_ms,
                         max_lag_bytes=options.max_lag_bytes, recover_lag_bytes=options.recover_lag_bytes)
-        self.lag = LagTracker(self.topology, config=lag)
+        self.lag = LagTracker(self.topology, config=lag.for_probes(options.probe_interval_ms))
         self.router = Router(self.topology, config=RouterConfig(
             policy=options.policy, time_window_ms=options.time_window_ms, seed=options.seed,
             region=options.region, sticky_reads=options.sticky_reads))
