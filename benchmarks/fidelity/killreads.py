@@ -112,6 +112,7 @@ from fidelity.offsetprobe import AFTER_FIRST_ID, OFFSET_NEAR_S, PROBE_LIMIT_S, O
 RUN_S = 4.0
 KILL_AT_S = 2.0
 WARM_S = 0.3  # reads and lag samples before this are the start-up's
+NEAR_KILL_S = 0.2  # the writer acknowledgements saved before the kill (writer_acks_near_kill)
 READ_RATE = 200.0
 SESSION_WRITE_RATE = 50.0
 SESSIONS = 8
@@ -409,6 +410,7 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             time.sleep(max(0.0, t0 + KILL_AT_S - time.monotonic()))
             probe.stop.set()  # no probe in flight at the kill (each takes a few ms)
             threads[-1].join(timeout=PROBE_LIMIT_S + 5)
+            freeze_started = time.monotonic()  # crash() freezes the instance process by process from here
             killed = cluster.crash("primary")
             threads.append(threading.Thread(target=switch.run, daemon=True))
             threads[-1].start()
@@ -474,7 +476,12 @@ def real_run(preset: str, mode: str, seed: int) -> Dict[str, Any]:
             "sync_carried": bool(manager.synchronous_standby_names),
             "synchronous_standby_names": manager.synchronous_standby_names or "",
             "half_round_trips": half_round_trips, "probe_commit_lag_ms": probe_commit_gaps,
-            "epoch_of_t0": epoch_of_t0, **reached, **read_records(work.out, probe, epoch_of_t0, kill_s)}
+            "epoch_of_t0": epoch_of_t0, "freeze_started_s": freeze_started - t0,
+            # failover_bench's writer's acknowledgements in the last NEAR_KILL_S before the kill (s
+            # from t0): with the session and probe rows, when the primary last committed.
+            "writer_acks_near_kill": [t - t0 for t, _ in writers.acked.get("primary", [])
+                                      if kill_s - NEAR_KILL_S <= t - t0 < kill_s],
+            **reached, **read_records(work.out, probe, epoch_of_t0, kill_s)}
 
 
 def read_records(measured: Any, probe: Any, epoch_of_t0: float, kill_s: float) -> Dict[str, Any]:

@@ -460,7 +460,10 @@ def real_reads(preset: str, mode: str, runs: int, seed: int, log: Any) -> List[D
                     "reads": float(len(run["reads"]) + len(run["failed_at"])),
                     # Read by read before the kill, for a later look at the stale share (not a twin input).
                     **{key: run[key] for key in ("probe_commit_lag_ms", "eventual_reads_before", "reads_before_scheduled", "session_rows",
-                                                 "probe_samples_before", "probe_rows")}})
+                                                 "probe_samples_before", "probe_rows")},
+                    # The kill's machinery (not a twin input yet): when the freeze began, and the
+                    # background writer's last acknowledgements before the kill.
+                    **{key: run[key] for key in ("freeze_started_s", "writer_acks_near_kill")}})
     if len(out) < max(1, runs // 2):
         raise RuntimeError(f"only {len(out)} of {runs} {mode} kills with reads completed")
     return out
