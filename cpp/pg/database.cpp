@@ -326,10 +326,7 @@ void ReplicatedDatabase::set_primary_route_hook(std::function<void()> hook) {
 std::uint64_t ReplicatedDatabase::make_primary(const std::string& name, const std::string& why) {
   Topology& topo = *impl_->topology;
   const int next = topo.index_of(name, "name");
-  // The lag history starts afresh, as when the prober adopts a promoted node (whichever of the
-  // two comes first promotes): interpolated across the outage, the old primary's history would
-  // put a survivor that has every old WAL record hundreds of milliseconds behind.
-  impl_->node_events->promotion(next, why, [this] { impl_->tracker->reset(); });
+  impl_->node_events->promotion(next, why);  // the lag tracker starts afresh there
   return topo.epoch();
 }
 

@@ -180,7 +180,7 @@ ProbeVerdict NodeEvents::good_probe(int node, const std::function<ProbeVerdict()
   return v;
 }
 
-bool NodeEvents::promotion(int next, const std::string& why, const std::function<void()>& promoted) {
+bool NodeEvents::promotion(int next, const std::string& why) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   const auto n = static_cast<std::size_t>(next);
   if (topology_->primary() != next) {
@@ -201,7 +201,7 @@ bool NodeEvents::promotion(int next, const std::string& why, const std::function
     } catch (const Error&) {
       return false;  // removed meanwhile: nothing was published
     }
-    if (made && promoted) promoted();
+    if (made) tracker_->reset();
   }
   // One found down stays out until a good probe publishes its NodeUp and routes it back.
   if (!down_[n]) route(next, true);

@@ -48,11 +48,13 @@ class NodeEvents {
   /// Makes `next` the primary: its lag is forgotten (Recovered first when LAGGING), then, under
   /// the topology's lock (Topology::make_primary's announce), Failover for it, RoleMismatch for
   /// the primary it deposes (out of routing until it rejoins as a replica) and RoleRestored for
-  /// `next` when it was flagged, then the topology's change, then `promoted` (what the caller
-  /// resets), then routing takes `next` in unless it is down (its next good probe does). When
+  /// `next` when it was flagged, then the topology's change, then the lag tracker starts afresh
+  /// (LagTracker::reset: whoever promotes, the manager or the prober adopting a node promoted
+  /// elsewhere, a survivor is never read against the old primary's history), then routing takes
+  /// `next` in unless it is down (its next good probe does). When
   /// `next` is the primary already (also when made so meanwhile by a direct Topology call), only
   /// the last step. False, with no event published, when `next` is not a replica (removed).
-  bool promotion(int next, const std::string& why, const std::function<void()>& promoted = {});
+  bool promotion(int next, const std::string& why);
   /// True while `node`'s last role event is RoleMismatch.
   bool mismatched(int node);
   /// A read that lost its connection to `node` runs attempt `attempt` on `next`.

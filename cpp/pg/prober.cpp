@@ -434,7 +434,7 @@ bool Prober::adopt(const Slot& s) {
   if (timeline == 0 || timeline <= primary_timeline || (primary_timeline == 0 && !primary_failed)) return false;
   // Promoted meanwhile by the manager of this process: promotion() only routes it in.
   const std::string why = "found out of recovery on timeline " + std::to_string(timeline) + ", newer than the primary's";
-  return events_.promotion(s.node, why, [&] { tracker_->reset(); });
+  return events_.promotion(s.node, why);
 }
 
 void Prober::cut_deposed() {
